@@ -1,0 +1,101 @@
+"""The one error hierarchy of the daemon (SPEC 7.2).
+
+    FlowError
+    ├── RecoverableError       answered to whoever asked, logged; the loop goes on
+    │   ├── BadRequest         malformed, oversized, wrong version, unknown type
+    │   ├── UnknownRun         no run matches the id, prefix or name
+    │   ├── UnknownNode        no node of that id in the run
+    │   ├── RunNotActive       the run has already ended
+    │   ├── DataflowInvalid    the YAML file failed validation (carries every problem)
+    │   ├── NodeSpawnFailed    one node could not be started
+    │   └── AuxiliaryFailure   logs, streaming, recording: never decides a result
+    └── FatalError             stops every node cleanly, exits non-zero
+        ├── ControlSocketUnavailable   cannot bind the control socket
+        ├── StateStoreUnusable         the SQLite store cannot be opened at start
+        └── BrokenInvariant            the daemon's own bookkeeping is wrong
+
+The fatal list is exactly the three classes above; anything else is recoverable.
+"""
+
+from __future__ import annotations
+
+
+class FlowError(Exception):
+    """Root of every error flow raises on purpose."""
+
+
+class RecoverableError(FlowError):
+    """An error that is answered and logged while the daemon goes on."""
+
+
+class BadRequest(RecoverableError):
+    """A control request that cannot be understood."""
+
+
+class UnknownRun(RecoverableError):
+    """No run matches the given id, prefix or name."""
+
+    def __init__(self, run: str, detail: str | None = None) -> None:
+        self.run = run
+        super().__init__(detail or f"no run with ID or name {run!r}")
+
+
+class UnknownNode(RecoverableError):
+    """No node of that id in the run."""
+
+    def __init__(self, run: str, node: str) -> None:
+        self.run = run
+        self.node = node
+        super().__init__(f"no node {node!r} in dataflow {run}")
+
+
+class RunNotActive(RecoverableError):
+    """The run has already ended."""
+
+    def __init__(self, run: str, status: str) -> None:
+        self.run = run
+        self.status = status
+        super().__init__(f"run {run} is not active (it is {status})")
+
+
+class DataflowInvalid(RecoverableError):
+    """A dataflow file failed validation; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class NodeSpawnFailed(RecoverableError):
+    """One node's process could not be started."""
+
+    def __init__(self, node: str, cause: str) -> None:
+        self.node = node
+        super().__init__(f"node {node!r} could not be started: {cause}")
+
+
+class AuxiliaryFailure(RecoverableError):
+    """Side work (logs, streaming, recording) failed; the run's result is unaffected."""
+
+
+class FatalError(FlowError):
+    """An error after which the daemon stops every node and exits non-zero."""
+
+
+class ControlSocketUnavailable(FatalError):
+    """The control socket cannot be bound."""
+
+
+class StateStoreUnusable(FatalError):
+    """The SQLite state store cannot be opened or used."""
+
+
+class BrokenInvariant(FatalError):
+    """The daemon's own bookkeeping contradicts itself."""
+
+
+FATAL_ERRORS: tuple[type[FatalError], ...] = (
+    ControlSocketUnavailable,
+    StateStoreUnusable,
+    BrokenInvariant,
+)

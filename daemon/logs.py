@@ -1,0 +1,100 @@
+"""Writing node logs to `runs/<uuid>/logs/<node>.log`, rotated; auxiliary work (SPEC 7.3).
+
+A write that fails (disk full, permission) never reaches the node or the run's result: the
+line is counted as dropped, the run is marked degraded, and writing is retried later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import attrs
+
+from daemon.logformat import LogRecord
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_BYTES = int(os.environ.get("FLOW_LOG_MAX_BYTES", str(16 << 20)))
+BACKUPS = 3
+REOPEN_AFTER_S = 2.0
+
+Degrade = Callable[[str], None]
+Tee = Callable[[str, LogRecord], None]
+
+
+@attrs.define(eq=False)
+class NodeLog:
+    """The log file of one node of one run."""
+
+    path: Path
+    node_id: str
+    on_failure: Degrade
+    tee: Tee | None = None
+    max_bytes: int = MAX_LOG_BYTES
+    dropped: int = 0
+    _file: TextIO | None = None
+    _size: int = 0
+    _failed_at: float | None = None
+
+    def write(self, record: LogRecord) -> None:
+        if self.tee is not None:
+            try:
+                self.tee(self.node_id, record)
+            except Exception as exc:  # a broken terminal must not stop the node
+                self.on_failure(f"streaming: {exc}")
+        line = record.to_json() + "\n"
+        try:
+            handle = self._open()
+            if handle is None:
+                self.dropped += 1
+                return
+            if self._size + len(line) > self.max_bytes:
+                handle = self._rotate()
+            handle.write(line)
+            handle.flush()
+            self._size += len(line)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _open(self) -> TextIO | None:
+        if self._file is not None:
+            return self._file
+        if self._failed_at is not None and time.monotonic() - self._failed_at < REOPEN_AFTER_S:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8", errors="replace")
+        self._size = self._file.tell()
+        self._failed_at = None
+        return self._file
+
+    def _rotate(self) -> TextIO:
+        self.close()
+        for index in range(BACKUPS - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self.path.exists():
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        handle = self._open()
+        assert handle is not None  # _failed_at was clear: _open opens
+        return handle
+
+    def _fail(self, exc: OSError) -> None:
+        self.dropped += 1
+        self.close()
+        self._failed_at = time.monotonic()
+        log.warning("log %s: %s", self.path, exc)
+        self.on_failure(f"logs: {exc.strerror or exc}")
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None

@@ -1,0 +1,209 @@
+"""The daemon's root: bind sockets, open the store, run the root nursery, exit on fatal errors.
+
+Two catch points (SPEC 7.2): per request in `control`, and here around the root nursery.
+Signals become the ordinary shutdown path, so there is one way to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+import zmq
+
+from daemon import paths
+from daemon.control import ControlServer
+from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
+from daemon.handlers import handlers, stop_all
+from daemon.node_channel import NodeChannel, bind_router
+from daemon.protocol import SOCKET_MAX_MSG_BYTES
+from daemon.runtime import Runtime, serve_nursery
+from daemon.store import Store
+from daemon.zmq_trio import SocketOwner
+
+log = logging.getLogger("daemon")
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+def prepare_socket_dir(folder: Path) -> None:
+    """Create the private socket folder (0700) and refuse one that is not ours (SPEC 10)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+        if info.st_uid != os.getuid():
+            raise ControlSocketUnavailable(f"socket folder {folder} belongs to another user")
+        os.chmod(folder, 0o700)
+    except OSError as exc:
+        raise ControlSocketUnavailable(f"cannot create socket folder {folder}: {exc}") from exc
+
+
+def other_daemon_pid(home: Path) -> int | None:
+    """The pid of a live daemon already serving this home, if any."""
+    try:
+        pid = int(paths.daemon_pid_file(home).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    if pid != os.getpid() and b"daemon" in cmdline:
+        return pid
+    return None
+
+
+def mark_interrupted_runs(store: Store) -> None:
+    """Runs left active by a daemon that died are recorded as failed, with why."""
+    for info in store.runs(include_ended=False):
+        store.update_run(
+            info["id"], status="failed", error="the daemon exited while the run was active"
+        )
+
+
+async def serve(home: Path, *, task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
+    os.umask(0o077)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateStoreUnusable(f"cannot create FLOW_HOME {home}: {exc}") from exc
+    other = other_daemon_pid(home)
+    if other is not None:
+        raise ControlSocketUnavailable(f"another flow daemon (pid {other}) serves {home}")
+    store = Store.open(paths.state_db(home))
+    mark_interrupted_runs(store)
+    sockets = paths.socket_dir(home)
+    prepare_socket_dir(sockets)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        try:
+            control = bind_router(context, paths.control_endpoint(home))
+            control.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
+            nodes = bind_router(context, paths.nodes_endpoint(home))
+            nodes.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
+        except (zmq.ZMQError, OSError) as exc:
+            raise ControlSocketUnavailable(
+                f"cannot bind the control socket in {sockets}: {exc}"
+            ) from exc
+        paths.daemon_pid_file(home).write_text(f"{os.getpid()}\n")
+        try:
+            async with trio.open_nursery() as root:
+                rt = await _open_runtime(root, home, sockets, store, control, nodes)
+                task_status.started(rt)
+        finally:
+            _remove_pid_file(home)
+    finally:
+        context.destroy(linger=0)
+        _remove_sockets(sockets)
+        store.close()
+
+
+async def _open_runtime(
+    root: trio.Nursery,
+    home: Path,
+    sockets: Path,
+    store: Store,
+    control: zmq.Socket[bytes],
+    nodes: zmq.Socket[bytes],
+) -> Runtime:
+    runs_nursery = await root.start(serve_nursery)
+    requests_nursery = await root.start(serve_nursery)
+    rt = Runtime(
+        home=home,
+        socket_dir=sockets,
+        store=store,
+        nodes_endpoint=paths.nodes_endpoint(home),
+        nursery=runs_nursery,
+    )
+    nodes_owner = SocketOwner(nodes)
+    rt.channel = NodeChannel(owner=nodes_owner, find_slot=rt.find_slot)
+    control_owner = SocketOwner(control)
+    server = ControlServer(
+        owner=control_owner, runtime=rt, handlers=handlers(), nursery=requests_nursery
+    )
+    root.start_soon(nodes_owner.serve, rt.channel.on_message)
+    root.start_soon(control_owner.serve, server.on_message)
+    root.start_soon(_watch_signals, rt)
+    root.start_soon(_shutdown_when_asked, rt, root)
+    log.info("flow daemon %d serving %s", os.getpid(), home)
+    return rt
+
+
+async def _watch_signals(rt: Runtime) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s: stopping every run", signal.Signals(signum).name)
+            await stop_all(rt, {"grace": SHUTDOWN_GRACE_S, "force": False})
+            rt.shutdown_requested.set()
+            return
+
+
+async def _shutdown_when_asked(rt: Runtime, root: trio.Nursery) -> None:
+    await rt.shutdown_requested.wait()
+    await trio.sleep(0.1)  # let the shutdown reply leave before the sockets close
+    root.cancel_scope.cancel()
+
+
+def _remove_sockets(sockets: Path) -> None:
+    for name in (paths.CONTROL_SOCKET, paths.NODES_SOCKET):
+        path = sockets / name
+        if path.is_socket():
+            path.unlink(missing_ok=True)
+    try:
+        sockets.rmdir()
+    except OSError:
+        pass  # not empty: what is left is not ours to remove
+
+
+def _remove_pid_file(home: Path) -> None:
+    try:
+        if paths.daemon_pid_file(home).read_text().strip() == str(os.getpid()):
+            paths.daemon_pid_file(home).unlink()
+    except OSError:
+        pass
+
+
+def find_fatal(exc: BaseException) -> FatalError | None:
+    """The fatal error inside a (possibly grouped) exception, if there is one."""
+    if isinstance(exc, FatalError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_fatal(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def setup_logging(home: Path) -> None:
+    handler: logging.Handler
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(paths.daemon_log(home), encoding="utf-8")
+    except OSError:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("FLOW_DAEMON_LOG_LEVEL", "INFO").upper())
+
+
+def run_daemon(home: Path) -> int:
+    """Serve until shut down; returns the exit status."""
+    setup_logging(home)
+    try:
+        trio.run(serve, home)
+    except BaseException as exc:
+        fatal = find_fatal(exc)
+        if fatal is None:
+            if isinstance(exc, KeyboardInterrupt):
+                return 130
+            log.critical("daemon crashed", exc_info=exc)
+            print(f"flow daemon: fatal: {exc!r}", file=sys.stderr)
+            return 1
+        log.critical("fatal: %s", fatal)
+        print(f"flow daemon: fatal: {fatal}", file=sys.stderr)
+        return 1
+    log.info("flow daemon %d stopped", os.getpid())
+    return 0

@@ -1,0 +1,75 @@
+"""The daemon's end of the node channel: hello, bye, and messages to nodes (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import zmq
+
+from node_sdk.wire import decode_control, encode_control
+
+from daemon.node_process import NodeSlot
+from daemon.zmq_trio import Frames, SocketOwner
+
+log = logging.getLogger(__name__)
+
+FindSlot = Callable[[str, str], NodeSlot | None]
+
+
+@attrs.define(eq=False)
+class NodeChannel:
+    """Routes node messages to their slots; refuses older generations."""
+
+    owner: SocketOwner
+    find_slot: FindSlot
+
+    def send(self, identity: bytes, message: dict[str, Any]) -> None:
+        self.owner.send([identity, encode_control(message)])
+
+    def on_message(self, frames: Frames) -> None:
+        if len(frames) != 2:
+            log.warning("node channel: dropped a message of %d frames", len(frames))
+            return
+        identity, payload = frames
+        try:
+            run_id, node_id, generation_text = identity.decode().split("/")
+            generation = int(generation_text)
+            message = decode_control(payload)
+        except (UnicodeDecodeError, ValueError) as exc:
+            log.warning("node channel: dropped a malformed message: %s", exc)
+            return
+        slot = self.find_slot(run_id, node_id)
+        if slot is None:
+            log.warning("node channel: message from unknown node %s of run %s", node_id, run_id)
+            return
+        if generation != slot.generation:
+            log.warning(
+                "run %s: node %s: refused %s from generation %d (current %d)",
+                run_id,
+                node_id,
+                message.get("t"),
+                generation,
+                slot.generation,
+            )
+            return
+        kind = message.get("t")
+        if kind == "hello":
+            slot.mark_connected()
+            if slot.run.released:
+                # a node that joins after the barrier (restart) is released at once
+                self.send(identity, {"t": "start"})
+        elif kind == "bye":
+            slot.said_bye = True
+        else:
+            log.warning("run %s: node %s: unknown message %r", run_id, node_id, kind)
+
+
+def bind_router(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    socket = context.socket(zmq.ROUTER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+    socket.bind(endpoint)
+    return socket

@@ -1,0 +1,63 @@
+"""Where flow keeps its files and sockets (SPEC 9); pure, shared by daemon and CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+CONTROL_SOCKET = "control"
+NODES_SOCKET = "nodes"
+
+
+def flow_home() -> Path:
+    """The state folder: `$FLOW_HOME`, else `~/.local/state/flow`."""
+    env = os.environ.get("FLOW_HOME")
+    home = Path(env) if env else Path.home() / ".local" / "state" / "flow"
+    return home.expanduser().resolve()
+
+
+def socket_dir(home: Path) -> Path:
+    """A private folder short enough for the 107-byte `ipc://` limit, unique per home."""
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:10]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir() and os.access(runtime, os.W_OK):
+        return Path(runtime) / f"flow-{digest}"
+    return Path("/tmp") / f"flow-{os.getuid()}-{digest}"
+
+
+def control_endpoint(home: Path) -> str:
+    return f"ipc://{socket_dir(home) / CONTROL_SOCKET}"
+
+
+def nodes_endpoint(home: Path) -> str:
+    return f"ipc://{socket_dir(home) / NODES_SOCKET}"
+
+
+def run_socket_dir(home: Path, run_id: str) -> Path:
+    return socket_dir(home) / run_id.replace("-", "")[:12]
+
+
+def input_endpoint(home: Path, run_id: str, node_index: int, input_index: int) -> str:
+    return f"ipc://{run_socket_dir(home, run_id) / f'n{node_index}i{input_index}'}"
+
+
+def state_db(home: Path) -> Path:
+    return home / "state.db"
+
+
+def daemon_log(home: Path) -> Path:
+    return home / "daemon.log"
+
+
+def daemon_pid_file(home: Path) -> Path:
+    return home / "daemon.pid"
+
+
+def run_dir(home: Path, run_id: str) -> Path:
+    return home / "runs" / run_id
+
+
+def node_log(home: Path, run_id: str, node_id: str) -> Path:
+    # node ids are validated against [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, so they cannot escape
+    return run_dir(home, run_id) / "logs" / f"{node_id}.log"

@@ -1,0 +1,109 @@
+"""Wiring of a run: socket endpoints and each node's `FLOW_NODE_CONFIG` (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from daemon.descriptor import Dataflow, NodeSpec, OutputRef, Timer, expand_env
+
+DEFAULT_SHM_THRESHOLD = 64 * 1024
+
+
+def input_endpoints(df: Dataflow, run_sockets: Path) -> dict[tuple[str, str], str]:
+    """The endpoint each data input binds, keyed by (node id, input id).
+
+    Endpoints use positions, not ids, so that ids never become paths and stay short.
+    """
+    endpoints: dict[tuple[str, str], str] = {}
+    for n, node in enumerate(df.nodes):
+        for i, spec in enumerate(node.inputs):
+            if isinstance(spec.source, OutputRef):
+                endpoints[(node.id, spec.id)] = f"ipc://{run_sockets / f'n{n}i{i}'}"
+    return endpoints
+
+
+def node_config(
+    df: Dataflow,
+    node: NodeSpec,
+    *,
+    run_id: str,
+    run_name: str | None,
+    generation: int,
+    restarts: int,
+    daemon_endpoint: str,
+    descriptor_copy: Path,
+    endpoints: Mapping[tuple[str, str], str],
+    daemon_grace: float,
+) -> dict[str, Any]:
+    """The JSON configuration handed to one node process."""
+    inputs: dict[str, Any] = {}
+    for spec in node.inputs:
+        if isinstance(spec.source, Timer):
+            inputs[spec.id] = {"timer_ns": spec.source.period_ns}
+        else:
+            inputs[spec.id] = {
+                "endpoint": endpoints[(node.id, spec.id)],
+                "queue_size": spec.queue_size,
+                "policy": spec.queue_policy,
+                "sources": [f"{spec.source.node}/{spec.source.output}"],
+            }
+    outputs: dict[str, list[dict[str, Any]]] = {out: [] for out in node.outputs}
+    for receiver in df.nodes:
+        for spec in receiver.inputs:
+            source = spec.source
+            if isinstance(source, OutputRef) and source.node == node.id:
+                outputs[source.output].append(
+                    {
+                        "endpoint": endpoints[(receiver.id, spec.id)],
+                        "node": receiver.id,
+                        "input": spec.id,
+                        "policy": spec.queue_policy,
+                        "queue_size": spec.queue_size,
+                    }
+                )
+    return {
+        "run": run_id,
+        "run_name": run_name,
+        "node": node.id,
+        "generation": generation,
+        "restarts": restarts,
+        "daemon": daemon_endpoint,
+        "descriptor": str(descriptor_copy),
+        "config": dict(node.raw),
+        "inputs": inputs,
+        "outputs": outputs,
+        "shm_threshold": DEFAULT_SHM_THRESHOLD,
+        "daemon_grace_s": daemon_grace,
+    }
+
+
+def node_environment(
+    df: Dataflow,
+    node: NodeSpec,
+    base: Mapping[str, str],
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    """Caller's (or daemon's) environment < dataflow `env` < `--env` < node `env`."""
+    env = dict(base)
+    for layer in (df.env, extra, node.env):
+        for key, value in layer.items():
+            env[key] = expand_env(value, env)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def node_argv(node: NodeSpec) -> list[str]:
+    """The command line of a node: `.py` files run with flow's own interpreter, unbuffered."""
+    if node.executable is None:
+        raise ValueError(f"node {node.id!r} has no executable")
+    if node.is_python:
+        return [sys.executable, "-u", node.executable, *node.args]
+    return [node.executable, *node.args]
+
+
+def base_environment() -> dict[str, str]:
+    return dict(os.environ)

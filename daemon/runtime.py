@@ -1,0 +1,161 @@
+"""The daemon's live state: its runs, store and node channel, and starting a run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from daemon.descriptor import Dataflow, parse_dataflow
+from daemon.errors import BadRequest, DataflowInvalid, RunNotActive, UnknownRun
+from daemon.logs import Tee
+from daemon.node_channel import NodeChannel
+from daemon.node_process import NodeSlot
+from daemon.states import RunStatus
+from daemon.store import Store
+from daemon.supervisor import Run, supervise
+
+log = logging.getLogger(__name__)
+
+MAX_YAML_BYTES = 1 << 20
+
+
+def new_run_id() -> str:
+    """A UUID v7: time-ordered, so ids sort by start (SPEC 0)."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+@attrs.define(eq=False)
+class Runtime:
+    """Everything a request handler may touch."""
+
+    home: Path
+    socket_dir: Path
+    store: Store
+    nodes_endpoint: str
+    nursery: trio.Nursery
+    channel: NodeChannel | None = None
+    runs: dict[str, Run] = attrs.field(factory=dict)
+    started_at: float = attrs.field(factory=time.time)
+    base_env: dict[str, str] = attrs.field(factory=lambda: dict(os.environ))
+    origin: str = "daemon"
+    tee: Tee | None = None
+    degraded: list[str] = attrs.field(factory=list)
+    shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
+
+    def find_slot(self, run_id: str, node_id: str) -> NodeSlot | None:
+        run = self.runs.get(run_id)
+        return None if run is None else run.slots.get(node_id)
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """The run info a RUN argument names: a UUID, a unique prefix, or a name."""
+        if not ref or len(ref) > 200:
+            raise BadRequest("a run reference must be 1 to 200 characters")
+        matches = self.store.find_runs(ref)
+        exact = [m for m in matches if m["id"] == ref]
+        if exact:
+            return exact[0]
+        named = [m for m in matches if m["name"] == ref]
+        if named:
+            active = [m for m in named if m["status"] in ("starting", "running")]
+            return (active or named)[0]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UnknownRun(ref)
+        ids = ", ".join(m["id"][:13] for m in matches[:5])
+        raise UnknownRun(ref, f"run reference {ref!r} is ambiguous: {ids}")
+
+    def live_run(self, ref: str) -> Run:
+        info = self.resolve(ref)
+        run = self.runs.get(info["id"])
+        if run is None or not run.status.active:
+            raise RunNotActive(info["id"], info["status"])
+        return run
+
+    def load(self, path: str, text: str) -> Dataflow:
+        if len(text.encode()) > MAX_YAML_BYTES:
+            raise DataflowInvalid([f"{path}: file is larger than {MAX_YAML_BYTES} bytes"])
+        return parse_dataflow(Path(path), text)
+
+    async def start_run(
+        self, path: str, text: str, name: str | None, env: dict[str, str]
+    ) -> Run:
+        """Validate, record, and start a run; returns once every node is spawned."""
+        dataflow = self.load(path, text)
+        run_id = new_run_id()
+        run_name = name or dataflow.name
+        assert self.channel is not None
+        run = Run(
+            id=run_id,
+            name=run_name,
+            dataflow=dataflow,
+            store=self.store,
+            home=self.home,
+            sockets=self.socket_dir / run_id.replace("-", "")[:12],
+            daemon_endpoint=self.nodes_endpoint,
+            send=self.channel.send,
+            base_env=self.base_env,
+            extra_env=env,
+            tee=self.tee,
+        )
+        self.store.create_run(
+            run_id,
+            run_name,
+            str(dataflow.path),
+            [(n.id, "dynamic" if n.is_dynamic else "pending") for n in dataflow.nodes],
+            self.origin,
+            env,
+        )
+        try:
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            run.descriptor_copy.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            run.mark_degraded(f"recording: {exc.strerror or exc}")
+        self.runs[run_id] = run
+        log.info("run %s (%s) starting: %s", run_id, run_name, dataflow.path)
+        await self.nursery.start(self._supervise, run)
+        return run
+
+    async def _supervise(self, run: Run, *, task_status: trio.TaskStatus[None]) -> None:
+        try:
+            await supervise(run, task_status=task_status)
+        finally:
+            # keep finished runs out of memory; the store has them
+            self.runs.pop(run.id, None)
+
+    async def stop_run(self, run: Run, grace: float, force: bool) -> None:
+        await run.stop(0.0 if force else grace)
+        await run.done.wait()
+
+    def wait_info(self, run_id: str) -> dict[str, Any]:
+        info = self.store.run(run_id)
+        if info is None:
+            raise UnknownRun(run_id)
+        return info
+
+    def active_runs(self) -> list[Run]:
+        return [r for r in self.runs.values() if r.status.active or not r.done.is_set()]
+
+    def check_status(self, run: Run) -> RunStatus:
+        return run.status
+
+
+async def serve_nursery(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    """A nursery that lives until cancelled, for tasks started later (runs, requests)."""
+    async with trio.open_nursery() as nursery:
+        task_status.started(nursery)
+        await trio.sleep_forever()

@@ -1,0 +1,53 @@
+"""Every state a run and a node can be in, and why each transition happens.
+
+Run:
+    starting  -> running     every spawned node connected (start barrier released)
+    starting  -> failed      a node did not connect within start_timeout (all stopped)
+    running   -> succeeded   every non-dynamic node exited, none failed
+    running   -> failed      every non-dynamic node exited, at least one failed
+    running   -> stopped     every non-dynamic node exited after a stop request
+    any live  -> stopped     the daemon shut down (`flow down`): never recovered
+
+Node:
+    pending   -> running     its process was spawned (generation + 1, recorded first)
+    running   -> succeeded   exited 0
+    running   -> failed      exited non-zero or by a signal we did not send, or could not spawn
+    running   -> stopped     exited after STOP or SIGTERM during a stop
+    running   -> killed      needed SIGKILL after the grace (it ignored STOP and SIGTERM)
+    dynamic                  `path: dynamic`: never spawned by the daemon
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (RunStatus.STARTING, RunStatus.RUNNING)
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    KILLED = "killed"
+    DYNAMIC = "dynamic"
+
+    @property
+    def finished(self) -> bool:
+        return self in (
+            NodeStatus.SUCCEEDED,
+            NodeStatus.STOPPED,
+            NodeStatus.FAILED,
+            NodeStatus.KILLED,
+        )

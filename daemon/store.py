@@ -1,0 +1,193 @@
+"""Durable state in SQLite (`$FLOW_HOME/state.db`, WAL): runs, nodes, events.
+
+Every write is one transaction, so a crash leaves either the old or the new state. Calls
+are short and local, so they run inline in the trio thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from daemon.errors import StateStoreUnusable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    status TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created REAL NOT NULL,
+    ended REAL,
+    error TEXT,
+    degraded TEXT,
+    origin TEXT NOT NULL DEFAULT 'daemon',
+    env TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    node_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER,
+    signal TEXT,
+    stderr_tail TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (run_id, node_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT,
+    node_id TEXT,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
+"""
+
+NODE_FIELDS = ("status", "generation", "pid", "restarts", "exit_code", "signal", "stderr_tail")
+RUN_FIELDS = ("status", "ended", "error", "degraded", "name")
+
+
+@attrs.define(eq=False)
+class Store:
+    """The daemon's SQLite connection."""
+
+    path: Path
+    db: sqlite3.Connection
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating) the store; any failure is fatal at start (SPEC 7.2)."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            db.execute("SELECT count(*) FROM runs").fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise StateStoreUnusable(f"state store {path} cannot be opened: {exc}") from exc
+        return cls(path=path, db=db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _write(self, sql: str, params: Iterable[Any]) -> None:
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise StateStoreUnusable(f"state store {self.path} write failed: {exc}") from exc
+
+    def create_run(
+        self,
+        run_id: str,
+        name: str | None,
+        path: str,
+        node_ids: list[tuple[str, str]],
+        origin: str,
+        env: dict[str, str],
+    ) -> None:
+        """Record a new run and its nodes (id, initial status) in one transaction."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "INSERT INTO runs (id, name, status, path, created, origin, env)"
+                    " VALUES (?, ?, 'starting', ?, ?, ?, ?)",
+                    (run_id, name, path, time.time(), origin, json.dumps(env)),
+                )
+                self.db.executemany(
+                    "INSERT INTO nodes (run_id, node_id, position, status) VALUES (?, ?, ?, ?)",
+                    [(run_id, nid, i, status) for i, (nid, status) in enumerate(node_ids)],
+                )
+        except sqlite3.Error as exc:
+            raise StateStoreUnusable(f"state store {self.path} write failed: {exc}") from exc
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(RUN_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown run fields {sorted(unknown)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._write(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
+
+    def update_node(self, run_id: str, node_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(NODE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown node fields {sorted(unknown)}")
+        if "stderr_tail" in fields:
+            fields["stderr_tail"] = json.dumps(list(fields["stderr_tail"]))
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._write(
+            f"UPDATE nodes SET {sets} WHERE run_id = ? AND node_id = ?",
+            [*fields.values(), run_id, node_id],
+        )
+
+    def add_event(self, run_id: str | None, node_id: str | None, kind: str, detail: str) -> None:
+        self._write(
+            "INSERT INTO events (run_id, node_id, time, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            [run_id, node_id, time.time(), kind, detail],
+        )
+
+    def run_env(self, run_id: str) -> dict[str, str]:
+        row = self.db.execute("SELECT env FROM runs WHERE id = ?", (run_id,)).fetchone()
+        env = json.loads(row["env"]) if row is not None else {}
+        return {str(k): str(v) for k, v in env.items()}
+
+    def runs(self, *, include_ended: bool) -> list[dict[str, Any]]:
+        where = "" if include_ended else "WHERE status IN ('starting', 'running')"
+        rows = self.db.execute(f"SELECT * FROM runs {where} ORDER BY created").fetchall()
+        return [self._run_info(row) for row in rows]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else self._run_info(row)
+
+    def find_runs(self, ref: str) -> list[dict[str, Any]]:
+        """Runs whose id is `ref`, starts with `ref`, or whose name is `ref` (newest first)."""
+        rows = self.db.execute(
+            "SELECT * FROM runs WHERE id = ? OR name = ? OR id LIKE ? ORDER BY created DESC",
+            (ref, ref, ref.replace("%", "").replace("_", "") + "%"),
+        ).fetchall()
+        return [self._run_info(row) for row in rows]
+
+    def _run_info(self, row: sqlite3.Row) -> dict[str, Any]:
+        nodes = self.db.execute(
+            "SELECT * FROM nodes WHERE run_id = ? ORDER BY position", (row["id"],)
+        ).fetchall()
+        return {
+            "id": row["id"],
+            "name": row["name"],
+            "status": row["status"],
+            "path": row["path"],
+            "created": row["created"],
+            "ended": row["ended"],
+            "error": row["error"],
+            "degraded": row["degraded"],
+            "origin": row["origin"],
+            "nodes": [
+                {
+                    "id": n["node_id"],
+                    "status": n["status"],
+                    "pid": n["pid"],
+                    "generation": n["generation"],
+                    "restarts": n["restarts"],
+                    "exit_code": n["exit_code"],
+                    "signal": n["signal"],
+                    "stderr_tail": json.loads(n["stderr_tail"]),
+                }
+                for n in nodes
+            ],
+        }
