@@ -1,0 +1,16 @@
+"""Test node: send 1, 2, 3... on `count` at every tick; stop after COUNT values (0: never)."""
+
+import os
+
+from node_sdk import Node
+
+limit = int(os.environ.get("COUNT", "0"))
+sent = 0
+with Node() as node:
+    for event in node:
+        if event["type"] == "INPUT":
+            sent += 1
+            node.send_output("count", str(sent))
+            if limit and sent >= limit:
+                break
+print(f"counter sent {sent}", flush=True)

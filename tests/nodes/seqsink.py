@@ -1,0 +1,23 @@
+"""Test node: print every value with its sequence number; count gaps and repeats."""
+
+from node_sdk import Node
+
+last: dict[str, int] = {}
+gaps = repeats = received = 0
+with Node() as node:
+    for event in node:
+        if event["type"] == "INPUT":
+            received += 1
+            seq = event["seq"]
+            previous = last.get(event["id"], 0)
+            if seq <= previous:
+                repeats += 1
+            elif seq != previous + 1:
+                gaps += seq - previous - 1
+            last[event["id"]] = seq
+            print(f"got {event['id']} {event['value']} seq {seq}", flush=True)
+        elif event["type"] == "INPUT_CLOSED":
+            print(f"closed {event['id']}", flush=True)
+        elif event["type"] == "STOP":
+            print(f"stop {event['id']}", flush=True)
+print(f"summary received={received} gaps={gaps} repeats={repeats}", flush=True)
