@@ -67,7 +67,9 @@ class ControlServer:
         except Exception as exc:
             # Not on the fatal list, so recoverable by definition (SPEC 7.2).
             log.exception("control: %s %s raised", request.type, request.id)
-            self._reply(envelope, encode_error(request.id, RecoverableError(f"internal error: {exc!r}")))
+            self._reply(
+                envelope, encode_error(request.id, RecoverableError(f"internal error: {exc!r}"))
+            )
         else:
             self._reply(envelope, encode_reply(request.id, body))
         finally:

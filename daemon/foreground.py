@@ -41,7 +41,10 @@ async def run_foreground(
     tee: Tee,
     grace: float = DEFAULT_GRACE_S,
 ) -> dict[str, Any]:
-    """Run one dataflow to its end; returns its run info. Ctrl-C stops it (twice: at once)."""
+    """Run one dataflow to its end; returns its run info. Ctrl-C stops it (twice: at once).
+
+    `path` must be absolute (the caller resolves it, outside the event loop).
+    """
     home = paths.flow_home()
     home.mkdir(parents=True, exist_ok=True)
     store = Store.open(paths.state_db(home))
@@ -59,13 +62,14 @@ async def run_foreground(
                 store=store,
                 nodes_endpoint=f"ipc://{sockets / paths.NODES_SOCKET}",
                 nursery=runs_nursery,
+                context=context,
                 origin="foreground",
                 tee=tee,
             )
             owner = SocketOwner(nodes)
             rt.channel = NodeChannel(owner=owner, find_slot=rt.find_slot)
             root.start_soon(owner.serve, rt.channel.on_message)
-            run = await rt.start_run(str(path.resolve()), text, None, env)
+            run = await rt.start_run(str(path), text, None, env)
             root.start_soon(_stop_on_signals, run, grace)
             if stop_after is not None:
                 root.start_soon(_stop_after, run, stop_after, grace)

@@ -11,7 +11,7 @@ import trio
 
 from daemon import __version__
 from daemon.errors import BadRequest, BrokenInvariant
-from daemon.protocol import field_bool, field_float, field_str
+from daemon.protocol import field_bool, field_float, field_optional_str, field_str
 from daemon.runtime import Runtime
 from daemon.supervisor import DEFAULT_GRACE_S
 
@@ -43,13 +43,12 @@ async def status(rt: Runtime, body: Body) -> Body:
 async def start(rt: Runtime, body: Body) -> Body:
     path = field_str(body, "path")
     text = field_str(body, "text")
-    name = field_str(body, "name", optional=True)
+    name = field_optional_str(body, "name")
     env = body.get("env") or {}
     if not isinstance(env, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
         raise BadRequest("field 'env' must map strings to strings")
-    assert path is not None and text is not None
     if not os.path.isabs(path):
         raise BadRequest(f"path {path!r} must be absolute")
     run = await rt.start_run(path, text, name, env)
@@ -58,9 +57,7 @@ async def start(rt: Runtime, body: Body) -> Body:
 
 async def stop(rt: Runtime, body: Body) -> Body:
     ref = field_str(body, "run")
-    assert ref is not None
     grace = field_float(body, "grace", DEFAULT_GRACE_S)
-    assert grace is not None
     run = rt.live_run(ref)
     await rt.stop_run(run, grace, field_bool(body, "force"))
     return {"run": rt.wait_info(run.id)}
@@ -68,7 +65,6 @@ async def stop(rt: Runtime, body: Body) -> Body:
 
 async def stop_all(rt: Runtime, body: Body) -> Body:
     grace = field_float(body, "grace", DEFAULT_GRACE_S)
-    assert grace is not None
     force = field_bool(body, "force")
     runs = rt.active_runs()
     async with trio.open_nursery() as nursery:
@@ -79,7 +75,6 @@ async def stop_all(rt: Runtime, body: Body) -> Body:
 
 async def restart(rt: Runtime, body: Body) -> Body:
     ref = field_str(body, "run")
-    assert ref is not None
     info = rt.resolve(ref)
     live = rt.runs.get(info["id"])
     if live is not None and live.status.active:
@@ -99,8 +94,7 @@ async def list_runs(rt: Runtime, body: Body) -> Body:
 
 async def logs(rt: Runtime, body: Body) -> Body:
     ref = field_str(body, "run")
-    assert ref is not None
-    node = field_str(body, "node", optional=True)
+    node = field_optional_str(body, "node")
     info = rt.resolve(ref)
     node_ids = [n["id"] for n in info["nodes"]]
     if node is not None:
@@ -113,8 +107,7 @@ async def logs(rt: Runtime, body: Body) -> Body:
 
 async def wait(rt: Runtime, body: Body) -> Body:
     ref = field_str(body, "run")
-    assert ref is not None
-    timeout = min(field_float(body, "timeout", 0.0) or 0.0, MAX_WAIT_S)
+    timeout = min(field_float(body, "timeout", 0.0), MAX_WAIT_S)
     info = rt.resolve(ref)
     run = rt.runs.get(info["id"])
     if run is not None:
@@ -126,7 +119,6 @@ async def wait(rt: Runtime, body: Body) -> Body:
 
 async def shutdown(rt: Runtime, body: Body) -> Body:
     grace = field_float(body, "grace", DEFAULT_GRACE_S)
-    assert grace is not None
     await stop_all(rt, {"grace": grace, "force": grace == 0})
     rt.shutdown_requested.set()
     return {}
@@ -157,4 +149,3 @@ def handlers() -> dict[str, Handler]:
     if os.environ.get("FLOW_TEST_HOOKS") == "1":
         return {**HANDLERS, **TEST_HANDLERS}
     return HANDLERS
-

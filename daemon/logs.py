@@ -6,6 +6,7 @@ line is counted as dropped, the run is marked degraded, and writing is retried l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -93,8 +94,6 @@ class NodeLog:
 
     def close(self) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._file.close()
-            except OSError:
-                pass
             self._file = None

@@ -6,6 +6,7 @@ Signals become the ordinary shutdown path, so there is one way to stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -62,12 +63,18 @@ def mark_interrupted_runs(store: Store) -> None:
         )
 
 
-async def serve(home: Path, *, task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
-    os.umask(0o077)
+def _prepare_home(home: Path) -> None:
+    os.umask(0o077)  # before any bind or file: only this user may use what we create
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StateStoreUnusable(f"cannot create FLOW_HOME {home}: {exc}") from exc
+
+
+async def serve(
+    home: Path, *, task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED
+) -> None:
+    _prepare_home(home)
     other = other_daemon_pid(home)
     if other is not None:
         raise ControlSocketUnavailable(f"another flow daemon (pid {other}) serves {home}")
@@ -89,7 +96,7 @@ async def serve(home: Path, *, task_status: trio.TaskStatus[Runtime] = trio.TASK
         paths.daemon_pid_file(home).write_text(f"{os.getpid()}\n")
         try:
             async with trio.open_nursery() as root:
-                rt = await _open_runtime(root, home, sockets, store, control, nodes)
+                rt = await _open_runtime(root, home, sockets, store, context, control, nodes)
                 task_status.started(rt)
         finally:
             _remove_pid_file(home)
@@ -104,6 +111,7 @@ async def _open_runtime(
     home: Path,
     sockets: Path,
     store: Store,
+    context: zmq.Context[zmq.Socket[bytes]],
     control: zmq.Socket[bytes],
     nodes: zmq.Socket[bytes],
 ) -> Runtime:
@@ -115,6 +123,7 @@ async def _open_runtime(
         store=store,
         nodes_endpoint=paths.nodes_endpoint(home),
         nursery=runs_nursery,
+        context=context,
     )
     nodes_owner = SocketOwner(nodes)
     rt.channel = NodeChannel(owner=nodes_owner, find_slot=rt.find_slot)
@@ -150,18 +159,14 @@ def _remove_sockets(sockets: Path) -> None:
         path = sockets / name
         if path.is_socket():
             path.unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):  # not empty: what is left is not ours to remove
         sockets.rmdir()
-    except OSError:
-        pass  # not empty: what is left is not ours to remove
 
 
 def _remove_pid_file(home: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         if paths.daemon_pid_file(home).read_text().strip() == str(os.getpid()):
             paths.daemon_pid_file(home).unlink()
-    except OSError:
-        pass
 
 
 def find_fatal(exc: BaseException) -> FatalError | None:

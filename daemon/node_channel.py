@@ -9,10 +9,9 @@ from typing import Any
 import attrs
 import zmq
 
-from node_sdk.wire import decode_control, encode_control
-
 from daemon.node_process import NodeSlot
 from daemon.zmq_trio import Frames, SocketOwner
+from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)
 

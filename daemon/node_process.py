@@ -20,6 +20,7 @@ import trio
 from daemon.descriptor import NodeSpec
 from daemon.logformat import record_from_output
 from daemon.states import NodeStatus
+from daemon.stdout_output import StdoutOutput
 
 if TYPE_CHECKING:
     from daemon.supervisor import Run
@@ -50,6 +51,7 @@ class NodeSlot:
     stop_requested: bool = False
     killed: bool = False
     process: trio.Process | None = None
+    stdout_output: StdoutOutput | None = None
     connected: trio.Event = attrs.field(factory=trio.Event)
     finished: trio.Event = attrs.field(factory=trio.Event)
     settled: trio.Event = attrs.field(factory=trio.Event)  # connected or exited
@@ -101,22 +103,28 @@ class NodeSlot:
             return
         self.process = process
         self.pid = process.pid
+        self.stdout_output = run.open_stdout_output(self)
         self.status = NodeStatus.RUNNING
         run.store.update_node(run.id, self.id, pid=process.pid, status="running")
         run.store.add_event(run.id, self.id, "spawn", f"pid {process.pid} gen {self.generation}")
         task_status.started()
         try:
             async with trio.open_nursery() as pumps:
-                assert process.stdout is not None and process.stderr is not None
-                pumps.start_soon(self._pump, process.stdout, "stdout")
-                pumps.start_soon(self._pump, process.stderr, "stderr")
+                assert process.stdout is not None
+                assert process.stderr is not None
+                drained = (trio.Event(), trio.Event())
+                pumps.start_soon(self._pump, process.stdout, "stdout", drained[0])
+                pumps.start_soon(self._pump, process.stderr, "stderr", drained[1])
                 await process.wait()
                 self.settled.set()
-                await self._reap_group(pumps)
+                await self._reap_group(pumps, drained)
         finally:
             if process.returncode is None:
                 with trio.CancelScope(shield=True):
                     await self.terminate(grace=run.cancel_grace)
+            if self.stdout_output is not None:
+                self.stdout_output.close()
+                self.stdout_output = None
         self._record_exit(process.returncode)
 
     def _finish_spawn_failure(self, cause: str) -> None:
@@ -127,8 +135,14 @@ class NodeSlot:
             self.run.id, self.id, status="failed", stderr_tail=list(self.stderr_tail)
         )
 
-    async def _pump(self, stream: trio.abc.ReceiveStream, name: str) -> None:
+    async def _pump(self, stream: trio.abc.ReceiveStream, name: str, drained: trio.Event) -> None:
         """Read one output stream line by line into the node's log."""
+        try:
+            await self._pump_lines(stream, name)
+        finally:
+            drained.set()
+
+    async def _pump_lines(self, stream: trio.abc.ReceiveStream, name: str) -> None:
         pending = b""
         while True:
             try:
@@ -152,20 +166,25 @@ class NodeSlot:
         record = record_from_output(stream, text)
         if stream == "stderr":
             self.stderr_tail.append(record.message)
+        elif self.stdout_output is not None:
+            self.stdout_output.send_line(record.message)
         self.run.log_line(self, record)
 
-    async def _reap_group(self, pumps: trio.Nursery) -> None:
+    async def _reap_group(
+        self, pumps: trio.Nursery, drained: tuple[trio.Event, trio.Event]
+    ) -> None:
         """Kill what the node left in its process group, then stop reading its pipes."""
         assert self.pid is not None
         if _signal_group(self.pid, signal.SIGTERM):
             with trio.move_on_after(GROUP_CLEANUP_S):
-                while _group_exists(self.pid):
+                # no event tells when a process group empties: poll it, bounded
+                while _group_exists(self.pid):  # noqa: ASYNC110
                     await trio.sleep(0.02)
             _signal_group(self.pid, signal.SIGKILL)
         with trio.move_on_after(GROUP_CLEANUP_S):
             # the pumps end at EOF once every holder of the pipes is gone
-            while len(pumps.child_tasks) > 0:
-                await trio.sleep(0.01)
+            for event in drained:
+                await event.wait()
         pumps.cancel_scope.cancel()
 
     async def terminate(self, grace: float) -> None:

@@ -115,16 +115,18 @@ def decode_reply(data: bytes) -> dict[str, Any]:
 
 
 # Body field helpers: a wrong type is the client's mistake, answered as BadRequest.
-def field_str(body: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
+def field_str(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
-    if value is None and optional:
-        return None
     if not isinstance(value, str):
         raise BadRequest(f"field {key!r} must be a string")
     return value
 
 
-def field_float(body: dict[str, Any], key: str, default: float | None) -> float | None:
+def field_optional_str(body: dict[str, Any], key: str) -> str | None:
+    return None if body.get(key) is None else field_str(body, key)
+
+
+def field_float(body: dict[str, Any], key: str, default: float) -> float:
     value = body.get(key, default)
     if value is None:
         return default

@@ -51,20 +51,9 @@ def node_config(
                 "policy": spec.queue_policy,
                 "sources": [f"{spec.source.node}/{spec.source.output}"],
             }
-    outputs: dict[str, list[dict[str, Any]]] = {out: [] for out in node.outputs}
-    for receiver in df.nodes:
-        for spec in receiver.inputs:
-            source = spec.source
-            if isinstance(source, OutputRef) and source.node == node.id:
-                outputs[source.output].append(
-                    {
-                        "endpoint": endpoints[(receiver.id, spec.id)],
-                        "node": receiver.id,
-                        "input": spec.id,
-                        "policy": spec.queue_policy,
-                        "queue_size": spec.queue_size,
-                    }
-                )
+    outputs = output_edges(df, node, endpoints)
+    # the daemon itself sends on `send_stdout_as`, so the node must neither send nor close it
+    outputs.pop(node.send_stdout_as or "", None)
     return {
         "run": run_id,
         "run_name": run_name,
@@ -79,6 +68,27 @@ def node_config(
         "shm_threshold": DEFAULT_SHM_THRESHOLD,
         "daemon_grace_s": daemon_grace,
     }
+
+
+def output_edges(
+    df: Dataflow, node: NodeSpec, endpoints: Mapping[tuple[str, str], str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per output of `node`: every receiving input, with its endpoint and queue policy."""
+    outputs: dict[str, list[dict[str, Any]]] = {out: [] for out in node.outputs}
+    for receiver in df.nodes:
+        for spec in receiver.inputs:
+            source = spec.source
+            if isinstance(source, OutputRef) and source.node == node.id:
+                outputs[source.output].append(
+                    {
+                        "endpoint": endpoints[(receiver.id, spec.id)],
+                        "node": receiver.id,
+                        "input": spec.id,
+                        "policy": spec.queue_policy,
+                        "queue_size": spec.queue_size,
+                    }
+                )
+    return outputs
 
 
 def node_environment(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import attrs
 import trio
+import zmq
 
 from daemon.descriptor import Dataflow, parse_dataflow
 from daemon.errors import BadRequest, DataflowInvalid, RunNotActive, UnknownRun
@@ -38,6 +40,11 @@ def new_run_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+def served_machines() -> frozenset[str]:
+    """The machine names this (single-machine) daemon serves: `local` and the host name."""
+    return frozenset({"local", socket.gethostname()})
+
+
 @attrs.define(eq=False)
 class Runtime:
     """Everything a request handler may touch."""
@@ -47,6 +54,7 @@ class Runtime:
     store: Store
     nodes_endpoint: str
     nursery: trio.Nursery
+    context: zmq.Context[zmq.Socket[bytes]]
     channel: NodeChannel | None = None
     runs: dict[str, Run] = attrs.field(factory=dict)
     started_at: float = attrs.field(factory=time.time)
@@ -89,11 +97,9 @@ class Runtime:
     def load(self, path: str, text: str) -> Dataflow:
         if len(text.encode()) > MAX_YAML_BYTES:
             raise DataflowInvalid([f"{path}: file is larger than {MAX_YAML_BYTES} bytes"])
-        return parse_dataflow(Path(path), text)
+        return parse_dataflow(Path(path), text, machines=served_machines())
 
-    async def start_run(
-        self, path: str, text: str, name: str | None, env: dict[str, str]
-    ) -> Run:
+    async def start_run(self, path: str, text: str, name: str | None, env: dict[str, str]) -> Run:
         """Validate, record, and start a run; returns once every node is spawned."""
         dataflow = self.load(path, text)
         run_id = new_run_id()
@@ -108,6 +114,7 @@ class Runtime:
             sockets=self.socket_dir / run_id.replace("-", "")[:12],
             daemon_endpoint=self.nodes_endpoint,
             send=self.channel.send,
+            context=self.context,
             base_env=self.base_env,
             extra_env=env,
             tee=self.tee,

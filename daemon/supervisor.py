@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import trio
+import zmq
 
 from daemon import routing
 from daemon.descriptor import Dataflow
@@ -21,6 +22,7 @@ from daemon.logformat import LogRecord
 from daemon.logs import NodeLog, Tee
 from daemon.node_process import NodeSlot
 from daemon.states import NodeStatus, RunStatus
+from daemon.stdout_output import StdoutOutput
 from daemon.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class Run:
     sockets: Path  # this run's socket folder
     daemon_endpoint: str
     send: SendToNode
+    context: zmq.Context[zmq.Socket[bytes]]
     base_env: dict[str, str]
     extra_env: dict[str, str]
     tee: Tee | None = None
@@ -107,6 +110,13 @@ class Run:
         env["FLOW_DATAFLOW"] = self.id
         return routing.node_argv(slot.spec), env
 
+    def open_stdout_output(self, slot: NodeSlot) -> StdoutOutput | None:
+        output = slot.spec.send_stdout_as
+        if output is None:
+            return None
+        edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints)[output]
+        return StdoutOutput.open(self.context, f"{slot.id}/{output}", slot.generation, edges)
+
     def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
         if slot.connected.is_set():
             self.send(slot.identity(), message)
@@ -149,7 +159,8 @@ class Run:
         for edge in downstream(self.dataflow, slot.id):
             target = self.slots[edge.target]
             self.send_to_node(
-                target, {"t": "upstream_done", "input": edge.input, "source": f"{slot.id}/{edge.output}"}
+                target,
+                {"t": "upstream_done", "input": edge.input, "source": f"{slot.id}/{edge.output}"},
             )
 
     def result_status(self) -> RunStatus:
@@ -165,7 +176,9 @@ class Run:
         return data
 
 
-async def supervise(run: Run, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def supervise(
+    run: Run, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Own a run from spawn to result; cancelled, it stops every node first."""
     run.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:

@@ -58,10 +58,10 @@ class SocketOwner:
 
     async def serve(self, on_message: Callable[[Frames], None]) -> None:
         """Pump the socket forever; `on_message` is called for each incoming message."""
-        fd = self.socket.getsockopt(zmq.FD)
+        fd = int(self.socket.getsockopt(zmq.FD))
         while True:
             self._flush()
-            events = self.socket.getsockopt(zmq.EVENTS)
+            events = int(self.socket.getsockopt(zmq.EVENTS))
             if events & zmq.POLLIN:
                 frames = self.socket.recv_multipart(flags=zmq.NOBLOCK)
                 on_message(frames)

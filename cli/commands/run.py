@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from daemon.foreground import run_foreground
     from daemon.logformat import LogRecord
 
-    path: Path = args.file
+    path: Path = args.file.resolve()
     try:
         if path.stat().st_size > MAX_YAML_BYTES:
             raise CliError(f"{path}: larger than {MAX_YAML_BYTES} bytes", BAD_INPUT)

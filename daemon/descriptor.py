@@ -1,0 +1,387 @@
+"""Dataflow files (dora-compatible YAML) read into a validated, frozen model (SPEC 2)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from daemon import descriptor_fields as f
+from daemon.descriptor_model import (
+    Dataflow,
+    Input,
+    NodeSpec,
+    OutputRef,
+    RestartPolicy,
+    Timer,
+)
+from daemon.errors import DataflowInvalid
+from daemon.yaml_lines import Loaded, YamlSyntaxError, load
+
+__all__ = [
+    "MAX_YAML_BYTES",
+    "Dataflow",
+    "Input",
+    "NodeSpec",
+    "OutputRef",
+    "RestartPolicy",
+    "Timer",
+    "expand_env",
+    "parse_dataflow",
+]
+
+MAX_YAML_BYTES = 1 << 20
+
+TOP_KEYS = frozenset({"nodes", "env", "name", "recover"})
+NODE_KEYS = frozenset({
+    "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
+    "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
+    "send_stdout_as", "deploy", "_unstable_deploy",
+})  # fmt: skip
+INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
+DEPLOY_KEYS = frozenset({"machine"})
+# Keys of dora's schema (1.x and older) that flow refuses by name instead of ignoring.
+DORA_TOP_KEYS = frozenset({
+    "deploy", "_unstable_deploy", "debug", "_unstable_debug", "communication",
+    "health_check_interval", "strict_types", "exit_when_nodes_finish", "type_rules",
+})  # fmt: skip
+DORA_NODE_KEYS = frozenset({
+    "operators", "operator", "custom", "source", "ros2", "git", "branch", "tag", "rev", "hub",
+    "module", "params", "path_sha256", "send_logs_as", "min_log_level", "max_log_size",
+    "max_rotated_files", "output_types", "input_types", "output_framing", "output_metadata",
+    "pattern", "shared_memory_pool_size", "health_check_timeout", "finish_grace_secs",
+    "cpu_affinity", "startup_timeout",
+})  # fmt: skip
+DORA_NODE_SOURCES = frozenset({"operators", "operator", "custom", "ros2", "hub", "module", "git"})
+DORA_INPUT_KEYS = frozenset({"input_timeout"})
+DORA_DEPLOY_KEYS = frozenset({"working_dir", "labels", "distribute"})
+RESTART_POLICIES = ("never", "on-failure", "always")
+QUEUE_POLICIES = ("drop_oldest", "backpressure")
+MAX_QUEUE_SIZE = 1_000_000
+
+Where = tuple[str | int, ...]  # a place in the file, e.g. ("nodes", 2, "inputs", "tick")
+
+
+_ENV_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand_env(value: str, environ: Mapping[str, str]) -> str:
+    """`$VAR` and `${VAR}` from `environ`; an unknown variable becomes empty, as in shells."""
+    return _ENV_RE.sub(lambda m: environ.get(m.group(1) or m.group(2), ""), value)
+
+
+def parse_dataflow(
+    path: Path,
+    text: str | None = None,
+    *,
+    machines: frozenset[str] | None = None,
+    check_paths: bool = True,
+) -> Dataflow:
+    """Read and validate a dataflow file; DataflowInvalid lists every problem at once.
+
+    `check_paths=False` skips the existence checks of node paths, for `flow build`, whose
+    build lines may be what creates them.
+    """
+    file = str(path)
+    if text is None:
+        text = _read(path)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
+        raise DataflowInvalid([f"{file}:1: the file is larger than {MAX_YAML_BYTES} bytes"])
+    try:
+        loaded = load(text)
+    except YamlSyntaxError as exc:
+        raise DataflowInvalid([f"{file}:{exc.line}: {exc.message}"]) from None
+    parser = _Parser(file, Path(os.path.abspath(path)), loaded, machines, check_paths)
+    return parser.parse()
+
+
+def _read(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise DataflowInvalid([f"{path}: cannot read the file: {exc.strerror}"]) from None
+    if len(data) > MAX_YAML_BYTES:
+        raise DataflowInvalid([f"{path}:1: the file is larger than {MAX_YAML_BYTES} bytes"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataflowInvalid([f"{path}:{line}: the file is not UTF-8 text"]) from None
+
+
+class _Parser:
+    """One pass over the loaded YAML, then the cross-node checks; problems pile up."""
+
+    def __init__(
+        self,
+        file: str,
+        path: Path,
+        loaded: Loaded,
+        machines: frozenset[str] | None,
+        check_paths: bool,
+    ) -> None:
+        self.path = path
+        self.check_paths = check_paths
+        self.loaded = loaded
+        self.machines = machines
+        self.report = f.Report(file, loaded.lines)
+        for where, line, message in loaded.problems:
+            self.report.add(where, message, line=line)
+
+    def parse(self) -> Dataflow:
+        top = self.loaded.value
+        report = self.report
+        if not isinstance(top, dict):
+            got = "empty" if top is None else f"{f.describe(top)}"
+            report.add((), f"a dataflow file must be a mapping with a 'nodes' list, got {got}")
+            raise DataflowInvalid(report.lines())
+        f.check_keys(report, top, (), TOP_KEYS, DORA_TOP_KEYS)
+        name = f.get_str(report, top, "name", ())
+        recover = f.get_bool(report, top, "recover", (), default=True)
+        env = f.env_map(report, top.get("env"), ("env",), self.loaded.texts)
+        nodes = self._nodes(top)
+        if report:
+            raise DataflowInvalid(report.lines())
+        return Dataflow(path=self.path, name=name, env=env, recover=recover, nodes=nodes)
+
+    def _nodes(self, top: dict[str, Any]) -> tuple[NodeSpec, ...]:
+        items = top.get("nodes")
+        if "nodes" not in top:
+            self.report.add(("nodes",), "required field missing", line=1)
+            return ()
+        if not isinstance(items, list) or not items:
+            got = "an empty list" if items == [] else f.describe(items)
+            self.report.add(("nodes",), f"expected a list of nodes, got {got}")
+            return ()
+        nodes: list[tuple[Where, NodeSpec]] = []
+        for index, item in enumerate(items):
+            where: Where = ("nodes", index)
+            if not isinstance(item, dict):
+                self.report.add(where, f"expected a node mapping, got {f.describe(item)}")
+                continue
+            nodes.append((where, self._node(item, where)))
+        self._check_ids(nodes)
+        self._check_links(nodes)
+        return tuple(node for _, node in nodes)
+
+    def _node(self, raw: dict[str, Any], where: Where) -> NodeSpec:
+        report = self.report
+        f.check_keys(report, raw, where, NODE_KEYS, DORA_NODE_KEYS)
+        node_id = f.get_str(report, raw, "id", where, required=True) or ""
+        if node_id and not f.ID_RE.fullmatch(node_id):
+            report.add((*where, "id"), f"invalid node id '{node_id}': {f.ID_RULE}")
+        # a dora operator/ros2/... node already got "not supported"; "path missing" is noise
+        needs_path = not (raw.keys() & DORA_NODE_SOURCES)
+        path = f.get_str(report, raw, "path", where, required=needs_path) or ""
+        outputs = self._outputs(raw.get("outputs"), (*where, "outputs"))
+        send_stdout_as = f.get_str(report, raw, "send_stdout_as", where)
+        if send_stdout_as is not None and send_stdout_as not in outputs:
+            report.add(
+                (*where, "send_stdout_as"),
+                f"'{send_stdout_as}' is not one of the node's outputs (declare it in outputs)",
+            )
+        return NodeSpec(
+            id=node_id,
+            name=f.get_str(report, raw, "name", where),
+            description=f.get_str(report, raw, "description", where),
+            path=path,
+            executable=self._executable(path, (*where, "path")) if path else None,
+            args=self._args(raw.get("args"), (*where, "args")),
+            env=f.env_map(report, raw.get("env"), (*where, "env"), self.loaded.texts),
+            inputs=self._inputs(raw.get("inputs"), (*where, "inputs")),
+            outputs=outputs,
+            build=self._build(raw.get("build"), (*where, "build")),
+            restart=self._restart(raw, where),
+            send_stdout_as=send_stdout_as,
+            machine=self._machine(raw, where),
+            raw=raw,
+            line=report.line_of(where),
+        )
+
+    def _executable(self, path: str, where: Where) -> str | None:
+        if path == "dynamic":
+            return None
+        expanded = os.path.expanduser(path)
+        candidate = self.path.parent / expanded
+        # A bare name that is not a file next to the YAML is a command on PATH (as dora does).
+        if "/" not in path and not path.endswith(".py") and not candidate.exists():
+            found = shutil.which(path)
+            if found is None and not self.check_paths:
+                return None
+            if found is None:
+                self.report.add(where, f"'{path}' is not a file next to the dataflow nor on PATH")
+                return None
+            return os.path.abspath(found)
+        resolved = Path(os.path.abspath(candidate))
+        if not self.check_paths:
+            return str(resolved)
+        if not resolved.exists():
+            self.report.add(where, f"no such file: {resolved}")
+        elif not resolved.is_file():
+            self.report.add(where, f"not a file: {resolved}")
+        elif not path.endswith(".py") and not os.access(resolved, os.X_OK):
+            self.report.add(where, f"not executable: {resolved} (chmod +x it)")
+        else:
+            return str(resolved)
+        return None
+
+    def _args(self, value: Any, where: Where) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            try:
+                return tuple(shlex.split(value))
+            except ValueError as exc:
+                self.report.add(where, f"cannot split the arguments: {exc}")
+                return ()
+        if isinstance(value, list):
+            args = []
+            for i, item in enumerate(value):
+                if item is None or isinstance(item, list | dict):
+                    self.report.add((*where, i), f"expected a string, got {f.describe(item)}")
+                else:
+                    args.append(self.loaded.texts.get((*where, i), str(item)))
+            return tuple(args)
+        self.report.add(where, f"expected a string or a list, got {f.describe(value)}")
+        return ()
+
+    def _build(self, value: Any, where: Where) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return tuple(line.strip() for line in value.splitlines() if line.strip())
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(item for item in value if item.strip())
+        self.report.add(where, f"expected shell lines as a string, got {f.describe(value)}")
+        return ()
+
+    def _outputs(self, value: Any, where: Where) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.report.add(where, f"expected a list of output ids, got {f.describe(value)}")
+            return ()
+        outputs: list[str] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not f.ID_RE.fullmatch(item):
+                cause = f.ID_RULE if isinstance(item, str) else f"got {f.describe(item)}"
+                self.report.add((*where, i), f"invalid output id {item!r}: {cause}")
+            elif item in outputs:
+                self.report.add((*where, i), f"output '{item}' is declared twice")
+            else:
+                outputs.append(item)
+        return tuple(outputs)
+
+    def _inputs(self, value: Any, where: Where) -> tuple[Input, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.report.add(where, f"expected a mapping of inputs, got {f.describe(value)}")
+            return ()
+        inputs = []
+        for input_id, spec in value.items():
+            item = self._input(input_id, spec, (*where, input_id))
+            if item is not None:
+                inputs.append(item)
+        return tuple(inputs)
+
+    def _input(self, input_id: str, spec: Any, where: Where) -> Input | None:
+        report = self.report
+        if not f.ID_RE.fullmatch(input_id):
+            report.add(where, f"invalid input id '{input_id}': {f.ID_RULE}")
+            return None
+        queue_size, policy, source_where = 10, "drop_oldest", where
+        if isinstance(spec, dict):
+            f.check_keys(report, spec, where, INPUT_KEYS, DORA_INPUT_KEYS)
+            size = f.get_number(report, spec, "queue_size", where, 10, integer=True, minimum=1,
+                                inclusive=True)  # fmt: skip
+            if size > MAX_QUEUE_SIZE:
+                report.add((*where, "queue_size"), f"must be at most {MAX_QUEUE_SIZE}")
+            queue_size = int(size)
+            policy = f.get_choice(report, spec, "queue_policy", where, QUEUE_POLICIES)
+            source_where = (*where, "source")
+            spec = f.get_str(report, spec, "source", where, required=True)
+            if spec is None:
+                return None
+        if not isinstance(spec, str):
+            report.add(
+                where, f"expected 'node/output', a timer or a mapping, got {f.describe(spec)}"
+            )
+            return None
+        try:
+            if f.is_timer(spec):
+                source: Timer | OutputRef = Timer(period_ns=f.timer_period_ns(spec), spec=spec)
+            else:
+                source = OutputRef(*f.split_source(spec))
+        except f.SourceError as exc:
+            report.add(source_where, str(exc))
+            return None
+        return Input(id=input_id, source=source, queue_size=queue_size, queue_policy=policy)
+
+    def _restart(self, raw: dict[str, Any], where: Where) -> RestartPolicy:
+        report, d = self.report, RestartPolicy()
+        return RestartPolicy(
+            policy=f.get_choice(report, raw, "restart_policy", where, RESTART_POLICIES),
+            max_restarts=int(f.get_number(report, raw, "max_restarts", where, d.max_restarts,
+                                          integer=True, inclusive=True)),
+            restart_window=f.get_number(report, raw, "restart_window", where, d.restart_window),
+            restart_delay=f.get_number(report, raw, "restart_delay", where, d.restart_delay),
+            max_restart_delay=f.get_number(report, raw, "max_restart_delay", where,
+                                           d.max_restart_delay),
+        )  # fmt: skip
+
+    def _machine(self, raw: dict[str, Any], where: Where) -> str | None:
+        keys = [k for k in ("deploy", "_unstable_deploy") if raw.get(k) is not None]
+        if len(keys) == 2:
+            self.report.add((*where, "_unstable_deploy"), "give either deploy or _unstable_deploy")
+        if not keys:
+            return None
+        deploy, at = raw[keys[0]], (*where, keys[0])
+        if not isinstance(deploy, dict):
+            self.report.add(
+                at, f"expected a mapping like {{machine: NAME}}, got {f.describe(deploy)}"
+            )
+            return None
+        f.check_keys(self.report, deploy, at, DEPLOY_KEYS, DORA_DEPLOY_KEYS)
+        machine = f.get_str(self.report, deploy, "machine", at)
+        if machine is not None and self.machines is not None and machine not in self.machines:
+            self.report.add((*at, "machine"), f"machine '{machine}' is not served by any daemon")
+        return machine
+
+    def _check_ids(self, nodes: list[tuple[Where, NodeSpec]]) -> None:
+        first: dict[str, int] = {}
+        for where, node in nodes:
+            if node.id in first:
+                message = f"duplicate node id '{node.id}' (first at line {first[node.id]})"
+                self.report.add((*where, "id"), message)
+            elif node.id:
+                first[node.id] = node.line
+
+    def _check_links(self, nodes: list[tuple[Where, NodeSpec]]) -> None:
+        by_id = {node.id: node for _, node in reversed(nodes) if node.id}  # the first one wins
+        for where, node in nodes:
+            for item in node.inputs:
+                if not isinstance(item.source, OutputRef):
+                    continue
+                ref, at = item.source, (*where, "inputs", item.id)
+                upstream = by_id.get(ref.node)
+                if upstream is None:
+                    self.report.add(at, f"unknown node '{ref.node}'" + _hint(ref.node, by_id))
+                elif upstream is node and ref.output in node.outputs:
+                    self.report.add(at, f"input mapped to the node's own output '{ref}'")
+                elif ref.output not in upstream.outputs:
+                    outs = ", ".join(upstream.outputs) or "none declared"
+                    self.report.add(
+                        at, f"node '{ref.node}' has no output '{ref.output}' (outputs: {outs})"
+                    )
+
+
+def _hint(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

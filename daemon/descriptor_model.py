@@ -1,0 +1,102 @@
+"""The frozen model of a validated dataflow file (built by `daemon.descriptor`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Timer:
+    """A timer input: ticks every `period_ns` in the receiving node's process."""
+
+    period_ns: int
+    spec: str  # as written, e.g. "dora/timer/millis/100"
+
+
+@attrs.frozen
+class OutputRef:
+    """`node/output`, split at the first `/`."""
+
+    node: str
+    output: str
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.output}"
+
+
+@attrs.frozen
+class Input:
+    id: str
+    source: Timer | OutputRef
+    queue_size: int = 10
+    queue_policy: str = "drop_oldest"  # or "backpressure"
+
+
+@attrs.frozen
+class RestartPolicy:
+    policy: str = "never"  # never | on-failure | always
+    max_restarts: int = 5  # 0: unlimited, as in dora
+    restart_window: float = 60.0
+    restart_delay: float = 0.5  # doubles on each restart up to max_restart_delay
+    max_restart_delay: float = 30.0
+
+
+@attrs.frozen
+class NodeSpec:
+    id: str
+    name: str | None
+    description: str | None
+    path: str  # as written
+    executable: str | None  # absolute resolved path; None for dynamic nodes
+    args: tuple[str, ...]
+    env: Mapping[str, str]  # stringified, not expanded (the daemon expands at spawn)
+    inputs: tuple[Input, ...]  # in file order
+    outputs: tuple[str, ...]
+    build: tuple[str, ...]
+    restart: RestartPolicy
+    send_stdout_as: str | None
+    machine: str | None
+    raw: Mapping[str, Any]  # the node's mapping as written, for node_config()
+    line: int
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.path == "dynamic"
+
+    @property
+    def is_python(self) -> bool:
+        return self.path.endswith(".py")
+
+    def input(self, id: str) -> Input:
+        for item in self.inputs:
+            if item.id == id:
+                return item
+        raise KeyError(id)
+
+
+@attrs.frozen
+class Dataflow:
+    path: Path  # absolute
+    name: str | None
+    env: Mapping[str, str]
+    recover: bool
+    nodes: tuple[NodeSpec, ...]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def node(self, id: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.id == id:
+                return node
+        raise KeyError(id)
+
+    @property
+    def connections(self) -> int:
+        """Node-to-node input mappings (timers are not connections)."""
+        return sum(isinstance(i.source, OutputRef) for n in self.nodes for i in n.inputs)

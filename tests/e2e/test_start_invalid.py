@@ -1,0 +1,30 @@
+"""A bad dataflow given to the daemon: every problem named, exit 2, nothing spawned, nothing disturbed."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from helpers import REPO, flow
+from test_daemon_requests import start_stream
+
+BAD = sorted(p for p in (REPO / "tests" / "data" / "bad").glob("*.yml") if p.name != "ok.yml")
+LINE = re.compile(r"^(?P<file>[^:]+\.yml):(?P<line>\d+): (?P<rest>.+)$")
+
+
+def test_bad_files_are_refused_while_a_run_streams(daemon: Path, tmp_path: Path) -> None:
+    assert len(BAD) >= 20
+    start_stream(daemon, tmp_path, "steady")
+    for bad in BAD:
+        done = flow("start", str(bad), "--detach", "--name", "bad", home=daemon)
+        assert done.returncode == 2, (bad.name, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        problems = [m for m in map(LINE.match, done.stderr.splitlines()) if m]
+        assert problems, (bad.name, done.stderr)
+        assert all(Path(m["file"]).name == bad.name for m in problems), done.stderr
+    runs = [json.loads(line) for line in flow("list", "--all", "--json", home=daemon).stdout.splitlines()]
+    assert [r["name"] for r in runs] == ["steady"]  # no bad run was recorded, none spawned
+    assert flow("stop", "steady", home=daemon).returncode == 0
+    sink = flow("logs", "steady", "sink", home=daemon).stdout
+    assert "gaps=0 repeats=0" in sink
