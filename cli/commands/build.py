@@ -1,0 +1,96 @@
+"""`flow build FILE`: run every node's `build:` shell lines in the dataflow's folder."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "build",
+        help="run the build lines of a dataflow's nodes",
+        description="Run each node's `build:` lines with the shell, in the YAML file's folder.",
+    )
+    parser.add_argument("file", metavar="FILE", type=Path, help="the dataflow YAML file")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the output of every build command"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
+    from cli.render import err, error, out
+
+    path = Path(args.file)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+        return 2
+
+    from daemon.descriptor import parse_dataflow
+    from daemon.errors import DataflowInvalid
+
+    try:
+        dataflow = parse_dataflow(path, text)
+    except DataflowInvalid as exc:
+        for problem in exc.problems:
+            err.print(Text(problem, style="red"))
+        return 2
+
+    built = 0
+    for node in dataflow.nodes:
+        if not node.build:
+            continue
+        for line in node.build:
+            done = _run_line(node.id, line, Path(dataflow.folder), out.is_terminal)
+            if args.verbose or done.returncode != 0:
+                _show_output(done.stdout)
+            if done.returncode != 0:
+                error(f"build of node {node.id!r} failed: {line!r} exited {done.returncode}")
+                return 1
+        built += 1
+        out.print(Text.assemble(("✓ " if out.is_terminal else "", "green"), f"built {node.id}"))
+    out.print(f"built {built} node{'' if built == 1 else 's'}", markup=False)
+    return 0
+
+
+def _run_line(
+    node_id: str, line: str, folder: Path, terminal: bool
+) -> subprocess.CompletedProcess[str]:
+    """Run one build line (output captured, stderr merged), with a spinner on a terminal."""
+    from rich.text import Text
+
+    from cli.render import out
+
+    def call() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            line,
+            shell=True,
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+
+    if not terminal:
+        out.print(Text(f"building {node_id}: {line}"))
+        return call()
+    with out.status(Text(f"building {node_id}: {line}")):
+        return call()
+
+
+def _show_output(output: str) -> None:
+    from rich.text import Text
+
+    from cli.render import err
+
+    for output_line in output.rstrip("\n").splitlines():
+        err.print(Text(f"  {output_line}", style="dim"))

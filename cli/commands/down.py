@@ -1,0 +1,114 @@
+"""`flow down`: shut the daemon down (every run stopped), or kill it with `--force`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from cli.durations import duration_arg
+
+DEFAULT_GRACE = 10.0  # the daemon's default node grace (SPEC 5)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("down", help="stop every run and the flow daemon")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="no grace for nodes; SIGKILL the daemon if it does not answer",
+    )
+    p.add_argument(
+        "--grace",
+        type=duration_arg,
+        default=None,
+        metavar="S",
+        help="seconds nodes get to stop before SIGTERM (default 10)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import client, render
+    from cli.errors import CliError, DaemonUnreachable
+
+    home = client.home_path()
+    grace = 0.0 if args.force else args.grace
+    info = client.ping(timeout=2.0, home=home)
+    pid = int(info["pid"]) if info and info.get("pid") else daemon_pid(home)
+    if info is None:
+        if pid is None:
+            render.info("flow daemon is not running")
+            return 0
+        if not args.force:
+            raise CliError(f"the flow daemon (pid {pid}) does not answer: run flow down --force")
+        _kill(pid)
+        render.info(f"flow daemon killed (pid {pid})")
+        return 0
+    budget = (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
+    # it may exit before its reply gets out: the pid tells
+    with contextlib.suppress(DaemonUnreachable):
+        client.request("shutdown", {"grace": grace}, timeout=budget, home=home)
+    if pid is not None and not wait_gone(pid, budget):
+        if not args.force:
+            raise CliError(f"the flow daemon (pid {pid}) is still running: run flow down --force")
+        _kill(pid)
+    render.info(f"flow daemon stopped (pid {pid})")
+    return 0
+
+
+def daemon_pid(home: Path) -> int | None:
+    """The pid in daemon.pid when that process is alive and really a flow daemon."""
+    from daemon import paths
+
+    try:
+        pid = int(paths.daemon_pid_file(home).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if is_flow_daemon(pid) else None
+
+
+def is_flow_daemon(pid: int) -> bool:
+    """Whether /proc says pid runs `python -m daemon` (guards against a reused pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a == b"-m" and b == b"daemon" for a, b in itertools.pairwise(argv))
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _kill(pid: int) -> None:
+    from cli.errors import CliError
+
+    if not is_flow_daemon(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    except PermissionError as exc:
+        raise CliError(f"cannot kill the flow daemon (pid {pid}): {exc.strerror}") from None
+    wait_gone(pid, 5.0)

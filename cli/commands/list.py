@@ -1,0 +1,62 @@
+"""`flow list`: the daemon's runs as a table, or JSON lines with `--json`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("list", help="list runs (active ones unless --all)")
+    p.add_argument("--all", action="store_true", help="include ended runs")
+    p.add_argument("--json", action="store_true", help="one RunInfo JSON object per line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import client
+
+    runs: list[dict[str, Any]] = client.request("list", {"all": args.all})["runs"]
+    if args.json:
+        import sys
+
+        for info in runs:
+            sys.stdout.write(json.dumps(info) + "\n")
+        return 0
+    print_table(runs)
+    return 0
+
+
+def print_table(runs: list[dict[str, Any]]) -> None:
+    from rich.text import Text
+
+    from cli import render
+    from cli.durations import human_age
+
+    if not runs:
+        render.err.print("no runs", style="dim")
+        return
+    now = time.time()
+    shorts = render.short_ids([str(info.get("id", "")) for info in runs])
+    rows = []
+    for info in runs:
+        cells: list[render.Cell] = [
+            str(info.get("name") or "-"),
+            shorts[str(info.get("id", ""))],
+            render.status_text(str(info.get("status"))),
+            render.node_counts(info.get("nodes") or []),
+            human_age(now - float(info.get("created") or now)),
+        ]
+        notes: list[render.Cell] = []
+        for node in info.get("nodes") or []:
+            failure = render.node_failure(node)
+            if failure:
+                notes.append(Text(failure, style="red"))
+        if info.get("error"):
+            notes.append(Text(f"error: {info['error']}", style="red"))
+        if info.get("degraded"):
+            notes.append(Text(f"degraded: {info['degraded']}", style="yellow"))
+        rows.append((cells, notes))
+    render.table(["NAME", "ID", "STATUS", "NODES", "AGE"], rows)

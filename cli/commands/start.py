@@ -1,0 +1,90 @@
+"""`flow start FILE`: start a run on the daemon; attached, stream its logs until it ends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+MAX_FILE = 1 << 20  # bytes: SPEC 10 bounds YAML files
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("start", help="start a dataflow on the daemon")
+    p.add_argument("file", metavar="FILE", help="the dataflow YAML file")
+    p.add_argument("--name", default=None, help="a name for the run")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--attach",
+        dest="attach",
+        action="store_true",
+        default=None,
+        help="stream the logs until the run ends (default on a terminal)",
+    )
+    mode.add_argument(
+        "--detach", dest="attach", action="store_false", help="print the run id and return at once"
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        type=env_pair,
+        default=[],
+        metavar="K=V",
+        help="add an environment variable for every node (repeatable)",
+    )
+    p.set_defaults(func=run)
+
+
+def env_pair(text: str) -> tuple[str, str]:
+    """argparse `type=` for `--env K=V`."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected K=V, got {text!r}")
+    return key, value
+
+
+def read_dataflow(file: str) -> tuple[Path, str]:
+    """The file's absolute path and text; a missing, huge or undecodable file is bad input."""
+    from cli.errors import BAD_INPUT, CliError
+
+    path = Path(file).expanduser().absolute()
+    try:
+        if not path.is_file():
+            raise CliError(f"no such dataflow file: {file}", BAD_INPUT)
+        if path.stat().st_size > MAX_FILE:
+            raise CliError(f"{file} is larger than 1 MiB", BAD_INPUT)
+        return path, path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{file} is not UTF-8 text", BAD_INPUT) from None
+    except OSError as exc:
+        raise CliError(f"cannot read {file}: {exc.strerror}", BAD_INPUT) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import client, render
+
+    path, text = read_dataflow(args.file)
+    body = {"path": str(path), "text": text, "name": args.name, "env": dict(args.env)}
+    info = client.request("start", body, timeout=60.0)["run"]
+    attach = sys.stdin.isatty() if args.attach is None else args.attach
+    if not attach:
+        render.info(f"{info['id']} {info['name']}" if info.get("name") else str(info["id"]))
+        return 0
+    render.err.print(
+        f"started run {render.run_label(info)}; Ctrl-C stops it", style="dim", markup=False
+    )
+    return attached(str(info["id"]))
+
+
+def attached(run_id: str, home: Path | None = None) -> int:
+    """Follow every node's log until the run ends; print the result; its exit status."""
+    from cli import client, render
+    from cli.follow import Interrupts, LinePrinter, LogFollower, follow_run
+
+    files = client.request("logs", {"run": run_id, "node": None}, home=home)["files"]
+    follower = LogFollower(files)
+    printer = LinePrinter(files, prefix=True)
+    with Interrupts() as interrupts:
+        final = follow_run(run_id, follower, printer, home=home, interrupts=interrupts)
+    return render.run_result(final)

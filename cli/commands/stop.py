@@ -1,0 +1,93 @@
+"""`flow stop [RUN] [--all]`: stop runs (STOP, then SIGTERM after the grace, then SIGKILL)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from cli.durations import duration_arg
+
+DEFAULT_GRACE = 10.0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("stop", help="stop a run (the only active one when RUN is omitted)")
+    p.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix or name")
+    p.add_argument("--all", action="store_true", help="stop every active run")
+    p.add_argument(
+        "--grace",
+        type=duration_arg,
+        default=None,
+        metavar="S",
+        help="seconds nodes get after STOP before SIGTERM (default 10)",
+    )
+    p.add_argument("--force", action="store_true", help="kill the nodes without a grace")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import client, render
+    from cli.errors import BAD_INPUT, CliError
+
+    grace = 0.0 if args.force else args.grace
+    budget = request_budget(grace)
+    if args.all:
+        if args.run:
+            raise CliError("give RUN or --all, not both", BAD_INPUT)
+        runs = client.request("stop_all", {"grace": grace, "force": args.force}, timeout=budget)[
+            "runs"
+        ]
+        if not runs:
+            render.info("no active runs")
+        finals = [wait_done(r, budget) for r in runs]
+    else:
+        target = args.run or only_active_run()
+        info = client.request(
+            "stop", {"run": target, "grace": grace, "force": args.force}, timeout=budget
+        )["run"]
+        finals = [wait_done(info, budget)]
+    for final in finals:
+        render.print_run_status(final)
+    return 0
+
+
+def request_budget(grace: float | None) -> float:
+    """How long a stop may take: the grace, half of it again for SIGTERM, and slack."""
+    return (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
+
+
+def only_active_run() -> str:
+    from cli import client, render
+    from cli.errors import BAD_INPUT, CliError
+
+    runs = client.request("list", {"all": False})["runs"]
+    if not runs:
+        raise CliError("no active run to stop")
+    if len(runs) > 1:
+        shorts = render.short_ids([str(r["id"]) for r in runs])
+        names = ", ".join(render.run_label(r, shorts[str(r["id"])]) for r in runs)
+        raise CliError(f"several runs are active ({names}): name one, or pass --all", BAD_INPUT)
+    return str(runs[0]["id"])
+
+
+def wait_done(info: dict[str, Any], budget: float, home: Path | None = None) -> dict[str, Any]:
+    """The run's RunInfo once it has ended (or as it is when the budget runs out)."""
+    from cli import client
+
+    deadline = time.monotonic() + budget
+    while info.get("ended") is None and info.get("status") in ("starting", "running"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        reply = client.request(
+            "wait",
+            {"run": info["id"], "timeout": min(left, 5.0)},
+            timeout=min(left, 5.0) + 10.0,
+            home=home,
+        )
+        info = reply["run"]
+        if reply.get("done"):
+            break
+    return info

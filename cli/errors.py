@@ -1,0 +1,60 @@
+"""The CLI's errors, each carrying the exit status `flow` ends with (SPEC 8).
+
+CliError                 exit `status` (1 failed, 2 bad input)
+├── DaemonUnreachable    exit 3: no socket, or no reply in time
+└── DaemonError          exit 1, or 2 for `BadRequest` / `DataflowInvalid` replies
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BAD_INPUT",
+    "FAILED",
+    "OK",
+    "UNREACHABLE",
+    "CliError",
+    "DaemonError",
+    "DaemonUnreachable",
+]
+
+OK = 0
+FAILED = 1
+BAD_INPUT = 2
+UNREACHABLE = 3
+
+# daemon error kinds that mean "the user asked for something malformed"
+_BAD_INPUT_KINDS = frozenset({"BadRequest", "DataflowInvalid"})
+
+
+class CliError(Exception):
+    """An error `flow` reports as one `error: ...` line and exits with `status`."""
+
+    def __init__(self, message: str, status: int = FAILED, details: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.details = details or []  # extra lines printed after the error line
+
+
+class DaemonUnreachable(CliError):
+    """The daemon's control socket is missing or nothing answered in time."""
+
+    def __init__(self, endpoint: str):
+        super().__init__(f"cannot reach the flow daemon at {endpoint}: run flow up", UNREACHABLE)
+        self.endpoint = endpoint
+
+
+class DaemonError(CliError):
+    """The daemon answered `ok: false`; `kind` is the daemon's error class name."""
+
+    def __init__(self, kind: str, message: str):
+        lines = message.splitlines() or [""]
+        status = BAD_INPUT if kind in _BAD_INPUT_KINDS else FAILED
+        if kind == "DataflowInvalid":
+            n = len(lines)
+            summary = f"the dataflow is invalid ({n} problem{'s' if n != 1 else ''})"
+            super().__init__(summary, status, details=lines)
+        else:
+            super().__init__(lines[0], status, details=lines[1:])
+        self.kind = kind
+        self.raw_message = message

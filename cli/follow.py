@@ -1,0 +1,249 @@
+"""Follow node log files as they grow, rotation included; shared by `logs -f`, `start`, `run`.
+
+`LogFollower` is plain file tailing (no daemon): the foreground `flow run` can use it with
+the files it writes. `follow_run` drives it against a daemon run until the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO
+
+from daemon.logformat import LogRecord, format_record, parse_line
+
+Emit = Callable[[str, LogRecord], None]
+
+
+class _Tail:
+    """One file read incrementally; notices replacement (rename rotation) and truncation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: BinaryIO | None = None
+        self._ident: tuple[int, int] | None = None
+        self._partial = b""
+
+    def read(self) -> list[str]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        lines: list[str] = []
+        if self._handle is not None:
+            if st is None or (st.st_dev, st.st_ino) != self._ident:
+                lines += self._drain()  # the rest of the file rotated away, then the new one
+                lines += self.flush()
+                self._close()
+            elif st.st_size < self._handle.tell():
+                self._handle.seek(0)  # truncated in place: start again at the top
+                self._partial = b""
+        if self._handle is None and st is not None:
+            try:
+                self._handle = open(self.path, "rb")  # noqa: SIM115 - held across polls
+            except FileNotFoundError:
+                return lines
+            st = os.fstat(self._handle.fileno())
+            self._ident = (st.st_dev, st.st_ino)
+        if self._handle is not None:
+            lines += self._drain()
+        return lines
+
+    def _drain(self) -> list[str]:
+        assert self._handle is not None
+        data = self._handle.read()
+        if not data:
+            return []
+        *complete, self._partial = (self._partial + data).split(b"\n")
+        return [c.decode("utf-8", "replace") for c in complete]
+
+    def flush(self) -> list[str]:
+        """A last line without its newline, when the writer is done."""
+        rest, self._partial = self._partial, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self._handle, self._ident = None, None
+
+    def close(self) -> None:
+        self._close()
+
+
+class LogFollower:
+    """Tails each node's log file; `poll()` returns new records, merged by time."""
+
+    def __init__(self, files: Mapping[str, str | Path] | None = None) -> None:
+        self._tails: dict[str, _Tail] = {}
+        for node, path in (files or {}).items():
+            self.add(node, path)
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self._tails)
+
+    def add(self, node: str, path: str | Path) -> None:
+        if node not in self._tails:
+            self._tails[node] = _Tail(Path(path))
+
+    def poll(self, *, final: bool = False) -> list[tuple[str, LogRecord]]:
+        """Records written since the last poll; `final` also returns unterminated lines."""
+        batch: list[tuple[float, str, LogRecord]] = []
+        for node, tail in self._tails.items():
+            lines = tail.read() + (tail.flush() if final else [])
+            last = 0.0
+            for line in lines:
+                record = parse_line(line)
+                # a line that is not a record sorts with the record before it
+                last = record.time or last
+                batch.append((last, node, record))
+        if len(self._tails) > 1:
+            batch.sort(key=lambda item: item[0])  # stable: one file's order is kept
+        return [(node, record) for _, node, record in batch]
+
+    def close(self) -> None:
+        for tail in self._tails.values():
+            tail.close()
+
+
+class LinePrinter:
+    """Prints records as `flow logs` shows them, `node | line` when several nodes show."""
+
+    def __init__(
+        self,
+        nodes: Iterable[str],
+        *,
+        prefix: bool,
+        grep: str | None = None,
+        since: float | None = None,
+    ) -> None:
+        self.width = max((len(n) for n in nodes), default=0)
+        self.prefix = prefix
+        self.grep = grep
+        self.since = since
+
+    def accepts(self, record: LogRecord) -> bool:
+        if self.since is not None and record.time and record.time < self.since:
+            return False
+        return self.grep is None or self.grep in record.message
+
+    def __call__(self, node: str, record: LogRecord) -> None:
+        from cli import render
+
+        if not self.accepts(record):
+            return
+        line = format_record(record, node)
+        if self.prefix:
+            self.width = max(self.width, len(node))
+            render.out.print(render.prefixed(node, line, self.width))
+        else:
+            render.info(line)
+
+
+class Interrupts:
+    """Counts Ctrl-C presses instead of raising, so a loop can turn them into requests.
+
+    The `limit`-th press raises KeyboardInterrupt after all.
+    """
+
+    def __init__(self, limit: int = 3) -> None:
+        self.limit = limit
+        self.count = 0
+        self._seen = 0
+        self._old: Any = None
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count >= self.limit:
+            raise KeyboardInterrupt
+
+    def new_presses(self) -> list[int]:
+        """The press numbers (1, 2, ...) seen since the last call."""
+        fresh = list(range(self._seen + 1, self.count + 1))
+        self._seen = self.count
+        return fresh
+
+
+def follow_run(
+    run_id: str,
+    follower: LogFollower,
+    emit: Emit,
+    *,
+    home: Path | None = None,
+    node: str | None = None,
+    interrupts: Interrupts | None = None,
+    interval: float = 0.1,
+) -> dict[str, Any]:
+    """Emit the run's log records until it ends; return its final RunInfo.
+
+    With `interrupts`, the first Ctrl-C asks the daemon to stop the run, the second to
+    kill it; following goes on until the run has ended.
+    """
+    from cli.client import request
+
+    refreshed = time.monotonic()
+    try:
+        while True:
+            for name, record in follower.poll():
+                emit(name, record)
+            for press in interrupts.new_presses() if interrupts else []:
+                _stop_in_background(run_id, force=press > 1, home=home)
+            reply = request(
+                "wait", {"run": run_id, "timeout": interval}, timeout=interval + 10.0, home=home
+            )
+            if reply.get("done"):
+                for name, record in follower.poll(final=True):
+                    emit(name, record)
+                run: dict[str, Any] = reply["run"]
+                return run
+            if node is None and time.monotonic() - refreshed > 2.0:
+                # dynamic nodes may attach later: pick up log files that appeared
+                refreshed = time.monotonic()
+                files = request("logs", {"run": run_id, "node": None}, home=home)["files"]
+                for name, path in files.items():
+                    follower.add(name, path)
+    finally:
+        follower.close()
+
+
+def _stop_in_background(run_id: str, *, force: bool, home: Path | None) -> None:
+    """Send `stop` without blocking the follow loop (the reply may wait for the stop)."""
+    from cli import render
+
+    if force:
+        render.warning("killing the run (Ctrl-C again to detach)")
+    else:
+        render.warning("stopping the run (Ctrl-C again to kill it)")
+
+    def send() -> None:
+        from cli.client import request
+        from cli.errors import CliError
+
+        try:
+            request(
+                "stop",
+                {"run": run_id, "grace": 0.0 if force else None, "force": force},
+                timeout=60.0,
+                home=home,
+            )
+        except CliError as exc:
+            if getattr(exc, "kind", None) != "RunNotActive":
+                render.warning(f"stop failed: {exc.message}")
+
+    threading.Thread(target=send, name="flow-stop", daemon=True).start()

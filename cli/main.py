@@ -1,0 +1,103 @@
+"""`flow`'s entry point: argparse subcommands, one module per verb, one error path."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import cast
+
+from daemon import __version__
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+# each is cli/commands/<name>.py exposing register(sub) and run(args) -> int
+COMMANDS = (
+    "up",
+    "down",
+    "start",
+    "stop",
+    "restart",
+    "list",
+    "logs",
+    "run",
+    "check",
+    "status",
+    "build",
+    "graph",
+    "new",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flow", description="Run dataflows: YAML graphs of processes wired over ZeroMQ."
+    )
+    parser.add_argument("--version", action="version", version=f"flow {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMANDS:
+        module_name = f"cli.commands.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # not written yet: the other verbs still work
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `flow` with `argv` (default: sys.argv[1:]) and return its exit status."""
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `flow logs x | head`: the reader left; say nothing more
+        _silence_stdout()
+        return 0
+    except Exception as exc:
+        return _report(exc)
+
+
+def _dispatch(argv: list[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse exits 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return cast(Callable[[argparse.Namespace], int], func)(args)
+
+
+def _report(exc: Exception) -> int:
+    from cli import render
+    from cli.errors import CliError
+
+    if os.environ.get("FLOW_DEBUG") == "1":
+        render.err.print_exception()
+    if isinstance(exc, CliError):
+        render.error(exc.message)
+        for line in exc.details:
+            render.err.print(line, markup=False)
+        return exc.status
+    render.error(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    return 1
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

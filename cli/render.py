@@ -1,0 +1,169 @@
+"""Terminal output: one Console for stdout, one for stderr; colour on a TTY, plain when piped.
+
+Import this module only when printing: it imports rich.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATUS_STYLES = {
+    "starting": "cyan",
+    "pending": "cyan",
+    "running": "green",
+    "dynamic": "blue",
+    "succeeded": "bold green",
+    "stopped": "yellow",
+    "failed": "bold red",
+    "killed": "bold red",
+    "lost": "bold red",
+}
+# readable on dark and light backgrounds; red is kept for errors
+_NODE_COLOURS = (
+    "cyan",
+    "magenta",
+    "green",
+    "blue",
+    "yellow",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_green",
+    "bright_blue",
+    "dark_orange",
+)
+
+
+def error(message: str) -> None:
+    """`error: message` in red on stderr."""
+    err.print(Text(f"error: {message}", style="bold red"))
+
+
+def warning(message: str) -> None:
+    """`warning: message` in yellow on stderr."""
+    err.print(Text(f"warning: {message}", style="yellow"))
+
+
+def info(message: str) -> None:
+    """A plain line on stdout (no markup: names may hold brackets)."""
+    out.print(Text(message))
+
+
+def node_colour(name: str) -> str:
+    """A colour per node name, stable across runs and processes."""
+    return _NODE_COLOURS[zlib.crc32(name.encode()) % len(_NODE_COLOURS)]
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def prefixed(node: str, line: str, width: int = 0) -> Text:
+    """`node | line` with the prefix coloured per node."""
+    text = Text(f"{node:<{width}} | ", style=node_colour(node))
+    text.append(line)
+    return text
+
+
+Cell = str | Text
+
+
+def table(headers: Sequence[str], rows: Sequence[tuple[Sequence[Cell], Sequence[Cell]]]) -> None:
+    """Aligned columns with a bold header; each row may carry note lines printed under it.
+
+    Plain whitespace columns (no box characters) so piped output stays greppable.
+    """
+    widths = [len(h) for h in headers]
+    for cells, _ in rows:
+        for i, cell in enumerate(cells):
+            widths[i] = max(widths[i], len(cell.plain if isinstance(cell, Text) else cell))
+    out.print(_row(list(headers), widths, style="bold"))
+    for cells, notes in rows:
+        out.print(_row(list(cells), widths))
+        for note in notes:
+            out.print(Text("  ").append_text(note if isinstance(note, Text) else Text(note)))
+
+
+def _row(cells: list[Cell], widths: list[int], style: str = "") -> Text:
+    line = Text(style=style)
+    for i, cell in enumerate(cells):
+        text = cell if isinstance(cell, Text) else Text(cell)
+        line.append_text(text)
+        if i < len(cells) - 1:
+            line.append(" " * (widths[i] - len(text.plain) + 2))
+    return line
+
+
+def node_counts(nodes: Sequence[dict[str, Any]]) -> Text:
+    """`3 running` or `2 running, 1 failed`, coloured per status."""
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[str(node.get("status"))] = counts.get(str(node.get("status")), 0) + 1
+    text = Text()
+    for i, (status, n) in enumerate(counts.items()):
+        if i:
+            text.append(", ")
+        text.append(f"{n} {status}", style=STATUS_STYLES.get(status, ""))
+    return text if counts else Text("0")
+
+
+def node_failure(node: dict[str, Any]) -> str | None:
+    """`node X exited 3: <last stderr line>` for a failed node, else None."""
+    if node.get("status") not in ("failed", "killed"):
+        return None
+    line = f"node {node.get('id')} {exit_reason(node)}"
+    tail = [t for t in node.get("stderr_tail") or [] if t.strip()]
+    return f"{line}: {tail[-1]}" if tail else line
+
+
+def exit_reason(node: dict[str, Any]) -> str:
+    if node.get("signal"):
+        return f"was killed by {node['signal']}"
+    if node.get("exit_code") is not None:
+        return f"exited {node['exit_code']}"
+    return str(node.get("status"))
+
+
+def short_ids(ids: Sequence[str], least: int = 8) -> dict[str, str]:
+    """The shortest prefixes (at least `least` chars) that tell these ids apart.
+
+    UUIDv7s begin with a timestamp, so runs started within a minute share 8 chars.
+    """
+    width = least
+    while len({i[:width] for i in ids}) < len(set(ids)) and width < max(map(len, ids)):
+        width += 1
+    return {i: i[:width] for i in ids}
+
+
+def run_label(run: dict[str, Any], short: str | None = None) -> str:
+    """`demo (0190a1b2)` or just the short id when the run has no name."""
+    short = short or str(run.get("id", ""))[:8]
+    return f"{run['name']} ({short})" if run.get("name") else short
+
+
+def print_run_status(run: dict[str, Any]) -> None:
+    """`run demo (0190a1b2) stopped`, the status coloured."""
+    out.print(Text(f"run {run_label(run)} ").append_text(status_text(str(run.get("status")))))
+
+
+def run_result(run: dict[str, Any]) -> int:
+    """Print how a finished run ended, with each failed node's stderr tail; its exit status."""
+    status = str(run.get("status"))
+    print_run_status(run)
+    if run.get("error"):
+        error(str(run["error"]))
+    if run.get("degraded"):
+        warning(f"degraded: {run['degraded']}")
+    for node in run.get("nodes") or []:
+        if node.get("status") in ("failed", "killed"):
+            err.print(Text(f"node {node.get('id')} {exit_reason(node)}", style="bold red"))
+            for tail_line in node.get("stderr_tail") or []:
+                err.print(prefixed(str(node.get("id")), tail_line))
+    return 1 if status == "failed" else 0
