@@ -15,7 +15,13 @@ import trio
 import zmq
 
 from daemon.descriptor import Dataflow, parse_dataflow
-from daemon.errors import BadRequest, DataflowInvalid, RunNotActive, UnknownRun
+from daemon.errors import (
+    BadRequest,
+    DataflowInvalid,
+    FatalError,
+    RunNotActive,
+    UnknownRun,
+)
 from daemon.logs import Tee
 from daemon.node_channel import NodeChannel
 from daemon.node_process import NodeSlot
@@ -38,6 +44,18 @@ def new_run_id() -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+@attrs.define(eq=False)
+class _Started:
+    """A task status that remembers whether `started` was called."""
+
+    inner: trio.TaskStatus[None]
+    done: bool = False
+
+    def started(self, value: None = None) -> None:
+        self.done = True
+        self.inner.started(value)
 
 
 def served_machines() -> frozenset[str]:
@@ -118,6 +136,7 @@ class Runtime:
             base_env=self.base_env,
             extra_env=env,
             tee=self.tee,
+            in_process=self.origin == "foreground",
         )
         self.store.create_run(
             run_id,
@@ -138,8 +157,17 @@ class Runtime:
         return run
 
     async def _supervise(self, run: Run, *, task_status: trio.TaskStatus[None]) -> None:
+        """A run's failure stays the run's: only a fatal error reaches the root nursery."""
+        started = _Started(task_status)
         try:
-            await supervise(run, task_status=task_status)
+            await supervise(run, task_status=started)
+        except FatalError:
+            raise
+        except Exception as exc:
+            log.exception("run %s failed in the daemon", run.id)
+            run.set_status(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            if not started.done:
+                raise  # to the `start` request, as its error reply
         finally:
             # keep finished runs out of memory; the store has them
             self.runs.pop(run.id, None)

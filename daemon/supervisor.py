@@ -1,4 +1,4 @@
-"""A run: its nursery, the start barrier, closing inputs downstream of finished nodes, result."""
+"""A run: its keeper, its nursery, the start barrier, restarts, closing inputs, its result."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,20 +18,21 @@ import trio
 import zmq
 
 from daemon import routing
-from daemon.descriptor import Dataflow
+from daemon.descriptor import Dataflow, OutputRef
 from daemon.graph import downstream
-from daemon.logformat import LogRecord
-from daemon.logs import NodeLog, Tee
+from daemon.keeper_link import KeeperLink, start_keeper_process, start_keeper_thread
+from daemon.logs import Tee
 from daemon.node_process import NodeSlot
 from daemon.states import NodeStatus, RunStatus
-from daemon.stdout_output import StdoutOutput
 from daemon.store import Store
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = float(os.environ.get("FLOW_START_TIMEOUT", "30"))
+DAEMON_GRACE_S = float(os.environ.get("FLOW_DAEMON_GRACE", "30"))
 DEFAULT_GRACE_S = 10.0
-DAEMON_GRACE_S = 30.0
+# quit makes the keeper SIGTERM what is left, then SIGKILL after 5 s: it is gone by then
+KEEPER_EXIT_S = 10.0
 
 SendToNode = Callable[[bytes, dict[str, Any]], None]
 
@@ -50,6 +53,7 @@ class Run:
     base_env: dict[str, str]
     extra_env: dict[str, str]
     tee: Tee | None = None
+    in_process: bool = False  # `flow run`: the keeper is a thread, not a process
     status: RunStatus = RunStatus.STARTING
     stop_requested: bool = False
     cancel_grace: float = 2.0  # when the daemon itself is going down hard
@@ -58,7 +62,7 @@ class Run:
     released: bool = False
     late: list[str] = attrs.field(factory=list)  # nodes that missed the start barrier
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
-    logs: dict[str, NodeLog] = attrs.field(factory=dict)
+    keeper: KeeperLink | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
@@ -69,12 +73,6 @@ class Run:
             if spec.is_dynamic:
                 slot.status = NodeStatus.DYNAMIC
             self.slots[spec.id] = slot
-            self.logs[spec.id] = NodeLog(
-                path=self.log_dir / f"{spec.id}.log",
-                node_id=spec.id,
-                on_failure=self.mark_degraded,
-                tee=self.tee,
-            )
 
     @property
     def run_dir(self) -> Path:
@@ -89,10 +87,19 @@ class Run:
         return self.run_dir / "dataflow.yml"
 
     @property
+    def keeper_endpoint(self) -> str:
+        if self.in_process:
+            return f"inproc://keeper-{self.id}"
+        return f"ipc://{self.sockets / 'keeper'}"
+
+    @property
     def spawned(self) -> list[NodeSlot]:
         return [s for s in self.slots.values() if not s.spec.is_dynamic]
 
-    def spawn_command(self, slot: NodeSlot) -> tuple[list[str], dict[str, str]]:
+    # ---------------------------------------------------------------- node operations
+
+    def spawn(self, slot: NodeSlot) -> None:
+        """Ask the keeper to start the slot's current generation."""
         config = routing.node_config(
             self.dataflow,
             slot.spec,
@@ -108,21 +115,73 @@ class Run:
         env = routing.node_environment(self.dataflow, slot.spec, self.base_env, self.extra_env)
         env["FLOW_NODE_CONFIG"] = json.dumps(config)
         env["FLOW_DATAFLOW"] = self.id
-        return routing.node_argv(slot.spec), env
+        stdout_as = None
+        if slot.spec.send_stdout_as is not None:
+            edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints)
+            stdout_as = {
+                "source": f"{slot.id}/{slot.spec.send_stdout_as}",
+                "edges": edges[slot.spec.send_stdout_as],
+            }
+        assert self.keeper is not None
+        self.keeper.send(
+            {
+                "t": "spawn",
+                "node": slot.id,
+                "generation": slot.generation,
+                "argv": routing.node_argv(slot.spec),
+                "env": env,
+                "cwd": str(self.dataflow.folder),
+                "log": str(self.log_dir / f"{slot.id}.log"),
+                "stdout_as": stdout_as,
+            }
+        )
 
-    def open_stdout_output(self, slot: NodeSlot) -> StdoutOutput | None:
-        output = slot.spec.send_stdout_as
-        if output is None:
-            return None
-        edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints)[output]
-        return StdoutOutput.open(self.context, f"{slot.id}/{output}", slot.generation, edges)
+    def signal_node(self, slot: NodeSlot, sig: signal.Signals) -> None:
+        if self.keeper is not None:
+            self.keeper.send({"t": "signal", "node": slot.id, "sig": int(sig)})
 
     def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
         if slot.connected.is_set():
             self.send(slot.identity(), message)
 
-    def log_line(self, slot: NodeSlot, record: LogRecord) -> None:
-        self.logs[slot.id].write(record)
+    def on_keeper_event(self, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        if kind == "degraded":
+            self.mark_degraded(str(message.get("what")))
+        elif kind in ("spawned", "spawn_failed", "exited"):
+            slot = self.slots.get(str(message.get("node")))
+            if slot is not None:
+                slot.on_keeper_event(message)
+
+    def restart_delay(self, slot: NodeSlot) -> float | None:
+        """Seconds until the slot's next generation, or None: no more (SPEC 2, 5)."""
+        policy = slot.spec.restart
+        if policy.policy == "never" or slot.stop_requested or self.stop_requested:
+            return None
+        if slot.status is NodeStatus.FAILED:
+            wanted = slot.spawn_error is None  # a spawn error never heals by retrying
+        else:
+            wanted = policy.policy == "always" and not self.inputs_all_closed(slot)
+        if not wanted:
+            return None
+        now = trio.current_time()
+        slot.restart_times = [t for t in slot.restart_times if now - t < policy.restart_window]
+        if len(slot.restart_times) >= policy.max_restarts:
+            log.warning(
+                "run %s: node %s: %d restarts within %gs: giving up",
+                self.id, slot.id, policy.max_restarts, policy.restart_window,
+            )  # fmt: skip
+            slot.status = NodeStatus.FAILED
+            self.store.update_node(self.id, slot.id, status="failed")
+            return None
+        slot.restart_times.append(now)
+        steps = len(slot.restart_times) - 1
+        return float(min(policy.restart_delay * 2**steps, policy.max_restart_delay))
+
+    def inputs_all_closed(self, slot: NodeSlot) -> bool:
+        """True when every upstream node of the slot's data inputs has finished for good."""
+        sources = [i.source for i in slot.spec.inputs if isinstance(i.source, OutputRef)]
+        return bool(sources) and all(self.slots[s.node].finished.is_set() for s in sources)
 
     def mark_degraded(self, what: str) -> None:
         if self.degraded != what:
@@ -149,7 +208,6 @@ class Run:
         self.stop_requested = True
         async with trio.open_nursery() as nursery:
             for slot in self.spawned:
-                slot.stop_requested = True
                 nursery.start_soon(slot.terminate, grace)
 
     def node_finished(self, slot: NodeSlot) -> None:
@@ -158,12 +216,12 @@ class Run:
             return
         for edge in downstream(self.dataflow, slot.id):
             target = self.slots[edge.target]
-            self.send_to_node(
-                target,
-                {"t": "upstream_done", "input": edge.input, "source": f"{slot.id}/{edge.output}"},
-            )
+            source = f"{slot.id}/{edge.output}"
+            self.send_to_node(target, {"t": "upstream_done", "input": edge.input, "source": source})
 
     def result_status(self) -> RunStatus:
+        if self.late:
+            return RunStatus.FAILED
         if self.stop_requested:
             return RunStatus.STOPPED
         if any(s.status is NodeStatus.FAILED for s in self.spawned):
@@ -179,29 +237,68 @@ class Run:
 async def supervise(
     run: Run, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Own a run from spawn to result; cancelled, it stops every node first."""
-    run.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Own a run from its keeper's start to its result; cancelled, it stops every node first.
+
+    Started (for `nursery.start`) once every node has been spawned or has failed to.
+    """
+    _prepare_folders(run)
+    keeper: trio.Process | threading.Thread
+    if run.in_process:
+        keeper = start_keeper_thread(run.context, run.keeper_endpoint, DAEMON_GRACE_S, run.tee)
+    else:
+        keeper = await start_keeper_process(
+            run.keeper_endpoint, DAEMON_GRACE_S, run.run_dir / "keeper.log"
+        )
+    link = run.keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
     try:
         async with trio.open_nursery() as nursery:
+            link_scope = await nursery.start(_serve_link, link)
+            await link.attach()
             for slot in run.spawned:
+                nursery.start_soon(slot.serve)
                 nursery.start_soon(_watch, run, slot)
-                await nursery.start(slot.serve)
+            for slot in run.spawned:
+                await slot.first_spawn.wait()
             task_status.started()
             await _start_barrier(run)
             for slot in run.spawned:
                 await slot.finished.wait()
-        for node_id in run.late:
-            run.store.update_node(run.id, node_id, status="failed")
-        if run.late:
-            assert run.error is not None
-            run.set_status(RunStatus.FAILED, error=run.error)
-        else:
-            run.set_status(run.result_status())
+            for node_id in run.late:
+                run.store.update_node(run.id, node_id, status="failed")
+            run.set_status(run.result_status(), error=run.error)
+            link_scope.cancel()
     finally:
-        for node_log in run.logs.values():
-            node_log.close()
+        # the keeper stops whatever is left and exits; its nodes never outlive it
+        link.quit()
+        with trio.CancelScope(shield=True):
+            await _wait_keeper(keeper)
         shutil.rmtree(run.sockets, ignore_errors=True)
         run.done.set()
+
+
+async def _wait_keeper(keeper: trio.Process | threading.Thread) -> None:
+    with trio.move_on_after(KEEPER_EXIT_S):
+        if isinstance(keeper, threading.Thread):
+            await trio.to_thread.run_sync(keeper.join)
+        else:
+            await keeper.wait()
+    if isinstance(keeper, trio.Process) and keeper.returncode is None:
+        log.error("run keeper %d did not exit: killing it", keeper.pid)
+        keeper.kill()
+
+
+def _prepare_folders(run: Run) -> None:
+    run.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        run.log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        run.mark_degraded(f"logs: {exc.strerror or exc}")
+
+
+async def _serve_link(link: KeeperLink, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+    with trio.CancelScope() as scope:
+        task_status.started(scope)
+        await link.serve()
 
 
 async def _watch(run: Run, slot: NodeSlot) -> None:

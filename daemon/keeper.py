@@ -1,0 +1,359 @@
+"""The run keeper: parent of a run's node processes, so they outlive a daemon crash.
+
+The daemon decides (spawn, stop, restart); the keeper does: it spawns each node in its own
+process group, pumps its stdout and stderr into the node's log, reports exits with their
+codes and stderr tails, and answers a daemon that comes back with the state of every node.
+A daemon silent for longer than the grace is taken as gone for good: the keeper stops
+every node (SIGTERM, then SIGKILL) and exits, so nothing is orphaned (SPEC 7.4).
+
+It runs as its own process (`python -m daemon.keeper`) under the daemon, or as a thread
+of `flow run`; either way it is plain blocking code around one `zmq.Poller`, no trio.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import zmq
+
+from daemon.logformat import record_from_output
+from daemon.logs import NodeLog, Tee
+from daemon.stdout_output import StdoutOutput
+from node_sdk.wire import decode_control, encode_control
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL = 20
+MAX_LINE = 64 * 1024
+READ_CHUNK = 65536
+GROUP_TERM_S = 1.0  # what a node leaves in its group gets this long after SIGTERM
+ORPHAN_KILL_S = 5.0  # nodes stopped for a lost daemon get this long before SIGKILL
+TICK_S = 0.2
+
+
+@attrs.define(eq=False)
+class Child:
+    """One node process and its pipes."""
+
+    node: str
+    generation: int
+    process: subprocess.Popen[bytes]
+    pidfd: int
+    log: NodeLog
+    stdout_output: StdoutOutput | None
+    pipes: dict[int, str] = attrs.field(factory=dict)  # fd -> "stdout" / "stderr"
+    pending: dict[int, bytes] = attrs.field(factory=dict)
+    tail: collections.deque[str] = attrs.field(
+        factory=lambda: collections.deque(maxlen=STDERR_TAIL)
+    )
+    code: int | None = None
+    kill_at: float | None = None  # group SIGKILL deadline once the leader has exited
+    reported: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@attrs.define(eq=False)
+class Keeper:
+    """Serves one run's daemon on a ROUTER socket; owns the run's node processes."""
+
+    socket: zmq.Socket[bytes]
+    context: zmq.Context[zmq.Socket[bytes]]
+    grace: float
+    tee: Tee | None = None
+    children: dict[str, Child] = attrs.field(factory=dict)
+    daemon: bytes | None = None
+    last_contact: float = attrs.field(factory=time.monotonic)
+    quitting: bool = False
+    ending_at: float | None = None
+    degraded: str | None = None
+    _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
+    _fds: dict[int, Child] = attrs.field(factory=dict)
+
+    @classmethod
+    def bind(
+        cls,
+        context: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        grace: float,
+        tee: Tee | None = None,
+    ) -> Keeper:
+        socket = context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.LINGER, 1000)
+        socket.bind(endpoint)
+        keeper = cls(socket=socket, context=context, grace=grace, tee=tee)
+        keeper._poller.register(socket, zmq.POLLIN)
+        return keeper
+
+    # ------------------------------------------------------------------ the loop
+
+    def serve(self) -> None:
+        """Until told to quit (or orphaned) and every child has been reported."""
+        try:
+            while not self._finished():
+                for item, _ in self._poller.poll(int(TICK_S * 1000)):
+                    if item is self.socket:
+                        self._read_daemon()
+                    else:
+                        self._ready_fd(int(item))
+                self._tick()
+        finally:
+            for child in self.children.values():
+                self._close_child(child)
+            self.socket.close(linger=1000)
+
+    def _finished(self) -> bool:
+        done = all(c.reported for c in self.children.values())
+        return done and (self.quitting or self.ending_at is not None)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self.ending_at is None and now - self.last_contact > self.grace:
+            log.warning("keeper: no daemon for %.0fs: stopping every node", self.grace)
+            self._end_all()
+        if self.ending_at is not None and now - self.ending_at > ORPHAN_KILL_S:
+            for child in self._live():
+                _signal_group(child.pid, signal.SIGKILL)
+        for child in list(self.children.values()):
+            if child.code is not None and not child.reported:
+                if child.kill_at is not None and now >= child.kill_at:
+                    _signal_group(child.pid, signal.SIGKILL)
+                    child.kill_at = None
+                    child.pending.clear()
+                    for fd in list(child.pipes):
+                        self._drop_fd(child, fd)  # a grandchild holds it: stop reading
+                if not child.pipes:
+                    self._report_exit(child)
+
+    def _end_all(self) -> None:
+        """SIGTERM every live node now; `_tick` sends SIGKILL after ORPHAN_KILL_S."""
+        if self.ending_at is None:
+            self.ending_at = time.monotonic()
+            for child in self._live():
+                _signal_group(child.pid, signal.SIGTERM)
+
+    def _live(self) -> list[Child]:
+        return [c for c in self.children.values() if c.code is None]
+
+    # ------------------------------------------------------------------ the daemon
+
+    def _read_daemon(self) -> None:
+        while True:
+            try:
+                identity, payload = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue  # not two frames: not from a daemon
+            try:
+                message = decode_control(payload)
+            except Exception:
+                log.warning("keeper: dropped a malformed message")
+                continue
+            self.daemon = identity
+            self.last_contact = time.monotonic()
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        if kind == "attach":
+            self._send({"t": "state", "nodes": self.state(), "degraded": self.degraded})
+        elif kind == "spawn":
+            self._spawn(message)
+        elif kind == "signal":
+            child = self.children.get(str(message.get("node")))
+            if child is not None and child.code is None:
+                _signal_group(child.pid, signal.Signals(int(message["sig"])))
+        elif kind == "quit":
+            # normally every node has exited by now; any left is stopped like an orphan
+            self.quitting = True
+            self._end_all()
+        elif kind != "ping":
+            log.warning("keeper: unknown message %r", kind)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.daemon is None:
+            return
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.send_multipart([self.daemon, encode_control(message)], zmq.NOBLOCK)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            node: {
+                "generation": c.generation,
+                "pid": c.pid,
+                "code": c.code if c.reported else None,
+                "alive": not c.reported,
+                "tail": list(c.tail),
+            }
+            for node, c in self.children.items()
+        }
+
+    # ------------------------------------------------------------------ children
+
+    def _spawn(self, message: dict[str, Any]) -> None:
+        node, generation = str(message["node"]), int(message["generation"])
+        old = self.children.get(node)
+        if old is not None and not old.reported:
+            # at most one live process per (run, node): refuse, never double
+            self._send({"t": "spawn_failed", "node": node, "generation": generation,
+                        "error": f"generation {old.generation} is still alive"})  # fmt: skip
+            return
+        node_log = NodeLog(
+            path=Path(message["log"]),
+            node_id=node,
+            on_failure=self._degrade,
+            tee=self.tee,
+        )
+        try:
+            process = subprocess.Popen(
+                message["argv"],
+                env=message["env"],
+                cwd=message["cwd"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            node_log.close()
+            self._send({"t": "spawn_failed", "node": node, "generation": generation,
+                        "error": str(exc)})  # fmt: skip
+            return
+        stdout_as = message.get("stdout_as")
+        output = None
+        if stdout_as:
+            output = StdoutOutput.open(
+                self.context, stdout_as["source"], generation, stdout_as["edges"]
+            )
+        child = Child(
+            node=node,
+            generation=generation,
+            process=process,
+            pidfd=os.pidfd_open(process.pid),
+            log=node_log,
+            stdout_output=output,
+        )
+        assert process.stdout is not None
+        assert process.stderr is not None
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            fd = stream.fileno()
+            os.set_blocking(fd, False)
+            child.pipes[fd] = name
+            self._fds[fd] = child
+            self._poller.register(fd, zmq.POLLIN)
+        self._fds[child.pidfd] = child
+        self._poller.register(child.pidfd, zmq.POLLIN)
+        self.children[node] = child
+        self._send({"t": "spawned", "node": node, "generation": generation, "pid": process.pid})
+
+    def _ready_fd(self, fd: int) -> None:
+        child = self._fds.get(fd)
+        if child is None:
+            return
+        if fd == child.pidfd:
+            self._poller.unregister(fd)
+            del self._fds[fd]
+            child.code = child.process.wait()
+            os.close(fd)
+            # what the node left in its group: SIGTERM now, SIGKILL soon after
+            if _signal_group(child.pid, signal.SIGTERM):
+                child.kill_at = time.monotonic() + GROUP_TERM_S
+            return
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        stream = child.pipes[fd]
+        if not chunk:
+            rest = child.pending.pop(fd, b"")
+            if rest:
+                self._line(child, stream, rest)
+            self._drop_fd(child, fd)
+            return
+        data = child.pending.pop(fd, b"") + chunk
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            self._line(child, stream, line)
+        while len(rest) > MAX_LINE:  # a huge line with no newline: cut it, bounded
+            self._line(child, stream, rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
+        if rest:
+            child.pending[fd] = rest
+
+    def _line(self, child: Child, stream: str, raw: bytes) -> None:
+        record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+        if stream == "stderr":
+            child.tail.append(record.message)
+        elif child.stdout_output is not None:
+            child.stdout_output.send_line(record.message)
+        child.log.write(record)
+
+    def _drop_fd(self, child: Child, fd: int) -> None:
+        with contextlib.suppress(KeyError):
+            self._poller.unregister(fd)
+        self._fds.pop(fd, None)
+        child.pipes.pop(fd, None)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def _report_exit(self, child: Child) -> None:
+        child.reported = True
+        self._close_child(child)
+        self._send({"t": "exited", "node": child.node, "generation": child.generation,
+                    "code": child.code, "tail": list(child.tail)})  # fmt: skip
+
+    def _close_child(self, child: Child) -> None:
+        if child.stdout_output is not None:
+            child.stdout_output.close()
+            child.stdout_output = None
+        child.log.close()
+
+    def _degrade(self, what: str) -> None:
+        if self.degraded != what:
+            self.degraded = what
+            self._send({"t": "degraded", "what": what})
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Signal a process group; False when it no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def main() -> int:
+    """`python -m daemon.keeper '{"endpoint": ..., "grace": ...}'`."""
+    config = json.loads(sys.argv[1])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s keeper: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when nodes stop
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        keeper = Keeper.bind(context, config["endpoint"], float(config["grace"]))
+    except zmq.ZMQError as exc:
+        print(f"keeper: cannot bind {config['endpoint']}: {exc}", file=sys.stderr)
+        return 1
+    keeper.serve()
+    context.destroy(linger=1000)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

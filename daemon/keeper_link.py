@@ -1,0 +1,114 @@
+"""The daemon's end of a run keeper: start it, talk to it, hear about its node processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+import zmq
+
+from daemon.errors import NodeSpawnFailed
+from daemon.keeper import Keeper
+from daemon.logs import Tee
+from daemon.zmq_trio import Frames, SocketOwner
+from node_sdk.wire import decode_control, encode_control
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+ATTACH_TIMEOUT_S = 10.0
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+@attrs.define(eq=False)
+class KeeperLink:
+    """A DEALER to one keeper, owned by one task, with a heartbeat."""
+
+    owner: SocketOwner
+    on_event: OnEvent
+    state: dict[str, Any] | None = None
+    attached: trio.Event = attrs.field(factory=trio.Event)
+
+    @classmethod
+    def connect(
+        cls, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, on_event: OnEvent
+    ) -> KeeperLink:
+        socket = context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(endpoint)
+        return cls(owner=SocketOwner(socket), on_event=on_event)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.owner.send([encode_control(message)])
+
+    def _on_frames(self, frames: Frames) -> None:
+        try:
+            message = decode_control(frames[-1])
+        except Exception:
+            log.warning("keeper link: dropped a malformed message")
+            return
+        if message.get("t") == "state":
+            self.state = message
+            self.attached.set()
+        self.on_event(message)
+
+    async def serve(self) -> None:
+        """Pump the socket and beat the heart until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.owner.serve, self._on_frames)
+            while True:
+                self.send({"t": "ping"})
+                await trio.sleep(HEARTBEAT_S)
+
+    async def attach(self) -> dict[str, Any]:
+        """Ask for the keeper's state; raise when it does not answer in time."""
+        self.attached = trio.Event()
+        with trio.move_on_after(ATTACH_TIMEOUT_S):
+            while not self.attached.is_set():
+                self.send({"t": "attach"})
+                with trio.move_on_after(0.2):
+                    await self.attached.wait()
+        if self.state is None or not self.attached.is_set():
+            raise NodeSpawnFailed(
+                "keeper", f"the run keeper did not answer in {ATTACH_TIMEOUT_S:g}s"
+            )
+        return self.state
+
+    def quit(self) -> None:
+        """Tell the keeper to end, then close; called once the owner task is gone."""
+        with contextlib.suppress(zmq.ZMQError):
+            self.owner.socket.send(encode_control({"t": "quit"}), zmq.NOBLOCK)
+        self.owner.socket.close(linger=1000)
+
+
+async def start_keeper_process(endpoint: str, grace: float, log_path: Path) -> trio.Process:
+    """A keeper in its own session, so it outlives the daemon (SPEC 7.4)."""
+    config = json.dumps({"endpoint": endpoint, "grace": grace})
+    with log_path.open("ab") as log_file:
+        return await trio.lowlevel.open_process(
+            [sys.executable, "-m", "daemon.keeper", config],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+        )
+
+
+def start_keeper_thread(
+    context: zmq.Context[zmq.Socket[bytes]], endpoint: str, grace: float, tee: Tee | None
+) -> threading.Thread:
+    """A keeper inside this process (`flow run`: no daemon to outlive)."""
+    keeper = Keeper.bind(context, endpoint, grace, tee=tee)
+    thread = threading.Thread(target=keeper.serve, name="flow-keeper", daemon=True)
+    thread.start()
+    return thread
