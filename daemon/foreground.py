@@ -63,7 +63,7 @@ async def run_foreground(
                 nodes_endpoint=f"ipc://{sockets / paths.NODES_SOCKET}",
                 nursery=runs_nursery,
                 context=context,
-                origin="foreground",
+                origin=f"foreground:{os.getpid()}",
                 tee=tee,
             )
             owner = SocketOwner(nodes)

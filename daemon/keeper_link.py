@@ -19,13 +19,22 @@ import zmq
 from daemon.errors import NodeSpawnFailed
 from daemon.keeper import Keeper
 from daemon.logs import Tee
+from daemon.retry import Backoff, RetryExhausted, retry_async
 from daemon.zmq_trio import Frames, SocketOwner
 from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
-ATTACH_TIMEOUT_S = 10.0
+ATTACH_ANSWER_S = 0.25
+ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
+# re-adoption asks briefly: a keeper that is gone stays gone
+PROBE_POLICY = Backoff(attempts=4, initial=0.05, max_delay=0.2, deadline=1.5)
+
+
+class KeeperSilent(Exception):
+    """The keeper did not answer one attach (it may still be starting)."""
+
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -70,19 +79,24 @@ class KeeperLink:
                 self.send({"t": "ping"})
                 await trio.sleep(HEARTBEAT_S)
 
-    async def attach(self) -> dict[str, Any]:
-        """Ask for the keeper's state; raise when it does not answer in time."""
+    async def attach(self, policy: Backoff = ATTACH_POLICY) -> dict[str, Any]:
+        """Ask for the keeper's state until it answers (SPEC 7.5); raise when it never does."""
         self.attached = trio.Event()
-        with trio.move_on_after(ATTACH_TIMEOUT_S):
-            while not self.attached.is_set():
-                self.send({"t": "attach"})
-                with trio.move_on_after(0.2):
-                    await self.attached.wait()
-        if self.state is None or not self.attached.is_set():
-            raise NodeSpawnFailed(
-                "keeper", f"the run keeper did not answer in {ATTACH_TIMEOUT_S:g}s"
+
+        async def ask() -> dict[str, Any]:
+            self.send({"t": "attach"})
+            with trio.move_on_after(ATTACH_ANSWER_S):
+                await self.attached.wait()
+            if self.state is None or not self.attached.is_set():
+                raise KeeperSilent("no answer")
+            return self.state
+
+        try:
+            return await retry_async(
+                ask, what="reaching the run keeper", policy=policy, retry_on=(KeeperSilent,)
             )
-        return self.state
+        except RetryExhausted as exc:
+            raise NodeSpawnFailed("keeper", f"the run keeper did not answer: {exc}") from exc
 
     def quit(self) -> None:
         """Tell the keeper to end, then close; called once the owner task is gone."""
@@ -112,3 +126,21 @@ def start_keeper_thread(
     thread = threading.Thread(target=keeper.serve, name="flow-keeper", daemon=True)
     thread.start()
     return thread
+
+
+async def probe_keeper(
+    context: zmq.Context[zmq.Socket[bytes]], endpoint: str
+) -> dict[str, Any] | None:
+    """The state of a keeper that outlived a daemon, or None when none answers."""
+    link = KeeperLink.connect(context, endpoint, on_event=lambda message: None)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.owner.serve, link._on_frames)
+            try:
+                state: dict[str, Any] | None = await link.attach(PROBE_POLICY)
+            except NodeSpawnFailed:
+                state = None
+            nursery.cancel_scope.cancel()
+    finally:
+        link.owner.socket.close(linger=0)
+    return state

@@ -22,6 +22,7 @@ from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusab
 from daemon.handlers import handlers, stop_all
 from daemon.node_channel import NodeChannel, bind_router
 from daemon.protocol import SOCKET_MAX_MSG_BYTES
+from daemon.recovery import recover_runs
 from daemon.runtime import Runtime, serve_nursery
 from daemon.store import Store
 from daemon.zmq_trio import SocketOwner
@@ -55,14 +56,6 @@ def other_daemon_pid(home: Path) -> int | None:
     return None
 
 
-def mark_interrupted_runs(store: Store) -> None:
-    """Runs left active by a daemon that died are recorded as failed, with why."""
-    for info in store.runs(include_ended=False):
-        store.update_run(
-            info["id"], status="failed", error="the daemon exited while the run was active"
-        )
-
-
 def _prepare_home(home: Path) -> None:
     os.umask(0o077)  # before any bind or file: only this user may use what we create
     try:
@@ -79,7 +72,6 @@ async def serve(
     if other is not None:
         raise ControlSocketUnavailable(f"another flow daemon (pid {other}) serves {home}")
     store = Store.open(paths.state_db(home))
-    mark_interrupted_runs(store)
     sockets = paths.socket_dir(home)
     prepare_socket_dir(sockets)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -132,9 +124,11 @@ async def _open_runtime(
         owner=control_owner, runtime=rt, handlers=handlers(), nursery=requests_nursery
     )
     root.start_soon(nodes_owner.serve, rt.channel.on_message)
-    root.start_soon(control_owner.serve, server.on_message)
     root.start_soon(_watch_signals, rt)
     root.start_soon(_shutdown_when_asked, rt, root)
+    # requests wait until recovery is done, so `flow up` returns on a settled state
+    await recover_runs(rt)
+    root.start_soon(control_owner.serve, server.on_message)
     log.info("flow daemon %d serving %s", os.getpid(), home)
     return rt
 
@@ -143,6 +137,8 @@ async def _watch_signals(rt: Runtime) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("received %s: stopping every run", signal.Signals(signum).name)
+            for run in rt.active_runs():
+                run.interrupted = True  # recovered at the next start (SPEC 7.4)
             await stop_all(rt, {"grace": SHUTDOWN_GRACE_S, "force": False})
             rt.shutdown_requested.set()
             return

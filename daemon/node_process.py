@@ -90,10 +90,29 @@ class NodeSlot:
 
     # ---------------------------------------------------------------- the task
 
-    async def serve(self) -> None:
+    def adopt(self, state: dict[str, Any]) -> None:
+        """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""
+        self.generation = int(state["generation"])
+        self.pid = int(state["pid"])
+        self.spawned.set()
+        self.first_spawn.set()
+        self.settled.set()
+        if state.get("alive"):
+            self.status = NodeStatus.RUNNING
+            self.connected.set()  # its DEALER reconnects to the new daemon by itself
+        else:
+            code = state.get("code")
+            self.exit_code = None if code is None else int(code)
+            self.stderr_tail = [str(line) for line in state.get("tail") or []]
+            self.exited.set()
+
+    async def serve(self, *, adopted: bool = False) -> None:
         """Run generations until the restart policy says no more; stop them if cancelled."""
         try:
-            await self._run_generation()
+            if adopted:
+                await self._wait_generation()
+            else:
+                await self._run_generation()
             while (delay := self.run.restart_delay(self)) is not None:
                 log.info("run %s: node %s restarts in %.2fs", self.run.id, self.id, delay)
                 await trio.sleep(delay)
@@ -124,6 +143,10 @@ class NodeSlot:
         self.status = NodeStatus.RUNNING
         run.store.update_node(run.id, self.id, pid=self.pid, status="running")
         run.store.add_event(run.id, self.id, "spawn", f"pid {self.pid} gen {self.generation}")
+        await self._wait_generation()
+
+    async def _wait_generation(self) -> None:
+        run = self.run
         try:
             await self.exited.wait()
         finally:

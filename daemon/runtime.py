@@ -122,22 +122,7 @@ class Runtime:
         dataflow = self.load(path, text)
         run_id = new_run_id()
         run_name = name or dataflow.name
-        assert self.channel is not None
-        run = Run(
-            id=run_id,
-            name=run_name,
-            dataflow=dataflow,
-            store=self.store,
-            home=self.home,
-            sockets=self.socket_dir / run_id.replace("-", "")[:12],
-            daemon_endpoint=self.nodes_endpoint,
-            send=self.channel.send,
-            context=self.context,
-            base_env=self.base_env,
-            extra_env=env,
-            tee=self.tee,
-            in_process=self.origin == "foreground",
-        )
+        run = self.make_run(run_id, run_name, dataflow, env)
         self.store.create_run(
             run_id,
             run_name,
@@ -156,11 +141,42 @@ class Runtime:
         await self.nursery.start(self._supervise, run)
         return run
 
-    async def _supervise(self, run: Run, *, task_status: trio.TaskStatus[None]) -> None:
+    def make_run(
+        self, run_id: str, name: str | None, dataflow: Dataflow, env: dict[str, str]
+    ) -> Run:
+        assert self.channel is not None
+        return Run(
+            id=run_id,
+            name=name,
+            dataflow=dataflow,
+            store=self.store,
+            home=self.home,
+            sockets=self.socket_dir / run_id.replace("-", "")[:12],
+            daemon_endpoint=self.nodes_endpoint,
+            send=self.channel.send,
+            context=self.context,
+            base_env=self.base_env,
+            extra_env=env,
+            tee=self.tee,
+            in_process=self.origin.startswith("foreground"),
+        )
+
+    async def resume_run(self, run: Run, adopt: dict[str, Any] | None) -> None:
+        """Supervise a recovered run: adopting its living keeper, or starting it again."""
+        self.runs[run.id] = run
+        await self.nursery.start(self._supervise, run, adopt)
+
+    async def _supervise(
+        self,
+        run: Run,
+        adopt: dict[str, Any] | None = None,
+        *,
+        task_status: trio.TaskStatus[None],
+    ) -> None:
         """A run's failure stays the run's: only a fatal error reaches the root nursery."""
         started = _Started(task_status)
         try:
-            await supervise(run, task_status=started)
+            await supervise(run, adopt=adopt, task_status=started)
         except FatalError:
             raise
         except Exception as exc:

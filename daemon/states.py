@@ -7,6 +7,10 @@ Run:
     running   -> failed      every non-dynamic node exited, at least one failed
     running   -> stopped     every non-dynamic node exited after a stop request
     any live  -> stopped     the daemon shut down (`flow down`): never recovered
+    any live  -> interrupted the daemon was terminated by a signal: recovered at its next start
+    interrupted / running (after a daemon crash)
+              -> running     recovered at the daemon's start: living nodes adopted through
+                             their keeper, or the run started again (generation + 1)
 
 Node:
     pending   -> running     its process was spawned (generation + 1, recorded first)
@@ -28,6 +32,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     STOPPED = "stopped"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
 
     @property
     def active(self) -> bool:

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     degraded TEXT,
     origin TEXT NOT NULL DEFAULT 'daemon',
-    env TEXT NOT NULL DEFAULT '{}'
+    env TEXT NOT NULL DEFAULT '{}',
+    recovered INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS nodes (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -55,7 +56,7 @@ CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
 """
 
 NODE_FIELDS = ("status", "generation", "pid", "restarts", "exit_code", "signal", "stderr_tail")
-RUN_FIELDS = ("status", "ended", "error", "degraded", "name")
+RUN_FIELDS = ("status", "ended", "error", "degraded", "name", "recovered")
 
 
 @attrs.define(eq=False)
@@ -146,6 +147,14 @@ class Store:
         env = json.loads(row["env"]) if row is not None else {}
         return {str(k): str(v) for k, v in env.items()}
 
+    def interrupted_runs(self) -> list[dict[str, Any]]:
+        """Runs a daemon left active or interrupted: the candidates for recovery."""
+        rows = self.db.execute(
+            "SELECT * FROM runs WHERE status IN ('starting', 'running', 'interrupted')"
+            " ORDER BY created"
+        ).fetchall()
+        return [self._run_info(row) for row in rows]
+
     def runs(self, *, include_ended: bool) -> list[dict[str, Any]]:
         where = "" if include_ended else "WHERE status IN ('starting', 'running')"
         rows = self.db.execute(f"SELECT * FROM runs {where} ORDER BY created").fetchall()
@@ -177,6 +186,7 @@ class Store:
             "error": row["error"],
             "degraded": row["degraded"],
             "origin": row["origin"],
+            "recovered": bool(row["recovered"]),
             "nodes": [
                 {
                     "id": n["node_id"],

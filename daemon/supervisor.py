@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ class Run:
     in_process: bool = False  # `flow run`: the keeper is a thread, not a process
     status: RunStatus = RunStatus.STARTING
     stop_requested: bool = False
+    interrupted: bool = False  # stopped because the daemon got a signal: recover later
     cancel_grace: float = 2.0  # when the daemon itself is going down hard
     error: str | None = None
     degraded: str | None = None
@@ -222,6 +224,8 @@ class Run:
     def result_status(self) -> RunStatus:
         if self.late:
             return RunStatus.FAILED
+        if self.interrupted:
+            return RunStatus.INTERRUPTED
         if self.stop_requested:
             return RunStatus.STOPPED
         if any(s.status is NodeStatus.FAILED for s in self.spawned):
@@ -235,15 +239,22 @@ class Run:
 
 
 async def supervise(
-    run: Run, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    run: Run,
+    *,
+    adopt: dict[str, Any] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own a run from its keeper's start to its result; cancelled, it stops every node first.
 
-    Started (for `nursery.start`) once every node has been spawned or has failed to.
+    Started (for `nursery.start`) once every node has been spawned or has failed to. With
+    `adopt` (a living keeper's state after a daemon restart) the keeper and its nodes are
+    taken over as they are: nothing is spawned again.
     """
     _prepare_folders(run)
-    keeper: trio.Process | threading.Thread
-    if run.in_process:
+    keeper: trio.Process | threading.Thread | None = None
+    if adopt is not None:
+        pass  # the keeper lives on from before the daemon restart
+    elif run.in_process:
         keeper = start_keeper_thread(run.context, run.keeper_endpoint, DAEMON_GRACE_S, run.tee)
     else:
         keeper = await start_keeper_process(
@@ -253,9 +264,12 @@ async def supervise(
     try:
         async with trio.open_nursery() as nursery:
             link_scope = await nursery.start(_serve_link, link)
-            await link.attach()
+            state = (await link.attach())["nodes"]
             for slot in run.spawned:
-                nursery.start_soon(slot.serve)
+                adopted = adopt is not None and slot.id in state
+                if adopted:
+                    slot.adopt(state[slot.id])
+                nursery.start_soon(functools.partial(slot.serve, adopted=adopted))
                 nursery.start_soon(_watch, run, slot)
             for slot in run.spawned:
                 await slot.first_spawn.wait()
@@ -270,8 +284,9 @@ async def supervise(
     finally:
         # the keeper stops whatever is left and exits; its nodes never outlive it
         link.quit()
-        with trio.CancelScope(shield=True):
-            await _wait_keeper(keeper)
+        if keeper is not None:
+            with trio.CancelScope(shield=True):
+                await _wait_keeper(keeper)
         shutil.rmtree(run.sockets, ignore_errors=True)
         run.done.set()
 

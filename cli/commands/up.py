@@ -6,7 +6,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from cli import client, render
 
     home = client.home_path()
-    info = client.ping(timeout=2.0, home=home)
+    # a pid file naming a live daemon is worth a ping; otherwise none can answer
+    info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
     if info is not None:
         render.info(f"flow daemon already running (pid {info.get('pid')})")
         return 0
@@ -56,15 +56,18 @@ def spawn_daemon(home: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+class _NotUpYet(Exception):
+    """The daemon has not answered a ping yet."""
+
+
 def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> dict[str, Any]:
-    """Ping with exponential backoff until the daemon answers, it exits, or the deadline."""
+    """Ping through the retry helper until the daemon answers, it exits, or the deadline."""
     from cli import client
     from cli.errors import CliError
+    from daemon.retry import Backoff, RetryExhausted, retry_sync
 
-    deadline = time.monotonic() + START_DEADLINE
-    delay = 0.02
-    while True:
-        info = client.ping(timeout=min(1.0, max(0.05, deadline - time.monotonic())), home=home)
+    def ping_once() -> dict[str, Any]:
+        info = client.ping(timeout=0.5, home=home)
         if info is not None:
             return info
         code = proc.poll()
@@ -76,13 +79,31 @@ def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> dict[str, Any]:
             raise CliError(
                 f"the flow daemon exited with status {code} while starting", details=log_tail(home)
             )
-        if time.monotonic() >= deadline:
-            raise CliError(
-                f"the flow daemon (pid {proc.pid}) did not answer within {START_DEADLINE:g} s",
-                details=log_tail(home),
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
+        raise _NotUpYet(f"pid {proc.pid} has not answered")
+
+    policy = Backoff(attempts=60, initial=0.02, max_delay=0.5, deadline=START_DEADLINE)
+    try:
+        return retry_sync(
+            ping_once, what="starting the daemon", policy=policy, retry_on=(_NotUpYet,)
+        )
+    except RetryExhausted:
+        raise CliError(
+            f"the flow daemon (pid {proc.pid}) did not answer within {START_DEADLINE:g} s",
+            details=log_tail(home),
+        ) from None
+
+
+def daemon_process_alive(home: Path) -> bool:
+    """True when daemon.pid names a live `python -m daemon` process."""
+    from daemon import paths
+
+    try:
+        pid = int(paths.daemon_pid_file(home).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return False
+    return state != "Z" and b"daemon" in cmdline
 
 
 def log_tail(home: Path, lines: int = 15) -> list[str]:

@@ -297,7 +297,10 @@ def test_status_shows_degraded_as_warnings(
     assert captured.err == "warning: degraded: log writing: disk full\n"
 
 
-def test_up_when_already_running(fake: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_when_already_running(
+    fake: FakeDaemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cli.commands.up.daemon_process_alive", lambda home: True)
     fake.on("ping", ok({"pid": 99, "version": "0.1.0", "home": "/h"}))
     assert main(["up"]) == 0
     assert capsys.readouterr().out == "flow daemon already running (pid 99)\n"

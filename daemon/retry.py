@@ -1,0 +1,96 @@
+"""The one retry helper (SPEC 7.5): attempts, exponential backoff with jitter, a deadline.
+
+Every wait on something that may not be ready yet goes through it: the CLI reaching the
+daemon, the daemon reaching a run keeper, re-adoption after a restart. Each retry is
+logged; when attempts or the deadline run out, the last cause is raised. Errors that
+cannot heal (anything not in `retry_on`) are raised at once, never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import attrs
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class RetryExhausted(Exception):
+    """Raised with the last cause (`__cause__`) when no attempt succeeded."""
+
+
+@attrs.frozen
+class Backoff:
+    """The policy: how many attempts, how long between them, and for how long in all."""
+
+    attempts: int = 10
+    initial: float = 0.05
+    factor: float = 2.0
+    max_delay: float = 2.0
+    jitter: float = 0.2  # each delay is scaled by a factor in [1 - jitter, 1 + jitter]
+    deadline: float = 15.0  # seconds from the first attempt
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        """The delay before each retry (attempts - 1 of them), jittered and capped."""
+        pick = (rng or random).uniform
+        delay = self.initial
+        for _ in range(self.attempts - 1):
+            yield min(self.max_delay, delay) * pick(1 - self.jitter, 1 + self.jitter)
+            delay *= self.factor
+
+
+async def retry_async(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    policy: Backoff,
+    retry_on: tuple[type[BaseException], ...],
+) -> T:
+    """Await `operation` until it succeeds, under `policy`; trio's clock for the waits."""
+    import trio
+
+    start = trio.current_time()
+    delays = policy.delays()
+    attempt = 1
+    while True:
+        try:
+            return await operation()
+        except retry_on as exc:
+            delay = next(delays, None)
+            elapsed = trio.current_time() - start
+            if delay is None or elapsed + delay > policy.deadline:
+                raise RetryExhausted(f"{what}: gave up after {attempt} attempts: {exc}") from exc
+            log.info("%s: attempt %d failed (%s); retrying in %.2fs", what, attempt, exc, delay)
+            await trio.sleep(delay)
+            attempt += 1
+
+
+def retry_sync(
+    operation: Callable[[], T],
+    *,
+    what: str,
+    policy: Backoff,
+    retry_on: tuple[type[BaseException], ...],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """The blocking twin of `retry_async`, for the CLI."""
+    start = clock()
+    delays = policy.delays()
+    attempt = 1
+    while True:
+        try:
+            return operation()
+        except retry_on as exc:
+            delay = next(delays, None)
+            if delay is None or clock() - start + delay > policy.deadline:
+                raise RetryExhausted(f"{what}: gave up after {attempt} attempts: {exc}") from exc
+            log.info("%s: attempt %d failed (%s); retrying in %.2fs", what, attempt, exc, delay)
+            sleep(delay)
+            attempt += 1

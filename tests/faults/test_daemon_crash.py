@@ -1,0 +1,173 @@
+"""Daemon crashes and signals (SPEC 7.4): nodes live through, come back, or stop by themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import REPO, flow
+
+from daemon import paths
+
+NODES = REPO / "tests" / "nodes"
+GRACE = "6"
+
+STREAM = """
+nodes:
+  - id: counter
+    path: NODES/counter.py
+    inputs:
+      tick: flow/timer/millis/20
+    outputs: [count]
+  - id: sink
+    path: NODES/seqsink.py
+    inputs:
+      data: counter/count
+"""
+
+
+def up(home: Path) -> None:
+    done = flow("up", home=home, env_extra={"FLOW_DAEMON_GRACE": GRACE})
+    assert done.returncode == 0, done.stderr
+
+
+def start(home: Path, tmp_path: Path, name: str) -> dict[str, Any]:
+    yml = tmp_path / f"{name}.yml"
+    yml.write_text(STREAM.replace("NODES", str(NODES)))
+    done = flow("start", str(yml), "--detach", "--name", name, home=home)
+    assert done.returncode == 0, done.stderr
+    return run_info(home, name)
+
+
+def run_info(home: Path, name: str) -> dict[str, Any]:
+    done = flow("list", "--all", "--json", home=home)
+    assert done.returncode == 0, done.stderr
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return [r for r in runs if r["name"] == name][-1]
+
+
+def diagnostics(home: Path) -> str:
+    logs = [paths.daemon_log(home), *sorted(home.glob("runs/*/keeper.log"))]
+    return "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+
+
+def daemon_pid(home: Path) -> int:
+    return int(paths.daemon_pid_file(home).read_text())
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def node_processes(run_id: str) -> dict[str, list[int]]:
+    """node id -> pids of live processes that are that node of that run."""
+    found: dict[str, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"FLOW_DATAFLOW={run_id}".encode() not in environ or not alive(int(entry)):
+            continue
+        for item in environ:
+            if item.startswith(b"FLOW_NODE_CONFIG="):
+                node = json.loads(item.partition(b"=")[2])["node"]
+                found.setdefault(node, []).append(int(entry))
+    return found
+
+
+def sink_summary(home: Path, name: str) -> str:
+    log = flow("logs", name, "sink", home=home).stdout
+    lines = [line for line in log.splitlines() if "summary" in line]
+    assert lines, log[-2000:]
+    return lines[-1]
+
+
+def wait_for_values(home: Path, name: str, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        log = flow("logs", name, "sink", "--tail", "1", home=home).stdout
+        if "got data" in log and int(log.split("got data ")[1].split()[0]) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the sink never received enough values")
+
+
+def test_sigkill_and_quick_restart_adopts_the_living(flow_home: Path, tmp_path: Path) -> None:
+    up(flow_home)
+    before = start(flow_home, tmp_path, "steady")
+    wait_for_values(flow_home, "steady", 10)
+    os.kill(daemon_pid(flow_home), signal.SIGKILL)
+    time.sleep(1.0)  # data keeps flowing node to node meanwhile
+    up(flow_home)
+    after = run_info(flow_home, "steady")
+    assert after["status"] == "running"
+    assert after["recovered"] is True
+    for old, new in zip(before["nodes"], after["nodes"], strict=True):
+        assert new["pid"] == old["pid"], diagnostics(flow_home)  # adopted, not restarted
+        assert new["restarts"] == 0
+        assert new["generation"] == 1
+    time.sleep(1.0)
+    assert flow("stop", "steady", home=flow_home).returncode == 0
+    summary = sink_summary(flow_home, "steady")
+    assert "gaps=0 repeats=0" in summary, summary
+    assert flow("down", home=flow_home).returncode == 0
+
+
+def test_sigkill_without_restart_then_recovery(flow_home: Path, tmp_path: Path) -> None:
+    up(flow_home)
+    info = start(flow_home, tmp_path, "orphan")
+    pids = [n["pid"] for n in info["nodes"]]
+    os.kill(daemon_pid(flow_home), signal.SIGKILL)
+    # SPEC 7.4: past the grace every node stops by itself (SIGTERM, then SIGKILL after 5 s)
+    left = wait_gone(pids, float(GRACE) + 5 + 5)
+    assert not left, f"nodes outlived the daemon's grace: {left}"
+    up(flow_home)
+    seen: dict[str, set[int]] = {}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # sampled every 50 ms: never two live per node
+        for node, live in node_processes(info["id"]).items():
+            assert len(live) == 1, f"{node} has {len(live)} live processes"
+            seen.setdefault(node, set()).update(live)
+        time.sleep(0.05)
+    assert {node: len(p) for node, p in seen.items()} == {"counter": 1, "sink": 1}
+    after = run_info(flow_home, "orphan")
+    assert after["status"] == "running" and after["recovered"] is True
+    assert [n["generation"] for n in after["nodes"]] == [2, 2]  # each started once more
+    assert flow("down", home=flow_home).returncode == 0
+
+
+def test_sigterm_interrupts_and_the_run_comes_back(flow_home: Path, tmp_path: Path) -> None:
+    up(flow_home)
+    info = start(flow_home, tmp_path, "resumable")
+    pids = [n["pid"] for n in info["nodes"]]
+    daemon = daemon_pid(flow_home)
+    os.kill(daemon, signal.SIGTERM)
+    assert not wait_gone([*pids, daemon], 15), "SIGTERM did not stop the nodes and daemon"
+    up(flow_home)
+    back = run_info(flow_home, "resumable")
+    assert back["status"] == "running" and back["recovered"] is True
+    assert all(n["generation"] == 2 for n in back["nodes"])
+    # `flow down` is a stop by request: nothing comes back after it
+    assert flow("down", home=flow_home).returncode == 0
+    up(flow_home)
+    assert run_info(flow_home, "resumable")["status"] == "stopped"
+    assert flow("list", home=flow_home).stdout.count("resumable") == 0
+    assert flow("down", home=flow_home).returncode == 0

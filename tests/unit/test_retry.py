@@ -1,0 +1,108 @@
+"""The retry helper under trio's autojump clock: delays, jitter, deadline, logs, exhaustion."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+import trio
+
+from daemon.retry import Backoff, RetryExhausted, retry_async, retry_sync
+
+
+class NotYet(Exception):
+    pass
+
+
+class Never(Exception):
+    pass
+
+
+def test_delays_grow_are_capped_and_jittered_within_bounds() -> None:
+    policy = Backoff(attempts=8, initial=0.1, factor=2.0, max_delay=1.0, jitter=0.2)
+    delays = list(policy.delays(random.Random(1)))
+    assert len(delays) == 7
+    nominal = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    for got, want in zip(delays, nominal, strict=True):
+        assert want * 0.8 <= got <= want * 1.2
+
+
+async def test_succeeds_after_transient_failures(autojump_clock: trio.abc.Clock) -> None:
+    calls = []
+
+    async def flaky() -> str:
+        calls.append(trio.current_time())
+        if len(calls) < 4:
+            raise NotYet("not ready")
+        return "ok"
+
+    policy = Backoff(attempts=10, initial=1.0, factor=2.0, max_delay=100, jitter=0.0, deadline=100)
+    result = await retry_async(flaky, what="flaky", policy=policy, retry_on=(NotYet,))
+    assert result == "ok"
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert gaps == pytest.approx([1.0, 2.0, 4.0])
+
+
+async def test_exhaustion_raises_with_the_last_cause(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def never() -> None:
+        raise NotYet("still not ready")
+
+    caplog.set_level(logging.INFO, logger="daemon.retry")
+    policy = Backoff(attempts=3, initial=0.5, jitter=0.0, deadline=100)
+    with pytest.raises(RetryExhausted, match="gave up after 3 attempts") as info:
+        await retry_async(never, what="waiting", policy=policy, retry_on=(NotYet,))
+    assert isinstance(info.value.__cause__, NotYet)
+    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 2  # a log line per retry
+
+
+async def test_deadline_bounds_the_whole_wait(autojump_clock: trio.abc.Clock) -> None:
+    async def never() -> None:
+        raise NotYet("no")
+
+    policy = Backoff(attempts=100, initial=1.0, factor=2.0, max_delay=10, jitter=0.0, deadline=20)
+    start = trio.current_time()
+    with pytest.raises(RetryExhausted):
+        await retry_async(never, what="bounded", policy=policy, retry_on=(NotYet,))
+    assert trio.current_time() - start <= 20
+
+
+async def test_errors_that_cannot_heal_are_raised_at_once(autojump_clock: trio.abc.Clock) -> None:
+    calls = 0
+
+    async def broken() -> None:
+        nonlocal calls
+        calls += 1
+        raise Never("missing file")
+
+    with pytest.raises(Never):
+        await retry_async(broken, what="broken", policy=Backoff(), retry_on=(NotYet,))
+    assert calls == 1
+
+
+def test_sync_twin_uses_the_same_policy() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    attempts = iter([NotYet("a"), NotYet("b"), None])
+
+    def operation() -> str:
+        outcome = next(attempts)
+        if outcome is not None:
+            raise outcome
+        return "up"
+
+    policy = Backoff(initial=0.1, jitter=0.0)
+    assert (
+        retry_sync(operation, what="up", policy=policy, retry_on=(NotYet,), sleep=sleep,
+                   clock=lambda: now[0])  # fmt: skip
+        == "up"
+    )
+    assert slept == pytest.approx([0.1, 0.2])
