@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import zmq
@@ -53,6 +53,7 @@ class Child:
     log: NodeLog
     stdout_output: StdoutOutput | None
     pipes: dict[int, str] = attrs.field(factory=dict)  # fd -> "stdout" / "stderr"
+    files: dict[int, IO[bytes]] = attrs.field(factory=dict)  # fd -> its owning file object
     pending: dict[int, bytes] = attrs.field(factory=dict)
     tail: collections.deque[str] = attrs.field(
         factory=lambda: collections.deque(maxlen=STDERR_TAIL)
@@ -253,6 +254,7 @@ class Keeper:
             fd = stream.fileno()
             os.set_blocking(fd, False)
             child.pipes[fd] = name
+            child.files[fd] = stream
             self._fds[fd] = child
             self._poller.register(fd, zmq.POLLIN)
         self._fds[child.pidfd] = child
@@ -309,8 +311,12 @@ class Keeper:
             self._poller.unregister(fd)
         self._fds.pop(fd, None)
         child.pipes.pop(fd, None)
-        with contextlib.suppress(OSError):
-            os.close(fd)
+        # close through the file object: a bare os.close would leave it to close the fd
+        # number again later, by then perhaps another child's pipe
+        stream = child.files.pop(fd, None)
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
 
     def _report_exit(self, child: Child) -> None:
         child.reported = True

@@ -115,6 +115,7 @@ class NodeSlot:
                 await self._run_generation()
             while (delay := self.run.restart_delay(self)) is not None:
                 log.info("run %s: node %s restarts in %.2fs", self.run.id, self.id, delay)
+                self.run.store.update_node(self.run.id, self.id, status="restarting")
                 await trio.sleep(delay)
                 if self.stop_requested or self.run.stop_requested:
                     break

@@ -18,6 +18,11 @@ Node:
     running   -> failed      exited non-zero or by a signal we did not send, or could not spawn
     running   -> stopped     exited after STOP or SIGTERM during a stop
     running   -> killed      needed SIGKILL after the grace (it ignored STOP and SIGTERM)
+    failed / succeeded
+              -> restarting  its restart_policy wants it back: waits restart_delay (doubling,
+                             capped at max_restart_delay), at most max_restarts per window
+    restarting -> pending    the delay is over: the next generation is spawned
+    restarting -> failed     (or stays as it was) the run was stopped during the delay
     dynamic                  `path: dynamic`: never spawned by the daemon
 """
 
@@ -46,6 +51,7 @@ class NodeStatus(StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
     KILLED = "killed"
+    RESTARTING = "restarting"
     DYNAMIC = "dynamic"
 
     @property

@@ -1,0 +1,83 @@
+"""Restart policies (SPEC 2, 5): growing delays, a bounded count, siblings untouched."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from helpers import REPO, flow
+
+NODES = REPO / "tests" / "nodes"
+
+
+def test_crash_loop_under_on_failure_ends_failed(daemon: Path, tmp_path: Path) -> None:
+    crashes, sibling = tmp_path / "crashes", tmp_path / "sibling"
+    yml = tmp_path / "loop.yml"
+    yml.write_text(
+        f"""
+nodes:
+  - id: crasher
+    path: {NODES}/crasher.py
+    env: {{SPAWN_FILE: {crashes}}}
+    restart_policy: on-failure
+    max_restarts: 4
+    restart_window: 30
+    restart_delay: 0.1
+    max_restart_delay: 0.5
+    inputs:
+      tick: flow/timer/millis/100
+  - id: sibling
+    path: {NODES}/spawncount.py
+    env: {{SPAWN_FILE: {sibling}}}
+    inputs:
+      tick: flow/timer/millis/100
+"""
+    )
+    assert flow("start", str(yml), "--detach", "--name", "loop", home=daemon).returncode == 0
+    deadline = time.monotonic() + 30
+    info: dict = {}
+    while time.monotonic() < deadline:
+        runs = [json.loads(x) for x in flow("list", "--json", home=daemon).stdout.splitlines()]
+        info = {n["id"]: n for n in runs[0]["nodes"]} if runs else {}
+        if info and info["crasher"]["status"] == "failed":
+            break
+        time.sleep(0.2)
+    assert info["crasher"]["status"] == "failed", info
+    assert info["crasher"]["restarts"] == 4
+    assert info["crasher"]["generation"] == 5
+    # the delays grew: 0.1, 0.2, 0.4, then capped at 0.5
+    spawns = flow("logs", "loop", "crasher", home=daemon).stdout
+    assert spawns.count("crasher: crashing") == 5
+    assert crashes.read_text().split() == ["0", "1", "2", "3", "4"]  # restart_count() told it
+    time.sleep(1.5)  # a further while: no more spawns once failed
+    assert len(crashes.read_text().split()) == 5
+    assert sibling.read_text().split() == ["start"]
+    assert info["sibling"]["generation"] == 1 and info["sibling"]["status"] == "running"
+    events = flow("stop", "loop", home=daemon)
+    assert events.returncode == 0
+    final = [json.loads(x) for x in flow("list", "--all", "--json", home=daemon).stdout.splitlines()]
+    assert final[0]["status"] == "stopped"
+
+
+def test_always_restarts_a_clean_exit_but_not_a_stop(daemon: Path, tmp_path: Path) -> None:
+    spawns = tmp_path / "spawns"
+    yml = tmp_path / "always.yml"
+    yml.write_text(
+        f"""
+nodes:
+  - id: quitter
+    path: {NODES}/counter.py
+    env: {{COUNT: 2, SPAWN_FILE: {spawns}}}
+    restart_policy: always
+    max_restarts: 2
+    restart_delay: 0.05
+    inputs:
+      tick: flow/timer/millis/20
+    outputs: [count]
+"""
+    )
+    started = flow("start", str(yml), "--attach", "--name", "always", home=daemon, timeout=60)
+    logs = flow("logs", "always", "quitter", home=daemon).stdout
+    assert logs.count("counter sent 2") == 3, logs  # the first run and two restarts
+    assert started.returncode == 1  # more than max_restarts within the window: failed
