@@ -71,7 +71,10 @@ async def serve(
     other = other_daemon_pid(home)
     if other is not None:
         raise ControlSocketUnavailable(f"another flow daemon (pid {other}) serves {home}")
-    store = Store.open(paths.state_db(home))
+    warnings: list[str] = []
+    store = Store.open(paths.state_db(home), on_corrupt=warnings.append)
+    for warning in warnings:
+        _say(home, "error", warning)
     sockets = paths.socket_dir(home)
     prepare_socket_dir(sockets)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -89,6 +92,7 @@ async def serve(
         try:
             async with trio.open_nursery() as root:
                 rt = await _open_runtime(root, home, sockets, store, context, control, nodes)
+                rt.degraded.extend(warnings)  # `flow status` shows them too
                 task_status.started(rt)
         finally:
             _remove_pid_file(home)
@@ -150,6 +154,21 @@ async def _shutdown_when_asked(rt: Runtime, root: trio.Nursery) -> None:
     root.cancel_scope.cancel()
 
 
+def _say(home: Path, level: str, message: str) -> None:
+    """One clear line in the daemon log, and on stderr unless stderr is that log."""
+    log.log(logging.CRITICAL if level == "fatal" else logging.ERROR, "%s: %s", level, message)
+    if not _stderr_is_log(home):
+        print(f"flow daemon: {level}: {message}", file=sys.stderr)
+
+
+def _stderr_is_log(home: Path) -> bool:
+    try:
+        err, log_file = os.fstat(2), paths.daemon_log(home).stat()
+    except OSError:
+        return False
+    return (err.st_dev, err.st_ino) == (log_file.st_dev, log_file.st_ino)
+
+
 def _remove_sockets(sockets: Path) -> None:
     for name in (paths.CONTROL_SOCKET, paths.NODES_SOCKET):
         path = sockets / name
@@ -201,10 +220,9 @@ def run_daemon(home: Path) -> int:
             if isinstance(exc, KeyboardInterrupt):
                 return 130
             log.critical("daemon crashed", exc_info=exc)
-            print(f"flow daemon: fatal: {exc!r}", file=sys.stderr)
+            _say(home, "fatal", repr(exc))
             return 1
-        log.critical("fatal: %s", fatal)
-        print(f"flow daemon: fatal: {fatal}", file=sys.stderr)
+        _say(home, "fatal", str(fatal))
         return 1
     log.info("flow daemon %d stopped", os.getpid())
     return 0

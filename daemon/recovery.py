@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,13 @@ async def recover_runs(rt: Runtime) -> None:
             continue
         try:
             await _recover(rt, info)
-        except FlowError as exc:
+        except (FlowError, OSError) as exc:
             log.warning("run %s could not be recovered: %s", info["id"], exc)
             rt.store.update_run(info["id"], status="failed", error=f"not recovered: {exc}")
+    stale = kill_unknown_processes(rt)
+    if stale:
+        log.warning("killed %d stale processes that belong to no known run", stale)
+    remove_unknown_socket_folders(rt)
 
 
 def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
@@ -76,8 +82,36 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
 
 def kill_stale_processes(run: Run) -> int:
     """SIGKILL the process groups of anything still running for this run; how many."""
-    marker = f"FLOW_DATAFLOW={run.id}".encode()
+    node_mark = f"FLOW_DATAFLOW={run.id}".encode()
     keeper_mark = str(run.sockets).encode()
+    return _kill_groups(
+        lambda environ, cmdline: (
+            node_mark in environ or (b"daemon.keeper" in cmdline and keeper_mark in cmdline)
+        )
+    )
+
+
+def kill_unknown_processes(rt: Runtime) -> int:
+    """SIGKILL nodes and keepers of this home that belong to no live run (a lost store)."""
+    home_mark = f"FLOW_HOME={rt.home}".encode()
+    sockets_mark = str(rt.socket_dir).encode()
+    live = {run.id.encode() for run in rt.runs.values()}
+    # a `flow run` in some terminal owns its nodes: never ours to kill
+    live |= {r["id"].encode() for r in rt.store.runs(include_ended=True) if r["origin"] != "daemon"}
+    live_sockets = {str(run.sockets).encode() for run in rt.runs.values()}
+
+    def unknown(environ: list[bytes], cmdline: bytes) -> bool:
+        if b"daemon.keeper" in cmdline and sockets_mark in cmdline:
+            return not any(mark in cmdline for mark in live_sockets)
+        if home_mark not in environ:
+            return False
+        runs = [e.partition(b"=")[2] for e in environ if e.startswith(b"FLOW_DATAFLOW=")]
+        return bool(runs) and runs[0] not in live
+
+    return _kill_groups(unknown)
+
+
+def _kill_groups(matches: Callable[[list[bytes], bytes], bool]) -> int:
     me = os.getpid()
     killed = 0
     for entry in os.listdir("/proc"):
@@ -88,8 +122,16 @@ def kill_stale_processes(run: Run) -> int:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if marker in environ or (b"daemon.keeper" in cmdline and keeper_mark in cmdline):
+        if matches(environ, cmdline):
             with contextlib.suppress(OSError):
                 os.killpg(int(entry), signal.SIGKILL)
                 killed += 1
     return killed
+
+
+def remove_unknown_socket_folders(rt: Runtime) -> None:
+    """Socket folders of runs that are gone (their keeper was killed) are removed."""
+    live = {run.sockets for run in rt.runs.values()}
+    for folder in rt.socket_dir.iterdir():
+        if folder.is_dir() and folder not in live:
+            shutil.rmtree(folder, ignore_errors=True)

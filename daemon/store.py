@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,38 @@ NODE_FIELDS = ("status", "generation", "pid", "restarts", "exit_code", "signal",
 RUN_FIELDS = ("status", "ended", "error", "degraded", "name", "recovered")
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        db.executescript(SCHEMA)
+        db.execute("SELECT count(*) FROM runs").fetchone()
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def _move_aside(path: Path) -> Path:
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    path.replace(aside)
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            extra.replace(aside.with_name(aside.name + suffix))
+    return aside
+
+
 @attrs.define(eq=False)
 class Store:
     """The daemon's SQLite connection."""
@@ -67,19 +99,25 @@ class Store:
     db: sqlite3.Connection
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating) the store; any failure is fatal at start (SPEC 7.2)."""
+    def open(cls, path: Path, on_corrupt: Callable[[str], None] | None = None) -> Store:
+        """Open (creating) the store; a store that cannot be opened is fatal (SPEC 7.2).
+
+        A corrupt one is moved aside, never silently emptied: `on_corrupt` hears where to,
+        and a new empty store takes its place.
+        """
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
-            db.execute("SELECT count(*) FROM runs").fetchone()
+            return cls(path=path, db=_connect(path))
+        except sqlite3.DatabaseError as exc:
+            if on_corrupt is None or not _is_corruption(exc):
+                raise StateStoreUnusable(f"state store {path} cannot be opened: {exc}") from exc
+            aside = _move_aside(path)
+            on_corrupt(f"state store {path} is corrupt ({exc}): moved aside to {aside}")
         except (sqlite3.Error, OSError) as exc:
             raise StateStoreUnusable(f"state store {path} cannot be opened: {exc}") from exc
-        return cls(path=path, db=db)
+        try:
+            return cls(path=path, db=_connect(path))
+        except (sqlite3.Error, OSError) as exc:
+            raise StateStoreUnusable(f"state store {path} cannot be opened: {exc}") from exc
 
     def close(self) -> None:
         self.db.close()

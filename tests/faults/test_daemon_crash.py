@@ -149,7 +149,8 @@ def test_sigkill_without_restart_then_recovery(flow_home: Path, tmp_path: Path) 
         time.sleep(0.05)
     assert {node: len(p) for node, p in seen.items()} == {"counter": 1, "sink": 1}
     after = run_info(flow_home, "orphan")
-    assert after["status"] == "running" and after["recovered"] is True
+    assert after["status"] == "running"
+    assert after["recovered"] is True
     assert [n["generation"] for n in after["nodes"]] == [2, 2]  # each started once more
     assert flow("down", home=flow_home).returncode == 0
 
@@ -163,7 +164,8 @@ def test_sigterm_interrupts_and_the_run_comes_back(flow_home: Path, tmp_path: Pa
     assert not wait_gone([*pids, daemon], 15), "SIGTERM did not stop the nodes and daemon"
     up(flow_home)
     back = run_info(flow_home, "resumable")
-    assert back["status"] == "running" and back["recovered"] is True
+    assert back["status"] == "running"
+    assert back["recovered"] is True
     assert all(n["generation"] == 2 for n in back["nodes"])
     # `flow down` is a stop by request: nothing comes back after it
     assert flow("down", home=flow_home).returncode == 0

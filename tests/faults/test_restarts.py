@@ -53,10 +53,13 @@ nodes:
     time.sleep(1.5)  # a further while: no more spawns once failed
     assert len(crashes.read_text().split()) == 5
     assert sibling.read_text().split() == ["start"]
-    assert info["sibling"]["generation"] == 1 and info["sibling"]["status"] == "running"
+    assert info["sibling"]["generation"] == 1
+    assert info["sibling"]["status"] == "running"
     events = flow("stop", "loop", home=daemon)
     assert events.returncode == 0
-    final = [json.loads(x) for x in flow("list", "--all", "--json", home=daemon).stdout.splitlines()]
+    final = [
+        json.loads(x) for x in flow("list", "--all", "--json", home=daemon).stdout.splitlines()
+    ]
     assert final[0]["status"] == "stopped"
 
 
