@@ -45,7 +45,8 @@ def test_state_store_cannot_be_opened(flow_home: Path) -> None:
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert "fatal: state store" in lines[0] and "cannot be opened" in lines[0]
+    assert "fatal: state store" in lines[0]
+    assert "cannot be opened" in lines[0]
     assert not paths.socket_dir(flow_home).joinpath(paths.CONTROL_SOCKET).exists()
 
 

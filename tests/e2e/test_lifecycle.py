@@ -50,7 +50,8 @@ def test_up_start_list_logs_stop_down(daemon: Path) -> None:
     assert started.returncode == 0, started.stderr
     wait_for_log(daemon, "demo", "sink", "sink received")
     listed = flow("list", home=daemon)
-    assert "demo" in listed.stdout and "running" in listed.stdout
+    assert "demo" in listed.stdout
+    assert "running" in listed.stdout
     info = run_info(daemon, "demo")
     assert info["status"] == "running"
     assert {n["id"] for n in info["nodes"]} == {"source", "transform", "sink"}
@@ -133,7 +134,8 @@ nodes:
     assert nodes["counter"]["status"] == "succeeded"
     # downstream of the failure: its input closed, then it stopped by itself
     after = flow("logs", "broken", "after", home=daemon).stdout
-    assert "closed data" in after and "stop ALL_INPUTS_CLOSED" in after
+    assert "closed data" in after
+    assert "stop ALL_INPUTS_CLOSED" in after
     # the rest of the graph kept running: every value reached the other branch
     beside = flow("logs", "broken", "beside", home=daemon).stdout
     assert "summary received=40 gaps=0 repeats=0" in beside

@@ -8,5 +8,5 @@ from node_sdk import Node
 with Node() as node:
     with Path(os.environ["SPAWN_FILE"]).open("a") as file:
         file.write("start\n")
-    for event in node:
+    for _event in node:
         pass

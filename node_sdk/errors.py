@@ -1,0 +1,36 @@
+"""The one error a node author catches: `NodeError`, with a one-line cause.
+
+    NodeError              anything the SDK refuses or cannot do
+    ├── SendTimeout        a backpressure receiver did not take a message in time
+    └── DaemonUnreachable  no `start` from the daemon within the start timeout
+
+Each carries the ids it is about (output, input, endpoint) so the message names them.
+"""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Raised by the node SDK with a one-line cause."""
+
+
+class SendTimeout(NodeError):
+    """A send on a `backpressure` edge was not accepted within `FLOW_SEND_TIMEOUT`."""
+
+    def __init__(self, output_id: str, receiver: str, timeout_s: float) -> None:
+        self.output_id = output_id
+        self.receiver = receiver
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"output {output_id!r}: receiver {receiver} did not take the message within "
+            f"{timeout_s:g} s (backpressure; FLOW_SEND_TIMEOUT)"
+        )
+
+
+class DaemonUnreachable(NodeError):
+    """The daemon did not answer `hello` with `start` in time."""
+
+    def __init__(self, endpoint: str, timeout_s: float) -> None:
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        super().__init__(f"no start from the flow daemon at {endpoint} within {timeout_s:g} s")

@@ -1,0 +1,231 @@
+"""The node's input queues, filled by the receiver thread and emptied by `Node.next`.
+
+One bounded queue per input; events leave in global arrival order across inputs. That
+order is a deque of tickets (an input id per message, or a ready-made control event); a
+message dropped from the head of its queue leaves its ticket behind, counted in the
+input's `stale`, and the first `stale` tickets of that input met later are skipped (they
+are exactly the oldest ones, which are the dropped ones).
+
+A `backpressure` input never holds zmq back (a throttled zmq receiver loses what is in
+flight when its sender disconnects); its senders send only against credits instead, and
+popping a message owes its sender one credit, which the receiver thread pays back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from node_sdk.config import DataInput
+from node_sdk.events import Event, EventType, StopCause
+from node_sdk.wire import KIND_EOS
+
+# One received data frame: (source, generation, seq, timestamp ns, kind, extra, payload,
+# routing id of the sender's DEALER on a backpressure input, else None)
+Frame = tuple[str | None, int, int, int, int, dict[str, Any], Any, bytes | None]
+# What the node turns into an event: (seq, timestamp ns, kind, extra, payload)
+Item = tuple[int, int, int, dict[str, Any], Any]
+# Credits to pay back: (input id, routing id, count)
+Credit = tuple[str, bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class InputStatistics:
+    """A snapshot of one input: frames that arrived, frames lost, messages waiting."""
+
+    received: int
+    dropped: int
+    queued: int
+    refused: int  # from an older generation of a source, or repeated
+
+
+class _Source:
+    __slots__ = ("closed", "generation", "last_seq")
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.last_seq = 0
+        self.closed = False
+
+
+class _Input:
+    __slots__ = (
+        "backpressure",
+        "batch",
+        "closed",
+        "dropped",
+        "id",
+        "owed",
+        "queue",
+        "received",
+        "refused",
+        "routes",
+        "size",
+        "sources",
+        "stale",
+    )
+
+    def __init__(self, spec: DataInput) -> None:
+        self.id = spec.id
+        self.size = spec.queue_size
+        self.backpressure = spec.policy == "backpressure"
+        self.queue: deque[Item] = deque()
+        self.routes: deque[bytes | None] = deque()  # the sender of each queued item
+        self.owed: dict[bytes, int] = {}
+        self.batch = max(1, self.size // 2)  # credits go back in batches, or when idle
+        self.stale = 0
+        self.received = 0
+        self.dropped = 0
+        self.refused = 0
+        self.closed = False
+        self.sources = {source: _Source() for source in spec.sources}
+
+
+class Inbox:
+    """Thread-safe: the receiver thread pushes, the node's own thread pops."""
+
+    def __init__(self, inputs: Iterable[DataInput]) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._tickets: deque[str | Event] = deque()
+        self._inputs = {spec.id: _Input(spec) for spec in inputs}
+        self._open = sum(1 for i in self._inputs.values() if i.sources)
+        self._stop_queued = False
+        self._credit_asked = False
+
+    # ------------------------------------------------------------ receiver thread side
+
+    def push(self, input_id: str, frames: Iterable[Frame]) -> None:
+        """Queue data frames (and end-of-stream) of one input."""
+        with self._cond:
+            state = self._inputs[input_id]
+            for source, generation, seq, stamp, kind, extra, payload, route in frames:
+                src = self._source(state, source)
+                if src.closed or generation < src.generation:
+                    state.refused += 1  # closed for good, or an older generation
+                    continue
+                if generation > src.generation:
+                    src.generation = generation  # a restarted sender counts from 1 again
+                    src.last_seq = 0
+                if kind == KIND_EOS:
+                    state.dropped += max(seq - src.last_seq, 0)
+                    src.last_seq = max(seq, src.last_seq)
+                    self._close(state, src)
+                    continue
+                if seq <= src.last_seq:
+                    state.refused += 1  # a repeat: never deliver twice
+                    continue
+                state.dropped += seq - src.last_seq - 1  # a gap is a drop upstream
+                src.last_seq = seq
+                state.received += 1
+                state.queue.append((seq, stamp, kind, extra, payload))
+                self._tickets.append(input_id)
+                if state.backpressure:
+                    state.routes.append(route)  # bounded by the senders' credits
+                elif len(state.queue) > state.size:
+                    state.queue.popleft()
+                    state.stale += 1
+                    state.dropped += 1
+            self._cond.notify()
+
+    def close_source(self, input_id: str, source: str) -> None:
+        """The daemon says a source is done (its sender died without end-of-stream)."""
+        with self._cond:
+            state = self._inputs.get(input_id)
+            if state is not None:
+                self._close(state, self._source(state, source))
+                self._cond.notify()
+
+    def push_stop(self, cause: StopCause) -> None:
+        """Queue one STOP (the first cause wins)."""
+        with self._cond:
+            self._queue_stop(cause)
+            self._cond.notify()
+
+    def push_error(self, message: str) -> None:
+        """Queue an ERROR event then STOP: the receiver cannot go on."""
+        with self._cond:
+            self._tickets.append(Event(EventType.ERROR, error=message))
+            self._queue_stop(StopCause.STOP_REQUESTED)
+            self._cond.notify()
+
+    def _source(self, state: _Input, source: str | None) -> _Source:
+        if source is None:
+            # a sender that did not name itself: the input's only source
+            source = next(iter(state.sources), "") if len(state.sources) == 1 else ""
+        src = state.sources.get(source)
+        if src is None:
+            src = state.sources[source] = _Source()
+            if state.closed:
+                src.closed = True
+        return src
+
+    def _close(self, state: _Input, src: _Source) -> None:
+        if src.closed:
+            return
+        src.closed = True
+        if state.closed or not all(s.closed for s in state.sources.values()):
+            return
+        state.closed = True
+        self._tickets.append(Event(EventType.INPUT_CLOSED, id=state.id))
+        self._open -= 1
+        if self._open == 0:
+            self._queue_stop(StopCause.ALL_INPUTS_CLOSED)
+
+    def _queue_stop(self, cause: StopCause) -> None:
+        if not self._stop_queued:
+            self._stop_queued = True
+            self._tickets.append(Event(EventType.STOP, id=cause))
+
+    # ------------------------------------------------------------ node thread side
+
+    def pop(self) -> tuple[Event | tuple[str, Item] | None, bool]:
+        """The next event or (input id, item), and whether credits are due to senders."""
+        with self._cond:
+            tickets = self._tickets
+            while tickets:
+                ticket = tickets.popleft()
+                if type(ticket) is not str:
+                    return ticket, False  # type: ignore[return-value]
+                state = self._inputs[ticket]
+                if state.stale:
+                    state.stale -= 1
+                    continue
+                item = state.queue.popleft()
+                if state.backpressure:
+                    route = state.routes.popleft()
+                    if route is not None:
+                        owed = state.owed[route] = state.owed.get(route, 0) + 1
+                        # pay back in batches, and always before the node may go idle;
+                        # one request to the receiver thread until it has taken them
+                        due = not self._credit_asked and (owed >= state.batch or not state.queue)
+                        self._credit_asked |= due
+                        return (ticket, item), due
+                return (ticket, item), False
+            return None, False
+
+    def take_credits(self) -> list[Credit]:
+        """Every credit owed now (the receiver thread sends them), reset to zero."""
+        with self._cond:
+            self._credit_asked = False
+            due: list[Credit] = []
+            for state in self._inputs.values():
+                if state.owed:
+                    due.extend((state.id, route, n) for route, n in state.owed.items())
+                    state.owed.clear()
+            return due
+
+    def wait(self, timeout: float | None) -> None:
+        """Block until something is queued (or `timeout` seconds pass)."""
+        with self._cond:
+            if not self._tickets:
+                self._cond.wait(timeout)
+
+    def statistics(self) -> dict[str, InputStatistics]:
+        with self._cond:
+            return {
+                i.id: InputStatistics(i.received, i.dropped, len(i.queue), i.refused)
+                for i in self._inputs.values()
+            }

@@ -1,0 +1,449 @@
+"""`Node`: a dora-shaped, synchronous handle on one node of a running dataflow."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import zmq
+
+from node_sdk import config as _config
+from node_sdk import logbridge
+from node_sdk.errors import DaemonUnreachable, NodeError, SendTimeout
+from node_sdk.events import Event, EventType
+from node_sdk.inbox import Inbox, InputStatistics
+from node_sdk.receiver import CREDIT, QUIT, SEND, Receiver, handle_control
+from node_sdk.timers import Timers
+from node_sdk.wire import (
+    FLAG_LARGE,
+    HEADER,
+    KIND_BYTES,
+    KIND_EOS,
+    KIND_NONE,
+    MAGIC,
+    ZERO_COPY_MIN,
+    decode_control,
+    decode_payload,
+    encode_control,
+    encode_extra,
+    encode_payload,
+    unpack_credit,
+    validate_metadata,
+)
+
+_new_event = tuple.__new__  # the hot path builds events without the keyword layer
+_INPUT: Final = EventType.INPUT
+START_TIMEOUT_ENV: Final = "FLOW_START_TIMEOUT"
+SEND_TIMEOUT_ENV: Final = "FLOW_SEND_TIMEOUT"
+DROP_OLDEST_SNDHWM: Final = 1000
+INPUT_RCVHWM: Final = 1000  # inputs are drained all the time; credits bound backpressure
+PUSH_LINGER_MS: Final = 2000  # close flushes what is queued, for at most this long
+EOS_TIMEOUT_S: Final = 2.0  # end-of-stream to a stuck receiver is given up after this
+JOIN_TIMEOUT_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputStatistics:
+    """A snapshot of one output, summed over its edges (one message to N receivers is N)."""
+
+    sent: int
+    dropped: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatistics:
+    """A snapshot of every input and output of the node."""
+
+    inputs: dict[str, InputStatistics]
+    outputs: dict[str, OutputStatistics]
+
+
+class _Edge:
+    """Send-side state of one (output, receiving input) pair, precomputed once."""
+
+    __slots__ = (
+        "backpressure",
+        "credits",
+        "first_flags",
+        "last_flags",
+        "receiver",
+        "sent",
+        "seq",
+        "sock",
+    )
+
+    def __init__(
+        self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int
+    ) -> None:
+        self.sock = sock
+        self.receiver = receiver
+        self.backpressure = backpressure
+        self.credits = window  # backpressure: messages the receiver has room for
+        # drop_oldest never blocks; backpressure blocks up to SNDTIMEO (set on the socket)
+        self.first_flags = zmq.SNDMORE if backpressure else zmq.SNDMORE | zmq.NOBLOCK
+        self.last_flags = 0 if backpressure else zmq.NOBLOCK
+        self.seq = 0
+        self.sent = 0
+
+
+class _Output:
+    __slots__ = ("edges", "id", "plain_extra", "source")
+
+    def __init__(self, output_id: str, source: str, edges: list[_Edge]) -> None:
+        self.id = output_id
+        self.source = source
+        self.plain_extra = encode_extra(source)  # the header extra when no metadata
+        self.edges = edges
+
+
+class Node:
+    """One node of a dataflow: iterate it for events, `send_output` to send."""
+
+    def __init__(self, node_id: str | None = None, *, dataflow: str | None = None) -> None:
+        self._closed = True  # until the sockets exist, close() has nothing to do
+        if node_id is not None:
+            raise NodeError(f"attaching node {node_id!r} as a dynamic node is not supported yet")
+        del dataflow  # used by dynamic attach only
+        cfg = _config.from_env()
+        self._cfg = cfg
+        self.node_id: str = cfg.node
+        self.timed_out = False
+        self._ended = False
+        self._pending: deque[Event] = deque()
+        self._outputs: dict[str, _Output] = {}
+        self._drops: dict[str, int] = {}
+        self._timers = Timers()
+        self._inbox = Inbox(cfg.data_inputs)
+        self._send_timeout_s = _seconds(SEND_TIMEOUT_ENV, 10.0)
+        self._start_timeout_s = _seconds(START_TIMEOUT_ENV, 60.0)
+        logbridge.install()
+        self._ctx = zmq.Context()
+        self._closed = False
+        try:
+            self._open()
+        except BaseException:
+            self._abort()
+            raise
+        atexit.register(self.close)
+
+    # ------------------------------------------------------------ setup and teardown
+
+    def _open(self) -> None:
+        cfg, ctx = self._cfg, self._ctx
+        pulls = []
+        for spec in cfg.data_inputs:
+            # a backpressure input pays credits back to each sender: it needs a ROUTER
+            sock = ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
+            sock.linger = 0
+            sock.rcvhwm = INPUT_RCVHWM
+            try:
+                sock.bind(spec.endpoint)
+            except zmq.ZMQError as exc:
+                sock.close(linger=0)
+                raise NodeError(f"input {spec.id!r}: cannot bind {spec.endpoint}: {exc}") from None
+            pulls.append((spec, sock))
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.linger = 0  # raised to a bounded linger once the hello is through
+        dealer.identity = f"{cfg.run}/{cfg.node}/{cfg.generation}".encode()
+        dealer.connect(cfg.daemon)
+        self._await_start(dealer)
+        wake_endpoint = f"inproc://flow-commands-{id(self)}"
+        theirs = ctx.socket(zmq.PAIR)
+        theirs.linger = 0
+        theirs.bind(wake_endpoint)
+        self._commands = ctx.socket(zmq.PAIR)
+        self._commands.linger = 0
+        self._commands.connect(wake_endpoint)
+        self._connect_outputs()
+        self._timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
+        self._receiver = Receiver(self._inbox, pulls, dealer, theirs)
+        self._receiver.start()
+
+    def _await_start(self, dealer: zmq.Socket[Any]) -> None:
+        cfg = self._cfg
+        hello = {"t": "hello", "run": cfg.run, "node": cfg.node,
+                 "generation": cfg.generation, "pid": os.getpid()}  # fmt: skip
+        dealer.send(encode_control(hello))
+        deadline = time.monotonic() + self._start_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not dealer.poll(int(remaining * 1000) + 1):
+                raise DaemonUnreachable(cfg.daemon, self._start_timeout_s)
+            try:
+                message = decode_control(dealer.recv())
+            except NodeError:
+                continue
+            if message["t"] == "start":
+                return
+            handle_control(self._inbox, message)
+            if message["t"] == "stop":
+                return  # the run is stopping before it started: the node sees STOP first
+
+    def _connect_outputs(self) -> None:
+        cfg = self._cfg
+        timeout_ms = int(self._send_timeout_s * 1000)
+        for output_id, edges in cfg.outputs.items():
+            built = []
+            for edge in edges:
+                backpressure = edge.policy == "backpressure"
+                # backpressure: a DEALER, to read the receiver's credits on the same link
+                sock = self._ctx.socket(zmq.DEALER if backpressure else zmq.PUSH)
+                sock.sndhwm = max(edge.queue_size + 1, DROP_OLDEST_SNDHWM)
+                sock.linger = PUSH_LINGER_MS
+                sock.immediate = False  # queue for a receiver that is (re)connecting
+                if backpressure:
+                    sock.sndtimeo = timeout_ms
+                sock.connect(edge.endpoint)
+                built.append(_Edge(sock, edge.receiver, backpressure, edge.queue_size))
+            self._outputs[output_id] = _Output(output_id, f"{cfg.node}/{output_id}", built)
+
+    def _abort(self) -> None:
+        """Undo a half-done `__init__` (the receiver is not started yet): nothing lingers."""
+        self._closed = True
+        self._ctx.destroy(linger=0)
+
+    def close(self) -> None:
+        """End-of-stream on every output, `bye` to the daemon, sockets closed; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ended = True
+        atexit.unregister(self.close)
+        self._send_eos()
+        receiver = self._receiver
+        try:
+            self._commands.send(SEND + encode_control({"t": "bye"}))
+            self._commands.send(QUIT)
+        except zmq.ZMQError:
+            pass  # the receiver is gone already; joining below is still bounded
+        receiver.join(JOIN_TIMEOUT_S)
+        self._commands.close(linger=0)
+        for output in self._outputs.values():
+            for edge in output.edges:
+                edge.sock.close(linger=PUSH_LINGER_MS)
+        if not receiver.is_alive():
+            self._ctx.term()  # waits for the bounded lingers only
+
+    def _send_eos(self) -> None:
+        deadline = time.monotonic() + EOS_TIMEOUT_S
+        gen = self._cfg.generation
+        for output in self._outputs.values():
+            extra = output.plain_extra
+            for edge in output.edges:
+                header = HEADER.pack(MAGIC, KIND_EOS, 0, 0, gen, edge.seq, 0, len(extra)) + extra
+                while True:
+                    try:
+                        edge.sock.send_multipart([header, b""], zmq.NOBLOCK)
+                        break
+                    except zmq.Again:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break  # stuck receiver: the daemon's upstream_done closes it
+                        edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLOUT)
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ sending
+
+    def send_output(
+        self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Send `data` on `output_id` to every receiver; flow adds `timestamp` to metadata."""
+        output = self._outputs.get(output_id)
+        if output is None:
+            raise NodeError(self._undeclared(output_id))
+        kind_of = type(data)
+        if kind_of is bytes:  # the common cases skip the general encoder
+            kind, body, fields, nbytes, safe = KIND_BYTES, data, None, len(data), True
+        elif data is None:
+            kind, body, fields, nbytes, safe = KIND_NONE, b"", None, 0, True
+        else:
+            kind, body, fields, nbytes, safe = encode_payload(data)
+        if metadata:
+            extra = encode_extra(output.source, validate_metadata(metadata), fields)
+        elif fields:
+            extra = encode_extra(output.source, None, fields)
+        else:
+            extra = output.plain_extra
+        stamp = time.time_ns()
+        size = len(extra)
+        large = nbytes >= ZERO_COPY_MIN
+        flags = FLAG_LARGE if large else 0
+        copy = not (safe and large)
+        gen = self._cfg.generation
+        for edge in output.edges:
+            if edge.backpressure:
+                if edge.credits <= 0:
+                    self._await_credit(output_id, edge)
+                edge.credits -= 1
+            edge.seq += 1
+            header = HEADER.pack(MAGIC, kind, flags, 0, gen, edge.seq, stamp, size) + extra
+            try:
+                edge.sock.send(header, edge.first_flags)
+            except zmq.Again:
+                if edge.backpressure:
+                    edge.seq -= 1  # nothing went out: no gap on a lossless edge
+                    edge.credits += 1
+                    raise SendTimeout(output_id, edge.receiver, self._send_timeout_s) from None
+                self._drops[output_id] = self._drops.get(output_id, 0) + 1
+                continue  # the seq stays used: the receiver counts the gap as a drop
+            except zmq.ZMQError as exc:
+                raise NodeError(f"output {output_id!r}: cannot send: {exc}") from None
+            # zmq takes a multipart message whole once its first part is in
+            edge.sock.send(body, edge.last_flags, copy=copy)
+            edge.sent += 1
+
+    def _await_credit(self, output_id: str, edge: _Edge) -> None:
+        """Block until the receiver has room again, at most `FLOW_SEND_TIMEOUT`."""
+        deadline = time.monotonic() + self._send_timeout_s
+        while edge.credits <= 0:
+            try:
+                edge.credits += unpack_credit(edge.sock.recv(zmq.NOBLOCK))
+                continue
+            except zmq.Again:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SendTimeout(output_id, edge.receiver, self._send_timeout_s)
+            edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLIN)
+
+    def _undeclared(self, output_id: str) -> str:
+        if self._closed:
+            return f"cannot send on output {output_id!r}: the node is closed"
+        declared = ", ".join(sorted(self._outputs)) or "none"
+        return f"output {output_id!r} is not declared by node {self.node_id!r} ({declared})"
+
+    # ------------------------------------------------------------ receiving
+
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event; None after the stream ended, or on timeout (`timed_out` says which)."""
+        self.timed_out = False
+        event = self._next(timeout)
+        if event is None and not self._ended:
+            self.timed_out = True
+        return event
+
+    def try_recv(self) -> Event | None:
+        """The next event if one is ready now, else None."""
+        return self._next(0)
+
+    def drain(self) -> list[Event]:
+        """Every event that is ready now."""
+        events = []
+        while (event := self._next(0)) is not None:
+            events.append(event)
+        return events
+
+    def __iter__(self) -> Iterator[Event]:
+        while (event := self._next(None)) is not None:
+            yield event
+
+    def _next(self, timeout: float | None) -> Event | None:
+        if self._ended:
+            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        inbox, timers, pending = self._inbox, self._timers, self._pending
+        while True:
+            if timers:
+                pending.extend(Event(EventType.INPUT, id=t) for t in timers.due())
+            if pending:
+                return pending.popleft()
+            entry, credit_due = inbox.pop()
+            if entry is not None:
+                if credit_due:
+                    self._commands.send(CREDIT)
+                if type(entry) is tuple:
+                    return self._input_event(*entry)
+                assert isinstance(entry, Event)
+                if entry.type is EventType.STOP:
+                    self._ended = True
+                return entry
+            wait = timers.seconds_to_next()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                wait = left if wait is None else min(wait, left)
+            inbox.wait(wait)
+
+    @staticmethod
+    def _input_event(input_id: str, item: tuple[int, int, int, dict[str, Any], Any]) -> Event:
+        seq, stamp, kind, extra, payload = item
+        if kind == KIND_BYTES:
+            value: Any = memoryview(payload).toreadonly()
+        elif kind == KIND_NONE:
+            value = None
+        else:
+            value = decode_payload(kind, payload, extra)
+        metadata = {"timestamp": stamp}
+        user = extra.get("m")
+        if user:
+            metadata.update(user)  # a user's own `timestamp` key wins: user keys are kept
+        return _new_event(Event, (_INPUT, input_id, value, metadata, None, seq))
+
+    # ------------------------------------------------------------ about the node
+
+    def dataflow_id(self) -> str:
+        return self._cfg.run
+
+    def restart_count(self) -> int:
+        return self._cfg.restarts
+
+    def node_config(self) -> dict[str, Any]:
+        """The node's own mapping from the dataflow file."""
+        return dict(self._cfg.config)
+
+    def dataflow_descriptor(self) -> dict[str, Any]:
+        """The dataflow file of this run, parsed."""
+        import yaml  # only when asked: most nodes never are
+
+        path = self._cfg.descriptor
+        if path is None:
+            raise NodeError(f"node {self.node_id!r} has no dataflow descriptor")
+        try:
+            with open(path, encoding="utf-8") as file:
+                loaded = yaml.safe_load(file)
+        except (OSError, yaml.YAMLError) as exc:
+            raise NodeError(f"cannot read the dataflow descriptor {path}: {exc}") from None
+        return loaded if isinstance(loaded, dict) else {}
+
+    def statistics(self) -> NodeStatistics:
+        outputs = {
+            oid: OutputStatistics(sum(e.sent for e in out.edges), self._drops.get(oid, 0))
+            for oid, out in self._outputs.items()
+        }
+        return NodeStatistics(self._inbox.statistics(), outputs)
+
+    def log(self, level: int | str, message: str) -> None:
+        """Write one record to the node's log, as `logging` would."""
+        logging.getLogger(self.node_id).log(logbridge.to_level(level), message)
+
+    def __repr__(self) -> str:
+        return f"<Node {self.node_id!r} of run {self._cfg.run}>"
+
+
+def _seconds(name: str, default: float) -> float:
+    """A positive duration from the environment (`FLOW_SEND_TIMEOUT`, `FLOW_START_TIMEOUT`)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise NodeError(f"{name}={text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise NodeError(f"{name}={text!r} must be > 0")
+    return value

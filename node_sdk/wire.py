@@ -1,0 +1,331 @@
+"""Framing of the node channel and the data plane (docs/protocol.md); pure, no zmq.
+
+Shared by both ends: the SDK sends and receives with it, the daemon decodes the node
+channel with `decode_control` and sends `send_stdout_as` lines with `encode_data`.
+numpy and pyarrow are imported only when a payload is of their kind: a value of theirs
+can only exist once its module is in `sys.modules`, so detection needs no import.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from node_sdk.errors import NodeError
+
+MAGIC: Final = b"FLW1"
+# magic, kind, flags, reserved, generation, seq, timestamp ns, extra length
+HEADER: Final = struct.Struct("<4sBBHIQQI")
+HEADER_SIZE: Final = HEADER.size  # 32
+
+# Backpressure edges: the receiver's ROUTER sends a DEALER sender one frame per batch of
+# credits (magic, count); a sender sends only while it holds credits.
+CREDIT_MAGIC: Final = b"FLWC"
+CREDIT: Final = struct.Struct("<4sI")
+
+KIND_NONE: Final = 0
+KIND_BYTES: Final = 1
+KIND_STR: Final = 2
+KIND_NUMPY: Final = 3
+KIND_ARROW: Final = 4
+KIND_EOS: Final = 5
+KIND_SHM: Final = 6  # reserved for shared-memory descriptors (a later issue)
+
+# At or above this size a private or immutable payload is sent without a copy, and the
+# header's FLAG_LARGE tells the receiver to take it as a zero-copy zmq frame.
+ZERO_COPY_MIN: Final = 64 * 1024
+FLAG_LARGE: Final = 0x01
+
+_EMPTY: Final = b""
+_JSON_SEPARATORS: Final = (",", ":")
+_METADATA_SCALARS: Final = (str, int, float, bool, type(None))
+
+
+class Payload(NamedTuple):
+    """An encoded value: its kind, the bytes to send, and the extra keys it needs.
+
+    A tuple, not a dataclass: one is built per message sent, and tuples are built fastest.
+    """
+
+    kind: int
+    data: Any  # bytes or any object exposing a contiguous buffer
+    fields: dict[str, Any] | None = None  # "dt"/"sh" for numpy
+    nbytes: int = 0
+    zero_copy_safe: bool = False  # immutable or private to us: zmq may keep a reference
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The fixed part of a data frame's header plus its decoded `extra` keys."""
+
+    kind: int
+    flags: int
+    generation: int
+    seq: int
+    timestamp_ns: int
+    extra: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DataMessage:
+    """A whole data frame decoded: what the daemon or a test reads off a PULL socket."""
+
+    header: Header
+    source: str | None
+    metadata: dict[str, Any]
+    value: Any
+
+
+# ---------------------------------------------------------------- node channel (control)
+
+
+def encode_control(message: Mapping[str, Any]) -> bytes:
+    """`{"t": type, ...}` -> one JSON frame."""
+    if not isinstance(message.get("t"), str):
+        raise NodeError(f"control message without a string 't': {dict(message)!r}")
+    return json.dumps(message, separators=_JSON_SEPARATORS, ensure_ascii=False).encode()
+
+
+def decode_control(frame: bytes) -> dict[str, Any]:
+    """One JSON frame -> `{"t": type, ...}`; NodeError when it is not one."""
+    try:
+        message = json.loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NodeError(f"control message is not JSON: {exc}") from None
+    if not isinstance(message, dict) or not isinstance(message.get("t"), str):
+        raise NodeError("control message is not an object with a string 't'")
+    return message
+
+
+# ---------------------------------------------------------------- metadata and extra
+
+
+def validate_metadata(metadata: object) -> dict[str, Any]:
+    """Check user metadata (str keys; scalars or flat lists of them); NodeError names the key."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise NodeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    checked: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise NodeError(f"metadata key {key!r} is not a str")
+        if isinstance(value, list | tuple):
+            for item in value:
+                if not isinstance(item, _METADATA_SCALARS):
+                    raise NodeError(
+                        f"metadata key {key!r}: list item of type {type(item).__name__} "
+                        "is not supported (str, int, float, bool, None)"
+                    )
+            value = list(value)
+        elif not isinstance(value, _METADATA_SCALARS):
+            raise NodeError(
+                f"metadata key {key!r}: value of type {type(value).__name__} is not supported "
+                "(str, int, float, bool, None, or lists of those)"
+            )
+        checked[key] = value
+    return checked
+
+
+def encode_extra(
+    source: str | None,
+    metadata: Mapping[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The header's variable part: JSON with only the keys that are needed, or nothing."""
+    extra: dict[str, Any] = {}
+    if metadata:
+        extra["m"] = metadata
+    if source is not None:
+        extra["s"] = source
+    if fields:
+        extra.update(fields)
+    if not extra:
+        return _EMPTY
+    return json.dumps(extra, separators=_JSON_SEPARATORS, ensure_ascii=False).encode()
+
+
+def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
+    """The header's variable part back to a dict (empty when absent)."""
+    if not raw:
+        return {}
+    try:
+        extra = json.loads(bytes(raw))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NodeError(f"data frame extra is not JSON: {exc}") from None
+    if not isinstance(extra, dict):
+        raise NodeError("data frame extra is not a JSON object")
+    return extra
+
+
+# ---------------------------------------------------------------- header
+
+
+def pack_header(
+    kind: int, generation: int, seq: int, timestamp_ns: int, extra: bytes = _EMPTY, flags: int = 0
+) -> bytes:
+    """The header frame: 32 fixed bytes then `extra`."""
+    return HEADER.pack(MAGIC, kind, flags, 0, generation, seq, timestamp_ns, len(extra)) + extra
+
+
+def unpack_header(frame: bytes | memoryview) -> Header:
+    """Parse a header frame; NodeError on a short frame or a bad magic."""
+    if len(frame) < HEADER_SIZE:
+        raise NodeError(f"data frame header of {len(frame)} bytes (expected >= {HEADER_SIZE})")
+    magic, kind, flags, _, generation, seq, timestamp_ns, size = HEADER.unpack_from(frame)
+    if magic != MAGIC:
+        raise NodeError(f"data frame with bad magic {bytes(magic)!r}")
+    if len(frame) != HEADER_SIZE + size:
+        raise NodeError(f"data frame extra of {len(frame) - HEADER_SIZE} bytes, header says {size}")
+    return Header(kind, flags, generation, seq, timestamp_ns, decode_extra(frame[HEADER_SIZE:]))
+
+
+def pack_credit(count: int) -> bytes:
+    """A credit frame granting `count` more messages on a backpressure edge."""
+    return CREDIT.pack(CREDIT_MAGIC, count)
+
+
+def unpack_credit(frame: bytes) -> int:
+    """The count of a credit frame; 0 for anything that is not one."""
+    if len(frame) != CREDIT.size:
+        return 0
+    magic, count = CREDIT.unpack(frame)
+    return int(count) if magic == CREDIT_MAGIC else 0
+
+
+# ---------------------------------------------------------------- payload
+
+
+def encode_payload(data: object) -> Payload:
+    """A value -> its kind and bytes; NodeError naming the type when it cannot be sent."""
+    if data is None:
+        return Payload(KIND_NONE, _EMPTY)
+    kind_of = type(data)
+    if kind_of is bytes:
+        return Payload(KIND_BYTES, data, None, len(data), True)  # type: ignore[arg-type]
+    if kind_of is str:
+        raw = data.encode()  # type: ignore[attr-defined]
+        return Payload(KIND_STR, raw, None, len(raw), True)
+    module = kind_of.__module__
+    if module.startswith("numpy"):
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(data, np.ndarray | np.generic):
+            return _encode_numpy(np, data)
+    elif module.startswith("pyarrow"):
+        pa = sys.modules.get("pyarrow")
+        if pa is not None and isinstance(data, pa.Array | pa.ChunkedArray):
+            return _encode_arrow(pa, data)
+    if isinstance(data, str):  # a str subclass
+        raw = str(data).encode()
+        return Payload(KIND_STR, raw, None, len(raw), True)
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise NodeError(
+            f"cannot send a value of type {kind_of.__module__}.{kind_of.__qualname__}: send "
+            "None, bytes-like, str, a numpy array or a pyarrow Array"
+        ) from None
+    if view.c_contiguous:
+        view = view.cast("B") if view.ndim != 1 or view.format != "B" else view
+        return Payload(KIND_BYTES, view, None, view.nbytes, view.readonly)
+    raw = view.tobytes()  # a non-contiguous view: one copy makes it sendable
+    return Payload(KIND_BYTES, raw, None, len(raw), True)
+
+
+def _encode_numpy(np: Any, array: Any) -> Payload:
+    array = np.asarray(array)
+    dtype = array.dtype
+    if dtype.hasobject or dtype.fields is not None:
+        raise NodeError(
+            f"cannot send a numpy array of dtype {dtype}: object and structured dtypes have "
+            "no raw layout (use a pyarrow array)"
+        )
+    private = False
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+        private = True
+    flat = array.reshape(-1).view(np.uint8)  # a byte view that any dtype allows
+    fields = {"dt": dtype.str, "sh": list(array.shape)}
+    return Payload(KIND_NUMPY, flat, fields, flat.nbytes, private or not array.flags.writeable)
+
+
+def _encode_arrow(pa: Any, array: Any) -> Payload:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    batch = pa.RecordBatch.from_arrays([array], names=["v"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    buffer = sink.getvalue()
+    return Payload(KIND_ARROW, buffer, None, buffer.size, True)
+
+
+def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
+    """Bytes of a payload frame -> the value; read-only views, no copy."""
+    if kind == KIND_BYTES:
+        return memoryview(data).toreadonly()
+    if kind == KIND_NONE:
+        return None
+    if kind == KIND_STR:
+        return str(memoryview(data), "utf-8")
+    if kind == KIND_NUMPY:
+        import numpy as np
+
+        try:
+            dtype = np.dtype(extra["dt"])
+            shape = tuple(extra["sh"])
+        except (KeyError, TypeError) as exc:
+            raise NodeError(f"numpy payload without a valid dtype and shape: {exc}") from None
+        array = np.frombuffer(data, dtype=dtype).reshape(shape)
+        array.flags.writeable = False
+        return array
+    if kind == KIND_ARROW:
+        import pyarrow as pa
+        import pyarrow.ipc  # pa.ipc is a submodule
+
+        reader = pa.ipc.open_stream(pa.py_buffer(data))
+        return reader.read_next_batch().column(0)
+    raise NodeError(f"data frame of unknown kind {kind}")
+
+
+# ---------------------------------------------------------------- whole frames
+
+
+def encode_data(
+    value: object,
+    *,
+    source: str | None,
+    generation: int,
+    seq: int,
+    timestamp_ns: int,
+    metadata: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """`[header, payload]` for one value (the daemon uses it for `send_stdout_as`)."""
+    payload = encode_payload(value)
+    extra = encode_extra(source, validate_metadata(metadata), payload.fields)
+    flags = FLAG_LARGE if payload.nbytes >= ZERO_COPY_MIN else 0
+    return [pack_header(payload.kind, generation, seq, timestamp_ns, extra, flags), payload.data]
+
+
+def encode_eos(
+    source: str | None, generation: int, last_seq: int, timestamp_ns: int = 0
+) -> list[Any]:
+    """The end-of-stream frames of one edge: kind 5, seq = the last seq sent."""
+    return [pack_header(KIND_EOS, generation, last_seq, timestamp_ns, encode_extra(source)), _EMPTY]
+
+
+def decode_data(frames: Sequence[Any]) -> DataMessage:
+    """`[header, payload]` -> a `DataMessage` (value decoded; None for end-of-stream)."""
+    if len(frames) != 2:
+        raise NodeError(f"data message of {len(frames)} frames (expected 2)")
+    header = unpack_header(frames[0])
+    metadata = dict(header.extra.get("m") or {})
+    source = header.extra.get("s")
+    value = (
+        None if header.kind == KIND_EOS else decode_payload(header.kind, frames[1], header.extra)
+    )
+    return DataMessage(header, source, metadata, value)

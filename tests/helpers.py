@@ -1,0 +1,74 @@
+"""Helpers for e2e tests: drive the `flow` CLI as a user would, and write dataflows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def flow_env(home: Path, env_extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a `flow` command of this test runs with."""
+    env = dict(os.environ)
+    env["FLOW_HOME"] = str(home)
+    env.pop("XDG_RUNTIME_DIR", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    # the repo on the path, so `python -m cli` works with or without an install
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
+    )
+    if env_extra:
+        env.update(env_extra)
+    return env
+
+
+def flow(
+    *args: str,
+    home: Path,
+    timeout: float = 60,
+    input: str | None = None,
+    env_extra: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m cli ARGS` with the test's FLOW_HOME; never on the interactive terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=flow_env(home, env_extra),
+        cwd=cwd,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_dataflow(tmp_path: Path, yaml_text: str, nodes: dict[str, str]) -> Path:
+    """Write `dataflow.yml` and node scripts (name -> source) under tmp_path; return the YAML."""
+    for name, source in nodes.items():
+        script = tmp_path / name
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(textwrap.dedent(source))
+        script.chmod(0o755)
+    yml = tmp_path / "dataflow.yml"
+    yml.write_text(textwrap.dedent(yaml_text))
+    return yml
+
+
+def daemon_up(home: Path, timeout: float = 30) -> None:
+    """Start the test's daemon with `flow up`; fail loudly with its output if it does not."""
+    done = flow("up", home=home, timeout=timeout)
+    assert done.returncode == 0, f"flow up exited {done.returncode}\n{done.stdout}{done.stderr}"
+
+
+def daemon_down(home: Path, timeout: float = 60) -> None:
+    """Stop the test's daemon with `flow down --force` (a no-op exit is fine if none runs)."""
+    done = flow("down", "--force", home=home, timeout=timeout)
+    assert done.returncode in (0, 3), (
+        f"flow down exited {done.returncode}\n{done.stdout}{done.stderr}"
+    )

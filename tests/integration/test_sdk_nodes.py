@@ -1,0 +1,457 @@
+"""Real node processes on real zmq sockets, released by a fake daemon written here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from daemon.logformat import record_from_output
+from node_sdk.wire import decode_control, encode_control
+
+BOUND_S = 15.0  # a safety bound on every wait, never an assertion about speed
+
+RECORDER = """
+import dataclasses, json, os, time
+from node_sdk import Node
+
+def describe(v):
+    if v is None:
+        return None
+    if isinstance(v, memoryview):
+        return {"kind": "bytes", "hex": v.hex(), "readonly": v.readonly}
+    if isinstance(v, str):
+        return {"kind": "str", "v": v}
+    if type(v).__module__.startswith("numpy"):
+        return {"kind": "numpy", "dtype": v.dtype.str, "shape": list(v.shape),
+                "list": v.tolist(), "writeable": bool(v.flags.writeable)}
+    return {"kind": "arrow", "type": str(v.type), "list": v.to_pylist()}
+
+wait_received = int(os.environ.get("WAIT_RECEIVED", "0"))
+delay = float(os.environ.get("DELAY", "0"))
+with open(os.environ["OUT"], "w") as out, Node() as node:
+    while node.statistics().inputs and sum(
+        s.received for s in node.statistics().inputs.values()) < wait_received:
+        time.sleep(0.01)  # a slow receiver: it reads nothing until everything arrived
+    for event in node:
+        record = {"type": str(event.type), "id": None if event.id is None else str(event.id),
+                  "seq": event.seq, "metadata": event.metadata, "value": describe(event.value)}
+        out.write(json.dumps(record) + "\\n")
+        out.flush()
+        if delay:
+            time.sleep(delay)
+    stats = {k: dataclasses.asdict(v) for k, v in node.statistics().inputs.items()}
+    out.write(json.dumps({"type": "END", "stats": stats}) + "\\n")
+"""
+
+SENDER = """
+import dataclasses, json, os
+from node_sdk import Node
+
+mode = os.environ["MODE"]
+with Node() as node:
+    if mode == "payloads":
+        import numpy as np
+        import pyarrow as pa
+        node.send_output("out", b"\\x00\\x01", {"k": "v", "n": 3, "l": [1, 2.5, "x", None, True]})
+        node.send_output("out", "h\\u00e9llo \\u2713")
+        node.send_output("out", None)
+        node.send_output("out", np.arange(6, dtype=np.int32).reshape(2, 3))
+        node.send_output("out", pa.array([{"a": 1, "b": "x"}, {"a": 2, "b": None}]))
+        node.send_output("out", bytes(200_000))
+    elif mode == "burst":
+        for i in range(int(os.environ["N"])):
+            node.send_output("out", i.to_bytes(4, "little"))
+    elif mode == "idle":
+        for event in node:
+            pass
+    stats = {k: dataclasses.asdict(v) for k, v in node.statistics().outputs.items()}
+print(json.dumps(stats), flush=True)
+"""
+
+DORA_STYLE_SENDER = """
+import pyarrow as pa
+from node_sdk import Node
+
+node = Node()
+for i in range(3):
+    node.send_output("numbers", pa.array([i, i * 10]), {"step": i})
+"""
+
+DORA_STYLE_RECEIVER = """
+from node_sdk import Node
+
+node = Node()
+for event in node:
+    if event["type"] == "INPUT":
+        if event["id"] == "numbers":
+            print("got", event["value"].to_pylist(), event["metadata"]["step"], flush=True)
+    elif event["type"] == "STOP":
+        print("stop", event["id"], flush=True)
+"""
+
+
+class FakeDaemon:
+    """The daemon's side of the node channel: a ROUTER answering `hello` with `start`."""
+
+    def __init__(self, sockdir: Path) -> None:
+        self.endpoint = f"ipc://{sockdir}/nodes"
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.router.bind(self.endpoint)
+        self.peers: dict[str, bytes] = {}
+        self.byes: set[str] = set()
+
+    def _recv(self, timeout_s: float) -> tuple[bytes, dict[str, Any]] | None:
+        if not self.router.poll(int(timeout_s * 1000)):
+            return None
+        identity, frame = self.router.recv_multipart()
+        return identity, decode_control(frame)
+
+    def _handle(self, identity: bytes, message: dict[str, Any]) -> None:
+        if message["t"] == "hello":
+            assert (
+                identity == f"{message['run']}/{message['node']}/{message['generation']}".encode()
+            )
+            assert message["pid"] > 0
+            self.peers[message["node"]] = identity
+        elif message["t"] == "bye":
+            self.byes.add(identity.decode().split("/")[1])
+
+    def wait_for(self, what: str, nodes: set[str]) -> None:
+        deadline = time.monotonic() + BOUND_S
+        seen = self.peers.keys() if what == "hello" else self.byes
+        while not nodes <= set(seen):
+            got = self._recv(deadline - time.monotonic())
+            assert got is not None, f"no {what} from {sorted(nodes - set(seen))}"
+            self._handle(*got)
+
+    def send(self, node: str, message: dict[str, Any]) -> None:
+        self.router.send_multipart([self.peers[node], encode_control(message)])
+
+    def start_all(self) -> None:
+        for node in self.peers:
+            self.send(node, {"t": "start"})
+
+    def close(self) -> None:
+        self.router.close(linger=0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def sockdir(flow_home: Path) -> Path:
+    path = flow_home / "s"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def fake_daemon(sockdir: Path) -> Iterator[FakeDaemon]:
+    daemon = FakeDaemon(sockdir)
+    try:
+        yield daemon
+    finally:
+        daemon.close()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Any]:
+    """Start node processes; every one is killed and reaped when the test ends."""
+    children: list[subprocess.Popen[str]] = []
+
+    def start(name: str, source: str, config: dict[str, Any], **env: str) -> subprocess.Popen[str]:
+        script = tmp_path / f"{name}.py"
+        script.write_text(textwrap.dedent(source))
+        full = {**os.environ, "FLOW_NODE_CONFIG": json.dumps(config), **env}
+        child = subprocess.Popen(
+            [sys.executable, "-u", str(script)],
+            env=full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        children.append(child)
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            child.communicate()
+
+
+def make_configs(
+    daemon: FakeDaemon,
+    sockdir: Path,
+    *,
+    policy: str = "drop_oldest",
+    queue_size: int = 10,
+    receiver_bound: bool = True,
+    output: str = "out",
+    input_id: str = "in",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Configs of `sender/<output>` -> `receiver/<input_id>`, as the daemon would write them."""
+    run = str(uuid.uuid4())
+    endpoint = f"ipc://{sockdir}/{run[:8]}-n1i0" if receiver_bound else f"ipc://{sockdir}/none"
+    base = {"run": run, "run_name": "t", "generation": 1, "restarts": 0,
+            "daemon": daemon.endpoint, "descriptor": None, "config": {}}  # fmt: skip
+    edge = {"endpoint": endpoint, "node": "receiver", "input": input_id, "policy": policy,
+            "queue_size": queue_size}  # fmt: skip
+    sender = {**base, "node": "sender", "inputs": {}, "outputs": {output: [edge]}}
+    receiver = {**base, "node": "receiver", "outputs": {}, "inputs": {input_id: {
+        "endpoint": endpoint, "queue_size": queue_size, "policy": policy,
+        "sources": [f"sender/{output}"]}}}  # fmt: skip
+    return sender, receiver
+
+
+def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
+    out, err = child.communicate(timeout=BOUND_S)
+    assert child.returncode == 0, f"exit {child.returncode}\n{out}\n{err}"
+    return out, err
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_payloads_cross_processes_then_inputs_close(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir)
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
+    sender = spawn("sender", SENDER, sender_cfg, MODE="payloads")
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    before = time.time_ns()
+    fake_daemon.start_all()
+    stats = json.loads(finish(sender)[0])
+    finish(receiver)
+    fake_daemon.wait_for("bye", {"sender", "receiver"})
+
+    assert stats == {"out": {"sent": 6, "dropped": 0}}
+    events = records(out)
+    inputs = [e for e in events if e["type"] == "INPUT"]
+    assert [e["seq"] for e in inputs] == [1, 2, 3, 4, 5, 6]
+    assert all(e["id"] == "in" and e["metadata"]["timestamp"] >= before for e in inputs)
+    assert inputs[0]["metadata"] == {"timestamp": inputs[0]["metadata"]["timestamp"],
+                                     "k": "v", "n": 3, "l": [1, 2.5, "x", None, True]}  # fmt: skip
+    assert inputs[0]["value"] == {"kind": "bytes", "hex": "0001", "readonly": True}
+    assert inputs[1]["value"] == {"kind": "str", "v": "h\u00e9llo \u2713"}
+    assert inputs[2]["value"] is None
+    assert inputs[3]["value"] == {"kind": "numpy", "dtype": "<i4", "shape": [2, 3],
+                                  "list": [[0, 1, 2], [3, 4, 5]], "writeable": False}  # fmt: skip
+    assert inputs[4]["value"] == {"kind": "arrow", "type": "struct<a: int64, b: string>",
+                                  "list": [{"a": 1, "b": "x"}, {"a": 2, "b": None}]}  # fmt: skip
+    assert inputs[5]["value"]["hex"] == "00" * 200_000
+    assert [(e["type"], e.get("id")) for e in events[6:]] == [
+        ("INPUT_CLOSED", "in"), ("STOP", "ALL_INPUTS_CLOSED"), ("END", None)]  # fmt: skip
+    assert events[-1]["stats"]["in"] == {"received": 6, "dropped": 0, "queued": 0, "refused": 0}
+
+
+def test_stop_request_ends_both_nodes(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir)
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
+    sender = spawn("sender", SENDER, sender_cfg, MODE="idle")
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    fake_daemon.start_all()
+    fake_daemon.send("receiver", {"t": "stop"})
+    fake_daemon.send("sender", {"t": "stop"})
+    finish(sender)
+    finish(receiver)
+    events = records(out)
+    assert (events[0]["type"], events[0]["id"]) == ("STOP", "STOP_REQUESTED")
+    # the sender closed after the receiver had stopped reading: its end-of-stream is counted
+    # nowhere, and the receiver saw no second STOP
+    assert [e["type"] for e in events] == ["STOP", "END"]
+    fake_daemon.wait_for("bye", {"sender", "receiver"})
+
+
+def test_stop_before_start_is_the_first_event(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
+    fake_daemon.wait_for("hello", {"receiver"})
+    fake_daemon.send("receiver", {"t": "stop"})
+    finish(receiver)
+    assert [(e["type"], e.get("id")) for e in records(out)] == [
+        ("STOP", "STOP_REQUESTED"), ("END", None)]  # fmt: skip
+
+
+def test_upstream_done_closes_the_input_while_timers_tick(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    receiver_cfg["inputs"]["tick"] = {"timer_ns": 5_000_000}
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
+    fake_daemon.wait_for("hello", {"receiver"})
+    fake_daemon.start_all()
+    deadline = time.monotonic() + BOUND_S
+    while not (out.exists() and '"tick"' in out.read_text()):
+        assert time.monotonic() < deadline, "no timer tick"
+        time.sleep(0.01)
+    fake_daemon.send("receiver", {"t": "upstream_done", "input": "in", "source": "sender/out"})
+    finish(receiver)
+    events = records(out)
+    ticks = [e for e in events if e.get("id") == "tick"]
+    assert ticks
+    assert all(e["type"] == "INPUT" and e["value"] is None for e in ticks)
+    rest = [(e["type"], e.get("id")) for e in events if e.get("id") != "tick"]
+    assert rest == [("INPUT_CLOSED", "in"), ("STOP", "ALL_INPUTS_CLOSED"), ("END", None)]
+
+
+def test_logging_goes_to_stderr_as_records(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+) -> None:
+    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    receiver_cfg["inputs"] = {}
+    script = """
+    import logging
+    from node_sdk import Node
+    with Node() as node:
+        logging.getLogger("recv").info("hello %s", "world")
+        logging.getLogger("recv").debug("not shown at INFO")
+        node.log("warning", "direct")
+        print("plain stdout")
+    """
+    child = spawn("logger", script, receiver_cfg)
+    fake_daemon.wait_for("hello", {"receiver"})
+    fake_daemon.start_all()
+    out, err = finish(child)
+    assert out == "plain stdout\n"
+    # split on "\n" only: str.splitlines also splits at the marker's \x1e
+    logs = [record_from_output("stderr", line) for line in err.split("\n") if line]
+    assert [(r.stream, r.level, r.logger, r.message) for r in logs] == [
+        ("log", "INFO", "recv", "hello world"),
+        ("log", "WARNING", "receiver", "direct"),
+    ]
+
+
+def test_slow_receiver_keeps_the_newest_under_drop_oldest(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    sent = 500  # below the zmq high-water marks: every message reaches the receiver's queue
+    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir, queue_size=10)
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), WAIT_RECEIVED=str(sent))
+    sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    fake_daemon.start_all()
+    finish(sender)
+    finish(receiver)
+    events = records(out)
+    delivered = [e["seq"] for e in events if e["type"] == "INPUT"]
+    stats = events[-1]["stats"]["in"]
+    assert delivered == list(range(sent - 9, sent + 1))
+    assert len(delivered) + stats["dropped"] == sent
+    assert stats["received"] == sent
+
+
+def test_backpressure_loses_nothing(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    sent = 300
+    sender_cfg, receiver_cfg = make_configs(
+        fake_daemon, sockdir, policy="backpressure", queue_size=2
+    )
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), DELAY="0.001")
+    sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    fake_daemon.start_all()
+    assert json.loads(finish(sender)[0]) == {"out": {"sent": sent, "dropped": 0}}
+    finish(receiver)
+    events = records(out)
+    assert [e["seq"] for e in events if e["type"] == "INPUT"] == list(range(1, sent + 1))
+    assert events[-1]["stats"]["in"]["dropped"] == 0
+
+
+def test_a_dead_receiver_never_blocks_a_drop_oldest_sender(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+) -> None:
+    sent = 3000  # more than the send high-water mark: the rest must be dropped, not waited on
+    sender_cfg, _ = make_configs(fake_daemon, sockdir, receiver_bound=False)
+    sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
+    fake_daemon.wait_for("hello", {"sender"})
+    fake_daemon.start_all()
+    stats = json.loads(finish(sender)[0])["out"]
+    assert stats["sent"] + stats["dropped"] == sent
+    assert stats["dropped"] > 0
+
+
+def test_a_dora_style_script_runs_unchanged(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+) -> None:
+    sender_cfg, receiver_cfg = make_configs(
+        fake_daemon, sockdir, output="numbers", input_id="numbers"
+    )
+    receiver = spawn("receiver", DORA_STYLE_RECEIVER, receiver_cfg)
+    sender = spawn("sender", DORA_STYLE_SENDER, sender_cfg)
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    fake_daemon.start_all()
+    finish(sender)
+    out, _ = finish(receiver)
+    assert out.splitlines() == [
+        "got [0, 0] 0", "got [1, 10] 1", "got [2, 20] 2", "stop ALL_INPUTS_CLOSED"]  # fmt: skip
+    fake_daemon.wait_for("bye", {"sender", "receiver"})
+
+
+def test_no_start_from_the_daemon_is_a_bounded_node_error(sockdir: Path, spawn: Any) -> None:
+    config = {"run": str(uuid.uuid4()), "node": "lonely", "daemon": f"ipc://{sockdir}/nobody",
+              "inputs": {}, "outputs": {}}  # fmt: skip
+    script = """
+    from node_sdk import Node, NodeError
+    try:
+        Node()
+    except NodeError as exc:
+        print(exc)
+    """
+    child = spawn("lonely", script, config, FLOW_START_TIMEOUT="0.2")
+    out, _ = finish(child)
+    assert out == f"no start from the flow daemon at ipc://{sockdir}/nobody within 0.2 s\n"
+
+
+def test_backpressure_to_a_dead_receiver_times_out_naming_it(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+) -> None:
+    sender_cfg, _ = make_configs(
+        fake_daemon, sockdir, policy="backpressure", queue_size=4, receiver_bound=False
+    )
+    script = """
+    from node_sdk import Node, SendTimeout
+    with Node() as node:
+        sent = 0
+        try:
+            while True:
+                node.send_output("out", b"x")
+                sent += 1
+        except SendTimeout as exc:
+            print(sent, exc)
+    """
+    child = spawn("sender", script, sender_cfg, FLOW_SEND_TIMEOUT="0.2")
+    fake_daemon.wait_for("hello", {"sender"})
+    fake_daemon.start_all()
+    out, _ = finish(child)
+    assert out == (
+        "4 output 'out': receiver receiver/in did not take the message within 0.2 s "
+        "(backpressure; FLOW_SEND_TIMEOUT)\n"
+    )

@@ -1,0 +1,124 @@
+"""The inbox: bounded queues, arrival order across inputs, drop and gap counting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node_sdk.config import DataInput
+from node_sdk.events import Event, EventType, StopCause
+from node_sdk.inbox import Inbox
+from node_sdk.wire import KIND_BYTES, KIND_EOS
+
+
+def spec(input_id: str, size: int = 10, policy: str = "drop_oldest", sources: int = 1) -> DataInput:
+    names = tuple(f"s{n}/out" for n in range(sources))
+    return DataInput(input_id, f"ipc:///x/{input_id}", size, policy, names)
+
+
+def frame(seq: int, source: str = "s0/out", generation: int = 1, kind: int = KIND_BYTES,
+          route: bytes | None = None) -> Any:  # fmt: skip
+    return (source, generation, seq, 0, kind, {}, f"{source}#{seq}", route)
+
+
+def drain(inbox: Inbox) -> list[Any]:
+    out = []
+    while True:
+        entry, _ = inbox.pop()
+        if entry is None:
+            return out
+        if isinstance(entry, Event):
+            out.append((entry.type, entry.id))
+        else:
+            out.append((entry[0], entry[1][4]))
+
+
+def test_drop_oldest_keeps_the_newest_and_counts_what_it_dropped() -> None:
+    inbox = Inbox([spec("in", size=3)])
+    sent = 10
+    for seq in range(1, sent + 1):
+        inbox.push("in", [frame(seq)])
+    delivered = drain(inbox)
+    assert delivered == [("in", "s0/out#8"), ("in", "s0/out#9"), ("in", "s0/out#10")]
+    stats = inbox.statistics()["in"]
+    assert len(delivered) + stats.dropped == sent
+    assert (stats.received, stats.queued) == (sent, 0)
+
+
+def test_events_leave_in_arrival_order_across_inputs() -> None:
+    inbox = Inbox([spec("a", size=2), spec("b", size=5)])
+    inbox.push("a", [frame(1)])
+    inbox.push("b", [frame(1)])
+    inbox.push("a", [frame(2), frame(3), frame(4)])  # a drops 1 and 2
+    inbox.push("b", [frame(2)])
+    assert drain(inbox) == [("b", "s0/out#1"), ("a", "s0/out#3"), ("a", "s0/out#4"),
+                            ("b", "s0/out#2")]  # fmt: skip
+
+
+def test_a_gap_in_sequence_numbers_is_counted_as_dropped() -> None:
+    inbox = Inbox([spec("in")])
+    inbox.push("in", [frame(1), frame(4), frame(5)])
+    inbox.push("in", [frame(9, kind=KIND_EOS)])  # end-of-stream: the last seq sent was 9
+    stats = inbox.statistics()["in"]
+    assert (stats.received, stats.dropped) == (3, 2 + 4)
+
+
+def test_repeats_and_older_generations_are_refused() -> None:
+    inbox = Inbox([spec("in")])
+    inbox.push("in", [frame(1, generation=2), frame(1, generation=2), frame(5, generation=1)])
+    inbox.push("in", [frame(1, generation=3)])  # a restarted sender counts from 1 again
+    assert [v for _, v in drain(inbox)] == ["s0/out#1", "s0/out#1"]
+    stats = inbox.statistics()["in"]
+    assert (stats.received, stats.refused, stats.dropped) == (2, 2, 0)
+
+
+def test_gaps_are_counted_per_source() -> None:
+    inbox = Inbox([spec("in", sources=2)])
+    inbox.push("in", [frame(1, "s0/out"), frame(1, "s1/out"), frame(2, "s0/out"),
+                      frame(2, "s1/out")])  # fmt: skip
+    assert inbox.statistics()["in"].dropped == 0
+
+
+def test_input_closes_when_every_source_ended_then_stop() -> None:
+    inbox = Inbox([spec("a", sources=2), spec("b")])
+    inbox.push("a", [frame(1, "s0/out"), frame(1, "s0/out", kind=KIND_EOS)])
+    assert drain(inbox) == [("a", "s0/out#1")]
+    inbox.close_source("a", "s1/out")  # the daemon: that sender died
+    inbox.push("b", [frame(0, kind=KIND_EOS)])
+    assert drain(inbox) == [
+        (EventType.INPUT_CLOSED, "a"),
+        (EventType.INPUT_CLOSED, "b"),
+        (EventType.STOP, StopCause.ALL_INPUTS_CLOSED),
+    ]
+    inbox.push("b", [frame(1)])  # closed for good
+    inbox.close_source("a", "s1/out")  # twice is harmless
+    assert drain(inbox) == []
+
+
+def test_input_closed_comes_after_the_inputs_data() -> None:
+    inbox = Inbox([spec("in")])
+    inbox.push("in", [frame(1), frame(2), frame(2, kind=KIND_EOS)])
+    assert [k for k, _ in drain(inbox)] == ["in", "in", EventType.INPUT_CLOSED, EventType.STOP]
+
+
+def test_only_one_stop_and_the_first_cause_wins() -> None:
+    inbox = Inbox([spec("in")])
+    inbox.push_stop(StopCause.STOP_REQUESTED)
+    inbox.close_source("in", "s0/out")
+    inbox.push_stop(StopCause.STOP_REQUESTED)
+    assert drain(inbox) == [(EventType.STOP, StopCause.STOP_REQUESTED),
+                            (EventType.INPUT_CLOSED, "in")]  # fmt: skip
+
+
+def test_backpressure_never_drops_and_owes_credits_to_each_sender() -> None:
+    inbox = Inbox([spec("in", size=4, policy="backpressure")])
+    inbox.push("in", [frame(n, route=b"A") for n in range(1, 7)])  # more than the queue
+    dues = [inbox.pop()[1] for _ in range(3)]
+    assert dues == [False, True, False]  # after size // 2, once until they are taken
+    assert inbox.take_credits() == [("in", b"A", 3)]
+    dues = [inbox.pop()[1] for _ in range(3)]
+    assert dues == [False, True, False]
+    assert inbox.take_credits() == [("in", b"A", 3)]
+    assert inbox.take_credits() == []
+    inbox.push("in", [frame(7, route=b"A")])
+    assert inbox.pop()[1]  # the queue is empty after it: pay back before going idle
+    assert inbox.statistics()["in"].dropped == 0
