@@ -198,6 +198,7 @@ def follow_run(
     from cli.client import request
 
     refreshed = time.monotonic()
+    degraded: str | None = None
     try:
         while True:
             for name, record in follower.poll():
@@ -207,6 +208,12 @@ def follow_run(
             reply = request(
                 "wait", {"run": run_id, "timeout": interval}, timeout=interval + 10.0, home=home
             )
+            now_degraded = reply["run"].get("degraded")
+            if now_degraded and now_degraded != degraded:
+                from cli import render  # side work failed: say so now, not only at the end
+
+                render.warning(f"degraded: {now_degraded}")
+            degraded = now_degraded
             if reply.get("done"):
                 for name, record in follower.poll(final=True):
                     emit(name, record)

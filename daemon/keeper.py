@@ -81,6 +81,7 @@ class Keeper:
     quitting: bool = False
     ending_at: float | None = None
     degraded: str | None = None
+    reported_drops: int = 0
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -122,6 +123,8 @@ class Keeper:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if self.degraded is not None and self._dropped() != self.reported_drops:
+            self._report_degraded()  # at most once a tick: the count of lines lost
         if self.ending_at is None and now - self.last_contact > self.grace:
             log.warning("keeper: no daemon for %.0fs: stopping every node", self.grace)
             self._end_all()
@@ -333,7 +336,14 @@ class Keeper:
     def _degrade(self, what: str) -> None:
         if self.degraded != what:
             self.degraded = what
-            self._send({"t": "degraded", "what": what})
+            self._report_degraded()
+
+    def _dropped(self) -> int:
+        return sum(child.log.dropped for child in self.children.values())
+
+    def _report_degraded(self) -> None:
+        self.reported_drops = self._dropped()
+        self._send({"t": "degraded", "what": self.degraded, "dropped": self.reported_drops})
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:

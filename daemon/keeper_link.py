@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import trio
@@ -108,14 +108,21 @@ class KeeperLink:
 async def start_keeper_process(endpoint: str, grace: float, log_path: Path) -> trio.Process:
     """A keeper in its own session, so it outlives the daemon (SPEC 7.4)."""
     config = json.dumps({"endpoint": endpoint, "grace": grace})
-    with log_path.open("ab") as log_file:
+    argv = [sys.executable, "-m", "daemon.keeper", config]
+    log_file: IO[bytes] | None = None
+    try:
+        log_file = log_path.open("ab")
+    except OSError as exc:
+        # its log is side work: the run goes on without it (SPEC 7.3)
+        log.warning("keeper log %s: %s", log_path, exc)
+    output = log_file if log_file is not None else subprocess.DEVNULL
+    try:
         return await trio.lowlevel.open_process(
-            [sys.executable, "-m", "daemon.keeper", config],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,
+            argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
         )
+    finally:
+        if log_file is not None:
+            log_file.close()
 
 
 def start_keeper_thread(

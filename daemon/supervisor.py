@@ -149,7 +149,9 @@ class Run:
     def on_keeper_event(self, message: dict[str, Any]) -> None:
         kind = message.get("t")
         if kind == "degraded":
-            self.mark_degraded(str(message.get("what")))
+            dropped = int(message.get("dropped") or 0)
+            lost = f" ({dropped} log lines dropped)" if dropped else ""
+            self.mark_degraded(f"{message.get('what')}{lost}")
         elif kind in ("spawned", "spawn_failed", "exited"):
             slot = self.slots.get(str(message.get("node")))
             if slot is not None:

@@ -1,0 +1,72 @@
+"""Side work that fails (full disk, unwritable logs) never changes a run's result (SPEC 7.3)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import REPO, flow
+
+NODES = REPO / "tests" / "nodes"
+
+CHATTY = f"""
+nodes:
+  - id: chatty
+    path: {NODES}/chatty.py
+    env: {{LINES: 3000}}
+"""
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, options: str) -> Iterator[None]:
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def attached_run(home: Path, yml: Path, name: str) -> subprocess.CompletedProcess[str]:
+    return flow("start", str(yml), "--attach", "--name", name, home=home, timeout=120)
+
+
+def runs(home: Path) -> dict[str, dict]:
+    listed = flow("list", "--all", "--json", home=home).stdout.splitlines()
+    return {r["name"]: r for r in map(json.loads, listed)}
+
+
+@pytest.mark.parametrize(
+    ("fault", "options", "cause"),
+    [
+        ("full disk", "size=64k,mode=0700", "No space left on device"),
+        ("unwritable logs", "ro,mode=0700", "Read-only file system"),
+    ],
+)
+def test_log_failure_leaves_the_result_alone(
+    daemon: Path, tmp_path: Path, fault: str, options: str, cause: str
+) -> None:
+    yml = tmp_path / "chatty.yml"
+    yml.write_text(CHATTY)
+    healthy = attached_run(daemon, yml, "healthy")
+    assert healthy.returncode == 0, healthy.stderr
+    with tmpfs(daemon / "runs", options):
+        faulty = attached_run(daemon, yml, "faulty")
+        listed = flow("list", "--all", home=daemon)
+        info = runs(daemon)
+    assert faulty.returncode == healthy.returncode  # same result, same exit code
+    assert info["faulty"]["status"] == info["healthy"]["status"] == "succeeded"
+    assert f"warning: degraded: logs: {cause}" in faulty.stderr, faulty.stderr
+    assert info["faulty"]["degraded"].startswith(f"logs: {cause}")
+    assert "log lines dropped" in info["faulty"]["degraded"]
+    assert "degraded" in listed.stdout
+    assert info["healthy"]["degraded"] is None
