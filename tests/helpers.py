@@ -18,9 +18,7 @@ def flow_env(home: Path, env_extra: dict[str, str] | None = None) -> dict[str, s
     env.pop("XDG_RUNTIME_DIR", None)
     env["PYTHONUNBUFFERED"] = "1"
     # the repo on the path, so `python -m cli` works with or without an install
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     if env_extra:
         env.update(env_extra)
     return env

@@ -7,10 +7,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-import zmq
 from helpers import REPO, flow
+from procs import RawClient, alive, daemon_pid
 
 from daemon import paths
 
@@ -26,36 +25,8 @@ nodes:
   - id: sink
     path: NODES/seqsink.py
     inputs:
-      data: counter/count
+      data: {source: counter/count, queue_size: 1000}  # a starved CPU must not drop
 """
-
-
-class RawClient:
-    """A control-socket client that can send anything, for attacking the daemon."""
-
-    def __init__(self, home: Path) -> None:
-        self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(paths.control_endpoint(home))
-
-    def send_raw(self, payload: bytes) -> None:
-        self.socket.send(payload)
-
-    def receive(self, timeout: float = 10.0) -> dict[str, Any] | None:
-        if not self.socket.poll(int(timeout * 1000)):
-            return None
-        return json.loads(self.socket.recv())
-
-    def request(self, type_: str, body: dict[str, Any], *, v: Any = 1, id_: str = "r1") -> dict[str, Any]:
-        self.send_raw(json.dumps({"v": v, "id": id_, "type": type_, "body": body}).encode())
-        reply = self.receive()
-        assert reply is not None, f"no reply to {type_}"
-        assert reply["id"] == id_
-        return reply
-
-    def close(self) -> None:
-        self.context.destroy(linger=0)
 
 
 def start_stream(home: Path, tmp_path: Path, name: str) -> None:
@@ -63,10 +34,6 @@ def start_stream(home: Path, tmp_path: Path, name: str) -> None:
     yml.write_text(STREAM.replace("NODES", str(NODES)))
     done = flow("start", str(yml), "--detach", "--name", name, home=home)
     assert done.returncode == 0, done.stderr
-
-
-def daemon_pid(home: Path) -> int:
-    return int(paths.daemon_pid_file(home).read_text())
 
 
 def test_burst_of_bad_requests_is_answered_and_runs_go_on(daemon: Path, tmp_path: Path) -> None:
@@ -137,7 +104,9 @@ def test_fatal_error_stops_every_node_first(flow_home: Path, tmp_path: Path) -> 
     pid = daemon_pid(flow_home)
     client = RawClient(flow_home)
     try:
-        client.send_raw(json.dumps({"v": 1, "id": "x", "type": "_inject_fatal", "body": {}}).encode())
+        client.send_raw(
+            json.dumps({"v": 1, "id": "x", "type": "_inject_fatal", "body": {}}).encode()
+        )
         deadline = time.monotonic() + 20
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             _reap(pid)
@@ -146,21 +115,11 @@ def test_fatal_error_stops_every_node_first(flow_home: Path, tmp_path: Path) -> 
         client.close()
     assert not os.path.exists(f"/proc/{pid}"), "the daemon did not exit"
     for node_pid in node_pids:
-        assert not _alive(node_pid), f"node {node_pid} outlived the daemon"
+        assert not alive(node_pid), f"node {node_pid} outlived the daemon"
     log = paths.daemon_log(flow_home).read_text()
     assert "fatal: injected by a test" in log
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-

@@ -115,7 +115,7 @@ nodes:
   - id: beside
     path: NODES/seqsink.py
     inputs:
-      data: counter/count
+      data: {source: counter/count, queue_size: 1000}  # a starved CPU must not drop
 """,
     )
     started = flow("start", str(yml), "--attach", "--name", "broken", home=daemon, timeout=60)

@@ -99,9 +99,7 @@ def test_build_runs_lines_in_the_yaml_folder(tmp_path: Path, flow_home: Path) ->
 @needs_descriptor
 def test_build_failure_names_the_node(tmp_path: Path, flow_home: Path) -> None:
     line = "echo compiling && echo broken header >&2 && exit 3"
-    yml = write_dataflow(
-        tmp_path, BUILD_YML.format(second_build=f"'{line}'"), {"node.py": NODE}
-    )
+    yml = write_dataflow(tmp_path, BUILD_YML.format(second_build=f"'{line}'"), {"node.py": NODE})
     done = flow("build", str(yml), home=flow_home)
     assert done.returncode == 1
     assert f"error: build of node 'second' failed: '{line}' exited 3" in done.stderr

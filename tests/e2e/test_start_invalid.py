@@ -23,7 +23,10 @@ def test_bad_files_are_refused_while_a_run_streams(daemon: Path, tmp_path: Path)
         problems = [m for m in map(LINE.match, done.stderr.splitlines()) if m]
         assert problems, (bad.name, done.stderr)
         assert all(Path(m["file"]).name == bad.name for m in problems), done.stderr
-    runs = [json.loads(line) for line in flow("list", "--all", "--json", home=daemon).stdout.splitlines()]
+    runs = [
+        json.loads(line)
+        for line in flow("list", "--all", "--json", home=daemon).stdout.splitlines()
+    ]
     assert [r["name"] for r in runs] == ["steady"]  # no bad run was recorded, none spawned
     assert flow("stop", "steady", home=daemon).returncode == 0
     sink = flow("logs", "steady", "sink", home=daemon).stdout

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import REPO, flow
+from procs import daemon_pid, node_processes, wait_gone
 
 from daemon import paths
 
@@ -26,7 +27,7 @@ nodes:
   - id: sink
     path: NODES/seqsink.py
     inputs:
-      data: counter/count
+      data: {source: counter/count, queue_size: 1000}  # a starved CPU must not drop
 """
 
 
@@ -53,44 +54,6 @@ def run_info(home: Path, name: str) -> dict[str, Any]:
 def diagnostics(home: Path) -> str:
     logs = [paths.daemon_log(home), *sorted(home.glob("runs/*/keeper.log"))]
     return "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-
-
-def daemon_pid(home: Path) -> int:
-    return int(paths.daemon_pid_file(home).read_text())
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.05)
-    return [p for p in pids if alive(p)]
-
-
-def node_processes(run_id: str) -> dict[str, list[int]]:
-    """node id -> pids of live processes that are that node of that run."""
-    found: dict[str, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"FLOW_DATAFLOW={run_id}".encode() not in environ or not alive(int(entry)):
-            continue
-        for item in environ:
-            if item.startswith(b"FLOW_NODE_CONFIG="):
-                node = json.loads(item.partition(b"=")[2])["node"]
-                found.setdefault(node, []).append(int(entry))
-    return found
 
 
 def sink_summary(home: Path, name: str) -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 from helpers import flow
-from test_daemon_crash import alive, daemon_pid, start, up, wait_gone
+from procs import alive, daemon_pid, wait_gone
+from test_daemon_crash import start, up
 
 from daemon import paths
 

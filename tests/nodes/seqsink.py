@@ -1,4 +1,7 @@
-"""Test node: print every value with its sequence number; count gaps and repeats."""
+"""Test node: print every value with its sequence number; count gaps and repeats.
+
+A sequence that starts again at 1 is a new generation of the sender (a restart).
+"""
 
 from node_sdk import Node
 
@@ -10,7 +13,9 @@ with Node() as node:
             received += 1
             seq = event["seq"]
             previous = last.get(event["id"], 0)
-            if seq <= previous:
+            if seq == 1 and previous:
+                pass  # a new generation of the sender numbers from 1 again
+            elif seq <= previous:
                 repeats += 1
             elif seq != previous + 1:
                 gaps += seq - previous - 1

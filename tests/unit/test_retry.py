@@ -102,8 +102,14 @@ def test_sync_twin_uses_the_same_policy() -> None:
 
     policy = Backoff(initial=0.1, jitter=0.0)
     assert (
-        retry_sync(operation, what="up", policy=policy, retry_on=(NotYet,), sleep=sleep,
-                   clock=lambda: now[0])
+        retry_sync(
+            operation,
+            what="up",
+            policy=policy,
+            retry_on=(NotYet,),
+            sleep=sleep,
+            clock=lambda: now[0],
+        )
         == "up"
     )
     assert slept == pytest.approx([0.1, 0.2])

@@ -1,0 +1,84 @@
+"""Test helpers about processes and the raw control socket: liveness, node processes, attacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from daemon import paths
+
+
+def alive(pid: int) -> bool:
+    """True for a live process (a zombie has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Wait (bounded) for the processes to exit; the ones still alive."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def daemon_pid(home: Path) -> int:
+    return int(paths.daemon_pid_file(home).read_text())
+
+
+def node_processes(run_id: str) -> dict[str, list[int]]:
+    """node id -> pids of live processes that are that node of that run."""
+    found: dict[str, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"FLOW_DATAFLOW={run_id}".encode() not in environ or not alive(int(entry)):
+            continue
+        for item in environ:
+            if item.startswith(b"FLOW_NODE_CONFIG="):
+                node = json.loads(item.partition(b"=")[2])["node"]
+                found.setdefault(node, []).append(int(entry))
+    return found
+
+
+class RawClient:
+    """A control-socket client that can send anything, for attacking the daemon."""
+
+    def __init__(self, home: Path) -> None:
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(paths.control_endpoint(home))
+
+    def send_raw(self, payload: bytes) -> None:
+        self.socket.send(payload)
+
+    def receive(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        if not self.socket.poll(int(timeout * 1000)):
+            return None
+        reply: dict[str, Any] = json.loads(self.socket.recv())
+        return reply
+
+    def request(
+        self, type_: str, body: dict[str, Any], *, v: Any = 1, id_: str = "r1"
+    ) -> dict[str, Any]:
+        self.send_raw(json.dumps({"v": v, "id": id_, "type": type_, "body": body}).encode())
+        reply = self.receive()
+        assert reply is not None, f"no reply to {type_}"
+        assert reply["id"] == id_
+        return reply
+
+    def close(self) -> None:
+        self.context.destroy(linger=0)
