@@ -29,6 +29,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(info: dict[str, Any]) -> Any:
+    """The run's status, with `(recovered)` after a daemon restart brought it back."""
+    from cli import render
+
+    text = render.status_text(str(info.get("status")))
+    if info.get("recovered"):
+        text.append(" (recovered)", style="cyan")
+    return text
+
+
 def print_table(runs: list[dict[str, Any]]) -> None:
     from rich.text import Text
 
@@ -45,7 +55,7 @@ def print_table(runs: list[dict[str, Any]]) -> None:
         cells: list[render.Cell] = [
             str(info.get("name") or "-"),
             shorts[str(info.get("id", ""))],
-            render.status_text(str(info.get("status"))),
+            _status(info),
             render.node_counts(info.get("nodes") or []),
             human_age(now - float(info.get("created") or now)),
         ]

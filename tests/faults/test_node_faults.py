@@ -201,3 +201,31 @@ def test_another_user_cannot_connect_or_read_logs(daemon: Path, tmp_path: Path) 
     )  # fmt: skip
     assert "no answer" in done.stdout, done.stdout + done.stderr
     assert "log refused" in done.stdout, done.stdout + done.stderr
+
+
+def test_control_calls_from_an_older_generation_are_refused(daemon: Path, tmp_path: Path) -> None:
+    yml = tmp_path / "gen.yml"
+    yml.write_text(
+        f"nodes:\n  - id: steady\n    path: {NODES}/spawncount.py\n"
+        f"    env: {{SPAWN_FILE: {tmp_path / 'spawns'}}}\n"
+        "    inputs: {tick: flow/timer/millis/50}\n"
+    )
+    assert flow("start", str(yml), "--detach", "--name", "gens", home=daemon).returncode == 0
+    run_id = info_of(daemon, "gens")["id"]
+    context = zmq.Context()
+    try:
+        ghost = context.socket(zmq.DEALER)
+        ghost.setsockopt(zmq.LINGER, 0)
+        ghost.setsockopt(zmq.IDENTITY, f"{run_id}/steady/0".encode())  # an older generation
+        ghost.connect(paths.nodes_endpoint(daemon))
+        ghost.send(b'{"t": "bye"}')
+        deadline = time.monotonic() + 10
+        log = ""
+        while "refused bye from generation 0" not in log and time.monotonic() < deadline:
+            time.sleep(0.1)
+            log = paths.daemon_log(daemon).read_text()
+        assert "refused bye from generation 0 (current 1)" in log
+    finally:
+        context.destroy(linger=0)
+    assert node_of(daemon, "gens", "steady")["status"] == "running"
+    assert flow("stop", "gens", home=daemon).returncode == 0

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from node_sdk import Node
@@ -9,6 +10,6 @@ from node_sdk import Node
 with Node() as node:
     spawns = Path(os.environ["SPAWN_FILE"])
     with spawns.open("a") as file:
-        file.write(f"{node.restart_count()}\n")
+        file.write(f"{node.restart_count()} {time.monotonic()}\n")
     print("crasher: crashing", file=sys.stderr, flush=True)
     sys.exit(1)
