@@ -28,6 +28,7 @@ COMMANDS = (
     "build",
     "graph",
     "new",
+    "node",
 )
 
 

@@ -11,6 +11,7 @@ import trio
 
 from daemon import __version__
 from daemon.errors import BadRequest, BrokenInvariant
+from daemon.handlers_nodes import NODE_HANDLERS
 from daemon.protocol import field_bool, field_float, field_optional_str, field_str
 from daemon.runtime import Runtime
 from daemon.supervisor import DEFAULT_GRACE_S
@@ -140,6 +141,7 @@ HANDLERS: dict[str, Handler] = {
     "logs": logs,
     "wait": wait,
     "shutdown": shutdown,
+    **NODE_HANDLERS,
 }
 
 TEST_HANDLERS: dict[str, Handler] = {"_inject_fatal": inject_fatal}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import attrs
 import zmq
 
 from daemon.node_process import NodeSlot
+from daemon.node_stats import merge_report
 from daemon.zmq_trio import Frames, SocketOwner
 from node_sdk.wire import decode_control, encode_control
 
@@ -62,6 +64,8 @@ class NodeChannel:
                 self.send(identity, {"t": "start"})
         elif kind == "bye":
             slot.said_bye = True
+        elif kind == "stats":
+            slot.stats = merge_report(slot.stats, message, time.monotonic())
         else:
             log.warning("run %s: node %s: unknown message %r", run_id, node_id, kind)
 

@@ -43,7 +43,9 @@ class NodeSlot:
     spawn_error: str | None = None
     said_bye: bool = False
     stop_requested: bool = False
+    restart_requested: bool = False  # `flow node restart`: the next generation comes at once
     killed: bool = False
+    stats: dict[str, Any] | None = None  # the node's latest statistics report
     stderr_tail: list[str] = attrs.field(factory=list)
     restart_times: list[float] = attrs.field(factory=list)
     connected: trio.Event = attrs.field(factory=trio.Event)  # this generation said hello
@@ -52,6 +54,7 @@ class NodeSlot:
     first_spawn: trio.Event = attrs.field(factory=trio.Event)  # first spawn answered
     settled: trio.Event = attrs.field(factory=trio.Event)  # first generation connected or ended
     finished: trio.Event = attrs.field(factory=trio.Event)  # no more generations will come
+    _spawn_answered: trio.Event = attrs.field(factory=trio.Event)  # replaced on each answer
 
     @property
     def id(self) -> str:
@@ -138,6 +141,8 @@ class NodeSlot:
         with trio.move_on_after(SPAWN_TIMEOUT_S):
             await self.spawned.wait()
         self.first_spawn.set()
+        self._spawn_answered.set()
+        self._spawn_answered = trio.Event()
         if self.pid is None:
             self._spawn_failed(self.spawn_error or f"no answer in {SPAWN_TIMEOUT_S:g}s")
             return
@@ -164,6 +169,20 @@ class NodeSlot:
         self.run.store.update_node(
             self.run.id, self.id, status="failed", stderr_tail=self.stderr_tail
         )
+
+    async def restart_now(self, grace: float) -> None:
+        """Stop this generation and start the next one in the same slot (SPEC 5).
+
+        Returns once the next generation's spawn was answered (or the slot finished).
+        """
+        old = self.generation
+        self.restart_requested = True
+        await self.terminate(grace)
+        with trio.move_on_after(SPAWN_TIMEOUT_S):
+            while self.generation == old or not self.spawned.is_set():
+                if self.finished.is_set():
+                    return
+                await self._spawn_answered.wait()
 
     async def terminate(self, grace: float) -> None:
         """STOP, grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5)."""

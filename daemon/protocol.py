@@ -31,6 +31,10 @@ REQUEST_TYPES = frozenset(
         "logs",
         "wait",
         "shutdown",
+        "node_list",
+        "node_info",
+        "node_stop",
+        "node_restart",
     }
 )
 

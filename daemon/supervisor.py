@@ -160,7 +160,12 @@ class Run:
     def restart_delay(self, slot: NodeSlot) -> float | None:
         """Seconds until the slot's next generation, or None: no more (SPEC 2, 5)."""
         policy = slot.spec.restart
-        if policy.policy == "never" or slot.stop_requested or self.stop_requested:
+        if self.stop_requested:
+            return None
+        if slot.restart_requested:  # asked for by hand: at once, whatever the policy
+            slot.restart_requested = slot.stop_requested = False
+            return 0.0
+        if policy.policy == "never" or slot.stop_requested:
             return None
         if slot.status is NodeStatus.FAILED:
             wanted = slot.spawn_error is None  # a spawn error never heals by retrying

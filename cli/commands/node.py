@@ -1,0 +1,123 @@
+"""`flow node list|info|stop|restart`: one node of a live run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("node", help="list, inspect, stop or restart the nodes of a run")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    listing = verbs.add_parser("list", help="every node of a run, with its inputs")
+    listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    for verb, text in (
+        ("info", "one node in detail: wiring, queues, drops, rates"),
+        ("stop", "stop one node (STOP, grace, SIGTERM, SIGKILL)"),
+        ("restart", "restart one node in its own slot, with a new generation"),
+    ):
+        one = verbs.add_parser(verb, help=text)
+        one.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+        one.add_argument("node", metavar="NODE", help="node id")
+        if verb == "info":
+            one.add_argument("--json", action="store_true", help="print JSON")
+        else:
+            one.add_argument("--grace", type=float, default=None, help="seconds before SIGTERM")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import client, render
+
+    if args.verb == "list":
+        reply = client.request("node_list", {"run": args.run})
+        if args.json:
+            for node in reply["nodes"]:
+                render.out.print(json.dumps(node), markup=False, highlight=False)
+        else:
+            print_nodes(reply["nodes"])
+        return 0
+    body: dict[str, Any] = {"run": args.run, "node": args.node}
+    if args.verb == "info":
+        node = client.request("node_info", body)["node"]
+        if args.json:
+            render.out.print(json.dumps(node), markup=False, highlight=False)
+        else:
+            print_detail(node)
+        return 0
+    body["grace"] = args.grace
+    node = client.request(f"node_{args.verb}", body, timeout=120.0)["node"]
+    render.info(
+        f"node {node['id']}: {node['status']} (generation {node['generation']}, "
+        f"pid {node['pid']})"
+    )
+    return 0
+
+
+def input_summary(node: dict[str, Any]) -> str:
+    """`data: 3 queued, 0 dropped, 98.0/s; tick: timer`."""
+    stats = (node.get("stats") or {}).get("inputs") or {}
+    rates = (node.get("stats") or {}).get("rates") or {}
+    parts = []
+    for input_id, source in (node.get("inputs") or {}).items():
+        one = stats.get(input_id)
+        if one is None:
+            parts.append(f"{input_id} <- {source}")
+        else:
+            rate = rates.get(input_id)
+            text = f"{input_id}: {one['queued']} queued, {one['dropped']} dropped"
+            parts.append(text + (f", {rate:.1f}/s" if rate is not None else ""))
+    return "; ".join(parts) or "-"
+
+
+def print_nodes(nodes: list[dict[str, Any]]) -> None:
+    from cli import render
+
+    rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
+    for node in nodes:
+        cells: list[render.Cell] = [
+            str(node["id"]),
+            render.status_text(str(node["status"])),
+            str(node["generation"]),
+            str(node["pid"] or "-"),
+            str(node["restarts"]),
+            input_summary(node),
+        ]
+        rows.append((cells, []))
+    render.table(["NODE", "STATUS", "GEN", "PID", "RESTARTS", "INPUTS"], rows)
+
+
+def print_detail(node: dict[str, Any]) -> None:
+    from cli import render
+
+    render.info(f"node {node['id']} of run {node['run']}")
+    for key in ("status", "generation", "pid", "restarts", "exit_code", "signal"):
+        if node.get(key) is not None:
+            render.info(f"  {key + ':':<12}{node[key]}")
+    stats = node.get("stats") or {}
+    rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
+    for input_id, source in (node.get("inputs") or {}).items():
+        one = (stats.get("inputs") or {}).get(input_id) or {}
+        rate = (stats.get("rates") or {}).get(input_id)
+        rows.append(
+            (
+                [f"in  {input_id}", source, str(one.get("received", "-")),
+                 str(one.get("dropped", "-")), str(one.get("queued", "-")),
+                 "-" if rate is None else f"{rate:.1f}"],
+                [],
+            )
+        )  # fmt: skip
+    for output_id in node.get("outputs") or []:
+        one = (stats.get("outputs") or {}).get(output_id) or {}
+        rate = (stats.get("rates") or {}).get(f"out:{output_id}")
+        rows.append(
+            (
+                [f"out {output_id}", "", str(one.get("sent", "-")), str(one.get("dropped", "-")),
+                 "", "-" if rate is None else f"{rate:.1f}"],
+                [],
+            )
+        )  # fmt: skip
+    if rows:
+        render.table(["PORT", "SOURCE", "MESSAGES", "DROPPED", "QUEUED", "RATE/S"], rows)

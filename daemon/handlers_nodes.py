@@ -1,0 +1,73 @@
+"""Control requests about one node of a live run: list, info, stop, restart (SPEC 8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.errors import BadRequest, UnknownNode
+from daemon.node_process import NodeSlot
+from daemon.protocol import field_float, field_str
+from daemon.runtime import Runtime
+from daemon.supervisor import DEFAULT_GRACE_S, Run
+
+Body = dict[str, Any]
+
+
+def _slot(rt: Runtime, body: Body) -> tuple[Run, NodeSlot]:
+    run = rt.live_run(field_str(body, "run"))
+    node = field_str(body, "node")
+    slot = run.slots.get(node)
+    if slot is None:
+        raise UnknownNode(run.name or run.id, node)
+    return run, slot
+
+
+def node_detail(run: Run, slot: NodeSlot) -> Body:
+    """What `flow node info` shows: the stored record, the wiring, the latest statistics."""
+    stored = next(n for n in run.info()["nodes"] if n["id"] == slot.id)
+    return {
+        **stored,
+        "run": run.id,
+        "inputs": {i.id: _source_text(i.source) for i in slot.spec.inputs},
+        "outputs": list(slot.spec.outputs),
+        "stats": slot.stats,
+    }
+
+
+def _source_text(source: Any) -> str:
+    spec = getattr(source, "spec", None)
+    return str(spec) if spec is not None else f"{source.node}/{source.output}"
+
+
+async def node_list(rt: Runtime, body: Body) -> Body:
+    run = rt.live_run(field_str(body, "run"))
+    return {"run": run.id, "nodes": [node_detail(run, slot) for slot in run.slots.values()]}
+
+
+async def node_info(rt: Runtime, body: Body) -> Body:
+    run, slot = _slot(rt, body)
+    return {"node": node_detail(run, slot)}
+
+
+async def node_stop(rt: Runtime, body: Body) -> Body:
+    run, slot = _slot(rt, body)
+    if not slot.alive:
+        raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
+    await slot.terminate(field_float(body, "grace", DEFAULT_GRACE_S))
+    return {"node": node_detail(run, slot)}
+
+
+async def node_restart(rt: Runtime, body: Body) -> Body:
+    run, slot = _slot(rt, body)
+    if not slot.alive:
+        raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
+    await slot.restart_now(field_float(body, "grace", DEFAULT_GRACE_S))
+    return {"node": node_detail(run, slot)}
+
+
+NODE_HANDLERS = {
+    "node_list": node_list,
+    "node_info": node_info,
+    "node_stop": node_stop,
+    "node_restart": node_restart,
+}

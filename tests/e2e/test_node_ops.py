@@ -1,0 +1,85 @@
+"""`flow node list|info|stop|restart` on a live run, as a user drives them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from helpers import REPO, flow
+
+NODES = REPO / "tests" / "nodes"
+
+STREAM = f"""
+nodes:
+  - id: counter
+    path: {NODES}/counter.py
+    inputs:
+      tick: flow/timer/millis/20
+    outputs: [count]
+  - id: sink
+    path: {NODES}/seqsink.py
+    inputs:
+      data: {{source: counter/count, queue_size: 1000}}
+"""
+
+
+def start(home: Path, tmp_path: Path, name: str) -> None:
+    yml = tmp_path / "ops.yml"
+    yml.write_text(STREAM)
+    assert flow("start", str(yml), "--detach", "--name", name, home=home).returncode == 0
+
+
+def info(home: Path, name: str, node: str) -> dict:
+    done = flow("node", "info", name, node, "--json", home=home)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_node_list_and_info(daemon: Path, tmp_path: Path) -> None:
+    start(daemon, tmp_path, "ops")
+    listed = flow("node", "list", "ops", home=daemon)
+    assert listed.returncode == 0, listed.stderr
+    for word in ("NODE", "counter", "sink", "running", "GEN"):
+        assert word in listed.stdout
+    sink = info(daemon, "ops", "sink")
+    assert sink["status"] == "running"
+    assert sink["inputs"] == {"data": "counter/count"}
+    counter = info(daemon, "ops", "counter")
+    assert counter["outputs"] == ["count"]
+    assert counter["inputs"] == {"tick": "flow/timer/millis/20"}
+    unknown = flow("node", "info", "ops", "nope", home=daemon)
+    assert unknown.returncode == 1
+    assert "no node 'nope'" in unknown.stderr
+    assert flow("stop", "ops", home=daemon).returncode == 0
+
+
+def test_node_restart_gives_a_new_generation(daemon: Path, tmp_path: Path) -> None:
+    start(daemon, tmp_path, "again")
+    time.sleep(0.5)
+    before = info(daemon, "again", "counter")
+    done = flow("node", "restart", "again", "counter", "--grace", "2", home=daemon)
+    assert done.returncode == 0, done.stderr
+    after = info(daemon, "again", "counter")
+    assert after["generation"] == before["generation"] + 1
+    assert after["pid"] != before["pid"]
+    assert after["status"] == "running"
+    assert info(daemon, "again", "sink")["generation"] == 1  # the others are untouched
+    time.sleep(0.5)
+    assert flow("stop", "again", home=daemon).returncode == 0
+    summary = flow("logs", "again", "sink", home=daemon).stdout.splitlines()[-1]
+    assert "repeats=0" in summary, summary  # no duplicate reached the sink
+
+
+def test_node_stop_ends_one_node_and_closes_downstream(daemon: Path, tmp_path: Path) -> None:
+    start(daemon, tmp_path, "partial")
+    done = flow("node", "stop", "partial", "counter", "--grace", "2", home=daemon)
+    assert done.returncode == 0, done.stderr
+    assert "stopped" in done.stdout
+    deadline = time.monotonic() + 10
+    while "stop ALL_INPUTS_CLOSED" not in flow("logs", "partial", "sink", home=daemon).stdout:
+        assert time.monotonic() < deadline, "the sink's input never closed"
+        time.sleep(0.1)
+    again = flow("node", "stop", "partial", "counter", home=daemon)
+    assert again.returncode in (1, 2)
+    assert "is not running" in again.stderr or "not active" in again.stderr
