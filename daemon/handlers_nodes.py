@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from daemon.errors import BadRequest, UnknownNode
 from daemon.node_process import NodeSlot
 from daemon.protocol import field_float, field_str
@@ -11,6 +13,8 @@ from daemon.runtime import Runtime
 from daemon.supervisor import DEFAULT_GRACE_S, Run
 
 Body = dict[str, Any]
+
+RECORD_WAIT_S = 5.0
 
 
 def _slot(rt: Runtime, body: Body) -> tuple[Run, NodeSlot]:
@@ -54,6 +58,8 @@ async def node_stop(rt: Runtime, body: Body) -> Body:
     if not slot.alive:
         raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
     await slot.terminate(field_float(body, "grace", DEFAULT_GRACE_S))
+    with trio.move_on_after(RECORD_WAIT_S):  # its task records the exit just after
+        await slot.finished.wait()
     return {"node": node_detail(run, slot)}
 
 

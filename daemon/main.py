@@ -7,6 +7,7 @@ Signals become the ordinary shutdown path, so there is one way to stop.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import trio
 import zmq
 
-from daemon import paths
+from daemon import dynamic, paths
 from daemon.control import ControlServer
 from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
 from daemon.handlers import handlers, stop_all
@@ -122,13 +123,19 @@ async def _open_runtime(
         context=context,
     )
     nodes_owner = SocketOwner(nodes)
-    rt.channel = NodeChannel(owner=nodes_owner, find_slot=rt.find_slot)
+    rt.channel = NodeChannel(
+        owner=nodes_owner,
+        find_slot=rt.find_slot,
+        attach=functools.partial(dynamic.attach, rt),
+        detach=dynamic.detach,
+    )
     control_owner = SocketOwner(control)
     server = ControlServer(
         owner=control_owner, runtime=rt, handlers=handlers(), nursery=requests_nursery
     )
     root.start_soon(nodes_owner.serve, rt.channel.on_message)
     root.start_soon(_watch_signals, rt)
+    root.start_soon(dynamic.watch_dynamic_nodes, rt)
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)

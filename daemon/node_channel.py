@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import zmq
 
+from daemon.errors import RecoverableError
 from daemon.node_process import NodeSlot
 from daemon.node_stats import merge_report
 from daemon.zmq_trio import Frames, SocketOwner
@@ -18,6 +19,8 @@ from node_sdk.wire import decode_control, encode_control
 log = logging.getLogger(__name__)
 
 FindSlot = Callable[[str, str], NodeSlot | None]
+Attach = Callable[[dict[str, Any]], dict[str, Any]]
+Detach = Callable[[NodeSlot, str], None]
 
 
 @attrs.define(eq=False)
@@ -26,6 +29,8 @@ class NodeChannel:
 
     owner: SocketOwner
     find_slot: FindSlot
+    attach: Attach | None = None
+    detach: Detach | None = None
 
     def send(self, identity: bytes, message: dict[str, Any]) -> None:
         self.owner.send([identity, encode_control(message)])
@@ -35,6 +40,9 @@ class NodeChannel:
             log.warning("node channel: dropped a message of %d frames", len(frames))
             return
         identity, payload = frames
+        if identity.startswith(b"attach/"):
+            self._attach(identity, payload)
+            return
         try:
             run_id, node_id, generation_text = identity.decode().split("/")
             generation = int(generation_text)
@@ -57,17 +65,36 @@ class NodeChannel:
             )
             return
         kind = message.get("t")
+        slot.last_seen = time.monotonic()
         if kind == "hello":
             slot.mark_connected()
-            if slot.run.released:
-                # a node that joins after the barrier (restart) is released at once
+            if slot.run.released or slot.spec.is_dynamic:
+                # joining after the barrier (a restart, an attach): released at once
                 self.send(identity, {"t": "start"})
+            slot.run.rewire(slot)
         elif kind == "bye":
             slot.said_bye = True
+            if slot.spec.is_dynamic and self.detach is not None:
+                self.detach(slot, "closed")
         elif kind == "stats":
             slot.stats = merge_report(slot.stats, message, time.monotonic())
         else:
             log.warning("run %s: node %s: unknown message %r", run_id, node_id, kind)
+
+    def _attach(self, identity: bytes, payload: bytes) -> None:
+        """A process asks to become a dynamic node: grant it or refuse it in one line."""
+        try:
+            request = decode_control(payload)
+            if self.attach is None:
+                raise RecoverableError("this daemon does not take dynamic nodes")
+            reply = {"t": "attached", "config": self.attach(request)}
+        except RecoverableError as exc:
+            log.warning("dynamic attach refused: %s", exc)
+            reply = {"t": "refused", "error": str(exc)}
+        except ValueError as exc:
+            log.warning("node channel: dropped a malformed attach: %s", exc)
+            return
+        self.send(identity, reply)
 
 
 def bind_router(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:

@@ -46,6 +46,8 @@ class NodeSlot:
     restart_requested: bool = False  # `flow node restart`: the next generation comes at once
     killed: bool = False
     stats: dict[str, Any] | None = None  # the node's latest statistics report
+    attached: bool = False  # a dynamic node's process is attached (daemon/dynamic.py)
+    last_seen: float = 0.0  # monotonic time of the node's last message
     stderr_tail: list[str] = attrs.field(factory=list)
     restart_times: list[float] = attrs.field(factory=list)
     connected: trio.Event = attrs.field(factory=trio.Event)  # this generation said hello

@@ -76,6 +76,8 @@ def output_edges(
     """Per output of `node`: every receiving input, with its endpoint and queue policy."""
     outputs: dict[str, list[dict[str, Any]]] = {out: [] for out in node.outputs}
     for receiver in df.nodes:
+        if receiver.is_dynamic:
+            continue  # wired live while it is attached (daemon/dynamic.py)
         for spec in receiver.inputs:
             source = spec.source
             if isinstance(source, OutputRef) and source.node == node.id:

@@ -65,6 +65,7 @@ class Run:
     late: list[str] = attrs.field(factory=list)  # nodes that missed the start barrier
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
     keeper: KeeperLink | None = None
+    live_edges: list[tuple[str, str, dict[str, Any]]] = attrs.field(factory=list)
     done: trio.Event = attrs.field(factory=trio.Event)
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
@@ -100,9 +101,9 @@ class Run:
 
     # ---------------------------------------------------------------- node operations
 
-    def spawn(self, slot: NodeSlot) -> None:
-        """Ask the keeper to start the slot's current generation."""
-        config = routing.node_config(
+    def config_of(self, slot: NodeSlot) -> dict[str, Any]:
+        """The slot's current generation's FLOW_NODE_CONFIG."""
+        return routing.node_config(
             self.dataflow,
             slot.spec,
             run_id=self.id,
@@ -114,6 +115,10 @@ class Run:
             endpoints=self._endpoints,
             daemon_grace=DAEMON_GRACE_S,
         )
+
+    def spawn(self, slot: NodeSlot) -> None:
+        """Ask the keeper to start the slot's current generation."""
+        config = self.config_of(slot)
         env = routing.node_environment(self.dataflow, slot.spec, self.base_env, self.extra_env)
         env["FLOW_NODE_CONFIG"] = json.dumps(config)
         env["FLOW_DATAFLOW"] = self.id
@@ -145,6 +150,28 @@ class Run:
     def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
         if slot.connected.is_set():
             self.send(slot.identity(), message)
+
+    def input_endpoint(self, node: str, input_id: str) -> str:
+        return self._endpoints[(node, input_id)]
+
+    # -------------------------------------------------------- live edges (not in configs)
+
+    def add_live_edge(self, sender: str, output: str, edge: dict[str, Any]) -> None:
+        """An edge to a dynamic node or an observer: wired now and after every restart."""
+        self.live_edges.append((sender, output, edge))
+        self.send_to_node(self.slots[sender], {"t": "wire", "output": output, **edge})
+
+    def remove_live_edge(self, endpoint: str) -> None:
+        for sender, output, edge in [e for e in self.live_edges if e[2]["endpoint"] == endpoint]:
+            self.live_edges.remove((sender, output, edge))
+            message = {"t": "unwire", "output": output, "endpoint": endpoint}
+            self.send_to_node(self.slots[sender], message)
+
+    def rewire(self, slot: NodeSlot) -> None:
+        """A sender's new generation starts from its config: give it its live edges again."""
+        for sender, output, edge in self.live_edges:
+            if sender == slot.id:
+                self.send_to_node(slot, {"t": "wire", "output": output, **edge})
 
     def on_keeper_event(self, message: dict[str, Any]) -> None:
         kind = message.get("t")

@@ -1,0 +1,144 @@
+"""Dynamic nodes (SPEC 6): attach a process to a `path: dynamic` node, detach it, refuse.
+
+Attaching gives the slot a new generation and the process a node configuration; the
+senders of its inputs get live `wire` messages (and `unwire` when it detaches), so
+upstream nodes send to it only while it is attached. A slot is freed when the process
+closes, exits, crashes or stops reporting (heartbeat: any message, at least every second).
+Every refusal is a one-line answer to the caller and a log line; nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from daemon.descriptor import OutputRef
+from daemon.errors import RecoverableError
+from daemon.node_process import NodeSlot
+from daemon.states import NodeStatus
+from daemon.supervisor import Run
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_MISSES_S = 3.0  # three missed one-second reports
+WATCH_EVERY_S = 0.5
+
+
+class AttachRefused(RecoverableError):
+    """A dynamic attach that cannot be granted; the message is the caller's error line."""
+
+
+def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> NodeSlot:
+    """The slot a `Node(node, dataflow=...)` attaches to, or the one-line refusal."""
+    if dataflow:
+        runs = [r for r in rt.runs.values() if r.status.active and _names(r, dataflow)]
+        if not runs:
+            raise AttachRefused(f"no running dataflow with ID or name {dataflow}")
+        run = runs[0]
+        slot = run.slots.get(node)
+        label = run.name or run.id
+        if slot is None:
+            raise AttachRefused(f"no node {node} in dataflow {label}")
+        if not slot.spec.is_dynamic:
+            raise AttachRefused(f"node {node} in dataflow {label} is not dynamic")
+        return slot
+    candidates = [
+        r.slots[node]
+        for r in rt.runs.values()
+        if r.status.active and node in r.slots and r.slots[node].spec.is_dynamic
+    ]
+    if not candidates:
+        raise AttachRefused(f"no running dataflow has a dynamic node {node}")
+    if len(candidates) > 1:
+        names = ", ".join(s.run.name or s.run.id for s in candidates)
+        raise AttachRefused(
+            f"node id {node} is dynamic in several running dataflows ({names}): pass dataflow="
+        )
+    return candidates[0]
+
+
+def _names(run: Run, ref: str) -> bool:
+    return ref in (run.id, run.name) or (len(ref) >= 4 and run.id.startswith(ref))
+
+
+def attach(rt: Runtime, message: dict[str, Any]) -> dict[str, Any]:
+    """Grant an attach request: the reply carries the node's configuration."""
+    node = message.get("node")
+    if not isinstance(node, str) or not node:
+        raise AttachRefused("attach needs a node id")
+    dataflow = message.get("dataflow")
+    slot = find_dynamic_slot(rt, node, dataflow if isinstance(dataflow, str) else None)
+    run = slot.run
+    if slot.attached:
+        raise AttachRefused(f"node {node} in dataflow {run.name or run.id} is already attached")
+    slot.generation += 1
+    slot.attached = True
+    slot.pid = int(message.get("pid") or 0) or None
+    slot.last_seen = time.monotonic()
+    slot.connected = trio.Event()
+    slot.said_bye = False
+    slot.status = NodeStatus.RUNNING
+    run.store.update_node(
+        run.id, slot.id, generation=slot.generation, pid=slot.pid, status="running"
+    )
+    run.store.add_event(run.id, slot.id, "attach", f"pid {slot.pid} gen {slot.generation}")
+    for spec in slot.spec.inputs:
+        if isinstance(spec.source, OutputRef):
+            edge = {
+                "endpoint": run.input_endpoint(slot.id, spec.id),
+                "node": slot.id,
+                "input": spec.id,
+                "policy": spec.queue_policy,
+                "queue_size": spec.queue_size,
+            }
+            run.add_live_edge(spec.source.node, spec.source.output, edge)
+    log.info("run %s: dynamic node %s attached (pid %s)", run.id, slot.id, slot.pid)
+    return run.config_of(slot)
+
+
+def detach(slot: NodeSlot, why: str) -> None:
+    """Free a dynamic slot: its senders stop sending; its downstream inputs stay open."""
+    if not slot.attached:
+        return
+    run = slot.run
+    slot.attached = False
+    slot.connected = trio.Event()
+    slot.status = NodeStatus.DYNAMIC
+    for spec in slot.spec.inputs:
+        if isinstance(spec.source, OutputRef):
+            run.remove_live_edge(run.input_endpoint(slot.id, spec.id))
+    run.store.update_node(run.id, slot.id, status="dynamic", pid=None)
+    run.store.add_event(run.id, slot.id, "detach", why)
+    log.info("run %s: dynamic node %s detached: %s", run.id, slot.id, why)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's: not ours to judge
+    return False
+
+
+async def watch_dynamic_nodes(rt: Runtime) -> None:
+    """Detach dynamic nodes whose process died or whose reports stopped (bounded misses)."""
+    while True:
+        now = time.monotonic()
+        for run in list(rt.runs.values()):
+            for slot in run.slots.values():
+                if not slot.attached:
+                    continue
+                if slot.pid is not None and _gone(slot.pid):
+                    detach(slot, f"process {slot.pid} is gone")
+                elif now - slot.last_seen > HEARTBEAT_MISSES_S:
+                    detach(slot, f"no report for {HEARTBEAT_MISSES_S:g}s")
+        await trio.sleep(WATCH_EVERY_S)
