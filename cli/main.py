@@ -29,6 +29,8 @@ COMMANDS = (
     "graph",
     "new",
     "node",
+    "topic",
+    "top",
 )
 
 

@@ -15,6 +15,8 @@ from daemon.handlers_nodes import NODE_HANDLERS
 from daemon.protocol import field_bool, field_float, field_optional_str, field_str
 from daemon.runtime import Runtime
 from daemon.supervisor import DEFAULT_GRACE_S
+from daemon.top import top
+from daemon.topics import TOPIC_HANDLERS
 
 Body = dict[str, Any]
 Handler = Callable[[Runtime, Body], Awaitable[Body]]
@@ -142,6 +144,8 @@ HANDLERS: dict[str, Handler] = {
     "wait": wait,
     "shutdown": shutdown,
     **NODE_HANDLERS,
+    **TOPIC_HANDLERS,
+    "top": top,
 }
 
 TEST_HANDLERS: dict[str, Handler] = {"_inject_fatal": inject_fatal}

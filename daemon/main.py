@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 import zmq
 
-from daemon import dynamic, paths
+from daemon import dynamic, paths, topics
 from daemon.control import ControlServer
 from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
 from daemon.handlers import handlers, stop_all
@@ -136,6 +136,7 @@ async def _open_runtime(
     root.start_soon(nodes_owner.serve, rt.channel.on_message)
     root.start_soon(_watch_signals, rt)
     root.start_soon(dynamic.watch_dynamic_nodes, rt)
+    root.start_soon(topics.expire_leases, rt)
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)

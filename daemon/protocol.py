@@ -35,6 +35,11 @@ REQUEST_TYPES = frozenset(
         "node_info",
         "node_stop",
         "node_restart",
+        "topic_list",
+        "topic_subscribe",
+        "topic_renew",
+        "topic_unsubscribe",
+        "top",
     }
 )
 

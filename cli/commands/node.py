@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     body["grace"] = args.grace
     node = client.request(f"node_{args.verb}", body, timeout=120.0)["node"]
     render.info(
-        f"node {node['id']}: {node['status']} (generation {node['generation']}, "
-        f"pid {node['pid']})"
+        f"node {node['id']}: {node['status']} (generation {node['generation']}, pid {node['pid']})"
     )
     return 0
 

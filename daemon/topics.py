@@ -1,0 +1,126 @@
+"""Topic inspection (SPEC 8): observers attach to an output as drop_oldest receivers.
+
+An observer (`flow topic echo|hz`) binds its own socket and takes a lease on a topic: the
+sender gets a live `wire` edge to it, and loses it (`unwire`) when the lease is dropped or
+not renewed in time. Observers are drop_oldest: a slow one never slows the sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from daemon.errors import BadRequest
+from daemon.protocol import field_str
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+    from daemon.supervisor import Run
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 5.0
+OBSERVER_QUEUE = 100
+MAX_LEASES = 64
+
+Body = dict[str, Any]
+
+
+@attrs.define(eq=False)
+class Lease:
+    """One observer's hold on one topic."""
+
+    run_id: str
+    endpoint: str
+    expires: float
+
+
+def _topic(run: Run, text: str) -> tuple[str, str]:
+    node, sep, output = text.partition("/")
+    slot = run.slots.get(node)
+    if not sep or slot is None:
+        raise BadRequest(f"no topic {text!r} in run {run.name or run.id}: expected NODE/OUTPUT")
+    if output not in slot.spec.outputs:
+        declared = ", ".join(slot.spec.outputs) or "none"
+        raise BadRequest(f"node {node!r} has no output {output!r} (declared: {declared})")
+    return node, output
+
+
+async def topic_list(rt: Runtime, body: Body) -> Body:
+    run = rt.live_run(field_str(body, "run"))
+    topics = []
+    for slot in run.slots.values():
+        rates = (slot.stats or {}).get("rates") or {}
+        for output in slot.spec.outputs:
+            receivers = [
+                f"{other.id}/{spec.id}"
+                for other in run.slots.values()
+                for spec in other.spec.inputs
+                if getattr(spec.source, "node", None) == slot.id
+                and getattr(spec.source, "output", None) == output
+            ]
+            topics.append(
+                {"topic": f"{slot.id}/{output}", "receivers": receivers,
+                 "rate": rates.get(f"out:{output}")}
+            )  # fmt: skip
+    return {"run": run.id, "topics": topics}
+
+
+async def topic_subscribe(rt: Runtime, body: Body) -> Body:
+    run = rt.live_run(field_str(body, "run"))
+    node, output = _topic(run, field_str(body, "topic"))
+    endpoint = field_str(body, "endpoint")
+    if not endpoint.startswith(f"ipc://{rt.socket_dir}/"):
+        raise BadRequest(f"an observer endpoint must live in {rt.socket_dir}")
+    if len(rt.leases) >= MAX_LEASES:
+        raise BadRequest(f"too many observers ({MAX_LEASES}); close some first")
+    lease = secrets.token_hex(8)
+    rt.leases[lease] = Lease(run.id, endpoint, time.monotonic() + LEASE_S)
+    edge = {"endpoint": endpoint, "node": f"observer-{lease[:6]}", "input": "observe",
+            "policy": "drop_oldest", "queue_size": OBSERVER_QUEUE}  # fmt: skip
+    run.add_live_edge(node, output, edge)
+    log.info("run %s: observer %s on %s/%s", run.id, lease, node, output)
+    return {"lease": lease, "lease_s": LEASE_S}
+
+
+async def topic_renew(rt: Runtime, body: Body) -> Body:
+    lease = rt.leases.get(field_str(body, "lease"))
+    if lease is None:
+        raise BadRequest("no such observer lease (it expired?)")
+    lease.expires = time.monotonic() + LEASE_S
+    return {}
+
+
+async def topic_unsubscribe(rt: Runtime, body: Body) -> Body:
+    drop_lease(rt, field_str(body, "lease"))
+    return {}
+
+
+def drop_lease(rt: Runtime, lease_id: str) -> None:
+    lease = rt.leases.pop(lease_id, None)
+    if lease is not None and lease.run_id in rt.runs:
+        rt.runs[lease.run_id].remove_live_edge(lease.endpoint)
+
+
+async def expire_leases(rt: Runtime) -> None:
+    """Observers that stopped renewing (killed, gone) are unwired: bounded by LEASE_S."""
+    while True:
+        now = time.monotonic()
+        for lease_id, lease in list(rt.leases.items()):
+            if lease.expires < now or lease.run_id not in rt.runs:
+                log.info("observer lease %s expired", lease_id)
+                drop_lease(rt, lease_id)
+        await trio.sleep(1.0)
+
+
+TOPIC_HANDLERS = {
+    "topic_list": topic_list,
+    "topic_subscribe": topic_subscribe,
+    "topic_renew": topic_renew,
+    "topic_unsubscribe": topic_unsubscribe,
+}
