@@ -11,6 +11,7 @@ import trio
 
 from daemon import __version__
 from daemon.errors import BadRequest, BrokenInvariant
+from daemon.graph_edits import EDIT_HANDLERS
 from daemon.handlers_nodes import NODE_HANDLERS
 from daemon.protocol import field_bool, field_float, field_optional_str, field_str
 from daemon.runtime import Runtime
@@ -146,6 +147,7 @@ HANDLERS: dict[str, Handler] = {
     **NODE_HANDLERS,
     **TOPIC_HANDLERS,
     "top": top,
+    **EDIT_HANDLERS,
 }
 
 TEST_HANDLERS: dict[str, Handler] = {"_inject_fatal": inject_fatal}

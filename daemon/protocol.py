@@ -40,6 +40,10 @@ REQUEST_TYPES = frozenset(
         "topic_renew",
         "topic_unsubscribe",
         "top",
+        "node_add",
+        "node_remove",
+        "node_connect",
+        "node_disconnect",
     }
 )
 

@@ -155,6 +155,13 @@ class Store:
         except sqlite3.Error as exc:
             raise StateStoreUnusable(f"state store {self.path} write failed: {exc}") from exc
 
+    def add_node(self, run_id: str, node_id: str, position: int) -> None:
+        """A node added to a running graph."""
+        self._write(
+            "INSERT INTO nodes (run_id, node_id, position, status) VALUES (?, ?, ?, 'pending')",
+            [run_id, node_id, position],
+        )
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(RUN_FIELDS)
         if unknown:

@@ -66,6 +66,7 @@ class Run:
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
     keeper: KeeperLink | None = None
     live_edges: list[tuple[str, str, dict[str, Any]]] = attrs.field(factory=list)
+    nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
@@ -153,6 +154,19 @@ class Run:
 
     def input_endpoint(self, node: str, input_id: str) -> str:
         return self._endpoints[(node, input_id)]
+
+    def new_input_endpoint(self, node: str, input_id: str) -> str:
+        """An endpoint for an input added while the run goes on (never reused)."""
+        endpoint = f"ipc://{self.sockets / f'x{len(self._endpoints)}'}"
+        self._endpoints[(node, input_id)] = endpoint
+        return endpoint
+
+    def start_slot(self, slot: NodeSlot) -> None:
+        """Spawn a node added to the running graph, with its closing watch."""
+        assert self.nursery is not None
+        self.slots[slot.id] = slot
+        self.nursery.start_soon(slot.serve)
+        self.nursery.start_soon(_watch, self, slot)
 
     # -------------------------------------------------------- live edges (not in configs)
 
@@ -308,9 +322,11 @@ async def supervise(
             for slot in run.spawned:
                 await slot.first_spawn.wait()
             task_status.started()
+            run.nursery = nursery  # graph edits start new nodes in it
             await _start_barrier(run)
-            for slot in run.spawned:
-                await slot.finished.wait()
+            # nodes added while it runs count too
+            while pending := [s for s in run.spawned if not s.finished.is_set()]:
+                await pending[0].finished.wait()
             for node_id in run.late:
                 run.store.update_node(run.id, node_id, status="failed")
             run.set_status(run.result_status(), error=run.error)

@@ -25,12 +25,26 @@ def register(sub: Any) -> None:
             one.add_argument("--json", action="store_true", help="print JSON")
         else:
             one.add_argument("--grace", type=float, default=None, help="seconds before SIGTERM")
+    add = verbs.add_parser("add", help="add one node (a YAML file with one node) to a run")
+    add.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    add.add_argument("file", metavar="FILE", help="YAML with one node mapping")
+    remove = verbs.add_parser("remove", help="stop a node and take it out of the graph")
+    remove.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    remove.add_argument("node", metavar="NODE", help="node id")
+    for verb, text in (("connect", "map SRC/OUTPUT to NODE/INPUT"),
+                       ("disconnect", "remove the mapping SRC/OUTPUT -> NODE/INPUT")):  # fmt: skip
+        edit = verbs.add_parser(verb, help=text)
+        edit.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+        edit.add_argument("source", metavar="SRC/OUTPUT", help="the sending output")
+        edit.add_argument("target", metavar="NODE/INPUT", help="the receiving input")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
 
+    if args.verb in ("add", "remove", "connect", "disconnect"):
+        return edit(args)
     if args.verb == "list":
         reply = client.request("node_list", {"run": args.run})
         if args.json:
@@ -120,3 +134,30 @@ def print_detail(node: dict[str, Any]) -> None:
         )  # fmt: skip
     if rows:
         render.table(["PORT", "SOURCE", "MESSAGES", "DROPPED", "QUEUED", "RATE/S"], rows)
+
+
+def edit(args: argparse.Namespace) -> int:
+    """`add`, `remove`, `connect`, `disconnect`: validated by the daemon, then applied."""
+    from pathlib import Path
+
+    from cli import client, render
+    from cli.errors import BAD_INPUT, CliError
+
+    body: dict[str, Any] = {"run": args.run}
+    if args.verb == "add":
+        path = Path(args.file).resolve()
+        try:
+            body.update(path=str(path), text=path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read {args.file}: {exc}", BAD_INPUT) from exc
+    elif args.verb == "remove":
+        body["node"] = args.node
+    else:
+        body.update(source=args.source, target=args.target)
+    reply = client.request(f"node_{args.verb}", body, timeout=60.0)
+    if args.verb in ("add", "remove"):
+        render.info(f"node {reply['node']} {'added' if args.verb == 'add' else 'removed'}")
+    else:
+        arrow = "->" if args.verb == "connect" else "-/->"
+        render.info(f"{args.verb}ed {reply['source']} {arrow} {reply['target']}")
+    return 0

@@ -1,0 +1,213 @@
+"""Edits of a running graph (SPEC 8, `flow node add|remove|connect|disconnect`).
+
+Each edit is validated against the running graph first and refused with one line when it
+would break it; the run is then changed in place: new inputs get new endpoints, senders
+get live `wire`/`unwire` messages, receivers `add_input` or `upstream_done`, and the run's
+dataflow model is replaced so that restarted nodes get the edited wiring in their config.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from daemon.descriptor import Input, OutputRef, parse_dataflow
+from daemon.errors import BadRequest, DataflowInvalid, UnknownNode
+from daemon.node_process import NodeSlot
+from daemon.protocol import field_str
+from daemon.runtime import Runtime, served_machines
+from daemon.supervisor import DEFAULT_GRACE_S, Run
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+MAX_SNIPPET_BYTES = 64 * 1024
+
+
+def _ref(text: str, what: str) -> tuple[str, str]:
+    node, sep, port = text.partition("/")
+    if not sep or not node or not port:
+        raise BadRequest(f"{what} {text!r}: expected NODE/{what.upper()}")
+    return node, port
+
+
+def _slot(run: Run, node: str) -> NodeSlot:
+    slot = run.slots.get(node)
+    if slot is None:
+        raise UnknownNode(run.name or run.id, node)
+    return slot
+
+
+def _replace_node(run: Run, node: str, **changes: Any) -> None:
+    spec = attrs.evolve(run.slots[node].spec, **changes)
+    run.slots[node].spec = spec
+    nodes = tuple(spec if n.id == node else n for n in run.dataflow.nodes)
+    run.dataflow = attrs.evolve(run.dataflow, nodes=nodes)
+
+
+async def node_add(rt: Runtime, body: Body) -> Body:
+    run = rt.live_run(field_str(body, "run"))
+    path, text = field_str(body, "path"), field_str(body, "text")
+    if len(text) > MAX_SNIPPET_BYTES:
+        raise BadRequest(f"{path}: larger than {MAX_SNIPPET_BYTES} bytes")
+    try:
+        snippet = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DataflowInvalid([f"{path}: {exc}".replace("\n", " ")]) from None
+    if isinstance(snippet, dict) and isinstance(snippet.get("nodes"), list):
+        nodes = snippet["nodes"]
+        snippet = nodes[0] if len(nodes) == 1 else None
+    if not isinstance(snippet, dict):
+        raise DataflowInvalid([f"{path}: expected one node (a mapping with id, path, ...)"])
+    node_path = snippet.get("path")
+    if isinstance(node_path, str) and node_path != "dynamic" and "/" in node_path:
+        # relative to the snippet's folder, not the running dataflow's
+        snippet["path"] = str((Path(path).parent / node_path).resolve())
+    elif isinstance(node_path, str) and node_path.endswith(".py"):
+        snippet["path"] = str((Path(path).parent / node_path).resolve())
+    original = yaml.safe_load(run.descriptor_copy.read_text(encoding="utf-8"))
+    original["nodes"] = [*original.get("nodes", []), snippet]
+    original["nodes"] = [n for n in original["nodes"] if n.get("id") in run.slots
+                         or n is snippet]  # fmt: skip
+    combined = yaml.safe_dump(original, sort_keys=False)
+    index = len(original["nodes"]) - 1
+    try:
+        dataflow = parse_dataflow(run.dataflow.path, combined, machines=served_machines())
+    except DataflowInvalid as exc:
+        raise DataflowInvalid(
+            [f"{path}: {p.split(': ', 1)[1]}" for p in exc.problems if f"nodes[{index}]" in p]
+            or [f"{path}: {p.split(': ', 1)[-1]}" for p in exc.problems]
+        ) from None
+    spec = dataflow.nodes[-1]
+    for existing in run.dataflow.nodes:
+        _check_unchanged(existing, dataflow)
+    run.dataflow = attrs.evolve(run.dataflow, nodes=(*run.dataflow.nodes, spec))
+    for item in spec.inputs:
+        if isinstance(item.source, OutputRef):
+            run.new_input_endpoint(spec.id, item.id)
+    slot = NodeSlot(spec=spec, run=run)
+    run.store.add_node(run.id, spec.id, len(run.slots))
+    run.start_slot(slot)
+    _wire_inputs(run, spec.id)
+    log.info("run %s: node %s added", run.id, spec.id)
+    return {"node": spec.id}
+
+
+def _check_unchanged(existing: Any, dataflow: Any) -> None:
+    try:
+        dataflow.node(existing.id)
+    except KeyError:
+        raise BadRequest(f"node {existing.id!r} vanished while validating") from None
+
+
+def _wire_inputs(run: Run, node: str) -> None:
+    """Tell the senders of `node`'s inputs to send to it (their configs predate it)."""
+    for item in run.slots[node].spec.inputs:
+        if isinstance(item.source, OutputRef):
+            edge = {"endpoint": run.input_endpoint(node, item.id), "node": node,
+                    "input": item.id, "policy": item.queue_policy,
+                    "queue_size": item.queue_size}  # fmt: skip
+            sender = run.slots[item.source.node]
+            run.send_to_node(sender, {"t": "wire", "output": item.source.output, **edge})
+
+
+async def node_remove(rt: Runtime, body: Body) -> Body:
+    run = rt.live_run(field_str(body, "run"))
+    slot = _slot(run, field_str(body, "node"))
+    for item in slot.spec.inputs:
+        if isinstance(item.source, OutputRef):
+            endpoint = run.input_endpoint(slot.id, item.id)
+            sender = run.slots.get(item.source.node)
+            if sender is not None:
+                message = {"t": "unwire", "output": item.source.output, "endpoint": endpoint}
+                run.send_to_node(sender, message)
+    slot.said_bye = False  # whatever it says, its receivers are closed by the daemon
+    await slot.terminate(DEFAULT_GRACE_S)
+    await slot.finished.wait()
+    for edge in [(o, r) for o in slot.spec.outputs for r in _receivers(run, slot.id, o)]:
+        output, (receiver, input_id) = edge
+        target = run.slots[receiver]
+        run.send_to_node(
+            target, {"t": "upstream_done", "input": input_id, "source": f"{slot.id}/{output}"}
+        )
+    log.info("run %s: node %s removed", run.id, slot.id)
+    return {"node": slot.id}
+
+
+def _receivers(run: Run, node: str, output: str) -> list[tuple[str, str]]:
+    return [
+        (other.id, item.id)
+        for other in run.slots.values()
+        for item in other.spec.inputs
+        if isinstance(item.source, OutputRef)
+        and (item.source.node, item.source.output) == (node, output)
+    ]
+
+
+async def node_connect(rt: Runtime, body: Body) -> Body:
+    run = rt.live_run(field_str(body, "run"))
+    src_node, output = _ref(field_str(body, "source"), "output")
+    dst_node, input_id = _ref(field_str(body, "target"), "input")
+    sender, receiver = _slot(run, src_node), _slot(run, dst_node)
+    if output not in sender.spec.outputs:
+        declared = ", ".join(sender.spec.outputs) or "none"
+        raise BadRequest(f"node {src_node!r} has no output {output!r} (declared: {declared})")
+    if src_node == dst_node:
+        raise BadRequest(f"input {input_id!r} of node {dst_node!r} cannot take its own output")
+    if any(item.id == input_id for item in receiver.spec.inputs):
+        current = receiver.spec.input(input_id).source
+        text = getattr(current, "spec", None) or f"{current.node}/{current.output}"  # type: ignore[union-attr]
+        raise BadRequest(
+            f"input {input_id!r} of node {dst_node!r} is already connected to {text}:"
+            " disconnect it first"
+        )
+    item = Input(id=input_id, source=OutputRef(node=src_node, output=output))
+    _replace_node(run, dst_node, inputs=(*receiver.spec.inputs, item))
+    endpoint = run.new_input_endpoint(dst_node, input_id)
+    run.send_to_node(
+        receiver,
+        {"t": "add_input", "input": input_id, "endpoint": endpoint, "queue_size": 10,
+         "policy": "drop_oldest", "sources": [f"{src_node}/{output}"]},
+    )  # fmt: skip
+    edge = {"endpoint": endpoint, "node": dst_node, "input": input_id,
+            "policy": "drop_oldest", "queue_size": 10}  # fmt: skip
+    run.send_to_node(sender, {"t": "wire", "output": output, **edge})
+    log.info("run %s: connected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
+    return {"source": f"{src_node}/{output}", "target": f"{dst_node}/{input_id}"}
+
+
+async def node_disconnect(rt: Runtime, body: Body) -> Body:
+    run = rt.live_run(field_str(body, "run"))
+    src_node, output = _ref(field_str(body, "source"), "output")
+    dst_node, input_id = _ref(field_str(body, "target"), "input")
+    receiver = _slot(run, dst_node)
+    _slot(run, src_node)
+    matching = [
+        item for item in receiver.spec.inputs
+        if item.id == input_id and isinstance(item.source, OutputRef)
+        and (item.source.node, item.source.output) == (src_node, output)
+    ]  # fmt: skip
+    if not matching:
+        raise BadRequest(f"{src_node}/{output} is not connected to {dst_node}/{input_id}")
+    endpoint = run.input_endpoint(dst_node, input_id)
+    unwire = {"t": "unwire", "output": output, "endpoint": endpoint}
+    run.send_to_node(run.slots[src_node], unwire)
+    run.send_to_node(
+        receiver, {"t": "upstream_done", "input": input_id, "source": f"{src_node}/{output}"}
+    )
+    inputs = tuple(item for item in receiver.spec.inputs if item.id != input_id)
+    _replace_node(run, dst_node, inputs=inputs)
+    log.info("run %s: disconnected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
+    return {"source": f"{src_node}/{output}", "target": f"{dst_node}/{input_id}"}
+
+
+EDIT_HANDLERS = {
+    "node_add": node_add,
+    "node_remove": node_remove,
+    "node_connect": node_connect,
+    "node_disconnect": node_disconnect,
+}
