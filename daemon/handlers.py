@@ -83,13 +83,13 @@ async def restart(rt: Runtime, body: Body) -> Body:
     live = rt.runs.get(info["id"])
     if live is not None and live.status.active:
         await rt.stop_run(live, DEFAULT_GRACE_S, False)
-    text = (rt.home / "runs" / info["id"] / "dataflow.yml").read_text(encoding="utf-8")
-    run = await rt.start_run(info["path"], text, info["name"], _stored_env(rt, info["id"]))
+    copy = rt.home / "runs" / info["id"] / "dataflow.yml"
+    try:
+        text = copy.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadRequest(f"run {info['id']}: cannot read its dataflow copy {copy}: {exc}") from None
+    run = await rt.start_run(info["path"], text, info["name"], rt.store.run_env(info["id"]))
     return {"run": run.info()}
-
-
-def _stored_env(rt: Runtime, run_id: str) -> dict[str, str]:
-    return rt.store.run_env(run_id)
 
 
 async def list_runs(rt: Runtime, body: Body) -> Body:
