@@ -69,11 +69,24 @@ def _connect(path: Path) -> sqlite3.Connection:
         if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise sqlite3.DatabaseError("database disk image is malformed")
         db.executescript(SCHEMA)
+        _migrate(db)
         db.execute("SELECT count(*) FROM runs").fetchone()
     except BaseException:
         db.close()
         raise
     return db
+
+
+# columns added after a store was first made: (table, column, declaration)
+ADDED_COLUMNS = (("runs", "recovered", "INTEGER NOT NULL DEFAULT 0"),)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a store made by an older flow up to this schema, keeping its rows."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
