@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = float(os.environ.get("FLOW_START_TIMEOUT", "30"))
 DAEMON_GRACE_S = float(os.environ.get("FLOW_DAEMON_GRACE", "30"))
 DEFAULT_GRACE_S = 10.0
+EOS_BACKSTOP_S = 2.0  # after a clean exit, longer than a sender's bounded end-of-stream
 # quit makes the keeper SIGTERM what is left, then SIGKILL after 5 s: it is gone by then
 KEEPER_EXIT_S = 10.0
 
@@ -261,9 +262,24 @@ class Run:
                 nursery.start_soon(slot.terminate, grace)
 
     def node_finished(self, slot: NodeSlot) -> None:
-        """Close the inputs fed by a node that ended without saying goodbye (SPEC 5)."""
-        if slot.said_bye or not self.released:
+        """Close the inputs fed by a finished node (SPEC 5).
+
+        A node that said goodbye has sent end-of-stream itself; it can still be lost (a
+        receiver stuck past the sender's bounded close), so the inputs are closed from
+        here too, a little later: closing a source twice is harmless.
+        """
+        if not self.released:
             return
+        if slot.said_bye and self.nursery is not None:
+            self.nursery.start_soon(self._close_downstream_later, slot)
+        elif not slot.said_bye:
+            self._close_downstream(slot)
+
+    async def _close_downstream_later(self, slot: NodeSlot) -> None:
+        await trio.sleep(EOS_BACKSTOP_S)
+        self._close_downstream(slot)
+
+    def _close_downstream(self, slot: NodeSlot) -> None:
         for edge in downstream(self.dataflow, slot.id):
             target = self.slots[edge.target]
             source = f"{slot.id}/{edge.output}"
@@ -311,7 +327,7 @@ async def supervise(
     link = run.keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
     try:
         async with trio.open_nursery() as nursery:
-            link_scope = await nursery.start(_serve_link, link)
+            nursery.start_soon(link.serve)
             state = (await link.attach())["nodes"]
             for slot in run.spawned:
                 adopted = adopt is not None and slot.id in state
@@ -330,7 +346,7 @@ async def supervise(
             for node_id in run.late:
                 run.store.update_node(run.id, node_id, status="failed")
             run.set_status(run.result_status(), error=run.error)
-            link_scope.cancel()
+            nursery.cancel_scope.cancel()  # the keeper link, any close backstops
     finally:
         # the keeper stops whatever is left and exits; its nodes never outlive it
         link.quit()
@@ -358,12 +374,6 @@ def _prepare_folders(run: Run) -> None:
         run.log_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         run.mark_degraded(f"logs: {exc.strerror or exc}")
-
-
-async def _serve_link(link: KeeperLink, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
-    with trio.CancelScope() as scope:
-        task_status.started(scope)
-        await link.serve()
 
 
 async def _watch(run: Run, slot: NodeSlot) -> None:
