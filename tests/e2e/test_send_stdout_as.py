@@ -39,11 +39,16 @@ def test_stdout_lines_become_messages(flow_home: Path, tmp_path: Path) -> None:
             path: listener.py
             inputs:
               said: talker/stdout
+          - id: careful
+            path: listener.py
+            inputs:
+              said: {source: talker/stdout, queue_policy: backpressure, queue_size: 20}
         """,
         {"talker.py": TALKER, "listener.py": LISTENER},
     )
     done = flow("run", str(yml), home=flow_home, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    for i in range(5):
-        assert f"heard 'line {i}' seq {i + 1}" in done.stdout
+    for node in ("listener", "careful"):  # drop_oldest and backpressure receivers
+        for i in range(5):
+            assert f"{node:<8} | heard 'line {i}' seq {i + 1}" in done.stdout, done.stdout
     assert "stop ALL_INPUTS_CLOSED" in done.stdout
