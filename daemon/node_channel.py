@@ -70,8 +70,7 @@ class NodeChannel:
             slot.mark_connected()
             if slot.run.released or slot.spec.is_dynamic:
                 # joining after the barrier (a restart, an attach): released at once
-                self.send(identity, {"t": "start"})
-            slot.run.rewire(slot)
+                slot.run.release(slot)
         elif kind == "bye":
             slot.said_bye = True
             if slot.spec.is_dynamic and self.detach is not None:

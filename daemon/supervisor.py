@@ -182,8 +182,9 @@ class Run:
             message = {"t": "unwire", "output": output, "endpoint": endpoint}
             self.send_to_node(self.slots[sender], message)
 
-    def rewire(self, slot: NodeSlot) -> None:
-        """A sender's new generation starts from its config: give it its live edges again."""
+    def release(self, slot: NodeSlot) -> None:
+        """Let a connected node go: `start`, then the live edges its config lacks."""
+        self.send_to_node(slot, {"t": "start"})
         for sender, output, edge in self.live_edges:
             if sender == slot.id:
                 self.send_to_node(slot, {"t": "wire", "output": output, **edge})
@@ -395,7 +396,7 @@ async def _start_barrier(run: Run) -> None:
         return
     run.released = True
     for slot in run.spawned:
-        run.send_to_node(slot, {"t": "start"})
+        run.release(slot)
     if run.status is RunStatus.STARTING:
         run.set_status(RunStatus.RUNNING)
     for slot in run.spawned:
