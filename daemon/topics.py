@@ -7,9 +7,11 @@ not renewed in time. Observers are drop_oldest: a slow one never slows the sende
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -103,8 +105,16 @@ async def topic_unsubscribe(rt: Runtime, body: Body) -> Body:
 
 def drop_lease(rt: Runtime, lease_id: str) -> None:
     lease = rt.leases.pop(lease_id, None)
-    if lease is not None and lease.run_id in rt.runs:
+    if lease is None:
+        return
+    if lease.run_id in rt.runs:
         rt.runs[lease.run_id].remove_live_edge(lease.endpoint)
+    # an observer killed before it could clean up leaves its socket file: ours to remove
+    # (subscribe only takes endpoints inside the daemon's private socket folder)
+    with contextlib.suppress(OSError):
+        path = Path(lease.endpoint.removeprefix("ipc://"))
+        if path.is_socket():
+            path.unlink()
 
 
 async def expire_leases(rt: Runtime) -> None:

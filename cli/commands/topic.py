@@ -74,7 +74,7 @@ class Observer:
                 "topic_subscribe", {"run": run, "topic": topic, "endpoint": self.endpoint}
             )
         except BaseException:
-            self.context.destroy(linger=0)
+            self._close()
             raise
         self.lease = reply["lease"]
         self.renewed = time.monotonic()
@@ -88,7 +88,14 @@ class Observer:
 
         with contextlib.suppress(CliError):  # if not, the lease expires by itself
             client.request("topic_unsubscribe", {"lease": self.lease}, timeout=2.0)
+        self._close()
+
+    def _close(self) -> None:
+        from pathlib import Path
+
         self.context.destroy(linger=0)
+        # the socket file of a bound ipc endpoint is ours to remove
+        Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
 
     def next(self, timeout: float) -> Any | None:
         """The next decoded message, or None after `timeout` seconds."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from helpers import REPO, flow, flow_env
 
+from daemon import paths
+
 NODES = REPO / "tests" / "nodes"
 
 GRAPH = f"""
@@ -81,7 +83,14 @@ def test_slow_echo_does_not_slow_the_sender(daemon: Path, tmp_path: Path) -> Non
     finally:
         slow.kill()
         slow.wait()
+        assert slow.stdout is not None
+        slow.stdout.close()
     assert during > before * 0.7, (before, during)  # within noise of its own rate
+    # the killed observer's lease runs out, and the daemon removes its socket file
+    deadline = time.monotonic() + 10
+    while list(paths.socket_dir(daemon).glob("obs-*")):
+        assert time.monotonic() < deadline, "the observer's socket file was left behind"
+        time.sleep(0.2)
     assert flow("stop", "slow", home=daemon).returncode == 0
     summary = flow("logs", "slow", "sink", home=daemon).stdout.splitlines()[-1]
     assert "gaps=0 repeats=0" in summary
