@@ -8,6 +8,7 @@
     │   ├── RunNotActive       the run has already ended
     │   ├── DataflowInvalid    the YAML file failed validation (carries every problem)
     │   ├── NodeSpawnFailed    one node could not be started
+    │   ├── StateWriteFailed   one write to the state store failed while running
     │   └── AuxiliaryFailure   logs, streaming, recording: never decides a result
     └── FatalError             stops every node cleanly, exits non-zero
         ├── ControlSocketUnavailable   cannot bind the control socket
@@ -72,6 +73,10 @@ class NodeSpawnFailed(RecoverableError):
     def __init__(self, node: str, cause: str) -> None:
         self.node = node
         super().__init__(f"node {node!r} could not be started: {cause}")
+
+
+class StateWriteFailed(RecoverableError):
+    """A write to the state store failed while the daemon runs (not at start: that is fatal)."""
 
 
 class AuxiliaryFailure(RecoverableError):

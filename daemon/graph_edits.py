@@ -69,12 +69,10 @@ async def node_add(rt: Runtime, body: Body) -> Body:
         snippet["path"] = str((Path(path).parent / node_path).resolve())
     elif isinstance(node_path, str) and node_path.endswith(".py"):
         snippet["path"] = str((Path(path).parent / node_path).resolve())
-    original = yaml.safe_load(run.descriptor_copy.read_text(encoding="utf-8"))
-    original["nodes"] = [*original.get("nodes", []), snippet]
-    original["nodes"] = [n for n in original["nodes"] if n.get("id") in run.slots
-                         or n is snippet]  # fmt: skip
-    combined = yaml.safe_dump(original, sort_keys=False)
-    index = len(original["nodes"]) - 1
+    # the graph as it runs now (nodes added earlier included), plus the new one
+    document = {"nodes": [dict(node.raw) for node in run.dataflow.nodes] + [snippet]}
+    combined = yaml.safe_dump(document, sort_keys=False)
+    index = len(document["nodes"]) - 1
     try:
         dataflow = parse_dataflow(run.dataflow.path, combined, machines=served_machines())
     except DataflowInvalid as exc:

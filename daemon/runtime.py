@@ -19,6 +19,7 @@ from daemon.errors import (
     BadRequest,
     DataflowInvalid,
     FatalError,
+    RecoverableError,
     RunNotActive,
     UnknownRun,
 )
@@ -183,7 +184,10 @@ class Runtime:
             raise
         except Exception as exc:
             log.exception("run %s failed in the daemon", run.id)
-            run.set_status(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            try:
+                run.set_status(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            except RecoverableError:
+                log.exception("could not record the failure of run %s", run.id)
             if not started.done:
                 raise  # to the `start` request, as its error reply
         finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from daemon.errors import StateStoreUnusable
+from daemon.errors import StateStoreUnusable, StateWriteFailed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -141,7 +141,7 @@ class Store:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute(sql, tuple(params))
         except sqlite3.Error as exc:
-            raise StateStoreUnusable(f"state store {self.path} write failed: {exc}") from exc
+            raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
 
     def create_run(
         self,
@@ -166,7 +166,7 @@ class Store:
                     [(run_id, nid, i, status) for i, (nid, status) in enumerate(node_ids)],
                 )
         except sqlite3.Error as exc:
-            raise StateStoreUnusable(f"state store {self.path} write failed: {exc}") from exc
+            raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
 
     def add_node(self, run_id: str, node_id: str, position: int) -> None:
         """A node added to a running graph."""
