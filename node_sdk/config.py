@@ -96,10 +96,15 @@ def parse(text: str | bytes) -> NodeConfig:
         raw = json.loads(text)
     except ValueError as exc:
         raise NodeError(f"bad {ENV_VAR}: not JSON ({exc})") from None
+    return from_mapping(raw, ENV_VAR)
+
+
+def from_mapping(raw: Any, what: str) -> NodeConfig:
+    """Build a configuration from decoded JSON; NodeError names `what` when it is malformed."""
     try:
         return _build(_obj(raw, "$"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise NodeError(f"bad {ENV_VAR}: {exc}") from None
+        raise NodeError(f"bad {what}: {exc}") from None
 
 
 def _obj(value: Any, where: str) -> dict[str, Any]:

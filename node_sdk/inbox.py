@@ -13,6 +13,7 @@ popping a message owes its sender one credit, which the receiver thread pays bac
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -92,6 +93,9 @@ class Inbox:
         self._tickets: deque[str | Event] = deque()
         self._inputs = {spec.id: _Input(spec) for spec in inputs}
         self._open = sum(1 for i in self._inputs.values() if i.sources)
+        # a node that starts without data inputs (timers only) runs until stopped, even
+        # when inputs connected to it live are closed again
+        self._stops_when_closed = self._open > 0
         self._stop_queued = False
         self._credit_asked = False
 
@@ -138,6 +142,18 @@ class Inbox:
                 self._close(state, self._source(state, source))
                 self._cond.notify()
 
+    def add_input(self, spec: DataInput) -> None:
+        """A live `add_input`: a new input, or more sources for one that exists.
+
+        A source added to a closed input is closed at once: INPUT_CLOSED is final.
+        """
+        with self._cond:
+            state = self._inputs.get(spec.id)
+            if state is None:
+                state = self._inputs[spec.id] = _Input(dataclasses.replace(spec, sources=()))
+            for source in spec.sources:
+                self._source(state, source)  # counts the input open from its first source
+
     def push_stop(self, cause: StopCause) -> None:
         """Queue one STOP (the first cause wins)."""
         with self._cond:
@@ -157,6 +173,8 @@ class Inbox:
             source = next(iter(state.sources), "") if len(state.sources) == 1 else ""
         src = state.sources.get(source)
         if src is None:
+            if not state.sources and not state.closed:
+                self._open += 1  # an input is open from its first source on, however late
             src = state.sources[source] = _Source()
             if state.closed:
                 src.closed = True
@@ -171,7 +189,7 @@ class Inbox:
         state.closed = True
         self._tickets.append(Event(EventType.INPUT_CLOSED, id=state.id))
         self._open -= 1
-        if self._open == 0:
+        if self._open == 0 and self._stops_when_closed:
             self._queue_stop(StopCause.ALL_INPUTS_CLOSED)
 
     def _queue_stop(self, cause: StopCause) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import config as _config
-from node_sdk import logbridge
+from node_sdk import logbridge, wiring
+from node_sdk.attach import attach
 from node_sdk.errors import DaemonUnreachable, NodeError, SendTimeout
 from node_sdk.events import Event, EventType
 from node_sdk.inbox import Inbox, InputStatistics
@@ -43,7 +44,11 @@ _INPUT: Final = EventType.INPUT
 START_TIMEOUT_ENV: Final = "FLOW_START_TIMEOUT"
 SEND_TIMEOUT_ENV: Final = "FLOW_SEND_TIMEOUT"
 DROP_OLDEST_SNDHWM: Final = 1000
-INPUT_RCVHWM: Final = 1000  # inputs are drained all the time; credits bound backpressure
+# Inputs are drained all the time, so this is not a queue bound (the inbox is): it must be
+# high, because zmq throws away what is in flight on a connection whose receiving side is
+# held back by its HWM when the sender disconnects, and that would be a sender's newest
+# messages and its end-of-stream. Credits bound backpressure inputs well below it.
+INPUT_RCVHWM: Final = 50_000
 PUSH_LINGER_MS: Final = 2000  # close flushes what is queued, for at most this long
 EOS_TIMEOUT_S: Final = 2.0  # end-of-stream to a stuck receiver is given up after this
 JOIN_TIMEOUT_S: Final = 5.0
@@ -71,6 +76,7 @@ class _Edge:
     __slots__ = (
         "backpressure",
         "credits",
+        "endpoint",
         "first_flags",
         "last_flags",
         "receiver",
@@ -80,10 +86,12 @@ class _Edge:
     )
 
     def __init__(
-        self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int
-    ) -> None:
+        self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int,
+        endpoint: str = "",
+    ) -> None:  # fmt: skip
         self.sock = sock
         self.receiver = receiver
+        self.endpoint = endpoint  # live `unwire` finds the edge by it
         self.backpressure = backpressure
         self.credits = window  # backpressure: messages the receiver has room for
         # drop_oldest never blocks; backpressure blocks up to SNDTIMEO (set on the socket)
@@ -108,17 +116,19 @@ class Node:
 
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None) -> None:
         self._closed = True  # until the sockets exist, close() has nothing to do
-        if node_id is not None:
-            raise NodeError(f"attaching node {node_id!r} as a dynamic node is not supported yet")
-        del dataflow  # used by dynamic attach only
-        cfg = _config.from_env()
+        # with an id: a dynamic node, configured by the daemon it attaches to (SPEC 6)
+        cfg = _config.from_env() if node_id is None else attach(node_id, dataflow)
         self._cfg = cfg
+        self._dynamic = node_id is not None
         self.node_id: str = cfg.node
         self.timed_out = False
         self._ended = False
         self._pending: deque[Event] = deque()
         self._outputs: dict[str, _Output] = {}
         self._drops: dict[str, int] = {}
+        # live `wire`/`unwire` from the receiver thread; send_output applies them (wiring.py)
+        self._rewires: deque[wiring.Rewire] = deque()
+        self._retired: dict[str, int] = {}  # messages sent on edges unwired since
         self._timers = Timers()
         self._inbox = Inbox(cfg.data_inputs)
         self._send_timeout_s = _seconds(SEND_TIMEOUT_ENV, 10.0)
@@ -139,21 +149,12 @@ class Node:
         cfg, ctx = self._cfg, self._ctx
         pulls = []
         for spec in cfg.data_inputs:
-            # a backpressure input pays credits back to each sender: it needs a ROUTER
-            sock = ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
-            sock.linger = 0
-            sock.rcvhwm = INPUT_RCVHWM
-            try:
-                sock.bind(spec.endpoint)
-            except zmq.ZMQError as exc:
-                sock.close(linger=0)
-                raise NodeError(f"input {spec.id!r}: cannot bind {spec.endpoint}: {exc}") from None
-            pulls.append((spec, sock))
+            pulls.append((spec, self._bind_input(spec)))
         dealer = ctx.socket(zmq.DEALER)
         dealer.linger = 0  # raised to a bounded linger once the hello is through
         dealer.identity = f"{cfg.run}/{cfg.node}/{cfg.generation}".encode()
         dealer.connect(cfg.daemon)
-        self._await_start(dealer)
+        early = self._await_start(dealer)
         wake_endpoint = f"inproc://flow-commands-{id(self)}"
         theirs = ctx.socket(zmq.PAIR)
         theirs.linger = 0
@@ -163,11 +164,31 @@ class Node:
         self._commands.connect(wake_endpoint)
         self._connect_outputs()
         self._timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
-        self._receiver = Receiver(self._inbox, pulls, dealer, theirs)
+        hooks = wiring.ReceiverHooks(
+            lambda: wiring.stats_message(self.statistics()), self._rewires, self._bind_input
+        )
+        self._receiver = Receiver(self._inbox, pulls, dealer, theirs, hooks)
+        for message in early:
+            self._receiver.live(message)  # not started yet: this thread may act for it
         self._receiver.start()
 
-    def _await_start(self, dealer: zmq.Socket[Any]) -> None:
+    def _bind_input(self, spec: _config.DataInput) -> zmq.Socket[Any]:
+        """A bound socket for one input (also called by the receiver thread for `add_input`)."""
+        # a backpressure input pays credits back to each sender: it needs a ROUTER
+        sock = self._ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
+        sock.linger = 0
+        sock.rcvhwm = INPUT_RCVHWM
+        try:
+            sock.bind(spec.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise NodeError(f"input {spec.id!r}: cannot bind {spec.endpoint}: {exc}") from None
+        return sock
+
+    def _await_start(self, dealer: zmq.Socket[Any]) -> list[dict[str, Any]]:
+        """Say hello, wait for `start`; the live wiring messages that came before it."""
         cfg = self._cfg
+        early: list[dict[str, Any]] = []
         hello = {"t": "hello", "run": cfg.run, "node": cfg.node,
                  "generation": cfg.generation, "pid": os.getpid()}  # fmt: skip
         dealer.send(encode_control(hello))
@@ -181,28 +202,35 @@ class Node:
             except NodeError:
                 continue
             if message["t"] == "start":
-                return
+                return early
+            if message["t"] in wiring.LIVE:
+                early.append(message)
+                continue
             handle_control(self._inbox, message)
             if message["t"] == "stop":
-                return  # the run is stopping before it started: the node sees STOP first
+                return early  # the run is stopping before it started: the node sees STOP first
 
     def _connect_outputs(self) -> None:
         cfg = self._cfg
-        timeout_ms = int(self._send_timeout_s * 1000)
         for output_id, edges in cfg.outputs.items():
-            built = []
-            for edge in edges:
-                backpressure = edge.policy == "backpressure"
-                # backpressure: a DEALER, to read the receiver's credits on the same link
-                sock = self._ctx.socket(zmq.DEALER if backpressure else zmq.PUSH)
-                sock.sndhwm = max(edge.queue_size + 1, DROP_OLDEST_SNDHWM)
-                sock.linger = PUSH_LINGER_MS
-                sock.immediate = False  # queue for a receiver that is (re)connecting
-                if backpressure:
-                    sock.sndtimeo = timeout_ms
-                sock.connect(edge.endpoint)
-                built.append(_Edge(sock, edge.receiver, backpressure, edge.queue_size))
+            built = [self._connect_edge(edge) for edge in edges]
             self._outputs[output_id] = _Output(output_id, f"{cfg.node}/{output_id}", built)
+
+    def _connect_edge(self, edge: _config.Edge) -> _Edge:
+        """One connected edge (at start, and for a live `wire`)."""
+        backpressure = edge.policy == "backpressure"
+        # backpressure: a DEALER, to read the receiver's credits on the same link
+        sock = self._ctx.socket(zmq.DEALER if backpressure else zmq.PUSH)
+        sock.sndhwm = max(edge.queue_size + 1, DROP_OLDEST_SNDHWM)
+        sock.linger = PUSH_LINGER_MS
+        sock.immediate = False  # queue for a receiver that is (re)connecting
+        if backpressure:
+            sock.sndtimeo = int(self._send_timeout_s * 1000)
+        sock.connect(edge.endpoint)
+        return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint)
+
+    def _apply_rewires(self) -> None:
+        wiring.apply_rewires(self._rewires, self._outputs, self._connect_edge, self._retired)
 
     def _abort(self) -> None:
         """Undo a half-done `__init__` (the receiver is not started yet): nothing lingers."""
@@ -216,7 +244,11 @@ class Node:
         self._closed = True
         self._ended = True
         atexit.unregister(self.close)
-        self._send_eos()
+        if self._rewires:
+            self._apply_rewires()  # end-of-stream goes to the edges live now, and only those
+        if not self._dynamic:
+            # a dynamic node's downstream inputs stay open while it is detached (SPEC 6)
+            self._send_eos()
         receiver = self._receiver
         try:
             self._commands.send(SEND + encode_control({"t": "bye"}))
@@ -262,6 +294,8 @@ class Node:
         self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
     ) -> None:
         """Send `data` on `output_id` to every receiver; flow adds `timestamp` to metadata."""
+        if self._rewires:  # the daemon rewired this node's outputs (the one check per send)
+            self._apply_rewires()
         output = self._outputs.get(output_id)
         if output is None:
             raise NodeError(self._undeclared(output_id))
@@ -422,7 +456,10 @@ class Node:
 
     def statistics(self) -> NodeStatistics:
         outputs = {
-            oid: OutputStatistics(sum(e.sent for e in out.edges), self._drops.get(oid, 0))
+            oid: OutputStatistics(
+                sum(e.sent for e in out.edges) + self._retired.get(oid, 0),
+                self._drops.get(oid, 0),
+            )
             for oid, out in self._outputs.items()
         }
         return NodeStatistics(self._inbox.statistics(), outputs)

@@ -12,7 +12,9 @@ that bound their senders (see inbox.py) can go back on the same connection.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
+import time
 from typing import Any, Final
 
 import zmq
@@ -28,8 +30,12 @@ from node_sdk.wire import (
     MAGIC,
     decode_control,
     decode_extra,
+    encode_control,
     pack_credit,
 )
+from node_sdk.wiring import LIVE, ReceiverHooks, parse_add_input, parse_rewire
+
+log = logging.getLogger(__name__)
 
 # Commands on the PAIR, first byte: credit (pay back what the inbox owes), send (rest of
 # the frame goes to the daemon), quit (send nothing more, close, exit).
@@ -52,14 +58,18 @@ class Receiver(threading.Thread):
         inputs: list[tuple[DataInput, zmq.Socket[Any]]],
         dealer: zmq.Socket[Any],
         commands: zmq.Socket[Any],
+        hooks: ReceiverHooks | None = None,
     ) -> None:
         super().__init__(name="flow-receiver", daemon=True)
+        self._hooks = hooks  # live wiring and the stats report (wiring.py)
+        self._poller = zmq.Poller()
         self._inbox = inbox
         self._pulls = inputs
         self._dealer = dealer
         self._commands = commands
         self._extras: dict[bytes, dict[str, Any]] = {}
         self._by_id = {spec.id: sock for spec, sock in inputs}
+        self._by_socket = {sock: spec for spec, sock in inputs}
         self.malformed = 0  # frames that were not flow data frames (counted, dropped)
 
     def run(self) -> None:
@@ -74,14 +84,23 @@ class Receiver(threading.Thread):
             self._commands.close(linger=0)
 
     def _serve(self) -> None:
-        poller = zmq.Poller()
+        poller = self._poller
         poller.register(self._commands, zmq.POLLIN)
         poller.register(self._dealer, zmq.POLLIN)
-        by_socket = {sock: spec for spec, sock in self._pulls}
+        by_socket = self._by_socket  # grows with `add_input`
         for sock in by_socket:
             poller.register(sock, zmq.POLLIN)
+        hooks = self._hooks
+        next_report = time.monotonic() + (hooks.every_s if hooks else 0.0)
         while True:
-            for sock, _ in poller.poll():
+            timeout_ms = None
+            if hooks is not None:
+                now = time.monotonic()
+                if now >= next_report:
+                    self._report(hooks)
+                    next_report = now + hooks.every_s  # never closer than that, late or not
+                timeout_ms = int((next_report - now) * 1000) + 1
+            for sock, _ in poller.poll(timeout_ms):
                 if sock is self._commands:
                     if not self._commands_ready():
                         return
@@ -123,7 +142,40 @@ class Receiver(threading.Thread):
                 message = decode_control(raw)
             except NodeError:
                 continue  # not ours to act on; the daemon speaks JSON objects
-            handle_control(self._inbox, message)
+            if message["t"] in LIVE:
+                self.live(message)
+            else:
+                handle_control(self._inbox, message)
+
+    def _report(self, hooks: ReceiverHooks) -> None:
+        """The `stats` report (the heartbeat of a dynamic node)."""
+        # a full pipe means the daemon is gone: nothing to tell it
+        with contextlib.suppress(zmq.Again):
+            self._dealer.send(encode_control(hooks.report()), zmq.NOBLOCK)
+
+    def live(self, message: dict[str, Any]) -> None:
+        """`add_input` here; `wire`/`unwire` to the node's thread, which owns the outputs."""
+        hooks = self._hooks
+        if hooks is None:
+            return
+        try:
+            if message["t"] == "add_input":
+                self._add_input(hooks, parse_add_input(message))
+            else:
+                hooks.rewires.append(parse_rewire(message))
+        except (ValueError, NodeError) as exc:
+            log.warning("live wiring refused: %s", exc)
+
+    def _add_input(self, hooks: ReceiverHooks, spec: DataInput) -> None:
+        if spec.id in self._by_id:
+            self._inbox.add_input(spec)  # an input we have: only more sources for it
+            return
+        sock = hooks.bind_input(spec)  # bound before the inbox knows it: a failure leaves none
+        self._inbox.add_input(spec)
+        self._pulls.append((spec, sock))
+        self._by_id[spec.id] = sock
+        self._by_socket[sock] = spec
+        self._poller.register(sock, zmq.POLLIN)
 
     def _drain(self, spec: DataInput, sock: zmq.Socket[Any]) -> None:
         """Move ready frames of one input into the inbox."""
@@ -185,7 +237,7 @@ class Receiver(threading.Thread):
 
 
 def handle_control(inbox: Inbox, message: dict[str, Any]) -> None:
-    """Act on one daemon message (`stop`, `upstream_done`); others are ignored."""
+    """Act on one daemon message (`stop`, `upstream_done`); others (a late `start`) are ignored."""
     kind = message["t"]
     if kind == "stop":
         inbox.push_stop(StopCause.STOP_REQUESTED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,8 +90,8 @@ def test_no_config_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         Node()
 
 
-def test_dynamic_attach_is_refused_for_now() -> None:
-    with pytest.raises(NodeError, match="attaching node 'x' as a dynamic node"):
+def test_dynamic_attach_without_a_daemon(flow_home: Path) -> None:
+    with pytest.raises(NodeError, match=f"^no flow daemon for FLOW_HOME {flow_home}: run flow up$"):
         Node("x")
 
 
