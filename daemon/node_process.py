@@ -49,7 +49,7 @@ class NodeSlot:
     attached: bool = False  # a dynamic node's process is attached (daemon/dynamic.py)
     last_seen: float = 0.0  # monotonic time of the node's last message
     stderr_tail: list[str] = attrs.field(factory=list)
-    restart_times: list[float] = attrs.field(factory=list)
+    restart_times: tuple[float, ...] = ()
     connected: trio.Event = attrs.field(factory=trio.Event)  # this generation said hello
     spawned: trio.Event = attrs.field(factory=trio.Event)  # this generation's spawn answered
     exited: trio.Event = attrs.field(factory=trio.Event)  # this generation's process ended

@@ -24,6 +24,7 @@ from daemon.graph import downstream
 from daemon.keeper_link import KeeperLink, start_keeper_process, start_keeper_thread
 from daemon.logs import Tee
 from daemon.node_process import NodeSlot
+from daemon.restart_policy import decide
 from daemon.states import NodeStatus, RunStatus
 from daemon.store import Store
 
@@ -208,27 +209,25 @@ class Run:
         if slot.restart_requested:  # asked for by hand: at once, whatever the policy
             slot.restart_requested = slot.stop_requested = False
             return 0.0
-        if policy.policy == "never" or slot.stop_requested:
+        if slot.stop_requested:
             return None
-        if slot.status is NodeStatus.FAILED:
-            wanted = slot.spawn_error is None  # a spawn error never heals by retrying
-        else:
-            wanted = policy.policy == "always" and not self.inputs_all_closed(slot)
-        if not wanted:
-            return None
-        now = trio.current_time()
-        slot.restart_times = [t for t in slot.restart_times if now - t < policy.restart_window]
-        if len(slot.restart_times) >= policy.max_restarts:
+        decision = decide(
+            policy,
+            failed=slot.status is NodeStatus.FAILED,
+            can_heal=slot.spawn_error is None,  # a spawn error never heals by retrying
+            inputs_closed=self.inputs_all_closed(slot),
+            history=slot.restart_times,
+            now=trio.current_time(),
+        )
+        slot.restart_times = decision.history
+        if decision.gave_up:
             log.warning(
                 "run %s: node %s: %d restarts within %gs: giving up",
                 self.id, slot.id, policy.max_restarts, policy.restart_window,
             )  # fmt: skip
             slot.status = NodeStatus.FAILED
             self.store.update_node(self.id, slot.id, status="failed")
-            return None
-        slot.restart_times.append(now)
-        steps = len(slot.restart_times) - 1
-        return float(min(policy.restart_delay * 2**steps, policy.max_restart_delay))
+        return decision.delay
 
     def inputs_all_closed(self, slot: NodeSlot) -> bool:
         """True when every upstream node of the slot's data inputs has finished for good."""
