@@ -328,8 +328,9 @@ class _Parser:
         report, d = self.report, RestartPolicy()
         return RestartPolicy(
             policy=f.get_choice(report, raw, "restart_policy", where, RESTART_POLICIES),
+            # at least 1: dora's `0 = unlimited` would read here as "give up at once"
             max_restarts=int(f.get_number(report, raw, "max_restarts", where, d.max_restarts,
-                                          integer=True, inclusive=True)),
+                                          integer=True, minimum=1, inclusive=True)),
             restart_window=f.get_number(report, raw, "restart_window", where, d.restart_window),
             restart_delay=f.get_number(report, raw, "restart_delay", where, d.restart_delay),
             max_restart_delay=f.get_number(report, raw, "max_restart_delay", where,

@@ -39,7 +39,7 @@ class Input:
 @attrs.frozen
 class RestartPolicy:
     policy: str = "never"  # never | on-failure | always
-    max_restarts: int = 5  # 0: unlimited, as in dora
+    max_restarts: int = 5  # more than this many restarts inside restart_window: failed
     restart_window: float = 60.0
     restart_delay: float = 0.5  # doubles on each restart up to max_restart_delay
     max_restart_delay: float = 30.0

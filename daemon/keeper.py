@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import zmq
 
 from daemon.logformat import record_from_output
 from daemon.logs import NodeLog, Tee
+from daemon.shm_cleanup import remove_run_segments
 from daemon.stdout_output import StdoutOutput
 from node_sdk.wire import decode_control, encode_control
 
@@ -82,6 +84,8 @@ class Keeper:
     ending_at: float | None = None
     degraded: str | None = None
     reported_drops: int = 0
+    run_folder: str | None = None  # the run's socket folder name (12 hex digits of its id)
+    run_sockets: Path | None = None  # that folder
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -116,6 +120,11 @@ class Keeper:
             for child in self.children.values():
                 self._close_child(child)
             self.socket.close(linger=1000)
+            if self.run_folder is not None:
+                # the last process that knows the run: its segments and sockets go with it
+                remove_run_segments(self.run_folder)
+                if self.run_sockets is not None:
+                    shutil.rmtree(self.run_sockets, ignore_errors=True)
 
     def _finished(self) -> bool:
         done = all(c.reported for c in self.children.values())
@@ -363,6 +372,8 @@ def main() -> int:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         keeper = Keeper.bind(context, config["endpoint"], float(config["grace"]))
+        keeper.run_sockets = Path(config["endpoint"].removeprefix("ipc://")).parent
+        keeper.run_folder = keeper.run_sockets.name
     except zmq.ZMQError as exc:
         print(f"keeper: cannot bind {config['endpoint']}: {exc}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from typing import Any
 from daemon.errors import FlowError
 from daemon.keeper_link import probe_keeper
 from daemon.runtime import Runtime
+from daemon.shm_cleanup import remove_run_segments
 from daemon.states import RunStatus
 from daemon.supervisor import Run
 
@@ -39,6 +40,7 @@ async def recover_runs(rt: Runtime) -> None:
         except (FlowError, OSError) as exc:
             log.warning("run %s could not be recovered: %s", info["id"], exc)
             rt.store.update_run(info["id"], status="failed", error=f"not recovered: {exc}")
+            remove_run_segments(info["id"])
     stale = kill_unknown_processes(rt)
     if stale:
         log.warning("killed %d stale processes that belong to no known run", stale)
@@ -51,6 +53,7 @@ def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
     if pid.isdigit() and Path(f"/proc/{pid}").exists():
         return  # still running in its own terminal
     rt.store.update_run(info["id"], status="failed", error="the flow run process exited")
+    remove_run_segments(info["id"])
 
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
@@ -60,6 +63,7 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
         rt.store.update_run(run_id, status="failed", error="interrupted (recover: false)")
+        remove_run_segments(run_id)
         return
     run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id))
     for node in info["nodes"]:
@@ -72,6 +76,7 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         state = await probe_keeper(rt.context, run.keeper_endpoint)
     if state is None:
         killed = kill_stale_processes(run)
+        remove_run_segments(run_id)
         log.info("run %s: no keeper: %d stale processes killed; restarting it", run_id, killed)
     else:
         log.info("run %s: adopting its keeper and living nodes", run_id)

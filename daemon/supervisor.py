@@ -25,6 +25,7 @@ from daemon.keeper_link import KeeperLink, start_keeper_process, start_keeper_th
 from daemon.logs import Tee
 from daemon.node_process import NodeSlot
 from daemon.restart_policy import decide
+from daemon.shm_cleanup import remove_run_segments
 from daemon.states import NodeStatus, RunStatus
 from daemon.store import Store
 
@@ -354,6 +355,7 @@ async def supervise(
             with trio.CancelScope(shield=True):
                 await _wait_keeper(keeper)
         shutil.rmtree(run.sockets, ignore_errors=True)
+        remove_run_segments(run.id)  # however the run ended, no segment of it stays
         run.done.set()
 
 

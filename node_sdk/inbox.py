@@ -22,7 +22,7 @@ from typing import Any
 
 from node_sdk.config import DataInput
 from node_sdk.events import Event, EventType, StopCause
-from node_sdk.wire import KIND_EOS
+from node_sdk.wire import KIND_EOS, KIND_SHM
 
 # One received data frame: (source, generation, seq, timestamp ns, kind, extra, payload,
 # routing id of the sender's DEALER on a backpressure input, else None)
@@ -109,6 +109,8 @@ class Inbox:
                 src = self._source(state, source)
                 if src.closed or generation < src.generation:
                     state.refused += 1  # closed for good, or an older generation
+                    if kind == KIND_SHM:
+                        _discard(payload)
                     continue
                 if generation > src.generation:
                     src.generation = generation  # a restarted sender counts from 1 again
@@ -120,6 +122,8 @@ class Inbox:
                     continue
                 if seq <= src.last_seq:
                     state.refused += 1  # a repeat: never deliver twice
+                    if kind == KIND_SHM:
+                        _discard(payload)
                     continue
                 state.dropped += seq - src.last_seq - 1  # a gap is a drop upstream
                 src.last_seq = seq
@@ -129,7 +133,9 @@ class Inbox:
                 if state.backpressure:
                     state.routes.append(route)  # bounded by the senders' credits
                 elif len(state.queue) > state.size:
-                    state.queue.popleft()
+                    dropped = state.queue.popleft()
+                    if dropped[2] == KIND_SHM:
+                        _discard(dropped[4])  # its segment goes back to the sender's pool
                     state.stale += 1
                     state.dropped += 1
             self._cond.notify()
@@ -197,6 +203,14 @@ class Inbox:
             self._stop_queued = True
             self._tickets.append(Event(EventType.STOP, id=cause))
 
+    def discard_queued(self) -> None:
+        """Release the shared-memory payloads still queued (the node is closing)."""
+        with self._cond:
+            for state in self._inputs.values():
+                for item in state.queue:
+                    if item[2] == KIND_SHM:
+                        _discard(item[4])
+
     # ------------------------------------------------------------ node thread side
 
     def pop(self) -> tuple[Event | tuple[str, Item] | None, bool]:
@@ -247,3 +261,10 @@ class Inbox:
                 i.id: InputStatistics(i.received, i.dropped, len(i.queue), i.refused)
                 for i in self._inputs.values()
             }
+
+
+def _discard(descriptor: Any) -> None:
+    """A shared-memory payload that will never be read: its sender may reuse the segment."""
+    from node_sdk import shm  # only nodes that receive large payloads import it
+
+    shm.discard(descriptor)

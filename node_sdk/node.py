@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -28,6 +30,8 @@ from node_sdk.wire import (
     KIND_BYTES,
     KIND_EOS,
     KIND_NONE,
+    KIND_NUMPY,
+    KIND_SHM,
     MAGIC,
     ZERO_COPY_MIN,
     decode_control,
@@ -132,6 +136,10 @@ class Node:
         self._timers = Timers()
         self._inbox = Inbox(cfg.data_inputs)
         self._send_timeout_s = _seconds(SEND_TIMEOUT_ENV, 10.0)
+        # shared memory for payloads at or above the threshold (shm.py); the pool is made
+        # at the first such send, so a node that never sends one never imports it
+        self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
+        self._pool: Any = None
         self._start_timeout_s = _seconds(START_TIMEOUT_ENV, 60.0)
         logbridge.install()
         self._ctx = zmq.Context()
@@ -256,6 +264,7 @@ class Node:
         except zmq.ZMQError:
             pass  # the receiver is gone already; joining below is still bounded
         receiver.join(JOIN_TIMEOUT_S)
+        self._close_shm()
         self._commands.close(linger=0)
         for output in self._outputs.values():
             for edge in output.edges:
@@ -312,11 +321,17 @@ class Node:
             extra = encode_extra(output.source, None, fields)
         else:
             extra = output.plain_extra
+        large = nbytes >= ZERO_COPY_MIN
+        copy = not (safe and large)
+        if nbytes >= self._shm_threshold:
+            segment = self._shm_segment(output, nbytes)
+            if segment is not None:
+                segment.map[:nbytes] = body  # the one copy; receivers map it, none copies
+                self._send_shared(output, segment, kind, nbytes, extra, body, copy)
+                return
         stamp = time.time_ns()
         size = len(extra)
-        large = nbytes >= ZERO_COPY_MIN
         flags = FLAG_LARGE if large else 0
-        copy = not (safe and large)
         gen = self._cfg.generation
         for edge in output.edges:
             if edge.backpressure:
@@ -339,6 +354,129 @@ class Node:
             # zmq takes a multipart message whole once its first part is in
             edge.sock.send(body, edge.last_flags, copy=copy)
             edge.sent += 1
+
+    @contextlib.contextmanager
+    def send_output_buffer(
+        self,
+        output_id: str,
+        nbytes: int,
+        metadata: dict[str, Any] | None = None,
+        *,
+        dtype: str | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> Iterator[memoryview]:
+        """A writable buffer of `nbytes`, sent on `output_id` when the `with` block ends.
+
+        At or above the shared-memory threshold it is a segment of the node's pool, so the
+        data is written in place and never copied (dora's `send_output_raw`); below it, a
+        private bytearray. With `dtype` (a numpy dtype string such as `"<f4"`) receivers
+        get a numpy array of `shape` (1-D by default). An exception in the block sends
+        nothing. Do not touch the buffer after the block: receivers read it in place.
+        """
+        if self._rewires:
+            self._apply_rewires()
+        output = self._outputs.get(output_id)
+        if output is None:
+            raise NodeError(self._undeclared(output_id))
+        if nbytes < 0:
+            raise NodeError(f"output {output_id!r}: a buffer of {nbytes} bytes")
+        kind, fields = KIND_BYTES, None
+        if dtype is not None:
+            kind, fields = KIND_NUMPY, _numpy_fields(dtype, shape, nbytes)
+        segment = self._shm_segment(output, nbytes) if nbytes >= self._shm_threshold else None
+        private = bytearray(nbytes) if segment is None else None
+        view = memoryview(private if private is not None else segment.map)[:nbytes]  # type: ignore[union-attr]
+        try:
+            yield view
+        except BaseException:
+            if segment is not None:
+                self._pool.give_back(segment)
+            raise
+        finally:
+            with contextlib.suppress(BufferError):
+                view.release()  # a numpy array the user made of it may still export it
+        extra = encode_extra(output.source, validate_metadata(metadata) or None, fields)
+        if segment is not None:
+            self._send_shared(output, segment, kind, nbytes, extra, segment.map, True)
+            return
+        assert private is not None
+        value: Any = private
+        if fields is not None:
+            import numpy as np
+
+            value = np.frombuffer(private, dtype=fields["dt"]).reshape(fields["sh"])
+        self.send_output(output_id, value, metadata)
+
+    def _shm_segment(self, output: _Output, nbytes: int) -> Any:
+        """A pool segment for a payload of `nbytes`, or None: send it inline."""
+        pool = self._pool
+        if pool is None:
+            from node_sdk import shm  # the first large payload: nodes without one never pay
+
+            cfg = self._cfg
+            pool = self._pool = shm.pool_for(
+                self._ctx, cfg.run, cfg.node, cfg.generation, cfg.daemon, self._shm_threshold
+            ) or False  # fmt: skip
+        if pool is False or not any(e.endpoint.startswith("ipc://") for e in output.edges):
+            return None  # no receiver on this machine: nothing to share
+        return pool.acquire(nbytes)
+
+    def _send_shared(
+        self, output: _Output, segment: Any, kind: int, nbytes: int, extra: bytes,
+        body: Any, copy: bool,
+    ) -> None:  # fmt: skip
+        """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
+        pool = self._pool
+        descriptor = pool.descriptor(segment, kind, nbytes)
+        inline = memoryview(body)[:nbytes]  # for a receiver on another machine
+        flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
+        stamp = time.time_ns()
+        holders = 0
+        try:
+            for edge in output.edges:
+                if edge.endpoint.startswith("ipc://"):
+                    holders += self._push(output.id, edge, KIND_SHM, 0, stamp, extra, descriptor)
+                else:
+                    self._push(output.id, edge, kind, flags, stamp, extra, inline, copy)
+        finally:
+            pool.publish(segment, holders)  # back to the pool once every holder released it
+
+    def _push(
+        self, output_id: str, edge: _Edge, kind: int, flags: int, stamp: int, extra: bytes,
+        body: Any, copy: bool = True,
+    ) -> bool:  # fmt: skip
+        """One message on one edge, as `send_output`'s loop does it; False if dropped."""
+        if edge.backpressure:
+            if edge.credits <= 0:
+                self._await_credit(output_id, edge)
+            edge.credits -= 1
+        edge.seq += 1
+        gen = self._cfg.generation
+        header = HEADER.pack(MAGIC, kind, flags, 0, gen, edge.seq, stamp, len(extra)) + extra
+        try:
+            edge.sock.send(header, edge.first_flags)
+        except zmq.Again:
+            if edge.backpressure:
+                edge.seq -= 1
+                edge.credits += 1
+                raise SendTimeout(output_id, edge.receiver, self._send_timeout_s) from None
+            self._drops[output_id] = self._drops.get(output_id, 0) + 1
+            return False
+        except zmq.ZMQError as exc:
+            raise NodeError(f"output {output_id!r}: cannot send: {exc}") from None
+        edge.sock.send(body, edge.last_flags, copy=copy)
+        edge.sent += 1
+        return True
+
+    def _close_shm(self) -> None:
+        """Give back what this node holds of others' segments, and unlink its own."""
+        self._inbox.discard_queued()
+        shm = sys.modules.get("node_sdk.shm")
+        if shm is None:
+            return
+        if self._pool:
+            self._pool.close()
+        shm.close_releases()
 
     def _await_credit(self, output_id: str, edge: _Edge) -> None:
         """Block until the receiver has room again, at most `FLOW_SEND_TIMEOUT`."""
@@ -405,6 +543,9 @@ class Node:
                 if entry.type is EventType.STOP:
                     self._ended = True
                 return entry
+            shm = sys.modules.get("node_sdk.shm")
+            if shm is not None:
+                shm.flush_releases()  # before idling: a notice left queued by a race goes out
             wait = timers.seconds_to_next()
             if deadline is not None:
                 left = deadline - time.monotonic()
@@ -470,6 +611,20 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.node_id!r} of run {self._cfg.run}>"
+
+
+def _numpy_fields(dtype: str, shape: tuple[int, ...] | None, nbytes: int) -> dict[str, Any]:
+    """The header keys of a numpy payload of `nbytes` (`send_output_buffer`)."""
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    dims = (nbytes // max(dt.itemsize, 1),) if shape is None else tuple(shape)
+    count = 1
+    for dim in dims:
+        count *= dim
+    if count * dt.itemsize != nbytes:
+        raise NodeError(f"a buffer of {nbytes} bytes is not a {dt} array of shape {dims}")
+    return {"dt": dt.str, "sh": list(dims)}
 
 
 def _seconds(name: str, default: float) -> float:

@@ -33,7 +33,7 @@ KIND_STR: Final = 2
 KIND_NUMPY: Final = 3
 KIND_ARROW: Final = 4
 KIND_EOS: Final = 5
-KIND_SHM: Final = 6  # reserved for shared-memory descriptors (a later issue)
+KIND_SHM: Final = 6  # a shared-memory descriptor (node_sdk/shm.py); the inner kind in it
 
 # At or above this size a private or immutable payload is sent without a copy, and the
 # header's FLAG_LARGE tells the receiver to take it as a zero-copy zmq frame.
@@ -289,6 +289,10 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
 
         reader = pa.ipc.open_stream(pa.py_buffer(data))
         return reader.read_next_batch().column(0)
+    if kind == KIND_SHM:
+        from node_sdk import shm  # only a node that receives large payloads pays for it
+
+        return shm.open_payload(data, extra, decode_payload)
     raise NodeError(f"data frame of unknown kind {kind}")
 
 

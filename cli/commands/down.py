@@ -43,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
     pid = int(info["pid"]) if info and info.get("pid") else daemon_pid(home)
     if info is None:
         if pid is None:
-            render.info("flow daemon is not running")
+            orphans = end_orphaned_runs(home)
+            if orphans:
+                render.info(
+                    f"flow daemon is not running; told {orphans} orphaned run keeper(s) to end"
+                )
+            else:
+                render.info("flow daemon is not running")
             return 0
         if not args.force:
             raise CliError(f"the flow daemon (pid {pid}) does not answer: run flow down --force")
@@ -60,6 +66,34 @@ def run(args: argparse.Namespace) -> int:
         _kill(pid)
     render.info(f"flow daemon stopped (pid {pid})")
     return 0
+
+
+def end_orphaned_runs(home: Path) -> int:
+    """With no daemon: tell every run keeper still serving this home to stop its nodes
+    and exit (they would after their grace anyway), and drop the dead daemon's sockets."""
+    import zmq
+
+    from daemon import paths
+    from node_sdk.wire import encode_control
+
+    folder = paths.socket_dir(home)
+    for name in (paths.CONTROL_SOCKET, paths.NODES_SOCKET):
+        with contextlib.suppress(OSError):
+            if (folder / name).is_socket():
+                (folder / name).unlink()
+    keepers = sorted(folder.glob("*/keeper")) if folder.is_dir() else []
+    if not keepers:
+        return 0
+    context = zmq.Context()
+    try:
+        for keeper in keepers:
+            socket = context.socket(zmq.DEALER)
+            socket.connect(f"ipc://{keeper}")
+            socket.send(encode_control({"t": "quit"}), zmq.NOBLOCK)
+            socket.close(linger=500)
+    finally:
+        context.term()
+    return len(keepers)
 
 
 def daemon_pid(home: Path) -> int | None:

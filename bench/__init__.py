@@ -1,0 +1,1 @@
+"""flow's benchmark against raw pyzmq and dora-rs (`python -m bench`, docs/performance.md)."""

@@ -1,0 +1,38 @@
+"""Removal of a run's shared-memory segments from /dev/shm, by the run's name prefix.
+
+Nodes unlink their own segments when they close, but a node killed by a signal, or a
+daemon that died, leaves them behind: the daemon calls this when a run ends, and at
+recovery for every run it finds ended. The prefix is `node_sdk.shm.run_prefix`'s (kept in
+step here, since the daemon imports only `node_sdk.wire` of the SDK).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Final
+
+SHM_DIR: Final = "/dev/shm"
+
+
+def run_prefix(run_id: str) -> str:
+    """`flow-<first 12 hex digits of the run id>-`, the prefix of its segments."""
+    return f"flow-{run_id.replace('-', '')[:12]}-"
+
+
+def remove_run_segments(run_id: str, shm_dir: str = SHM_DIR) -> int:
+    """Unlink every segment of the run; how many were removed (0 when none, or no /dev/shm)."""
+    prefix = run_prefix(run_id)
+    if len(prefix) < len("flow-") + 12:
+        return 0  # never a prefix so short that it could match another run's segments
+    removed = 0
+    try:
+        names = os.listdir(shm_dir)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):  # its node unlinked it meanwhile
+                os.unlink(os.path.join(shm_dir, name))
+                removed += 1
+    return removed

@@ -1,0 +1,28 @@
+"""`python -m bench --quick` runs end to end (tiny counts; no speed is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import REPO, flow_env
+
+
+def test_bench_quick_runs_and_accounts_for_every_message(flow_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-dora", "--sizes", "8,1048576",
+         "--json", str(out)],
+        cwd=REPO, env=flow_env(flow_home), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert report["errors"] == []
+    for by in report["sizes"].values():
+        assert set(by) == {"raw", "flow"}
+        assert all(result["lost"] == 0 for result in by.values())
+    assert report["flow"]["fanout_lost"] == 0
+    assert report["flow"]["rss"]["daemon_mib"] > 0
+    assert "flow/raw" in done.stdout

@@ -1,0 +1,190 @@
+"""The shared-memory pool and leases in one process: reuse only after release, the cap,
+fan-out without copies, and removal of a run's segments by prefix."""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from daemon.shm_cleanup import remove_run_segments
+from node_sdk import shm
+from node_sdk.wire import KIND_BYTES, KIND_NUMPY, decode_payload
+
+BOUND_S = 10.0  # a safety bound on waits for release notices, never an assertion on speed
+
+
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    run = str(uuid.uuid4())
+    yield run
+    left = [n for n in os.listdir(shm.SHM_DIR) if n.startswith(shm.run_prefix(run))]
+    remove_run_segments(run)
+    assert left == [], "segments left behind"
+
+
+@pytest.fixture
+def pool(run_id: str, tmp_path: Path) -> Iterator[shm.Pool]:
+    ctx: zmq.Context[Any] = zmq.Context()
+    made = shm.Pool(ctx, run_id, "t1g1", f"ipc://{tmp_path}/r", threshold=64 * 1024)
+    yield made
+    gc.collect()
+    shm.flush_releases()
+    made.close(wait_s=1.0)
+    shm.close_releases()
+    ctx.term()
+
+
+def send(pool: shm.Pool, data: bytes, receivers: int = 1, kind: int = KIND_BYTES) -> bytes:
+    segment = pool.acquire(len(data))
+    assert segment is not None
+    segment.map[: len(data)] = data
+    descriptor = pool.descriptor(segment, kind, len(data))
+    pool.publish(segment, receivers)
+    return descriptor
+
+
+def receive(descriptor: bytes, extra: dict[str, Any] | None = None) -> Any:
+    return decode_payload(6, descriptor, extra or {})
+
+
+def wait_free(pool: shm.Pool, held: int = 0) -> None:
+    deadline = time.monotonic() + BOUND_S
+    while pool.in_flight > held:
+        assert time.monotonic() < deadline, "release notices never arrived"
+        shm.flush_releases()
+        pool.poll_releases()
+        time.sleep(0.005)
+
+
+def test_view_is_read_only_and_zero_copy(pool: shm.Pool) -> None:
+    data = os.urandom(100_000)
+    view = receive(send(pool, data))
+    assert isinstance(view, memoryview)
+    assert view.readonly
+    assert bytes(view) == data
+    with pytest.raises(TypeError):
+        view[0] = 1
+    assert pool.in_flight == 1
+    del view
+    wait_free(pool)
+
+
+def test_no_reuse_before_release(pool: shm.Pool) -> None:
+    first = receive(send(pool, b"\xab" * 70_000))
+    others = []
+    for i in range(20):
+        view = receive(send(pool, bytes([i]) * 70_000))
+        assert bytes(view[:1]) == bytes([i])
+        others.append(view)
+    assert bytes(first) == b"\xab" * 70_000  # intact while held
+    del others, view
+    gc.collect()
+    wait_free(pool, held=1)  # the first is still held: its segment stays out of the pool
+    assert bytes(first) == b"\xab" * 70_000
+    for i in range(20):
+        again = receive(send(pool, bytes([i]) * 70_000))  # reuses released segments only
+        del again
+    assert bytes(first) == b"\xab" * 70_000
+    del first
+    wait_free(pool)
+
+
+def test_released_segments_are_reused(pool: shm.Pool) -> None:
+    for i in range(50):
+        view = receive(send(pool, bytes([i]) * 100_000))
+        assert view[0] == i
+        del view
+        wait_free(pool)
+    assert len(pool._segments) == 1
+
+
+def test_fan_out_returns_the_segment_after_every_receiver(pool: shm.Pool) -> None:
+    descriptor = send(pool, b"x" * 80_000, receivers=3)
+    views = [receive(descriptor) for _ in range(3)]
+    assert all(bytes(v) == b"x" * 80_000 for v in views)
+    views.pop()
+    views.pop()
+    shm.flush_releases()
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:  # give the notices a chance to (wrongly) free it
+        pool.poll_releases()
+    assert pool.in_flight == 1
+    views.clear()
+    wait_free(pool)
+
+
+def test_dropped_descriptor_is_released(pool: shm.Pool) -> None:
+    shm.discard(send(pool, b"y" * 70_000))
+    wait_free(pool)
+
+
+def test_numpy_view_keeps_the_lease(pool: shm.Pool) -> None:
+    np = pytest.importorskip("numpy")
+    array = np.arange(20_000, dtype=np.float64).reshape(100, 200)
+    descriptor = send(pool, array.tobytes(), kind=KIND_NUMPY)
+    got = receive(descriptor, {"dt": "<f8", "sh": [100, 200]})
+    assert got.shape == (100, 200)
+    assert not got.flags.writeable
+    assert (got == array).all()
+    column = got[:, 3]  # a derived view still holds the segment
+    del got
+    gc.collect()
+    shm.flush_releases()
+    pool.poll_releases()
+    assert pool.in_flight == 1
+    assert column[5] == array[5, 3]
+    del column
+    wait_free(pool)
+
+
+def test_arrow_array_keeps_the_lease(pool: shm.Pool) -> None:
+    pa = pytest.importorskip("pyarrow")
+    from node_sdk.wire import encode_payload
+
+    payload = encode_payload(pa.array(list(range(20_000)), pa.int64()))
+    data = bytes(memoryview(payload.data))
+    got = receive(send(pool, data, kind=payload.kind))
+    assert got.to_pylist() == list(range(20_000))
+    del got
+    wait_free(pool)
+
+
+def test_cap_falls_back_to_inline(run_id: str, tmp_path: Path) -> None:
+    ctx: zmq.Context[Any] = zmq.Context()
+    small = shm.Pool(ctx, run_id, "t2g1", f"ipc://{tmp_path}/r2", 64 * 1024, cap_bytes=256 * 1024)
+    try:
+        held = [small.acquire(100_000) for _ in range(3)]
+        assert held[0] is not None
+        assert held[1] is not None
+        assert held[2] is None  # 2 x 128 KiB fill the cap: the sender sends inline
+        assert small.fallbacks == 1
+        for segment in held[:2]:
+            assert segment is not None
+            small.give_back(segment)
+        assert small.acquire(100_000) is not None
+    finally:
+        small.close(wait_s=0)
+        ctx.term()
+
+
+def test_remove_run_segments_by_prefix(run_id: str, tmp_path: Path) -> None:
+    other = str(uuid.uuid4())
+    mine = [Path(shm.SHM_DIR) / f"{shm.run_prefix(run_id)}abcg1-{i}" for i in range(3)]
+    theirs = Path(shm.SHM_DIR) / f"{shm.run_prefix(other)}abcg1-0"
+    for path in [*mine, theirs]:
+        path.write_bytes(b"z")
+    try:
+        assert remove_run_segments(run_id) == 3
+        assert not any(p.exists() for p in mine)
+        assert theirs.exists()
+        assert remove_run_segments(run_id) == 0
+    finally:
+        theirs.unlink()
