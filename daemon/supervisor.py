@@ -316,12 +316,11 @@ async def supervise(
     taken over as they are: nothing is spawned again.
     """
     _prepare_folders(run)
+    # an adopted run's keeper lives on from before the daemon restart: nothing to start
     keeper: trio.Process | threading.Thread | None = None
-    if adopt is not None:
-        pass  # the keeper lives on from before the daemon restart
-    elif run.in_process:
+    if adopt is None and run.in_process:
         keeper = start_keeper_thread(run.context, run.keeper_endpoint, DAEMON_GRACE_S, run.tee)
-    else:
+    elif adopt is None:
         keeper = await start_keeper_process(
             run.keeper_endpoint, DAEMON_GRACE_S, run.run_dir / "keeper.log"
         )
