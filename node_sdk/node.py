@@ -258,11 +258,10 @@ class Node:
             # a dynamic node's downstream inputs stay open while it is detached (SPEC 6)
             self._send_eos()
         receiver = self._receiver
-        try:
+        # if the receiver is gone already, joining below is still bounded
+        with contextlib.suppress(zmq.ZMQError):
             self._commands.send(SEND + encode_control({"t": "bye"}))
             self._commands.send(QUIT)
-        except zmq.ZMQError:
-            pass  # the receiver is gone already; joining below is still bounded
         receiver.join(JOIN_TIMEOUT_S)
         self._close_shm()
         self._commands.close(linger=0)
