@@ -32,6 +32,8 @@ FULL = {8: (400, 20000, 0.002), KIB: (400, 20000, 0.002), 64 * KIB: (300, 3000, 
         MIB: (200, 300, 0.005), 4 * MIB: (80, 80, 0.01), 16 * MIB: (40, 25, 0.03)}  # fmt: skip
 QUICK = {size: (5, 10, 0.005) for size in SIZES}
 STEP_TIMEOUT_S = 120.0
+SHM_THRESHOLD = 64 * KIB  # flow's default: at or above it, payloads go by shared memory
+FLOW_COPY = "flow-copy"  # flow's sender with `send_output(bytes)`, not a buffer written in place
 
 
 def _label(size: int) -> str:
@@ -128,11 +130,14 @@ class Bench:
     # ------------------------------------------------------------ measurements
 
     def pair(self, system: str, size: int) -> dict[str, Any]:
+        """One sender and one receiver; `flow-copy` is flow sending bytes (one copy)."""
         paced, burst, interval = self.counts[size]
         out = self.tmp / f"{system}-{size}.json"
         out.unlink(missing_ok=True)
+        copy = system == FLOW_COPY
+        system = "flow" if copy else system
         env = self.env(system, BENCH_SIZE=size, BENCH_LAT=paced, BENCH_THR=burst,
-                       BENCH_INTERVAL=interval)  # fmt: skip
+                       BENCH_INTERVAL=interval, BENCH_COPY=int(copy))  # fmt: skip
         if system == "raw":
             endpoint = f"ipc://{self.tmp}/raw-{size}"
             peer = [sys.executable, str(NODES / "raw_peer.py")]
@@ -255,18 +260,18 @@ def _num(v: float | None, fmt: str = "{:.0f}") -> str:
     return fmt.format(v) if v is not None else "-"
 
 
+def _lat(r: dict[str, Any]) -> str:
+    return f"{_num(r.get('p50_us'))}/{_num(r.get('p99_us'))}" if r else "-"
+
+
 def table(report: dict[str, Any]) -> str:
     rows = ["| size | raw p50/p99 us | flow p50/p99 us | dora p50/p99 us | flow/raw p50 | "
             "flow/dora p50 | raw msg/s | flow msg/s | dora msg/s | flow/raw thr | flow/dora thr "
             "| lost (raw/flow/dora) |", "|" + "---|" * 12]  # fmt: skip
     for label, by in report["sizes"].items():
         raw, flow, dora = by.get("raw", {}), by.get("flow", {}), by.get("dora", {})
-
-        def lat(r: dict[str, Any]) -> str:
-            return f"{_num(r.get('p50_us'))}/{_num(r.get('p99_us'))}" if r else "-"
-
         rows.append(
-            f"| {label} | {lat(raw)} | {lat(flow)} | {lat(dora)} | "
+            f"| {label} | {_lat(raw)} | {_lat(flow)} | {_lat(dora)} | "
             f"{_ratio(flow.get('p50_us'), raw.get('p50_us'))} | "
             f"{_ratio(flow.get('p50_us'), dora.get('p50_us'))} | "
             f"{_num(raw.get('msgs_per_s'))} | {_num(flow.get('msgs_per_s'))} | "
@@ -274,6 +279,25 @@ def table(report: dict[str, Any]) -> str:
             f"{_ratio(flow.get('msgs_per_s'), raw.get('msgs_per_s'))} | "
             f"{_ratio(flow.get('msgs_per_s'), dora.get('msgs_per_s'))} | "
             f"{raw.get('lost', '-')}/{flow.get('lost', '-')}/{dora.get('lost', '-')} |"
+        )
+    rows.append("")
+    rows.append("Shared memory: flow writing the payload in place (`send_output_buffer`, the "
+                "table above) and sending bytes with one copy (`send_output`, as dora's Python "
+                "API does)")  # fmt: skip
+    rows.append("")
+    rows.append("| size | flow in place p50/p99 us | flow one copy p50/p99 us | dora p50/p99 us "
+                "| copy/dora p50 | in place msg/s | one copy msg/s | dora msg/s |")  # fmt: skip
+    rows.append("|" + "---|" * 8)
+    for label, by in report["sizes"].items():
+        copy = by.get(FLOW_COPY)
+        if not copy:
+            continue
+        flow, dora = by.get("flow", {}), by.get("dora", {})
+        rows.append(
+            f"| {label} | {_lat(flow)} | {_lat(copy)} | {_lat(dora)} | "
+            f"{_ratio(copy.get('p50_us'), dora.get('p50_us'))} | "
+            f"{_num(flow.get('msgs_per_s'))} | {_num(copy.get('msgs_per_s'))} | "
+            f"{_num(dora.get('msgs_per_s'))} |"
         )
     rows.append("")
     rows.append("| measure | flow | dora | flow/dora |")
@@ -321,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for size in sizes:  # interleaved: every system at one size, then the next size
             by = report["sizes"][_label(size)] = {}
-            for system in systems:
+            extra = [FLOW_COPY] if size >= SHM_THRESHOLD else []
+            for system in systems + extra:
                 got = _attempt(errors, f"{system} {_label(size)}", bench.pair, system, size)
                 if got is not None:
                     by[system] = got

@@ -25,6 +25,7 @@ class StopCause(StrEnum):
 
 # The keys dora code reads through `event[...]`; `error` and `seq` only when they are set.
 _ALWAYS = ("type", "id", "value", "metadata")
+_ALWAYS_COUNT = len(_ALWAYS)
 _FIELDS = {"type": 0, "id": 1, "value": 2, "metadata": 3, "error": 4, "seq": 5}
 
 
@@ -83,8 +84,12 @@ class Event(tuple):  # type: ignore[type-arg]
         return _ALWAYS + extra
 
     def __getitem__(self, key: Any) -> Any:
-        if key in self.keys():
-            return tuple.__getitem__(self, _FIELDS[key])
+        # the hot path of dora code (`event["type"]`, `event["value"]`): one dict lookup
+        index = _FIELDS.get(key) if isinstance(key, str) else None
+        if index is not None:
+            value = tuple.__getitem__(self, index)
+            if index < _ALWAYS_COUNT or value is not None:
+                return value
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:

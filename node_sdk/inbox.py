@@ -1,4 +1,4 @@
-"""The node's input queues, filled by the receiver thread and emptied by `Node.next`.
+"""The node's input queues, filled by the inputs' owner (inputs.py), emptied by `Node.next`.
 
 One bounded queue per input; events leave in global arrival order across inputs. That
 order is a deque of tickets (an input id per message, or a ready-made control event); a
@@ -8,7 +8,7 @@ are exactly the oldest ones, which are the dropped ones).
 
 A `backpressure` input never holds zmq back (a throttled zmq receiver loses what is in
 flight when its sender disconnects); its senders send only against credits instead, and
-popping a message owes its sender one credit, which the receiver thread pays back.
+popping a message owes its sender one credit, which the inputs' owner pays back.
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class Inbox:
     """Thread-safe: the receiver thread pushes, the node's own thread pops."""
 
     def __init__(self, inputs: Iterable[DataInput]) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # no condition to wait on: the node's thread waits in zmq poll (see node.py), and
+        # the receiver thread wakes it through their PAIR
+        self._lock = threading.Lock()
         self._tickets: deque[str | Event] = deque()
         self._inputs = {spec.id: _Input(spec) for spec in inputs}
         self._open = sum(1 for i in self._inputs.values() if i.sources)
@@ -103,7 +105,7 @@ class Inbox:
 
     def push(self, input_id: str, frames: Iterable[Frame]) -> None:
         """Queue data frames (and end-of-stream) of one input."""
-        with self._cond:
+        with self._lock:
             state = self._inputs[input_id]
             for source, generation, seq, stamp, kind, extra, payload, route in frames:
                 src = self._source(state, source)
@@ -138,22 +140,20 @@ class Inbox:
                         _discard(dropped[4])  # its segment goes back to the sender's pool
                     state.stale += 1
                     state.dropped += 1
-            self._cond.notify()
 
     def close_source(self, input_id: str, source: str) -> None:
         """The daemon says a source is done (its sender died without end-of-stream)."""
-        with self._cond:
+        with self._lock:
             state = self._inputs.get(input_id)
             if state is not None:
                 self._close(state, self._source(state, source))
-                self._cond.notify()
 
     def add_input(self, spec: DataInput) -> None:
         """A live `add_input`: a new input, or more sources for one that exists.
 
         A source added to a closed input is closed at once: INPUT_CLOSED is final.
         """
-        with self._cond:
+        with self._lock:
             state = self._inputs.get(spec.id)
             if state is None:
                 state = self._inputs[spec.id] = _Input(dataclasses.replace(spec, sources=()))
@@ -162,16 +162,14 @@ class Inbox:
 
     def push_stop(self, cause: StopCause) -> None:
         """Queue one STOP (the first cause wins)."""
-        with self._cond:
+        with self._lock:
             self._queue_stop(cause)
-            self._cond.notify()
 
     def push_error(self, message: str) -> None:
         """Queue an ERROR event then STOP: the receiver cannot go on."""
-        with self._cond:
+        with self._lock:
             self._tickets.append(Event(EventType.ERROR, error=message))
             self._queue_stop(StopCause.STOP_REQUESTED)
-            self._cond.notify()
 
     def _source(self, state: _Input, source: str | None) -> _Source:
         if source is None:
@@ -205,7 +203,7 @@ class Inbox:
 
     def discard_queued(self) -> None:
         """Release the shared-memory payloads still queued (the node is closing)."""
-        with self._cond:
+        with self._lock:
             for state in self._inputs.values():
                 for item in state.queue:
                     if item[2] == KIND_SHM:
@@ -215,7 +213,7 @@ class Inbox:
 
     def pop(self) -> tuple[Event | tuple[str, Item] | None, bool]:
         """The next event or (input id, item), and whether credits are due to senders."""
-        with self._cond:
+        with self._lock:
             tickets = self._tickets
             while tickets:
                 ticket = tickets.popleft()
@@ -240,7 +238,7 @@ class Inbox:
 
     def take_credits(self) -> list[Credit]:
         """Every credit owed now (the receiver thread sends them), reset to zero."""
-        with self._cond:
+        with self._lock:
             self._credit_asked = False
             due: list[Credit] = []
             for state in self._inputs.values():
@@ -249,14 +247,8 @@ class Inbox:
                     state.owed.clear()
             return due
 
-    def wait(self, timeout: float | None) -> None:
-        """Block until something is queued (or `timeout` seconds pass)."""
-        with self._cond:
-            if not self._tickets:
-                self._cond.wait(timeout)
-
     def statistics(self) -> dict[str, InputStatistics]:
-        with self._cond:
+        with self._lock:
             return {
                 i.id: InputStatistics(i.received, i.dropped, len(i.queue), i.refused)
                 for i in self._inputs.values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -22,10 +23,12 @@ from node_sdk.attach import attach
 from node_sdk.errors import DaemonUnreachable, NodeError, SendTimeout
 from node_sdk.events import Event, EventType
 from node_sdk.inbox import Inbox, InputStatistics
-from node_sdk.receiver import CREDIT, QUIT, SEND, Receiver, handle_control
+from node_sdk.inputs import Inputs
+from node_sdk.receiver import CREDIT, GIVE, QUIT, SEND, Receiver, handle_control
 from node_sdk.timers import Timers
 from node_sdk.wire import (
     FLAG_LARGE,
+    FLAG_PACKED,
     HEADER,
     KIND_BYTES,
     KIND_EOS,
@@ -83,6 +86,7 @@ class _Edge:
         "endpoint",
         "first_flags",
         "last_flags",
+        "packed_flags",
         "receiver",
         "sent",
         "seq",
@@ -101,6 +105,7 @@ class _Edge:
         # drop_oldest never blocks; backpressure blocks up to SNDTIMEO (set on the socket)
         self.first_flags = zmq.SNDMORE if backpressure else zmq.SNDMORE | zmq.NOBLOCK
         self.last_flags = 0 if backpressure else zmq.NOBLOCK
+        self.packed_flags = self.last_flags  # a packed message is one frame
         self.seq = 0
         self.sent = 0
 
@@ -175,7 +180,13 @@ class Node:
         hooks = wiring.ReceiverHooks(
             lambda: wiring.stats_message(self.statistics()), self._rewires, self._bind_input
         )
-        self._receiver = Receiver(self._inbox, pulls, dealer, theirs, hooks)
+        self._inputs = Inputs(self._inbox, pulls)
+        # zmq_poll items: the PAIR and the inputs (rebuilt when their version changes), or
+        # the PAIR alone, for a word from the receiver thread
+        self._poll_version = -1
+        self._poll_owned: list[tuple[Any, int]] = []
+        self._poll_waiting: list[tuple[Any, int]] = [(self._commands, zmq.POLLIN)]
+        self._receiver = Receiver(self._inbox, self._inputs, dealer, theirs, hooks)
         for message in early:
             self._receiver.live(message)  # not started yet: this thread may act for it
         self._receiver.start()
@@ -329,8 +340,11 @@ class Node:
                 self._send_shared(output, segment, kind, nbytes, extra, body, copy)
                 return
         stamp = time.time_ns()
+        if large:
+            for edge in output.edges:
+                self._push(output_id, edge, kind, FLAG_LARGE, stamp, extra, body, copy)
+            return
         size = len(extra)
-        flags = FLAG_LARGE if large else 0
         gen = self._cfg.generation
         for edge in output.edges:
             if edge.backpressure:
@@ -338,9 +352,9 @@ class Node:
                     self._await_credit(output_id, edge)
                 edge.credits -= 1
             edge.seq += 1
-            header = HEADER.pack(MAGIC, kind, flags, 0, gen, edge.seq, stamp, size) + extra
+            header = HEADER.pack(MAGIC, kind, FLAG_PACKED, 0, gen, edge.seq, stamp, size)
             try:
-                edge.sock.send(header, edge.first_flags)
+                edge.sock.send(b"".join((header, extra, body)), edge.packed_flags)
             except zmq.Again:
                 if edge.backpressure:
                     edge.seq -= 1  # nothing went out: no gap on a lossless edge
@@ -350,8 +364,6 @@ class Node:
                 continue  # the seq stays used: the receiver counts the gap as a drop
             except zmq.ZMQError as exc:
                 raise NodeError(f"output {output_id!r}: cannot send: {exc}") from None
-            # zmq takes a multipart message whole once its first part is in
-            edge.sock.send(body, edge.last_flags, copy=copy)
             edge.sent += 1
 
     @contextlib.contextmanager
@@ -369,8 +381,9 @@ class Node:
         At or above the shared-memory threshold it is a segment of the node's pool, so the
         data is written in place and never copied (dora's `send_output_raw`); below it, a
         private bytearray. With `dtype` (a numpy dtype string such as `"<f4"`) receivers
-        get a numpy array of `shape` (1-D by default). An exception in the block sends
-        nothing. Do not touch the buffer after the block: receivers read it in place.
+        get a numpy array of `shape` (1-D by default). `metadata` is read when the block
+        ends, so the block may still fill it in. An exception in the block sends nothing.
+        Do not touch the buffer after the block: receivers read it in place.
         """
         if self._rewires:
             self._apply_rewires()
@@ -434,7 +447,9 @@ class Node:
         try:
             for edge in output.edges:
                 if edge.endpoint.startswith("ipc://"):
-                    holders += self._push(output.id, edge, KIND_SHM, 0, stamp, extra, descriptor)
+                    holders += self._push(
+                        output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
+                    )
                 else:
                     self._push(output.id, edge, kind, flags, stamp, extra, inline, copy)
         finally:
@@ -444,7 +459,8 @@ class Node:
         self, output_id: str, edge: _Edge, kind: int, flags: int, stamp: int, extra: bytes,
         body: Any, copy: bool = True,
     ) -> bool:  # fmt: skip
-        """One message on one edge, as `send_output`'s loop does it; False if dropped."""
+        """One message on one edge, `[header, body]` unless `flags` says packed; False if
+        dropped. `send_output`'s loop is this one, inlined for packed messages."""
         if edge.backpressure:
             if edge.credits <= 0:
                 self._await_credit(output_id, edge)
@@ -452,18 +468,24 @@ class Node:
         edge.seq += 1
         gen = self._cfg.generation
         header = HEADER.pack(MAGIC, kind, flags, 0, gen, edge.seq, stamp, len(extra)) + extra
+        packed = flags & FLAG_PACKED
         try:
-            edge.sock.send(header, edge.first_flags)
+            if packed:
+                edge.sock.send(b"".join((header, body)), edge.packed_flags)
+            else:
+                edge.sock.send(header, edge.first_flags)
         except zmq.Again:
             if edge.backpressure:
-                edge.seq -= 1
+                edge.seq -= 1  # nothing went out: no gap on a lossless edge
                 edge.credits += 1
                 raise SendTimeout(output_id, edge.receiver, self._send_timeout_s) from None
             self._drops[output_id] = self._drops.get(output_id, 0) + 1
-            return False
+            return False  # the seq stays used: the receiver counts the gap as a drop
         except zmq.ZMQError as exc:
             raise NodeError(f"output {output_id!r}: cannot send: {exc}") from None
-        edge.sock.send(body, edge.last_flags, copy=copy)
+        if not packed:
+            # zmq takes a multipart message whole once its first part is in
+            edge.sock.send(body, edge.last_flags, copy=copy)
         edge.sent += 1
         return True
 
@@ -525,8 +547,19 @@ class Node:
     def _next(self, timeout: float | None) -> Event | None:
         if self._ended:
             return None
+        inputs = self._inputs
+        owned = inputs.enter()
+        if not owned and not inputs.asked:
+            inputs.asked = True  # user code kept us away: the receiver thread has the inputs
+            self._commands.send(GIVE)
+        try:
+            return self._wait_event(timeout, owned)
+        finally:
+            inputs.leave()
+
+    def _wait_event(self, timeout: float | None, owned: bool) -> Event | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        inbox, timers, pending = self._inbox, self._timers, self._pending
+        inbox, timers, pending, inputs = self._inbox, self._timers, self._pending, self._inputs
         while True:
             if timers:
                 pending.extend(Event(EventType.INPUT, id=t) for t in timers.due())
@@ -535,13 +568,18 @@ class Node:
             entry, credit_due = inbox.pop()
             if entry is not None:
                 if credit_due:
-                    self._commands.send(CREDIT)
+                    if owned:
+                        inputs.pay_credits()
+                    else:
+                        self._commands.send(CREDIT)
                 if type(entry) is tuple:
                     return self._input_event(*entry)
                 assert isinstance(entry, Event)
                 if entry.type is EventType.STOP:
                     self._ended = True
                 return entry
+            if owned and inputs.drain_all():
+                continue
             shm = sys.modules.get("node_sdk.shm")
             if shm is not None:
                 shm.flush_releases()  # before idling: a notice left queued by a race goes out
@@ -551,7 +589,38 @@ class Node:
                 if left <= 0:
                     return None
                 wait = left if wait is None else min(wait, left)
-            inbox.wait(wait)
+            if self._idle(wait, owned) and not owned and inputs.owned_by_main():
+                owned = True  # handed back: whatever the receiver thread owed is paid here
+                inputs.pay_credits()
+
+    def _idle(self, seconds: float | None, owned: bool) -> bool:
+        """Wait for input (on the sockets themselves when we own them) or a word from the
+        receiver thread, at most `seconds`; True when that thread said something."""
+        if owned:
+            inputs = self._inputs
+            if self._poll_version != inputs.version:
+                self._poll_owned = [(self._commands, zmq.POLLIN)]
+                self._poll_owned += [(sock, zmq.POLLIN) for sock in inputs.sockets]
+                self._poll_version = inputs.version
+            items = self._poll_owned
+        else:
+            items = self._poll_waiting
+        timeout_ms = -1 if seconds is None else math.ceil(seconds * 1000)
+        commands = self._commands
+        said = False
+        # zmq_poll itself: zmq.Poller rebuilds its item list and result list on every call
+        for sock, events in zmq.zmq_poll(items, timeout_ms):
+            if not events:
+                continue
+            if sock is commands:
+                with contextlib.suppress(zmq.Again):
+                    while True:
+                        commands.recv(zmq.NOBLOCK)  # wake or handed: only to look again
+                said = True
+            else:
+                # one message: it is there, so no Again; the caller's drain takes the rest
+                self._inputs.drain_socket(sock, 1)
+        return said
 
     @staticmethod
     def _input_event(input_id: str, item: tuple[int, int, int, dict[str, Any], Any]) -> Event:

@@ -27,6 +27,9 @@ if role == "send":
     sock.close(linger=10_000)
 else:
     sock = ctx.socket(zmq.PULL)
+    # zmq throws away what is in flight on a connection held back by the receiver's HWM
+    # when the sender disconnects (the end of a burst): flow's inputs avoid it the same way
+    sock.rcvhwm = 0
     sock.bind(endpoint)
     print("ready", flush=True)
     expected = paced + burst

@@ -272,9 +272,9 @@ def test_stop_request_ends_both_nodes(
     fake_daemon.wait_for("hello", {"sender", "receiver"})
     fake_daemon.start_all()
     fake_daemon.send("receiver", {"t": "stop"})
+    finish(receiver)  # before the sender stops: control and data come on different sockets
     fake_daemon.send("sender", {"t": "stop"})
     finish(sender)
-    finish(receiver)
     events = records(out)
     assert (events[0]["type"], events[0]["id"]) == ("STOP", "STOP_REQUESTED")
     # the sender closed after the receiver had stopped reading: its end-of-stream is counted

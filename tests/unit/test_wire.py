@@ -16,8 +16,8 @@ def roundtrip(value: object, metadata: dict[str, Any] | None = None) -> wire.Dat
     frames = wire.encode_data(
         value, source="a/out", generation=3, seq=7, timestamp_ns=123, metadata=metadata
     )
-    # what zmq hands the receiver: bytes for the header, a buffer for the payload
-    return wire.decode_data([bytes(frames[0]), bytes(memoryview(frames[1]))])
+    # what zmq hands the receiver: one packed frame, or the header and the payload
+    return wire.decode_data([bytes(memoryview(frame)) for frame in frames])
 
 
 @pytest.mark.parametrize(
@@ -44,9 +44,27 @@ def test_str_roundtrips(text: str) -> None:
 
 
 def test_none_roundtrips_with_an_empty_payload() -> None:
-    frames = wire.encode_data(None, source=None, generation=1, seq=1, timestamp_ns=0)
-    assert frames[1] == b""
+    (frame,) = wire.encode_data(None, source=None, generation=1, seq=1, timestamp_ns=0)
+    assert len(frame) == wire.HEADER_SIZE  # packed, and nothing after the header
     assert roundtrip(None).value is None
+
+
+def test_small_payloads_are_packed_and_large_ones_are_a_second_frame() -> None:
+    small = wire.encode_data(b"x" * 100, source="a/out", generation=1, seq=1, timestamp_ns=0)
+    large = wire.encode_data(
+        bytes(wire.ZERO_COPY_MIN), source="a/out", generation=1, seq=1, timestamp_ns=0
+    )
+    assert len(small) == 1 and wire.unpack_header(small[0]).flags == wire.FLAG_PACKED
+    assert len(large) == 2 and wire.unpack_header(large[0]).flags == wire.FLAG_LARGE
+    assert bytes(roundtrip(bytes(wire.ZERO_COPY_MIN)).value) == bytes(wire.ZERO_COPY_MIN)
+
+
+def test_a_packed_frame_shorter_than_its_extra_is_refused() -> None:
+    (frame,) = wire.encode_data(b"", source="a/out", generation=1, seq=1, timestamp_ns=0)
+    with pytest.raises(NodeError, match="extra of"):
+        wire.decode_data([frame[:-3]])
+    with pytest.raises(NodeError, match="frames"):
+        wire.decode_data([frame, b"more"])
 
 
 @pytest.mark.parametrize(
@@ -78,7 +96,8 @@ def test_numpy_keeps_dtype_shape_and_values(value: Any) -> None:
 def test_numpy_receive_is_a_view_of_the_payload() -> None:
     frames = wire.encode_data(np.arange(4, dtype=np.int64), source=None, generation=1, seq=1,
                               timestamp_ns=0)  # fmt: skip
-    payload = bytearray(bytes(memoryview(frames[1])))
+    (frame,) = frames
+    payload = bytearray(frame[wire.HEADER_SIZE + wire.HEADER.unpack_from(frame)[-1] :])
     got = wire.decode_payload(wire.KIND_NUMPY, payload, {"dt": "<i8", "sh": [4]})
     payload[0] = 9
     assert got[0] == 9  # no copy was made

@@ -1,0 +1,205 @@
+"""A node's bound input sockets, the decoding of their frames, and which thread reads them.
+
+zmq sockets are not thread-safe, so exactly one thread reads the inputs at a time. The
+node's own thread owns them while it waits in `next()`: a message goes from the socket to
+the caller with no thread hand-off, which is most of what latency and throughput cost in
+Python. When user code keeps that thread away from `next()` for a whole check interval,
+the receiver thread takes them over and drains them, so a busy node still keeps the newest
+messages under drop_oldest and zmq never holds more than an interval's traffic; the node's
+thread asks for them back (GIVE) the next time it enters `next()`. Ownership changes only
+under `lock`, and only while the node's thread is outside `next()` (takeover) or waiting
+in it (give-back), so the two threads never touch a socket at the same time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Final
+
+import zmq
+
+from node_sdk.config import DataInput
+from node_sdk.errors import NodeError
+from node_sdk.inbox import Frame, Inbox
+from node_sdk.wire import (
+    FLAG_LARGE,
+    FLAG_PACKED,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    decode_extra,
+    pack_credit,
+)
+
+MAIN: Final = 0  # the node's own thread owns the input sockets
+RECEIVER: Final = 1  # the receiver thread does
+
+_BATCH: Final = 256  # frames taken from one socket per drain, so inputs take turns
+_EXTRA_CACHE_MAX: Final = 256  # distinct header extras remembered (same source, metadata)
+_EXTRA_CACHE_LEN: Final = 512  # extras longer than this are parsed every time
+
+
+class Inputs:
+    """The input sockets of one node; read them only as their current owner."""
+
+    def __init__(self, inbox: Inbox, inputs: list[tuple[DataInput, zmq.Socket[Any]]]) -> None:
+        self.lock = threading.Lock()
+        self.owner = MAIN
+        self.inside = False  # the node's thread is inside next()
+        self.exits = 0  # returns from next(): the receiver's evidence that the node moves on
+        self.asked = False  # the node's thread has sent GIVE and waits for the sockets
+        self.version = 0  # bumped when an input is added, so pollers are rebuilt
+        self.malformed = 0  # frames that were not flow data frames (counted, dropped)
+        self._inbox = inbox
+        self._extras: dict[bytes, dict[str, Any]] = {}
+        self._specs = {sock: spec for spec, sock in inputs}
+        self._by_id = {spec.id: sock for spec, sock in inputs}
+
+    # ------------------------------------------------------------ ownership
+
+    def enter(self) -> bool:
+        """The node's thread enters `next()`: True when it owns the sockets."""
+        with self.lock:
+            self.inside = True
+            mine = self.owner == MAIN
+            if mine:
+                self.asked = False
+            return mine
+
+    def leave(self) -> None:
+        """The node's thread returns from `next()`."""
+        self.inside = False
+        self.exits += 1
+
+    def owned_by_main(self) -> bool:
+        with self.lock:
+            return self.owner == MAIN
+
+    def take(self, seen_exits: int) -> bool:
+        """The receiver thread takes the sockets if the node's thread stayed away since."""
+        with self.lock:
+            if self.owner == MAIN and not self.inside and self.exits == seen_exits:
+                self.owner = RECEIVER
+                return True
+            return False
+
+    def give_back(self) -> None:
+        """The receiver thread hands the sockets back (the node's thread asked)."""
+        with self.lock:
+            self.owner = MAIN
+
+    # ------------------------------------------------------------ the owner only
+
+    @property
+    def sockets(self) -> list[zmq.Socket[Any]]:
+        return list(self._specs)
+
+    def add(self, spec: DataInput, sock: zmq.Socket[Any]) -> None:
+        """A live `add_input`'s new socket (bound already)."""
+        with self.lock:  # new dicts, not changed ones: the owner may be iterating the old
+            self._specs = {**self._specs, sock: spec}
+            self._by_id = {**self._by_id, spec.id: sock}
+            self.version += 1
+
+    def has(self, input_id: str) -> bool:
+        return input_id in self._by_id
+
+    def drain_all(self) -> bool:
+        """Move every ready frame of every input into the inbox; True if any came."""
+        got = False
+        for sock, spec in self._specs.items():
+            got |= self.drain(spec, sock)
+        return got
+
+    def drain_socket(self, sock: zmq.Socket[Any], limit: int = _BATCH) -> None:
+        """Drain one input (that zmq poll said is ready: `limit=1` then costs no Again)."""
+        self.drain(self._specs[sock], sock, limit)
+
+    def drain(self, spec: DataInput, sock: zmq.Socket[Any], limit: int = _BATCH) -> bool:
+        """Move up to `limit` ready frames of one input into the inbox; True if any came."""
+        routed = spec.policy == "backpressure"  # a ROUTER: the sender's id comes first
+        frames: list[Frame] = []
+        extras = self._extras
+        for _ in range(limit):
+            try:
+                message = _recv(sock, routed)
+            except zmq.Again:
+                break
+            if message is None:
+                self.malformed += 1
+                continue
+            route, header, payload = message
+            if len(header) < HEADER_SIZE:
+                self.malformed += 1
+                continue
+            magic, kind, _, _, generation, seq, stamp, size = HEADER.unpack_from(header)
+            end = HEADER_SIZE + size
+            if magic != MAGIC or len(header) < end or (payload is not None and len(header) != end):
+                self.malformed += 1
+                continue
+            if payload is None:  # packed: the payload follows the extra in the one frame
+                payload = memoryview(header)[end:]
+            raw_extra = header[HEADER_SIZE:end]
+            extra = extras.get(raw_extra)
+            if extra is None:
+                try:
+                    extra = decode_extra(raw_extra)
+                except NodeError:
+                    self.malformed += 1
+                    continue
+                # user metadata mostly changes with every message (stamps, counters): only
+                # extras without it (source, dtype, shape) repeat, and are worth keeping
+                if size <= _EXTRA_CACHE_LEN and "m" not in extra:
+                    if len(extras) >= _EXTRA_CACHE_MAX:
+                        extras.clear()
+                    extras[raw_extra] = extra  # shared: readers copy, never mutate it
+            frames.append((extra.get("s"), generation, seq, stamp, kind, extra, payload, route))
+        if not frames:
+            return False
+        self._inbox.push(spec.id, frames)
+        return True
+
+    def pay_credits(self) -> None:
+        """Send backpressure senders the credits the inbox owes them."""
+        for input_id, route, count in self._inbox.take_credits():
+            # a sender that is gone is simply not routable: ROUTER drops silently
+            with contextlib.suppress(zmq.Again):
+                self._by_id[input_id].send_multipart([route, pack_credit(count)], zmq.NOBLOCK)
+
+    def close(self) -> None:
+        for sock in self._specs:
+            sock.close(linger=0)
+
+
+def _recv(sock: zmq.Socket[Any], routed: bool) -> tuple[bytes | None, bytes, Any] | None:
+    """One message as (route, header frame, payload frame or None when packed in the
+    header's), or None (consumed) if it has another shape.
+
+    Frame by frame rather than `recv_multipart(copy=False)`: small frames as bytes cost a
+    quarter of zmq.Frame objects; only a payload the header flags as large stays a
+    zero-copy frame. `get(RCVMORE)`, not the `rcvmore` attribute, which costs twice more;
+    and not at all after a packed frame: a stray part after one is read as a message of
+    its own, and refused as one (no magic, or a length that does not add up).
+    """
+    more = sock.get
+    route = sock.recv(zmq.NOBLOCK) if routed else None
+    if routed and not more(zmq.RCVMORE):
+        return None
+    header = sock.recv(zmq.NOBLOCK)  # a message's parts arrive together: never Again
+    flags = header[5] if len(header) > 5 else 0
+    if flags & FLAG_PACKED:
+        return route, header, None
+    if not more(zmq.RCVMORE):
+        return None
+    payload = sock.recv(zmq.NOBLOCK, copy=not flags & FLAG_LARGE)
+    if more(zmq.RCVMORE):
+        _rest(sock)
+        return None
+    return route, header, payload
+
+
+def _rest(sock: zmq.Socket[Any]) -> None:
+    """Consume the remaining parts of a message of the wrong shape."""
+    while sock.get(zmq.RCVMORE):
+        sock.recv(zmq.NOBLOCK)
