@@ -14,6 +14,7 @@ popping a message owes its sender one credit, which the inputs' owner pays back.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -99,7 +100,9 @@ class Inbox:
         # when inputs connected to it live are closed again
         self._stops_when_closed = self._open > 0
         self._stop_queued = False
-        self._credit_asked = False
+        # credits were asked of the inputs' owner and are not taken yet (read without the
+        # lock by the node's thread, which settles them when it gets the inputs back)
+        self.credit_asked = False
 
     # ------------------------------------------------------------ receiver thread side
 
@@ -230,8 +233,8 @@ class Inbox:
                         owed = state.owed[route] = state.owed.get(route, 0) + 1
                         # pay back in batches, and always before the node may go idle;
                         # one request to the receiver thread until it has taken them
-                        due = not self._credit_asked and (owed >= state.batch or not state.queue)
-                        self._credit_asked |= due
+                        due = not self.credit_asked and (owed >= state.batch or not state.queue)
+                        self.credit_asked |= due
                         return (ticket, item), due
                 return (ticket, item), False
             return None, False
@@ -239,7 +242,7 @@ class Inbox:
     def take_credits(self) -> list[Credit]:
         """Every credit owed now (the receiver thread sends them), reset to zero."""
         with self._lock:
-            self._credit_asked = False
+            self.credit_asked = False
             due: list[Credit] = []
             for state in self._inputs.values():
                 if state.owed:
@@ -260,3 +263,15 @@ def _discard(descriptor: Any) -> None:
     from node_sdk import shm  # only nodes that receive large payloads import it
 
     shm.discard(descriptor)
+
+
+def flush_releases() -> None:
+    """Send queued release notices, in a node that uses shared memory at all.
+
+    The module's own function is looked up, not imported: a node that never had a large
+    payload must not pay for the import, and one thread may see the module half imported
+    by another (then there is nothing queued yet).
+    """
+    flush = getattr(sys.modules.get("node_sdk.shm"), "flush_releases", None)
+    if flush is not None:
+        flush()

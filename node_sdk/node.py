@@ -22,7 +22,7 @@ from node_sdk import logbridge, wiring
 from node_sdk.attach import attach
 from node_sdk.errors import DaemonUnreachable, NodeError, SendTimeout
 from node_sdk.events import Event, EventType
-from node_sdk.inbox import Inbox, InputStatistics
+from node_sdk.inbox import Inbox, InputStatistics, flush_releases
 from node_sdk.inputs import Inputs
 from node_sdk.receiver import CREDIT, GIVE, QUIT, SEND, Receiver, handle_control
 from node_sdk.timers import Timers
@@ -42,6 +42,8 @@ from node_sdk.wire import (
     encode_control,
     encode_extra,
     encode_payload,
+    metadata_extra,
+    source_tail,
     unpack_credit,
     validate_metadata,
 )
@@ -111,12 +113,13 @@ class _Edge:
 
 
 class _Output:
-    __slots__ = ("edges", "id", "plain_extra", "source")
+    __slots__ = ("edges", "id", "plain_extra", "source", "source_tail")
 
     def __init__(self, output_id: str, source: str, edges: list[_Edge]) -> None:
         self.id = output_id
         self.source = source
         self.plain_extra = encode_extra(source)  # the header extra when no metadata
+        self.source_tail = source_tail(source)  # the end of one with metadata
         self.edges = edges
 
 
@@ -269,10 +272,8 @@ class Node:
             # a dynamic node's downstream inputs stay open while it is detached (SPEC 6)
             self._send_eos()
         receiver = self._receiver
-        # if the receiver is gone already, joining below is still bounded
-        with contextlib.suppress(zmq.ZMQError):
-            self._commands.send(SEND + encode_control({"t": "bye"}))
-            self._commands.send(QUIT)
+        self._tell_receiver(SEND + encode_control({"t": "bye"}))
+        self._tell_receiver(QUIT)  # if the receiver is gone already, joining is still bounded
         receiver.join(JOIN_TIMEOUT_S)
         self._close_shm()
         self._commands.close(linger=0)
@@ -281,6 +282,12 @@ class Node:
                 edge.sock.close(linger=PUSH_LINGER_MS)
         if not receiver.is_alive():
             self._ctx.term()  # waits for the bounded lingers only
+
+    def _tell_receiver(self, command: bytes) -> None:
+        """A command to the receiver thread; never blocks, which a PAIR whose peer has gone
+        (a receiver thread that failed) would do."""
+        with contextlib.suppress(zmq.ZMQError):
+            self._commands.send(command, zmq.NOBLOCK)
 
     def _send_eos(self) -> None:
         deadline = time.monotonic() + EOS_TIMEOUT_S
@@ -325,7 +332,9 @@ class Node:
             kind, body, fields, nbytes, safe = KIND_NONE, b"", None, 0, True
         else:
             kind, body, fields, nbytes, safe = encode_payload(data)
-        if metadata:
+        if metadata and fields is None:
+            extra = metadata_extra(output.source_tail, metadata)
+        elif metadata:
             extra = encode_extra(output.source, validate_metadata(metadata), fields)
         elif fields:
             extra = encode_extra(output.source, None, fields)
@@ -407,7 +416,10 @@ class Node:
         finally:
             with contextlib.suppress(BufferError):
                 view.release()  # a numpy array the user made of it may still export it
-        extra = encode_extra(output.source, validate_metadata(metadata) or None, fields)
+        if metadata and fields is None:
+            extra = metadata_extra(output.source_tail, metadata)
+        else:
+            extra = encode_extra(output.source, validate_metadata(metadata) or None, fields)
         if segment is not None:
             self._send_shared(output, segment, kind, nbytes, extra, segment.map, True)
             return
@@ -440,8 +452,6 @@ class Node:
         """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
         pool = self._pool
         descriptor = pool.descriptor(segment, kind, nbytes)
-        inline = memoryview(body)[:nbytes]  # for a receiver on another machine
-        flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
         stamp = time.time_ns()
         holders = 0
         try:
@@ -450,7 +460,9 @@ class Node:
                     holders += self._push(
                         output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
                     )
-                else:
+                else:  # a receiver on another machine gets the bytes
+                    flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
+                    inline = memoryview(body)[:nbytes]
                     self._push(output.id, edge, kind, flags, stamp, extra, inline, copy)
         finally:
             pool.publish(segment, holders)  # back to the pool once every holder released it
@@ -547,11 +559,12 @@ class Node:
     def _next(self, timeout: float | None) -> Event | None:
         if self._ended:
             return None
+        flush_releases()  # the notices of the events the caller let go of since
         inputs = self._inputs
         owned = inputs.enter()
         if not owned and not inputs.asked:
             inputs.asked = True  # user code kept us away: the receiver thread has the inputs
-            self._commands.send(GIVE)
+            self._tell_receiver(GIVE)
         try:
             return self._wait_event(timeout, owned)
         finally:
@@ -560,6 +573,8 @@ class Node:
     def _wait_event(self, timeout: float | None, owned: bool) -> Event | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         inbox, timers, pending, inputs = self._inbox, self._timers, self._pending, self._inputs
+        if owned and inbox.credit_asked:
+            inputs.pay_credits()  # asked of the receiver thread, which gave the inputs back
         while True:
             if timers:
                 pending.extend(Event(EventType.INPUT, id=t) for t in timers.due())
@@ -571,7 +586,7 @@ class Node:
                     if owned:
                         inputs.pay_credits()
                     else:
-                        self._commands.send(CREDIT)
+                        self._tell_receiver(CREDIT)
                 if type(entry) is tuple:
                     return self._input_event(*entry)
                 assert isinstance(entry, Event)
@@ -580,9 +595,7 @@ class Node:
                 return entry
             if owned and inputs.drain_all():
                 continue
-            shm = sys.modules.get("node_sdk.shm")
-            if shm is not None:
-                shm.flush_releases()  # before idling: a notice left queued by a race goes out
+            flush_releases()  # before idling: what was let go of goes out
             wait = timers.seconds_to_next()
             if deadline is not None:
                 left = deadline - time.monotonic()

@@ -24,7 +24,7 @@ import zmq
 from node_sdk.config import DataInput
 from node_sdk.errors import NodeError
 from node_sdk.events import StopCause
-from node_sdk.inbox import Inbox
+from node_sdk.inbox import Inbox, flush_releases
 from node_sdk.inputs import Inputs
 from node_sdk.wire import decode_control, encode_control
 from node_sdk.wiring import LIVE, ReceiverHooks, parse_add_input, parse_rewire
@@ -87,6 +87,7 @@ class Receiver(threading.Thread):
         next_report = now + hooks.every_s if hooks else None
         next_check, seen = now + CHECK_BUSY_S, inputs.exits
         while True:
+            flush_releases()  # leases let go of while the node's thread is busy
             now = time.monotonic()
             if next_report is not None and now >= next_report:
                 assert hooks is not None
@@ -136,6 +137,7 @@ class Receiver(threading.Thread):
                     self._inputs.pay_credits()
             elif verb == GIVE:
                 if self._owned is not None:
+                    self._inputs.pay_credits()  # what is owed so far, while still ours
                     self._owned = None
                     self._inputs.give_back()
                 with contextlib.suppress(zmq.ZMQError):

@@ -33,6 +33,7 @@ from typing import Any, Final
 import zmq
 
 from node_sdk.errors import NodeError
+from node_sdk.wire import KIND_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ DESCRIPTOR: Final = struct.Struct("<4sBxxxIIQ")
 DESCRIPTOR_MAGIC: Final = b"FLWS"
 RELEASE: Final = struct.Struct("<II")  # segment number, use count
 _LEASE_TYPES_MAX: Final = 64
+FLUSH_AT: Final = 32  # release notices queued before they are sent without waiting for more
 
 
 def run_prefix(run_id: str) -> str:
@@ -68,13 +70,16 @@ def _size_class(nbytes: int, minimum: int) -> int:
 class Segment:
     """One shared-memory file of a sender's pool, mapped read-write."""
 
-    __slots__ = ("map", "name", "number", "pending", "size", "use")
+    __slots__ = ("map", "name", "number", "pending", "size", "tail", "use")
 
-    def __init__(self, number: int, name: str, size: int, mapping: mmap.mmap) -> None:
+    def __init__(
+        self, number: int, name: str, size: int, mapping: mmap.mmap, endpoint: str
+    ) -> None:
         self.number = number
         self.name = name
         self.size = size
         self.map = mapping
+        self.tail = f"{name}\n{endpoint}".encode()  # the descriptor's constant part
         self.use = 0  # bumped at every acquire: a late notice of an older use is ignored
         self.pending = 0  # receivers that have not released it yet
 
@@ -126,7 +131,7 @@ class Pool:
     def descriptor(self, segment: Segment, kind: int, nbytes: int) -> bytes:
         """The payload frame that stands for `nbytes` of `segment` (inner `kind`)."""
         head = DESCRIPTOR.pack(DESCRIPTOR_MAGIC, kind, segment.number, segment.use, nbytes)
-        return b"%s%s\n%s" % (head, segment.name.encode(), self.endpoint.encode())
+        return head + segment.tail
 
     def publish(self, segment: Segment, receivers: int) -> None:
         """`segment` went to `receivers` receivers; with none it is free again now."""
@@ -228,7 +233,7 @@ class Pool:
             return None
         finally:
             os.close(fd)
-        segment = Segment(number, name, size, mapping)
+        segment = Segment(number, name, size, mapping, self.endpoint)
         self._segments.append(segment)
         self._mapped += size
         return segment
@@ -240,8 +245,12 @@ class Pool:
 class _Releases:
     """Release notices to senders: one PUSH per sender, sent under a lock never waited for.
 
-    A notice is queued first; whoever holds the lock sends everything queued. `__del__` of
-    a lease can run in any thread and in the middle of anything, so it never blocks.
+    A notice is queued, and sent later in a batch: when the node's thread enters `next()`
+    or is about to wait in it, when the receiver thread wakes (at least every 100 ms), or
+    when `FLUSH_AT` are queued. A lease dies when the event holding it is replaced by the
+    next one, so sending at once would put a zmq send between a message's arrival and the
+    user's code. `__del__` of a lease can run in any thread and in the middle of anything,
+    so this never blocks.
     """
 
     def __init__(self) -> None:
@@ -254,8 +263,10 @@ class _Releases:
     def note(self, endpoint: str, number: int, use: int) -> None:
         if self.closed:
             return
-        self._queue.append((endpoint, RELEASE.pack(number, use)))
-        self.flush()
+        queue = self._queue
+        queue.append((endpoint, RELEASE.pack(number, use)))
+        if len(queue) >= FLUSH_AT:
+            self.flush()
 
     def flush(self) -> None:
         if not self._queue or not self._lock.acquire(blocking=False):
@@ -291,7 +302,8 @@ class _Releases:
 
 
 _releases = _Releases()
-_maps: dict[str, mmap.mmap] = {}
+# descriptor tail (segment name, release endpoint) -> (mapping, endpoint)
+_maps: dict[bytes, tuple[mmap.mmap, str]] = {}
 _maps_lock = threading.Lock()
 _lease_types: dict[int, type[Any]] = {}
 
@@ -311,11 +323,16 @@ def _lease_type(nbytes: int) -> type[Any]:
     return made
 
 
-def _mapping(name: str) -> mmap.mmap:
+def _mapping(tail: bytes) -> tuple[mmap.mmap, str]:
+    """The mapping of the segment a descriptor tail names, and its release endpoint."""
     with _maps_lock:
-        mapping = _maps.get(name)
-        if mapping is not None:
-            return mapping
+        known = _maps.get(tail)
+        if known is not None:
+            return known
+        try:
+            name, _, endpoint = tail.decode().partition("\n")
+        except UnicodeDecodeError:
+            raise NodeError("shared-memory descriptor with a name that is not UTF-8") from None
         if "/" in name or not name.startswith(NAME_PREFIX):
             raise NodeError(f"shared-memory descriptor names a bad segment {name!r}")
         try:
@@ -328,20 +345,18 @@ def _mapping(name: str) -> mmap.mmap:
             os.close(fd)
         if len(_maps) >= MAX_SEGMENTS:
             _maps.clear()  # leases keep their own mappings alive; the cache only forgets
-        _maps[name] = mapping
-        return mapping
+        known = _maps[tail] = (mapping, endpoint)
+        return known
 
 
-def parse_descriptor(frame: Any) -> tuple[int, int, int, int, str, str]:
-    """(inner kind, segment number, use, nbytes, segment name, release endpoint)."""
-    raw = bytes(frame)
-    if len(raw) <= DESCRIPTOR.size:
-        raise NodeError(f"shared-memory descriptor of {len(raw)} bytes")
-    magic, kind, number, use, nbytes = DESCRIPTOR.unpack_from(raw)
+def parse_descriptor(frame: Any) -> tuple[int, int, int, int, bytes]:
+    """(inner kind, segment number, use, nbytes, tail naming the segment and its sender)."""
+    if len(frame) <= DESCRIPTOR.size:
+        raise NodeError(f"shared-memory descriptor of {len(frame)} bytes")
+    magic, kind, number, use, nbytes = DESCRIPTOR.unpack_from(frame)
     if magic != DESCRIPTOR_MAGIC:
         raise NodeError("shared-memory descriptor with a bad magic")
-    name, _, endpoint = raw[DESCRIPTOR.size :].decode().partition("\n")
-    return kind, number, use, nbytes, name, endpoint
+    return kind, number, use, nbytes, bytes(frame[DESCRIPTOR.size :])
 
 
 def open_payload(
@@ -352,24 +367,25 @@ def open_payload(
     The lease is released (and the sender told) when the last view of it is gone: at once
     for a `str` (decoding copies) or an empty payload.
     """
-    kind, number, use, nbytes, name, endpoint = parse_descriptor(frame)
+    kind, number, use, nbytes, tail = parse_descriptor(frame)
     _releases.closed = False
-    mapping = _mapping(name)
+    mapping, endpoint = _mapping(tail)
     if nbytes > len(mapping):
-        raise NodeError(f"shared-memory descriptor of {nbytes} bytes for segment {name}")
+        raise NodeError(f"shared-memory descriptor of {nbytes} bytes for a smaller segment")
     lease = _lease_type(nbytes).from_buffer(mapping)
     lease._flow_note = (endpoint, number, use)
     view = memoryview(lease).cast("B").toreadonly()
     del lease  # the view holds it now
-    return decode(kind, view, extra)
+    return view if kind == KIND_BYTES else decode(kind, view, extra)
 
 
 def discard(frame: Any) -> None:
     """Release a descriptor that will never be read (dropped or refused by the inbox)."""
     try:
-        _, number, use, _, _, endpoint = parse_descriptor(frame)
-    except (NodeError, UnicodeDecodeError):
+        _, number, use, _, tail = parse_descriptor(frame)
+    except NodeError:
         return
+    endpoint = tail.partition(b"\n")[2].decode(errors="replace")
     _releases.closed = False
     _releases.note(endpoint, number, use)
 

@@ -9,9 +9,11 @@ can only exist once its module is in `sys.modules`, so detection needs no import
 from __future__ import annotations
 
 import json
+import json.encoder
+import json.scanner
 import struct
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -135,8 +137,30 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     return checked
 
 
-_encode_json = json.JSONEncoder(separators=_JSON_SEPARATORS, ensure_ascii=False).encode
-_decode_json = json.JSONDecoder().decode
+_FLAT: Final = frozenset({str, int, float, bool, type(None)})  # exact types: the fast path
+
+
+def _refuse(value: object) -> None:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """obj -> compact JSON text: the C encoder made once. `json.dumps` makes one per call,
+    which is most of what a small dict costs."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the C accelerator
+        return json.JSONEncoder(separators=_JSON_SEPARATORS, ensure_ascii=False).encode
+    # markers None: no cycle check, the values are flat; the rest are json.dumps's defaults
+    chunks = make(None, _refuse, json.encoder.encode_basestring, None, ":", ",",
+                  False, False, True)  # fmt: skip
+    return lambda obj: "".join(chunks(obj, 0))
+
+
+_encode_json = _json_encoder()
+# the scanner itself: JSONDecoder.decode adds two regex matches for surrounding whitespace
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]  # typeshed types the argument wrongly
+)
 
 
 def encode_extra(
@@ -157,16 +181,38 @@ def encode_extra(
     return _encode_json(extra).encode()
 
 
+def metadata_extra(source_tail: bytes, metadata: Mapping[str, Any]) -> bytes:
+    """`encode_extra(source, metadata)` for a sender that has `source_tail(source)`.
+
+    Flat metadata of exact scalar types (nearly all of it) is checked with one loop and
+    encoded by the C encoder; anything else takes `validate_metadata`, which names the
+    key at fault.
+    """
+    if type(metadata) is dict:
+        for key, value in metadata.items():
+            if type(key) is not str or type(value) not in _FLAT:
+                break
+        else:
+            return b'{"m":' + _encode_json(metadata).encode() + source_tail
+    return b'{"m":' + _encode_json(validate_metadata(metadata)).encode() + source_tail
+
+
+def source_tail(source: str) -> bytes:
+    """The end of an extra with metadata: the source key and the closing brace."""
+    return b',"s":' + _encode_json(source).encode() + b"}"
+
+
 def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
     """The header's variable part back to a dict (empty when absent)."""
     if not raw:
         return {}
     try:
-        extra = _decode_json(str(raw, "utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise NodeError(f"data frame extra is not JSON: {exc}") from None
-    if not isinstance(extra, dict):
-        raise NodeError("data frame extra is not a JSON object")
+        text = str(raw, "utf-8")
+        extra, end = _scan_json(text, 0)
+    except (ValueError, UnicodeDecodeError, StopIteration) as exc:
+        raise NodeError(f"data frame extra is not JSON: {exc!r}") from None
+    if end != len(text) or not isinstance(extra, dict):
+        raise NodeError("data frame extra is not one JSON object")
     return extra
 
 

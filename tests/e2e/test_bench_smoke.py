@@ -20,8 +20,10 @@ def test_bench_quick_runs_and_accounts_for_every_message(flow_home: Path, tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert report["errors"] == []
+    assert set(report["sizes"]["8 B"]) == {"raw", "flow"}
+    # at or above the shared-memory threshold: also flow sending bytes with one copy
+    assert set(report["sizes"]["1 MiB"]) == {"raw", "flow", "flow-copy"}
     for by in report["sizes"].values():
-        assert set(by) == {"raw", "flow"}
         assert all(result["lost"] == 0 for result in by.values())
     assert report["flow"]["fanout_lost"] == 0
     assert report["flow"]["rss"]["daemon_mib"] > 0

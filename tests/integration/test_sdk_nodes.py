@@ -366,15 +366,17 @@ def test_slow_receiver_keeps_the_newest_under_drop_oldest(
     assert stats["received"] == sent
 
 
+# a delay below the receiver thread's check interval keeps the inputs with the node's own
+# thread; one above it hands them over and back at every event (credits included)
+@pytest.mark.parametrize(("sent", "delay"), [(300, "0.001"), (40, "0.03")])
 def test_backpressure_loses_nothing(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, sent: int, delay: str
 ) -> None:
-    sent = 300
     sender_cfg, receiver_cfg = make_configs(
         fake_daemon, sockdir, policy="backpressure", queue_size=2
     )
     out = tmp_path / "events.jsonl"
-    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), DELAY="0.001")
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), DELAY=delay)
     sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
     fake_daemon.wait_for("hello", {"sender", "receiver"})
     fake_daemon.start_all()
@@ -455,3 +457,32 @@ def test_backpressure_to_a_dead_receiver_times_out_naming_it(
         "4 output 'out': receiver receiver/in did not take the message within 0.2 s "
         "(backpressure; FLOW_SEND_TIMEOUT)\n"
     )
+
+
+FAILING_RECEIVER_THREAD = """
+import time
+import node_sdk.inputs
+from node_sdk import Node
+
+def broken(self, seen):
+    raise RuntimeError("injected")
+
+node_sdk.inputs.Inputs.take = broken  # the receiver thread's first ownership check fails
+with Node() as node:
+    time.sleep(0.2)  # away from next(): the receiver thread checks, and fails
+    for event in node:
+        print(event.type, event.error or event.id, flush=True)
+print("closed", flush=True)
+"""
+
+
+def test_a_failing_receiver_thread_ends_the_node_with_an_error(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+) -> None:
+    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    receiver = spawn("receiver", FAILING_RECEIVER_THREAD, receiver_cfg)
+    fake_daemon.wait_for("hello", {"receiver"})
+    fake_daemon.start_all()
+    lines = finish(receiver)[0].splitlines()  # bounded: close() does not wait on the thread
+    assert lines[0].startswith("ERROR the receiver thread failed: RuntimeError('injected')")
+    assert lines[1:] == ["STOP STOP_REQUESTED", "closed"]

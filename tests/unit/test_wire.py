@@ -54,8 +54,10 @@ def test_small_payloads_are_packed_and_large_ones_are_a_second_frame() -> None:
     large = wire.encode_data(
         bytes(wire.ZERO_COPY_MIN), source="a/out", generation=1, seq=1, timestamp_ns=0
     )
-    assert len(small) == 1 and wire.unpack_header(small[0]).flags == wire.FLAG_PACKED
-    assert len(large) == 2 and wire.unpack_header(large[0]).flags == wire.FLAG_LARGE
+    assert len(small) == 1
+    assert wire.unpack_header(small[0]).flags == wire.FLAG_PACKED
+    assert len(large) == 2
+    assert wire.unpack_header(large[0]).flags == wire.FLAG_LARGE
     assert bytes(roundtrip(bytes(wire.ZERO_COPY_MIN)).value) == bytes(wire.ZERO_COPY_MIN)
 
 
@@ -143,6 +145,26 @@ def test_metadata_and_source_travel_in_the_extra() -> None:
 
 
 @pytest.mark.parametrize(
+    "metadata",
+    [
+        {"seq": 1, "t": 10**18, "p": 0.5, "ok": True, "none": None, "s": "h\u00e9 \"q\""},
+        {"l": [1, "x"], "t": (1, 2)},  # lists and tuples take the checked path
+        {"nan": float("nan")},
+    ],
+)
+def test_metadata_extra_is_what_encode_extra_makes(metadata: dict[str, Any]) -> None:
+    fast = wire.metadata_extra(wire.source_tail("a/out"), metadata)
+    assert fast == wire.encode_extra("a/out", wire.validate_metadata(metadata))
+    assert wire.decode_extra(fast)["s"] == "a/out"
+
+
+@pytest.mark.parametrize("metadata", [{"bad": {"nested": 1}}, {1: "x"}, {"b": b"x"}])
+def test_metadata_extra_refuses_what_validation_refuses(metadata: Any) -> None:
+    with pytest.raises(NodeError):
+        wire.metadata_extra(wire.source_tail("a/out"), metadata)
+
+
+@pytest.mark.parametrize(
     ("metadata", "named"),
     [
         ({"bad": {"nested": 1}}, "'bad'"),
@@ -171,7 +193,10 @@ def test_header_layout_is_32_fixed_bytes_then_extra() -> None:
         (b"short", "header of 5 bytes"),
         (b"XXXX" + bytes(28), "bad magic"),
         (wire.pack_header(1, 1, 1, 1, b"{}")[:-1], "extra of 1 bytes"),
-        (wire.pack_header(1, 1, 1, 1, b"[]"), "not a JSON object"),
+        (wire.pack_header(1, 1, 1, 1, b"[]"), "not one JSON object"),
+        (wire.pack_header(1, 1, 1, 1, b'{"s":"a"} {}'), "not one JSON object"),
+        (wire.pack_header(1, 1, 1, 1, b"{"), "not JSON"),
+        (wire.pack_header(1, 1, 1, 1, b"\xff"), "not JSON"),
     ],
 )
 def test_bad_headers_are_refused(frame: bytes, problem: str) -> None:
