@@ -19,7 +19,6 @@ import zmq
 
 from node_sdk import config as _config
 from node_sdk import logbridge, wiring
-from node_sdk.attach import attach
 from node_sdk.errors import DaemonUnreachable, NodeError, SendTimeout
 from node_sdk.events import Event, EventType
 from node_sdk.inbox import Inbox, InputStatistics, flush_releases
@@ -129,7 +128,12 @@ class Node:
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None) -> None:
         self._closed = True  # until the sockets exist, close() has nothing to do
         # with an id: a dynamic node, configured by the daemon it attaches to (SPEC 6)
-        cfg = _config.from_env() if node_id is None else attach(node_id, dataflow)
+        if node_id is None:
+            cfg = _config.from_env()
+        else:
+            from node_sdk.attach import attach  # dynamic nodes only: static ones skip its imports
+
+            cfg = attach(node_id, dataflow)
         self._cfg = cfg
         self._dynamic = node_id is not None
         self.node_id: str = cfg.node
