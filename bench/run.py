@@ -27,9 +27,13 @@ NODES = HERE / "nodes"
 VENV = HERE / ".venv"
 KIB, MIB = 1024, 1024 * 1024
 SIZES = [8, KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB]
-# size -> (paced messages, burst messages, pacing interval s)
-FULL = {8: (400, 20000, 0.002), KIB: (400, 20000, 0.002), 64 * KIB: (300, 3000, 0.002),
-        MIB: (200, 300, 0.005), 4 * MIB: (80, 80, 0.01), 16 * MIB: (40, 25, 0.03)}  # fmt: skip
+# size -> (paced messages, burst messages, pacing interval s). One interval for every size:
+# how long a process idled before a message changes its wake-up cost more than the size
+# does (8 B paced at 2 ms or at 30 ms differ by 2x here), so "flat" must compare like with
+# like; 10 ms lets raw pyzmq move 16 MiB between two messages.
+PACE_S = 0.01
+FULL = {8: (300, 20000, PACE_S), KIB: (300, 20000, PACE_S), 64 * KIB: (300, 3000, PACE_S),
+        MIB: (200, 300, PACE_S), 4 * MIB: (100, 80, PACE_S), 16 * MIB: (60, 25, PACE_S)}  # fmt: skip
 QUICK = {size: (5, 10, 0.005) for size in SIZES}
 STEP_TIMEOUT_S = 120.0
 START_RUNS = 7  # runs of the 2-node graph; the median is reported

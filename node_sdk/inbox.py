@@ -14,10 +14,9 @@ popping a message owes its sender one credit, which the inputs' owner pays back.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,13 +264,12 @@ def _discard(descriptor: Any) -> None:
     shm.discard(descriptor)
 
 
-def flush_releases() -> None:
-    """Send queued release notices, in a node that uses shared memory at all.
+# set by node_sdk.shm when it is imported (the first large payload): nodes that never see
+# one pay a call to a no-op per event, not a module lookup
+release_flushers: list[Callable[[], None]] = []
 
-    The module's own function is looked up, not imported: a node that never had a large
-    payload must not pay for the import, and one thread may see the module half imported
-    by another (then there is nothing queued yet).
-    """
-    flush = getattr(sys.modules.get("node_sdk.shm"), "flush_releases", None)
-    if flush is not None:
+
+def flush_releases() -> None:
+    """Send queued shared-memory release notices, in a node that has any."""
+    for flush in release_flushers:
         flush()

@@ -643,7 +643,10 @@ class Node:
     def _input_event(input_id: str, item: tuple[int, int, int, dict[str, Any], Any]) -> Event:
         seq, stamp, kind, extra, payload = item
         if kind == KIND_BYTES:
-            value: Any = memoryview(payload).toreadonly()
+            # a packed payload is a read-only view of the frame's bytes already
+            value: Any = payload if type(payload) is memoryview else memoryview(payload)
+            if not value.readonly:
+                value = value.toreadonly()
         elif kind == KIND_NONE:
             value = None
         else:

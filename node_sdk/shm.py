@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import zmq
 
+from node_sdk import inbox
 from node_sdk.errors import NodeError
 from node_sdk.wire import KIND_BYTES
 
@@ -393,6 +394,10 @@ def discard(frame: Any) -> None:
 def flush_releases() -> None:
     """Send notices that a concurrent release left queued (the node calls it now and then)."""
     _releases.flush()
+
+
+# the node flushes through node_sdk.inbox, which does not import this module
+inbox.release_flushers.append(flush_releases)
 
 
 def close_releases() -> None:
