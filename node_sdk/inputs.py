@@ -81,6 +81,7 @@ class Inputs:
         with self.lock:
             if self.owner == MAIN and not self.inside and self.exits == seen_exits:
                 self.owner = RECEIVER
+                self.asked = False  # a new takeover: the node's thread must ask again
                 return True
             return False
 

@@ -279,6 +279,8 @@ class Node:
         self._tell_receiver(SEND + encode_control({"t": "bye"}))
         self._tell_receiver(QUIT)  # if the receiver is gone already, joining is still bounded
         receiver.join(JOIN_TIMEOUT_S)
+        if not receiver.is_alive():
+            self._inputs.close()  # else it may still be reading them: the exit closes them
         self._close_shm()
         self._commands.close(linger=0)
         for output in self._outputs.values():

@@ -74,7 +74,7 @@ class Receiver(threading.Thread):
             self._inbox.push_error(f"the receiver thread failed: {exc!r}")
             self._wake()
         finally:
-            self._inputs.close()
+            # not the inputs: the node's thread may be polling them; it closes them itself
             self._dealer.close(linger=DEALER_LINGER_MS)
             self._commands.close(linger=0)
 
@@ -96,6 +96,9 @@ class Receiver(threading.Thread):
             if self._owned is None and now >= next_check:
                 if inputs.take(seen):
                     self._own()
+                    if self._inbox.credit_asked:
+                        # a CREDIT the node's thread sent may have come after a GIVE: ours now
+                        inputs.pay_credits()
                 seen = inputs.exits
                 next_check = now + (CHECK_WAITING_S if inputs.inside else CHECK_BUSY_S)
             wake_at = next_report

@@ -73,6 +73,11 @@ with Node() as node:
     elif mode == "burst":
         for i in range(int(os.environ["N"])):
             node.send_output("out", i.to_bytes(4, "little"))
+    elif mode == "paced":
+        import time
+        for i in range(int(os.environ["N"])):
+            node.send_output("out", i.to_bytes(4, "little"))
+            time.sleep(float(os.environ["PACE"]))
     elif mode == "idle":
         for event in node:
             pass
@@ -486,3 +491,24 @@ def test_a_failing_receiver_thread_ends_the_node_with_an_error(
     lines = finish(receiver)[0].splitlines()  # bounded: close() does not wait on the thread
     assert lines[0].startswith("ERROR the receiver thread failed: RuntimeError('injected')")
     assert lines[1:] == ["STOP STOP_REQUESTED", "closed"]
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "backpressure"])
+def test_a_consumer_slower_than_the_check_interval_gets_every_message(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, policy: str
+) -> None:
+    # every event keeps the node's thread away from next() longer than the receiver
+    # thread's check interval, and messages come after the inbox ran empty: the inputs
+    # go to the receiver thread and back again and again, each time asked for anew
+    sent = 8
+    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir, policy=policy, queue_size=4)
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), DELAY="0.1")
+    sender = spawn("sender", SENDER, sender_cfg, MODE="paced", N=str(sent), PACE="0.15")
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    fake_daemon.start_all()
+    assert json.loads(finish(sender)[0]) == {"out": {"sent": sent, "dropped": 0}}
+    finish(receiver)
+    events = records(out)
+    assert [e["seq"] for e in events if e["type"] == "INPUT"] == list(range(1, sent + 1))
+    assert [e["type"] for e in events[-3:]] == ["INPUT_CLOSED", "STOP", "END"]
