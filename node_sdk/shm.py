@@ -247,7 +247,7 @@ class _Releases:
     """Release notices to senders: one PUSH per sender, sent under a lock never waited for.
 
     A notice is queued, and sent later in a batch: when the node's thread enters `next()`
-    or is about to wait in it, when the receiver thread wakes (at least every 100 ms), or
+    or is about to wait in it, when the receiver thread wakes (at least once a second), or
     when `FLUSH_AT` are queued. A lease dies when the event holding it is replaced by the
     next one, so sending at once would put a zmq send between a message's arrival and the
     user's code. `__del__` of a lease can run in any thread and in the middle of anything,
