@@ -371,24 +371,33 @@ def test_slow_receiver_keeps_the_newest_under_drop_oldest(
     assert stats["received"] == sent
 
 
-# a delay below the receiver thread's check interval keeps the inputs with the node's own
-# thread; one above it hands them over and back at every event (credits included)
-@pytest.mark.parametrize(("sent", "delay"), [(300, "0.001"), (40, "0.03")])
-def test_backpressure_loses_nothing(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, sent: int, delay: str
-) -> None:
-    sender_cfg, receiver_cfg = make_configs(
-        fake_daemon, sockdir, policy="backpressure", queue_size=2
-    )
+# A delay below the receiver thread's check interval keeps the inputs with the node's own
+# thread; one above it hands them over and back at every event (credits included); paced
+# messages that come after the inbox ran empty make the node's thread ask for them anew.
+@pytest.mark.parametrize(
+    ("policy", "mode", "sent", "delay"),
+    [
+        ("backpressure", "burst", 300, "0.001"),
+        ("backpressure", "burst", 40, "0.03"),
+        ("backpressure", "paced", 8, "0.1"),
+        ("drop_oldest", "paced", 8, "0.1"),
+    ],
+)
+def test_every_message_arrives_at_a_slow_consumer(
+    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path,
+    policy: str, mode: str, sent: int, delay: str,
+) -> None:  # fmt: skip
+    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir, policy=policy, queue_size=2)
     out = tmp_path / "events.jsonl"
     receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), DELAY=delay)
-    sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
+    sender = spawn("sender", SENDER, sender_cfg, MODE=mode, N=str(sent), PACE="0.15")
     fake_daemon.wait_for("hello", {"sender", "receiver"})
     fake_daemon.start_all()
     assert json.loads(finish(sender)[0]) == {"out": {"sent": sent, "dropped": 0}}
     finish(receiver)
     events = records(out)
     assert [e["seq"] for e in events if e["type"] == "INPUT"] == list(range(1, sent + 1))
+    assert [e["type"] for e in events[-3:]] == ["INPUT_CLOSED", "STOP", "END"]
     assert events[-1]["stats"]["in"]["dropped"] == 0
 
 
@@ -491,24 +500,3 @@ def test_a_failing_receiver_thread_ends_the_node_with_an_error(
     lines = finish(receiver)[0].splitlines()  # bounded: close() does not wait on the thread
     assert lines[0].startswith("ERROR the receiver thread failed: RuntimeError('injected')")
     assert lines[1:] == ["STOP STOP_REQUESTED", "closed"]
-
-
-@pytest.mark.parametrize("policy", ["drop_oldest", "backpressure"])
-def test_a_consumer_slower_than_the_check_interval_gets_every_message(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, policy: str
-) -> None:
-    # every event keeps the node's thread away from next() longer than the receiver
-    # thread's check interval, and messages come after the inbox ran empty: the inputs
-    # go to the receiver thread and back again and again, each time asked for anew
-    sent = 8
-    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir, policy=policy, queue_size=4)
-    out = tmp_path / "events.jsonl"
-    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), DELAY="0.1")
-    sender = spawn("sender", SENDER, sender_cfg, MODE="paced", N=str(sent), PACE="0.15")
-    fake_daemon.wait_for("hello", {"sender", "receiver"})
-    fake_daemon.start_all()
-    assert json.loads(finish(sender)[0]) == {"out": {"sent": sent, "dropped": 0}}
-    finish(receiver)
-    events = records(out)
-    assert [e["seq"] for e in events if e["type"] == "INPUT"] == list(range(1, sent + 1))
-    assert [e["type"] for e in events[-3:]] == ["INPUT_CLOSED", "STOP", "END"]
