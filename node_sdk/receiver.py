@@ -105,7 +105,8 @@ class Receiver(threading.Thread):
             if self._owned is None:
                 wake_at = next_check if wake_at is None else min(wake_at, next_check)
             timeout_ms = None if wake_at is None else int((wake_at - now) * 1000) + 1
-            for sock, _ in (self._owned or control).poll(timeout_ms):
+            poller = control if self._owned is None else self._owned
+            for sock, _ in poller.poll(timeout_ms):
                 if sock is self._commands:
                     if not self._commands_ready():
                         return
