@@ -109,8 +109,13 @@ class Inbox:
         """Queue data frames (and end-of-stream) of one input."""
         with self._lock:
             state = self._inputs[input_id]
+            last: tuple[str | None, _Source] | None = None  # a batch mostly has one source
             for source, generation, seq, stamp, kind, extra, payload, route in frames:
-                src = self._source(state, source)
+                if last is not None and last[0] == source:
+                    src = last[1]
+                else:
+                    src = self._source(state, source)
+                    last = (source, src)
                 if src.closed or generation < src.generation:
                     state.refused += 1  # closed for good, or an older generation
                     if kind == KIND_SHM:

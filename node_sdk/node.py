@@ -21,7 +21,7 @@ from node_sdk import config as _config
 from node_sdk import logbridge, wiring
 from node_sdk.errors import DaemonUnreachable, NodeError, SendTimeout
 from node_sdk.events import Event, EventType
-from node_sdk.inbox import Inbox, InputStatistics, flush_releases
+from node_sdk.inbox import Inbox, InputStatistics, flush_releases, release_flushers
 from node_sdk.inputs import Inputs
 from node_sdk.receiver import CREDIT, GIVE, QUIT, SEND, Receiver, handle_control
 from node_sdk.timers import Timers
@@ -184,6 +184,7 @@ class Node:
         self._commands.connect(wake_endpoint)
         self._connect_outputs()
         self._timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
+        self._has_timers = bool(cfg.timer_inputs)  # fixed for the node's life
         hooks = wiring.ReceiverHooks(
             lambda: wiring.stats_message(self.statistics()), self._rewires, self._bind_input
         )
@@ -565,7 +566,8 @@ class Node:
     def _next(self, timeout: float | None) -> Event | None:
         if self._ended:
             return None
-        flush_releases()  # the notices of the events the caller let go of since
+        if release_flushers:
+            flush_releases()  # the notices of the events the caller let go of since
         inputs = self._inputs
         owned = inputs.enter()
         if not owned and not inputs.asked:
@@ -581,8 +583,9 @@ class Node:
         inbox, timers, pending, inputs = self._inbox, self._timers, self._pending, self._inputs
         if owned and inbox.credit_asked:
             inputs.pay_credits()  # asked of the receiver thread, which gave the inputs back
+        has_timers = self._has_timers
         while True:
-            if timers:
+            if has_timers:
                 pending.extend(Event(EventType.INPUT, id=t) for t in timers.due())
             if pending:
                 return pending.popleft()
