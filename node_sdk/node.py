@@ -121,6 +121,14 @@ class _Output:
         self.source_tail = source_tail(source)  # the end of one with metadata
         self.edges = edges
 
+    def extra(self, metadata: dict[str, Any] | None, fields: dict[str, Any] | None) -> bytes:
+        """The header extra of one message (validating `metadata`; NodeError names a key)."""
+        if not metadata:
+            return self.plain_extra if not fields else encode_extra(self.source, None, fields)
+        if fields is None:
+            return metadata_extra(self.source_tail, metadata)
+        return encode_extra(self.source, validate_metadata(metadata), fields)
+
 
 class Node:
     """One node of a dataflow: iterate it for events, `send_output` to send."""
@@ -339,14 +347,7 @@ class Node:
             kind, body, fields, nbytes, safe = KIND_NONE, b"", None, 0, True
         else:
             kind, body, fields, nbytes, safe = encode_payload(data)
-        if metadata and fields is None:
-            extra = metadata_extra(output.source_tail, metadata)
-        elif metadata:
-            extra = encode_extra(output.source, validate_metadata(metadata), fields)
-        elif fields:
-            extra = encode_extra(output.source, None, fields)
-        else:
-            extra = output.plain_extra
+        extra = output.extra(metadata, fields)
         large = nbytes >= ZERO_COPY_MIN
         copy = not (safe and large)
         if nbytes >= self._shm_threshold:
@@ -356,31 +357,9 @@ class Node:
                 self._send_shared(output, segment, kind, nbytes, extra, body, copy)
                 return
         stamp = time.time_ns()
-        if large:
-            for edge in output.edges:
-                self._push(output_id, edge, kind, FLAG_LARGE, stamp, extra, body, copy)
-            return
-        size = len(extra)
-        gen = self._cfg.generation
+        flags = FLAG_LARGE if large else FLAG_PACKED
         for edge in output.edges:
-            if edge.backpressure:
-                if edge.credits <= 0:
-                    self._await_credit(output_id, edge)
-                edge.credits -= 1
-            edge.seq += 1
-            header = HEADER.pack(MAGIC, kind, FLAG_PACKED, 0, gen, edge.seq, stamp, size)
-            try:
-                edge.sock.send(b"".join((header, extra, body)), edge.packed_flags)
-            except zmq.Again:
-                if edge.backpressure:
-                    edge.seq -= 1  # nothing went out: no gap on a lossless edge
-                    edge.credits += 1
-                    raise SendTimeout(output_id, edge.receiver, self._send_timeout_s) from None
-                self._drops[output_id] = self._drops.get(output_id, 0) + 1
-                continue  # the seq stays used: the receiver counts the gap as a drop
-            except zmq.ZMQError as exc:
-                raise NodeError(f"output {output_id!r}: cannot send: {exc}") from None
-            edge.sent += 1
+            self._push(output_id, edge, kind, flags, stamp, extra, body, copy)
 
     @contextlib.contextmanager
     def send_output_buffer(
@@ -423,10 +402,7 @@ class Node:
         finally:
             with contextlib.suppress(BufferError):
                 view.release()  # a numpy array the user made of it may still export it
-        if metadata and fields is None:
-            extra = metadata_extra(output.source_tail, metadata)
-        else:
-            extra = encode_extra(output.source, validate_metadata(metadata) or None, fields)
+        extra = output.extra(metadata, fields)
         if segment is not None:
             self._send_shared(output, segment, kind, nbytes, extra, segment.map, True)
             return
@@ -479,20 +455,20 @@ class Node:
         body: Any, copy: bool = True,
     ) -> bool:  # fmt: skip
         """One message on one edge, `[header, body]` unless `flags` says packed; False if
-        dropped. `send_output`'s loop is this one, inlined for packed messages."""
+        dropped (the seq stays used: the receiver counts the gap as a drop)."""
         if edge.backpressure:
             if edge.credits <= 0:
                 self._await_credit(output_id, edge)
             edge.credits -= 1
         edge.seq += 1
         gen = self._cfg.generation
-        header = HEADER.pack(MAGIC, kind, flags, 0, gen, edge.seq, stamp, len(extra)) + extra
+        header = HEADER.pack(MAGIC, kind, flags, 0, gen, edge.seq, stamp, len(extra))
         packed = flags & FLAG_PACKED
         try:
             if packed:
-                edge.sock.send(b"".join((header, body)), edge.packed_flags)
+                edge.sock.send(b"".join((header, extra, body)), edge.packed_flags)
             else:
-                edge.sock.send(header, edge.first_flags)
+                edge.sock.send(header + extra, edge.first_flags)
         except zmq.Again:
             if edge.backpressure:
                 edge.seq -= 1  # nothing went out: no gap on a lossless edge
