@@ -26,6 +26,13 @@ def _slot(rt: Runtime, body: Body) -> tuple[Run, NodeSlot]:
     return run, slot
 
 
+def _running_slot(rt: Runtime, body: Body) -> tuple[Run, NodeSlot]:
+    run, slot = _slot(rt, body)
+    if not slot.alive:
+        raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
+    return run, slot
+
+
 def node_detail(run: Run, slot: NodeSlot) -> Body:
     """What `flow node info` shows: the stored record, the wiring, the latest statistics."""
     stored = next(n for n in run.info()["nodes"] if n["id"] == slot.id)
@@ -54,9 +61,7 @@ async def node_info(rt: Runtime, body: Body) -> Body:
 
 
 async def node_stop(rt: Runtime, body: Body) -> Body:
-    run, slot = _slot(rt, body)
-    if not slot.alive:
-        raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
+    run, slot = _running_slot(rt, body)
     await slot.terminate(field_float(body, "grace", DEFAULT_GRACE_S))
     with trio.move_on_after(RECORD_WAIT_S):  # its task records the exit just after
         await slot.finished.wait()
@@ -64,9 +69,7 @@ async def node_stop(rt: Runtime, body: Body) -> Body:
 
 
 async def node_restart(rt: Runtime, body: Body) -> Body:
-    run, slot = _slot(rt, body)
-    if not slot.alive:
-        raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
+    run, slot = _running_slot(rt, body)
     await slot.restart_now(field_float(body, "grace", DEFAULT_GRACE_S))
     return {"node": node_detail(run, slot)}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 import zmq
 
-from daemon import dynamic, paths, topics
+from daemon import dynamic, paths, pids, topics
 from daemon.control import ControlServer
 from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
 from daemon.handlers import handlers, stop_all
@@ -47,14 +47,8 @@ def prepare_socket_dir(folder: Path) -> None:
 
 def other_daemon_pid(home: Path) -> int | None:
     """The pid of a live daemon already serving this home, if any."""
-    try:
-        pid = int(paths.daemon_pid_file(home).read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    if pid != os.getpid() and b"daemon" in cmdline:
-        return pid
-    return None
+    pid = pids.daemon_pid(home)
+    return pid if pid != os.getpid() else None
 
 
 def _prepare_home(home: Path) -> None:

@@ -11,15 +11,7 @@ from typing import Any
 import zmq
 
 from daemon import paths
-
-
-def alive(pid: int) -> bool:
-    """True for a live process (a zombie has exited)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+from daemon.pids import alive
 
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:

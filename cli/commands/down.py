@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import os
 import signal
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.durations import duration_arg
+from daemon.pids import alive, daemon_pid, is_flow_daemon
 
 DEFAULT_GRACE = 10.0  # the daemon's default node grace (SPEC 5)
 
@@ -94,35 +94,6 @@ def end_orphaned_runs(home: Path) -> int:
     finally:
         context.term()
     return len(keepers)
-
-
-def daemon_pid(home: Path) -> int | None:
-    """The pid in daemon.pid when that process is alive and really a flow daemon."""
-    from daemon import paths
-
-    try:
-        pid = int(paths.daemon_pid_file(home).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if is_flow_daemon(pid) else None
-
-
-def is_flow_daemon(pid: int) -> bool:
-    """Whether /proc says pid runs `python -m daemon` (guards against a reused pid)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(a == b"-m" and b == b"daemon" for a, b in itertools.pairwise(argv))
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def wait_gone(pid: int, timeout: float) -> bool:

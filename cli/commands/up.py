@@ -95,15 +95,9 @@ def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> dict[str, Any]:
 
 def daemon_process_alive(home: Path) -> bool:
     """True when daemon.pid names a live `python -m daemon` process."""
-    from daemon import paths
+    from daemon.pids import daemon_pid
 
-    try:
-        pid = int(paths.daemon_pid_file(home).read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, ValueError, IndexError):
-        return False
-    return state != "Z" and b"daemon" in cmdline
+    return daemon_pid(home) is not None
 
 
 def log_tail(home: Path, lines: int = 15) -> list[str]:
