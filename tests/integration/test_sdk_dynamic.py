@@ -7,14 +7,10 @@ processes: a spawned `sender` ticking on a timer, and a plain script `Node("view
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
 import re
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +18,7 @@ from typing import Any
 
 import pytest
 import zmq
+from test_sdk_nodes import spawn  # node processes, killed and reaped after the test
 
 from node_sdk import paths
 from node_sdk.wire import (
@@ -36,6 +33,7 @@ from node_sdk.wire import (
 
 BOUND_S = 20.0  # a safety bound on every wait, never an assertion about speed
 RUN = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000"
+__all__ = ["spawn"]  # a fixture, imported to be found
 
 SENDER = """
 from node_sdk import Node
@@ -151,34 +149,6 @@ def harness(flow_home: Path) -> Iterator[Harness]:
         yield made
     finally:
         made.close()
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start node processes; every one is killed and reaped when the test ends."""
-    children: list[subprocess.Popen[str]] = []
-
-    def start(name: str, source: str, **env: str) -> subprocess.Popen[str]:
-        script = tmp_path / f"{name}.py"
-        script.write_text(textwrap.dedent(source))
-        clean = {k: v for k, v in os.environ.items() if k not in ("FLOW_NODE_CONFIG",)}
-        child = subprocess.Popen(
-            [sys.executable, "-u", str(script)],
-            env={**clean, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        children.append(child)
-        return child
-
-    try:
-        yield start
-    finally:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                child.kill()
-            child.communicate()
 
 
 def _values(messages: list[DataMessage]) -> list[int]:

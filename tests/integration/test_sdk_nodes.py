@@ -176,10 +176,16 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
     """Start node processes; every one is killed and reaped when the test ends."""
     children: list[subprocess.Popen[str]] = []
 
-    def start(name: str, source: str, config: dict[str, Any], **env: str) -> subprocess.Popen[str]:
+    def start(
+        name: str, source: str, config: dict[str, Any] | None = None, **env: str
+    ) -> subprocess.Popen[str]:
+        """`config` becomes FLOW_NODE_CONFIG; without one (a dynamic node) none is set."""
         script = tmp_path / f"{name}.py"
         script.write_text(textwrap.dedent(source))
-        full = {**os.environ, "FLOW_NODE_CONFIG": json.dumps(config), **env}
+        full = {k: v for k, v in os.environ.items() if k != "FLOW_NODE_CONFIG"}
+        if config is not None:
+            full["FLOW_NODE_CONFIG"] = json.dumps(config)
+        full.update(env)
         child = subprocess.Popen(
             [sys.executable, "-u", str(script)],
             env=full,
