@@ -9,6 +9,23 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+NODES = REPO / "tests" / "nodes"  # the test node scripts
+
+
+def stream_graph(tick_ms: int) -> str:
+    """The test stream: `counter` counts timer ticks, `sink` checks their seqs (lossless)."""
+    return f"""
+nodes:
+  - id: counter
+    path: {NODES}/counter.py
+    inputs:
+      tick: flow/timer/millis/{tick_ms}
+    outputs: [count]
+  - id: sink
+    path: {NODES}/seqsink.py
+    inputs:
+      data: {{source: counter/count, queue_size: 1000}}  # a starved CPU must not drop
+"""
 
 
 def flow_env(home: Path, env_extra: dict[str, str] | None = None) -> dict[str, str]:

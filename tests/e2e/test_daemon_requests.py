@@ -8,12 +8,10 @@ import os
 import time
 from pathlib import Path
 
-from helpers import REPO, flow
+from helpers import NODES, flow
 from procs import RawClient, alive, daemon_pid
 
 from daemon import paths
-
-NODES = REPO / "tests" / "nodes"
 
 STREAM = """
 nodes:

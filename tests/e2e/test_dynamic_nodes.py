@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 import psutil
-from helpers import REPO, flow, flow_env
+from helpers import NODES, flow, flow_env
 from procs import daemon_pid, wait_gone
 
 from daemon import paths
-
-NODES = REPO / "tests" / "nodes"
 
 GRAPH = f"""
 nodes:

@@ -6,9 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from helpers import REPO, flow
-
-NODES = REPO / "tests" / "nodes"
+from helpers import NODES, REPO, flow
 
 
 def dataflow(tmp_path: Path, text: str) -> Path:

@@ -8,28 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import REPO, flow, flow_env
+from helpers import NODES, flow, flow_env, stream_graph
 
 from daemon import paths
 
-NODES = REPO / "tests" / "nodes"
-
-GRAPH = f"""
-nodes:
-  - id: counter
-    path: {NODES}/counter.py
-    inputs:
-      tick: flow/timer/millis/10
-    outputs: [count]
-  - id: sink
-    path: {NODES}/seqsink.py
-    inputs:
-      data: {{source: counter/count, queue_size: 1000}}
-  - id: listener
+GRAPH = (
+    stream_graph(tick_ms=10)
+    + f"""  - id: listener
     path: {NODES}/listener.py
     inputs:
       tick: flow/timer/secs/1
 """
+)
 
 
 def start(home: Path, tmp_path: Path, name: str) -> None:

@@ -6,22 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from helpers import REPO, flow
+from helpers import flow, stream_graph
 
-NODES = REPO / "tests" / "nodes"
-
-STREAM = f"""
-nodes:
-  - id: counter
-    path: {NODES}/counter.py
-    inputs:
-      tick: flow/timer/millis/20
-    outputs: [count]
-  - id: sink
-    path: {NODES}/seqsink.py
-    inputs:
-      data: {{source: counter/count, queue_size: 1000}}
-"""
+STREAM = stream_graph(tick_ms=20)
 
 
 def start(home: Path, tmp_path: Path, name: str) -> None:

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO, flow
-
-NODES = REPO / "tests" / "nodes"
+from helpers import NODES, flow
 
 CHATTY = f"""
 nodes:

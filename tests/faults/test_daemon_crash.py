@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers import REPO, flow
+from helpers import NODES, flow
 from procs import daemon_pid, node_processes, wait_gone
 
 from daemon import paths
 
-NODES = REPO / "tests" / "nodes"
 GRACE = "6"
 
 STREAM = """

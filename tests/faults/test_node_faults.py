@@ -15,12 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 import zmq
-from helpers import REPO, flow
+from helpers import NODES, flow, stream_graph
 from procs import RawClient, alive, daemon_pid, node_processes, wait_gone
 
 from daemon import paths
-
-NODES = REPO / "tests" / "nodes"
 
 
 def info_of(home: Path, name: str) -> dict:
@@ -94,20 +92,7 @@ def test_child_left_behind_by_a_node_is_reaped(daemon: Path, tmp_path: Path) -> 
 
 def test_control_flood_while_a_run_streams(daemon: Path, tmp_path: Path) -> None:
     yml = tmp_path / "stream.yml"
-    yml.write_text(
-        f"""
-nodes:
-  - id: counter
-    path: {NODES}/counter.py
-    inputs:
-      tick: flow/timer/millis/10
-    outputs: [count]
-  - id: sink
-    path: {NODES}/seqsink.py
-    inputs:
-      data: {{source: counter/count, queue_size: 1000}}  # a starved CPU must not drop
-"""
-    )
+    yml.write_text(stream_graph(tick_ms=10))
     assert flow("start", str(yml), "--detach", "--name", "busy", home=daemon).returncode == 0
     process = psutil.Process(daemon_pid(daemon))
     rss_before = process.memory_info().rss

@@ -6,9 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from helpers import REPO, flow
-
-NODES = REPO / "tests" / "nodes"
+from helpers import NODES, flow
 
 
 def test_crash_loop_under_on_failure_ends_failed(daemon: Path, tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ def test_metadata_and_source_travel_in_the_extra() -> None:
 @pytest.mark.parametrize(
     "metadata",
     [
-        {"seq": 1, "t": 10**18, "p": 0.5, "ok": True, "none": None, "s": "h\u00e9 \"q\""},
+        {"seq": 1, "t": 10**18, "p": 0.5, "ok": True, "none": None, "s": 'h\u00e9 "q"'},
         {"l": [1, "x"], "t": (1, 2)},  # lists and tuples take the checked path
         {"nan": float("nan")},
     ],
