@@ -140,8 +140,7 @@ class Receiver(threading.Thread):
                 if self._owned is not None:  # else the node's thread pays, owning them
                     self._inputs.pay_credits()
             elif verb == GIVE:
-                if self._owned is not None:
-                    self._inputs.pay_credits()  # what is owed so far, while still ours
+                if self._owned is not None:  # the node's thread pays what is owed, owning them
                     self._owned = None
                     self._inputs.give_back()
                 with contextlib.suppress(zmq.ZMQError):
