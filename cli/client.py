@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.errors import CliError, DaemonError, DaemonUnreachable
-from daemon import paths
+from node_sdk import paths
 
 PROTOCOL_VERSION = 1
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
-from daemon.logformat import LogRecord, format_record, parse_line
+from daemon.model.logformat import LogRecord, format_record, parse_line
 
 Emit = Callable[[str, LogRecord], None]
 

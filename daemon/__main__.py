@@ -6,8 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from daemon import paths
 from daemon.main import run_daemon
+from node_sdk import paths
 
 
 def main() -> int:

@@ -16,20 +16,34 @@ from typing import Any
 import trio
 import zmq
 
-from daemon import paths
-from daemon.logs import Tee
-from daemon.main import prepare_socket_dir
-from daemon.node_channel import NodeChannel, bind_router
-from daemon.protocol import SOCKET_MAX_MSG_BYTES
-from daemon.runtime import Runtime, serve_nursery
+from daemon.keeper.logs import Tee
+from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
+from daemon.run.node_channel import NodeChannel, bind_router
+from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
+from daemon.run.supervisor import DEFAULT_GRACE_S, Run
+from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
-from daemon.supervisor import DEFAULT_GRACE_S, Run
-from daemon.zmq_trio import SocketOwner
+from node_sdk import paths
 
 
 def foreground_socket_dir() -> Path:
     # per process, so a foreground run never collides with a daemon or another `flow run`
     return Path("/tmp") / f"flow-{os.getuid()}-fg{os.getpid()}"
+
+
+def run_foreground_sync(
+    path: Path,
+    text: str,
+    env: dict[str, str],
+    *,
+    stop_after: float | None,
+    tee: Tee,
+    grace: float = DEFAULT_GRACE_S,
+) -> dict[str, Any]:
+    """The CLI's entry (`flow run`): `run_foreground` under its own trio loop."""
+    return trio.run(
+        lambda: run_foreground(path, text, env, stop_after=stop_after, tee=tee, grace=grace)
+    )
 
 
 async def run_foreground(

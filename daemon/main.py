@@ -17,32 +17,23 @@ from pathlib import Path
 import trio
 import zmq
 
-from daemon import dynamic, paths, pids, topics
-from daemon.control import ControlServer
+from daemon.control import topics
+from daemon.control.handlers import handlers, stop_all
+from daemon.control.server import ControlServer
 from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
-from daemon.handlers import handlers, stop_all
-from daemon.node_channel import NodeChannel, bind_router
-from daemon.protocol import SOCKET_MAX_MSG_BYTES
-from daemon.recovery import recover_runs
-from daemon.runtime import Runtime, serve_nursery
+from daemon.model import pids
+from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
+from daemon.run import dynamic
+from daemon.run.node_channel import NodeChannel, bind_router
+from daemon.run.recovery import recover_runs
+from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
+from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
-from daemon.zmq_trio import SocketOwner
+from node_sdk import paths
 
 log = logging.getLogger("daemon")
 
 SHUTDOWN_GRACE_S = 10.0
-
-
-def prepare_socket_dir(folder: Path) -> None:
-    """Create the private socket folder (0700) and refuse one that is not ours (SPEC 10)."""
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = folder.stat()
-        if info.st_uid != os.getuid():
-            raise ControlSocketUnavailable(f"socket folder {folder} belongs to another user")
-        os.chmod(folder, 0o700)
-    except OSError as exc:
-        raise ControlSocketUnavailable(f"cannot create socket folder {folder}: {exc}") from exc
 
 
 def other_daemon_pid(home: Path) -> int | None:

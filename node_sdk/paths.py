@@ -1,7 +1,7 @@
-"""Where a node finds the local daemon: the same folders as `daemon/paths.py` (SPEC 9).
+"""Where flow keeps its files and sockets (SPEC 9): the one paths module of daemon, CLI and SDK.
 
-node_sdk imports nothing of ours, so the little logic is duplicated here; a unit test
-checks that both give the same paths.
+It lives in `node_sdk` because the SDK imports nothing of ours; the daemon and the CLI
+import it from here (`node_sdk/__init__` is lazy, so this costs no zmq import).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Final
 
+CONTROL_SOCKET: Final = "control"
 NODES_SOCKET: Final = "nodes"
 
 
@@ -22,12 +23,16 @@ def flow_home() -> Path:
 
 
 def socket_dir(home: Path) -> Path:
-    """The daemon's private socket folder for `home`."""
+    """A private folder short enough for the 107-byte `ipc://` limit, unique per home."""
     digest = hashlib.sha256(str(home).encode()).hexdigest()[:10]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir() and os.access(runtime, os.W_OK):
         return Path(runtime) / f"flow-{digest}"
     return Path("/tmp") / f"flow-{os.getuid()}-{digest}"
+
+
+def control_endpoint(home: Path) -> str:
+    return f"ipc://{socket_dir(home) / CONTROL_SOCKET}"
 
 
 def nodes_socket(home: Path) -> Path:
@@ -37,3 +42,32 @@ def nodes_socket(home: Path) -> Path:
 
 def nodes_endpoint(home: Path) -> str:
     return f"ipc://{nodes_socket(home)}"
+
+
+def run_socket_dir(home: Path, run_id: str) -> Path:
+    return socket_dir(home) / run_id.replace("-", "")[:12]
+
+
+def input_endpoint(home: Path, run_id: str, node_index: int, input_index: int) -> str:
+    return f"ipc://{run_socket_dir(home, run_id) / f'n{node_index}i{input_index}'}"
+
+
+def state_db(home: Path) -> Path:
+    return home / "state.db"
+
+
+def daemon_log(home: Path) -> Path:
+    return home / "daemon.log"
+
+
+def daemon_pid_file(home: Path) -> Path:
+    return home / "daemon.pid"
+
+
+def run_dir(home: Path, run_id: str) -> Path:
+    return home / "runs" / run_id
+
+
+def node_log(home: Path, run_id: str, node_id: str) -> Path:
+    # node ids are validated against [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, so they cannot escape
+    return run_dir(home, run_id) / "logs" / f"{node_id}.log"

@@ -87,7 +87,7 @@ def orphan_check(flow_home: Path) -> Iterator[None]:
 
 
 def _socket_files(home: Path) -> list[Path]:
-    from daemon.paths import socket_dir  # lazily: a broken daemon package fails one check
+    from node_sdk.paths import socket_dir  # lazily: a broken daemon package fails one check
 
     folder = socket_dir(home)
     if not folder.exists():
@@ -96,6 +96,6 @@ def _socket_files(home: Path) -> list[Path]:
 
 
 def _remove_socket_dir(home: Path) -> None:
-    from daemon.paths import socket_dir
+    from node_sdk.paths import socket_dir
 
     shutil.rmtree(socket_dir(home), ignore_errors=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 import zmq
 
-from daemon import paths
-from daemon.pids import alive
+from daemon.model.pids import alive
+from node_sdk import paths
 
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:

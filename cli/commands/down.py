@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.durations import duration_arg
-from daemon.pids import alive, daemon_pid, is_flow_daemon
+from daemon.model.pids import alive, daemon_pid, is_flow_daemon
 
 DEFAULT_GRACE = 10.0  # the daemon's default node grace (SPEC 5)
 
@@ -73,7 +73,7 @@ def end_orphaned_runs(home: Path) -> int:
     and exit (they would after their grace anyway), and drop the dead daemon's sockets."""
     import zmq
 
-    from daemon import paths
+    from node_sdk import paths
     from node_sdk.wire import encode_control
 
     folder = paths.socket_dir(home)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from cli.errors import BAD_INPUT, FAILED, OK
 
 if TYPE_CHECKING:
-    from daemon.descriptor import Dataflow
+    from daemon.model.descriptor import Dataflow
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.graph_html import render as to_html
+    from cli.graph_mermaid import to_mermaid
     from cli.render import error, info, out
-    from daemon import graph
 
     dataflow = load(Path(args.file))
     if dataflow is None:
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html is not None:
         target = Path(args.html)
         try:
-            target.write_text(graph.to_html(dataflow), encoding="utf-8")
+            target.write_text(to_html(dataflow), encoding="utf-8")
         except OSError as exc:
             error(f"cannot write {target}: {exc.strerror or exc}")
             return FAILED
@@ -45,15 +46,15 @@ def run(args: argparse.Namespace) -> int:
         if not args.mermaid:
             return OK
     # soft_wrap: Mermaid lines must not be folded at the terminal's width
-    out.print(graph.to_mermaid(dataflow), end="", markup=False, highlight=False, soft_wrap=True)
+    out.print(to_mermaid(dataflow), end="", markup=False, highlight=False, soft_wrap=True)
     return OK
 
 
 def load(path: Path) -> Dataflow | None:
     """The validated dataflow, or None after printing why not (shared with `flow check`)."""
     from cli.render import err, error
-    from daemon.descriptor import parse_dataflow
     from daemon.errors import DataflowInvalid
+    from daemon.model.descriptor import parse_dataflow
 
     if not path.exists():
         error(f"no such file: {path}")

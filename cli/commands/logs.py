@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.durations import since_arg
-from daemon.logformat import LogRecord, parse_line
+from daemon.model.logformat import LogRecord, parse_line
 
 Entry = tuple[str, LogRecord]
 

@@ -32,14 +32,12 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import trio
-
     from cli import render
     from cli.durations import parse_duration
-    from daemon.descriptor import MAX_YAML_BYTES, parse_dataflow
     from daemon.errors import DataflowInvalid
-    from daemon.foreground import run_foreground
-    from daemon.logformat import LogRecord
+    from daemon.foreground import run_foreground_sync
+    from daemon.model.descriptor import MAX_YAML_BYTES, parse_dataflow
+    from daemon.model.logformat import LogRecord
 
     path: Path = args.file.resolve()
     try:
@@ -65,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
             line = record.message
         render.out.print(render.prefixed(node, line, width))
 
-    info = trio.run(
-        lambda: run_foreground(path, text, env, stop_after=stop_after, tee=tee, grace=args.grace)
-    )
+    info = run_foreground_sync(path, text, env, stop_after=stop_after, tee=tee, grace=args.grace)
     status = render.run_result(info)
     if info["status"] == "stopped" and stop_after is not None:
         return 0

@@ -59,7 +59,7 @@ class Observer:
         import zmq
 
         from cli import client
-        from daemon import paths
+        from node_sdk import paths
 
         home = client.home_path()
         self.endpoint = f"ipc://{paths.socket_dir(home)}/obs-{os.getpid()}-{secrets.token_hex(3)}"

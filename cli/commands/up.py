@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
 def spawn_daemon(home: Path) -> subprocess.Popen[bytes]:
     """`python -m daemon serve --home HOME`, detached, output appended to daemon.log."""
-    from daemon import paths
+    from node_sdk import paths
 
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     env = dict(os.environ, FLOW_HOME=str(home))
@@ -64,7 +64,7 @@ def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> dict[str, Any]:
     """Ping through the retry helper until the daemon answers, it exits, or the deadline."""
     from cli import client
     from cli.errors import CliError
-    from daemon.retry import Backoff, RetryExhausted, retry_sync
+    from daemon.model.retry import Backoff, RetryExhausted, retry_sync
 
     def ping_once() -> dict[str, Any]:
         info = client.ping(timeout=0.5, home=home)
@@ -95,14 +95,14 @@ def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> dict[str, Any]:
 
 def daemon_process_alive(home: Path) -> bool:
     """True when daemon.pid names a live `python -m daemon` process."""
-    from daemon.pids import daemon_pid
+    from daemon.model.pids import daemon_pid
 
     return daemon_pid(home) is not None
 
 
 def log_tail(home: Path, lines: int = 15) -> list[str]:
     """The last lines of daemon.log, to show why the daemon did not start."""
-    from daemon import paths
+    from node_sdk import paths
 
     try:
         text = paths.daemon_log(home).read_text(errors="replace")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers import flow, flow_env
 
-from daemon import paths
+from node_sdk import paths
 
 
 def serve(home: Path) -> subprocess.CompletedProcess[str]:

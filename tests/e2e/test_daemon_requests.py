@@ -11,7 +11,7 @@ from pathlib import Path
 from helpers import NODES, flow
 from procs import RawClient, alive, daemon_pid
 
-from daemon import paths
+from node_sdk import paths
 
 STREAM = """
 nodes:

@@ -15,7 +15,7 @@ import psutil
 from helpers import NODES, flow, flow_env
 from procs import daemon_pid, wait_gone
 
-from daemon import paths
+from node_sdk import paths
 
 GRAPH = f"""
 nodes:

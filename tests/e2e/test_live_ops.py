@@ -10,7 +10,7 @@ from pathlib import Path
 
 from helpers import NODES, flow, flow_env, stream_graph
 
-from daemon import paths
+from node_sdk import paths
 
 GRAPH = (
     stream_graph(tick_ms=10)

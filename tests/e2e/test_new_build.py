@@ -8,14 +8,6 @@ from pathlib import Path
 import pytest
 from helpers import REPO, flow, write_dataflow
 
-HAS_CHECK = (REPO / "cli" / "commands" / "check.py").exists()
-HAS_RUN = (REPO / "cli" / "commands" / "run.py").exists()
-HAS_SDK = (REPO / "node_sdk" / "node.py").exists()
-HAS_DESCRIPTOR = (REPO / "daemon" / "descriptor.py").exists()
-needs_descriptor = pytest.mark.skipif(
-    not HAS_DESCRIPTOR, reason="daemon/descriptor.py is not written yet"
-)
-
 
 def test_new_dataflow_scaffolds_a_valid_folder(tmp_path: Path, flow_home: Path) -> None:
     done = flow("new", "demo", home=flow_home, cwd=tmp_path)
@@ -25,12 +17,10 @@ def test_new_dataflow_scaffolds_a_valid_folder(tmp_path: Path, flow_home: Path) 
     for script in ("source.py", "sink.py"):
         py_compile.compile(str(folder / script), doraise=True)
     assert "flow run demo/dataflow.yml" in done.stdout
-    if HAS_CHECK:
-        checked = flow("check", "demo/dataflow.yml", home=flow_home, cwd=tmp_path)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    checked = flow("check", "demo/dataflow.yml", home=flow_home, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-@pytest.mark.skipif(not (HAS_RUN and HAS_SDK), reason="flow run or the node SDK not written yet")
 def test_new_dataflow_runs_and_ends_by_itself(tmp_path: Path, flow_home: Path) -> None:
     assert flow("new", "demo", home=flow_home, cwd=tmp_path).returncode == 0
     done = flow("run", "demo/dataflow.yml", home=flow_home, cwd=tmp_path, timeout=60)
@@ -84,7 +74,6 @@ nodes:
 NODE = "from node_sdk import Node\n"
 
 
-@needs_descriptor
 def test_build_runs_lines_in_the_yaml_folder(tmp_path: Path, flow_home: Path) -> None:
     yml = write_dataflow(
         tmp_path, BUILD_YML.format(second_build="touch second.txt"), {"node.py": NODE}
@@ -96,7 +85,6 @@ def test_build_runs_lines_in_the_yaml_folder(tmp_path: Path, flow_home: Path) ->
     assert "built 2 nodes" in done.stdout
 
 
-@needs_descriptor
 def test_build_failure_names_the_node(tmp_path: Path, flow_home: Path) -> None:
     line = "echo compiling && echo broken header >&2 && exit 3"
     yml = write_dataflow(tmp_path, BUILD_YML.format(second_build=f"'{line}'"), {"node.py": NODE})
@@ -107,7 +95,6 @@ def test_build_failure_names_the_node(tmp_path: Path, flow_home: Path) -> None:
     assert "built" not in done.stdout.splitlines()[-1]
 
 
-@needs_descriptor
 def test_build_refuses_an_invalid_file(tmp_path: Path, flow_home: Path) -> None:
     yml = write_dataflow(
         tmp_path,

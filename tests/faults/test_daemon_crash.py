@@ -12,7 +12,7 @@ from typing import Any
 from helpers import NODES, flow
 from procs import daemon_pid, node_processes, wait_gone
 
-from daemon import paths
+from node_sdk import paths
 
 GRACE = "6"
 

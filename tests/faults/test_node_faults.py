@@ -18,7 +18,7 @@ import zmq
 from helpers import NODES, flow, stream_graph
 from procs import RawClient, alive, daemon_pid, node_processes, wait_gone
 
-from daemon import paths
+from node_sdk import paths
 
 
 def info_of(home: Path, name: str) -> dict:

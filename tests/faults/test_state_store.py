@@ -14,7 +14,7 @@ from helpers import flow
 from procs import alive, daemon_pid, wait_gone
 from test_daemon_crash import start, up
 
-from daemon import paths
+from node_sdk import paths
 
 
 def corrupt(db: Path) -> None:

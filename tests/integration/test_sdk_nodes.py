@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import zmq
 
-from daemon.logformat import record_from_output
+from daemon.model.logformat import record_from_output
 from node_sdk.wire import decode_control, encode_control
 
 BOUND_S = 15.0  # a safety bound on every wait, never an assertion about speed

@@ -19,7 +19,7 @@ from test_sdk_nodes import (  # the fake daemon and its fixtures
     spawn,
 )
 
-from daemon.shm_cleanup import remove_run_segments
+from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import shm
 
 __all__ = ["fake_daemon", "sockdir", "spawn"]  # fixtures, imported to be found

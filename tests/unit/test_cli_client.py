@@ -14,8 +14,8 @@ import zmq
 from cli import client
 from cli.errors import CliError, DaemonError, DaemonUnreachable
 from cli.main import main
-from daemon import paths
-from daemon.logformat import LogRecord
+from daemon.model.logformat import LogRecord
+from node_sdk import paths
 
 Reply = dict[str, Any] | None  # the whole reply (id filled in), or None for silence
 Handler = Callable[[dict[str, Any]], Reply]

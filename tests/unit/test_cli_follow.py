@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli.follow import LogFollower
-from daemon.logformat import LogRecord
+from daemon.model.logformat import LogRecord
 
 
 def rec(t: float, msg: str) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.descriptor import (
+from daemon.errors import DataflowInvalid
+from daemon.model.descriptor import (
     MAX_YAML_BYTES,
     Dataflow,
     Input,
@@ -18,7 +19,6 @@ from daemon.descriptor import (
     expand_env,
     parse_dataflow,
 )
-from daemon.errors import DataflowInvalid
 
 
 def write(tmp_path: Path, text: str, name: str = "df.yml") -> Path:

@@ -9,7 +9,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "dataflows").glob("*/dataflow.yml"))
-HAS_DESCRIPTOR = (REPO / "daemon" / "descriptor.py").exists()
 
 
 def _ids(path: Path) -> str:
@@ -21,10 +20,9 @@ def test_the_documented_examples_exist() -> None:
     assert {"quickstart", "numpy-frames", "arrow-struct"} <= names
 
 
-@pytest.mark.skipif(not HAS_DESCRIPTOR, reason="daemon/descriptor.py is not written yet")
 @pytest.mark.parametrize("path", EXAMPLES, ids=_ids)
 def test_example_parses(path: Path) -> None:
-    from daemon.descriptor import parse_dataflow
+    from daemon.model.descriptor import parse_dataflow
 
     dataflow = parse_dataflow(path)
     assert dataflow.nodes

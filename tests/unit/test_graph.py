@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.descriptor import Dataflow, OutputRef, parse_dataflow
-from daemon.graph import Edge, downstream, edges, to_html, to_mermaid, upstream
+from cli.graph_html import render as to_html
+from cli.graph_mermaid import to_mermaid
+from daemon.model.descriptor import Dataflow, OutputRef, parse_dataflow
+from daemon.model.graph import Edge, downstream, edges, upstream
 
 ROBOT = """\
 name: robot <demo>

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.node_stats import merge_report
+from daemon.model.node_stats import merge_report
 
 
 def report(received: int, sent: int) -> dict:

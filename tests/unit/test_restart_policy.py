@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.descriptor import RestartPolicy
-from daemon.restart_policy import decide
+from daemon.model.descriptor import RestartPolicy
+from daemon.model.restart_policy import decide
 
 ON_FAILURE = RestartPolicy(policy="on-failure", max_restarts=3, restart_window=10.0,
                            restart_delay=0.5, max_restart_delay=1.5)  # fmt: skip

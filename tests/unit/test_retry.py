@@ -9,7 +9,8 @@ import random
 import pytest
 import trio
 
-from daemon.retry import Backoff, RetryExhausted, retry_async, retry_sync
+from daemon.model.retry import Backoff, RetryExhausted, retry_sync
+from daemon.run.retry import retry_async
 
 
 class NotYet(Exception):
@@ -51,7 +52,7 @@ async def test_exhaustion_raises_with_the_last_cause(
     async def never() -> None:
         raise NotYet("still not ready")
 
-    caplog.set_level(logging.INFO, logger="daemon.retry")
+    caplog.set_level(logging.INFO, logger="daemon.model.retry")
     policy = Backoff(attempts=3, initial=0.5, jitter=0.0, deadline=100)
     with pytest.raises(RetryExhausted, match="gave up after 3 attempts") as info:
         await retry_async(never, what="waiting", policy=policy, retry_on=(NotYet,))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import node_sdk
-from daemon.logformat import LOG_MARKER as DAEMON_LOG_MARKER
+from daemon.model.logformat import LOG_MARKER as DAEMON_LOG_MARKER
 from node_sdk import Event, EventType, Node, NodeError, StopCause, config, logbridge
 
 

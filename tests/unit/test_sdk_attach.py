@@ -13,36 +13,11 @@ from typing import Any
 import pytest
 import zmq
 
-from daemon import paths as daemon_paths
 from node_sdk import Node, NodeError, attach
 from node_sdk import paths as sdk_paths
 from node_sdk.wire import decode_control, encode_control
 
 BOUND_S = 15.0  # a safety bound on waits, never an assertion about speed
-
-
-@pytest.mark.parametrize("runtime", ["unset", "dir", "missing"])
-@pytest.mark.parametrize("home", ["/tmp/fh-a", "/tmp/fh b/../c", "~/x/state", "rel/home"])
-def test_paths_match_the_daemons(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, home: str, runtime: str
-) -> None:
-    if runtime == "dir":
-        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    elif runtime == "missing":
-        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "nope"))
-    monkeypatch.setenv("FLOW_HOME", home)
-    resolved = daemon_paths.flow_home()
-    assert sdk_paths.flow_home() == resolved
-    assert sdk_paths.socket_dir(resolved) == daemon_paths.socket_dir(resolved)
-    assert sdk_paths.nodes_endpoint(resolved) == daemon_paths.nodes_endpoint(resolved)
-    if runtime == "dir":
-        assert sdk_paths.socket_dir(resolved).parent == tmp_path
-
-
-def test_default_home_matches_the_daemons(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("FLOW_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert sdk_paths.flow_home() == daemon_paths.flow_home() == tmp_path / ".local/state/flow"
 
 
 Answer = Callable[[bytes, dict[str, Any]], dict[str, Any] | None]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import zmq
 
-from daemon.shm_cleanup import remove_run_segments
+from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import shm
 from node_sdk.wire import KIND_BYTES, KIND_NUMPY, decode_payload
 

@@ -18,15 +18,15 @@ import attrs
 import trio
 import zmq
 
-from daemon import routing
-from daemon.descriptor import Dataflow, OutputRef
-from daemon.graph import downstream
-from daemon.keeper_link import KeeperLink, start_keeper_process, start_keeper_thread
-from daemon.logs import Tee
-from daemon.node_process import NodeSlot
-from daemon.restart_policy import decide
-from daemon.shm_cleanup import remove_run_segments
-from daemon.states import NodeStatus, RunStatus
+from daemon.keeper.logs import Tee
+from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.model import routing
+from daemon.model.descriptor import Dataflow, OutputRef
+from daemon.model.graph import downstream
+from daemon.model.restart_policy import decide
+from daemon.model.states import NodeStatus, RunStatus
+from daemon.run.keeper_link import KeeperLink, start_keeper_process, start_keeper_thread
+from daemon.run.slot import NodeSlot
 from daemon.store import Store
 
 log = logging.getLogger(__name__)

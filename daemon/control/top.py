@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from daemon.protocol import field_float
+from daemon.model.protocol import field_float
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+    from daemon.run.runtime import Runtime
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

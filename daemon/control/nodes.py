@@ -7,10 +7,10 @@ from typing import Any
 import trio
 
 from daemon.errors import BadRequest, UnknownNode
-from daemon.node_process import NodeSlot
-from daemon.protocol import field_float, field_str
-from daemon.runtime import Runtime
-from daemon.supervisor import DEFAULT_GRACE_S, Run
+from daemon.model.protocol import field_float, field_str
+from daemon.run.runtime import Runtime
+from daemon.run.slot import NodeSlot
+from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 
 Body = dict[str, Any]
 

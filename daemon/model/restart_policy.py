@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from daemon.descriptor import RestartPolicy
+from daemon.model.descriptor import RestartPolicy
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from daemon import paths
+from node_sdk import paths
 
 
 def alive(pid: int) -> bool:

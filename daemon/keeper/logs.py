@@ -16,7 +16,7 @@ from typing import TextIO
 
 import attrs
 
-from daemon.logformat import LogRecord
+from daemon.model.logformat import LogRecord
 
 log = logging.getLogger(__name__)
 

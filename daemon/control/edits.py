@@ -15,12 +15,12 @@ from typing import Any
 import attrs
 import yaml
 
-from daemon.descriptor import Input, OutputRef, parse_dataflow
 from daemon.errors import BadRequest, DataflowInvalid, UnknownNode
-from daemon.node_process import NodeSlot
-from daemon.protocol import field_str
-from daemon.runtime import Runtime, served_machines
-from daemon.supervisor import DEFAULT_GRACE_S, Run
+from daemon.model.descriptor import Input, OutputRef, parse_dataflow
+from daemon.model.protocol import field_str
+from daemon.run.runtime import Runtime, served_machines
+from daemon.run.slot import NodeSlot
+from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 
 log = logging.getLogger(__name__)
 

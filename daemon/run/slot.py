@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from daemon.descriptor import NodeSpec
-from daemon.states import NodeStatus
+from daemon.model.descriptor import NodeSpec
+from daemon.model.states import NodeStatus
 
 if TYPE_CHECKING:
-    from daemon.supervisor import Run
+    from daemon.run.supervisor import Run
 
 log = logging.getLogger(__name__)
 

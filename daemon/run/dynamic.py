@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from daemon.descriptor import OutputRef
 from daemon.errors import RecoverableError
-from daemon.node_process import NodeSlot
-from daemon.states import NodeStatus
-from daemon.supervisor import Run
+from daemon.model.descriptor import OutputRef
+from daemon.model.states import NodeStatus
+from daemon.run.slot import NodeSlot
+from daemon.run.supervisor import Run
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+    from daemon.run.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ import attrs
 import trio
 
 from daemon.errors import BadRequest
-from daemon.protocol import field_str
+from daemon.model.protocol import field_str
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
-    from daemon.supervisor import Run
+    from daemon.run.runtime import Runtime
+    from daemon.run.supervisor import Run
 
 log = logging.getLogger(__name__)
 

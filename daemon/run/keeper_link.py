@@ -17,10 +17,11 @@ import trio
 import zmq
 
 from daemon.errors import NodeSpawnFailed
-from daemon.keeper import Keeper
-from daemon.logs import Tee
-from daemon.retry import Backoff, RetryExhausted, retry_async
-from daemon.zmq_trio import Frames, SocketOwner
+from daemon.keeper.logs import Tee
+from daemon.keeper.process import Keeper
+from daemon.model.retry import Backoff, RetryExhausted
+from daemon.run.retry import retry_async
+from daemon.run.zmq_trio import Frames, SocketOwner
 from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)

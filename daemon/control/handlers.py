@@ -10,14 +10,14 @@ from typing import Any
 import trio
 
 from daemon import __version__
+from daemon.control.edits import EDIT_HANDLERS
+from daemon.control.nodes import NODE_HANDLERS
+from daemon.control.top import top
+from daemon.control.topics import TOPIC_HANDLERS
 from daemon.errors import BadRequest, BrokenInvariant
-from daemon.graph_edits import EDIT_HANDLERS
-from daemon.handlers_nodes import NODE_HANDLERS
-from daemon.protocol import field_bool, field_float, field_optional_str, field_str
-from daemon.runtime import Runtime
-from daemon.supervisor import DEFAULT_GRACE_S
-from daemon.top import top
-from daemon.topics import TOPIC_HANDLERS
+from daemon.model.protocol import field_bool, field_float, field_optional_str, field_str
+from daemon.run.runtime import Runtime
+from daemon.run.supervisor import DEFAULT_GRACE_S
 
 Body = dict[str, Any]
 Handler = Callable[[Runtime, Body], Awaitable[Body]]

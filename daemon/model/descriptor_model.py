@@ -1,4 +1,4 @@
-"""The frozen model of a validated dataflow file (built by `daemon.descriptor`)."""
+"""The frozen model of a validated dataflow file (built by `daemon.model.descriptor`)."""
 
 from __future__ import annotations
 

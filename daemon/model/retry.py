@@ -3,7 +3,8 @@
 Every wait on something that may not be ready yet goes through it: the CLI reaching the
 daemon, the daemon reaching a run keeper, re-adoption after a restart. Each retry is
 logged; when attempts or the deadline run out, the last cause is raised. Errors that
-cannot heal (anything not in `retry_on`) are raised at once, never retried.
+cannot heal (anything not in `retry_on`) are raised at once, never retried. The policy
+and the blocking driver live here; the trio driver is `daemon.run.retry.retry_async`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import attrs
@@ -45,32 +46,6 @@ class Backoff:
             delay *= self.factor
 
 
-async def retry_async(
-    operation: Callable[[], Awaitable[T]],
-    *,
-    what: str,
-    policy: Backoff,
-    retry_on: tuple[type[BaseException], ...],
-) -> T:
-    """Await `operation` until it succeeds, under `policy`; trio's clock for the waits."""
-    import trio
-
-    start = trio.current_time()
-    delays = policy.delays()
-    attempt = 1
-    while True:
-        try:
-            return await operation()
-        except retry_on as exc:
-            delay = next(delays, None)
-            elapsed = trio.current_time() - start
-            if delay is None or elapsed + delay > policy.deadline:
-                raise RetryExhausted(f"{what}: gave up after {attempt} attempts: {exc}") from exc
-            log.info("%s: attempt %d failed (%s); retrying in %.2fs", what, attempt, exc, delay)
-            await trio.sleep(delay)
-            attempt += 1
-
-
 def retry_sync(
     operation: Callable[[], T],
     *,
@@ -80,7 +55,7 @@ def retry_sync(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """The blocking twin of `retry_async`, for the CLI."""
+    """Call `operation` until it succeeds, under `policy`; blocking (the CLI's driver)."""
     start = clock()
     delays = policy.delays()
     attempt = 1

@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from daemon.yaml_lines import Path
+from daemon.model.yaml_lines import Path
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ID_RULE = "use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"

@@ -14,21 +14,22 @@ import attrs
 import trio
 import zmq
 
-from daemon.descriptor import Dataflow, parse_dataflow
 from daemon.errors import (
     BadRequest,
+    ControlSocketUnavailable,
     DataflowInvalid,
     FatalError,
     RecoverableError,
     RunNotActive,
     UnknownRun,
 )
-from daemon.logs import Tee
-from daemon.node_channel import NodeChannel
-from daemon.node_process import NodeSlot
-from daemon.states import RunStatus
+from daemon.keeper.logs import Tee
+from daemon.model.descriptor import Dataflow, parse_dataflow
+from daemon.model.states import RunStatus
+from daemon.run.node_channel import NodeChannel
+from daemon.run.slot import NodeSlot
+from daemon.run.supervisor import Run, supervise
 from daemon.store import Store
-from daemon.supervisor import Run, supervise
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,18 @@ def new_run_id() -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+def prepare_socket_dir(folder: Path) -> None:
+    """Create the private socket folder (0700) and refuse one that is not ours (SPEC 10)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+        if info.st_uid != os.getuid():
+            raise ControlSocketUnavailable(f"socket folder {folder} belongs to another user")
+        os.chmod(folder, 0o700)
+    except OSError as exc:
+        raise ControlSocketUnavailable(f"cannot create socket folder {folder}: {exc}") from exc
 
 
 @attrs.define(eq=False)

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from daemon import descriptor_fields as f
-from daemon.descriptor_model import (
+from daemon.errors import DataflowInvalid
+from daemon.model import descriptor_fields as f
+from daemon.model.descriptor_model import (
     Dataflow,
     Input,
     NodeSpec,
@@ -20,8 +21,7 @@ from daemon.descriptor_model import (
     RestartPolicy,
     Timer,
 )
-from daemon.errors import DataflowInvalid
-from daemon.yaml_lines import Loaded, YamlSyntaxError, load
+from daemon.model.yaml_lines import Loaded, YamlSyntaxError, load
 
 __all__ = [
     "MAX_YAML_BYTES",

@@ -28,10 +28,10 @@ from typing import IO, Any
 import attrs
 import zmq
 
-from daemon.logformat import record_from_output
-from daemon.logs import NodeLog, Tee
-from daemon.shm_cleanup import remove_run_segments
-from daemon.stdout_output import StdoutOutput
+from daemon.keeper.logs import NodeLog, Tee
+from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.keeper.stdout_output import StdoutOutput
+from daemon.model.logformat import record_from_output
 from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,3 @@ def main() -> int:
     keeper.serve()
     context.destroy(linger=1000)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from daemon.descriptor import Dataflow, NodeSpec, OutputRef, Timer, expand_env
+from daemon.model.descriptor import Dataflow, NodeSpec, OutputRef, Timer, expand_env
 
 DEFAULT_SHM_THRESHOLD = 64 * 1024
 

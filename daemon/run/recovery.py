@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import FlowError
-from daemon.keeper_link import probe_keeper
-from daemon.runtime import Runtime
-from daemon.shm_cleanup import remove_run_segments
-from daemon.states import RunStatus
-from daemon.supervisor import Run
+from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.model.states import RunStatus
+from daemon.run.keeper_link import probe_keeper
+from daemon.run.runtime import Runtime
+from daemon.run.supervisor import Run
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ import logging
 import attrs
 import trio
 
+from daemon.control.handlers import Handler
 from daemon.errors import BadRequest, FatalError, RecoverableError
-from daemon.handlers import Handler
-from daemon.protocol import Garbage, Request, decode_request, encode_error, encode_reply
-from daemon.runtime import Runtime
-from daemon.zmq_trio import Frames, SocketOwner
+from daemon.model.protocol import Garbage, Request, decode_request, encode_error, encode_reply
+from daemon.run.runtime import Runtime
+from daemon.run.zmq_trio import Frames, SocketOwner
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import attrs
 import zmq
 
 from daemon.errors import RecoverableError
-from daemon.node_process import NodeSlot
-from daemon.node_stats import merge_report
-from daemon.zmq_trio import Frames, SocketOwner
+from daemon.model.node_stats import merge_report
+from daemon.run.slot import NodeSlot
+from daemon.run.zmq_trio import Frames, SocketOwner
 from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from html import escape
 
 import attrs
 
-from daemon.descriptor import Dataflow, NodeSpec, Timer
-from daemon.graph import edges, timers
+from daemon.model.descriptor import Dataflow, NodeSpec, Timer
+from daemon.model.graph import edges, timers
 
 CHAR_W = 7.4  # px per character of 12px monospace: boxes fit their labels without a browser
 NODE_H, TIMER_H, BEND_H = 46, 28, 12

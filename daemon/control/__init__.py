@@ -1,0 +1,1 @@
+"""The control server: requests from the CLI, answered one handler per area."""

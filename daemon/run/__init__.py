@@ -1,0 +1,1 @@
+"""trio supervision of runs: runtime, supervisor, node slots, dynamic nodes, recovery."""
