@@ -32,8 +32,14 @@ SIZES = [8, KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB]
 # does (8 B paced at 2 ms or at 30 ms differ by 2x here), so "flat" must compare like with
 # like; 10 ms lets raw pyzmq move 16 MiB between two messages.
 PACE_S = 0.01
-FULL = {8: (300, 20000, PACE_S), KIB: (300, 20000, PACE_S), 64 * KIB: (300, 3000, PACE_S),
-        MIB: (200, 300, PACE_S), 4 * MIB: (100, 80, PACE_S), 16 * MIB: (60, 25, PACE_S)}  # fmt: skip
+FULL = {
+    8: (300, 20000, PACE_S),
+    KIB: (300, 20000, PACE_S),
+    64 * KIB: (300, 3000, PACE_S),
+    MIB: (200, 300, PACE_S),
+    4 * MIB: (100, 80, PACE_S),
+    16 * MIB: (60, 25, PACE_S),
+}
 QUICK = {size: (5, 10, 0.005) for size in SIZES}
 STEP_TIMEOUT_S = 120.0
 START_RUNS = 7  # runs of the 2-node graph; the median is reported

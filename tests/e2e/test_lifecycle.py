@@ -55,7 +55,8 @@ def test_up_start_list_logs_stop_down(daemon: Path) -> None:
     assert {n["id"] for n in info["nodes"]} == {"source", "transform", "sink"}
     tail = flow("logs", "demo", "sink", "--tail", "5", home=daemon)
     lines = [line for line in tail.stdout.splitlines() if line.strip()]
-    assert 1 <= len(lines) <= 5 and all("sink received" in line for line in lines), tail.stdout
+    assert 1 <= len(lines) <= 5, tail.stdout
+    assert all("sink received" in line for line in lines), tail.stdout
     stopped = flow("stop", "demo", home=daemon)
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped" in flow("list", "--all", home=daemon).stdout

@@ -1,4 +1,4 @@
-"""A bad dataflow given to the daemon: every problem named, exit 2, nothing spawned, nothing disturbed."""
+"""A bad dataflow given to the daemon: every problem named, exit 2, nothing spawned or disturbed."""
 
 from __future__ import annotations
 
