@@ -63,6 +63,8 @@ DORA_DEPLOY_KEYS = frozenset({"working_dir", "labels", "distribute"})
 RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
 MAX_QUEUE_SIZE = 1_000_000
+# Validation is linear, but a daemon should not spend seconds on one hostile file.
+MAX_NODES = 1024
 
 Where = tuple[str | int, ...]  # a place in the file, e.g. ("nodes", 2, "inputs", "tick")
 
@@ -158,6 +160,11 @@ class _Parser:
         if not isinstance(items, list) or not items:
             got = "an empty list" if items == [] else f.describe(items)
             self.report.add(("nodes",), f"expected a list of nodes, got {got}")
+            return ()
+        if len(items) > MAX_NODES:
+            self.report.add(
+                ("nodes",), f"{len(items)} nodes, more than the {MAX_NODES} a dataflow may hold"
+            )
             return ()
         nodes: list[tuple[Where, NodeSpec]] = []
         for index, item in enumerate(items):

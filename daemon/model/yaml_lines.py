@@ -62,6 +62,19 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 _Loader.add_constructor(_INT, _construct_int)
 
+if yaml.__with_libyaml__:
+
+    class _FastLoader(yaml.CSafeLoader):
+        """The same rules over libyaml's parser: about 3x faster on a large file."""
+
+    _FastLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+    _FastLoader.yaml_constructors = _Loader.yaml_constructors
+    _LOADER: type[Any] = _FastLoader
+    _EVENTS: type[Any] = yaml.CSafeLoader
+else:
+    _LOADER = _Loader
+    _EVENTS = yaml.SafeLoader
+
 
 class YamlSyntaxError(Exception):
     """The text is not YAML flow can read; `line` is 1-based."""
@@ -87,10 +100,32 @@ class Loaded:
     problems: list[tuple[Path, int, str]]
 
 
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting from the event stream, before any composer recurses into it.
+
+    Composers recurse once per level (PyYAML's in Python, libyaml's in C), so a 5,000-deep
+    file must be refused before composing, not while walking the result.
+    """
+    events = _EVENTS(text)
+    depth = 0
+    try:
+        while (event := events.get_event()) is not None:
+            if isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # +1: the document's own top-level collection
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    raise YamlSyntaxError(line, f"nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+                depth -= 1
+    finally:
+        events.dispose()
+
+
 def load(text: str) -> Loaded:
     """Parse one YAML document; raises YamlSyntaxError with the line of the fault."""
-    loader = _Loader(text)
+    loader = _LOADER(text)
     try:
+        _check_depth(text)
         root = loader.get_single_node()
         walker = _Walker(loader)
         value = None if root is None else walker.walk(root, (), 0)

@@ -10,6 +10,7 @@ import pytest
 
 from daemon.errors import DataflowInvalid
 from daemon.model.descriptor import (
+    MAX_NODES,
     MAX_YAML_BYTES,
     Dataflow,
     Input,
@@ -362,6 +363,33 @@ def test_alias_bomb_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "\n".join(lines) + "\nnodes: *a7\n")
     (problem,) = problems(path)
     assert "alias bomb" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("nodes:\n" + "  - " * 5000 + "x\n", 2),  # block style
+        ("a: " + "{x: " * 5000 + "1" + "}" * 5000 + "\n", 1),  # flow mappings
+        ("nodes:\n  - id: a\n    env: " + "[" * 5000 + "]" * 5000 + "\n", 3),  # flow lists
+    ],
+    ids=["block", "flow-mapping", "flow-list"],
+)
+def test_deep_nesting_is_one_problem_not_a_recursion_error(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    path = write(tmp_path, text)
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:{line}: ")
+    assert "nest" in problem
+
+
+def test_node_count_is_bounded(tmp_path: Path) -> None:
+    count = MAX_NODES + 1
+    nodes = "".join(f"  - id: n{i}\n    path: dynamic\n" for i in range(count))
+    path = write(tmp_path, "nodes:\n" + nodes)
+    assert problems(path) == [
+        f"{path}:1: nodes: {count} nodes, more than the {MAX_NODES} a dataflow may hold"
+    ]
 
 
 def test_merge_keys_are_supported(tmp_path: Path) -> None:
