@@ -234,6 +234,8 @@ class _Parser:
             self.report.add(where, f"not a file: {resolved}")
         elif not path.endswith(".py") and not os.access(resolved, os.X_OK):
             self.report.add(where, f"not executable: {resolved} (chmod +x it)")
+        elif not path.endswith(".py") and (why := f.shebang_problem(resolved)):
+            self.report.add(where, f"{resolved}: {why}")
         else:
             return str(resolved)
         return None

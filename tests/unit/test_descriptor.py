@@ -412,3 +412,31 @@ def test_models_are_frozen(tmp_path: Path) -> None:
 def test_max_restarts_must_be_at_least_one(tmp_path: Path) -> None:
     path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    max_restarts: 0\n")
     assert problems(path) == [f"{path}:4: nodes[0].max_restarts: must be at least 1, got 0"]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "cause"),
+    [
+        ("#!/nonexistent/python3", "#! interpreter /nonexistent/python3 does not exist"),
+        ("#!/usr/bin/env no-such-interpreter-here", "runs 'no-such-interpreter-here'"),
+        ("#!", "names no interpreter"),
+    ],
+)
+def test_a_script_whose_interpreter_is_missing_is_refused(
+    tmp_path: Path, first_line: str, cause: str
+) -> None:
+    script = tmp_path / "tool"
+    script.write_text(first_line + "\necho hi\n")
+    script.chmod(0o755)
+    path = write(tmp_path, "nodes:\n  - id: a\n    path: tool\n")
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:3: nodes[0].path: {script}: its #!")
+    assert cause in problem
+
+
+def test_a_script_with_a_working_interpreter_is_accepted(tmp_path: Path) -> None:
+    for name, first_line in [("a", "#!/bin/sh"), ("b", "#!/usr/bin/env sh"), ("c", "")]:
+        (tmp_path / name).write_text(first_line + "\necho hi\n")
+        (tmp_path / name).chmod(0o755)
+    nodes = "".join(f"  - id: {n}\n    path: ./{n}\n" for n in "abc")
+    assert parse_dataflow(write(tmp_path, "nodes:\n" + nodes)).nodes
