@@ -101,6 +101,13 @@ KEYS: Final[tuple[Key, ...]] = (
         maximum=float(1 << 40),
     ),
     Key("daemon_log_level", "FLOW_DAEMON_LOG_LEVEL", "level", "INFO", "the daemon log's level"),
+    Key(
+        "log_level",
+        "FLOW_LOG_LEVEL",
+        "level",
+        "INFO",
+        "the level of nodes' Python logging; a node's own `env:` may set FLOW_LOG_LEVEL",
+    ),
 )
 _BY_NAME: Final = {key.name: key for key in KEYS}
 
@@ -114,6 +121,7 @@ class Settings:
     send_timeout: float = 10.0
     log_max_bytes: int = 16 << 20
     daemon_log_level: str = "INFO"
+    log_level: str = "INFO"
     # (key, "default" | "config.toml" | "environment"), in KEYS order
     sources: tuple[tuple[str, str], ...] = ()
     config_file: str | None = None  # the config.toml read, if there was one

@@ -121,7 +121,8 @@ class Run:
     def spawn(self, slot: NodeSlot) -> None:
         """Ask the keeper to start the slot's current generation."""
         config = self.config_of(slot)
-        env = routing.node_environment(self.dataflow, slot.spec, self.base_env, self.extra_env)
+        base = {**self.base_env, "FLOW_LOG_LEVEL": settings().log_level}  # node `env:` wins
+        env = routing.node_environment(self.dataflow, slot.spec, base, self.extra_env)
         env["FLOW_NODE_CONFIG"] = json.dumps(config)
         env["FLOW_DATAFLOW"] = self.id
         stdout_as = None

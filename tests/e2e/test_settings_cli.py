@@ -11,13 +11,15 @@ from pathlib import Path
 from helpers import daemon_down, daemon_up, flow, flow_env, write_dataflow
 
 PROBE = """
-import json, os
+import json, logging, os
 from node_sdk import Node
 
 with Node() as node:
     cfg = json.loads(os.environ["FLOW_NODE_CONFIG"])
     for i in range(60):
         print(f"probe line {i} " + "x" * 200, flush=True)
+    logging.info("info-line")
+    logging.warning("warning-line")
     print("timeouts", cfg["start_timeout_s"], cfg["send_timeout_s"], flush=True)
 """
 
@@ -35,6 +37,7 @@ def test_flow_config_says_where_each_value_came_from(flow_home: Path) -> None:
         "send_timeout": ["10s", "default", "FLOW_SEND_TIMEOUT"],
         "log_max_bytes": ["1GiB", "config.toml", "FLOW_LOG_MAX_BYTES"],
         "daemon_log_level": ["DEBUG", "environment", "FLOW_DAEMON_LOG_LEVEL"],
+        "log_level": ["INFO", "default", "FLOW_LOG_LEVEL"],
     }
     assert "\x1b[" not in done.stdout  # piped: plain text
     assert f"config file: {flow_home / 'config.toml'}" in done.stderr
@@ -104,7 +107,9 @@ def test_start_timeout_from_config_toml_bounds_the_start_barrier(
 def test_the_daemon_hands_its_settings_to_keepers_and_nodes(
     flow_home: Path, tmp_path: Path
 ) -> None:
-    (flow_home / "config.toml").write_text('log_max_bytes = "4K"\nsend_timeout = "7s"\n')
+    (flow_home / "config.toml").write_text(
+        'log_max_bytes = "4K"\nsend_timeout = "7s"\nlog_level = "warning"\n'
+    )
     yml = write_dataflow(
         tmp_path,
         # the node's own variables do not change the daemon's settings
@@ -118,6 +123,10 @@ def test_the_daemon_hands_its_settings_to_keepers_and_nodes(
         assert done.returncode == 0, done.stdout + done.stderr
         logs = flow("logs", "probe", "probe", home=flow_home).stdout
         assert "timeouts 30.0 7.0" in logs
+        # the log level reached the node through its environment (older lines rotated away)
+        logs = "".join(p.read_text() for p in (flow_home / "runs").glob("*/logs/probe.log*"))
+        assert "warning-line" in logs
+        assert "info-line" not in logs
         run_dirs = list((flow_home / "runs").iterdir())
         assert len(run_dirs) == 1
         log_dir = run_dirs[0] / "logs"

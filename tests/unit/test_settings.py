@@ -80,6 +80,7 @@ def test_environment_overrides_config_file_overrides_defaults(tmp_path: Path) ->
         "send_timeout": "default",
         "log_max_bytes": "config.toml",
         "daemon_log_level": "environment",
+        "log_level": "default",
     }
     assert got.config_file == str(tmp_path / "config.toml")
 
