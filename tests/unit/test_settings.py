@@ -176,3 +176,16 @@ def test_current_reads_flow_home_once_when_none_was_installed(
     (flow_home / "config.toml").write_text('send_timeout = "4s"\n')
     assert settings.current().send_timeout == 3.0  # read once
     assert settings.install(Settings(send_timeout=5.0)) is settings.current()
+
+
+def test_an_unreadable_or_oversized_config_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").mkdir()
+    with pytest.raises(SettingsError, match=r"config\.toml: cannot read: "):
+        load(tmp_path, {})
+    (tmp_path / "config.toml").rmdir()
+    (tmp_path / "config.toml").write_text("# padding\n" * 10_000)
+    with pytest.raises(SettingsError, match=r"config\.toml: larger than 65536 bytes$"):
+        load(tmp_path, {})
+    (tmp_path / "config.toml").write_bytes(b"start_timeout = '\xff'\n")
+    with pytest.raises(SettingsError, match=r"config\.toml: not UTF-8 text$"):
+        load(tmp_path, {})
