@@ -1,10 +1,11 @@
-"""Parse durations (`10s`, `5m`, `1h30m`, `250ms`, `1.5`) and `--since` times."""
+"""Durations and `--since` times for the CLI; durations parse in `daemon.model.units`."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
+
+from daemon.model.units import DurationError, parse_duration
 
 __all__ = [
     "DurationError",
@@ -14,30 +15,6 @@ __all__ = [
     "parse_since",
     "since_arg",
 ]
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
-
-
-class DurationError(ValueError):
-    """Text that is neither a duration nor a time."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in `text`: a bare number is seconds; units ms, s, m, h, d may be chained."""
-    s = text.strip().lower()
-    if _NUMBER.fullmatch(s):
-        return float(s)
-    pos, total = 0, 0.0
-    for match in _PART.finditer(s):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos == 0 or pos != len(s):
-        raise DurationError(f"invalid duration {text!r} (try 10s, 5m, 1h30m, 250ms)")
-    return total
 
 
 def parse_since(text: str, now: float | None = None) -> float:

@@ -33,6 +33,7 @@ COMMANDS = (
     "node",
     "topic",
     "top",
+    "config",
 )
 
 

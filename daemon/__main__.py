@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from daemon.main import run_daemon
+from daemon.model import settings
 from node_sdk import paths
 
 
@@ -18,6 +20,11 @@ def main() -> int:
     args = parser.parse_args()
     home = (args.home or paths.flow_home()).expanduser().resolve()
     os.environ["FLOW_HOME"] = str(home)  # nodes inherit it, and the CLI finds the same home
+    try:  # read once, at start: a bad value is one line and no daemon
+        settings.install(settings.load(home))
+    except settings.SettingsError as exc:
+        print(f"flow daemon: error: {exc}", file=sys.stderr)
+        return 2
     return run_daemon(home)
 
 

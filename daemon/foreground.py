@@ -17,6 +17,7 @@ import trio
 import zmq
 
 from daemon.keeper.logs import Tee
+from daemon.model import pids
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.run.node_channel import NodeChannel, bind_router
 from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
@@ -77,7 +78,7 @@ async def run_foreground(
                 nodes_endpoint=f"ipc://{sockets / paths.NODES_SOCKET}",
                 nursery=runs_nursery,
                 context=context,
-                origin=f"foreground:{os.getpid()}",
+                origin=f"foreground:{pids.tag()}",  # pid + create time: never reused
                 tee=tee,
             )
             owner = SocketOwner(nodes)

@@ -21,7 +21,7 @@ from daemon.control import topics
 from daemon.control.handlers import handlers, stop_all
 from daemon.control.server import ControlServer
 from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
-from daemon.model import pids
+from daemon.model import pids, settings
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.run import dynamic
 from daemon.run.node_channel import NodeChannel, bind_router
@@ -199,7 +199,7 @@ def setup_logging(home: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("FLOW_DAEMON_LOG_LEVEL", "INFO").upper())
+    root.setLevel(settings.current().daemon_log_level)
 
 
 def run_daemon(home: Path) -> int:

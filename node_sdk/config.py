@@ -68,6 +68,8 @@ class NodeConfig:
     outputs: Mapping[str, tuple[Edge, ...]]
     shm_threshold: int = 65536
     daemon_grace_s: float = 30.0
+    start_timeout_s: float = 30.0  # the daemon's settings: a node never reads its own
+    send_timeout_s: float = 10.0
 
     @property
     def data_inputs(self) -> list[DataInput]:
@@ -125,6 +127,13 @@ def _int(raw: Mapping[str, Any], key: str, where: str, default: int | None = Non
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise TypeError(f"{where}.{key} must be a non-negative integer")
     return value
+
+
+def _seconds(raw: Mapping[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 1e9:
+        raise TypeError(f"$.{key} must be a positive number of seconds")
+    return float(value)
 
 
 def _policy(raw: Mapping[str, Any], where: str) -> str:
@@ -190,4 +199,6 @@ def _build(raw: dict[str, Any]) -> NodeConfig:
         outputs=outputs,
         shm_threshold=_int(raw, "shm_threshold", "$", 65536),
         daemon_grace_s=float(grace),
+        start_timeout_s=_seconds(raw, "start_timeout_s", 30.0),
+        send_timeout_s=_seconds(raw, "send_timeout_s", 10.0),
     )

@@ -49,8 +49,6 @@ from node_sdk.wire import (
 
 _new_event = tuple.__new__  # the hot path builds events without the keyword layer
 _INPUT: Final = EventType.INPUT
-START_TIMEOUT_ENV: Final = "FLOW_START_TIMEOUT"
-SEND_TIMEOUT_ENV: Final = "FLOW_SEND_TIMEOUT"
 DROP_OLDEST_SNDHWM: Final = 1000
 # Inputs are drained all the time, so this is not a queue bound (the inbox is): it must be
 # high, because zmq throws away what is in flight on a connection whose receiving side is
@@ -155,12 +153,12 @@ class Node:
         self._retired: dict[str, int] = {}  # messages sent on edges unwired since
         self._timers = Timers()
         self._inbox = Inbox(cfg.data_inputs)
-        self._send_timeout_s = _seconds(SEND_TIMEOUT_ENV, 10.0)
+        self._send_timeout_s = cfg.send_timeout_s
         # shared memory for payloads at or above the threshold (shm.py); the pool is made
         # at the first such send, so a node that never sends one never imports it
         self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
         self._pool: Any = None
-        self._start_timeout_s = _seconds(START_TIMEOUT_ENV, 60.0)
+        self._start_timeout_s = cfg.start_timeout_s
         logbridge.install()
         self._ctx = zmq.Context()
         self._closed = False
@@ -694,17 +692,3 @@ def _numpy_fields(dtype: str, shape: tuple[int, ...] | None, nbytes: int) -> dic
     if count * dt.itemsize != nbytes:
         raise NodeError(f"a buffer of {nbytes} bytes is not a {dt} array of shape {dims}")
     return {"dt": dt.str, "sh": list(dims)}
-
-
-def _seconds(name: str, default: float) -> float:
-    """A positive duration from the environment (`FLOW_SEND_TIMEOUT`, `FLOW_START_TIMEOUT`)."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise NodeError(f"{name}={text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise NodeError(f"{name}={text!r} must be > 0")
-    return value

@@ -33,12 +33,14 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from cli import render
+    from cli.commands.config import load_settings
     from cli.durations import parse_duration
     from daemon.errors import DataflowInvalid
     from daemon.foreground import run_foreground_sync
     from daemon.model.descriptor import MAX_YAML_BYTES, parse_dataflow
     from daemon.model.logformat import LogRecord
 
+    load_settings()  # read once, before anything runs: a bad setting is bad input
     path: Path = args.file.resolve()
     try:
         if path.stat().st_size > MAX_YAML_BYTES:

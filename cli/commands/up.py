@@ -22,8 +22,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from cli.commands.config import load_settings
 
     home = client.home_path()
+    load_settings(home)  # the daemon would refuse a bad setting: say so here, exit 2
     # a pid file naming a live daemon is worth a ping; otherwise none can answer
     info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
     if info is not None:

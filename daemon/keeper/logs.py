@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +16,10 @@ from typing import TextIO
 import attrs
 
 from daemon.model.logformat import LogRecord
+from daemon.model.settings import current as settings
 
 log = logging.getLogger(__name__)
 
-MAX_LOG_BYTES = int(os.environ.get("FLOW_LOG_MAX_BYTES", str(16 << 20)))
 BACKUPS = 3
 REOPEN_AFTER_S = 2.0
 
@@ -36,7 +35,7 @@ class NodeLog:
     node_id: str
     on_failure: Degrade
     tee: Tee | None = None
-    max_bytes: int = MAX_LOG_BYTES
+    max_bytes: int = attrs.field(factory=lambda: settings().log_max_bytes)
     dropped: int = 0
     _file: TextIO | None = None
     _size: int = 0

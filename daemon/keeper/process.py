@@ -31,6 +31,7 @@ import zmq
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.keeper.stdout_output import StdoutOutput
+from daemon.model import settings
 from daemon.model.logformat import record_from_output
 from node_sdk.wire import decode_control, encode_control
 
@@ -367,6 +368,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
 def main() -> int:
     """`python -m daemon.keeper '{"endpoint": ..., "grace": ...}'`."""
     config = json.loads(sys.argv[1])
+    settings.install(settings.from_mapping(config.get("settings", {}), "the daemon"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s keeper: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when nodes stop
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()

@@ -1,30 +1,96 @@
-"""What /proc says of a pid: alive (not a zombie), and whether it is a flow daemon."""
+"""What the system says of a pid, through psutil: alive, which process it is, and its usage.
+
+A pid alone names a process only while it lives: the kernel hands it to the next process
+after. A pid with its create time names one process for good, so a record that must
+outlive its process (a `flow run`'s origin) keeps both (`tag`, `is_tagged_alive`).
+"""
 
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
+import psutil
+
 from node_sdk import paths
+
+__all__ = [
+    "alive",
+    "cpu_seconds",
+    "create_time",
+    "daemon_pid",
+    "is_flow_daemon",
+    "is_tagged_alive",
+    "rss_bytes",
+    "tag",
+]
+
+# psutil derives a create time from the boot time and the start in clock ticks (1/100 s),
+# so the same process always reads back the same value; allow one tick for float rounding
+SAME_START_S = 0.01
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
 
 def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except _GONE:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def create_time(pid: int) -> float | None:
+    """When the process started (epoch seconds); None when it is gone or a zombie."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
+    except _GONE:
+        return None
+
+
+def tag(pid: int | None = None) -> str:
+    """`PID:CREATE_TIME` of this process (or of `pid`): a name no later process can take."""
+    pid = os.getpid() if pid is None else pid
+    started = create_time(pid)
+    return f"{pid}:{started!r}" if started is not None else str(pid)
+
+
+def is_tagged_alive(text: str, not_after: float | None = None) -> bool:
+    """Whether the process `tag` named is still the one alive under its pid.
+
+    A bare pid (written before tags carried a create time) is taken as that process only
+    if the one alive under it started no later than `not_after` (the record's own time).
+    That check is coarse: psutil's create times run up to a second early (the boot time
+    they count from is whole seconds), so a pid reused within that second still passes.
+    """
+    pid_text, _, started_text = text.partition(":")
+    if not pid_text.isdigit():
+        return False
+    started = create_time(int(pid_text))
+    if started is None:
+        return False
+    if not started_text:
+        return not_after is not None and started <= not_after + SAME_START_S
+    try:
+        recorded = float(started_text)
+    except ValueError:
+        return False
+    return abs(started - recorded) <= SAME_START_S
 
 
 def is_flow_daemon(pid: int) -> bool:
     """Whether pid is alive and runs `python -m daemon` (guards against a reused pid)."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        process = psutil.Process(pid)
+        argv = process.cmdline()
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+    except _GONE:
         return False
-    runs_daemon = any(a == b"-m" and b == b"daemon" for a, b in itertools.pairwise(argv))
-    return runs_daemon and alive(pid)
+    return any(a == "-m" and b == "daemon" for a, b in itertools.pairwise(argv))
 
 
 def daemon_pid(home: Path) -> int | None:
@@ -34,3 +100,20 @@ def daemon_pid(home: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if is_flow_daemon(pid) else None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, in seconds; None when it is gone."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except _GONE:
+        return None
+    return float(times.user + times.system)
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process; None when it is gone."""
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except _GONE:
+        return None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.model.descriptor import Dataflow, NodeSpec, OutputRef, Timer, expand_env
+from daemon.model.settings import Settings
 
 DEFAULT_SHM_THRESHOLD = 64 * 1024
 
@@ -37,7 +38,7 @@ def node_config(
     daemon_endpoint: str,
     descriptor_copy: Path,
     endpoints: Mapping[tuple[str, str], str],
-    daemon_grace: float,
+    settings: Settings,
 ) -> dict[str, Any]:
     """The JSON configuration handed to one node process."""
     inputs: dict[str, Any] = {}
@@ -66,7 +67,9 @@ def node_config(
         "inputs": inputs,
         "outputs": outputs,
         "shm_threshold": DEFAULT_SHM_THRESHOLD,
-        "daemon_grace_s": daemon_grace,
+        "daemon_grace_s": settings.daemon_grace,
+        "start_timeout_s": settings.start_timeout,
+        "send_timeout_s": settings.send_timeout,
     }
 
 

@@ -20,6 +20,7 @@ from daemon.errors import NodeSpawnFailed
 from daemon.keeper.logs import Tee
 from daemon.keeper.process import Keeper
 from daemon.model.retry import Backoff, RetryExhausted
+from daemon.model.settings import current
 from daemon.run.retry import retry_async
 from daemon.run.zmq_trio import Frames, SocketOwner
 from node_sdk.wire import decode_control, encode_control
@@ -108,7 +109,7 @@ class KeeperLink:
 
 async def start_keeper_process(endpoint: str, grace: float, log_path: Path) -> trio.Process:
     """A keeper in its own session, so it outlives the daemon (SPEC 7.4)."""
-    config = json.dumps({"endpoint": endpoint, "grace": grace})
+    config = json.dumps({"endpoint": endpoint, "grace": grace, "settings": current().values()})
     argv = [sys.executable, "-m", "daemon.keeper", config]
     log_file: IO[bytes] | None = None
     try:

@@ -15,11 +15,13 @@ import os
 import shutil
 import signal
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+import psutil
 
 from daemon.errors import FlowError
 from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.model import pids
 from daemon.model.states import RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime
@@ -48,9 +50,12 @@ async def recover_runs(rt: Runtime) -> None:
 
 
 def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
-    """A `flow run` that died without recording its end is recorded as failed."""
-    pid = origin.partition(":")[2]
-    if pid.isdigit() and Path(f"/proc/{pid}").exists():
+    """A `flow run` that died without recording its end is recorded as failed.
+
+    Its origin names the process by pid and create time: a pid alone may be another
+    process's by now, and would keep a dead run listed as running forever.
+    """
+    if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
         return  # still running in its own terminal
     rt.store.update_run(info["id"], status="failed", error="the flow run process exited")
     remove_run_segments(info["id"])
@@ -87,49 +92,50 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
 
 def kill_stale_processes(run: Run) -> int:
     """SIGKILL the process groups of anything still running for this run; how many."""
-    node_mark = f"FLOW_DATAFLOW={run.id}".encode()
-    keeper_mark = str(run.sockets).encode()
+    keeper_mark = str(run.sockets)
     return _kill_groups(
         lambda environ, cmdline: (
-            node_mark in environ or (b"daemon.keeper" in cmdline and keeper_mark in cmdline)
+            environ.get("FLOW_DATAFLOW") == run.id
+            or ("daemon.keeper" in cmdline and keeper_mark in cmdline)
         )
     )
 
 
 def kill_unknown_processes(rt: Runtime) -> int:
     """SIGKILL nodes and keepers of this home that belong to no live run (a lost store)."""
-    home_mark = f"FLOW_HOME={rt.home}".encode()
-    sockets_mark = str(rt.socket_dir).encode()
-    live = {run.id.encode() for run in rt.runs.values()}
+    home = str(rt.home)
+    sockets_mark = str(rt.socket_dir)
+    live = {run.id for run in rt.runs.values()}
     # a `flow run` in some terminal owns its nodes: never ours to kill
-    live |= {r["id"].encode() for r in rt.store.runs(include_ended=True) if r["origin"] != "daemon"}
-    live_sockets = {str(run.sockets).encode() for run in rt.runs.values()}
+    live |= {r["id"] for r in rt.store.runs(include_ended=True) if r["origin"] != "daemon"}
+    live_sockets = {str(run.sockets) for run in rt.runs.values()}
 
-    def unknown(environ: list[bytes], cmdline: bytes) -> bool:
-        if b"daemon.keeper" in cmdline and sockets_mark in cmdline:
+    def unknown(environ: dict[str, str], cmdline: str) -> bool:
+        if "daemon.keeper" in cmdline and sockets_mark in cmdline:
             return not any(mark in cmdline for mark in live_sockets)
-        if home_mark not in environ:
+        if environ.get("FLOW_HOME") != home:
             return False
-        runs = [e.partition(b"=")[2] for e in environ if e.startswith(b"FLOW_DATAFLOW=")]
-        return bool(runs) and runs[0] not in live
+        run = environ.get("FLOW_DATAFLOW")
+        return run is not None and run not in live
 
     return _kill_groups(unknown)
 
 
-def _kill_groups(matches: Callable[[list[bytes], bytes], bool]) -> int:
+def _kill_groups(matches: Callable[[dict[str, str], str], bool]) -> int:
+    """SIGKILL the process group led by each process `matches(environ, cmdline)` picks."""
     me = os.getpid()
     killed = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+    for process in psutil.process_iter():
+        if process.pid == me:
             continue
         try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
+            environ = process.environ()
+            cmdline = "\0".join(process.cmdline())
+        except (psutil.Error, OSError):
+            continue  # gone meanwhile, or another user's: not ours either way
         if matches(environ, cmdline):
             with contextlib.suppress(OSError):
-                os.killpg(int(entry), signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
                 killed += 1
     return killed
 

@@ -96,7 +96,7 @@ class Runtime:
     degraded: list[str] = attrs.field(factory=list)
     shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
     leases: dict[str, Any] = attrs.field(factory=dict)  # observer leases (daemon/topics.py)
-    cpu_samples: dict[int, tuple[int | None, float]] = attrs.field(factory=dict)  # flow top
+    cpu_samples: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)  # flow top
 
     def find_slot(self, run_id: str, node_id: str) -> NodeSlot | None:
         run = self.runs.get(run_id)

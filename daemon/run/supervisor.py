@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import shutil
 import signal
 import threading
@@ -24,6 +23,7 @@ from daemon.model import routing
 from daemon.model.descriptor import Dataflow, OutputRef
 from daemon.model.graph import downstream
 from daemon.model.restart_policy import decide
+from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperLink, start_keeper_process, start_keeper_thread
 from daemon.run.slot import NodeSlot
@@ -31,8 +31,6 @@ from daemon.store import Store
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT_S = float(os.environ.get("FLOW_START_TIMEOUT", "30"))
-DAEMON_GRACE_S = float(os.environ.get("FLOW_DAEMON_GRACE", "30"))
 DEFAULT_GRACE_S = 10.0
 EOS_BACKSTOP_S = 2.0  # after a clean exit, longer than a sender's bounded end-of-stream
 # quit makes the keeper SIGTERM what is left, then SIGKILL after 5 s: it is gone by then
@@ -117,13 +115,14 @@ class Run:
             daemon_endpoint=self.daemon_endpoint,
             descriptor_copy=self.descriptor_copy,
             endpoints=self._endpoints,
-            daemon_grace=DAEMON_GRACE_S,
+            settings=settings(),
         )
 
     def spawn(self, slot: NodeSlot) -> None:
         """Ask the keeper to start the slot's current generation."""
         config = self.config_of(slot)
-        env = routing.node_environment(self.dataflow, slot.spec, self.base_env, self.extra_env)
+        base = {**self.base_env, "FLOW_LOG_LEVEL": settings().log_level}  # node `env:` wins
+        env = routing.node_environment(self.dataflow, slot.spec, base, self.extra_env)
         env["FLOW_NODE_CONFIG"] = json.dumps(config)
         env["FLOW_DATAFLOW"] = self.id
         stdout_as = None
@@ -319,10 +318,12 @@ async def supervise(
     # an adopted run's keeper lives on from before the daemon restart: nothing to start
     keeper: trio.Process | threading.Thread | None = None
     if adopt is None and run.in_process:
-        keeper = start_keeper_thread(run.context, run.keeper_endpoint, DAEMON_GRACE_S, run.tee)
+        keeper = start_keeper_thread(
+            run.context, run.keeper_endpoint, settings().daemon_grace, run.tee
+        )
     elif adopt is None:
         keeper = await start_keeper_process(
-            run.keeper_endpoint, DAEMON_GRACE_S, run.run_dir / "keeper.log"
+            run.keeper_endpoint, settings().daemon_grace, run.run_dir / "keeper.log"
         )
     link = run.keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
     try:
@@ -384,12 +385,12 @@ async def _watch(run: Run, slot: NodeSlot) -> None:
 
 async def _start_barrier(run: Run) -> None:
     """Release every node at once when all have connected (or exited) (SPEC 5)."""
-    with trio.move_on_after(START_TIMEOUT_S) as scope:
+    with trio.move_on_after(timeout := settings().start_timeout) as scope:
         for slot in run.spawned:
             await slot.settled.wait()
     if scope.cancelled_caught:
         run.late = [s.id for s in run.spawned if not s.settled.is_set()]
-        run.error = f"nodes did not connect within {START_TIMEOUT_S:g}s: {', '.join(run.late)}"
+        run.error = f"nodes did not connect within {timeout:g}s: {', '.join(run.late)}"
         log.warning("run %s: %s", run.id, run.error)
         run.store.update_run(run.id, error=run.error)
         await run.stop(grace=1.0)

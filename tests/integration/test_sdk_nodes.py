@@ -439,7 +439,7 @@ def test_a_dora_style_script_runs_unchanged(
 
 def test_no_start_from_the_daemon_is_a_bounded_node_error(sockdir: Path, spawn: Any) -> None:
     config = {"run": str(uuid.uuid4()), "node": "lonely", "daemon": f"ipc://{sockdir}/nobody",
-              "inputs": {}, "outputs": {}}  # fmt: skip
+              "inputs": {}, "outputs": {}, "start_timeout_s": 0.2}  # fmt: skip
     script = """
     from node_sdk import Node, NodeError
     try:
@@ -447,7 +447,7 @@ def test_no_start_from_the_daemon_is_a_bounded_node_error(sockdir: Path, spawn: 
     except NodeError as exc:
         print(exc)
     """
-    child = spawn("lonely", script, config, FLOW_START_TIMEOUT="0.2")
+    child = spawn("lonely", script, config)
     out, _ = finish(child)
     assert out == f"no start from the flow daemon at ipc://{sockdir}/nobody within 0.2 s\n"
 
@@ -469,7 +469,7 @@ def test_backpressure_to_a_dead_receiver_times_out_naming_it(
         except SendTimeout as exc:
             print(sent, exc)
     """
-    child = spawn("sender", script, sender_cfg, FLOW_SEND_TIMEOUT="0.2")
+    child = spawn("sender", script, {**sender_cfg, "send_timeout_s": 0.2})
     fake_daemon.wait_for("hello", {"sender"})
     fake_daemon.start_all()
     out, _ = finish(child)

@@ -1,0 +1,77 @@
+"""Process facts through psutil: a pid with its create time names one process for good."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+
+from daemon.model import pids
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_this_process_is_alive_and_tagged() -> None:
+    me = os.getpid()
+    assert pids.alive(me)
+    started = pids.create_time(me)
+    assert started == psutil.Process(me).create_time()
+    assert pids.tag() == f"{me}:{started!r}"
+    assert pids.is_tagged_alive(pids.tag())
+
+
+def test_a_live_pid_with_another_create_time_is_not_the_tagged_process() -> None:
+    started = pids.create_time(os.getpid())
+    assert started is not None
+    assert not pids.is_tagged_alive(f"{os.getpid()}:{started - 5.0!r}")
+    assert not pids.is_tagged_alive(f"{os.getpid()}:{started + 5.0!r}")
+    assert not pids.is_tagged_alive(f"{os.getpid()}:soon")
+
+
+def test_a_bare_pid_counts_only_for_a_process_older_than_the_record() -> None:
+    started = pids.create_time(os.getpid())
+    assert started is not None
+    assert pids.is_tagged_alive(str(os.getpid()), not_after=time.time())
+    assert not pids.is_tagged_alive(str(os.getpid()), not_after=started - 5.0)
+    assert not pids.is_tagged_alive(str(os.getpid()))
+
+
+def test_gone_processes() -> None:
+    dead = _dead_pid()
+    assert not pids.alive(dead)
+    assert pids.create_time(dead) is None
+    assert not pids.is_tagged_alive(f"{dead}:1.0")
+    assert pids.cpu_seconds(dead) is None
+    assert pids.rss_bytes(dead) is None
+    assert not pids.is_tagged_alive("not-a-pid")
+
+
+def test_a_zombie_is_not_alive() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not pids.alive(child.pid)
+        assert pids.create_time(child.pid) is None
+    finally:
+        child.wait()
+
+
+def test_usage_and_daemon_check_of_this_process() -> None:
+    me = os.getpid()
+    used = pids.cpu_seconds(me)
+    assert used is not None
+    assert used > 0
+    rss = pids.rss_bytes(me)
+    assert rss is not None
+    assert rss > 1 << 20
+    assert not pids.is_flow_daemon(me)  # pytest, not `python -m daemon`
