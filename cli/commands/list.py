@@ -17,8 +17,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client
+    from daemon.model.requests import List
 
-    runs: list[dict[str, Any]] = client.request("list", {"all": args.all})["runs"]
+    runs = client.call(List(all=args.all)).runs
     if args.json:
         import sys
 

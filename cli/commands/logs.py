@@ -34,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from cli import client
     from cli.errors import BAD_INPUT, CliError
     from cli.follow import LinePrinter, LogFollower, follow_run
+    from daemon.model.requests import Logs
 
     if args.tail is not None and args.tail < 0:
         raise CliError("--tail must be 0 or more", BAD_INPUT)
-    reply = client.request("logs", {"run": args.run, "node": args.node})
-    info, files = reply["run"], reply["files"]
+    reply = client.call(Logs(run=args.run, node=args.node))
+    info, files = reply.run, reply.files
     printer = LinePrinter(files, prefix=len(files) > 1, grep=args.grep, since=args.since)
     follower = LogFollower(files)
     try:

@@ -42,27 +42,28 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model import requests as rq
 
     if args.verb in ("add", "remove", "connect", "disconnect"):
         return edit(args)
     if args.verb == "list":
-        reply = client.request("node_list", {"run": args.run})
+        reply = client.call(rq.NodeList(run=args.run))
         if args.json:
-            for node in reply["nodes"]:
+            for node in reply.nodes:
                 render.out.print(json.dumps(node), markup=False, highlight=False)
         else:
-            print_nodes(reply["nodes"])
+            print_nodes(reply.nodes)
         return 0
-    body: dict[str, Any] = {"run": args.run, "node": args.node}
     if args.verb == "info":
-        node = client.request("node_info", body)["node"]
+        node = client.call(rq.NodeInfo(run=args.run, node=args.node)).node
         if args.json:
             render.out.print(json.dumps(node), markup=False, highlight=False)
         else:
             print_detail(node)
         return 0
-    body["grace"] = args.grace
-    node = client.request(f"node_{args.verb}", body, timeout=120.0)["node"]
+    verb = rq.NodeStop if args.verb == "stop" else rq.NodeRestart
+    grace = None if args.grace is None else rq.Seconds(args.grace)
+    node = client.call(verb(run=args.run, node=args.node, grace=grace), timeout=120.0).node
     render.info(
         f"node {node['id']}: {node['status']} (generation {node['generation']}, pid {node['pid']})"
     )
@@ -142,22 +143,23 @@ def edit(args: argparse.Namespace) -> int:
 
     from cli import client, render
     from cli.errors import BAD_INPUT, CliError
+    from daemon.model import requests as rq
 
-    body: dict[str, Any] = {"run": args.run}
-    if args.verb == "add":
-        path = Path(args.file).resolve()
-        try:
-            body.update(path=str(path), text=path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"cannot read {args.file}: {exc}", BAD_INPUT) from exc
-    elif args.verb == "remove":
-        body["node"] = args.node
-    else:
-        body.update(source=args.source, target=args.target)
-    reply = client.request(f"node_{args.verb}", body, timeout=60.0)
     if args.verb in ("add", "remove"):
-        render.info(f"node {reply['node']} {'added' if args.verb == 'add' else 'removed'}")
-    else:
-        arrow = "->" if args.verb == "connect" else "-/->"
-        render.info(f"{args.verb}ed {reply['source']} {arrow} {reply['target']}")
+        if args.verb == "add":
+            path = Path(args.file).resolve()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CliError(f"cannot read {args.file}: {exc}", BAD_INPUT) from exc
+            request: Any = rq.NodeAdd(run=args.run, path=str(path), text=rq.YamlText(text))
+        else:
+            request = rq.NodeRemove(run=args.run, node=args.node)
+        node = client.call(request, timeout=60.0).node
+        render.info(f"node {node} {'added' if args.verb == 'add' else 'removed'}")
+        return 0
+    cls = rq.NodeConnect if args.verb == "connect" else rq.NodeDisconnect
+    reply = client.call(cls(run=args.run, source=args.source, target=args.target), timeout=60.0)
+    arrow = "->" if args.verb == "connect" else "-/->"
+    render.info(f"{args.verb}ed {reply.source} {arrow} {reply.target}")
     return 0

@@ -14,8 +14,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model.requests import Restart
 
-    info = client.request("restart", {"run": args.run}, timeout=60.0)["run"]
+    info = client.call(Restart(run=args.run), timeout=60.0).run
     render.info(
         f"restarted {args.run} as {info['id']}" + (f" ({info['name']})" if info.get("name") else "")
     )

@@ -63,10 +63,11 @@ def read_dataflow(file: str) -> tuple[Path, str]:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model.requests import Env, Start, YamlText
 
     path, text = read_dataflow(args.file)
-    body = {"path": str(path), "text": text, "name": args.name, "env": dict(args.env)}
-    info = client.request("start", body, timeout=60.0)["run"]
+    request = Start(path=str(path), text=YamlText(text), name=args.name, env=Env(dict(args.env)))
+    info = client.call(request, timeout=60.0).run
     attach = sys.stdin.isatty() if args.attach is None else args.attach
     if not attach:
         render.info(f"{info['id']} {info['name']}" if info.get("name") else str(info["id"]))
@@ -81,8 +82,9 @@ def attached(run_id: str, home: Path | None = None) -> int:
     """Follow every node's log until the run ends; print the result; its exit status."""
     from cli import client, render
     from cli.follow import Interrupts, LinePrinter, LogFollower, follow_run
+    from daemon.model.requests import Logs
 
-    files = client.request("logs", {"run": run_id, "node": None}, home=home)["files"]
+    files = client.call(Logs(run=run_id), home=home).files
     follower = LogFollower(files)
     printer = LinePrinter(files, prefix=True)
     with Interrupts() as interrupts:

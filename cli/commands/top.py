@@ -17,18 +17,20 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model.protocol import unstructure
+    from daemon.model.requests import Seconds, Top
 
     if args.once:
-        snapshot = client.request("top", {"sample_s": 0.5}, timeout=10.0)
-        render.out.print(json.dumps(snapshot), markup=False, highlight=False)
+        snapshot = client.call(Top(sample_s=Seconds(0.5)), timeout=10.0)
+        render.out.print(json.dumps(unstructure(snapshot)), markup=False, highlight=False)
         return 0
     from rich.live import Live
 
-    client.request("top", {})  # the first call only starts the CPU sampling
+    client.call(Top())  # the first call only starts the CPU sampling
     with Live(console=render.out, auto_refresh=False) as live:
         while True:
             time.sleep(max(args.interval, 0.2))
-            live.update(table(client.request("top", {})), refresh=True)
+            live.update(table(unstructure(client.call(Top()))), refresh=True)
 
 
 def table(snapshot: dict[str, Any]) -> Any:

@@ -31,15 +31,16 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model.requests import TopicList
 
     if args.verb == "list":
-        reply = client.request("topic_list", {"run": args.run})
+        reply = client.call(TopicList(run=args.run))
         rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
-        for topic in reply["topics"]:
-            rate = topic.get("rate")
+        for topic in reply.topics:
+            rate = topic.rate
             rows.append(
                 (
-                    [topic["topic"], ", ".join(topic["receivers"]) or "-",
+                    [topic.topic, ", ".join(topic.receivers) or "-",
                      "-" if rate is None else f"{rate:.1f}"],
                     [],
                 )
@@ -59,6 +60,7 @@ class Observer:
         import zmq
 
         from cli import client
+        from daemon.model.requests import TopicSubscribe
         from node_sdk import paths
 
         home = client.home_path()
@@ -70,13 +72,11 @@ class Observer:
         self.socket.bind(self.endpoint)
         self.run, self.topic = run, topic
         try:
-            reply = client.request(
-                "topic_subscribe", {"run": run, "topic": topic, "endpoint": self.endpoint}
-            )
+            reply = client.call(TopicSubscribe(run=run, topic=topic, endpoint=self.endpoint))
         except BaseException:
             self._close()
             raise
-        self.lease = reply["lease"]
+        self.lease = reply.lease
         self.renewed = time.monotonic()
 
     def __enter__(self) -> Observer:
@@ -85,9 +85,10 @@ class Observer:
     def __exit__(self, *exc: object) -> None:
         from cli import client
         from cli.errors import CliError
+        from daemon.model.requests import TopicUnsubscribe
 
         with contextlib.suppress(CliError):  # if not, the lease expires by itself
-            client.request("topic_unsubscribe", {"lease": self.lease}, timeout=2.0)
+            client.call(TopicUnsubscribe(lease=self.lease), timeout=2.0)
         self._close()
 
     def _close(self) -> None:
@@ -100,10 +101,11 @@ class Observer:
     def next(self, timeout: float) -> Any | None:
         """The next decoded message, or None after `timeout` seconds."""
         from cli import client
+        from daemon.model.requests import TopicRenew
         from node_sdk.wire import decode_data
 
         if time.monotonic() - self.renewed > RENEW_S:
-            client.request("topic_renew", {"lease": self.lease}, timeout=2.0)
+            client.call(TopicRenew(lease=self.lease), timeout=2.0)
             self.renewed = time.monotonic()
         if not self.socket.poll(int(timeout * 1000)):
             return None

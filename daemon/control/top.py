@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from daemon.model.protocol import field_float
+from daemon.model import replies as rp
+from daemon.model import requests as rq
 
 if TYPE_CHECKING:
     from daemon.run.runtime import Runtime
@@ -42,9 +43,9 @@ def _pids(rt: Runtime) -> list[int]:
     return [s.pid for r in rt.runs.values() for s in r.slots.values() if s.pid is not None]
 
 
-async def top(rt: Runtime, body: Body) -> Body:
+async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
     """A snapshot; with `sample_s`, CPU is measured over that long, else since the last call."""
-    sample_s = min(field_float(body, "sample_s", 0.0), MAX_SAMPLE_S)
+    sample_s = min(req.sample_s, MAX_SAMPLE_S)
     if sample_s > 0:
         rt.cpu_samples = {pid: (cpu_ticks(pid), time.monotonic()) for pid in _pids(rt)}
         await trio.sleep(sample_s)
@@ -80,4 +81,7 @@ async def top(rt: Runtime, body: Body) -> Body:
                 }
             )
         runs.append({"id": run.id, "name": run.name, "status": str(run.status), "nodes": nodes})
-    return {"runs": runs, "time": time.time()}
+    return rp.TopReply(runs=runs, time=time.time())
+
+
+TOP_HANDLERS = {rq.Top: top}

@@ -71,7 +71,7 @@ def test_burst_of_bad_requests_is_answered_and_runs_go_on(daemon: Path, tmp_path
         "finished run": "is not active",
         "wrong version": "protocol version 99 not supported",
         "unknown type": "unknown request type 'explode'",
-        "bad field": "field 'run' must be a string",
+        "bad field": "field 'run': expected a string",
         "oversized": "request too large",
     }
     for what, fragment in expected.items():
