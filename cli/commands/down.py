@@ -23,7 +23,12 @@ ORPHANS_TIMEOUT_S = 30.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("down", help="stop every run and the flow daemon")
+    p = sub.add_parser(
+        "down",
+        help="stop every run and the flow daemon",
+        description="Ask the daemon to stop every run and exit, and wait until it has. With "
+        "no daemon alive, end the run keepers a dead daemon left.",
+    )
     p.add_argument(
         "--force",
         action="store_true",

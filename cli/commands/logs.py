@@ -14,7 +14,12 @@ Entry = tuple[str, LogRecord]
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("logs", help="show a run's node logs")
+    p = sub.add_parser(
+        "logs",
+        help="show a run's node logs",
+        description="Print a run's node logs, merged by time; filter them, or follow them "
+        "until the run ends.",
+    )
     p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     p.add_argument("node", nargs="?", metavar="NODE", help="only this node")
     p.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")

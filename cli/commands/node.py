@@ -8,9 +8,14 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("node", help="list, inspect, stop or restart the nodes of a run")
+    p = sub.add_parser(
+        "node",
+        help="list, inspect, stop or restart the nodes of a run",
+        description="The nodes of a live run: list, inspect, stop or restart one, or edit "
+        "the graph (add, remove, connect, disconnect).",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser("list", help="every node of a run, with its inputs")
+    listing = _verb(verbs, "list", "every node of a run, with its inputs")
     listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     for verb, text in (
@@ -18,22 +23,22 @@ def register(sub: Any) -> None:
         ("stop", "stop one node (STOP, grace, SIGTERM, SIGKILL)"),
         ("restart", "restart one node in its own slot, with a new generation"),
     ):
-        one = verbs.add_parser(verb, help=text)
+        one = _verb(verbs, verb, text)
         one.add_argument("run", metavar="RUN", help="run id, id prefix or name")
         one.add_argument("node", metavar="NODE", help="node id")
         if verb == "info":
             one.add_argument("--json", action="store_true", help="print JSON")
         else:
             one.add_argument("--grace", type=float, default=None, help="seconds before SIGTERM")
-    add = verbs.add_parser("add", help="add one node (a YAML file with one node) to a run")
+    add = _verb(verbs, "add", "add one node (a YAML file with one node) to a run")
     add.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     add.add_argument("file", metavar="FILE", help="YAML with one node mapping")
-    remove = verbs.add_parser("remove", help="stop a node and take it out of the graph")
+    remove = _verb(verbs, "remove", "stop a node and take it out of the graph")
     remove.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     remove.add_argument("node", metavar="NODE", help="node id")
     for verb, text in (("connect", "map SRC/OUTPUT to NODE/INPUT"),
                        ("disconnect", "remove the mapping SRC/OUTPUT -> NODE/INPUT")):  # fmt: skip
-        edit = verbs.add_parser(verb, help=text)
+        edit = _verb(verbs, verb, text)
         edit.add_argument("run", metavar="RUN", help="run id, id prefix or name")
         edit.add_argument("source", metavar="SRC/OUTPUT", help="the sending output")
         edit.add_argument("target", metavar="NODE/INPUT", help="the receiving input")
@@ -163,3 +168,8 @@ def edit(args: argparse.Namespace) -> int:
     arrow = "->" if args.verb == "connect" else "-/->"
     render.info(f"{args.verb}ed {reply.source} {arrow} {reply.target}")
     return 0
+
+
+def _verb(verbs: Any, name: str, text: str) -> Any:
+    """A sub-verb whose description is its help as a sentence."""
+    return verbs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")

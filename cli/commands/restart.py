@@ -7,7 +7,11 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("restart", help="start a new run of the same dataflow file")
+    p = sub.add_parser(
+        "restart",
+        help="start a new run of the same dataflow file",
+        description="Stop RUN if it is active, then start a new run of its dataflow file.",
+    )
     p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     p.set_defaults(func=run)
 

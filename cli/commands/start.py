@@ -11,7 +11,12 @@ MAX_FILE = 1 << 20  # bytes: SPEC 10 bounds YAML files
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("start", help="start a dataflow on the daemon")
+    p = sub.add_parser(
+        "start",
+        help="start a dataflow on the daemon",
+        description="Send a dataflow file to the daemon, which validates and starts it. "
+        "Attached, stream its nodes' logs until it ends and exit with its result.",
+    )
     p.add_argument("file", metavar="FILE", help="the dataflow YAML file")
     p.add_argument("--name", default=None, help="a name for the run")
     mode = p.add_mutually_exclusive_group()

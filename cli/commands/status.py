@@ -7,7 +7,12 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("status", help="show the flow daemon's state")
+    p = sub.add_parser(
+        "status",
+        help="show the flow daemon's state",
+        description="Show the daemon's pid, version, home, uptime and active runs, and every "
+        "degraded auxiliary function as a warning.",
+    )
     p.set_defaults(func=run)
 
 

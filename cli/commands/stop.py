@@ -13,7 +13,12 @@ DEFAULT_GRACE = 10.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("stop", help="stop a run (the only active one when RUN is omitted)")
+    p = sub.add_parser(
+        "stop",
+        help="stop a run (the only active one when RUN is omitted)",
+        description="Stop a run: STOP to every node, SIGTERM after the grace, SIGKILL after "
+        "half that again; wait until it has ended.",
+    )
     p.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix or name")
     p.add_argument("--all", action="store_true", help="stop every active run")
     p.add_argument(

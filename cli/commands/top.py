@@ -9,9 +9,16 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("top", help="live CPU, memory, message rates and drops of every node")
+    p = sub.add_parser(
+        "top",
+        help="live CPU, memory, message rates and drops of every node",
+        description="A live table of every node of every run: status, pid, CPU, memory, "
+        "input rate, queued and dropped messages.",
+    )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes"
+    )
     p.set_defaults(func=run)
 
 

@@ -14,12 +14,17 @@ RENEW_S = 1.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("topic", help="list, print or time the outputs of a running dataflow")
+    p = sub.add_parser(
+        "topic",
+        help="list, print or time the outputs of a running dataflow",
+        description="Look at the messages of a live run as they flow: list its outputs, "
+        "print the messages of one, or measure its rate.",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser("list", help="every output of a run with its receivers")
+    listing = _verb(verbs, "list", "every output of a run with its receivers")
     listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
-    echo = verbs.add_parser("echo", help="print messages of NODE/OUTPUT as they flow")
-    hz = verbs.add_parser("hz", help="rate and intervals of NODE/OUTPUT")
+    echo = _verb(verbs, "echo", "print messages of NODE/OUTPUT as they flow")
+    hz = _verb(verbs, "hz", "rate and intervals of NODE/OUTPUT")
     for verb in (echo, hz):
         verb.add_argument("run", metavar="RUN", help="run id, id prefix or name")
         verb.add_argument("topic", metavar="NODE/OUTPUT", help="the output to observe")
@@ -179,3 +184,8 @@ def hertz(observer: Observer, window: float, duration: float, count: int) -> int
                 render.info("no messages")
         if (duration and now - started >= duration) or (count and printed >= count):
             return 0
+
+
+def _verb(verbs: Any, name: str, text: str) -> Any:
+    """A sub-verb whose description is its help as a sentence."""
+    return verbs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")

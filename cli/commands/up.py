@@ -18,7 +18,12 @@ START_DEADLINE = 15.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("up", help="start the local flow daemon in the background")
+    p = sub.add_parser(
+        "up",
+        help="start the local flow daemon in the background",
+        description="Start the flow daemon of FLOW_HOME in the background and wait until it "
+        "answers; if one already answers, say so and exit 0.",
+    )
     p.set_defaults(func=run)
 
 
