@@ -74,9 +74,14 @@ def cli_reference() -> str:
 
 
 def _fields(cls: type[Any]) -> str:
+    # the annotations as written (strings, under `from __future__ import annotations`):
+    # `field.type` turns into classes once cattrs has resolved them
+    written: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        written.update(klass.__dict__.get("__annotations__", {}))
     fields = []
     for field in attrs.fields(cls):
-        text = f"{field.name}: {field.type}"
+        text = f"{field.name}: {written[field.name]}"
         if field.default is not attrs.NOTHING:
             default = field.default
             if isinstance(default, attrs.Factory):  # type: ignore[arg-type]

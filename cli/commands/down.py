@@ -16,7 +16,6 @@ from typing import Any
 
 from cli.durations import duration_arg
 from daemon.model.pids import alive, daemon_pid, is_flow_daemon
-from daemon.model.requests import Seconds, Shutdown
 
 DEFAULT_GRACE = 10.0  # the daemon's default node grace (SPEC 5)
 ORPHANS_TIMEOUT_S = 30.0
@@ -47,6 +46,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import CliError, DaemonUnreachable
+    from daemon.model.requests import Seconds, Shutdown
 
     home = client.home_path()
     grace = 0.0 if args.force else args.grace

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MAX_FILE = 1 << 20  # bytes: SPEC 10 bounds YAML files
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -52,12 +50,13 @@ def env_pair(text: str) -> tuple[str, str]:
 def read_dataflow(file: str) -> tuple[Path, str]:
     """The file's absolute path and text; a missing, huge or undecodable file is bad input."""
     from cli.errors import BAD_INPUT, CliError
+    from daemon.model.descriptor import MAX_YAML_BYTES
 
     path = Path(file).expanduser().absolute()
     try:
         if not path.is_file():
             raise CliError(f"no such dataflow file: {file}", BAD_INPUT)
-        if path.stat().st_size > MAX_FILE:
+        if path.stat().st_size > MAX_YAML_BYTES:
             raise CliError(f"{file} is larger than 1 MiB", BAD_INPUT)
         return path, path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:

@@ -13,16 +13,19 @@ integer range, float finiteness, string and mapping lengths.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
 
 from daemon.errors import BadRequest, FlowError
 from daemon.model import requests as rq
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "MAX_DEPTH",
@@ -204,8 +207,15 @@ def _structure_env(value: Any, _: Any) -> dict[str, str]:
     return dict(value)
 
 
-def make_converter() -> cattrs.Converter:
-    """The strict converter both ends use: no coercion, no extra keys, bounded values."""
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The strict converter both ends use: no coercion, no extra keys, bounded values.
+
+    Built on first use: `flow run` and the keeper import this module for its constants and
+    never pay for cattrs.
+    """
+    import cattrs
+
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(str, _check_str(rq.MAX_STRING_CHARS))
     converter.register_structure_hook(bool, _structure_bool)
@@ -218,10 +228,9 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
-CONVERTER = make_converter()
-
-
 def _format(exc: BaseException, type_: Any) -> str:
+    import cattrs
+
     if isinstance(exc, FieldError):
         return str(exc)
     if isinstance(exc, KeyError):
@@ -237,6 +246,8 @@ def _format(exc: BaseException, type_: Any) -> str:
 
 def _field_lines(exc: Exception) -> list[str]:
     """cattrs' `msg @ $.grace` lines as `field 'grace': msg` (or `body: msg`)."""
+    import cattrs
+
     lines = []
     for line in cattrs.transform_error(exc, path="$", format_exception=_format):
         message, _, where = line.rpartition(" @ ")
@@ -252,13 +263,13 @@ def structure(data: Any, cls: type[Reply]) -> Reply:
     if not isinstance(data, dict):
         raise BadRequest("body: expected a JSON object")
     try:
-        return CONVERTER.structure(data, cls)
+        return converter().structure(data, cls)
     except Exception as exc:  # cattrs' class errors, or any hook's: all about the input
         raise BadRequest("; ".join(_field_lines(exc))) from None
 
 
 def unstructure(value: Any) -> Any:
-    return CONVERTER.unstructure(value)
+    return converter().unstructure(value)
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from daemon.model import replies as rp
 # Bounds of the fields (SPEC 10: every input is bounded).
 MAX_STRING_CHARS = 4096  # run refs, node ids, paths, endpoints, leases
 MAX_NAME_CHARS = 256  # run names, env keys
-MAX_TEXT_CHARS = 1 << 20  # a YAML file as text (the file itself is bounded to 1 MiB)
+MAX_TEXT_CHARS = 1 << 20  # a YAML file's text (descriptor.MAX_YAML_BYTES bounds its bytes)
 MAX_ENV_ENTRIES = 1024
 MAX_ENV_VALUE_CHARS = 64 * 1024
 MAX_SECONDS = 1e6  # graces, timeouts, samples: about eleven days
