@@ -9,6 +9,7 @@ Each lives between a BEGIN/END marker pair; the prose around them is written by 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,7 +79,7 @@ def _fields(cls: type[Any]) -> str:
     # `field.type` turns into classes once cattrs has resolved them
     written: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
-        written.update(klass.__dict__.get("__annotations__", {}))
+        written.update(inspect.get_annotations(klass))
     fields = []
     for field in attrs.fields(cls):
         text = f"{field.name}: {written[field.name]}"
