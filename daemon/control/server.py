@@ -32,6 +32,9 @@ from daemon.run.zmq_trio import Frames, SocketOwner
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256
+# One connection holding many slow requests (`wait`) must not make everyone else's `ping`
+# or `stop` answer busy: each connection gets a share of the whole.
+MAX_IN_FLIGHT_PER_CLIENT = 32
 
 
 @attrs.define(eq=False)
@@ -46,6 +49,7 @@ class ControlServer:
     in_flight: int = 0
     answered: int = 0
     dropped: int = 0
+    _per_client: dict[bytes, int] = attrs.field(factory=dict)
 
     def on_message(self, frames: Frames) -> None:
         if len(frames) < 2:
@@ -64,12 +68,17 @@ class ControlServer:
             log.warning("control: refused request %s: %s", request_id, exc)
             self._reply(envelope, encode_error(request_id, exc))
             return
-        if self.in_flight >= MAX_IN_FLIGHT:
-            busy = BadRequest(f"daemon busy: {MAX_IN_FLIGHT} requests in flight")
+        client = envelope[0]
+        mine = self._per_client.get(client, 0)
+        if self.in_flight >= MAX_IN_FLIGHT or mine >= MAX_IN_FLIGHT_PER_CLIENT:
+            limit = MAX_IN_FLIGHT if self.in_flight >= MAX_IN_FLIGHT else MAX_IN_FLIGHT_PER_CLIENT
+            where = "" if self.in_flight >= MAX_IN_FLIGHT else " from this connection"
+            busy = BadRequest(f"daemon busy: {limit} requests in flight{where}")
             log.warning("control: refused %s %s: %s", request.body.TYPE, request.id, busy)
             self._reply(envelope, encode_error(request.id, busy))
             return
         self.in_flight += 1
+        self._per_client[client] = mine + 1
         self.nursery.start_soon(self._handle, envelope, request)
 
     async def _handle(self, envelope: Frames, request: Decoded) -> None:
@@ -92,6 +101,10 @@ class ControlServer:
             self._reply(envelope, payload)
         finally:
             self.in_flight -= 1
+            client = envelope[0]
+            left = self._per_client.pop(client) - 1
+            if left:  # the map holds only connections with requests in flight: bounded
+                self._per_client[client] = left
 
     def _reply(self, envelope: Frames, payload: bytes) -> None:
         self.answered += 1

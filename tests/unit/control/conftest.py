@@ -32,9 +32,9 @@ class Harness:
     server: ControlServer
     owner: FakeOwner
 
-    def request(self, type_: str, body: Any, request_id: str = "r") -> None:
+    def request(self, type_: str, body: Any, request_id: str = "r", peer: bytes = b"peer") -> None:
         frame = json.dumps({"v": 1, "id": request_id, "type": type_, "body": body}).encode()
-        self.server.on_message([b"peer", b"", frame])
+        self.server.on_message([peer, b"", frame])
 
 
 MakeHarness = Callable[[dict[type[Any], Any]], Harness]

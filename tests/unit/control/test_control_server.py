@@ -78,20 +78,36 @@ async def test_fatal_errors_escape(make_harness: Any) -> None:
     assert h.owner.sent == []  # not answered: the daemon is going down
 
 
-async def test_in_flight_bound_answers_busy_and_waits_end(
+async def test_in_flight_bounds_answer_busy_and_waits_end(
     make_harness: Any, autojump_clock: trio.testing.MockClock
 ) -> None:
     async def wait(rt: object, req: rq.Wait) -> rp.WaitReply:
         await trio.sleep(req.timeout)
         return rp.WaitReply(run={"id": req.run}, done=True)
 
-    h = make_harness({rq.Wait: wait})
-    for i in range(server_module.MAX_IN_FLIGHT + 1):
-        h.request("wait", {"run": "r", "timeout": 30}, f"w{i}")
+    async def ping(rt: object, req: rq.Ping) -> rp.PingReply:
+        return rp.PingReply(pid=1, version="v", home="/h")
+
+    h = make_harness({rq.Wait: wait, rq.Ping: ping})
+    per_client = server_module.MAX_IN_FLIGHT_PER_CLIENT
+    # one connection holding its share: its next request is busy, another's ping is not
+    for i in range(per_client + 1):
+        h.request("wait", {"run": "r", "timeout": 30}, f"hog{i}", peer=b"hog")
+    h.request("ping", {}, "p", peer=b"polite")
     await trio.testing.wait_all_tasks_blocked()
-    (busy,) = h.owner.replies()
-    assert busy["id"] == f"w{server_module.MAX_IN_FLIGHT}"
-    assert "daemon busy" in busy["error"]["message"]
+    replies = {r["id"]: r for r in h.owner.replies()}
+    assert set(replies) == {f"hog{per_client}", "p"}
+    assert "from this connection" in replies[f"hog{per_client}"]["error"]["message"]
+    assert replies["p"]["ok"] is True
+    # many connections together: the whole is bounded too
+    total = server_module.MAX_IN_FLIGHT
+    for i in range(total - per_client + 1):
+        h.request("wait", {"run": "r", "timeout": 30}, f"w{i}", peer=f"c{i}".encode())
+    await trio.testing.wait_all_tasks_blocked()
+    last = h.owner.replies()[-1]
+    assert last["id"] == f"w{total - per_client}"
+    assert last["error"]["message"] == f"daemon busy: {total} requests in flight"
     await trio.sleep(31)
-    assert len(h.owner.sent) == server_module.MAX_IN_FLIGHT + 1
+    assert len(h.owner.sent) == 3 + total
     assert h.server.in_flight == 0
+    assert h.server._per_client == {}
