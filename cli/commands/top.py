@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
-    from daemon.model.protocol import unstructure
+    from daemon.model.convert import unstructure
     from daemon.model.requests import Seconds, Top
 
     if args.once:
