@@ -30,6 +30,7 @@ __all__ = [
     "SOCKET_MAX_MSG_BYTES",
     "VERSION",
     "Decoded",
+    "ErrorReply",
     "Garbage",
     "MalformedReply",
     "decode_reply",
@@ -38,6 +39,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "new_request_id",
+    "reply_id",
 ]
 
 VERSION = 1

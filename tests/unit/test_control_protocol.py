@@ -161,3 +161,11 @@ def test_replies_decode_strictly() -> None:
     assert reply == rq.TopicSubscribe.REPLY(lease="l", lease_s=5.0)
     with pytest.raises(protocol.MalformedReply):
         protocol.decode_reply(b"[" * 5000, rq.Ping.REPLY)
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(protocol.__all__) == sorted([
+        "MAX_DEPTH", "MAX_REQUEST_BYTES", "SOCKET_MAX_MSG_BYTES", "VERSION", "Decoded",
+        "ErrorReply", "Garbage", "MalformedReply", "decode_reply", "decode_request",
+        "encode_error", "encode_reply", "encode_request", "new_request_id", "reply_id",
+    ])  # fmt: skip
