@@ -155,7 +155,9 @@ def decode_request(data: bytes, *, hooks: bool = False) -> Decoded:
         raise Garbage("no request id")
     version = obj.get("v")
     if type(version) is not int or version != VERSION:
-        raise _bad(request_id, f"protocol version {version!r:.40} not supported (daemon speaks 1)")
+        raise _bad(
+            request_id, f"protocol version {version!r:.40} not supported (daemon speaks {VERSION})"
+        )
     type_ = obj.get("type")
     cls = rq.REQUESTS.get(type_) if isinstance(type_, str) else None
     if cls is None or (cls.HOOK and not hooks):
