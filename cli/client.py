@@ -1,16 +1,28 @@
-"""A blocking control-protocol client: one DEALER per request, polled with a timeout."""
+"""A blocking control-protocol client: one DEALER per request, polled with a timeout.
+
+Requests are the typed classes of `daemon.model.requests`; `call` returns the typed reply
+body (`daemon.model.replies`), structured by the same converter the daemon uses.
+"""
 
 from __future__ import annotations
 
-import json
-import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from cli.errors import CliError, DaemonError, DaemonUnreachable
+from daemon.model import replies as rp
+from daemon.model import requests as rq
+from daemon.model.protocol import (
+    ErrorReply,
+    MalformedReply,
+    decode_reply,
+    encode_request,
+    reply_id,
+)
 from node_sdk import paths
 
-PROTOCOL_VERSION = 1
+R = TypeVar("R")
 
 
 def home_path(home: Path | None = None) -> Path:
@@ -18,38 +30,40 @@ def home_path(home: Path | None = None) -> Path:
     return home if home is not None else paths.flow_home()
 
 
-def request(
-    type: str, body: dict[str, Any], *, timeout: float = 10.0, home: Path | None = None
-) -> dict[str, Any]:
-    """Send one request and return the reply's body.
+def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None) -> R:
+    """Send one request and return its typed reply body.
 
     Raises `DaemonUnreachable` when the socket file is missing or no reply comes within
-    `timeout` seconds, `DaemonError` when the daemon answers `ok: false`.
+    `timeout` seconds, `DaemonError` when the daemon answers `ok: false`, and `CliError`
+    when the reply is malformed.
     """
     import zmq  # lazy: `flow --version` and `flow check` never need it
 
     endpoint = paths.control_endpoint(home_path(home))
     if not Path(endpoint.removeprefix("ipc://")).exists():
         raise DaemonUnreachable(endpoint)
-    req_id = os.urandom(8).hex()
-    frame = json.dumps({"v": PROTOCOL_VERSION, "id": req_id, "type": type, "body": body})
+    req_id, frame = encode_request(req)
     sock: Any = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(endpoint)
-        sock.send_multipart([b"", frame.encode()])
-        reply = _await_reply(sock, req_id, timeout)
+        sock.send_multipart([b"", frame])
+        data = _await_reply(sock, req_id, timeout)
     finally:
         sock.close()
-    if reply is None:
+    if data is None:
         raise DaemonUnreachable(endpoint)
-    return _unpack(reply)
+    try:
+        reply = decode_reply(data, req.REPLY)
+    except MalformedReply as exc:
+        raise CliError(f"malformed reply from the flow daemon: {exc}") from None
+    if isinstance(reply, ErrorReply):
+        raise DaemonError(reply.kind, reply.message)
+    return cast(R, reply)
 
 
-def _await_reply(sock: Any, req_id: str, timeout: float) -> dict[str, Any] | None:
+def _await_reply(sock: Any, req_id: str, timeout: float) -> bytes | None:
     """The reply whose id matches ours; replies to other ids are discarded."""
-    import time
-
     import zmq
 
     deadline = time.monotonic() + timeout
@@ -58,29 +72,19 @@ def _await_reply(sock: Any, req_id: str, timeout: float) -> dict[str, Any] | Non
             return None
         frames = sock.recv_multipart()
         try:
-            reply = json.loads(frames[-1])
-        except ValueError:
+            answers = reply_id(frames[-1])
+        except MalformedReply:
             continue
-        if isinstance(reply, dict) and reply.get("id") in (req_id, None):
+        if answers in (req_id, None):
             # an id of null is an error the daemon could not attribute: it is for us, as
             # nothing else is in flight on this socket
-            return reply
+            return bytes(frames[-1])
     return None
 
 
-def _unpack(reply: dict[str, Any]) -> dict[str, Any]:
-    if reply.get("ok") is True:
-        body = reply.get("body")
-        return body if isinstance(body, dict) else {}
-    error = reply.get("error")
-    if reply.get("ok") is False and isinstance(error, dict):
-        raise DaemonError(str(error.get("kind", "Error")), str(error.get("message", "")))
-    raise CliError(f"malformed reply from the flow daemon: {json.dumps(reply)[:200]}")
-
-
-def ping(*, timeout: float = 2.0, home: Path | None = None) -> dict[str, Any] | None:
-    """The daemon's `ping` body, or None when it does not answer."""
+def ping(*, timeout: float = 2.0, home: Path | None = None) -> rp.PingReply | None:
+    """The daemon's `ping` reply, or None when it does not answer."""
     try:
-        return request("ping", {}, timeout=timeout, home=home)
+        return call(rq.Ping(), timeout=timeout, home=home)
     except DaemonUnreachable:
         return None

@@ -195,7 +195,8 @@ def follow_run(
     With `interrupts`, the first Ctrl-C asks the daemon to stop the run, the second to
     kill it; following goes on until the run has ended.
     """
-    from cli.client import request
+    from cli.client import call
+    from daemon.model.requests import Logs, Seconds, Wait
 
     refreshed = time.monotonic()
     degraded: str | None = None
@@ -205,24 +206,23 @@ def follow_run(
                 emit(name, record)
             for press in interrupts.new_presses() if interrupts else []:
                 _stop_in_background(run_id, force=press > 1, home=home)
-            reply = request(
-                "wait", {"run": run_id, "timeout": interval}, timeout=interval + 10.0, home=home
+            reply = call(
+                Wait(run=run_id, timeout=Seconds(interval)), timeout=interval + 10.0, home=home
             )
-            now_degraded = reply["run"].get("degraded")
+            now_degraded = reply.run.get("degraded")
             if now_degraded and now_degraded != degraded:
                 from cli import render  # side work failed: say so now, not only at the end
 
                 render.warning(f"degraded: {now_degraded}")
             degraded = now_degraded
-            if reply.get("done"):
+            if reply.done:
                 for name, record in follower.poll(final=True):
                     emit(name, record)
-                run: dict[str, Any] = reply["run"]
-                return run
+                return reply.run
             if node is None and time.monotonic() - refreshed > 2.0:
                 # dynamic nodes may attach later: pick up log files that appeared
                 refreshed = time.monotonic()
-                files = request("logs", {"run": run_id, "node": None}, home=home)["files"]
+                files = call(Logs(run=run_id), home=home).files
                 for name, path in files.items():
                     follower.add(name, path)
     finally:
@@ -239,16 +239,13 @@ def _stop_in_background(run_id: str, *, force: bool, home: Path | None) -> None:
         render.warning("stopping the run (Ctrl-C again to kill it)")
 
     def send() -> None:
-        from cli.client import request
+        from cli.client import call
         from cli.errors import CliError
+        from daemon.model.requests import Seconds, Stop
 
         try:
-            request(
-                "stop",
-                {"run": run_id, "grace": 0.0 if force else None, "force": force},
-                timeout=60.0,
-                home=home,
-            )
+            grace = Seconds(0.0) if force else None
+            call(Stop(run=run_id, grace=grace, force=force), timeout=60.0, home=home)
         except CliError as exc:
             if getattr(exc, "kind", None) != "RunNotActive":
                 render.warning(f"stop failed: {exc.message}")

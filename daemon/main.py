@@ -18,11 +18,13 @@ import trio
 import zmq
 
 from daemon.control import topics
-from daemon.control.handlers import handlers, stop_all
+from daemon.control.registry import HANDLERS
+from daemon.control.runs import stop_all
 from daemon.control.server import ControlServer
 from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
 from daemon.model import pids, settings
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
+from daemon.model.requests import Seconds, StopAll
 from daemon.run import dynamic
 from daemon.run.node_channel import NodeChannel, bind_router
 from daemon.run.recovery import recover_runs
@@ -116,7 +118,11 @@ async def _open_runtime(
     )
     control_owner = SocketOwner(control)
     server = ControlServer(
-        owner=control_owner, runtime=rt, handlers=handlers(), nursery=requests_nursery
+        owner=control_owner,
+        runtime=rt,
+        handlers=HANDLERS,
+        nursery=requests_nursery,
+        hooks=os.environ.get("FLOW_TEST_HOOKS") == "1",
     )
     root.start_soon(nodes_owner.serve, rt.channel.on_message)
     root.start_soon(_watch_signals, rt)
@@ -136,7 +142,7 @@ async def _watch_signals(rt: Runtime) -> None:
             log.info("received %s: stopping every run", signal.Signals(signum).name)
             for run in rt.active_runs():
                 run.interrupted = True  # recovered at the next start (SPEC 7.4)
-            await stop_all(rt, {"grace": SHUTDOWN_GRACE_S, "force": False})
+            await stop_all(rt, StopAll(grace=Seconds(SHUTDOWN_GRACE_S)))
             rt.shutdown_requested.set()
             return
 

@@ -1,4 +1,8 @@
-"""`flow down`: shut the daemon down (every run stopped), or kill it with `--force`."""
+"""`flow down`: shut the daemon down (every run stopped), or kill it with `--force`.
+
+Everything goes through the daemon: its `shutdown` request, or, when no daemon is alive,
+its `python -m daemon end-orphans` entry for the run keepers a dead daemon left.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,16 @@ from cli.durations import duration_arg
 from daemon.model.pids import alive, daemon_pid, is_flow_daemon
 
 DEFAULT_GRACE = 10.0  # the daemon's default node grace (SPEC 5)
+ORPHANS_TIMEOUT_S = 30.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("down", help="stop every run and the flow daemon")
+    p = sub.add_parser(
+        "down",
+        help="stop every run and the flow daemon",
+        description="Ask the daemon to stop every run and exit, and wait until it has. With "
+        "no daemon alive, end the run keepers a dead daemon left.",
+    )
     p.add_argument(
         "--force",
         action="store_true",
@@ -36,11 +46,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import CliError, DaemonUnreachable
+    from daemon.model.requests import Seconds, Shutdown
 
     home = client.home_path()
     grace = 0.0 if args.force else args.grace
     info = client.ping(timeout=2.0, home=home)
-    pid = int(info["pid"]) if info and info.get("pid") else daemon_pid(home)
+    pid = info.pid if info is not None else daemon_pid(home)
     if info is None:
         if pid is None:
             orphans = end_orphaned_runs(home)
@@ -59,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     budget = (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
     # it may exit before its reply gets out: the pid tells
     with contextlib.suppress(DaemonUnreachable):
-        client.request("shutdown", {"grace": grace}, timeout=budget, home=home)
+        seconds = None if grace is None else Seconds(grace)
+        client.call(Shutdown(grace=seconds), timeout=budget, home=home)
     if pid is not None and not wait_gone(pid, budget):
         if not args.force:
             raise CliError(f"the flow daemon (pid {pid}) is still running: run flow down --force")
@@ -69,31 +81,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def end_orphaned_runs(home: Path) -> int:
-    """With no daemon: tell every run keeper still serving this home to stop its nodes
-    and exit (they would after their grace anyway), and drop the dead daemon's sockets."""
-    import zmq
+    """With no daemon: have the daemon's own code end every run keeper still serving this
+    home (they would after their grace anyway); how many were told."""
+    import subprocess
+    import sys
 
-    from node_sdk import paths
-    from node_sdk.wire import encode_control
+    from cli.errors import CliError
 
-    folder = paths.socket_dir(home)
-    for name in (paths.CONTROL_SOCKET, paths.NODES_SOCKET):
-        with contextlib.suppress(OSError):
-            if (folder / name).is_socket():
-                (folder / name).unlink()
-    keepers = sorted(folder.glob("*/keeper")) if folder.is_dir() else []
-    if not keepers:
-        return 0
-    context = zmq.Context()
-    try:
-        for keeper in keepers:
-            socket = context.socket(zmq.DEALER)
-            socket.connect(f"ipc://{keeper}")
-            socket.send(encode_control({"t": "quit"}), zmq.NOBLOCK)
-            socket.close(linger=500)
-    finally:
-        context.term()
-    return len(keepers)
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "end-orphans", "--home", str(home)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=ORPHANS_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        cause = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise CliError(f"could not end the orphaned run keepers: {cause}")
+    return int(done.stdout)
 
 
 def wait_gone(pid: int, timeout: float) -> bool:

@@ -9,7 +9,12 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("list", help="list runs (active ones unless --all)")
+    p = sub.add_parser(
+        "list",
+        help="list runs (active ones unless --all)",
+        description="List the daemon's runs as a table (or JSON lines): name, id, status, "
+        "node counts and age; failures and degradations under each run.",
+    )
     p.add_argument("--all", action="store_true", help="include ended runs")
     p.add_argument("--json", action="store_true", help="one RunInfo JSON object per line")
     p.set_defaults(func=run)
@@ -17,8 +22,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client
+    from daemon.model.requests import List
 
-    runs: list[dict[str, Any]] = client.request("list", {"all": args.all})["runs"]
+    runs = client.call(List(all=args.all)).runs
     if args.json:
         import sys
 

@@ -14,7 +14,12 @@ Entry = tuple[str, LogRecord]
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("logs", help="show a run's node logs")
+    p = sub.add_parser(
+        "logs",
+        help="show a run's node logs",
+        description="Print a run's node logs, merged by time; filter them, or follow them "
+        "until the run ends.",
+    )
     p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     p.add_argument("node", nargs="?", metavar="NODE", help="only this node")
     p.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
@@ -34,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from cli import client
     from cli.errors import BAD_INPUT, CliError
     from cli.follow import LinePrinter, LogFollower, follow_run
+    from daemon.model.requests import Logs
 
     if args.tail is not None and args.tail < 0:
         raise CliError("--tail must be 0 or more", BAD_INPUT)
-    reply = client.request("logs", {"run": args.run, "node": args.node})
-    info, files = reply["run"], reply["files"]
+    reply = client.call(Logs(run=args.run, node=args.node))
+    info, files = reply.run, reply.files
     printer = LinePrinter(files, prefix=len(files) > 1, grep=args.grep, since=args.since)
     follower = LogFollower(files)
     try:

@@ -103,7 +103,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Create NAME/ with a runnable dataflow, or NAME.py with a node template.",
     )
     parser.add_argument("name", metavar="NAME", help="folder (dataflow) or file stem (node)")
-    parser.add_argument("--kind", choices=("dataflow", "node"), default="dataflow")
+    parser.add_argument(
+        "--kind",
+        choices=("dataflow", "node"),
+        default="dataflow",
+        help="a runnable dataflow folder (the default) or one node template",
+    )
     parser.set_defaults(func=run)
 
 

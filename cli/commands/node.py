@@ -8,9 +8,14 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("node", help="list, inspect, stop or restart the nodes of a run")
+    p = sub.add_parser(
+        "node",
+        help="list, inspect, stop or restart the nodes of a run",
+        description="The nodes of a live run: list, inspect, stop or restart one, or edit "
+        "the graph (add, remove, connect, disconnect).",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser("list", help="every node of a run, with its inputs")
+    listing = _verb(verbs, "list", "every node of a run, with its inputs")
     listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     for verb, text in (
@@ -18,22 +23,22 @@ def register(sub: Any) -> None:
         ("stop", "stop one node (STOP, grace, SIGTERM, SIGKILL)"),
         ("restart", "restart one node in its own slot, with a new generation"),
     ):
-        one = verbs.add_parser(verb, help=text)
+        one = _verb(verbs, verb, text)
         one.add_argument("run", metavar="RUN", help="run id, id prefix or name")
         one.add_argument("node", metavar="NODE", help="node id")
         if verb == "info":
             one.add_argument("--json", action="store_true", help="print JSON")
         else:
             one.add_argument("--grace", type=float, default=None, help="seconds before SIGTERM")
-    add = verbs.add_parser("add", help="add one node (a YAML file with one node) to a run")
+    add = _verb(verbs, "add", "add one node (a YAML file with one node) to a run")
     add.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     add.add_argument("file", metavar="FILE", help="YAML with one node mapping")
-    remove = verbs.add_parser("remove", help="stop a node and take it out of the graph")
+    remove = _verb(verbs, "remove", "stop a node and take it out of the graph")
     remove.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     remove.add_argument("node", metavar="NODE", help="node id")
     for verb, text in (("connect", "map SRC/OUTPUT to NODE/INPUT"),
                        ("disconnect", "remove the mapping SRC/OUTPUT -> NODE/INPUT")):  # fmt: skip
-        edit = verbs.add_parser(verb, help=text)
+        edit = _verb(verbs, verb, text)
         edit.add_argument("run", metavar="RUN", help="run id, id prefix or name")
         edit.add_argument("source", metavar="SRC/OUTPUT", help="the sending output")
         edit.add_argument("target", metavar="NODE/INPUT", help="the receiving input")
@@ -42,27 +47,28 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model import requests as rq
 
     if args.verb in ("add", "remove", "connect", "disconnect"):
         return edit(args)
     if args.verb == "list":
-        reply = client.request("node_list", {"run": args.run})
+        reply = client.call(rq.NodeList(run=args.run))
         if args.json:
-            for node in reply["nodes"]:
+            for node in reply.nodes:
                 render.out.print(json.dumps(node), markup=False, highlight=False)
         else:
-            print_nodes(reply["nodes"])
+            print_nodes(reply.nodes)
         return 0
-    body: dict[str, Any] = {"run": args.run, "node": args.node}
     if args.verb == "info":
-        node = client.request("node_info", body)["node"]
+        node = client.call(rq.NodeInfo(run=args.run, node=args.node)).node
         if args.json:
             render.out.print(json.dumps(node), markup=False, highlight=False)
         else:
             print_detail(node)
         return 0
-    body["grace"] = args.grace
-    node = client.request(f"node_{args.verb}", body, timeout=120.0)["node"]
+    verb = rq.NodeStop if args.verb == "stop" else rq.NodeRestart
+    grace = None if args.grace is None else rq.Seconds(args.grace)
+    node = client.call(verb(run=args.run, node=args.node, grace=grace), timeout=120.0).node
     render.info(
         f"node {node['id']}: {node['status']} (generation {node['generation']}, pid {node['pid']})"
     )
@@ -142,22 +148,28 @@ def edit(args: argparse.Namespace) -> int:
 
     from cli import client, render
     from cli.errors import BAD_INPUT, CliError
+    from daemon.model import requests as rq
 
-    body: dict[str, Any] = {"run": args.run}
-    if args.verb == "add":
-        path = Path(args.file).resolve()
-        try:
-            body.update(path=str(path), text=path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"cannot read {args.file}: {exc}", BAD_INPUT) from exc
-    elif args.verb == "remove":
-        body["node"] = args.node
-    else:
-        body.update(source=args.source, target=args.target)
-    reply = client.request(f"node_{args.verb}", body, timeout=60.0)
     if args.verb in ("add", "remove"):
-        render.info(f"node {reply['node']} {'added' if args.verb == 'add' else 'removed'}")
-    else:
-        arrow = "->" if args.verb == "connect" else "-/->"
-        render.info(f"{args.verb}ed {reply['source']} {arrow} {reply['target']}")
+        if args.verb == "add":
+            path = Path(args.file).resolve()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CliError(f"cannot read {args.file}: {exc}", BAD_INPUT) from exc
+            request: Any = rq.NodeAdd(run=args.run, path=str(path), text=rq.YamlText(text))
+        else:
+            request = rq.NodeRemove(run=args.run, node=args.node)
+        node = client.call(request, timeout=60.0).node
+        render.info(f"node {node} {'added' if args.verb == 'add' else 'removed'}")
+        return 0
+    cls = rq.NodeConnect if args.verb == "connect" else rq.NodeDisconnect
+    reply = client.call(cls(run=args.run, source=args.source, target=args.target), timeout=60.0)
+    arrow = "->" if args.verb == "connect" else "-/->"
+    render.info(f"{args.verb}ed {reply.source} {arrow} {reply.target}")
     return 0
+
+
+def _verb(verbs: Any, name: str, text: str) -> Any:
+    """A sub-verb whose description is its help as a sentence."""
+    return verbs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")

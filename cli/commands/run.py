@@ -9,15 +9,22 @@ from cli.errors import BAD_INPUT, CliError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("run", help="run a dataflow in the foreground until it ends")
-    parser.add_argument("file", type=Path, help="the dataflow YAML file")
+    parser = sub.add_parser(
+        "run",
+        help="run a dataflow in the foreground until it ends",
+        description="Run a dataflow in this process, no daemon needed, streaming its nodes' "
+        "logs; exit with its result.",
+    )
+    parser.add_argument("file", metavar="FILE", type=Path, help="the dataflow YAML file")
     parser.add_argument(
         "--stop-after", metavar="D", default=None, help="stop the run after D (e.g. 10s, 2m)"
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="add to every node's env"
     )
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds of grace on stop")
+    parser.add_argument(
+        "--grace", type=float, default=10.0, metavar="S", help="seconds of grace on stop"
+    )
     parser.set_defaults(func=run)
 
 

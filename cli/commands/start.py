@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MAX_FILE = 1 << 20  # bytes: SPEC 10 bounds YAML files
-
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("start", help="start a dataflow on the daemon")
+    p = sub.add_parser(
+        "start",
+        help="start a dataflow on the daemon",
+        description="Send a dataflow file to the daemon, which validates and starts it. "
+        "Attached, stream its nodes' logs until it ends and exit with its result.",
+    )
     p.add_argument("file", metavar="FILE", help="the dataflow YAML file")
     p.add_argument("--name", default=None, help="a name for the run")
     mode = p.add_mutually_exclusive_group()
@@ -47,12 +50,13 @@ def env_pair(text: str) -> tuple[str, str]:
 def read_dataflow(file: str) -> tuple[Path, str]:
     """The file's absolute path and text; a missing, huge or undecodable file is bad input."""
     from cli.errors import BAD_INPUT, CliError
+    from daemon.model.descriptor import MAX_YAML_BYTES
 
     path = Path(file).expanduser().absolute()
     try:
         if not path.is_file():
             raise CliError(f"no such dataflow file: {file}", BAD_INPUT)
-        if path.stat().st_size > MAX_FILE:
+        if path.stat().st_size > MAX_YAML_BYTES:
             raise CliError(f"{file} is larger than 1 MiB", BAD_INPUT)
         return path, path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
@@ -63,10 +67,11 @@ def read_dataflow(file: str) -> tuple[Path, str]:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model.requests import Env, Start, YamlText
 
     path, text = read_dataflow(args.file)
-    body = {"path": str(path), "text": text, "name": args.name, "env": dict(args.env)}
-    info = client.request("start", body, timeout=60.0)["run"]
+    request = Start(path=str(path), text=YamlText(text), name=args.name, env=Env(dict(args.env)))
+    info = client.call(request, timeout=60.0).run
     attach = sys.stdin.isatty() if args.attach is None else args.attach
     if not attach:
         render.info(f"{info['id']} {info['name']}" if info.get("name") else str(info["id"]))
@@ -81,8 +86,9 @@ def attached(run_id: str, home: Path | None = None) -> int:
     """Follow every node's log until the run ends; print the result; its exit status."""
     from cli import client, render
     from cli.follow import Interrupts, LinePrinter, LogFollower, follow_run
+    from daemon.model.requests import Logs
 
-    files = client.request("logs", {"run": run_id, "node": None}, home=home)["files"]
+    files = client.call(Logs(run=run_id), home=home).files
     follower = LogFollower(files)
     printer = LinePrinter(files, prefix=True)
     with Interrupts() as interrupts:

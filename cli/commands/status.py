@@ -7,19 +7,25 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("status", help="show the flow daemon's state")
+    p = sub.add_parser(
+        "status",
+        help="show the flow daemon's state",
+        description="Show the daemon's pid, version, home, uptime and active runs, and every "
+        "degraded auxiliary function as a warning.",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.durations import human_age
+    from daemon.model.requests import Status
 
-    info = client.request("status", {})
-    render.info(f"flow daemon running (pid {info.get('pid')}, version {info.get('version')})")
-    render.info(f"home:        {info.get('home')}")
-    render.info(f"uptime:      {human_age(float(info.get('uptime_s') or 0))}")
-    render.info(f"active runs: {info.get('runs_active', 0)}")
-    for what in info.get("degraded") or []:
+    info = client.call(Status())
+    render.info(f"flow daemon running (pid {info.pid}, version {info.version})")
+    render.info(f"home:        {info.home}")
+    render.info(f"uptime:      {human_age(info.uptime_s)}")
+    render.info(f"active runs: {info.runs_active}")
+    for what in info.degraded:
         render.warning(f"degraded: {what}")
     return 0

@@ -13,7 +13,12 @@ DEFAULT_GRACE = 10.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("stop", help="stop a run (the only active one when RUN is omitted)")
+    p = sub.add_parser(
+        "stop",
+        help="stop a run (the only active one when RUN is omitted)",
+        description="Stop a run: STOP to every node, SIGTERM after the grace, SIGKILL after "
+        "half that again; wait until it has ended.",
+    )
     p.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix or name")
     p.add_argument("--all", action="store_true", help="stop every active run")
     p.add_argument(
@@ -30,23 +35,21 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import BAD_INPUT, CliError
+    from daemon.model.requests import Seconds, Stop, StopAll
 
     grace = 0.0 if args.force else args.grace
     budget = request_budget(grace)
+    seconds = None if grace is None else Seconds(grace)
     if args.all:
         if args.run:
             raise CliError("give RUN or --all, not both", BAD_INPUT)
-        runs = client.request("stop_all", {"grace": grace, "force": args.force}, timeout=budget)[
-            "runs"
-        ]
+        runs = client.call(StopAll(grace=seconds, force=args.force), timeout=budget).runs
         if not runs:
             render.info("no active runs")
         finals = [wait_done(r, budget) for r in runs]
     else:
         target = args.run or only_active_run()
-        info = client.request(
-            "stop", {"run": target, "grace": grace, "force": args.force}, timeout=budget
-        )["run"]
+        info = client.call(Stop(run=target, grace=seconds, force=args.force), timeout=budget).run
         finals = [wait_done(info, budget)]
     for final in finals:
         render.print_run_status(final)
@@ -61,8 +64,9 @@ def request_budget(grace: float | None) -> float:
 def only_active_run() -> str:
     from cli import client, render
     from cli.errors import BAD_INPUT, CliError
+    from daemon.model.requests import List
 
-    runs = client.request("list", {"all": False})["runs"]
+    runs = client.call(List()).runs
     if not runs:
         raise CliError("no active run to stop")
     if len(runs) > 1:
@@ -75,19 +79,19 @@ def only_active_run() -> str:
 def wait_done(info: dict[str, Any], budget: float, home: Path | None = None) -> dict[str, Any]:
     """The run's RunInfo once it has ended (or as it is when the budget runs out)."""
     from cli import client
+    from daemon.model.requests import Seconds, Wait
 
     deadline = time.monotonic() + budget
     while info.get("ended") is None and info.get("status") in ("starting", "running"):
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        reply = client.request(
-            "wait",
-            {"run": info["id"], "timeout": min(left, 5.0)},
+        reply = client.call(
+            Wait(run=info["id"], timeout=Seconds(min(left, 5.0))),
             timeout=min(left, 5.0) + 10.0,
             home=home,
         )
-        info = reply["run"]
-        if reply.get("done"):
+        info = reply.run
+        if reply.done:
             break
     return info

@@ -9,26 +9,35 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("top", help="live CPU, memory, message rates and drops of every node")
+    p = sub.add_parser(
+        "top",
+        help="live CPU, memory, message rates and drops of every node",
+        description="A live table of every node of every run: status, pid, CPU, memory, "
+        "input rate, queued and dropped messages.",
+    )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model.convert import unstructure
+    from daemon.model.requests import Seconds, Top
 
     if args.once:
-        snapshot = client.request("top", {"sample_s": 0.5}, timeout=10.0)
-        render.out.print(json.dumps(snapshot), markup=False, highlight=False)
+        snapshot = client.call(Top(sample_s=Seconds(0.5)), timeout=10.0)
+        render.out.print(json.dumps(unstructure(snapshot)), markup=False, highlight=False)
         return 0
     from rich.live import Live
 
-    client.request("top", {})  # the first call only starts the CPU sampling
+    client.call(Top())  # the first call only starts the CPU sampling
     with Live(console=render.out, auto_refresh=False) as live:
         while True:
             time.sleep(max(args.interval, 0.2))
-            live.update(table(client.request("top", {})), refresh=True)
+            live.update(table(unstructure(client.call(Top()))), refresh=True)
 
 
 def table(snapshot: dict[str, Any]) -> Any:

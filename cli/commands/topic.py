@@ -14,12 +14,17 @@ RENEW_S = 1.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("topic", help="list, print or time the outputs of a running dataflow")
+    p = sub.add_parser(
+        "topic",
+        help="list, print or time the outputs of a running dataflow",
+        description="Look at the messages of a live run as they flow: list its outputs, "
+        "print the messages of one, or measure its rate.",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser("list", help="every output of a run with its receivers")
+    listing = _verb(verbs, "list", "every output of a run with its receivers")
     listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
-    echo = verbs.add_parser("echo", help="print messages of NODE/OUTPUT as they flow")
-    hz = verbs.add_parser("hz", help="rate and intervals of NODE/OUTPUT")
+    echo = _verb(verbs, "echo", "print messages of NODE/OUTPUT as they flow")
+    hz = _verb(verbs, "hz", "rate and intervals of NODE/OUTPUT")
     for verb in (echo, hz):
         verb.add_argument("run", metavar="RUN", help="run id, id prefix or name")
         verb.add_argument("topic", metavar="NODE/OUTPUT", help="the output to observe")
@@ -31,15 +36,16 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from daemon.model.requests import TopicList
 
     if args.verb == "list":
-        reply = client.request("topic_list", {"run": args.run})
+        reply = client.call(TopicList(run=args.run))
         rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
-        for topic in reply["topics"]:
-            rate = topic.get("rate")
+        for topic in reply.topics:
+            rate = topic.rate
             rows.append(
                 (
-                    [topic["topic"], ", ".join(topic["receivers"]) or "-",
+                    [topic.topic, ", ".join(topic.receivers) or "-",
                      "-" if rate is None else f"{rate:.1f}"],
                     [],
                 )
@@ -59,6 +65,7 @@ class Observer:
         import zmq
 
         from cli import client
+        from daemon.model.requests import TopicSubscribe
         from node_sdk import paths
 
         home = client.home_path()
@@ -70,13 +77,11 @@ class Observer:
         self.socket.bind(self.endpoint)
         self.run, self.topic = run, topic
         try:
-            reply = client.request(
-                "topic_subscribe", {"run": run, "topic": topic, "endpoint": self.endpoint}
-            )
+            reply = client.call(TopicSubscribe(run=run, topic=topic, endpoint=self.endpoint))
         except BaseException:
             self._close()
             raise
-        self.lease = reply["lease"]
+        self.lease = reply.lease
         self.renewed = time.monotonic()
 
     def __enter__(self) -> Observer:
@@ -85,9 +90,10 @@ class Observer:
     def __exit__(self, *exc: object) -> None:
         from cli import client
         from cli.errors import CliError
+        from daemon.model.requests import TopicUnsubscribe
 
         with contextlib.suppress(CliError):  # if not, the lease expires by itself
-            client.request("topic_unsubscribe", {"lease": self.lease}, timeout=2.0)
+            client.call(TopicUnsubscribe(lease=self.lease), timeout=2.0)
         self._close()
 
     def _close(self) -> None:
@@ -100,10 +106,11 @@ class Observer:
     def next(self, timeout: float) -> Any | None:
         """The next decoded message, or None after `timeout` seconds."""
         from cli import client
+        from daemon.model.requests import TopicRenew
         from node_sdk.wire import decode_data
 
         if time.monotonic() - self.renewed > RENEW_S:
-            client.request("topic_renew", {"lease": self.lease}, timeout=2.0)
+            client.call(TopicRenew(lease=self.lease), timeout=2.0)
             self.renewed = time.monotonic()
         if not self.socket.poll(int(timeout * 1000)):
             return None
@@ -177,3 +184,8 @@ def hertz(observer: Observer, window: float, duration: float, count: int) -> int
                 render.info("no messages")
         if (duration and now - started >= duration) or (count and printed >= count):
             return 0
+
+
+def _verb(verbs: Any, name: str, text: str) -> Any:
+    """A sub-verb whose description is its help as a sentence."""
+    return verbs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from daemon.model.replies import PingReply
+
 # the daemon outlives us: holding its Popen keeps the destructor from warning meanwhile
 _DETACHED: list[subprocess.Popen[bytes]] = []
 
@@ -16,7 +18,12 @@ START_DEADLINE = 15.0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("up", help="start the local flow daemon in the background")
+    p = sub.add_parser(
+        "up",
+        help="start the local flow daemon in the background",
+        description="Start the flow daemon of FLOW_HOME in the background and wait until it "
+        "answers; if one already answers, say so and exit 0.",
+    )
     p.set_defaults(func=run)
 
 
@@ -29,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
     # a pid file naming a live daemon is worth a ping; otherwise none can answer
     info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
     if info is not None:
-        render.info(f"flow daemon already running (pid {info.get('pid')})")
+        render.info(f"flow daemon already running (pid {info.pid})")
         return 0
     proc = spawn_daemon(home)
     info = wait_until_up(proc, home)
-    render.info(f"flow daemon started (pid {info.get('pid')})")
+    render.info(f"flow daemon started (pid {info.pid})")
     return 0
 
 
@@ -62,13 +69,13 @@ class _NotUpYet(Exception):
     """The daemon has not answered a ping yet."""
 
 
-def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> dict[str, Any]:
+def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> PingReply:
     """Ping through the retry helper until the daemon answers, it exits, or the deadline."""
     from cli import client
     from cli.errors import CliError
     from daemon.model.retry import Backoff, RetryExhausted, retry_sync
 
-    def ping_once() -> dict[str, Any]:
+    def ping_once() -> PingReply:
         info = client.ping(timeout=0.5, home=home)
         if info is not None:
             return info

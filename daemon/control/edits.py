@@ -9,23 +9,22 @@ dataflow model is replaced so that restarted nodes get the edited wiring in thei
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
-from daemon.errors import BadRequest, DataflowInvalid, UnknownNode
-from daemon.model.descriptor import Input, OutputRef, parse_dataflow
-from daemon.model.protocol import field_str
+from daemon.errors import BadRequest, UnknownNode
+from daemon.model import replies as rp
+from daemon.model import requests as rq
+from daemon.model.descriptor import Input, OutputRef
+from daemon.model.node_snippet import parse_added_node
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 
 log = logging.getLogger(__name__)
-
-Body = dict[str, Any]
-MAX_SNIPPET_BYTES = 64 * 1024
 
 
 def _ref(text: str, what: str) -> tuple[str, str]:
@@ -49,40 +48,11 @@ def _replace_node(run: Run, node: str, **changes: Any) -> None:
     run.dataflow = attrs.evolve(run.dataflow, nodes=nodes)
 
 
-async def node_add(rt: Runtime, body: Body) -> Body:
-    run = rt.live_run(field_str(body, "run"))
-    path, text = field_str(body, "path"), field_str(body, "text")
-    if len(text) > MAX_SNIPPET_BYTES:
-        raise BadRequest(f"{path}: larger than {MAX_SNIPPET_BYTES} bytes")
-    try:
-        snippet = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataflowInvalid([f"{path}: {exc}".replace("\n", " ")]) from None
-    if isinstance(snippet, dict) and isinstance(snippet.get("nodes"), list):
-        nodes = snippet["nodes"]
-        snippet = nodes[0] if len(nodes) == 1 else None
-    if not isinstance(snippet, dict):
-        raise DataflowInvalid([f"{path}: expected one node (a mapping with id, path, ...)"])
-    node_path = snippet.get("path")
-    if isinstance(node_path, str) and node_path != "dynamic" and "/" in node_path:
-        # relative to the snippet's folder, not the running dataflow's
-        snippet["path"] = str((Path(path).parent / node_path).resolve())
-    elif isinstance(node_path, str) and node_path.endswith(".py"):
-        snippet["path"] = str((Path(path).parent / node_path).resolve())
-    # the graph as it runs now (nodes added earlier included), plus the new one
-    document = {"nodes": [dict(node.raw) for node in run.dataflow.nodes] + [snippet]}
-    combined = yaml.safe_dump(document, sort_keys=False)
-    index = len(document["nodes"]) - 1
-    try:
-        dataflow = parse_dataflow(run.dataflow.path, combined, machines=served_machines())
-    except DataflowInvalid as exc:
-        raise DataflowInvalid(
-            [f"{path}: {p.split(': ', 1)[1]}" for p in exc.problems if f"nodes[{index}]" in p]
-            or [f"{path}: {p.split(': ', 1)[-1]}" for p in exc.problems]
-        ) from None
-    spec = dataflow.nodes[-1]
-    for existing in run.dataflow.nodes:
-        _check_unchanged(existing, dataflow)
+async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
+    run = rt.live_run(req.run)
+    if not os.path.isabs(req.path):
+        raise BadRequest(f"path {req.path!r} must be absolute")
+    spec = parse_added_node(run.dataflow, Path(req.path), req.text, machines=served_machines())
     run.dataflow = attrs.evolve(run.dataflow, nodes=(*run.dataflow.nodes, spec))
     for item in spec.inputs:
         if isinstance(item.source, OutputRef):
@@ -92,14 +62,7 @@ async def node_add(rt: Runtime, body: Body) -> Body:
     run.start_slot(slot)
     _wire_inputs(run, spec.id)
     log.info("run %s: node %s added", run.id, spec.id)
-    return {"node": spec.id}
-
-
-def _check_unchanged(existing: Any, dataflow: Any) -> None:
-    try:
-        dataflow.node(existing.id)
-    except KeyError:
-        raise BadRequest(f"node {existing.id!r} vanished while validating") from None
+    return rp.NodeIdReply(node=spec.id)
 
 
 def _wire_inputs(run: Run, node: str) -> None:
@@ -113,9 +76,9 @@ def _wire_inputs(run: Run, node: str) -> None:
             run.send_to_node(sender, {"t": "wire", "output": item.source.output, **edge})
 
 
-async def node_remove(rt: Runtime, body: Body) -> Body:
-    run = rt.live_run(field_str(body, "run"))
-    slot = _slot(run, field_str(body, "node"))
+async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
+    run = rt.live_run(req.run)
+    slot = _slot(run, req.node)
     for item in slot.spec.inputs:
         if isinstance(item.source, OutputRef):
             endpoint = run.input_endpoint(slot.id, item.id)
@@ -133,7 +96,7 @@ async def node_remove(rt: Runtime, body: Body) -> Body:
             target, {"t": "upstream_done", "input": input_id, "source": f"{slot.id}/{output}"}
         )
     log.info("run %s: node %s removed", run.id, slot.id)
-    return {"node": slot.id}
+    return rp.NodeIdReply(node=slot.id)
 
 
 def _receivers(run: Run, node: str, output: str) -> list[tuple[str, str]]:
@@ -146,10 +109,10 @@ def _receivers(run: Run, node: str, output: str) -> list[tuple[str, str]]:
     ]
 
 
-async def node_connect(rt: Runtime, body: Body) -> Body:
-    run = rt.live_run(field_str(body, "run"))
-    src_node, output = _ref(field_str(body, "source"), "output")
-    dst_node, input_id = _ref(field_str(body, "target"), "input")
+async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
+    run = rt.live_run(req.run)
+    src_node, output = _ref(req.source, "output")
+    dst_node, input_id = _ref(req.target, "input")
     sender, receiver = _slot(run, src_node), _slot(run, dst_node)
     if output not in sender.spec.outputs:
         declared = ", ".join(sender.spec.outputs) or "none"
@@ -175,13 +138,13 @@ async def node_connect(rt: Runtime, body: Body) -> Body:
             "policy": "drop_oldest", "queue_size": 10}  # fmt: skip
     run.send_to_node(sender, {"t": "wire", "output": output, **edge})
     log.info("run %s: connected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
-    return {"source": f"{src_node}/{output}", "target": f"{dst_node}/{input_id}"}
+    return rp.EdgeReply(source=f"{src_node}/{output}", target=f"{dst_node}/{input_id}")
 
 
-async def node_disconnect(rt: Runtime, body: Body) -> Body:
-    run = rt.live_run(field_str(body, "run"))
-    src_node, output = _ref(field_str(body, "source"), "output")
-    dst_node, input_id = _ref(field_str(body, "target"), "input")
+async def node_disconnect(rt: Runtime, req: rq.NodeDisconnect) -> rp.EdgeReply:
+    run = rt.live_run(req.run)
+    src_node, output = _ref(req.source, "output")
+    dst_node, input_id = _ref(req.target, "input")
     receiver = _slot(run, dst_node)
     _slot(run, src_node)
     matching = [
@@ -200,12 +163,12 @@ async def node_disconnect(rt: Runtime, body: Body) -> Body:
     inputs = tuple(item for item in receiver.spec.inputs if item.id != input_id)
     _replace_node(run, dst_node, inputs=inputs)
     log.info("run %s: disconnected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
-    return {"source": f"{src_node}/{output}", "target": f"{dst_node}/{input_id}"}
+    return rp.EdgeReply(source=f"{src_node}/{output}", target=f"{dst_node}/{input_id}")
 
 
 EDIT_HANDLERS = {
-    "node_add": node_add,
-    "node_remove": node_remove,
-    "node_connect": node_connect,
-    "node_disconnect": node_disconnect,
+    rq.NodeAdd: node_add,
+    rq.NodeRemove: node_remove,
+    rq.NodeConnect: node_connect,
+    rq.NodeDisconnect: node_disconnect,
 }

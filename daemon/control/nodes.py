@@ -7,7 +7,8 @@ from typing import Any
 import trio
 
 from daemon.errors import BadRequest, UnknownNode
-from daemon.model.protocol import field_float, field_str
+from daemon.model import replies as rp
+from daemon.model import requests as rq
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
@@ -17,17 +18,16 @@ Body = dict[str, Any]
 RECORD_WAIT_S = 5.0
 
 
-def _slot(rt: Runtime, body: Body) -> tuple[Run, NodeSlot]:
-    run = rt.live_run(field_str(body, "run"))
-    node = field_str(body, "node")
+def _slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
+    run = rt.live_run(ref)
     slot = run.slots.get(node)
     if slot is None:
         raise UnknownNode(run.name or run.id, node)
     return run, slot
 
 
-def _running_slot(rt: Runtime, body: Body) -> tuple[Run, NodeSlot]:
-    run, slot = _slot(rt, body)
+def _running_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
+    run, slot = _slot(rt, ref, node)
     if not slot.alive:
         raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
     return run, slot
@@ -50,33 +50,35 @@ def _source_text(source: Any) -> str:
     return str(spec) if spec is not None else f"{source.node}/{source.output}"
 
 
-async def node_list(rt: Runtime, body: Body) -> Body:
-    run = rt.live_run(field_str(body, "run"))
-    return {"run": run.id, "nodes": [node_detail(run, slot) for slot in run.slots.values()]}
+async def node_list(rt: Runtime, req: rq.NodeList) -> rp.NodeListReply:
+    run = rt.live_run(req.run)
+    return rp.NodeListReply(
+        run=run.id, nodes=[node_detail(run, slot) for slot in run.slots.values()]
+    )
 
 
-async def node_info(rt: Runtime, body: Body) -> Body:
-    run, slot = _slot(rt, body)
-    return {"node": node_detail(run, slot)}
+async def node_info(rt: Runtime, req: rq.NodeInfo) -> rp.NodeReply:
+    run, slot = _slot(rt, req.run, req.node)
+    return rp.NodeReply(node=node_detail(run, slot))
 
 
-async def node_stop(rt: Runtime, body: Body) -> Body:
-    run, slot = _running_slot(rt, body)
-    await slot.terminate(field_float(body, "grace", DEFAULT_GRACE_S))
+async def node_stop(rt: Runtime, req: rq.NodeStop) -> rp.NodeReply:
+    run, slot = _running_slot(rt, req.run, req.node)
+    await slot.terminate(DEFAULT_GRACE_S if req.grace is None else req.grace)
     with trio.move_on_after(RECORD_WAIT_S):  # its task records the exit just after
         await slot.finished.wait()
-    return {"node": node_detail(run, slot)}
+    return rp.NodeReply(node=node_detail(run, slot))
 
 
-async def node_restart(rt: Runtime, body: Body) -> Body:
-    run, slot = _running_slot(rt, body)
-    await slot.restart_now(field_float(body, "grace", DEFAULT_GRACE_S))
-    return {"node": node_detail(run, slot)}
+async def node_restart(rt: Runtime, req: rq.NodeRestart) -> rp.NodeReply:
+    run, slot = _running_slot(rt, req.run, req.node)
+    await slot.restart_now(DEFAULT_GRACE_S if req.grace is None else req.grace)
+    return rp.NodeReply(node=node_detail(run, slot))
 
 
 NODE_HANDLERS = {
-    "node_list": node_list,
-    "node_info": node_info,
-    "node_stop": node_stop,
-    "node_restart": node_restart,
+    rq.NodeList: node_list,
+    rq.NodeInfo: node_info,
+    rq.NodeStop: node_stop,
+    rq.NodeRestart: node_restart,
 }

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
+from daemon.model import replies as rp
+from daemon.model import requests as rq
 from daemon.model.pids import cpu_seconds, rss_bytes
-from daemon.model.protocol import field_float
 
 if TYPE_CHECKING:
     from daemon.run.runtime import Runtime
 
 MAX_SAMPLE_S = 2.0
 
-Body = dict[str, Any]
-
 
 def _pids(rt: Runtime) -> list[int]:
     return [s.pid for r in rt.runs.values() for s in r.slots.values() if s.pid is not None]
 
 
-async def top(rt: Runtime, body: Body) -> Body:
+async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
     """A snapshot; with `sample_s`, CPU is measured over that long, else since the last call."""
-    sample_s = min(field_float(body, "sample_s", 0.0), MAX_SAMPLE_S)
+    sample_s = min(req.sample_s, MAX_SAMPLE_S)
     if sample_s > 0:
         rt.cpu_samples = {pid: (cpu_seconds(pid), time.monotonic()) for pid in _pids(rt)}
         await trio.sleep(sample_s)
@@ -60,4 +59,7 @@ async def top(rt: Runtime, body: Body) -> Body:
                 }
             )
         runs.append({"id": run.id, "name": run.name, "status": str(run.status), "nodes": nodes})
-    return {"runs": runs, "time": time.time()}
+    return rp.TopReply(runs=runs, time=time.time())
+
+
+TOP_HANDLERS = {rq.Top: top}

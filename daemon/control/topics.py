@@ -12,13 +12,14 @@ import logging
 import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from daemon.errors import BadRequest
-from daemon.model.protocol import field_str
+from daemon.model import replies as rp
+from daemon.model import requests as rq
 
 if TYPE_CHECKING:
     from daemon.run.runtime import Runtime
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 LEASE_S = 5.0
 OBSERVER_QUEUE = 100
 MAX_LEASES = 64
-
-Body = dict[str, Any]
 
 
 @attrs.define(eq=False)
@@ -53,8 +52,8 @@ def _topic(run: Run, text: str) -> tuple[str, str]:
     return node, output
 
 
-async def topic_list(rt: Runtime, body: Body) -> Body:
-    run = rt.live_run(field_str(body, "run"))
+async def topic_list(rt: Runtime, req: rq.TopicList) -> rp.TopicListReply:
+    run = rt.live_run(req.run)
     topics = []
     for slot in run.slots.values():
         rates = (slot.stats or {}).get("rates") or {}
@@ -66,17 +65,18 @@ async def topic_list(rt: Runtime, body: Body) -> Body:
                 if getattr(spec.source, "node", None) == slot.id
                 and getattr(spec.source, "output", None) == output
             ]
+            rate = rates.get(f"out:{output}")
             topics.append(
-                {"topic": f"{slot.id}/{output}", "receivers": receivers,
-                 "rate": rates.get(f"out:{output}")}
+                rp.Topic(topic=f"{slot.id}/{output}", receivers=receivers,
+                         rate=None if rate is None else float(rate))
             )  # fmt: skip
-    return {"run": run.id, "topics": topics}
+    return rp.TopicListReply(run=run.id, topics=topics)
 
 
-async def topic_subscribe(rt: Runtime, body: Body) -> Body:
-    run = rt.live_run(field_str(body, "run"))
-    node, output = _topic(run, field_str(body, "topic"))
-    endpoint = field_str(body, "endpoint")
+async def topic_subscribe(rt: Runtime, req: rq.TopicSubscribe) -> rp.LeaseReply:
+    run = rt.live_run(req.run)
+    node, output = _topic(run, req.topic)
+    endpoint = req.endpoint
     if not endpoint.startswith(f"ipc://{rt.socket_dir}/"):
         raise BadRequest(f"an observer endpoint must live in {rt.socket_dir}")
     if len(rt.leases) >= MAX_LEASES:
@@ -87,20 +87,20 @@ async def topic_subscribe(rt: Runtime, body: Body) -> Body:
             "policy": "drop_oldest", "queue_size": OBSERVER_QUEUE}  # fmt: skip
     run.add_live_edge(node, output, edge)
     log.info("run %s: observer %s on %s/%s", run.id, lease, node, output)
-    return {"lease": lease, "lease_s": LEASE_S}
+    return rp.LeaseReply(lease=lease, lease_s=LEASE_S)
 
 
-async def topic_renew(rt: Runtime, body: Body) -> Body:
-    lease = rt.leases.get(field_str(body, "lease"))
+async def topic_renew(rt: Runtime, req: rq.TopicRenew) -> rp.Empty:
+    lease = rt.leases.get(req.lease)
     if lease is None:
         raise BadRequest("no such observer lease (it expired?)")
     lease.expires = time.monotonic() + LEASE_S
-    return {}
+    return rp.Empty()
 
 
-async def topic_unsubscribe(rt: Runtime, body: Body) -> Body:
-    drop_lease(rt, field_str(body, "lease"))
-    return {}
+async def topic_unsubscribe(rt: Runtime, req: rq.TopicUnsubscribe) -> rp.Empty:
+    drop_lease(rt, req.lease)
+    return rp.Empty()
 
 
 def drop_lease(rt: Runtime, lease_id: str) -> None:
@@ -129,8 +129,8 @@ async def expire_leases(rt: Runtime) -> None:
 
 
 TOPIC_HANDLERS = {
-    "topic_list": topic_list,
-    "topic_subscribe": topic_subscribe,
-    "topic_renew": topic_renew,
-    "topic_unsubscribe": topic_unsubscribe,
+    rq.TopicList: topic_list,
+    rq.TopicSubscribe: topic_subscribe,
+    rq.TopicRenew: topic_renew,
+    rq.TopicUnsubscribe: topic_unsubscribe,
 }

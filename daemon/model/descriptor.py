@@ -33,6 +33,7 @@ __all__ = [
     "Timer",
     "expand_env",
     "parse_dataflow",
+    "parse_loaded",
 ]
 
 MAX_YAML_BYTES = 1 << 20
@@ -98,8 +99,19 @@ def parse_dataflow(
         loaded = load(text)
     except YamlSyntaxError as exc:
         raise DataflowInvalid([f"{file}:{exc.line}: {exc.message}"]) from None
-    parser = _Parser(file, Path(os.path.abspath(path)), loaded, machines, check_paths)
-    return parser.parse()
+    return parse_loaded(file, path, loaded, machines=machines, check_paths=check_paths)
+
+
+def parse_loaded(
+    file: str,
+    path: Path,
+    loaded: Loaded,
+    *,
+    machines: frozenset[str] | None = None,
+    check_paths: bool = True,
+) -> Dataflow:
+    """Validate YAML already loaded by `yaml_lines.load`; problems are written as `file`'s."""
+    return _Parser(file, Path(os.path.abspath(path)), loaded, machines, check_paths).parse()
 
 
 def _read(path: Path) -> str:

@@ -24,7 +24,7 @@ from daemon.errors import (
     UnknownRun,
 )
 from daemon.keeper.logs import Tee
-from daemon.model.descriptor import Dataflow, parse_dataflow
+from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
 from daemon.model.states import RunStatus
 from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
@@ -32,8 +32,6 @@ from daemon.run.supervisor import Run, supervise
 from daemon.store import Store
 
 log = logging.getLogger(__name__)
-
-MAX_YAML_BYTES = 1 << 20
 
 
 def new_run_id() -> str:

@@ -14,6 +14,8 @@ import zmq
 from cli import client
 from cli.errors import CliError, DaemonError, DaemonUnreachable
 from cli.main import main
+from daemon.model import replies as rp
+from daemon.model import requests as rq
 from daemon.model.logformat import LogRecord
 from node_sdk import paths
 
@@ -125,7 +127,7 @@ def run_info(rid: str, name: str | None, status: str = "running", **kw: Any) -> 
 
 def test_request_returns_body(fake: FakeDaemon) -> None:
     fake.on("ping", ok({"pid": 42, "version": "0.1.0", "home": "/h"}))
-    assert client.request("ping", {}) == {"pid": 42, "version": "0.1.0", "home": "/h"}
+    assert client.call(rq.Ping()) == rp.PingReply(pid=42, version="0.1.0", home="/h")
     (req,) = fake.requests
     assert req["v"] == 1
     assert req["type"] == "ping"
@@ -135,14 +137,14 @@ def test_request_returns_body(fake: FakeDaemon) -> None:
 
 def test_reply_with_another_id_is_discarded(fake: FakeDaemon) -> None:
     fake.stray_first = True
-    fake.on("ping", ok({"pid": 7}))
-    assert client.request("ping", {})["pid"] == 7
+    fake.on("ping", ok({"pid": 7, "version": "0.1.0", "home": "/h"}))
+    assert client.call(rq.Ping()).pid == 7
 
 
 def test_error_reply_maps_to_daemon_error(fake: FakeDaemon) -> None:
     fake.on("stop", fail("UnknownRun", "no run with ID or name 'x'"))
     with pytest.raises(DaemonError) as info:
-        client.request("stop", {"run": "x"})
+        client.call(rq.Stop(run="x"))
     assert info.value.kind == "UnknownRun"
     assert info.value.status == 1
     assert info.value.message == "no run with ID or name 'x'"
@@ -152,27 +154,31 @@ def test_error_reply_maps_to_daemon_error(fake: FakeDaemon) -> None:
 def test_bad_input_kinds_exit_2(fake: FakeDaemon, kind: str) -> None:
     fake.on("start", fail(kind, "a.yml:3: nodes[0].path: missing\na.yml:9: nodes[1]: bad"))
     with pytest.raises(DaemonError) as info:
-        client.request("start", {})
+        client.call(rq.Start(path="/a.yml", text=rq.YamlText("")))
     assert info.value.status == 2
 
 
 def test_silence_is_unreachable(fake: FakeDaemon) -> None:
     fake.on("ping", None)
     with pytest.raises(DaemonUnreachable, match="run flow up") as info:
-        client.request("ping", {}, timeout=0.2)
+        client.call(rq.Ping(), timeout=0.2)
     assert info.value.status == 3
 
 
 def test_missing_socket_is_unreachable(flow_home: Path) -> None:
     with pytest.raises(DaemonUnreachable) as info:
-        client.request("ping", {})
+        client.call(rq.Ping())
     assert info.value.endpoint == paths.control_endpoint(flow_home)
 
 
-def test_malformed_reply_is_an_error(fake: FakeDaemon) -> None:
-    fake.on("ping", {"v": 1, "ok": "maybe"})
+@pytest.mark.parametrize(
+    "reply",
+    [{"v": 1, "ok": "maybe"}, ok({"pid": "7", "version": "0.1.0", "home": "/h"}), ok({})],
+)
+def test_malformed_reply_is_an_error(fake: FakeDaemon, reply: dict[str, Any]) -> None:
+    fake.on("ping", reply)
     with pytest.raises(CliError, match="malformed reply"):
-        client.request("ping", {})
+        client.call(rq.Ping())
 
 
 # --- commands -----------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""Control requests about whole runs and the daemon itself: ping, start, stop, list, wait..."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import trio
+
+from daemon import __version__
+from daemon.errors import BadRequest, BrokenInvariant
+from daemon.model import replies as rp
+from daemon.model import requests as rq
+from daemon.run.runtime import Runtime
+from daemon.run.supervisor import DEFAULT_GRACE_S
+
+MAX_WAIT_S = 60.0
+
+
+def _grace(value: float | None) -> float:
+    return DEFAULT_GRACE_S if value is None else value
+
+
+async def ping(rt: Runtime, req: rq.Ping) -> rp.PingReply:
+    return rp.PingReply(pid=os.getpid(), version=__version__, home=str(rt.home))
+
+
+async def status(rt: Runtime, req: rq.Status) -> rp.StatusReply:
+    degraded = list(rt.degraded)
+    for run in rt.runs.values():
+        if run.degraded:
+            degraded.append(f"run {run.name or run.id}: {run.degraded}")
+    return rp.StatusReply(
+        pid=os.getpid(),
+        version=__version__,
+        home=str(rt.home),
+        uptime_s=round(time.time() - rt.started_at, 3),
+        runs_active=len(rt.active_runs()),
+        degraded=degraded,
+    )
+
+
+async def start(rt: Runtime, req: rq.Start) -> rp.RunReply:
+    if not os.path.isabs(req.path):
+        raise BadRequest(f"path {req.path!r} must be absolute")
+    run = await rt.start_run(req.path, req.text, req.name, dict(req.env))
+    return rp.RunReply(run=run.info())
+
+
+async def stop(rt: Runtime, req: rq.Stop) -> rp.RunReply:
+    run = rt.live_run(req.run)
+    await rt.stop_run(run, _grace(req.grace), req.force)
+    return rp.RunReply(run=rt.wait_info(run.id))
+
+
+async def stop_all(rt: Runtime, req: rq.StopAll) -> rp.RunsReply:
+    runs = rt.active_runs()
+    async with trio.open_nursery() as nursery:
+        for run in runs:
+            nursery.start_soon(rt.stop_run, run, _grace(req.grace), req.force)
+    return rp.RunsReply(runs=[rt.wait_info(run.id) for run in runs])
+
+
+async def restart(rt: Runtime, req: rq.Restart) -> rp.RunReply:
+    info = rt.resolve(req.run)
+    live = rt.runs.get(info["id"])
+    if live is not None and live.status.active:
+        await rt.stop_run(live, DEFAULT_GRACE_S, False)
+    copy = rt.home / "runs" / info["id"] / "dataflow.yml"
+    try:
+        text = copy.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadRequest(f"run {info['id']}: cannot read its dataflow copy {copy}: {exc}") from None
+    run = await rt.start_run(info["path"], text, info["name"], rt.store.run_env(info["id"]))
+    return rp.RunReply(run=run.info())
+
+
+async def list_runs(rt: Runtime, req: rq.List) -> rp.RunsReply:
+    return rp.RunsReply(runs=rt.store.runs(include_ended=req.all))
+
+
+async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:
+    info = rt.resolve(req.run)
+    node_ids = [n["id"] for n in info["nodes"]]
+    if req.node is not None:
+        if req.node not in node_ids:
+            raise BadRequest(f"no node {req.node!r} in run {info['name'] or info['id']}")
+        node_ids = [req.node]
+    folder = Path(rt.home) / "runs" / info["id"] / "logs"
+    return rp.LogsReply(run=info, files={n: str(folder / f"{n}.log") for n in node_ids})
+
+
+async def wait(rt: Runtime, req: rq.Wait) -> rp.WaitReply:
+    info = rt.resolve(req.run)
+    run = rt.runs.get(info["id"])
+    if run is not None:
+        with trio.move_on_after(min(req.timeout, MAX_WAIT_S)):
+            await run.done.wait()
+        info = rt.wait_info(run.id)
+    return rp.WaitReply(run=info, done=info["status"] not in ("starting", "running"))
+
+
+async def shutdown(rt: Runtime, req: rq.Shutdown) -> rp.Empty:
+    grace = _grace(req.grace)
+    await stop_all(rt, rq.StopAll(grace=rq.Seconds(grace), force=grace == 0))
+    rt.shutdown_requested.set()
+    return rp.Empty()
+
+
+async def inject_fatal(rt: Runtime, req: rq.InjectFatal) -> rp.Empty:
+    """Test hook (only with FLOW_TEST_HOOKS=1): a broken invariant, to test the fatal path."""
+    raise BrokenInvariant("injected by a test: a broken internal invariant")
+
+
+RUN_HANDLERS = {
+    rq.Ping: ping,
+    rq.Status: status,
+    rq.Start: start,
+    rq.Stop: stop,
+    rq.StopAll: stop_all,
+    rq.Restart: restart,
+    rq.List: list_runs,
+    rq.Logs: logs,
+    rq.Wait: wait,
+    rq.Shutdown: shutdown,
+    rq.InjectFatal: inject_fatal,
+}

@@ -1,0 +1,74 @@
+"""`flow node add`'s YAML: one node read by the project's loader, checked against a graph.
+
+The snippet goes through `yaml_lines.load` like every dataflow file (YAML 1.2 scalars:
+`MODE: on` stays the string `on`, `1.10` stays `1.10`), and is validated as the last node
+of the running graph, so a problem is one `FILE:LINE: where: cause` line of the snippet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.errors import DataflowInvalid
+from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, NodeSpec, parse_loaded
+from daemon.model.yaml_lines import Loaded, YamlSyntaxError, load
+from daemon.model.yaml_lines import Path as Where
+
+MAX_SNIPPET_BYTES = 64 * 1024
+assert MAX_SNIPPET_BYTES <= MAX_YAML_BYTES
+
+
+def parse_added_node(
+    dataflow: Dataflow, file: Path, text: str, *, machines: frozenset[str] | None = None
+) -> NodeSpec:
+    """The node `text` (a node mapping, or a file whose `nodes` list has one) declares,
+    valid as one more node of `dataflow`; raises DataflowInvalid with the snippet's lines."""
+    name = str(file)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SNIPPET_BYTES:
+        raise DataflowInvalid([f"{name}:1: larger than {MAX_SNIPPET_BYTES} bytes"])
+    try:
+        loaded = load(text)
+    except YamlSyntaxError as exc:
+        raise DataflowInvalid([f"{name}:{exc.line}: {exc.message}"]) from None
+    value = loaded.value
+    prefix: Where = ()
+    nodes = value.get("nodes") if isinstance(value, dict) else None
+    if isinstance(nodes, list) and len(nodes) == 1:
+        value, prefix = nodes[0], ("nodes", 0)
+    if not isinstance(value, dict):
+        raise DataflowInvalid([f"{name}:1: expected one node (a mapping with id, path, ...)"])
+    node = dict(value)
+    path = node.get("path")
+    if isinstance(path, str) and path != "dynamic" and ("/" in path or path.endswith(".py")):
+        # relative to the snippet's folder, not to the running dataflow's
+        node["path"] = str((file.parent / path).resolve())
+    index = len(dataflow.nodes)
+
+    def moved(where: Where) -> Where | None:
+        if where[: len(prefix)] != prefix:
+            return None
+        return ("nodes", index, *where[len(prefix) :])
+
+    combined = Loaded(
+        value={"nodes": [dict(n.raw) for n in dataflow.nodes] + [node]},
+        lines={m: line for w, line in loaded.lines.items() if (m := moved(w)) is not None},
+        texts={m: txt for w, txt in loaded.texts.items() if (m := moved(w)) is not None},
+        problems=[(m, line, msg) for w, line, msg in loaded.problems if (m := moved(w))],
+    )
+    try:
+        return parse_loaded(name, dataflow.path, combined, machines=machines).nodes[-1]
+    except DataflowInvalid as exc:
+        raise DataflowInvalid(_as_snippet(exc.problems, index, prefix)) from None
+
+
+def _as_snippet(problems: list[str], index: int, prefix: Where) -> list[str]:
+    """Problems of the new node, named as in the snippet (`env.MODE`, or `nodes[0].env`)."""
+    ours = [p for p in problems if f": nodes[{index}]" in p] or problems
+    written = "nodes[0]" if prefix else ""
+    result = []
+    for problem in ours:
+        problem = problem.replace(f": nodes[{index}].", f": {written}." if written else ": ", 1)
+        result.append(
+            problem.replace(f": nodes[{index}]: ", f": {written}: " if written else ": ", 1)
+        )
+    return result

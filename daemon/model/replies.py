@@ -1,0 +1,114 @@
+"""The control protocol's reply bodies, one frozen class per shape (docs/protocol.md).
+
+RunInfo, NodeInfo and NodeDetail stay JSON objects (`Json`): the store builds them, the
+CLI renders them key by key, and `flow list --json` prints them as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+Json = dict[str, Any]
+
+
+@attrs.frozen
+class Empty:
+    """A reply with nothing to say but `ok`."""
+
+
+@attrs.frozen
+class PingReply:
+    pid: int
+    version: str
+    home: str
+
+
+@attrs.frozen
+class StatusReply:
+    pid: int
+    version: str
+    home: str
+    uptime_s: float
+    runs_active: int
+    degraded: list[str]
+
+
+@attrs.frozen
+class RunReply:
+    """One run's RunInfo (`start`, `stop`, `restart`)."""
+
+    run: Json
+
+
+@attrs.frozen
+class RunsReply:
+    """RunInfo of several runs (`list`, `stop_all`)."""
+
+    runs: list[Json]
+
+
+@attrs.frozen
+class LogsReply:
+    run: Json
+    files: dict[str, str]
+
+
+@attrs.frozen
+class WaitReply:
+    run: Json
+    done: bool
+
+
+@attrs.frozen
+class NodeListReply:
+    run: str
+    nodes: list[Json]
+
+
+@attrs.frozen
+class NodeReply:
+    """One node's NodeDetail (`node_info`, `node_stop`, `node_restart`)."""
+
+    node: Json
+
+
+@attrs.frozen
+class NodeIdReply:
+    """The id of the node a graph edit added or removed."""
+
+    node: str
+
+
+@attrs.frozen
+class EdgeReply:
+    """The mapping a graph edit connected or disconnected."""
+
+    source: str
+    target: str
+
+
+@attrs.frozen
+class Topic:
+    topic: str
+    receivers: list[str]
+    rate: float | None
+
+
+@attrs.frozen
+class TopicListReply:
+    run: str
+    topics: list[Topic]
+
+
+@attrs.frozen
+class LeaseReply:
+    lease: str
+    lease_s: float
+
+
+@attrs.frozen
+class TopReply:
+    runs: list[Json]
+    time: float

@@ -1,0 +1,265 @@
+"""Every control request type, one frozen class each, and the registry of them by name.
+
+A class's `TYPE` is its name on the wire and `REPLY` the class of its reply body; the
+daemon's handlers (`daemon.control.registry`) are keyed by these classes, and
+docs/protocol.md's request table is generated from `REQUESTS`, so the list of request
+types is written exactly once: here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, NewType, TypeVar
+
+import attrs
+
+from daemon.model import replies as rp
+
+# Bounds of the fields (SPEC 10: every input is bounded).
+MAX_STRING_CHARS = 4096  # run refs, node ids, paths, endpoints, leases
+MAX_NAME_CHARS = 256  # run names, env keys
+MAX_TEXT_CHARS = 1 << 20  # a YAML file's text (descriptor.MAX_YAML_BYTES bounds its bytes)
+MAX_ENV_ENTRIES = 1024
+MAX_ENV_VALUE_CHARS = 64 * 1024
+MAX_SECONDS = 1e6  # graces, timeouts, samples: about eleven days
+
+Seconds = NewType("Seconds", float)
+"""A non-negative duration in seconds, at most MAX_SECONDS."""
+Name = NewType("Name", str)
+"""A short string: at most MAX_NAME_CHARS."""
+YamlText = NewType("YamlText", str)
+"""A YAML document's text: at most MAX_TEXT_CHARS."""
+Env = NewType("Env", dict[str, str])
+"""Environment variables: at most MAX_ENV_ENTRIES, strings to strings."""
+
+
+R = TypeVar("R")
+
+
+@attrs.frozen
+class Request(Generic[R]):
+    """Base of every request body; `TYPE` and `REPLY` (the class `R`) are set by each
+    subclass, so a client's `call(Stop(...))` is typed as returning a `RunReply`."""
+
+    TYPE: ClassVar[str] = ""
+    REPLY: ClassVar[type[Any]] = rp.Empty
+    HOOK: ClassVar[bool] = False  # a test hook, accepted only with FLOW_TEST_HOOKS=1
+    DOC: ClassVar[str] = ""
+
+
+@attrs.frozen
+class Ping(Request[rp.PingReply]):
+    TYPE = "ping"
+    REPLY = rp.PingReply
+    DOC = "is the daemon there: its pid, version and home"
+
+
+@attrs.frozen
+class Status(Request[rp.StatusReply]):
+    TYPE = "status"
+    REPLY = rp.StatusReply
+    DOC = "the daemon's uptime, active runs and what is degraded"
+
+
+@attrs.frozen
+class Start(Request[rp.RunReply]):
+    TYPE = "start"
+    REPLY = rp.RunReply
+    DOC = "validate and start a dataflow (path: the YAML's absolute path, text: its text)"
+    path: str
+    text: YamlText
+    name: Name | None = None
+    env: Env = attrs.field(factory=lambda: Env({}))
+
+
+@attrs.frozen
+class Stop(Request[rp.RunReply]):
+    TYPE = "stop"
+    REPLY = rp.RunReply
+    DOC = "stop a run: STOP, then SIGTERM after the grace, then SIGKILL (grace null: 10 s)"
+    run: str
+    grace: Seconds | None = None
+    force: bool = False
+
+
+@attrs.frozen
+class StopAll(Request[rp.RunsReply]):
+    TYPE = "stop_all"
+    REPLY = rp.RunsReply
+    DOC = "stop every active run"
+    grace: Seconds | None = None
+    force: bool = False
+
+
+@attrs.frozen
+class Restart(Request[rp.RunReply]):
+    TYPE = "restart"
+    REPLY = rp.RunReply
+    DOC = "stop a run if it is active and start a new run of the same file"
+    run: str
+
+
+@attrs.frozen
+class List(Request[rp.RunsReply]):
+    TYPE = "list"
+    REPLY = rp.RunsReply
+    DOC = "the active runs, or every run with all"
+    all: bool = False
+
+
+@attrs.frozen
+class Logs(Request[rp.LogsReply]):
+    TYPE = "logs"
+    REPLY = rp.LogsReply
+    DOC = "a run's log files, per node (the CLI reads them itself)"
+    run: str
+    node: str | None = None
+
+
+@attrs.frozen
+class Wait(Request[rp.WaitReply]):
+    TYPE = "wait"
+    REPLY = rp.WaitReply
+    DOC = "returns when the run has ended or after timeout seconds (at most 60)"
+    run: str
+    timeout: Seconds = Seconds(0.0)
+
+
+@attrs.frozen
+class Shutdown(Request[rp.Empty]):
+    TYPE = "shutdown"
+    DOC = "stop every run (marked stopped) and exit the daemon"
+    grace: Seconds | None = None
+
+
+@attrs.frozen
+class NodeList(Request[rp.NodeListReply]):
+    TYPE = "node_list"
+    REPLY = rp.NodeListReply
+    DOC = "every node of a live run, in detail"
+    run: str
+
+
+@attrs.frozen
+class NodeInfo(Request[rp.NodeReply]):
+    TYPE = "node_info"
+    REPLY = rp.NodeReply
+    DOC = "one node in detail: wiring, queues, drops, rates"
+    run: str
+    node: str
+
+
+@attrs.frozen
+class NodeStop(Request[rp.NodeReply]):
+    TYPE = "node_stop"
+    REPLY = rp.NodeReply
+    DOC = "stop one node (STOP, grace, SIGTERM, SIGKILL)"
+    run: str
+    node: str
+    grace: Seconds | None = None
+
+
+@attrs.frozen
+class NodeRestart(Request[rp.NodeReply]):
+    TYPE = "node_restart"
+    REPLY = rp.NodeReply
+    DOC = "restart one node in its slot; replies with the new generation, once spawned"
+    run: str
+    node: str
+    grace: Seconds | None = None
+
+
+@attrs.frozen
+class NodeAdd(Request[rp.NodeIdReply]):
+    TYPE = "node_add"
+    REPLY = rp.NodeIdReply
+    DOC = "add one node to a live run (path: the snippet's absolute path, text: its YAML)"
+    run: str
+    path: str
+    text: YamlText
+
+
+@attrs.frozen
+class NodeRemove(Request[rp.NodeIdReply]):
+    TYPE = "node_remove"
+    REPLY = rp.NodeIdReply
+    DOC = "stop a node and take it out of the graph"
+    run: str
+    node: str
+
+
+@attrs.frozen
+class NodeConnect(Request[rp.EdgeReply]):
+    TYPE = "node_connect"
+    REPLY = rp.EdgeReply
+    DOC = "map source (node/output) to target (node/input) in a live run"
+    run: str
+    source: str
+    target: str
+
+
+@attrs.frozen
+class NodeDisconnect(Request[rp.EdgeReply]):
+    TYPE = "node_disconnect"
+    REPLY = rp.EdgeReply
+    DOC = "remove the mapping source -> target"
+    run: str
+    source: str
+    target: str
+
+
+@attrs.frozen
+class TopicList(Request[rp.TopicListReply]):
+    TYPE = "topic_list"
+    REPLY = rp.TopicListReply
+    DOC = "every output of a live run, with its receivers and rate"
+    run: str
+
+
+@attrs.frozen
+class TopicSubscribe(Request[rp.LeaseReply]):
+    TYPE = "topic_subscribe"
+    REPLY = rp.LeaseReply
+    DOC = "wire an observer's socket (inside the daemon's socket folder) to node/output"
+    run: str
+    topic: str
+    endpoint: str
+
+
+@attrs.frozen
+class TopicRenew(Request[rp.Empty]):
+    TYPE = "topic_renew"
+    DOC = "keep an observer's lease (it expires after lease_s without a renewal)"
+    lease: str
+
+
+@attrs.frozen
+class TopicUnsubscribe(Request[rp.Empty]):
+    TYPE = "topic_unsubscribe"
+    DOC = "drop an observer's lease and unwire it"
+    lease: str
+
+
+@attrs.frozen
+class Top(Request[rp.TopReply]):
+    TYPE = "top"
+    REPLY = rp.TopReply
+    DOC = "CPU, memory, rates and drops of every node; CPU over sample_s (at most 2 s)"
+    sample_s: Seconds = Seconds(0.0)
+
+
+@attrs.frozen
+class InjectFatal(Request[rp.Empty]):
+    TYPE = "_inject_fatal"
+    HOOK = True
+    DOC = "test hook: raise a broken invariant (only with FLOW_TEST_HOOKS=1)"
+
+
+REQUESTS: dict[str, type[Request[Any]]] = {
+    cls.TYPE: cls
+    for cls in (
+        Ping, Status, Start, Stop, StopAll, Restart, List, Logs, Wait, Shutdown,
+        NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
+        NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
+        InjectFatal,
+    )
+}  # fmt: skip

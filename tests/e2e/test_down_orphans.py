@@ -1,0 +1,37 @@
+"""`flow down` with no daemon alive ends the run keepers a killed daemon left, through the
+daemon's own `python -m daemon end-orphans` (issue 10 defect 9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from helpers import flow, stream_graph
+from procs import daemon_pid, wait_gone
+
+from node_sdk import paths
+
+GRACE_S = 60  # far past what the test waits: only `flow down` can end the nodes in time
+
+
+def test_down_without_daemon_ends_orphaned_keepers(flow_home: Path, tmp_path: Path) -> None:
+    up = flow("up", home=flow_home, env_extra={"FLOW_DAEMON_GRACE": str(GRACE_S)})
+    assert up.returncode == 0, up.stderr
+    yml = tmp_path / "orphans.yml"
+    yml.write_text(stream_graph(tick_ms=10))
+    assert flow("start", str(yml), "--detach", "--name", "orphans", home=flow_home).returncode == 0
+    info = json.loads(flow("list", "--json", home=flow_home).stdout.splitlines()[0])
+    pids = [n["pid"] for n in info["nodes"]]
+    assert all(pids)
+    daemon = daemon_pid(flow_home)
+    os.kill(daemon, signal.SIGKILL)
+    assert not wait_gone([daemon], 10)
+    assert wait_gone(pids, 0.5) == pids, "the nodes must outlive the daemon for its grace"
+
+    down = flow("down", home=flow_home)
+    assert down.returncode == 0, down.stderr
+    assert "told 1 orphaned run keeper(s) to end" in down.stdout
+    assert not wait_gone(pids, 20), "flow down left the orphaned nodes running"
+    assert not Path(paths.control_endpoint(flow_home).removeprefix("ipc://")).exists()
