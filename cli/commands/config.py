@@ -20,7 +20,10 @@ SOURCE_STYLES = {
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "config", help="show the effective settings (defaults < config.toml < environment)"
+        "config",
+        help="show the effective settings (defaults < config.toml < environment)",
+        description="Show every setting's effective value and where it came from: the "
+        "default, $FLOW_HOME/config.toml, or a FLOW_* environment variable.",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per setting per line")
     p.set_defaults(func=run)
