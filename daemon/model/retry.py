@@ -46,6 +46,18 @@ class Backoff:
             delay *= self.factor
 
 
+def log_retry(what: str, attempt: int, policy: Backoff, cause: BaseException, delay: float) -> None:
+    """The one line every retry logs (WARNING: a retry is something an operator may act on)."""
+    log.warning(
+        "retry %d/%d for %s: %s (next attempt in %.2fs)",
+        attempt,
+        policy.attempts - 1,
+        what,
+        cause,
+        delay,
+    )
+
+
 def retry_sync(
     operation: Callable[[], T],
     *,
@@ -55,7 +67,11 @@ def retry_sync(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Call `operation` until it succeeds, under `policy`; blocking (the CLI's driver)."""
+    """Call `operation` until it succeeds, under `policy`; blocking (the CLI's driver).
+
+    A blocking call cannot be interrupted from here, so `operation` must bound itself (the
+    CLI's requests carry their own timeout); the deadline bounds the attempts and waits.
+    """
     start = clock()
     delays = policy.delays()
     attempt = 1
@@ -66,6 +82,6 @@ def retry_sync(
             delay = next(delays, None)
             if delay is None or clock() - start + delay > policy.deadline:
                 raise RetryExhausted(f"{what}: gave up after {attempt} attempts: {exc}") from exc
-            log.info("%s: attempt %d failed (%s); retrying in %.2fs", what, attempt, exc, delay)
+            log_retry(what, attempt, policy, exc, delay)
             sleep(delay)
             attempt += 1

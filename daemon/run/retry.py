@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import trio
 
-from daemon.model.retry import Backoff, RetryExhausted
+from daemon.model.retry import Backoff, RetryExhausted, log_retry
 
 T = TypeVar("T")
-
-log = logging.getLogger("daemon.model.retry")  # one logger for every retry line
 
 
 async def retry_async(
@@ -22,18 +19,25 @@ async def retry_async(
     policy: Backoff,
     retry_on: tuple[type[BaseException], ...],
 ) -> T:
-    """Await `operation` until it succeeds, under `policy`; trio's clock for the waits."""
-    start = trio.current_time()
+    """Await `operation` until it succeeds, under `policy`; trio's clock for the waits.
+
+    The deadline bounds the attempt in flight too: an attempt still running when it passes is
+    cancelled, and the helper raises `RetryExhausted` at the deadline, not after the attempt.
+    """
+    end = trio.current_time() + policy.deadline
     delays = policy.delays()
     attempt = 1
     while True:
         try:
-            return await operation()
+            with trio.move_on_at(end):
+                return await operation()
+            raise RetryExhausted(
+                f"{what}: gave up at the {policy.deadline:g}s deadline, during attempt {attempt}"
+            )
         except retry_on as exc:
             delay = next(delays, None)
-            elapsed = trio.current_time() - start
-            if delay is None or elapsed + delay > policy.deadline:
+            if delay is None or trio.current_time() + delay > end:
                 raise RetryExhausted(f"{what}: gave up after {attempt} attempts: {exc}") from exc
-            log.info("%s: attempt %d failed (%s); retrying in %.2fs", what, attempt, exc, delay)
+            log_retry(what, attempt, policy, exc, delay)
             await trio.sleep(delay)
             attempt += 1

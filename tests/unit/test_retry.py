@@ -57,8 +57,44 @@ async def test_exhaustion_raises_with_the_last_cause(
     with pytest.raises(RetryExhausted, match="gave up after 3 attempts") as info:
         await retry_async(never, what="waiting", policy=policy, retry_on=(NotYet,))
     assert isinstance(info.value.__cause__, NotYet)
-    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
-    assert len(retries) == 2  # a log line per retry
+    retries = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert retries == [  # a WARNING per retry, naming the attempt, the operation and the cause
+        ("WARNING", "retry 1/2 for waiting: still not ready (next attempt in 0.50s)"),
+        ("WARNING", "retry 2/2 for waiting: still not ready (next attempt in 1.00s)"),
+    ]
+
+
+async def test_deadline_bounds_the_attempt_in_flight(autojump_clock: trio.abc.Clock) -> None:
+    attempts = 0
+
+    async def hangs() -> None:
+        nonlocal attempts
+        attempts += 1
+        await trio.sleep(5.0)  # each attempt takes 5 s, then fails
+        raise NotYet("slow")
+
+    policy = Backoff(attempts=10, initial=1.0, jitter=0.0, deadline=6.0)
+    start = trio.current_time()
+    with pytest.raises(RetryExhausted, match="6s deadline, during attempt 2"):
+        await retry_async(hangs, what="slow", policy=policy, retry_on=(NotYet,))
+    assert trio.current_time() - start == pytest.approx(6.0)  # not 11 s: no attempt outlives it
+    assert attempts == 2
+
+
+async def test_a_cancelled_caller_stops_the_wait_at_once(autojump_clock: trio.abc.Clock) -> None:
+    attempts = 0
+
+    async def never() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise NotYet("no")
+
+    policy = Backoff(attempts=10, initial=4.0, jitter=0.0, deadline=100)
+    start = trio.current_time()
+    with trio.move_on_after(1.0):
+        await retry_async(never, what="cancelled", policy=policy, retry_on=(NotYet,))
+    assert trio.current_time() - start == pytest.approx(1.0)  # no leftover sleep
+    assert attempts == 1  # no extra attempt
 
 
 async def test_deadline_bounds_the_whole_wait(autojump_clock: trio.abc.Clock) -> None:
