@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from cli.errors import CliError, DaemonError, DaemonUnreachable
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model.pids import daemon_is_gone
 from daemon.model.protocol import (
     ErrorReply,
     MalformedReply,
@@ -23,6 +24,9 @@ from daemon.model.protocol import (
 from node_sdk import paths
 
 R = TypeVar("R")
+
+# How often a waiting request checks that the daemon is still alive.
+LIVENESS_CHECK_S = 0.25
 
 
 def home_path(home: Path | None = None) -> Path:
@@ -39,8 +43,11 @@ def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None)
     """
     import zmq  # lazy: `flow --version` and `flow check` never need it
 
-    endpoint = paths.control_endpoint(home_path(home))
-    if not Path(endpoint.removeprefix("ipc://")).exists():
+    folder = home_path(home)
+    endpoint = paths.control_endpoint(folder)
+    # A SIGKILLed daemon leaves its socket file behind: its pid file says at once that
+    # nobody is there, where waiting for a reply would take the whole timeout.
+    if not Path(endpoint.removeprefix("ipc://")).exists() or daemon_is_gone(folder):
         raise DaemonUnreachable(endpoint)
     req_id, frame = encode_request(req)
     sock: Any = zmq.Context.instance().socket(zmq.DEALER)
@@ -48,7 +55,7 @@ def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None)
     try:
         sock.connect(endpoint)
         sock.send_multipart([b"", frame])
-        data = _await_reply(sock, req_id, timeout)
+        data = _await_reply(sock, req_id, timeout, folder)
     finally:
         sock.close()
     if data is None:
@@ -62,14 +69,16 @@ def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None)
     return cast(R, reply)
 
 
-def _await_reply(sock: Any, req_id: str, timeout: float) -> bytes | None:
-    """The reply whose id matches ours; replies to other ids are discarded."""
+def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | None:
+    """The reply whose id matches ours; None when the daemon dies or `timeout` passes."""
     import zmq
 
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
-        if not sock.poll(int(left * 1000) + 1, zmq.POLLIN):
-            return None
+        if not sock.poll(int(min(left, LIVENESS_CHECK_S) * 1000) + 1, zmq.POLLIN):
+            if daemon_is_gone(home):
+                return None  # it died while we waited: say so now, not at the timeout
+            continue
         frames = sock.recv_multipart()
         try:
             answers = reply_id(frames[-1])

@@ -93,13 +93,28 @@ def is_flow_daemon(pid: int) -> bool:
     return any(a == "-m" and b == "daemon" for a, b in itertools.pairwise(argv))
 
 
-def daemon_pid(home: Path) -> int | None:
-    """The pid in `home`'s daemon.pid when that process is a live flow daemon."""
+def recorded_pid(home: Path) -> int | None:
+    """The pid written in `home`'s daemon.pid, alive or not; None without a readable file."""
     try:
-        pid = int(paths.daemon_pid_file(home).read_text().split()[0])
+        return int(paths.daemon_pid_file(home).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if is_flow_daemon(pid) else None
+
+
+def daemon_pid(home: Path) -> int | None:
+    """The pid in `home`'s daemon.pid when that process is a live flow daemon."""
+    pid = recorded_pid(home)
+    return pid if pid is not None and is_flow_daemon(pid) else None
+
+
+def daemon_is_gone(home: Path) -> bool:
+    """True when daemon.pid names a process that is no longer a live flow daemon.
+
+    A daemon killed with SIGKILL leaves its pid file and socket behind; this tells a client
+    at once. Without a pid file (a daemon still starting) nothing is known: False.
+    """
+    pid = recorded_pid(home)
+    return pid is not None and not is_flow_daemon(pid)
 
 
 def cpu_seconds(pid: int) -> float | None:
