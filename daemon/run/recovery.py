@@ -24,6 +24,7 @@ from daemon.model.states import RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
+from node_sdk import paths
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
-    text = (rt.home / "runs" / run_id / "dataflow.yml").read_text(encoding="utf-8")
+    text = (paths.run_dir(rt.home, run_id) / "dataflow.yml").read_text(encoding="utf-8")
     dataflow = rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)

@@ -30,6 +30,7 @@ from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run, supervise
 from daemon.store import Store
+from node_sdk import paths
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class Runtime:
             dataflow=dataflow,
             store=self.store,
             home=self.home,
-            sockets=self.socket_dir / run_id.replace("-", "")[:12],
+            sockets=self.socket_dir / paths.run_short_id(run_id),
             daemon_endpoint=self.nodes_endpoint,
             send=self.channel.send,
             context=self.context,

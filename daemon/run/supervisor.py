@@ -28,6 +28,7 @@ from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperLink, start_keeper_process, start_keeper_thread
 from daemon.run.slot import NodeSlot
 from daemon.store import Store
+from node_sdk import paths
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Run:
 
     @property
     def run_dir(self) -> Path:
-        return self.home / "runs" / self.id
+        return paths.run_dir(self.home, self.id)
 
     @property
     def log_dir(self) -> Path:
