@@ -20,7 +20,7 @@ import zmq
 from daemon.control import topics
 from daemon.control.handlers import handlers, stop_all
 from daemon.control.server import ControlServer
-from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
+from daemon.errors import FATAL_ERRORS, ControlSocketUnavailable, FatalError, StateStoreUnusable
 from daemon.model import pids
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.run import dynamic
@@ -112,7 +112,6 @@ async def _open_runtime(
         owner=nodes_owner,
         find_slot=rt.find_slot,
         attach=functools.partial(dynamic.attach, rt),
-        detach=dynamic.detach,
     )
     control_owner = SocketOwner(control)
     server = ControlServer(
@@ -178,8 +177,11 @@ def _remove_pid_file(home: Path) -> None:
 
 
 def find_fatal(exc: BaseException) -> FatalError | None:
-    """The fatal error inside a (possibly grouped) exception, if there is one."""
-    if isinstance(exc, FatalError):
+    """The fatal error inside a (possibly grouped) exception, if there is one.
+
+    Fatal means one of `FATAL_ERRORS`, the explicit list; everything else is recoverable.
+    """
+    if isinstance(exc, FATAL_ERRORS):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:

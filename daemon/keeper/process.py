@@ -42,6 +42,8 @@ READ_CHUNK = 65536
 GROUP_TERM_S = 1.0  # what a node leaves in its group gets this long after SIGTERM
 ORPHAN_KILL_S = 5.0  # nodes stopped for a lost daemon get this long before SIGKILL
 TICK_S = 0.2
+# FLOW_TEST_HOOKS=keeper-raise: the loop raises once a node lives (tests/faults)
+_TEST_FAULT = os.environ.get("FLOW_TEST_HOOKS", "")
 
 
 @attrs.define(eq=False)
@@ -117,6 +119,8 @@ class Keeper:
                         self._ready_fd(int(item))
                 self._tick()
         finally:
+            # normally every child is reported by now; after an exception, none may outlive us
+            self._stop_live_children()
             for child in self.children.values():
                 self._close_child(child)
             self.socket.close(linger=1000)
@@ -126,11 +130,26 @@ class Keeper:
                 if self.run_sockets is not None:
                     shutil.rmtree(self.run_sockets, ignore_errors=True)
 
+    def _stop_live_children(self) -> None:
+        """SIGTERM each live node's group, SIGKILL what is left after ORPHAN_KILL_S."""
+        stopping = self._live()
+        for child in stopping:
+            _signal_group(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + ORPHAN_KILL_S
+        live = stopping
+        while live and time.monotonic() < deadline:
+            time.sleep(0.05)
+            live = [c for c in live if c.process.poll() is None]
+        for child in stopping:  # the leader may be gone, what it left in its group not
+            _signal_group(child.pid, signal.SIGKILL)
+
     def _finished(self) -> bool:
         done = all(c.reported for c in self.children.values())
         return done and (self.quitting or self.ending_at is not None)
 
     def _tick(self) -> None:
+        if _TEST_FAULT == "keeper-raise" and self.children:
+            raise RuntimeError("test fault: keeper raised with live children")
         now = time.monotonic()
         if self.degraded is not None and self._dropped() != self.reported_drops:
             self._report_degraded()  # at most once a tick: the count of lines lost
@@ -194,7 +213,9 @@ class Keeper:
             # normally every node has exited by now; any left is stopped like an orphan
             self.quitting = True
             self._end_all()
-        elif kind != "ping":
+        elif kind == "ping":
+            self._send({"t": "pong"})  # the daemon's watch on this keeper (KEEPER_SILENCE_S)
+        else:
             log.warning("keeper: unknown message %r", kind)
 
     def _send(self, message: dict[str, Any]) -> None:

@@ -10,13 +10,13 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import attrs
 import trio
 import zmq
 
-from daemon.errors import NodeSpawnFailed
+from daemon.errors import KeeperLost, NodeSpawnFailed
 from daemon.keeper.logs import Tee
 from daemon.keeper.process import Keeper
 from daemon.model.retry import Backoff, RetryExhausted
@@ -27,6 +27,10 @@ from node_sdk.wire import decode_control, encode_control
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+# The keeper answers every ping: silent for this long (three missed beats and a margin),
+# it is taken as dead or hung and its run fails. A keeper process that exits is noticed
+# at once (`lifecycle` waits on it); this bound covers an adopted or hung keeper.
+KEEPER_SILENCE_S = 4.0
 ATTACH_ANSWER_S = 0.25
 ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
 # re-adoption asks briefly: a keeper that is gone stays gone
@@ -40,6 +44,22 @@ class KeeperSilent(Exception):
 OnEvent = Callable[[dict[str, Any]], None]
 
 
+class KeeperPort(Protocol):
+    """What a run needs of its keeper (a `KeeperLink`, or a fake in tests)."""
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message for the keeper; never blocks."""
+
+    async def serve(self) -> None:
+        """Pump messages and the heartbeat until cancelled; `KeeperLost` when it falls silent."""
+
+    async def attach(self) -> dict[str, Any]:
+        """The keeper's state once it answers; `NodeSpawnFailed` when it never does."""
+
+    def quit(self) -> None:
+        """Tell the keeper to end and let go of it."""
+
+
 @attrs.define(eq=False)
 class KeeperLink:
     """A DEALER to one keeper, owned by one task, with a heartbeat."""
@@ -48,6 +68,7 @@ class KeeperLink:
     on_event: OnEvent
     state: dict[str, Any] | None = None
     attached: trio.Event = attrs.field(factory=trio.Event)
+    last_heard: float | None = None  # trio time of the keeper's last message
 
     @classmethod
     def connect(
@@ -67,20 +88,27 @@ class KeeperLink:
         except Exception:
             log.warning("keeper link: dropped a malformed message")
             return
+        self.last_heard = trio.current_time()
         if message.get("t") == "state":
             self.state = message
             self.attached.set()
         self.on_event(message)
 
     async def serve(self) -> None:
-        """Pump the socket and beat the heart until cancelled."""
+        """Pump the socket and beat the heart until cancelled; `KeeperLost` when it is silent."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.owner.serve, self._on_frames)
             while True:
                 self.send({"t": "ping"})
                 await trio.sleep(HEARTBEAT_S)
+                # before its first answer, `attach` and its own deadline govern
+                if self.last_heard is None:
+                    continue
+                silent = trio.current_time() - self.last_heard
+                if silent > KEEPER_SILENCE_S:
+                    raise KeeperLost(f"run keeper lost: no answer for {silent:.1f}s")
 
-    async def attach(self, policy: Backoff = ATTACH_POLICY) -> dict[str, Any]:
+    async def attach(self, policy: Backoff | None = None) -> dict[str, Any]:
         """Ask for the keeper's state until it answers (SPEC 7.5); raise when it never does."""
         self.attached = trio.Event()
 
@@ -94,7 +122,10 @@ class KeeperLink:
 
         try:
             return await retry_async(
-                ask, what="reaching the run keeper", policy=policy, retry_on=(KeeperSilent,)
+                ask,
+                what="reaching the run keeper",
+                policy=policy or ATTACH_POLICY,
+                retry_on=(KeeperSilent,),
             )
         except RetryExhausted as exc:
             raise NodeSpawnFailed("keeper", f"the run keeper did not answer: {exc}") from exc

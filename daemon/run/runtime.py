@@ -26,9 +26,10 @@ from daemon.errors import (
 from daemon.keeper.logs import Tee
 from daemon.model.descriptor import Dataflow, parse_dataflow
 from daemon.model.states import RunStatus
+from daemon.run.lifecycle import supervise
 from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
-from daemon.run.supervisor import Run, supervise
+from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths
 
@@ -220,9 +221,6 @@ class Runtime:
 
     def active_runs(self) -> list[Run]:
         return [r for r in self.runs.values() if r.status.active or not r.done.is_set()]
-
-    def check_status(self, run: Run) -> RunStatus:
-        return run.status
 
 
 async def serve_nursery(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
