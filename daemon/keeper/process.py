@@ -122,6 +122,10 @@ class Keeper:
             # normally every child is reported by now; after an exception, none may outlive us
             self._stop_live_children()
             for child in self.children.values():
+                for fd in list(child.pipes):
+                    self._drop_fd(child, fd)
+                if self._fds.pop(child.pidfd, None) is not None:
+                    os.close(child.pidfd)
                 self._close_child(child)
             self.socket.close(linger=1000)
             if self.run_folder is not None:
