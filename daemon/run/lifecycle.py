@@ -93,7 +93,12 @@ async def _watch_keeper(run: Run, keeper: KeeperPort, handle: KeeperHandle | Non
             if isinstance(handle, trio.Process):
                 nursery.start_soon(_keeper_exit, handle)
     except* KeeperLost as group:
-        run.lose_keeper(str(group.exceptions[0]))
+        run.lose_keeper(str(_first_leaf(group)))
+
+
+def _first_leaf(group: BaseExceptionGroup[KeeperLost]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _keeper_exit(process: trio.Process) -> None:

@@ -1,0 +1,53 @@
+"""The keeper link against a real ROUTER in the test (a keeper that answers once, then hangs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+import zmq
+
+from daemon.errors import KeeperLost
+from daemon.run.keeper_link import HEARTBEAT_S, KEEPER_SILENCE_S, KeeperLink
+from node_sdk.wire import decode_control, encode_control
+
+
+async def test_a_keeper_that_falls_silent_is_lost_within_the_bound(
+    zmq_context: zmq.Context[zmq.Socket[bytes]],
+    tmp_path: Path,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endpoint = f"ipc://{tmp_path / 'keeper'}"
+    router = zmq_context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(endpoint)
+    heard: list[dict[str, Any]] = []
+    link = KeeperLink.connect(zmq_context, endpoint, heard.append)
+    answered_at: float | None = None
+    try:
+        with pytest.RaisesGroup(
+            pytest.RaisesExc(KeeperLost, match="run keeper lost"), flatten_subgroups=True
+        ):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(link.serve)
+                # the keeper hears the first ping, answers it once, then never again
+                while answered_at is None:
+                    try:
+                        identity, payload = router.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        await trio.sleep(0.01)
+                        continue
+                    assert decode_control(payload)["t"] == "ping"
+                    router.send_multipart([identity, encode_control({"t": "pong"})])
+                    answered_at = trio.current_time()
+                await trio.sleep_forever()
+    finally:
+        link.owner.socket.close(linger=0)
+        router.close(linger=0)
+    assert answered_at is not None
+    assert heard == [{"t": "pong"}]
+    silent = trio.current_time() - answered_at
+    assert KEEPER_SILENCE_S <= silent <= KEEPER_SILENCE_S + 2 * HEARTBEAT_S
