@@ -77,10 +77,12 @@ class KeeperLink:
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.connect(endpoint)
-        return cls(owner=SocketOwner(socket), on_event=on_event)
+        return cls(owner=SocketOwner(socket, name=f"keeper link {endpoint}"), on_event=on_event)
 
     def send(self, message: dict[str, Any]) -> None:
-        self.owner.send([encode_control(message)])
+        if not self.owner.send([encode_control(message)]):
+            # a keeper this far behind is hung: the heartbeat fails the run soon after
+            log.error("keeper link: could not queue %s for the keeper", message.get("t"))
 
     def _on_frames(self, frames: Frames) -> None:
         try:

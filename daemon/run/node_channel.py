@@ -30,8 +30,9 @@ class NodeChannel:
     find_slot: FindSlot
     attach: Attach | None = None
 
-    def send(self, identity: bytes, message: dict[str, Any]) -> None:
-        self.owner.send([identity, encode_control(message)])
+    def send(self, identity: bytes, message: dict[str, Any]) -> bool:
+        """Queue a message to a node; False when it could not be (the caller says so)."""
+        return self.owner.send([identity, encode_control(message)])
 
     def on_message(self, frames: Frames) -> None:
         if len(frames) != 2:

@@ -100,6 +100,12 @@ class Runtime:
     leases: dict[str, Any] = attrs.field(factory=dict)  # observer leases (daemon/topics.py)
     cpu_samples: dict[int, tuple[int | None, float]] = attrs.field(factory=dict)  # flow top
 
+    def note_drops(self, socket: str, count: int) -> None:
+        """A socket dropped outgoing messages: one line per socket in `flow status`."""
+        mark = f"{socket}: "
+        kept = [line for line in self.degraded if not line.startswith(mark)]
+        self.degraded[:] = [*kept, f"{mark}{count} outgoing messages dropped"]
+
     def find_slot(self, run_id: str, node_id: str) -> NodeSlot | None:
         run = self.runs.get(run_id)
         return None if run is None else run.slots.get(node_id)

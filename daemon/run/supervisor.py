@@ -37,7 +37,7 @@ EOS_BACKSTOP_S = 2.0  # after a clean exit, longer than a sender's bounded end-o
 # quit makes the keeper SIGTERM what is left, then SIGKILL after 5 s: it is gone by then
 KEEPER_EXIT_S = 10.0
 
-SendToNode = Callable[[bytes, dict[str, Any]], None]
+SendToNode = Callable[[bytes, dict[str, Any]], bool]  # False: not queued
 
 
 @attrs.define(eq=False)
@@ -150,8 +150,10 @@ class Run:
             self.keeper.send({"t": "signal", "node": slot.id, "sig": int(sig)})
 
     def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
-        if slot.connected.is_set():
-            self.send(slot.identity(), message)
+        if slot.connected.is_set() and not self.send(slot.identity(), message):
+            # never silent: a lost `stop` is made up for by SIGTERM after the grace
+            log.error("run %s: node %s: %s not sent", self.id, slot.id, message.get("t"))
+            self.mark_degraded(f"node channel: a {message.get('t')} to {slot.id} was lost")
 
     def input_endpoint(self, node: str, input_id: str) -> str:
         return self._endpoints[(node, input_id)]

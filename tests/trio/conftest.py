@@ -98,7 +98,7 @@ class FakeKeeper:
         found = [p for p in self.processes if p.node == node and not p.ended.is_set()]
         return found[-1] if found else None
 
-    def to_node(self, identity: bytes, message: dict[str, Any]) -> None:
+    def to_node(self, identity: bytes, message: dict[str, Any]) -> bool:
         """The run's node-channel sends (`Run.send`): STOP reaches the fake process."""
         node = identity.decode().split("/")[1]
         process = self.live(node)
@@ -106,6 +106,7 @@ class FakeKeeper:
             self.stops.append((trio.current_time(), node))
             if self.behaviours[node].obeys_stop:
                 process.end(0)
+        return True
 
     # ---------------------------------------------------------------- inside
 
