@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 import attrs
 import trio
@@ -19,10 +19,20 @@ import zmq
 from daemon.errors import KeeperLost, NodeSpawnFailed
 from daemon.keeper.logs import Tee
 from daemon.keeper.process import Keeper
+from daemon.model.keeper_messages import (
+    Attach,
+    FromKeeper,
+    KeeperMessageError,
+    Ping,
+    Quit,
+    State,
+    ToKeeper,
+    decode,
+    encode,
+)
 from daemon.model.retry import Backoff, RetryExhausted
 from daemon.run.retry import retry_async
 from daemon.run.zmq_trio import Frames, SocketOwner
-from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +51,19 @@ class KeeperSilent(Exception):
     """The keeper did not answer one attach (it may still be starting)."""
 
 
-OnEvent = Callable[[dict[str, Any]], None]
+OnEvent = Callable[[FromKeeper], None]
 
 
 class KeeperPort(Protocol):
     """What a run needs of its keeper (a `KeeperLink`, or a fake in tests)."""
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: ToKeeper) -> None:
         """Queue a message for the keeper; never blocks."""
 
     async def serve(self) -> None:
         """Pump messages and the heartbeat until cancelled; `KeeperLost` when it falls silent."""
 
-    async def attach(self) -> dict[str, Any]:
+    async def attach(self) -> State:
         """The keeper's state once it answers; `NodeSpawnFailed` when it never does."""
 
     def quit(self) -> None:
@@ -66,7 +76,7 @@ class KeeperLink:
 
     owner: SocketOwner
     on_event: OnEvent
-    state: dict[str, Any] | None = None
+    state: State | None = None
     attached: trio.Event = attrs.field(factory=trio.Event)
     last_heard: float | None = None  # trio time of the keeper's last message
 
@@ -79,19 +89,22 @@ class KeeperLink:
         socket.connect(endpoint)
         return cls(owner=SocketOwner(socket, name=f"keeper link {endpoint}"), on_event=on_event)
 
-    def send(self, message: dict[str, Any]) -> None:
-        if not self.owner.send([encode_control(message)]):
+    def send(self, message: ToKeeper) -> None:
+        if not self.owner.send([encode(message)]):
             # a keeper this far behind is hung: the heartbeat fails the run soon after
-            log.error("keeper link: could not queue %s for the keeper", message.get("t"))
+            log.error("keeper link: could not queue a %s for the keeper", type(message).__name__)
 
     def _on_frames(self, frames: Frames) -> None:
         try:
-            message = decode_control(frames[-1])
-        except Exception:
-            log.warning("keeper link: dropped a malformed message")
+            message = decode(frames[-1])
+        except KeeperMessageError as exc:
+            log.warning("keeper link: dropped %d bytes: %s", len(frames[-1]), exc)
+            return
+        if not isinstance(message, FromKeeper):
+            log.warning("keeper link: dropped a %s, which only a daemon sends", type(message))
             return
         self.last_heard = trio.current_time()
-        if message.get("t") == "state":
+        if isinstance(message, State):
             self.state = message
             self.attached.set()
         self.on_event(message)
@@ -101,7 +114,7 @@ class KeeperLink:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.owner.serve, self._on_frames)
             while True:
-                self.send({"t": "ping"})
+                self.send(Ping())
                 await trio.sleep(HEARTBEAT_S)
                 # before its first answer, `attach` and its own deadline govern
                 if self.last_heard is None:
@@ -110,12 +123,12 @@ class KeeperLink:
                 if silent > KEEPER_SILENCE_S:
                     raise KeeperLost(f"run keeper lost: no answer for {silent:.1f}s")
 
-    async def attach(self, policy: Backoff | None = None) -> dict[str, Any]:
+    async def attach(self, policy: Backoff | None = None) -> State:
         """Ask for the keeper's state until it answers (SPEC 7.5); raise when it never does."""
         self.attached = trio.Event()
 
-        async def ask() -> dict[str, Any]:
-            self.send({"t": "attach"})
+        async def ask() -> State:
+            self.send(Attach())
             with trio.move_on_after(ATTACH_ANSWER_S):
                 await self.attached.wait()
             if self.state is None or not self.attached.is_set():
@@ -135,7 +148,7 @@ class KeeperLink:
     def quit(self) -> None:
         """Tell the keeper to end, then close; called once the owner task is gone."""
         with contextlib.suppress(zmq.ZMQError):
-            self.owner.socket.send(encode_control({"t": "quit"}), zmq.NOBLOCK)
+            self.owner.socket.send(encode(Quit()), zmq.NOBLOCK)
         self.owner.socket.close(linger=1000)
 
 
@@ -169,16 +182,14 @@ def start_keeper_thread(
     return thread
 
 
-async def probe_keeper(
-    context: zmq.Context[zmq.Socket[bytes]], endpoint: str
-) -> dict[str, Any] | None:
+async def probe_keeper(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> State | None:
     """The state of a keeper that outlived a daemon, or None when none answers."""
     link = KeeperLink.connect(context, endpoint, on_event=lambda message: None)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.owner.serve, link._on_frames)
             try:
-                state: dict[str, Any] | None = await link.attach(PROBE_POLICY)
+                state: State | None = await link.attach(PROBE_POLICY)
             except NodeSpawnFailed:
                 state = None
             nursery.cancel_scope.cancel()

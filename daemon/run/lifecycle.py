@@ -6,12 +6,12 @@ import functools
 import logging
 import shutil
 import threading
-from typing import Any
 
 import trio
 
 from daemon.errors import KeeperLost
 from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.model.keeper_messages import State
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import (
     KeeperLink,
@@ -29,7 +29,7 @@ KeeperHandle = trio.Process | threading.Thread
 async def supervise(
     run: Run,
     *,
-    adopt: dict[str, Any] | None = None,
+    adopt: State | None = None,
     keeper: KeeperPort | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -55,7 +55,7 @@ async def supervise(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_keeper, run, keeper, handle)
-            state = (await keeper.attach())["nodes"]
+            state = (await keeper.attach()).nodes
             for slot in run.spawned:
                 adopted = adopt is not None and slot.id in state
                 if adopted:

@@ -25,6 +25,7 @@ from daemon.errors import (
 )
 from daemon.keeper.logs import Tee
 from daemon.model.descriptor import Dataflow, parse_dataflow
+from daemon.model.keeper_messages import State
 from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise
 from daemon.run.node_channel import NodeChannel
@@ -185,7 +186,7 @@ class Runtime:
             in_process=self.origin.startswith("foreground"),
         )
 
-    async def resume_run(self, run: Run, adopt: dict[str, Any] | None) -> None:
+    async def resume_run(self, run: Run, adopt: State | None) -> None:
         """Supervise a recovered run: adopting its living keeper, or starting it again."""
         self.runs[run.id] = run
         await self.nursery.start(self._supervise, run, adopt)
@@ -193,7 +194,7 @@ class Runtime:
     async def _supervise(
         self,
         run: Run,
-        adopt: dict[str, Any] | None = None,
+        adopt: State | None = None,
         *,
         task_status: trio.TaskStatus[None],
     ) -> None:

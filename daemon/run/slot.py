@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from daemon.model.descriptor import NodeSpec
+from daemon.model.keeper_messages import Exited, NodeState, Spawned, SpawnFailed
 from daemon.model.states import NodeStatus
 
 log = logging.getLogger(__name__)
@@ -181,40 +182,37 @@ class NodeSlot:
         self.connected.set()
         self.settled.set()
 
-    def on_keeper_event(self, message: dict[str, Any]) -> None:
+    def on_keeper_event(self, message: Spawned | SpawnFailed | Exited) -> None:
         """A keeper report about this node; reports about older generations are stale."""
-        if int(message.get("generation", -1)) != self.generation:
+        if message.generation != self.generation:
             return
-        kind = message["t"]
-        if kind == "spawned":
-            self.pid = int(message["pid"])
+        if isinstance(message, Spawned):
+            self.pid = message.pid
             self.spawned.set()
-        elif kind == "spawn_failed":
-            self.spawn_error = str(message.get("error"))
+        elif isinstance(message, SpawnFailed):
+            self.spawn_error = message.error
             self.spawned.set()
-        elif kind == "exited":
-            code = message.get("code")
-            self.exit_code = None if code is None else int(code)
-            self.stderr_tail = [str(line) for line in message.get("tail") or []]
+        else:
+            self.exit_code = message.code
+            self.stderr_tail = list(message.tail)
             self.exited.set()
             self.settled.set()
 
     # ---------------------------------------------------------------- the task
 
-    def adopt(self, state: dict[str, Any]) -> None:
+    def adopt(self, state: NodeState) -> None:
         """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""
-        self.generation = int(state["generation"])
-        self.pid = int(state["pid"])
+        self.generation = state.generation
+        self.pid = state.pid
         self.spawned.set()
         self.first_spawn.set()
         self.settled.set()
-        if state.get("alive"):
+        if state.alive:
             self.transition(NodeStatus.RUNNING)
             self.connected.set()  # its DEALER reconnects to the new daemon by itself
         else:
-            code = state.get("code")
-            self.exit_code = None if code is None else int(code)
-            self.stderr_tail = [str(line) for line in state.get("tail") or []]
+            self.exit_code = state.code
+            self.stderr_tail = list(state.tail)
             self.exited.set()
 
     async def serve(self, *, adopted: bool = False) -> None:

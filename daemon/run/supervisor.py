@@ -21,6 +21,17 @@ from daemon.keeper.logs import Tee
 from daemon.model import routing
 from daemon.model.descriptor import Dataflow, OutputRef
 from daemon.model.graph import downstream
+from daemon.model.keeper_messages import (
+    Degraded,
+    Edge,
+    Exited,
+    FromKeeper,
+    Signal,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    StdoutAs,
+)
 from daemon.model.restart_policy import decide
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
@@ -127,27 +138,26 @@ class Run:
         stdout_as = None
         if slot.spec.send_stdout_as is not None:
             edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints)
-            stdout_as = {
-                "source": f"{slot.id}/{slot.spec.send_stdout_as}",
-                "edges": edges[slot.spec.send_stdout_as],
-            }
+            stdout_as = StdoutAs(
+                source=f"{slot.id}/{slot.spec.send_stdout_as}",
+                edges=tuple(Edge(**edge) for edge in edges[slot.spec.send_stdout_as]),
+            )
         assert self.keeper is not None
         self.keeper.send(
-            {
-                "t": "spawn",
-                "node": slot.id,
-                "generation": slot.generation,
-                "argv": routing.node_argv(slot.spec),
-                "env": env,
-                "cwd": str(self.dataflow.folder),
-                "log": str(self.log_dir / f"{slot.id}.log"),
-                "stdout_as": stdout_as,
-            }
+            Spawn(
+                node=slot.id,
+                generation=slot.generation,
+                argv=tuple(routing.node_argv(slot.spec)),
+                env=env,
+                cwd=str(self.dataflow.folder),
+                log=str(self.log_dir / f"{slot.id}.log"),
+                stdout_as=stdout_as,
+            )
         )
 
     def signal_node(self, slot: NodeSlot, sig: signal.Signals) -> None:
         if self.keeper is not None:
-            self.keeper.send({"t": "signal", "node": slot.id, "sig": int(sig)})
+            self.keeper.send(Signal(node=slot.id, sig=int(sig)))
 
     def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
         if slot.connected.is_set() and not self.send(slot.identity(), message):
@@ -226,14 +236,12 @@ class Run:
             if sender == slot.id:
                 self.send_to_node(slot, {"t": "wire", "output": output, **edge})
 
-    def on_keeper_event(self, message: dict[str, Any]) -> None:
-        kind = message.get("t")
-        if kind == "degraded":
-            dropped = int(message.get("dropped") or 0)
-            lost = f" ({dropped} log lines dropped)" if dropped else ""
-            self.mark_degraded(f"{message.get('what')}{lost}")
-        elif kind in ("spawned", "spawn_failed", "exited"):
-            slot = self.slots.get(str(message.get("node")))
+    def on_keeper_event(self, message: FromKeeper) -> None:
+        if isinstance(message, Degraded):
+            lost = f" ({message.dropped} log lines dropped)" if message.dropped else ""
+            self.mark_degraded(f"{message.what}{lost}")
+        elif isinstance(message, Spawned | SpawnFailed | Exited):
+            slot = self.slots.get(message.node)
             if slot is not None:
                 slot.on_keeper_event(message)
 

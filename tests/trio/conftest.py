@@ -21,6 +21,15 @@ import zmq
 
 from daemon.errors import KeeperLost, StateWriteFailed
 from daemon.model.descriptor import parse_dataflow
+from daemon.model.keeper_messages import (
+    Exited,
+    FromKeeper,
+    Signal,
+    Spawn,
+    Spawned,
+    State,
+    ToKeeper,
+)
 from daemon.run.supervisor import Run
 from daemon.store import Store
 
@@ -55,7 +64,7 @@ class FakeProcess:
             self.ended.set()
 
 
-Inbox = tuple[trio.MemorySendChannel[dict[str, Any]], trio.MemoryReceiveChannel[dict[str, Any]]]
+Inbox = tuple[trio.MemorySendChannel[ToKeeper], trio.MemoryReceiveChannel[ToKeeper]]
 
 
 @attrs.define(eq=False)
@@ -69,16 +78,16 @@ class FakeKeeper:
     stops: list[tuple[float, str]] = attrs.field(factory=list)
     quit_sent: bool = False
     _lost: trio.Event = attrs.field(factory=trio.Event)
-    _inbox: Inbox = attrs.field(factory=lambda: trio.open_memory_channel[dict[str, Any]](math.inf))
+    _inbox: Inbox = attrs.field(factory=lambda: trio.open_memory_channel[ToKeeper](math.inf))
 
     # ---------------------------------------------------------------- KeeperPort
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: ToKeeper) -> None:
         self._inbox[0].send_nowait(message)
 
-    async def attach(self) -> dict[str, Any]:
+    async def attach(self) -> State:
         await trio.lowlevel.checkpoint()
-        return {"t": "state", "nodes": {}, "degraded": None}
+        return State(nodes={})
 
     def quit(self) -> None:
         self.quit_sent = True
@@ -114,23 +123,21 @@ class FakeKeeper:
         await self._lost.wait()
         raise KeeperLost("run keeper lost: the test killed it")
 
-    def _event(self, message: dict[str, Any]) -> None:
+    def _event(self, message: FromKeeper) -> None:
         assert self.run is not None
         self.run.on_keeper_event(message)
 
-    def _handle(self, message: dict[str, Any], nursery: trio.Nursery) -> None:
-        kind = message["t"]
-        if kind == "spawn":
-            node, generation = message["node"], message["generation"]
-            process = FakeProcess(node, generation, FAKE_PID + len(self.processes),
-                                  trio.current_time())  # fmt: skip
+    def _handle(self, message: ToKeeper, nursery: trio.Nursery) -> None:
+        if isinstance(message, Spawn):
+            node, generation = message.node, message.generation
+            pid = FAKE_PID + len(self.processes)
+            process = FakeProcess(node, generation, pid, trio.current_time())
             self.processes.append(process)
-            self._event({"t": "spawned", "node": node, "generation": generation,
-                         "pid": process.pid})  # fmt: skip
+            self._event(Spawned(node, generation, pid))
             nursery.start_soon(self._live_process, process)
-        elif kind == "signal":
-            sig = signal.Signals(message["sig"])
-            node = message["node"]
+        elif isinstance(message, Signal):
+            sig = signal.Signals(message.sig)
+            node = message.node
             self.signals.append((trio.current_time(), node, sig))
             process = self.live(node)
             if process is not None and (sig is signal.SIGKILL or self.behaviours[node].obeys_term):
@@ -149,8 +156,7 @@ class FakeKeeper:
         ):
             await process.ended.wait()
         process.end(behaviour.code)
-        self._event({"t": "exited", "node": process.node, "generation": process.generation,
-                     "code": process.code, "tail": []})  # fmt: skip
+        self._event(Exited(process.node, process.generation, process.code))
 
 
 @attrs.define(eq=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -11,8 +10,8 @@ import trio.testing
 import zmq
 
 from daemon.errors import KeeperLost
+from daemon.model.keeper_messages import FromKeeper, Ping, Pong, decode, encode
 from daemon.run.keeper_link import HEARTBEAT_S, KEEPER_SILENCE_S, KeeperLink
-from node_sdk.wire import decode_control, encode_control
 
 
 async def test_a_keeper_that_falls_silent_is_lost_within_the_bound(
@@ -26,7 +25,7 @@ async def test_a_keeper_that_falls_silent_is_lost_within_the_bound(
     router = zmq_context.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     router.bind(endpoint)
-    heard: list[dict[str, Any]] = []
+    heard: list[FromKeeper] = []
     link = KeeperLink.connect(zmq_context, endpoint, heard.append)
     answered_at: float | None = None
     try:
@@ -42,14 +41,14 @@ async def test_a_keeper_that_falls_silent_is_lost_within_the_bound(
                     except zmq.Again:
                         await trio.sleep(0.01)
                         continue
-                    assert decode_control(payload)["t"] == "ping"
-                    router.send_multipart([identity, encode_control({"t": "pong"})])
+                    assert decode(payload) == Ping()
+                    router.send_multipart([identity, encode(Pong())])
                     answered_at = trio.current_time()
                 await trio.sleep_forever()
     finally:
         link.owner.socket.close(linger=0)
         router.close(linger=0)
     assert answered_at is not None
-    assert heard == [{"t": "pong"}]
+    assert heard == [Pong()]
     silent = trio.current_time() - answered_at
     assert KEEPER_SILENCE_S <= silent <= KEEPER_SILENCE_S + 2 * HEARTBEAT_S

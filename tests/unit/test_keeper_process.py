@@ -13,8 +13,8 @@ from procs import wait_gone
 
 from daemon.keeper import process
 from daemon.keeper.process import Keeper
+from daemon.model.keeper_messages import Ping, Pong, Quit, Spawn, Spawned, decode, encode
 from daemon.model.pids import alive
-from node_sdk.wire import decode_control, encode_control
 
 ANSWER_MS = 5000
 
@@ -32,7 +32,7 @@ def keeper() -> Iterator[Started]:
     finally:
         thread, daemon, _ = started
         if thread.is_alive():
-            daemon.send(encode_control({"t": "quit"}))
+            daemon.send(encode(Quit()))
             thread.join(10)
         daemon.close(linger=0)
         context.term()
@@ -58,24 +58,46 @@ def start(context: zmq.Context[zmq.Socket[bytes]], name: str) -> Started:
 
 
 def spawn(daemon: zmq.Socket[bytes], tmp_path: Path) -> int:
-    daemon.send(encode_control({
-        "t": "spawn", "node": "sleeper", "generation": 1,
-        "argv": [sys.executable, "-c", "import time; time.sleep(60)"],
-        "env": {}, "cwd": str(tmp_path), "log": str(tmp_path / "sleeper.log"),
-        "stdout_as": None,
-    }))  # fmt: skip
-    reply = decode_control(daemon.recv())
-    assert reply["t"] == "spawned", reply
-    return int(reply["pid"])
+    argv = (sys.executable, "-c", "import time; time.sleep(60)")
+    log = str(tmp_path / "sleeper.log")
+    daemon.send(encode(Spawn("sleeper", 1, argv, env={}, cwd=str(tmp_path), log=log)))
+    reply = decode(daemon.recv())
+    assert isinstance(reply, Spawned), reply
+    return reply.pid
 
 
 def test_the_keeper_answers_each_ping(keeper: Started) -> None:
     thread, daemon, _ = keeper
-    daemon.send(encode_control({"t": "ping"}))
-    assert decode_control(daemon.recv())["t"] == "pong"
-    daemon.send(encode_control({"t": "quit"}))
+    daemon.send(encode(Ping()))
+    assert decode(daemon.recv()) == Pong()
+    daemon.send(encode(Quit()))
     thread.join(10)
     assert not thread.is_alive()
+
+
+GARBAGE = [
+    b"[" * 2200,
+    b'{"t":"signal","node":"x","sig":[1]}',
+    b'{"t":"spawned","node":"x","generation":1,"pid":1e400}',
+    b'{"t":"signal","node":"x","sig":1000000000000000000000000000000}',
+    b"\xff\xfe\x00garbage",
+    encode(Pong()),  # well formed, but only a keeper sends it
+]
+
+
+def test_the_keeper_survives_garbage_with_one_line_each(
+    keeper: Started, caplog: pytest.LogCaptureFixture
+) -> None:
+    thread, daemon, errors = keeper
+    for payload in GARBAGE:
+        daemon.send(payload)
+    daemon.send_multipart([b"three", b"frames"])  # the keeper's ROUTER sees three
+    daemon.send(encode(Ping()))
+    assert decode(daemon.recv()) == Pong()  # alive and answering
+    assert thread.is_alive()
+    assert not errors
+    dropped = [r for r in caplog.records if r.message.startswith("keeper: dropped")]
+    assert len(dropped) == len(GARBAGE) + 1, [r.message for r in dropped]
 
 
 def test_a_keeper_that_raises_stops_its_children(
