@@ -70,8 +70,7 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     for node in info["nodes"]:
         slot = run.slots.get(node["id"])
         if slot is not None:
-            slot.generation = int(node["generation"])
-            slot.restarts = int(node["restarts"])
+            slot.restore(int(node["generation"]), int(node["restarts"]))
     state = None
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)

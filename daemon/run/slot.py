@@ -200,17 +200,20 @@ class NodeSlot:
 
     # ---------------------------------------------------------------- the task
 
+    def restore(self, generation: int, restarts: int) -> None:
+        """Its counters as the store kept them, for a run recovered after a daemon restart."""
+        self.generation, self.restarts = generation, restarts
+
     def adopt(self, state: NodeState) -> None:
         """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""
-        self.generation = state.generation
-        self.pid = state.pid
         self.spawned.set()
         self.first_spawn.set()
         self.settled.set()
         if state.alive:
-            self.transition(NodeStatus.RUNNING)
+            self.transition(NodeStatus.RUNNING, generation=state.generation, pid=state.pid)
             self.connected.set()  # its DEALER reconnects to the new daemon by itself
-        else:
+        else:  # `_record_exit` writes its end
+            self.transition(generation=state.generation, pid=state.pid)
             self.exit_code = state.code
             self.stderr_tail = list(state.tail)
             self.exited.set()
