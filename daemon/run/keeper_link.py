@@ -79,6 +79,7 @@ class KeeperLink:
     state: State | None = None
     attached: trio.Event = attrs.field(factory=trio.Event)
     last_heard: float | None = None  # trio time of the keeper's last message
+    unanswered: int = 0  # pings sent since then
 
     @classmethod
     def connect(
@@ -104,6 +105,7 @@ class KeeperLink:
             log.warning("keeper link: dropped a %s, which only a daemon sends", type(message))
             return
         self.last_heard = trio.current_time()
+        self.unanswered = 0
         if isinstance(message, State):
             self.state = message
             self.attached.set()
@@ -115,12 +117,14 @@ class KeeperLink:
             nursery.start_soon(self.owner.serve, self._on_frames)
             while True:
                 self.send(Ping())
+                self.unanswered += 1
                 await trio.sleep(HEARTBEAT_S)
                 # before its first answer, `attach` and its own deadline govern
                 if self.last_heard is None:
                     continue
                 silent = trio.current_time() - self.last_heard
-                if silent > KEEPER_SILENCE_S:
+                # both: a daemon loop that stalled sent no pings, so it blames no keeper
+                if silent > KEEPER_SILENCE_S and self.unanswered > KEEPER_SILENCE_S / HEARTBEAT_S:
                     raise KeeperLost(f"run keeper lost: no answer for {silent:.1f}s")
 
     async def attach(self, policy: Backoff | None = None) -> State:
