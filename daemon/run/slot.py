@@ -319,9 +319,7 @@ class NodeSlot:
             status = NodeStatus.SUCCEEDED
         else:
             status = NodeStatus.FAILED
-        # memory keeps the tail for `flow node info`; the store keeps a failure's only
-        tail = self.stderr_tail if status is NodeStatus.FAILED else []
-        self.transition(status, exit_code=code, signal=signal_name)
-        self.run.record_node(self.id, {"stderr_tail": tail})
+        tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
+        self.transition(status, exit_code=code, signal=signal_name, stderr_tail=tail)
         self.run.record_event(self.id, "exit", f"{self.status} code {code}")
         log.info("run %s: node %s %s (exit %s)", self.run.id, self.id, self.status, code)
