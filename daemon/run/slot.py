@@ -103,6 +103,7 @@ class NodeSlot:
     settled: trio.Event = attrs.field(factory=trio.Event)  # first generation connected or ended
     finished: trio.Event = attrs.field(factory=trio.Event)  # no more generations will come
     _spawn_answered: trio.Event = attrs.field(factory=trio.Event)  # replaced on each answer
+    _stopping: trio.Event = attrs.field(factory=trio.Event)  # a stop or a lost keeper: for good
 
     @property
     def id(self) -> str:
@@ -177,6 +178,7 @@ class NodeSlot:
         self.spawned.set()
         self.exited.set()
         self.settled.set()
+        self._stopping.set()
 
     def mark_connected(self) -> None:
         self.connected.set()
@@ -229,7 +231,8 @@ class NodeSlot:
                 log.info("run %s: node %s restarts in %.2fs", self.run.id, self.id, delay)
                 ended = self.status
                 self.transition(NodeStatus.RESTARTING)
-                await trio.sleep(delay)
+                with trio.move_on_after(delay):
+                    await self._stopping.wait()  # a stop ends the delay at once
                 if self.stop_requested or self.run.stop_requested:
                     self.transition(ended)  # no next generation: it stays as it ended
                     break
@@ -274,6 +277,14 @@ class NodeSlot:
         log.warning("run %s: node %s could not start: %s", self.run.id, self.id, cause)
         self.transition(NodeStatus.FAILED, stderr_tail=[f"could not start: {cause}"])
 
+    def take_restart_request(self) -> bool:
+        """True once after `restart_now`: the stop it made was for a restart, not for good."""
+        if not self.restart_requested:
+            return False
+        self.restart_requested = self.stop_requested = False
+        self._stopping = trio.Event()
+        return True
+
     async def restart_now(self, grace: float) -> None:
         """Stop this generation and start the next one in the same slot (SPEC 5).
 
@@ -291,6 +302,7 @@ class NodeSlot:
     async def terminate(self, grace: float) -> None:
         """STOP, grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5)."""
         self.stop_requested = True
+        self._stopping.set()
         if not self.alive:
             return
         self.run.send_to_node(self, {"t": "stop"})

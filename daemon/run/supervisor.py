@@ -250,8 +250,7 @@ class Run:
         policy = slot.spec.restart
         if self.stop_requested:
             return None
-        if slot.restart_requested:  # asked for by hand: at once, whatever the policy
-            slot.restart_requested = slot.stop_requested = False
+        if slot.take_restart_request():  # asked for by hand: at once, whatever the policy
             return 0.0
         if slot.stop_requested:
             return None

@@ -128,3 +128,23 @@ async def test_a_dynamic_slot_attaches_and_detaches_through_its_methods() -> Non
         ("d", {"pid": None, "status": "dynamic"}),
     ]
     assert [kind for _, kind in host.events] == ["attach", "detach"]
+
+
+async def test_a_stop_ends_a_restart_delay_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    host = Host(restart=30.0)
+    slot = NodeSlot(spec=spec(), run=host)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slot.serve)
+        await slot.first_spawn.wait()
+        slot.on_keeper_event(Exited("a", 1, 1))
+        with trio.fail_after(10):
+            while slot.status is not NodeStatus.RESTARTING:  # noqa: ASYNC110 (a plain field)
+                await trio.sleep(0.1)
+        asked = trio.current_time()
+        await slot.terminate(grace=10.0)
+        await slot.finished.wait()
+    assert trio.current_time() - asked < 1.0  # not the 30 s delay
+    assert slot.status is NodeStatus.FAILED  # as it ended: no next generation
+    assert host.records[-1] == ("a", {"status": "failed"})

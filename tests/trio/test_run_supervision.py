@@ -163,3 +163,37 @@ async def test_a_failed_store_write_degrades_the_run_but_never_fails_it(
     assert run.status is RunStatus.SUCCEEDED
     assert (run.degraded or "").startswith("state store: ")
     assert run.store.run(run.id)["degraded"].startswith("state store: ")  # type: ignore[index]
+
+
+ONE = """
+nodes:
+  - id: worker
+    path: NODES/counter.py
+    restart_policy: on-failure
+    restart_delay: 10
+    inputs:
+      tick: flow/timer/millis/100
+"""
+
+
+async def test_after_a_manual_restart_a_crash_still_backs_off(
+    make_run: RunMaker, autojump_clock: trio.testing.MockClock
+) -> None:
+    run, keeper = make_run(ONE, {"worker": Behaviour()})
+    slot = run.slots["worker"]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: lifecycle.supervise(
+            run, keeper=keeper, task_status=task_status))  # fmt: skip
+        await wait_for(lambda: run.status is RunStatus.RUNNING)
+        await slot.restart_now(grace=5.0)  # `flow node restart`: at once
+        assert [p.generation for p in keeper.processes] == [1, 2]
+        await wait_for(lambda: slot.status is NodeStatus.RUNNING)
+        crashed = trio.current_time()
+        live = keeper.live("worker")
+        assert live is not None
+        live.end(1)
+        await wait_for(lambda: len(keeper.processes) == 3)
+        assert keeper.processes[2].spawned_at - crashed >= 10.0  # restart_delay, not skipped
+        await run.stop(grace=1.0)
+        await run.done.wait()
+    assert run.status is RunStatus.STOPPED
