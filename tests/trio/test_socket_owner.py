@@ -9,7 +9,9 @@ import trio
 import zmq
 
 from daemon.run import zmq_trio
+from daemon.run.runtime import Runtime
 from daemon.run.zmq_trio import OwnerStatistics, SocketOwner
+from daemon.store import Store
 
 
 def test_a_full_outbox_refuses_to_the_caller_and_counts(
@@ -52,3 +54,20 @@ async def test_a_message_to_a_gone_peer_is_counted_and_logged(
         socket.close(linger=0)
     assert owner.statistics() == OwnerStatistics(queued=0, sent=0, dropped=1)
     assert "router: dropped a message to b'nobody'" in caplog.text
+
+
+async def test_drops_show_in_the_daemon_status_lines(
+    zmq_context: zmq.Context[zmq.Socket[bytes]], store: Store, tmp_path: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        rt = Runtime(home=tmp_path, socket_dir=tmp_path, store=store,
+                     nodes_endpoint="ipc:///nonexistent", nursery=nursery,
+                     context=zmq_context, degraded=["logs: disk full"])  # fmt: skip
+        rt.note_drops("node channel", 1)
+        rt.note_drops("control", 1)
+        rt.note_drops("node channel", 7)  # one line per socket, the latest count
+    assert rt.degraded == [
+        "logs: disk full",
+        "control: 1 outgoing messages dropped",
+        "node channel: 7 outgoing messages dropped",
+    ]
