@@ -8,14 +8,16 @@
     │   ├── RunNotActive       the run has already ended
     │   ├── DataflowInvalid    the YAML file failed validation (carries every problem)
     │   ├── NodeSpawnFailed    one node could not be started
-    │   ├── StateWriteFailed   one write to the state store failed while running
-    │   └── AuxiliaryFailure   logs, streaming, recording: never decides a result
+    │   ├── StateWriteFailed   one write to the state store failed while running: the
+    │   │                      run goes on, degraded (recording is auxiliary, SPEC 7.3)
+    │   └── KeeperLost         a run's keeper died or fell silent: that run fails
     └── FatalError             stops every node cleanly, exits non-zero
         ├── ControlSocketUnavailable   cannot bind the control socket
         ├── StateStoreUnusable         the SQLite store cannot be opened at start
         └── BrokenInvariant            the daemon's own bookkeeping is wrong
 
-The fatal list is exactly the three classes above; anything else is recoverable.
+The fatal list is exactly the three classes above (`FATAL_ERRORS`, which the root catch
+point in `daemon.main` reads); anything else is recoverable.
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ class StateWriteFailed(RecoverableError):
     """A write to the state store failed while the daemon runs (not at start: that is fatal)."""
 
 
-class AuxiliaryFailure(RecoverableError):
-    """Side work (logs, streaming, recording) failed; the run's result is unaffected."""
+class KeeperLost(RecoverableError):
+    """A run's keeper process died or stopped answering its heartbeat; the run fails."""
 
 
 class FatalError(FlowError):

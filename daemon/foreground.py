@@ -14,15 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import trio
-import zmq
 
 from daemon.keeper.logs import Tee
 from daemon.model import pids
-from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
-from daemon.run.node_channel import NodeChannel, bind_router
-from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
+from daemon.run.assembly import open_runtime
+from daemon.run.runtime import prepare_socket_dir
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
-from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
 from node_sdk import paths
 
@@ -65,36 +62,20 @@ async def run_foreground(
     store = Store.open(paths.state_db(home))
     sockets = foreground_socket_dir()
     prepare_socket_dir(sockets)
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
-        nodes = bind_router(context, f"ipc://{sockets / paths.NODES_SOCKET}")
-        nodes.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
-        async with trio.open_nursery() as root:
-            runs_nursery: trio.Nursery = await root.start(serve_nursery)
-            rt = Runtime(
-                home=home,
-                socket_dir=sockets,
-                store=store,
-                nodes_endpoint=f"ipc://{sockets / paths.NODES_SOCKET}",
-                nursery=runs_nursery,
-                context=context,
-                origin=f"foreground:{pids.tag()}",  # pid + create time: never reused
-                tee=tee,
-            )
-            owner = SocketOwner(nodes)
-            rt.channel = NodeChannel(owner=owner, find_slot=rt.find_slot)
-            root.start_soon(owner.serve, rt.channel.on_message)
+        origin = f"foreground:{pids.tag()}"  # pid + create time: never reused
+        runtime = open_runtime(home, sockets, store, origin=origin, tee=tee, dynamic_nodes=False)
+        async with runtime as rt, trio.open_nursery() as nursery:
             run = await rt.start_run(str(path), text, None, env)
-            root.start_soon(_stop_on_signals, run, grace)
+            nursery.start_soon(_stop_on_signals, run, grace)
             if stop_after is not None:
-                root.start_soon(_stop_after, run, stop_after, grace)
+                nursery.start_soon(_stop_after, run, stop_after, grace)
             await run.done.wait()
-            root.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()
         info = store.run(run.id)
         assert info is not None
         return info
     finally:
-        context.destroy(linger=0)
         shutil.rmtree(sockets, ignore_errors=True)
         store.close()
 

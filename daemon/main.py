@@ -7,7 +7,6 @@ Signals become the ordinary shutdown path, so there is one way to stop.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -21,12 +20,12 @@ from daemon.control import topics
 from daemon.control.registry import HANDLERS
 from daemon.control.runs import stop_all
 from daemon.control.server import ControlServer
-from daemon.errors import ControlSocketUnavailable, FatalError, StateStoreUnusable
+from daemon.errors import FATAL_ERRORS, ControlSocketUnavailable, FatalError, StateStoreUnusable
 from daemon.model import pids, settings
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.model.requests import Seconds, StopAll
-from daemon.run import dynamic
-from daemon.run.node_channel import NodeChannel, bind_router
+from daemon.run.assembly import open_runtime
+from daemon.run.node_channel import bind_router
 from daemon.run.recovery import recover_runs
 from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
 from daemon.run.zmq_trio import SocketOwner
@@ -65,58 +64,37 @@ async def serve(
         _say(home, "error", warning)
     sockets = paths.socket_dir(home)
     prepare_socket_dir(sockets)
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
-        try:
-            control = bind_router(context, paths.control_endpoint(home))
-            control.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
-            nodes = bind_router(context, paths.nodes_endpoint(home))
-            nodes.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
-        except (zmq.ZMQError, OSError) as exc:
-            raise ControlSocketUnavailable(
-                f"cannot bind the control socket in {sockets}: {exc}"
-            ) from exc
-        paths.daemon_pid_file(home).write_text(f"{os.getpid()}\n")
-        try:
-            async with trio.open_nursery() as root:
-                rt = await _open_runtime(root, home, sockets, store, context, control, nodes)
-                rt.degraded.extend(warnings)  # `flow status` shows them too
-                task_status.started(rt)
-        finally:
-            _remove_pid_file(home)
+        async with open_runtime(home, sockets, store) as rt:
+            control = _bind_control(rt, home, sockets)
+            paths.daemon_pid_file(home).write_text(f"{os.getpid()}\n")
+            try:
+                async with trio.open_nursery() as root:
+                    await _serve_control(root, rt, control)
+                    rt.degraded.extend(warnings)  # `flow status` shows them too
+                    task_status.started(rt)
+            finally:
+                _remove_pid_file(home)
     finally:
-        context.destroy(linger=0)
         _remove_sockets(sockets)
         store.close()
 
 
-async def _open_runtime(
-    root: trio.Nursery,
-    home: Path,
-    sockets: Path,
-    store: Store,
-    context: zmq.Context[zmq.Socket[bytes]],
-    control: zmq.Socket[bytes],
-    nodes: zmq.Socket[bytes],
-) -> Runtime:
-    runs_nursery = await root.start(serve_nursery)
+def _bind_control(rt: Runtime, home: Path, sockets: Path) -> zmq.Socket[bytes]:
+    try:
+        control = bind_router(rt.context, paths.control_endpoint(home))
+        control.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
+    except (zmq.ZMQError, OSError) as exc:
+        raise ControlSocketUnavailable(
+            f"cannot bind the control socket in {sockets}: {exc}"
+        ) from exc
+    return control
+
+
+async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[bytes]) -> None:
+    """The daemon's own tasks around the runtime; requests are served once recovery is done."""
     requests_nursery = await root.start(serve_nursery)
-    rt = Runtime(
-        home=home,
-        socket_dir=sockets,
-        store=store,
-        nodes_endpoint=paths.nodes_endpoint(home),
-        nursery=runs_nursery,
-        context=context,
-    )
-    nodes_owner = SocketOwner(nodes)
-    rt.channel = NodeChannel(
-        owner=nodes_owner,
-        find_slot=rt.find_slot,
-        attach=functools.partial(dynamic.attach, rt),
-        detach=dynamic.detach,
-    )
-    control_owner = SocketOwner(control)
+    control_owner = SocketOwner(control, name="control", on_drop=rt.note_drops)
     server = ControlServer(
         owner=control_owner,
         runtime=rt,
@@ -124,16 +102,13 @@ async def _open_runtime(
         nursery=requests_nursery,
         hooks=os.environ.get("FLOW_TEST_HOOKS") == "1",
     )
-    root.start_soon(nodes_owner.serve, rt.channel.on_message)
     root.start_soon(_watch_signals, rt)
-    root.start_soon(dynamic.watch_dynamic_nodes, rt)
     root.start_soon(topics.expire_leases, rt)
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)
     root.start_soon(control_owner.serve, server.on_message)
-    log.info("flow daemon %d serving %s", os.getpid(), home)
-    return rt
+    log.info("flow daemon %d serving %s", os.getpid(), rt.home)
 
 
 async def _watch_signals(rt: Runtime) -> None:
@@ -184,8 +159,11 @@ def _remove_pid_file(home: Path) -> None:
 
 
 def find_fatal(exc: BaseException) -> FatalError | None:
-    """The fatal error inside a (possibly grouped) exception, if there is one."""
-    if isinstance(exc, FatalError):
+    """The fatal error inside a (possibly grouped) exception, if there is one.
+
+    Fatal means one of `FATAL_ERRORS`, the explicit list; everything else is recoverable.
+    """
+    if isinstance(exc, FATAL_ERRORS):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:

@@ -44,8 +44,18 @@ def nodes_endpoint(home: Path) -> str:
     return f"ipc://{nodes_socket(home)}"
 
 
+def run_short_id(run_id: str) -> str:
+    """12 hex digits naming a run's socket folder and shared-memory segments.
+
+    The last 12 hex digits of its UUIDv7, which are random: the first 12 are its
+    millisecond timestamp, shared by runs created in the same millisecond. Short, for the
+    107-byte `ipc://` path limit.
+    """
+    return run_id.replace("-", "")[-12:]
+
+
 def run_socket_dir(home: Path, run_id: str) -> Path:
-    return socket_dir(home) / run_id.replace("-", "")[:12]
+    return socket_dir(home) / run_short_id(run_id)
 
 
 def input_endpoint(home: Path, run_id: str, node_index: int, input_index: int) -> str:

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import zmq
 
-from node_sdk import inbox
+from node_sdk import inbox, paths
 from node_sdk.errors import NodeError
 from node_sdk.wire import KIND_BYTES
 
@@ -53,7 +53,7 @@ FLUSH_AT: Final = 32  # release notices queued before they are sent without wait
 
 def run_prefix(run_id: str) -> str:
     """The name prefix of every segment of a run (the daemon removes them by it)."""
-    return f"{NAME_PREFIX}{run_id.replace('-', '')[:12]}-"
+    return f"{NAME_PREFIX}{paths.run_short_id(run_id)}-"
 
 
 def sender_tag(node_id: str, generation: int) -> str:
@@ -417,7 +417,7 @@ def pool_for(
     if not daemon.startswith("ipc://") or not os.path.isdir(SHM_DIR):
         return None
     sockdir = os.path.dirname(daemon[len("ipc://") :])
-    run_dir = os.path.join(sockdir, run_id.replace("-", "")[:12])
+    run_dir = os.path.join(sockdir, paths.run_short_id(run_id))
     tag = sender_tag(node_id, generation)
     folder = run_dir if os.path.isdir(run_dir) else sockdir
     return Pool(ctx, run_id, tag, f"ipc://{folder}/r{tag}", threshold)

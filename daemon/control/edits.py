@@ -86,7 +86,7 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
             if sender is not None:
                 message = {"t": "unwire", "output": item.source.output, "endpoint": endpoint}
                 run.send_to_node(sender, message)
-    slot.said_bye = False  # whatever it says, its receivers are closed by the daemon
+    slot.forget_bye()  # whatever it says, its receivers are closed by the daemon
     await slot.terminate(DEFAULT_GRACE_S)
     await slot.finished.wait()
     for edge in [(o, r) for o in slot.spec.outputs for r in _receivers(run, slot.id, o)]:

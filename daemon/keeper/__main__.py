@@ -1,5 +1,36 @@
 """`python -m daemon.keeper CONFIG`: run one run's keeper process (daemon/keeper/process.py)."""
 
-from daemon.keeper.process import main
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import zmq
+
+from daemon.keeper.process import Keeper
+from daemon.model import settings
+
+
+def main() -> int:
+    """`python -m daemon.keeper '{"endpoint": ..., "grace": ...}'`."""
+    config = json.loads(sys.argv[1])
+    settings.install(settings.from_mapping(config.get("settings", {}), "the daemon"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s keeper: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when nodes stop
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        keeper = Keeper.bind(context, config["endpoint"], float(config["grace"]))
+        keeper.run_sockets = Path(config["endpoint"].removeprefix("ipc://")).parent
+        keeper.run_folder = keeper.run_sockets.name
+    except zmq.ZMQError as exc:
+        print(f"keeper: cannot bind {config['endpoint']}: {exc}", file=sys.stderr)
+        return 1
+    keeper.serve()
+    context.destroy(linger=1000)
+    return 0
+
 
 raise SystemExit(main())

@@ -12,62 +12,53 @@ of `flow run`; either way it is plain blocking code around one `zmq.Poller`, no 
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import IO, Any
 
 import attrs
 import zmq
 
+from daemon.keeper.children import Child, signal_group
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.keeper.stdout_output import StdoutOutput
-from daemon.model import settings
+from daemon.model.keeper_messages import (
+    Attach,
+    Degraded,
+    Exited,
+    FromKeeper,
+    KeeperMessageError,
+    NodeState,
+    Ping,
+    Pong,
+    Quit,
+    Signal,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    State,
+    ToKeeper,
+    converter,
+    decode,
+    encode,
+)
 from daemon.model.logformat import record_from_output
-from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)
 
-STDERR_TAIL = 20
 MAX_LINE = 64 * 1024
 READ_CHUNK = 65536
 GROUP_TERM_S = 1.0  # what a node leaves in its group gets this long after SIGTERM
 ORPHAN_KILL_S = 5.0  # nodes stopped for a lost daemon get this long before SIGKILL
 TICK_S = 0.2
-
-
-@attrs.define(eq=False)
-class Child:
-    """One node process and its pipes."""
-
-    node: str
-    generation: int
-    process: subprocess.Popen[bytes]
-    pidfd: int
-    log: NodeLog
-    stdout_output: StdoutOutput | None
-    pipes: dict[int, str] = attrs.field(factory=dict)  # fd -> "stdout" / "stderr"
-    files: dict[int, IO[bytes]] = attrs.field(factory=dict)  # fd -> its owning file object
-    pending: dict[int, bytes] = attrs.field(factory=dict)
-    tail: collections.deque[str] = attrs.field(
-        factory=lambda: collections.deque(maxlen=STDERR_TAIL)
-    )
-    code: int | None = None
-    kill_at: float | None = None  # group SIGKILL deadline once the leader has exited
-    reported: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+# FLOW_TEST_HOOKS=keeper-raise: the loop raises once a node lives (tests/faults)
+_TEST_FAULT = os.environ.get("FLOW_TEST_HOOKS", "")
 
 
 @attrs.define(eq=False)
@@ -118,7 +109,13 @@ class Keeper:
                         self._ready_fd(int(item))
                 self._tick()
         finally:
+            # normally every child is reported by now; after an exception, none may outlive us
+            self._stop_live_children()
             for child in self.children.values():
+                for fd in list(child.pipes):
+                    self._drop_fd(child, fd)
+                if self._fds.pop(child.pidfd, None) is not None:
+                    os.close(child.pidfd)
                 self._close_child(child)
             self.socket.close(linger=1000)
             if self.run_folder is not None:
@@ -127,11 +124,26 @@ class Keeper:
                 if self.run_sockets is not None:
                     shutil.rmtree(self.run_sockets, ignore_errors=True)
 
+    def _stop_live_children(self) -> None:
+        """SIGTERM each live node's group, SIGKILL what is left after ORPHAN_KILL_S."""
+        stopping = self._live()
+        for child in stopping:
+            signal_group(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + ORPHAN_KILL_S
+        live = stopping
+        while live and time.monotonic() < deadline:
+            time.sleep(0.05)
+            live = [c for c in live if c.process.poll() is None]
+        for child in stopping:  # the leader may be gone, what it left in its group not
+            signal_group(child.pid, signal.SIGKILL)
+
     def _finished(self) -> bool:
         done = all(c.reported for c in self.children.values())
         return done and (self.quitting or self.ending_at is not None)
 
     def _tick(self) -> None:
+        if _TEST_FAULT == "keeper-raise" and self.children:
+            raise RuntimeError("test fault: keeper raised with live children")
         now = time.monotonic()
         if self.degraded is not None and self._dropped() != self.reported_drops:
             self._report_degraded()  # at most once a tick: the count of lines lost
@@ -140,11 +152,11 @@ class Keeper:
             self._end_all()
         if self.ending_at is not None and now - self.ending_at > ORPHAN_KILL_S:
             for child in self._live():
-                _signal_group(child.pid, signal.SIGKILL)
+                signal_group(child.pid, signal.SIGKILL)
         for child in list(self.children.values()):
             if child.code is not None and not child.reported:
                 if child.kill_at is not None and now >= child.kill_at:
-                    _signal_group(child.pid, signal.SIGKILL)
+                    signal_group(child.pid, signal.SIGKILL)
                     child.kill_at = None
                     child.pending.clear()
                     for fd in list(child.pipes):
@@ -157,7 +169,7 @@ class Keeper:
         if self.ending_at is None:
             self.ending_at = time.monotonic()
             for child in self._live():
-                _signal_group(child.pid, signal.SIGTERM)
+                signal_group(child.pid, signal.SIGTERM)
 
     def _live(self) -> list[Child]:
         return [c for c in self.children.values() if c.code is None]
@@ -171,72 +183,74 @@ class Keeper:
             except zmq.Again:
                 return
             except ValueError:
-                continue  # not two frames: not from a daemon
+                log.warning("keeper: dropped a message that is not two frames")
+                continue
             try:
-                message = decode_control(payload)
-            except Exception:
-                log.warning("keeper: dropped a malformed message")
+                message = decode(payload)
+            except KeeperMessageError as exc:
+                log.warning("keeper: dropped %d bytes: %s", len(payload), exc)
+                continue
+            if not isinstance(message, ToKeeper):
+                log.warning("keeper: dropped a %s, which only a keeper sends", type(message))
                 continue
             self.daemon = identity
             self.last_contact = time.monotonic()
             self._handle(message)
 
-    def _handle(self, message: dict[str, Any]) -> None:
-        kind = message.get("t")
-        if kind == "attach":
-            self._send({"t": "state", "nodes": self.state(), "degraded": self.degraded})
-        elif kind == "spawn":
+    def _handle(self, message: ToKeeper) -> None:
+        if isinstance(message, Attach):
+            self._send(State(nodes=self.state(), degraded=self.degraded))
+        elif isinstance(message, Spawn):
             self._spawn(message)
-        elif kind == "signal":
-            child = self.children.get(str(message.get("node")))
+        elif isinstance(message, Signal):
+            child = self.children.get(message.node)
             if child is not None and child.code is None:
-                _signal_group(child.pid, signal.Signals(int(message["sig"])))
-        elif kind == "quit":
+                signal_group(child.pid, signal.Signals(message.sig))
+        elif isinstance(message, Quit):
             # normally every node has exited by now; any left is stopped like an orphan
             self.quitting = True
             self._end_all()
-        elif kind != "ping":
-            log.warning("keeper: unknown message %r", kind)
+        elif isinstance(message, Ping):
+            self._send(Pong())  # the daemon's watch on this keeper (KEEPER_SILENCE_S)
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: FromKeeper) -> None:
         if self.daemon is None:
             return
         with contextlib.suppress(zmq.ZMQError):
-            self.socket.send_multipart([self.daemon, encode_control(message)], zmq.NOBLOCK)
+            self.socket.send_multipart([self.daemon, encode(message)], zmq.NOBLOCK)
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, NodeState]:
         return {
-            node: {
-                "generation": c.generation,
-                "pid": c.pid,
-                "code": c.code if c.reported else None,
-                "alive": not c.reported,
-                "tail": list(c.tail),
-            }
+            node: NodeState(
+                generation=c.generation,
+                pid=c.pid,
+                code=c.code if c.reported else None,
+                alive=not c.reported,
+                tail=tuple(c.tail),
+            )
             for node, c in self.children.items()
         }
 
     # ------------------------------------------------------------------ children
 
-    def _spawn(self, message: dict[str, Any]) -> None:
-        node, generation = str(message["node"]), int(message["generation"])
+    def _spawn(self, message: Spawn) -> None:
+        node, generation = message.node, message.generation
         old = self.children.get(node)
         if old is not None and not old.reported:
             # at most one live process per (run, node): refuse, never double
-            self._send({"t": "spawn_failed", "node": node, "generation": generation,
-                        "error": f"generation {old.generation} is still alive"})  # fmt: skip
+            self._send(SpawnFailed(node, generation, f"generation {old.generation} is still alive"))
             return
         node_log = NodeLog(
-            path=Path(message["log"]),
+            path=Path(message.log),
             node_id=node,
             on_failure=self._degrade,
             tee=self.tee,
         )
         try:
             process = subprocess.Popen(
-                message["argv"],
-                env=message["env"],
-                cwd=message["cwd"],
+                list(message.argv),
+                env=message.env,
+                cwd=message.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -244,15 +258,13 @@ class Keeper:
             )
         except OSError as exc:
             node_log.close()
-            self._send({"t": "spawn_failed", "node": node, "generation": generation,
-                        "error": str(exc)})  # fmt: skip
+            self._send(SpawnFailed(node, generation, str(exc)))
             return
-        stdout_as = message.get("stdout_as")
+        stdout_as = message.stdout_as
         output = None
-        if stdout_as:
-            output = StdoutOutput.open(
-                self.context, stdout_as["source"], generation, stdout_as["edges"]
-            )
+        if stdout_as is not None:
+            edges = [converter.unstructure(edge) for edge in stdout_as.edges]
+            output = StdoutOutput.open(self.context, stdout_as.source, generation, edges)
         child = Child(
             node=node,
             generation=generation,
@@ -273,7 +285,7 @@ class Keeper:
         self._fds[child.pidfd] = child
         self._poller.register(child.pidfd, zmq.POLLIN)
         self.children[node] = child
-        self._send({"t": "spawned", "node": node, "generation": generation, "pid": process.pid})
+        self._send(Spawned(node, generation, process.pid))
 
     def _ready_fd(self, fd: int) -> None:
         child = self._fds.get(fd)
@@ -285,7 +297,7 @@ class Keeper:
             child.code = child.process.wait()
             os.close(fd)
             # what the node left in its group: SIGTERM now, SIGKILL soon after
-            if _signal_group(child.pid, signal.SIGTERM):
+            if signal_group(child.pid, signal.SIGTERM):
                 child.kill_at = time.monotonic() + GROUP_TERM_S
             return
         try:
@@ -334,8 +346,7 @@ class Keeper:
     def _report_exit(self, child: Child) -> None:
         child.reported = True
         self._close_child(child)
-        self._send({"t": "exited", "node": child.node, "generation": child.generation,
-                    "code": child.code, "tail": list(child.tail)})  # fmt: skip
+        self._send(Exited(child.node, child.generation, child.code, tuple(child.tail)))
 
     def _close_child(self, child: Child) -> None:
         if child.stdout_output is not None:
@@ -353,32 +364,4 @@ class Keeper:
 
     def _report_degraded(self) -> None:
         self.reported_drops = self._dropped()
-        self._send({"t": "degraded", "what": self.degraded, "dropped": self.reported_drops})
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Signal a process group; False when it no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def main() -> int:
-    """`python -m daemon.keeper '{"endpoint": ..., "grace": ...}'`."""
-    config = json.loads(sys.argv[1])
-    settings.install(settings.from_mapping(config.get("settings", {}), "the daemon"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s keeper: %(message)s")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when nodes stop
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        keeper = Keeper.bind(context, config["endpoint"], float(config["grace"]))
-        keeper.run_sockets = Path(config["endpoint"].removeprefix("ipc://")).parent
-        keeper.run_folder = keeper.run_sockets.name
-    except zmq.ZMQError as exc:
-        print(f"keeper: cannot bind {config['endpoint']}: {exc}", file=sys.stderr)
-        return 1
-    keeper.serve()
-    context.destroy(linger=1000)
-    return 0
+        self._send(Degraded(self.degraded, self.reported_drops))

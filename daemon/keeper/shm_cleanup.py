@@ -2,8 +2,8 @@
 
 Nodes unlink their own segments when they close, but a node killed by a signal, or a
 daemon that died, leaves them behind: the daemon calls this when a run ends, and at
-recovery for every run it finds ended. The prefix is `node_sdk.shm.run_prefix`'s (kept in
-step here, since the daemon imports only `node_sdk.wire` of the SDK).
+recovery for every run it finds ended. The prefix is `node_sdk.shm.run_prefix`'s: both
+build it from `node_sdk.paths.run_short_id`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import contextlib
 import os
 from typing import Final
 
+from node_sdk.paths import run_short_id
+
 SHM_DIR: Final = "/dev/shm"
 
 
 def run_prefix(run_id: str) -> str:
-    """`flow-<first 12 hex digits of the run id>-`, the prefix of its segments."""
-    return f"flow-{run_id.replace('-', '')[:12]}-"
+    """`flow-<the run's short id>-`, the prefix of its segments."""
+    return f"flow-{run_short_id(run_id)}-"
 
 
 def remove_run_segments(run_id: str, shm_dir: str = SHM_DIR) -> int:

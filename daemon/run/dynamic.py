@@ -18,7 +18,6 @@ import trio
 
 from daemon.errors import RecoverableError
 from daemon.model.descriptor import OutputRef
-from daemon.model.states import NodeStatus
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 
@@ -35,8 +34,8 @@ class AttachRefused(RecoverableError):
     """A dynamic attach that cannot be granted; the message is the caller's error line."""
 
 
-def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> NodeSlot:
-    """The slot a `Node(node, dataflow=...)` attaches to, or the one-line refusal."""
+def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> tuple[Run, NodeSlot]:
+    """The run and slot a `Node(node, dataflow=...)` attaches to, or the one-line refusal."""
     if dataflow:
         runs = [r for r in rt.runs.values() if r.status.active and _names(r, dataflow)]
         if not runs:
@@ -48,16 +47,16 @@ def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> NodeSlot:
             raise AttachRefused(f"no node {node} in dataflow {label}")
         if not slot.spec.is_dynamic:
             raise AttachRefused(f"node {node} in dataflow {label} is not dynamic")
-        return slot
+        return run, slot
     candidates = [
-        r.slots[node]
+        (r, r.slots[node])
         for r in rt.runs.values()
         if r.status.active and node in r.slots and r.slots[node].spec.is_dynamic
     ]
     if not candidates:
         raise AttachRefused(f"no running dataflow has a dynamic node {node}")
     if len(candidates) > 1:
-        names = ", ".join(s.run.name or s.run.id for s in candidates)
+        names = ", ".join(r.name or r.id for r, _ in candidates)
         raise AttachRefused(
             f"node id {node} is dynamic in several running dataflows ({names}): pass dataflow="
         )
@@ -74,21 +73,10 @@ def attach(rt: Runtime, message: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(node, str) or not node:
         raise AttachRefused("attach needs a node id")
     dataflow = message.get("dataflow")
-    slot = find_dynamic_slot(rt, node, dataflow if isinstance(dataflow, str) else None)
-    run = slot.run
+    run, slot = find_dynamic_slot(rt, node, dataflow if isinstance(dataflow, str) else None)
     if slot.attached:
         raise AttachRefused(f"node {node} in dataflow {run.name or run.id} is already attached")
-    slot.generation += 1
-    slot.attached = True
-    slot.pid = int(message.get("pid") or 0) or None
-    slot.last_seen = time.monotonic()
-    slot.connected = trio.Event()
-    slot.said_bye = False
-    slot.status = NodeStatus.RUNNING
-    run.store.update_node(
-        run.id, slot.id, generation=slot.generation, pid=slot.pid, status="running"
-    )
-    run.store.add_event(run.id, slot.id, "attach", f"pid {slot.pid} gen {slot.generation}")
+    slot.attach(int(message.get("pid") or 0) or None)
     for spec in slot.spec.inputs:
         if isinstance(spec.source, OutputRef):
             edge = {
@@ -101,22 +89,6 @@ def attach(rt: Runtime, message: dict[str, Any]) -> dict[str, Any]:
             run.add_live_edge(spec.source.node, spec.source.output, edge)
     log.info("run %s: dynamic node %s attached (pid %s)", run.id, slot.id, slot.pid)
     return run.config_of(slot)
-
-
-def detach(slot: NodeSlot, why: str) -> None:
-    """Free a dynamic slot: its senders stop sending; its downstream inputs stay open."""
-    if not slot.attached:
-        return
-    run = slot.run
-    slot.attached = False
-    slot.connected = trio.Event()
-    slot.status = NodeStatus.DYNAMIC
-    for spec in slot.spec.inputs:
-        if isinstance(spec.source, OutputRef):
-            run.remove_live_edge(run.input_endpoint(slot.id, spec.id))
-    run.store.update_node(run.id, slot.id, status="dynamic", pid=None)
-    run.store.add_event(run.id, slot.id, "detach", why)
-    log.info("run %s: dynamic node %s detached: %s", run.id, slot.id, why)
 
 
 def _gone(pid: int) -> bool:
@@ -138,7 +110,7 @@ async def watch_dynamic_nodes(rt: Runtime) -> None:
                 if not slot.attached:
                     continue
                 if slot.pid is not None and _gone(slot.pid):
-                    detach(slot, f"process {slot.pid} is gone")
+                    slot.detach(f"process {slot.pid} is gone")
                 elif now - slot.last_seen > HEARTBEAT_MISSES_S:
-                    detach(slot, f"no report for {HEARTBEAT_MISSES_S:g}s")
+                    slot.detach(f"no report for {HEARTBEAT_MISSES_S:g}s")
         await trio.sleep(WATCH_EVERY_S)

@@ -10,24 +10,38 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Protocol
 
 import attrs
 import trio
 import zmq
 
-from daemon.errors import NodeSpawnFailed
+from daemon.errors import KeeperLost, NodeSpawnFailed
 from daemon.keeper.logs import Tee
 from daemon.keeper.process import Keeper
+from daemon.model.keeper_messages import (
+    Attach,
+    FromKeeper,
+    KeeperMessageError,
+    Ping,
+    Quit,
+    State,
+    ToKeeper,
+    decode,
+    encode,
+)
 from daemon.model.retry import Backoff, RetryExhausted
 from daemon.model.settings import current
 from daemon.run.retry import retry_async
 from daemon.run.zmq_trio import Frames, SocketOwner
-from node_sdk.wire import decode_control, encode_control
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+# The keeper answers every ping: silent for this long (three missed beats and a margin),
+# it is taken as dead or hung and its run fails. A keeper process that exits is noticed
+# at once (`lifecycle` waits on it); this bound covers an adopted or hung keeper.
+KEEPER_SILENCE_S = 4.0
 ATTACH_ANSWER_S = 0.25
 ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
 # re-adoption asks briefly: a keeper that is gone stays gone
@@ -38,7 +52,23 @@ class KeeperSilent(Exception):
     """The keeper did not answer one attach (it may still be starting)."""
 
 
-OnEvent = Callable[[dict[str, Any]], None]
+OnEvent = Callable[[FromKeeper], None]
+
+
+class KeeperPort(Protocol):
+    """What a run needs of its keeper (a `KeeperLink`, or a fake in tests)."""
+
+    def send(self, message: ToKeeper) -> None:
+        """Queue a message for the keeper; never blocks."""
+
+    async def serve(self) -> None:
+        """Pump messages and the heartbeat until cancelled; `KeeperLost` when it falls silent."""
+
+    async def attach(self) -> State:
+        """The keeper's state once it answers; `NodeSpawnFailed` when it never does."""
+
+    def quit(self) -> None:
+        """Tell the keeper to end and let go of it."""
 
 
 @attrs.define(eq=False)
@@ -47,8 +77,10 @@ class KeeperLink:
 
     owner: SocketOwner
     on_event: OnEvent
-    state: dict[str, Any] | None = None
+    state: State | None = None
     attached: trio.Event = attrs.field(factory=trio.Event)
+    last_heard: float | None = None  # trio time of the keeper's last message
+    unanswered: int = 0  # pings sent since then
 
     @classmethod
     def connect(
@@ -57,36 +89,51 @@ class KeeperLink:
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.connect(endpoint)
-        return cls(owner=SocketOwner(socket), on_event=on_event)
+        return cls(owner=SocketOwner(socket, name=f"keeper link {endpoint}"), on_event=on_event)
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.owner.send([encode_control(message)])
+    def send(self, message: ToKeeper) -> None:
+        if not self.owner.send([encode(message)]):
+            # a keeper this far behind is hung: the heartbeat fails the run soon after
+            log.error("keeper link: could not queue a %s for the keeper", type(message).__name__)
 
     def _on_frames(self, frames: Frames) -> None:
         try:
-            message = decode_control(frames[-1])
-        except Exception:
-            log.warning("keeper link: dropped a malformed message")
+            message = decode(frames[-1])
+        except KeeperMessageError as exc:
+            log.warning("keeper link: dropped %d bytes: %s", len(frames[-1]), exc)
             return
-        if message.get("t") == "state":
+        if not isinstance(message, FromKeeper):
+            log.warning("keeper link: dropped a %s, which only a daemon sends", type(message))
+            return
+        self.last_heard = trio.current_time()
+        self.unanswered = 0
+        if isinstance(message, State):
             self.state = message
             self.attached.set()
         self.on_event(message)
 
     async def serve(self) -> None:
-        """Pump the socket and beat the heart until cancelled."""
+        """Pump the socket and beat the heart until cancelled; `KeeperLost` when it is silent."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.owner.serve, self._on_frames)
             while True:
-                self.send({"t": "ping"})
+                self.send(Ping())
+                self.unanswered += 1
                 await trio.sleep(HEARTBEAT_S)
+                # before its first answer, `attach` and its own deadline govern
+                if self.last_heard is None:
+                    continue
+                silent = trio.current_time() - self.last_heard
+                # both: a daemon loop that stalled sent no pings, so it blames no keeper
+                if silent > KEEPER_SILENCE_S and self.unanswered > KEEPER_SILENCE_S / HEARTBEAT_S:
+                    raise KeeperLost(f"run keeper lost: no answer for {silent:.1f}s")
 
-    async def attach(self, policy: Backoff = ATTACH_POLICY) -> dict[str, Any]:
+    async def attach(self, policy: Backoff | None = None) -> State:
         """Ask for the keeper's state until it answers (SPEC 7.5); raise when it never does."""
         self.attached = trio.Event()
 
-        async def ask() -> dict[str, Any]:
-            self.send({"t": "attach"})
+        async def ask() -> State:
+            self.send(Attach())
             with trio.move_on_after(ATTACH_ANSWER_S):
                 await self.attached.wait()
             if self.state is None or not self.attached.is_set():
@@ -95,7 +142,10 @@ class KeeperLink:
 
         try:
             return await retry_async(
-                ask, what="reaching the run keeper", policy=policy, retry_on=(KeeperSilent,)
+                ask,
+                what="reaching the run keeper",
+                policy=policy or ATTACH_POLICY,
+                retry_on=(KeeperSilent,),
             )
         except RetryExhausted as exc:
             raise NodeSpawnFailed("keeper", f"the run keeper did not answer: {exc}") from exc
@@ -103,7 +153,7 @@ class KeeperLink:
     def quit(self) -> None:
         """Tell the keeper to end, then close; called once the owner task is gone."""
         with contextlib.suppress(zmq.ZMQError):
-            self.owner.socket.send(encode_control({"t": "quit"}), zmq.NOBLOCK)
+            self.owner.socket.send(encode(Quit()), zmq.NOBLOCK)
         self.owner.socket.close(linger=1000)
 
 
@@ -137,16 +187,14 @@ def start_keeper_thread(
     return thread
 
 
-async def probe_keeper(
-    context: zmq.Context[zmq.Socket[bytes]], endpoint: str
-) -> dict[str, Any] | None:
+async def probe_keeper(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> State | None:
     """The state of a keeper that outlived a daemon, or None when none answers."""
     link = KeeperLink.connect(context, endpoint, on_event=lambda message: None)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.owner.serve, link._on_frames)
             try:
-                state: dict[str, Any] | None = await link.attach(PROBE_POLICY)
+                state: State | None = await link.attach(PROBE_POLICY)
             except NodeSpawnFailed:
                 state = None
             nursery.cancel_scope.cancel()

@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 FindSlot = Callable[[str, str], NodeSlot | None]
 Attach = Callable[[dict[str, Any]], dict[str, Any]]
-Detach = Callable[[NodeSlot, str], None]
 
 
 @attrs.define(eq=False)
@@ -30,10 +29,10 @@ class NodeChannel:
     owner: SocketOwner
     find_slot: FindSlot
     attach: Attach | None = None
-    detach: Detach | None = None
 
-    def send(self, identity: bytes, message: dict[str, Any]) -> None:
-        self.owner.send([identity, encode_control(message)])
+    def send(self, identity: bytes, message: dict[str, Any]) -> bool:
+        """Queue a message to a node; False when it could not be (the caller says so)."""
+        return self.owner.send([identity, encode_control(message)])
 
     def on_message(self, frames: Frames) -> None:
         if len(frames) != 2:
@@ -67,14 +66,9 @@ class NodeChannel:
         kind = message.get("t")
         slot.last_seen = time.monotonic()
         if kind == "hello":
-            slot.mark_connected()
-            if slot.run.released or slot.spec.is_dynamic:
-                # joining after the barrier (a restart, an attach): released at once
-                slot.run.release(slot)
+            slot.hello()
         elif kind == "bye":
-            slot.said_bye = True
-            if slot.spec.is_dynamic and self.detach is not None:
-                self.detach(slot, "closed")
+            slot.bye()  # a dynamic node's slot is freed with it
         elif kind == "stats":
             slot.stats = merge_report(slot.stats, message, time.monotonic())
         else:

@@ -26,6 +26,7 @@ from daemon.model.states import RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
+from node_sdk import paths
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
-    text = (rt.home / "runs" / run_id / "dataflow.yml").read_text(encoding="utf-8")
+    text = (paths.run_dir(rt.home, run_id) / "dataflow.yml").read_text(encoding="utf-8")
     dataflow = rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
@@ -74,8 +75,7 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     for node in info["nodes"]:
         slot = run.slots.get(node["id"])
         if slot is not None:
-            slot.generation = int(node["generation"])
-            slot.restarts = int(node["restarts"])
+            slot.restore(int(node["generation"]), int(node["restarts"]))
     state = None
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)

@@ -25,11 +25,14 @@ from daemon.errors import (
 )
 from daemon.keeper.logs import Tee
 from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
+from daemon.model.keeper_messages import State
 from daemon.model.states import RunStatus
+from daemon.run.lifecycle import supervise
 from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
-from daemon.run.supervisor import Run, supervise
+from daemon.run.supervisor import Run
 from daemon.store import Store
+from node_sdk import paths
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,12 @@ class Runtime:
     shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
     leases: dict[str, Any] = attrs.field(factory=dict)  # observer leases (daemon/topics.py)
     cpu_samples: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)  # flow top
+
+    def note_drops(self, socket: str, count: int) -> None:
+        """A socket dropped outgoing messages: one line per socket in `flow status`."""
+        mark = f"{socket}: "
+        kept = [line for line in self.degraded if not line.startswith(mark)]
+        self.degraded[:] = [*kept, f"{mark}{count} outgoing messages dropped"]
 
     def find_slot(self, run_id: str, node_id: str) -> NodeSlot | None:
         run = self.runs.get(run_id)
@@ -165,7 +174,7 @@ class Runtime:
             dataflow=dataflow,
             store=self.store,
             home=self.home,
-            sockets=self.socket_dir / run_id.replace("-", "")[:12],
+            sockets=self.socket_dir / paths.run_short_id(run_id),
             daemon_endpoint=self.nodes_endpoint,
             send=self.channel.send,
             context=self.context,
@@ -175,7 +184,7 @@ class Runtime:
             in_process=self.origin.startswith("foreground"),
         )
 
-    async def resume_run(self, run: Run, adopt: dict[str, Any] | None) -> None:
+    async def resume_run(self, run: Run, adopt: State | None) -> None:
         """Supervise a recovered run: adopting its living keeper, or starting it again."""
         self.runs[run.id] = run
         await self.nursery.start(self._supervise, run, adopt)
@@ -183,7 +192,7 @@ class Runtime:
     async def _supervise(
         self,
         run: Run,
-        adopt: dict[str, Any] | None = None,
+        adopt: State | None = None,
         *,
         task_status: trio.TaskStatus[None],
     ) -> None:
@@ -217,9 +226,6 @@ class Runtime:
 
     def active_runs(self) -> list[Run]:
         return [r for r in self.runs.values() if r.status.active or not r.done.is_set()]
-
-    def check_status(self, run: Run) -> RunStatus:
-        return run.status
 
 
 async def serve_nursery(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any, Protocol
 
 import attrs
 import trio
 
 from daemon.model.descriptor import NodeSpec
+from daemon.model.keeper_messages import Exited, NodeState, Spawned, SpawnFailed
 from daemon.model.states import NodeStatus
-
-if TYPE_CHECKING:
-    from daemon.run.supervisor import Run
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +26,60 @@ SPAWN_TIMEOUT_S = 30.0
 # A SIGKILLed process is gone at once unless the kernel holds it; bound the wait anyway.
 KILL_WAIT_S = 5.0
 
+# store column -> slot attribute, for the fields `transition` keeps in both places
+_MIRRORED = {
+    "generation": "generation",
+    "pid": "pid",
+    "restarts": "restarts",
+    "exit_code": "exit_code",
+    "signal": "signal_name",
+    "stderr_tail": "stderr_tail",
+}
+
+
+class SlotHost(Protocol):
+    """What a slot may ask of its run, and nothing more (the run's `Run` implements it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def stop_requested(self) -> bool: ...
+
+    @property
+    def cancel_grace(self) -> float: ...
+
+    def spawn(self, slot: NodeSlot) -> None:
+        """Ask the keeper to start the slot's current generation."""
+
+    def restart_delay(self, slot: NodeSlot) -> float | None:
+        """Seconds until the slot's next generation, or None: no more."""
+
+    def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
+        """A node-channel message to the slot's connected process."""
+
+    def signal_node(self, slot: NodeSlot, sig: signal.Signals) -> None:
+        """A signal to the slot's process group, through the keeper."""
+
+    def record_node(self, node_id: str, fields: dict[str, Any]) -> None:
+        """Write node fields to the store; a failed write degrades the run, never fails it."""
+
+    def record_event(self, node_id: str, kind: str, detail: str) -> None:
+        """Append to the run's event log (auxiliary, like `record_node`)."""
+
+    def node_connected(self, slot: NodeSlot) -> None:
+        """The slot's process said hello: release it if the run is past its barrier."""
+
+    def node_detached(self, slot: NodeSlot) -> None:
+        """A dynamic slot's process went away: its senders stop sending to it."""
+
 
 @attrs.define(eq=False)
 class NodeSlot:
     """The place of one node in a run: at most one live process at a time."""
 
     spec: NodeSpec
-    run: Run
+    run: SlotHost
     status: NodeStatus = NodeStatus.PENDING
     generation: int = 0
     restarts: int = 0
@@ -41,12 +87,12 @@ class NodeSlot:
     exit_code: int | None = None
     signal_name: str | None = None
     spawn_error: str | None = None
-    said_bye: bool = False
+    said_bye: bool = False  # written only by `bye` / `forget_bye`
     stop_requested: bool = False
     restart_requested: bool = False  # `flow node restart`: the next generation comes at once
     killed: bool = False
     stats: dict[str, Any] | None = None  # the node's latest statistics report
-    attached: bool = False  # a dynamic node's process is attached (daemon/dynamic.py)
+    attached: bool = False  # a dynamic node's process is attached (`attach` / `detach`)
     last_seen: float = 0.0  # monotonic time of the node's last message
     stderr_tail: list[str] = attrs.field(factory=list)
     restart_times: tuple[float, ...] = ()
@@ -57,6 +103,7 @@ class NodeSlot:
     settled: trio.Event = attrs.field(factory=trio.Event)  # first generation connected or ended
     finished: trio.Event = attrs.field(factory=trio.Event)  # no more generations will come
     _spawn_answered: trio.Event = attrs.field(factory=trio.Event)  # replaced on each answer
+    _stopping: trio.Event = attrs.field(factory=trio.Event)  # a stop or a lost keeper: for good
 
     @property
     def id(self) -> str:
@@ -69,46 +116,108 @@ class NodeSlot:
     def identity(self) -> bytes:
         return f"{self.run.id}/{self.id}/{self.generation}".encode()
 
+    def transition(self, status: NodeStatus | None = None, **fields: Any) -> None:
+        """The one writer of node state: memory and the store together, so they agree.
+
+        `fields` are store columns (`generation`, `pid`, `restarts`, `exit_code`,
+        `signal`, `stderr_tail`); the mirrored ones are set on the slot first.
+        """
+        for column, value in fields.items():
+            if column in _MIRRORED:
+                setattr(self, _MIRRORED[column], value)
+        if status is not None:
+            self.status = status
+            fields["status"] = str(status)
+        self.run.record_node(self.id, fields)
+
+    # ---------------------------------------------------------------- node channel
+
+    def hello(self) -> None:
+        """This generation's process bound its inputs and said hello."""
+        self.last_seen = time.monotonic()
+        self.mark_connected()
+        self.run.node_connected(self)
+
+    def bye(self) -> None:
+        """This generation sent end-of-stream on every output itself."""
+        self.last_seen = time.monotonic()
+        self.said_bye = True
+        if self.attached:
+            self.detach("closed")
+
+    def forget_bye(self) -> None:
+        """Close its receivers from the daemon whatever it says (the node is being removed)."""
+        self.said_bye = False
+
+    def attach(self, pid: int | None) -> None:
+        """A process becomes this dynamic node: a new generation (SPEC 6)."""
+        self.attached = True
+        self.last_seen = time.monotonic()
+        self.connected = trio.Event()
+        self.said_bye = False
+        self.transition(NodeStatus.RUNNING, generation=self.generation + 1, pid=pid)
+        self.run.record_event(self.id, "attach", f"pid {pid} gen {self.generation}")
+
+    def detach(self, why: str) -> None:
+        """Free a dynamic slot: its senders stop sending; its downstream inputs stay open."""
+        if not self.attached:
+            return
+        self.attached = False
+        self.connected = trio.Event()
+        self.run.node_detached(self)
+        self.transition(NodeStatus.DYNAMIC, pid=None)
+        self.run.record_event(self.id, "detach", why)
+        log.info("run %s: dynamic node %s detached: %s", self.run.id, self.id, why)
+
     # ---------------------------------------------------------------- keeper events
+
+    def lose_process(self, cause: str) -> None:
+        """The keeper is gone and its report with it: this generation ends as failed."""
+        self.spawn_error = self.spawn_error or cause  # never retried: nothing could spawn it
+        self.stderr_tail = [*self.stderr_tail, cause]
+        self.spawned.set()
+        self.exited.set()
+        self.settled.set()
+        self._stopping.set()
 
     def mark_connected(self) -> None:
         self.connected.set()
         self.settled.set()
 
-    def on_keeper_event(self, message: dict[str, Any]) -> None:
+    def on_keeper_event(self, message: Spawned | SpawnFailed | Exited) -> None:
         """A keeper report about this node; reports about older generations are stale."""
-        if int(message.get("generation", -1)) != self.generation:
+        if message.generation != self.generation:
             return
-        kind = message["t"]
-        if kind == "spawned":
-            self.pid = int(message["pid"])
+        if isinstance(message, Spawned):
+            self.pid = message.pid
             self.spawned.set()
-        elif kind == "spawn_failed":
-            self.spawn_error = str(message.get("error"))
+        elif isinstance(message, SpawnFailed):
+            self.spawn_error = message.error
             self.spawned.set()
-        elif kind == "exited":
-            code = message.get("code")
-            self.exit_code = None if code is None else int(code)
-            self.stderr_tail = [str(line) for line in message.get("tail") or []]
+        else:
+            self.exit_code = message.code
+            self.stderr_tail = list(message.tail)
             self.exited.set()
             self.settled.set()
 
     # ---------------------------------------------------------------- the task
 
-    def adopt(self, state: dict[str, Any]) -> None:
+    def restore(self, generation: int, restarts: int) -> None:
+        """Its counters as the store kept them, for a run recovered after a daemon restart."""
+        self.generation, self.restarts = generation, restarts
+
+    def adopt(self, state: NodeState) -> None:
         """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""
-        self.generation = int(state["generation"])
-        self.pid = int(state["pid"])
         self.spawned.set()
         self.first_spawn.set()
         self.settled.set()
-        if state.get("alive"):
-            self.status = NodeStatus.RUNNING
+        if state.alive:
+            self.transition(NodeStatus.RUNNING, generation=state.generation, pid=state.pid)
             self.connected.set()  # its DEALER reconnects to the new daemon by itself
-        else:
-            code = state.get("code")
-            self.exit_code = None if code is None else int(code)
-            self.stderr_tail = [str(line) for line in state.get("tail") or []]
+        else:  # `_record_exit` writes its end
+            self.transition(generation=state.generation, pid=state.pid)
+            self.exit_code = state.code
+            self.stderr_tail = list(state.tail)
             self.exited.set()
 
     async def serve(self, *, adopted: bool = False) -> None:
@@ -120,12 +229,14 @@ class NodeSlot:
                 await self._run_generation()
             while (delay := self.run.restart_delay(self)) is not None:
                 log.info("run %s: node %s restarts in %.2fs", self.run.id, self.id, delay)
-                self.run.store.update_node(self.run.id, self.id, status="restarting")
-                await trio.sleep(delay)
+                ended = self.status
+                self.transition(NodeStatus.RESTARTING)
+                with trio.move_on_after(delay):
+                    await self._stopping.wait()  # a stop ends the delay at once
                 if self.stop_requested or self.run.stop_requested:
+                    self.transition(ended)  # no next generation: it stays as it ended
                     break
-                self.restarts += 1
-                self.run.store.update_node(self.run.id, self.id, restarts=self.restarts)
+                self.transition(restarts=self.restarts + 1)
                 await self._run_generation()
         finally:
             self.first_spawn.set()
@@ -134,11 +245,10 @@ class NodeSlot:
 
     async def _run_generation(self) -> None:
         run = self.run
-        self.generation += 1
         self.connected, self.spawned, self.exited = trio.Event(), trio.Event(), trio.Event()
-        self.pid = self.exit_code = self.signal_name = self.spawn_error = None
+        self.exit_code = self.signal_name = self.spawn_error = None
         self.said_bye = self.killed = False
-        run.store.update_node(run.id, self.id, generation=self.generation, status="pending")
+        self.transition(NodeStatus.PENDING, generation=self.generation + 1, pid=None)
         run.spawn(self)
         with trio.move_on_after(SPAWN_TIMEOUT_S):
             await self.spawned.wait()
@@ -148,9 +258,8 @@ class NodeSlot:
         if self.pid is None:
             self._spawn_failed(self.spawn_error or f"no answer in {SPAWN_TIMEOUT_S:g}s")
             return
-        self.status = NodeStatus.RUNNING
-        run.store.update_node(run.id, self.id, pid=self.pid, status="running")
-        run.store.add_event(run.id, self.id, "spawn", f"pid {self.pid} gen {self.generation}")
+        self.transition(NodeStatus.RUNNING, pid=self.pid)
+        run.record_event(self.id, "spawn", f"pid {self.pid} gen {self.generation}")
         await self._wait_generation()
 
     async def _wait_generation(self) -> None:
@@ -164,13 +273,17 @@ class NodeSlot:
         self._record_exit()
 
     def _spawn_failed(self, cause: str) -> None:
-        self.status = NodeStatus.FAILED
-        self.stderr_tail = [f"could not start: {cause}"]
         self.settled.set()
         log.warning("run %s: node %s could not start: %s", self.run.id, self.id, cause)
-        self.run.store.update_node(
-            self.run.id, self.id, status="failed", stderr_tail=self.stderr_tail
-        )
+        self.transition(NodeStatus.FAILED, stderr_tail=[f"could not start: {cause}"])
+
+    def take_restart_request(self) -> bool:
+        """True once after `restart_now`: the stop it made was for a restart, not for good."""
+        if not self.restart_requested:
+            return False
+        self.restart_requested = self.stop_requested = False
+        self._stopping = trio.Event()
+        return True
 
     async def restart_now(self, grace: float) -> None:
         """Stop this generation and start the next one in the same slot (SPEC 5).
@@ -189,6 +302,7 @@ class NodeSlot:
     async def terminate(self, grace: float) -> None:
         """STOP, grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5)."""
         self.stop_requested = True
+        self._stopping.set()
         if not self.alive:
             return
         self.run.send_to_node(self, {"t": "stop"})
@@ -208,24 +322,16 @@ class NodeSlot:
 
     def _record_exit(self) -> None:
         code = self.exit_code
-        if code is not None and code < 0:
-            self.signal_name = signal.Signals(-code).name
+        signal_name = signal.Signals(-code).name if code is not None and code < 0 else None
         if self.killed:
-            self.status = NodeStatus.KILLED
+            status = NodeStatus.KILLED
         elif self.stop_requested:
-            self.status = NodeStatus.STOPPED
+            status = NodeStatus.STOPPED
         elif code == 0:
-            self.status = NodeStatus.SUCCEEDED
+            status = NodeStatus.SUCCEEDED
         else:
-            self.status = NodeStatus.FAILED
-        failed = self.status is NodeStatus.FAILED
-        self.run.store.update_node(
-            self.run.id,
-            self.id,
-            status=str(self.status),
-            exit_code=code,
-            signal=self.signal_name,
-            stderr_tail=self.stderr_tail if failed else [],
-        )
-        self.run.store.add_event(self.run.id, self.id, "exit", f"{self.status} code {code}")
+            status = NodeStatus.FAILED
+        tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
+        self.transition(status, exit_code=code, signal=signal_name, stderr_tail=tail)
+        self.run.record_event(self.id, "exit", f"{self.status} code {code}")
         log.info("run %s: node %s %s (exit %s)", self.run.id, self.id, self.status, code)

@@ -1,13 +1,12 @@
-"""A run: its keeper, its nursery, the start barrier, restarts, closing inputs, its result."""
+"""A run's live state and what its slots and handlers may ask of it (`lifecycle` drives it)."""
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import logging
-import shutil
+import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,17 +16,29 @@ import attrs
 import trio
 import zmq
 
+from daemon.errors import StateWriteFailed
 from daemon.keeper.logs import Tee
-from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import routing
 from daemon.model.descriptor import Dataflow, OutputRef
 from daemon.model.graph import downstream
+from daemon.model.keeper_messages import (
+    Degraded,
+    Edge,
+    Exited,
+    FromKeeper,
+    Signal,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    StdoutAs,
+)
 from daemon.model.restart_policy import decide
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
-from daemon.run.keeper_link import KeeperLink, start_keeper_process, start_keeper_thread
+from daemon.run.keeper_link import KeeperPort
 from daemon.run.slot import NodeSlot
 from daemon.store import Store
+from node_sdk import paths
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +47,7 @@ EOS_BACKSTOP_S = 2.0  # after a clean exit, longer than a sender's bounded end-o
 # quit makes the keeper SIGTERM what is left, then SIGKILL after 5 s: it is gone by then
 KEEPER_EXIT_S = 10.0
 
-SendToNode = Callable[[bytes, dict[str, Any]], None]
+SendToNode = Callable[[bytes, dict[str, Any]], bool]  # False: not queued
 
 
 @attrs.define(eq=False)
@@ -65,7 +76,8 @@ class Run:
     released: bool = False
     late: list[str] = attrs.field(factory=list)  # nodes that missed the start barrier
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
-    keeper: KeeperLink | None = None
+    keeper: KeeperPort | None = None
+    keeper_lost: str | None = None  # why the keeper is gone, once it is (the run fails)
     live_edges: list[tuple[str, str, dict[str, Any]]] = attrs.field(factory=list)
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
@@ -74,14 +86,12 @@ class Run:
     def __attrs_post_init__(self) -> None:
         self._endpoints = routing.input_endpoints(self.dataflow, self.sockets)
         for spec in self.dataflow.nodes:
-            slot = NodeSlot(spec=spec, run=self)
-            if spec.is_dynamic:
-                slot.status = NodeStatus.DYNAMIC
-            self.slots[spec.id] = slot
+            status = NodeStatus.DYNAMIC if spec.is_dynamic else NodeStatus.PENDING
+            self.slots[spec.id] = NodeSlot(spec=spec, run=self, status=status)
 
     @property
     def run_dir(self) -> Path:
-        return self.home / "runs" / self.id
+        return paths.run_dir(self.home, self.id)
 
     @property
     def log_dir(self) -> Path:
@@ -128,31 +138,32 @@ class Run:
         stdout_as = None
         if slot.spec.send_stdout_as is not None:
             edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints)
-            stdout_as = {
-                "source": f"{slot.id}/{slot.spec.send_stdout_as}",
-                "edges": edges[slot.spec.send_stdout_as],
-            }
+            stdout_as = StdoutAs(
+                source=f"{slot.id}/{slot.spec.send_stdout_as}",
+                edges=tuple(Edge(**edge) for edge in edges[slot.spec.send_stdout_as]),
+            )
         assert self.keeper is not None
         self.keeper.send(
-            {
-                "t": "spawn",
-                "node": slot.id,
-                "generation": slot.generation,
-                "argv": routing.node_argv(slot.spec),
-                "env": env,
-                "cwd": str(self.dataflow.folder),
-                "log": str(self.log_dir / f"{slot.id}.log"),
-                "stdout_as": stdout_as,
-            }
+            Spawn(
+                node=slot.id,
+                generation=slot.generation,
+                argv=tuple(routing.node_argv(slot.spec)),
+                env=env,
+                cwd=str(self.dataflow.folder),
+                log=str(self.log_dir / f"{slot.id}.log"),
+                stdout_as=stdout_as,
+            )
         )
 
     def signal_node(self, slot: NodeSlot, sig: signal.Signals) -> None:
         if self.keeper is not None:
-            self.keeper.send({"t": "signal", "node": slot.id, "sig": int(sig)})
+            self.keeper.send(Signal(node=slot.id, sig=int(sig)))
 
     def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
-        if slot.connected.is_set():
-            self.send(slot.identity(), message)
+        if slot.connected.is_set() and not self.send(slot.identity(), message):
+            # never silent: a lost `stop` is made up for by SIGTERM after the grace
+            log.error("run %s: node %s: %s not sent", self.id, slot.id, message.get("t"))
+            self.mark_degraded(f"node channel: a {message.get('t')} to {slot.id} was lost")
 
     def input_endpoint(self, node: str, input_id: str) -> str:
         return self._endpoints[(node, input_id)]
@@ -168,7 +179,42 @@ class Run:
         assert self.nursery is not None
         self.slots[slot.id] = slot
         self.nursery.start_soon(slot.serve)
-        self.nursery.start_soon(_watch, self, slot)
+        self.nursery.start_soon(self.watch_slot, slot)
+
+    async def watch_slot(self, slot: NodeSlot) -> None:
+        """Close the inputs a slot fed once it finished for good."""
+        await slot.finished.wait()
+        self.node_finished(slot)
+
+    # ------------------------------------------------------- what a slot asks (SlotHost)
+
+    def record_node(self, node_id: str, fields: dict[str, Any]) -> None:
+        try:
+            self.store.update_node(self.id, node_id, **fields)
+        except StateWriteFailed as exc:  # recording is auxiliary (SPEC 7.3)
+            self.mark_degraded(f"state store: {exc}")
+
+    def record_event(self, node_id: str, kind: str, detail: str) -> None:
+        try:
+            self.store.add_event(self.id, node_id, kind, detail)
+        except StateWriteFailed as exc:
+            self.mark_degraded(f"state store: {exc}")
+
+    def record_run(self, **fields: Any) -> None:
+        try:
+            self.store.update_run(self.id, **fields)
+        except StateWriteFailed as exc:
+            self.mark_degraded(f"state store: {exc}")
+
+    def node_connected(self, slot: NodeSlot) -> None:
+        if self.released or slot.spec.is_dynamic:
+            # joining after the barrier (a restart, an attach): released at once
+            self.release(slot)
+
+    def node_detached(self, slot: NodeSlot) -> None:
+        for spec in slot.spec.inputs:
+            if isinstance(spec.source, OutputRef):
+                self.remove_live_edge(self.input_endpoint(slot.id, spec.id))
 
     # -------------------------------------------------------- live edges (not in configs)
 
@@ -190,14 +236,12 @@ class Run:
             if sender == slot.id:
                 self.send_to_node(slot, {"t": "wire", "output": output, **edge})
 
-    def on_keeper_event(self, message: dict[str, Any]) -> None:
-        kind = message.get("t")
-        if kind == "degraded":
-            dropped = int(message.get("dropped") or 0)
-            lost = f" ({dropped} log lines dropped)" if dropped else ""
-            self.mark_degraded(f"{message.get('what')}{lost}")
-        elif kind in ("spawned", "spawn_failed", "exited"):
-            slot = self.slots.get(str(message.get("node")))
+    def on_keeper_event(self, message: FromKeeper) -> None:
+        if isinstance(message, Degraded):
+            lost = f" ({message.dropped} log lines dropped)" if message.dropped else ""
+            self.mark_degraded(f"{message.what}{lost}")
+        elif isinstance(message, Spawned | SpawnFailed | Exited):
+            slot = self.slots.get(message.node)
             if slot is not None:
                 slot.on_keeper_event(message)
 
@@ -206,8 +250,7 @@ class Run:
         policy = slot.spec.restart
         if self.stop_requested:
             return None
-        if slot.restart_requested:  # asked for by hand: at once, whatever the policy
-            slot.restart_requested = slot.stop_requested = False
+        if slot.take_restart_request():  # asked for by hand: at once, whatever the policy
             return 0.0
         if slot.stop_requested:
             return None
@@ -225,8 +268,7 @@ class Run:
                 "run %s: node %s: %d restarts within %gs: giving up",
                 self.id, slot.id, policy.max_restarts, policy.restart_window,
             )  # fmt: skip
-            slot.status = NodeStatus.FAILED
-            self.store.update_node(self.id, slot.id, status="failed")
+            slot.transition(NodeStatus.FAILED)
         return decision.delay
 
     def inputs_all_closed(self, slot: NodeSlot) -> bool:
@@ -251,7 +293,7 @@ class Run:
             fields["error"] = error
         if not status.active:
             fields["ended"] = time.time()
-        self.store.update_run(self.id, **fields)
+        self.record_run(**fields)
         log.info("run %s: %s%s", self.id, status, f" ({error})" if error else "")
 
     async def stop(self, grace: float) -> None:
@@ -285,8 +327,25 @@ class Run:
             source = f"{slot.id}/{edge.output}"
             self.send_to_node(target, {"t": "upstream_done", "input": edge.input, "source": source})
 
+    def lose_keeper(self, cause: str) -> None:
+        """The keeper is gone: kill what it left, end every slot, and fail the run.
+
+        Its nodes are its children, so no exit will ever be reported: their process groups
+        (each node leads its own) are killed by the pids recorded for them.
+        """
+        if self.keeper_lost is not None:
+            return
+        self.keeper_lost = self.error = cause
+        self.stop_requested = True  # no restart: nothing could spawn it
+        log.error("run %s: %s: stopping its nodes", self.id, cause)
+        for slot in self.spawned:
+            if slot.pid is not None and not slot.exited.is_set():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(slot.pid, signal.SIGKILL)
+            slot.lose_process(cause)
+
     def result_status(self) -> RunStatus:
-        if self.late:
+        if self.late or self.keeper_lost is not None:
             return RunStatus.FAILED
         if self.interrupted:
             return RunStatus.INTERRUPTED
@@ -300,106 +359,3 @@ class Run:
         data = self.store.run(self.id)
         assert data is not None
         return data
-
-
-async def supervise(
-    run: Run,
-    *,
-    adopt: dict[str, Any] | None = None,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Own a run from its keeper's start to its result; cancelled, it stops every node first.
-
-    Started (for `nursery.start`) once every node has been spawned or has failed to. With
-    `adopt` (a living keeper's state after a daemon restart) the keeper and its nodes are
-    taken over as they are: nothing is spawned again.
-    """
-    _prepare_folders(run)
-    # an adopted run's keeper lives on from before the daemon restart: nothing to start
-    keeper: trio.Process | threading.Thread | None = None
-    if adopt is None and run.in_process:
-        keeper = start_keeper_thread(
-            run.context, run.keeper_endpoint, settings().daemon_grace, run.tee
-        )
-    elif adopt is None:
-        keeper = await start_keeper_process(
-            run.keeper_endpoint, settings().daemon_grace, run.run_dir / "keeper.log"
-        )
-    link = run.keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.serve)
-            state = (await link.attach())["nodes"]
-            for slot in run.spawned:
-                adopted = adopt is not None and slot.id in state
-                if adopted:
-                    slot.adopt(state[slot.id])
-                nursery.start_soon(functools.partial(slot.serve, adopted=adopted))
-                nursery.start_soon(_watch, run, slot)
-            for slot in run.spawned:
-                await slot.first_spawn.wait()
-            task_status.started()
-            run.nursery = nursery  # graph edits start new nodes in it
-            await _start_barrier(run)
-            # nodes added while it runs count too
-            while pending := [s for s in run.spawned if not s.finished.is_set()]:
-                await pending[0].finished.wait()
-            for node_id in run.late:
-                run.store.update_node(run.id, node_id, status="failed")
-            run.set_status(run.result_status(), error=run.error)
-            nursery.cancel_scope.cancel()  # the keeper link, any close backstops
-    finally:
-        # the keeper stops whatever is left and exits; its nodes never outlive it
-        link.quit()
-        if keeper is not None:
-            with trio.CancelScope(shield=True):
-                await _wait_keeper(keeper)
-        shutil.rmtree(run.sockets, ignore_errors=True)
-        remove_run_segments(run.id)  # however the run ended, no segment of it stays
-        run.done.set()
-
-
-async def _wait_keeper(keeper: trio.Process | threading.Thread) -> None:
-    with trio.move_on_after(KEEPER_EXIT_S):
-        if isinstance(keeper, threading.Thread):
-            await trio.to_thread.run_sync(keeper.join)
-        else:
-            await keeper.wait()
-    if isinstance(keeper, trio.Process) and keeper.returncode is None:
-        log.error("run keeper %d did not exit: killing it", keeper.pid)
-        keeper.kill()
-
-
-def _prepare_folders(run: Run) -> None:
-    run.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        run.log_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        run.mark_degraded(f"logs: {exc.strerror or exc}")
-
-
-async def _watch(run: Run, slot: NodeSlot) -> None:
-    await slot.finished.wait()
-    run.node_finished(slot)
-
-
-async def _start_barrier(run: Run) -> None:
-    """Release every node at once when all have connected (or exited) (SPEC 5)."""
-    with trio.move_on_after(timeout := settings().start_timeout) as scope:
-        for slot in run.spawned:
-            await slot.settled.wait()
-    if scope.cancelled_caught:
-        run.late = [s.id for s in run.spawned if not s.settled.is_set()]
-        run.error = f"nodes did not connect within {timeout:g}s: {', '.join(run.late)}"
-        log.warning("run %s: %s", run.id, run.error)
-        run.store.update_run(run.id, error=run.error)
-        await run.stop(grace=1.0)
-        return
-    run.released = True
-    for slot in run.spawned:
-        run.release(slot)
-    if run.status is RunStatus.STARTING:
-        run.set_status(RunStatus.RUNNING)
-    for slot in run.spawned:
-        if slot.finished.is_set():
-            run.node_finished(slot)

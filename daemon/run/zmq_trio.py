@@ -4,6 +4,10 @@ ZeroMQ sockets are not thread-safe and their `FD` is edge-triggered: any operati
 socket may consume the readiness edge. So exactly one task (`serve`) touches the socket.
 Other tasks hand it outgoing messages with `send`, which queues them and interrupts the
 owner's wait; the owner sends them, then reads everything readable, then waits again.
+
+Nothing is dropped silently: a full outbox makes `send` return False to its caller (which
+says what was lost), a peer that is gone is logged, and both are counted in `statistics()`
+and reported through `on_drop` (the runtime shows them in `flow status`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,20 @@ log = logging.getLogger(__name__)
 Frames = list[bytes]
 Handler = Callable[[Frames], Awaitable[None] | None]
 
-# An outbox far past this means the peer side is gone or flooding; dropping is the
-# bounded choice (replies are idempotent to retry for the CLI).
+# An outbox far past this means the peer side is gone or flooding; refusing more is the
+# bounded choice (the caller hears it; replies are idempotent to retry for the CLI).
 MAX_OUTBOX = 10_000
+
+OnDrop = Callable[[str, int], None]  # (socket name, messages dropped so far)
+
+
+@attrs.frozen
+class OwnerStatistics:
+    """A snapshot of one socket's outgoing traffic."""
+
+    queued: int
+    sent: int
+    dropped: int
 
 
 @attrs.define(eq=False)
@@ -31,29 +46,46 @@ class SocketOwner:
     """Owns one zmq socket inside trio; `serve` is its only user."""
 
     socket: zmq.Socket[bytes]
+    name: str = "socket"
+    on_drop: OnDrop | None = None
     _outbox: collections.deque[Frames] = attrs.field(factory=collections.deque)
     _wait_scope: trio.CancelScope | None = None
+    sent: int = 0
     dropped: int = 0
 
-    def send(self, frames: Frames) -> None:
-        """Queue frames for the owner task; never blocks, never raises on a full queue."""
+    def send(self, frames: Frames) -> bool:
+        """Queue frames for the owner task; never blocks. False, counted, on a full outbox."""
         if len(self._outbox) >= MAX_OUTBOX:
-            self.dropped += 1
-            return
+            self._drop(frames, f"{MAX_OUTBOX} messages already queued")
+            return False
         self._outbox.append(frames)
         if self._wait_scope is not None:
             self._wait_scope.cancel()
+        return True
+
+    def statistics(self) -> OwnerStatistics:
+        return OwnerStatistics(queued=len(self._outbox), sent=self.sent, dropped=self.dropped)
+
+    def _drop(self, frames: Frames, why: str) -> None:
+        self.dropped += 1
+        # a flood of drops is one line per power of two, never one per message
+        if self.dropped & (self.dropped - 1) == 0:
+            peer = f" to {frames[0][:80]!r}" if len(frames) > 1 else ""
+            log.warning("%s: dropped a message%s: %s (%d dropped so far)",
+                        self.name, peer, why, self.dropped)  # fmt: skip
+        if self.on_drop is not None:
+            self.on_drop(self.name, self.dropped)
 
     def _flush(self) -> None:
         while self._outbox:
             try:
                 self.socket.send_multipart(self._outbox[0], flags=zmq.NOBLOCK)
+                self.sent += 1
             except zmq.Again:
                 return  # the peer's queue is full: retry after the next wake
             except zmq.ZMQError as exc:
-                # EHOSTUNREACH and friends: the peer went away; drop this one message.
-                self.dropped += 1
-                log.debug("dropped an outgoing message: %s", exc)
+                # EHOSTUNREACH and friends: the peer went away; this one message is lost
+                self._drop(self._outbox[0], str(exc))
             self._outbox.popleft()
 
     async def serve(self, on_message: Callable[[Frames], None]) -> None:

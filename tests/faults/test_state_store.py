@@ -47,7 +47,8 @@ def test_damaged_store_is_moved_aside(flow_home: Path, tmp_path: Path, damage: o
     log = paths.daemon_log(flow_home).read_text()
     lines = [line for line in log.splitlines() if "moved aside" in line]
     assert len(lines) == 1, log
-    assert "state store" in lines[0] and "corrupt" in lines[0]
+    assert "state store" in lines[0]
+    assert "corrupt" in lines[0]
     aside = list(flow_home.glob("state.db.corrupt-*"))
     assert len(aside) == 1  # kept, not emptied
     # the stale nodes the lost store knew about do not live on

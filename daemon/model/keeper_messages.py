@@ -1,0 +1,247 @@
+"""The keeper channel (daemon <-> run keeper): its messages, and one total decoder for them.
+
+Each message is one JSON object whose `t` names its kind (docs/protocol.md). Both ends
+use `encode` and `decode`; `decode` takes any bytes and gives a message or raises
+`KeeperMessageError`, never anything else: size, nesting depth, integer range and string
+length are bounded, floats, NaN and unknown or missing keys are refused, and no value is
+coerced (`"5"` is not an int, `1` is not a bool).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final, get_args, get_origin
+
+import attrs
+import cattrs
+
+MAX_MESSAGE_BYTES: Final = 4 << 20  # a spawn carries the node's whole environment
+MAX_DEPTH: Final = 8  # the deepest message (state -> nodes -> node -> tail) is 4
+MAX_STRING: Final = 1 << 20
+MAX_INT: Final = 1 << 62
+
+
+class KeeperMessageError(ValueError):
+    """Bytes on the keeper channel that are not one of its messages."""
+
+
+def _signal_number(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 1 <= value <= 64:
+        raise ValueError(f"{attribute.name} {value} is not a signal number")
+
+
+# ------------------------------------------------------------------ daemon -> keeper
+
+
+@attrs.frozen
+class Attach:
+    """Ask for the state of every node (at start, and when a daemon comes back)."""
+
+
+@attrs.frozen
+class Ping:
+    """The daemon's heartbeat; the keeper answers `Pong`."""
+
+
+@attrs.frozen
+class Quit:
+    """Stop what is left and exit once every node is reported."""
+
+
+@attrs.frozen
+class Signal:
+    node: str
+    sig: int = attrs.field(validator=_signal_number)
+
+
+@attrs.frozen
+class Edge:
+    """One receiving input of a `send_stdout_as` output."""
+
+    endpoint: str
+    node: str
+    input: str
+    policy: str
+    queue_size: int
+
+
+@attrs.frozen
+class StdoutAs:
+    source: str  # <node>/<output>
+    edges: tuple[Edge, ...]
+
+
+@attrs.frozen
+class Spawn:
+    node: str
+    generation: int
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+    log: str
+    stdout_as: StdoutAs | None = None
+
+
+# ------------------------------------------------------------------ keeper -> daemon
+
+
+@attrs.frozen
+class Pong:
+    """The keeper is alive (an answer to `Ping`)."""
+
+
+@attrs.frozen
+class NodeState:
+    generation: int
+    pid: int
+    code: int | None
+    alive: bool
+    tail: tuple[str, ...]
+
+
+@attrs.frozen
+class State:
+    nodes: dict[str, NodeState]
+    degraded: str | None = None
+
+
+@attrs.frozen
+class Spawned:
+    node: str
+    generation: int
+    pid: int
+
+
+@attrs.frozen
+class SpawnFailed:
+    node: str
+    generation: int
+    error: str
+
+
+@attrs.frozen
+class Exited:
+    node: str
+    generation: int
+    code: int | None
+    tail: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Degraded:
+    what: str | None
+    dropped: int = 0
+
+
+ToKeeper = Attach | Ping | Quit | Signal | Spawn
+FromKeeper = Pong | State | Spawned | SpawnFailed | Exited | Degraded
+KeeperMessage = ToKeeper | FromKeeper
+
+TAGS: Final[dict[type[Any], str]] = {
+    Attach: "attach", Ping: "ping", Quit: "quit", Signal: "signal", Spawn: "spawn",
+    Pong: "pong", State: "state", Spawned: "spawned", SpawnFailed: "spawn_failed",
+    Exited: "exited", Degraded: "degraded",
+}  # fmt: skip
+_KINDS: Final = {tag: kind for kind, tag in TAGS.items()}
+
+
+def _strict_int(value: object, _: type) -> int:
+    if type(value) is not int or not -MAX_INT <= value <= MAX_INT:
+        raise ValueError(f"not an integer in range: {value!r:.40}")
+    return value
+
+
+def _strict_str(value: object, _: type) -> str:
+    if type(value) is not str or len(value) > MAX_STRING:
+        raise ValueError(f"not a string of at most {MAX_STRING} characters")
+    return value
+
+
+def _strict_bool(value: object, _: type) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"not a boolean: {value!r:.40}")
+    return value
+
+
+def _is_tuple(kind: Any) -> bool:
+    return get_origin(kind) is tuple
+
+
+def _is_dict(kind: Any) -> bool:
+    return get_origin(kind) is dict
+
+
+def _strict_tuple(value: object, kind: Any) -> tuple[Any, ...]:
+    if type(value) is not list:  # never a string's characters or a dict's keys
+        raise ValueError("not a list")
+    item = get_args(kind)[0]
+    return tuple(converter.structure(v, item) for v in value)
+
+
+def _strict_dict(value: object, kind: Any) -> dict[Any, Any]:
+    if type(value) is not dict:
+        raise ValueError("not an object")
+    key, item = get_args(kind)
+    return {converter.structure(k, key): converter.structure(v, item) for k, v in value.items()}
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(bool, _strict_bool)
+converter.register_structure_hook_func(_is_tuple, _strict_tuple)
+converter.register_structure_hook_func(_is_dict, _strict_dict)
+
+
+def encode(message: KeeperMessage) -> bytes:
+    body = converter.unstructure(message)
+    return json.dumps({"t": TAGS[type(message)], **body}, separators=(",", ":")).encode()
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _refuse_float(text: str) -> object:
+    raise ValueError(f"a float ({text[:20]}) where none belongs")
+
+
+def _depth(value: object) -> int:
+    """The nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def decode(data: bytes) -> KeeperMessage:
+    """One message from any bytes, or `KeeperMessageError` (and nothing else)."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise KeeperMessageError(f"message too large ({len(data)} bytes)")
+    try:
+        raw = json.loads(data, parse_constant=_refuse_constant, parse_float=_refuse_float)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise KeeperMessageError(f"not JSON: {type(exc).__name__}") from None
+    if not isinstance(raw, dict):
+        raise KeeperMessageError("not a JSON object")
+    if _depth(raw) > MAX_DEPTH:
+        raise KeeperMessageError(f"nested deeper than {MAX_DEPTH}")
+    kind = _KINDS.get(raw.pop("t", None)) if isinstance(raw.get("t"), str) else None
+    if kind is None:
+        raise KeeperMessageError("no known message kind in `t`")
+    try:
+        message: KeeperMessage = converter.structure(raw, kind)
+    except Exception as exc:  # cattrs' own, or a hook's: all mean "not this message"
+        raise KeeperMessageError(f"bad {TAGS[kind]}: {_first_cause(exc)}") from None
+    return message
+
+
+def _first_cause(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return str(exc)[:200]

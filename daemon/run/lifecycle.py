@@ -1,0 +1,151 @@
+"""A run from its keeper's start to its result: the start barrier, the keeper watch, cleanup."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import threading
+
+import trio
+
+from daemon.errors import KeeperLost
+from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.model.keeper_messages import State
+from daemon.model.settings import current as settings
+from daemon.model.states import NodeStatus, RunStatus
+from daemon.run.keeper_link import (
+    KeeperLink,
+    KeeperPort,
+    start_keeper_process,
+    start_keeper_thread,
+)
+from daemon.run.supervisor import KEEPER_EXIT_S, Run
+
+log = logging.getLogger(__name__)
+
+KeeperHandle = trio.Process | threading.Thread
+
+
+async def supervise(
+    run: Run,
+    *,
+    adopt: State | None = None,
+    keeper: KeeperPort | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Own a run from its keeper's start to its result; cancelled, it stops every node first.
+
+    Started (for `nursery.start`) once every node has been spawned or has failed to. With
+    `adopt` (a living keeper's state after a daemon restart) the keeper and its nodes are
+    taken over as they are: nothing is spawned again. `keeper` replaces the real keeper
+    (tests hand in a fake); without it one is started, unless adopted.
+    """
+    _prepare_folders(run)
+    # an adopted run's keeper lives on from before the daemon restart: nothing to start
+    handle: KeeperHandle | None = None
+    if keeper is None:
+        if adopt is None and run.in_process:
+            handle = start_keeper_thread(
+                run.context, run.keeper_endpoint, settings().daemon_grace, run.tee
+            )
+        elif adopt is None:
+            handle = await start_keeper_process(
+                run.keeper_endpoint, settings().daemon_grace, run.run_dir / "keeper.log"
+            )
+        keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
+    run.keeper = keeper
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_keeper, run, keeper, handle)
+            state = (await keeper.attach()).nodes
+            for slot in run.spawned:
+                adopted = adopt is not None and slot.id in state
+                if adopted:
+                    slot.adopt(state[slot.id])
+                nursery.start_soon(functools.partial(slot.serve, adopted=adopted))
+                nursery.start_soon(run.watch_slot, slot)
+            for slot in run.spawned:
+                await slot.first_spawn.wait()
+            task_status.started()
+            run.nursery = nursery  # graph edits start new nodes in it
+            await start_barrier(run)
+            # nodes added while it runs count too
+            while pending := [s for s in run.spawned if not s.finished.is_set()]:
+                await pending[0].finished.wait()
+            for node_id in run.late:
+                run.slots[node_id].transition(NodeStatus.FAILED)
+            run.set_status(run.result_status(), error=run.error)
+            nursery.cancel_scope.cancel()  # the keeper watch, any close backstops
+    finally:
+        # the keeper stops whatever is left and exits; its nodes never outlive it
+        keeper.quit()
+        if handle is not None:
+            with trio.CancelScope(shield=True):
+                await _wait_keeper(handle)
+        shutil.rmtree(run.sockets, ignore_errors=True)
+        remove_run_segments(run.id)  # however the run ended, no segment of it stays
+        run.done.set()
+
+
+async def _watch_keeper(run: Run, keeper: KeeperPort, handle: KeeperHandle | None) -> None:
+    """Serve the keeper link; a keeper that exits or falls silent fails its run, only it."""
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keeper.serve)
+            if isinstance(handle, trio.Process):
+                nursery.start_soon(_keeper_exit, handle)
+    except* KeeperLost as group:
+        run.lose_keeper(str(_first_leaf(group)))
+
+
+def _first_leaf(group: BaseExceptionGroup[KeeperLost]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+async def _keeper_exit(process: trio.Process) -> None:
+    """A keeper process that exits before its run has ended is lost (noticed at once)."""
+    code = await process.wait()
+    raise KeeperLost(f"run keeper lost: process {process.pid} exited with {code}")
+
+
+async def _wait_keeper(keeper: KeeperHandle) -> None:
+    with trio.move_on_after(KEEPER_EXIT_S):
+        if isinstance(keeper, threading.Thread):
+            await trio.to_thread.run_sync(keeper.join)
+        else:
+            await keeper.wait()
+    if isinstance(keeper, trio.Process) and keeper.returncode is None:
+        log.error("run keeper %d did not exit: killing it", keeper.pid)
+        keeper.kill()
+
+
+def _prepare_folders(run: Run) -> None:
+    run.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        run.log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        run.mark_degraded(f"logs: {exc.strerror or exc}")
+
+
+async def start_barrier(run: Run) -> None:
+    """Release every node at once when all have connected (or exited) (SPEC 5)."""
+    with trio.move_on_after(timeout := settings().start_timeout) as scope:
+        for slot in run.spawned:
+            await slot.settled.wait()
+    if scope.cancelled_caught:
+        run.late = [s.id for s in run.spawned if not s.settled.is_set()]
+        run.error = f"nodes did not connect within {timeout:g}s: {', '.join(run.late)}"
+        log.warning("run %s: %s", run.id, run.error)
+        run.record_run(error=run.error)
+        await run.stop(grace=1.0)
+        return
+    run.released = True
+    for slot in run.spawned:
+        run.release(slot)
+    if run.status is RunStatus.STARTING:
+        run.set_status(RunStatus.RUNNING)
+    for slot in run.spawned:
+        if slot.finished.is_set():
+            run.node_finished(slot)

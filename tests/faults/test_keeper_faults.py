@@ -1,0 +1,84 @@
+"""A keeper that dies (SIGKILL) or raises: its run fails, its nodes stop, the daemon goes on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import NODES, flow
+from procs import node_processes, wait_gone
+from test_daemon_crash import STREAM, diagnostics, run_info, start
+
+from daemon.model.pids import alive
+from node_sdk import paths
+
+# the keeper is noticed at once when it exits (KEEPER_SILENCE_S bounds a silent one)
+NOTICED_S = 10.0
+ANSWER_S = 5.0  # `flow stop` / `flow down` on a run whose keeper is gone: at once
+
+
+def keeper_pid(home: Path, run_id: str) -> int:
+    folder = str(paths.run_socket_dir(home, run_id)).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"daemon.keeper" in cmdline and folder in cmdline and alive(int(entry)):
+            return int(entry)
+    raise AssertionError(f"no keeper process for run {run_id}")
+
+
+def wait_ended(home: Path, name: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = run_info(home, name)
+        if info["status"] not in ("starting", "running"):
+            return info
+        time.sleep(0.1)
+    raise AssertionError(f"run {name} still {info['status']}\n{diagnostics(home)}")
+
+
+def assert_run_cleaned(home: Path, info: dict[str, Any]) -> None:
+    assert info["status"] == "failed", info
+    assert "keeper" in (info["error"] or ""), info
+    pids = [n["pid"] for n in info["nodes"] if n["pid"]]
+    assert pids
+    assert not wait_gone(pids, 5.0), diagnostics(home)
+    assert not node_processes(info["id"])
+    assert not paths.run_socket_dir(home, info["id"]).exists()
+    started = time.monotonic()
+    stopped = flow("stop", info["id"], home=home)
+    assert time.monotonic() - started < ANSWER_S
+    assert "cannot reach" not in stopped.stderr, stopped.stderr
+    started = time.monotonic()
+    down = flow("down", home=home)
+    assert down.returncode == 0, down.stderr
+    assert time.monotonic() - started < ANSWER_S + 5.0  # the daemon's own shutdown included
+
+
+def test_a_sigkilled_keeper_fails_its_run_and_stops_its_nodes(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    assert flow("up", home=flow_home).returncode == 0
+    info = start(flow_home, tmp_path, "orphaned")
+    os.kill(keeper_pid(flow_home, info["id"]), signal.SIGKILL)
+    ended = wait_ended(flow_home, "orphaned", NOTICED_S)
+    assert_run_cleaned(flow_home, ended)
+
+
+def test_a_keeper_that_raises_stops_its_children_first(flow_home: Path, tmp_path: Path) -> None:
+    up = flow("up", home=flow_home, env_extra={"FLOW_TEST_HOOKS": "keeper-raise"})
+    assert up.returncode == 0, up.stderr
+    yml = tmp_path / "raise.yml"
+    yml.write_text(STREAM.replace("NODES", str(NODES)))
+    flow("start", str(yml), "--detach", "--name", "raised", home=flow_home)
+    ended = wait_ended(flow_home, "raised", NOTICED_S + 10.0)
+    keeper_log = (paths.run_dir(flow_home, ended["id"]) / "keeper.log").read_text()
+    assert "test fault: keeper raised" in keeper_log
+    assert_run_cleaned(flow_home, ended)

@@ -1,0 +1,73 @@
+"""The trio<->zmq bridge never drops a message silently: the caller hears it, the count shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import zmq
+
+from daemon.run import zmq_trio
+from daemon.run.runtime import Runtime
+from daemon.run.zmq_trio import OwnerStatistics, SocketOwner
+from daemon.store import Store
+
+
+def test_a_full_outbox_refuses_to_the_caller_and_counts(
+    zmq_context: zmq.Context[zmq.Socket[bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(zmq_trio, "MAX_OUTBOX", 3)
+    socket = zmq_context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    drops: list[tuple[str, int]] = []
+    owner = SocketOwner(socket, name="test socket", on_drop=lambda n, c: drops.append((n, c)))
+    try:
+        assert [owner.send([b"m"]) for _ in range(5)] == [True, True, True, False, False]
+    finally:
+        socket.close(linger=0)
+    assert owner.statistics() == OwnerStatistics(queued=3, sent=0, dropped=2)
+    assert drops == [("test socket", 1), ("test socket", 2)]
+    assert "test socket: dropped a message" in caplog.text
+
+
+async def test_a_message_to_a_gone_peer_is_counted_and_logged(
+    zmq_context: zmq.Context[zmq.Socket[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    socket = zmq_context.socket(zmq.ROUTER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unknown peer is an error, not a no-op
+    socket.bind("inproc://gone")
+    owner = SocketOwner(socket, name="router")
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(owner.serve, lambda frames: None)
+            assert owner.send([b"nobody", b"stop"])
+            with trio.fail_after(5):
+                while owner.statistics().dropped == 0:  # noqa: ASYNC110 (a plain counter)
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    finally:
+        socket.close(linger=0)
+    assert owner.statistics() == OwnerStatistics(queued=0, sent=0, dropped=1)
+    assert "router: dropped a message to b'nobody'" in caplog.text
+
+
+async def test_drops_show_in_the_daemon_status_lines(
+    zmq_context: zmq.Context[zmq.Socket[bytes]], store: Store, tmp_path: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        rt = Runtime(home=tmp_path, socket_dir=tmp_path, store=store,
+                     nodes_endpoint="ipc:///nonexistent", nursery=nursery,
+                     context=zmq_context, degraded=["logs: disk full"])  # fmt: skip
+        rt.note_drops("node channel", 1)
+        rt.note_drops("control", 1)
+        rt.note_drops("node channel", 7)  # one line per socket, the latest count
+    assert rt.degraded == [
+        "logs: disk full",
+        "control: 1 outgoing messages dropped",
+        "node channel: 7 outgoing messages dropped",
+    ]
