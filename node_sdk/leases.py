@@ -19,7 +19,9 @@ from typing import Any, Final
 import zmq
 
 from node_sdk.errors import NodeError
-from node_sdk.shm import MAX_SEGMENTS, NAME_PREFIX, RELEASE, SHM_DIR, parse_descriptor
+
+# node_sdk.shm (the format, and the sender's pool) is imported at the first notice or
+# descriptor, not with this module: every node makes a `Releases`, few see a large payload
 
 FLUSH_AT: Final = 32  # release notices queued before they are sent without waiting for more
 _LEASE_TYPES_MAX: Final = 64
@@ -48,6 +50,8 @@ class Releases:
     def note(self, endpoint: str, number: int, use: int) -> None:
         if self.closed:
             return
+        from node_sdk.shm import RELEASE
+
         queue = self.queue
         queue.append((endpoint, RELEASE.pack(number, use)))
         if len(queue) >= FLUSH_AT:
@@ -110,6 +114,8 @@ class ShmReader:
         """A descriptor frame -> the value (`decode` of the inner kind), backed by the segment
         without a copy. The lease is released (and the sender told) when the last view of it
         is gone: at once for a `str` (decoding copies) or an empty payload."""
+        from node_sdk.shm import parse_descriptor
+
         kind, number, use, nbytes, tail = parse_descriptor(frame)
         mapping, endpoint = self._mapping(tail)
         if nbytes > len(mapping):
@@ -122,6 +128,8 @@ class ShmReader:
 
     def discard(self, frame: Any) -> None:
         """Release a descriptor that will never be read (dropped or refused by the inbox)."""
+        from node_sdk.shm import parse_descriptor
+
         try:
             _, number, use, _, tail = parse_descriptor(frame)
         except NodeError:
@@ -144,6 +152,8 @@ class ShmReader:
         known = self._maps.get(tail)
         if known is not None:
             return known
+        from node_sdk.shm import MAX_SEGMENTS, NAME_PREFIX, SHM_DIR
+
         try:
             name, _, endpoint = tail.decode().partition("\n")
         except UnicodeDecodeError:
