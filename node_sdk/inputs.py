@@ -156,3 +156,17 @@ def _rest(sock: zmq.Socket[Any]) -> None:
     """Consume the remaining parts of a message of the wrong shape."""
     while sock.get(zmq.RCVMORE):
         sock.recv(zmq.NOBLOCK)
+
+
+def bind_input(ctx: zmq.Context[Any], spec: DataInput, rcvhwm: int) -> zmq.Socket[Any]:
+    """A bound socket for one input: a PULL, or for a backpressure input a ROUTER (it pays
+    credits back to each sender on the same connection)."""
+    sock: zmq.Socket[Any] = ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
+    sock.linger = 0
+    sock.rcvhwm = rcvhwm
+    try:
+        sock.bind(spec.endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise NodeError(f"input {spec.id!r}: cannot bind {spec.endpoint}: {exc}") from None
+    return sock

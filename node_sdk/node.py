@@ -11,7 +11,6 @@ import atexit
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,13 +20,13 @@ import zmq
 
 from node_sdk import channel, logbridge, wiring
 from node_sdk import config as _config
-from node_sdk.errors import DaemonUnreachable, NodeError
+from node_sdk.errors import NodeError
 from node_sdk.events import Event
 from node_sdk.inbox import Inbox, InputStatistics
-from node_sdk.inputs import Inputs
+from node_sdk.inputs import Inputs, bind_input
 from node_sdk.leases import Releases, ShmReader
 from node_sdk.ownership import QUIT, SEND, Events, Ownership
-from node_sdk.receiver import Receiver, handle_control
+from node_sdk.receiver import Receiver, await_start
 from node_sdk.send import OutputStatistics, Sender
 from node_sdk.timers import Timers
 
@@ -91,7 +90,7 @@ class Node:
         dealer.linger = 0  # raised to a bounded linger once the hello is through
         dealer.identity = f"{cfg.run}/{cfg.node}/{cfg.generation}".encode()
         dealer.connect(cfg.daemon)
-        early = self._await_start(dealer, start_timeout_s)
+        early = await_start(dealer, cfg, self._inbox, start_timeout_s)
         wake_endpoint = f"inproc://flow-commands-{id(self)}"
         theirs = ctx.socket(zmq.PAIR)
         theirs.linger = 0
@@ -117,39 +116,7 @@ class Node:
 
     def _bind_input(self, spec: _config.DataInput) -> zmq.Socket[Any]:
         """A bound socket for one input (also called by the receiver thread for `add_input`)."""
-        # a backpressure input pays credits back to each sender: it needs a ROUTER
-        sock = self._ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
-        sock.linger = 0
-        sock.rcvhwm = INPUT_RCVHWM
-        try:
-            sock.bind(spec.endpoint)
-        except zmq.ZMQError as exc:
-            sock.close(linger=0)
-            raise NodeError(f"input {spec.id!r}: cannot bind {spec.endpoint}: {exc}") from None
-        return sock
-
-    def _await_start(self, dealer: zmq.Socket[Any], timeout_s: float) -> list[Any]:
-        """Say hello, wait for `start`; the live wiring messages that came before it."""
-        cfg = self._cfg
-        early: list[Any] = []
-        dealer.send(channel.encode(channel.Hello(cfg.run, cfg.node, cfg.generation, os.getpid())))
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not dealer.poll(int(remaining * 1000) + 1):
-                raise DaemonUnreachable(cfg.daemon, timeout_s)
-            try:
-                message = channel.decode(dealer.recv())
-            except NodeError:
-                continue
-            if isinstance(message, channel.Start):
-                return early
-            if isinstance(message, channel.LIVE):
-                early.append(message)
-                continue
-            handle_control(self._inbox, message)
-            if isinstance(message, channel.Stop):
-                return early  # the run is stopping before it started: the node sees STOP first
+        return bind_input(self._ctx, spec, INPUT_RCVHWM)
 
     def close(self) -> None:
         """End-of-stream on every output, `bye` to the daemon, sockets closed; idempotent."""

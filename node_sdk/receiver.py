@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from typing import Any, Final
@@ -19,8 +20,8 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import channel
-from node_sdk.config import DataInput
-from node_sdk.errors import NodeError
+from node_sdk.config import DataInput, NodeConfig
+from node_sdk.errors import DaemonUnreachable, NodeError
 from node_sdk.events import StopCause
 from node_sdk.inbox import Inbox
 from node_sdk.inputs import Inputs
@@ -199,3 +200,30 @@ def handle_control(inbox: Inbox, message: channel.Message) -> None:
         inbox.push_stop(StopCause.STOP_REQUESTED)
     elif isinstance(message, channel.UpstreamDone):
         inbox.close_source(message.input, message.source)
+
+
+def await_start(
+    dealer: zmq.Socket[Any], cfg: NodeConfig, inbox: Inbox, timeout_s: float
+) -> list[channel.Wire | channel.Unwire | channel.AddInput]:
+    """Say hello on `dealer`, wait for `start`; the live wiring messages that came before it
+    (the node applies them once its receiver exists). Before the thread starts."""
+    early: list[channel.Wire | channel.Unwire | channel.AddInput] = []
+    dealer.send(channel.encode(channel.Hello(cfg.run, cfg.node, cfg.generation, os.getpid())))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not dealer.poll(int(remaining * 1000) + 1):
+            raise DaemonUnreachable(cfg.daemon, timeout_s)
+        try:
+            message = channel.decode(dealer.recv())
+        except NodeError as exc:
+            log.warning("dropped a message from the daemon: %s", exc)
+            continue
+        if isinstance(message, channel.Start):
+            return early
+        if isinstance(message, channel.LIVE):
+            early.append(message)
+            continue
+        handle_control(inbox, message)
+        if isinstance(message, channel.Stop):
+            return early  # the run is stopping before it started: the node sees STOP first
