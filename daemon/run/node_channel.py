@@ -42,9 +42,16 @@ class NodeChannel:
     detach: Detach | None = None
 
     def send(self, identity: bytes, message: channel.Message | Mapping[str, Any]) -> None:
-        """A message to one node; a mapping is the untyped form (`{"t": ..., ...}`)."""
+        """A message to one node. A mapping (`{"t": ..., ...}`, the untyped form some callers
+        still build) goes through the node's own decoder first: one the node would refuse
+        is logged here, where the bug is, and not sent."""
         if isinstance(message, Mapping):
             payload = encode_control(message)
+            try:
+                channel.decode(payload)
+            except NodeError as exc:
+                log.error("node channel: not sending a malformed message: %s", exc)
+                return
         else:
             payload = channel.encode(message)
         self.owner.send([identity, payload])
