@@ -26,6 +26,16 @@ thread hand-off while the node's thread waits there (most of what latency costs 
 and the receiver thread keeps draining while user code is busy elsewhere, so drop_oldest
 keeps the newest messages and zmq never holds more than a check interval's traffic.
 
+The receive path has three locks, each held for a few lines and never two at once:
+`Ownership.lock` (the hand-off above: `enter` and `take` must each read and write
+`owner`/`inside` atomically, or both threads could own the sockets), `Inbox._lock` (both
+threads push, the node's thread pops; one batch per hold), and `Releases._lock` in
+leases.py (taken only without waiting, so a lease's `__del__`, which runs in any thread
+at any moment, never blocks; it only keeps two threads from flushing on the same
+sockets). The shared-memory mapping cache needs none: only the node's thread opens
+payloads. `Inputs` needs none: only the owner reads the sockets, and a live `add_input`
+replaces its maps whole.
+
 `Events` is the node thread's half: it turns the inbox, timers and sockets into events.
 """
 
