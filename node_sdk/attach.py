@@ -14,10 +14,9 @@ from typing import Final
 
 import zmq
 
+from node_sdk import channel, paths
 from node_sdk import config as _config
-from node_sdk import paths
 from node_sdk.errors import NodeError
-from node_sdk.wire import decode_control, encode_control
 
 DATAFLOW_ENV: Final = "FLOW_DATAFLOW"
 ATTACH_TIMEOUT_S: Final = 10.0
@@ -39,8 +38,7 @@ def attach(
         dealer.linger = 0
         dealer.identity = f"attach/{os.getpid()}/{secrets.token_hex(4)}".encode()
         dealer.connect(endpoint)
-        request = {"t": "attach", "node": node_id, "dataflow": dataflow, "pid": os.getpid()}
-        dealer.send(encode_control(request))
+        dealer.send(channel.encode(channel.Attach(node_id, dataflow, os.getpid())))
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
@@ -50,12 +48,16 @@ def attach(
                     f"to attaching node {node_id!r}"
                 )
             try:
-                reply = decode_control(dealer.recv())
+                reply = channel.decode(dealer.recv())
+            except channel.BadMessage as exc:
+                if exc.kind in ("attached", "refused"):  # the answer, and it is malformed
+                    raise NodeError(f"bad attach reply from the daemon: {exc}") from None
+                continue
             except NodeError:
                 continue  # not an answer; keep waiting for one
-            if reply["t"] == "refused":
-                raise NodeError(str(reply.get("error") or "attach refused by the daemon"))
-            if reply["t"] == "attached":
-                return _config.from_mapping(reply.get("config"), "attach reply from the daemon")
+            if isinstance(reply, channel.Refused):
+                raise NodeError(reply.error or "attach refused by the daemon")
+            if isinstance(reply, channel.Attached):
+                return reply.config
     finally:
         ctx.destroy(linger=0)

@@ -1,7 +1,10 @@
-"""`FLOW_NODE_CONFIG` (docs/protocol.md) parsed into frozen specs.
+"""`FLOW_NODE_CONFIG` (docs/protocol.md): frozen specs, their JSON form, one total decoder.
 
-Plain dataclasses rather than attrs: every node process pays this import, and the stdlib
-module is already loaded.
+Both ends use these classes: the daemon builds a `NodeConfig` (daemon/model/routing.py)
+and encodes it with `to_json`; the node decodes it with `parse` (or `from_json` inside
+an attach reply), which gives a `NodeConfig` or a `NodeError` for any input at all.
+Plain dataclasses, not attrs + cattrs: every node process pays this import (see
+docs/protocol.md, "Why the node channel does not use cattrs").
 """
 
 from __future__ import annotations
@@ -13,9 +16,17 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from node_sdk.errors import NodeError
+from node_sdk.strictjson import Fields, loads
 
 ENV_VAR: Final = "FLOW_NODE_CONFIG"
 POLICIES: Final = ("drop_oldest", "backpressure")
+MAX_CONFIG_BYTES: Final = 1 << 20
+MAX_CONFIG_DEPTH: Final = 64  # the node's own YAML mapping travels inside
+MAX_ID: Final = 64  # node, input and output ids (SPEC 2)
+MAX_GENERATION: Final = 2**31
+MAX_QUEUE: Final = 1_000_000
+MAX_ITEMS: Final = 10_000  # inputs, outputs, edges of one output, sources of one input
+MAX_ENDPOINT: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,112 +104,112 @@ def from_env(environ: Mapping[str, str] | None = None) -> NodeConfig:
 
 
 def parse(text: str | bytes) -> NodeConfig:
-    """Parse the JSON text of a node configuration."""
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise NodeError(f"bad {ENV_VAR}: not JSON ({exc})") from None
-    return from_mapping(raw, ENV_VAR)
+    """The JSON text of a node configuration -> NodeConfig; NodeError for anything else."""
+    what = f"bad {ENV_VAR}"
+    return from_json(
+        loads(text, what, max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH), what
+    )
 
 
-def from_mapping(raw: Any, what: str) -> NodeConfig:
-    """Build a configuration from decoded JSON; NodeError names `what` when it is malformed."""
-    try:
-        return _build(_obj(raw, "$"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise NodeError(f"bad {what}: {exc}") from None
-
-
-def _obj(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"{where} is not an object")
-    return value
-
-
-def _str(raw: Mapping[str, Any], key: str, where: str) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{where}.{key} must be a non-empty string")
-    return value
-
-
-def _int(raw: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
-    value = raw.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise TypeError(f"{where}.{key} must be a non-negative integer")
-    return value
-
-
-def _seconds(raw: Mapping[str, Any], key: str, default: float) -> float:
-    value = raw.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 1e9:
-        raise TypeError(f"$.{key} must be a positive number of seconds")
-    return float(value)
-
-
-def _policy(raw: Mapping[str, Any], where: str) -> str:
-    policy = raw.get("policy", "drop_oldest")
-    if policy not in POLICIES:
-        raise ValueError(f"{where}.policy {policy!r} is not one of {', '.join(POLICIES)}")
-    return str(policy)
-
-
-def _build(raw: dict[str, Any]) -> NodeConfig:
+def from_json(raw: object, what: str) -> NodeConfig:
+    """A configuration from decoded (bounded) JSON; NodeError names `what` and the key."""
+    top = Fields(raw, what)
     inputs: dict[str, DataInput | TimerInput] = {}
-    for input_id, spec in _obj(raw.get("inputs", {}), "$.inputs").items():
-        where = f"$.inputs.{input_id}"
-        spec = _obj(spec, where)
-        if "timer_ns" in spec:
-            period = _int(spec, "timer_ns", where)
-            if period <= 0:
-                raise ValueError(f"{where}.timer_ns must be > 0")
-            inputs[input_id] = TimerInput(input_id, period)
-            continue
-        sources = spec.get("sources", [])
-        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-            raise TypeError(f"{where}.sources must be a list of strings")
-        size = _int(spec, "queue_size", where, 10)
-        if size < 1:
-            raise ValueError(f"{where}.queue_size must be >= 1")
-        inputs[input_id] = DataInput(
-            input_id, _str(spec, "endpoint", where), size, _policy(spec, where), tuple(sources)
-        )
+    for input_id in _ids(top, "inputs"):
+        spec = top.obj("inputs").obj(input_id)
+        if spec.has("timer_ns"):
+            inputs[input_id] = TimerInput(input_id, spec.integer("timer_ns", 1, 2**63 - 1))
+        else:
+            inputs[input_id] = data_input(spec, input_id)
     outputs: dict[str, tuple[Edge, ...]] = {}
-    for output_id, edges in _obj(raw.get("outputs", {}), "$.outputs").items():
-        if not isinstance(edges, list):
-            raise TypeError(f"$.outputs.{output_id} must be a list of edges")
-        built = []
-        for n, edge in enumerate(edges):
-            where = f"$.outputs.{output_id}[{n}]"
-            edge = _obj(edge, where)
-            built.append(
-                Edge(
-                    _str(edge, "endpoint", where),
-                    _str(edge, "node", where),
-                    _str(edge, "input", where),
-                    _policy(edge, where),
-                    max(_int(edge, "queue_size", where, 10), 1),
-                )
-            )
-        outputs[output_id] = tuple(built)
-    descriptor = raw.get("descriptor")
-    run_name = raw.get("run_name")
-    grace = raw.get("daemon_grace_s", 30.0)
-    if not isinstance(grace, int | float) or isinstance(grace, bool):
-        raise TypeError("$.daemon_grace_s must be a number")
+    for output_id in _ids(top, "outputs"):
+        edges = top.raw["outputs"][output_id]
+        if not isinstance(edges, list) or len(edges) > MAX_ITEMS:
+            top.fail(f"outputs.{output_id}", f"must be a list of at most {MAX_ITEMS} edges")
+        where = f"$.outputs.{output_id}"
+        outputs[output_id] = tuple(
+            edge(Fields(e, what, f"{where}[{n}]")) for n, e in enumerate(edges)
+        )
     return NodeConfig(
-        run=_str(raw, "run", "$"),
-        run_name=run_name if isinstance(run_name, str) else None,
-        node=_str(raw, "node", "$"),
-        generation=_int(raw, "generation", "$", 1),
-        restarts=_int(raw, "restarts", "$", 0),
-        daemon=_str(raw, "daemon", "$"),
-        descriptor=descriptor if isinstance(descriptor, str) else None,
-        config=_obj(raw.get("config") or {}, "$.config"),
+        run=top.text("run", max_len=128),
+        run_name=top.opt_text("run_name", max_len=1024),
+        node=top.text("node", max_len=MAX_ID),
+        generation=top.integer("generation", 0, MAX_GENERATION, 1),
+        restarts=top.integer("restarts", 0, MAX_GENERATION, 0),
+        daemon=top.text("daemon", max_len=MAX_ENDPOINT),
+        descriptor=top.opt_text("descriptor"),
+        config=top.mapping("config", max_items=MAX_ITEMS),
         inputs=inputs,
         outputs=outputs,
-        shm_threshold=_int(raw, "shm_threshold", "$", 65536),
-        daemon_grace_s=float(grace),
-        start_timeout_s=_seconds(raw, "start_timeout_s", 30.0),
-        send_timeout_s=_seconds(raw, "send_timeout_s", 10.0),
+        shm_threshold=top.integer("shm_threshold", 0, 2**62, 65536),
+        daemon_grace_s=top.number("daemon_grace_s", 0.0, 1e6, 30.0),
+        start_timeout_s=top.number("start_timeout_s", 0.001, 1e6, 30.0),
+        send_timeout_s=top.number("send_timeout_s", 0.001, 1e6, 10.0),
     )
+
+
+def _ids(top: Fields, key: str) -> list[str]:
+    section = top.mapping(key, max_items=MAX_ITEMS)
+    for name in section:
+        if not name or len(name) > MAX_ID:
+            top.fail(key, f"has an id that is empty or longer than {MAX_ID}")
+    return list(section)
+
+
+def data_input(spec: Fields, input_id: str) -> DataInput:
+    """A data input from its keys (the config's `inputs`, and `add_input`)."""
+    return DataInput(
+        input_id,
+        spec.text("endpoint", max_len=MAX_ENDPOINT),
+        spec.integer("queue_size", 1, MAX_QUEUE, 10),
+        spec.choice("policy", POLICIES, "drop_oldest"),
+        spec.texts("sources", max_items=MAX_ITEMS, max_len=2 * MAX_ID + 1),
+    )
+
+
+def edge(spec: Fields) -> Edge:
+    """An output edge from its keys (the config's `outputs`, and `wire`)."""
+    return Edge(
+        spec.text("endpoint", max_len=MAX_ENDPOINT),
+        spec.text("node", max_len=MAX_ID),
+        spec.text("input", max_len=MAX_ID),
+        spec.choice("policy", POLICIES, "drop_oldest"),
+        spec.integer("queue_size", 1, MAX_QUEUE, 10),
+    )
+
+
+def edge_json(item: Edge) -> dict[str, Any]:
+    return {"endpoint": item.endpoint, "node": item.node, "input": item.input,
+            "policy": item.policy, "queue_size": item.queue_size}  # fmt: skip
+
+
+def to_json(cfg: NodeConfig) -> dict[str, Any]:
+    """The JSON object of a configuration (what `from_json` reads back)."""
+    inputs: dict[str, Any] = {}
+    for input_id, spec in cfg.inputs.items():
+        if isinstance(spec, TimerInput):
+            inputs[input_id] = {"timer_ns": spec.period_ns}
+        else:
+            inputs[input_id] = {"endpoint": spec.endpoint, "queue_size": spec.queue_size,
+                                "policy": spec.policy, "sources": list(spec.sources)}  # fmt: skip
+    return {
+        "run": cfg.run,
+        "run_name": cfg.run_name,
+        "node": cfg.node,
+        "generation": cfg.generation,
+        "restarts": cfg.restarts,
+        "daemon": cfg.daemon,
+        "descriptor": cfg.descriptor,
+        "config": dict(cfg.config),
+        "inputs": inputs,
+        "outputs": {oid: [edge_json(e) for e in edges] for oid, edges in cfg.outputs.items()},
+        "shm_threshold": cfg.shm_threshold,
+        "daemon_grace_s": cfg.daemon_grace_s,
+        "start_timeout_s": cfg.start_timeout_s,
+        "send_timeout_s": cfg.send_timeout_s,
+    }
+
+
+def dumps(cfg: NodeConfig) -> str:
+    """`FLOW_NODE_CONFIG`'s text."""
+    return json.dumps(to_json(cfg), separators=(",", ":"))

@@ -1,4 +1,5 @@
-"""The node's input queues, filled by the inputs' owner (inputs.py), emptied by `Node.next`.
+"""The node's input queues, filled by the inputs' owner (inputs.py), emptied by the node's
+thread (ownership.py); the credit counts of backpressure inputs.
 
 One bounded queue per input; events leave in global arrival order across inputs. That
 order is a deque of tickets (an input id per message, or a ready-made control event); a
@@ -8,7 +9,12 @@ are exactly the oldest ones, which are the dropped ones).
 
 A `backpressure` input never holds zmq back (a throttled zmq receiver loses what is in
 flight when its sender disconnects); its senders send only against credits instead, and
-popping a message owes its sender one credit, which the inputs' owner pays back.
+popping a message owes its sender one credit, which the inputs' owner pays back (the
+protocol is written down in ownership.py).
+
+A queued shared-memory payload that will never be read (dropped, refused, or left at
+close) is handed to `discard`, which the node gives the inbox (`leases.ShmReader.discard`):
+its segment goes back to the sender's pool.
 """
 
 from __future__ import annotations
@@ -88,9 +94,11 @@ class _Input:
 class Inbox:
     """Thread-safe: the receiver thread pushes, the node's own thread pops."""
 
-    def __init__(self, inputs: Iterable[DataInput]) -> None:
+    def __init__(self, inputs: Iterable[DataInput], discard: Callable[[Any], None]) -> None:
+        self._discard = discard
         # no condition to wait on: the node's thread waits in zmq poll (see node.py), and
-        # the receiver thread wakes it through their PAIR
+        # the receiver thread wakes it through their PAIR. The lock: both threads push
+        # (whichever owns the inputs) and the node's thread pops; held for one batch only.
         self._lock = threading.Lock()
         self._tickets: deque[str | Event] = deque()
         self._inputs = {spec.id: _Input(spec) for spec in inputs}
@@ -119,7 +127,7 @@ class Inbox:
                 if src.closed or generation < src.generation:
                     state.refused += 1  # closed for good, or an older generation
                     if kind == KIND_SHM:
-                        _discard(payload)
+                        self._discard(payload)
                     continue
                 if generation > src.generation:
                     src.generation = generation  # a restarted sender counts from 1 again
@@ -132,7 +140,7 @@ class Inbox:
                 if seq <= src.last_seq:
                     state.refused += 1  # a repeat: never deliver twice
                     if kind == KIND_SHM:
-                        _discard(payload)
+                        self._discard(payload)
                     continue
                 state.dropped += seq - src.last_seq - 1  # a gap is a drop upstream
                 src.last_seq = seq
@@ -144,7 +152,7 @@ class Inbox:
                 elif len(state.queue) > state.size:
                     dropped = state.queue.popleft()
                     if dropped[2] == KIND_SHM:
-                        _discard(dropped[4])  # its segment goes back to the sender's pool
+                        self._discard(dropped[4])  # its segment goes back to the sender's pool
                     state.stale += 1
                     state.dropped += 1
 
@@ -214,7 +222,7 @@ class Inbox:
             for state in self._inputs.values():
                 for item in state.queue:
                     if item[2] == KIND_SHM:
-                        _discard(item[4])
+                        self._discard(item[4])
 
     # ------------------------------------------------------------ node thread side
 
@@ -260,21 +268,3 @@ class Inbox:
                 i.id: InputStatistics(i.received, i.dropped, len(i.queue), i.refused)
                 for i in self._inputs.values()
             }
-
-
-def _discard(descriptor: Any) -> None:
-    """A shared-memory payload that will never be read: its sender may reuse the segment."""
-    from node_sdk import shm  # only nodes that receive large payloads import it
-
-    shm.discard(descriptor)
-
-
-# set by node_sdk.shm when it is imported (the first large payload): nodes that never see
-# one pay a call to a no-op per event, not a module lookup
-release_flushers: list[Callable[[], None]] = []
-
-
-def flush_releases() -> None:
-    """Send queued shared-memory release notices, in a node that has any."""
-    for flush in release_flushers:
-        flush()

@@ -1,20 +1,14 @@
-"""A node's bound input sockets, the decoding of their frames, and which thread reads them.
+"""A node's bound input sockets and the decoding of their frames into the inbox.
 
-zmq sockets are not thread-safe, so exactly one thread reads the inputs at a time. The
-node's own thread owns them while it waits in `next()`: a message goes from the socket to
-the caller with no thread hand-off, which is most of what latency and throughput cost in
-Python. When user code keeps that thread away from `next()` for a whole check interval,
-the receiver thread takes them over and drains them, so a busy node still keeps the newest
-messages under drop_oldest and zmq never holds more than an interval's traffic; the node's
-thread asks for them back (GIVE) the next time it enters `next()`. Ownership changes only
-under `lock`, and only while the node's thread is outside `next()` (takeover) or waiting
-in it (give-back), so the two threads never touch a socket at the same time.
+Read them only as their current owner (ownership.py says which thread that is, and why
+exactly one is). Nothing here takes a lock: `add` (the receiver thread, for a live
+`add_input`) replaces the socket maps whole before bumping `version`, so a reader sees
+either the old maps or the new ones.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from typing import Any, Final
 
 import zmq
@@ -32,9 +26,6 @@ from node_sdk.wire import (
     pack_credit,
 )
 
-MAIN: Final = 0  # the node's own thread owns the input sockets
-RECEIVER: Final = 1  # the receiver thread does
-
 _BATCH: Final = 256  # frames taken from one socket per drain, so inputs take turns
 _EXTRA_CACHE_MAX: Final = 256  # distinct header extras remembered (same source, metadata)
 _EXTRA_CACHE_LEN: Final = 512  # extras longer than this are parsed every time
@@ -44,51 +35,12 @@ class Inputs:
     """The input sockets of one node; read them only as their current owner."""
 
     def __init__(self, inbox: Inbox, inputs: list[tuple[DataInput, zmq.Socket[Any]]]) -> None:
-        self.lock = threading.Lock()
-        self.owner = MAIN
-        self.inside = False  # the node's thread is inside next()
-        self.exits = 0  # returns from next(): the receiver's evidence that the node moves on
-        self.asked = False  # the node's thread has sent GIVE and waits for the sockets
         self.version = 0  # bumped when an input is added, so pollers are rebuilt
         self.malformed = 0  # frames that were not flow data frames (counted, dropped)
         self._inbox = inbox
         self._extras: dict[bytes, dict[str, Any]] = {}
         self._specs = {sock: spec for spec, sock in inputs}
         self._by_id = {spec.id: sock for spec, sock in inputs}
-
-    # ------------------------------------------------------------ ownership
-
-    def enter(self) -> bool:
-        """The node's thread enters `next()`: True when it owns the sockets."""
-        with self.lock:
-            self.inside = True
-            mine = self.owner == MAIN
-            if mine:
-                self.asked = False
-            return mine
-
-    def leave(self) -> None:
-        """The node's thread returns from `next()`."""
-        self.inside = False
-        self.exits += 1
-
-    def owned_by_main(self) -> bool:
-        with self.lock:
-            return self.owner == MAIN
-
-    def take(self, seen_exits: int) -> bool:
-        """The receiver thread takes the sockets if the node's thread stayed away since."""
-        with self.lock:
-            if self.owner == MAIN and not self.inside and self.exits == seen_exits:
-                self.owner = RECEIVER
-                self.asked = False  # a new takeover: the node's thread must ask again
-                return True
-            return False
-
-    def give_back(self) -> None:
-        """The receiver thread hands the sockets back (the node's thread asked)."""
-        with self.lock:
-            self.owner = MAIN
 
     # ------------------------------------------------------------ the owner only
 
@@ -98,10 +50,10 @@ class Inputs:
 
     def add(self, spec: DataInput, sock: zmq.Socket[Any]) -> None:
         """A live `add_input`'s new socket (bound already)."""
-        with self.lock:  # new dicts, not changed ones: the owner may be iterating the old
-            self._specs = {**self._specs, sock: spec}
-            self._by_id = {**self._by_id, spec.id: sock}
-            self.version += 1
+        # new dicts, not changed ones: the owner may be iterating the old
+        self._specs = {**self._specs, sock: spec}
+        self._by_id = {**self._by_id, spec.id: sock}
+        self.version += 1
 
     def has(self, input_id: str) -> bool:
         return input_id in self._by_id
@@ -204,3 +156,17 @@ def _rest(sock: zmq.Socket[Any]) -> None:
     """Consume the remaining parts of a message of the wrong shape."""
     while sock.get(zmq.RCVMORE):
         sock.recv(zmq.NOBLOCK)
+
+
+def bind_input(ctx: zmq.Context[Any], spec: DataInput, rcvhwm: int) -> zmq.Socket[Any]:
+    """A bound socket for one input: a PULL, or for a backpressure input a ROUTER (it pays
+    credits back to each sender on the same connection)."""
+    sock: zmq.Socket[Any] = ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
+    sock.linger = 0
+    sock.rcvhwm = rcvhwm
+    try:
+        sock.bind(spec.endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise NodeError(f"input {spec.id!r}: cannot bind {spec.endpoint}: {exc}") from None
+    return sock

@@ -1,45 +1,35 @@
 """The background thread of a node: its daemon DEALER, and its inputs while the node is busy.
 
-It polls the DEALER and an inproc PAIR shared with the node's own thread. The node's thread
-sends it work on the PAIR (`credit`, `send`, `give`, `quit`); it sends back `wake` when it
-queued a control event or added an input (the node's thread may be waiting in zmq poll)
-and `handed` when it gave the input sockets back. The input sockets themselves belong to
-whichever thread `Inputs` says (see inputs.py): this one takes them over when user code
-keeps the node's thread away from `next()`, so inputs are drained all the time. That is
-what lets `drop_oldest` keep the newest messages and keeps zmq from holding more than a
-check interval's traffic. `backpressure` inputs bind a ROUTER instead of a PULL, so the
-credits that bound their senders (see inbox.py) can go back on the same connection.
+It polls the DEALER and an inproc PAIR shared with the node's own thread, and takes the
+input sockets over when user code keeps the node's thread away from `next()`; the rules of
+that hand-off and of credits are in ownership.py. It decodes the daemon's messages with
+the node channel's one decoder (channel.py): `stop` and `upstream_done` go to the inbox,
+`add_input` it applies itself (it may own the inputs), `wire`/`unwire` go to the node's
+thread, which owns the outputs (wiring.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from typing import Any, Final
 
 import zmq
 
-from node_sdk.config import DataInput
-from node_sdk.errors import NodeError
+from node_sdk import channel
+from node_sdk.config import DataInput, NodeConfig
+from node_sdk.errors import DaemonUnreachable, NodeError
 from node_sdk.events import StopCause
-from node_sdk.inbox import Inbox, flush_releases
+from node_sdk.inbox import Inbox
 from node_sdk.inputs import Inputs
-from node_sdk.wire import decode_control, encode_control
-from node_sdk.wiring import LIVE, ReceiverHooks, parse_add_input, parse_rewire
+from node_sdk.leases import Releases
+from node_sdk.ownership import CREDIT, GIVE, HANDED, QUIT, SEND, WAKE, Ownership
+from node_sdk.wiring import ReceiverHooks
 
 log = logging.getLogger(__name__)
-
-# Commands on the PAIR, first byte. To this thread: credit (pay back what the inbox owes),
-# send (rest of the frame goes to the daemon), give (hand the inputs back), quit (send
-# nothing more, close, exit). To the node's thread: wake, handed.
-CREDIT: Final = b"c"
-SEND: Final = b"s"
-GIVE: Final = b"g"
-QUIT: Final = b"q"
-WAKE: Final = b"w"
-HANDED: Final = b"h"
 
 # How often the inputs' owner is checked: a node's thread away from `next()` for a whole
 # interval loses them to this thread; one waiting in `next()` is looked at less often.
@@ -55,11 +45,15 @@ class Receiver(threading.Thread):
         self,
         inbox: Inbox,
         inputs: Inputs,
+        ownership: Ownership,
         dealer: zmq.Socket[Any],
         commands: zmq.Socket[Any],
+        releases: Releases,
         hooks: ReceiverHooks | None = None,
     ) -> None:
         super().__init__(name="flow-receiver", daemon=True)
+        self._ownership = ownership
+        self._releases = releases
         self._hooks = hooks  # live wiring and the stats report (wiring.py)
         self._inbox = inbox
         self._inputs = inputs
@@ -82,25 +76,25 @@ class Receiver(threading.Thread):
         control = zmq.Poller()
         control.register(self._commands, zmq.POLLIN)
         control.register(self._dealer, zmq.POLLIN)
-        inputs, hooks = self._inputs, self._hooks
+        inputs, hooks, ownership = self._inputs, self._hooks, self._ownership
         now = time.monotonic()
         next_report = now + hooks.every_s if hooks else None
-        next_check, seen = now + CHECK_BUSY_S, inputs.exits
+        next_check, seen = now + CHECK_BUSY_S, ownership.exits
         while True:
-            flush_releases()  # leases let go of while the node's thread is busy
+            self._releases.flush()  # leases let go of while the node's thread is busy
             now = time.monotonic()
             if next_report is not None and now >= next_report:
                 assert hooks is not None
                 self._report(hooks)
                 next_report = now + hooks.every_s  # never closer than that, late or not
             if self._owned is None and now >= next_check:
-                if inputs.take(seen):
+                if ownership.take(seen):
                     self._own()
                     if self._inbox.credit_asked:
                         # a CREDIT the node's thread sent may have come after a GIVE: ours now
                         inputs.pay_credits()
-                seen = inputs.exits
-                next_check = now + (CHECK_WAITING_S if inputs.inside else CHECK_BUSY_S)
+                seen = ownership.exits
+                next_check = now + (CHECK_WAITING_S if ownership.inside else CHECK_BUSY_S)
             wake_at = next_report
             if self._owned is None:
                 wake_at = next_check if wake_at is None else min(wake_at, next_check)
@@ -142,7 +136,7 @@ class Receiver(threading.Thread):
             elif verb == GIVE:
                 if self._owned is not None:  # the node's thread pays what is owed, owning them
                     self._owned = None
-                    self._inputs.give_back()
+                    self._ownership.give_back()
                 with contextlib.suppress(zmq.ZMQError):
                     self._commands.send(HANDED, zmq.NOBLOCK)
             elif verb == SEND:
@@ -159,10 +153,11 @@ class Receiver(threading.Thread):
             except zmq.Again:
                 return
             try:
-                message = decode_control(raw)
-            except NodeError:
-                continue  # not ours to act on; the daemon speaks JSON objects
-            if message["t"] in LIVE:
+                message = channel.decode(raw)
+            except NodeError as exc:
+                log.warning("dropped a message from the daemon: %s", exc)
+                continue
+            if isinstance(message, channel.LIVE):
                 self.live(message)
             else:
                 handle_control(self._inbox, message)
@@ -172,20 +167,20 @@ class Receiver(threading.Thread):
         """The `stats` report (the heartbeat of a dynamic node)."""
         # a full pipe means the daemon is gone: nothing to tell it
         with contextlib.suppress(zmq.Again):
-            self._dealer.send(encode_control(hooks.report()), zmq.NOBLOCK)
+            self._dealer.send(channel.encode(hooks.report()), zmq.NOBLOCK)
 
-    def live(self, message: dict[str, Any]) -> None:
+    def live(self, message: channel.Wire | channel.Unwire | channel.AddInput) -> None:
         """`add_input` here; `wire`/`unwire` to the node's thread, which owns the outputs."""
         hooks = self._hooks
         if hooks is None:
             return
-        try:
-            if message["t"] == "add_input":
-                self._add_input(hooks, parse_add_input(message))
-            else:
-                hooks.rewires.append(parse_rewire(message))
-        except (ValueError, NodeError) as exc:
-            log.warning("live wiring refused: %s", exc)
+        if isinstance(message, channel.AddInput):
+            try:
+                self._add_input(hooks, message.input)
+            except NodeError as exc:
+                log.warning("live wiring refused: %s", exc)
+        else:
+            hooks.rewires.append(message)
 
     def _add_input(self, hooks: ReceiverHooks, spec: DataInput) -> None:
         if self._inputs.has(spec.id):
@@ -199,12 +194,36 @@ class Receiver(threading.Thread):
         self._wake()  # the node's thread polls its inputs: it must poll this one too
 
 
-def handle_control(inbox: Inbox, message: dict[str, Any]) -> None:
+def handle_control(inbox: Inbox, message: channel.Message) -> None:
     """Act on one daemon message (`stop`, `upstream_done`); others (a late `start`) are ignored."""
-    kind = message["t"]
-    if kind == "stop":
+    if isinstance(message, channel.Stop):
         inbox.push_stop(StopCause.STOP_REQUESTED)
-    elif kind == "upstream_done":
-        input_id, source = message.get("input"), message.get("source")
-        if isinstance(input_id, str) and isinstance(source, str):
-            inbox.close_source(input_id, source)
+    elif isinstance(message, channel.UpstreamDone):
+        inbox.close_source(message.input, message.source)
+
+
+def await_start(
+    dealer: zmq.Socket[Any], cfg: NodeConfig, inbox: Inbox, timeout_s: float
+) -> list[channel.Wire | channel.Unwire | channel.AddInput]:
+    """Say hello on `dealer`, wait for `start`; the live wiring messages that came before it
+    (the node applies them once its receiver exists). Before the thread starts."""
+    early: list[channel.Wire | channel.Unwire | channel.AddInput] = []
+    dealer.send(channel.encode(channel.Hello(cfg.run, cfg.node, cfg.generation, os.getpid())))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not dealer.poll(int(remaining * 1000) + 1):
+            raise DaemonUnreachable(cfg.daemon, timeout_s)
+        try:
+            message = channel.decode(dealer.recv())
+        except NodeError as exc:
+            log.warning("dropped a message from the daemon: %s", exc)
+            continue
+        if isinstance(message, channel.Start):
+            return early
+        if isinstance(message, channel.LIVE):
+            early.append(message)
+            continue
+        handle_control(inbox, message)
+        if isinstance(message, channel.Stop):
+            return early  # the run is stopping before it started: the node sees STOP first

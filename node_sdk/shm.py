@@ -11,30 +11,24 @@ sender fall back to sending the bytes inline (`acquire` returns None).
 
 Python 3.11 has no `__buffer__`, so a lease is a ctypes array laid over the receiver's
 mapping (`from_buffer`): memoryviews, numpy arrays and pyarrow buffers made from it keep it
-alive, and its `__del__` sends the notice. ctypes is imported with this module, which only
-nodes that send or receive a large payload import.
+alive, and its `__del__` queues the notice. A leaf: no module-level state (the release
+queue belongs to the node and is handed in), and nothing of the SDK's imported but errors.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import hashlib
 import logging
 import mmap
 import os
 import struct
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import zmq
 
-from node_sdk import inbox, paths
+from node_sdk import paths
 from node_sdk.errors import NodeError
-from node_sdk.wire import KIND_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +41,7 @@ CLOSE_WAIT_S: Final = 0.5  # close waits this long for receivers to release in-f
 DESCRIPTOR: Final = struct.Struct("<4sBxxxIIQ")
 DESCRIPTOR_MAGIC: Final = b"FLWS"
 RELEASE: Final = struct.Struct("<II")  # segment number, use count
-_LEASE_TYPES_MAX: Final = 64
-FLUSH_AT: Final = 32  # release notices queued before they are sent without waiting for more
+MAX_TAIL: Final = 4096  # segment name and release endpoint, in a descriptor
 
 
 def run_prefix(run_id: str) -> str:
@@ -58,6 +51,8 @@ def run_prefix(run_id: str) -> str:
 
 def sender_tag(node_id: str, generation: int) -> str:
     """A short, path-safe tag of one generation of one node."""
+    import hashlib  # a sender's first large payload only
+
     return f"{hashlib.sha1(node_id.encode()).hexdigest()[:8]}g{generation}"
 
 
@@ -240,170 +235,20 @@ class Pool:
         return segment
 
 
-# ---------------------------------------------------------------- receiver side
-
-
-class _Releases:
-    """Release notices to senders: one PUSH per sender, sent under a lock never waited for.
-
-    A notice is queued, and sent later in a batch: when the node's thread enters `next()`
-    or is about to wait in it, when the receiver thread wakes (at least once a second), or
-    when `FLUSH_AT` are queued. A lease dies when the event holding it is replaced by the
-    next one, so sending at once would put a zmq send between a message's arrival and the
-    user's code. `__del__` of a lease can run in any thread and in the middle of anything,
-    so this never blocks.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[tuple[str, bytes]] = deque()
-        self._socks: dict[str, zmq.Socket[Any]] = {}
-        self._ctx: zmq.Context[Any] | None = None
-        self.closed = False  # after the node closed: leases that die later tell no one
-
-    def note(self, endpoint: str, number: int, use: int) -> None:
-        if self.closed:
-            return
-        queue = self._queue
-        queue.append((endpoint, RELEASE.pack(number, use)))
-        if len(queue) >= FLUSH_AT:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._queue or not self._lock.acquire(blocking=False):
-            return
-        try:
-            while self._queue:
-                endpoint, note = self._queue.popleft()
-                sock = self._socks.get(endpoint)
-                if sock is None:
-                    sock = self._socks[endpoint] = self._socket(endpoint)
-                with contextlib.suppress(zmq.ZMQError):  # a sender gone: nothing to tell
-                    sock.send(note, zmq.NOBLOCK)
-        finally:
-            self._lock.release()
-
-    def _socket(self, endpoint: str) -> zmq.Socket[Any]:
-        if self._ctx is None:
-            self._ctx = zmq.Context()
-        sock = self._ctx.socket(zmq.PUSH)
-        sock.linger = 200  # at exit, a moment to hand the last notices over
-        sock.connect(endpoint)
-        return sock
-
-    def close(self) -> None:
-        self.closed = True
-        with self._lock:
-            for sock in self._socks.values():
-                sock.close()
-            self._socks.clear()
-            if self._ctx is not None:
-                self._ctx.term()
-                self._ctx = None
-
-
-_releases = _Releases()
-# descriptor tail (segment name, release endpoint) -> (mapping, endpoint)
-_maps: dict[bytes, tuple[mmap.mmap, str]] = {}
-_maps_lock = threading.Lock()
-_lease_types: dict[int, type[Any]] = {}
-
-
-def _lease_type(nbytes: int) -> type[Any]:
-    made = _lease_types.get(nbytes)
-    if made is None:
-        if len(_lease_types) >= _LEASE_TYPES_MAX:
-            _lease_types.clear()
-
-        def __del__(self: Any) -> None:
-            with contextlib.suppress(Exception):  # interpreter shutdown: nothing to do
-                _releases.note(*self._flow_note)
-
-        made = type("ShmLease", (ctypes.c_char * nbytes,), {"__del__": __del__})
-        _lease_types[nbytes] = made
-    return made
-
-
-def _mapping(tail: bytes) -> tuple[mmap.mmap, str]:
-    """The mapping of the segment a descriptor tail names, and its release endpoint."""
-    with _maps_lock:
-        known = _maps.get(tail)
-        if known is not None:
-            return known
-        try:
-            name, _, endpoint = tail.decode().partition("\n")
-        except UnicodeDecodeError:
-            raise NodeError("shared-memory descriptor with a name that is not UTF-8") from None
-        if "/" in name or not name.startswith(NAME_PREFIX):
-            raise NodeError(f"shared-memory descriptor names a bad segment {name!r}")
-        try:
-            fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
-        except OSError as exc:
-            raise NodeError(f"shared-memory segment {name} is gone: {exc.strerror}") from None
-        try:
-            mapping = mmap.mmap(fd, 0)
-        finally:
-            os.close(fd)
-        if len(_maps) >= MAX_SEGMENTS:
-            _maps.clear()  # leases keep their own mappings alive; the cache only forgets
-        known = _maps[tail] = (mapping, endpoint)
-        return known
-
-
 def parse_descriptor(frame: Any) -> tuple[int, int, int, int, bytes]:
-    """(inner kind, segment number, use, nbytes, tail naming the segment and its sender)."""
-    if len(frame) <= DESCRIPTOR.size:
-        raise NodeError(f"shared-memory descriptor of {len(frame)} bytes")
-    magic, kind, number, use, nbytes = DESCRIPTOR.unpack_from(frame)
+    """(inner kind, segment number, use, nbytes, tail naming the segment and its sender);
+    NodeError for anything that is not a descriptor."""
+    try:
+        size = len(frame)
+        if size <= DESCRIPTOR.size or size > DESCRIPTOR.size + MAX_TAIL:
+            raise NodeError(f"shared-memory descriptor of {size} bytes")
+        magic, kind, number, use, nbytes = DESCRIPTOR.unpack_from(frame)
+        tail = bytes(frame[DESCRIPTOR.size :])
+    except (TypeError, struct.error):
+        raise NodeError("shared-memory descriptor that is not bytes") from None
     if magic != DESCRIPTOR_MAGIC:
         raise NodeError("shared-memory descriptor with a bad magic")
-    return kind, number, use, nbytes, bytes(frame[DESCRIPTOR.size :])
-
-
-def open_payload(
-    frame: Any, extra: Mapping[str, Any], decode: Callable[[int, Any, Mapping[str, Any]], Any]
-) -> Any:
-    """A descriptor frame -> the value, backed by the segment without a copy.
-
-    The lease is released (and the sender told) when the last view of it is gone: at once
-    for a `str` (decoding copies) or an empty payload.
-    """
-    kind, number, use, nbytes, tail = parse_descriptor(frame)
-    _releases.closed = False
-    mapping, endpoint = _mapping(tail)
-    if nbytes > len(mapping):
-        raise NodeError(f"shared-memory descriptor of {nbytes} bytes for a smaller segment")
-    lease = _lease_type(nbytes).from_buffer(mapping)
-    lease._flow_note = (endpoint, number, use)
-    view = memoryview(lease).cast("B").toreadonly()
-    del lease  # the view holds it now
-    return view if kind == KIND_BYTES else decode(kind, view, extra)
-
-
-def discard(frame: Any) -> None:
-    """Release a descriptor that will never be read (dropped or refused by the inbox)."""
-    try:
-        _, number, use, _, tail = parse_descriptor(frame)
-    except NodeError:
-        return
-    endpoint = tail.partition(b"\n")[2].decode(errors="replace")
-    _releases.closed = False
-    _releases.note(endpoint, number, use)
-
-
-def flush_releases() -> None:
-    """Send notices that a concurrent release left queued (the node calls it now and then)."""
-    _releases.flush()
-
-
-# the node flushes through node_sdk.inbox, which does not import this module
-inbox.release_flushers.append(flush_releases)
-
-
-def close_releases() -> None:
-    """Flush and close the release sockets (at node close)."""
-    _releases.flush()
-    _releases.close()
+    return kind, number, use, nbytes, tail
 
 
 def pool_for(

@@ -1,7 +1,10 @@
 """Framing of the node channel and the data plane (docs/protocol.md); pure, no zmq.
 
-Shared by both ends: the SDK sends and receives with it, the daemon decodes the node
-channel with `decode_control` and sends `send_stdout_as` lines with `encode_data`.
+Shared by both ends: the SDK sends and receives with it, the keeper sends `send_stdout_as`
+lines with `encode_data`. The node channel's messages are in node_sdk/channel.py;
+`encode_control`/`decode_control` remain for the keeper channel's untyped JSON frames.
+A leaf beside `errors` and `strictjson`: shared-memory payloads (kind 6) are opened by a
+reader the caller hands in (node_sdk/leases.py), never by this module.
 numpy and pyarrow are imported only when a payload is of their kind: a value of theirs
 can only exist once its module is in `sys.modules`, so detection needs no import.
 """
@@ -13,11 +16,12 @@ import json.encoder
 import json.scanner
 import struct
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from node_sdk.errors import NodeError
+from node_sdk.strictjson import loads
 
 MAGIC: Final = b"FLW1"
 # magic, kind, flags, reserved, generation, seq, timestamp ns, extra length
@@ -76,16 +80,6 @@ class Header:
     extra: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class DataMessage:
-    """A whole data frame decoded: what the daemon or a test reads off a PULL socket."""
-
-    header: Header
-    source: str | None
-    metadata: dict[str, Any]
-    value: Any
-
-
 # ---------------------------------------------------------------- node channel (control)
 
 
@@ -96,12 +90,16 @@ def encode_control(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, separators=_JSON_SEPARATORS, ensure_ascii=False).encode()
 
 
+MAX_CONTROL_BYTES: Final = 1 << 24  # a keeper's `spawn` carries a node's whole environment
+MAX_CONTROL_DEPTH: Final = 32
+
+
 def decode_control(frame: bytes) -> dict[str, Any]:
-    """One JSON frame -> `{"t": type, ...}`; NodeError when it is not one."""
-    try:
-        message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise NodeError(f"control message is not JSON: {exc}") from None
+    """One JSON frame -> `{"t": type, ...}`; NodeError (only) when it is not one, however
+    deep, long or odd the bytes are."""
+    message = loads(
+        frame, "control message", max_bytes=MAX_CONTROL_BYTES, max_depth=MAX_CONTROL_DEPTH
+    )
     if not isinstance(message, dict) or not isinstance(message.get("t"), str):
         raise NodeError("control message is not an object with a string 't'")
     return message
@@ -209,7 +207,7 @@ def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
     try:
         text = str(raw, "utf-8")
         extra, end = _scan_json(text, 0)
-    except (ValueError, UnicodeDecodeError, StopIteration) as exc:
+    except (ValueError, StopIteration, RecursionError) as exc:  # bounded by the C scanner
         raise NodeError(f"data frame extra is not JSON: {exc!r}") from None
     if end != len(text) or not isinstance(extra, dict):
         raise NodeError("data frame extra is not one JSON object")
@@ -227,7 +225,10 @@ def pack_header(
 
 
 def unpack_header(frame: bytes | memoryview) -> Header:
-    """Parse a header frame (the payload of a packed one is not read); NodeError if bad."""
+    """Parse a header frame (the payload of a packed one is not read); NodeError, and only
+    that, for anything else."""
+    if not isinstance(frame, bytes | memoryview | bytearray):
+        raise NodeError(f"data frame header of type {type(frame).__name__}")
     if len(frame) < HEADER_SIZE:
         raise NodeError(f"data frame header of {len(frame)} bytes (expected >= {HEADER_SIZE})")
     magic, kind, flags, _, generation, seq, timestamp_ns, size = HEADER.unpack_from(frame)
@@ -345,55 +346,4 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
 
         reader = pa.ipc.open_stream(pa.py_buffer(data))
         return reader.read_next_batch().column(0)
-    if kind == KIND_SHM:
-        from node_sdk import shm  # only a node that receives large payloads pays for it
-
-        return shm.open_payload(data, extra, decode_payload)
     raise NodeError(f"data frame of unknown kind {kind}")
-
-
-# ---------------------------------------------------------------- whole frames
-
-
-def encode_data(
-    value: object,
-    *,
-    source: str | None,
-    generation: int,
-    seq: int,
-    timestamp_ns: int,
-    metadata: Mapping[str, Any] | None = None,
-) -> list[Any]:
-    """The frames of one value (the daemon uses it for `send_stdout_as`): one packed frame
-    below ZERO_COPY_MIN, else `[header, payload]`."""
-    payload = encode_payload(value)
-    extra = encode_extra(source, validate_metadata(metadata), payload.fields)
-    if payload.nbytes < ZERO_COPY_MIN:
-        header = pack_header(payload.kind, generation, seq, timestamp_ns, extra, FLAG_PACKED)
-        return [b"".join((header, payload.data))]
-    header = pack_header(payload.kind, generation, seq, timestamp_ns, extra, FLAG_LARGE)
-    return [header, payload.data]
-
-
-def encode_eos(
-    source: str | None, generation: int, last_seq: int, timestamp_ns: int = 0
-) -> list[Any]:
-    """The end-of-stream frames of one edge: kind 5, seq = the last seq sent."""
-    return [pack_header(KIND_EOS, generation, last_seq, timestamp_ns, encode_extra(source)), _EMPTY]
-
-
-def decode_data(frames: Sequence[Any]) -> DataMessage:
-    """`[header, payload]` or one packed frame -> a `DataMessage` (None for end-of-stream)."""
-    header = unpack_header(frames[0]) if frames else None
-    packed = header is not None and header.flags & FLAG_PACKED
-    if header is None or len(frames) != (1 if packed else 2):
-        raise NodeError(f"data message of {len(frames)} frames (expected 2, or 1 packed)")
-    if packed:
-        size = HEADER.unpack_from(frames[0])[-1]
-        body = memoryview(frames[0])[HEADER_SIZE + size :]
-    else:
-        body = frames[1]
-    metadata = dict(header.extra.get("m") or {})
-    source = header.extra.get("s")
-    value = None if header.kind == KIND_EOS else decode_payload(header.kind, body, header.extra)
-    return DataMessage(header, source, metadata, value)

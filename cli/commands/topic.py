@@ -67,6 +67,7 @@ class Observer:
         from cli import client
         from daemon.model.requests import TopicSubscribe
         from node_sdk import paths
+        from node_sdk.leases import Releases, ShmReader
 
         home = client.home_path()
         self.endpoint = f"ipc://{paths.socket_dir(home)}/obs-{os.getpid()}-{secrets.token_hex(3)}"
@@ -76,6 +77,7 @@ class Observer:
         self.socket.setsockopt(zmq.RCVHWM, 100)
         self.socket.bind(self.endpoint)
         self.run, self.topic = run, topic
+        self.shm = ShmReader(Releases())  # payloads senders put in shared memory
         try:
             reply = client.call(TopicSubscribe(run=run, topic=topic, endpoint=self.endpoint))
         except BaseException:
@@ -99,6 +101,7 @@ class Observer:
     def _close(self) -> None:
         from pathlib import Path
 
+        self.shm.releases.close()
         self.context.destroy(linger=0)
         # the socket file of a bound ipc endpoint is ours to remove
         Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
@@ -107,16 +110,17 @@ class Observer:
         """The next decoded message, or None after `timeout` seconds."""
         from cli import client
         from daemon.model.requests import TopicRenew
-        from node_sdk.wire import decode_data
+        from node_sdk.frames import decode_data
 
         if time.monotonic() - self.renewed > RENEW_S:
             client.call(TopicRenew(lease=self.lease), timeout=2.0)
             self.renewed = time.monotonic()
+        self.shm.releases.flush()  # the previous message's segment goes back to its sender
         if not self.socket.poll(int(timeout * 1000)):
             return None
         frames = self.socket.recv_multipart()
         try:
-            return decode_data(frames)
+            return decode_data(frames, self.shm.open_payload)
         except Exception as exc:  # a kind this observer cannot map: say so, go on
             return f"<undecodable message: {exc}>"
 

@@ -15,7 +15,8 @@ from typing import Any
 import attrs
 import zmq
 
-from node_sdk.wire import encode_data, encode_eos, unpack_credit
+from node_sdk.frames import encode_data, encode_eos
+from node_sdk.wire import unpack_credit
 
 log = logging.getLogger(__name__)
 

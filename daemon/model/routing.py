@@ -1,8 +1,11 @@
-"""Wiring of a run: socket endpoints and each node's `FLOW_NODE_CONFIG` (docs/protocol.md)."""
+"""Wiring of a run: socket endpoints and each node's `FLOW_NODE_CONFIG` (docs/protocol.md).
+
+The configuration is built as `node_sdk.config.NodeConfig`, the class the node decodes it
+into, so both ends share one definition of the format.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +13,8 @@ from typing import Any
 
 from daemon.model.descriptor import Dataflow, NodeSpec, OutputRef, Timer, expand_env
 from daemon.model.settings import Settings
+from node_sdk import config
+from node_sdk.config import DataInput, Edge, NodeConfig, TimerInput
 
 DEFAULT_SHM_THRESHOLD = 64 * 1024
 
@@ -27,7 +32,7 @@ def input_endpoints(df: Dataflow, run_sockets: Path) -> dict[tuple[str, str], st
     return endpoints
 
 
-def node_config(
+def build_node_config(
     df: Dataflow,
     node: NodeSpec,
     *,
@@ -39,61 +44,68 @@ def node_config(
     descriptor_copy: Path,
     endpoints: Mapping[tuple[str, str], str],
     settings: Settings,
-) -> dict[str, Any]:
-    """The JSON configuration handed to one node process."""
-    inputs: dict[str, Any] = {}
+) -> NodeConfig:
+    """The configuration of one node process."""
+    inputs: dict[str, DataInput | TimerInput] = {}
     for spec in node.inputs:
         if isinstance(spec.source, Timer):
-            inputs[spec.id] = {"timer_ns": spec.source.period_ns}
+            inputs[spec.id] = TimerInput(spec.id, spec.source.period_ns)
         else:
-            inputs[spec.id] = {
-                "endpoint": endpoints[(node.id, spec.id)],
-                "queue_size": spec.queue_size,
-                "policy": spec.queue_policy,
-                "sources": [f"{spec.source.node}/{spec.source.output}"],
-            }
-    outputs = output_edges(df, node, endpoints)
+            source = f"{spec.source.node}/{spec.source.output}"
+            endpoint = endpoints[(node.id, spec.id)]
+            inputs[spec.id] = DataInput(
+                spec.id, endpoint, spec.queue_size, spec.queue_policy, (source,)
+            )
+    outputs = _edges(df, node, endpoints)
     # the daemon itself sends on `send_stdout_as`, so the node must neither send nor close it
     outputs.pop(node.send_stdout_as or "", None)
-    return {
-        "run": run_id,
-        "run_name": run_name,
-        "node": node.id,
-        "generation": generation,
-        "restarts": restarts,
-        "daemon": daemon_endpoint,
-        "descriptor": str(descriptor_copy),
-        "config": dict(node.raw),
-        "inputs": inputs,
-        "outputs": outputs,
-        "shm_threshold": DEFAULT_SHM_THRESHOLD,
-        "daemon_grace_s": settings.daemon_grace,
-        "start_timeout_s": settings.start_timeout,
-        "send_timeout_s": settings.send_timeout,
-    }
+    return NodeConfig(
+        run=run_id,
+        run_name=run_name,
+        node=node.id,
+        generation=generation,
+        restarts=restarts,
+        daemon=daemon_endpoint,
+        descriptor=str(descriptor_copy),
+        config=dict(node.raw),
+        inputs=inputs,
+        outputs={out: tuple(edges) for out, edges in outputs.items()},
+        shm_threshold=DEFAULT_SHM_THRESHOLD,
+        daemon_grace_s=settings.daemon_grace,
+        start_timeout_s=settings.start_timeout,
+        send_timeout_s=settings.send_timeout,
+    )
+
+
+def node_config(df: Dataflow, node: NodeSpec, **how: Any) -> dict[str, Any]:
+    """The JSON object of `build_node_config(df, node, **how)`."""
+    return config.to_json(build_node_config(df, node, **how))
+
+
+def _edges(
+    df: Dataflow, node: NodeSpec, endpoints: Mapping[tuple[str, str], str]
+) -> dict[str, list[Edge]]:
+    outputs: dict[str, list[Edge]] = {out: [] for out in node.outputs}
+    for receiver in df.nodes:
+        if receiver.is_dynamic:
+            continue  # wired live while it is attached (daemon/run/dynamic.py)
+        for spec in receiver.inputs:
+            source = spec.source
+            if isinstance(source, OutputRef) and source.node == node.id:
+                endpoint = endpoints[(receiver.id, spec.id)]
+                edge = Edge(endpoint, receiver.id, spec.id, spec.queue_policy, spec.queue_size)
+                outputs[source.output].append(edge)
+    return outputs
 
 
 def output_edges(
     df: Dataflow, node: NodeSpec, endpoints: Mapping[tuple[str, str], str]
 ) -> dict[str, list[dict[str, Any]]]:
     """Per output of `node`: every receiving input, with its endpoint and queue policy."""
-    outputs: dict[str, list[dict[str, Any]]] = {out: [] for out in node.outputs}
-    for receiver in df.nodes:
-        if receiver.is_dynamic:
-            continue  # wired live while it is attached (daemon/dynamic.py)
-        for spec in receiver.inputs:
-            source = spec.source
-            if isinstance(source, OutputRef) and source.node == node.id:
-                outputs[source.output].append(
-                    {
-                        "endpoint": endpoints[(receiver.id, spec.id)],
-                        "node": receiver.id,
-                        "input": spec.id,
-                        "policy": spec.queue_policy,
-                        "queue_size": spec.queue_size,
-                    }
-                )
-    return outputs
+    return {
+        out: [config.edge_json(e) for e in edges]
+        for out, edges in _edges(df, node, endpoints).items()
+    }
 
 
 def node_environment(
@@ -118,7 +130,3 @@ def node_argv(node: NodeSpec) -> list[str]:
     if node.is_python:
         return [sys.executable, "-u", node.executable, *node.args]
     return [node.executable, *node.args]
-
-
-def base_environment() -> dict[str, str]:
-    return dict(os.environ)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -20,6 +20,8 @@ from daemon.errors import RecoverableError
 from daemon.model.descriptor import OutputRef
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
+from node_sdk import channel, config
+from node_sdk.errors import NodeError
 
 if TYPE_CHECKING:
     from daemon.run.runtime import Runtime
@@ -67,16 +69,14 @@ def _names(run: Run, ref: str) -> bool:
     return ref in (run.id, run.name) or (len(ref) >= 4 and run.id.startswith(ref))
 
 
-def attach(rt: Runtime, message: dict[str, Any]) -> dict[str, Any]:
-    """Grant an attach request: the reply carries the node's configuration."""
-    node = message.get("node")
-    if not isinstance(node, str) or not node:
-        raise AttachRefused("attach needs a node id")
-    dataflow = message.get("dataflow")
-    run, slot = find_dynamic_slot(rt, node, dataflow if isinstance(dataflow, str) else None)
+def attach(rt: Runtime, message: channel.Attach) -> config.NodeConfig:
+    """Grant an attach request (decoded and bounded by `node_sdk.channel`): the node's
+    configuration, which the reply carries."""
+    node = message.node
+    run, slot = find_dynamic_slot(rt, node, message.dataflow or None)
     if slot.attached:
         raise AttachRefused(f"node {node} in dataflow {run.name or run.id} is already attached")
-    slot.attach(int(message.get("pid") or 0) or None)
+    slot.attach(message.pid)
     for spec in slot.spec.inputs:
         if isinstance(spec.source, OutputRef):
             edge = {
@@ -88,7 +88,13 @@ def attach(rt: Runtime, message: dict[str, Any]) -> dict[str, Any]:
             }
             run.add_live_edge(spec.source.node, spec.source.output, edge)
     log.info("run %s: dynamic node %s attached (pid %s)", run.id, slot.id, slot.pid)
-    return run.config_of(slot)
+    # the daemon's own configuration goes through the shared decoder: a config the node
+    # would refuse is refused here, in one line, instead of failing in the node
+    try:
+        return config.from_json(run.config_of(slot), f"configuration of node {node}")
+    except NodeError as exc:
+        slot.detach(f"bad configuration: {exc}")
+        raise AttachRefused(str(exc)) from None
 
 
 def _gone(pid: int) -> bool:

@@ -1,10 +1,15 @@
-"""The daemon's end of the node channel: hello, bye, and messages to nodes (docs/protocol.md)."""
+"""The daemon's end of the node channel: hello, bye, stats, attach (docs/protocol.md).
+
+Every frame goes through `node_sdk.channel.decode`, the channel's one total decoder: a
+frame it refuses is dropped with one log line (an attach request is answered `refused`,
+so its caller does not wait out its timeout), and the loop goes on.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -14,12 +19,16 @@ from daemon.errors import RecoverableError
 from daemon.model.node_stats import merge_report
 from daemon.run.slot import NodeSlot
 from daemon.run.zmq_trio import Frames, SocketOwner
-from node_sdk.wire import decode_control, encode_control
+from node_sdk import channel
+from node_sdk.config import MAX_GENERATION, NodeConfig
+from node_sdk.errors import NodeError
+from node_sdk.wire import encode_control
 
 log = logging.getLogger(__name__)
 
 FindSlot = Callable[[str, str], NodeSlot | None]
-Attach = Callable[[dict[str, Any]], dict[str, Any]]
+Attach = Callable[[channel.Attach], NodeConfig]
+MAX_IDENTITY = 256  # `run/node/generation` or `attach/<pid>/<hex>`
 
 
 @attrs.define(eq=False)
@@ -30,12 +39,23 @@ class NodeChannel:
     find_slot: FindSlot
     attach: Attach | None = None
 
-    def send(self, identity: bytes, message: dict[str, Any]) -> bool:
-        """Queue a message to a node; False when it could not be (the caller says so)."""
-        return self.owner.send([identity, encode_control(message)])
+    def send(self, identity: bytes, message: channel.Message | Mapping[str, Any]) -> bool:
+        """A message to one node. A mapping (`{"t": ..., ...}`, the untyped form some callers
+        still build) goes through the node's own decoder first: one the node would refuse
+        is logged here, where the bug is, and not sent. False when it was not queued."""
+        if isinstance(message, Mapping):
+            payload = encode_control(message)
+            try:
+                channel.decode(payload)
+            except NodeError as exc:
+                log.error("node channel: not sending a malformed message: %s", exc)
+                return False
+        else:
+            payload = channel.encode(message)
+        return self.owner.send([identity, payload])
 
     def on_message(self, frames: Frames) -> None:
-        if len(frames) != 2:
+        if len(frames) != 2 or len(frames[0]) > MAX_IDENTITY:
             log.warning("node channel: dropped a message of %d frames", len(frames))
             return
         identity, payload = frames
@@ -43,51 +63,68 @@ class NodeChannel:
             self._attach(identity, payload)
             return
         try:
-            run_id, node_id, generation_text = identity.decode().split("/")
-            generation = int(generation_text)
-            message = decode_control(payload)
-        except (UnicodeDecodeError, ValueError) as exc:
+            message = channel.decode(payload)
+            run_id, node_id, generation = _identity(identity)
+        except NodeError as exc:
             log.warning("node channel: dropped a malformed message: %s", exc)
             return
         slot = self.find_slot(run_id, node_id)
         if slot is None:
             log.warning("node channel: message from unknown node %s of run %s", node_id, run_id)
             return
+        kind = type(message).__name__.lower()
         if generation != slot.generation:
             log.warning(
                 "run %s: node %s: refused %s from generation %d (current %d)",
                 run_id,
                 node_id,
-                message.get("t"),
+                kind,
                 generation,
                 slot.generation,
             )
             return
-        kind = message.get("t")
         slot.last_seen = time.monotonic()
-        if kind == "hello":
+        if isinstance(message, channel.Hello):
             slot.hello()
-        elif kind == "bye":
+        elif isinstance(message, channel.Bye):
             slot.bye()  # a dynamic node's slot is freed with it
-        elif kind == "stats":
-            slot.stats = merge_report(slot.stats, message, time.monotonic())
+        elif isinstance(message, channel.Stats):
+            report = {"inputs": message.inputs, "outputs": message.outputs}
+            slot.stats = merge_report(slot.stats, report, time.monotonic())
         else:
-            log.warning("run %s: node %s: unknown message %r", run_id, node_id, kind)
+            log.warning("run %s: node %s: unexpected message %r", run_id, node_id, kind)
 
     def _attach(self, identity: bytes, payload: bytes) -> None:
         """A process asks to become a dynamic node: grant it or refuse it in one line."""
+        reply: channel.Message
         try:
-            request = decode_control(payload)
+            request = channel.decode(payload)
+            if not isinstance(request, channel.Attach):
+                raise NodeError(f"expected attach, got {type(request).__name__.lower()}")
             if self.attach is None:
                 raise RecoverableError("this daemon does not take dynamic nodes")
-            reply = {"t": "attached", "config": self.attach(request)}
+            reply = channel.Attached(self.attach(request))
         except RecoverableError as exc:
             log.warning("dynamic attach refused: %s", exc)
-            reply = {"t": "refused", "error": str(exc)}
-        except ValueError as exc:
-            log.warning("node channel: dropped a malformed attach: %s", exc)
-            return
+            reply = channel.Refused(str(exc))
+        except NodeError as exc:
+            log.warning("node channel: refused a malformed attach: %s", exc)
+            reply = channel.Refused(f"malformed attach request: {exc}")
         self.send(identity, reply)
+
+
+def _identity(identity: bytes) -> tuple[str, str, int]:
+    """`run/node/generation` -> its parts; NodeError when it is not that."""
+    try:
+        run_id, node_id, generation_text = identity.decode().split("/")
+    except (UnicodeDecodeError, ValueError):
+        raise NodeError(f"bad node identity {identity[:60]!r}") from None
+    if not (generation_text.isascii() and generation_text.isdigit()) or len(generation_text) > 10:
+        raise NodeError(f"bad generation in node identity {identity[:60]!r}")
+    generation = int(generation_text)
+    if generation > MAX_GENERATION:
+        raise NodeError(f"generation {generation} out of range")
+    return run_id, node_id, generation
 
 
 def bind_router(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:

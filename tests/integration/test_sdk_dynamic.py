@@ -21,15 +21,8 @@ import zmq
 from test_sdk_nodes import spawn  # node processes, killed and reaped after the test
 
 from node_sdk import paths
-from node_sdk.wire import (
-    KIND_EOS,
-    DataMessage,
-    decode_control,
-    decode_data,
-    encode_control,
-    encode_data,
-    encode_eos,
-)
+from node_sdk.frames import DataMessage, decode_data, encode_data, encode_eos
+from node_sdk.wire import KIND_EOS, decode_control, encode_control
 
 BOUND_S = 20.0  # a safety bound on every wait, never an assertion about speed
 RUN = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000"

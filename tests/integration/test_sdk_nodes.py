@@ -481,13 +481,13 @@ def test_backpressure_to_a_dead_receiver_times_out_naming_it(
 
 FAILING_RECEIVER_THREAD = """
 import time
-import node_sdk.inputs
+import node_sdk.ownership
 from node_sdk import Node
 
 def broken(self, seen):
     raise RuntimeError("injected")
 
-node_sdk.inputs.Inputs.take = broken  # the receiver thread's first ownership check fails
+node_sdk.ownership.Ownership.take = broken  # the receiver thread's first ownership check fails
 with Node() as node:
     time.sleep(0.2)  # away from next(): the receiver thread checks, and fails
     for event in node:

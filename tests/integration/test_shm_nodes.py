@@ -52,7 +52,7 @@ with Node() as node:
             with node.send_output_buffer("out", size) as buf:
                 buf[:8] = i.to_bytes(8, "little")
                 buf[size - 8:] = i.to_bytes(8, "little")
-    pool = node._pool
+    pool = node._sender._pool
     info = {"segments": len(pool._segments) if pool else 0,
             "fallbacks": pool.fallbacks if pool else 0,
             "stats": {k: [v.sent, v.dropped] for k, v in node.statistics().outputs.items()}}

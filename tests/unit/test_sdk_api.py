@@ -29,6 +29,15 @@ def test_import_stays_small() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_the_node_module_leaves_the_large_payload_machinery_out() -> None:
+    """`import node_sdk.node` (what every node pays) loads neither cattrs nor the
+    shared-memory modules: a node that never sees a large payload never imports them."""
+    heavy = ("cattrs", "attrs", "ctypes", "hashlib", "node_sdk.shm", "trio", "rich")
+    code = f"import sys, node_sdk.node; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_log_marker_matches_the_daemons() -> None:
     assert logbridge.LOG_MARKER == DAEMON_LOG_MARKER
 

@@ -127,7 +127,8 @@ def test_a_bad_config_in_the_reply_is_a_node_error(
     router: Callable[[Answer], FakeNodesRouter],
 ) -> None:
     router(lambda _identity, _request: {"t": "attached", "config": {"run": "r"}})
-    with pytest.raises(NodeError, match=r"^bad attach reply from the daemon: \$\.node must be"):
+    expected = r"^bad attach reply from the daemon: config: \$\.node must be"
+    with pytest.raises(NodeError, match=expected):
         Node("viewer")
 
 

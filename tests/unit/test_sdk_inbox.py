@@ -10,6 +10,10 @@ from node_sdk.inbox import Inbox
 from node_sdk.wire import KIND_BYTES, KIND_EOS
 
 
+def make_inbox(inputs: list[DataInput]) -> Inbox:
+    return Inbox(inputs, lambda _descriptor: None)  # no shared memory in these tests
+
+
 def spec(input_id: str, size: int = 10, policy: str = "drop_oldest", sources: int = 1) -> DataInput:
     names = tuple(f"s{n}/out" for n in range(sources))
     return DataInput(input_id, f"ipc:///x/{input_id}", size, policy, names)
@@ -33,7 +37,7 @@ def drain(inbox: Inbox) -> list[Any]:
 
 
 def test_drop_oldest_keeps_the_newest_and_counts_what_it_dropped() -> None:
-    inbox = Inbox([spec("in", size=3)])
+    inbox = make_inbox([spec("in", size=3)])
     sent = 10
     for seq in range(1, sent + 1):
         inbox.push("in", [frame(seq)])
@@ -45,7 +49,7 @@ def test_drop_oldest_keeps_the_newest_and_counts_what_it_dropped() -> None:
 
 
 def test_events_leave_in_arrival_order_across_inputs() -> None:
-    inbox = Inbox([spec("a", size=2), spec("b", size=5)])
+    inbox = make_inbox([spec("a", size=2), spec("b", size=5)])
     inbox.push("a", [frame(1)])
     inbox.push("b", [frame(1)])
     inbox.push("a", [frame(2), frame(3), frame(4)])  # a drops 1 and 2
@@ -55,7 +59,7 @@ def test_events_leave_in_arrival_order_across_inputs() -> None:
 
 
 def test_a_gap_in_sequence_numbers_is_counted_as_dropped() -> None:
-    inbox = Inbox([spec("in")])
+    inbox = make_inbox([spec("in")])
     inbox.push("in", [frame(1), frame(4), frame(5)])
     inbox.push("in", [frame(9, kind=KIND_EOS)])  # end-of-stream: the last seq sent was 9
     stats = inbox.statistics()["in"]
@@ -63,7 +67,7 @@ def test_a_gap_in_sequence_numbers_is_counted_as_dropped() -> None:
 
 
 def test_repeats_and_older_generations_are_refused() -> None:
-    inbox = Inbox([spec("in")])
+    inbox = make_inbox([spec("in")])
     inbox.push("in", [frame(1, generation=2), frame(1, generation=2), frame(5, generation=1)])
     inbox.push("in", [frame(1, generation=3)])  # a restarted sender counts from 1 again
     assert [v for _, v in drain(inbox)] == ["s0/out#1", "s0/out#1"]
@@ -72,14 +76,14 @@ def test_repeats_and_older_generations_are_refused() -> None:
 
 
 def test_gaps_are_counted_per_source() -> None:
-    inbox = Inbox([spec("in", sources=2)])
+    inbox = make_inbox([spec("in", sources=2)])
     inbox.push("in", [frame(1, "s0/out"), frame(1, "s1/out"), frame(2, "s0/out"),
                       frame(2, "s1/out")])  # fmt: skip
     assert inbox.statistics()["in"].dropped == 0
 
 
 def test_input_closes_when_every_source_ended_then_stop() -> None:
-    inbox = Inbox([spec("a", sources=2), spec("b")])
+    inbox = make_inbox([spec("a", sources=2), spec("b")])
     inbox.push("a", [frame(1, "s0/out"), frame(1, "s0/out", kind=KIND_EOS)])
     assert drain(inbox) == [("a", "s0/out#1")]
     inbox.close_source("a", "s1/out")  # the daemon: that sender died
@@ -95,13 +99,13 @@ def test_input_closes_when_every_source_ended_then_stop() -> None:
 
 
 def test_input_closed_comes_after_the_inputs_data() -> None:
-    inbox = Inbox([spec("in")])
+    inbox = make_inbox([spec("in")])
     inbox.push("in", [frame(1), frame(2), frame(2, kind=KIND_EOS)])
     assert [k for k, _ in drain(inbox)] == ["in", "in", EventType.INPUT_CLOSED, EventType.STOP]
 
 
 def test_only_one_stop_and_the_first_cause_wins() -> None:
-    inbox = Inbox([spec("in")])
+    inbox = make_inbox([spec("in")])
     inbox.push_stop(StopCause.STOP_REQUESTED)
     inbox.close_source("in", "s0/out")
     inbox.push_stop(StopCause.STOP_REQUESTED)
@@ -110,7 +114,7 @@ def test_only_one_stop_and_the_first_cause_wins() -> None:
 
 
 def test_backpressure_never_drops_and_owes_credits_to_each_sender() -> None:
-    inbox = Inbox([spec("in", size=4, policy="backpressure")])
+    inbox = make_inbox([spec("in", size=4, policy="backpressure")])
     inbox.push("in", [frame(n, route=b"A") for n in range(1, 7)])  # more than the queue
     dues = [inbox.pop()[1] for _ in range(3)]
     assert dues == [False, True, False]  # after size // 2, once until they are taken

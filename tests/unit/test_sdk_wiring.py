@@ -1,45 +1,56 @@
-"""Live wiring in the SDK: parsing `wire`/`unwire`/`add_input`, applying them, inputs added."""
+"""Live wiring in the SDK: decoding `wire`/`unwire`/`add_input`, applying them, inputs added."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from typing import Any
 
 import pytest
 
-from node_sdk import EventType, InputStatistics, NodeStatistics, OutputStatistics, StopCause
+from node_sdk import (
+    EventType,
+    InputStatistics,
+    NodeError,
+    NodeStatistics,
+    OutputStatistics,
+    StopCause,
+    channel,
+)
+from node_sdk.channel import AddInput, Rewire, Unwire, Wire
 from node_sdk.config import DataInput, Edge
 from node_sdk.inbox import Frame, Inbox
 from node_sdk.receiver import handle_control
 from node_sdk.wire import KIND_BYTES, KIND_EOS
-from node_sdk.wiring import (
-    Rewire,
-    Unwire,
-    Wire,
-    apply_rewires,
-    parse_add_input,
-    parse_rewire,
-    stats_message,
-)
+from node_sdk.wiring import apply_rewires, stats_message
 
 
-def test_wire_and_unwire_parse() -> None:
+def _msg(message: dict[str, Any]) -> channel.Message:
+    """A daemon message as the receiver thread gets it: through the channel's decoder."""
+    return channel.decode(json.dumps(message).encode())
+
+
+def _inbox(inputs: list[DataInput]) -> Inbox:
+    return Inbox(inputs, lambda _descriptor: None)
+
+
+def test_wire_and_unwire_decode() -> None:
     wire = {"t": "wire", "output": "out", "endpoint": "ipc:///s/x1", "policy": "backpressure",
             "queue_size": 4, "node": "viewer", "input": "in"}  # fmt: skip
-    assert parse_rewire(wire) == Wire("out", Edge("ipc:///s/x1", "viewer", "in", "backpressure", 4))
+    assert _msg(wire) == Wire("out", Edge("ipc:///s/x1", "viewer", "in", "backpressure", 4))
     short = {"t": "wire", "output": "out", "endpoint": "e", "node": "v", "input": "i"}
-    assert parse_rewire(short) == Wire("out", Edge("e", "v", "i", "drop_oldest", 10))
+    assert _msg(short) == Wire("out", Edge("e", "v", "i", "drop_oldest", 10))
     unwire = {"t": "unwire", "output": "out", "endpoint": "ipc:///s/x1"}
-    assert parse_rewire(unwire) == Unwire("out", "ipc:///s/x1")
+    assert _msg(unwire) == Unwire("out", "ipc:///s/x1")
 
 
 @pytest.mark.parametrize(
     ("message", "problem"),
     [
-        ({"t": "wire", "endpoint": "e", "node": "v", "input": "i"}, "'output' must be"),
-        ({"t": "unwire", "output": "out"}, "'endpoint' must be"),
-        ({"t": "wire", "output": "o", "endpoint": "e", "node": "v"}, "'input' must be"),
+        ({"t": "wire", "endpoint": "e", "node": "v", "input": "i"}, r"\$\.output must be"),
+        ({"t": "unwire", "output": "out"}, r"\$\.endpoint must be"),
+        ({"t": "wire", "output": "o", "endpoint": "e", "node": "v"}, r"\$\.input must be"),
         (
             {
                 "t": "wire",
@@ -49,7 +60,7 @@ def test_wire_and_unwire_parse() -> None:
                 "input": "i",
                 "policy": "lossy",
             },
-            "policy 'lossy'",
+            "'lossy' is not one of",
         ),
         (
             {
@@ -60,25 +71,25 @@ def test_wire_and_unwire_parse() -> None:
                 "input": "i",
                 "queue_size": 0,
             },
-            "'queue_size' must be",
+            r"\$\.queue_size must be",
         ),
     ],
 )
 def test_bad_rewires_are_refused(message: dict[str, Any], problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        parse_rewire(message)
+    with pytest.raises(NodeError, match=problem):
+        _msg(message)
 
 
-def test_add_input_parses() -> None:
+def test_add_input_decodes() -> None:
     message = {"t": "add_input", "input": "extra", "endpoint": "ipc:///s/x2", "queue_size": 3,
                "policy": "drop_oldest", "sources": ["a/out", "b/out"]}  # fmt: skip
-    assert parse_add_input(message) == DataInput(
-        "extra", "ipc:///s/x2", 3, "drop_oldest", ("a/out", "b/out")
+    assert _msg(message) == AddInput(
+        DataInput("extra", "ipc:///s/x2", 3, "drop_oldest", ("a/out", "b/out"))
     )
-    with pytest.raises(ValueError, match="'sources' must be"):
-        parse_add_input({**message, "sources": "a/out"})
-    with pytest.raises(ValueError, match="'input' must be"):
-        parse_add_input({**message, "input": ""})
+    with pytest.raises(NodeError, match=r"\$\.sources must be"):
+        _msg({**message, "sources": "a/out"})
+    with pytest.raises(NodeError, match=r"\$\.input must be"):
+        _msg({**message, "input": ""})
 
 
 class FakeSock:
@@ -157,7 +168,7 @@ def _events(inbox: Inbox) -> list[tuple[str, str]]:
 
 
 def test_added_input_delivers_and_closes() -> None:
-    inbox = Inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
+    inbox = _inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
     inbox.add_input(DataInput("extra", "e1", 10, "drop_oldest", ("b/out",)))
     inbox.push("extra", [_frame("b/out", 1)])
     inbox.close_source("in", "a/out")
@@ -169,38 +180,38 @@ def test_added_input_delivers_and_closes() -> None:
 
 
 def test_added_sources_keep_an_input_open() -> None:
-    inbox = Inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
+    inbox = _inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
     inbox.add_input(DataInput("in", "ignored", 5, "drop_oldest", ("b/out",)))
     inbox.push("in", [_frame("a/out", 1, KIND_EOS)])
     assert _events(inbox) == []  # b/out still feeds it
     inbox.push("in", [_frame("b/out", 1)])
-    handle_control(inbox, {"t": "upstream_done", "input": "in", "source": "b/out"})
+    handle_control(inbox, _msg({"t": "upstream_done", "input": "in", "source": "b/out"}))
     assert _events(inbox) == [("INPUT", "in"), ("INPUT_CLOSED", "in"),
                               ("STOP", StopCause.ALL_INPUTS_CLOSED)]  # fmt: skip
 
 
 def test_upstream_done_of_a_source_never_announced() -> None:
     # a sender wired live without add_input: its frames make it a source of the input
-    inbox = Inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
+    inbox = _inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
     inbox.push("in", [_frame("late/out", 1), _frame("a/out", 1, KIND_EOS)])
     assert _events(inbox) == [("INPUT", "in")]
-    handle_control(inbox, {"t": "upstream_done", "input": "in", "source": "late/out"})
+    handle_control(inbox, _msg({"t": "upstream_done", "input": "in", "source": "late/out"}))
     assert _events(inbox) == [("INPUT_CLOSED", "in"), ("STOP", StopCause.ALL_INPUTS_CLOSED)]
 
 
 def test_an_input_added_without_sources_is_counted_open_from_its_first() -> None:
-    inbox = Inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
+    inbox = _inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
     inbox.add_input(DataInput("extra", "e1", 10, "drop_oldest", ()))
-    handle_control(inbox, {"t": "upstream_done", "input": "extra", "source": "b/out"})
+    handle_control(inbox, _msg({"t": "upstream_done", "input": "extra", "source": "b/out"}))
     assert _events(inbox) == [("INPUT_CLOSED", "extra")]  # and no early STOP: `in` is open
-    handle_control(inbox, {"t": "upstream_done", "input": "in", "source": "a/out"})
+    handle_control(inbox, _msg({"t": "upstream_done", "input": "in", "source": "a/out"}))
     assert _events(inbox) == [("INPUT_CLOSED", "in"), ("STOP", StopCause.ALL_INPUTS_CLOSED)]
 
 
 def test_a_source_added_to_a_closed_input_stays_closed() -> None:
-    inbox = Inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",)),
+    inbox = _inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",)),
                    DataInput("other", "e1", 10, "drop_oldest", ("c/out",))])  # fmt: skip
-    handle_control(inbox, {"t": "upstream_done", "input": "in", "source": "a/out"})
+    handle_control(inbox, _msg({"t": "upstream_done", "input": "in", "source": "a/out"}))
     inbox.add_input(DataInput("in", "e0", 10, "drop_oldest", ("b/out",)))
     inbox.push("in", [_frame("b/out", 1)])
     assert _events(inbox) == [("INPUT_CLOSED", "in")]
@@ -208,11 +219,12 @@ def test_a_source_added_to_a_closed_input_stays_closed() -> None:
 
 
 def test_start_while_started_and_unknown_messages_are_ignored() -> None:
-    inbox = Inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
-    handle_control(inbox, {"t": "start"})
-    handle_control(inbox, {"t": "whatever"})
+    inbox = _inbox([DataInput("in", "e0", 10, "drop_oldest", ("a/out",))])
+    handle_control(inbox, _msg({"t": "start"}))
+    with pytest.raises(NodeError, match="unknown type 'whatever'"):
+        _msg({"t": "whatever"})  # refused by the decoder: the receiver drops it
     assert _events(inbox) == []
-    handle_control(inbox, {"t": "stop"})
+    handle_control(inbox, _msg({"t": "stop"}))
     assert _events(inbox) == [(str(EventType.STOP), StopCause.STOP_REQUESTED)]
 
 
@@ -221,7 +233,7 @@ def test_stats_message_shape() -> None:
         {"in": InputStatistics(5, 1, 2, 0)},
         {"out": OutputStatistics(9, 3), "idle": OutputStatistics(0, 0)},
     )
-    assert stats_message(stats) == {
+    assert json.loads(channel.encode(stats_message(stats))) == {
         "t": "stats",
         "inputs": {"in": {"received": 5, "dropped": 1, "queued": 2, "refused": 0}},
         "outputs": {"out": {"sent": 9, "dropped": 3}, "idle": {"sent": 0, "dropped": 0}},
@@ -229,8 +241,8 @@ def test_stats_message_shape() -> None:
 
 
 def test_a_timer_only_node_is_not_stopped_by_a_live_input_closing() -> None:
-    inbox = Inbox([])
+    inbox = _inbox([])
     inbox.add_input(DataInput("more", "e1", 10, "drop_oldest", ("a/out",)))
     inbox.push("more", [_frame("a/out", 1)])
-    handle_control(inbox, {"t": "upstream_done", "input": "more", "source": "a/out"})
+    handle_control(inbox, _msg({"t": "upstream_done", "input": "more", "source": "a/out"}))
     assert _events(inbox) == [("INPUT", "more"), ("INPUT_CLOSED", "more")]  # and no STOP

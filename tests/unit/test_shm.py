@@ -16,6 +16,7 @@ import zmq
 
 from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import shm
+from node_sdk.leases import Releases, ShmReader
 from node_sdk.wire import KIND_BYTES, KIND_NUMPY, decode_payload
 
 BOUND_S = 10.0  # a safety bound on waits for release notices, never an assertion on speed
@@ -31,14 +32,20 @@ def run_id() -> Iterator[str]:
 
 
 @pytest.fixture
-def pool(run_id: str, tmp_path: Path) -> Iterator[shm.Pool]:
+def reader() -> ShmReader:
+    """The receiving side, with its own release queue (a node owns one each)."""
+    return ShmReader(Releases())
+
+
+@pytest.fixture
+def pool(run_id: str, tmp_path: Path, reader: ShmReader) -> Iterator[shm.Pool]:
     ctx: zmq.Context[Any] = zmq.Context()
     made = shm.Pool(ctx, run_id, "t1g1", f"ipc://{tmp_path}/r", threshold=64 * 1024)
     yield made
     gc.collect()
-    shm.flush_releases()
+    reader.releases.flush()
     made.close(wait_s=1.0)
-    shm.close_releases()
+    reader.releases.close()
     ctx.term()
 
 
@@ -51,22 +58,22 @@ def send(pool: shm.Pool, data: bytes, receivers: int = 1, kind: int = KIND_BYTES
     return descriptor
 
 
-def receive(descriptor: bytes, extra: dict[str, Any] | None = None) -> Any:
-    return decode_payload(6, descriptor, extra or {})
+def receive(reader: ShmReader, descriptor: bytes, extra: dict[str, Any] | None = None) -> Any:
+    return reader.open_payload(descriptor, extra or {}, decode_payload)
 
 
-def wait_free(pool: shm.Pool, held: int = 0) -> None:
+def wait_free(pool: shm.Pool, reader: ShmReader, held: int = 0) -> None:
     deadline = time.monotonic() + BOUND_S
     while pool.in_flight > held:
         assert time.monotonic() < deadline, "release notices never arrived"
-        shm.flush_releases()
+        reader.releases.flush()
         pool.poll_releases()
         time.sleep(0.005)
 
 
-def test_view_is_read_only_and_zero_copy(pool: shm.Pool) -> None:
+def test_view_is_read_only_and_zero_copy(pool: shm.Pool, reader: ShmReader) -> None:
     data = os.urandom(100_000)
-    view = receive(send(pool, data))
+    view = receive(reader, send(pool, data))
     assert isinstance(view, memoryview)
     assert view.readonly
     assert bytes(view) == data
@@ -74,87 +81,89 @@ def test_view_is_read_only_and_zero_copy(pool: shm.Pool) -> None:
         view[0] = 1
     assert pool.in_flight == 1
     del view
-    wait_free(pool)
+    wait_free(pool, reader)
 
 
-def test_no_reuse_before_release(pool: shm.Pool) -> None:
-    first = receive(send(pool, b"\xab" * 70_000))
+def test_no_reuse_before_release(pool: shm.Pool, reader: ShmReader) -> None:
+    first = receive(reader, send(pool, b"\xab" * 70_000))
     others = []
     for i in range(20):
-        view = receive(send(pool, bytes([i]) * 70_000))
+        view = receive(reader, send(pool, bytes([i]) * 70_000))
         assert bytes(view[:1]) == bytes([i])
         others.append(view)
     assert bytes(first) == b"\xab" * 70_000  # intact while held
     del others, view
     gc.collect()
-    wait_free(pool, held=1)  # the first is still held: its segment stays out of the pool
+    wait_free(pool, reader, held=1)  # the first is still held: its segment stays out of the pool
     assert bytes(first) == b"\xab" * 70_000
     for i in range(20):
-        again = receive(send(pool, bytes([i]) * 70_000))  # reuses released segments only
+        again = receive(reader, send(pool, bytes([i]) * 70_000))  # reuses released segments only
         del again
     assert bytes(first) == b"\xab" * 70_000
     del first
-    wait_free(pool)
+    wait_free(pool, reader)
 
 
-def test_released_segments_are_reused(pool: shm.Pool) -> None:
+def test_released_segments_are_reused(pool: shm.Pool, reader: ShmReader) -> None:
     for i in range(50):
-        view = receive(send(pool, bytes([i]) * 100_000))
+        view = receive(reader, send(pool, bytes([i]) * 100_000))
         assert view[0] == i
         del view
-        wait_free(pool)
+        wait_free(pool, reader)
     assert len(pool._segments) == 1
 
 
-def test_fan_out_returns_the_segment_after_every_receiver(pool: shm.Pool) -> None:
+def test_fan_out_returns_the_segment_after_every_receiver(
+    pool: shm.Pool, reader: ShmReader
+) -> None:
     descriptor = send(pool, b"x" * 80_000, receivers=3)
-    views = [receive(descriptor) for _ in range(3)]
+    views = [receive(reader, descriptor) for _ in range(3)]
     assert all(bytes(v) == b"x" * 80_000 for v in views)
     views.pop()
     views.pop()
-    shm.flush_releases()
+    reader.releases.flush()
     deadline = time.monotonic() + 0.2
     while time.monotonic() < deadline:  # give the notices a chance to (wrongly) free it
         pool.poll_releases()
     assert pool.in_flight == 1
     views.clear()
-    wait_free(pool)
+    wait_free(pool, reader)
 
 
-def test_dropped_descriptor_is_released(pool: shm.Pool) -> None:
-    shm.discard(send(pool, b"y" * 70_000))
-    wait_free(pool)
+def test_dropped_descriptor_is_released(pool: shm.Pool, reader: ShmReader) -> None:
+    reader.discard(send(pool, b"y" * 70_000))
+    wait_free(pool, reader)
 
 
-def test_numpy_view_keeps_the_lease(pool: shm.Pool) -> None:
+def test_numpy_view_keeps_the_lease(pool: shm.Pool, reader: ShmReader) -> None:
     np = pytest.importorskip("numpy")
     array = np.arange(20_000, dtype=np.float64).reshape(100, 200)
     descriptor = send(pool, array.tobytes(), kind=KIND_NUMPY)
-    got = receive(descriptor, {"dt": "<f8", "sh": [100, 200]})
+    got = receive(reader, descriptor, {"dt": "<f8", "sh": [100, 200]})
     assert got.shape == (100, 200)
     assert not got.flags.writeable
     assert (got == array).all()
     column = got[:, 3]  # a derived view still holds the segment
     del got
     gc.collect()
-    shm.flush_releases()
+    reader.releases.flush()
     pool.poll_releases()
     assert pool.in_flight == 1
     assert column[5] == array[5, 3]
     del column
-    wait_free(pool)
+    wait_free(pool, reader)
 
 
-def test_arrow_array_keeps_the_lease(pool: shm.Pool) -> None:
+def test_arrow_array_keeps_the_lease(pool: shm.Pool, reader: ShmReader) -> None:
     pa = pytest.importorskip("pyarrow")
     from node_sdk.wire import encode_payload
 
     payload = encode_payload(pa.array(list(range(20_000)), pa.int64()))
     data = bytes(memoryview(payload.data))
-    got = receive(send(pool, data, kind=payload.kind))
+    got = receive(reader, send(pool, data, kind=payload.kind))
     assert got.to_pylist() == list(range(20_000))
     del got
-    wait_free(pool)
+    wait_free(pool, reader)
 
 
 def test_cap_falls_back_to_inline(run_id: str, tmp_path: Path) -> None:

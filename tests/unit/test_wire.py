@@ -10,14 +10,15 @@ import pyarrow as pa
 import pytest
 
 from node_sdk import NodeError, wire
+from node_sdk import frames as fr
 
 
-def roundtrip(value: object, metadata: dict[str, Any] | None = None) -> wire.DataMessage:
-    frames = wire.encode_data(
+def roundtrip(value: object, metadata: dict[str, Any] | None = None) -> fr.DataMessage:
+    frames = fr.encode_data(
         value, source="a/out", generation=3, seq=7, timestamp_ns=123, metadata=metadata
     )
     # what zmq hands the receiver: one packed frame, or the header and the payload
-    return wire.decode_data([bytes(memoryview(frame)) for frame in frames])
+    return fr.decode_data([bytes(memoryview(frame)) for frame in frames])
 
 
 @pytest.mark.parametrize(
@@ -44,14 +45,14 @@ def test_str_roundtrips(text: str) -> None:
 
 
 def test_none_roundtrips_with_an_empty_payload() -> None:
-    (frame,) = wire.encode_data(None, source=None, generation=1, seq=1, timestamp_ns=0)
+    (frame,) = fr.encode_data(None, source=None, generation=1, seq=1, timestamp_ns=0)
     assert len(frame) == wire.HEADER_SIZE  # packed, and nothing after the header
     assert roundtrip(None).value is None
 
 
 def test_small_payloads_are_packed_and_large_ones_are_a_second_frame() -> None:
-    small = wire.encode_data(b"x" * 100, source="a/out", generation=1, seq=1, timestamp_ns=0)
-    large = wire.encode_data(
+    small = fr.encode_data(b"x" * 100, source="a/out", generation=1, seq=1, timestamp_ns=0)
+    large = fr.encode_data(
         bytes(wire.ZERO_COPY_MIN), source="a/out", generation=1, seq=1, timestamp_ns=0
     )
     assert len(small) == 1
@@ -62,11 +63,11 @@ def test_small_payloads_are_packed_and_large_ones_are_a_second_frame() -> None:
 
 
 def test_a_packed_frame_shorter_than_its_extra_is_refused() -> None:
-    (frame,) = wire.encode_data(b"", source="a/out", generation=1, seq=1, timestamp_ns=0)
+    (frame,) = fr.encode_data(b"", source="a/out", generation=1, seq=1, timestamp_ns=0)
     with pytest.raises(NodeError, match="extra of"):
-        wire.decode_data([frame[:-3]])
+        fr.decode_data([frame[:-3]])
     with pytest.raises(NodeError, match="frames"):
-        wire.decode_data([frame, b"more"])
+        fr.decode_data([frame, b"more"])
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,7 @@ def test_numpy_keeps_dtype_shape_and_values(value: Any) -> None:
 
 
 def test_numpy_receive_is_a_view_of_the_payload() -> None:
-    frames = wire.encode_data(np.arange(4, dtype=np.int64), source=None, generation=1, seq=1,
+    frames = fr.encode_data(np.arange(4, dtype=np.int64), source=None, generation=1, seq=1,
                               timestamp_ns=0)  # fmt: skip
     (frame,) = frames
     payload = bytearray(frame[wire.HEADER_SIZE + wire.HEADER.unpack_from(frame)[-1] :])
@@ -205,7 +206,7 @@ def test_bad_headers_are_refused(frame: bytes, problem: str) -> None:
 
 
 def test_end_of_stream_carries_the_last_seq() -> None:
-    got = wire.decode_data(wire.encode_eos("a/out", 2, 41))
+    got = fr.decode_data(fr.encode_eos("a/out", 2, 41))
     assert (got.header.kind, got.header.seq, got.source, got.value) == (wire.KIND_EOS, 41, "a/out",
                                                                         None)  # fmt: skip
 

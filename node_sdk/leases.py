@@ -1,0 +1,183 @@
+"""The receiver's side of shared memory: leases on other nodes' segments, release notices.
+
+A receiver maps a segment once and hands out read-only views backed by a *lease*; when the
+last view of a lease is gone, its `__del__` queues a release notice (`<seg, use>`) for
+the sender's release PULL (node_sdk/shm.py has the format and the sender's pool). The node
+owns one `Releases` queue and one `ShmReader`: there is no module-level state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import zmq
+
+from node_sdk.errors import NodeError
+
+# node_sdk.shm (the format, and the sender's pool) is imported at the first notice or
+# descriptor, not with this module: every node makes a `Releases`, few see a large payload
+
+FLUSH_AT: Final = 32  # release notices queued before they are sent without waiting for more
+_LEASE_TYPES_MAX: Final = 64
+
+
+class Releases:
+    """Release notices to senders, queued, then sent in batches: one PUSH per sender.
+
+    Owned by the node (made by it and handed to its `ShmReader`); its sockets live in a
+    context of its own, made at the first notice. A notice is queued, and sent when the
+    node's thread enters `next()` or is about to wait in it, when the receiver thread
+    wakes, or when `FLUSH_AT` are queued: a lease dies when the event holding it is
+    replaced by the next one, so sending at once would put a zmq send between a message's
+    arrival and the user's code. `__del__` of a lease runs in any thread and in the middle
+    of anything, so nothing here blocks: `queue` is a deque (atomic appends), and the one
+    lock, taken only without waiting, keeps two threads from flushing on the same sockets.
+    """
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[str, bytes]] = deque()  # read by the node to skip a call
+        self._lock = threading.Lock()
+        self._socks: dict[str, zmq.Socket[Any]] = {}
+        self._ctx: zmq.Context[Any] | None = None
+        self.closed = False  # after the node closed: leases that die later tell no one
+
+    def note(self, endpoint: str, number: int, use: int) -> None:
+        if self.closed:
+            return
+        from node_sdk.shm import RELEASE
+
+        queue = self.queue
+        queue.append((endpoint, RELEASE.pack(number, use)))
+        if len(queue) >= FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.queue or not self._lock.acquire(blocking=False):
+            return
+        try:
+            while self.queue and not self.closed:
+                endpoint, note = self.queue.popleft()
+                sock = self._socks.get(endpoint)
+                if sock is None:
+                    sock = self._socks[endpoint] = self._socket(endpoint)
+                with contextlib.suppress(zmq.ZMQError):  # a sender gone: nothing to tell
+                    sock.send(note, zmq.NOBLOCK)
+        finally:
+            self._lock.release()
+
+    def _socket(self, endpoint: str) -> zmq.Socket[Any]:
+        if self._ctx is None:
+            self._ctx = zmq.Context()
+        sock = self._ctx.socket(zmq.PUSH)
+        sock.linger = 200  # at exit, a moment to hand the last notices over
+        sock.connect(endpoint)
+        return sock
+
+    def close(self) -> None:
+        """Flush, then close the sockets; later notices are dropped."""
+        self.flush()
+        with self._lock:
+            self.closed = True
+            for sock in self._socks.values():
+                sock.close()
+            self._socks.clear()
+            if self._ctx is not None:
+                self._ctx.term()
+                self._ctx = None
+
+
+class ShmReader:
+    """A receiver's view of other nodes' segments: mapped once, leased per message.
+
+    Used by the node's own thread only (it decodes events), so its caches take no lock;
+    `discard` only queues a notice, and may be called from either thread.
+    """
+
+    def __init__(self, releases: Releases) -> None:
+        self.releases = releases
+        # descriptor tail (segment name, release endpoint) -> (mapping, endpoint)
+        self._maps: dict[bytes, tuple[mmap.mmap, str]] = {}
+        self._lease_types: dict[int, type[Any]] = {}
+
+    def open_payload(
+        self,
+        frame: Any,
+        extra: Mapping[str, Any],
+        decode: Callable[[int, Any, Mapping[str, Any]], Any],
+    ) -> Any:
+        """A descriptor frame -> the value (`decode` of the inner kind), backed by the segment
+        without a copy. The lease is released (and the sender told) when the last view of it
+        is gone: at once for a `str` (decoding copies) or an empty payload."""
+        from node_sdk.shm import parse_descriptor
+
+        kind, number, use, nbytes, tail = parse_descriptor(frame)
+        mapping, endpoint = self._mapping(tail)
+        if nbytes > len(mapping):
+            raise NodeError(f"shared-memory descriptor of {nbytes} bytes for a smaller segment")
+        lease = self._lease_type(nbytes).from_buffer(mapping)
+        lease._flow_note = (self.releases, endpoint, number, use)
+        view = memoryview(lease).cast("B").toreadonly()
+        del lease  # the view holds it now
+        return decode(kind, view, extra)
+
+    def discard(self, frame: Any) -> None:
+        """Release a descriptor that will never be read (dropped or refused by the inbox)."""
+        from node_sdk.shm import parse_descriptor
+
+        try:
+            _, number, use, _, tail = parse_descriptor(frame)
+        except NodeError:
+            return
+        self.releases.note(tail.partition(b"\n")[2].decode(errors="replace"), number, use)
+
+    def _lease_type(self, nbytes: int) -> type[Any]:
+        made = self._lease_types.get(nbytes)
+        if made is None:
+            import ctypes  # only a node that receives a large payload pays for it
+
+            if len(self._lease_types) >= _LEASE_TYPES_MAX:
+                self._lease_types.clear()
+            made = type("ShmLease", (ctypes.c_char * nbytes,), {"__del__": _release_lease})
+            self._lease_types[nbytes] = made
+        return made
+
+    def _mapping(self, tail: bytes) -> tuple[mmap.mmap, str]:
+        """The mapping of the segment a descriptor tail names, and its release endpoint."""
+        known = self._maps.get(tail)
+        if known is not None:
+            return known
+        from node_sdk.shm import MAX_SEGMENTS, NAME_PREFIX, SHM_DIR
+
+        try:
+            name, _, endpoint = tail.decode().partition("\n")
+        except UnicodeDecodeError:
+            raise NodeError("shared-memory descriptor with a name that is not UTF-8") from None
+        if "/" in name or "\0" in name or not name.startswith(NAME_PREFIX):
+            raise NodeError(f"shared-memory descriptor names a bad segment {name[:80]!r}")
+        try:
+            fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
+        except (OSError, ValueError) as exc:
+            raise NodeError(f"shared-memory segment {name[:80]} cannot be opened: {exc}") from None
+        try:
+            mapping = mmap.mmap(fd, 0)
+        except (OSError, ValueError) as exc:
+            raise NodeError(f"shared-memory segment {name[:80]} cannot be mapped: {exc}") from None
+        finally:
+            os.close(fd)
+        if len(self._maps) >= MAX_SEGMENTS:
+            self._maps.clear()  # leases keep their own mappings alive; the cache only forgets
+        known = self._maps[tail] = (mapping, endpoint)
+        return known
+
+
+def _release_lease(lease: Any) -> None:
+    """A lease's `__del__`: the last view of a payload is gone; tell its sender."""
+    with contextlib.suppress(Exception):  # interpreter shutdown: nothing to do
+        releases, endpoint, number, use = lease._flow_note
+        releases.note(endpoint, number, use)

@@ -1,0 +1,363 @@
+"""The send path of a node: output edges, backpressure credits, shared memory, end-of-stream.
+
+Only the node's own thread calls into `Sender` (the receiver thread reads its plain int
+counters for the `stats` report, racily, so sending never takes a lock). An edge is one
+(output, receiving input) pair with its own socket and sequence numbers: a PUSH for a
+drop_oldest input (never blocks: a full queue is a counted drop, and the receiver sees the
+gap), a DEALER for a backpressure one (sends only against credits the receiver paid, and
+blocks at most `FLOW_SEND_TIMEOUT`). Payloads at or above the shared-memory threshold go
+into a segment of the node's pool (shm.py) and travel as descriptors to local receivers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import zmq
+
+from node_sdk import wiring
+from node_sdk.channel import Rewire
+from node_sdk.config import Edge, NodeConfig
+from node_sdk.errors import NodeError, SendTimeout
+from node_sdk.wire import (
+    FLAG_LARGE,
+    FLAG_PACKED,
+    HEADER,
+    KIND_BYTES,
+    KIND_EOS,
+    KIND_NONE,
+    KIND_NUMPY,
+    KIND_SHM,
+    MAGIC,
+    ZERO_COPY_MIN,
+    encode_extra,
+    encode_payload,
+    metadata_extra,
+    source_tail,
+    unpack_credit,
+    validate_metadata,
+)
+
+DROP_OLDEST_SNDHWM: Final = 1000
+PUSH_LINGER_MS: Final = 2000  # close flushes what is queued, for at most this long
+EOS_TIMEOUT_S: Final = 2.0  # end-of-stream to a stuck receiver is given up after this
+
+
+@dataclass(frozen=True, slots=True)
+class OutputStatistics:
+    """A snapshot of one output, summed over its edges (one message to N receivers is N)."""
+
+    sent: int
+    dropped: int
+
+
+class _Edge:
+    """Send-side state of one (output, receiving input) pair, precomputed once."""
+
+    __slots__ = (
+        "backpressure",
+        "credits",
+        "endpoint",
+        "first_flags",
+        "last_flags",
+        "packed_flags",
+        "receiver",
+        "sent",
+        "seq",
+        "sock",
+    )
+
+    def __init__(
+        self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int,
+        endpoint: str = "",
+    ) -> None:  # fmt: skip
+        self.sock = sock
+        self.receiver = receiver
+        self.endpoint = endpoint  # live `unwire` finds the edge by it
+        self.backpressure = backpressure
+        self.credits = window  # backpressure: messages the receiver has room for
+        # drop_oldest never blocks; backpressure blocks up to SNDTIMEO (set on the socket)
+        self.first_flags = zmq.SNDMORE if backpressure else zmq.SNDMORE | zmq.NOBLOCK
+        self.last_flags = 0 if backpressure else zmq.NOBLOCK
+        self.packed_flags = self.last_flags  # a packed message is one frame
+        self.seq = 0
+        self.sent = 0
+
+
+class _Output:
+    __slots__ = ("edges", "id", "plain_extra", "source", "source_tail")
+
+    def __init__(self, output_id: str, source: str, edges: list[_Edge]) -> None:
+        self.id = output_id
+        self.source = source
+        self.plain_extra = encode_extra(source)  # the header extra when no metadata
+        self.source_tail = source_tail(source)  # the end of one with metadata
+        self.edges = edges
+
+    def extra(self, metadata: dict[str, Any] | None, fields: dict[str, Any] | None) -> bytes:
+        """The header extra of one message (validating `metadata`; NodeError names a key)."""
+        if not metadata:
+            return self.plain_extra if not fields else encode_extra(self.source, None, fields)
+        if fields is None:
+            return metadata_extra(self.source_tail, metadata)
+        return encode_extra(self.source, validate_metadata(metadata), fields)
+
+
+class Sender:
+    """The outputs of one node (its own thread only)."""
+
+    def __init__(self, ctx: zmq.Context[Any], cfg: NodeConfig, send_timeout_s: float) -> None:
+        self._ctx = ctx
+        self._cfg = cfg
+        self._gen = cfg.generation
+        self.send_timeout_s = send_timeout_s
+        self.outputs: dict[str, _Output] = {}
+        self.drops: dict[str, int] = {}
+        # live `wire`/`unwire` from the receiver thread, applied before the next send
+        self.rewires: deque[Rewire] = deque()
+        self.retired: dict[str, int] = {}  # messages sent on edges unwired since
+        self.closed = False
+        # shared memory for payloads at or above the threshold (shm.py); the pool is made
+        # at the first such send, so a node that never sends one never imports it
+        self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
+        self._pool: Any = None
+
+    def connect(self) -> None:
+        for output_id, edges in self._cfg.outputs.items():
+            built = [self._connect_edge(edge) for edge in edges]
+            self.outputs[output_id] = _Output(output_id, f"{self._cfg.node}/{output_id}", built)
+
+    def _connect_edge(self, edge: Edge) -> _Edge:
+        """One connected edge (at start, and for a live `wire`)."""
+        backpressure = edge.policy == "backpressure"
+        # backpressure: a DEALER, to read the receiver's credits on the same link
+        sock = self._ctx.socket(zmq.DEALER if backpressure else zmq.PUSH)
+        sock.sndhwm = max(edge.queue_size + 1, DROP_OLDEST_SNDHWM)
+        sock.linger = PUSH_LINGER_MS
+        sock.immediate = False  # queue for a receiver that is (re)connecting
+        if backpressure:
+            sock.sndtimeo = int(self.send_timeout_s * 1000)
+        sock.connect(edge.endpoint)
+        return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint)
+
+    def apply_rewires(self) -> None:
+        wiring.apply_rewires(self.rewires, self.outputs, self._connect_edge, self.retired)
+
+    # ------------------------------------------------------------ sending
+
+    def send_output(
+        self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Send `data` on `output_id` to every receiver; flow adds `timestamp` to metadata."""
+        if self.rewires:  # the daemon rewired this node's outputs (the one check per send)
+            self.apply_rewires()
+        output = self.outputs.get(output_id)
+        if output is None:
+            raise NodeError(self.undeclared(output_id))
+        kind_of = type(data)
+        if kind_of is bytes:  # the common cases skip the general encoder
+            kind, body, fields, nbytes, safe = KIND_BYTES, data, None, len(data), True
+        elif data is None:
+            kind, body, fields, nbytes, safe = KIND_NONE, b"", None, 0, True
+        else:
+            kind, body, fields, nbytes, safe = encode_payload(data)
+        extra = output.extra(metadata, fields)
+        large = nbytes >= ZERO_COPY_MIN
+        copy = not (safe and large)
+        if nbytes >= self._shm_threshold:
+            segment = self._shm_segment(output, nbytes)
+            if segment is not None:
+                segment.map[:nbytes] = body  # the one copy; receivers map it, none copies
+                self._send_shared(output, segment, kind, nbytes, extra, body, copy)
+                return
+        stamp = time.time_ns()
+        flags = FLAG_LARGE if large else FLAG_PACKED
+        for edge in output.edges:
+            self._push(output_id, edge, kind, flags, stamp, extra, body, copy)
+
+    @contextlib.contextmanager
+    def send_buffer(
+        self, output_id: str, nbytes: int, metadata: dict[str, Any] | None,
+        dtype: str | None, shape: tuple[int, ...] | None,
+    ) -> Iterator[memoryview]:  # fmt: skip
+        """`Node.send_output_buffer` (documented there)."""
+        if self.rewires:
+            self.apply_rewires()
+        output = self.outputs.get(output_id)
+        if output is None:
+            raise NodeError(self.undeclared(output_id))
+        if nbytes < 0:
+            raise NodeError(f"output {output_id!r}: a buffer of {nbytes} bytes")
+        kind, fields = KIND_BYTES, None
+        if dtype is not None:
+            kind, fields = KIND_NUMPY, _numpy_fields(dtype, shape, nbytes)
+        segment = self._shm_segment(output, nbytes) if nbytes >= self._shm_threshold else None
+        private = bytearray(nbytes) if segment is None else None
+        view = memoryview(private if private is not None else segment.map)[:nbytes]  # type: ignore[union-attr]
+        try:
+            yield view
+        except BaseException:
+            if segment is not None:
+                self._pool.give_back(segment)
+            raise
+        finally:
+            with contextlib.suppress(BufferError):
+                view.release()  # a numpy array the user made of it may still export it
+        extra = output.extra(metadata, fields)
+        if segment is not None:
+            self._send_shared(output, segment, kind, nbytes, extra, segment.map, True)
+            return
+        assert private is not None
+        value: Any = private
+        if fields is not None:
+            import numpy as np
+
+            value = np.frombuffer(private, dtype=fields["dt"]).reshape(fields["sh"])
+        self.send_output(output_id, value, metadata)
+
+    def _shm_segment(self, output: _Output, nbytes: int) -> Any:
+        """A pool segment for a payload of `nbytes`, or None: send it inline."""
+        pool = self._pool
+        if pool is None:
+            from node_sdk import shm  # the first large payload: nodes without one never pay
+
+            cfg = self._cfg
+            pool = self._pool = shm.pool_for(
+                self._ctx, cfg.run, cfg.node, cfg.generation, cfg.daemon, self._shm_threshold
+            ) or False  # fmt: skip
+        if pool is False or not any(e.endpoint.startswith("ipc://") for e in output.edges):
+            return None  # no receiver on this machine: nothing to share
+        return pool.acquire(nbytes)
+
+    def _send_shared(
+        self, output: _Output, segment: Any, kind: int, nbytes: int, extra: bytes,
+        body: Any, copy: bool,
+    ) -> None:  # fmt: skip
+        """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
+        pool = self._pool
+        descriptor = pool.descriptor(segment, kind, nbytes)
+        stamp = time.time_ns()
+        holders = 0
+        try:
+            for edge in output.edges:
+                if edge.endpoint.startswith("ipc://"):
+                    holders += self._push(
+                        output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
+                    )
+                else:  # a receiver on another machine gets the bytes
+                    flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
+                    inline = memoryview(body)[:nbytes]
+                    self._push(output.id, edge, kind, flags, stamp, extra, inline, copy)
+        finally:
+            pool.publish(segment, holders)  # back to the pool once every holder released it
+
+    def _push(
+        self, output_id: str, edge: _Edge, kind: int, flags: int, stamp: int, extra: bytes,
+        body: Any, copy: bool = True,
+    ) -> bool:  # fmt: skip
+        """One message on one edge, `[header, body]` unless `flags` says packed; False if
+        dropped (the seq stays used: the receiver counts the gap as a drop)."""
+        if edge.backpressure:
+            if edge.credits <= 0:
+                self._await_credit(output_id, edge)
+            edge.credits -= 1
+        edge.seq += 1
+        header = HEADER.pack(MAGIC, kind, flags, 0, self._gen, edge.seq, stamp, len(extra))
+        packed = flags & FLAG_PACKED
+        try:
+            if packed:
+                edge.sock.send(b"".join((header, extra, body)), edge.packed_flags)
+            else:
+                edge.sock.send(header + extra, edge.first_flags)
+        except zmq.Again:
+            if edge.backpressure:
+                edge.seq -= 1  # nothing went out: no gap on a lossless edge
+                edge.credits += 1
+                raise SendTimeout(output_id, edge.receiver, self.send_timeout_s) from None
+            self.drops[output_id] = self.drops.get(output_id, 0) + 1
+            return False  # the seq stays used: the receiver counts the gap as a drop
+        except zmq.ZMQError as exc:
+            raise NodeError(f"output {output_id!r}: cannot send: {exc}") from None
+        if not packed:
+            # zmq takes a multipart message whole once its first part is in
+            edge.sock.send(body, edge.last_flags, copy=copy)
+        edge.sent += 1
+        return True
+
+    def _await_credit(self, output_id: str, edge: _Edge) -> None:
+        """Block until the receiver has room again, at most `FLOW_SEND_TIMEOUT`."""
+        deadline = time.monotonic() + self.send_timeout_s
+        while edge.credits <= 0:
+            try:
+                edge.credits += unpack_credit(edge.sock.recv(zmq.NOBLOCK))
+                continue
+            except zmq.Again:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SendTimeout(output_id, edge.receiver, self.send_timeout_s)
+            edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLIN)
+
+    def undeclared(self, output_id: str) -> str:
+        if self.closed:
+            return f"cannot send on output {output_id!r}: the node is closed"
+        declared = ", ".join(sorted(self.outputs)) or "none"
+        return f"output {output_id!r} is not declared by node {self._cfg.node!r} ({declared})"
+
+    # ------------------------------------------------------------ the end
+
+    def send_eos(self) -> None:
+        """End-of-stream on every edge live now (bounded by EOS_TIMEOUT_S in all)."""
+        if self.rewires:
+            self.apply_rewires()  # end-of-stream goes to the edges live now, and only those
+        deadline = time.monotonic() + EOS_TIMEOUT_S
+        for output in self.outputs.values():
+            extra = output.plain_extra
+            for edge in output.edges:
+                header = HEADER.pack(MAGIC, KIND_EOS, 0, 0, self._gen, edge.seq, 0, len(extra))
+                while True:
+                    try:
+                        edge.sock.send_multipart([header + extra, b""], zmq.NOBLOCK)
+                        break
+                    except zmq.Again:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break  # stuck receiver: the daemon's upstream_done closes it
+                        edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLOUT)
+
+    def close(self) -> None:
+        """Unlink this node's segments; close the edges (each flushes, bounded)."""
+        self.closed = True
+        if self._pool:
+            self._pool.close()
+        for output in self.outputs.values():
+            for edge in output.edges:
+                edge.sock.close(linger=PUSH_LINGER_MS)
+
+    def statistics(self) -> dict[str, OutputStatistics]:
+        return {
+            oid: OutputStatistics(
+                sum(e.sent for e in out.edges) + self.retired.get(oid, 0),
+                self.drops.get(oid, 0),
+            )
+            for oid, out in self.outputs.items()
+        }
+
+
+def _numpy_fields(dtype: str, shape: tuple[int, ...] | None, nbytes: int) -> dict[str, Any]:
+    """The header keys of a numpy payload of `nbytes` (`send_output_buffer`)."""
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    dims = (nbytes // max(dt.itemsize, 1),) if shape is None else tuple(shape)
+    count = 1
+    for dim in dims:
+        count *= dim
+    if count * dt.itemsize != nbytes:
+        raise NodeError(f"a buffer of {nbytes} bytes is not a {dt} array of shape {dims}")
+    return {"dt": dt.str, "sh": list(dims)}
