@@ -57,4 +57,3 @@ class DaemonError(CliError):
         else:
             super().__init__(lines[0], status, details=lines[1:])
         self.kind = kind
-        self.raw_message = message

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -236,5 +235,3 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.node_id!r} of run {self._cfg.run}>"
-
-

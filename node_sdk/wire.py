@@ -2,7 +2,7 @@
 
 Shared by both ends: the SDK sends and receives with it, the keeper sends `send_stdout_as`
 lines with `encode_data`. The node channel's messages are in node_sdk/channel.py;
-`encode_control`/`decode_control` remain for the keeper channel's untyped JSON frames.
+`encode_control` writes the JSON frame of a message the daemon still builds as a dict.
 A leaf beside `errors` and `strictjson`: shared-memory payloads (kind 6) are opened by a
 reader the caller hands in (node_sdk/leases.py), never by this module.
 numpy and pyarrow are imported only when a payload is of their kind: a value of theirs
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from node_sdk.errors import NodeError
-from node_sdk.strictjson import loads
 
 MAGIC: Final = b"FLW1"
 # magic, kind, flags, reserved, generation, seq, timestamp ns, extra length
@@ -88,21 +87,6 @@ def encode_control(message: Mapping[str, Any]) -> bytes:
     if not isinstance(message.get("t"), str):
         raise NodeError(f"control message without a string 't': {dict(message)!r}")
     return json.dumps(message, separators=_JSON_SEPARATORS, ensure_ascii=False).encode()
-
-
-MAX_CONTROL_BYTES: Final = 1 << 24  # a keeper's `spawn` carries a node's whole environment
-MAX_CONTROL_DEPTH: Final = 32
-
-
-def decode_control(frame: bytes) -> dict[str, Any]:
-    """One JSON frame -> `{"t": type, ...}`; NodeError (only) when it is not one, however
-    deep, long or odd the bytes are."""
-    message = loads(
-        frame, "control message", max_bytes=MAX_CONTROL_BYTES, max_depth=MAX_CONTROL_DEPTH
-    )
-    if not isinstance(message, dict) or not isinstance(message.get("t"), str):
-        raise NodeError("control message is not an object with a string 't'")
-    return message
 
 
 # ---------------------------------------------------------------- metadata and extra

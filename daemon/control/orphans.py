@@ -15,8 +15,8 @@ from pathlib import Path
 
 import zmq
 
+from daemon.model.keeper_messages import Quit, encode
 from node_sdk import paths
-from node_sdk.wire import encode_control
 
 QUIT_LINGER_MS = 500  # long enough for `quit` to reach a keeper that is alive
 
@@ -36,7 +36,7 @@ def end_orphaned_keepers(home: Path) -> int:
         for keeper in keepers:
             socket = context.socket(zmq.DEALER)
             socket.connect(f"ipc://{keeper}")
-            socket.send(encode_control({"t": "quit"}), zmq.NOBLOCK)
+            socket.send(encode(Quit()), zmq.NOBLOCK)
             socket.close(linger=QUIT_LINGER_MS)
     finally:
         context.term()

@@ -47,20 +47,16 @@ class ControlServer:
     nursery: trio.Nursery
     hooks: bool = False  # FLOW_TEST_HOOKS=1: the test-only request types are accepted
     in_flight: int = 0
-    answered: int = 0
-    dropped: int = 0
     _per_client: dict[bytes, int] = attrs.field(factory=dict)
 
     def on_message(self, frames: Frames) -> None:
         if len(frames) < 2:
-            self.dropped += 1
             log.warning("control: dropped a message without an envelope")
             return
         envelope, payload = frames[:-1], frames[-1]
         try:
             request = decode_request(payload, hooks=self.hooks)
         except Garbage as exc:
-            self.dropped += 1
             log.warning("control: dropped %d bytes of garbage: %s", len(payload), exc)
             return
         except BadRequest as exc:
@@ -107,5 +103,4 @@ class ControlServer:
                 self._per_client[client] = left
 
     def _reply(self, envelope: Frames, payload: bytes) -> None:
-        self.answered += 1
         self.owner.send([*envelope, payload])

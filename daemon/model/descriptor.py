@@ -6,13 +6,13 @@ import difflib
 import os
 import re
 import shlex
-import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from daemon.errors import DataflowInvalid
 from daemon.model import descriptor_fields as f
+from daemon.model import executables
 from daemon.model.descriptor_model import (
     Dataflow,
     Input,
@@ -210,7 +210,13 @@ class _Parser:
             name=f.get_str(report, raw, "name", where),
             description=f.get_str(report, raw, "description", where),
             path=path,
-            executable=self._executable(path, (*where, "path")) if path else None,
+            executable=(
+                executables.resolve(
+                    report, self.path.parent, path, (*where, "path"), self.check_paths
+                )
+                if path
+                else None
+            ),
             args=self._args(raw.get("args"), (*where, "args")),
             env=f.env_map(report, raw.get("env"), (*where, "env"), self.loaded.texts),
             inputs=self._inputs(raw.get("inputs"), (*where, "inputs")),
@@ -222,35 +228,6 @@ class _Parser:
             raw=raw,
             line=report.line_of(where),
         )
-
-    def _executable(self, path: str, where: Where) -> str | None:
-        if path == "dynamic":
-            return None
-        expanded = os.path.expanduser(path)
-        candidate = self.path.parent / expanded
-        # A bare name that is not a file next to the YAML is a command on PATH (as dora does).
-        if "/" not in path and not path.endswith(".py") and not candidate.exists():
-            found = shutil.which(path)
-            if found is None and not self.check_paths:
-                return None
-            if found is None:
-                self.report.add(where, f"'{path}' is not a file next to the dataflow nor on PATH")
-                return None
-            return os.path.abspath(found)
-        resolved = Path(os.path.abspath(candidate))
-        if not self.check_paths:
-            return str(resolved)
-        if not resolved.exists():
-            self.report.add(where, f"no such file: {resolved}")
-        elif not resolved.is_file():
-            self.report.add(where, f"not a file: {resolved}")
-        elif not path.endswith(".py") and not os.access(resolved, os.X_OK):
-            self.report.add(where, f"not executable: {resolved} (chmod +x it)")
-        elif not path.endswith(".py") and (why := f.shebang_problem(resolved)):
-            self.report.add(where, f"{resolved}: {why}")
-        else:
-            return str(resolved)
-        return None
 
     def _args(self, value: Any, where: Where) -> tuple[str, ...]:
         if value is None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import re
-import shutil
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -237,29 +235,3 @@ def split_source(source: str) -> tuple[str, str]:
 
 def is_timer(source: str) -> bool:
     return source.startswith(TIMER_PREFIXES)
-
-
-def shebang_problem(script: str | os.PathLike[str]) -> str | None:
-    """Why the `#!` interpreter of an executable script cannot run it, or None.
-
-    The kernel reports a missing interpreter as ENOENT on the script itself, at spawn,
-    after other nodes may have started; checking it here keeps a bad file from starting.
-    """
-    try:
-        with open(script, "rb") as fh:
-            head = fh.read(256)
-    except OSError:
-        return None  # the caller reports unreadable files
-    if not head.startswith(b"#!"):
-        return None
-    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
-    if not words:
-        return "its #! line names no interpreter"
-    interpreter = words[0]
-    if not os.path.isfile(interpreter) or not os.access(interpreter, os.X_OK):
-        return f"its #! interpreter {interpreter} does not exist or is not executable"
-    if os.path.basename(interpreter) == "env":
-        command = next((w for w in words[1:] if not w.startswith("-")), None)
-        if command is not None and shutil.which(command) is None:
-            return f"its #! line runs '{command}', which is not on PATH"
-    return None

@@ -22,7 +22,7 @@ from test_sdk_nodes import spawn  # node processes, killed and reaped after the 
 
 from node_sdk import paths
 from node_sdk.frames import DataMessage, decode_data, encode_data, encode_eos
-from node_sdk.wire import KIND_EOS, decode_control, encode_control
+from node_sdk.wire import KIND_EOS, encode_control
 
 BOUND_S = 20.0  # a safety bound on every wait, never an assertion about speed
 RUN = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000"
@@ -102,7 +102,7 @@ class Harness:
 
     def _on_router(self) -> None:
         identity, frame = self.router.recv_multipart()
-        message = decode_control(frame)
+        message = json.loads(frame)
         kind = message["t"]
         if identity.startswith(b"attach/"):
             self.attaches.append((identity, message))

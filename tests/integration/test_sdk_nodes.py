@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 from daemon.model.logformat import record_from_output
-from node_sdk.wire import decode_control, encode_control
+from node_sdk.wire import encode_control
 
 BOUND_S = 15.0  # a safety bound on every wait, never an assertion about speed
 
@@ -123,7 +123,7 @@ class FakeDaemon:
         if not self.router.poll(int(timeout_s * 1000)):
             return None
         identity, frame = self.router.recv_multipart()
-        return identity, decode_control(frame)
+        return identity, json.loads(frame)
 
     def _handle(self, identity: bytes, message: dict[str, Any]) -> None:
         if message["t"] == "hello":

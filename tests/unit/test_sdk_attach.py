@@ -15,7 +15,7 @@ import zmq
 
 from node_sdk import Node, NodeError, attach
 from node_sdk import paths as sdk_paths
-from node_sdk.wire import decode_control, encode_control
+from node_sdk.wire import encode_control
 
 BOUND_S = 15.0  # a safety bound on waits, never an assertion about speed
 
@@ -45,7 +45,7 @@ class FakeNodesRouter:
             if not self.router.poll(50):
                 continue
             identity, frame = self.router.recv_multipart()
-            request = decode_control(frame)
+            request = json.loads(frame)
             self.requests.append((identity, request))
             reply = self.answer(identity, request)
             if reply is not None:

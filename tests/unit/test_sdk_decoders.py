@@ -114,12 +114,6 @@ def test_node_config_from_decoded_json_is_total(value: Any) -> None:
     _total(lambda v: config.from_json(v, "config"), value)
 
 
-@settings(max_examples=300, deadline=None)
-@given(garbage)
-def test_keeper_control_decode_is_total(data: bytes) -> None:
-    _total(wire.decode_control, data)
-
-
 @st.composite
 def headers(draw: st.DrawFn) -> bytes:
     """A data frame header: random, or well-formed fixed part with a garbage extra."""
