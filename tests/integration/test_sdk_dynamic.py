@@ -244,10 +244,12 @@ def test_dynamic_node_attaches_and_is_rewired_live(
     sent = [m["outputs"]["out"]["sent"] for _, m in h.stats.get("sender", [])]
     assert sent == sorted(sent)  # an unwired edge's count is kept: never goes back
 
-    # stop: both end cleanly and say bye
+    # stop: both end cleanly and say bye. The viewer first: a sender stopped at the same
+    # time sends end-of-stream, which could reach the viewer before its own STOP.
     push.close(linger=0)
-    for node in ("sender", "viewer"):
-        h.send(node, {"t": "stop"})
+    h.send("viewer", {"t": "stop"})
+    h.pump(lambda: "viewer" in h.byes, "the viewer's bye")
+    h.send("sender", {"t": "stop"})
     h.pump(lambda: h.byes == {"sender", "viewer"}, "both nodes' bye")
     for child in (sender, viewer):
         _, err = child.communicate(timeout=BOUND_S)
