@@ -28,6 +28,14 @@ nodes:
 """
 
 
+def start_stream(home: Path, tmp_path: Path, name: str, tick_ms: int = 5) -> None:
+    """Start the test stream detached on the test's daemon, as run `name`."""
+    yml = tmp_path / f"{name}.yml"
+    yml.write_text(stream_graph(tick_ms))
+    done = flow("start", str(yml), "--detach", "--name", name, home=home)
+    assert done.returncode == 0, done.stderr
+
+
 def flow_env(home: Path, env_extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a `flow` command of this test runs with."""
     env = dict(os.environ)

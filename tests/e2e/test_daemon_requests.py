@@ -8,30 +8,10 @@ import os
 import time
 from pathlib import Path
 
-from helpers import NODES, flow
+from helpers import NODES, flow, start_stream
 from procs import RawClient, alive, daemon_pid
 
 from node_sdk import paths
-
-STREAM = """
-nodes:
-  - id: counter
-    path: NODES/counter.py
-    inputs:
-      tick: flow/timer/millis/5
-    outputs: [count]
-  - id: sink
-    path: NODES/seqsink.py
-    inputs:
-      data: {source: counter/count, queue_size: 1000}  # a starved CPU must not drop
-"""
-
-
-def start_stream(home: Path, tmp_path: Path, name: str) -> None:
-    yml = tmp_path / f"{name}.yml"
-    yml.write_text(STREAM.replace("NODES", str(NODES)))
-    done = flow("start", str(yml), "--detach", "--name", name, home=home)
-    assert done.returncode == 0, done.stderr
 
 
 def test_burst_of_bad_requests_is_answered_and_runs_go_on(daemon: Path, tmp_path: Path) -> None:

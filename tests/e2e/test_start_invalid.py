@@ -6,8 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from helpers import REPO, flow
-from test_daemon_requests import start_stream
+from helpers import REPO, flow, start_stream
 
 BAD = sorted(p for p in (REPO / "tests" / "data" / "bad").glob("*.yml") if p.name != "ok.yml")
 LINE = re.compile(r"^(?P<file>[^:]+\.yml):(?P<line>\d+): (?P<rest>.+)$")

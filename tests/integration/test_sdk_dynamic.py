@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import zmq
-from test_sdk_nodes import spawn  # node processes, killed and reaped after the test
 
 from node_sdk import paths
 from node_sdk.frames import DataMessage, decode_data, encode_data, encode_eos
@@ -26,7 +25,6 @@ from node_sdk.wire import KIND_EOS, encode_control
 
 BOUND_S = 20.0  # a safety bound on every wait, never an assertion about speed
 RUN = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000"
-__all__ = ["spawn"]  # a fixture, imported to be found
 
 SENDER = """
 from node_sdk import Node

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
+from sdk_fakes import FakeDaemon, finish, make_configs, records
 
 from daemon.model.logformat import record_from_output
-from node_sdk.wire import encode_control
 
 BOUND_S = 15.0  # a safety bound on every wait, never an assertion about speed
 
@@ -105,138 +98,6 @@ for event in node:
     elif event["type"] == "STOP":
         print("stop", event["id"], flush=True)
 """
-
-
-class FakeDaemon:
-    """The daemon's side of the node channel: a ROUTER answering `hello` with `start`."""
-
-    def __init__(self, sockdir: Path) -> None:
-        self.endpoint = f"ipc://{sockdir}/nodes"
-        self.ctx = zmq.Context()
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.linger = 0
-        self.router.bind(self.endpoint)
-        self.peers: dict[str, bytes] = {}
-        self.byes: set[str] = set()
-
-    def _recv(self, timeout_s: float) -> tuple[bytes, dict[str, Any]] | None:
-        if not self.router.poll(int(timeout_s * 1000)):
-            return None
-        identity, frame = self.router.recv_multipart()
-        return identity, json.loads(frame)
-
-    def _handle(self, identity: bytes, message: dict[str, Any]) -> None:
-        if message["t"] == "hello":
-            assert (
-                identity == f"{message['run']}/{message['node']}/{message['generation']}".encode()
-            )
-            assert message["pid"] > 0
-            self.peers[message["node"]] = identity
-        elif message["t"] == "bye":
-            self.byes.add(identity.decode().split("/")[1])
-
-    def wait_for(self, what: str, nodes: set[str]) -> None:
-        deadline = time.monotonic() + BOUND_S
-        seen = self.peers.keys() if what == "hello" else self.byes
-        while not nodes <= set(seen):
-            got = self._recv(deadline - time.monotonic())
-            assert got is not None, f"no {what} from {sorted(nodes - set(seen))}"
-            self._handle(*got)
-
-    def send(self, node: str, message: dict[str, Any]) -> None:
-        self.router.send_multipart([self.peers[node], encode_control(message)])
-
-    def start_all(self) -> None:
-        for node in self.peers:
-            self.send(node, {"t": "start"})
-
-    def close(self) -> None:
-        self.router.close(linger=0)
-        self.ctx.term()
-
-
-@pytest.fixture
-def sockdir(flow_home: Path) -> Path:
-    path = flow_home / "s"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def fake_daemon(sockdir: Path) -> Iterator[FakeDaemon]:
-    daemon = FakeDaemon(sockdir)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Any]:
-    """Start node processes; every one is killed and reaped when the test ends."""
-    children: list[subprocess.Popen[str]] = []
-
-    def start(
-        name: str, source: str, config: dict[str, Any] | None = None, **env: str
-    ) -> subprocess.Popen[str]:
-        """`config` becomes FLOW_NODE_CONFIG; without one (a dynamic node) none is set."""
-        script = tmp_path / f"{name}.py"
-        script.write_text(textwrap.dedent(source))
-        full = {k: v for k, v in os.environ.items() if k != "FLOW_NODE_CONFIG"}
-        if config is not None:
-            full["FLOW_NODE_CONFIG"] = json.dumps(config)
-        full.update(env)
-        child = subprocess.Popen(
-            [sys.executable, "-u", str(script)],
-            env=full,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        children.append(child)
-        return child
-
-    try:
-        yield start
-    finally:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                child.kill()
-            child.communicate()
-
-
-def make_configs(
-    daemon: FakeDaemon,
-    sockdir: Path,
-    *,
-    policy: str = "drop_oldest",
-    queue_size: int = 10,
-    receiver_bound: bool = True,
-    output: str = "out",
-    input_id: str = "in",
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Configs of `sender/<output>` -> `receiver/<input_id>`, as the daemon would write them."""
-    run = str(uuid.uuid4())
-    endpoint = f"ipc://{sockdir}/{run[:8]}-n1i0" if receiver_bound else f"ipc://{sockdir}/none"
-    base = {"run": run, "run_name": "t", "generation": 1, "restarts": 0,
-            "daemon": daemon.endpoint, "descriptor": None, "config": {}}  # fmt: skip
-    edge = {"endpoint": endpoint, "node": "receiver", "input": input_id, "policy": policy,
-            "queue_size": queue_size}  # fmt: skip
-    sender = {**base, "node": "sender", "inputs": {}, "outputs": {output: [edge]}}
-    receiver = {**base, "node": "receiver", "outputs": {}, "inputs": {input_id: {
-        "endpoint": endpoint, "queue_size": queue_size, "policy": policy,
-        "sources": [f"sender/{output}"]}}}  # fmt: skip
-    return sender, receiver
-
-
-def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
-    out, err = child.communicate(timeout=BOUND_S)
-    assert child.returncode == 0, f"exit {child.returncode}\n{out}\n{err}"
-    return out, err
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_payloads_cross_processes_then_inputs_close(

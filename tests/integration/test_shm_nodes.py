@@ -9,20 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sdk_nodes import (  # the fake daemon and its fixtures
-    FakeDaemon,
-    fake_daemon,
-    finish,
-    make_configs,
-    records,
-    sockdir,
-    spawn,
-)
+from sdk_fakes import FakeDaemon, finish, make_configs, records
 
 from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import shm
-
-__all__ = ["fake_daemon", "sockdir", "spawn"]  # fixtures, imported to be found
 
 SENDER = """
 import json, os
