@@ -19,7 +19,9 @@ from node_sdk.errors import NodeError
 
 MAX_INT: Final = 2**63 - 1  # any integer field beyond its own bound is also beyond this
 MAX_STR: Final = 4096  # ids, endpoints, paths, error lines
-_STRINGS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# Possessive, and a string left open runs to the end: a plain `"(...)*"` backtracks from
+# every quote of an unterminated string of escaped quotes, quadratic in the frame's size.
+_STRINGS: Final = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
 _OTHERS: Final = re.compile(rb"[^\[\]{}]+")
 _STEP: Final = tuple(1 if b in b"[{" else -1 for b in range(256))  # only brackets are left
 

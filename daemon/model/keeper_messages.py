@@ -15,6 +15,8 @@ from typing import Any, Final, get_args, get_origin
 import attrs
 import cattrs
 
+from node_sdk.strictjson import depth
+
 MAX_MESSAGE_BYTES: Final = 4 << 20  # a spawn carries the node's whole environment
 MAX_DEPTH: Final = 8  # the deepest message (state -> nodes -> node -> tail) is 4
 MAX_STRING: Final = 1 << 20
@@ -206,31 +208,18 @@ def _refuse_float(text: str) -> object:
     raise ValueError(f"a float ({text[:20]}) where none belongs")
 
 
-def _depth(value: object) -> int:
-    """The nesting depth of parsed JSON, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
 def decode(data: bytes) -> KeeperMessage:
     """One message from any bytes, or `KeeperMessageError` (and nothing else)."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise KeeperMessageError(f"message too large ({len(data)} bytes)")
+    if depth(data) > MAX_DEPTH:  # before parsing: the parser recurses per level
+        raise KeeperMessageError(f"nested deeper than {MAX_DEPTH}")
     try:
         raw = json.loads(data, parse_constant=_refuse_constant, parse_float=_refuse_float)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise KeeperMessageError(f"not JSON: {type(exc).__name__}") from None
     if not isinstance(raw, dict):
         raise KeeperMessageError("not a JSON object")
-    if _depth(raw) > MAX_DEPTH:
-        raise KeeperMessageError(f"nested deeper than {MAX_DEPTH}")
     kind = _KINDS.get(raw.pop("t", None)) if isinstance(raw.get("t"), str) else None
     if kind is None:
         raise KeeperMessageError("no known message kind in `t`")

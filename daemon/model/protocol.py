@@ -14,7 +14,6 @@ integer range, float finiteness, string and mapping lengths.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ import attrs
 from daemon.errors import BadRequest, FlowError
 from daemon.model import requests as rq
 from daemon.model.convert import OutOfRange, structure, unstructure
+from node_sdk.strictjson import depth
 
 __all__ = [
     "MAX_DEPTH",
@@ -53,9 +53,6 @@ MAX_ID_CHARS = 64
 
 Reply = TypeVar("Reply")
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
 
 class Garbage(Exception):
     """Bytes that are not a request at all: dropped with a log line, never answered."""
@@ -80,24 +77,6 @@ def new_request_id() -> str:
 # --- bounded JSON -------------------------------------------------------------------------
 
 
-def _too_deep(data: bytes, limit: int) -> bool:
-    """Whether brackets nest deeper than `limit`, without recursion (strings ignored).
-
-    Each pass removes the innermost `[]`/`{}` pairs, so `limit` passes remove every
-    structure of depth <= limit; a bracket left over is deeper (or unbalanced, which the
-    parser would refuse anyway).
-    """
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
-    brackets = _STRINGS.sub(b'""', data).translate(None, _NOT_BRACKETS)
-    for _ in range(limit):
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if shorter == brackets:
-            break
-        brackets = shorter
-    return bool(brackets)
-
-
 MAX_INT = (1 << 53) - 1  # what every JSON reader represents exactly
 MAX_FLOAT = 1e15
 
@@ -118,7 +97,7 @@ def _parse_float(text: str) -> float | OutOfRange:
 
 def _loads(data: bytes) -> Any:
     """JSON with every number bounded; raises Garbage when the bytes are not JSON."""
-    if _too_deep(data, MAX_DEPTH):
+    if depth(data) > MAX_DEPTH:  # one depth scan for every channel (node_sdk.strictjson)
         raise Garbage(f"nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(
