@@ -20,6 +20,8 @@ import attrs
 import trio
 import zmq
 
+from daemon.errors import FATAL_ERRORS
+
 log = logging.getLogger(__name__)
 
 Frames = list[bytes]
@@ -89,14 +91,23 @@ class SocketOwner:
             self._outbox.popleft()
 
     async def serve(self, on_message: Callable[[Frames], None]) -> None:
-        """Pump the socket forever; `on_message` is called for each incoming message."""
+        """Pump the socket forever; `on_message` is called for each incoming message.
+
+        Each call is a recoverable boundary (SPEC 7.2): a message whose handling raises
+        anything not on the fatal list is logged and dropped, and the socket is served on.
+        """
         fd = int(self.socket.getsockopt(zmq.FD))
         while True:
             self._flush()
             events = int(self.socket.getsockopt(zmq.EVENTS))
             if events & zmq.POLLIN:
                 frames = self.socket.recv_multipart(flags=zmq.NOBLOCK)
-                on_message(frames)
+                try:
+                    on_message(frames)
+                except FATAL_ERRORS:
+                    raise
+                except Exception:
+                    log.exception("%s: dropped a message whose handling failed", self.name)
                 # Let other tasks run between messages so a flood cannot starve them.
                 await trio.lowlevel.checkpoint()
                 continue

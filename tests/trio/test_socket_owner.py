@@ -71,3 +71,39 @@ async def test_drops_show_in_the_daemon_status_lines(
         "control: 1 outgoing messages dropped",
         "node channel: 7 outgoing messages dropped",
     ]
+
+
+async def test_a_message_whose_handling_fails_is_dropped_and_the_socket_served_on(
+    zmq_context: zmq.Context[zmq.Socket[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = zmq_context.socket(zmq.ROUTER)
+    client = zmq_context.socket(zmq.DEALER)
+    for socket in (server, client):
+        socket.setsockopt(zmq.LINGER, 0)
+    server.bind("inproc://handlers")
+    client.connect("inproc://handlers")
+    handled: list[bytes] = []
+
+    def handle(frames: list[bytes]) -> None:
+        if frames[-1] == b"bug":
+            raise KeyError("a bug in a handler")  # before: out of serve(), ending the daemon
+        handled.append(frames[-1])
+
+    owner = SocketOwner(server, name="nodes")
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(owner.serve, handle)
+            for body in (b"bug", b"after", b"bug", b"last"):
+                client.send(body)
+            with trio.fail_after(5):
+                while len(handled) < 2:  # noqa: ASYNC110 (a plain list)
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    finally:
+        server.close(linger=0)
+        client.close(linger=0)
+    assert handled == [b"after", b"last"]
+    failures = [r for r in caplog.records if "handling failed" in r.getMessage()]
+    assert [r.getMessage() for r in failures] == [
+        "nodes: dropped a message whose handling failed"
+    ] * 2
