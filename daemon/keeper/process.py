@@ -195,7 +195,10 @@ class Keeper:
                 continue
             self.daemon = identity
             self.last_contact = time.monotonic()
-            self._handle(message)
+            try:
+                self._handle(message)
+            except Exception:  # one bad message must not take the run's nodes down with it
+                log.exception("keeper: a %s failed; serving on", type(message).__name__)
 
     def _handle(self, message: ToKeeper) -> None:
         if isinstance(message, Attach):
@@ -256,7 +259,7 @@ class Keeper:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
             node_log.close()
             self._send(SpawnFailed(node, generation, str(exc)))
             return

@@ -15,6 +15,7 @@ import attrs
 
 from daemon.errors import BadRequest
 from daemon.model import requests as rq
+from daemon.model.descriptor_fields import env_name_problem, env_value_problem
 
 if TYPE_CHECKING:
     import cattrs
@@ -92,6 +93,8 @@ def _structure_env(value: Any, _: Any) -> dict[str, str]:
             raise FieldError(f"entry {key[:40]!r}: expected a string to a string")
         if len(item) > rq.MAX_ENV_VALUE_CHARS:
             raise FieldError(f"entry {key[:40]!r}: longer than {rq.MAX_ENV_VALUE_CHARS}")
+        if env_name_problem(key) or env_value_problem(item):  # the rules of a dataflow's env:
+            raise FieldError(f"entry {key[:40]!r}: cannot be passed in the environment")
     return dict(value)
 
 

@@ -183,14 +183,14 @@ def env_map(report: Report, value: Any, path: Path, texts: Mapping[Path, str]) -
         return {}
     env: dict[str, str] = {}
     for key, item in value.items():
-        if not key or "=" in key or "\0" in key:
+        if env_name_problem(key):
             report.add((*path, key), "not a valid environment variable name")
         elif isinstance(item, bool):
             env[key] = "true" if item else "false"
         elif isinstance(item, int | float):
             env[key] = texts.get((*path, key), str(item))  # `1.10` stays `1.10`
         elif isinstance(item, str):
-            if "\0" in item:
+            if env_value_problem(item):
                 report.add((*path, key), "a NUL character cannot be passed in the environment")
             env[key] = item
         else:
@@ -235,3 +235,19 @@ def split_source(source: str) -> tuple[str, str]:
 
 def is_timer(source: str) -> bool:
     return source.startswith(TIMER_PREFIXES)
+
+
+def env_name_problem(key: str) -> bool:
+    """Whether `key` cannot be an environment variable name (the OS would refuse it)."""
+    return not key or "=" in key or "\0" in key or not key.isprintable()
+
+
+def env_value_problem(value: str) -> bool:
+    """Whether `value` cannot be passed in the environment (a NUL, or not encodable)."""
+    if "\0" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return True
+    return False

@@ -10,6 +10,7 @@ coerced (`"5"` is not an int, `1` is not a bool).
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any, Final, get_args, get_origin
 
 import attrs
@@ -27,9 +28,19 @@ class KeeperMessageError(ValueError):
     """Bytes on the keeper channel that are not one of its messages."""
 
 
+# Only signals Python names: the keeper and the slot turn numbers into `signal.Signals`.
+_SIGNALS = frozenset(s.value for s in signal.Signals)
+
+
 def _signal_number(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not 1 <= value <= 64:
+    if value not in _SIGNALS:
         raise ValueError(f"{attribute.name} {value} is not a signal number")
+
+
+def _exit_code(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    """An exit status (0..255) or minus the signal that ended the process."""
+    if value is not None and not (0 <= value <= 255 or -value in _SIGNALS):
+        raise ValueError(f"{attribute.name} {value} is neither an exit status nor -signal")
 
 
 # ------------------------------------------------------------------ daemon -> keeper
@@ -96,7 +107,7 @@ class Pong:
 class NodeState:
     generation: int
     pid: int
-    code: int | None
+    code: int | None = attrs.field(validator=_exit_code)
     alive: bool
     tail: tuple[str, ...]
 
@@ -125,7 +136,7 @@ class SpawnFailed:
 class Exited:
     node: str
     generation: int
-    code: int | None
+    code: int | None = attrs.field(validator=_exit_code)
     tail: tuple[str, ...] = ()
 
 

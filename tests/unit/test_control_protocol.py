@@ -111,7 +111,7 @@ def test_brackets_inside_strings_do_not_count_as_depth() -> None:
         ({"run": "r" * 5000}, "field 'run': longer than 4096 characters"),
     ],
 )
-def test_a_bad_field_is_named(body: dict[str, Any], message: str) -> None:
+def test_a_bad_field_is_named_in_a_stop(body: dict[str, Any], message: str) -> None:
     with pytest.raises(BadRequest) as info:
         decode_request(json.dumps({"v": 1, "id": "x", "type": "stop", "body": body}).encode())
     assert message in str(info.value)
@@ -122,6 +122,14 @@ def test_a_bad_field_is_named(body: dict[str, Any], message: str) -> None:
 def test_numbers_out_of_range_are_refused_by_field(token: str, field: str) -> None:
     frame = f'{{"v":1,"id":"x","type":"stop","body":{{"run":"r","grace":{token}}}}}'.encode()
     with pytest.raises(BadRequest, match=f"field '{field}': number .* out of range"):
+        decode_request(frame)
+
+
+@pytest.mark.parametrize("env", [{"A=B": "x"}, {"": "x"}, {"A": "x\u0000y"}, {"A": "\ud800"}])
+def test_a_start_env_the_os_cannot_pass_is_refused(env: dict[str, str]) -> None:
+    body = {"path": "/x.yml", "text": "nodes: []", "env": env}
+    frame = json.dumps({"v": 1, "id": "x", "type": "start", "body": body}).encode()
+    with pytest.raises(BadRequest, match="cannot be passed in the environment"):
         decode_request(frame)
 
 

@@ -123,6 +123,9 @@ def test_structured_garbage_of_every_kind(tag: str, body: dict[str, Any]) -> Non
         b'{"t":"exited","node":"a","generation":1,"code":null,"tail":"abc"}',
         b'{"t":"state","nodes":["a"]}',
         b'{"t":"signal","node":"a","sig":0}',
+        b'{"t":"signal","node":"a","sig":33}',  # a number Python has no Signals member for
+        b'{"t":"exited","node":"a","generation":1,"code":4611686018427387904,"tail":[]}',
+        b'{"t":"exited","node":"a","generation":1,"code":-33,"tail":[]}',
         b'{"t":"ping","more":1}',
         b'{"t":"nothing"}',
         b'{"t":["ping"]}',

@@ -13,7 +13,16 @@ from procs import wait_gone
 
 from daemon.keeper import process
 from daemon.keeper.process import Keeper
-from daemon.model.keeper_messages import Ping, Pong, Quit, Spawn, Spawned, decode, encode
+from daemon.model.keeper_messages import (
+    Ping,
+    Pong,
+    Quit,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    decode,
+    encode,
+)
 from daemon.model.pids import alive
 
 ANSWER_MS = 5000
@@ -111,3 +120,18 @@ def test_a_keeper_that_raises_stops_its_children(
     assert [type(e) for e in errors] == [RuntimeError]
     assert not wait_gone([pid], 2.0), "the keeper's exception orphaned its node"
     assert not alive(pid)
+
+
+def test_a_spawn_popen_cannot_pass_is_refused_and_the_keeper_serves_on(
+    keeper: Started, tmp_path: Path
+) -> None:
+    thread, daemon, errors = keeper
+    log = str(tmp_path / "bad.log")
+    argv = (sys.executable, "-c", "pass")
+    daemon.send(encode(Spawn("bad", 1, argv, env={"A=B": "x"}, cwd=str(tmp_path), log=log)))
+    reply = decode(daemon.recv())
+    assert isinstance(reply, SpawnFailed), reply  # was a ValueError out of the keeper's loop
+    daemon.send(encode(Ping()))
+    assert decode(daemon.recv()) == Pong()
+    assert thread.is_alive()
+    assert not errors
