@@ -41,21 +41,21 @@ async def supervise(
     taken over as they are: nothing is spawned again. `keeper` replaces the real keeper
     (tests hand in a fake); without it one is started, unless adopted.
     """
-    _prepare_folders(run)
     # an adopted run's keeper lives on from before the daemon restart: nothing to start
     handle: KeeperHandle | None = None
-    if keeper is None:
-        if adopt is None and run.in_process:
-            handle = start_keeper_thread(
-                run.context, run.keeper_endpoint, settings().daemon_grace, run.tee
-            )
-        elif adopt is None:
-            handle = await start_keeper_process(
-                run.keeper_endpoint, settings().daemon_grace, run.run_dir / "keeper.log"
-            )
-        keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
-    run.keeper = keeper
-    try:
+    try:  # from the first step: however the start fails, `done` is set and nothing is left
+        _prepare_folders(run)
+        if keeper is None:
+            if adopt is None and run.in_process:
+                handle = start_keeper_thread(
+                    run.context, run.keeper_endpoint, settings().daemon_grace, run.tee
+                )
+            elif adopt is None:
+                handle = await start_keeper_process(
+                    run.keeper_endpoint, settings().daemon_grace, run.run_dir / "keeper.log"
+                )
+            keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
+        run.keeper = keeper
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_keeper, run, keeper, handle)
             state = (await keeper.attach()).nodes
@@ -79,7 +79,8 @@ async def supervise(
             nursery.cancel_scope.cancel()  # the keeper watch, any close backstops
     finally:
         # the keeper stops whatever is left and exits; its nodes never outlive it
-        keeper.quit()
+        if keeper is not None:
+            keeper.quit()
         if handle is not None:
             with trio.CancelScope(shield=True):
                 await _wait_keeper(handle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import signal
 
+import pytest
 import trio
 import trio.testing
 from run_fakes import Behaviour, RunMaker
@@ -199,3 +200,15 @@ async def test_after_a_manual_restart_a_crash_still_backs_off(
         await run.stop(grace=1.0)
         await run.done.wait()
     assert run.status is RunStatus.STOPPED
+
+
+async def test_a_start_that_fails_before_the_keeper_still_ends_the_run(
+    make_run: RunMaker, autojump_clock: trio.testing.MockClock
+) -> None:
+    run, keeper = make_run(TWO, {"source": Behaviour(), "sink": Behaviour()})
+    run.sockets.parent.mkdir(parents=True, exist_ok=True)
+    run.sockets.write_text("a file where the run's socket folder goes")  # mkdir fails
+    with pytest.raises(FileExistsError):  # the start's own error, to whoever started it
+        await lifecycle.supervise(run, keeper=keeper)
+    # a `flow stop` waiting on `done` returns (before, it waited forever)
+    assert run.done.is_set()
