@@ -1,7 +1,7 @@
 """Python `logging` -> structured lines on stderr that the daemon keeps as log records.
 
 A record is one line: `LOG_MARKER` then JSON with `t` (epoch s), `lvl`, `lg` (logger),
-`m` (message, with any traceback). `daemon/logformat.py` reads them; node_sdk imports
+`m` (message, with any traceback). `daemon/model/logformat.py` reads them; node_sdk imports
 nothing of ours, so the marker is duplicated here (a unit test checks the two are equal).
 """
 

@@ -54,12 +54,9 @@ def run_short_id(run_id: str) -> str:
     return run_id.replace("-", "")[-12:]
 
 
-def run_socket_dir(home: Path, run_id: str) -> Path:
-    return socket_dir(home) / run_short_id(run_id)
-
-
-def input_endpoint(home: Path, run_id: str, node_index: int, input_index: int) -> str:
-    return f"ipc://{run_socket_dir(home, run_id) / f'n{node_index}i{input_index}'}"
+def run_socket_dir(sockets: Path, run_id: str) -> Path:
+    """A run's own folder of data and keeper sockets, inside a daemon's (or `flow run`'s)."""
+    return sockets / run_short_id(run_id)
 
 
 def state_db(home: Path) -> Path:
@@ -78,6 +75,15 @@ def run_dir(home: Path, run_id: str) -> Path:
     return home / "runs" / run_id
 
 
+def dataflow_copy(home: Path, run_id: str) -> Path:
+    """The dataflow file as the run was started (what `flow restart` and recovery read)."""
+    return run_dir(home, run_id) / "dataflow.yml"
+
+
+def log_dir(home: Path, run_id: str) -> Path:
+    return run_dir(home, run_id) / "logs"
+
+
 def node_log(home: Path, run_id: str, node_id: str) -> Path:
     # node ids are validated against [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, so they cannot escape
-    return run_dir(home, run_id) / "logs" / f"{node_id}.log"
+    return log_dir(home, run_id) / f"{node_id}.log"

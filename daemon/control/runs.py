@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import trio
 
@@ -14,6 +13,7 @@ from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import DEFAULT_GRACE_S
+from node_sdk import paths
 
 MAX_WAIT_S = 60.0
 
@@ -67,7 +67,7 @@ async def restart(rt: Runtime, req: rq.Restart) -> rp.RunReply:
     live = rt.runs.get(info["id"])
     if live is not None and live.status.active:
         await rt.stop_run(live, DEFAULT_GRACE_S, False)
-    copy = rt.home / "runs" / info["id"] / "dataflow.yml"
+    copy = paths.dataflow_copy(rt.home, info["id"])
     try:
         text = copy.read_text(encoding="utf-8")
     except OSError as exc:
@@ -87,8 +87,8 @@ async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:
         if req.node not in node_ids:
             raise BadRequest(f"no node {req.node!r} in run {info['name'] or info['id']}")
         node_ids = [req.node]
-    folder = Path(rt.home) / "runs" / info["id"] / "logs"
-    return rp.LogsReply(run=info, files={n: str(folder / f"{n}.log") for n in node_ids})
+    files = {n: str(paths.node_log(rt.home, info["id"], n)) for n in node_ids}
+    return rp.LogsReply(run=info, files=files)
 
 
 async def wait(rt: Runtime, req: rq.Wait) -> rp.WaitReply:

@@ -2,24 +2,15 @@
 
 Nodes unlink their own segments when they close, but a node killed by a signal, or a
 daemon that died, leaves them behind: the daemon calls this when a run ends, and at
-recovery for every run it finds ended. The prefix is `node_sdk.shm.run_prefix`'s: both
-build it from `node_sdk.paths.run_short_id`.
+recovery for every run it finds ended, by the SDK's own prefix (`node_sdk.shm.run_prefix`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Final
 
-from node_sdk.paths import run_short_id
-
-SHM_DIR: Final = "/dev/shm"
-
-
-def run_prefix(run_id: str) -> str:
-    """`flow-<the run's short id>-`, the prefix of its segments."""
-    return f"flow-{run_short_id(run_id)}-"
+from node_sdk.shm import SHM_DIR, run_prefix
 
 
 def remove_run_segments(run_id: str, shm_dir: str = SHM_DIR) -> int:

@@ -96,7 +96,7 @@ class Runtime:
     tee: Tee | None = None
     degraded: list[str] = attrs.field(factory=list)
     shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
-    leases: dict[str, Any] = attrs.field(factory=dict)  # observer leases (daemon/topics.py)
+    leases: dict[str, Any] = attrs.field(factory=dict)  # observer leases (daemon/control/topics.py)
     cpu_samples: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)  # flow top
 
     def note_drops(self, socket: str, count: int) -> None:
@@ -174,7 +174,7 @@ class Runtime:
             dataflow=dataflow,
             store=self.store,
             home=self.home,
-            sockets=self.socket_dir / paths.run_short_id(run_id),
+            sockets=paths.run_socket_dir(self.socket_dir, run_id),
             daemon_endpoint=self.nodes_endpoint,
             send=self.channel.send,
             context=self.context,

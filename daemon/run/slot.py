@@ -1,6 +1,6 @@
 """One node's slot in a run, owned by one task: spawn, wait, restart, stop (SPEC 5).
 
-The process itself is the keeper's child (daemon/keeper.py); the slot decides. A new
+The process itself is the keeper's child (daemon/keeper/process.py); the slot decides. A new
 generation is recorded before each spawn, so that messages and control calls from an
 older generation can be refused. Stopping sends STOP, then SIGTERM to the node's process
 group after the grace, then SIGKILL after half that again.

@@ -95,11 +95,11 @@ class Run:
 
     @property
     def log_dir(self) -> Path:
-        return self.run_dir / "logs"
+        return paths.log_dir(self.home, self.id)
 
     @property
     def descriptor_copy(self) -> Path:
-        return self.run_dir / "dataflow.yml"
+        return paths.dataflow_copy(self.home, self.id)
 
     @property
     def keeper_endpoint(self) -> str:
@@ -150,7 +150,7 @@ class Run:
                 argv=tuple(routing.node_argv(slot.spec)),
                 env=env,
                 cwd=str(self.dataflow.folder),
-                log=str(self.log_dir / f"{slot.id}.log"),
+                log=str(paths.node_log(self.home, self.id, slot.id)),
                 stdout_as=stdout_as,
             )
         )

@@ -21,7 +21,7 @@ ANSWER_S = 5.0  # `flow stop` / `flow down` on a run whose keeper is gone: at on
 
 
 def keeper_pid(home: Path, run_id: str) -> int:
-    folder = str(paths.run_socket_dir(home, run_id)).encode()
+    folder = str(paths.run_socket_dir(paths.socket_dir(home), run_id)).encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -51,7 +51,7 @@ def assert_run_cleaned(home: Path, info: dict[str, Any]) -> None:
     assert pids
     assert not wait_gone(pids, 5.0), diagnostics(home)
     assert not node_processes(info["id"])
-    assert not paths.run_socket_dir(home, info["id"]).exists()
+    assert not paths.run_socket_dir(paths.socket_dir(home), info["id"]).exists()
     started = time.monotonic()
     stopped = flow("stop", info["id"], home=home)
     assert time.monotonic() - started < ANSWER_S
