@@ -26,9 +26,13 @@ __all__ = [
     "tag",
 ]
 
-# psutil derives a create time from the boot time and the start in clock ticks (1/100 s),
-# so the same process always reads back the same value; allow one tick for float rounding
-SAME_START_S = 0.01
+# psutil derives a create time from the boot time and the start in clock ticks, and the
+# kernel's boot time moves when the wall clock is stepped (NTP at boot, a resumed VM): the
+# same process can read back a start a little off. A pid taken again by another process
+# within two seconds of the first one's start is far less likely than such a step.
+SAME_START_S = 2.0
+# A bare pid's record time is only compared against its start: one tick of rounding.
+TICK_S = 0.01
 _GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
 
@@ -73,7 +77,7 @@ def is_tagged_alive(text: str, not_after: float | None = None) -> bool:
     if started is None:
         return False
     if not started_text:
-        return not_after is not None and started <= not_after + SAME_START_S
+        return not_after is not None and started <= not_after + TICK_S
     try:
         recorded = float(started_text)
     except ValueError:
