@@ -177,3 +177,29 @@ def test_public_names_are_pinned() -> None:
         "ErrorReply", "Garbage", "MalformedReply", "decode_reply", "decode_request",
         "encode_error", "encode_reply", "encode_request", "new_request_id", "reply_id",
     ])  # fmt: skip
+
+
+REPLY_CLASSES = sorted({cls.REPLY for cls in rq.REQUESTS.values()}, key=lambda c: c.__name__)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+@given(
+    st.sampled_from(REPLY_CLASSES),
+    st.one_of(
+        st.binary(max_size=2048),
+        st.builds(
+            lambda ok, body, ident: _frame({"v": 1, "id": ident, "ok": ok, "body": body}),
+            st.sampled_from([True, False, None, 1]),
+            JSON,
+            st.one_of(st.none(), st.text(max_size=8), st.integers()),
+        ),
+        st.builds(lambda error: _frame({"v": 1, "id": "x", "ok": False, "error": error}), JSON),
+        st.just(b"[" * 2200 + b"]" * 2200),
+    ),
+)
+def test_the_clients_reply_decoders_are_total(cls: Any, data: bytes) -> None:
+    """The CLI's side: any bytes give a reply, the daemon's error, or MalformedReply."""
+    with contextlib.suppress(protocol.MalformedReply):
+        protocol.reply_id(data)
+    with contextlib.suppress(protocol.MalformedReply):
+        protocol.decode_reply(data, cls)
