@@ -32,6 +32,7 @@ __all__ = [
     "RestartPolicy",
     "Timer",
     "expand_env",
+    "load_text",
     "parse_dataflow",
     "parse_loaded",
 ]
@@ -91,15 +92,19 @@ def parse_dataflow(
     build lines may be what creates them.
     """
     file = str(path)
-    if text is None:
-        text = _read(path)
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
-        raise DataflowInvalid([f"{file}:1: the file is larger than {MAX_YAML_BYTES} bytes"])
+    loaded = load_text(file, _read(path) if text is None else text, MAX_YAML_BYTES)
+    return parse_loaded(file, path, loaded, machines=machines, check_paths=check_paths)
+
+
+def load_text(file: str, text: str, limit: int) -> Loaded:
+    """YAML text of at most `limit` bytes, loaded with its lines; DataflowInvalid naming
+    `file` and the line otherwise (the one loader of dataflow files and node snippets)."""
+    if len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise DataflowInvalid([f"{file}:1: the file is larger than {limit} bytes"])
     try:
-        loaded = load(text)
+        return load(text)
     except YamlSyntaxError as exc:
         raise DataflowInvalid([f"{file}:{exc.line}: {exc.message}"]) from None
-    return parse_loaded(file, path, loaded, machines=machines, check_paths=check_paths)
 
 
 def parse_loaded(

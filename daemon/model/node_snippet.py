@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.errors import DataflowInvalid
-from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, NodeSpec, parse_loaded
-from daemon.model.yaml_lines import Loaded, YamlSyntaxError, load
+from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, NodeSpec, load_text, parse_loaded
+from daemon.model.yaml_lines import Loaded
 from daemon.model.yaml_lines import Path as Where
 
 MAX_SNIPPET_BYTES = 64 * 1024
@@ -24,12 +24,7 @@ def parse_added_node(
     """The node `text` (a node mapping, or a file whose `nodes` list has one) declares,
     valid as one more node of `dataflow`; raises DataflowInvalid with the snippet's lines."""
     name = str(file)
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_SNIPPET_BYTES:
-        raise DataflowInvalid([f"{name}:1: larger than {MAX_SNIPPET_BYTES} bytes"])
-    try:
-        loaded = load(text)
-    except YamlSyntaxError as exc:
-        raise DataflowInvalid([f"{name}:{exc.line}: {exc.message}"]) from None
+    loaded = load_text(name, text, MAX_SNIPPET_BYTES)
     value = loaded.value
     prefix: Where = ()
     nodes = value.get("nodes") if isinstance(value, dict) else None
