@@ -77,8 +77,7 @@ class NodeChannel:
         elif isinstance(message, channel.Bye):
             slot.bye()  # a dynamic node's slot is freed with it
         elif isinstance(message, channel.Stats):
-            report = {"inputs": message.inputs, "outputs": message.outputs}
-            slot.stats = merge_report(slot.stats, report, time.monotonic())
+            slot.stats = merge_report(slot.stats, message, time.monotonic())
         else:
             log.warning("run %s: node %s: unexpected message %r", run_id, node_id, kind)
 
