@@ -1,8 +1,7 @@
 """Framing of the node channel and the data plane (docs/protocol.md); pure, no zmq.
 
 Shared by both ends: the SDK sends and receives with it, the keeper sends `send_stdout_as`
-lines with `encode_data`. The node channel's messages are in node_sdk/channel.py;
-`encode_control` writes the JSON frame of a message the daemon still builds as a dict.
+lines with `encode_data`. The node channel's messages are in node_sdk/channel.py.
 A leaf beside `errors` and `strictjson`: shared-memory payloads (kind 6) are opened by a
 reader the caller hands in (node_sdk/leases.py), never by this module.
 numpy and pyarrow are imported only when a payload is of their kind: a value of theirs
@@ -77,16 +76,6 @@ class Header:
     seq: int
     timestamp_ns: int
     extra: Mapping[str, Any]
-
-
-# ---------------------------------------------------------------- node channel (control)
-
-
-def encode_control(message: Mapping[str, Any]) -> bytes:
-    """`{"t": type, ...}` -> one JSON frame."""
-    if not isinstance(message.get("t"), str):
-        raise NodeError(f"control message without a string 't': {dict(message)!r}")
-    return json.dumps(message, separators=_JSON_SEPARATORS, ensure_ascii=False).encode()
 
 
 # ---------------------------------------------------------------- metadata and extra

@@ -18,11 +18,13 @@ import attrs
 from daemon.errors import BadRequest, UnknownNode
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model import routing
 from daemon.model.descriptor import Input, OutputRef
 from daemon.model.node_snippet import parse_added_node
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
+from node_sdk import channel
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,9 @@ def _wire_inputs(run: Run, node: str) -> None:
     """Tell the senders of `node`'s inputs to send to it (their configs predate it)."""
     for item in run.slots[node].spec.inputs:
         if isinstance(item.source, OutputRef):
-            edge = {"endpoint": run.input_endpoint(node, item.id), "node": node,
-                    "input": item.id, "policy": item.queue_policy,
-                    "queue_size": item.queue_size}  # fmt: skip
+            edge = routing.edge_to(node, item, run.input_endpoint(node, item.id))
             sender = run.slots[item.source.node]
-            run.send_to_node(sender, {"t": "wire", "output": item.source.output, **edge})
+            run.send_to_node(sender, channel.Wire(item.source.output, edge))
 
 
 async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
@@ -84,17 +84,14 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
             endpoint = run.input_endpoint(slot.id, item.id)
             sender = run.slots.get(item.source.node)
             if sender is not None:
-                message = {"t": "unwire", "output": item.source.output, "endpoint": endpoint}
-                run.send_to_node(sender, message)
+                run.send_to_node(sender, channel.Unwire(item.source.output, endpoint))
     slot.forget_bye()  # whatever it says, its receivers are closed by the daemon
     await slot.terminate(DEFAULT_GRACE_S)
     await slot.finished.wait()
     for edge in [(o, r) for o in slot.spec.outputs for r in _receivers(run, slot.id, o)]:
         output, (receiver, input_id) = edge
         target = run.slots[receiver]
-        run.send_to_node(
-            target, {"t": "upstream_done", "input": input_id, "source": f"{slot.id}/{output}"}
-        )
+        run.send_to_node(target, channel.UpstreamDone(input_id, f"{slot.id}/{output}"))
     log.info("run %s: node %s removed", run.id, slot.id)
     return rp.NodeIdReply(node=slot.id)
 
@@ -126,17 +123,12 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
             f"input {input_id!r} of node {dst_node!r} is already connected to {text}:"
             " disconnect it first"
         )
-    item = Input(id=input_id, source=OutputRef(node=src_node, output=output))
+    source = OutputRef(node=src_node, output=output)
+    item = Input(id=input_id, source=source)  # the descriptor's default queue
     _replace_node(run, dst_node, inputs=(*receiver.spec.inputs, item))
     endpoint = run.new_input_endpoint(dst_node, input_id)
-    run.send_to_node(
-        receiver,
-        {"t": "add_input", "input": input_id, "endpoint": endpoint, "queue_size": 10,
-         "policy": "drop_oldest", "sources": [f"{src_node}/{output}"]},
-    )  # fmt: skip
-    edge = {"endpoint": endpoint, "node": dst_node, "input": input_id,
-            "policy": "drop_oldest", "queue_size": 10}  # fmt: skip
-    run.send_to_node(sender, {"t": "wire", "output": output, **edge})
+    run.send_to_node(receiver, channel.AddInput(routing.data_input(item, source, endpoint)))
+    run.send_to_node(sender, channel.Wire(output, routing.edge_to(dst_node, item, endpoint)))
     log.info("run %s: connected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
     return rp.EdgeReply(source=f"{src_node}/{output}", target=f"{dst_node}/{input_id}")
 
@@ -155,11 +147,8 @@ async def node_disconnect(rt: Runtime, req: rq.NodeDisconnect) -> rp.EdgeReply:
     if not matching:
         raise BadRequest(f"{src_node}/{output} is not connected to {dst_node}/{input_id}")
     endpoint = run.input_endpoint(dst_node, input_id)
-    unwire = {"t": "unwire", "output": output, "endpoint": endpoint}
-    run.send_to_node(run.slots[src_node], unwire)
-    run.send_to_node(
-        receiver, {"t": "upstream_done", "input": input_id, "source": f"{src_node}/{output}"}
-    )
+    run.send_to_node(run.slots[src_node], channel.Unwire(output, endpoint))
+    run.send_to_node(receiver, channel.UpstreamDone(input_id, f"{src_node}/{output}"))
     inputs = tuple(item for item in receiver.spec.inputs if item.id != input_id)
     _replace_node(run, dst_node, inputs=inputs)
     log.info("run %s: disconnected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)

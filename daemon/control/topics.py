@@ -20,6 +20,7 @@ import trio
 from daemon.errors import BadRequest
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from node_sdk.config import Edge
 
 if TYPE_CHECKING:
     from daemon.run.runtime import Runtime
@@ -83,8 +84,7 @@ async def topic_subscribe(rt: Runtime, req: rq.TopicSubscribe) -> rp.LeaseReply:
         raise BadRequest(f"too many observers ({MAX_LEASES}); close some first")
     lease = secrets.token_hex(8)
     rt.leases[lease] = Lease(run.id, endpoint, time.monotonic() + LEASE_S)
-    edge = {"endpoint": endpoint, "node": f"observer-{lease[:6]}", "input": "observe",
-            "policy": "drop_oldest", "queue_size": OBSERVER_QUEUE}  # fmt: skip
+    edge = Edge(endpoint, f"observer-{lease[:6]}", "observe", "drop_oldest", OBSERVER_QUEUE)
     run.add_live_edge(node, output, edge)
     log.info("run %s: observer %s on %s/%s", run.id, lease, node, output)
     return rp.LeaseReply(lease=lease, lease_s=LEASE_S)

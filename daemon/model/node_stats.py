@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from node_sdk.channel import Stats
 
-def merge_report(
-    previous: dict[str, Any] | None, report: dict[str, Any], now: float
-) -> dict[str, Any]:
+
+def merge_report(previous: dict[str, Any] | None, report: Stats, now: float) -> dict[str, Any]:
     """The stored statistics after `report` arrived at `now` (seconds, monotonic).
 
-    `report` is the node's `stats` message: `inputs: {id: {received, dropped, queued,
-    refused}}`, `outputs: {id: {sent, dropped}}`. Rates are per second since the last
-    report: inputs by id, outputs as `out:<id>`.
+    `report` is the node's `stats` message, already bounded and checked by the channel's
+    decoder: `inputs: {id: {received, dropped, queued, refused}}`, `outputs: {id: {sent,
+    dropped}}`. Rates are per second since the last report: inputs by id, outputs as
+    `out:<id>`.
     """
-    inputs = _counters(report.get("inputs"))
-    outputs = _counters(report.get("outputs"))
+    inputs = _copy(report.inputs)
+    outputs = _copy(report.outputs)
     rates: dict[str, float] = {}
     if previous is not None and now > previous["at"]:
         span = now - previous["at"]
@@ -30,16 +32,6 @@ def merge_report(
     return {"at": now, "inputs": inputs, "outputs": outputs, "rates": rates}
 
 
-def _counters(section: Any) -> dict[str, dict[str, int]]:
-    """Only well-formed counters survive: a node's report is not trusted blindly."""
-    if not isinstance(section, dict):
-        return {}
-    clean: dict[str, dict[str, int]] = {}
-    for key, counters in section.items():
-        if isinstance(key, str) and isinstance(counters, dict):
-            clean[key] = {
-                str(name): int(value)
-                for name, value in counters.items()
-                if isinstance(value, int) and not isinstance(value, bool)
-            }
-    return clean
+def _copy(section: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """Plain dicts: the stored statistics are served as JSON (`flow node info`, `flow top`)."""
+    return {key: dict(counters) for key, counters in section.items()}

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from daemon.model.descriptor import Dataflow, NodeSpec, OutputRef, Timer, expand_env
+from daemon.model.descriptor import Dataflow, Input, NodeSpec, OutputRef, Timer, expand_env
 from daemon.model.settings import Settings
 from node_sdk import config
 from node_sdk.config import DataInput, Edge, NodeConfig, TimerInput
@@ -51,11 +51,7 @@ def build_node_config(
         if isinstance(spec.source, Timer):
             inputs[spec.id] = TimerInput(spec.id, spec.source.period_ns)
         else:
-            source = f"{spec.source.node}/{spec.source.output}"
-            endpoint = endpoints[(node.id, spec.id)]
-            inputs[spec.id] = DataInput(
-                spec.id, endpoint, spec.queue_size, spec.queue_policy, (source,)
-            )
+            inputs[spec.id] = data_input(spec, spec.source, endpoints[(node.id, spec.id)])
     outputs = _edges(df, node, endpoints)
     # the daemon itself sends on `send_stdout_as`, so the node must neither send nor close it
     outputs.pop(node.send_stdout_as or "", None)
@@ -92,10 +88,23 @@ def _edges(
         for spec in receiver.inputs:
             source = spec.source
             if isinstance(source, OutputRef) and source.node == node.id:
-                endpoint = endpoints[(receiver.id, spec.id)]
-                edge = Edge(endpoint, receiver.id, spec.id, spec.queue_policy, spec.queue_size)
+                edge = edge_to(receiver.id, spec, endpoints[(receiver.id, spec.id)])
                 outputs[source.output].append(edge)
     return outputs
+
+
+def edge_to(receiver: str, spec: Input, endpoint: str) -> Edge:
+    """The edge that feeds input `spec` of node `receiver`, bound at `endpoint`: what a
+    sender's configuration lists and what a live `wire` carries (one definition of both)."""
+    return Edge(endpoint, receiver, spec.id, spec.queue_policy, spec.queue_size)
+
+
+def data_input(spec: Input, source: OutputRef, endpoint: str) -> DataInput:
+    """Input `spec`, fed by `source`, as its node binds it (in its configuration or a live
+    `add_input`)."""
+    return DataInput(
+        spec.id, endpoint, spec.queue_size, spec.queue_policy, (f"{source.node}/{source.output}",)
+    )
 
 
 def output_edges(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from daemon.errors import RecoverableError
+from daemon.model import routing
 from daemon.model.descriptor import OutputRef
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
@@ -79,13 +80,7 @@ def attach(rt: Runtime, message: channel.Attach) -> config.NodeConfig:
     slot.attach(message.pid)
     for spec in slot.spec.inputs:
         if isinstance(spec.source, OutputRef):
-            edge = {
-                "endpoint": run.input_endpoint(slot.id, spec.id),
-                "node": slot.id,
-                "input": spec.id,
-                "policy": spec.queue_policy,
-                "queue_size": spec.queue_size,
-            }
+            edge = routing.edge_to(slot.id, spec, run.input_endpoint(slot.id, spec.id))
             run.add_live_edge(spec.source.node, spec.source.output, edge)
     log.info("run %s: dynamic node %s attached (pid %s)", run.id, slot.id, slot.pid)
     # the daemon's own configuration goes through the shared decoder: a config the node

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import attrs
 import zmq
@@ -22,7 +21,6 @@ from daemon.run.zmq_trio import Frames, SocketOwner
 from node_sdk import channel
 from node_sdk.config import MAX_GENERATION, NodeConfig
 from node_sdk.errors import NodeError
-from node_sdk.wire import encode_control
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +37,10 @@ class NodeChannel:
     find_slot: FindSlot
     attach: Attach | None = None
 
-    def send(self, identity: bytes, message: channel.Message | Mapping[str, Any]) -> bool:
-        """A message to one node. A mapping (`{"t": ..., ...}`, the untyped form some callers
-        still build) goes through the node's own decoder first: one the node would refuse
-        is logged here, where the bug is, and not sent. False when it was not queued."""
-        if isinstance(message, Mapping):
-            payload = encode_control(message)
-            try:
-                channel.decode(payload)
-            except NodeError as exc:
-                log.error("node channel: not sending a malformed message: %s", exc)
-                return False
-        else:
-            payload = channel.encode(message)
-        return self.owner.send([identity, payload])
+    def send(self, identity: bytes, message: channel.Message) -> bool:
+        """A message to one node (typed: it encodes to what the node decodes). False when
+        it was not queued."""
+        return self.owner.send([identity, channel.encode(message)])
 
     def on_message(self, frames: Frames) -> None:
         if len(frames) != 2 or len(frames[0]) > MAX_IDENTITY:
@@ -89,8 +77,7 @@ class NodeChannel:
         elif isinstance(message, channel.Bye):
             slot.bye()  # a dynamic node's slot is freed with it
         elif isinstance(message, channel.Stats):
-            report = {"inputs": message.inputs, "outputs": message.outputs}
-            slot.stats = merge_report(slot.stats, report, time.monotonic())
+            slot.stats = merge_report(slot.stats, message, time.monotonic())
         else:
             log.warning("run %s: node %s: unexpected message %r", run_id, node_id, kind)
 

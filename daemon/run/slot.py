@@ -19,6 +19,7 @@ import trio
 from daemon.model.descriptor import NodeSpec
 from daemon.model.keeper_messages import Exited, NodeState, Spawned, SpawnFailed
 from daemon.model.states import NodeStatus
+from node_sdk import channel
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class SlotHost(Protocol):
     def restart_delay(self, slot: NodeSlot) -> float | None:
         """Seconds until the slot's next generation, or None: no more."""
 
-    def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
+    def send_to_node(self, slot: NodeSlot, message: channel.Message) -> None:
         """A node-channel message to the slot's connected process."""
 
     def signal_node(self, slot: NodeSlot, sig: signal.Signals) -> None:
@@ -305,7 +306,7 @@ class NodeSlot:
         self._stopping.set()
         if not self.alive:
             return
-        self.run.send_to_node(self, {"t": "stop"})
+        self.run.send_to_node(self, channel.Stop())
         with trio.move_on_after(grace):
             await self.exited.wait()
         if not self.exited.is_set():

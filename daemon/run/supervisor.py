@@ -38,7 +38,8 @@ from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
 from daemon.run.slot import NodeSlot
 from daemon.store import Store
-from node_sdk import paths
+from node_sdk import channel, paths
+from node_sdk.config import Edge as WireEdge
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ EOS_BACKSTOP_S = 2.0  # after a clean exit, longer than a sender's bounded end-o
 # quit makes the keeper SIGTERM what is left, then SIGKILL after 5 s: it is gone by then
 KEEPER_EXIT_S = 10.0
 
-SendToNode = Callable[[bytes, dict[str, Any]], bool]  # False: not queued
+SendToNode = Callable[[bytes, channel.Message], bool]  # False: not queued
 
 
 @attrs.define(eq=False)
@@ -78,7 +79,7 @@ class Run:
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
     keeper: KeeperPort | None = None
     keeper_lost: str | None = None  # why the keeper is gone, once it is (the run fails)
-    live_edges: list[tuple[str, str, dict[str, Any]]] = attrs.field(factory=list)
+    live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
@@ -159,11 +160,12 @@ class Run:
         if self.keeper is not None:
             self.keeper.send(Signal(node=slot.id, sig=int(sig)))
 
-    def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
+    def send_to_node(self, slot: NodeSlot, message: channel.Message) -> None:
         if slot.connected.is_set() and not self.send(slot.identity(), message):
             # never silent: a lost `stop` is made up for by SIGTERM after the grace
-            log.error("run %s: node %s: %s not sent", self.id, slot.id, message.get("t"))
-            self.mark_degraded(f"node channel: a {message.get('t')} to {slot.id} was lost")
+            kind = channel.to_json(message)["t"]
+            log.error("run %s: node %s: %s not sent", self.id, slot.id, kind)
+            self.mark_degraded(f"node channel: a {kind} to {slot.id} was lost")
 
     def input_endpoint(self, node: str, input_id: str) -> str:
         return self._endpoints[(node, input_id)]
@@ -218,23 +220,23 @@ class Run:
 
     # -------------------------------------------------------- live edges (not in configs)
 
-    def add_live_edge(self, sender: str, output: str, edge: dict[str, Any]) -> None:
+    def add_live_edge(self, sender: str, output: str, edge: WireEdge) -> None:
         """An edge to a dynamic node or an observer: wired now and after every restart."""
-        self.live_edges.append((sender, output, edge))
-        self.send_to_node(self.slots[sender], {"t": "wire", "output": output, **edge})
+        wire = channel.Wire(output, edge)
+        self.live_edges.append((sender, wire))
+        self.send_to_node(self.slots[sender], wire)
 
     def remove_live_edge(self, endpoint: str) -> None:
-        for sender, output, edge in [e for e in self.live_edges if e[2]["endpoint"] == endpoint]:
-            self.live_edges.remove((sender, output, edge))
-            message = {"t": "unwire", "output": output, "endpoint": endpoint}
-            self.send_to_node(self.slots[sender], message)
+        for sender, wire in [e for e in self.live_edges if e[1].edge.endpoint == endpoint]:
+            self.live_edges.remove((sender, wire))
+            self.send_to_node(self.slots[sender], channel.Unwire(wire.output, endpoint))
 
     def release(self, slot: NodeSlot) -> None:
         """Let a connected node go: `start`, then the live edges its config lacks."""
-        self.send_to_node(slot, {"t": "start"})
-        for sender, output, edge in self.live_edges:
+        self.send_to_node(slot, channel.Start())
+        for sender, wire in self.live_edges:
             if sender == slot.id:
-                self.send_to_node(slot, {"t": "wire", "output": output, **edge})
+                self.send_to_node(slot, wire)
 
     def on_keeper_event(self, message: FromKeeper) -> None:
         if isinstance(message, Degraded):
@@ -325,7 +327,7 @@ class Run:
         for edge in downstream(self.dataflow, slot.id):
             target = self.slots[edge.target]
             source = f"{slot.id}/{edge.output}"
-            self.send_to_node(target, {"t": "upstream_done", "input": edge.input, "source": source})
+            self.send_to_node(target, channel.UpstreamDone(edge.input, source))
 
     def lose_keeper(self, cause: str) -> None:
         """The keeper is gone: kill what it left, end every slot, and fail the run.

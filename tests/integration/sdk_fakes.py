@@ -11,8 +11,6 @@ from typing import Any
 
 import zmq
 
-from node_sdk.wire import encode_control
-
 BOUND_S = 15.0  # a safety bound on every wait, never an assertion about speed
 
 
@@ -53,7 +51,7 @@ class FakeDaemon:
             self._handle(*got)
 
     def send(self, node: str, message: dict[str, Any]) -> None:
-        self.router.send_multipart([self.peers[node], encode_control(message)])
+        self.router.send_multipart([self.peers[node], json.dumps(message).encode()])
 
     def start_all(self) -> None:
         for node in self.peers:

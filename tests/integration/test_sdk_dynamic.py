@@ -21,7 +21,7 @@ import zmq
 
 from node_sdk import paths
 from node_sdk.frames import DataMessage, decode_data, encode_data, encode_eos
-from node_sdk.wire import KIND_EOS, encode_control
+from node_sdk.wire import KIND_EOS
 
 BOUND_S = 20.0  # a safety bound on every wait, never an assertion about speed
 RUN = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000"
@@ -85,7 +85,7 @@ class Harness:
         return self.ep(name)
 
     def send(self, node: str, message: dict[str, Any]) -> None:
-        self.router.send_multipart([self.peers[node], encode_control(message)])
+        self.router.send_multipart([self.peers[node], json.dumps(message).encode()])
 
     def pump(self, until: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + BOUND_S
@@ -105,7 +105,7 @@ class Harness:
         if identity.startswith(b"attach/"):
             self.attaches.append((identity, message))
             reply = {"t": "attached", "config": self.viewer_config}
-            self.router.send_multipart([identity, encode_control(reply)])
+            self.router.send_multipart([identity, json.dumps(reply).encode()])
             return
         node = identity.decode().split("/")[1]
         if kind == "hello":

@@ -30,6 +30,7 @@ from daemon.model.keeper_messages import (
 )
 from daemon.run.supervisor import Run
 from daemon.store import Store
+from node_sdk import channel
 
 NODES = Path(__file__).resolve().parent.parent / "nodes"
 # above any pid_max (2**22): killpg on these can only ever say "no such process group"
@@ -105,11 +106,11 @@ class FakeKeeper:
         found = [p for p in self.processes if p.node == node and not p.ended.is_set()]
         return found[-1] if found else None
 
-    def to_node(self, identity: bytes, message: dict[str, Any]) -> bool:
+    def to_node(self, identity: bytes, message: channel.Message) -> bool:
         """The run's node-channel sends (`Run.send`): STOP reaches the fake process."""
         node = identity.decode().split("/")[1]
         process = self.live(node)
-        if message.get("t") == "stop" and process is not None:
+        if isinstance(message, channel.Stop) and process is not None:
             self.stops.append((trio.current_time(), node))
             if self.behaviours[node].obeys_stop:
                 process.end(0)

@@ -13,6 +13,7 @@ from daemon.model.descriptor import NodeSpec, RestartPolicy
 from daemon.model.keeper_messages import Exited, Spawned
 from daemon.model.states import NodeStatus
 from daemon.run.slot import NodeSlot
+from node_sdk import channel
 
 
 @attrs.define(eq=False)
@@ -25,7 +26,7 @@ class Host:
     records: list[tuple[str, dict[str, Any]]] = attrs.field(factory=list)
     events: list[tuple[str, str]] = attrs.field(factory=list)
     signals: list[tuple[float, signal.Signals]] = attrs.field(factory=list)
-    sent: list[str] = attrs.field(factory=list)
+    sent: list[channel.Message] = attrs.field(factory=list)
     connected: list[str] = attrs.field(factory=list)
     detached: list[str] = attrs.field(factory=list)
     restart: float | None = None
@@ -37,8 +38,8 @@ class Host:
         delay, self.restart = self.restart, None
         return delay
 
-    def send_to_node(self, slot: NodeSlot, message: dict[str, Any]) -> None:
-        self.sent.append(message["t"])
+    def send_to_node(self, slot: NodeSlot, message: channel.Message) -> None:
+        self.sent.append(message)
 
     def signal_node(self, slot: NodeSlot, sig: signal.Signals) -> None:
         self.signals.append((trio.current_time(), sig))
@@ -78,7 +79,7 @@ async def test_terminate_escalates_and_every_state_reaches_the_store(
         began = trio.current_time()
         await slot.terminate(grace=4.0)
         await slot.finished.wait()
-    assert host.sent == ["stop"]
+    assert host.sent == [channel.Stop()]
     assert [(round(t - began), s) for t, s in host.signals] == [
         (4, signal.SIGTERM),
         (6, signal.SIGKILL),

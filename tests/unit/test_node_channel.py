@@ -7,10 +7,14 @@ import json
 import logging
 from typing import Any
 
+import attrs
 import pytest
 
+from daemon.model import routing
+from daemon.model.descriptor import Input, OutputRef
 from daemon.run.node_channel import NodeChannel
 from node_sdk import channel
+from node_sdk.config import DataInput, Edge
 
 NESTED = b"[" * 1100 + b"]" * 1100
 
@@ -21,8 +25,9 @@ class FakeOwner:
     def __init__(self) -> None:
         self.sent: list[list[bytes]] = []
 
-    def send(self, frames: list[bytes]) -> None:
+    def send(self, frames: list[bytes]) -> bool:
         self.sent.append(frames)
+        return True
 
 
 def _channel(attach: Any = None) -> tuple[NodeChannel, FakeOwner]:
@@ -73,12 +78,79 @@ def test_a_malformed_attach_is_refused_in_one_line(
     assert len(caplog.records) == 1
 
 
-def test_a_malformed_untyped_message_is_not_sent(caplog: pytest.LogCaptureFixture) -> None:
+def _compact(raw: dict[str, Any]) -> bytes:
+    return json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+EDGE = Edge("ipc:///s/x1", "viewer", "in", "backpressure", 3)
+
+
+@pytest.mark.parametrize(
+    ("message", "raw"),
+    [
+        (channel.Start(), {"t": "start"}),
+        (channel.Stop(), {"t": "stop"}),
+        (
+            channel.UpstreamDone("in", "a/out"),
+            {"t": "upstream_done", "input": "in", "source": "a/out"},
+        ),
+        (
+            channel.Wire("out", EDGE),
+            {"t": "wire", "output": "out", "endpoint": "ipc:///s/x1", "node": "viewer",
+             "input": "in", "policy": "backpressure", "queue_size": 3},
+        ),
+        (
+            channel.Unwire("out", "ipc:///s/x1"),
+            {"t": "unwire", "output": "out", "endpoint": "ipc:///s/x1"},
+        ),
+        (
+            channel.AddInput(DataInput("in", "ipc:///s/x2", 10, "drop_oldest", ("a/out",))),
+            {"t": "add_input", "input": "in", "endpoint": "ipc:///s/x2", "queue_size": 10,
+             "policy": "drop_oldest", "sources": ["a/out"]},
+        ),
+    ],
+)  # fmt: skip
+def test_typed_messages_go_out_as_the_frames_the_daemon_built_by_hand(
+    message: channel.Message, raw: dict[str, Any]
+) -> None:
+    """The daemon once sent these dicts: the node must get the very same bytes."""
     node_channel, owner = _channel()
-    with caplog.at_level(logging.ERROR, logger="daemon.run.node_channel"):
-        node_channel.send(b"r/n/1", {"t": "wire", "output": "o"})  # no endpoint, node, input
-    assert owner.sent == []
-    assert "not sending a malformed message" in caplog.records[0].getMessage()
-    node_channel.send(b"r/n/1", {"t": "upstream_done", "input": "in", "source": "a/out"})
-    node_channel.send(b"r/n/1", channel.Stop())
-    assert [json.loads(frames[1])["t"] for frames in owner.sent] == ["upstream_done", "stop"]
+    assert node_channel.send(b"r/n/1", message)
+    assert owner.sent == [[b"r/n/1", _compact(raw)]]
+    assert channel.decode(owner.sent[0][1]) == message
+
+
+def test_an_edge_carries_its_inputs_queue_policy_and_size() -> None:
+    spec = Input(id="in", source=OutputRef(node="a", output="out"), queue_size=3,
+                 queue_policy="backpressure")  # fmt: skip
+    assert routing.edge_to("viewer", spec, "ipc:///s/x1") == EDGE
+    assert routing.data_input(spec, OutputRef(node="a", output="out"), "ipc:///s/x1") == (
+        DataInput("in", "ipc:///s/x1", 3, "backpressure", ("a/out",))
+    )
+
+
+@attrs.define
+class StatsSlot:
+    """The fields of a NodeSlot that a `stats` message touches."""
+
+    generation: int = 1
+    last_seen: float = 0.0
+    stats: dict[str, Any] | None = None
+
+
+def test_stats_reach_the_slot_as_plain_counters() -> None:
+    slot = StatsSlot()
+
+    def find_slot(_run: str, _node: str) -> Any:  # a NodeSlot, for what stats touch
+        return slot
+
+    node_channel = NodeChannel(owner=FakeOwner(), find_slot=find_slot)  # type: ignore[arg-type]
+    for received in (10, 30):
+        frame = _compact({"t": "stats", "inputs": {"in": {"received": received}},
+                          "outputs": {"out": {"sent": 2, "dropped": 0}}})  # fmt: skip
+        node_channel.on_message([b"r/n/1", frame])
+    assert slot.stats is not None
+    assert slot.stats["inputs"] == {"in": {"received": 30}}
+    assert slot.stats["outputs"] == {"out": {"sent": 2, "dropped": 0}}
+    assert slot.last_seen > 0
+    json.dumps(slot.stats)  # served as JSON by `flow node info`

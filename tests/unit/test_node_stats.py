@@ -1,16 +1,19 @@
-"""Statistics reports: rates from successive reports; malformed counters are ignored."""
+"""Statistics reports: rates from successive reports, stored as plain JSON-ready dicts."""
 
 from __future__ import annotations
 
+import json
+from types import MappingProxyType
+
 from daemon.model.node_stats import merge_report
+from node_sdk.channel import Stats
 
 
-def report(received: int, sent: int) -> dict:
-    return {
-        "t": "stats",
-        "inputs": {"data": {"received": received, "dropped": 1, "queued": 2, "refused": 0}},
-        "outputs": {"out": {"sent": sent, "dropped": 0}},
-    }
+def report(received: int, sent: int) -> Stats:
+    return Stats(
+        {"data": {"received": received, "dropped": 1, "queued": 2, "refused": 0}},
+        {"out": {"sent": sent, "dropped": 0}},
+    )
 
 
 def test_first_report_has_no_rates() -> None:
@@ -25,7 +28,10 @@ def test_rates_are_per_second_since_the_last_report() -> None:
     assert second["rates"] == {"data": 25.0, "out:out": 10.0}
 
 
-def test_malformed_counters_are_dropped() -> None:
-    merged = merge_report(None, {"inputs": {"x": {"received": "many", "ok": 3}, 4: {}}}, 1.0)
-    assert merged["inputs"] == {"x": {"ok": 3}}
+def test_counters_are_copied_into_plain_dicts() -> None:
+    counters = {"received": 3}
+    merged = merge_report(None, Stats(MappingProxyType({"x": counters}), {}), 1.0)
+    counters["received"] = 99  # the report is not kept by reference
+    assert merged["inputs"] == {"x": {"received": 3}}
     assert merged["outputs"] == {}
+    json.dumps(merged)

@@ -15,7 +15,6 @@ import zmq
 
 from node_sdk import Node, NodeError, attach
 from node_sdk import paths as sdk_paths
-from node_sdk.wire import encode_control
 
 BOUND_S = 15.0  # a safety bound on waits, never an assertion about speed
 
@@ -49,7 +48,7 @@ class FakeNodesRouter:
             self.requests.append((identity, request))
             reply = self.answer(identity, request)
             if reply is not None:
-                self.router.send_multipart([identity, encode_control(reply)])
+                self.router.send_multipart([identity, json.dumps(reply).encode()])
         self.router.close(linger=0)
         Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)  # zmq leaves it
 

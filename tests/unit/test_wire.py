@@ -1,4 +1,4 @@
-"""Data frames and node-channel messages round-trip through `node_sdk.wire`."""
+"""Data frames round-trip through `node_sdk.wire` and `node_sdk.frames`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from node_sdk import NodeError, channel, wire
+from node_sdk import NodeError, wire
 from node_sdk import frames as fr
 
 
@@ -209,11 +209,6 @@ def test_end_of_stream_carries_the_last_seq() -> None:
     got = fr.decode_data(fr.encode_eos("a/out", 2, 41))
     assert (got.header.kind, got.header.seq, got.source, got.value) == (wire.KIND_EOS, 41, "a/out",
                                                                         None)  # fmt: skip
-
-
-def test_control_messages_encode_as_the_node_channel_reads_them() -> None:
-    message = {"t": "upstream_done", "input": "in", "source": "a/out"}
-    assert channel.decode(wire.encode_control(message)) == channel.UpstreamDone("in", "a/out")
 
 
 def test_credit_frames() -> None:
