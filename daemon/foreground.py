@@ -15,13 +15,14 @@ from typing import Any
 
 import trio
 
+from daemon.errors import StateStoreUnusable
 from daemon.keeper.logs import Tee
 from daemon.model import pids
 from daemon.run.assembly import open_runtime
 from daemon.run.runtime import prepare_socket_dir
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 from daemon.store import Store
-from node_sdk import paths
+from node_sdk import paths, private
 
 
 def foreground_socket_dir() -> Path:
@@ -58,10 +59,18 @@ async def run_foreground(
     `path` must be absolute (the caller resolves it, outside the event loop).
     """
     home = paths.flow_home()
-    home.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # the state store and node logs are this user's alone (SPEC 10)
+    try:
+        private.prepare_home(home)
+    except private.NotPrivate as exc:
+        raise StateStoreUnusable(str(exc)) from None
     store = Store.open(paths.state_db(home))
     sockets = foreground_socket_dir()
-    prepare_socket_dir(sockets)
+    try:
+        prepare_socket_dir(sockets)  # a refusal is raised before anything is removed
+    except BaseException:
+        store.close()
+        raise
     try:
         origin = f"foreground:{pids.tag()}"  # pid + create time: never reused
         runtime = open_runtime(home, sockets, store, origin=origin, tee=tee, dynamic_nodes=False)

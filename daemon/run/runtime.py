@@ -32,7 +32,7 @@ from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from daemon.store import Store
-from node_sdk import paths
+from node_sdk import paths, private
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,11 @@ def new_run_id() -> str:
 
 
 def prepare_socket_dir(folder: Path) -> None:
-    """Create the private socket folder (0700) and refuse one that is not ours (SPEC 10)."""
+    """Create the private socket folder (0700); refuse a symlink or another user's (SPEC 10)."""
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = folder.stat()
-        if info.st_uid != os.getuid():
-            raise ControlSocketUnavailable(f"socket folder {folder} belongs to another user")
-        os.chmod(folder, 0o700)
-    except OSError as exc:
-        raise ControlSocketUnavailable(f"cannot create socket folder {folder}: {exc}") from exc
+        private.ensure_private_dir(folder)
+    except private.NotPrivate as exc:
+        raise ControlSocketUnavailable(str(exc)) from None
 
 
 @attrs.define(eq=False)
