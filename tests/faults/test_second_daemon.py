@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import flow, flow_env
+from helpers import flow, flow_env, stream_graph
 from procs import daemon_pid
-from test_daemon_crash import run_info, start, up, wait_for_values
 
 from daemon.model.pids import alive
 from node_sdk import paths
+
+
+def up(home: Path) -> None:
+    done = flow("up", home=home)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def run_info(home: Path, name: str) -> dict[str, Any]:
+    done = flow("list", "--all", "--json", home=home)
+    assert done.returncode == 0, done.stderr
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return [r for r in runs if r["name"] == name][-1]
+
+
+def start_streaming(home: Path, tmp_path: Path, name: str) -> dict[str, Any]:
+    """A counter -> sink run, once the sink has received a few values."""
+    yml = tmp_path / f"{name}.yml"
+    yml.write_text(stream_graph(20))
+    done = flow("start", str(yml), "--detach", "--name", name, home=home)
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 20
+    while "got data" not in flow("logs", name, "sink", home=home).stdout:
+        assert time.monotonic() < deadline, "the sink never received a value"
+        time.sleep(0.2)
+    return run_info(home, name)
 
 
 def serve(home: Path) -> subprocess.CompletedProcess[str]:
@@ -55,8 +82,7 @@ def test_row19_second_daemon_on_one_home_is_refused_by_the_lock(
 ) -> None:
     up(flow_home)
     first = daemon_pid(flow_home)
-    run = start(flow_home, tmp_path, "kept")
-    wait_for_values(flow_home, "kept", 5)
+    run = start_streaming(flow_home, tmp_path, "kept")
     sockets = paths.socket_dir(flow_home)
     before = {name: inode(sockets / name) for name in (paths.CONTROL_SOCKET, paths.NODES_SOCKET)}
     paths.daemon_pid_file(flow_home).unlink()  # the pid file says nothing any more
@@ -79,6 +105,10 @@ def test_row19_second_daemon_on_one_home_is_refused_by_the_lock(
     assert [n["pid"] for n in info["nodes"]] == [n["pid"] for n in run["nodes"]]
     status = flow("status", home=flow_home)
     assert status.returncode == 0, status.stderr
+    # nothing of the run was lost or repeated meanwhile
+    assert flow("stop", "kept", home=flow_home).returncode == 0
+    summary = flow("logs", "kept", "sink", home=flow_home).stdout.splitlines()
+    assert any("gaps=0 repeats=0" in line for line in summary), summary[-5:]
     assert flow("down", home=flow_home).returncode == 0
 
 
