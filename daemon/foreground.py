@@ -15,14 +15,13 @@ from typing import Any
 
 import trio
 
-from daemon.errors import StateStoreUnusable
 from daemon.keeper.logs import Tee
 from daemon.model import pids
 from daemon.run.assembly import open_runtime
-from daemon.run.runtime import prepare_socket_dir
+from daemon.run.runtime import prepare_private_home, prepare_socket_dir
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 from daemon.store import Store
-from node_sdk import paths, private
+from node_sdk import paths
 
 
 def foreground_socket_dir() -> Path:
@@ -59,18 +58,10 @@ async def run_foreground(
     `path` must be absolute (the caller resolves it, outside the event loop).
     """
     home = paths.flow_home()
-    os.umask(0o077)  # the state store and node logs are this user's alone (SPEC 10)
-    try:
-        private.prepare_home(home)
-    except private.NotPrivate as exc:
-        raise StateStoreUnusable(str(exc)) from None
+    prepare_private_home(home)
     store = Store.open(paths.state_db(home))
     sockets = foreground_socket_dir()
-    try:
-        prepare_socket_dir(sockets)  # a refusal is raised before anything is removed
-    except BaseException:
-        store.close()
-        raise
+    prepare_socket_dir(sockets)
     try:
         origin = f"foreground:{pids.tag()}"  # pid + create time: never reused
         runtime = open_runtime(home, sockets, store, origin=origin, tee=tee, dynamic_nodes=False)

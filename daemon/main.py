@@ -30,7 +30,7 @@ from daemon.run import ipc_files
 from daemon.run.assembly import open_runtime
 from daemon.run.node_channel import bind_router
 from daemon.run.recovery import recover_runs
-from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
+from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
 from node_sdk import paths, private
@@ -44,14 +44,6 @@ def other_daemon_pid(home: Path) -> int | None:
     """The pid of a live daemon already serving this home, if any."""
     pid = pids.daemon_pid(home)
     return pid if pid != os.getpid() else None
-
-
-def _prepare_home(home: Path) -> None:
-    os.umask(0o077)  # before any bind or file: only this user may use what we create
-    try:
-        private.prepare_home(home)
-    except private.NotPrivate as exc:
-        raise StateStoreUnusable(str(exc)) from None
 
 
 def lock_file(home: Path) -> Path:
@@ -89,7 +81,7 @@ def hold_home_lock(home: Path) -> Iterator[None]:
 async def serve(
     home: Path, *, task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    _prepare_home(home)
+    prepare_private_home(home)  # before any bind or file
     with hold_home_lock(home):
         await _serve_locked(home, task_status)
 

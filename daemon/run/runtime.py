@@ -21,6 +21,7 @@ from daemon.errors import (
     FatalError,
     RecoverableError,
     RunNotActive,
+    StateStoreUnusable,
     UnknownRun,
 )
 from daemon.keeper.logs import Tee
@@ -47,6 +48,19 @@ def new_run_id() -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+def prepare_private_home(home: Path) -> None:
+    """umask 077, then FLOW_HOME 0700 with its files 0600; another user's refused (SPEC 10).
+
+    The umask comes first and stays: the state store, logs and sockets made later are
+    this user's alone without a chmod race (nodes inherit it).
+    """
+    os.umask(0o077)
+    try:
+        private.prepare_home(home)
+    except private.NotPrivate as exc:
+        raise StateStoreUnusable(str(exc)) from None
 
 
 def prepare_socket_dir(folder: Path) -> None:
