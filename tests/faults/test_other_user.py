@@ -329,3 +329,16 @@ def test_row23_another_user_cannot_reach_the_control_socket(
         assert after.stdout == before
     finally:
         assert flow("down", home=flow_home, env_extra=env).returncode == 0
+
+
+def test_item2_another_users_flow_home_is_refused(flow_home: Path, tmp_path: Path) -> None:
+    theirs = flow_home / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, NOBODY, NOBODY)
+    yml = write_graph(tmp_path)
+    for argv in (["run", str(yml)], ["up"]):
+        done = flow(*argv, home=theirs)
+        assert done.returncode == 1, done.stdout + done.stderr
+        one_error_line(done, f"FLOW_HOME {theirs} belongs to another user (uid {NOBODY})")
+    assert list(theirs.iterdir()) == []  # nothing written into it
+    assert stat.S_IMODE(theirs.stat().st_mode) == 0o755
