@@ -46,10 +46,6 @@ def other_daemon_pid(home: Path) -> int | None:
     return pid if pid != os.getpid() else None
 
 
-def lock_file(home: Path) -> Path:
-    return home / "daemon.lock"
-
-
 @contextlib.contextmanager
 def hold_home_lock(home: Path) -> Iterator[None]:
     """One daemon per FLOW_HOME (SPEC 10): an exclusive flock held for the daemon's lifetime.
@@ -58,7 +54,7 @@ def hold_home_lock(home: Path) -> Iterator[None]:
     dies, so a second daemon is refused even then. The descriptor is not inherited by
     keepers or nodes (Python opens files non-inheritable), so it dies with the daemon.
     """
-    path = lock_file(home)
+    path = paths.daemon_lock_file(home)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:

@@ -74,6 +74,11 @@ def daemon_pid_file(home: Path) -> Path:
     return home / "daemon.pid"
 
 
+def daemon_lock_file(home: Path) -> Path:
+    """Locked (`flock`) by the daemon for its whole life: one daemon per home (SPEC 10)."""
+    return home / "daemon.lock"
+
+
 def run_dir(home: Path, run_id: str) -> Path:
     return home / "runs" / run_id
 
