@@ -12,7 +12,7 @@ import pytest
 from daemon.errors import ControlSocketUnavailable
 from daemon.main import hold_home_lock
 from daemon.run import ipc_files
-from node_sdk import private
+from node_sdk import paths, private
 
 
 def mode(path: Path) -> int:
@@ -140,3 +140,21 @@ def test_the_home_lock_admits_one_holder(tmp_path: Path) -> None:
     with hold_home_lock(tmp_path):  # released with its holder
         pass
     assert mode(tmp_path / "daemon.lock") == 0o600
+
+
+def test_an_xdg_runtime_dir_not_ours_alone_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert paths.socket_dir(home).parent == runtime
+    runtime.chmod(0o1777)  # like /tmp: others cannot rename what is ours in it
+    assert paths.socket_dir(home).parent == runtime
+    runtime.chmod(0o777)  # anyone could swap our folder for theirs
+    assert paths.socket_dir(home).parent == Path("/tmp")
+    if os.geteuid() == 0:
+        runtime.chmod(0o700)
+        os.chown(runtime, 65534, 65534)  # another user's (kept by `sudo -E`, say)
+        assert paths.socket_dir(home).parent == Path("/tmp")
