@@ -158,3 +158,20 @@ def test_an_xdg_runtime_dir_not_ours_alone_is_not_used(
         runtime.chmod(0o700)
         os.chown(runtime, 65534, 65534)  # another user's (kept by `sudo -E`, say)
         assert paths.socket_dir(home).parent == Path("/tmp")
+
+
+def test_end_orphans_removes_only_stale_sockets(flow_home: Path) -> None:
+    from daemon.control.orphans import end_orphaned_keepers
+
+    folder = paths.socket_dir(flow_home)
+    private.ensure_private_dir(folder)
+    control, nodes = folder / paths.CONTROL_SOCKET, folder / paths.NODES_SOCKET
+    with socket.socket(socket.AF_UNIX) as live, socket.socket(socket.AF_UNIX) as dead:
+        live.bind(str(control))
+        live.listen(1)  # a daemon that is alive, only slow to answer
+        dead.bind(str(nodes))
+        dead.close()
+        assert end_orphaned_keepers(flow_home) == 0
+        assert control.is_socket()
+        assert not nodes.exists()
+        control.unlink()
