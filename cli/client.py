@@ -21,7 +21,7 @@ from daemon.model.protocol import (
     encode_request,
     reply_id,
 )
-from node_sdk import paths
+from node_sdk import paths, private
 
 R = TypeVar("R")
 
@@ -45,6 +45,7 @@ def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None)
 
     folder = home_path(home)
     endpoint = paths.control_endpoint(folder)
+    check_socket_folder(folder)
     # A SIGKILLed daemon leaves its socket file behind: its pid file says at once that
     # nobody is there, where waiting for a reply would take the whole timeout.
     if not Path(endpoint.removeprefix("ipc://")).exists() or daemon_is_gone(folder):
@@ -67,6 +68,14 @@ def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None)
     if isinstance(reply, ErrorReply):
         raise DaemonError(reply.kind, reply.message)
     return cast(R, reply)
+
+
+def check_socket_folder(home: Path) -> None:
+    """Refuse a socket folder another user made: we would send them YAML and secrets."""
+    try:
+        private.check_private_dir(paths.socket_dir(home))
+    except private.NotPrivate as exc:
+        raise CliError(str(exc)) from None
 
 
 def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | None:

@@ -18,7 +18,7 @@ import trio
 from daemon.keeper.logs import Tee
 from daemon.model import pids
 from daemon.run.assembly import open_runtime
-from daemon.run.runtime import prepare_socket_dir
+from daemon.run.runtime import prepare_private_home, prepare_socket_dir
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 from daemon.store import Store
 from node_sdk import paths
@@ -58,7 +58,7 @@ async def run_foreground(
     `path` must be absolute (the caller resolves it, outside the event loop).
     """
     home = paths.flow_home()
-    home.mkdir(parents=True, exist_ok=True)
+    prepare_private_home(home)
     store = Store.open(paths.state_db(home))
     sockets = foreground_socket_dir()
     prepare_socket_dir(sockets)

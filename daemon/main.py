@@ -7,10 +7,12 @@ Signals become the ordinary shutdown path, so there is one way to stop.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import trio
@@ -24,13 +26,14 @@ from daemon.errors import FATAL_ERRORS, ControlSocketUnavailable, FatalError, St
 from daemon.model import pids, settings
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.model.requests import Seconds, StopAll
+from daemon.run import ipc_files
 from daemon.run.assembly import open_runtime
 from daemon.run.node_channel import bind_router
 from daemon.run.recovery import recover_runs
-from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
+from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
-from node_sdk import paths
+from node_sdk import paths, private
 
 log = logging.getLogger("daemon")
 
@@ -43,18 +46,43 @@ def other_daemon_pid(home: Path) -> int | None:
     return pid if pid != os.getpid() else None
 
 
-def _prepare_home(home: Path) -> None:
-    os.umask(0o077)  # before any bind or file: only this user may use what we create
+@contextlib.contextmanager
+def hold_home_lock(home: Path) -> Iterator[None]:
+    """One daemon per FLOW_HOME (SPEC 10): an exclusive flock held for the daemon's lifetime.
+
+    A pid file can be deleted or be stale; the kernel drops the lock only when its holder
+    dies, so a second daemon is refused even then. The descriptor is not inherited by
+    keepers or nodes (Python opens files non-inheritable), so it dies with the daemon.
+    """
+    path = paths.daemon_lock_file(home)
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
-        raise StateStoreUnusable(f"cannot create FLOW_HOME {home}: {exc}") from exc
+        raise StateStoreUnusable(f"cannot open {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise ControlSocketUnavailable(
+                f"another flow daemon (pid {holder}) holds {path}: it serves {home}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing it releases the lock
 
 
 async def serve(
     home: Path, *, task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    _prepare_home(home)
+    prepare_private_home(home)  # before any bind or file
+    with hold_home_lock(home):
+        await _serve_locked(home, task_status)
+
+
+async def _serve_locked(home: Path, task_status: trio.TaskStatus[Runtime]) -> None:
     other = other_daemon_pid(home)
     if other is not None:
         raise ControlSocketUnavailable(f"another flow daemon (pid {other}) serves {home}")
@@ -64,9 +92,13 @@ async def serve(
         _say(home, "error", warning)
     sockets = paths.socket_dir(home)
     prepare_socket_dir(sockets)
+    own: dict[Path, ipc_files.Identity | None] = {}  # only these are removed at the end
     try:
         async with open_runtime(home, sockets, store) as rt:
+            own[paths.nodes_socket(home)] = ipc_files.identity(paths.nodes_socket(home))
             control = _bind_control(rt, home, sockets)
+            control_path = sockets / paths.CONTROL_SOCKET
+            own[control_path] = ipc_files.identity(control_path)
             paths.daemon_pid_file(home).write_text(f"{os.getpid()}\n")
             try:
                 async with trio.open_nursery() as root:
@@ -76,7 +108,7 @@ async def serve(
             finally:
                 _remove_pid_file(home)
     finally:
-        _remove_sockets(sockets)
+        _remove_sockets(sockets, own)
         store.close()
 
 
@@ -143,11 +175,9 @@ def _stderr_is_log(home: Path) -> bool:
     return (err.st_dev, err.st_ino) == (log_file.st_dev, log_file.st_ino)
 
 
-def _remove_sockets(sockets: Path) -> None:
-    for name in (paths.CONTROL_SOCKET, paths.NODES_SOCKET):
-        path = sockets / name
-        if path.is_socket():
-            path.unlink(missing_ok=True)
+def _remove_sockets(sockets: Path, own: dict[Path, ipc_files.Identity | None]) -> None:
+    for path, identity in own.items():
+        ipc_files.remove_own(path, identity)
     with contextlib.suppress(OSError):  # not empty: what is left is not ours to remove
         sockets.rmdir()
 
@@ -176,9 +206,9 @@ def find_fatal(exc: BaseException) -> FatalError | None:
 def setup_logging(home: Path) -> None:
     handler: logging.Handler
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        private.prepare_home(home)
         handler = logging.FileHandler(paths.daemon_log(home), encoding="utf-8")
-    except OSError:
+    except (OSError, private.NotPrivate):  # `serve` then says why, in one line
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -188,6 +218,7 @@ def setup_logging(home: Path) -> None:
 
 def run_daemon(home: Path) -> int:
     """Serve until shut down; returns the exit status."""
+    os.umask(0o077)  # before the log file: only this user may read what we write
     setup_logging(home)
     try:
         trio.run(serve, home)

@@ -14,7 +14,7 @@ from typing import Final
 
 import zmq
 
-from node_sdk import channel, paths
+from node_sdk import channel, paths, private
 from node_sdk import config as _config
 from node_sdk.errors import NodeError
 
@@ -29,6 +29,10 @@ def attach(
     if dataflow is None:
         dataflow = os.environ.get(DATAFLOW_ENV) or None
     home = paths.flow_home()
+    try:  # a folder another user made would receive our attach: never talk to it
+        private.check_private_dir(paths.socket_dir(home))
+    except private.NotPrivate as exc:
+        raise NodeError(str(exc)) from None
     if not paths.nodes_socket(home).exists():
         raise NodeError(f"no flow daemon for FLOW_HOME {home}: run flow up")
     endpoint = paths.nodes_endpoint(home)

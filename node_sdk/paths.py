@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Final
 
@@ -26,9 +27,27 @@ def socket_dir(home: Path) -> Path:
     """A private folder short enough for the 107-byte `ipc://` limit, unique per home."""
     digest = hashlib.sha256(str(home).encode()).hexdigest()[:10]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir() and os.access(runtime, os.W_OK):
+    if runtime and _runtime_dir_is_ours(runtime):
         return Path(runtime) / f"flow-{digest}"
     return Path("/tmp") / f"flow-{os.getuid()}-{digest}"
+
+
+def _runtime_dir_is_ours(runtime: str) -> bool:
+    """An XDG_RUNTIME_DIR this user owns, that nobody else can rename things in.
+
+    One kept by `sudo -E`, say, is another user's: they could swap our folder in it.
+    """
+    try:
+        info = os.stat(runtime)
+    except OSError:
+        return False
+    open_to_others = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not open_to_others
+        and os.access(runtime, os.W_OK)
+    )
 
 
 def control_endpoint(home: Path) -> str:
@@ -69,6 +88,11 @@ def daemon_log(home: Path) -> Path:
 
 def daemon_pid_file(home: Path) -> Path:
     return home / "daemon.pid"
+
+
+def daemon_lock_file(home: Path) -> Path:
+    """Locked (`flock`) by the daemon for its whole life: one daemon per home (SPEC 10)."""
+    return home / "daemon.lock"
 
 
 def run_dir(home: Path, run_id: str) -> Path:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from cli import render
     from cli.commands.config import load_settings
     from cli.durations import parse_duration
-    from daemon.errors import DataflowInvalid
+    from daemon.errors import DataflowInvalid, FatalError
     from daemon.foreground import run_foreground_sync
     from daemon.model.descriptor import MAX_YAML_BYTES, parse_dataflow
     from daemon.model.logformat import LogRecord
@@ -72,7 +72,12 @@ def run(args: argparse.Namespace) -> int:
             line = record.message
         render.out.print(render.prefixed(node, line, width))
 
-    info = run_foreground_sync(path, text, env, stop_after=stop_after, tee=tee, grace=args.grace)
+    try:
+        info = run_foreground_sync(
+            path, text, env, stop_after=stop_after, tee=tee, grace=args.grace
+        )
+    except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
+        raise CliError(str(exc)) from None
     status = render.run_result(info)
     if info["status"] == "stopped" and stop_after is not None:
         return 0

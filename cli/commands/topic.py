@@ -70,6 +70,7 @@ class Observer:
         from node_sdk.leases import Releases, ShmReader
 
         home = client.home_path()
+        client.check_socket_folder(home)  # never bind in a folder another user made
         self.endpoint = f"ipc://{paths.socket_dir(home)}/obs-{os.getpid()}-{secrets.token_hex(3)}"
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.PULL)

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     home = client.home_path()
     load_settings(home)  # the daemon would refuse a bad setting: say so here, exit 2
+    client.check_socket_folder(home)  # the daemon would refuse it too; say so first
     # a pid file naming a live daemon is worth a ping; otherwise none can answer
     info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
     if info is not None:
@@ -40,17 +41,26 @@ def run(args: argparse.Namespace) -> int:
         return 0
     proc = spawn_daemon(home)
     info = wait_until_up(proc, home)
-    render.info(f"flow daemon started (pid {info.pid})")
+    # ours, or one that already held FLOW_HOME (its pid file was gone) and made ours give way
+    verb = "started" if info.pid == proc.pid else "already running"
+    render.info(f"flow daemon {verb} (pid {info.pid})")
     return 0
 
 
 def spawn_daemon(home: Path) -> subprocess.Popen[bytes]:
     """`python -m daemon serve --home HOME`, detached, output appended to daemon.log."""
-    from node_sdk import paths
+    from cli.errors import CliError
+    from node_sdk import paths, private
 
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        private.prepare_home(home)
+    except private.NotPrivate as exc:
+        raise CliError(str(exc)) from None
     env = dict(os.environ, FLOW_HOME=str(home))
-    with open(paths.daemon_log(home), "ab") as log:
+    log_fd = os.open(
+        paths.daemon_log(home), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
+    )
+    with open(log_fd, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "daemon", "serve", "--home", str(home)],
             stdin=subprocess.DEVNULL,

@@ -16,7 +16,8 @@ from pathlib import Path
 import zmq
 
 from daemon.model.keeper_messages import Quit, encode
-from node_sdk import paths
+from daemon.run import ipc_files
+from node_sdk import paths, private
 
 QUIT_LINGER_MS = 500  # long enough for `quit` to reach a keeper that is alive
 
@@ -24,9 +25,13 @@ QUIT_LINGER_MS = 500  # long enough for `quit` to reach a keeper that is alive
 def end_orphaned_keepers(home: Path) -> int:
     """Tell every run keeper still serving `home` to end; how many were told."""
     folder = paths.socket_dir(home)
+    try:
+        private.check_private_dir(folder)
+    except private.NotPrivate:
+        return 0  # another user's folder: nothing in it is ours to tell or remove
     for name in (paths.CONTROL_SOCKET, paths.NODES_SOCKET):
-        with contextlib.suppress(OSError):
-            if (folder / name).is_socket():
+        if ipc_files.is_stale(folder / name):  # a live one is someone's, even now
+            with contextlib.suppress(OSError):
                 (folder / name).unlink()
     keepers = sorted(folder.glob("*/keeper")) if folder.is_dir() else []
     if not keepers:

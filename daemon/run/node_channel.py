@@ -8,14 +8,17 @@ so its caller does not wait out its timeout), and the loop goes on.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 import zmq
 
 from daemon.errors import RecoverableError
 from daemon.model.node_stats import merge_report
+from daemon.run import ipc_files
 from daemon.run.slot import NodeSlot
 from daemon.run.zmq_trio import Frames, SocketOwner
 from node_sdk import channel
@@ -115,8 +118,13 @@ def _identity(identity: bytes) -> tuple[str, str, int]:
 
 
 def bind_router(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    """A ROUTER bound at `endpoint`; an `ipc://` path held by a live process is refused."""
+    if endpoint.startswith("ipc://"):
+        ipc_files.claim(Path(endpoint.removeprefix("ipc://")))
     socket = context.socket(zmq.ROUTER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+    # a second wall behind the 0700 folder: the kernel's peer uid, checked by libzmq
+    socket.setsockopt(zmq.IPC_FILTER_UID, os.getuid())
     socket.bind(endpoint)
     return socket

@@ -144,5 +144,5 @@ def remove_unknown_socket_folders(rt: Runtime) -> None:
     """Socket folders of runs that are gone (their keeper was killed) are removed."""
     live = {run.sockets for run in rt.runs.values()}
     for folder in rt.socket_dir.iterdir():
-        if folder.is_dir() and folder not in live:
+        if folder.is_dir() and not folder.is_symlink() and folder not in live:
             shutil.rmtree(folder, ignore_errors=True)

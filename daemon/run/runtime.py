@@ -21,6 +21,7 @@ from daemon.errors import (
     FatalError,
     RecoverableError,
     RunNotActive,
+    StateStoreUnusable,
     UnknownRun,
 )
 from daemon.keeper.logs import Tee
@@ -32,7 +33,7 @@ from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from daemon.store import Store
-from node_sdk import paths
+from node_sdk import paths, private
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,25 @@ def new_run_id() -> str:
     return str(uuid.UUID(int=value))
 
 
-def prepare_socket_dir(folder: Path) -> None:
-    """Create the private socket folder (0700) and refuse one that is not ours (SPEC 10)."""
+def prepare_private_home(home: Path) -> None:
+    """umask 077, then FLOW_HOME 0700 with its files 0600; another user's refused (SPEC 10).
+
+    The umask comes first and stays: the state store, logs and sockets made later are
+    this user's alone without a chmod race (nodes inherit it).
+    """
+    os.umask(0o077)
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = folder.stat()
-        if info.st_uid != os.getuid():
-            raise ControlSocketUnavailable(f"socket folder {folder} belongs to another user")
-        os.chmod(folder, 0o700)
-    except OSError as exc:
-        raise ControlSocketUnavailable(f"cannot create socket folder {folder}: {exc}") from exc
+        private.prepare_home(home)
+    except private.NotPrivate as exc:
+        raise StateStoreUnusable(str(exc)) from None
+
+
+def prepare_socket_dir(folder: Path) -> None:
+    """Create the private socket folder (0700); refuse a symlink or another user's (SPEC 10)."""
+    try:
+        private.ensure_private_dir(folder)
+    except private.NotPrivate as exc:
+        raise ControlSocketUnavailable(str(exc)) from None
 
 
 @attrs.define(eq=False)
