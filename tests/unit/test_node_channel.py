@@ -5,30 +5,32 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fakes import FakeOwner
 
 from daemon.run.node_channel import NodeChannel
+from daemon.run.zmq_trio import MAX_OUTBOX
 from node_sdk import channel
 
 NESTED = b"[" * 1100 + b"]" * 1100
 
 
-class FakeOwner:
-    """Stands for the trio SocketOwner: records what would be sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[list[bytes]] = []
-
-    def send(self, frames: list[bytes]) -> None:
-        self.sent.append(frames)
+Channel = Callable[..., tuple[NodeChannel, FakeOwner]]
 
 
-def _channel(attach: Any = None) -> tuple[NodeChannel, FakeOwner]:
-    owner = FakeOwner()
-    made = NodeChannel(owner=owner, find_slot=lambda _run, _node: None, attach=attach)  # type: ignore[arg-type]
-    return made, owner
+@pytest.fixture
+def make_channel(make_owner: Callable[[], FakeOwner]) -> Channel:
+    """A node channel over a `FakeOwner`; `attach` gets the attach requests it grants."""
+
+    def make(attach: Any = None) -> tuple[NodeChannel, FakeOwner]:
+        owner = make_owner()
+        made = NodeChannel(owner=owner, find_slot=lambda _run, _node: None, attach=attach)
+        return made, owner
+
+    return make
 
 
 @pytest.mark.parametrize(
@@ -44,28 +46,28 @@ def _channel(attach: Any = None) -> tuple[NodeChannel, FakeOwner]:
     ],
 )
 def test_a_malformed_frame_is_dropped_with_one_line(
-    frames: list[bytes], caplog: pytest.LogCaptureFixture
+    make_channel: Channel, frames: list[bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
-    node_channel, owner = _channel()
+    node_channel, owner = make_channel()
     with caplog.at_level(logging.WARNING, logger="daemon.run.node_channel"):
         node_channel.on_message(frames)
     assert len(caplog.records) == 1
     assert "dropped" in caplog.records[0].getMessage()
-    assert owner.sent == []
+    assert owner.outgoing == []
 
 
 @pytest.mark.parametrize("pid", [[1], "1e400", 10**30, "abc", True, 0, 2**22 + 1])
 def test_a_malformed_attach_is_refused_in_one_line(
-    pid: Any, caplog: pytest.LogCaptureFixture
+    make_channel: Channel, pid: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     granted: list[channel.Attach] = []
-    node_channel, owner = _channel(attach=granted.append)
+    node_channel, owner = make_channel(attach=granted.append)
     frame = json.dumps({"t": "attach", "node": "v", "dataflow": None, "pid": pid}).encode()
     frame = frame.replace(b'"1e400"', b"1e400")
     with caplog.at_level(logging.WARNING, logger="daemon.run.node_channel"):
         node_channel.on_message([b"attach/1/ab", frame])
     assert granted == []
-    [(identity, reply)] = owner.sent
+    [(identity, reply)] = owner.outgoing
     assert identity == b"attach/1/ab"
     refused = channel.decode(reply)
     assert isinstance(refused, channel.Refused)
@@ -73,12 +75,26 @@ def test_a_malformed_attach_is_refused_in_one_line(
     assert len(caplog.records) == 1
 
 
-def test_a_malformed_untyped_message_is_not_sent(caplog: pytest.LogCaptureFixture) -> None:
-    node_channel, owner = _channel()
+def test_a_malformed_untyped_message_is_not_sent(
+    make_channel: Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    node_channel, owner = make_channel()
     with caplog.at_level(logging.ERROR, logger="daemon.run.node_channel"):
-        node_channel.send(b"r/n/1", {"t": "wire", "output": "o"})  # no endpoint, node, input
-    assert owner.sent == []
+        sent = node_channel.send(b"r/n/1", {"t": "wire", "output": "o"})  # no endpoint, node...
+    assert sent is False
+    assert owner.outgoing == []
     assert "not sending a malformed message" in caplog.records[0].getMessage()
-    node_channel.send(b"r/n/1", {"t": "upstream_done", "input": "in", "source": "a/out"})
-    node_channel.send(b"r/n/1", channel.Stop())
-    assert [json.loads(frames[1])["t"] for frames in owner.sent] == ["upstream_done", "stop"]
+    assert node_channel.send(b"r/n/1", {"t": "upstream_done", "input": "in", "source": "a/out"})
+    assert node_channel.send(b"r/n/1", channel.Stop())
+    assert [json.loads(frames[1])["t"] for frames in owner.outgoing] == ["upstream_done", "stop"]
+
+
+def test_a_message_the_owner_cannot_queue_is_reported_to_the_caller(
+    make_channel: Channel,
+) -> None:
+    node_channel, owner = make_channel()
+    for _ in range(MAX_OUTBOX):
+        assert node_channel.send(b"r/n/1", channel.Start())
+    assert node_channel.send(b"r/n/1", channel.Stop()) is False
+    assert len(owner.outgoing) == MAX_OUTBOX
+    assert owner.statistics().dropped == 1
