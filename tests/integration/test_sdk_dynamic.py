@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from fakes import FakeNodeRouter
 
 from node_sdk.frames import DataMessage, decode_data, encode_data, encode_eos
 from node_sdk.wire import KIND_EOS
+from node_sdk.wiring import REPORT_EVERY_S
 
 BOUND_S = 20.0  # a safety bound on every wait, never an assertion about speed
 RUN = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000"
@@ -142,6 +144,7 @@ def test_dynamic_node_attaches_and_is_rewired_live(
         "run": RUN, "node": "sender", "generation": 1, "daemon": h.endpoint,
         "inputs": {"tick": {"timer_ns": 20_000_000}}, "outputs": {"out": []},
     }  # fmt: skip
+    began = time.monotonic()  # before either node exists
     sender = spawn("sender", SENDER, FLOW_NODE_CONFIG=json.dumps(sender_config))
     viewer = spawn("viewer", VIEWER, FLOW_DATAFLOW="demo")
     h.pump(lambda: {"sender", "viewer"} <= h.peers.keys(), "both nodes' hello")
@@ -217,6 +220,9 @@ def test_dynamic_node_attaches_and_is_rewired_live(
     assert report["inputs"]["extra"]["received"] == 3
     assert set(report["outputs"]) == {"seen"}
     assert all(type(v) is int for v in report["outputs"]["seen"].values())
+    # a report is due REPORT_EVERY_S after the previous one, late or not: no more fit in
+    # the time since the node began (an upper bound a load cannot break; never a rate)
+    assert len(stats["viewer"]) <= (time.monotonic() - began) / REPORT_EVERY_S
     sent = [m["outputs"]["out"]["sent"] for m in stats.get("sender", [])]
     assert sent == sorted(sent)  # an unwired edge's count is kept: never goes back
 
