@@ -113,10 +113,8 @@ class Harness:
 
 
 @pytest.fixture
-def harness(flow_home: Path) -> Iterator[Harness]:
-    data_dir = flow_home / "s"
-    data_dir.mkdir()
-    made = Harness(flow_home, data_dir)
+def harness(flow_home: Path, sockdir: Path) -> Iterator[Harness]:
+    made = Harness(flow_home, sockdir)
     try:
         yield made
     finally:
