@@ -1,13 +1,17 @@
-"""Helpers for e2e tests: drive the `flow` CLI as a user would, and write dataflows."""
+"""Helpers for tests of real processes: drive the `flow` CLI as a user would, write
+dataflows, end a node process and read its JSON lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+BOUND_S = 15.0  # a safety bound on every wait, never an assertion about speed
 REPO = Path(__file__).resolve().parent.parent
 NODES = REPO / "tests" / "nodes"  # the test node scripts
 
@@ -95,3 +99,15 @@ def daemon_down(home: Path, timeout: float = 60) -> None:
     assert done.returncode in (0, 3), (
         f"flow down exited {done.returncode}\n{done.stdout}{done.stderr}"
     )
+
+
+def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
+    """Wait for a node process (bounded); it must exit 0. Its stdout and stderr."""
+    out, err = child.communicate(timeout=BOUND_S)
+    assert child.returncode == 0, f"exit {child.returncode}\n{out}\n{err}"
+    return out, err
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a file a test node wrote."""
+    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -61,7 +61,11 @@ def test_attach_receive_detach_reattach(daemon: Path, tmp_path: Path) -> None:
     match = re.search(r"got 20 ticks (\d+) in ([\d.]+)s", second.stdout)
     assert match, second.stdout
     ticks, elapsed = int(match[1]), float(match[2])
-    assert ticks <= elapsed / 0.1 + 2  # one timer per timer input: not doubled
+    # one timer per timer input, not doubled: tick k of a 100 ms timer is due k * 100 ms
+    # after the node began, late ticks are skipped, never bursted, and the span measured
+    # begins before the node: no more ticks fit in it however slow the machine (the one
+    # extra is the printed span's rounding). An upper bound a load cannot break.
+    assert ticks <= elapsed / 0.1 + 1, (ticks, elapsed)
     sink = flow("logs", "live", "sink", home=daemon).stdout
     assert sink.count("got data") >= 40  # its outputs reached their receiver, both times
     assert flow("stop", "live", home=daemon).returncode == 0

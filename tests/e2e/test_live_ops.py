@@ -6,11 +6,18 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from helpers import NODES, flow, flow_env, stream_graph
+import zmq
+from helpers import NODES, flow, flow_env, start_stream, stream_graph
 
+from cli import client
+from daemon.model.requests import TopicRenew, TopicSubscribe, TopicUnsubscribe
 from node_sdk import paths
+
+BOUND_S = 60.0  # a safety bound on every wait, never an assertion about speed
+AFTER_FULL = 200  # messages the sender must send after the observer's edge is full
 
 GRAPH = (
     stream_graph(tick_ms=10)
@@ -29,15 +36,22 @@ def start(home: Path, tmp_path: Path, name: str) -> None:
     time.sleep(0.5)
 
 
-def rate_of(home: Path, run: str) -> float:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        node = json.loads(flow("node", "info", run, "counter", "--json", home=home).stdout)
-        rate = ((node.get("stats") or {}).get("rates") or {}).get("out:count")
-        if rate:
-            return float(rate)
+def output_counts(home: Path, run: str) -> dict[str, int]:
+    """The counter's last reported `sent` and `dropped` on `count` (zeros before a report)."""
+    node = json.loads(flow("node", "info", run, "counter", "--json", home=home).stdout)
+    counts = ((node.get("stats") or {}).get("outputs") or {}).get("count") or {}
+    return {"sent": counts.get("sent", 0), "dropped": counts.get("dropped", 0)}
+
+
+def wait_counts(home: Path, run: str, until: Callable[[dict[str, int]], bool], what: str,
+                renew: Callable[[], None]) -> dict[str, int]:  # fmt: skip
+    """Poll the counter's counts until `until` holds, keeping the observer's lease."""
+    deadline = time.monotonic() + BOUND_S
+    while not until(counts := output_counts(home, run)):
+        assert time.monotonic() < deadline, f"{what}: the counter's counts stayed {counts}"
+        renew()
         time.sleep(0.3)
-    raise AssertionError("the counter never reported a rate")
+    return counts
 
 
 def test_topic_list_echo_and_hz(daemon: Path, tmp_path: Path) -> None:
@@ -59,30 +73,67 @@ def test_topic_list_echo_and_hz(daemon: Path, tmp_path: Path) -> None:
     assert flow("stop", "topics", home=daemon).returncode == 0
 
 
-def test_slow_echo_does_not_slow_the_sender(daemon: Path, tmp_path: Path) -> None:
-    start(daemon, tmp_path, "slow")
-    before = rate_of(daemon, "slow")
-    # a terminal that reads nothing: echo's stdout pipe fills and it blocks in print
-    slow = subprocess.Popen(
-        [sys.executable, "-m", "cli", "topic", "echo", "slow", "counter/count"],
+def test_a_stuck_observer_does_not_slow_the_sender(daemon: Path, tmp_path: Path) -> None:
+    """Counts, not rates: with an observer that reads nothing, the sender fills that edge,
+    drops for it and keeps sending, and its real receiver loses nothing."""
+    start_stream(daemon, tmp_path, "slow", tick_ms=2)
+    # the observer: a socket bound where the daemon accepts observers, never read; the test
+    # holds its lease, so it stays wired however long the edge takes to fill
+    endpoint = f"ipc://{paths.socket_dir(daemon)}/obs-stuck"
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    stuck = context.socket(zmq.PULL)
+    stuck.linger = 0
+    stuck.rcvhwm = 1
+    stuck.bind(endpoint)
+    try:
+        lease = client.call(TopicSubscribe(run="slow", topic="counter/count", endpoint=endpoint))
+
+        def renew() -> None:
+            client.call(TopicRenew(lease=lease.lease))
+
+        # a drop proves the edge to the stuck observer is full and the sender went on
+        full = wait_counts(
+            daemon, "slow", lambda c: c["dropped"] > 0, "no drop for the stuck observer", renew
+        )
+        later = wait_counts(
+            daemon, "slow", lambda c: c["sent"] >= full["sent"] + AFTER_FULL,
+            f"not {AFTER_FULL} more sent with the observer stuck", renew,
+        )  # fmt: skip
+        assert later["dropped"] > full["dropped"]  # still stuck, still dropped for, not waited on
+        client.call(TopicRenew(lease=lease.lease))  # it was wired the whole time
+        client.call(TopicUnsubscribe(lease=lease.lease))
+    finally:
+        context.destroy(linger=0)
+        Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+    assert flow("stop", "slow", home=daemon).returncode == 0
+    summary = flow("logs", "slow", "sink", home=daemon).stdout.splitlines()[-1]
+    assert "gaps=0 repeats=0" in summary
+
+
+def test_a_killed_echo_is_unwired_and_its_socket_removed(daemon: Path, tmp_path: Path) -> None:
+    start(daemon, tmp_path, "killed")
+    # a terminal that reads nothing: echo blocks in print and stops renewing its lease
+    echo = subprocess.Popen(
+        [sys.executable, "-m", "cli", "topic", "echo", "killed", "counter/count"],
         env=flow_env(daemon), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(4)
-        during = rate_of(daemon, "slow")
+        deadline = time.monotonic() + BOUND_S
+        while not list(paths.socket_dir(daemon).glob("obs-*")):
+            assert time.monotonic() < deadline, "echo never bound its observer socket"
+            time.sleep(0.1)
     finally:
-        slow.kill()
-        slow.wait()
-        assert slow.stdout is not None
-        slow.stdout.close()
-    assert during > before * 0.7, (before, during)  # within noise of its own rate
+        echo.kill()
+        echo.wait()
+        assert echo.stdout is not None
+        echo.stdout.close()
     # the killed observer's lease runs out, and the daemon removes its socket file
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + BOUND_S
     while list(paths.socket_dir(daemon).glob("obs-*")):
         assert time.monotonic() < deadline, "the observer's socket file was left behind"
         time.sleep(0.2)
-    assert flow("stop", "slow", home=daemon).returncode == 0
-    summary = flow("logs", "slow", "sink", home=daemon).stdout.splitlines()[-1]
+    assert flow("stop", "killed", home=daemon).returncode == 0
+    summary = flow("logs", "killed", "sink", home=daemon).stdout.splitlines()[-1]
     assert "gaps=0 repeats=0" in summary
 
 

@@ -1,4 +1,5 @@
-"""Fixtures of the SDK's process tests: a socket folder, the fake daemon, node processes."""
+"""Fixtures of the SDK's process tests: a socket folder, the fake daemon's node channel
+(`FakeNodeRouter`, pumped by the test), node processes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_fakes import FakeDaemon
+from fakes import FakeNodeRouter
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def sockdir(flow_home: Path) -> Path:
 
 
 @pytest.fixture
-def fake_daemon(sockdir: Path) -> Iterator[FakeDaemon]:
-    daemon = FakeDaemon(sockdir)
+def fake_daemon(sockdir: Path) -> Iterator[FakeNodeRouter]:
+    daemon = FakeNodeRouter(f"ipc://{sockdir}/nodes")
     try:
         yield daemon
     finally:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_fakes import FakeDaemon, finish, make_configs, records
+from fakes import FakeNodeRouter, node_configs
+from helpers import finish, records
 
 from daemon.model.logformat import record_from_output
 
@@ -101,9 +102,9 @@ for event in node:
 
 
 def test_payloads_cross_processes_then_inputs_close(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
 ) -> None:
-    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir)
+    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir)
     out = tmp_path / "events.jsonl"
     receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
     sender = spawn("sender", SENDER, sender_cfg, MODE="payloads")
@@ -135,9 +136,9 @@ def test_payloads_cross_processes_then_inputs_close(
 
 
 def test_stop_request_ends_both_nodes(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
 ) -> None:
-    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir)
+    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir)
     out = tmp_path / "events.jsonl"
     receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
     sender = spawn("sender", SENDER, sender_cfg, MODE="idle")
@@ -156,9 +157,9 @@ def test_stop_request_ends_both_nodes(
 
 
 def test_stop_before_start_is_the_first_event(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
 ) -> None:
-    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    _, receiver_cfg = node_configs(fake_daemon, sockdir)
     out = tmp_path / "events.jsonl"
     receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
     fake_daemon.wait_for("hello", {"receiver"})
@@ -169,9 +170,9 @@ def test_stop_before_start_is_the_first_event(
 
 
 def test_upstream_done_closes_the_input_while_timers_tick(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
 ) -> None:
-    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    _, receiver_cfg = node_configs(fake_daemon, sockdir)
     receiver_cfg["inputs"]["tick"] = {"timer_ns": 5_000_000}
     out = tmp_path / "events.jsonl"
     receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
@@ -192,9 +193,9 @@ def test_upstream_done_closes_the_input_while_timers_tick(
 
 
 def test_logging_goes_to_stderr_as_records(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any
 ) -> None:
-    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    _, receiver_cfg = node_configs(fake_daemon, sockdir)
     receiver_cfg["inputs"] = {}
     script = """
     import logging
@@ -219,10 +220,10 @@ def test_logging_goes_to_stderr_as_records(
 
 
 def test_slow_receiver_keeps_the_newest_under_drop_oldest(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
 ) -> None:
     sent = 500  # below the zmq high-water marks: every message reaches the receiver's queue
-    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir, queue_size=10)
+    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir, queue_size=10)
     out = tmp_path / "events.jsonl"
     receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), WAIT_RECEIVED=str(sent))
     sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
@@ -251,10 +252,10 @@ def test_slow_receiver_keeps_the_newest_under_drop_oldest(
     ],
 )
 def test_every_message_arrives_at_a_slow_consumer(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path,
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path,
     policy: str, mode: str, sent: int, delay: str,
 ) -> None:  # fmt: skip
-    sender_cfg, receiver_cfg = make_configs(fake_daemon, sockdir, policy=policy, queue_size=2)
+    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir, policy=policy, queue_size=2)
     out = tmp_path / "events.jsonl"
     receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out), DELAY=delay)
     sender = spawn("sender", SENDER, sender_cfg, MODE=mode, N=str(sent), PACE="0.15")
@@ -269,10 +270,10 @@ def test_every_message_arrives_at_a_slow_consumer(
 
 
 def test_a_dead_receiver_never_blocks_a_drop_oldest_sender(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any
 ) -> None:
     sent = 3000  # more than the send high-water mark: the rest must be dropped, not waited on
-    sender_cfg, _ = make_configs(fake_daemon, sockdir, receiver_bound=False)
+    sender_cfg, _ = node_configs(fake_daemon, sockdir, receiver_bound=False)
     sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
     fake_daemon.wait_for("hello", {"sender"})
     fake_daemon.start_all()
@@ -282,9 +283,9 @@ def test_a_dead_receiver_never_blocks_a_drop_oldest_sender(
 
 
 def test_a_dora_style_script_runs_unchanged(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any
 ) -> None:
-    sender_cfg, receiver_cfg = make_configs(
+    sender_cfg, receiver_cfg = node_configs(
         fake_daemon, sockdir, output="numbers", input_id="numbers"
     )
     receiver = spawn("receiver", DORA_STYLE_RECEIVER, receiver_cfg)
@@ -314,9 +315,9 @@ def test_no_start_from_the_daemon_is_a_bounded_node_error(sockdir: Path, spawn: 
 
 
 def test_backpressure_to_a_dead_receiver_times_out_naming_it(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any
 ) -> None:
-    sender_cfg, _ = make_configs(
+    sender_cfg, _ = node_configs(
         fake_daemon, sockdir, policy="backpressure", queue_size=4, receiver_bound=False
     )
     script = """
@@ -358,9 +359,9 @@ print("closed", flush=True)
 
 
 def test_a_failing_receiver_thread_ends_the_node_with_an_error(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any
 ) -> None:
-    _, receiver_cfg = make_configs(fake_daemon, sockdir)
+    _, receiver_cfg = node_configs(fake_daemon, sockdir)
     receiver = spawn("receiver", FAILING_RECEIVER_THREAD, receiver_cfg)
     fake_daemon.wait_for("hello", {"receiver"})
     fake_daemon.start_all()

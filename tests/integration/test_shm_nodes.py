@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_fakes import FakeDaemon, finish, make_configs, records
+from fakes import FakeNodeRouter, node_configs
+from helpers import finish, records
 
 from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import shm
@@ -99,11 +100,11 @@ def cleanup() -> Iterator[list[str]]:
 
 
 def _run(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, mode: str,
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, mode: str,
     cleanup: list[str],
     receivers: int = 1, policy: str = "drop_oldest", queue_size: int = 10, **env: str,
 ) -> tuple[dict[str, Any], list[list[dict[str, Any]]], str]:  # fmt: skip
-    sender_cfg, receiver_cfg = make_configs(
+    sender_cfg, receiver_cfg = node_configs(
         fake_daemon, sockdir, policy=policy, queue_size=queue_size
     )
     edge = sender_cfg["outputs"]["out"][0]
@@ -136,7 +137,7 @@ def _segments(run: str) -> list[str]:
 
 
 def test_every_kind_round_trips_through_shared_memory(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
 ) -> None:
     info, [events], run = _run(fake_daemon, sockdir, spawn, tmp_path, "kinds", cleanup)
     assert info["segments"] >= 1
@@ -171,7 +172,7 @@ def test_every_kind_round_trips_through_shared_memory(
 
 
 def test_a_held_view_stays_intact_while_1000_more_arrive(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
 ) -> None:
     sent = 1001
     info, [events], run = _run(
@@ -191,7 +192,7 @@ def test_a_held_view_stays_intact_while_1000_more_arrive(
 
 
 def test_fan_out_shares_one_segment_per_message(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
 ) -> None:
     sent = 200
     info, outs, run = _run(
@@ -210,7 +211,7 @@ def test_fan_out_shares_one_segment_per_message(
 
 
 def test_drop_oldest_gives_back_the_segments_it_drops(
-    fake_daemon: FakeDaemon, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
 ) -> None:
     sent = 300
     info, [events], run = _run(

@@ -1,15 +1,13 @@
-"""The control client and the daemon-facing commands against a canned ZeroMQ ROUTER."""
+"""The control client and the daemon-facing commands against a canned control ROUTER."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
+from fakes import FakeControlDaemon, fail, ok
 
 from cli import client
 from cli.errors import CliError, DaemonError, DaemonUnreachable
@@ -18,79 +16,6 @@ from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.logformat import LogRecord
 from node_sdk import paths
-
-Reply = dict[str, Any] | None  # the whole reply (id filled in), or None for silence
-Handler = Callable[[dict[str, Any]], Reply]
-
-
-def ok(body: dict[str, Any]) -> dict[str, Any]:
-    return {"v": 1, "ok": True, "body": body}
-
-
-def fail(kind: str, message: str) -> dict[str, Any]:
-    return {"v": 1, "ok": False, "error": {"kind": kind, "message": message}}
-
-
-class FakeDaemon:
-    """A ROUTER on the control endpoint answering each request type with a canned reply."""
-
-    def __init__(self, home: Path) -> None:
-        self.handlers: dict[str, Handler] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.stray_first = False  # send a reply with a wrong id before the real one
-        paths.socket_dir(home).mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._endpoint = paths.control_endpoint(home)
-        self._sock: Any = zmq.Context.instance().socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(self._endpoint)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def on(self, type: str, reply: Reply | Handler) -> None:
-        if callable(reply):
-            self.handlers[type] = reply
-            return
-
-        def canned(body: dict[str, Any]) -> Reply:
-            return reply
-
-        self.handlers[type] = canned
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            if not self._sock.poll(20):
-                continue
-            ident, _empty, frame = self._sock.recv_multipart()
-            req = json.loads(frame)
-            self.requests.append(req)
-            handler = self.handlers.get(req["type"])
-            reply: Reply = fail("BadRequest", f"unknown request type {req['type']!r}")
-            if handler is not None:
-                reply = handler(req["body"])
-            if reply is None:
-                continue
-            if self.stray_first:
-                stray = dict(reply, id="0" * 16)
-                self._sock.send_multipart([ident, b"", json.dumps(stray).encode()])
-            reply = dict(reply, id=req["id"])
-            self._sock.send_multipart([ident, b"", json.dumps(reply).encode()])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close()
-        # libzmq unlinks the ipc file asynchronously; the orphan check looks right away
-        Path(self._endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
-
-
-@pytest.fixture
-def fake(flow_home: Path) -> Iterator[FakeDaemon]:
-    daemon = FakeDaemon(flow_home)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
 
 
 def node(nid: str, status: str = "running", **kw: Any) -> dict[str, Any]:
@@ -125,24 +50,24 @@ def run_info(rid: str, name: str | None, status: str = "running", **kw: Any) -> 
 # --- the client ---------------------------------------------------------------------------
 
 
-def test_request_returns_body(fake: FakeDaemon) -> None:
-    fake.on("ping", ok({"pid": 42, "version": "0.1.0", "home": "/h"}))
+def test_request_returns_body(fake_control: FakeControlDaemon) -> None:
+    fake_control.on("ping", ok({"pid": 42, "version": "0.1.0", "home": "/h"}))
     assert client.call(rq.Ping()) == rp.PingReply(pid=42, version="0.1.0", home="/h")
-    (req,) = fake.requests
+    (req,) = fake_control.requests
     assert req["v"] == 1
     assert req["type"] == "ping"
     assert req["body"] == {}
     assert len(req["id"]) >= 8
 
 
-def test_reply_with_another_id_is_discarded(fake: FakeDaemon) -> None:
-    fake.stray_first = True
-    fake.on("ping", ok({"pid": 7, "version": "0.1.0", "home": "/h"}))
+def test_reply_with_another_id_is_discarded(fake_control: FakeControlDaemon) -> None:
+    fake_control.stray_first = True
+    fake_control.on("ping", ok({"pid": 7, "version": "0.1.0", "home": "/h"}))
     assert client.call(rq.Ping()).pid == 7
 
 
-def test_error_reply_maps_to_daemon_error(fake: FakeDaemon) -> None:
-    fake.on("stop", fail("UnknownRun", "no run with ID or name 'x'"))
+def test_error_reply_maps_to_daemon_error(fake_control: FakeControlDaemon) -> None:
+    fake_control.on("stop", fail("UnknownRun", "no run with ID or name 'x'"))
     with pytest.raises(DaemonError) as info:
         client.call(rq.Stop(run="x"))
     assert info.value.kind == "UnknownRun"
@@ -151,15 +76,15 @@ def test_error_reply_maps_to_daemon_error(fake: FakeDaemon) -> None:
 
 
 @pytest.mark.parametrize("kind", ["BadRequest", "DataflowInvalid"])
-def test_bad_input_kinds_exit_2(fake: FakeDaemon, kind: str) -> None:
-    fake.on("start", fail(kind, "a.yml:3: nodes[0].path: missing\na.yml:9: nodes[1]: bad"))
+def test_bad_input_kinds_exit_2(fake_control: FakeControlDaemon, kind: str) -> None:
+    fake_control.on("start", fail(kind, "a.yml:3: nodes[0].path: missing\na.yml:9: nodes[1]: bad"))
     with pytest.raises(DaemonError) as info:
         client.call(rq.Start(path="/a.yml", text=rq.YamlText("")))
     assert info.value.status == 2
 
 
-def test_silence_is_unreachable(fake: FakeDaemon) -> None:
-    fake.on("ping", None)
+def test_silence_is_unreachable(fake_control: FakeControlDaemon) -> None:
+    fake_control.on("ping", None)
     with pytest.raises(DaemonUnreachable, match="run flow up") as info:
         client.call(rq.Ping(), timeout=0.2)
     assert info.value.status == 3
@@ -175,8 +100,10 @@ def test_missing_socket_is_unreachable(flow_home: Path) -> None:
     "reply",
     [{"v": 1, "ok": "maybe"}, ok({"pid": "7", "version": "0.1.0", "home": "/h"}), ok({})],
 )
-def test_malformed_reply_is_an_error(fake: FakeDaemon, reply: dict[str, Any]) -> None:
-    fake.on("ping", reply)
+def test_malformed_reply_is_an_error(
+    fake_control: FakeControlDaemon, reply: dict[str, Any]
+) -> None:
+    fake_control.on("ping", reply)
     with pytest.raises(CliError, match="malformed reply"):
         client.call(rq.Ping())
 
@@ -185,11 +112,13 @@ def test_malformed_reply_is_an_error(fake: FakeDaemon, reply: dict[str, Any]) ->
 
 
 def test_invalid_dataflow_prints_every_problem(
-    fake: FakeDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     yml = tmp_path / "d.yml"
     yml.write_text("nodes: []\n")
-    fake.on("start", fail("DataflowInvalid", "d.yml:1: nodes: empty\nd.yml:2: x: unknown key"))
+    fake_control.on(
+        "start", fail("DataflowInvalid", "d.yml:1: nodes: empty\nd.yml:2: x: unknown key")
+    )
     assert main(["start", str(yml), "--detach"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
@@ -200,14 +129,14 @@ def test_invalid_dataflow_prints_every_problem(
 
 
 def test_start_detached_sends_the_file(
-    fake: FakeDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     yml = tmp_path / "d.yml"
     yml.write_text("nodes: []\n")
-    fake.on("start", ok({"run": run_info("0190abcd-1234", "demo", "starting")}))
+    fake_control.on("start", ok({"run": run_info("0190abcd-1234", "demo", "starting")}))
     assert main(["start", str(yml), "--name", "demo", "--env", "A=1", "--env", "B=x=y"]) == 0
     assert capsys.readouterr().out == "0190abcd-1234 demo\n"  # stdin is not a TTY: detached
-    body = fake.requests[-1]["body"]
+    body = fake_control.requests[-1]["body"]
     assert body == {
         "path": str(yml),
         "text": "nodes: []\n",
@@ -217,7 +146,7 @@ def test_start_detached_sends_the_file(
 
 
 def test_list_table_is_plain_and_greppable(
-    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
     failed = run_info(
         "0190aaaa-0000",
@@ -229,7 +158,7 @@ def test_list_table_is_plain_and_greppable(
             node("sink", "failed", exit_code=3, stderr_tail=["boom", "ValueError: bad"]),
         ],
     )
-    fake.on("list", ok({"runs": [run_info("0190bbbb-0000", None), failed]}))
+    fake_control.on("list", ok({"runs": [run_info("0190bbbb-0000", None), failed]}))
     assert main(["list", "--all"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -240,49 +169,55 @@ def test_list_table_is_plain_and_greppable(
     assert "node sink exited 3: ValueError: bad" in out
     assert "degraded: log writing: disk full" in out
     assert not any(ch in out for ch in "│─┃━")
-    assert fake.requests[-1]["body"] == {"all": True}
+    assert fake_control.requests[-1]["body"] == {"all": True}
 
 
-def test_list_json_lines(fake: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_json_lines(
+    fake_control: FakeControlDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
     runs = [run_info("a", "one"), run_info("b", None)]
-    fake.on("list", ok({"runs": runs}))
+    fake_control.on("list", ok({"runs": runs}))
     assert main(["list", "--json"]) == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == runs
 
 
 def test_stop_without_run_and_several_active(
-    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.on("list", ok({"runs": [run_info("0190aaaa", "one"), run_info("0190bbbb", "two")]}))
+    fake_control.on(
+        "list", ok({"runs": [run_info("0190aaaa", "one"), run_info("0190bbbb", "two")]})
+    )
     assert main(["stop"]) == 2
     err = capsys.readouterr().err
     assert "several runs are active (one (0190aaaa), two (0190bbbb))" in err
 
 
 def test_stop_without_run_and_none_active(
-    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.on("list", ok({"runs": []}))
+    fake_control.on("list", ok({"runs": []}))
     assert main(["stop"]) == 1
     assert "no active run" in capsys.readouterr().err
 
 
 def test_stop_the_only_run_waits_for_its_end(
-    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.on("list", ok({"runs": [run_info("0190aaaa", "one")]}))
-    fake.on("stop", ok({"run": run_info("0190aaaa", "one", "running")}))
-    fake.on("wait", ok({"run": run_info("0190aaaa", "one", "stopped", ended=1.0), "done": True}))
+    fake_control.on("list", ok({"runs": [run_info("0190aaaa", "one")]}))
+    fake_control.on("stop", ok({"run": run_info("0190aaaa", "one", "running")}))
+    fake_control.on(
+        "wait", ok({"run": run_info("0190aaaa", "one", "stopped", ended=1.0), "done": True})
+    )
     assert main(["stop", "--grace", "2s"]) == 0
     assert capsys.readouterr().out == "run one (0190aaaa) stopped\n"
-    stop = next(r for r in fake.requests if r["type"] == "stop")
+    stop = next(r for r in fake_control.requests if r["type"] == "stop")
     assert stop["body"] == {"run": "0190aaaa", "grace": 2.0, "force": False}
 
 
 def test_status_shows_degraded_as_warnings(
-    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.on(
+    fake_control.on(
         "status",
         ok(
             {
@@ -304,10 +239,12 @@ def test_status_shows_degraded_as_warnings(
 
 
 def test_up_when_already_running(
-    fake: FakeDaemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    fake_control: FakeControlDaemon,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("cli.commands.up.daemon_process_alive", lambda home: True)
-    fake.on("ping", ok({"pid": 99, "version": "0.1.0", "home": "/h"}))
+    fake_control.on("ping", ok({"pid": 99, "version": "0.1.0", "home": "/h"}))
     assert main(["up"]) == 0
     assert capsys.readouterr().out == "flow daemon already running (pid 99)\n"
 
@@ -320,14 +257,14 @@ def write_log(path: Path, *lines: tuple[float, str]) -> None:
 
 
 def test_logs_prefix_tail_grep_and_rotated_files(
-    fake: FakeDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, b = tmp_path / "a.log", tmp_path / "b.log"
     write_log(tmp_path / "a.log.1", (1, "a old"))
     write_log(a, (3, "a new"), (5, "a last"))
     write_log(b, (2, "b first"), (4, "b second"))
     info = run_info("0190aaaa", "one", "succeeded", ended=9.0)
-    fake.on("logs", ok({"run": info, "files": {"a": str(a), "b": str(b)}}))
+    fake_control.on("logs", ok({"run": info, "files": {"a": str(a), "b": str(b)}}))
     assert main(["logs", "one"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split(" | ")[0] for line in out] == ["a", "b", "a", "b", "a"]
@@ -346,11 +283,11 @@ def test_logs_prefix_tail_grep_and_rotated_files(
 
 
 def test_logs_follow_until_the_run_ends(
-    fake: FakeDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a = tmp_path / "a.log"
     write_log(a, (1, "first"))
-    fake.on("logs", ok({"run": run_info("0190aaaa", "one"), "files": {"a": str(a)}}))
+    fake_control.on("logs", ok({"run": run_info("0190aaaa", "one"), "files": {"a": str(a)}}))
     waits = 0
 
     def wait(body: dict[str, Any]) -> dict[str, Any]:
@@ -363,14 +300,14 @@ def test_logs_follow_until_the_run_ends(
             {"run": run_info("0190aaaa", "one", "succeeded" if done else "running"), "done": done}
         )
 
-    fake.on("wait", wait)
+    fake_control.on("wait", wait)
     assert main(["logs", "one", "a", "-f"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split(" ", 1)[1] for line in out] == ["first", "second"]
 
 
 def test_start_attached_streams_and_reports_failure(
-    fake: FakeDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_control: FakeControlDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     yml = tmp_path / "d.yml"
     yml.write_text("nodes: []\n")
@@ -387,8 +324,8 @@ def test_start_attached_streams_and_reports_failure(
             node("sink", "failed", exit_code=3, stderr_tail=["Traceback", "ValueError: bad"]),
         ],
     )
-    fake.on("start", ok({"run": started}))
-    fake.on(
+    fake_control.on("start", ok({"run": started}))
+    fake_control.on(
         "logs",
         ok(
             {
@@ -397,7 +334,7 @@ def test_start_attached_streams_and_reports_failure(
             }
         ),
     )
-    fake.on("wait", ok({"run": ended, "done": True}))
+    fake_control.on("wait", ok({"run": ended, "done": True}))
     assert main(["start", str(yml), "--attach"]) == 1
     captured = capsys.readouterr()
     assert "src  | " in captured.out

@@ -5,35 +5,36 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import pytest
+from fakes import FakeOwner
 
 from daemon.model import routing
 from daemon.model.descriptor import Input, OutputRef
 from daemon.run.node_channel import NodeChannel
+from daemon.run.zmq_trio import MAX_OUTBOX
 from node_sdk import channel
 from node_sdk.config import DataInput, Edge
 
 NESTED = b"[" * 1100 + b"]" * 1100
 
 
-class FakeOwner:
-    """Stands for the trio SocketOwner: records what would be sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[list[bytes]] = []
-
-    def send(self, frames: list[bytes]) -> bool:
-        self.sent.append(frames)
-        return True
+Channel = Callable[..., tuple[NodeChannel, FakeOwner]]
 
 
-def _channel(attach: Any = None) -> tuple[NodeChannel, FakeOwner]:
-    owner = FakeOwner()
-    made = NodeChannel(owner=owner, find_slot=lambda _run, _node: None, attach=attach)  # type: ignore[arg-type]
-    return made, owner
+@pytest.fixture
+def make_channel(make_owner: Callable[[], FakeOwner]) -> Channel:
+    """A node channel over a `FakeOwner`; `attach` gets the attach requests it grants."""
+
+    def make(attach: Any = None) -> tuple[NodeChannel, FakeOwner]:
+        owner = make_owner()
+        made = NodeChannel(owner=owner, find_slot=lambda _run, _node: None, attach=attach)
+        return made, owner
+
+    return make
 
 
 @pytest.mark.parametrize(
@@ -49,33 +50,44 @@ def _channel(attach: Any = None) -> tuple[NodeChannel, FakeOwner]:
     ],
 )
 def test_a_malformed_frame_is_dropped_with_one_line(
-    frames: list[bytes], caplog: pytest.LogCaptureFixture
+    make_channel: Channel, frames: list[bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
-    node_channel, owner = _channel()
+    node_channel, owner = make_channel()
     with caplog.at_level(logging.WARNING, logger="daemon.run.node_channel"):
         node_channel.on_message(frames)
     assert len(caplog.records) == 1
     assert "dropped" in caplog.records[0].getMessage()
-    assert owner.sent == []
+    assert owner.outgoing == []
 
 
 @pytest.mark.parametrize("pid", [[1], "1e400", 10**30, "abc", True, 0, 2**22 + 1])
 def test_a_malformed_attach_is_refused_in_one_line(
-    pid: Any, caplog: pytest.LogCaptureFixture
+    make_channel: Channel, pid: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     granted: list[channel.Attach] = []
-    node_channel, owner = _channel(attach=granted.append)
+    node_channel, owner = make_channel(attach=granted.append)
     frame = json.dumps({"t": "attach", "node": "v", "dataflow": None, "pid": pid}).encode()
     frame = frame.replace(b'"1e400"', b"1e400")
     with caplog.at_level(logging.WARNING, logger="daemon.run.node_channel"):
         node_channel.on_message([b"attach/1/ab", frame])
     assert granted == []
-    [(identity, reply)] = owner.sent
+    [(identity, reply)] = owner.outgoing
     assert identity == b"attach/1/ab"
     refused = channel.decode(reply)
     assert isinstance(refused, channel.Refused)
     assert refused.error.startswith("malformed attach request: ")
     assert len(caplog.records) == 1
+
+
+def test_a_message_the_owner_cannot_queue_is_reported_to_the_caller(
+    make_channel: Channel,
+) -> None:
+    node_channel, owner = make_channel()
+    for _ in range(MAX_OUTBOX):
+        assert node_channel.send(b"r/n/1", channel.Start())
+    assert node_channel.send(b"r/n/1", channel.Stop()) is False
+    assert len(owner.outgoing) == MAX_OUTBOX
+    assert owner.statistics().dropped == 1
 
 
 def _compact(raw: dict[str, Any]) -> bytes:
@@ -111,13 +123,13 @@ EDGE = Edge("ipc:///s/x1", "viewer", "in", "backpressure", 3)
     ],
 )  # fmt: skip
 def test_typed_messages_go_out_as_the_frames_the_daemon_built_by_hand(
-    message: channel.Message, raw: dict[str, Any]
+    make_channel: Channel, message: channel.Message, raw: dict[str, Any]
 ) -> None:
     """The daemon once sent these dicts: the node must get the very same bytes."""
-    node_channel, owner = _channel()
+    node_channel, owner = make_channel()
     assert node_channel.send(b"r/n/1", message)
-    assert owner.sent == [[b"r/n/1", _compact(raw)]]
-    assert channel.decode(owner.sent[0][1]) == message
+    assert owner.outgoing == [[b"r/n/1", _compact(raw)]]
+    assert channel.decode(owner.outgoing[0][1]) == message
 
 
 def test_an_edge_carries_its_inputs_queue_policy_and_size() -> None:
@@ -138,13 +150,14 @@ class StatsSlot:
     stats: dict[str, Any] | None = None
 
 
-def test_stats_reach_the_slot_as_plain_counters() -> None:
+def test_stats_reach_the_slot_as_plain_counters(make_channel: Channel) -> None:
     slot = StatsSlot()
 
     def find_slot(_run: str, _node: str) -> Any:  # a NodeSlot, for what stats touch
         return slot
 
-    node_channel = NodeChannel(owner=FakeOwner(), find_slot=find_slot)  # type: ignore[arg-type]
+    node_channel, _ = make_channel()
+    node_channel.find_slot = find_slot
     for received in (10, 30):
         frame = _compact({"t": "stats", "inputs": {"in": {"received": received}},
                           "outputs": {"out": {"sent": 2, "dropped": 0}}})  # fmt: skip

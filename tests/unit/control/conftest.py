@@ -1,5 +1,4 @@
-"""Shared fakes for in-process tests of the control server: a socket owner that records
-what it would send, and a server wired to handlers the test chooses."""
+"""A control server wired to handlers the test chooses, over a `FakeOwner` (tests/fakes.py)."""
 
 from __future__ import annotations
 
@@ -10,21 +9,9 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from fakes import FakeOwner
 
 from daemon.control.server import ControlServer
-
-
-@attrs.define(eq=False)
-class FakeOwner:
-    """Stands in for `SocketOwner`: keeps every outgoing message instead of sending it."""
-
-    sent: list[list[bytes]] = attrs.field(factory=list)
-
-    def send(self, frames: list[bytes]) -> None:
-        self.sent.append(frames)
-
-    def replies(self) -> list[dict[str, Any]]:
-        return [json.loads(frames[-1]) for frames in self.sent]
 
 
 @attrs.define(eq=False)
@@ -41,13 +28,13 @@ MakeHarness = Callable[[dict[type[Any], Any]], Harness]
 
 
 @pytest.fixture
-async def make_harness() -> AsyncIterator[MakeHarness]:
+async def make_harness(make_owner: Callable[[], FakeOwner]) -> AsyncIterator[MakeHarness]:
     async with trio.open_nursery() as nursery:
 
         def make(handlers: dict[type[Any], Any]) -> Harness:
-            owner = FakeOwner()
+            owner = make_owner()
             server = ControlServer(
-                owner=owner,  # type: ignore[arg-type]
+                owner=owner,
                 runtime=object(),  # type: ignore[arg-type]
                 handlers=handlers,
                 nursery=nursery,

@@ -53,7 +53,7 @@ async def test_each_message_gets_one_line(
     assert replies["c"]["error"]["message"] == "field 'run': expected a string"
     assert replies["d"]["error"]["message"].startswith("internal error: ZeroDivisionError")
     assert replies["e"]["error"]["message"].startswith("internal error: TypeError")
-    assert len(h.owner.sent) == 5
+    assert len(h.owner.outgoing) == 5
     lines = _control_lines(caplog)
     assert len(lines) == 7, lines  # two drops, five answers
     assert sum("dropped" in line for line in lines) == 2
@@ -75,7 +75,7 @@ async def test_fatal_errors_escape(make_harness: Any) -> None:
     with pytest.raises(BaseExceptionGroup) as info:
         await serve_one()
     assert info.group_contains(BrokenInvariant)
-    assert h.owner.sent == []  # not answered: the daemon is going down
+    assert h.owner.outgoing == []  # not answered: the daemon is going down
 
 
 async def test_in_flight_bounds_answer_busy_and_waits_end(
@@ -108,6 +108,6 @@ async def test_in_flight_bounds_answer_busy_and_waits_end(
     assert last["id"] == f"w{total - per_client}"
     assert last["error"]["message"] == f"daemon busy: {total} requests in flight"
     await trio.sleep(31)
-    assert len(h.owner.sent) == 3 + total
+    assert len(h.owner.outgoing) == 3 + total
     assert h.server.in_flight == 0
     assert h.server._per_client == {}
