@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Final
@@ -48,6 +49,23 @@ def _runtime_dir_is_ours(runtime: str) -> bool:
         and not open_to_others
         and os.access(runtime, os.W_OK)
     )
+
+
+_OBSERVER = re.compile(r"obs-[0-9]{1,10}-[0-9a-f]{6}")
+
+
+def observer_endpoint(sockets: Path, pid: int, token: str) -> str:
+    """Where `flow topic echo|hz` binds its observer socket, in the daemon's folder."""
+    return f"ipc://{sockets / f'obs-{pid}-{token}'}"
+
+
+def observer_socket(sockets: Path, endpoint: str) -> Path | None:
+    """The socket file an observer endpoint names, if it is one (`observer_endpoint`'s form,
+    directly in `sockets`); None for anything else, so a lease never unlinks another file."""
+    path = Path(endpoint.removeprefix("ipc://"))
+    if not endpoint.startswith("ipc://") or path.parent != sockets:
+        return None
+    return path if _OBSERVER.fullmatch(path.name) else None
 
 
 def control_endpoint(home: Path) -> str:

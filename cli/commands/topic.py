@@ -71,7 +71,9 @@ class Observer:
 
         home = client.home_path()
         client.check_socket_folder(home)  # never bind in a folder another user made
-        self.endpoint = f"ipc://{paths.socket_dir(home)}/obs-{os.getpid()}-{secrets.token_hex(3)}"
+        self.endpoint = paths.observer_endpoint(
+            paths.socket_dir(home), os.getpid(), secrets.token_hex(3)
+        )
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.PULL)
         self.socket.setsockopt(zmq.LINGER, 0)

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import secrets
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -20,6 +19,7 @@ import trio
 from daemon.errors import BadRequest
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from node_sdk import paths
 from node_sdk.config import Edge
 
 if TYPE_CHECKING:
@@ -78,8 +78,9 @@ async def topic_subscribe(rt: Runtime, req: rq.TopicSubscribe) -> rp.LeaseReply:
     run = rt.live_run(req.run)
     node, output = _topic(run, req.topic)
     endpoint = req.endpoint
-    if not endpoint.startswith(f"ipc://{rt.socket_dir}/"):
-        raise BadRequest(f"an observer endpoint must live in {rt.socket_dir}")
+    if paths.observer_socket(rt.socket_dir, endpoint) is None:
+        # never a path elsewhere, another socket of ours, or `..`: the lease unlinks it
+        raise BadRequest(f"an observer endpoint is ipc://{rt.socket_dir}/obs-<pid>-<hex6>")
     if len(rt.leases) >= MAX_LEASES:
         raise BadRequest(f"too many observers ({MAX_LEASES}); close some first")
     lease = secrets.token_hex(8)
@@ -110,10 +111,10 @@ def drop_lease(rt: Runtime, lease_id: str) -> None:
     if lease.run_id in rt.runs:
         rt.runs[lease.run_id].remove_live_edge(lease.endpoint)
     # an observer killed before it could clean up leaves its socket file: ours to remove
-    # (subscribe only takes endpoints inside the daemon's private socket folder)
+    # (subscribe only takes observer endpoints directly inside the daemon's socket folder)
+    path = paths.observer_socket(rt.socket_dir, lease.endpoint)
     with contextlib.suppress(OSError):
-        path = Path(lease.endpoint.removeprefix("ipc://"))
-        if path.is_socket():
+        if path is not None and path.is_socket():
             path.unlink()
 
 

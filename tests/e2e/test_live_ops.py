@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -79,7 +80,7 @@ def test_a_stuck_observer_does_not_slow_the_sender(daemon: Path, tmp_path: Path)
     start_stream(daemon, tmp_path, "slow", tick_ms=2)
     # the observer: a socket bound where the daemon accepts observers, never read; the test
     # holds its lease, so it stays wired however long the edge takes to fill
-    endpoint = f"ipc://{paths.socket_dir(daemon)}/obs-stuck"
+    endpoint = paths.observer_endpoint(paths.socket_dir(daemon), os.getpid(), "57c0c7")
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     stuck = context.socket(zmq.PULL)
     stuck.linger = 0
