@@ -19,7 +19,8 @@ from typing import Any
 
 import psutil
 
-from daemon.errors import FlowError
+from daemon.errors import FlowError, RecoverableError
+from daemon.files import write_atomic
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import pids
 from daemon.model.states import RunStatus
@@ -64,7 +65,7 @@ def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
-    text = (paths.run_dir(rt.home, run_id) / "dataflow.yml").read_text(encoding="utf-8")
+    text = _dataflow_text(rt, run_id)
     dataflow = rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
@@ -88,6 +89,28 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     rt.store.update_run(run_id, status="running", recovered=1, ended=None)
     run.status = RunStatus.RUNNING if state is not None else RunStatus.STARTING
     await rt.resume_run(run, state)
+
+
+def _dataflow_text(rt: Runtime, run_id: str) -> str:
+    """The dataflow as the run was started: its copy in the run's folder, else the store's.
+
+    The copy can be lost (a full disk, someone's cleanup); the store keeps the text too,
+    and the copy is written again from it. With neither, the error says which file.
+    """
+    copy = paths.run_dir(rt.home, run_id) / "dataflow.yml"
+    try:
+        return copy.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"its copy of the dataflow {copy} cannot be read ({exc.__class__.__name__}: "
+        problem += f"{getattr(exc, 'strerror', None) or exc})"
+    text = rt.store.run_text(run_id)
+    if text is None:
+        raise RecoverableError(f"{problem}, and the state store has no copy of it")
+    log.warning("run %s: %s: using the state store's copy", run_id, problem)
+    with contextlib.suppress(OSError):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(copy, text)
+    return text
 
 
 def kill_stale_processes(run: Run) -> int:
