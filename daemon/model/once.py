@@ -12,7 +12,7 @@ MAX_KEYS = 4096  # a flood of new keys costs memory once: past this the memory s
 
 @attrs.define(eq=False)
 class OncePerKey:
-    """Which level the next occurrence of `key` is logged at, and how often it was seen."""
+    """Which level the next occurrence of `key` is logged at."""
 
     max_keys: int = MAX_KEYS
     _seen: dict[Hashable, int] = attrs.field(factory=dict)
@@ -23,6 +23,3 @@ class OncePerKey:
             self._seen.clear()  # bounded: a key forgotten here may warn once more
         self._seen[key] = seen + 1
         return logging.WARNING if seen == 0 else logging.DEBUG
-
-    def count(self, key: Hashable) -> int:
-        return self._seen.get(key, 0)
