@@ -193,11 +193,16 @@ class Keeper:
             if not isinstance(message, ToKeeper):
                 log.warning("keeper: dropped a %s, which only a keeper sends", type(message))
                 continue
-            self.daemon = identity
-            self.last_contact = time.monotonic()
-            self._handle(message)
+            # the daemon is whoever attached last (a daemon back after a crash attaches
+            # first); another peer's ping is answered to it, and redirects nothing: the
+            # exit reports meant for the daemon never go to a stranger
+            if isinstance(message, Attach) or self.daemon is None:
+                self.daemon = identity
+            if identity == self.daemon:
+                self.last_contact = time.monotonic()
+            self._handle(message, identity)
 
-    def _handle(self, message: ToKeeper) -> None:
+    def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
             self._send(State(nodes=self.state(), degraded=self.degraded))
         elif isinstance(message, Spawn):
@@ -211,13 +216,14 @@ class Keeper:
             self.quitting = True
             self._end_all()
         elif isinstance(message, Ping):
-            self._send(Pong())  # the daemon's watch on this keeper (KEEPER_SILENCE_S)
+            self._send(Pong(), to=sender)  # the daemon's watch on it (KEEPER_SILENCE_S)
 
-    def _send(self, message: FromKeeper) -> None:
-        if self.daemon is None:
+    def _send(self, message: FromKeeper, to: bytes | None = None) -> None:
+        peer = to if to is not None else self.daemon
+        if peer is None:
             return
         with contextlib.suppress(zmq.ZMQError):
-            self.socket.send_multipart([self.daemon, encode(message)], zmq.NOBLOCK)
+            self.socket.send_multipart([peer, encode(message)], zmq.NOBLOCK)
 
     def state(self) -> dict[str, NodeState]:
         return {

@@ -13,7 +13,18 @@ from procs import wait_gone
 
 from daemon.keeper import process
 from daemon.keeper.process import Keeper
-from daemon.model.keeper_messages import Ping, Pong, Quit, Spawn, Spawned, decode, encode
+from daemon.model.keeper_messages import (
+    Attach,
+    Exited,
+    Ping,
+    Pong,
+    Quit,
+    Spawn,
+    Spawned,
+    State,
+    decode,
+    encode,
+)
 from daemon.model.pids import alive
 
 ANSWER_MS = 5000
@@ -111,3 +122,29 @@ def test_a_keeper_that_raises_stops_its_children(
     assert [type(e) for e in errors] == [RuntimeError]
     assert not wait_gone([pid], 2.0), "the keeper's exception orphaned its node"
     assert not alive(pid)
+
+
+def test_a_strangers_ping_is_answered_but_redirects_no_exit_report(
+    keeper: Started, tmp_path: Path
+) -> None:
+    """Before: any peer's ping made it the keeper's daemon, which then got the exit reports."""
+    _, daemon, _ = keeper
+    daemon.send(encode(Attach()))
+    assert isinstance(decode(daemon.recv()), State)
+    argv = (sys.executable, "-c", "import time; time.sleep(0.5)")  # ends by itself
+    log = str(tmp_path / "brief.log")
+    daemon.send(encode(Spawn("brief", 1, argv, env={}, cwd=str(tmp_path), log=log)))
+    assert isinstance(decode(daemon.recv()), Spawned)
+    stranger = daemon.context.socket(zmq.DEALER)
+    stranger.setsockopt(zmq.LINGER, 0)
+    stranger.setsockopt(zmq.RCVTIMEO, ANSWER_MS)
+    stranger.connect("inproc://keeper")
+    try:
+        stranger.send(encode(Ping()))
+        assert decode(stranger.recv()) == Pong()  # answered, to the one who asked
+        report = decode(daemon.recv())  # the exit goes to the daemon, not the stranger
+        assert isinstance(report, Exited), report
+        assert (report.node, report.code) == ("brief", 0)
+        assert stranger.poll(200) == 0
+    finally:
+        stranger.close(linger=0)
