@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 from pathlib import Path
 
@@ -86,18 +87,20 @@ def run(args: argparse.Namespace) -> int:
         if sig is signal.SIGPIPE:
             return  # nobody reads stdout any more; stderr may still be seen
         if first:
-            render.warning(f"{sig.name}: stopping the run (grace {args.grace:g}s); again to kill")
+            said = f"{sig.name}: stopping the run (grace {args.grace:g}s); again to kill"
         else:
-            render.warning(f"{sig.name} again: killing the run's nodes")
+            said = f"{sig.name} again: killing the run's nodes"
+        with contextlib.suppress(BrokenPipeError):  # stderr's reader may have left too
+            render.warning(said)
 
     info = run_foreground_sync(
         path, text, env, stop_after=stop_after, tee=tee, grace=args.grace, on_signal=on_signal
     )
-    if not stdout.close():
-        render.warning("stdout is not being read: the last lines were not shown")
-    if stdout.dropped:
-        render.warning(f"{stdout.dropped} lines not shown: stdout was too slow (see flow logs)")
     try:
+        if not stdout.close():
+            render.warning("stdout is not being read: the last lines were not shown")
+        if stdout.dropped:
+            render.warning(f"{stdout.dropped} lines not shown: stdout was too slow (see flow logs)")
         status = render.run_result(info)
     except BrokenPipeError:  # the reader left after the last node line
         status = 1 if info["status"] == "failed" else 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
+import pytest
 from helpers import NODES, flow_env, stream_graph
 from procs import wait_gone
 
@@ -65,12 +66,14 @@ def _assert_stopped_cleanly(home: Path, pid: int) -> dict[str, Any]:
     return run
 
 
+@pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout-and-stderr"])
 def test_row12_flow_run_into_head_ends_141_and_stops_the_run(
-    tmp_path: Path, flow_home: Path
+    tmp_path: Path, flow_home: Path, stderr_too: bool
 ) -> None:
     yml = tmp_path / "stream.yml"
     yml.write_text(stream_graph(20))
-    flow_run = _flow_run(yml, flow_home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors_to = subprocess.STDOUT if stderr_too else subprocess.PIPE  # `2>&1 | head -2`
+    flow_run = _flow_run(yml, flow_home, stdout=subprocess.PIPE, stderr=errors_to)
     assert flow_run.stdout is not None
     head = subprocess.Popen(["head", "-2"], stdin=flow_run.stdout, stdout=subprocess.PIPE)
     flow_run.stdout.close()  # head holds the only read end: when it exits, the pipe breaks
@@ -81,9 +84,10 @@ def test_row12_flow_run_into_head_ends_141_and_stops_the_run(
         flow_run.kill()
         head.kill()
     assert len(shown.splitlines()) == 2
-    assert flow_run.stderr is not None
-    errors = flow_run.stderr.read().decode()
-    flow_run.stderr.close()
+    errors = ""
+    if flow_run.stderr is not None:
+        errors = flow_run.stderr.read().decode()
+        flow_run.stderr.close()
     assert status == 141, errors  # as a shell reports a writer that SIGPIPE ended
     assert "keeper" not in errors, errors  # the keeper thread never died of the pipe
     _assert_stopped_cleanly(flow_home, flow_run.pid)
