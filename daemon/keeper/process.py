@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 import zmq
 
-from daemon.keeper.children import Child, signal_group
+from daemon.keeper.children import Child, die_with_this_thread, signal_group
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.keeper.stdout_output import StdoutOutput
@@ -69,6 +69,7 @@ class Keeper:
     context: zmq.Context[zmq.Socket[bytes]]
     grace: float
     tee: Tee | None = None
+    in_thread: bool = False  # `flow run`: its nodes die with the thread (no keeper outlives)
     children: dict[str, Child] = attrs.field(factory=dict)
     daemon: bytes | None = None
     last_contact: float = attrs.field(factory=time.monotonic)
@@ -88,11 +89,12 @@ class Keeper:
         endpoint: str,
         grace: float,
         tee: Tee | None = None,
+        in_thread: bool = False,
     ) -> Keeper:
         socket = context.socket(zmq.ROUTER)
         socket.setsockopt(zmq.LINGER, 1000)
         socket.bind(endpoint)
-        keeper = cls(socket=socket, context=context, grace=grace, tee=tee)
+        keeper = cls(socket=socket, context=context, grace=grace, tee=tee, in_thread=in_thread)
         keeper._poller.register(socket, zmq.POLLIN)
         return keeper
 
@@ -261,6 +263,7 @@ class Keeper:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=die_with_this_thread() if self.in_thread else None,
             )
         except OSError as exc:
             node_log.close()

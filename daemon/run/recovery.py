@@ -27,6 +27,7 @@ from daemon.model.states import RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
+from daemon.store import Store
 from node_sdk import paths
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ async def recover_runs(rt: Runtime) -> None:
     for info in rt.store.interrupted_runs():
         origin = str(info["origin"])
         if origin.startswith("foreground"):
-            _settle_foreground(rt, info, origin)
+            settle_foreground(rt.store, info)
             continue
         try:
             await _recover(rt, info)
@@ -51,15 +52,17 @@ async def recover_runs(rt: Runtime) -> None:
     remove_unknown_socket_folders(rt)
 
 
-def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
+def settle_foreground(store: Store, info: dict[str, Any]) -> None:
     """A `flow run` that died without recording its end is recorded as failed.
 
     Its origin names the process by pid and create time: a pid alone may be another
-    process's by now, and would keep a dead run listed as running forever.
+    process's by now, and would keep a dead run listed as running forever. The daemon
+    does this at its start, and so does the next `flow run`.
     """
+    origin = str(info["origin"])
     if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
         return  # still running in its own terminal
-    rt.store.update_run(info["id"], status="failed", error="the flow run process exited")
+    store.update_run(info["id"], status="failed", error="the flow run process exited")
     remove_run_segments(info["id"])
 
 

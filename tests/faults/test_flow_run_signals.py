@@ -30,7 +30,7 @@ EXIT_S = 15.0
 def _flow_run(yml: Path, home: Path, **popen: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "cli", "run", str(yml), *popen.pop("args", ())],
-        env=flow_env(home),
+        env=flow_env(home, popen.pop("env_extra", None)),
         stdin=subprocess.DEVNULL,
         **popen,
     )
@@ -162,3 +162,41 @@ nodes:
     assert run["status"] == "stopped"
     assert run["nodes"][0]["status"] == "killed"
     assert not wait_gone([run["nodes"][0]["pid"]], 2.0)
+
+
+def test_row12_a_sigkilled_flow_run_is_settled_by_the_next(tmp_path: Path, flow_home: Path) -> None:
+    """SIGKILL cannot be handled: the next `flow run` removes its socket folder and records
+    its run failed, so `flow list` shows no phantom `running` run."""
+    yml = tmp_path / "stream.yml"
+    yml.write_text(stream_graph(20))
+    out = (tmp_path / "out.txt").open("wb")
+    env = {"FLOW_DAEMON_GRACE": "2"}  # its orphaned nodes stop by themselves soon
+    killed = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT, env_extra=env)
+    try:
+        deadline = time.monotonic() + EXIT_S
+        while b"seq 3\n" not in (tmp_path / "out.txt").read_bytes():
+            assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
+            time.sleep(0.05)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=EXIT_S)
+    finally:
+        killed.kill()
+        out.close()
+    folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
+    assert folder.is_dir()  # nothing could remove it
+    assert _only_run(flow_home)["status"] == "running"  # the phantom
+    finite = tmp_path / "finite.yml"
+    finite.write_text(
+        stream_graph(20).replace("outputs: [count]", "outputs: [count]\n    env: {COUNT: 3}")
+    )
+    again = _flow_run(finite, flow_home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert again.wait(timeout=EXIT_S) == 0
+    assert not folder.exists()
+    store = Store.open(paths.state_db(flow_home))
+    try:
+        runs = store.runs(include_ended=True)
+    finally:
+        store.close()
+    assert [r["status"] for r in runs] == ["failed", "succeeded"]
+    assert runs[0]["error"] == "the flow run process exited"
+    assert not wait_gone([n["pid"] for n in runs[0]["nodes"] if n.get("pid")], 10.0)
