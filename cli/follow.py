@@ -7,6 +7,7 @@ the files it writes. `follow_run` drives it against a daemon run until the run e
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -210,10 +211,10 @@ def follow_run(
                 Wait(run=run_id, timeout=Seconds(interval)), timeout=interval + 10.0, home=home
             )
             now_degraded = reply.run.get("degraded")
-            if now_degraded and now_degraded != degraded:
+            if now_degraded and _cause(now_degraded) != _cause(degraded):
                 from cli import render  # side work failed: say so now, not only at the end
 
-                render.warning(f"degraded: {now_degraded}")
+                render.warning(f"degraded: {now_degraded}")  # once per cause, not per tally
             degraded = now_degraded
             if reply.done:
                 for name, record in follower.poll(final=True):
@@ -227,6 +228,13 @@ def follow_run(
                     follower.add(name, path)
     finally:
         follower.close()
+
+
+def _cause(degraded: str | None) -> str | None:
+    """`logs: No space left on device (12 log lines dropped)` -> its cause, without the tally."""
+    if degraded is None:
+        return None
+    return re.sub(r" \(\d+ log lines dropped\)$", "", degraded)
 
 
 def _stop_in_background(run_id: str, *, force: bool, home: Path | None) -> None:

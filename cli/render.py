@@ -5,6 +5,8 @@ Import this module only when printing: it imports rich.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -12,8 +14,21 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own raises SystemExit(1), which ends a thread silently (`flow run` prints
+        # from a thread); the reader left: say nothing more, and let the caller decide
+        self.quiet = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+        raise BrokenPipeError
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 STATUS_STYLES = {
     "starting": "cyan",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +20,40 @@ import trio
 from daemon.keeper.logs import Tee
 from daemon.model import pids
 from daemon.run.assembly import open_runtime
+from daemon.run.recovery import settle_foreground
 from daemon.run.runtime import prepare_private_home, prepare_socket_dir
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 from daemon.store import Store
 from node_sdk import paths
 
+OnSignal = Callable[[signal.Signals, bool], None]
+
 
 def foreground_socket_dir() -> Path:
     # per process, so a foreground run never collides with a daemon or another `flow run`
     return Path("/tmp") / f"flow-{os.getuid()}-fg{os.getpid()}"
+
+
+def sweep_dead_foreground_dirs() -> int:
+    """Remove the socket folders of `flow run`s of this user that died (SIGKILL): how many.
+
+    A folder is only removed when it is a real folder of ours (never a symlink or another
+    user's) and no process has its pid; a reused pid keeps a dead folder, which is harmless.
+    """
+    removed = 0
+    prefix = f"flow-{os.getuid()}-fg"
+    for folder in Path("/tmp").glob(f"{prefix}*"):
+        pid_text = folder.name.removeprefix(prefix)
+        if not pid_text.isdigit() or pids.alive(int(pid_text)):
+            continue
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def run_foreground_sync(
@@ -37,10 +64,13 @@ def run_foreground_sync(
     stop_after: float | None,
     tee: Tee,
     grace: float = DEFAULT_GRACE_S,
+    on_signal: OnSignal | None = None,
 ) -> dict[str, Any]:
     """The CLI's entry (`flow run`): `run_foreground` under its own trio loop."""
     return trio.run(
-        lambda: run_foreground(path, text, env, stop_after=stop_after, tee=tee, grace=grace)
+        lambda: run_foreground(
+            path, text, env, stop_after=stop_after, tee=tee, grace=grace, on_signal=on_signal
+        )
     )
 
 
@@ -52,22 +82,51 @@ async def run_foreground(
     stop_after: float | None,
     tee: Tee,
     grace: float = DEFAULT_GRACE_S,
+    on_signal: OnSignal | None = None,
 ) -> dict[str, Any]:
     """Run one dataflow to its end; returns its run info. Ctrl-C stops it (twice: at once).
 
+    SIGINT, SIGTERM and SIGPIPE (stdout's reader left) all stop the run the same way;
+    `on_signal(sig, first)` hears of each, `first` False once a stop is under way.
+
     `path` must be absolute (the caller resolves it, outside the event loop).
     """
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)
+    # opened first: no signal finds the socket folder made or a node spawned, unwatched
+    with trio.open_signal_receiver(*stops) as signals:
+        return await _run(path, text, env, signals, stop_after, tee, grace, on_signal)
+
+
+async def _run(
+    path: Path,
+    text: str,
+    env: dict[str, str],
+    signals: AsyncIterator[int],
+    stop_after: float | None,
+    tee: Tee,
+    grace: float,
+    on_signal: OnSignal | None,
+) -> dict[str, Any]:
     home = paths.flow_home()
     prepare_private_home(home)
     store = Store.open(paths.state_db(home))
+    # a `flow run` killed with SIGKILL could not clean up: its folder, its `running` record
+    sweep_dead_foreground_dirs()
+    for stale in store.interrupted_runs():
+        if str(stale["origin"]).startswith("foreground"):
+            settle_foreground(store, stale)
     sockets = foreground_socket_dir()
     prepare_socket_dir(sockets)
     try:
         origin = f"foreground:{pids.tag()}"  # pid + create time: never reused
         runtime = open_runtime(home, sockets, store, origin=origin, tee=tee, dynamic_nodes=False)
+        started: list[Run] = []
+        ready = trio.Event()
         async with runtime as rt, trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signals, signals, started, ready, grace, on_signal)
             run = await rt.start_run(str(path), text, None, env)
-            nursery.start_soon(_stop_on_signals, run, grace)
+            started.append(run)
+            ready.set()
             if stop_after is not None:
                 nursery.start_soon(_stop_after, run, stop_after, grace)
             await run.done.wait()
@@ -85,11 +144,23 @@ async def _stop_after(run: Run, delay: float, grace: float) -> None:
     await run.stop(grace)
 
 
-async def _stop_on_signals(run: Run, grace: float) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            async for _ in signals:
-                if run.stop_requested:
-                    nursery.start_soon(run.stop, 0.0)  # second Ctrl-C: no more grace
-                else:
-                    nursery.start_soon(run.stop, grace)
+async def _stop_on_signals(
+    signals: AsyncIterator[int],
+    started: list[Run],
+    ready: trio.Event,
+    grace: float,
+    on_signal: OnSignal | None,
+) -> None:
+    # SIGPIPE is otherwise ignored by Python: a write to a pipe whose reader left fails
+    # with EPIPE in whichever thread wrote, while the run streams on to nobody
+    async with trio.open_nursery() as nursery:
+        async for number in signals:
+            await ready.wait()  # a signal during the start stops the run once it exists
+            run = started[0]
+            first = not run.stop_requested
+            if on_signal is not None:
+                on_signal(signal.Signals(number), first)
+            if first:
+                nursery.start_soon(run.stop, grace)
+            elif number != signal.SIGPIPE:  # a second Ctrl-C or SIGTERM: no more grace
+                nursery.start_soon(run.stop, 0.0)

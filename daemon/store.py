@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS runs (
     degraded TEXT,
     origin TEXT NOT NULL DEFAULT 'daemon',
     env TEXT NOT NULL DEFAULT '{}',
-    recovered INTEGER NOT NULL DEFAULT 0
+    recovered INTEGER NOT NULL DEFAULT 0,
+    text TEXT
 );
 CREATE TABLE IF NOT EXISTS nodes (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -78,7 +79,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 # columns added after a store was first made: (table, column, declaration)
-ADDED_COLUMNS = (("runs", "recovered", "INTEGER NOT NULL DEFAULT 0"),)
+ADDED_COLUMNS = (
+    ("runs", "recovered", "INTEGER NOT NULL DEFAULT 0"),
+    ("runs", "text", "TEXT"),  # the dataflow as started: recovery's second copy
+)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -151,15 +155,16 @@ class Store:
         node_ids: list[tuple[str, str]],
         origin: str,
         env: dict[str, str],
+        text: str | None = None,
     ) -> None:
         """Record a new run and its nodes (id, initial status) in one transaction."""
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute(
-                    "INSERT INTO runs (id, name, status, path, created, origin, env)"
-                    " VALUES (?, ?, 'starting', ?, ?, ?, ?)",
-                    (run_id, name, path, time.time(), origin, json.dumps(env)),
+                    "INSERT INTO runs (id, name, status, path, created, origin, env, text)"
+                    " VALUES (?, ?, 'starting', ?, ?, ?, ?, ?)",
+                    (run_id, name, path, time.time(), origin, json.dumps(env), text),
                 )
                 self.db.executemany(
                     "INSERT INTO nodes (run_id, node_id, position, status) VALUES (?, ?, ?, ?)",
@@ -204,6 +209,11 @@ class Store:
         row = self.db.execute("SELECT env FROM runs WHERE id = ?", (run_id,)).fetchone()
         env = json.loads(row["env"]) if row is not None else {}
         return {str(k): str(v) for k, v in env.items()}
+
+    def run_text(self, run_id: str) -> str | None:
+        """The dataflow's text as the run was started, if the store kept it."""
+        row = self.db.execute("SELECT text FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None or row["text"] is None else str(row["text"])
 
     def interrupted_runs(self) -> list[dict[str, Any]]:
         """Runs a daemon left active or interrupted: the candidates for recovery."""

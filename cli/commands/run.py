@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 from pathlib import Path
 
 from cli.errors import BAD_INPUT, CliError
@@ -28,6 +30,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
+# a run stopped by a signal exits as a shell reports a process that signal ended
+# (Ctrl-C 130, SIGTERM 143, a reader that left 141), unless the run failed: then 1
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
+
+
 def parse_env(pairs: list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
@@ -42,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from cli import render
     from cli.commands.config import load_settings
     from cli.durations import parse_duration
+    from cli.tee import StdoutTee
     from daemon.errors import DataflowInvalid, FatalError
     from daemon.foreground import run_foreground_sync
     from daemon.model.descriptor import MAX_YAML_BYTES, parse_dataflow
@@ -64,21 +72,45 @@ def run(args: argparse.Namespace) -> int:
             render.err.print(problem, markup=False, highlight=False)
         return BAD_INPUT
     width = max((len(n.id) for n in dataflow.nodes), default=0)
+    stdout = StdoutTee(render.out.print)
+    signals: list[signal.Signals] = []
 
     def tee(node: str, record: LogRecord) -> None:
         if record.stream == "log":
             line = f"{record.level} {record.logger or node}: {record.message}"
         else:
             line = record.message
-        render.out.print(render.prefixed(node, line, width))
+        stdout.put(render.prefixed(node, line, width))
+
+    def on_signal(sig: signal.Signals, first: bool) -> None:
+        signals.append(sig)
+        if sig is signal.SIGPIPE:
+            return  # nobody reads stdout any more; stderr may still be seen
+        if first:
+            said = f"{sig.name}: stopping the run (grace {args.grace:g}s); again to kill"
+        else:
+            said = f"{sig.name} again: killing the run's nodes"
+        with contextlib.suppress(BrokenPipeError):  # stderr's reader may have left too
+            render.warning(said)
 
     try:
         info = run_foreground_sync(
-            path, text, env, stop_after=stop_after, tee=tee, grace=args.grace
+            path, text, env, stop_after=stop_after, tee=tee, grace=args.grace, on_signal=on_signal
         )
     except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
+        stdout.close()
         raise CliError(str(exc)) from None
-    status = render.run_result(info)
+    try:
+        if not stdout.close():
+            render.warning("stdout is not being read: the last lines were not shown")
+        if stdout.dropped:
+            render.warning(f"{stdout.dropped} lines not shown: stdout was too slow (see flow logs)")
+        status = render.run_result(info)
+    except BrokenPipeError:  # the reader left after the last node line
+        status = 1 if info["status"] == "failed" else 0
+        signals.append(signal.SIGPIPE)
+    if status == 0 and signals:
+        return SIGNAL_EXIT[signals[0]]
     if info["status"] == "stopped" and stop_after is not None:
         return 0
     return status

@@ -16,6 +16,7 @@ from typing import TextIO
 import attrs
 
 from daemon.model.logformat import LogRecord
+from daemon.model.once import OncePerKey
 from daemon.model.settings import current as settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class NodeLog:
     _file: TextIO | None = None
     _size: int = 0
     _failed_at: float | None = None
+    _causes: OncePerKey = attrs.field(factory=OncePerKey)  # a full disk fails every retry
 
     def write(self, record: LogRecord) -> None:
         if self.tee is not None:
@@ -88,7 +90,7 @@ class NodeLog:
         self.dropped += 1
         self.close()
         self._failed_at = time.monotonic()
-        log.warning("log %s: %s", self.path, exc)
+        log.log(self._causes.level(exc.strerror or str(exc)), "log %s: %s", self.path, exc)
         self.on_failure(f"logs: {exc.strerror or exc}")
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 import zmq
 
-from daemon.keeper.children import Child, signal_group
+from daemon.keeper.children import Child, die_with_this_thread, signal_group
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.keeper.stdout_output import StdoutOutput
@@ -69,6 +69,7 @@ class Keeper:
     context: zmq.Context[zmq.Socket[bytes]]
     grace: float
     tee: Tee | None = None
+    in_thread: bool = False  # `flow run`: its nodes die with the thread (no keeper outlives)
     children: dict[str, Child] = attrs.field(factory=dict)
     daemon: bytes | None = None
     last_contact: float = attrs.field(factory=time.monotonic)
@@ -88,11 +89,12 @@ class Keeper:
         endpoint: str,
         grace: float,
         tee: Tee | None = None,
+        in_thread: bool = False,
     ) -> Keeper:
         socket = context.socket(zmq.ROUTER)
         socket.setsockopt(zmq.LINGER, 1000)
         socket.bind(endpoint)
-        keeper = cls(socket=socket, context=context, grace=grace, tee=tee)
+        keeper = cls(socket=socket, context=context, grace=grace, tee=tee, in_thread=in_thread)
         keeper._poller.register(socket, zmq.POLLIN)
         return keeper
 
@@ -193,14 +195,19 @@ class Keeper:
             if not isinstance(message, ToKeeper):
                 log.warning("keeper: dropped a %s, which only a keeper sends", type(message))
                 continue
-            self.daemon = identity
-            self.last_contact = time.monotonic()
+            # the daemon is whoever attached last (a daemon back after a crash attaches
+            # first); another peer's ping is answered to it, and redirects nothing: the
+            # exit reports meant for the daemon never go to a stranger
+            if isinstance(message, Attach) or self.daemon is None:
+                self.daemon = identity
+            if identity == self.daemon:
+                self.last_contact = time.monotonic()
             try:
-                self._handle(message)
+                self._handle(message, identity)
             except Exception:  # one bad message must not take the run's nodes down with it
                 log.exception("keeper: a %s failed; serving on", type(message).__name__)
 
-    def _handle(self, message: ToKeeper) -> None:
+    def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
             self._send(State(nodes=self.state(), degraded=self.degraded))
         elif isinstance(message, Spawn):
@@ -214,13 +221,14 @@ class Keeper:
             self.quitting = True
             self._end_all()
         elif isinstance(message, Ping):
-            self._send(Pong())  # the daemon's watch on this keeper (KEEPER_SILENCE_S)
+            self._send(Pong(), to=sender)  # the daemon's watch on it (KEEPER_SILENCE_S)
 
-    def _send(self, message: FromKeeper) -> None:
-        if self.daemon is None:
+    def _send(self, message: FromKeeper, to: bytes | None = None) -> None:
+        peer = to if to is not None else self.daemon
+        if peer is None:
             return
         with contextlib.suppress(zmq.ZMQError):
-            self.socket.send_multipart([self.daemon, encode(message)], zmq.NOBLOCK)
+            self.socket.send_multipart([peer, encode(message)], zmq.NOBLOCK)
 
     def state(self) -> dict[str, NodeState]:
         return {
@@ -258,6 +266,7 @@ class Keeper:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=die_with_this_thread() if self.in_thread else None,
             )
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
             node_log.close()

@@ -181,7 +181,7 @@ def start_keeper_thread(
     context: zmq.Context[zmq.Socket[bytes]], endpoint: str, grace: float, tee: Tee | None
 ) -> threading.Thread:
     """A keeper inside this process (`flow run`: no daemon to outlive)."""
-    keeper = Keeper.bind(context, endpoint, grace, tee=tee)
+    keeper = Keeper.bind(context, endpoint, grace, tee=tee, in_thread=True)
     thread = threading.Thread(target=keeper.serve, name="flow-keeper", daemon=True)
     thread.start()
     return thread

@@ -18,6 +18,7 @@ import zmq
 
 from daemon.errors import RecoverableError
 from daemon.model.node_stats import merge_report
+from daemon.model.once import OncePerKey
 from daemon.run import ipc_files
 from daemon.run.slot import NodeSlot
 from daemon.run.zmq_trio import Frames, SocketOwner
@@ -39,6 +40,9 @@ class NodeChannel:
     owner: SocketOwner
     find_slot: FindSlot
     attach: Attach | None = None
+    # late messages (a run or node that has ended, an older generation) come in floods:
+    # one WARNING per sender, then DEBUG (fault matrix row 30, D4)
+    late: OncePerKey = attrs.field(factory=OncePerKey)
 
     def send(self, identity: bytes, message: channel.Message) -> bool:
         """A message to one node (typed: it encodes to what the node decodes). False when
@@ -60,19 +64,23 @@ class NodeChannel:
             log.warning("node channel: dropped a malformed message: %s", exc)
             return
         slot = self.find_slot(run_id, node_id)
-        if slot is None:
-            log.warning("node channel: message from unknown node %s of run %s", node_id, run_id)
-            return
         kind = type(message).__name__.lower()
-        if generation != slot.generation:
-            log.warning(
-                "run %s: node %s: refused %s from generation %d (current %d)",
-                run_id,
-                node_id,
-                kind,
-                generation,
-                slot.generation,
-            )
+        if slot is None:
+            level = self.late.level(("unknown", run_id, node_id))
+            log.log(level, "node channel: %s from unknown node %s of run %s (ended?)%s",
+                    kind, node_id, run_id, _more(level))  # fmt: skip
+            return
+        detached = slot.spec.is_dynamic and not slot.attached
+        if detached or generation != slot.generation:
+            # an older generation, or a dynamic one that was detached (its process froze
+            # past its heartbeat): refused, and told once to stop, as a replaced node is
+            level = self.late.level(("generation", run_id, node_id, generation))
+            log.log(level, "run %s: node %s: refused %s from generation %d (%s)%s",
+                    run_id, node_id, kind, generation,
+                    "detached" if generation == slot.generation else
+                    f"current {slot.generation}", _more(level))  # fmt: skip
+            if level == logging.WARNING:
+                self.send(identity, channel.Stop())
             return
         slot.last_seen = time.monotonic()
         if isinstance(message, channel.Hello):
@@ -101,6 +109,10 @@ class NodeChannel:
             log.warning("node channel: refused a malformed attach: %s", exc)
             reply = channel.Refused(f"malformed attach request: {exc}")
         self.send(identity, reply)
+
+
+def _more(level: int) -> str:
+    return "; more like it at debug level" if level == logging.WARNING else ""
 
 
 def _identity(identity: bytes) -> tuple[str, str, int]:

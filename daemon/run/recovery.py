@@ -19,13 +19,15 @@ from typing import Any
 
 import psutil
 
-from daemon.errors import FlowError
+from daemon.errors import FlowError, RecoverableError
+from daemon.files import write_atomic
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import pids
 from daemon.model.states import RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
+from daemon.store import Store
 from node_sdk import paths
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ async def recover_runs(rt: Runtime) -> None:
     for info in rt.store.interrupted_runs():
         origin = str(info["origin"])
         if origin.startswith("foreground"):
-            _settle_foreground(rt, info, origin)
+            settle_foreground(rt.store, info)
             continue
         try:
             await _recover(rt, info)
@@ -50,21 +52,23 @@ async def recover_runs(rt: Runtime) -> None:
     remove_unknown_socket_folders(rt)
 
 
-def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
+def settle_foreground(store: Store, info: dict[str, Any]) -> None:
     """A `flow run` that died without recording its end is recorded as failed.
 
     Its origin names the process by pid and create time: a pid alone may be another
-    process's by now, and would keep a dead run listed as running forever.
+    process's by now, and would keep a dead run listed as running forever. The daemon
+    does this at its start, and so does the next `flow run`.
     """
+    origin = str(info["origin"])
     if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
         return  # still running in its own terminal
-    rt.store.update_run(info["id"], status="failed", error="the flow run process exited")
+    store.update_run(info["id"], status="failed", error="the flow run process exited")
     remove_run_segments(info["id"])
 
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
-    text = paths.dataflow_copy(rt.home, run_id).read_text(encoding="utf-8")
+    text = _dataflow_text(rt, run_id)
     dataflow = rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
@@ -88,6 +92,28 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     rt.store.update_run(run_id, status="running", recovered=1, ended=None)
     run.status = RunStatus.RUNNING if state is not None else RunStatus.STARTING
     await rt.resume_run(run, state)
+
+
+def _dataflow_text(rt: Runtime, run_id: str) -> str:
+    """The dataflow as the run was started: its copy in the run's folder, else the store's.
+
+    The copy can be lost (a full disk, someone's cleanup); the store keeps the text too,
+    and the copy is written again from it. With neither, the error says which file.
+    """
+    copy = paths.dataflow_copy(rt.home, run_id)
+    try:
+        return copy.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"its copy of the dataflow {copy} cannot be read ({exc.__class__.__name__}: "
+        problem += f"{getattr(exc, 'strerror', None) or exc})"
+    text = rt.store.run_text(run_id)
+    if text is None:
+        raise RecoverableError(f"{problem}, and the state store has no copy of it")
+    log.warning("run %s: %s: using the state store's copy", run_id, problem)
+    with contextlib.suppress(OSError):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(copy, text)
+    return text
 
 
 def kill_stale_processes(run: Run) -> int:

@@ -24,6 +24,7 @@ from daemon.errors import (
     StateStoreUnusable,
     UnknownRun,
 )
+from daemon.files import write_atomic
 from daemon.keeper.logs import Tee
 from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
 from daemon.model.keeper_messages import State
@@ -163,10 +164,11 @@ class Runtime:
             [(n.id, "dynamic" if n.is_dynamic else "pending") for n in dataflow.nodes],
             self.origin,
             env,
+            text,
         )
         try:
             run.run_dir.mkdir(parents=True, exist_ok=True)
-            run.descriptor_copy.write_text(text, encoding="utf-8")
+            write_atomic(run.descriptor_copy, text)
         except OSError as exc:
             run.mark_degraded(f"recording: {exc.strerror or exc}")
         self.runs[run_id] = run

@@ -32,6 +32,7 @@ from daemon.model.keeper_messages import (
     SpawnFailed,
     StdoutAs,
 )
+from daemon.model.once import OncePerKey
 from daemon.model.restart_policy import decide
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
@@ -74,6 +75,7 @@ class Run:
     cancel_grace: float = 2.0  # when the daemon itself is going down hard
     error: str | None = None
     degraded: str | None = None
+    degraded_causes: OncePerKey = attrs.field(factory=OncePerKey)
     released: bool = False
     late: list[str] = attrs.field(factory=list)  # nodes that missed the start barrier
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
@@ -241,7 +243,7 @@ class Run:
     def on_keeper_event(self, message: FromKeeper) -> None:
         if isinstance(message, Degraded):
             lost = f" ({message.dropped} log lines dropped)" if message.dropped else ""
-            self.mark_degraded(f"{message.what}{lost}")
+            self.mark_degraded(message.what or "side work", lost)
         elif isinstance(message, Spawned | SpawnFailed | Exited):
             slot = self.slots.get(message.node)
             if slot is not None:
@@ -278,14 +280,22 @@ class Run:
         sources = [i.source for i in slot.spec.inputs if isinstance(i.source, OutputRef)]
         return bool(sources) and all(self.slots[s.node].finished.is_set() for s in sources)
 
-    def mark_degraded(self, what: str) -> None:
-        if self.degraded != what:
-            self.degraded = what
-            log.warning("run %s degraded: %s", self.id, what)
-            try:
-                self.store.update_run(self.id, degraded=what)
-            except Exception:  # recording the degradation is itself auxiliary
-                log.exception("could not record degradation of run %s", self.id)
+    def mark_degraded(self, what: str, count: str = "") -> None:
+        """Show `what` (a cause) as the run's degradation; `count` is its running tally.
+
+        A cause is logged once at WARNING; a new tally of it only updates the store (a full
+        log disk reports its dropped lines every tick).
+        """
+        shown = f"{what}{count}"
+        if self.degraded == shown:
+            return
+        self.degraded = shown
+        level = self.degraded_causes.level(what)
+        log.log(level, "run %s degraded: %s", self.id, shown)
+        try:
+            self.store.update_run(self.id, degraded=shown)
+        except Exception:  # recording the degradation is itself auxiliary
+            log.exception("could not record degradation of run %s", self.id)
 
     def set_status(self, status: RunStatus, *, error: str | None = None) -> None:
         self.status = status

@@ -101,6 +101,7 @@ def test_every_refusal_is_one_line_and_harms_nothing(daemon: Path, tmp_path: Pat
             assert len(lines) == 1, lines
             assert lines[0].startswith("refused: "), lines[0]
             assert expected in lines[0], lines[0]
+            assert "{" not in lines[0]  # D5: real ids, no placeholder left unformatted
             assert psutil.Process(pid).is_running()  # the daemon lives on
             log_after = paths.daemon_log(daemon).read_text().count("dynamic attach refused")
             assert log_after == log_before + 1  # one log line for it

@@ -440,3 +440,15 @@ def test_a_script_with_a_working_interpreter_is_accepted(tmp_path: Path) -> None
         (tmp_path / name).chmod(0o755)
     nodes = "".join(f"  - id: {n}\n    path: ./{n}\n" for n in "abc")
     assert parse_dataflow(write(tmp_path, "nodes:\n" + nodes)).nodes
+
+
+@pytest.mark.parametrize(
+    "node_id", ["a/b", "../up", "..", "a\\0b", "\\xe9t\\xe9", "-lead", "x" * 65, ""]
+)
+def test_row6_ids_that_could_become_paths_are_refused(tmp_path: Path, node_id: str) -> None:
+    """Node ids name log files: none may leave the run's folder (fault matrix row 6)."""
+    path = write(tmp_path, f'nodes:\n  - id: "{node_id}"\n    path: dynamic\n')
+    found = problems(path)
+    assert len(found) == 1, found
+    expected = "must not be empty" if not node_id else "invalid node id"
+    assert f"nodes[0].id: {expected}" in found[0], found

@@ -14,12 +14,15 @@ from procs import wait_gone
 from daemon.keeper import process
 from daemon.keeper.process import Keeper
 from daemon.model.keeper_messages import (
+    Attach,
+    Exited,
     Ping,
     Pong,
     Quit,
     Spawn,
     Spawned,
     SpawnFailed,
+    State,
     decode,
     encode,
 )
@@ -135,3 +138,29 @@ def test_a_spawn_popen_cannot_pass_is_refused_and_the_keeper_serves_on(
     assert decode(daemon.recv()) == Pong()
     assert thread.is_alive()
     assert not errors
+
+
+def test_a_strangers_ping_is_answered_but_redirects_no_exit_report(
+    keeper: Started, tmp_path: Path
+) -> None:
+    """Before: any peer's ping made it the keeper's daemon, which then got the exit reports."""
+    _, daemon, _ = keeper
+    daemon.send(encode(Attach()))
+    assert isinstance(decode(daemon.recv()), State)
+    argv = (sys.executable, "-c", "import time; time.sleep(0.5)")  # ends by itself
+    log = str(tmp_path / "brief.log")
+    daemon.send(encode(Spawn("brief", 1, argv, env={}, cwd=str(tmp_path), log=log)))
+    assert isinstance(decode(daemon.recv()), Spawned)
+    stranger = daemon.context.socket(zmq.DEALER)
+    stranger.setsockopt(zmq.LINGER, 0)
+    stranger.setsockopt(zmq.RCVTIMEO, ANSWER_MS)
+    stranger.connect("inproc://keeper")
+    try:
+        stranger.send(encode(Ping()))
+        assert decode(stranger.recv()) == Pong()  # answered, to the one who asked
+        report = decode(daemon.recv())  # the exit goes to the daemon, not the stranger
+        assert isinstance(report, Exited), report
+        assert (report.node, report.code) == ("brief", 0)
+        assert stranger.poll(200) == 0
+    finally:
+        stranger.close(linger=0)

@@ -141,10 +141,17 @@ def test_an_edge_carries_its_inputs_queue_policy_and_size() -> None:
     )
 
 
+@attrs.frozen
+class StaticSpec:
+    is_dynamic: bool = False
+
+
 @attrs.define
 class StatsSlot:
     """The fields of a NodeSlot that a `stats` message touches."""
 
+    spec: StaticSpec = attrs.field(factory=StaticSpec)
+    attached: bool = False
     generation: int = 1
     last_seen: float = 0.0
     stats: dict[str, Any] | None = None
