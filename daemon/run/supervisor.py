@@ -33,6 +33,7 @@ from daemon.model.keeper_messages import (
     StdoutAs,
 )
 from daemon.model.restart_policy import decide
+from daemon.model.result import RunEnding, run_result
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
@@ -345,15 +346,13 @@ class Run:
             slot.lose_process(cause)
 
     def result_status(self) -> RunStatus:
-        if self.late or self.keeper_lost is not None:
-            return RunStatus.FAILED
-        if self.interrupted:
-            return RunStatus.INTERRUPTED
-        if self.stop_requested:
-            return RunStatus.STOPPED
-        if any(s.status is NodeStatus.FAILED for s in self.spawned):
-            return RunStatus.FAILED
-        return RunStatus.SUCCEEDED
+        ending = RunEnding(
+            stop_requested=self.stop_requested,
+            interrupted=self.interrupted,
+            keeper_lost=self.keeper_lost is not None,
+            late=bool(self.late),
+        )
+        return run_result((s.status for s in self.spawned), ending)
 
     def info(self) -> dict[str, Any]:
         data = self.store.run(self.id)
