@@ -60,7 +60,8 @@ async def supervise(
             nursery.start_soon(_watch_keeper, run, keeper, handle)
             state = (await keeper.attach()).nodes
             for slot in run.spawned:
-                adopted = adopt is not None and slot.id in state
+                # a node that had ended before the daemon went away stays ended
+                adopted = adopt is not None and slot.id in state and not slot.status.finished
                 if adopted:
                     slot.adopt(state[slot.id])
                 nursery.start_soon(functools.partial(slot.serve, adopted=adopted))

@@ -4,7 +4,8 @@ Runs a daemon left `running`/`starting` (it crashed) or `interrupted` (it was te
 a signal) come back unless their file says `recover: false`. A run whose keeper still
 answers is adopted as it is: no restart, no lost or repeated message. Otherwise its stale
 processes are killed first and every node is started once more, generation + 1.
-Runs stopped by `flow stop` or `flow down` are `stopped` and never come back.
+Runs stopped by `flow stop` or `flow down` are `stopped` and never come back, and in a
+run that comes back only the nodes that had not ended do (`NodeStatus.comes_back`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import psutil
 from daemon.errors import FlowError
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import pids
-from daemon.model.states import RunStatus
+from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
@@ -74,8 +75,13 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id))
     for node in info["nodes"]:
         slot = run.slots.get(node["id"])
-        if slot is not None:
-            slot.restore(int(node["generation"]), int(node["restarts"]))
+        if slot is not None and not slot.spec.is_dynamic:
+            try:
+                status = NodeStatus(node["status"])
+            except ValueError:  # not a status this flow knows: as if it had not ended
+                status = NodeStatus.PENDING
+            ended = None if status.comes_back else status
+            slot.restore(int(node["generation"]), int(node["restarts"]), ended)
     state = None
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)

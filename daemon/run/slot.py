@@ -47,6 +47,10 @@ class SlotHost(Protocol):
     def stop_requested(self) -> bool: ...
 
     @property
+    def interrupted(self) -> bool:
+        """The daemon is going down by a signal: what it stops comes back at recovery."""
+
+    @property
     def cancel_grace(self) -> float: ...
 
     def spawn(self, slot: NodeSlot) -> None:
@@ -202,9 +206,15 @@ class NodeSlot:
 
     # ---------------------------------------------------------------- the task
 
-    def restore(self, generation: int, restarts: int) -> None:
-        """Its counters as the store kept them, for a run recovered after a daemon restart."""
+    def restore(self, generation: int, restarts: int, ended: NodeStatus | None = None) -> None:
+        """Its counters as the store kept them, for a run recovered after a daemon restart.
+
+        `ended`: the node had ended for good before the daemon went away; it keeps that
+        status and is never started again (the Cronicle lesson, fault matrix C6).
+        """
         self.generation, self.restarts = generation, restarts
+        if ended is not None:
+            self.status = ended
 
     def adopt(self, state: NodeState) -> None:
         """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""
@@ -223,6 +233,8 @@ class NodeSlot:
     async def serve(self, *, adopted: bool = False) -> None:
         """Run generations until the restart policy says no more; stop them if cancelled."""
         try:
+            if self.status.finished:
+                return  # restored as ended by recovery: no generation of it runs again
             if adopted:
                 await self._wait_generation()
             else:
@@ -234,7 +246,8 @@ class NodeSlot:
                 with trio.move_on_after(delay):
                     await self._stopping.wait()  # a stop ends the delay at once
                 if self.stop_requested or self.run.stop_requested:
-                    self.transition(ended)  # no next generation: it stays as it ended
+                    # no next generation now: it stays as it ended, or comes back later
+                    self.transition(NodeStatus.INTERRUPTED if self.run.interrupted else ended)
                     break
                 self.transition(restarts=self.restarts + 1)
                 await self._run_generation()
@@ -323,7 +336,9 @@ class NodeSlot:
     def _record_exit(self) -> None:
         code = self.exit_code
         signal_name = signal.Signals(-code).name if code is not None and code < 0 else None
-        if self.killed:
+        if self.stop_requested and self.run.interrupted:
+            status = NodeStatus.INTERRUPTED  # stopped with the daemon: recovery restarts it
+        elif self.killed:
             status = NodeStatus.KILLED
         elif self.stop_requested:
             status = NodeStatus.STOPPED
