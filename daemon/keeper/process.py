@@ -264,7 +264,9 @@ class Keeper:
         output = None
         if stdout_as is not None:
             edges = [converter.unstructure(edge) for edge in stdout_as.edges]
-            output = StdoutOutput.open(self.context, stdout_as.source, generation, edges)
+            output = StdoutOutput.open(
+                self.context, stdout_as.source, generation, edges, stdout_as.restartable
+            )
         child = Child(
             node=node,
             generation=generation,

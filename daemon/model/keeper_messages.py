@@ -69,6 +69,7 @@ class Edge:
 class StdoutAs:
     source: str  # <node>/<output>
     edges: tuple[Edge, ...]
+    restartable: bool = False  # the node may come back: end-of-stream ends a generation
 
 
 @attrs.frozen

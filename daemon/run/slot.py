@@ -318,7 +318,9 @@ class NodeSlot:
         self._stopping.set()
         if not self.alive:
             return
-        self.run.send_to_node(self, {"t": "stop"})
+        # a stop for a restart: the node's end-of-stream ends its generation, not its stream
+        self.run.send_to_node(self, {"t": "stop", "restart": True} if self.restart_requested
+                              else {"t": "stop"})  # fmt: skip
         with trio.move_on_after(grace):
             await self.exited.wait()
         if not self.exited.is_set():
