@@ -245,7 +245,9 @@ class NodeSlot:
                 self.transition(NodeStatus.RESTARTING)
                 with trio.move_on_after(delay):
                     await self._stopping.wait()  # a stop ends the delay at once
-                if self.stop_requested or self.run.stop_requested:
+                # `flow node restart` during the delay wants the next generation now
+                restart = self.take_restart_request()
+                if (self.stop_requested and not restart) or self.run.stop_requested:
                     # no next generation now: it stays as it ended, or comes back later
                     self.transition(NodeStatus.INTERRUPTED if self.run.interrupted else ended)
                     break
