@@ -15,6 +15,7 @@ from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import (
+    EXIT_LEDGER,
     KeeperLink,
     KeeperPort,
     start_keeper_process,
@@ -51,7 +52,10 @@ async def supervise(
             )
         elif adopt is None:
             handle = await start_keeper_process(
-                run.keeper_endpoint, settings().daemon_grace, run.run_dir / "keeper.log"
+                run.keeper_endpoint,
+                settings().daemon_grace,
+                run.run_dir / "keeper.log",
+                run.run_dir / EXIT_LEDGER,
             )
         keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
     run.keeper = keeper

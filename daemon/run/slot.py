@@ -206,15 +206,18 @@ class NodeSlot:
 
     # ---------------------------------------------------------------- the task
 
-    def restore(self, generation: int, restarts: int, ended: NodeStatus | None = None) -> None:
+    def restore(
+        self, generation: int, restarts: int, ended: NodeStatus | None = None, **exit: Any
+    ) -> None:
         """Its counters as the store kept them, for a run recovered after a daemon restart.
 
-        `ended`: the node had ended for good before the daemon went away; it keeps that
-        status and is never started again (the Cronicle lesson, fault matrix C6).
+        `ended`: the node had ended for good before the daemon went away (`exit`: with
+        this `exit_code`, when only its keeper saw it); it keeps that status and is never
+        started again (the Cronicle lesson, fault matrix C6).
         """
         self.generation, self.restarts = generation, restarts
         if ended is not None:
-            self.status = ended
+            self.transition(ended, **exit)
 
     def adopt(self, state: NodeState) -> None:
         """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""

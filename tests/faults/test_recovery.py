@@ -166,3 +166,41 @@ def stop_then_crash(flow_home: Path, tmp_path: Path) -> None:
     assert not node_processes(run_info(flow_home, "done")["id"])
     assert spawn_counts(tmp_path) == {"crasher": 1, "sink": 1, "source": 1, "steady": 1}
     assert flow("down", home=flow_home).returncode == 0
+
+
+def test_c6_a_node_that_ended_while_no_daemon_listened_is_not_run_again(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    try:
+        end_while_away(flow_home, tmp_path)
+    finally:
+        daemon_down(flow_home)
+
+
+def end_while_away(flow_home: Path, tmp_path: Path) -> None:
+    # long enough for the source to end and close with no daemon to say goodbye to
+    grace = 8.0
+    env = {"FLOW_DAEMON_GRACE": f"{grace:g}s"}
+    assert flow("up", home=flow_home, env_extra=env).returncode == 0
+    count = 15  # at 100 ms: the source ends 1.5 s in, within the grace
+    yml = graph(tmp_path)
+    yml.write_text(
+        yml.read_text()
+        .replace(f"COUNT: {COUNT}", f"COUNT: {count}")
+        .replace("millis/10\n", "millis/100\n")
+    )
+    assert flow("start", str(yml), "--detach", "--name", "away", home=flow_home).returncode == 0
+    wait_until(lambda: (tmp_path / "values").exists(), 10, "the sink never received")
+    info = run_info(flow_home, "away")
+    os.kill(daemon_pid(flow_home), signal.SIGKILL)  # the source is still counting
+    pids = [n["pid"] for n in info["nodes"]]
+    assert not wait_gone(pids, grace + 12), "nodes outlived the daemon's grace"
+    assert statuses(stored_run(flow_home, info["id"]))["source"] == "running"  # as it died
+    assert flow("up", home=flow_home, env_extra=env).returncode == 0
+    time.sleep(1.0)
+    after = run_info(flow_home, "away")
+    assert statuses(after) == ENDED  # the keeper wrote down who ended by itself
+    assert spawn_counts(tmp_path) == {"crasher": 1, "sink": 1, "source": 1, "steady": 2}
+    values = (tmp_path / "values").read_text().split()
+    assert values == [str(i) for i in range(1, count + 1)]
+    assert set(node_processes(info["id"])) == {"steady"}

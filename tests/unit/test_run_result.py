@@ -1,12 +1,15 @@
-"""The run's result as one pure function of its nodes' outcomes (SPEC 5, fault matrix M3)."""
+"""The run's result from its nodes' outcomes (SPEC 5, M3); which nodes recovery brings back."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.model.result import RunEnding, run_result
 from daemon.model.states import NodeStatus, RunStatus
+from daemon.run.recovery import MISSING, ended_status, read_exit_ledger
 
 ENDED = [NodeStatus.SUCCEEDED, NodeStatus.STOPPED, NodeStatus.FAILED, NodeStatus.KILLED]
 statuses = st.lists(st.sampled_from(ENDED), max_size=8)
@@ -51,3 +54,23 @@ def test_the_table() -> None:
     assert run_result([NodeStatus.SUCCEEDED], lost) is RunStatus.FAILED
     gone = RunEnding(interrupted=True)
     assert run_result([NodeStatus.FAILED], gone) is RunStatus.INTERRUPTED  # decided later
+
+
+def test_recovery_brings_back_only_nodes_that_had_not_ended(tmp_path: Path) -> None:
+    assert ended_status("running", MISSING) is None
+    assert ended_status("interrupted", 0) is None  # stopped with the daemon: it comes back
+    assert ended_status("restarting", MISSING) is None
+    assert ended_status("succeeded", MISSING) is NodeStatus.SUCCEEDED
+    assert ended_status("failed", MISSING) is NodeStatus.FAILED
+    assert ended_status("running", 0) is NodeStatus.SUCCEEDED  # its keeper saw it end
+    assert ended_status("running", 3) is NodeStatus.FAILED
+    assert ended_status("no such status", 0) is None
+    ledger = tmp_path / "exits.jsonl"
+    ledger.write_text(
+        '{"node": "a", "generation": 2, "code": 0}\n'
+        "garbage\n"
+        '{"node": "b", "generation": true, "code": 1}\n'
+        '{"node": "c", "generation": 1, "code": null}\n'
+    )
+    assert read_exit_ledger(ledger) == {("a", 2): 0, ("c", 1): None}
+    assert read_exit_ledger(tmp_path / "none") == {}
