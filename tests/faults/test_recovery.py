@@ -204,3 +204,47 @@ def end_while_away(flow_home: Path, tmp_path: Path) -> None:
     values = (tmp_path / "values").read_text().split()
     assert values == [str(i) for i in range(1, count + 1)]
     assert set(node_processes(info["id"])) == {"steady"}
+
+
+def test_c7_a_run_started_from_its_saved_copy_recovers_the_same(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    try:
+        restart_then_crash(flow_home, tmp_path)
+    finally:
+        daemon_down(flow_home)
+
+
+def restart_then_crash(flow_home: Path, tmp_path: Path) -> None:
+    assert flow("up", home=flow_home, env_extra=ENV).returncode == 0
+    yml = graph(tmp_path)
+    assert flow("start", str(yml), "--detach", "--name", "saved", home=flow_home).returncode == 0
+    wait_until(lambda: statuses(run_info(flow_home, "saved")) == ENDED, 15, "nodes never ended")
+    first = run_info(flow_home, "saved")["id"]
+    yml.unlink()  # from here on only the run's own copy of the file exists
+    for spawned in (tmp_path / "spawns").iterdir():
+        spawned.unlink()
+    (tmp_path / "values").unlink()
+    restarted = flow("restart", "saved", home=flow_home)  # a new run of the saved copy
+    assert restarted.returncode == 0, restarted.stderr
+    wait_until(
+        lambda: (
+            run_info(flow_home, "saved")["id"] != first
+            and statuses(run_info(flow_home, "saved")) == ENDED
+        ),
+        15,
+        "the restarted run's nodes never ended",
+    )
+    info = run_info(flow_home, "saved")
+    steady = next(n["pid"] for n in info["nodes"] if n["id"] == "steady")
+    os.kill(daemon_pid(flow_home), signal.SIGKILL)
+    assert not wait_gone([steady], GRACE_S + 12)
+    assert flow("up", home=flow_home, env_extra=ENV).returncode == 0
+    time.sleep(1.0)
+    after = run_info(flow_home, "saved")
+    assert after["id"] == info["id"]
+    assert after["recovered"] is True
+    assert statuses(after) == ENDED
+    assert spawn_counts(tmp_path) == {"crasher": 1, "sink": 1, "source": 1, "steady": 2}
+    values = (tmp_path / "values").read_text().split()
+    assert values == [str(i) for i in range(1, COUNT + 1)]
