@@ -248,3 +248,37 @@ def restart_then_crash(flow_home: Path, tmp_path: Path) -> None:
     assert spawn_counts(tmp_path) == {"crasher": 1, "sink": 1, "source": 1, "steady": 2}
     values = (tmp_path / "values").read_text().split()
     assert values == [str(i) for i in range(1, COUNT + 1)]
+
+
+def test_c3_adopting_within_the_grace_never_restarts_a_node_that_gave_up(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    try:
+        adopt_after_give_up(flow_home, tmp_path)
+    finally:
+        daemon_down(flow_home)
+
+
+def adopt_after_give_up(flow_home: Path, tmp_path: Path) -> None:
+    assert flow("up", home=flow_home, env_extra=ENV).returncode == 0
+    yml = graph(tmp_path)
+    yml.write_text(  # the crasher may come back once, then it has given up for good
+        yml.read_text().replace(
+            f"{NODES}/crasher.py\n",
+            f"{NODES}/crasher.py\n    restart_policy: on-failure\n    max_restarts: 1\n"
+            "    restart_window: 60\n    restart_delay: 0.05\n",
+        )
+    )
+    assert flow("start", str(yml), "--detach", "--name", "adopt", home=flow_home).returncode == 0
+    wait_until(lambda: statuses(run_info(flow_home, "adopt")) == ENDED, 15, "nodes never ended")
+    before = run_info(flow_home, "adopt")
+    assert spawn_counts(tmp_path)["crasher"] == 2
+    os.kill(daemon_pid(flow_home), signal.SIGKILL)
+    time.sleep(0.5)  # well within the grace: the keeper and the living node wait
+    assert flow("up", home=flow_home, env_extra=ENV).returncode == 0
+    time.sleep(1.5)  # a restart delay's worth and more
+    after = run_info(flow_home, "adopt")
+    assert statuses(after) == ENDED
+    pids = {n["id"]: n["pid"] for n in after["nodes"]}
+    assert pids["steady"] == next(n["pid"] for n in before["nodes"] if n["id"] == "steady")
+    assert spawn_counts(tmp_path) == {"crasher": 2, "sink": 1, "source": 1, "steady": 1}
