@@ -32,15 +32,21 @@ class _Frozen:
 
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
+    _defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = self._fields
-        if len(args) > len(names) or len(args) + len(kwargs) != len(names):
+        if len(args) > len(names) or set(kwargs) - set(names[len(args) :]):
             raise TypeError(f"{type(self).__name__} takes {', '.join(names) or 'no fields'}")
         for name, value in zip(names, args, strict=False):
             object.__setattr__(self, name, value)
         for name in names[len(args) :]:
-            object.__setattr__(self, name, kwargs.pop(name))
+            if name in kwargs:
+                object.__setattr__(self, name, kwargs[name])
+            elif name in self._defaults:
+                object.__setattr__(self, name, self._defaults[name])
+            else:
+                raise TypeError(f"{type(self).__name__} takes {', '.join(names)}")
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._fields)
@@ -68,8 +74,10 @@ def _message(cls: type[_T]) -> type[_T]:
     """A frozen message class from annotated fields, without `dataclasses`' code generation
     (a dozen classes made with it cost a node ~6 ms of import time; these cost ~0.2)."""
     names = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (no inspect import)
-    namespace = {"__slots__": names, "_fields": names, "__doc__": cls.__doc__,
-                 "__module__": cls.__module__, "__qualname__": cls.__qualname__}  # fmt: skip
+    defaults = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
+    namespace = {"__slots__": names, "_fields": names, "_defaults": defaults,
+                 "__doc__": cls.__doc__, "__module__": cls.__module__,
+                 "__qualname__": cls.__qualname__}  # fmt: skip
     made: type[_T] = type(cls.__name__, (_Frozen,), namespace)
     return made
 
@@ -113,15 +121,27 @@ class Start:
 
 @_message
 class Stop:
-    """daemon -> node: stop (the node gets STOP(STOP_REQUESTED))."""
+    """daemon -> node: stop (the node gets STOP(STOP_REQUESTED)).
+
+    `restart`: the daemon starts the node's next generation at once (`flow node restart`),
+    so its end-of-stream says the generation ends, not the stream (docs/protocol.md).
+    """
+
+    restart: bool = False
 
 
 @_message
 class UpstreamDone:
-    """daemon -> node: `source` ("node/output") will send nothing more to `input`."""
+    """daemon -> node: `source` ("node/output") will send nothing more to `input`.
+
+    With `generation` (> 0) the source ended for good with that generation, which said
+    goodbye: the input closes once that generation's end-of-stream is in, so nothing it
+    sent is overtaken. 0: close at once (the source died without end-of-stream).
+    """
 
     input: str
     source: str
+    generation: int = 0
 
 
 @_message
@@ -198,7 +218,10 @@ def to_json(message: Message) -> dict[str, Any]:
             "pid": message.pid,
         }
     if isinstance(message, UpstreamDone):
-        return {"t": "upstream_done", "input": message.input, "source": message.source}
+        done = {"t": "upstream_done", "input": message.input, "source": message.source}
+        return {**done, "generation": message.generation} if message.generation else done
+    if isinstance(message, Stop) and message.restart:
+        return {"t": "stop", "restart": True}
     if isinstance(message, Wire):
         return {"t": "wire", "output": message.output, **_config.edge_json(message.edge)}
     if isinstance(message, Unwire):
@@ -269,9 +292,11 @@ _READERS: Final[dict[str, Callable[[Fields], Message]]] = {
         f.integer("pid", 1, MAX_PID),
     ),
     "start": lambda f: Start(),
-    "stop": lambda f: Stop(),
+    "stop": lambda f: Stop(f.flag("restart")),
     "upstream_done": lambda f: UpstreamDone(
-        f.text("input", max_len=MAX_ID), f.text("source", max_len=2 * MAX_ID + 1)
+        f.text("input", max_len=MAX_ID),
+        f.text("source", max_len=2 * MAX_ID + 1),
+        f.integer("generation", 0, _config.MAX_GENERATION, 0),
     ),
     "wire": lambda f: Wire(f.text("output", max_len=MAX_ID), _config.edge(f)),
     "unwire": lambda f: Unwire(

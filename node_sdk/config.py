@@ -81,6 +81,9 @@ class NodeConfig:
     daemon_grace_s: float = 30.0
     start_timeout_s: float = 30.0  # the daemon's settings: a node never reads its own
     send_timeout_s: float = 10.0
+    # its restart policy may bring it back: its end-of-stream ends a generation, not the
+    # stream (the daemon closes its receivers once it has ended for good)
+    restartable: bool = False
 
     @property
     def data_inputs(self) -> list[DataInput]:
@@ -145,6 +148,7 @@ def from_json(raw: object, what: str) -> NodeConfig:
         daemon_grace_s=top.number("daemon_grace_s", 0.0, 1e6, 30.0),
         start_timeout_s=top.number("start_timeout_s", 0.001, 1e6, 30.0),
         send_timeout_s=top.number("send_timeout_s", 0.001, 1e6, 10.0),
+        restartable=top.flag("restartable"),
     )
 
 
@@ -207,6 +211,7 @@ def to_json(cfg: NodeConfig) -> dict[str, Any]:
         "daemon_grace_s": cfg.daemon_grace_s,
         "start_timeout_s": cfg.start_timeout_s,
         "send_timeout_s": cfg.send_timeout_s,
+        "restartable": cfg.restartable,
     }
 
 

@@ -13,6 +13,7 @@ from node_sdk.errors import NodeError
 from node_sdk.wire import (
     FLAG_LARGE,
     FLAG_PACKED,
+    GENERATION_END,
     HEADER,
     HEADER_SIZE,
     KIND_EOS,
@@ -61,10 +62,20 @@ def encode_data(
 
 
 def encode_eos(
-    source: str | None, generation: int, last_seq: int, timestamp_ns: int = 0
+    source: str | None,
+    generation: int,
+    last_seq: int,
+    timestamp_ns: int = 0,
+    *,
+    generation_end: bool = False,
 ) -> list[Any]:
-    """The end-of-stream frames of one edge: kind 5, seq = the last seq sent."""
-    return [pack_header(KIND_EOS, generation, last_seq, timestamp_ns, encode_extra(source)), _EMPTY]
+    """The end-of-stream frames of one edge: kind 5, seq = the last seq sent.
+
+    `generation_end`: only this generation of the sender ends; it may come back (a restart),
+    so the receiver keeps the input open (extra key `ge`, docs/protocol.md).
+    """
+    extra = encode_extra(source, None, GENERATION_END if generation_end else None)
+    return [pack_header(KIND_EOS, generation, last_seq, timestamp_ns, extra), _EMPTY]
 
 
 class OpenShared(Protocol):

@@ -50,12 +50,14 @@ class InputStatistics:
 
 
 class _Source:
-    __slots__ = ("closed", "generation", "last_seq")
+    __slots__ = ("close_at", "closed", "ended", "generation", "last_seq")
 
     def __init__(self) -> None:
         self.generation = 0
         self.last_seq = 0
         self.closed = False
+        self.ended = 0  # the latest generation whose end-of-stream ended only itself
+        self.close_at = 0  # the daemon said this generation was the source's last
 
 
 class _Input:
@@ -94,8 +96,14 @@ class _Input:
 class Inbox:
     """Thread-safe: the receiver thread pushes, the node's own thread pops."""
 
-    def __init__(self, inputs: Iterable[DataInput], discard: Callable[[Any], None]) -> None:
+    def __init__(
+        self, inputs: Iterable[DataInput], discard: Callable[[Any], None], *, resumed: bool = False
+    ) -> None:
         self._discard = discard
+        # a restarted node: each source's first message sets where its numbering stands, so
+        # what it sent to an earlier generation of this node is not counted as dropped
+        self._resumed = resumed
+        self.restart_requested = False  # the daemon's `stop` was for a restart
         # no condition to wait on: the node's thread waits in zmq poll (see node.py), and
         # the receiver thread wakes it through their PAIR. The lock: both threads push
         # (whichever owns the inputs) and the node's thread pops; held for one batch only.
@@ -130,12 +138,18 @@ class Inbox:
                         self._discard(payload)
                     continue
                 if generation > src.generation:
+                    first = src.generation == 0 and self._resumed
                     src.generation = generation  # a restarted sender counts from 1 again
-                    src.last_seq = 0
+                    src.last_seq = (seq if kind == KIND_EOS else seq - 1) if first else 0
                 if kind == KIND_EOS:
                     state.dropped += max(seq - src.last_seq, 0)
                     src.last_seq = max(seq, src.last_seq)
-                    self._close(state, src)
+                    if not extra.get("ge"):
+                        self._close(state, src)  # the stream ends
+                    elif generation >= src.close_at > 0:
+                        self._close(state, src)  # its last generation ends
+                    else:
+                        src.ended = generation  # a restart follows: the input stays open
                     continue
                 if seq <= src.last_seq:
                     state.refused += 1  # a repeat: never deliver twice
@@ -156,12 +170,18 @@ class Inbox:
                     state.stale += 1
                     state.dropped += 1
 
-    def close_source(self, input_id: str, source: str) -> None:
-        """The daemon says a source is done (its sender died without end-of-stream)."""
+    def close_source(self, input_id: str, source: str, generation: int = 0) -> None:
+        """The daemon says a source is done: at once (`generation` 0: its sender died
+        without end-of-stream), or once that last generation's end-of-stream is in."""
         with self._lock:
             state = self._inputs.get(input_id)
-            if state is not None:
-                self._close(state, self._source(state, source))
+            if state is None:
+                return
+            src = self._source(state, source)
+            if generation and src.ended < generation:
+                src.close_at = generation
+            else:
+                self._close(state, src)
 
     def add_input(self, spec: DataInput) -> None:
         """A live `add_input`: a new input, or more sources for one that exists.

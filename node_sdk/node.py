@@ -64,7 +64,8 @@ class Node:
         self.node_id: str = cfg.node
         self.timed_out = False
         self._shm = ShmReader(Releases())  # owned here; the inbox and the events use it
-        self._inbox = Inbox(cfg.data_inputs, self._shm.discard)
+        # a restarted generation counts gaps from the first message of each source it gets
+        self._inbox = Inbox(cfg.data_inputs, self._shm.discard, resumed=cfg.generation > 1)
         start_timeout_s = cfg.start_timeout_s  # the daemon's setting, never the node's env
         logbridge.install()
         self._ctx = zmq.Context()
@@ -123,8 +124,10 @@ class Node:
         self._events.ended = True
         atexit.unregister(self.close)
         if not self._dynamic:
-            # a dynamic node's downstream inputs stay open while it is detached (SPEC 6)
-            self._sender.send_eos()
+            # a dynamic node's downstream inputs stay open while it is detached (SPEC 6); a
+            # node that may come back ends only its generation: its receivers stay open
+            may_return = self._cfg.restartable or self._inbox.restart_requested
+            self._sender.send_eos(final=not may_return)
         receiver, events = self._receiver, self._events
         events.tell(SEND + channel.encode(channel.Bye()))
         events.tell(QUIT)  # if the receiver is gone already, joining is still bounded

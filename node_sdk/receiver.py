@@ -197,9 +197,10 @@ class Receiver(threading.Thread):
 def handle_control(inbox: Inbox, message: channel.Message) -> None:
     """Act on one daemon message (`stop`, `upstream_done`); others (a late `start`) are ignored."""
     if isinstance(message, channel.Stop):
+        inbox.restart_requested |= message.restart
         inbox.push_stop(StopCause.STOP_REQUESTED)
     elif isinstance(message, channel.UpstreamDone):
-        inbox.close_source(message.input, message.source)
+        inbox.close_source(message.input, message.source, message.generation)
 
 
 def await_start(

@@ -27,6 +27,7 @@ from node_sdk.errors import NodeError, SendTimeout
 from node_sdk.wire import (
     FLAG_LARGE,
     FLAG_PACKED,
+    GENERATION_END,
     HEADER,
     KIND_BYTES,
     KIND_EOS,
@@ -311,13 +312,19 @@ class Sender:
 
     # ------------------------------------------------------------ the end
 
-    def send_eos(self) -> None:
-        """End-of-stream on every edge live now (bounded by EOS_TIMEOUT_S in all)."""
+    def send_eos(self, *, final: bool = True) -> None:
+        """End-of-stream on every edge live now (bounded by EOS_TIMEOUT_S in all).
+
+        Not `final`: it ends this generation only (the node may be restarted), and the
+        receivers keep their inputs open (docs/protocol.md).
+        """
         if self.rewires:
             self.apply_rewires()  # end-of-stream goes to the edges live now, and only those
         deadline = time.monotonic() + EOS_TIMEOUT_S
         for output in self.outputs.values():
             extra = output.plain_extra
+            if not final:
+                extra = encode_extra(output.source, None, GENERATION_END)
             for edge in output.edges:
                 header = HEADER.pack(MAGIC, KIND_EOS, 0, 0, self._gen, edge.seq, 0, len(extra))
                 while True:

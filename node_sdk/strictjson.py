@@ -103,6 +103,13 @@ class Fields:
             self.fail(key, f"must be an integer in {low}..{high}")
         return value
 
+    def flag(self, key: str) -> bool:
+        """A boolean key; absent is False."""
+        value = self.raw.get(key, False)
+        if type(value) is not bool:
+            self.fail(key, "must be true or false")
+        return value
+
     def number(self, key: str, low: float, high: float, default: float | None = None) -> float:
         value = self.raw.get(key, default)
         if not isinstance(value, int | float) or isinstance(value, bool):

@@ -38,6 +38,9 @@ KIND_NUMPY: Final = 3
 KIND_ARROW: Final = 4
 KIND_EOS: Final = 5
 KIND_SHM: Final = 6  # a shared-memory descriptor (node_sdk/shm.py); the inner kind in it
+# The extra key of an end-of-stream that ends one generation of its sender, not its stream:
+# the sender may be restarted, and only the daemon knows when it has ended for good.
+GENERATION_END: Final = {"ge": 1}
 
 # At or above this size a private or immutable payload is sent without a copy, and the
 # header's FLAG_LARGE tells the receiver to take it as a zero-copy zmq frame.

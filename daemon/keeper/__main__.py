@@ -25,6 +25,8 @@ def main() -> int:
         keeper = Keeper.bind(context, config["endpoint"], float(config["grace"]))
         keeper.run_sockets = Path(config["endpoint"].removeprefix("ipc://")).parent
         keeper.run_folder = keeper.run_sockets.name
+        if config.get("ledger"):
+            keeper.ledger = Path(config["ledger"])
     except zmq.ZMQError as exc:
         print(f"keeper: cannot bind {config['endpoint']}: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ of `flow run`; either way it is plain blocking code around one `zmq.Poller`, no 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -79,6 +80,7 @@ class Keeper:
     reported_drops: int = 0
     run_folder: str | None = None  # the run's socket folder name (12 hex digits of its id)
     run_sockets: Path | None = None  # that folder
+    ledger: Path | None = None  # each node's own exit, appended (read by a later recovery)
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -276,7 +278,9 @@ class Keeper:
         output = None
         if stdout_as is not None:
             edges = [converter.unstructure(edge) for edge in stdout_as.edges]
-            output = StdoutOutput.open(self.context, stdout_as.source, generation, edges)
+            output = StdoutOutput.open(
+                self.context, stdout_as.source, generation, edges, stdout_as.restartable
+            )
         child = Child(
             node=node,
             generation=generation,
@@ -358,7 +362,21 @@ class Keeper:
     def _report_exit(self, child: Child) -> None:
         child.reported = True
         self._close_child(child)
+        if self.ending_at is None:  # it ended on its own (or by the daemon), not by us
+            self._write_ledger(child)
         self._send(Exited(child.node, child.generation, child.code, tuple(child.tail)))
+
+    def _write_ledger(self, child: Child) -> None:
+        """One line per node exit, so a daemon that comes back after this keeper has gone
+        knows which nodes had ended by themselves and never starts them again."""
+        if self.ledger is None:
+            return
+        line = {"node": child.node, "generation": child.generation, "code": child.code}
+        try:
+            with self.ledger.open("a", encoding="utf-8") as file:
+                file.write(json.dumps(line) + "\n")
+        except OSError as exc:  # side work: the daemon, if alive, records the exit anyway
+            log.warning("keeper: exit ledger %s: %s", self.ledger, exc)
 
     def _close_child(self, child: Child) -> None:
         if child.stdout_output is not None:

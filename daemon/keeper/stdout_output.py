@@ -38,6 +38,7 @@ class StdoutOutput:
     source: str  # "node/output"
     generation: int
     edges: list[_Edge]
+    restartable: bool = False  # its node may come back: end-of-stream ends a generation
     seq: int = 0
     dropped: int = 0
 
@@ -48,6 +49,7 @@ class StdoutOutput:
         source: str,
         generation: int,
         edges: list[dict[str, Any]],
+        restartable: bool = False,
     ) -> StdoutOutput:
         built = []
         for edge in edges:
@@ -59,7 +61,7 @@ class StdoutOutput:
             socket.connect(edge["endpoint"])
             credits = int(edge.get("queue_size") or 10) if backpressure else None
             built.append(_Edge(socket, credits))
-        return cls(source=source, generation=generation, edges=built)
+        return cls(source=source, generation=generation, edges=built, restartable=restartable)
 
     def send_line(self, line: str) -> None:
         self.seq += 1
@@ -83,7 +85,13 @@ class StdoutOutput:
                 self.dropped += 1
 
     def close(self) -> None:
-        frames = encode_eos(self.source, self.generation, self.seq, time.time_ns())
+        frames = encode_eos(
+            self.source,
+            self.generation,
+            self.seq,
+            time.time_ns(),
+            generation_end=self.restartable,
+        )
         for edge in self.edges:
             try:
                 edge.socket.send_multipart(frames, flags=zmq.NOBLOCK)

@@ -82,6 +82,7 @@ class Edge:
 class StdoutAs:
     source: str  # <node>/<output>
     edges: tuple[Edge, ...]
+    restartable: bool = False  # the node may come back: end-of-stream ends a generation
 
 
 @attrs.frozen

@@ -70,6 +70,7 @@ def build_node_config(
         daemon_grace_s=settings.daemon_grace,
         start_timeout_s=settings.start_timeout,
         send_timeout_s=settings.send_timeout,
+        restartable=node.restart.policy != "never",
     )
 
 

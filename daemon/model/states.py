@@ -18,12 +18,18 @@ Node:
     running   -> failed      exited non-zero or by a signal we did not send, or could not spawn
     running   -> stopped     exited after STOP or SIGTERM during a stop
     running   -> killed      needed SIGKILL after the grace (it ignored STOP and SIGTERM)
+    running   -> interrupted stopped because the daemon went down by a signal (SIGTERM, SIGINT)
     failed / succeeded
               -> restarting  its restart_policy wants it back: waits restart_delay (doubling,
                              capped at max_restart_delay), at most max_restarts per window
     restarting -> pending    the delay is over: the next generation is spawned
     restarting -> failed     (or stays as it was) the run was stopped during the delay
+    restarting -> interrupted the daemon went down by a signal during the delay
     dynamic                  `path: dynamic`: never spawned by the daemon
+
+Recovery (SPEC 7.4) brings back only the nodes whose last recorded status is in
+`COMES_BACK`: they were running, about to run, or interrupted with the daemon. A node that
+had ended (succeeded, failed on its own, stopped or killed) is never started again by it.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class NodeStatus(StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
     KILLED = "killed"
+    INTERRUPTED = "interrupted"
     RESTARTING = "restarting"
     DYNAMIC = "dynamic"
 
@@ -61,4 +68,15 @@ class NodeStatus(StrEnum):
             NodeStatus.STOPPED,
             NodeStatus.FAILED,
             NodeStatus.KILLED,
+            NodeStatus.INTERRUPTED,
         )
+
+    @property
+    def comes_back(self) -> bool:
+        """Recovery starts this node again: it had not ended when the daemon went away."""
+        return self in COMES_BACK
+
+
+COMES_BACK = frozenset(
+    {NodeStatus.PENDING, NodeStatus.RUNNING, NodeStatus.RESTARTING, NodeStatus.INTERRUPTED}
+)

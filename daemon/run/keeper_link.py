@@ -42,6 +42,8 @@ HEARTBEAT_S = 1.0
 # it is taken as dead or hung and its run fails. A keeper process that exits is noticed
 # at once (`lifecycle` waits on it); this bound covers an adopted or hung keeper.
 KEEPER_SILENCE_S = 4.0
+# in a run's folder: the keeper's record of node exits (`Keeper._write_ledger`)
+EXIT_LEDGER = "exits.jsonl"
 ATTACH_ANSWER_S = 0.25
 ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
 # re-adoption asks briefly: a keeper that is gone stays gone
@@ -157,9 +159,15 @@ class KeeperLink:
         self.owner.socket.close(linger=1000)
 
 
-async def start_keeper_process(endpoint: str, grace: float, log_path: Path) -> trio.Process:
-    """A keeper in its own session, so it outlives the daemon (SPEC 7.4)."""
-    config = json.dumps({"endpoint": endpoint, "grace": grace, "settings": current().values()})
+async def start_keeper_process(
+    endpoint: str, grace: float, log_path: Path, ledger: Path | None = None
+) -> trio.Process:
+    """A keeper in its own session, so it outlives the daemon (SPEC 7.4).
+
+    `ledger`: where it appends each node's own exit, for a recovery after its end.
+    """
+    how = {"endpoint": endpoint, "grace": grace, "settings": current().values()}
+    config = json.dumps({**how, "ledger": None if ledger is None else str(ledger)})
     argv = [sys.executable, "-m", "daemon.keeper", config]
     log_file: IO[bytes] | None = None
     try:

@@ -15,6 +15,7 @@ from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import (
+    EXIT_LEDGER,
     KeeperLink,
     KeeperPort,
     start_keeper_process,
@@ -52,7 +53,10 @@ async def supervise(
                 )
             elif adopt is None:
                 handle = await start_keeper_process(
-                    run.keeper_endpoint, settings().daemon_grace, run.run_dir / "keeper.log"
+                    run.keeper_endpoint,
+                    settings().daemon_grace,
+                    run.run_dir / "keeper.log",
+                    run.run_dir / EXIT_LEDGER,
                 )
             keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
         run.keeper = keeper
@@ -60,7 +64,8 @@ async def supervise(
             nursery.start_soon(_watch_keeper, run, keeper, handle)
             state = (await keeper.attach()).nodes
             for slot in run.spawned:
-                adopted = adopt is not None and slot.id in state
+                # a node that had ended before the daemon went away stays ended
+                adopted = adopt is not None and slot.id in state and not slot.status.finished
                 if adopted:
                     slot.adopt(state[slot.id])
                 nursery.start_soon(functools.partial(slot.serve, adopted=adopted))

@@ -4,17 +4,20 @@ Runs a daemon left `running`/`starting` (it crashed) or `interrupted` (it was te
 a signal) come back unless their file says `recover: false`. A run whose keeper still
 answers is adopted as it is: no restart, no lost or repeated message. Otherwise its stale
 processes are killed first and every node is started once more, generation + 1.
-Runs stopped by `flow stop` or `flow down` are `stopped` and never come back.
+Runs stopped by `flow stop` or `flow down` are `stopped` and never come back, and in a
+run that comes back only the nodes that had not ended do (`NodeStatus.comes_back`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -23,14 +26,16 @@ from daemon.errors import FlowError, RecoverableError
 from daemon.files import write_atomic
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import pids
-from daemon.model.states import RunStatus
-from daemon.run.keeper_link import probe_keeper
+from daemon.model.states import NodeStatus, RunStatus
+from daemon.run.keeper_link import EXIT_LEDGER, probe_keeper
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths
 
 log = logging.getLogger(__name__)
+
+MAX_LEDGER_BYTES = 4 << 20  # one short line per node exit: far more than a run makes
 
 
 async def recover_runs(rt: Runtime) -> None:
@@ -76,13 +81,19 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         remove_run_segments(run_id)
         return
     run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id))
-    for node in info["nodes"]:
-        slot = run.slots.get(node["id"])
-        if slot is not None:
-            slot.restore(int(node["generation"]), int(node["restarts"]))
     state = None
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)
+    # without a keeper its reports are gone, but not what it wrote down
+    exits = read_exit_ledger(run.run_dir / EXIT_LEDGER) if state is None else {}
+    for node in info["nodes"]:
+        slot = run.slots.get(node["id"])
+        if slot is not None and not slot.spec.is_dynamic:
+            generation = int(node["generation"])
+            code = exits.get((slot.id, generation), MISSING)
+            ended = ended_status(str(node["status"]), code)
+            seen = {"exit_code": code} if code is not MISSING and ended is not None else {}
+            slot.restore(generation, int(node["restarts"]), ended, **seen)
     if state is None:
         killed = kill_stale_processes(run)
         remove_run_segments(run_id)
@@ -114,6 +125,48 @@ def _dataflow_text(rt: Runtime, run_id: str) -> str:
         copy.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(copy, text)
     return text
+
+
+MISSING = object()  # no exit recorded for that generation
+
+
+def ended_status(recorded: str, exit_code: object) -> NodeStatus | None:
+    """How a node of a recovered run had ended, or None: it comes back (C6).
+
+    `recorded` is its status in the store; `exit_code` the one its keeper wrote down for
+    that generation (MISSING if none). A node the store has `running` that exited by
+    itself while no daemon listened has ended too: succeeded (0) or failed.
+    """
+    try:
+        status = NodeStatus(recorded)
+    except ValueError:  # not a status this flow knows: as if it had not ended
+        return None
+    if status is NodeStatus.RUNNING and exit_code is not MISSING:
+        return NodeStatus.SUCCEEDED if exit_code == 0 else NodeStatus.FAILED
+    return None if status.comes_back else status
+
+
+def read_exit_ledger(path: Path) -> dict[tuple[str, int], int | None]:
+    """(node, generation) -> exit code, from a keeper's ledger; unreadable lines skipped."""
+    exits: dict[tuple[str, int], int | None] = {}
+    try:
+        with path.open(encoding="utf-8", errors="replace") as file:
+            lines = file.readlines(MAX_LEDGER_BYTES)
+    except OSError:
+        return exits  # none written (no exit yet), or unreadable: nothing known
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            node, generation, code = entry["node"], entry["generation"], entry["code"]
+        except (ValueError, TypeError, KeyError):
+            continue
+        if (
+            isinstance(node, str)
+            and type(generation) is int
+            and (code is None or type(code) is int)
+        ):
+            exits[(node, generation)] = code
+    return exits
 
 
 def kill_stale_processes(run: Run) -> int:

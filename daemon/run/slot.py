@@ -48,6 +48,10 @@ class SlotHost(Protocol):
     def stop_requested(self) -> bool: ...
 
     @property
+    def interrupted(self) -> bool:
+        """The daemon is going down by a signal: what it stops comes back at recovery."""
+
+    @property
     def cancel_grace(self) -> float: ...
 
     def spawn(self, slot: NodeSlot) -> None:
@@ -203,9 +207,18 @@ class NodeSlot:
 
     # ---------------------------------------------------------------- the task
 
-    def restore(self, generation: int, restarts: int) -> None:
-        """Its counters as the store kept them, for a run recovered after a daemon restart."""
+    def restore(
+        self, generation: int, restarts: int, ended: NodeStatus | None = None, **exit: Any
+    ) -> None:
+        """Its counters as the store kept them, for a run recovered after a daemon restart.
+
+        `ended`: the node had ended for good before the daemon went away (`exit`: with
+        this `exit_code`, when only its keeper saw it); it keeps that status and is never
+        started again (the Cronicle lesson, fault matrix C6).
+        """
         self.generation, self.restarts = generation, restarts
+        if ended is not None:
+            self.transition(ended, **exit)
 
     def adopt(self, state: NodeState) -> None:
         """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""
@@ -224,6 +237,8 @@ class NodeSlot:
     async def serve(self, *, adopted: bool = False) -> None:
         """Run generations until the restart policy says no more; stop them if cancelled."""
         try:
+            if self.status.finished:
+                return  # restored as ended by recovery: no generation of it runs again
             if adopted:
                 await self._wait_generation()
             else:
@@ -234,8 +249,11 @@ class NodeSlot:
                 self.transition(NodeStatus.RESTARTING)
                 with trio.move_on_after(delay):
                     await self._stopping.wait()  # a stop ends the delay at once
-                if self.stop_requested or self.run.stop_requested:
-                    self.transition(ended)  # no next generation: it stays as it ended
+                # `flow node restart` during the delay wants the next generation now
+                restart = self.take_restart_request()
+                if (self.stop_requested and not restart) or self.run.stop_requested:
+                    # no next generation now: it stays as it ended, or comes back later
+                    self.transition(NodeStatus.INTERRUPTED if self.run.interrupted else ended)
                     break
                 self.transition(restarts=self.restarts + 1)
                 await self._run_generation()
@@ -306,7 +324,8 @@ class NodeSlot:
         self._stopping.set()
         if not self.alive:
             return
-        self.run.send_to_node(self, channel.Stop())
+        # a stop for a restart: the node's end-of-stream ends its generation, not its stream
+        self.run.send_to_node(self, channel.Stop(restart=self.restart_requested))
         with trio.move_on_after(grace):
             await self.exited.wait()
         if not self.exited.is_set():
@@ -324,7 +343,9 @@ class NodeSlot:
     def _record_exit(self) -> None:
         code = self.exit_code
         signal_name = signal.Signals(-code).name if code is not None and code < 0 else None
-        if self.killed:
+        if self.stop_requested and self.run.interrupted:
+            status = NodeStatus.INTERRUPTED  # stopped with the daemon: recovery restarts it
+        elif self.killed:
             status = NodeStatus.KILLED
         elif self.stop_requested:
             status = NodeStatus.STOPPED

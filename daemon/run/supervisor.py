@@ -34,6 +34,7 @@ from daemon.model.keeper_messages import (
 )
 from daemon.model.once import OncePerKey
 from daemon.model.restart_policy import decide
+from daemon.model.result import RunEnding, run_result
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
@@ -144,6 +145,7 @@ class Run:
             stdout_as = StdoutAs(
                 source=f"{slot.id}/{slot.spec.send_stdout_as}",
                 edges=tuple(Edge(**edge) for edge in edges[slot.spec.send_stdout_as]),
+                restartable=slot.spec.restart.policy != "never",
             )
         assert self.keeper is not None
         self.keeper.send(
@@ -318,26 +320,31 @@ class Run:
     def node_finished(self, slot: NodeSlot) -> None:
         """Close the inputs fed by a finished node (SPEC 5).
 
-        A node that said goodbye has sent end-of-stream itself; it can still be lost (a
-        receiver stuck past the sender's bounded close), so the inputs are closed from
-        here too, a little later: closing a source twice is harmless.
+        A node that said goodbye has sent end-of-stream itself, which may have ended only
+        its generation (a restartable node's does): its receivers are told now that this
+        generation was its last, and close once its end-of-stream is in. That can still be
+        lost (a receiver stuck past the sender's bounded close), so the inputs are closed
+        from here once more, a little later: closing a source twice is harmless.
         """
         if not self.released:
             return
-        if slot.said_bye and self.nursery is not None:
-            self.nursery.start_soon(self._close_downstream_later, slot)
-        elif not slot.said_bye:
+        if slot.said_bye:
+            self._close_downstream(slot, slot.generation)
+            if self.nursery is not None:
+                self.nursery.start_soon(self._close_downstream_later, slot)
+        else:
             self._close_downstream(slot)
 
     async def _close_downstream_later(self, slot: NodeSlot) -> None:
         await trio.sleep(EOS_BACKSTOP_S)
         self._close_downstream(slot)
 
-    def _close_downstream(self, slot: NodeSlot) -> None:
+    def _close_downstream(self, slot: NodeSlot, generation: int = 0) -> None:
+        """`upstream_done` to every input `slot` feeds; with `generation`: after its EOS."""
         for edge in downstream(self.dataflow, slot.id):
             target = self.slots[edge.target]
             source = f"{slot.id}/{edge.output}"
-            self.send_to_node(target, channel.UpstreamDone(edge.input, source))
+            self.send_to_node(target, channel.UpstreamDone(edge.input, source, generation))
 
     def lose_keeper(self, cause: str) -> None:
         """The keeper is gone: kill what it left, end every slot, and fail the run.
@@ -357,15 +364,13 @@ class Run:
             slot.lose_process(cause)
 
     def result_status(self) -> RunStatus:
-        if self.late or self.keeper_lost is not None:
-            return RunStatus.FAILED
-        if self.interrupted:
-            return RunStatus.INTERRUPTED
-        if self.stop_requested:
-            return RunStatus.STOPPED
-        if any(s.status is NodeStatus.FAILED for s in self.spawned):
-            return RunStatus.FAILED
-        return RunStatus.SUCCEEDED
+        ending = RunEnding(
+            stop_requested=self.stop_requested,
+            interrupted=self.interrupted,
+            keeper_lost=self.keeper_lost is not None,
+            late=bool(self.late),
+        )
+        return run_result((s.status for s in self.spawned), ending)
 
     def info(self) -> dict[str, Any]:
         data = self.store.run(self.id)

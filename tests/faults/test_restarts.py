@@ -10,7 +10,9 @@ from pathlib import Path
 from helpers import NODES, flow
 
 
-def test_crash_loop_under_on_failure_ends_failed(daemon: Path, tmp_path: Path) -> None:
+def test_row09_crash_loop_under_on_failure_ends_failed_and_stays(
+    daemon: Path, tmp_path: Path
+) -> None:
     crashes, sibling = tmp_path / "crashes", tmp_path / "sibling"
     yml = tmp_path / "loop.yml"
     yml.write_text(
@@ -60,10 +62,12 @@ nodes:
     assert info["sibling"]["status"] == "running"
     events = flow("stop", "loop", home=daemon)
     assert events.returncode == 0
+    assert "failed" in events.stdout  # a node that gave up fails the run, stop or not
     final = [
         json.loads(x) for x in flow("list", "--all", "--json", home=daemon).stdout.splitlines()
     ]
-    assert final[0]["status"] == "stopped"
+    assert final[0]["status"] == "failed"
+    assert len(crashes.read_text().splitlines()) == 5  # and the stop spawned nothing"
 
 
 def test_always_restarts_a_clean_exit_but_not_a_stop(daemon: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ class Host:
 
     id: str = "run-1"
     stop_requested: bool = False
+    interrupted: bool = False
     cancel_grace: float = 2.0
     records: list[tuple[str, dict[str, Any]]] = attrs.field(factory=list)
     events: list[tuple[str, str]] = attrs.field(factory=list)

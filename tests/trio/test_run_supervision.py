@@ -212,3 +212,27 @@ async def test_a_start_that_fails_before_the_keeper_still_ends_the_run(
         await lifecycle.supervise(run, keeper=keeper)
     # a `flow stop` waiting on `done` returns (before, it waited forever)
     assert run.done.is_set()
+
+
+async def test_a_manual_restart_during_the_restart_delay_restarts_at_once(
+    make_run: RunMaker, autojump_clock: trio.testing.MockClock
+) -> None:
+    run, keeper = make_run(ONE, {"worker": Behaviour()})
+    slot = run.slots["worker"]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: lifecycle.supervise(
+            run, keeper=keeper, task_status=task_status))  # fmt: skip
+        await wait_for(lambda: run.status is RunStatus.RUNNING)
+        live = keeper.live("worker")
+        assert live is not None
+        live.end(1)  # a crash: restart_delay is 10 s
+        await wait_for(lambda: slot.status is NodeStatus.RESTARTING)
+        asked = trio.current_time()
+        await slot.restart_now(grace=5.0)  # `flow node restart` meanwhile: at once
+        assert [p.generation for p in keeper.processes] == [1, 2]
+        assert keeper.processes[1].spawned_at - asked < 1.0
+        await wait_for(lambda: slot.status is NodeStatus.RUNNING)
+        await run.stop(grace=1.0)
+        await run.done.wait()
+    assert slot.status is NodeStatus.STOPPED  # not `restarting`, not `failed`
+    assert run.status is RunStatus.STOPPED  # a crash that a restart healed fails nothing

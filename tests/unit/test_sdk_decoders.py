@@ -172,6 +172,7 @@ def test_well_formed_messages_round_trip() -> None:
                 "daemon": "ipc:///x",
                 "inputs": {"t": {"timer_ns": 5}},
                 "outputs": {"o": []},
+                "restartable": True,
             }
         )
     )
@@ -182,7 +183,9 @@ def test_well_formed_messages_round_trip() -> None:
         channel.Stats({"i": {"received": 1}}, {"o": {"sent": 2, "dropped": 0}}),
         channel.Attach("n", None, 7), channel.Attach("n", "demo", 7),
         channel.UpstreamDone("in", "a/out"), channel.Wire("o", edge), channel.Unwire("o", "e"),
+        channel.Stop(restart=True), channel.UpstreamDone("in", "a/out", generation=3),
         channel.AddInput(spec), channel.Attached(cfg), channel.Refused("no"),
     ):  # fmt: skip
         assert channel.decode(channel.encode(message)) == message
     assert config.parse(config.dumps(cfg)) == cfg
+    assert cfg.restartable

@@ -126,3 +126,43 @@ def test_backpressure_never_drops_and_owes_credits_to_each_sender() -> None:
     inbox.push("in", [frame(7, route=b"A")])
     assert inbox.pop()[1]  # the queue is empty after it: pay back before going idle
     assert inbox.statistics()["in"].dropped == 0
+
+
+def generation_end(seq: int, generation: int) -> Any:
+    """The end-of-stream of one generation of a sender that may be restarted."""
+    return ("s0/out", generation, seq, 0, KIND_EOS, {"ge": 1}, None, None)
+
+
+def test_a_generations_end_keeps_the_input_open_for_the_next_one() -> None:
+    inbox = make_inbox([spec("in")])
+    inbox.push("in", [frame(1), frame(2), generation_end(2, 1)])
+    inbox.push("in", [frame(1, generation=2), frame(2, generation=2)])  # the restart
+    assert [k for k, _ in drain(inbox)] == ["in"] * 4  # no INPUT_CLOSED, no STOP
+    stats = inbox.statistics()["in"]
+    assert (stats.received, stats.dropped, stats.refused) == (4, 0, 0)
+
+
+def test_the_daemon_closes_a_source_after_its_last_generations_end() -> None:
+    inbox = make_inbox([spec("in")])
+    inbox.push("in", [frame(1, generation=2)])
+    inbox.close_source("in", "s0/out", generation=2)  # before its end-of-stream is in
+    assert drain(inbox) == [("in", "s0/out#1")]  # not overtaken: still open
+    inbox.push("in", [frame(2, generation=2), generation_end(2, 2)])
+    assert drain(inbox) == [
+        ("in", "s0/out#2"),
+        (EventType.INPUT_CLOSED, "in"),
+        (EventType.STOP, StopCause.ALL_INPUTS_CLOSED),
+    ]
+    later = make_inbox([spec("in")])
+    later.push("in", [frame(1), generation_end(1, 1)])
+    later.close_source("in", "s0/out", generation=1)  # after it: closed at once
+    assert [k for k, _ in drain(later)] == ["in", EventType.INPUT_CLOSED, EventType.STOP]
+
+
+def test_a_restarted_receiver_counts_gaps_from_each_sources_first_message() -> None:
+    inbox = Inbox([spec("in")], lambda _descriptor: None, resumed=True)
+    inbox.push("in", [frame(41), frame(42), frame(44)])  # 1..40 went to the last generation
+    assert inbox.statistics()["in"].dropped == 1  # only the real gap
+    fresh = make_inbox([spec("in")])
+    fresh.push("in", [frame(41)])
+    assert fresh.statistics()["in"].dropped == 40

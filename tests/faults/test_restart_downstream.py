@@ -1,0 +1,129 @@
+"""A restart is invisible downstream but for the gap it really causes (item 4; P1-P3).
+
+`source -> middle -> sink` while the stream goes on: the middle node (`restart_policy:
+never`) is restarted by hand twice; or (`on-failure`) restarted by hand, made to exit 1,
+and SIGKILLed. The sink never sees its input closed before the
+source has ended, and no value twice; each generation of the middle node counts no false
+drop; one process per node at any time; the middle node ends `succeeded`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import NODES, flow
+from procs import node_processes, wait_gone
+
+COUNT = 150
+
+
+def graph(tmp_path: Path, policy: str) -> Path:
+    yml = tmp_path / "chain.yml"
+    yml.write_text(
+        f"""
+nodes:
+  - id: source
+    path: {NODES}/counter.py
+    env: {{COUNT: {COUNT}, SPAWN_FILE: {tmp_path / "source.spawns"}}}
+    inputs:
+      tick: flow/timer/millis/30
+    outputs: [count]
+  - id: middle
+    path: {NODES}/forward.py
+    env: {{SPAWN_FILE: {tmp_path / "middle.spawns"}, CRASH_FILE: {tmp_path / "crash"}}}
+    restart_policy: {policy}
+    restart_delay: 0.05
+    inputs:
+      in: {{source: source/count, queue_size: 1000}}
+    outputs: [out]
+  - id: sink
+    path: {NODES}/seqsink.py
+    inputs:
+      data: {{source: middle/out, queue_size: 1000}}
+"""
+    )
+    return yml
+
+
+def nodes_of(home: Path) -> dict[str, dict[str, Any]]:
+    runs = [json.loads(x) for x in flow("list", "--all", "--json", home=home).stdout.splitlines()]
+    return {n["id"]: n for n in runs[-1]["nodes"]}
+
+
+class Sampler:
+    """Live processes per node, sampled between the test's steps: never two per node."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.seen: dict[str, set[int]] = {}
+
+    def sample(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for node, live in node_processes(self.run_id).items():
+                assert len(live) <= 1, f"{node} has {len(live)} live processes"
+                self.seen.setdefault(node, set()).update(live)
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("policy", ["never", "on-failure"])
+def test_item4_restarting_a_middle_node_is_invisible_downstream(
+    daemon: Path, tmp_path: Path, policy: str
+) -> None:
+    yml = graph(tmp_path, policy)
+    assert flow("start", str(yml), "--detach", "--name", "chain", home=daemon).returncode == 0
+    runs = [json.loads(x) for x in flow("list", "--json", home=daemon).stdout.splitlines()]
+    sampler = Sampler(runs[-1]["id"])
+    sampler.sample(0.8)
+    for _ in range(2 if policy == "never" else 1):  # `flow node restart`
+        done = flow("node", "restart", "chain", "middle", home=daemon)
+        assert done.returncode == 0, done.stderr
+        sampler.sample(0.6)
+    generations = 3
+    if policy == "on-failure":  # a crash by exit 1, then one by SIGKILL: both come back
+        (tmp_path / "crash").touch()
+        sampler.sample(0.6)
+        assert not (tmp_path / "crash").exists()
+        middle = nodes_of(daemon)["middle"]
+        assert middle["generation"] == 3
+        os.kill(middle["pid"], signal.SIGKILL)
+        assert not wait_gone([middle["pid"]], 5)
+        sampler.sample(0.6)
+        generations = 4
+    deadline = time.monotonic() + 15
+    while flow("list", home=daemon).stdout.count("chain"):
+        assert time.monotonic() < deadline, "the run never ended"
+        sampler.sample(0.2)
+    nodes = nodes_of(daemon)
+    assert {n: v["status"] for n, v in nodes.items()} == {
+        "source": "succeeded",
+        "middle": "succeeded",  # its real outcome, not `restarting`
+        "sink": "succeeded",
+    }
+    assert nodes["middle"]["generation"] == generations
+    assert nodes["sink"]["generation"] == 1
+    assert len(sampler.seen["sink"]) == 1  # the sink was never restarted
+    assert (tmp_path / "source.spawns").read_text().splitlines() == ["start"]
+    spawns = (tmp_path / "middle.spawns").read_text().split("\n")
+    assert [line.split()[1] for line in spawns if line] == [str(n) for n in range(generations)]
+    sink_log = flow("logs", "chain", "sink", home=daemon).stdout
+    values = [int(v) for v in re.findall(r"got data (\d+) seq", sink_log)]
+    assert values == sorted(set(values)), "a value came twice or out of order"
+    assert values[-1] == COUNT, sink_log[-500:]
+    events = [line.split(" ", 1)[1] for line in sink_log.splitlines() if " " in line]
+    closed = [i for i, line in enumerate(events) if line.startswith(("closed", "stop"))]
+    last_value = max(i for i, line in enumerate(events) if line.startswith("got data"))
+    assert closed, sink_log[-500:]
+    assert min(closed) > last_value, "the sink's input closed before the source ended"
+    assert "gaps=0 repeats=0" in events[-1], events[-1]
+    middle_log = flow("logs", "chain", "middle", home=daemon).stdout
+    drops = re.findall(r"forward received=\d+ dropped=(\d+)", middle_log)
+    # every generation that ended by itself or by a stop reports; a crashed one cannot
+    assert drops == ["0"] * (3 if policy == "never" else 2), middle_log[-800:]
