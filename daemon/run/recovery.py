@@ -65,7 +65,7 @@ def _settle_foreground(rt: Runtime, info: dict[str, Any], origin: str) -> None:
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
     text = (paths.run_dir(rt.home, run_id) / "dataflow.yml").read_text(encoding="utf-8")
-    dataflow = rt.load(info["path"], text)
+    dataflow = await rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
         rt.store.update_run(run_id, status="failed", error="interrupted (recover: false)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -135,14 +136,17 @@ class Runtime:
             raise RunNotActive(info["id"], info["status"])
         return run
 
-    def load(self, path: str, text: str) -> Dataflow:
+    async def load(self, path: str, text: str) -> Dataflow:
+        """Validate a dataflow in a worker thread: a 10,000-node file takes seconds to check,
+        and the loop keeps serving pings, heartbeats and other runs meanwhile."""
         if len(text.encode()) > MAX_YAML_BYTES:
             raise DataflowInvalid([f"{path}: file is larger than {MAX_YAML_BYTES} bytes"])
-        return parse_dataflow(Path(path), text, machines=served_machines())
+        parse = functools.partial(parse_dataflow, Path(path), text, machines=served_machines())
+        return await trio.to_thread.run_sync(parse)
 
     async def start_run(self, path: str, text: str, name: str | None, env: dict[str, str]) -> Run:
         """Validate, record, and start a run; returns once every node is spawned."""
-        dataflow = self.load(path, text)
+        dataflow = await self.load(path, text)
         run_id = new_run_id()
         run_name = name or dataflow.name
         run = self.make_run(run_id, run_name, dataflow, env)
