@@ -26,6 +26,7 @@ import zmq
 
 from daemon.keeper.children import Child, signal_group
 from daemon.keeper.logs import NodeLog, Tee
+from daemon.keeper.reaper import Descendants, become_subreaper
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.keeper.stdout_output import StdoutOutput
 from daemon.model.keeper_messages import (
@@ -57,6 +58,7 @@ READ_CHUNK = 65536
 GROUP_TERM_S = 1.0  # what a node leaves in its group gets this long after SIGTERM
 ORPHAN_KILL_S = 5.0  # nodes stopped for a lost daemon get this long before SIGKILL
 TICK_S = 0.2
+SCAN_S = 1.0  # how often the run's descendants are looked for (tracked, reaped)
 # FLOW_TEST_HOOKS=keeper-raise: the loop raises once a node lives (tests/faults)
 _TEST_FAULT = os.environ.get("FLOW_TEST_HOOKS", "")
 
@@ -78,6 +80,11 @@ class Keeper:
     reported_drops: int = 0
     run_folder: str | None = None  # the run's socket folder name (12 hex digits of its id)
     run_sockets: Path | None = None  # that folder
+    # the parent of what the nodes orphan (setsid, double fork): set for a keeper process
+    # and for `flow run`'s keeper thread, not for a keeper some test runs in its process
+    subreaper: bool = False
+    descendants: Descendants = attrs.field(factory=lambda: Descendants(whole_process=False))
+    last_scan: float = 0.0
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -100,6 +107,8 @@ class Keeper:
 
     def serve(self) -> None:
         """Until told to quit (or orphaned) and every child has been reported."""
+        if self.subreaper:
+            become_subreaper()
         try:
             while not self._finished():
                 for item, _ in self._poller.poll(int(TICK_S * 1000)):
@@ -111,6 +120,8 @@ class Keeper:
         finally:
             # normally every child is reported by now; after an exception, none may outlive us
             self._stop_live_children()
+            # nor anything they started, in whatever session or group it went to
+            self.descendants.kill_all(self._pids(), skip=set())
             for child in self.children.values():
                 for fd in list(child.pipes):
                     self._drop_fd(child, fd)
@@ -137,6 +148,18 @@ class Keeper:
         for child in stopping:  # the leader may be gone, what it left in its group not
             signal_group(child.pid, signal.SIGKILL)
 
+    def _pids(self) -> set[int]:
+        return {c.pid for c in self.children.values()}
+
+    def _scan(self, now: float) -> None:
+        """Remember the run's descendants (a thread keeper tells them apart by it) and
+        collect the exits of the orphans re-parented to us, never a node's own."""
+        self.last_scan = now
+        self.descendants.scan(self._pids())
+        self.descendants.reap(
+            {c.pid for c in self.children.values() if c.process.returncode is None}
+        )
+
     def _finished(self) -> bool:
         done = all(c.reported for c in self.children.values())
         return done and (self.quitting or self.ending_at is not None)
@@ -145,6 +168,8 @@ class Keeper:
         if _TEST_FAULT == "keeper-raise" and self.children:
             raise RuntimeError("test fault: keeper raised with live children")
         now = time.monotonic()
+        if self.children and now - self.last_scan >= SCAN_S:
+            self._scan(now)
         if self.degraded is not None and self._dropped() != self.reported_drops:
             self._report_degraded()  # at most once a tick: the count of lines lost
         if self.ending_at is None and now - self.last_contact > self.grace:
@@ -240,6 +265,9 @@ class Keeper:
             # at most one live process per (run, node): refuse, never double
             self._send(SpawnFailed(node, generation, f"generation {old.generation} is still alive"))
             return
+        run_id = message.env.get("FLOW_DATAFLOW")
+        if run_id:
+            self.descendants.run_ids.add(run_id)
         node_log = NodeLog(
             path=Path(message.log),
             node_id=node,
@@ -296,9 +324,10 @@ class Keeper:
             del self._fds[fd]
             child.code = child.process.wait()
             os.close(fd)
-            # what the node left in its group: SIGTERM now, SIGKILL soon after
-            if signal_group(child.pid, signal.SIGTERM):
-                child.kill_at = time.monotonic() + GROUP_TERM_S
+            # what the node left in its group: SIGTERM now, SIGKILL soon after; the pipes
+            # are given up then too, even when what holds them left the group (setsid)
+            signal_group(child.pid, signal.SIGTERM)
+            child.kill_at = time.monotonic() + GROUP_TERM_S
             return
         try:
             chunk = os.read(fd, READ_CHUNK)

@@ -182,6 +182,7 @@ def start_keeper_thread(
 ) -> threading.Thread:
     """A keeper inside this process (`flow run`: no daemon to outlive)."""
     keeper = Keeper.bind(context, endpoint, grace, tee=tee)
+    keeper.subreaper = True  # `flow run`'s process takes back what its nodes orphan
     thread = threading.Thread(target=keeper.serve, name="flow-keeper", daemon=True)
     thread.start()
     return thread
