@@ -21,6 +21,7 @@ from daemon.control.registry import HANDLERS
 from daemon.control.runs import stop_all
 from daemon.control.server import ControlServer
 from daemon.errors import FATAL_ERRORS, ControlSocketUnavailable, FatalError, StateStoreUnusable
+from daemon.logfile import PatientFileHandler
 from daemon.model import pids, settings
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.model.requests import Seconds, StopAll
@@ -28,6 +29,7 @@ from daemon.run.assembly import open_runtime
 from daemon.run.node_channel import bind_router
 from daemon.run.recovery import recover_runs
 from daemon.run.runtime import Runtime, prepare_socket_dir, serve_nursery
+from daemon.run.store_watch import watch_store
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
 from node_sdk import paths
@@ -104,6 +106,7 @@ async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[by
     )
     root.start_soon(_watch_signals, rt)
     root.start_soon(topics.expire_leases, rt)
+    root.start_soon(watch_store, rt)
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)
@@ -177,7 +180,7 @@ def setup_logging(home: Path) -> None:
     handler: logging.Handler
     try:
         home.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(paths.daemon_log(home), encoding="utf-8")
+        handler = PatientFileHandler(paths.daemon_log(home))  # keeps what a full disk refused
     except OSError:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

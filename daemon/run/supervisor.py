@@ -73,6 +73,8 @@ class Run:
     cancel_grace: float = 2.0  # when the daemon itself is going down hard
     error: str | None = None
     degraded: str | None = None
+    _degraded_causes: dict[str, str] = attrs.field(factory=dict)  # area -> its latest cause
+    _degraded_warned: set[str] = attrs.field(factory=set)
     released: bool = False
     late: list[str] = attrs.field(factory=list)  # nodes that missed the start barrier
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
@@ -277,13 +279,23 @@ class Run:
         return bool(sources) and all(self.slots[s.node].finished.is_set() for s in sources)
 
     def mark_degraded(self, what: str) -> None:
-        if self.degraded != what:
-            self.degraded = what
-            log.warning("run %s degraded: %s", self.id, what)
+        """One line per cause (`logs: ...`, `state store: ...`): a later cause (a log line
+        count going up each tick) never hides an earlier one."""
+        area, _, cause = what.partition(": ")
+        if self._degraded_causes.get(area) != cause:
+            self._degraded_causes[area] = cause
+            self.degraded = "; ".join(
+                f"{k}: {v}" if v else k for k, v in self._degraded_causes.items()
+            )
+            # a warning once per area; its later causes (a count going up) at debug level
+            level = logging.WARNING if area not in self._degraded_warned else logging.DEBUG
+            self._degraded_warned.add(area)
+            log.log(level, "run %s degraded: %s", self.id, what)
             try:
-                self.store.update_run(self.id, degraded=what)
-            except Exception:  # recording the degradation is itself auxiliary
-                log.exception("could not record degradation of run %s", self.id)
+                self.store.update_run(self.id, degraded=self.degraded)
+            except Exception as exc:  # recording the degradation is itself auxiliary
+                # the store failing is already a cause above, or becomes one at its next write
+                log.debug("could not record degradation of run %s: %s", self.id, exc)
 
     def set_status(self, status: RunStatus, *, error: str | None = None) -> None:
         self.status = status
