@@ -13,6 +13,7 @@ of `flow run`; either way it is plain blocking code around one `zmq.Poller`, no 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -58,6 +59,7 @@ READ_CHUNK = 65536
 GROUP_TERM_S = 1.0  # what a node leaves in its group gets this long after SIGTERM
 ORPHAN_KILL_S = 5.0  # nodes stopped for a lost daemon get this long before SIGKILL
 TICK_S = 0.2
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
 SCAN_S = 1.0  # how often the run's descendants are looked for (tracked, reaped)
 # FLOW_TEST_HOOKS=keeper-raise: the loop raises once a node lives (tests/faults)
 _TEST_FAULT = os.environ.get("FLOW_TEST_HOOKS", "")
@@ -286,7 +288,8 @@ class Keeper:
             )
         except OSError as exc:
             node_log.close()
-            self._send(SpawnFailed(node, generation, str(exc)))
+            transient = exc.errno in TRANSIENT_ERRNOS
+            self._send(SpawnFailed(node, generation, str(exc), transient=transient))
             return
         stdout_as = message.stdout_as
         output = None

@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterable
 
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 TERM_S = 1.0  # descendants get this long after SIGTERM, then SIGKILL
-_GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+# gone, not ours, or /proc unreadable for now (EMFILE): never an error of the keeper
+_GONE = (psutil.Error, OSError)
 
 
 def become_subreaper() -> bool:
@@ -49,13 +51,16 @@ class Descendants:
     whole_process: bool  # the keeper is its own process: every descendant is the run's
     run_ids: set[str] = attrs.field(factory=set)  # FLOW_DATAFLOW values of its nodes
     known: dict[int, float] = attrs.field(factory=dict)  # pid -> create time, seen as ours
+    blind: bool = False  # the last scan could not read /proc
 
     def scan(self, leaders: Iterable[int]) -> list[psutil.Process]:
         """The run's live processes below this one now (remembered for later scans)."""
         try:
             below = psutil.Process().children(recursive=True)
         except _GONE:
+            self.blind = True  # `known` is kept: kill_all falls back on it
             return []
+        self.blind = False
         ours = below if self.whole_process else self._filter(below, set(leaders))
         self.known = {p.pid: _started(p) for p in ours}
         return ours
@@ -99,7 +104,14 @@ class Descendants:
     def kill_all(self, leaders: Iterable[int], skip: set[int]) -> int:
         """SIGTERM every process of the run, SIGKILL what is left after TERM_S; how many."""
         leaders = set(leaders)
+        known = dict(self.known)
         found = [p for p in self.scan(leaders) if p.pid not in skip]
+        if self.blind:
+            # /proc could not be read (out of fds): what the last scan saw gets SIGKILL
+            for pid in set(known) - skip:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            return len(known)
         if not found:
             return 0
         for process in found:

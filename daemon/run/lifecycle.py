@@ -130,7 +130,20 @@ def _prepare_folders(run: Run) -> None:
 
 
 async def start_barrier(run: Run) -> None:
-    """Release every node at once when all have connected (or exited) (SPEC 5)."""
+    """Release every node at once when all have connected (or exited) (SPEC 5).
+
+    A node that could not even be spawned (after the retries of a keeper out of fds or
+    processes) fails the whole start: the others are stopped, nothing is left half run.
+    """
+    unspawned = [s for s in run.spawned if s.spawn_error is not None]
+    if unspawned:
+        run.late = [s.id for s in unspawned]
+        causes = "; ".join(f"node {s.id} could not start: {s.spawn_error}" for s in unspawned)
+        run.error = f"{causes} (the start was stopped)"
+        log.warning("run %s: %s", run.id, run.error)
+        run.record_run(error=run.error)
+        await run.stop(grace=1.0)
+        return
     with trio.move_on_after(timeout := settings().start_timeout) as scope:
         for slot in run.spawned:
             await slot.settled.wait()

@@ -127,9 +127,16 @@ def _identity(identity: bytes) -> tuple[str, str, int]:
     return run_id, node_id, generation
 
 
-def bind_router(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+def bind_router(
+    context: zmq.Context[zmq.Socket[bytes]], endpoint: str, options: dict[int, int] | None = None
+) -> zmq.Socket[bytes]:
+    """A bound ROUTER; `options` are set before the bind, because a listener copies the
+    socket's options when it is bound (MAXMSGSIZE or an HWM set later never applies to the
+    connections it accepts)."""
     socket = context.socket(zmq.ROUTER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+    for option, value in (options or {}).items():
+        socket.setsockopt(option, value)
     socket.bind(endpoint)
     return socket
