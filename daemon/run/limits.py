@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 TRIM_S = 2.0  # how often the heap is trimmed
 # a start needs a keeper, its link and a connection per node: keep this many in hand
 FD_RESERVE = 64
+FDS_PER_NODE = 1  # its connection to the node channel
 
 
 def fds_in_use() -> int:

@@ -29,6 +29,7 @@ from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
 from daemon.model.keeper_messages import State
 from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise
+from daemon.run.limits import FD_RESERVE, FDS_PER_NODE, fds_left
 from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
@@ -147,6 +148,10 @@ class Runtime:
     async def start_run(self, path: str, text: str, name: str | None, env: dict[str, str]) -> Run:
         """Validate, record, and start a run; returns once every node is spawned."""
         dataflow = await self.load(path, text)
+        left, needed = fds_left(), FD_RESERVE + FDS_PER_NODE * len(dataflow.nodes)
+        if left < needed:
+            # libzmq aborts the daemon on EMFILE in accept: refuse work before it comes to that
+            raise BadRequest(f"daemon busy: {left} file descriptors left, a start needs {needed}")
         run_id = new_run_id()
         run_name = name or dataflow.name
         run = self.make_run(run_id, run_name, dataflow, env)
