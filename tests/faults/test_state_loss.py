@@ -1,5 +1,6 @@
-"""State store loss (matrix rows 14-16, issue item 11): FLOW_HOME full (a real tmpfs),
-state.db deleted while running. The nodes run on and the status says why."""
+"""State store loss (matrix rows 15-16, issue item 11): FLOW_HOME full (a real tmpfs),
+kill -9 during rapid writes, state.db deleted while running. The nodes run on and the
+status says why. (Row 14, a corrupt store, is tests/faults/test_state_store.py.)"""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import errno
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import NODES, daemon_down, daemon_up, flow, stream_graph
-from procs import alive, node_processes
+from procs import alive, daemon_pid, node_processes
 
 from node_sdk import paths
 
@@ -111,7 +113,7 @@ def test_row16_full_flow_home_degrades_and_nodes_run_on(flow_home: Path, tmp_pat
             daemon_down(flow_home)
 
 
-def test_row15_state_db_deleted_while_running_is_recreated(daemon: Path, tmp_path: Path) -> None:
+def test_item11_state_db_deleted_while_running_is_recreated(daemon: Path, tmp_path: Path) -> None:
     yml = tmp_path / "gone.yml"
     yml.write_text(stream_graph(tick_ms=10))
     assert flow("start", str(yml), "--detach", "--name", "gone", home=daemon).returncode == 0
@@ -138,3 +140,32 @@ def test_row15_state_db_deleted_while_running_is_recreated(daemon: Path, tmp_pat
     assert row == ("stopped",)
     summary = flow("logs", "gone", "sink", home=daemon).stdout.splitlines()[-1]
     assert "gaps=0 repeats=0" in summary, summary
+
+
+def test_row15_kill_9_during_rapid_writes_leaves_a_whole_store(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """A crash loop writes the store several times a second; SIGKILL the daemon in the
+    middle of it, three times: every restart opens the old or the new state, never a torn one."""
+    yml = tmp_path / "writes.yml"
+    yml.write_text(crash_loop_graph(tmp_path).replace("restart_delay: 0.5", "restart_delay: 0.02")
+                   .replace("max_restart_delay: 0.5", "max_restart_delay: 0.02"))  # fmt: skip
+    daemon_up(flow_home)
+    try:
+        assert flow("start", str(yml), "--detach", "--name", "w", home=flow_home).returncode == 0
+        spawns = tmp_path / "spawns"
+        for _ in range(3):
+            seen = len(spawns.read_text().splitlines()) if spawns.exists() else 0
+            wait_for(lambda s=seen: spawns.exists() and len(spawns.read_text().splitlines())
+                     > s + 2, 20, "no writes")  # fmt: skip
+            os.kill(daemon_pid(flow_home), signal.SIGKILL)
+            daemon_up(flow_home)
+            with contextlib.closing(sqlite3.connect(paths.state_db(flow_home))) as conn:
+                assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert info_of(flow_home, "w")["status"] in ("running", "starting")
+        log = paths.daemon_log(flow_home).read_text()
+        assert "moved aside" not in log
+        assert "corrupt" not in log
+        assert flow("stop", "w", home=flow_home).returncode == 0
+    finally:
+        daemon_down(flow_home)
