@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import resource
 import signal
 import sys
 from collections.abc import Iterator
@@ -23,14 +24,17 @@ from daemon.control.registry import HANDLERS
 from daemon.control.runs import stop_all
 from daemon.control.server import ControlServer
 from daemon.errors import FATAL_ERRORS, ControlSocketUnavailable, FatalError, StateStoreUnusable
+from daemon.logfile import PatientFileHandler
 from daemon.model import pids, settings
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.model.requests import Seconds, StopAll
 from daemon.run import ipc_files
 from daemon.run.assembly import open_runtime
+from daemon.run.limits import trim_memory
 from daemon.run.node_channel import bind_router
 from daemon.run.recovery import recover_runs
 from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
+from daemon.run.store_watch import watch_store
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
 from node_sdk import paths, private
@@ -38,6 +42,8 @@ from node_sdk import paths, private
 log = logging.getLogger("daemon")
 
 SHUTDOWN_GRACE_S = 10.0
+CONTROL_RCVHWM = 4
+CONTROL_SNDHWM = 64
 
 
 def other_daemon_pid(home: Path) -> int | None:
@@ -114,8 +120,14 @@ async def _serve_locked(home: Path, task_status: trio.TaskStatus[Runtime]) -> No
 
 def _bind_control(rt: Runtime, home: Path, sockets: Path) -> zmq.Socket[bytes]:
     try:
-        control = bind_router(rt.context, paths.control_endpoint(home))
-        control.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
+        # what one connection can make the daemon hold: a few requests it has not read
+        # yet (the rest wait in the client) and a few replies the client has not read
+        options: dict[int, int] = {
+            zmq.MAXMSGSIZE: SOCKET_MAX_MSG_BYTES,
+            zmq.RCVHWM: CONTROL_RCVHWM,
+            zmq.SNDHWM: CONTROL_SNDHWM,
+        }
+        control = bind_router(rt.context, paths.control_endpoint(home), options)
     except (zmq.ZMQError, OSError) as exc:
         raise ControlSocketUnavailable(
             f"cannot bind the control socket in {sockets}: {exc}"
@@ -136,6 +148,8 @@ async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[by
     )
     root.start_soon(_watch_signals, rt)
     root.start_soon(topics.expire_leases, rt)
+    root.start_soon(watch_store, rt)
+    root.start_soon(trim_memory)
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)
@@ -207,7 +221,7 @@ def setup_logging(home: Path) -> None:
     handler: logging.Handler
     try:
         private.prepare_home(home)
-        handler = logging.FileHandler(paths.daemon_log(home), encoding="utf-8")
+        handler = PatientFileHandler(paths.daemon_log(home))  # keeps what a full disk refused
     except (OSError, private.NotPrivate):  # `serve` then says why, in one line
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -216,10 +230,28 @@ def setup_logging(home: Path) -> None:
     root.setLevel(settings.current().daemon_log_level)
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard one; the (soft, hard) now in force.
+
+    Every control connection, node and keeper link is a descriptor, and libzmq aborts the
+    process when `accept` meets EMFILE on an ipc socket: the daemon takes all it may.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
+    return soft, hard
+
+
 def run_daemon(home: Path) -> int:
     """Serve until shut down; returns the exit status."""
     os.umask(0o077)  # before the log file: only this user may read what we write
     setup_logging(home)
+    soft, _ = raise_fd_limit()
+    log.info("open-file limit: %d", soft)
     try:
         trio.run(serve, home)
     except BaseException as exc:

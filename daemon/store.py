@@ -6,6 +6,7 @@ are short and local, so they run inline in the trio thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -93,6 +94,15 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`; None when there is none."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     text = str(exc).lower()
     return "not a database" in text or "malformed" in text or "corrupt" in text
@@ -114,6 +124,48 @@ class Store:
 
     path: Path
     db: sqlite3.Connection
+    inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the file `db` opened
+
+    def __attrs_post_init__(self) -> None:
+        self.inode = _identity(self.path)
+
+    def lost(self) -> str | None:
+        """Why the file at `path` is no longer the store open here (deleted, replaced)."""
+        try:
+            now = _identity(self.path)
+        except OSError as exc:
+            return f"{self.path} cannot be read: {exc.strerror or exc}"
+        if self.inode is None:
+            return f"{self.path} could not be created: held in memory only"
+        if now is None:
+            return f"{self.path} was deleted"
+        if now != self.inode:
+            return f"{self.path} was replaced by another file"
+        return None
+
+    def reopen(self) -> None:
+        """Open (creating) the store at `path` again, in place of a lost file.
+
+        The old connection is closed first, and a -wal/-shm left beside the path is set
+        aside: they belong to the lost file, and replayed into a new one they corrupt it.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        stale = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        if _identity(self.path) is None:
+            for extra in stale:
+                with contextlib.suppress(FileNotFoundError):
+                    extra.replace(extra.with_name(f"{extra.name}.lost-{int(time.time())}"))
+        try:
+            self.db = _connect(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            # requests and records go on in memory until the file can be made (`lost`)
+            self.db = sqlite3.connect(":memory:", isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.executescript(SCHEMA)
+            self.inode = None
+            raise StateWriteFailed(f"state store {self.path} cannot be created: {exc}") from exc
+        self.inode = _identity(self.path)
 
     @classmethod
     def open(cls, path: Path, on_corrupt: Callable[[str], None] | None = None) -> Store:

@@ -10,13 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from node_sdk.errors import DaemonUnreachable, NodeError, SendTimeout
+    from node_sdk.errors import DaemonUnreachable, MessageTooLarge, NodeError, SendTimeout
     from node_sdk.events import Event, EventType, StopCause
     from node_sdk.inbox import InputStatistics
     from node_sdk.node import Node, NodeStatistics, OutputStatistics
 
 _HOMES = {
     "DaemonUnreachable": "node_sdk.errors",
+    "MessageTooLarge": "node_sdk.errors",
     "NodeError": "node_sdk.errors",
     "SendTimeout": "node_sdk.errors",
     "Event": "node_sdk.events",
@@ -33,6 +34,7 @@ __all__ = [
     "Event",
     "EventType",
     "InputStatistics",
+    "MessageTooLarge",
     "Node",
     "NodeError",
     "NodeStatistics",

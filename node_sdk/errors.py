@@ -2,6 +2,7 @@
 
     NodeError              anything the SDK refuses or cannot do
     ├── SendTimeout        a backpressure receiver did not take a message in time
+    ├── MessageTooLarge    a payload too large to send inline (and no shared memory for it)
     └── DaemonUnreachable  no `start` from the daemon within the start timeout
 
 Each carries the ids it is about (output, input, endpoint) so the message names them.
@@ -24,6 +25,19 @@ class SendTimeout(NodeError):
         super().__init__(
             f"output {output_id!r}: receiver {receiver} did not take the message within "
             f"{timeout_s:g} s (backpressure; FLOW_SEND_TIMEOUT)"
+        )
+
+
+class MessageTooLarge(NodeError):
+    """A message larger than receivers accept inline (`node_sdk.wire.MAX_FRAME_BYTES`)."""
+
+    def __init__(self, output_id: str, nbytes: int, limit: int) -> None:
+        self.output_id = output_id
+        self.nbytes = nbytes
+        self.limit = limit
+        super().__init__(
+            f"output {output_id!r}: a message of {nbytes} bytes is larger than the "
+            f"{limit} bytes a receiver accepts inline (no shared-memory segment for it)"
         )
 
 

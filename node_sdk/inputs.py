@@ -22,6 +22,7 @@ from node_sdk.wire import (
     HEADER,
     HEADER_SIZE,
     MAGIC,
+    MAX_FRAME_BYTES,
     decode_extra,
     pack_credit,
 )
@@ -164,6 +165,7 @@ def bind_input(ctx: zmq.Context[Any], spec: DataInput, rcvhwm: int) -> zmq.Socke
     sock: zmq.Socket[Any] = ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
     sock.linger = 0
     sock.rcvhwm = rcvhwm
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # a rogue peer is cut off, never OOMs us
     try:
         sock.bind(spec.endpoint)
     except zmq.ZMQError as exc:

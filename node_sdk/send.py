@@ -23,7 +23,7 @@ import zmq
 from node_sdk import wiring
 from node_sdk.channel import Rewire
 from node_sdk.config import Edge, NodeConfig
-from node_sdk.errors import NodeError, SendTimeout
+from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
 from node_sdk.wire import (
     FLAG_LARGE,
     FLAG_PACKED,
@@ -35,6 +35,8 @@ from node_sdk.wire import (
     KIND_NUMPY,
     KIND_SHM,
     MAGIC,
+    MAX_EXTRA_BYTES,
+    MAX_INLINE_BYTES,
     ZERO_COPY_MIN,
     encode_extra,
     encode_payload,
@@ -176,6 +178,9 @@ class Sender:
                 segment.map[:nbytes] = body  # the one copy; receivers map it, none copies
                 self._send_shared(output, segment, kind, nbytes, extra, body, copy)
                 return
+        if nbytes > MAX_INLINE_BYTES or len(extra) > MAX_EXTRA_BYTES:
+            # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
+            raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
         stamp = time.time_ns()
         flags = FLAG_LARGE if large else FLAG_PACKED
         for edge in output.edges:

@@ -51,6 +51,14 @@ FLAG_LARGE: Final = 0x01
 # RCVMORE check each), and copying a few KiB more is cheaper than either.
 FLAG_PACKED: Final = 0x02
 
+# A payload sent inline (below the shared-memory threshold, or when no segment is to be
+# had) is at most this; the sender refuses a larger one (`MessageTooLarge`). Every input
+# socket cuts off a peer whose frame passes MAX_FRAME_BYTES (zmq MAXMSGSIZE), so a rogue
+# peer's 1 GiB frame is refused at its size prefix, never allocated.
+MAX_INLINE_BYTES: Final = 64 << 20
+MAX_EXTRA_BYTES: Final = 1 << 20  # the header's extra (metadata and type fields)
+MAX_FRAME_BYTES: Final = HEADER_SIZE + MAX_EXTRA_BYTES + MAX_INLINE_BYTES
+
 _EMPTY: Final = b""
 _JSON_SEPARATORS: Final = (",", ":")
 _METADATA_SCALARS: Final = (str, int, float, bool, type(None))

@@ -7,7 +7,7 @@ import ctypes
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 import attrs
@@ -16,6 +16,7 @@ from daemon.keeper.logs import NodeLog
 from daemon.keeper.stdout_output import StdoutOutput
 
 STDERR_TAIL = 20
+MAX_LINE = 64 * 1024
 
 
 @attrs.define(eq=False)
@@ -41,6 +42,37 @@ class Child:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def lines(self, fd: int, chunk: bytes) -> list[bytes]:
+        """The whole lines `chunk` completes on pipe `fd` (an empty chunk: the pipe's end,
+        which completes the last one); a line longer than MAX_LINE is cut, so it is bounded."""
+        data = self.pending.pop(fd, b"") + chunk
+        if not chunk:
+            return [data] if data else []
+        *lines, rest = data.split(b"\n")
+        while len(rest) > MAX_LINE:  # a huge line with no newline: cut it
+            lines.append(rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
+        if rest:
+            self.pending[fd] = rest
+        return lines
+
+
+def start_node(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
+) -> subprocess.Popen[bytes]:
+    """A node's process: its own session and group, stdout and stderr piped to the keeper;
+    under `flow run` (a keeper thread) it dies with that thread. OSError or ValueError."""
+    return subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_this_thread() if in_thread else None,
+    )
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,7 @@ class NodeLog:
     _size: int = 0
     _failed_at: float | None = None
     _causes: OncePerKey = attrs.field(factory=OncePerKey)  # a full disk fails every retry
+    _unmarked: int = 0  # lines dropped since the log was last written
 
     def write(self, record: LogRecord) -> None:
         if self.tee is not None:
@@ -54,9 +56,18 @@ class NodeLog:
             handle = self._open()
             if handle is None:
                 self.dropped += 1
+                self._unmarked += 1
                 return
             if self._size + len(line) > self.max_bytes:
                 handle = self._rotate()
+            if self._unmarked:  # writing again: say first what was lost meanwhile
+                note = LogRecord(time.time(), "log", f"{self._unmarked} log lines dropped",
+                                 level="WARNING", logger="flow")  # fmt: skip
+                mark = note.to_json() + "\n"
+                handle.write(mark)
+                handle.flush()
+                self._size += len(mark)
+                self._unmarked = 0
             handle.write(line)
             handle.flush()
             self._size += len(line)
@@ -88,7 +99,12 @@ class NodeLog:
 
     def _fail(self, exc: OSError) -> None:
         self.dropped += 1
+        self._unmarked += 1
         self.close()
+        # a line the disk took only part of is cut off again: the log holds whole lines
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size > self._size:
+                os.truncate(self.path, self._size)
         self._failed_at = time.monotonic()
         log.log(self._causes.level(exc.strerror or str(exc)), "log %s: %s", self.path, exc)
         self.on_failure(f"logs: {exc.strerror or exc}")

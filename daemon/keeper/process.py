@@ -13,20 +13,21 @@ of `flow run`; either way it is plain blocking code around one `zmq.Poller`, no 
 from __future__ import annotations
 
 import contextlib
-import json
+import errno
 import logging
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import attrs
 import zmq
 
-from daemon.keeper.children import Child, die_with_this_thread, signal_group
+from daemon.keeper.children import Child, signal_group, start_node
+from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
+from daemon.keeper.reaper import Descendants, become_subreaper
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.keeper.stdout_output import StdoutOutput
 from daemon.model.keeper_messages import (
@@ -53,11 +54,12 @@ from daemon.model.logformat import record_from_output
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 64 * 1024
 READ_CHUNK = 65536
 GROUP_TERM_S = 1.0  # what a node leaves in its group gets this long after SIGTERM
 ORPHAN_KILL_S = 5.0  # nodes stopped for a lost daemon get this long before SIGKILL
 TICK_S = 0.2
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
+SCAN_S = 1.0  # how often the run's descendants are looked for (tracked, reaped)
 # FLOW_TEST_HOOKS=keeper-raise: the loop raises once a node lives (tests/faults)
 _TEST_FAULT = os.environ.get("FLOW_TEST_HOOKS", "")
 
@@ -81,6 +83,11 @@ class Keeper:
     run_folder: str | None = None  # the run's socket folder name (12 hex digits of its id)
     run_sockets: Path | None = None  # that folder
     ledger: Path | None = None  # each node's own exit, appended (read by a later recovery)
+    # the parent of what the nodes orphan (setsid, double fork): set for a keeper process
+    # and for `flow run`'s keeper thread, not for a keeper some test runs in its process
+    subreaper: bool = False
+    descendants: Descendants = attrs.field(factory=lambda: Descendants(whole_process=False))
+    last_scan: float = 0.0
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -104,6 +111,8 @@ class Keeper:
 
     def serve(self) -> None:
         """Until told to quit (or orphaned) and every child has been reported."""
+        if self.subreaper:
+            become_subreaper()
         try:
             while not self._finished():
                 for item, _ in self._poller.poll(int(TICK_S * 1000)):
@@ -115,6 +124,8 @@ class Keeper:
         finally:
             # normally every child is reported by now; after an exception, none may outlive us
             self._stop_live_children()
+            # nor anything they started, in whatever session or group it went to
+            self.descendants.kill_all(self._pids(), skip=set())
             for child in self.children.values():
                 for fd in list(child.pipes):
                     self._drop_fd(child, fd)
@@ -141,6 +152,18 @@ class Keeper:
         for child in stopping:  # the leader may be gone, what it left in its group not
             signal_group(child.pid, signal.SIGKILL)
 
+    def _pids(self) -> set[int]:
+        return {c.pid for c in self.children.values()}
+
+    def _scan(self, now: float) -> None:
+        """Remember the run's descendants (a thread keeper tells them apart by it) and
+        collect the exits of the orphans re-parented to us, never a node's own."""
+        self.last_scan = now
+        self.descendants.scan(self._pids())
+        self.descendants.reap(
+            {c.pid for c in self.children.values() if c.process.returncode is None}
+        )
+
     def _finished(self) -> bool:
         done = all(c.reported for c in self.children.values())
         return done and (self.quitting or self.ending_at is not None)
@@ -149,6 +172,8 @@ class Keeper:
         if _TEST_FAULT == "keeper-raise" and self.children:
             raise RuntimeError("test fault: keeper raised with live children")
         now = time.monotonic()
+        if self.children and now - self.last_scan >= SCAN_S:
+            self._scan(now)
         if self.degraded is not None and self._dropped() != self.reported_drops:
             self._report_degraded()  # at most once a tick: the count of lines lost
         if self.ending_at is None and now - self.last_contact > self.grace:
@@ -253,6 +278,9 @@ class Keeper:
             # at most one live process per (run, node): refuse, never double
             self._send(SpawnFailed(node, generation, f"generation {old.generation} is still alive"))
             return
+        run_id = message.env.get("FLOW_DATAFLOW")
+        if run_id:
+            self.descendants.run_ids.add(run_id)
         node_log = NodeLog(
             path=Path(message.log),
             node_id=node,
@@ -260,19 +288,11 @@ class Keeper:
             tee=self.tee,
         )
         try:
-            process = subprocess.Popen(
-                list(message.argv),
-                env=message.env,
-                cwd=message.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=die_with_this_thread() if self.in_thread else None,
-            )
+            process = start_node(message.argv, message.env, message.cwd, self.in_thread)
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
             node_log.close()
-            self._send(SpawnFailed(node, generation, str(exc)))
+            transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+            self._send(SpawnFailed(node, generation, str(exc), transient=transient))
             return
         stdout_as = message.stdout_as
         output = None
@@ -312,9 +332,10 @@ class Keeper:
             del self._fds[fd]
             child.code = child.process.wait()
             os.close(fd)
-            # what the node left in its group: SIGTERM now, SIGKILL soon after
-            if signal_group(child.pid, signal.SIGTERM):
-                child.kill_at = time.monotonic() + GROUP_TERM_S
+            # what the node left in its group: SIGTERM now, SIGKILL soon after; the pipes
+            # are given up then too, even when what holds them left the group (setsid)
+            signal_group(child.pid, signal.SIGTERM)
+            child.kill_at = time.monotonic() + GROUP_TERM_S
             return
         try:
             chunk = os.read(fd, READ_CHUNK)
@@ -323,21 +344,10 @@ class Keeper:
         except OSError:
             chunk = b""
         stream = child.pipes[fd]
-        if not chunk:
-            rest = child.pending.pop(fd, b"")
-            if rest:
-                self._line(child, stream, rest)
-            self._drop_fd(child, fd)
-            return
-        data = child.pending.pop(fd, b"") + chunk
-        *lines, rest = data.split(b"\n")
-        for line in lines:
+        for line in child.lines(fd, chunk):
             self._line(child, stream, line)
-        while len(rest) > MAX_LINE:  # a huge line with no newline: cut it, bounded
-            self._line(child, stream, rest[:MAX_LINE])
-            rest = rest[MAX_LINE:]
-        if rest:
-            child.pending[fd] = rest
+        if not chunk:
+            self._drop_fd(child, fd)
 
     def _line(self, child: Child, stream: str, raw: bytes) -> None:
         record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
@@ -362,21 +372,10 @@ class Keeper:
     def _report_exit(self, child: Child) -> None:
         child.reported = True
         self._close_child(child)
-        if self.ending_at is None:  # it ended on its own (or by the daemon), not by us
-            self._write_ledger(child)
+        # it ended on its own (or by the daemon), not by us: a later recovery must know
+        if self.ending_at is None and self.ledger is not None:
+            append_exit(self.ledger, child.node, child.generation, child.code)
         self._send(Exited(child.node, child.generation, child.code, tuple(child.tail)))
-
-    def _write_ledger(self, child: Child) -> None:
-        """One line per node exit, so a daemon that comes back after this keeper has gone
-        knows which nodes had ended by themselves and never starts them again."""
-        if self.ledger is None:
-            return
-        line = {"node": child.node, "generation": child.generation, "code": child.code}
-        try:
-            with self.ledger.open("a", encoding="utf-8") as file:
-                file.write(json.dumps(line) + "\n")
-        except OSError as exc:  # side work: the daemon, if alive, records the exit anyway
-            log.warning("keeper: exit ledger %s: %s", self.ledger, exc)
 
     def _close_child(self, child: Child) -> None:
         if child.stdout_output is not None:

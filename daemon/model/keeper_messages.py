@@ -131,6 +131,8 @@ class SpawnFailed:
     node: str
     generation: int
     error: str
+    # out of a resource that comes back (EMFILE, ENFILE, EAGAIN, ENOMEM): worth retrying
+    transient: bool = False
 
 
 @attrs.frozen

@@ -46,8 +46,7 @@ async def open_runtime(
     endpoint = f"ipc://{sockets / paths.NODES_SOCKET}"
     try:
         try:
-            nodes = bind_router(context, endpoint)
-            nodes.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MSG_BYTES)
+            nodes = bind_router(context, endpoint, {zmq.MAXMSGSIZE: SOCKET_MAX_MSG_BYTES})
         except (zmq.ZMQError, OSError) as exc:
             raise ControlSocketUnavailable(
                 f"cannot bind the node channel in {sockets}: {exc}"

@@ -42,8 +42,6 @@ HEARTBEAT_S = 1.0
 # it is taken as dead or hung and its run fails. A keeper process that exits is noticed
 # at once (`lifecycle` waits on it); this bound covers an adopted or hung keeper.
 KEEPER_SILENCE_S = 4.0
-# in a run's folder: the keeper's record of node exits (`Keeper._write_ledger`)
-EXIT_LEDGER = "exits.jsonl"
 ATTACH_ANSWER_S = 0.25
 ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
 # re-adoption asks briefly: a keeper that is gone stays gone
@@ -190,6 +188,7 @@ def start_keeper_thread(
 ) -> threading.Thread:
     """A keeper inside this process (`flow run`: no daemon to outlive)."""
     keeper = Keeper.bind(context, endpoint, grace, tee=tee, in_thread=True)
+    keeper.subreaper = True  # `flow run`'s process takes back what its nodes orphan
     thread = threading.Thread(target=keeper.serve, name="flow-keeper", daemon=True)
     thread.start()
     return thread

@@ -10,12 +10,12 @@ import threading
 import trio
 
 from daemon.errors import KeeperLost
+from daemon.keeper.ledger import EXIT_LEDGER
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import (
-    EXIT_LEDGER,
     KeeperLink,
     KeeperPort,
     start_keeper_process,
@@ -136,7 +136,20 @@ def _prepare_folders(run: Run) -> None:
 
 
 async def start_barrier(run: Run) -> None:
-    """Release every node at once when all have connected (or exited) (SPEC 5)."""
+    """Release every node at once when all have connected (or exited) (SPEC 5).
+
+    A node that could not even be spawned (after the retries of a keeper out of fds or
+    processes) fails the whole start: the others are stopped, nothing is left half run.
+    """
+    unspawned = [s for s in run.spawned if s.spawn_error is not None]
+    if unspawned:
+        run.late = [s.id for s in unspawned]
+        causes = "; ".join(f"node {s.id} could not start: {s.spawn_error}" for s in unspawned)
+        run.error = f"{causes} (the start was stopped)"
+        log.warning("run %s: %s", run.id, run.error)
+        run.record_run(error=run.error)
+        await run.stop(grace=1.0)
+        return
     with trio.move_on_after(timeout := settings().start_timeout) as scope:
         for slot in run.spawned:
             await slot.settled.wait()

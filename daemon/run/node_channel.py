@@ -129,8 +129,12 @@ def _identity(identity: bytes) -> tuple[str, str, int]:
     return run_id, node_id, generation
 
 
-def bind_router(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
-    """A ROUTER bound at `endpoint`; an `ipc://` path held by a live process is refused."""
+def bind_router(
+    context: zmq.Context[zmq.Socket[bytes]], endpoint: str, options: dict[int, int] | None = None
+) -> zmq.Socket[bytes]:
+    """A bound ROUTER; an `ipc://` path held by a live process is refused. `options` are set
+    before the bind, because a listener copies the socket's options when it is bound
+    (MAXMSGSIZE or an HWM set later never applies to the connections it accepts)."""
     if endpoint.startswith("ipc://"):
         ipc_files.claim(Path(endpoint.removeprefix("ipc://")))
     socket = context.socket(zmq.ROUTER)
@@ -138,5 +142,7 @@ def bind_router(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.S
     socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
     # a second wall behind the 0700 folder: the kernel's peer uid, checked by libzmq
     socket.setsockopt(zmq.IPC_FILTER_UID, os.getuid())
+    for option, value in (options or {}).items():
+        socket.setsockopt(option, value)
     socket.bind(endpoint)
     return socket

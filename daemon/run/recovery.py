@@ -11,31 +11,28 @@ run that comes back only the nodes that had not ended do (`NodeStatus.comes_back
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
 import signal
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psutil
 
 from daemon.errors import FlowError, RecoverableError
 from daemon.files import write_atomic
+from daemon.keeper.ledger import EXIT_LEDGER, read_exits
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import pids
 from daemon.model.states import NodeStatus, RunStatus
-from daemon.run.keeper_link import EXIT_LEDGER, probe_keeper
+from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths
 
 log = logging.getLogger(__name__)
-
-MAX_LEDGER_BYTES = 4 << 20  # one short line per node exit: far more than a run makes
 
 
 async def recover_runs(rt: Runtime) -> None:
@@ -74,7 +71,7 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
     text = _dataflow_text(rt, run_id)
-    dataflow = rt.load(info["path"], text)
+    dataflow = await rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
         rt.store.update_run(run_id, status="failed", error="interrupted (recover: false)")
@@ -85,7 +82,7 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)
     # without a keeper its reports are gone, but not what it wrote down
-    exits = read_exit_ledger(run.run_dir / EXIT_LEDGER) if state is None else {}
+    exits = read_exits(run.run_dir / EXIT_LEDGER) if state is None else {}
     for node in info["nodes"]:
         slot = run.slots.get(node["id"])
         if slot is not None and not slot.spec.is_dynamic:
@@ -144,29 +141,6 @@ def ended_status(recorded: str, exit_code: object) -> NodeStatus | None:
     if status is NodeStatus.RUNNING and exit_code is not MISSING:
         return NodeStatus.SUCCEEDED if exit_code == 0 else NodeStatus.FAILED
     return None if status.comes_back else status
-
-
-def read_exit_ledger(path: Path) -> dict[tuple[str, int], int | None]:
-    """(node, generation) -> exit code, from a keeper's ledger; unreadable lines skipped."""
-    exits: dict[tuple[str, int], int | None] = {}
-    try:
-        with path.open(encoding="utf-8", errors="replace") as file:
-            lines = file.readlines(MAX_LEDGER_BYTES)
-    except OSError:
-        return exits  # none written (no exit yet), or unreadable: nothing known
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            node, generation, code = entry["node"], entry["generation"], entry["code"]
-        except (ValueError, TypeError, KeyError):
-            continue
-        if (
-            isinstance(node, str)
-            and type(generation) is int
-            and (code is None or type(code) is int)
-        ):
-            exits[(node, generation)] = code
-    return exits
 
 
 def kill_stale_processes(run: Run) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -30,6 +31,7 @@ from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
 from daemon.model.keeper_messages import State
 from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise
+from daemon.run.limits import FD_RESERVE, FDS_PER_NODE, fds_left
 from daemon.run.node_channel import NodeChannel
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
@@ -146,14 +148,21 @@ class Runtime:
             raise RunNotActive(info["id"], info["status"])
         return run
 
-    def load(self, path: str, text: str) -> Dataflow:
+    async def load(self, path: str, text: str) -> Dataflow:
+        """Validate a dataflow in a worker thread: a 10,000-node file takes seconds to check,
+        and the loop keeps serving pings, heartbeats and other runs meanwhile."""
         if len(text.encode()) > MAX_YAML_BYTES:
             raise DataflowInvalid([f"{path}: file is larger than {MAX_YAML_BYTES} bytes"])
-        return parse_dataflow(Path(path), text, machines=served_machines())
+        parse = functools.partial(parse_dataflow, Path(path), text, machines=served_machines())
+        return await trio.to_thread.run_sync(parse)
 
     async def start_run(self, path: str, text: str, name: str | None, env: dict[str, str]) -> Run:
         """Validate, record, and start a run; returns once every node is spawned."""
-        dataflow = self.load(path, text)
+        dataflow = await self.load(path, text)
+        left, needed = fds_left(), FD_RESERVE + FDS_PER_NODE * len(dataflow.nodes)
+        if left < needed:
+            # libzmq aborts the daemon on EMFILE in accept: refuse work before it comes to that
+            raise BadRequest(f"daemon busy: {left} file descriptors left, a start needs {needed}")
         run_id = new_run_id()
         run_name = name or dataflow.name
         run = self.make_run(run_id, run_name, dataflow, env)

@@ -18,12 +18,21 @@ import trio
 
 from daemon.model.descriptor import NodeSpec
 from daemon.model.keeper_messages import Exited, NodeState, Spawned, SpawnFailed
+from daemon.model.retry import Backoff, RetryExhausted
 from daemon.model.states import NodeStatus
+from daemon.run.retry import retry_async
 from node_sdk import channel
 
 log = logging.getLogger(__name__)
 
+
+class _OutOfResources(Exception):
+    """A spawn failed for want of something that comes back (fds, processes, memory)."""
+
+
 SPAWN_TIMEOUT_S = 30.0
+# a keeper out of fds or processes (EMFILE, EAGAIN) may have them again soon: a few tries
+SPAWN_POLICY = Backoff(attempts=6, initial=0.1, max_delay=1.0, deadline=SPAWN_TIMEOUT_S)
 # A SIGKILLed process is gone at once unless the kernel holds it; bound the wait anyway.
 KILL_WAIT_S = 5.0
 
@@ -92,6 +101,7 @@ class NodeSlot:
     exit_code: int | None = None
     signal_name: str | None = None
     spawn_error: str | None = None
+    spawn_transient: bool = False  # the last spawn failed for want of fds or processes
     said_bye: bool = False  # written only by `bye` / `forget_bye`
     stop_requested: bool = False
     restart_requested: bool = False  # `flow node restart`: the next generation comes at once
@@ -198,6 +208,7 @@ class NodeSlot:
             self.spawned.set()
         elif isinstance(message, SpawnFailed):
             self.spawn_error = message.error
+            self.spawn_transient = message.transient
             self.spawned.set()
         else:
             self.exit_code = message.code
@@ -268,9 +279,11 @@ class NodeSlot:
         self.exit_code = self.signal_name = self.spawn_error = None
         self.said_bye = self.killed = False
         self.transition(NodeStatus.PENDING, generation=self.generation + 1, pid=None)
-        run.spawn(self)
-        with trio.move_on_after(SPAWN_TIMEOUT_S):
-            await self.spawned.wait()
+        try:
+            await retry_async(self._spawn, what=f"spawning node {self.id}",
+                              policy=SPAWN_POLICY, retry_on=(_OutOfResources,))  # fmt: skip
+        except RetryExhausted as exc:
+            self.spawn_error = str(exc)
         self.first_spawn.set()
         self._spawn_answered.set()
         self._spawn_answered = trio.Event()
@@ -290,6 +303,15 @@ class NodeSlot:
                 with trio.CancelScope(shield=True):
                     await self.terminate(grace=run.cancel_grace)
         self._record_exit()
+
+    async def _spawn(self) -> None:
+        """One attempt; a keeper out of fds or processes (EMFILE, EAGAIN) is worth another."""
+        self.spawned, self.spawn_error, self.spawn_transient = trio.Event(), None, False
+        self.run.spawn(self)
+        with trio.move_on_after(SPAWN_TIMEOUT_S):
+            await self.spawned.wait()
+        if self.pid is None and self.spawn_transient:
+            raise _OutOfResources(self.spawn_error or "out of resources")
 
     def _spawn_failed(self, cause: str) -> None:
         self.settled.set()

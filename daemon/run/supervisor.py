@@ -32,7 +32,6 @@ from daemon.model.keeper_messages import (
     SpawnFailed,
     StdoutAs,
 )
-from daemon.model.once import OncePerKey
 from daemon.model.restart_policy import decide
 from daemon.model.result import RunEnding, run_result
 from daemon.model.settings import current as settings
@@ -76,7 +75,8 @@ class Run:
     cancel_grace: float = 2.0  # when the daemon itself is going down hard
     error: str | None = None
     degraded: str | None = None
-    degraded_causes: OncePerKey = attrs.field(factory=OncePerKey)
+    _degraded_causes: dict[str, str] = attrs.field(factory=dict)  # area -> its latest cause
+    _degraded_warned: set[str] = attrs.field(factory=set)
     released: bool = False
     late: list[str] = attrs.field(factory=list)  # nodes that missed the start barrier
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
@@ -245,7 +245,7 @@ class Run:
     def on_keeper_event(self, message: FromKeeper) -> None:
         if isinstance(message, Degraded):
             lost = f" ({message.dropped} log lines dropped)" if message.dropped else ""
-            self.mark_degraded(message.what or "side work", lost)
+            self.mark_degraded(f"{message.what or 'side work'}{lost}")
         elif isinstance(message, Spawned | SpawnFailed | Exited):
             slot = self.slots.get(message.node)
             if slot is not None:
@@ -282,22 +282,24 @@ class Run:
         sources = [i.source for i in slot.spec.inputs if isinstance(i.source, OutputRef)]
         return bool(sources) and all(self.slots[s.node].finished.is_set() for s in sources)
 
-    def mark_degraded(self, what: str, count: str = "") -> None:
-        """Show `what` (a cause) as the run's degradation; `count` is its running tally.
-
-        A cause is logged once at WARNING; a new tally of it only updates the store (a full
-        log disk reports its dropped lines every tick).
-        """
-        shown = f"{what}{count}"
-        if self.degraded == shown:
-            return
-        self.degraded = shown
-        level = self.degraded_causes.level(what)
-        log.log(level, "run %s degraded: %s", self.id, shown)
-        try:
-            self.store.update_run(self.id, degraded=shown)
-        except Exception:  # recording the degradation is itself auxiliary
-            log.exception("could not record degradation of run %s", self.id)
+    def mark_degraded(self, what: str) -> None:
+        """One line per cause (`logs: ...`, `state store: ...`): a later cause (a log line
+        count going up each tick) never hides an earlier one."""
+        area, _, cause = what.partition(": ")
+        if self._degraded_causes.get(area) != cause:
+            self._degraded_causes[area] = cause
+            self.degraded = "; ".join(
+                f"{k}: {v}" if v else k for k, v in self._degraded_causes.items()
+            )
+            # a warning once per area; its later causes (a count going up) at debug level
+            level = logging.WARNING if area not in self._degraded_warned else logging.DEBUG
+            self._degraded_warned.add(area)
+            log.log(level, "run %s degraded: %s", self.id, what)
+            try:
+                self.store.update_run(self.id, degraded=self.degraded)
+            except Exception as exc:  # recording the degradation is itself auxiliary
+                # the store failing is already a cause above, or becomes one at its next write
+                log.debug("could not record degradation of run %s: %s", self.id, exc)
 
     def set_status(self, status: RunStatus, *, error: str | None = None) -> None:
         self.status = status

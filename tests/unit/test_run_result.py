@@ -7,9 +7,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.keeper.ledger import read_exits
 from daemon.model.result import RunEnding, run_result
 from daemon.model.states import NodeStatus, RunStatus
-from daemon.run.recovery import MISSING, ended_status, read_exit_ledger
+from daemon.run.recovery import MISSING, ended_status
 
 ENDED = [NodeStatus.SUCCEEDED, NodeStatus.STOPPED, NodeStatus.FAILED, NodeStatus.KILLED]
 statuses = st.lists(st.sampled_from(ENDED), max_size=8)
@@ -72,5 +73,5 @@ def test_recovery_brings_back_only_nodes_that_had_not_ended(tmp_path: Path) -> N
         '{"node": "b", "generation": true, "code": 1}\n'
         '{"node": "c", "generation": 1, "code": null}\n'
     )
-    assert read_exit_ledger(ledger) == {("a", 2): 0, ("c", 1): None}
-    assert read_exit_ledger(tmp_path / "none") == {}
+    assert read_exits(ledger) == {("a", 2): 0, ("c", 1): None}
+    assert read_exits(tmp_path / "none") == {}

@@ -17,8 +17,8 @@ from node_sdk import Event, EventType, Node, NodeError, StopCause, config, logbr
 
 def test_public_names_are_pinned() -> None:
     assert sorted(node_sdk.__all__) == [
-        "DaemonUnreachable", "Event", "EventType", "InputStatistics", "Node", "NodeError",
-        "NodeStatistics", "OutputStatistics", "SendTimeout", "StopCause",
+        "DaemonUnreachable", "Event", "EventType", "InputStatistics", "MessageTooLarge", "Node",
+        "NodeError", "NodeStatistics", "OutputStatistics", "SendTimeout", "StopCause",
     ]  # fmt: skip
 
 

@@ -1,0 +1,68 @@
+"""Watching the state store's file: a deleted or replaced state.db is made again, live runs in it.
+
+SQLite writes on through a deleted file without a word, so the runs would vanish at the
+next start. Once a second the daemon checks that the path still names the file it has
+open; when not, it opens a new store there and records every live run again from memory
+(the history of ended runs went with the old file). The nodes are never touched; the
+cause shows in `flow status` as `degraded: state store: ...`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from daemon.errors import StateWriteFailed
+from daemon.run.runtime import Runtime
+from daemon.run.supervisor import Run
+from daemon.store import Store
+
+log = logging.getLogger(__name__)
+
+CHECK_S = 1.0
+MARK = "state store: "
+
+
+async def watch_store(rt: Runtime) -> None:
+    """Check the store's file every CHECK_S; recreate it when it is gone."""
+    while True:
+        await trio.sleep(CHECK_S)
+        cause = rt.store.lost()
+        if cause is not None:
+            _recreate(rt, cause)
+
+
+def _recreate(rt: Runtime, cause: str) -> None:
+    try:
+        rt.store.reopen()
+        for run in list(rt.runs.values()):
+            record_again(rt.store, run, rt.origin)
+    except StateWriteFailed as exc:
+        _note(rt, f"{cause}; {exc}; retrying every {CHECK_S:g}s")
+        return
+    _note(rt, f"{cause}: recreated with the {len(rt.runs)} live runs (ended runs' history lost)")
+
+
+def _note(rt: Runtime, what: str) -> None:
+    line = f"{MARK}{what}"
+    if line not in rt.degraded:
+        log.error("%s", line)
+        rt.degraded[:] = [*(d for d in rt.degraded if not d.startswith(MARK)), line]
+
+
+def record_again(store: Store, run: Run, origin: str) -> None:
+    """Write a live run, its nodes and their counters into a new store, from memory."""
+    store.create_run(
+        run.id,
+        run.name,
+        str(run.dataflow.path),
+        [(node_id, str(slot.status)) for node_id, slot in run.slots.items()],
+        origin,
+        run.extra_env,
+    )
+    store.update_run(run.id, status=str(run.status), error=run.error, degraded=run.degraded)
+    for node_id, slot in run.slots.items():
+        store.update_node(
+            run.id, node_id, generation=slot.generation, pid=slot.pid, restarts=slot.restarts
+        )

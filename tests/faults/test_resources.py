@@ -1,0 +1,217 @@
+"""Resource exhaustion (matrix rows 20 and 32, issue item 9): fd limits, spawns meeting
+EMFILE, 300 and 1000 connections on the real control socket."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import zmq
+from helpers import NODES, daemon_down, flow, flow_env, stream_graph
+from procs import RawClient, daemon_pid, node_processes
+
+from node_sdk import paths
+
+MIB = 1 << 20
+
+
+def up_with_limit(home: Path, nofile: str) -> None:
+    """`flow up` under `prlimit --nofile=SOFT:HARD`: the daemon starts with that limit."""
+    done = subprocess.run(
+        ["prlimit", f"--nofile={nofile}", sys.executable, "-m", "cli", "up"],
+        env=flow_env(home), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def keeper_of(run_id: str) -> psutil.Process:
+    mark = paths.run_short_id(run_id)
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if "daemon.keeper" in cmdline and mark in cmdline:
+            return process
+    raise AssertionError(f"no keeper for run {run_id}")
+
+
+def run_of(home: Path, name: str) -> dict:
+    runs = [json.loads(x) for x in flow("list", "--all", "--json", home=home).stdout.splitlines()]
+    return [r for r in runs if r["name"] == name][-1]
+
+
+def wait_for(predicate: object, timeout: float, what: str) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def connect_many(home: Path, count: int) -> tuple[zmq.Context[zmq.Socket[bytes]], list]:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    context.setsockopt(zmq.MAX_SOCKETS, count + 16)
+    sockets = []
+    for _ in range(count):
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(paths.control_endpoint(home))
+        sock.send(b'{"v":1,"id":"c","type":"ping","body":{}}')
+        sockets.append(sock)
+    return context, sockets
+
+
+def test_item9_300_connections_under_a_soft_fd_limit_of_128(flow_home: Path) -> None:
+    up_with_limit(flow_home, "128:4096")
+    try:
+        daemon = psutil.Process(daemon_pid(flow_home))
+        context, sockets = connect_many(flow_home, 300)
+        try:
+            answered = sum(1 for sock in sockets if sock.poll(5000))
+        finally:
+            context.destroy(linger=0)
+        assert daemon.status() != psutil.STATUS_ZOMBIE  # libzmq aborted it on EMFILE once
+        assert answered == 300
+        assert daemon.rlimit(psutil.RLIMIT_NOFILE) == (4096, 4096)  # raised at start
+        client = RawClient(flow_home)
+        assert client.request("ping", {})["ok"] is True
+        client.close()
+    finally:
+        daemon_down(flow_home)
+
+
+def test_row32_a_spawn_meeting_emfile_is_retried(daemon: Path, tmp_path: Path) -> None:
+    spawns = tmp_path / "spawns"
+    yml = tmp_path / "crash.yml"
+    yml.write_text(
+        f"nodes:\n  - id: crasher\n    path: {NODES}/crasher.py\n"
+        f"    env: {{SPAWN_FILE: {spawns}}}\n"
+        "    restart_policy: on-failure\n    max_restarts: 50\n    restart_delay: 0.3\n"
+    )
+    assert flow("start", str(yml), "--detach", "--name", "emfile", home=daemon).returncode == 0
+    run_id = run_of(daemon, "emfile")["id"]
+    wait_for(spawns.exists, 20, "the node never started")
+    keeper = keeper_of(run_id)
+    limit = keeper.rlimit(psutil.RLIMIT_NOFILE)
+    keeper.rlimit(psutil.RLIMIT_NOFILE, (8, limit[1]))  # every new descriptor: EMFILE
+    count = len(spawns.read_text().splitlines())
+    time.sleep(1.2)  # restarts are due meanwhile: each spawn meets EMFILE
+    assert len(spawns.read_text().splitlines()) == count
+    keeper.rlimit(psutil.RLIMIT_NOFILE, limit)
+    wait_for(lambda: len(spawns.read_text().splitlines()) > count, 10, "never spawned again")
+    log = paths.daemon_log(daemon).read_text()
+    retries = [line for line in log.splitlines() if "for spawning node crasher" in line]
+    assert retries, log[-3000:]
+    assert "Too many open files" in retries[0]
+    assert run_of(daemon, "emfile")["status"] == "running"
+    assert flow("stop", "emfile", home=daemon).returncode == 0
+
+
+def test_row32_a_start_whose_spawns_run_out_of_fds_stops_whole(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    # 120 cheap nodes: the daemon has room for their connections, their keeper (which
+    # holds pipes, a pidfd and a log per node) runs out of descriptors near the 80th
+    nodes = "".join(f"  - id: n{i}\n    path: sleep\n    args: '30'\n" for i in range(120))
+    yml = tmp_path / "many.yml"
+    yml.write_text("nodes:\n" + nodes)
+    up_with_limit(flow_home, "300:300")
+    try:
+        flow("start", str(yml), "--detach", "--name", "many", home=flow_home)
+        wait_for(lambda: run_of(flow_home, "many")["status"] not in ("starting", "running"),
+                 30, "the start never ended")  # fmt: skip
+        info = run_of(flow_home, "many")
+        assert info["status"] == "failed", info
+        assert "could not start" in info["error"], info["error"]
+        assert "Too many open files" in info["error"], info["error"]
+        assert "the start was stopped" in info["error"]
+        spawned = [n for n in info["nodes"] if n["pid"] is not None]
+        assert 0 < len(spawned) < 150  # some did start: they were stopped, not left running
+        wait_for(lambda: node_processes(info["id"]) == {}, 10, "nodes of the run left")
+    finally:
+        daemon_down(flow_home)
+
+
+def test_item9_a_start_is_refused_while_few_fds_are_left(flow_home: Path, tmp_path: Path) -> None:
+    nodes = "".join(f"  - id: n{i}\n    path: sleep\n    args: '30'\n" for i in range(24))
+    yml = tmp_path / "many.yml"
+    yml.write_text("nodes:\n" + nodes)
+    up_with_limit(flow_home, "64:64")
+    try:
+        done = flow("start", str(yml), "--detach", "--name", "short", home=flow_home)
+        assert done.returncode != 0
+        assert "file descriptors left" in done.stderr, done.stderr
+        client = RawClient(flow_home)
+        assert client.request("ping", {})["ok"] is True  # alive, and nothing was spawned
+        client.close()
+        assert not [r for r in flow("list", "--all", "--json", home=flow_home).stdout.splitlines()]
+    finally:
+        daemon_down(flow_home)
+
+
+@pytest.mark.parametrize("count", [1000])
+def test_row20_flood_of_connections_bounds_daemon_memory(daemon: Path, count: int) -> None:
+    process = psutil.Process(daemon_pid(daemon))
+    client = RawClient(daemon)
+    for i in range(20):  # warm: the idle figure includes what serving any request costs
+        client.request("list", {}, id_=f"w{i}")
+    idle = process.memory_info().rss
+    context, sockets = connect_many(daemon, count)
+    payload = json.dumps({"v": 1, "id": "f", "type": "list", "body": {}, "x": "y" * 4000})
+    peak = idle
+    answered = 0
+    try:
+        for round_ in range(30):
+            for sock in sockets:
+                with contextlib.suppress(zmq.Again):
+                    sock.send(payload.encode(), zmq.NOBLOCK)
+            if round_ % 5 == 0:
+                began = time.monotonic()
+                assert client.request("ping", {}, id_=f"p{round_}")["ok"] is True
+                assert time.monotonic() - began < 2.0
+                answered += 1
+            peak = max(peak, process.memory_info().rss)
+        for _ in range(20):
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.1)
+    finally:
+        context.destroy(linger=0)
+    deadline = time.monotonic() + 10
+    after = process.memory_info().rss
+    while after > idle * 1.2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = process.memory_info().rss
+    client.close()
+    assert peak < 200 * MIB, f"peak {peak / MIB:.0f} MiB"
+    assert after <= idle * 1.2, f"idle {idle / MIB:.0f} MiB, after {after / MIB:.0f} MiB"
+    assert answered == 6
+
+
+def test_row20_one_client_at_its_in_flight_limit_leaves_ping_and_stop(
+    daemon: Path, tmp_path: Path
+) -> None:
+    yml = tmp_path / "stream.yml"
+    yml.write_text(stream_graph(tick_ms=20))
+    assert flow("start", str(yml), "--detach", "--name", "held", home=daemon).returncode == 0
+    hog = RawClient(daemon)
+    other = RawClient(daemon)
+    try:
+        for i in range(40):  # `wait`s that last: the hog holds its whole share
+            body = {"run": "held", "timeout": 30}
+            hog.send_raw(json.dumps({"v": 1, "id": f"w{i}", "type": "wait", "body": body}).encode())
+        busy = [hog.receive(5) for _ in range(8)]
+        assert all(r is not None and "busy" in r["error"]["message"] for r in busy), busy
+        began = time.monotonic()
+        assert other.request("ping", {}, id_="p")["ok"] is True
+        assert time.monotonic() - began < 1.0
+        stopped = flow("stop", "held", home=daemon, timeout=30)
+        assert stopped.returncode == 0, stopped.stderr
+        answers = [hog.receive(10) for _ in range(32)]  # the waits end with the run
+        assert all(a is not None and a["ok"] for a in answers), answers
+    finally:
+        hog.close()
+        other.close()
