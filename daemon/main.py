@@ -23,9 +23,14 @@ from daemon.control import topics
 from daemon.control.registry import HANDLERS
 from daemon.control.runs import stop_all
 from daemon.control.server import ControlServer
-from daemon.errors import FATAL_ERRORS, ControlSocketUnavailable, FatalError, StateStoreUnusable
 from daemon.logfile import PatientFileHandler
 from daemon.model import pids, settings
+from daemon.model.errors import (
+    FATAL_ERRORS,
+    ControlSocketUnavailable,
+    FatalError,
+    StateStoreUnusable,
+)
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.model.requests import Seconds, StopAll
 from daemon.run import ipc_files

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from daemon.errors import StateStoreUnusable, StateWriteFailed
+from daemon.model.errors import StateStoreUnusable, StateWriteFailed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
         error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
         return 2
 
-    from daemon.errors import DataflowInvalid
     from daemon.model.descriptor import parse_dataflow
+    from daemon.model.errors import DataflowInvalid
 
     try:
         dataflow = parse_dataflow(path, text, check_paths=False)

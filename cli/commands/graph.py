@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
 def load(path: Path) -> Dataflow | None:
     """The validated dataflow, or None after printing why not (shared with `flow check`)."""
     from cli.render import err, error
-    from daemon.errors import DataflowInvalid
     from daemon.model.descriptor import parse_dataflow
+    from daemon.model.errors import DataflowInvalid
 
     if not path.exists():
         error(f"no such file: {path}")

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from cli.commands.config import load_settings
     from cli.durations import parse_duration
     from cli.tee import StdoutTee
-    from daemon.errors import DataflowInvalid, FatalError
     from daemon.foreground import run_foreground_sync
     from daemon.model.descriptor import MAX_YAML_BYTES, parse_dataflow
+    from daemon.model.errors import DataflowInvalid, FatalError
     from daemon.model.logformat import LogRecord
 
     load_settings()  # read once, before anything runs: a bad setting is bad input

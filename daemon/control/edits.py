@@ -15,11 +15,11 @@ from typing import Any
 
 import attrs
 
-from daemon.errors import BadRequest, UnknownNode
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model import routing
 from daemon.model.descriptor import Input, OutputRef
+from daemon.model.errors import BadRequest, UnknownNode
 from daemon.model.node_snippet import parse_added_node
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot

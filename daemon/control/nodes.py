@@ -6,9 +6,9 @@ from typing import Any
 
 import trio
 
-from daemon.errors import BadRequest, UnknownNode
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model.errors import BadRequest, UnknownNode
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run

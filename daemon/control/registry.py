@@ -14,7 +14,7 @@ from daemon.control.nodes import NODE_HANDLERS
 from daemon.control.runs import RUN_HANDLERS
 from daemon.control.top import TOP_HANDLERS
 from daemon.control.topics import TOPIC_HANDLERS
-from daemon.errors import BrokenInvariant
+from daemon.model.errors import BrokenInvariant
 from daemon.model.requests import REQUESTS, Request
 from daemon.run.runtime import Runtime
 

@@ -8,9 +8,9 @@ import time
 import trio
 
 from daemon import __version__
-from daemon.errors import BadRequest, BrokenInvariant
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model.errors import BadRequest, BrokenInvariant
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import DEFAULT_GRACE_S
 from node_sdk import paths

@@ -3,7 +3,7 @@
 Every request runs in its own task so a slow one (`wait`, `stop`) never holds up others.
 Each message that arrives ends in exactly one log line: dropped (not a request at all),
 refused (a bad request, or too many in flight), failed (a handler's error, answered),
-or answered (at debug level). Only the fatal list of `daemon.errors` escapes, to the root
+or answered (at debug level). Only the fatal list of `daemon.model.errors` escapes, to the root
 nursery, which stops every node and exits.
 """
 
@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from daemon.control.registry import Handler
-from daemon.errors import FATAL_ERRORS, BadRequest, RecoverableError
+from daemon.model.errors import FATAL_ERRORS, BadRequest, RecoverableError
 from daemon.model.protocol import (
     Decoded,
     Garbage,

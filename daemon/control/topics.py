@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from daemon.errors import BadRequest
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model.errors import BadRequest
 from node_sdk import paths
 from node_sdk.config import Edge
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from daemon.errors import BadRequest
 from daemon.model import requests as rq
 from daemon.model.descriptor_fields import env_name_problem, env_value_problem
+from daemon.model.errors import BadRequest
 
 if TYPE_CHECKING:
     import cattrs

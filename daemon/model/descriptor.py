@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import DataflowInvalid
 from daemon.model import descriptor_fields as f
 from daemon.model import executables
 from daemon.model.descriptor_model import (
@@ -21,6 +20,7 @@ from daemon.model.descriptor_model import (
     RestartPolicy,
     Timer,
 )
+from daemon.model.errors import DataflowInvalid
 from daemon.model.yaml_lines import Loaded, YamlSyntaxError, load
 
 __all__ = [

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.errors import DataflowInvalid
 from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, NodeSpec, load_text, parse_loaded
+from daemon.model.errors import DataflowInvalid
 from daemon.model.yaml_lines import Loaded
 from daemon.model.yaml_lines import Path as Where
 

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import attrs
 
-from daemon.errors import BadRequest, FlowError
 from daemon.model import requests as rq
 from daemon.model.convert import OutOfRange, structure, unstructure
+from daemon.model.errors import BadRequest, FlowError
 from node_sdk.strictjson import depth
 
 __all__ = [

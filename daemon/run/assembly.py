@@ -15,8 +15,8 @@ from pathlib import Path
 import trio
 import zmq
 
-from daemon.errors import ControlSocketUnavailable
 from daemon.keeper.logs import Tee
+from daemon.model.errors import ControlSocketUnavailable
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.run import dynamic
 from daemon.run.node_channel import NodeChannel, bind_router

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from daemon.errors import RecoverableError
 from daemon.model import routing
 from daemon.model.descriptor import OutputRef
+from daemon.model.errors import RecoverableError
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from node_sdk import channel, config

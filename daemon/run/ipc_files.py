@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from daemon.errors import ControlSocketUnavailable
+from daemon.model.errors import ControlSocketUnavailable
 
 PROBE_TIMEOUT_S = 1.0
 

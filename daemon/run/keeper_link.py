@@ -16,9 +16,9 @@ import attrs
 import trio
 import zmq
 
-from daemon.errors import KeeperLost, NodeSpawnFailed
 from daemon.keeper.logs import Tee
 from daemon.keeper.process import Keeper
+from daemon.model.errors import KeeperLost, NodeSpawnFailed
 from daemon.model.keeper_messages import (
     Attach,
     FromKeeper,

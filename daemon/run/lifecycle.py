@@ -9,9 +9,9 @@ import threading
 
 import trio
 
-from daemon.errors import KeeperLost
 from daemon.keeper.ledger import EXIT_LEDGER
 from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.model.errors import KeeperLost
 from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus

@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import zmq
 
-from daemon.errors import RecoverableError
+from daemon.model.errors import RecoverableError
 from daemon.model.node_stats import merge_report
 from daemon.model.once import OncePerKey
 from daemon.run import ipc_files

@@ -20,11 +20,11 @@ from typing import Any
 
 import psutil
 
-from daemon.errors import FlowError, RecoverableError
 from daemon.files import write_atomic
 from daemon.keeper.ledger import EXIT_LEDGER, read_exits
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import pids
+from daemon.model.errors import FlowError, RecoverableError
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.runtime import Runtime

@@ -15,7 +15,10 @@ import attrs
 import trio
 import zmq
 
-from daemon.errors import (
+from daemon.files import write_atomic
+from daemon.keeper.logs import Tee
+from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
+from daemon.model.errors import (
     BadRequest,
     ControlSocketUnavailable,
     DataflowInvalid,
@@ -25,9 +28,6 @@ from daemon.errors import (
     StateStoreUnusable,
     UnknownRun,
 )
-from daemon.files import write_atomic
-from daemon.keeper.logs import Tee
-from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
 from daemon.model.keeper_messages import State
 from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise

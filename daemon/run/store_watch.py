@@ -13,7 +13,7 @@ import logging
 
 import trio
 
-from daemon.errors import StateWriteFailed
+from daemon.model.errors import StateWriteFailed
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
 from daemon.store import Store

@@ -16,10 +16,10 @@ import attrs
 import trio
 import zmq
 
-from daemon.errors import StateWriteFailed
 from daemon.keeper.logs import Tee
 from daemon.model import routing
 from daemon.model.descriptor import Dataflow, OutputRef
+from daemon.model.errors import StateWriteFailed
 from daemon.model.graph import downstream
 from daemon.model.keeper_messages import (
     Degraded,

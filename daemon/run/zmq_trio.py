@@ -20,7 +20,7 @@ import attrs
 import trio
 import zmq
 
-from daemon.errors import FATAL_ERRORS
+from daemon.model.errors import FATAL_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import attrs
 import trio
 import zmq
 
-from daemon.errors import KeeperLost, StateWriteFailed
 from daemon.model.descriptor import parse_dataflow
+from daemon.model.errors import KeeperLost, StateWriteFailed
 from daemon.model.keeper_messages import (
     Exited,
     FromKeeper,

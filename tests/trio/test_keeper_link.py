@@ -9,7 +9,7 @@ import trio
 import trio.testing
 import zmq
 
-from daemon.errors import KeeperLost
+from daemon.model.errors import KeeperLost
 from daemon.model.keeper_messages import FromKeeper, Ping, Pong, decode, encode
 from daemon.run.keeper_link import HEARTBEAT_S, KEEPER_SILENCE_S, KeeperLink
 

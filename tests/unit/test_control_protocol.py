@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.control.registry import HANDLERS
-from daemon.errors import BadRequest
 from daemon.model import protocol
 from daemon.model import requests as rq
+from daemon.model.errors import BadRequest
 from daemon.model.protocol import Garbage, decode_request, encode_request
 
 JSON_LEAVES = st.one_of(

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import DataflowInvalid
 from daemon.model.descriptor import (
     MAX_NODES,
     MAX_YAML_BYTES,
@@ -20,6 +19,7 @@ from daemon.model.descriptor import (
     expand_env,
     parse_dataflow,
 )
+from daemon.model.errors import DataflowInvalid
 
 
 def write(tmp_path: Path, text: str, name: str = "df.yml") -> Path:

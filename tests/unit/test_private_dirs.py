@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import ControlSocketUnavailable
 from daemon.main import hold_home_lock
+from daemon.model.errors import ControlSocketUnavailable
 from daemon.run import ipc_files
 from node_sdk import paths, private
 

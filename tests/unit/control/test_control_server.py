@@ -9,9 +9,9 @@ import pytest
 import trio
 
 from daemon.control import server as server_module
-from daemon.errors import BrokenInvariant, UnknownRun
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model.errors import BrokenInvariant, UnknownRun
 
 
 def _control_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
