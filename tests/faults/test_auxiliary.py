@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fault_tools import runs, tmpfs
 from helpers import NODES, flow
 
 CHATTY = f"""
@@ -19,28 +17,8 @@ nodes:
 """
 
 
-@contextlib.contextmanager
-def tmpfs(where: Path, options: str) -> Iterator[None]:
-    where.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def attached_run(home: Path, yml: Path, name: str) -> subprocess.CompletedProcess[str]:
     return flow("start", str(yml), "--attach", "--name", name, home=home, timeout=120)
-
-
-def runs(home: Path) -> dict[str, dict]:
-    listed = flow("list", "--all", "--json", home=home).stdout.splitlines()
-    return {r["name"]: r for r in map(json.loads, listed)}
 
 
 @pytest.mark.parametrize(

@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-from helpers import NODES, flow
+from fault_tools import GRACE, diagnostics, run_info, start, up
+from helpers import flow
 from procs import daemon_pid, node_processes, wait_gone
-
-from node_sdk import paths
-
-GRACE = "6"
-
-STREAM = """
-nodes:
-  - id: counter
-    path: NODES/counter.py
-    inputs:
-      tick: flow/timer/millis/20
-    outputs: [count]
-  - id: sink
-    path: NODES/seqsink.py
-    inputs:
-      data: {source: counter/count, queue_size: 1000}  # a starved CPU must not drop
-"""
-
-
-def up(home: Path) -> None:
-    done = flow("up", home=home, env_extra={"FLOW_DAEMON_GRACE": GRACE})
-    assert done.returncode == 0, done.stderr
-
-
-def start(home: Path, tmp_path: Path, name: str) -> dict[str, Any]:
-    yml = tmp_path / f"{name}.yml"
-    yml.write_text(STREAM.replace("NODES", str(NODES)))
-    done = flow("start", str(yml), "--detach", "--name", name, home=home)
-    assert done.returncode == 0, done.stderr
-    return run_info(home, name)
-
-
-def run_info(home: Path, name: str) -> dict[str, Any]:
-    done = flow("list", "--all", "--json", home=home)
-    assert done.returncode == 0, done.stderr
-    runs = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    return [r for r in runs if r["name"] == name][-1]
-
-
-def diagnostics(home: Path) -> str:
-    logs = [paths.daemon_log(home), *sorted(home.glob("runs/*/keeper.log"))]
-    return "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
 
 
 def sink_summary(home: Path, name: str) -> str:

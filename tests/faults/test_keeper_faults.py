@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fault_tools import STREAM, diagnostics, run_info, start
 from helpers import NODES, flow
 from procs import node_processes, wait_gone
-from test_daemon_crash import STREAM, diagnostics, run_info, start
 
 from daemon.model.pids import alive
 from node_sdk import paths

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_tools import runs, tmpfs
 from helpers import NODES, flow
-from test_auxiliary import runs, tmpfs
 
 from daemon.keeper.logs import REOPEN_AFTER_S, NodeLog
 from daemon.model.logformat import LogRecord

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_tools import start, up
 from helpers import flow
 from procs import alive, daemon_pid, wait_gone
-from test_daemon_crash import start, up
 
 from node_sdk import paths
 
