@@ -144,8 +144,8 @@ def test_fuzzing_control_node_channel_and_keeper_while_a_run_streams(
         "binary": bytes(range(200, 256)),
     }
     sockets: dict[str, zmq.Socket[bytes]] = {}
-    endpoints = {"control": paths.control_endpoint(daemon), "keeper": "ipc://"
-                 + str(paths.run_socket_dir(daemon, run["id"]) / "keeper")}  # fmt: skip
+    run_sockets = paths.run_socket_dir(paths.socket_dir(daemon), run["id"])
+    endpoints = {"control": paths.control_endpoint(daemon), "keeper": f"ipc://{run_sockets}/keeper"}
     for name in ("control", "keeper", *identities):
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)

@@ -18,10 +18,8 @@ def test_runs_created_in_the_same_millisecond_get_their_own_sockets_and_segments
     monkeypatch.setattr(runtime.time, "time_ns", lambda: 1_700_000_000_123_456_789)
     first, second = runtime.new_run_id(), runtime.new_run_id()
     assert first[:13] == second[:13]  # the same timestamp
-    home = tmp_path / "home"
-    assert paths.run_socket_dir(paths.socket_dir(home), first) != paths.run_socket_dir(
-        paths.socket_dir(home), second
-    )
+    sockets = paths.socket_dir(tmp_path / "home")
+    assert paths.run_socket_dir(sockets, first) != paths.run_socket_dir(sockets, second)
     assert run_prefix(first) != run_prefix(second)
     for run_id in (first, second):
         (tmp_path / f"{run_prefix(run_id)}seg").write_bytes(b"x")
