@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon import errors
+from daemon.model import errors
 from daemon.main import find_fatal
 
 
