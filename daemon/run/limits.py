@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import resource
@@ -37,12 +38,23 @@ def fds_left() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0] - fds_in_use()
 
 
-def _malloc_trim() -> None:
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once: `find_library` runs helper programs on Linux."""
     name = ctypes.util.find_library("c")
     if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
-        ctypes.CDLL(name).malloc_trim(0)
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _malloc_trim() -> None:
+    libc = _libc()
+    with contextlib.suppress(AttributeError):  # not glibc: nothing to trim
+        if libc is not None:
+            libc.malloc_trim(0)
 
 
 async def trim_memory() -> None:
