@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.model import errors
 from daemon.main import find_fatal
+from daemon.model import errors
 
 
 def every_subclass(kind: type[BaseException]) -> set[type[BaseException]]:
