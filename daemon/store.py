@@ -152,10 +152,11 @@ class Store:
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         stale = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
-        if _identity(self.path) is None:
-            for extra in stale:
-                with contextlib.suppress(FileNotFoundError):
-                    extra.replace(extra.with_name(f"{extra.name}.lost-{int(time.time())}"))
+        with contextlib.suppress(OSError):  # cannot tell: the new connection will say
+            if _identity(self.path) is None:
+                for extra in stale:
+                    with contextlib.suppress(FileNotFoundError):
+                        extra.replace(extra.with_name(f"{extra.name}.lost-{int(time.time())}"))
         try:
             self.db = _connect(self.path)
         except (sqlite3.Error, OSError) as exc:

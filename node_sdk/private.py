@@ -121,15 +121,30 @@ def prepare_home(home: Path) -> None:
 
 
 def _tighten(folder: Path, *, recurse: bool) -> None:
-    for entry in os.scandir(folder):
-        info = entry.stat(follow_symlinks=False)
-        if info.st_uid != os.getuid() or stat.S_ISLNK(info.st_mode):
-            continue  # not ours to change: root's files in a user's home, links
-        mode = stat.S_IMODE(info.st_mode)
-        if stat.S_ISDIR(info.st_mode):
-            if recurse:
-                if mode & 0o077:
-                    os.chmod(entry.path, PRIVATE_DIR)
-                _tighten(Path(entry.path), recurse=True)
-        elif mode & 0o077:
-            os.chmod(entry.path, mode & 0o700)
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return  # a run folder removed meanwhile
+    except OSError as exc:
+        raise NotPrivate(f"cannot read {folder}: {exc.strerror or exc}") from None
+    for entry in entries:
+        try:
+            _tighten_entry(entry, recurse)
+        except FileNotFoundError:
+            continue  # SQLite's -wal/-shm, a pid file: gone between the listing and now
+        except OSError as exc:
+            raise NotPrivate(f"cannot make {entry.path} private: {exc.strerror or exc}") from None
+
+
+def _tighten_entry(entry: os.DirEntry[str], recurse: bool) -> None:
+    info = entry.stat(follow_symlinks=False)
+    if info.st_uid != os.getuid() or stat.S_ISLNK(info.st_mode):
+        return  # not ours to change: root's files in a user's home, links
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISDIR(info.st_mode):
+        if recurse:
+            if mode & 0o077:
+                os.chmod(entry.path, PRIVATE_DIR)
+            _tighten(Path(entry.path), recurse=True)
+    elif mode & 0o077:
+        os.chmod(entry.path, mode & 0o700)

@@ -15,6 +15,8 @@ from daemon.model import settings
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # once: a second SIGTERM (a session ending) must not cut `serve`'s cleanup short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 

@@ -10,6 +10,7 @@ cause shows in `flow status` as `degraded: state store: ...`.
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import trio
 
@@ -38,7 +39,7 @@ def _recreate(rt: Runtime, cause: str) -> None:
         rt.store.reopen()
         for run in list(rt.runs.values()):
             record_again(rt.store, run, rt.origin)
-    except StateWriteFailed as exc:
+    except (StateWriteFailed, OSError, sqlite3.Error) as exc:  # auxiliary: never fatal
         _note(rt, f"{cause}; {exc}; retrying every {CHECK_S:g}s")
         return
     _note(rt, f"{cause}: recreated with the {len(rt.runs)} live runs (ended runs' history lost)")

@@ -145,7 +145,9 @@ class Run:
             stdout_as = StdoutAs(
                 source=f"{slot.id}/{slot.spec.send_stdout_as}",
                 edges=tuple(Edge(**edge) for edge in edges[slot.spec.send_stdout_as]),
-                restartable=slot.spec.restart.policy != "never",
+                # any node can be restarted by hand (`flow node restart`); the daemon closes
+                # these inputs itself once the node has ended for good (node_finished)
+                restartable=True,
             )
         assert self.keeper is not None
         self.keeper.send(

@@ -175,3 +175,20 @@ def test_end_orphans_removes_only_stale_sockets(flow_home: Path) -> None:
         assert control.is_socket()
         assert not nodes.exists()
         control.unlink()
+
+
+def test_a_file_gone_while_a_home_is_tightened_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite removes its -wal/-shm when its last connection closes: a race, not an error."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    for name in ("state.db", "state.db-wal"):
+        (home / name).write_text("x")
+        (home / name).chmod(0o644)
+    listed = list(os.scandir(home))  # what scandir saw, before the -wal went
+    (home / "state.db-wal").unlink()
+    with monkeypatch.context() as patch:  # os.scandir is everyone's: undone at once
+        patch.setattr(private.os, "scandir", lambda folder: iter(listed))
+        private._tighten(home, recurse=True)  # before: FileNotFoundError out of the start
+    assert stat.S_IMODE((home / "state.db").stat().st_mode) == 0o600
