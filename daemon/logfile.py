@@ -39,7 +39,8 @@ class PatientFileHandler(logging.Handler):
         self.write_held()
 
     def write_held(self) -> None:
-        try:
+        # ENOSPC, EIO...: what is held stays for the next record
+        with contextlib.suppress(OSError):
             if self.lost:
                 os.write(
                     self.fd, f"... {self.lost} log lines lost: the log was not writable\n".encode()
@@ -51,8 +52,6 @@ class PatientFileHandler(logging.Handler):
                     self.held[0] = self.held[0][written:]  # the rest once there is room
                     continue
                 self.held.popleft()
-        except OSError:
-            pass  # ENOSPC, EIO...: kept for the next record
 
     def close(self) -> None:
         self.write_held()

@@ -7,7 +7,6 @@ dynamic node that froze past its heartbeat is refused and told to stop when it r
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -16,12 +15,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 import zmq
+from fault_tools import tmpfs
 from helpers import NODES, flow, flow_env
 from procs import daemon_pid, node_processes
 
@@ -54,22 +52,6 @@ nodes:
       data: counter/count
     outputs: [seen]
 """
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, options: str) -> Iterator[None]:
-    """A real small filesystem at `where` (root only; skipped elsewhere)."""
-    where.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _alive(pid: int) -> bool:
