@@ -66,31 +66,26 @@ def run_foreground_sync(
     grace: float = DEFAULT_GRACE_S,
     on_signal: OnSignal | None = None,
 ) -> dict[str, Any]:
-    """The CLI's entry (`flow run`): `run_foreground` under its own trio loop."""
-    return trio.run(
-        lambda: run_foreground(
-            path, text, env, stop_after=stop_after, tee=tee, grace=grace, on_signal=on_signal
-        )
-    )
-
-
-async def run_foreground(
-    path: Path,
-    text: str,
-    env: dict[str, str],
-    *,
-    stop_after: float | None,
-    tee: Tee,
-    grace: float = DEFAULT_GRACE_S,
-    on_signal: OnSignal | None = None,
-) -> dict[str, Any]:
-    """Run one dataflow to its end; returns its run info. Ctrl-C stops it (twice: at once).
+    """`flow run`'s one entry: run one dataflow to its end under its own trio loop; returns
+    its run info. Ctrl-C stops it (twice: at once).
 
     SIGINT, SIGTERM and SIGPIPE (stdout's reader left) all stop the run the same way;
     `on_signal(sig, first)` hears of each, `first` False once a stop is under way.
 
     `path` must be absolute (the caller resolves it, outside the event loop).
     """
+    return trio.run(_watched, path, text, env, stop_after, tee, grace, on_signal)
+
+
+async def _watched(
+    path: Path,
+    text: str,
+    env: dict[str, str],
+    stop_after: float | None,
+    tee: Tee,
+    grace: float,
+    on_signal: OnSignal | None,
+) -> dict[str, Any]:
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)
     # opened first: no signal finds the socket folder made or a node spawned, unwatched
     with trio.open_signal_receiver(*stops) as signals:
