@@ -6,6 +6,7 @@ import it from here (`node_sdk/__init__` is lazy, so this costs no zmq import).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -51,7 +52,7 @@ def _runtime_dir_is_ours(runtime: str) -> bool:
     )
 
 
-_OBSERVER = re.compile(r"obs-[0-9]{1,10}-[0-9a-f]{6}")
+_OBSERVER = re.compile(r"obs-([0-9]{1,10})-[0-9a-f]{6}")
 
 
 def observer_endpoint(sockets: Path, pid: int, token: str) -> str:
@@ -66,6 +67,17 @@ def observer_socket(sockets: Path, endpoint: str) -> Path | None:
     if not endpoint.startswith("ipc://") or path.parent != sockets:
         return None
     return path if _OBSERVER.fullmatch(path.name) else None
+
+
+def observer_sockets(sockets: Path) -> dict[Path, int]:
+    """Every observer socket file directly in `sockets`, with the pid in its name."""
+    found: dict[Path, int] = {}
+    with contextlib.suppress(OSError):
+        for path in sockets.iterdir():
+            match = _OBSERVER.fullmatch(path.name)
+            if match:
+                found[path] = int(match.group(1))
+    return found
 
 
 def control_endpoint(home: Path) -> str:

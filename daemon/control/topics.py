@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from daemon.model import pids
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest
@@ -118,6 +119,22 @@ def drop_lease(rt: Runtime, lease_id: str) -> None:
             path.unlink()
 
 
+def sweep_abandoned_observers(rt: Runtime) -> None:
+    """Remove the socket files of observers that died before taking a lease.
+
+    An observer binds its socket first and subscribes after; killed in between, it leaves a
+    file that no lease will ever unlink. Its pid is in the name: once that process is gone
+    (and no lease names the file), nobody will use it.
+    """
+    leased = {paths.observer_socket(rt.socket_dir, lease.endpoint) for lease in rt.leases.values()}
+    for path, pid in paths.observer_sockets(rt.socket_dir).items():
+        if path not in leased and not pids.alive(pid):
+            with contextlib.suppress(OSError):
+                if path.is_socket():
+                    path.unlink()
+                    log.info("removed the socket of observer pid %d, gone before subscribing", pid)
+
+
 async def expire_leases(rt: Runtime) -> None:
     """Observers that stopped renewing (killed, gone) are unwired: bounded by LEASE_S."""
     while True:
@@ -126,6 +143,7 @@ async def expire_leases(rt: Runtime) -> None:
             if lease.expires < now or lease.run_id not in rt.runs:
                 log.info("observer lease %s expired", lease_id)
                 drop_lease(rt, lease_id)
+        sweep_abandoned_observers(rt)
         await trio.sleep(1.0)
 
 

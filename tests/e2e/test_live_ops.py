@@ -138,6 +138,35 @@ def test_a_killed_echo_is_unwired_and_its_socket_removed(daemon: Path, tmp_path:
     assert "gaps=0 repeats=0" in summary
 
 
+def test_an_observer_killed_before_subscribing_leaves_no_socket(daemon: Path) -> None:
+    # bound, then killed before its subscribe request: no lease will ever name the file
+    sockets = paths.socket_dir(daemon)
+    bind = (
+        "import os, sys, time, zmq\n"
+        "from node_sdk import paths\n"
+        "endpoint = paths.observer_endpoint(paths.Path(sys.argv[1]), os.getpid(), 'abcdef')\n"
+        "zmq.Context().socket(zmq.PULL).bind(endpoint)\n"
+        "print(endpoint, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    observer = subprocess.Popen(
+        [sys.executable, "-c", bind, str(sockets)], stdout=subprocess.PIPE, text=True
+    )
+    assert observer.stdout is not None
+    socket = Path(observer.stdout.readline().strip().removeprefix("ipc://"))
+    assert socket.parent == sockets
+    assert socket.is_socket()
+    time.sleep(1.5)  # the daemon's sweeps meanwhile leave a live observer's socket alone
+    assert socket.exists()
+    observer.kill()
+    observer.wait()
+    observer.stdout.close()
+    deadline = time.monotonic() + BOUND_S
+    while socket.exists():
+        assert time.monotonic() < deadline, "the dead observer's socket file was left behind"
+        time.sleep(0.2)
+
+
 def test_top_once_is_json_with_every_node(daemon: Path, tmp_path: Path) -> None:
     start(daemon, tmp_path, "one")
     start(daemon, tmp_path, "two")
