@@ -46,6 +46,8 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
     from cli import render
     from cli.commands.config import load_settings
     from cli.durations import parse_duration
@@ -76,11 +78,7 @@ def run(args: argparse.Namespace) -> int:
     signals: list[signal.Signals] = []
 
     def tee(node: str, record: LogRecord) -> None:
-        if record.stream == "log":
-            line = f"{record.level} {record.logger or node}: {record.message}"
-        else:
-            line = record.message
-        stdout.put(render.prefixed(node, line, width))
+        stdout.put(Text("\n").join(render.log_lines(node, record, width)))
 
     def on_signal(sig: signal.Signals, first: bool) -> None:
         signals.append(sig)
