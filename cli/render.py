@@ -99,7 +99,8 @@ def log_lines(node: str, record: LogRecord, width: int = 0) -> list[Text]:
     """
     lines = []
     for part in line_parts(record, node, width):
-        text = Text(part.prefix, style=node_colour(node))
+        text = Text()  # not Text(prefix, style=...): that would colour the whole line
+        text.append(part.prefix, style=node_colour(node))
         text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
         text.append_text(Text.from_ansi(part.text) if "\x1b" in part.text else Text(part.text))
         lines.append(text)
