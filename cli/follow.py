@@ -16,7 +16,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from daemon.model.logformat import LogRecord, json_line, level_number, parse_line, strip_ansi
+from daemon.model.logformat import (
+    LogRecord,
+    format_lines,
+    json_line,
+    level_number,
+    parse_line,
+    strip_ansi,
+)
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -153,8 +160,9 @@ class LinePrinter:
         if not self.accepts(record):
             return []
         self.width = max(self.width, len(node))
-        if self.as_json:
-            if self.grep is not None and self.grep not in strip_ansi(record.message):
+        if self.as_json:  # the record whole, when any line it shows as holds `grep`
+            shown = (strip_ansi(line) for line in format_lines(record, node))
+            if self.grep is not None and not any(self.grep in line for line in shown):
                 return []
             return [Text(json_line(node, record, keep_ansi=render.out.is_terminal))]
         lines = render.log_lines(node, record, self.width)

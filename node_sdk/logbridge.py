@@ -51,13 +51,16 @@ class RunLogFile:
 
     Nobody reads a dynamic node's stderr, so the node appends its records itself, in the
     keeper's format (`daemon/model/logformat.py`, `LogRecord.to_json`), rotated like the
-    keeper's files. A failed write never reaches the node: it is said once on stderr.
+    keeper's files. A failed write never reaches the node: it is said once on stderr, and
+    the file is opened again for the next record.
     """
 
     def __init__(self, path: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # records come from any thread of the node
+        self._fd: int | None = None
+        self._size = 0
         self._failed = False
 
     def append(self, record: logging.LogRecord) -> None:
@@ -69,26 +72,34 @@ class RunLogFile:
         data = line.encode("utf-8", "replace")
         with self._lock:
             try:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                with contextlib.suppress(FileNotFoundError):
-                    if self.path.stat().st_size + len(data) > self.max_bytes:
-                        self._rotate()
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
+                if self._fd is not None and self._size + len(data) > self.max_bytes:
+                    self._rotate()
+                if self._fd is None:
+                    self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                    self._fd = os.open(self.path, flags, 0o600)
+                    self._size = os.fstat(self._fd).st_size
+                os.write(self._fd, data)
+                self._size += len(data)
             except OSError as exc:
+                self._close()
                 if not self._failed:
                     self._failed = True
                     sys.stderr.write(f"flow: cannot write the node log {self.path}: {exc}\n")
 
     def _rotate(self) -> None:
+        self._close()
         for index in range(LOG_BACKUPS - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{index}")
             if older.exists():
                 older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 class RunLogHandler(logging.Handler):

@@ -92,7 +92,8 @@ def clock(stamp: float) -> str:
     """`12:00:01.234` local time; a line read back without a time shows dashes."""
     if not stamp:
         return "--:--:--.---"
-    return time.strftime("%H:%M:%S", time.localtime(stamp)) + f".{int(stamp % 1 * 1000):03d}"
+    seconds, millis = divmod(round(stamp * 1000), 1000)  # 0.9996 s is 1.000, never .999
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{millis:03d}"
 
 
 class LineParts(NamedTuple):

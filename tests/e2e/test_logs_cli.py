@@ -12,6 +12,8 @@ from pathlib import Path
 import pexpect
 from helpers import BOUND_S, flow, flow_env, write_dataflow
 
+from daemon.model.logformat import strip_ansi
+
 # `node | 12:00:01.234 ` : the head every shown line starts with
 HEAD = r"^(?P<node>[\w.-]+) +\| \d\d:\d\d:\d\d\.\d\d\d "
 
@@ -85,6 +87,25 @@ def test_one_format_everywhere_every_line_prefixed_read_without_a_daemon(
     assert any(line.endswith("ERROR talker: Traceback (most recent call last):") for line in talker)
     assert any(line.endswith("stderr: plain err") for line in talker)
     assert not any("hidden at INFO" in line for line in talker)
+
+
+def test_attached_start_prints_what_flow_logs_prints(daemon: Path, tmp_path: Path) -> None:
+    yml = talker_run(tmp_path)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "cli", "start", str(yml), "--name", "att"],
+        env={**flow_env(daemon), "TERM": "xterm-256color", "COLUMNS": "200"},
+        timeout=BOUND_S * 4, encoding="utf-8",
+    )  # fmt: skip
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    shown = [strip_ansi(line) for line in str(child.before).replace("\r\n", "\n").splitlines()]
+    node_lines = [line for line in shown if re.match(HEAD, line)]
+    logs = flow("logs", "att", home=daemon)
+    assert logs.returncode == 0, logs.stderr
+    assert sorted(node_lines) == sorted(logs.stdout.splitlines())
+    last = "ERROR talker: ZeroDivisionError: division by zero"
+    assert any(line.endswith(last) for line in node_lines)
 
 
 def test_grep_level_json_and_colour_only_on_a_terminal(flow_home: Path, tmp_path: Path) -> None:
