@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -269,6 +270,20 @@ def test_dynamic_node_prints_readable_lines_and_stores_them(daemon: Path, tmp_pa
     assert any(line.endswith("INFO viewer: viewer saw an input") for line in lines), lines
     assert lines[-1].endswith("ERROR viewer: KeyError: 'missing'")
     assert all(re.match(HEAD, line) for line in lines)
+    # a program that configured logging prints each record once, its way; flow stores it
+    configured = subprocess.run(
+        [sys.executable, "-c", "import logging, runpy, sys; "
+         "logging.basicConfig(format='MINE %(levelname)s %(message)s'); "
+         "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+         str(tmp_path / "viewer.py"), "dyn"],
+        env=flow_env(daemon), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stderr.count("viewer saw an input") == 1, configured.stderr
+    assert "MINE INFO viewer saw an input" in configured.stderr
+    again = flow("logs", "dyn", "viewer", "--grep", "saw an input", home=daemon).stdout
+    assert len(again.splitlines()) == 2, again  # both attachments' records are stored
+    logs = flow("logs", "dyn", "viewer", home=daemon)
     assert flow("stop", "dyn", home=daemon).returncode == 0
     down = flow("down", home=daemon)
     assert down.returncode == 0, down.stderr
@@ -316,3 +331,45 @@ def test_follow_ends_with_the_runs_result(daemon: Path, tmp_path: Path) -> None:
     result = json.loads(as_json.stdout.splitlines()[-1])["run"]
     assert (result["name"], result["status"]) == ("quits", "failed")
     assert result["failed_nodes"] == {"quitter": "exited 3"}
+
+
+def test_follow_without_a_daemon_follows_a_flow_run(flow_home: Path, tmp_path: Path) -> None:
+    yml = write_dataflow(
+        tmp_path,
+        """\
+        nodes:
+          - id: slow
+            path: slow.py
+            inputs: {tick: flow/timer/millis/100}
+        """,
+        {
+            "slow.py": """\
+                from node_sdk import Node
+                with Node() as node:
+                    for i, event in enumerate(node):
+                        print("slow tick", i, flush=True)
+                        if i == 20:
+                            break
+            """
+        },
+    )
+    running = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", str(yml)], env=flow_env(flow_home),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + BOUND_S
+        # the node's first line is logged: the run is recorded in the store by then
+        while not list(flow_home.glob("runs/*/logs/slow.log")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run_id = only_run_id(flow_home)
+        followed = flow("logs", run_id, "-f", home=flow_home, timeout=BOUND_S * 4)
+        assert followed.returncode == 0, followed.stderr
+        out = followed.stdout.splitlines()
+        assert out[-2].endswith("slow tick 20"), out  # every line, then the result
+        assert re.fullmatch(r"run \S+ succeeded", out[-1]), out
+        assert running.wait(BOUND_S) == 0
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
