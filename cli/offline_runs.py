@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.errors import BAD_INPUT, FAILED, CliError
+from daemon.model import pids
 from node_sdk import paths
 
 ACTIVE = ("starting", "running")
@@ -31,7 +32,7 @@ def resolve(home: Path, ref: str) -> dict[str, Any]:
     try:
         db.row_factory = sqlite3.Row
         rows = db.execute(
-            "SELECT id, name, status, ended, error, degraded FROM runs "
+            "SELECT id, name, status, ended, error, degraded, origin FROM runs "
             "WHERE id = ? OR name = ? OR id LIKE ? ORDER BY created DESC",
             (ref, ref, ref.replace("%", "").replace("_", "") + "%"),
         ).fetchall()
@@ -76,6 +77,20 @@ def _pick(ref: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
         raise CliError(f"no run with ID or name {ref!r}", FAILED)
     ids = ", ".join(m["id"][:13] for m in matches[:5])
     raise CliError(f"run reference {ref!r} is ambiguous: {ids}", FAILED)
+
+
+def being_run(run: dict[str, Any]) -> bool:
+    """Whether a process still runs this run: a `flow run` alive under its recorded tag.
+
+    With no daemon, a daemon run still marked active is run by nobody until `flow up`
+    recovers it; following its logs would wait forever.
+    """
+    origin = str(run.get("origin") or "")
+    return (
+        run["status"] in ACTIVE
+        and origin.startswith("foreground:")
+        and pids.is_tagged_alive(origin.removeprefix("foreground:"))
+    )
 
 
 def log_files(home: Path, run: dict[str, Any], node: str | None) -> dict[str, str]:

@@ -117,16 +117,21 @@ def follow(
 
     if online:
         return follow_run(run_id, follower, printer, node=node)
-    from cli import client, offline_runs  # no daemon: a `flow run` may be writing the logs
+    from cli import client, offline_runs, render  # no daemon: a `flow run` may be writing
 
     home = client.home_path()
     while True:
         for name, record in follower.poll():
             printer(name, record)
         info = offline_runs.resolve(home, run_id)
-        if info.get("ended") is not None or info["status"] not in offline_runs.ACTIVE:
+        if info.get("ended") is not None or not offline_runs.being_run(info):
             for name, record in follower.poll(final=True):
                 printer(name, record)
+            if info["status"] in offline_runs.ACTIVE:
+                render.warning(
+                    f"run {render.run_label(info)} is recorded as {info['status']} but no "
+                    "daemon runs it: flow up recovers it"
+                )
             return info
         time.sleep(0.2)
 

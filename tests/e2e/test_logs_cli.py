@@ -13,7 +13,9 @@ from pathlib import Path
 import pexpect
 from helpers import BOUND_S, flow, flow_env, write_dataflow
 
-from daemon.model.logformat import strip_ansi
+from daemon.model.logformat import LogRecord, strip_ansi
+from daemon.store import Store
+from node_sdk import paths
 
 # `node | 12:00:01.234 ` : the head every shown line starts with
 HEAD = r"^(?P<node>[\w.-]+) +\| \d\d:\d\d:\d\d\.\d\d\d "
@@ -373,3 +375,19 @@ def test_follow_without_a_daemon_follows_a_flow_run(flow_home: Path, tmp_path: P
         if running.poll() is None:
             running.kill()
             running.wait()
+
+
+def test_follow_without_a_daemon_does_not_wait_on_a_run_nobody_runs(flow_home: Path) -> None:
+    # what a daemon killed with SIGKILL leaves: a run still `running`, its log file
+    run_id = "01a20000-0000-7000-8000-000000000001"
+    store = Store.open(paths.state_db(flow_home))
+    store.create_run(run_id, "orphaned", "/x.yml", [("cam", "running")], "daemon", {})
+    store.update_run(run_id, status="running")
+    store.close()
+    log = paths.node_log(flow_home, run_id, "cam")
+    log.parent.mkdir(parents=True)
+    log.write_text(LogRecord(1.0, "stdout", "last frame").to_json() + "\n")
+    followed = flow("logs", "orphaned", "-f", home=flow_home, timeout=BOUND_S * 2)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.splitlines()[0].endswith("last frame")
+    assert "recorded as running but no daemon runs it: flow up recovers it" in followed.stderr
