@@ -166,7 +166,7 @@ def dynamic_log(run_id: str, node_id: str) -> Path:
     return paths.node_log(paths.flow_home(), run_id, node_id)
 
 
-def install(dynamic_log: Path | None = None) -> None:
+def install(own_file: Path | None = None) -> None:
     """Route the program's logging into the node's log, keeping its own configuration.
 
     A program that configured logging (`basicConfig`, its own handlers) keeps it: flow
@@ -174,7 +174,7 @@ def install(dynamic_log: Path | None = None) -> None:
     `logging.lastResort`, the handler logging uses only while no other is configured, so
     a `basicConfig` after `Node()` still takes effect. The root level is set (from
     `FLOW_LOG_LEVEL`, default INFO) only while the program has left it at logging's
-    default. `dynamic_log`: a dynamic node's log file, which gets every record too.
+    default. `own_file`: a dynamic node's log file, which gets every record too.
     """
     root = logging.getLogger()
     configured = bool(root.handlers)
@@ -184,11 +184,11 @@ def install(dynamic_log: Path | None = None) -> None:
         return  # once per process
     if root.level == logging.WARNING:  # logging's default: nobody chose a level
         root.setLevel(level_from_env())
-    if dynamic_log is None:
+    if own_file is None:
         if not configured:
             logging.lastResort = FlowLogHandler()
         return
-    log_file = RunLogFile(dynamic_log)
+    log_file = RunLogFile(own_file)
     if configured:  # the program's handlers show the records; flow only stores them
         root.addHandler(RunLogHandler(log_file, show=False))
     else:
