@@ -107,6 +107,11 @@ def log_lines(node: str, record: LogRecord, width: int = 0) -> list[Text]:
     return lines
 
 
+def log_text(node: str, record: LogRecord, width: int = 0) -> Text:
+    """`log_lines` as one Text (one write, so a record's lines stay together)."""
+    return Text("\n").join(log_lines(node, record, width))
+
+
 Cell = str | Text
 
 

@@ -46,8 +46,6 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.text import Text
-
     from cli import render
     from cli.commands.config import load_settings
     from cli.durations import parse_duration
@@ -78,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     signals: list[signal.Signals] = []
 
     def tee(node: str, record: LogRecord) -> None:
-        stdout.put(Text("\n").join(render.log_lines(node, record, width)))
+        stdout.put(render.log_text(node, record, width))
 
     def on_signal(sig: signal.Signals, first: bool) -> None:
         signals.append(sig)
