@@ -74,6 +74,8 @@ def test_one_format_everywhere_every_line_prefixed_read_without_a_daemon(
     ran = flow("run", str(yml), home=flow_home)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     run_lines = [line for line in ran.stdout.splitlines() if " | " in line]
+    assert "red text" in ran.stdout
+    assert "\x1b" not in ran.stdout  # piped: the node's colour is left out
     # no daemon is running: flow logs reads the files, finding the run in the store
     run_id = only_run_id(flow_home)
     logs = flow("logs", run_id[:13], home=flow_home)
