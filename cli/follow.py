@@ -14,9 +14,19 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from daemon.model.logformat import LogRecord, format_record, parse_line
+from daemon.model.logformat import (
+    LogRecord,
+    format_lines,
+    json_line,
+    level_number,
+    parse_line,
+    strip_ansi,
+)
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 Emit = Callable[[str, LogRecord], None]
 
@@ -114,37 +124,55 @@ class LogFollower:
 
 
 class LinePrinter:
-    """Prints records as `flow logs` shows them, `node | line` when several nodes show."""
+    """Prints records the one way `flow logs`, `flow start` and `flow run` show them.
+
+    Filters: `since` (a time) and `level` (a minimum, see `level_number`) take or leave
+    a whole record; `grep` keeps the shown lines that contain it, so it matches the node,
+    time, level and logger as well as the text. `as_json` prints one object per record.
+    """
 
     def __init__(
         self,
         nodes: Iterable[str],
         *,
-        prefix: bool,
         grep: str | None = None,
         since: float | None = None,
+        level: int | None = None,
+        as_json: bool = False,
     ) -> None:
         self.width = max((len(n) for n in nodes), default=0)
-        self.prefix = prefix
         self.grep = grep
         self.since = since
+        self.level = level
+        self.as_json = as_json
 
     def accepts(self, record: LogRecord) -> bool:
         if self.since is not None and record.time and record.time < self.since:
             return False
-        return self.grep is None or self.grep in record.message
+        return self.level is None or level_number(record) >= self.level
+
+    def lines(self, node: str, record: LogRecord) -> list[Text]:
+        """What the record shows as, once filtered: its lines, or its one JSON line."""
+        from rich.text import Text
+
+        from cli import render
+
+        if not self.accepts(record):
+            return []
+        self.width = max(self.width, len(node))
+        if self.as_json:  # the record whole, when any line it shows as holds `grep`
+            shown = (strip_ansi(line) for line in format_lines(record, node))
+            if self.grep is not None and not any(self.grep in line for line in shown):
+                return []
+            return [Text(json_line(node, record, keep_ansi=render.out.is_terminal))]
+        lines = render.log_lines(node, record, self.width)
+        return [line for line in lines if self.grep is None or self.grep in line.plain]
 
     def __call__(self, node: str, record: LogRecord) -> None:
         from cli import render
 
-        if not self.accepts(record):
-            return
-        line = format_record(record, node)
-        if self.prefix:
-            self.width = max(self.width, len(node))
-            render.out.print(render.prefixed(node, line, self.width))
-        else:
-            render.info(line)
+        for line in self.lines(node, record):
+            render.out.print(line)
 
 
 class Interrupts:

@@ -14,6 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from daemon.model.logformat import LogRecord, line_parts
+
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:
@@ -41,6 +43,8 @@ STATUS_STYLES = {
     "killed": "bold red",
     "lost": "bold red",
 }
+# the head of a log record (time, level, logger) by its level
+LEVEL_STYLES = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
 # readable on dark and light backgrounds; red is kept for errors
 _NODE_COLOURS = (
     "cyan",
@@ -85,6 +89,27 @@ def prefixed(node: str, line: str, width: int = 0) -> Text:
     text = Text(f"{node:<{width}} | ", style=node_colour(node))
     text.append(line)
     return text
+
+
+def log_lines(node: str, record: LogRecord, width: int = 0) -> list[Text]:
+    """A node's log record as `flow run`, `flow start` and `flow logs` all print it.
+
+    The `node | ` prefix is coloured per node; a node's own ANSI colours become rich
+    styles, so they show on a terminal and are left out when stdout is piped.
+    """
+    lines = []
+    for part in line_parts(record, node, width):
+        text = Text()  # not Text(prefix, style=...): that would colour the whole line
+        text.append(part.prefix, style=node_colour(node))
+        text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
+        text.append_text(Text.from_ansi(part.text) if "\x1b" in part.text else Text(part.text))
+        lines.append(text)
+    return lines
+
+
+def log_text(node: str, record: LogRecord, width: int = 0) -> Text:
+    """`log_lines` as one Text (one write, so a record's lines stay together)."""
+    return Text("\n").join(log_lines(node, record, width))
 
 
 Cell = str | Text

@@ -1,24 +1,32 @@
-"""Python `logging` -> structured lines on stderr that the daemon keeps as log records.
+"""Python `logging` -> the node's log: marked lines the keeper stores, or a dynamic node's file.
 
-A record is one line: `LOG_MARKER` then JSON with `t` (epoch s), `lvl`, `lg` (logger),
-`m` (message, with any traceback). `daemon/model/logformat.py` reads them; node_sdk imports
-nothing of ours, so the marker is duplicated here (a unit test checks the two are equal).
+A spawned node's record is one stderr line: `LOG_MARKER` then JSON with `t` (epoch s),
+`lvl`, `lg` (logger), `m` (message, with any traceback). A dynamic node's stderr is a
+terminal nobody records: it prints readable lines there and appends its records to the
+run's log file itself. `daemon/model/logformat.py` reads both; node_sdk imports nothing
+of ours, so the formats are duplicated here (unit tests check they agree).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+import threading
+import time
+from pathlib import Path
 from typing import Final, TextIO
 
 LOG_MARKER: Final = "\x1eFLOWLOG"
 LEVEL_ENV: Final = "FLOW_LOG_LEVEL"
+MAX_LOG_BYTES: Final = 16 << 20  # the daemon's default `log_max_bytes`
+LOG_BACKUPS: Final = 3  # as the keeper's node logs (daemon/keeper/logs.py)
 
 
 class FlowLogHandler(logging.Handler):
-    """Writes each record as one marked JSON line on stderr."""
+    """A spawned node: writes each record as one marked JSON line on stderr (the keeper's)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
@@ -26,20 +34,108 @@ class FlowLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = record.getMessage()
-            if record.exc_info:
-                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
-            if record.stack_info:
-                message = f"{message}\n{record.stack_info}"
             line = json.dumps(
-                {"t": record.created, "lvl": record.levelname, "lg": record.name, "m": message},
+                {"t": record.created, "lvl": record.levelname, "lg": record.name,
+                 "m": _message(record)},
                 ensure_ascii=False,
-            )
+            )  # fmt: skip
             stream = self._stream or sys.stderr  # looked up late: tests swap sys.stderr
             stream.write(f"{LOG_MARKER}{line}\n")
             stream.flush()
         except Exception:
             self.handleError(record)
+
+
+class RunLogFile:
+    """A dynamic node's own log file in its run (`runs/<uuid>/logs/<node>.log`).
+
+    Nobody reads a dynamic node's stderr, so the node appends its records itself, in the
+    keeper's format (`daemon/model/logformat.py`, `LogRecord.to_json`), rotated like the
+    keeper's files. A failed write never reaches the node: it is said once on stderr, and
+    the file is opened again for the next record.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()  # records come from any thread of the node
+        self._fd: int | None = None
+        self._size = 0
+        self._failed = False
+
+    def append(self, record: logging.LogRecord) -> None:
+        line = json.dumps(
+            {"t": round(record.created, 6), "s": "log", "m": _message(record),
+             "lvl": record.levelname, "lg": record.name},
+            ensure_ascii=False,
+        ) + "\n"  # fmt: skip
+        data = line.encode("utf-8", "replace")
+        with self._lock:
+            try:
+                if self._fd is not None and self._size + len(data) > self.max_bytes:
+                    self._rotate()
+                if self._fd is None:
+                    self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                    self._fd = os.open(self.path, flags, 0o600)
+                    self._size = os.fstat(self._fd).st_size
+                os.write(self._fd, data)
+                self._size += len(data)
+            except OSError as exc:
+                self._close()
+                if not self._failed:
+                    self._failed = True
+                    sys.stderr.write(f"flow: cannot write the node log {self.path}: {exc}\n")
+
+    def _rotate(self) -> None:
+        self._close()
+        for index in range(LOG_BACKUPS - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+class RunLogHandler(logging.Handler):
+    """A dynamic node: each record into the run's log file and, unless the program has
+    handlers of its own that show it, as readable lines on the node's own terminal."""
+
+    def __init__(self, log_file: RunLogFile, *, show: bool) -> None:
+        super().__init__()
+        self.log_file = log_file
+        self.show = show
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.log_file.append(record)
+            if self.show:
+                sys.stderr.write(readable(record))
+                sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def readable(record: logging.LogRecord) -> str:
+    """`12:00:01.234 INFO logger: text`, the head repeated on every line of the record."""
+    clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+    head = f"{clock}.{int(record.msecs):03d} {record.levelname} {record.name}: "
+    return "".join(f"{head}{line}\n" for line in _message(record).split("\n"))
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's text with any traceback and stack, as one string."""
+    message = record.getMessage()
+    if record.exc_info:
+        message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+    if record.stack_info:
+        message = f"{message}\n{record.stack_info}"
+    return message
 
 
 def level_from_env(default: int = logging.INFO) -> int:
@@ -63,13 +159,37 @@ def to_level(level: int | str) -> int:
     return found
 
 
-def install() -> FlowLogHandler:
-    """Route the root logger into the node's log (once per process)."""
+def dynamic_log(run_id: str, node_id: str) -> Path:
+    """Where a dynamic node of this FLOW_HOME's daemon keeps its log: as a spawned node's."""
+    from node_sdk import paths  # hashlib and friends: only dynamic nodes pay for them
+
+    return paths.node_log(paths.flow_home(), run_id, node_id)
+
+
+def install(own_file: Path | None = None) -> None:
+    """Route the program's logging into the node's log, keeping its own configuration.
+
+    A program that configured logging (`basicConfig`, its own handlers) keeps it: flow
+    adds no handler that prints, so no record shows twice. Otherwise flow's handler is
+    `logging.lastResort`, the handler logging uses only while no other is configured, so
+    a `basicConfig` after `Node()` still takes effect. The root level is set (from
+    `FLOW_LOG_LEVEL`, default INFO) only while the program has left it at logging's
+    default. `own_file`: a dynamic node's log file, which gets every record too.
+    """
     root = logging.getLogger()
-    for handler in root.handlers:
-        if isinstance(handler, FlowLogHandler):
-            return handler
-    handler = FlowLogHandler()
-    root.addHandler(handler)
-    root.setLevel(level_from_env())
-    return handler
+    configured = bool(root.handlers)
+    if isinstance(logging.lastResort, FlowLogHandler | RunLogHandler) or any(
+        isinstance(h, RunLogHandler) for h in root.handlers
+    ):
+        return  # once per process
+    if root.level == logging.WARNING:  # logging's default: nobody chose a level
+        root.setLevel(level_from_env())
+    if own_file is None:
+        if not configured:
+            logging.lastResort = FlowLogHandler()
+        return
+    log_file = RunLogFile(own_file)
+    if configured:  # the program's handlers show the records; flow only stores them
+        root.addHandler(RunLogHandler(log_file, show=False))
+    else:
+        logging.lastResort = RunLogHandler(log_file, show=True)

@@ -67,7 +67,8 @@ class Node:
         # a restarted generation counts gaps from the first message of each source it gets
         self._inbox = Inbox(cfg.data_inputs, self._shm.discard, resumed=cfg.generation > 1)
         start_timeout_s = cfg.start_timeout_s  # the daemon's setting, never the node's env
-        logbridge.install()
+        # a dynamic node's stderr is its own terminal: it stores its records itself
+        logbridge.install(logbridge.dynamic_log(cfg.run, cfg.node) if self._dynamic else None)
         self._ctx = zmq.Context()
         self._sender = Sender(self._ctx, cfg, cfg.send_timeout_s)
         # the one hot call skips the facade: `node.send_output` is the sender's own method

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.durations import since_arg
-from daemon.model.logformat import LogRecord, parse_line
+from daemon.model.logformat import LEVEL_NUMBERS, LogRecord, parse_line
+
+if TYPE_CHECKING:
+    from cli.follow import LinePrinter, LogFollower
 
 Entry = tuple[str, LogRecord]
 
@@ -17,12 +22,16 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "logs",
         help="show a run's node logs",
-        description="Print a run's node logs, merged by time; filter them, or follow them "
-        "until the run ends.",
+        description="Print a run's node logs, merged by time, as `node | time LEVEL text`; "
+        "filter them, or follow them until the run ends and print its result. Reads the "
+        "log files under FLOW_HOME, so it works without a daemon. Example: "
+        "flow logs demo camera --level WARNING --since 10m",
     )
     p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
     p.add_argument("node", nargs="?", metavar="NODE", help="only this node")
-    p.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="follow until the run ends; print its result"
+    )
     p.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N lines")
     p.add_argument(
         "--since",
@@ -31,38 +40,116 @@ def register(sub: Any) -> None:
         metavar="D",
         help="only lines newer than a duration ago (10m) or a time (ISO)",
     )
-    p.add_argument("--grep", default=None, metavar="S", help="only lines containing S")
+    p.add_argument(
+        "--grep", default=None, metavar="S", help="only lines containing S (node, level, text)"
+    )
+    p.add_argument(
+        "--level",
+        type=level_arg,
+        default=None,
+        metavar="L",
+        help="only records of level L or above (DEBUG, INFO, WARNING, ERROR, CRITICAL); "
+        "a stdout line counts as INFO, a stderr line as WARNING",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per record: time, node, level, stream, logger, message",
+    )
     p.set_defaults(func=run)
 
 
+def level_arg(text: str) -> int:
+    """`warning` or `WARNING` -> 30 (argparse type)."""
+    number = LEVEL_NUMBERS.get(text.upper())
+    if number is None:
+        raise argparse.ArgumentTypeError(
+            f"unknown level {text!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)"
+        )
+    return number
+
+
 def run(args: argparse.Namespace) -> int:
-    from cli import client
-    from cli.errors import BAD_INPUT, CliError
-    from cli.follow import LinePrinter, LogFollower, follow_run
+    from cli import client, render
+    from cli.errors import BAD_INPUT, CliError, DaemonUnreachable
+    from cli.follow import LinePrinter, LogFollower
     from daemon.model.requests import Logs
 
     if args.tail is not None and args.tail < 0:
         raise CliError("--tail must be 0 or more", BAD_INPUT)
-    reply = client.call(Logs(run=args.run, node=args.node))
-    info, files = reply.run, reply.files
-    printer = LinePrinter(files, prefix=len(files) > 1, grep=args.grep, since=args.since)
+    home = client.home_path()
+    try:
+        reply = client.call(Logs(run=args.run, node=args.node))
+        info, files, online = reply.run, reply.files, True
+    except DaemonUnreachable:  # the logs are local files: read them without the daemon
+        from cli import offline_runs
+
+        info = offline_runs.resolve(home, args.run)
+        files, online = offline_runs.log_files(home, info, args.node), False
+    printer = LinePrinter(
+        files, grep=args.grep, since=args.since, level=args.level, as_json=args.json
+    )
     follower = LogFollower(files)
     try:
         history = merge(
             {node: rotated_records(Path(path)) for node, path in files.items()},
             follower.poll(final=not args.follow),
         )
-        shown = [(n, r) for n, r in history if printer.accepts(r)]
+        shown = [line for node, record in history for line in printer.lines(node, record)]
         if args.tail is not None:
             shown = shown[len(shown) - args.tail :] if args.tail else []
-        for node, record in shown:
-            printer(node, record)
-        if not args.follow or info.get("ended") is not None:
+        for line in shown:
+            render.out.print(line)
+        if not args.follow:
             return 0
-        follow_run(str(info["id"]), follower, printer, node=args.node)
+        if info.get("ended") is None:
+            info = follow(str(info["id"]), follower, printer, args.node, online=online)
     finally:
         follower.close()
-    return 0
+    return show_result(info, as_json=args.json)
+
+
+def follow(
+    run_id: str, follower: LogFollower, printer: LinePrinter, node: str | None, *, online: bool
+) -> dict[str, Any]:
+    """Print the run's new records until it ends; its final info."""
+    from cli.follow import follow_run
+
+    if online:
+        return follow_run(run_id, follower, printer, node=node)
+    from cli import client, offline_runs, render  # no daemon: a `flow run` may be writing
+
+    home = client.home_path()
+    while True:
+        for name, record in follower.poll():
+            printer(name, record)
+        info = offline_runs.resolve(home, run_id)
+        if info.get("ended") is not None or not offline_runs.being_run(info):
+            for name, record in follower.poll(final=True):
+                printer(name, record)
+            if info["status"] in offline_runs.ACTIVE:
+                render.warning(
+                    f"run {render.run_label(info)} is recorded as {info['status']} but no "
+                    "daemon runs it: flow up recovers it"
+                )
+            return info
+        time.sleep(0.2)
+
+
+def show_result(info: dict[str, Any], *, as_json: bool) -> int:
+    """How the followed run ended (a JSON object with `--json`); 1 when it failed."""
+    from rich.text import Text
+
+    from cli import render
+
+    if not as_json:
+        return render.run_result(info)
+    result = {key: info.get(key) for key in ("id", "name", "status", "error", "degraded")}
+    nodes = info.get("nodes") or []
+    failed = [node for node in nodes if node.get("status") in ("failed", "killed")]
+    result["failed_nodes"] = {str(n.get("id")): render.exit_reason(n) for n in failed}
+    render.out.print(Text(json.dumps({"run": result}, ensure_ascii=False)))
+    return 1 if info.get("status") == "failed" else 0
 
 
 def rotated_records(path: Path) -> list[LogRecord]:

@@ -76,11 +76,7 @@ def run(args: argparse.Namespace) -> int:
     signals: list[signal.Signals] = []
 
     def tee(node: str, record: LogRecord) -> None:
-        if record.stream == "log":
-            line = f"{record.level} {record.logger or node}: {record.message}"
-        else:
-            line = record.message
-        stdout.put(render.prefixed(node, line, width))
+        stdout.put(render.log_text(node, record, width))
 
     def on_signal(sig: signal.Signals, first: bool) -> None:
         signals.append(sig)

@@ -90,7 +90,7 @@ def attached(run_id: str, home: Path | None = None) -> int:
 
     files = client.call(Logs(run=run_id), home=home).files
     follower = LogFollower(files)
-    printer = LinePrinter(files, prefix=True)
+    printer = LinePrinter(files)
     with Interrupts() as interrupts:
         final = follow_run(run_id, follower, printer, home=home, interrupts=interrupts)
     return render.run_result(final)

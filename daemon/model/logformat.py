@@ -2,18 +2,29 @@
 
 A node's stdout and stderr lines are recorded as they come. A line on stderr that starts
 with `LOG_MARKER` is a structured record from the SDK's logging bridge and keeps its level
-and logger. `format_record` renders a record the way `flow logs` shows it.
+and logger. `line_parts` / `format_lines` render a record the one way `flow run`, an
+attached `flow start` and `flow logs` all show it: every line of a multi-line record
+carries the node, the time and the level, so grepping by any of them finds all of it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import attrs
 
 LOG_MARKER = "\x1eFLOWLOG"
+
+# the level a line without one counts as for `--level`: what a program writes on stderr
+# is its diagnostics, so `--level WARNING` keeps it and hides plain stdout chatter
+STREAM_LEVELS = {"stdout": "INFO", "stderr": "WARNING"}
+LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+# CSI (colours, cursor moves), OSC (titles, links; ended by BEL or ST), and two-byte escapes
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 
 @attrs.frozen
@@ -68,12 +79,67 @@ def parse_line(line: str) -> LogRecord:
         return LogRecord(time=0.0, stream="stdout", message=line.rstrip("\n"))
 
 
-def format_record(record: LogRecord, node: str | None = None) -> str:
-    """`12:00:01 INFO receiver: text` for log records, `12:00:01 text` for output lines."""
-    clock = time.strftime("%H:%M:%S", time.localtime(record.time))
+def level_number(record: LogRecord) -> int:
+    """The record's severity for `--level`; a stdout line is INFO, a stderr line WARNING."""
+    name = record.level if record.stream == "log" else STREAM_LEVELS.get(record.stream)
+    name = (name or "INFO").upper()
+    if name.isdigit():
+        return int(name)
+    return LEVEL_NUMBERS.get(name, LEVEL_NUMBERS["INFO"])
+
+
+def clock(stamp: float) -> str:
+    """`12:00:01.234` local time; a line read back without a time shows dashes."""
+    if not stamp:
+        return "--:--:--.---"
+    seconds, millis = divmod(round(stamp * 1000), 1000)  # 0.9996 s is 1.000, never .999
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{millis:03d}"
+
+
+class LineParts(NamedTuple):
+    """One shown line: `node | ` (coloured per node on a terminal), the head, the text."""
+
+    prefix: str
+    head: str
+    text: str
+
+
+def line_parts(record: LogRecord, node: str, width: int = 0) -> list[LineParts]:
+    """The lines a record shows as, each with its own prefix and head (never bare text)."""
+    prefix = f"{node:<{width}} | "
     if record.stream == "log":
-        who = record.logger or node or "root"
-        return f"{clock} {record.level or 'INFO'} {who}: {record.message}"
-    if record.stream == "stderr":
-        return f"{clock} stderr: {record.message}"
-    return f"{clock} {record.message}"
+        head = f"{clock(record.time)} {record.level or 'INFO'} {record.logger or node}: "
+    elif record.stream == "stderr":
+        head = f"{clock(record.time)} stderr: "
+    else:
+        head = f"{clock(record.time)} "
+    lines = record.message.split("\n") or [""]
+    return [LineParts(prefix, head, line.rstrip("\r")) for line in lines]
+
+
+def format_lines(record: LogRecord, node: str, width: int = 0) -> list[str]:
+    """`node | 12:00:01.234 INFO logger: text`, one per line of the record; ANSI kept."""
+    return [part.prefix + part.head + part.text for part in line_parts(record, node, width)]
+
+
+def strip_ansi(text: str) -> str:
+    """The text without terminal escape sequences (colours a node printed)."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+def json_line(node: str, record: LogRecord, *, keep_ansi: bool = False) -> str:
+    """`flow logs --json`: one object with time (ISO 8601, UTC), node, level, stream, message.
+
+    `level` is null for a plain stdout/stderr line; `message` keeps its newlines.
+    """
+    message = record.message if keep_ansi else strip_ansi(record.message)
+    stamp = datetime.fromtimestamp(record.time, UTC).isoformat(timespec="milliseconds")
+    data = {
+        "time": stamp.replace("+00:00", "Z") if record.time else None,
+        "node": node,
+        "level": record.level if record.stream == "log" else None,
+        "stream": record.stream,
+        "logger": record.logger,
+        "message": message,
+    }
+    return json.dumps(data, ensure_ascii=False)

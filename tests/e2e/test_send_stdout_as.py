@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from helpers import flow, write_dataflow
@@ -50,5 +51,6 @@ def test_stdout_lines_become_messages(flow_home: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for node in ("listener", "careful"):  # drop_oldest and backpressure receivers
         for i in range(5):
-            assert f"{node:<8} | heard 'line {i}' seq {i + 1}" in done.stdout, done.stdout
+            heard = rf"{node:<8} \| \S+ heard 'line {i}' seq {i + 1}"  # `node | time text`
+            assert re.search(heard, done.stdout), done.stdout
     assert "stop ALL_INPUTS_CLOSED" in done.stdout

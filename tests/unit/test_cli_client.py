@@ -303,7 +303,10 @@ def test_logs_follow_until_the_run_ends(
     fake_control.on("wait", wait)
     assert main(["logs", "one", "a", "-f"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split(" ", 1)[1] for line in out] == ["first", "second"]
+    # one format: `node | time text` even for one node; then the run's result
+    assert [line.split(" ", 3)[-1] for line in out[:2]] == ["first", "second"]
+    assert [line.split(" | ")[0] for line in out[:2]] == ["a", "a"]
+    assert out[2:] == ["run one (0190aaaa) succeeded"]
 
 
 def test_start_attached_streams_and_reports_failure(

@@ -1,0 +1,103 @@
+"""A run and its log files from FLOW_HOME when no daemon answers: the state store, read-only.
+
+Log files are plain files under FLOW_HOME, so `flow logs` needs no daemon to show them;
+only finding the run by name needs the store. It is opened read-only (`mode=ro`), never
+created or migrated: this module reads the columns `daemon/store.py` writes (the e2e test
+of `flow logs` without a daemon reads a store the real daemon wrote).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from cli.errors import BAD_INPUT, FAILED, CliError
+from daemon.model import pids
+from node_sdk import paths
+
+ACTIVE = ("starting", "running")
+
+
+def resolve(home: Path, ref: str) -> dict[str, Any]:
+    """The run a RUN argument names (a UUID, a unique prefix or a name), as the daemon would."""
+    db_path = paths.state_db(home)
+    if not db_path.exists():
+        raise CliError(f"no run with ID or name {ref!r}: no state store at {db_path}", FAILED)
+    try:
+        db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot read the state store {db_path}: {exc}") from None
+    try:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(
+            "SELECT id, name, status, ended, error, degraded, origin FROM runs "
+            "WHERE id = ? OR name = ? OR id LIKE ? ORDER BY created DESC",
+            (ref, ref, ref.replace("%", "").replace("_", "") + "%"),
+        ).fetchall()
+        run = _pick(ref, [dict(row) for row in rows])
+        nodes = db.execute(
+            "SELECT node_id, status, exit_code, signal, stderr_tail FROM nodes "
+            "WHERE run_id = ? ORDER BY position",
+            (run["id"],),
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot read the state store {db_path}: {exc}") from None
+    finally:
+        db.close()
+    fields = ("status", "exit_code", "signal")
+    run["nodes"] = [
+        {"id": n["node_id"], **{f: n[f] for f in fields}, "stderr_tail": _tail(n["stderr_tail"])}
+        for n in nodes
+    ]
+    return run
+
+
+def _tail(text: str) -> list[str]:
+    try:
+        tail = json.loads(text)
+    except ValueError:
+        return []
+    return [str(line) for line in tail] if isinstance(tail, list) else []
+
+
+def _pick(ref: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The daemon's rule (daemon/run/runtime.py `resolve`): id, then name, then one prefix."""
+    exact = [m for m in matches if m["id"] == ref]
+    if exact:
+        return exact[0]
+    named = [m for m in matches if m["name"] == ref]
+    if named:
+        active = [m for m in named if m["status"] in ACTIVE]
+        return (active or named)[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise CliError(f"no run with ID or name {ref!r}", FAILED)
+    ids = ", ".join(m["id"][:13] for m in matches[:5])
+    raise CliError(f"run reference {ref!r} is ambiguous: {ids}", FAILED)
+
+
+def being_run(run: dict[str, Any]) -> bool:
+    """Whether a process still runs this run: a `flow run` alive under its recorded tag.
+
+    With no daemon, a daemon run still marked active is run by nobody until `flow up`
+    recovers it; following its logs would wait forever.
+    """
+    origin = str(run.get("origin") or "")
+    return (
+        run["status"] in ACTIVE
+        and origin.startswith("foreground:")
+        and pids.is_tagged_alive(origin.removeprefix("foreground:"))
+    )
+
+
+def log_files(home: Path, run: dict[str, Any], node: str | None) -> dict[str, str]:
+    """Node id -> its log file, for every node of the run or just `node`."""
+    node_ids = [n["id"] for n in run["nodes"]]
+    if node is not None:
+        if node not in node_ids:
+            raise CliError(f"no node {node!r} in run {run['name'] or run['id']}", BAD_INPUT)
+        node_ids = [node]
+    return {n: str(paths.node_log(home, run["id"], n)) for n in node_ids}
