@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import BOUND_S, flow
 
 
@@ -47,13 +46,15 @@ def test_bash_completion_completes_commands_and_verbs(flow_home: Path, tmp_path:
 def test_other_shells_get_a_generated_script(flow_home: Path, shell: str) -> None:
     done = flow("completion", shell, home=flow_home)
     assert done.returncode == 0, done.stderr
-    assert "doctor" in done.stdout and "prune" in done.stdout
+    assert "doctor" in done.stdout
+    assert "prune" in done.stdout
 
 
 def test_an_unknown_shell_is_refused_naming_the_shells(flow_home: Path) -> None:
     done = flow("completion", "powershell", home=flow_home)
     assert done.returncode == 2
-    assert "bash" in done.stderr and "zsh" in done.stderr
+    assert "bash" in done.stderr
+    assert "zsh" in done.stderr
 
 
 def test_an_unknown_command_gets_did_you_mean(flow_home: Path) -> None:
