@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.errors import BAD_INPUT, FAILED, OK
+from cli.errors import FAILED, OK
 
 if TYPE_CHECKING:
     from daemon.model.descriptor import Dataflow
@@ -33,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from cli.render import error, info, out
 
     dataflow = load(Path(args.file))
-    if dataflow is None:
-        return BAD_INPUT
     if args.html is not None:
         target = Path(args.html)
         try:
@@ -50,22 +48,17 @@ def run(args: argparse.Namespace) -> int:
     return OK
 
 
-def load(path: Path) -> Dataflow | None:
-    """The validated dataflow, or None after printing why not (shared with `flow check`)."""
-    from cli.render import err, error
+def load(file: Path) -> Dataflow:
+    """The validated dataflow; CliError (exit 2) when the file is missing, unreadable or
+    invalid, worded as `flow start` words it (shared with `flow check` and `flow build`)."""
+    from cli.commands.start import read_dataflow
+    from cli.errors import dataflow_invalid
     from daemon.model.descriptor import parse_dataflow
     from daemon.model.errors import DataflowInvalid
 
-    if not path.exists():
-        error(f"no such file: {path}")
-        return None
-    if path.is_dir():
-        error(f"{path} is a folder, not a dataflow file")
-        return None
+    _, text = read_dataflow(str(file))
     try:
-        return parse_dataflow(path)
+        # the path as the user wrote it: problems name the file as they know it
+        return parse_dataflow(file, text)
     except DataflowInvalid as exc:
-        for problem in exc.problems:
-            # plain and unwrapped: each problem stays one greppable line
-            err.print(problem, markup=False, highlight=False, soft_wrap=True)
-        return None
+        raise dataflow_invalid(exc.problems) from None
