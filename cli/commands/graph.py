@@ -17,13 +17,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "graph",
         help="draw a dataflow (Mermaid text or an HTML page)",
         description="Print the dataflow's graph as Mermaid text, or write it as a "
-        "self-contained HTML page with --html.",
+        "self-contained HTML page with --html (and show it with --open).",
     )
     parser.add_argument("file", metavar="FILE", type=Path, help="the dataflow YAML file")
     parser.add_argument(
         "--mermaid", action="store_true", help="print Mermaid flowchart text (the default)"
     )
     parser.add_argument("--html", metavar="OUT", type=Path, help="write an HTML page to OUT")
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="open the HTML page in a web browser (without --html: a private temporary file)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -33,19 +38,48 @@ def run(args: argparse.Namespace) -> int:
     from cli.render import error, info, out
 
     dataflow = load(Path(args.file))
-    if args.html is not None:
-        target = Path(args.html)
+    if args.html is not None or args.open:
         try:
-            target.write_text(to_html(dataflow), encoding="utf-8")
+            target = _write_page(to_html(dataflow), args.html, dataflow.path.stem)
         except OSError as exc:
-            error(f"cannot write {target}: {exc.strerror or exc}")
+            error(f"cannot write {args.html or 'a temporary file'}: {exc.strerror or exc}")
             return FAILED
         info(str(target))
+        if args.open:
+            _open(target)
         if not args.mermaid:
             return OK
     # soft_wrap: Mermaid lines must not be folded at the terminal's width
     out.print(to_mermaid(dataflow), end="", markup=False, highlight=False, soft_wrap=True)
     return OK
+
+
+def _write_page(page: str, out: Path | None, stem: str) -> Path:
+    """Write the page to `out`, or to a new temporary file only this user can read."""
+    import os
+    import tempfile
+
+    if out is not None:
+        out.write_text(page, encoding="utf-8")
+        return out
+    fd, name = tempfile.mkstemp(prefix=f"flow-graph-{stem}-", suffix=".html")  # mode 0600
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(page)
+    return Path(name)
+
+
+def _open(page: Path) -> None:
+    """Show the page in the user's browser ($BROWSER is honoured); say so when none is."""
+    import webbrowser
+
+    from cli.render import warning
+
+    try:
+        opened = webbrowser.open(page.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        warning(f"no web browser could be started: open {page} yourself")
 
 
 def load(file: Path) -> Dataflow:
