@@ -34,6 +34,18 @@ def run(args: argparse.Namespace) -> int:
             f"supported shells are {', '.join(offered)}",
             BAD_INPUT,
         )
-    script = shtab.complete(build_parser(), shell=args.shell)
+    parser = build_parser()
+    _complete_files(parser, shtab.FILE)
+    script = shtab.complete(parser, shell=args.shell)
     out.file.write(script if script.endswith("\n") else script + "\n")
     return 0
+
+
+def _complete_files(parser: argparse.ArgumentParser, files: object) -> None:
+    """Every FILE argument (a dataflow, a node snippet) and --html OUT completes paths."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _complete_files(sub, files)
+        elif action.metavar in ("FILE", "OUT"):
+            action.complete = files  # type: ignore[attr-defined]  # shtab reads it

@@ -40,6 +40,10 @@ def test_bash_completion_completes_commands_and_verbs(flow_home: Path, tmp_path:
     assert _complete(script, ["flow", "sta"]) == {"start", "status"}
     assert {"add", "remove", "connect"} <= _complete(script, ["flow", "node", ""])
     assert "--older-than" in _complete(script, ["flow", "prune", "--o"])
+    (tmp_path / "dataflow.yml").touch()
+    assert _complete(script, ["flow", "check", f"{tmp_path}/data"]) == {
+        f"{tmp_path}/dataflow.yml"
+    }
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
