@@ -314,13 +314,16 @@ class Store:
         gone = [self._run_info(row) for row in rows if row["id"] not in keep]
         if dry_run or not gone:
             return gone
-        ids = [(info["id"],) for info in gone]
+        # one JSON list of ids: each table is scanned once (events has no index by run)
+        ids = json.dumps([info["id"] for info in gone])
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                for table in ("events", "nodes"):
-                    self.db.executemany(f"DELETE FROM {table} WHERE run_id = ?", ids)
-                self.db.executemany("DELETE FROM runs WHERE id = ?", ids)
+                for table, column in (("events", "run_id"), ("nodes", "run_id"), ("runs", "id")):
+                    self.db.execute(
+                        f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
+                        (ids,),
+                    )
         except sqlite3.Error as exc:
             raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
         return gone
