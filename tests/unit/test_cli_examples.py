@@ -19,3 +19,18 @@ def test_examples_name_their_own_command() -> None:
         assert lines, command
         for line in lines:
             assert line.startswith(f"flow {command}"), f"{command}: {line!r}"
+
+
+def test_every_example_parses() -> None:
+    import shlex
+
+    parser = build_parser()
+    for command, lines in EXAMPLES.items():
+        if command.split()[0] not in {c.split()[1] for c, _ in docs._commands(parser, "flow")}:
+            continue  # a command another branch adds: checked once it is there
+        for line in lines:
+            words = shlex.split(line.split(" > ")[0])[1:]  # without `flow` and a redirection
+            try:
+                parser.parse_args(words)
+            except SystemExit:
+                raise AssertionError(f"{command}: {line!r} does not parse") from None
