@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from cli.examples import EXAMPLES
 from cli.main import build_parser
 from daemon.model.requests import REQUESTS
 
@@ -71,6 +72,9 @@ def cli_reference() -> str:
         rows = _arguments(parser)
         if rows:
             lines += ["", "| argument | meaning |", "|---|---|", *rows]
+        examples = EXAMPLES.get(command.removeprefix("flow "), ())
+        if examples:
+            lines += ["", "```sh", *examples, "```"]
     return "\n".join(lines).strip("\n")
 
 

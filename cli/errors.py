@@ -15,6 +15,7 @@ __all__ = [
     "CliError",
     "DaemonError",
     "DaemonUnreachable",
+    "dataflow_invalid",
 ]
 
 OK = 0
@@ -51,9 +52,16 @@ class DaemonError(CliError):
         lines = message.splitlines() or [""]
         status = BAD_INPUT if kind in _BAD_INPUT_KINDS else FAILED
         if kind == "DataflowInvalid":
-            n = len(lines)
-            summary = f"the dataflow is invalid ({n} problem{'s' if n != 1 else ''})"
-            super().__init__(summary, status, details=lines)
+            super().__init__(_invalid_summary(len(lines)), status, details=lines)
         else:
             super().__init__(lines[0], status, details=lines[1:])
         self.kind = kind
+
+
+def _invalid_summary(n: int) -> str:
+    return f"the dataflow is invalid ({n} problem{'s' if n != 1 else ''})"
+
+
+def dataflow_invalid(problems: list[str]) -> CliError:
+    """The error of an invalid dataflow, worded as `flow start` reports the daemon's."""
+    return CliError(_invalid_summary(len(problems)), BAD_INPUT, details=problems)

@@ -13,6 +13,7 @@ from daemon.model.graph import edges, timers
 CHAR_W = 7.4  # px per character of 12px monospace: boxes fit their labels without a browser
 NODE_H, TIMER_H, BEND_H = 46, 28, 12
 COL_GAP, ROW_GAP, MARGIN = 150, 34, 40
+LABEL_GAP = 18  # px between the labels of parallel edges (a label is 15 px high)
 
 
 @attrs.define
@@ -38,15 +39,22 @@ class _Link:
     timer: bool
     via: list[str] = attrs.Factory(list)  # bend keys, one per layer the edge crosses
     back: bool = False  # closes a cycle: drawn as an arc under the graph
+    lane: float = 0.0  # among parallel edges of one pair of boxes: its offset from the middle
 
 
 def render(df: Dataflow) -> str:
     boxes, links = _graph(df)
     _layer(boxes, links)
+    _lanes(links)
     width, height = _place(boxes)
     svg = _svg(boxes, links, width, height)
     title = escape(df.name or df.path.name)
-    summary = f"{len(df.nodes)} nodes, {df.connections} connections, {len(timers(df))} timers"
+    summary = ", ".join(
+        _count(n, word)
+        for n, word in (
+            (len(df.nodes), "node"), (df.connections, "connection"), (len(timers(df)), "timer")
+        )
+    )  # fmt: skip
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -74,6 +82,21 @@ svg {{ font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
 </body>
 </html>
 """
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _lanes(links: list[_Link]) -> None:
+    """Spread the edges that join the same two boxes (two outputs of one node into one
+    other, say): drawn alike they would lie on top of each other, their labels hidden."""
+    groups: dict[tuple[str, str, bool], list[_Link]] = {}
+    for link in links:
+        groups.setdefault((link.source, link.target, link.back), []).append(link)
+    for group in groups.values():
+        for i, link in enumerate(group):
+            link.lane = i - (len(group) - 1) / 2
 
 
 def _graph(df: Dataflow) -> tuple[dict[str, _Box], list[_Link]]:
@@ -201,11 +224,21 @@ def _place(boxes: dict[str, _Box]) -> tuple[float, float]:
     return x - COL_GAP + MARGIN, tallest + 2 * MARGIN + 40  # room below for cycle arcs
 
 
-def _curve(x0: float, y0: float, x1: float, y1: float) -> tuple[str, float, float]:
-    """A horizontal-tangent cubic from (x0, y0) to (x1, y1), and its midpoint."""
+def _bow(shift: float) -> float:
+    """How far to move a cubic's two control points for its midpoint to move by `shift`:
+    a cubic's midpoint is (P0 + 3 P1 + 3 P2 + P3) / 8, so it moves 3/4 of their offset."""
+    return shift * 4 / 3
+
+
+def _curve(
+    x0: float, y0: float, x1: float, y1: float, bow: float = 0.0
+) -> tuple[str, float, float]:
+    """A horizontal-tangent cubic from (x0, y0) to (x1, y1) whose control points are moved
+    down by `bow`, and its midpoint."""
     dx = (x1 - x0) / 2
-    mid_x, mid_y = (x0 + x1) / 2, (y0 + y1) / 2
-    return f"C {x0 + dx:.1f} {y0:.1f}, {x1 - dx:.1f} {y1:.1f}, {x1:.1f} {y1:.1f}", mid_x, mid_y
+    mid_x, mid_y = (x0 + x1) / 2, (y0 + y1) / 2 + bow * 3 / 4
+    c0, c1 = f"{x0 + dx:.1f} {y0 + bow:.1f}", f"{x1 - dx:.1f} {y1 + bow:.1f}"
+    return f"C {c0}, {c1}, {x1:.1f} {y1:.1f}", mid_x, mid_y
 
 
 def _svg(boxes: dict[str, _Box], links: list[_Link], width: float, height: float) -> str:
@@ -219,10 +252,12 @@ def _svg(boxes: dict[str, _Box], links: list[_Link], width: float, height: float
     labels = []
     for link in links:
         a, b = boxes[link.source], boxes[link.target]
-        x0, y0 = a.x + a.w, a.y + a.h / 2
-        x1, y1 = b.x, b.y + b.h / 2
+        # parallel edges leave and enter their boxes a little apart, inside the box's height
+        spread = link.lane * min(10.0, (min(a.h, b.h) - 8) / (2 * abs(link.lane) + 1))
+        x0, y0 = a.x + a.w, a.y + a.h / 2 + spread
+        x1, y1 = b.x, b.y + b.h / 2 + spread
         if link.back:  # leave right, swing under the graph, come back in from the left
-            low = height - MARGIN / 2
+            low = height - MARGIN / 2 + link.lane * LABEL_GAP
             d = f"M {x0:.1f} {y0:.1f} C {x0 + 80:.1f} {low:.1f}, {x1 - 80:.1f} {low:.1f}, "
             d += f"{x1:.1f} {y1:.1f}"
             mx, my = (x0 + x1) / 2, (y0 + y1 + 6 * low) / 8
@@ -232,8 +267,11 @@ def _svg(boxes: dict[str, _Box], links: list[_Link], width: float, height: float
                 bend = boxes[key]
                 points.append((bend.x, bend.y + bend.h / 2))
             points.append((x1, y1))
-            for (px, py), (qx, qy) in itertools.pairwise(points):
-                segment, mx, my = _curve(px, py, qx, qy)
+            for i, ((px, py), (qx, qy)) in enumerate(itertools.pairwise(points)):
+                # the last stretch bows out so that parallel labels sit LABEL_GAP apart
+                last = i == len(points) - 2
+                bow = _bow(link.lane * LABEL_GAP - spread) if last else 0.0
+                segment, mx, my = _curve(px, py, qx, qy, bow)
                 d += f" {segment}"
             # the label sits on the last stretch, next to the input it names
         cls = "edge tick" if link.timer else "edge"

@@ -34,6 +34,9 @@ COMMANDS = (
     "topic",
     "top",
     "config",
+    "completion",
+    "doctor",
+    "prune",
 )
 
 
@@ -54,6 +57,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 continue  # not written yet: the other verbs still work
             raise
         module.register(sub)
+    from cli.examples import attach
+
+    attach(parser)  # after register(): the examples live in one table, not in each module
     return parser
 
 
@@ -90,6 +96,8 @@ def _dispatch(argv: list[str] | None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     # the command is the first word that is not an option: flow's own options take no value
     command = next((word for word in args_in if not word.startswith("-")), None)
+    if command is not None and command not in COMMANDS:
+        return _unknown_command(command)
     parser = build_parser(command if command in COMMANDS else None)
     try:
         args = parser.parse_args(args_in)
@@ -100,6 +108,27 @@ def _dispatch(argv: list[str] | None) -> int:
         parser.print_help(sys.stderr)
         return 2
     return cast(Callable[[argparse.Namespace], int], func)(args)
+
+
+def unknown_command_message(command: str) -> str:
+    """One line: the word is no command, and the commands it most likely meant."""
+    import difflib
+
+    starting = [name for name in COMMANDS if name.startswith(command)]
+    close = difflib.get_close_matches(command, COMMANDS, n=3, cutoff=0.6)
+    guesses = list(dict.fromkeys([*starting, *close]))[:3]
+    message = f"unknown command {command!r}"
+    if guesses:
+        message += f"; did you mean {' or '.join(repr(g) for g in guesses)}?"
+    return message + " (flow --help lists the commands)"
+
+
+def _unknown_command(command: str) -> int:
+    from cli import render
+    from cli.errors import BAD_INPUT
+
+    render.error(unknown_command_message(command))
+    return BAD_INPUT
 
 
 def _report(exc: Exception) -> int:

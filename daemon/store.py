@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from daemon.model.errors import StateStoreUnusable, StateWriteFailed
+from node_sdk import paths
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -56,6 +58,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
 """
+
+# the statuses nothing will change any more: what `flow prune` may remove (an interrupted
+# run waits for the next daemon's recovery)
+ENDED_STATUSES = ("succeeded", "stopped", "failed")
 
 NODE_FIELDS = ("status", "generation", "pid", "restarts", "exit_code", "signal", "stderr_tail")
 RUN_FIELDS = ("status", "ended", "error", "degraded", "name", "recovered")
@@ -293,6 +299,35 @@ class Store:
         ).fetchall()
         return [self._run_info(row) for row in rows]
 
+    def prune(
+        self, ended_before: float, keep: Collection[str], *, dry_run: bool
+    ) -> list[dict[str, Any]]:
+        """Delete the ended runs that ended before `ended_before` (epoch seconds), and their
+        nodes and events, in one transaction; never a run in `keep` (still supervised).
+        Returns their infos (what would go, with `dry_run`)."""
+        marks = ", ".join("?" for _ in ENDED_STATUSES)
+        rows = self.db.execute(
+            f"SELECT * FROM runs WHERE status IN ({marks}) AND COALESCE(ended, created) < ?"
+            " ORDER BY created",
+            (*ENDED_STATUSES, ended_before),
+        ).fetchall()
+        gone = [self._run_info(row) for row in rows if row["id"] not in keep]
+        if dry_run or not gone:
+            return gone
+        # one JSON list of ids: each table is scanned once (events has no index by run)
+        ids = json.dumps([info["id"] for info in gone])
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                for table, column in (("events", "run_id"), ("nodes", "run_id"), ("runs", "id")):
+                    self.db.execute(
+                        f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
+                        (ids,),
+                    )
+        except sqlite3.Error as exc:
+            raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
+        return gone
+
     def _run_info(self, row: sqlite3.Row) -> dict[str, Any]:
         nodes = self.db.execute(
             "SELECT * FROM nodes WHERE run_id = ? ORDER BY position", (row["id"],)
@@ -322,3 +357,19 @@ class Store:
                 for n in nodes
             ],
         }
+
+
+def remove_run_folders(home: Path, run_ids: Iterable[str]) -> list[str]:
+    """Delete pruned runs' folders (logs, dataflow copy); one line per folder that stayed."""
+    problems = []
+    for run_id in run_ids:
+        if not run_id or "/" in run_id or run_id in (".", ".."):
+            continue  # the daemon makes UUIDs; anything else is not a folder of ours
+        folder = paths.run_dir(home, run_id)
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"cannot remove {folder}: {exc.strerror or exc}")
+    return problems

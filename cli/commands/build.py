@@ -11,7 +11,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "build",
         help="run the build lines of a dataflow's nodes",
-        description="Run each node's `build:` lines with the shell, in the YAML file's folder.",
+        description="Run each node's `build:` lines with the shell, in the YAML file's folder, "
+        "with flow's own Python first on PATH (and its virtualenv as VIRTUAL_ENV): `pip "
+        "install x` installs where flow's Python nodes import from.",
     )
     parser.add_argument("file", metavar="FILE", type=Path, help="the dataflow YAML file")
     parser.add_argument(
@@ -23,24 +25,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
-    from cli.render import err, error, out
-
-    path = Path(args.file)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
-        return 2
-
+    from cli.commands.start import read_dataflow
+    from cli.errors import dataflow_invalid
+    from cli.render import error, out
     from daemon.model.descriptor import parse_dataflow
     from daemon.model.errors import DataflowInvalid
 
+    _, text = read_dataflow(str(args.file))
     try:
-        dataflow = parse_dataflow(path, text, check_paths=False)
+        # check_paths=False: the build lines may be what makes the nodes' files
+        dataflow = parse_dataflow(Path(args.file), text, check_paths=False)
     except DataflowInvalid as exc:
-        for problem in exc.problems:
-            err.print(Text(problem, style="red"))
-        return 2
+        raise dataflow_invalid(exc.problems) from None
 
     built = 0
     for node in dataflow.nodes:
@@ -59,6 +55,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_env() -> dict[str, str]:
+    """The environment of build lines: flow's own interpreter first on PATH (and its venv
+    as VIRTUAL_ENV), so `pip install x` installs where flow's Python nodes will import it."""
+    import os
+    import sys
+
+    env = dict(os.environ)
+    # the folder of sys.executable as it was called, not resolved: a venv's bin/python is
+    # a link to the base interpreter, and the venv is what must come first
+    interpreter_dir = os.path.dirname(sys.executable)
+    rest = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != interpreter_dir]
+    env["PATH"] = os.pathsep.join([interpreter_dir, *rest])
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    return env
+
+
 def _run_line(
     node_id: str, line: str, folder: Path, terminal: bool
 ) -> subprocess.CompletedProcess[str]:
@@ -72,6 +85,7 @@ def _run_line(
             line,
             shell=True,
             cwd=folder,
+            env=build_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.errors import BAD_INPUT, FAILED, OK
+from cli.errors import FAILED, OK
 
 if TYPE_CHECKING:
     from daemon.model.descriptor import Dataflow
@@ -17,13 +17,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "graph",
         help="draw a dataflow (Mermaid text or an HTML page)",
         description="Print the dataflow's graph as Mermaid text, or write it as a "
-        "self-contained HTML page with --html.",
+        "self-contained HTML page with --html (and show it with --open).",
     )
     parser.add_argument("file", metavar="FILE", type=Path, help="the dataflow YAML file")
     parser.add_argument(
         "--mermaid", action="store_true", help="print Mermaid flowchart text (the default)"
     )
     parser.add_argument("--html", metavar="OUT", type=Path, help="write an HTML page to OUT")
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="open the HTML page in a web browser (without --html: a private temporary file)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -33,16 +38,15 @@ def run(args: argparse.Namespace) -> int:
     from cli.render import error, info, out
 
     dataflow = load(Path(args.file))
-    if dataflow is None:
-        return BAD_INPUT
-    if args.html is not None:
-        target = Path(args.html)
+    if args.html is not None or args.open:
         try:
-            target.write_text(to_html(dataflow), encoding="utf-8")
+            target = _write_page(to_html(dataflow), args.html, dataflow.path.stem)
         except OSError as exc:
-            error(f"cannot write {target}: {exc.strerror or exc}")
+            error(f"cannot write {args.html or 'a temporary file'}: {exc.strerror or exc}")
             return FAILED
         info(str(target))
+        if args.open:
+            _open(target)
         if not args.mermaid:
             return OK
     # soft_wrap: Mermaid lines must not be folded at the terminal's width
@@ -50,22 +54,45 @@ def run(args: argparse.Namespace) -> int:
     return OK
 
 
-def load(path: Path) -> Dataflow | None:
-    """The validated dataflow, or None after printing why not (shared with `flow check`)."""
-    from cli.render import err, error
+def _write_page(page: str, out: Path | None, stem: str) -> Path:
+    """Write the page to `out`, or to a new temporary file only this user can read."""
+    import os
+    import tempfile
+
+    if out is not None:
+        out.write_text(page, encoding="utf-8")
+        return out
+    fd, name = tempfile.mkstemp(prefix=f"flow-graph-{stem}-", suffix=".html")  # mode 0600
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(page)
+    return Path(name)
+
+
+def _open(page: Path) -> None:
+    """Show the page in the user's browser ($BROWSER is honoured); say so when none is."""
+    import webbrowser
+
+    from cli.render import warning
+
+    try:
+        opened = webbrowser.open(page.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        warning(f"no web browser could be started: open {page} yourself")
+
+
+def load(file: Path) -> Dataflow:
+    """The validated dataflow; CliError (exit 2) when the file is missing, unreadable or
+    invalid, worded as `flow start` words it (shared with `flow check` and `flow build`)."""
+    from cli.commands.start import read_dataflow
+    from cli.errors import dataflow_invalid
     from daemon.model.descriptor import parse_dataflow
     from daemon.model.errors import DataflowInvalid
 
-    if not path.exists():
-        error(f"no such file: {path}")
-        return None
-    if path.is_dir():
-        error(f"{path} is a folder, not a dataflow file")
-        return None
+    _, text = read_dataflow(str(file))
     try:
-        return parse_dataflow(path)
+        # the path as the user wrote it: problems name the file as they know it
+        return parse_dataflow(file, text)
     except DataflowInvalid as exc:
-        for problem in exc.problems:
-            # plain and unwrapped: each problem stays one greppable line
-            err.print(problem, markup=False, highlight=False, soft_wrap=True)
-        return None
+        raise dataflow_invalid(exc.problems) from None

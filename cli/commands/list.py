@@ -17,6 +17,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--all", action="store_true", help="include ended runs")
     p.add_argument("--json", action="store_true", help="one RunInfo JSON object per line")
+    p.add_argument(
+        "--limit",
+        metavar="N",
+        type=_positive,
+        default=None,
+        help="only the N newest runs (flow prune deletes old ones)",
+    )
     p.set_defaults(func=run)
 
 
@@ -25,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from daemon.model.requests import List
 
     runs = client.call(List(all=args.all)).runs
+    if args.limit is not None:
+        runs = runs[-args.limit :]  # oldest first: the newest N are the last N
     if args.json:
         import sys
 
@@ -33,6 +42,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_table(runs)
     return 0
+
+
+def _positive(text: str) -> int:
+    """argparse `type=` for `--limit`: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _status(info: dict[str, Any]) -> Any:

@@ -48,29 +48,24 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from cli import render
     from cli.commands.config import load_settings
+    from cli.commands.start import read_dataflow
     from cli.durations import parse_duration
+    from cli.errors import dataflow_invalid
     from cli.tee import StdoutTee
     from daemon.foreground import run_foreground_sync
-    from daemon.model.descriptor import MAX_YAML_BYTES, parse_dataflow
+    from daemon.model.descriptor import parse_dataflow
     from daemon.model.errors import DataflowInvalid, FatalError
     from daemon.model.logformat import LogRecord
 
     load_settings()  # read once, before anything runs: a bad setting is bad input
     path: Path = args.file.resolve()
-    try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise CliError(f"{path}: larger than {MAX_YAML_BYTES} bytes", BAD_INPUT)
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {path}: {exc}", BAD_INPUT) from exc
+    _, text = read_dataflow(str(args.file))  # the missing-file message of every command
     env = parse_env(args.env)
     stop_after = parse_duration(args.stop_after) if args.stop_after else None
     try:
         dataflow = parse_dataflow(path, text)
     except DataflowInvalid as exc:
-        for problem in exc.problems:
-            render.err.print(problem, markup=False, highlight=False)
-        return BAD_INPUT
+        raise dataflow_invalid(exc.problems) from None
     width = max((len(n.id) for n in dataflow.nodes), default=0)
     stdout = StdoutTee(render.out.print)
     signals: list[signal.Signals] = []

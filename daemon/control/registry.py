@@ -11,6 +11,7 @@ from typing import Any
 
 from daemon.control.edits import EDIT_HANDLERS
 from daemon.control.nodes import NODE_HANDLERS
+from daemon.control.prune import PRUNE_HANDLERS
 from daemon.control.runs import RUN_HANDLERS
 from daemon.control.top import TOP_HANDLERS
 from daemon.control.topics import TOPIC_HANDLERS
@@ -35,5 +36,5 @@ def _join(*tables: dict[type[Any], Any]) -> dict[type[Request[Any]], Handler]:
 
 
 HANDLERS: dict[type[Request[Any]], Handler] = _join(
-    RUN_HANDLERS, NODE_HANDLERS, EDIT_HANDLERS, TOPIC_HANDLERS, TOP_HANDLERS
+    RUN_HANDLERS, NODE_HANDLERS, EDIT_HANDLERS, TOPIC_HANDLERS, TOP_HANDLERS, PRUNE_HANDLERS
 )

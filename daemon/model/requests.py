@@ -248,6 +248,18 @@ class Top(Request[rp.TopReply]):
 
 
 @attrs.frozen
+class Prune(Request[rp.RunsReply]):
+    TYPE = "prune"
+    REPLY = rp.RunsReply
+    DOC = (
+        "delete ended runs that ended over older_than seconds ago: their records, logs and "
+        "dataflow copies; never an active run (dry_run: only list them)"
+    )
+    older_than: float = 0.0
+    dry_run: bool = False
+
+
+@attrs.frozen
 class InjectFatal(Request[rp.Empty]):
     TYPE = "_inject_fatal"
     HOOK = True
@@ -260,6 +272,6 @@ REQUESTS: dict[str, type[Request[Any]]] = {
         Ping, Status, Start, Stop, StopAll, Restart, List, Logs, Wait, Shutdown,
         NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
         NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
-        InjectFatal,
+        Prune, InjectFatal,
     )
 }  # fmt: skip

@@ -8,6 +8,8 @@ from typing import Any
 import attrs
 import yaml
 
+from daemon.model.yaml_wording import plain_yaml_error
+
 Path = tuple[str | int, ...]
 
 # Bounds that keep a hostile file (alias bombs, deep nesting) from hurting the daemon.
@@ -130,9 +132,7 @@ def load(text: str) -> Loaded:
         walker = _Walker(loader)
         value = None if root is None else walker.walk(root, (), 0)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise YamlSyntaxError(line, _yaml_message(exc)) from None
+        raise YamlSyntaxError(*plain_yaml_error(exc, text)) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(1, f"invalid YAML: {exc}") from None
     finally:
@@ -142,11 +142,6 @@ def load(text: str) -> Loaded:
     texts = walker.texts if root is not None else {}
     problems = walker.problems if root is not None else []
     return Loaded(value=value, lines=lines, texts=texts, problems=problems)
-
-
-def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
-    parts = [p for p in (exc.problem, exc.context) if p]
-    return "invalid YAML: " + ("; ".join(parts) if parts else "cannot parse")
 
 
 class _Walker:

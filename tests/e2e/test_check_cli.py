@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import REPO, flow
 
 BAD = REPO / "tests" / "data" / "bad"
@@ -13,7 +14,9 @@ BAD = REPO / "tests" / "data" / "bad"
 def test_check_smoke(flow_home: Path) -> None:
     bad = flow("check", str(BAD / "timer_unit.yml"), home=flow_home)
     assert bad.returncode == 2, bad.stdout + bad.stderr
-    assert bad.stderr.startswith(f"{BAD / 'timer_unit.yml'}:6: nodes[0].inputs.tick: ")
+    header, problem = bad.stderr.splitlines()
+    assert header == "error: the dataflow is invalid (1 problem)"  # as flow start says it
+    assert problem.startswith(f"{BAD / 'timer_unit.yml'}:6: nodes[0].inputs.tick: ")
     assert "Traceback" not in bad.stderr
     good = flow("check", str(BAD / "ok.yml"), home=flow_home)
     assert good.returncode == 0, good.stderr
@@ -29,3 +32,49 @@ def test_a_machine_no_daemon_serves_is_refused_at_start(daemon: Path, tmp_path: 
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{yml}:5: nodes[0].deploy.machine" in done.stderr
     assert "mars" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "start", "run", "graph", "build"])
+def test_a_missing_file_gets_one_message_from_every_command(
+    flow_home: Path, command: str
+) -> None:
+    done = flow(command, "nothere.yml", home=flow_home)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: no such dataflow file: nothere.yml"]
+
+
+def test_a_yaml_structure_error_speaks_plainly(flow_home: Path, tmp_path: Path) -> None:
+    yml = tmp_path / "dataflow.yml"
+    # `path` indented like the list item's keys' parent: the mistake of the issue
+    yml.write_text("nodes:\n  - id: a\n    path: dynamic\n    id: b\n  path: c\n")
+    done = flow("check", "dataflow.yml", home=flow_home, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: the dataflow is invalid (1 problem)",
+        "dataflow.yml:5: invalid YAML: bad indentation or a missing `-`/`:` near `path: c`",
+    ]
+    yml.write_text("nodes:\n  - id: a\n    path dynamic\n    outputs: [x]\n")
+    colon = flow("check", "dataflow.yml", home=flow_home, cwd=tmp_path)
+    assert colon.stderr.splitlines()[1] == (
+        "dataflow.yml:3: invalid YAML: a key without its `:` (write `key: value`) "
+        "near `path dynamic`"
+    )
+
+
+def test_check_compiles_python_nodes(flow_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "good.py").write_text("print('fine')\n")
+    (tmp_path / "bad.py").write_text("import sys\n\ndef f(:\n    pass\n")
+    yml = tmp_path / "dataflow.yml"
+    yml.write_text(
+        "nodes:\n  - id: good\n    path: good.py\n    outputs: [x]\n"
+        "  - id: bad\n    path: bad.py\n    inputs:\n      x: good/x\n"
+    )
+    done = flow("check", str(yml), home=flow_home)
+    assert done.returncode == 2
+    header, problem = done.stderr.splitlines()
+    assert header == "error: the dataflow is invalid (1 problem)"
+    assert problem.startswith(f"{tmp_path / 'bad.py'}:3: syntax error: ")
+    assert problem.endswith("(node 'bad')")
+    assert not (tmp_path / "__pycache__").exists()  # compiled in memory, nothing written
+    (tmp_path / "bad.py").write_text("print('fixed')\n")
+    assert flow("check", str(yml), home=flow_home).returncode == 0

@@ -111,3 +111,32 @@ def test_build_of_a_missing_file_is_bad_input(tmp_path: Path, flow_home: Path) -
     done = flow("build", str(tmp_path / "nope.yml"), home=flow_home)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ")
+
+
+def test_build_lines_run_with_flows_own_python_first_on_path(
+    tmp_path: Path, flow_home: Path
+) -> None:
+    import os
+    import sys
+
+    yml = write_dataflow(
+        tmp_path,
+        """\
+        nodes:
+          - id: a
+            path: dynamic
+            build: |
+              command -v python
+              python -c 'import sys; print("prefix", sys.prefix)'
+              echo "venv=$VIRTUAL_ENV"
+        """,
+        {},
+    )
+    # a PATH where another python would come first, as in a shell outside the venv
+    done = flow("build", str(yml), "-v", home=flow_home, env_extra={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = [line.strip() for line in done.stderr.splitlines()]
+    assert os.path.join(os.path.dirname(sys.executable), "python") in output, output
+    assert f"prefix {sys.prefix}" in output, output
+    if sys.prefix != sys.base_prefix:
+        assert f"venv={sys.prefix}" in output, output

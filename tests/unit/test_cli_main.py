@@ -49,7 +49,7 @@ def test_subprocess_error_has_no_traceback(flow_home: Path) -> None:
     env = dict(os.environ, FLOW_HOME=str(flow_home))
     env.pop("FLOW_DEBUG", None)
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "status"],
+        [sys.executable, "-m", "cli", "list"],
         env=env,
         capture_output=True,
         text=True,

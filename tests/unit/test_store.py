@@ -1,4 +1,4 @@
-"""The SQLite store: an older schema is migrated in place, rows kept."""
+"""The SQLite store: an older schema is migrated in place, rows kept; pruning ended runs."""
 
 from __future__ import annotations
 
@@ -24,5 +24,30 @@ def test_store_of_an_older_flow_is_migrated(tmp_path: Path) -> None:
         [run] = store.runs(include_ended=True)
         assert run["name"] == "old"
         assert run["recovered"] is False
+    finally:
+        store.close()
+
+
+def test_prune_takes_only_ended_runs_that_ended_before_the_cutoff(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state.db")
+    try:
+        for run_id, status, ended in [
+            ("old", "succeeded", 10.0),
+            ("kept", "failed", 10.0),  # still supervised: in `keep`
+            ("young", "stopped", 1000.0),
+            ("live", "running", None),
+            ("waiting", "interrupted", 10.0),
+        ]:
+            store.create_run(run_id, None, "/x.yml", [("a", "pending")], "daemon", {})
+            store.update_run(run_id, status=status, ended=ended)
+            store.add_event(run_id, "a", "exited", "0")
+        assert [r["id"] for r in store.prune(500.0, {"kept"}, dry_run=True)] == ["old"]
+        assert len(store.runs(include_ended=True)) == 5
+        assert [r["id"] for r in store.prune(500.0, {"kept"}, dry_run=False)] == ["old"]
+        left = {r["id"] for r in store.runs(include_ended=True)}
+        assert left == {"kept", "young", "live", "waiting"}
+        for table in ("nodes", "events"):
+            count = store.db.execute(f"SELECT count(*) FROM {table} WHERE run_id = 'old'")
+            assert count.fetchone()[0] == 0
     finally:
         store.close()

@@ -1,0 +1,88 @@
+"""Example lines for every command's `--help`, kept in one table beside the parser.
+
+`cli.main.build_parser` attaches them as each subparser's epilog after the command modules
+have registered, so a command module never carries its own examples, and the CLI reference
+(`python -m cli.docs`) prints the same lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["EXAMPLES", "HEADING", "ExamplesFormatter", "attach"]
+
+HEADING = "examples:"
+
+# command (as typed after `flow`) -> example lines; every command and sub-verb has one
+# (tests/unit/test_cli_examples.py)
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "up": ("flow up",),
+    "down": ("flow down", "flow down --grace 2"),
+    "start": (
+        "flow start dataflow.yml",
+        "flow start dataflow.yml --detach --name cam --env LOG=debug",
+    ),
+    "stop": ("flow stop", "flow stop cam --grace 2", "flow stop --all"),
+    "restart": ("flow restart cam",),
+    "list": ("flow list", "flow list --all --limit 20", "flow list --json"),
+    "logs": ("flow logs cam", "flow logs cam camera -f", "flow logs cam --tail 50"),
+    "run": ("flow run dataflow.yml", "flow run dataflow.yml --stop-after 10s"),
+    "check": ("flow check dataflow.yml",),
+    "status": ("flow status",),
+    "build": ("flow build dataflow.yml", "flow build dataflow.yml -v"),
+    "graph": (
+        "flow graph dataflow.yml > graph.mmd",
+        "flow graph dataflow.yml --html graph.html --open",
+    ),
+    "new": ("flow new my_flow", "flow new --kind node detector"),
+    "node": ("flow node list cam", "flow node restart cam camera"),
+    "node list": ("flow node list cam",),
+    "node info": ("flow node info cam camera", "flow node info cam camera --json"),
+    "node stop": ("flow node stop cam camera",),
+    "node restart": ("flow node restart cam camera --grace 2",),
+    "node add": ("flow node add cam recorder.yml",),
+    "node remove": ("flow node remove cam recorder",),
+    "node connect": ("flow node connect cam camera/image recorder/image",),
+    "node disconnect": ("flow node disconnect cam camera/image recorder/image",),
+    "topic": ("flow topic list cam", "flow topic hz cam camera/image"),
+    "topic list": ("flow topic list cam",),
+    "topic echo": ("flow topic echo cam camera/image --count 5",),
+    "topic hz": ("flow topic hz cam camera/image --window 30",),
+    "top": ("flow top", "flow top --once"),
+    "config": ("flow config", "flow config --json"),
+    "completion": (
+        "flow completion bash > ~/.local/share/bash-completion/completions/flow",
+        "flow completion zsh > ~/.zfunc/_flow",
+        "flow completion fish > ~/.config/fish/completions/flow.fish",
+    ),
+    "doctor": ("flow doctor", "flow doctor --json"),
+    "prune": ("flow prune --older-than 2d --dry-run", "flow prune --older-than 12h"),
+}
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps the description as usual, but prints the examples epilog line by line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(HEADING):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def epilog(command: str) -> str | None:
+    """The examples block of `command` (e.g. "node add"), or None when it has none."""
+    lines = EXAMPLES.get(command)
+    if not lines:
+        return None
+    return "\n".join([HEADING, *(f"  {line}" for line in lines)])
+
+
+def attach(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """Give every subparser under `parser` its examples epilog and the formatter for it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                command = f"{prefix} {name}".strip()
+                sub.epilog = epilog(command)
+                sub.formatter_class = ExamplesFormatter
+                attach(sub, command)

@@ -1,0 +1,89 @@
+"""The CLI's surface as a shell user meets it: completion scripts, unknown commands, help."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import BOUND_S, flow
+
+
+def _complete(script: Path, words: list[str]) -> set[str]:
+    """What bash's completion function offers for `words` (the last one being typed)."""
+    line = " ".join(words)
+    driver = (
+        f"source {script}\n"
+        f"COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        f"COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}\n"
+        f'_shtab_flow flow {words[-1]!r} {words[-2]!r}\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "--norc", "-c", driver],
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {word for word in done.stdout.split() if word}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_completes_commands_and_verbs(flow_home: Path, tmp_path: Path) -> None:
+    done = flow("completion", "bash", home=flow_home)
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / "flow.bash"
+    script.write_text(done.stdout)
+    assert _complete(script, ["flow", "st"]) == {"start", "status", "stop"}
+    assert _complete(script, ["flow", "sta"]) == {"start", "status"}
+    assert {"add", "remove", "connect"} <= _complete(script, ["flow", "node", ""])
+    assert "--older-than" in _complete(script, ["flow", "prune", "--o"])
+    (tmp_path / "dataflow.yml").touch()
+    assert _complete(script, ["flow", "check", f"{tmp_path}/data"]) == {
+        f"{tmp_path}/dataflow.yml"
+    }
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_other_shells_get_a_generated_script(flow_home: Path, shell: str) -> None:
+    done = flow("completion", shell, home=flow_home)
+    assert done.returncode == 0, done.stderr
+    assert "doctor" in done.stdout
+    assert "prune" in done.stdout
+
+
+def test_an_unknown_shell_is_refused_naming_the_shells(flow_home: Path) -> None:
+    done = flow("completion", "powershell", home=flow_home)
+    assert done.returncode == 2
+    assert "bash" in done.stderr
+    assert "zsh" in done.stderr
+
+
+def test_an_unknown_command_gets_did_you_mean(flow_home: Path) -> None:
+    done = flow("lsit", "--all", home=flow_home)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: unknown command 'lsit'; did you mean 'list'? (flow --help lists the commands)"
+    ]
+    assert done.stdout == ""
+    nothing_close = flow("xyzzy", home=flow_home)
+    assert nothing_close.returncode == 2
+    assert "did you mean" not in nothing_close.stderr
+    assert len(nothing_close.stderr.strip().splitlines()) == 1
+
+
+def test_help_shows_examples(flow_home: Path) -> None:
+    done = flow("topic", "echo", "--help", home=flow_home)
+    assert done.returncode == 0, done.stderr
+    assert "examples:\n  flow topic echo " in done.stdout
+
+
+def test_status_without_a_daemon_says_not_running(flow_home: Path) -> None:
+    done = flow("status", home=flow_home)
+    assert done.returncode == 3
+    assert done.stderr == ""
+    assert done.stdout.splitlines() == [
+        f"flow daemon not running (home {flow_home}); start it with flow up"
+    ]
