@@ -21,6 +21,11 @@ def _pids(rt: Runtime) -> list[int]:
     return [s.pid for r in rt.runs.values() for s in r.slots.values() if s.pid is not None]
 
 
+def _is_out(rate_key: str) -> bool:
+    """Output rates are keyed `out:<id>` (daemon/model/node_stats.py), inputs by their id."""
+    return rate_key.startswith("out:")
+
+
 async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
     """A snapshot; with `sample_s`, CPU is measured over that long, else since the last call."""
     sample_s = min(req.sample_s, MAX_SAMPLE_S)
@@ -44,6 +49,7 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
             stats = slot.stats or {}
             inputs = stats.get("inputs") or {}
             outputs = stats.get("outputs") or {}
+            rates = stats.get("rates") or {}
             nodes.append(
                 {
                     "id": slot.id,
@@ -52,7 +58,11 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "generation": slot.generation,
                     "cpu_percent": cpu,
                     "rss_bytes": rss,
-                    "rates": stats.get("rates") or {},
+                    "rates": rates,
+                    # what the node does: messages taken in on every input, and sent on
+                    # every output (a source, a camera, only sends)
+                    "in_rate": round(sum(v for k, v in rates.items() if not _is_out(k)), 2),
+                    "out_rate": round(sum(v for k, v in rates.items() if _is_out(k)), 2),
                     "dropped": sum(i.get("dropped", 0) for i in inputs.values())
                     + sum(o.get("dropped", 0) for o in outputs.values()),
                     "queued": sum(i.get("queued", 0) for i in inputs.values()),
