@@ -62,8 +62,10 @@ def test_hz_count_stops_and_rates_come_from_send_times(daemon: Path, tmp_path: P
     match = re.fullmatch(r"60 messages in [\d.]+ s: rate ([\d.]+)/s", final)
     assert match, hz.stdout
     rates = [float(r) for r in re.findall(r"rate ([\d.]+)/s", hz.stdout)]
-    assert 20.0 < float(match.group(1)) <= 31.5, hz.stdout  # 30.3 Hz, jitter aside
-    assert max(rates) <= 33.0, hz.stdout  # the first windows used to say 35/s
+    # 30.3 Hz at most (a late tick is skipped, never bursted): a bound on over-counting
+    # with room for scheduling jitter, and a loose floor (a starved camera skips ticks)
+    assert 5.0 < float(match.group(1)) <= 32.0, hz.stdout
+    assert max(rates) <= 34.0, hz.stdout  # the first windows used to say 35/s
     info = json.loads(flow("topic", "info", "cam", "camera/image", "--json", home=daemon).stdout)
     assert info["seen"]["transport"] == ["shared memory"], info
     assert info["seen"]["encodings"] == ["ndarray uint8 [240, 320, 3]"], info
