@@ -88,6 +88,7 @@ def test_q_quits_top_and_restores_the_terminal(daemon: Path, tmp_path: Path) -> 
     child = _top_on_a_terminal(daemon)
     try:
         child.expect("flow top")
+        child.expect("OUT/S")
         child.expect("counter")
         child.expect("q or Ctrl-C quits")
         time.sleep(0.5)  # a refresh or two: still running, never ended by itself

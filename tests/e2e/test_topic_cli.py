@@ -151,3 +151,22 @@ def test_pub_sends_into_an_input_that_stays_open(daemon: Path, tmp_path: Path) -
         assert text in bad.stderr, (args, bad.stderr)
         assert bad.stderr.count("\n") == 1, bad.stderr
     assert flow("stop", "pubs", home=daemon).returncode == 0
+
+
+def test_pub_into_a_backpressure_input_waits_for_its_credits(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """More messages than the input's queue: sent against the credits the node pays back,
+    every one delivered, in order."""
+    graph = LISTENED.replace("data: counter/count",
+                             "data: {source: counter/count, queue_policy: backpressure, "
+                             "queue_size: 4}")  # fmt: skip
+    _start(daemon, tmp_path, "credits", graph)
+    _wait_log(daemon, "credits", "listener", r"input data 1 ")
+    values = [f"v{n}" for n in range(1, 26)]
+    done = flow("topic", "pub", "credits", "listener/data", *values, home=daemon)
+    assert done.returncode == 0, done.stderr
+    log = _wait_log(daemon, "credits", "listener", r"input data v25 seq 25")
+    got = re.findall(r"input data (v\d+) seq (\d+)", log)
+    assert got == [(f"v{n}", str(n)) for n in range(1, 26)]
+    assert flow("stop", "credits", home=daemon).returncode == 0
