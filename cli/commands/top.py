@@ -18,8 +18,8 @@ def register(sub: Any) -> None:
         help="live CPU, memory, message rates and drops of every node",
         description="A live table of every node of every run: status, pid, CPU, memory, "
         "messages received per second (IN/S, all inputs) and sent per second (OUT/S, all "
-        "outputs), queued and dropped messages. On a terminal it refreshes until `q` or "
-        "Ctrl-C; piped, it prints one plain table and exits.",
+        "outputs; `-` until the node has reported twice), queued and dropped messages. On a "
+        "terminal it refreshes until `q` or Ctrl-C; piped, it prints one plain table and exits.",
         epilog="example: flow top --interval 2s",
     )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")
@@ -99,13 +99,18 @@ def rows(snapshot: dict[str, Any]) -> list[list[str]]:
                     str(node.get("pid") or "-"),
                     "-" if node.get("cpu_percent") is None else f"{node['cpu_percent']:.1f}",
                     "-" if rss is None else f"{rss / (1 << 20):.1f}M",
-                    f"{node.get('in_rate', 0.0):.1f}",
-                    f"{node.get('out_rate', 0.0):.1f}",
+                    _rate(node.get("in_rate")),
+                    _rate(node.get("out_rate")),
                     str(node.get("queued", 0)),
                     str(node.get("dropped", 0)),
                 ]
             )
     return lines
+
+
+def _rate(value: float | None) -> str:
+    """Messages per second, or `-` before the node's statistics gave one."""
+    return "-" if value is None else f"{value:.1f}"
 
 
 def table(snapshot: dict[str, Any]) -> Any:

@@ -26,6 +26,12 @@ def _is_out(rate_key: str) -> bool:
     return rate_key.startswith("out:")
 
 
+def _total(rates: dict[str, float], *, outputs: bool) -> float | None:
+    if not rates:
+        return None
+    return round(sum(v for k, v in rates.items() if _is_out(k) == outputs), 2)
+
+
 async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
     """A snapshot; with `sample_s`, CPU is measured over that long, else since the last call."""
     sample_s = min(req.sample_s, MAX_SAMPLE_S)
@@ -60,9 +66,10 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "rss_bytes": rss,
                     "rates": rates,
                     # what the node does: messages taken in on every input, and sent on
-                    # every output (a source, a camera, only sends)
-                    "in_rate": round(sum(v for k, v in rates.items() if not _is_out(k)), 2),
-                    "out_rate": round(sum(v for k, v in rates.items() if _is_out(k)), 2),
+                    # every output (a source, a camera, only sends); None until two
+                    # reports gave a rate (a node that reports nothing: not an SDK node)
+                    "in_rate": _total(rates, outputs=False),
+                    "out_rate": _total(rates, outputs=True),
                     "dropped": sum(i.get("dropped", 0) for i in inputs.values())
                     + sum(o.get("dropped", 0) for o in outputs.values()),
                     "queued": sum(i.get("queued", 0) for i in inputs.values()),

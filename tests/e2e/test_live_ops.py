@@ -150,8 +150,8 @@ def test_top_once_is_json_with_every_node(daemon: Path, tmp_path: Path) -> None:
         for node in run["nodes"]:
             assert node["rss_bytes"], node
             assert node["cpu_percent"] is not None
-            assert node["in_rate"] >= 0.0
-            assert node["out_rate"] >= 0.0
+            for rate in ("in_rate", "out_rate"):  # None before the node's second report
+                assert node[rate] is None or node[rate] >= 0.0, node
     assert flow("stop", "--all", home=daemon).returncode == 0
 
 
