@@ -72,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
         return topic_pub.publish(args)
     if args.count < 0:
         raise CliError(f"--count must be 0 (no limit) or more (got {args.count})", BAD_INPUT)
+    if args.verb == "hz" and not args.window > 0:
+        raise CliError("--window must be more than 0 (try 5s)", BAD_INPUT)
     with topic_watch.Observer(args.run, args.topic) as observer:
         if args.verb == "echo":
             return topic_watch.echo(observer, args.count, args.json)
-        if not args.window > 0:
-            raise CliError("--window must be more than 0 (try 5s)", BAD_INPUT)
         return topic_watch.hertz(observer, args.window, args.duration, args.count)
 
 

@@ -70,6 +70,11 @@ def test_hz_count_stops_and_rates_come_from_send_times(daemon: Path, tmp_path: P
     assert info["seen"]["transport"] == ["shared memory"], info
     assert info["seen"]["encodings"] == ["ndarray uint8 [240, 320, 3]"], info
     assert info["seen"]["size_bytes"]["max"] == 240 * 320 * 3
+    for bad, text in ((("--count", "-1"), "--count"), (("--window", "0"), "--window")):
+        refused = flow("topic", "hz", "cam", "camera/image", *bad, home=daemon)
+        assert refused.returncode == 2, refused.stdout
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert text in refused.stderr
     assert flow("stop", "cam", home=daemon).returncode == 0
 
 
