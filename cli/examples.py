@@ -48,6 +48,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "topic list": ("flow topic list cam",),
     "topic echo": ("flow topic echo cam camera/image --count 5",),
     "topic hz": ("flow topic hz cam camera/image --window 30",),
+    "topic info": ("flow topic info cam camera/image", "flow topic info cam camera/image --json"),
+    "topic pub": (
+        "flow topic pub cam filter/threshold 0.5 --as json",
+        "flow topic pub cam logger/line hello --repeat 10 --every 100ms",
+    ),
     "top": ("flow top", "flow top --once"),
     "config": ("flow config", "flow config --json"),
     "completion": (

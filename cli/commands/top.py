@@ -7,18 +7,26 @@ import json
 import time
 from typing import Any
 
+SAMPLE_S = 0.5  # CPU of the first (or only) table is measured over this long
+HEADERS = ("RUN", "NODE", "STATUS", "PID", "CPU%", "RSS", "IN/S", "OUT/S", "QUEUED", "DROPPED")
+NO_RUNS = "no live runs (start one with `flow start FILE`)"
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "top",
         help="live CPU, memory, message rates and drops of every node",
         description="A live table of every node of every run: status, pid, CPU, memory, "
-        "input rate, queued and dropped messages.",
+        "messages received per second (IN/S, all inputs) and sent per second (OUT/S, all "
+        "outputs; `-` until the node has reported twice), queued and dropped messages. On a "
+        "terminal it refreshes until `q` or Ctrl-C; piped, it prints one plain table and exits.",
+        epilog="example: flow top --interval 2s",
     )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")
     p.add_argument(
-        "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes"
-    )
+        "--interval", default="1s", metavar="DURATION",
+        help="time between refreshes, more than 0 (1s, 500ms; default 1s)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -27,39 +35,94 @@ def run(args: argparse.Namespace) -> int:
     from daemon.model.convert import unstructure
     from daemon.model.requests import Seconds, Top
 
+    interval = _interval(args.interval)
     if args.once:
-        snapshot = client.call(Top(sample_s=Seconds(0.5)), timeout=10.0)
+        snapshot = client.call(Top(sample_s=Seconds(SAMPLE_S)), timeout=10.0)
         render.out.print(json.dumps(unstructure(snapshot)), markup=False, highlight=False)
         return 0
+    first = unstructure(client.call(Top(sample_s=Seconds(SAMPLE_S)), timeout=10.0))
+    if not render.out.is_terminal:  # piped: one plain table, then done
+        if first["runs"]:
+            render.table(HEADERS, [(row, []) for row in rows(first)])
+        else:
+            render.info(NO_RUNS)
+        return 0
+    return _watch(first, interval)
+
+
+def _interval(text: str) -> float:
+    """`--interval`: a duration above zero, or one `error:` line (exit 2)."""
+    from cli.durations import DurationError, parse_duration
+    from cli.errors import BAD_INPUT, CliError
+
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        raise CliError(f"--interval: {exc}", BAD_INPUT) from None
+    if not seconds > 0:
+        raise CliError(f"--interval must be more than 0 (got {text!r}; try 1s)", BAD_INPUT)
+    return seconds
+
+
+def _watch(first: dict[str, Any], interval: float) -> int:
+    """Refresh every `interval` until `q` or Ctrl-C; the terminal is restored either way."""
     from rich.live import Live
 
-    client.call(Top())  # the first call only starts the CPU sampling
-    with Live(console=render.out, auto_refresh=False) as live:
-        while True:
-            time.sleep(max(args.interval, 0.2))
-            live.update(table(unstructure(client.call(Top()))), refresh=True)
+    from cli import client, render
+    from cli.keys import QuitKeys
+    from daemon.model.convert import unstructure
+    from daemon.model.requests import Top
+
+    snapshot = first
+    try:
+        with QuitKeys() as keys, Live(console=render.out, auto_refresh=False) as live:
+            while True:
+                live.update(table(snapshot), refresh=True)
+                if keys.wait(interval):
+                    return 0
+                snapshot = unstructure(client.call(Top()))
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how one leaves a live view: not a failure
+
+
+def rows(snapshot: dict[str, Any]) -> list[list[str]]:
+    """One row of cells per node of every run, in HEADERS' order."""
+    lines = []
+    for run in snapshot["runs"]:
+        for node in run["nodes"]:
+            rss = node.get("rss_bytes")
+            lines.append(
+                [
+                    run.get("name") or run["id"][:13],
+                    node["id"],
+                    node["status"],
+                    str(node.get("pid") or "-"),
+                    "-" if node.get("cpu_percent") is None else f"{node['cpu_percent']:.1f}",
+                    "-" if rss is None else f"{rss / (1 << 20):.1f}M",
+                    _rate(node.get("in_rate")),
+                    _rate(node.get("out_rate")),
+                    str(node.get("queued", 0)),
+                    str(node.get("dropped", 0)),
+                ]
+            )
+    return lines
+
+
+def _rate(value: float | None) -> str:
+    """Messages per second, or `-` before the node's statistics gave one."""
+    return "-" if value is None else f"{value:.1f}"
 
 
 def table(snapshot: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    view = Table(title=time.strftime("flow top  %H:%M:%S"), expand=True)
-    for header in ("RUN", "NODE", "STATUS", "PID", "CPU%", "RSS", "RATE/S", "QUEUED", "DROPPED"):
+    view = Table(
+        title=time.strftime("flow top  %H:%M:%S"),
+        caption="q or Ctrl-C quits" if snapshot["runs"] else f"{NO_RUNS}; q or Ctrl-C quits",
+        expand=True,
+    )
+    for header in HEADERS:
         view.add_column(header, justify="left" if header in ("RUN", "NODE", "STATUS") else "right")
-    for run in snapshot["runs"]:
-        for node in run["nodes"]:
-            rates = node.get("rates") or {}
-            rate = sum(v for k, v in rates.items() if not k.startswith("out:"))
-            rss = node.get("rss_bytes")
-            view.add_row(
-                run.get("name") or run["id"][:13],
-                node["id"],
-                node["status"],
-                str(node.get("pid") or "-"),
-                "-" if node.get("cpu_percent") is None else f"{node['cpu_percent']:.1f}",
-                "-" if rss is None else f"{rss / (1 << 20):.1f}M",
-                f"{rate:.1f}",
-                str(node.get("queued", 0)),
-                str(node.get("dropped", 0)),
-            )
+    for cells in rows(snapshot):
+        view.add_row(*cells)
     return view

@@ -1,198 +1,185 @@
-"""`flow topic list|echo|hz`: look at the messages of a running dataflow as they flow."""
+"""`flow topic list|info|echo|hz|pub`: look at the messages of a running dataflow as they
+flow, and send some in."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import secrets
+import json
 import time
-from collections import deque
 from typing import Any
 
-RENEW_S = 1.0
+INFO_SAMPLE_S = 2.0  # `topic info` watches the topic this long for types and sizes
+INFO_SAMPLE_MAX = 200  # and stops after this many messages
 
 
 def register(sub: Any) -> None:
+    from cli.commands import topic_pub
+    from cli.durations import duration_arg
+
     p = sub.add_parser(
         "topic",
-        help="list, print or time the outputs of a running dataflow",
+        help="list, inspect, print, time or send the messages of a running dataflow",
         description="Look at the messages of a live run as they flow: list its outputs, "
-        "print the messages of one, or measure its rate.",
+        "describe one, print its messages, measure its rate, or send messages into an input.",
+        epilog="example: flow topic hz demo camera/image --count 60",
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = _verb(verbs, "list", "every output of a run with its receivers")
+    listing = _verb(verbs, "list", "every output of a run with its receivers",
+                    "flow topic list demo")  # fmt: skip
     listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
-    echo = _verb(verbs, "echo", "print messages of NODE/OUTPUT as they flow")
-    hz = _verb(verbs, "hz", "rate and intervals of NODE/OUTPUT")
-    for verb in (echo, hz):
+    info = _verb(
+        verbs, "info", "the node, counts, rate, receivers and queues of NODE/OUTPUT, and the "
+        "type and sizes of its messages seen for a moment", "flow topic info demo camera/image",
+    )  # fmt: skip
+    echo = _verb(verbs, "echo", "print messages of NODE/OUTPUT as they flow, with their time",
+                 "flow topic echo demo camera/image --count 5 --json")  # fmt: skip
+    hz = _verb(verbs, "hz", "rate and intervals of NODE/OUTPUT, from the senders' timestamps",
+               "flow topic hz demo camera/image --count 60")  # fmt: skip
+    for verb in (info, echo, hz):
         verb.add_argument("run", metavar="RUN", help="run id, id prefix or name")
         verb.add_argument("topic", metavar="NODE/OUTPUT", help="the output to observe")
-        verb.add_argument("--count", type=int, default=0, help="stop after N messages (echo)")
-    hz.add_argument("--window", type=float, default=5.0, help="seconds averaged over")
-    hz.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
+    info.add_argument(
+        "--sample", type=duration_arg, default=INFO_SAMPLE_S, metavar="DURATION",
+        help=f"watch the messages this long (default {INFO_SAMPLE_S:g}s; 0: not at all)",
+    )  # fmt: skip
+    info.add_argument("--json", action="store_true", help="one JSON object")
+    echo.add_argument("--count", type=int, default=0, metavar="N", help="stop after N messages")
+    echo.add_argument("--json", action="store_true", help="one JSON object per message")
+    hz.add_argument("--count", type=int, default=0, metavar="N",
+                    help="stop after N messages and print their overall rate")  # fmt: skip
+    hz.add_argument("--window", type=duration_arg, default=5.0, metavar="DURATION",
+                    help="the span each line's rate is taken over (default 5s)")  # fmt: skip
+    hz.add_argument("--duration", type=duration_arg, default=0.0, metavar="DURATION",
+                    help="stop after this long and print the overall rate")  # fmt: skip
+    pub = _verb(
+        verbs, "pub", "send messages into NODE/INPUT of a live run (one per VALUE), as a "
+        "source of their own that ends when they are sent",
+        "flow topic pub demo detector/threshold 0.5 --as json",
+    )  # fmt: skip
+    topic_pub.add_arguments(pub)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.commands import topic_pub, topic_watch
+    from cli.errors import BAD_INPUT, CliError
+
+    if args.verb == "list":
+        return listing(args.run)
+    if args.verb == "info":
+        return info(args.run, args.topic, args.sample, args.json)
+    if args.verb == "pub":
+        return topic_pub.publish(args)
+    if args.count < 0:
+        raise CliError(f"--count must be 0 (no limit) or more (got {args.count})", BAD_INPUT)
+    if args.verb == "hz" and not args.window > 0:
+        raise CliError("--window must be more than 0 (try 5s)", BAD_INPUT)
+    with topic_watch.Observer(args.run, args.topic) as observer:
+        if args.verb == "echo":
+            return topic_watch.echo(observer, args.count, args.json)
+        return topic_watch.hertz(observer, args.window, args.duration, args.count)
+
+
+def listing(run_ref: str) -> int:
     from cli import client, render
     from daemon.model.requests import TopicList
 
-    if args.verb == "list":
-        reply = client.call(TopicList(run=args.run))
-        rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
-        for topic in reply.topics:
-            rate = topic.rate
-            rows.append(
-                (
-                    [topic.topic, ", ".join(topic.receivers) or "-",
-                     "-" if rate is None else f"{rate:.1f}"],
-                    [],
-                )
-            )  # fmt: skip
-        render.table(["TOPIC", "RECEIVERS", "RATE/S"], rows)
-        return 0
-    with Observer(args.run, args.topic) as observer:
-        if args.verb == "echo":
-            return echo(observer, args.count)
-        return hertz(observer, args.window, args.duration, args.count)
-
-
-class Observer:
-    """A drop_oldest receiver of one topic, held by a lease the daemon must see renewed."""
-
-    def __init__(self, run: str, topic: str) -> None:
-        import zmq
-
-        from cli import client
-        from daemon.model.requests import TopicSubscribe
-        from node_sdk import paths
-        from node_sdk.leases import Releases, ShmReader
-
-        home = client.home_path()
-        client.check_socket_folder(home)  # never bind in a folder another user made
-        self.endpoint = paths.observer_endpoint(
-            paths.socket_dir(home), os.getpid(), secrets.token_hex(3)
-        )
-        self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.PULL)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.RCVHWM, 100)
-        self.socket.bind(self.endpoint)
-        self.run, self.topic = run, topic
-        self.shm = ShmReader(Releases())  # payloads senders put in shared memory
-        try:
-            reply = client.call(TopicSubscribe(run=run, topic=topic, endpoint=self.endpoint))
-        except BaseException:
-            self._close()
-            raise
-        self.lease = reply.lease
-        self.renewed = time.monotonic()
-
-    def __enter__(self) -> Observer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from cli import client
-        from cli.errors import CliError
-        from daemon.model.requests import TopicUnsubscribe
-
-        with contextlib.suppress(CliError):  # if not, the lease expires by itself
-            client.call(TopicUnsubscribe(lease=self.lease), timeout=2.0)
-        self._close()
-
-    def _close(self) -> None:
-        from pathlib import Path
-
-        self.shm.releases.close()
-        self.context.destroy(linger=0)
-        # the socket file of a bound ipc endpoint is ours to remove
-        Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
-
-    def next(self, timeout: float) -> Any | None:
-        """The next decoded message, or None after `timeout` seconds."""
-        from cli import client
-        from daemon.model.requests import TopicRenew
-        from node_sdk.frames import decode_data
-
-        if time.monotonic() - self.renewed > RENEW_S:
-            client.call(TopicRenew(lease=self.lease), timeout=2.0)
-            self.renewed = time.monotonic()
-        self.shm.releases.flush()  # the previous message's segment goes back to its sender
-        if not self.socket.poll(int(timeout * 1000)):
-            return None
-        frames = self.socket.recv_multipart()
-        try:
-            return decode_data(frames, self.shm.open_payload)
-        except Exception as exc:  # a kind this observer cannot map: say so, go on
-            return f"<undecodable message: {exc}>"
-
-
-def describe(value: Any) -> str:
-    """A one-line, bounded rendering of a payload of any kind."""
-    if value is None:
-        return "None"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 200 else value[:200] + "...")
-    if isinstance(value, memoryview | bytes | bytearray):
-        data = bytes(value[:32])
-        return f"<{len(value)} bytes> {data.hex()}{'...' if len(value) > 32 else ''}"
-    module = type(value).__module__
-    if module.startswith("numpy"):
-        return f"<ndarray {value.dtype} {tuple(value.shape)}> {value.ravel()[:8]!s}"
-    if module.startswith("pyarrow"):
-        preview = value.slice(0, 5).to_pylist()
-        return f"<{value.type} x{len(value)}> {preview}"
-    return repr(value)[:200]
-
-
-def echo(observer: Observer, count: int) -> int:
-    from cli import render
-
-    seen = 0
-    while count <= 0 or seen < count:
-        message = observer.next(0.5)
-        if message is None:
-            continue
-        if isinstance(message, str):
-            render.warning(message)
-            continue
-        seen += 1
-        meta = {k: v for k, v in message.metadata.items() if k != "timestamp"}
-        extra = f" {meta}" if meta else ""
-        render.info(f"seq {message.header.seq}: {describe(message.value)}{extra}")
+    reply = client.call(TopicList(run=run_ref))
+    rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
+    for topic in reply.topics:
+        rate = topic.rate
+        rows.append(
+            (
+                [topic.topic, ", ".join(topic.receivers) or "-",
+                 "-" if rate is None else f"{rate:.1f}"],
+                [],
+            )
+        )  # fmt: skip
+    render.table(["TOPIC", "RECEIVERS", "RATE/S"], rows)
     return 0
 
 
-def hertz(observer: Observer, window: float, duration: float, count: int) -> int:
-    from cli import render
+def info(run_ref: str, topic: str, sample_s: float, as_json: bool) -> int:
+    from cli import client, render
+    from daemon.model.convert import unstructure
+    from daemon.model.requests import TopicInfo
 
-    stamps: deque[float] = deque()
-    started = last_print = time.monotonic()
-    printed = 0
-    while True:
-        message = observer.next(0.2)
-        now = time.monotonic()
-        if message is not None:
-            stamps.append(now)
-        while stamps and now - stamps[0] > window:
-            stamps.popleft()
-        if now - last_print >= 1.0:
-            last_print = now
-            printed += 1
-            if len(stamps) >= 2:
-                gaps = [b - a for a, b in zip(stamps, list(stamps)[1:], strict=False)]
-                rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
-                render.info(
-                    f"rate {rate:.2f}/s  min {min(gaps) * 1000:.1f} ms  "
-                    f"max {max(gaps) * 1000:.1f} ms  window {len(stamps)} msgs"
-                )
-            else:
-                render.info("no messages")
-        if (duration and now - started >= duration) or (count and printed >= count):
-            return 0
+    reply = client.call(TopicInfo(run=run_ref, topic=topic))
+    facts = unstructure(reply)
+    facts["seen"] = _sample(run_ref, topic, sample_s) if sample_s > 0 else None
+    if as_json:
+        render.out.print(json.dumps(facts), markup=False, highlight=False, soft_wrap=True)
+        return 0
+    rate = facts["rate"]
+    sent = "-" if facts["sent"] is None else str(facts["sent"])
+    dropped = "-" if facts["dropped"] is None else str(facts["dropped"])
+    lines = [
+        ("topic", facts["topic"]),
+        ("node", f"{reply.topic.split('/')[0]} ({reply.node_status})"),
+        ("rate", "- (no report yet)" if rate is None else f"{rate:.1f}/s (reported by the node)"),
+        ("sent", f"{sent}  dropped {dropped}"),
+        ("observers", str(facts["observers"])),
+    ]
+    receivers = facts["receivers"] or [None]
+    for n, receiver in enumerate(receivers):
+        text = "- (nothing reads it)" if receiver is None else (
+            f"{receiver['input']}  {receiver['policy']}, queue {receiver['queue_size']}"
+        )  # fmt: skip
+        lines.append(("receivers" if n == 0 else "", text))
+    lines.extend(_seen_lines(facts["seen"], sample_s))
+    for label, text in lines:
+        render.info(f"{label:<10} {text}")
+    return 0
 
 
-def _verb(verbs: Any, name: str, text: str) -> Any:
-    """A sub-verb whose description is its help as a sentence."""
-    return verbs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+def _seen_lines(seen: dict[str, Any] | None, sample_s: float) -> list[tuple[str, str]]:
+    if seen is None:
+        return []
+    if not seen["messages"]:
+        return [("seen", f"no message in {sample_s:g}s")]
+    kinds = "; ".join(seen["encodings"])
+    sizes = seen["size_bytes"]
+    return [
+        ("seen", f"{seen['messages']} messages in {sample_s:g}s: {kinds}"),
+        ("transport", ", ".join(seen["transport"])),
+        ("size", f"min {sizes['min']}  avg {sizes['avg']}  max {sizes['max']} bytes"),
+    ]
+
+
+def _sample(run_ref: str, topic: str, sample_s: float) -> dict[str, Any]:
+    """Watch the topic for `sample_s`: how many messages, of which encodings, how large,
+    and whether they came inline or in shared memory."""
+    from cli.commands.topic_watch import Observer, encoding
+    from node_sdk.wire import KIND_EOS, KIND_SHM
+
+    encodings: list[str] = []
+    transport: set[str] = set()
+    sizes: list[int] = []
+    with Observer(run_ref, topic) as observer:
+        deadline = time.monotonic() + sample_s
+        while len(sizes) < INFO_SAMPLE_MAX and (left := deadline - time.monotonic()) > 0:
+            message = observer.next(min(left, 0.5))
+            if message is None or isinstance(message, str) or message.header.kind == KIND_EOS:
+                continue
+            kind = encoding(message.value)
+            sizes.append(kind["size"])
+            transport.add("shared memory" if message.header.kind == KIND_SHM else "inline")
+            text = " ".join(
+                str(kind[key]) for key in ("type", "dtype", "shape", "arrow_type") if key in kind
+            )
+            if text not in encodings:
+                encodings.append(text)
+    return {
+        "messages": len(sizes),
+        "encodings": encodings,
+        "transport": sorted(transport),
+        "size_bytes": {"min": min(sizes), "avg": sum(sizes) // len(sizes), "max": max(sizes)}
+        if sizes else None,
+    }  # fmt: skip
+
+
+def _verb(verbs: Any, name: str, text: str, example: str) -> Any:
+    """A sub-verb whose description is its help as a sentence, with an example."""
+    return verbs.add_parser(
+        name, help=text, description=text[0].upper() + text[1:] + ".", epilog=f"example: {example}"
+    )

@@ -14,6 +14,7 @@ from daemon.control.nodes import NODE_HANDLERS
 from daemon.control.prune import PRUNE_HANDLERS
 from daemon.control.runs import RUN_HANDLERS
 from daemon.control.top import TOP_HANDLERS
+from daemon.control.topic_tools import TOPIC_TOOL_HANDLERS
 from daemon.control.topics import TOPIC_HANDLERS
 from daemon.model.errors import BrokenInvariant
 from daemon.model.requests import REQUESTS, Request
@@ -36,5 +37,6 @@ def _join(*tables: dict[type[Any], Any]) -> dict[type[Request[Any]], Handler]:
 
 
 HANDLERS: dict[type[Request[Any]], Handler] = _join(
-    RUN_HANDLERS, NODE_HANDLERS, EDIT_HANDLERS, TOPIC_HANDLERS, TOP_HANDLERS, PRUNE_HANDLERS
+    RUN_HANDLERS, NODE_HANDLERS, EDIT_HANDLERS, TOPIC_HANDLERS, TOPIC_TOOL_HANDLERS, TOP_HANDLERS,
+    PRUNE_HANDLERS,
 )

@@ -21,6 +21,17 @@ def _pids(rt: Runtime) -> list[int]:
     return [s.pid for r in rt.runs.values() for s in r.slots.values() if s.pid is not None]
 
 
+def _is_out(rate_key: str) -> bool:
+    """Output rates are keyed `out:<id>` (daemon/model/node_stats.py), inputs by their id."""
+    return rate_key.startswith("out:")
+
+
+def _total(rates: dict[str, float], *, outputs: bool) -> float | None:
+    if not rates:
+        return None
+    return round(sum(v for k, v in rates.items() if _is_out(k) == outputs), 2)
+
+
 async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
     """A snapshot; with `sample_s`, CPU is measured over that long, else since the last call."""
     sample_s = min(req.sample_s, MAX_SAMPLE_S)
@@ -44,6 +55,7 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
             stats = slot.stats or {}
             inputs = stats.get("inputs") or {}
             outputs = stats.get("outputs") or {}
+            rates = stats.get("rates") or {}
             nodes.append(
                 {
                     "id": slot.id,
@@ -52,7 +64,12 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "generation": slot.generation,
                     "cpu_percent": cpu,
                     "rss_bytes": rss,
-                    "rates": stats.get("rates") or {},
+                    "rates": rates,
+                    # what the node does: messages taken in on every input, and sent on
+                    # every output (a source, a camera, only sends); None until two
+                    # reports gave a rate (a node that reports nothing: not an SDK node)
+                    "in_rate": _total(rates, outputs=False),
+                    "out_rate": _total(rates, outputs=True),
                     "dropped": sum(i.get("dropped", 0) for i in inputs.values())
                     + sum(o.get("dropped", 0) for o in outputs.values()),
                     "queued": sum(i.get("queued", 0) for i in inputs.values()),

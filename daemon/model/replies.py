@@ -103,6 +103,37 @@ class TopicListReply:
 
 
 @attrs.frozen
+class TopicReceiver:
+    """One input an output feeds, with the queue it has there."""
+
+    input: str
+    policy: str
+    queue_size: int
+
+
+@attrs.frozen
+class TopicInfoReply:
+    run: str
+    topic: str
+    node_status: str
+    sent: int | None  # the sender's last report; None before its first
+    dropped: int | None
+    rate: float | None
+    receivers: list[TopicReceiver]
+    observers: int
+
+
+@attrs.frozen
+class PublishTarget:
+    """The input endpoint `flow topic pub` sends to, and how (docs/cli.md)."""
+
+    endpoint: str
+    policy: str
+    queue_size: int
+    source: str  # the name its messages carry: a source of its own, closed by its EOS
+
+
+@attrs.frozen
 class LeaseReply:
     lease: str
     lease_s: float

@@ -240,6 +240,24 @@ class TopicUnsubscribe(Request[rp.Empty]):
 
 
 @attrs.frozen
+class TopicInfo(Request[rp.TopicInfoReply]):
+    TYPE = "topic_info"
+    REPLY = rp.TopicInfoReply
+    DOC = "one output of a live run: its node, counts, rate, receivers and their queues"
+    run: str
+    topic: str
+
+
+@attrs.frozen
+class TopicPublish(Request[rp.PublishTarget]):
+    TYPE = "topic_publish"
+    REPLY = rp.PublishTarget
+    DOC = "where `flow topic pub` sends messages into node/input of a live run"
+    run: str
+    target: str
+
+
+@attrs.frozen
 class Top(Request[rp.TopReply]):
     TYPE = "top"
     REPLY = rp.TopReply
@@ -272,6 +290,6 @@ REQUESTS: dict[str, type[Request[Any]]] = {
         Ping, Status, Start, Stop, StopAll, Restart, List, Logs, Wait, Shutdown,
         NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
         NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
-        Prune, InjectFatal,
+        Prune, TopicInfo, TopicPublish, InjectFatal,
     )
 }  # fmt: skip

@@ -62,7 +62,7 @@ def test_topic_list_echo_and_hz(daemon: Path, tmp_path: Path) -> None:
     assert "sink/data" in listed.stdout
     echo = flow("topic", "echo", "topics", "counter/count", "--count", "5", home=daemon)
     assert echo.returncode == 0, echo.stderr
-    lines = [line for line in echo.stdout.splitlines() if line.startswith("seq ")]
+    lines = [line for line in echo.stdout.splitlines() if " seq " in line]  # `HH:MM:SS.mmm seq N`
     assert len(lines) == 5
     assert all("'" in line for line in lines)  # str payloads shown as strings
     hz = flow("topic", "hz", "topics", "counter/count", "--duration", "3", home=daemon)
@@ -179,6 +179,8 @@ def test_top_once_is_json_with_every_node(daemon: Path, tmp_path: Path) -> None:
         for node in run["nodes"]:
             assert node["rss_bytes"], node
             assert node["cpu_percent"] is not None
+            for rate in ("in_rate", "out_rate"):  # None before the node's second report
+                assert node[rate] is None or node[rate] >= 0.0, node
     assert flow("stop", "--all", home=daemon).returncode == 0
 
 

@@ -1,0 +1,269 @@
+"""`flow topic echo|hz`: an observer of one output, what it prints, and how it times it."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import secrets
+import time
+from collections import deque
+from typing import Any
+
+RENEW_S = 1.0
+JSON_ITEMS = 1024  # arrays up to this many elements are given whole in --json, else a preview
+PREVIEW_BYTES = 32
+
+
+class Observer:
+    """A drop_oldest receiver of one topic, held by a lease the daemon must see renewed."""
+
+    def __init__(self, run: str, topic: str) -> None:
+        import zmq
+
+        from cli import client
+        from daemon.model.requests import TopicSubscribe
+        from node_sdk import paths
+        from node_sdk.leases import Releases, ShmReader
+
+        home = client.home_path()
+        client.check_socket_folder(home)  # never bind in a folder another user made
+        self.endpoint = paths.observer_endpoint(
+            paths.socket_dir(home), os.getpid(), secrets.token_hex(3)
+        )
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.PULL)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.RCVHWM, 100)
+        self.socket.bind(self.endpoint)
+        self.run, self.topic = run, topic
+        self.shm = ShmReader(Releases())  # payloads senders put in shared memory
+        # what was sent before this observer was wired is not what it observes
+        self.since_ns = time.time_ns()
+        try:
+            reply = client.call(TopicSubscribe(run=run, topic=topic, endpoint=self.endpoint))
+        except BaseException:
+            self._close()
+            raise
+        self.lease = reply.lease
+        self.renewed = time.monotonic()
+
+    def __enter__(self) -> Observer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from cli import client
+        from cli.errors import CliError
+        from daemon.model.requests import TopicUnsubscribe
+
+        with contextlib.suppress(CliError):  # if not, the lease expires by itself
+            client.call(TopicUnsubscribe(lease=self.lease), timeout=2.0)
+        self._close()
+
+    def _close(self) -> None:
+        from pathlib import Path
+
+        self.shm.releases.close()
+        self.context.destroy(linger=0)
+        # the socket file of a bound ipc endpoint is ours to remove
+        Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+
+    def next(self, timeout: float) -> Any | None:
+        """The next decoded message (a DataMessage, or a str saying why it could not be
+        decoded), or None after `timeout` seconds."""
+        from cli import client
+        from daemon.model.requests import TopicRenew
+        from node_sdk.frames import decode_data
+
+        if time.monotonic() - self.renewed > RENEW_S:
+            client.call(TopicRenew(lease=self.lease), timeout=2.0)
+            self.renewed = time.monotonic()
+        self.shm.releases.flush()  # the previous message's segment goes back to its sender
+        if not self.socket.poll(int(timeout * 1000)):
+            return None
+        frames = self.socket.recv_multipart()
+        try:
+            return decode_data(frames, self.shm.open_payload)
+        except Exception as exc:  # a kind this observer cannot map: say so, go on
+            return f"<undecodable message: {exc}>"
+
+
+def describe(value: Any) -> str:
+    """A one-line, bounded rendering of a payload of any kind."""
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 200 else value[:200] + "...")
+    if isinstance(value, memoryview | bytes | bytearray):
+        data = bytes(value[:PREVIEW_BYTES])
+        return f"<{len(value)} bytes> {data.hex()}{'...' if len(value) > PREVIEW_BYTES else ''}"
+    module = type(value).__module__
+    if module.startswith("numpy"):
+        return f"<ndarray {value.dtype} {tuple(value.shape)}> {value.ravel()[:8]!s}"
+    if module.startswith("pyarrow"):
+        preview = value.slice(0, 5).to_pylist()
+        return f"<{value.type} x{len(value)}> {preview}"
+    return repr(value)[:200]
+
+
+def encoding(value: Any) -> dict[str, Any]:
+    """What a payload is: `type` (none, str, bytes, ndarray, arrow), `size` in bytes, and
+    `dtype`/`shape` or arrow `arrow_type`/`length`."""
+    if value is None:
+        return {"type": "none", "size": 0}
+    if isinstance(value, str):
+        return {"type": "str", "size": len(value.encode())}
+    if isinstance(value, memoryview | bytes | bytearray):
+        return {"type": "bytes", "size": len(value)}
+    module = type(value).__module__
+    if module.startswith("numpy"):
+        return {"type": "ndarray", "size": int(value.nbytes), "dtype": str(value.dtype),
+                "shape": list(value.shape)}  # fmt: skip
+    if module.startswith("pyarrow"):
+        return {"type": "arrow", "size": int(value.nbytes), "arrow_type": str(value.type),
+                "length": len(value)}  # fmt: skip
+    return {"type": type(value).__name__, "size": 0}
+
+
+def json_value(value: Any) -> Any:
+    """The payload as JSON: whole when it is text or a small array, else a bounded preview
+    (bytes as hex of the first PREVIEW_BYTES)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, memoryview | bytes | bytearray):
+        return bytes(value[:PREVIEW_BYTES]).hex()
+    module = type(value).__module__
+    if module.startswith("numpy"):
+        return value.ravel()[:JSON_ITEMS].tolist() if value.size > JSON_ITEMS else value.tolist()
+    if module.startswith("pyarrow"):
+        return value.slice(0, JSON_ITEMS).to_pylist()
+    return repr(value)[:200]
+
+
+def _clock(stamp_ns: int) -> str:
+    """The local wall-clock time of a message, to the millisecond."""
+    return dt.datetime.fromtimestamp(stamp_ns / 1e9).strftime("%H:%M:%S.%f")[:-3]
+
+
+def echo(observer: Observer, count: int, as_json: bool) -> int:
+    from cli import render
+    from node_sdk.wire import KIND_EOS
+
+    seen = 0
+    while count <= 0 or seen < count:
+        message = observer.next(0.5)
+        if message is None:
+            continue
+        if isinstance(message, str):
+            render.warning(message)
+            continue
+        header = message.header
+        stamp = header.timestamp_ns or time.time_ns()  # 0: a sender that did not stamp it
+        meta = {k: v for k, v in message.metadata.items() if k != "timestamp"}
+        if header.kind == KIND_EOS:
+            if as_json:
+                _json_line({"topic": observer.topic, "end_of_stream": True,
+                            "generation": header.generation, "last_seq": header.seq})  # fmt: skip
+            else:
+                render.info(f"{_clock(stamp)} end of stream (generation {header.generation})")
+            continue
+        seen += 1
+        if as_json:
+            _json_line(
+                {
+                    "topic": observer.topic,
+                    "time": dt.datetime.fromtimestamp(stamp / 1e9).astimezone().isoformat(),
+                    "timestamp_ns": stamp,
+                    "seq": header.seq,
+                    "generation": header.generation,
+                    "metadata": meta,
+                    **encoding(message.value),
+                    "value": json_value(message.value),
+                }
+            )
+        else:
+            extra = f" {meta}" if meta else ""
+            render.info(f"{_clock(stamp)} seq {header.seq}: {describe(message.value)}{extra}")
+    return 0
+
+
+def _json_line(record: dict[str, Any]) -> None:
+    from cli import render
+
+    text = json.dumps(record, default=str)  # metadata values are JSON already; be safe
+    render.out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+class RateWindow:
+    """Message rate over the last `window_s` seconds, from the senders' own timestamps: a
+    burst in delivery (a busy observer, shared memory handed over in batches) does not
+    change it, and a message sent before the observer was wired is not counted."""
+
+    def __init__(self, window_s: float, since_ns: int) -> None:
+        self.window_ns = int(window_s * 1e9)
+        self.since_ns = since_ns
+        self.stamps: deque[int] = deque()
+        self.first_ns = self.last_ns = 0
+        self.total = 0
+
+    def add(self, stamp_ns: int) -> bool:
+        """Count one message sent at `stamp_ns`; False if it predates the observer."""
+        if stamp_ns < self.since_ns:
+            return False
+        if not self.total:
+            self.first_ns = stamp_ns
+        self.total += 1
+        self.last_ns = stamp_ns
+        self.stamps.append(stamp_ns)
+        return True
+
+    def trim(self, now_ns: int) -> None:
+        """Forget what was sent more than a window before `now_ns`."""
+        while self.stamps and self.stamps[0] < now_ns - self.window_ns:
+            self.stamps.popleft()
+
+    def summary(self) -> str | None:
+        """`rate`, gaps and count of the window, or None under two messages."""
+        stamps = list(self.stamps)
+        if len(stamps) < 2 or stamps[-1] <= stamps[0]:
+            return None
+        gaps = [(b - a) / 1e6 for a, b in itertools.pairwise(stamps)]
+        rate = (len(stamps) - 1) * 1e9 / (stamps[-1] - stamps[0])
+        return (
+            f"rate {rate:.2f}/s  min {min(gaps):.1f} ms  max {max(gaps):.1f} ms  "
+            f"window {len(stamps)} msgs"
+        )
+
+    def overall(self) -> str:
+        """The final account: every message counted, over the span they were sent in."""
+        span_s = (self.last_ns - self.first_ns) / 1e9
+        if self.total < 2 or span_s <= 0:
+            return f"{self.total} messages: too few to time"
+        rate = (self.total - 1) / span_s
+        return f"{self.total} messages in {span_s:.2f} s: rate {rate:.2f}/s"
+
+
+def hertz(observer: Observer, window: float, duration: float, count: int) -> int:
+    """A line a second until `duration` seconds or `count` messages, then the overall rate."""
+    from cli import render
+    from node_sdk.wire import KIND_EOS
+
+    rates = RateWindow(window, observer.since_ns)
+    started = last_print = time.monotonic()
+    while True:
+        message = observer.next(0.2)
+        now = time.monotonic()
+        if message is not None and not isinstance(message, str) and message.header.kind != KIND_EOS:
+            rates.add(message.header.timestamp_ns or time.time_ns())
+        if count and rates.total >= count:
+            render.info(rates.overall())
+            return 0
+        if now - last_print >= 1.0:
+            last_print = now
+            rates.trim(time.time_ns())
+            render.info(rates.summary() or "no messages")
+        if duration and now - started >= duration:
+            render.info(rates.overall())
+            return 0

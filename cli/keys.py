@@ -1,0 +1,58 @@
+"""Single keys from the terminal for live views (`flow top`): `q` quits, the terminal is
+put back as it was on the way out, whatever ends the view."""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+from typing import Any
+
+QUIT_KEYS = frozenset(b"qQ")
+
+
+class QuitKeys:
+    """While entered, stdin (when it is a terminal) is in cbreak mode: keys arrive one by one
+    and unechoed, and Ctrl-C still raises KeyboardInterrupt (signals stay on)."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self._saved: list[Any] | None = None
+
+    def __enter__(self) -> QuitKeys:
+        import termios
+        import tty
+
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, ValueError, OSError):
+            return self  # no stdin at all: only Ctrl-C (or a kill) ends the view
+        if os.isatty(fd):
+            self._saved = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import termios
+
+        if self._fd is not None and self._saved is not None:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a quit key; True once one was pressed."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._fd is None:
+                time.sleep(left)
+                return False
+            ready, _, _ = select.select([self._fd], [], [], left)
+            if not ready:
+                return False
+            data = os.read(self._fd, 64)
+            if not data:
+                self._fd = None  # stdin ended (closed, /dev/null): stop reading it
+            elif QUIT_KEYS.intersection(data):
+                return True
+        return False
