@@ -35,7 +35,7 @@ from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.reaper import Descendants, become_subreaper
 from daemon.keeper.shm_cleanup import remove_run_segments
-from daemon.keeper.stdout_output import ParkedOutputs, StdoutOutput
+from daemon.keeper.stdout_output import EndedOutputs
 from daemon.model.keeper_messages import (
     Attach,
     Degraded,
@@ -52,7 +52,6 @@ from daemon.model.keeper_messages import (
     SpawnFailed,
     State,
     ToKeeper,
-    converter,
     decode,
     encode,
 )
@@ -94,7 +93,7 @@ class Keeper:
     subreaper: bool = False
     descendants: Descendants = attrs.field(factory=lambda: Descendants(whole_process=False))
     last_scan: float = 0.0
-    parked: ParkedOutputs = attrs.field(factory=ParkedOutputs)
+    ended_outputs: EndedOutputs = attrs.field(factory=EndedOutputs)
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -139,7 +138,7 @@ class Keeper:
                 if self._fds.pop(child.pidfd, None) is not None:
                     os.close(child.pidfd)
                 self._close_child(child)
-            self.parked.close_all()
+            self.ended_outputs.close_all()
             self.socket.close(linger=1000)
             if self.run_folder is not None:
                 # the last process that knows the run: its segments and sockets go with it
@@ -279,18 +278,7 @@ class Keeper:
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
             self._send(SpawnFailed(node, generation, str(exc), transient=transient))
             return
-        stdout_as = message.stdout_as
-        output = None
-        if stdout_as is not None:
-            edges = [converter.unstructure(edge) for edge in stdout_as.edges]
-            output = StdoutOutput.open(
-                self.context,
-                stdout_as.source,
-                generation,
-                edges,
-                stdout_as.restartable,
-                held=stdout_as.held,
-            )
+        output = self.ended_outputs.output_for(self.context, node, generation, message.stdout_as)
         child = Child(
             node=node,
             generation=generation,
@@ -369,18 +357,15 @@ class Keeper:
 
     def _release(self, message: Release) -> None:
         """Past the start barrier: the node's held lines go out, an ended one's end too."""
-        self.parked.close(message.node)
+        self.ended_outputs.release(message.node)
         child = self.children.get(message.node)
         if child is not None and child.generation == message.generation and child.stdout_output:
             child.stdout_output.release()
 
     def _close_child(self, child: Child) -> None:
-        output, child.stdout_output = child.stdout_output, None
-        if output is not None and output.held is not None and not self.quitting:
-            # its receivers may not be connected yet: its lines and end wait for `release`
-            self.parked.park(child.node, output)
-        elif output is not None:
-            output.close()
+        if child.stdout_output is not None:  # ended; its sockets serve its next generation
+            self.ended_outputs.keep(child.node, child.stdout_output)
+            child.stdout_output = None
         child.log.close()
 
     def _degrade(self, what: str) -> None:
