@@ -238,7 +238,8 @@ class NodeSlot:
         self.settled.set()
         if state.alive:
             self.transition(NodeStatus.RUNNING, generation=state.generation, pid=state.pid)
-            self.connected.set()  # its DEALER reconnects to the new daemon by itself
+            if self.spec.connects:  # a process node never did: a stop SIGTERMs it
+                self.connected.set()  # its DEALER reconnects to the new daemon by itself
         else:  # `_record_exit` writes its end
             self.transition(generation=state.generation, pid=state.pid)
             self.exit_code = state.code

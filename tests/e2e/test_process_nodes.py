@@ -7,11 +7,13 @@ import contextlib
 import json
 import os
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from helpers import BOUND_S, daemon_down, flow, write_dataflow
+from helpers import BOUND_S, daemon_down, daemon_up, flow, write_dataflow
+from procs import daemon_pid
 
 BURST = 30  # printed at once, before the sink can have connected: held by the keeper
 PACED = 10  # then one every 50 ms, while the sink runs
@@ -174,6 +176,34 @@ def test_sleep_does_not_hold_the_start_and_stops_cleanly(flow_home: Path, tmp_pa
         assert nodes["sleeper"]["signal"] == "SIGTERM", nodes["sleeper"]
         assert not alive(sleeper["pid"])
         assert "stop STOP_REQUESTED" in flow("logs", "mixed", "sink", home=flow_home).stdout
+    finally:
+        daemon_down(flow_home)
+
+
+def test_an_adopted_process_node_is_still_stopped_by_sigterm(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """After a daemon crash its keeper keeps the node; the new daemon must not wait the whole
+    grace for a STOP the node can never get."""
+    yml = write_dataflow(tmp_path, "nodes:\n  - id: sleeper\n    path: sleep\n    args: '40'\n", {})
+    daemon_up(flow_home)
+    try:
+        started = flow("start", str(yml), "--detach", "--name", "kept", home=flow_home)
+        assert started.returncode == 0, started.stdout + started.stderr
+        pid = nodes_of(flow_home, "kept")["sleeper"]["pid"]
+        os.kill(daemon_pid(flow_home), signal.SIGKILL)
+        daemon_up(flow_home)
+        info = run_info(flow_home, "kept")
+        assert info["recovered"] is True, info
+        assert info["nodes"][0]["pid"] == pid, info  # adopted, not restarted
+        began = time.monotonic()
+        stopped = flow("stop", "kept", "--grace", "60", home=flow_home, timeout=120)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert time.monotonic() - began < 30, "the stop waited the grace for a STOP"
+        info = run_info(flow_home, "kept")
+        assert info["status"] == "stopped", info
+        assert info["nodes"][0]["signal"] == "SIGTERM", info
+        assert not info.get("degraded"), info
     finally:
         daemon_down(flow_home)
 
