@@ -7,6 +7,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
@@ -14,6 +15,7 @@ import attrs
 
 from daemon.keeper.logs import NodeLog
 from daemon.keeper.stdout_output import StdoutOutput
+from daemon.model.keeper_messages import NodeState
 
 STDERR_TAIL = 20
 MAX_LINE = 64 * 1024
@@ -58,6 +60,20 @@ class Child:
         return lines
 
 
+def node_states(children: Mapping[str, Child]) -> dict[str, NodeState]:
+    """What a daemon that attaches is told of each node (alive until its exit is reported)."""
+    return {
+        node: NodeState(
+            generation=c.generation,
+            pid=c.pid,
+            code=c.code if c.reported else None,
+            alive=not c.reported,
+            tail=tuple(c.tail),
+        )
+        for node, c in children.items()
+    }
+
+
 def start_node(
     argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
 ) -> subprocess.Popen[bytes]:
@@ -82,6 +98,19 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def stop_children(children: Sequence[Child], kill_after: float) -> None:
+    """SIGTERM each child's group, SIGKILL what is left of them after `kill_after` s."""
+    for child in children:
+        signal_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + kill_after
+    live = list(children)
+    while live and time.monotonic() < deadline:
+        time.sleep(0.05)
+        live = [c for c in live if c.process.poll() is None]
+    for child in children:  # the leader may be gone, what it left in its group not
+        signal_group(child.pid, signal.SIGKILL)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -24,29 +24,34 @@ from pathlib import Path
 import attrs
 import zmq
 
-from daemon.keeper.children import Child, signal_group, start_node
+from daemon.keeper.children import (
+    Child,
+    node_states,
+    signal_group,
+    start_node,
+    stop_children,
+)
 from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.reaper import Descendants, become_subreaper
 from daemon.keeper.shm_cleanup import remove_run_segments
-from daemon.keeper.stdout_output import StdoutOutput
+from daemon.keeper.stdout_output import EndedOutputs
 from daemon.model.keeper_messages import (
     Attach,
     Degraded,
     Exited,
     FromKeeper,
     KeeperMessageError,
-    NodeState,
     Ping,
     Pong,
     Quit,
+    Release,
     Signal,
     Spawn,
     Spawned,
     SpawnFailed,
     State,
     ToKeeper,
-    converter,
     decode,
     encode,
 )
@@ -88,6 +93,7 @@ class Keeper:
     subreaper: bool = False
     descendants: Descendants = attrs.field(factory=lambda: Descendants(whole_process=False))
     last_scan: float = 0.0
+    ended_outputs: EndedOutputs = attrs.field(factory=EndedOutputs)
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -123,7 +129,7 @@ class Keeper:
                 self._tick()
         finally:
             # normally every child is reported by now; after an exception, none may outlive us
-            self._stop_live_children()
+            stop_children(self._live(), ORPHAN_KILL_S)
             # nor anything they started, in whatever session or group it went to
             self.descendants.kill_all(self._pids(), skip=set())
             for child in self.children.values():
@@ -132,25 +138,13 @@ class Keeper:
                 if self._fds.pop(child.pidfd, None) is not None:
                     os.close(child.pidfd)
                 self._close_child(child)
+            self.ended_outputs.close_all()
             self.socket.close(linger=1000)
             if self.run_folder is not None:
                 # the last process that knows the run: its segments and sockets go with it
                 remove_run_segments(self.run_folder)
                 if self.run_sockets is not None:
                     shutil.rmtree(self.run_sockets, ignore_errors=True)
-
-    def _stop_live_children(self) -> None:
-        """SIGTERM each live node's group, SIGKILL what is left after ORPHAN_KILL_S."""
-        stopping = self._live()
-        for child in stopping:
-            signal_group(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + ORPHAN_KILL_S
-        live = stopping
-        while live and time.monotonic() < deadline:
-            time.sleep(0.05)
-            live = [c for c in live if c.process.poll() is None]
-        for child in stopping:  # the leader may be gone, what it left in its group not
-            signal_group(child.pid, signal.SIGKILL)
 
     def _pids(self) -> set[int]:
         return {c.pid for c in self.children.values()}
@@ -236,13 +230,15 @@ class Keeper:
 
     def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
-            self._send(State(nodes=self.state(), degraded=self.degraded))
+            self._send(State(nodes=node_states(self.children), degraded=self.degraded))
         elif isinstance(message, Spawn):
             self._spawn(message)
         elif isinstance(message, Signal):
             child = self.children.get(message.node)
             if child is not None and child.code is None:
                 signal_group(child.pid, signal.Signals(message.sig))
+        elif isinstance(message, Release):
+            self._release(message)
         elif isinstance(message, Quit):
             # normally every node has exited by now; any left is stopped like an orphan
             self.quitting = True
@@ -256,18 +252,6 @@ class Keeper:
             return
         with contextlib.suppress(zmq.ZMQError):
             self.socket.send_multipart([peer, encode(message)], zmq.NOBLOCK)
-
-    def state(self) -> dict[str, NodeState]:
-        return {
-            node: NodeState(
-                generation=c.generation,
-                pid=c.pid,
-                code=c.code if c.reported else None,
-                alive=not c.reported,
-                tail=tuple(c.tail),
-            )
-            for node, c in self.children.items()
-        }
 
     # ------------------------------------------------------------------ children
 
@@ -294,13 +278,7 @@ class Keeper:
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
             self._send(SpawnFailed(node, generation, str(exc), transient=transient))
             return
-        stdout_as = message.stdout_as
-        output = None
-        if stdout_as is not None:
-            edges = [converter.unstructure(edge) for edge in stdout_as.edges]
-            output = StdoutOutput.open(
-                self.context, stdout_as.source, generation, edges, stdout_as.restartable
-            )
+        output = self.ended_outputs.output_for(self.context, node, generation, message.stdout_as)
         child = Child(
             node=node,
             generation=generation,
@@ -377,9 +355,16 @@ class Keeper:
             append_exit(self.ledger, child.node, child.generation, child.code)
         self._send(Exited(child.node, child.generation, child.code, tuple(child.tail)))
 
+    def _release(self, message: Release) -> None:
+        """Past the start barrier: the node's held lines go out, an ended one's end too."""
+        self.ended_outputs.release(message.node)
+        child = self.children.get(message.node)
+        if child is not None and child.generation == message.generation and child.stdout_output:
+            child.stdout_output.release()
+
     def _close_child(self, child: Child) -> None:
-        if child.stdout_output is not None:
-            child.stdout_output.close()
+        if child.stdout_output is not None:  # ended; its sockets serve its next generation
+            self.ended_outputs.keep(child.node, child.stdout_output)
             child.stdout_output = None
         child.log.close()
 

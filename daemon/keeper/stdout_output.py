@@ -4,29 +4,43 @@ The daemon owns that output (the node's configuration leaves it out), numbers it
 with the node's generation like any sender, and ends it with end-of-stream frames when the
 node exits. Sends never wait: a full queue (or, for a backpressure input, no credit left)
 drops the line, and the receiver sees the gap in sequence numbers.
+
+A node spawned before the run's start barrier may print before its receivers are all
+connected (a process node is never held by the barrier): its lines are `held` here, at
+most HELD_LINES of them (the oldest dropped, a gap like any other), until `release`. A
+held node that ends has its end-of-stream queued behind its lines.
+
+A generation's sockets stay open after it ended: its node's next generation goes on from
+them, so that the receivers get every generation in order (a second set of sockets would
+race the first, which may still be reconnecting to a receiver that was not bound yet, or
+delivering its end-of-stream). They are closed with the keeper.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import attrs
 import zmq
 
+from daemon.model.keeper_messages import StdoutAs, converter
 from node_sdk.frames import encode_data, encode_eos
 from node_sdk.wire import unpack_credit
 
 log = logging.getLogger(__name__)
 
 SNDHWM = 1000
+HELD_LINES = 1000  # lines kept for receivers not yet connected (as many as one queue holds)
 
 
 @attrs.define(eq=False)
 class _Edge:
     """One receiving input: a PUSH, or for a backpressure input a DEALER with credits."""
 
+    endpoint: str
     socket: zmq.Socket[bytes]
     credits: int | None  # None: drop_oldest, no credit accounting
 
@@ -39,6 +53,8 @@ class StdoutOutput:
     generation: int
     edges: list[_Edge]
     restartable: bool = False  # its node may come back: end-of-stream ends a generation
+    # frames made before `release` (True: an end-of-stream, never dropped); None: released
+    held: deque[tuple[bool, list[Any]]] | None = None
     seq: int = 0
     dropped: int = 0
 
@@ -50,6 +66,7 @@ class StdoutOutput:
         generation: int,
         edges: list[dict[str, Any]],
         restartable: bool = False,
+        held: bool = False,
     ) -> StdoutOutput:
         built = []
         for edge in edges:
@@ -60,8 +77,29 @@ class StdoutOutput:
             socket.setsockopt(zmq.SNDHWM, SNDHWM)
             socket.connect(edge["endpoint"])
             credits = int(edge.get("queue_size") or 10) if backpressure else None
-            built.append(_Edge(socket, credits))
-        return cls(source=source, generation=generation, edges=built, restartable=restartable)
+            built.append(_Edge(edge["endpoint"], socket, credits))
+        return cls(
+            source=source,
+            generation=generation,
+            edges=built,
+            restartable=restartable,
+            held=deque() if held else None,
+        )
+
+    def endpoints(self) -> list[str]:
+        return [edge.endpoint for edge in self.edges]
+
+    def next_generation(self, generation: int, held: bool) -> StdoutOutput:
+        """The output of the node's next generation, from this ended one's sockets (and
+        queue, if still held); this one is left with neither."""
+        if not held:
+            self.release()
+        queue = self.held if self.held is not None else deque()
+        following = StdoutOutput(
+            self.source, generation, self.edges, self.restartable, queue if held else None
+        )
+        self.edges, self.held = [], None
+        return following
 
     def send_line(self, line: str) -> None:
         self.seq += 1
@@ -70,8 +108,46 @@ class StdoutOutput:
             source=self.source,
             generation=self.generation,
             seq=self.seq,
-            timestamp_ns=time.time_ns(),
+            timestamp_ns=time.time_ns(),  # when printed, not when released
         )
+        if self.held is None:
+            self._send(frames)
+            return
+        if sum(not eos for eos, _ in self.held) >= HELD_LINES:
+            self._drop_oldest_line(self.held)
+        self.held.append((False, frames))
+
+    def _drop_oldest_line(self, held: deque[tuple[bool, list[Any]]]) -> None:
+        for index, (eos, _) in enumerate(held):
+            if not eos:
+                del held[index]  # its number goes with it: the receiver counts a drop
+                self.dropped += 1
+                return
+
+    def release(self) -> None:
+        """The receivers are connected: what was held goes out in order, then each line."""
+        held, self.held = self.held, None
+        for eos, frames in held or ():
+            if eos:
+                self._send_eos(frames)
+            else:
+                self._send(frames)
+
+    def end(self) -> None:
+        """The generation ended: its end-of-stream, after what is held."""
+        frames = encode_eos(
+            self.source,
+            self.generation,
+            self.seq,
+            time.time_ns(),
+            generation_end=self.restartable,
+        )
+        if self.held is not None:
+            self.held.append((True, frames))
+        else:
+            self._send_eos(frames)
+
+    def _send(self, frames: list[Any]) -> None:
         for edge in self.edges:
             if edge.credits is not None:
                 edge.credits += _collect_credits(edge.socket)
@@ -84,21 +160,63 @@ class StdoutOutput:
             except zmq.Again:
                 self.dropped += 1
 
-    def close(self) -> None:
-        frames = encode_eos(
-            self.source,
-            self.generation,
-            self.seq,
-            time.time_ns(),
-            generation_end=self.restartable,
-        )
+    def _send_eos(self, frames: list[Any]) -> None:
         for edge in self.edges:
             try:
                 edge.socket.send_multipart(frames, flags=zmq.NOBLOCK)
             except zmq.Again:
                 log.warning("%s: end-of-stream dropped (receiver queue full)", self.source)
+
+    def close(self) -> None:
+        """Send what is still held, then close the sockets (each lingers to deliver)."""
+        self.release()
+        for edge in self.edges:
             edge.socket.close()
         self.edges = []
+
+
+@attrs.define(eq=False)
+class EndedOutputs:
+    """The outputs of ended generations, by node (its latest): released with their node,
+    taken over by its next generation (same receivers), closed at the keeper's end."""
+
+    by_node: dict[str, StdoutOutput] = attrs.field(factory=dict)
+
+    def keep(self, node: str, output: StdoutOutput) -> None:
+        output.end()
+        self.by_node[node] = output
+
+    def release(self, node: str) -> None:
+        output = self.by_node.get(node)
+        if output is not None:
+            output.release()
+
+    def output_for(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        node: str,
+        generation: int,
+        stdout_as: StdoutAs | None,
+    ) -> StdoutOutput | None:
+        """The output of a generation being spawned: on its last generation's sockets when
+        it feeds the same inputs, else on new ones."""
+        ended = self.by_node.pop(node, None)
+        endpoints = [edge.endpoint for edge in stdout_as.edges] if stdout_as else []
+        if ended is not None and stdout_as is not None and ended.endpoints() == endpoints:
+            return ended.next_generation(generation, stdout_as.held)
+        if ended is not None:
+            ended.close()
+        if stdout_as is None:
+            return None
+        edges = [converter.unstructure(edge) for edge in stdout_as.edges]
+        return StdoutOutput.open(
+            context, stdout_as.source, generation, edges, stdout_as.restartable, stdout_as.held
+        )
+
+    def close_all(self) -> None:
+        for output in self.by_node.values():
+            output.close()
+        self.by_node.clear()
 
 
 def _collect_credits(socket: zmq.Socket[bytes]) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from daemon.model import descriptor_fields as f
 from daemon.model import executables
+from daemon.model.descriptor_connects import node_connects
 from daemon.model.descriptor_model import (
     Dataflow,
     Input,
@@ -43,7 +44,7 @@ TOP_KEYS = frozenset({"nodes", "env", "name", "recover"})
 NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
-    "send_stdout_as", "deploy", "_unstable_deploy",
+    "send_stdout_as", "deploy", "_unstable_deploy", "connects",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
 DEPLOY_KEYS = frozenset({"machine"})
@@ -210,21 +211,22 @@ class _Parser:
                 (*where, "send_stdout_as"),
                 f"'{send_stdout_as}' is not one of the node's outputs (declare it in outputs)",
             )
+        executable = (
+            executables.resolve(report, self.path.parent, path, (*where, "path"), self.check_paths)
+            if path
+            else None
+        )
+        args = self._args(raw.get("args"), (*where, "args"))
+        inputs = self._inputs(raw.get("inputs"), (*where, "inputs"))
         return NodeSpec(
             id=node_id,
             name=f.get_str(report, raw, "name", where),
             description=f.get_str(report, raw, "description", where),
             path=path,
-            executable=(
-                executables.resolve(
-                    report, self.path.parent, path, (*where, "path"), self.check_paths
-                )
-                if path
-                else None
-            ),
-            args=self._args(raw.get("args"), (*where, "args")),
+            executable=executable,
+            args=args,
             env=f.env_map(report, raw.get("env"), (*where, "env"), self.loaded.texts),
-            inputs=self._inputs(raw.get("inputs"), (*where, "inputs")),
+            inputs=inputs,
             outputs=outputs,
             build=self._build(raw.get("build"), (*where, "build")),
             restart=self._restart(raw, where),
@@ -232,6 +234,9 @@ class _Parser:
             machine=self._machine(raw, where),
             raw=raw,
             line=report.line_of(where),
+            connects=node_connects(
+                report, raw, where, (path, executable, args), inputs, outputs, send_stdout_as
+            ),
         )
 
     def _args(self, value: Any, where: Where) -> tuple[str, ...]:

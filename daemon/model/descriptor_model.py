@@ -62,6 +62,9 @@ class NodeSpec:
     machine: str | None
     raw: Mapping[str, Any]  # the node's mapping as written, for node_config()
     line: int
+    # says hello on the node channel (an SDK node); False: a process node, which the start
+    # barrier does not wait for (daemon/model/descriptor_connects.py)
+    connects: bool = True
 
     @property
     def is_dynamic(self) -> bool:

@@ -83,6 +83,9 @@ class StdoutAs:
     source: str  # <node>/<output>
     edges: tuple[Edge, ...]
     restartable: bool = False  # the node may come back: end-of-stream ends a generation
+    # the lines wait in the keeper (bounded) until `Release`: spawned before the start
+    # barrier, the node's receivers may not all be connected yet
+    held: bool = False
 
 
 @attrs.frozen
@@ -94,6 +97,14 @@ class Spawn:
     cwd: str
     log: str
     stdout_as: StdoutAs | None = None
+
+
+@attrs.frozen
+class Release:
+    """The run is past its start barrier: send the node's held `send_stdout_as` lines."""
+
+    node: str
+    generation: int
 
 
 # ------------------------------------------------------------------ keeper -> daemon
@@ -149,14 +160,14 @@ class Degraded:
     dropped: int = 0
 
 
-ToKeeper = Attach | Ping | Quit | Signal | Spawn
+ToKeeper = Attach | Ping | Quit | Signal | Spawn | Release
 FromKeeper = Pong | State | Spawned | SpawnFailed | Exited | Degraded
 KeeperMessage = ToKeeper | FromKeeper
 
 TAGS: Final[dict[type[Any], str]] = {
     Attach: "attach", Ping: "ping", Quit: "quit", Signal: "signal", Spawn: "spawn",
-    Pong: "pong", State: "state", Spawned: "spawned", SpawnFailed: "spawn_failed",
-    Exited: "exited", Degraded: "degraded",
+    Release: "release", Pong: "pong", State: "state", Spawned: "spawned",
+    SpawnFailed: "spawn_failed", Exited: "exited", Degraded: "degraded",
 }  # fmt: skip
 _KINDS: Final = {tag: kind for kind, tag in TAGS.items()}
 

@@ -138,6 +138,8 @@ def _prepare_folders(run: Run) -> None:
 async def start_barrier(run: Run) -> None:
     """Release every node at once when all have connected (or exited) (SPEC 5).
 
+    A process node (`connects: false`) is not waited for: it never connects. Its stdout
+    lines, which flow sends for it, are held by the keeper until it is released here.
     A node that could not even be spawned (after the retries of a keeper out of fds or
     processes) fails the whole start: the others are stopped, nothing is left half run.
     """
@@ -150,11 +152,12 @@ async def start_barrier(run: Run) -> None:
         run.record_run(error=run.error)
         await run.stop(grace=1.0)
         return
+    awaited = [s for s in run.spawned if s.spec.connects]
     with trio.move_on_after(timeout := settings().start_timeout) as scope:
-        for slot in run.spawned:
+        for slot in awaited:
             await slot.settled.wait()
     if scope.cancelled_caught:
-        run.late = [s.id for s in run.spawned if not s.settled.is_set()]
+        run.late = [s.id for s in awaited if not s.settled.is_set()]
         run.error = f"nodes did not connect within {timeout:g}s: {', '.join(run.late)}"
         log.warning("run %s: %s", run.id, run.error)
         run.record_run(error=run.error)

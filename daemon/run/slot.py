@@ -238,7 +238,8 @@ class NodeSlot:
         self.settled.set()
         if state.alive:
             self.transition(NodeStatus.RUNNING, generation=state.generation, pid=state.pid)
-            self.connected.set()  # its DEALER reconnects to the new daemon by itself
+            if self.spec.connects:  # a process node never did: a stop SIGTERMs it
+                self.connected.set()  # its DEALER reconnects to the new daemon by itself
         else:  # `_record_exit` writes its end
             self.transition(generation=state.generation, pid=state.pid)
             self.exit_code = state.code
@@ -341,19 +342,26 @@ class NodeSlot:
                 await self._spawn_answered.wait()
 
     async def terminate(self, grace: float) -> None:
-        """STOP, grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5)."""
+        """STOP, grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5).
+
+        A process node (`connects: false`) cannot get STOP: SIGTERM is its stop, at once,
+        and it has the whole grace to end by it.
+        """
         self.stop_requested = True
         self._stopping.set()
         if not self.alive:
             return
-        # a stop for a restart: the node's end-of-stream ends its generation, not its stream
-        self.run.send_to_node(self, channel.Stop(restart=self.restart_requested))
-        with trio.move_on_after(grace):
-            await self.exited.wait()
+        process_node = not self.spec.connects and not self.connected.is_set()
+        if not process_node:
+            # a stop for a restart: its end-of-stream ends its generation, not its stream
+            self.run.send_to_node(self, channel.Stop(restart=self.restart_requested))
+            with trio.move_on_after(grace):
+                await self.exited.wait()
         if not self.exited.is_set():
-            log.info("run %s: node %s: SIGTERM after %.1fs", self.run.id, self.id, grace)
+            if not process_node:
+                log.info("run %s: node %s: SIGTERM after %.1fs", self.run.id, self.id, grace)
             self.run.signal_node(self, signal.SIGTERM)
-            with trio.move_on_after(grace / 2):
+            with trio.move_on_after(grace if process_node else grace / 2):
                 await self.exited.wait()
         if not self.exited.is_set():
             log.warning("run %s: node %s ignored SIGTERM: SIGKILL", self.run.id, self.id)

@@ -26,6 +26,7 @@ from daemon.model.keeper_messages import (
     Edge,
     Exited,
     FromKeeper,
+    Release,
     Signal,
     Spawn,
     Spawned,
@@ -148,6 +149,7 @@ class Run:
                 # any node can be restarted by hand (`flow node restart`); the daemon closes
                 # these inputs itself once the node has ended for good (node_finished)
                 restartable=True,
+                held=not self.released,  # its receivers may not all be connected yet
             )
         assert self.keeper is not None
         self.keeper.send(
@@ -238,8 +240,11 @@ class Run:
             self.send_to_node(self.slots[sender], channel.Unwire(wire.output, endpoint))
 
     def release(self, slot: NodeSlot) -> None:
-        """Let a connected node go: `start`, then the live edges its config lacks."""
+        """Let a node go: `start` (if connected), its held stdout lines, the live edges its
+        config lacks."""
         self.send_to_node(slot, channel.Start())
+        if slot.spec.send_stdout_as is not None and self.keeper is not None:
+            self.keeper.send(Release(slot.id, slot.generation))
         for sender, wire in self.live_edges:
             if sender == slot.id:
                 self.send_to_node(slot, wire)
@@ -324,31 +329,34 @@ class Run:
     def node_finished(self, slot: NodeSlot) -> None:
         """Close the inputs fed by a finished node (SPEC 5).
 
-        A node that said goodbye has sent end-of-stream itself, which may have ended only
-        its generation (a restartable node's does): its receivers are told now that this
-        generation was its last, and close once its end-of-stream is in. That can still be
-        lost (a receiver stuck past the sender's bounded close), so the inputs are closed
-        from here once more, a little later: closing a source twice is harmless.
+        An output whose end-of-stream was sent (the node said goodbye, or the keeper ended
+        its `send_stdout_as` output at its exit) may have ended only its generation (a
+        restartable node's does): its receivers are told now that this generation was its
+        last, and close once that end-of-stream is in, after the data before it. That can
+        still be lost (a receiver stuck past the sender's bounded close), so the inputs are
+        closed from here once more, a little later: closing a source twice is harmless.
         """
         if not self.released:
             return
-        if slot.said_bye:
-            self._close_downstream(slot, slot.generation)
-            if self.nursery is not None:
-                self.nursery.start_soon(self._close_downstream_later, slot)
-        else:
-            self._close_downstream(slot)
+        if self._close_downstream(slot, at_end=True) and self.nursery is not None:
+            self.nursery.start_soon(self._close_downstream_later, slot)
 
     async def _close_downstream_later(self, slot: NodeSlot) -> None:
         await trio.sleep(EOS_BACKSTOP_S)
-        self._close_downstream(slot)
+        self._close_downstream(slot, at_end=False)
 
-    def _close_downstream(self, slot: NodeSlot, generation: int = 0) -> None:
-        """`upstream_done` to every input `slot` feeds; with `generation`: after its EOS."""
+    def _close_downstream(self, slot: NodeSlot, *, at_end: bool) -> bool:
+        """`upstream_done` to every input `slot` feeds: at once, or (`at_end`) after the
+        end-of-stream of its last generation where one was sent. True if any waits so."""
+        waits = False
         for edge in downstream(self.dataflow, slot.id):
             target = self.slots[edge.target]
             source = f"{slot.id}/{edge.output}"
+            by_eos = at_end and (slot.said_bye or edge.output == slot.spec.send_stdout_as)
+            waits = waits or by_eos
+            generation = slot.generation if by_eos else 0
             self.send_to_node(target, channel.UpstreamDone(edge.input, source, generation))
+        return waits
 
     def lose_keeper(self, cause: str) -> None:
         """The keeper is gone: kill what it left, end every slot, and fail the run.

@@ -22,6 +22,7 @@ from daemon.model.keeper_messages import (
     Ping,
     Pong,
     Quit,
+    Release,
     Signal,
     Spawn,
     Spawned,
@@ -35,7 +36,9 @@ from daemon.model.keeper_messages import (
 EVERY_KIND: list[KeeperMessage] = [
     Attach(), Ping(), Quit(), Pong(), Signal("a", 15),
     Spawn("a", 3, ("python", "a.py"), {"K": "v"}, "/tmp", "/tmp/a.log",
-          StdoutAs("a/out", (Edge("ipc:///tmp/x", "b", "in", "drop_oldest", 10),))),
+          StdoutAs("a/out", (Edge("ipc:///tmp/x", "b", "in", "drop_oldest", 10),),
+                   restartable=True, held=True)),
+    Release("a", 3),
     State({"a": NodeState(2, 1234, None, True, ("last line",))}, "logs: disk full"),
     Spawned("a", 1, 99), SpawnFailed("a", 1, "no such file"), Exited("a", 1, -9, ("x",)),
     Degraded("logs: disk full", 3),

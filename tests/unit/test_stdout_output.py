@@ -1,0 +1,111 @@
+"""The keeper's `send_stdout_as` output on real sockets: held lines, their bound, their order
+across generations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import zmq
+
+from daemon.keeper.stdout_output import HELD_LINES, EndedOutputs, StdoutOutput
+from daemon.model.keeper_messages import Edge, StdoutAs
+from node_sdk.frames import decode_data
+from node_sdk.wire import KIND_EOS
+
+ENDPOINT = "inproc://sink"
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)  # a failed test may leave sockets open
+
+
+@pytest.fixture
+def pull(context: zmq.Context[zmq.Socket[bytes]]) -> Iterator[zmq.Socket[bytes]]:
+    """The receiving input, bound at ENDPOINT (the start barrier waits for that)."""
+    socket = context.socket(zmq.PULL)
+    socket.bind(ENDPOINT)
+    yield socket
+    socket.close(linger=0)
+
+
+def receive(pull: zmq.Socket[bytes], count: int) -> list[tuple[int, int, str]]:
+    """`count` messages: (generation, seq, value or "EOS"), and no more."""
+    got = []
+    while len(got) < count:
+        assert pull.poll(5000), f"only {len(got)} of {count} messages came"
+        message = decode_data(pull.recv_multipart())
+        value = "EOS" if message.header.kind == KIND_EOS else str(message.value)
+        got.append((message.header.generation, message.header.seq, value))
+    assert not pull.poll(100), "more came than were sent"
+    return got
+
+
+def stdout_as(held: bool) -> StdoutAs:
+    edge = Edge(ENDPOINT, "sink", "line", "drop_oldest", 10)
+    return StdoutAs("ticker/lines", (edge,), restartable=True, held=held)
+
+
+def test_held_lines_wait_for_the_release_and_the_oldest_go_first(
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+) -> None:
+    ended = EndedOutputs()
+    output = ended.output_for(context, "ticker", 1, stdout_as(held=True))
+    assert output is not None
+    for i in range(HELD_LINES + 5):
+        output.send_line(f"line {i + 1}")
+    assert output.dropped == 5
+    assert not pull.poll(100), "a held line went out"
+    output.release()
+    output.send_line("after")
+    got = receive(pull, HELD_LINES + 1)
+    # numbered as printed: the five dropped leave a gap the receiver counts
+    assert got[0] == (1, 6, "line 6")
+    assert got[HELD_LINES - 1] == (1, HELD_LINES + 5, f"line {HELD_LINES + 5}")
+    assert got[-1] == (1, HELD_LINES + 6, "after")
+    output.close()
+
+
+def test_generations_that_end_before_the_release_arrive_in_order(
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+) -> None:
+    ended = EndedOutputs()
+    first = ended.output_for(context, "ticker", 1, stdout_as(held=True))
+    assert first is not None
+    first.send_line("one")
+    ended.keep("ticker", first)  # generation 1 exits before the barrier
+    second = ended.output_for(context, "ticker", 2, stdout_as(held=True))
+    assert second is not None
+    assert second is not first
+    second.send_line("two")
+    second.release()
+    ended.keep("ticker", second)
+    third = ended.output_for(context, "ticker", 3, stdout_as(held=False))
+    assert third is not None
+    third.send_line("three")
+    ended.keep("ticker", third)
+    assert receive(pull, 6) == [
+        (1, 1, "one"), (1, 1, "EOS"), (2, 1, "two"), (2, 1, "EOS"), (3, 1, "three"),
+        (3, 1, "EOS"),
+    ]  # fmt: skip
+    ended.close_all()
+
+
+def test_new_receivers_get_new_sockets(context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    ended = EndedOutputs()
+    first = ended.output_for(context, "ticker", 1, stdout_as(held=False))
+    assert isinstance(first, StdoutOutput)
+    ended.keep("ticker", first)
+    wider = StdoutAs(
+        "ticker/lines",
+        (*stdout_as(held=False).edges, Edge("inproc://other", "other", "line", "drop_oldest", 10)),
+        restartable=True,
+    )
+    second = ended.output_for(context, "ticker", 2, wider)
+    assert second is not None
+    assert second.endpoints() == [ENDPOINT, "inproc://other"]
+    assert first.edges == []  # closed
+    second.close()
