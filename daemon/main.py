@@ -35,7 +35,7 @@ from daemon.model.parts import CONTROL_FRAME_BYTES
 from daemon.model.requests import Seconds, StopAll
 from daemon.run import ipc_files
 from daemon.run.assembly import open_runtime
-from daemon.run.limits import trim_memory
+from daemon.run.limits import fd_limit_refusal, trim_memory
 from daemon.run.node_channel import bind_router
 from daemon.run.recovery import recover_runs
 from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
@@ -259,6 +259,10 @@ def run_daemon(home: Path) -> int:
     setup_logging(home)
     soft, _ = raise_fd_limit()
     log.info("open-file limit: %d", soft)
+    refusal = fd_limit_refusal(soft)
+    if refusal is not None:
+        _say(home, "fatal", refusal)
+        return 1
     try:
         trio.run(serve, home)
     except BaseException as exc:
