@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from cli.errors import CliError, DaemonError, DaemonUnreachable
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model.parts import split_request
 from daemon.model.pids import daemon_is_gone
 from daemon.model.protocol import (
     ErrorReply,
@@ -55,7 +56,8 @@ def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(endpoint)
-        sock.send_multipart([b"", frame])
+        for message in split_request(frame):  # a large request goes in parts
+            sock.send_multipart([b"", *message])
         data = _await_reply(sock, req_id, timeout, folder)
     finally:
         sock.close()

@@ -31,11 +31,11 @@ from daemon.model.errors import (
     FatalError,
     StateStoreUnusable,
 )
-from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
+from daemon.model.parts import CONTROL_FRAME_BYTES
 from daemon.model.requests import Seconds, StopAll
 from daemon.run import ipc_files
 from daemon.run.assembly import open_runtime
-from daemon.run.limits import trim_memory
+from daemon.run.limits import fd_limit_refusal, trim_memory
 from daemon.run.node_channel import bind_router
 from daemon.run.recovery import recover_runs
 from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
@@ -47,7 +47,7 @@ from node_sdk import paths, private
 log = logging.getLogger("daemon")
 
 SHUTDOWN_GRACE_S = 10.0
-CONTROL_RCVHWM = 4
+CONTROL_RCVHWM = 1
 CONTROL_SNDHWM = 64
 
 
@@ -125,10 +125,11 @@ async def _serve_locked(home: Path, task_status: trio.TaskStatus[Runtime]) -> No
 
 def _bind_control(rt: Runtime, home: Path, sockets: Path) -> zmq.Socket[bytes]:
     try:
-        # what one connection can make the daemon hold: a few requests it has not read
-        # yet (the rest wait in the client) and a few replies the client has not read
+        # what one connection can make the daemon hold: one small frame it has not read
+        # yet and one being decoded (the rest wait in the client; daemon.model.parts),
+        # and a few replies the client has not read
         options: dict[int, int] = {
-            zmq.MAXMSGSIZE: SOCKET_MAX_MSG_BYTES,
+            zmq.MAXMSGSIZE: CONTROL_FRAME_BYTES,
             zmq.RCVHWM: CONTROL_RCVHWM,
             zmq.SNDHWM: CONTROL_SNDHWM,
         }
@@ -155,6 +156,7 @@ async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[by
     root.start_soon(topics.expire_leases, rt)
     root.start_soon(watch_store, rt)
     root.start_soon(trim_memory)
+    root.start_soon(server.expire_parts)
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)
@@ -257,6 +259,10 @@ def run_daemon(home: Path) -> int:
     setup_logging(home)
     soft, _ = raise_fd_limit()
     log.info("open-file limit: %d", soft)
+    refusal = fd_limit_refusal(soft)
+    if refusal is not None:
+        _say(home, "fatal", refusal)
+        return 1
     try:
         trio.run(serve, home)
     except BaseException as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -12,6 +13,7 @@ from daemon.control import server as server_module
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BrokenInvariant, UnknownRun
+from daemon.model.parts import split_request
 
 
 def _control_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -111,3 +113,35 @@ async def test_in_flight_bounds_answer_busy_and_waits_end(
     assert len(h.owner.outgoing) == 3 + total
     assert h.server.in_flight == 0
     assert h.server._per_client == {}
+
+
+async def test_parts_are_joined_and_bytes_in_flight_are_bounded(
+    make_harness: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def start(rt: object, req: rq.Start) -> rp.RunReply:
+        await trio.sleep(30)  # held in flight with its text
+        return rp.RunReply(run={"text": len(req.text)})
+
+    h = make_harness({rq.Start: start})
+    text = "# a large dataflow\n" * 45_000  # ~850 KB: 27 frames
+    body = {"path": "/d.yml", "text": text}
+    frames = [
+        json.dumps({"v": 1, "id": f"s{i:02}", "type": "start", "body": body}).encode()
+        for i in range(40)
+    ]
+    budget = server_module.MAX_IN_FLIGHT_BYTES
+    held = budget // len(frames[0])
+    for i, frame in enumerate(frames[: held + 1]):
+        peer = f"c{i}".encode()
+        for message in split_request(frame):
+            h.server.on_message([peer, b"", *message])
+    await trio.testing.wait_all_tasks_blocked()
+    assert h.server.parts.held == 0  # every request joined, nothing left in parts
+    assert h.server.in_flight == held
+    [busy] = h.owner.replies()
+    assert busy["id"] == f"s{held:02}"
+    assert busy["error"]["message"] == f"daemon busy: {budget >> 20} MiB of requests in flight"
+    await trio.sleep(31)
+    answers = h.owner.replies()[1:]
+    assert [a["body"]["run"]["text"] for a in answers] == [len(text)] * held
+    assert h.server.in_flight_bytes == 0
