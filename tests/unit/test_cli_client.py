@@ -209,7 +209,12 @@ def test_stop_the_only_run_waits_for_its_end(
         "wait", ok({"run": run_info("0190aaaa", "one", "stopped", ended=1.0), "done": True})
     )
     assert main(["stop", "--grace", "2s"]) == 0
-    assert capsys.readouterr().out == "run one (0190aaaa) stopped\n"
+    # the run, then one line per node (the fake's nodes never changed from `running`)
+    assert capsys.readouterr().out.splitlines() == [
+        "run one (0190aaaa) stopped",
+        "  src   still running",
+        "  sink  still running",
+    ]
     stop = next(r for r in fake_control.requests if r["type"] == "stop")
     assert stop["body"] == {"run": "0190aaaa", "grace": 2.0, "force": False}
 
@@ -340,5 +345,5 @@ def test_start_attached_streams_and_reports_failure(
     assert "src  | " in captured.out
     assert captured.out.splitlines()[0].endswith(" hello")
     assert "run demo (0190aaaa) failed" in captured.out
-    assert "node sink exited 3" in captured.err
+    assert "  sink  exited 3" in captured.out  # one line per node: how it ended
     assert "sink | ValueError: bad" in captured.err

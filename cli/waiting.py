@@ -1,0 +1,163 @@
+"""Long waits said out loud: a live status line on a terminal, plain lines when piped.
+
+`flow stop`, `flow down` and `flow restart` wait for nodes to end; `StatusLine` names what
+is awaited (`stopping demo: waiting for transform (SIGTERM in 7s)`), and `stop_progress`
+words it from the run's latest info and the time since the stop was asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+# a node in one of these has not ended yet: a stop waits for it
+WAITING_STATUSES = frozenset({"pending", "running", "restarting"})
+
+
+class StatusLine:
+    """One line that says what a command waits for: rich's live status on a terminal
+    (stderr), each new text once as a plain line when stderr is piped."""
+
+    def __init__(self, *, live: bool | None = None) -> None:
+        """`live` False: plain lines even on a terminal (`flow run`, whose node lines
+        would tear a live line)."""
+        from cli import render
+
+        self._console = render.err
+        self._want_live = self._console.is_terminal if live is None else live
+        self._live: Any = None
+        self._last = ""
+
+    def __enter__(self) -> StatusLine:
+        if self._want_live:
+            self._live = self._console.status("", spinner="dots")
+            self._live.start()
+        return self
+
+    def update(self, text: str, key: str | None = None) -> None:
+        """Show `text`; piped, only when `key` (default: the text) changed, so a countdown
+        prints one line per step rather than one a second."""
+        if self._live is not None:
+            self._live.update(text)
+            return
+        key = text if key is None else key
+        if key != self._last:
+            self._last = key
+            self._console.print(text, style="dim", markup=False, highlight=False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+
+def stop_progress(info: dict[str, Any], grace: float, elapsed: float) -> tuple[str, str]:
+    """`stopping demo: waiting for transform (SIGTERM in 7s)`: the nodes a stop still
+    waits for and the daemon's next step (STOP, then SIGTERM after the grace, then SIGKILL
+    half the grace later), and a key that changes only when the nodes or the step do."""
+    from cli import render
+
+    waiting = [str(n["id"]) for n in info.get("nodes") or [] if n.get("status") in WAITING_STATUSES]
+    return stopping_text(render.run_label(info), waiting, grace, elapsed)
+
+
+def stopping_text(label: str, waiting: list[str], grace: float, elapsed: float) -> tuple[str, str]:
+    """The words of `stop_progress` for a run called `label` (and its key)."""
+    if not waiting:
+        text = f"stopping {label}: recording the result"
+        return text, text
+    shown = _names(waiting)
+    if elapsed < grace:
+        phase, step = "stop", f"SIGTERM in {grace - elapsed:.0f}s"
+    elif elapsed < grace * 1.5:
+        phase, step = "term", f"sent SIGTERM; SIGKILL in {grace * 1.5 - elapsed:.0f}s"
+    else:
+        phase, step = "kill", "sent SIGKILL"
+    return f"stopping {label}: waiting for {shown} ({step})", f"{shown} {phase}"
+
+
+def starting_text(
+    label: str, waiting: list[str], timeout: float, elapsed: float
+) -> tuple[str, str]:
+    """`starting demo: waiting for sleeper to connect (fails in 24s; start_timeout 30s)`."""
+    shown = _names(waiting)
+    left = max(0.0, timeout - elapsed)
+    text = (
+        f"starting {label}: waiting for {shown} to connect "
+        f"(fails in {left:.0f}s; the start_timeout setting is {timeout:g}s)"
+    )
+    return text, shown
+
+
+def _names(ids: list[str]) -> str:
+    return ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+
+
+class Background(Generic[T]):
+    """A blocking call (a request that returns when the work is done) in a thread, so the
+    caller can show progress meanwhile; `result()` re-raises what the call raised."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._call = call
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # handed to the caller's thread by result()
+            self._error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+def wait_stopped(
+    infos: list[dict[str, Any]],
+    grace: float,
+    budget: float,
+    *,
+    until: Callable[[], bool] = lambda: False,
+    poll_s: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Poll each run until it has ended (or `budget` runs out, or `until()`), keeping the
+    status line up to date; the latest info of each run."""
+    from cli import client
+    from cli.errors import DaemonUnreachable
+    from daemon.model.requests import Seconds, Wait
+
+    started = time.monotonic()
+    latest = list(infos)
+    with StatusLine() as line:
+        for i, info in enumerate(latest):
+            while info.get("status") in ("starting", "running"):
+                elapsed = time.monotonic() - started
+                if elapsed > budget:
+                    break
+                line.update(*stop_progress(info, grace, elapsed))
+                ended = until()  # the stop is over: one last look at the run
+                try:
+                    reply = client.call(
+                        Wait(run=str(info["id"]), timeout=Seconds(0.0 if ended else poll_s)),
+                        timeout=poll_s + 10.0,
+                    )
+                except DaemonUnreachable:
+                    break  # `flow down`: the daemon may be gone before the last poll
+                info = reply.run
+                if reply.done or ended:
+                    break
+            latest[i] = info
+    return latest
