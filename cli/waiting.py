@@ -80,14 +80,15 @@ def stopping_text(label: str, waiting: list[str], grace: float, elapsed: float) 
 
 
 def starting_text(
-    label: str, waiting: list[str], timeout: float, elapsed: float
+    label: str, waiting: list[str], timeouts: dict[str, float], elapsed: float
 ) -> tuple[str, str]:
-    """`starting demo: waiting for sleeper to connect (fails in 24s; start_timeout 30s)`."""
+    """`starting demo: waiting for slow to connect (the start fails in 24s: its
+    connect_timeout or the start_timeout setting gives it longer)`; `timeouts` per node."""
     shown = _names(waiting)
-    left = max(0.0, timeout - elapsed)
+    left = max(0.0, min(timeouts.get(w, 0.0) for w in waiting) - elapsed)
     text = (
-        f"starting {label}: waiting for {shown} to connect "
-        f"(fails in {left:.0f}s; the start_timeout setting is {timeout:g}s)"
+        f"starting {label}: waiting for {shown} to connect (the start fails in {left:.0f}s; "
+        "a node's connect_timeout or the start_timeout setting gives it longer)"
     )
     return text, shown
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from daemon.model.errors import DataflowInvalid, FatalError
     from daemon.model.logformat import LogRecord
 
-    load_settings()  # read once, before anything runs: a bad setting is bad input
+    settings = load_settings()  # read once, before anything runs: a bad setting is bad input
     path: Path = args.file.resolve()
     try:
         if path.stat().st_size > MAX_YAML_BYTES:
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(BrokenPipeError):  # stderr's reader may have left too
             render.warning(said)
 
-    progress = Progress(args.name or dataflow.name or "the run", args.grace)
+    timeouts = {n.id: n.connect_timeout or settings.start_timeout for n in dataflow.nodes}
+    progress = Progress(args.name or dataflow.name or "the run", args.grace, timeouts)
     # the daemon's own log lines (`node x ignored SIGTERM: SIGKILL`) would reach stderr raw
     # through logging's last resort: the progress lines and the account below say it all
     logging.getLogger("daemon").addHandler(logging.NullHandler())
@@ -143,13 +144,14 @@ class Progress:
     """What `flow run` is waiting for, as plain lines on stderr: the nodes the start barrier
     waits for (after a moment), the nodes a stop waits for."""
 
-    QUIET_S = 2.0  # a start that takes less than this says nothing
+    QUIET_S = 1.0  # a start that takes less than this says nothing
 
-    def __init__(self, label: str, grace: float) -> None:
+    def __init__(self, label: str, grace: float, timeouts: dict[str, float]) -> None:
         from cli.waiting import StatusLine
 
         self.label = label
         self.grace = grace
+        self.timeouts = timeouts  # how long each node has to connect
         self.line = StatusLine(live=False)
 
     def __enter__(self) -> Progress:
@@ -161,12 +163,10 @@ class Progress:
 
     def report(self, phase: str, waiting: list[str], elapsed: float) -> None:
         from cli.waiting import starting_text, stopping_text
-        from daemon.model.settings import current
 
         if phase == "start":
             if elapsed >= self.QUIET_S:
-                timeout = current().start_timeout
-                self.line.update(*starting_text(self.label, waiting, timeout, elapsed))
+                self.line.update(*starting_text(self.label, waiting, self.timeouts, elapsed))
         else:
             with contextlib.suppress(BrokenPipeError):
                 self.line.update(*stopping_text(self.label, waiting, self.grace, elapsed))

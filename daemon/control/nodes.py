@@ -21,7 +21,7 @@ RECORD_WAIT_S = 5.0
 def _slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
     run = rt.live_run(ref)
     slot = run.slots.get(node)
-    if slot is None:
+    if slot is None or node in run.removed:
         raise UnknownNode(run.name or run.id, node)
     return run, slot
 
@@ -53,7 +53,8 @@ def _source_text(source: Any) -> str:
 async def node_list(rt: Runtime, req: rq.NodeList) -> rp.NodeListReply:
     run = rt.live_run(req.run)
     return rp.NodeListReply(
-        run=run.id, nodes=[node_detail(run, slot) for slot in run.slots.values()]
+        run=run.id,
+        nodes=[node_detail(run, s) for s in run.slots.values() if s.id not in run.removed],
     )
 
 

@@ -62,6 +62,7 @@ class NodeSpec:
     machine: str | None
     raw: Mapping[str, Any]  # the node's mapping as written, for node_config()
     line: int
+    connect_timeout: float | None = None  # seconds to connect at the start; None: start_timeout
 
     @property
     def is_dynamic(self) -> bool:
