@@ -7,6 +7,7 @@ words it from the run's latest info and the time since the stop was asked for.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -71,9 +72,9 @@ def stopping_text(label: str, waiting: list[str], grace: float, elapsed: float) 
         return text, text
     shown = _names(waiting)
     if elapsed < grace:
-        phase, step = "stop", f"SIGTERM in {grace - elapsed:.0f}s"
+        phase, step = "stop", f"SIGTERM in {math.ceil(grace - elapsed)}s"
     elif elapsed < grace * 1.5:
-        phase, step = "term", f"sent SIGTERM; SIGKILL in {grace * 1.5 - elapsed:.0f}s"
+        phase, step = "term", f"sent SIGTERM; SIGKILL in {math.ceil(grace * 1.5 - elapsed)}s"
     else:
         phase, step = "kill", "sent SIGKILL"
     return f"stopping {label}: waiting for {shown} ({step})", f"{shown} {phase}"

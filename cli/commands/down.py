@@ -37,8 +37,8 @@ def register(sub: Any) -> None:
         "--grace",
         type=duration_arg,
         default=None,
-        metavar="S",
-        help="seconds nodes get to stop before SIGTERM (default 10)",
+        metavar="D",
+        help="how long nodes get after STOP before SIGTERM (e.g. 2s; default 10s)",
     )
     p.set_defaults(func=run)
 

@@ -78,11 +78,15 @@ def validated(file: str) -> str:
     from pathlib import Path
 
     from cli.commands.start import read_dataflow
-    from cli.errors import DaemonError
+    from cli.errors import CliError, DaemonError
     from daemon.model.descriptor import parse_dataflow
     from daemon.model.errors import DataflowInvalid
 
-    path, text = read_dataflow(file)
+    try:
+        path, text = read_dataflow(file)
+    except CliError as exc:  # moved or deleted since: the stored copy is still there
+        raise CliError(f"{exc.message} (--stored starts the copy stored at the run's start)",
+                       exc.status) from None  # fmt: skip
     try:
         parse_dataflow(Path(path), text)
     except DataflowInvalid as exc:  # the same lines `flow start` prints for it

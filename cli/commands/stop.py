@@ -26,8 +26,8 @@ def register(sub: Any) -> None:
         "--grace",
         type=duration_arg,
         default=None,
-        metavar="S",
-        help="seconds nodes get after STOP before SIGTERM (default 10)",
+        metavar="D",
+        help="how long nodes get after STOP before SIGTERM (e.g. 2s; default 10s)",
     )
     p.add_argument("--force", action="store_true", help="kill the nodes without a grace")
     p.set_defaults(func=run)

@@ -83,6 +83,11 @@ def test_restart_rereads_the_file_refuses_an_invalid_one_and_says_what_it_does(
     assert stored.returncode == 0, stored.stderr
     assert "the copy stored at its start" in stored.stdout
     assert sorted(node_ids(daemon)) == ["counter", "second", "sink"]
+    yml.unlink()
+    missing = flow("restart", home=daemon)
+    assert missing.returncode == 2
+    assert "no such dataflow file" in missing.stderr
+    assert "--stored starts the copy" in missing.stderr
     assert flow("stop", home=daemon).returncode == 0
 
 
@@ -104,6 +109,24 @@ def test_stop_and_down_name_the_node_they_wait_for_and_how_each_ended(
     assert lines[0].endswith(" stopped")
     assert "  stubborn  killed by SIGKILL (it had not ended after STOP and SIGTERM)" in lines
     assert "  counter   stopped" in lines
+
+    start(daemon, yml, "tty")  # on a terminal: one live line, then the same account
+    wait_running(daemon, "tty")
+    env = flow_env(daemon)
+    env["COLUMNS"] = "200"
+    child = pexpect.spawn(
+        sys.executable, ["-m", "cli", "stop", "--grace", "1s"], env=env, timeout=BOUND_S,
+        encoding="utf-8",
+    )  # fmt: skip
+    try:
+        child.expect(r"stopping tty \(\w+\): waiting for stubborn")
+        child.expect("killed by SIGKILL")
+        child.expect(pexpect.EOF)
+        child.close()
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert child.exitstatus == 0
 
     start(daemon, yml, "held2")
     wait_running(daemon, "held2")
