@@ -291,12 +291,7 @@ nodes:
     assert ran.stdout.count("slowstart: connected") == 2
 
 
-def test_a_dynamic_node_gets_stop_on_flow_stop_and_quits_quietly_on_ctrl_c(
-    daemon: Path, tmp_path: Path
-) -> None:
-    yml = tmp_path / "dyn.yml"
-    yml.write_text(
-        f"""
+DYNAMIC = f"""
 nodes:
   - id: counter
     path: {NODES}/counter.py
@@ -308,7 +303,11 @@ nodes:
     inputs:
       data: counter/count
 """
-    )
+
+
+def test_a_dynamic_node_gets_stop_requested_on_flow_stop(daemon: Path, tmp_path: Path) -> None:
+    yml = tmp_path / "dyn.yml"
+    yml.write_text(DYNAMIC)
     start(daemon, yml, "dyn")
     viewer = subprocess.Popen(
         [sys.executable, str(NODES / "dynstop.py")],
@@ -324,6 +323,12 @@ nodes:
     assert "dynstop: got STOP STOP_REQUESTED" in out, out + err
     assert viewer.returncode == 0, err
 
+
+def test_ctrl_c_ends_a_dynamic_node_script_without_a_traceback(
+    daemon: Path, tmp_path: Path
+) -> None:
+    yml = tmp_path / "dyn.yml"
+    yml.write_text(DYNAMIC)
     start(daemon, yml, "dyn2")
     child = pexpect.spawn(
         sys.executable, [str(NODES / "dynstop.py")], env=flow_env(daemon),
