@@ -81,17 +81,18 @@ def stopping_text(label: str, waiting: list[str], grace: float, elapsed: float) 
 
 
 def starting_text(
-    label: str, waiting: list[str], timeouts: dict[str, float], elapsed: float
+    label: str, waiting: list[str], timeouts: dict[str, float] | None, elapsed: float
 ) -> tuple[str, str]:
-    """`starting demo: waiting for slow to connect (the start fails in 24s: its
-    connect_timeout or the start_timeout setting gives it longer)`; `timeouts` per node."""
+    """`starting demo: waiting for slow to connect (the start fails in 24s: ...)`, with
+    each node's `timeouts` when known, else the time waited so far (and its key)."""
     shown = _names(waiting)
-    left = max(0.0, min(timeouts.get(w, 0.0) for w in waiting) - elapsed)
-    text = (
-        f"starting {label}: waiting for {shown} to connect (the start fails in {left:.0f}s; "
-        "a node's connect_timeout or the start_timeout setting gives it longer)"
-    )
-    return text, shown
+    fix = "a node's connect_timeout or the start_timeout setting gives it longer"
+    if timeouts:
+        left = max(0.0, min(timeouts.get(w, 0.0) for w in waiting) - elapsed)
+        when = f"the start fails in {math.ceil(left)}s"
+    else:
+        when = f"{elapsed:.0f}s so far"
+    return f"starting {label}: waiting for {shown} to connect ({when}; {fix})", shown
 
 
 def _names(ids: list[str]) -> str:

@@ -5,6 +5,7 @@ durations, names and RUN work the same everywhere."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -347,3 +348,42 @@ def test_ctrl_c_ends_a_dynamic_node_script_without_a_traceback(
     assert "Traceback" not in text, text
     assert "KeyboardInterrupt" not in text
     assert flow("stop", "dyn2", home=daemon).returncode == 0
+
+
+def test_an_attached_start_names_the_nodes_it_waits_for_then_ctrl_c_stops_it(
+    daemon: Path, tmp_path: Path
+) -> None:
+    yml = tmp_path / "slow.yml"
+    yml.write_text(
+        f"""
+nodes:
+  - id: slow
+    path: {NODES}/slowstart.py
+    env: {{SLOW_S: "3"}}
+  - id: counter
+    path: {NODES}/counter.py
+    inputs:
+      tick: flow/timer/millis/100
+    outputs: [count]
+"""
+    )
+    env = flow_env(daemon)
+    env["COLUMNS"] = "200"
+    child = pexpect.spawn(
+        sys.executable, ["-m", "cli", "start", str(yml), "--attach", "--name", "att"],
+        env=env, timeout=BOUND_S * 2, encoding="utf-8",
+    )  # fmt: skip
+    try:
+        child.expect(r"starting att \(\w+\): waiting for slow to connect \(\d+s so far")
+        child.expect("slowstart: connected")  # the log follows once the barrier is released
+        child.sendintr()
+        child.expect(r"run att \(\w+\) .*stopped")
+        child.expect(pexpect.EOF)
+        text = child.before or ""
+        child.close()
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # the terminal's colours
+    assert "slow     stopped" in plain
+    assert "counter  stopped" in plain

@@ -330,6 +330,7 @@ def test_start_attached_streams_and_reports_failure(
         ],
     )
     fake_control.on("start", ok({"run": started}))
+    fake_control.on("list", ok({"runs": [ended]}))  # the start barrier is over
     fake_control.on(
         "logs",
         ok(
