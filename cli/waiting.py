@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
+ACTIVE = frozenset({"starting", "running"})  # a run in one of these has not ended
 # a node in one of these has not ended yet: a stop waits for it
 WAITING_STATUSES = frozenset({"pending", "running", "restarting"})
 
@@ -136,8 +137,9 @@ def wait_stopped(
     until: Callable[[], bool] = lambda: False,
     poll_s: float = 0.5,
 ) -> list[dict[str, Any]]:
-    """Poll each run until it has ended (or `budget` runs out, or `until()`), keeping the
-    status line up to date; the latest info of each run."""
+    """Poll the runs until each has ended (or `budget` runs out, or `until()`: then one
+    last look), keeping the status line on the first run still stopping; the latest info
+    of each run."""
     from cli import client
     from cli.errors import DaemonUnreachable
     from daemon.model.requests import Seconds, Wait
@@ -145,22 +147,26 @@ def wait_stopped(
     started = time.monotonic()
     latest = list(infos)
     with StatusLine() as line:
-        for i, info in enumerate(latest):
-            while info.get("status") in ("starting", "running"):
-                elapsed = time.monotonic() - started
-                if elapsed > budget:
-                    break
-                line.update(*stop_progress(info, grace, elapsed))
-                ended = until()  # the stop is over: one last look at the run
-                try:
+        while True:
+            stopping = [i for i, info in enumerate(latest) if info.get("status") in ACTIVE]
+            elapsed = time.monotonic() - started
+            if not stopping or elapsed > budget:
+                break
+            text, key = stop_progress(latest[stopping[0]], grace, elapsed)
+            if len(stopping) > 1:
+                text += f" (and {len(stopping) - 1} more runs)"
+            line.update(text, key + str(len(stopping)))
+            ended = until()  # the stop is over: one last look at each run
+            try:
+                for n, i in enumerate(stopping):
+                    wait = 0.0 if ended or n else poll_s  # block on the first run only
                     reply = client.call(
-                        Wait(run=str(info["id"]), timeout=Seconds(0.0 if ended else poll_s)),
+                        Wait(run=str(latest[i]["id"]), timeout=Seconds(wait)),
                         timeout=poll_s + 10.0,
                     )
-                except DaemonUnreachable:
-                    break  # `flow down`: the daemon may be gone before the last poll
-                info = reply.run
-                if reply.done or ended:
-                    break
-            latest[i] = info
+                    latest[i] = reply.run
+            except DaemonUnreachable:
+                break  # `flow down`: the daemon may be gone before the last poll
+            if ended:
+                break
     return latest
