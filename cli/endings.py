@@ -27,7 +27,10 @@ def node_ending(node: dict[str, Any]) -> str:
     code = node.get("exit_code")
     sig = node.get("signal")
     if status == "killed":
-        return "killed by SIGKILL (it had not ended after STOP and SIGTERM)"
+        if sig in (None, "SIGKILL"):
+            return "killed by SIGKILL (it had not ended after STOP and SIGTERM)"
+        # no grace (`--force`, a second Ctrl-C): SIGTERM and SIGKILL went out together
+        return f"ended by {sig} as it was being killed (no grace left)"
     if status == "stopped":
         if sig == "SIGTERM":
             return "stopped by SIGTERM after the grace (it ignored STOP)"
