@@ -9,6 +9,7 @@ import trio
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, UnknownNode
+from daemon.model.states import RunStatus
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
@@ -36,6 +37,9 @@ def _running_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
 def node_detail(run: Run, slot: NodeSlot) -> Body:
     """What `flow node info` shows: the stored record, the wiring, the latest statistics."""
     stored = next(n for n in run.info()["nodes"] if n["id"] == slot.id)
+    waited_for = run.status is RunStatus.STARTING and not slot.settled.is_set()
+    if waited_for and stored["status"] == "running":  # spawned, not connected yet
+        stored = {**stored, "status": "starting"}
     return {
         **stored,
         "run": run.id,

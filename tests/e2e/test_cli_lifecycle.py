@@ -245,6 +245,9 @@ nodes:
 """
     )
     start(daemon, yml, "slowpoke")
+    listed = flow("node", "list", "--json", home=daemon)  # slow sleeps 3 s before it connects
+    statuses = {n["id"]: n["status"] for n in map(json.loads, listed.stdout.splitlines())}
+    assert statuses == {"slow": "starting", "counter": "running"}
     seen: list[tuple[str, dict[str, str]]] = []
     deadline = time.monotonic() + BOUND_S
     while time.monotonic() < deadline:
