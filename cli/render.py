@@ -194,16 +194,23 @@ def print_run_status(run: dict[str, Any]) -> None:
 
 
 def run_result(run: dict[str, Any]) -> int:
-    """Print how a finished run ended, with each failed node's stderr tail; its exit status."""
-    status = str(run.get("status"))
+    """Print how a finished run ended: its status, one line per node saying how it ended
+    (cli/endings.py), each failure's stderr tail; its exit status (1 when it failed)."""
+    from cli.endings import ENDING_STYLES, node_ending
+
     print_run_status(run)
     if run.get("error"):
         error(str(run["error"]))
     if run.get("degraded"):
         warning(f"degraded: {run['degraded']}")
-    for node in run.get("nodes") or []:
-        if node.get("status") in ("failed", "killed"):
-            err.print(Text(f"node {node.get('id')} {exit_reason(node)}", style="bold red"))
+    nodes = run.get("nodes") or []
+    width = max((len(str(n.get("id"))) for n in nodes), default=0)
+    for node in nodes:
+        line = Text(f"  {node.get('id')!s:<{width}}  ")
+        line.append(node_ending(node), style=ENDING_STYLES.get(str(node.get("status")), ""))
+        out.print(line)
+    for node in nodes:
+        if node.get("status") == "failed" and node.get("exit_code") is not None:
             for tail_line in node.get("stderr_tail") or []:
                 err.print(prefixed(str(node.get("id")), tail_line))
-    return 1 if status == "failed" else 0
+    return 1 if run.get("status") == "failed" else 0

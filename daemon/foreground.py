@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from daemon.keeper.logs import Tee
@@ -27,6 +28,10 @@ from daemon.store import Store
 from node_sdk import paths
 
 OnSignal = Callable[[signal.Signals, bool], None]
+# (phase, node ids awaited, seconds since the phase began): `start` while nodes connect,
+# `stop` while they end after a stop; called every PROGRESS_EVERY_S while that lasts
+OnProgress = Callable[[str, list[str], float], None]
+PROGRESS_EVERY_S = 0.5
 
 
 def foreground_socket_dir() -> Path:
@@ -65,16 +70,26 @@ def run_foreground_sync(
     tee: Tee,
     grace: float = DEFAULT_GRACE_S,
     on_signal: OnSignal | None = None,
+    name: str | None = None,
+    on_progress: OnProgress | None = None,
 ) -> dict[str, Any]:
     """`flow run`'s one entry: run one dataflow to its end under its own trio loop; returns
     its run info. Ctrl-C stops it (twice: at once).
 
     SIGINT, SIGTERM and SIGPIPE (stdout's reader left) all stop the run the same way;
     `on_signal(sig, first)` hears of each, `first` False once a stop is under way.
+    `on_progress` hears which nodes a start or a stop is waiting for (see `OnProgress`).
 
     `path` must be absolute (the caller resolves it, outside the event loop).
     """
-    return trio.run(_watched, path, text, env, stop_after, tee, grace, on_signal)
+    hooks = _Hooks(on_signal, on_progress)
+    return trio.run(_watched, path, text, env, stop_after, tee, grace, name, hooks)
+
+
+@attrs.frozen
+class _Hooks:
+    on_signal: OnSignal | None
+    on_progress: OnProgress | None
 
 
 async def _watched(
@@ -84,12 +99,13 @@ async def _watched(
     stop_after: float | None,
     tee: Tee,
     grace: float,
-    on_signal: OnSignal | None,
+    name: str | None,
+    hooks: _Hooks,
 ) -> dict[str, Any]:
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)
     # opened first: no signal finds the socket folder made or a node spawned, unwatched
     with trio.open_signal_receiver(*stops) as signals:
-        return await _run(path, text, env, signals, stop_after, tee, grace, on_signal)
+        return await _run(path, text, env, signals, stop_after, tee, grace, name, hooks)
 
 
 async def _run(
@@ -100,7 +116,8 @@ async def _run(
     stop_after: float | None,
     tee: Tee,
     grace: float,
-    on_signal: OnSignal | None,
+    name: str | None,
+    hooks: _Hooks,
 ) -> dict[str, Any]:
     home = paths.flow_home()
     prepare_private_home(home)
@@ -118,10 +135,12 @@ async def _run(
         started: list[Run] = []
         ready = trio.Event()
         async with runtime as rt, trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signals, signals, started, ready, grace, on_signal)
-            run = await rt.start_run(str(path), text, None, env)
+            nursery.start_soon(_stop_on_signals, signals, started, ready, grace, hooks.on_signal)
+            run = await rt.start_run(str(path), text, name, env)
             started.append(run)
             ready.set()
+            if hooks.on_progress is not None:
+                nursery.start_soon(_report_progress, run, hooks.on_progress)
             if stop_after is not None:
                 nursery.start_soon(_stop_after, run, stop_after, grace)
             await run.done.wait()
@@ -132,6 +151,24 @@ async def _run(
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
         store.close()
+
+
+async def _report_progress(run: Run, report: OnProgress) -> None:
+    """Say which nodes the start barrier, then a stop, waits for, while it waits (the
+    nursery is cancelled when the run has ended)."""
+    began = trio.current_time()
+    stop_began: float | None = None
+    while True:
+        now = trio.current_time()
+        if run.stop_requested:
+            stop_began = now if stop_began is None else stop_began
+            waiting = [s.id for s in run.spawned if not s.finished.is_set()]
+            report("stop", waiting, now - stop_began)
+        elif not run.released:
+            waiting = [s.id for s in run.spawned if not s.settled.is_set()]
+            if waiting:
+                report("start", waiting, now - began)
+        await trio.sleep(PROGRESS_EVERY_S)
 
 
 async def _stop_after(run: Run, delay: float, grace: float) -> None:

@@ -37,8 +37,8 @@ def register(sub: Any) -> None:
         "--grace",
         type=duration_arg,
         default=None,
-        metavar="S",
-        help="seconds nodes get to stop before SIGTERM (default 10)",
+        metavar="D",
+        help="how long nodes get after STOP before SIGTERM (e.g. 2s; default 10s)",
     )
     p.set_defaults(func=run)
 
@@ -46,7 +46,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import CliError, DaemonUnreachable
-    from daemon.model.requests import Seconds, Shutdown
+    from cli.waiting import Background, wait_stopped
+    from daemon.model.requests import List, Seconds, Shutdown
 
     home = client.home_path()
     grace = 0.0 if args.force else args.grace
@@ -68,10 +69,19 @@ def run(args: argparse.Namespace) -> int:
         render.info(f"flow daemon killed (pid {pid})")
         return 0
     budget = (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
+    seconds = None if grace is None else Seconds(grace)
+    before = client.call(List(), home=home).runs
+    shutting: Background[object] = Background(
+        lambda: client.call(Shutdown(grace=seconds), timeout=budget, home=home)
+    )
+    shown = DEFAULT_GRACE if grace is None else grace
+    finals = wait_stopped(before, shown, budget, until=lambda: shutting.done)
     # it may exit before its reply gets out: the pid tells
     with contextlib.suppress(DaemonUnreachable):
-        seconds = None if grace is None else Seconds(grace)
-        client.call(Shutdown(grace=seconds), timeout=budget, home=home)
+        shutting.result()
+    for final in finals:
+        if final.get("status") not in ("starting", "running"):
+            render.run_result(final)
     if pid is not None and not wait_gone(pid, budget):
         if not args.force:
             raise CliError(f"the flow daemon (pid {pid}) is still running: run flow down --force")

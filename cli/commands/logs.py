@@ -1,4 +1,4 @@
-"""`flow logs RUN [NODE]`: show a run's node logs; `-f` follows them until the run ends."""
+"""`flow logs [RUN] [NODE]`: show a run's node logs; `-f` follows them until the run ends."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.durations import since_arg
+from cli.run_ref import add_run_argument
 from daemon.model.logformat import LEVEL_NUMBERS, LogRecord, parse_line
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ def register(sub: Any) -> None:
         "log files under FLOW_HOME, so it works without a daemon. Example: "
         "flow logs demo camera --level WARNING --since 10m",
     )
-    p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
-    p.add_argument("node", nargs="?", metavar="NODE", help="only this node")
+    add_run_argument(p)
+    p.add_argument(
+        "node", nargs="?", metavar="NODE", help="only this node (alone: of the only active run)"
+    )
     p.add_argument(
         "-f", "--follow", action="store_true", help="follow until the run ends; print its result"
     )
@@ -79,11 +82,16 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--tail must be 0 or more", BAD_INPUT)
     home = client.home_path()
     try:
-        reply = client.call(Logs(run=args.run, node=args.node))
+        run_ref, node = which_run_and_node(args.run, args.node)
+        reply = client.call(Logs(run=run_ref, node=node))
         info, files, online = reply.run, reply.files, True
     except DaemonUnreachable:  # the logs are local files: read them without the daemon
         from cli import offline_runs
 
+        if args.run is None:
+            raise CliError(
+                "the daemon is not running: name the run (its id, prefix or name)"
+            ) from None
         info = offline_runs.resolve(home, args.run)
         files, online = offline_runs.log_files(home, info, args.node), False
     printer = LinePrinter(
@@ -107,6 +115,26 @@ def run(args: argparse.Namespace) -> int:
     finally:
         follower.close()
     return show_result(info, as_json=args.json)
+
+
+def which_run_and_node(run: str | None, node: str | None) -> tuple[str, str | None]:
+    """The run and node `flow logs [RUN] [NODE]` means: no RUN is the only active run, and a
+    lone word that names no run but a node of the only active run is that node."""
+    from cli import client
+    from cli.run_ref import target_run
+    from daemon.model.requests import List
+
+    if run is None:
+        return target_run(None), node
+    if node is not None:
+        return run, node
+    active = client.call(List()).runs
+    if len(active) == 1:
+        only = active[0]
+        names_the_run = run == only.get("name") or str(only["id"]).startswith(run)
+        if not names_the_run and run in {n["id"] for n in only.get("nodes", [])}:
+            return str(only["id"]), run
+    return run, None
 
 
 def follow(

@@ -6,6 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from cli.durations import duration_arg
+from cli.run_ref import add_run_argument, target_run
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -16,7 +19,7 @@ def register(sub: Any) -> None:
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     listing = _verb(verbs, "list", "every node of a run, with its inputs")
-    listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    add_run_argument(listing)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     for verb, text in (
         ("info", "one node in detail: wiring, queues, drops, rates"),
@@ -24,22 +27,28 @@ def register(sub: Any) -> None:
         ("restart", "restart one node in its own slot, with a new generation"),
     ):
         one = _verb(verbs, verb, text)
-        one.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+        add_run_argument(one)
         one.add_argument("node", metavar="NODE", help="node id")
         if verb == "info":
             one.add_argument("--json", action="store_true", help="print JSON")
         else:
-            one.add_argument("--grace", type=float, default=None, help="seconds before SIGTERM")
+            one.add_argument(
+                "--grace",
+                type=duration_arg,
+                default=None,
+                metavar="D",
+                help="how long the node gets after STOP before SIGTERM (e.g. 2s; default 10s)",
+            )
     add = _verb(verbs, "add", "add one node (a YAML file with one node) to a run")
-    add.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    add_run_argument(add)
     add.add_argument("file", metavar="FILE", help="YAML with one node mapping")
     remove = _verb(verbs, "remove", "stop a node and take it out of the graph")
-    remove.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    add_run_argument(remove)
     remove.add_argument("node", metavar="NODE", help="node id")
     for verb, text in (("connect", "map SRC/OUTPUT to NODE/INPUT"),
                        ("disconnect", "remove the mapping SRC/OUTPUT -> NODE/INPUT")):  # fmt: skip
         edit = _verb(verbs, verb, text)
-        edit.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+        add_run_argument(edit)
         edit.add_argument("source", metavar="SRC/OUTPUT", help="the sending output")
         edit.add_argument("target", metavar="NODE/INPUT", help="the receiving input")
     p.set_defaults(func=run)
@@ -49,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from daemon.model import requests as rq
 
+    args.run = target_run(args.run)
     if args.verb in ("add", "remove", "connect", "disconnect"):
         return edit(args)
     if args.verb == "list":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
 from pathlib import Path
 
+from cli.durations import duration_arg
 from cli.errors import BAD_INPUT, CliError
 
 
@@ -18,14 +20,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "logs; exit with its result.",
     )
     parser.add_argument("file", metavar="FILE", type=Path, help="the dataflow YAML file")
+    parser.add_argument("--name", default=None, help="a name for the run (default: the file's)")
     parser.add_argument(
-        "--stop-after", metavar="D", default=None, help="stop the run after D (e.g. 10s, 2m)"
+        "--stop-after",
+        metavar="D",
+        type=duration_arg,
+        default=None,
+        help="stop the run after D (e.g. 10s, 2m)",
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="add to every node's env"
     )
     parser.add_argument(
-        "--grace", type=float, default=10.0, metavar="S", help="seconds of grace on stop"
+        "--grace",
+        type=duration_arg,
+        default=10.0,
+        metavar="D",
+        help="how long nodes get after STOP before SIGTERM (e.g. 2s; default 10s)",
     )
     parser.set_defaults(func=run)
 
@@ -49,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from cli import render
     from cli.commands.config import load_settings
     from cli.commands.start import read_dataflow
-    from cli.durations import parse_duration
     from cli.errors import dataflow_invalid
     from cli.tee import StdoutTee
     from daemon.foreground import run_foreground_sync
@@ -57,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from daemon.model.errors import DataflowInvalid, FatalError
     from daemon.model.logformat import LogRecord
 
-    load_settings()  # read once, before anything runs: a bad setting is bad input
+    settings = load_settings()  # read once, before anything runs: a bad setting is bad input
     path: Path = args.file.resolve()
     _, text = read_dataflow(str(args.file))  # the missing-file message of every command
     env = parse_env(args.env)
-    stop_after = parse_duration(args.stop_after) if args.stop_after else None
+    stop_after: float | None = args.stop_after
     try:
         dataflow = parse_dataflow(path, text)
     except DataflowInvalid as exc:
@@ -84,10 +94,24 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(BrokenPipeError):  # stderr's reader may have left too
             render.warning(said)
 
+    timeouts = {n.id: n.connect_timeout or settings.start_timeout for n in dataflow.nodes}
+    progress = Progress(args.name or dataflow.name or "the run", args.grace, timeouts)
+    # the daemon's own log lines (`node x ignored SIGTERM: SIGKILL`) would reach stderr raw
+    # through logging's last resort: the progress lines and the account below say it all
+    logging.getLogger("daemon").addHandler(logging.NullHandler())
     try:
-        info = run_foreground_sync(
-            path, text, env, stop_after=stop_after, tee=tee, grace=args.grace, on_signal=on_signal
-        )
+        with progress:
+            info = run_foreground_sync(
+                path,
+                text,
+                env,
+                stop_after=stop_after,
+                tee=tee,
+                grace=args.grace,
+                on_signal=on_signal,
+                name=args.name,
+                on_progress=progress.report,
+            )
     except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
         stdout.close()
         raise CliError(str(exc)) from None
@@ -105,3 +129,35 @@ def run(args: argparse.Namespace) -> int:
     if info["status"] == "stopped" and stop_after is not None:
         return 0
     return status
+
+
+class Progress:
+    """What `flow run` is waiting for, as plain lines on stderr: the nodes the start barrier
+    waits for (after a moment), the nodes a stop waits for."""
+
+    QUIET_S = 1.0  # a start that takes less than this says nothing
+
+    def __init__(self, label: str, grace: float, timeouts: dict[str, float]) -> None:
+        from cli.waiting import StatusLine
+
+        self.label = label
+        self.grace = grace
+        self.timeouts = timeouts  # how long each node has to connect
+        self.line = StatusLine(live=False)
+
+    def __enter__(self) -> Progress:
+        self.line.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.line.__exit__()
+
+    def report(self, phase: str, waiting: list[str], elapsed: float) -> None:
+        from cli.waiting import starting_text, stopping_text
+
+        if phase == "start":
+            if elapsed >= self.QUIET_S:
+                self.line.update(*starting_text(self.label, waiting, self.timeouts, elapsed))
+        else:
+            with contextlib.suppress(BrokenPipeError):
+                self.line.update(*stopping_text(self.label, waiting, self.grace, elapsed))

@@ -92,5 +92,33 @@ def attached(run_id: str, home: Path | None = None) -> int:
     follower = LogFollower(files)
     printer = LinePrinter(files)
     with Interrupts() as interrupts:
+        wait_connected(run_id, interrupts, home)
         final = follow_run(run_id, follower, printer, home=home, interrupts=interrupts)
     return render.run_result(final)
+
+
+QUIET_S = 1.0  # a start barrier shorter than this says nothing
+
+
+def wait_connected(run_id: str, interrupts: Any, home: Path | None) -> None:
+    """While the run's start barrier waits, say for which nodes (they log nothing yet: the
+    log lines follow from their beginning afterwards). A Ctrl-C ends this wait untouched:
+    the log follower that comes next turns it into a stop."""
+    import time
+
+    from cli import client, render
+    from cli.waiting import StatusLine, starting_text
+    from daemon.model.requests import List
+
+    began = time.monotonic()
+    with StatusLine() as line:
+        while interrupts.count == 0:
+            runs = client.call(List(), home=home).runs
+            info = next((r for r in runs if r["id"] == run_id), None)
+            if info is None or info.get("status") != "starting":
+                return
+            waiting = [str(n["id"]) for n in info["nodes"] if n.get("status") == "starting"]
+            elapsed = time.monotonic() - began
+            if waiting and elapsed >= QUIET_S:
+                line.update(*starting_text(render.run_label(info), waiting, None, elapsed))
+            time.sleep(0.25)

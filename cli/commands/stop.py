@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.durations import duration_arg
+from cli.run_ref import add_run_argument
 
 DEFAULT_GRACE = 10.0
 
@@ -19,14 +20,14 @@ def register(sub: Any) -> None:
         description="Stop a run: STOP to every node, SIGTERM after the grace, SIGKILL after "
         "half that again; wait until it has ended.",
     )
-    p.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix or name")
+    add_run_argument(p)
     p.add_argument("--all", action="store_true", help="stop every active run")
     p.add_argument(
         "--grace",
         type=duration_arg,
         default=None,
-        metavar="S",
-        help="seconds nodes get after STOP before SIGTERM (default 10)",
+        metavar="D",
+        help="how long nodes get after STOP before SIGTERM (e.g. 2s; default 10s)",
     )
     p.add_argument("--force", action="store_true", help="kill the nodes without a grace")
     p.set_defaults(func=run)
@@ -35,7 +36,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import BAD_INPUT, CliError
-    from daemon.model.requests import Seconds, Stop, StopAll
+    from cli.run_ref import target_run
+    from cli.waiting import Background, wait_stopped
+    from daemon.model.requests import List, Seconds, Stop, StopAll, Wait
 
     grace = 0.0 if args.force else args.grace
     budget = request_budget(grace)
@@ -43,37 +46,31 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         if args.run:
             raise CliError("give RUN or --all, not both", BAD_INPUT)
-        runs = client.call(StopAll(grace=seconds, force=args.force), timeout=budget).runs
-        if not runs:
-            render.info("no active runs")
-        finals = [wait_done(r, budget) for r in runs]
+        before = client.call(List()).runs
+        stopping: Background[Any] = Background(
+            lambda: client.call(StopAll(grace=seconds, force=args.force), timeout=budget).runs
+        )
     else:
-        target = args.run or only_active_run()
-        info = client.call(Stop(run=target, grace=seconds, force=args.force), timeout=budget).run
-        finals = [wait_done(info, budget)]
-    for final in finals:
-        render.print_run_status(final)
+        ref = target_run(args.run, all_hint=True)
+        before = [client.call(Wait(run=ref, timeout=Seconds(0.0))).run]
+        stopping = Background(
+            lambda: [
+                client.call(Stop(run=ref, grace=seconds, force=args.force), timeout=budget).run
+            ]
+        )
+    shown = DEFAULT_GRACE if grace is None else grace
+    wait_stopped(before, shown, budget, until=lambda: stopping.done)
+    runs = stopping.result()
+    if args.all and not runs:
+        render.info("no active runs")
+    for info in runs:
+        render.run_result(wait_done(info, budget))  # a run that failed was still stopped: 0
     return 0
 
 
 def request_budget(grace: float | None) -> float:
     """How long a stop may take: the grace, half of it again for SIGTERM, and slack."""
     return (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
-
-
-def only_active_run() -> str:
-    from cli import client, render
-    from cli.errors import BAD_INPUT, CliError
-    from daemon.model.requests import List
-
-    runs = client.call(List()).runs
-    if not runs:
-        raise CliError("no active run to stop")
-    if len(runs) > 1:
-        shorts = render.short_ids([str(r["id"]) for r in runs])
-        names = ", ".join(render.run_label(r, shorts[str(r["id"])]) for r in runs)
-        raise CliError(f"several runs are active ({names}): name one, or pass --all", BAD_INPUT)
-    return str(runs[0]["id"])
 
 
 def wait_done(info: dict[str, Any], budget: float, home: Path | None = None) -> dict[str, Any]:

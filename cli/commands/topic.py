@@ -8,6 +8,8 @@ import json
 import time
 from typing import Any
 
+from cli.run_ref import add_run_argument
+
 INFO_SAMPLE_S = 2.0  # `topic info` watches the topic this long for types and sizes
 INFO_SAMPLE_MAX = 200  # and stops after this many messages
 
@@ -26,7 +28,7 @@ def register(sub: Any) -> None:
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     listing = _verb(verbs, "list", "every output of a run with its receivers",
                     "flow topic list demo")  # fmt: skip
-    listing.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    add_run_argument(listing)
     info = _verb(
         verbs, "info", "the node, counts, rate, receivers and queues of NODE/OUTPUT, and the "
         "type and sizes of its messages seen for a moment", "flow topic info demo camera/image",
@@ -36,7 +38,7 @@ def register(sub: Any) -> None:
     hz = _verb(verbs, "hz", "rate and intervals of NODE/OUTPUT, from the senders' timestamps",
                "flow topic hz demo camera/image --count 60")  # fmt: skip
     for verb in (info, echo, hz):
-        verb.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+        add_run_argument(verb)  # argparse gives a lone word to NODE/OUTPUT
         verb.add_argument("topic", metavar="NODE/OUTPUT", help="the output to observe")
     info.add_argument(
         "--sample", type=duration_arg, default=INFO_SAMPLE_S, metavar="DURATION",
@@ -63,7 +65,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli.commands import topic_pub, topic_watch
     from cli.errors import BAD_INPUT, CliError
+    from cli.run_ref import target_run
 
+    if args.verb == "pub" and args.run is not None and "/" in args.run and "/" not in args.target:
+        # `pub NODE/INPUT V1 V2`: argparse gave the first word to RUN; NODE/INPUT has a slash
+        args.run, args.target, args.values = None, args.run, [args.target, *args.values]
+    args.run = target_run(args.run)
     if args.verb == "list":
         return listing(args.run)
     if args.verb == "info":

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from cli.errors import BAD_INPUT, FAILED, CliError
+from cli.run_ref import add_run_argument
 
 MAX_MESSAGES = 10_000
 CREDIT_WAIT_S = 10.0  # a backpressure receiver that takes nothing for this long: give up
@@ -24,7 +25,7 @@ KINDS = ("str", "bytes", "json")
 def add_arguments(pub: Any) -> None:
     from cli.durations import duration_arg
 
-    pub.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    add_run_argument(pub)  # argparse gives the words to NODE/INPUT and VALUE first
     pub.add_argument("target", metavar="NODE/INPUT", help="the input to send to")
     pub.add_argument("values", metavar="VALUE", nargs="+", help="one message each")
     pub.add_argument(

@@ -92,6 +92,7 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
         output, (receiver, input_id) = edge
         target = run.slots[receiver]
         run.send_to_node(target, channel.UpstreamDone(input_id, f"{slot.id}/{output}"))
+    run.removed.add(slot.id)  # out of `flow node list` and `node info` from now on
     log.info("run %s: node %s removed", run.id, slot.id)
     return rp.NodeIdReply(node=slot.id)
 

@@ -9,6 +9,7 @@ import trio
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, UnknownNode
+from daemon.model.states import RunStatus
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
@@ -21,7 +22,7 @@ RECORD_WAIT_S = 5.0
 def _slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
     run = rt.live_run(ref)
     slot = run.slots.get(node)
-    if slot is None:
+    if slot is None or node in run.removed:
         raise UnknownNode(run.name or run.id, node)
     return run, slot
 
@@ -36,6 +37,9 @@ def _running_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
 def node_detail(run: Run, slot: NodeSlot) -> Body:
     """What `flow node info` shows: the stored record, the wiring, the latest statistics."""
     stored = next(n for n in run.info()["nodes"] if n["id"] == slot.id)
+    waited_for = run.status is RunStatus.STARTING and not slot.settled.is_set()
+    if waited_for and stored["status"] == "running":  # spawned, not connected yet
+        stored = {**stored, "status": "starting"}
     return {
         **stored,
         "run": run.id,
@@ -53,7 +57,8 @@ def _source_text(source: Any) -> str:
 async def node_list(rt: Runtime, req: rq.NodeList) -> rp.NodeListReply:
     run = rt.live_run(req.run)
     return rp.NodeListReply(
-        run=run.id, nodes=[node_detail(run, slot) for slot in run.slots.values()]
+        run=run.id,
+        nodes=[node_detail(run, s) for s in run.slots.values() if s.id not in run.removed],
     )
 
 

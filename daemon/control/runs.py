@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import trio
 
@@ -11,6 +12,7 @@ from daemon import __version__
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, BrokenInvariant
+from daemon.model.states import RunStatus
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import DEFAULT_GRACE_S
 from node_sdk import paths
@@ -63,21 +65,45 @@ async def stop_all(rt: Runtime, req: rq.StopAll) -> rp.RunsReply:
 
 
 async def restart(rt: Runtime, req: rq.Restart) -> rp.RunReply:
+    """A new run of an old one's file: the text sent (the file as it is now, validated
+    before the old run is touched: an invalid file leaves it running) or, without text,
+    the copy stored when the old run started."""
     info = rt.resolve(req.run)
+    if req.text is not None:
+        text: str = req.text
+        await rt.load(info["path"], text)  # DataflowInvalid: nothing stopped, nothing started
+    else:
+        copy = paths.dataflow_copy(rt.home, info["id"])
+        try:
+            text = copy.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadRequest(
+                f"run {info['id']}: cannot read its dataflow copy {copy}: {exc}"
+            ) from None
     live = rt.runs.get(info["id"])
     if live is not None and live.status.active:
-        await rt.stop_run(live, DEFAULT_GRACE_S, False)
-    copy = paths.dataflow_copy(rt.home, info["id"])
-    try:
-        text = copy.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BadRequest(f"run {info['id']}: cannot read its dataflow copy {copy}: {exc}") from None
+        await rt.stop_run(live, _grace(req.grace), False)
     run = await rt.start_run(info["path"], text, info["name"], rt.store.run_env(info["id"]))
     return rp.RunReply(run=run.info())
 
 
 async def list_runs(rt: Runtime, req: rq.List) -> rp.RunsReply:
-    return rp.RunsReply(runs=rt.store.runs(include_ended=req.all))
+    return rp.RunsReply(runs=[_as_seen(rt, info) for info in rt.store.runs(include_ended=req.all)])
+
+
+def _as_seen(rt: Runtime, info: dict[str, Any]) -> dict[str, Any]:
+    """A starting run as it is: its spawned nodes that have not connected yet are
+    `starting`, not `running` (the store says `running` from the spawn on); once all have,
+    the run is released in the same moment, so it shows `running`."""
+    run = rt.runs.get(info["id"])
+    if run is None or run.status is not RunStatus.STARTING or run.stop_requested:
+        return info
+    waiting = {s.id for s in run.spawned if not s.settled.is_set()}
+    nodes = [
+        {**n, "status": "starting"} if n["id"] in waiting and n["status"] == "running" else n
+        for n in info["nodes"]
+    ]
+    return {**info, "nodes": nodes, "status": "starting" if waiting else "running"}
 
 
 async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:

@@ -44,7 +44,7 @@ TOP_KEYS = frozenset({"nodes", "env", "name", "recover"})
 NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
-    "send_stdout_as", "deploy", "_unstable_deploy", "connects",
+    "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
 DEPLOY_KEYS = frozenset({"machine"})
@@ -237,6 +237,7 @@ class _Parser:
             connects=node_connects(
                 report, raw, where, (path, executable, args), inputs, outputs, send_stdout_as
             ),
+            connect_timeout=f.get_duration(report, raw, "connect_timeout", where),
         )
 
     def _args(self, value: Any, where: Where) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from daemon.model.units import DurationError, parse_duration
 from daemon.model.yaml_lines import Path
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -251,3 +252,29 @@ def env_value_problem(value: str) -> bool:
     except UnicodeEncodeError:  # a lone surrogate
         return True
     return False
+
+
+MAX_CONNECT_TIMEOUT_S = 86400.0
+
+
+def get_duration(report: Report, mapping: Mapping[str, Any], key: str, path: Path) -> float | None:
+    """A positive duration: seconds as a number or text with units (`90s`, `2m`); None when
+    absent or bad (reported)."""
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except DurationError:
+            report.add((*path, key), f"expected a duration like 60s or 2m, got {value!r}")
+            return None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        report.add((*path, key), f"expected a duration like 60s or 2m, got {describe(value)}")
+        return None
+    if not 0 < seconds <= MAX_CONNECT_TIMEOUT_S or not math.isfinite(seconds):
+        report.add((*path, key), f"must be more than 0 and at most 1d, got {value}")
+        return None
+    return seconds

@@ -65,6 +65,7 @@ class NodeSpec:
     # says hello on the node channel (an SDK node); False: a process node, which the start
     # barrier does not wait for (daemon/model/descriptor_connects.py)
     connects: bool = True
+    connect_timeout: float | None = None  # seconds to connect at the start; None: start_timeout
 
     @property
     def is_dynamic(self) -> bool:

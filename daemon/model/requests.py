@@ -94,8 +94,13 @@ class StopAll(Request[rp.RunsReply]):
 class Restart(Request[rp.RunReply]):
     TYPE = "restart"
     REPLY = rp.RunReply
-    DOC = "stop a run if it is active and start a new run of the same file"
+    DOC = (
+        "stop a run if it is active and start a new run of its file; text: the file as it is "
+        "now (validated before anything stops), or null for the copy stored at its start"
+    )
     run: str
+    text: YamlText | None = None
+    grace: Seconds | None = None
 
 
 @attrs.frozen

@@ -68,7 +68,10 @@ def build_node_config(
         outputs={out: tuple(edges) for out, edges in outputs.items()},
         shm_threshold=DEFAULT_SHM_THRESHOLD,
         daemon_grace_s=settings.daemon_grace,
-        start_timeout_s=settings.start_timeout,
+        # a node waits for its start as long as the slowest node may take to connect
+        start_timeout_s=max(
+            [settings.start_timeout, *(n.connect_timeout or 0.0 for n in df.nodes)]
+        ),
         send_timeout_s=settings.send_timeout,
         restartable=node.restart.policy != "never",
     )

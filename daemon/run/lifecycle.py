@@ -15,6 +15,7 @@ from daemon.model.errors import KeeperLost
 from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
+from daemon.run.connect_wait import late_message, wait_connected
 from daemon.run.keeper_link import (
     KeeperLink,
     KeeperPort,
@@ -152,13 +153,12 @@ async def start_barrier(run: Run) -> None:
         run.record_run(error=run.error)
         await run.stop(grace=1.0)
         return
+    # process nodes (`connects: false`) never say hello: the barrier does not wait for them
     awaited = [s for s in run.spawned if s.spec.connects]
-    with trio.move_on_after(timeout := settings().start_timeout) as scope:
-        for slot in awaited:
-            await slot.settled.wait()
-    if scope.cancelled_caught:
-        run.late = [s.id for s in awaited if not s.settled.is_set()]
-        run.error = f"nodes did not connect within {timeout:g}s: {', '.join(run.late)}"
+    late = await wait_connected(awaited, timeout := settings().start_timeout)
+    if late:
+        run.late = [s.id for s in late]
+        run.error = late_message(late, timeout)
         log.warning("run %s: %s", run.id, run.error)
         run.record_run(error=run.error)
         await run.stop(grace=1.0)

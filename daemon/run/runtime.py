@@ -163,8 +163,14 @@ class Runtime:
         if left < needed:
             # libzmq aborts the daemon on EMFILE in accept: refuse work before it comes to that
             raise BadRequest(f"daemon busy: {left} file descriptors left, a start needs {needed}")
-        run_id = new_run_id()
         run_name = name or dataflow.name
+        twins = [r for r in self.runs.values() if r.name == run_name and r.status.active]
+        if run_name and twins:  # a name must say which active run it means
+            raise BadRequest(
+                f"a run named {run_name} is already active ({twins[0].id}): stop it, "
+                "or give this one another name with --name"
+            )
+        run_id = new_run_id()
         run = self.make_run(run_id, run_name, dataflow, env)
         self.store.create_run(
             run_id,

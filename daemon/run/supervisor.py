@@ -81,6 +81,7 @@ class Run:
     released: bool = False
     late: list[str] = attrs.field(factory=list)  # nodes that missed the start barrier
     slots: dict[str, NodeSlot] = attrs.field(factory=dict)
+    removed: set[str] = attrs.field(factory=set)  # `flow node remove`d: their slots stay, unseen
     keeper: KeeperPort | None = None
     keeper_lost: str | None = None  # why the keeper is gone, once it is (the run fails)
     live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
@@ -322,6 +323,9 @@ class Run:
     async def stop(self, grace: float) -> None:
         """Stop every live node with the STOP, SIGTERM, SIGKILL sequence, in parallel."""
         self.stop_requested = True
+        for slot in self.slots.values():
+            if slot.attached:  # a dynamic node's process is not ours to signal: STOP only
+                self.send_to_node(slot, channel.Stop())
         async with trio.open_nursery() as nursery:
             for slot in self.spawned:
                 nursery.start_soon(slot.terminate, grace)

@@ -214,8 +214,13 @@ def test_graph_edits(daemon: Path, tmp_path: Path) -> None:
     # remove: its downstream (none here) closes; it stops
     removed = flow("node", "remove", "edits", "extra", home=daemon)
     assert removed.returncode == 0, removed.stderr
-    nodes = json.loads(flow("node", "info", "edits", "extra", "--json", home=daemon).stdout)
-    assert nodes["status"] == "stopped"
+    # out of the live graph (`node list`, `node info`); the run's record keeps how it ended
+    assert flow("node", "info", "edits", "extra", home=daemon).returncode == 1
+    listed = flow("node", "list", "edits", "--json", home=daemon).stdout.splitlines()
+    assert "extra" not in [json.loads(line)["id"] for line in listed]
+    runs = [json.loads(line) for line in flow("list", "--json", home=daemon).stdout.splitlines()]
+    recorded = {n["id"]: n["status"] for n in runs[0]["nodes"]}
+    assert recorded["extra"] == "stopped"
     assert flow("stop", "edits", home=daemon).returncode == 0
     summary = flow("logs", "edits", "sink", home=daemon).stdout.splitlines()[-1]
     assert "gaps=0 repeats=0" in summary  # the rest of the run was never disturbed

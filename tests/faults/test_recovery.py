@@ -225,7 +225,7 @@ def restart_then_crash(flow_home: Path, tmp_path: Path) -> None:
     for spawned in (tmp_path / "spawns").iterdir():
         spawned.unlink()
     (tmp_path / "values").unlink()
-    restarted = flow("restart", "saved", home=flow_home)  # a new run of the saved copy
+    restarted = flow("restart", "saved", "--stored", home=flow_home)  # the saved copy
     assert restarted.returncode == 0, restarted.stderr
     wait_until(
         lambda: (

@@ -209,7 +209,12 @@ def test_stop_the_only_run_waits_for_its_end(
         "wait", ok({"run": run_info("0190aaaa", "one", "stopped", ended=1.0), "done": True})
     )
     assert main(["stop", "--grace", "2s"]) == 0
-    assert capsys.readouterr().out == "run one (0190aaaa) stopped\n"
+    # the run, then one line per node (the fake's nodes never changed from `running`)
+    assert capsys.readouterr().out.splitlines() == [
+        "run one (0190aaaa) stopped",
+        "  src   still running",
+        "  sink  still running",
+    ]
     stop = next(r for r in fake_control.requests if r["type"] == "stop")
     assert stop["body"] == {"run": "0190aaaa", "grace": 2.0, "force": False}
 
@@ -256,6 +261,27 @@ def write_log(path: Path, *lines: tuple[float, str]) -> None:
             f.write(LogRecord(time=t, stream="stdout", message=msg).to_json() + "\n")
 
 
+def test_logs_without_run_takes_the_only_active_run_and_a_lone_node_name(
+    fake_control: FakeControlDaemon, tmp_path: Path
+) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def logs(body: dict[str, Any]) -> dict[str, Any]:
+        asked.append(body)
+        return ok({"run": run_info("0190aaaa", "one", "succeeded", ended=9.0), "files": {}})
+
+    fake_control.on("logs", logs)
+    fake_control.on("list", ok({"runs": [run_info("0190aaaa", "one")]}))
+    assert main(["logs"]) == 0
+    assert main(["logs", "sink"]) == 0  # no run is called sink: the only run's node
+    assert main(["logs", "one"]) == 0  # the run's own name stays the run
+    assert [(b["run"], b["node"]) for b in asked] == [
+        ("0190aaaa", None), ("0190aaaa", "sink"), ("one", None),
+    ]  # fmt: skip
+    fake_control.on("list", ok({"runs": []}))
+    assert main(["logs"]) == 1  # no active run: one line, nothing asked
+
+
 def test_logs_prefix_tail_grep_and_rotated_files(
     fake_control: FakeControlDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -265,6 +291,7 @@ def test_logs_prefix_tail_grep_and_rotated_files(
     write_log(b, (2, "b first"), (4, "b second"))
     info = run_info("0190aaaa", "one", "succeeded", ended=9.0)
     fake_control.on("logs", ok({"run": info, "files": {"a": str(a), "b": str(b)}}))
+    fake_control.on("list", ok({"runs": []}))
     assert main(["logs", "one"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split(" | ")[0] for line in out] == ["a", "b", "a", "b", "a"]
@@ -296,9 +323,10 @@ def test_logs_follow_until_the_run_ends(
         if waits == 2:
             write_log(a, (2, "second"))
         done = waits >= 3
-        return ok(
-            {"run": run_info("0190aaaa", "one", "succeeded" if done else "running"), "done": done}
-        )
+        if not done:
+            return ok({"run": run_info("0190aaaa", "one"), "done": False})
+        ended = [node(n, "succeeded", pid=None, exit_code=0) for n in ("src", "sink")]
+        return ok({"run": run_info("0190aaaa", "one", "succeeded", nodes=ended), "done": True})
 
     fake_control.on("wait", wait)
     assert main(["logs", "one", "a", "-f"]) == 0
@@ -306,7 +334,7 @@ def test_logs_follow_until_the_run_ends(
     # one format: `node | time text` even for one node; then the run's result
     assert [line.split(" ", 3)[-1] for line in out[:2]] == ["first", "second"]
     assert [line.split(" | ")[0] for line in out[:2]] == ["a", "a"]
-    assert out[2:] == ["run one (0190aaaa) succeeded"]
+    assert out[2:] == ["run one (0190aaaa) succeeded", "  src   exited 0", "  sink  exited 0"]
 
 
 def test_start_attached_streams_and_reports_failure(
@@ -328,6 +356,7 @@ def test_start_attached_streams_and_reports_failure(
         ],
     )
     fake_control.on("start", ok({"run": started}))
+    fake_control.on("list", ok({"runs": [ended]}))  # the start barrier is over
     fake_control.on(
         "logs",
         ok(
@@ -343,5 +372,5 @@ def test_start_attached_streams_and_reports_failure(
     assert "src  | " in captured.out
     assert captured.out.splitlines()[0].endswith(" hello")
     assert "run demo (0190aaaa) failed" in captured.out
-    assert "node sink exited 3" in captured.err
+    assert "  sink  exited 3" in captured.out  # one line per node: how it ended
     assert "sink | ValueError: bad" in captured.err

@@ -452,3 +452,24 @@ def test_row6_ids_that_could_become_paths_are_refused(tmp_path: Path, node_id: s
     assert len(found) == 1, found
     expected = "must not be empty" if not node_id else "invalid node id"
     assert f"nodes[0].id: {expected}" in found[0], found
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("90s", 90.0), ("2m", 120.0), ("45", 45.0)])
+def test_connect_timeout_takes_a_duration(tmp_path: Path, value: str, seconds: float) -> None:
+    node = one_node(tmp_path, f"    connect_timeout: {value}\n").nodes[0]
+    assert node.connect_timeout == seconds
+    assert one_node(tmp_path, "").nodes[0].connect_timeout is None  # the setting decides
+
+
+@pytest.mark.parametrize(
+    ("value", "cause"),
+    [
+        ("soon", "expected a duration like 60s or 2m, got 'soon'"),
+        ("0", "must be more than 0 and at most 1d, got 0"),
+        ("2d", "must be more than 0 and at most 1d, got 2d"),
+        ("[1]", "expected a duration like 60s or 2m, got a list"),
+    ],
+)
+def test_bad_connect_timeouts(tmp_path: Path, value: str, cause: str) -> None:
+    path = write(tmp_path, f"nodes:\n  - id: a\n    path: dynamic\n    connect_timeout: {value}\n")
+    assert problems(path) == [f"{path}:4: nodes[0].connect_timeout: {cause}"]

@@ -1,0 +1,53 @@
+"""How a run and each of its nodes ended: one account, the same under every command.
+
+`flow run`, attached `flow start`, `flow stop`, `flow down` and `flow restart` all print a
+finished run with `cli.render.run_result`: the run's status, then one line per node saying
+how it ended in these words (stopped / exited 0 / exited 1 / killed by SIGKILL ...), then
+the stderr tail of each failed node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# the style a node's line is coloured with, by its status
+ENDING_STYLES = {
+    "succeeded": "green",
+    "stopped": "yellow",
+    "failed": "bold red",
+    "killed": "bold red",
+    "interrupted": "yellow",
+}
+
+
+def node_ending(node: dict[str, Any]) -> str:
+    """How one node ended, in words: `exited 0`, `stopped`, `killed by SIGKILL (it had not
+    ended after STOP and SIGTERM)`..."""
+    status = str(node.get("status"))
+    code = node.get("exit_code")
+    sig = node.get("signal")
+    if status == "killed":
+        if sig in (None, "SIGKILL"):
+            return "killed by SIGKILL (it had not ended after STOP and SIGTERM)"
+        # no grace (`--force`, a second Ctrl-C): SIGTERM and SIGKILL went out together
+        return f"ended by {sig} as it was being killed (no grace left)"
+    if status == "stopped":
+        if sig == "SIGTERM":
+            return "stopped by SIGTERM after the grace (it ignored STOP)"
+        if sig:
+            return f"stopped (ended by {sig})"
+        return "stopped" if code in (0, None) else f"stopped (exited {code})"
+    if status in ("succeeded", "failed"):
+        if sig:
+            return f"killed by {sig}"
+        if code is not None:
+            return f"exited {code}"
+        causes = [t for t in node.get("stderr_tail") or [] if t.strip()]
+        return causes[-1] if causes else status
+    if status == "interrupted":
+        return "interrupted with the daemon (recovery starts it again)"
+    if status == "dynamic":
+        return "dynamic, not attached"
+    if status == "pending":
+        return "never started"
+    return f"still {status}"

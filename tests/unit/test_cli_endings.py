@@ -1,0 +1,37 @@
+"""How each node ended, in the words every command prints (cli/endings.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cli.endings import node_ending
+
+
+def node(status: str, code: int | None = None, sig: str | None = None, **extra: Any) -> dict:
+    return {"id": "n", "status": status, "exit_code": code, "signal": sig, **extra}
+
+
+@pytest.mark.parametrize(
+    ("info", "words"),
+    [
+        (node("succeeded", 0), "exited 0"),
+        (node("failed", 1), "exited 1"),
+        (node("failed", -11, "SIGSEGV"), "killed by SIGSEGV"),
+        (node("failed", stderr_tail=["could not start: no such file"]),
+         "could not start: no such file"),
+        (node("stopped", 0), "stopped"),
+        (node("stopped", 2), "stopped (exited 2)"),
+        (node("stopped", -15, "SIGTERM"), "stopped by SIGTERM after the grace (it ignored STOP)"),
+        (node("killed", -9, "SIGKILL"),
+         "killed by SIGKILL (it had not ended after STOP and SIGTERM)"),
+        (node("killed", -15, "SIGTERM"),
+         "ended by SIGTERM as it was being killed (no grace left)"),
+        (node("dynamic"), "dynamic, not attached"),
+        (node("pending"), "never started"),
+        (node("running"), "still running"),
+    ],
+)  # fmt: skip
+def test_each_ending_in_words(info: dict, words: str) -> None:
+    assert node_ending(info) == words
