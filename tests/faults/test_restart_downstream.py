@@ -117,7 +117,8 @@ def test_item4_restarting_a_middle_node_is_invisible_downstream(
     values = [int(v) for v in re.findall(r"got data (\d+) seq", sink_log)]
     assert values == sorted(set(values)), "a value came twice or out of order"
     assert values[-1] == COUNT, sink_log[-500:]
-    events = [line.split(" ", 1)[1] for line in sink_log.splitlines() if " " in line]
+    # `sink | 12:00:01.234 text`: the text after the node and the time
+    events = [line.split(" ", 3)[3] for line in sink_log.splitlines() if line.count(" ") >= 3]
     closed = [i for i, line in enumerate(events) if line.startswith(("closed", "stop"))]
     last_value = max(i for i, line in enumerate(events) if line.startswith("got data"))
     assert closed, sink_log[-500:]
