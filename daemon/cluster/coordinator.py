@@ -28,6 +28,7 @@ from daemon.model import replies as rp
 from daemon.model.cluster import (
     DEFAULT_TOKEN_TTL_S,
     MAX_TOKEN_TTL_S,
+    TOKEN_PREFIX,
     ZAP_DOMAIN,
     ClusterConfigError,
     JoinToken,
@@ -35,6 +36,7 @@ from daemon.model.cluster import (
     check_machine_name,
     fingerprint,
     is_z85_key,
+    parse_token,
 )
 from daemon.model.errors import BadRequest, ControlSocketUnavailable
 from daemon.run.zmq_trio import SocketOwner
@@ -255,8 +257,15 @@ class Coordinator:
         return f"tcp://{host}:{self.listen.port}"
 
     def revoke(self, ref: str) -> None:
+        """Revoke a token named by its id or its whole text (whose admission key we know)."""
+        if ref.startswith(TOKEN_PREFIX):
+            try:
+                secret = parse_token(ref).admission_secret
+            except ClusterConfigError as exc:
+                raise BadRequest(str(exc)) from None
+            ref = zmq.curve_public(secret.encode()).decode()
         if records.revoke_token(self.store, ref, time.time()) is None:
-            raise BadRequest(f"no live join token {ref[:80]!r} (revoked, expired or unknown)")
+            raise BadRequest(f"no live join token {ref[:40]!r} (revoked, expired or unknown)")
         self._refresh_allowed()  # its key is refused from the next handshake on
 
     def remove(self, name: str) -> None:
