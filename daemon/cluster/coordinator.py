@@ -108,10 +108,10 @@ class Coordinator:
                 auth = ThreadAuthenticator(context, log=logging.getLogger("daemon.cluster.zap"))
                 auth.start()
                 auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=self)
-                router.curve_server = True
-                router.curve_secretkey = self.keys.secret.encode()
-                router.curve_publickey = self.keys.public.encode()
-                router.zap_domain = ZAP_DOMAIN.encode()
+                router.setsockopt(zmq.CURVE_SERVER, 1)
+                router.setsockopt(zmq.CURVE_SECRETKEY, self.keys.secret.encode())
+                router.setsockopt(zmq.CURVE_PUBLICKEY, self.keys.public.encode())
+                router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
             try:
                 router.bind(self.listen.endpoint)
             except zmq.ZMQError as exc:

@@ -59,7 +59,7 @@ def client_socket(
     for option, value in link_options(timing).items():
         sock.setsockopt(option, value)
     if secret_key is not None:
-        sock.curve_serverkey = server_key.encode()
-        sock.curve_secretkey = secret_key.encode()
-        sock.curve_publickey = zmq.curve_public(secret_key.encode())
+        sock.setsockopt(zmq.CURVE_SERVERKEY, server_key.encode())
+        sock.setsockopt(zmq.CURVE_SECRETKEY, secret_key.encode())
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, zmq.curve_public(secret_key.encode()))
     return sock
