@@ -22,8 +22,8 @@ def register(sub: Any) -> None:
     token = _verb(verbs, "token", "print a one-line join token, or revoke one (coordinator)")
     token.add_argument("--ttl", type=_duration, default=None, metavar="DURATION",
                        help="how long the token admits machines (default 1h, at most 30d)")
-    token.add_argument("--revoke", default=None, metavar="ID|TOKEN",
-                       help="revoke the token with this id (printed with it) or text")
+    token.add_argument("--revoke", default=None, metavar="TOKEN_ID",
+                       help="revoke a token: its id (printed with it) or its whole text")
     status = _verb(verbs, "status", "every machine, its address, state and last heartbeat")
     status.add_argument("--json", action="store_true", help="print JSON")
     remove = _verb(verbs, "remove", "remove an admitted machine: its key is refused from now on")

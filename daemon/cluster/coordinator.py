@@ -103,7 +103,6 @@ class Coordinator:
             router = context.socket(zmq.ROUTER)
             for option, value in link_options(self.timing).items():
                 router.setsockopt(option, value)
-            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting member's new pipe wins
             if not self.listen.plain:
                 auth = ThreadAuthenticator(context, log=logging.getLogger("daemon.cluster.zap"))
                 auth.start()

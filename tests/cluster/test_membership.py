@@ -147,6 +147,21 @@ def test_a_killed_machine_is_lost(cluster: dict[str, Machine]) -> None:
     wait_for(lambda: state_of(a, "b") == "connected", "b back")
 
 
+def test_a_lost_coordinator_is_noticed_and_rejoined(cluster: dict[str, Machine]) -> None:
+    a, b = cluster["a"], cluster["b"]
+    wait_for(lambda: status(b)["link"] == "connected", "b connected")
+    member_pid = (b.home / "daemon.pid").read_text().strip()
+    a.kill_everything()
+    took = wait_for(lambda: status(b)["link"] == "lost", "b sees its coordinator lost")
+    print(f"coordinator loss noticed in {took:.2f} s")
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    wait_for(lambda: status(b)["link"] == "connected", "b reconnected by itself")
+    wait_for(lambda: state_of(a, "b") == "connected", "a knows b again after its restart")
+    # the member's daemon lived through it: same process, nothing stopped
+    assert (b.home / "daemon.pid").read_text().strip() == member_pid
+
+
 def test_flow_down_on_a_member_is_left(cluster: dict[str, Machine]) -> None:
     a, b = cluster["a"], cluster["b"]
     wait_for(lambda: state_of(a, "b") == "connected", "b connected")
