@@ -24,9 +24,11 @@ from pathlib import Path
 import attrs
 from helpers import BOUND_S, REPO
 
+from node_sdk.paths import socket_dir
+
 # short settings: a test sees `lost` in about a second (docs/cluster.md gives the bound)
-HEARTBEAT_S = 0.2
-LOST_AFTER_S = 1.0
+HEARTBEAT_S = 0.25
+LOST_AFTER_S = 1.5
 PORT = 7890  # every machine has a network of its own: no other test can hold it
 IP_TIMEOUT_S = 10.0
 
@@ -148,7 +150,5 @@ def machines(names: tuple[str, ...]) -> Iterator[dict[str, Machine]]:
                            check=False)  # fmt: skip
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
         for machine in made.values():  # sockets live outside the home
-            from node_sdk.paths import socket_dir
-
             shutil.rmtree(socket_dir(machine.home), ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import socket as stdlib_socket
+import sqlite3
 import time
 from typing import Final
 
@@ -38,7 +39,7 @@ from daemon.model.cluster import (
     is_z85_key,
     parse_token,
 )
-from daemon.model.errors import BadRequest, ControlSocketUnavailable
+from daemon.model.errors import BadRequest, ControlSocketUnavailable, StateWriteFailed
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
 
@@ -83,7 +84,10 @@ class Coordinator:
         return domain == ZAP_DOMAIN and key.decode("ascii", "replace") in self.allowed
 
     def _refresh_allowed(self) -> None:
-        self.admission = records.live_admission_keys(self.store, time.time())
+        try:
+            self.admission = records.live_admission_keys(self.store, time.time())
+        except sqlite3.Error as exc:  # keep the tokens known so far; the link lives on
+            log.warning("cluster: cannot read the join tokens: %s", exc)
         keys = {peer.public_key for peer in self.peers.values()}
         self.allowed = frozenset(keys | set(self.admission))
 
@@ -151,10 +155,15 @@ class Coordinator:
         self.owner.send([routing_id, msg.encode(message)])
 
     def _set_state(self, peer: Peer, state: str, address: str | None = None) -> None:
+        """Memory is what `status` shows; the record only carries `left` across a restart,
+        so a failed write is a log line, never the end of the link."""
         peer.state = state
         if address:
             peer.address = address
-        records.set_state(self.store, peer.name, state, address)
+        try:
+            records.set_state(self.store, peer.name, state, address)
+        except StateWriteFailed as exc:
+            log.warning("cluster: %s", exc)
 
     def on_message(self, frames: list[zmq.Frame]) -> None:
         if len(frames) != 2:

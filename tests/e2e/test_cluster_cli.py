@@ -77,3 +77,10 @@ def test_plain_loopback_cluster_when_asked_for(flow_home: Path, tmp_path: Path) 
             daemon_down(member_home)
     finally:
         daemon_down(flow_home)
+
+
+def test_an_address_not_of_this_host_fails_the_start_in_one_line(flow_home: Path) -> None:
+    done = flow("up", "--machine", "a", "--listen", "tcp://192.0.2.1:7890", home=flow_home)
+    assert done.returncode == 1
+    assert "cannot listen on tcp://192.0.2.1:7890" in done.stderr
+    assert flow("status", home=flow_home).returncode == 3
