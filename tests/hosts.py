@@ -39,12 +39,22 @@ def namespaces_unavailable() -> str | None:
         return "cluster tests build machines as network namespaces: they need root"
     if shutil.which("ip") is None:
         return "cluster tests need iproute2's `ip` (ip netns)"
-    probe = f"flowprobe{secrets.token_hex(3)}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, check=False)
-    if made.returncode != 0:
-        return f"`ip netns add` fails here: {made.stderr.decode().strip()[:200]}"
-    subprocess.run(["ip", "netns", "delete", probe], capture_output=True, check=False)
-    return None
+    tag = secrets.token_hex(3)
+    steps = (
+        ["netns", "add", f"fq{tag}"],
+        ["link", "add", f"fqb{tag}", "type", "bridge"],
+        ["link", "add", f"fqv{tag}", "type", "veth", "peer", "name", f"fqp{tag}"],
+    )
+    try:
+        for step in steps:
+            made = subprocess.run(["ip", *step], capture_output=True, text=True, check=False)
+            if made.returncode != 0:
+                return f"`ip {' '.join(step[:2])}` fails here: {made.stderr.strip()[:200]}"
+        return None
+    finally:
+        for undo in (["netns", "delete", f"fq{tag}"], ["link", "delete", f"fqb{tag}"],
+                     ["link", "delete", f"fqv{tag}"]):  # fmt: skip
+            subprocess.run(["ip", *undo], capture_output=True, check=False)
 
 
 def _ip(*args: str) -> None:

@@ -131,4 +131,10 @@ def parse_token(text: str) -> JoinToken:
     plain = body.get("p", False)
     if type(plain) is not bool:
         raise ClusterConfigError("join token: damaged (p is not true or false)")
+    match = _ADDRESS_RE.fullmatch(address)
+    if plain and (match is None or not _is_loopback(match.group(1))):
+        raise ClusterConfigError(
+            f"join token: plain TCP to {address[:80]} is refused: only a loopback coordinator "
+            "may listen without CURVE"
+        )
     return JoinToken(address=address, server_key=server_key, admission_secret=secret, plain=plain)

@@ -23,7 +23,7 @@ KEY = "0" * 20 + "abcdefghij" + ".-:+=^!/*?"
 
 @pytest.mark.parametrize("plain", [False, True])
 def test_a_token_round_trips(plain: bool) -> None:
-    token = JoinToken("tcp://10.0.0.1:7890", KEY, KEY[::-1], plain)
+    token = JoinToken("tcp://127.0.0.1:7890", KEY, KEY[::-1], plain)
     assert parse_token(token.text()) == token
     assert "\n" not in token.text()
     assert " " not in token.text()
@@ -42,6 +42,7 @@ def test_a_token_round_trips(plain: bool) -> None:
         JoinToken("udp://h:1", KEY, KEY).text(),
         JoinToken("tcp://h:1", "short", KEY).text(),
         JoinToken("tcp://h:1", KEY, KEY).text() + "\nsecond line",
+        JoinToken("tcp://10.0.0.1:1", KEY, KEY, plain=True).text(),  # plain off loopback
     ],
 )
 def test_a_damaged_token_is_one_line(text: str) -> None:
