@@ -103,6 +103,7 @@ class Coordinator:
         self._refresh_allowed()
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         auth: ThreadAuthenticator | None = None
+        router: zmq.Socket[bytes] | None = None
         try:
             router = context.socket(zmq.ROUTER)
             for option, value in link_options(self.timing).items():
@@ -115,6 +116,8 @@ class Coordinator:
                 router.setsockopt(zmq.CURVE_SECRETKEY, self.keys.secret.encode())
                 router.setsockopt(zmq.CURVE_PUBLICKEY, self.keys.public.encode())
                 router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+                # no ZAP answer (the handler gone) is a refusal, never an open door
+                router.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
             try:
                 router.bind(self.listen.endpoint)
             except zmq.ZMQError as exc:
@@ -130,6 +133,10 @@ class Coordinator:
                 nursery.start_soon(self._watch)
                 task_status.started()
         finally:
+            # the router first: the handler outlives the socket it guards (and with no
+            # handler, ZAP_ENFORCE_DOMAIN refuses rather than admits)
+            if router is not None:
+                router.close(linger=0)
             if auth is not None:
                 auth.stop()  # joins the ZAP thread: a short, bounded wait
             context.destroy(linger=0)
