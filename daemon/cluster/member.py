@@ -8,6 +8,7 @@ backoff), round after round, until it is back or the daemon stops.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +40,32 @@ class LinkDown(Exception):
 
 
 @attrs.define(eq=False)
+class _Session:
+    """One socket's life on the link: the socket, its owner task's scope."""
+
+    sock: zmq.Socket[bytes]
+    owner: SocketOwner
+    scope: trio.CancelScope
+    plain_key: str
+
+    async def pump(self, on_message: Callable[[list[bytes]], None]) -> None:
+        with self.scope:
+            await self.owner.serve(on_message)
+
+    def close(self, *, goodbye: bool) -> None:
+        """Synchronous, so no other task touches the socket meanwhile; `goodbye`: say `bye`
+        first and give it a second to leave."""
+        if goodbye:
+            try:
+                self.sock.send(msg.encode(msg.Bye(self.plain_key)), zmq.NOBLOCK)
+                self.sock.setsockopt(zmq.LINGER, 1000)
+            except zmq.ZMQError:
+                pass
+        self.scope.cancel()
+        self.sock.close()
+
+
+@attrs.define(eq=False)
 class Member:
     """This machine's link to its coordinator; `serve` runs it."""
 
@@ -52,59 +79,60 @@ class Member:
     leaving: bool = False  # set by the shutdown path: say goodbye when the link closes
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the link, keep it while heartbeats come, reopen it when they stop.
+
+        Only the opening goes through the retry helper (whose deadline would cancel a
+        connected session); each loss starts a fresh round, from its shortest delay.
+        """
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
                 while self.link != REMOVED:
                     try:
-                        await retry_async(
-                            lambda: self._session(context, nursery),
+                        session = await retry_async(
+                            lambda: self._open(context, nursery),
                             what=f"the link to coordinator {self.membership.coordinator_address}",
                             policy=RECONNECT_ROUND,
                             retry_on=(LinkDown,),
                         )
                     except RetryExhausted as exc:
                         log.warning("cluster: %s; trying again", exc)
+                        continue
+                    try:
+                        await self._beat(session.owner)
+                    except LinkDown:
+                        pass  # logged in _beat; the next round reopens the link
+                    finally:
+                        session.close(goodbye=self.leaving)
                 nursery.cancel_scope.cancel()
         finally:
             context.destroy(linger=0)
 
-    async def _session(self, context: zmq.Context[zmq.Socket[bytes]],
-                       nursery: trio.Nursery) -> None:  # fmt: skip
-        """One socket's life: hello, then heartbeats until the coordinator goes silent."""
+    async def _open(self, context: zmq.Context[zmq.Socket[bytes]],
+                    nursery: trio.Nursery) -> _Session:  # fmt: skip
+        """A new socket, its pump task, and the coordinator's welcome; LinkDown without it."""
         sock = client_socket(
             context,
             self.timing,
             server_key=self.membership.coordinator_key,
             secret_key=None if self.membership.plain else self.keys.secret,
         )
-        owner = SocketOwner(sock, name="cluster link")
-        scope = trio.CancelScope()
-
-        async def pump() -> None:
-            with scope:
-                await owner.serve(self._on_message)
-
+        session = _Session(sock, SocketOwner(sock, name="cluster link"), trio.CancelScope(),
+                           self._plain_key())  # fmt: skip
         self.welcomed = trio.Event()
         try:
             sock.connect(self.membership.coordinator_address)
-            nursery.start_soon(pump)
-            owner.send([msg.encode(msg.Hello(self.membership.name, self._plain_key()))])
+            nursery.start_soon(session.pump, self._on_message)
+            session.owner.send([msg.encode(msg.Hello(self.membership.name, self._plain_key()))])
             with trio.move_on_after(self.timing.lost_after):
                 await self.welcomed.wait()
             if not self.welcomed.is_set():
                 raise LinkDown(f"no welcome within {self.timing.lost_after:g} s")
-            await self._beat(owner)
-        finally:
-            if self.leaving:  # synchronous: no other task touches the socket meanwhile
-                try:
-                    sock.send(msg.encode(msg.Bye(self._plain_key())), zmq.NOBLOCK)
-                    sock.setsockopt(zmq.LINGER, 1000)
-                except zmq.ZMQError:
-                    pass
-            scope.cancel()
-            sock.close()
+        except BaseException:
+            session.close(goodbye=False)
+            raise
+        return session
 
     async def _beat(self, owner: SocketOwner) -> None:
         """Heartbeats until the coordinator is silent past the bound (LinkDown) or removes us."""

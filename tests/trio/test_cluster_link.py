@@ -14,12 +14,14 @@ import pytest
 import trio
 from run_fakes import FlakyStore
 
+from daemon.cluster import member as member_module
 from daemon.cluster.coordinator import Coordinator
 from daemon.cluster.join import JoinRefused, join
 from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
 from daemon.cluster.member import Member
 from daemon.model.cluster import parse_listen
+from daemon.model.retry import Backoff
 
 TIMING = Timing(heartbeat=0.1, lost_after=0.6)
 BOUND_S = 15.0
@@ -88,3 +90,25 @@ async def test_join_connect_leave_and_remove(tmp_path: Path, store: FlakyStore) 
 def _token_id(coordinator: Coordinator) -> str:
     (token_id,) = coordinator.admission.values()
     return token_id
+
+
+async def test_a_connected_link_outlives_a_reconnection_round(
+    tmp_path: Path, store: FlakyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry helper's deadline bounds opening the link, never a connected session."""
+    monkeypatch.setattr(member_module, "RECONNECT_ROUND", Backoff(attempts=5, deadline=0.5))
+    listen = parse_listen(f"tcp://127.0.0.1:{_free_port()}")
+    coordinator = Coordinator(store, "a", listen, machine_keys(_home(tmp_path, "a")), TIMING)
+    member_home = _home(tmp_path, "b")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(coordinator.serve)
+        token = coordinator.new_token(None).token
+        membership = await trio.to_thread.run_sync(join, member_home, "b", token)
+        member = Member(member_home, membership, machine_keys(member_home), TIMING)
+        nursery.start_soon(member.serve)
+        await _until(lambda: coordinator.peers["b"].state == "connected", "b connected")
+        first_socket = coordinator.peers["b"].routing_id
+        await trio.sleep(1.5)  # three rounds' deadlines
+        assert member.link == "connected"
+        assert coordinator.peers["b"].routing_id == first_socket, "the link was reopened"
+        nursery.cancel_scope.cancel()
