@@ -16,7 +16,11 @@ HEADING = "examples:"
 # command (as typed after `flow`) -> example lines; every command and sub-verb has one
 # (tests/unit/test_cli_examples.py)
 EXAMPLES: dict[str, tuple[str, ...]] = {
-    "up": ("flow up",),
+    "up": (
+        "flow up",
+        "flow up --machine robot --listen tcp://192.168.1.10:7890",
+        "flow up --machine gpu --join flow-join.eyJ2Ijox...",
+    ),
     "down": ("flow down", "flow down --grace 2"),
     "start": (
         "flow start dataflow.yml",
@@ -62,6 +66,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "doctor": ("flow doctor", "flow doctor --json"),
     "prune": ("flow prune --older-than 2d --dry-run", "flow prune --older-than 12h"),
+    "cluster": ("flow cluster token", "flow cluster status"),
+    "cluster token": (
+        "flow cluster token",
+        "flow cluster token --ttl 10m",
+        "flow cluster token --revoke 3f9a0c12",
+    ),
+    "cluster status": ("flow cluster status", "flow cluster status --json"),
+    "cluster remove": ("flow cluster remove gpu",),
 }
 
 

@@ -37,6 +37,7 @@ COMMANDS = (
     "completion",
     "doctor",
     "prune",
+    "cluster",
 )
 
 

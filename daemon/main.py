@@ -19,6 +19,7 @@ from pathlib import Path
 import trio
 import zmq
 
+from daemon.cluster.start import ClusterOptions, start_cluster
 from daemon.control import topics
 from daemon.control.registry import HANDLERS
 from daemon.control.runs import stop_all
@@ -86,14 +87,19 @@ def hold_home_lock(home: Path) -> Iterator[None]:
 
 
 async def serve(
-    home: Path, *, task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED
+    home: Path,
+    cluster: ClusterOptions | None = None,
+    *,
+    task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     prepare_private_home(home)  # before any bind or file
     with hold_home_lock(home):
-        await _serve_locked(home, task_status)
+        await _serve_locked(home, cluster or ClusterOptions(), task_status)
 
 
-async def _serve_locked(home: Path, task_status: trio.TaskStatus[Runtime]) -> None:
+async def _serve_locked(
+    home: Path, cluster: ClusterOptions, task_status: trio.TaskStatus[Runtime]
+) -> None:
     other = other_daemon_pid(home)
     if other is not None:
         raise ControlSocketUnavailable(f"another flow daemon (pid {other}) serves {home}")
@@ -113,6 +119,7 @@ async def _serve_locked(home: Path, task_status: trio.TaskStatus[Runtime]) -> No
             paths.daemon_pid_file(home).write_text(f"{os.getpid()}\n")
             try:
                 async with trio.open_nursery() as root:
+                    rt.cluster = await start_cluster(root, rt, cluster)
                     await _serve_control(root, rt, control)
                     rt.degraded.extend(warnings)  # `flow status` shows them too
                     task_status.started(rt)
@@ -253,7 +260,7 @@ def raise_fd_limit() -> tuple[int, int]:
     return soft, hard
 
 
-def run_daemon(home: Path) -> int:
+def run_daemon(home: Path, cluster: ClusterOptions | None = None) -> int:
     """Serve until shut down; returns the exit status."""
     os.umask(0o077)  # before the log file: only this user may read what we write
     setup_logging(home)
@@ -264,7 +271,7 @@ def run_daemon(home: Path) -> int:
         _say(home, "fatal", refusal)
         return 1
     try:
-        trio.run(serve, home)
+        trio.run(serve, home, cluster)
     except BaseException as exc:
         fatal = find_fatal(exc)
         if fatal is None:

@@ -57,6 +57,20 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
+CREATE TABLE IF NOT EXISTS cluster_tokens (
+    id TEXT PRIMARY KEY,
+    admission_key TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    revoked REAL
+);
+CREATE TABLE IF NOT EXISTS cluster_machines (
+    name TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL UNIQUE,
+    address TEXT,
+    admitted REAL NOT NULL,
+    state TEXT NOT NULL
+);
 """
 
 # the statuses nothing will change any more: what `flow prune` may remove (an interrupted

@@ -1,4 +1,4 @@
-"""`flow up`: start the local daemon in the background (idempotent)."""
+"""`flow up`: start the local daemon in the background (idempotent), alone or in a cluster."""
 
 from __future__ import annotations
 
@@ -22,8 +22,20 @@ def register(sub: Any) -> None:
         "up",
         help="start the local flow daemon in the background",
         description="Start the flow daemon of FLOW_HOME in the background and wait until it "
-        "answers; if one already answers, say so and exit 0.",
+        "answers; if one already answers, say so and exit 0. With --machine it is one machine "
+        "of a cluster: --listen makes it the coordinator, --join TOKEN admits it to one (once; "
+        "a restarted member rejoins by itself). docs/cluster.md.",
     )
+    p.add_argument("--machine", metavar="NAME", default=None,
+                   help="this machine's name in a cluster")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--listen", metavar="tcp://ADDR:PORT", default=None,
+                      help="coordinate a cluster: accept machines on this address (CURVE)")
+    role.add_argument("--join", metavar="TOKEN", default=None,
+                      help="join the cluster of a `flow cluster token` (- reads it from stdin)")
+    p.add_argument("--insecure-loopback", action="store_true",
+                   help="with --listen on a loopback address only: plain TCP, no CURVE "
+                   "(for trying things out on one host)")
     p.set_defaults(func=run)
 
 
@@ -34,12 +46,18 @@ def run(args: argparse.Namespace) -> int:
     home = client.home_path()
     load_settings(home)  # the daemon would refuse a bad setting: say so here, exit 2
     client.check_socket_folder(home)  # the daemon would refuse it too; say so first
+    serve_args = cluster_arguments(args)
     # a pid file naming a live daemon is worth a ping; otherwise none can answer
     info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
     if info is not None:
         render.info(f"flow daemon already running (pid {info.pid})")
+        if serve_args:
+            render.warning("--machine, --listen and --join apply when a daemon starts: "
+                           "flow down first")  # fmt: skip
         return 0
-    proc = spawn_daemon(home)
+    if args.join is not None:
+        join_cluster(home, args.machine, args.join)
+    proc = spawn_daemon(home, serve_args)
     info = wait_until_up(proc, home)
     # ours, or one that already held FLOW_HOME (its pid file was gone) and made ours give way
     verb = "started" if info.pid == proc.pid else "already running"
@@ -47,7 +65,62 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def spawn_daemon(home: Path) -> subprocess.Popen[bytes]:
+def cluster_arguments(args: argparse.Namespace) -> list[str]:
+    """`serve`'s cluster options, checked here first: a bad one is one line and exit 2."""
+    from cli.errors import BAD_INPUT, CliError
+    from daemon.model.cluster import (
+        ClusterConfigError,
+        check_machine_name,
+        parse_listen,
+        parse_token,
+    )
+
+    try:
+        if (args.listen or args.join) and not args.machine:
+            raise ClusterConfigError("--listen and --join need --machine NAME")
+        if args.insecure_loopback and not args.listen:
+            raise ClusterConfigError("--insecure-loopback goes with --listen")
+        if args.machine is None:
+            return []
+        serve = ["--machine", check_machine_name(args.machine)]
+        if args.listen is not None:
+            listen = parse_listen(args.listen, plain=args.insecure_loopback)
+            serve += ["--listen", listen.endpoint]
+            serve += ["--insecure-loopback"] if listen.plain else []
+        if args.join not in (None, "-"):
+            parse_token(args.join)
+    except ClusterConfigError as exc:
+        raise CliError(str(exc), BAD_INPUT) from None
+    return serve
+
+
+def join_cluster(home: Path, machine: str, token: str) -> None:
+    """`python -m daemon join`: admitted, or one line and exit 1 (the token goes on stdin)."""
+    from cli import render
+    from cli.errors import CliError
+    from node_sdk import private
+
+    if token == "-":
+        token = sys.stdin.readline(4096)
+    try:
+        private.prepare_home(home)
+    except private.NotPrivate as exc:
+        raise CliError(str(exc)) from None
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "join", "--home", str(home), "--machine", machine],
+        input=token.strip() + "\n",
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, FLOW_HOME=str(home)),
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"join exited {done.returncode}"]
+        raise CliError(lines[-1].removeprefix("flow: error: "))
+    render.info(done.stdout.strip())
+
+
+def spawn_daemon(home: Path, serve_args: list[str] | None = None) -> subprocess.Popen[bytes]:
     """`python -m daemon serve --home HOME`, detached, output appended to daemon.log."""
     from cli.errors import CliError
     from node_sdk import paths, private
@@ -62,7 +135,7 @@ def spawn_daemon(home: Path) -> subprocess.Popen[bytes]:
     )
     with open(log_fd, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "serve", "--home", str(home)],
+            [sys.executable, "-m", "daemon", "serve", "--home", str(home), *(serve_args or [])],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -143,3 +143,39 @@ class LeaseReply:
 class TopReply:
     runs: list[Json]
     time: float
+
+
+@attrs.frozen
+class TokenReply:
+    """A join token (`cluster_token`): its text, its id (to revoke it) and its expiry."""
+
+    token: str
+    id: str
+    expires: float
+
+
+@attrs.frozen
+class MachineRow:
+    """One machine of a cluster as `flow cluster status` shows it."""
+
+    name: str
+    role: str  # coordinator | member
+    address: str | None
+    state: str  # connected | lost | left (the coordinator itself: connected)
+    heartbeat_age_s: float | None  # since the last heartbeat; None before the first
+    fingerprint: str
+    nodes: int | None  # phase 2 places nodes; None until then
+
+
+@attrs.frozen
+class ClusterStatusReply:
+    """The cluster as this daemon sees it: a coordinator lists every machine; a member
+    names its coordinator and the link's state."""
+
+    role: str  # coordinator | member | none
+    machine: str | None
+    coordinator: str | None
+    coordinator_address: str | None
+    link: str | None  # a member's link: connected | lost | removed
+    link_age_s: float | None  # a member: since the coordinator's last heartbeat
+    machines: list[MachineRow]

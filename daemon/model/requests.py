@@ -283,6 +283,35 @@ class Prune(Request[rp.RunsReply]):
 
 
 @attrs.frozen
+class ClusterToken(Request[rp.TokenReply]):
+    TYPE = "cluster_token"
+    REPLY = rp.TokenReply
+    DOC = "a coordinator's one-line join token, admitting machines until revoked or ttl"
+    ttl: Seconds | None = None
+
+
+@attrs.frozen
+class ClusterRevoke(Request[rp.Empty]):
+    TYPE = "cluster_revoke"
+    DOC = "revoke a join token (its id or its text): its admission key is refused"
+    token: str
+
+
+@attrs.frozen
+class ClusterStatus(Request[rp.ClusterStatusReply]):
+    TYPE = "cluster_status"
+    REPLY = rp.ClusterStatusReply
+    DOC = "the machines of the cluster (coordinator), or the link to the coordinator (member)"
+
+
+@attrs.frozen
+class ClusterRemove(Request[rp.Empty]):
+    TYPE = "cluster_remove"
+    DOC = "forget an admitted machine: its key is refused from now on, a connected one leaves"
+    name: Name
+
+
+@attrs.frozen
 class InjectFatal(Request[rp.Empty]):
     TYPE = "_inject_fatal"
     HOOK = True
@@ -295,6 +324,7 @@ REQUESTS: dict[str, type[Request[Any]]] = {
         Ping, Status, Start, Stop, StopAll, Restart, List, Logs, Wait, Shutdown,
         NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
         NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
-        Prune, TopicInfo, TopicPublish, InjectFatal,
+        Prune, TopicInfo, TopicPublish, ClusterToken, ClusterRevoke, ClusterStatus,
+        ClusterRemove, InjectFatal,
     )
 }  # fmt: skip

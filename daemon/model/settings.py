@@ -100,6 +100,23 @@ KEYS: Final[tuple[Key, ...]] = (
         minimum=4096,
         maximum=float(1 << 40),
     ),
+    Key(
+        "cluster_heartbeat",
+        "FLOW_CLUSTER_HEARTBEAT",
+        "duration",
+        1.0,
+        "how often machines of a cluster send each other a heartbeat (docs/cluster.md)",
+        maximum=60.0,
+    ),
+    Key(
+        "cluster_lost_after",
+        "FLOW_CLUSTER_LOST_AFTER",
+        "duration",
+        3.0,
+        "silence after which a machine (or a member's coordinator) is `lost`; at least two "
+        "heartbeats are waited for",
+        maximum=600.0,
+    ),
     Key("daemon_log_level", "FLOW_DAEMON_LOG_LEVEL", "level", "INFO", "the daemon log's level"),
     Key(
         "log_level",
@@ -120,6 +137,8 @@ class Settings:
     daemon_grace: float = 30.0
     send_timeout: float = 10.0
     log_max_bytes: int = 16 << 20
+    cluster_heartbeat: float = 1.0
+    cluster_lost_after: float = 3.0
     daemon_log_level: str = "INFO"
     log_level: str = "INFO"
     # (key, "default" | "config.toml" | "environment"), in KEYS order

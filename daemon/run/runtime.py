@@ -111,6 +111,9 @@ class Runtime:
     shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
     leases: dict[str, Any] = attrs.field(factory=dict)  # observer leases (daemon/control/topics.py)
     cpu_samples: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)  # flow top
+    # this daemon's cluster role (daemon/cluster: a Coordinator, a Member), None alone; typed
+    # `object` here because the cluster package sits above this layer
+    cluster: object | None = None
 
     def note_drops(self, socket: str, count: int) -> None:
         """A socket dropped outgoing messages: one line per socket in `flow status`."""

@@ -96,14 +96,23 @@ class SocketOwner:
         Each call is a recoverable boundary (SPEC 7.2): a message whose handling raises
         anything not on the fatal list is logged and dropped, and the socket is served on.
         """
+        await self._pump(lambda: on_message(self.socket.recv_multipart(flags=zmq.NOBLOCK)))
+
+    async def serve_frames(self, on_message: Callable[[list[zmq.Frame]], None]) -> None:
+        """`serve`, handing over `zmq.Frame`s: their properties (`User-Id`, the key ZAP
+        authenticated; `Peer-Address`) are what the cluster link trusts."""
+        await self._pump(
+            lambda: on_message(self.socket.recv_multipart(flags=zmq.NOBLOCK, copy=False))
+        )
+
+    async def _pump(self, receive_one: Callable[[], None]) -> None:
         fd = int(self.socket.getsockopt(zmq.FD))
         while True:
             self._flush()
             events = int(self.socket.getsockopt(zmq.EVENTS))
             if events & zmq.POLLIN:
-                frames = self.socket.recv_multipart(flags=zmq.NOBLOCK)
                 try:
-                    on_message(frames)
+                    receive_one()
                 except FATAL_ERRORS:
                     raise
                 except Exception:

@@ -20,6 +20,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     ("node_sdk/node.py", "tb"): "the __exit__ signature",
     ("node_sdk/__init__.py", "__getattr__"): "PEP 562: Python calls it",
     ("node_sdk/frames.py", "__call__"): "a Protocol's call signature",
+    ("daemon/cluster/coordinator.py", "callback"): "pyzmq's ZAP credentials provider calls it",
     # socket options and sqlite settings are attribute writes with effects
     ("node_sdk/attach.py", "linger"): "zmq option",
     ("node_sdk/inputs.py", "linger"): "zmq option",

@@ -79,6 +79,8 @@ def test_environment_overrides_config_file_overrides_defaults(tmp_path: Path) ->
         "daemon_grace": "config.toml",
         "send_timeout": "default",
         "log_max_bytes": "config.toml",
+        "cluster_heartbeat": "default",
+        "cluster_lost_after": "default",
         "daemon_log_level": "environment",
         "log_level": "default",
     }

@@ -1,0 +1,65 @@
+"""The cluster link's sockets: CURVE roles, ZeroMQ heartbeats, bounds (both ends)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+import zmq
+
+from daemon.model import settings
+from daemon.model.cluster_messages import MAX_MESSAGE_BYTES
+
+MIN_HEARTBEATS_PER_LOSS: Final = 2  # never `lost` after fewer than two missed heartbeats
+
+
+@attrs.frozen
+class Timing:
+    """The heartbeat interval and the silence after which a peer is `lost` (seconds)."""
+
+    heartbeat: float
+    lost_after: float
+
+    @classmethod
+    def current(cls) -> Timing:
+        s = settings.current()
+        heartbeat = s.cluster_heartbeat
+        return cls(heartbeat, max(s.cluster_lost_after, MIN_HEARTBEATS_PER_LOSS * heartbeat))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def link_options(timing: Timing) -> dict[int, int]:
+    """Options of every cluster socket: ZMTP heartbeats (a dead TCP peer is dropped and
+    reconnected within `lost_after`), bounded messages, nothing kept at close."""
+    return {
+        zmq.HEARTBEAT_IVL: _ms(timing.heartbeat),
+        zmq.HEARTBEAT_TIMEOUT: _ms(timing.lost_after),
+        zmq.HEARTBEAT_TTL: _ms(timing.lost_after),
+        zmq.MAXMSGSIZE: 4 * MAX_MESSAGE_BYTES,  # over it, libzmq drops the connection
+        zmq.RECONNECT_IVL: 100,
+        zmq.RECONNECT_IVL_MAX: _ms(max(timing.heartbeat, 0.5)),
+        zmq.LINGER: 0,
+        zmq.SNDHWM: 100,
+        zmq.RCVHWM: 100,
+    }
+
+
+def client_socket(
+    context: zmq.Context[zmq.Socket[bytes]],
+    timing: Timing,
+    *,
+    server_key: str,
+    secret_key: str | None,
+) -> zmq.Socket[bytes]:
+    """A DEALER to the coordinator: CURVE client with `secret_key`, or plain when None."""
+    sock = context.socket(zmq.DEALER)
+    for option, value in link_options(timing).items():
+        sock.setsockopt(option, value)
+    if secret_key is not None:
+        sock.setsockopt(zmq.CURVE_SERVERKEY, server_key.encode())
+        sock.setsockopt(zmq.CURVE_SECRETKEY, secret_key.encode())
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, zmq.curve_public(secret_key.encode()))
+    return sock

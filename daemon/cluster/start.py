@@ -1,0 +1,73 @@
+"""Which cluster role this daemon plays, from `serve`'s options and FLOW_HOME/cluster/.
+
+`--listen` makes it the coordinator; a home that joined one (member.json, written by `python
+-m daemon join`) makes it a member; otherwise it is a single machine and no TCP socket is
+opened at all.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from daemon.cluster.coordinator import Coordinator
+from daemon.cluster.keys import machine_keys, read_membership
+from daemon.cluster.link import Timing
+from daemon.cluster.member import Member
+from daemon.model.cluster import ClusterConfigError, ListenAddress
+from daemon.model.errors import ControlSocketUnavailable
+from daemon.run.runtime import Runtime
+
+
+@attrs.frozen
+class ClusterOptions:
+    """`python -m daemon serve --machine NAME [--listen tcp://ADDR:PORT]`."""
+
+    machine: str | None = None
+    listen: ListenAddress | None = None
+
+
+async def start_cluster(
+    root: trio.Nursery, rt: Runtime, options: ClusterOptions
+) -> Coordinator | Member | None:
+    """Start this daemon's role in `root`; a setup that cannot work is fatal, in one line."""
+    try:
+        return await _start(root, rt, options)
+    except ClusterConfigError as exc:
+        raise ControlSocketUnavailable(f"cluster: {exc}") from None
+
+
+async def _start(
+    root: trio.Nursery, rt: Runtime, options: ClusterOptions
+) -> Coordinator | Member | None:
+    timing = Timing.current()
+    if options.listen is not None:
+        if options.machine is None:
+            raise ClusterConfigError("--listen needs --machine NAME")
+        if read_membership(rt.home) is not None:
+            raise ClusterConfigError(f"{rt.home} joined another coordinator; it cannot "
+                                     "coordinate too (remove its cluster/member.json)")  # fmt: skip
+        coordinator = Coordinator(rt.store, options.machine, options.listen,
+                                  machine_keys(rt.home), timing)  # fmt: skip
+        await root.start(coordinator.serve)
+        return coordinator
+    membership = read_membership(rt.home)
+    if membership is None:
+        if options.machine is not None:
+            raise ClusterConfigError(
+                f"machine {options.machine} has not joined a cluster: flow up --machine "
+                f"{options.machine} --join TOKEN, or --listen tcp://ADDR:PORT to coordinate"
+            )
+        return None
+    if options.machine is not None and options.machine != membership.name:
+        raise ClusterConfigError(f"this home joined as machine {membership.name}, not "
+                                 f"{options.machine}")  # fmt: skip
+    member = Member(rt.home, membership, machine_keys(rt.home), timing)
+    await root.start(member.serve)
+    root.start_soon(_say_goodbye_at_shutdown, rt, member)
+    return member
+
+
+async def _say_goodbye_at_shutdown(rt: Runtime, member: Member) -> None:
+    await rt.shutdown_requested.wait()
+    member.leaving = True  # the link's socket sends `Bye` as it closes

@@ -1,0 +1,153 @@
+"""The cluster link's messages (member <-> coordinator) and their one total decoder.
+
+One JSON object per ZeroMQ message, `t` naming its kind (docs/cluster.md). `decode` takes
+any bytes and gives a message or raises `LinkMessageError`: size, depth and string length
+are bounded, unknown or missing keys refused, nothing coerced. Who sent a message is never
+taken from its body: the coordinator reads it from the CURVE key ZAP authenticated.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import attrs
+import cattrs
+
+from node_sdk.strictjson import depth
+
+MAX_MESSAGE_BYTES: Final = 16 * 1024
+MAX_DEPTH: Final = 4
+MAX_STRING: Final = 1024
+
+
+class LinkMessageError(ValueError):
+    """Bytes on the cluster link that are not one of its messages."""
+
+
+# ------------------------------------------------------------------ member -> coordinator
+
+
+@attrs.frozen
+class Join:
+    """Sent with a token's admission key: admit the machine `name`, known by `public_key`."""
+
+    name: str
+    public_key: str
+    # only on a plain (--insecure-loopback) link, which has no CURVE key to read: the
+    # token's admission public key
+    admission: str = ""
+
+
+@attrs.frozen
+class Hello:
+    """Sent with the machine's own key when its link (re)opens: it is `name`."""
+
+    name: str
+    key: str = ""  # only on a plain (--insecure-loopback) link: the machine's public key
+
+
+@attrs.frozen
+class Bye:
+    """The member's daemon is going down on purpose (`flow down`): it has `left`."""
+
+    key: str = ""  # only on a plain link
+
+
+# ------------------------------------------------------------------ coordinator -> member
+
+
+@attrs.frozen
+class Admitted:
+    """The join succeeded; reconnect with your own key."""
+
+    name: str
+    coordinator: str  # the coordinator's machine name
+
+
+@attrs.frozen
+class Refused:
+    """A join or hello the coordinator will not take, with the one-line reason."""
+
+    reason: str
+
+
+@attrs.frozen
+class Welcome:
+    """The hello was accepted: the link is up."""
+
+    coordinator: str
+
+
+@attrs.frozen
+class Leave:
+    """The machine was removed (`flow cluster remove`): stop using the link."""
+
+    reason: str
+
+
+# ------------------------------------------------------------------ both ways
+
+
+@attrs.frozen
+class Beat:
+    """The application heartbeat, every `cluster_heartbeat` in each direction."""
+
+    key: str = ""  # only on a plain link, member -> coordinator
+
+
+ToCoordinator = Join | Hello | Bye | Beat
+ToMember = Admitted | Refused | Welcome | Leave | Beat
+LinkMessage = ToCoordinator | ToMember
+
+TAGS: Final[dict[type[Any], str]] = {
+    Join: "join", Hello: "hello", Bye: "bye", Admitted: "admitted", Refused: "refused",
+    Welcome: "welcome", Leave: "leave", Beat: "beat",
+}  # fmt: skip
+_KINDS: Final = {tag: kind for kind, tag in TAGS.items()}
+
+
+def _strict_str(value: object, _: type) -> str:
+    if type(value) is not str or len(value) > MAX_STRING:
+        raise ValueError(f"not a string of at most {MAX_STRING} characters")
+    return value
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+_converter.register_structure_hook(str, _strict_str)
+
+
+def encode(message: LinkMessage) -> bytes:
+    body = _converter.unstructure(message)
+    return json.dumps({"t": TAGS[type(message)], **body}, separators=(",", ":")).encode()
+
+
+def _refuse_number(text: str) -> object:
+    raise ValueError(f"a number ({text[:20]}) where none belongs")
+
+
+def decode(data: bytes) -> LinkMessage:
+    """One message from any bytes, or `LinkMessageError` (and nothing else)."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise LinkMessageError(f"message too large ({len(data)} bytes)")
+    if depth(data) > MAX_DEPTH:
+        raise LinkMessageError(f"nested deeper than {MAX_DEPTH}")
+    try:
+        raw = json.loads(
+            data,
+            parse_constant=_refuse_number,
+            parse_float=_refuse_number,
+            parse_int=_refuse_number,
+        )
+    except (ValueError, RecursionError) as exc:
+        raise LinkMessageError(f"not JSON: {type(exc).__name__}") from None
+    if not isinstance(raw, dict):
+        raise LinkMessageError("not a JSON object")
+    kind = _KINDS.get(raw.pop("t", None)) if isinstance(raw.get("t"), str) else None
+    if kind is None:
+        raise LinkMessageError("no known message kind in `t`")
+    try:
+        message: LinkMessage = _converter.structure(raw, kind)
+    except Exception as exc:  # cattrs' own, or a hook's: all mean "not this message"
+        raise LinkMessageError(f"bad {TAGS[kind]}: {str(exc)[:200]}") from None
+    return message

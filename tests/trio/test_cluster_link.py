@@ -1,0 +1,114 @@
+"""The coordinator and a member in one process on loopback CURVE: the link's logic anywhere.
+
+The namespace tests (tests/cluster) need root; these run everywhere: a real Coordinator
+and Member, real CURVE sockets on 127.0.0.1, a real store, short heartbeats.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+from run_fakes import FlakyStore
+
+from daemon.cluster import member as member_module
+from daemon.cluster.coordinator import Coordinator
+from daemon.cluster.join import JoinRefused, join
+from daemon.cluster.keys import machine_keys, read_membership
+from daemon.cluster.link import Timing
+from daemon.cluster.member import Member
+from daemon.model.cluster import parse_listen
+from daemon.model.retry import Backoff
+
+TIMING = Timing(heartbeat=0.1, lost_after=0.6)
+BOUND_S = 15.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    for _ in range(int(BOUND_S / 0.02)):  # polls: the state lives in plain attributes
+        if check():
+            return
+        await trio.sleep(0.02)
+    pytest.fail(f"not within {BOUND_S} s: {what}")
+
+
+def _home(tmp_path: Path, name: str) -> Path:
+    home = tmp_path / name
+    home.mkdir(mode=0o700)
+    return home
+
+
+async def test_join_connect_leave_and_remove(tmp_path: Path, store: FlakyStore) -> None:
+    listen = parse_listen(f"tcp://127.0.0.1:{_free_port()}")
+    coordinator = Coordinator(store, "a", listen, machine_keys(_home(tmp_path, "a")), TIMING)
+    member_home = _home(tmp_path, "b")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(coordinator.serve)
+        token = coordinator.new_token(None).token
+        membership = await trio.to_thread.run_sync(join, member_home, "b", token)
+        assert read_membership(member_home) == membership
+        assert coordinator.peers["b"].state == "admitted"
+        # the same name from another home (another key) is refused
+        with pytest.raises(JoinRefused, match="already admitted with another key"):
+            await trio.to_thread.run_sync(join, _home(tmp_path, "c"), "b", token)
+
+        member = Member(member_home, membership, machine_keys(member_home), TIMING)
+        async with trio.open_nursery() as link:
+            link.start_soon(member.serve)
+            await _until(lambda: coordinator.peers["b"].state == "connected", "b connected")
+            await _until(lambda: member.link == "connected", "b sees the link")
+            link.cancel_scope.cancel()  # the member goes silent, without a goodbye
+        await _until(lambda: coordinator.peers["b"].state == "lost", "b lost")
+
+        member = Member(member_home, membership, machine_keys(member_home), TIMING)
+        async with trio.open_nursery() as link:
+            link.start_soon(member.serve)
+            await _until(lambda: coordinator.peers["b"].state == "connected", "b back")
+            member.leaving = True
+            link.cancel_scope.cancel()
+        await _until(lambda: coordinator.peers["b"].state == "left", "b left")
+
+        coordinator.revoke(_token_id(coordinator))
+        with pytest.raises(JoinRefused, match="refused the token"):
+            await trio.to_thread.run_sync(join, _home(tmp_path, "d"), "d", token)
+
+        coordinator.remove("b")
+        assert "b" not in coordinator.peers
+        assert membership.name not in {m.name for m in coordinator.status().machines}
+        nursery.cancel_scope.cancel()
+
+
+def _token_id(coordinator: Coordinator) -> str:
+    (token_id,) = coordinator.admission.values()
+    return token_id
+
+
+async def test_a_connected_link_outlives_a_reconnection_round(
+    tmp_path: Path, store: FlakyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry helper's deadline bounds opening the link, never a connected session."""
+    monkeypatch.setattr(member_module, "RECONNECT_ROUND", Backoff(attempts=5, deadline=0.5))
+    listen = parse_listen(f"tcp://127.0.0.1:{_free_port()}")
+    coordinator = Coordinator(store, "a", listen, machine_keys(_home(tmp_path, "a")), TIMING)
+    member_home = _home(tmp_path, "b")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(coordinator.serve)
+        token = coordinator.new_token(None).token
+        membership = await trio.to_thread.run_sync(join, member_home, "b", token)
+        member = Member(member_home, membership, machine_keys(member_home), TIMING)
+        nursery.start_soon(member.serve)
+        await _until(lambda: coordinator.peers["b"].state == "connected", "b connected")
+        first_socket = coordinator.peers["b"].routing_id
+        await trio.sleep(1.5)  # three rounds' deadlines
+        assert member.link == "connected"
+        assert coordinator.peers["b"].routing_id == first_socket, "the link was reopened"
+        nursery.cancel_scope.cancel()
