@@ -91,6 +91,8 @@ def daemon_up(home: Path, timeout: float = 30) -> None:
     """Start the test's daemon with `flow up`; fail loudly with its output if it does not."""
     done = flow("up", home=home, timeout=timeout)
     assert done.returncode == 0, f"flow up exited {done.returncode}\n{done.stdout}{done.stderr}"
+    # waiting for the new daemon to answer is the normal course: no line per attempt
+    assert "retry" not in done.stderr, done.stderr
 
 
 def daemon_down(home: Path, timeout: float = 60) -> None:

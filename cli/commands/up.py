@@ -176,7 +176,11 @@ def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> PingReply:
     policy = Backoff(attempts=60, initial=0.02, max_delay=0.5, deadline=START_DEADLINE)
     try:
         return retry_sync(
-            ping_once, what="starting the daemon", policy=policy, retry_on=(_NotUpYet,)
+            ping_once,
+            what="starting the daemon",
+            policy=policy,
+            retry_on=(_NotUpYet,),
+            expected=True,  # a daemon takes a moment to answer: not worth a warning each time
         )
     except RetryExhausted:
         raise CliError(

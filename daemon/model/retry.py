@@ -46,9 +46,18 @@ class Backoff:
             delay *= self.factor
 
 
-def log_retry(what: str, attempt: int, policy: Backoff, cause: BaseException, delay: float) -> None:
-    """The one line every retry logs (WARNING: a retry is something an operator may act on)."""
-    log.warning(
+def log_retry(
+    what: str,
+    attempt: int,
+    policy: Backoff,
+    cause: BaseException,
+    delay: float,
+    level: int = logging.WARNING,
+) -> None:
+    """The one line every retry logs (WARNING: a retry is something an operator may act on;
+    a wait whose early misses are expected passes DEBUG)."""
+    log.log(
+        level,
         "retry %d/%d for %s: %s (next attempt in %.2fs)",
         attempt,
         policy.attempts - 1,
@@ -66,11 +75,14 @@ def retry_sync(
     retry_on: tuple[type[BaseException], ...],
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    expected: bool = False,
 ) -> T:
     """Call `operation` until it succeeds, under `policy`; blocking (the CLI's driver).
 
     A blocking call cannot be interrupted from here, so `operation` must bound itself (the
     CLI's requests carry their own timeout); the deadline bounds the attempts and waits.
+    `expected`: misses are the normal course (a daemon still starting), logged at DEBUG;
+    only giving up is news.
     """
     start = clock()
     delays = policy.delays()
@@ -82,6 +94,7 @@ def retry_sync(
             delay = next(delays, None)
             if delay is None or clock() - start + delay > policy.deadline:
                 raise RetryExhausted(f"{what}: gave up after {attempt} attempts: {exc}") from exc
-            log_retry(what, attempt, policy, exc, delay)
+            level = logging.DEBUG if expected else logging.WARNING
+            log_retry(what, attempt, policy, exc, delay, level)
             sleep(delay)
             attempt += 1

@@ -150,3 +150,22 @@ def test_sync_twin_uses_the_same_policy() -> None:
         == "up"
     )
     assert slept == pytest.approx([0.1, 0.2])
+
+
+def test_an_expected_wait_logs_its_misses_at_debug_only(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="daemon.model.retry")
+    attempts = iter([NotYet("a"), NotYet("b"), None])
+
+    def operation() -> str:
+        outcome = next(attempts)
+        if outcome is not None:
+            raise outcome
+        return "up"
+
+    policy = Backoff(initial=0.01, jitter=0.0)
+    done = retry_sync(
+        operation, what="up", policy=policy, retry_on=(NotYet,), sleep=lambda _: None,
+        expected=True,
+    )  # fmt: skip
+    assert done == "up"
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG, logging.DEBUG]
