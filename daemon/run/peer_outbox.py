@@ -8,6 +8,8 @@ any one peer has room, so one peer's room cannot be awaited. A peer that does no
 its replies is bounded twice: by what it may leave here (PEER_BYTES) and by what all
 peers may leave together (TOTAL_BYTES). Past either, the oldest replies of the peer that
 holds the most are dropped, with one log line per peer while it leaves them unread.
+A reply sent in parts (`daemon.model.parts`) is kept and dropped whole; one whose first
+parts libzmq already took is ended with an empty END instead, so the client stays in step.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import logging
 from collections.abc import Callable
 
 import attrs
+
+from daemon.model.parts import END, PART
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +52,34 @@ def _amount(size: int) -> str:
     return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size} bytes"
 
 
+def continues(frames: Frames) -> bool:
+    """A part of a reply that more parts follow (`daemon.model.parts`)."""
+    return len(frames) >= 3 and frames[-2] == PART
+
+
+@attrs.define(eq=False)
+class _Reply:
+    """One reply's messages that libzmq has not taken: one, or its parts still to go."""
+
+    messages: collections.deque[Frames] = attrs.field(factory=collections.deque)
+    size: int = 0
+    complete: bool = False  # its last message is here
+    started: bool = False  # libzmq took its first parts: the rest, or an END, must follow
+    cut: bool = False  # dropped after it started: only an empty END is left to send
+
+
 @attrs.define(eq=False)
 class _Queue:
     """One peer's replies that libzmq refused, oldest first."""
 
-    replies: collections.deque[Frames] = attrs.field(factory=collections.deque)
+    replies: collections.deque[_Reply] = attrs.field(factory=collections.deque)
     size: int = 0
     due: float = 0.0  # when to try again
     delay: float = FIRST_RETRY_S
     warned: bool = False  # said once in the log that this peer's replies are dropped
+
+    def droppable(self) -> bool:
+        return len(self.replies) > 1 or (bool(self.replies) and not self.replies[0].cut)
 
 
 @attrs.define(eq=False)
@@ -71,27 +94,38 @@ class PeerOutbox:
     unreachable: int = 0  # replies dropped because their peer had left
     next_due: float | None = None  # the earliest retry, None when nothing waits
     _queues: dict[bytes, _Queue] = attrs.field(factory=dict)
+    _open: set[bytes] = attrs.field(factory=set)  # peers libzmq took a reply's first parts of
 
     @property
     def queued(self) -> int:
         return sum(len(queue.replies) for queue in self._queues.values())
 
     def offer(self, frames: Frames, now: float, send: Send) -> int:
-        """Send `frames` (a peer's id first) now or keep it; how many replies were dropped."""
+        """Send `frames` (a peer's id first) now or keep it; how many replies were dropped.
+
+        The parts of one reply are offered one after the other, all in one go."""
         peer = frames[0]
         queue = self._queues.get(peer)
         if queue is None:  # nothing of this peer waits: libzmq may take it at once
             outcome = send(frames)
-            if outcome is Sent.SENT:
-                return 0
-            if outcome is Sent.GONE:
-                self.unreachable += 1
+            if outcome is not Sent.FULL:
+                if continues(frames):
+                    self._open.add(peer)
+                else:
+                    self._open.discard(peer)
+                    self.unreachable += outcome is Sent.GONE
                 return 0
             queue = self._queues[peer] = _Queue(due=now + FIRST_RETRY_S)
+            queue.replies.append(_Reply(started=peer in self._open))
+            self._open.discard(peer)
             self._reschedule(queue.due)
-        queue.replies.append(frames)  # behind the peer's earlier replies: order is kept
-        queue.size += size_of(frames)
-        self.held += size_of(frames)
+        last = queue.replies[-1] if queue.replies else None
+        if last is None or last.complete:
+            last = _Reply()
+            queue.replies.append(last)
+        last.messages.append(frames)  # behind the peer's earlier replies: order is kept
+        last.complete = not continues(frames)
+        self._grow(queue, last, size_of(frames))
         return self._enforce(peer, queue)
 
     def retry(self, now: float, send: Send) -> None:
@@ -106,31 +140,54 @@ class PeerOutbox:
 
     def _retry_one(self, peer: bytes, queue: _Queue, now: float, send: Send) -> None:
         while queue.replies:
-            outcome = send(queue.replies[0])
-            if outcome is Sent.FULL:
+            head = queue.replies[0]
+            while head.messages:
+                outcome = send(head.messages[0])
+                if outcome is Sent.FULL:
+                    queue.due = now + queue.delay
+                    queue.delay = min(2 * queue.delay, LAST_RETRY_S)
+                    return
+                if outcome is Sent.GONE:
+                    self.unreachable += len(queue.replies)
+                    self._forget(peer, queue)
+                    return
+                self._grow(queue, head, -size_of(head.messages.popleft()))
+                head.started = True
+            if not head.complete:
                 queue.due = now + queue.delay
-                queue.delay = min(2 * queue.delay, LAST_RETRY_S)
-                return
-            if outcome is Sent.GONE:
-                self.unreachable += len(queue.replies)
-                self._forget(peer, queue)
-                return
-            self._pop(queue)
+                return  # its next parts are not here yet
+            queue.replies.popleft()
             queue.delay = FIRST_RETRY_S  # it reads: try soon again if it falls behind
         self._forget(peer, queue)
 
     def _enforce(self, peer: bytes, queue: _Queue) -> int:
         """Drop the oldest replies of whoever holds the most until both bounds hold."""
         dropped = 0
-        while queue.size > self.peer_bytes:
+        while queue.size > self.peer_bytes and queue.droppable():
             dropped += self._drop_oldest(peer, queue)
         while self.held > self.total_bytes:
-            greediest, most = max(self._queues.items(), key=lambda item: item[1].size)
+            candidates = [item for item in self._queues.items() if item[1].droppable()]
+            if not candidates:
+                break
+            greediest, most = max(candidates, key=lambda item: item[1].size)
             dropped += self._drop_oldest(greediest, most)
         return dropped
 
     def _drop_oldest(self, peer: bytes, queue: _Queue) -> int:
-        self._pop(queue)
+        head = queue.replies[0]
+        if head.cut:
+            head = queue.replies[1]
+        if head.started:
+            # its first parts are out: an empty END takes the rest's place, so the client's
+            # joiner ends that reply (it cannot decode it) and stays in step with the next
+            envelope = head.messages[0][:-2] if head.messages else [peer]
+            self._grow(queue, head, -head.size)
+            head.messages = collections.deque([[*envelope, END, b""]])
+            head.complete = head.cut = True
+            self._grow(queue, head, size_of(head.messages[0]))
+        else:
+            queue.replies.remove(head)
+            self._grow(queue, head, -head.size)
         self.dropped += 1
         if not queue.warned:
             queue.warned = True
@@ -143,10 +200,10 @@ class PeerOutbox:
             self._forget(peer, queue)
         return 1
 
-    def _pop(self, queue: _Queue) -> None:
-        size = size_of(queue.replies.popleft())
-        queue.size -= size
-        self.held -= size
+    def _grow(self, queue: _Queue, reply: _Reply, size: int) -> None:
+        reply.size += size
+        queue.size += size
+        self.held += size
 
     def _forget(self, peer: bytes, queue: _Queue) -> None:
         self.held -= queue.size

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import zmq
 from helpers import BOUND_S, NODES, daemon_down, daemon_up, flow, flow_env, stream_graph
-from procs import RawClient, daemon_pid, node_processes
+from procs import RawClient, daemon_pid, node_processes, receive_reply
 
 from daemon.model.parts import split_request
 from daemon.model.protocol import MAX_REQUEST_BYTES
@@ -267,7 +267,9 @@ def start_short_runs(home: Path, tmp_path: Path, count: int) -> int:
         wait_for(lambda: not client.request("list", {}, id_="l")["body"]["runs"], 60,
                  "the short runs never ended")  # fmt: skip
         client.send_raw(LIST_ALL)
-        size = len(client.socket.recv())
+        reply = client.receive_frame()
+        assert reply is not None
+        size = len(reply)
     finally:
         client.close()
     return size
@@ -338,8 +340,9 @@ def test_row20_replies_to_32_requests_in_a_row_are_all_delivered(
             time.sleep(3)  # every reply is made meanwhile, and most cannot go out yet
             ids = []
             for _ in range(32):
-                assert sock.poll(10_000), f"round {round_}: only {len(ids)} replies: {ids}"
-                reply = json.loads(sock.recv())
+                frame = receive_reply(sock)
+                assert frame is not None, f"round {round_}: only {len(ids)} replies: {ids}"
+                reply = json.loads(frame)
                 assert reply["ok"] is True, reply
                 assert len(reply["body"]["runs"]) == 40
                 ids.append(reply["id"])

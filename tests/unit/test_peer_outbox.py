@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from daemon.model.parts import END, PART
 from daemon.run.peer_outbox import FIRST_RETRY_S, LAST_RETRY_S, PeerOutbox, Sent
 
 
@@ -122,3 +123,41 @@ def test_over_the_total_the_client_holding_most_loses_first() -> None:
     assert names == [(b"hog", b"h1"), (b"hog", b"h2"), (b"hog", b"h3"),
                      (b"calm", b"c0"), (b"calm", b"c1")]  # fmt: skip
     assert outbox.held == 0
+
+
+def parts(peer: bytes, name: str, count: int) -> list[list[bytes]]:
+    """A reply in `count` parts, as `daemon.model.parts.split_request` cuts one."""
+    chunks = [f"{name}.{i}".encode() for i in range(count)]
+    return [[peer, PART, chunk] for chunk in chunks[:-1]] + [[peer, END, chunks[-1]]]
+
+
+def test_a_reply_in_parts_waits_whole_and_one_cut_is_ended_with_an_empty_end() -> None:
+    zmq = Peers()
+    outbox = PeerOutbox(name="control", peer_bytes=60, total_bytes=1000)
+    zmq.room[b"a"] = 1  # libzmq takes the first part of the first reply only
+    for message in parts(b"a", "x", 3):
+        outbox.offer(message, 0.0, zmq.send)
+    assert zmq.delivered == [(b"a", b"x.0")]
+    assert outbox.queued == 1
+    for message in parts(b"a", "y", 3):  # over 60 bytes: a reply must go
+        outbox.offer(message, 0.0, zmq.send)
+    # the started one cannot be taken back: its rest becomes one empty END
+    assert outbox.dropped == 1
+    assert outbox.queued == 2
+    zmq.room[b"a"] = 10
+    outbox.retry(1.0, zmq.send)
+    assert zmq.delivered == [(b"a", b"x.0"), (b"a", b""), (b"a", b"y.0"), (b"a", b"y.1"),
+                             (b"a", b"y.2")]  # fmt: skip
+    assert outbox.held == 0
+
+
+def test_replies_in_parts_not_started_are_dropped_whole() -> None:
+    zmq = Peers()
+    outbox = PeerOutbox(name="control", peer_bytes=100, total_bytes=1000)
+    for name in ("x", "y", "z"):
+        for message in parts(b"a", name, 3):
+            outbox.offer(message, 0.0, zmq.send)
+    assert outbox.dropped == 1  # three replies of 39 bytes: the oldest went whole
+    zmq.room[b"a"] = 10
+    outbox.retry(1.0, zmq.send)
+    assert [m for _, m in zmq.delivered] == [b"y.0", b"y.1", b"y.2", b"z.0", b"z.1", b"z.2"]
