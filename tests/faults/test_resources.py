@@ -352,6 +352,9 @@ def test_row20_replies_to_32_requests_in_a_row_are_all_delivered(
     assert size > 40_000
     log = paths.daemon_log(daemon).read_text()
     assert "dropping the oldest unread replies" not in log
+    listed = flow("list", "--all", "--json", home=daemon)  # the CLI joins a reply's parts
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == 40
 
 
 def test_row20_a_large_start_goes_in_parts(daemon: Path, tmp_path: Path) -> None:
