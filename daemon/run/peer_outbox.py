@@ -136,7 +136,9 @@ class PeerOutbox:
             if queue.due <= now:
                 self._retry_one(peer, queue, now, send)
         dues = [queue.due for queue in self._queues.values()]
-        self.next_due = min(dues) if dues else None
+        # one pass over every peer at most each FIRST_RETRY_S: the owner flushes after each
+        # message it reads, and a flood of them must not walk a thousand queues each time
+        self.next_due = max(min(dues), now + FIRST_RETRY_S) if dues else None
 
     def _retry_one(self, peer: bytes, queue: _Queue, now: float, send: Send) -> None:
         while queue.replies:
