@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 from cli.errors import CliError, DaemonError, DaemonUnreachable
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.parts import split_request
+from daemon.model.parts import END, is_part, split_request
 from daemon.model.pids import daemon_is_gone
 from daemon.model.protocol import (
     ErrorReply,
@@ -85,20 +85,28 @@ def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | 
     import zmq
 
     deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
     while (left := deadline - time.monotonic()) > 0:
         if not sock.poll(int(min(left, LIVENESS_CHECK_S) * 1000) + 1, zmq.POLLIN):
             if daemon_is_gone(home):
                 return None  # it died while we waited: say so now, not at the timeout
             continue
         frames = sock.recv_multipart()
+        if is_part(frames):  # a reply over 32 KiB comes in parts, one right after another
+            chunks.append(frames[-1])
+            if frames[-2] != END:
+                continue
+            frame, chunks = b"".join(chunks), []
+        else:
+            frame = frames[-1]
         try:
-            answers = reply_id(frames[-1])
+            answers = reply_id(frame)
         except MalformedReply:
             continue
         if answers in (req_id, None):
             # an id of null is an error the daemon could not attribute: it is for us, as
             # nothing else is in flight on this socket
-            return bytes(frames[-1])
+            return bytes(frame)
     return None
 
 

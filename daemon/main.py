@@ -38,6 +38,7 @@ from daemon.run import ipc_files
 from daemon.run.assembly import open_runtime
 from daemon.run.limits import fd_limit_refusal, trim_memory
 from daemon.run.node_channel import bind_router
+from daemon.run.peer_outbox import PeerOutbox
 from daemon.run.recovery import recover_runs
 from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
 from daemon.run.store_watch import watch_store
@@ -49,7 +50,8 @@ log = logging.getLogger("daemon")
 
 SHUTDOWN_GRACE_S = 10.0
 CONTROL_RCVHWM = 1
-CONTROL_SNDHWM = 64
+# a reply libzmq cannot take yet waits in the daemon's PeerOutbox, within its byte bounds
+CONTROL_SNDHWM = 1
 
 
 def other_daemon_pid(home: Path) -> int | None:
@@ -134,11 +136,13 @@ def _bind_control(rt: Runtime, home: Path, sockets: Path) -> zmq.Socket[bytes]:
     try:
         # what one connection can make the daemon hold: one small frame it has not read
         # yet and one being decoded (the rest wait in the client; daemon.model.parts),
-        # and a few replies the client has not read
+        # and in libzmq one reply in its pipe and one being written. ROUTER_MANDATORY:
+        # a reply to a full pipe is refused (EAGAIN) and kept in a PeerOutbox, not dropped
         options: dict[int, int] = {
             zmq.MAXMSGSIZE: CONTROL_FRAME_BYTES,
             zmq.RCVHWM: CONTROL_RCVHWM,
             zmq.SNDHWM: CONTROL_SNDHWM,
+            zmq.ROUTER_MANDATORY: 1,
         }
         control = bind_router(rt.context, paths.control_endpoint(home), options)
     except (zmq.ZMQError, OSError) as exc:
@@ -151,7 +155,9 @@ def _bind_control(rt: Runtime, home: Path, sockets: Path) -> zmq.Socket[bytes]:
 async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[bytes]) -> None:
     """The daemon's own tasks around the runtime; requests are served once recovery is done."""
     requests_nursery = await root.start(serve_nursery)
-    control_owner = SocketOwner(control, name="control", on_drop=rt.note_drops)
+    control_owner = SocketOwner(
+        control, name="control", on_drop=rt.note_drops, peers=PeerOutbox(name="control")
+    )
     server = ControlServer(
         owner=control_owner,
         runtime=rt,

@@ -10,6 +10,7 @@ from typing import Any
 
 import zmq
 
+from daemon.model.parts import END
 from daemon.model.pids import alive
 from node_sdk import paths
 
@@ -45,6 +46,20 @@ def node_processes(run_id: str) -> dict[str, list[int]]:
     return found
 
 
+def receive_reply(socket: zmq.Socket[bytes], timeout: float = 10.0) -> bytes | None:
+    """The next reply on a DEALER without an empty delimiter, its parts joined; None when
+    a message does not come within `timeout`."""
+    chunks: list[bytes] = []
+    while socket.poll(int(timeout * 1000)):
+        frames = socket.recv_multipart()
+        if len(frames) == 1:
+            return frames[0]
+        chunks.append(frames[-1])  # [PART or END, chunk]
+        if frames[0] == END:
+            return b"".join(chunks)
+    return None
+
+
 class RawClient:
     """A control-socket client that can send anything, for attacking the daemon."""
 
@@ -58,10 +73,15 @@ class RawClient:
         self.socket.send(payload)
 
     def receive(self, timeout: float = 10.0) -> dict[str, Any] | None:
-        if not self.socket.poll(int(timeout * 1000)):
+        frame = self.receive_frame(timeout)
+        if frame is None:
             return None
-        reply: dict[str, Any] = json.loads(self.socket.recv())
+        reply: dict[str, Any] = json.loads(frame)
         return reply
+
+    def receive_frame(self, timeout: float = 10.0) -> bytes | None:
+        """One reply's bytes: a reply over 32 KiB comes in parts, joined here."""
+        return receive_reply(self.socket, timeout)
 
     def request(
         self, type_: str, body: dict[str, Any], *, v: Any = 1, id_: str = "r1"

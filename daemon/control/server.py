@@ -4,7 +4,8 @@ Every request runs in its own task so a slow one (`wait`, `stop`) never holds up
 Each message that arrives ends in exactly one log line: dropped (not a request at all),
 refused (a bad request, or too many in flight), failed (a handler's error, answered),
 or answered (at debug level). A request sent in parts (`daemon.model.parts`) is joined
-first; what is in flight is bounded in requests and in bytes. Only the fatal list of
+first, a reply over 32 KiB is sent in parts; what is in flight is bounded in requests and
+in bytes. Only the fatal list of
 `daemon.model.errors` escapes, to the root nursery, which stops every node and exits.
 """
 
@@ -19,7 +20,7 @@ import trio
 
 from daemon.control.registry import Handler
 from daemon.model.errors import FATAL_ERRORS, BadRequest, RecoverableError
-from daemon.model.parts import END, PartsJoiner, is_part
+from daemon.model.parts import END, PartsJoiner, is_part, split_request
 from daemon.model.protocol import (
     Decoded,
     Garbage,
@@ -143,4 +144,7 @@ class ControlServer:
                 self._per_client[client] = left
 
     def _reply(self, envelope: Frames, payload: bytes) -> None:
-        self.owner.send([*envelope, payload])
+        # a large reply goes in parts as a large request does: libzmq then holds at most
+        # two frames of 32 KiB for a client that does not read (its pipe and its writer)
+        for message in split_request(payload):
+            self.owner.send([*envelope, *message])

@@ -7,6 +7,8 @@ of one frame bounds that, so no frame on the control socket is over CONTROL_FRAM
 A request larger than that (a big dataflow's YAML, `--env` values) is sent as messages
 `[PART, chunk]`, ..., `[END, chunk]` after the envelope; the daemon joins them within
 one budget for all connections, so a flood of parts is refused `busy`, never held.
+Replies over CONTROL_FRAME_BYTES travel the same way, for what libzmq holds of replies a
+client has not read (`daemon.run.peer_outbox`); the client joins them.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ owner's wait; the owner sends them, then reads everything readable, then waits a
 
 Nothing is dropped silently: a full outbox makes `send` return False to its caller (which
 says what was lost), a peer that is gone is logged, and both are counted in `statistics()`
-and reported through `on_drop` (the runtime shows them in `flow status`).
+and reported through `on_drop` (the runtime shows them in `flow status`). A ROUTER with
+ROUTER_MANDATORY may instead keep what libzmq refuses per peer (`peers`, a `PeerOutbox`):
+the owner retries it when due and reports what its bounds drop.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import trio
 import zmq
 
 from daemon.model.errors import FATAL_ERRORS
+from daemon.run.peer_outbox import PeerOutbox, Sent
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class OwnerStatistics:
     queued: int
     sent: int
     dropped: int
+    unreachable: int = 0  # replies held for a peer that then left (see PeerOutbox)
 
 
 @attrs.define(eq=False)
@@ -50,6 +54,7 @@ class SocketOwner:
     socket: zmq.Socket[bytes]
     name: str = "socket"
     on_drop: OnDrop | None = None
+    peers: PeerOutbox | None = None  # a ROUTER with ROUTER_MANDATORY: refused ones wait here
     _outbox: collections.deque[Frames] = attrs.field(factory=collections.deque)
     _wait_scope: trio.CancelScope | None = None
     sent: int = 0
@@ -66,7 +71,11 @@ class SocketOwner:
         return True
 
     def statistics(self) -> OwnerStatistics:
-        return OwnerStatistics(queued=len(self._outbox), sent=self.sent, dropped=self.dropped)
+        if self.peers is None:
+            return OwnerStatistics(queued=len(self._outbox), sent=self.sent, dropped=self.dropped)
+        queued = len(self._outbox) + self.peers.queued
+        unreachable = self.peers.unreachable
+        return OwnerStatistics(queued, self.sent, self.dropped, unreachable=unreachable)
 
     def _drop(self, frames: Frames, why: str) -> None:
         self.dropped += 1
@@ -79,6 +88,9 @@ class SocketOwner:
             self.on_drop(self.name, self.dropped)
 
     def _flush(self) -> None:
+        if self.peers is not None:
+            self._flush_to_peers(self.peers)
+            return
         while self._outbox:
             try:
                 self.socket.send_multipart(self._outbox[0], flags=zmq.NOBLOCK)
@@ -89,6 +101,36 @@ class SocketOwner:
                 # EHOSTUNREACH and friends: the peer went away; this one message is lost
                 self._drop(self._outbox[0], str(exc))
             self._outbox.popleft()
+
+    def _flush_to_peers(self, peers: PeerOutbox) -> None:
+        now = trio.current_time()
+        while self._outbox:
+            if dropped := peers.offer(self._outbox.popleft(), now, self._try_send):
+                self.dropped += dropped  # PeerOutbox logged it, once per peer
+                if self.on_drop is not None:
+                    self.on_drop(self.name, self.dropped)
+        peers.retry(now, self._try_send)
+
+    def _try_send(self, frames: Frames) -> Sent:
+        try:
+            self.socket.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return Sent.FULL
+        except zmq.ZMQError as exc:
+            # EHOSTUNREACH: a client that left before its reply, as a Ctrl-C'd `flow wait`
+            log.debug("%s: a message to %r was dropped: %s", self.name, frames[0][:80], exc)
+            return Sent.GONE
+        self.sent += 1
+        return Sent.SENT
+
+    def _wait_s(self) -> float:
+        """How long the owner may wait for its socket before it has something to retry."""
+        if self._outbox:
+            return 0.01
+        due = None if self.peers is None else self.peers.next_due
+        if due is None:
+            return 0.5
+        return min(0.5, max(0.001, due - trio.current_time()))
 
     async def serve(self, on_message: Callable[[Frames], None]) -> None:
         """Pump the socket forever; `on_message` is called for each incoming message.
@@ -125,6 +167,6 @@ class SocketOwner:
                 if self._outbox and events & zmq.POLLOUT:
                     scope.cancel()
                 # A timeout bounds the wait in case an edge was consumed by a send.
-                with trio.move_on_after(0.5 if not self._outbox else 0.01):
+                with trio.move_on_after(self._wait_s()):
                     await trio.lowlevel.wait_readable(fd)
             self._wait_scope = None

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 import zmq
-from helpers import NODES, daemon_down, daemon_up, flow, flow_env, stream_graph
-from procs import RawClient, daemon_pid, node_processes
+from helpers import BOUND_S, NODES, daemon_down, daemon_up, flow, flow_env, stream_graph
+from procs import RawClient, daemon_pid, node_processes, receive_reply
 
 from daemon.model.parts import split_request
 from daemon.model.protocol import MAX_REQUEST_BYTES
@@ -62,13 +62,16 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def connect_many(home: Path, count: int) -> tuple[zmq.Context[zmq.Socket[bytes]], list]:
+def connect_many(
+    home: Path, count: int, rcvhwm: int = 1000
+) -> tuple[zmq.Context[zmq.Socket[bytes]], list]:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     context.setsockopt(zmq.MAX_SOCKETS, count + 16)
     sockets = []
     for _ in range(count):
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, rcvhwm)
         sock.connect(paths.control_endpoint(home))
         sock.send(b'{"v":1,"id":"c","type":"ping","body":{}}')
         sockets.append(sock)
@@ -246,6 +249,112 @@ def test_row20_flood_of_connections_bounds_daemon_memory(daemon: Path, flood: st
     assert peak < 200 * MIB, figures
     assert after <= idle * 1.2, figures
     assert answered == rounds
+
+
+LIST_ALL = json.dumps({"v": 1, "id": "f", "type": "list", "body": {"all": True}}).encode()
+PING = json.dumps({"v": 1, "id": "p", "type": "ping", "body": {}}).encode()
+
+
+def start_short_runs(home: Path, tmp_path: Path, count: int) -> int:
+    """`count` finished runs of eight nodes each; the bytes of `list` with all of them."""
+    yml = tmp_path / "short.yml"
+    yml.write_text("nodes:\n" + "".join(f"  - id: n{i}\n    path: 'true'\n" for i in range(8)))
+    client = RawClient(home)
+    try:
+        for i in range(count):
+            body = {"path": str(yml), "text": yml.read_text(), "name": f"short{i}"}
+            assert client.request("start", body, id_=f"s{i}")["ok"] is True
+        wait_for(lambda: not client.request("list", {}, id_="l")["body"]["runs"], 60,
+                 "the short runs never ended")  # fmt: skip
+        client.send_raw(LIST_ALL)
+        reply = client.receive_frame()
+        assert reply is not None
+        size = len(reply)
+    finally:
+        client.close()
+    return size
+
+
+
+
+def test_row20_a_flood_of_unread_large_replies_bounds_daemon_memory(
+    daemon: Path, tmp_path: Path
+) -> None:
+    # 1000 connections each ask for `list` of every run (~50 KB) again and again and never
+    # read a reply (a receive HWM of 1: what they leave stays with the daemon), then close
+    size = start_short_runs(daemon, tmp_path, 40)
+    assert size > 40_000, size
+    process = psutil.Process(daemon_pid(daemon))
+    client = RawClient(daemon)
+    for i in range(20):
+        client.request("list", {"all": True}, id_=f"w{i}")
+    time.sleep(2 * TRIM_S)
+    idle = process.memory_info().rss
+    context, sockets = connect_many(daemon, 1000, rcvhwm=1)
+    peak, slowest = idle, 0.0
+    try:
+        for round_ in range(12):
+            flood_round(sockets, LIST_ALL, in_parts=False)
+            began = time.monotonic()
+            # the ping waits its turn behind one request of each connection (fair queueing):
+            # 1000 replies of 50 KB to make on 2 busy cores, hence the generous bound
+            client.send_raw(PING)
+            pong = client.receive(BOUND_S)
+            assert pong is not None, f"round {round_}: no ping"
+            assert pong["ok"] is True
+            slowest = max(slowest, time.monotonic() - began)
+            peak = max(peak, process.memory_info().rss)
+        for _ in range(50):
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.1)
+    finally:
+        context.destroy(linger=0)
+    deadline = time.monotonic() + 15
+    after = process.memory_info().rss
+    while after > idle * 1.2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = process.memory_info().rss
+    assert client.request("ping", {}, id_="last")["ok"] is True
+    client.close()
+    figures = f"idle {idle / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB, after {after / MIB:.0f} MiB"
+    print(f"replies of {size} bytes: {figures}, slowest ping {slowest:.2f} s")  # with -s
+    assert peak < 200 * MIB, figures
+    assert after <= idle * 1.2, figures
+    log = paths.daemon_log(daemon).read_text()
+    assert "dropping the oldest unread replies" in log
+
+
+def test_row20_replies_to_32_requests_in_a_row_are_all_delivered(
+    daemon: Path, tmp_path: Path
+) -> None:
+    # a client that sends its whole in-flight share before reading gets every reply: a
+    # reply libzmq cannot take yet (its pipe is full) waits in the daemon, never dropped
+    size = start_short_runs(daemon, tmp_path, 40)
+    context, [sock] = connect_many(daemon, 1, rcvhwm=1)
+    try:
+        assert sock.poll(10_000)
+        assert json.loads(sock.recv())["ok"] is True  # connect_many's ping
+        for round_ in range(3):
+            for i in range(32):
+                sock.send(LIST_ALL.replace(b'"id": "f"', f'"id": "{round_}.{i}"'.encode()))
+            time.sleep(3)  # every reply is made meanwhile, and most cannot go out yet
+            ids = []
+            for _ in range(32):
+                frame = receive_reply(sock)
+                assert frame is not None, f"round {round_}: only {len(ids)} replies: {ids}"
+                reply = json.loads(frame)
+                assert reply["ok"] is True, reply
+                assert len(reply["body"]["runs"]) == 40
+                ids.append(reply["id"])
+            assert sorted(ids) == sorted(f"{round_}.{i}" for i in range(32))
+    finally:
+        context.destroy(linger=0)
+    assert size > 40_000
+    log = paths.daemon_log(daemon).read_text()
+    assert "dropping the oldest unread replies" not in log
+    listed = flow("list", "--all", "--json", home=daemon)  # the CLI joins a reply's parts
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == 40
 
 
 def test_row20_a_large_start_goes_in_parts(daemon: Path, tmp_path: Path) -> None:

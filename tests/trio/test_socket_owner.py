@@ -9,6 +9,7 @@ import trio
 import zmq
 
 from daemon.run import zmq_trio
+from daemon.run.peer_outbox import PeerOutbox
 from daemon.run.runtime import Runtime
 from daemon.run.zmq_trio import OwnerStatistics, SocketOwner
 from daemon.store import Store
@@ -107,3 +108,46 @@ async def test_a_message_whose_handling_fails_is_dropped_and_the_socket_served_o
     assert [r.getMessage() for r in failures] == [
         "nodes: dropped a message whose handling failed"
     ] * 2
+
+
+async def test_replies_a_full_peer_refuses_wait_in_the_peer_outbox_and_all_arrive(
+    zmq_context: zmq.Context[zmq.Socket[bytes]], tmp_path: Path
+) -> None:
+    # libzmq with ROUTER_MANDATORY and SNDHWM 1 refuses (EAGAIN) what a client that does
+    # not read yet cannot take; without the outbox those replies were dropped silently
+    server = zmq_context.socket(zmq.ROUTER)
+    client = zmq_context.socket(zmq.DEALER)
+    for socket in (server, client):
+        socket.setsockopt(zmq.LINGER, 0)
+    server.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    server.setsockopt(zmq.SNDHWM, 1)
+    client.setsockopt(zmq.RCVHWM, 1)
+    server.bind(f"ipc://{tmp_path}/replies")
+    client.connect(f"ipc://{tmp_path}/replies")
+    peers: list[bytes] = []
+    owner = SocketOwner(server, name="control", peers=PeerOutbox(name="control"))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(owner.serve, lambda frames: peers.append(frames[0]))
+            client.send(b"hello")
+            with trio.fail_after(5):
+                while not peers:  # noqa: ASYNC110 (a plain list)
+                    await trio.sleep(0.01)
+            for i in range(100):  # 3 MiB: far more than the socket buffers take
+                assert owner.send([peers[0], f"{i:03}".encode() + b"." * 32_000])
+            with trio.fail_after(5):
+                while owner.statistics().queued == 0:  # noqa: ASYNC110 (a plain counter)
+                    await trio.sleep(0.01)
+            received = []
+            with trio.fail_after(20):
+                while len(received) < 100:
+                    if client.poll(0):
+                        received.append(client.recv()[:3])
+                    else:
+                        await trio.sleep(0.001)
+            nursery.cancel_scope.cancel()
+    finally:
+        server.close(linger=0)
+        client.close(linger=0)
+    assert received == [f"{i:03}".encode() for i in range(100)]  # every one, in order
+    assert owner.statistics() == OwnerStatistics(queued=0, sent=100, dropped=0)
