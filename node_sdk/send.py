@@ -22,7 +22,7 @@ import zmq
 
 from node_sdk import wiring
 from node_sdk.channel import Rewire
-from node_sdk.config import Edge, NodeConfig
+from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
 from node_sdk.wire import (
     FLAG_LARGE,
@@ -114,8 +114,11 @@ class _Output:
 class Sender:
     """The outputs of one node (its own thread only)."""
 
-    def __init__(self, ctx: zmq.Context[Any], cfg: NodeConfig, send_timeout_s: float) -> None:
+    def __init__(
+        self, ctx: zmq.Context[Any], cfg: NodeConfig, send_timeout_s: float, curve: Any = None
+    ) -> None:
         self._ctx = ctx
+        self._curve = curve  # tcp.Curve: sets up tcp:// edges (a node with `tcp` keys only)
         self._cfg = cfg
         self._gen = cfg.generation
         self.send_timeout_s = send_timeout_s
@@ -145,6 +148,11 @@ class Sender:
         sock.immediate = False  # queue for a receiver that is (re)connecting
         if backpressure:
             sock.sndtimeo = int(self.send_timeout_s * 1000)
+        if is_tcp(edge.endpoint):  # another machine: CURVE, pinned to its key; heartbeats
+            if self._curve is None:
+                sock.close(linger=0)
+                raise NodeError(f"edge to {edge.receiver}: tcp:// without the node's `tcp` keys")
+            self._curve.client(sock, edge.server_key, edge.endpoint)
         sock.connect(edge.endpoint)
         return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint)
 
@@ -219,11 +227,14 @@ class Sender:
             self._send_shared(output, segment, kind, nbytes, extra, segment.map, True)
             return
         assert private is not None
-        value: Any = private
+        # private to this call and never written again: read-only, so zmq may take it
+        # without a copy (a receiver on another machine: no segment to write into)
+        value: Any = memoryview(private).toreadonly()
         if fields is not None:
             import numpy as np
 
             value = np.frombuffer(private, dtype=fields["dt"]).reshape(fields["sh"])
+            value.flags.writeable = False
         self.send_output(output_id, value, metadata)
 
     def _shm_segment(self, output: _Output, nbytes: int) -> Any:
