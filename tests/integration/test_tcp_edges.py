@@ -305,19 +305,26 @@ open(os.environ["OUT"], "w").write(" ".join(map(str, counts)))
 """
 
 
+@pytest.mark.parametrize("how", ["silent", "killed"])
 def test_a_dead_peer_is_noticed_by_the_heartbeat(
     fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, flow_home: Path,
-    place: Place,
+    place: Place, how: str,
 ) -> None:  # fmt: skip
     sender_cfg, receiver_cfg, _ = tcp_configs(fake_daemon, sockdir, flow_home, place)
     out = tmp_path / "events.jsonl"
     sender, receiver = start_pair(fake_daemon, spawn, place, sender_cfg, receiver_cfg, out,
                                   MODE="linger", N="5")  # fmt: skip
     _wait_lines(out, lambda events: sum(e["type"] == "INPUT" for e in events) == 5)
-    # the peer stops answering, and nothing tells the receiver: frozen (its kernel still
-    # holds the connection open) on loopback, its cable pulled across machines
+    # "silent": the peer stops answering and nothing tells the receiver: frozen on loopback
+    # (its kernel keeps the connection open), its cable pulled across machines. "killed":
+    # the process (across: every process of its machine) is SIGKILLed, no end-of-stream.
     cut_at = time.monotonic()
-    if place.machines:
+    if how == "killed":
+        if place.machines:
+            place.machines[0].kill()
+        else:
+            sender.kill()
+    elif place.machines:
         place.machines[0].link(False)
     else:
         os.kill(sender.pid, signal.SIGSTOP)
@@ -326,15 +333,18 @@ def test_a_dead_peer_is_noticed_by_the_heartbeat(
         noticed_s = time.monotonic() - cut_at
         finish(receiver)
     finally:
-        if place.machines:
+        if how == "silent" and place.machines:
             place.machines[0].link(True)
-        else:
+        elif how == "silent":
             os.kill(sender.pid, signal.SIGCONT)
-    print(f"dead peer noticed after {noticed_s:.2f} s")
+    print(f"dead peer ({how}, {'netns' if place.machines else 'loopback'}) noticed after "
+          f"{noticed_s:.2f} s")  # fmt: skip
     assert noticed_s < NOTICE_BOUND_S
     events = records(out)
     assert [e["type"] for e in events[-4:]] == ["INPUT", "INPUT_CLOSED", "STOP", "END"]
-    fake_daemon.send("sender", {"t": "stop"})
+    assert [e["seq"] for e in events if e["type"] == "INPUT"] == [1, 2, 3, 4, 5]
+    if how == "silent":
+        fake_daemon.send("sender", {"t": "stop"})
     sender.communicate(timeout=BOUND_S)
 
 
