@@ -14,25 +14,28 @@ connection delivered before it broke comes first; the receiver thread only says 
 Which connection a message came on is its frame's source descriptor (`zmq.SRCFD`), which
 the inputs' owner hands to `heard` (tcp:// inputs only: the header is then read as a
 frame). A descriptor number may be reused by a later connection, so a broken one is remembered
-with the handshake count of its descriptor, and only a message on a newer handshake is a
+with the count of connections accepted on its descriptor, and only a message on a newer one is a
 sign of life; a message drained after its connection broke cuts its source too.
 The monitors are the receiver thread's; `heard` runs in whichever thread owns the inputs.
-It only replaces dict entries (atomic under the GIL), and `cuts`/`expire` copy before
+It only replaces dict entries (atomic under the GIL), and `_cut`/`settle` copy before
 they iterate.
 """
 
 from __future__ import annotations
 
 import contextlib
+import struct
 import time
 from typing import Any, Final
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from node_sdk.inbox import Inbox
 
-EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+EVENTS: Final = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+# a monitor event's first frame: the event (u16) and its value (u32: here a descriptor).
+# Parsed here, not by zmq.utils.monitor, which imports asyncio (~40 ms a node would pay)
+EVENT: Final = struct.Struct("=HI")
 
 
 class Links:
@@ -43,8 +46,8 @@ class Links:
         self._grace_s = grace_s
         self.monitors: dict[zmq.Socket[Any], str] = {}  # monitor PAIR -> input id
         self._where: dict[tuple[str, str], int] = {}  # (input, source) -> fd last heard on
-        self._handshakes: dict[int, int] = {}  # fd -> handshakes seen on it
-        self._dead: dict[int, int] = {}  # fd -> its handshake count when it disconnected
+        self._accepts: dict[int, int] = {}  # fd -> connections accepted on it
+        self._dead: dict[int, int] = {}  # fd -> its accept count when it disconnected
         self._cuts: dict[tuple[str, str], float] = {}  # -> when it closes
         self.closed = 0  # sources closed because their link broke
 
@@ -58,8 +61,8 @@ class Links:
     def heard(self, input_id: str, source: str, fd: int) -> None:
         """A message of `source` came on connection `fd` (the inputs' owner)."""
         key = (input_id, source)
-        handshakes = self._handshakes.get(fd, 0)
-        if self._dead.get(fd) == handshakes:
+        accepts = self._accepts.get(fd, 0)
+        if self._dead.get(fd) == accepts:
             # read late from a connection that is gone already: not a sign of life, and
             # the cut may have missed this source (its messages were not drained yet)
             if key not in self._cuts:
@@ -76,16 +79,17 @@ class Links:
                 frames = monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            event = parse_monitor_message(frames)
-            fd = int(event["value"])
-            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._handshakes[fd] = self._handshakes.get(fd, 0) + 1
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
+            if len(frames) != 2 or len(frames[0]) != EVENT.size:
+                continue
+            event, fd = EVENT.unpack(frames[0])
+            if event == zmq.EVENT_ACCEPTED:
+                self._accepts[fd] = self._accepts.get(fd, 0) + 1
+            elif event == zmq.EVENT_DISCONNECTED:
                 self._cut(input_id, fd)
 
     def _cut(self, input_id: str, fd: int) -> None:
         deadline = time.monotonic() + self._grace_s
-        self._dead[fd] = self._handshakes.get(fd, 0)
+        self._dead[fd] = self._accepts.get(fd, 0)
         for key, where in list(self._where.items()):
             if key[0] == input_id and where == fd:
                 self._cuts[key] = deadline

@@ -70,6 +70,10 @@ with Node() as node:
         node.send_output("out", bytes.fromhex(os.environ["PATTERN"]) * (1 << 16))
     for i in range(n):
         node.send_output("out", i.to_bytes(4, "little"))
+    if mode == "paced":
+        for i in range(int(os.environ["PACED"])):
+            node.send_output("out", i.to_bytes(4, "little"))
+            time.sleep(0.01)
     if mode == "linger":
         print("sent", flush=True)
         for event in node:
@@ -115,15 +119,17 @@ def key_pair(home: Path, name: str) -> tuple[str, str]:
     return public.decode(), str(path)
 
 
-def tcp_section(key: tuple[str, str], admitted: list[str]) -> dict[str, Any]:
+def tcp_section(
+    key: tuple[str, str], admitted: list[str], grace_s: float = 0.0
+) -> dict[str, Any]:
     return {"public_key": key[0], "secret_file": key[1], "admitted": admitted,
-            "heartbeat_ivl_s": HEARTBEAT_IVL_S,
-            "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S}  # fmt: skip
+            "heartbeat_ivl_s": HEARTBEAT_IVL_S, "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S,
+            "link_grace_s": grace_s}  # fmt: skip
 
 
 def tcp_configs(
     router: FakeNodeRouter, sockdir: Path, home: Path, place: Place, *,
-    sender_key: tuple[str, str] | None = None, **edge: Any,
+    sender_key: tuple[str, str] | None = None, grace_s: float = 0.0, **edge: Any,
 ) -> tuple[dict[str, Any], dict[str, Any], tuple[str, str]]:  # fmt: skip
     """sender/out -> receiver/in over tcp://, each on its machine's key; the receiver
     admits the sender machine's key (`sender_key` may be another, unadmitted one)."""
@@ -131,7 +137,7 @@ def tcp_configs(
     ours, theirs = key_pair(home, "a"), key_pair(home, "b")
     endpoint = f"tcp://{place.address}:{place.port}"
     receiver["inputs"]["in"]["endpoint"] = endpoint
-    receiver["tcp"] = tcp_section(theirs, [ours[0]])
+    receiver["tcp"] = tcp_section(theirs, [ours[0]], grace_s)
     edge_spec = sender["outputs"]["out"][0]
     edge_spec.update(endpoint=endpoint, server_key=theirs[0])
     sender["tcp"] = tcp_section(sender_key or ours, [])
@@ -346,6 +352,42 @@ def test_a_dead_peer_is_noticed_by_the_heartbeat(
     if how == "silent":
         fake_daemon.send("sender", {"t": "stop"})
     sender.communicate(timeout=BOUND_S)
+
+
+def test_a_link_back_within_the_grace_keeps_the_stream(
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, flow_home: Path,
+    place: Place,
+) -> None:  # fmt: skip
+    """The link breaks (the heartbeat drops it) and comes back before `link_grace_s`: the
+    sender reconnects, the input stays open, nothing is delivered twice, every loss is
+    counted, and the stream ends with its own end-of-stream."""
+    sender_cfg, receiver_cfg, _ = tcp_configs(
+        fake_daemon, sockdir, flow_home, place, grace_s=20.0, queue_size=1000)
+    out = tmp_path / "events.jsonl"
+    count = 300
+    sender, receiver = start_pair(fake_daemon, spawn, place, sender_cfg, receiver_cfg, out,
+                                  MODE="paced", PACED=str(count))  # fmt: skip
+    _wait_lines(out, lambda events: sum(e["type"] == "INPUT" for e in events) >= 20)
+    outage_s = HEARTBEAT_IVL_S + HEARTBEAT_TIMEOUT_S + 1.0  # long enough to be dropped
+    if place.machines:
+        place.machines[0].link(False)
+        time.sleep(outage_s)
+        place.machines[0].link(True)
+    else:
+        os.kill(sender.pid, signal.SIGSTOP)
+        time.sleep(outage_s)
+        os.kill(sender.pid, signal.SIGCONT)
+    stats = json.loads(finish(sender)[0].splitlines()[-1])
+    finish(receiver)
+
+    assert stats["out"]["sent"] + stats["out"]["dropped"] == count
+    events = records(out)
+    seqs = [e["seq"] for e in events if e["type"] == "INPUT"]
+    assert seqs == sorted(set(seqs))  # in order, never twice
+    assert seqs[-1] == count  # the stream went on after the outage, to its end
+    assert [e["type"] for e in events[-3:]] == ["INPUT_CLOSED", "STOP", "END"]
+    final = events[-1]["stats"]["in"]
+    assert final["received"] + final["dropped"] == count  # every loss counted
 
 
 def _wait_lines(path: Path, done: Any) -> None:
