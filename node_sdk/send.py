@@ -68,6 +68,7 @@ class _Edge:
         "endpoint",
         "first_flags",
         "last_flags",
+        "link",
         "packed_flags",
         "receiver",
         "sent",
@@ -77,13 +78,14 @@ class _Edge:
 
     def __init__(
         self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int,
-        endpoint: str = "",
+        endpoint: str = "", link: Any = None,
     ) -> None:  # fmt: skip
         self.sock = sock
         self.receiver = receiver
         self.endpoint = endpoint  # live `unwire` finds the edge by it
         self.backpressure = backpressure
         self.credits = window  # backpressure: messages the receiver has room for
+        self.link = link  # tcp.Reconnects of a tcp:// backpressure edge, else None
         # drop_oldest never blocks; backpressure blocks up to SNDTIMEO (set on the socket)
         self.first_flags = zmq.SNDMORE if backpressure else zmq.SNDMORE | zmq.NOBLOCK
         self.last_flags = 0 if backpressure else zmq.NOBLOCK
@@ -148,13 +150,16 @@ class Sender:
         sock.immediate = False  # queue for a receiver that is (re)connecting
         if backpressure:
             sock.sndtimeo = int(self.send_timeout_s * 1000)
+        link = None
         if is_tcp(edge.endpoint):  # another machine: CURVE, pinned to its key; heartbeats
             if self._curve is None:
                 sock.close(linger=0)
                 raise NodeError(f"edge to {edge.receiver}: tcp:// without the node's `tcp` keys")
             self._curve.client(sock, edge.server_key, edge.endpoint)
+            if backpressure:
+                link = self._curve.reconnects(sock, edge.queue_size)
         sock.connect(edge.endpoint)
-        return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint)
+        return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint, link)
 
     def apply_rewires(self) -> None:
         wiring.apply_rewires(self.rewires, self.outputs, self._connect_edge, self.retired)
@@ -315,10 +320,16 @@ class Sender:
                 continue
             except zmq.Again:
                 pass
+            if edge.link is not None and edge.link.credits_lost():
+                edge.credits = edge.link.window  # reconnected: what was owed went with the link
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SendTimeout(output_id, edge.receiver, self.send_timeout_s)
-            edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLIN)
+            if edge.link is None:
+                edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLIN)
+            else:
+                edge.link.wait(edge.sock, remaining)
 
     def undeclared(self, output_id: str) -> str:
         if self.closed:
@@ -361,6 +372,8 @@ class Sender:
         for output in self.outputs.values():
             for edge in output.edges:
                 edge.sock.close(linger=PUSH_LINGER_MS)
+                if edge.link is not None:
+                    edge.link.close()
 
     def statistics(self) -> dict[str, OutputStatistics]:
         return {

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import stat
+import struct
 import threading
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ ZAP_ENDPOINT: Final = "inproc://zeromq.zap.01"  # fixed by RFC 27
 ZAP_DOMAIN: Final = "flow"
 MAX_SECRET_FILE: Final = 4096
 MAX_TOLD: Final = 64  # refused peer keys logged, each once
+_HANDSHAKE_EVENT: Final = struct.pack("=H", zmq.EVENT_HANDSHAKE_SUCCEEDED)
 _SECRET_LINE: Final = re.compile(r'^\s*secret-key\s*=\s*"(.{40})"\s*$', re.MULTILINE)
 
 
@@ -103,6 +105,10 @@ class Curve:
         sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         self._heartbeat(sock)
 
+    def reconnects(self, sock: zmq.Socket[Any], window: int) -> Reconnects:
+        """Before `connect`: watch a backpressure edge for reconnections (credits)."""
+        return Reconnects(sock, window)
+
     def client(self, sock: zmq.Socket[Any], server_key: str | None, endpoint: str) -> None:
         """Before `connect`: a CURVE client that pins the receiver's machine key."""
         if server_key is None:
@@ -111,6 +117,46 @@ class Curve:
         sock.setsockopt(zmq.CURVE_PUBLICKEY, self._public)
         sock.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
         self._heartbeat(sock)
+
+
+class Reconnects:
+    """The handshakes of a tcp:// backpressure edge's DEALER, seen from its sender.
+
+    The receiver pays credits to the connection a message came on; a connection that broke
+    takes the credits owed on it, and those in flight, with it (the receiver's ROUTER drops
+    what it cannot route). So a sender blocked for credits that has reconnected since
+    starts over with the receiver's whole window: the receiver may then hold up to twice
+    its queue for a moment (what the old connection delivered), never more, and nothing
+    is dropped.
+    """
+
+    def __init__(self, sock: zmq.Socket[Any], window: int) -> None:
+        self.window = window
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._monitor.setsockopt(zmq.LINGER, 0)
+        self._handshakes = 0
+
+    def credits_lost(self) -> bool:
+        """True once per reconnection (a handshake after the first) seen since last asked."""
+        new = 0
+        while True:
+            try:
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if frames and frames[0][:2] == _HANDSHAKE_EVENT:
+                new += 1
+        self._handshakes += new
+        return new > 0 and self._handshakes > 1
+
+    def wait(self, sock: zmq.Socket[Any], seconds: float) -> None:
+        """Until a credit or a handshake may be there, at most `seconds`."""
+        items = [(sock, zmq.POLLIN), (self._monitor, zmq.POLLIN)]
+        zmq.zmq_poll(items, int(seconds * 1000) + 1)
+
+    def close(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self._monitor.close(linger=0)
 
 
 class Zap(threading.Thread):

@@ -354,15 +354,17 @@ def test_a_dead_peer_is_noticed_by_the_heartbeat(
     sender.communicate(timeout=BOUND_S)
 
 
+@pytest.mark.parametrize("policy", ["drop_oldest", "backpressure"])
 def test_a_link_back_within_the_grace_keeps_the_stream(
     fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, flow_home: Path,
-    place: Place,
+    place: Place, policy: str,
 ) -> None:  # fmt: skip
     """The link breaks (the heartbeat drops it) and comes back before `link_grace_s`: the
     sender reconnects, the input stays open, nothing is delivered twice, every loss is
     counted, and the stream ends with its own end-of-stream."""
     sender_cfg, receiver_cfg, _ = tcp_configs(
-        fake_daemon, sockdir, flow_home, place, grace_s=20.0, queue_size=1000)
+        fake_daemon, sockdir, flow_home, place, grace_s=20.0, policy=policy,
+        queue_size=1000 if policy == "drop_oldest" else 8)  # fmt: skip
     out = tmp_path / "events.jsonl"
     count = 300
     sender, receiver = start_pair(fake_daemon, spawn, place, sender_cfg, receiver_cfg, out,
