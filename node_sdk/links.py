@@ -15,7 +15,8 @@ Which connection a message came on is its frame's source descriptor (`zmq.SRCFD`
 the inputs' owner hands to `heard` (tcp:// inputs only: the header is then read as a
 frame). A descriptor number may be reused by a later connection, so a broken one is remembered
 with the count of connections accepted on its descriptor, and only a message on a newer one is a
-sign of life; a message drained after its connection broke cuts its source too.
+sign of life; a message drained after its connection broke cuts its source too (looked at
+again after LATE_RECHECK_S: it may have been the first of a newer connection after all).
 The monitors are the receiver thread's; `heard` runs in whichever thread owns the inputs.
 It only replaces dict entries (atomic under the GIL), and `_cut`/`settle` copy before
 they iterate.
@@ -24,6 +25,7 @@ they iterate.
 from __future__ import annotations
 
 import contextlib
+import logging
 import struct
 import time
 from typing import Any, Final
@@ -32,10 +34,16 @@ import zmq
 
 from node_sdk.inbox import Inbox
 
+log = logging.getLogger(__name__)
+
 EVENTS: Final = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 # a monitor event's first frame: the event (u16) and its value (u32: here a descriptor).
 # Parsed here, not by zmq.utils.monitor, which imports asyncio (~40 ms a node would pay)
 EVENT: Final = struct.Struct("=HI")
+# A message read after its descriptor's disconnect may also be the first of a new connection
+# on the same descriptor number whose accept this thread has not seen yet (the monitor is
+# read by the other thread): such a cut waits at least this long, then looks again.
+LATE_RECHECK_S: Final = 0.5
 
 
 class Links:
@@ -49,7 +57,7 @@ class Links:
         self._accepts: dict[int, int] = {}  # fd -> connections accepted on it
         self._dead: dict[int, int] = {}  # fd -> its accept count when it disconnected
         self._cuts: dict[tuple[str, str], float] = {}  # -> when it closes
-        self.closed = 0  # sources closed because their link broke
+        self._late: dict[tuple[str, str], tuple[int, int]] = {}  # cut by `heard`: fd, accepts
 
     def watch(self, input_id: str, sock: zmq.Socket[Any]) -> zmq.Socket[Any]:
         """Monitor a bound tcp:// input; the monitor socket the receiver thread polls."""
@@ -66,9 +74,11 @@ class Links:
             # read late from a connection that is gone already: not a sign of life, and
             # the cut may have missed this source (its messages were not drained yet)
             if key not in self._cuts:
-                self._cuts[key] = time.monotonic() + self._grace_s
+                self._late[key] = (fd, accepts)
+                self._cuts[key] = time.monotonic() + max(self._grace_s, LATE_RECHECK_S)
             return
         if self._cuts.pop(key, None) is not None or self._where.get(key) != fd:
+            self._late.pop(key, None)
             self._where[key] = fd
 
     def on_event(self, monitor: zmq.Socket[Any]) -> None:
@@ -108,10 +118,15 @@ class Links:
         closed = False
         now = time.monotonic()
         for key, deadline in list(self._cuts.items()):
-            if key[0] == input_id and deadline <= now and self._cuts.pop(key, -1.0) >= 0:
-                self._inbox.close_source(*key)
-                self.closed += 1
-                closed = True
+            if key[0] != input_id or deadline > now or self._cuts.pop(key, -1.0) < 0:
+                continue
+            late = self._late.pop(key, None)
+            if late is not None and self._accepts.get(late[0], 0) != late[1]:
+                self._where[key] = late[0]  # it came on a newer connection after all
+                continue
+            log.warning("input %r: source %s closed: its tcp:// link broke", *key)
+            self._inbox.close_source(*key)
+            closed = True
         return closed
 
     def close(self) -> None:
