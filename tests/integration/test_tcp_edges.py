@@ -392,6 +392,34 @@ def test_a_link_back_within_the_grace_keeps_the_stream(
     assert final["received"] + final["dropped"] == count  # every loss counted
 
 
+def test_a_sender_restarted_within_the_grace_keeps_the_input_open(
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, flow_home: Path,
+    place: Place,
+) -> None:  # fmt: skip
+    """Generation 1 of the sender is killed (no end-of-stream); its daemon starts
+    generation 2 on the same machine within `link_grace_s`: the input stays open, counts
+    the new generation from 1, and closes at generation 2's end-of-stream."""
+    sender_cfg, receiver_cfg, _ = tcp_configs(
+        fake_daemon, sockdir, flow_home, place, grace_s=20.0, queue_size=100)
+    out = tmp_path / "events.jsonl"
+    first, receiver = start_pair(fake_daemon, spawn, place, sender_cfg, receiver_cfg, out,
+                                 MODE="linger", N="5")  # fmt: skip
+    _wait_lines(out, lambda events: sum(e["type"] == "INPUT" for e in events) == 5)
+    first.kill()
+    first.communicate(timeout=BOUND_S)
+    time.sleep(HEARTBEAT_IVL_S + HEARTBEAT_TIMEOUT_S)  # the link is known broken by now
+    second = spawn("sender2", SENDER, {**sender_cfg, "generation": 2}, place.sender,
+                   MODE="burst", N="5")  # fmt: skip
+    fake_daemon.pump(lambda: fake_daemon.peers["sender"].endswith(b"/2"), "hello of gen 2")
+    fake_daemon.send("sender", {"t": "start"})
+    finish(second)
+    finish(receiver)
+    events = records(out)
+    assert [e["seq"] for e in events if e["type"] == "INPUT"] == [1, 2, 3, 4, 5] * 2
+    assert [e["type"] for e in events[-3:]] == ["INPUT_CLOSED", "STOP", "END"]
+    assert events[-1]["stats"]["in"]["dropped"] == 0
+
+
 def _wait_lines(path: Path, done: Any) -> None:
     deadline = time.monotonic() + BOUND_S
     while time.monotonic() < deadline:
