@@ -311,12 +311,14 @@ open(os.environ["OUT"], "w").write(" ".join(map(str, counts)))
 """
 
 
+@pytest.mark.parametrize("policy", ["drop_oldest", "backpressure"])
 @pytest.mark.parametrize("how", ["silent", "killed"])
 def test_a_dead_peer_is_noticed_by_the_heartbeat(
     fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, flow_home: Path,
-    place: Place, how: str,
+    place: Place, how: str, policy: str,
 ) -> None:  # fmt: skip
-    sender_cfg, receiver_cfg, _ = tcp_configs(fake_daemon, sockdir, flow_home, place)
+    sender_cfg, receiver_cfg, _ = tcp_configs(
+        fake_daemon, sockdir, flow_home, place, policy=policy)
     out = tmp_path / "events.jsonl"
     sender, receiver = start_pair(fake_daemon, spawn, place, sender_cfg, receiver_cfg, out,
                                   MODE="linger", N="5")  # fmt: skip
