@@ -86,6 +86,8 @@ class Node:
             self._open(start_timeout_s)
         except BaseException:
             self._closed = True
+            if self._curve is not None:
+                self._curve.close()  # its thread's sockets, closed by that thread
             self._ctx.destroy(linger=0)  # the receiver is not started yet: nothing lingers
             raise
         atexit.register(self.close)
@@ -153,6 +155,8 @@ class Node:
         self._shm.releases.close()
         events.commands.close(linger=0)
         if not receiver.is_alive():
+            if self._curve is not None:
+                self._curve.close()
             self._ctx.term()  # waits for the bounded lingers only
 
     def __enter__(self) -> Node:

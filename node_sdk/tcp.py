@@ -35,6 +35,7 @@ ZAP_ENDPOINT: Final = "inproc://zeromq.zap.01"  # fixed by RFC 27
 ZAP_DOMAIN: Final = "flow"
 MAX_SECRET_FILE: Final = 4096
 MAX_TOLD: Final = 64  # refused peer keys logged, each once
+STOP_WAIT_S: Final = 1.0
 _HANDSHAKE_EVENT: Final = struct.pack("=H", zmq.EVENT_HANDSHAKE_SUCCEEDED)
 _SECRET_LINE: Final = re.compile(r'^\s*secret-key\s*=\s*"(.{40})"\s*$', re.MULTILINE)
 
@@ -104,6 +105,12 @@ class Curve:
         sock.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
         sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         self._heartbeat(sock)
+
+    def close(self) -> None:
+        """Stop the ZAP handler, if one was started (before the context is terminated)."""
+        if self._zap is not None:
+            self._zap.stop()
+            self._zap = None
 
     def reconnects(self, sock: zmq.Socket[Any], window: int) -> Reconnects:
         """Before `connect`: watch a backpressure edge for reconnections (credits)."""
@@ -178,20 +185,40 @@ class Zap(threading.Thread):
         except zmq.ZMQError as exc:
             self._sock.close()
             raise NodeError(f"cannot start the ZAP handler: {exc}") from None
+        # `stop` says so on this PAIR: a socket is never closed under a thread that uses it
+        endpoint = f"inproc://flow-zap-stop-{id(self)}"
+        self._stopped = ctx.socket(zmq.PAIR)
+        self._stopped.setsockopt(zmq.LINGER, 0)
+        self._stopped.bind(endpoint)
+        self._stopper = ctx.socket(zmq.PAIR)
+        self._stopper.setsockopt(zmq.LINGER, 0)
+        self._stopper.connect(endpoint)
         self.start()
 
     def run(self) -> None:
-        sock = self._sock
+        sock, stopped = self._sock, self._stopped
+        items = [(sock, zmq.POLLIN), (stopped, zmq.POLLIN)]
         try:
             while True:
                 try:
-                    request = sock.recv_multipart()
+                    ready = dict(zmq.zmq_poll(items))
+                    if ready.get(stopped):
+                        return
+                    if ready.get(sock):
+                        sock.send_multipart(self._answer(sock.recv_multipart()))
                 except zmq.ContextTerminated:
                     return
-                sock.send_multipart(self._answer(request))
         finally:
-            with contextlib.suppress(zmq.ZMQError):
-                sock.close(linger=0)
+            for own in (sock, stopped):
+                with contextlib.suppress(zmq.ZMQError):
+                    own.close(linger=0)
+
+    def stop(self) -> None:
+        """End the thread and close its sockets (from the thread that made it)."""
+        with contextlib.suppress(zmq.ZMQError):
+            self._stopper.send(b"", zmq.NOBLOCK)
+        self.join(STOP_WAIT_S)
+        self._stopper.close(linger=0)
 
     def _answer(self, request: list[bytes]) -> list[bytes]:
         # version, request id, domain, address, identity, mechanism, credentials...

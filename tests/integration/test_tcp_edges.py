@@ -422,6 +422,40 @@ def test_a_sender_restarted_within_the_grace_keeps_the_input_open(
     assert events[-1]["stats"]["in"]["dropped"] == 0
 
 
+STARTER = """
+import sys
+from node_sdk import Node, NodeError
+try:
+    Node()
+except NodeError as exc:
+    print(exc, flush=True)
+    sys.exit(3)
+"""
+
+
+def test_a_node_that_cannot_take_its_tcp_input_fails_in_one_line(
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, flow_home: Path,
+) -> None:  # fmt: skip
+    """The port is taken (after the ZAP handler started: it is stopped cleanly), or the
+    machine key file is readable by others: one NodeError line, no crash, no hang."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        place = Place([], [], "127.0.0.1", port, [])
+        _, receiver_cfg, _ = tcp_configs(fake_daemon, sockdir, flow_home, place)
+        node = spawn("busy", STARTER, receiver_cfg)
+        out, err = node.communicate(timeout=BOUND_S)
+    assert node.returncode == 3, err
+    assert out.strip() == (f"input 'in': cannot bind tcp://127.0.0.1:{port}: Address already "
+                           f"in use (addr='tcp://127.0.0.1:{port}')")  # fmt: skip
+    Path(receiver_cfg["tcp"]["secret_file"]).chmod(0o640)
+    node = spawn("loose", STARTER, receiver_cfg)
+    out, err = node.communicate(timeout=BOUND_S)
+    assert node.returncode == 3, err
+    assert out.strip().endswith("mode 0o640 lets others read it (chmod 600)")
+
+
 def _wait_lines(path: Path, done: Any) -> None:
     deadline = time.monotonic() + BOUND_S
     while time.monotonic() < deadline:
