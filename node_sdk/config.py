@@ -27,6 +27,11 @@ MAX_GENERATION: Final = 2**31
 MAX_QUEUE: Final = 1_000_000
 MAX_ITEMS: Final = 10_000  # inputs, outputs, edges of one output, sources of one input
 MAX_ENDPOINT: Final = 1024
+MAX_KEYS: Final = 4096  # admitted machine keys of one node
+KEY_LEN: Final = 40  # a CURVE public key in Z85 text
+Z85: Final = frozenset(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +62,25 @@ class Edge:
     input: str
     policy: str
     queue_size: int = 10  # the receiving input's; bounds a backpressure sender's SNDHWM
+    server_key: str | None = None  # a tcp:// receiver's machine public key (Z85), for CURVE
 
     @property
     def receiver(self) -> str:
         return f"{self.node}/{self.input}"
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSecurity:
+    """What a node with a tcp:// input or edge needs (docs/cluster-data.md): its machine's
+    CURVE key pair (the secret in a private file, never in the environment), the machine
+    keys its tcp:// inputs admit, and the heartbeat that bounds noticing a dead peer."""
+
+    public_key: str  # Z85
+    secret_file: str  # absolute; mode 0600, owned by the node's user (checked at start)
+    admitted: tuple[str, ...]  # Z85 public keys of the machines allowed to send here
+    heartbeat_ivl_s: float = 1.0
+    heartbeat_timeout_s: float = 3.0
+    link_grace_s: float = 0.0  # a source whose link broke is closed after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +104,7 @@ class NodeConfig:
     # its restart policy may bring it back: its end-of-stream ends a generation, not the
     # stream (the daemon closes its receivers once it has ended for good)
     restartable: bool = False
+    tcp: TcpSecurity | None = None  # required when any endpoint is tcp://
 
     @property
     def data_inputs(self) -> list[DataInput]:
@@ -133,6 +154,8 @@ def from_json(raw: object, what: str) -> NodeConfig:
         outputs[output_id] = tuple(
             edge(Fields(e, what, f"{where}[{n}]")) for n, e in enumerate(edges)
         )
+    tcp = tcp_security(top.obj("tcp")) if top.raw.get("tcp") is not None else None
+    _check_tcp(top, tcp, inputs, outputs)
     return NodeConfig(
         run=top.text("run", max_len=128),
         run_name=top.opt_text("run_name", max_len=1024),
@@ -149,7 +172,55 @@ def from_json(raw: object, what: str) -> NodeConfig:
         start_timeout_s=top.number("start_timeout_s", 0.001, 1e6, 30.0),
         send_timeout_s=top.number("send_timeout_s", 0.001, 1e6, 10.0),
         restartable=top.flag("restartable"),
+        tcp=tcp,
     )
+
+
+def tcp_security(spec: Fields) -> TcpSecurity:
+    """The `tcp` keys of a configuration."""
+    secret_file = spec.text("secret_file", max_len=4096)
+    if not secret_file.startswith("/"):
+        spec.fail("secret_file", "must be an absolute path")
+    admitted = spec.texts("admitted", max_items=MAX_KEYS, max_len=KEY_LEN)
+    for key in admitted:
+        _check_key(spec, "admitted", key)
+    ivl = spec.number("heartbeat_ivl_s", 0.01, 3600.0, 1.0)
+    timeout = spec.number("heartbeat_timeout_s", 0.01, 3600.0, 3.0)
+    return TcpSecurity(
+        _check_key(spec, "public_key", spec.text("public_key", max_len=KEY_LEN)),
+        secret_file,
+        admitted,
+        ivl,
+        timeout,
+        spec.number("link_grace_s", 0.0, 1e6, 0.0),
+    )
+
+
+def _check_key(spec: Fields, key: str, value: str) -> str:
+    if len(value) != KEY_LEN or not Z85.issuperset(value):
+        spec.fail(key, f"must be a CURVE public key: {KEY_LEN} Z85 characters")
+    return value
+
+
+def _check_tcp(
+    top: Fields, tcp: TcpSecurity | None, inputs: Mapping[str, DataInput | TimerInput],
+    outputs: Mapping[str, tuple[Edge, ...]],
+) -> None:  # fmt: skip
+    """Every tcp:// endpoint is secured: the node has keys, each edge its receiver's key."""
+    for spec in inputs.values():
+        if isinstance(spec, DataInput) and is_tcp(spec.endpoint):
+            if tcp is None:
+                top.fail("tcp", f"is required: input {spec.id!r} is bound on tcp://")
+            if not tcp.admitted:
+                top.fail("tcp.admitted", f"is empty: input {spec.id!r} would admit nobody")
+    for output_id, edges in outputs.items():
+        for item in edges:
+            if is_tcp(item.endpoint) and tcp is None:
+                top.fail("tcp", f"is required: output {output_id!r} sends over tcp://")
+
+
+def is_tcp(endpoint: str) -> bool:
+    return endpoint.startswith("tcp://")
 
 
 def _ids(top: Fields, key: str) -> list[str]:
@@ -173,18 +244,35 @@ def data_input(spec: Fields, input_id: str) -> DataInput:
 
 def edge(spec: Fields) -> Edge:
     """An output edge from its keys (the config's `outputs`, and `wire`)."""
+    endpoint = spec.text("endpoint", max_len=MAX_ENDPOINT)
+    server_key = spec.opt_text("server_key", max_len=KEY_LEN)
+    if server_key is not None:
+        _check_key(spec, "server_key", server_key)
+    elif is_tcp(endpoint):
+        spec.fail("server_key", "is required: the receiver is on tcp:// (CURVE)")
     return Edge(
-        spec.text("endpoint", max_len=MAX_ENDPOINT),
+        endpoint,
         spec.text("node", max_len=MAX_ID),
         spec.text("input", max_len=MAX_ID),
         spec.choice("policy", POLICIES, "drop_oldest"),
         spec.integer("queue_size", 1, MAX_QUEUE, 10),
+        server_key,
     )
 
 
 def edge_json(item: Edge) -> dict[str, Any]:
-    return {"endpoint": item.endpoint, "node": item.node, "input": item.input,
-            "policy": item.policy, "queue_size": item.queue_size}  # fmt: skip
+    out = {"endpoint": item.endpoint, "node": item.node, "input": item.input,
+           "policy": item.policy, "queue_size": item.queue_size}  # fmt: skip
+    if item.server_key is not None:
+        out["server_key"] = item.server_key
+    return out
+
+
+def tcp_json(tcp: TcpSecurity) -> dict[str, Any]:
+    return {"public_key": tcp.public_key, "secret_file": tcp.secret_file,
+            "admitted": list(tcp.admitted), "heartbeat_ivl_s": tcp.heartbeat_ivl_s,
+            "heartbeat_timeout_s": tcp.heartbeat_timeout_s,
+            "link_grace_s": tcp.link_grace_s}  # fmt: skip
 
 
 def to_json(cfg: NodeConfig) -> dict[str, Any]:
@@ -212,6 +300,7 @@ def to_json(cfg: NodeConfig) -> dict[str, Any]:
         "start_timeout_s": cfg.start_timeout_s,
         "send_timeout_s": cfg.send_timeout_s,
         "restartable": cfg.restartable,
+        **({"tcp": tcp_json(cfg.tcp)} if cfg.tcp is not None else {}),
     }
 
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import zmq
 
-from node_sdk.config import DataInput
+from node_sdk.config import DataInput, is_tcp
 from node_sdk.errors import NodeError
 from node_sdk.inbox import Frame, Inbox
 from node_sdk.wire import (
@@ -42,6 +42,7 @@ class Inputs:
         self._extras: dict[bytes, dict[str, Any]] = {}
         self._specs = {sock: spec for spec, sock in inputs}
         self._by_id = {spec.id: sock for spec, sock in inputs}
+        self.links: Any = None  # links.Links when an input is on tcp:// (set by the node)
 
     # ------------------------------------------------------------ the owner only
 
@@ -75,10 +76,14 @@ class Inputs:
         routed = spec.policy == "backpressure"  # a ROUTER: the sender's id comes first
         frames: list[Frame] = []
         extras = self._extras
+        links: Any = self.links if is_tcp(spec.endpoint) else None
+        fds: list[int] | None = None if links is None else []
+        empty = False
         for _ in range(limit):
             try:
-                message = _recv(sock, routed)
+                message = _recv(sock, routed, fds)
             except zmq.Again:
+                empty = True
                 break
             if message is None:
                 self.malformed += 1
@@ -109,10 +114,13 @@ class Inputs:
                         extras.clear()
                     extras[raw_extra] = extra  # shared: readers copy, never mutate it
             frames.append((extra.get("s"), generation, seq, stamp, kind, extra, payload, route))
-        if not frames:
-            return False
-        self._inbox.push(spec.id, frames)
-        return True
+            if fds:  # a tcp:// input: the connection it came on (links.py)
+                links.heard(spec.id, extra.get("s"), fds[-1])
+        if frames:
+            self._inbox.push(spec.id, frames)
+        # a tcp:// source whose link broke is closed once its socket is read empty (links.py)
+        settled = empty and links is not None and links.settle(spec.id)
+        return bool(frames) or settled
 
     def pay_credits(self) -> None:
         """Send backpressure senders the credits the inbox owes them."""
@@ -126,9 +134,12 @@ class Inputs:
             sock.close(linger=0)
 
 
-def _recv(sock: zmq.Socket[Any], routed: bool) -> tuple[bytes | None, bytes, Any] | None:
+def _recv(
+    sock: zmq.Socket[Any], routed: bool, fds: list[int] | None = None
+) -> tuple[bytes | None, bytes, Any] | None:
     """One message as (route, header frame, payload frame or None when packed in the
-    header's), or None (consumed) if it has another shape.
+    header's), or None (consumed) if it has another shape. With `fds` (a tcp:// input) the
+    descriptor of the connection it came on is appended to it.
 
     Frame by frame rather than `recv_multipart(copy=False)`: small frames as bytes cost a
     quarter of zmq.Frame objects; only a payload the header flags as large stays a
@@ -140,7 +151,12 @@ def _recv(sock: zmq.Socket[Any], routed: bool) -> tuple[bytes | None, bytes, Any
     route = sock.recv(zmq.NOBLOCK) if routed else None
     if routed and not more(zmq.RCVMORE):
         return None
-    header = sock.recv(zmq.NOBLOCK)  # a message's parts arrive together: never Again
+    if fds is None:
+        header = sock.recv(zmq.NOBLOCK)  # a message's parts arrive together: never Again
+    else:
+        frame = sock.recv(zmq.NOBLOCK, copy=False)
+        fds.append(frame.get(zmq.SRCFD))
+        header = frame.bytes
     flags = header[5] if len(header) > 5 else 0
     if flags & FLAG_PACKED:
         return route, header, None
@@ -159,13 +175,21 @@ def _rest(sock: zmq.Socket[Any]) -> None:
         sock.recv(zmq.NOBLOCK)
 
 
-def bind_input(ctx: zmq.Context[Any], spec: DataInput, rcvhwm: int) -> zmq.Socket[Any]:
+def bind_input(
+    ctx: zmq.Context[Any], spec: DataInput, rcvhwm: int, curve: Any = None
+) -> zmq.Socket[Any]:
     """A bound socket for one input: a PULL, or for a backpressure input a ROUTER (it pays
-    credits back to each sender on the same connection)."""
+    credits back to each sender on the same connection). On tcp:// a CURVE server, set up
+    by `curve` (tcp.Curve), which a node with a tcp:// input always has (config.py)."""
     sock: zmq.Socket[Any] = ctx.socket(zmq.ROUTER if spec.policy == "backpressure" else zmq.PULL)
     sock.linger = 0
     sock.rcvhwm = rcvhwm
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # a rogue peer is cut off, never OOMs us
+    if is_tcp(spec.endpoint):
+        if curve is None:
+            sock.close(linger=0)
+            raise NodeError(f"input {spec.id!r}: tcp:// without the node's `tcp` keys")
+        curve.server(ctx, sock)
     try:
         sock.bind(spec.endpoint)
     except zmq.ZMQError as exc:

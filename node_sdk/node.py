@@ -69,8 +69,16 @@ class Node:
         start_timeout_s = cfg.start_timeout_s  # the daemon's setting, never the node's env
         # a dynamic node's stderr is its own terminal: it stores its records itself
         logbridge.install(logbridge.dynamic_log(cfg.run, cfg.node) if self._dynamic else None)
+        # tcp:// edges (another machine): CURVE keys, heartbeats, ZAP; imported only then
+        self._curve: Any = None
+        self._links: Any = None
+        if cfg.tcp is not None:
+            from node_sdk import links, tcp
+
+            self._curve = tcp.Curve(cfg.tcp)  # NodeError: the key file is missing or open
+            self._links = links.Links(self._inbox, cfg.tcp.link_grace_s)
         self._ctx = zmq.Context()
-        self._sender = Sender(self._ctx, cfg, cfg.send_timeout_s)
+        self._sender = Sender(self._ctx, cfg, cfg.send_timeout_s, self._curve)
         # the one hot call skips the facade: `node.send_output` is the sender's own method
         self.send_output = self._sender.send_output  # type: ignore[method-assign]
         self._closed = False
@@ -78,6 +86,8 @@ class Node:
             self._open(start_timeout_s)
         except BaseException:
             self._closed = True
+            if self._curve is not None:
+                self._curve.close()  # its thread's sockets, closed by that thread
             self._ctx.destroy(linger=0)  # the receiver is not started yet: nothing lingers
             raise
         atexit.register(self.close)
@@ -85,6 +95,9 @@ class Node:
     def _open(self, start_timeout_s: float) -> None:
         cfg, ctx = self._cfg, self._ctx
         pulls = [(spec, self._bind_input(spec)) for spec in cfg.data_inputs]
+        for spec, sock in pulls:
+            if self._links is not None and _config.is_tcp(spec.endpoint):
+                self._links.watch(spec.id, sock)
         dealer = ctx.socket(zmq.DEALER)
         dealer.linger = 0  # raised to a bounded linger once the hello is through
         dealer.identity = f"{cfg.run}/{cfg.node}/{cfg.generation}".encode()
@@ -101,21 +114,23 @@ class Node:
         timers = Timers()
         timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
         inputs = self._inputs = Inputs(self._inbox, pulls)
+        inputs.links = self._links
         ownership = Ownership()
         self._events = Events(self._inbox, inputs, ownership, timers, commands, self._shm)
         self._events.has_timers = bool(cfg.timer_inputs)  # fixed for the node's life
         report = lambda: wiring.stats_message(self.statistics())  # noqa: E731
         hooks = wiring.ReceiverHooks(report, self._sender.rewires, self._bind_input)
         self._receiver = Receiver(
-            self._inbox, inputs, ownership, dealer, theirs, self._shm.releases, hooks
-        )
+            self._inbox, inputs, ownership, dealer, theirs, self._shm.releases, hooks,
+            self._links,
+        )  # fmt: skip
         for message in early:
             self._receiver.live(message)  # not started yet: this thread may act for it
         self._receiver.start()
 
     def _bind_input(self, spec: _config.DataInput) -> zmq.Socket[Any]:
         """A bound socket for one input (also called by the receiver thread for `add_input`)."""
-        return bind_input(self._ctx, spec, INPUT_RCVHWM)
+        return bind_input(self._ctx, spec, INPUT_RCVHWM, self._curve)
 
     def close(self) -> None:
         """End-of-stream on every output, `bye` to the daemon, sockets closed; idempotent."""
@@ -140,6 +155,8 @@ class Node:
         self._shm.releases.close()
         events.commands.close(linger=0)
         if not receiver.is_alive():
+            if self._curve is not None:
+                self._curve.close()
             self._ctx.term()  # waits for the bounded lingers only
 
     def __enter__(self) -> Node:

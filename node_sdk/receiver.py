@@ -20,7 +20,7 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import channel
-from node_sdk.config import DataInput, NodeConfig
+from node_sdk.config import DataInput, NodeConfig, is_tcp
 from node_sdk.errors import DaemonUnreachable, NodeError
 from node_sdk.events import StopCause
 from node_sdk.inbox import Inbox
@@ -50,6 +50,7 @@ class Receiver(threading.Thread):
         commands: zmq.Socket[Any],
         releases: Releases,
         hooks: ReceiverHooks | None = None,
+        links: Any = None,
     ) -> None:
         super().__init__(name="flow-receiver", daemon=True)
         self._ownership = ownership
@@ -60,6 +61,9 @@ class Receiver(threading.Thread):
         self._dealer = dealer
         self._commands = commands
         self._owned: zmq.Poller | None = None  # control and input sockets, while ours
+        # links.Links of the tcp:// inputs: their monitors are polled here, always
+        self._links = links
+        self._control = zmq.Poller()
 
     def run(self) -> None:
         try:
@@ -71,11 +75,16 @@ class Receiver(threading.Thread):
             # not the inputs: the node's thread may be polling them; it closes them itself
             self._dealer.close(linger=DEALER_LINGER_MS)
             self._commands.close(linger=0)
+            if self._links is not None:
+                self._links.close()
 
     def _serve(self) -> None:
-        control = zmq.Poller()
+        control = self._control
         control.register(self._commands, zmq.POLLIN)
         control.register(self._dealer, zmq.POLLIN)
+        links = self._links
+        for monitor in links.monitors if links is not None else ():
+            control.register(monitor, zmq.POLLIN)
         inputs, hooks, ownership = self._inputs, self._hooks, self._ownership
         now = time.monotonic()
         next_report = now + hooks.every_s if hooks else None
@@ -98,7 +107,17 @@ class Receiver(threading.Thread):
             wake_at = next_report
             if self._owned is None:
                 wake_at = next_check if wake_at is None else min(wake_at, next_check)
-            timeout_ms = None if wake_at is None else int((wake_at - now) * 1000) + 1
+            cut = None if links is None else links.next_deadline()
+            if cut is not None:
+                if cut <= now:
+                    # a broken link's sources are due to close; the inputs' owner does it
+                    # once it has read them empty (links.py): us, or the node's thread
+                    if self._owned is None or inputs.drain_all():
+                        self._wake()
+                    cut = now + CHECK_BUSY_S  # the owner may be busy: look again then
+                wake_at = cut if wake_at is None else min(wake_at, cut)
+            # never negative (zmq's "forever"): a cut may have been added since `now`
+            timeout_ms = None if wake_at is None else max(0, int((wake_at - now) * 1000) + 1)
             poller = control if self._owned is None else self._owned
             for sock, _ in poller.poll(timeout_ms):
                 if sock is self._commands:
@@ -106,6 +125,8 @@ class Receiver(threading.Thread):
                         return
                 elif sock is self._dealer:
                     self._daemon_ready()
+                elif links is not None and sock in links.monitors:
+                    links.on_event(sock)
                 elif self._owned is not None:
                     inputs.drain_socket(sock)
 
@@ -113,6 +134,8 @@ class Receiver(threading.Thread):
         poller = zmq.Poller()
         poller.register(self._commands, zmq.POLLIN)
         poller.register(self._dealer, zmq.POLLIN)
+        for monitor in self._links.monitors if self._links is not None else ():
+            poller.register(monitor, zmq.POLLIN)
         for sock in self._inputs.sockets:
             poller.register(sock, zmq.POLLIN)
         self._owned = poller
@@ -191,6 +214,11 @@ class Receiver(threading.Thread):
         self._inputs.add(spec, sock)
         if self._owned is not None:
             self._owned.register(sock, zmq.POLLIN)
+        if self._links is not None and is_tcp(spec.endpoint):
+            monitor = self._links.watch(spec.id, sock)
+            for poller in (self._control, self._owned):
+                if poller is not None:
+                    poller.register(monitor, zmq.POLLIN)
         self._wake()  # the node's thread polls its inputs: it must poll this one too
 
 

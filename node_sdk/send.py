@@ -22,7 +22,7 @@ import zmq
 
 from node_sdk import wiring
 from node_sdk.channel import Rewire
-from node_sdk.config import Edge, NodeConfig
+from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
 from node_sdk.wire import (
     FLAG_LARGE,
@@ -68,6 +68,7 @@ class _Edge:
         "endpoint",
         "first_flags",
         "last_flags",
+        "link",
         "packed_flags",
         "receiver",
         "sent",
@@ -77,13 +78,14 @@ class _Edge:
 
     def __init__(
         self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int,
-        endpoint: str = "",
+        endpoint: str = "", link: Any = None,
     ) -> None:  # fmt: skip
         self.sock = sock
         self.receiver = receiver
         self.endpoint = endpoint  # live `unwire` finds the edge by it
         self.backpressure = backpressure
         self.credits = window  # backpressure: messages the receiver has room for
+        self.link = link  # tcp.Reconnects of a tcp:// backpressure edge, else None
         # drop_oldest never blocks; backpressure blocks up to SNDTIMEO (set on the socket)
         self.first_flags = zmq.SNDMORE if backpressure else zmq.SNDMORE | zmq.NOBLOCK
         self.last_flags = 0 if backpressure else zmq.NOBLOCK
@@ -114,8 +116,11 @@ class _Output:
 class Sender:
     """The outputs of one node (its own thread only)."""
 
-    def __init__(self, ctx: zmq.Context[Any], cfg: NodeConfig, send_timeout_s: float) -> None:
+    def __init__(
+        self, ctx: zmq.Context[Any], cfg: NodeConfig, send_timeout_s: float, curve: Any = None
+    ) -> None:
         self._ctx = ctx
+        self._curve = curve  # tcp.Curve: sets up tcp:// edges (a node with `tcp` keys only)
         self._cfg = cfg
         self._gen = cfg.generation
         self.send_timeout_s = send_timeout_s
@@ -145,8 +150,16 @@ class Sender:
         sock.immediate = False  # queue for a receiver that is (re)connecting
         if backpressure:
             sock.sndtimeo = int(self.send_timeout_s * 1000)
+        link = None
+        if is_tcp(edge.endpoint):  # another machine: CURVE, pinned to its key; heartbeats
+            if self._curve is None:
+                sock.close(linger=0)
+                raise NodeError(f"edge to {edge.receiver}: tcp:// without the node's `tcp` keys")
+            self._curve.client(sock, edge.server_key, edge.endpoint)
+            if backpressure:
+                link = self._curve.reconnects(sock, edge.queue_size)
         sock.connect(edge.endpoint)
-        return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint)
+        return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint, link)
 
     def apply_rewires(self) -> None:
         wiring.apply_rewires(self.rewires, self.outputs, self._connect_edge, self.retired)
@@ -219,11 +232,14 @@ class Sender:
             self._send_shared(output, segment, kind, nbytes, extra, segment.map, True)
             return
         assert private is not None
-        value: Any = private
+        # private to this call and never written again: read-only, so zmq may take it
+        # without a copy (a receiver on another machine: no segment to write into)
+        value: Any = memoryview(private).toreadonly()
         if fields is not None:
             import numpy as np
 
             value = np.frombuffer(private, dtype=fields["dt"]).reshape(fields["sh"])
+            value.flags.writeable = False
         self.send_output(output_id, value, metadata)
 
     def _shm_segment(self, output: _Output, nbytes: int) -> Any:
@@ -304,10 +320,16 @@ class Sender:
                 continue
             except zmq.Again:
                 pass
+            if edge.link is not None and edge.link.credits_lost():
+                edge.credits = edge.link.window  # reconnected: what was owed went with the link
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SendTimeout(output_id, edge.receiver, self.send_timeout_s)
-            edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLIN)
+            if edge.link is None:
+                edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLIN)
+            else:
+                edge.link.wait(edge.sock, remaining)
 
     def undeclared(self, output_id: str) -> str:
         if self.closed:
@@ -350,6 +372,8 @@ class Sender:
         for output in self.outputs.values():
             for edge in output.edges:
                 edge.sock.close(linger=PUSH_LINGER_MS)
+                if edge.link is not None:
+                    edge.link.close()
 
     def statistics(self) -> dict[str, OutputStatistics]:
         return {

@@ -29,6 +29,7 @@ REPORT_EVERY_S: Final = 1.0
 
 class _SendEdge(Protocol):
     sent: int
+    link: Any  # tcp.Reconnects of a tcp:// backpressure edge, or None
 
     @property
     def sock(self) -> zmq.Socket[Any]: ...
@@ -80,6 +81,8 @@ def apply_rewires(
             if gone.endpoint == change.endpoint:
                 retired[change.output] = retired.get(change.output, 0) + gone.sent
                 gone.sock.close(linger=0)  # no end-of-stream: the daemon closes that input
+                if gone.link is not None:
+                    gone.link.close()
 
 
 def _verb(change: Rewire) -> str:

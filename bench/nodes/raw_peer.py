@@ -1,4 +1,8 @@
-"""Raw pyzmq PUSH/PULL over ipc, the floor: `raw_peer.py send|recv ENDPOINT` (same env)."""
+"""Raw pyzmq PUSH/PULL, the floor: `raw_peer.py send|recv ENDPOINT` (same env).
+
+Over ipc for `python -m bench`; over tcp with CURVE for `python -m bench.cluster`, which
+passes the keys in BENCH_CURVE (JSON: the server's public and secret keys, Z85).
+"""
 
 import json
 import os
@@ -12,9 +16,13 @@ role, endpoint = sys.argv[1], sys.argv[2]
 size = int(os.environ["BENCH_SIZE"])
 paced, burst = int(os.environ["BENCH_LAT"]), int(os.environ["BENCH_THR"])
 head = struct.Struct("<QQB")
+curve = json.loads(os.environ.get("BENCH_CURVE", "null"))
 ctx = zmq.Context()
 if role == "send":
     sock = ctx.socket(zmq.PUSH)
+    if curve:
+        sock.curve_serverkey = curve["public"].encode()
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
     sock.connect(endpoint)
     body = bytes(size)
     time.sleep(float(os.environ.get("BENCH_SETTLE", "0.3")))
@@ -30,6 +38,10 @@ else:
     # zmq throws away what is in flight on a connection held back by the receiver's HWM
     # when the sender disconnects (the end of a burst): flow's inputs avoid it the same way
     sock.rcvhwm = 0
+    if curve:
+        sock.curve_server = True
+        sock.curve_publickey = curve["public"].encode()
+        sock.curve_secretkey = curve["secret"].encode()
     sock.bind(endpoint)
     print("ready", flush=True)
     expected = paced + burst

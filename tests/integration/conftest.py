@@ -39,17 +39,20 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
     children: list[subprocess.Popen[str]] = []
 
     def start(
-        name: str, source: str, config: dict[str, Any] | None = None, **env: str
-    ) -> subprocess.Popen[str]:
-        """`config` becomes FLOW_NODE_CONFIG; without one (a dynamic node) none is set."""
+        name: str, source: str, config: dict[str, Any] | None = None,
+        within: list[str] | None = None, **env: str,
+    ) -> subprocess.Popen[str]:  # fmt: skip
+        """`config` becomes FLOW_NODE_CONFIG; without one (a dynamic node) none is set.
+        `within` prefixes the command (`Machine.argv` of tests/netns.py: another machine)."""
         script = tmp_path / f"{name}.py"
         script.write_text(textwrap.dedent(source))
         full = {k: v for k, v in os.environ.items() if k != "FLOW_NODE_CONFIG"}
         if config is not None:
             full["FLOW_NODE_CONFIG"] = json.dumps(config)
         full.update(env)
+        command = [sys.executable, "-u", str(script)]
         child = subprocess.Popen(
-            [sys.executable, "-u", str(script)],
+            [*within, *command] if within else command,
             env=full,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -31,8 +31,10 @@ def test_import_stays_small() -> None:
 
 def test_the_node_module_leaves_the_large_payload_machinery_out() -> None:
     """`import node_sdk.node` (what every node pays) loads neither cattrs nor the
-    shared-memory modules: a node that never sees a large payload never imports them."""
-    heavy = ("cattrs", "attrs", "ctypes", "hashlib", "node_sdk.shm", "trio", "rich")
+    shared-memory modules: a node that never sees a large payload never imports them; nor
+    the tcp:// ones (CURVE, ZAP, link monitors): a node on one machine never pays them."""
+    heavy = ("cattrs", "attrs", "ctypes", "hashlib", "node_sdk.shm", "trio", "rich",
+             "node_sdk.tcp", "node_sdk.links", "zmq.utils.monitor", "asyncio")  # fmt: skip
     code = f"import sys, node_sdk.node; print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

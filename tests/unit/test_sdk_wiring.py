@@ -106,6 +106,7 @@ class FakeEdge:
         self.sent = sent
         self.seq = 0
         self.sock = FakeSock()
+        self.link = None  # a tcp:// backpressure edge's reconnect watch
 
 
 class FakeOutput:
