@@ -27,6 +27,9 @@ class StopCause(StrEnum):
 _ALWAYS = ("type", "id", "value", "metadata")
 _ALWAYS_COUNT = len(_ALWAYS)
 _FIELDS = {"type": 0, "id": 1, "value": 2, "metadata": 3, "error": 4, "seq": 5}
+# dora's `event["kind"]`: "dora" for every event of the dataflow (dora's other kind,
+# "external", is for events merged in from other streams, which flow does not do)
+KIND = "dora"
 
 
 class Event(tuple):  # type: ignore[type-arg]
@@ -77,6 +80,10 @@ class Event(tuple):  # type: ignore[type-arg]
         """The sender's sequence number of a data event."""
         return tuple.__getitem__(self, 5)  # type: ignore[no-any-return]
 
+    @property
+    def kind(self) -> str:
+        return KIND
+
     def keys(self) -> tuple[str, ...]:
         extra = tuple(
             k for k in ("error", "seq") if tuple.__getitem__(self, _FIELDS[k]) is not None
@@ -90,6 +97,8 @@ class Event(tuple):  # type: ignore[type-arg]
             value = tuple.__getitem__(self, index)
             if index < _ALWAYS_COUNT or value is not None:
                 return value
+        elif key == "kind":
+            return KIND
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -99,7 +108,7 @@ class Event(tuple):  # type: ignore[type-arg]
             return default
 
     def __contains__(self, key: object) -> bool:
-        return key in self.keys()
+        return key in self.keys() or key == "kind"
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())

@@ -23,6 +23,8 @@ LOG_MARKER: Final = "\x1eFLOWLOG"
 LEVEL_ENV: Final = "FLOW_LOG_LEVEL"
 MAX_LOG_BYTES: Final = 16 << 20  # the daemon's default `log_max_bytes`
 LOG_BACKUPS: Final = 3  # as the keeper's node logs (daemon/keeper/logs.py)
+TRACE: Final = 5  # dora's level below debug (`node.log_trace`)
+logging.addLevelName(TRACE, "TRACE")
 
 
 class FlowLogHandler(logging.Handler):

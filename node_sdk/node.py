@@ -27,6 +27,7 @@ from node_sdk.leases import Releases, ShmReader
 from node_sdk.ownership import QUIT, SEND, Events, Ownership
 from node_sdk.receiver import Receiver, await_start
 from node_sdk.send import OutputStatistics, Sender
+from node_sdk.surface import DoraSurface
 from node_sdk.timers import Timers
 
 # Inputs are drained all the time, so this is not a queue bound (the inbox is): it must be
@@ -47,8 +48,11 @@ class NodeStatistics:
     outputs: dict[str, OutputStatistics]
 
 
-class Node:
+class Node(DoraSurface):
     """One node of a dataflow: iterate it for events, `send_output` to send."""
+
+    # dora fires a timer's first tick at the start, flow one period later (the dora module)
+    first_tick_at_once = False
 
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None) -> None:
         self._closed = True  # until the sockets exist, close() has nothing to do
@@ -111,7 +115,7 @@ class Node:
         commands.linger = 0
         commands.connect(wake_endpoint)
         self._sender.connect()
-        timers = Timers()
+        timers = Timers(first_at_once=self.first_tick_at_once)
         timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
         inputs = self._inputs = Inputs(self._inbox, pulls)
         inputs.links = self._links

@@ -180,7 +180,10 @@ class Events:
         has_timers = self.has_timers
         while True:
             if has_timers:
-                pending.extend(Event(EventType.INPUT, id=t) for t in timers.due())
+                due = timers.due()
+                if due:
+                    tick = {"timestamp": time.time_ns()}  # like a sent message's, one per batch
+                    pending.extend(Event(EventType.INPUT, t, None, dict(tick)) for t in due)
             if pending:
                 return pending.popleft()
             entry, credit_due = inbox.pop()

@@ -15,11 +15,12 @@ class Timer:
 
     __slots__ = ("deadline", "input_id", "period_ns", "skipped", "start_ns", "ticks")
 
-    def __init__(self, input_id: str, period_ns: int, start_ns: int) -> None:
+    def __init__(self, input_id: str, period_ns: int, start_ns: int, at_once: bool = False) -> None:
         self.input_id = input_id
         self.period_ns = period_ns
-        self.start_ns = start_ns
-        self.deadline = start_ns + period_ns
+        # dora's first tick fires at the start; flow's one period later (docs/sdk-reference.md)
+        self.start_ns = start_ns - period_ns if at_once else start_ns
+        self.deadline = start_ns if at_once else start_ns + period_ns
         self.ticks = 0
         self.skipped = 0
 
@@ -37,13 +38,17 @@ class Timer:
 class Timers:
     """All timer inputs of a node; polled by `Node.next`."""
 
-    def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self, clock: Callable[[], int] = time.monotonic_ns, *, first_at_once: bool = False
+    ) -> None:
         self._clock = clock
+        self._first_at_once = first_at_once
         self._timers: list[Timer] = []
 
     def start(self, periods: Iterable[tuple[str, int]]) -> None:
         now = self._clock()
-        self._timers = [Timer(input_id, period, now) for input_id, period in periods]
+        at_once = self._first_at_once
+        self._timers = [Timer(i, period, now, at_once) for i, period in periods]
 
     def __bool__(self) -> bool:
         return bool(self._timers)

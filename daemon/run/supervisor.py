@@ -40,7 +40,7 @@ from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
 from daemon.run.slot import NodeSlot
 from daemon.store import Store
-from node_sdk import channel, paths
+from node_sdk import channel, dora_compat, paths
 from node_sdk.config import Edge as WireEdge
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,8 @@ class Run:
         env = routing.node_environment(self.dataflow, slot.spec, base, self.extra_env)
         env["FLOW_NODE_CONFIG"] = json.dumps(config)
         env["FLOW_DATAFLOW"] = self.id
+        # `from dora import Node` reads flow's dora module (node_sdk/dora_compat)
+        env["PYTHONPATH"] = dora_compat.with_folder(env.get("PYTHONPATH"))
         stdout_as = None
         if slot.spec.send_stdout_as is not None:
             edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints)

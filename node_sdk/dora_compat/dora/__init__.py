@@ -1,0 +1,85 @@
+"""flow's `dora` module: `from dora import Node` in a node flow runs, as dora-rs 1.x behaves.
+
+`Node` is flow's node with what differs in dora kept dora's way (docs/coming-from-dora.md):
+`next(timeout)` gives an ERROR event on timeout (dora 1.x: "Timeout event stream error:
+Receiver timed out"), not None; a timer's first tick fires at once; `metadata["timestamp"]`
+is a UTC `datetime`; raw bytes arrive as a pyarrow `UInt8Array` (without a copy) when
+pyarrow is installed, as dora delivers them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Iterator
+from typing import Any
+
+import node_sdk
+from node_sdk.events import Event, EventType
+
+__all__ = ["DoraStatus", "Node"]
+
+TIMEOUT_ERROR = "Timeout event stream error: Receiver timed out"
+_UTC = datetime.UTC
+
+
+class DoraStatus(enum.Enum):
+    """What a dora operator's `on_event` returns (operators do not run on flow)."""
+
+    CONTINUE = 0
+    STOP = 1
+    STOP_ALL = 2
+
+
+def _as_dora(event: Event) -> Event:
+    """The same event with a datetime timestamp and bytes as an Arrow array."""
+    metadata = event.metadata
+    stamp = metadata.get("timestamp")
+    if type(stamp) is int:
+        metadata["timestamp"] = datetime.datetime.fromtimestamp(stamp / 1e9, tz=_UTC)
+    value = event.value
+    if type(value) is memoryview:
+        value = _uint8_array(value)
+        return Event(event.type, event.id, value, metadata, event.error, event.seq)
+    return event
+
+
+def _uint8_array(view: memoryview) -> Any:
+    try:
+        import pyarrow as pa  # dora nodes use it; a node without pyarrow gets the view
+    except ImportError:
+        return view
+    return pa.Array.from_buffers(pa.uint8(), view.nbytes, [None, pa.py_buffer(view)])
+
+
+class Node(node_sdk.Node):
+    """A node of a flow dataflow with dora 1.x's behaviour."""
+
+    first_tick_at_once = True
+
+    def __init__(self, node_id: str | None = None) -> None:
+        super().__init__(node_id)
+        self._send = self.send_output  # the sender's own method (set by node_sdk.Node)
+        self.send_output = self._send_dora  # type: ignore[method-assign]
+
+    def _send_dora(
+        self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        # a received event's metadata sent on as is (python-echo does): its datetime
+        # `timestamp` is replaced by the new send time, as dora stamps every message anew
+        if metadata and isinstance(metadata.get("timestamp"), datetime.datetime):
+            metadata = {k: v for k, v in metadata.items() if k != "timestamp"}
+        self._send(output_id, data, metadata)
+
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event; an ERROR event on timeout, None once the stream has ended."""
+        event = super().next(timeout)
+        if event is None:
+            if self.timed_out:
+                return Event(EventType.ERROR, error=TIMEOUT_ERROR)
+            return None
+        return _as_dora(event)
+
+    def __iter__(self) -> Iterator[Event]:
+        for event in super().__iter__():
+            yield _as_dora(event)

@@ -1,0 +1,101 @@
+"""The parts of `Node` dora code calls besides the core: `log_*`, `send_output_raw`, async.
+
+A mixin, so node.py stays the facade over the send and receive paths; everything here is
+built on `Node.next`, `Node.send_output`, `Node.send_output_buffer` and `Node.log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from node_sdk.events import Event, EventType
+
+if TYPE_CHECKING:
+    from node_sdk.aio import Pending
+    from node_sdk.sample import SampleHandler
+
+from node_sdk.logbridge import TRACE
+
+
+class DoraSurface:
+    """dora's convenience methods, and flow's async ones, on top of the core `Node`."""
+
+    _pending: Pending | None = None  # the blocking `next` a cancelled await left in flight
+
+    if TYPE_CHECKING:
+
+        def log(self, level: int | str, message: str) -> None: ...
+
+        def next(self, timeout: float | None = None) -> Event | None: ...
+
+        def send_output(
+            self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
+        ) -> None: ...
+
+        def send_output_buffer(
+            self, output_id: str, nbytes: int, metadata: dict[str, Any] | None = None
+        ) -> contextlib.AbstractContextManager[memoryview]: ...
+
+    # ------------------------------------------------------------ logging, as dora names it
+
+    def log_error(self, message: str) -> None:
+        self.log(logging.ERROR, message)
+
+    def log_warn(self, message: str) -> None:
+        self.log(logging.WARNING, message)
+
+    def log_info(self, message: str) -> None:
+        self.log(logging.INFO, message)
+
+    def log_debug(self, message: str) -> None:
+        self.log(logging.DEBUG, message)
+
+    def log_trace(self, message: str) -> None:
+        self.log(TRACE, message)
+
+    # ------------------------------------------------------------ a buffer sent later
+
+    def send_output_raw(
+        self, output_id: str, data_len: int, metadata: dict[str, Any] | None = None
+    ) -> SampleHandler:
+        """A writable buffer of `data_len` bytes on `output_id`, sent by its `send()` or at
+        the end of `with handler as buf:` (node_sdk/sample.py has the view rules)."""
+        from node_sdk.sample import SampleHandler
+
+        return SampleHandler(self.send_output_buffer(output_id, data_len, metadata))
+
+    # ------------------------------------------------------------ async (asyncio or trio)
+
+    async def recv_async(self, timeout: float | None = None) -> Event | None:  # noqa: ASYNC109
+        """`next(timeout)` without blocking the event loop; a cancelled call loses nothing."""
+        from node_sdk.aio import Pending, wait
+
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = Pending(lambda: self.next(timeout))
+        try:
+            event = await wait(pending)
+        finally:
+            if pending.done.is_set():
+                self._pending = None
+        return event  # type: ignore[no-any-return]
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        """Every event until the stream ends; a STOP event is the last one it yields."""
+        while (event := await self.recv_async()) is not None:
+            yield event
+            if event.type is EventType.STOP:
+                return
+
+    async def send_output_async(
+        self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """`send_output` in a worker thread: waiting on a slow receiver's credits
+        (backpressure) does not block the event loop."""
+        from node_sdk.aio import Pending, wait
+
+        await wait(Pending(lambda: self.send_output(output_id, data, metadata)))
+
