@@ -17,7 +17,9 @@ from typing import Any
 import node_sdk
 from node_sdk.events import Event, EventType
 
-__all__ = ["DoraStatus", "Node"]
+from .commands import build, run  # relative: `dora.commands` when imported as `dora`
+
+__all__ = ["DoraStatus", "Node", "build", "run"]
 
 TIMEOUT_ERROR = "Timeout event stream error: Receiver timed out"
 _UTC = datetime.UTC
