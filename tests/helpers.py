@@ -113,3 +113,11 @@ def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
 def records(path: Path) -> list[dict[str, Any]]:
     """The JSON lines of a file a test node wrote."""
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def flow_run_ok(home: Path, yml: Path, *options: str, timeout: float = 120) -> str:
+    """`flow run [OPTIONS] YML` to a success exit; its stdout and stderr together."""
+    done = flow("run", *options, str(yml), home=home, timeout=timeout)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    return out

@@ -1,8 +1,7 @@
-"""dora-shaped dataflows run by `flow run`, their nodes importing `from dora import Node`.
+"""dora-shaped dataflows for dora's other node API: async, timeouts, logging, the builder.
 
-Each dataflow here is written for this project in the shape of one dora-rs example (named
-in its test); its nodes use dora's API unchanged and print what that example's README
-calls success, which the test reads from `flow run`'s output.
+As test_send_examples.py: our own dataflows in the shape of dora-rs examples, nodes
+importing `from dora import Node`, checked by what they print under `flow run`.
 """
 
 from __future__ import annotations
@@ -14,312 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import flow, flow_env, write_dataflow
+from helpers import flow, flow_env, flow_run_ok, write_dataflow
 
 pytest.importorskip("pyarrow")
-pytest.importorskip("numpy")
 
 RUN_BOUND_S = 120
-
-
-def run_ok(home: Path, yml: Path) -> str:
-    done = flow("run", str(yml), home=home, timeout=RUN_BOUND_S)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-4000:]
-    return out
-
-
-def test_echo_forwards_arrays_and_metadata(flow_home: Path, tmp_path: Path) -> None:
-    """python-echo: a timer-driven array goes through an echo node to a checker."""
-    yml = write_dataflow(
-        tmp_path,
-        """
-        nodes:
-          - id: source
-            path: source.py
-            inputs: {tick: dora/timer/millis/50}
-            outputs: [numbers]
-          - id: echo
-            path: echo.py
-            inputs: {numbers: source/numbers}
-            outputs: [numbers]
-          - id: checker
-            path: checker.py
-            inputs: {numbers: echo/numbers}
-        """,
-        {
-            "source.py": """
-                import pyarrow as pa
-                from dora import Node
-
-                node = Node()
-                sent = 0
-                for event in node:
-                    if event["type"] == "INPUT" and sent < 5:
-                        node.send_output("numbers", pa.array([10, 20, 30]), event["metadata"])
-                        sent += 1
-                    if sent == 5:
-                        break
-            """,
-            "echo.py": """
-                from dora import Node
-
-                node = Node()
-                for event in node:
-                    if event["type"] == "INPUT":
-                        node.send_output("numbers", event["value"], event["metadata"])
-                    elif event["type"] == "STOP":
-                        break
-            """,
-            "checker.py": """
-                import datetime
-                from dora import Node
-
-                node = Node()
-                matched = 0
-                for event in node:
-                    if event["type"] == "INPUT":
-                        assert event["kind"] == "dora"
-                        stamp = event["metadata"]["timestamp"]
-                        assert isinstance(stamp, datetime.datetime) and stamp.tzinfo
-                        if event["value"].to_pylist() == [10, 20, 30]:
-                            matched += 1
-                    elif event["type"] == "STOP":
-                        break
-                print(f"checker matched {matched}", flush=True)
-            """,
-        },
-    )
-    out = run_ok(flow_home, yml)
-    assert "checker matched 5" in out
-
-
-ZERO_COPY_YAML = """
-nodes:
-  - id: writer
-    path: writer.py
-    inputs: {tick: dora/timer/millis/20}
-    outputs: [big, image]
-  - id: reader
-    path: reader.py
-    inputs: {big: writer/big, image: writer/image}
-"""
-
-ZERO_COPY_WRITER = """
-import numpy as np
-from dora import Node
-
-BIG = 256 * 1024  # above the shared-memory threshold: written in place in a segment
-node = Node()
-ticks = 0
-for event in node:
-    if event["type"] != "INPUT":
-        continue
-    ticks += 1
-    if ticks > 10:
-        break
-    with node.send_output_raw("big", BIG) as buf:
-        view = np.asarray(buf, dtype=np.uint8)
-        view[:] = ticks
-        del view
-    handler = node.send_output_raw("image", 300, metadata={"width": 10, "height": 10})
-    mv = handler.as_memoryview()
-    pixels = np.asarray(mv, dtype=np.uint8).reshape(100, 3)
-    pixels[:, 0] = ticks
-    pixels[:, 1] = 64
-    pixels[:, 2] = 128
-    del pixels
-    mv.release()
-    handler.send()
-"""
-
-ZERO_COPY_READER = """
-from dora import Node
-
-node = Node()
-big = image = 0
-for event in node:
-    if event["type"] == "STOP":
-        break
-    if event["type"] != "INPUT":
-        continue
-    data = event["value"].to_numpy()
-    if event["id"] == "big":
-        big += 1
-        assert len(data) == 256 * 1024 and data.min() == data.max() == big, (big, data[:4])
-    else:
-        image += 1
-        meta = event["metadata"]
-        assert (meta["width"], meta["height"]) == (10, 10)
-        assert list(data[:3]) == [image, 64, 128], list(data[:3])
-print(f"reader got {big} big + {image} image", flush=True)
-"""
-
-
-def test_zero_copy_send_raw_both_patterns(flow_home: Path, tmp_path: Path) -> None:
-    """python-zero-copy-send (dataflow.yml): ten ticks, each one buffer written in a `with`
-    block and one through `as_memoryview()` + `send()`; the receiver reads them intact."""
-    yml = write_dataflow(
-        tmp_path, ZERO_COPY_YAML, {"writer.py": ZERO_COPY_WRITER, "reader.py": ZERO_COPY_READER}
-    )
-    out = run_ok(flow_home, yml)
-    assert "reader got 10 big + 10 image" in out
-
-
-CONTRACT_NODE = """
-import numpy as np
-from dora import Node
-
-node = Node()
-SIZE = 128 * 1024
-results = []
-
-
-def case(name):
-    def wrap(body):
-        try:
-            body()
-        except Exception as exc:
-            results.append(f"FAIL {name}: {exc!r}")
-        else:
-            results.append(f"PASS {name}")
-    return wrap
-
-
-@case("refused while a view is open, sendable after")
-def _():
-    handler = node.send_output_raw("data", SIZE)
-    mv = handler.as_memoryview()
-    try:
-        handler.send()
-    except RuntimeError as exc:
-        assert "still open" in str(exc)
-    else:
-        raise AssertionError("sent with a view open")
-    mv.release()
-    handler.send()
-
-
-@case("a second send fails")
-def _():
-    handler = node.send_output_raw("data", 64)
-    handler.send()
-    try:
-        handler.send()
-    except RuntimeError as exc:
-        assert "already" in str(exc)
-    else:
-        raise AssertionError("sent twice")
-
-
-@case("as_buffer is one object, as_memoryview a new view each time")
-def _():
-    handler = node.send_output_raw("data", SIZE)
-    assert handler.as_buffer() is handler.as_buffer()
-    first, second = handler.as_memoryview(), handler.as_memoryview()
-    assert first is not second
-    first.release()
-    try:
-        handler.send()
-    except RuntimeError:
-        pass
-    else:
-        raise AssertionError("sent with the second view open")
-    second.release()
-    handler.send()
-
-
-@case("no view after send")
-def _():
-    handler = node.send_output_raw("data", 64)
-    buffer = handler.as_buffer()
-    handler.send()
-    for take in (handler.as_memoryview, handler.as_buffer):
-        try:
-            take()
-        except RuntimeError:
-            pass
-        else:
-            raise AssertionError("a view after send")
-    try:
-        memoryview(buffer)
-    except (BufferError, ValueError):
-        pass
-    else:
-        raise AssertionError("the cached buffer still gives views")
-
-
-@case("a numpy array kept past the with block refuses the send")
-def _():
-    kept = {}
-    try:
-        with node.send_output_raw("data", SIZE) as buf:
-            kept["array"] = np.asarray(buf, dtype=np.uint8)
-    except RuntimeError as exc:
-        assert "still open" in str(exc)
-    else:
-        raise AssertionError("sent under a live numpy array")
-    del kept["array"]
-
-
-@case("an exception in the with block sends nothing")
-def _():
-    handler = node.send_output_raw("data", SIZE)
-    try:
-        with handler as buf:
-            np.asarray(buf, dtype=np.uint8)[:] = 7
-            raise KeyError("inside")
-    except KeyError:
-        pass
-    handler.send()  # still sendable: the block did not send it
-
-
-@case("last: a marked buffer arrives")
-def _():
-    with node.send_output_raw("data", 8) as buf:
-        np.asarray(buf, dtype=np.uint8)[:] = 42
-
-
-print("\\n".join(results), flush=True)
-failed = sum(r.startswith("FAIL") for r in results)
-print(f"{len(results) - failed}/{len(results)} contract cases passed", flush=True)
-raise SystemExit(1 if failed else 0)
-"""
-
-CONTRACT_SINK = """
-from dora import Node
-
-node = Node()
-sizes = []
-for event in node:
-    if event["type"] == "INPUT":
-        sizes.append(len(event["value"]))
-        last = event["value"].to_pylist()
-print(f"sink sizes {sizes} last {last[:2]}", flush=True)
-"""
-
-
-def test_zero_copy_send_contract(flow_home: Path, tmp_path: Path) -> None:
-    """python-zero-copy-send (contract_dataflow.yml): the handler's safety rules, in a node;
-    plus a receiver that sees exactly the buffers that were sent (no refused one)."""
-    yml = write_dataflow(
-        tmp_path,
-        """
-        nodes:
-          - id: contract
-            path: contract.py
-            outputs: [data]
-          - id: sink
-            path: sink.py
-            inputs: {data: contract/data}
-        """,
-        {"contract.py": CONTRACT_NODE, "sink.py": CONTRACT_SINK},
-    )
-    out = run_ok(flow_home, yml)
-    assert "7/7 contract cases passed" in out
-    big, small = 128 * 1024, 64
-    # what was sent, in order: each case's one sent buffer; the refused `with` sends none
-    assert f"sink sizes {[big, small, big, small, big, 8]} last [42, 42]" in out
 
 
 ASYNC_SENDER = """
@@ -385,7 +83,7 @@ def test_recv_async_under_asyncio(flow_home: Path, tmp_path: Path) -> None:
         """,
         {"sender.py": ASYNC_SENDER, "receiver.py": ASYNC_RECEIVER},
     )
-    out = run_ok(flow_home, yml)
+    out = flow_run_ok(flow_home, yml)
     assert "recv-async: SUCCESS - received and echoed 10 messages" in out
 
 
@@ -440,7 +138,7 @@ def test_async_for_under_trio(flow_home: Path, tmp_path: Path) -> None:
         """,
         {"sender.py": ASYNC_SENDER, "trio_node.py": TRIO_NODE, "sink.py": TRIO_SINK},
     )
-    out = run_ok(flow_home, yml)
+    out = flow_run_ok(flow_home, yml)
     assert f"trio saw {list(range(10))} then STOP" in out
     assert f"sink got {list(range(10))}" in out
 
@@ -506,7 +204,7 @@ def test_next_timeout_gives_an_error_event(flow_home: Path, tmp_path: Path) -> N
         """,
         {"send_data.py": QUEUE_SENDER, "receive_data.py": QUEUE_RECEIVER},
     )
-    out = run_ok(flow_home, yml)
+    out = flow_run_ok(flow_home, yml)
     assert "sender first event INPUT keepalive" in out
     sent = int(out.split("sender sent ")[1].split(",")[0])
     assert sent > 20, out[-3000:]
