@@ -50,3 +50,18 @@ def test_several_timers_fire_in_deadline_order_and_report_the_next_wait() -> Non
     assert timers.seconds_to_next() == 0.01  # fast is due again at 40 ms
     clock.now += 100 * MS
     assert timers.seconds_to_next() == 0
+
+
+def test_first_tick_at_once_then_on_the_same_grid() -> None:
+    """dora's timers (the `dora` module's Node): tick 0 at the start, then every period."""
+    clock = FakeClock()
+    timers = Timers(clock, first_at_once=True)
+    timers.start([("tick", 10 * MS)])
+    assert timers.due() == ["tick"]
+    assert timers.due() == []
+    assert timers.seconds_to_next() == 10 * MS / 1e9
+    clock.now += 10 * MS
+    assert timers.due() == ["tick"]
+    late = Timers(clock)  # flow's own: one period later
+    late.start([("tick", 10 * MS)])
+    assert late.due() == []
