@@ -175,3 +175,12 @@ def test_a_node_that_does_not_await_imports_no_event_loop() -> None:
         text=True, check=True, timeout=60,
     )  # fmt: skip
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_dora_timer_tick_value_is_an_empty_null_array() -> None:
+    pa = pytest.importorskip("pyarrow")
+    tick = _as_dora(Event(EventType.INPUT, "tick", None, {"timestamp": 0}))
+    assert tick["value"].type == pa.null()
+    assert len(tick["value"]) == 0
+    stop = _as_dora(Event(EventType.STOP, "STOP_REQUESTED"))
+    assert stop["value"] is None

@@ -3,8 +3,9 @@
 `Node` is flow's node with what differs in dora kept dora's way (docs/coming-from-dora.md):
 `next(timeout)` gives an ERROR event on timeout (dora 1.x: "Timeout event stream error:
 Receiver timed out"), not None; a timer's first tick fires at once; `metadata["timestamp"]`
-is a UTC `datetime`; raw bytes arrive as a pyarrow `UInt8Array` (without a copy) when
-pyarrow is installed, as dora delivers them.
+is a UTC `datetime`; raw bytes arrive as a pyarrow `UInt8Array` (without a copy) and a
+timer tick's value is an empty `NullArray` when pyarrow is installed, as dora delivers them.
+All checked against dora-rs 1.1.0 (docs/coming-from-dora.md).
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def _as_dora(event: Event) -> Event:
     value = event.value
     if type(value) is memoryview:
         value = _uint8_array(value)
-        return Event(event.type, event.id, value, metadata, event.error, event.seq)
-    return event
+    elif value is None and event.type is EventType.INPUT:
+        value = _no_value()  # a timer tick (or a sent None): dora's empty NullArray
+    else:
+        return event
+    return Event(event.type, event.id, value, metadata, event.error, event.seq)
 
 
 def _uint8_array(view: memoryview) -> Any:
@@ -52,6 +56,19 @@ def _uint8_array(view: memoryview) -> Any:
     except ImportError:
         return view
     return pa.Array.from_buffers(pa.uint8(), view.nbytes, [None, pa.py_buffer(view)])
+
+
+_EMPTY: list[Any] = []  # the one empty NullArray, made on the first tick
+
+
+def _no_value() -> Any:
+    if not _EMPTY:
+        try:
+            import pyarrow as pa
+        except ImportError:
+            return None
+        _EMPTY.append(pa.nulls(0))
+    return _EMPTY[0]
 
 
 class Node(node_sdk.Node):
@@ -85,3 +102,10 @@ class Node(node_sdk.Node):
     def __iter__(self) -> Iterator[Event]:
         for event in super().__iter__():
             yield _as_dora(event)
+
+    def is_restart(self) -> bool:
+        return self.restart_count() > 0
+
+    def timestamp(self) -> datetime.datetime:
+        """Now, as the UTC datetime `metadata["timestamp"]` is compared with."""
+        return datetime.datetime.now(_UTC)
