@@ -345,3 +345,37 @@ def test_dataflow_builder_script(flow_home: Path, tmp_path: Path) -> None:
     assert "printer counts [1, 2, 3, 4]" in out
     spec = yaml.safe_load((tmp_path / "dataflow.yml").read_text())
     assert spec["nodes"][1]["inputs"] == {"count": {"source": "counter/count", "queue_size": 10}}
+
+
+WHICH_DORA = """
+import dora
+from dora import Node
+
+node = Node()
+print(f"{node.node_id} imports {dora.__name__} from {dora.__file__}", flush=True)
+"""
+
+
+def test_flow_puts_its_dora_on_the_node_path(flow_home: Path, tmp_path: Path) -> None:
+    """Every spawned node gets flow's `dora`; one whose `env:` sets PYTHONPATH to another
+    `dora` gets that one (its own entries come first)."""
+    own = tmp_path / "own" / "dora"
+    own.mkdir(parents=True)
+    (own / "__init__.py").write_text("from node_sdk import Node\n")
+    yml = write_dataflow(
+        tmp_path,
+        f"""
+        nodes:
+          - id: plain
+            path: which.py
+          - id: vendored
+            path: which.py
+            env: {{PYTHONPATH: "{own.parent}"}}
+        """,
+        {"which.py": WHICH_DORA},
+    )
+    out = flow_run_ok(flow_home, yml)
+    from node_sdk import dora_compat
+
+    assert f"plain imports dora from {dora_compat.FOLDER}/dora/__init__.py" in out
+    assert f"vendored imports dora from {own}/__init__.py" in out
