@@ -2,7 +2,8 @@
 
 `Node.next` blocks, so the async calls run it in a worker thread, one call at a time: an
 event a cancelled caller was waiting for is not lost, the next call gets it (the worker's
-call is kept and awaited again). Neither asyncio nor trio is imported here: the running
+call is kept and awaited again). `send_output` may block too (backpressure), so sends have
+a worker of their own. Neither asyncio nor trio is imported here: the running
 one is found in `sys.modules`, where the caller's own import put it, so a node that never
 awaits pays nothing (`tests/unit/test_node_aio.py` checks the import cost).
 """
@@ -10,6 +11,7 @@ awaits pays nothing (`tests/unit/test_node_aio.py` checks the import cost).
 from __future__ import annotations
 
 import contextlib
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -39,18 +41,36 @@ def running_library() -> str:
     raise RuntimeError("the node's async calls need a running asyncio or trio event loop")
 
 
+class Worker:
+    """One thread that runs blocking calls in turn: a thread per event would cost more
+    than the event. Receiving and sending have one each, so a send never queues behind a
+    `recv_async` that waits for input. A daemon thread: it never holds the process open."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[Pending] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            self._calls.get().run()
+
+    def submit(self, call: Callable[[], Any]) -> Pending:
+        pending = Pending(call)
+        self._calls.put(pending)
+        return pending
+
+
 class Pending:
-    """The one blocking call in flight in a worker thread, and its result once done."""
+    """One blocking call for a worker thread, and its result once done."""
 
     def __init__(self, call: Callable[[], Any]) -> None:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
         self._call = call
-        self._thread = threading.Thread(target=self._run, name="flow-node-async", daemon=True)
-        self._thread.start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
             self.result = self._call()
         except BaseException as exc:  # handed to the awaiting caller, never lost here
@@ -67,6 +87,14 @@ class Pending:
         if self.error is not None:
             raise self.error
         return self.result
+
+
+async def checkpoint() -> None:
+    """Let the event loop run other tasks (and deliver a cancellation) once."""
+    if running_library() == "trio":
+        await sys.modules["trio"].lowlevel.checkpoint()
+    else:
+        await sys.modules["asyncio"].sleep(0)
 
 
 async def wait(pending: Pending) -> Any:

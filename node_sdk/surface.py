@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from node_sdk.events import Event, EventType
 
 if TYPE_CHECKING:
-    from node_sdk.aio import Pending
+    from node_sdk.aio import Pending, Worker
     from node_sdk.sample import SampleHandler
 
 from node_sdk.logbridge import TRACE
@@ -24,12 +24,16 @@ class DoraSurface:
     """dora's convenience methods, and flow's async ones, on top of the core `Node`."""
 
     _pending: Pending | None = None  # the blocking `next` a cancelled await left in flight
+    _receiving: Worker | None = None  # the async calls' threads, started on first use
+    _sending: Worker | None = None
 
     if TYPE_CHECKING:
 
         def log(self, level: int | str, message: str) -> None: ...
 
         def next(self, timeout: float | None = None) -> Event | None: ...
+
+        def try_recv(self) -> Event | None: ...
 
         def send_output(
             self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
@@ -71,11 +75,18 @@ class DoraSurface:
 
     async def recv_async(self, timeout: float | None = None) -> Event | None:  # noqa: ASYNC109
         """`next(timeout)` without blocking the event loop; a cancelled call loses nothing."""
-        from node_sdk.aio import Pending, wait
+        from node_sdk.aio import Worker, checkpoint, wait
 
         pending = self._pending
         if pending is None:
-            pending = self._pending = Pending(lambda: self.next(timeout))
+            # other tasks run (and a cancellation comes) here, before an event is taken
+            await checkpoint()
+            ready = self.try_recv()  # no thread hand-off while events are queued already
+            if ready is not None:
+                return ready
+            if self._receiving is None:
+                self._receiving = Worker("flow-node-recv-async")
+            pending = self._pending = self._receiving.submit(lambda: self.next(timeout))
         try:
             event = await wait(pending)
         finally:
@@ -95,7 +106,9 @@ class DoraSurface:
     ) -> None:
         """`send_output` in a worker thread: waiting on a slow receiver's credits
         (backpressure) does not block the event loop."""
-        from node_sdk.aio import Pending, wait
+        from node_sdk.aio import Worker, wait
 
-        await wait(Pending(lambda: self.send_output(output_id, data, metadata)))
+        if self._sending is None:
+            self._sending = Worker("flow-node-send-async")
+        await wait(self._sending.submit(lambda: self.send_output(output_id, data, metadata)))
 

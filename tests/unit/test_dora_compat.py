@@ -138,6 +138,9 @@ class QueueNode(DoraSurface):
         self.ready = threading.Event()
         self.calls = 0
 
+    def try_recv(self) -> Event | None:
+        return None  # nothing queued: every call goes to the worker thread
+
     def next(self, timeout: float | None = None) -> Event | None:
         self.calls += 1
         self.ready.wait(5)

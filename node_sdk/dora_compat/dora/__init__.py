@@ -99,6 +99,13 @@ class Node(node_sdk.Node):
             return None
         return _as_dora(event)
 
+    def try_recv(self) -> Event | None:
+        event = super().try_recv()
+        return None if event is None else _as_dora(event)
+
+    def drain(self) -> list[Event]:
+        return [_as_dora(event) for event in super().drain()]
+
     def __iter__(self) -> Iterator[Event]:
         for event in super().__iter__():
             yield _as_dora(event)
