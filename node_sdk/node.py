@@ -140,6 +140,7 @@ class Node(DoraSurface):
         """End-of-stream on every output, `bye` to the daemon, sockets closed; idempotent."""
         if self._closed:
             return
+        self._end_async()  # a worker thread of recv_async must leave the sockets first
         self._closed = True
         self._events.ended = True
         atexit.unregister(self.close)

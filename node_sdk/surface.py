@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 from node_sdk.logbridge import TRACE
 
+SLICE_S = 0.1  # how long a worker's `next` waits before it looks whether the node closes
+
 
 class DoraSurface:
     """dora's convenience methods, and flow's async ones, on top of the core `Node`."""
@@ -26,8 +29,10 @@ class DoraSurface:
     _pending: Pending | None = None  # the blocking `next` a cancelled await left in flight
     _receiving: Worker | None = None  # the async calls' threads, started on first use
     _sending: Worker | None = None
+    _closing = False
 
     if TYPE_CHECKING:
+        timed_out: bool
 
         def log(self, level: int | str, message: str) -> None: ...
 
@@ -86,13 +91,32 @@ class DoraSurface:
                 return ready
             if self._receiving is None:
                 self._receiving = Worker("flow-node-recv-async")
-            pending = self._pending = self._receiving.submit(lambda: self.next(timeout))
+            pending = self._pending = self._receiving.submit(lambda: self._next_sliced(timeout))
         try:
             event = await wait(pending)
         finally:
             if pending.done.is_set():
                 self._pending = None
         return event  # type: ignore[no-any-return]
+
+    def _next_sliced(self, timeout: float | None) -> Event | None:
+        """`next(timeout)` in slices, so a worker left waiting by a cancelled call sees
+        `close()` (no two threads on the node's sockets) within one slice."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait_s = SLICE_S if deadline is None else min(SLICE_S, deadline - time.monotonic())
+            event = self.next(max(wait_s, 0.0))
+            if not self.timed_out or self._closing:
+                return event
+            if deadline is not None and time.monotonic() >= deadline:
+                return event  # the caller's timeout: None, or dora's ERROR event
+
+    def _end_async(self) -> None:
+        """`close()` calls it first: a worker still in `next` returns within a slice."""
+        self._closing = True
+        pending = self._pending
+        if pending is not None:
+            pending.done.wait(2 * SLICE_S)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         """Every event until the stream ends; a STOP event is the last one it yields."""

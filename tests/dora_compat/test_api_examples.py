@@ -379,3 +379,54 @@ def test_flow_puts_its_dora_on_the_node_path(flow_home: Path, tmp_path: Path) ->
 
     assert f"plain imports dora from {dora_compat.FOLDER}/dora/__init__.py" in out
     assert f"vendored imports dora from {own}/__init__.py" in out
+
+
+LEAVER = """
+import asyncio
+from dora import Node
+
+
+async def main():
+    node = Node()
+    try:
+        await asyncio.wait_for(node.recv_async(), 0.2)  # the sender is silent for now
+    except TimeoutError:
+        print("leaver gave up waiting", flush=True)
+
+
+asyncio.run(main())
+print("leaver closed", flush=True)  # atexit closes the node, the worker still in next()
+"""
+
+SLOW_SENDER = """
+import time
+from dora import Node
+
+node = Node()
+time.sleep(1.0)
+node.send_output("values", b"late")
+"""
+
+
+def test_a_node_leaving_with_a_cancelled_recv_async_ends_cleanly(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """A timed-out `recv_async` leaves a worker in `next`; the node's exit still closes it
+    (within a slice) and the run succeeds."""
+    yml = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [values]
+          - id: leaver
+            path: leaver.py
+            inputs: {values: sender/values}
+        """,
+        {"sender.py": SLOW_SENDER, "leaver.py": LEAVER},
+    )
+    out = flow_run_ok(flow_home, yml)
+    assert "leaver gave up waiting" in out
+    assert "leaver closed" in out
+    assert "Traceback" not in out

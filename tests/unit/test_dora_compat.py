@@ -137,6 +137,7 @@ class QueueNode(DoraSurface):
     def __init__(self) -> None:
         self.ready = threading.Event()
         self.calls = 0
+        self.timed_out = False  # every call returns an event
 
     def try_recv(self) -> Event | None:
         return None  # nothing queued: every call goes to the worker thread
