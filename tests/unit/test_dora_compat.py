@@ -188,3 +188,72 @@ def test_a_dora_timer_tick_value_is_an_empty_null_array() -> None:
     assert len(tick["value"]) == 0
     stop = _as_dora(Event(EventType.STOP, "STOP_REQUESTED"))
     assert stop["value"] is None
+
+
+VIEW_RULES = """
+import contextlib, gc, struct, sys
+sys.path.insert(0, sys.argv[1])
+from node_sdk.sample import SampleHandler
+
+sent = []
+
+
+@contextlib.contextmanager
+def buffer(nbytes):
+    data = bytearray(nbytes)
+    yield memoryview(data)
+    sent.append(bytes(data))
+
+
+handler = SampleHandler(buffer(4))
+buf = handler.as_buffer()
+view = memoryview(buf)
+struct.pack_into("<I", buf, 0, 7)
+try:
+    handler.send()
+except RuntimeError as exc:
+    assert "still open" in str(exc)
+else:
+    raise AssertionError("sent under a view")
+view.release()
+handler.send()
+assert sent == [struct.pack("<I", 7)], sent
+for taken in (lambda: memoryview(buf),):
+    try:
+        taken()
+    except BufferError:
+        pass
+    else:
+        raise AssertionError("a view after the send")
+dropped = SampleHandler(buffer(2))
+kept = dropped.as_buffer()
+del dropped
+gc.collect()
+try:
+    memoryview(kept)
+except BufferError:
+    pass
+else:
+    raise AssertionError("a view of a dropped handler's buffer")
+print("view rules hold")
+"""
+
+
+@pytest.mark.parametrize("python", ["python3.12", "python3.13"])
+def test_view_rules_on_newer_pythons(python: str) -> None:
+    """Python 3.12+ counts views itself (PEP 688) and refuses them with BufferError after
+    the send, as dora does; run there when that interpreter is on this machine."""
+    import shutil
+
+    # on PATH, or a pyenv build (whose shim fails unless that version is selected)
+    pyenv = Path.home().glob(f".pyenv/versions/{python.removeprefix('python')}*/bin/{python}")
+    candidates = [c for c in [shutil.which(python), *map(str, sorted(pyenv))] if c]
+    works = [c for c in candidates if subprocess.run([c, "-V"], check=False).returncode == 0]
+    if not works:
+        pytest.skip(f"no {python} here")
+    found = works[0]
+    done = subprocess.run(
+        [found, "-c", VIEW_RULES, str(REPO)], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.stdout.strip() == "view rules hold", done.stdout + done.stderr
