@@ -76,7 +76,10 @@ class Node(node_sdk.Node):
 
     first_tick_at_once = True
 
-    def __init__(self, node_id: str | None = None) -> None:
+    def __init__(self, node_id: str | None = None, daemon_port: int | None = None) -> None:
+        # `daemon_port` is dora's way to a daemon on another port; a dynamic node finds
+        # flow's daemon through FLOW_HOME instead, so the port has no use here
+        del daemon_port
         super().__init__(node_id)
         self._send = self.send_output  # the sender's own method (set by node_sdk.Node)
         self.send_output = self._send_dora  # type: ignore[method-assign]
