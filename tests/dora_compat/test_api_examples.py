@@ -7,6 +7,7 @@ importing `from dora import Node`, checked by what they print under `flow run`.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -430,3 +431,48 @@ def test_a_node_leaving_with_a_cancelled_recv_async_ends_cleanly(
     assert "leaver gave up waiting" in out
     assert "leaver closed" in out
     assert "Traceback" not in out
+
+
+TICKING_TRIO = """
+import trio
+from dora import Node
+
+
+async def main():
+    node = Node()
+    ticks = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep_forever)  # other work of the node
+        async for event in node:
+            if event["type"] == "INPUT":
+                ticks += 1
+                assert event["metadata"]["timestamp"].tzinfo is not None
+            last = event
+        nursery.cancel_scope.cancel()  # STOP ended the loop: the node winds down
+    print(f"ticker ended on {last['type']} {last['id']} after {ticks} ticks", flush=True)
+
+
+trio.run(main)
+"""
+
+
+def test_a_stop_request_ends_async_for(flow_home: Path, tmp_path: Path) -> None:
+    """`flow run --stop-after`: the STOP event ends `async for` under trio, so the node's
+    other tasks can be cancelled and the node exits before any SIGTERM."""
+    yml = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: ticker
+            path: ticker.py
+            inputs: {tick: dora/timer/millis/20}
+        """,
+        {"ticker.py": TICKING_TRIO},
+    )
+    done = flow("run", "--stop-after", "1s", str(yml), home=flow_home, timeout=RUN_BOUND_S)
+    out = done.stdout + done.stderr
+    assert "ticker ended on STOP STOP_REQUESTED after" in out, out[-3000:]
+    ticks = int(out.split("ticker ended on STOP STOP_REQUESTED after ")[1].split()[0])
+    assert ticks >= 1
+    # the node's ending: "stopped", not "stopped by SIGTERM after the grace (it ignored STOP)"
+    assert re.search(r"ticker +stopped\n", out), out[-3000:]
