@@ -236,3 +236,71 @@ def test_a_stop_request_ends_async_for(flow_home: Path, tmp_path: Path) -> None:
     assert ticks >= 1
     # the node's ending: "stopped", not "stopped by SIGTERM after the grace (it ignored STOP)"
     assert re.search(r"ticker +stopped\n", out), out[-3000:]
+
+
+BACKPRESSURE_SENDER = """
+import asyncio
+import time
+from dora import Node
+
+
+async def main():
+    node = Node()
+    beats = 0
+
+    async def heartbeat():  # must keep running while the sends wait for credit
+        nonlocal beats
+        while True:
+            await asyncio.sleep(0.01)
+            beats += 1
+
+    task = asyncio.create_task(heartbeat())
+    started = time.monotonic()
+    for i in range(20):
+        await node.send_output_async("values", str(i).encode())
+    took = time.monotonic() - started
+    task.cancel()
+    # 20 sends to a receiver taking one per 50 ms cannot all go at once: they waited
+    print(f"sender done: waited {took >= 0.5}, loop beat while waiting {beats >= 20}",
+          flush=True)
+
+
+asyncio.run(main())
+"""
+
+SLOW_RECEIVER = """
+import time
+from dora import Node
+
+node = Node()
+got = []
+for event in node:
+    if event["type"] == "INPUT":
+        got.append(int(bytes(event["value"])))
+        time.sleep(0.05)
+print(f"slow receiver got {got}", flush=True)
+"""
+
+
+def test_send_output_async_waits_for_backpressure_without_blocking_the_loop(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """An awaited send to a `backpressure` input with a small queue waits for credit in
+    its worker thread: nothing is dropped, and the event loop keeps running meanwhile."""
+    yml = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [values]
+          - id: receiver
+            path: receiver.py
+            inputs:
+              values: {source: sender/values, queue_size: 2, queue_policy: backpressure}
+        """,
+        {"sender.py": BACKPRESSURE_SENDER, "receiver.py": SLOW_RECEIVER},
+    )
+    out = flow_run_ok(flow_home, yml)
+    assert "sender done: waited True, loop beat while waiting True" in out
+    assert f"slow receiver got {list(range(20))}" in out
