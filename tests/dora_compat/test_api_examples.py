@@ -256,3 +256,61 @@ def test_flow_puts_its_dora_on_the_node_path(flow_home: Path, tmp_path: Path) ->
 
     assert f"plain imports dora from {dora_compat.FOLDER}/dora/__init__.py" in out
     assert f"vendored imports dora from {own}/__init__.py" in out
+
+
+DYNAMIC_GRAPH = """
+nodes:
+  - id: source
+    path: source.py
+    inputs: {tick: dora/timer/millis/20}
+    outputs: [count]
+  - id: plot
+    path: dynamic
+    inputs: {count: source/count}
+"""
+
+DYNAMIC_SOURCE = """
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+sent = 0
+for event in node:
+    if event["type"] == "INPUT":
+        sent += 1
+        node.send_output("count", pa.array([sent]))
+"""
+
+DYNAMIC_PLOT = """
+from dora import Node
+
+node = Node("plot")  # dora's dynamic node, started by hand
+seen = 0
+for event in node:
+    if event["type"] == "INPUT":
+        seen += 1
+        if seen == 5:
+            break
+print(f"dynamic plot saw {seen} from {type(event['value']).__name__}", flush=True)
+"""
+
+
+def test_a_dynamic_dora_node_started_by_hand(daemon: Path, tmp_path: Path) -> None:
+    """A dynamic node (`path: dynamic`) run by hand imports `dora` through
+    `PYTHONPATH=$(python -m node_sdk.dora_compat)`, as docs/coming-from-dora.md says."""
+    yml = write_dataflow(tmp_path, DYNAMIC_GRAPH, {"source.py": DYNAMIC_SOURCE})
+    (tmp_path / "plot.py").write_text(DYNAMIC_PLOT)
+    done = flow("start", str(yml), "--detach", "--name", "dyn", home=daemon)
+    assert done.returncode == 0, done.stderr
+    env = flow_env(daemon, {"FLOW_DATAFLOW": "dyn"})
+    env["PYTHONPATH"] = subprocess.run(
+        [sys.executable, "-m", "node_sdk.dora_compat"], env=env, capture_output=True,
+        text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    plot = subprocess.run(
+        [sys.executable, str(tmp_path / "plot.py")], env=env, capture_output=True,
+        text=True, timeout=RUN_BOUND_S, check=False,
+    )  # fmt: skip
+    assert plot.returncode == 0, plot.stdout + plot.stderr
+    assert "dynamic plot saw 5 from Int64Array" in plot.stdout
+    assert flow("stop", "dyn", home=daemon).returncode == 0
