@@ -89,14 +89,16 @@ def check_keys(
     mapping: Mapping[str, Any],
     path: Path,
     allowed: Collection[str],
-    refused: Collection[str],
+    refused: Mapping[str, str],
 ) -> None:
-    """Unknown keys are errors; dora keys flow lacks say so rather than vanish silently."""
+    """Unknown keys are errors; dora keys flow lacks say so, with the reason, rather than
+    vanish silently."""
     for key in mapping:
         if key in allowed:
             continue
         if key in refused:
-            report.add((*path, key), f"'{key}' is a dora key not supported by flow")
+            report.add((*path, key), f"'{key}' is a dora key not supported by flow: "
+                                     f"{refused[key]}")  # fmt: skip
             continue
         close = difflib.get_close_matches(key, list(allowed), n=1)
         hint = f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(allowed))
