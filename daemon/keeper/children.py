@@ -31,6 +31,7 @@ class Child:
     pidfd: int
     log: NodeLog
     stdout_output: StdoutOutput | None
+    sends_records: bool = False  # `send_logs_as`: log records go out, not stdout lines
     pipes: dict[int, str] = attrs.field(factory=dict)  # fd -> "stdout" / "stderr"
     files: dict[int, IO[bytes]] = attrs.field(factory=dict)  # fd -> its owning file object
     pending: dict[int, bytes] = attrs.field(factory=dict)

@@ -55,7 +55,7 @@ from daemon.model.keeper_messages import (
     decode,
     encode,
 )
-from daemon.model.logformat import record_from_output
+from daemon.model.logformat import log_entry_json, record_from_output
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,7 @@ class Keeper:
             pidfd=os.pidfd_open(process.pid),
             log=node_log,
             stdout_output=output,
+            sends_records=message.stdout_as is not None and message.stdout_as.records,
         )
         assert process.stdout is not None
         assert process.stderr is not None
@@ -331,7 +332,12 @@ class Keeper:
         record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
         if stream == "stderr":
             child.tail.append(record.message)
-        elif child.stdout_output is not None:
+        if child.stdout_output is None:
+            pass
+        elif child.sends_records:
+            if record.stream == "log":
+                child.stdout_output.send_line(log_entry_json(child.node, record))
+        elif stream == "stdout":
             child.stdout_output.send_line(record.message)
         child.log.write(record)
 

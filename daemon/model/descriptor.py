@@ -47,13 +47,10 @@ NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
-    "min_log_level", "output_types", "input_types",
+    "min_log_level", "output_types", "input_types", "send_logs_as",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
 DEPLOY_KEYS = frozenset({"machine"})
-# dora's min_log_level -> the level of the node's Python logging (FLOW_LOG_LEVEL)
-DORA_LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG",
-                   "trace": "DEBUG", "stdout": "DEBUG"}  # fmt: skip
 RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
 MAX_QUEUE_SIZE = 1_000_000
@@ -205,10 +202,15 @@ class _Parser:
         needs_path = not (raw.keys() & dora.NODE_SOURCES)
         path = f.get_str(report, raw, "path", where, required=needs_path) or ""
         outputs = self._outputs(raw.get("outputs"), (*where, "outputs"))
-        send_stdout_as = f.get_str(report, raw, "send_stdout_as", where)
+        # the keeper sends one output for a node: its stdout lines, or (dora's
+        # `send_logs_as`) its log records; both keys read into `send_stdout_as`
+        key = "send_logs_as" if raw.get("send_logs_as") is not None else "send_stdout_as"
+        if key == "send_logs_as" and raw.get("send_stdout_as") is not None:
+            report.add((*where, key), "give send_stdout_as or send_logs_as, not both")
+        send_stdout_as = f.get_str(report, raw, key, where)
         if send_stdout_as is not None and send_stdout_as not in outputs:
             report.add(
-                (*where, "send_stdout_as"),
+                (*where, key),
                 f"'{send_stdout_as}' is not one of the node's outputs (declare it in outputs)",
             )
         executable = (
@@ -225,12 +227,13 @@ class _Parser:
             path=path,
             executable=executable,
             args=args,
-            env=self._env(raw, where),
+            env=dora.node_env(report, raw, where, self.loaded.texts),
             inputs=inputs,
             outputs=outputs,
             build=self._build(raw.get("build"), (*where, "build")),
             restart=self._restart(raw, where),
             send_stdout_as=send_stdout_as,
+            sends_logs=key == "send_logs_as",
             machine=self._machine(raw, where),
             raw=raw,
             line=report.line_of(where),
@@ -242,20 +245,6 @@ class _Parser:
             input_types=dora.port_types(report, raw, "input_types", where,
                                         tuple(i.id for i in inputs)),
         )  # fmt: skip
-
-    def _env(self, raw: dict[str, Any], where: Where) -> dict[str, str]:
-        """The node's env; dora's `min_log_level` sets the level of its Python logging."""
-        env = f.env_map(self.report, raw.get("env"), (*where, "env"), self.loaded.texts)
-        level = raw.get("min_log_level")
-        if level is not None and level not in DORA_LOG_LEVELS:
-            self.report.add((*where, "min_log_level"), f"expected one of "
-                            f"{', '.join(DORA_LOG_LEVELS)}, got {f.describe(level)}")  # fmt: skip
-        elif level and "FLOW_LOG_LEVEL" in env:
-            self.report.add((*where, "min_log_level"), "give min_log_level or "
-                            "env FLOW_LOG_LEVEL, not both")  # fmt: skip
-        elif level:
-            env["FLOW_LOG_LEVEL"] = DORA_LOG_LEVELS[level]
-        return env
 
     def _args(self, value: Any, where: Where) -> tuple[str, ...]:
         if value is None:

@@ -36,7 +36,6 @@ NODE: Mapping[str, str] = {
     "hub": "flow does not fetch nodes from a hub: install the node and give its `path`",
     "params": "module params are not supported: give inner nodes `env` on the module node",
     "path_sha256": "flow does not download node programs",
-    "send_logs_as": "flow sends stdout lines (`send_stdout_as`), not log records, as messages",
     "max_log_size": "flow rotates every node's log at the log_max_bytes setting (flow config)",
     "max_rotated_files": "flow keeps 3 rotated log files of a node",
     "output_framing": "flow frames every message itself",
@@ -57,6 +56,9 @@ DEPLOY: Mapping[str, str] = {
     "labels": "flow places nodes by machine name only",
     "distribute": "flow places nodes by machine name only",
 }
+# dora's min_log_level -> the level of the node's Python logging (FLOW_LOG_LEVEL)
+LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG",
+              "trace": "DEBUG", "stdout": "DEBUG"}  # fmt: skip
 DEBUG_KEYS = frozenset({"enable_debug_inspection", "publish_all_messages_to_zenoh"})
 # dora/logs[/LEVEL[/NODE]]: the daemon's log stream as an input
 LOGS_SOURCE = "dora/logs"
@@ -86,6 +88,24 @@ def check_debug(report: f.Report, top: Mapping[str, Any], key: str) -> None:
             report.add((key, name), f"unknown key (allowed: {', '.join(sorted(DEBUG_KEYS))})")
         elif not isinstance(item, bool):
             report.add((key, name), f"expected true or false, got {f.describe(item)}")
+
+
+def node_env(
+    report: f.Report, raw: Mapping[str, Any], where: Where, texts: Mapping[Where, str]
+) -> dict[str, str]:
+    """The node's env; dora's `min_log_level` sets the level of its Python logging (records
+    below it are never written, nor sent by `send_logs_as`)."""
+    env = f.env_map(report, raw.get("env"), (*where, "env"), texts)
+    level = raw.get("min_log_level")
+    if level is not None and level not in LOG_LEVELS:
+        report.add((*where, "min_log_level"),
+                   f"expected one of {', '.join(LOG_LEVELS)}, got {f.describe(level)}")  # fmt: skip
+    elif level is not None and "FLOW_LOG_LEVEL" in env:
+        report.add((*where, "min_log_level"),
+                   "give min_log_level or env FLOW_LOG_LEVEL, not both")  # fmt: skip
+    elif level is not None:
+        env["FLOW_LOG_LEVEL"] = LOG_LEVELS[level]
+    return env
 
 
 def port_types(

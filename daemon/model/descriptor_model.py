@@ -58,7 +58,7 @@ class NodeSpec:
     outputs: tuple[str, ...]
     build: tuple[str, ...]
     restart: RestartPolicy
-    send_stdout_as: str | None
+    send_stdout_as: str | None  # the output the keeper sends for the node
     machine: str | None
     raw: Mapping[str, Any]  # the node's mapping as written, for node_config()
     line: int
@@ -66,6 +66,7 @@ class NodeSpec:
     # barrier does not wait for (daemon/model/descriptor_connects.py)
     connects: bool = True
     connect_timeout: float | None = None  # seconds to connect at the start; None: start_timeout
+    sends_logs: bool = False  # `send_stdout_as` carries its log records (dora's send_logs_as)
     # dora's type names per port (`output_types` / `input_types`), checked by the parser
     output_types: Mapping[str, str] = attrs.field(factory=dict)
     input_types: Mapping[str, str] = attrs.field(factory=dict)

@@ -86,6 +86,9 @@ class StdoutAs:
     # the lines wait in the keeper (bounded) until `Release`: spawned before the start
     # barrier, the node's receivers may not all be connected yet
     held: bool = False
+    # dora's `send_logs_as`: the node's log records (its Python logging), as JSON strings,
+    # instead of its stdout lines
+    records: bool = False
 
 
 @attrs.frozen

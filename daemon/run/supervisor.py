@@ -151,6 +151,7 @@ class Run:
                 # these inputs itself once the node has ended for good (node_finished)
                 restartable=True,
                 held=not self.released,  # its receivers may not all be connected yet
+                records=slot.spec.sends_logs,
             )
         assert self.keeper is not None
         self.keeper.send(
