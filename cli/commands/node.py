@@ -190,7 +190,7 @@ def edit(args: argparse.Namespace) -> int:
 
 
 def _dataflow_alias(parser: Any) -> None:
-    parser.add_argument("--dataflow", default=None, metavar="RUN",
+    parser.add_argument("-d", "--dataflow", default=None, metavar="RUN",
                         help="the same as RUN (dora's spelling)")  # fmt: skip
 
 

@@ -53,7 +53,7 @@ def test_add_then_connect_at_once_wires_the_new_node(daemon: Path, tmp_path: Pat
     first = flow("node", "connect", "--dataflow", "addcon", "sender/out", "filter/in",
                  home=daemon)  # fmt: skip
     assert first.returncode == 0, first.stderr
-    second = flow("node", "connect", "--dataflow", "addcon", "filter/out", "receiver/filtered",
+    second = flow("node", "connect", "-d", "addcon", "filter/out", "receiver/filtered",
                   home=daemon)  # fmt: skip
     assert second.returncode == 0, second.stderr
     wait_log(daemon, "addcon", "receiver", "input filtered a-")
