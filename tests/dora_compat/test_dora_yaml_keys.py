@@ -256,3 +256,19 @@ nodes:
     ]  # fmt: skip
     assert all("not supported by flow: " in line for line in lines), lines
     assert "read them with `flow logs --follow`" in lines[3]
+
+
+def test_check_reads_a_node_add_file(tmp_path: Path, flow_home: Path) -> None:
+    """dora's filter-node.yml: one node mapping, its sources nodes of a run to come."""
+    node = tmp_path / "filter-node.yml"
+    node.write_text(f"id: filter\npath: {NODES}/forward.py\ninputs: {{in: sender/value}}\n"
+                    "outputs:\n  - out\n")  # fmt: skip
+    done = flow("check", str(node), home=flow_home)
+    assert done.returncode == 0, done.stderr
+    assert "ok: node filter, a file for `flow node add`" in done.stdout
+    node.write_text("id: filter\npath: nowhere.py\n")
+    missing = flow("check", str(node), home=flow_home)
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines()[1:] == [
+        f"{node}:2: path: no such file: {tmp_path}/nowhere.py"
+    ]
