@@ -271,6 +271,8 @@ class Keeper:
             on_failure=self._degrade,
             tee=self.tee,
         )
+        if message.log_max_bytes is not None:
+            node_log.max_bytes = message.log_max_bytes
         try:
             process = start_node(message.argv, message.env, message.cwd, self.in_thread)
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass

@@ -47,7 +47,7 @@ NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
-    "min_log_level", "output_types", "input_types", "send_logs_as",
+    "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
 DEPLOY_KEYS = frozenset({"machine"})
@@ -234,6 +234,7 @@ class _Parser:
             restart=self._restart(raw, where),
             send_stdout_as=send_stdout_as,
             sends_logs=key == "send_logs_as",
+            log_max_bytes=dora.log_size(report, raw, where),
             machine=self._machine(raw, where),
             raw=raw,
             line=report.line_of(where),

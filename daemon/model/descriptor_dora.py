@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemon.model import descriptor_fields as f
+from daemon.model.units import SizeError, parse_size
 from daemon.model.yaml_lines import Path as Where
 
 _OPERATOR = "dora operators run inside dora's runtime process; write the operator as a node"
@@ -36,7 +37,6 @@ NODE: Mapping[str, str] = {
     "hub": "flow does not fetch nodes from a hub: install the node and give its `path`",
     "params": "module params are not supported: give inner nodes `env` on the module node",
     "path_sha256": "flow does not download node programs",
-    "max_log_size": "flow rotates every node's log at the log_max_bytes setting (flow config)",
     "max_rotated_files": "flow keeps 3 rotated log files of a node",
     "output_framing": "flow frames every message itself",
     "output_metadata": "flow has no per-output metadata declarations",
@@ -106,6 +106,30 @@ def node_env(
     elif level is not None:
         env["FLOW_LOG_LEVEL"] = LOG_LEVELS[level]
     return env
+
+
+MIN_LOG_BYTES = 1000  # dora's examples rotate at "1KB"
+MAX_LOG_BYTES = 1 << 40
+
+
+def log_size(report: f.Report, raw: Mapping[str, Any], where: Where) -> int | None:
+    """dora's `max_log_size` (`"100MB"`, `"1KB"`, or bytes): the size at which this node's
+    log file is rotated, instead of the log_max_bytes setting."""
+    value = raw.get("max_log_size")
+    if value is None:
+        return None
+    at = (*where, "max_log_size")
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise SizeError(value)
+        size = value if isinstance(value, int) else parse_size(value)
+    except SizeError:
+        report.add(at, f"expected a size like 100MB or 512KiB, got {f.describe(value)}")
+        return None
+    if not MIN_LOG_BYTES <= size <= MAX_LOG_BYTES:
+        report.add(at, f"must be from 1KB to 1TiB, got {value}")
+        return None
+    return size
 
 
 def port_types(

@@ -66,6 +66,7 @@ class NodeSpec:
     # barrier does not wait for (daemon/model/descriptor_connects.py)
     connects: bool = True
     connect_timeout: float | None = None  # seconds to connect at the start; None: start_timeout
+    log_max_bytes: int | None = None  # its log's rotation size; None: the setting
     sends_logs: bool = False  # `send_stdout_as` carries its log records (dora's send_logs_as)
     # dora's type names per port (`output_types` / `input_types`), checked by the parser
     output_types: Mapping[str, str] = attrs.field(factory=dict)

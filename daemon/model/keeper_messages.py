@@ -100,6 +100,7 @@ class Spawn:
     cwd: str
     log: str
     stdout_as: StdoutAs | None = None
+    log_max_bytes: int | None = None  # the node's own rotation size (dora's max_log_size)
 
 
 @attrs.frozen

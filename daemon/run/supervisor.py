@@ -163,6 +163,7 @@ class Run:
                 cwd=str(self.dataflow.folder),
                 log=str(paths.node_log(self.home, self.id, slot.id)),
                 stdout_as=stdout_as,
+                log_max_bytes=slot.spec.log_max_bytes,
             )
         )
 

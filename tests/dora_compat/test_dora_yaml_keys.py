@@ -238,7 +238,7 @@ nodes:
   - id: a
     path: {NODES}/listener.py
     health_check_timeout: 2.0
-    max_log_size: 1KB
+    max_rotated_files: 2
     inputs:
       all: dora/logs
       late: {{source: b/o, input_timeout: 0.5}}
@@ -251,7 +251,7 @@ nodes:
     assert done.returncode == 2
     lines = done.stderr.splitlines()[1:]
     assert [line.split(": ", 2)[1] for line in lines] == [
-        "health_check_interval", "nodes[0].health_check_timeout", "nodes[0].max_log_size",
+        "health_check_interval", "nodes[0].health_check_timeout", "nodes[0].max_rotated_files",
         "nodes[0].inputs.all", "nodes[0].inputs.late.input_timeout",
     ]  # fmt: skip
     assert all("not supported by flow: " in line for line in lines), lines
@@ -272,3 +272,30 @@ def test_check_reads_a_node_add_file(tmp_path: Path, flow_home: Path) -> None:
     assert missing.stderr.splitlines()[1:] == [
         f"{node}:2: path: no such file: {tmp_path}/nowhere.py"
     ]
+
+
+def test_max_log_size_rotates_the_node_log(flow_home: Path, tmp_path: Path) -> None:
+    """python-logging's `max_log_size: "1KB"`: this node's log rotates at its own size."""
+    yml = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: chatter
+            path: chatter.py
+            max_log_size: "1KB"
+          - id: quiet
+            path: chatter.py
+        """,
+        {"chatter.py": "for i in range(100):\n    print(f'line {i:04d} ' + 'x' * 40)\n"},
+    )
+    done = flow("run", str(yml), home=flow_home, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    logs = {p.name: p.stat().st_size for p in flow_home.rglob("*.log*")}
+    assert logs["chatter.log"] <= 1000
+    assert "chatter.log.1" in logs  # rotated, 3 older files kept
+    assert "quiet.log.1" not in logs  # the setting (16 MiB) for the others
+    yml.write_text(yml.read_text().replace('"1KB"', '"1 parsec"'))
+    bad = flow("check", str(yml), home=flow_home)
+    assert "nodes[0].max_log_size: expected a size like 100MB or 512KiB, got a string" in (
+        bad.stderr
+    )
