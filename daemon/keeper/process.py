@@ -55,7 +55,7 @@ from daemon.model.keeper_messages import (
     decode,
     encode,
 )
-from daemon.model.logformat import log_entry_json, record_from_output
+from daemon.model.logformat import level_number, log_entry_json, record_from_output
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +289,7 @@ class Keeper:
             log=node_log,
             stdout_output=output,
             sends_records=message.stdout_as is not None and message.stdout_as.records,
+            records_level=0 if message.stdout_as is None else message.stdout_as.min_level,
         )
         assert process.stdout is not None
         assert process.stderr is not None
@@ -337,7 +338,7 @@ class Keeper:
         if child.stdout_output is None:
             pass
         elif child.sends_records:
-            if record.stream == "log":
+            if record.stream == "log" and level_number(record) >= child.records_level:
                 child.stdout_output.send_line(log_entry_json(child.node, record))
         elif stream == "stdout":
             child.stdout_output.send_line(record.message)

@@ -14,6 +14,7 @@ from daemon.model import descriptor_fields as f
 from daemon.model import executables
 from daemon.model.descriptor_connects import node_connects
 from daemon.model.descriptor_links import check_links
+from daemon.model.descriptor_logs import check_logs_source, is_logs_source, wire_log_inputs
 from daemon.model.descriptor_model import (
     Dataflow,
     Input,
@@ -189,6 +190,7 @@ class _Parser:
                 continue
             nodes.append((where, self._node(item, where)))
         self._check_ids(nodes)
+        wire_log_inputs(self.report, nodes)
         check_links(self.report, nodes)
         return tuple(node for _, node in nodes)
 
@@ -330,9 +332,14 @@ class _Parser:
                 where, f"expected 'node/output', a timer or a mapping, got {f.describe(spec)}"
             )
             return None
-        if spec == dora.LOGS_SOURCE or spec.startswith(dora.LOGS_SOURCE + "/"):
-            report.add(source_where, dora.LOGS_REASON)
-            return None
+        if is_logs_source(spec):  # wired once every node is read (descriptor_logs)
+            problem = check_logs_source(spec)
+            if problem is not None:
+                report.add(source_where, problem)
+                return None
+            source_ref = OutputRef(*f.split_source(spec))
+            return Input(id=input_id, source=source_ref, queue_size=queue_size,
+                         queue_policy=policy)  # fmt: skip
         try:
             if f.is_timer(spec):
                 source: Timer | OutputRef = Timer(period_ns=f.timer_period_ns(spec), spec=spec)

@@ -16,7 +16,6 @@ from daemon.model.yaml_lines import Path as Where
 
 _OPERATOR = "dora operators run inside dora's runtime process; write the operator as a node"
 _GIT = "flow does not fetch node sources: clone the repository and give `path`"
-_LOGS = "flow keeps every node's log in its own file: read them with `flow logs --follow`"
 _HANG = "flow has no hang check: a node that stops reading shows in `flow top` as full queues"
 
 TOP: Mapping[str, str] = {
@@ -60,9 +59,6 @@ DEPLOY: Mapping[str, str] = {
 LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG",
               "trace": "DEBUG", "stdout": "DEBUG"}  # fmt: skip
 DEBUG_KEYS = frozenset({"enable_debug_inspection", "publish_all_messages_to_zenoh"})
-# dora/logs[/LEVEL[/NODE]]: the daemon's log stream as an input
-LOGS_SOURCE = "dora/logs"
-LOGS_REASON = f"the {LOGS_SOURCE} input is not supported by flow: {_LOGS}"
 
 # dora's built-in widenings: a sender's type may feed an input of a wider one
 _WIDER: Mapping[str, str] = {

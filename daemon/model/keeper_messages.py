@@ -89,6 +89,7 @@ class StdoutAs:
     # dora's `send_logs_as`: the node's log records (its Python logging), as JSON strings,
     # instead of its stdout lines
     records: bool = False
+    min_level: int = 0  # records below this level are not sent (a dora/logs/LEVEL input)
 
 
 @attrs.frozen

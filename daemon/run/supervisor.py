@@ -152,6 +152,7 @@ class Run:
                 restartable=True,
                 held=not self.released,  # its receivers may not all be connected yet
                 records=slot.spec.sends_logs,
+                min_level=slot.spec.logs_level,
             )
         assert self.keeper is not None
         self.keeper.send(

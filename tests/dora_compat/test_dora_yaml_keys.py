@@ -240,7 +240,6 @@ nodes:
     health_check_timeout: 2.0
     max_rotated_files: 2
     inputs:
-      all: dora/logs
       late: {{source: b/o, input_timeout: 0.5}}
   - id: b
     path: {NODES}/listener.py
@@ -252,10 +251,10 @@ nodes:
     lines = done.stderr.splitlines()[1:]
     assert [line.split(": ", 2)[1] for line in lines] == [
         "health_check_interval", "nodes[0].health_check_timeout", "nodes[0].max_rotated_files",
-        "nodes[0].inputs.all", "nodes[0].inputs.late.input_timeout",
+        "nodes[0].inputs.late.input_timeout",
     ]  # fmt: skip
     assert all("not supported by flow: " in line for line in lines), lines
-    assert "read them with `flow logs --follow`" in lines[3]
+    assert "use next(timeout=...) in the node" in lines[3]
 
 
 def test_check_reads_a_node_add_file(tmp_path: Path, flow_home: Path) -> None:
@@ -299,3 +298,40 @@ def test_max_log_size_rotates_the_node_log(flow_home: Path, tmp_path: Path) -> N
     assert "nodes[0].max_log_size: expected a size like 100MB or 512KiB, got a string" in (
         bad.stderr
     )
+
+
+def test_dora_logs_input_gets_every_node_s_records(flow_home: Path, tmp_path: Path) -> None:
+    """log-aggregator's shape: `dora/logs` reads every node's records, at its own level;
+    `dora/logs/error/NODE` one node's."""
+    yml = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: talker
+            path: talker.py
+          - id: terse
+            path: talker.py
+            min_log_level: error
+          - id: viewer
+            path: listener.py
+            inputs:
+              logs: dora/logs
+          - id: alerts
+            path: listener.py
+            inputs:
+              bad: dora/logs/error/terse
+        """,
+        {"talker.py": TALKER, "listener.py": LISTENER},
+    )
+    done = flow("run", str(yml), home=flow_home, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = sorted((e["node_id"], e["level"], e["message"])
+                  for e in map(json.loads, heard(done.stdout, "viewer")))  # fmt: skip
+    assert seen == [
+        ("talker", "error", "done"), ("talker", "info", "info 0"), ("talker", "info", "info 1"),
+        ("talker", "info", "info 2"), ("terse", "error", "done"),
+    ]  # fmt: skip
+    assert [json.loads(v)["message"] for v in heard(done.stdout, "alerts")] == ["done"]
+    yml.write_text(yml.read_text().replace("error/terse", "loud/terse"))
+    bad = flow("check", str(yml), home=flow_home)
+    assert "nodes[3].inputs.bad: expected dora/logs, dora/logs/LEVEL or" in bad.stderr
