@@ -68,12 +68,12 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
     _wire_inputs(run, spec.id)
     # answer once the node listens: a `node connect` sent right after this reply would
     # otherwise reach a process that has not said hello, and its add_input would be lost
-    await _until_settled(slot)
+    await _until_settled(slot, "is added but ")
     log.info("run %s: node %s added", run.id, spec.id)
     return rp.NodeIdReply(node=spec.id)
 
 
-async def _until_settled(slot: NodeSlot) -> None:
+async def _until_settled(slot: NodeSlot, added: str = "") -> None:
     """Wait until a starting node has connected (or ended), within its connect timeout;
     a dynamic node, which attaches when its own process says so, is not waited for."""
     if slot.spec.is_dynamic or slot.settled.is_set():
@@ -82,7 +82,7 @@ async def _until_settled(slot: NodeSlot) -> None:
         await slot.settled.wait()
     if not slot.settled.is_set():
         raise BadRequest(
-            f"node {slot.id!r} was added but did not connect within "
+            f"node {slot.id!r} {added}has not connected within "
             f"{connect_timeout(slot, settings().start_timeout):g}s (see `flow logs` for it)"
         )
 
@@ -137,7 +137,8 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
         raise BadRequest(f"node {src_node!r} has no output {output!r} (declared: {declared})")
     if src_node == dst_node:
         raise BadRequest(f"input {input_id!r} of node {dst_node!r} cannot take its own output")
-    await _until_settled(receiver)  # an edit racing the node's start must not be lost
+    for slot in (sender, receiver):  # an edit racing a node's start must not be lost
+        await _until_settled(slot)
     source = OutputRef(node=src_node, output=output)
     same = [item for item in receiver.spec.inputs if item.id == input_id]
     if any(item.source == source for item in same):

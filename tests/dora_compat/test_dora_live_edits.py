@@ -99,3 +99,18 @@ def test_dataflow_alias_naming_another_run_is_one_line(daemon: Path, tmp_path: P
         "error: two runs named: alias and --dataflow other"
     ]
     assert flow("stop", "alias", home=daemon).returncode == 0
+
+
+def test_add_of_a_node_that_does_not_connect_is_one_line(daemon: Path, tmp_path: Path) -> None:
+    """The add waits for the node, within its connect_timeout, then says so in one line."""
+    start(daemon, tmp_path, "late")
+    snippet = tmp_path / "late.yml"
+    snippet.write_text(
+        f"id: late\npath: {NODES}/slowstart.py\nenv: {{SLOW_S: 30}}\nconnect_timeout: 1s\n"
+    )
+    added = flow("node", "add", "late", str(snippet), home=daemon)
+    assert added.returncode == 2
+    assert added.stderr.strip().splitlines() == [
+        "error: node 'late' is added but has not connected within 1s (see `flow logs` for it)"
+    ]
+    assert flow("stop", "late", home=daemon).returncode == 0
