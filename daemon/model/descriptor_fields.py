@@ -17,7 +17,9 @@ _PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _MISSING = object()
 
 # unit -> nanoseconds per unit; `hz` is a frequency and handled apart
-TIMER_UNITS: dict[str, int] = {"secs": 1_000_000_000, "millis": 1_000_000, "micros": 1_000}
+TIMER_UNITS: dict[str, int] = {
+    "secs": 1_000_000_000, "millis": 1_000_000, "micros": 1_000, "nanos": 1,
+}  # fmt: skip
 TIMER_PREFIXES = ("flow/timer/", "dora/timer/")
 
 
@@ -97,6 +99,8 @@ def check_keys(
         if key in allowed:
             continue
         if key in refused:
+            if mapping[key] is None:
+                continue  # `dora expand` writes `health_check_interval: null`: not set
             report.add((*path, key), f"'{key}' is a dora key not supported by flow: "
                                      f"{refused[key]}")  # fmt: skip
             continue
@@ -212,7 +216,7 @@ def timer_period_ns(spec: str) -> int:
         raise SourceError(f"expected a timer like 'flow/timer/millis/100', got '{spec}'")
     unit, amount = parts[2], parts[3]
     if unit != "hz" and unit not in TIMER_UNITS:
-        raise SourceError(f"unknown timer unit '{unit}' (use millis, secs, micros or hz)")
+        raise SourceError(f"unknown timer unit '{unit}' (use millis, secs, micros, nanos or hz)")
     try:
         number = float(amount)
     except ValueError:

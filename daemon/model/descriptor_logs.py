@@ -19,7 +19,9 @@ from daemon.model.yaml_lines import Path as Where
 
 SOURCE_NODE = "dora"  # `dora/logs...` reads as OutputRef("dora", "logs...") until wired
 LOGS_OUTPUT = "dora.logs"
-LEVELS = {"trace": 10, "debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
+# `stdout`, dora's lowest, is every record (flow never sends plain stdout lines here)
+LEVELS = {"stdout": 0, "trace": 10, "debug": 10, "info": 20, "warn": 30, "warning": 30,
+          "error": 40}  # fmt: skip
 
 
 def is_logs_source(source: str) -> bool:

@@ -335,3 +335,46 @@ def test_dora_logs_input_gets_every_node_s_records(flow_home: Path, tmp_path: Pa
     yml.write_text(yml.read_text().replace("error/terse", "loud/terse"))
     bad = flow("check", str(yml), home=flow_home)
     assert "nodes[3].inputs.bad: expected dora/logs, dora/logs/LEVEL or" in bad.stderr
+
+
+def test_what_dora_expand_writes_is_accepted(tmp_path: Path, flow_home: Path) -> None:
+    """`dora expand`'s output: every optional field written out, nulls included, and timers
+    in the coarsest exact unit (`nanos` for 3 Hz)."""
+    yml = tmp_path / "expanded.yml"
+    yml.write_text(
+        f"""nodes:
+- id: ticker
+  name: null
+  description: null
+  path: {NODES}/counter.py
+  env: null
+  outputs:
+  - count
+  inputs:
+    tick: dora/timer/nanos/333333333
+  restart_policy: never
+  max_restarts: 0
+  deploy: null
+- id: sink
+  name: null
+  description: null
+  path: {NODES}/listener.py
+  env: null
+  outputs: []
+  inputs:
+    count:
+      source: ticker/count
+      queue_size: 10
+    logs: dora/logs/stdout
+  restart_policy: on-failure
+  max_restarts: 0
+  deploy: null
+deploy: null
+debug:
+  enable_debug_inspection: false
+health_check_interval: null
+"""
+    )
+    done = flow("check", str(yml), home=flow_home)
+    assert done.returncode == 0, done.stderr
+    assert "ok: 2 nodes, 2 connections" in done.stdout

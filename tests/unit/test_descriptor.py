@@ -65,7 +65,10 @@ def test_timers_become_periods_in_ns(tmp_path: Path, source: str, period_ns: int
 @pytest.mark.parametrize(
     ("source", "cause"),
     [
-        ("dora/timer/hours/1", "unknown timer unit 'hours' (use millis, secs, micros or hz)"),
+        (
+            "dora/timer/hours/1",
+            "unknown timer unit 'hours' (use millis, secs, micros, nanos or hz)",
+        ),
         ("flow/timer/millis/0", "timer interval must be more than 0, got '0'"),
         ("flow/timer/secs/-1", "timer interval must be more than 0, got '-1'"),
         ("flow/timer/hz/0", "timer frequency must be more than 0, got '0'"),
@@ -325,7 +328,8 @@ oops: 1
 """,
     )
     assert problems(path) == [
-        f"{path}:6: nodes[0].inputs.t: unknown timer unit 'hours' (use millis, secs, micros or hz)",
+        f"{path}:6: nodes[0].inputs.t: unknown timer unit 'hours' "
+        "(use millis, secs, micros, nanos or hz)",
         f"{path}:10: nodes[1].send_stdout_as: 'nope' is not one of the node's outputs "
         "(declare it in outputs)",
         f"{path}:11: nodes[1].custom: 'custom' is a dora key not supported by flow: dora's old "
