@@ -93,6 +93,14 @@ def test_a_second_source_on_one_input_fans_in(daemon: Path, tmp_path: Path) -> N
 
 def test_dataflow_alias_naming_another_run_is_one_line(daemon: Path, tmp_path: Path) -> None:
     start(daemon, tmp_path, "alias")
+    logs = tmp_path / "viewer.yml"
+    logs.write_text(f"id: viewer\npath: {NODES}/listener.py\ninputs:\n  all: dora/logs\n")
+    refused = flow("node", "add", "--from-yaml", str(logs), "-d", "alias", home=daemon)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[1:] == [
+        f"{logs}:4: inputs.all: a dora/logs input cannot be added to a running dataflow (its "
+        "nodes already send their logs as they were started)"
+    ]
     both = flow("node", "remove", "alias", "receiver", "--dataflow", "other", home=daemon)
     assert both.returncode == 2
     assert both.stderr.strip().splitlines() == [
