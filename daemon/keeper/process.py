@@ -35,7 +35,7 @@ from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.reaper import Descendants, become_subreaper
 from daemon.keeper.shm_cleanup import remove_run_segments
-from daemon.keeper.stdout_output import EndedOutputs
+from daemon.keeper.stdout_output import EndedOutputs, log_entry_value
 from daemon.model.keeper_messages import (
     Attach,
     Degraded,
@@ -55,7 +55,7 @@ from daemon.model.keeper_messages import (
     decode,
     encode,
 )
-from daemon.model.logformat import level_number, log_entry_json, record_from_output
+from daemon.model.logformat import level_number, record_from_output
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ class Keeper:
             pass
         elif child.sends_records:
             if record.stream == "log" and level_number(record) >= child.records_level:
-                child.stdout_output.send_line(log_entry_json(child.node, record))
+                child.stdout_output.send_line(log_entry_value(child.node, record))
         elif stream == "stdout":
             child.stdout_output.send_line(record.message)
         child.log.write(record)

@@ -30,7 +30,10 @@ from node_sdk import Node
 with Node() as node:
     for event in node:
         if event["type"] == "INPUT":
-            print(f"heard {event['id']} {event['value']}", flush=True)
+            value = event["value"]
+            if hasattr(value, "to_pylist"):  # a log entry: one string in an arrow array
+                [value] = value.to_pylist()
+            print(f"heard {event['id']} {value}", flush=True)
 """
 
 
