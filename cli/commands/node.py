@@ -41,16 +41,23 @@ def register(sub: Any) -> None:
             )
     add = _verb(verbs, "add", "add one node (a YAML file with one node) to a run")
     add_run_argument(add)
-    add.add_argument("file", metavar="FILE", help="YAML with one node mapping")
+    add.add_argument("file", nargs="?", default=None, metavar="FILE",
+                     help="YAML with one node mapping")  # fmt: skip
+    add.add_argument("--from-yaml", default=None, metavar="FILE",
+                     help="the same as FILE (dora's spelling)")  # fmt: skip
+    _dataflow_alias(add)
     remove = _verb(verbs, "remove", "stop a node and take it out of the graph")
     add_run_argument(remove)
     remove.add_argument("node", metavar="NODE", help="node id")
-    for verb, text in (("connect", "map SRC/OUTPUT to NODE/INPUT"),
+    _dataflow_alias(remove)
+    for verb, text in (("connect", "map SRC/OUTPUT to NODE/INPUT (a second source on "
+                                   "an input joins it: fan-in)"),
                        ("disconnect", "remove the mapping SRC/OUTPUT -> NODE/INPUT")):  # fmt: skip
         edit = _verb(verbs, verb, text)
         add_run_argument(edit)
         edit.add_argument("source", metavar="SRC/OUTPUT", help="the sending output")
         edit.add_argument("target", metavar="NODE/INPUT", help="the receiving input")
+        _dataflow_alias(edit)
     p.set_defaults(func=run)
 
 
@@ -58,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from daemon.model import requests as rq
 
+    if args.verb in ("add", "remove", "connect", "disconnect"):
+        _apply_aliases(args)
     args.run = target_run(args.run)
     if args.verb in ("add", "remove", "connect", "disconnect"):
         return edit(args)
@@ -178,6 +187,35 @@ def edit(args: argparse.Namespace) -> int:
     arrow = "->" if args.verb == "connect" else "-/->"
     render.info(f"{args.verb}ed {reply.source} {arrow} {reply.target}")
     return 0
+
+
+def _dataflow_alias(parser: Any) -> None:
+    parser.add_argument("-d", "--dataflow", default=None, metavar="RUN",
+                        help="the same as RUN (dora's spelling)")  # fmt: skip
+
+
+def _apply_aliases(args: argparse.Namespace) -> None:
+    """dora's `--dataflow N` and `--from-yaml F` fold into RUN and FILE; given twice and
+    different, one line says so."""
+    from cli.errors import BAD_INPUT, CliError
+
+    if args.verb == "add":
+        if args.from_yaml is not None:
+            if args.file is not None:
+                if args.run is not None:
+                    raise CliError("give the node file once: FILE or --from-yaml", BAD_INPUT)
+                args.run = args.file  # `add RUN --from-yaml F`: the one positional is RUN
+            args.file = args.from_yaml
+        elif args.file is None:
+            if args.run is None:
+                raise CliError("name the node file: flow node add [RUN] FILE", BAD_INPUT)
+            args.run, args.file = None, args.run  # one positional: the file
+    if args.dataflow is not None:
+        if args.run is not None and args.run != args.dataflow:
+            raise CliError(
+                f"two runs named: {args.run} and --dataflow {args.dataflow}", BAD_INPUT
+            )
+        args.run = args.dataflow
 
 
 def _verb(verbs: Any, name: str, text: str) -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 
 from daemon.model import replies as rp
 from daemon.model import requests as rq
@@ -21,6 +22,8 @@ from daemon.model import routing
 from daemon.model.descriptor import Input, OutputRef
 from daemon.model.errors import BadRequest, UnknownNode
 from daemon.model.node_snippet import parse_added_node
+from daemon.model.settings import current as settings
+from daemon.run.connect_wait import connect_timeout
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
@@ -63,8 +66,25 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
     run.store.add_node(run.id, spec.id, len(run.slots))
     run.start_slot(slot)
     _wire_inputs(run, spec.id)
+    # answer once the node listens: a `node connect` sent right after this reply would
+    # otherwise reach a process that has not said hello, and its add_input would be lost
+    await _until_settled(slot, "is added but ")
     log.info("run %s: node %s added", run.id, spec.id)
     return rp.NodeIdReply(node=spec.id)
+
+
+async def _until_settled(slot: NodeSlot, added: str = "") -> None:
+    """Wait until a starting node has connected (or ended), within its connect timeout;
+    a dynamic node, which attaches when its own process says so, is not waited for."""
+    if slot.spec.is_dynamic or slot.settled.is_set():
+        return
+    with trio.move_on_after(connect_timeout(slot, settings().start_timeout)):
+        await slot.settled.wait()
+    if not slot.settled.is_set():
+        raise BadRequest(
+            f"node {slot.id!r} {added}has not connected within "
+            f"{connect_timeout(slot, settings().start_timeout):g}s (see `flow logs` for it)"
+        )
 
 
 def _wire_inputs(run: Run, node: str) -> None:
@@ -117,17 +137,24 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
         raise BadRequest(f"node {src_node!r} has no output {output!r} (declared: {declared})")
     if src_node == dst_node:
         raise BadRequest(f"input {input_id!r} of node {dst_node!r} cannot take its own output")
-    if any(item.id == input_id for item in receiver.spec.inputs):
-        current = receiver.spec.input(input_id).source
-        text = getattr(current, "spec", None) or f"{current.node}/{current.output}"  # type: ignore[union-attr]
+    for slot in (sender, receiver):  # an edit racing a node's start must not be lost
+        await _until_settled(slot)
+    source = OutputRef(node=src_node, output=output)
+    same = [item for item in receiver.spec.inputs if item.id == input_id]
+    if any(item.source == source for item in same):
+        raise BadRequest(f"{source} is already connected to {dst_node}/{input_id}")
+    if same and not isinstance(same[0].source, OutputRef):
         raise BadRequest(
-            f"input {input_id!r} of node {dst_node!r} is already connected to {text}:"
+            f"input {input_id!r} of node {dst_node!r} is a timer ({same[0].source.spec}):"
             " disconnect it first"
         )
-    source = OutputRef(node=src_node, output=output)
-    item = Input(id=input_id, source=source)  # the descriptor's default queue
+    # a second source on an input (fan-in) joins the input's endpoint and queue
+    item = attrs.evolve(same[0], source=source) if same else Input(id=input_id, source=source)
     _replace_node(run, dst_node, inputs=(*receiver.spec.inputs, item))
-    endpoint = run.new_input_endpoint(dst_node, input_id)
+    if same:
+        endpoint = run.input_endpoint(dst_node, input_id)
+    else:
+        endpoint = run.new_input_endpoint(dst_node, input_id)
     run.send_to_node(receiver, channel.AddInput(routing.data_input(item, source, endpoint)))
     run.send_to_node(sender, channel.Wire(output, routing.edge_to(dst_node, item, endpoint)))
     log.info("run %s: connected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
@@ -150,7 +177,7 @@ async def node_disconnect(rt: Runtime, req: rq.NodeDisconnect) -> rp.EdgeReply:
     endpoint = run.input_endpoint(dst_node, input_id)
     run.send_to_node(run.slots[src_node], channel.Unwire(output, endpoint))
     run.send_to_node(receiver, channel.UpstreamDone(input_id, f"{src_node}/{output}"))
-    inputs = tuple(item for item in receiver.spec.inputs if item.id != input_id)
+    inputs = tuple(item for item in receiver.spec.inputs if item not in matching)
     _replace_node(run, dst_node, inputs=inputs)
     log.info("run %s: disconnected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
     return rp.EdgeReply(source=f"{src_node}/{output}", target=f"{dst_node}/{input_id}")

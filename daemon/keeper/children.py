@@ -31,6 +31,8 @@ class Child:
     pidfd: int
     log: NodeLog
     stdout_output: StdoutOutput | None
+    sends_records: bool = False  # `send_logs_as`: log records go out, not stdout lines
+    records_level: int = 0  # the lowest level of the records sent
     pipes: dict[int, str] = attrs.field(factory=dict)  # fd -> "stdout" / "stderr"
     files: dict[int, IO[bytes]] = attrs.field(factory=dict)  # fd -> its owning file object
     pending: dict[int, bytes] = attrs.field(factory=dict)

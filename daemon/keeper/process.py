@@ -35,7 +35,7 @@ from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.reaper import Descendants, become_subreaper
 from daemon.keeper.shm_cleanup import remove_run_segments
-from daemon.keeper.stdout_output import EndedOutputs
+from daemon.keeper.stdout_output import EndedOutputs, log_entry_value
 from daemon.model.keeper_messages import (
     Attach,
     Degraded,
@@ -55,7 +55,7 @@ from daemon.model.keeper_messages import (
     decode,
     encode,
 )
-from daemon.model.logformat import record_from_output
+from daemon.model.logformat import level_number, record_from_output
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +271,8 @@ class Keeper:
             on_failure=self._degrade,
             tee=self.tee,
         )
+        if message.log_max_bytes is not None:
+            node_log.max_bytes = message.log_max_bytes
         try:
             process = start_node(message.argv, message.env, message.cwd, self.in_thread)
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
@@ -286,6 +288,8 @@ class Keeper:
             pidfd=os.pidfd_open(process.pid),
             log=node_log,
             stdout_output=output,
+            sends_records=message.stdout_as is not None and message.stdout_as.records,
+            records_level=0 if message.stdout_as is None else message.stdout_as.min_level,
         )
         assert process.stdout is not None
         assert process.stderr is not None
@@ -331,7 +335,12 @@ class Keeper:
         record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
         if stream == "stderr":
             child.tail.append(record.message)
-        elif child.stdout_output is not None:
+        if child.stdout_output is None:
+            pass
+        elif child.sends_records:
+            if record.stream == "log" and level_number(record) >= child.records_level:
+                child.stdout_output.send_line(log_entry_value(child.node, record))
+        elif stream == "stdout":
             child.stdout_output.send_line(record.message)
         child.log.write(record)
 

@@ -27,6 +27,7 @@ import attrs
 import zmq
 
 from daemon.model.keeper_messages import StdoutAs, converter
+from daemon.model.logformat import LogRecord, log_entry_json
 from node_sdk.frames import encode_data, encode_eos
 from node_sdk.wire import unpack_credit
 
@@ -101,7 +102,8 @@ class StdoutOutput:
         self.edges, self.held = [], None
         return following
 
-    def send_line(self, line: str) -> None:
+    def send_line(self, line: object) -> None:
+        """Send one message: a stdout line (str) or a log entry (see `log_entry_value`)."""
         self.seq += 1
         frames = encode_data(
             line,
@@ -227,3 +229,14 @@ def _collect_credits(socket: zmq.Socket[bytes]) -> int:
             total += unpack_credit(socket.recv(zmq.NOBLOCK))
         except zmq.Again:
             return total
+
+
+def log_entry_value(node: str, record: LogRecord) -> object:
+    """A log record as `send_logs_as` sends it: its JSON entry in a one-string pyarrow
+    array, as dora sends it (`value[0].as_py()`), or the JSON text without pyarrow."""
+    text = log_entry_json(node, record)
+    try:
+        import pyarrow as pa  # only a run with send_logs_as or dora/logs pays the import
+    except ImportError:
+        return text
+    return pa.array([text], type=pa.string())

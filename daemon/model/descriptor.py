@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon.model import descriptor_dora as dora
 from daemon.model import descriptor_fields as f
 from daemon.model import executables
 from daemon.model.descriptor_connects import node_connects
+from daemon.model.descriptor_links import check_links
+from daemon.model.descriptor_logs import check_logs_source, is_logs_source, wire_log_inputs
 from daemon.model.descriptor_model import (
     Dataflow,
     Input,
@@ -21,6 +23,7 @@ from daemon.model.descriptor_model import (
     RestartPolicy,
     Timer,
 )
+from daemon.model.descriptor_modules import expand_modules, module_file_alone
 from daemon.model.errors import DataflowInvalid
 from daemon.model.yaml_lines import Loaded, YamlSyntaxError, load
 
@@ -40,29 +43,15 @@ __all__ = [
 
 MAX_YAML_BYTES = 1 << 20
 
-TOP_KEYS = frozenset({"nodes", "env", "name", "recover"})
+TOP_KEYS = frozenset({"nodes", "env", "name", "recover", "debug", "_unstable_debug", "deploy"})
 NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
+    "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
 DEPLOY_KEYS = frozenset({"machine"})
-# Keys of dora's schema (1.x and older) that flow refuses by name instead of ignoring.
-DORA_TOP_KEYS = frozenset({
-    "deploy", "_unstable_deploy", "debug", "_unstable_debug", "communication",
-    "health_check_interval", "strict_types", "exit_when_nodes_finish", "type_rules",
-})  # fmt: skip
-DORA_NODE_KEYS = frozenset({
-    "operators", "operator", "custom", "source", "ros2", "git", "branch", "tag", "rev", "hub",
-    "module", "params", "path_sha256", "send_logs_as", "min_log_level", "max_log_size",
-    "max_rotated_files", "output_types", "input_types", "output_framing", "output_metadata",
-    "pattern", "shared_memory_pool_size", "health_check_timeout", "finish_grace_secs",
-    "cpu_affinity", "startup_timeout",
-})  # fmt: skip
-DORA_NODE_SOURCES = frozenset({"operators", "operator", "custom", "ros2", "hub", "module", "git"})
-DORA_INPUT_KEYS = frozenset({"input_timeout"})
-DORA_DEPLOY_KEYS = frozenset({"working_dir", "labels", "distribute"})
 RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
 MAX_QUEUE_SIZE = 1_000_000
@@ -161,7 +150,16 @@ class _Parser:
             got = "empty" if top is None else f"{f.describe(top)}"
             report.add((), f"a dataflow file must be a mapping with a 'nodes' list, got {got}")
             raise DataflowInvalid(report.lines())
-        f.check_keys(report, top, (), TOP_KEYS, DORA_TOP_KEYS)
+        self.loaded = module_file_alone(report, self.loaded)
+        top = self.loaded.value
+        f.check_keys(report, top, (), TOP_KEYS, dora.TOP)
+        for key in ("debug", "_unstable_debug"):
+            dora.check_debug(report, top, key)
+        if top.get("deploy") is not None:  # `dora expand` writes `deploy: null`
+            report.add(("deploy",), "a dataflow-wide deploy is not supported by flow: "
+                                    + dora.TOP["_unstable_deploy"])  # fmt: skip
+        self.loaded = expand_modules(report, self.loaded, self.path.parent)
+        top = self.loaded.value
         name = f.get_str(report, top, "name", ())
         recover = f.get_bool(report, top, "recover", (), default=True)
         env = f.env_map(report, top.get("env"), ("env",), self.loaded.texts)
@@ -192,23 +190,29 @@ class _Parser:
                 continue
             nodes.append((where, self._node(item, where)))
         self._check_ids(nodes)
-        self._check_links(nodes)
+        wire_log_inputs(self.report, nodes)
+        check_links(self.report, nodes)
         return tuple(node for _, node in nodes)
 
     def _node(self, raw: dict[str, Any], where: Where) -> NodeSpec:
         report = self.report
-        f.check_keys(report, raw, where, NODE_KEYS, DORA_NODE_KEYS)
+        f.check_keys(report, raw, where, NODE_KEYS, dora.NODE)
         node_id = f.get_str(report, raw, "id", where, required=True) or ""
         if node_id and not f.ID_RE.fullmatch(node_id):
             report.add((*where, "id"), f"invalid node id '{node_id}': {f.ID_RULE}")
         # a dora operator/ros2/... node already got "not supported"; "path missing" is noise
-        needs_path = not (raw.keys() & DORA_NODE_SOURCES)
+        needs_path = not (raw.keys() & dora.NODE_SOURCES)
         path = f.get_str(report, raw, "path", where, required=needs_path) or ""
         outputs = self._outputs(raw.get("outputs"), (*where, "outputs"))
-        send_stdout_as = f.get_str(report, raw, "send_stdout_as", where)
+        # the keeper sends one output for a node: its stdout lines, or (dora's
+        # `send_logs_as`) its log records; both keys read into `send_stdout_as`
+        key = "send_logs_as" if raw.get("send_logs_as") is not None else "send_stdout_as"
+        if key == "send_logs_as" and raw.get("send_stdout_as") is not None:
+            report.add((*where, key), "give send_stdout_as or send_logs_as, not both")
+        send_stdout_as = f.get_str(report, raw, key, where)
         if send_stdout_as is not None and send_stdout_as not in outputs:
             report.add(
-                (*where, "send_stdout_as"),
+                (*where, key),
                 f"'{send_stdout_as}' is not one of the node's outputs (declare it in outputs)",
             )
         executable = (
@@ -225,12 +229,14 @@ class _Parser:
             path=path,
             executable=executable,
             args=args,
-            env=f.env_map(report, raw.get("env"), (*where, "env"), self.loaded.texts),
+            env=dora.node_env(report, raw, where, self.loaded.texts),
             inputs=inputs,
             outputs=outputs,
             build=self._build(raw.get("build"), (*where, "build")),
             restart=self._restart(raw, where),
             send_stdout_as=send_stdout_as,
+            sends_logs=key == "send_logs_as",
+            log_max_bytes=dora.log_size(report, raw, where),
             machine=self._machine(raw, where),
             raw=raw,
             line=report.line_of(where),
@@ -238,7 +244,10 @@ class _Parser:
                 report, raw, where, (path, executable, args), inputs, outputs, send_stdout_as
             ),
             connect_timeout=f.get_duration(report, raw, "connect_timeout", where),
-        )
+            output_types=dora.port_types(report, raw, "output_types", where, outputs),
+            input_types=dora.port_types(report, raw, "input_types", where,
+                                        tuple(i.id for i in inputs)),
+        )  # fmt: skip
 
     def _args(self, value: Any, where: Where) -> tuple[str, ...]:
         if value is None:
@@ -307,7 +316,7 @@ class _Parser:
             return None
         queue_size, policy, source_where = 10, "drop_oldest", where
         if isinstance(spec, dict):
-            f.check_keys(report, spec, where, INPUT_KEYS, DORA_INPUT_KEYS)
+            f.check_keys(report, spec, where, INPUT_KEYS, dora.INPUT)
             size = f.get_number(report, spec, "queue_size", where, 10, integer=True, minimum=1,
                                 inclusive=True)  # fmt: skip
             if size > MAX_QUEUE_SIZE:
@@ -323,6 +332,14 @@ class _Parser:
                 where, f"expected 'node/output', a timer or a mapping, got {f.describe(spec)}"
             )
             return None
+        if is_logs_source(spec):  # wired once every node is read (descriptor_logs)
+            problem = check_logs_source(spec)
+            if problem is not None:
+                report.add(source_where, problem)
+                return None
+            source_ref = OutputRef(*f.split_source(spec))
+            return Input(id=input_id, source=source_ref, queue_size=queue_size,
+                         queue_policy=policy)  # fmt: skip
         try:
             if f.is_timer(spec):
                 source: Timer | OutputRef = Timer(period_ns=f.timer_period_ns(spec), spec=spec)
@@ -337,9 +354,9 @@ class _Parser:
         report, d = self.report, RestartPolicy()
         return RestartPolicy(
             policy=f.get_choice(report, raw, "restart_policy", where, RESTART_POLICIES),
-            # at least 1: dora's `0 = unlimited` would read here as "give up at once"
+            # 0: no limit, as in dora (`dora expand` writes it for every node)
             max_restarts=int(f.get_number(report, raw, "max_restarts", where, d.max_restarts,
-                                          integer=True, minimum=1, inclusive=True)),
+                                          integer=True, minimum=0, inclusive=True)),
             restart_window=f.get_number(report, raw, "restart_window", where, d.restart_window),
             restart_delay=f.get_number(report, raw, "restart_delay", where, d.restart_delay),
             max_restart_delay=f.get_number(report, raw, "max_restart_delay", where,
@@ -358,7 +375,7 @@ class _Parser:
                 at, f"expected a mapping like {{machine: NAME}}, got {f.describe(deploy)}"
             )
             return None
-        f.check_keys(self.report, deploy, at, DEPLOY_KEYS, DORA_DEPLOY_KEYS)
+        f.check_keys(self.report, deploy, at, DEPLOY_KEYS, dora.DEPLOY)
         machine = f.get_str(self.report, deploy, "machine", at)
         if machine is not None and self.machines is not None and machine not in self.machines:
             self.report.add((*at, "machine"), f"machine '{machine}' is not served by any daemon")
@@ -372,26 +389,3 @@ class _Parser:
                 self.report.add((*where, "id"), message)
             elif node.id:
                 first[node.id] = node.line
-
-    def _check_links(self, nodes: list[tuple[Where, NodeSpec]]) -> None:
-        by_id = {node.id: node for _, node in reversed(nodes) if node.id}  # the first one wins
-        for where, node in nodes:
-            for item in node.inputs:
-                if not isinstance(item.source, OutputRef):
-                    continue
-                ref, at = item.source, (*where, "inputs", item.id)
-                upstream = by_id.get(ref.node)
-                if upstream is None:
-                    self.report.add(at, f"unknown node '{ref.node}'" + _hint(ref.node, by_id))
-                elif upstream is node and ref.output in node.outputs:
-                    self.report.add(at, f"input mapped to the node's own output '{ref}'")
-                elif ref.output not in upstream.outputs:
-                    outs = ", ".join(upstream.outputs) or "none declared"
-                    self.report.add(
-                        at, f"node '{ref.node}' has no output '{ref.output}' (outputs: {outs})"
-                    )
-
-
-def _hint(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""

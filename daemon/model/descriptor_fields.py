@@ -17,7 +17,9 @@ _PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _MISSING = object()
 
 # unit -> nanoseconds per unit; `hz` is a frequency and handled apart
-TIMER_UNITS: dict[str, int] = {"secs": 1_000_000_000, "millis": 1_000_000, "micros": 1_000}
+TIMER_UNITS: dict[str, int] = {
+    "secs": 1_000_000_000, "millis": 1_000_000, "micros": 1_000, "nanos": 1,
+}  # fmt: skip
 TIMER_PREFIXES = ("flow/timer/", "dora/timer/")
 
 
@@ -89,14 +91,18 @@ def check_keys(
     mapping: Mapping[str, Any],
     path: Path,
     allowed: Collection[str],
-    refused: Collection[str],
+    refused: Mapping[str, str],
 ) -> None:
-    """Unknown keys are errors; dora keys flow lacks say so rather than vanish silently."""
+    """Unknown keys are errors; dora keys flow lacks say so, with the reason, rather than
+    vanish silently."""
     for key in mapping:
         if key in allowed:
             continue
         if key in refused:
-            report.add((*path, key), f"'{key}' is a dora key not supported by flow")
+            if mapping[key] is None:
+                continue  # `dora expand` writes `health_check_interval: null`: not set
+            report.add((*path, key), f"'{key}' is a dora key not supported by flow: "
+                                     f"{refused[key]}")  # fmt: skip
             continue
         close = difflib.get_close_matches(key, list(allowed), n=1)
         hint = f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(allowed))
@@ -210,7 +216,7 @@ def timer_period_ns(spec: str) -> int:
         raise SourceError(f"expected a timer like 'flow/timer/millis/100', got '{spec}'")
     unit, amount = parts[2], parts[3]
     if unit != "hz" and unit not in TIMER_UNITS:
-        raise SourceError(f"unknown timer unit '{unit}' (use millis, secs, micros or hz)")
+        raise SourceError(f"unknown timer unit '{unit}' (use millis, secs, micros, nanos or hz)")
     try:
         number = float(amount)
     except ValueError:

@@ -39,7 +39,7 @@ class Input:
 @attrs.frozen
 class RestartPolicy:
     policy: str = "never"  # never | on-failure | always
-    max_restarts: int = 5  # more than this many restarts inside restart_window: failed
+    max_restarts: int = 5  # more than this many restarts inside restart_window: failed; 0: never
     restart_window: float = 60.0
     restart_delay: float = 0.5  # doubles on each restart up to max_restart_delay
     max_restart_delay: float = 30.0
@@ -58,7 +58,7 @@ class NodeSpec:
     outputs: tuple[str, ...]
     build: tuple[str, ...]
     restart: RestartPolicy
-    send_stdout_as: str | None
+    send_stdout_as: str | None  # the output the keeper sends for the node
     machine: str | None
     raw: Mapping[str, Any]  # the node's mapping as written, for node_config()
     line: int
@@ -66,6 +66,12 @@ class NodeSpec:
     # barrier does not wait for (daemon/model/descriptor_connects.py)
     connects: bool = True
     connect_timeout: float | None = None  # seconds to connect at the start; None: start_timeout
+    log_max_bytes: int | None = None  # its log's rotation size; None: the setting
+    logs_level: int = 0  # the lowest level of the records it sends (for dora/logs inputs)
+    sends_logs: bool = False  # `send_stdout_as` carries its log records (dora's send_logs_as)
+    # dora's type names per port (`output_types` / `input_types`), checked by the parser
+    output_types: Mapping[str, str] = attrs.field(factory=dict)
+    input_types: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def is_dynamic(self) -> bool:

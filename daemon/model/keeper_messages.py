@@ -86,6 +86,10 @@ class StdoutAs:
     # the lines wait in the keeper (bounded) until `Release`: spawned before the start
     # barrier, the node's receivers may not all be connected yet
     held: bool = False
+    # dora's `send_logs_as`: the node's log records (its Python logging), as JSON strings,
+    # instead of its stdout lines
+    records: bool = False
+    min_level: int = 0  # records below this level are not sent (a dora/logs/LEVEL input)
 
 
 @attrs.frozen
@@ -97,6 +101,7 @@ class Spawn:
     cwd: str
     log: str
     stdout_as: StdoutAs | None = None
+    log_max_bytes: int | None = None  # the node's own rotation size (dora's max_log_size)
 
 
 @attrs.frozen

@@ -23,6 +23,8 @@ LOG_MARKER = "\x1eFLOWLOG"
 # is its diagnostics, so `--level WARNING` keeps it and hides plain stdout chatter
 STREAM_LEVELS = {"stdout": "INFO", "stderr": "WARNING"}
 LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+# logging's default format (`basicConfig()` with no arguments), on stderr
+_PYTHON_DEFAULT = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL):([\w.-]*):(.*)")
 # CSI (colours, cursor moves), OSC (titles, links; ended by BEL or ST), and two-byte escapes
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
@@ -61,6 +63,11 @@ def record_from_output(stream: str, line: str, now: float | None = None) -> LogR
             )
         except (ValueError, TypeError, AttributeError):
             pass  # not a record after all: keep the raw line
+    elif stream == "stderr" and (match := _PYTHON_DEFAULT.match(line)):
+        # `logging.info(...)` before any configuration calls `basicConfig()`, whose
+        # handler writes `LEVEL:logger:message` on stderr, past the SDK's bridge
+        level, logger, message = match.groups()
+        return LogRecord(stamp, "log", message, level=level, logger=logger or None)
     return LogRecord(time=stamp, stream=stream, message=line)
 
 
@@ -143,3 +150,23 @@ def json_line(node: str, record: LogRecord, *, keep_ansi: bool = False) -> str:
         "message": message,
     }
     return json.dumps(data, ensure_ascii=False)
+
+
+# Python's level names as dora writes them in a log entry
+_DORA_LEVELS = {"WARNING": "warn", "CRITICAL": "error"}
+
+
+def log_entry_json(node: str, record: LogRecord) -> str:
+    """A log record as `send_logs_as` sends it: the JSON fields dora's log entries have
+    (`timestamp`, `level`, `node_id`, `target`, `message`)."""
+    level = record.level or "INFO"
+    return json.dumps(
+        {
+            "timestamp": datetime.fromtimestamp(record.time, UTC).isoformat(),
+            "level": _DORA_LEVELS.get(level, level.lower()),
+            "node_id": node,
+            "target": record.logger or node,
+            "message": record.message,
+        },
+        ensure_ascii=False,
+    )

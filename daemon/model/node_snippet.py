@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, NodeSpec, load_text, parse_loaded
+from daemon.model.descriptor_logs import is_logs_source
 from daemon.model.errors import DataflowInvalid
 from daemon.model.yaml_lines import Loaded
 from daemon.model.yaml_lines import Path as Where
@@ -33,6 +34,14 @@ def parse_added_node(
     if not isinstance(value, dict):
         raise DataflowInvalid([f"{name}:1: expected one node (a mapping with id, path, ...)"])
     node = dict(value)
+    inputs = node.get("inputs")
+    for input_id, spec in (inputs.items() if isinstance(inputs, dict) else ()):
+        source = spec.get("source") if isinstance(spec, dict) else spec
+        if isinstance(source, str) and is_logs_source(source):
+            line = loaded.lines.get((*prefix, "inputs", input_id), 1)
+            raise DataflowInvalid([f"{name}:{line}: inputs.{input_id}: a {source} input "
+                                   "cannot be added to a running dataflow (its nodes "
+                                   "already send their logs as they were started)"])  # fmt: skip
     path = node.get("path")
     if isinstance(path, str) and path != "dynamic" and ("/" in path or path.endswith(".py")):
         # relative to the snippet's folder, not to the running dataflow's

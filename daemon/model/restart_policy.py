@@ -37,7 +37,8 @@ def decide(
     if not wanted:
         return Decision(None, history)
     recent = tuple(t for t in history if now - t < policy.restart_window)
-    if len(recent) >= policy.max_restarts:
+    if policy.max_restarts and len(recent) >= policy.max_restarts:  # 0: no limit (dora's)
         return Decision(None, recent, gave_up=True)
-    delay = min(policy.restart_delay * 2 ** len(recent), policy.max_restart_delay)
+    # the exponent is capped: with no limit, a window may hold many restarts
+    delay = min(policy.restart_delay * 2 ** min(len(recent), 64), policy.max_restart_delay)
     return Decision(float(delay), (*recent, now))

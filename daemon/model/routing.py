@@ -6,6 +6,7 @@ into, so both ends share one definition of the format.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,7 +52,11 @@ def build_node_config(
         if isinstance(spec.source, Timer):
             inputs[spec.id] = TimerInput(spec.id, spec.source.period_ns)
         else:
-            inputs[spec.id] = data_input(spec, spec.source, endpoints[(node.id, spec.id)])
+            item = data_input(spec, spec.source, endpoints[(node.id, spec.id)])
+            known = inputs.get(spec.id)
+            if isinstance(known, DataInput):  # fan-in (a live `node connect`): one endpoint
+                item = dataclasses.replace(known, sources=(*known.sources, *item.sources))
+            inputs[spec.id] = item
     outputs = _edges(df, node, endpoints)
     # the daemon itself sends on `send_stdout_as`, so the node must neither send nor close it
     outputs.pop(node.send_stdout_as or "", None)

@@ -153,6 +153,8 @@ class Run:
                 # these inputs itself once the node has ended for good (node_finished)
                 restartable=True,
                 held=not self.released,  # its receivers may not all be connected yet
+                records=slot.spec.sends_logs,
+                min_level=slot.spec.logs_level,
             )
         assert self.keeper is not None
         self.keeper.send(
@@ -164,6 +166,7 @@ class Run:
                 cwd=str(self.dataflow.folder),
                 log=str(paths.node_log(self.home, self.id, slot.id)),
                 stdout_as=stdout_as,
+                log_max_bytes=slot.spec.log_max_bytes,
             )
         )
 

@@ -1,14 +1,17 @@
 """Test node: forward every value of `in` to `out`; count its starts in SPAWN_FILE.
 
-When CRASH_FILE exists at an input, it removes it and exits 1 (inside `with Node()`, so
-the SDK closes as for any exception). At its end it prints its input's drop count.
+With SLOW_S it waits that long before it connects (a slow import). When CRASH_FILE
+exists at an input, it removes it and exits 1 (inside `with Node()`, so the SDK closes as
+for any exception). At its end it prints its input's drop count.
 """
 
 import os
+import time
 from pathlib import Path
 
 from node_sdk import Node
 
+time.sleep(float(os.environ.get("SLOW_S", "0")))
 with Node() as node:
     with Path(os.environ["SPAWN_FILE"]).open("a") as spawns:
         spawns.write(f"start {node.restart_count()}\n")

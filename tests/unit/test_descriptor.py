@@ -65,7 +65,10 @@ def test_timers_become_periods_in_ns(tmp_path: Path, source: str, period_ns: int
 @pytest.mark.parametrize(
     ("source", "cause"),
     [
-        ("dora/timer/hours/1", "unknown timer unit 'hours' (use millis, secs, micros or hz)"),
+        (
+            "dora/timer/hours/1",
+            "unknown timer unit 'hours' (use millis, secs, micros, nanos or hz)",
+        ),
         ("flow/timer/millis/0", "timer interval must be more than 0, got '0'"),
         ("flow/timer/secs/-1", "timer interval must be more than 0, got '-1'"),
         ("flow/timer/hz/0", "timer frequency must be more than 0, got '0'"),
@@ -325,13 +328,15 @@ oops: 1
 """,
     )
     assert problems(path) == [
-        f"{path}:6: nodes[0].inputs.t: unknown timer unit 'hours' (use millis, secs, micros or hz)",
-        f"{path}:7: nodes[0].inputs.u: node 'b' has no output 'nope' (outputs: none declared)",
+        f"{path}:6: nodes[0].inputs.t: unknown timer unit 'hours' "
+        "(use millis, secs, micros, nanos or hz)",
         f"{path}:10: nodes[1].send_stdout_as: 'nope' is not one of the node's outputs "
         "(declare it in outputs)",
-        f"{path}:11: nodes[1].custom: 'custom' is a dora key not supported by flow",
+        f"{path}:11: nodes[1].custom: 'custom' is a dora key not supported by flow: dora's old "
+        "node form: give path, args and env at the node's top level",
         f"{path}:13: nodes[2]: expected a node mapping, got an integer (7)",
-        f"{path}:14: oops: unknown key (allowed: env, name, nodes, recover)",
+        f"{path}:14: oops: unknown key (allowed: _unstable_debug, debug, deploy, env, name, "
+        "nodes, recover)",
     ]
 
 
@@ -409,9 +414,11 @@ def test_models_are_frozen(tmp_path: Path) -> None:
         df.nodes[0].id = "b"  # type: ignore[misc]
 
 
-def test_max_restarts_must_be_at_least_one(tmp_path: Path) -> None:
+def test_max_restarts_zero_is_unlimited_and_below_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    max_restarts: 0\n")
-    assert problems(path) == [f"{path}:4: nodes[0].max_restarts: must be at least 1, got 0"]
+    assert parse_dataflow(path).nodes[0].restart.max_restarts == 0  # dora's "no limit"
+    path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    max_restarts: -1\n")
+    assert problems(path) == [f"{path}:4: nodes[0].max_restarts: must be at least 0, got -1"]
 
 
 @pytest.mark.parametrize(
