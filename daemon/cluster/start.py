@@ -11,9 +11,11 @@ import attrs
 import trio
 
 from daemon.cluster.coordinator import Coordinator
+from daemon.cluster.host import Host
 from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
 from daemon.cluster.member import Member
+from daemon.cluster.placing import ClusterPlacer
 from daemon.model.cluster import ClusterConfigError, ListenAddress
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.run.runtime import Runtime
@@ -50,6 +52,10 @@ async def _start(
         coordinator = Coordinator(rt.store, options.machine, options.listen,
                                   machine_keys(rt.home), timing)  # fmt: skip
         await root.start(coordinator.serve)
+        assert rt.channel is not None
+        placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message)
+        coordinator.on_carry = placer.on_carry
+        rt.placer = placer
         return coordinator
     membership = read_membership(rt.home)
     if membership is None:
@@ -63,6 +69,11 @@ async def _start(
         raise ClusterConfigError(f"this home joined as machine {membership.name}, not "
                                  f"{options.machine}")  # fmt: skip
     member = Member(rt.home, membership, machine_keys(rt.home), timing)
+    host = Host(rt, member.keys, member.send_carry)
+    member.on_carry = host.on_carry
+    assert rt.channel is not None
+    rt.channel.relay = host.relay_from_node
+    root.start_soon(host.serve)
     await root.start(member.serve)
     root.start_soon(_say_goodbye_at_shutdown, rt, member)
     return member

@@ -60,6 +60,8 @@ async def supervise(
                     run.run_dir / EXIT_LEDGER,
                 )
             keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
+            if run.placed is not None:  # and the keepers of the run's other machines
+                keeper = run.placed.keeper(keeper, run.on_keeper_event)
         run.keeper = keeper
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_keeper, run, keeper, handle)

@@ -38,6 +38,7 @@ from daemon.model.result import RunEnding, run_result
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
+from daemon.run.placement import PlacedRun
 from daemon.run.slot import NodeSlot
 from daemon.store import Store
 from node_sdk import channel, paths
@@ -87,10 +88,14 @@ class Run:
     live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
+    placed: PlacedRun | None = None  # nodes on other machines (daemon/run/placement.py)
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        self._endpoints = routing.input_endpoints(self.dataflow, self.sockets)
+        placement = self.placed.placement if self.placed is not None else None
+        self._endpoints = routing.input_endpoints(self.dataflow, self.sockets, placement)
+        if self.placed is not None:
+            self.send = self.placed.router(self.send)  # over the link to other machines
         for spec in self.dataflow.nodes:
             status = NodeStatus.DYNAMIC if spec.is_dynamic else NodeStatus.PENDING
             self.slots[spec.id] = NodeSlot(spec=spec, run=self, status=status)
@@ -109,9 +114,8 @@ class Run:
 
     @property
     def keeper_endpoint(self) -> str:
-        if self.in_process:
-            return f"inproc://keeper-{self.id}"
-        return f"ipc://{self.sockets / 'keeper'}"
+        in_process = f"inproc://keeper-{self.id}"
+        return in_process if self.in_process else f"ipc://{self.sockets / 'keeper'}"
 
     @property
     def spawned(self) -> list[NodeSlot]:
@@ -132,12 +136,14 @@ class Run:
             descriptor_copy=self.descriptor_copy,
             endpoints=self._endpoints,
             settings=settings(),
+            placement=self.placed.placement if self.placed is not None else None,
         )
 
     def spawn(self, slot: NodeSlot) -> None:
         """Ask the keeper to start the slot's current generation."""
         config = self.config_of(slot)
-        base = {**self.base_env, "FLOW_LOG_LEVEL": settings().log_level}  # node `env:` wins
+        remote = self.placed is not None and self.placed.is_remote(slot.id)  # its member's env
+        base = {**({} if remote else self.base_env), "FLOW_LOG_LEVEL": settings().log_level}
         env = routing.node_environment(self.dataflow, slot.spec, base, self.extra_env)
         env["FLOW_NODE_CONFIG"] = json.dumps(config)
         env["FLOW_DATAFLOW"] = self.id

@@ -1,0 +1,150 @@
+"""Nodes placed on machines (docs/cluster.md, "Placement"): started, fed, stopped from the
+coordinator across real network namespaces, real daemons and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from helpers import BOUND_S
+from hosts import Machine
+
+SOURCE = """
+from node_sdk import Node
+node = Node()
+print("source up")
+sent = 0
+for event in node:
+    if event["type"] == "INPUT" and event["id"] == "tick":
+        sent += 1
+        node.send_output("counter", str(sent))
+    elif event["type"] == "STOP":
+        break
+"""
+
+SINK = """
+import os
+from node_sdk import Node
+node = Node()
+with open(os.environ["OUT"], "a") as out:
+    for event in node:
+        if event["type"] == "INPUT":
+            out.write(f"{event['value']}\\n")
+            out.flush()
+        elif event["type"] in ("INPUT_CLOSED", "STOP"):
+            out.write(f"{event['type']}\\n")
+            out.flush()
+            if event["type"] == "STOP":
+                break
+"""
+
+
+def write_dataflow(folder: Path, source_on: str, sink_on: str) -> Path:
+    (folder / "source.py").write_text(SOURCE)
+    (folder / "sink.py").write_text(SINK)
+    path = folder / "across.yml"
+    path.write_text(f"""
+name: across
+env:
+  OUT: {folder / "received.txt"}
+nodes:
+  - id: source
+    path: source.py
+    deploy: {{machine: {source_on}}}
+    inputs: {{tick: dora/timer/millis/20}}
+    outputs: [counter]
+  - id: sink
+    path: sink.py
+    _unstable_deploy: {{machine: {sink_on}}}
+    inputs: {{counter: source/counter}}
+""")
+    return path
+
+
+def wait_for(check: Callable[[], bool], what: str) -> float:
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < BOUND_S, f"not within {BOUND_S} s: {what}"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def connected(coordinator: Machine, name: str) -> bool:
+    done = coordinator.flow("cluster", "status", "--json")
+    rows = {row["name"]: row for row in json.loads(done.stdout)["machines"]}
+    return name in rows and rows[name]["state"] == "connected"
+
+
+def run_info(coordinator: Machine, run: str) -> dict[str, Any]:
+    done = coordinator.flow("list", "--all", "--json")
+    assert done.returncode == 0, done.stderr
+    runs: list[dict[str, Any]] = [json.loads(line) for line in done.stdout.splitlines()]
+    return next(r for r in runs if run in (r["id"], r["name"]))
+
+
+def received(folder: Path) -> list[str]:
+    path = folder / "received.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_a_dataflow_across_two_machines_starts_runs_and_stops(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    tmp_path.chmod(0o755)
+    wait_for(lambda: connected(a, "b"), "b connected")
+    before = {"a": set(a.pids()), "b": set(b.pids())}
+    dataflow = write_dataflow(tmp_path, source_on="b", sink_on="a")
+    started = a.flow("start", "--detach", str(dataflow))
+    assert started.returncode == 0, started.stdout + started.stderr
+    run = started.stdout.strip().split()[-1]
+    wait_for(lambda: len(received(tmp_path)) >= 30, "30 values across machines")
+    info = run_info(a, run)
+    assert info["status"] == "running"
+    assert {n["id"]: n["status"] for n in info["nodes"]} == {"source": "running",
+                                                             "sink": "running"}  # fmt: skip
+    # the source runs in b's namespace, the sink in a's
+    assert set(b.pids()) - before["b"], "no node process on machine b"
+    stopped = a.flow("stop", run)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    info = run_info(a, run)
+    assert info["status"] == "stopped", info
+    # both ended on STOP, within the grace: no SIGTERM needed on either machine
+    assert {n["id"]: (n["status"], n["exit_code"]) for n in info["nodes"]} == {
+        "source": ("stopped", 0), "sink": ("stopped", 0)}, info["nodes"]  # fmt: skip
+    lines = received(tmp_path)
+    values = [int(v) for v in lines if v.isdigit()]
+    assert values == list(range(1, len(values) + 1)), "a gap or a repeat across machines"
+    assert lines[-1] == "STOP" or "INPUT_CLOSED" in lines
+    # nothing left on either machine: only what ran before the start
+    wait_for(lambda: set(b.pids()) <= before["b"], "machine b's node processes gone")
+    wait_for(lambda: set(a.pids()) <= before["a"], "machine a's node processes gone")
+    # the member kept the source's log; its run keeper is gone too
+    source_log = b.home / "runs" / info["id"] / "logs" / "source.log"
+    assert "source up" in source_log.read_text()
+
+
+def test_a_node_on_an_unknown_or_absent_machine_is_refused_in_one_line(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    tmp_path.chmod(0o755)
+    wait_for(lambda: connected(a, "b"), "b connected")
+    unknown = a.flow("start", "--detach", str(write_dataflow(tmp_path, "nowhere", "a")))
+    assert unknown.returncode != 0
+    # the dataflow-invalid form every validation error has: a header, one line per problem
+    problems = unknown.stderr.strip().splitlines()[1:]
+    assert len(problems) == 1, problems
+    assert "deploy.machine: machine 'nowhere'" in problems[0]
+    down = b.flow("down")
+    assert down.returncode == 0, down.stderr
+    absent = a.flow("start", "--detach", str(write_dataflow(tmp_path, "b", "a")))
+    assert absent.returncode != 0
+    line = absent.stderr.strip()
+    assert len(line.splitlines()) == 1, line
+    assert "machine b is left, not connected" in line
+    listed = a.flow("list", "--all", "--json")
+    assert listed.stdout.strip() == "", "a refused start left a run behind"
