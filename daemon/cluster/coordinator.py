@@ -79,6 +79,8 @@ class Coordinator:
     owner: SocketOwner | None = None
     # a placed run's relayed messages (daemon/cluster/placing.py), by the sending machine
     on_carry: Callable[[str, msg.Carry], None] = lambda machine, carry: None
+    # live nodes per machine, for `flow cluster status` (set from the runtime's runs)
+    node_counts: Callable[[], dict[str, int]] = dict
 
     # ------------------------------------------------------------------ ZAP (its thread)
 
@@ -300,13 +302,14 @@ class Coordinator:
         log.info("cluster: removed machine %s (key %s)", name, fingerprint(peer.public_key))
 
     def status(self) -> rp.ClusterStatusReply:
-        now = trio.current_time()
+        now, counts = trio.current_time(), self.node_counts()
         rows = [rp.MachineRow(self.name, "coordinator", self.listen.endpoint, CONNECTED, None,
-                              fingerprint(self.keys.public), None)]  # fmt: skip
+                              fingerprint(self.keys.public), counts.get(self.name, 0))]  # fmt: skip
         for peer in sorted(self.peers.values(), key=lambda p: p.name):
             age = round(now - peer.last_beat, 2) if peer.last_beat is not None else None
             rows.append(rp.MachineRow(peer.name, "member", peer.address, peer.state, age,
-                                      fingerprint(peer.public_key), None))  # fmt: skip
+                                      fingerprint(peer.public_key),
+                                      counts.get(peer.name, 0)))  # fmt: skip
         return rp.ClusterStatusReply(
             role="coordinator", machine=self.name, coordinator=self.name,
             coordinator_address=self.listen.endpoint, link=None, link_age_s=None, machines=rows,

@@ -55,6 +55,7 @@ async def _start(
         assert rt.channel is not None
         placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message)
         coordinator.on_carry = placer.on_carry
+        coordinator.node_counts = lambda: live_nodes(rt, coordinator.name)
         rt.placer = placer
         return coordinator
     membership = read_membership(rt.home)
@@ -82,3 +83,15 @@ async def _start(
 async def _say_goodbye_at_shutdown(rt: Runtime, member: Member) -> None:
     await rt.shutdown_requested.wait()
     member.leaving = True  # the link's socket sends `Bye` as it closes
+
+
+def live_nodes(rt: Runtime, here: str) -> dict[str, int]:
+    """How many live nodes of this daemon's runs each machine runs (`flow cluster status`)."""
+    counts: dict[str, int] = {}
+    for run in rt.active_runs():
+        for slot in run.spawned:
+            if slot.finished.is_set():
+                continue
+            machine = here if run.placed is None else run.placed.placement.machine_of[slot.id]
+            counts[machine] = counts.get(machine, 0) + 1
+    return counts

@@ -187,6 +187,7 @@ class Runtime:
             self.origin,
             env,
             text,
+            machines=placed.placement.machine_of if placed is not None else None,
         )
         try:
             run.run_dir.mkdir(parents=True, exist_ok=True)

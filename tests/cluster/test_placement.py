@@ -108,6 +108,15 @@ def test_a_dataflow_across_two_machines_starts_runs_and_stops(
                                                              "sink": "running"}  # fmt: skip
     # the source runs in b's namespace, the sink in a's
     assert set(b.pids()) - before["b"], "no node process on machine b"
+    assert {n["id"]: n["machine"] for n in info["nodes"]} == {"source": "b", "sink": "a"}
+    nodes = a.flow("node", "list", run)
+    assert nodes.returncode == 0, nodes.stderr
+    assert "MACHINE" in nodes.stdout
+    listed = [json.loads(line) for line in a.flow("node", "list", run, "--json").stdout.split("\n")
+              if line]  # fmt: skip
+    assert {n["id"]: n["machine"] for n in listed} == {"source": "b", "sink": "a"}
+    rows = json.loads(a.flow("cluster", "status", "--json").stdout)["machines"]
+    assert {row["name"]: row["nodes"] for row in rows} == {"a": 1, "b": 1}
     stopped = a.flow("stop", run)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     info = run_info(a, run)
