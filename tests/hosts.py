@@ -29,6 +29,7 @@ from node_sdk.paths import socket_dir
 # short settings: a test sees `lost` in about a second (docs/cluster.md gives the bound)
 HEARTBEAT_S = 0.25
 LOST_AFTER_S = 1.5
+GRACE_S = 4.0  # a lost machine's nodes are waited for this long (cluster_grace)
 PORT = 7890  # every machine has a network of its own: no other test can hold it
 IP_TIMEOUT_S = 10.0
 
@@ -81,6 +82,7 @@ class Machine:
             PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
             FLOW_CLUSTER_HEARTBEAT=f"{HEARTBEAT_S}s",
             FLOW_CLUSTER_LOST_AFTER=f"{LOST_AFTER_S}s",
+            FLOW_CLUSTER_GRACE=f"{GRACE_S}s",
         )
         env.pop("XDG_RUNTIME_DIR", None)
         env.update(extra)

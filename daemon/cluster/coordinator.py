@@ -81,6 +81,8 @@ class Coordinator:
     on_carry: Callable[[str, msg.Carry], None] = lambda machine, carry: None
     # live nodes per machine, for `flow cluster status` (set from the runtime's runs)
     node_counts: Callable[[], dict[str, int]] = dict
+    # a machine's new state, for the runs with nodes on it (lost, back)
+    on_state: Callable[[str, str], None] = lambda machine, state: None
 
     # ------------------------------------------------------------------ ZAP (its thread)
 
@@ -172,6 +174,7 @@ class Coordinator:
         peer.state = state
         if address:
             peer.address = address
+        self.on_state(peer.name, state)
         try:
             records.set_state(self.store, peer.name, state, address)
         except StateWriteFailed as exc:

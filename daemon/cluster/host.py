@@ -9,6 +9,7 @@ beneath the node's, its node channel, its key file, its log folder.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import re
@@ -34,6 +35,7 @@ from node_sdk import paths
 log = logging.getLogger(__name__)
 
 INBOX: Final = 1000  # relayed keeper messages waiting; more are dropped with a line
+UNSENT: Final = 10_000  # messages for the coordinator kept while the link is down
 KEEPER_EXIT_S: Final = 10.0
 MAX_PORTS: Final = 10_000
 _NODE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -64,11 +66,32 @@ class Host:
 
     rt: Runtime
     keys: KeyPair
-    send: Callable[[Carry], bool]  # over the link to the coordinator; False when down
+    link_send: Callable[[Carry], bool]  # over the link to the coordinator; False when down
+    connected: Callable[[], bool]  # the link to the coordinator is up
     runs: dict[str, _Hosted] = attrs.field(factory=dict)
+    # what could not be sent while the link was down, sent when it is back (oldest dropped)
+    _unsent: collections.deque[Carry] = attrs.field(factory=lambda: collections.deque(
+        maxlen=UNSENT))  # fmt: skip
     _inbox: tuple[trio.MemorySendChannel[Carry], trio.MemoryReceiveChannel[Carry]] = (
         attrs.field(factory=lambda: trio.open_memory_channel[Carry](INBOX))
     )
+
+    def send(self, carry: Carry) -> bool:
+        """To the coordinator, in order: kept while the link is down (within the grace its
+        nodes are re-adopted, and their exits must still reach it)."""
+        if self._unsent:
+            self.flush()
+        if not self._unsent and self.link_send(carry):
+            return True
+        if len(self._unsent) == UNSENT:
+            log.warning("cluster: %d relayed messages waiting: the oldest dropped", UNSENT)
+        self._unsent.append(carry)
+        return False
+
+    def flush(self) -> None:
+        """Send what waited for the link (the member calls it on each welcome)."""
+        while self._unsent and self.link_send(self._unsent[0]):
+            self._unsent.popleft()
 
     def on_carry(self, carry: Carry) -> None:
         """A relayed message from the coordinator (the link's task: never blocks)."""
@@ -101,6 +124,7 @@ class Host:
     async def serve(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_link)
                 async for carry in self._inbox[1]:
                     await self._handle(nursery, carry)
         finally:
@@ -108,6 +132,23 @@ class Host:
                 async with trio.open_nursery() as closing:
                     for hosted in list(self.runs.values()):
                         closing.start_soon(self._close, hosted)
+
+    async def _watch_link(self) -> None:
+        """Past `cluster_grace` without the coordinator, its runs' nodes here are stopped:
+        no orphans. Within it they go on (a lost coordinator stops nothing here)."""
+        since: float | None = None
+        while True:
+            now = trio.current_time()
+            since = None if self.connected() else (since if since is not None else now)
+            grace = settings().cluster_grace
+            if since is not None and now - since > grace and self.runs:
+                log.warning("cluster: no coordinator for %.1f s (cluster_grace %g s): "
+                            "stopping the nodes it placed here", now - since, grace)  # fmt: skip
+                async with trio.open_nursery() as closing:
+                    for hosted in list(self.runs.values()):
+                        closing.start_soon(self._close, hosted)
+                self._unsent.clear()  # nobody will ask for them any more
+            await trio.sleep(settings().cluster_heartbeat)
 
     async def _handle(self, nursery: trio.Nursery, carry: Carry) -> None:
         run_id = str(_run_id(carry.run))

@@ -79,6 +79,7 @@ class Member:
     leaving: bool = False  # set by the shutdown path: say goodbye when the link closes
     # runs placed here (daemon/cluster/host.py): their relayed messages, and the way back
     on_carry: Callable[[msg.Carry], None] = lambda carry: None
+    on_welcome: Callable[[], None] = lambda: None  # the link is (again) up
     owner: SocketOwner | None = None  # the connected session's socket
 
     def send_carry(self, carry: msg.Carry) -> bool:
@@ -109,6 +110,7 @@ class Member:
                         log.warning("cluster: %s; trying again", exc)
                         continue
                     self.owner = session.owner
+                    self.on_welcome()
                     try:
                         await self._beat(session.owner)
                     except LinkDown:
@@ -184,6 +186,7 @@ class Member:
             self.on_carry(message)
         elif isinstance(message, msg.Beat) and self.link == LOST:
             self.link = CONNECTED
+            self.on_welcome()
 
     def status(self) -> rp.ClusterStatusReply:
         age = None

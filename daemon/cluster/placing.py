@@ -17,14 +17,17 @@ from typing import Final
 import attrs
 import trio
 
-from daemon.cluster.coordinator import CONNECTED, Coordinator
+from daemon.cluster.coordinator import CONNECTED, LEFT, LOST, Coordinator
 from daemon.cluster.keys import secret_key_file
 from daemon.cluster.link import free_ports
+from daemon.cluster.loss import lost_machine
 from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import Dataflow, OutputRef
 from daemon.model.errors import BadRequest
 from daemon.model.routing import MachinePlace, Placement
+from daemon.model.settings import current as settings
 from daemon.run.placement import PlacedRun, RemoteKeeper
+from daemon.run.supervisor import Run
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,10 @@ class ClusterPlacer:
     coordinator: Coordinator
     home: Path
     node_frames: Callable[[list[bytes]], None]
+    find_run: Callable[[str], Run | None]
+    nursery: trio.Nursery  # the loss watches (daemon/cluster/loss.py) run here
     runs: dict[str, PlacedRun] = attrs.field(factory=dict)
+    _lost: dict[tuple[str, str], trio.Event] = attrs.field(factory=dict)  # set: it is back
     _ports: dict[tuple[str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
 
     def machines(self) -> frozenset[str]:
@@ -67,7 +73,7 @@ class ClusterPlacer:
         timing = self.coordinator.timing
         placement = Placement(machine_of, machines, {}, str(secret_key_file(self.home,
                               self.coordinator.keys)), timing.heartbeat, timing.lost_after,
-                              0.0)  # fmt: skip
+                              settings().cluster_grace)  # fmt: skip
         crossing = placement.crossing(dataflow)
         ports: dict[tuple[str, str], int] = {}
         for name in machines:
@@ -150,3 +156,24 @@ class ClusterPlacer:
 
     def forget(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
+
+    def on_state(self, machine: str, state: str) -> None:
+        """A machine was lost (or left): its nodes are `lost` for the grace; back: re-adopted."""
+        for run_id, placed in list(self.runs.items()):
+            run = self.find_run(run_id)
+            if run is None or machine not in placed.remotes:
+                continue
+            key = (run_id, machine)
+            if state in (LOST, LEFT) and key not in self._lost:
+                self._lost[key] = back = trio.Event()
+                self.nursery.start_soon(self._watch_lost, run, placed, machine, back)
+            elif state == CONNECTED and key in self._lost:
+                self._lost.pop(key).set()
+
+    async def _watch_lost(self, run: Run, placed: PlacedRun, machine: str,
+                          back: trio.Event) -> None:  # fmt: skip
+        try:
+            await lost_machine(run, placed.placement.machine_of, machine, back)
+        finally:
+            if self._lost.get((run.id, machine)) is back:
+                del self._lost[(run.id, machine)]

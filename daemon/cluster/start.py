@@ -14,7 +14,7 @@ from daemon.cluster.coordinator import Coordinator
 from daemon.cluster.host import Host
 from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
-from daemon.cluster.member import Member
+from daemon.cluster.member import CONNECTED, Member
 from daemon.cluster.placing import ClusterPlacer
 from daemon.model.cluster import ClusterConfigError, ListenAddress
 from daemon.model.errors import ControlSocketUnavailable
@@ -53,8 +53,9 @@ async def _start(
                                   machine_keys(rt.home), timing)  # fmt: skip
         await root.start(coordinator.serve)
         assert rt.channel is not None
-        placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message)
+        placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message, rt.runs.get, root)
         coordinator.on_carry = placer.on_carry
+        coordinator.on_state = placer.on_state
         coordinator.node_counts = lambda: live_nodes(rt, coordinator.name)
         rt.placer = placer
         return coordinator
@@ -70,8 +71,9 @@ async def _start(
         raise ClusterConfigError(f"this home joined as machine {membership.name}, not "
                                  f"{options.machine}")  # fmt: skip
     member = Member(rt.home, membership, machine_keys(rt.home), timing)
-    host = Host(rt, member.keys, member.send_carry)
+    host = Host(rt, member.keys, member.send_carry, lambda: member.link == CONNECTED)
     member.on_carry = host.on_carry
+    member.on_welcome = host.flush
     assert rt.channel is not None
     rt.channel.relay = host.relay_from_node
     root.start_soon(host.serve)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import BOUND_S
-from hosts import Machine
+from hosts import GRACE_S, Machine
 
 SOURCE = """
 from node_sdk import Node
@@ -157,3 +157,85 @@ def test_a_node_on_an_unknown_or_absent_machine_is_refused_in_one_line(
     assert "machine b is left, not connected" in line
     listed = a.flow("list", "--all", "--json")
     assert listed.stdout.strip() == "", "a refused start left a run behind"
+
+
+def node_states(coordinator: Machine, run: str) -> dict[str, str]:
+    return {n["id"]: n["status"] for n in run_info(coordinator, run)["nodes"]}
+
+
+def start_across(a: Machine, b: Machine, folder: Path) -> tuple[str, set[int]]:
+    """source on b feeding sink on a, 20 values through; (the run's id, b's node pids)."""
+    folder.chmod(0o755)
+    wait_for(lambda: connected(a, "b"), "b connected")
+    before = set(b.pids())
+    started = a.flow("start", "--detach", str(write_dataflow(folder, source_on="b", sink_on="a")))
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_for(lambda: len(received(folder)) >= 20, "20 values across machines")
+    run = str(run_info(a, started.stdout.strip().split()[-1])["id"])
+    return run, set(b.pids()) - before
+
+
+def test_a_killed_member_loses_its_nodes_for_good_and_closes_their_inputs(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    run, _ = start_across(a, b, tmp_path)
+    b.kill_everything()
+    seen = wait_for(lambda: node_states(a, run)["source"] == "lost", "source lost")
+    print(f"\nnode lost {seen:.2f} s after its machine was killed")
+    # the sink's tcp:// input closes by itself once the grace is over
+    wait_for(lambda: "INPUT_CLOSED" in received(tmp_path), "the sink's input closed")
+    wait_for(lambda: run_info(a, run)["status"] not in ("starting", "running"), "run ended")
+    info = run_info(a, run)
+    assert info["status"] == "failed", info
+    nodes = {n["id"]: n for n in info["nodes"]}
+    assert nodes["source"]["status"] == "lost"
+    assert nodes["source"]["generation"] == 1, "the lost node was started again"
+    assert nodes["sink"]["generation"] == 1
+    # never re-placed: no source process anywhere that lives
+    assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
+
+
+def test_a_partition_healed_within_the_grace_is_readopted(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    run, source_pids = start_across(a, b, tmp_path)
+    b.cut()
+    wait_for(lambda: node_states(a, run)["source"] == "lost", "source lost")
+    b.mend()
+    wait_for(lambda: node_states(a, run) == {"source": "running", "sink": "running"},
+             "source re-adopted")  # fmt: skip
+    count = len(received(tmp_path))
+    wait_for(lambda: len(received(tmp_path)) >= count + 20, "data flows again")
+    assert source_pids <= set(b.pids()), "the source was restarted, not kept"
+    stopped = a.flow("stop", run)
+    assert stopped.returncode == 0, stopped.stderr
+    info = run_info(a, run)
+    assert info["status"] == "stopped", info
+    assert [n["generation"] for n in info["nodes"]] == [1, 1]
+    values = [int(v) for v in received(tmp_path) if v.isdigit()]
+    assert values == sorted(set(values)), "a value delivered twice or out of order"
+    assert "INPUT_CLOSED" not in received(tmp_path)[:-2]
+
+
+def test_past_the_grace_the_members_nodes_stop_by_themselves(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    run, source_pids = start_across(a, b, tmp_path)
+    assert source_pids
+    b.cut()
+    gone = wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped on b")
+    print(f"\nb's nodes stopped {gone:.2f} s after the cut (grace {GRACE_S} s)")
+    assert gone > GRACE_S, "the member stopped its nodes within the grace"
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed on a")
+    assert node_states(a, run)["source"] == "lost"
+    b.mend()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
