@@ -25,7 +25,7 @@ from daemon.cluster.keys import KeyPair, secret_key_file
 from daemon.cluster.link import free_ports
 from daemon.keeper.ledger import EXIT_LEDGER
 from daemon.model import keeper_messages as km
-from daemon.model.cluster_messages import Carry
+from daemon.model.cluster_messages import LOG_TAIL_BYTES, MAX_CARRY_BYTES, Carry, encode
 from daemon.model.errors import KeeperLost
 from daemon.model.settings import current as settings
 from daemon.run.keeper_link import KeeperLink, start_keeper_process
@@ -152,6 +152,13 @@ class Host:
 
     async def _handle(self, nursery: trio.Nursery, carry: Carry) -> None:
         run_id = str(_run_id(carry.run))
+        if carry.kind == "logs":
+            tail = self._log_tail(run_id, carry.ident)
+            # JSON escapes may grow it past a link message: keep the newest part that fits
+            while len(encode(Carry(run_id, "logs", tail, carry.ident))) > MAX_CARRY_BYTES:
+                tail = tail[len(tail) // 2 :]
+            self.send(Carry(run_id, "logs", tail, carry.ident))
+            return
         if carry.kind == "ports":
             count = int(carry.body) if carry.body.isdigit() and len(carry.body) <= 5 else 0
             ports = free_ports("0.0.0.0", count) if 0 < count <= MAX_PORTS else []
@@ -226,6 +233,21 @@ class Host:
         shutil.rmtree(paths.run_socket_dir(self.rt.socket_dir, hosted.run_id),
                       ignore_errors=True)  # fmt: skip
         log.info("cluster: run %s: its nodes here have ended", hosted.run_id)
+
+    def _log_tail(self, run_id: str, node_id: str) -> str:
+        """The last LOG_TAIL_BYTES of a node's log here, from a line start ("" if none)."""
+        if _NODE_ID.fullmatch(node_id) is None:
+            return ""
+        try:
+            with paths.node_log(self.rt.home, run_id, node_id).open("rb") as log_file:
+                size = log_file.seek(0, 2)
+                log_file.seek(max(0, size - LOG_TAIL_BYTES))
+                tail = log_file.read(LOG_TAIL_BYTES)
+        except OSError:
+            return ""
+        if size > LOG_TAIL_BYTES:
+            tail = tail.partition(b"\n")[2]  # a cut first line is dropped
+        return tail.decode("utf-8", "replace")
 
     def _localize(self, run_id: str, spawn: km.Spawn) -> km.Spawn:
         """This machine's facts in a spawn: environment, node channel, key file, log."""

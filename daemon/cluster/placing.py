@@ -32,6 +32,7 @@ from daemon.run.supervisor import Run
 log = logging.getLogger(__name__)
 
 PORTS_ANSWER_S: Final = 5.0
+LOG_ANSWER_S: Final = 3.0
 WILDCARDS: Final = frozenset({"*", "0.0.0.0", "[::]"})
 
 
@@ -46,7 +47,12 @@ class ClusterPlacer:
     nursery: trio.Nursery  # the loss watches (daemon/cluster/loss.py) run here
     runs: dict[str, PlacedRun] = attrs.field(factory=dict)
     _lost: dict[tuple[str, str], trio.Event] = attrs.field(factory=dict)  # set: it is back
+    _logs: dict[tuple[str, str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
     _ports: dict[tuple[str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
+
+    @property
+    def here(self) -> str:
+        return self.coordinator.name
 
     def machines(self) -> frozenset[str]:
         return frozenset({self.coordinator.name, *self.coordinator.peers})
@@ -144,8 +150,9 @@ class ClusterPlacer:
 
     def on_carry(self, machine: str, carry: Carry) -> None:
         """A relayed message from a member: a ports answer, or one of a placed run's."""
-        if carry.kind == "ports":
-            waiting = self._ports.get((carry.run, machine))
+        if carry.kind in ("ports", "logs"):
+            waiting = (self._ports.get((carry.run, machine)) if carry.kind == "ports" else
+                       self._logs.get((carry.run, machine, carry.ident)))  # fmt: skip
             if waiting is not None:
                 with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                     waiting.send_nowait(carry.body)
@@ -156,6 +163,22 @@ class ClusterPlacer:
 
     def forget(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
+
+    async def fetch_log(self, run_id: str, machine: str, node_id: str) -> str | None:
+        """Asked for at each `flow logs`: the member reads the node's log tail and sends it."""
+        key = (run_id, machine, node_id)
+        if key in self._logs:
+            return None  # another `flow logs` is asking for it right now
+        send, receive = trio.open_memory_channel[str](1)
+        self._logs[key] = send
+        try:
+            if not self.send_carry(machine, Carry(run_id, "logs", "", node_id)):
+                return None
+            with trio.move_on_after(LOG_ANSWER_S):
+                return await receive.receive()
+            return None
+        finally:
+            del self._logs[key]
 
     def on_state(self, machine: str, state: str) -> None:
         """A machine was lost (or left): its nodes are `lost` for the grace; back: re-adopted."""

@@ -92,7 +92,8 @@ class Leave:
 # ------------------------------------------------------------------ both ways
 
 
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports"})
+CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"})
+LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 
 @attrs.frozen
@@ -103,8 +104,9 @@ class Carry:
     keeper on the member; back: what that keeper reports). `kind` node: `body` is a node
     channel frame of the node whose channel identity is `ident`, in either direction.
     `kind` ports: coordinator -> member, `body` a count of free tcp ports wanted on the
-    member; back, `body` those port numbers, space separated. The body is decoded by its
-    own channel's total decoder where it arrives.
+    member; back, `body` those port numbers, space separated. `kind` logs: coordinator ->
+    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). The body
+    is decoded by its own channel's total decoder where it arrives.
     """
 
     run: str

@@ -40,6 +40,10 @@ class Relay(Protocol):
 class Placer(Protocol):
     """The coordinator's side of placement, as a runtime uses it."""
 
+    @property
+    def here(self) -> str:
+        """The coordinator's machine name."""
+
     def machines(self) -> frozenset[str]:
         """The machine names a dataflow may place nodes on."""
 
@@ -49,6 +53,9 @@ class Placer(Protocol):
 
     def forget(self, run_id: str) -> None:
         """The run has ended: drop what relays its messages."""
+
+    async def fetch_log(self, run_id: str, machine: str, node_id: str) -> str | None:
+        """The tail of a node's log from its machine; None when it does not answer."""
 
 
 @attrs.define(eq=False)

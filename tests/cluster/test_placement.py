@@ -134,6 +134,10 @@ def test_a_dataflow_across_two_machines_starts_runs_and_stops(
     # the member kept the source's log; its run keeper is gone too
     source_log = b.home / "runs" / info["id"] / "logs" / "source.log"
     assert "source up" in source_log.read_text()
+    # `flow logs` on the coordinator shows it too, fetched from b over the link
+    logs = a.flow("logs", run, "source")
+    assert logs.returncode == 0, logs.stderr
+    assert "source up" in logs.stdout
 
 
 def test_a_node_on_an_unknown_or_absent_machine_is_refused_in_one_line(
@@ -232,6 +236,19 @@ def test_past_the_grace_the_members_nodes_stop_by_themselves(
     wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed on a")
     assert node_states(a, run)["source"] == "lost"
     b.mend()
+
+
+def test_a_lost_coordinator_stops_nothing_within_the_grace(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    _, source_pids = start_across(a, b, tmp_path)
+    a.kill_everything()
+    killed = time.monotonic()
+    time.sleep(GRACE_S / 2)
+    assert source_pids <= set(b.pids()), "the member stopped its nodes within the grace"
+    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped past the grace")
+    assert time.monotonic() - killed > GRACE_S
 
 
 def _cmdline(pid: int) -> str:
