@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers import BOUND_S
-from hosts import GRACE_S, Machine
+from helpers import wait_for
+from netns import GRACE_S, Machine
 
 SOURCE = """
 from node_sdk import Node
@@ -64,14 +63,6 @@ nodes:
     return path
 
 
-def wait_for(check: Callable[[], bool], what: str) -> float:
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < BOUND_S, f"not within {BOUND_S} s: {what}"
-        time.sleep(0.05)
-    return time.monotonic() - start
-
-
 def connected(coordinator: Machine, name: str) -> bool:
     done = coordinator.flow("cluster", "status", "--json")
     rows = {row["name"]: row for row in json.loads(done.stdout)["machines"]}
@@ -85,6 +76,13 @@ def run_info(coordinator: Machine, run: str) -> dict[str, Any]:
     return next(r for r in runs if run in (r["id"], r["name"]))
 
 
+def ready(cluster: dict[str, Machine], folder: Path) -> tuple[Machine, Machine]:
+    """The coordinator `a` and member `b`, once b is connected; `folder` readable by both."""
+    folder.chmod(0o755)
+    wait_for(lambda: connected(cluster["a"], "b"), "b connected")
+    return cluster["a"], cluster["b"]
+
+
 def received(folder: Path) -> list[str]:
     path = folder / "received.txt"
     return path.read_text().split() if path.exists() else []
@@ -93,9 +91,7 @@ def received(folder: Path) -> list[str]:
 def test_a_dataflow_across_two_machines_starts_runs_and_stops(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = cluster["a"], cluster["b"]
-    tmp_path.chmod(0o755)
-    wait_for(lambda: connected(a, "b"), "b connected")
+    a, b = ready(cluster, tmp_path)
     before = {"a": set(a.pids()), "b": set(b.pids())}
     dataflow = write_dataflow(tmp_path, source_on="b", sink_on="a")
     started = a.flow("start", "--detach", str(dataflow))
@@ -143,9 +139,7 @@ def test_a_dataflow_across_two_machines_starts_runs_and_stops(
 def test_a_node_on_an_unknown_or_absent_machine_is_refused_in_one_line(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = cluster["a"], cluster["b"]
-    tmp_path.chmod(0o755)
-    wait_for(lambda: connected(a, "b"), "b connected")
+    a, b = ready(cluster, tmp_path)
     unknown = a.flow("start", "--detach", str(write_dataflow(tmp_path, "nowhere", "a")))
     assert unknown.returncode != 0
     # the dataflow-invalid form every validation error has: a header, one line per problem
@@ -168,9 +162,8 @@ def node_states(coordinator: Machine, run: str) -> dict[str, str]:
 
 
 def start_across(a: Machine, b: Machine, folder: Path) -> tuple[str, set[int]]:
-    """source on b feeding sink on a, 20 values through; (the run's id, b's node pids)."""
-    folder.chmod(0o755)
-    wait_for(lambda: connected(a, "b"), "b connected")
+    """source on b feeding sink on a, 20 values through; (the run's id, b's node pids).
+    `ready` first."""
     before = set(b.pids())
     started = a.flow("start", "--detach", str(write_dataflow(folder, source_on="b", sink_on="a")))
     assert started.returncode == 0, started.stdout + started.stderr
@@ -182,9 +175,9 @@ def start_across(a: Machine, b: Machine, folder: Path) -> tuple[str, set[int]]:
 def test_a_killed_member_loses_its_nodes_for_good_and_closes_their_inputs(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = cluster["a"], cluster["b"]
+    a, b = ready(cluster, tmp_path)
     run, _ = start_across(a, b, tmp_path)
-    b.kill_everything()
+    b.kill()
     seen = wait_for(lambda: node_states(a, run)["source"] == "lost", "source lost")
     print(f"\nnode lost {seen:.2f} s after its machine was killed")
     # the sink's tcp:// input closes by itself once the grace is over
@@ -203,11 +196,11 @@ def test_a_killed_member_loses_its_nodes_for_good_and_closes_their_inputs(
 def test_a_partition_healed_within_the_grace_is_readopted(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = cluster["a"], cluster["b"]
+    a, b = ready(cluster, tmp_path)
     run, source_pids = start_across(a, b, tmp_path)
-    b.cut()
+    b.link(False)
     wait_for(lambda: node_states(a, run)["source"] == "lost", "source lost")
-    b.mend()
+    b.link(True)
     wait_for(lambda: node_states(a, run) == {"source": "running", "sink": "running"},
              "source re-adopted")  # fmt: skip
     count = len(received(tmp_path))
@@ -226,24 +219,24 @@ def test_a_partition_healed_within_the_grace_is_readopted(
 def test_past_the_grace_the_members_nodes_stop_by_themselves(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = cluster["a"], cluster["b"]
+    a, b = ready(cluster, tmp_path)
     run, source_pids = start_across(a, b, tmp_path)
     assert source_pids
-    b.cut()
+    b.link(False)
     gone = wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped on b")
     print(f"\nb's nodes stopped {gone:.2f} s after the cut (grace {GRACE_S} s)")
     assert gone > GRACE_S, "the member stopped its nodes within the grace"
     wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed on a")
     assert node_states(a, run)["source"] == "lost"
-    b.mend()
+    b.link(True)
 
 
 def test_a_lost_coordinator_stops_nothing_within_the_grace(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = cluster["a"], cluster["b"]
+    a, b = ready(cluster, tmp_path)
     _, source_pids = start_across(a, b, tmp_path)
-    a.kill_everything()
+    a.kill()
     killed = time.monotonic()
     time.sleep(GRACE_S / 2)
     assert source_pids <= set(b.pids()), "the member stopped its nodes within the grace"
