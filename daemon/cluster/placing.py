@@ -24,6 +24,7 @@ from daemon.cluster.loss import lost_machine
 from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import Dataflow, OutputRef
 from daemon.model.errors import BadRequest
+from daemon.model.keeper_messages import Quit, encode
 from daemon.model.routing import MachinePlace, Placement
 from daemon.model.settings import current as settings
 from daemon.run.placement import PlacedRun, RemoteKeeper
@@ -160,6 +161,10 @@ class ClusterPlacer:
         placed = self.runs.get(carry.run)
         if placed is not None:
             placed.deliver(machine, carry)
+        elif carry.kind == "node":
+            # a run this coordinator does not supervise (any more: it ended, or the daemon
+            # restarted): the member's keeper of it is told to stop its nodes
+            self.send_carry(machine, Carry(carry.run, "keeper", encode(Quit()).decode()))
 
     def forget(self, run_id: str) -> None:
         self.runs.pop(run_id, None)

@@ -4,12 +4,14 @@ coordinator across real network namespaces, real daemons and the real CLI."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from helpers import wait_for
-from netns import GRACE_S, Machine
+from netns import GRACE_S, PORT, Machine
 
 SOURCE = """
 from node_sdk import Node
@@ -242,6 +244,23 @@ def test_a_lost_coordinator_stops_nothing_within_the_grace(
     assert source_pids <= set(b.pids()), "the member stopped its nodes within the grace"
     wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped past the grace")
     assert time.monotonic() - killed > GRACE_S
+
+
+def test_a_restarted_coordinator_starts_no_placed_node_again(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    daemon_pid = int((a.home / "daemon.pid").read_text())
+    os.kill(daemon_pid, signal.SIGKILL)  # the daemon alone: its keeper and sink live on
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    info = run_info(a, run)
+    assert info["status"] == "failed", info
+    assert "not recovered" in info["error"]
+    # nothing of it started again on a; b is told to stop its nodes once it is back
+    assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
+    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes of the run stopped")
 
 
 def _cmdline(pid: int) -> str:
