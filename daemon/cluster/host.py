@@ -10,10 +10,13 @@ beneath the node's, its node channel, its key file, its log folder.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import uuid
 from collections.abc import Callable
 from typing import Final
@@ -58,6 +61,7 @@ class _Hosted:
     process: trio.Process
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     served: trio.Event = attrs.field(factory=trio.Event)
+    live: dict[str, tuple[int, int]] = attrs.field(factory=dict)  # node -> (generation, pid)
 
 
 @attrs.define(eq=False)
@@ -204,6 +208,11 @@ class Host:
         return hosted
 
     def _from_keeper(self, run_id: str, message: km.FromKeeper) -> None:
+        hosted = self.runs.get(run_id)
+        if hosted is not None and isinstance(message, km.Spawned):
+            hosted.live[message.node] = (message.generation, message.pid)
+        elif hosted is not None and isinstance(message, km.Exited):
+            hosted.live.pop(message.node, None)
         if not isinstance(message, km.Pong):  # the keeper's liveness is this daemon's affair
             self.send(Carry(run_id, "keeper", km.encode(message).decode()))
 
@@ -211,10 +220,22 @@ class Host:
         try:
             with hosted.scope:
                 await hosted.link.serve()
-        except KeeperLost as exc:
-            log.error("cluster: run %s: %s", hosted.run_id, exc)
+        except* KeeperLost as group:  # raised from inside the link's own nursery
+            self._lose_keeper(hosted, str(group.exceptions[0]))
         finally:
             hosted.served.set()
+
+    def _lose_keeper(self, hosted: _Hosted, cause: str) -> None:
+        """The keeper is gone with its reports: kill the process groups of its nodes (each
+        leads its own) and tell the coordinator they ended, so its slots are not left
+        waiting (the same as a local run's lost keeper, daemon/run/supervisor.py)."""
+        log.error("cluster: run %s: %s: stopping its nodes here", hosted.run_id, cause)
+        for node, (generation, pid) in hosted.live.items():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            exited = km.Exited(node, generation, -int(signal.SIGKILL), (cause,))
+            self.send(Carry(hosted.run_id, "keeper", km.encode(exited).decode()))
+        hosted.live.clear()
 
     async def _close(self, hosted: _Hosted) -> None:
         """The keeper stops what is left of its nodes (grace, SIGTERM, SIGKILL) and exits."""

@@ -263,6 +263,24 @@ def test_a_restarted_coordinator_starts_no_placed_node_again(
     wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes of the run stopped")
 
 
+def test_a_members_keeper_lost_ends_its_nodes_there(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, pids = start_across(a, b, tmp_path)
+    keeper = [p for p in pids if "daemon.keeper" in _cmdline(p)]
+    source = [p for p in pids if "source.py" in _cmdline(p)]
+    assert len(keeper) == 1, [_cmdline(p) for p in pids]
+    assert len(source) == 1
+    os.kill(keeper[0], signal.SIGKILL)
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed")
+    nodes = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert nodes["source"]["status"] == "failed"
+    assert nodes["source"]["generation"] == 1
+    wait_for(lambda: source[0] not in b.pids(), "the source killed on b")
+    assert connected(a, "b"), "the member's daemon did not live through it"
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
