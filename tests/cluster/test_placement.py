@@ -281,6 +281,27 @@ def test_a_members_keeper_lost_ends_its_nodes_there(
     assert connected(a, "b"), "the member's daemon did not live through it"
 
 
+def test_a_remote_node_is_restarted_and_stopped_by_hand_from_the_coordinator(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, pids = start_across(a, b, tmp_path)
+    old = [p for p in pids if "source.py" in _cmdline(p)]
+    assert old
+    restarted = a.flow("node", "restart", run, "source")
+    assert restarted.returncode == 0, restarted.stderr
+    wait_for(lambda: node_states(a, run)["source"] == "running", "source running again")
+    info = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert info["source"]["generation"] == 2
+    assert old[0] not in b.pids()
+    count = len(received(tmp_path))
+    wait_for(lambda: len(received(tmp_path)) >= count + 10, "generation 2's values arrive")
+    stopped = a.flow("node", "stop", run, "source")
+    assert stopped.returncode == 0, stopped.stderr
+    assert node_states(a, run)["source"] == "stopped"
+    wait_for(lambda: not [p for p in b.pids() if "source.py" in _cmdline(p)], "source gone")
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
