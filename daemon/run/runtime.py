@@ -178,17 +178,22 @@ class Runtime:
             )
         run_id = new_run_id()
         placed = None if self.placer is None else await self.placer.place(run_id, dataflow)
-        run = self.make_run(run_id, run_name, dataflow, env, placed)
-        self.store.create_run(
-            run_id,
-            run_name,
-            str(dataflow.path),
-            [(n.id, "dynamic" if n.is_dynamic else "pending") for n in dataflow.nodes],
-            self.origin,
-            env,
-            text,
-            machines=placed.placement.machine_of if placed is not None else None,
-        )
+        try:
+            run = self.make_run(run_id, run_name, dataflow, env, placed)
+            self.store.create_run(
+                run_id,
+                run_name,
+                str(dataflow.path),
+                [(n.id, "dynamic" if n.is_dynamic else "pending") for n in dataflow.nodes],
+                self.origin,
+                env,
+                text,
+                machines=placed.placement.machine_of if placed is not None else None,
+            )
+        except BaseException:
+            if self.placer is not None:  # nothing of it started: nothing to relay
+                self.placer.forget(run_id)
+            raise
         try:
             run.run_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(run.descriptor_copy, text)
