@@ -125,11 +125,6 @@ def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of a file a test node wrote."""
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def wait_for(check: Callable[[], bool], what: str) -> float:
     """Seconds until `check` holds; fails after BOUND_S (a safety bound, not a speed test)."""
     start = time.monotonic()
@@ -137,3 +132,9 @@ def wait_for(check: Callable[[], bool], what: str) -> float:
         assert time.monotonic() - start < BOUND_S, f"not within {BOUND_S} s: {what}"
         time.sleep(0.05)
     return time.monotonic() - start
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a file a test node wrote."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
