@@ -90,6 +90,15 @@ def run_captured(
     )
 
 
+def wait_for(check: Callable[[], bool], what: str) -> float:
+    """Seconds until `check` holds; fails after BOUND_S (a safety bound, not a speed test)."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < BOUND_S, f"not within {BOUND_S} s: {what}"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
 def write_dataflow(tmp_path: Path, yaml_text: str, nodes: dict[str, str]) -> Path:
     """Write `dataflow.yml` and node scripts (name -> source) under tmp_path; return the YAML."""
     for name, source in nodes.items():
@@ -123,15 +132,6 @@ def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
     out, err = child.communicate(timeout=BOUND_S)
     assert child.returncode == 0, f"exit {child.returncode}\n{out}\n{err}"
     return out, err
-
-
-def wait_for(check: Callable[[], bool], what: str) -> float:
-    """Seconds until `check` holds; fails after BOUND_S (a safety bound, not a speed test)."""
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < BOUND_S, f"not within {BOUND_S} s: {what}"
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def records(path: Path) -> list[dict[str, Any]]:
