@@ -137,4 +137,3 @@ def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
 def records(path: Path) -> list[dict[str, Any]]:
     """The JSON lines of a file a test node wrote."""
     return [json.loads(line) for line in path.read_text().splitlines()]
-
