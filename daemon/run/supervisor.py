@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -367,23 +365,6 @@ class Run:
             generation = slot.generation if by_eos else 0
             self.send_to_node(target, channel.UpstreamDone(edge.input, source, generation))
         return waits
-
-    def lose_keeper(self, cause: str) -> None:
-        """The keeper is gone: kill what it left, end every slot, and fail the run.
-
-        Its nodes are its children, so no exit will ever be reported: their process groups
-        (each node leads its own) are killed by the pids recorded for them.
-        """
-        if self.keeper_lost is not None:
-            return
-        self.keeper_lost = self.error = cause
-        self.stop_requested = True  # no restart: nothing could spawn it
-        log.error("run %s: %s: stopping its nodes", self.id, cause)
-        for slot in self.spawned:
-            if slot.pid is not None and not slot.exited.is_set():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(slot.pid, signal.SIGKILL)
-            slot.lose_process(cause)
 
     def result_status(self) -> RunStatus:
         ending = RunEnding(
