@@ -48,14 +48,16 @@ class Placement:
     grace_s: float
 
     def crossing(self, df: Dataflow) -> list[tuple[str, str]]:
-        """The (node, input) pairs fed by a node on another machine."""
-        return [
-            (node.id, spec.id)
+        """The (node, input) pairs fed by a node on another machine (once each: an input
+        fed by several binds one endpoint)."""
+        pairs = {
+            (node.id, spec.id): None
             for node in df.nodes
             for spec in node.inputs
             if isinstance(spec.source, OutputRef)
             and self.machine_of[spec.source.node] != self.machine_of[node.id]
-        ]
+        }
+        return list(pairs)
 
 
 def input_endpoints(
@@ -99,9 +101,11 @@ def build_node_config(
             inputs[spec.id] = TimerInput(spec.id, spec.source.period_ns)
         else:
             inputs[spec.id] = data_input(spec, spec.source, endpoints[(node.id, spec.id)])
-    outputs = _edges(df, node, endpoints, placement)
+    outputs = _edges(df, node, endpoints)
     # the daemon itself sends on `send_stdout_as`, so the node must neither send nor close it
     outputs.pop(node.send_stdout_as or "", None)
+    if placement is not None:  # an edge to another machine names its key (CURVE)
+        outputs = _with_keys(outputs, placement)
     return NodeConfig(
         run=run_id,
         run_name=run_name,
@@ -123,6 +127,18 @@ def build_node_config(
         restartable=node.restart.policy != "never",
         tcp=_tcp_section(node, inputs, outputs, placement),
     )
+
+
+def _with_keys(outputs: dict[str, list[Edge]], placement: Placement) -> dict[str, list[Edge]]:
+    """The edges, those to a tcp:// receiver with its machine's public key."""
+
+    def keyed(edge: Edge) -> Edge:
+        if not config.is_tcp(edge.endpoint):
+            return edge
+        key = placement.machines[placement.machine_of[edge.node]].public_key
+        return dataclasses.replace(edge, server_key=key)
+
+    return {out: [keyed(edge) for edge in edges] for out, edges in outputs.items()}
 
 
 def _tcp_section(
@@ -153,10 +169,7 @@ def node_config(df: Dataflow, node: NodeSpec, **how: Any) -> dict[str, Any]:
 
 
 def _edges(
-    df: Dataflow,
-    node: NodeSpec,
-    endpoints: Mapping[tuple[str, str], str],
-    placement: Placement | None = None,
+    df: Dataflow, node: NodeSpec, endpoints: Mapping[tuple[str, str], str]
 ) -> dict[str, list[Edge]]:
     outputs: dict[str, list[Edge]] = {out: [] for out in node.outputs}
     for receiver in df.nodes:
@@ -166,9 +179,6 @@ def _edges(
             source = spec.source
             if isinstance(source, OutputRef) and source.node == node.id:
                 edge = edge_to(receiver.id, spec, endpoints[(receiver.id, spec.id)])
-                if placement is not None and config.is_tcp(edge.endpoint):
-                    key = placement.machines[placement.machine_of[receiver.id]].public_key
-                    edge = dataclasses.replace(edge, server_key=key)
                 outputs[source.output].append(edge)
     return outputs
 
