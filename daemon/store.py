@@ -103,6 +103,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 ADDED_COLUMNS = (
     ("runs", "recovered", "INTEGER NOT NULL DEFAULT 0"),
     ("runs", "text", "TEXT"),  # the dataflow as started: recovery's second copy
+    ("nodes", "machine", "TEXT"),  # where a placed run's node runs; NULL on one machine
 )
 
 
@@ -229,8 +230,11 @@ class Store:
         origin: str,
         env: dict[str, str],
         text: str | None = None,
+        machines: dict[str, str] | None = None,
     ) -> None:
-        """Record a new run and its nodes (id, initial status) in one transaction."""
+        """Record a new run and its nodes (id, initial status, and the machine of each in a
+        run placed on several) in one transaction."""
+        where = machines or {}
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -240,8 +244,12 @@ class Store:
                     (run_id, name, path, time.time(), origin, json.dumps(env), text),
                 )
                 self.db.executemany(
-                    "INSERT INTO nodes (run_id, node_id, position, status) VALUES (?, ?, ?, ?)",
-                    [(run_id, nid, i, status) for i, (nid, status) in enumerate(node_ids)],
+                    "INSERT INTO nodes (run_id, node_id, position, status, machine)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (run_id, nid, i, status, where.get(nid))
+                        for i, (nid, status) in enumerate(node_ids)
+                    ],
                 )
         except sqlite3.Error as exc:
             raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
@@ -367,6 +375,7 @@ class Store:
                     "exit_code": n["exit_code"],
                     "signal": n["signal"],
                     "stderr_tail": json.loads(n["stderr_tail"]),
+                    "machine": n["machine"],
                 }
                 for n in nodes
             ],

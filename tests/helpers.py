@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +64,22 @@ def flow(
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m cli ARGS` with the test's FLOW_HOME; never on the interactive terminal."""
+    argv = [sys.executable, "-m", "cli", *args]
+    return run_captured(argv, flow_env(home, env_extra), input=input, timeout=timeout, cwd=cwd)
+
+
+def run_captured(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    input: str | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """A command's outputs as text; its stdin is `input`, or nothing (never the terminal)."""
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=flow_env(home, env_extra),
+        argv,
+        env=env,
         cwd=cwd,
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
@@ -73,6 +88,15 @@ def flow(
         timeout=timeout,
         check=False,
     )
+
+
+def wait_for(check: Callable[[], bool], what: str) -> float:
+    """Seconds until `check` holds; fails after BOUND_S (a safety bound, not a speed test)."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < BOUND_S, f"not within {BOUND_S} s: {what}"
+        time.sleep(0.05)
+    return time.monotonic() - start
 
 
 def write_dataflow(tmp_path: Path, yaml_text: str, nodes: dict[str, str]) -> Path:

@@ -8,6 +8,10 @@ A machine's processes run with `machine.argv([...])` (`ip netns exec`), share th
 filesystem (so `ipc://` sockets and FLOW_HOME folders reach across) and its /dev/shm; only
 the network is apart. A partition is `machine.link(False)`; a machine loss is `machine.kill()`.
 
+`hosts(labels)` gives the cluster tests (tests/cluster/) machines named by labels, each with
+a private FLOW_HOME of its own and the short cluster settings below, which run the real
+`flow` CLI and daemons inside their namespace (`machine.flow(...)`).
+
 Needs root (CI runs as root) and `ip`; `skip_reason()` says why not, for `pytest.skip`.
 """
 
@@ -19,18 +23,39 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from helpers import BOUND_S, REPO, run_captured
+
+from node_sdk.paths import socket_dir
 
 IP_TIMEOUT_S = 10.0
+# the cluster tests' short settings: a test sees `lost` in about a second (docs/cluster.md)
+HEARTBEAT_S = 0.25
+LOST_AFTER_S = 1.5
+GRACE_S = 4.0  # a lost machine's nodes are waited for this long (cluster_grace)
+PORT = 7890  # every machine has a network of its own: no other test can hold it
 
 
 def skip_reason() -> str | None:
-    """Why namespaces cannot be made here, or None when they can."""
+    """Why namespaces cannot be made here, or None when they can (one is made and
+    deleted to find out: a container may have `ip` and root and still refuse)."""
     if os.geteuid() != 0:
         return "network namespaces need root (ip netns add); CI runs the tests as root"
     if shutil.which("ip") is None:
         return "no `ip` command (iproute2) to make network namespaces"
+    probe = f"flowprobe-{secrets.token_hex(3)}"
+    try:
+        ip("netns", "add", probe)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        return f"`ip netns add` fails here: {str(exc)[:200]}"
+    with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+        ip("netns", "del", probe)
     return None
 
 
@@ -52,6 +77,7 @@ class Machine:
     address: str
     hub: str  # the hub namespace holding the bridge
     port: str  # this machine's veth end on the bridge, in the hub
+    home: Path | None = None  # its FLOW_HOME, for the machines `hosts()` makes
 
     def argv(self, command: list[str]) -> list[str]:
         """`command` run inside this machine's network namespace."""
@@ -69,6 +95,32 @@ class Machine:
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+    def env(self) -> dict[str, str]:
+        """The environment of a command run on this machine: its FLOW_HOME, the short
+        cluster settings."""
+        env = dict(os.environ)
+        env.update(
+            FLOW_HOME=str(self.home),
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+            FLOW_CLUSTER_HEARTBEAT=f"{HEARTBEAT_S}s",
+            FLOW_CLUSTER_LOST_AFTER=f"{LOST_AFTER_S}s",
+            FLOW_CLUSTER_GRACE=f"{GRACE_S}s",
+        )
+        env.pop("XDG_RUNTIME_DIR", None)
+        return env
+
+    def run(self, *argv: str, input: str | None = None,
+            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """A command run on this machine (inside its namespace, with its FLOW_HOME)."""
+        return run_captured(self.argv(list(argv)), self.env(), input=input, timeout=timeout)
+
+    def flow(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run(sys.executable, "-m", "cli", *args, input=input)
+
+    def python(self, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run(sys.executable, "-c", source, *args)
 
 
 @contextlib.contextmanager
@@ -112,3 +164,28 @@ def free_port() -> int:
     """A port number for a test's tcp:// endpoint inside fresh namespaces: every namespace
     is new and empty, so any port in the ephemeral range is free there."""
     return 20000 + secrets.randbelow(20000)
+
+
+@contextlib.contextmanager
+def hosts(labels: tuple[str, ...]) -> Iterator[dict[str, Machine]]:
+    """Machines named `labels`, each with its own FLOW_HOME (0700); at the end every process
+    on them is killed and waited for, and their homes and socket folders are removed."""
+    root = Path(tempfile.mkdtemp(prefix="fc", dir="/tmp"))
+    try:
+        with machines(len(labels)) as made:
+            homed: dict[str, Machine] = {}
+            for label, machine in zip(labels, made, strict=True):
+                (root / label).mkdir(mode=0o700)
+                homed[label] = replace(machine, home=root / label)
+            try:
+                yield homed
+            finally:
+                for machine in homed.values():
+                    machine.kill()
+                deadline = time.monotonic() + BOUND_S
+                while any(m.pids() for m in homed.values()) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+    finally:
+        for label in labels:  # sockets live outside the home
+            shutil.rmtree(socket_dir(root / label), ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)

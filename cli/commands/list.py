@@ -76,6 +76,8 @@ def print_table(runs: list[dict[str, Any]]) -> None:
         return
     now = time.time()
     shorts = render.short_ids([str(info.get("id", "")) for info in runs])
+    # runs placed on several machines (docs/cluster.md) get a MACHINES column
+    placed = any(n.get("machine") for info in runs for n in info.get("nodes") or [])
     rows = []
     for info in runs:
         cells: list[render.Cell] = [
@@ -83,6 +85,7 @@ def print_table(runs: list[dict[str, Any]]) -> None:
             shorts[str(info.get("id", ""))],
             _status(info),
             render.node_counts(info.get("nodes") or []),
+            *([_machines(info)] if placed else []),
             human_age(now - float(info.get("created") or now)),
         ]
         notes: list[render.Cell] = []
@@ -95,4 +98,14 @@ def print_table(runs: list[dict[str, Any]]) -> None:
         if info.get("degraded"):
             notes.append(Text(f"degraded: {info['degraded']}", style="yellow"))
         rows.append((cells, notes))
-    render.table(["NAME", "ID", "STATUS", "NODES", "AGE"], rows)
+    machines = ["MACHINES"] if placed else []
+    render.table(["NAME", "ID", "STATUS", "NODES", *machines, "AGE"], rows)
+
+
+def _machines(info: dict[str, Any]) -> str:
+    """`a: 2, b: 1`: how many of the run's nodes each machine runs."""
+    counts: dict[str, int] = {}
+    for node in info.get("nodes") or []:
+        machine = str(node.get("machine") or "-")
+        counts[machine] = counts.get(machine, 0) + 1
+    return ", ".join(f"{m}: {n}" for m, n in sorted(counts.items()))

@@ -113,10 +113,13 @@ def input_summary(node: dict[str, Any]) -> str:
 def print_nodes(nodes: list[dict[str, Any]]) -> None:
     from cli import render
 
+    # a run placed on several machines (docs/cluster.md) gets a MACHINE column
+    placed = any(node.get("machine") for node in nodes)
     rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
     for node in nodes:
         cells: list[render.Cell] = [
             str(node["id"]),
+            *([str(node.get("machine") or "-")] if placed else []),
             render.status_text(str(node["status"])),
             str(node["generation"]),
             str(node["pid"] or "-"),
@@ -124,14 +127,15 @@ def print_nodes(nodes: list[dict[str, Any]]) -> None:
             input_summary(node),
         ]
         rows.append((cells, []))
-    render.table(["NODE", "STATUS", "GEN", "PID", "RESTARTS", "INPUTS"], rows)
+    machine = ["MACHINE"] if placed else []
+    render.table(["NODE", *machine, "STATUS", "GEN", "PID", "RESTARTS", "INPUTS"], rows)
 
 
 def print_detail(node: dict[str, Any]) -> None:
     from cli import render
 
     render.info(f"node {node['id']} of run {node['run']}")
-    for key in ("status", "generation", "pid", "restarts", "exit_code", "signal"):
+    for key in ("machine", "status", "generation", "pid", "restarts", "exit_code", "signal"):
         if node.get(key) is not None:
             render.info(f"  {key + ':':<12}{node[key]}")
     stats = node.get("stats") or {}

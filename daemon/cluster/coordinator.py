@@ -14,6 +14,7 @@ import secrets
 import socket as stdlib_socket
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -76,6 +77,12 @@ class Coordinator:
     admission: dict[str, str] = attrs.field(factory=dict)  # admission key -> token id
     allowed: frozenset[str] = frozenset()  # read by the ZAP thread
     owner: SocketOwner | None = None
+    # a placed run's relayed messages (daemon/cluster/placing.py), by the sending machine
+    on_carry: Callable[[str, msg.Carry], None] = lambda machine, carry: None
+    # live nodes per machine, for `flow cluster status` (set from the runtime's runs)
+    node_counts: Callable[[], dict[str, int]] = dict
+    # a machine's new state, for the runs with nodes on it (lost, back)
+    on_state: Callable[[str, str], None] = lambda machine, state: None
 
     # ------------------------------------------------------------------ ZAP (its thread)
 
@@ -147,7 +154,7 @@ class Coordinator:
             now = trio.current_time()
             for peer in self.peers.values():
                 if peer.state == CONNECTED and peer.routing_id is not None:
-                    self._send(peer.routing_id, msg.Beat())
+                    self.send(peer.routing_id, msg.Beat())
                 silent = now - peer.last_beat if peer.last_beat is not None else 0.0
                 if peer.state == CONNECTED and silent > self.timing.lost_after:
                     log.warning("cluster: machine %s lost (silent %.1f s)", peer.name, silent)
@@ -157,7 +164,7 @@ class Coordinator:
 
     # ------------------------------------------------------------------ messages
 
-    def _send(self, routing_id: bytes, message: msg.LinkMessage) -> None:
+    def send(self, routing_id: bytes, message: msg.LinkMessage) -> None:
         assert self.owner is not None
         self.owner.send([routing_id, msg.encode(message)])
 
@@ -167,6 +174,7 @@ class Coordinator:
         peer.state = state
         if address:
             peer.address = address
+        self.on_state(peer.name, state)
         try:
             records.set_state(self.store, peer.name, state, address)
         except StateWriteFailed as exc:
@@ -193,14 +201,16 @@ class Coordinator:
         peer.last_beat = trio.current_time()
         if isinstance(message, msg.Hello):
             if message.name != peer.name:
-                self._send(routing_id, msg.Refused(f"this key belongs to machine {peer.name}"))
+                self.send(routing_id, msg.Refused(f"this key belongs to machine {peer.name}"))
                 return
             log.info("cluster: machine %s connected from %s", peer.name, address)
             self._set_state(peer, CONNECTED, address)
-            self._send(routing_id, msg.Welcome(coordinator=self.name))
+            self.send(routing_id, msg.Welcome(coordinator=self.name))
         elif isinstance(message, msg.Bye):
             log.info("cluster: machine %s left", peer.name)
             self._set_state(peer, LEFT)
+        elif isinstance(message, msg.Carry) and peer.state == CONNECTED:
+            self.on_carry(peer.name, message)
         elif isinstance(message, msg.Beat) and peer.state in (LOST, ADMITTED):
             log.info("cluster: machine %s connected again", peer.name)
             self._set_state(peer, CONNECTED, address)
@@ -220,12 +230,12 @@ class Coordinator:
         try:
             name = check_machine_name(join.name)
         except ClusterConfigError as exc:
-            self._send(routing_id, msg.Refused(str(exc)))
+            self.send(routing_id, msg.Refused(str(exc)))
             return
         refusal = self._join_refusal(name, join.public_key)
         if refusal is not None:
             log.warning("cluster: refused machine %s: %s", name, refusal)
-            self._send(routing_id, msg.Refused(refusal))
+            self.send(routing_id, msg.Refused(refusal))
             return
         record = records.MachineRecord(name, join.public_key, address, time.time(), ADMITTED)
         records.admit(self.store, record)
@@ -233,7 +243,7 @@ class Coordinator:
         self._refresh_allowed()
         log.info("cluster: admitted machine %s (key %s, token %s)", name,
                  fingerprint(join.public_key), token_id)  # fmt: skip
-        self._send(routing_id, msg.Admitted(name=name, coordinator=self.name))
+        self.send(routing_id, msg.Admitted(name=name, coordinator=self.name))
 
     def _join_refusal(self, name: str, public_key: str) -> str | None:
         if not is_z85_key(public_key) or public_key == self.keys.public:
@@ -288,20 +298,21 @@ class Coordinator:
         if peer is None:
             raise BadRequest(f"no admitted machine {name[:80]!r} (flow cluster status lists them)")
         if peer.state == CONNECTED and peer.routing_id is not None:
-            self._send(peer.routing_id, msg.Leave("removed by the coordinator"))
+            self.send(peer.routing_id, msg.Leave("removed by the coordinator"))
         del self.peers[name]
         records.remove(self.store, name)
         self._refresh_allowed()
         log.info("cluster: removed machine %s (key %s)", name, fingerprint(peer.public_key))
 
     def status(self) -> rp.ClusterStatusReply:
-        now = trio.current_time()
+        now, counts = trio.current_time(), self.node_counts()
         rows = [rp.MachineRow(self.name, "coordinator", self.listen.endpoint, CONNECTED, None,
-                              fingerprint(self.keys.public), None)]  # fmt: skip
+                              fingerprint(self.keys.public), counts.get(self.name, 0))]  # fmt: skip
         for peer in sorted(self.peers.values(), key=lambda p: p.name):
             age = round(now - peer.last_beat, 2) if peer.last_beat is not None else None
             rows.append(rp.MachineRow(peer.name, "member", peer.address, peer.state, age,
-                                      fingerprint(peer.public_key), None))  # fmt: skip
+                                      fingerprint(peer.public_key),
+                                      counts.get(peer.name, 0)))  # fmt: skip
         return rp.ClusterStatusReply(
             role="coordinator", machine=self.name, coordinator=self.name,
             coordinator_address=self.listen.endpoint, link=None, link_age_s=None, machines=rows,

@@ -21,6 +21,7 @@ from node_sdk import private
 CLUSTER_DIR: Final = "cluster"
 KEYS_FILE: Final = "keys.json"
 MEMBERSHIP_FILE: Final = "member.json"
+SECRET_FILE: Final = "machine.key"  # the secret key alone, read by this machine's tcp:// nodes
 MAX_FILE_BYTES: Final = 4096
 
 
@@ -49,11 +50,11 @@ def cluster_dir(home: Path) -> Path:
     return folder
 
 
-def _write_private(path: Path, data: dict[str, str | bool]) -> None:
+def _write_private(path: Path, data: dict[str, str | bool] | str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as out:
-        json.dump(data, out)
+        out.write(data if isinstance(data, str) else json.dumps(data))
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
@@ -127,3 +128,16 @@ def write_membership(home: Path, membership: Membership) -> None:
 def forget_membership(home: Path) -> None:
     """The coordinator removed this machine: it must join again with a new token."""
     (home / CLUSTER_DIR / MEMBERSHIP_FILE).unlink(missing_ok=True)
+
+
+def secret_key_file(home: Path, keys: KeyPair) -> Path:
+    """The file a node's `tcp.secret_file` names (docs/cluster-data.md): this machine's
+    secret key alone, 0600, written (whole) when it is missing or holds another key."""
+    path = cluster_dir(home) / SECRET_FILE
+    try:
+        current = path.read_text(encoding="ascii").strip() if path.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        current = ""
+    if current != keys.secret:
+        _write_private(path, keys.secret + "\n")
+    return path

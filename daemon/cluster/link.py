@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket as stdlib_socket
 from typing import Final
 
 import attrs
@@ -63,3 +64,17 @@ def client_socket(
         sock.setsockopt(zmq.CURVE_SECRETKEY, secret_key.encode())
         sock.setsockopt(zmq.CURVE_PUBLICKEY, zmq.curve_public(secret_key.encode()))
     return sock
+
+
+def free_ports(host: str, count: int) -> list[int]:
+    """`count` tcp ports free on `host` now (bound to port 0 and let go at once: a node binds
+    one a moment later, so another process could take it meanwhile; the node then fails in
+    one line, as on a taken port)."""
+    sockets = [stdlib_socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -77,6 +77,16 @@ class Member:
     last_heard: float | None = None  # trio clock
     welcomed: trio.Event = attrs.field(factory=trio.Event)
     leaving: bool = False  # set by the shutdown path: say goodbye when the link closes
+    # runs placed here (daemon/cluster/host.py): their relayed messages, and the way back
+    on_carry: Callable[[msg.Carry], None] = lambda carry: None
+    on_welcome: Callable[[], None] = lambda: None  # the link is (again) up
+    owner: SocketOwner | None = None  # the connected session's socket
+
+    def send_carry(self, carry: msg.Carry) -> bool:
+        """A relayed message to the coordinator; False (dropped) while the link is down."""
+        if self.owner is None or self.link != CONNECTED:
+            return False
+        return self.owner.send([msg.encode(carry)])
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the link, keep it while heartbeats come, reopen it when they stop.
@@ -99,11 +109,14 @@ class Member:
                     except RetryExhausted as exc:
                         log.warning("cluster: %s; trying again", exc)
                         continue
+                    self.owner = session.owner
+                    self.on_welcome()
                     try:
                         await self._beat(session.owner)
                     except LinkDown:
                         pass  # logged in _beat; the next round reopens the link
                     finally:
+                        self.owner = None
                         session.close(goodbye=self.leaving)
                 nursery.cancel_scope.cancel()
         finally:
@@ -169,8 +182,11 @@ class Member:
             forget_membership(self.home)
         elif isinstance(message, msg.Refused):
             log.error("cluster: the coordinator refused this machine: %s", message.reason)
+        elif isinstance(message, msg.Carry):
+            self.on_carry(message)
         elif isinstance(message, msg.Beat) and self.link == LOST:
             self.link = CONNECTED
+            self.on_welcome()
 
     def status(self) -> rp.ClusterStatusReply:
         age = None

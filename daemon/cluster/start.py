@@ -11,9 +11,11 @@ import attrs
 import trio
 
 from daemon.cluster.coordinator import Coordinator
+from daemon.cluster.host import Host
 from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
-from daemon.cluster.member import Member
+from daemon.cluster.member import CONNECTED, Member
+from daemon.cluster.placing import ClusterPlacer
 from daemon.model.cluster import ClusterConfigError, ListenAddress
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.run.runtime import Runtime
@@ -50,6 +52,12 @@ async def _start(
         coordinator = Coordinator(rt.store, options.machine, options.listen,
                                   machine_keys(rt.home), timing)  # fmt: skip
         await root.start(coordinator.serve)
+        assert rt.channel is not None
+        placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message, rt.runs.get, root)
+        coordinator.on_carry = placer.on_carry
+        coordinator.on_state = placer.on_state
+        coordinator.node_counts = lambda: live_nodes(rt, coordinator.name)
+        rt.placer = placer
         return coordinator
     membership = read_membership(rt.home)
     if membership is None:
@@ -63,6 +71,12 @@ async def _start(
         raise ClusterConfigError(f"this home joined as machine {membership.name}, not "
                                  f"{options.machine}")  # fmt: skip
     member = Member(rt.home, membership, machine_keys(rt.home), timing)
+    host = Host(rt, member.keys, member.send_carry, lambda: member.link == CONNECTED)
+    member.on_carry = host.on_carry
+    member.on_welcome = host.flush
+    assert rt.channel is not None
+    rt.channel.relay = host.relay_from_node
+    root.start_soon(host.serve)
     await root.start(member.serve)
     root.start_soon(_say_goodbye_at_shutdown, rt, member)
     return member
@@ -71,3 +85,15 @@ async def _start(
 async def _say_goodbye_at_shutdown(rt: Runtime, member: Member) -> None:
     await rt.shutdown_requested.wait()
     member.leaving = True  # the link's socket sends `Bye` as it closes
+
+
+def live_nodes(rt: Runtime, here: str) -> dict[str, int]:
+    """How many live nodes of this daemon's runs each machine runs (`flow cluster status`)."""
+    counts: dict[str, int] = {}
+    for run in rt.active_runs():
+        for slot in run.spawned:
+            if slot.finished.is_set():
+                continue
+            machine = here if run.placed is None else run.placed.placement.machine_of[slot.id]
+            counts[machine] = counts.get(machine, 0) + 1
+    return counts

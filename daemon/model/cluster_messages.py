@@ -17,6 +17,9 @@ import cattrs
 from node_sdk.strictjson import depth
 
 MAX_MESSAGE_BYTES: Final = 16 * 1024
+# a relayed run message (`Carry`): a node's spawn carries its FLOW_NODE_CONFIG; still below
+# the 64 KiB libzmq drops a peer at (link.MAX_MESSAGE)
+MAX_CARRY_BYTES: Final = 48 * 1024
 MAX_DEPTH: Final = 4
 MAX_STRING: Final = 1024
 
@@ -89,6 +92,29 @@ class Leave:
 # ------------------------------------------------------------------ both ways
 
 
+CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"})
+LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
+
+
+@attrs.frozen
+class Carry:
+    """A message of run `run` relayed across the link (docs/cluster.md, "Placement").
+
+    `kind` keeper: `body` is a keeper-channel message (coordinator -> member: to the run's
+    keeper on the member; back: what that keeper reports). `kind` node: `body` is a node
+    channel frame of the node whose channel identity is `ident`, in either direction.
+    `kind` ports: coordinator -> member, `body` a count of free tcp ports wanted on the
+    member; back, `body` those port numbers, space separated. `kind` logs: coordinator ->
+    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). The body
+    is decoded by its own channel's total decoder where it arrives.
+    """
+
+    run: str
+    kind: str
+    body: str
+    ident: str = ""
+
+
 @attrs.frozen
 class Beat:
     """The application heartbeat, every `cluster_heartbeat` in each direction."""
@@ -96,13 +122,13 @@ class Beat:
     key: str = ""  # only on a plain link, member -> coordinator
 
 
-ToCoordinator = Join | Hello | Bye | Beat
-ToMember = Admitted | Refused | Welcome | Leave | Beat
+ToCoordinator = Join | Hello | Bye | Beat | Carry
+ToMember = Admitted | Refused | Welcome | Leave | Beat | Carry
 LinkMessage = ToCoordinator | ToMember
 
 TAGS: Final[dict[type[Any], str]] = {
     Join: "join", Hello: "hello", Bye: "bye", Admitted: "admitted", Refused: "refused",
-    Welcome: "welcome", Leave: "leave", Beat: "beat",
+    Welcome: "welcome", Leave: "leave", Beat: "beat", Carry: "carry",
 }  # fmt: skip
 _KINDS: Final = {tag: kind for kind, tag in TAGS.items()}
 
@@ -113,8 +139,24 @@ def _strict_str(value: object, _: type) -> str:
     return value
 
 
+def _carry(value: object, _: type) -> Carry:
+    """A relayed message: its body may be long (bounded by MAX_CARRY_BYTES as a whole)."""
+    if not isinstance(value, dict) or not {"run", "kind", "body"} <= value.keys() <= {
+        "run", "kind", "body", "ident"}:  # fmt: skip
+        raise ValueError("expected keys run, kind, body and maybe ident")
+    body = value["body"]
+    if type(body) is not str:
+        raise ValueError("body: not a string")
+    carry = Carry(_strict_str(value["run"], str), _strict_str(value["kind"], str), body,
+                  _strict_str(value.get("ident", ""), str))  # fmt: skip
+    if carry.kind not in CARRY_KINDS:
+        raise ValueError(f"unknown kind {carry.kind[:40]!r}")
+    return carry
+
+
 _converter = cattrs.Converter(forbid_extra_keys=True)
 _converter.register_structure_hook(str, _strict_str)
+_converter.register_structure_hook(Carry, _carry)
 
 
 def encode(message: LinkMessage) -> bytes:
@@ -128,7 +170,7 @@ def _refuse_number(text: str) -> object:
 
 def decode(data: bytes) -> LinkMessage:
     """One message from any bytes, or `LinkMessageError` (and nothing else)."""
-    if len(data) > MAX_MESSAGE_BYTES:
+    if len(data) > MAX_CARRY_BYTES:
         raise LinkMessageError(f"message too large ({len(data)} bytes)")
     if depth(data) > MAX_DEPTH:
         raise LinkMessageError(f"nested deeper than {MAX_DEPTH}")
@@ -150,4 +192,6 @@ def decode(data: bytes) -> LinkMessage:
         message: LinkMessage = _converter.structure(raw, kind)
     except Exception as exc:  # cattrs' own, or a hook's: all mean "not this message"
         raise LinkMessageError(f"bad {TAGS[kind]}: {str(exc)[:200]}") from None
+    if len(data) > MAX_MESSAGE_BYTES and not isinstance(message, Carry):
+        raise LinkMessageError(f"message too large ({len(data)} bytes)")
     return message

@@ -164,7 +164,7 @@ class MachineRow:
     state: str  # connected | lost | left (the coordinator itself: connected)
     heartbeat_age_s: float | None  # since the last heartbeat; None before the first
     fingerprint: str
-    nodes: int | None  # phase 2 places nodes; None until then
+    nodes: int | None  # live nodes of runs coordinated here; None where not known (a member)
 
 
 @attrs.frozen

@@ -24,7 +24,8 @@ class RunEnding:
 
 
 def run_result(nodes: Iterable[NodeStatus], ending: RunEnding) -> RunStatus:
-    """`failed` if any node failed (also when the run was then stopped), else how it ended.
+    """`failed` if any node failed or was lost (also when the run was then stopped), else
+    how it ended.
 
     A node that exhausted its restarts is `failed` and so fails the run. A node killed by
     flow after the stop grace (`killed`) did not fail on its own: a stop stays `stopped`.
@@ -34,7 +35,8 @@ def run_result(nodes: Iterable[NodeStatus], ending: RunEnding) -> RunStatus:
         return RunStatus.FAILED
     if ending.interrupted:
         return RunStatus.INTERRUPTED
-    if any(status is NodeStatus.FAILED for status in nodes):
+    # a node lost with its machine (and not back within the grace) fails the run too
+    if any(status in (NodeStatus.FAILED, NodeStatus.LOST) for status in nodes):
         return RunStatus.FAILED
     if ending.stop_requested:
         return RunStatus.STOPPED

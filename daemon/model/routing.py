@@ -12,15 +12,57 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from daemon.model.descriptor import Dataflow, Input, NodeSpec, OutputRef, Timer, expand_env
 from daemon.model.settings import Settings
 from node_sdk import config
-from node_sdk.config import DataInput, Edge, NodeConfig, TimerInput
+from node_sdk.config import DataInput, Edge, NodeConfig, TcpSecurity, TimerInput
 
 DEFAULT_SHM_THRESHOLD = 64 * 1024
 
 
-def input_endpoints(df: Dataflow, run_sockets: Path) -> dict[tuple[str, str], str]:
+@attrs.frozen
+class MachinePlace:
+    """A machine of a run placed on several: the host its peers reach it at, its key."""
+
+    host: str
+    public_key: str  # Z85
+
+
+@attrs.frozen
+class Placement:
+    """Where a run's nodes run (docs/cluster.md, "Placement"), for their configurations.
+
+    An input fed from another machine is bound on `tcp://HOST:PORT` of its own machine
+    (`ports`, reserved there); its senders name that machine's key. `secret_file` is the
+    coordinator's own key file: a member puts its own in before it spawns a node.
+    """
+
+    machine_of: dict[str, str]  # node id -> machine name
+    machines: dict[str, MachinePlace]
+    ports: dict[tuple[str, str], int]  # (node, input) fed across machines -> its port
+    secret_file: str
+    heartbeat_s: float
+    timeout_s: float
+    grace_s: float
+
+    def crossing(self, df: Dataflow) -> list[tuple[str, str]]:
+        """The (node, input) pairs fed by a node on another machine (once each: an input
+        fed by several binds one endpoint)."""
+        pairs = {
+            (node.id, spec.id): None
+            for node in df.nodes
+            for spec in node.inputs
+            if isinstance(spec.source, OutputRef)
+            and self.machine_of[spec.source.node] != self.machine_of[node.id]
+        }
+        return list(pairs)
+
+
+def input_endpoints(
+    df: Dataflow, run_sockets: Path, placement: Placement | None = None
+) -> dict[tuple[str, str], str]:
     """The endpoint each data input binds, keyed by (node id, input id).
 
     Endpoints use positions, not ids, so that ids never become paths and stay short.
@@ -30,6 +72,11 @@ def input_endpoints(df: Dataflow, run_sockets: Path) -> dict[tuple[str, str], st
         for i, spec in enumerate(node.inputs):
             if isinstance(spec.source, OutputRef):
                 endpoints[(node.id, spec.id)] = f"ipc://{run_sockets / f'n{n}i{i}'}"
+    if placement is not None:
+        for node_id, input_id in placement.crossing(df):
+            host = placement.machines[placement.machine_of[node_id]].host
+            port = placement.ports[(node_id, input_id)]
+            endpoints[(node_id, input_id)] = f"tcp://{host}:{port}"
     return endpoints
 
 
@@ -45,6 +92,7 @@ def build_node_config(
     descriptor_copy: Path,
     endpoints: Mapping[tuple[str, str], str],
     settings: Settings,
+    placement: Placement | None = None,
 ) -> NodeConfig:
     """The configuration of one node process."""
     inputs: dict[str, DataInput | TimerInput] = {}
@@ -60,6 +108,8 @@ def build_node_config(
     outputs = _edges(df, node, endpoints)
     # the daemon itself sends on `send_stdout_as`, so the node must neither send nor close it
     outputs.pop(node.send_stdout_as or "", None)
+    if placement is not None:  # an edge to another machine names its key (CURVE)
+        outputs = _with_keys(outputs, placement)
     return NodeConfig(
         run=run_id,
         run_name=run_name,
@@ -79,6 +129,41 @@ def build_node_config(
         ),
         send_timeout_s=settings.send_timeout,
         restartable=node.restart.policy != "never",
+        tcp=_tcp_section(node, inputs, outputs, placement),
+    )
+
+
+def _with_keys(outputs: dict[str, list[Edge]], placement: Placement) -> dict[str, list[Edge]]:
+    """The edges, those to a tcp:// receiver with its machine's public key."""
+
+    def keyed(edge: Edge) -> Edge:
+        if not config.is_tcp(edge.endpoint):
+            return edge
+        key = placement.machines[placement.machine_of[edge.node]].public_key
+        return dataclasses.replace(edge, server_key=key)
+
+    return {out: [keyed(edge) for edge in edges] for out, edges in outputs.items()}
+
+
+def _tcp_section(
+    node: NodeSpec,
+    inputs: Mapping[str, DataInput | TimerInput],
+    outputs: Mapping[str, list[Edge]],
+    placement: Placement | None,
+) -> TcpSecurity | None:
+    """The keys of a node with a tcp:// input or edge; None for every other node."""
+    endpoints = [i.endpoint for i in inputs.values() if isinstance(i, DataInput)]
+    endpoints += [e.endpoint for edges in outputs.values() for e in edges]
+    if placement is None or not any(config.is_tcp(e) for e in endpoints):
+        return None
+    own = placement.machines[placement.machine_of[node.id]]
+    return TcpSecurity(
+        public_key=own.public_key,
+        secret_file=placement.secret_file,
+        admitted=tuple(sorted({m.public_key for m in placement.machines.values()})),
+        heartbeat_ivl_s=placement.heartbeat_s,
+        heartbeat_timeout_s=placement.timeout_s,
+        link_grace_s=placement.grace_s,
     )
 
 

@@ -117,6 +117,15 @@ KEYS: Final[tuple[Key, ...]] = (
         "heartbeats are waited for",
         maximum=600.0,
     ),
+    Key(
+        "cluster_grace",
+        "FLOW_CLUSTER_GRACE",
+        "duration",
+        30.0,
+        "how long a lost machine's nodes are waited for (kept running, re-adopted if it "
+        "comes back) before they count as lost for good and stop by themselves",
+        maximum=86400.0,
+    ),
     Key("daemon_log_level", "FLOW_DAEMON_LOG_LEVEL", "level", "INFO", "the daemon log's level"),
     Key(
         "log_level",
@@ -139,6 +148,7 @@ class Settings:
     log_max_bytes: int = 16 << 20
     cluster_heartbeat: float = 1.0
     cluster_lost_after: float = 3.0
+    cluster_grace: float = 30.0
     daemon_log_level: str = "INFO"
     log_level: str = "INFO"
     # (key, "default" | "config.toml" | "environment"), in KEYS order

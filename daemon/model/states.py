@@ -19,6 +19,10 @@ Node:
     running   -> stopped     exited after STOP or SIGTERM during a stop
     running   -> killed      needed SIGKILL after the grace (it ignored STOP and SIGTERM)
     running   -> interrupted stopped because the daemon went down by a signal (SIGTERM, SIGINT)
+    running   -> lost        its machine stopped answering (docs/cluster.md); never started
+                             anywhere else
+    lost      -> running     its machine came back within cluster_grace: re-adopted
+    lost                     (for good) cluster_grace passed: it fails the run
     failed / succeeded
               -> restarting  its restart_policy wants it back: waits restart_delay (doubling,
                              capped at max_restart_delay), at most max_restarts per window
@@ -60,6 +64,7 @@ class NodeStatus(StrEnum):
     INTERRUPTED = "interrupted"
     RESTARTING = "restarting"
     DYNAMIC = "dynamic"
+    LOST = "lost"  # its machine is lost (docs/cluster.md)
 
     @property
     def finished(self) -> bool:
@@ -69,6 +74,7 @@ class NodeStatus(StrEnum):
             NodeStatus.FAILED,
             NodeStatus.KILLED,
             NodeStatus.INTERRUPTED,
+            NodeStatus.LOST,
         )
 
     @property

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import shutil
+import signal
 import threading
 
 import trio
@@ -60,6 +63,8 @@ async def supervise(
                     run.run_dir / EXIT_LEDGER,
                 )
             keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
+            if run.placed is not None:  # and the keepers of the run's other machines
+                keeper = run.placed.keeper(keeper, run.on_keeper_event)
         run.keeper = keeper
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_keeper, run, keeper, handle)
@@ -103,7 +108,25 @@ async def _watch_keeper(run: Run, keeper: KeeperPort, handle: KeeperHandle | Non
             if isinstance(handle, trio.Process):
                 nursery.start_soon(_keeper_exit, handle)
     except* KeeperLost as group:
-        run.lose_keeper(str(_first_leaf(group)))
+        lose_keeper(run, str(_first_leaf(group)))
+
+
+def lose_keeper(run: Run, cause: str) -> None:
+    """The keeper is gone: kill what it left, end every slot, and fail the run.
+
+    Its nodes are its children, so no exit will ever be reported: their process groups
+    (each node leads its own) are killed by the pids recorded for them.
+    """
+    if run.keeper_lost is not None:
+        return
+    run.keeper_lost = run.error = cause
+    run.stop_requested = True  # no restart: nothing could spawn it
+    log.error("run %s: %s: stopping its nodes", run.id, cause)
+    for slot in run.spawned:
+        if slot.pid is not None and not slot.exited.is_set():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(slot.pid, signal.SIGKILL)
+        slot.lose_process(cause)
 
 
 def _first_leaf(group: BaseExceptionGroup[KeeperLost]) -> BaseException:

@@ -43,6 +43,8 @@ class NodeChannel:
     # late messages (a run or node that has ended, an older generation) come in floods:
     # one WARNING per sender, then DEBUG (fault matrix row 30, D4)
     late: OncePerKey = attrs.field(factory=OncePerKey)
+    # a member's: frames of the nodes it hosts for a coordinator go there (True: taken)
+    relay: Callable[[str, bytes, bytes], bool] | None = None
 
     def send(self, identity: bytes, message: channel.Message) -> bool:
         """A message to one node (typed: it encodes to what the node decodes). False when
@@ -62,6 +64,8 @@ class NodeChannel:
             run_id, node_id, generation = _identity(identity)
         except NodeError as exc:
             log.warning("node channel: dropped a malformed message: %s", exc)
+            return
+        if self.relay is not None and self.relay(run_id, identity, payload):
             return
         slot = self.find_slot(run_id, node_id)
         kind = type(message).__name__.lower()

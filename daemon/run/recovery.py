@@ -70,6 +70,14 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
+    if any(node.get("machine") for node in info["nodes"]):
+        # nodes on other machines are never started here; their members stop them once
+        # cluster_grace is over, and this machine's are stopped below (docs/cluster.md)
+        log.warning("run %s was placed on several machines: not recovered", run_id)
+        rt.store.update_run(run_id, status="failed", error="placed on several machines: "
+                            "not recovered after the coordinator restarted")  # fmt: skip
+        remove_run_segments(run_id)
+        return
     text = _dataflow_text(rt, run_id)
     dataflow = await rt.load(info["path"], text)
     if not dataflow.recover:

@@ -33,6 +33,7 @@ from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise
 from daemon.run.limits import FD_RESERVE, FDS_PER_NODE, fds_left
 from daemon.run.node_channel import NodeChannel
+from daemon.run.placement import PlacedRun, Placer
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from daemon.store import Store
@@ -114,6 +115,7 @@ class Runtime:
     # this daemon's cluster role (daemon/cluster: a Coordinator, a Member), None alone; typed
     # `object` here because the cluster package sits above this layer
     cluster: object | None = None
+    placer: Placer | None = None  # the coordinator's: nodes placed on other machines
 
     def note_drops(self, socket: str, count: int) -> None:
         """A socket dropped outgoing messages: one line per socket in `flow status`."""
@@ -156,7 +158,8 @@ class Runtime:
         and the loop keeps serving pings, heartbeats and other runs meanwhile."""
         if len(text.encode()) > MAX_YAML_BYTES:
             raise DataflowInvalid([f"{path}: file is larger than {MAX_YAML_BYTES} bytes"])
-        parse = functools.partial(parse_dataflow, Path(path), text, machines=served_machines())
+        machines = served_machines() | (self.placer.machines() if self.placer else frozenset())
+        parse = functools.partial(parse_dataflow, Path(path), text, machines=machines)
         return await trio.to_thread.run_sync(parse)
 
     async def start_run(self, path: str, text: str, name: str | None, env: dict[str, str]) -> Run:
@@ -174,16 +177,23 @@ class Runtime:
                 "or give this one another name with --name"
             )
         run_id = new_run_id()
-        run = self.make_run(run_id, run_name, dataflow, env)
-        self.store.create_run(
-            run_id,
-            run_name,
-            str(dataflow.path),
-            [(n.id, "dynamic" if n.is_dynamic else "pending") for n in dataflow.nodes],
-            self.origin,
-            env,
-            text,
-        )
+        placed = None if self.placer is None else await self.placer.place(run_id, dataflow)
+        try:
+            run = self.make_run(run_id, run_name, dataflow, env, placed)
+            self.store.create_run(
+                run_id,
+                run_name,
+                str(dataflow.path),
+                [(n.id, "dynamic" if n.is_dynamic else "pending") for n in dataflow.nodes],
+                self.origin,
+                env,
+                text,
+                machines=placed.placement.machine_of if placed is not None else None,
+            )
+        except BaseException:
+            if self.placer is not None:  # nothing of it started: nothing to relay
+                self.placer.forget(run_id)
+            raise
         try:
             run.run_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(run.descriptor_copy, text)
@@ -195,7 +205,12 @@ class Runtime:
         return run
 
     def make_run(
-        self, run_id: str, name: str | None, dataflow: Dataflow, env: dict[str, str]
+        self,
+        run_id: str,
+        name: str | None,
+        dataflow: Dataflow,
+        env: dict[str, str],
+        placed: PlacedRun | None = None,
     ) -> Run:
         assert self.channel is not None
         return Run(
@@ -212,6 +227,7 @@ class Runtime:
             extra_env=env,
             tee=self.tee,
             in_process=self.origin.startswith("foreground"),
+            placed=placed,
         )
 
     async def resume_run(self, run: Run, adopt: State | None) -> None:
@@ -243,6 +259,8 @@ class Runtime:
         finally:
             # keep finished runs out of memory; the store has them
             self.runs.pop(run.id, None)
+            if self.placer is not None:
+                self.placer.forget(run.id)
 
     async def stop_run(self, run: Run, grace: float, force: bool) -> None:
         await run.stop(0.0 if force else grace)

@@ -106,6 +106,7 @@ class NodeSlot:
     stop_requested: bool = False
     restart_requested: bool = False  # `flow node restart`: the next generation comes at once
     killed: bool = False
+    lost: bool = False  # its machine was lost past the grace: it ends `lost`
     stats: dict[str, Any] | None = None  # the node's latest statistics report
     attached: bool = False  # a dynamic node's process is attached (`attach` / `detach`)
     last_seen: float = 0.0  # monotonic time of the node's last message
@@ -373,7 +374,9 @@ class NodeSlot:
     def _record_exit(self) -> None:
         code = self.exit_code
         signal_name = signal.Signals(-code).name if code is not None and code < 0 else None
-        if self.stop_requested and self.run.interrupted:
+        if self.lost:  # its machine never came back within the grace (docs/cluster.md)
+            status = NodeStatus.LOST
+        elif self.stop_requested and self.run.interrupted:
             status = NodeStatus.INTERRUPTED  # stopped with the daemon: recovery restarts it
         elif self.killed:
             status = NodeStatus.KILLED

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -38,6 +36,7 @@ from daemon.model.result import RunEnding, run_result
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
+from daemon.run.placement import PlacedRun
 from daemon.run.slot import NodeSlot
 from daemon.store import Store
 from node_sdk import channel, dora_compat, paths
@@ -87,10 +86,14 @@ class Run:
     live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
+    placed: PlacedRun | None = None  # nodes on other machines (daemon/run/placement.py)
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        self._endpoints = routing.input_endpoints(self.dataflow, self.sockets)
+        placement = self.placed.placement if self.placed is not None else None
+        self._endpoints = routing.input_endpoints(self.dataflow, self.sockets, placement)
+        if self.placed is not None:
+            self.send = self.placed.router(self.send)  # over the link to other machines
         for spec in self.dataflow.nodes:
             status = NodeStatus.DYNAMIC if spec.is_dynamic else NodeStatus.PENDING
             self.slots[spec.id] = NodeSlot(spec=spec, run=self, status=status)
@@ -109,9 +112,8 @@ class Run:
 
     @property
     def keeper_endpoint(self) -> str:
-        if self.in_process:
-            return f"inproc://keeper-{self.id}"
-        return f"ipc://{self.sockets / 'keeper'}"
+        in_process = f"inproc://keeper-{self.id}"
+        return in_process if self.in_process else f"ipc://{self.sockets / 'keeper'}"
 
     @property
     def spawned(self) -> list[NodeSlot]:
@@ -132,12 +134,14 @@ class Run:
             descriptor_copy=self.descriptor_copy,
             endpoints=self._endpoints,
             settings=settings(),
+            placement=self.placed.placement if self.placed is not None else None,
         )
 
     def spawn(self, slot: NodeSlot) -> None:
         """Ask the keeper to start the slot's current generation."""
         config = self.config_of(slot)
-        base = {**self.base_env, "FLOW_LOG_LEVEL": settings().log_level}  # node `env:` wins
+        remote = self.placed is not None and self.placed.is_remote(slot.id)  # its member's env
+        base = {**({} if remote else self.base_env), "FLOW_LOG_LEVEL": settings().log_level}
         env = routing.node_environment(self.dataflow, slot.spec, base, self.extra_env)
         env["FLOW_NODE_CONFIG"] = json.dumps(config)
         env["FLOW_DATAFLOW"] = self.id
@@ -366,23 +370,6 @@ class Run:
             generation = slot.generation if by_eos else 0
             self.send_to_node(target, channel.UpstreamDone(edge.input, source, generation))
         return waits
-
-    def lose_keeper(self, cause: str) -> None:
-        """The keeper is gone: kill what it left, end every slot, and fail the run.
-
-        Its nodes are its children, so no exit will ever be reported: their process groups
-        (each node leads its own) are killed by the pids recorded for them.
-        """
-        if self.keeper_lost is not None:
-            return
-        self.keeper_lost = self.error = cause
-        self.stop_requested = True  # no restart: nothing could spawn it
-        log.error("run %s: %s: stopping its nodes", self.id, cause)
-        for slot in self.spawned:
-            if slot.pid is not None and not slot.exited.is_set():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(slot.pid, signal.SIGKILL)
-            slot.lose_process(cause)
 
     def result_status(self) -> RunStatus:
         ending = RunEnding(

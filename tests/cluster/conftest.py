@@ -1,13 +1,14 @@
-"""Machines as network namespaces (tests/hosts.py): a coordinator `a` and members `b`, `c`."""
+"""Machines as network namespaces (tests/netns.py): a coordinator `a` and members `b`, `c`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import netns
 import pytest
-from hosts import PORT, Machine, machines, namespaces_unavailable
+from netns import PORT, Machine
 
-_WHY_NOT = namespaces_unavailable()
+_WHY_NOT = netns.skip_reason()
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def hosts() -> Iterator[dict[str, Machine]]:
     """Three machines on one bridge, nothing started on them yet."""
     if _WHY_NOT is not None:
         pytest.skip(_WHY_NOT)
-    with machines(("a", "b", "c")) as made:
+    with netns.hosts(("a", "b", "c")) as made:
         yield made
 
 

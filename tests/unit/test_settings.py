@@ -81,6 +81,7 @@ def test_environment_overrides_config_file_overrides_defaults(tmp_path: Path) ->
         "log_max_bytes": "config.toml",
         "cluster_heartbeat": "default",
         "cluster_lost_after": "default",
+        "cluster_grace": "default",
         "daemon_log_level": "environment",
         "log_level": "default",
     }

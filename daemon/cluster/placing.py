@@ -1,0 +1,207 @@
+"""The coordinator's placement: which machine runs each node, refusals, tcp:// ports and keys.
+
+A node runs on its `deploy.machine` when that is an admitted member; every other node runs
+here. A start naming a member that is not connected is refused in one line. Each input fed
+from another machine gets a tcp:// port reserved on its own machine (a member is asked for
+free ones over the link) and its senders that machine's key (docs/cluster.md, "Placement").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import attrs
+import trio
+
+from daemon.cluster.coordinator import CONNECTED, LEFT, LOST, Coordinator
+from daemon.cluster.keys import secret_key_file
+from daemon.cluster.link import free_ports
+from daemon.cluster.loss import lost_machine
+from daemon.model.cluster_messages import Carry
+from daemon.model.descriptor import Dataflow, OutputRef
+from daemon.model.errors import BadRequest
+from daemon.model.keeper_messages import Quit, encode
+from daemon.model.routing import MachinePlace, Placement
+from daemon.model.settings import current as settings
+from daemon.run.placement import PlacedRun, RemoteKeeper
+from daemon.run.supervisor import Run
+
+log = logging.getLogger(__name__)
+
+PORTS_ANSWER_S: Final = 5.0
+LOG_ANSWER_S: Final = 3.0
+WILDCARDS: Final = frozenset({"*", "0.0.0.0", "[::]"})
+
+
+@attrs.define(eq=False)
+class ClusterPlacer:
+    """The `Placer` of a coordinator (daemon/run/placement.py)."""
+
+    coordinator: Coordinator
+    home: Path
+    node_frames: Callable[[list[bytes]], None]
+    find_run: Callable[[str], Run | None]
+    nursery: trio.Nursery  # the loss watches (daemon/cluster/loss.py) run here
+    runs: dict[str, PlacedRun] = attrs.field(factory=dict)
+    _lost: dict[tuple[str, str], trio.Event] = attrs.field(factory=dict)  # set: it is back
+    _logs: dict[tuple[str, str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
+    _ports: dict[tuple[str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
+
+    @property
+    def here(self) -> str:
+        return self.coordinator.name
+
+    def machines(self) -> frozenset[str]:
+        return frozenset({self.coordinator.name, *self.coordinator.peers})
+
+    def send_carry(self, machine: str, carry: Carry) -> bool:
+        peer = self.coordinator.peers.get(machine)
+        if peer is None or peer.routing_id is None or peer.state != CONNECTED:
+            return False
+        self.coordinator.send(peer.routing_id, carry)
+        return True
+
+    async def place(self, run_id: str, dataflow: Dataflow) -> PlacedRun | None:
+        here, peers = self.coordinator.name, self.coordinator.peers
+        machine_of = {
+            n.id: n.machine if n.machine in peers else here for n in dataflow.nodes
+        }  # fmt: skip
+        if all(m == here for m in machine_of.values()):
+            return None  # a local run: nothing of this module is involved
+        self._refuse_unplaceable(dataflow, machine_of)
+        machines = {here: MachinePlace(self.coordinator.listen.host, self.coordinator.keys.public)}
+        for name in set(machine_of.values()) - {here}:
+            peer = peers[name]
+            machines[name] = MachinePlace(peer.address or "", peer.public_key)
+        timing = self.coordinator.timing
+        placement = Placement(machine_of, machines, {}, str(secret_key_file(self.home,
+                              self.coordinator.keys)), timing.heartbeat, timing.lost_after,
+                              settings().cluster_grace)  # fmt: skip
+        crossing = placement.crossing(dataflow)
+        ports: dict[tuple[str, str], int] = {}
+        for name in machines:
+            wanted = [pair for pair in crossing if machine_of[pair[0]] == name]
+            if wanted:
+                got = await self._reserve(run_id, name, len(wanted))
+                ports.update(zip(wanted, got, strict=True))
+        placement = attrs.evolve(placement, ports=ports)
+        remotes = {
+            name: RemoteKeeper(name, run_id, self) for name in machines if name != here
+        }  # fmt: skip
+        placed = PlacedRun(run_id, here, placement, self, remotes, self.node_frames)
+        self.runs[run_id] = placed
+        log.info("run %s placed: %s", run_id, ", ".join(
+            f"{node}@{machine}" for node, machine in sorted(machine_of.items())))  # fmt: skip
+        return placed
+
+    def _refuse_unplaceable(self, dataflow: Dataflow, machine_of: dict[str, str]) -> None:
+        """One line for the first node that cannot run where it is placed."""
+        here, peers = self.coordinator.name, self.coordinator.peers
+        if self.coordinator.listen.plain:
+            raise BadRequest("nodes placed on other machines need CURVE: this coordinator "
+                             "listens on plain TCP (--insecure-loopback)")  # fmt: skip
+        if self.coordinator.listen.host in WILDCARDS:
+            raise BadRequest("nodes placed on other machines need the coordinator to listen "
+                             "on one address (--listen tcp://ADDR:PORT)")  # fmt: skip
+        for node in dataflow.nodes:
+            machine = machine_of[node.id]
+            if machine == here:
+                continue
+            peer = peers[machine]
+            if peer.state != CONNECTED or not peer.address:
+                raise BadRequest(f"node {node.id}: machine {machine} is {peer.state}, not "
+                                 "connected (flow cluster status)")  # fmt: skip
+            if node.is_dynamic:
+                raise BadRequest(f"node {node.id}: a dynamic node runs where it attaches; "
+                                 f"remove its deploy.machine {machine}")  # fmt: skip
+        for node in dataflow.nodes:
+            for spec in node.inputs:
+                source = spec.source
+                if not isinstance(source, OutputRef):
+                    continue
+                stdout_as = dataflow.node(source.node).send_stdout_as == source.output
+                if stdout_as and machine_of[source.node] != machine_of[node.id]:
+                    raise BadRequest(
+                        f"node {node.id}: input {spec.id} reads send_stdout_as output "
+                        f"{source.node}/{source.output} of another machine (not supported "
+                        "yet: place both on one machine)"
+                    )
+
+    async def _reserve(self, run_id: str, machine: str, count: int) -> list[int]:
+        if machine == self.coordinator.name:
+            return free_ports(self.coordinator.listen.host, count)
+        send, receive = trio.open_memory_channel[str](1)
+        self._ports[(run_id, machine)] = send
+        try:
+            if not self.send_carry(machine, Carry(run_id, "ports", str(count))):
+                raise BadRequest(f"machine {machine} is not connected (flow cluster status)")
+            with trio.move_on_after(PORTS_ANSWER_S):
+                answer = await receive.receive()
+                ports = [int(p) for p in answer.split() if p.isdigit() and len(p) <= 5]
+                if len(ports) == count and all(0 < p < 65536 for p in ports):
+                    return ports
+                raise BadRequest(f"machine {machine} gave no free tcp ports: {answer[:80]!r}")
+            raise BadRequest(f"machine {machine} did not answer within {PORTS_ANSWER_S:g} s")
+        finally:
+            del self._ports[(run_id, machine)]
+
+    def on_carry(self, machine: str, carry: Carry) -> None:
+        """A relayed message from a member: a ports answer, or one of a placed run's."""
+        if carry.kind in ("ports", "logs"):
+            waiting = (self._ports.get((carry.run, machine)) if carry.kind == "ports" else
+                       self._logs.get((carry.run, machine, carry.ident)))  # fmt: skip
+            if waiting is not None:
+                with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                    waiting.send_nowait(carry.body)
+            return
+        placed = self.runs.get(carry.run)
+        if placed is not None:
+            placed.deliver(machine, carry)
+        elif carry.kind == "node":
+            # a run this coordinator does not supervise (any more: it ended, or the daemon
+            # restarted): the member's keeper of it is told to stop its nodes
+            self.send_carry(machine, Carry(carry.run, "keeper", encode(Quit()).decode()))
+
+    def forget(self, run_id: str) -> None:
+        self.runs.pop(run_id, None)
+
+    async def fetch_log(self, run_id: str, machine: str, node_id: str) -> str | None:
+        """Asked for at each `flow logs`: the member reads the node's log tail and sends it."""
+        key = (run_id, machine, node_id)
+        if key in self._logs:
+            return None  # another `flow logs` is asking for it right now
+        send, receive = trio.open_memory_channel[str](1)
+        self._logs[key] = send
+        try:
+            if not self.send_carry(machine, Carry(run_id, "logs", "", node_id)):
+                return None
+            with trio.move_on_after(LOG_ANSWER_S):
+                return await receive.receive()
+            return None
+        finally:
+            del self._logs[key]
+
+    def on_state(self, machine: str, state: str) -> None:
+        """A machine was lost (or left): its nodes are `lost` for the grace; back: re-adopted."""
+        for run_id, placed in list(self.runs.items()):
+            run = self.find_run(run_id)
+            if run is None or machine not in placed.remotes:
+                continue
+            key = (run_id, machine)
+            if state in (LOST, LEFT) and key not in self._lost:
+                self._lost[key] = back = trio.Event()
+                self.nursery.start_soon(self._watch_lost, run, placed, machine, back)
+            elif state == CONNECTED and key in self._lost:
+                self._lost.pop(key).set()
+
+    async def _watch_lost(self, run: Run, placed: PlacedRun, machine: str,
+                          back: trio.Event) -> None:  # fmt: skip
+        try:
+            await lost_machine(run, placed.placement.machine_of, machine, back)
+        finally:
+            if self._lost.get((run.id, machine)) is back:
+                del self._lost[(run.id, machine)]

@@ -1,0 +1,194 @@
+"""A run placed on several machines, as its supervisor sees it (docs/cluster.md, "Placement").
+
+The coordinator supervises every node of such a run as it does a local one: its slots, start
+barrier, stop sequence and result are the same code. What differs is only the way there: a
+node on a member machine is spawned and signalled by the member's own keeper, whose channel
+is relayed over the cluster link (`RemoteKeeper`), and its node-channel frames (hello, bye,
+stats; start, stop, upstream_done) are relayed both ways too. `PlacedKeeper` puts the
+machines' keepers behind the one `KeeperPort` a run has.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+import trio
+
+from daemon.model import keeper_messages as km
+from daemon.model.cluster_messages import Carry
+from daemon.model.descriptor import Dataflow
+from daemon.model.errors import NodeSpawnFailed
+from daemon.model.routing import Placement
+from daemon.run.keeper_link import ATTACH_ANSWER_S, KeeperPort
+from node_sdk import channel
+
+log = logging.getLogger(__name__)
+
+REMOTE_ATTACH_S = 10.0  # a member's keeper starts as a process: as long as a local attach
+
+
+class Relay(Protocol):
+    """What the coordinator's cluster link offers a placed run."""
+
+    def send_carry(self, machine: str, carry: Carry) -> bool:
+        """Queue a relayed message for a connected machine; False when it cannot be."""
+
+
+class Placer(Protocol):
+    """The coordinator's side of placement, as a runtime uses it."""
+
+    @property
+    def here(self) -> str:
+        """The coordinator's machine name."""
+
+    def machines(self) -> frozenset[str]:
+        """The machine names a dataflow may place nodes on."""
+
+    async def place(self, run_id: str, dataflow: Dataflow) -> PlacedRun | None:
+        """The run's placement, None when every node runs here; `BadRequest`, in one line,
+        when a node is placed on a machine that is not connected."""
+
+    def forget(self, run_id: str) -> None:
+        """The run has ended: drop what relays its messages."""
+
+    async def fetch_log(self, run_id: str, machine: str, node_id: str) -> str | None:
+        """The tail of a node's log from its machine; None when it does not answer."""
+
+
+@attrs.define(eq=False)
+class RemoteKeeper:
+    """The keeper of one run on one member machine, reached over the cluster link."""
+
+    machine: str
+    run_id: str
+    relay: Relay
+    on_event: Callable[[km.FromKeeper], None] = lambda message: None
+    state: km.State | None = None
+    attached: trio.Event = attrs.field(factory=trio.Event)
+
+    def send(self, message: km.ToKeeper) -> None:
+        body = km.encode(message).decode()
+        if not self.relay.send_carry(self.machine, Carry(self.run_id, "keeper", body)):
+            log.error("run %s: a %s for machine %s's keeper was not sent", self.run_id,
+                      type(message).__name__, self.machine)  # fmt: skip
+
+    def deliver(self, body: str) -> None:
+        """A keeper message relayed back by the member (decoded by the keeper's decoder)."""
+        try:
+            message = km.decode(body.encode())
+        except km.KeeperMessageError as exc:
+            log.warning("run %s: dropped a keeper message from %s: %s", self.run_id,
+                        self.machine, exc)  # fmt: skip
+            return
+        if not isinstance(message, km.FromKeeper):
+            return
+        if isinstance(message, km.State):
+            self.state = message
+            self.attached.set()
+        self.on_event(message)
+
+    async def serve(self) -> None:
+        # the member's daemon watches its keeper; the machine's own liveness is the link's
+        await trio.sleep_forever()
+
+    async def attach(self) -> km.State:
+        """Ask until the member's keeper answers (the member starts it on the first ask)."""
+        with trio.move_on_after(REMOTE_ATTACH_S):
+            while self.state is None:
+                self.send(km.Attach())
+                with trio.move_on_after(ATTACH_ANSWER_S * 4):
+                    await self.attached.wait()
+        if self.state is None:
+            raise NodeSpawnFailed(
+                "keeper", f"the run keeper on machine {self.machine} did not answer"
+            )
+        return self.state
+
+    def quit(self) -> None:
+        self.send(km.Quit())
+
+
+@attrs.define(eq=False)
+class PlacedKeeper:
+    """The keepers of every machine of a run behind one `KeeperPort`, by node."""
+
+    local: KeeperPort
+    remotes: dict[str, RemoteKeeper]
+    machine_of: dict[str, str]
+
+    def send(self, message: km.ToKeeper) -> None:
+        machine = self.machine_of.get(getattr(message, "node", ""), "")
+        remote = self.remotes.get(machine)
+        (remote or self.local).send(message)
+
+    async def serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.local.serve)
+            for remote in self.remotes.values():
+                nursery.start_soon(remote.serve)
+
+    async def attach(self) -> km.State:
+        state = await self.local.attach()
+        nodes = dict(state.nodes)
+        for remote in self.remotes.values():
+            nodes.update((await remote.attach()).nodes)
+        return km.State(nodes=nodes, degraded=state.degraded)
+
+    def quit(self) -> None:
+        for remote in self.remotes.values():
+            remote.quit()
+        self.local.quit()
+
+
+@attrs.define(eq=False)
+class PlacedRun:
+    """One run's placement and its relays, kept by the coordinator while the run lives."""
+
+    run_id: str
+    here: str  # the coordinator's machine name
+    placement: Placement
+    relay: Relay
+    remotes: dict[str, RemoteKeeper]
+    # the coordinator's node channel, which takes a relayed frame as if the node sent it
+    node_frames: Callable[[list[bytes]], None]
+
+    def is_remote(self, node_id: str) -> bool:
+        return self.placement.machine_of.get(node_id, self.here) != self.here
+
+    def keeper(self, local: KeeperPort, on_event: Callable[[km.FromKeeper], None]) -> PlacedKeeper:
+        for remote in self.remotes.values():
+            remote.on_event = on_event
+        return PlacedKeeper(local, self.remotes, self.placement.machine_of)
+
+    def router(
+        self, local: Callable[[bytes, channel.Message], bool]
+    ) -> Callable[[bytes, channel.Message], bool]:
+        """The run's node-channel send: over the link to a node on a member machine."""
+
+        def send(identity: bytes, message: channel.Message) -> bool:
+            node_id = identity.decode().split("/")[1]
+            machine = self.placement.machine_of.get(node_id, self.here)
+            if machine == self.here:
+                return local(identity, message)
+            body = channel.encode(message).decode()
+            carry = Carry(self.run_id, "node", body, identity.decode())
+            return self.relay.send_carry(machine, carry)
+
+        return send
+
+    def deliver(self, machine: str, carry: Carry) -> None:
+        """A relayed message from `machine`; a member speaks only for its own nodes."""
+        if carry.kind == "keeper" and machine in self.remotes:
+            self.remotes[machine].deliver(carry.body)
+        elif carry.kind == "node":
+            parts = carry.ident.split("/")
+            if len(parts) == 3 and parts[0] == self.run_id and (
+                self.placement.machine_of.get(parts[1]) == machine
+            ):
+                self.node_frames([carry.ident.encode(), carry.body.encode()])
+            else:
+                log.warning("run %s: machine %s relayed a frame of node %r, not one of its own",
+                            self.run_id, machine, carry.ident[:80])  # fmt: skip

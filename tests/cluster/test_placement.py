@@ -1,0 +1,309 @@
+"""Nodes placed on machines (docs/cluster.md, "Placement"): started, fed, stopped from the
+coordinator across real network namespaces, real daemons and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import wait_for
+from netns import GRACE_S, PORT, Machine
+
+SOURCE = """
+from node_sdk import Node
+node = Node()
+print("source up")
+sent = 0
+for event in node:
+    if event["type"] == "INPUT" and event["id"] == "tick":
+        sent += 1
+        node.send_output("counter", str(sent))
+    elif event["type"] == "STOP":
+        break
+"""
+
+SINK = """
+import os
+from node_sdk import Node
+node = Node()
+with open(os.environ["OUT"], "a") as out:
+    for event in node:
+        if event["type"] == "INPUT":
+            out.write(f"{event['value']}\\n")
+            out.flush()
+        elif event["type"] in ("INPUT_CLOSED", "STOP"):
+            out.write(f"{event['type']}\\n")
+            out.flush()
+            if event["type"] == "STOP":
+                break
+"""
+
+
+def write_dataflow(folder: Path, source_on: str, sink_on: str) -> Path:
+    (folder / "source.py").write_text(SOURCE)
+    (folder / "sink.py").write_text(SINK)
+    path = folder / "across.yml"
+    path.write_text(f"""
+name: across
+env:
+  OUT: {folder / "received.txt"}
+nodes:
+  - id: source
+    path: source.py
+    deploy: {{machine: {source_on}}}
+    inputs: {{tick: dora/timer/millis/20}}
+    outputs: [counter]
+  - id: sink
+    path: sink.py
+    _unstable_deploy: {{machine: {sink_on}}}
+    inputs: {{counter: source/counter}}
+""")
+    return path
+
+
+def connected(coordinator: Machine, name: str) -> bool:
+    done = coordinator.flow("cluster", "status", "--json")
+    rows = {row["name"]: row for row in json.loads(done.stdout)["machines"]}
+    return name in rows and rows[name]["state"] == "connected"
+
+
+def run_info(coordinator: Machine, run: str) -> dict[str, Any]:
+    done = coordinator.flow("list", "--all", "--json")
+    assert done.returncode == 0, done.stderr
+    runs: list[dict[str, Any]] = [json.loads(line) for line in done.stdout.splitlines()]
+    return next(r for r in runs if run in (r["id"], r["name"]))
+
+
+def ready(cluster: dict[str, Machine], folder: Path) -> tuple[Machine, Machine]:
+    """The coordinator `a` and member `b`, once b is connected; `folder` readable by both."""
+    folder.chmod(0o755)
+    wait_for(lambda: connected(cluster["a"], "b"), "b connected")
+    return cluster["a"], cluster["b"]
+
+
+def received(folder: Path) -> list[str]:
+    path = folder / "received.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_a_dataflow_across_two_machines_starts_runs_and_stops(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    before = {"a": set(a.pids()), "b": set(b.pids())}
+    dataflow = write_dataflow(tmp_path, source_on="b", sink_on="a")
+    started = a.flow("start", "--detach", str(dataflow))
+    assert started.returncode == 0, started.stdout + started.stderr
+    run = started.stdout.strip().split()[-1]
+    wait_for(lambda: len(received(tmp_path)) >= 30, "30 values across machines")
+    info = run_info(a, run)
+    assert info["status"] == "running"
+    assert {n["id"]: n["status"] for n in info["nodes"]} == {"source": "running",
+                                                             "sink": "running"}  # fmt: skip
+    # the source runs in b's namespace, the sink in a's
+    assert set(b.pids()) - before["b"], "no node process on machine b"
+    assert {n["id"]: n["machine"] for n in info["nodes"]} == {"source": "b", "sink": "a"}
+    nodes = a.flow("node", "list", run)
+    assert nodes.returncode == 0, nodes.stderr
+    assert "MACHINE" in nodes.stdout
+    listed = [json.loads(line) for line in a.flow("node", "list", run, "--json").stdout.split("\n")
+              if line]  # fmt: skip
+    assert {n["id"]: n["machine"] for n in listed} == {"source": "b", "sink": "a"}
+    rows = json.loads(a.flow("cluster", "status", "--json").stdout)["machines"]
+    assert {row["name"]: row["nodes"] for row in rows} == {"a": 1, "b": 1}
+    stopped = a.flow("stop", run)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    info = run_info(a, run)
+    assert info["status"] == "stopped", info
+    # both ended on STOP, within the grace: no SIGTERM needed on either machine
+    assert {n["id"]: (n["status"], n["exit_code"]) for n in info["nodes"]} == {
+        "source": ("stopped", 0), "sink": ("stopped", 0)}, info["nodes"]  # fmt: skip
+    lines = received(tmp_path)
+    values = [int(v) for v in lines if v.isdigit()]
+    assert values == list(range(1, len(values) + 1)), "a gap or a repeat across machines"
+    assert lines[-1] == "STOP" or "INPUT_CLOSED" in lines
+    # nothing left on either machine: only what ran before the start
+    wait_for(lambda: set(b.pids()) <= before["b"], "machine b's node processes gone")
+    wait_for(lambda: set(a.pids()) <= before["a"], "machine a's node processes gone")
+    # the member kept the source's log; its run keeper is gone too
+    source_log = b.home / "runs" / info["id"] / "logs" / "source.log"
+    assert "source up" in source_log.read_text()
+    # `flow logs` on the coordinator shows it too, fetched from b over the link
+    logs = a.flow("logs", run, "source")
+    assert logs.returncode == 0, logs.stderr
+    assert "source up" in logs.stdout
+
+
+def test_a_node_on_an_unknown_or_absent_machine_is_refused_in_one_line(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    unknown = a.flow("start", "--detach", str(write_dataflow(tmp_path, "nowhere", "a")))
+    assert unknown.returncode != 0
+    # the dataflow-invalid form every validation error has: a header, one line per problem
+    problems = unknown.stderr.strip().splitlines()[1:]
+    assert len(problems) == 1, problems
+    assert "deploy.machine: machine 'nowhere'" in problems[0]
+    down = b.flow("down")
+    assert down.returncode == 0, down.stderr
+    absent = a.flow("start", "--detach", str(write_dataflow(tmp_path, "b", "a")))
+    assert absent.returncode != 0
+    line = absent.stderr.strip()
+    assert len(line.splitlines()) == 1, line
+    assert "machine b is left, not connected" in line
+    listed = a.flow("list", "--all", "--json")
+    assert listed.stdout.strip() == "", "a refused start left a run behind"
+
+
+def node_states(coordinator: Machine, run: str) -> dict[str, str]:
+    return {n["id"]: n["status"] for n in run_info(coordinator, run)["nodes"]}
+
+
+def start_across(a: Machine, b: Machine, folder: Path) -> tuple[str, set[int]]:
+    """source on b feeding sink on a, 20 values through; (the run's id, b's node pids).
+    `ready` first."""
+    before = set(b.pids())
+    started = a.flow("start", "--detach", str(write_dataflow(folder, source_on="b", sink_on="a")))
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_for(lambda: len(received(folder)) >= 20, "20 values across machines")
+    run = str(run_info(a, started.stdout.strip().split()[-1])["id"])
+    return run, set(b.pids()) - before
+
+
+def test_a_killed_member_loses_its_nodes_for_good_and_closes_their_inputs(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, _ = start_across(a, b, tmp_path)
+    b.kill()
+    seen = wait_for(lambda: node_states(a, run)["source"] == "lost", "source lost")
+    print(f"\nnode lost {seen:.2f} s after its machine was killed")
+    # the sink's tcp:// input closes by itself once the grace is over
+    wait_for(lambda: "INPUT_CLOSED" in received(tmp_path), "the sink's input closed")
+    wait_for(lambda: run_info(a, run)["status"] not in ("starting", "running"), "run ended")
+    info = run_info(a, run)
+    assert info["status"] == "failed", info
+    nodes = {n["id"]: n for n in info["nodes"]}
+    assert nodes["source"]["status"] == "lost"
+    assert nodes["source"]["generation"] == 1, "the lost node was started again"
+    assert nodes["sink"]["generation"] == 1
+    # never re-placed: no source process anywhere that lives
+    assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
+
+
+def test_a_partition_healed_within_the_grace_is_readopted(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    b.link(False)
+    wait_for(lambda: node_states(a, run)["source"] == "lost", "source lost")
+    b.link(True)
+    wait_for(lambda: node_states(a, run) == {"source": "running", "sink": "running"},
+             "source re-adopted")  # fmt: skip
+    count = len(received(tmp_path))
+    wait_for(lambda: len(received(tmp_path)) >= count + 20, "data flows again")
+    assert source_pids <= set(b.pids()), "the source was restarted, not kept"
+    stopped = a.flow("stop", run)
+    assert stopped.returncode == 0, stopped.stderr
+    info = run_info(a, run)
+    assert info["status"] == "stopped", info
+    assert [n["generation"] for n in info["nodes"]] == [1, 1]
+    values = [int(v) for v in received(tmp_path) if v.isdigit()]
+    assert values == sorted(set(values)), "a value delivered twice or out of order"
+    assert "INPUT_CLOSED" not in received(tmp_path)[:-2]
+
+
+def test_past_the_grace_the_members_nodes_stop_by_themselves(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    assert source_pids
+    b.link(False)
+    gone = wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped on b")
+    print(f"\nb's nodes stopped {gone:.2f} s after the cut (grace {GRACE_S} s)")
+    assert gone > GRACE_S, "the member stopped its nodes within the grace"
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed on a")
+    assert node_states(a, run)["source"] == "lost"
+    b.link(True)
+
+
+def test_a_lost_coordinator_stops_nothing_within_the_grace(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    _, source_pids = start_across(a, b, tmp_path)
+    a.kill()
+    killed = time.monotonic()
+    time.sleep(GRACE_S / 2)
+    assert source_pids <= set(b.pids()), "the member stopped its nodes within the grace"
+    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped past the grace")
+    assert time.monotonic() - killed > GRACE_S
+
+
+def test_a_restarted_coordinator_starts_no_placed_node_again(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    daemon_pid = int((a.home / "daemon.pid").read_text())
+    os.kill(daemon_pid, signal.SIGKILL)  # the daemon alone: its keeper and sink live on
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    info = run_info(a, run)
+    assert info["status"] == "failed", info
+    assert "not recovered" in info["error"]
+    # nothing of it started again on a; b is told to stop its nodes once it is back
+    assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
+    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes of the run stopped")
+
+
+def test_a_members_keeper_lost_ends_its_nodes_there(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, pids = start_across(a, b, tmp_path)
+    keeper = [p for p in pids if "daemon.keeper" in _cmdline(p)]
+    source = [p for p in pids if "source.py" in _cmdline(p)]
+    assert len(keeper) == 1, [_cmdline(p) for p in pids]
+    assert len(source) == 1
+    os.kill(keeper[0], signal.SIGKILL)
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed")
+    nodes = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert nodes["source"]["status"] == "failed"
+    assert nodes["source"]["generation"] == 1
+    wait_for(lambda: source[0] not in b.pids(), "the source killed on b")
+    assert connected(a, "b"), "the member's daemon did not live through it"
+
+
+def test_a_remote_node_is_restarted_and_stopped_by_hand_from_the_coordinator(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, pids = start_across(a, b, tmp_path)
+    old = [p for p in pids if "source.py" in _cmdline(p)]
+    assert old
+    restarted = a.flow("node", "restart", run, "source")
+    assert restarted.returncode == 0, restarted.stderr
+    wait_for(lambda: node_states(a, run)["source"] == "running", "source running again")
+    info = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert info["source"]["generation"] == 2
+    assert old[0] not in b.pids()
+    count = len(received(tmp_path))
+    wait_for(lambda: len(received(tmp_path)) >= count + 10, "generation 2's values arrive")
+    stopped = a.flow("node", "stop", run, "source")
+    assert stopped.returncode == 0, stopped.stderr
+    assert node_states(a, run)["source"] == "stopped"
+    wait_for(lambda: not [p for p in b.pids() if "source.py" in _cmdline(p)], "source gone")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
