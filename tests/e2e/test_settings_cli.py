@@ -38,6 +38,7 @@ def test_flow_config_says_where_each_value_came_from(flow_home: Path) -> None:
         "log_max_bytes": ["1GiB", "config.toml", "FLOW_LOG_MAX_BYTES"],
         "cluster_heartbeat": ["1s", "default", "FLOW_CLUSTER_HEARTBEAT"],
         "cluster_lost_after": ["3s", "default", "FLOW_CLUSTER_LOST_AFTER"],
+        "cluster_grace": ["30s", "default", "FLOW_CLUSTER_GRACE"],
         "daemon_log_level": ["DEBUG", "environment", "FLOW_DAEMON_LOG_LEVEL"],
         "log_level": ["INFO", "default", "FLOW_LOG_LEVEL"],
     }
