@@ -135,10 +135,12 @@ def test_row32_a_spawn_meeting_emfile_is_retried(daemon: Path, tmp_path: Path) -
     keeper = keeper_of(run_id)
     limit = keeper.rlimit(psutil.RLIMIT_NOFILE)
     keeper.rlimit(psutil.RLIMIT_NOFILE, (8, limit[1]))  # every new descriptor: EMFILE
-    time.sleep(1.5)  # a node spawned just before the limit may still be writing its line
     count = len(spawns.read_text().splitlines())
-    time.sleep(1.2)  # restarts are due meanwhile: each spawn meets EMFILE
-    assert len(spawns.read_text().splitlines()) == count
+    # restarts are due meanwhile: each spawn meets EMFILE (and the retries give up after
+    # about 2.4 s, failing the node: stay well inside that)
+    time.sleep(1.2)
+    # one spawn begun before the limit may write its line late; none after it
+    assert len(spawns.read_text().splitlines()) <= count + 1
     keeper.rlimit(psutil.RLIMIT_NOFILE, limit)
     wait_for(lambda: len(spawns.read_text().splitlines()) > count, 10, "never spawned again")
     log = paths.daemon_log(daemon).read_text()
@@ -238,7 +240,7 @@ def test_row20_flood_of_connections_bounds_daemon_memory(daemon: Path, flood: st
             time.sleep(0.1)
     finally:
         context.destroy(linger=0)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # a safety bound on a busy machine, not a speed
     after = process.memory_info().rss
     while after > idle * 1.2 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -310,7 +312,7 @@ def test_row20_a_flood_of_unread_large_replies_bounds_daemon_memory(
             time.sleep(0.1)
     finally:
         context.destroy(linger=0)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # a safety bound on a busy machine, not a speed
     after = process.memory_info().rss
     while after > idle * 1.2 and time.monotonic() < deadline:
         time.sleep(0.2)
