@@ -367,6 +367,8 @@ def test_row20_a_large_start_goes_in_parts(daemon: Path, tmp_path: Path) -> None
     done = flow("start", str(yml), "--detach", "--name", "large", "--env", f"BIG={secret}",
                 home=daemon)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # detached, the start returns before the barrier: wait for every node to connect
+    wait_for(lambda: run_of(daemon, "large")["status"] != "starting", 60, "never started")
     info = run_of(daemon, "large")
     assert info["status"] == "running", info
     environ = psutil.Process(info["nodes"][0]["pid"]).environ()
@@ -390,7 +392,7 @@ def test_row20_one_client_at_its_in_flight_limit_leaves_ping_and_stop(
         assert all(r is not None and "busy" in r["error"]["message"] for r in busy), busy
         began = time.monotonic()
         assert other.request("ping", {}, id_="p")["ok"] is True
-        assert time.monotonic() - began < 1.0
+        assert time.monotonic() - began < 10.0  # answered, not queued behind the hog's waits
         stopped = flow("stop", "held", home=daemon, timeout=30)
         assert stopped.returncode == 0, stopped.stderr
         answers = [hog.receive(10) for _ in range(32)]  # the waits end with the run
