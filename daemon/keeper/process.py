@@ -335,13 +335,12 @@ class Keeper:
         record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
         if stream == "stderr":
             child.tail.append(record.message)
-        if child.stdout_output is None:
-            pass
-        elif child.sends_records:
+        output = child.stdout_output  # send_stdout_as or send_logs_as, if the node has one
+        if output is not None and child.sends_records:
             if record.stream == "log" and level_number(record) >= child.records_level:
-                child.stdout_output.send_line(log_entry_value(child.node, record))
-        elif stream == "stdout":
-            child.stdout_output.send_line(record.message)
+                output.send_line(log_entry_value(child.node, record))
+        elif output is not None and stream == "stdout":
+            output.send_line(record.message)
         child.log.write(record)
 
     def _drop_fd(self, child: Child, fd: int) -> None:
