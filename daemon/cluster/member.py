@@ -7,6 +7,7 @@ backoff), round after round, until it is back or the daemon stops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -112,9 +113,9 @@ class Member:
                     self.owner = session.owner
                     self.on_welcome()
                     try:
-                        await self._beat(session.owner)
-                    except LinkDown:
-                        pass  # logged in _beat; the next round reopens the link
+                        # a lost link is logged in _beat; the next round reopens it
+                        with contextlib.suppress(LinkDown):
+                            await self._beat(session.owner)
                     finally:
                         self.owner = None
                         session.close(goodbye=self.leaving)
