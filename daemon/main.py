@@ -7,7 +7,6 @@ Signals become the ordinary shutdown path, so there is one way to stop.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import resource
@@ -24,6 +23,7 @@ from daemon.control import topics
 from daemon.control.registry import HANDLERS
 from daemon.control.runs import stop_all
 from daemon.control.server import ControlServer
+from daemon.home_lock import HomeLocked, lock_home
 from daemon.logfile import PatientFileHandler
 from daemon.model import pids, settings
 from daemon.model.errors import (
@@ -70,17 +70,14 @@ def hold_home_lock(home: Path) -> Iterator[None]:
     """
     path = paths.daemon_lock_file(home)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = lock_home(home)
     except OSError as exc:
         raise StateStoreUnusable(f"cannot open {path}: {exc.strerror or exc}") from None
+    except HomeLocked as exc:
+        raise ControlSocketUnavailable(
+            f"another flow daemon (pid {exc.holder}) holds {path}: it serves {home}"
+        ) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise ControlSocketUnavailable(
-                f"another flow daemon (pid {holder}) holds {path}: it serves {home}"
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

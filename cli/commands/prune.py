@@ -52,30 +52,28 @@ def run(args: argparse.Namespace) -> int:
 def _prune_offline(home: Path, older_than: float, dry_run: bool) -> list[dict[str, Any]]:
     """No daemon: prune the store directly, holding the daemon's home lock meanwhile so
     that no daemon can start and open the store halfway through."""
-    import fcntl
     import os
     import time
 
     from cli import render
     from cli.errors import CliError
+    from daemon.home_lock import HomeLocked, lock_home
     from daemon.model.errors import FlowError
     from daemon.store import Store, remove_run_folders
     from node_sdk import paths
 
     if not paths.state_db(home).exists():
         return []
-    lock = paths.daemon_lock_file(home)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = lock_home(home)
     except OSError as exc:
+        lock = paths.daemon_lock_file(home)
         raise CliError(f"cannot open {lock}: {exc.strerror or exc}") from None
+    except HomeLocked:
+        raise CliError(
+            f"a flow daemon is starting or stopping for {home}: run flow prune again"
+        ) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CliError(
-                f"a flow daemon is starting or stopping for {home}: run flow prune again"
-            ) from None
         try:
             store = Store.open(paths.state_db(home))
         except FlowError as exc:
