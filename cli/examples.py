@@ -64,7 +64,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "flow completion zsh > ~/.zfunc/_flow",
         "flow completion fish > ~/.config/fish/completions/flow.fish",
     ),
-    "doctor": ("flow doctor", "flow doctor --json"),
+    "doctor": (
+        "flow doctor",
+        "flow doctor --json",
+        "flow doctor --cluster robot.yml",
+        "flow doctor --cluster --large 16MiB --timeout 30s",
+    ),
     "prune": ("flow prune --older-than 2d --dry-run", "flow prune --older-than 12h"),
     "cluster": ("flow cluster token", "flow cluster status"),
     "cluster token": (

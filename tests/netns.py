@@ -96,6 +96,26 @@ class Machine:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def drop_large(self) -> None:
+        """Lose every IP packet of 1024 bytes or more this machine sends, without a word,
+        while smaller ones pass: large messages vanish one way only (dora #1778). tc's
+        `drop` action is not built everywhere; a redirect to a veth that is down (`mirred`)
+        loses them the same way. Needs `tc`; raises RuntimeError when it cannot."""
+        ip("-n", self.name, "link", "add", "sink0", "type", "veth", "peer", "name", "sink1")
+        tc = ["ip", "netns", "exec", self.name, "tc"]
+        commands = [[*tc, "qdisc", "add", "dev", "eth0", "clsact"]]
+        # the IP total length (offset 2) at or above 1024, one bit pattern per power of two
+        for value, mask in ((0x0400, 0xFC00), (0x0800, 0xF800), (0x1000, 0xF000),
+                            (0x2000, 0xE000), (0x4000, 0xC000), (0x8000, 0x8000)):  # fmt: skip
+            commands.append([*tc, "filter", "add", "dev", "eth0", "egress", "protocol", "ip",
+                             "u32", "match", "u16", hex(value), hex(mask), "at", "2",
+                             "action", "mirred", "egress", "redirect", "dev", "sink0"])  # fmt: skip
+        for command in commands:
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  timeout=IP_TIMEOUT_S, check=False)  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(command[4:])}: {done.stderr.strip()}")
+
     def env(self) -> dict[str, str]:
         """The environment of a command run on this machine: its FLOW_HOME, the short
         cluster settings."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import attrs
 
+from cli.commands import doctor_cluster
+
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
 # below this many free bytes in /dev/shm, large messages start to fail
@@ -37,9 +39,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Check the Python and flow versions, whether the daemon answers, that the "
         "socket folder and FLOW_HOME are private, that /dev/shm is usable (and its size), the "
         "open-file limit and the state store's integrity (read only). Each check prints OK, "
-        "WARN or FAIL with the fix. Exit status: 1 when a check fails, else 0.",
+        "WARN or FAIL with the fix. Exit status: 1 when a check fails, else 0. With "
+        "--cluster (on a coordinator), probe the links between machines instead: each "
+        "direction with an 8 B and a large message over the transport nodes use (tcp://, "
+        "CURVE, the machines' keys); exit status 1 when a link fails, with one line each.",
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per check")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per check (per link with --cluster)")  # fmt: skip
+    doctor_cluster.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -48,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     from cli import client
 
+    if args.cluster is not None:
+        return doctor_cluster.run(args)
+    doctor_cluster.refuse_options(args)
     home = client.home_path()
     checks = [check(home) for check in CHECKS]
     if args.json:

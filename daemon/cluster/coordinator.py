@@ -9,6 +9,7 @@ taken out is refused at its next handshake (docs/cluster.md, security model).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import socket as stdlib_socket
@@ -83,6 +84,9 @@ class Coordinator:
     node_counts: Callable[[], dict[str, int]] = dict
     # a machine's new state, for the runs with nodes on it (lost, back)
     on_state: Callable[[str, str], None] = lambda machine, state: None
+    # link probes under way (daemon/cluster/doctor.py): their members' reports, by probe id
+    probes: dict[str, trio.MemorySendChannel[tuple[str, msg.ProbeReport]]] = attrs.field(
+        factory=dict)  # fmt: skip
 
     # ------------------------------------------------------------------ ZAP (its thread)
 
@@ -211,9 +215,17 @@ class Coordinator:
             self._set_state(peer, LEFT)
         elif isinstance(message, msg.Carry) and peer.state == CONNECTED:
             self.on_carry(peer.name, message)
+        elif isinstance(message, msg.ProbeReport):
+            self._on_probe_report(peer.name, message)
         elif isinstance(message, msg.Beat) and peer.state in (LOST, ADMITTED):
             log.info("cluster: machine %s connected again", peer.name)
             self._set_state(peer, CONNECTED, address)
+
+    def _on_probe_report(self, machine: str, report: msg.ProbeReport) -> None:
+        waiting = self.probes.get(report.probe)
+        if waiting is not None:
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                waiting.send_nowait((machine, report))
 
     def _sender_key(self, frame: zmq.Frame, message: msg.LinkMessage) -> str:
         if not self.listen.plain:

@@ -82,12 +82,20 @@ class Member:
     on_carry: Callable[[msg.Carry], None] = lambda carry: None
     on_welcome: Callable[[], None] = lambda: None  # the link is (again) up
     owner: SocketOwner | None = None  # the connected session's socket
+    # the coordinator's link probes (daemon/cluster/probe_agent.py)
+    on_probe: Callable[[msg.ProbeListen | msg.ProbeSend], None] = lambda request: None
 
     def send_carry(self, carry: msg.Carry) -> bool:
         """A relayed message to the coordinator; False (dropped) while the link is down."""
         if self.owner is None or self.link != CONNECTED:
             return False
         return self.owner.send([msg.encode(carry)])
+
+    def send_report(self, report: msg.ProbeReport) -> bool:
+        """A link probe's report to the coordinator; False (dropped) while the link is down."""
+        if self.owner is None or self.link != CONNECTED:
+            return False
+        return self.owner.send([msg.encode(report)])
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the link, keep it while heartbeats come, reopen it when they stop.
@@ -185,6 +193,8 @@ class Member:
             log.error("cluster: the coordinator refused this machine: %s", message.reason)
         elif isinstance(message, msg.Carry):
             self.on_carry(message)
+        elif isinstance(message, msg.ProbeListen | msg.ProbeSend):
+            self.on_probe(message)
         elif isinstance(message, msg.Beat) and self.link == LOST:
             self.link = CONNECTED
             self.on_welcome()

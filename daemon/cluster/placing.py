@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Final
 
@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 PORTS_ANSWER_S: Final = 5.0
 LOG_ANSWER_S: Final = 3.0
 WILDCARDS: Final = frozenset({"*", "0.0.0.0", "[::]"})
+
+
+def place_nodes(dataflow: Dataflow, here: str, members: Collection[str]) -> dict[str, str]:
+    """Node id -> the machine it runs on: its `deploy.machine` when that is an admitted
+    member, else this coordinator (`here`)."""
+    return {n.id: n.machine if n.machine and n.machine in members else here
+            for n in dataflow.nodes}  # fmt: skip
 
 
 @attrs.define(eq=False)
@@ -67,9 +74,7 @@ class ClusterPlacer:
 
     async def place(self, run_id: str, dataflow: Dataflow) -> PlacedRun | None:
         here, peers = self.coordinator.name, self.coordinator.peers
-        machine_of = {
-            n.id: n.machine if n.machine in peers else here for n in dataflow.nodes
-        }  # fmt: skip
+        machine_of = place_nodes(dataflow, here, peers)
         if all(m == here for m in machine_of.values()):
             return None  # a local run: nothing of this module is involved
         self._refuse_unplaceable(dataflow, machine_of)

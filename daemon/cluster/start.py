@@ -16,6 +16,7 @@ from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
 from daemon.cluster.member import CONNECTED, Member
 from daemon.cluster.placing import ClusterPlacer
+from daemon.cluster.probe_agent import LocalProber, ProbeAgent
 from daemon.model.cluster import ClusterConfigError, ListenAddress
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.run.runtime import Runtime
@@ -74,6 +75,9 @@ async def _start(
     host = Host(rt, member.keys, member.send_carry, lambda: member.link == CONNECTED)
     member.on_carry = host.on_carry
     member.on_welcome = host.flush
+    prober = ProbeAgent(LocalProber(rt.home, member.keys, timing), member.send_report)
+    member.on_probe = prober.on_request
+    root.start_soon(prober.serve)
     assert rt.channel is not None
     rt.channel.relay = host.relay_from_node
     root.start_soon(host.serve)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from daemon.cluster.coordinator import Coordinator
+from daemon.cluster.coordinator import CONNECTED, Coordinator
+from daemon.cluster.doctor import LinkDoctor
 from daemon.cluster.member import Member
+from daemon.cluster.placing import place_nodes
 from daemon.model import replies as rp
 from daemon.model import requests as rq
+from daemon.model.cluster_probe import (
+    MAX_LARGE_BYTES,
+    MAX_TIMEOUT_S,
+    SMALL_BYTES,
+    dataflow_links,
+    every_pair,
+)
 from daemon.model.errors import BadRequest
 from daemon.run.runtime import Runtime
 
@@ -42,9 +51,33 @@ async def remove(rt: Runtime, req: rq.ClusterRemove) -> rp.Empty:
     return rp.Empty()
 
 
+async def probe(rt: Runtime, req: rq.ClusterProbe) -> rp.LinkProbeReply:
+    """`flow doctor --cluster`: the links a dataflow's placement would use, or every pair
+    of connected machines, probed both ways (daemon/cluster/doctor.py)."""
+    coordinator = _coordinator(rt, "probing the links between machines")
+    if not SMALL_BYTES <= req.large <= MAX_LARGE_BYTES:
+        raise BadRequest(f"large {req.large} bytes: expected {SMALL_BYTES} to "
+                         f"{MAX_LARGE_BYTES} (64 MiB, a tcp:// input's largest message)")
+    if not 0 < req.timeout <= MAX_TIMEOUT_S:
+        raise BadRequest(f"timeout {req.timeout:g} s: expected more than 0 and at most "
+                         f"{MAX_TIMEOUT_S:g}")  # fmt: skip
+    if req.path is not None:
+        if req.text is None:
+            raise BadRequest("a dataflow's path needs its text")
+        dataflow = await rt.load(req.path, req.text)  # DataflowInvalid, as `flow start`
+        links = dataflow_links(dataflow, place_nodes(dataflow, coordinator.name,
+                                                     coordinator.peers))  # fmt: skip
+    else:
+        up = [p.name for p in coordinator.peers.values() if p.state == CONNECTED]
+        links = every_pair([coordinator.name, *up])
+    rows = await LinkDoctor(coordinator, rt.home).probe(links, req.large, req.timeout)
+    return rp.LinkProbeReply(small_bytes=SMALL_BYTES, large_bytes=req.large, links=rows)
+
+
 CLUSTER_HANDLERS = {
     rq.ClusterToken: token,
     rq.ClusterRevoke: revoke,
     rq.ClusterStatus: status,
     rq.ClusterRemove: remove,
+    rq.ClusterProbe: probe,
 }

@@ -122,13 +122,54 @@ class Beat:
     key: str = ""  # only on a plain link, member -> coordinator
 
 
-ToCoordinator = Join | Hello | Bye | Beat | Carry
-ToMember = Admitted | Refused | Welcome | Leave | Beat | Carry
+# ------------------------------------------------------------------ link probes
+# (`flow doctor --cluster`, daemon/cluster/probe*.py): numbers travel as decimal text,
+# since the link's decoder takes no JSON numbers
+
+
+@attrs.frozen
+class ProbeListen:
+    """Coordinator -> member: bind a probe receiver on `host` (a port reserved here, as for
+    a node's input), admitting only `sender_key`, for at most `wait_s` seconds."""
+
+    probe: str
+    host: str
+    sender_key: str
+    wait_s: str
+
+
+@attrs.frozen
+class ProbeSend:
+    """Coordinator -> member: send the probe's messages (8 B twice, then `large` bytes) to
+    `endpoint`, whose machine key is `server_key`, each acknowledged within `timeout_s`."""
+
+    probe: str
+    endpoint: str
+    server_key: str
+    large: str
+    timeout_s: str
+
+
+@attrs.frozen
+class ProbeReport:
+    """Member -> coordinator: a receiver's `port`, or a sender's round trips; `error` when
+    it failed."""
+
+    probe: str
+    port: str = ""
+    small_s: str = ""
+    large_s: str = ""
+    error: str = ""
+
+
+ToCoordinator = Join | Hello | Bye | Beat | Carry | ProbeReport
+ToMember = Admitted | Refused | Welcome | Leave | Beat | Carry | ProbeListen | ProbeSend
 LinkMessage = ToCoordinator | ToMember
 
 TAGS: Final[dict[type[Any], str]] = {
     Join: "join", Hello: "hello", Bye: "bye", Admitted: "admitted", Refused: "refused",
     Welcome: "welcome", Leave: "leave", Beat: "beat", Carry: "carry",
+    ProbeListen: "probe_listen", ProbeSend: "probe_send", ProbeReport: "probe_report",
 }  # fmt: skip
 _KINDS: Final = {tag: kind for kind, tag in TAGS.items()}
 

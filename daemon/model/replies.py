@@ -179,3 +179,30 @@ class ClusterStatusReply:
     link: str | None  # a member's link: connected | lost | removed
     link_age_s: float | None  # a member: since the coordinator's last heartbeat
     machines: list[MachineRow]
+
+
+@attrs.frozen
+class LinkRow:
+    """One probed direction between two machines (`flow doctor --cluster`): the sender
+    `source`, the receiver `target`; a local row (same machine) is not probed. The times
+    are each message's round trip (sent until acknowledged); `error` says why it failed."""
+
+    source: str
+    target: str
+    edges: list[str]  # the dataflow's edges that take this link (none without a dataflow)
+    small_s: float | None
+    large_s: float | None
+    error: str | None
+
+    @property
+    def local(self) -> bool:
+        return self.source == self.target
+
+
+@attrs.frozen
+class LinkProbeReply:
+    """Every link probed, with the two message sizes used."""
+
+    small_bytes: int
+    large_bytes: int
+    links: list[LinkRow]

@@ -312,6 +312,18 @@ class ClusterRemove(Request[rp.Empty]):
 
 
 @attrs.frozen
+class ClusterProbe(Request[rp.LinkProbeReply]):
+    TYPE = "cluster_probe"
+    REPLY = rp.LinkProbeReply
+    DOC = ("probe the links between machines, both ways, small and large (path and text: "
+           "a dataflow whose placed edges to probe; none: every pair of connected machines)")
+    path: str | None = None
+    text: YamlText | None = None
+    large: int = 8 << 20  # bytes of the large message (8 B for the small one)
+    timeout: Seconds = Seconds(10.0)  # for each message's acknowledgement
+
+
+@attrs.frozen
 class InjectFatal(Request[rp.Empty]):
     TYPE = "_inject_fatal"
     HOOK = True
@@ -325,6 +337,6 @@ REQUESTS: dict[str, type[Request[Any]]] = {
         NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
         NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
         Prune, TopicInfo, TopicPublish, ClusterToken, ClusterRevoke, ClusterStatus,
-        ClusterRemove, InjectFatal,
+        ClusterRemove, ClusterProbe, InjectFatal,
     )
 }  # fmt: skip
