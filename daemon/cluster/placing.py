@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -25,7 +25,7 @@ from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import Dataflow, OutputRef
 from daemon.model.errors import BadRequest
 from daemon.model.keeper_messages import Quit, encode
-from daemon.model.routing import MachinePlace, Placement
+from daemon.model.routing import MachinePlace, Placement, place_nodes
 from daemon.model.settings import current as settings
 from daemon.run.placement import PlacedRun, RemoteKeeper
 from daemon.run.supervisor import Run
@@ -35,13 +35,6 @@ log = logging.getLogger(__name__)
 PORTS_ANSWER_S: Final = 5.0
 LOG_ANSWER_S: Final = 3.0
 WILDCARDS: Final = frozenset({"*", "0.0.0.0", "[::]"})
-
-
-def place_nodes(dataflow: Dataflow, here: str, members: Collection[str]) -> dict[str, str]:
-    """Node id -> the machine it runs on: its `deploy.machine` when that is an admitted
-    member, else this coordinator (`here`)."""
-    return {n.id: n.machine if n.machine and n.machine in members else here
-            for n in dataflow.nodes}  # fmt: skip
 
 
 @attrs.define(eq=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from daemon.cluster.coordinator import CONNECTED, Coordinator
 from daemon.cluster.doctor import LinkDoctor
 from daemon.cluster.member import Member
-from daemon.cluster.placing import place_nodes
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.cluster_probe import (
@@ -16,6 +15,7 @@ from daemon.model.cluster_probe import (
     every_pair,
 )
 from daemon.model.errors import BadRequest
+from daemon.model.routing import place_nodes
 from daemon.run.runtime import Runtime
 
 

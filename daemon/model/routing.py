@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,13 @@ class Placement:
             and self.machine_of[spec.source.node] != self.machine_of[node.id]
         }
         return list(pairs)
+
+
+def place_nodes(dataflow: Dataflow, here: str, members: Collection[str]) -> dict[str, str]:
+    """Node id -> the machine it runs on: its `deploy.machine` when that is an admitted
+    member, else the coordinator (`here`)."""
+    return {n.id: n.machine if n.machine and n.machine in members else here
+            for n in dataflow.nodes}  # fmt: skip
 
 
 def input_endpoints(

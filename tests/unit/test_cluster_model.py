@@ -96,7 +96,9 @@ def test_machine_names_and_fingerprints() -> None:
 MESSAGES = [
     msg.Join("b", KEY), msg.Join("b", KEY, admission=KEY), msg.Hello("b"), msg.Hello("b", KEY),
     msg.Bye(), msg.Admitted("b", "a"), msg.Refused("why"), msg.Welcome("a"), msg.Leave("removed"),
-    msg.Beat(), msg.Beat(KEY),
+    msg.Beat(), msg.Beat(KEY), msg.ProbeListen("p1", "10.0.0.2", KEY, "33"),
+    msg.ProbeSend("p1", "tcp://10.0.0.2:7001", KEY, "8388608", "10"), msg.ProbeReport("p1", "7001"),
+    msg.ProbeReport("p1", small_s="0.000300", error="8MiB message not acknowledged"),
 ]  # fmt: skip
 
 
