@@ -58,7 +58,7 @@ def refuse_options(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import client
+    from cli import client, render
     from cli.commands.start import read_dataflow
     from daemon.model import requests as rq
     from daemon.model.cluster_probe import DEFAULT_TIMEOUT_S, LARGE_BYTES
@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
         _print_json(reply)
     else:
         _print_matrix(reply, bool(args.cluster))
-    return 1 if any(link.error for link in reply.links) else 0
+    failed = [link for link in reply.links if link.error]
+    for link in failed:  # one line each, on stderr: what a script or a log keeps
+        render.error(f"link {link.source} -> {link.target}: {link.error}")
+    return 1 if failed else 0
 
 
 def _print_json(reply: LinkProbeReply) -> None:
@@ -113,9 +116,6 @@ def _print_matrix(reply: LinkProbeReply, planned: bool) -> None:
     headers = ["FROM", "TO", "LINK", f"{format_size(reply.small_bytes)}",
                f"{format_size(reply.large_bytes)}", "MIB/S"]  # fmt: skip
     render.table([*headers, "EDGES"] if planned else headers, rows)
-    for link in reply.links:  # one line each, on stderr: what a script or a log keeps
-        if link.error:
-            render.error(f"link {link.source} -> {link.target}: {link.error}")
 
 
 def _verdict(link: LinkRow) -> Cell:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import BOUND_S, wait_for
-from netns import Machine
+from netns import PORT, Machine
 
 NODE = "from node_sdk import Node\nfor event in Node():\n    pass\n"
 
@@ -100,8 +100,10 @@ def test_large_messages_lost_one_way_fail_the_link_by_name(
     assert len(failing) == 1, done.stderr
     assert failing[0].startswith("error: link b -> a: 8MiB message not acknowledged within 2 s")
     assert "8 B messages pass" in failing[0]
-    rows = links(a.flow("doctor", "--cluster", str(dataflow), "--timeout", "2s",
-                        "--json").stdout)  # fmt: skip
+    as_json = a.flow("doctor", "--cluster", str(dataflow), "--timeout", "2s", "--json")
+    assert as_json.returncode == 1
+    assert "error: link b -> a: 8MiB message" in as_json.stderr
+    rows = links(as_json.stdout)
     assert rows[("a", "b")]["status"] == "ok", rows  # the other way is whole
     assert rows[("b", "a")]["status"] == "fail"
     assert isinstance(rows[("b", "a")]["small_s"], float)  # small ones got through
@@ -125,3 +127,22 @@ def test_a_machine_cut_off_is_reported_within_the_bound(
     assert [line.split(":")[1] for line in failing] == [" link a -> b", " link b -> a"]
     assert all("machine b" in line for line in failing), failing
     assert took < BOUND_S, took
+
+
+def test_every_pair_of_three_machines_both_ways(hosts: dict[str, Machine]) -> None:
+    """Members probe each other too: b and c each bind for the other and send to it."""
+    a = hosts["a"]
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stdout + up.stderr
+    for name in ("b", "c"):
+        token = a.flow("cluster", "token").stdout.strip()
+        joined = hosts[name].flow("up", "--machine", name, "--join", token)
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+    wait_for(lambda: connected(a, "b") and connected(a, "c"), "b and c connected")
+    done = a.flow("doctor", "--cluster", "--large", "2MiB")
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split() == ["FROM", "TO", "LINK", "8B", "2MiB", "MIB/S"]
+    assert {tuple(row.split()[:3]) for row in rows} == {
+        (s, t, "ok") for s in "abc" for t in "abc" if s != t}  # fmt: skip
