@@ -11,6 +11,7 @@ one size that never arrive.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from pathlib import Path
@@ -22,12 +23,15 @@ from zmq.utils.monitor import parse_monitor_message
 
 from daemon.cluster.keys import KeyPair, secret_key_file
 from daemon.cluster.link import Timing
+from daemon.model.cluster import ClusterConfigError
 from daemon.model.cluster_probe import ANSWERS_PER_PROBE, SMALL_BYTES, acknowledgement, payload
 from daemon.model.units import format_size
 from node_sdk.config import TcpSecurity
 from node_sdk.errors import NodeError
 from node_sdk.tcp import Curve
 from node_sdk.wire import MAX_FRAME_BYTES
+
+log = logging.getLogger(__name__)
 
 POLL_MS: Final = 100  # how often a receiver looks at its stop flag
 _EVENTS: Final = (zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
@@ -53,9 +57,14 @@ class Measured:
 
 
 def security(home: Path, keys: KeyPair, timing: Timing, admitted: tuple[str, ...]) -> TcpSecurity:
-    """The `tcp` section a node placed on this machine would get (daemon/model/routing.py)."""
-    return TcpSecurity(public_key=keys.public, secret_file=str(secret_key_file(home, keys)),
-                       admitted=admitted, heartbeat_ivl_s=timing.heartbeat,
+    """The `tcp` section a node placed on this machine would get (daemon/model/routing.py);
+    ProbeFailed when its key file cannot be written."""
+    try:
+        secret_file = secret_key_file(home, keys)
+    except (ClusterConfigError, OSError) as exc:
+        raise ProbeFailed(f"this machine's key file: {exc}") from None
+    return TcpSecurity(public_key=keys.public, secret_file=str(secret_file), admitted=admitted,
+                       heartbeat_ivl_s=timing.heartbeat,
                        heartbeat_timeout_s=timing.lost_after)  # fmt: skip
 
 
@@ -65,10 +74,11 @@ class Receiver:
     def __init__(self, tcp: TcpSecurity, endpoint: str) -> None:
         self._ctx: zmq.Context[zmq.Socket[Any]] = zmq.Context()
         self._curve: Curve | None = None
-        self._sock = self._ctx.socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # as an input: never more
+        self._sock: zmq.Socket[Any] | None = None
         try:
+            self._sock = self._ctx.socket(zmq.ROUTER)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # as an input: never more
             self._curve = Curve(tcp)
             self._curve.server(self._ctx, self._sock)
             self._sock.bind(endpoint)
@@ -81,24 +91,29 @@ class Receiver:
         is set; then close. How many were acknowledged."""
         deadline = time.monotonic() + wait_s
         served = 0
+        sock = self._sock
+        assert sock is not None  # bound in the constructor
         try:
             while served < ANSWERS_PER_PROBE and not stop.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                if not self._sock.poll(min(POLL_MS, int(left * 1000) + 1)):
+                if not sock.poll(min(POLL_MS, int(left * 1000) + 1)):
                     continue
-                frames = self._sock.recv_multipart(copy=False)
+                frames = sock.recv_multipart(copy=False)
                 if len(frames) == 2:
-                    self._sock.send_multipart([frames[0], acknowledgement(frames[1].buffer)])
+                    sock.send_multipart([frames[0], acknowledgement(frames[1].buffer)])
                     served += 1
+        except zmq.ZMQError as exc:  # the sender then times out and says so; we only stop
+            log.warning("cluster: a link probe receiver stopped: %s", exc)
         finally:
             self.close()
         return served
 
     def close(self) -> None:
-        with contextlib.suppress(zmq.ZMQError):
-            self._sock.close(linger=0)
+        if self._sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.close(linger=0)
         if self._curve is not None:
             self._curve.close()  # the ZAP thread, before its context ends
         self._ctx.destroy(linger=0)
@@ -154,15 +169,12 @@ def send_probe(tcp: TcpSecurity, endpoint: str, server_key: str, large: int,
     try:
         try:
             curve = Curve(tcp)
-        except NodeError as exc:
-            raise ProbeFailed(str(exc)) from None
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        try:
+            sock = ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
             curve.client(sock, server_key, endpoint)
+            sender = _Sender(sock, sock.get_monitor_socket(_EVENTS), endpoint)
         except (NodeError, zmq.ZMQError) as exc:
             raise ProbeFailed(f"edge to {endpoint}: {exc}") from None
-        sender = _Sender(sock, sock.get_monitor_socket(_EVENTS), endpoint)
         try:
             sock.connect(endpoint)
             small = payload(SMALL_BYTES)
@@ -177,6 +189,8 @@ def send_probe(tcp: TcpSecurity, endpoint: str, server_key: str, large: int,
                 hint = f" ({SMALL_BYTES} B messages pass: large ones are lost on the way)"
                 raise ProbeFailed(str(exc) + hint, small_s) from None
             return Measured(small_s, large_s)
+        except zmq.ZMQError as exc:  # a bad endpoint, no file descriptor left
+            raise ProbeFailed(f"edge to {endpoint}: {exc}") from None
         finally:
             sender.monitor.close(linger=0)
             sock.close(linger=0)

@@ -134,6 +134,9 @@ def test_a_probe_names_where_it_stopped(tmp_path: Path) -> None:
     with pytest.raises(ProbeFailed, match=r"no TCP connection to .* \(refused: nothing listens"):
         send_probe(sender, f"tcp://127.0.0.1:{_free_port()}", b.public, 1024, 0.5)
 
+    with pytest.raises(ProbeFailed, match=r"edge to tcp://127\.0\.0\.1:port"):
+        send_probe(sender, "tcp://127.0.0.1:port", b.public, 1024, 0.5)
+
     # a port taken already: the receiver says it cannot bind, in one line
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
