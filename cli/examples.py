@@ -25,6 +25,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "start": (
         "flow start dataflow.yml",
         "flow start dataflow.yml --detach --name cam --env LOG=debug",
+        "flow start robot.yml --probe",
     ),
     "stop": ("flow stop", "flow stop cam --grace 2", "flow stop --all"),
     "restart": ("flow restart cam",),

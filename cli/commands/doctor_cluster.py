@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -80,6 +81,30 @@ def run(args: argparse.Namespace) -> int:
     for link in failed:  # one line each, on stderr: what a script or a log keeps
         render.error(f"link {link.source} -> {link.target}: {link.error}")
     return 1 if failed else 0
+
+
+def probe_before_start(path: Path, text: str) -> bool:
+    """`flow start --probe`: the links of the dataflow at `path`, probed with the defaults;
+    False (each failing link said on stderr) when one fails. Nothing on stdout, which
+    `--detach` keeps for the run id."""
+    from cli import client, render
+    from daemon.model import requests as rq
+    from daemon.model.cluster_probe import DEFAULT_TIMEOUT_S, LARGE_BYTES
+
+    request = rq.ClusterProbe(path=str(path), text=rq.YamlText(text), large=LARGE_BYTES,
+                              timeout=rq.Seconds(DEFAULT_TIMEOUT_S))  # fmt: skip
+    reply = client.call(request, timeout=CALL_TIMEOUT_S)
+    failed = [link for link in reply.links if link.error]
+    for link in failed:
+        render.error(f"link {link.source} -> {link.target}: {link.error}")
+    probed = sum(not link.local for link in reply.links)
+    if failed:
+        render.err.print(f"not started: {len(failed)} of {probed} links between machines "
+                         f"failed (flow doctor --cluster {path} shows them all)",
+                         markup=False, highlight=False)  # fmt: skip
+        return False
+    render.err.print(f"{probed} links between machines probed: ok", style="dim", markup=False)
+    return True
 
 
 def _print_json(reply: LinkProbeReply) -> None:

@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
         metavar="K=V",
         help="add an environment variable for every node (repeatable)",
     )
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="on a cluster's coordinator, first probe the links between machines the "
+        "dataflow would use (as flow doctor --cluster FILE) and start nothing if one fails",
+    )
     p.set_defaults(func=run)
 
 
@@ -70,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     from daemon.model.requests import Env, Start, YamlText
 
     path, text = read_dataflow(args.file)
+    if args.probe:
+        from cli.commands.doctor_cluster import probe_before_start
+
+        if not probe_before_start(path, text):
+            return 1
     request = Start(path=str(path), text=YamlText(text), name=args.name, env=Env(dict(args.env)))
     info = client.call(request, timeout=60.0).run
     attach = sys.stdin.isatty() if args.attach is None else args.attach
