@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cli.render import Cell
     from daemon.model.replies import LinkProbeReply, LinkRow
 
-# The daemon bounds every probe (each message, each machine's answer); the whole matrix
-# takes as long as its links, which only the daemon knows: the client waits for it as
-# long as the daemon lives (a dead daemon is noticed within a quarter second).
-CALL_TIMEOUT_S = 24 * 3600.0
 MIB = float(1 << 20)
 
 
@@ -59,8 +54,9 @@ def refuse_options(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import client, render
+    from cli import client
     from cli.commands.start import read_dataflow
+    from cli.link_probe import CALL_TIMEOUT_S, say_failed
     from daemon.model import requests as rq
     from daemon.model.cluster_probe import DEFAULT_TIMEOUT_S, LARGE_BYTES
 
@@ -77,34 +73,7 @@ def run(args: argparse.Namespace) -> int:
         _print_json(reply)
     else:
         _print_matrix(reply, bool(args.cluster))
-    failed = [link for link in reply.links if link.error]
-    for link in failed:  # one line each, on stderr: what a script or a log keeps
-        render.error(f"link {link.source} -> {link.target}: {link.error}")
-    return 1 if failed else 0
-
-
-def probe_before_start(path: Path, text: str) -> bool:
-    """`flow start --probe`: the links of the dataflow at `path`, probed with the defaults;
-    False (each failing link said on stderr) when one fails. Nothing on stdout, which
-    `--detach` keeps for the run id."""
-    from cli import client, render
-    from daemon.model import requests as rq
-    from daemon.model.cluster_probe import DEFAULT_TIMEOUT_S, LARGE_BYTES
-
-    request = rq.ClusterProbe(path=str(path), text=rq.YamlText(text), large=LARGE_BYTES,
-                              timeout=rq.Seconds(DEFAULT_TIMEOUT_S))  # fmt: skip
-    reply = client.call(request, timeout=CALL_TIMEOUT_S)
-    failed = [link for link in reply.links if link.error]
-    for link in failed:
-        render.error(f"link {link.source} -> {link.target}: {link.error}")
-    probed = sum(not link.local for link in reply.links)
-    if failed:
-        render.err.print(f"not started: {len(failed)} of {probed} links between machines "
-                         f"failed (flow doctor --cluster {path} shows them all)",
-                         markup=False, highlight=False)  # fmt: skip
-        return False
-    render.err.print(f"{probed} links between machines probed: ok", style="dim", markup=False)
-    return True
+    return 1 if say_failed(reply) else 0
 
 
 def _print_json(reply: LinkProbeReply) -> None:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     path, text = read_dataflow(args.file)
     if args.probe:
-        from cli.commands.doctor_cluster import probe_before_start
+        from cli.link_probe import probe_before_start
 
         if not probe_before_start(path, text):
             return 1
