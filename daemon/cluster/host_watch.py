@@ -61,6 +61,9 @@ class _Observer:
     queue: collections.deque[bytes] = attrs.field(factory=collections.deque)
     queued_bytes: int = 0
     dropped: int = 0
+    # release notices for payloads in shared memory (never read: their segments go back at
+    # once); its own, so its sockets to the senders close with the observer
+    shm: ShmReader = attrs.field(factory=lambda: ShmReader(Releases()))
 
 
 @attrs.define(eq=False)
@@ -73,7 +76,6 @@ class HostWatch:
     observers: dict[str, _Observer] = attrs.field(factory=dict)
     _cpu: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
-    _shm: ShmReader = attrs.field(factory=lambda: ShmReader(Releases()))
     _turn: int = 0  # which observer relays first this tick (fair under the budget)
 
     def on_carry(self, carry: Carry) -> bool:
@@ -101,7 +103,6 @@ class HostWatch:
                     self._tick()
         finally:
             self._nursery = None
-            self._shm.releases.close()
 
     # ------------------------------------------------------------------ observers
 
@@ -146,12 +147,13 @@ class HostWatch:
         finally:
             observer.owner.socket.close(linger=0)
             _unlink(observer.endpoint)
+            observer.shm.releases.close()  # its last notices get at most 0.2 s (their linger)
 
     def _take(self, observer: _Observer, frames: list[bytes]) -> None:
         sample, descriptor = reduce(frames, observer.dropped)
         if descriptor is not None:  # the segment goes back to its sender at once
-            self._shm.discard(descriptor)
-            self._shm.releases.flush()
+            observer.shm.discard(descriptor)
+            observer.shm.releases.flush()
         if sample is None:
             observer.dropped += 1
             return
