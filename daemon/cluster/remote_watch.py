@@ -35,6 +35,7 @@ MAX_USAGE_LINES: Final = 1000
 _USAGE_LINE: Final = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,63}) (-|\d{1,6}\.\d) (-|\d{1,15})")
 
 Usage = dict[str, tuple[float | None, int | None]]  # node -> (cpu percent, rss bytes)
+_NOT_SENT: Final = "\0not sent"  # compared by identity: never a member's answer
 
 
 @attrs.define(eq=False)
@@ -73,12 +74,14 @@ class RemoteWatch:
         return True
 
     async def _ask(self, machine: str, carry: Carry, within_s: float) -> str | None:
+        """The answer to `carry` from `machine`; None past `within_s`; _NOT_SENT when the
+        machine is not connected."""
         key = (carry.kind, machine, carry.ident)
         send, receive = trio.open_memory_channel[str](1)
         self._answers[key] = send
         try:
             if not self.send_carry(machine, carry):
-                return None
+                return _NOT_SENT
             with trio.move_on_after(within_s):
                 return await receive.receive()
             return None
@@ -94,6 +97,8 @@ class RemoteWatch:
         if answer is None:
             raise BadRequest(f"machine {machine} did not answer within {OBSERVE_ANSWER_S:g} s "
                              "(flow cluster status)")  # fmt: skip
+        if answer is _NOT_SENT:
+            raise BadRequest(f"machine {machine} is not connected (flow cluster status)")
         if not answer.startswith("ipc://"):
             raise BadRequest(f"machine {machine} refused an observer (its limit is 16 open)")
         sock = self.context.socket(zmq.PUSH)
@@ -137,7 +142,7 @@ class RemoteWatch:
         ask = Carry(run_id, "usage", str(round(sample_s * 1000)), secrets.token_hex(8))
         answer = await self._ask(machine, ask, sample_s + USAGE_ANSWER_S)
         usage: Usage = {}
-        for line in (answer or "").splitlines()[:MAX_USAGE_LINES]:
+        for line in (answer or "").splitlines()[:MAX_USAGE_LINES]:  # _NOT_SENT matches none
             match = _USAGE_LINE.fullmatch(line)
             if match is not None:
                 node, cpu, rss = match.groups()

@@ -27,6 +27,7 @@ from node_sdk.wire import (
     HEADER,
     HEADER_SIZE,
     KIND_SHM,
+    MAGIC,
     pack_header,
     unpack_header,
 )
@@ -69,6 +70,17 @@ def reduce(frames: Sequence[bytes], dropped: int) -> tuple[bytes | None, bytes |
                        FLAG_PACKED)  # fmt: skip
     sample = head + body
     return (sample if len(sample) <= MAX_SAMPLE else None), descriptor
+
+
+def shm_descriptor(frames: Sequence[bytes]) -> bytes | None:
+    """The shared-memory descriptor of a message, if it is one, read without decoding it
+    (a message that is not reduced must still give its segment back)."""
+    if len(frames) != 1 or len(frames[0]) < HEADER_SIZE:
+        return None
+    magic, kind, flags, _, _, _, _, size = HEADER.unpack_from(frames[0])
+    if magic != MAGIC or kind != KIND_SHM or not flags & FLAG_PACKED:
+        return None
+    return frames[0][HEADER_SIZE + size :]
 
 
 def pack_batch(samples: Sequence[bytes]) -> str:

@@ -14,11 +14,12 @@ from daemon.cluster.samples import (
     SAMPLE_PAYLOAD,
     pack_batch,
     reduce,
+    shm_descriptor,
     unpack_batch,
 )
 from daemon.model.cluster_messages import MAX_CARRY_BYTES, Carry, decode, encode
 from node_sdk.frames import decode_data, encode_data
-from node_sdk.wire import KIND_BYTES, unpack_header
+from node_sdk.wire import FLAG_PACKED, KIND_BYTES, KIND_SHM, pack_header, unpack_header
 
 
 def _frames(value: object, **metadata: object) -> list[bytes]:
@@ -51,6 +52,15 @@ def test_a_large_payload_is_cut_to_its_kind_and_size_and_drops_are_counted() -> 
     big, _ = reduce(_frames(bytes(200_000)), dropped=0)  # two frames: [header, payload]
     assert big is not None
     assert unpack_header(big).extra["cut"] == 200_000
+
+
+def test_a_shared_memory_descriptor_is_found_without_decoding() -> None:
+    descriptor = b"FLWS" + bytes(40)
+    frame = pack_header(KIND_SHM, 1, 1, 1, b'{"m":{"a":1}}', FLAG_PACKED) + descriptor
+    assert shm_descriptor([frame]) == descriptor
+    assert shm_descriptor(_frames("x")) is None
+    assert shm_descriptor(_frames(bytes(100_000))) is None  # large, but inline
+    assert shm_descriptor([b"x"]) is None
 
 
 def test_what_is_not_a_data_message_is_no_sample() -> None:
