@@ -171,14 +171,16 @@ class HostWatch:
         if descriptor is not None:  # the segment goes back to its sender at once
             observer.shm.discard(descriptor)
             observer.shm.releases.flush()
+        if sample is not None and observer.queued_bytes + len(sample) > QUEUE_BYTES:
+            while observer.queue and observer.queued_bytes + len(sample) > QUEUE_BYTES:
+                observer.queued_bytes -= len(observer.queue.popleft())  # the oldest go
+                observer.dropped += 1
+            sample, _ = reduce(frames, observer.dropped)  # its count has them too
         if sample is None:
             observer.dropped += 1
             return
         observer.queue.append(sample)
         observer.queued_bytes += len(sample)
-        while observer.queued_bytes > QUEUE_BYTES:
-            observer.queued_bytes -= len(observer.queue.popleft())
-            observer.dropped += 1
 
     def _close(self, observer: _Observer) -> None:
         if self.observers.get(observer.lease) is observer:
