@@ -51,6 +51,10 @@ nodes:
   - id: sink
     path: sink.py
     inputs: {counter: source/counter}
+  - id: tap
+    path: sink.py
+    deploy: {machine: b}
+    inputs: {counter: source/counter}
 """)
 
     def b_connected() -> bool:
@@ -91,6 +95,11 @@ def test_topic_echo_hz_and_info_see_a_node_on_another_machine(
     facts = json.loads(info.stdout)
     assert facts["seen"]["messages"] > 10, facts
     assert facts["seen"]["encodings"] == ["str"], facts
+    # an input on b is not reachable from here: refused in one line
+    pub = a.flow("topic", "pub", run, "tap/counter", "1")
+    assert pub.returncode != 0
+    assert pub.stderr.count("\n") == 1, pub.stderr
+    assert "runs on machine b" in pub.stderr, pub.stderr
     # the observers opened on b for them are closed there, their sockets removed
     where = cluster["b"].python(
         "import os, pathlib; from node_sdk import paths; "
