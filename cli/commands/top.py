@@ -9,6 +9,7 @@ from typing import Any
 
 SAMPLE_S = 0.5  # CPU of the first (or only) table is measured over this long
 HEADERS = ("RUN", "NODE", "STATUS", "PID", "CPU%", "RSS", "IN/S", "OUT/S", "QUEUED", "DROPPED")
+MACHINE_AT = 2  # a run placed on several machines (docs/cluster.md) gets MACHINE after NODE
 NO_RUNS = "no live runs (start one with `flow start FILE`)"
 
 
@@ -18,8 +19,10 @@ def register(sub: Any) -> None:
         help="live CPU, memory, message rates and drops of every node",
         description="A live table of every node of every run: status, pid, CPU, memory, "
         "messages received per second (IN/S, all inputs) and sent per second (OUT/S, all "
-        "outputs; `-` until the node has reported twice), queued and dropped messages. On a "
-        "terminal it refreshes until `q` or Ctrl-C; piped, it prints one plain table and exits.",
+        "outputs; `-` until the node has reported twice), queued and dropped messages; with "
+        "nodes on other machines (flow cluster), each node's MACHINE, its CPU and memory "
+        "measured there. On a terminal it refreshes until `q` or Ctrl-C; piped, it prints one "
+        "plain table and exits.",
         epilog="example: flow top --interval 2s",
     )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     first = unstructure(client.call(Top(sample_s=Seconds(SAMPLE_S)), timeout=10.0))
     if not render.out.is_terminal:  # piped: one plain table, then done
         if first["runs"]:
-            render.table(HEADERS, [(row, []) for row in rows(first)])
+            render.table(headers(first), [(row, []) for row in rows(first)])
         else:
             render.info(NO_RUNS)
         return 0
@@ -85,16 +88,30 @@ def _watch(first: dict[str, Any], interval: float) -> int:
         return 0  # Ctrl-C is how one leaves a live view: not a failure
 
 
+def _placed(snapshot: dict[str, Any]) -> bool:
+    return any(node.get("machine") for run in snapshot["runs"] for node in run["nodes"])
+
+
+def headers(snapshot: dict[str, Any]) -> list[str]:
+    """HEADERS, with MACHINE when a node runs on a named machine."""
+    names = list(HEADERS)
+    if _placed(snapshot):
+        names.insert(MACHINE_AT, "MACHINE")
+    return names
+
+
 def rows(snapshot: dict[str, Any]) -> list[list[str]]:
-    """One row of cells per node of every run, in HEADERS' order."""
-    lines = []
+    """One row of cells per node of every run, in `headers(snapshot)`'s order."""
+    lines, placed = [], _placed(snapshot)
     for run in snapshot["runs"]:
         for node in run["nodes"]:
             rss = node.get("rss_bytes")
+            machine = [node.get("machine") or "-"] if placed else []
             lines.append(
                 [
                     run.get("name") or run["id"][:13],
                     node["id"],
+                    *machine,
                     node["status"],
                     str(node.get("pid") or "-"),
                     "-" if node.get("cpu_percent") is None else f"{node['cpu_percent']:.1f}",
@@ -121,8 +138,9 @@ def table(snapshot: dict[str, Any]) -> Any:
         caption="q or Ctrl-C quits" if snapshot["runs"] else f"{NO_RUNS}; q or Ctrl-C quits",
         expand=True,
     )
-    for header in HEADERS:
-        view.add_column(header, justify="left" if header in ("RUN", "NODE", "STATUS") else "right")
+    for header in headers(snapshot):
+        left = header in ("RUN", "NODE", "MACHINE", "STATUS")
+        view.add_column(header, justify="left" if left else "right")
     for cells in rows(snapshot):
         view.add_row(*cells)
     return view

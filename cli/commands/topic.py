@@ -170,7 +170,8 @@ def _sample(run_ref: str, topic: str, sample_s: float) -> dict[str, Any]:
                 continue
             kind = encoding(message.value)
             sizes.append(kind["size"])
-            transport.add("shared memory" if message.header.kind == KIND_SHM else "inline")
+            shared = message.header.kind == KIND_SHM or message.header.extra.get("shm")
+            transport.add("shared memory" if shared else "inline")
             text = " ".join(
                 str(kind[key]) for key in ("type", "dtype", "shape", "arrow_type") if key in kind
             )

@@ -10,11 +10,30 @@ import os
 import secrets
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 RENEW_S = 1.0
 JSON_ITEMS = 1024  # arrays up to this many elements are given whole in --json, else a preview
 PREVIEW_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A payload its machine did not relay (too large, or in shared memory there; see
+    docs/cluster.md): what it was and how large."""
+
+    kind: int
+    size: int
+    extra: dict[str, Any]
+
+    @property
+    def type_name(self) -> str:
+        from node_sdk import wire
+
+        names = {wire.KIND_NONE: "none", wire.KIND_BYTES: "bytes", wire.KIND_STR: "str",
+                 wire.KIND_NUMPY: "ndarray", wire.KIND_ARROW: "arrow"}  # fmt: skip
+        return names.get(self.kind, f"kind {self.kind}")
 
 
 class Observer:
@@ -49,6 +68,7 @@ class Observer:
             raise
         self.lease = reply.lease
         self.renewed = time.monotonic()
+        self.relay_dropped = 0  # samples a node's machine could not relay (docs/cluster.md)
 
     def __enter__(self) -> Observer:
         return self
@@ -85,15 +105,39 @@ class Observer:
             return None
         frames = self.socket.recv_multipart()
         try:
-            return decode_data(frames, self.shm.open_payload)
+            return self._relayed(frames) or decode_data(frames, self.shm.open_payload)
         except Exception as exc:  # a kind this observer cannot map: say so, go on
             return f"<undecodable message: {exc}>"
+
+    def _relayed(self, frames: list[bytes]) -> Any | None:
+        """What a node's machine relayed (its node on another machine) says beyond the
+        message: samples it dropped (a line), a payload it did not send (a `Cut`)."""
+        from cli import render
+        from node_sdk.frames import DataMessage
+        from node_sdk.wire import unpack_header
+
+        header = unpack_header(frames[0])
+        dropped = header.extra.get("rd")
+        if type(dropped) is int and dropped > self.relay_dropped:
+            render.warning(f"{dropped - self.relay_dropped} messages of {self.topic} were not "
+                           "relayed from its machine (the relay is bounded: docs/cluster.md)")
+            self.relay_dropped = dropped
+        size = header.extra.get("cut")
+        if type(size) is not int:
+            return None
+        metadata = dict(header.extra.get("m") or {})
+        return DataMessage(header, header.extra.get("s"), metadata,
+                           Cut(header.kind, size, dict(header.extra)))  # fmt: skip
 
 
 def describe(value: Any) -> str:
     """A one-line, bounded rendering of a payload of any kind."""
     if value is None:
         return "None"
+    if isinstance(value, Cut):
+        shape = f" {value.extra.get('dt')} {tuple(value.extra.get('sh') or ())}" if (
+            "dt" in value.extra) else ""  # fmt: skip
+        return f"<{value.type_name}{shape}, {value.size} bytes: not relayed from its machine>"
     if isinstance(value, str):
         return repr(value if len(value) <= 200 else value[:200] + "...")
     if isinstance(value, memoryview | bytes | bytearray):
@@ -113,6 +157,11 @@ def encoding(value: Any) -> dict[str, Any]:
     `dtype`/`shape` or arrow `arrow_type`/`length`."""
     if value is None:
         return {"type": "none", "size": 0}
+    if isinstance(value, Cut):  # relayed from another machine without its payload
+        facts = {"type": value.type_name, "size": value.size, "relayed": False}
+        if "dt" in value.extra:
+            facts.update(dtype=str(value.extra["dt"]), shape=value.extra.get("sh"))
+        return facts
     if isinstance(value, str):
         return {"type": "str", "size": len(value.encode())}
     if isinstance(value, memoryview | bytes | bytearray):
@@ -132,6 +181,8 @@ def json_value(value: Any) -> Any:
     (bytes as hex of the first PREVIEW_BYTES)."""
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, Cut):
+        return None
     if isinstance(value, memoryview | bytes | bytearray):
         return bytes(value[:PREVIEW_BYTES]).hex()
     module = type(value).__module__

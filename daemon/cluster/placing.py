@@ -21,6 +21,7 @@ from daemon.cluster.coordinator import CONNECTED, LEFT, LOST, Coordinator
 from daemon.cluster.keys import secret_key_file
 from daemon.cluster.link import free_ports
 from daemon.cluster.loss import lost_machine
+from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import Dataflow, OutputRef
 from daemon.model.errors import BadRequest
@@ -47,6 +48,8 @@ class ClusterPlacer:
     find_run: Callable[[str], Run | None]
     nursery: trio.Nursery  # the loss watches (daemon/cluster/loss.py) run here
     runs: dict[str, PlacedRun] = attrs.field(factory=dict)
+    # observers and usage of nodes placed on members (set by daemon/cluster/start.py)
+    watch: RemoteWatch | None = None
     _lost: dict[tuple[str, str], trio.Event] = attrs.field(factory=dict)  # set: it is back
     _logs: dict[tuple[str, str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
     _ports: dict[tuple[str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)

@@ -12,12 +12,15 @@ import trio
 
 from daemon.cluster.coordinator import Coordinator
 from daemon.cluster.host import Host
+from daemon.cluster.host_watch import HostWatch
 from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
 from daemon.cluster.member import CONNECTED, Member
 from daemon.cluster.placing import ClusterPlacer
 from daemon.cluster.probe_agent import LocalProber, ProbeAgent
+from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster import ClusterConfigError, ListenAddress
+from daemon.model.cluster_messages import Carry
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.run.runtime import Runtime
 
@@ -56,6 +59,7 @@ async def _start(
         assert rt.channel is not None
         placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message, rt.runs.get, root)
         coordinator.on_carry = placer.on_carry
+        _watch_remote_nodes(rt, coordinator, placer)
         coordinator.on_state = placer.on_state
         coordinator.node_counts = lambda: live_nodes(rt, coordinator.name)
         rt.placer = placer
@@ -81,9 +85,36 @@ async def _start(
     assert rt.channel is not None
     rt.channel.relay = host.relay_from_node
     root.start_soon(host.serve)
+    _watch_hosted_nodes(root, rt, member, host)
     await root.start(member.serve)
     root.start_soon(_say_goodbye_at_shutdown, rt, member)
     return member
+
+
+def _watch_remote_nodes(rt: Runtime, coordinator: Coordinator, placer: ClusterPlacer) -> None:
+    """`flow topic echo|hz` and `flow top` of nodes on members (daemon/cluster/remote_watch.py):
+    their messages on the link go to the watch first."""
+    watch = placer.watch = RemoteWatch(placer.send_carry, rt.context)
+    placed = coordinator.on_carry
+
+    def on_carry(machine: str, carry: Carry) -> None:
+        if not watch.on_carry(machine, carry):
+            placed(machine, carry)
+
+    coordinator.on_carry = on_carry
+
+
+def _watch_hosted_nodes(root: trio.Nursery, rt: Runtime, member: Member, host: Host) -> None:
+    """The member's side of the same (daemon/cluster/host_watch.py)."""
+    watch = HostWatch(rt, host, member.send_carry)
+    hosted = member.on_carry
+
+    def on_carry(carry: Carry) -> None:
+        if not watch.on_carry(carry):
+            hosted(carry)
+
+    member.on_carry = on_carry
+    root.start_soon(watch.serve)
 
 
 async def _say_goodbye_at_shutdown(rt: Runtime, member: Member) -> None:

@@ -1,4 +1,9 @@
-"""`flow top`: CPU, memory, message rates and drops of every node of every live run."""
+"""`flow top`: CPU, memory, message rates and drops of every node of every live run.
+
+Message counts come from the nodes' own reports (relayed from other machines like any node
+channel frame); CPU and memory are measured on each node's machine: here for this
+machine's nodes, by the member for its own (asked over the cluster link, in parallel).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from daemon.cluster.placing import ClusterPlacer
+from daemon.cluster.remote_watch import RemoteWatch, Usage
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.pids import cpu_seconds, rss_bytes
@@ -18,7 +25,26 @@ MAX_SAMPLE_S = 2.0
 
 
 def _pids(rt: Runtime) -> list[int]:
-    return [s.pid for r in rt.runs.values() for s in r.slots.values() if s.pid is not None]
+    return [s.pid for r in rt.runs.values() for s in r.slots.values()
+            if s.pid is not None and not (r.placed and r.placed.is_remote(s.id))]  # fmt: skip
+
+
+async def _remote_usage(rt: Runtime, sample_s: float) -> dict[tuple[str, str], Usage]:
+    """(run, machine) -> the usage of the run's nodes there, asked of every member at once."""
+    watch = rt.placer.watch if isinstance(rt.placer, ClusterPlacer) else None
+    found: dict[tuple[str, str], Usage] = {}
+    if watch is None:
+        return found
+
+    async def ask(remote: RemoteWatch, run_id: str, machine: str) -> None:
+        found[(run_id, machine)] = await remote.usage(run_id, machine, sample_s)
+
+    async with trio.open_nursery() as nursery:
+        for run in rt.runs.values():
+            if run.placed is not None:
+                for machine in run.placed.remotes:
+                    nursery.start_soon(ask, watch, run.id, machine)
+    return found
 
 
 def _is_out(rate_key: str) -> bool:
@@ -37,7 +63,9 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
     sample_s = min(req.sample_s, MAX_SAMPLE_S)
     if sample_s > 0:
         rt.cpu_samples = {pid: (cpu_seconds(pid), time.monotonic()) for pid in _pids(rt)}
-        await trio.sleep(sample_s)
+    async with trio.open_nursery() as nursery:  # members measure theirs meanwhile
+        nursery.start_soon(trio.sleep, sample_s)
+        remote = await _remote_usage(rt, sample_s)
     now = time.monotonic()
     previous, rt.cpu_samples = rt.cpu_samples, {}
     runs = []
@@ -45,7 +73,10 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
         nodes = []
         for slot in run.slots.values():
             cpu = rss = None
-            if slot.pid is not None and (slot.alive or slot.attached):
+            machine = run.placed.placement.machine_of.get(slot.id) if run.placed else None
+            if run.placed is not None and run.placed.is_remote(slot.id):
+                cpu, rss = remote.get((run.id, str(machine)), {}).get(slot.id, (None, None))
+            elif slot.pid is not None and (slot.alive or slot.attached):
                 used = cpu_seconds(slot.pid)
                 rt.cpu_samples[slot.pid] = (used, now)
                 before = previous.get(slot.pid)
@@ -59,6 +90,7 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
             nodes.append(
                 {
                     "id": slot.id,
+                    "machine": machine,  # None in a run on one machine
                     "status": str(slot.status),
                     "pid": slot.pid,
                     "generation": slot.generation,

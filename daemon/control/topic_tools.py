@@ -83,6 +83,11 @@ async def topic_publish(rt: Runtime, req: rq.TopicPublish) -> rp.PublishTarget:
         raise BadRequest(f"input {node}/{input_id} is a timer: it takes no messages")
     if not (slot.alive or slot.attached):
         raise BadRequest(f"node {node!r} is {slot.status}: nothing reads {node}/{input_id}")
+    if run.placed is not None and run.placed.is_remote(node):
+        # its input is a socket on its own machine (or CURVE tcp:// with machine keys)
+        machine = run.placed.placement.machine_of[node]
+        raise BadRequest(f"node {node!r} runs on machine {machine}: flow topic pub reaches "
+                         "the nodes of this machine only (docs/cluster.md)")  # fmt: skip
     source = f"~pub-{secrets.token_hex(4)}"  # `~` is no node id's: never a real source
     log.info("run %s: flow topic pub into %s/%s as %s", run.id, node, input_id, source)
     return rp.PublishTarget(

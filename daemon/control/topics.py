@@ -2,7 +2,9 @@
 
 An observer (`flow topic echo|hz`) binds its own socket and takes a lease on a topic: the
 sender gets a live `wire` edge to it, and loses it (`unwire`) when the lease is dropped or
-not renewed in time. Observers are drop_oldest: a slow one never slows the sender.
+not renewed in time. Observers are drop_oldest: a slow one never slows the sender. A node
+on another machine is wired to an observer its machine opens for the lease, which relays
+what it sees to the CLI's socket here (daemon/cluster/remote_watch.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from daemon.cluster.placing import ClusterPlacer
+from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model import pids
 from daemon.model import replies as rp
 from daemon.model import requests as rq
@@ -39,8 +43,10 @@ class Lease:
     """One observer's hold on one topic."""
 
     run_id: str
-    endpoint: str
+    endpoint: str  # the CLI's observer socket
     expires: float
+    machine: str | None = None  # the node's, when it runs on a member
+    wired: str = ""  # what the node is wired to, when not `endpoint`: the member's observer
 
 
 def _topic(run: Run, text: str) -> tuple[str, str]:
@@ -52,6 +58,18 @@ def _topic(run: Run, text: str) -> tuple[str, str]:
         declared = ", ".join(slot.spec.outputs) or "none"
         raise BadRequest(f"node {node!r} has no output {output!r} (declared: {declared})")
     return node, output
+
+
+def _watch(rt: Runtime) -> RemoteWatch | None:
+    return rt.placer.watch if isinstance(rt.placer, ClusterPlacer) else None
+
+
+def _remote(rt: Runtime, run: Run, node: str) -> tuple[RemoteWatch, str] | None:
+    """How to observe `node` when it runs on a member: the watch, and its machine."""
+    watch = _watch(rt)
+    if run.placed is None or watch is None or not run.placed.is_remote(node):
+        return None
+    return watch, run.placed.placement.machine_of[node]
 
 
 async def topic_list(rt: Runtime, req: rq.TopicList) -> rp.TopicListReply:
@@ -85,8 +103,14 @@ async def topic_subscribe(rt: Runtime, req: rq.TopicSubscribe) -> rp.LeaseReply:
     if len(rt.leases) >= MAX_LEASES:
         raise BadRequest(f"too many observers ({MAX_LEASES}); close some first")
     lease = secrets.token_hex(8)
-    rt.leases[lease] = Lease(run.id, endpoint, time.monotonic() + LEASE_S)
-    edge = Edge(endpoint, f"observer-{lease[:6]}", "observe", "drop_oldest", OBSERVER_QUEUE)
+    held = Lease(run.id, endpoint, time.monotonic() + LEASE_S)
+    remote = _remote(rt, run, node)
+    if remote is not None:  # the node's own machine observes it and relays the samples
+        watch, held.machine = remote
+        held.wired = await watch.observe(run.id, held.machine, lease, endpoint)
+    rt.leases[lease] = held
+    edge = Edge(held.wired or endpoint, f"observer-{lease[:6]}", "observe", "drop_oldest",
+                OBSERVER_QUEUE)  # fmt: skip
     run.add_live_edge(node, output, edge)
     log.info("run %s: observer %s on %s/%s", run.id, lease, node, output)
     return rp.LeaseReply(lease=lease, lease_s=LEASE_S)
@@ -97,6 +121,9 @@ async def topic_renew(rt: Runtime, req: rq.TopicRenew) -> rp.Empty:
     if lease is None:
         raise BadRequest("no such observer lease (it expired?)")
     lease.expires = time.monotonic() + LEASE_S
+    watch = _watch(rt)
+    if lease.machine is not None and watch is not None:
+        watch.renew(req.lease)
     return rp.Empty()
 
 
@@ -110,7 +137,10 @@ def drop_lease(rt: Runtime, lease_id: str) -> None:
     if lease is None:
         return
     if lease.run_id in rt.runs:
-        rt.runs[lease.run_id].remove_live_edge(lease.endpoint)
+        rt.runs[lease.run_id].remove_live_edge(lease.wired or lease.endpoint)
+    watch = _watch(rt)
+    if lease.machine is not None and watch is not None:
+        watch.close(lease_id)
     # an observer killed before it could clean up leaves its socket file: ours to remove
     # (subscribe only takes observer endpoints directly inside the daemon's socket folder)
     path = paths.observer_socket(rt.socket_dir, lease.endpoint)

@@ -92,7 +92,10 @@ class Leave:
 # ------------------------------------------------------------------ both ways
 
 
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"})
+# observe, unobserve, samples, usage: `flow topic echo|hz` and `flow top` of nodes placed on
+# a member (daemon/cluster/remote_watch.py, daemon/cluster/host_watch.py)
+WATCH_KINDS: Final = frozenset({"observe", "unobserve", "samples", "usage"})
+CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"}) | WATCH_KINDS
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 
@@ -105,8 +108,9 @@ class Carry:
     channel frame of the node whose channel identity is `ident`, in either direction.
     `kind` ports: coordinator -> member, `body` a count of free tcp ports wanted on the
     member; back, `body` those port numbers, space separated. `kind` logs: coordinator ->
-    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). The body
-    is decoded by its own channel's total decoder where it arrives.
+    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). The
+    WATCH_KINDS are the observers and usage of the nodes a member hosts (docs/cluster.md,
+    "Seen from the coordinator"). The body is decoded by its own decoder where it arrives.
     """
 
     run: str
