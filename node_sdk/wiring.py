@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import zmq
 
-from node_sdk.channel import Rewire, Stats, Wire
+from node_sdk.channel import Param, Rewire, Stats, Wire
 from node_sdk.config import DataInput, Edge
 
 log = logging.getLogger(__name__)
@@ -104,4 +104,5 @@ class ReceiverHooks:
     report: Callable[[], Stats]  # the `stats` message, built in the receiver thread
     rewires: deque[Rewire]  # handed to the node's thread, applied before its next send
     bind_input: Callable[[DataInput], zmq.Socket[Any]]  # a new input's socket, bound
+    param: Callable[[Param], None] | None = None  # a `param` message (node_sdk/params.py)
     every_s: float = REPORT_EVERY_S
