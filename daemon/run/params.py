@@ -89,6 +89,11 @@ class ParamDesk:
         node refused it (its reason) or did not answer within `timeout_s`."""
         if not slot.spec.connects:
             raise BadRequest(f"node {slot.id!r} is not an SDK node: it cannot take parameters")
+        if run.placed is not None and run.placed.is_remote(slot.id):
+            raise BadRequest(
+                f"node {slot.id!r} runs on another machine: parameters reach only the nodes "
+                "of this daemon's machine (docs/parameters.md)"
+            )
         if not (slot.alive or slot.attached) or not slot.connected.is_set():
             raise ParamNotSet(slot.id, key, "the node is not running (nothing was sent)")
         self.last_token += 1
