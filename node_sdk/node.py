@@ -126,7 +126,8 @@ class Node(DoraSurface, ParamSurface):
         self._events.has_timers = bool(cfg.timer_inputs)  # fixed for the node's life
         self._events.params = self._params
         self._params.answer = lambda frame: self._events.tell(SEND + frame)
-        report = lambda: wiring.stats_message(self.statistics())  # noqa: E731
+        traffic = self._events.traffic.report
+        report = lambda: wiring.stats_message(self.statistics(), traffic())  # noqa: E731
         hooks = wiring.ReceiverHooks(
             report, self._sender.rewires, self._bind_input, param=self._on_param
         )

@@ -54,6 +54,7 @@ import zmq
 from node_sdk.events import Event, EventType
 from node_sdk.inbox import Inbox, Item
 from node_sdk.inputs import Inputs
+from node_sdk.latency import Traffic
 from node_sdk.leases import Releases, ShmReader
 from node_sdk.params import Params
 from node_sdk.timers import Timers
@@ -142,6 +143,7 @@ class Events:
         self.releases: Releases = shm.releases
         self.ended = False
         self.params = Params()  # the node's own, set by the node once it exists
+        self.traffic = Traffic()  # read by the stats report
         self.pending: deque[Event] = deque()
         # zmq_poll items: the PAIR and the inputs (rebuilt when their version changes), or
         # the PAIR alone, for a word from the receiver thread
@@ -251,6 +253,7 @@ class Events:
 
     def input_event(self, input_id: str, item: Item) -> Event:
         seq, stamp, kind, extra, payload = item
+        self.traffic.note(input_id, stamp, kind, payload)  # bytes, latency (latency.py)
         if kind == KIND_BYTES:
             # a packed payload is a read-only view of the frame's bytes already
             value: Any = payload if type(payload) is memoryview else memoryview(payload)

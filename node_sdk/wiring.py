@@ -89,10 +89,14 @@ def _verb(change: Rewire) -> str:
     return "wire" if isinstance(change, Wire) else "unwire"
 
 
-def stats_message(statistics: _Statistics) -> Stats:
-    """The `stats` report of the node channel from a `Node.statistics()` snapshot."""
+def stats_message(
+    statistics: _Statistics, traffic: Mapping[str, Mapping[str, int]] | None = None
+) -> Stats:
+    """The `stats` report of the node channel from a `Node.statistics()` snapshot, with
+    each input's bytes and latency (`latency.Traffic.report`) added to its counters."""
+    extra = traffic or {}
     return Stats(
-        {k: asdict(v) for k, v in statistics.inputs.items()},
+        {k: {**asdict(v), **extra.get(k, {})} for k, v in statistics.inputs.items()},
         {k: asdict(v) for k, v in statistics.outputs.items()},
     )
 
