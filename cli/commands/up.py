@@ -36,6 +36,9 @@ def register(sub: Any) -> None:
     p.add_argument("--insecure-loopback", action="store_true",
                    help="with --listen on a loopback address only: plain TCP, no CURVE "
                    "(for trying things out on one host)")
+    p.add_argument("--metrics", metavar="ADDR:PORT", default=None,
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics (a bare PORT: "
+                   "127.0.0.1; 0 picks a free port, shown by flow status; docs/telemetry.md)")
     p.set_defaults(func=run)
 
 
@@ -46,14 +49,14 @@ def run(args: argparse.Namespace) -> int:
     home = client.home_path()
     load_settings(home)  # the daemon would refuse a bad setting: say so here, exit 2
     client.check_socket_folder(home)  # the daemon would refuse it too; say so first
-    serve_args = cluster_arguments(args)
+    serve_args = cluster_arguments(args) + metrics_arguments(args)
     # a pid file naming a live daemon is worth a ping; otherwise none can answer
     info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
     if info is not None:
         render.info(f"flow daemon already running (pid {info.pid})")
         if serve_args:
-            render.warning("--machine, --listen and --join apply when a daemon starts: "
-                           "flow down first")  # fmt: skip
+            render.warning("--machine, --listen, --join and --metrics apply when a daemon "
+                           "starts: flow down first")  # fmt: skip
         return 0
     if args.join is not None:
         join_cluster(home, args.machine, args.join)
@@ -92,6 +95,24 @@ def cluster_arguments(args: argparse.Namespace) -> list[str]:
     except ClusterConfigError as exc:
         raise CliError(str(exc), BAD_INPUT) from None
     return serve
+
+
+def metrics_arguments(args: argparse.Namespace) -> list[str]:
+    """`serve`'s --metrics, checked here first; a non-loopback address is said aloud."""
+    from cli import render
+    from cli.errors import BAD_INPUT, CliError
+    from daemon.model.metrics import MetricsAddressError, parse_metrics_address
+
+    if args.metrics is None:
+        return []
+    try:
+        address = parse_metrics_address(args.metrics)
+    except MetricsAddressError as exc:
+        raise CliError(str(exc), BAD_INPUT) from None
+    if not address.is_loopback:
+        render.warning(f"metrics on {address}: reachable from other hosts, without "
+                       "authentication (node ids, rates, memory)")  # fmt: skip
+    return ["--metrics", str(address)]
 
 
 def join_cluster(home: Path, machine: str, token: str) -> None:

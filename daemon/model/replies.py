@@ -35,6 +35,7 @@ class StatusReply:
     uptime_s: float
     runs_active: int
     degraded: list[str]
+    metrics: str | None = None  # the URL of the Prometheus endpoint (`flow up --metrics`)
 
 
 @attrs.frozen

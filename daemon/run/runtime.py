@@ -118,6 +118,7 @@ class Runtime:
     cluster: object | None = None
     placer: Placer | None = None  # the coordinator's: nodes placed on other machines
     params: ParamDesk | None = None  # parameter changes waiting for their node's answer
+    metrics_url: str | None = None  # where `flow up --metrics` serves (daemon/run/metrics.py)
 
     def note_drops(self, socket: str, count: int) -> None:
         """A socket dropped outgoing messages: one line per socket in `flow status`."""
