@@ -21,6 +21,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "flow up --machine robot --listen tcp://192.168.1.10:7890",
         "flow up --machine gpu --join flow-join.eyJ2Ijox...",
         "flow up --metrics 127.0.0.1:9464",
+        "flow up --otlp http://127.0.0.1:4318/v1/metrics",
     ),
     "down": ("flow down", "flow down --grace 2"),
     "start": (

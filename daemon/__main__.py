@@ -27,6 +27,7 @@ def main() -> int:
     serve.add_argument("--listen", default=None, help="coordinate on tcp://ADDR:PORT")
     serve.add_argument("--insecure-loopback", action="store_true", help="plain TCP, loopback")
     serve.add_argument("--metrics", default=None, help="serve /metrics on ADDR:PORT")
+    serve.add_argument("--otlp", default=None, help="push metrics over OTLP/HTTP to URL")
     join = sub.add_parser("join", help="join a cluster with the token on stdin")
     join.add_argument("--home", type=Path, default=None, help="FLOW_HOME that joins")
     join.add_argument("--machine", required=True, help="this machine's name")
@@ -48,10 +49,20 @@ def main() -> int:
     if args.command == "join":
         return _join(home, args.machine)
     from daemon.model.cluster import ClusterConfigError, check_machine_name, parse_listen
-    from daemon.model.metrics import MetricsAddressError, parse_metrics_address
+    from daemon.model.metrics import (
+        MetricsAddressError,
+        Telemetry,
+        check_otlp_url,
+        parse_metrics_address,
+    )
 
     try:
-        metrics = None if args.metrics is None else parse_metrics_address(args.metrics)
+        metrics = None
+        if args.metrics is not None or args.otlp is not None:
+            metrics = Telemetry(
+                None if args.metrics is None else parse_metrics_address(args.metrics),
+                None if args.otlp is None else check_otlp_url(args.otlp),
+            )
         listen = None
         if args.listen is not None:
             listen = parse_listen(args.listen, plain=args.insecure_loopback)

@@ -32,7 +32,7 @@ from daemon.model.errors import (
     FatalError,
     StateStoreUnusable,
 )
-from daemon.model.metrics import MetricsAddress
+from daemon.model.metrics import Telemetry
 from daemon.model.parts import CONTROL_FRAME_BYTES
 from daemon.model.requests import Seconds, StopAll
 from daemon.run import ipc_files
@@ -89,7 +89,7 @@ def hold_home_lock(home: Path) -> Iterator[None]:
 async def serve(
     home: Path,
     cluster: ClusterOptions | None = None,
-    metrics: MetricsAddress | None = None,
+    metrics: Telemetry | None = None,
     *,
     task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -102,7 +102,7 @@ async def _serve_locked(
     home: Path,
     cluster: ClusterOptions,
     task_status: trio.TaskStatus[Runtime],
-    metrics: MetricsAddress | None = None,
+    metrics: Telemetry | None = None,
 ) -> None:
     other = other_daemon_pid(home)
     if other is not None:
@@ -125,9 +125,11 @@ async def _serve_locked(
                 async with trio.open_nursery() as root:
                     rt.cluster = await start_cluster(root, rt, cluster)
                     if metrics is not None:  # a port it cannot have is fatal, at start
-                        from daemon.run.metrics import serve_metrics  # prometheus_client
+                        from daemon.run.metrics import serve_telemetry  # prometheus_client
 
-                        rt.metrics_url = await root.start(serve_metrics, rt, metrics)
+                        rt.metrics_url = await root.start(
+                            serve_telemetry, rt, metrics.address, metrics.otlp
+                        )
                     await _serve_control(root, rt, control)
                     rt.degraded.extend(warnings)  # `flow status` shows them too
                     task_status.started(rt)
@@ -273,7 +275,7 @@ def raise_fd_limit() -> tuple[int, int]:
 
 
 def run_daemon(
-    home: Path, cluster: ClusterOptions | None = None, metrics: MetricsAddress | None = None
+    home: Path, cluster: ClusterOptions | None = None, metrics: Telemetry | None = None
 ) -> int:
     """Serve until shut down; returns the exit status."""
     os.umask(0o077)  # before the log file: only this user may read what we write

@@ -39,6 +39,9 @@ def register(sub: Any) -> None:
     p.add_argument("--metrics", metavar="ADDR:PORT", default=None,
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (a bare PORT: "
                    "127.0.0.1; 0 picks a free port, shown by flow status; docs/telemetry.md)")
+    p.add_argument("--otlp", metavar="URL", default=None,
+                   help="push the same metrics over OTLP/HTTP to URL (e.g. "
+                   "http://127.0.0.1:4318/v1/metrics; needs the otlp extra)")
     p.set_defaults(func=run)
 
 
@@ -98,21 +101,37 @@ def cluster_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def metrics_arguments(args: argparse.Namespace) -> list[str]:
-    """`serve`'s --metrics, checked here first; a non-loopback address is said aloud."""
+    """`serve`'s --metrics and --otlp, checked here first; a non-loopback address is said
+    aloud, a missing extra is one line."""
     from cli import render
     from cli.errors import BAD_INPUT, CliError
-    from daemon.model.metrics import MetricsAddressError, parse_metrics_address
+    from daemon.model.metrics import MetricsAddressError, check_otlp_url, parse_metrics_address
 
-    if args.metrics is None:
-        return []
+    serve = []
     try:
-        address = parse_metrics_address(args.metrics)
+        if args.otlp is not None:
+            serve += ["--otlp", check_otlp_url(args.otlp)]
+        if args.metrics is not None:
+            address = parse_metrics_address(args.metrics)
+            serve += ["--metrics", str(address)]
+            if not address.is_loopback:
+                render.warning(f"metrics on {address}: reachable from other hosts, without "
+                               "authentication (node ids, rates, memory)")  # fmt: skip
     except MetricsAddressError as exc:
         raise CliError(str(exc), BAD_INPUT) from None
-    if not address.is_loopback:
-        render.warning(f"metrics on {address}: reachable from other hosts, without "
-                       "authentication (node ids, rates, memory)")  # fmt: skip
-    return ["--metrics", str(address)]
+    if args.otlp is not None and not _has("opentelemetry.sdk.metrics"):
+        raise CliError("--otlp needs the otlp extra: pip install 'flow-runtime[otlp]'", BAD_INPUT)
+    return serve
+
+
+def _has(module: str) -> bool:
+    """Whether `module` can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def join_cluster(home: Path, machine: str, token: str) -> None:

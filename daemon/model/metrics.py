@@ -57,6 +57,21 @@ def parse_metrics_address(text: str) -> MetricsAddress:
 
 
 @attrs.frozen
+class Telemetry:
+    """`serve --metrics ADDR:PORT --otlp URL`: where the daemon serves and pushes."""
+
+    address: MetricsAddress | None = None
+    otlp: str | None = None
+
+
+def check_otlp_url(text: str) -> str:
+    """An OTLP/HTTP metrics URL (`http://host:4318/v1/metrics`), or one line."""
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text) or len(text) > 1024:
+        raise MetricsAddressError(f"--otlp {text[:80]!r}: expected http(s)://HOST:PORT/v1/metrics")
+    return text
+
+
+@attrs.frozen
 class Sample:
     """One value of one metric: `name` (without the `flow_` prefix), labels, value."""
 

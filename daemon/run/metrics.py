@@ -1,4 +1,4 @@
-"""The daemon's Prometheus endpoint (`flow up --metrics ADDR:PORT`): `/metrics` over HTTP.
+"""The daemon's telemetry: `/metrics` over HTTP (`flow up --metrics ADDR:PORT`), and OTLP.
 
 Served by trio in the daemon's own loop, not by prometheus_client's server thread: that
 server starts a thread per connection, so a flood of scrapes would be a flood of threads
@@ -6,7 +6,8 @@ in the daemon. Here one task refreshes the page once a second (the samples of
 daemon/model/metrics.py, written in Prometheus' text format by prometheus_client), and a
 scrape only sends those bytes: at most MAX_CLIENTS connections at a time (more are closed
 at once), each with CLIENT_S to send its request and read the page, and a request head of
-at most MAX_HEAD bytes. A scrape never touches the runs or the store.
+at most MAX_HEAD bytes. A scrape never touches the runs or the store. The same samples
+are what `--otlp` pushes (daemon/run/otlp.py).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class MetricsServer:
 
     rt: Runtime
     page: bytes = b""
+    samples: list[model.Sample] = attrs.field(factory=list)  # replaced whole: OTLP reads it
     clients: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(MAX_CLIENTS))
     cpu_before: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)
     _collector: _Families = attrs.field(factory=_Families)
@@ -90,22 +92,43 @@ class MetricsServer:
         self._registry.register(self._collector)
 
     async def serve(
-        self, address: model.MetricsAddress, *, task_status: trio.TaskStatus[str]
+        self,
+        address: model.MetricsAddress | None,
+        otlp: str | None,
+        *,
+        task_status: trio.TaskStatus[str | None],
     ) -> None:
-        """Listen on `address`; `started` with the page's URL. A port that cannot be had is
-        fatal at start (`flow up --metrics` said where to serve: not serving is no success)."""
-        try:
-            listeners = await trio.open_tcp_listeners(address.port, host=address.host.strip("[]"))
-        except OSError as exc:
-            raise ControlSocketUnavailable(f"metrics: cannot listen on {address}: {exc}") from exc
-        port = listeners[0].socket.getsockname()[1]
-        url = f"http://{address.host}:{port}/metrics"
+        """Listen on `address` and push to `otlp`; `started` with the page's URL. A port
+        that cannot be had is fatal at start (`flow up --metrics` said where to serve: not
+        serving is no success), as is `--otlp` without the `otlp` extra."""
+        listeners: list[trio.SocketListener] = []
+        url = None
+        if address is not None:
+            try:
+                listeners = await trio.open_tcp_listeners(
+                    address.port, host=address.host.strip("[]")
+                )
+            except OSError as exc:
+                raise ControlSocketUnavailable(
+                    f"metrics: cannot listen on {address}: {exc}"
+                ) from exc
+            url = f"http://{address.host}:{listeners[0].socket.getsockname()[1]}/metrics"
         self.refresh()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._refresh_forever)
-            task_status.started(url)
-            log.info("metrics served at %s", url)
-            await trio.serve_listeners(self._client, listeners)
+        pusher = None
+        if otlp is not None:
+            from daemon.run.otlp import OtlpPush  # the optional extra: imported only then
+
+            pusher = OtlpPush(otlp, lambda: self.samples)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._refresh_forever)
+                task_status.started(url)
+                if listeners:
+                    log.info("metrics served at %s", url)
+                    await trio.serve_listeners(self._client, listeners)
+        finally:
+            if pusher is not None:
+                await pusher.close()
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -113,8 +136,9 @@ class MetricsServer:
             self.refresh()
 
     def refresh(self) -> None:
-        """Build the page from the runs as they are now."""
-        self._collector.families = families(model.samples(self._facts()))
+        """Take the samples of the runs as they are now, and build the page from them."""
+        self.samples = model.samples(self._facts())
+        self._collector.families = families(self.samples)
         self.page = _response("200 OK", generate_latest(self._registry), EXPOSITION)
 
     def _facts(self) -> Iterator[model.NodeFacts]:
@@ -184,9 +208,13 @@ class MetricsServer:
         return page
 
 
-async def serve_metrics(
-    rt: Runtime, address: model.MetricsAddress, *, task_status: trio.TaskStatus[str]
+async def serve_telemetry(
+    rt: Runtime,
+    address: model.MetricsAddress | None,
+    otlp: str | None,
+    *,
+    task_status: trio.TaskStatus[str | None],
 ) -> None:
-    """`flow up --metrics`: serve until cancelled; `started` with the URL."""
+    """`flow up --metrics` / `--otlp`: serve until cancelled; `started` with the URL."""
     server = MetricsServer(rt)
-    await server.serve(address, task_status=task_status)
+    await server.serve(address, otlp, task_status=task_status)

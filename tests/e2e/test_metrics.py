@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from helpers import BOUND_S, daemon_down, flow, start_stream, wait_for
@@ -122,3 +125,46 @@ def test_a_bad_metrics_address_is_one_line(flow_home: Path) -> None:
         assert done.returncode == 2, (bad, done.stdout, done.stderr)
         assert done.stderr.count("\n") == 1, done.stderr
         assert "--metrics" in done.stderr
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver: keeps each POSTed body (protobuf) and answers 200."""
+
+    bodies: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.bodies.append((self.path, self.rfile.read(length)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass  # quiet
+
+
+def test_otlp_push_reaches_a_collector(flow_home: Path, tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk.metrics")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/metrics"
+    try:
+        up = flow("up", "--otlp", url, home=flow_home,
+                  env_extra={"OTEL_METRIC_EXPORT_INTERVAL": "500"})  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        start_stream(flow_home, tmp_path, "pushed", tick_ms=10)
+
+        def edge_pushed() -> bool:
+            return any(b"flow_input_messages" in body and b"counter/count" in body
+                       and b"flow_input_latency_p99_seconds" in body
+                       for _, body in _Collector.bodies)  # fmt: skip
+
+        wait_for(edge_pushed, "an OTLP export with the sink's edge")
+        assert {path for path, _ in _Collector.bodies} == {"/v1/metrics"}
+        assert flow("stop", "pushed", home=flow_home).returncode == 0
+    finally:
+        daemon_down(flow_home)
+        server.shutdown()
+        server.server_close()
