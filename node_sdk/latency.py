@@ -13,13 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from node_sdk.shm import DESCRIPTOR
 from node_sdk.wire import KIND_SHM
 
 # bucket of a delay d (ns): d itself below 8; above, 4 buckets per power of two, keyed by
 # the bit length of d and the two bits after its top bit (d < 2**64: at most 4*64+3)
 BUCKETS: Final = 4 * 65
 BYTES: Final = BUCKETS  # the last slot of a histogram list: bytes of the interval
+# where a shared-memory descriptor (shm.DESCRIPTOR, "<4sBxxxIIQ") keeps the payload's size:
+# read here without importing shm, which a node that never gets a large payload never loads
+SHM_SIZE_AT: Final = slice(16, 24)
 _now = time.time_ns
 
 
@@ -55,7 +57,7 @@ class Traffic:
         else:
             histogram[delay if delay > 0 else 0] += 1
         if kind == KIND_SHM:
-            histogram[BYTES] += DESCRIPTOR.unpack_from(payload)[4]
+            histogram[BYTES] += int.from_bytes(payload[SHM_SIZE_AT], "little")
         else:
             histogram[BYTES] += len(payload)
 

@@ -53,3 +53,15 @@ def test_bucket_edges_are_ordered_and_cover_every_delay() -> None:
     edges = [upper_edge(i) for i in range(8)] + [upper_edge(i) for i in range(16, BUCKETS)]
     assert edges == sorted(edges)
     assert upper_edge(BUCKETS - 1) >= 2**64 - 1
+
+
+def test_a_shared_memory_payload_counts_its_size_not_its_descriptor() -> None:
+    from node_sdk.latency import SHM_SIZE_AT
+    from node_sdk.shm import DESCRIPTOR, DESCRIPTOR_MAGIC
+    from node_sdk.wire import KIND_SHM
+
+    descriptor = DESCRIPTOR.pack(DESCRIPTOR_MAGIC, KIND_BYTES, 3, 1, 5_000_000) + b"tail"
+    assert int.from_bytes(descriptor[SHM_SIZE_AT], "little") == 5_000_000
+    traffic = Traffic()
+    traffic.note("in", time.time_ns(), KIND_SHM, memoryview(descriptor))
+    assert traffic.report()["in"]["bytes"] == 5_000_000
