@@ -43,36 +43,43 @@ class Params:
         self.values: dict[str, Any] = {}
         self.validator: Validator | None = None
         self.answer: Callable[[bytes], None] = lambda frame: None  # to the daemon, once open
-        # (token, deadline, key, present, value) of each queued PARAM event, in event order
-        self._arrived: deque[tuple[int, float, str, bool, Any]] = deque()
+        # (token, deadline, key, present, value, why it is malformed) of each queued PARAM
+        # event, in event order
+        self._arrived: deque[tuple[int, float, str, bool, Any, str | None]] = deque()
         # (token, key, old value or _ABSENT) of the event handed out and not yet answered
         self.handling: tuple[int, str, Any] | None = None
 
     def receive(self, message: channel.Param) -> Event | None:
-        """A `param` message -> the PARAM event to queue, or None (a current value, set now)."""
+        """A `param` message -> the PARAM event to queue, or None (a current value, set now).
+
+        Never answers the daemon itself: this may run in the receiver thread, and the
+        answer goes through the node thread's end of their PAIR (`take` answers)."""
+        value, malformed = None, None
         try:
-            value = None if message.value is None else loads(
-                message.value, f"parameter {message.key!r}", max_bytes=1 << 20, max_depth=MAX_DEPTH
-            )
+            if message.value is not None:
+                value = loads(message.value, f"parameter {message.key!r}", max_bytes=1 << 20,
+                              max_depth=MAX_DEPTH)  # fmt: skip
         except NodeError as exc:
             log.warning("dropped a parameter from the daemon: %s", exc)
-            if message.token:
-                self.answer(_ack(message.token, f"malformed value: {exc}"))
-            return None
+            malformed = f"malformed value: {exc}"
         if not message.token:
-            self._apply(message.key, message.value is not None, value)
+            if malformed is None:
+                self._apply(message.key, message.value is not None, value)
             return None
         deadline = time.monotonic() + message.timeout_ms / 1000
-        self._arrived.append((message.token, deadline, message.key, message.value is not None,
-                              value))  # fmt: skip
+        present = message.value is not None
+        self._arrived.append((message.token, deadline, message.key, present, value, malformed))
         return Event(EventType.PARAM, message.key, value)
 
     def take(self, event: Event) -> Event | None:
         """The PARAM event the node's thread is about to hand out, or None when it must not
         be (refused by the validator, or too late: the daemon no longer waits)."""
-        token, deadline, key, present, value = self._arrived.popleft()
+        token, deadline, key, present, value, malformed = self._arrived.popleft()
         if time.monotonic() > deadline:
             log.warning("parameter %r came too late to be applied (set it again)", key)
+            return None
+        if malformed is not None:
+            self.answer(_ack(token, malformed))
             return None
         if self.validator is not None:
             try:

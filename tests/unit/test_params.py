@@ -137,3 +137,17 @@ def test_a_change_read_after_its_deadline_is_dropped_unseen() -> None:
     assert params.take(event) is None
     assert params.values == {}
     assert sent == []  # the daemon gave up already: nothing to say
+
+
+def test_a_malformed_value_is_refused_by_the_nodes_thread() -> None:
+    params, sent = _answers()
+    assert params.receive(channel.Param("k", "{nope")) is None  # a current value: skipped
+    assert params.values == {}
+    event = params.receive(channel.Param("k", "{nope", token=9, timeout_ms=5000))
+    assert event is not None
+    assert sent == []  # not from the receiving thread
+    assert params.take(event) is None
+    assert len(sent) == 1
+    assert isinstance(sent[0], channel.ParamAck)
+    assert sent[0].token == 9
+    assert "malformed value" in (sent[0].error or "")
