@@ -20,6 +20,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "flow up",
         "flow up --machine robot --listen tcp://192.168.1.10:7890",
         "flow up --machine gpu --join flow-join.eyJ2Ijox...",
+        "flow up --metrics 127.0.0.1:9464",
+        "flow up --otlp http://127.0.0.1:4318/v1/metrics",
     ),
     "down": ("flow down", "flow down --grace 2"),
     "start": (
@@ -43,6 +45,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "node": ("flow node list cam", "flow node restart cam camera"),
     "node list": ("flow node list cam",),
     "node info": ("flow node info cam camera", "flow node info cam camera --json"),
+    "param": ("flow param list cam detector", "flow param set cam detector threshold 0.7"),
+    "param list": ("flow param list cam detector", "flow param list cam detector --json"),
+    "param get": ("flow param get cam detector threshold",),
+    "param set": (
+        "flow param set cam detector threshold 0.7",
+        "flow param set cam detector labels '[\"car\", \"bus\"]' --timeout 10s",
+    ),
+    "param delete": ("flow param delete cam detector threshold",),
     "node stop": ("flow node stop cam camera",),
     "node restart": ("flow node restart cam camera --grace 2",),
     "node add": ("flow node add cam recorder.yml",),

@@ -31,6 +31,7 @@ COMMANDS = (
     "graph",
     "new",
     "node",
+    "param",
     "topic",
     "top",
     "config",

@@ -1,9 +1,10 @@
 """`python -m daemon serve|end-orphans|join [--home PATH]`: the flow daemon's process entries.
 
 `serve` runs the daemon in the foreground (`--machine`, `--listen`: its cluster role,
-docs/cluster.md); `end-orphans` ends the run keepers a dead daemon left (what `flow down`
-does when no daemon answers) and prints how many; `join` admits this home to a cluster
-with the token read on stdin (never argv: other users see a command line) and exits.
+docs/cluster.md; `--metrics ADDR:PORT`: its Prometheus endpoint, docs/telemetry.md);
+`end-orphans` ends the run keepers a dead daemon left (what `flow down` does when no daemon
+answers) and prints how many; `join` admits this home to a cluster with the token read on
+stdin (never argv: other users see a command line) and exits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def main() -> int:
     serve.add_argument("--machine", default=None, help="this machine's name in a cluster")
     serve.add_argument("--listen", default=None, help="coordinate on tcp://ADDR:PORT")
     serve.add_argument("--insecure-loopback", action="store_true", help="plain TCP, loopback")
+    serve.add_argument("--metrics", default=None, help="serve /metrics on ADDR:PORT")
+    serve.add_argument("--otlp", default=None, help="push metrics over OTLP/HTTP to URL")
     join = sub.add_parser("join", help="join a cluster with the token on stdin")
     join.add_argument("--home", type=Path, default=None, help="FLOW_HOME that joins")
     join.add_argument("--machine", required=True, help="this machine's name")
@@ -46,21 +49,33 @@ def main() -> int:
     if args.command == "join":
         return _join(home, args.machine)
     from daemon.model.cluster import ClusterConfigError, check_machine_name, parse_listen
+    from daemon.model.metrics import (
+        MetricsAddressError,
+        Telemetry,
+        check_otlp_url,
+        parse_metrics_address,
+    )
 
     try:
+        metrics = None
+        if args.metrics is not None or args.otlp is not None:
+            metrics = Telemetry(
+                None if args.metrics is None else parse_metrics_address(args.metrics),
+                None if args.otlp is None else check_otlp_url(args.otlp),
+            )
         listen = None
         if args.listen is not None:
             listen = parse_listen(args.listen, plain=args.insecure_loopback)
         elif args.insecure_loopback:
             raise ClusterConfigError("--insecure-loopback needs --listen")
         machine = None if args.machine is None else check_machine_name(args.machine)
-    except ClusterConfigError as exc:
+    except (ClusterConfigError, MetricsAddressError) as exc:
         print(f"flow daemon: error: {exc}", file=sys.stderr)
         return 2
     from daemon.cluster.start import ClusterOptions
     from daemon.main import run_daemon  # the daemon's imports are for `serve` only
 
-    return run_daemon(home, ClusterOptions(machine=machine, listen=listen))
+    return run_daemon(home, ClusterOptions(machine=machine, listen=listen), metrics)
 
 
 def _join(home: Path, machine: str) -> int:

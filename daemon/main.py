@@ -32,6 +32,7 @@ from daemon.model.errors import (
     FatalError,
     StateStoreUnusable,
 )
+from daemon.model.metrics import Telemetry
 from daemon.model.parts import CONTROL_FRAME_BYTES
 from daemon.model.requests import Seconds, StopAll
 from daemon.run import ipc_files
@@ -88,16 +89,20 @@ def hold_home_lock(home: Path) -> Iterator[None]:
 async def serve(
     home: Path,
     cluster: ClusterOptions | None = None,
+    metrics: Telemetry | None = None,
     *,
     task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     prepare_private_home(home)  # before any bind or file
     with hold_home_lock(home):
-        await _serve_locked(home, cluster or ClusterOptions(), task_status)
+        await _serve_locked(home, cluster or ClusterOptions(), task_status, metrics)
 
 
 async def _serve_locked(
-    home: Path, cluster: ClusterOptions, task_status: trio.TaskStatus[Runtime]
+    home: Path,
+    cluster: ClusterOptions,
+    task_status: trio.TaskStatus[Runtime],
+    metrics: Telemetry | None = None,
 ) -> None:
     other = other_daemon_pid(home)
     if other is not None:
@@ -119,6 +124,12 @@ async def _serve_locked(
             try:
                 async with trio.open_nursery() as root:
                     rt.cluster = await start_cluster(root, rt, cluster)
+                    if metrics is not None:  # a port it cannot have is fatal, at start
+                        from daemon.run.metrics import serve_telemetry  # prometheus_client
+
+                        rt.metrics_url = await root.start(
+                            serve_telemetry, rt, metrics.address, metrics.otlp
+                        )
                     await _serve_control(root, rt, control)
                     rt.degraded.extend(warnings)  # `flow status` shows them too
                     task_status.started(rt)
@@ -263,7 +274,9 @@ def raise_fd_limit() -> tuple[int, int]:
     return soft, hard
 
 
-def run_daemon(home: Path, cluster: ClusterOptions | None = None) -> int:
+def run_daemon(
+    home: Path, cluster: ClusterOptions | None = None, metrics: Telemetry | None = None
+) -> int:
     """Serve until shut down; returns the exit status."""
     os.umask(0o077)  # before the log file: only this user may read what we write
     setup_logging(home)
@@ -274,7 +287,7 @@ def run_daemon(home: Path, cluster: ClusterOptions | None = None) -> int:
         _say(home, "fatal", refusal)
         return 1
     try:
-        trio.run(serve, home, cluster)
+        trio.run(serve, home, cluster, metrics)
     except BaseException as exc:
         fatal = find_fatal(exc)
         if fatal is None:

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from daemon.model.errors import StateStoreUnusable, StateWriteFailed
+from daemon.model.params import SCHEMA as PARAMS_SCHEMA
 from node_sdk import paths
 
 SCHEMA = """
@@ -90,7 +91,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=NORMAL")
         if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise sqlite3.DatabaseError("database disk image is malformed")
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + PARAMS_SCHEMA)
         _migrate(db)
         db.execute("SELECT count(*) FROM runs").fetchone()
     except BaseException:
@@ -184,7 +185,7 @@ class Store:
             # requests and records go on in memory until the file can be made (`lost`)
             self.db = sqlite3.connect(":memory:", isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.executescript(SCHEMA)
+            self.db.executescript(SCHEMA + PARAMS_SCHEMA)
             self.inode = None
             raise StateWriteFailed(f"state store {self.path} cannot be created: {exc}") from exc
         self.inode = _identity(self.path)
@@ -341,7 +342,8 @@ class Store:
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                for table, column in (("events", "run_id"), ("nodes", "run_id"), ("runs", "id")):
+                for table, column in (("events", "run_id"), ("nodes", "run_id"),
+                                      ("params", "run_id"), ("runs", "id")):  # fmt: skip
                     self.db.execute(
                         f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
                         (ids,),

@@ -1,8 +1,9 @@
 """The node channel's messages (docs/protocol.md): frozen classes, `encode`, one total `decode`.
 
-Both ends import this module: a node sends `Hello`, `Bye`, `Stats` (and, on a short-lived
-socket, `Attach`); the daemon sends `Start`, `Stop`, `UpstreamDone`, the live wiring
-(`Wire`, `Unwire`, `AddInput`) and the attach answer (`Attached`, `Refused`). `decode`
+Both ends import this module: a node sends `Hello`, `Bye`, `Stats`, `ParamAck` (and, on a
+short-lived socket, `Attach`); the daemon sends `Start`, `Stop`, `UpstreamDone`, the live
+wiring (`Wire`, `Unwire`, `AddInput`), parameters (`Param`) and the attach answer
+(`Attached`, `Refused`). `decode`
 turns any bytes into one of them or raises `NodeError`, and nothing else: size, depth,
 integer ranges and string lengths are bounded before a message object exists.
 """
@@ -22,6 +23,9 @@ MAX_FRAME: Final = 1 << 20  # an `attached` carries a whole node configuration
 MAX_DEPTH: Final = _config.MAX_CONFIG_DEPTH + 2
 MAX_PID: Final = 2**22  # Linux's pid_max ceiling
 MAX_ERROR: Final = 4096
+MAX_PARAM_KEY: Final = 128
+MAX_PARAM_VALUE: Final = 64 * 1024  # characters of JSON text (the daemon bounds its bytes)
+MAX_TIMEOUT_MS: Final = 3_600_000
 _WHAT: Final = "node channel message"
 _T = TypeVar("_T")
 
@@ -168,6 +172,29 @@ class AddInput:
 
 
 @_message
+class Param:
+    """daemon -> node: parameter `key` is now `value` (JSON text; None: deleted).
+
+    `token` 0: a current value, sent before `start` (no event, no answer). Else the node
+    answers `param_ack` with the token once its PARAM event was handled, unless it read it
+    later than `timeout_ms` after its arrival (the daemon has given up: it is not applied).
+    """
+
+    key: str
+    value: str | None
+    token: int = 0
+    timeout_ms: int = 0
+
+
+@_message
+class ParamAck:
+    """node -> daemon: parameter change `token` was taken (error None) or refused (why)."""
+
+    token: int
+    error: str | None = None
+
+
+@_message
 class Attached:
     """daemon -> attaching process: granted, with the node's configuration."""
 
@@ -192,7 +219,7 @@ class BadMessage(NodeError):
 
 Message = (
     Hello | Bye | Stats | Attach | Start | Stop | UpstreamDone | Wire | Unwire | AddInput
-    | Attached | Refused
+    | Attached | Refused | Param | ParamAck
 )  # fmt: skip
 Rewire = Wire | Unwire
 LIVE: Final = (Wire, Unwire, AddInput)  # the live wiring messages
@@ -240,6 +267,11 @@ def to_json(message: Message) -> dict[str, Any]:
         return {"t": "attached", "config": _config.to_json(message.config)}
     if isinstance(message, Refused):
         return {"t": "refused", "error": message.error}
+    if isinstance(message, Param):
+        return {"t": "param", "key": message.key, "value": message.value,
+                "token": message.token, "timeout_ms": message.timeout_ms}  # fmt: skip
+    if isinstance(message, ParamAck):
+        return {"t": "param_ack", "token": message.token, "error": message.error}
     return {"t": _BARE[type(message)]}
 
 
@@ -305,4 +337,13 @@ _READERS: Final[dict[str, Callable[[Fields], Message]]] = {
     "add_input": _add_input,
     "attached": lambda f: Attached(_config.from_json(f.raw.get("config"), "config")),
     "refused": lambda f: Refused(f.text("error", max_len=MAX_ERROR)),
+    "param": lambda f: Param(
+        f.text("key", max_len=MAX_PARAM_KEY),
+        f.opt_text("value", max_len=MAX_PARAM_VALUE),
+        f.integer("token", 0, MAX_INT),
+        f.integer("timeout_ms", 0, MAX_TIMEOUT_MS),
+    ),
+    "param_ack": lambda f: ParamAck(
+        f.integer("token", 1, MAX_INT), f.opt_text("error", max_len=MAX_ERROR)
+    ),
 }

@@ -14,6 +14,7 @@ class EventType(StrEnum):
     INPUT_CLOSED = "INPUT_CLOSED"
     STOP = "STOP"
     ERROR = "ERROR"
+    PARAM = "PARAM"  # a parameter changed: id is its key, value its value (docs/parameters.md)
 
 
 class StopCause(StrEnum):
@@ -60,7 +61,7 @@ class Event(tuple):  # type: ignore[type-arg]
 
     @property
     def id(self) -> str | None:
-        """The input id (INPUT, INPUT_CLOSED) or the `StopCause` (STOP)."""
+        """The input id (INPUT, INPUT_CLOSED), the `StopCause` (STOP) or the key (PARAM)."""
         return tuple.__getitem__(self, 1)  # type: ignore[no-any-return]
 
     @property

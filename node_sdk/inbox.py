@@ -206,6 +206,11 @@ class Inbox:
             self._tickets.append(Event(EventType.ERROR, error=message))
             self._queue_stop(StopCause.STOP_REQUESTED)
 
+    def push_event(self, event: Event) -> None:
+        """Queue one event from the daemon (a PARAM), in arrival order with the data."""
+        with self._lock:
+            self._tickets.append(event)
+
     def _source(self, state: _Input, source: str | None) -> _Source:
         if source is None:
             # a sender that did not name itself: the input's only source

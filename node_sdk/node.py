@@ -25,6 +25,7 @@ from node_sdk.inbox import Inbox, InputStatistics
 from node_sdk.inputs import Inputs, bind_input
 from node_sdk.leases import Releases, ShmReader
 from node_sdk.ownership import QUIT, SEND, Events, Ownership
+from node_sdk.params import Params, ParamSurface
 from node_sdk.receiver import Receiver, await_start
 from node_sdk.send import OutputStatistics, Sender
 from node_sdk.surface import DoraSurface
@@ -48,7 +49,7 @@ class NodeStatistics:
     outputs: dict[str, OutputStatistics]
 
 
-class Node(DoraSurface):
+class Node(DoraSurface, ParamSurface):
     """One node of a dataflow: iterate it for events, `send_output` to send."""
 
     # dora fires a timer's first tick at the start, flow one period later (the dora module)
@@ -68,6 +69,7 @@ class Node(DoraSurface):
         self.node_id: str = cfg.node
         self.timed_out = False
         self._shm = ShmReader(Releases())  # owned here; the inbox and the events use it
+        self._params = Params()  # filled before `start`; node.params (node_sdk/params.py)
         # a restarted generation counts gaps from the first message of each source it gets
         self._inbox = Inbox(cfg.data_inputs, self._shm.discard, resumed=cfg.generation > 1)
         start_timeout_s = cfg.start_timeout_s  # the daemon's setting, never the node's env
@@ -106,7 +108,7 @@ class Node(DoraSurface):
         dealer.linger = 0  # raised to a bounded linger once the hello is through
         dealer.identity = f"{cfg.run}/{cfg.node}/{cfg.generation}".encode()
         dealer.connect(cfg.daemon)
-        early = await_start(dealer, cfg, self._inbox, start_timeout_s)
+        early = await_start(dealer, cfg, self._inbox, start_timeout_s, self._on_param)
         wake_endpoint = f"inproc://flow-commands-{id(self)}"
         theirs = ctx.socket(zmq.PAIR)
         theirs.linger = 0
@@ -122,8 +124,13 @@ class Node(DoraSurface):
         ownership = Ownership()
         self._events = Events(self._inbox, inputs, ownership, timers, commands, self._shm)
         self._events.has_timers = bool(cfg.timer_inputs)  # fixed for the node's life
-        report = lambda: wiring.stats_message(self.statistics())  # noqa: E731
-        hooks = wiring.ReceiverHooks(report, self._sender.rewires, self._bind_input)
+        self._events.params = self._params
+        self._params.answer = lambda frame: self._events.tell(SEND + frame)
+        traffic = self._events.traffic.report
+        report = lambda: wiring.stats_message(self.statistics(), traffic())  # noqa: E731
+        hooks = wiring.ReceiverHooks(
+            report, self._sender.rewires, self._bind_input, param=self._on_param
+        )
         self._receiver = Receiver(
             self._inbox, inputs, ownership, dealer, theirs, self._shm.releases, hooks,
             self._links,
@@ -131,6 +138,12 @@ class Node(DoraSurface):
         for message in early:
             self._receiver.live(message)  # not started yet: this thread may act for it
         self._receiver.start()
+
+    def _on_param(self, message: channel.Param) -> None:
+        """A `param` message (receiver thread; this one before `start`): a PARAM event."""
+        event = self._params.receive(message)
+        if event is not None:
+            self._inbox.push_event(event)
 
     def _bind_input(self, spec: _config.DataInput) -> zmq.Socket[Any]:
         """A bound socket for one input (also called by the receiver thread for `add_input`)."""
@@ -150,6 +163,7 @@ class Node(DoraSurface):
             may_return = self._cfg.restartable or self._inbox.restart_requested
             self._sender.send_eos(final=not may_return)
         receiver, events = self._receiver, self._events
+        self._params.settle()  # a PARAM event handled last: taken
         events.tell(SEND + channel.encode(channel.Bye()))
         events.tell(QUIT)  # if the receiver is gone already, joining is still bounded
         receiver.join(JOIN_TIMEOUT_S)

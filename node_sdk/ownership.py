@@ -54,7 +54,9 @@ import zmq
 from node_sdk.events import Event, EventType
 from node_sdk.inbox import Inbox, Item
 from node_sdk.inputs import Inputs
+from node_sdk.latency import Traffic
 from node_sdk.leases import Releases, ShmReader
+from node_sdk.params import Params
 from node_sdk.timers import Timers
 from node_sdk.wire import KIND_BYTES, KIND_NONE, KIND_SHM, decode_payload
 
@@ -140,6 +142,8 @@ class Events:
         self.shm = shm
         self.releases: Releases = shm.releases
         self.ended = False
+        self.params = Params()  # the node's own, set by the node once it exists
+        self.traffic = Traffic()  # read by the stats report
         self.pending: deque[Event] = deque()
         # zmq_poll items: the PAIR and the inputs (rebuilt when their version changes), or
         # the PAIR alone, for a word from the receiver thread
@@ -162,6 +166,8 @@ class Events:
             return None
         if self.releases.queue:
             self.releases.flush()  # the notices of the events the caller let go of since
+        if self.params.handling is not None:
+            self.params.settle()  # the caller handled its PARAM event: taken
         ownership = self.ownership
         owned = ownership.enter()
         if not owned and not ownership.asked:
@@ -196,7 +202,11 @@ class Events:
                 if type(entry) is tuple:
                     return self.input_event(*entry)
                 assert isinstance(entry, Event)
-                if entry.type is EventType.STOP:
+                if entry.type is EventType.PARAM:
+                    entry = self.params.take(entry)
+                    if entry is None:
+                        continue  # refused by the validator, or too late to apply
+                elif entry.type is EventType.STOP:
                     self.ended = True
                 return entry
             if owned and inputs.drain_all():
@@ -243,6 +253,7 @@ class Events:
 
     def input_event(self, input_id: str, item: Item) -> Event:
         seq, stamp, kind, extra, payload = item
+        self.traffic.note(input_id, stamp, kind, payload)  # bytes, latency (latency.py)
         if kind == KIND_BYTES:
             # a packed payload is a read-only view of the frame's bytes already
             value: Any = payload if type(payload) is memoryview else memoryview(payload)

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import zmq
@@ -183,7 +184,11 @@ class Receiver(threading.Thread):
             if isinstance(message, channel.LIVE):
                 self.live(message)
             else:
-                handle_control(self._inbox, message)
+                if isinstance(message, channel.Param) and self._hooks is not None:
+                    if self._hooks.param is not None:
+                        self._hooks.param(message)
+                else:
+                    handle_control(self._inbox, message)
                 self._wake()
 
     def _report(self, hooks: ReceiverHooks) -> None:
@@ -232,10 +237,15 @@ def handle_control(inbox: Inbox, message: channel.Message) -> None:
 
 
 def await_start(
-    dealer: zmq.Socket[Any], cfg: NodeConfig, inbox: Inbox, timeout_s: float
+    dealer: zmq.Socket[Any],
+    cfg: NodeConfig,
+    inbox: Inbox,
+    timeout_s: float,
+    on_param: Callable[[channel.Param], None] | None = None,
 ) -> list[channel.Wire | channel.Unwire | channel.AddInput]:
     """Say hello on `dealer`, wait for `start`; the live wiring messages that came before it
-    (the node applies them once its receiver exists). Before the thread starts."""
+    (the node applies them once its receiver exists). Parameters go to `on_param` at once
+    (the current values come before `start`). Before the thread starts."""
     early: list[channel.Wire | channel.Unwire | channel.AddInput] = []
     dealer.send(channel.encode(channel.Hello(cfg.run, cfg.node, cfg.generation, os.getpid())))
     deadline = time.monotonic() + timeout_s
@@ -252,6 +262,10 @@ def await_start(
             return early
         if isinstance(message, channel.LIVE):
             early.append(message)
+            continue
+        if isinstance(message, channel.Param):
+            if on_param is not None:
+                on_param(message)
             continue
         handle_control(inbox, message)
         if isinstance(message, channel.Stop):

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import zmq
 
-from node_sdk.channel import Rewire, Stats, Wire
+from node_sdk.channel import Param, Rewire, Stats, Wire
 from node_sdk.config import DataInput, Edge
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,14 @@ def _verb(change: Rewire) -> str:
     return "wire" if isinstance(change, Wire) else "unwire"
 
 
-def stats_message(statistics: _Statistics) -> Stats:
-    """The `stats` report of the node channel from a `Node.statistics()` snapshot."""
+def stats_message(
+    statistics: _Statistics, traffic: Mapping[str, Mapping[str, int]] | None = None
+) -> Stats:
+    """The `stats` report of the node channel from a `Node.statistics()` snapshot, with
+    each input's bytes and latency (`latency.Traffic.report`) added to its counters."""
+    extra = traffic or {}
     return Stats(
-        {k: asdict(v) for k, v in statistics.inputs.items()},
+        {k: {**asdict(v), **extra.get(k, {})} for k, v in statistics.inputs.items()},
         {k: asdict(v) for k, v in statistics.outputs.items()},
     )
 
@@ -104,4 +108,5 @@ class ReceiverHooks:
     report: Callable[[], Stats]  # the `stats` message, built in the receiver thread
     rewires: deque[Rewire]  # handed to the node's thread, applied before its next send
     bind_input: Callable[[DataInput], zmq.Socket[Any]]  # a new input's socket, bound
+    param: Callable[[Param], None] | None = None  # a `param` message (node_sdk/params.py)
     every_s: float = REPORT_EVERY_S

@@ -133,6 +133,7 @@ def print_nodes(nodes: list[dict[str, Any]]) -> None:
 
 def print_detail(node: dict[str, Any]) -> None:
     from cli import render
+    from cli.commands.top import latency_text
 
     render.info(f"node {node['id']} of run {node['run']}")
     for key in ("machine", "status", "generation", "pid", "restarts", "exit_code", "signal"):
@@ -146,8 +147,10 @@ def print_detail(node: dict[str, Any]) -> None:
         rows.append(
             (
                 [f"in  {input_id}", source, str(one.get("received", "-")),
-                 str(one.get("dropped", "-")), str(one.get("queued", "-")),
-                 "-" if rate is None else f"{rate:.1f}"],
+                 str(one.get("bytes", "-")), str(one.get("dropped", "-")),
+                 str(one.get("queued", "-")), "-" if rate is None else f"{rate:.1f}",
+                 latency_text(one.get("latency_p50_us")),
+                 latency_text(one.get("latency_p99_us"))],
                 [],
             )
         )  # fmt: skip
@@ -156,13 +159,14 @@ def print_detail(node: dict[str, Any]) -> None:
         rate = (stats.get("rates") or {}).get(f"out:{output_id}")
         rows.append(
             (
-                [f"out {output_id}", "", str(one.get("sent", "-")), str(one.get("dropped", "-")),
-                 "", "-" if rate is None else f"{rate:.1f}"],
+                [f"out {output_id}", "", str(one.get("sent", "-")), "",
+                 str(one.get("dropped", "-")), "", "-" if rate is None else f"{rate:.1f}", "", ""],
                 [],
             )
         )  # fmt: skip
     if rows:
-        render.table(["PORT", "SOURCE", "MESSAGES", "DROPPED", "QUEUED", "RATE/S"], rows)
+        render.table(["PORT", "SOURCE", "MESSAGES", "BYTES", "DROPPED", "QUEUED", "RATE/S",
+                      "P50", "P99"], rows)  # fmt: skip
 
 
 def edit(args: argparse.Namespace) -> int:

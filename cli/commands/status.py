@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     render.info(f"flow daemon running (pid {info.pid}, version {info.version})")
     render.info(f"home:        {info.home}")
     render.info(f"uptime:      {human_age(info.uptime_s)}")
+    if info.metrics is not None:
+        render.info(f"metrics:     {info.metrics}")
     render.info(f"active runs: {info.runs_active}")
     for what in info.degraded:
         render.warning(f"degraded: {what}")

@@ -8,7 +8,10 @@ import time
 from typing import Any
 
 SAMPLE_S = 0.5  # CPU of the first (or only) table is measured over this long
-HEADERS = ("RUN", "NODE", "STATUS", "PID", "CPU%", "RSS", "IN/S", "OUT/S", "QUEUED", "DROPPED")
+HEADERS = (
+    "RUN", "NODE", "STATUS", "PID", "CPU%", "RSS", "IN/S", "OUT/S", "QUEUED", "DROPPED",
+    "P50", "P99",
+)  # fmt: skip
 MACHINE_AT = 2  # a run placed on several machines (docs/cluster.md) gets MACHINE after NODE
 NO_RUNS = "no live runs (start one with `flow start FILE`)"
 
@@ -19,10 +22,11 @@ def register(sub: Any) -> None:
         help="live CPU, memory, message rates and drops of every node",
         description="A live table of every node of every run: status, pid, CPU, memory, "
         "messages received per second (IN/S, all inputs) and sent per second (OUT/S, all "
-        "outputs; `-` until the node has reported twice), queued and dropped messages; with "
-        "nodes on other machines (flow cluster), each node's MACHINE, its CPU and memory "
-        "measured there. On a terminal it refreshes until `q` or Ctrl-C; piped, it prints one "
-        "plain table and exits.",
+        "outputs; `-` until the node has reported twice), queued and dropped messages, the "
+        "latency from send to receive over the last second (P50, P99: the slowest input's; "
+        "`-` when nothing came in); with nodes on other machines (flow cluster), each node's "
+        "MACHINE, its CPU and memory measured there. On a terminal it refreshes until `q` or "
+        "Ctrl-C; piped, it prints one plain table and exits.",
         epilog="example: flow top --interval 2s",
     )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")
@@ -120,9 +124,22 @@ def rows(snapshot: dict[str, Any]) -> list[list[str]]:
                     _rate(node.get("out_rate")),
                     str(node.get("queued", 0)),
                     str(node.get("dropped", 0)),
+                    latency_text(node.get("latency_p50_us")),
+                    latency_text(node.get("latency_p99_us")),
                 ]
             )
     return lines
+
+
+def latency_text(micros: int | None) -> str:
+    """`850us`, `12.3ms`, `1.50s`; `-` when nothing came in over the interval."""
+    if micros is None:
+        return "-"
+    if micros < 1000:
+        return f"{micros}us"
+    if micros < 1_000_000:
+        return f"{micros / 1000:.1f}ms"
+    return f"{micros / 1_000_000:.2f}s"
 
 
 def _rate(value: float | None) -> str:

@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
     p.add_argument("--insecure-loopback", action="store_true",
                    help="with --listen on a loopback address only: plain TCP, no CURVE "
                    "(for trying things out on one host)")
+    p.add_argument("--metrics", metavar="ADDR:PORT", default=None,
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics (a bare PORT: "
+                   "127.0.0.1; 0 picks a free port, shown by flow status; docs/telemetry.md)")
+    p.add_argument("--otlp", metavar="URL", default=None,
+                   help="push the same metrics over OTLP/HTTP to URL (e.g. "
+                   "http://127.0.0.1:4318/v1/metrics; needs the otlp extra)")
     p.set_defaults(func=run)
 
 
@@ -46,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
     home = client.home_path()
     load_settings(home)  # the daemon would refuse a bad setting: say so here, exit 2
     client.check_socket_folder(home)  # the daemon would refuse it too; say so first
-    serve_args = cluster_arguments(args)
+    serve_args = cluster_arguments(args) + metrics_arguments(args)
     # a pid file naming a live daemon is worth a ping; otherwise none can answer
     info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
     if info is not None:
         render.info(f"flow daemon already running (pid {info.pid})")
         if serve_args:
-            render.warning("--machine, --listen and --join apply when a daemon starts: "
-                           "flow down first")  # fmt: skip
+            render.warning("--machine, --listen, --join and --metrics apply when a daemon "
+                           "starts: flow down first")  # fmt: skip
         return 0
     if args.join is not None:
         join_cluster(home, args.machine, args.join)
@@ -92,6 +98,40 @@ def cluster_arguments(args: argparse.Namespace) -> list[str]:
     except ClusterConfigError as exc:
         raise CliError(str(exc), BAD_INPUT) from None
     return serve
+
+
+def metrics_arguments(args: argparse.Namespace) -> list[str]:
+    """`serve`'s --metrics and --otlp, checked here first; a non-loopback address is said
+    aloud, a missing extra is one line."""
+    from cli import render
+    from cli.errors import BAD_INPUT, CliError
+    from daemon.model.metrics import MetricsAddressError, check_otlp_url, parse_metrics_address
+
+    serve = []
+    try:
+        if args.otlp is not None:
+            serve += ["--otlp", check_otlp_url(args.otlp)]
+        if args.metrics is not None:
+            address = parse_metrics_address(args.metrics)
+            serve += ["--metrics", str(address)]
+            if not address.is_loopback:
+                render.warning(f"metrics on {address}: reachable from other hosts, without "
+                               "authentication (node ids, rates, memory)")  # fmt: skip
+    except MetricsAddressError as exc:
+        raise CliError(str(exc), BAD_INPUT) from None
+    if args.otlp is not None and not _has("opentelemetry.sdk.metrics"):
+        raise CliError("--otlp needs the otlp extra: pip install 'flow-runtime[otlp]'", BAD_INPUT)
+    return serve
+
+
+def _has(module: str) -> bool:
+    """Whether `module` can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def join_cluster(home: Path, machine: str, token: str) -> None:

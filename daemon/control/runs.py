@@ -42,6 +42,7 @@ async def status(rt: Runtime, req: rq.Status) -> rp.StatusReply:
         uptime_s=round(time.time() - rt.started_at, 3),
         runs_active=len(rt.active_runs()),
         degraded=degraded,
+        metrics=rt.metrics_url,
     )
 
 

@@ -1,4 +1,4 @@
-"""`flow top`: CPU, memory, message rates and drops of every node of every live run.
+"""`flow top`: CPU, memory, message rates, drops and latency of every node of every live run.
 
 Message counts come from the nodes' own reports (relayed from other machines like any node
 channel frame); CPU and memory are measured on each node's machine: here for this
@@ -58,6 +58,11 @@ def _total(rates: dict[str, float], *, outputs: bool) -> float | None:
     return round(sum(v for k, v in rates.items() if _is_out(k) == outputs), 2)
 
 
+def _worst(inputs: dict[str, dict[str, int]], key: str) -> int | None:
+    values = [counters[key] for counters in inputs.values() if key in counters]
+    return max(values) if values else None
+
+
 async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
     """A snapshot; with `sample_s`, CPU is measured over that long, else since the last call."""
     sample_s = min(req.sample_s, MAX_SAMPLE_S)
@@ -105,6 +110,10 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "dropped": sum(i.get("dropped", 0) for i in inputs.values())
                     + sum(o.get("dropped", 0) for o in outputs.values()),
                     "queued": sum(i.get("queued", 0) for i in inputs.values()),
+                    # send-to-receive latency over the node's last report interval, of its
+                    # slowest input (node_sdk/latency.py); None when nothing came in
+                    "latency_p50_us": _worst(inputs, "latency_p50_us"),
+                    "latency_p99_us": _worst(inputs, "latency_p99_us"),
                 }
             )
         runs.append({"id": run.id, "name": run.name, "status": str(run.status), "nodes": nodes})

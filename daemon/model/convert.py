@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.descriptor_fields import env_name_problem, env_value_problem
 from daemon.model.errors import BadRequest
@@ -116,6 +117,7 @@ def converter() -> cattrs.Converter:
     converter.register_structure_hook(rq.Env, _structure_env)
     converter.register_structure_hook(rq.Name, _check_str(rq.MAX_NAME_CHARS))
     converter.register_structure_hook(rq.YamlText, _check_str(rq.MAX_TEXT_CHARS))
+    converter.register_structure_hook(rp.ParamText, _check_str(rq.MAX_PARAM_CHARS))
     return converter
 
 

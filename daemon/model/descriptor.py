@@ -11,7 +11,7 @@ from typing import Any
 
 from daemon.model import descriptor_dora as dora
 from daemon.model import descriptor_fields as f
-from daemon.model import executables
+from daemon.model import executables, params
 from daemon.model.descriptor_connects import node_connects
 from daemon.model.descriptor_links import check_links
 from daemon.model.descriptor_logs import check_logs_source, is_logs_source, wire_log_inputs
@@ -48,7 +48,7 @@ NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
-    "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size",
+    "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size", "params",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
 DEPLOY_KEYS = frozenset({"machine"})
@@ -247,6 +247,7 @@ class _Parser:
             output_types=dora.port_types(report, raw, "output_types", where, outputs),
             input_types=dora.port_types(report, raw, "input_types", where,
                                         tuple(i.id for i in inputs)),
+            params=params.from_yaml(report, raw, where),
         )  # fmt: skip
 
     def _args(self, value: Any, where: Where) -> tuple[str, ...]:

@@ -34,7 +34,6 @@ NODE: Mapping[str, str] = {
     "ros2": "flow has no ROS 2 bridge",
     "git": _GIT, "branch": _GIT, "tag": _GIT, "rev": _GIT,
     "hub": "flow does not fetch nodes from a hub: install the node and give its `path`",
-    "params": "module params are not supported: give inner nodes `env` on the module node",
     "path_sha256": "flow does not download node programs",
     "max_rotated_files": "flow keeps 3 rotated log files of a node",
     "output_framing": "flow frames every message itself",

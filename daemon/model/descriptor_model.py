@@ -72,6 +72,7 @@ class NodeSpec:
     # dora's type names per port (`output_types` / `input_types`), checked by the parser
     output_types: Mapping[str, str] = attrs.field(factory=dict)
     input_types: Mapping[str, str] = attrs.field(factory=dict)
+    params: Mapping[str, str] = attrs.field(factory=dict)  # initial values: key -> JSON text
 
     @property
     def is_dynamic(self) -> bool:

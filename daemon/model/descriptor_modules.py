@@ -25,6 +25,10 @@ MAX_DEPTH = 8
 MAX_MODULE_BYTES = 1 << 20
 HEADER_KEYS = frozenset({"name", "inputs", "inputs_optional", "outputs"})
 MODULE_NODE_KEYS = frozenset({"id", "name", "description", "module", "inputs", "env"})
+MODULE_REFUSED = {
+    **dora.NODE,
+    "params": "module params are not supported: give inner nodes `env` on the module node",
+}
 
 
 def expand_modules(report: f.Report, loaded: Loaded, folder: Path) -> Loaded:
@@ -109,7 +113,7 @@ def _expand(
     seen: frozenset[Path],
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The inner nodes of module node `node` (ids prefixed) and its outputs' producers."""
-    f.check_keys(report, node, where, MODULE_NODE_KEYS, dora.NODE)
+    f.check_keys(report, node, where, MODULE_NODE_KEYS, MODULE_REFUSED)
     module_id = f.get_str(report, node, "id", where, required=True) or ""
     rel = f.get_str(report, node, "module", where) or ""
     file = (folder / rel).resolve()

@@ -8,6 +8,7 @@
     │   ├── RunNotActive       the run has already ended
     │   ├── DataflowInvalid    the YAML file failed validation (carries every problem)
     │   ├── NodeSpawnFailed    one node could not be started
+    │   ├── ParamNotSet        a node refused a parameter or did not answer in time
     │   ├── StateWriteFailed   one write to the state store failed while running: the
     │   │                      run goes on, degraded (recording is auxiliary, SPEC 7.3)
     │   └── KeeperLost         a run's keeper died or fell silent: that run fails
@@ -75,6 +76,14 @@ class NodeSpawnFailed(RecoverableError):
     def __init__(self, node: str, cause: str) -> None:
         self.node = node
         super().__init__(f"node {node!r} could not be started: {cause}")
+
+
+class ParamNotSet(RecoverableError):
+    """A parameter was not set: the node refused it (its reason), or it did not answer."""
+
+    def __init__(self, node: str, key: str, cause: str) -> None:
+        self.node, self.key = node, key
+        super().__init__(f"node {node!r}: parameter {key!r} not set: {cause}")
 
 
 class StateWriteFailed(RecoverableError):

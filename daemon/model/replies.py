@@ -6,11 +6,13 @@ CLI renders them key by key, and `flow list --json` prints them as they are.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NewType
 
 import attrs
 
 Json = dict[str, Any]
+ParamText = NewType("ParamText", str)
+"""A parameter's JSON text: at most requests.MAX_PARAM_CHARS (both ways)."""
 
 
 @attrs.frozen
@@ -33,6 +35,7 @@ class StatusReply:
     uptime_s: float
     runs_active: int
     degraded: list[str]
+    metrics: str | None = None  # the URL of the Prometheus endpoint (`flow up --metrics`)
 
 
 @attrs.frozen
@@ -72,6 +75,15 @@ class NodeReply:
     """One node's NodeDetail (`node_info`, `node_stop`, `node_restart`)."""
 
     node: Json
+
+
+@attrs.frozen
+class ParamsReply:
+    """A node's parameters: key -> JSON text (`param_list`, `param_set`)."""
+
+    run: str
+    node: str
+    params: dict[str, ParamText]
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ MAX_NAME_CHARS = 256  # run names, env keys
 MAX_TEXT_CHARS = 1 << 20  # a YAML file's text (descriptor.MAX_YAML_BYTES bounds its bytes)
 MAX_ENV_ENTRIES = 1024
 MAX_ENV_VALUE_CHARS = 64 * 1024
+MAX_PARAM_CHARS = 64 * 1024  # daemon.model.params bounds its bytes
 MAX_SECONDS = 1e6  # graces, timeouts, samples: about eleven days
 
 Seconds = NewType("Seconds", float)
@@ -213,6 +214,30 @@ class NodeDisconnect(Request[rp.EdgeReply]):
 
 
 @attrs.frozen
+class ParamList(Request[rp.ParamsReply]):
+    TYPE = "param_list"
+    REPLY = rp.ParamsReply
+    DOC = "a node's parameters now: its YAML `params:`, then every change (JSON texts)"
+    run: str
+    node: str
+
+
+@attrs.frozen
+class ParamSet(Request[rp.ParamsReply]):
+    TYPE = "param_set"
+    REPLY = rp.ParamsReply
+    DOC = (
+        "set (value: JSON text) or delete (value null) one parameter of a running node; "
+        "stored only once the node took it within timeout (null: 5 s)"
+    )
+    run: str
+    node: str
+    key: str
+    value: rp.ParamText | None
+    timeout: Seconds | None = None
+
+
+@attrs.frozen
 class TopicList(Request[rp.TopicListReply]):
     TYPE = "topic_list"
     REPLY = rp.TopicListReply
@@ -337,6 +362,6 @@ REQUESTS: dict[str, type[Request[Any]]] = {
         NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
         NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
         Prune, TopicInfo, TopicPublish, ClusterToken, ClusterRevoke, ClusterStatus,
-        ClusterRemove, ClusterProbe, InjectFatal,
+        ClusterRemove, ClusterProbe, ParamList, ParamSet, InjectFatal,
     )
 }  # fmt: skip

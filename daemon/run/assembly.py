@@ -18,7 +18,7 @@ import zmq
 from daemon.keeper.logs import Tee
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
-from daemon.run import dynamic
+from daemon.run import dynamic, params
 from daemon.run.node_channel import NodeChannel, bind_router
 from daemon.run.runtime import Runtime, serve_nursery
 from daemon.run.zmq_trio import SocketOwner
@@ -65,7 +65,11 @@ async def open_runtime(
             )
             owner = SocketOwner(nodes, name="node channel", on_drop=rt.note_drops)
             attach = functools.partial(dynamic.attach, rt) if dynamic_nodes else None
-            rt.channel = NodeChannel(owner=owner, find_slot=rt.find_slot, attach=attach)
+            rt.params = params.ParamDesk(store)
+            rt.channel = NodeChannel(
+                owner=owner, find_slot=rt.find_slot, attach=attach,
+                greet=functools.partial(params.greeting, store), param_acks=rt.params.on_ack,
+            )  # fmt: skip
             nursery.start_soon(owner.serve, rt.channel.on_message)
             if dynamic_nodes:
                 nursery.start_soon(dynamic.watch_dynamic_nodes, rt)

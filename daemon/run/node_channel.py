@@ -1,4 +1,4 @@
-"""The daemon's end of the node channel: hello, bye, stats, attach (docs/protocol.md).
+"""The daemon's end of the node channel: hello, bye, stats, param_ack, attach (docs/protocol.md).
 
 Every frame goes through `node_sdk.channel.decode`, the channel's one total decoder: a
 frame it refuses is dropped with one log line (an attach request is answered `refused`,
@@ -45,6 +45,10 @@ class NodeChannel:
     late: OncePerKey = attrs.field(factory=OncePerKey)
     # a member's: frames of the nodes it hosts for a coordinator go there (True: taken)
     relay: Callable[[str, bytes, bytes], bool] | None = None
+    # parameters (daemon/run/params.py): the values a node gets between hello and `start`,
+    # and where its answers to changes go
+    greet: Callable[[str, NodeSlot], list[channel.Message]] | None = None
+    param_acks: Callable[[str, str, channel.ParamAck], None] | None = None
 
     def send(self, identity: bytes, message: channel.Message) -> bool:
         """A message to one node (typed: it encodes to what the node decodes). False when
@@ -88,11 +92,15 @@ class NodeChannel:
             return
         slot.last_seen = time.monotonic()
         if isinstance(message, channel.Hello):
+            for param in self.greet(run_id, slot) if self.greet is not None else ():
+                self.send(identity, param)  # before `start`, which hello may send at once
             slot.hello()
         elif isinstance(message, channel.Bye):
             slot.bye()  # a dynamic node's slot is freed with it
         elif isinstance(message, channel.Stats):
             slot.stats = merge_report(slot.stats, message, time.monotonic())
+        elif isinstance(message, channel.ParamAck) and self.param_acks is not None:
+            self.param_acks(run_id, node_id, message)
         else:
             log.warning("run %s: node %s: unexpected message %r", run_id, node_id, kind)
 

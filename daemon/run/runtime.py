@@ -33,6 +33,7 @@ from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise
 from daemon.run.limits import FD_RESERVE, FDS_PER_NODE, fds_left
 from daemon.run.node_channel import NodeChannel
+from daemon.run.params import ParamDesk
 from daemon.run.placement import PlacedRun, Placer
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
@@ -116,6 +117,8 @@ class Runtime:
     # `object` here because the cluster package sits above this layer
     cluster: object | None = None
     placer: Placer | None = None  # the coordinator's: nodes placed on other machines
+    params: ParamDesk | None = None  # parameter changes waiting for their node's answer
+    metrics_url: str | None = None  # where `flow up --metrics` serves (daemon/run/metrics.py)
 
     def note_drops(self, socket: str, count: int) -> None:
         """A socket dropped outgoing messages: one line per socket in `flow status`."""

@@ -22,6 +22,7 @@ def _rows(home: Path) -> dict[str, list[str]]:
     lines = done.stdout.splitlines()
     assert lines[0].split() == [
         "RUN", "NODE", "STATUS", "PID", "CPU%", "RSS", "IN/S", "OUT/S", "QUEUED", "DROPPED",
+        "P50", "P99",
     ]  # fmt: skip
     return {cells[1]: cells for cells in (line.split() for line in lines[1:])}
 
@@ -111,3 +112,22 @@ def test_ctrl_c_quits_top_cleanly_and_no_runs_is_shown(daemon: Path) -> None:
     finally:
         if child.isalive():
             child.terminate(force=True)
+
+
+def test_top_on_a_terminal_shows_the_latency_of_a_receiving_node(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """P50 and P99: the sink's send-to-receive latency over the last second, measured in the
+    sink (a source that receives nothing shows `-`)."""
+    start_stream(daemon, tmp_path, "lat", tick_ms=20)
+    child = _top_on_a_terminal(daemon)
+    latency = r"\d+(?:\.\d+)?(?:us|ms|s)"
+    try:
+        child.expect("P99")
+        child.expect(rf"sink[^\n]*running[^\n]*\s{latency}\s[^\n]*\s{latency}\s")
+        child.send("q")
+        _ended_cleanly(child)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert flow("stop", "lat", home=daemon).returncode == 0

@@ -12,6 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 USED_WHERE_VULTURE_CANNOT_SEE = {
     # public API of the SDK, called by node authors
     ("node_sdk/node.py", "send_output_buffer"): "SDK API",
+    ("node_sdk/params.py", "reject_param"): "SDK API (docs/parameters.md)",
+    ("daemon/run/metrics.py", "collect"): "prometheus_client's collector protocol",
+    ("node_sdk/params.py", "set_param_validator"): "SDK API (docs/parameters.md)",
     ("node_sdk/node.py", "try_recv"): "SDK API",
     ("node_sdk/node.py", "dataflow_id"): "SDK API",
     ("node_sdk/node.py", "restart_count"): "SDK API",

@@ -1,0 +1,170 @@
+"""`flow up --metrics`: the Prometheus endpoint scraped over HTTP while a dataflow runs."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from helpers import BOUND_S, daemon_down, flow, start_stream, wait_for
+
+
+@pytest.fixture
+def metrics(flow_home: Path) -> Iterator[tuple[Path, str]]:
+    """A daemon serving metrics on a free loopback port: (home, URL of /metrics)."""
+    done = flow("up", "--metrics", "127.0.0.1:0", home=flow_home)
+    assert done.returncode == 0, done.stderr
+    try:
+        status = flow("status", home=flow_home)
+        found = re.search(r"metrics:\s+(http://\S+)", status.stdout)
+        assert found, status.stdout
+        yield flow_home, found.group(1)
+    finally:
+        daemon_down(flow_home)
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=BOUND_S) as reply:
+        assert reply.status == 200
+        assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return str(reply.read().decode())
+
+
+def value(page: str, name: str, **labels: str) -> float | None:
+    """The value of the first sample of `name` whose labels include `labels`."""
+    for line in page.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{key}="{text}"' in line for key, text in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_the_endpoint_lists_per_edge_and_per_node_figures(
+    metrics: tuple[Path, str], tmp_path: Path
+) -> None:
+    home, url = metrics
+    start_stream(home, tmp_path, "scraped", tick_ms=10)
+    edge = {"node": "sink", "input": "data", "source": "counter/count", "run_name": "scraped"}
+    page = ""
+
+    def edge_is_there() -> bool:
+        nonlocal page
+        page = scrape(url)
+        received = value(page, "flow_input_messages_total", **edge)
+        return bool(received) and value(page, "flow_input_latency_p99_seconds", **edge) is not None
+
+    wait_for(edge_is_there, "the sink's input with messages and latency")
+    p50 = value(page, "flow_input_latency_p50_seconds", **edge)
+    p99 = value(page, "flow_input_latency_p99_seconds", **edge)
+    assert p50 is not None
+    assert p99 is not None
+    assert 0 <= p50 <= p99 < 60
+    assert value(page, "flow_input_bytes_total", **edge) > 0  # type: ignore[operator]
+    assert value(page, "flow_input_dropped_total", **edge) == 0
+    assert value(page, "flow_input_queue_depth", **edge) is not None
+    counter = {"node": "counter", "run_name": "scraped"}
+    assert value(page, "flow_output_messages_total", output="count", **counter) > 0  # type: ignore[operator]
+    assert value(page, "flow_node_up", **counter) == 1
+    assert value(page, "flow_node_restarts_total", **counter) == 0
+    assert value(page, "flow_node_memory_bytes", **counter) > 0  # type: ignore[operator]
+    wait_for(lambda: value(scrape(url), "flow_node_cpu_percent", **counter) is not None,
+             "a CPU figure (two samples)")  # fmt: skip
+    assert "# HELP flow_input_latency_p99_seconds" in page
+    # `flow node info` shows the same figures
+    info = flow("node", "info", "scraped", "sink", home=home)
+    assert "P99" in info.stdout
+    assert flow("stop", "scraped", home=home).returncode == 0
+
+
+def test_a_scrape_flood_is_bounded_and_the_daemon_keeps_serving(
+    metrics: tuple[Path, str],
+) -> None:
+    home, url = metrics
+    host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    # connections that never send a request: held at most CLIENT_S each, 8 at a time
+    idle = [socket.create_connection((host, int(port)), timeout=BOUND_S) for _ in range(40)]
+    try:
+        started = time.monotonic()
+        assert flow("status", home=home).returncode == 0  # the control socket still answers
+        assert time.monotonic() - started < BOUND_S
+        with pytest.raises(urllib.error.HTTPError) as busy:
+            urllib.request.urlopen(url, timeout=BOUND_S)
+        busy.value.close()
+        assert busy.value.code == 503
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_for(lambda: _ok(url), "a scrape answered again once the idle connections left")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=BOUND_S)
+    missing.value.close()
+    assert missing.value.code == 404
+
+
+def _ok(url: str) -> bool:
+    try:
+        scrape(url)
+    except urllib.error.HTTPError as refused:
+        refused.close()
+        return False
+    return True
+
+
+def test_a_bad_metrics_address_is_one_line(flow_home: Path) -> None:
+    for bad in ("nope", "host.example:9464", "127.0.0.1:99999"):
+        done = flow("up", "--metrics", bad, home=flow_home)
+        assert done.returncode == 2, (bad, done.stdout, done.stderr)
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "--metrics" in done.stderr
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver: keeps each POSTed body (protobuf) and answers 200."""
+
+    bodies: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.bodies.append((self.path, self.rfile.read(length)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass  # quiet
+
+
+def test_otlp_push_reaches_a_collector(flow_home: Path, tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk.metrics")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/metrics"
+    try:
+        up = flow("up", "--otlp", url, home=flow_home,
+                  env_extra={"OTEL_METRIC_EXPORT_INTERVAL": "500"})  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        start_stream(flow_home, tmp_path, "pushed", tick_ms=10)
+
+        def edge_pushed() -> bool:
+            return any(b"flow_input_messages" in body and b"counter/count" in body
+                       and b"flow_input_latency_p99_seconds" in body
+                       for _, body in _Collector.bodies)  # fmt: skip
+
+        wait_for(edge_pushed, "an OTLP export with the sink's edge")
+        assert {path for path, _ in _Collector.bodies} == {"/v1/metrics"}
+        assert flow("stop", "pushed", home=flow_home).returncode == 0
+    finally:
+        daemon_down(flow_home)
+        server.shutdown()
+        server.server_close()

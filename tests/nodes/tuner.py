@@ -1,0 +1,40 @@
+"""Test node: logs its parameters as JSON lines to PARAM_LOG (at start, on each PARAM event).
+
+It refuses a negative `gain` while handling its event (`reject_param`), its validator
+refuses any value of `locked` before the event comes, and handling `block` keeps it busy
+for BLOCK_S seconds (a node that does not come back for its next event in time).
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from node_sdk import Node
+
+log = Path(os.environ["PARAM_LOG"])
+
+
+def write(entry: dict) -> None:
+    with log.open("a") as file:
+        file.write(json.dumps(entry) + "\n")
+
+
+def validator(key: str, value: object) -> str | None:
+    return "locked is read-only" if key == "locked" else None
+
+
+with Node() as node:
+    node.set_param_validator(validator)
+    write({"start": dict(node.params)})
+    for event in node:
+        if event["type"] != "PARAM":
+            continue
+        key, value = event["id"], event["value"]
+        if key == "gain" and isinstance(value, (int, float)) and value < 0:
+            node.reject_param(key, "gain must be >= 0")
+            write({"rejected": key, "params": dict(node.params)})
+            continue
+        write({"param": key, "value": value, "params": dict(node.params)})
+        if key == "block":
+            time.sleep(float(os.environ.get("BLOCK_S", "3")))
