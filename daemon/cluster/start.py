@@ -14,6 +14,7 @@ from daemon.cluster.coordinator import Coordinator
 from daemon.cluster.host import Host
 from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
+from daemon.cluster.log_forward import LogForwarder
 from daemon.cluster.member import CONNECTED, Member
 from daemon.cluster.placing import ClusterPlacer
 from daemon.model.cluster import ClusterConfigError, ListenAddress
@@ -54,6 +55,7 @@ async def _start(
         await root.start(coordinator.serve)
         assert rt.channel is not None
         placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message, rt.runs.get, root)
+        root.start_soon(placer.logs.serve)
         coordinator.on_carry = placer.on_carry
         coordinator.on_state = placer.on_state
         coordinator.node_counts = lambda: live_nodes(rt, coordinator.name)
@@ -72,6 +74,9 @@ async def _start(
                                  f"{options.machine}")  # fmt: skip
     member = Member(rt.home, membership, machine_keys(rt.home), timing)
     host = Host(rt, member.keys, member.send_carry, lambda: member.link == CONNECTED)
+    host.forwarder = LogForwarder(rt.home, membership.name, member.send_carry,
+                                  member.has_room)  # fmt: skip
+    root.start_soon(host.forwarder.serve)
     member.on_carry = host.on_carry
     member.on_welcome = host.flush
     assert rt.channel is not None

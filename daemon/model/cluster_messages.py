@@ -92,7 +92,9 @@ class Leave:
 # ------------------------------------------------------------------ both ways
 
 
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"})
+CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"}) | frozenset(
+    {"follow", "loglines"}  # `flow logs -f` across machines (daemon/cluster/log_forward.py)
+)
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 
@@ -105,8 +107,11 @@ class Carry:
     channel frame of the node whose channel identity is `ident`, in either direction.
     `kind` ports: coordinator -> member, `body` a count of free tcp ports wanted on the
     member; back, `body` those port numbers, space separated. `kind` logs: coordinator ->
-    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). The body
-    is decoded by its own channel's total decoder where it arrives.
+    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). `kind`
+    follow: coordinator -> member, `body` `start` (forward node `ident`'s log from its last
+    LOG_TAIL_BYTES on) or `renew` (go on: the follow's lease); back, `loglines`: `body`
+    whole lines of that log, in order. The body is decoded by its own channel's total
+    decoder where it arrives.
     """
 
     run: str
