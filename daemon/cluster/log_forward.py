@@ -64,17 +64,24 @@ class LogForwarder:
     tokens: float = float(FORWARD_BYTES_PER_S)
 
     def follow(self, run_id: str, node_id: str, body: str) -> None:
-        """`start` (its log's last lines first) or `renew` from the coordinator. A renewal of
-        a follow this machine has dropped (its lease ran out during a partition) resumes at
-        the log's end, with a line saying lines may be missing."""
+        """`start` (its log's last lines first, at once: the coordinator waits for them) or
+        `renew` from the coordinator. A renewal of a follow this machine has dropped (its
+        lease ran out during a partition) resumes at the log's end, with a line saying
+        lines may be missing."""
         key = (run_id, node_id)
         lease = trio.current_time() + LEASE_S
         followed = self.follows.get(key)
-        if followed is not None:
+        if followed is not None and body != "start":
             followed.lease_until = lease
             return
+        if followed is not None:  # started again (the coordinator's follow had ended)
+            followed.close()
+            del self.follows[key]
         if len(self.follows) >= MAX_FOLLOWS:
-            return  # the coordinator's copy says so: nothing comes
+            refusal = self._note(f"not followed: this machine forwards at most {MAX_FOLLOWS} "
+                                 "logs at once")  # fmt: skip
+            self.send(Carry(run_id, "loglines", refusal, node_id))
+            return
         followed = _Followed(paths.node_log(self.home, run_id, node_id), lease)
         if body != "start":
             followed.from_tail = False
@@ -85,8 +92,8 @@ class LogForwarder:
                 followed.handle.seek(0, os.SEEK_END)
                 st = os.fstat(followed.handle.fileno())
                 followed.ident = (st.st_dev, st.st_ino)
-        else:
-            followed.pending.append("")  # the first answer, which the coordinator waits for
+        else:  # the first answer, which the coordinator waits for (maybe empty)
+            followed.pending = _pieces(run_id, node_id, self._read(followed, LOG_TAIL_BYTES) or "")
         self.follows[key] = followed
 
     def flush(self, run_id: str, node_id: str) -> None:
@@ -97,6 +104,13 @@ class LogForwarder:
             self._forward(run_id, node_id, followed, budget=BEHIND_MAX, room=True)
 
     async def serve(self) -> None:
+        try:
+            await self._pace()
+        finally:
+            for followed in self.follows.values():
+                followed.close()
+
+    async def _pace(self) -> None:
         last = trio.current_time()
         while True:
             await trio.sleep(TICK_S)
@@ -104,13 +118,14 @@ class LogForwarder:
             self.tokens = min(float(FORWARD_BYTES_PER_S),
                               self.tokens + (now - last) * FORWARD_BYTES_PER_S)  # fmt: skip
             last = now
+            # each followed log gets an even share of the bytes this tick may send
+            share = max(1024, int(self.tokens) // max(1, len(self.follows)))
             for key, followed in list(self.follows.items()):
                 if now > followed.lease_until:
                     followed.close()
                     del self.follows[key]
                 elif self.tokens > 0 and self.room():
-                    self.tokens -= self._forward(*key, followed, budget=int(self.tokens),
-                                                 room=False)  # fmt: skip
+                    self.tokens -= self._forward(*key, followed, budget=share, room=False)
 
     def _forward(self, run_id: str, node_id: str, followed: _Followed, *, budget: int,
                  room: bool) -> int:  # fmt: skip

@@ -119,8 +119,9 @@ async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:
         for node_id in node_ids:
             machine = machines.get(node_id)
             if machine and machine != rt.placer.here:
+                follow = req.follow and info.get("ended") is None  # an ended run: its tail
                 files[node_id] = await rt.placer.log_copy(info["id"], machine, node_id,
-                                                          follow=req.follow)  # fmt: skip
+                                                          follow=follow)  # fmt: skip
     return rp.LogsReply(run=info, files=files)
 
 
