@@ -58,7 +58,10 @@ class RemoteLogs:
     async def copy(self, run_id: str, machine: str, node_id: str, *, follow: bool) -> str:
         """The path of the node's log copy here: live while followed, else fetched now."""
         path = paths.log_dir(self.home, run_id) / "remote" / f"{node_id}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the CLI then finds no file: it shows nothing of it
+            log.warning("cluster: the log copy %s: %s", path, exc)
         live = self.live.get((run_id, node_id))
         if live is not None and live.machine == machine:
             if follow:
@@ -73,7 +76,7 @@ class RemoteLogs:
         if text is None:
             text = _note(f"machine {machine} did not answer: the log of {node_id} was not "
                          "fetched")  # fmt: skip
-        write_atomic(path, text)
+        _replace(path, text)
         return str(path)
 
     async def _start(self, run_id: str, machine: str, node_id: str, path: Path) -> None:
@@ -84,8 +87,8 @@ class RemoteLogs:
                 await live.answered.wait()
         if not live.answered.is_set():
             del self.live[key]
-            write_atomic(path, _note(f"machine {machine} did not answer: the log of "
-                                     f"{node_id} is not followed"))  # fmt: skip
+            _replace(path, _note(f"machine {machine} did not answer: the log of {node_id} "
+                                 "is not followed"))  # fmt: skip
 
     async def _fetch(self, run_id: str, machine: str, node_id: str) -> str | None:
         """The member reads the node's log tail and sends it; None when it does not."""
@@ -117,7 +120,7 @@ class RemoteLogs:
         if live is None or live.machine != machine:
             return True  # a follow ended here: the member's lease runs out by itself
         if not live.answered.is_set():
-            write_atomic(live.path, carry.body)
+            _replace(live.path, carry.body)
             live.answered.set()
         else:
             self._append(live, carry.body)
@@ -160,6 +163,14 @@ class RemoteLogs:
                 copy.write(text)
         except OSError as exc:
             log.warning("cluster: the log copy %s: %s", live.path, exc)
+
+
+def _replace(path: Path, text: str) -> None:
+    """The copy made anew (a full disk is a log line: `flow logs` goes on without it)."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        log.warning("cluster: the log copy %s: %s", path, exc)
 
 
 def _note(text: str) -> str:

@@ -114,14 +114,20 @@ async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:
             raise BadRequest(f"no node {req.node!r} in run {info['name'] or info['id']}")
         node_ids = [req.node]
     files = {n: str(paths.node_log(rt.home, info["id"], n)) for n in node_ids}
-    if rt.placer is not None:  # nodes on other machines: local copies of their logs
+    placer = rt.placer
+    if placer is not None:  # nodes on other machines: local copies of their logs, at once
         machines = {n["id"]: n.get("machine") for n in info["nodes"]}
-        for node_id in node_ids:
-            machine = machines.get(node_id)
-            if machine and machine != rt.placer.here:
-                follow = req.follow and info.get("ended") is None  # an ended run: its tail
-                files[node_id] = await rt.placer.log_copy(info["id"], machine, node_id,
-                                                          follow=follow)  # fmt: skip
+        follow = req.follow and info.get("ended") is None  # an ended run: its tail only
+
+        async def copy(node_id: str, machine: str) -> None:
+            assert placer is not None
+            files[node_id] = await placer.log_copy(info["id"], machine, node_id, follow=follow)
+
+        async with trio.open_nursery() as nursery:
+            for node_id in node_ids:
+                machine = machines.get(node_id)
+                if machine and machine != placer.here:
+                    nursery.start_soon(copy, node_id, machine)
     return rp.LogsReply(run=info, files=files)
 
 
