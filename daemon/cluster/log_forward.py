@@ -98,10 +98,12 @@ class LogForwarder:
 
     def flush(self, run_id: str, node_id: str) -> None:
         """The node has exited: forward its last lines now, before its exit is relayed (the
-        coordinator's copy then holds them when the run ends)."""
+        coordinator's copy then holds them when the run ends). Up to a second's worth, past
+        the link's queue bound and on credit: what is left goes at the pace after."""
         followed = self.follows.get((run_id, node_id))
         if followed is not None:
-            self._forward(run_id, node_id, followed, budget=BEHIND_MAX, room=True)
+            self.tokens -= self._forward(run_id, node_id, followed,
+                                         budget=FORWARD_BYTES_PER_S, room=True)  # fmt: skip
 
     async def serve(self) -> None:
         try:

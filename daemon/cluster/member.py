@@ -32,8 +32,8 @@ CONNECTING: Final = "connecting"
 CONNECTED: Final = "connected"
 LOST: Final = "lost"
 REMOVED: Final = "removed"
-# one round of reconnection attempts; a new round starts when it runs out
 QUEUE_ROOM: Final = 8  # messages waiting on the link, past which `has_room` says no
+# one round of reconnection attempts; a new round starts when it runs out
 RECONNECT_ROUND: Final = Backoff(attempts=40, initial=0.2, max_delay=2.0, deadline=60.0)
 
 

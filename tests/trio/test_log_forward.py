@@ -277,3 +277,16 @@ async def test_a_follow_nobody_asks_for_again_ends_and_the_next_ask_fetches(
         await trio.sleep(lf.LEASE_S)
         assert not pair.member.follows, "the member forwards what nobody follows"
         nursery.cancel_scope.cancel()
+
+
+async def test_a_nodes_last_lines_go_at_its_exit_without_waiting_for_a_tick(
+    tmp_path: Path,
+) -> None:
+    path, link = log_of(tmp_path), Link()
+    write_lines(path, 0, 3)
+    fw = forwarder(tmp_path, link)
+    fw.follow(RUN, "cam", "start")
+    write_lines(path, 3, 3)
+    fw.flush(RUN, "cam")  # the keeper reported its exit: before that is relayed
+    assert numbers(link.text()) == list(range(6))
+    fw.follows[(RUN, "cam")].close()
