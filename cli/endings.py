@@ -50,4 +50,6 @@ def node_ending(node: dict[str, Any]) -> str:
         return "dynamic, not attached"
     if status == "pending":
         return "never started"
+    if status == "lost":  # a run's result: its machine did not come back in time
+        return "lost with its machine (not back within cluster_grace; never started elsewhere)"
     return f"still {status}"

@@ -248,10 +248,11 @@ def follow_run(
                 for name, record in follower.poll(final=True):
                     emit(name, record)
                 return reply.run
-            if node is None and time.monotonic() - refreshed > 2.0:
-                # dynamic nodes may attach later: pick up log files that appeared
+            if time.monotonic() - refreshed > 2.0:
+                # dynamic nodes may attach later: pick up log files that appeared; the
+                # daemon keeps forwarding other machines' logs while we ask again
                 refreshed = time.monotonic()
-                files = call(Logs(run=run_id), home=home).files
+                files = call(Logs(run=run_id, node=node, follow=True), home=home).files
                 for name, path in files.items():
                     follower.add(name, path)
     finally:

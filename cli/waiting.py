@@ -11,7 +11,10 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from daemon.model.settings import Settings
 
 T = TypeVar("T")
 
@@ -62,8 +65,26 @@ def stop_progress(info: dict[str, Any], grace: float, elapsed: float) -> tuple[s
     half the grace later), and a key that changes only when the nodes or the step do."""
     from cli import render
 
-    waiting = [str(n["id"]) for n in info.get("nodes") or [] if n.get("status") in WAITING_STATUSES]
+    nodes = info.get("nodes") or []
+    waiting = [str(n["id"]) for n in nodes if n.get("status") in WAITING_STATUSES]
+    lost = [str(n["id"]) for n in nodes if n.get("status") == "lost"]
+    if lost and not waiting and info.get("status") in ("starting", "running"):
+        # they cannot be told to stop: they end `lost` when the grace is over
+        text = (f"stopping {render.run_label(info)}: waiting for {_names(lost)} on a lost "
+                "machine (until cluster_grace is over)")  # fmt: skip
+        return text, text
     return stopping_text(render.run_label(info), waiting, grace, elapsed)
+
+
+def lost_machine_wait(runs: list[dict[str, Any]], read: Callable[[], Settings]) -> float:
+    """How much longer a stop of `runs` may take when one has nodes on other machines: a
+    machine lost meanwhile has its nodes waited for until they are lost for good, up to
+    `cluster_lost_after` + `cluster_heartbeat` + `cluster_grace` (the settings `read` from
+    this FLOW_HOME, as the daemon reads them). 0 for runs all on one machine."""
+    if not any(node.get("machine") for run in runs for node in run.get("nodes") or []):
+        return 0.0
+    settings = read()
+    return settings.cluster_lost_after + settings.cluster_heartbeat + settings.cluster_grace
 
 
 def stopping_text(label: str, waiting: list[str], grace: float, elapsed: float) -> tuple[str, str]:

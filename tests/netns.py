@@ -18,6 +18,7 @@ Needs root (CI runs as root) and `ip`; `skip_reason()` says why not, for `pytest
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -29,6 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from helpers import BOUND_S, REPO, run_captured
 
@@ -209,3 +211,18 @@ def hosts(labels: tuple[str, ...]) -> Iterator[dict[str, Machine]]:
         for label in labels:  # sockets live outside the home
             shutil.rmtree(socket_dir(root / label), ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def connected(coordinator: Machine, name: str) -> bool:
+    """`flow cluster status` on the coordinator shows machine `name` connected."""
+    done = coordinator.flow("cluster", "status", "--json")
+    rows = {row["name"]: row for row in json.loads(done.stdout)["machines"]}
+    return name in rows and rows[name]["state"] == "connected"
+
+
+def run_info(coordinator: Machine, run: str) -> dict[str, Any]:
+    """The run (by id or name) as the coordinator's `flow list --all --json` shows it."""
+    done = coordinator.flow("list", "--all", "--json")
+    assert done.returncode == 0, done.stderr
+    runs: list[dict[str, Any]] = [json.loads(line) for line in done.stdout.splitlines()]
+    return next(r for r in runs if run in (r["id"], r["name"]))

@@ -45,8 +45,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from cli.commands.config import load_settings
     from cli.errors import CliError, DaemonUnreachable
-    from cli.waiting import Background, wait_stopped
+    from cli.waiting import Background, lost_machine_wait, wait_stopped
     from daemon.model.requests import List, Seconds, Shutdown
 
     home = client.home_path()
@@ -68,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
         _kill(pid)
         render.info(f"flow daemon killed (pid {pid})")
         return 0
-    budget = (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
     seconds = None if grace is None else Seconds(grace)
     before = client.call(List(), home=home).runs
+    budget = (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
+    budget += lost_machine_wait(before, load_settings)  # a lost machine: until its grace
     shutting: Background[object] = Background(
         lambda: client.call(Shutdown(grace=seconds), timeout=budget, home=home)
     )

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     home = client.home_path()
     try:
         run_ref, node = which_run_and_node(args.run, args.node)
-        reply = client.call(Logs(run=run_ref, node=node))
+        reply = client.call(Logs(run=run_ref, node=node, follow=args.follow))
         info, files, online = reply.run, reply.files, True
     except DaemonUnreachable:  # the logs are local files: read them without the daemon
         from cli import offline_runs

@@ -40,8 +40,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from cli.commands.config import load_settings
     from cli.run_ref import target_run
-    from cli.waiting import Background, wait_stopped
+    from cli.waiting import Background, lost_machine_wait, wait_stopped
     from daemon.model.requests import Restart, Seconds, Wait, YamlText
 
     old = client.call(Wait(run=target_run(args.run), timeout=Seconds(0.0))).run
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     grace = DEFAULT_GRACE if args.grace is None else args.grace
     seconds = None if args.grace is None else Seconds(args.grace)
     request = Restart(run=str(old["id"]), text=text, grace=seconds)
-    budget = grace * 1.5 + START_BUDGET_S
+    budget = grace * 1.5 + START_BUDGET_S + lost_machine_wait([old], load_settings)
     restarting = Background(lambda: client.call(request, timeout=budget).run)
     if active:
         render.info(f"restarting {label}: stopping it, then starting {source}")

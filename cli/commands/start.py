@@ -99,7 +99,7 @@ def attached(run_id: str, home: Path | None = None) -> int:
     from cli.follow import Interrupts, LinePrinter, LogFollower, follow_run
     from daemon.model.requests import Logs
 
-    files = client.call(Logs(run=run_id), home=home).files
+    files = client.call(Logs(run=run_id, follow=True), home=home).files
     follower = LogFollower(files)
     printer = LinePrinter(files)
     with Interrupts() as interrupts:

@@ -35,24 +35,26 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from cli.commands.config import load_settings
     from cli.errors import BAD_INPUT, CliError
     from cli.run_ref import target_run
-    from cli.waiting import Background, wait_stopped
+    from cli.waiting import Background, lost_machine_wait, wait_stopped
     from daemon.model.requests import List, Seconds, Stop, StopAll, Wait
 
     grace = 0.0 if args.force else args.grace
-    budget = request_budget(grace)
     seconds = None if grace is None else Seconds(grace)
     if args.all:
         if args.run:
             raise CliError("give RUN or --all, not both", BAD_INPUT)
         before = client.call(List()).runs
+        budget = request_budget(grace) + lost_machine_wait(before, load_settings)
         stopping: Background[Any] = Background(
             lambda: client.call(StopAll(grace=seconds, force=args.force), timeout=budget).runs
         )
     else:
         ref = target_run(args.run, all_hint=True)
         before = [client.call(Wait(run=ref, timeout=Seconds(0.0))).run]
+        budget = request_budget(grace) + lost_machine_wait(before, load_settings)
         stopping = Background(
             lambda: [
                 client.call(Stop(run=ref, grace=seconds, force=args.force), timeout=budget).run

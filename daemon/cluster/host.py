@@ -26,6 +26,7 @@ import trio
 
 from daemon.cluster.keys import KeyPair, secret_key_file
 from daemon.cluster.link import free_ports
+from daemon.cluster.log_forward import LogForwarder
 from daemon.keeper.ledger import EXIT_LEDGER
 from daemon.model import keeper_messages as km
 from daemon.model.cluster_messages import LOG_TAIL_BYTES, MAX_CARRY_BYTES, Carry, encode
@@ -73,6 +74,7 @@ class Host:
     link_send: Callable[[Carry], bool]  # over the link to the coordinator; False when down
     connected: Callable[[], bool]  # the link to the coordinator is up
     runs: dict[str, _Hosted] = attrs.field(factory=dict)
+    forwarder: LogForwarder | None = None  # `flow logs -f` on the coordinator
     # what could not be sent while the link was down, sent when it is back (oldest dropped)
     _unsent: collections.deque[Carry] = attrs.field(factory=lambda: collections.deque(
         maxlen=UNSENT))  # fmt: skip
@@ -163,6 +165,10 @@ class Host:
                 tail = tail[len(tail) // 2 :]
             self.send(Carry(run_id, "logs", tail, carry.ident))
             return
+        if carry.kind == "follow":
+            if self.forwarder is not None and _NODE_ID.fullmatch(carry.ident) is not None:
+                self.forwarder.follow(run_id, carry.ident, carry.body)
+            return
         if carry.kind == "ports":
             count = int(carry.body) if carry.body.isdigit() and len(carry.body) <= 5 else 0
             ports = free_ports("0.0.0.0", count) if 0 < count <= MAX_PORTS else []
@@ -213,6 +219,8 @@ class Host:
             hosted.live[message.node] = (message.generation, message.pid)
         elif hosted is not None and isinstance(message, km.Exited):
             hosted.live.pop(message.node, None)
+            if self.forwarder is not None:  # its last lines reach a follower before its exit
+                self.forwarder.flush(run_id, message.node)
         if not isinstance(message, km.Pong):  # the keeper's liveness is this daemon's affair
             self.send(Carry(run_id, "keeper", km.encode(message).decode()))
 

@@ -32,6 +32,7 @@ CONNECTING: Final = "connecting"
 CONNECTED: Final = "connected"
 LOST: Final = "lost"
 REMOVED: Final = "removed"
+QUEUE_ROOM: Final = 8  # messages waiting on the link, past which `has_room` says no
 # one round of reconnection attempts; a new round starts when it runs out
 RECONNECT_ROUND: Final = Backoff(attempts=40, initial=0.2, max_delay=2.0, deadline=60.0)
 
@@ -96,6 +97,12 @@ class Member:
         if self.owner is None or self.link != CONNECTED:
             return False
         return self.owner.send([msg.encode(report)])
+
+    def has_room(self, most: int = QUEUE_ROOM) -> bool:
+        """The link is up and holds at most `most` messages not sent yet (what may wait
+        for room, such as forwarded log lines, never crowds out a run's messages)."""
+        return (self.owner is not None and self.link == CONNECTED
+                and self.owner.statistics().queued <= most)  # fmt: skip
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the link, keep it while heartbeats come, reopen it when they stop.

@@ -21,6 +21,7 @@ from daemon.cluster.coordinator import CONNECTED, LEFT, LOST, Coordinator
 from daemon.cluster.keys import secret_key_file
 from daemon.cluster.link import free_ports
 from daemon.cluster.loss import lost_machine
+from daemon.cluster.remote_logs import RemoteLogs
 from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import Dataflow, OutputRef
@@ -34,7 +35,6 @@ from daemon.run.supervisor import Run
 log = logging.getLogger(__name__)
 
 PORTS_ANSWER_S: Final = 5.0
-LOG_ANSWER_S: Final = 3.0
 WILDCARDS: Final = frozenset({"*", "0.0.0.0", "[::]"})
 
 
@@ -51,8 +51,11 @@ class ClusterPlacer:
     # observers and usage of nodes placed on members (set by daemon/cluster/start.py)
     watch: RemoteWatch | None = None
     _lost: dict[tuple[str, str], trio.Event] = attrs.field(factory=dict)  # set: it is back
-    _logs: dict[tuple[str, str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
+    logs: RemoteLogs = attrs.field(init=False)  # remote nodes' log copies (`flow logs`)
     _ports: dict[tuple[str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.logs = RemoteLogs(self.home, self.send_carry)
 
     @property
     def here(self) -> str:
@@ -152,9 +155,10 @@ class ClusterPlacer:
 
     def on_carry(self, machine: str, carry: Carry) -> None:
         """A relayed message from a member: a ports answer, or one of a placed run's."""
-        if carry.kind in ("ports", "logs"):
-            waiting = (self._ports.get((carry.run, machine)) if carry.kind == "ports" else
-                       self._logs.get((carry.run, machine, carry.ident)))  # fmt: skip
+        if self.logs.on_carry(machine, carry):
+            return
+        if carry.kind == "ports":
+            waiting = self._ports.get((carry.run, machine))
             if waiting is not None:
                 with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                     waiting.send_nowait(carry.body)
@@ -170,24 +174,12 @@ class ClusterPlacer:
     def forget(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
 
-    async def fetch_log(self, run_id: str, machine: str, node_id: str) -> str | None:
-        """Asked for at each `flow logs`: the member reads the node's log tail and sends it."""
-        key = (run_id, machine, node_id)
-        if key in self._logs:
-            return None  # another `flow logs` is asking for it right now
-        send, receive = trio.open_memory_channel[str](1)
-        self._logs[key] = send
-        try:
-            if not self.send_carry(machine, Carry(run_id, "logs", "", node_id)):
-                return None
-            with trio.move_on_after(LOG_ANSWER_S):
-                return await receive.receive()
-            return None
-        finally:
-            del self._logs[key]
+    async def log_copy(self, run_id: str, machine: str, node_id: str, *, follow: bool) -> str:
+        return await self.logs.copy(run_id, machine, node_id, follow=follow)
 
     def on_state(self, machine: str, state: str) -> None:
         """A machine was lost (or left): its nodes are `lost` for the grace; back: re-adopted."""
+        self.logs.on_state(machine, state)
         for run_id, placed in list(self.runs.items()):
             run = self.find_run(run_id)
             if run is None or machine not in placed.remotes:

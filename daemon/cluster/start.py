@@ -15,6 +15,7 @@ from daemon.cluster.host import Host
 from daemon.cluster.host_watch import HostWatch
 from daemon.cluster.keys import machine_keys, read_membership
 from daemon.cluster.link import Timing
+from daemon.cluster.log_forward import LogForwarder
 from daemon.cluster.member import CONNECTED, Member
 from daemon.cluster.placing import ClusterPlacer
 from daemon.cluster.probe_agent import LocalProber, ProbeAgent
@@ -58,6 +59,7 @@ async def _start(
         await root.start(coordinator.serve)
         assert rt.channel is not None
         placer = ClusterPlacer(coordinator, rt.home, rt.channel.on_message, rt.runs.get, root)
+        root.start_soon(placer.logs.serve)
         coordinator.on_carry = placer.on_carry
         _watch_remote_nodes(rt, coordinator, placer)
         coordinator.on_state = placer.on_state
@@ -77,6 +79,9 @@ async def _start(
                                  f"{options.machine}")  # fmt: skip
     member = Member(rt.home, membership, machine_keys(rt.home), timing)
     host = Host(rt, member.keys, member.send_carry, lambda: member.link == CONNECTED)
+    host.forwarder = LogForwarder(rt.home, membership.name, member.send_carry,
+                                  member.has_room)  # fmt: skip
+    root.start_soon(host.forwarder.serve)
     member.on_carry = host.on_carry
     member.on_welcome = host.flush
     prober = ProbeAgent(LocalProber(rt.home, member.keys, timing), member.send_report)

@@ -9,12 +9,10 @@ from typing import Any
 import trio
 
 from daemon import __version__
-from daemon.files import write_atomic
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, BrokenInvariant
 from daemon.model.states import RunStatus
-from daemon.run.placement import Placer
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import DEFAULT_GRACE_S
 from node_sdk import paths
@@ -117,26 +115,21 @@ async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:
             raise BadRequest(f"no node {req.node!r} in run {info['name'] or info['id']}")
         node_ids = [req.node]
     files = {n: str(paths.node_log(rt.home, info["id"], n)) for n in node_ids}
-    if rt.placer is not None:  # nodes on other machines: their logs' tails, fetched now
+    placer = rt.placer
+    if placer is not None:  # nodes on other machines: local copies of their logs, at once
         machines = {n["id"]: n.get("machine") for n in info["nodes"]}
-        for node_id in node_ids:
-            machine = machines.get(node_id)
-            if machine and machine != rt.placer.here:
-                files[node_id] = await _fetched_log(rt, rt.placer, info["id"], machine, node_id)
+        follow = req.follow and info.get("ended") is None  # an ended run: its tail only
+
+        async def copy(node_id: str, machine: str) -> None:
+            assert placer is not None
+            files[node_id] = await placer.log_copy(info["id"], machine, node_id, follow=follow)
+
+        async with trio.open_nursery() as nursery:
+            for node_id in node_ids:
+                machine = machines.get(node_id)
+                if machine and machine != placer.here:
+                    nursery.start_soon(copy, node_id, machine)
     return rp.LogsReply(run=info, files=files)
-
-
-async def _fetched_log(rt: Runtime, placer: Placer, run_id: str, machine: str,
-                       node_id: str) -> str:  # fmt: skip
-    """A local copy of a remote node's log tail (docs/cluster.md, "Logs"), which the CLI
-    reads like any log file; when its machine does not answer, the copy says so."""
-    text = await placer.fetch_log(run_id, machine, node_id)
-    if text is None:
-        text = f"(machine {machine} did not answer: the log of {node_id} was not fetched)\n"
-    copy = paths.log_dir(rt.home, run_id) / "remote" / f"{node_id}.log"
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(copy, text)
-    return str(copy)
 
 
 async def wait(rt: Runtime, req: rq.Wait) -> rp.WaitReply:

@@ -95,7 +95,9 @@ class Leave:
 # observe, unobserve, samples, usage: `flow topic echo|hz` and `flow top` of nodes placed on
 # a member (daemon/cluster/remote_watch.py, daemon/cluster/host_watch.py)
 WATCH_KINDS: Final = frozenset({"observe", "unobserve", "samples", "usage"})
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"}) | WATCH_KINDS
+# follow, loglines: `flow logs -f` across machines (daemon/cluster/log_forward.py)
+FOLLOW_KINDS: Final = frozenset({"follow", "loglines"})
+CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"}) | WATCH_KINDS | FOLLOW_KINDS
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 
@@ -108,9 +110,13 @@ class Carry:
     channel frame of the node whose channel identity is `ident`, in either direction.
     `kind` ports: coordinator -> member, `body` a count of free tcp ports wanted on the
     member; back, `body` those port numbers, space separated. `kind` logs: coordinator ->
-    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). The
+    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). `kind`
+    follow: coordinator -> member, `body` `start` (forward node `ident`'s log from its last
+    LOG_TAIL_BYTES on) or `renew` (go on: the follow's lease); back, `loglines`: `body`
+    whole lines of that log, in order. The
     WATCH_KINDS are the observers and usage of the nodes a member hosts (docs/cluster.md,
-    "Seen from the coordinator"). The body is decoded by its own decoder where it arrives.
+    "Seen from the coordinator"). The body is decoded by its own channel's total
+    decoder where it arrives.
     """
 
     run: str

@@ -116,9 +116,12 @@ class List(Request[rp.RunsReply]):
 class Logs(Request[rp.LogsReply]):
     TYPE = "logs"
     REPLY = rp.LogsReply
-    DOC = "a run's log files, per node (the CLI reads them itself)"
+    DOC = ("a run's log files, per node (the CLI reads them itself); follow: a follower asks, "
+           "so other machines' logs are forwarded into their copies (asked again within 10 s)")
     run: str
     node: str | None = None
+    # a follower asks (again): the copies of remote nodes' logs are kept growing meanwhile
+    follow: bool = False
 
 
 @attrs.frozen

@@ -54,8 +54,9 @@ class Placer(Protocol):
     def forget(self, run_id: str) -> None:
         """The run has ended: drop what relays its messages."""
 
-    async def fetch_log(self, run_id: str, machine: str, node_id: str) -> str | None:
-        """The tail of a node's log from its machine; None when it does not answer."""
+    async def log_copy(self, run_id: str, machine: str, node_id: str, *, follow: bool) -> str:
+        """The path of a local copy of a node's log on another machine: its tail fetched
+        now, or, with `follow`, kept growing while followers keep asking."""
 
 
 @attrs.define(eq=False)

@@ -8,10 +8,9 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 from helpers import wait_for
-from netns import GRACE_S, PORT, Machine
+from netns import GRACE_S, PORT, Machine, connected, run_info
 
 SOURCE = """
 from node_sdk import Node
@@ -63,19 +62,6 @@ nodes:
     inputs: {{counter: source/counter}}
 """)
     return path
-
-
-def connected(coordinator: Machine, name: str) -> bool:
-    done = coordinator.flow("cluster", "status", "--json")
-    rows = {row["name"]: row for row in json.loads(done.stdout)["machines"]}
-    return name in rows and rows[name]["state"] == "connected"
-
-
-def run_info(coordinator: Machine, run: str) -> dict[str, Any]:
-    done = coordinator.flow("list", "--all", "--json")
-    assert done.returncode == 0, done.stderr
-    runs: list[dict[str, Any]] = [json.loads(line) for line in done.stdout.splitlines()]
-    return next(r for r in runs if run in (r["id"], r["name"]))
 
 
 def ready(cluster: dict[str, Machine], folder: Path) -> tuple[Machine, Machine]:

@@ -30,6 +30,8 @@ def node(status: str, code: int | None = None, sig: str | None = None, **extra: 
          "ended by SIGTERM as it was being killed (no grace left)"),
         (node("dynamic"), "dynamic, not attached"),
         (node("pending"), "never started"),
+        (node("lost", -9, "SIGKILL"),
+         "lost with its machine (not back within cluster_grace; never started elsewhere)"),
         (node("running"), "still running"),
     ],
 )  # fmt: skip
