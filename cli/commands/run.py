@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="D",
         help="how long nodes get after STOP before SIGTERM (e.g. 2s; default 10s)",
     )
+    parser.add_argument(
+        "--record", metavar="PATH", default=None,
+        help="record every output into a new MCAP file (docs/recording.md)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.commands.config import load_settings
     from cli.commands.start import read_dataflow
     from cli.errors import dataflow_invalid
+    from cli.recording import new_file, report
     from cli.tee import StdoutTee
     from daemon.foreground import run_foreground_sync
     from daemon.model.descriptor import parse_dataflow
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()  # read once, before anything runs: a bad setting is bad input
     path: Path = args.file.resolve()
+    record = None if args.record is None else new_file(args.record)
     _, text = read_dataflow(str(args.file))  # the missing-file message of every command
     env = parse_env(args.env)
     stop_after: float | None = args.stop_after
@@ -111,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 on_signal=on_signal,
                 name=args.name,
                 on_progress=progress.report,
+                record=record,
             )
     except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
         stdout.close()
@@ -121,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         if stdout.dropped:
             render.warning(f"{stdout.dropped} lines not shown: stdout was too slow (see flow logs)")
         status = render.run_result(info)
+        if record is not None:
+            report(record)
     except BrokenPipeError:  # the reader left after the last node line
         status = 1 if info["status"] == "failed" else 0
         signals.append(signal.SIGPIPE)

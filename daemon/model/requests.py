@@ -69,6 +69,7 @@ class Start(Request[rp.RunReply]):
     text: YamlText
     name: Name | None = None
     env: Env = attrs.field(factory=lambda: Env({}))
+    record: str | None = None  # an absolute path: record every output there (MCAP)
 
 
 @attrs.frozen

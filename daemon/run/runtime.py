@@ -162,8 +162,12 @@ class Runtime:
         parse = functools.partial(parse_dataflow, Path(path), text, machines=machines)
         return await trio.to_thread.run_sync(parse)
 
-    async def start_run(self, path: str, text: str, name: str | None, env: dict[str, str]) -> Run:
-        """Validate, record, and start a run; returns once every node is spawned."""
+    async def start_run(
+        self, path: str, text: str, name: str | None, env: dict[str, str],
+        record: str | None = None,
+    ) -> Run:  # fmt: skip
+        """Validate, record, and start a run; returns once every node is spawned.
+        `record`: an MCAP file to record every output into (run/recording.py)."""
         dataflow = await self.load(path, text)
         left, needed = fds_left(), FD_RESERVE + FDS_PER_NODE * len(dataflow.nodes)
         if left < needed:
@@ -180,6 +184,7 @@ class Runtime:
         placed = None if self.placer is None else await self.placer.place(run_id, dataflow)
         try:
             run = self.make_run(run_id, run_name, dataflow, env, placed)
+            run.record = record
             self.store.create_run(
                 run_id,
                 run_name,
