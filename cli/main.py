@@ -38,6 +38,8 @@ COMMANDS = (
     "doctor",
     "prune",
     "cluster",
+    "record",
+    "replay",
 )
 
 

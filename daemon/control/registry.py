@@ -13,6 +13,7 @@ from daemon.control.cluster import CLUSTER_HANDLERS
 from daemon.control.edits import EDIT_HANDLERS
 from daemon.control.nodes import NODE_HANDLERS
 from daemon.control.prune import PRUNE_HANDLERS
+from daemon.control.recordings import RECORD_HANDLERS
 from daemon.control.runs import RUN_HANDLERS
 from daemon.control.top import TOP_HANDLERS
 from daemon.control.topic_tools import TOPIC_TOOL_HANDLERS
@@ -39,5 +40,5 @@ def _join(*tables: dict[type[Any], Any]) -> dict[type[Request[Any]], Handler]:
 
 HANDLERS: dict[type[Request[Any]], Handler] = _join(
     RUN_HANDLERS, NODE_HANDLERS, EDIT_HANDLERS, TOPIC_HANDLERS, TOPIC_TOOL_HANDLERS, TOP_HANDLERS,
-    PRUNE_HANDLERS, CLUSTER_HANDLERS,
+    PRUNE_HANDLERS, CLUSTER_HANDLERS, RECORD_HANDLERS,
 )

@@ -104,6 +104,9 @@ class Runtime:
     context: zmq.Context[zmq.Socket[bytes]]
     channel: NodeChannel | None = None
     runs: dict[str, Run] = attrs.field(factory=dict)
+    # `flow record`'s recordings by id, with their run: outlive it until their command
+    # has read the summary (daemon/control/recordings.py bounds them)
+    recordings: dict[str, tuple[Run, Any]] = attrs.field(factory=dict)
     started_at: float = attrs.field(factory=time.time)
     base_env: dict[str, str] = attrs.field(factory=lambda: dict(os.environ))
     origin: str = "daemon"
