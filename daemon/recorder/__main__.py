@@ -113,7 +113,9 @@ class Recorder:
         try:
             if kind == KIND_SHM:  # copied out at once: the segment goes back to its sender
                 kind, body = self.shm.open_payload(body, header.extra, _copy)
-        except Exception:
+        except Exception as exc:
+            if not self.undecodable:  # the first cause, in the recorder's log
+                print(f"recorder: {topic}: a message cannot be read: {exc!r}", file=sys.stderr)
             self.undecodable += 1
             self.tallies.missed(topic, 1)
             return None
