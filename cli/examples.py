@@ -25,12 +25,26 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "start": (
         "flow start dataflow.yml",
         "flow start dataflow.yml --detach --name cam --env LOG=debug",
+        "flow start dataflow.yml --detach --name cam --record cam.mcap",
     ),
     "stop": ("flow stop", "flow stop cam --grace 2", "flow stop --all"),
     "restart": ("flow restart cam",),
     "list": ("flow list", "flow list --all --limit 20", "flow list --json"),
     "logs": ("flow logs cam", "flow logs cam camera -f", "flow logs cam --tail 50"),
-    "run": ("flow run dataflow.yml", "flow run dataflow.yml --stop-after 10s"),
+    "run": (
+        "flow run dataflow.yml",
+        "flow run dataflow.yml --stop-after 10s",
+        "flow run dataflow.yml --record run.mcap",
+    ),
+    "record": (
+        "flow record cam -o cam.mcap",
+        "flow record cam -o images.mcap --topics camera/image --duration 30s",
+    ),
+    "replay": (
+        "flow replay cam.mcap --info",
+        "flow replay cam.mcap --replace camera",
+        "flow replay cam.mcap --replace camera --speed 2 --loop --dataflow dataflow.yml",
+    ),
     "check": ("flow check dataflow.yml",),
     "status": ("flow status",),
     "build": ("flow build dataflow.yml", "flow build dataflow.yml -v"),

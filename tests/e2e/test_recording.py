@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from helpers import NODES, flow, flow_env, flow_run_ok, start_stream, wait_for
+from helpers import NODES, flow, flow_env, flow_run_ok, stream_graph, wait_for
 from mcap.reader import make_reader
 
 BOUND_S = 60.0  # a safety bound on every wait, never an assertion about speed
@@ -206,8 +206,8 @@ def test_full_disk_recorder_leaves_the_result_and_says_how_much_was_lost(
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def _recorders(home: Path) -> list[int]:
-    """pids of recorder processes of this home."""
+def _recorders(home: Path, path: Path) -> list[int]:
+    """pids of the recorder processes of this home that write `path`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -217,16 +217,23 @@ def _recorders(home: Path) -> list[int]:
             environ = Path(f"/proc/{entry}/environ").read_bytes()
         except OSError:
             continue
-        if b"daemon.recorder" in cmdline and f"FLOW_HOME={home}".encode() in environ:
+        if (b"daemon.recorder" in cmdline and str(path).encode() in cmdline
+                and f"FLOW_HOME={home}".encode() in environ):
             found.append(int(entry))
     return found
 
 
-def test_flow_record_a_live_run_and_its_lease(daemon: Path, tmp_path: Path) -> None:
-    """`flow record RUN -o PATH --topics` records a live run from now on, contiguous from
-    seq 1, and says how much; bad input is one line; a `flow record` killed with SIGKILL
-    leaves no recorder behind once its lease runs out."""
-    start_stream(daemon, tmp_path, "live", tick_ms=10)
+def test_flow_start_record_and_flow_record_a_live_run(daemon: Path, tmp_path: Path) -> None:
+    """`flow start --record` records a daemon's run from its first message to its stop;
+    `flow record RUN -o PATH --topics` records it from now on, contiguous from seq 1, and
+    says how much; bad input is one line; a `flow record` killed with SIGKILL leaves no
+    recorder behind once its lease runs out."""
+    yml = tmp_path / "live.yml"
+    yml.write_text(stream_graph(10))
+    whole = tmp_path / "whole.mcap"
+    started = flow("start", str(yml), "--detach", "--name", "live", "--record", str(whole),
+                   home=daemon)  # fmt: skip
+    assert started.returncode == 0, started.stderr
     rec = tmp_path / "live.mcap"
     done = flow("record", "live", "-o", str(rec), "--topics", "counter/count",
                 "--duration", "1.5s", home=daemon, timeout=BOUND_S)  # fmt: skip
@@ -245,18 +252,25 @@ def test_flow_record_a_live_run_and_its_lease(daemon: Path, tmp_path: Path) -> N
         assert refused.returncode == 2, refused.stdout
         assert refused.stderr.count("\n") == 1, refused.stderr
         assert text in refused.stderr
+    killed = tmp_path / "k.mcap"
     held = subprocess.Popen(
-        [sys.executable, "-m", "cli", "record", "live", "-o", str(tmp_path / "k.mcap")],
+        [sys.executable, "-m", "cli", "record", "live", "-o", str(killed)],
         env=flow_env(daemon), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + BOUND_S
-        while not _recorders(daemon):
+        while not _recorders(daemon, killed):
             assert time.monotonic() < deadline, "flow record started no recorder"
             time.sleep(0.1)
     finally:
         held.kill()
         held.wait()
-    wait_for(lambda: not _recorders(daemon), "the recorder of a killed flow record to end")
+    wait_for(lambda: not _recorders(daemon, killed), "the recorder of a killed flow record to end")
+    assert _recorders(daemon, whole)  # the whole run's recorder goes on
     assert flow("stop", "live", home=daemon).returncode == 0
+    by_topic, facts = _read(whole)
+    assert facts["channels"] == ["counter/count"]
+    seqs = [seq for _, seq, _ in by_topic["counter/count"]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) > said
