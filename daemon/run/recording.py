@@ -67,7 +67,7 @@ class Recording:
 def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
     """`node/output` of every output flow can observe (nodes that run the SDK), or the
     `wanted` ones, checked; BadRequest names a topic that is not one."""
-    every = [f"{slot.id}/{output}" for slot in run.slots.values() if slot.spec.connects
+    every = [f"{slot.id}/{output}" for slot in run.slots.values() if _local_sdk(run, slot.id)
              for output in slot.spec.outputs]  # fmt: skip
     if not wanted:
         return every
@@ -77,9 +77,17 @@ def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
         if slot is None or output not in slot.spec.outputs:
             raise BadRequest(f"no output {topic!r} in run {run.name or run.id} "
                              f"(outputs: {', '.join(every) or 'none'})")  # fmt: skip
-        if not slot.spec.connects:
-            raise BadRequest(f"{topic} is a process node's output: it cannot be recorded")
+        if not _local_sdk(run, node):
+            raise BadRequest(f"{topic} cannot be recorded: a process node's output, or a "
+                             "node on another machine")  # fmt: skip
     return list(dict.fromkeys(wanted))
+
+
+def _local_sdk(run: Run, node: str) -> bool:
+    """A node whose outputs a recorder here can be wired to: it runs the SDK (a process
+    node's lines are sent by its keeper), on this machine (the recorder's sockets are ipc)."""
+    remote = run.placed is not None and run.placed.is_remote(node)
+    return run.slots[node].spec.connects and not remote
 
 
 async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
@@ -101,6 +109,7 @@ async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
             [sys.executable, "-m", "daemon.recorder", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=errors if errors is not None else subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C stops the run; the run stops it
         )  # fmt: skip
         with trio.fail_after(READY_S):
             ready = await recording.read_line()

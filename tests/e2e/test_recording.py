@@ -177,6 +177,31 @@ def test_replay_refuses_bad_input_in_one_line(flow_home: Path, tmp_path: Path) -
         assert text in done.stderr
 
 
+def test_ctrl_c_in_flow_run_finishes_the_recording(flow_home: Path, tmp_path: Path) -> None:
+    """Ctrl-C at the terminal stops a `flow run --record` of an endless graph: the run is
+    stopped, the recorder (never sent the terminal's SIGINT) finishes the file, which the
+    mcap reader reads whole, contiguous from seq 1, and the account says what it holds."""
+    import pexpect
+
+    yml = tmp_path / "endless.yml"
+    yml.write_text(stream_graph(10))
+    rec = tmp_path / "endless.mcap"
+    child = pexpect.spawn(sys.executable, ["-m", "cli", "run", str(yml), "--record", str(rec)],
+                          env=flow_env(flow_home), timeout=BOUND_S, encoding="utf-8")  # fmt: skip
+    try:
+        child.expect(r"sink\s+\|\s+\S+ got data 20 ")
+        child.sendintr()
+        child.expect(r"recording: \S+: (\d+) messages on 1 outputs")
+        said = int(child.match.group(1))
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert "not recorded" not in str(child.before)
+    by_topic, _ = _read(rec)
+    seqs = [seq for _, seq, _ in by_topic["counter/count"]]
+    assert seqs == list(range(1, said + 1))
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_full_disk_recorder_leaves_the_result_and_says_how_much_was_lost(
     flow_home: Path, tmp_path: Path
