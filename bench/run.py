@@ -65,6 +65,7 @@ class Bench:
         self.home = self.tmp / "home"
         self.home.mkdir()
         self.flow = str(Path(sys.executable).parent / "flow")
+        self.run_options: list[str] = []  # more `flow run` options (bench/record.py)
         self.dora: str | None = None
         self.dora_python: str | None = None
         self.dora_note = "not requested (--no-dora)"
@@ -125,7 +126,7 @@ class Bench:
         path = folder / "dataflow.yml"
         path.write_text("\n".join(lines) + "\n")
         if system == "flow":
-            argv = [self.flow, "run", str(path)]
+            argv = [self.flow, "run", *self.run_options, str(path)]
         else:
             assert self.dora is not None
             argv = [self.dora, "run", str(path)]

@@ -39,6 +39,8 @@ COMMANDS = (
     "doctor",
     "prune",
     "cluster",
+    "record",
+    "replay",
 )
 
 

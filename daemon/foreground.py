@@ -72,6 +72,7 @@ def run_foreground_sync(
     on_signal: OnSignal | None = None,
     name: str | None = None,
     on_progress: OnProgress | None = None,
+    record: str | None = None,
 ) -> dict[str, Any]:
     """`flow run`'s one entry: run one dataflow to its end under its own trio loop; returns
     its run info. Ctrl-C stops it (twice: at once).
@@ -80,9 +81,10 @@ def run_foreground_sync(
     `on_signal(sig, first)` hears of each, `first` False once a stop is under way.
     `on_progress` hears which nodes a start or a stop is waiting for (see `OnProgress`).
 
-    `path` must be absolute (the caller resolves it, outside the event loop).
+    `path` must be absolute (the caller resolves it, outside the event loop); so must
+    `record`, an MCAP file every output is recorded into.
     """
-    hooks = _Hooks(on_signal, on_progress)
+    hooks = _Hooks(on_signal, on_progress, record)
     return trio.run(_watched, path, text, env, stop_after, tee, grace, name, hooks)
 
 
@@ -90,6 +92,7 @@ def run_foreground_sync(
 class _Hooks:
     on_signal: OnSignal | None
     on_progress: OnProgress | None
+    record: str | None = None
 
 
 async def _watched(
@@ -136,7 +139,7 @@ async def _run(
         ready = trio.Event()
         async with runtime as rt, trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, signals, started, ready, grace, hooks.on_signal)
-            run = await rt.start_run(str(path), text, name, env)
+            run = await rt.start_run(str(path), text, name, env, hooks.record)
             started.append(run)
             ready.set()
             if hooks.on_progress is not None:

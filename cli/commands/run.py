@@ -20,6 +20,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "logs; exit with its result.",
     )
     parser.add_argument("file", metavar="FILE", type=Path, help="the dataflow YAML file")
+    add_run_options(parser)
+    parser.add_argument(
+        "--record", metavar="PATH", default=None,
+        help="record every output into a new MCAP file (docs/recording.md)",
+    )  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a run in the foreground (`flow run`, `flow replay`)."""
     parser.add_argument("--name", default=None, help="a name for the run (default: the file's)")
     parser.add_argument(
         "--stop-after",
@@ -38,7 +48,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="D",
         help="how long nodes get after STOP before SIGTERM (e.g. 2s; default 10s)",
     )
-    parser.set_defaults(func=run)
 
 
 # a run stopped by a signal exits as a shell reports a process that signal ended
@@ -57,10 +66,23 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.commands.start import read_dataflow
+    from cli.recording import new_file
+
+    path: Path = args.file.resolve()
+    record = None if args.record is None else new_file(args.record)
+    _, text = read_dataflow(str(args.file))  # the missing-file message of every command
+    return foreground(path, text, args, record=record)
+
+
+def foreground(path: Path, text: str, args: argparse.Namespace, record: str | None = None) -> int:
+    """Run `text` (the dataflow of `path`, whose folder its relative paths are in) in this
+    process until it ends, with `args`' name, env, stop-after and grace; its exit status.
+    `flow replay` runs its rewritten dataflow through here too."""
     from cli import render
     from cli.commands.config import load_settings
-    from cli.commands.start import read_dataflow
     from cli.errors import dataflow_invalid
+    from cli.recording import report
     from cli.tee import StdoutTee
     from daemon.foreground import run_foreground_sync
     from daemon.model.descriptor import parse_dataflow
@@ -68,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
     from daemon.model.logformat import LogRecord
 
     settings = load_settings()  # read once, before anything runs: a bad setting is bad input
-    path: Path = args.file.resolve()
-    _, text = read_dataflow(str(args.file))  # the missing-file message of every command
     env = parse_env(args.env)
     stop_after: float | None = args.stop_after
     try:
@@ -80,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     stdout = StdoutTee(render.out.print)
     signals: list[signal.Signals] = []
 
-    def tee(node: str, record: LogRecord) -> None:
-        stdout.put(render.log_text(node, record, width))
+    def tee(node: str, entry: LogRecord) -> None:
+        stdout.put(render.log_text(node, entry, width))
 
     def on_signal(sig: signal.Signals, first: bool) -> None:
         signals.append(sig)
@@ -111,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 on_signal=on_signal,
                 name=args.name,
                 on_progress=progress.report,
+                record=record,
             )
     except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
         stdout.close()
@@ -121,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         if stdout.dropped:
             render.warning(f"{stdout.dropped} lines not shown: stdout was too slow (see flow logs)")
         status = render.run_result(info)
+        if record is not None:
+            report(record)
     except BrokenPipeError:  # the reader left after the last node line
         status = 1 if info["status"] == "failed" else 0
         signals.append(signal.SIGPIPE)

@@ -42,6 +42,10 @@ def register(sub: Any) -> None:
         help="on a cluster's coordinator, first probe the links between machines the "
         "dataflow would use (as flow doctor --cluster FILE) and start nothing if one fails",
     )
+    p.add_argument(
+        "--record", metavar="PATH", default=None,
+        help="record every output into a new MCAP file (docs/recording.md)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -73,6 +77,7 @@ def read_dataflow(file: str) -> tuple[Path, str]:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from cli.recording import new_file, report
     from daemon.model.requests import Env, Start, YamlText
 
     path, text = read_dataflow(args.file)
@@ -81,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
         if not probe_before_start(path, text):
             return 1
-    request = Start(path=str(path), text=YamlText(text), name=args.name, env=Env(dict(args.env)))
+    record = None if args.record is None else new_file(args.record)
+    request = Start(path=str(path), text=YamlText(text), name=args.name, env=Env(dict(args.env)),
+                    record=record)  # fmt: skip
     info = client.call(request, timeout=60.0).run
     attach = sys.stdin.isatty() if args.attach is None else args.attach
     if not attach:
@@ -90,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
     render.err.print(
         f"started run {render.run_label(info)}; Ctrl-C stops it", style="dim", markup=False
     )
-    return attached(str(info["id"]))
+    status = attached(str(info["id"]))
+    if record is not None:
+        report(record)
+    return status
 
 
 def attached(run_id: str, home: Path | None = None) -> int:

@@ -14,6 +14,7 @@ from daemon.control.edits import EDIT_HANDLERS
 from daemon.control.nodes import NODE_HANDLERS
 from daemon.control.params import PARAM_HANDLERS
 from daemon.control.prune import PRUNE_HANDLERS
+from daemon.control.recordings import RECORD_HANDLERS
 from daemon.control.runs import RUN_HANDLERS
 from daemon.control.top import TOP_HANDLERS
 from daemon.control.topic_tools import TOPIC_TOOL_HANDLERS
@@ -40,5 +41,5 @@ def _join(*tables: dict[type[Any], Any]) -> dict[type[Request[Any]], Handler]:
 
 HANDLERS: dict[type[Request[Any]], Handler] = _join(
     RUN_HANDLERS, NODE_HANDLERS, EDIT_HANDLERS, TOPIC_HANDLERS, TOPIC_TOOL_HANDLERS, TOP_HANDLERS,
-    PRUNE_HANDLERS, CLUSTER_HANDLERS, PARAM_HANDLERS,
+    PRUNE_HANDLERS, CLUSTER_HANDLERS, PARAM_HANDLERS, RECORD_HANDLERS,
 )

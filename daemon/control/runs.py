@@ -47,7 +47,9 @@ async def status(rt: Runtime, req: rq.Status) -> rp.StatusReply:
 async def start(rt: Runtime, req: rq.Start) -> rp.RunReply:
     if not os.path.isabs(req.path):
         raise BadRequest(f"path {req.path!r} must be absolute")
-    run = await rt.start_run(req.path, req.text, req.name, dict(req.env))
+    if req.record is not None and not os.path.isabs(req.record):
+        raise BadRequest(f"record path {req.record!r} must be absolute")
+    run = await rt.start_run(req.path, req.text, req.name, dict(req.env), req.record)
     return rp.RunReply(run=run.info())
 
 

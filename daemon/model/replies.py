@@ -152,6 +152,14 @@ class LeaseReply:
 
 
 @attrs.frozen
+class RecordReply:
+    recording: str
+    topics: list[str]
+    lease_s: float
+    summary: Json | None = None  # once it has ended: recorded, missed, error, per topic
+
+
+@attrs.frozen
 class TopReply:
     runs: list[Json]
     time: float

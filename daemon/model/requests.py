@@ -70,6 +70,7 @@ class Start(Request[rp.RunReply]):
     text: YamlText
     name: Name | None = None
     env: Env = attrs.field(factory=lambda: Env({}))
+    record: str | None = None  # an absolute path: record every output there (MCAP)
 
 
 @attrs.frozen
@@ -352,6 +353,32 @@ class ClusterProbe(Request[rp.LinkProbeReply]):
 
 
 @attrs.frozen
+class RecordStart(Request[rp.RecordReply]):
+    TYPE = "record_start"
+    REPLY = rp.RecordReply
+    DOC = "record outputs of a live run into a new MCAP file (path absolute; topics: all)"
+    run: str
+    path: str
+    topics: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class RecordRenew(Request[rp.RecordReply]):
+    TYPE = "record_renew"
+    REPLY = rp.RecordReply
+    DOC = "keep a recording going (it stops after lease_s without a renewal); its state"
+    recording: str
+
+
+@attrs.frozen
+class RecordStop(Request[rp.RecordReply]):
+    TYPE = "record_stop"
+    REPLY = rp.RecordReply
+    DOC = "stop a recording: the file is finished; its summary"
+    recording: str
+
+
+@attrs.frozen
 class InjectFatal(Request[rp.Empty]):
     TYPE = "_inject_fatal"
     HOOK = True
@@ -365,6 +392,7 @@ REQUESTS: dict[str, type[Request[Any]]] = {
         NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
         NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
         Prune, TopicInfo, TopicPublish, ClusterToken, ClusterRevoke, ClusterStatus,
-        ClusterRemove, ClusterProbe, ParamList, ParamSet, InjectFatal,
+        ClusterRemove, ClusterProbe, ParamList, ParamSet,
+        RecordStart, RecordRenew, RecordStop, InjectFatal,
     )
 }  # fmt: skip

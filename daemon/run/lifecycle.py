@@ -18,6 +18,7 @@ from daemon.model.errors import KeeperLost
 from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
+from daemon.run import recording
 from daemon.run.connect_wait import late_message, wait_connected
 from daemon.run.keeper_link import (
     KeeperLink,
@@ -80,10 +81,15 @@ async def supervise(
                 await slot.first_spawn.wait()
             task_status.started()
             run.nursery = nursery  # graph edits start new nodes in it
+            if run.record is not None:  # wired before the barrier: from the first message
+                await recording.start_recording(
+                    run, run.record, recording.recordable_topics(run, None)
+                )
             await start_barrier(run)
             # nodes added while it runs count too
             while pending := [s for s in run.spawned if not s.finished.is_set()]:
                 await pending[0].finished.wait()
+            await recording.stop_all(run)  # before the result: its tally is part of it
             for node_id in run.late:
                 run.slots[node_id].transition(NodeStatus.FAILED)
             run.set_status(run.result_status(), error=run.error)
@@ -92,6 +98,8 @@ async def supervise(
         # the keeper stops whatever is left and exits; its nodes never outlive it
         if keeper is not None:
             keeper.quit()
+        with trio.CancelScope(shield=True):  # however the run ended, no recorder is left
+            await recording.stop_all(run)
         if handle is not None:
             with trio.CancelScope(shield=True):
                 await _wait_keeper(handle)

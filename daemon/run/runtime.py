@@ -105,6 +105,9 @@ class Runtime:
     context: zmq.Context[zmq.Socket[bytes]]
     channel: NodeChannel | None = None
     runs: dict[str, Run] = attrs.field(factory=dict)
+    # `flow record`'s recordings by id, with their run: outlive it until their command
+    # has read the summary (daemon/control/recordings.py bounds them)
+    recordings: dict[str, tuple[Run, Any]] = attrs.field(factory=dict)
     started_at: float = attrs.field(factory=time.time)
     base_env: dict[str, str] = attrs.field(factory=lambda: dict(os.environ))
     origin: str = "daemon"
@@ -165,8 +168,12 @@ class Runtime:
         parse = functools.partial(parse_dataflow, Path(path), text, machines=machines)
         return await trio.to_thread.run_sync(parse)
 
-    async def start_run(self, path: str, text: str, name: str | None, env: dict[str, str]) -> Run:
-        """Validate, record, and start a run; returns once every node is spawned."""
+    async def start_run(
+        self, path: str, text: str, name: str | None, env: dict[str, str],
+        record: str | None = None,
+    ) -> Run:  # fmt: skip
+        """Validate, record, and start a run; returns once every node is spawned.
+        `record`: an MCAP file to record every output into (run/recording.py)."""
         dataflow = await self.load(path, text)
         left, needed = fds_left(), FD_RESERVE + FDS_PER_NODE * len(dataflow.nodes)
         if left < needed:
@@ -183,6 +190,7 @@ class Runtime:
         placed = None if self.placer is None else await self.placer.place(run_id, dataflow)
         try:
             run = self.make_run(run_id, run_name, dataflow, env, placed)
+            run.record = record
             self.store.create_run(
                 run_id,
                 run_name,

@@ -87,6 +87,8 @@ class Run:
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     placed: PlacedRun | None = None  # nodes on other machines (daemon/run/placement.py)
+    record: str | None = None  # `--record PATH`: recorded from its start (run/recording.py)
+    recordings: list[Any] = attrs.field(factory=list)  # recording.Recording, live and ended
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -252,12 +254,14 @@ class Run:
     def release(self, slot: NodeSlot) -> None:
         """Let a node go: `start` (if connected), its held stdout lines, the live edges its
         config lacks."""
-        self.send_to_node(slot, channel.Start())
-        if slot.spec.send_stdout_as is not None and self.keeper is not None:
-            self.keeper.send(Release(slot.id, slot.generation))
+        # live edges first: a node applies the wiring that came before `start` before its
+        # first send, so a recorder wired from the start misses nothing
         for sender, wire in self.live_edges:
             if sender == slot.id:
                 self.send_to_node(slot, wire)
+        self.send_to_node(slot, channel.Start())
+        if slot.spec.send_stdout_as is not None and self.keeper is not None:
+            self.keeper.send(Release(slot.id, slot.generation))
 
     def on_keeper_event(self, message: FromKeeper) -> None:
         if isinstance(message, Degraded):

@@ -142,6 +142,7 @@ def test_start_detached_sends_the_file(
         "text": "nodes: []\n",
         "name": "demo",
         "env": {"A": "1", "B": "x=y"},
+        "record": None,
     }
 
 

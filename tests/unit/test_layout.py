@@ -32,4 +32,4 @@ def test_module_is_small_and_says_what_it_holds(path: Path) -> None:
 
 def test_the_three_processes_show_in_the_folders() -> None:
     daemon = {p.name for p in (REPO / "daemon").iterdir() if (p / "__init__.py").exists()}
-    assert daemon == {"model", "control", "run", "keeper", "cluster"}
+    assert daemon == {"model", "control", "run", "keeper", "cluster", "recorder"}

@@ -1,0 +1,124 @@
+"""The MCAP recording format of flow (docs/recording.md): one JSON message per data message.
+
+Shared by the recorder process (`daemon.recorder`), the player node that replays a
+recording, and the CLI (`flow replay --info`). Pure: no zmq, no trio; the `mcap` library
+(the `record` extra) is imported by the callers that read or write files.
+
+Every channel is `NODE/OUTPUT`, message encoding `json`, schema `flow.Message`
+(jsonschema): `seq`, `generation`, `metadata` and the payload by `kind`: `str` as text in
+`value`; `bytes`, `numpy` (with `dtype` and `shape`) and `arrow` (an Arrow IPC stream, with
+`arrow_type` for people) as base64 in `data`; `none` with neither. So the `mcap` CLI and
+Foxglove show the metadata and string payloads as they are, and a replay gives back each
+value of its exact kind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from node_sdk.wire import KIND_ARROW, KIND_BYTES, KIND_NONE, KIND_NUMPY, KIND_STR
+
+SCHEMA_NAME: Final = "flow.Message"
+MESSAGE_ENCODING: Final = "json"
+PROFILE: Final = "flow"
+DATAFLOW_ATTACHMENT: Final = "dataflow.yml"
+RUN_METADATA: Final = "flow.run"  # run id, name, the dataflow file's path
+TALLY_METADATA: Final = "flow.recording"  # per topic: recorded and missed, at the end
+
+SCHEMA: Final[dict[str, Any]] = {
+    "title": SCHEMA_NAME,
+    "description": "one data message of a flow output (docs/recording.md)",
+    "type": "object",
+    "properties": {
+        "seq": {"type": "integer", "description": "the sender's sequence number on this edge"},
+        "generation": {"type": "integer", "description": "the sender's restart generation"},
+        "metadata": {"type": "object", "description": "the message's metadata"},
+        "kind": {"type": "string", "enum": ["none", "bytes", "str", "numpy", "arrow"]},
+        "value": {"type": "string", "description": "a str payload"},
+        "data": {"type": "string", "contentEncoding": "base64",
+                 "description": "bytes, numpy raw data, or an Arrow IPC stream"},
+        "dtype": {"type": "string", "description": "numpy dtype (e.g. <f4)"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "arrow_type": {"type": "string", "description": "the Arrow array's type"},
+    },
+    "required": ["seq", "generation", "metadata", "kind"],
+}  # fmt: skip
+
+KIND_NAMES: Final = {KIND_NONE: "none", KIND_BYTES: "bytes", KIND_STR: "str",
+                     KIND_NUMPY: "numpy", KIND_ARROW: "arrow"}  # fmt: skip
+
+
+def schema_bytes() -> bytes:
+    return json.dumps(SCHEMA, sort_keys=True).encode()
+
+
+def encode_message(
+    kind: int,
+    payload: bytes | memoryview,
+    extra: Mapping[str, Any],
+    *,
+    seq: int,
+    generation: int,
+    metadata: Mapping[str, Any],
+) -> bytes:
+    """One received data message (its payload bytes as sent) -> the JSON of its record."""
+    name = KIND_NAMES.get(kind)
+    if name is None:
+        raise ValueError(f"payload kind {kind} cannot be recorded")
+    record: dict[str, Any] = {"seq": seq, "generation": generation,
+                              "metadata": dict(metadata), "kind": name}  # fmt: skip
+    if kind == KIND_STR:
+        record["value"] = str(payload, "utf-8")
+    if kind == KIND_NUMPY:
+        record["dtype"] = extra.get("dt")
+        record["shape"] = extra.get("sh")
+    elif kind == KIND_ARROW:
+        record["arrow_type"] = arrow_type(payload)
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    if kind in (KIND_NONE, KIND_STR):
+        return text
+    # base64 needs no JSON escaping: spliced in, a MiB is not scanned by the JSON encoder
+    return b"".join((text[:-1], b',"data":"', base64.b64encode(payload), b'"}'))
+
+
+def arrow_type(stream: bytes | memoryview) -> str:
+    """The type of the one column of an Arrow IPC stream, as Arrow spells it."""
+    import pyarrow as pa
+    import pyarrow.ipc  # pa.ipc is a submodule
+
+    return str(pa.ipc.open_stream(pa.py_buffer(stream)).schema.field(0).type)
+
+
+def decode_message(data: bytes | memoryview) -> tuple[Any, dict[str, Any], int]:
+    """A record's JSON -> (the value of its exact kind, its metadata, its seq)."""
+    record = json.loads(bytes(data))
+    kind = record.get("kind")
+    metadata = dict(record.get("metadata") or {})
+    seq = int(record.get("seq", 0))
+    if kind == "none":
+        return None, metadata, seq
+    if kind == "str":
+        return str(record["value"]), metadata, seq
+    raw = base64.b64decode(record["data"])
+    if kind == "bytes":
+        return raw, metadata, seq
+    if kind == "numpy":
+        import numpy as np
+
+        array = np.frombuffer(raw, dtype=np.dtype(record["dtype"])).reshape(record["shape"])
+        return array, metadata, seq
+    if kind == "arrow":
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        return pa.ipc.open_stream(pa.py_buffer(raw)).read_next_batch().column(0), metadata, seq
+    raise ValueError(f"a recorded message of unknown kind {kind!r}")
+
+
+def tally_text(tally: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
+    """Per-topic counts as MCAP metadata (a map of strings): `recorded=N missed=M`."""
+    return {topic: f"recorded={c.get('recorded', 0)} missed={c.get('missed', 0)}"
+            for topic, c in tally.items()}  # fmt: skip

@@ -1,0 +1,1 @@
+"""The recorder process (`python -m daemon.recorder`) and the replay player node: MCAP files."""

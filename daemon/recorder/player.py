@@ -1,0 +1,78 @@
+"""The replay player node: plays one node's recorded outputs into a live run (`flow replay`).
+
+`flow replay REC --replace NODE` runs NODE as this program:
+`player.py REC NODE [--speed X] [--loop]`. It sends the messages recorded on `NODE/*`
+in their recorded order, each with its metadata and a value of its exact kind, at its
+recorded time since the first one, divided by the speed; `--loop` starts over at the end.
+It ends (end-of-stream on each output) when the recording does, or on STOP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+
+from daemon.model.recording import decode_message
+from node_sdk import Node
+
+
+def recorded(path: str, node_id: str, outputs: list[str]) -> Iterator[tuple[str, int, bytes]]:
+    """(output, log time, record) of the node's recorded outputs, in log time order."""
+    from mcap.reader import make_reader
+
+    topics = [f"{node_id}/{output}" for output in outputs]
+    with open(path, "rb") as stream:
+        reader = make_reader(stream)
+        for _, channel, message in reader.iter_messages(topics=topics, log_time_order=True):
+            yield channel.topic.partition("/")[2], message.log_time, message.data
+
+
+def wait_until(node: Node, due: float) -> bool:
+    """Wait until `due` (monotonic), answering the node's events; False on STOP. Behind
+    time, it still looks once: a STOP is never missed for being late."""
+    while True:
+        left = due - time.monotonic()
+        event = node.next(timeout=max(left, 0.0))
+        if event is None:
+            if not node.timed_out:
+                return False  # the event stream ended
+            if due - time.monotonic() <= 0:
+                return True
+        elif event["type"] == "STOP":
+            return False
+
+
+def play(node: Node, args: argparse.Namespace, outputs: list[str]) -> int:
+    """Send the recording once (or, looping, until STOP); how many messages were sent."""
+    sent = 0
+    while True:
+        started, first = time.monotonic(), None
+        for output, log_time, data in recorded(args.recording, args.node, outputs):
+            first = log_time if first is None else first
+            if not wait_until(node, started + (log_time - first) / 1e9 / args.speed):
+                return sent
+            value, metadata, _ = decode_message(data)
+            node.send_output(output, value, metadata)
+            sent += 1
+        if not args.loop or first is None:
+            return sent
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="flow-replay-player")
+    parser.add_argument("recording")
+    parser.add_argument("node")
+    parser.add_argument("--outputs", required=True, help="the node's outputs, comma-separated")
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--loop", action="store_true")
+    args = parser.parse_args(argv)
+    with Node() as node:
+        sent = play(node, args, args.outputs.split(","))
+    print(f"replayed {sent} messages of {args.node} from {args.recording}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,213 @@
+"""Recordings of a run (docs/recording.md): one recorder process each, wired like observers.
+
+A recording is auxiliary work (SPEC 7.3): the recorder (`python -m daemon.recorder`) gets
+live drop_oldest edges from the outputs it records, so it never slows a sender, and
+whatever happens to it (it cannot start, the disk fills, it dies) only ever marks the run
+`degraded: recording: ...`, with the count of what was not recorded. Its stdin is its
+lifeline: closed when the recording ends, and by the kernel when this process dies, so a
+recorder never outlives what started it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import trio
+
+from daemon.model.errors import BadRequest
+from node_sdk.config import Edge
+
+if TYPE_CHECKING:
+    from daemon.run.supervisor import Run
+
+log = logging.getLogger(__name__)
+
+READY_S: Final = 20.0  # a recorder that has not bound its sockets by then is given up
+STOP_S: Final = 20.0  # to drain, write out its queue and finish the file (it bounds it too)
+RECORDER_QUEUE: Final = 100  # the live edges' queue size, as an observer's
+LEASE_S: Final = 5.0  # `flow record`: a recording nobody renews this long is stopped
+MAX_LINE: Final = 1 << 20
+
+
+@attrs.define(eq=False)
+class Recording:
+    """One recorder process and what it records."""
+
+    id: str
+    path: str
+    topics: dict[str, str]  # node/output -> the recorder's endpoint for it
+    process: trio.Process | None = None
+    summary: dict[str, Any] | None = None  # once stopped
+    expires: float | None = None  # a `flow record` lease (monotonic), else None
+    stopped: trio.Event = attrs.field(factory=trio.Event)
+    _lines: bytes = b""
+
+    async def read_line(self) -> dict[str, Any]:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        while b"\n" not in self._lines:
+            chunk = await self.process.stdout.receive_some(65536)
+            if not chunk or len(self._lines) > MAX_LINE:
+                raise OSError("the recorder closed its output")
+            self._lines += chunk
+        line, _, self._lines = self._lines.partition(b"\n")
+        value = json.loads(line)
+        if not isinstance(value, dict):
+            raise ValueError("the recorder said something that is not a JSON object")
+        return value
+
+
+def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
+    """`node/output` of every output flow can observe (nodes that run the SDK), or the
+    `wanted` ones, checked; BadRequest names a topic that is not one."""
+    every = [f"{slot.id}/{output}" for slot in run.slots.values() if _local_sdk(run, slot.id)
+             for output in slot.spec.outputs]  # fmt: skip
+    if not wanted:
+        return every
+    for topic in wanted:
+        node, _, output = topic.partition("/")
+        slot = run.slots.get(node)
+        if slot is None or output not in slot.spec.outputs:
+            raise BadRequest(f"no output {topic!r} in run {run.name or run.id} "
+                             f"(outputs: {', '.join(every) or 'none'})")  # fmt: skip
+        if not _local_sdk(run, node):
+            raise BadRequest(f"{topic} cannot be recorded: a process node's output, or a "
+                             "node on another machine")  # fmt: skip
+    return list(dict.fromkeys(wanted))
+
+
+def _local_sdk(run: Run, node: str) -> bool:
+    """A node whose outputs a recorder here can be wired to: it runs the SDK (a process
+    node's lines are sent by its keeper), on this machine (the recorder's sockets are ipc)."""
+    remote = run.placed is not None and run.placed.is_remote(node)
+    return run.slots[node].spec.connects and not remote
+
+
+async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
+    """Start a recorder for `topics` into `path` and wire the outputs to it. A recorder that
+    does not start leaves the run as it was, degraded: its Recording has a summary."""
+    token = secrets.token_hex(4)
+    endpoints = {t: f"ipc://{run.sockets / f'rec{token}-{n}'}" for n, t in enumerate(topics)}
+    recording = Recording(token, path, endpoints)
+    run.recordings.append(recording)
+    config = {"path": path, "topics": endpoints, "dataflow": _dataflow_text(run),
+              "run": {"id": run.id, "name": run.name or "",
+                      "dataflow": str(run.dataflow.path)}}  # fmt: skip
+    try:
+        errors = (run.run_dir / f"recorder-{token}.log").open("ab")
+    except OSError:
+        errors = None  # no log folder (a full disk): its errors go nowhere, its summary stays
+    try:
+        recording.process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "daemon.recorder", json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=errors if errors is not None else subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C stops the run; the run stops it
+        )  # fmt: skip
+        with trio.fail_after(READY_S):
+            ready = await recording.read_line()
+    except (OSError, ValueError, trio.TooSlowError) as exc:
+        await _end(recording, kill=True)
+        _fail(run, recording, f"the recorder did not start: {exc or type(exc).__name__}")
+        return recording
+    finally:
+        if errors is not None:
+            errors.close()  # the child has its own copy
+    if ready.get("error"):
+        run.mark_degraded(f"recording: {ready['error']}")
+    for topic, endpoint in endpoints.items():
+        node, _, output = topic.partition("/")
+        run.add_live_edge(node, output, Edge(endpoint, f"recorder-{token}", "record",
+                                             "drop_oldest", RECORDER_QUEUE))  # fmt: skip
+    log.info("run %s: recording %s to %s (%d outputs)", run.id, token, path, len(topics))
+    return recording
+
+
+def _dataflow_text(run: Run) -> str:
+    try:
+        return run.descriptor_copy.read_text()
+    except OSError:
+        try:
+            return run.dataflow.path.read_text()
+        except OSError:
+            return ""
+
+
+async def stop_recording(run: Run, recording: Recording) -> dict[str, Any]:
+    """Unwire, let the recorder finish its file, and keep its summary; what it missed
+    (or why it failed) marks the run degraded. Idempotent; bounded by STOP_S."""
+    if recording.summary is not None:
+        return recording.summary
+    for endpoint in recording.topics.values():
+        run.remove_live_edge(endpoint)
+    summary: dict[str, Any] | None = None
+    if recording.process is not None:
+        with trio.move_on_after(STOP_S):
+            try:
+                if recording.process.stdin is not None:
+                    await recording.process.stdin.aclose()  # the recorder's cue to finish
+                summary = await recording.read_line()
+            except (OSError, ValueError, trio.BrokenResourceError, trio.ClosedResourceError):
+                summary = None
+        await _end(recording, kill=summary is None)
+    if recording.summary is not None:  # failed to start: said already
+        return recording.summary
+    if summary is None:
+        _fail(run, recording, f"the recorder did not finish within {STOP_S:g}s")
+        return recording.summary or {}
+    recording.summary = summary
+    recording.stopped.set()
+    missed, error = int(summary.get("missed") or 0), summary.get("error")
+    if missed or error:
+        total = missed + int(summary.get("recorded") or 0)
+        said = f"{missed} of {total} messages not recorded" + (f" ({error})" if error else "")
+        run.mark_degraded(f"recording: {recording.path}: {said}")
+    log.info("run %s: recording %s ended: %s", run.id, recording.id, summary)
+    return summary
+
+
+async def stop_all(run: Run) -> None:
+    """Stop every recording of the run (in parallel): at its end, and however it ends."""
+    async with trio.open_nursery() as nursery:
+        for recording in run.recordings:
+            nursery.start_soon(stop_recording, run, recording)
+
+
+async def expire(run: Run, recording: Recording) -> None:
+    """`flow record`'s recording ends when its command stops renewing it (killed, gone)."""
+    while recording.summary is None:
+        if recording.expires is not None and time.monotonic() > recording.expires:
+            log.info("run %s: recording %s not renewed: stopping it", run.id, recording.id)
+            await stop_recording(run, recording)
+            return
+        await trio.sleep(1.0)
+
+
+def _fail(run: Run, recording: Recording, cause: str) -> None:
+    recording.summary = {"recorded": 0, "missed": None, "error": cause, "topics": {}}
+    recording.stopped.set()
+    run.mark_degraded(f"recording: {recording.path}: {cause}")
+
+
+async def _end(recording: Recording, *, kill: bool) -> None:
+    process = recording.process
+    if process is None:
+        return
+    if kill and process.returncode is None:
+        process.kill()
+    with trio.move_on_after(5.0):
+        await process.wait()
+    if process.returncode is None:
+        process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            await stream.aclose()
