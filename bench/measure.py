@@ -44,7 +44,7 @@ def label(size: int) -> str:
     if size >= MIB and size % MIB == 0:
         return f"{size // MIB} MiB"
     if size >= MIB:
-        return f"{size / 1e6:.0f} MB"
+        return f"{size / 1e6:g} MB"
     if size >= KIB:
         return f"{size // KIB} KiB" if size % KIB == 0 else f"{size / 1e3:.0f} kB"
     return f"{size} B"

@@ -76,6 +76,8 @@ class Bench:
         # as on a user's machine: Python caches compiled modules (a sandbox may turn that off,
         # and then every process of either system compiles its sources again)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if system != "flow":
+            env.pop("BENCH_PROFILE", None)  # flow's nodes only
         if system == "dora":
             env["PATH"] = f"{VENV / 'bin'}:{env['PATH']}"
         env.update({k: str(v) for k, v in extra.items()})
@@ -270,10 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=None, help=f"comma-separated, of {measure.KINDS}")
     parser.add_argument("--meta", default="yes,no", help="with metadata (yes), without (no)")
     parser.add_argument("--scale", type=float, default=1.0, help="message counts times this")
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="cProfile flow's sender and receiver into DIR (one kind, size)")
     parser.add_argument("--payloads-only", action="store_true",
                         help="leave out the start, chain, fan-out and RSS measures")
     args = parser.parse_args(argv)
     bench = Bench(args.quick, not args.no_dora, args.scale)
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+        os.environ["BENCH_PROFILE"] = os.path.abspath(args.profile)  # the last run's stays
     systems = ["raw", "flow"] + (["dora"] if bench.dora else [])
     print(f"bench: dora-rs: {bench.dora_note}", flush=True)
     default_sizes = measure.DORA_SIZES if args.dora_sizes else measure.SIZES

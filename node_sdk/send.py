@@ -12,6 +12,7 @@ into a segment of the node's pool (shm.py) and travel as descriptors to local re
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from node_sdk import wiring
 from node_sdk.channel import Rewire
 from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
+from node_sdk.layouts import Layouts, numpy_fields
 from node_sdk.wire import (
     FLAG_LARGE,
     FLAG_PACKED,
@@ -95,13 +97,14 @@ class _Edge:
 
 
 class _Output:
-    __slots__ = ("edges", "id", "plain_extra", "source", "source_tail")
+    __slots__ = ("edges", "id", "layouts", "plain_extra", "source", "source_tail")
 
     def __init__(self, output_id: str, source: str, edges: list[_Edge]) -> None:
         self.id = output_id
         self.source = source
         self.plain_extra = encode_extra(source)  # the header extra when no metadata
         self.source_tail = source_tail(source)  # the end of one with metadata
+        self.layouts = Layouts(source)  # numpy arrays: the extra per (dtype, shape)
         self.edges = edges
 
     def extra(self, metadata: dict[str, Any] | None, fields: dict[str, Any] | None) -> bytes:
@@ -111,6 +114,10 @@ class _Output:
         if fields is None:
             return metadata_extra(self.source_tail, metadata)
         return encode_extra(self.source, validate_metadata(metadata), fields)
+
+
+class _NotImported:
+    """Stands for numpy.ndarray until the node sends its first array (no value is of it)."""
 
 
 class Sender:
@@ -134,6 +141,7 @@ class Sender:
         # at the first such send, so a node that never sends one never imports it
         self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
         self._pool: Any = None
+        self._ndarray: type[Any] = _NotImported  # numpy.ndarray, once one was sent
 
     def connect(self) -> None:
         for output_id, edges in self._cfg.outputs.items():
@@ -177,12 +185,19 @@ class Sender:
             raise NodeError(self.undeclared(output_id))
         kind_of = type(data)
         if kind_of is bytes:  # the common cases skip the general encoder
-            kind, body, fields, nbytes, safe = KIND_BYTES, data, None, len(data), True
+            kind, body, nbytes, safe = KIND_BYTES, data, len(data), True
+            extra = output.extra(metadata, None)
+        elif kind_of is self._ndarray:  # the header extra is made once per array layout
+            kind = KIND_NUMPY
+            body, nbytes, safe, extra = output.layouts.encode(data, metadata)
         elif data is None:
-            kind, body, fields, nbytes, safe = KIND_NONE, b"", None, 0, True
+            kind, body, nbytes, safe = KIND_NONE, b"", 0, True
+            extra = output.extra(metadata, None)
         else:
             kind, body, fields, nbytes, safe = encode_payload(data)
-        extra = output.extra(metadata, fields)
+            extra = output.extra(metadata, fields)
+            if kind == KIND_NUMPY:  # numpy is imported: its arrays take the path above
+                self._ndarray = sys.modules["numpy"].ndarray
         large = nbytes >= ZERO_COPY_MIN
         copy = not (safe and large)
         if nbytes >= self._shm_threshold:
@@ -214,7 +229,7 @@ class Sender:
             raise NodeError(f"output {output_id!r}: a buffer of {nbytes} bytes")
         kind, fields = KIND_BYTES, None
         if dtype is not None:
-            kind, fields = KIND_NUMPY, _numpy_fields(dtype, shape, nbytes)
+            kind, fields = KIND_NUMPY, numpy_fields(dtype, shape, nbytes)
         segment = self._shm_segment(output, nbytes) if nbytes >= self._shm_threshold else None
         private = bytearray(nbytes) if segment is None else None
         view = memoryview(private if private is not None else segment.map)[:nbytes]  # type: ignore[union-attr]
@@ -383,17 +398,3 @@ class Sender:
             )
             for oid, out in self.outputs.items()
         }
-
-
-def _numpy_fields(dtype: str, shape: tuple[int, ...] | None, nbytes: int) -> dict[str, Any]:
-    """The header keys of a numpy payload of `nbytes` (`send_output_buffer`)."""
-    import numpy as np
-
-    dt = np.dtype(dtype)
-    dims = (nbytes // max(dt.itemsize, 1),) if shape is None else tuple(shape)
-    count = 1
-    for dim in dims:
-        count *= dim
-    if count * dt.itemsize != nbytes:
-        raise NodeError(f"a buffer of {nbytes} bytes is not a {dt} array of shape {dims}")
-    return {"dt": dt.str, "sh": list(dims)}

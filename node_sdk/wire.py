@@ -305,6 +305,41 @@ def _encode_arrow(pa: Any, array: Any) -> Payload:
     return Payload(KIND_ARROW, buffer, None, buffer.size, True)
 
 
+_ARRAY_LAYOUTS: dict[tuple[Any, ...], tuple[Any, tuple[int, ...], int]] = {}
+_MAX_ARRAY_LAYOUTS: Final = 256
+
+
+def _array_layout(extra: Mapping[str, Any]) -> tuple[Any, tuple[int, ...], int]:
+    """(dtype, shape, byte size) of a numpy payload's `dt`/`sh`, parsed once per layout: a
+    receiver gets the same few layouts again and again. NodeError for anything else."""
+    dt, sh = extra.get("dt"), extra.get("sh")
+    try:
+        key = (dt, *sh)  # type: ignore[misc]
+        known = _ARRAY_LAYOUTS.get(key)
+    except TypeError:  # no shape, or an unhashable one
+        raise NodeError(f"numpy payload without a valid dtype and shape: {dt!r}, {sh!r}") from None
+    if known is not None:
+        return known
+    import numpy as np
+
+    try:
+        dtype = np.dtype(dt)
+    except (TypeError, ValueError) as exc:
+        raise NodeError(f"numpy payload with a bad dtype {str(dt)[:80]!r}: {exc}") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.itemsize == 0:
+        raise NodeError(f"numpy payload of dtype {dtype}: no raw layout")
+    shape = tuple(sh)  # type: ignore[arg-type]
+    nbytes = dtype.itemsize
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise NodeError(f"numpy payload with a bad shape {str(sh)[:80]}")
+        nbytes *= dim
+    if len(_ARRAY_LAYOUTS) >= _MAX_ARRAY_LAYOUTS:
+        _ARRAY_LAYOUTS.clear()
+    known = _ARRAY_LAYOUTS[key] = (dtype, shape, nbytes)
+    return known
+
+
 def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
     """Bytes of a payload frame -> the value; read-only views, no copy."""
     if kind == KIND_BYTES:
@@ -314,15 +349,16 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
     if kind == KIND_STR:
         return str(memoryview(data), "utf-8")
     if kind == KIND_NUMPY:
+        dtype, shape, nbytes = _array_layout(extra)
+        if len(data) != nbytes:
+            raise NodeError(f"numpy payload of {len(data)} bytes for {nbytes} ({dtype}, {shape})")
         import numpy as np
 
-        try:
-            dtype = np.dtype(extra["dt"])
-            shape = tuple(extra["sh"])
-        except (KeyError, TypeError) as exc:
-            raise NodeError(f"numpy payload without a valid dtype and shape: {exc}") from None
-        array = np.frombuffer(data, dtype=dtype).reshape(shape)
-        array.flags.writeable = False
+        array = np.frombuffer(data, dtype=dtype)
+        if len(shape) != 1:
+            array = array.reshape(shape)
+        if type(data) is not memoryview or not data.readonly:
+            array.flags.writeable = False  # bytes and read-only views make a read-only array
         return array
     if kind == KIND_ARROW:
         import pyarrow as pa

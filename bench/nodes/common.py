@@ -87,6 +87,26 @@ def touch(kind: str, value: Any) -> Any:
     return value
 
 
+class Profile:
+    """cProfile over a node's loop when BENCH_PROFILE names a folder (written as
+    `<folder>/<role>.prof`): `python -m bench --profile DIR` for one kind and size."""
+
+    def __init__(self, role: str) -> None:
+        folder = os.environ.get("BENCH_PROFILE")
+        self.path = os.path.join(folder, f"{role}.prof") if folder else None
+        self.profile: Any = None
+        if self.path:
+            import cProfile
+
+            self.profile = cProfile.Profile()
+            self.profile.enable()
+
+    def done(self) -> None:
+        if self.profile is not None:
+            self.profile.disable()
+            self.profile.dump_stats(self.path)
+
+
 def write_result(result: dict[str, Any]) -> None:
     with open(os.environ["BENCH_OUT"], "w") as out:
         json.dump(result, out)

@@ -3,7 +3,7 @@ sender sends some) and this process's CPU time at each phase's first and last me
 
 import os
 
-from common import SDK, Node, Values, cpu_s, now, phases, touch, write_result
+from common import SDK, Node, Profile, Values, cpu_s, now, phases, touch, write_result
 
 kind = os.environ.get("BENCH_KIND", "bytes")
 Values(kind, 0)  # numpy and pyarrow are imported before the first message, as users do
@@ -21,6 +21,7 @@ keep = stamps.append
 cpu: dict[int, float] = {}
 last_seq = gaps = got = 0
 node = Node()
+profile = Profile("receiver")
 for event in node:
     if event["type"] != "INPUT":
         continue
@@ -37,5 +38,6 @@ for event in node:
     got += 1
     if got >= expected:
         break
+profile.done()
 write_result({"sdk": SDK, "received": got, "expected": expected, "gaps": gaps,
               "stamps": stamps, "cpu_at": cpu})  # fmt: skip

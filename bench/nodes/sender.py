@@ -15,7 +15,7 @@ CPU time (user + system, the whole process) is taken around each phase.
 import os
 import time
 
-from common import SDK, Node, Values, cpu_s, now, phases, write_result
+from common import SDK, Node, Profile, Values, cpu_s, now, phases, write_result
 
 size = int(os.environ["BENCH_SIZE"])
 kind = os.environ.get("BENCH_KIND", "bytes")
@@ -59,6 +59,7 @@ def send(seq: int, phase: int) -> None:
 
 
 one = send_in_place if in_place else send
+profile = Profile("sender")
 cpu: list[float] = []
 seq = 0
 for phase, (count, interval) in enumerate(paced):
@@ -73,6 +74,7 @@ for _ in range(burst):
     seq += 1
     one(seq, len(paced))
 cpu.append(cpu_s() - started)
+profile.done()
 write_result({"sdk": SDK, "stamps": stamps, "cpu_s": cpu})
 if hasattr(node, "close"):
     node.close()
