@@ -42,10 +42,12 @@ from node_sdk.wire import (
     ZERO_COPY_MIN,
     encode_extra,
     encode_payload,
+    inline_body,
     metadata_extra,
     source_tail,
     unpack_credit,
     validate_metadata,
+    write_payload,
 )
 
 DROP_OLDEST_SNDHWM: Final = 1000
@@ -116,10 +118,6 @@ class _Output:
         return encode_extra(self.source, validate_metadata(metadata), fields)
 
 
-class _NotImported:
-    """Stands for numpy.ndarray until the node sends its first array (no value is of it)."""
-
-
 class Sender:
     """The outputs of one node (its own thread only)."""
 
@@ -141,7 +139,7 @@ class Sender:
         # at the first such send, so a node that never sends one never imports it
         self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
         self._pool: Any = None
-        self._ndarray: type[Any] = _NotImported  # numpy.ndarray, once one was sent
+        self._ndarray: type[Any] = type(None)  # numpy.ndarray once sent (None is tested first)
 
     def connect(self) -> None:
         for output_id, edges in self._cfg.outputs.items():
@@ -187,14 +185,14 @@ class Sender:
         if kind_of is bytes:  # the common cases skip the general encoder
             kind, body, nbytes, safe = KIND_BYTES, data, len(data), True
             extra = output.extra(metadata, None)
-        elif kind_of is self._ndarray:  # the header extra is made once per array layout
-            kind = KIND_NUMPY
-            body, nbytes, safe, extra = output.layouts.encode(data, metadata)
         elif data is None:
             kind, body, nbytes, safe = KIND_NONE, b"", 0, True
             extra = output.extra(metadata, None)
+        elif kind_of is self._ndarray:  # the header extra is made once per array layout
+            kind = KIND_NUMPY
+            body, nbytes, safe, extra = output.layouts.encode(data, metadata)
         else:
-            kind, body, fields, nbytes, safe = encode_payload(data)
+            kind, body, fields, nbytes, safe = encode_payload(data, True)
             extra = output.extra(metadata, fields)
             if kind == KIND_NUMPY:  # numpy is imported: its arrays take the path above
                 self._ndarray = sys.modules["numpy"].ndarray
@@ -203,12 +201,14 @@ class Sender:
         if nbytes >= self._shm_threshold:
             segment = self._shm_segment(output, nbytes)
             if segment is not None:
-                segment.map[:nbytes] = body  # the one copy; receivers map it, none copies
-                self._send_shared(output, segment, kind, nbytes, extra, body, copy)
+                sent = write_payload(segment.map, body, nbytes)  # the one copy: receivers map it
+                copy |= sent is segment.map  # the segment is reused: zmq must not keep it
+                self._send_shared(output, segment, kind, nbytes, extra, sent, copy)
                 return
         if nbytes > MAX_INLINE_BYTES or len(extra) > MAX_EXTRA_BYTES:
             # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
+        body = inline_body(body)
         stamp = time.time_ns()
         flags = FLAG_LARGE if large else FLAG_PACKED
         for edge in output.edges:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+from node_sdk import arrow_ipc
+from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
 
 MAGIC: Final = b"FLW1"
@@ -241,8 +243,11 @@ def unpack_credit(frame: bytes) -> int:
 # ---------------------------------------------------------------- payload
 
 
-def encode_payload(data: object) -> Payload:
-    """A value -> its kind and bytes; NodeError naming the type when it cannot be sent."""
+def encode_payload(data: object, deferred: bool = False) -> Payload:
+    """A value -> its kind and bytes; NodeError naming the type when it cannot be sent.
+
+    `deferred`: an arrow payload's bytes are an `ArrowBody`, written where they go
+    (`write_payload`, `inline_body`) instead of into a buffer of their own first."""
     if data is None:
         return Payload(KIND_NONE, _EMPTY)
     kind_of = type(data)
@@ -259,7 +264,8 @@ def encode_payload(data: object) -> Payload:
     elif module.startswith("pyarrow"):
         pa = sys.modules.get("pyarrow")
         if pa is not None and isinstance(data, pa.Array | pa.ChunkedArray):
-            return _encode_arrow(pa, data)
+            body = arrow_ipc.encode(pa, data)
+            return Payload(KIND_ARROW, body if deferred else body.join(), None, body.nbytes, True)
     if isinstance(data, str):  # a str subclass
         raw = str(data).encode()
         return Payload(KIND_STR, raw, None, len(raw), True)
@@ -294,15 +300,19 @@ def _encode_numpy(np: Any, array: Any) -> Payload:
     return Payload(KIND_NUMPY, flat, fields, flat.nbytes, private or not array.flags.writeable)
 
 
-def _encode_arrow(pa: Any, array: Any) -> Payload:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    batch = pa.RecordBatch.from_arrays([array], names=["v"])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    buffer = sink.getvalue()
-    return Payload(KIND_ARROW, buffer, None, buffer.size, True)
+def write_payload(target: Any, body: Any, nbytes: int) -> Any:
+    """Write an encoded payload into `target` (a segment): the one copy of its bytes. What
+    a receiver without the segment is sent: `body`, or `target` when only it holds them."""
+    if type(body) is ArrowBody:
+        body.write_into(memoryview(target)[:nbytes])
+        return target  # the stream is in the segment only
+    target[:nbytes] = body
+    return body
+
+
+def inline_body(body: Any) -> Any:
+    """The bytes of an encoded payload sent inline."""
+    return body.join() if type(body) is ArrowBody else body
 
 
 _ARRAY_LAYOUTS: dict[tuple[Any, ...], tuple[Any, tuple[int, ...], int]] = {}
@@ -361,9 +371,5 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
             array.flags.writeable = False  # bytes and read-only views make a read-only array
         return array
     if kind == KIND_ARROW:
-        import pyarrow as pa
-        import pyarrow.ipc  # pa.ipc is a submodule
-
-        reader = pa.ipc.open_stream(pa.py_buffer(data))
-        return reader.read_next_batch().column(0)
+        return arrow_ipc.decode(data)
     raise NodeError(f"data frame of unknown kind {kind}")
