@@ -160,8 +160,6 @@ class Events:
     def next(self, timeout: float | None) -> Event | None:
         if self.ended:
             return None
-        if self.releases.queue:
-            self.releases.flush()  # the notices of the events the caller let go of since
         ownership = self.ownership
         owned = ownership.enter()
         if not owned and not ownership.asked:
@@ -198,6 +196,7 @@ class Events:
                 assert isinstance(entry, Event)
                 if entry.type is EventType.STOP:
                     self.ended = True
+                self.releases.flush()  # a stream ended: its sender may be closing its pool
                 return entry
             if owned and inputs.drain_all():
                 continue
