@@ -22,6 +22,7 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import wiring
+from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.channel import Rewire
 from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
@@ -42,7 +43,6 @@ from node_sdk.wire import (
     ZERO_COPY_MIN,
     encode_extra,
     encode_payload,
-    inline_body,
     metadata_extra,
     source_tail,
     unpack_credit,
@@ -208,7 +208,8 @@ class Sender:
         if nbytes > MAX_INLINE_BYTES or len(extra) > MAX_EXTRA_BYTES:
             # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
-        body = inline_body(body)
+        if type(body) is ArrowBody:
+            body = body.join()  # an arrow stream sent inline (an exact type check: cheap)
         stamp = time.time_ns()
         flags = FLAG_LARGE if large else FLAG_PACKED
         for edge in output.edges:
@@ -297,8 +298,7 @@ class Sender:
         self, output_id: str, edge: _Edge, kind: int, flags: int, stamp: int, extra: bytes,
         body: Any, copy: bool = True,
     ) -> bool:  # fmt: skip
-        """One message on one edge, `[header, body]` unless `flags` says packed; False if
-        dropped (the seq stays used: the receiver counts the gap as a drop)."""
+        """One message on one edge, `[header, body]` unless packed; False if dropped."""
         if edge.backpressure:
             if edge.credits <= 0:
                 self._await_credit(output_id, edge)

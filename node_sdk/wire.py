@@ -310,11 +310,6 @@ def write_payload(target: Any, body: Any, nbytes: int) -> Any:
     return body
 
 
-def inline_body(body: Any) -> Any:
-    """The bytes of an encoded payload sent inline."""
-    return body.join() if type(body) is ArrowBody else body
-
-
 _ARRAY_LAYOUTS: dict[tuple[Any, ...], tuple[Any, tuple[int, ...], int]] = {}
 _MAX_ARRAY_LAYOUTS: Final = 256
 

@@ -39,7 +39,7 @@ def test_arrow_types_in_turn_arrive_exact(into_segment: bool) -> None:
                 assert sent is segment  # the stream exists only there: no copy before it
                 data = memoryview(segment)[: payload.nbytes].toreadonly()
             else:
-                data = wire.inline_body(payload.data)
+                data = payload.data.join()
                 assert len(data) == payload.nbytes
             got = wire.decode_payload(wire.KIND_ARROW, data, {})
             assert got.type == value.type
