@@ -196,14 +196,11 @@ class Sender:
             extra = output.extra(metadata, fields)
             if kind == KIND_NUMPY:  # numpy is imported: its arrays take the path above
                 self._ndarray = sys.modules["numpy"].ndarray
-        large = nbytes >= ZERO_COPY_MIN
-        copy = not (safe and large)
+        copy = not (safe and nbytes >= ZERO_COPY_MIN)
         if nbytes >= self._shm_threshold:
             segment = self._shm_segment(output, nbytes)
             if segment is not None:
-                sent = write_payload(segment.map, body, nbytes)  # the one copy: receivers map it
-                copy |= sent is segment.map  # the segment is reused: zmq must not keep it
-                self._send_shared(output, segment, kind, nbytes, extra, sent, copy)
+                self._send_shared(output, segment, kind, nbytes, extra, body, copy)
                 return
         if nbytes > MAX_INLINE_BYTES or len(extra) > MAX_EXTRA_BYTES:
             # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
@@ -211,7 +208,7 @@ class Sender:
         if type(body) is ArrowBody:
             body = body.join()  # an arrow stream sent inline (an exact type check: cheap)
         stamp = time.time_ns()
-        flags = FLAG_LARGE if large else FLAG_PACKED
+        flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED
         for edge in output.edges:
             self._push(output_id, edge, kind, flags, stamp, extra, body, copy)
 
@@ -278,10 +275,13 @@ class Sender:
     ) -> None:  # fmt: skip
         """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
         pool = self._pool
-        descriptor = pool.descriptor(segment, kind, nbytes)
-        stamp = time.time_ns()
         holders = 0
-        try:
+        try:  # a failure anywhere gives the segment back (no holder)
+            if body is not segment.map:  # send_output: the one copy, which receivers map
+                body = write_payload(segment.map, body, nbytes)
+                copy |= body is segment.map  # the segment is reused: zmq must not keep it
+            descriptor = pool.descriptor(segment, kind, nbytes)
+            stamp = time.time_ns()
             for edge in output.edges:
                 if edge.endpoint.startswith("ipc://"):
                     holders += self._push(
