@@ -4,13 +4,19 @@ stream written straight into its segment, every type exact in any order, garbage
 from __future__ import annotations
 
 import mmap
+import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import zmq
 
+from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import NodeError, arrow_ipc, wire
+from node_sdk.config import Edge, NodeConfig
+from node_sdk.send import Sender
 
 VALUES = [
     pa.array(np.arange(100, dtype=np.uint8)),
@@ -96,3 +102,36 @@ def test_the_schema_caches_are_bounded() -> None:
         assert got.type == value.type
     assert len(arrow_ipc._SCHEMAS) <= arrow_ipc.MAX_SCHEMAS
     assert len(arrow_ipc._READ) <= arrow_ipc.MAX_SCHEMAS
+
+
+def test_a_failed_write_into_a_segment_gives_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = str(uuid.uuid4())
+    cfg = NodeConfig(
+        run=run, run_name=None, node="a", generation=1, restarts=0,
+        daemon=f"ipc://{tmp_path}/nodes", descriptor=None, config={}, inputs={},
+        outputs={"out": (Edge(f"ipc://{tmp_path}/in", "b", "in", "drop_oldest"),)},
+    )  # fmt: skip
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    value = pa.array(np.arange(100_000, dtype=np.uint8))
+    try:
+        sender = Sender(context, cfg, send_timeout_s=1.0)
+        sender.connect()
+
+        def broken(self: arrow_ipc.ArrowBody, target: Any) -> None:
+            raise NodeError("arrow payload: the write failed")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(arrow_ipc.ArrowBody, "write_into", broken)
+            with pytest.raises(NodeError, match="write failed"):
+                sender.send_output("out", value)
+        pool = sender._pool
+        assert len(pool._segments) == 1
+        assert pool.in_flight == 0  # back in the pool, not lost to it
+        sender.send_output("out", value)  # and taken again
+        assert len(pool._segments) == 1
+        sender.close()
+    finally:
+        context.destroy(linger=0)
+        remove_run_segments(run)
