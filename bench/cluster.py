@@ -24,23 +24,15 @@ from typing import Any
 
 import zmq
 
-from bench.run import (
-    KIB,
-    MIB,
-    NODES,
-    SIZES,
-    STEP_TIMEOUT_S,
-    _label,
-    _lat,
-    _num,
-    _ratio,
-    summarize,
-)
+from bench.measure import KIB, MIB, label, pace_label, summarize
+from bench.run import NODES, STEP_TIMEOUT_S
+from bench.tables import _num, _ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import netns  # the tests' namespace helpers: one module for both
 
 PACE_S = 0.01
+SIZES = [8, KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB]
 COUNTS = {8: (200, 5000), KIB: (200, 5000), 64 * KIB: (100, 1000), MIB: (50, 100),
           4 * MIB: (30, 30), 16 * MIB: (20, 10)}  # fmt: skip
 QUICK = {size: (5, 10) for size in SIZES}
@@ -66,8 +58,9 @@ class Cluster:
 
     def env(self, size: int, counts: tuple[int, int], **extra: Any) -> dict[str, str]:
         env = {**os.environ, "FLOW_HOME": str(self.home), "PYTHONPATH": str(NODES),
-               "BENCH_SIZE": str(size), "BENCH_LAT": str(counts[0]),
-               "BENCH_THR": str(counts[1]), "BENCH_INTERVAL": str(PACE_S)}  # fmt: skip
+               "BENCH_SIZE": str(size), "BENCH_PACED": f"{counts[0]}@{PACE_S}",
+               "BENCH_BURST": str(counts[1]), "BENCH_KIND": "bytes",
+               "BENCH_META": "1"}  # fmt: skip
         env.pop("XDG_RUNTIME_DIR", None)
         env.update({k: str(v) for k, v in extra.items()})
         return env
@@ -75,15 +68,17 @@ class Cluster:
     def raw(self, size: int, counts: tuple[int, int], out: Path) -> None:
         public, secret, _ = self.keys["b"]
         endpoint = f"tcp://{self.receiver.address}:{netns.free_port()}"
-        env = self.env(size, counts, BENCH_OUT=out,
+        env = self.env(size, counts,
                        BENCH_CURVE=json.dumps({"public": public, "secret": secret}))  # fmt: skip
         peer = [sys.executable, str(NODES / "raw_peer.py")]
-        recv = subprocess.Popen(self.receiver.argv([*peer, "recv", endpoint]), env=env,
+        recv = subprocess.Popen(self.receiver.argv([*peer, "recv", endpoint]),
+                                env={**env, "BENCH_OUT": str(out)},
                                 stdout=subprocess.PIPE)  # fmt: skip
         try:
             assert recv.stdout is not None
             recv.stdout.readline()  # bound
-            subprocess.run(self.sender.argv([*peer, "send", endpoint]), env=env,
+            subprocess.run(self.sender.argv([*peer, "send", endpoint]),
+                           env={**env, "BENCH_OUT": f"{out}.send"},
                            timeout=STEP_TIMEOUT_S, check=True)  # fmt: skip
             recv.wait(STEP_TIMEOUT_S)
         finally:
@@ -110,9 +105,11 @@ class Cluster:
         router.bind(daemon)
         children: list[subprocess.Popen[bytes]] = []
         try:
-            for machine, cfg, script in ((self.receiver, receiver, "receiver.py"),
-                                         (self.sender, sender, "sender.py")):  # fmt: skip
-                env = self.env(size, counts, BENCH_OUT=out, BENCH_SDK="flow", BENCH_COPY=1,
+            for machine, cfg, script, result in (
+                (self.receiver, receiver, "receiver.py", out),
+                (self.sender, sender, "sender.py", f"{out}.send"),
+            ):  # fmt: skip
+                env = self.env(size, counts, BENCH_OUT=result, BENCH_SDK="flow",
                                BENCH_SETTLE=0.3, FLOW_NODE_CONFIG=json.dumps(cfg))  # fmt: skip
                 argv = machine.argv([sys.executable, str(NODES / script)])
                 children.append(subprocess.Popen(argv, env=env))
@@ -143,14 +140,27 @@ def _release(router: zmq.Socket[Any], nodes: set[str]) -> None:
         router.send_multipart([identity, b'{"t":"start"}'])
 
 
+def _lat(r: dict[str, Any]) -> str:
+    return f"{_num(r.get('p50_us'))}/{_num(r.get('p99_us'))}" if r else "-"
+
+
+def _flat(out: Path, size: int, counts: tuple[int, int]) -> dict[str, Any]:
+    """One run's figures as this table shows them (paced latency, burst rate)."""
+    send = json.loads(Path(f"{out}.send").read_text())
+    got = summarize(send, [json.loads(out.read_text())], [(counts[0], PACE_S)], counts[1])
+    paced, rate = got[pace_label(PACE_S)], got["burst"]["msgs_per_s"]
+    return {"p50_us": paced["p50_us"], "p99_us": paced["p99_us"], "msgs_per_s": rate,
+            "mib_per_s": rate * size / MIB if rate else None, "lost": got["lost"]}  # fmt: skip
+
+
 def table(sizes: dict[str, dict[str, Any]]) -> str:
     rows = ["| size | raw p50/p99 us | flow p50/p99 us | flow/raw p50 | raw msg/s | "
             "flow msg/s | flow/raw thr | raw MiB/s | flow MiB/s | lost (raw/flow) |",
             "|" + "---|" * 10]  # fmt: skip
-    for label, by in sizes.items():
+    for size_label, by in sizes.items():
         raw, flow = by.get("raw", {}), by.get("flow", {})
         rows.append(
-            f"| {label} | {_lat(raw)} | {_lat(flow)} | "
+            f"| {size_label} | {_lat(raw)} | {_lat(flow)} | "
             f"{_ratio(flow.get('p50_us'), raw.get('p50_us'))} | "
             f"{_num(raw.get('msgs_per_s'))} | {_num(flow.get('msgs_per_s'))} | "
             f"{_ratio(flow.get('msgs_per_s'), raw.get('msgs_per_s'))} | "
@@ -177,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(tmp, 0o700)
         cluster = Cluster(Path(tmp), a, b)
         for size in SIZES:
-            by = sizes[_label(size)] = {}
+            by = sizes[label(size)] = {}
             for system in ("raw", "flow"):  # interleaved, size by size
                 out = Path(tmp) / f"{system}-{size}.json"
                 getattr(cluster, system)(size, counts[size], out)
-                by[system] = summarize(json.loads(out.read_text()), size)
-                print(f"{_label(size)} {system}: {by[system]}", file=sys.stderr, flush=True)
+                by[system] = _flat(out, size, counts[size])
+                print(f"{label(size)} {system}: {by[system]}", file=sys.stderr, flush=True)
     print(table(sizes))
     if args.json is not None:
         args.json.write_text(json.dumps({"sizes": sizes}, indent=1))

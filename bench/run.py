@@ -1,10 +1,12 @@
-"""Runs raw pyzmq, flow and dora-rs interleaved, prints a table of ratios, writes JSON.
+"""Runs raw pyzmq, flow and dora-rs interleaved, prints tables of ratios, writes JSON.
 
-Every system runs the same two-process shape: a sender that sends paced messages (latency)
-then a burst (throughput), a receiver that checks sequence numbers (every message is
-accounted for: `lost` counts gaps and missing ones). flow and dora run the same node
-scripts (bench/nodes) through their CLIs (`flow run`, `dora run`); dora is installed into
-bench/.venv by pip the first time, and left out, saying why, when it cannot be.
+Every system runs the same two-process shape for each payload kind users send (bytes, a
+new numpy array per message, pyarrow uint8 and struct arrays; with and without a small
+metadata dict) and each size: a sender that sends messages paced at 2 ms, then at 10 ms
+(latency), then a burst (rate), and a receiver that checks sequence numbers (`lost`);
+both report their own CPU time per message (bench/measure.py). flow and dora run the same
+node scripts (bench/nodes) through their CLIs (`flow run`, `dora run`); dora is installed
+into bench/.venv by pip the first time, and left out, saying why, when it cannot be.
 """
 
 from __future__ import annotations
@@ -22,45 +24,20 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from bench import measure, tables
+from bench.tables import BUFFER
+
 HERE = Path(__file__).resolve().parent
 NODES = HERE / "nodes"
 VENV = HERE / ".venv"
-KIB, MIB = 1024, 1024 * 1024
-SIZES = [8, KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB]
-# size -> (paced messages, burst messages, pacing interval s). One interval for every size:
-# how long a process idled before a message changes its wake-up cost more than the size
-# does (8 B paced at 2 ms or at 30 ms differ by 2x here), so "flat" must compare like with
-# like; 10 ms lets raw pyzmq move 16 MiB between two messages.
-PACE_S = 0.01
-FULL = {
-    8: (300, 20000, PACE_S),
-    KIB: (300, 20000, PACE_S),
-    64 * KIB: (300, 3000, PACE_S),
-    MIB: (200, 300, PACE_S),
-    4 * MIB: (100, 80, PACE_S),
-    16 * MIB: (60, 25, PACE_S),
-}
-QUICK = {size: (5, 10, 0.005) for size in SIZES}
-STEP_TIMEOUT_S = 120.0
+STEP_TIMEOUT_S = 180.0
 START_RUNS = 7  # runs of the 2-node graph; the median is reported
-SHM_THRESHOLD = 64 * KIB  # flow's default: at or above it, payloads go by shared memory
-FLOW_COPY = "flow-copy"  # flow's sender with `send_output(bytes)`, not a buffer written in place
-
-
-def _label(size: int) -> str:
-    return (
-        f"{size // MIB} MiB"
-        if size >= MIB
-        else f"{size // KIB} KiB"
-        if size >= KIB
-        else f"{size} B"
-    )
 
 
 class Bench:
-    def __init__(self, quick: bool, use_dora: bool) -> None:
+    def __init__(self, quick: bool, use_dora: bool, scale: float = 1.0) -> None:
         self.quick = quick
-        self.counts = QUICK if quick else FULL
+        self.scale = scale
         self.tmp = Path(tempfile.mkdtemp(prefix="fb", dir="/tmp"))
         self.home = self.tmp / "home"
         self.home.mkdir()
@@ -100,6 +77,8 @@ class Bench:
         # as on a user's machine: Python caches compiled modules (a sandbox may turn that off,
         # and then every process of either system compiles its sources again)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if system != "flow":
+            env.pop("BENCH_PROFILE", None)  # flow's nodes only
         if system == "dora":
             env["PATH"] = f"{VENV / 'bin'}:{env['PATH']}"
         env.update({k: str(v) for k, v in extra.items()})
@@ -144,54 +123,58 @@ class Bench:
 
     # ------------------------------------------------------------ measurements
 
-    def pair(self, system: str, size: int) -> dict[str, Any]:
-        """One sender and one receiver; `flow-copy` is flow sending bytes (one copy)."""
-        paced, burst, interval = self.counts[size]
-        out = self.tmp / f"{system}-{size}.json"
-        out.unlink(missing_ok=True)
-        copy = system == FLOW_COPY
-        system = "flow" if copy else system
-        env = self.env(system, BENCH_SIZE=size, BENCH_LAT=paced, BENCH_THR=burst,
-                       BENCH_INTERVAL=interval, BENCH_COPY=int(copy))  # fmt: skip
+    def pair(self, system: str, kind: str, meta: bool, size: int) -> dict[str, Any]:
+        """One sender and one receiver sending `kind` values of `size` bytes; `flow-buffer`
+        is flow's sender writing each payload in place (`send_output_buffer`)."""
+        paced, burst = measure.counts(size, self.quick, self.scale)
+        tag = f"{system}-{kind}-{int(meta)}-{size}"
+        send_out, recv_out = self.tmp / f"{tag}-send.json", self.tmp / f"{tag}-recv.json"
+        buffer = system == BUFFER
+        system = "flow" if buffer else system
+        env = self.env(system, BENCH_SIZE=size, BENCH_KIND=kind, BENCH_META=int(meta),
+                       BENCH_PACED=_paced(paced), BENCH_BURST=burst,
+                       BENCH_MODE="buffer" if buffer else "send")  # fmt: skip
         if system == "raw":
-            endpoint = f"ipc://{self.tmp}/raw-{size}"
+            endpoint = f"ipc://{self.tmp}/raw-{tag}"
             peer = [sys.executable, str(NODES / "raw_peer.py")]
-            recv = subprocess.Popen(
-                [*peer, "recv", endpoint], env={**env, "BENCH_OUT": str(out)},
-                stdout=subprocess.PIPE,
-            )  # fmt: skip
-            assert recv.stdout is not None
-            recv.stdout.readline()  # bound
-            subprocess.run([sys.executable, str(NODES / "raw_peer.py"), "send", endpoint],
-                           env=env, timeout=STEP_TIMEOUT_S, check=True)  # fmt: skip
-            recv.wait(STEP_TIMEOUT_S)
+            recv_env = {**env, "BENCH_OUT": str(recv_out)}
+            recv = subprocess.Popen([*peer, "recv", endpoint], env=recv_env,
+                                    stdout=subprocess.PIPE)  # fmt: skip
+            try:
+                assert recv.stdout is not None
+                recv.stdout.readline()  # bound
+                subprocess.run([*peer, "send", endpoint], env={**env, "BENCH_OUT": str(send_out)},
+                               timeout=STEP_TIMEOUT_S, check=True)  # fmt: skip
+                recv.wait(STEP_TIMEOUT_S)
+            finally:
+                recv.kill()
+                recv.wait()
         else:
-            queue = paced + burst + 10  # nothing is dropped: every message is accounted for
+            queue = sum(n for n, _ in paced) + burst + 10  # nothing dropped: all accounted for
             self.dataflow(system, [
-                {"id": "sender", "script": "sender.py", "outputs": True},
+                {"id": "sender", "script": "sender.py", "outputs": True, "out": str(send_out)},
                 {"id": "receiver", "script": "receiver.py", "source": "sender/out",
-                 "queue": queue, "out": str(out)},
+                 "queue": queue, "out": str(recv_out)},
             ], env)  # fmt: skip
-        return summarize(json.loads(out.read_text()), size)
+        return measure.summarize(_load(send_out), [_load(recv_out)], paced, burst)
 
     def fanout(self, system: str, receivers: int = 20) -> dict[str, Any]:
-        size = MIB
-        paced, burst = (5, 5) if self.quick else (100, 50)
-        env = self.env(system, BENCH_SIZE=size, BENCH_LAT=paced, BENCH_THR=burst,
-                       BENCH_INTERVAL=0.01, BENCH_SETTLE=1.0)  # fmt: skip
+        size = measure.MIB
+        paced = [(5 if self.quick else 100, 0.01)]
+        burst = 5 if self.quick else 50
+        env = self.env(system, BENCH_SIZE=size, BENCH_KIND="bytes", BENCH_META=1,
+                       BENCH_PACED=_paced(paced), BENCH_BURST=burst, BENCH_SETTLE=1.0)  # fmt: skip
+        send_out = self.tmp / f"fan-{system}-send.json"
         outs = [self.tmp / f"fan-{system}-{n}.json" for n in range(receivers)]
-        nodes = [{"id": "sender", "script": "sender.py", "outputs": True}]
-        queue = paced + burst + 10
+        nodes = [{"id": "sender", "script": "sender.py", "outputs": True, "out": str(send_out)}]
+        queue = paced[0][0] + burst + 10
         nodes += [{"id": f"r{n}", "script": "receiver.py", "source": "sender/out",
                    "queue": queue, "out": str(outs[n])} for n in range(receivers)]  # fmt: skip
         self.dataflow(system, nodes, env)
-        results = [json.loads(o.read_text()) for o in outs]
-        merged = {"received": sum(r["received"] for r in results),
-                  "expected": sum(r["expected"] for r in results),
-                  "gaps": sum(r["gaps"] for r in results),
-                  "lat_ns": [x for r in results for x in r["lat_ns"]],
-                  "burst_ns": max(r["burst_ns"] for r in results)}  # fmt: skip
-        return summarize(merged, size)  # msg/s: per receiver, the slowest one
+        got = measure.summarize(_load(send_out), [_load(o) for o in outs], paced, burst)
+        phase = got[measure.pace_label(paced[0][1])]
+        return {"p50_us": phase["p50_us"], "p99_us": phase["p99_us"],
+                "msgs_per_s": got["burst"]["msgs_per_s"], "lost": got["lost"]}  # fmt: skip
 
     def start_two(self, system: str) -> float:
         """The median wall time of `START_RUNS` runs (one run varies by tens of percent)."""
@@ -258,84 +241,12 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def summarize(result: dict[str, Any], size: int) -> dict[str, Any]:
-    lat = sorted(result["lat_ns"])
-    burst = max(result["expected"] - len(lat), 0)
-    seconds = result["burst_ns"] / 1e9
-    lost = result["expected"] - result["received"] + result["gaps"]
-    return {
-        "p50_us": statistics.median(lat) / 1000 if lat else None,
-        "p99_us": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000 if lat else None,
-        "msgs_per_s": burst / seconds if seconds > 0 else None,
-        "mib_per_s": burst * size / MIB / seconds if seconds > 0 else None,
-        "lost": lost,
-    }
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return f"{a / b:.2f}" if a and b else "-"
-
-
-def _num(v: float | None, fmt: str = "{:.0f}") -> str:
-    return fmt.format(v) if v is not None else "-"
-
-
-def _lat(r: dict[str, Any]) -> str:
-    return f"{_num(r.get('p50_us'))}/{_num(r.get('p99_us'))}" if r else "-"
-
-
-def table(report: dict[str, Any]) -> str:
-    rows = ["| size | raw p50/p99 us | flow p50/p99 us | dora p50/p99 us | flow/raw p50 | "
-            "flow/dora p50 | raw msg/s | flow msg/s | dora msg/s | flow/raw thr | flow/dora thr "
-            "| lost (raw/flow/dora) |", "|" + "---|" * 12]  # fmt: skip
-    for label, by in report["sizes"].items():
-        raw, flow, dora = by.get("raw", {}), by.get("flow", {}), by.get("dora", {})
-        rows.append(
-            f"| {label} | {_lat(raw)} | {_lat(flow)} | {_lat(dora)} | "
-            f"{_ratio(flow.get('p50_us'), raw.get('p50_us'))} | "
-            f"{_ratio(flow.get('p50_us'), dora.get('p50_us'))} | "
-            f"{_num(raw.get('msgs_per_s'))} | {_num(flow.get('msgs_per_s'))} | "
-            f"{_num(dora.get('msgs_per_s'))} | "
-            f"{_ratio(flow.get('msgs_per_s'), raw.get('msgs_per_s'))} | "
-            f"{_ratio(flow.get('msgs_per_s'), dora.get('msgs_per_s'))} | "
-            f"{raw.get('lost', '-')}/{flow.get('lost', '-')}/{dora.get('lost', '-')} |"
-        )
-    rows.append("")
-    rows.append("Shared memory: flow writing the payload in place (`send_output_buffer`, the "
-                "table above) and sending bytes with one copy (`send_output`, as dora's Python "
-                "API does)")  # fmt: skip
-    rows.append("")
-    rows.append("| size | flow in place p50/p99 us | flow one copy p50/p99 us | dora p50/p99 us "
-                "| copy/dora p50 | in place msg/s | one copy msg/s | dora msg/s |")  # fmt: skip
-    rows.append("|" + "---|" * 8)
-    for label, by in report["sizes"].items():
-        copy = by.get(FLOW_COPY)
-        if not copy:
-            continue
-        flow, dora = by.get("flow", {}), by.get("dora", {})
-        rows.append(
-            f"| {label} | {_lat(flow)} | {_lat(copy)} | {_lat(dora)} | "
-            f"{_ratio(copy.get('p50_us'), dora.get('p50_us'))} | "
-            f"{_num(flow.get('msgs_per_s'))} | {_num(copy.get('msgs_per_s'))} | "
-            f"{_num(dora.get('msgs_per_s'))} |"
-        )
-    rows.append("")
-    rows.append("| measure | flow | dora | flow/dora |")
-    rows.append("|---|---|---|---|")
-    for key, name in (("start_two_s", f"2-node run, one message, wall s (median of {START_RUNS})"),
-                      ("chain50_s", "50-node chain run, wall s")):  # fmt: skip
-        f, d = report["flow"].get(key), report["dora"].get(key)
-        rows.append(f"| {name} | {_num(f, '{:.2f}')} | {_num(d, '{:.2f}')} | {_ratio(f, d)} |")
-    for key, name in (("fanout_p50_us", "fan-out 1 MiB to 20, p50 us"),
-                      ("fanout_p99_us", "fan-out 1 MiB to 20, p99 us"),
-                      ("fanout_msgs_per_s", "fan-out 1 MiB to 20, msg/s per receiver"),
-                      ("fanout_lost", "fan-out lost")):  # fmt: skip
-        f, d = report["flow"].get(key), report["dora"].get(key)
-        rows.append(f"| {name} | {_num(f)} | {_num(d)} | {_ratio(f, d)} |")
-    rss = report["flow"].get("rss", {})
-    rows.append(f"| idle RSS daemon MiB | {_num(rss.get('daemon_mib'), '{:.1f}')} | - | - |")
-    rows.append(f"| idle RSS one node MiB | {_num(rss.get('node_mib'), '{:.1f}')} | - | - |")
-    return "\n".join(rows)
+def _paced(phases: list[tuple[int, float]]) -> str:
+    return ",".join(f"{count}@{interval}" for count, interval in phases)
 
 
 def _attempt(errors: list[str], what: str, fn: Any, *args: Any) -> Any:
@@ -347,31 +258,60 @@ def _attempt(errors: list[str], what: str, fn: Any, *args: Any) -> Any:
         return None
 
 
+def _csv(text: str | None, default: list[Any], cast: Any = str) -> list[Any]:
+    return [cast(item) for item in text.split(",")] if text else list(default)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny counts (a smoke run)")
     parser.add_argument("--no-dora", action="store_true", help="leave dora-rs out")
     parser.add_argument("--json", default=str(HERE / "results.json"), help="where to write JSON")
     parser.add_argument("--sizes", default=None, help="comma-separated sizes in bytes")
+    parser.add_argument("--dora-sizes", action="store_true",
+                        help="dora's own benchmark sizes: np.uint64 arrays of 1 to 5,120,000")
+    parser.add_argument("--kinds", default=None, help=f"comma-separated, of {measure.KINDS}")
+    parser.add_argument("--meta", default="yes,no", help="with metadata (yes), without (no)")
+    parser.add_argument("--scale", type=float, default=1.0, help="message counts times this")
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="cProfile flow's sender and receiver into DIR (one kind, size)")
+    parser.add_argument("--payloads-only", action="store_true",
+                        help="leave out the start, chain, fan-out and RSS measures")
     args = parser.parse_args(argv)
-    bench = Bench(args.quick, not args.no_dora)
+    bench = Bench(args.quick, not args.no_dora, args.scale)
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+        os.environ["BENCH_PROFILE"] = os.path.abspath(args.profile)  # the last run's stays
     systems = ["raw", "flow"] + (["dora"] if bench.dora else [])
     print(f"bench: dora-rs: {bench.dora_note}", flush=True)
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SIZES
-    report: dict[str, Any] = {"dora": {}, "flow": {}, "sizes": {}, "errors": [],
-                              "dora_note": bench.dora_note, "quick": args.quick}  # fmt: skip
+    default_sizes = measure.DORA_SIZES if args.dora_sizes else measure.SIZES
+    sizes = _csv(args.sizes, default_sizes, int)
+    kinds = _csv(args.kinds, measure.KINDS)
+    unknown = set(kinds) - set(measure.KINDS)
+    if unknown:
+        parser.error(f"unknown kinds {sorted(unknown)} (known: {measure.KINDS})")
+    metas = [m == "yes" for m in _csv(args.meta, ["yes", "no"])]
+    report: dict[str, Any] = {"dora": {}, "flow": {}, "kinds": {}, "errors": [],
+                              "dora_note": bench.dora_note, "quick": args.quick,
+                              "load": os.getloadavg()}  # fmt: skip
     errors = report["errors"]
     started = time.perf_counter()
     try:
-        for size in sizes:  # interleaved: every system at one size, then the next size
-            by = report["sizes"][_label(size)] = {}
-            extra = [FLOW_COPY] if size >= SHM_THRESHOLD else []
-            for system in systems + extra:
-                got = _attempt(errors, f"{system} {_label(size)}", bench.pair, system, size)
-                if got is not None:
-                    by[system] = got
-                    print(f"bench: {_label(size):>7} {system:>4}: {got}", flush=True)
-        for system in systems[1:]:
+        for kind in kinds:
+            for meta in metas:
+                name = f"{kind} {'with' if meta else 'without'} metadata"
+                rows = report["kinds"][name] = {}
+                for size in sizes:  # interleaved: every system at one size, then the next
+                    by = rows[measure.label(size)] = {"size": size}
+                    extra = [BUFFER] if size >= measure.SHM_THRESHOLD and kind in (
+                        "bytes", "numpy") else []  # fmt: skip
+                    for system in systems + extra:
+                        what = f"{system} {name} {measure.label(size)}"
+                        got = _attempt(errors, what, bench.pair, system, kind, meta, size)
+                        if got is not None:
+                            by[system] = got
+                            print(f"bench: {what}: {_brief(got)}", flush=True)
+        for system in [] if args.payloads_only else systems[1:]:
             out = report[system]
             out["start_two_s"] = _attempt(errors, f"{system} 2-node", bench.start_two, system)
             out["chain50_s"] = _attempt(errors, f"{system} chain", bench.chain, system)
@@ -379,15 +319,35 @@ def main(argv: list[str] | None = None) -> int:
             if fan:
                 out["fanout_p50_us"], out["fanout_p99_us"] = fan["p50_us"], fan["p99_us"]
                 out["fanout_msgs_per_s"], out["fanout_lost"] = fan["msgs_per_s"], fan["lost"]
-        report["flow"]["rss"] = _attempt(errors, "flow idle RSS", bench.idle_rss) or {}
+        if not args.payloads_only:
+            report["flow"]["rss"] = _attempt(errors, "flow idle RSS", bench.idle_rss) or {}
     finally:
         bench.close()
     report["seconds"] = time.perf_counter() - started
-    text = table(report)
-    print(text)
-    print(f"\nbench: {report['seconds']:.0f} s; dora-rs: {bench.dora_note}")
+    report["load_after"] = os.getloadavg()
+    print(render(report, args.payloads_only))
+    print(f"\nbench: {report['seconds']:.0f} s; load average before {report['load'][0]:.2f}, "
+          f"after {report['load_after'][0]:.2f}; dora-rs: {bench.dora_note}")
     for error in errors:
         print(f"bench: error: {error}")
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"bench: JSON in {args.json}")
     return 1 if errors else 0
+
+
+def render(report: dict[str, Any], payloads_only: bool = False) -> str:
+    parts = []
+    for name, rows in report["kinds"].items():
+        parts += [f"### {name}", "", tables.kind_table(rows), ""]
+    parts += ["Targets up to 64 KiB (send_output rows, worst over kinds and pacings):"]
+    parts += [*tables.targets(report), ""]
+    if not payloads_only:
+        parts.append(tables.other_table(report, START_RUNS))
+    return "\n".join(parts)
+
+
+def _brief(got: dict[str, Any]) -> str:
+    phases = ", ".join(f"{k} p50 {v.get('p50_us') or 0:.0f} us" for k, v in got.items()
+                       if isinstance(v, dict) and k != "burst")  # fmt: skip
+    rate = got["burst"].get("msgs_per_s") or 0
+    return f"{phases}, burst {rate:.0f} msg/s, lost {got['lost']}"

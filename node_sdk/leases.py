@@ -23,19 +23,23 @@ from node_sdk.errors import NodeError
 # node_sdk.shm (the format, and the sender's pool) is imported at the first notice or
 # descriptor, not with this module: every node makes a `Releases`, few see a large payload
 
-FLUSH_AT: Final = 32  # release notices queued before they are sent without waiting for more
+FLUSH_AT: Final = 16  # release notices queued before they are sent without waiting for more
+# ... or notices of this many payload bytes: a sender's pool must not run dry of large ones
+FLUSH_BYTES: Final = 2 << 20
 _LEASE_TYPES_MAX: Final = 64
 
 
 class Releases:
-    """Release notices to senders, queued, then sent in batches: one PUSH per sender.
+    """Release notices to senders, queued, then sent in batches: one PUSH per sender, one
+    frame per sender per batch (the notices side by side).
 
     Owned by the node (made by it and handed to its `ShmReader`); its sockets live in a
     context of its own, made at the first notice. A notice is queued, and sent when the
-    node's thread enters `next()` or is about to wait in it, when the receiver thread
-    wakes, or when `FLUSH_AT` are queued: a lease dies when the event holding it is
-    replaced by the next one, so sending at once would put a zmq send between a message's
-    arrival and the user's code. `__del__` of a lease runs in any thread and in the middle
+    node's thread is about to wait in `next()`, when the receiver thread wakes, or when
+    `FLUSH_AT` notices or notices of `FLUSH_BYTES` are queued: a lease dies when the event
+    holding it is replaced by the next one, so sending at once would put a zmq send
+    between a message's arrival and the user's code, and a burst sends one frame for
+    many. `__del__` of a lease runs in any thread and in the middle
     of anything, so nothing here blocks: `queue` is a deque (atomic appends), and the one
     lock, taken only without waiting, keeps two threads from flushing on the same sockets.
     """
@@ -46,30 +50,46 @@ class Releases:
         self._socks: dict[str, zmq.Socket[Any]] = {}
         self._ctx: zmq.Context[Any] | None = None
         self.closed = False  # after the node closed: leases that die later tell no one
+        # payload bytes of the queued notices (a trigger only: a racy count is good enough)
+        self._held = 0
 
-    def note(self, endpoint: str, number: int, use: int) -> None:
+    def note(self, endpoint: str, number: int, use: int, nbytes: int = 0) -> None:
         if self.closed:
             return
         from node_sdk.shm import RELEASE
 
         queue = self.queue
         queue.append((endpoint, RELEASE.pack(number, use)))
-        if len(queue) >= FLUSH_AT:
+        self._held += nbytes
+        if len(queue) >= FLUSH_AT or self._held >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
         if not self.queue or not self._lock.acquire(blocking=False):
             return
         try:
-            while self.queue and not self.closed:
-                endpoint, note = self.queue.popleft()
-                sock = self._socks.get(endpoint)
-                if sock is None:
-                    sock = self._socks[endpoint] = self._socket(endpoint)
-                with contextlib.suppress(zmq.ZMQError):  # a sender gone: nothing to tell
-                    sock.send(note, zmq.NOBLOCK)
+            from node_sdk.shm import MAX_NOTICES
+
+            self._held = 0
+            batches: dict[str, list[bytes]] = {}
+            queue = self.queue
+            while queue and not self.closed:
+                endpoint, note = queue.popleft()
+                batch = batches.setdefault(endpoint, [])
+                batch.append(note)
+                if len(batch) >= MAX_NOTICES:
+                    self._send(endpoint, batches.pop(endpoint))
+            for endpoint, notes in batches.items():
+                self._send(endpoint, notes)
         finally:
             self._lock.release()
+
+    def _send(self, endpoint: str, notes: list[bytes]) -> None:
+        sock = self._socks.get(endpoint)
+        if sock is None:
+            sock = self._socks[endpoint] = self._socket(endpoint)
+        with contextlib.suppress(zmq.ZMQError):  # a sender gone: nothing to tell
+            sock.send(b"".join(notes), zmq.NOBLOCK)
 
     def _socket(self, endpoint: str) -> zmq.Socket[Any]:
         if self._ctx is None:
@@ -121,7 +141,7 @@ class ShmReader:
         if nbytes > len(mapping):
             raise NodeError(f"shared-memory descriptor of {nbytes} bytes for a smaller segment")
         lease = self._lease_type(nbytes).from_buffer(mapping)
-        lease._flow_note = (self.releases, endpoint, number, use)
+        lease._flow_note = (self.releases, endpoint, number, use, nbytes)
         view = memoryview(lease).cast("B").toreadonly()
         del lease  # the view holds it now
         return decode(kind, view, extra)
@@ -131,10 +151,11 @@ class ShmReader:
         from node_sdk.shm import parse_descriptor
 
         try:
-            _, number, use, _, tail = parse_descriptor(frame)
+            _, number, use, nbytes, tail = parse_descriptor(frame)
         except NodeError:
             return
-        self.releases.note(tail.partition(b"\n")[2].decode(errors="replace"), number, use)
+        endpoint = tail.partition(b"\n")[2].decode(errors="replace")
+        self.releases.note(endpoint, number, use, nbytes)
 
     def _lease_type(self, nbytes: int) -> type[Any]:
         made = self._lease_types.get(nbytes)
@@ -179,5 +200,5 @@ class ShmReader:
 def _release_lease(lease: Any) -> None:
     """A lease's `__del__`: the last view of a payload is gone; tell its sender."""
     with contextlib.suppress(Exception):  # interpreter shutdown: nothing to do
-        releases, endpoint, number, use = lease._flow_note
-        releases.note(endpoint, number, use)
+        releases, endpoint, number, use, nbytes = lease._flow_note
+        releases.note(endpoint, number, use, nbytes)

@@ -164,8 +164,6 @@ class Events:
     def next(self, timeout: float | None) -> Event | None:
         if self.ended:
             return None
-        if self.releases.queue:
-            self.releases.flush()  # the notices of the events the caller let go of since
         if self.params.handling is not None:
             self.params.settle()  # the caller handled its PARAM event: taken
         ownership = self.ownership
@@ -208,6 +206,7 @@ class Events:
                         continue  # refused by the validator, or too late to apply
                 elif entry.type is EventType.STOP:
                     self.ended = True
+                self.releases.flush()  # a stream ended: its sender may be closing its pool
                 return entry
             if owned and inputs.drain_all():
                 continue

@@ -12,6 +12,7 @@ into a segment of the node's pool (shm.py) and travel as descriptors to local re
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import wiring
+from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.channel import Rewire
 from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
+from node_sdk.layouts import Layouts, numpy_fields
 from node_sdk.wire import (
     FLAG_LARGE,
     FLAG_PACKED,
@@ -44,6 +47,7 @@ from node_sdk.wire import (
     source_tail,
     unpack_credit,
     validate_metadata,
+    write_payload,
 )
 
 DROP_OLDEST_SNDHWM: Final = 1000
@@ -95,13 +99,14 @@ class _Edge:
 
 
 class _Output:
-    __slots__ = ("edges", "id", "plain_extra", "source", "source_tail")
+    __slots__ = ("edges", "id", "layouts", "plain_extra", "source", "source_tail")
 
     def __init__(self, output_id: str, source: str, edges: list[_Edge]) -> None:
         self.id = output_id
         self.source = source
         self.plain_extra = encode_extra(source)  # the header extra when no metadata
         self.source_tail = source_tail(source)  # the end of one with metadata
+        self.layouts = Layouts(source)  # numpy arrays: the extra per (dtype, shape)
         self.edges = edges
 
     def extra(self, metadata: dict[str, Any] | None, fields: dict[str, Any] | None) -> bytes:
@@ -134,6 +139,7 @@ class Sender:
         # at the first such send, so a node that never sends one never imports it
         self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
         self._pool: Any = None
+        self._ndarray: type[Any] = type(None)  # numpy.ndarray once sent (None is tested first)
 
     def connect(self) -> None:
         for output_id, edges in self._cfg.outputs.items():
@@ -177,25 +183,32 @@ class Sender:
             raise NodeError(self.undeclared(output_id))
         kind_of = type(data)
         if kind_of is bytes:  # the common cases skip the general encoder
-            kind, body, fields, nbytes, safe = KIND_BYTES, data, None, len(data), True
+            kind, body, nbytes, safe = KIND_BYTES, data, len(data), True
+            extra = output.extra(metadata, None)
         elif data is None:
-            kind, body, fields, nbytes, safe = KIND_NONE, b"", None, 0, True
+            kind, body, nbytes, safe = KIND_NONE, b"", 0, True
+            extra = output.extra(metadata, None)
+        elif kind_of is self._ndarray:  # the header extra is made once per array layout
+            kind = KIND_NUMPY
+            body, nbytes, safe, extra = output.layouts.encode(data, metadata)
         else:
-            kind, body, fields, nbytes, safe = encode_payload(data)
-        extra = output.extra(metadata, fields)
-        large = nbytes >= ZERO_COPY_MIN
-        copy = not (safe and large)
+            kind, body, fields, nbytes, safe = encode_payload(data, True)
+            extra = output.extra(metadata, fields)
+            if kind == KIND_NUMPY:  # numpy is imported: its arrays take the path above
+                self._ndarray = sys.modules["numpy"].ndarray
+        copy = not (safe and nbytes >= ZERO_COPY_MIN)
         if nbytes >= self._shm_threshold:
             segment = self._shm_segment(output, nbytes)
             if segment is not None:
-                segment.map[:nbytes] = body  # the one copy; receivers map it, none copies
                 self._send_shared(output, segment, kind, nbytes, extra, body, copy)
                 return
         if nbytes > MAX_INLINE_BYTES or len(extra) > MAX_EXTRA_BYTES:
             # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
+        if type(body) is ArrowBody:
+            body = body.join()  # an arrow stream sent inline (an exact type check: cheap)
         stamp = time.time_ns()
-        flags = FLAG_LARGE if large else FLAG_PACKED
+        flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED
         for edge in output.edges:
             self._push(output_id, edge, kind, flags, stamp, extra, body, copy)
 
@@ -214,7 +227,7 @@ class Sender:
             raise NodeError(f"output {output_id!r}: a buffer of {nbytes} bytes")
         kind, fields = KIND_BYTES, None
         if dtype is not None:
-            kind, fields = KIND_NUMPY, _numpy_fields(dtype, shape, nbytes)
+            kind, fields = KIND_NUMPY, numpy_fields(dtype, shape, nbytes)
         segment = self._shm_segment(output, nbytes) if nbytes >= self._shm_threshold else None
         private = bytearray(nbytes) if segment is None else None
         view = memoryview(private if private is not None else segment.map)[:nbytes]  # type: ignore[union-attr]
@@ -262,10 +275,13 @@ class Sender:
     ) -> None:  # fmt: skip
         """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
         pool = self._pool
-        descriptor = pool.descriptor(segment, kind, nbytes)
-        stamp = time.time_ns()
         holders = 0
-        try:
+        try:  # a failure anywhere gives the segment back (no holder)
+            if body is not segment.map:  # send_output: the one copy, which receivers map
+                body = write_payload(segment.map, body, nbytes)
+                copy |= body is segment.map  # the segment is reused: zmq must not keep it
+            descriptor = pool.descriptor(segment, kind, nbytes)
+            stamp = time.time_ns()
             for edge in output.edges:
                 if edge.endpoint.startswith("ipc://"):
                     holders += self._push(
@@ -282,8 +298,7 @@ class Sender:
         self, output_id: str, edge: _Edge, kind: int, flags: int, stamp: int, extra: bytes,
         body: Any, copy: bool = True,
     ) -> bool:  # fmt: skip
-        """One message on one edge, `[header, body]` unless `flags` says packed; False if
-        dropped (the seq stays used: the receiver counts the gap as a drop)."""
+        """One message on one edge, `[header, body]` unless packed; False if dropped."""
         if edge.backpressure:
             if edge.credits <= 0:
                 self._await_credit(output_id, edge)
@@ -383,17 +398,3 @@ class Sender:
             )
             for oid, out in self.outputs.items()
         }
-
-
-def _numpy_fields(dtype: str, shape: tuple[int, ...] | None, nbytes: int) -> dict[str, Any]:
-    """The header keys of a numpy payload of `nbytes` (`send_output_buffer`)."""
-    import numpy as np
-
-    dt = np.dtype(dtype)
-    dims = (nbytes // max(dt.itemsize, 1),) if shape is None else tuple(shape)
-    count = 1
-    for dim in dims:
-        count *= dim
-    if count * dt.itemsize != nbytes:
-        raise NodeError(f"a buffer of {nbytes} bytes is not a {dt} array of shape {dims}")
-    return {"dt": dt.str, "sh": list(dims)}

@@ -40,7 +40,8 @@ CLOSE_WAIT_S: Final = 0.5  # close waits this long for receivers to release in-f
 # descriptor: magic, inner kind, segment number, use count, payload size
 DESCRIPTOR: Final = struct.Struct("<4sBxxxIIQ")
 DESCRIPTOR_MAGIC: Final = b"FLWS"
-RELEASE: Final = struct.Struct("<II")  # segment number, use count
+RELEASE: Final = struct.Struct("<II")  # segment number, use count; a frame holds 1 or more
+MAX_NOTICES: Final = 1024  # notices in one release frame (the PULL refuses larger frames)
 MAX_TAIL: Final = 4096  # segment name and release endpoint, in a descriptor
 
 
@@ -151,18 +152,18 @@ class Pool:
                 note = pull.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return freed
-            if len(note) != RELEASE.size:
+            if not note or len(note) % RELEASE.size:
                 continue
-            number, use = RELEASE.unpack(note)
-            if number >= len(segments):
-                continue
-            segment = segments[number]
-            if segment.use != use or segment.pending <= 0:
-                continue  # a notice of an older use, or a repeat
-            segment.pending -= 1
-            if segment.pending == 0:
-                self._free.setdefault(segment.size, []).append(segment)
-                freed += 1
+            for number, use in RELEASE.iter_unpack(note):
+                if number >= len(segments):
+                    continue
+                segment = segments[number]
+                if segment.use != use or segment.pending <= 0:
+                    continue  # a notice of an older use, or a repeat
+                segment.pending -= 1
+                if segment.pending == 0:
+                    self._free.setdefault(segment.size, []).append(segment)
+                    freed += 1
 
     @property
     def in_flight(self) -> int:
@@ -197,6 +198,7 @@ class Pool:
         pull = self._ctx.socket(zmq.PULL)
         pull.linger = 0
         pull.rcvhwm = 0  # notices are tiny and must not be lost: no bound on their queue
+        pull.setsockopt(zmq.MAXMSGSIZE, MAX_NOTICES * RELEASE.size)  # but on their frames
         try:
             pull.bind(self.endpoint)
         except zmq.ZMQError as exc:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+from node_sdk import arrow_ipc
+from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
 
 MAGIC: Final = b"FLW1"
@@ -241,8 +243,11 @@ def unpack_credit(frame: bytes) -> int:
 # ---------------------------------------------------------------- payload
 
 
-def encode_payload(data: object) -> Payload:
-    """A value -> its kind and bytes; NodeError naming the type when it cannot be sent."""
+def encode_payload(data: object, deferred: bool = False) -> Payload:
+    """A value -> its kind and bytes; NodeError naming the type when it cannot be sent.
+
+    `deferred`: an arrow payload's bytes are an `ArrowBody`, written where they go
+    (`write_payload`, `inline_body`) instead of into a buffer of their own first."""
     if data is None:
         return Payload(KIND_NONE, _EMPTY)
     kind_of = type(data)
@@ -259,7 +264,8 @@ def encode_payload(data: object) -> Payload:
     elif module.startswith("pyarrow"):
         pa = sys.modules.get("pyarrow")
         if pa is not None and isinstance(data, pa.Array | pa.ChunkedArray):
-            return _encode_arrow(pa, data)
+            body = arrow_ipc.encode(pa, data)
+            return Payload(KIND_ARROW, body if deferred else body.join(), None, body.nbytes, True)
     if isinstance(data, str):  # a str subclass
         raw = str(data).encode()
         return Payload(KIND_STR, raw, None, len(raw), True)
@@ -294,15 +300,49 @@ def _encode_numpy(np: Any, array: Any) -> Payload:
     return Payload(KIND_NUMPY, flat, fields, flat.nbytes, private or not array.flags.writeable)
 
 
-def _encode_arrow(pa: Any, array: Any) -> Payload:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    batch = pa.RecordBatch.from_arrays([array], names=["v"])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    buffer = sink.getvalue()
-    return Payload(KIND_ARROW, buffer, None, buffer.size, True)
+def write_payload(target: Any, body: Any, nbytes: int) -> Any:
+    """Write an encoded payload into `target` (a segment): the one copy of its bytes. What
+    a receiver without the segment is sent: `body`, or `target` when only it holds them."""
+    if type(body) is ArrowBody:
+        body.write_into(memoryview(target)[:nbytes])
+        return target  # the stream is in the segment only
+    target[:nbytes] = body
+    return body
+
+
+_ARRAY_LAYOUTS: dict[tuple[Any, ...], tuple[Any, tuple[int, ...], int]] = {}
+_MAX_ARRAY_LAYOUTS: Final = 256
+
+
+def _array_layout(extra: Mapping[str, Any]) -> tuple[Any, tuple[int, ...], int]:
+    """(dtype, shape, byte size) of a numpy payload's `dt`/`sh`, parsed once per layout: a
+    receiver gets the same few layouts again and again. NodeError for anything else."""
+    dt, sh = extra.get("dt"), extra.get("sh")
+    try:
+        key = (dt, *sh)  # type: ignore[misc]
+        known = _ARRAY_LAYOUTS.get(key)
+    except TypeError:  # no shape, or an unhashable one
+        raise NodeError(f"numpy payload without a valid dtype and shape: {dt!r}, {sh!r}") from None
+    if known is not None:
+        return known
+    import numpy as np
+
+    try:
+        dtype = np.dtype(dt)
+    except (TypeError, ValueError) as exc:
+        raise NodeError(f"numpy payload with a bad dtype {str(dt)[:80]!r}: {exc}") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.itemsize == 0:
+        raise NodeError(f"numpy payload of dtype {dtype}: no raw layout")
+    shape = tuple(sh)  # type: ignore[arg-type]
+    nbytes = dtype.itemsize
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise NodeError(f"numpy payload with a bad shape {str(sh)[:80]}")
+        nbytes *= dim
+    if len(_ARRAY_LAYOUTS) >= _MAX_ARRAY_LAYOUTS:
+        _ARRAY_LAYOUTS.clear()
+    known = _ARRAY_LAYOUTS[key] = (dtype, shape, nbytes)
+    return known
 
 
 def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
@@ -314,20 +354,17 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
     if kind == KIND_STR:
         return str(memoryview(data), "utf-8")
     if kind == KIND_NUMPY:
+        dtype, shape, nbytes = _array_layout(extra)
+        if len(data) != nbytes:
+            raise NodeError(f"numpy payload of {len(data)} bytes for {nbytes} ({dtype}, {shape})")
         import numpy as np
 
-        try:
-            dtype = np.dtype(extra["dt"])
-            shape = tuple(extra["sh"])
-        except (KeyError, TypeError) as exc:
-            raise NodeError(f"numpy payload without a valid dtype and shape: {exc}") from None
-        array = np.frombuffer(data, dtype=dtype).reshape(shape)
-        array.flags.writeable = False
+        array = np.frombuffer(data, dtype=dtype)
+        if len(shape) != 1:
+            array = array.reshape(shape)
+        if type(data) is not memoryview or not data.readonly:
+            array.flags.writeable = False  # bytes and read-only views make a read-only array
         return array
     if kind == KIND_ARROW:
-        import pyarrow as pa
-        import pyarrow.ipc  # pa.ipc is a submodule
-
-        reader = pa.ipc.open_stream(pa.py_buffer(data))
-        return reader.read_next_batch().column(0)
+        return arrow_ipc.decode(data)
     raise NodeError(f"data frame of unknown kind {kind}")

@@ -1,21 +1,26 @@
-"""Raw pyzmq PUSH/PULL, the floor: `raw_peer.py send|recv ENDPOINT` (same env).
+"""Raw pyzmq PUSH/PULL, the floor: `raw_peer.py send|recv ENDPOINT` (same env as the nodes).
 
+The sender builds each value as the bench's flow and dora senders do (common.Values) and
+sends its buffers as they are (multipart, no serialization, no copy from 64 KiB on); a
+metadata run adds the same small dict as JSON in a first frame. The receiver takes the
+frames, turns a numpy payload back into an array, and keeps what receiver.py keeps.
 Over ipc for `python -m bench`; over tcp with CURVE for `python -m bench.cluster`, which
 passes the keys in BENCH_CURVE (JSON: the server's public and secret keys, Z85).
 """
 
 import json
 import os
-import struct
 import sys
 import time
 
 import zmq
+from common import Values, cpu_s, now, phases, write_result
 
 role, endpoint = sys.argv[1], sys.argv[2]
 size = int(os.environ["BENCH_SIZE"])
-paced, burst = int(os.environ["BENCH_LAT"]), int(os.environ["BENCH_THR"])
-head = struct.Struct("<QQB")
+kind = os.environ.get("BENCH_KIND", "bytes")
+with_meta = os.environ.get("BENCH_META", "1") == "1"
+paced, burst = phases()
 curve = json.loads(os.environ.get("BENCH_CURVE", "null"))
 ctx = zmq.Context()
 if role == "send":
@@ -24,16 +29,34 @@ if role == "send":
         sock.curve_serverkey = curve["public"].encode()
         sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
     sock.connect(endpoint)
-    body = bytes(size)
+    values = Values(kind, size)
+    copy = size < 65536
     time.sleep(float(os.environ.get("BENCH_SETTLE", "0.3")))
-    interval = float(os.environ["BENCH_INTERVAL"])
-    for seq in range(1, paced + burst + 1):
-        p = 0 if seq <= paced else 1
-        sock.send_multipart([head.pack(seq, time.time_ns(), p), body], copy=size < 65536)
-        if p == 0:
-            time.sleep(interval)
-    sock.close(linger=10_000)
+    stamps: list[int] = []
+    cpu: list[float] = []
+    seq = 0
+    for phase, count, interval in [(p, c, i) for p, (c, i) in enumerate(paced)] + [
+        (len(paced), burst, 0.0)
+    ]:
+        started = cpu_s()
+        for _ in range(count):
+            seq += 1
+            frames = values.frames(values.make(seq))
+            stamp = now()
+            stamps.append(stamp)
+            if with_meta:
+                head = json.dumps({"seq": seq, "t": stamp, "p": phase}).encode()
+                frames = [head, *frames]
+            sock.send_multipart(frames, copy=copy)
+            if interval:
+                time.sleep(interval)
+        cpu.append(cpu_s() - started)
+    write_result({"sdk": "raw", "stamps": stamps, "cpu_s": cpu})
+    sock.close(linger=30_000)
 else:
+    import numpy as np
+
+    Values(kind, size)  # the kind's modules are imported before the first message
     sock = ctx.socket(zmq.PULL)
     # zmq throws away what is in flight on a connection held back by the receiver's HWM
     # when the sender disconnects (the end of a burst): flow's inputs avoid it the same way
@@ -44,33 +67,33 @@ else:
         sock.curve_secretkey = curve["secret"].encode()
     sock.bind(endpoint)
     print("ready", flush=True)
-    expected = paced + burst
-    lat, last, gaps, got, first_sent, last_recv = [], 0, 0, 0, None, None
+    expected = sum(c for c, _ in paced) + burst
+    edges: set[int] = set()
+    start = 0
+    for count in [c for c, _ in paced] + [burst]:
+        if count:
+            edges.update((start, start + count - 1))
+        start += count
+    stamps = []
+    cpu_at: dict[int, float] = {}
+    last, gaps, got = 0, 0, 0
     while got < expected:
-        if not sock.poll(10_000):
+        if not sock.poll(30_000):
             break  # the sender is done: what never came is counted as lost
-        frames = sock.recv_multipart(copy=False)
-        t = time.time_ns()
-        seq, stamp, p = head.unpack(frames[0].bytes)
-        gaps += seq - last - 1
-        last = seq
+        copy = size < 65536
+        frames = sock.recv_multipart(copy=copy)
+        t = now()
+        if with_meta:
+            seq = json.loads(frames[0] if copy else frames[0].bytes)["seq"]
+            gaps += seq - last - 1
+            last = seq
+        if kind == "numpy":
+            np.frombuffer(frames[-1], dtype=np.uint64)
+        stamps.append(t)
+        if got in edges:
+            cpu_at[got] = cpu_s()
         got += 1
-        if p == 0:
-            lat.append(t - stamp)
-        else:
-            first_sent = stamp if first_sent is None else first_sent
-            last_recv = t
-    with open(os.environ["BENCH_OUT"], "w") as out:
-        json.dump(
-            {
-                "sdk": "raw",
-                "received": got,
-                "expected": expected,
-                "gaps": gaps,
-                "lat_ns": lat,
-                "burst_ns": (last_recv or 0) - (first_sent or 0),
-            },
-            out,
-        )
+    write_result({"sdk": "raw", "received": got, "expected": expected, "gaps": gaps,
+                  "stamps": stamps, "cpu_at": cpu_at})  # fmt: skip
     sock.close(linger=0)
 ctx.term()

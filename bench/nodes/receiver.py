@@ -1,37 +1,43 @@
-"""Takes every message, checks sequence numbers, records latencies and the burst's rate."""
+"""Takes every message: its arrival stamp, its sequence number (from metadata when the
+sender sends some) and this process's CPU time at each phase's first and last message."""
 
 import os
 
-from common import SDK, Node, now, write_result
+from common import SDK, Node, Profile, Values, cpu_s, now, phases, touch, write_result
 
-expected = int(os.environ["BENCH_LAT"]) + int(os.environ["BENCH_THR"])
-latencies, last_seq, gaps, got = [], 0, 0, 0
-burst_first_sent = burst_last_recv = None
+kind = os.environ.get("BENCH_KIND", "bytes")
+Values(kind, 0)  # numpy and pyarrow are imported before the first message, as users do
+paced, burst = phases()
+expected = sum(count for count, _ in paced) + burst
+# CPU is read at the first and the last message of each phase (by index: nothing reorders)
+edges: set[int] = set()
+start = 0
+for count in [c for c, _ in paced] + [burst]:
+    if count:
+        edges.update((start, start + count - 1))
+    start += count
+stamps: list[int] = []
+keep = stamps.append
+cpu: dict[int, float] = {}
+last_seq = gaps = got = 0
 node = Node()
+profile = Profile("receiver")
 for event in node:
     if event["type"] != "INPUT":
         continue
     t = now()
+    touch(kind, event["value"])
     meta = event["metadata"]
-    seq = meta["seq"]
-    gaps += seq - last_seq - 1
-    last_seq = seq
+    seq = meta.get("seq") if meta else None
+    if seq is not None:
+        gaps += seq - last_seq - 1
+        last_seq = seq
+    keep(t)
+    if got in edges:
+        cpu[got] = cpu_s()
     got += 1
-    if meta["p"] == 0:
-        latencies.append(t - meta["t"])
-    else:
-        if burst_first_sent is None:
-            burst_first_sent = meta["t"]
-        burst_last_recv = t
-    if got >= expected or seq >= expected:
+    if got >= expected:
         break
-write_result(
-    {
-        "sdk": SDK,
-        "received": got,
-        "expected": expected,
-        "gaps": gaps,
-        "lat_ns": latencies,
-        "burst_ns": (burst_last_recv or 0) - (burst_first_sent or 0),
-    }
-)
+profile.done()
+write_result({"sdk": SDK, "received": got, "expected": expected, "gaps": gaps,
+              "stamps": stamps, "cpu_at": cpu})  # fmt: skip

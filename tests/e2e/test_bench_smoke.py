@@ -14,17 +14,29 @@ def test_bench_quick_runs_and_accounts_for_every_message(flow_home: Path, tmp_pa
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--no-dora", "--sizes", "8,1048576",
-         "--json", str(out)],
-        cwd=REPO, env=flow_env(flow_home), capture_output=True, text=True, timeout=300,
+         "--kinds", "numpy,struct", "--json", str(out)],
+        cwd=REPO, env=flow_env(flow_home), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert report["errors"] == []
-    assert set(report["sizes"]["8 B"]) == {"raw", "flow"}
-    # at or above the shared-memory threshold: also flow sending bytes with one copy
-    assert set(report["sizes"]["1 MiB"]) == {"raw", "flow", "flow-copy"}
-    for by in report["sizes"].values():
-        assert all(result["lost"] == 0 for result in by.values())
+    assert set(report["kinds"]) == {
+        "numpy with metadata", "numpy without metadata",
+        "struct with metadata", "struct without metadata",
+    }  # fmt: skip
+    numpy = report["kinds"]["numpy with metadata"]
+    assert set(numpy["8 B"]) == {"size", "raw", "flow"}
+    # at or above the shared-memory threshold: also flow writing in place
+    assert set(numpy["1 MiB"]) == {"size", "raw", "flow", "flow-buffer"}
+    assert set(report["kinds"]["struct with metadata"]["1 MiB"]) == {"size", "raw", "flow"}
+    for rows in report["kinds"].values():
+        for by in rows.values():
+            for system in ("raw", "flow"):
+                result = by[system]
+                assert result["lost"] == 0
+                assert result["burst"]["cpu_send_us"] > 0  # each side's own CPU time
+                assert result["2ms"]["p50_us"] > 0
+                assert result["10ms"]["p50_us"] > 0
     assert report["flow"]["fanout_lost"] == 0
     assert report["flow"]["rss"]["daemon_mib"] > 0
     assert "flow/raw" in done.stdout

@@ -64,6 +64,19 @@ with Node() as node:
         node.send_output("out", np.arange(6, dtype=np.int32).reshape(2, 3))
         node.send_output("out", pa.array([{"a": 1, "b": "x"}, {"a": 2, "b": None}]))
         node.send_output("out", bytes(200_000))
+    elif mode == "layouts":
+        import numpy as np
+        # one output, layouts in turn: each message's header must name its own layout
+        # (the sender encodes it once per dtype and shape, the receiver parses it once)
+        values = [np.arange(6, dtype=np.int32).reshape(2, 3), np.arange(3, dtype=">f8"),
+                  np.arange(6, dtype=np.int32).reshape(3, 2), np.array(7, dtype=np.uint8),
+                  np.arange(12, dtype=np.int32).reshape(3, 4)[:, ::2],
+                  np.array([1, 2], dtype="datetime64[ns]"),
+                  np.arange(40_000, dtype=np.uint64).reshape(200, 200)]
+        for round_ in range(2):
+            for i, value in enumerate(values):
+                meta = {"i": i} if (i + round_) % 2 else None
+                node.send_output("out", value, meta)
     elif mode == "burst":
         for i in range(int(os.environ["N"])):
             node.send_output("out", i.to_bytes(4, "little"))
@@ -133,6 +146,38 @@ def test_payloads_cross_processes_then_inputs_close(
     assert [(e["type"], e.get("id")) for e in events[6:]] == [
         ("INPUT_CLOSED", "in"), ("STOP", "ALL_INPUTS_CLOSED"), ("END", None)]  # fmt: skip
     assert events[-1]["stats"]["in"] == {"received": 6, "dropped": 0, "queued": 0, "refused": 0}
+
+
+def test_arrays_of_changing_layouts_on_one_output_arrive_right(
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir, queue_size=100)
+    out = tmp_path / "events.jsonl"
+    receiver = spawn("receiver", RECORDER, receiver_cfg, OUT=str(out))
+    sender = spawn("sender", SENDER, sender_cfg, MODE="layouts")
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    fake_daemon.start_all()
+    finish(sender)
+    finish(receiver)
+    values = [np.arange(6, dtype=np.int32).reshape(2, 3), np.arange(3, dtype=">f8"),
+              np.arange(6, dtype=np.int32).reshape(3, 2), np.array(7, dtype=np.uint8),
+              np.arange(12, dtype=np.int32).reshape(3, 4)[:, ::2],
+              np.array([1, 2], dtype="datetime64[ns]"),
+              np.arange(40_000, dtype=np.uint64).reshape(200, 200)]  # fmt: skip
+    inputs = [e for e in records(out) if e["type"] == "INPUT"]
+    assert len(inputs) == 2 * len(values)
+    for n, event in enumerate(inputs):
+        i, round_ = n % len(values), n // len(values)
+        expected = values[i]
+        got = event["value"]
+        assert (got["kind"], got["dtype"], got["shape"]) == (
+            "numpy", expected.dtype.str, list(expected.shape)), n  # fmt: skip
+        assert got["list"] == expected.tolist(), n
+        assert got["writeable"] is False
+        user = {k: v for k, v in event["metadata"].items() if k != "timestamp"}
+        assert user == ({"i": i} if (i + round_) % 2 else {}), n
 
 
 def test_stop_request_ends_both_nodes(

@@ -197,3 +197,43 @@ def test_remove_run_segments_by_prefix(run_id: str, tmp_path: Path) -> None:
         assert remove_run_segments(run_id) == 0
     finally:
         theirs.unlink()
+
+
+def test_notices_go_in_one_frame_per_batch_and_free_every_segment(
+    pool: shm.Pool, reader: ShmReader
+) -> None:
+    views = [receive(reader, send(pool, bytes([i]) * 70_000)) for i in range(10)]
+    assert pool.in_flight == 10
+    views.clear()  # ten leases die: their notices wait in the queue (fewer than FLUSH_AT)
+    assert len(reader.releases.queue) == 10
+    pull = pool._pull
+    assert pull is not None
+    reader.releases.flush()
+    deadline = time.monotonic() + BOUND_S
+    while not pull.poll(10):
+        assert time.monotonic() < deadline, "no release frame arrived"
+    frame = pull.recv()
+    assert len(frame) == 10 * shm.RELEASE.size  # the ten notices side by side, one frame
+    # the same frame, read by the pool this time, frees all ten
+    with zmq.Context() as ctx, ctx.socket(zmq.PUSH) as push:
+        push.connect(pool.endpoint)
+        push.send(frame)
+        push.send(b"\x00" * 7)  # not a whole number of notices: ignored
+        deadline = time.monotonic() + BOUND_S
+        while pool.in_flight:
+            assert time.monotonic() < deadline, "the batch never freed the segments"
+            pool.poll_releases()
+            time.sleep(0.005)
+        push.close(linger=1000)
+    assert len(pool._segments) == 10
+
+
+def test_large_payloads_are_released_without_waiting_for_a_batch(
+    pool: shm.Pool, reader: ShmReader
+) -> None:
+    from node_sdk.leases import FLUSH_BYTES
+
+    view = receive(reader, send(pool, b"z" * FLUSH_BYTES))
+    del view  # one notice of FLUSH_BYTES: sent at once, not held for 31 more
+    assert not reader.releases.queue
+    wait_free(pool, reader)

@@ -1,0 +1,96 @@
+"""Arrow payloads (kind 4): an Arrow IPC stream of one record batch with one column `v`.
+
+The schema message is the same for every array of a type, so the sender makes it once
+per type and the receiver parses it once per schema; each message only makes and reads
+its batch. The sender's stream is written where it goes: straight into a shared-memory
+segment for a large payload (its one copy), joined for an inline one. pyarrow is imported
+only by a node whose values are of it. A leaf beside `errors`.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+from node_sdk.errors import NodeError
+
+# An Arrow IPC stream is the schema message, the batch message, then this end marker.
+_EOS: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+_PREFIX: Final = struct.Struct("<Ii")  # continuation marker, metadata length
+MAX_SCHEMAS: Final = 64
+# sender: array type -> (schema, its IPC message); receiver: schema message -> schema
+_SCHEMAS: dict[Any, tuple[Any, Any]] = {}
+_READ: dict[bytes, Any] = {}
+
+
+class ArrowBody:
+    """An arrow payload not written yet: the stream's bytes are made where they go (into a
+    shared-memory segment: the one copy of the data), or joined for an inline send."""
+
+    __slots__ = ("batch", "nbytes", "schema", "schema_message")
+
+    def __init__(self, schema: Any, schema_message: Any, batch: Any, nbytes: int) -> None:
+        self.schema = schema
+        self.schema_message = schema_message
+        self.batch = batch
+        self.nbytes = nbytes
+
+    def join(self) -> bytes:
+        return b"".join((self.schema_message, self.batch.serialize(), _EOS))
+
+    def write_into(self, target: Any) -> None:
+        """Write the stream into `target`, a writable buffer of exactly `nbytes`."""
+        import pyarrow as pa
+        import pyarrow.ipc  # pa.ipc is a submodule
+
+        sink = pa.FixedSizeBufferWriter(pa.py_buffer(target))
+        with pa.ipc.new_stream(sink, self.schema) as writer:
+            writer.write_batch(self.batch)
+        if sink.tell() != self.nbytes:  # never: the sizes come from Arrow itself
+            raise NodeError(f"arrow payload of {sink.tell()} bytes, {self.nbytes} expected")
+
+
+def encode(pa: Any, array: Any) -> ArrowBody:
+    """A pyarrow Array or ChunkedArray -> its stream, not written yet."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    known = _SCHEMAS.get(array.type)
+    if known is None:  # the schema message is the same for every array of a type
+        import pyarrow.ipc  # noqa: F401  (pa.ipc is a submodule)
+
+        schema = pa.schema([pa.field("v", array.type)])
+        if len(_SCHEMAS) >= MAX_SCHEMAS:
+            _SCHEMAS.clear()
+        known = _SCHEMAS[array.type] = (schema, schema.serialize())
+    schema, message = known
+    batch = pa.RecordBatch.from_arrays([array], schema=schema)
+    nbytes = message.size + pa.ipc.get_record_batch_size(batch) + len(_EOS)
+    return ArrowBody(schema, message, batch, nbytes)
+
+
+def decode(data: Any) -> Any:
+    """An Arrow IPC stream of one batch of one column -> that column, without a copy; the
+    schema message is parsed once per schema. NodeError for anything else."""
+    import pyarrow as pa
+    import pyarrow.ipc  # pa.ipc is a submodule
+
+    try:
+        buffer = pa.py_buffer(data)
+        marker, length = _PREFIX.unpack_from(data) if len(buffer) >= 8 else (0, 0)
+        if marker == 0xFFFFFFFF and 0 < length <= len(buffer) - 8:
+            key = bytes(memoryview(data)[: 8 + length])
+            schema = _READ.get(key)
+            if schema is None:
+                schema = pa.ipc.read_schema(pa.py_buffer(key))
+                if len(_READ) >= MAX_SCHEMAS:
+                    _READ.clear()
+                _READ[key] = schema
+            message = pa.ipc.read_message(buffer.slice(8 + length))
+            batch = pa.ipc.read_record_batch(message, schema)
+        else:  # not the framing flow writes: let Arrow's own stream reader judge it
+            batch = pa.ipc.open_stream(buffer).read_next_batch()
+    except (pa.ArrowException, ValueError, OSError, StopIteration, struct.error) as exc:
+        raise NodeError(f"arrow payload that is not an Arrow IPC stream: {exc}") from None
+    if batch.num_columns != 1:
+        raise NodeError(f"arrow payload of {batch.num_columns} columns (expected 1)")
+    return batch.column(0)

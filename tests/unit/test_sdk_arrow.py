@@ -1,0 +1,137 @@
+"""Arrow payloads: the schema message made once per type and parsed once per schema, the
+stream written straight into its segment, every type exact in any order, garbage refused."""
+
+from __future__ import annotations
+
+import mmap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import zmq
+
+from daemon.keeper.shm_cleanup import remove_run_segments
+from node_sdk import NodeError, arrow_ipc, wire
+from node_sdk.config import Edge, NodeConfig
+from node_sdk.send import Sender
+
+VALUES = [
+    pa.array(np.arange(100, dtype=np.uint8)),
+    pa.StructArray.from_arrays([pa.array(np.arange(5, dtype=np.uint32)),
+                                pa.array(np.ones(5, dtype=np.uint32))], names=["x", "y"]),
+    pa.array(["a", None, "\u2713"]),
+    pa.array(np.arange(70_000, dtype=np.uint8)),  # a shared-memory size
+    pa.chunked_array([[1, 2], [3]]),
+    pa.array([], type=pa.float64()),
+]  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    return value.combine_chunks() if isinstance(value, pa.ChunkedArray) else value
+
+
+@pytest.mark.parametrize("into_segment", [False, True])
+def test_arrow_types_in_turn_arrive_exact(into_segment: bool) -> None:
+    segment = mmap.mmap(-1, 1 << 20)
+    for _ in range(3):  # later rounds take the cached schema on both ends
+        for value in VALUES:
+            payload = wire.encode_payload(value, deferred=True)
+            assert payload.kind == wire.KIND_ARROW
+            if into_segment:
+                sent = wire.write_payload(segment, payload.data, payload.nbytes)
+                assert sent is segment  # the stream exists only there: no copy before it
+                data = memoryview(segment)[: payload.nbytes].toreadonly()
+            else:
+                data = payload.data.join()
+                assert len(data) == payload.nbytes
+            got = wire.decode_payload(wire.KIND_ARROW, data, {})
+            assert got.type == value.type
+            assert got.to_pylist() == _plain(value).to_pylist()
+            del got, data
+
+
+def test_the_stream_is_arrows_own_format() -> None:
+    value = VALUES[1]
+    mine = wire.encode_payload(value).data
+    reader = pa.ipc.open_stream(pa.py_buffer(mine))  # any Arrow reader takes it
+    assert reader.read_next_batch().column(0).to_pylist() == value.to_pylist()
+    sink = pa.BufferOutputStream()  # and flow takes a stream any Arrow writer made
+    with pa.ipc.new_stream(sink, pa.schema([pa.field("v", value.type)])) as writer:
+        writer.write_batch(pa.RecordBatch.from_arrays([value], names=["v"]))
+    assert wire.decode_payload(wire.KIND_ARROW, sink.getvalue(), {}).equals(value)
+
+
+def _stream(value: Any) -> bytes:
+    return bytes(wire.encode_payload(value).data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff" * 7,
+        b"garbage that is not arrow at all",
+        _stream(VALUES[0])[:-40],  # a batch cut short
+        _stream(VALUES[0])[:200] + b"\x00" * 40,
+        b"\xff\xff\xff\xff\x08\x00\x00\x00" + b"\x00" * 16,  # a schema message of nothing
+        b"\xff\xff\xff\xff\xff\xff\xff\x7f",  # a huge metadata length
+    ],
+)
+def test_garbage_is_a_node_error(data: bytes) -> None:
+    for _ in range(2):  # and again: a refused schema is never cached
+        with pytest.raises(NodeError, match="arrow payload"):
+            wire.decode_payload(wire.KIND_ARROW, data, {})
+
+
+def test_a_stream_of_two_columns_is_refused() -> None:
+    batch = pa.RecordBatch.from_arrays([pa.array([1]), pa.array([2])], names=["a", "b"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    with pytest.raises(NodeError, match="2 columns"):
+        wire.decode_payload(wire.KIND_ARROW, sink.getvalue(), {})
+
+
+def test_the_schema_caches_are_bounded() -> None:
+    for width in range(1, arrow_ipc.MAX_SCHEMAS * 2):
+        value = pa.array([b"x" * width], type=pa.binary(width))
+        got = wire.decode_payload(wire.KIND_ARROW, _stream(value), {})
+        assert got.type == value.type
+    assert len(arrow_ipc._SCHEMAS) <= arrow_ipc.MAX_SCHEMAS
+    assert len(arrow_ipc._READ) <= arrow_ipc.MAX_SCHEMAS
+
+
+def test_a_failed_write_into_a_segment_gives_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = str(uuid.uuid4())
+    cfg = NodeConfig(
+        run=run, run_name=None, node="a", generation=1, restarts=0,
+        daemon=f"ipc://{tmp_path}/nodes", descriptor=None, config={}, inputs={},
+        outputs={"out": (Edge(f"ipc://{tmp_path}/in", "b", "in", "drop_oldest"),)},
+    )  # fmt: skip
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    value = pa.array(np.arange(100_000, dtype=np.uint8))
+    try:
+        sender = Sender(context, cfg, send_timeout_s=1.0)
+        sender.connect()
+
+        def broken(self: arrow_ipc.ArrowBody, target: Any) -> None:
+            raise NodeError("arrow payload: the write failed")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(arrow_ipc.ArrowBody, "write_into", broken)
+            with pytest.raises(NodeError, match="write failed"):
+                sender.send_output("out", value)
+        pool = sender._pool
+        assert len(pool._segments) == 1
+        assert pool.in_flight == 0  # back in the pool, not lost to it
+        sender.send_output("out", value)  # and taken again
+        assert len(pool._segments) == 1
+        sender.close()
+    finally:
+        context.destroy(linger=0)
+        remove_run_segments(run)
