@@ -18,6 +18,7 @@ Needs root (CI runs as root) and `ip`; `skip_reason()` says why not, for `pytest
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -209,3 +210,10 @@ def hosts(labels: tuple[str, ...]) -> Iterator[dict[str, Machine]]:
         for label in labels:  # sockets live outside the home
             shutil.rmtree(socket_dir(root / label), ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def member_connected(coordinator: Machine, name: str) -> bool:
+    """Whether `flow cluster status` on the coordinator shows machine `name` connected."""
+    done = coordinator.flow("cluster", "status", "--json")
+    rows = {row["name"]: row for row in json.loads(done.stdout or "{}").get("machines", [])}
+    return name in rows and rows[name]["state"] == "connected"
