@@ -116,9 +116,6 @@ class ClusterPlacer:
             if peer.state != CONNECTED or not peer.address:
                 raise BadRequest(f"node {node.id}: machine {machine} is {peer.state}, not "
                                  "connected (flow cluster status)")  # fmt: skip
-            if node.is_dynamic:
-                raise BadRequest(f"node {node.id}: a dynamic node runs where it attaches; "
-                                 f"remove its deploy.machine {machine}")  # fmt: skip
 
     async def _reserve(self, run_id: str, machine: str, count: int) -> list[int]:
         if machine == self.coordinator.name:

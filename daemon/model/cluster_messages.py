@@ -95,7 +95,10 @@ class Leave:
 # observe, unobserve, samples, usage: `flow topic echo|hz` and `flow top` of nodes placed on
 # a member (daemon/cluster/remote_watch.py, daemon/cluster/host_watch.py)
 WATCH_KINDS: Final = frozenset({"observe", "unobserve", "samples", "usage"})
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"}) | WATCH_KINDS
+# a dynamic node attaching on a member (daemon/cluster/remote_attach.py): member ->
+# coordinator, `body` its node-channel attach request, `ident` a token; back, the answer
+ATTACH_KIND: Final = "attach"
+CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs", ATTACH_KIND}) | WATCH_KINDS
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 

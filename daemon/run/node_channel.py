@@ -33,6 +33,15 @@ Attach = Callable[[channel.Attach], NodeConfig]
 MAX_IDENTITY = 256  # `run/node/generation` or `attach/<pid>/<hex>`
 
 
+class NoDynamicNode(RecoverableError):
+    """An attach naming a dynamic node no run of this daemon has (a member may pass it on)."""
+
+
+# a member's: an attach (its identity, the request) passed on to its coordinator, which
+# answers later; False when it cannot be (the local refusal stands)
+AttachElsewhere = Callable[[bytes, channel.Attach], bool]
+
+
 @attrs.define(eq=False)
 class NodeChannel:
     """Routes node messages to their slots; refuses older generations."""
@@ -45,6 +54,7 @@ class NodeChannel:
     late: OncePerKey = attrs.field(factory=OncePerKey)
     # a member's: frames of the nodes it hosts for a coordinator go there (True: taken)
     relay: Callable[[str, bytes, bytes], bool] | None = None
+    attach_elsewhere: AttachElsewhere | None = None
 
     def send(self, identity: bytes, message: channel.Message) -> bool:
         """A message to one node (typed: it encodes to what the node decodes). False when
@@ -105,7 +115,12 @@ class NodeChannel:
                 raise NodeError(f"expected attach, got {type(request).__name__.lower()}")
             if self.attach is None:
                 raise RecoverableError("this daemon does not take dynamic nodes")
-            reply = channel.Attached(self.attach(request))
+            try:
+                reply = channel.Attached(self.attach(request))
+            except NoDynamicNode:
+                if self.attach_elsewhere is not None and self.attach_elsewhere(identity, request):
+                    return  # its answer comes from the coordinator
+                raise
         except RecoverableError as exc:
             log.warning("dynamic attach refused: %s", exc)
             reply = channel.Refused(str(exc))
