@@ -22,7 +22,7 @@ from typing import Final
 import attrs
 
 from daemon.cluster.keys import KeyPair, secret_key_file
-from daemon.model.cluster_messages import ATTACH_KIND, Carry
+from daemon.model.cluster_messages import ATTACH_KIND, MAX_CARRY_BYTES, Carry, encode
 from daemon.model.errors import RecoverableError
 from daemon.run.dynamic import AttachRefused, find_dynamic_slot, grant, machine_of
 from daemon.run.runtime import Runtime
@@ -48,9 +48,17 @@ def answer(rt: Runtime, here: str, machine: str, carry: Carry) -> Carry:
         if placed_on != machine:
             raise AttachRefused(f"node {slot.id} in dataflow {run.name or run.id} is placed on "
                                 f"machine {placed_on}, not {machine}: attach it there")  # fmt: skip
-        reply = channel.Attached(grant(run, slot, None))
+        granted = Carry(carry.run, ATTACH_KIND,
+                        channel.encode(channel.Attached(grant(run, slot, None))).decode(),
+                        carry.ident)  # fmt: skip
+        size = len(encode(granted))
+        if size > MAX_CARRY_BYTES:  # the member would refuse it: its process would wait
+            slot.detach(f"configuration too large for the cluster link ({size} bytes)")
+            raise AttachRefused(f"node {slot.id}: its configuration ({size} bytes) is too "
+                                f"large to send to machine {machine}")  # fmt: skip
         log.info("run %s: dynamic node %s attached on machine %s (pid %d there)", run.id,
                  slot.id, machine, request.pid)  # fmt: skip
+        return granted
     except RecoverableError as exc:
         log.warning("dynamic attach on machine %s refused: %s", machine, exc)
         reply = channel.Refused(str(exc))
