@@ -21,7 +21,7 @@ from daemon.cluster.placing import ClusterPlacer
 from daemon.cluster.probe_agent import LocalProber, ProbeAgent
 from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster import ClusterConfigError, ListenAddress
-from daemon.model.cluster_messages import ATTACH_KIND, Carry
+from daemon.model.cluster_messages import ATTACH_KIND, GONE_KIND, Carry
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.run.runtime import Runtime
 
@@ -88,7 +88,7 @@ async def _start(
     rt.channel.relay = host.relay_from_node
     root.start_soon(host.serve)
     _watch_hosted_nodes(root, rt, member, host)
-    _attach_through_coordinator(rt, member)
+    _attach_through_coordinator(root, rt, member)
     await root.start(member.serve)
     root.start_soon(_say_goodbye_at_shutdown, rt, member)
     return member
@@ -127,15 +127,18 @@ def _attach_from_members(rt: Runtime, coordinator: Coordinator, placer: ClusterP
     def on_carry(machine: str, carry: Carry) -> None:
         if carry.kind == ATTACH_KIND:
             placer.send_carry(machine, remote_attach.answer(rt, coordinator.name, machine, carry))
+        elif carry.kind == GONE_KIND:
+            remote_attach.on_gone(rt, machine, carry)
         else:
             others(machine, carry)
 
     coordinator.on_carry = on_carry
 
 
-def _attach_through_coordinator(rt: Runtime, member: Member) -> None:
+def _attach_through_coordinator(root: trio.Nursery, rt: Runtime, member: Member) -> None:
     """The member's side: an attach no run here has goes to the coordinator."""
     relay = remote_attach.AttachRelay(rt, member.keys, member.send_carry)
+    root.start_soon(relay.watch)
     assert rt.channel is not None
     rt.channel.attach_elsewhere = relay.ask
     others = member.on_carry

@@ -96,9 +96,12 @@ class Leave:
 # a member (daemon/cluster/remote_watch.py, daemon/cluster/host_watch.py)
 WATCH_KINDS: Final = frozenset({"observe", "unobserve", "samples", "usage"})
 # a dynamic node attaching on a member (daemon/cluster/remote_attach.py): member ->
-# coordinator, `body` its node-channel attach request, `ident` a token; back, the answer
+# coordinator, `body` its node-channel attach request, `ident` a token; back, the answer.
+# `gone`: member -> coordinator, the process attached as node identity `ident` has ended
 ATTACH_KIND: Final = "attach"
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs", ATTACH_KIND}) | WATCH_KINDS
+GONE_KIND: Final = "gone"
+CARRY_KINDS: Final = (frozenset({"keeper", "node", "ports", "logs", ATTACH_KIND, GONE_KIND})
+                      | WATCH_KINDS)  # fmt: skip
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 

@@ -116,7 +116,8 @@ def grant(run: Run, slot: NodeSlot, pid: int | None) -> config.NodeConfig:
         raise AttachRefused(str(exc)) from None
 
 
-def _gone(pid: int) -> bool:
+def process_gone(pid: int) -> bool:
+    """Whether process `pid` of this machine has ended (a process of another user: no)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -134,7 +135,7 @@ async def watch_dynamic_nodes(rt: Runtime) -> None:
             for slot in run.slots.values():
                 if not slot.attached:
                     continue
-                if slot.pid is not None and _gone(slot.pid):
+                if slot.pid is not None and process_gone(slot.pid):
                     slot.detach(f"process {slot.pid} is gone")
                 elif now - slot.last_seen > HEARTBEAT_MISSES_S:
                     slot.detach(f"no report for {HEARTBEAT_MISSES_S:g}s")

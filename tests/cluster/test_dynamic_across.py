@@ -108,10 +108,13 @@ def test_refusals_are_one_line_and_a_crashed_node_frees_its_slot(
             lines = done.stdout.strip().splitlines()
             assert lines == [f"refused: {lines[0].removeprefix('refused: ')}"], lines
             assert expected in lines[0], lines[0]
-        # a crash (no bye): the coordinator misses its heartbeat and frees the slot
+        # a crash (no bye): b sees the process gone and tells the coordinator, which frees
+        # the slot (without b's word, its missed heartbeat would)
         holder.kill()
         holder.wait()
         wait_for(lambda: _status(a, "viewer") == "dynamic", "the crashed node detached")
+        gone = f"dynamic node viewer detached: process {holder.pid} on machine b is gone"
+        assert gone in (a.home / "daemon.log").read_text()
     finally:
         holder.kill()
         holder.wait()

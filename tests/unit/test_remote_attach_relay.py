@@ -3,10 +3,16 @@ attach goes to the coordinator, the answer back to its process with this machine
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
 import types
 import uuid
 from pathlib import Path
 from typing import Any
+
+import trio
 
 from daemon.cluster import remote_attach
 from daemon.cluster.keys import machine_keys, secret_key_file
@@ -107,3 +113,23 @@ def test_without_a_coordinator_or_past_the_bound_the_local_refusal_stands(
         assert relay.ask(IDENTITY, channel.Attach("viewer", None, 1))
     assert not relay.ask(IDENTITY, channel.Attach("viewer", None, 1))
     assert len(sent) == remote_attach.MAX_WAITING
+
+
+def test_an_attached_process_that_ends_is_reported_gone(tmp_path: Path) -> None:
+    relay, sent = _relay(tmp_path)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a pid that no longer runs (reused within the test: most unlikely)
+    assert relay.ask(IDENTITY, channel.Attach("viewer", "live", ended.pid))
+    assert relay.ask(IDENTITY, channel.Attach("viewer", "live", os.getpid()))  # alive
+    relay.on_carry(_answer(sent[0].ident, channel.Attached(_granted(tmp_path))))
+    live = dataclasses.replace(_granted(tmp_path), generation=3)
+    relay.on_carry(_answer(sent[1].ident, channel.Attached(live)))
+
+    async def one_look() -> None:
+        with trio.move_on_after(0.2):
+            await relay.watch()
+
+    trio.run(one_look)
+    gone = [carry for carry in sent if carry.kind == msg.GONE_KIND]
+    assert gone == [msg.Carry(RUN, msg.GONE_KIND, str(ended.pid), f"{RUN}/viewer/2")]
+    assert relay.attached == {f"{RUN}/viewer/3": os.getpid()}
