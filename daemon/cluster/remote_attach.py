@@ -140,6 +140,8 @@ class AttachRelay:
             self.attached[f"{node.run}/{node.node}/{node.generation}"] = pid
         elif not isinstance(reply, channel.Refused):
             reply = channel.Refused("the coordinator answered the attach with something else")
+        if isinstance(reply, channel.Refused):  # a log line here too, as for a local refusal
+            log.warning("dynamic attach refused by the coordinator: %s", reply.error)
         assert self.rt.channel is not None
         self.rt.channel.send(identity, reply)
         return True

@@ -103,11 +103,15 @@ def test_refusals_are_one_line_and_a_crashed_node_frees_its_slot(
             (a, "node viewer in dataflow live is placed on machine b: attach it there", {}),
         ]
         for machine, expected, env in cases:
+            refusals = (machine.home / "daemon.log").read_text().count("dynamic attach refused")
             done = _viewer(machine, **{"VIEWER_RUN": "live", **env})
             assert done.returncode == 3, (expected, done.stdout, done.stderr)
             lines = done.stdout.strip().splitlines()
             assert lines == [f"refused: {lines[0].removeprefix('refused: ')}"], lines
             assert expected in lines[0], lines[0]
+            # and one log line on the machine where it attached (SPEC 6)
+            log = (machine.home / "daemon.log").read_text()
+            assert log.count("dynamic attach refused") == refusals + 1, expected
         # a crash (no bye): b sees the process gone and tells the coordinator, which frees
         # the slot (without b's word, its missed heartbeat would)
         holder.kill()
