@@ -292,5 +292,10 @@ class Host:
                 config["tcp"]["secret_file"] = str(secret_key_file(self.rt.home, self.keys))
             env["FLOW_NODE_CONFIG"] = json.dumps(config)
         log_path = paths.node_log(self.rt.home, run_id, spawn.node)
-        return attrs.evolve(spawn, env=env, log=str(log_path))
+        stdout_as = spawn.stdout_as
+        if stdout_as is not None and stdout_as.tcp is not None:  # the keeper sends across
+            own_key = str(secret_key_file(self.rt.home, self.keys))
+            stdout_as = attrs.evolve(stdout_as, tcp=attrs.evolve(stdout_as.tcp,
+                                                                 secret_file=own_key))  # fmt: skip
+        return attrs.evolve(spawn, env=env, log=str(log_path), stdout_as=stdout_as)
 

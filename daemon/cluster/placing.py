@@ -24,7 +24,7 @@ from daemon.cluster.loss import lost_machine
 from daemon.cluster.remote_logs import RemoteLogs
 from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster_messages import Carry
-from daemon.model.descriptor import Dataflow, OutputRef
+from daemon.model.descriptor import Dataflow
 from daemon.model.errors import BadRequest
 from daemon.model.keeper_messages import Quit, encode
 from daemon.model.routing import MachinePlace, Placement, place_nodes
@@ -119,21 +119,6 @@ class ClusterPlacer:
             if peer.state != CONNECTED or not peer.address:
                 raise BadRequest(f"node {node.id}: machine {machine} is {peer.state}, not "
                                  "connected (flow cluster status)")  # fmt: skip
-            if node.is_dynamic:
-                raise BadRequest(f"node {node.id}: a dynamic node runs where it attaches; "
-                                 f"remove its deploy.machine {machine}")  # fmt: skip
-        for node in dataflow.nodes:
-            for spec in node.inputs:
-                source = spec.source
-                if not isinstance(source, OutputRef):
-                    continue
-                stdout_as = dataflow.node(source.node).send_stdout_as == source.output
-                if stdout_as and machine_of[source.node] != machine_of[node.id]:
-                    raise BadRequest(
-                        f"node {node.id}: input {spec.id} reads send_stdout_as output "
-                        f"{source.node}/{source.output} of another machine (not supported "
-                        "yet: place both on one machine)"
-                    )
 
     async def _reserve(self, run_id: str, machine: str, count: int) -> list[int]:
         if machine == self.coordinator.name:

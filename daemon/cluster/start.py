@@ -10,6 +10,7 @@ from __future__ import annotations
 import attrs
 import trio
 
+from daemon.cluster import remote_attach
 from daemon.cluster.coordinator import Coordinator
 from daemon.cluster.host import Host
 from daemon.cluster.host_watch import HostWatch
@@ -21,7 +22,7 @@ from daemon.cluster.placing import ClusterPlacer
 from daemon.cluster.probe_agent import LocalProber, ProbeAgent
 from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster import ClusterConfigError, ListenAddress
-from daemon.model.cluster_messages import Carry
+from daemon.model.cluster_messages import ATTACH_KIND, GONE_KIND, Carry
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.run.runtime import Runtime
 
@@ -62,6 +63,7 @@ async def _start(
         root.start_soon(placer.logs.serve)
         coordinator.on_carry = placer.on_carry
         _watch_remote_nodes(rt, coordinator, placer)
+        _attach_from_members(rt, coordinator, placer)
         coordinator.on_state = placer.on_state
         coordinator.node_counts = lambda: live_nodes(rt, coordinator.name)
         rt.placer = placer
@@ -91,6 +93,7 @@ async def _start(
     rt.channel.relay = host.relay_from_node
     root.start_soon(host.serve)
     _watch_hosted_nodes(root, rt, member, host)
+    _attach_through_coordinator(root, rt, member)
     await root.start(member.serve)
     root.start_soon(_say_goodbye_at_shutdown, rt, member)
     return member
@@ -120,6 +123,36 @@ def _watch_hosted_nodes(root: trio.Nursery, rt: Runtime, member: Member, host: H
 
     member.on_carry = on_carry
     root.start_soon(watch.serve)
+
+
+def _attach_from_members(rt: Runtime, coordinator: Coordinator, placer: ClusterPlacer) -> None:
+    """Dynamic nodes attaching on members (daemon/cluster/remote_attach.py): answered here."""
+    others = coordinator.on_carry
+
+    def on_carry(machine: str, carry: Carry) -> None:
+        if carry.kind == ATTACH_KIND:
+            placer.send_carry(machine, remote_attach.answer(rt, coordinator.name, machine, carry))
+        elif carry.kind == GONE_KIND:
+            remote_attach.on_gone(rt, machine, carry)
+        else:
+            others(machine, carry)
+
+    coordinator.on_carry = on_carry
+
+
+def _attach_through_coordinator(root: trio.Nursery, rt: Runtime, member: Member) -> None:
+    """The member's side: an attach no run here has goes to the coordinator."""
+    relay = remote_attach.AttachRelay(rt, member.keys, member.send_carry)
+    root.start_soon(relay.watch)
+    assert rt.channel is not None
+    rt.channel.attach_elsewhere = relay.ask
+    others = member.on_carry
+
+    def on_carry(carry: Carry) -> None:
+        if not relay.on_carry(carry):
+            others(carry)
+
+    member.on_carry = on_carry
 
 
 async def _say_goodbye_at_shutdown(rt: Runtime, member: Member) -> None:

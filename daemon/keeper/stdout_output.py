@@ -21,15 +21,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import zmq
 
-from daemon.model.keeper_messages import StdoutAs, converter
+from daemon.model.keeper_messages import StdoutAs, StdoutKeys, converter
 from daemon.model.logformat import LogRecord, log_entry_json
+from node_sdk.config import TcpSecurity, is_tcp
+from node_sdk.errors import NodeError
 from node_sdk.frames import encode_data, encode_eos
 from node_sdk.wire import unpack_credit
+
+if TYPE_CHECKING:
+    from node_sdk.tcp import Curve
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +73,28 @@ class StdoutOutput:
         edges: list[dict[str, Any]],
         restartable: bool = False,
         held: bool = False,
+        keys: StdoutKeys | None = None,
     ) -> StdoutOutput:
         built = []
+        curve = _curve(source, keys) if keys is not None else None
         for edge in edges:
             backpressure = edge.get("policy") == "backpressure"
             # a backpressure input is a ROUTER that pays credits back (node_sdk.wire)
             socket = context.socket(zmq.DEALER if backpressure else zmq.PUSH)
             socket.setsockopt(zmq.LINGER, 500)
             socket.setsockopt(zmq.SNDHWM, SNDHWM)
+            if is_tcp(edge["endpoint"]):  # another machine: CURVE as any node's edge
+                if curve is None:
+                    log.error("%s: no machine key: edge to %s not opened", source,
+                              edge["endpoint"])  # fmt: skip
+                    socket.close()
+                    continue
+                try:
+                    curve.client(socket, edge.get("server_key"), edge["endpoint"])
+                except NodeError as exc:
+                    log.error("%s: %s", source, exc)
+                    socket.close()
+                    continue
             socket.connect(edge["endpoint"])
             credits = int(edge.get("queue_size") or 10) if backpressure else None
             built.append(_Edge(edge["endpoint"], socket, credits))
@@ -211,14 +230,27 @@ class EndedOutputs:
         if stdout_as is None:
             return None
         edges = [converter.unstructure(edge) for edge in stdout_as.edges]
-        return StdoutOutput.open(
-            context, stdout_as.source, generation, edges, stdout_as.restartable, stdout_as.held
-        )
+        return StdoutOutput.open(context, stdout_as.source, generation, edges,
+                                 stdout_as.restartable, stdout_as.held, stdout_as.tcp)  # fmt: skip
 
     def close_all(self) -> None:
         for output in self.by_node.values():
             output.close()
         self.by_node.clear()
+
+
+def _curve(source: str, keys: StdoutKeys) -> Curve | None:
+    """The machine's CURVE keys for tcp:// edges (a run placed on several machines), or
+    None, with the cause logged, when its key file cannot be used."""
+    from node_sdk.tcp import Curve  # only a keeper sending to another machine pays for it
+
+    security = TcpSecurity(keys.public_key, keys.secret_file, (), keys.heartbeat_ms / 1000,
+                           keys.timeout_ms / 1000)  # fmt: skip
+    try:
+        return Curve(security)
+    except NodeError as exc:
+        log.error("%s: %s", source, exc)
+        return None
 
 
 def _collect_credits(socket: zmq.Socket[bytes]) -> int:

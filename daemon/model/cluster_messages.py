@@ -97,7 +97,13 @@ class Leave:
 WATCH_KINDS: Final = frozenset({"observe", "unobserve", "samples", "usage"})
 # follow, loglines: `flow logs -f` across machines (daemon/cluster/log_forward.py)
 FOLLOW_KINDS: Final = frozenset({"follow", "loglines"})
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"}) | WATCH_KINDS | FOLLOW_KINDS
+# a dynamic node attaching on a member (daemon/cluster/remote_attach.py): member ->
+# coordinator, `body` its node-channel attach request, `ident` a token; back, the answer.
+# `gone`: member -> coordinator, the process attached as node identity `ident` has ended
+ATTACH_KIND: Final = "attach"
+GONE_KIND: Final = "gone"
+CARRY_KINDS: Final = (frozenset({"keeper", "node", "ports", "logs", ATTACH_KIND, GONE_KIND})
+                      | WATCH_KINDS | FOLLOW_KINDS)  # fmt: skip
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 

@@ -76,6 +76,18 @@ class Edge:
     input: str
     policy: str
     queue_size: int
+    server_key: str | None = None  # a tcp:// receiver's machine key (docs/cluster-data.md)
+
+
+@attrs.frozen
+class StdoutKeys:
+    """What a keeper's tcp:// `send_stdout_as` edges connect with: its machine's CURVE key
+    pair (the secret in its private file) and the cluster's heartbeat, in milliseconds."""
+
+    public_key: str
+    secret_file: str
+    heartbeat_ms: int
+    timeout_ms: int
 
 
 @attrs.frozen
@@ -90,6 +102,7 @@ class StdoutAs:
     # instead of its stdout lines
     records: bool = False
     min_level: int = 0  # records below this level are not sent (a dora/logs/LEVEL input)
+    tcp: StdoutKeys | None = None  # set when an edge goes to another machine
 
 
 @attrs.frozen

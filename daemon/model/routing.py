@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from daemon.model.descriptor import Dataflow, Input, NodeSpec, OutputRef, Timer, expand_env
+from daemon.model.keeper_messages import StdoutKeys
 from daemon.model.settings import Settings
 from node_sdk import config
 from node_sdk.config import DataInput, Edge, NodeConfig, TcpSecurity, TimerInput
@@ -136,7 +137,7 @@ def build_node_config(
         ),
         send_timeout_s=settings.send_timeout,
         restartable=node.restart.policy != "never",
-        tcp=_tcp_section(node, inputs, outputs, placement),
+        tcp=_tcp_section(node, inputs, outputs, placement, _to_dynamic(df, node, endpoints)),
     )
 
 
@@ -152,15 +153,35 @@ def _with_keys(outputs: dict[str, list[Edge]], placement: Placement) -> dict[str
     return {out: [keyed(edge) for edge in edges] for out, edges in outputs.items()}
 
 
+def keyed_edge(edge: Edge, placement: Placement | None) -> Edge:
+    """`edge`, naming its receiving machine's key when it goes to another machine."""
+    if placement is None:
+        return edge
+    return _with_keys({"": [edge]}, placement)[""][0]
+
+
+def _to_dynamic(
+    df: Dataflow, node: NodeSpec, endpoints: Mapping[tuple[str, str], str]
+) -> list[str]:
+    """The endpoints of the dynamic receivers of `node`'s outputs: wired live while one is
+    attached (daemon/run/dynamic.py), so a node feeding one on another machine needs its
+    keys from the start."""
+    return [endpoints[(receiver.id, spec.id)] for receiver in df.nodes if receiver.is_dynamic
+            for spec in receiver.inputs if isinstance(spec.source, OutputRef)
+            and spec.source.node == node.id]  # fmt: skip
+
+
 def _tcp_section(
     node: NodeSpec,
     inputs: Mapping[str, DataInput | TimerInput],
     outputs: Mapping[str, list[Edge]],
     placement: Placement | None,
+    live: list[str],
 ) -> TcpSecurity | None:
-    """The keys of a node with a tcp:// input or edge; None for every other node."""
+    """The keys of a node with a tcp:// input or edge (`live`: wired later); None for every
+    other node."""
     endpoints = [i.endpoint for i in inputs.values() if isinstance(i, DataInput)]
-    endpoints += [e.endpoint for edges in outputs.values() for e in edges]
+    endpoints += [e.endpoint for edges in outputs.values() for e in edges] + live
     if placement is None or not any(config.is_tcp(e) for e in endpoints):
         return None
     own = placement.machines[placement.machine_of[node.id]]
@@ -209,13 +230,30 @@ def data_input(spec: Input, source: OutputRef, endpoint: str) -> DataInput:
 
 
 def output_edges(
-    df: Dataflow, node: NodeSpec, endpoints: Mapping[tuple[str, str], str]
+    df: Dataflow,
+    node: NodeSpec,
+    endpoints: Mapping[tuple[str, str], str],
+    placement: Placement | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Per output of `node`: every receiving input, with its endpoint and queue policy."""
-    return {
-        out: [config.edge_json(e) for e in edges]
-        for out, edges in _edges(df, node, endpoints).items()
-    }
+    """Per output of `node`: every receiving input, with its endpoint and queue policy (and
+    a tcp:// receiver's machine key, in a run placed on several machines)."""
+    edges = _edges(df, node, endpoints)
+    if placement is not None:
+        edges = _with_keys(edges, placement)
+    return {out: [config.edge_json(e) for e in items] for out, items in edges.items()}
+
+
+def stdout_keys(
+    node: NodeSpec, edges: list[dict[str, Any]], placement: Placement | None
+) -> StdoutKeys | None:
+    """The keys a keeper sends `node`'s stdout lines with when one of `edges` goes to
+    another machine (docs/cluster-data.md); None when all stay on the node's machine."""
+    if placement is None or not any(config.is_tcp(edge["endpoint"]) for edge in edges):
+        return None
+    own = placement.machines[placement.machine_of[node.id]]
+    return StdoutKeys(own.public_key, placement.secret_file,
+                      max(1, round(placement.heartbeat_s * 1000)),
+                      max(1, round(placement.timeout_s * 1000)))  # fmt: skip
 
 
 def node_environment(

@@ -19,6 +19,7 @@ import trio
 from daemon.model import routing
 from daemon.model.descriptor import OutputRef
 from daemon.model.errors import RecoverableError
+from daemon.run.node_channel import NoDynamicNode
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from node_sdk import channel, config
@@ -37,12 +38,16 @@ class AttachRefused(RecoverableError):
     """A dynamic attach that cannot be granted; the message is the caller's error line."""
 
 
+class NoSuchNode(AttachRefused, NoDynamicNode):
+    """No run of this daemon has that dynamic node: a member asks its coordinator."""
+
+
 def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> tuple[Run, NodeSlot]:
     """The run and slot a `Node(node, dataflow=...)` attaches to, or the one-line refusal."""
     if dataflow:
         runs = [r for r in rt.runs.values() if r.status.active and _names(r, dataflow)]
         if not runs:
-            raise AttachRefused(f"no running dataflow with ID or name {dataflow}")
+            raise NoSuchNode(f"no running dataflow with ID or name {dataflow}")
         run = runs[0]
         slot = run.slots.get(node)
         label = run.name or run.id
@@ -57,7 +62,7 @@ def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> tuple[Run
         if r.status.active and node in r.slots and r.slots[node].spec.is_dynamic
     ]
     if not candidates:
-        raise AttachRefused(f"no running dataflow has a dynamic node {node}")
+        raise NoSuchNode(f"no running dataflow has a dynamic node {node}")
     if len(candidates) > 1:
         names = ", ".join(r.name or r.id for r, _ in candidates)
         raise AttachRefused(
@@ -73,14 +78,33 @@ def _names(run: Run, ref: str) -> bool:
 def attach(rt: Runtime, message: channel.Attach) -> config.NodeConfig:
     """Grant an attach request (decoded and bounded by `node_sdk.channel`): the node's
     configuration, which the reply carries."""
-    node = message.node
-    run, slot = find_dynamic_slot(rt, node, message.dataflow or None)
+    run, slot = find_dynamic_slot(rt, message.node, message.dataflow or None)
+    machine = machine_of(run, slot)
+    if machine is not None:
+        label = run.name or run.id
+        raise AttachRefused(f"node {slot.id} in dataflow {label} is placed on machine "
+                            f"{machine}: attach it there (with its FLOW_HOME)")  # fmt: skip
+    return grant(run, slot, message.pid)
+
+
+def machine_of(run: Run, slot: NodeSlot) -> str | None:
+    """The member machine a node of a placed run runs on; None for this daemon's own."""
+    placed = run.placed
+    return placed.placement.machine_of[slot.id] if placed and placed.is_remote(slot.id) else None
+
+
+def grant(run: Run, slot: NodeSlot, pid: int | None) -> config.NodeConfig:
+    """Attach a process to `slot` (`pid` None: it runs on another machine) and wire its
+    senders to it: its configuration, or the one-line refusal."""
+    node = slot.id
     if slot.attached:
         raise AttachRefused(f"node {node} in dataflow {run.name or run.id} is already attached")
-    slot.attach(message.pid)
+    slot.attach(pid)
+    placement = run.placed.placement if run.placed is not None else None
     for spec in slot.spec.inputs:
         if isinstance(spec.source, OutputRef):
             edge = routing.edge_to(slot.id, spec, run.input_endpoint(slot.id, spec.id))
+            edge = routing.keyed_edge(edge, placement)  # on another machine: its key
             run.add_live_edge(spec.source.node, spec.source.output, edge)
     log.info("run %s: dynamic node %s attached (pid %s)", run.id, slot.id, slot.pid)
     # the daemon's own configuration goes through the shared decoder: a config the node
@@ -92,7 +116,8 @@ def attach(rt: Runtime, message: channel.Attach) -> config.NodeConfig:
         raise AttachRefused(str(exc)) from None
 
 
-def _gone(pid: int) -> bool:
+def process_gone(pid: int) -> bool:
+    """Whether process `pid` of this machine has ended (a process of another user: no)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,7 +135,7 @@ async def watch_dynamic_nodes(rt: Runtime) -> None:
             for slot in run.slots.values():
                 if not slot.attached:
                     continue
-                if slot.pid is not None and _gone(slot.pid):
+                if slot.pid is not None and process_gone(slot.pid):
                     slot.detach(f"process {slot.pid} is gone")
                 elif now - slot.last_seen > HEARTBEAT_MISSES_S:
                     slot.detach(f"no report for {HEARTBEAT_MISSES_S:g}s")

@@ -33,6 +33,15 @@ Attach = Callable[[channel.Attach], NodeConfig]
 MAX_IDENTITY = 256  # `run/node/generation` or `attach/<pid>/<hex>`
 
 
+class NoDynamicNode(RecoverableError):
+    """An attach naming a dynamic node no run of this daemon has (a member may pass it on)."""
+
+
+# a member's: an attach (its identity, the request) passed on to its coordinator, which
+# answers later; False when it cannot be (the local refusal stands)
+AttachElsewhere = Callable[[bytes, channel.Attach], bool]
+
+
 @attrs.define(eq=False)
 class NodeChannel:
     """Routes node messages to their slots; refuses older generations."""
@@ -49,6 +58,7 @@ class NodeChannel:
     # and where its answers to changes go
     greet: Callable[[str, NodeSlot], list[channel.Message]] | None = None
     param_acks: Callable[[str, str, channel.ParamAck], None] | None = None
+    attach_elsewhere: AttachElsewhere | None = None
 
     def send(self, identity: bytes, message: channel.Message) -> bool:
         """A message to one node (typed: it encodes to what the node decodes). False when
@@ -113,7 +123,12 @@ class NodeChannel:
                 raise NodeError(f"expected attach, got {type(request).__name__.lower()}")
             if self.attach is None:
                 raise RecoverableError("this daemon does not take dynamic nodes")
-            reply = channel.Attached(self.attach(request))
+            try:
+                reply = channel.Attached(self.attach(request))
+            except NoDynamicNode:
+                if self.attach_elsewhere is not None and self.attach_elsewhere(identity, request):
+                    return  # its answer comes from the coordinator
+                raise
         except RecoverableError as exc:
             log.warning("dynamic attach refused: %s", exc)
             reply = channel.Refused(str(exc))

@@ -151,16 +151,19 @@ class Run:
         env["PYTHONPATH"] = dora_compat.with_folder(env.get("PYTHONPATH"))
         stdout_as = None
         if slot.spec.send_stdout_as is not None:
-            edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints)
+            placement = self.placed.placement if self.placed is not None else None
+            edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints, placement)
+            lines_to = edges[slot.spec.send_stdout_as]
             stdout_as = StdoutAs(
                 source=f"{slot.id}/{slot.spec.send_stdout_as}",
-                edges=tuple(Edge(**edge) for edge in edges[slot.spec.send_stdout_as]),
+                edges=tuple(Edge(**edge) for edge in lines_to),
                 # any node can be restarted by hand (`flow node restart`); the daemon closes
                 # these inputs itself once the node has ended for good (node_finished)
                 restartable=True,
                 held=not self.released,  # its receivers may not all be connected yet
                 records=slot.spec.sends_logs,
                 min_level=slot.spec.logs_level,
+                tcp=routing.stdout_keys(slot.spec, lines_to, placement),  # to other machines
             )
         assert self.keeper is not None
         self.keeper.send(
