@@ -58,6 +58,8 @@ DEPLOY: Mapping[str, str] = {
 # dora's min_log_level -> the level of the node's Python logging (FLOW_LOG_LEVEL)
 LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG",
               "trace": "DEBUG", "stdout": "DEBUG"}  # fmt: skip
+# set with min_log_level: without it a dora node's log_* records are kept at every level
+MIN_LOG_LEVEL_ENV = "FLOW_DORA_MIN_LOG_LEVEL"
 DEBUG_KEYS = frozenset({"enable_debug_inspection", "publish_all_messages_to_zenoh"})
 
 # dora's built-in widenings: a sender's type may feed an input of a wider one
@@ -101,6 +103,7 @@ def node_env(
                    "give min_log_level or env FLOW_LOG_LEVEL, not both")  # fmt: skip
     elif level is not None:
         env["FLOW_LOG_LEVEL"] = LOG_LEVELS[level]
+        env[MIN_LOG_LEVEL_ENV] = level  # a dora node's log_* calls then keep to it too
     return env
 
 
