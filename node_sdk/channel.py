@@ -228,14 +228,7 @@ def to_json(message: Message) -> dict[str, Any]:
         return {"t": "unwire", "output": message.output, "endpoint": message.endpoint}
     if isinstance(message, AddInput):
         spec = message.input
-        return {
-            "t": "add_input",
-            "input": spec.id,
-            "endpoint": spec.endpoint,
-            "queue_size": spec.queue_size,
-            "policy": spec.policy,
-            "sources": list(spec.sources),
-        }
+        return {"t": "add_input", "input": spec.id, **_config.data_input_json(spec)}
     if isinstance(message, Attached):
         return {"t": "attached", "config": _config.to_json(message.config)}
     if isinstance(message, Refused):

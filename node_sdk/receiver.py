@@ -116,6 +116,13 @@ class Receiver(threading.Thread):
                         self._wake()
                     cut = now + CHECK_BUSY_S  # the owner may be busy: look again then
                 wake_at = cut if wake_at is None else min(wake_at, cut)
+            silent = self._inbox.next_deadline()  # dora's input_timeout (inbox.py)
+            if silent is not None:
+                if silent <= now and self._inbox.expire(now):
+                    self._wake()
+                silent = self._inbox.next_deadline()
+                if silent is not None:
+                    wake_at = silent if wake_at is None else min(wake_at, silent)
             # never negative (zmq's "forever"): a cut may have been added since `now`
             timeout_ms = None if wake_at is None else max(0, int((wake_at - now) * 1000) + 1)
             poller = control if self._owned is None else self._owned

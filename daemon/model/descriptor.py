@@ -50,7 +50,7 @@ NODE_KEYS = frozenset({
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
     "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size",
 })  # fmt: skip
-INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
+INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout"})
 DEPLOY_KEYS = frozenset({"machine"})
 RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
@@ -314,8 +314,9 @@ class _Parser:
         if not f.ID_RE.fullmatch(input_id):
             report.add(where, f"invalid input id '{input_id}': {f.ID_RULE}")
             return None
-        queue_size, policy, source_where = 10, "drop_oldest", where
+        queue_size, policy, source_where, timeout = 10, "drop_oldest", where, None
         if isinstance(spec, dict):
+            timeout = f.get_duration(report, spec, "input_timeout", where)
             f.check_keys(report, spec, where, INPUT_KEYS, dora.INPUT)
             size = f.get_number(report, spec, "queue_size", where, 10, integer=True, minimum=1,
                                 inclusive=True)  # fmt: skip
@@ -348,7 +349,8 @@ class _Parser:
         except f.SourceError as exc:
             report.add(source_where, str(exc))
             return None
-        return Input(id=input_id, source=source, queue_size=queue_size, queue_policy=policy)
+        return Input(id=input_id, source=source, queue_size=queue_size, queue_policy=policy,
+                     input_timeout=timeout)  # fmt: skip
 
     def _restart(self, raw: dict[str, Any], where: Where) -> RestartPolicy:
         report, d = self.report, RestartPolicy()

@@ -47,9 +47,7 @@ NODE: Mapping[str, str] = {
     "startup_timeout": "flow's key is `connect_timeout`",
 }
 NODE_SOURCES = frozenset({"operators", "operator", "custom", "source", "ros2", "hub", "git"})
-INPUT: Mapping[str, str] = {
-    "input_timeout": "flow has no per-input silence timeout: use next(timeout=...) in the node",
-}
+INPUT: Mapping[str, str] = {}  # every input key of dora's is read
 DEPLOY: Mapping[str, str] = {
     "working_dir": "a node runs in its dataflow's folder",
     "labels": "flow places nodes by machine name only",

@@ -34,6 +34,7 @@ class Input:
     source: Timer | OutputRef
     queue_size: int = 10
     queue_policy: str = "drop_oldest"  # or "backpressure"
+    input_timeout: float | None = None  # dora's: seconds of silence that close it for a while
 
 
 @attrs.frozen
