@@ -103,6 +103,8 @@ class Stats:
 
     inputs: Mapping[str, Mapping[str, int]]
     outputs: Mapping[str, Mapping[str, int]]
+    # how long the node's own thread has not been in next() nor sent (dora's health check)
+    away_ms: int = 0
 
 
 @_message
@@ -209,6 +211,7 @@ def to_json(message: Message) -> dict[str, Any]:
             "t": "stats",
             "inputs": inputs,
             "outputs": {k: dict(v) for k, v in message.outputs.items()},
+            "away_ms": message.away_ms,
         }
     if isinstance(message, Attach):
         return {
@@ -278,7 +281,9 @@ _READERS: Final[dict[str, Callable[[Fields], Message]]] = {
         f.integer("pid", 1, MAX_PID),
     ),
     "bye": lambda f: Bye(),
-    "stats": lambda f: Stats(_counters(f, "inputs"), _counters(f, "outputs")),
+    "stats": lambda f: Stats(
+        _counters(f, "inputs"), _counters(f, "outputs"), f.integer("away_ms", 0, MAX_INT, 0)
+    ),
     "attach": lambda f: Attach(
         f.text("node", max_len=MAX_ID),
         f.opt_text("dataflow", max_len=1024),

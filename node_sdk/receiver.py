@@ -64,6 +64,9 @@ class Receiver(threading.Thread):
         # links.Links of the tcp:// inputs: their monitors are polled here, always
         self._links = links
         self._control = zmq.Poller()
+        # the node's thread was last seen in next() or sending (the report's `away_ms`)
+        self._active_at = time.monotonic()
+        self._seen: tuple[int, int] = (-1, -1)  # (returns from next(), messages sent)
 
     def run(self) -> None:
         try:
@@ -195,9 +198,15 @@ class Receiver(threading.Thread):
 
     def _report(self, hooks: ReceiverHooks) -> None:
         """The `stats` report (the heartbeat of a dynamic node)."""
+        report, now, own = hooks.report(), time.monotonic(), self._ownership
+        seen = (own.exits, sum(out.get("sent", 0) for out in report.outputs.values()))
+        if own.inside or seen != self._seen:
+            self._seen, self._active_at = seen, now
+        away_ms = int((now - self._active_at) * 1000)
+        message = channel.Stats(report.inputs, report.outputs, away_ms)
         # a full pipe means the daemon is gone: nothing to tell it
         with contextlib.suppress(zmq.Again):
-            self._dealer.send(channel.encode(hooks.report()), zmq.NOBLOCK)
+            self._dealer.send(channel.encode(message), zmq.NOBLOCK)
 
     def live(self, message: channel.Wire | channel.Unwire | channel.AddInput) -> None:
         """`add_input` here; `wire`/`unwire` to the node's thread, which owns the outputs."""

@@ -43,12 +43,14 @@ __all__ = [
 
 MAX_YAML_BYTES = 1 << 20
 
-TOP_KEYS = frozenset({"nodes", "env", "name", "recover", "debug", "_unstable_debug", "deploy"})
+TOP_KEYS = frozenset({"nodes", "env", "name", "recover", "debug", "_unstable_debug", "deploy",
+                      "health_check_interval"})  # fmt: skip
 NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
     "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size",
+    "health_check_timeout",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout"})
 DEPLOY_KEYS = frozenset({"machine"})
@@ -164,9 +166,11 @@ class _Parser:
         recover = f.get_bool(report, top, "recover", (), default=True)
         env = f.env_map(report, top.get("env"), ("env",), self.loaded.texts)
         nodes = self._nodes(top)
+        every = f.get_duration(report, top, "health_check_interval", ()) or 5.0  # dora's default
         if report:
             raise DataflowInvalid(report.lines())
-        return Dataflow(path=self.path, name=name, env=env, recover=recover, nodes=nodes)
+        return Dataflow(path=self.path, name=name, env=env, recover=recover, nodes=nodes,
+                        health_check_interval=every)  # fmt: skip
 
     def _nodes(self, top: dict[str, Any]) -> tuple[NodeSpec, ...]:
         items = top.get("nodes")
@@ -244,6 +248,7 @@ class _Parser:
                 report, raw, where, (path, executable, args), inputs, outputs, send_stdout_as
             ),
             connect_timeout=f.get_duration(report, raw, "connect_timeout", where),
+            health_check_timeout=f.get_duration(report, raw, "health_check_timeout", where),
             output_types=dora.port_types(report, raw, "output_types", where, outputs),
             input_types=dora.port_types(report, raw, "input_types", where,
                                         tuple(i.id for i in inputs)),

@@ -16,12 +16,10 @@ from daemon.model.yaml_lines import Path as Where
 
 _OPERATOR = "dora operators run inside dora's runtime process; write the operator as a node"
 _GIT = "flow does not fetch node sources: clone the repository and give `path`"
-_HANG = "flow has no hang check: a node that stops reading shows in `flow top` as full queues"
 
 TOP: Mapping[str, str] = {
     "_unstable_deploy": "a dataflow-wide machine: give each node `deploy: {machine: NAME}`",
     "communication": "flow's transport is fixed (ipc:// on a machine, CURVE tcp:// between)",
-    "health_check_interval": _HANG,
     "strict_types": "flow always refuses a declared type mismatch and has no strict mode",
     "exit_when_nodes_finish": "a flow run ends when all its nodes have ended",
     "type_rules": "flow knows only the built-in type widenings (docs/yaml-reference.md)",
@@ -41,7 +39,6 @@ NODE: Mapping[str, str] = {
     "output_metadata": "flow has no per-output metadata declarations",
     "pattern": "flow has no service/action patterns",
     "shared_memory_pool_size": "flow sizes shared memory per message (payloads of 64 KiB+)",
-    "health_check_timeout": _HANG,
     "finish_grace_secs": "give the grace on the command: `flow stop --grace 10s`",
     "cpu_affinity": "flow does not pin nodes to CPUs (start the node under `taskset`)",
     "startup_timeout": "flow's key is `connect_timeout`",

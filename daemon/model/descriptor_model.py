@@ -73,6 +73,8 @@ class NodeSpec:
     # dora's type names per port (`output_types` / `input_types`), checked by the parser
     output_types: Mapping[str, str] = attrs.field(factory=dict)
     input_types: Mapping[str, str] = attrs.field(factory=dict)
+    # dora's: seconds its own thread may stay away from next() and sends before it is killed
+    health_check_timeout: float | None = None
 
     @property
     def is_dynamic(self) -> bool:
@@ -96,6 +98,7 @@ class Dataflow:
     env: Mapping[str, str]
     recover: bool
     nodes: tuple[NodeSpec, ...]
+    health_check_interval: float = 5.0  # dora's: how often health_check_timeouts are checked
 
     @property
     def folder(self) -> Path:

@@ -92,7 +92,9 @@ class NodeChannel:
         elif isinstance(message, channel.Bye):
             slot.bye()  # a dynamic node's slot is freed with it
         elif isinstance(message, channel.Stats):
-            slot.stats = merge_report(slot.stats, message, time.monotonic())
+            now = time.monotonic()
+            slot.stats = merge_report(slot.stats, message, now)
+            slot.active_at = now - message.away_ms / 1000
         else:
             log.warning("run %s: node %s: unexpected message %r", run_id, node_id, kind)
 
