@@ -50,7 +50,7 @@ NODE_KEYS = frozenset({
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
     "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size",
-    "health_check_timeout",
+    "health_check_timeout", "cpu_affinity",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout"})
 DEPLOY_KEYS = frozenset({"machine"})
@@ -249,6 +249,7 @@ class _Parser:
             ),
             connect_timeout=f.get_duration(report, raw, "connect_timeout", where),
             health_check_timeout=f.get_duration(report, raw, "health_check_timeout", where),
+            cpu_affinity=dora.cpu_affinity(report, raw, where),
             output_types=dora.port_types(report, raw, "output_types", where, outputs),
             input_types=dora.port_types(report, raw, "input_types", where,
                                         tuple(i.id for i in inputs)),

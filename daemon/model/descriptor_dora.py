@@ -40,7 +40,6 @@ NODE: Mapping[str, str] = {
     "pattern": "flow has no service/action patterns",
     "shared_memory_pool_size": "flow sizes shared memory per message (payloads of 64 KiB+)",
     "finish_grace_secs": "give the grace on the command: `flow stop --grace 10s`",
-    "cpu_affinity": "flow does not pin nodes to CPUs (start the node under `taskset`)",
     "startup_timeout": "flow's key is `connect_timeout`",
 }
 NODE_SOURCES = frozenset({"operators", "operator", "custom", "source", "ros2", "hub", "git"})
@@ -124,6 +123,26 @@ def log_size(report: f.Report, raw: Mapping[str, Any], where: Where) -> int | No
         report.add(at, f"must be from 1KB to 1TiB, got {value}")
         return None
     return size
+
+
+MAX_CPU = 1024  # the size of Linux's cpu_set_t, as dora bounds it
+
+
+def cpu_affinity(report: f.Report, raw: Mapping[str, Any], where: Where) -> tuple[int, ...] | None:
+    """dora's `cpu_affinity: [0, 1]`: the CPUs the node's process is pinned to (the keeper
+    sets it as it starts the node; CPUs the machine lacks fail the spawn in one line)."""
+    value = raw.get("cpu_affinity")
+    if value is None:
+        return None
+    at = (*where, "cpu_affinity")
+    ok = isinstance(value, list) and value and all(
+        type(cpu) is int and 0 <= cpu < MAX_CPU for cpu in value
+    )
+    if not ok:
+        report.add(at, f"expected a list of CPU numbers (0 to {MAX_CPU - 1}), got "
+                       f"{f.describe(value)}")  # fmt: skip
+        return None
+    return tuple(sorted(set(value)))
 
 
 def port_types(

@@ -75,6 +75,7 @@ class NodeSpec:
     input_types: Mapping[str, str] = attrs.field(factory=dict)
     # dora's: seconds its own thread may stay away from next() and sends before it is killed
     health_check_timeout: float | None = None
+    cpu_affinity: tuple[int, ...] | None = None  # dora's: the CPUs the node's process runs on
 
     @property
     def is_dynamic(self) -> bool:
