@@ -220,8 +220,8 @@ EXAMPLES: tuple[Example, ...] = (
     Example(
         "examples/cuda-benchmark/cpu_bench.yml",
         "latency table of CPU transfers",
-        cannot="needs torch (the default wheel brings CUDA libraries, gigabytes); its sender "
-        "calls torch on cuda at import",
+        cannot="needs a CUDA GPU too (its sender makes a cuda tensor at import), torch and "
+        "dora_tensor_pool",
         needs=("torch",),
     ),
     Example(
