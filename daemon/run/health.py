@@ -22,9 +22,8 @@ log = logging.getLogger(__name__)
 
 
 async def watch(run: Run) -> None:
-    """Every interval, kill each connected node that has been away past its timeout."""
-    if not any(n.health_check_timeout for n in run.dataflow.nodes):
-        return
+    """Every interval, kill each connected node that has been away past its timeout (a
+    node `flow node add` brings may have one: the watch runs for every run)."""
     killed: dict[str, int] = {}  # node -> the generation killed (once per generation)
     while True:
         await trio.sleep(run.dataflow.health_check_interval)
