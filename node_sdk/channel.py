@@ -207,12 +207,9 @@ def to_json(message: Message) -> dict[str, Any]:
                 "generation": message.generation, "pid": message.pid}  # fmt: skip
     if isinstance(message, Stats):
         inputs = {k: dict(v) for k, v in message.inputs.items()}
-        return {
-            "t": "stats",
-            "inputs": inputs,
-            "outputs": {k: dict(v) for k, v in message.outputs.items()},
-            "away_ms": message.away_ms,
-        }
+        outputs = {k: dict(v) for k, v in message.outputs.items()}
+        away = {"away_ms": message.away_ms} if message.away_ms else {}  # 0: left out
+        return {"t": "stats", "inputs": inputs, "outputs": outputs, **away}
     if isinstance(message, Attach):
         return {
             "t": "attach",
