@@ -82,14 +82,13 @@ LATE_SENDER = """
 import threading
 import time
 
-import pyarrow as pa
 from dora import Node
 
 
 def publish(node):
     while True:
         time.sleep(0.05)
-        node.send_output("data", pa.array([1]))
+        node.send_output("data", b"x")  # bytes: no lazy import of pyarrow's in the thread
 
 
 def read(node):
