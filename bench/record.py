@@ -42,27 +42,13 @@ def measure(bench: Bench, size: int, rounds: int) -> dict[str, Any]:
         for mode in ("plain", "record"):
             rec = bench.tmp / f"rec-{size}-{n}.mcap"
             bench.run_options = ["--record", str(rec)] if mode == "record" else []
-            result = _pair(bench, size, rec)
+            result = bench.pair("flow", size)
             if mode == "record":
                 result["recorded"], result["missed"] = recorded(rec)
                 result["file_mib"] = rec.stat().st_size / MIB
                 rec.unlink()
             runs[mode].append(result)
     return {mode: _median(results) for mode, results in runs.items()}
-
-
-def _pair(bench: Bench, size: int, rec: Path, attempts: int = 3) -> dict[str, Any]:
-    """One pair run, tried again when it fails: another process that removes /dev/shm
-    segments it did not make (a concurrent `python -m bench`) fails a shared-memory run."""
-    for _ in range(attempts - 1):
-        rec.unlink(missing_ok=True)
-        try:
-            return bench.pair("flow", size)
-        except RuntimeError as exc:
-            print(f"bench.record: {_label(size)}: run failed, once more: {exc}"[:300],
-                  file=sys.stderr)  # fmt: skip
-    rec.unlink(missing_ok=True)
-    return bench.pair("flow", size)
 
 
 def _median(results: list[dict[str, Any]]) -> dict[str, Any]:

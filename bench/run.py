@@ -109,13 +109,10 @@ class Bench:
         else:
             assert self.dora is not None
             argv = [self.dora, "run", str(path)]
-        before = _flow_segments()
         started = time.perf_counter()
         done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
                               timeout=STEP_TIMEOUT_S)  # fmt: skip
         wall = time.perf_counter() - started
-        for name in _flow_segments() - before:  # until the daemon removes a run's at its end
-            Path("/dev/shm", name).unlink(missing_ok=True)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             raise RuntimeError(f"{system} run failed ({done.returncode}): " + " | ".join(tail))
@@ -228,10 +225,6 @@ class Bench:
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _flow_segments() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("flow-")}
 
 
 def _rss_mib(pid: int) -> float:

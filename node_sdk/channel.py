@@ -107,6 +107,8 @@ class Stats:
 
     inputs: Mapping[str, Mapping[str, int]]
     outputs: Mapping[str, Mapping[str, int]]
+    # how long the node's own thread has not been in next() nor sent (dora's health check)
+    away_ms: int = 0
 
 
 @_message
@@ -232,11 +234,9 @@ def to_json(message: Message) -> dict[str, Any]:
                 "generation": message.generation, "pid": message.pid}  # fmt: skip
     if isinstance(message, Stats):
         inputs = {k: dict(v) for k, v in message.inputs.items()}
-        return {
-            "t": "stats",
-            "inputs": inputs,
-            "outputs": {k: dict(v) for k, v in message.outputs.items()},
-        }
+        outputs = {k: dict(v) for k, v in message.outputs.items()}
+        away = {"away_ms": message.away_ms} if message.away_ms else {}  # 0: left out
+        return {"t": "stats", "inputs": inputs, "outputs": outputs, **away}
     if isinstance(message, Attach):
         return {
             "t": "attach",
@@ -255,14 +255,7 @@ def to_json(message: Message) -> dict[str, Any]:
         return {"t": "unwire", "output": message.output, "endpoint": message.endpoint}
     if isinstance(message, AddInput):
         spec = message.input
-        return {
-            "t": "add_input",
-            "input": spec.id,
-            "endpoint": spec.endpoint,
-            "queue_size": spec.queue_size,
-            "policy": spec.policy,
-            "sources": list(spec.sources),
-        }
+        return {"t": "add_input", "input": spec.id, **_config.data_input_json(spec)}
     if isinstance(message, Attached):
         return {"t": "attached", "config": _config.to_json(message.config)}
     if isinstance(message, Refused):
@@ -317,7 +310,9 @@ _READERS: Final[dict[str, Callable[[Fields], Message]]] = {
         f.integer("pid", 1, MAX_PID),
     ),
     "bye": lambda f: Bye(),
-    "stats": lambda f: Stats(_counters(f, "inputs"), _counters(f, "outputs")),
+    "stats": lambda f: Stats(
+        _counters(f, "inputs"), _counters(f, "outputs"), f.integer("away_ms", 0, MAX_INT, 0)
+    ),
     "attach": lambda f: Attach(
         f.text("node", max_len=MAX_ID),
         f.opt_text("dataflow", max_len=1024),

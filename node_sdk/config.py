@@ -25,6 +25,7 @@ MAX_CONFIG_DEPTH: Final = 64  # the node's own YAML mapping travels inside
 MAX_ID: Final = 64  # node, input and output ids (SPEC 2)
 MAX_GENERATION: Final = 2**31
 MAX_QUEUE: Final = 1_000_000
+MAX_INPUT_TIMEOUT_S: Final = 86400.0
 MAX_ITEMS: Final = 10_000  # inputs, outputs, edges of one output, sources of one input
 MAX_ENDPOINT: Final = 1024
 MAX_KEYS: Final = 4096  # admitted machine keys of one node
@@ -43,6 +44,9 @@ class DataInput:
     queue_size: int
     policy: str
     sources: tuple[str, ...]
+    # dora's `input_timeout`: seconds of silence after which the input is closed until a
+    # message comes again (inbox.py); 0: none
+    timeout_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +243,7 @@ def data_input(spec: Fields, input_id: str) -> DataInput:
         spec.integer("queue_size", 1, MAX_QUEUE, 10),
         spec.choice("policy", POLICIES, "drop_oldest"),
         spec.texts("sources", max_items=MAX_ITEMS, max_len=2 * MAX_ID + 1),
+        spec.number("timeout_s", 0, MAX_INPUT_TIMEOUT_S, 0.0),
     )
 
 
@@ -268,6 +273,15 @@ def edge_json(item: Edge) -> dict[str, Any]:
     return out
 
 
+def data_input_json(spec: DataInput) -> dict[str, Any]:
+    """A data input's keys (what `data_input` reads back); `timeout_s` only when set."""
+    out = {"endpoint": spec.endpoint, "queue_size": spec.queue_size, "policy": spec.policy,
+           "sources": list(spec.sources)}  # fmt: skip
+    if spec.timeout_s:
+        out["timeout_s"] = spec.timeout_s
+    return out
+
+
 def tcp_json(tcp: TcpSecurity) -> dict[str, Any]:
     return {"public_key": tcp.public_key, "secret_file": tcp.secret_file,
             "admitted": list(tcp.admitted), "heartbeat_ivl_s": tcp.heartbeat_ivl_s,
@@ -282,8 +296,7 @@ def to_json(cfg: NodeConfig) -> dict[str, Any]:
         if isinstance(spec, TimerInput):
             inputs[input_id] = {"timer_ns": spec.period_ns}
         else:
-            inputs[input_id] = {"endpoint": spec.endpoint, "queue_size": spec.queue_size,
-                                "policy": spec.policy, "sources": list(spec.sources)}  # fmt: skip
+            inputs[input_id] = data_input_json(spec)
     return {
         "run": cfg.run,
         "run_name": cfg.run_name,

@@ -12,6 +12,7 @@ class EventType(StrEnum):
 
     INPUT = "INPUT"
     INPUT_CLOSED = "INPUT_CLOSED"
+    INPUT_RECOVERED = "INPUT_RECOVERED"  # an input closed by its `input_timeout` hears again
     STOP = "STOP"
     ERROR = "ERROR"
     PARAM = "PARAM"  # a parameter changed: id is its key, value its value (docs/parameters.md)

@@ -12,6 +12,11 @@ flight when its sender disconnects); its senders send only against credits inste
 popping a message owes its sender one credit, which the inputs' owner pays back (the
 protocol is written down in ownership.py).
 
+An input with a timeout (dora's `input_timeout`) that has heard from its sources and then
+stays silent longer than it is closed for a while: INPUT_CLOSED, yet it still counts as
+open (no ALL_INPUTS_CLOSED for it); its next message comes after an INPUT_RECOVERED. The
+receiver thread calls `expire` when `next_deadline` is due.
+
 A queued shared-memory payload that will never be read (dropped, refused, or left at
 close) is handed to `discard`, which the node gives the inbox (`leases.ShmReader.discard`):
 its segment goes back to the sender's pool.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,8 +70,10 @@ class _Input:
     __slots__ = (
         "backpressure",
         "batch",
+        "broken",
         "closed",
         "dropped",
+        "heard_at",
         "id",
         "owed",
         "queue",
@@ -75,6 +83,7 @@ class _Input:
         "size",
         "sources",
         "stale",
+        "timeout",
     )
 
     def __init__(self, spec: DataInput) -> None:
@@ -91,6 +100,9 @@ class _Input:
         self.refused = 0
         self.closed = False
         self.sources = {source: _Source() for source in spec.sources}
+        self.timeout = spec.timeout_s  # 0: none
+        self.heard_at = 0.0  # monotonic time of its last message; 0: not armed yet
+        self.broken = False  # closed by its timeout until a message comes again
 
 
 class Inbox:
@@ -111,6 +123,7 @@ class Inbox:
         self._tickets: deque[str | Event] = deque()
         self._inputs = {spec.id: _Input(spec) for spec in inputs}
         self._open = sum(1 for i in self._inputs.values() if i.sources)
+        self._timed = [i for i in self._inputs.values() if i.timeout]
         # a node that starts without data inputs (timers only) runs until stopped, even
         # when inputs connected to it live are closed again
         self._stops_when_closed = self._open > 0
@@ -159,6 +172,8 @@ class Inbox:
                 state.dropped += seq - src.last_seq - 1  # a gap is a drop upstream
                 src.last_seq = seq
                 state.received += 1
+                if state.timeout:
+                    self._heard(state)
                 state.queue.append((seq, stamp, kind, extra, payload))
                 self._tickets.append(input_id)
                 if state.backpressure:
@@ -169,6 +184,32 @@ class Inbox:
                         self._discard(dropped[4])  # its segment goes back to the sender's pool
                     state.stale += 1
                     state.dropped += 1
+
+    def _heard(self, state: _Input) -> None:
+        state.heard_at = time.monotonic()
+        if state.broken:
+            state.broken = False
+            self._tickets.append(Event(EventType.INPUT_RECOVERED, id=state.id))
+
+    def next_deadline(self) -> float | None:
+        """When the first armed timed input goes silent too long; None: no such input."""
+        if not self._timed:
+            return None
+        with self._lock:
+            due = [i.heard_at + i.timeout for i in self._timed
+                   if i.heard_at and not i.broken and not i.closed]  # fmt: skip
+        return min(due) if due else None
+
+    def expire(self, now: float) -> bool:
+        """Close (for a while) each timed input silent for longer than its timeout."""
+        fired = False
+        with self._lock:
+            for state in self._timed:
+                armed = state.heard_at and not state.broken and not state.closed
+                if armed and now - state.heard_at >= state.timeout:
+                    state.broken = fired = True
+                    self._tickets.append(Event(EventType.INPUT_CLOSED, id=state.id))
+        return fired
 
     def close_source(self, input_id: str, source: str, generation: int = 0) -> None:
         """The daemon says a source is done: at once (`generation` 0: its sender died
@@ -192,6 +233,8 @@ class Inbox:
             state = self._inputs.get(spec.id)
             if state is None:
                 state = self._inputs[spec.id] = _Input(dataclasses.replace(spec, sources=()))
+                if state.timeout:
+                    self._timed.append(state)
             for source in spec.sources:
                 self._source(state, source)  # counts the input open from its first source
 
@@ -231,7 +274,8 @@ class Inbox:
         if state.closed or not all(s.closed for s in state.sources.values()):
             return
         state.closed = True
-        self._tickets.append(Event(EventType.INPUT_CLOSED, id=state.id))
+        if not state.broken:  # a timed-out input told its INPUT_CLOSED already
+            self._tickets.append(Event(EventType.INPUT_CLOSED, id=state.id))
         self._open -= 1
         if self._open == 0 and self._stops_when_closed:
             self._queue_stop(StopCause.ALL_INPUTS_CLOSED)

@@ -65,6 +65,9 @@ class Receiver(threading.Thread):
         # links.Links of the tcp:// inputs: their monitors are polled here, always
         self._links = links
         self._control = zmq.Poller()
+        # the node's thread was last seen in next() or sending (the report's `away_ms`)
+        self._active_at = time.monotonic()
+        self._seen: tuple[int, int] = (-1, -1)  # (returns from next(), messages sent)
 
     def run(self) -> None:
         try:
@@ -117,6 +120,13 @@ class Receiver(threading.Thread):
                         self._wake()
                     cut = now + CHECK_BUSY_S  # the owner may be busy: look again then
                 wake_at = cut if wake_at is None else min(wake_at, cut)
+            silent = self._inbox.next_deadline()  # dora's input_timeout (inbox.py)
+            if silent is not None:
+                if silent <= now and self._inbox.expire(now):
+                    self._wake()
+                silent = self._inbox.next_deadline()
+                if silent is not None:
+                    wake_at = silent if wake_at is None else min(wake_at, silent)
             # never negative (zmq's "forever"): a cut may have been added since `now`
             timeout_ms = None if wake_at is None else max(0, int((wake_at - now) * 1000) + 1)
             poller = control if self._owned is None else self._owned
@@ -193,9 +203,15 @@ class Receiver(threading.Thread):
 
     def _report(self, hooks: ReceiverHooks) -> None:
         """The `stats` report (the heartbeat of a dynamic node)."""
+        report, now, own = hooks.report(), time.monotonic(), self._ownership
+        seen = (own.exits, sum(out.get("sent", 0) for out in report.outputs.values()))
+        if own.inside or seen != self._seen:
+            self._seen, self._active_at = seen, now
+        away_ms = int((now - self._active_at) * 1000)
+        message = channel.Stats(report.inputs, report.outputs, away_ms)
         # a full pipe means the daemon is gone: nothing to tell it
         with contextlib.suppress(zmq.Again):
-            self._dealer.send(channel.encode(hooks.report()), zmq.NOBLOCK)
+            self._dealer.send(channel.encode(message), zmq.NOBLOCK)
 
     def live(self, message: channel.Wire | channel.Unwire | channel.AddInput) -> None:
         """`add_input` here; `wire`/`unwire` to the node's thread, which owns the outputs."""

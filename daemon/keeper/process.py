@@ -24,6 +24,7 @@ from pathlib import Path
 import attrs
 import zmq
 
+from daemon.keeper import affinity
 from daemon.keeper.children import (
     Child,
     node_states,
@@ -273,6 +274,12 @@ class Keeper:
         )
         if message.log_max_bytes is not None:
             node_log.max_bytes = message.log_max_bytes
+        cpus = message.cpu_affinity
+        refused = None if cpus is None else affinity.unavailable(cpus)
+        if refused is not None:
+            node_log.close()
+            self._send(SpawnFailed(node, generation, refused))
+            return
         try:
             process = start_node(message.argv, message.env, message.cwd, self.in_thread)
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
@@ -280,6 +287,8 @@ class Keeper:
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
             self._send(SpawnFailed(node, generation, str(exc), transient=transient))
             return
+        if cpus is not None:
+            affinity.pin(process.pid, cpus)
         output = self.ended_outputs.output_for(self.context, node, generation, message.stdout_as)
         child = Child(
             node=node,

@@ -43,14 +43,16 @@ __all__ = [
 
 MAX_YAML_BYTES = 1 << 20
 
-TOP_KEYS = frozenset({"nodes", "env", "name", "recover", "debug", "_unstable_debug", "deploy"})
+TOP_KEYS = frozenset({"nodes", "env", "name", "recover", "debug", "_unstable_debug", "deploy",
+                      "health_check_interval"})  # fmt: skip
 NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
     "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size", "params",
+    "health_check_timeout", "cpu_affinity",
 })  # fmt: skip
-INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
+INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout"})
 DEPLOY_KEYS = frozenset({"machine"})
 RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
@@ -164,9 +166,11 @@ class _Parser:
         recover = f.get_bool(report, top, "recover", (), default=True)
         env = f.env_map(report, top.get("env"), ("env",), self.loaded.texts)
         nodes = self._nodes(top)
+        every = f.get_duration(report, top, "health_check_interval", ()) or 5.0  # dora's default
         if report:
             raise DataflowInvalid(report.lines())
-        return Dataflow(path=self.path, name=name, env=env, recover=recover, nodes=nodes)
+        return Dataflow(path=self.path, name=name, env=env, recover=recover, nodes=nodes,
+                        health_check_interval=every)  # fmt: skip
 
     def _nodes(self, top: dict[str, Any]) -> tuple[NodeSpec, ...]:
         items = top.get("nodes")
@@ -244,6 +248,8 @@ class _Parser:
                 report, raw, where, (path, executable, args), inputs, outputs, send_stdout_as
             ),
             connect_timeout=f.get_duration(report, raw, "connect_timeout", where),
+            health_check_timeout=f.get_duration(report, raw, "health_check_timeout", where),
+            cpu_affinity=dora.cpu_affinity(report, raw, where),
             output_types=dora.port_types(report, raw, "output_types", where, outputs),
             input_types=dora.port_types(report, raw, "input_types", where,
                                         tuple(i.id for i in inputs)),
@@ -315,8 +321,9 @@ class _Parser:
         if not f.ID_RE.fullmatch(input_id):
             report.add(where, f"invalid input id '{input_id}': {f.ID_RULE}")
             return None
-        queue_size, policy, source_where = 10, "drop_oldest", where
+        queue_size, policy, source_where, timeout = 10, "drop_oldest", where, None
         if isinstance(spec, dict):
+            timeout = f.get_duration(report, spec, "input_timeout", where)
             f.check_keys(report, spec, where, INPUT_KEYS, dora.INPUT)
             size = f.get_number(report, spec, "queue_size", where, 10, integer=True, minimum=1,
                                 inclusive=True)  # fmt: skip
@@ -349,7 +356,8 @@ class _Parser:
         except f.SourceError as exc:
             report.add(source_where, str(exc))
             return None
-        return Input(id=input_id, source=source, queue_size=queue_size, queue_policy=policy)
+        return Input(id=input_id, source=source, queue_size=queue_size, queue_policy=policy,
+                     input_timeout=timeout)  # fmt: skip
 
     def _restart(self, raw: dict[str, Any], where: Where) -> RestartPolicy:
         report, d = self.report, RestartPolicy()

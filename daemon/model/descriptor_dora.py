@@ -16,12 +16,10 @@ from daemon.model.yaml_lines import Path as Where
 
 _OPERATOR = "dora operators run inside dora's runtime process; write the operator as a node"
 _GIT = "flow does not fetch node sources: clone the repository and give `path`"
-_HANG = "flow has no hang check: a node that stops reading shows in `flow top` as full queues"
 
 TOP: Mapping[str, str] = {
     "_unstable_deploy": "a dataflow-wide machine: give each node `deploy: {machine: NAME}`",
     "communication": "flow's transport is fixed (ipc:// on a machine, CURVE tcp:// between)",
-    "health_check_interval": _HANG,
     "strict_types": "flow always refuses a declared type mismatch and has no strict mode",
     "exit_when_nodes_finish": "a flow run ends when all its nodes have ended",
     "type_rules": "flow knows only the built-in type widenings (docs/yaml-reference.md)",
@@ -40,15 +38,11 @@ NODE: Mapping[str, str] = {
     "output_metadata": "flow has no per-output metadata declarations",
     "pattern": "flow has no service/action patterns",
     "shared_memory_pool_size": "flow sizes shared memory per message (payloads of 64 KiB+)",
-    "health_check_timeout": _HANG,
     "finish_grace_secs": "give the grace on the command: `flow stop --grace 10s`",
-    "cpu_affinity": "flow does not pin nodes to CPUs (start the node under `taskset`)",
     "startup_timeout": "flow's key is `connect_timeout`",
 }
 NODE_SOURCES = frozenset({"operators", "operator", "custom", "source", "ros2", "hub", "git"})
-INPUT: Mapping[str, str] = {
-    "input_timeout": "flow has no per-input silence timeout: use next(timeout=...) in the node",
-}
+INPUT: Mapping[str, str] = {}  # every input key of dora's is read
 DEPLOY: Mapping[str, str] = {
     "working_dir": "a node runs in its dataflow's folder",
     "labels": "flow places nodes by machine name only",
@@ -57,6 +51,8 @@ DEPLOY: Mapping[str, str] = {
 # dora's min_log_level -> the level of the node's Python logging (FLOW_LOG_LEVEL)
 LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG",
               "trace": "DEBUG", "stdout": "DEBUG"}  # fmt: skip
+# set with min_log_level: without it a dora node's log_* records are kept at every level
+MIN_LOG_LEVEL_ENV = "FLOW_DORA_MIN_LOG_LEVEL"
 DEBUG_KEYS = frozenset({"enable_debug_inspection", "publish_all_messages_to_zenoh"})
 
 # dora's built-in widenings: a sender's type may feed an input of a wider one
@@ -100,6 +96,7 @@ def node_env(
                    "give min_log_level or env FLOW_LOG_LEVEL, not both")  # fmt: skip
     elif level is not None:
         env["FLOW_LOG_LEVEL"] = LOG_LEVELS[level]
+        env[MIN_LOG_LEVEL_ENV] = level  # a dora node's log_* calls then keep to it too
     return env
 
 
@@ -125,6 +122,26 @@ def log_size(report: f.Report, raw: Mapping[str, Any], where: Where) -> int | No
         report.add(at, f"must be from 1KB to 1TiB, got {value}")
         return None
     return size
+
+
+MAX_CPU = 1024  # the size of Linux's cpu_set_t, as dora bounds it
+
+
+def cpu_affinity(report: f.Report, raw: Mapping[str, Any], where: Where) -> tuple[int, ...] | None:
+    """dora's `cpu_affinity: [0, 1]`: the CPUs the node's process is pinned to (the keeper
+    sets it as it starts the node; CPUs the machine lacks fail the spawn in one line)."""
+    value = raw.get("cpu_affinity")
+    if value is None:
+        return None
+    at = (*where, "cpu_affinity")
+    ok = isinstance(value, list) and value and all(
+        type(cpu) is int and 0 <= cpu < MAX_CPU for cpu in value
+    )
+    if not ok:
+        report.add(at, f"expected a list of CPU numbers (0 to {MAX_CPU - 1}), got "
+                       f"{f.describe(value)}")  # fmt: skip
+        return None
+    return tuple(sorted(set(value)))
 
 
 def port_types(

@@ -34,6 +34,7 @@ class Input:
     source: Timer | OutputRef
     queue_size: int = 10
     queue_policy: str = "drop_oldest"  # or "backpressure"
+    input_timeout: float | None = None  # dora's: seconds of silence that close it for a while
 
 
 @attrs.frozen
@@ -73,6 +74,9 @@ class NodeSpec:
     output_types: Mapping[str, str] = attrs.field(factory=dict)
     input_types: Mapping[str, str] = attrs.field(factory=dict)
     params: Mapping[str, str] = attrs.field(factory=dict)  # initial values: key -> JSON text
+    # dora's: seconds its own thread may stay away from next() and sends before it is killed
+    health_check_timeout: float | None = None
+    cpu_affinity: tuple[int, ...] | None = None  # dora's: the CPUs the node's process runs on
 
     @property
     def is_dynamic(self) -> bool:
@@ -96,6 +100,7 @@ class Dataflow:
     env: Mapping[str, str]
     recover: bool
     nodes: tuple[NodeSpec, ...]
+    health_check_interval: float = 5.0  # dora's: how often health_check_timeouts are checked
 
     @property
     def folder(self) -> Path:

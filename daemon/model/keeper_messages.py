@@ -115,6 +115,7 @@ class Spawn:
     log: str
     stdout_as: StdoutAs | None = None
     log_max_bytes: int | None = None  # the node's own rotation size (dora's max_log_size)
+    cpu_affinity: tuple[int, ...] | None = None  # the CPUs it runs on (dora's cpu_affinity)
 
 
 @attrs.frozen

@@ -225,8 +225,9 @@ def data_input(spec: Input, source: OutputRef, endpoint: str) -> DataInput:
     """Input `spec`, fed by `source`, as its node binds it (in its configuration or a live
     `add_input`)."""
     return DataInput(
-        spec.id, endpoint, spec.queue_size, spec.queue_policy, (f"{source.node}/{source.output}",)
-    )
+        spec.id, endpoint, spec.queue_size, spec.queue_policy, (f"{source.node}/{source.output}",),
+        spec.input_timeout or 0.0,
+    )  # fmt: skip
 
 
 def output_edges(

@@ -18,7 +18,7 @@ from daemon.model.errors import KeeperLost
 from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
-from daemon.run import recording
+from daemon.run import health, recording
 from daemon.run.connect_wait import late_message, wait_connected
 from daemon.run.keeper_link import (
     KeeperLink,
@@ -69,6 +69,7 @@ async def supervise(
         run.keeper = keeper
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_keeper, run, keeper, handle)
+            nursery.start_soon(health.watch, run)
             state = (await keeper.attach()).nodes
             for slot in run.spawned:
                 # a node that had ended before the daemon went away stays ended

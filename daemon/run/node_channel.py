@@ -108,7 +108,9 @@ class NodeChannel:
         elif isinstance(message, channel.Bye):
             slot.bye()  # a dynamic node's slot is freed with it
         elif isinstance(message, channel.Stats):
-            slot.stats = merge_report(slot.stats, message, time.monotonic())
+            now = time.monotonic()
+            slot.stats = merge_report(slot.stats, message, now)
+            slot.active_at = now - message.away_ms / 1000
         elif isinstance(message, channel.ParamAck) and self.param_acks is not None:
             self.param_acks(run_id, node_id, message)
         else:

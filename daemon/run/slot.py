@@ -110,6 +110,8 @@ class NodeSlot:
     stats: dict[str, Any] | None = None  # the node's latest statistics report
     attached: bool = False  # a dynamic node's process is attached (`attach` / `detach`)
     last_seen: float = 0.0  # monotonic time of the node's last message
+    active_at: float = 0.0  # when its own thread was last in next() or sending (health.py)
+    kill_cause: str | None = None  # why the daemon killed this generation (health.py)
     stderr_tail: list[str] = attrs.field(factory=list)
     restart_times: tuple[float, ...] = ()
     connected: trio.Event = attrs.field(factory=trio.Event)  # this generation said hello
@@ -150,7 +152,7 @@ class NodeSlot:
 
     def hello(self) -> None:
         """This generation's process bound its inputs and said hello."""
-        self.last_seen = time.monotonic()
+        self.last_seen = self.active_at = time.monotonic()
         self.mark_connected()
         self.run.node_connected(self)
 
@@ -280,6 +282,7 @@ class NodeSlot:
         self.connected, self.spawned, self.exited = trio.Event(), trio.Event(), trio.Event()
         self.exit_code = self.signal_name = self.spawn_error = None
         self.said_bye = self.killed = False
+        self.kill_cause = None
         self.transition(NodeStatus.PENDING, generation=self.generation + 1, pid=None)
         try:
             await retry_async(self._spawn, what=f"spawning node {self.id}",
@@ -387,6 +390,8 @@ class NodeSlot:
         else:
             status = NodeStatus.FAILED
         tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
+        if self.kill_cause is not None and status is NodeStatus.FAILED:
+            tail = [*tail, self.kill_cause]
         self.transition(status, exit_code=code, signal=signal_name, stderr_tail=tail)
         self.run.record_event(self.id, "exit", f"{self.status} code {code}")
         log.info("run %s: node %s %s (exit %s)", self.run.id, self.id, self.status, code)

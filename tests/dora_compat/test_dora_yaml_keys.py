@@ -234,6 +234,8 @@ def test_dora_expand_output_and_debug_are_accepted(tmp_path: Path, flow_home: Pa
 
 
 def test_refused_keys_say_not_supported_by_flow_and_why(tmp_path: Path, flow_home: Path) -> None:
+    """The keys flow refuses say so with the reason; the health and timeout keys are read
+    (test_dora_health_check.py, test_dora_input_timeout.py)."""
     yml = tmp_path / "df.yml"
     yml.write_text(
         f"""health_check_interval: 0.1
@@ -242,6 +244,7 @@ nodes:
     path: {NODES}/listener.py
     health_check_timeout: 2.0
     max_rotated_files: 2
+    startup_timeout: 5
     inputs:
       late: {{source: b/o, input_timeout: 0.5}}
   - id: b
@@ -253,11 +256,10 @@ nodes:
     assert done.returncode == 2
     lines = done.stderr.splitlines()[1:]
     assert [line.split(": ", 2)[1] for line in lines] == [
-        "health_check_interval", "nodes[0].health_check_timeout", "nodes[0].max_rotated_files",
-        "nodes[0].inputs.late.input_timeout",
+        "nodes[0].max_rotated_files", "nodes[0].startup_timeout",
     ]  # fmt: skip
     assert all("not supported by flow: " in line for line in lines), lines
-    assert "use next(timeout=...) in the node" in lines[3]
+    assert "flow's key is `connect_timeout`" in lines[1]
 
 
 def test_check_reads_a_node_add_file(tmp_path: Path, flow_home: Path) -> None:

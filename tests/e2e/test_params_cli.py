@@ -102,8 +102,9 @@ def test_a_refused_value_fails_with_the_nodes_reason(daemon: Path, tmp_path: Pat
 def test_a_node_that_does_not_answer_in_time_keeps_nothing(daemon: Path, tmp_path: Path) -> None:
     log = start_tuner(daemon, tmp_path, "busy")
     # handling `block` keeps the node away from its next event for 3 s; its own answer
-    # comes when the node is back, within the default 5 s
-    argv = [sys.executable, "-m", "cli", "param", "set", "busy", "tuner", "block", "1"]
+    # comes when the node is back (a long timeout: a loaded machine adds start-up time)
+    argv = [sys.executable, "-m", "cli", "param", "set", "busy", "tuner", "block", "1",
+            "--timeout", "30s"]  # fmt: skip
     blocking = subprocess.Popen(
         argv, env=flow_env(daemon), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL, text=True,

@@ -335,8 +335,8 @@ oops: 1
         f"{path}:11: nodes[1].custom: 'custom' is a dora key not supported by flow: dora's old "
         "node form: give path, args and env at the node's top level",
         f"{path}:13: nodes[2]: expected a node mapping, got an integer (7)",
-        f"{path}:14: oops: unknown key (allowed: _unstable_debug, debug, deploy, env, name, "
-        "nodes, recover)",
+        f"{path}:14: oops: unknown key (allowed: _unstable_debug, debug, deploy, env, "
+        "health_check_interval, name, nodes, recover)",
     ]
 
 

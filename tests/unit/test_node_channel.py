@@ -154,6 +154,7 @@ class StatsSlot:
     attached: bool = False
     generation: int = 1
     last_seen: float = 0.0
+    active_at: float = 0.0
     stats: dict[str, Any] | None = None
 
 

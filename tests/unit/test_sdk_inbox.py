@@ -166,3 +166,36 @@ def test_a_restarted_receiver_counts_gaps_from_each_sources_first_message() -> N
     fresh = make_inbox([spec("in")])
     fresh.push("in", [frame(41)])
     assert fresh.statistics()["in"].dropped == 40
+
+
+def test_input_timeout_closes_a_silent_input_until_it_speaks_again() -> None:
+    """dora's input_timeout: armed by the first message; silence closes the input for a
+    while (no ALL_INPUTS_CLOSED), the next message comes after INPUT_RECOVERED; the real
+    end then gives no second INPUT_CLOSED."""
+    timed = DataInput("in", "ipc:///x/in", 10, "drop_oldest", ("s0/out",), timeout_s=0.5)
+    inbox = make_inbox([timed])
+    assert inbox.next_deadline() is None  # not armed before a message
+    inbox.push("in", [frame(1)])
+    due = inbox.next_deadline()
+    assert due is not None
+    assert not inbox.expire(due - 0.1)
+    assert inbox.expire(due + 0.1)
+    assert not inbox.expire(due + 5)  # once
+    assert inbox.next_deadline() is None
+    inbox.push("in", [frame(2)])
+    inbox.push("in", [frame(3, kind=KIND_EOS)])
+    assert drain(inbox) == [
+        ("in", "s0/out#1"), (EventType.INPUT_CLOSED, "in"), (EventType.INPUT_RECOVERED, "in"),
+        ("in", "s0/out#2"), (EventType.INPUT_CLOSED, "in"),
+        (EventType.STOP, StopCause.ALL_INPUTS_CLOSED),
+    ]  # fmt: skip
+
+
+def test_a_timed_out_input_that_ends_closes_once() -> None:
+    timed = DataInput("in", "ipc:///x/in", 10, "drop_oldest", ("s0/out",), timeout_s=0.5)
+    inbox = make_inbox([timed])
+    inbox.push("in", [frame(1)])
+    assert inbox.expire(inbox.next_deadline() or 0.0)
+    assert drain(inbox)[-1] == (EventType.INPUT_CLOSED, "in")
+    inbox.push("in", [frame(2, kind=KIND_EOS)])
+    assert drain(inbox) == [(EventType.STOP, StopCause.ALL_INPUTS_CLOSED)]

@@ -241,6 +241,17 @@ def test_stats_message_shape() -> None:
     }
 
 
+def test_stats_carry_how_long_the_node_thread_was_away() -> None:
+    """`away_ms` (dora's health check) goes out when set and decodes back; 0 is left out."""
+    message = channel.Stats({}, {"out": {"sent": 1, "dropped": 0}}, 2500)
+    assert json.loads(channel.encode(message))["away_ms"] == 2500
+    assert channel.decode(channel.encode(message)) == message
+    assert channel.decode(b'{"t": "stats", "inputs": {}, "outputs": {}}').away_ms == 0
+    refused = b'{"t": "stats", "inputs": {}, "outputs": {}, "away_ms": -1}'
+    with pytest.raises(NodeError):
+        channel.decode(refused)
+
+
 def test_a_timer_only_node_is_not_stopped_by_a_live_input_closing() -> None:
     inbox = _inbox([])
     inbox.add_input(DataInput("more", "e1", 10, "drop_oldest", ("a/out",)))

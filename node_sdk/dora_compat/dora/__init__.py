@@ -10,18 +10,25 @@ All checked against dora-rs 1.1.0 (docs/coming-from-dora.md).
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import enum
+import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import node_sdk
+from node_sdk import logbridge
+from node_sdk.errors import NodeError
 from node_sdk.events import Event, EventType
 
 from .commands import build, run  # relative: `dora.commands` when imported as `dora`
+from .typecheck import OutputTypeError, checks
 
-__all__ = ["DoraStatus", "Node", "build", "run"]
+__all__ = ["DoraStatus", "Node", "OutputTypeError", "build", "run"]
 
+MIN_LOG_LEVEL_ENV = "FLOW_DORA_MIN_LOG_LEVEL"  # the daemon sets it for `min_log_level`
 TIMEOUT_ERROR = "Timeout event stream error: Receiver timed out"
 _UTC = datetime.UTC
 
@@ -83,15 +90,34 @@ class Node(node_sdk.Node):
         super().__init__(node_id)
         self._send = self.send_output  # the sender's own method (set by node_sdk.Node)
         self.send_output = self._send_dora  # type: ignore[method-assign]
+        # the interpreter's exit closes the node while a daemon thread of the node's code
+        # may still be sending (python-concurrent-rw's publisher): as under dora, whose
+        # node lives until the process ends, such late sends are dropped, not errors
+        self._exiting = False
+        atexit.unregister(super().close)
+        atexit.register(self._close_at_exit)
+        # `output_types` checked at each send (typecheck.py): an empty dict when none
+        self._type_checks = checks(self.node_id, self.node_config().get("output_types"))
 
     def _send_dora(
         self, output_id: str, data: Any = None, metadata: dict[str, Any] | None = None
     ) -> None:
         # a received event's metadata sent on as is (python-echo does): its datetime
         # `timestamp` is replaced by the new send time, as dora stamps every message anew
+        check = self._type_checks.get(output_id)
+        if check is not None:
+            check(data)
         if metadata and isinstance(metadata.get("timestamp"), datetime.datetime):
             metadata = {k: v for k, v in metadata.items() if k != "timestamp"}
-        self._send(output_id, data, metadata)
+        try:
+            self._send(output_id, data, metadata)
+        except NodeError:
+            if not self._exiting:
+                raise
+
+    def _close_at_exit(self) -> None:
+        self._exiting = True
+        self.close()
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event; an ERROR event on timeout, None once the stream has ended."""
@@ -112,6 +138,16 @@ class Node(node_sdk.Node):
     def __iter__(self) -> Iterator[Event]:
         for event in super().__iter__():
             yield _as_dora(event)
+
+    def log(self, level: int | str, message: str) -> None:
+        """A record of the node's log. As dora's `log_*`, every level is written (and sent
+        to `dora/logs`) unless the node's `min_log_level` (FLOW_LOG_LEVEL) sets one."""
+        logger = logging.getLogger(self.node_id)
+        number = logbridge.to_level(level)
+        if logger.isEnabledFor(number) or MIN_LOG_LEVEL_ENV in os.environ:
+            logger.log(number, message)
+        else:
+            logger.handle(logger.makeRecord(logger.name, number, "", 0, message, (), None))
 
     def is_restart(self) -> bool:
         return self.restart_count() > 0
