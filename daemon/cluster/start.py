@@ -74,7 +74,7 @@ async def _start(
     member = Member(rt.home, membership, machine_keys(rt.home), timing)
     host = Host(rt, member.keys, member.send_carry, lambda: member.link == CONNECTED)
     member.on_carry = host.on_carry
-    member.on_welcome = host.flush
+    member.on_welcome = host.report
     prober = ProbeAgent(LocalProber(rt.home, member.keys, timing), member.send_report)
     member.on_probe = prober.on_request
     root.start_soon(prober.serve)

@@ -92,7 +92,7 @@ class Leave:
 # ------------------------------------------------------------------ both ways
 
 
-CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs"})
+CARRY_KINDS: Final = frozenset({"keeper", "node", "ports", "logs", "hosted"})
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
 
@@ -105,8 +105,10 @@ class Carry:
     channel frame of the node whose channel identity is `ident`, in either direction.
     `kind` ports: coordinator -> member, `body` a count of free tcp ports wanted on the
     member; back, `body` those port numbers, space separated. `kind` logs: coordinator ->
-    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). The body
-    is decoded by its own channel's total decoder where it arrives.
+    member, the log of node `ident`; back, its last LOG_TAIL_BYTES (whole lines). `kind`
+    hosted: member -> coordinator on each welcome, `body` the ids of the runs it hosts for
+    it, space separated (`run` empty). The body is decoded by its own channel's total
+    decoder where it arrives.
     """
 
     run: str

@@ -246,21 +246,68 @@ def test_a_lost_coordinator_stops_nothing_within_the_grace(
     assert time.monotonic() - killed > GRACE_S
 
 
-def test_a_restarted_coordinator_starts_no_placed_node_again(
+def restart_coordinator(a: Machine) -> None:
+    """SIGKILL a's daemon alone (its keeper and the sink live on), then `flow up` again."""
+    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+
+
+def test_a_coordinator_restarted_within_the_grace_readopts_its_placed_run(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    before = {"a": set(a.pids()), "b": set(b.pids())}
+    run, source_pids = start_across(a, b, tmp_path)
+    placed = {n["id"]: (n["generation"], n["pid"]) for n in run_info(a, run)["nodes"]}
+    restart_coordinator(a)
+    wait_for(lambda: node_states(a, run) == {"source": "running", "sink": "running"},
+             "both nodes re-adopted")  # fmt: skip
+    info = run_info(a, run)
+    assert info["status"] == "running", info
+    # the same processes, the same generations: nothing started again on either machine
+    assert {n["id"]: (n["generation"], n["pid"]) for n in info["nodes"]} == placed
+    listed = [json.loads(line) for line in a.flow("node", "list", run, "--json").stdout.split("\n")
+              if line]  # fmt: skip
+    assert {n["id"]: n["machine"] for n in listed} == {"source": "b", "sink": "a"}
+    assert "MACHINE" in a.flow("node", "list", run).stdout
+    # past the grace too: the member is back, so it stopped nothing
+    time.sleep(GRACE_S)
+    assert source_pids <= set(b.pids()), "the member stopped its nodes"
+    assert node_states(a, run) == {"source": "running", "sink": "running"}
+    count = len(received(tmp_path))
+    wait_for(lambda: len(received(tmp_path)) >= count + 20, "data flows on")
+    stopped = a.flow("stop", run)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    info = run_info(a, run)
+    assert info["status"] == "stopped", info
+    assert {n["id"]: n["status"] for n in info["nodes"]} == {"source": "stopped",
+                                                             "sink": "stopped"}  # fmt: skip
+    values = [int(v) for v in received(tmp_path) if v.isdigit()]
+    assert values == list(range(1, len(values) + 1)), "a gap or a repeat across the restart"
+    wait_for(lambda: set(b.pids()) <= before["b"], "machine b's node processes gone")
+    # a's new daemon replaced the old one: only its own process may be new there
+    wait_for(lambda: not [p for p in a.pids() if "sink.py" in _cmdline(p)
+                          or "daemon.keeper" in _cmdline(p)], "machine a's run processes gone")
+
+
+def test_a_coordinator_restarted_past_the_grace_finds_its_remote_nodes_lost(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
     a, b = ready(cluster, tmp_path)
     run, source_pids = start_across(a, b, tmp_path)
-    daemon_pid = int((a.home / "daemon.pid").read_text())
-    os.kill(daemon_pid, signal.SIGKILL)  # the daemon alone: its keeper and sink live on
+    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)
+    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped past the grace")
     up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
     assert up.returncode == 0, up.stderr
-    info = run_info(a, run)
-    assert info["status"] == "failed", info
-    assert "not recovered" in info["error"]
-    # nothing of it started again on a; b is told to stop its nodes once it is back
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed on a")
+    nodes = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert nodes["source"]["status"] == "lost", nodes
+    assert nodes["source"]["generation"] == 1, "the lost node was started again"
+    # never re-placed, and the sink's keeper on a stopped it when the run ended
     assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
-    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes of the run stopped")
+    wait_for(lambda: not [p for p in a.pids() if "sink.py" in _cmdline(p)], "the sink gone")
+    assert not [p for p in b.pids() if "source.py" in _cmdline(p)]
 
 
 def test_a_members_keeper_lost_ends_its_nodes_there(
