@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import wait_for
-from netns import GRACE_S, PORT, Machine
+from netns import GRACE_S, LOST_AFTER_S, PORT, Machine
 
 SOURCE = """
 from node_sdk import Node
@@ -246,21 +246,18 @@ def test_a_lost_coordinator_stops_nothing_within_the_grace(
     assert time.monotonic() - killed > GRACE_S
 
 
-def restart_coordinator(a: Machine) -> None:
-    """SIGKILL a's daemon alone (its keeper and the sink live on), then `flow up` again."""
-    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)
-    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
-    assert up.returncode == 0, up.stderr
-
-
 def test_a_coordinator_restarted_within_the_grace_readopts_its_placed_run(
-    cluster: dict[str, Machine], tmp_path: Path
+    patient_cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = ready(cluster, tmp_path)
+    a, b = ready(patient_cluster, tmp_path)
     before = {"a": set(a.pids()), "b": set(b.pids())}
     run, source_pids = start_across(a, b, tmp_path)
     placed = {n["id"]: (n["generation"], n["pid"]) for n in run_info(a, run)["nodes"]}
-    restart_coordinator(a)
+    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)  # its keeper lives on
+    killed = time.monotonic()
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    print(f"\ncoordinator back {time.monotonic() - killed:.2f} s after its daemon was killed")
     wait_for(lambda: node_states(a, run) == {"source": "running", "sink": "running"},
              "both nodes re-adopted")  # fmt: skip
     info = run_info(a, run)
@@ -271,8 +268,8 @@ def test_a_coordinator_restarted_within_the_grace_readopts_its_placed_run(
               if line]  # fmt: skip
     assert {n["id"]: n["machine"] for n in listed} == {"source": "b", "sink": "a"}
     assert "MACHINE" in a.flow("node", "list", run).stdout
-    # past the grace too: the member is back, so it stopped nothing
-    time.sleep(GRACE_S)
+    # past the time the member would have stopped its nodes alone: it is back, so it did not
+    time.sleep(max(0.0, killed + LOST_AFTER_S + b.grace_s + 1.0 - time.monotonic()))
     assert source_pids <= set(b.pids()), "the member stopped its nodes"
     assert node_states(a, run) == {"source": "running", "sink": "running"}
     count = len(received(tmp_path))
@@ -308,6 +305,28 @@ def test_a_coordinator_restarted_past_the_grace_finds_its_remote_nodes_lost(
     assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
     wait_for(lambda: not [p for p in a.pids() if "sink.py" in _cmdline(p)], "the sink gone")
     assert not [p for p in b.pids() if "source.py" in _cmdline(p)]
+
+
+def test_a_coordinator_restarted_without_its_keeper_fails_the_run_and_stops_the_member(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    daemon_pid = int((a.home / "daemon.pid").read_text())
+    keeper = [p for p in a.pids() if "daemon.keeper" in _cmdline(p)]
+    assert len(keeper) == 1
+    for pid in (daemon_pid, keeper[0]):  # its keeper too: the sink cannot be re-adopted
+        os.kill(pid, signal.SIGKILL)
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    info = run_info(a, run)
+    assert info["status"] == "failed", info
+    assert "not recovered" in info["error"]
+    assert "its keeper here is gone" in info["error"]
+    # nothing of it started again on a; b, reporting the run it hosts, is told to stop it
+    assert not [p for p in a.pids() if "source.py" in _cmdline(p) or "sink.py" in _cmdline(p)]
+    stopped = wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes of the run stopped")
+    assert stopped < GRACE_S, "b stopped them only past the grace, not when told to"
 
 
 def test_a_members_keeper_lost_ends_its_nodes_there(

@@ -10,7 +10,9 @@ import pytest
 from daemon.model import cluster_messages as msg
 from daemon.model import routing
 from daemon.model.descriptor import Dataflow, parse_dataflow
+from daemon.model.errors import RecoverableError
 from daemon.model.settings import Settings
+from daemon.run.placement import PLACEMENT_FILE, placement_text, read_placement
 from node_sdk import config
 
 KEY_A = "A" * 40
@@ -115,3 +117,19 @@ def test_a_relayed_message_round_trips_and_is_bounded() -> None:
 def test_a_bad_relayed_message_is_refused(raw: dict[str, object]) -> None:
     with pytest.raises(msg.LinkMessageError):
         msg.decode(json.dumps(raw).encode())
+
+
+def test_a_placement_is_read_back_from_its_run_folder_as_written(tmp_path: Path) -> None:
+    """A restarted coordinator re-adopts a placed run from this file: same ports, keys."""
+    (tmp_path / PLACEMENT_FILE).write_text(placement_text(placement()))
+    assert read_placement(tmp_path) == placement()
+
+
+@pytest.mark.parametrize("text", [None, "", "{}", '{"machine_of": []}', "[1, 2]"])
+def test_a_missing_or_damaged_placement_is_one_error_naming_its_file(
+    tmp_path: Path, text: str | None
+) -> None:
+    if text is not None:
+        (tmp_path / PLACEMENT_FILE).write_text(text)
+    with pytest.raises(RecoverableError, match=f"its placement {tmp_path / PLACEMENT_FILE}"):
+        read_placement(tmp_path)
