@@ -288,6 +288,30 @@ def test_a_coordinator_restarted_within_the_grace_readopts_its_placed_run(
                           or "daemon.keeper" in _cmdline(p)], "machine a's run processes gone")
 
 
+def test_a_remote_node_that_ended_while_the_coordinator_was_down_is_seen_ended(
+    patient_cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(patient_cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    source = [p for p in source_pids if "source.py" in _cmdline(p)]
+    assert len(source) == 1
+    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)
+    os.kill(source[0], signal.SIGKILL)  # its exit reaches b's daemon, not a's
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    wait_for(lambda: node_states(a, run)["source"] == "failed", "the source's exit applied")
+    # its end closed the sink's input, which ended it: the run is over, nothing restarted
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run ended")
+    nodes = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert nodes["source"]["generation"] == 1, "the source was started again"
+    assert (nodes["sink"]["status"], nodes["sink"]["generation"]) == ("succeeded", 1), nodes
+    values = [int(v) for v in received(tmp_path) if v.isdigit()]
+    assert values == list(range(1, len(values) + 1)), "a gap or a repeat across the restart"
+    wait_for(lambda: not [p for p in a.pids() + b.pids()
+                          if "source.py" in _cmdline(p) or "sink.py" in _cmdline(p)],
+             "no node left on either machine")  # fmt: skip
+
+
 def test_a_coordinator_restarted_past_the_grace_finds_its_remote_nodes_lost(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
