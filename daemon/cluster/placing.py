@@ -199,7 +199,7 @@ class ClusterPlacer:
                 lose_for_good(gone, cause)
 
     def readopt(self, run_id: str, placement: Placement, states: dict[str, State]) -> PlacedRun:
-        """A run placed before this daemon restarted (daemon/run/recovery_placed.py)."""
+        """A run placed before this daemon restarted, taken over again (daemon/run/recovery.py)."""
         if self.here not in placement.machines:
             raise BadRequest(f"it was placed by machine {sorted(placement.machines)[0]}, "
                              f"and this daemon coordinates as {self.here}")  # fmt: skip

@@ -101,8 +101,9 @@ class RemoteKeeper:
             return
         if isinstance(message, km.State):
             # a State after the first: the member's report once its link is back (a
-            # restarted coordinator, a healed partition); what ended meanwhile is applied,
-            # once (the slot ignores an exit of a generation it has left behind)
+            # restarted coordinator, a healed partition); what ended meanwhile is applied
+            # (an exit the slot has seen already changes nothing, and one of a generation
+            # it has left behind is ignored)
             report = self.state is not None
             self.state = message
             self.attached.set()

@@ -144,7 +144,7 @@ def _readopt(rt: Runtime, info: dict[str, Any]) -> PlacedRun:
     states: dict[str, dict[str, km.NodeState]] = {}
     for node in info["nodes"]:
         machine, pid = node.get("machine"), node.get("pid")
-        if machine and machine != rt.placer.here and pid and node["status"] in ("running", "lost"):
+        if machine and machine != rt.placer.here and pid and node["status"] == "running":
             states.setdefault(machine, {})[node["id"]] = km.NodeState(
                 generation=int(node["generation"]), pid=int(pid), code=None, alive=True, tail=())
     return rt.placer.readopt(info["id"], placement, {m: km.State(nodes)
