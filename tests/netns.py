@@ -80,6 +80,7 @@ class Machine:
     hub: str  # the hub namespace holding the bridge
     port: str  # this machine's veth end on the bridge, in the hub
     home: Path | None = None  # its FLOW_HOME, for the machines `hosts()` makes
+    grace_s: float = GRACE_S  # its cluster_grace (FLOW_CLUSTER_GRACE)
 
     def argv(self, command: list[str]) -> list[str]:
         """`command` run inside this machine's network namespace."""
@@ -128,7 +129,7 @@ class Machine:
             PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
             FLOW_CLUSTER_HEARTBEAT=f"{HEARTBEAT_S}s",
             FLOW_CLUSTER_LOST_AFTER=f"{LOST_AFTER_S}s",
-            FLOW_CLUSTER_GRACE=f"{GRACE_S}s",
+            FLOW_CLUSTER_GRACE=f"{self.grace_s}s",
         )
         env.pop("XDG_RUNTIME_DIR", None)
         return env

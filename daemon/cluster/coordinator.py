@@ -220,6 +220,9 @@ class Coordinator:
         elif isinstance(message, msg.Beat) and peer.state in (LOST, ADMITTED):
             log.info("cluster: machine %s connected again", peer.name)
             self._set_state(peer, CONNECTED, address)
+            # its socket may have reconnected by itself to a restarted coordinator, without
+            # a hello: welcomed, it reports what it runs (daemon/cluster/host.py)
+            self.send(routing_id, msg.Welcome(coordinator=self.name))
 
     def _on_probe_report(self, machine: str, report: msg.ProbeReport) -> None:
         waiting = self.probes.get(report.probe)

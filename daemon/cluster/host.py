@@ -99,6 +99,16 @@ class Host:
         while self._unsent and self.link_send(self._unsent[0]):
             self._unsent.popleft()
 
+    def report(self) -> None:
+        """On each welcome: what waited for the link, then what this machine runs for the
+        coordinator: the runs it hosts, and each one's keeper state (their nodes' generation
+        and pid, and the exits of those that ended meanwhile). A restarted coordinator
+        re-adopts them from it, or tells this machine to stop a run it no longer knows."""
+        self.flush()
+        self.send(Carry("", "hosted", " ".join(sorted(self.runs))))
+        for hosted in self.runs.values():
+            hosted.link.send(km.Attach())  # its State goes back as the run's keeper message
+
     def on_carry(self, carry: Carry) -> None:
         """A relayed message from the coordinator (the link's task: never blocks)."""
         run_id = _run_id(carry.run)

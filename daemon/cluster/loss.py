@@ -13,25 +13,39 @@ import trio
 
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus
+from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 
 log = logging.getLogger(__name__)
 
 
-async def lost_machine(run: Run, machine_of: dict[str, str], machine: str,
-                       back: trio.Event) -> None:  # fmt: skip
-    """Mark `machine`'s live nodes of `run` lost; re-adopt them if `back` is set within the
-    grace, else end them as lost."""
-    slots = [
+def live_on(run: Run, machine_of: dict[str, str], machine: str) -> list[NodeSlot]:
+    """The slots of `run` whose live process runs on `machine`."""
+    return [
         s for s in run.spawned
         if machine_of.get(s.id) == machine and not s.exited.is_set() and s.pid is not None
     ]  # fmt: skip
+
+
+def lose_for_good(slots: list[NodeSlot], cause: str) -> None:
+    """End these nodes `lost`: never restarted, here or anywhere; the run counts them failed."""
+    for slot in slots:
+        if not slot.exited.is_set():
+            slot.lost = slot.stop_requested = True
+            slot.lose_process(cause)
+
+
+async def lost_machine(run: Run, machine_of: dict[str, str], machine: str,
+                       back: trio.Event, why: str = "lost") -> None:  # fmt: skip
+    """Mark `machine`'s live nodes of `run` lost; re-adopt them if `back` is set within the
+    grace, else end them as lost. `why`: what the event says of the machine."""
+    slots = live_on(run, machine_of, machine)
     if not slots:
         return
     grace = settings().cluster_grace
     for slot in slots:
         slot.transition(NodeStatus.LOST)
-        run.record_event(slot.id, "lost", f"machine {machine} lost")
+        run.record_event(slot.id, "lost", f"machine {machine} {why}")
     log.warning("run %s: machine %s lost: nodes %s lost; waiting %g s for it", run.id, machine,
                 ", ".join(s.id for s in slots), grace)  # fmt: skip
     with trio.move_on_after(grace):
@@ -45,7 +59,4 @@ async def lost_machine(run: Run, machine_of: dict[str, str], machine: str,
         return
     cause = f"machine {machine} lost for more than cluster_grace ({grace:g} s)"
     log.warning("run %s: %s: its nodes are lost for good", run.id, cause)
-    for slot in slots:
-        if not slot.exited.is_set():
-            slot.lost = slot.stop_requested = True  # never restarted, here or anywhere
-            slot.lose_process(cause)
+    lose_for_good(slots, cause)

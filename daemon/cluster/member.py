@@ -191,6 +191,10 @@ class Member:
                          self.membership.name)  # fmt: skip
             self.link = CONNECTED
             self.welcomed.set()
+            if self.owner is not None:
+                # a welcome on a session already open: the coordinator restarted and our
+                # socket reconnected by itself; it learns what this machine runs again
+                self.on_welcome()
         elif isinstance(message, msg.Leave):
             log.error("cluster: %s; this machine left the cluster (join again with a new "
                       "token)", message.reason)  # fmt: skip

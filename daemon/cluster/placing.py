@@ -20,13 +20,13 @@ import trio
 from daemon.cluster.coordinator import CONNECTED, LEFT, LOST, Coordinator
 from daemon.cluster.keys import secret_key_file
 from daemon.cluster.link import free_ports
-from daemon.cluster.loss import lost_machine
+from daemon.cluster.loss import live_on, lose_for_good, lost_machine
 from daemon.cluster.remote_logs import RemoteLogs
 from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import Dataflow
 from daemon.model.errors import BadRequest
-from daemon.model.keeper_messages import Quit, encode
+from daemon.model.keeper_messages import Quit, State, encode
 from daemon.model.routing import MachinePlace, Placement, place_nodes
 from daemon.model.settings import current as settings
 from daemon.run.placement import PlacedRun, RemoteKeeper
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PORTS_ANSWER_S: Final = 5.0
 WILDCARDS: Final = frozenset({"*", "0.0.0.0", "[::]"})
+HELD: Final = 10_000  # relayed messages of runs not known yet, kept while recovery runs
 
 
 @attrs.define(eq=False)
@@ -53,6 +54,10 @@ class ClusterPlacer:
     _lost: dict[tuple[str, str], trio.Event] = attrs.field(factory=dict)  # set: it is back
     logs: RemoteLogs = attrs.field(init=False)  # remote nodes' log copies (`flow logs`)
     _ports: dict[tuple[str, str], trio.MemorySendChannel[str]] = attrs.field(factory=dict)
+    # until the daemon's recovery is over, a member's word on a run not re-adopted yet is
+    # kept, not answered: "stop it" would stop nodes that are about to be re-adopted
+    recovering: bool = True
+    _held: list[tuple[str, Carry]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.logs = RemoteLogs(self.home, self.send_carry)
@@ -139,8 +144,17 @@ class ClusterPlacer:
             del self._ports[(run_id, machine)]
 
     def on_carry(self, machine: str, carry: Carry) -> None:
-        """A relayed message from a member: a ports answer, or one of a placed run's."""
+        """A relayed message from a member: a ports answer, what it hosts, or a run's."""
         if self.logs.on_carry(machine, carry):
+            return
+        unknown = carry.kind == "hosted" or (
+            carry.kind in ("keeper", "node") and carry.run not in self.runs)  # fmt: skip
+        if self.recovering and unknown:
+            if len(self._held) < HELD:
+                self._held.append((machine, carry))
+            return
+        if carry.kind == "hosted":
+            self._on_hosted(machine, carry.body.split())
             return
         if carry.kind == "ports":
             waiting = self._ports.get((carry.run, machine))
@@ -156,6 +170,54 @@ class ClusterPlacer:
             # restarted): the member's keeper of it is told to stop its nodes
             self.send_carry(machine, Carry(carry.run, "keeper", encode(Quit()).decode()))
 
+    def _on_hosted(self, machine: str, hosted: list[str]) -> None:
+        """A member's report on its welcome: the runs it still hosts for this coordinator.
+
+        A run it hosts that is not supervised here (it ended, or was not re-adopted) is
+        stopped there; a supervised run it no longer hosts has lost its nodes there (the
+        member stopped them past cluster_grace): they end `lost`, never started again.
+        """
+        for run_id in sorted(set(hosted[:HELD]) - self.runs.keys()):
+            self.send_carry(machine, Carry(run_id, "keeper", encode(Quit()).decode()))
+        for run_id, placed in list(self.runs.items()):
+            run = self.find_run(run_id)
+            if run is None or machine not in placed.remotes or run_id in hosted:
+                continue
+            gone = live_on(run, placed.placement.machine_of, machine)
+            if gone:
+                cause = f"machine {machine} no longer runs them (stopped past cluster_grace)"
+                log.warning("run %s: %s: nodes %s lost", run_id, cause,
+                            ", ".join(s.id for s in gone))  # fmt: skip
+                lose_for_good(gone, cause)
+
+    def readopt(self, run_id: str, placement: Placement, states: dict[str, State]) -> PlacedRun:
+        """A run placed before this daemon restarted, taken over again (daemon/run/recovery.py)."""
+        if self.here not in placement.machines:
+            raise BadRequest(f"it was placed by machine {sorted(placement.machines)[0]}, "
+                             f"and this daemon coordinates as {self.here}")  # fmt: skip
+        remotes: dict[str, RemoteKeeper] = {}
+        for name in sorted(set(placement.machines) - {self.here}):
+            remotes[name] = RemoteKeeper(name, run_id, self, state=states.get(name, State({})))
+            remotes[name].attached.set()  # its report comes when the member is back
+        placed = PlacedRun(run_id, self.here, placement, self, remotes, self.node_frames)
+        self.runs[run_id] = placed
+        return placed
+
+    def watch_readopted(self, run_id: str) -> None:
+        placed, run = self.runs.get(run_id), self.find_run(run_id)
+        if placed is None or run is None:
+            return
+        for machine in placed.remotes:
+            peer = self.coordinator.peers.get(machine)
+            if peer is None or peer.state != CONNECTED:
+                self._watch(run, placed, machine, "not back since the coordinator restarted")
+
+    def recovered(self) -> None:
+        self.recovering = False
+        held, self._held = self._held, []
+        for machine, carry in held:
+            self.on_carry(machine, carry)
+
     def forget(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
 
@@ -170,16 +232,21 @@ class ClusterPlacer:
             if run is None or machine not in placed.remotes:
                 continue
             key = (run_id, machine)
-            if state in (LOST, LEFT) and key not in self._lost:
-                self._lost[key] = back = trio.Event()
-                self.nursery.start_soon(self._watch_lost, run, placed, machine, back)
+            if state in (LOST, LEFT):
+                self._watch(run, placed, machine, "lost")
             elif state == CONNECTED and key in self._lost:
                 self._lost.pop(key).set()
 
+    def _watch(self, run: Run, placed: PlacedRun, machine: str, why: str) -> None:
+        """`machine`'s nodes of `run` are `lost` until it is back, within the grace."""
+        if (run.id, machine) not in self._lost:
+            self._lost[(run.id, machine)] = back = trio.Event()
+            self.nursery.start_soon(self._watch_lost, run, placed, machine, back, why)
+
     async def _watch_lost(self, run: Run, placed: PlacedRun, machine: str,
-                          back: trio.Event) -> None:  # fmt: skip
+                          back: trio.Event, why: str) -> None:  # fmt: skip
         try:
-            await lost_machine(run, placed.placement.machine_of, machine, back)
+            await lost_machine(run, placed.placement.machine_of, machine, back, why)
         finally:
             if self._lost.get((run.id, machine)) is back:
                 del self._lost[(run.id, machine)]

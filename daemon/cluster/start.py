@@ -85,7 +85,7 @@ async def _start(
                                   member.has_room)  # fmt: skip
     root.start_soon(host.forwarder.serve)
     member.on_carry = host.on_carry
-    member.on_welcome = host.flush
+    member.on_welcome = host.report
     prober = ProbeAgent(LocalProber(rt.home, member.keys, timing), member.send_report)
     member.on_probe = prober.on_request
     root.start_soon(prober.serve)

@@ -102,7 +102,8 @@ FOLLOW_KINDS: Final = frozenset({"follow", "loglines"})
 # `gone`: member -> coordinator, the process attached as node identity `ident` has ended
 ATTACH_KIND: Final = "attach"
 GONE_KIND: Final = "gone"
-CARRY_KINDS: Final = (frozenset({"keeper", "node", "ports", "logs", ATTACH_KIND, GONE_KIND})
+CARRY_KINDS: Final = (frozenset({"keeper", "node", "ports", "logs", "hosted", ATTACH_KIND,
+                                 GONE_KIND})
                       | WATCH_KINDS | FOLLOW_KINDS)  # fmt: skip
 LOG_TAIL_BYTES: Final = 32 * 1024  # of a node's log fetched from its machine (`flow logs`)
 
@@ -120,6 +121,8 @@ class Carry:
     follow: coordinator -> member, `body` `start` (forward node `ident`'s log from its last
     LOG_TAIL_BYTES on) or `renew` (go on: the follow's lease); back, `loglines`: `body`
     whole lines of that log, in order. The
+    hosted: member -> coordinator on each welcome, `body` the ids of the runs it hosts for
+    it, space separated (`run` empty). The
     WATCH_KINDS are the observers and usage of the nodes a member hosts (docs/cluster.md,
     "Seen from the coordinator"). The body is decoded by its own channel's total
     decoder where it arrives.

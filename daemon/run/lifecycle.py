@@ -86,7 +86,8 @@ async def supervise(
                 await recording.start_recording(
                     run, run.record, recording.recordable_topics(run, None)
                 )
-            await start_barrier(run)
+            if not run.released:  # a re-adopted placed run passed it before the restart
+                await start_barrier(run)
             # nodes added while it runs count too
             while pending := [s for s in run.spawned if not s.finished.is_set()]:
                 await pending[0].finished.wait()

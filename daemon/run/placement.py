@@ -10,9 +10,11 @@ machines' keepers behind the one `KeeperPort` a run has.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from pathlib import Path
+from typing import Final, Protocol
 
 import attrs
 import trio
@@ -20,14 +22,16 @@ import trio
 from daemon.model import keeper_messages as km
 from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import Dataflow
-from daemon.model.errors import NodeSpawnFailed
-from daemon.model.routing import Placement
+from daemon.model.errors import NodeSpawnFailed, RecoverableError
+from daemon.model.routing import MachinePlace, Placement
 from daemon.run.keeper_link import ATTACH_ANSWER_S, KeeperPort
 from node_sdk import channel
 
 log = logging.getLogger(__name__)
 
 REMOTE_ATTACH_S = 10.0  # a member's keeper starts as a process: as long as a local attach
+# a placed run's placement, in its run folder: a restarted coordinator re-adopts it from there
+PLACEMENT_FILE: Final = "placement.json"
 
 
 class Relay(Protocol):
@@ -58,6 +62,16 @@ class Placer(Protocol):
         """The path of a local copy of a node's log on another machine: its tail fetched
         now, or, with `follow`, kept growing while followers keep asking."""
 
+    def readopt(self, run_id: str, placement: Placement, states: dict[str, km.State]) -> PlacedRun:
+        """A run placed before this daemon restarted, taken over again: each member's
+        nodes as the store last saw them (`states`, by machine) until it reports."""
+
+    def watch_readopted(self, run_id: str) -> None:
+        """Its members not connected (yet): their nodes `lost` until back, within the grace."""
+
+    def recovered(self) -> None:
+        """Recovery is over: what members said of runs unknown until now is answered."""
+
 
 @attrs.define(eq=False)
 class RemoteKeeper:
@@ -87,8 +101,16 @@ class RemoteKeeper:
         if not isinstance(message, km.FromKeeper):
             return
         if isinstance(message, km.State):
+            # a State after the first: the member's report once its link is back (a
+            # restarted coordinator, a healed partition); what ended meanwhile is applied
+            # (an exit the slot has seen already changes nothing, and one of a generation
+            # it has left behind is ignored)
+            report = self.state is not None
             self.state = message
             self.attached.set()
+            for node, state in message.nodes.items() if report else ():
+                if not state.alive:
+                    self.on_event(km.Exited(node, state.generation, state.code, state.tail))
         self.on_event(message)
 
     async def serve(self) -> None:
@@ -193,3 +215,32 @@ class PlacedRun:
             else:
                 log.warning("run %s: machine %s relayed a frame of node %r, not one of its own",
                             self.run_id, machine, carry.ident[:80])  # fmt: skip
+
+
+def placement_text(placement: Placement) -> str:
+    """The placement as JSON, for its run folder (PLACEMENT_FILE)."""
+    return json.dumps({
+        "machine_of": placement.machine_of,
+        "machines": {name: [m.host, m.public_key] for name, m in placement.machines.items()},
+        "ports": [[node, put, port] for (node, put), port in placement.ports.items()],
+        "secret_file": placement.secret_file,
+        "timing": [placement.heartbeat_s, placement.timeout_s, placement.grace_s],
+    })  # fmt: skip
+
+
+def read_placement(run_dir: Path) -> Placement:
+    """The placement a run was started with; RecoverableError naming the file if unusable."""
+    path = run_dir / PLACEMENT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        heartbeat, timeout, grace = (float(v) for v in data["timing"])
+        return Placement(
+            machine_of={str(k): str(v) for k, v in data["machine_of"].items()},
+            machines={str(k): MachinePlace(str(h), str(key))
+                      for k, (h, key) in data["machines"].items()},
+            ports={(str(n), str(i)): int(p) for n, i, p in data["ports"]},
+            secret_file=str(data["secret_file"]),
+            heartbeat_s=heartbeat, timeout_s=timeout, grace_s=grace,
+        )  # fmt: skip
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise RecoverableError(f"its placement {path} cannot be read ({exc})") from None

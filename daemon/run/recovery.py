@@ -6,6 +6,9 @@ answers is adopted as it is: no restart, no lost or repeated message. Otherwise 
 processes are killed first and every node is started once more, generation + 1.
 Runs stopped by `flow stop` or `flow down` are `stopped` and never come back, and in a
 run that comes back only the nodes that had not ended do (`NodeStatus.comes_back`).
+A coordinator re-adopts a run it had placed on several machines when its keeper here still
+answers: its members' nodes as the store last saw them, until each member reports
+(docs/cluster.md, "Loss and return"); without that keeper the run fails.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import psutil
 from daemon.files import write_atomic
 from daemon.keeper.ledger import EXIT_LEDGER, read_exits
 from daemon.keeper.shm_cleanup import remove_run_segments
+from daemon.model import keeper_messages as km
 from daemon.model import pids
 from daemon.model.errors import FlowError, RecoverableError
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import probe_keeper
+from daemon.run.placement import PlacedRun, read_placement
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
 from daemon.store import Store
@@ -52,6 +57,8 @@ async def recover_runs(rt: Runtime) -> None:
     if stale:
         log.warning("killed %d stale processes that belong to no known run", stale)
     remove_unknown_socket_folders(rt)
+    if rt.placer is not None:
+        rt.placer.recovered()
 
 
 def settle_foreground(store: Store, info: dict[str, Any]) -> None:
@@ -70,13 +77,13 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run_id = info["id"]
-    if any(node.get("machine") for node in info["nodes"]):
+    placed_here = any(node.get("machine") for node in info["nodes"])
+    if placed_here and (rt.placer is None or info["status"] != "running"):
         # nodes on other machines are never started here; their members stop them once
         # cluster_grace is over, and this machine's are stopped below (docs/cluster.md)
-        log.warning("run %s was placed on several machines: not recovered", run_id)
-        rt.store.update_run(run_id, status="failed", error="placed on several machines: "
-                            "not recovered after the coordinator restarted")  # fmt: skip
-        remove_run_segments(run_id)
+        why = "it was stopped with the daemon" if info["status"] == "interrupted" else (
+            "this daemon does not coordinate" if rt.placer is None else "it was starting")
+        _fail_placed(rt, run_id, why)
         return
     text = _dataflow_text(rt, run_id)
     dataflow = await rt.load(info["path"], text)
@@ -85,10 +92,15 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         rt.store.update_run(run_id, status="failed", error="interrupted (recover: false)")
         remove_run_segments(run_id)
         return
-    run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id))
+    placed = _readopt(rt, info) if placed_here else None
+    run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id), placed)
     state = None
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)
+    if placed is not None and state is None:
+        killed = kill_stale_processes(run)
+        _fail_placed(rt, run_id, f"its keeper here is gone ({killed} stale processes killed)")
+        return
     # without a keeper its reports are gone, but not what it wrote down
     exits = read_exits(run.run_dir / EXIT_LEDGER) if state is None else {}
     for node in info["nodes"]:
@@ -107,7 +119,36 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         log.info("run %s: adopting its keeper and living nodes", run_id)
     rt.store.update_run(run_id, status="running", recovered=1, ended=None)
     run.status = RunStatus.RUNNING if state is not None else RunStatus.STARTING
+    run.released = placed is not None  # past its start barrier already: not run again
     await rt.resume_run(run, state)
+    if placed is not None and rt.placer is not None:
+        rt.placer.watch_readopted(run_id)
+
+
+def _fail_placed(rt: Runtime, run_id: str, why: str) -> None:
+    """A run placed on several machines that is not re-adopted: failed. Its members are
+    told to stop their nodes of it when they report (or stop them past the grace)."""
+    log.warning("run %s was placed on several machines: not recovered: %s", run_id, why)
+    if rt.placer is not None:
+        rt.placer.forget(run_id)
+    rt.store.update_run(run_id, status="failed", error="placed on several machines: not "
+                        f"recovered after the coordinator restarted: {why}")  # fmt: skip
+    remove_run_segments(run_id)
+
+
+def _readopt(rt: Runtime, info: dict[str, Any]) -> PlacedRun:
+    """The placed run's relays again, each member's nodes as the store last saw them: alive
+    with that generation and pid until the member's report says otherwise."""
+    assert rt.placer is not None
+    placement = read_placement(paths.run_dir(rt.home, info["id"]))
+    states: dict[str, dict[str, km.NodeState]] = {}
+    for node in info["nodes"]:
+        machine, pid = node.get("machine"), node.get("pid")
+        if machine and machine != rt.placer.here and pid and node["status"] == "running":
+            states.setdefault(machine, {})[node["id"]] = km.NodeState(
+                generation=int(node["generation"]), pid=int(pid), code=None, alive=True, tail=())
+    return rt.placer.readopt(info["id"], placement, {m: km.State(nodes)
+                                                     for m, nodes in states.items()})  # fmt: skip
 
 
 def _dataflow_text(rt: Runtime, run_id: str) -> str:

@@ -34,7 +34,7 @@ from daemon.run.lifecycle import supervise
 from daemon.run.limits import FD_RESERVE, FDS_PER_NODE, fds_left
 from daemon.run.node_channel import NodeChannel
 from daemon.run.params import ParamDesk
-from daemon.run.placement import PlacedRun, Placer
+from daemon.run.placement import PLACEMENT_FILE, PlacedRun, Placer, placement_text
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from daemon.store import Store
@@ -208,6 +208,8 @@ class Runtime:
         try:
             run.run_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(run.descriptor_copy, text)
+            if placed is not None:  # what a restarted coordinator re-adopts it from
+                write_atomic(run.run_dir / PLACEMENT_FILE, placement_text(placed.placement))
         except OSError as exc:
             run.mark_degraded(f"recording: {exc.strerror or exc}")
         self.runs[run_id] = run

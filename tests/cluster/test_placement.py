@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from helpers import wait_for
-from netns import GRACE_S, PORT, Machine, connected, run_info
+from netns import GRACE_S, LOST_AFTER_S, PORT, Machine, connected, run_info
 
 SOURCE = """
 from node_sdk import Node
@@ -232,21 +232,111 @@ def test_a_lost_coordinator_stops_nothing_within_the_grace(
     assert time.monotonic() - killed > GRACE_S
 
 
-def test_a_restarted_coordinator_starts_no_placed_node_again(
+def test_a_coordinator_restarted_within_the_grace_readopts_its_placed_run(
+    patient_cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(patient_cluster, tmp_path)
+    before = {"a": set(a.pids()), "b": set(b.pids())}
+    run, source_pids = start_across(a, b, tmp_path)
+    placed = {n["id"]: (n["generation"], n["pid"]) for n in run_info(a, run)["nodes"]}
+    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)  # its keeper lives on
+    killed = time.monotonic()
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    print(f"\ncoordinator back {time.monotonic() - killed:.2f} s after its daemon was killed")
+    wait_for(lambda: node_states(a, run) == {"source": "running", "sink": "running"},
+             "both nodes re-adopted")  # fmt: skip
+    info = run_info(a, run)
+    assert info["status"] == "running", info
+    # the same processes, the same generations: nothing started again on either machine
+    assert {n["id"]: (n["generation"], n["pid"]) for n in info["nodes"]} == placed
+    listed = [json.loads(line) for line in a.flow("node", "list", run, "--json").stdout.split("\n")
+              if line]  # fmt: skip
+    assert {n["id"]: n["machine"] for n in listed} == {"source": "b", "sink": "a"}
+    assert "MACHINE" in a.flow("node", "list", run).stdout
+    # past the time the member would have stopped its nodes alone: it is back, so it did not
+    time.sleep(max(0.0, killed + LOST_AFTER_S + b.grace_s + 1.0 - time.monotonic()))
+    assert source_pids <= set(b.pids()), "the member stopped its nodes"
+    assert node_states(a, run) == {"source": "running", "sink": "running"}
+    count = len(received(tmp_path))
+    wait_for(lambda: len(received(tmp_path)) >= count + 20, "data flows on")
+    stopped = a.flow("stop", run)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    info = run_info(a, run)
+    assert info["status"] == "stopped", info
+    assert {n["id"]: n["status"] for n in info["nodes"]} == {"source": "stopped",
+                                                             "sink": "stopped"}  # fmt: skip
+    values = [int(v) for v in received(tmp_path) if v.isdigit()]
+    assert values == list(range(1, len(values) + 1)), "a gap or a repeat across the restart"
+    wait_for(lambda: set(b.pids()) <= before["b"], "machine b's node processes gone")
+    # a's new daemon replaced the old one: only its own process may be new there
+    wait_for(lambda: not [p for p in a.pids() if "sink.py" in _cmdline(p)
+                          or "daemon.keeper" in _cmdline(p)], "machine a's run processes gone")
+
+
+def test_a_remote_node_that_ended_while_the_coordinator_was_down_is_seen_ended(
+    patient_cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(patient_cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    source = [p for p in source_pids if "source.py" in _cmdline(p)]
+    assert len(source) == 1
+    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)
+    os.kill(source[0], signal.SIGKILL)  # its exit reaches b's daemon, not a's
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    wait_for(lambda: node_states(a, run)["source"] == "failed", "the source's exit applied")
+    # its end closed the sink's input, which ended it: the run is over, nothing restarted
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run ended")
+    nodes = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert nodes["source"]["generation"] == 1, "the source was started again"
+    assert (nodes["sink"]["status"], nodes["sink"]["generation"]) == ("succeeded", 1), nodes
+    values = [int(v) for v in received(tmp_path) if v.isdigit()]
+    assert values == list(range(1, len(values) + 1)), "a gap or a repeat across the restart"
+    wait_for(lambda: not [p for p in a.pids() + b.pids()
+                          if "source.py" in _cmdline(p) or "sink.py" in _cmdline(p)],
+             "no node left on either machine")  # fmt: skip
+
+
+def test_a_coordinator_restarted_past_the_grace_finds_its_remote_nodes_lost(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    a, b = ready(cluster, tmp_path)
+    run, source_pids = start_across(a, b, tmp_path)
+    os.kill(int((a.home / "daemon.pid").read_text()), signal.SIGKILL)
+    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes stopped past the grace")
+    up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
+    assert up.returncode == 0, up.stderr
+    wait_for(lambda: run_info(a, run)["status"] == "failed", "the run failed on a")
+    nodes = {n["id"]: n for n in run_info(a, run)["nodes"]}
+    assert nodes["source"]["status"] == "lost", nodes
+    assert nodes["source"]["generation"] == 1, "the lost node was started again"
+    # never re-placed, and the sink's keeper on a stopped it when the run ended
+    assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
+    wait_for(lambda: not [p for p in a.pids() if "sink.py" in _cmdline(p)], "the sink gone")
+    assert not [p for p in b.pids() if "source.py" in _cmdline(p)]
+
+
+def test_a_coordinator_restarted_without_its_keeper_fails_the_run_and_stops_the_member(
     cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
     a, b = ready(cluster, tmp_path)
     run, source_pids = start_across(a, b, tmp_path)
     daemon_pid = int((a.home / "daemon.pid").read_text())
-    os.kill(daemon_pid, signal.SIGKILL)  # the daemon alone: its keeper and sink live on
+    keeper = [p for p in a.pids() if "daemon.keeper" in _cmdline(p)]
+    assert len(keeper) == 1
+    for pid in (daemon_pid, keeper[0]):  # its keeper too: the sink cannot be re-adopted
+        os.kill(pid, signal.SIGKILL)
     up = a.flow("up", "--machine", "a", "--listen", f"tcp://{a.address}:{PORT}")
     assert up.returncode == 0, up.stderr
     info = run_info(a, run)
     assert info["status"] == "failed", info
     assert "not recovered" in info["error"]
-    # nothing of it started again on a; b is told to stop its nodes once it is back
-    assert not [p for p in a.pids() if "source.py" in _cmdline(p)]
-    wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes of the run stopped")
+    assert "its keeper here is gone" in info["error"]
+    # nothing of it started again on a; b, reporting the run it hosts, is told to stop it
+    assert not [p for p in a.pids() if "source.py" in _cmdline(p) or "sink.py" in _cmdline(p)]
+    stopped = wait_for(lambda: not (source_pids & set(b.pids())), "b's nodes of the run stopped")
+    assert stopped < GRACE_S, "b stopped them only past the grace, not when told to"
 
 
 def test_a_members_keeper_lost_ends_its_nodes_there(

@@ -112,3 +112,42 @@ async def test_a_connected_link_outlives_a_reconnection_round(
         assert member.link == "connected"
         assert coordinator.peers["b"].routing_id == first_socket, "the link was reopened"
         nursery.cancel_scope.cancel()
+
+
+async def test_a_member_reconnected_by_its_socket_to_a_restarted_coordinator_reports_again(
+    tmp_path: Path, store: FlakyStore
+) -> None:
+    """A coordinator back faster than the member notices (its socket reconnects by itself,
+    no hello): the coordinator welcomes the member's heartbeat, and the member reports what
+    it runs again (docs/cluster.md, "Loss and return")."""
+    patient = Timing(heartbeat=0.1, lost_after=5.0)  # the member never finds it silent
+    listen = parse_listen(f"tcp://127.0.0.1:{_free_port()}")
+    keys = machine_keys(_home(tmp_path, "a"))
+    member_home = _home(tmp_path, "b")
+    welcomes: list[float] = []
+    async with trio.open_nursery() as nursery:
+        first = Coordinator(store, "a", listen, keys, patient)
+        serving = trio.CancelScope()
+
+        async def serve_first() -> None:
+            with serving:
+                await first.serve()
+
+        nursery.start_soon(serve_first)
+        await _until(lambda: first.owner is not None, "the coordinator listens")
+        token = first.new_token(None).token
+        membership = await trio.to_thread.run_sync(join, member_home, "b", token)
+        member = Member(member_home, membership, machine_keys(member_home), patient)
+        member.on_welcome = lambda: welcomes.append(trio.current_time())
+        nursery.start_soon(member.serve)
+        await _until(lambda: first.peers["b"].state == "connected" and len(welcomes) == 1,
+                     "b connected and welcomed")  # fmt: skip
+        serving.cancel()  # the coordinator's daemon is gone, its port closed
+        await trio.sleep(0.2)
+        again = Coordinator(store, "a", listen, keys, patient)
+        await nursery.start(again.serve)
+        assert again.peers["b"].state == "lost", "a restarted coordinator knew b's link"
+        await _until(lambda: again.peers["b"].state == "connected", "b connected again")
+        await _until(lambda: len(welcomes) == 2, "b welcomed again, and reporting")
+        assert member.link == "connected"
+        nursery.cancel_scope.cancel()

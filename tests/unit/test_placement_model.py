@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from daemon.model import cluster_messages as msg
+from daemon.model import keeper_messages as km
 from daemon.model import routing
 from daemon.model.descriptor import Dataflow, parse_dataflow
+from daemon.model.errors import RecoverableError
 from daemon.model.settings import Settings
+from daemon.run.placement import PLACEMENT_FILE, RemoteKeeper, placement_text, read_placement
 from node_sdk import config
 
 KEY_A = "A" * 40
@@ -115,3 +118,40 @@ def test_a_relayed_message_round_trips_and_is_bounded() -> None:
 def test_a_bad_relayed_message_is_refused(raw: dict[str, object]) -> None:
     with pytest.raises(msg.LinkMessageError):
         msg.decode(json.dumps(raw).encode())
+
+
+def test_a_placement_is_read_back_from_its_run_folder_as_written(tmp_path: Path) -> None:
+    """A restarted coordinator re-adopts a placed run from this file: same ports, keys."""
+    (tmp_path / PLACEMENT_FILE).write_text(placement_text(placement()))
+    assert read_placement(tmp_path) == placement()
+
+
+@pytest.mark.parametrize("text", [None, "", "{}", '{"machine_of": []}', "[1, 2]"])
+def test_a_missing_or_damaged_placement_is_one_error_naming_its_file(
+    tmp_path: Path, text: str | None
+) -> None:
+    if text is not None:
+        (tmp_path / PLACEMENT_FILE).write_text(text)
+    with pytest.raises(RecoverableError, match=f"its placement {tmp_path / PLACEMENT_FILE}"):
+        read_placement(tmp_path)
+
+
+class _Unreachable:
+    """A relay to machines that are never connected (nothing is sent in these tests)."""
+
+    def send_carry(self, machine: str, carry: msg.Carry) -> bool:
+        return False
+
+
+def test_a_members_later_report_applies_the_exits_it_saw() -> None:
+    """The keeper state a member reports on its welcome: what ended meanwhile is applied."""
+    events: list[km.FromKeeper] = []
+    remote = RemoteKeeper("b", "r", _Unreachable(), on_event=events.append)
+    attach = km.State({"cam": km.NodeState(1, 10, None, True, ())})
+    remote.deliver(km.encode(attach).decode())
+    assert events == [attach], "the attach answer is no report: nothing ended"
+    report = km.State({"cam": km.NodeState(1, 10, -9, False, ("killed",)),
+                       "near": km.NodeState(2, 11, None, True, ())})  # fmt: skip
+    remote.deliver(km.encode(report).decode())
+    assert events[1:] == [km.Exited("cam", 1, -9, ("killed",)), report]
+    assert remote.state == report
