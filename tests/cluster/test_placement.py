@@ -59,7 +59,7 @@ nodes:
   - id: sink
     path: sink.py
     _unstable_deploy: {{machine: {sink_on}}}
-    inputs: {{counter: source/counter}}
+    inputs: {{counter: {{source: source/counter, queue_size: 1000}}}}  # no drop under load
 """)
     return path
 

@@ -320,7 +320,9 @@ nodes:
 
 def test_a_dynamic_node_gets_stop_requested_on_flow_stop(daemon: Path, tmp_path: Path) -> None:
     yml = tmp_path / "dyn.yml"
-    yml.write_text(DYNAMIC)
+    # the viewer reads a timer of its own: an input fed by the counter could close first
+    # (the counter stopped, its end-of-stream in) and end the viewer with ALL_INPUTS_CLOSED
+    yml.write_text(DYNAMIC.replace("data: counter/count", "tick: flow/timer/millis/50"))
     start(daemon, yml, "dyn")
     viewer = subprocess.Popen(
         [sys.executable, str(NODES / "dynstop.py")],

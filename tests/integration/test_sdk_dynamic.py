@@ -214,7 +214,10 @@ def test_dynamic_node_attaches_and_is_rewired_live(
     report = stats["viewer"][-1]
     assert set(report) == {"t", "inputs", "outputs"}
     assert set(report["inputs"]) == {"in", "extra"}
-    assert set(report["inputs"]["extra"]) == {"received", "dropped", "queued", "refused"}
+    counters = set(report["inputs"]["extra"])
+    assert {"received", "dropped", "queued", "refused", "bytes"} <= counters  # and latency:
+    assert counters <= {"received", "dropped", "queued", "refused", "bytes", "latency_count",
+                        "latency_p50_us", "latency_p99_us"}  # fmt: skip
     assert report["inputs"]["extra"]["received"] == 3
     assert set(report["outputs"]) == {"seen"}
     assert all(type(v) is int for v in report["outputs"]["seen"].values())
