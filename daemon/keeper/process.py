@@ -31,6 +31,7 @@ from daemon.keeper.children import (
     start_node,
     stop_children,
 )
+from daemon.keeper.forking import Forker
 from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.reaper import Descendants, become_subreaper
@@ -94,6 +95,7 @@ class Keeper:
     descendants: Descendants = attrs.field(factory=lambda: Descendants(whole_process=False))
     last_scan: float = 0.0
     ended_outputs: EndedOutputs = attrs.field(factory=EndedOutputs)
+    forker: Forker = attrs.field(factory=Forker)  # Python nodes by fork (a subreaper only)
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -118,7 +120,7 @@ class Keeper:
     def serve(self) -> None:
         """Until told to quit (or orphaned) and every child has been reported."""
         if self.subreaper:
-            become_subreaper()
+            self.forker.enabled = become_subreaper()
         try:
             while not self._finished():
                 for item, _ in self._poller.poll(int(TICK_S * 1000)):
@@ -128,6 +130,7 @@ class Keeper:
                         self._ready_fd(int(item))
                 self._tick()
         finally:
+            self.forker.close()
             # normally every child is reported by now; after an exception, none may outlive us
             stop_children(self._live(), ORPHAN_KILL_S)
             # nor anything they started, in whatever session or group it went to
@@ -154,9 +157,8 @@ class Keeper:
         collect the exits of the orphans re-parented to us, never a node's own."""
         self.last_scan = now
         self.descendants.scan(self._pids())
-        self.descendants.reap(
-            {c.pid for c in self.children.values() if c.process.returncode is None}
-        )
+        live = {c.pid for c in self.children.values() if c.process.returncode is None}
+        self.descendants.reap(live | self.forker.pids)  # a server: waited on by its Popen
 
     def _finished(self) -> bool:
         done = all(c.reported for c in self.children.values())
@@ -274,7 +276,8 @@ class Keeper:
         if message.log_max_bytes is not None:
             node_log.max_bytes = message.log_max_bytes
         try:
-            process = start_node(message.argv, message.env, message.cwd, self.in_thread)
+            forker = self.forker if message.fork else None  # `spawn: exec` asks for exec
+            process = start_node(message.argv, message.env, message.cwd, self.in_thread, forker)
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
             node_log.close()
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS

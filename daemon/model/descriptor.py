@@ -48,12 +48,13 @@ NODE_KEYS = frozenset({
     "id", "name", "description", "path", "args", "env", "inputs", "outputs", "build",
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
-    "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size",
+    "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size", "spawn",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy"})
 DEPLOY_KEYS = frozenset({"machine"})
 RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
+SPAWN_MODES = ("fork", "exec")  # a Python node from the run's fork server, or exec'd
 MAX_QUEUE_SIZE = 1_000_000
 # Validation is linear, but a daemon should not spend seconds on one hostile file.
 MAX_NODES = 1024
@@ -244,6 +245,7 @@ class _Parser:
                 report, raw, where, (path, executable, args), inputs, outputs, send_stdout_as
             ),
             connect_timeout=f.get_duration(report, raw, "connect_timeout", where),
+            spawn=f.get_choice(report, raw, "spawn", where, SPAWN_MODES),
             output_types=dora.port_types(report, raw, "output_types", where, outputs),
             input_types=dora.port_types(report, raw, "input_types", where,
                                         tuple(i.id for i in inputs)),
@@ -358,7 +360,8 @@ class _Parser:
             max_restarts=int(f.get_number(report, raw, "max_restarts", where, d.max_restarts,
                                           integer=True, minimum=0, inclusive=True)),
             restart_window=f.get_number(report, raw, "restart_window", where, d.restart_window),
-            restart_delay=f.get_number(report, raw, "restart_delay", where, d.restart_delay),
+            restart_delay=f.get_number(report, raw, "restart_delay", where, d.restart_delay,
+                                       inclusive=True),  # 0: at once (a forked node)
             max_restart_delay=f.get_number(report, raw, "max_restart_delay", where,
                                            d.max_restart_delay),
         )  # fmt: skip

@@ -102,6 +102,7 @@ class Spawn:
     log: str
     stdout_as: StdoutAs | None = None
     log_max_bytes: int | None = None  # the node's own rotation size (dora's max_log_size)
+    fork: bool = True  # a Python node may come from the run's fork server (`spawn: exec`: no)
 
 
 @attrs.frozen

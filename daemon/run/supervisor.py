@@ -171,6 +171,7 @@ class Run:
                 log=str(paths.node_log(self.home, self.id, slot.id)),
                 stdout_as=stdout_as,
                 log_max_bytes=slot.spec.log_max_bytes,
+                fork=slot.spec.spawn == "fork",
             )
         )
 
