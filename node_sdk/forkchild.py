@@ -17,12 +17,14 @@ import importlib.machinery
 import os
 import signal
 import sys
+import time
 import types
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
 _PR_SET_PDEATHSIG: Final = 1
+REPARENT_S: Final = 5.0
 _OURS: Final = frozenset({"<string>", __file__, __file__.replace("forkchild", "forkserver")})
 
 
@@ -49,6 +51,7 @@ class Job:
     stdout: int
     stderr: int
     base_path: tuple[str, ...]  # sys.path of the interpreter, without a script's folder
+    left: int  # reads its end when the middle process has left (the node is re-parented)
 
 
 def run_as_main(job: Job) -> None:
@@ -75,9 +78,16 @@ def run_as_main(job: Job) -> None:
 def _become_process(job: Job) -> None:
     request = job.request
     if request.die_with_parent:
+        # set once the keeper is its parent: a parent-death signal set under the middle
+        # process would fire as that leaves
+        os.read(job.left, 1)  # the end of the stream: the middle has closed its files
+        deadline = time.monotonic() + REPARENT_S
+        while os.getppid() != request.parent and time.monotonic() < deadline:
+            time.sleep(0.0002)  # the middle is in its exit, between its files and its children
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != request.parent:  # the keeper died before the line above
+        if os.getppid() != request.parent:  # the keeper died, or never was the subreaper
             os._exit(1)
+    os.close(job.left)
     os.setsid()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

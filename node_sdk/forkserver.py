@@ -2,8 +2,9 @@
 
 The keeper starts one (`python -u -c START FD`, daemon/keeper/forking.py) and sends it one
 request per node over a Unix socket: the node's argv, environment and folder, with the
-write ends of its stdout and stderr pipes attached (SCM_RIGHTS). The server forks twice:
-the middle process leaves at once, so the node is re-parented to the keeper, a subreaper,
+write ends of its stdout and stderr pipes attached (SCM_RIGHTS). The server forks a middle
+process, which forks the node, replies with its pid and leaves at once, so the node is
+re-parented to the keeper, a subreaper,
 and the keeper waits on it, signals its group and reads its pipes as for a node it
 started with exec. The node then runs its script as `__main__` (node_sdk/forkchild.py).
 
@@ -101,7 +102,7 @@ def threads() -> int:
 
 
 class Server:
-    """The loop: one request, one fork, one reply."""
+    """The loop: one request, one fork (whose middle process replies)."""
 
     def __init__(self, channel: socket.socket, bare: frozenset[str]) -> None:
         self.channel = channel
@@ -137,50 +138,44 @@ class Server:
         self.channel.sendall(encode(message))
 
     def _start(self, request: ForkRequest, stdout: int, stderr: int) -> Job | None:
+        """Fork the middle process and go back to the channel at once: the middle forks
+        the node, replies with its pid itself and leaves (the keeper waits for one reply
+        at a time, so replies never cross)."""
         try:
             why = self._why_not(request)
             if why is not None:
                 self._reply({"fallback": why})
                 return None
-            pid_r, pid_w = os.pipe()
-            go_r, go_w = os.pipe()
+            left_r, left_w = os.pipe()  # its end tells the node the middle has left
             middle = os.fork()
             if middle == 0:
-                return self._middle(request, stdout, stderr, (pid_r, pid_w, go_r, go_w))
-            os.close(pid_w)
-            os.close(go_r)
-            with os.fdopen(pid_r, "rb") as pids:
-                pid = int.from_bytes(pids.read(4) or b"\0", "big")
-            os.waitpid(middle, 0)  # gone: the node is the keeper's child now
-            # the node waits for this before it sets its parent-death signal
-            with os.fdopen(go_w, "wb") as go, contextlib.suppress(OSError):
-                go.write(b"g")
-            self._reply({"pid": pid} if pid else {"fallback": "the second fork failed"})
+                return self._middle(request, stdout, stderr, (left_r, left_w))
+            os.close(left_r)
+            os.close(left_w)
             return None
         finally:
             if os.getpid() == self.pid:
                 os.close(stdout)
                 os.close(stderr)
+                reap()
 
     def _middle(
-        self, request: ForkRequest, stdout: int, stderr: int, pipes: tuple[int, ...]
+        self, request: ForkRequest, stdout: int, stderr: int, left: tuple[int, int]
     ) -> Job:
-        """The middle process: fork the node, hand its pid up, leave (the node is then
+        """The middle process: fork the node, reply with its pid, leave (the node is then
         re-parented to the nearest subreaper, the keeper)."""
-        pid_r, pid_w, go_r, go_w = pipes
         try:
             node = os.fork()
-        except OSError:
+        except OSError as exc:
+            self._reply({"fallback": f"the second fork failed: {exc}"})
             os._exit(1)
         if node != 0:
-            os.write(pid_w, node.to_bytes(4, "big"))
+            with contextlib.suppress(OSError):
+                self._reply({"pid": node})
             os._exit(0)
-        for fd in (pid_r, pid_w, go_w):
-            os.close(fd)
+        os.close(left[1])
         self.channel.close()
-        os.read(go_r, 1)
-        os.close(go_r)
-        return Job(request, stdout, stderr, self.base_path)
+        return Job(request, stdout, stderr, self.base_path, left[0])
 
     def _why_not(self, request: ForkRequest) -> str | None:
         """Why this node must be exec'd instead (None: fork it), after importing what its
@@ -212,6 +207,13 @@ class Server:
                 importlib.import_module(name)
         if wanted and threads() > 1:
             retire_threads()
+
+
+def reap() -> None:
+    """Collect the middle processes that have left (the server's only children)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
 
 
 def retire_threads() -> None:

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 READY_S = 20.0  # the server's own start (imports) under load
 REPLY_S = 20.0  # one fork under load
+REPARENT_S = 5.0  # a middle process that replied and has not left by then: not ours
 MAX_STARTS = 6  # servers started by one keeper: a few settings, a few restarts
 ENV_ROOM = 256 * 1024  # a node's environment, FLOW_NODE_CONFIG included, up to this size
 ROOM_PART = 64 * 1024
@@ -166,7 +168,7 @@ class ForkServer:
             os.close(out_w)
             os.close(err_w)
         pid = reply.get("pid")
-        if type(pid) is not int or not is_child(pid):
+        if type(pid) is not int or not becomes_child(pid):
             os.close(out_r)
             os.close(err_r)
             if type(pid) is int:  # not ours to wait on: it must not run unsupervised
@@ -201,13 +203,20 @@ class ForkServer:
             self.process.wait()
 
 
-def is_child(pid: int) -> bool:
-    """True when `pid` is this process's child (running or not yet waited for)."""
-    try:
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return False
-    return True
+def becomes_child(pid: int) -> bool:
+    """True once `pid` is this process's child (running or not yet waited for): the middle
+    process replied just before it left, so that is a matter of microseconds; False
+    after REPARENT_S (this process is no subreaper, or the node is gone)."""
+    deadline = time.monotonic() + REPARENT_S
+    while True:
+        try:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0002)
+        else:
+            return True
 
 
 @attrs.define(eq=False)
