@@ -22,6 +22,8 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from bench import start
+
 HERE = Path(__file__).resolve().parent
 NODES = HERE / "nodes"
 VENV = HERE / ".venv"
@@ -205,7 +207,7 @@ class Bench:
             self.dataflow(system, nodes, self.env(system)) for _ in range(runs)
         )
 
-    def chain(self, system: str, length: int = 50) -> float:
+    def chain(self, system: str, length: int = 50, **env: Any) -> float:
         out = self.tmp / f"chain-{system}.json"
         nodes: list[dict[str, Any]] = [{"id": "n0", "script": "once_sender.py", "outputs": True}]
         for n in range(1, length - 1):
@@ -213,7 +215,7 @@ class Bench:
                           "source": f"n{n - 1}/out"})  # fmt: skip
         nodes.append({"id": f"n{length - 1}", "script": "once_receiver.py",
                       "source": f"n{length - 2}/out", "out": str(out)})  # fmt: skip
-        return self.dataflow(system, nodes, self.env(system))
+        return self.dataflow(system, nodes, self.env(system, **env))
 
     def idle_rss(self) -> dict[str, float]:
         """RSS (MiB) of the flow daemon after `flow up`, and of one idle node under it."""
@@ -321,10 +323,10 @@ def table(report: dict[str, Any]) -> str:
     rows.append("")
     rows.append("| measure | flow | dora | flow/dora |")
     rows.append("|---|---|---|---|")
-    for key, name in (("start_two_s", f"2-node run, one message, wall s (median of {START_RUNS})"),
-                      ("chain50_s", "50-node chain run, wall s")):  # fmt: skip
-        f, d = report["flow"].get(key), report["dora"].get(key)
-        rows.append(f"| {name} | {_num(f, '{:.2f}')} | {_num(d, '{:.2f}')} | {_ratio(f, d)} |")
+    name = f"2-node run, one message, wall s (median of {START_RUNS})"
+    f, d = report["flow"].get("start_two_s"), report["dora"].get("start_two_s")
+    rows.append(f"| {name} | {_num(f, '{:.2f}')} | {_num(d, '{:.2f}')} | {_ratio(f, d)} |")
+    rows.extend(start.rows(report))
     for key, name in (("fanout_p50_us", "fan-out 1 MiB to 20, p50 us"),
                       ("fanout_p99_us", "fan-out 1 MiB to 20, p99 us"),
                       ("fanout_msgs_per_s", "fan-out 1 MiB to 20, msg/s per receiver"),
@@ -361,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                               "dora_note": bench.dora_note, "quick": args.quick}  # fmt: skip
     errors = report["errors"]
     started = time.perf_counter()
+    lengths = start.QUICK_CHAINS if args.quick else start.CHAINS
     try:
         for size in sizes:  # interleaved: every system at one size, then the next size
             by = report["sizes"][_label(size)] = {}
@@ -373,12 +376,20 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems[1:]:
             out = report[system]
             out["start_two_s"] = _attempt(errors, f"{system} 2-node", bench.start_two, system)
-            out["chain50_s"] = _attempt(errors, f"{system} chain", bench.chain, system)
+            out["chain_s"] = _attempt(errors, f"{system} chains", start.chains, bench, system,
+                                      lengths) or {}  # fmt: skip
             fan = _attempt(errors, f"{system} fan-out", bench.fanout, system)
             if fan:
                 out["fanout_p50_us"], out["fanout_p99_us"] = fan["p50_us"], fan["p99_us"]
                 out["fanout_msgs_per_s"], out["fanout_lost"] = fan["msgs_per_s"], fan["lost"]
         report["flow"]["rss"] = _attempt(errors, "flow idle RSS", bench.idle_rss) or {}
+        flow = report["flow"]
+        flow["chain_exec_s"] = _attempt(errors, "flow chains (exec)", start.chains, bench,
+                                        "flow-exec", lengths) or {}  # fmt: skip
+        flow["restart"] = _attempt(errors, "restart", start.restart_latency, bench)
+        flow["restart_exec"] = _attempt(errors, "restart (exec)", start.restart_latency, bench,
+                                        True)  # fmt: skip
+        flow["imports_ms"] = _attempt(errors, "imports", start.import_times) or {}
     finally:
         bench.close()
     report["seconds"] = time.perf_counter() - started
