@@ -32,6 +32,7 @@ _OURS: Final = frozenset({"<string>", __file__, __file__.replace("forkchild", "f
 class ForkRequest:
     """Start one node: `argv` is `[python, -u, script, *args]`, as an exec would be."""
 
+    number: int  # the keeper's, to match the reply
     argv: tuple[str, ...]
     env: dict[str, str]
     cwd: str

@@ -62,6 +62,7 @@ def decode_request(data: bytes) -> ForkRequest:
     if not all(isinstance(v, str) for v in env.values()):
         fields.fail("env", "must map names to strings")
     return ForkRequest(
+        number=fields.integer("id", 0, 2**62),
         argv=argv,
         env=dict(env),
         cwd=fields.text("cwd"),
@@ -125,8 +126,8 @@ class Server:
                 request = decode_request(data)
                 if len(fds) != 2:
                     raise NodeError(f"fork request: {len(fds)} descriptors, not 2")
-            except NodeError as exc:
-                self._reply({"fallback": str(exc)})
+            except NodeError as exc:  # no number to answer with: the keeper gives up on it
+                self._reply({"id": None, "fallback": str(exc)})
                 for fd in fds:
                     os.close(fd)
                 continue
@@ -139,12 +140,12 @@ class Server:
 
     def _start(self, request: ForkRequest, stdout: int, stderr: int) -> Job | None:
         """Fork the middle process and go back to the channel at once: the middle forks
-        the node, replies with its pid itself and leaves (the keeper waits for one reply
-        at a time, so replies never cross)."""
+        the node, replies with its pid itself and leaves (replies are numbered: the keeper
+        may have sent the next requests already)."""
         try:
             why = self._why_not(request)
             if why is not None:
-                self._reply({"fallback": why})
+                self._reply({"id": request.number, "fallback": why})
                 return None
             left_r, left_w = os.pipe()  # its end tells the node the middle has left
             middle = os.fork()
@@ -167,11 +168,11 @@ class Server:
         try:
             node = os.fork()
         except OSError as exc:
-            self._reply({"fallback": f"the second fork failed: {exc}"})
+            self._reply({"id": request.number, "fallback": f"the second fork failed: {exc}"})
             os._exit(1)
         if node != 0:
             with contextlib.suppress(OSError):
-                self._reply({"pid": node})
+                self._reply({"id": request.number, "pid": node})
             os._exit(0)
         os.close(left[1])
         self.channel.close()
@@ -262,5 +263,6 @@ def main(bare: frozenset[str]) -> None:
     server = Server(channel, bare)
     channel.sendall(encode({"ready": os.getpid(), "threads": threads()}))
     job = server.serve()
-    if job is not None:
-        run_as_main(job)
+    if job is None:
+        os._exit(0)  # nothing to flush: a keeper that waits for this waits less
+    run_as_main(job)

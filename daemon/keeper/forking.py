@@ -30,6 +30,7 @@ from typing import IO
 import attrs
 
 from daemon.keeper.reaper import die_with_this_thread
+from daemon.model.keeper_messages import Spawn
 from node_sdk.forkserver import START, encode, read_frame
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ STARTUP_PREFIXES = (
     "NUMPY_", "NPY_", "ARROW_", "JE_", "MALLOC_",
 )  # fmt: skip
 NOT_STARTUP = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED"})  # the fork applies these itself
+
+
+Key = tuple[tuple[str, str], ...]  # a server's start-up settings
 
 
 class ForkServerLost(Exception):
@@ -100,10 +104,15 @@ class ForkServer:
     process: subprocess.Popen[bytes]
     channel: socket.socket
     settings: dict[str, str]  # its start-up settings: a node's must be the same
+    ready: bool = False  # it said so: imports done
+    sent: int = 0  # requests numbered: replies may come in another order
+    pipes: dict[int, tuple[int, int]] = attrs.field(factory=dict)  # number -> read ends
+    replies: dict[int, dict[str, object]] = attrs.field(factory=dict)  # read, not collected
 
     @classmethod
     def start(cls, env: Mapping[str, str]) -> ForkServer:
-        """A server with the run's environment (`env`, a node's); ForkServerLost, OSError."""
+        """A server with the run's environment (`env`, a node's), importing the SDK while
+        the keeper goes on; the first `spawn` waits for it. OSError."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # FLOW_HOME and FLOW_DATAFLOW stay: a forked node's /proc/PID/environ is the
         # server's, and the sweeps after a crash find a run's processes by them
@@ -129,44 +138,49 @@ class ForkServer:
             )
         finally:
             theirs.close()
-        server = cls(process, mine, startup_settings(env))
-        mine.settimeout(READY_S)
-        try:
-            server._reply()
-        except ForkServerLost:
-            server.close()
-            raise
-        mine.settimeout(REPLY_S)
-        return server
+        return cls(process, mine, startup_settings(env))
 
-    def spawn(
+    def send(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
-    ) -> ForkedProcess | str:
-        """The forked node, or why it must be exec'd instead; ForkServerLost."""
+    ) -> int | str:
+        """Ask for a node: the request's number (its reply comes with `collect`), or why it
+        must be exec'd instead; ForkServerLost."""
         if startup_settings(env) != self.settings:
             return "its interpreter settings differ from the fork server's"
         if not os.path.isdir(cwd):
             return f"no folder {cwd}"  # the exec reports it as it always did
+        if not self.ready:
+            self.channel.settimeout(READY_S)
+            self._reply()  # {"ready": pid}
+            self.channel.settimeout(REPLY_S)
+            self.ready = True
+        self.sent += 1
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        request = {"argv": list(argv), "env": dict(env), "cwd": cwd, "parent": os.getpid(),
-                   "die_with_parent": in_thread}  # fmt: skip
+        request = {"id": self.sent, "argv": list(argv), "env": dict(env), "cwd": cwd,
+                   "parent": os.getpid(), "die_with_parent": in_thread}  # fmt: skip
         frame = encode(request)
+        self.pipes[self.sent] = (out_r, err_r)
         try:
             socket.send_fds(self.channel, [frame[:4]], [out_w, err_w])
             self.channel.sendall(frame[4:])
-            reply = self._reply()
         except OSError as exc:
-            os.close(out_r)
-            os.close(err_r)
             raise ForkServerLost(f"fork server: {exc}") from None
-        except ForkServerLost:
-            os.close(out_r)
-            os.close(err_r)
-            raise
         finally:
             os.close(out_w)
             os.close(err_w)
+        return self.sent
+
+    def collect(self, number: int) -> ForkedProcess | str:
+        """The node of request `number`, or why it must be exec'd; ForkServerLost."""
+        while number not in self.replies:
+            reply = self._reply()
+            got = reply.get("id")
+            if type(got) is not int or got not in self.pipes:
+                raise ForkServerLost(f"fork server: a reply to no request ({got!r})")
+            self.replies[got] = reply
+        reply = self.replies.pop(number)
+        out_r, err_r = self.pipes.pop(number)
         pid = reply.get("pid")
         if type(pid) is not int or not becomes_child(pid):
             os.close(out_r)
@@ -195,6 +209,10 @@ class ForkServer:
 
     def close(self) -> None:
         """End it: the closed channel ends its loop; SIGKILL if it does not end soon."""
+        for out_r, err_r in self.pipes.values():
+            os.close(out_r)
+            os.close(err_r)
+        self.pipes.clear()
         self.channel.close()
         try:
             self.process.wait(timeout=2.0)
@@ -226,17 +244,79 @@ class Forker:
     after it died; at most MAX_STARTS starts in all, then exec."""
 
     enabled: bool = False  # only a subreaper keeper: the nodes must come back to it
-    servers: dict[tuple[tuple[str, str], ...], ForkServer] = attrs.field(factory=dict)
+    servers: dict[Key, ForkServer] = attrs.field(factory=dict)
     starts: int = 0
+    # requests sent, not yet collected: id(the spawn's env) -> (that env, server, number)
+    sent: dict[int, tuple[Mapping[str, str], Key, int]] = attrs.field(factory=dict)
 
     @property
     def pids(self) -> set[int]:
         return {server.process.pid for server in self.servers.values()}
 
+    def prestart(self, env: Mapping[str, str]) -> None:
+        """Start a server for nodes with `env`'s settings now (the keeper's own
+        environment: most nodes' start-up settings), so its imports overlap the run's
+        start instead of delaying its first Python node."""
+        if self.enabled and not self.servers:
+            key = tuple(sorted(startup_settings(env).items()))
+            with contextlib.suppress(OSError):
+                self.servers[key] = ForkServer.start(env)
+                self.starts += 1
+    def prefetch(self, spawns: Sequence[Spawn], live: set[str], in_thread: bool) -> None:
+        """Send the requests of these spawns now, all of them, so the server forks one
+        node while the keeper registers the last (`fork` collects each; `settle` ends the
+        ones no spawn took). Only those the keeper will spawn: one per node, none live."""
+        seen = set(live)
+        for message in spawns:
+            if message.node in seen or not message.fork:
+                continue
+            seen.add(message.node)
+            self._send(message.argv, message.env, message.cwd, in_thread)
+
     def fork(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
     ) -> ForkedProcess | None:
         """The node forked by a server, or None: exec it."""
+        sent = self.sent.pop(id(env), None)
+        if sent is None or sent[0] is not env:
+            sent = self._send(argv, env, cwd, in_thread)
+        if sent is None:
+            return None
+        _, key, number = sent
+        server = self.servers.get(key)
+        if server is None:
+            return None
+        try:
+            got = server.collect(number)
+        except ForkServerLost as exc:
+            self._lost(key, str(exc))
+            return None
+        if isinstance(got, str):
+            log.info("keeper: %s: exec, not fork: %s", argv[2], got)
+            return None
+        return got
+
+    def settle(self) -> None:
+        """Kill what was forked for a spawn the keeper then refused (none, normally)."""
+        sent, self.sent = list(self.sent.values()), {}
+        for _, key, number in sent:
+            server = self.servers.get(key)
+            try:
+                got = server.collect(number) if server is not None else ""
+            except ForkServerLost as exc:
+                self._lost(key, str(exc))
+                continue
+            if isinstance(got, ForkedProcess):
+                with contextlib.suppress(OSError):
+                    os.killpg(got.pid, signal.SIGKILL)
+                got.wait()
+                for stream in (got.stdout, got.stderr):
+                    if stream is not None:
+                        stream.close()
+
+    def _send(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
+    ) -> tuple[Mapping[str, str], Key, int] | None:
         if not self.enabled or not forkable(argv, env):
             return None
         key = tuple(sorted(startup_settings(env).items()))
@@ -250,20 +330,22 @@ class Forker:
             self.starts += 1
             try:
                 server = self.servers[key] = ForkServer.start(env)
-            except (OSError, ForkServerLost) as exc:
+            except OSError as exc:
                 log.warning("keeper: no fork server (%s): Python nodes start with exec", exc)
                 return None
         try:
-            got = server.spawn(argv, env, cwd, in_thread)
+            number = server.send(argv, env, cwd, in_thread)
         except ForkServerLost as exc:
             self._lost(key, str(exc))
             return None
-        if isinstance(got, str):
-            log.info("keeper: %s: exec, not fork: %s", argv[2], got)
+        if isinstance(number, str):
+            log.info("keeper: %s: exec, not fork: %s", argv[2], number)
             return None
-        return got
+        sent = (env, key, number)
+        self.sent[id(env)] = sent
+        return sent
 
-    def _lost(self, key: tuple[tuple[str, str], ...], why: str) -> None:
+    def _lost(self, key: Key, why: str) -> None:
         log.warning("keeper: %s; its nodes start with exec until it is started again", why)
         server = self.servers.pop(key, None)
         if server is not None:

@@ -121,6 +121,7 @@ class Keeper:
         """Until told to quit (or orphaned) and every child has been reported."""
         if self.subreaper:
             self.forker.enabled = become_subreaper()
+            self.forker.prestart(os.environ)
         try:
             while not self._finished():
                 for item, _ in self._poller.poll(int(TICK_S * 1000)):
@@ -202,11 +203,12 @@ class Keeper:
     # ------------------------------------------------------------------ the daemon
 
     def _read_daemon(self) -> None:
+        batch: list[tuple[bytes, ToKeeper]] = []
         while True:
             try:
                 identity, payload = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             except ValueError:
                 log.warning("keeper: dropped a message that is not two frames")
                 continue
@@ -218,6 +220,11 @@ class Keeper:
             if not isinstance(message, ToKeeper):
                 log.warning("keeper: dropped a %s, which only a keeper sends", type(message))
                 continue
+            batch.append((identity, message))
+        # the Python nodes these spawn are asked of the fork server at once, not in turn
+        live = {node for node, child in self.children.items() if not child.reported}
+        self.forker.prefetch([m for _, m in batch if isinstance(m, Spawn)], live, self.in_thread)
+        for identity, message in batch:
             # the daemon is whoever attached last (a daemon back after a crash attaches
             # first); another peer's ping is answered to it, and redirects nothing: the
             # exit reports meant for the daemon never go to a stranger
@@ -229,6 +236,7 @@ class Keeper:
                 self._handle(message, identity)
             except Exception:  # one bad message must not take the run's nodes down with it
                 log.exception("keeper: a %s failed; serving on", type(message).__name__)
+        self.forker.settle()  # a node forked for a spawn that did not happen: killed
 
     def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
