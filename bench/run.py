@@ -108,7 +108,10 @@ class Bench:
 
     # ------------------------------------------------------------ running one dataflow
 
-    def dataflow(self, system: str, nodes: list[dict[str, Any]], env: dict[str, str]) -> float:
+    def dataflow(
+        self, system: str, nodes: list[dict[str, Any]], env: dict[str, str],
+        timeout: float = STEP_TIMEOUT_S,
+    ) -> float:
         """Write and run a dataflow with `flow run` or `dora run`; its wall time in seconds."""
         folder = Path(tempfile.mkdtemp(dir=self.tmp))
         lines = ["nodes:"]
@@ -134,7 +137,7 @@ class Bench:
         before = _flow_segments()
         started = time.perf_counter()
         done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
-                              timeout=STEP_TIMEOUT_S)  # fmt: skip
+                              timeout=timeout)  # fmt: skip
         wall = time.perf_counter() - started
         for name in _flow_segments() - before:  # until the daemon removes a run's at its end
             Path("/dev/shm", name).unlink(missing_ok=True)
@@ -215,7 +218,9 @@ class Bench:
                           "source": f"n{n - 1}/out"})  # fmt: skip
         nodes.append({"id": f"n{length - 1}", "script": "once_receiver.py",
                       "source": f"n{length - 2}/out", "out": str(out)})  # fmt: skip
-        return self.dataflow(system, nodes, self.env(system, **env))
+        # dora needs about 0.4 s a node here: a 200-node chain takes longer than one step
+        timeout = max(STEP_TIMEOUT_S, 3.0 * length)
+        return self.dataflow(system, nodes, self.env(system, **env), timeout)
 
     def idle_rss(self) -> dict[str, float]:
         """RSS (MiB) of the flow daemon after `flow up`, and of one idle node under it."""
