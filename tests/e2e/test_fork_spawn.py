@@ -260,3 +260,34 @@ def test_no_forked_node_outlives_a_killed_keeper(daemon: Path, tmp_path: Path) -
     assert not wait_gone(pids, BOUND_S)
     wait_for(lambda: not _fork_servers(daemon), "the fork server's end with its keeper")
     wait_for(lambda: _status(daemon, "orphaned") == "failed", "the run failed")
+
+
+NUMPY_NODE = """\
+import json, os, sys
+first = {"forked": "node_sdk.forkserver" in sys.modules, "numpy": "numpy" in sys.modules,
+         "threads": len(os.listdir("/proc/self/task"))}
+import numpy as np
+import random
+first["draws"] = [int(np.random.randint(1 << 30)), random.randrange(1 << 30)]
+with open(os.environ["OUT"], "w") as out:
+    json.dump(first, out)
+"""
+
+
+def test_a_numpy_script_gets_numpy_preloaded_and_its_own_random_state(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    outs = [tmp_path / f"n{n}.json" for n in range(2)]
+    nodes = "".join(
+        f"  - id: n{n}\n    path: uses_numpy.py\n    connects: false\n    env: {{OUT: {o}}}\n"
+        for n, o in enumerate(outs)
+    )
+    yml = write_dataflow(tmp_path, "nodes:\n" + nodes, {"uses_numpy.py": NUMPY_NODE})
+    flow_run_ok(flow_home, yml)
+    got = [json.loads(o.read_text()) for o in outs]
+    for node in got:
+        assert node["forked"] is True
+        assert node["numpy"] is True  # the server imported it before forking
+        assert node["threads"] == 1  # and no thread of numpy's came along
+    assert got[0]["draws"][0] != got[1]["draws"][0]  # numpy's generator: seeded again
+    assert got[0]["draws"][1] != got[1]["draws"][1]  # Python's: seeded again
