@@ -148,7 +148,13 @@ class Server:
                 self._reply({"id": request.number, "fallback": why})
                 return None
             left_r, left_w = os.pipe()  # its end tells the node the middle has left
-            middle = os.fork()
+            try:
+                middle = os.fork()
+            except OSError as exc:  # out of processes or memory for now: an exec may do
+                os.close(left_r)
+                os.close(left_w)
+                self._reply({"id": request.number, "fallback": f"cannot fork: {exc}"})
+                return None
             if middle == 0:
                 return self._middle(request, stdout, stderr, (left_r, left_w))
             os.close(left_r)

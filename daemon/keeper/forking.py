@@ -3,8 +3,12 @@
 Servers per keeper, so per run (one per set of start-up settings, most runs have one):
 the nodes they fork are re-parented to the keeper (a subreaper), which waits on them,
 signals their groups and reads their pipes exactly as for a node it exec'd; a server
-lives and dies with its keeper, and its environment is the run's (that of the first node
-that needs it), not the daemon's.
+lives and dies with its keeper. The first is started with the keeper, in the keeper's
+environment, so its imports overlap the run's start; another is started for a node whose
+start-up settings (below) differ, in that node's environment: what of its environment
+a forked node keeps (the start-up settings) is always the same as its server's. The
+spawns the keeper reads together are sent together (`Forker.prefetch`): the server forks
+one node while the keeper registers the one before.
 
 A node is exec'd instead when it is not `[this interpreter, -u, script.py, ...]`, when it
 asks (`spawn: exec`, or `FLOW_SPAWN=exec` in its environment), when its folder holds a
@@ -112,7 +116,7 @@ class ForkServer:
     @classmethod
     def start(cls, env: Mapping[str, str]) -> ForkServer:
         """A server with the run's environment (`env`, a node's), importing the SDK while
-        the keeper goes on; the first `spawn` waits for it. OSError."""
+        the keeper goes on; the first `send` waits for it. OSError."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # FLOW_HOME and FLOW_DATAFLOW stay: a forked node's /proc/PID/environ is the
         # server's, and the sweeps after a crash find a run's processes by them
