@@ -270,5 +270,9 @@ def main(bare: frozenset[str]) -> None:
     channel.sendall(encode({"ready": os.getpid(), "threads": threads()}))
     job = server.serve()
     if job is None:
+        # the middle processes still leaving are collected here, not left to the keeper
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                os.waitpid(-1, 0)
         os._exit(0)  # nothing to flush: a keeper that waits for this waits less
     run_as_main(job)
