@@ -50,6 +50,7 @@ ARGV_ROOM = 4096  # a longer command line is cut in `ps` (only there)
 STARTUP_PREFIXES = (
     "PYTHON", "LC_", "LANG", "HOME", "LD_", "OPENBLAS_", "OMP_", "MKL_", "GOTO", "BLIS_",
     "NUMPY_", "NPY_", "ARROW_", "JE_", "MALLOC_",
+    "TZ",  # `time` reads it at its import, the C library at its first use
 )  # fmt: skip
 NOT_STARTUP = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED"})  # the fork applies these itself
 
