@@ -24,7 +24,7 @@ import venv
 from pathlib import Path
 from typing import Any
 
-from bench import measure, tables
+from bench import measure, start, tables
 from bench.tables import BUFFER
 
 HERE = Path(__file__).resolve().parent
@@ -86,7 +86,10 @@ class Bench:
 
     # ------------------------------------------------------------ running one dataflow
 
-    def dataflow(self, system: str, nodes: list[dict[str, Any]], env: dict[str, str]) -> float:
+    def dataflow(
+        self, system: str, nodes: list[dict[str, Any]], env: dict[str, str],
+        timeout: float = STEP_TIMEOUT_S,
+    ) -> float:
         """Write and run a dataflow with `flow run` or `dora run`; its wall time in seconds."""
         folder = Path(tempfile.mkdtemp(dir=self.tmp))
         lines = ["nodes:"]
@@ -111,7 +114,7 @@ class Bench:
             argv = [self.dora, "run", str(path)]
         started = time.perf_counter()
         done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
-                              timeout=STEP_TIMEOUT_S)  # fmt: skip
+                              timeout=timeout)  # fmt: skip
         wall = time.perf_counter() - started
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
@@ -186,7 +189,7 @@ class Bench:
             self.dataflow(system, nodes, self.env(system)) for _ in range(runs)
         )
 
-    def chain(self, system: str, length: int = 50) -> float:
+    def chain(self, system: str, length: int = 50, **env: Any) -> float:
         out = self.tmp / f"chain-{system}.json"
         nodes: list[dict[str, Any]] = [{"id": "n0", "script": "once_sender.py", "outputs": True}]
         for n in range(1, length - 1):
@@ -194,7 +197,9 @@ class Bench:
                           "source": f"n{n - 1}/out"})  # fmt: skip
         nodes.append({"id": f"n{length - 1}", "script": "once_receiver.py",
                       "source": f"n{length - 2}/out", "out": str(out)})  # fmt: skip
-        return self.dataflow(system, nodes, self.env(system))
+        # dora needs about 0.4 s a node here: a 200-node chain takes longer than one step
+        timeout = max(STEP_TIMEOUT_S, 3.0 * length)
+        return self.dataflow(system, nodes, self.env(system, **env), timeout)
 
     def idle_rss(self) -> dict[str, float]:
         """RSS (MiB) of the flow daemon after `flow up`, and of one idle node under it."""
@@ -289,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                               "load": os.getloadavg()}  # fmt: skip
     errors = report["errors"]
     started = time.perf_counter()
+    lengths = start.QUICK_CHAINS if args.quick else start.CHAINS
     try:
         for kind in kinds:
             for meta in metas:
@@ -307,13 +313,21 @@ def main(argv: list[str] | None = None) -> int:
         for system in [] if args.payloads_only else systems[1:]:
             out = report[system]
             out["start_two_s"] = _attempt(errors, f"{system} 2-node", bench.start_two, system)
-            out["chain50_s"] = _attempt(errors, f"{system} chain", bench.chain, system)
+            out["chain_s"] = _attempt(errors, f"{system} chains", start.chains, bench, system,
+                                      lengths) or {}  # fmt: skip
             fan = _attempt(errors, f"{system} fan-out", bench.fanout, system)
             if fan:
                 out["fanout_p50_us"], out["fanout_p99_us"] = fan["p50_us"], fan["p99_us"]
                 out["fanout_msgs_per_s"], out["fanout_lost"] = fan["msgs_per_s"], fan["lost"]
         if not args.payloads_only:
             report["flow"]["rss"] = _attempt(errors, "flow idle RSS", bench.idle_rss) or {}
+            flow = report["flow"]
+            flow["chain_exec_s"] = _attempt(errors, "flow chains (exec)", start.chains, bench,
+                                            "flow-exec", lengths) or {}  # fmt: skip
+            flow["restart"] = _attempt(errors, "restart", start.restart_latency, bench)
+            flow["restart_exec"] = _attempt(errors, "restart (exec)", start.restart_latency, bench,
+                                            True)  # fmt: skip
+            flow["imports_ms"] = _attempt(errors, "imports", start.import_times) or {}
     finally:
         bench.close()
     report["seconds"] = time.perf_counter() - started

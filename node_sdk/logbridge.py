@@ -16,8 +16,10 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
+
+if TYPE_CHECKING:  # a path is made only for a dynamic node: pathlib stays out of the import
+    from pathlib import Path
 
 LOG_MARKER: Final = "\x1eFLOWLOG"
 LEVEL_ENV: Final = "FLOW_LOG_LEVEL"

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import collections
-import ctypes
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import IO
+from collections.abc import Mapping, Sequence
+from typing import IO, Any, Protocol
 
 import attrs
 
+from daemon.keeper.forking import Forker
 from daemon.keeper.logs import NodeLog
+from daemon.keeper.reaper import die_with_this_thread
 from daemon.keeper.stdout_output import StdoutOutput
 from daemon.model.keeper_messages import NodeState
 
@@ -27,7 +28,7 @@ class Child:
 
     node: str
     generation: int
-    process: subprocess.Popen[bytes]
+    process: NodeProcess
     pidfd: int
     log: NodeLog
     stdout_output: StdoutOutput | None
@@ -76,11 +77,35 @@ def node_states(children: Mapping[str, Child]) -> dict[str, NodeState]:
     }
 
 
+class NodeProcess(Protocol):
+    """What the keeper uses of a node's process: a `Popen`, or a node its fork server
+    forked (daemon/keeper/forking.py), which is the keeper's child all the same."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | Any: ...
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+    @property
+    def stderr(self) -> IO[bytes] | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self) -> int: ...
+
+
 def start_node(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
-) -> subprocess.Popen[bytes]:
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    in_thread: bool,
+    forker: Forker | None = None,
+) -> NodeProcess:
     """A node's process: its own session and group, stdout and stderr piped to the keeper;
-    under `flow run` (a keeper thread) it dies with that thread. OSError or ValueError."""
+    under `flow run` (a keeper thread) it dies with that thread. Forked by the run's fork
+    server when `forker` can, else exec'd. OSError or ValueError."""
+    forked = None if forker is None else forker.fork(argv, env, cwd, in_thread)
+    if forked is not None:
+        return forked
     return subprocess.Popen(
         list(argv),
         env=dict(env),
@@ -113,24 +138,3 @@ def stop_children(children: Sequence[Child], kill_after: float) -> None:
         live = [c for c in live if c.process.poll() is None]
     for child in children:  # the leader may be gone, what it left in its group not
         signal_group(child.pid, signal.SIGKILL)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_this_thread() -> Callable[[], None]:
-    """A `preexec_fn` that makes the child SIGKILLed when the spawning thread dies.
-
-    For `flow run`, whose keeper is a thread: a `flow run` killed with SIGKILL leaves no
-    keeper to stop its nodes. (Linux ties the signal to the thread that forked; the keeper
-    thread lives until its nodes are reported.)
-    """
-    parent = os.getpid()
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # it died before the line above: nobody will signal
-            os._exit(1)
-
-    return preexec

@@ -32,6 +32,7 @@ from daemon.keeper.children import (
     start_node,
     stop_children,
 )
+from daemon.keeper.forking import Forker
 from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.reaper import Descendants, become_subreaper
@@ -95,6 +96,7 @@ class Keeper:
     descendants: Descendants = attrs.field(factory=lambda: Descendants(whole_process=False))
     last_scan: float = 0.0
     ended_outputs: EndedOutputs = attrs.field(factory=EndedOutputs)
+    forker: Forker = attrs.field(factory=Forker)  # Python nodes by fork (a subreaper only)
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
     _fds: dict[int, Child] = attrs.field(factory=dict)
 
@@ -119,7 +121,8 @@ class Keeper:
     def serve(self) -> None:
         """Until told to quit (or orphaned) and every child has been reported."""
         if self.subreaper:
-            become_subreaper()
+            self.forker.enabled = become_subreaper()
+            self.forker.prestart(os.environ)
         try:
             while not self._finished():
                 for item, _ in self._poller.poll(int(TICK_S * 1000)):
@@ -129,6 +132,7 @@ class Keeper:
                         self._ready_fd(int(item))
                 self._tick()
         finally:
+            self.forker.close()
             # normally every child is reported by now; after an exception, none may outlive us
             stop_children(self._live(), ORPHAN_KILL_S)
             # nor anything they started, in whatever session or group it went to
@@ -155,9 +159,8 @@ class Keeper:
         collect the exits of the orphans re-parented to us, never a node's own."""
         self.last_scan = now
         self.descendants.scan(self._pids())
-        self.descendants.reap(
-            {c.pid for c in self.children.values() if c.process.returncode is None}
-        )
+        live = {c.pid for c in self.children.values() if c.process.returncode is None}
+        self.descendants.reap(live | self.forker.pids)  # a server: waited on by its Popen
 
     def _finished(self) -> bool:
         done = all(c.reported for c in self.children.values())
@@ -201,11 +204,12 @@ class Keeper:
     # ------------------------------------------------------------------ the daemon
 
     def _read_daemon(self) -> None:
+        batch: list[tuple[bytes, ToKeeper]] = []
         while True:
             try:
                 identity, payload = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             except ValueError:
                 log.warning("keeper: dropped a message that is not two frames")
                 continue
@@ -217,6 +221,11 @@ class Keeper:
             if not isinstance(message, ToKeeper):
                 log.warning("keeper: dropped a %s, which only a keeper sends", type(message))
                 continue
+            batch.append((identity, message))
+        # the Python nodes these spawn are asked of the fork server at once, not in turn
+        live = {node for node, child in self.children.items() if not child.reported}
+        self.forker.prefetch([m for _, m in batch if isinstance(m, Spawn)], live, self.in_thread)
+        for identity, message in batch:
             # the daemon is whoever attached last (a daemon back after a crash attaches
             # first); another peer's ping is answered to it, and redirects nothing: the
             # exit reports meant for the daemon never go to a stranger
@@ -228,6 +237,7 @@ class Keeper:
                 self._handle(message, identity)
             except Exception:  # one bad message must not take the run's nodes down with it
                 log.exception("keeper: a %s failed; serving on", type(message).__name__)
+        self.forker.settle()  # a node forked for a spawn that did not happen: killed
 
     def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
@@ -266,22 +276,18 @@ class Keeper:
         run_id = message.env.get("FLOW_DATAFLOW")
         if run_id:
             self.descendants.run_ids.add(run_id)
-        node_log = NodeLog(
-            path=Path(message.log),
-            node_id=node,
-            on_failure=self._degrade,
-            tee=self.tee,
-        )
-        if message.log_max_bytes is not None:
-            node_log.max_bytes = message.log_max_bytes
         cpus = message.cpu_affinity
         refused = None if cpus is None else affinity.unavailable(cpus)
         if refused is not None:
-            node_log.close()
             self._send(SpawnFailed(node, generation, refused))
             return
+        node_log = NodeLog(path=Path(message.log), node_id=node, on_failure=self._degrade,
+                           tee=self.tee)  # fmt: skip
+        if message.log_max_bytes is not None:
+            node_log.max_bytes = message.log_max_bytes
         try:
-            process = start_node(message.argv, message.env, message.cwd, self.in_thread)
+            forker = self.forker if message.fork else None  # `spawn: exec` asks for exec
+            process = start_node(message.argv, message.env, message.cwd, self.in_thread, forker)
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
             node_log.close()
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
@@ -291,15 +297,11 @@ class Keeper:
             affinity.pin(process.pid, cpus)
         output = self.ended_outputs.output_for(self.context, node, generation, message.stdout_as)
         child = Child(
-            node=node,
-            generation=generation,
-            process=process,
-            pidfd=os.pidfd_open(process.pid),
-            log=node_log,
-            stdout_output=output,
+            node=node, generation=generation, process=process,
+            pidfd=os.pidfd_open(process.pid), log=node_log, stdout_output=output,
             sends_records=message.stdout_as is not None and message.stdout_as.records,
             records_level=0 if message.stdout_as is None else message.stdout_as.min_level,
-        )
+        )  # fmt: skip
         assert process.stdout is not None
         assert process.stderr is not None
         for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):

@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import psutil
@@ -132,3 +132,24 @@ def _started(process: psutil.Process) -> float:
         return float(process.create_time())
     except _GONE:
         return 0.0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_this_thread() -> Callable[[], None]:
+    """A `preexec_fn` that makes the child SIGKILLed when the spawning thread dies.
+
+    For `flow run`, whose keeper is a thread: a `flow run` killed with SIGKILL leaves no
+    keeper to stop its nodes. (Linux ties the signal to the thread that forked; the keeper
+    thread lives until its nodes are reported.)
+    """
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the line above: nobody will signal
+            os._exit(1)
+
+    return preexec

@@ -50,12 +50,13 @@ NODE_KEYS = frozenset({
     "restart_policy", "max_restarts", "restart_window", "restart_delay", "max_restart_delay",
     "send_stdout_as", "deploy", "_unstable_deploy", "connects", "connect_timeout",
     "min_log_level", "output_types", "input_types", "send_logs_as", "max_log_size", "params",
-    "health_check_timeout", "cpu_affinity",
+    "health_check_timeout", "cpu_affinity", "spawn",
 })  # fmt: skip
 INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout"})
 DEPLOY_KEYS = frozenset({"machine"})
 RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
+SPAWN_MODES = ("fork", "exec")  # a Python node from the run's fork server, or exec'd
 MAX_QUEUE_SIZE = 1_000_000
 # Validation is linear, but a daemon should not spend seconds on one hostile file.
 MAX_NODES = 1024
@@ -236,7 +237,7 @@ class _Parser:
             env=dora.node_env(report, raw, where, self.loaded.texts),
             inputs=inputs,
             outputs=outputs,
-            build=self._build(raw.get("build"), (*where, "build")),
+            build=f.get_shell_lines(self.report, raw, "build", where),
             restart=self._restart(raw, where),
             send_stdout_as=send_stdout_as,
             sends_logs=key == "send_logs_as",
@@ -250,6 +251,7 @@ class _Parser:
             connect_timeout=f.get_duration(report, raw, "connect_timeout", where),
             health_check_timeout=f.get_duration(report, raw, "health_check_timeout", where),
             cpu_affinity=dora.cpu_affinity(report, raw, where),
+            spawn=f.get_choice(report, raw, "spawn", where, SPAWN_MODES),
             output_types=dora.port_types(report, raw, "output_types", where, outputs),
             input_types=dora.port_types(report, raw, "input_types", where,
                                         tuple(i.id for i in inputs)),
@@ -274,16 +276,6 @@ class _Parser:
                     args.append(self.loaded.texts.get((*where, i), str(item)))
             return tuple(args)
         self.report.add(where, f"expected a string or a list, got {f.describe(value)}")
-        return ()
-
-    def _build(self, value: Any, where: Where) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return tuple(line.strip() for line in value.splitlines() if line.strip())
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return tuple(item for item in value if item.strip())
-        self.report.add(where, f"expected shell lines as a string, got {f.describe(value)}")
         return ()
 
     def _outputs(self, value: Any, where: Where) -> tuple[str, ...]:
@@ -367,7 +359,8 @@ class _Parser:
             max_restarts=int(f.get_number(report, raw, "max_restarts", where, d.max_restarts,
                                           integer=True, minimum=0, inclusive=True)),
             restart_window=f.get_number(report, raw, "restart_window", where, d.restart_window),
-            restart_delay=f.get_number(report, raw, "restart_delay", where, d.restart_delay),
+            restart_delay=f.get_number(report, raw, "restart_delay", where, d.restart_delay,
+                                       inclusive=True),  # 0: at once (a forked node)
             max_restart_delay=f.get_number(report, raw, "max_restart_delay", where,
                                            d.max_restart_delay),
         )  # fmt: skip

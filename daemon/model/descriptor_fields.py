@@ -168,6 +168,20 @@ def get_number(
     return float(value)
 
 
+def get_shell_lines(report: Report, mapping: Mapping[str, Any], key: str, path: Path
+                    ) -> tuple[str, ...]:  # fmt: skip
+    """Shell lines (`build:`): one string of lines, or a list of strings; blank ones left out."""
+    value = mapping.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(line.strip() for line in value.splitlines() if line.strip())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(item for item in value if item.strip())
+    report.add((*path, key), f"expected shell lines as a string, got {describe(value)}")
+    return ()
+
+
 def get_choice(
     report: Report, mapping: Mapping[str, Any], key: str, path: Path, choices: tuple[str, ...]
 ) -> str:

@@ -68,6 +68,7 @@ class NodeSpec:
     connects: bool = True
     connect_timeout: float | None = None  # seconds to connect at the start; None: start_timeout
     log_max_bytes: int | None = None  # its log's rotation size; None: the setting
+    spawn: str = "fork"  # "exec": never from the run's fork server (daemon/keeper/forking.py)
     logs_level: int = 0  # the lowest level of the records it sends (for dora/logs inputs)
     sends_logs: bool = False  # `send_stdout_as` carries its log records (dora's send_logs_as)
     # dora's type names per port (`output_types` / `input_types`), checked by the parser

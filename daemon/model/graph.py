@@ -38,7 +38,13 @@ def upstream(df: Dataflow, node_id: str) -> dict[str, list[OutputRef]]:
 def downstream(df: Dataflow, node_id: str) -> list[Edge]:
     """Edges whose source is `node_id`."""
     df.node(node_id)  # KeyError for an unknown node, like upstream()
-    return [edge for edge in edges(df) if edge.source == node_id]
+    # no Edge made for the others: asked at each node's end, this would be quadratic
+    return [
+        Edge(source=node_id, output=i.source.output, target=node.id, input=i.id)
+        for node in df.nodes
+        for i in node.inputs
+        if isinstance(i.source, OutputRef) and i.source.node == node_id
+    ]
 
 
 def timers(df: Dataflow) -> list[str]:

@@ -116,6 +116,7 @@ class Spawn:
     stdout_as: StdoutAs | None = None
     log_max_bytes: int | None = None  # the node's own rotation size (dora's max_log_size)
     cpu_affinity: tuple[int, ...] | None = None  # the CPUs it runs on (dora's cpu_affinity)
+    fork: bool = True  # a Python node may come from the run's fork server (`spawn: exec`: no)
 
 
 @attrs.frozen

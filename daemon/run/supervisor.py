@@ -177,6 +177,7 @@ class Run:
                 stdout_as=stdout_as,
                 log_max_bytes=slot.spec.log_max_bytes,
                 cpu_affinity=slot.spec.cpu_affinity,
+                fork=slot.spec.spawn == "fork",
             )
         )
 

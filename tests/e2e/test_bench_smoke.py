@@ -40,3 +40,9 @@ def test_bench_quick_runs_and_accounts_for_every_message(flow_home: Path, tmp_pa
     assert report["flow"]["fanout_lost"] == 0
     assert report["flow"]["rss"]["daemon_mib"] > 0
     assert "flow/raw" in done.stdout
+    # start cost: chains (forked and exec'd), restart latency, import times
+    assert set(report["flow"]["chain_s"]) == set(report["flow"]["chain_exec_s"]) == {"3", "5"}
+    assert report["flow"]["restart"]["samples"] == 3
+    assert report["flow"]["restart_exec"]["samples"] == 3
+    assert "from node_sdk import Node" in report["flow"]["imports_ms"]
+    assert "3-node chain run" in done.stdout

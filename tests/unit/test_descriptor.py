@@ -480,3 +480,14 @@ def test_connect_timeout_takes_a_duration(tmp_path: Path, value: str, seconds: f
 def test_bad_connect_timeouts(tmp_path: Path, value: str, cause: str) -> None:
     path = write(tmp_path, f"nodes:\n  - id: a\n    path: dynamic\n    connect_timeout: {value}\n")
     assert problems(path) == [f"{path}:4: nodes[0].connect_timeout: {cause}"]
+
+
+def test_spawn_and_a_restart_delay_of_zero(tmp_path: Path) -> None:
+    df = one_node(tmp_path, "    restart_delay: 0\n    spawn: exec\n")
+    assert df.nodes[0].restart.restart_delay == 0.0
+    assert df.nodes[0].spawn == "exec"
+    assert one_node(tmp_path, "").nodes[0].spawn == "fork"
+    path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    spawn: vfork\n")
+    assert any("spawn" in p and "fork, exec" in p for p in problems(path))
+    path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    restart_delay: -1\n")
+    assert any("restart_delay" in p for p in problems(path))
