@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from daemon.model.descriptor import NodeSpec
 from daemon.model.errors import BadRequest
 from node_sdk.config import Edge
 
@@ -64,11 +65,13 @@ class Recording:
         return value
 
 
-def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
+def recordable_topics(run: Run, wanted: list[str] | None, *, at_start: bool = False) -> list[str]:
     """`node/output` of every output flow can observe (nodes that run the SDK, on any
-    machine), or the `wanted` ones, checked; BadRequest names a topic that is not one."""
-    every = [f"{slot.id}/{output}" for slot in run.slots.values() if slot.spec.connects
-             for output in slot.spec.outputs]  # fmt: skip
+    machine; `at_start`, before any node is spawned, also the `send_stdout_as` output of
+    a process node, whose keeper gets the recorder's edge with its spawn), or the `wanted`
+    ones, checked; BadRequest names a topic that is not one."""
+    every = [f"{slot.id}/{output}" for slot in run.slots.values()
+             for output in slot.spec.outputs if _sent_by(slot.spec, output, at_start)]  # fmt: skip
     if not wanted:
         return every
     for topic in wanted:
@@ -77,9 +80,16 @@ def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
         if slot is None or output not in slot.spec.outputs:
             raise BadRequest(f"no output {topic!r} in run {run.name or run.id} "
                              f"(outputs: {', '.join(every) or 'none'})")  # fmt: skip
-        if not slot.spec.connects:  # its lines are sent by its keeper, not by the SDK
-            raise BadRequest(f"{topic} cannot be recorded: a process node's output")
+        if not slot.spec.connects:  # its keeper's edges are fixed when it spawns the node
+            raise BadRequest(f"{topic} cannot be recorded by `flow record`: a process node's "
+                             "output (record it from the start with --record)")  # fmt: skip
     return list(dict.fromkeys(wanted))
+
+
+def _sent_by(spec: NodeSpec, output: str, at_start: bool) -> bool:
+    """True when a recorder can be wired to `output`: the SDK sends it, or, from the start,
+    the keeper (a process node's `send_stdout_as`)."""
+    return spec.connects or (at_start and output == spec.send_stdout_as)
 
 
 def _endpoint(run: Run, token: str, n: int, topic: str) -> str:
