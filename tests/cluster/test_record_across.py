@@ -86,3 +86,32 @@ nodes:
     assert len(seqs) > 20, seqs  # 1.5 s of a 10 ms tick, on a loaded machine
     assert f"recorded {len(seqs)} messages" in done.stdout, done.stdout
     assert a.flow("stop", "remote-live").returncode == 0
+
+
+def test_a_remote_process_nodes_lines_are_recorded_on_the_coordinator(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    """`send_stdout_as` of a process node on b: b's keeper sends its lines to the recorder
+    on a over tcp:// with b's machine key, as to any receiver on another machine."""
+    a = cluster["a"]
+    tmp_path.chmod(0o755)
+    (tmp_path / "lines.yml").write_text("""
+name: remote-lines
+nodes:
+  - id: counting
+    path: seq
+    args: "1 60"
+    deploy: {machine: b}
+    outputs: [lines]
+    send_stdout_as: lines
+""")
+    wait_for(lambda: connected(a, "b"), "b connected")
+    rec = tmp_path / "lines.mcap"
+    done = a.flow("start", "--attach", "--record", str(rec), str(tmp_path / "lines.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert f"recording: {rec}: 60 messages on 1 outputs" in said, said
+    with rec.open("rb") as file:
+        values = [json.loads(message.data)["value"] for _, _, message in
+                  make_reader(file).iter_messages()]  # fmt: skip
+    assert values == [str(i) for i in range(1, 61)]
