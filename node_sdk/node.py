@@ -127,7 +127,9 @@ class Node(DoraSurface, ParamSurface):
         self._events.params = self._params
         self._params.answer = lambda frame: self._events.tell(SEND + frame)
         traffic = self._events.traffic.report
-        report = lambda: wiring.stats_message(self.statistics(), traffic())  # noqa: E731
+        report = lambda: wiring.stats_message(  # noqa: E731
+            self.statistics(), traffic(), self._sender.bytes_sent
+        )
         hooks = wiring.ReceiverHooks(
             report, self._sender.rewires, self._bind_input, param=self._on_param
         )

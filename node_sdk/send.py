@@ -131,6 +131,7 @@ class Sender:
         self.send_timeout_s = send_timeout_s
         self.outputs: dict[str, _Output] = {}
         self.drops: dict[str, int] = {}
+        self.bytes_sent: dict[str, int] = {}  # payload bytes per output, each message once
         # live `wire`/`unwire` from the receiver thread, applied before the next send
         self.rewires: deque[Rewire] = deque()
         self.retired: dict[str, int] = {}  # messages sent on edges unwired since
@@ -207,6 +208,7 @@ class Sender:
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
         if type(body) is ArrowBody:
             body = body.join()  # an arrow stream sent inline (an exact type check: cheap)
+        self.bytes_sent[output_id] = self.bytes_sent.get(output_id, 0) + nbytes
         stamp = time.time_ns()
         flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED
         for edge in output.edges:
@@ -274,6 +276,7 @@ class Sender:
         body: Any, copy: bool,
     ) -> None:  # fmt: skip
         """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
+        self.bytes_sent[output.id] = self.bytes_sent.get(output.id, 0) + nbytes
         pool = self._pool
         holders = 0
         try:  # a failure anywhere gives the segment back (no holder)
@@ -391,10 +394,6 @@ class Sender:
                     edge.link.close()
 
     def statistics(self) -> dict[str, OutputStatistics]:
-        return {
-            oid: OutputStatistics(
-                sum(e.sent for e in out.edges) + self.retired.get(oid, 0),
-                self.drops.get(oid, 0),
-            )
-            for oid, out in self.outputs.items()
-        }
+        return {oid: OutputStatistics(sum(e.sent for e in out.edges) + self.retired.get(oid, 0),
+                                      self.drops.get(oid, 0))
+                for oid, out in self.outputs.items()}  # fmt: skip

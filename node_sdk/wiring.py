@@ -90,14 +90,17 @@ def _verb(change: Rewire) -> str:
 
 
 def stats_message(
-    statistics: _Statistics, traffic: Mapping[str, Mapping[str, int]] | None = None
+    statistics: _Statistics,
+    traffic: Mapping[str, Mapping[str, int]] | None = None,
+    bytes_sent: Mapping[str, int] | None = None,
 ) -> Stats:
     """The `stats` report of the node channel from a `Node.statistics()` snapshot, with
-    each input's bytes and latency (`latency.Traffic.report`) added to its counters."""
-    extra = traffic or {}
+    each input's bytes and latency (`latency.Traffic.report`) added to its counters, and
+    each output's payload bytes (`Sender.bytes_sent`, read racily like its counts)."""
+    extra, sent = traffic or {}, bytes_sent or {}
     return Stats(
         {k: {**asdict(v), **extra.get(k, {})} for k, v in statistics.inputs.items()},
-        {k: asdict(v) for k, v in statistics.outputs.items()},
+        {k: {**asdict(v), "bytes": sent.get(k, 0)} for k, v in statistics.outputs.items()},
     )
 
 

@@ -159,7 +159,7 @@ def print_detail(node: dict[str, Any]) -> None:
         rate = (stats.get("rates") or {}).get(f"out:{output_id}")
         rows.append(
             (
-                [f"out {output_id}", "", str(one.get("sent", "-")), "",
+                [f"out {output_id}", "", str(one.get("sent", "-")), str(one.get("bytes", "-")),
                  str(one.get("dropped", "-")), "", "-" if rate is None else f"{rate:.1f}", "", ""],
                 [],
             )

@@ -106,7 +106,11 @@ INPUT_GAUGES: Final = {
     "latency_p50_us": ("input_latency_p50_seconds", 1e-6),
     "latency_p99_us": ("input_latency_p99_seconds", 1e-6),
 }
-OUTPUT_COUNTERS: Final = {"sent": ("output_messages", 1.0), "dropped": ("output_dropped", 1.0)}
+OUTPUT_COUNTERS: Final = {
+    "sent": ("output_messages", 1.0),
+    "bytes": ("output_bytes", 1.0),
+    "dropped": ("output_dropped", 1.0),
+}
 
 
 def samples(nodes: Iterable[NodeFacts]) -> list[Sample]:
@@ -150,5 +154,6 @@ HELP: Final = {
     "input_latency_p50_seconds": "median send-to-receive latency over the last report interval",
     "input_latency_p99_seconds": "99th percentile send-to-receive latency, last report interval",
     "output_messages": "messages sent on the output, summed over its edges",
+    "output_bytes": "payload bytes sent on the output, each message once",
     "output_dropped": "messages the output dropped, summed over its edges",
 }

@@ -13,7 +13,7 @@ def merge_report(previous: dict[str, Any] | None, report: Stats, now: float) -> 
 
     `report` is the node's `stats` message, already bounded and checked by the channel's
     decoder: `inputs: {id: {received, dropped, queued, refused}}`, `outputs: {id: {sent,
-    dropped}}`. Rates are per second since the last report: inputs by id, outputs as
+    dropped, bytes}}`. Rates are per second since the last report: inputs by id, outputs as
     `out:<id>`.
     """
     inputs = _copy(report.inputs)

@@ -178,11 +178,12 @@ def _tcp_section(
     placement: Placement | None,
     live: list[str],
 ) -> TcpSecurity | None:
-    """The keys of a node with a tcp:// input or edge (`live`: wired later); None for every
-    other node."""
+    """The keys of a node with a tcp:// input or edge (`live`: wired later), or with an
+    output in a placed run (a recorder on the coordinator is wired to it over tcp://,
+    daemon/run/recording.py); None for every other node."""
     endpoints = [i.endpoint for i in inputs.values() if isinstance(i, DataInput)]
     endpoints += [e.endpoint for edges in outputs.values() for e in edges] + live
-    if placement is None or not any(config.is_tcp(e) for e in endpoints):
+    if placement is None or not (node.outputs or any(config.is_tcp(e) for e in endpoints)):
         return None
     own = placement.machines[placement.machine_of[node.id]]
     return TcpSecurity(

@@ -55,15 +55,21 @@ def _stop(signum: int, frame: object) -> None:
 class Recorder:
     """The reading side: sockets -> `Received` -> the writer's queue; sequence gaps."""
 
-    def __init__(self, context: zmq.Context[Any], topics: Mapping[str, str]) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], topics: Mapping[str, str], curve: Any = None
+    ) -> None:
         self.sockets: dict[zmq.Socket[Any], str] = {}
+        self.endpoints: dict[str, str] = {}  # topic -> the endpoint bound (its port, for tcp)
         for topic, endpoint in topics.items():
             sock = context.socket(zmq.PULL)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, RCVHWM)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+            if endpoint.startswith("tcp://"):  # a node on another machine: CURVE, as its edges
+                curve.server(context, sock)
             sock.bind(endpoint)
             self.sockets[sock] = topic
+            self.endpoints[topic] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.tallies = Tallies({topic: Tally() for topic in topics})
         self.last_seq: dict[tuple[str, int], int] = {}  # (topic, generation) -> seq
         self.shm = ShmReader(Releases())
@@ -154,7 +160,16 @@ def record(config: Mapping[str, Any]) -> dict[str, Any]:
     """Record until stopped; the summary."""
     topics: dict[str, str] = dict(config["topics"])
     context: zmq.Context[Any] = zmq.Context()
-    recorder = Recorder(context, topics)
+    curve = None
+    if config.get("tcp"):  # outputs of nodes on other machines: a tcp:// CURVE server each
+        from node_sdk.config import TcpSecurity
+        from node_sdk.tcp import Curve
+
+        tcp = config["tcp"]
+        curve = Curve(TcpSecurity(str(tcp["public_key"]), str(tcp["secret_file"]),
+                                  tuple(tcp["admitted"]), float(tcp["heartbeat_ivl_s"]),
+                                  float(tcp["heartbeat_timeout_s"])))  # fmt: skip
+    recorder = Recorder(context, topics, curve)
     error: str | None = None
     sink: McapSink | None = None
     try:
@@ -164,7 +179,8 @@ def record(config: Mapping[str, Any]) -> dict[str, Any]:
         error = f"cannot write {config['path']}: {exc.strerror or exc}"
     writer = WriterThread(sink, recorder.tallies, error)
     writer.start()
-    print(json.dumps({"ready": True, "error": error}), flush=True)
+    print(json.dumps({"ready": True, "error": error, "endpoints": recorder.endpoints}),
+          flush=True)  # fmt: skip
     try:
         while not _stopping and not _stdin_closed():
             recorder.read_ready(recorder.poll(0.2), writer)
@@ -173,6 +189,8 @@ def record(config: Mapping[str, Any]) -> dict[str, Any]:
             pass
     finally:
         recorder.close()
+        if curve is not None:
+            curve.close()
     writer.close()
     writer.join(FINISH_MAX_S)
     tally = recorder.tallies.as_dict()

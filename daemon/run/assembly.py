@@ -69,6 +69,7 @@ async def open_runtime(
             rt.channel = NodeChannel(
                 owner=owner, find_slot=rt.find_slot, attach=attach,
                 greet=functools.partial(params.greeting, store), param_acks=rt.params.on_ack,
+                route=rt.run_send,
             )  # fmt: skip
             nursery.start_soon(owner.serve, rt.channel.on_message)
             if dynamic_nodes:

@@ -71,6 +71,11 @@ async def supervise(
             nursery.start_soon(_watch_keeper, run, keeper, handle)
             nursery.start_soon(health.watch, run)
             state = (await keeper.attach()).nodes
+            if run.record is not None:  # wired before anything runs: from the first message
+                # (a process node's `send_stdout_as` edges are fixed at its spawn)
+                await recording.start_recording(
+                    run, run.record, recording.recordable_topics(run, None, at_start=True)
+                )
             for slot in run.spawned:
                 # a node that had ended before the daemon went away stays ended
                 adopted = adopt is not None and slot.id in state and not slot.status.finished
@@ -82,10 +87,6 @@ async def supervise(
                 await slot.first_spawn.wait()
             task_status.started()
             run.nursery = nursery  # graph edits start new nodes in it
-            if run.record is not None:  # wired before the barrier: from the first message
-                await recording.start_recording(
-                    run, run.record, recording.recordable_topics(run, None)
-                )
             if not run.released:  # a re-adopted placed run passed it before the restart
                 await start_barrier(run)
             # nodes added while it runs count too

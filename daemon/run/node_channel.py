@@ -58,6 +58,9 @@ class NodeChannel:
     # and where its answers to changes go
     greet: Callable[[str, NodeSlot], list[channel.Message]] | None = None
     param_acks: Callable[[str, str, channel.ParamAck], None] | None = None
+    # a run's own send (by run id), which relays to a node on another machine: the values
+    # `greet` gives go there, where the node is (this socket reaches only this machine's)
+    route: Callable[[str], Callable[[bytes, channel.Message], bool] | None] | None = None
     attach_elsewhere: AttachElsewhere | None = None
 
     def send(self, identity: bytes, message: channel.Message) -> bool:
@@ -102,8 +105,9 @@ class NodeChannel:
             return
         slot.last_seen = time.monotonic()
         if isinstance(message, channel.Hello):
+            send = (self.route(run_id) if self.route is not None else None) or self.send
             for param in self.greet(run_id, slot) if self.greet is not None else ():
-                self.send(identity, param)  # before `start`, which hello may send at once
+                send(identity, param)  # before `start`, which hello may send at once
             slot.hello()
         elif isinstance(message, channel.Bye):
             slot.bye()  # a dynamic node's slot is freed with it

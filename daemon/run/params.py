@@ -89,20 +89,16 @@ class ParamDesk:
         node refused it (its reason) or did not answer within `timeout_s`."""
         if not slot.spec.connects:
             raise BadRequest(f"node {slot.id!r} is not an SDK node: it cannot take parameters")
-        if run.placed is not None and run.placed.is_remote(slot.id):
-            raise BadRequest(
-                f"node {slot.id!r} runs on another machine: parameters reach only the nodes "
-                "of this daemon's machine (docs/parameters.md)"
-            )
         if not (slot.alive or slot.attached) or not slot.connected.is_set():
             raise ParamNotSet(slot.id, key, "the node is not running (nothing was sent)")
         self.last_token += 1
         token = self.last_token
         waiting = self.waiting[token] = _Waiting(run, slot.id, key, text)
         timeout_ms = max(1, int(timeout_s * 1000))
-        try:
+        try:  # run.send relays it to a node on another machine, whose answer comes back so
             if not run.send(slot.identity(), channel.Param(key, text, token, timeout_ms)):
-                raise ParamNotSet(slot.id, key, "the node channel is full (nothing was sent)")
+                raise ParamNotSet(slot.id, key, "the node channel is full, or the node's "
+                                  "machine is not connected (nothing was sent)")
             with trio.move_on_after(timeout_s):
                 await waiting.answered.wait()
         finally:

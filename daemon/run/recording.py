@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from daemon.model.descriptor import NodeSpec
 from daemon.model.errors import BadRequest
 from node_sdk.config import Edge
 
@@ -64,11 +65,13 @@ class Recording:
         return value
 
 
-def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
-    """`node/output` of every output flow can observe (nodes that run the SDK), or the
-    `wanted` ones, checked; BadRequest names a topic that is not one."""
-    every = [f"{slot.id}/{output}" for slot in run.slots.values() if _local_sdk(run, slot.id)
-             for output in slot.spec.outputs]  # fmt: skip
+def recordable_topics(run: Run, wanted: list[str] | None, *, at_start: bool = False) -> list[str]:
+    """`node/output` of every output flow can observe (nodes that run the SDK, on any
+    machine; `at_start`, before any node is spawned, also the `send_stdout_as` output of
+    a process node, whose keeper gets the recorder's edge with its spawn), or the `wanted`
+    ones, checked; BadRequest names a topic that is not one."""
+    every = [f"{slot.id}/{output}" for slot in run.slots.values()
+             for output in slot.spec.outputs if _sent_by(slot.spec, output, at_start)]  # fmt: skip
     if not wanted:
         return every
     for topic in wanted:
@@ -77,29 +80,55 @@ def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
         if slot is None or output not in slot.spec.outputs:
             raise BadRequest(f"no output {topic!r} in run {run.name or run.id} "
                              f"(outputs: {', '.join(every) or 'none'})")  # fmt: skip
-        if not _local_sdk(run, node):
-            raise BadRequest(f"{topic} cannot be recorded: a process node's output, or a "
-                             "node on another machine")  # fmt: skip
+        if not slot.spec.connects:  # its keeper's edges are fixed when it spawns the node
+            raise BadRequest(f"{topic} cannot be recorded by `flow record`: a process node's "
+                             "output (record it from the start with --record)")  # fmt: skip
     return list(dict.fromkeys(wanted))
 
 
-def _local_sdk(run: Run, node: str) -> bool:
-    """A node whose outputs a recorder here can be wired to: it runs the SDK (a process
-    node's lines are sent by its keeper), on this machine (the recorder's sockets are ipc)."""
-    remote = run.placed is not None and run.placed.is_remote(node)
-    return run.slots[node].spec.connects and not remote
+def _sent_by(spec: NodeSpec, output: str, at_start: bool) -> bool:
+    """True when a recorder can be wired to `output`: the SDK sends it, or, from the start,
+    the keeper (a process node's `send_stdout_as`)."""
+    return spec.connects or (at_start and output == spec.send_stdout_as)
+
+
+def _endpoint(run: Run, token: str, n: int, topic: str) -> str:
+    """Where the recorder binds for `topic`: ipc:// for a node of this machine; for a node
+    placed on another one, tcp:// on this machine's cluster address (a free port, CURVE),
+    which that node reaches with the keys it carries in a placed run (model/routing.py)."""
+    placed = run.placed
+    if placed is not None and placed.is_remote(topic.partition("/")[0]):
+        return f"tcp://{placed.placement.machines[placed.here].host}:*"
+    return f"ipc://{run.sockets / f'rec{token}-{n}'}"
+
+
+def _tcp_keys(run: Run) -> dict[str, Any] | None:
+    """The recorder's CURVE server keys (this machine's), for outputs on other machines."""
+    placed = run.placed
+    if placed is None:
+        return None
+    place = placed.placement
+    return {
+        "public_key": place.machines[placed.here].public_key,
+        "secret_file": place.secret_file,
+        "admitted": sorted({m.public_key for m in place.machines.values()}),
+        "heartbeat_ivl_s": place.heartbeat_s,
+        "heartbeat_timeout_s": place.timeout_s,
+    }
 
 
 async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
     """Start a recorder for `topics` into `path` and wire the outputs to it. A recorder that
     does not start leaves the run as it was, degraded: its Recording has a summary."""
     token = secrets.token_hex(4)
-    endpoints = {t: f"ipc://{run.sockets / f'rec{token}-{n}'}" for n, t in enumerate(topics)}
+    endpoints = {t: _endpoint(run, token, n, t) for n, t in enumerate(topics)}
     recording = Recording(token, path, endpoints)
     run.recordings.append(recording)
-    config = {"path": path, "topics": endpoints, "dataflow": _dataflow_text(run),
-              "run": {"id": run.id, "name": run.name or "",
-                      "dataflow": str(run.dataflow.path)}}  # fmt: skip
+    config: dict[str, Any] = {"path": path, "topics": endpoints, "dataflow": _dataflow_text(run),
+                              "run": {"id": run.id, "name": run.name or "",
+                                      "dataflow": str(run.dataflow.path)}}  # fmt: skip
+    if any(endpoint.startswith("tcp://") for endpoint in endpoints.values()):
+        config["tcp"] = _tcp_keys(run)
     try:
         errors = (run.run_dir / f"recorder-{token}.log").open("ab")
     except OSError:
@@ -122,10 +151,17 @@ async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
             errors.close()  # the child has its own copy
     if ready.get("error"):
         run.mark_degraded(f"recording: {ready['error']}")
+    bound = ready.get("endpoints")
+    if isinstance(bound, dict) and set(bound) == set(endpoints):  # a tcp:// port, chosen
+        recording.topics = endpoints = {topic: str(bound[topic]) for topic in endpoints}
+    keys = config.get("tcp") or {}
     for topic, endpoint in endpoints.items():
         node, _, output = topic.partition("/")
-        run.add_live_edge(node, output, Edge(endpoint, f"recorder-{token}", "record",
-                                             "drop_oldest", RECORDER_QUEUE))  # fmt: skip
+        # drop_oldest across machines too: the node's PUSH never waits for the recorder
+        server_key = keys.get("public_key") if endpoint.startswith("tcp://") else None
+        edge = Edge(endpoint, f"recorder-{token}", "record", "drop_oldest", RECORDER_QUEUE,
+                    server_key)  # fmt: skip
+        run.add_live_edge(node, output, edge)
     log.info("run %s: recording %s to %s (%d outputs)", run.id, token, path, len(topics))
     return recording
 

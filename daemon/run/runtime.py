@@ -8,6 +8,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths, private
+from node_sdk.channel import Message as NodeMessage
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,11 @@ class Runtime:
         mark = f"{socket}: "
         kept = [line for line in self.degraded if not line.startswith(mark)]
         self.degraded[:] = [*kept, f"{mark}{count} outgoing messages dropped"]
+
+    def run_send(self, run_id: str) -> Callable[[bytes, NodeMessage], bool] | None:
+        """A live run's node-channel send (over the cluster link to a node placed elsewhere)."""
+        run = self.runs.get(run_id)
+        return None if run is None else run.send
 
     def find_slot(self, run_id: str, node_id: str) -> NodeSlot | None:
         run = self.runs.get(run_id)

@@ -41,6 +41,7 @@ from daemon.run.slot import NodeSlot
 from daemon.store import Store
 from node_sdk import channel, dora_compat, paths
 from node_sdk.config import Edge as WireEdge
+from node_sdk.config import edge_json
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ class Run:
         if slot.spec.send_stdout_as is not None:
             placement = self.placed.placement if self.placed is not None else None
             edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints, placement)
-            lines_to = edges[slot.spec.send_stdout_as]
+            lines_to = edges[slot.spec.send_stdout_as] + [  # and a recorder's (`--record`)
+                edge_json(w.edge) for sender, w in self.live_edges if sender == slot.id]
             stdout_as = StdoutAs(
                 source=f"{slot.id}/{slot.spec.send_stdout_as}",
                 edges=tuple(Edge(**edge) for edge in lines_to),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import socket
 import threading
@@ -72,7 +73,14 @@ def test_the_endpoint_lists_per_edge_and_per_node_figures(
     assert value(page, "flow_input_dropped_total", **edge) == 0
     assert value(page, "flow_input_queue_depth", **edge) is not None
     counter = {"node": "counter", "run_name": "scraped"}
-    assert value(page, "flow_output_messages_total", output="count", **counter) > 0  # type: ignore[operator]
+    sent = value(page, "flow_output_messages_total", output="count", **counter)
+    sent_bytes = value(page, "flow_output_bytes_total", output="count", **counter)
+    assert sent
+    assert sent_bytes is not None
+    # the counter sends str(1), str(2), ...: the bytes of its first `sent` messages (the
+    # report reads the byte count just after the message count, so a few more may be in)
+    assert sum(len(str(i)) for i in range(1, int(sent) + 1)) <= sent_bytes
+    assert sent_bytes <= sum(len(str(i)) for i in range(1, int(sent) + 6))
     assert value(page, "flow_node_up", **counter) == 1
     assert value(page, "flow_node_restarts_total", **counter) == 0
     assert value(page, "flow_node_memory_bytes", **counter) > 0  # type: ignore[operator]
@@ -82,6 +90,11 @@ def test_the_endpoint_lists_per_edge_and_per_node_figures(
     # `flow node info` shows the same figures
     info = flow("node", "info", "scraped", "sink", home=home)
     assert "P99" in info.stdout
+    out = flow("node", "info", "scraped", "counter", "--json", home=home)
+    assert json.loads(out.stdout)["stats"]["outputs"]["count"]["bytes"] >= sent_bytes
+    shown = flow("node", "info", "scraped", "counter", home=home)
+    row = next(line for line in shown.stdout.splitlines() if "out count" in line)
+    assert re.search(r"out count\s+\d+\s+\d+\s+0", row), shown.stdout  # MESSAGES BYTES DROPPED
     assert flow("stop", "scraped", home=home).returncode == 0
 
 

@@ -33,6 +33,11 @@ nodes:
   - id: far
     path: far.py
     inputs: {image: cam/image}
+  - id: lone
+    path: far.py
+    deploy: {machine: b}
+    inputs: {tick: dora/timer/millis/10}
+    outputs: [beat]
 """
 
 
@@ -46,7 +51,7 @@ def dataflow(tmp_path: Path) -> Dataflow:
 
 def placement() -> routing.Placement:
     return routing.Placement(
-        machine_of={"cam": "b", "near": "b", "far": "a"},
+        machine_of={"cam": "b", "near": "b", "far": "a", "lone": "b"},
         machines={"a": routing.MachinePlace("10.0.0.1", KEY_A),
                   "b": routing.MachinePlace("10.0.0.2", KEY_B)},
         ports={("far", "image"): 7001},
@@ -88,10 +93,13 @@ def test_a_sender_names_its_tcp_receivers_machine_key(tmp_path: Path) -> None:
     assert config.parse(text).outputs["image"][1].server_key == KEY_A
 
 
-def test_a_node_with_no_tcp_endpoint_gets_no_tcp_section(tmp_path: Path) -> None:
+def test_a_node_with_no_tcp_endpoint_nor_output_gets_no_tcp_section(tmp_path: Path) -> None:
     df = dataflow(tmp_path)
     assert build(df, "near", placement()).tcp is None
     assert build(df, "far", placement()).tcp is not None
+    # an output with no edge across: its keys all the same, for a recorder wired live
+    assert build(df, "lone", placement()).tcp is not None
+    assert build(df, "lone", None).tcp is None
     # a run that was not placed is built exactly as before
     assert build(df, "cam", None).tcp is None
     assert all(e.server_key is None for e in build(df, "cam", None).outputs["image"])

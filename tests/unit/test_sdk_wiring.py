@@ -234,10 +234,13 @@ def test_stats_message_shape() -> None:
         {"in": InputStatistics(5, 1, 2, 0)},
         {"out": OutputStatistics(9, 3), "idle": OutputStatistics(0, 0)},
     )
-    assert json.loads(channel.encode(stats_message(stats))) == {
+    assert json.loads(channel.encode(stats_message(stats, None, {"out": 70}))) == {
         "t": "stats",
         "inputs": {"in": {"received": 5, "dropped": 1, "queued": 2, "refused": 0}},
-        "outputs": {"out": {"sent": 9, "dropped": 3}, "idle": {"sent": 0, "dropped": 0}},
+        "outputs": {
+            "out": {"sent": 9, "dropped": 3, "bytes": 70},
+            "idle": {"sent": 0, "dropped": 0, "bytes": 0},
+        },
     }
 
 
