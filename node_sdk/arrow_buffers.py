@@ -31,7 +31,7 @@ def bit_width(pa: Any, arrow_type: Any) -> int:
     """The bit width of a fixed-width type this kind carries (1: bool), else 0."""
     if arrow_type.num_buffers != 2 or pa.types.is_dictionary(arrow_type):
         return 0  # strings, lists, structs, unions, nulls... (3 buffers, children, or none)
-    if isinstance(arrow_type, pa.ExtensionType):
+    if isinstance(arrow_type, pa.BaseExtensionType):  # uuid, user types: IPC carries them
         return 0
     try:
         width = int(arrow_type.bit_width)

@@ -103,10 +103,12 @@ def test_types_in_turn_on_one_output_each_arrive_as_their_own() -> None:
             assert got.to_pylist() == value.to_pylist()
 
 
-def test_strings_structs_and_dictionaries_keep_the_ipc_stream() -> None:
+def test_strings_structs_dictionaries_and_extensions_keep_the_ipc_stream() -> None:
     others = [pa.array(["a", None]), pa.array([[1], []]), pa.array(["a", "a"]).dictionary_encode(),
               pa.StructArray.from_arrays([pa.array([1], pa.uint32())], names=["x"]),
-              pa.chunked_array([[1], [2]]), pa.nulls(2)]  # fmt: skip
+              pa.chunked_array([[1], [2]]), pa.nulls(2),
+              pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"0" * 16], pa.binary(16))),
+              ]  # fmt: skip
     for value in others:
         assert wire.encode_payload(value).kind == wire.KIND_ARROW, value.type
 
