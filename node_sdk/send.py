@@ -22,12 +22,12 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import wiring
-from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.channel import Rewire
 from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
 from node_sdk.layouts import Layouts, numpy_fields
 from node_sdk.wire import (
+    DEFERRED_BODIES,
     FLAG_LARGE,
     FLAG_PACKED,
     GENERATION_END,
@@ -206,8 +206,8 @@ class Sender:
         if nbytes > MAX_INLINE_BYTES or len(extra) > MAX_EXTRA_BYTES:
             # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
-        if type(body) is ArrowBody:
-            body = body.join()  # an arrow stream sent inline (an exact type check: cheap)
+        if type(body) in DEFERRED_BODIES:
+            body = body.join()  # an arrow payload sent inline (an exact type check: cheap)
         self.bytes_sent[output_id] = self.bytes_sent.get(output_id, 0) + nbytes
         stamp = time.time_ns()
         flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from node_sdk import arrow_ipc
+from node_sdk import arrow_buffers, arrow_ipc
+from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
 
@@ -40,6 +41,7 @@ KIND_NUMPY: Final = 3
 KIND_ARROW: Final = 4
 KIND_EOS: Final = 5
 KIND_SHM: Final = 6  # a shared-memory descriptor (node_sdk/shm.py); the inner kind in it
+KIND_ARROW_BUFFERS: Final = 7  # a fixed-width (or struct of them) array's own buffers
 # The extra key of an end-of-stream that ends one generation of its sender, not its stream:
 # the sender may be restarted, and only the daemon knows when it has ended for good.
 GENERATION_END: Final = {"ge": 1}
@@ -246,7 +248,7 @@ def unpack_credit(frame: bytes) -> int:
 def encode_payload(data: object, deferred: bool = False) -> Payload:
     """A value -> its kind and bytes; NodeError naming the type when it cannot be sent.
 
-    `deferred`: an arrow payload's bytes are an `ArrowBody`, written where they go
+    `deferred`: an arrow payload's bytes are a `DEFERRED_BODIES` one, written where they go
     (`write_payload`, `inline_body`) instead of into a buffer of their own first."""
     if data is None:
         return Payload(KIND_NONE, _EMPTY)
@@ -263,6 +265,11 @@ def encode_payload(data: object, deferred: bool = False) -> Payload:
             return _encode_numpy(np, data)
     elif module.startswith("pyarrow"):
         pa = sys.modules.get("pyarrow")
+        if pa is not None and isinstance(data, pa.Array):
+            fast = arrow_buffers.encode(pa, data)  # None: not a fixed-width type
+            if fast is not None:
+                body_ = fast if deferred else fast.join()
+                return Payload(KIND_ARROW_BUFFERS, body_, None, fast.nbytes, True)
         if pa is not None and isinstance(data, pa.Array | pa.ChunkedArray):
             body = arrow_ipc.encode(pa, data)
             return Payload(KIND_ARROW, body if deferred else body.join(), None, body.nbytes, True)
@@ -300,10 +307,14 @@ def _encode_numpy(np: Any, array: Any) -> Payload:
     return Payload(KIND_NUMPY, flat, fields, flat.nbytes, private or not array.flags.writeable)
 
 
+# the bodies `encode_payload(deferred=True)` may give: written where they go, or joined
+DEFERRED_BODIES: Final = (ArrowBody, BuffersBody)
+
+
 def write_payload(target: Any, body: Any, nbytes: int) -> Any:
     """Write an encoded payload into `target` (a segment): the one copy of its bytes. What
     a receiver without the segment is sent: `body`, or `target` when only it holds them."""
-    if type(body) is ArrowBody:
+    if type(body) in DEFERRED_BODIES:
         body.write_into(memoryview(target)[:nbytes])
         return target  # the stream is in the segment only
     target[:nbytes] = body
@@ -365,6 +376,8 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
         if type(data) is not memoryview or not data.readonly:
             array.flags.writeable = False  # bytes and read-only views make a read-only array
         return array
+    if kind == KIND_ARROW_BUFFERS:
+        return arrow_buffers.decode(data)
     if kind == KIND_ARROW:
         return arrow_ipc.decode(data)
     raise NodeError(f"data frame of unknown kind {kind}")

@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from node_sdk import arrow_buffers, arrow_ipc
 from node_sdk.wire import KIND_ARROW, KIND_BYTES, KIND_NONE, KIND_NUMPY, KIND_STR
 
 SCHEMA_NAME: Final = "flow.Message"
@@ -82,6 +83,14 @@ def encode_message(
         return text
     # base64 needs no JSON escaping: spliced in, a MiB is not scanned by the JSON encoder
     return b"".join((text[:-1], b',"data":"', base64.b64encode(payload), b'"}'))
+
+
+def arrow_stream(payload: bytes | memoryview) -> bytes:
+    """An arrow payload of the array's own buffers (kind 7) -> the Arrow IPC stream that
+    kind 4 sends (what a recording holds); NodeError when the payload does not add up."""
+    import pyarrow as pa
+
+    return arrow_ipc.encode(pa, arrow_buffers.decode(payload)).join()
 
 
 def arrow_type(stream: bytes | memoryview) -> str:

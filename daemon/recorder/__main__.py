@@ -26,12 +26,15 @@ from typing import Any, Final
 
 import zmq
 
+from daemon.model import recording as fmt
 from daemon.recorder.writer import McapSink, Received, Tallies, Tally, WriterThread
 from node_sdk.leases import Releases, ShmReader
 from node_sdk.wire import (
     FLAG_PACKED,
     HEADER,
     HEADER_SIZE,
+    KIND_ARROW,
+    KIND_ARROW_BUFFERS,
     KIND_EOS,
     KIND_SHM,
     MAX_FRAME_BYTES,
@@ -119,6 +122,8 @@ class Recorder:
         try:
             if kind == KIND_SHM:  # copied out at once: the segment goes back to its sender
                 kind, body = self.shm.open_payload(body, header.extra, _copy)
+            if kind == KIND_ARROW_BUFFERS:  # recorded as every arrow payload: a stream
+                kind, body = KIND_ARROW, fmt.arrow_stream(body)
         except Exception as exc:
             if not self.undecodable:  # the first cause, in the recorder's log
                 print(f"recorder: {topic}: a message cannot be read: {exc!r}", file=sys.stderr)

@@ -1,5 +1,7 @@
 """Arrow payloads: the schema message made once per type and parsed once per schema, the
-stream written straight into its segment, every type exact in any order, garbage refused."""
+payload written straight into its segment, every type exact in any order, garbage refused.
+Fixed-width arrays travel as their own buffers (kind 7, tests/unit/test_sdk_arrow_buffers.py),
+the others as an Arrow IPC stream (kind 4)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 import zmq
 
 from daemon.keeper.shm_cleanup import remove_run_segments
-from node_sdk import NodeError, arrow_ipc, wire
+from node_sdk import NodeError, arrow_buffers, arrow_ipc, wire
 from node_sdk.config import Edge, NodeConfig
 from node_sdk.send import Sender
 
@@ -27,6 +29,8 @@ VALUES = [
     pa.chunked_array([[1, 2], [3]]),
     pa.array([], type=pa.float64()),
 ]  # fmt: skip
+# the values sent as their own buffers (kind 7): fixed-width types, not chunked
+FIXED_WIDTH = {0, 3, 5}
 
 
 def _plain(value: Any) -> Any:
@@ -37,9 +41,10 @@ def _plain(value: Any) -> Any:
 def test_arrow_types_in_turn_arrive_exact(into_segment: bool) -> None:
     segment = mmap.mmap(-1, 1 << 20)
     for _ in range(3):  # later rounds take the cached schema on both ends
-        for value in VALUES:
+        for index, value in enumerate(VALUES):
             payload = wire.encode_payload(value, deferred=True)
-            assert payload.kind == wire.KIND_ARROW
+            fixed = index in FIXED_WIDTH
+            assert payload.kind == (wire.KIND_ARROW_BUFFERS if fixed else wire.KIND_ARROW)
             if into_segment:
                 sent = wire.write_payload(segment, payload.data, payload.nbytes)
                 assert sent is segment  # the stream exists only there: no copy before it
@@ -47,7 +52,7 @@ def test_arrow_types_in_turn_arrive_exact(into_segment: bool) -> None:
             else:
                 data = payload.data.join()
                 assert len(data) == payload.nbytes
-            got = wire.decode_payload(wire.KIND_ARROW, data, {})
+            got = wire.decode_payload(payload.kind, data, {})
             assert got.type == value.type
             assert got.to_pylist() == _plain(value).to_pylist()
             del got, data
@@ -65,7 +70,8 @@ def test_the_stream_is_arrows_own_format() -> None:
 
 
 def _stream(value: Any) -> bytes:
-    return bytes(wire.encode_payload(value).data)
+    """The Arrow IPC stream of `value` (what kind 4 sends), whatever its type."""
+    return arrow_ipc.encode(pa, value).join()
 
 
 @pytest.mark.parametrize(
@@ -104,8 +110,15 @@ def test_the_schema_caches_are_bounded() -> None:
     assert len(arrow_ipc._READ) <= arrow_ipc.MAX_SCHEMAS
 
 
+@pytest.mark.parametrize(
+    ("value", "body"),
+    [
+        (pa.array(np.arange(100_000, dtype=np.uint8)), arrow_buffers.BuffersBody),
+        (pa.array(["x" * 100] * 1000), arrow_ipc.ArrowBody),
+    ],
+)
 def test_a_failed_write_into_a_segment_gives_it_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: Any, body: type[Any]
 ) -> None:
     run = str(uuid.uuid4())
     cfg = NodeConfig(
@@ -114,16 +127,15 @@ def test_a_failed_write_into_a_segment_gives_it_back(
         outputs={"out": (Edge(f"ipc://{tmp_path}/in", "b", "in", "drop_oldest"),)},
     )  # fmt: skip
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    value = pa.array(np.arange(100_000, dtype=np.uint8))
     try:
         sender = Sender(context, cfg, send_timeout_s=1.0)
         sender.connect()
 
-        def broken(self: arrow_ipc.ArrowBody, target: Any) -> None:
+        def broken(self: Any, target: Any) -> None:
             raise NodeError("arrow payload: the write failed")
 
         with monkeypatch.context() as patch:
-            patch.setattr(arrow_ipc.ArrowBody, "write_into", broken)
+            patch.setattr(body, "write_into", broken)
             with pytest.raises(NodeError, match="write failed"):
                 sender.send_output("out", value)
         pool = sender._pool

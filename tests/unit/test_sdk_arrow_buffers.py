@@ -1,0 +1,194 @@
+"""Arrow payloads of fixed-width types (kind 7): every such type exact, slices and nulls,
+types in turn, the array rebuilt over the frame without a copy, hostile frames refused."""
+
+from __future__ import annotations
+
+import decimal
+import mmap
+import struct
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from node_sdk import NodeError, arrow_buffers, wire
+
+N = 37
+
+
+def _with_nulls(arrow_type: Any) -> Any:
+    """N values of `arrow_type`, every fifth one null."""
+    mask = [i % 5 == 0 for i in range(N)]
+    if pa.types.is_boolean(arrow_type):
+        values: list[Any] = [i % 3 == 0 for i in range(N)]
+    elif pa.types.is_fixed_size_binary(arrow_type):
+        values = [bytes([i]) * arrow_type.byte_width for i in range(N)]
+    elif pa.types.is_decimal(arrow_type):
+        values = [decimal.Decimal(i) / 4 for i in range(N)]
+    elif arrow_type == pa.month_day_nano_interval():
+        values = [(i, i, i) for i in range(N)]
+    elif pa.types.is_floating(arrow_type):
+        return pa.array(np.arange(N).astype(arrow_type.to_pandas_dtype()), mask=np.array(mask))
+    else:  # integers and temporal types: their integers, viewed as the type
+        ints = pa.array([None if m else i for i, m in enumerate(mask)])
+        return ints.cast(pa.int32() if arrow_type.bit_width == 32 else pa.int64()).view(
+            arrow_type) if arrow_type.bit_width >= 32 else ints.cast(arrow_type)  # fmt: skip
+    return pa.array([None if m else v for v, m in zip(values, mask, strict=True)], arrow_type)
+
+
+TYPES = [
+    pa.bool_(), pa.int8(), pa.uint8(), pa.int16(), pa.uint16(), pa.int32(), pa.uint32(),
+    pa.int64(), pa.uint64(), pa.float16(), pa.float32(), pa.float64(), pa.date32(),
+    pa.date64(), pa.timestamp("s"), pa.timestamp("ns", "Europe/Paris"), pa.time32("ms"),
+    pa.time64("ns"), pa.duration("us"), pa.decimal128(12, 2), pa.decimal256(40, 3),
+    pa.binary(5), pa.month_day_nano_interval(),
+]  # fmt: skip
+
+
+def _round_trip(value: Any) -> Any:
+    payload = wire.encode_payload(value)
+    assert payload.kind == wire.KIND_ARROW_BUFFERS, value.type
+    assert len(payload.data) == payload.nbytes
+    got = wire.decode_payload(payload.kind, memoryview(payload.data).toreadonly(), {})
+    got.validate(full=True)
+    assert got.type == value.type
+    assert got.equals(value), (value, got)
+    return got
+
+
+@pytest.mark.parametrize("arrow_type", TYPES, ids=str)
+def test_every_fixed_width_type_arrives_exact_sliced_with_and_without_nulls(
+    arrow_type: Any,
+) -> None:
+    if arrow_type == pa.date64():  # whole days only
+        full = pa.array([None if i % 5 == 0 else i * 86_400_000 for i in range(N)], pa.date64())
+    else:
+        full = _with_nulls(arrow_type)
+    assert full.null_count
+    for offset in range(12):  # offsets on and off byte boundaries, bitmaps or not
+        for length in (0, 1, 7, 8, 9, 20):
+            part = full.slice(offset, length)
+            _round_trip(part)
+            _round_trip(part.drop_null())  # no validity bitmap at all
+    _round_trip(pa.array([], arrow_type))
+    _round_trip(pa.nulls(3, arrow_type))
+
+
+def test_a_slice_sends_only_what_it_holds() -> None:
+    big = pa.array(np.arange(1_000_000, dtype=np.uint64))
+    payload = wire.encode_payload(big.slice(500_000, 10))
+    assert payload.nbytes < 1000
+
+
+def test_the_array_is_built_over_the_frame_without_a_copy() -> None:
+    frame = wire.encode_payload(pa.array(np.arange(1000, dtype=np.int32))).data
+    got = wire.decode_payload(wire.KIND_ARROW_BUFFERS, memoryview(frame), {})
+    start = pa.py_buffer(frame).address
+    assert start <= got.buffers()[1].address < start + len(frame)
+    assert not got.buffers()[1].is_mutable
+    assert got.to_numpy()[999] == 999
+
+
+def test_types_in_turn_on_one_output_each_arrive_as_their_own() -> None:
+    values = [pa.array([1, 2, 3], pa.uint8()), pa.array([1.5, None]), pa.array([True, None]),
+              pa.array([1, 2, 3], pa.uint8()).slice(1), pa.array(["a"]),
+              pa.StructArray.from_arrays([pa.array([1])], names=["x"]),
+              pa.array([7], pa.int64())]  # fmt: skip
+    for _ in range(2):
+        for value in values:
+            payload = wire.encode_payload(value)
+            got = wire.decode_payload(payload.kind, payload.data, {})
+            assert got.type == value.type
+            assert got.to_pylist() == value.to_pylist()
+
+
+def test_strings_structs_dictionaries_and_extensions_keep_the_ipc_stream() -> None:
+    others = [pa.array(["a", None]), pa.array([[1], []]), pa.array(["a", "a"]).dictionary_encode(),
+              pa.StructArray.from_arrays([pa.array([1], pa.uint32())], names=["x"]),
+              pa.chunked_array([[1], [2]]), pa.nulls(2),
+              pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"0" * 16], pa.binary(16))),
+              ]  # fmt: skip
+    for value in others:
+        assert wire.encode_payload(value).kind == wire.KIND_ARROW, value.type
+
+
+def test_a_large_array_is_written_straight_into_a_segment() -> None:
+    value = pa.array(np.arange(100_000, dtype=np.float64), mask=np.arange(100_000) % 7 == 0)
+    payload = wire.encode_payload(value, deferred=True)
+    assert type(payload.data) is arrow_buffers.BuffersBody
+    segment = mmap.mmap(-1, 1 << 21)
+    assert wire.write_payload(segment, payload.data, payload.nbytes) is segment
+    view = memoryview(segment)[: payload.nbytes].toreadonly()
+    got = wire.decode_payload(wire.KIND_ARROW_BUFFERS, view, {})
+    assert got.equals(value)
+    del got, view
+
+
+def _good() -> bytes:
+    return wire.encode_payload(pa.array([1, None, 3, 4], pa.int32())).data  # type: ignore[no-any-return]
+
+
+def _table(frame: bytes, **changes: int) -> bytes:
+    """`frame` with some fields of its table changed."""
+    names = ("schema", "reserved", "length", "nulls", "offset", "validity", "data")
+    fields = dict(zip(names, arrow_buffers.TABLE.unpack_from(frame), strict=True))
+    fields.update(changes)
+    return arrow_buffers.TABLE.pack(*fields.values()) + frame[arrow_buffers.TABLE.size :]
+
+
+def _string_schema() -> bytes:
+    schema = pa.schema([pa.field("v", pa.string())]).serialize().to_pybytes()
+    return arrow_buffers.TABLE.pack(len(schema), 0, 0, 0, 0, arrow_buffers.ABSENT, 0) + schema
+
+
+HOSTILE = {
+    "empty": b"",
+    "short": b"\x00" * 20,
+    "cut": _good()[:-8],
+    "longer": _good() + b"\x00" * 8,
+    "schema past the end": _table(_good(), schema=1 << 30),
+    "not a schema": _table(_good(), schema=8)[: arrow_buffers.TABLE.size] + b"\xff" * 200,
+    "a string type": _string_schema(),
+    "negative length": _table(_good(), length=-1),
+    "more nulls than values": _table(_good(), nulls=5),
+    "offset of 8": _table(_good(), offset=8),
+    "a huge length": _table(_good(), length=1 << 60),
+    "data size off": _table(_good(), data=12),
+    "bitmap without nulls": _table(_good(), nulls=0),
+    "no bitmap with nulls": _table(_good(), validity=arrow_buffers.ABSENT),
+    "a huge buffer": _table(_good(), data=(1 << 64) - 2),
+}
+
+
+@pytest.mark.parametrize("frame", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_frame_that_does_not_add_up_is_a_node_error(frame: bytes) -> None:
+    for _ in range(2):  # and again: a refused schema is never cached
+        with pytest.raises(NodeError, match="arrow buffers payload"):
+            wire.decode_payload(wire.KIND_ARROW_BUFFERS, frame, {})
+
+
+def test_two_columns_are_refused() -> None:
+    schema = pa.schema([pa.field("a", pa.int8()), pa.field("b", pa.int8())])
+    raw = schema.serialize().to_pybytes()
+    frame = arrow_buffers.TABLE.pack(len(raw), 0, 0, 0, 0, arrow_buffers.ABSENT, 0) + raw
+    with pytest.raises(NodeError, match="2 columns"):
+        wire.decode_payload(wire.KIND_ARROW_BUFFERS, frame, {})
+
+
+def test_the_layout_caches_are_bounded() -> None:
+    for width in range(1, arrow_buffers.MAX_LAYOUTS * 2):
+        value = pa.array([b"x" * width], type=pa.binary(width))
+        assert _round_trip(value).to_pylist() == [b"x" * width]
+    assert len(arrow_buffers._SENT) <= arrow_buffers.MAX_LAYOUTS
+    assert len(arrow_buffers._READ) <= arrow_buffers.MAX_LAYOUTS
+
+
+def test_the_table_is_little_endian_and_fixed() -> None:
+    frame = _good()
+    schema_size = struct.unpack_from("<I", frame)[0]
+    # 4 int32 values, 1 null, offset 0, a 1-byte bitmap, 16 data bytes
+    assert arrow_buffers.TABLE.unpack_from(frame)[2:] == (4, 1, 0, 1, 16)
+    data_at = arrow_buffers.TABLE.size + schema_size + (-schema_size) % 8 + 8
+    assert frame[data_at : data_at + 16] == struct.pack("<4i", 1, 0, 3, 4)
+    assert len(frame) == data_at + 16
