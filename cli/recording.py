@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ def new_file(text: str, option: str = "--record") -> str:
     does (a recording never overwrites one)."""
     need_mcap()
     path = Path(text).expanduser().absolute()
+    if path.is_symlink() and not path.exists():  # the recorder would not follow it either
+        raise CliError(f"{option} {text}: a symbolic link to nothing is there (a recording "
+                       "never writes through one)", BAD_INPUT)  # fmt: skip
     if path.exists():
         raise CliError(f"{option} {text}: the file exists (a recording never overwrites one)",
                        BAD_INPUT)  # fmt: skip
@@ -93,9 +97,13 @@ def read_contents(path: str) -> Contents:
     except FileNotFoundError:
         raise CliError(f"no such recording: {path}", BAD_INPUT) from None
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # mcap seeks before the start of a file that short
+            raise CliError(f"{path} is not a readable MCAP file: too short to be one",
+                           BAD_INPUT) from None  # fmt: skip
         raise CliError(f"cannot read {path}: {exc.strerror or exc}", BAD_INPUT) from None
     except (McapError, ValueError, EOFError, KeyError) as exc:
-        raise CliError(f"{path} is not a readable MCAP file: {exc}", BAD_INPUT) from None
+        reason = str(exc) or "it ends too early (empty or cut off)"
+        raise CliError(f"{path} is not a readable MCAP file: {reason}", BAD_INPUT) from None
     return contents
 
 

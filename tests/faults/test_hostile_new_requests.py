@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import flow, start_stream
+from helpers import flow, start_stream, stream_graph
 from procs import RawClient
 
 
@@ -38,3 +38,31 @@ def test_yaml_params_nested_deeper_than_a_node_reads_are_refused(
     assert done.returncode == 2, done
     assert "Traceback" not in done.stderr
     assert f"{yml}:4: nodes[0].params.a: parameter 'a': nested deeper than 16" in done.stderr
+
+
+def test_record_to_a_dangling_symlink_is_refused_before_the_run(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    # It passed the check (the link's target does not exist), then the recorder refused to
+    # write through it: the run went on unrecorded, exit 0, "no such recording".
+    link = tmp_path / "rec.mcap"
+    link.symlink_to(tmp_path / "elsewhere.mcap")
+    yml = tmp_path / "g.yml"
+    yml.write_text(stream_graph(tick_ms=20))
+    done = flow("run", str(yml), "--record", str(link), "--stop-after", "1s", home=flow_home)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith(f"error: --record {link}: a symbolic link to nothing"), done
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "elsewhere.mcap").exists()
+
+
+def test_replay_of_an_empty_or_tiny_file_says_it_is_not_an_mcap_file(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    for name, data in (("empty.mcap", b""), ("magic.mcap", b"\x89MCAP0\r\n")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        done = flow("replay", "--info", str(path), home=flow_home)
+        assert done.returncode == 2, done
+        assert done.stderr.startswith(f"error: {path} is not a readable MCAP file: "), done
+        assert not done.stderr.rstrip().endswith(":"), done  # a reason, not nothing
