@@ -9,7 +9,10 @@ from typing import Any
 
 from cli.errors import BAD_INPUT, CliError
 
-INSTALL_HINT = "install the record extra: pip install 'flow[record]'"
+INSTALL_HINT = (  # the distribution's name (pyproject.toml): `flow` on PyPI is another one
+    "install the record extra: pip install 'flow-runtime[record]' (in a clone: "
+    "pip install '.[record]')"
+)
 
 
 def need_mcap() -> None:

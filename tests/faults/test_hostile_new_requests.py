@@ -3,9 +3,11 @@ the field at fault, and the daemon still answers (review of the day's features).
 
 from __future__ import annotations
 
+import os
+import tomllib
 from pathlib import Path
 
-from helpers import flow, start_stream, stream_graph
+from helpers import REPO, flow, start_stream, stream_graph
 from procs import RawClient
 
 
@@ -66,3 +68,21 @@ def test_replay_of_an_empty_or_tiny_file_says_it_is_not_an_mcap_file(
         assert done.returncode == 2, done
         assert done.stderr.startswith(f"error: {path} is not a readable MCAP file: "), done
         assert not done.stderr.rstrip().endswith(":"), done  # a reason, not nothing
+
+
+def test_without_mcap_the_hint_names_the_distribution_to_install(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    # The hint said `pip install 'flow[record]'`: `flow` on PyPI is another project.
+    shadow = tmp_path / "shadow" / "mcap"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no mcap here')\n")
+    yml = tmp_path / "g.yml"
+    yml.write_text(stream_graph(tick_ms=20))
+    path = f"{shadow.parent}{os.pathsep}{REPO}"
+    done = flow("run", str(yml), "--record", str(tmp_path / "r.mcap"), home=flow_home,
+                env_extra={"PYTHONPATH": path})  # fmt: skip
+    assert done.returncode == 2, done
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+    assert f"pip install '{project}[record]'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
