@@ -47,6 +47,9 @@ class Recording:
     summary: dict[str, Any] | None = None  # once stopped
     expires: float | None = None  # a `flow record` lease (monotonic), else None
     stopped: trio.Event = attrs.field(factory=trio.Event)
+    # One stop at a time: `flow record`'s stop, its lease running out and the run's end
+    # may all stop it at once, and two readers of the recorder's stdout is a trio error.
+    stopping: trio.Lock = attrs.field(factory=trio.Lock)
     _lines: bytes = b""
 
     async def read_line(self) -> dict[str, Any]:
@@ -97,36 +100,37 @@ async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
     endpoints = {t: f"ipc://{run.sockets / f'rec{token}-{n}'}" for n, t in enumerate(topics)}
     recording = Recording(token, path, endpoints)
     run.recordings.append(recording)
-    config = {"path": path, "topics": endpoints, "dataflow": _dataflow_text(run),
-              "run": {"id": run.id, "name": run.name or "",
-                      "dataflow": str(run.dataflow.path)}}  # fmt: skip
-    try:
-        errors = (run.run_dir / f"recorder-{token}.log").open("ab")
-    except OSError:
-        errors = None  # no log folder (a full disk): its errors go nowhere, its summary stays
-    try:
-        recording.process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "daemon.recorder", json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=errors if errors is not None else subprocess.DEVNULL,
-            start_new_session=True,  # a terminal's Ctrl-C stops the run; the run stops it
-        )  # fmt: skip
-        with trio.fail_after(READY_S):
-            ready = await recording.read_line()
-    except (OSError, ValueError, trio.TooSlowError) as exc:
-        await _end(recording, kill=True)
-        _fail(run, recording, f"the recorder did not start: {exc or type(exc).__name__}")
-        return recording
-    finally:
-        if errors is not None:
-            errors.close()  # the child has its own copy
-    if ready.get("error"):
-        run.mark_degraded(f"recording: {ready['error']}")
-    for topic, endpoint in endpoints.items():
-        node, _, output = topic.partition("/")
-        run.add_live_edge(node, output, Edge(endpoint, f"recorder-{token}", "record",
-                                             "drop_oldest", RECORDER_QUEUE))  # fmt: skip
-    log.info("run %s: recording %s to %s (%d outputs)", run.id, token, path, len(topics))
+    async with recording.stopping:  # a run ending now stops it once it started
+        config = {"path": path, "topics": endpoints, "dataflow": _dataflow_text(run),
+                  "run": {"id": run.id, "name": run.name or "",
+                          "dataflow": str(run.dataflow.path)}}  # fmt: skip
+        try:
+            errors = (run.run_dir / f"recorder-{token}.log").open("ab")
+        except OSError:
+            errors = None  # no log folder (a full disk): its errors go nowhere, its summary stays
+        try:
+            recording.process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "daemon.recorder", json.dumps(config)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=errors if errors is not None else subprocess.DEVNULL,
+                start_new_session=True,  # a terminal's Ctrl-C stops the run; the run stops it
+            )  # fmt: skip
+            with trio.fail_after(READY_S):
+                ready = await recording.read_line()
+        except (OSError, ValueError, trio.TooSlowError) as exc:
+            await _end(recording, kill=True)
+            _fail(run, recording, f"the recorder did not start: {exc or type(exc).__name__}")
+            return recording
+        finally:
+            if errors is not None:
+                errors.close()  # the child has its own copy
+        if ready.get("error"):
+            run.mark_degraded(f"recording: {ready['error']}")
+        for topic, endpoint in endpoints.items():
+            node, _, output = topic.partition("/")
+            run.add_live_edge(node, output, Edge(endpoint, f"recorder-{token}", "record",
+                                                 "drop_oldest", RECORDER_QUEUE))  # fmt: skip
+        log.info("run %s: recording %s to %s (%d outputs)", run.id, token, path, len(topics))
     return recording
 
 
@@ -142,7 +146,13 @@ def _dataflow_text(run: Run) -> str:
 
 async def stop_recording(run: Run, recording: Recording) -> dict[str, Any]:
     """Unwire, let the recorder finish its file, and keep its summary; what it missed
-    (or why it failed) marks the run degraded. Idempotent; bounded by STOP_S."""
+    (or why it failed) marks the run degraded. Idempotent, also when called again while
+    it stops (a later call waits for the first); bounded by STOP_S."""
+    async with recording.stopping:
+        return await _stop(run, recording)
+
+
+async def _stop(run: Run, recording: Recording) -> dict[str, Any]:
     if recording.summary is not None:
         return recording.summary
     for endpoint in recording.topics.values():

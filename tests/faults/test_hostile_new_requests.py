@@ -3,12 +3,16 @@ the field at fault, and the daemon still answers (review of the day's features).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
 
-from helpers import REPO, flow, start_stream, stream_graph
+from fault_tools import diagnostics, run_info
+from helpers import BOUND_S, REPO, flow, start_stream, stream_graph
 from procs import RawClient
+
+from node_sdk import paths
 
 
 def test_record_start_topics_must_be_a_list_not_a_string(daemon: Path, tmp_path: Path) -> None:
@@ -86,3 +90,32 @@ def test_without_mcap_the_hint_names_the_distribution_to_install(
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
     assert f"pip install '{project}[record]'" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_recording_stopped_twice_at_once_stops_once_and_the_run_lives(
+    daemon: Path, tmp_path: Path
+) -> None:
+    # Two record_stop at once (or a stop as the lease ran out, or as the run ended) read the
+    # recorder's output from two tasks: trio's BusyResourceError answered "internal error",
+    # and from the lease's task it failed the whole run ("failed in the daemon").
+    start_stream(daemon, tmp_path, "twice", tick_ms=20)
+    client = RawClient(daemon)
+    try:
+        path = tmp_path / "twice.mcap"
+        reply = client.request("record_start", {"run": "twice", "path": str(path)})
+        assert reply["ok"], reply
+        recording = reply["body"]["recording"]
+        for n in range(3):
+            client.send_raw(json.dumps({"v": 1, "id": f"s{n}", "type": "record_stop",
+                                        "body": {"recording": recording}}).encode())  # fmt: skip
+        replies = [client.receive(timeout=BOUND_S) for _ in range(3)]
+    finally:
+        client.close()
+    assert all(r is not None and r["ok"] for r in replies), replies
+    summaries = {json.dumps(r["body"]["summary"], sort_keys=True) for r in replies if r}
+    assert len(summaries) == 1, summaries
+    assert path.stat().st_mode & 0o077 == 0
+    assert run_info(daemon, "twice")["status"] == "running", diagnostics(daemon)
+    stopped = flow("stop", "twice", home=daemon)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Traceback" not in paths.daemon_log(daemon).read_text()
