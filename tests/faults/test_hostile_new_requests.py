@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tomllib
 from pathlib import Path
 
 from fault_tools import diagnostics, run_info
-from helpers import BOUND_S, REPO, flow, start_stream, stream_graph
+from helpers import BOUND_S, REPO, daemon_down, flow, start_stream, stream_graph
 from procs import RawClient
 
 from node_sdk import paths
@@ -119,3 +120,21 @@ def test_a_recording_stopped_twice_at_once_stops_once_and_the_run_lives(
     stopped = flow("stop", "twice", home=daemon)
     assert stopped.returncode == 0, stopped.stderr
     assert "Traceback" not in paths.daemon_log(daemon).read_text()
+
+
+def test_cluster_probe_of_a_text_without_its_path_is_refused(flow_home: Path) -> None:
+    # The text was ignored and every pair of machines probed, as if no dataflow was given.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    up = flow("up", "--machine", "alpha", "--listen", f"tcp://127.0.0.1:{port}", home=flow_home)
+    assert up.returncode == 0, up.stderr
+    client = RawClient(flow_home)
+    try:
+        reply = client.request("cluster_probe", {"text": "nodes: [{id: a, path: a.py}]"})
+        assert not reply["ok"], reply
+        assert reply["error"]["message"] == "a dataflow's text needs its path", reply
+        assert client.request("ping", {})["ok"]
+    finally:
+        client.close()
+        daemon_down(flow_home)
