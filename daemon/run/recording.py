@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -158,6 +159,7 @@ async def _stop(run: Run, recording: Recording) -> dict[str, Any]:
     for endpoint in recording.topics.values():
         run.remove_live_edge(endpoint)
     summary: dict[str, Any] | None = None
+    cause = f"the recorder did not finish within {STOP_S:g}s"
     if recording.process is not None:
         with trio.move_on_after(STOP_S):
             try:
@@ -165,12 +167,15 @@ async def _stop(run: Run, recording: Recording) -> dict[str, Any]:
                     await recording.process.stdin.aclose()  # the recorder's cue to finish
                 summary = await recording.read_line()
             except (OSError, ValueError, trio.BrokenResourceError, trio.ClosedResourceError):
-                summary = None
-        await _end(recording, kill=summary is None)
+                cause = "the recorder ended before it finished the file"
+        early = summary is None and cause.startswith("the recorder ended")
+        await _end(recording, kill=summary is None and not early)  # a dead one says why
+        if early and recording.process.returncode:
+            cause += f" ({_exit_text(recording.process.returncode)})"
     if recording.summary is not None:  # failed to start: said already
         return recording.summary
     if summary is None:
-        _fail(run, recording, f"the recorder did not finish within {STOP_S:g}s")
+        _fail(run, recording, cause)
         return recording.summary or {}
     recording.summary = summary
     recording.stopped.set()
@@ -198,6 +203,15 @@ async def expire(run: Run, recording: Recording) -> None:
             await stop_recording(run, recording)
             return
         await trio.sleep(1.0)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
 
 
 def _fail(run: Run, recording: Recording, cause: str) -> None:

@@ -9,10 +9,12 @@ import socket
 import tomllib
 from pathlib import Path
 
+import psutil
 from fault_tools import diagnostics, run_info
-from helpers import BOUND_S, REPO, daemon_down, flow, start_stream, stream_graph
-from procs import RawClient
+from helpers import BOUND_S, REPO, daemon_down, flow, start_stream, stream_graph, wait_for
+from procs import RawClient, daemon_pid
 
+from daemon.model.pids import alive
 from node_sdk import paths
 
 
@@ -138,3 +140,22 @@ def test_cluster_probe_of_a_text_without_its_path_is_refused(flow_home: Path) ->
     finally:
         client.close()
         daemon_down(flow_home)
+
+
+def test_a_recorder_killed_mid_run_is_said_to_have_died(daemon: Path, tmp_path: Path) -> None:
+    # It was reported as "the recorder did not finish within 20s", which it never tried.
+    yml = tmp_path / "g.yml"
+    yml.write_text(stream_graph(tick_ms=20))
+    path = tmp_path / "killed.mcap"
+    done = flow("start", str(yml), "--detach", "--name", "k", "--record", str(path), home=daemon)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: run_info(daemon, "k")["status"] == "running", "the run running")
+    recorders = [p for p in psutil.Process(daemon_pid(daemon)).children()
+                 if "daemon.recorder" in " ".join(p.cmdline())]  # fmt: skip
+    assert len(recorders) == 1, recorders
+    recorders[0].kill()
+    wait_for(lambda: not alive(recorders[0].pid), "the recorder dead")  # a zombie till reaped
+    stopped = flow("stop", "k", home=daemon)
+    assert stopped.returncode == 0, stopped.stderr
+    said = f"recording: {path}: the recorder ended before it finished the file (killed by SIGKILL)"
+    assert said in stopped.stderr, stopped.stderr
