@@ -159,3 +159,34 @@ def test_a_recorder_killed_mid_run_is_said_to_have_died(daemon: Path, tmp_path: 
     assert stopped.returncode == 0, stopped.stderr
     said = f"recording: {path}: the recorder ended before it finished the file (killed by SIGKILL)"
     assert said in stopped.stderr, stopped.stderr
+
+
+ACK_FLOOD = """
+from node_sdk import Node, channel
+node = Node()
+for n in range(2000):  # answers to parameter changes the daemon never sent
+    node._params.answer(channel.encode(channel.ParamAck(10**9 + n, None)))
+print("flooded", flush=True)
+for event in node:
+    pass
+"""
+
+
+def test_a_node_flooding_unknown_param_answers_does_not_fill_the_daemon_log(
+    daemon: Path, tmp_path: Path
+) -> None:
+    # One warning line each: a node in a loop wrote daemon.log full (200,000 lines, 30 MB).
+    (tmp_path / "flood.py").write_text(ACK_FLOOD)
+    yml = tmp_path / "flood.yml"
+    yml.write_text(f"nodes:\n  - id: flood\n    path: {tmp_path / 'flood.py'}\n"
+                   "    inputs: {tick: dora/timer/millis/200}\n")  # fmt: skip
+    done = flow("start", str(yml), "--detach", "--name", "ackflood", home=daemon)
+    assert done.returncode == 0, done.stderr
+    log = paths.daemon_log(daemon)
+    wait_for(lambda: "flooded" in flow("logs", "ackflood", "flood", home=daemon).stdout,
+             "the node sent its answers")  # fmt: skip
+    # the daemon has read them all once it answers a request sent after the last one
+    assert flow("param", "list", "ackflood", "flood", home=daemon).returncode == 0
+    lines = [line for line in log.read_text().splitlines() if "unknown parameter change" in line]
+    assert 1 <= len(lines) <= 12, len(lines)
+    assert flow("status", home=daemon).returncode == 0
