@@ -152,13 +152,13 @@ def test_a_recorder_killed_mid_run_is_said_to_have_died(daemon: Path, tmp_path: 
     wait_for(lambda: run_info(daemon, "k")["status"] == "running", "the run running")
     recorders = [p for p in psutil.Process(daemon_pid(daemon)).children()
                  if "daemon.recorder" in " ".join(p.cmdline())]  # fmt: skip
-    assert len(recorders) == 1, recorders
+    assert len(recorders) == 1, (recorders, diagnostics(daemon))
     recorders[0].kill()
     wait_for(lambda: not alive(recorders[0].pid), "the recorder dead")  # a zombie till reaped
     stopped = flow("stop", "k", home=daemon)
     assert stopped.returncode == 0, stopped.stderr
     said = f"recording: {path}: the recorder ended before it finished the file (killed by SIGKILL)"
-    assert said in stopped.stderr, stopped.stderr
+    assert said in stopped.stderr, (stopped.stderr, diagnostics(daemon))
 
 
 ACK_FLOOD = """
