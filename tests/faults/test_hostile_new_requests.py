@@ -149,7 +149,8 @@ def test_a_recorder_killed_mid_run_is_said_to_have_died(daemon: Path, tmp_path: 
     path = tmp_path / "killed.mcap"
     done = flow("start", str(yml), "--detach", "--name", "k", "--record", str(path), home=daemon)
     assert done.returncode == 0, done.stderr
-    wait_for(lambda: run_info(daemon, "k")["status"] == "running", "the run running")
+    log = paths.daemon_log(daemon)  # its line comes once the recorder said it is ready
+    wait_for(lambda: f" to {path} (" in log.read_text(), "the recorder ready")
     recorders = [p for p in psutil.Process(daemon_pid(daemon)).children()
                  if "daemon.recorder" in " ".join(p.cmdline())]  # fmt: skip
     assert len(recorders) == 1, (recorders, diagnostics(daemon))
