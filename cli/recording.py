@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ def new_file(text: str, option: str = "--record") -> str:
                        BAD_INPUT)  # fmt: skip
     if not path.parent.is_dir():
         raise CliError(f"{option} {text}: no such folder {path.parent}", BAD_INPUT)
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # else the run goes on unrecorded
+        raise CliError(f"{option} {text}: cannot write in {path.parent}", BAD_INPUT)
     return str(path)
 
 

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import psutil
-from fault_tools import diagnostics, run_info
+from fault_tools import diagnostics, run_info, tmpfs
 from helpers import BOUND_S, REPO, daemon_down, flow, start_stream, stream_graph, wait_for
 from procs import RawClient, daemon_pid
 
@@ -191,3 +191,18 @@ def test_a_node_flooding_unknown_param_answers_does_not_fill_the_daemon_log(
     lines = [line for line in log.read_text().splitlines() if "unknown parameter change" in line]
     assert 1 <= len(lines) <= 12, len(lines)
     assert flow("status", home=daemon).returncode == 0
+
+
+def test_record_into_a_folder_that_cannot_be_written_is_refused_before_the_run(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    # It passed (the folder exists), and the run went on with nothing recorded.
+    folder = tmp_path / "readonly"
+    yml = tmp_path / "g.yml"
+    yml.write_text(stream_graph(tick_ms=20))
+    with tmpfs(folder, "ro,size=1m"):
+        target = folder / "r.mcap"
+        done = flow("run", str(yml), "--record", str(target), "--stop-after", "1s",
+                    home=flow_home)  # fmt: skip
+    assert done.returncode == 2, done
+    assert done.stderr == f"error: --record {target}: cannot write in {folder}\n", done.stderr
