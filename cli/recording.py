@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cli.errors import BAD_INPUT, CliError
 
-INSTALL_HINT = "install the record extra: pip install 'flow[record]'"
+INSTALL_HINT = (  # the distribution's name (pyproject.toml): `flow` on PyPI is another one
+    "install the record extra: pip install 'flow-runtime[record]' (in a clone: "
+    "pip install '.[record]')"
+)
 
 
 def need_mcap() -> None:
@@ -24,11 +29,16 @@ def new_file(text: str, option: str = "--record") -> str:
     does (a recording never overwrites one)."""
     need_mcap()
     path = Path(text).expanduser().absolute()
+    if path.is_symlink() and not path.exists():  # the recorder would not follow it either
+        raise CliError(f"{option} {text}: a symbolic link to nothing is there (a recording "
+                       "never writes through one)", BAD_INPUT)  # fmt: skip
     if path.exists():
         raise CliError(f"{option} {text}: the file exists (a recording never overwrites one)",
                        BAD_INPUT)  # fmt: skip
     if not path.parent.is_dir():
         raise CliError(f"{option} {text}: no such folder {path.parent}", BAD_INPUT)
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # else the run goes on unrecorded
+        raise CliError(f"{option} {text}: cannot write in {path.parent}", BAD_INPUT)
     return str(path)
 
 
@@ -93,9 +103,13 @@ def read_contents(path: str) -> Contents:
     except FileNotFoundError:
         raise CliError(f"no such recording: {path}", BAD_INPUT) from None
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # mcap seeks before the start of a file that short
+            raise CliError(f"{path} is not a readable MCAP file: too short to be one",
+                           BAD_INPUT) from None  # fmt: skip
         raise CliError(f"cannot read {path}: {exc.strerror or exc}", BAD_INPUT) from None
     except (McapError, ValueError, EOFError, KeyError) as exc:
-        raise CliError(f"{path} is not a readable MCAP file: {exc}", BAD_INPUT) from None
+        reason = str(exc) or "it ends too early (empty or cut off)"
+        raise CliError(f"{path} is not a readable MCAP file: {reason}", BAD_INPUT) from None
     return contents
 
 

@@ -31,7 +31,7 @@ def add_arguments(pub: Any) -> None:
     pub.add_argument(
         "--as", dest="kind", choices=KINDS, default="str",
         help="str (default), bytes (the UTF-8 of the text), or json: a number or a list of "
-        "numbers, strings or booleans sent as a pyarrow array (needs flow[arrow])",
+        "numbers, strings or booleans sent as a pyarrow array (needs flow-runtime[arrow])",
     )  # fmt: skip
     pub.add_argument("--repeat", type=int, default=1, metavar="N", help="send the values N times")
     pub.add_argument(
@@ -70,7 +70,8 @@ def _value(text: str, kind: str) -> Any:
     try:
         import pyarrow as pa
     except ImportError:
-        raise CliError("--as json needs pyarrow: pip install 'flow[arrow]'", BAD_INPUT) from None
+        hint = "--as json needs pyarrow: pip install 'flow-runtime[arrow]'"
+        raise CliError(hint, BAD_INPUT) from None
     items = value if isinstance(value, list) else [value]
     try:
         return pa.array(items)

@@ -61,6 +61,8 @@ async def probe(rt: Runtime, req: rq.ClusterProbe) -> rp.LinkProbeReply:
     if not 0 < req.timeout <= MAX_TIMEOUT_S:
         raise BadRequest(f"timeout {req.timeout:g} s: expected more than 0 and at most "
                          f"{MAX_TIMEOUT_S:g}")  # fmt: skip
+    if req.path is None and req.text is not None:  # not every pair: the client meant a file
+        raise BadRequest("a dataflow's text needs its path")
     if req.path is not None:
         if req.text is None:
             raise BadRequest("a dataflow's path needs its text")

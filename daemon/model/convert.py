@@ -9,6 +9,7 @@ use, so what imports the protocol only for its constants never pays for it.
 from __future__ import annotations
 
 import functools
+import typing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -99,6 +100,23 @@ def _structure_env(value: Any, _: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _is_list(type_: Any) -> bool:
+    return typing.get_origin(type_) is list
+
+
+def _list_hook(converter: cattrs.Converter) -> Any:
+    """cattrs makes a list of any iterable: a string would be its characters, an object its
+    keys (`"topics": "src/out"` read as topics `s`, `r`, ...). Only a JSON array is a list."""
+
+    def structure(value: Any, type_: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise FieldError("expected a list")
+        (item,) = typing.get_args(type_) or (Any,)
+        return [converter.structure(element, item) for element in value]
+
+    return structure
+
+
 @functools.cache
 def converter() -> cattrs.Converter:
     """The strict converter both ends use: no coercion, no extra keys, bounded values.
@@ -118,6 +136,7 @@ def converter() -> cattrs.Converter:
     converter.register_structure_hook(rq.Name, _check_str(rq.MAX_NAME_CHARS))
     converter.register_structure_hook(rq.YamlText, _check_str(rq.MAX_TEXT_CHARS))
     converter.register_structure_hook(rp.ParamText, _check_str(rq.MAX_PARAM_CHARS))
+    converter.register_structure_hook_func(_is_list, _list_hook(converter))
     return converter
 
 

@@ -134,12 +134,14 @@ def cpu_affinity(report: f.Report, raw: Mapping[str, Any], where: Where) -> tupl
     if value is None:
         return None
     at = (*where, "cpu_affinity")
-    ok = isinstance(value, list) and value and all(
-        type(cpu) is int and 0 <= cpu < MAX_CPU for cpu in value
-    )
-    if not ok:
-        report.add(at, f"expected a list of CPU numbers (0 to {MAX_CPU - 1}), got "
-                       f"{f.describe(value)}")  # fmt: skip
+    wanted = f"expected a list of CPU numbers (0 to {MAX_CPU - 1})"
+    if not isinstance(value, list) or not value:
+        got = "an empty list" if isinstance(value, list) else f.describe(value)
+        report.add(at, f"{wanted}, got {got}")
+        return None
+    bad = [cpu for cpu in value if type(cpu) is not int or not 0 <= cpu < MAX_CPU]
+    if bad:  # name the entry: "got a list" does not say which
+        report.add(at, f"{wanted}, got {bad[0]!r}"[:200])
         return None
     return tuple(sorted(set(value)))
 

@@ -64,6 +64,16 @@ def _compact(value: Any, key: str) -> str:
     return text
 
 
+def _checked_depth(text: str, key: str) -> str:
+    """A YAML value nested deeper than a node reads (node_sdk/params.py) would be dropped
+    by every node it reaches: refused here as `flow param set` refuses it."""
+    try:
+        loads(text, f"parameter {key!r}", max_bytes=MAX_VALUE_BYTES, max_depth=MAX_DEPTH)
+    except NodeError as exc:
+        raise BadRequest(str(exc)) from None
+    return text
+
+
 def current(initial: Mapping[str, str], changed: Mapping[str, str | None]) -> dict[str, str]:
     """The values now: the YAML's, then every change (None: deleted), in key order."""
     merged = {**initial, **changed}
@@ -85,7 +95,7 @@ def from_yaml(report: f.Report, raw: Mapping[str, Any], where: Where) -> dict[st
     out: dict[str, str] = {}
     for key, item in value.items():
         try:
-            out[check_key(str(key))] = _compact(item, str(key))
+            out[check_key(str(key))] = _checked_depth(_compact(item, str(key)), str(key))
         except BadRequest as exc:
             report.add((*at, str(key)), str(exc))
         except (TypeError, ValueError) as exc:  # a YAML date, a .nan: not JSON

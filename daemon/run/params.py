@@ -81,6 +81,7 @@ class ParamDesk:
     waiting: dict[int, _Waiting] = attrs.field(factory=dict)
     late: OrderedDict[int, _Waiting] = attrs.field(factory=OrderedDict)
     last_token: int = 0
+    unknown_acks: dict[tuple[str, str], int] = attrs.field(factory=dict)  # (run, node) -> count
 
     async def deliver(
         self, run: Run, slot: NodeSlot, key: str, text: str | None, timeout_s: float
@@ -113,6 +114,17 @@ class ParamDesk:
             raise ParamNotSet(slot.id, key, f"refused by the node: {waiting.error}")
         put(self.store, run.id, slot.id, key, text)
 
+    def _unknown(self, run_id: str, node_id: str, token: int) -> None:
+        """One line for the 1st, 2nd, 4th, 8th, ... unknown answer of a node: a node that
+        sends them in a loop must not fill daemon.log."""
+        if len(self.unknown_acks) >= MAX_LATE and (run_id, node_id) not in self.unknown_acks:
+            self.unknown_acks.clear()  # bounded; a node's count starts over at worst
+        count = self.unknown_acks.get((run_id, node_id), 0) + 1
+        self.unknown_acks[(run_id, node_id)] = count
+        if count & (count - 1) == 0:
+            log.warning("run %s: node %s: answer to unknown parameter change %d ignored "
+                        "(%d so far)", run_id, node_id, token, count)  # fmt: skip
+
     def _remember_late(self, token: int, waiting: _Waiting) -> None:
         self.late[token] = waiting
         while len(self.late) > MAX_LATE:
@@ -128,8 +140,7 @@ class ParamDesk:
             return
         late = self.late.pop(ack.token, None)
         if late is None or (late.run.id, late.node) != (run_id, node_id):
-            log.warning("run %s: node %s: answer to unknown parameter change %d ignored",
-                        run_id, node_id, ack.token)  # fmt: skip
+            self._unknown(run_id, node_id, ack.token)
             return
         if ack.error is not None:
             return  # refused late: nothing changed, as the request said

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,9 @@ class Recording:
     summary: dict[str, Any] | None = None  # once stopped
     expires: float | None = None  # a `flow record` lease (monotonic), else None
     stopped: trio.Event = attrs.field(factory=trio.Event)
+    # One stop at a time: `flow record`'s stop, its lease running out and the run's end
+    # may all stop it at once, and two readers of the recorder's stdout is a trio error.
+    stopping: trio.Lock = attrs.field(factory=trio.Lock)
     _lines: bytes = b""
 
     async def read_line(self) -> dict[str, Any]:
@@ -124,45 +128,47 @@ async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
     endpoints = {t: _endpoint(run, token, n, t) for n, t in enumerate(topics)}
     recording = Recording(token, path, endpoints)
     run.recordings.append(recording)
-    config: dict[str, Any] = {"path": path, "topics": endpoints, "dataflow": _dataflow_text(run),
-                              "run": {"id": run.id, "name": run.name or "",
-                                      "dataflow": str(run.dataflow.path)}}  # fmt: skip
-    if any(endpoint.startswith("tcp://") for endpoint in endpoints.values()):
-        config["tcp"] = _tcp_keys(run)
-    try:
-        errors = (run.run_dir / f"recorder-{token}.log").open("ab")
-    except OSError:
-        errors = None  # no log folder (a full disk): its errors go nowhere, its summary stays
-    try:
-        recording.process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "daemon.recorder", json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=errors if errors is not None else subprocess.DEVNULL,
-            start_new_session=True,  # a terminal's Ctrl-C stops the run; the run stops it
-        )  # fmt: skip
-        with trio.fail_after(READY_S):
-            ready = await recording.read_line()
-    except (OSError, ValueError, trio.TooSlowError) as exc:
-        await _end(recording, kill=True)
-        _fail(run, recording, f"the recorder did not start: {exc or type(exc).__name__}")
-        return recording
-    finally:
-        if errors is not None:
-            errors.close()  # the child has its own copy
-    if ready.get("error"):
-        run.mark_degraded(f"recording: {ready['error']}")
-    bound = ready.get("endpoints")
-    if isinstance(bound, dict) and set(bound) == set(endpoints):  # a tcp:// port, chosen
-        recording.topics = endpoints = {topic: str(bound[topic]) for topic in endpoints}
-    keys = config.get("tcp") or {}
-    for topic, endpoint in endpoints.items():
-        node, _, output = topic.partition("/")
-        # drop_oldest across machines too: the node's PUSH never waits for the recorder
-        server_key = keys.get("public_key") if endpoint.startswith("tcp://") else None
-        edge = Edge(endpoint, f"recorder-{token}", "record", "drop_oldest", RECORDER_QUEUE,
-                    server_key)  # fmt: skip
-        run.add_live_edge(node, output, edge)
-    log.info("run %s: recording %s to %s (%d outputs)", run.id, token, path, len(topics))
+    async with recording.stopping:  # a run ending now stops it once it started
+        config: dict[str, Any] = {
+            "path": path, "topics": endpoints, "dataflow": _dataflow_text(run),
+            "run": {"id": run.id, "name": run.name or "", "dataflow": str(run.dataflow.path)},
+        }  # fmt: skip
+        if any(endpoint.startswith("tcp://") for endpoint in endpoints.values()):
+            config["tcp"] = _tcp_keys(run)
+        try:
+            errors = (run.run_dir / f"recorder-{token}.log").open("ab")
+        except OSError:
+            errors = None  # no log folder (a full disk): its errors are lost, not its summary
+        try:
+            recording.process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "daemon.recorder", json.dumps(config)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=errors if errors is not None else subprocess.DEVNULL,
+                start_new_session=True,  # a terminal's Ctrl-C stops the run; the run stops it
+            )  # fmt: skip
+            with trio.fail_after(READY_S):
+                ready = await recording.read_line()
+        except (OSError, ValueError, trio.TooSlowError) as exc:
+            await _end(recording, kill=True)
+            _fail(run, recording, f"the recorder did not start: {exc or type(exc).__name__}")
+            return recording
+        finally:
+            if errors is not None:
+                errors.close()  # the child has its own copy
+        if ready.get("error"):
+            run.mark_degraded(f"recording: {ready['error']}")
+        bound = ready.get("endpoints")
+        if isinstance(bound, dict) and set(bound) == set(endpoints):  # a tcp:// port, chosen
+            recording.topics = endpoints = {topic: str(bound[topic]) for topic in endpoints}
+        keys = config.get("tcp") or {}
+        for topic, endpoint in endpoints.items():
+            node, _, output = topic.partition("/")
+            # drop_oldest across machines too: the node's PUSH never waits for the recorder
+            server_key = keys.get("public_key") if endpoint.startswith("tcp://") else None
+            edge = Edge(endpoint, f"recorder-{token}", "record", "drop_oldest", RECORDER_QUEUE,
+                        server_key)  # fmt: skip
+            run.add_live_edge(node, output, edge)
+        log.info("run %s: recording %s to %s (%d outputs)", run.id, token, path, len(topics))
     return recording
 
 
@@ -178,12 +184,19 @@ def _dataflow_text(run: Run) -> str:
 
 async def stop_recording(run: Run, recording: Recording) -> dict[str, Any]:
     """Unwire, let the recorder finish its file, and keep its summary; what it missed
-    (or why it failed) marks the run degraded. Idempotent; bounded by STOP_S."""
+    (or why it failed) marks the run degraded. Idempotent, also when called again while
+    it stops (a later call waits for the first); bounded by STOP_S."""
+    async with recording.stopping:
+        return await _stop(run, recording)
+
+
+async def _stop(run: Run, recording: Recording) -> dict[str, Any]:
     if recording.summary is not None:
         return recording.summary
     for endpoint in recording.topics.values():
         run.remove_live_edge(endpoint)
     summary: dict[str, Any] | None = None
+    cause = f"the recorder did not finish within {STOP_S:g}s"
     if recording.process is not None:
         with trio.move_on_after(STOP_S):
             try:
@@ -191,12 +204,15 @@ async def stop_recording(run: Run, recording: Recording) -> dict[str, Any]:
                     await recording.process.stdin.aclose()  # the recorder's cue to finish
                 summary = await recording.read_line()
             except (OSError, ValueError, trio.BrokenResourceError, trio.ClosedResourceError):
-                summary = None
-        await _end(recording, kill=summary is None)
+                cause = "the recorder ended before it finished the file"
+        early = summary is None and cause.startswith("the recorder ended")
+        await _end(recording, kill=summary is None and not early)  # a dead one says why
+        if early and recording.process.returncode:
+            cause += f" ({_exit_text(recording.process.returncode)})"
     if recording.summary is not None:  # failed to start: said already
         return recording.summary
     if summary is None:
-        _fail(run, recording, f"the recorder did not finish within {STOP_S:g}s")
+        _fail(run, recording, cause)
         return recording.summary or {}
     recording.summary = summary
     recording.stopped.set()
@@ -224,6 +240,15 @@ async def expire(run: Run, recording: Recording) -> None:
             await stop_recording(run, recording)
             return
         await trio.sleep(1.0)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
 
 
 def _fail(run: Run, recording: Recording, cause: str) -> None:

@@ -76,5 +76,5 @@ def test_a_bad_cpu_affinity_is_one_line(flow_home: Path, tmp_path: Path) -> None
     done = flow("check", str(yml), home=flow_home)
     assert done.returncode == 2
     assert done.stderr.splitlines()[1:] == [
-        f"{yml}:5: nodes[0].cpu_affinity: expected a list of CPU numbers (0 to 1023), got a list"
+        f"{yml}:5: nodes[0].cpu_affinity: expected a list of CPU numbers (0 to 1023), got -1"
     ]
