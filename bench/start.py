@@ -39,6 +39,24 @@ def chains(bench: Bench, system: str, lengths: tuple[int, ...]) -> dict[str, flo
     return results
 
 
+def chains_only(bench: Bench, systems: list[str], lengths: tuple[int, ...],
+                report: dict[str, Any]) -> None:
+    """`--chains-only`: each system's chains, then flow's exec'd ones (errors recorded)."""
+    for system in [*systems, "flow-exec"]:
+        key = "chain_exec_s" if system == "flow-exec" else "chain_s"
+        out = report["flow" if system == "flow-exec" else system]
+        try:
+            out[key] = chains(bench, system, lengths)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            report["errors"].append(f"{system} chains: {exc}")
+
+
+def chain_table(report: dict[str, Any]) -> str:
+    """The chain rows alone (`--chains-only`)."""
+    lines = ["| measure | flow | dora | flow/dora |", "|---|---|---|---|"]
+    return "\n".join(lines + [row for row in rows(report) if "chain" in row])
+
+
 def restart_latency(bench: Bench, exec_spawn: bool = False) -> dict[str, float]:
     """From a crashed node's last line to its next generation's first (restart_delay 0),
     ms: median and max over the crashes."""
