@@ -43,6 +43,7 @@ class Bench:
         self.home.mkdir()
         self.flow = str(Path(sys.executable).parent / "flow")
         self.run_options: list[str] = []  # more `flow run` options (bench/record.py)
+        self.last_cpu = 0.0  # user + sys seconds of the last dataflow's run (`dataflow`)
         self.dora: str | None = None
         self.dora_python: str | None = None
         self.dora_note = "not requested (--no-dora)"
@@ -112,10 +113,12 @@ class Bench:
         else:
             assert self.dora is not None
             argv = [self.dora, "run", str(path)]
-        started = time.perf_counter()
+        started, before = time.perf_counter(), measure.children_cpu()
         done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
                               timeout=timeout)  # fmt: skip
         wall = time.perf_counter() - started
+        # the CLI's process and what it waited for (flow's nodes: its keeper thread waits)
+        self.last_cpu = measure.children_cpu() - before
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             raise RuntimeError(f"{system} run failed ({done.returncode}): " + " | ".join(tail))
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             out = report[system]
             out["start_two_s"] = _attempt(errors, f"{system} 2-node", bench.start_two, system)
             out["chain_s"] = _attempt(errors, f"{system} chains", start.chains, bench, system,
-                                      lengths) or {}  # fmt: skip
+                                      lengths, out.setdefault("chain_cpu_s", {})) or {}  # fmt: skip
             fan = _attempt(errors, f"{system} fan-out", bench.fanout, system)
             if fan:
                 out["fanout_p50_us"], out["fanout_p99_us"] = fan["p50_us"], fan["p99_us"]
@@ -330,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.payloads_only or args.chains_only):
             report["flow"]["rss"] = _attempt(errors, "flow idle RSS", bench.idle_rss) or {}
             flow = report["flow"]
+            exec_cpu = flow.setdefault("chain_exec_cpu_s", {})
             flow["chain_exec_s"] = _attempt(errors, "flow chains (exec)", start.chains, bench,
-                                            "flow-exec", lengths) or {}  # fmt: skip
+                                            "flow-exec", lengths, exec_cpu) or {}  # fmt: skip
             flow["restart"] = _attempt(errors, "restart", start.restart_latency, bench)
             flow["restart_exec"] = _attempt(errors, "restart (exec)", start.restart_latency, bench,
                                             True)  # fmt: skip
