@@ -120,15 +120,22 @@ def _end(status: int | None) -> NoReturn:
         with _reported():
             threading._shutdown()  # what the interpreter calls: non-daemon threads waited for
     atexit._run_exitfuncs()  # prints a handler's exception, as the interpreter does
+    # stdio flushed before the node's files are closed and after, as the interpreter does:
+    # one of them may be a second writer of fd 1 or 2
+    _flush_stdio()
     close_own_files()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a reader that left: nothing more to say
-            stream.flush()
+    _flush_stdio()
     if status is None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
         status = 128 + signal.SIGINT  # not reached: SIGINT's default ends the process
     os._exit(status)
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a reader that left: nothing more to say
+            stream.flush()
 
 
 def close_own_files() -> None:
