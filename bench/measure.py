@@ -9,6 +9,7 @@ messages plus sequence gaps) says when a row cannot be trusted.
 
 from __future__ import annotations
 
+import resource
 import statistics
 from typing import Any
 
@@ -94,3 +95,9 @@ def summarize(
             out[name]["msgs_per_s"] = min(rates) if rates else None  # the slowest receiver
         start = end
     return out
+
+
+def children_cpu() -> float:
+    """User + system seconds of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -43,6 +43,7 @@ class Bench:
         self.home.mkdir()
         self.flow = str(Path(sys.executable).parent / "flow")
         self.run_options: list[str] = []  # more `flow run` options (bench/record.py)
+        self.last_cpu = 0.0  # user + sys seconds of the last dataflow's run (`dataflow`)
         self.dora: str | None = None
         self.dora_python: str | None = None
         self.dora_note = "not requested (--no-dora)"
@@ -112,10 +113,12 @@ class Bench:
         else:
             assert self.dora is not None
             argv = [self.dora, "run", str(path)]
-        started = time.perf_counter()
+        started, before = time.perf_counter(), measure.children_cpu()
         done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
                               timeout=timeout)  # fmt: skip
         wall = time.perf_counter() - started
+        # the CLI's process and what it waited for (flow's nodes: its keeper thread waits)
+        self.last_cpu = measure.children_cpu() - before
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             raise RuntimeError(f"{system} run failed ({done.returncode}): " + " | ".join(tail))
@@ -275,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="cProfile flow's sender and receiver into DIR (one kind, size)")
     parser.add_argument("--payloads-only", action="store_true",
                         help="leave out the start, chain, fan-out and RSS measures")
+    parser.add_argument("--chains-only", action="store_true",
+                        help="only the chains: flow forked, dora, flow exec'd")
+    parser.add_argument("--chains", default=None, metavar="LENGTHS",
+                        help="comma-separated chain lengths (default 10,50,100,200)")
     args = parser.parse_args(argv)
     bench = Bench(args.quick, not args.no_dora, args.scale)
     if args.profile:
@@ -295,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     errors = report["errors"]
     started = time.perf_counter()
     lengths = start.QUICK_CHAINS if args.quick else start.CHAINS
+    lengths = tuple(_csv(args.chains, list(lengths), int))
     try:
+        if args.chains_only:
+            start.chains_only(bench, systems[1:], lengths, report)
+            kinds = []
         for kind in kinds:
             for meta in metas:
                 name = f"{kind} {'with' if meta else 'without'} metadata"
@@ -310,20 +321,21 @@ def main(argv: list[str] | None = None) -> int:
                         if got is not None:
                             by[system] = got
                             print(f"bench: {what}: {_brief(got)}", flush=True)
-        for system in [] if args.payloads_only else systems[1:]:
+        for system in [] if args.payloads_only or args.chains_only else systems[1:]:
             out = report[system]
             out["start_two_s"] = _attempt(errors, f"{system} 2-node", bench.start_two, system)
             out["chain_s"] = _attempt(errors, f"{system} chains", start.chains, bench, system,
-                                      lengths) or {}  # fmt: skip
+                                      lengths, out.setdefault("chain_cpu_s", {})) or {}  # fmt: skip
             fan = _attempt(errors, f"{system} fan-out", bench.fanout, system)
             if fan:
                 out["fanout_p50_us"], out["fanout_p99_us"] = fan["p50_us"], fan["p99_us"]
                 out["fanout_msgs_per_s"], out["fanout_lost"] = fan["msgs_per_s"], fan["lost"]
-        if not args.payloads_only:
+        if not (args.payloads_only or args.chains_only):
             report["flow"]["rss"] = _attempt(errors, "flow idle RSS", bench.idle_rss) or {}
             flow = report["flow"]
+            exec_cpu = flow.setdefault("chain_exec_cpu_s", {})
             flow["chain_exec_s"] = _attempt(errors, "flow chains (exec)", start.chains, bench,
-                                            "flow-exec", lengths) or {}  # fmt: skip
+                                            "flow-exec", lengths, exec_cpu) or {}  # fmt: skip
             flow["restart"] = _attempt(errors, "restart", start.restart_latency, bench)
             flow["restart_exec"] = _attempt(errors, "restart (exec)", start.restart_latency, bench,
                                             True)  # fmt: skip
@@ -332,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.close()
     report["seconds"] = time.perf_counter() - started
     report["load_after"] = os.getloadavg()
-    print(render(report, args.payloads_only))
+    print(start.chain_table(report) if args.chains_only else render(report, args.payloads_only))
     print(f"\nbench: {report['seconds']:.0f} s; load average before {report['load'][0]:.2f}, "
           f"after {report['load_after'][0]:.2f}; dora-rs: {bench.dora_note}")
     for error in errors:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 CHAINS = (10, 50, 100, 200)
 QUICK_CHAINS = (3, 5)
+# where each chain's CPU seconds go, beside its wall seconds
+CPU_KEYS = {"chain_s": "chain_cpu_s", "chain_exec_s": "chain_exec_cpu_s"}
 RESTARTS = 20  # crashes of the restart node (each one a latency sample)
 IMPORT_RUNS = 9  # the minimum is reported: the machine's other work only adds
 IMPORTS = {
@@ -27,16 +29,40 @@ IMPORTS = {
 }
 
 
-def chains(bench: Bench, system: str, lengths: tuple[int, ...]) -> dict[str, float]:
-    """Wall seconds of `flow run` / `dora run` of each chain (`flow-exec`: spawn: exec)."""
+def chains(
+    bench: Bench, system: str, lengths: tuple[int, ...], cpu: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Wall seconds of `flow run` / `dora run` of each chain (`flow-exec`: spawn: exec);
+    into `cpu`, the CPU seconds of each (every process the CLI waited for)."""
     results: dict[str, float] = {}
     for length in lengths:
         if system == "flow-exec":
             results[str(length)] = bench.chain("flow", length, FLOW_SPAWN="exec")
         else:
             results[str(length)] = bench.chain(system, length)
-        print(f"bench: {length}-node chain {system}: {results[str(length)]:.2f} s", flush=True)
+        if cpu is not None:
+            cpu[str(length)] = bench.last_cpu
+        print(f"bench: {length}-node chain {system}: {results[str(length)]:.2f} s, "
+              f"CPU {bench.last_cpu:.2f} s", flush=True)  # fmt: skip
     return results
+
+
+def chains_only(bench: Bench, systems: list[str], lengths: tuple[int, ...],
+                report: dict[str, Any]) -> None:
+    """`--chains-only`: each system's chains, then flow's exec'd ones (errors recorded)."""
+    for system in [*systems, "flow-exec"]:
+        key = "chain_exec_s" if system == "flow-exec" else "chain_s"
+        out = report["flow" if system == "flow-exec" else system]
+        try:
+            out[key] = chains(bench, system, lengths, out.setdefault(CPU_KEYS[key], {}))
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            report["errors"].append(f"{system} chains: {exc}")
+
+
+def chain_table(report: dict[str, Any]) -> str:
+    """The chain rows alone (`--chains-only`)."""
+    lines = ["| measure | flow | dora | flow/dora |", "|---|---|---|---|"]
+    return "\n".join(lines + [row for row in rows(report) if "chain" in row])
 
 
 def restart_latency(bench: Bench, exec_spawn: bool = False) -> dict[str, float]:
@@ -90,11 +116,14 @@ def rows(report: dict[str, Any]) -> list[str]:
     """The start-cost rows of the measures table."""
     flow, dora = report["flow"], report["dora"]
     out = []
-    for length, seconds in flow.get("chain_s", {}).items():
-        execd = flow.get("chain_exec_s", {}).get(length)
-        theirs = dora.get("chain_s", {}).get(length)
-        out.append(f"| {length}-node chain run, wall s (flow exec'd: {_num(execd)}) | "
-                   f"{_num(seconds)} | {_num(theirs)} | {_ratio(seconds, theirs)} |")  # fmt: skip
+    for key, what in (("chain_s", "wall s"), ("chain_cpu_s", "CPU s of every process")):
+        exec_key = "chain_exec_s" if key == "chain_s" else CPU_KEYS["chain_exec_s"]
+        for length, seconds in flow.get(key, {}).items():
+            execd = flow.get(exec_key, {}).get(length)
+            theirs = dora.get(key, {}).get(length)
+            ratio = _ratio(seconds, theirs)
+            out.append(f"| {length}-node chain run, {what} (flow exec'd: {_num(execd)}) "
+                       f"| {_num(seconds)} | {_num(theirs)} | {ratio} |")  # fmt: skip
     for key, how in (("restart", "fork"), ("restart_exec", "exec")):
         name = f"crashed node running again ({how}), ms median/max"
         got = flow.get(key)

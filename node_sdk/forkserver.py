@@ -20,6 +20,7 @@ Frames both ways: 4 bytes of length, then JSON. Requests are decoded by one tota
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -148,6 +149,10 @@ class Server:
                 self._reply({"id": request.number, "fallback": why})
                 return None
             left_r, left_w = os.pipe()  # its end tells the node the middle has left
+            # what the server made so far is left alone by a node's garbage collections
+            # (they would write to every page shared with the server) and by the close of
+            # its own files at its end (node_sdk/forkchild.py)
+            gc.freeze()
             try:
                 middle = os.fork()
             except OSError as exc:  # out of processes or memory for now: an exec may do

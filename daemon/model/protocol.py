@@ -22,6 +22,7 @@ import attrs
 from daemon.model import requests as rq
 from daemon.model.convert import OutOfRange, structure, unstructure
 from daemon.model.errors import BadRequest, FlowError
+from daemon.model.parts import MAX_REQUEST_BYTES
 from node_sdk.strictjson import depth
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 VERSION = 1
-MAX_REQUEST_BYTES = 1 << 20
 # zmq drops a peer that sends more than this outright; between the two limits we reply.
 SOCKET_MAX_MSG_BYTES = 16 << 20
 # Our deepest request is 3 levels ({"body": {"env": {}}}); Python's JSON parser recurses

@@ -17,9 +17,8 @@ import zmq
 
 from daemon.keeper.logs import Tee
 from daemon.model.errors import ControlSocketUnavailable
-from daemon.model.protocol import SOCKET_MAX_MSG_BYTES
 from daemon.run import dynamic, params
-from daemon.run.node_channel import NodeChannel, bind_router
+from daemon.run.node_channel import MAX_MSG_BYTES, NodeChannel, bind_router
 from daemon.run.runtime import Runtime, serve_nursery
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
@@ -46,7 +45,7 @@ async def open_runtime(
     endpoint = f"ipc://{sockets / paths.NODES_SOCKET}"
     try:
         try:
-            nodes = bind_router(context, endpoint, {zmq.MAXMSGSIZE: SOCKET_MAX_MSG_BYTES})
+            nodes = bind_router(context, endpoint, {zmq.MAXMSGSIZE: MAX_MSG_BYTES})
         except (zmq.ZMQError, OSError) as exc:
             raise ControlSocketUnavailable(
                 f"cannot bind the node channel in {sockets}: {exc}"

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 FindSlot = Callable[[str, str], NodeSlot | None]
 Attach = Callable[[channel.Attach], NodeConfig]
 MAX_IDENTITY = 256  # `run/node/generation` or `attach/<pid>/<hex>`
+# zmq drops a peer that sends more than this outright (the control socket's bound too);
+# below it, `channel.decode` refuses what is over its own MAX_FRAME
+MAX_MSG_BYTES = 16 << 20
 
 
 class NoDynamicNode(RecoverableError):

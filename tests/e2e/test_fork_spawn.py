@@ -164,6 +164,7 @@ started = time.time()
 forked = "node_sdk.forkserver" in sys.modules
 with open(os.environ["OUT"], "a") as out:
     out.write(f"start {started} {forked} {os.getpid()}\\n")
+    out.flush()  # its own start counts: the fourth generation is the last
     runs = sum(1 for line in open(os.environ["OUT"]) if line.startswith("start"))
     if runs < 4:
         out.write(f"exit {time.time()}\\n")
@@ -291,3 +292,50 @@ def test_a_numpy_script_gets_numpy_preloaded_and_its_own_random_state(
         assert node["threads"] == 1  # and no thread of numpy's came along
     assert got[0]["draws"][0] != got[1]["draws"][0]  # numpy's generator: seeded again
     assert got[0]["draws"][1] != got[1]["draws"][1]  # Python's: seeded again
+
+
+LEAVES_OPEN = """\
+import atexit, gzip, os, sys, threading, time
+out = os.environ["OUT"]
+text = open(out + ".txt", "w")  # never closed: its buffered line must reach the file
+text.write("buffered line\\n")
+packed = gzip.open(out + ".gz", "wt")  # never closed: the end writes its trailer
+packed.write("packed line\\n")
+atexit.register(lambda: open(out + ".atexit", "w").write("atexit ran"))
+def late():
+    time.sleep(0.3)  # after the script's end: the end waits for this thread
+    with open(out + ".thread", "w") as fh:
+        fh.write("thread ran")
+threading.Thread(target=late).start()
+sys.exit("a farewell on stderr")
+"""
+
+
+def test_a_forked_node_ends_as_an_execd_one(flow_home: Path, tmp_path: Path) -> None:
+    """A forked node skips the interpreter's freeing of every module (its cost is mostly
+    the pages it shares with the server, copied); what a script sees of its end stays:
+    threads waited for, atexit handlers, open files closed, its exit status."""
+    import gzip
+
+    outs = {how: tmp_path / how for how in ("fork", "exec")}
+    yaml = "nodes:\n" + "".join(
+        f"  - id: {how}\n    path: leaves_open.py\n    connects: false\n    spawn: {how}\n"
+        f"    env: {{OUT: {out}}}\n"
+        for how, out in outs.items()
+    )
+    yml = write_dataflow(tmp_path, yaml, {"leaves_open.py": LEAVES_OPEN})
+    done = flow("run", str(yml), home=flow_home, timeout=120)
+    assert done.returncode != 0  # both exit 1 (a SystemExit with a message)
+    for how, out in outs.items():
+        assert Path(f"{out}.txt").read_text() == "buffered line\n", how
+        with gzip.open(f"{out}.gz", "rt") as packed:
+            assert packed.read() == "packed line\n", how
+        assert Path(f"{out}.atexit").read_text() == "atexit ran", how
+        assert Path(f"{out}.thread").read_text() == "thread ran", how
+        errors = [r["m"] for r in _log(flow_home, how) if r["s"] == "stderr"]
+        assert errors == ["a farewell on stderr"], (how, errors)
+    lines = done.stdout.splitlines() + done.stderr.splitlines()
+    endings = [line.split(None, 1)[1] for line in lines
+               if line.split(None, 1)[:1] in (["fork"], ["exec"]) and "|" not in line]  # fmt: skip
+    assert len(endings) == 2, endings
+    assert endings[0] == endings[1]
