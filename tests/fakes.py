@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 import zmq
 
+from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.run.zmq_trio import SocketOwner
 from node_sdk import paths
 
@@ -59,6 +60,9 @@ class FakeNodeRouter:
         self.peers: dict[str, bytes] = {}  # node -> identity, from its hello
         self.byes: set[str] = set()
         self.stats: dict[str, list[Message]] = {}  # node -> its `stats` reports
+        # runs of the nodes it served: their shared-memory segments go at close, as the
+        # daemon removes a run's at its end (a sender leaves the ones a receiver still held)
+        self.runs: set[str] = set()
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._error: BaseException | None = None
@@ -108,11 +112,14 @@ class FakeNodeRouter:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving, close; raise what went wrong in the serving thread, if anything."""
+        """Stop serving, close, remove the segments of its runs; raise what went wrong in
+        the serving thread, if anything."""
         self._done.set()
         if self._thread is not None:
             self._thread.join(BOUND_S)
         self.ctx.destroy(linger=0)
+        for run in self.runs:
+            remove_run_segments(run)
         Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)  # zmq leaves it
         if self._error is not None:
             raise self._error
@@ -142,6 +149,7 @@ class FakeNodeRouter:
             assert identity == expected.encode(), (identity, message)
             assert message["pid"] > 0, message
             self.peers[message["node"]] = identity
+            self.runs.add(message["run"])
         elif kind == "bye":
             self.byes.add(identity.decode().split("/")[1])
         elif kind == "stats":
@@ -162,6 +170,7 @@ def node_configs(
 ) -> tuple[Message, Message]:
     """Configs of `sender/<output>` -> `receiver/<input_id>`, as the daemon would write them."""
     run = str(uuid.uuid4())
+    router.runs.add(run)
     endpoint = f"ipc://{sockdir}/{run[:8]}-n1i0" if receiver_bound else f"ipc://{sockdir}/none"
     base = {"run": run, "run_name": "t", "generation": 1, "restarts": 0,
             "daemon": router.endpoint, "descriptor": None, "config": {}}  # fmt: skip

@@ -226,3 +226,20 @@ def test_drop_oldest_gives_back_the_segments_it_drops(
     # dropped ones were given back too, and unlinked by the sender as it closed: only the
     # held first and the last (still referenced when the receiver closed) are left
     assert len(_segments(run)) <= 2 < info["segments"]
+
+
+def test_the_fake_daemon_removes_what_a_sender_left_at_close(
+    sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
+) -> None:
+    """A receiver that holds a view past its sender's close leaves that segment in
+    /dev/shm; the real daemon removes it when the run ends, and so must the fake one, or
+    every test on it leaks (two such segments were found in /dev/shm)."""
+    router = FakeNodeRouter(f"ipc://{sockdir}/own-nodes")
+    try:
+        _, _, run = _run(
+            router, sockdir, spawn, tmp_path, "numbered", cleanup, N="1", SIZE=str(96 * 1024)
+        )
+        assert _segments(run)  # the held first view: the sender left its segment in place
+    finally:
+        router.close()
+    assert _segments(run) == []
