@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -172,13 +173,16 @@ class Node(DoraSurface, ParamSurface):
         if not receiver.is_alive():
             self._inputs.close()  # else it may still be reading them: the exit closes them
         self._inbox.discard_queued()  # what was never read goes back to its senders
-        self._sender.close()
+        lingering = self._sender.close()  # what is queued reaches the receivers still there
         self._shm.releases.close()
         events.commands.close(linger=0)
         if not receiver.is_alive():
             if self._curve is not None:
                 self._curve.close()
-            self._ctx.term()  # waits for the bounded lingers only
+            if lingering:  # for a receiver gone meanwhile: not worth waiting for (flush.py)
+                threading.Thread(target=self._ctx.term, name="flow-linger", daemon=True).start()
+            else:
+                self._ctx.term()
 
     def __enter__(self) -> Node:
         return self

@@ -25,6 +25,7 @@ from node_sdk import wiring
 from node_sdk.channel import Rewire
 from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
+from node_sdk.flush import Ending
 from node_sdk.layouts import Layouts, numpy_fields
 from node_sdk.wire import (
     DEFERRED_BODIES,
@@ -51,8 +52,6 @@ from node_sdk.wire import (
 )
 
 DROP_OLDEST_SNDHWM: Final = 1000
-PUSH_LINGER_MS: Final = 2000  # close flushes what is queued, for at most this long
-EOS_TIMEOUT_S: Final = 2.0  # end-of-stream to a stuck receiver is given up after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +135,7 @@ class Sender:
         self.rewires: deque[Rewire] = deque()
         self.retired: dict[str, int] = {}  # messages sent on edges unwired since
         self.closed = False
+        self._ending: Ending | None = None  # once the node ends (flush.py)
         # shared memory for payloads at or above the threshold (shm.py); the pool is made
         # at the first such send, so a node that never sends one never imports it
         self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
@@ -153,7 +153,7 @@ class Sender:
         # backpressure: a DEALER, to read the receiver's credits on the same link
         sock = self._ctx.socket(zmq.DEALER if backpressure else zmq.PUSH)
         sock.sndhwm = max(edge.queue_size + 1, DROP_OLDEST_SNDHWM)
-        sock.linger = PUSH_LINGER_MS
+        sock.linger = 0  # `close` sets the linger it needs (flush.py)
         sock.immediate = False  # queue for a receiver that is (re)connecting
         if backpressure:
             sock.sndtimeo = int(self.send_timeout_s * 1000)
@@ -358,40 +358,40 @@ class Sender:
     # ------------------------------------------------------------ the end
 
     def send_eos(self, *, final: bool = True) -> None:
-        """End-of-stream on every edge live now (bounded by EOS_TIMEOUT_S in all).
+        """End-of-stream on every edge live now; from here on the edges are watched, and
+        waiting for room is bounded by `send_timeout_s` with `close` (flush.py).
 
         Not `final`: it ends this generation only (the node may be restarted), and the
         receivers keep their inputs open (docs/protocol.md).
         """
         if self.rewires:
             self.apply_rewires()  # end-of-stream goes to the edges live now, and only those
-        deadline = time.monotonic() + EOS_TIMEOUT_S
+        ending = self._end()
         for output in self.outputs.values():
             extra = output.plain_extra
             if not final:
                 extra = encode_extra(output.source, None, GENERATION_END)
             for edge in output.edges:
                 header = HEADER.pack(MAGIC, KIND_EOS, 0, 0, self._gen, edge.seq, 0, len(extra))
-                while True:
-                    try:
-                        edge.sock.send_multipart([header + extra, b""], zmq.NOBLOCK)
-                        break
-                    except zmq.Again:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break  # stuck receiver: the daemon's upstream_done closes it
-                        edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLOUT)
+                ending.send_last(edge, [header + extra, b""])
 
-    def close(self) -> None:
-        """Unlink this node's segments; close the edges (each flushes, bounded)."""
+    def close(self) -> bool:
+        """Close the edges once what they queued reached every receiver still there (at
+        most `send_timeout_s` after the end began), then unlink this node's segments.
+        True if an edge socket may still linger (its receiver went away meanwhile)."""
         self.closed = True
+        ending = self._end()
+        lingering = ending.close()
         if self._pool:
-            self._pool.close()
-        for output in self.outputs.values():
-            for edge in output.edges:
-                edge.sock.close(linger=PUSH_LINGER_MS)
-                if edge.link is not None:
-                    edge.link.close()
+            # a receiver that is gone will not release what it holds: no wait for it
+            self._pool.close(wait_s=0.0) if ending.any_gone else self._pool.close()
+        return lingering
+
+    def _end(self) -> Ending:
+        if self._ending is None:  # a node that ends without end-of-stream (dynamic) too
+            edges = [edge for output in self.outputs.values() for edge in output.edges]
+            self._ending = Ending(edges, self.send_timeout_s)
+        return self._ending
 
     def statistics(self) -> dict[str, OutputStatistics]:
         return {oid: OutputStatistics(sum(e.sent for e in out.edges) + self.retired.get(oid, 0),

@@ -159,9 +159,17 @@ class ForkServer:
             self._reply()  # {"ready": pid}
             self.channel.settimeout(REPLY_S)
             self.ready = True
+        try:
+            out_r, out_w = os.pipe()
+        except OSError as exc:  # EMFILE: the exec meets it too, and its spawn is retried
+            return f"no pipe for its output: {exc}"
+        try:
+            err_r, err_w = os.pipe()
+        except OSError as exc:
+            os.close(out_r)
+            os.close(out_w)
+            return f"no pipe for its output: {exc}"
         self.sent += 1
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
         request = {"id": self.sent, "argv": list(argv), "env": dict(env), "cwd": cwd,
                    "parent": os.getpid(), "die_with_parent": in_thread}  # fmt: skip
         frame = encode(request)
