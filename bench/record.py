@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.run import MIB, Bench, _label, _lat, _num
+from bench.measure import MIB, label
+from bench.run import Bench
 
 DEFAULT_SIZES = (8, MIB)
 
@@ -42,13 +43,28 @@ def measure(bench: Bench, size: int, rounds: int) -> dict[str, Any]:
         for mode in ("plain", "record"):
             rec = bench.tmp / f"rec-{size}-{n}.mcap"
             bench.run_options = ["--record", str(rec)] if mode == "record" else []
-            result = bench.pair("flow", size)
+            result = _flat(bench.pair("flow", "bytes", True, size))
             if mode == "record":
                 result["recorded"], result["missed"] = recorded(rec)
                 result["file_mib"] = rec.stat().st_size / MIB
                 rec.unlink()
             runs[mode].append(result)
     return {mode: _median(results) for mode, results in runs.items()}
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures this table shows: latency at 10 ms pacing, the burst's rate, losses."""
+    paced, burst = result.get("10ms", {}), result.get("burst", {})
+    return {"p50_us": paced.get("p50_us"), "p99_us": paced.get("p99_us"),
+            "msgs_per_s": burst.get("msgs_per_s"), "lost": result.get("lost")}  # fmt: skip
+
+
+def _num(v: float | None, fmt: str = "{:.0f}") -> str:
+    return fmt.format(v) if v is not None else "-"
+
+
+def _lat(r: dict[str, Any]) -> str:
+    return f"{_num(r.get('p50_us'))}/{_num(r.get('p99_us'))}"
 
 
 def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,11 +75,11 @@ def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
 def table(report: dict[str, dict[str, Any]]) -> str:
     rows = ["| size | p50/p99 us | p50/p99 us --record | msg/s | msg/s --record | thr ratio "
             "| recorded / missed | file MiB | lost |", "|" + "---|" * 9]  # fmt: skip
-    for label, by in report.items():
+    for size_label, by in report.items():
         plain, rec = by["plain"], by["record"]
         ratio = rec["msgs_per_s"] / plain["msgs_per_s"] if plain.get("msgs_per_s") else None
         rows.append(
-            f"| {label} | {_lat(plain)} | {_lat(rec)} | {_num(plain.get('msgs_per_s'))} | "
+            f"| {size_label} | {_lat(plain)} | {_lat(rec)} | {_num(plain.get('msgs_per_s'))} | "
             f"{_num(rec.get('msgs_per_s'))} | {_num(ratio, '{:.2f}')} | "
             f"{_num(rec.get('recorded'))} / {_num(rec.get('missed'))} | "
             f"{_num(rec.get('file_mib'), '{:.1f}')} | "
@@ -82,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(DEFAULT_SIZES)
     bench = Bench(args.quick, use_dora=False)
     try:
-        report = {_label(size): measure(bench, size, args.rounds) for size in sizes}
+        report = {label(size): measure(bench, size, args.rounds) for size in sizes}
     finally:
         bench.close()
     print(table(report))
