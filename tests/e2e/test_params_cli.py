@@ -141,3 +141,15 @@ def test_values_survive_a_restart_and_a_stopped_node_refuses(daemon: Path, tmp_p
     process = flow("param", "set", "keep", "idle", "gain", "4", home=daemon)
     assert process.returncode != 0
     assert "not an SDK node" in process.stderr, process.stderr
+
+
+def test_a_node_that_dies_before_answering_fails_the_set_at_once(
+    daemon: Path, tmp_path: Path
+) -> None:
+    log = start_tuner(daemon, tmp_path, "dies")
+    # a long timeout: the request must end with the node's exit, not with the wait
+    done = flow("param", "set", "dies", "tuner", "crash", "1", "--timeout", "50s", home=daemon)
+    assert done.returncode == 1, done.stderr
+    assert "node tuner exited (code 1) before it took the value" in done.stderr, done.stderr
+    assert "did not answer" not in done.stderr
+    assert entries(log, "param")[-1]["param"] == "crash"
