@@ -132,10 +132,14 @@ def report(path: str) -> None:
     except CliError as exc:
         render.warning(f"recording: {exc.message}")
         return
-    render.info(
-        f"recording: {path}: {contents.messages} messages on {len(contents.channels)} "
-        f"outputs over {contents.duration_s:.2f} s"
-    )
+    render.info(f"recording: {path}: {holds(contents)} over {contents.duration_s:.2f} s")
+
+
+def holds(contents: Contents) -> str:
+    """`83 messages on 1 output`: what a recording holds, in counted words."""
+    messages, outputs = contents.messages, len(contents.channels)
+    return (f"{messages} message{'' if messages == 1 else 's'} on "
+            f"{outputs} output{'' if outputs == 1 else 's'}")  # fmt: skip
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:

@@ -194,7 +194,7 @@ def test_ctrl_c_in_flow_run_finishes_the_recording(flow_home: Path, tmp_path: Pa
     try:
         child.expect(r"sink\s+\|\s+\S+ got data 20 ")
         child.sendintr()
-        child.expect(r"recording: \S+: (\d+) messages on 1 outputs")
+        child.expect(r"recording: \S+: (\d+) messages on 1 output over")
         said = int(child.match.group(1))
         child.expect(pexpect.EOF)
     finally:
