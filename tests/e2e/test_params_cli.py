@@ -91,12 +91,17 @@ def test_a_refused_value_fails_with_the_nodes_reason(daemon: Path, tmp_path: Pat
     assert "locked" not in param_list(daemon, "refuse")
 
     bad = flow("param", "set", "refuse", "tuner", "gain", "not json", home=daemon)
-    assert bad.returncode != 0
+    assert bad.returncode == 2, bad.stderr  # malformed input, as every command's (SPEC 8)
     assert "gain" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     missing = flow("param", "delete", "refuse", "tuner", "nope", home=daemon)
     assert missing.returncode != 0
     assert "no parameter 'nope'" in missing.stderr
+    # a node that is not there is a failed lookup, exit 1, as `flow node info` says it
+    nobody = flow("param", "set", "refuse", "nope", "gain", "1", home=daemon)
+    assert nobody.returncode == 1, nobody.stderr
+    assert "no node 'nope'" in nobody.stderr
+    assert len(nobody.stderr.strip().splitlines()) == 1, nobody.stderr
 
 
 def test_a_node_that_does_not_answer_in_time_keeps_nothing(daemon: Path, tmp_path: Path) -> None:
