@@ -95,7 +95,7 @@ def test_a_refused_value_fails_with_the_nodes_reason(daemon: Path, tmp_path: Pat
     assert "gain" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     missing = flow("param", "delete", "refuse", "tuner", "nope", home=daemon)
-    assert missing.returncode != 0
+    assert missing.returncode == 1, missing.stderr  # a failed lookup, as `param get`'s
     assert "no parameter 'nope'" in missing.stderr
     # a node that is not there is a failed lookup, exit 1, as `flow node info` says it
     nobody = flow("param", "set", "refuse", "nope", "gain", "1", home=daemon)
