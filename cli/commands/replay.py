@@ -110,6 +110,9 @@ def info(rec: str, contents: Any) -> int:
         rows.append(([channel.topic, str(channel.messages)], []))
     render.table(["OUTPUT", "MESSAGES"], rows)
     render.info(f"{holds(contents)} over {contents.duration_s:.3f} s")
+    if contents.unfinished:
+        render.warning(f"{rec} was not finished (its recorder ended early): "
+                       "these are the messages up to where it is cut")  # fmt: skip
     run = contents.metadata.get("flow.run") or {}
     if run:
         render.info(f"run {run.get('name') or run.get('id', '?')} of {run.get('dataflow', '?')}")

@@ -328,4 +328,9 @@ def test_flow_record_ends_when_its_recorder_is_killed(daemon: Path, tmp_path: Pa
     assert held.returncode == 1, err
     assert "the recorder ended (killed by SIGKILL) before it finished the file" in err, err
     assert "Traceback" not in err
+    # the unfinished file is read up to where it is cut, and said to be unfinished
+    info = flow("replay", str(path), "--info", home=daemon)
+    assert info.returncode == 0, info.stderr
+    assert "was not finished" in info.stderr, info.stderr
+    assert re.search(r"\d+ messages? on \d+ outputs? over", info.stdout), info.stdout
     assert flow("stop", "live", home=daemon).returncode == 0
