@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class Contents:
     attachments: list[str] = field(default_factory=list)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     dataflow: str | None = None
+    unfinished: bool = False  # no summary or footer: read up to where the file is cut
 
     @property
     def messages(self) -> int:
@@ -107,10 +109,44 @@ def read_contents(path: str) -> Contents:
             raise CliError(f"{path} is not a readable MCAP file: too short to be one",
                            BAD_INPUT) from None  # fmt: skip
         raise CliError(f"cannot read {path}: {exc.strerror or exc}", BAD_INPUT) from None
-    except (McapError, ValueError, EOFError, KeyError) as exc:
+    except (McapError, ValueError, EOFError, KeyError, struct.error) as exc:
+        scanned = _scan_unfinished(path)  # a recorder killed before it finished the file
+        if scanned is not None:
+            return scanned
         reason = str(exc) or "it ends too early (empty or cut off)"
         raise CliError(f"{path} is not a readable MCAP file: {reason}", BAD_INPUT) from None
     return contents
+
+
+def _scan_unfinished(path: str) -> Contents | None:
+    """The records of a file cut off before its end, read in order up to the first damaged
+    one (the reader that seeks needs the footer); None when not even its start is MCAP."""
+    from mcap.exceptions import McapError
+    from mcap.records import Attachment, Message, Metadata
+    from mcap.records import Channel as McapChannel
+    from mcap.stream_reader import StreamReader
+
+    from daemon.model.recording import DATAFLOW_ATTACHMENT
+
+    contents, started = Contents(unfinished=True), False
+    topics: dict[int, str] = {}
+    try:
+        with open(path, "rb") as stream:
+            for record in StreamReader(stream, validate_crcs=False).records:
+                started = True
+                if isinstance(record, McapChannel):
+                    topics[record.id] = record.topic
+                elif isinstance(record, Message) and record.channel_id in topics:
+                    _count(contents, topics[record.channel_id], record.log_time)
+                elif isinstance(record, Attachment):
+                    contents.attachments.append(record.name)
+                    if record.name == DATAFLOW_ATTACHMENT:
+                        contents.dataflow = bytes(record.data).decode("utf-8", "replace")
+                elif isinstance(record, Metadata):
+                    contents.metadata[record.name] = dict(record.metadata)
+    except (OSError, McapError, ValueError, EOFError, KeyError, struct.error):
+        pass  # the cut: what came before it is what the file holds
+    return contents if started else None
 
 
 def _count(contents: Contents, topic: str, log_time: int) -> None:
@@ -132,10 +168,14 @@ def report(path: str) -> None:
     except CliError as exc:
         render.warning(f"recording: {exc.message}")
         return
-    render.info(
-        f"recording: {path}: {contents.messages} messages on {len(contents.channels)} "
-        f"outputs over {contents.duration_s:.2f} s"
-    )
+    render.info(f"recording: {path}: {holds(contents)} over {contents.duration_s:.2f} s")
+
+
+def holds(contents: Contents) -> str:
+    """`83 messages on 1 output`: what a recording holds, in counted words."""
+    messages, outputs = contents.messages, len(contents.channels)
+    return (f"{messages} message{'' if messages == 1 else 's'} on "
+            f"{outputs} output{'' if outputs == 1 else 's'}")  # fmt: skip
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:

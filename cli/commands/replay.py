@@ -103,13 +103,16 @@ def replaced(
 def info(rec: str, contents: Any) -> int:
     """The recording's outputs with their counts and times, its duration and attachments."""
     from cli import render
+    from cli.recording import holds
 
     rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
     for channel in sorted(contents.channels.values(), key=lambda c: c.topic):
         rows.append(([channel.topic, str(channel.messages)], []))
     render.table(["OUTPUT", "MESSAGES"], rows)
-    render.info(f"{contents.messages} messages on {len(contents.channels)} outputs over "
-                f"{contents.duration_s:.3f} s")  # fmt: skip
+    render.info(f"{holds(contents)} over {contents.duration_s:.3f} s")
+    if contents.unfinished:
+        render.warning(f"{rec} was not finished (its recorder ended early): "
+                       "these are the messages up to where it is cut")  # fmt: skip
     run = contents.metadata.get("flow.run") or {}
     if run:
         render.info(f"run {run.get('name') or run.get('id', '?')} of {run.get('dataflow', '?')}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from daemon.model import params as model
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.errors import BadRequest, UnknownNode
+from daemon.model.errors import BadRequest, UnknownNode, UnknownParam
 from daemon.run import params
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
@@ -38,7 +38,7 @@ async def param_set(rt: Runtime, req: rq.ParamSet) -> rp.ParamsReply:
     text = None if req.value is None else model.value_text(req.value, key)
     now = params.current(rt.store, run.id, slot)
     if text is None and key not in now:
-        raise BadRequest(f"node {slot.id!r} has no parameter {key!r}")
+        raise UnknownParam(slot.id, key)
     if text is not None and key not in now and len(now) >= model.MAX_PARAMS:
         raise BadRequest(f"node {slot.id!r} has {model.MAX_PARAMS} parameters (the most)")
     timeout = model.ACK_TIMEOUT_S if req.timeout is None else min(req.timeout, MAX_ACK_S)

@@ -42,6 +42,7 @@ async def record_start(rt: Runtime, req: rq.RecordStart) -> rp.RecordReply:
     _forget_ended(rt)
     rt.recordings[recording.id] = (run, recording)
     run.nursery.start_soon(rec.expire, run, recording)
+    run.nursery.start_soon(rec.watch, run, recording)
     return _reply(recording)
 
 

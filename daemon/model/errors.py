@@ -5,6 +5,7 @@
     │   ├── BadRequest         malformed, oversized, wrong version, unknown type
     │   ├── UnknownRun         no run matches the id, prefix or name
     │   ├── UnknownNode        no node of that id in the run
+    │   ├── UnknownParam       no parameter of that key on the node
     │   ├── RunNotActive       the run has already ended
     │   ├── DataflowInvalid    the YAML file failed validation (carries every problem)
     │   ├── NodeSpawnFailed    one node could not be started
@@ -51,6 +52,13 @@ class UnknownNode(RecoverableError):
         self.run = run
         self.node = node
         super().__init__(f"no node {node!r} in dataflow {run}")
+
+
+class UnknownParam(RecoverableError):
+    """A node has no parameter of that key: a failed lookup (exit 1), as an unknown node."""
+
+    def __init__(self, node: str, key: str) -> None:
+        super().__init__(f"node {node!r} has no parameter {key!r}")
 
 
 class RunNotActive(RecoverableError):

@@ -73,9 +73,10 @@ async def supervise(
             state = (await keeper.attach()).nodes
             if run.record is not None:  # wired before anything runs: from the first message
                 # (a process node's `send_stdout_as` edges are fixed at its spawn)
-                await recording.start_recording(
+                started = await recording.start_recording(
                     run, run.record, recording.recordable_topics(run, None, at_start=True)
                 )
+                nursery.start_soon(recording.watch, run, started)
             for slot in run.spawned:
                 # a node that had ended before the daemon went away stays ended
                 adopted = adopt is not None and slot.id in state and not slot.status.finished

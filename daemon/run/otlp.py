@@ -21,8 +21,34 @@ from daemon.model.errors import ControlSocketUnavailable
 
 log = logging.getLogger(__name__)
 
+# opentelemetry's exporter logs a warning per retry and an error per failed export: with a
+# collector down, about 3 lines every interval, forever
+EXPORTER_LOGGER: Final = "opentelemetry.exporter.otlp.proto.http.metric_exporter"
+MAX_KINDS: Final = 64
+
 EXPORT_TIMEOUT_MS: Final = 5000
 SHUTDOWN_S: Final = 6.0  # the last export's timeout, and a little
+
+
+class Doubling(logging.Filter):
+    """Lets through the 1st, 2nd, 4th, 8th, ... line of each kind (its level and message
+    template), each saying how many there were so far, as `param_ack` floods are logged
+    (daemon/run/params.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts: dict[tuple[int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.levelno, str(record.msg))
+        if kind not in self._counts and len(self._counts) >= MAX_KINDS:
+            self._counts.clear()  # bounded: a kind forgotten here starts over
+        count = self._counts[kind] = self._counts.get(kind, 0) + 1
+        if count & (count - 1):
+            return False
+        if count > 1:
+            record.msg = f"{record.msg} [{count} so far]"
+        return True
 
 
 class OtlpPush:
@@ -41,6 +67,8 @@ class OtlpPush:
                 f"--otlp needs the otlp extra: pip install 'flow-runtime[otlp]' ({exc})"
             ) from None
         self._samples = samples
+        self._quieter = Doubling()
+        logging.getLogger(EXPORTER_LOGGER).addFilter(self._quieter)
         exporter = OTLPMetricExporter(endpoint=endpoint, timeout=EXPORT_TIMEOUT_MS / 1000)
         reader = PeriodicExportingMetricReader(exporter, export_timeout_millis=EXPORT_TIMEOUT_MS)
         self._provider = MeterProvider(
@@ -65,3 +93,4 @@ class OtlpPush:
         """The last export and the reader thread's end, bounded; never holds the loop up."""
         with trio.move_on_after(SHUTDOWN_S, shield=True):
             await trio.to_thread.run_sync(self._provider.shutdown, abandon_on_cancel=True)
+        logging.getLogger(EXPORTER_LOGGER).removeFilter(self._quieter)

@@ -10,6 +10,7 @@ as the wait ran out) is still stored, with an event saying so, because the node 
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
 from collections import OrderedDict
 
@@ -63,6 +64,28 @@ def greeting(store: Store, run_id: str, slot: NodeSlot) -> list[channel.Message]
     return [channel.Param(key, text) for key, text in values.items()]
 
 
+async def _first_of(*events: trio.Event) -> None:
+    """Return once any of `events` is set."""
+    async with trio.open_nursery() as nursery:
+
+        async def wait(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        for event in events:
+            nursery.start_soon(wait, event)
+
+
+def _ending(slot: NodeSlot) -> str:
+    """How a node's process ended, in the words of `flow param set`'s error."""
+    code = slot.exit_code
+    if code is not None and code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    if code is not None:
+        return f"exited (code {code})"
+    return f"ended ({slot.spawn_error})" if slot.spawn_error else "ended"
+
+
 @attrs.define(eq=False)
 class _Waiting:
     run: Run
@@ -95,15 +118,19 @@ class ParamDesk:
         self.last_token += 1
         token = self.last_token
         waiting = self.waiting[token] = _Waiting(run, slot.id, key, text)
+        ended = slot.exited  # this generation's end: the next generation gets a new event
         timeout_ms = max(1, int(timeout_s * 1000))
         try:  # run.send relays it to a node on another machine, whose answer comes back so
             if not run.send(slot.identity(), channel.Param(key, text, token, timeout_ms)):
                 raise ParamNotSet(slot.id, key, "the node channel is full, or the node's "
                                   "machine is not connected (nothing was sent)")
             with trio.move_on_after(timeout_s):
-                await waiting.answered.wait()
+                await _first_of(waiting.answered, ended)
         finally:
             self.waiting.pop(token, None)
+        if not waiting.answered.is_set() and ended.is_set():  # no answer can come any more
+            raise ParamNotSet(slot.id, key, f"node {slot.id} {_ending(slot)} before it took "
+                              "the value (nothing changed)")  # fmt: skip
         if not waiting.answered.is_set():
             self._remember_late(token, waiting)
             raise ParamNotSet(

@@ -208,7 +208,8 @@ async def _stop(run: Run, recording: Recording) -> dict[str, Any]:
         early = summary is None and cause.startswith("the recorder ended")
         await _end(recording, kill=summary is None and not early)  # a dead one says why
         if early and recording.process.returncode:
-            cause += f" ({_exit_text(recording.process.returncode)})"
+            ending = _exit_text(recording.process.returncode)
+            cause = f"the recorder ended ({ending}) before it finished the file"
     if recording.summary is not None:  # failed to start: said already
         return recording.summary
     if summary is None:
@@ -230,6 +231,19 @@ async def stop_all(run: Run) -> None:
     async with trio.open_nursery() as nursery:
         for recording in run.recordings:
             nursery.start_soon(stop_recording, run, recording)
+
+
+async def watch(run: Run, recording: Recording) -> None:
+    """A recorder that ends on its own (killed, crashed) ends its recording at once: the
+    run is marked degraded then, and `flow record` gets the summary, not at the run's end."""
+    process = recording.process
+    if process is None or recording.summary is not None:
+        return
+    await process.wait()
+    if recording.summary is None:  # else a stop ended it (or is ending it)
+        log.warning("run %s: recorder %s ended on its own (%s)", run.id, recording.id,
+                    _exit_text(process.returncode or 0))  # fmt: skip
+        await stop_recording(run, recording)
 
 
 async def expire(run: Run, recording: Recording) -> None:

@@ -36,7 +36,7 @@ nodes:
     done = a.flow("start", "--attach", "--record", str(rec), str(tmp_path / "remote.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
     said = done.stdout + done.stderr
-    assert f"recording: {rec}: {COUNT} messages on 1 outputs" in said, said
+    assert f"recording: {rec}: {COUNT} messages on 1 output over" in said, said
     assert "not recorded" not in said, said
     # read with the mcap library alone: every message of b's output, in order, with its
     # sequence number, the sender's timestamp as log time, and its value
@@ -110,7 +110,7 @@ nodes:
     done = a.flow("start", "--attach", "--record", str(rec), str(tmp_path / "lines.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
     said = done.stdout + done.stderr
-    assert f"recording: {rec}: 60 messages on 1 outputs" in said, said
+    assert f"recording: {rec}: 60 messages on 1 output over" in said, said
     with rec.open("rb") as file:
         values = [json.loads(message.data)["value"] for _, _, message in
                   make_reader(file).iter_messages()]  # fmt: skip

@@ -181,3 +181,30 @@ def test_otlp_push_reaches_a_collector(flow_home: Path, tmp_path: Path) -> None:
         daemon_down(flow_home)
         server.shutdown()
         server.server_close()
+
+
+def test_otlp_to_a_collector_that_is_down_logs_less_and_less(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """A collector that stays down: the 1st, 2nd, 4th, 8th, ... failed export is logged,
+    with its count, not 3 lines every interval forever."""
+    pytest.importorskip("opentelemetry.sdk.metrics")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1/metrics"
+    log = flow_home / "daemon.log"
+    try:
+        up = flow("up", "--otlp", url, home=flow_home,
+                  env_extra={"OTEL_METRIC_EXPORT_INTERVAL": "200"})  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        start_stream(flow_home, tmp_path, "unheard", tick_ms=20)
+        deadline = time.monotonic() + 90  # each export retries for up to its 5 s timeout
+        while "Failed to export metrics batch due to timeout, max retries or shutdown. [4 so far]" \
+                not in log.read_text():  # fmt: skip
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        failed = [line for line in log.read_text().splitlines() if "Failed to export" in line]
+        assert len(failed) == 3, failed  # the 1st, 2nd and 4th
+        assert flow("stop", "unheard", home=flow_home).returncode == 0
+    finally:
+        daemon_down(flow_home)

@@ -91,12 +91,17 @@ def test_a_refused_value_fails_with_the_nodes_reason(daemon: Path, tmp_path: Pat
     assert "locked" not in param_list(daemon, "refuse")
 
     bad = flow("param", "set", "refuse", "tuner", "gain", "not json", home=daemon)
-    assert bad.returncode != 0
+    assert bad.returncode == 2, bad.stderr  # malformed input, as every command's (SPEC 8)
     assert "gain" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     missing = flow("param", "delete", "refuse", "tuner", "nope", home=daemon)
-    assert missing.returncode != 0
+    assert missing.returncode == 1, missing.stderr  # a failed lookup, as `param get`'s
     assert "no parameter 'nope'" in missing.stderr
+    # a node that is not there is a failed lookup, exit 1, as `flow node info` says it
+    nobody = flow("param", "set", "refuse", "nope", "gain", "1", home=daemon)
+    assert nobody.returncode == 1, nobody.stderr
+    assert "no node 'nope'" in nobody.stderr
+    assert len(nobody.stderr.strip().splitlines()) == 1, nobody.stderr
 
 
 def test_a_node_that_does_not_answer_in_time_keeps_nothing(daemon: Path, tmp_path: Path) -> None:
@@ -141,3 +146,15 @@ def test_values_survive_a_restart_and_a_stopped_node_refuses(daemon: Path, tmp_p
     process = flow("param", "set", "keep", "idle", "gain", "4", home=daemon)
     assert process.returncode != 0
     assert "not an SDK node" in process.stderr, process.stderr
+
+
+def test_a_node_that_dies_before_answering_fails_the_set_at_once(
+    daemon: Path, tmp_path: Path
+) -> None:
+    log = start_tuner(daemon, tmp_path, "dies")
+    # a long timeout: the request must end with the node's exit, not with the wait
+    done = flow("param", "set", "dies", "tuner", "crash", "1", "--timeout", "50s", home=daemon)
+    assert done.returncode == 1, done.stderr
+    assert "node tuner exited (code 1) before it took the value" in done.stderr, done.stderr
+    assert "did not answer" not in done.stderr
+    assert entries(log, "param")[-1]["param"] == "crash"

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ import pyarrow as pa
 import pytest
 from helpers import NODES, flow, flow_env, flow_run_ok, stream_graph, wait_for
 from mcap.reader import make_reader
+
+from node_sdk import paths
 
 BOUND_S = 60.0  # a safety bound on every wait, never an assertion about speed
 COUNT = 12
@@ -191,7 +194,7 @@ def test_ctrl_c_in_flow_run_finishes_the_recording(flow_home: Path, tmp_path: Pa
     try:
         child.expect(r"sink\s+\|\s+\S+ got data 20 ")
         child.sendintr()
-        child.expect(r"recording: \S+: (\d+) messages on 1 outputs")
+        child.expect(r"recording: \S+: (\d+) messages on 1 output over")
         said = int(child.match.group(1))
         child.expect(pexpect.EOF)
     finally:
@@ -299,3 +302,35 @@ def test_flow_start_record_and_flow_record_a_live_run(daemon: Path, tmp_path: Pa
     seqs = [seq for _, seq, _ in by_topic["counter/count"]]
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(seqs) > said
+
+
+def test_flow_record_ends_when_its_recorder_is_killed(daemon: Path, tmp_path: Path) -> None:
+    """A recorder killed mid-run is noticed at once: `flow record` ends with the recorder's
+    ending and exit 1 instead of renewing a recording nobody writes."""
+    yml = tmp_path / "live.yml"
+    yml.write_text(stream_graph(20))
+    assert flow("start", str(yml), "--detach", "--name", "live", home=daemon).returncode == 0
+    path = tmp_path / "cut.mcap"
+    held = subprocess.Popen(
+        [sys.executable, "-m", "cli", "record", "live", "-o", str(path)],
+        env=flow_env(daemon), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        log = paths.daemon_log(daemon)  # its line comes once the recorder said it is ready
+        wait_for(lambda: f" to {path} (" in log.read_text(), "flow record's recorder ready")
+        os.kill(_recorders(daemon, path)[0], signal.SIGKILL)
+        _, err = held.communicate(timeout=120)  # without the watch it renews until killed
+    finally:
+        if held.poll() is None:
+            held.kill()
+            held.wait()
+    assert held.returncode == 1, err
+    assert "the recorder ended (killed by SIGKILL) before it finished the file" in err, err
+    assert "Traceback" not in err
+    # the unfinished file is read up to where it is cut, and said to be unfinished
+    info = flow("replay", str(path), "--info", home=daemon)
+    assert info.returncode == 0, info.stderr
+    assert "was not finished" in info.stderr, info.stderr
+    assert re.search(r"\d+ messages? on \d+ outputs? over", info.stdout), info.stdout
+    assert flow("stop", "live", home=daemon).returncode == 0

@@ -40,7 +40,7 @@ def test_run_record_has_every_line_a_process_node_sent(flow_home: Path, tmp_path
     rec = tmp_path / "lines.mcap"
     out = flow_run_ok(flow_home, yml, "--record", str(rec))
     assert f"heard {COUNT} seq {COUNT}" in out, out
-    assert f"recording: {rec}: {COUNT} messages on 1 outputs" in out, out
+    assert f"recording: {rec}: {COUNT} messages on 1 output over" in out, out
     with rec.open("rb") as file:
         messages = [(channel.topic, message) for _, channel, message in
                     make_reader(file).iter_messages()]  # fmt: skip

@@ -156,9 +156,12 @@ def test_a_recorder_killed_mid_run_is_said_to_have_died(daemon: Path, tmp_path: 
     assert len(recorders) == 1, (recorders, diagnostics(daemon))
     recorders[0].kill()
     wait_for(lambda: not alive(recorders[0].pid), "the recorder dead")  # a zombie till reaped
+    said = f"recording: {path}: the recorder ended (killed by SIGKILL) before it finished the file"
+    # the daemon watches its recorder: the run is degraded while it still runs, not at its end
+    wait_for(lambda: said in (run_info(daemon, "k")["degraded"] or []), "the run marked degraded")
+    assert run_info(daemon, "k")["status"] == "running"
     stopped = flow("stop", "k", home=daemon)
     assert stopped.returncode == 0, stopped.stderr
-    said = f"recording: {path}: the recorder ended before it finished the file (killed by SIGKILL)"
     assert said in stopped.stderr, (stopped.stderr, diagnostics(daemon))
 
 

@@ -2,7 +2,8 @@
 
 It refuses a negative `gain` while handling its event (`reject_param`), its validator
 refuses any value of `locked` before the event comes, and handling `block` keeps it busy
-for BLOCK_S seconds (a node that does not come back for its next event in time).
+for BLOCK_S seconds (a node that does not come back for its next event in time);
+handling `crash` ends the process with code 1 before it answers.
 """
 
 import json
@@ -36,5 +37,7 @@ with Node() as node:
             write({"rejected": key, "params": dict(node.params)})
             continue
         write({"param": key, "value": value, "params": dict(node.params)})
+        if key == "crash":
+            os._exit(1)  # dies while the daemon waits for its answer
         if key == "block":
             time.sleep(float(os.environ.get("BLOCK_S", "3")))
