@@ -17,6 +17,7 @@ finish its linger in the background (`Ending.close` says so). The bound is the n
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import time
@@ -27,6 +28,7 @@ import zmq
 
 _STOPPED: Final = zmq.EVENT_MONITOR_STOPPED
 _GONE: Final = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED | zmq.EVENT_CONNECT_RETRIED
+_MONITORS: Final = itertools.count()  # each monitor's own inproc address
 _EVENT: Final = struct.Struct("<H")  # the first two bytes of a monitor event's first frame
 
 
@@ -54,8 +56,13 @@ class _Watch:
         if edge.link is not None:  # its handshake monitor gives way: no credit is awaited now
             sock.disable_monitor()
             edge.link.close()
-        self.monitor = sock.get_monitor_socket(_STOPPED | _GONE)
+        # an address of its own: the handshake monitor's (pyzmq names it by the socket) may
+        # still be bound for a moment after it gave way, and a second bind would fail
+        address = f"inproc://flow-ending-{os.getpid()}-{next(_MONITORS)}"
+        sock.monitor(address, _STOPPED | _GONE)
+        self.monitor = sock.context.socket(zmq.PAIR)
         self.monitor.linger = 0
+        self.monitor.connect(address)
         self.gone = socket_file_gone(edge.endpoint)
         self.stopped = False
         self.lingers = False  # closed with a linger, and not known to be done with it

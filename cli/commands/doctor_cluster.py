@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from cli.durations import duration_arg
+
 if TYPE_CHECKING:
     from cli.render import Cell
     from daemon.model.replies import LinkProbeReply, LinkRow
@@ -19,21 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="probe the links between machines instead (on the coordinator): those DATAFLOW's "
         "placed edges would use, both ways, or every pair of connected machines",
     )  # fmt: skip
-    parser.add_argument("--timeout", type=_duration, default=None, metavar="DURATION",
+    parser.add_argument("--timeout", type=duration_arg, default=None, metavar="DURATION",
                         help="with --cluster: how long each probe message may take to be "
                         "acknowledged (default 10s)")  # fmt: skip
     parser.add_argument("--large", type=_size, default=None, metavar="SIZE",
                         help="with --cluster: the large message's size (default 8MiB, at most "
                         "64MiB)")  # fmt: skip
-
-
-def _duration(text: str) -> float:
-    from daemon.model.units import UnitError, parse_duration
-
-    try:
-        return parse_duration(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _size(text: str) -> int:

@@ -20,13 +20,12 @@ import attrs
 import trio
 
 from daemon.cluster.coordinator import CONNECTED, Coordinator
-from daemon.cluster.placing import WILDCARDS
+from daemon.cluster.placing import refuse_unreachable
 from daemon.cluster.probe import Measured, ProbeFailed
 from daemon.cluster.probe_agent import LocalProber
 from daemon.model import cluster_messages as msg
 from daemon.model import replies as rp
 from daemon.model.cluster_probe import PlannedLink, answers_within
-from daemon.model.errors import BadRequest
 
 LISTEN_ANSWER_S: Final = 5.0  # a member's answer to "bind a receiver"
 
@@ -77,12 +76,7 @@ class LinkDoctor:
 
     def _refuse_unprobeable(self) -> None:
         """The refusals of a placed start (daemon/cluster/placing.py), for the same causes."""
-        if self.coordinator.listen.plain:
-            raise BadRequest("links to other machines need CURVE: this coordinator listens on "
-                             "plain TCP (--insecure-loopback)")  # fmt: skip
-        if self.coordinator.listen.host in WILDCARDS:
-            raise BadRequest("links to other machines need the coordinator to listen on one "
-                             "address (--listen tcp://ADDR:PORT)")  # fmt: skip
+        refuse_unreachable(self.coordinator, "links to other machines")
 
     @staticmethod
     def _failed(link: PlannedLink, error: str, small_s: float | None = None) -> rp.LinkRow:

@@ -39,6 +39,17 @@ WILDCARDS: Final = frozenset({"*", "0.0.0.0", "[::]"})
 HELD: Final = 10_000  # relayed messages of runs not known yet, kept while recovery runs
 
 
+def refuse_unreachable(coordinator: Coordinator, what: str) -> None:
+    """BadRequest when other machines cannot be reached safely from this coordinator: it
+    listens on plain TCP, or on every address (no one address to give members)."""
+    if coordinator.listen.plain:
+        raise BadRequest(f"{what} need CURVE: this coordinator listens on plain TCP "
+                         "(--insecure-loopback)")  # fmt: skip
+    if coordinator.listen.host in WILDCARDS:
+        raise BadRequest(f"{what} need the coordinator to listen on one address "
+                         "(--listen tcp://ADDR:PORT)")  # fmt: skip
+
+
 @attrs.define(eq=False)
 class ClusterPlacer:
     """The `Placer` of a coordinator (daemon/run/placement.py)."""
@@ -110,12 +121,7 @@ class ClusterPlacer:
     def _refuse_unplaceable(self, dataflow: Dataflow, machine_of: dict[str, str]) -> None:
         """One line for the first node that cannot run where it is placed."""
         here, peers = self.coordinator.name, self.coordinator.peers
-        if self.coordinator.listen.plain:
-            raise BadRequest("nodes placed on other machines need CURVE: this coordinator "
-                             "listens on plain TCP (--insecure-loopback)")  # fmt: skip
-        if self.coordinator.listen.host in WILDCARDS:
-            raise BadRequest("nodes placed on other machines need the coordinator to listen "
-                             "on one address (--listen tcp://ADDR:PORT)")  # fmt: skip
+        refuse_unreachable(self.coordinator, "nodes placed on other machines")
         for node in dataflow.nodes:
             machine = machine_of[node.id]
             if machine == here:

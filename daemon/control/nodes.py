@@ -19,7 +19,8 @@ Body = dict[str, Any]
 RECORD_WAIT_S = 5.0
 
 
-def _slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
+def live_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
+    """A live run's node by run reference and id; UnknownNode when it has none."""
     run = rt.live_run(ref)
     slot = run.slots.get(node)
     if slot is None or node in run.removed:
@@ -28,7 +29,7 @@ def _slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
 
 
 def _running_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
-    run, slot = _slot(rt, ref, node)
+    run, slot = live_slot(rt, ref, node)
     if not slot.alive:
         raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
     return run, slot
@@ -63,7 +64,7 @@ async def node_list(rt: Runtime, req: rq.NodeList) -> rp.NodeListReply:
 
 
 async def node_info(rt: Runtime, req: rq.NodeInfo) -> rp.NodeReply:
-    run, slot = _slot(rt, req.run, req.node)
+    run, slot = live_slot(rt, req.run, req.node)
     return rp.NodeReply(node=node_detail(run, slot))
 
 

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+from daemon.control.nodes import live_slot
 from daemon.model import params as model
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.errors import BadRequest, UnknownNode, UnknownParam
+from daemon.model.errors import BadRequest, UnknownParam
 from daemon.run import params
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 
 MAX_ACK_S = 60.0  # a wait longer than this is a node that does not read its events
-
-def _slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
-    run = rt.live_run(ref)
-    slot = run.slots.get(node)
-    if slot is None or node in run.removed:
-        raise UnknownNode(run.name or run.id, node)
-    return run, slot
 
 
 def _reply(rt: Runtime, run: Run, slot: NodeSlot) -> rp.ParamsReply:
@@ -28,12 +22,12 @@ def _reply(rt: Runtime, run: Run, slot: NodeSlot) -> rp.ParamsReply:
 
 
 async def param_list(rt: Runtime, req: rq.ParamList) -> rp.ParamsReply:
-    run, slot = _slot(rt, req.run, req.node)
+    run, slot = live_slot(rt, req.run, req.node)
     return _reply(rt, run, slot)
 
 
 async def param_set(rt: Runtime, req: rq.ParamSet) -> rp.ParamsReply:
-    run, slot = _slot(rt, req.run, req.node)
+    run, slot = live_slot(rt, req.run, req.node)
     key = model.check_key(req.key)
     text = None if req.value is None else model.value_text(req.value, key)
     now = params.current(rt.store, run.id, slot)

@@ -16,7 +16,7 @@ from daemon.cluster.placing import ClusterPlacer
 from daemon.cluster.remote_watch import RemoteWatch, Usage
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.pids import cpu_seconds, rss_bytes
+from daemon.model.pids import cpu_percent, cpu_seconds, rss_bytes
 
 if TYPE_CHECKING:
     from daemon.run.runtime import Runtime
@@ -82,11 +82,7 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
             if run.placed is not None and run.placed.is_remote(slot.id):
                 cpu, rss = remote.get((run.id, str(machine)), {}).get(slot.id, (None, None))
             elif slot.pid is not None and (slot.alive or slot.attached):
-                used = cpu_seconds(slot.pid)
-                rt.cpu_samples[slot.pid] = (used, now)
-                before = previous.get(slot.pid)
-                if used is not None and before and before[0] is not None and now > before[1]:
-                    cpu = round(100.0 * (used - before[0]) / (now - before[1]), 1)
+                cpu = cpu_percent(slot.pid, now, previous, rt.cpu_samples)
                 rss = rss_bytes(slot.pid)
             stats = slot.stats or {}
             inputs = stats.get("inputs") or {}

@@ -130,6 +130,22 @@ def cpu_seconds(pid: int) -> float | None:
     return float(times.user + times.system)
 
 
+CpuSample = tuple[float | None, float]  # CPU seconds used (None: gone), at monotonic time
+
+
+def cpu_percent(
+    pid: int, now: float, previous: dict[int, CpuSample], samples: dict[int, CpuSample]
+) -> float | None:
+    """CPU use of `pid` since its sample in `previous`, in percent of one core; this
+    call's sample goes into `samples` for the next one. None without an earlier sample."""
+    used = cpu_seconds(pid)
+    samples[pid] = (used, now)
+    before = previous.get(pid)
+    if used is None or before is None or before[0] is None or now <= before[1]:
+        return None
+    return round(100.0 * (used - before[0]) / (now - before[1]), 1)
+
+
 def rss_bytes(pid: int) -> int | None:
     """Resident memory of a process; None when it is gone."""
     try:

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from daemon.model import metrics as model
 from daemon.model.descriptor_model import OutputRef
 from daemon.model.errors import ControlSocketUnavailable
-from daemon.model.pids import cpu_seconds, rss_bytes
+from daemon.model.pids import CpuSample, cpu_percent, rss_bytes
 from daemon.run.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class MetricsServer:
     page: bytes = b""
     samples: list[model.Sample] = attrs.field(factory=list)  # replaced whole: OTLP reads it
     clients: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(MAX_CLIENTS))
-    cpu_before: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)
+    cpu_before: dict[int, CpuSample] = attrs.field(factory=dict)
     _collector: _Families = attrs.field(factory=_Families)
     _registry: CollectorRegistry = attrs.field(
         factory=lambda: CollectorRegistry(auto_describe=False)
@@ -151,11 +151,7 @@ class MetricsServer:
                 cpu = rss = None
                 running = slot.pid is not None and (slot.alive or slot.attached)
                 if running and slot.pid is not None:
-                    used = cpu_seconds(slot.pid)
-                    self.cpu_before[slot.pid] = (used, now)
-                    last = before.get(slot.pid)
-                    if used is not None and last and last[0] is not None and now > last[1]:
-                        cpu = round(100.0 * (used - last[0]) / (now - last[1]), 1)
+                    cpu = cpu_percent(slot.pid, now, before, self.cpu_before)
                     rss = rss_bytes(slot.pid)
                 sources = {
                     spec.id: str(spec.source) if isinstance(spec.source, OutputRef)
