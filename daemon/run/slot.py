@@ -345,22 +345,25 @@ class NodeSlot:
                     return
                 await self._spawn_answered.wait()
 
-    async def terminate(self, grace: float) -> None:
-        """STOP, grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5).
-
-        A process node (`connects: false`) cannot get STOP: SIGTERM is its stop, at once,
-        and it has the whole grace to end by it.
-        """
+    def tell_stop(self) -> bool:
+        """Send STOP now (False: not alive, or a process node, which gets SIGTERM)."""
         self.stop_requested = True
         self._stopping.set()
-        if not self.alive:
-            return
+        if not self.alive or (not self.spec.connects and not self.connected.is_set()):
+            return False
+        # a stop for a restart: its end-of-stream ends its generation, not its stream
+        self.run.send_to_node(self, channel.Stop(restart=self.restart_requested))
+        return True
+
+    async def terminate(self, grace: float, told: bool = False) -> None:
+        """STOP (unless `told`), grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5); a
+        process node (`connects: false`) gets no STOP: SIGTERM at once, the whole grace."""
         process_node = not self.spec.connects and not self.connected.is_set()
-        if not process_node:
-            # a stop for a restart: its end-of-stream ends its generation, not its stream
-            self.run.send_to_node(self, channel.Stop(restart=self.restart_requested))
+        if told or self.tell_stop():
             with trio.move_on_after(grace):
                 await self.exited.wait()
+        elif not self.alive:
+            return
         if not self.exited.is_set():
             if not process_node:
                 log.info("run %s: node %s: SIGTERM after %.1fs", self.run.id, self.id, grace)

@@ -346,9 +346,12 @@ class Run:
         for slot in self.slots.values():
             if slot.attached:  # a dynamic node's process is not ours to signal: STOP only
                 self.send_to_node(slot, channel.Stop())
+        # every STOP out before a node can act on its own (receivers first): a node that
+        # ends at once must not close its receivers' inputs ahead of their own STOP
+        told = {slot.id for slot in reversed(self.spawned) if slot.tell_stop()}
         async with trio.open_nursery() as nursery:
             for slot in self.spawned:
-                nursery.start_soon(slot.terminate, grace)
+                nursery.start_soon(slot.terminate, grace, slot.id in told)
 
     def node_finished(self, slot: NodeSlot) -> None:
         """Close the inputs fed by a finished node (SPEC 5).
