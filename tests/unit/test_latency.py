@@ -38,8 +38,10 @@ def test_percentiles_bytes_and_intervals() -> None:
     report = traffic.report()
     assert report["in"]["bytes"] == 1000
     assert report["in"]["latency_count"] == 100
-    assert 1000 <= report["in"]["latency_p50_us"] < 1300
-    assert 100_000 <= report["in"]["latency_p99_us"] < 130_000
+    # a bucket's upper edge (within 25% above), and on a loaded machine the time the loop
+    # itself took (the delays are measured at each call): one more bucket of room
+    assert 1000 <= report["in"]["latency_p50_us"] < 1700
+    assert 100_000 <= report["in"]["latency_p99_us"] < 170_000
     assert report["other"]["latency_p50_us"] == 0
     # the next interval starts empty; bytes go on adding up
     traffic.note("in", time.time_ns(), KIND_BYTES, b"yy")
