@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
@@ -130,22 +131,21 @@ def _scan_unfinished(path: str) -> Contents | None:
 
     contents, started = Contents(unfinished=True), False
     topics: dict[int, str] = {}
-    try:
-        with open(path, "rb") as stream:
-            for record in StreamReader(stream, validate_crcs=False).records:
-                started = True
-                if isinstance(record, McapChannel):
-                    topics[record.id] = record.topic
-                elif isinstance(record, Message) and record.channel_id in topics:
-                    _count(contents, topics[record.channel_id], record.log_time)
-                elif isinstance(record, Attachment):
-                    contents.attachments.append(record.name)
-                    if record.name == DATAFLOW_ATTACHMENT:
-                        contents.dataflow = bytes(record.data).decode("utf-8", "replace")
-                elif isinstance(record, Metadata):
-                    contents.metadata[record.name] = dict(record.metadata)
-    except (OSError, McapError, ValueError, EOFError, KeyError, struct.error):
-        pass  # the cut: what came before it is what the file holds
+    # the cut ends the read: what came before it is what the file holds
+    errors = (OSError, McapError, ValueError, EOFError, KeyError, struct.error)
+    with contextlib.suppress(*errors), open(path, "rb") as stream:
+        for record in StreamReader(stream, validate_crcs=False).records:
+            started = True
+            if isinstance(record, McapChannel):
+                topics[record.id] = record.topic
+            elif isinstance(record, Message) and record.channel_id in topics:
+                _count(contents, topics[record.channel_id], record.log_time)
+            elif isinstance(record, Attachment):
+                contents.attachments.append(record.name)
+                if record.name == DATAFLOW_ATTACHMENT:
+                    contents.dataflow = bytes(record.data).decode("utf-8", "replace")
+            elif isinstance(record, Metadata):
+                contents.metadata[record.name] = dict(record.metadata)
     return contents if started else None
 
 

@@ -12,6 +12,7 @@ are what `--otlp` pushes (daemon/run/otlp.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -166,22 +167,25 @@ class MetricsServer:
 
     async def _client(self, stream: trio.SocketStream) -> None:
         """One scrape: bounded in number, time and request size; errors stay here."""
+        gone = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
         try:
-            try:
-                self.clients.acquire_nowait()
-            except trio.WouldBlock:
-                with trio.move_on_after(0.5):
-                    await stream.send_all(BUSY)
-                return
-            try:
-                with trio.move_on_after(CLIENT_S):
-                    await stream.send_all(await self._answer(stream))
-            finally:
-                self.clients.release()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass  # the scraper went away: nothing to tell it
+            with contextlib.suppress(*gone):  # the scraper went away: nothing to tell it
+                await self._serve(stream)
         finally:
             await trio.aclose_forcefully(stream)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        try:
+            self.clients.acquire_nowait()
+        except trio.WouldBlock:
+            with trio.move_on_after(0.5):
+                await stream.send_all(BUSY)
+            return
+        try:
+            with trio.move_on_after(CLIENT_S):
+                await stream.send_all(await self._answer(stream))
+        finally:
+            self.clients.release()
 
     async def _answer(self, stream: trio.SocketStream) -> bytes:
         head = b""
