@@ -56,7 +56,7 @@ class InputStatistics:
 
 
 class _Source:
-    __slots__ = ("close_at", "closed", "ended", "generation", "last_seq")
+    __slots__ = ("backstop", "close_at", "closed", "ended", "generation", "last_seq")
 
     def __init__(self) -> None:
         self.generation = 0
@@ -64,6 +64,7 @@ class _Source:
         self.closed = False
         self.ended = 0  # the latest generation whose end-of-stream ended only itself
         self.close_at = 0  # the daemon said this generation was the source's last
+        self.backstop = False  # close once its input is read empty (`close_source`)
 
 
 class _Input:
@@ -128,6 +129,10 @@ class Inbox:
         # when inputs connected to it live are closed again
         self._stops_when_closed = self._open > 0
         self._stop_queued = False
+        # (input, source) whose end-of-stream is awaited and which the daemon's backstop
+        # closes once the input's socket is read empty; the inputs' owner drains every
+        # socket while there are any (inputs.py), so read without the lock
+        self.backstops: list[tuple[str, str]] = []
         # credits were asked of the inputs' owner and are not taken yet (read without the
         # lock by the node's thread, which settles them when it gets the inputs back)
         self.credit_asked = False
@@ -213,7 +218,13 @@ class Inbox:
 
     def close_source(self, input_id: str, source: str, generation: int = 0) -> None:
         """The daemon says a source is done: at once (`generation` 0: its sender died
-        without end-of-stream), or once that last generation's end-of-stream is in."""
+        without end-of-stream), or once that last generation's end-of-stream is in.
+
+        A `generation` 0 for a source whose end-of-stream is still awaited is the daemon's
+        backstop for an end-of-stream that was lost (supervisor.py): the sender has exited,
+        so whatever it delivered is already in this node's input socket, possibly seconds
+        of it for a receiver that is behind. The source closes once the socket is read
+        empty (`settle`), after every message it sent, and not before."""
         with self._lock:
             state = self._inputs.get(input_id)
             if state is None:
@@ -221,8 +232,25 @@ class Inbox:
             src = self._source(state, source)
             if generation and src.ended < generation:
                 src.close_at = generation
+            elif src.close_at > src.ended and not src.closed:
+                if not src.backstop:
+                    src.backstop = True
+                    self.backstops = [*self.backstops, (input_id, source)]
             else:
                 self._close(state, src)
+
+    def settle(self, input_id: str) -> bool:
+        """The input's socket was just read empty: close its backstopped sources (what they
+        sent is queued before their INPUT_CLOSED). True if any closed."""
+        with self._lock:
+            state = self._inputs[input_id]
+            settled = [(i, s) for i, s in self.backstops if i == input_id]
+            if not settled:
+                return False
+            self.backstops = [b for b in self.backstops if b[0] != input_id]
+            for _, source in settled:
+                self._close(state, state.sources[source])
+            return True
 
     def add_input(self, spec: DataInput) -> None:
         """A live `add_input`: a new input, or more sources for one that exists.

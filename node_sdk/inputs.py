@@ -70,7 +70,8 @@ class Inputs:
         of a receive that raises `Again`. A node with tcp:// inputs drains every socket:
         reading one empty is what closes the sources of a broken link (links.py)."""
         got = False
-        every = self.links is not None
+        # an empty socket of a backstopped source must be read too: that closes it
+        every = self.links is not None or bool(self._inbox.backstops)
         for sock, spec in self._specs.items():
             if every or sock.get(_EVENTS) & _POLLIN:  # type: ignore[operator]  # an int option
                 got |= self.drain(spec, sock)
@@ -127,8 +128,11 @@ class Inputs:
                 links.heard(spec.id, extra.get("s"), fds[-1])
         if frames:
             self._inbox.push(spec.id, frames)
-        # a tcp:// source whose link broke is closed once its socket is read empty (links.py)
+        # a tcp:// source whose link broke is closed once its socket is read empty (links.py),
+        # and so is a source the daemon's backstop closes (inbox.close_source)
         settled = empty and links is not None and links.settle(spec.id)
+        if empty and self._inbox.backstops:
+            settled = self._inbox.settle(spec.id) or settled
         return bool(frames) or settled
 
     def pay_credits(self) -> None:

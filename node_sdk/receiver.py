@@ -199,6 +199,8 @@ class Receiver(threading.Thread):
                         self._hooks.param(message)
                 else:
                     handle_control(self._inbox, message)
+                    if self._owned is not None and self._inbox.backstops:
+                        self._inputs.drain_all()  # ours: a backstop closes on an empty read
                 self._wake()
 
     def _report(self, hooks: ReceiverHooks) -> None:

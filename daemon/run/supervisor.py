@@ -46,7 +46,7 @@ from node_sdk.config import edge_json
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_S = 10.0
-EOS_BACKSTOP_S = 2.0  # after a clean exit, longer than a sender's bounded end-of-stream
+EOS_BACKSTOP_S = 2.0  # after a clean exit: for an end-of-stream that will never come
 # quit makes the keeper SIGTERM what is left, then SIGKILL after 5 s: it is gone by then
 KEEPER_EXIT_S = 10.0
 
@@ -361,7 +361,9 @@ class Run:
         restartable node's does): its receivers are told now that this generation was its
         last, and close once that end-of-stream is in, after the data before it. That can
         still be lost (a receiver stuck past the sender's bounded close), so the inputs are
-        closed from here once more, a little later: closing a source twice is harmless.
+        closed from here once more, a little later. A receiver still waiting for that
+        end-of-stream then closes the source once it has read its socket empty (the sender
+        is gone: all it delivered is there), so a receiver that is behind loses nothing.
         """
         if not self.released:
             return

@@ -1,13 +1,12 @@
 """`flow run` of a sender that exits right after a burst: a receiver that is far behind
-gets every message, and a receiver that has exited does not hold the sender's exit up.
-
-The receiver reads at full speed once it runs again: the daemon still closes a finished
-sender's inputs 2 s after its exit whatever the receiver has left to read
-(`EOS_BACKSTOP_S`, daemon/run/supervisor.py), a loss of its own, not the sender's."""
+gets every message, also one still reading long after the daemon's end-of-stream backstop
+(`EOS_BACKSTOP_S`, daemon/run/supervisor.py), and a receiver that has exited does not hold
+the sender's exit up."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from helpers import flow_run_ok, write_dataflow
@@ -32,7 +31,7 @@ with open(os.environ["OUT"], "w") as out:
 """
 
 RECEIVER = """
-import json, os, signal, subprocess
+import json, os, signal, subprocess, time
 from node_sdk import Node
 
 seqs, kinds = [], []
@@ -47,6 +46,10 @@ with Node() as node:
             subprocess.Popen(["sh", "-c", f"sleep 3; kill -CONT {os.getpid()}"])
             open(os.environ["MARK"], "w").close()
             os.kill(os.getpid(), signal.SIGSTOP)
+        elif os.environ["HOW"] == "slow":
+            if len(seqs) == 1:
+                open(os.environ["MARK"], "w").close()
+            time.sleep(0.0004)  # user code: seconds behind a sender that has long exited
         elif os.environ["HOW"] == "gone":
             break
 with open(os.environ["OUT"], "w") as out:
@@ -91,6 +94,19 @@ def test_a_burst_then_exit_reaches_a_frozen_backpressure_receiver(
     n = 20_000
     _, got = _run(flow_home, tmp_path, "frozen", n, policy="backpressure")
     assert got["seqs"] == list(range(1, n + 1))
+
+
+def test_a_receiver_reading_past_the_daemons_backstop_gets_everything(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    # about 10,000 x 0.4 ms to read: the daemon's backstop (2 s after the sender's exit)
+    # comes while thousands are still in the receiver's socket; they are read, then closed
+    n = 10_000
+    started = time.monotonic()
+    _, got = _run(flow_home, tmp_path, "slow", n)
+    print(f"read for {time.monotonic() - started:.1f} s")
+    assert got["seqs"] == list(range(1, n + 1))
+    assert got["last"] == ["INPUT_CLOSED", "STOP"]
 
 
 def test_a_sender_whose_receiver_ended_closes_at_once(flow_home: Path, tmp_path: Path) -> None:

@@ -159,6 +159,24 @@ def test_the_daemon_closes_a_source_after_its_last_generations_end() -> None:
     assert [k for k, _ in drain(later)] == ["in", EventType.INPUT_CLOSED, EventType.STOP]
 
 
+def test_the_daemons_backstop_closes_an_awaited_source_only_once_read_empty() -> None:
+    inbox = make_inbox([spec("in")])
+    inbox.push("in", [frame(1)])
+    inbox.close_source("in", "s0/out", generation=1)  # the sender said goodbye
+    inbox.close_source("in", "s0/out")  # the backstop, while its messages are still coming
+    inbox.push("in", [frame(2), frame(3)])  # read from the socket after it: still delivered
+    assert drain(inbox) == [("in", "s0/out#1"), ("in", "s0/out#2"), ("in", "s0/out#3")]
+    assert inbox.backstops == [("in", "s0/out")]
+    assert inbox.settle("in")  # the socket was read empty: closed now
+    assert [k for k, _ in drain(inbox)] == [EventType.INPUT_CLOSED, EventType.STOP]
+    assert inbox.backstops == []
+    assert not inbox.settle("in")
+    died = make_inbox([spec("in")])
+    died.close_source("in", "s0/out")  # a sender that died with no goodbye: at once
+    assert [k for k, _ in drain(died)] == [EventType.INPUT_CLOSED, EventType.STOP]
+    assert died.backstops == []
+
+
 def test_a_restarted_receiver_counts_gaps_from_each_sources_first_message() -> None:
     inbox = Inbox([spec("in")], lambda _descriptor: None, resumed=True)
     inbox.push("in", [frame(41), frame(42), frame(44)])  # 1..40 went to the last generation
