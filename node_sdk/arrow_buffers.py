@@ -68,15 +68,19 @@ class BuffersBody:
 # sender: type -> (schema message padded to 8 bytes, bit width); width 0: not this kind's
 _SENT: dict[Any, tuple[bytes, int]] = {}
 _OTHER: Final = (b"", 0)
+_LAST: list[Any] = [None, None]  # the last type sent and its layout
 
 
 def encode(pa: Any, array: Any) -> BuffersBody | None:
     """A pyarrow Array -> its buffers as a payload of this kind, or None: send it as an
     Arrow IPC stream (not a fixed-width type)."""
     arrow_type = array.type
-    layout = _SENT.get(arrow_type)
-    if layout is None:
-        layout = _learn(pa, arrow_type)
+    last_type, layout = _LAST
+    if last_type is None or not arrow_type.equals(last_type):
+        layout = _SENT.get(arrow_type)  # hashing a type costs more than comparing two
+        if layout is None:
+            layout = _learn(pa, arrow_type)
+        _LAST[:] = arrow_type, layout
     schema, width = layout
     if not width:
         return None

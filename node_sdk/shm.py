@@ -21,6 +21,7 @@ import contextlib
 import logging
 import mmap
 import os
+import select
 import struct
 import time
 from typing import Any, Final
@@ -43,6 +44,12 @@ DESCRIPTOR_MAGIC: Final = b"FLWS"
 RELEASE: Final = struct.Struct("<II")  # segment number, use count; a frame holds 1 or more
 MAX_NOTICES: Final = 1024  # notices in one release frame (the PULL refuses larger frames)
 MAX_TAIL: Final = 4096  # segment name and release endpoint, in a descriptor
+# A size class grows freely up to this many segments (a sender may run that far ahead of
+# its receivers); past it, a send with none free first waits for a release for at most
+# what making a segment costs (measured per class), so a burst reuses instead of growing
+WORKING_SET: Final = 4
+MIN_WAIT_S: Final = 20e-6
+MAX_WAIT_S: Final = 0.005
 
 
 def run_prefix(run_id: str) -> str:
@@ -101,6 +108,8 @@ class Pool:
         self._mapped = 0
         self._segments: list[Segment] = []
         self._free: dict[int, list[Segment]] = {}
+        self._made: dict[int, int] = {}  # segments of each size class
+        self._cost: dict[int, float] = {}  # seconds to make one of each size class (EWMA)
         self._pull: zmq.Socket[Any] | None = None
         self._broken = False  # binding failed once: inline from now on
         self.fallbacks = 0  # large payloads sent inline because no segment was available
@@ -114,6 +123,8 @@ class Pool:
         if not free:
             self.poll_releases()
             free = self._free.get(size)
+            if not free and self._made.get(size, 0) >= WORKING_SET:
+                free = self._await_release(size)
         if free:
             segment = free.pop()
         else:
@@ -165,6 +176,29 @@ class Pool:
                     self._free.setdefault(segment.size, []).append(segment)
                     freed += 1
 
+    def _await_release(self, size: int) -> list[Segment] | None:
+        """Wait for a segment of `size` to come back, at most what making one costs.
+
+        In a burst the sender outruns its receivers; a new segment costs the allocation
+        and first-touch faults of its pages (about 25x a reused one's copy), so waiting
+        that long for a release is never slower than making one, and keeps the pool at the
+        receivers' pace. zmq's own poll counts in milliseconds: select on its descriptor.
+        """
+        pull = self._pull
+        assert pull is not None
+        deadline = time.perf_counter() + min(max(self._cost.get(size, 0.0), MIN_WAIT_S), MAX_WAIT_S)
+        while True:
+            events: Any = pull.get(zmq.EVENTS)  # an int option
+            if events & zmq.POLLIN:
+                self.poll_releases()
+                free = self._free.get(size)
+                if free:
+                    return free
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return None
+            select.select([pull.FD], [], [], left)
+
     @property
     def in_flight(self) -> int:
         return sum(1 for s in self._segments if s.pending > 0)
@@ -213,6 +247,7 @@ class Pool:
         if self._mapped + size > self._cap or len(self._segments) >= MAX_SEGMENTS:
             self.poll_releases()
             return None
+        started = time.perf_counter()
         number = len(self._segments)
         name = f"{self.prefix}{number}"
         path = os.path.join(SHM_DIR, name)
@@ -234,6 +269,11 @@ class Pool:
         segment = Segment(number, name, size, mapping, self.endpoint)
         self._segments.append(segment)
         self._mapped += size
+        self._made[size] = self._made.get(size, 0) + 1
+        # its pages are touched by the first write, not here: count that in (about 2x)
+        spent = 2 * (time.perf_counter() - started)
+        cost = self._cost.get(size)
+        self._cost[size] = spent if cost is None else 0.75 * cost + 0.25 * spent
         return segment
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -236,4 +237,45 @@ def test_large_payloads_are_released_without_waiting_for_a_batch(
     view = receive(reader, send(pool, b"z" * FLUSH_BYTES))
     del view  # one notice of FLUSH_BYTES: sent at once, not held for 31 more
     assert not reader.releases.queue
+    wait_free(pool, reader)
+
+
+def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
+    pool: shm.Pool, reader: ShmReader
+) -> None:
+    size = 70_000
+    held = [receive(reader, send(pool, b"w" * size)) for _ in range(shm.WORKING_SET)]
+    assert len(pool._segments) == shm.WORKING_SET  # up to it, the pool grows at once
+    size_class = pool._segments[0].size
+    # a receiver lets one go while the sender waits: at most a segment's cost, made long
+    # here (the cap) so that a loaded machine still runs the releasing thread in time
+    pool._cost[size_class] = shm.MAX_WAIT_S
+    reused = False
+    def release() -> None:
+        time.sleep(0.0005)
+        held.pop(0)  # its lease dies: a notice is queued
+        reader.releases.flush()
+
+    for _ in range(20):  # bounded: each round lets one view go and takes one segment
+        thread = threading.Thread(target=release)
+        thread.start()
+        before = len(pool._segments)
+        segment = pool.acquire(size)
+        thread.join()
+        assert segment is not None
+        pool.publish(segment, 1)
+        held.append(receive(reader, pool.descriptor(segment, KIND_BYTES, size)))
+        if len(pool._segments) == before:
+            reused = True
+            break
+    assert reused, "a release during the wait was never taken"
+    # no release comes: after the bounded wait, a new segment is made all the same
+    before = len(pool._segments)
+    started = time.monotonic()
+    segment = pool.acquire(size)
+    assert segment is not None
+    assert time.monotonic() - started < BOUND_S
+    assert len(pool._segments) == before + 1
+    pool.give_back(segment)
+    held.clear()
     wait_free(pool, reader)
