@@ -52,7 +52,7 @@ class InputStatistics:
     received: int
     dropped: int
     queued: int
-    refused: int  # from an older generation of a source, or repeated
+    refused: int  # from an older generation of a source, repeated, or undecodable
 
 
 class _Source:
@@ -358,6 +358,11 @@ class Inbox:
                     due.extend((state.id, route, n) for route, n in state.owed.items())
                     state.owed.clear()
             return due
+
+    def refuse(self, input_id: str) -> None:
+        """Count one message of `input_id` that was taken but could not be decoded."""
+        with self._lock:
+            self._inputs[input_id].refused += 1
 
     def statistics(self) -> dict[str, InputStatistics]:
         with self._lock:

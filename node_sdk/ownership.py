@@ -42,6 +42,7 @@ replaces its maps whole.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -51,6 +52,7 @@ from typing import Any, Final
 
 import zmq
 
+from node_sdk.errors import NodeError
 from node_sdk.events import Event, EventType
 from node_sdk.inbox import Inbox, Item
 from node_sdk.inputs import Inputs
@@ -75,6 +77,9 @@ HANDED: Final = b"h"
 
 _new_event = tuple.__new__  # the hot path builds events without the keyword layer
 _INPUT: Final = EventType.INPUT
+UNDECODABLE_LOG_S: Final = 10.0  # at most one log line per this long for undecodable payloads
+
+log = logging.getLogger(__name__)
 
 
 class Ownership:
@@ -150,6 +155,8 @@ class Events:
         self._poll_version = -1
         self._poll_owned: list[tuple[Any, int]] = []
         self._poll_waiting: list[tuple[Any, int]] = [(commands, zmq.POLLIN)]
+        self._undecodable = 0  # payloads dropped since the last log line about them
+        self._undecodable_logged = -UNDECODABLE_LOG_S
 
     def tell(self, command: bytes) -> None:
         """A command to the receiver thread; never blocks, which a PAIR whose peer has gone
@@ -198,7 +205,11 @@ class Events:
                     else:
                         self.tell(CREDIT)
                 if type(entry) is tuple:
-                    return self.input_event(*entry)
+                    try:
+                        return self.input_event(*entry)
+                    except NodeError as exc:
+                        self._drop_undecodable(entry[0], exc)
+                        continue
                 assert isinstance(entry, Event)
                 if entry.type is EventType.PARAM:
                     entry = self.params.take(entry)
@@ -249,6 +260,18 @@ class Events:
                 # one message: it is there, so no Again; the caller's drain takes the rest
                 self.inputs.drain_socket(sock, 1)
         return said
+
+    def _drop_undecodable(self, input_id: str, exc: NodeError) -> None:
+        """A message whose payload does not decode (a peer's bug, or a hostile one): refused
+        and counted on its input, logged at most once per UNDECODABLE_LOG_S, never raised
+        into the node's loop: one bad message must not end a node."""
+        self.inbox.refuse(input_id)
+        self._undecodable += 1
+        now = time.monotonic()
+        if now - self._undecodable_logged >= UNDECODABLE_LOG_S:
+            log.warning("input %r: dropped %d message(s) that cannot be decoded: %s",
+                        input_id, self._undecodable, exc)  # fmt: skip
+            self._undecodable, self._undecodable_logged = 0, now
 
     def input_event(self, input_id: str, item: Item) -> Event:
         seq, stamp, kind, extra, payload = item
