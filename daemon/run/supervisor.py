@@ -360,10 +360,8 @@ class Run:
         its `send_stdout_as` output at its exit) may have ended only its generation (a
         restartable node's does): its receivers are told now that this generation was its
         last, and close once that end-of-stream is in, after the data before it. That can
-        still be lost (a receiver stuck past the sender's bounded close), so the inputs are
-        closed from here once more, a little later. A receiver still waiting for that
-        end-of-stream then closes the source once it has read its socket empty (the sender
-        is gone: all it delivered is there), so a receiver that is behind loses nothing.
+        still be lost, so the inputs are closed once more, later: a receiver still waiting
+        for it closes the source once its socket is read empty (node_sdk/inbox.py).
         """
         if not self.released:
             return
