@@ -307,4 +307,28 @@ def pool_for(
     run_dir = os.path.join(sockdir, paths.run_short_id(run_id))
     tag = sender_tag(node_id, generation)
     folder = run_dir if os.path.isdir(run_dir) else sockdir
+    remove_older_generations(run_id, tag, generation)
     return Pool(ctx, run_id, tag, f"ipc://{folder}/r{tag}", threshold)
+
+
+def remove_older_generations(run_id: str, tag: str, generation: int) -> int:
+    """Unlink this node's segments of every generation before its last one; how many.
+
+    A generation that crashed never unlinks its segments, and the daemon removes a run's
+    only when the run ends: a node that crashes again and again would fill /dev/shm. The
+    previous generation's are left alone, as a receiver may not have mapped them yet (one
+    that is still that far behind after two restarts gets those messages refused, counted).
+    """
+    stem = f"{run_prefix(run_id)}{tag[: tag.rindex('g') + 1]}"  # up to the generation
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        number, dash, _ = name[len(stem) :].partition("-")
+        if name.startswith(stem) and dash and number.isdigit() and int(number) < generation - 1:
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+                os.unlink(os.path.join(SHM_DIR, name))
+                removed += 1
+    return removed

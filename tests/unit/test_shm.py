@@ -279,3 +279,19 @@ def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
     pool.give_back(segment)
     held.clear()
     wait_free(pool, reader)
+
+
+def test_a_new_generation_removes_its_nodes_segments_older_than_the_last(run_id: str) -> None:
+    tag = shm.sender_tag("cam", 4)
+    stem = f"{shm.run_prefix(run_id)}{tag[: tag.rindex('g') + 1]}"
+    other = f"{shm.run_prefix(run_id)}{shm.sender_tag('lidar', 1)}-0"
+    names = [f"{stem}{gen}-{n}" for gen in (1, 2, 3, 4) for n in (0, 1)] + [other]
+    names.append(f"{stem}12-0")  # generation 12 of the same node: not older, not "1"
+    for name in names:
+        with open(os.path.join(shm.SHM_DIR, name), "wb"):
+            pass
+    assert shm.remove_older_generations(run_id, tag, 4) == 4  # generations 1 and 2
+    left = sorted(n for n in os.listdir(shm.SHM_DIR) if n.startswith(shm.run_prefix(run_id)))
+    assert left == sorted([f"{stem}3-0", f"{stem}3-1", f"{stem}4-0", f"{stem}4-1", other,
+                           f"{stem}12-0"])  # fmt: skip
+    remove_run_segments(run_id)
