@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from node_sdk.config import DataInput
 from node_sdk.events import Event, EventType, StopCause
@@ -43,6 +43,9 @@ Frame = tuple[str | None, int, int, int, int, dict[str, Any], Any, bytes | None]
 Item = tuple[int, int, int, dict[str, Any], Any]
 # Credits to pay back: (input id, routing id, count)
 Credit = tuple[str, bytes, int]
+# a backstopped source closes once its input is read empty, or this long after the backstop
+# at the latest: a socket that a live peer keeps busy never reads empty
+BACKSTOP_MAX_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,8 @@ class Inbox:
         # closes once the input's socket is read empty; the inputs' owner drains every
         # socket while there are any (inputs.py), so read without the lock
         self.backstops: list[tuple[str, str]] = []
+        # when they close even if never read empty (another peer keeps the socket busy)
+        self.backstop_deadline = 0.0
         # credits were asked of the inputs' owner and are not taken yet (read without the
         # lock by the node's thread, which settles them when it gets the inputs back)
         self.credit_asked = False
@@ -224,7 +229,8 @@ class Inbox:
         backstop for an end-of-stream that was lost (supervisor.py): the sender has exited,
         so whatever it delivered is already in this node's input socket, possibly seconds
         of it for a receiver that is behind. The source closes once the socket is read
-        empty (`settle`), after every message it sent, and not before."""
+        empty (`settle`), after every message it sent, or BACKSTOP_MAX_S later if another
+        peer keeps that socket busy."""
         with self._lock:
             state = self._inputs.get(input_id)
             if state is None:
@@ -235,6 +241,8 @@ class Inbox:
             elif src.close_at > src.ended and not src.closed:
                 if not src.backstop:
                     src.backstop = True
+                    if not self.backstops:
+                        self.backstop_deadline = time.monotonic() + BACKSTOP_MAX_S
                     self.backstops = [*self.backstops, (input_id, source)]
             else:
                 self._close(state, src)

@@ -9,6 +9,7 @@ either the old maps or the new ones.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, Final
 
 import zmq
@@ -131,7 +132,8 @@ class Inputs:
         # a tcp:// source whose link broke is closed once its socket is read empty (links.py),
         # and so is a source the daemon's backstop closes (inbox.close_source)
         settled = empty and links is not None and links.settle(spec.id)
-        if empty and self._inbox.backstops:
+        backstops = self._inbox.backstops
+        if backstops and (empty or time.monotonic() >= self._inbox.backstop_deadline):
             settled = self._inbox.settle(spec.id) or settled
         return bool(frames) or settled
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from node_sdk.config import DataInput
 from node_sdk.events import Event, EventType, StopCause
-from node_sdk.inbox import Inbox
+from node_sdk.inbox import BACKSTOP_MAX_S, Inbox
 from node_sdk.wire import KIND_BYTES, KIND_EOS
 
 
@@ -167,6 +168,7 @@ def test_the_daemons_backstop_closes_an_awaited_source_only_once_read_empty() ->
     inbox.push("in", [frame(2), frame(3)])  # read from the socket after it: still delivered
     assert drain(inbox) == [("in", "s0/out#1"), ("in", "s0/out#2"), ("in", "s0/out#3")]
     assert inbox.backstops == [("in", "s0/out")]
+    assert 0 < inbox.backstop_deadline - time.monotonic() <= BACKSTOP_MAX_S  # the bound
     assert inbox.settle("in")  # the socket was read empty: closed now
     assert [k for k, _ in drain(inbox)] == [EventType.INPUT_CLOSED, EventType.STOP]
     assert inbox.backstops == []
