@@ -13,6 +13,10 @@ HEADERS = (
     "P50", "P99",
 )  # fmt: skip
 MACHINE_AT = 2  # a run placed on several machines (docs/cluster.md) gets MACHINE after NODE
+# on a terminal too narrow for every column, these go first, in this order (the rest fit
+# in 80 columns with names of about 15 characters; longer names end in an ellipsis)
+NARROW_DROPS = ("PID", "P99", "RSS", "QUEUED")
+GAP = 2  # columns between two columns of the live table
 NO_RUNS = "no live runs (start one with `flow start FILE`)"
 
 
@@ -26,7 +30,8 @@ def register(sub: Any) -> None:
         "latency from send to receive over the last second (P50, P99: the slowest input's; "
         "`-` when nothing came in); with nodes on other machines (flow cluster), each node's "
         "MACHINE, its CPU and memory measured there. On a terminal it refreshes until `q` or "
-        "Ctrl-C; piped, it prints one plain table and exits.",
+        "Ctrl-C, and a narrow one shows fewer columns (PID, P99, RSS, QUEUED give way, in "
+        "that order); piped, it prints one plain table and exits.",
         epilog="example: flow top --interval 2s",
     )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")
@@ -147,17 +152,39 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def table(snapshot: dict[str, Any]) -> Any:
+def table(snapshot: dict[str, Any], width: int | None = None) -> Any:
+    """The live view's table, fitted to `width` columns (the terminal's by default)."""
     from rich.table import Table
 
+    from cli import render
+
+    names, cells = headers(snapshot), rows(snapshot)
+    keep = fitted(names, cells, render.out.width if width is None else width)
     view = Table(
         title=time.strftime("flow top  %H:%M:%S"),
         caption="q or Ctrl-C quits" if snapshot["runs"] else f"{NO_RUNS}; q or Ctrl-C quits",
-        expand=True,
-    )
-    for header in headers(snapshot):
+        box=None, padding=(0, GAP // 2), pad_edge=False, expand=True, header_style="bold",
+    )  # fmt: skip
+    for index in keep:
+        header = names[index]
         left = header in ("RUN", "NODE", "MACHINE", "STATUS")
-        view.add_column(header, justify="left" if left else "right")
-    for cells in rows(snapshot):
-        view.add_row(*cells)
+        view.add_column(
+            header, justify="left" if left else "right", no_wrap=True,
+            overflow="ellipsis", min_width=None if left else len(header),
+        )  # fmt: skip
+    for row in cells:
+        view.add_row(*(row[index] for index in keep))
     return view
+
+
+def fitted(names: list[str], cells: list[list[str]], width: int) -> list[int]:
+    """The indexes of the columns to show in `width`: all, or without NARROW_DROPS's first
+    ones until the rest fit."""
+    widths = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(names)]
+    keep = list(range(len(names)))
+    for drop in NARROW_DROPS:
+        if sum(widths[i] for i in keep) + GAP * (len(keep) - 1) <= width:
+            break
+        if drop in names:
+            keep.remove(names.index(drop))
+    return keep

@@ -4,6 +4,7 @@ idle."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import time
@@ -59,17 +60,17 @@ def test_top_refuses_an_interval_that_is_not_positive(daemon: Path) -> None:
     assert flow("top", "--interval", "250ms", home=daemon).returncode == 0
 
 
-def _top_on_a_terminal(home: Path) -> pexpect.spawn:
+def _top_on_a_terminal(home: Path, columns: int = 160) -> pexpect.spawn:
     """`flow top` in a pseudo-terminal, followed by `stty -a` on the same terminal: what the
     terminal looks like once flow top has ended."""
     env = flow_env(home)
-    env["COLUMNS"], env["LINES"] = "160", "40"
+    env["COLUMNS"], env["LINES"] = str(columns), "40"
     # the shell catches SIGINT (its child gets the default): it outlives Ctrl-C to report
     top = f"{shlex.quote(sys.executable)} -m cli top --interval 200ms"
     command = f"trap : INT; {top}; echo exit=$?; stty -a"
     return pexpect.spawn(
         "/bin/sh", ["-c", command], env=env, cwd=str(REPO), timeout=BOUND_S,
-        encoding="utf-8", dimensions=(40, 160),
+        encoding="utf-8", dimensions=(40, columns),
     )  # fmt: skip
 
 
@@ -131,3 +132,31 @@ def test_top_on_a_terminal_shows_the_latency_of_a_receiving_node(
         if child.isalive():
             child.terminate(force=True)
     assert flow("stop", "lat", home=daemon).returncode == 0
+
+
+def test_top_fits_an_80_column_terminal_without_cutting_a_word(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """At 80 columns the least needed columns (PID, P99, then RSS, QUEUED) give way, so every
+    header and value shown is whole (before, every column was cut to a few letters)."""
+    start_stream(daemon, tmp_path, "narrow", tick_ms=20)
+    child = _top_on_a_terminal(daemon, columns=80)
+    try:
+        child.expect("q or Ctrl-C quits")  # the end of the first whole frame
+        frame = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)  # its text, no styles
+        lines = [line.rstrip() for line in frame.replace("\r", "").split("\n")]
+        header = next(line.split() for line in lines if line.startswith("RUN"))
+        for name in ("RUN", "NODE", "STATUS", "CPU%", "IN/S", "OUT/S", "DROPPED", "P50"):
+            assert name in header, header
+        assert "PID" not in header  # the first to give way
+        for node in ("counter", "sink"):
+            assert any(line.split()[:3] == ["narrow", node, "running"] for line in lines
+                       if len(line.split()) >= 3), lines  # fmt: skip
+        assert all(len(line) <= 80 for line in lines), lines
+        assert "\u2026" not in frame  # no ellipsis: nothing was cut
+        child.send("q")
+        _ended_cleanly(child)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert flow("stop", "narrow", home=daemon).returncode == 0
