@@ -132,12 +132,12 @@ class Inbox:
         # when inputs connected to it live are closed again
         self._stops_when_closed = self._open > 0
         self._stop_queued = False
-        # (input, source) whose end-of-stream is awaited and which the daemon's backstop
-        # closes once the input's socket is read empty; the inputs' owner drains every
-        # socket while there are any (inputs.py), so read without the lock
-        self.backstops: list[tuple[str, str]] = []
-        # when they close even if never read empty (another peer keeps the socket busy)
-        self.backstop_deadline = 0.0
+        # (input, source, when it closes even if never read empty: another peer keeps the
+        # socket busy) whose end-of-stream is awaited and which the daemon's backstop closes
+        # once the input's socket is read empty; the inputs' owner drains every socket while
+        # there are any (inputs.py), so read without the lock
+        self.backstops: list[tuple[str, str, float]] = []
+        self.backstop_deadline = 0.0  # the first of their deadlines
         # credits were asked of the inputs' owner and are not taken yet (read without the
         # lock by the node's thread, which settles them when it gets the inputs back)
         self.credit_asked = False
@@ -241,22 +241,26 @@ class Inbox:
             elif src.close_at > src.ended and not src.closed:
                 if not src.backstop:
                     src.backstop = True
-                    if not self.backstops:
-                        self.backstop_deadline = time.monotonic() + BACKSTOP_MAX_S
-                    self.backstops = [*self.backstops, (input_id, source)]
+                    deadline = time.monotonic() + BACKSTOP_MAX_S
+                    self.backstops = [*self.backstops, (input_id, source, deadline)]
+                    self.backstop_deadline = min(b[2] for b in self.backstops)
             else:
                 self._close(state, src)
 
-    def settle(self, input_id: str) -> bool:
-        """The input's socket was just read empty: close its backstopped sources (what they
-        sent is queued before their INPUT_CLOSED). True if any closed."""
+    def settle(self, input_id: str, *, read_empty: bool = True) -> bool:
+        """Close the backstopped sources of an input whose socket was just read empty, or
+        (`read_empty` False) those past their deadline; what they sent is queued before
+        their INPUT_CLOSED. True if any closed."""
         with self._lock:
-            state = self._inputs[input_id]
-            settled = [(i, s) for i, s in self.backstops if i == input_id]
+            now = time.monotonic()
+            settled = [b for b in self.backstops
+                       if b[0] == input_id and (read_empty or b[2] <= now)]  # fmt: skip
             if not settled:
                 return False
-            self.backstops = [b for b in self.backstops if b[0] != input_id]
-            for _, source in settled:
+            self.backstops = [b for b in self.backstops if b not in settled]
+            self.backstop_deadline = min((b[2] for b in self.backstops), default=0.0)
+            state = self._inputs[input_id]
+            for _, source, _ in settled:
                 self._close(state, state.sources[source])
             return True
 
@@ -368,9 +372,12 @@ class Inbox:
             return due
 
     def refuse(self, input_id: str) -> None:
-        """Count one message of `input_id` that was taken but could not be decoded."""
+        """Count one message of `input_id` that was taken but could not be decoded: refused,
+        no longer received (delivered + dropped stays what its senders sent)."""
         with self._lock:
-            self._inputs[input_id].refused += 1
+            state = self._inputs[input_id]
+            state.refused += 1
+            state.received -= 1
 
     def statistics(self) -> dict[str, InputStatistics]:
         with self._lock:

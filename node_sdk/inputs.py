@@ -124,17 +124,20 @@ class Inputs:
                     if len(extras) >= _EXTRA_CACHE_MAX:
                         extras.clear()
                     extras[raw_extra] = extra  # shared: readers copy, never mutate it
-            frames.append((extra.get("s"), generation, seq, stamp, kind, extra, payload, route))
+            source = extra.get("s")
+            if source is not None and type(source) is not str:
+                self.malformed += 1  # a source that is not a name (a hostile peer's)
+                continue
+            frames.append((source, generation, seq, stamp, kind, extra, payload, route))
             if fds:  # a tcp:// input: the connection it came on (links.py)
-                links.heard(spec.id, extra.get("s"), fds[-1])
+                links.heard(spec.id, source, fds[-1])
         if frames:
             self._inbox.push(spec.id, frames)
         # a tcp:// source whose link broke is closed once its socket is read empty (links.py),
         # and so is a source the daemon's backstop closes (inbox.close_source)
         settled = empty and links is not None and links.settle(spec.id)
-        backstops = self._inbox.backstops
-        if backstops and (empty or time.monotonic() >= self._inbox.backstop_deadline):
-            settled = self._inbox.settle(spec.id) or settled
+        if self._inbox.backstops and (empty or time.monotonic() >= self._inbox.backstop_deadline):
+            settled = self._inbox.settle(spec.id, read_empty=empty) or settled
         return bool(frames) or settled
 
     def pay_credits(self) -> None:

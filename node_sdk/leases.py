@@ -87,7 +87,11 @@ class Releases:
     def _send(self, endpoint: str, notes: list[bytes]) -> None:
         sock = self._socks.get(endpoint)
         if sock is None:
-            sock = self._socks[endpoint] = self._socket(endpoint)
+            try:
+                sock = self._socket(endpoint)
+            except zmq.ZMQError:
+                return  # an endpoint zmq refuses (a broken descriptor's): no one to tell
+            self._socks[endpoint] = sock
         with contextlib.suppress(zmq.ZMQError):  # a sender gone: nothing to tell
             sock.send(b"".join(notes), zmq.NOBLOCK)
 
@@ -96,7 +100,11 @@ class Releases:
             self._ctx = zmq.Context()
         sock = self._ctx.socket(zmq.PUSH)
         sock.linger = 200  # at exit, a moment to hand the last notices over
-        sock.connect(endpoint)
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError:
+            sock.close(linger=0)  # never left open: the context's term would wait for it
+            raise
         return sock
 
     def close(self) -> None:
@@ -137,9 +145,14 @@ class ShmReader:
         from node_sdk.shm import parse_descriptor
 
         kind, number, use, nbytes, tail = parse_descriptor(frame)
-        mapping, endpoint = self._mapping(tail)
-        if nbytes > len(mapping):
-            raise NodeError(f"shared-memory descriptor of {nbytes} bytes for a smaller segment")
+        try:
+            mapping, endpoint = self._mapping(tail)
+            if nbytes > len(mapping):
+                raise NodeError(f"shared-memory descriptor of {nbytes} bytes for a smaller "
+                                "segment")  # fmt: skip
+        except NodeError:
+            self.discard(frame)  # no lease will ever release it: its sender gets it back now
+            raise
         lease = self._lease_type(nbytes).from_buffer(mapping)
         lease._flow_note = (self.releases, endpoint, number, use, nbytes)
         view = memoryview(lease).cast("B").toreadonly()
@@ -155,7 +168,8 @@ class ShmReader:
         except NodeError:
             return
         endpoint = tail.partition(b"\n")[2].decode(errors="replace")
-        self.releases.note(endpoint, number, use, nbytes)
+        if endpoint.startswith("ipc://"):  # a sender on this machine; anything else: no one
+            self.releases.note(endpoint, number, use, nbytes)
 
     def _lease_type(self, nbytes: int) -> type[Any]:
         made = self._lease_types.get(nbytes)
@@ -181,6 +195,8 @@ class ShmReader:
             raise NodeError("shared-memory descriptor with a name that is not UTF-8") from None
         if "/" in name or "\0" in name or not name.startswith(NAME_PREFIX):
             raise NodeError(f"shared-memory descriptor names a bad segment {name[:80]!r}")
+        if not endpoint.startswith("ipc://"):  # a sender on this machine: never elsewhere
+            raise NodeError(f"shared-memory descriptor names a release endpoint {endpoint[:80]!r}")
         try:
             fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
         except (OSError, ValueError) as exc:

@@ -290,5 +290,7 @@ class Events:
         metadata = {"timestamp": stamp}
         user = extra.get("m")
         if user:
+            if type(user) is not dict:  # a peer's bug, or a hostile one: refused (`_wait`)
+                raise NodeError(f"metadata that is not a JSON object: {type(user).__name__}")
             metadata.update(user)  # a user's own `timestamp` key wins: user keys are kept
         return _new_event(Event, (_INPUT, input_id, value, metadata, None, seq))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import mmap
 import os
 import select
@@ -50,6 +51,7 @@ MAX_TAIL: Final = 4096  # segment name and release endpoint, in a descriptor
 WORKING_SET: Final = 4
 MIN_WAIT_S: Final = 20e-6
 MAX_WAIT_S: Final = 0.005
+SELECT_FD_LIMIT: Final = 1024  # FD_SETSIZE: select refuses a higher descriptor
 
 
 def run_prefix(run_id: str) -> str:
@@ -197,7 +199,11 @@ class Pool:
             left = deadline - time.perf_counter()
             if left <= 0:
                 return None
-            select.select([pull.FD], [], [], left)
+            fd = pull.FD
+            if fd < SELECT_FD_LIMIT:
+                select.select([fd], [], [], left)
+            else:  # select cannot watch it: zmq's own poll, in whole milliseconds
+                pull.poll(math.ceil(left * 1000), zmq.POLLIN)
 
     @property
     def in_flight(self) -> int:

@@ -363,7 +363,10 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
     if kind == KIND_NONE:
         return None
     if kind == KIND_STR:
-        return str(memoryview(data), "utf-8")
+        try:
+            return str(memoryview(data), "utf-8")
+        except UnicodeDecodeError as exc:
+            raise NodeError(f"str payload that is not UTF-8: {exc}") from None
     if kind == KIND_NUMPY:
         dtype, shape, nbytes = _array_layout(extra)
         if len(data) != nbytes:

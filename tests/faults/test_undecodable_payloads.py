@@ -11,7 +11,8 @@ from helpers import flow_run_ok, write_dataflow
 
 # a well-formed header (so the frame is taken) in front of a payload that does not decode:
 # a numpy payload of the wrong size, garbage as an Arrow stream, as arrow buffers, as a
-# shared-memory descriptor, and a kind no flow node sends
+# shared-memory descriptor, a kind no flow node sends, a str that is not UTF-8, metadata
+# that is not an object; and a source that is not a name
 SENDER = """
 import json, os, time
 import zmq
@@ -26,10 +27,15 @@ bad = [
     (7, {}, b"\\x00" * 40),
     (6, {}, b"FLWS" + b"\\x00" * 60),
     (99, {}, b"?"),
+    (2, {}, b"\\xff\\xfe not UTF-8"),
+    (1, {"m": [1, 2]}, b"metadata that is not an object"),
 ]
 ctx = zmq.Context()
 push = ctx.socket(zmq.PUSH)
 push.connect(endpoint)
+# a frame whose source is not a name: malformed, dropped before it is queued
+raw = json.dumps({"s": ["sender/out"]}).encode()
+push.send(HEADER.pack(MAGIC, 1, FLAG_PACKED, 0, 0, 99, 0, len(raw)) + raw + b"x")
 for seq, (kind, extra, payload) in enumerate(bad, 1):
     # generation 0: frames of a "generation" before the sender's own, so its messages,
     # numbered from 1 in generation 1, are not taken for repeats of these
@@ -78,5 +84,5 @@ def test_undecodable_payloads_are_refused_and_the_node_goes_on(
     logs = flow_run_ok(flow_home, yml)
     result = json.loads(out.read_text())
     assert result["got"] == list(range(1, 21))
-    assert result["refused"] == 5  # each bad one, whether decoded or refused as from before
+    assert result["refused"] == 7  # each bad one, whether decoded or refused as from before
     assert "cannot be decoded" in logs, logs[-3000:]

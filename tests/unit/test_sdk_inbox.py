@@ -167,12 +167,19 @@ def test_the_daemons_backstop_closes_an_awaited_source_only_once_read_empty() ->
     inbox.close_source("in", "s0/out")  # the backstop, while its messages are still coming
     inbox.push("in", [frame(2), frame(3)])  # read from the socket after it: still delivered
     assert drain(inbox) == [("in", "s0/out#1"), ("in", "s0/out#2"), ("in", "s0/out#3")]
-    assert inbox.backstops == [("in", "s0/out")]
+    assert [b[:2] for b in inbox.backstops] == [("in", "s0/out")]
     assert 0 < inbox.backstop_deadline - time.monotonic() <= BACKSTOP_MAX_S  # the bound
+    assert not inbox.settle("in", read_empty=False)  # not read empty, and not overdue
     assert inbox.settle("in")  # the socket was read empty: closed now
     assert [k for k, _ in drain(inbox)] == [EventType.INPUT_CLOSED, EventType.STOP]
     assert inbox.backstops == []
     assert not inbox.settle("in")
+    late = make_inbox([spec("in")])
+    late.close_source("in", "s0/out", generation=1)
+    late.close_source("in", "s0/out")
+    late.backstops = [(i, s, time.monotonic() - 1) for i, s, _ in late.backstops]
+    assert late.settle("in", read_empty=False)  # past its deadline: closed unread
+    assert [k for k, _ in drain(late)] == [EventType.INPUT_CLOSED, EventType.STOP]
     died = make_inbox([spec("in")])
     died.close_source("in", "s0/out")  # a sender that died with no goodbye: at once
     assert [k for k, _ in drain(died)] == [EventType.INPUT_CLOSED, EventType.STOP]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import gc
 import os
-import threading
+import select
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,41 +242,42 @@ def test_large_payloads_are_released_without_waiting_for_a_batch(
 
 
 def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
-    pool: shm.Pool, reader: ShmReader
+    pool: shm.Pool, reader: ShmReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     size = 70_000
     held = [receive(reader, send(pool, b"w" * size)) for _ in range(shm.WORKING_SET)]
     assert len(pool._segments) == shm.WORKING_SET  # up to it, the pool grows at once
     size_class = pool._segments[0].size
-    # a receiver lets one go while the sender waits: at most a segment's cost, made long
-    # here (the cap) so that a loaded machine still runs the releasing thread in time
-    pool._cost[size_class] = shm.MAX_WAIT_S
-    reused = False
-    def release() -> None:
-        time.sleep(0.0005)
-        held.pop(0)  # its lease dies: a notice is queued
-        reader.releases.flush()
+    # a wait as long as a loaded machine may need, so only the release can end it
+    monkeypatch.setattr(shm, "MAX_WAIT_S", BOUND_S)
+    pool._cost[size_class] = BOUND_S
+    waits: list[float] = []
+    let_go = [True]  # whether the next wait has a receiver let a view go
+    real_select = select.select
 
-    for _ in range(20):  # bounded: each round lets one view go and takes one segment
-        thread = threading.Thread(target=release)
-        thread.start()
-        before = len(pool._segments)
-        segment = pool.acquire(size)
-        thread.join()
-        assert segment is not None
-        pool.publish(segment, 1)
-        held.append(receive(reader, pool.descriptor(segment, KIND_BYTES, size)))
-        if len(pool._segments) == before:
-            reused = True
-            break
-    assert reused, "a release during the wait was never taken"
-    # no release comes: after the bounded wait, a new segment is made all the same
-    before = len(pool._segments)
-    started = time.monotonic()
+    def release_while_waiting(*args: Any) -> Any:
+        """The sender waits: a receiver lets one view go now."""
+        if let_go[0]:
+            let_go[0] = False
+            held.pop(0)  # its lease dies: a notice is queued
+            reader.releases.flush()
+        waits.append(args[3])
+        return real_select(*args)
+
+    monkeypatch.setattr(shm, "select", types.SimpleNamespace(select=release_while_waiting))
     segment = pool.acquire(size)
     assert segment is not None
-    assert time.monotonic() - started < BOUND_S
-    assert len(pool._segments) == before + 1
+    assert waits, "the sender never waited for a release"
+    assert len(pool._segments) == shm.WORKING_SET  # the released one was taken: no new one
+    pool.publish(segment, 1)
+    held.append(receive(reader, pool.descriptor(segment, KIND_BYTES, size)))
+    # every segment held and no release coming: after the wait (short here), one is made
+    pool._cost[size_class] = 0.001
+    waits.clear()
+    segment = pool.acquire(size)
+    assert segment is not None
+    assert waits  # it waited first
+    assert len(pool._segments) == shm.WORKING_SET + 1
     pool.give_back(segment)
     held.clear()
     wait_free(pool, reader)
