@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import measure, start, tables
+from bench.bounded import run_bounded
 from bench.tables import BUFFER
 
 HERE = Path(__file__).resolve().parent
@@ -114,8 +115,7 @@ class Bench:
             assert self.dora is not None
             argv = [self.dora, "run", str(path)]
         started, before = time.perf_counter(), measure.children_cpu()
-        done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        done = run_bounded(argv, env, folder, timeout)
         wall = time.perf_counter() - started
         # the CLI's process and what it waited for (flow's nodes: its keeper thread waits)
         self.last_cpu = measure.children_cpu() - before
