@@ -59,7 +59,7 @@ class InputStatistics:
 
 
 class _Source:
-    __slots__ = ("backstop", "close_at", "closed", "ended", "generation", "last_seq")
+    __slots__ = ("close_at", "closed", "ended", "generation", "last_seq")
 
     def __init__(self) -> None:
         self.generation = 0
@@ -67,7 +67,6 @@ class _Source:
         self.closed = False
         self.ended = 0  # the latest generation whose end-of-stream ended only itself
         self.close_at = 0  # the daemon said this generation was the source's last
-        self.backstop = False  # close once its input is read empty (`close_source`)
 
 
 class _Input:
@@ -239,8 +238,7 @@ class Inbox:
             if generation and src.ended < generation:
                 src.close_at = generation
             elif src.close_at > src.ended and not src.closed:
-                if not src.backstop:
-                    src.backstop = True
+                if not any(b[:2] == (input_id, source) for b in self.backstops):
                     deadline = time.monotonic() + BACKSTOP_MAX_S
                     self.backstops = [*self.backstops, (input_id, source, deadline)]
                     self.backstop_deadline = min(b[2] for b in self.backstops)

@@ -124,10 +124,7 @@ class Inputs:
                     if len(extras) >= _EXTRA_CACHE_MAX:
                         extras.clear()
                     extras[raw_extra] = extra  # shared: readers copy, never mutate it
-            source = extra.get("s")
-            if source is not None and type(source) is not str:
-                self.malformed += 1  # a source that is not a name (a hostile peer's)
-                continue
+            source = extra.get("s")  # a str, or None (decode_extra)
             frames.append((source, generation, seq, stamp, kind, extra, payload, route))
             if fds:  # a tcp:// input: the connection it came on (links.py)
                 links.heard(spec.id, source, fds[-1])

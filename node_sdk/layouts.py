@@ -64,7 +64,7 @@ class Layouts:
         try:
             memoryview(array)
             viewable = True
-        except (ValueError, TypeError, NotImplementedError, BufferError):
+        except (ValueError, BufferError):  # numpy exports no datetime64/timedelta64 buffer
             viewable = False
         if len(self._known) >= MAX_LAYOUTS:
             self._known.clear()

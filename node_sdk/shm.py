@@ -52,6 +52,8 @@ WORKING_SET: Final = 4
 MIN_WAIT_S: Final = 20e-6
 MAX_WAIT_S: Final = 0.005
 SELECT_FD_LIMIT: Final = 1024  # FD_SETSIZE: select refuses a higher descriptor
+_EVENTS: Final = int(zmq.EVENTS)  # plain ints: an enum member costs a conversion per call
+_POLLIN: Final = int(zmq.POLLIN)
 
 
 def run_prefix(run_id: str) -> str:
@@ -190,8 +192,8 @@ class Pool:
         assert pull is not None
         deadline = time.perf_counter() + min(max(self._cost.get(size, 0.0), MIN_WAIT_S), MAX_WAIT_S)
         while True:
-            events: Any = pull.get(zmq.EVENTS)  # an int option
-            if events & zmq.POLLIN:
+            events: Any = pull.get(_EVENTS)  # an int option
+            if events & _POLLIN:
                 self.poll_releases()
                 free = self._free.get(size)
                 if free:

@@ -199,6 +199,9 @@ def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
         raise NodeError(f"data frame extra is not JSON: {exc!r}") from None
     if end != len(text) or not isinstance(extra, dict):
         raise NodeError("data frame extra is not one JSON object")
+    source = extra.get("s")
+    if source is not None and type(source) is not str:
+        raise NodeError("data frame extra names a source that is not a string")
     return extra
 
 
