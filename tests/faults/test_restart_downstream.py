@@ -21,7 +21,7 @@ import pytest
 from helpers import NODES, flow
 from procs import node_processes, wait_gone
 
-COUNT = 150
+COUNT = 40
 
 
 def graph(tmp_path: Path, policy: str) -> Path:
@@ -31,7 +31,10 @@ def graph(tmp_path: Path, policy: str) -> Path:
 nodes:
   - id: source
     path: {NODES}/counter.py
-    env: {{COUNT: {COUNT}, SPAWN_FILE: {tmp_path / "source.spawns"}}}
+    env:
+      COUNT: {COUNT}
+      SPAWN_FILE: {tmp_path / "source.spawns"}
+      UNTIL_FILE: {tmp_path / "end"}
     inputs:
       tick: flow/timer/millis/30
     outputs: [count]
@@ -97,6 +100,7 @@ def test_item4_restarting_a_middle_node_is_invisible_downstream(
         assert not wait_gone([middle["pid"]], 5)
         sampler.sample(0.6)
         generations = 4
+    (tmp_path / "end").touch()  # the stream ends once every step is done, at COUNT at least
     deadline = time.monotonic() + 15
     while flow("list", home=daemon).stdout.count("chain"):
         assert time.monotonic() < deadline, "the run never ended"
@@ -116,7 +120,12 @@ def test_item4_restarting_a_middle_node_is_invisible_downstream(
     sink_log = flow("logs", "chain", "sink", home=daemon).stdout
     values = [int(v) for v in re.findall(r"got data (\d+) seq", sink_log)]
     assert values == sorted(set(values)), "a value came twice or out of order"
-    assert values[-1] == COUNT, sink_log[-500:]
+    middle_log = flow("logs", "chain", "middle", home=daemon).stdout
+    source_log = flow("logs", "chain", "source", home=daemon).stdout
+    sent = re.findall(r"counter sent (\d+)", source_log)
+    assert sent, source_log[-500:]
+    assert int(sent[0]) >= COUNT, source_log[-500:]
+    assert values[-1] == int(sent[0]), sink_log[-500:] + middle_log[-800:]
     # `sink | 12:00:01.234 text`: the text after the node and the time
     events = [line.split(" ", 3)[3] for line in sink_log.splitlines() if line.count(" ") >= 3]
     closed = [i for i, line in enumerate(events) if line.startswith(("closed", "stop"))]

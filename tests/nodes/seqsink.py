@@ -25,4 +25,5 @@ with Node() as node:
             print(f"closed {event['id']}", flush=True)
         elif event["type"] == "STOP":
             print(f"stop {event['id']}", flush=True)
-print(f"summary received={received} gaps={gaps} repeats={repeats}", flush=True)
+    refused = sum(s.refused for s in node.statistics().inputs.values())
+print(f"summary received={received} gaps={gaps} repeats={repeats} refused={refused}", flush=True)
