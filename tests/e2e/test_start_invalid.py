@@ -15,7 +15,9 @@ LINE = re.compile(r"^(?P<file>[^:]+\.yml):(?P<line>\d+): (?P<rest>.+)$")
 def test_bad_files_are_refused_while_a_run_streams(daemon: Path, tmp_path: Path) -> None:
     assert len(BAD) >= 20
     start_stream(daemon, tmp_path, "steady")
-    for bad in BAD:
+    # every third file through `flow start` (a process each); every file's own line is
+    # checked in process by tests/unit/test_check.py
+    for bad in BAD[::3]:
         done = flow("start", str(bad), "--detach", "--name", "bad", home=daemon)
         assert done.returncode == 2, (bad.name, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
