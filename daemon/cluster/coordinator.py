@@ -16,12 +16,11 @@ import socket as stdlib_socket
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import trio
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from daemon.cluster import records
 from daemon.cluster.keys import KeyPair
@@ -44,6 +43,9 @@ from daemon.model.cluster import (
 from daemon.model.errors import BadRequest, ControlSocketUnavailable, StateWriteFailed
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,10 @@ class Coordinator:
             for option, value in link_options(self.timing).items():
                 router.setsockopt(option, value)
             if not self.listen.plain:
+                # imported here: it pulls in asyncio (~1 MiB), which a daemon that never
+                # coordinates a cluster should not carry (SPEC's idle RSS cap)
+                from zmq.auth.thread import ThreadAuthenticator
+
                 auth = ThreadAuthenticator(context, log=logging.getLogger("daemon.cluster.zap"))
                 auth.start()
                 auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=self)

@@ -19,7 +19,6 @@ from typing import Any, Final
 
 import attrs
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from daemon.cluster.keys import KeyPair, secret_key_file
 from daemon.cluster.link import Timing
@@ -28,6 +27,7 @@ from daemon.model.cluster_probe import ANSWERS_PER_PROBE, SMALL_BYTES, acknowled
 from daemon.model.units import format_size
 from node_sdk.config import TcpSecurity
 from node_sdk.errors import NodeError
+from node_sdk.links import EVENT  # a monitor event parsed here: zmq.utils.monitor imports asyncio
 from node_sdk.tcp import Curve
 from node_sdk.wire import MAX_FRAME_BYTES
 
@@ -139,8 +139,8 @@ class _Sender:
             if self.monitor in ready:
                 with contextlib.suppress(zmq.Again):
                     while True:
-                        event = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
-                        self.seen.add(int(event["event"]))
+                        frames = self.monitor.recv_multipart(zmq.NOBLOCK)
+                        self.seen.add(EVENT.unpack_from(frames[0])[0])
             if self.sock in ready:
                 return bytes(self.sock.recv())
         return None
