@@ -3,8 +3,10 @@
 The schema message is the same for every array of a type, so the sender makes it once
 per type and the receiver parses it once per schema; each message only makes and reads
 its batch. The sender's stream is written where it goes: straight into a shared-memory
-segment for a large payload (its one copy), joined for an inline one. pyarrow is imported
-only by a node whose values are of it. A leaf beside `errors`.
+segment for a large payload (its one copy), joined for an inline one. A small array's
+batch is serialized at once, its size read from that, rather than measured by one write
+and made by a second. pyarrow is imported only by a node whose values are of it. A leaf
+beside `errors`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from node_sdk.errors import NodeError
 _EOS: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 _PREFIX: Final = struct.Struct("<Ii")  # continuation marker, metadata length
 MAX_SCHEMAS: Final = 64
+# arrays whose buffers add up to at most this are serialized once, at encode: far below
+# the shared-memory threshold (64 KiB by default), where a batch copied twice costs little
+SERIALIZE_AT_ONCE: Final = 16 << 10
 # sender: array type -> (schema, its IPC message); receiver: schema message -> schema
 _SCHEMAS: dict[Any, tuple[Any, Any]] = {}
 _READ: dict[bytes, Any] = {}
@@ -28,22 +33,29 @@ class ArrowBody:
     """An arrow payload not written yet: the stream's bytes are made where they go (into a
     shared-memory segment: the one copy of the data), or joined for an inline send."""
 
-    __slots__ = ("batch", "nbytes", "schema", "schema_message")
+    __slots__ = ("batch", "nbytes", "schema", "schema_message", "serialized")
 
-    def __init__(self, schema: Any, schema_message: Any, batch: Any, nbytes: int) -> None:
+    def __init__(
+        self, schema: Any, schema_message: Any, batch: Any, nbytes: int, serialized: Any = None
+    ) -> None:
         self.schema = schema
         self.schema_message = schema_message
         self.batch = batch
         self.nbytes = nbytes
+        self.serialized = serialized  # the batch message, when made at encode (a small one)
 
     def join(self) -> bytes:
-        return b"".join((self.schema_message, self.batch.serialize(), _EOS))
+        batch = self.batch.serialize() if self.serialized is None else self.serialized
+        return b"".join((self.schema_message, batch, _EOS))
 
     def write_into(self, target: Any) -> None:
         """Write the stream into `target`, a writable buffer of exactly `nbytes`."""
         import pyarrow as pa
         import pyarrow.ipc  # pa.ipc is a submodule
 
+        if self.serialized is not None:  # a small batch in a segment: a low threshold
+            memoryview(target)[: self.nbytes] = self.join()
+            return
         sink = pa.FixedSizeBufferWriter(pa.py_buffer(target))
         with pa.ipc.new_stream(sink, self.schema) as writer:
             writer.write_batch(self.batch)
@@ -69,6 +81,10 @@ def encode(pa: Any, array: Any) -> ArrowBody:
         _LAST[:] = arrow_type, known
     schema, message = known
     batch = pa.RecordBatch.from_arrays([array], schema=schema)
+    if array.get_total_buffer_size() <= SERIALIZE_AT_ONCE:  # every buffer whole: an upper bound
+        serialized = batch.serialize()
+        return ArrowBody(schema, message, batch, message.size + serialized.size + len(_EOS),
+                         serialized)  # fmt: skip
     nbytes = message.size + pa.ipc.get_record_batch_size(batch) + len(_EOS)
     return ArrowBody(schema, message, batch, nbytes)
 

@@ -28,6 +28,7 @@ VALUES = [
     pa.array(np.arange(70_000, dtype=np.uint8)),  # a shared-memory size
     pa.chunked_array([[1, 2], [3]]),
     pa.array([], type=pa.float64()),
+    pa.array(["x" * 100] * 300),  # above SERIALIZE_AT_ONCE: measured, then written once
 ]  # fmt: skip
 # the values sent as their own buffers (kind 7): fixed-width types, not chunked
 FIXED_WIDTH = {0, 3, 5}
@@ -45,6 +46,9 @@ def test_arrow_types_in_turn_arrive_exact(into_segment: bool) -> None:
             payload = wire.encode_payload(value, deferred=True)
             fixed = index in FIXED_WIDTH
             assert payload.kind == (wire.KIND_ARROW_BUFFERS if fixed else wire.KIND_ARROW)
+            if not fixed:  # a small batch is made once, at encode; a large one where it goes
+                small = _plain(value).get_total_buffer_size() <= arrow_ipc.SERIALIZE_AT_ONCE
+                assert (payload.data.serialized is not None) == small
             if into_segment:
                 sent = wire.write_payload(segment, payload.data, payload.nbytes)
                 assert sent is segment  # the stream exists only there: no copy before it
