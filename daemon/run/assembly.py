@@ -18,7 +18,8 @@ import zmq
 from daemon.keeper.logs import Tee
 from daemon.model.errors import ControlSocketUnavailable
 from daemon.run import dynamic, params
-from daemon.run.node_channel import MAX_MSG_BYTES, NodeChannel, bind_router
+from daemon.run.node_channel import OPTIONS, NodeChannel, bind_router
+from daemon.run.peer_outbox import PeerOutbox
 from daemon.run.runtime import Runtime, serve_nursery
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
@@ -45,7 +46,7 @@ async def open_runtime(
     endpoint = f"ipc://{sockets / paths.NODES_SOCKET}"
     try:
         try:
-            nodes = bind_router(context, endpoint, {zmq.MAXMSGSIZE: MAX_MSG_BYTES})
+            nodes = bind_router(context, endpoint, OPTIONS)
         except (zmq.ZMQError, OSError) as exc:
             raise ControlSocketUnavailable(
                 f"cannot bind the node channel in {sockets}: {exc}"
@@ -62,7 +63,8 @@ async def open_runtime(
                 origin=origin,
                 tee=tee,
             )
-            owner = SocketOwner(nodes, name="node channel", on_drop=rt.note_drops)
+            owner = SocketOwner(nodes, name="node channel", on_drop=rt.note_drops,
+                                peers=PeerOutbox(name="node channel"))  # fmt: skip
             attach = functools.partial(dynamic.attach, rt) if dynamic_nodes else None
             rt.params = params.ParamDesk(store)
             rt.channel = NodeChannel(

@@ -34,6 +34,10 @@ MAX_IDENTITY = 256  # `run/node/generation` or `attach/<pid>/<hex>`
 # zmq drops a peer that sends more than this outright (the control socket's bound too);
 # below it, `channel.decode` refuses what is over its own MAX_FRAME
 MAX_MSG_BYTES = 16 << 20
+# ROUTER_MANDATORY: a message to a node whose pipe is full (a node that does not read its
+# channel: stopped, or its receiver thread starved) is refused, not dropped silently, and
+# waits in the channel's PeerOutbox within its byte bounds; one to a node gone is counted
+OPTIONS: dict[int, int] = {zmq.MAXMSGSIZE: MAX_MSG_BYTES, zmq.ROUTER_MANDATORY: 1}
 
 
 class NoDynamicNode(RecoverableError):

@@ -8,7 +8,8 @@ import pytest
 import trio
 import zmq
 
-from daemon.run import zmq_trio
+from daemon.run import node_channel, zmq_trio
+from daemon.run.node_channel import bind_router
 from daemon.run.peer_outbox import PeerOutbox
 from daemon.run.runtime import Runtime
 from daemon.run.zmq_trio import OwnerStatistics, SocketOwner
@@ -151,3 +152,47 @@ async def test_replies_a_full_peer_refuses_wait_in_the_peer_outbox_and_all_arriv
         client.close(linger=0)
     assert received == [f"{i:03}".encode() for i in range(100)]  # every one, in order
     assert owner.statistics() == OwnerStatistics(queued=0, sent=100, dropped=0)
+
+
+async def test_a_node_that_does_not_read_its_channel_loses_nothing_it_is_sent(
+    zmq_context: zmq.Context[zmq.Socket[bytes]], tmp_path: Path
+) -> None:
+    # the node channel as the daemon binds it: 3000 messages of 1 KB to a node that reads
+    # nothing meanwhile fill its pipe (1000) and the socket buffers; the rest waits in the
+    # daemon, where libzmq used to drop it silently (ROUTER_MANDATORY was 0)
+    endpoint = f"ipc://{tmp_path}/nodes"
+    server = bind_router(zmq_context, endpoint, node_channel.OPTIONS)
+    node = zmq_context.socket(zmq.DEALER)
+    node.setsockopt(zmq.LINGER, 0)
+    node.setsockopt(zmq.ROUTING_ID, b"run/node/1")
+    node.connect(endpoint)
+    hellos: list[bytes] = []
+    owner = SocketOwner(server, name="node channel", peers=PeerOutbox(name="node channel"))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(owner.serve, lambda frames: hellos.append(frames[0]))
+            node.send(b"hello")
+            with trio.fail_after(5):
+                while not hellos:  # noqa: ASYNC110 (a plain list)
+                    await trio.sleep(0.01)
+            for i in range(3000):
+                assert owner.send([b"run/node/1", f"{i:04}".encode() + b"." * 1000])
+                if i % 500 == 0:
+                    await trio.sleep(0.001)  # the owner moves them on, as the daemon loop does
+            await trio.sleep(0.2)  # the owner has moved every one on: to libzmq, or held
+            received = []
+            quiet_since = trio.current_time()
+            # until all are in, or none came for 2 s (each one held is retried within 0.1 s)
+            while len(received) < 3000 and trio.current_time() - quiet_since < 2:
+                if node.poll(0):
+                    received.append(node.recv()[:4])
+                    quiet_since = trio.current_time()
+                else:
+                    await trio.sleep(0.001)
+            nursery.cancel_scope.cancel()
+    finally:
+        server.close(linger=0)
+        node.close(linger=0)
+    assert len(received) == 3000
+    assert received == [f"{i:04}".encode() for i in range(3000)]  # every one, in order
+    assert owner.statistics() == OwnerStatistics(queued=0, sent=3000, dropped=0)
