@@ -189,6 +189,7 @@ class Events:
         if owned and inbox.credit_asked:
             inputs.pay_credits()  # asked of the receiver thread, which gave the inputs back
         has_timers = self.has_timers
+        drained = False  # frames came in this call: the deadline is looked at after them
         while True:
             if has_timers:
                 due = timers.due()
@@ -209,6 +210,8 @@ class Events:
                         return self.input_event(*entry)
                     except NodeError as exc:
                         self._drop_undecodable(entry[0], exc)
+                        if deadline is not None and time.monotonic() >= deadline:
+                            return None  # a flood of them never holds the caller longer
                         continue
                 assert isinstance(entry, Event)
                 if entry.type is EventType.PARAM:
@@ -219,7 +222,10 @@ class Events:
                     self.ended = True
                 self.releases.flush()  # a stream ended: its sender may be closing its pool
                 return entry
+            if drained and deadline is not None and time.monotonic() >= deadline:
+                return None  # what came was all refused (repeats, a flood): the timeout holds
             if owned and inputs.drain_all():
+                drained = True
                 continue
             self.releases.flush()  # before idling: what was let go of goes out
             wait = timers.seconds_to_next()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import flow_run_ok, write_dataflow
 
 # a well-formed header (so the frame is taken) in front of a payload that does not decode:
@@ -86,3 +87,67 @@ def test_undecodable_payloads_are_refused_and_the_node_goes_on(
     assert result["got"] == list(range(1, 21))
     assert result["refused"] == 7  # each bad one, whether decoded or refused as from before
     assert "cannot be decoded" in logs, logs[-3000:]
+
+
+# a peer that floods an input for FLOOD_S with payloads that do not decode (garbage as a
+# numpy array), numbered on (each is queued, then refused when taken), or all numbered 1
+# (every one after the first refused as a repeat when it comes in); the receiver's
+# `next(timeout)` must still come back within its timeout
+FLOOD_S = 3.0
+FLOODER = """
+import json, os, time
+import zmq
+from node_sdk import Node
+from node_sdk.wire import FLAG_PACKED, HEADER, MAGIC
+
+node = Node()
+endpoint = json.loads(os.environ["FLOW_NODE_CONFIG"])["outputs"]["out"][0]["endpoint"]
+ctx = zmq.Context()
+push = ctx.socket(zmq.PUSH)
+push.sndhwm = 100_000
+push.connect(endpoint)
+raw = json.dumps({"s": "sender/out", "dt": "<u8", "sh": [4]}).encode()
+seq = 0
+end = time.monotonic() + FLOOD_S
+while time.monotonic() < end:
+    for _ in range(1000):
+        seq += STEP
+        push.send(HEADER.pack(MAGIC, 3, FLAG_PACKED, 0, 0, max(seq, 1), 0, len(raw)) + raw + b"abc")
+push.close(linger=0)
+ctx.term()
+node.close()
+"""
+
+WAITER = """
+import json, os, time
+from node_sdk import Node
+
+longest = 0.0
+calls = 0
+with Node() as node:
+    while calls < 10_000:
+        began = time.monotonic()
+        event = node.next(timeout=0.2)
+        longest = max(longest, time.monotonic() - began)
+        calls += 1
+        if event is not None and event.type == "STOP":
+            break
+    refused = node.statistics().inputs["in"].refused
+with open(os.environ["OUT"], "w") as out:
+    json.dump({"longest": longest, "refused": refused}, out)
+"""
+
+
+@pytest.mark.parametrize("step", [1, 0], ids=["numbered-on", "repeated"])
+def test_a_flood_of_refused_payloads_never_holds_next_past_its_timeout(
+    flow_home: Path, tmp_path: Path, step: int
+) -> None:
+    out = tmp_path / "got.json"
+    sender = FLOODER.replace("FLOOD_S", repr(FLOOD_S)).replace("STEP", str(step))
+    yml = write_dataflow(tmp_path, YAML.format(out=out).replace("receiver.py", "waiter.py"),
+                         {"sender.py": sender, "waiter.py": WAITER})  # fmt: skip
+    flow_run_ok(flow_home, yml)
+    result = json.loads(out.read_text())
+    assert result["refused"] > 1000  # it was flooded
+    # 0.2 s asked; before, it came back only once the flood was over (FLOOD_S)
+    assert result["longest"] < FLOOD_S / 2, result
