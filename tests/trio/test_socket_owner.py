@@ -111,6 +111,28 @@ async def test_a_message_whose_handling_fails_is_dropped_and_the_socket_served_o
     ] * 2
 
 
+async def said_hello(client: zmq.Socket[bytes], peers: list[bytes]) -> None:
+    """`client` says hello and the owner has it: the ROUTER can reach it from now on."""
+    client.send(b"hello")
+    with trio.fail_after(5):
+        while not peers:  # noqa: ASYNC110 (a plain list)
+            await trio.sleep(0.01)
+
+
+async def read_all(client: zmq.Socket[bytes], count: int, width: int) -> list[bytes]:
+    """The first `width` bytes of each message `client` gets, until `count` are in or none
+    came for 2 s (each one held in a PeerOutbox is retried within 0.1 s)."""
+    received: list[bytes] = []
+    quiet_since = trio.current_time()
+    while len(received) < count and trio.current_time() - quiet_since < 2:
+        if client.poll(0):
+            received.append(client.recv()[:width])
+            quiet_since = trio.current_time()
+        else:
+            await trio.sleep(0.001)
+    return received
+
+
 async def test_replies_a_full_peer_refuses_wait_in_the_peer_outbox_and_all_arrive(
     zmq_context: zmq.Context[zmq.Socket[bytes]], tmp_path: Path
 ) -> None:
@@ -130,26 +152,18 @@ async def test_replies_a_full_peer_refuses_wait_in_the_peer_outbox_and_all_arriv
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(owner.serve, lambda frames: peers.append(frames[0]))
-            client.send(b"hello")
-            with trio.fail_after(5):
-                while not peers:  # noqa: ASYNC110 (a plain list)
-                    await trio.sleep(0.01)
+            await said_hello(client, peers)
             for i in range(100):  # 3 MiB: far more than the socket buffers take
                 assert owner.send([peers[0], f"{i:03}".encode() + b"." * 32_000])
             with trio.fail_after(5):
                 while owner.statistics().queued == 0:  # noqa: ASYNC110 (a plain counter)
                     await trio.sleep(0.01)
-            received = []
-            with trio.fail_after(20):
-                while len(received) < 100:
-                    if client.poll(0):
-                        received.append(client.recv()[:3])
-                    else:
-                        await trio.sleep(0.001)
+            received = await read_all(client, 100, 3)
             nursery.cancel_scope.cancel()
     finally:
         server.close(linger=0)
         client.close(linger=0)
+    assert len(received) == 100
     assert received == [f"{i:03}".encode() for i in range(100)]  # every one, in order
     assert owner.statistics() == OwnerStatistics(queued=0, sent=100, dropped=0)
 
@@ -171,24 +185,13 @@ async def test_a_node_that_does_not_read_its_channel_loses_nothing_it_is_sent(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(owner.serve, lambda frames: hellos.append(frames[0]))
-            node.send(b"hello")
-            with trio.fail_after(5):
-                while not hellos:  # noqa: ASYNC110 (a plain list)
-                    await trio.sleep(0.01)
+            await said_hello(node, hellos)
             for i in range(3000):
                 assert owner.send([b"run/node/1", f"{i:04}".encode() + b"." * 1000])
                 if i % 500 == 0:
                     await trio.sleep(0.001)  # the owner moves them on, as the daemon loop does
             await trio.sleep(0.2)  # the owner has moved every one on: to libzmq, or held
-            received = []
-            quiet_since = trio.current_time()
-            # until all are in, or none came for 2 s (each one held is retried within 0.1 s)
-            while len(received) < 3000 and trio.current_time() - quiet_since < 2:
-                if node.poll(0):
-                    received.append(node.recv()[:4])
-                    quiet_since = trio.current_time()
-                else:
-                    await trio.sleep(0.001)
+            received = await read_all(node, 3000, 4)
             nursery.cancel_scope.cancel()
     finally:
         server.close(linger=0)
