@@ -209,7 +209,7 @@ class Events:
                     try:
                         return self.input_event(*entry)
                     except NodeError as exc:
-                        self._drop_undecodable(entry[0], exc)
+                        self._drop_undecodable(entry[0], entry[1][3].get("s"), exc)
                         if deadline is not None and time.monotonic() >= deadline:
                             return None  # a flood of them never holds the caller longer
                         continue
@@ -267,7 +267,7 @@ class Events:
                 self.inputs.drain_socket(sock, 1)
         return said
 
-    def _drop_undecodable(self, input_id: str, exc: NodeError) -> None:
+    def _drop_undecodable(self, input_id: str, source: str | None, exc: NodeError) -> None:
         """A message whose payload does not decode (a peer's bug, or a hostile one): refused
         and counted on its input, logged at most once per UNDECODABLE_LOG_S, never raised
         into the node's loop: one bad message must not end a node."""
@@ -275,8 +275,9 @@ class Events:
         self._undecodable += 1
         now = time.monotonic()
         if now - self._undecodable_logged >= UNDECODABLE_LOG_S:
-            log.warning("input %r: dropped %d message(s) that cannot be decoded: %s",
-                        input_id, self._undecodable, exc)  # fmt: skip
+            # the source the last one named (a hostile peer may name any): where to look
+            log.warning("input %r: dropped %d message(s) that cannot be decoded, the last "
+                        "from %r: %s", input_id, self._undecodable, source, exc)  # fmt: skip
             self._undecodable, self._undecodable_logged = 0, now
 
     def input_event(self, input_id: str, item: Item) -> Event:

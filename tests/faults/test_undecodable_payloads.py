@@ -86,7 +86,7 @@ def test_undecodable_payloads_are_refused_and_the_node_goes_on(
     result = json.loads(out.read_text())
     assert result["got"] == list(range(1, 21))
     assert result["refused"] == 7  # each bad one, whether decoded or refused as from before
-    assert "cannot be decoded" in logs, logs[-3000:]
+    assert "cannot be decoded, the last from 'sender/out'" in logs, logs[-3000:]
 
 
 # a peer that floods an input for FLOOD_S with payloads that do not decode (garbage as a
