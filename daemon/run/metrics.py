@@ -5,9 +5,11 @@ server starts a thread per connection, so a flood of scrapes would be a flood of
 in the daemon. Here one task refreshes the page once a second (the samples of
 daemon/model/metrics.py, written in Prometheus' text format by prometheus_client), and a
 scrape only sends those bytes: at most MAX_CLIENTS connections at a time (more are closed
-at once), each with CLIENT_S to send its request and read the page, and a request head of
-at most MAX_HEAD bytes. A scrape never touches the runs or the store. The same samples
-are what `--otlp` pushes (daemon/run/otlp.py).
+at once), each with HEAD_S to send its request head (of at most MAX_HEAD bytes) and CLIENT_S
+in all to read the page. A connection costs a task and a socket, so the cap is wide and the
+head's bound short: idle connections that hold a scrape slot each are cut within 2 s, and
+it takes dozens of them at once to keep a scraper out. A scrape never touches the runs or
+the store. The same samples are what `--otlp` pushes (daemon/run/otlp.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from daemon.run.runtime import Runtime
 log = logging.getLogger(__name__)
 
 REFRESH_S: Final = 1.0  # nodes report once a second
-MAX_CLIENTS: Final = 8
+MAX_CLIENTS: Final = 64
+HEAD_S: Final = 2.0  # a scraper sends its request at once; an idle connection goes
 CLIENT_S: Final = 5.0
 MAX_HEAD: Final = 8192
 PREFIX: Final = "flow_"
@@ -47,6 +50,7 @@ def _response(status: str, body: bytes, kind: str = "text/plain; charset=utf-8")
 BUSY: Final = _response("503 Service Unavailable", b"too many scrapes at once\n")
 NOT_FOUND: Final = _response("404 Not Found", b"flow serves /metrics only\n")
 BAD: Final = _response("400 Bad Request", b"bad request\n")
+LATE: Final = _response("408 Request Timeout", f"no request within {HEAD_S:g} s\n".encode())
 EXPOSITION: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -183,7 +187,10 @@ class MetricsServer:
             return
         try:
             with trio.move_on_after(CLIENT_S):
-                await stream.send_all(await self._answer(stream))
+                answer = LATE
+                with trio.move_on_after(HEAD_S):
+                    answer = await self._answer(stream)
+                await stream.send_all(answer)
         finally:
             self.clients.release()
 
