@@ -29,7 +29,7 @@ nodes:
       UNBLOCK_FILE: {tmp_path / "unblock"}
   - id: idle
     path: sleep  # keeps the run going when tuner is stopped; a process node
-    args: "60"
+    args: "3600"  # on past every step of the test, however slow; its stop ends it
 """
     )
     done = flow("start", str(yml), "--detach", "--name", name, home=home)
