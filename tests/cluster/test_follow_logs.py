@@ -91,9 +91,11 @@ class Lines:
 
 
 def test_logs_follow_a_remote_node_live_through_a_partition_to_the_result(
-    cluster: dict[str, Machine], tmp_path: Path
+    patient_cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = cluster["a"], cluster["b"]
+    # the patient grace: b must be back before its node is given up, however slowly a
+    # loaded machine reconnects it
+    a, b = patient_cluster["a"], patient_cluster["b"]
     tmp_path.chmod(0o755)
     wait_for(lambda: connected(a, "b"), "b connected")
     started = a.flow("start", "--detach", str(write_dataflow(tmp_path)))

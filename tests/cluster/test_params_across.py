@@ -40,7 +40,7 @@ nodes:
       PARAM_LOG: {log}
   - id: idle
     path: sleep  # keeps the run going while tuner restarts
-    args: "60"
+    args: "3600"  # on past every step of the test, however slow; its stop ends it
 """)
     wait_for(lambda: connected(a, "b"), "b connected")
     started = a.flow("start", "--detach", str(tmp_path / "tune.yml"))

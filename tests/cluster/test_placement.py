@@ -182,9 +182,11 @@ def test_a_killed_member_loses_its_nodes_for_good_and_closes_their_inputs(
 
 
 def test_a_partition_healed_within_the_grace_is_readopted(
-    cluster: dict[str, Machine], tmp_path: Path
+    patient_cluster: dict[str, Machine], tmp_path: Path
 ) -> None:
-    a, b = ready(cluster, tmp_path)
+    # the patient grace: the heal comes after a `flow list` saw `lost`, a CLI start a
+    # loaded machine can make take seconds of the grace the member has to come back in
+    a, b = ready(patient_cluster, tmp_path)
     run, source_pids = start_across(a, b, tmp_path)
     b.link(False)
     wait_for(lambda: node_states(a, run)["source"] == "lost", "source lost")

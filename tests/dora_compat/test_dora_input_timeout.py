@@ -77,9 +77,9 @@ def test_a_silent_input_closes_then_recovers(flow_home: Path, tmp_path: Path) ->
 
 def test_no_timeout_within_the_bound(flow_home: Path, tmp_path: Path) -> None:
     """A gap shorter than `input_timeout` closes nothing."""
-    yml = write_dataflow(
-        tmp_path, DATAFLOW.format(gap=0.1), {"burst.py": BURST, "observer.py": OBSERVER}
-    )
+    # 0.1 s against 5 s, not 0.5: a loaded machine can hold either process for 0.4 s
+    dataflow = DATAFLOW.format(gap=0.1).replace("input_timeout: 0.5", "input_timeout: 5")
+    yml = write_dataflow(tmp_path, dataflow, {"burst.py": BURST, "observer.py": OBSERVER})
     got = [e for e in events(flow_run_ok(flow_home, yml)) if "other" not in e]
     assert got == [
         "INPUT value [1]", "INPUT value [2]", "INPUT_CLOSED value", "STOP ALL_INPUTS_CLOSED",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
-from helpers import BOUND_S, NODES, flow, flow_env, stream_graph
+from helpers import BOUND_S, NODES, flow, flow_env, stream_graph, wait_for
 
 STUBBORN = f"""
 nodes:
@@ -245,7 +245,7 @@ def test_list_shows_a_starting_run_with_the_nodes_it_waits_for(
 nodes:
   - id: slow
     path: {NODES}/slowstart.py
-    env: {{SLOW_S: "3"}}
+    env: {{CONNECT_FILE: {tmp_path / "connect"}}}
   - id: counter
     path: {NODES}/counter.py
     inputs:
@@ -254,14 +254,21 @@ nodes:
 """
     )
     start(daemon, yml, "slowpoke")
-    listed = flow("node", "list", "--json", home=daemon)  # slow sleeps 3 s before it connects
-    statuses = {n["id"]: n["status"] for n in map(json.loads, listed.stdout.splitlines())}
-    assert statuses == {"slow": "starting", "counter": "running"}
+
+    def node_statuses() -> dict[str, str]:
+        listed = flow("node", "list", "--json", home=daemon)
+        return {n["id"]: n["status"] for n in map(json.loads, listed.stdout.splitlines())}
+
+    # slow connects only once the test touches `connect`: not a fixed 3 s that a loaded
+    # machine's CLI starts (the looks below) could outlast
+    wait_for(lambda: node_statuses() == {"slow": "starting", "counter": "running"},
+             "the counter connected while slow has not")  # fmt: skip
     seen: list[tuple[str, dict[str, str]]] = []
     deadline = time.monotonic() + BOUND_S
     while time.monotonic() < deadline:
         info = runs(daemon)[0]
         seen.append((info["status"], {n["id"]: n["status"] for n in info["nodes"]}))
+        (tmp_path / "connect").touch()  # seen starting once at least: slow may connect now
         if info["status"] == "running":
             break
     for status, nodes in seen:  # never `starting` with every node running
@@ -295,7 +302,8 @@ nodes:
     assert "FLOW_START_TIMEOUT" in done.stderr
     assert "waiting for slow, patient to connect" in done.stderr  # said while it waited
 
-    yml.write_text(yml.read_text().replace('"60"', '"1"'))  # both in time now
+    # both in time now (slow at once: a 1 s sleep left a loaded machine's spawn 1 s of the 2)
+    yml.write_text(yml.read_text().replace('"60"', '"0"'))
     ran = flow(
         "run", str(yml), "--stop-after", "4s", home=flow_home,
         env_extra={"FLOW_START_TIMEOUT": "2s"},
@@ -373,7 +381,7 @@ def test_an_attached_start_names_the_nodes_it_waits_for_then_ctrl_c_stops_it(
 nodes:
   - id: slow
     path: {NODES}/slowstart.py
-    env: {{SLOW_S: "3"}}
+    env: {{CONNECT_FILE: {tmp_path / "connect"}}}
   - id: counter
     path: {NODES}/counter.py
     inputs:
@@ -389,6 +397,7 @@ nodes:
     )  # fmt: skip
     try:
         child.expect(r"starting att \(\w+\): waiting for slow to connect \(\d+s so far")
+        (tmp_path / "connect").touch()  # slow connects once the wait was said, not before
         child.expect("slowstart: connected")  # the log follows once the barrier is released
         child.sendintr()
         child.expect(pexpect.EOF)

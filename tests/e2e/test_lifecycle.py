@@ -83,8 +83,9 @@ nodes:
     stopped = flow("stop", "mule", "--grace", str(grace), home=daemon)
     elapsed = time.monotonic() - began
     assert stopped.returncode == 0, stopped.stderr
-    # SPEC 5: STOP, grace, SIGTERM, grace / 2, SIGKILL; one more second for the CLI itself
-    assert elapsed < grace * 1.5 + 1 + 1.5, elapsed
+    # SPEC 5: STOP, grace, SIGTERM, grace / 2, SIGKILL; 6 s more for the CLI's own start
+    # and exit on a loaded machine, still half the 15 s the default 10 s grace would take
+    assert elapsed < grace * 1.5 + 6, elapsed
     node = run_info(daemon, "mule")["nodes"][0]
     assert node["status"] == "killed"
     assert node["signal"] == "SIGKILL"

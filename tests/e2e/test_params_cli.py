@@ -26,10 +26,10 @@ nodes:
       limits: {{low: 0, high: [1, 2]}}
     env:
       PARAM_LOG: {log}
-      BLOCK_S: "3"
+      UNBLOCK_FILE: {tmp_path / "unblock"}
   - id: idle
     path: sleep  # keeps the run going when tuner is stopped; a process node
-    args: "60"
+    args: "3600"  # on past every step of the test, however slow; its stop ends it
 """
     )
     done = flow("start", str(yml), "--detach", "--name", name, home=home)
@@ -106,8 +106,9 @@ def test_a_refused_value_fails_with_the_nodes_reason(daemon: Path, tmp_path: Pat
 
 def test_a_node_that_does_not_answer_in_time_keeps_nothing(daemon: Path, tmp_path: Path) -> None:
     log = start_tuner(daemon, tmp_path, "busy")
-    # handling `block` keeps the node away from its next event for 3 s; its own answer
-    # comes when the node is back (a long timeout: a loaded machine adds start-up time)
+    # handling `block` keeps the node away from its next event until the test unblocks it
+    # (not for a fixed time a slow CLI start could outlast); its own answer comes when the
+    # node is back (a long timeout: a loaded machine adds start-up time)
     argv = [sys.executable, "-m", "cli", "param", "set", "busy", "tuner", "block", "1",
             "--timeout", "30s"]  # fmt: skip
     blocking = subprocess.Popen(
@@ -116,6 +117,7 @@ def test_a_node_that_does_not_answer_in_time_keeps_nothing(daemon: Path, tmp_pat
     )  # fmt: skip
     wait_for(lambda: bool(entries(log, "param")), "the node handling `block`")
     late = flow("param", "set", "busy", "tuner", "gain", "7", "--timeout", "0.5s", home=daemon)
+    (tmp_path / "unblock").touch()  # the node comes back only once `late` has given up
     _, err = blocking.communicate(timeout=BOUND_S)
     assert blocking.returncode == 0, err
     assert late.returncode != 0

@@ -144,7 +144,7 @@ MIXED = """
 nodes:
   - id: sleeper
     path: sleep
-    args: "40"
+    args: "3600"  # still running at the test's stop, past any wait a loaded machine takes
   - id: source
     path: source.py
     inputs:
@@ -191,7 +191,9 @@ def test_an_adopted_process_node_is_still_stopped_by_sigterm(
 ) -> None:
     """After a daemon crash its keeper keeps the node; the new daemon must not wait the whole
     grace for a STOP the node can never get."""
-    yml = write_dataflow(tmp_path, "nodes:\n  - id: sleeper\n    path: sleep\n    args: '40'\n", {})
+    # it must still be running at the stop, after a kill, a recovery and two CLI calls
+    sleeper = "nodes:\n  - id: sleeper\n    path: sleep\n    args: '3600'\n"
+    yml = write_dataflow(tmp_path, sleeper, {})
     daemon_up(flow_home)
     try:
         started = flow("start", str(yml), "--detach", "--name", "kept", home=flow_home)

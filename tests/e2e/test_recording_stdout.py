@@ -58,7 +58,7 @@ def test_flow_record_refuses_a_process_nodes_output(daemon: Path, tmp_path: Path
         nodes:
           - id: talker
             path: sleep
-            args: "60"
+            args: "3600"  # on past the refused record, however slow; its stop ends it
             outputs: [lines]
             send_stdout_as: lines
         """,

@@ -15,7 +15,10 @@ from helpers import NODES, flow
 
 from node_sdk import paths
 
-GRACE = "6"
+GRACE = "6"  # short: a test that waits for the nodes to stop by themselves waits this long
+# a test whose daemon must come back within the grace: a loaded machine's `flow up` (two
+# Python starts and a recovery) has taken over 5 s, so only a grace it cannot reach is safe
+ADOPT_GRACE = "60"
 
 STREAM = """
 nodes:
@@ -31,8 +34,8 @@ nodes:
 """
 
 
-def up(home: Path) -> None:
-    done = flow("up", home=home, env_extra={"FLOW_DAEMON_GRACE": GRACE})
+def up(home: Path, grace: str = GRACE) -> None:
+    done = flow("up", home=home, env_extra={"FLOW_DAEMON_GRACE": grace})
     assert done.returncode == 0, done.stderr
 
 

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from fault_tools import GRACE, diagnostics, run_info, start, up
+from fault_tools import ADOPT_GRACE, GRACE, diagnostics, run_info, start, up
 from helpers import flow
 from procs import daemon_pid, node_processes, wait_gone
 
@@ -30,12 +30,12 @@ def wait_for_values(home: Path, name: str, count: int) -> None:
 
 
 def test_sigkill_and_quick_restart_adopts_the_living(flow_home: Path, tmp_path: Path) -> None:
-    up(flow_home)
+    up(flow_home, ADOPT_GRACE)  # the new daemon comes back within it, however slowly
     before = start(flow_home, tmp_path, "steady")
     wait_for_values(flow_home, "steady", 10)
     os.kill(daemon_pid(flow_home), signal.SIGKILL)
     time.sleep(1.0)  # data keeps flowing node to node meanwhile
-    up(flow_home)
+    up(flow_home, ADOPT_GRACE)
     after = run_info(flow_home, "steady")
     assert after["status"] == "running"
     assert after["recovered"] is True

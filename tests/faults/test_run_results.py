@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers import NODES, flow, flow_env
+from helpers import BOUND_S, NODES, flow, flow_env
 
 from daemon.store import Store
 from node_sdk import paths
@@ -52,6 +52,15 @@ def wait_crashed(tmp_path: Path, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def wait_recorded_failed(home: Path) -> None:
+    """Until the store has the crasher failed: its exit reaches the store some time after it
+    wrote its file, longer than a fixed 0.5 s on a loaded machine."""
+    deadline = time.monotonic() + BOUND_S
+    while {n["id"]: n["status"] for n in last_run(home)["nodes"]}.get("crasher") != "failed":
+        assert time.monotonic() < deadline, last_run(home)
+        time.sleep(0.05)
+
+
 def test_item5_stop_after_with_a_crashed_node_exits_1(flow_home: Path, tmp_path: Path) -> None:
     done = flow("run", str(crash_graph(tmp_path)), "--stop-after", "2s", home=flow_home)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -76,7 +85,7 @@ def test_item5_sigterm_to_flow_run_with_a_crashed_node_exits_1(
     )
     try:
         wait_crashed(tmp_path)
-        time.sleep(0.5)  # the crash is recorded before the stop
+        wait_recorded_failed(flow_home)  # the crash is recorded before the stop
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=20)
     finally:
@@ -93,7 +102,7 @@ def test_item5_flow_stop_of_a_run_with_a_crashed_node_gives_failed(
     yml = crash_graph(tmp_path)
     assert flow("start", str(yml), "--detach", "--name", "crashy", home=daemon).returncode == 0
     wait_crashed(tmp_path)
-    time.sleep(0.5)
+    wait_recorded_failed(daemon)  # the crash is recorded before the stop
     stopped = flow("stop", "crashy", home=daemon)
     assert stopped.returncode == 0, stopped.stderr
     assert "failed" in stopped.stdout

@@ -2,7 +2,8 @@
 
 It refuses a negative `gain` while handling its event (`reject_param`), its validator
 refuses any value of `locked` before the event comes, and handling `block` keeps it busy
-for BLOCK_S seconds (a node that does not come back for its next event in time);
+until the file UNBLOCK_FILE exists (a node that does not come back for its next event in
+time, for as long as the test needs, however slow a loaded machine makes its steps);
 handling `crash` ends the process with code 1 before it answers.
 """
 
@@ -40,4 +41,7 @@ with Node() as node:
         if key == "crash":
             os._exit(1)  # dies while the daemon waits for its answer
         if key == "block":
-            time.sleep(float(os.environ.get("BLOCK_S", "3")))
+            unblock = Path(os.environ["UNBLOCK_FILE"])
+            deadline = time.monotonic() + 120  # a bound if the test never unblocks it
+            while not unblock.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
