@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import NODES, flow
+from helpers import NODES, flow, wait_for
 from procs import node_processes, wait_gone
 
 COUNT = 40
@@ -100,7 +100,13 @@ def test_item4_restarting_a_middle_node_is_invisible_downstream(
         assert not wait_gone([middle["pid"]], 5)
         sampler.sample(0.6)
         generations = 4
-    (tmp_path / "end").touch()  # the stream ends once every step is done, at COUNT at least
+    # the stream ends once every step is done (at COUNT at least) and the middle's last
+    # generation has bound its input: a sender that ends while its receiver is between
+    # generations gives up what it still queues for it (node_sdk/flush.py; docs/protocol.md)
+    spawns_file = tmp_path / "middle.spawns"
+    wait_for(lambda: len(spawns_file.read_text().splitlines()) == generations,
+             f"the middle's generation {generations} never started")  # fmt: skip
+    (tmp_path / "end").touch()
     deadline = time.monotonic() + 15
     while flow("list", home=daemon).stdout.count("chain"):
         assert time.monotonic() < deadline, "the run never ended"
