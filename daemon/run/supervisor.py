@@ -237,7 +237,11 @@ class Run:
 
     def node_connected(self, slot: NodeSlot) -> None:
         if self.released or slot.spec.is_dynamic:
-            # joining after the barrier (a restart, an attach): released at once
+            # joining after the barrier (a restart, an attach): released at once, and told
+            # which upstreams ended for good (what they delivered is read first: inbox.py)
+            for upstream in [s for s in self.slots.values() if s.finished.is_set()]:
+                self._close_downstream(upstream, at_end=True, only=slot.id)
+                self._close_downstream(upstream, at_end=False, only=slot.id)
             self.release(slot)
 
     def node_detached(self, slot: NodeSlot) -> None:
@@ -354,15 +358,13 @@ class Run:
                 nursery.start_soon(slot.terminate, grace, slot.id in told)
 
     def node_finished(self, slot: NodeSlot) -> None:
-        """Close the inputs fed by a finished node (SPEC 5).
-
-        An output whose end-of-stream was sent (the node said goodbye, or the keeper ended
-        its `send_stdout_as` output at its exit) may have ended only its generation (a
-        restartable node's does): its receivers are told now that this generation was its
-        last, and close once that end-of-stream is in, after the data before it. That can
-        still be lost, so the inputs are closed once more, later: a receiver still waiting
-        for it closes the source once its socket is read empty (node_sdk/inbox.py).
-        """
+        """Close the inputs fed by a finished node (SPEC 5). An output whose end-of-stream
+        was sent (the node said goodbye, or the keeper ended its `send_stdout_as` output at
+        its exit) may have ended only its generation (a restartable node's does): its
+        receivers are told now that this generation was its last, and close once that
+        end-of-stream is in, after the data before it. That can still be lost, so the inputs
+        are closed once more, later: a receiver still waiting for it closes the source once
+        its socket is read empty (node_sdk/inbox.py)."""
         if not self.released:
             return
         if self._close_downstream(slot, at_end=True) and self.nursery is not None:
@@ -372,11 +374,13 @@ class Run:
         await trio.sleep(EOS_BACKSTOP_S)
         self._close_downstream(slot, at_end=False)
 
-    def _close_downstream(self, slot: NodeSlot, *, at_end: bool) -> bool:
-        """`upstream_done` to every input `slot` feeds: at once, or (`at_end`) after the
-        end-of-stream of its last generation where one was sent. True if any waits so."""
+    def _close_downstream(self, slot: NodeSlot, *, at_end: bool, only: str | None = None) -> bool:
+        """`upstream_done` to every input `slot` feeds (node `only`'s): at once, or (`at_end`)
+        after the end-of-stream of its last generation if one was sent. True if any waits."""
         waits = False
         for edge in downstream(self.dataflow, slot.id):
+            if only is not None and edge.target != only:
+                continue
             target = self.slots[edge.target]
             source = f"{slot.id}/{edge.output}"
             by_eos = at_end and (slot.said_bye or edge.output == slot.spec.send_stdout_as)
@@ -386,12 +390,8 @@ class Run:
         return waits
 
     def result_status(self) -> RunStatus:
-        ending = RunEnding(
-            stop_requested=self.stop_requested,
-            interrupted=self.interrupted,
-            keeper_lost=self.keeper_lost is not None,
-            late=bool(self.late),
-        )
+        lost = self.keeper_lost is not None
+        ending = RunEnding(self.stop_requested, self.interrupted, lost, bool(self.late))
         return run_result((s.status for s in self.spawned), ending)
 
     def info(self) -> dict[str, Any]:

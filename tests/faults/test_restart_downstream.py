@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import NODES, flow, wait_for
+from helpers import NODES, flow, wait_for, write_dataflow
 from procs import node_processes, wait_gone
 
 COUNT = 40
@@ -143,3 +143,48 @@ def test_item4_restarting_a_middle_node_is_invisible_downstream(
     drops = re.findall(r"forward received=\d+ dropped=(\d+)", middle_log)
     # every generation that ended by itself or by a stop reports; a crashed one cannot
     assert drops == ["0"] * (3 if policy == "never" else 2), middle_log[-800:]
+
+
+LINGERER = """
+import time
+from node_sdk import Node
+
+with Node() as node:
+    generation = node.restart_count()
+    for event in node:
+        print(f"gen {generation} {event['type']} {event['id']}", flush=True)
+    if generation == 0:
+        time.sleep(3600)  # past its loop, still running: restarted by hand from here
+"""
+
+
+def test_a_node_restarted_after_its_upstream_ended_sees_its_input_closed(
+    daemon: Path, tmp_path: Path
+) -> None:
+    # before, the daemon told only the generation that was connected when the source ended:
+    # the next one waited for the source's messages forever
+    yml = write_dataflow(tmp_path, f"""
+        nodes:
+          - id: source
+            path: {NODES}/counter.py
+            env: {{COUNT: 3}}
+            inputs:
+              tick: flow/timer/millis/10
+            outputs: [count]
+          - id: lingerer
+            path: lingerer.py
+            inputs:
+              in: source/count
+        """, {"lingerer.py": LINGERER})  # fmt: skip
+    assert flow("start", str(yml), "--detach", "--name", "late", home=daemon).returncode == 0
+    wait_for(lambda: "gen 0 STOP" in flow("logs", "late", "lingerer", home=daemon).stdout,
+             "the first generation's inputs never closed")  # fmt: skip
+    done = flow("node", "restart", "late", "lingerer", home=daemon)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: not flow("list", home=daemon).stdout.count("late"),
+             "the restarted node never saw its input closed")  # fmt: skip
+    log = flow("logs", "late", "lingerer", home=daemon).stdout
+    assert "gen 1 INPUT_CLOSED in" in log, log
+    assert "gen 1 STOP ALL_INPUTS_CLOSED" in log, log
+    assert "gen 1 INPUT " not in log, log  # nothing of the ended source comes twice
+    assert nodes_of(daemon)["lingerer"]["status"] == "succeeded"
