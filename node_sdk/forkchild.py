@@ -49,6 +49,7 @@ class ForkRequest:
     cwd: str
     parent: int  # the keeper's pid: the node's parent once the middle process has left
     die_with_parent: bool  # `flow run`: SIGKILL when the keeper's process dies
+    cpus: tuple[int, ...] = ()  # dora's `cpu_affinity`: set before any of the node's code
 
     @property
     def script(self) -> str:
@@ -190,6 +191,11 @@ def _become_process(job: Job) -> None:
             os._exit(1)
     os.close(job.left)
     os.setsid()
+    if request.cpus:
+        # here, not only by the keeper once it has the pid: the node's code, and any
+        # thread it starts, may run before that (the keeper pins it again; an error is its)
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, request.cpus)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

@@ -69,6 +69,7 @@ def decode_request(data: bytes) -> ForkRequest:
         cwd=fields.text("cwd"),
         parent=fields.integer("parent", 1, 2**31),
         die_with_parent=fields.flag("die_with_parent"),
+        cpus=fields.integers("cpus", 0, 2**16, max_items=MAX_ITEMS),
     )
 
 

@@ -134,6 +134,15 @@ class Fields:
                 self.fail(key, f"must be a list of non-empty strings of <= {max_len}")
         return tuple(value)
 
+    def integers(self, key: str, low: int, high: int, *, max_items: int) -> tuple[int, ...]:
+        """A list of integers (absent: empty), each in `low`..`high`."""
+        value = self.raw.get(key, [])
+        if not isinstance(value, list) or len(value) > max_items or not all(
+            type(item) is int and low <= item <= high for item in value
+        ):
+            self.fail(key, f"must be a list of at most {max_items} integers in {low}..{high}")
+        return tuple(value)
+
     def obj(self, key: str, *, optional: bool = False) -> Fields:
         value = self.raw.get(key)
         if value is None and optional:

@@ -99,11 +99,12 @@ def start_node(
     cwd: str,
     in_thread: bool,
     forker: Forker | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> NodeProcess:
     """A node's process: its own session and group, stdout and stderr piped to the keeper;
     under `flow run` (a keeper thread) it dies with that thread. Forked by the run's fork
     server when `forker` can, else exec'd. OSError or ValueError."""
-    forked = None if forker is None else forker.fork(argv, env, cwd, in_thread)
+    forked = None if forker is None else forker.fork(argv, env, cwd, in_thread, cpus)
     if forked is not None:
         return forked
     return subprocess.Popen(

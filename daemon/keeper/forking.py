@@ -146,8 +146,9 @@ class ForkServer:
         return cls(process, mine, startup_settings(env))
 
     def send(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
-    ) -> int | str:
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool,
+        cpus: Sequence[int] | None = None,
+    ) -> int | str:  # fmt: skip
         """Ask for a node: the request's number (its reply comes with `collect`), or why it
         must be exec'd instead; ForkServerLost."""
         if startup_settings(env) != self.settings:
@@ -171,7 +172,8 @@ class ForkServer:
             return f"no pipe for its output: {exc}"
         self.sent += 1
         request = {"id": self.sent, "argv": list(argv), "env": dict(env), "cwd": cwd,
-                   "parent": os.getpid(), "die_with_parent": in_thread}  # fmt: skip
+                   "parent": os.getpid(), "die_with_parent": in_thread,
+                   "cpus": list(cpus or ())}  # fmt: skip
         frame = encode(request)
         self.pipes[self.sent] = (out_r, err_r)
         try:
@@ -284,15 +286,16 @@ class Forker:
             if message.node in seen or not message.fork:
                 continue
             seen.add(message.node)
-            self._send(message.argv, message.env, message.cwd, in_thread)
+            self._send(message.argv, message.env, message.cwd, in_thread, message.cpu_affinity)
 
     def fork(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
-    ) -> ForkedProcess | None:
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool,
+        cpus: Sequence[int] | None = None,
+    ) -> ForkedProcess | None:  # fmt: skip
         """The node forked by a server, or None: exec it."""
         sent = self.sent.pop(id(env), None)
         if sent is None or sent[0] is not env:
-            sent = self._send(argv, env, cwd, in_thread)
+            sent = self._send(argv, env, cwd, in_thread, cpus)
         if sent is None:
             return None
         _, key, number = sent
@@ -328,8 +331,9 @@ class Forker:
                         stream.close()
 
     def _send(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool
-    ) -> tuple[Mapping[str, str], Key, int] | None:
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, in_thread: bool,
+        cpus: Sequence[int] | None = None,
+    ) -> tuple[Mapping[str, str], Key, int] | None:  # fmt: skip
         if not self.enabled or not forkable(argv, env):
             return None
         key = tuple(sorted(startup_settings(env).items()))
@@ -347,7 +351,7 @@ class Forker:
                 log.warning("keeper: no fork server (%s): Python nodes start with exec", exc)
                 return None
         try:
-            number = server.send(argv, env, cwd, in_thread)
+            number = server.send(argv, env, cwd, in_thread, cpus)
         except ForkServerLost as exc:
             self._lost(key, str(exc))
             return None

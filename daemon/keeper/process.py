@@ -277,8 +277,7 @@ class Keeper:
         if run_id:
             self.descendants.run_ids.add(run_id)
         cpus = message.cpu_affinity
-        refused = None if cpus is None else affinity.unavailable(cpus)
-        if refused is not None:
+        if cpus is not None and (refused := affinity.unavailable(cpus)) is not None:
             self._send(SpawnFailed(node, generation, refused))
             return
         node_log = NodeLog(path=Path(message.log), node_id=node, on_failure=self._degrade,
@@ -287,7 +286,8 @@ class Keeper:
             node_log.max_bytes = message.log_max_bytes
         try:
             forker = self.forker if message.fork else None  # `spawn: exec` asks for exec
-            process = start_node(message.argv, message.env, message.cwd, self.in_thread, forker)
+            process = start_node(message.argv, message.env, message.cwd, self.in_thread, forker,
+                                 cpus)  # fmt: skip
         except (OSError, ValueError) as exc:  # ValueError: an env or argv Popen cannot pass
             node_log.close()
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
