@@ -136,7 +136,6 @@ class Inbox:
         # once the input's socket is read empty; the inputs' owner drains every socket while
         # there are any (inputs.py), so read without the lock
         self.backstops: list[tuple[str, str, float]] = []
-        self.backstop_deadline = 0.0  # the first of their deadlines
         # credits were asked of the inputs' owner and are not taken yet (read without the
         # lock by the node's thread, which settles them when it gets the inputs back)
         self.credit_asked = False
@@ -241,9 +240,14 @@ class Inbox:
                 if not any(b[:2] == (input_id, source) for b in self.backstops):
                     deadline = time.monotonic() + BACKSTOP_MAX_S
                     self.backstops = [*self.backstops, (input_id, source, deadline)]
-                    self.backstop_deadline = min(b[2] for b in self.backstops)
             else:
                 self._close(state, src)
+
+    @property
+    def backstop_deadline(self) -> float:
+        """The first of the backstops' deadlines (0: none). Read without the lock: the list
+        is replaced whole, never changed in place."""
+        return min((b[2] for b in self.backstops), default=0.0)
 
     def settle(self, input_id: str, *, read_empty: bool = True) -> bool:
         """Close the backstopped sources of an input whose socket was just read empty, or
@@ -256,7 +260,6 @@ class Inbox:
             if not settled:
                 return False
             self.backstops = [b for b in self.backstops if b not in settled]
-            self.backstop_deadline = min((b[2] for b in self.backstops), default=0.0)
             state = self._inputs[input_id]
             for _, source, _ in settled:
                 self._close(state, state.sources[source])
