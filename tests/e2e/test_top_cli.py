@@ -4,10 +4,12 @@ idle."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -60,18 +62,24 @@ def test_top_refuses_an_interval_that_is_not_positive(daemon: Path) -> None:
     assert flow("top", "--interval", "250ms", home=daemon).returncode == 0
 
 
-def _top_on_a_terminal(home: Path, columns: int = 160) -> pexpect.spawn:
+@contextlib.contextmanager
+def _top_on_a_terminal(home: Path, columns: int = 160) -> Iterator[pexpect.spawn]:
     """`flow top` in a pseudo-terminal, followed by `stty -a` on the same terminal: what the
-    terminal looks like once flow top has ended."""
+    terminal looks like once flow top has ended. Killed on the way out if still there."""
     env = flow_env(home)
     env["COLUMNS"], env["LINES"] = str(columns), "40"
     # the shell catches SIGINT (its child gets the default): it outlives Ctrl-C to report
     top = f"{shlex.quote(sys.executable)} -m cli top --interval 200ms"
     command = f"trap : INT; {top}; echo exit=$?; stty -a"
-    return pexpect.spawn(
+    child = pexpect.spawn(
         "/bin/sh", ["-c", command], env=env, cwd=str(REPO), timeout=BOUND_S,
         encoding="utf-8", dimensions=(40, columns),
     )  # fmt: skip
+    try:
+        yield child
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
 
 
 def _ended_cleanly(child: pexpect.spawn) -> None:
@@ -87,8 +95,7 @@ def _ended_cleanly(child: pexpect.spawn) -> None:
 
 def test_q_quits_top_and_restores_the_terminal(daemon: Path, tmp_path: Path) -> None:
     start_stream(daemon, tmp_path, "live", tick_ms=20)
-    child = _top_on_a_terminal(daemon)
-    try:
+    with _top_on_a_terminal(daemon) as child:
         child.expect("flow top")
         child.expect("OUT/S")
         child.expect("counter")
@@ -97,22 +104,15 @@ def test_q_quits_top_and_restores_the_terminal(daemon: Path, tmp_path: Path) -> 
         assert child.isalive()
         child.send("q")
         _ended_cleanly(child)
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
     assert flow("stop", "live", home=daemon).returncode == 0
 
 
 def test_ctrl_c_quits_top_cleanly_and_no_runs_is_shown(daemon: Path) -> None:
-    child = _top_on_a_terminal(daemon)
-    try:
+    with _top_on_a_terminal(daemon) as child:
         child.expect("no live runs")
         child.sendintr()
         _ended_cleanly(child)
         assert "Traceback" not in child.before
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
 
 
 def test_top_on_a_terminal_shows_the_latency_of_a_receiving_node(
@@ -121,16 +121,12 @@ def test_top_on_a_terminal_shows_the_latency_of_a_receiving_node(
     """P50 and P99: the sink's send-to-receive latency over the last second, measured in the
     sink (a source that receives nothing shows `-`)."""
     start_stream(daemon, tmp_path, "lat", tick_ms=20)
-    child = _top_on_a_terminal(daemon)
     latency = r"\d+(?:\.\d+)?(?:us|ms|s)"
-    try:
+    with _top_on_a_terminal(daemon) as child:
         child.expect("P99")
         child.expect(rf"sink[^\n]*running[^\n]*\s{latency}\s[^\n]*\s{latency}\s")
         child.send("q")
         _ended_cleanly(child)
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
     assert flow("stop", "lat", home=daemon).returncode == 0
 
 
@@ -140,8 +136,7 @@ def test_top_fits_an_80_column_terminal_without_cutting_a_word(
     """At 80 columns the least needed columns (PID, P99, then RSS, QUEUED) give way, so every
     header and value shown is whole (before, every column was cut to a few letters)."""
     start_stream(daemon, tmp_path, "narrow", tick_ms=20)
-    child = _top_on_a_terminal(daemon, columns=80)
-    try:
+    with _top_on_a_terminal(daemon, columns=80) as child:
         deadline = time.monotonic() + BOUND_S
         while True:  # frame after frame, until both nodes show as running
             child.expect("q or Ctrl-C quits")  # the end of one whole frame
@@ -160,7 +155,4 @@ def test_top_fits_an_80_column_terminal_without_cutting_a_word(
         assert "\u2026" not in frame  # no ellipsis: nothing was cut
         child.send("q")
         _ended_cleanly(child)
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
     assert flow("stop", "narrow", home=daemon).returncode == 0
