@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -111,12 +113,23 @@ async def test_a_message_whose_handling_fails_is_dropped_and_the_socket_served_o
     ] * 2
 
 
-async def said_hello(client: zmq.Socket[bytes], peers: list[bytes]) -> None:
-    """`client` says hello and the owner has it: the ROUTER can reach it from now on."""
-    client.send(b"hello")
-    with trio.fail_after(5):
-        while not peers:  # noqa: ASYNC110 (a plain list)
-            await trio.sleep(0.01)
+@contextlib.asynccontextmanager
+async def serving(owner: SocketOwner, client: zmq.Socket[bytes]) -> AsyncIterator[bytes]:
+    """`owner` served while `client` says hello: the client's identity, which the ROUTER
+    can reach from then on. Both sockets are closed on the way out."""
+    peers: list[bytes] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(owner.serve, lambda frames: peers.append(frames[0]))
+            client.send(b"hello")
+            with trio.fail_after(5):
+                while not peers:  # noqa: ASYNC110 (a plain list)
+                    await trio.sleep(0.01)
+            yield peers[0]
+            nursery.cancel_scope.cancel()
+    finally:
+        owner.socket.close(linger=0)
+        client.close(linger=0)
 
 
 async def read_all(client: zmq.Socket[bytes], count: int, width: int) -> list[bytes]:
@@ -147,22 +160,14 @@ async def test_replies_a_full_peer_refuses_wait_in_the_peer_outbox_and_all_arriv
     client.setsockopt(zmq.RCVHWM, 1)
     server.bind(f"ipc://{tmp_path}/replies")
     client.connect(f"ipc://{tmp_path}/replies")
-    peers: list[bytes] = []
     owner = SocketOwner(server, name="control", peers=PeerOutbox(name="control"))
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(owner.serve, lambda frames: peers.append(frames[0]))
-            await said_hello(client, peers)
-            for i in range(100):  # 3 MiB: far more than the socket buffers take
-                assert owner.send([peers[0], f"{i:03}".encode() + b"." * 32_000])
-            with trio.fail_after(5):
-                while owner.statistics().queued == 0:  # noqa: ASYNC110 (a plain counter)
-                    await trio.sleep(0.01)
-            received = await read_all(client, 100, 3)
-            nursery.cancel_scope.cancel()
-    finally:
-        server.close(linger=0)
-        client.close(linger=0)
+    async with serving(owner, client) as peer:
+        for i in range(100):  # 3 MiB: far more than the socket buffers take
+            assert owner.send([peer, f"{i:03}".encode() + b"." * 32_000])
+        with trio.fail_after(5):
+            while owner.statistics().queued == 0:  # noqa: ASYNC110 (a plain counter)
+                await trio.sleep(0.01)
+        received = await read_all(client, 100, 3)
     assert len(received) == 100
     assert received == [f"{i:03}".encode() for i in range(100)]  # every one, in order
     assert owner.statistics() == OwnerStatistics(queued=0, sent=100, dropped=0)
@@ -180,22 +185,14 @@ async def test_a_node_that_does_not_read_its_channel_loses_nothing_it_is_sent(
     node.setsockopt(zmq.LINGER, 0)
     node.setsockopt(zmq.ROUTING_ID, b"run/node/1")
     node.connect(endpoint)
-    hellos: list[bytes] = []
     owner = SocketOwner(server, name="node channel", peers=PeerOutbox(name="node channel"))
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(owner.serve, lambda frames: hellos.append(frames[0]))
-            await said_hello(node, hellos)
-            for i in range(3000):
-                assert owner.send([b"run/node/1", f"{i:04}".encode() + b"." * 1000])
-                if i % 500 == 0:
-                    await trio.sleep(0.001)  # the owner moves them on, as the daemon loop does
-            await trio.sleep(0.2)  # the owner has moved every one on: to libzmq, or held
-            received = await read_all(node, 3000, 4)
-            nursery.cancel_scope.cancel()
-    finally:
-        server.close(linger=0)
-        node.close(linger=0)
+    async with serving(owner, node):
+        for i in range(3000):
+            assert owner.send([b"run/node/1", f"{i:04}".encode() + b"." * 1000])
+            if i % 500 == 0:
+                await trio.sleep(0.001)  # the owner moves them on, as the daemon loop does
+        await trio.sleep(0.2)  # the owner has moved every one on: to libzmq, or held
+        received = await read_all(node, 3000, 4)
     assert len(received) == 3000
     assert received == [f"{i:04}".encode() for i in range(3000)]  # every one, in order
     assert owner.statistics() == OwnerStatistics(queued=0, sent=3000, dropped=0)
