@@ -125,10 +125,13 @@ def recover_after(flow_home: Path, tmp_path: Path, sig: signal.Signals) -> None:
     wait_until(lambda: statuses(run_info(flow_home, "cron")) == ENDED, 15, "nodes never ended")
     before = run_info(flow_home, "cron")
     steady_pid = next(n["pid"] for n in before["nodes"] if n["id"] == "steady")
-    os.kill(daemon_pid(flow_home), sig)
+    daemon = daemon_pid(flow_home)
+    os.kill(daemon, sig)
     # SIGKILL: the run's keeper stops its nodes past the grace; SIGTERM: the daemon does
     assert not wait_gone([steady_pid], GRACE_S + 12), "the living node outlived the daemon"
     if sig is signal.SIGTERM:  # C4: the marker says the daemon stopped it, to come back
+        # written once every node is gone, before the daemon exits: read after its exit
+        assert not wait_gone([daemon], GRACE_S + 12), "the daemon outlived its SIGTERM"
         recorded = stored_run(flow_home, before["id"])
         assert recorded["status"] == "interrupted"
         assert statuses(recorded) == {**ENDED, "steady": "interrupted"}
