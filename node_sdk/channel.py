@@ -151,6 +151,16 @@ class UpstreamDone:
 
 
 @_message
+class ReceiverDown:
+    """daemon -> node: `node`, a receiver of one of its outputs, is down: `restarting`
+    (between two generations: a sender that ends waits for it, node_sdk/flush.py) or
+    gone for good."""
+
+    node: str
+    restarting: bool = False
+
+
+@_message
 class Wire:
     """daemon -> node: add an edge to `output` (a new receiver of it)."""
 
@@ -220,8 +230,8 @@ class BadMessage(NodeError):
 
 
 Message = (
-    Hello | Bye | Stats | Attach | Start | Stop | UpstreamDone | Wire | Unwire | AddInput
-    | Attached | Refused | Param | ParamAck
+    Hello | Bye | Stats | Attach | Start | Stop | UpstreamDone | ReceiverDown | Wire | Unwire
+    | AddInput | Attached | Refused | Param | ParamAck
 )  # fmt: skip
 Rewire = Wire | Unwire
 LIVE: Final = (Wire, Unwire, AddInput)  # the live wiring messages
@@ -247,6 +257,8 @@ def to_json(message: Message) -> dict[str, Any]:
     if isinstance(message, UpstreamDone):
         done = {"t": "upstream_done", "input": message.input, "source": message.source}
         return {**done, "generation": message.generation} if message.generation else done
+    if isinstance(message, ReceiverDown):
+        return {"t": "receiver_down", "node": message.node, "restarting": message.restarting}
     if isinstance(message, Stop) and message.restart:
         return {"t": "stop", "restart": True}
     if isinstance(message, Wire):
@@ -324,6 +336,9 @@ _READERS: Final[dict[str, Callable[[Fields], Message]]] = {
         f.text("input", max_len=MAX_ID),
         f.text("source", max_len=2 * MAX_ID + 1),
         f.integer("generation", 0, _config.MAX_GENERATION, 0),
+    ),
+    "receiver_down": lambda f: ReceiverDown(
+        f.text("node", max_len=MAX_ID), f.flag("restarting")
     ),
     "wire": lambda f: Wire(f.text("output", max_len=MAX_ID), _config.edge(f)),
     "unwire": lambda f: Unwire(

@@ -132,8 +132,9 @@ class Node(DoraSurface, ParamSurface):
             self.statistics(), traffic(), self._sender.bytes_sent
         )
         hooks = wiring.ReceiverHooks(
-            report, self._sender.rewires, self._bind_input, param=self._on_param
-        )
+            report, self._sender.rewires, self._bind_input, param=self._on_param,
+            receivers=self._sender.receivers,
+        )  # fmt: skip
         self._receiver = Receiver(
             self._inbox, inputs, ownership, dealer, theirs, self._shm.releases, hooks,
             self._links,
@@ -168,12 +169,14 @@ class Node(DoraSurface, ParamSurface):
         receiver, events = self._receiver, self._events
         self._params.settle()  # a PARAM event handled last: taken
         events.tell(SEND + channel.encode(channel.Bye()))
+        # what is queued reaches the receivers still there or coming back; the receiver
+        # thread lives meanwhile, as the daemon's word on a down receiver comes to it
+        lingering = self._sender.close()
         events.tell(QUIT)  # if the receiver is gone already, joining is still bounded
         receiver.join(JOIN_TIMEOUT_S)
         if not receiver.is_alive():
             self._inputs.close()  # else it may still be reading them: the exit closes them
         self._inbox.discard_queued()  # what was never read goes back to its senders
-        lingering = self._sender.close()  # what is queued reaches the receivers still there
         self._shm.releases.close()
         events.commands.close(linger=0)
         if not receiver.is_alive():

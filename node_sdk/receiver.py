@@ -5,7 +5,9 @@ input sockets over when user code keeps the node's thread away from `next()`; th
 that hand-off and of credits are in ownership.py. It decodes the daemon's messages with
 the node channel's one decoder (channel.py): `stop` and `upstream_done` go to the inbox,
 `add_input` it applies itself (it may own the inputs), `wire`/`unwire` go to the node's
-thread, which owns the outputs (wiring.py).
+thread, which owns the outputs (wiring.py), and `receiver_down` is kept for the node's end
+(flush.py). It lives until the node's output sockets have closed, so that word still
+comes in while they deliver what they queued.
 """
 
 from __future__ import annotations
@@ -191,7 +193,11 @@ class Receiver(threading.Thread):
             except NodeError as exc:
                 log.warning("dropped a message from the daemon: %s", exc)
                 continue
-            if isinstance(message, channel.LIVE):
+            if isinstance(message, channel.ReceiverDown):
+                if self._hooks is not None and self._hooks.receivers is not None:
+                    # a plain dict write: the node's thread reads it while it ends (flush.py)
+                    self._hooks.receivers[message.node] = message.restarting
+            elif isinstance(message, channel.LIVE):
                 self.live(message)
             else:
                 if isinstance(message, channel.Param) and self._hooks is not None:

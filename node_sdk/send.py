@@ -136,6 +136,7 @@ class Sender:
         self.retired: dict[str, int] = {}  # messages sent on edges unwired since
         self.closed = False
         self._ending: Ending | None = None  # once the node ends (flush.py)
+        self.receivers: dict[str, bool] = {}  # the daemon's word: node -> restarting (flush.py)
         # shared memory for payloads at or above the threshold (shm.py); the pool is made
         # at the first such send, so a node that never sends one never imports it
         self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
@@ -390,7 +391,7 @@ class Sender:
     def _end(self) -> Ending:
         if self._ending is None:  # a node that ends without end-of-stream (dynamic) too
             edges = [edge for output in self.outputs.values() for edge in output.edges]
-            self._ending = Ending(edges, self.send_timeout_s)
+            self._ending = Ending(edges, self.send_timeout_s, self.receivers)
         return self._ending
 
     def statistics(self) -> dict[str, OutputStatistics]:

@@ -112,4 +112,6 @@ class ReceiverHooks:
     rewires: deque[Rewire]  # handed to the node's thread, applied before its next send
     bind_input: Callable[[DataInput], zmq.Socket[Any]]  # a new input's socket, bound
     param: Callable[[Param], None] | None = None  # a `param` message (node_sdk/params.py)
+    # receiver node -> restarting: the daemon's `receiver_down` word, read at the node's end
+    receivers: dict[str, bool] | None = None  # (node_sdk/flush.py; `Sender.receivers`)
     every_s: float = REPORT_EVERY_S

@@ -37,14 +37,8 @@ SPAWN_POLICY = Backoff(attempts=6, initial=0.1, max_delay=1.0, deadline=SPAWN_TI
 KILL_WAIT_S = 5.0
 
 # store column -> slot attribute, for the fields `transition` keeps in both places
-_MIRRORED = {
-    "generation": "generation",
-    "pid": "pid",
-    "restarts": "restarts",
-    "exit_code": "exit_code",
-    "signal": "signal_name",
-    "stderr_tail": "stderr_tail",
-}
+_MIRRORED = {"generation": "generation", "pid": "pid", "restarts": "restarts",
+             "exit_code": "exit_code", "signal": "signal_name", "stderr_tail": "stderr_tail"}
 
 
 class SlotHost(Protocol):
@@ -86,6 +80,9 @@ class SlotHost(Protocol):
 
     def node_detached(self, slot: NodeSlot) -> None:
         """A dynamic slot's process went away: its senders stop sending to it."""
+
+    def receiver_down(self, slot: NodeSlot, *, restarting: bool) -> None:
+        """Tell the nodes feeding the slot that it is down, and whether it comes back."""
 
 
 @attrs.define(eq=False)
@@ -262,6 +259,7 @@ class NodeSlot:
                 log.info("run %s: node %s restarts in %.2fs", self.run.id, self.id, delay)
                 ended = self.status
                 self.transition(NodeStatus.RESTARTING)
+                self.run.receiver_down(self, restarting=True)  # its senders wait for it
                 with trio.move_on_after(delay):
                     await self._stopping.wait()  # a stop ends the delay at once
                 # `flow node restart` during the delay wants the next generation now

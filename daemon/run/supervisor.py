@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -21,15 +20,12 @@ from daemon.model.errors import StateWriteFailed
 from daemon.model.graph import downstream
 from daemon.model.keeper_messages import (
     Degraded,
-    Edge,
     Exited,
     FromKeeper,
     Release,
     Signal,
-    Spawn,
     Spawned,
     SpawnFailed,
-    StdoutAs,
 )
 from daemon.model.restart_policy import decide
 from daemon.model.result import RunEnding, run_result
@@ -37,11 +33,12 @@ from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
 from daemon.run.placement import PlacedRun
+from daemon.run.receiver_word import tell_late_sender, tell_senders
 from daemon.run.slot import NodeSlot
+from daemon.run.spawn_request import spawn_request
 from daemon.store import Store
-from node_sdk import channel, dora_compat, paths
+from node_sdk import channel, paths
 from node_sdk.config import Edge as WireEdge
-from node_sdk.config import edge_json
 
 log = logging.getLogger(__name__)
 
@@ -142,46 +139,8 @@ class Run:
 
     def spawn(self, slot: NodeSlot) -> None:
         """Ask the keeper to start the slot's current generation."""
-        config = self.config_of(slot)
-        remote = self.placed is not None and self.placed.is_remote(slot.id)  # its member's env
-        base = {**({} if remote else self.base_env), "FLOW_LOG_LEVEL": settings().log_level}
-        env = routing.node_environment(self.dataflow, slot.spec, base, self.extra_env)
-        env["FLOW_NODE_CONFIG"] = json.dumps(config)
-        env["FLOW_DATAFLOW"] = self.id
-        # `from dora import Node` reads flow's dora module (node_sdk/dora_compat)
-        env["PYTHONPATH"] = dora_compat.with_folder(env.get("PYTHONPATH"))
-        stdout_as = None
-        if slot.spec.send_stdout_as is not None:
-            placement = self.placed.placement if self.placed is not None else None
-            edges = routing.output_edges(self.dataflow, slot.spec, self._endpoints, placement)
-            lines_to = edges[slot.spec.send_stdout_as] + [  # and a recorder's (`--record`)
-                edge_json(w.edge) for sender, w in self.live_edges if sender == slot.id]
-            stdout_as = StdoutAs(
-                source=f"{slot.id}/{slot.spec.send_stdout_as}",
-                edges=tuple(Edge(**edge) for edge in lines_to),
-                # any node can be restarted by hand (`flow node restart`); the daemon closes
-                # these inputs itself once the node has ended for good (node_finished)
-                restartable=True,
-                held=not self.released,  # its receivers may not all be connected yet
-                records=slot.spec.sends_logs,
-                min_level=slot.spec.logs_level,
-                tcp=routing.stdout_keys(slot.spec, lines_to, placement),  # to other machines
-            )
         assert self.keeper is not None
-        self.keeper.send(
-            Spawn(
-                node=slot.id,
-                generation=slot.generation,
-                argv=tuple(routing.node_argv(slot.spec)),
-                env=env,
-                cwd=str(self.dataflow.folder),
-                log=str(paths.node_log(self.home, self.id, slot.id)),
-                stdout_as=stdout_as,
-                log_max_bytes=slot.spec.log_max_bytes,
-                cpu_affinity=slot.spec.cpu_affinity,
-                fork=slot.spec.spawn == "fork",
-            )
-        )
+        self.keeper.send(spawn_request(self, slot, self.config_of(slot), self._endpoints))
 
     def signal_node(self, slot: NodeSlot, sig: signal.Signals) -> None:
         if self.keeper is not None:
@@ -243,6 +202,10 @@ class Run:
                 self._close_downstream(upstream, at_end=True, only=slot.id)
                 self._close_downstream(upstream, at_end=False, only=slot.id)
             self.release(slot)
+            tell_late_sender(self, slot)  # which of its receivers are down (flush.py)
+
+    def receiver_down(self, slot: NodeSlot, *, restarting: bool) -> None:
+        tell_senders(self, slot, restarting=restarting)
 
     def node_detached(self, slot: NodeSlot) -> None:
         for spec in slot.spec.inputs:
@@ -364,7 +327,8 @@ class Run:
         receivers are told now that this generation was its last, and close once that
         end-of-stream is in, after the data before it. That can still be lost, so the inputs
         are closed once more, later: a receiver still waiting for it closes the source once
-        its socket is read empty (node_sdk/inbox.py)."""
+        its socket is read empty (node_sdk/inbox.py). Its senders stop waiting for it."""
+        self.receiver_down(slot, restarting=False)
         if not self.released:
             return
         if self._close_downstream(slot, at_end=True) and self.nursery is not None:

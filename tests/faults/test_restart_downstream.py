@@ -24,7 +24,7 @@ from procs import node_processes, wait_gone
 COUNT = 40
 
 
-def graph(tmp_path: Path, policy: str) -> Path:
+def graph(tmp_path: Path, policy: str, delay: float = 0.05) -> Path:
     yml = tmp_path / "chain.yml"
     yml.write_text(
         f"""
@@ -42,7 +42,7 @@ nodes:
     path: {NODES}/forward.py
     env: {{SPAWN_FILE: {tmp_path / "middle.spawns"}, CRASH_FILE: {tmp_path / "crash"}}}
     restart_policy: {policy}
-    restart_delay: 0.05
+    restart_delay: {delay}
     inputs:
       in: {{source: source/count, queue_size: 1000}}
     outputs: [out]
@@ -101,8 +101,8 @@ def test_item4_restarting_a_middle_node_is_invisible_downstream(
         sampler.sample(0.6)
         generations = 4
     # the stream ends once every step is done (at COUNT at least) and the middle's last
-    # generation has bound its input: a sender that ends while its receiver is between
-    # generations gives up what it still queues for it (node_sdk/flush.py; docs/protocol.md)
+    # generation has bound its input, so the number of generations is the test's own (a
+    # source ending between two generations is the test below)
     spawns_file = tmp_path / "middle.spawns"
     wait_for(lambda: len(spawns_file.read_text().splitlines()) == generations,
              f"the middle's generation {generations} never started")  # fmt: skip
@@ -143,6 +143,45 @@ def test_item4_restarting_a_middle_node_is_invisible_downstream(
     drops = re.findall(r"forward received=\d+ dropped=(\d+)", middle_log)
     # every generation that ended by itself or by a stop reports; a crashed one cannot
     assert drops == ["0"] * (3 if policy == "never" else 2), middle_log[-800:]
+
+
+def test_a_sender_that_ends_while_its_receiver_restarts_delivers_its_tail(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """The middle node is SIGKILLed; its next generation is held back from binding its
+    input until the source has ended.
+
+    What the source sent after the kill is queued for the middle's next generation, and the
+    source's end waits for it, as the daemon said the middle is restarting. Before, a
+    sender that ended then took the broken connection for a receiver gone for good: it
+    dropped its last values and end-of-stream, and the middle's next generation closed its
+    input by the daemon's backstop, 2 s later, without them."""
+    yml = graph(tmp_path, "on-failure")
+    hold = tmp_path / "hold"
+    yml.write_text(yml.read_text().replace("CRASH_FILE:", f"HOLD_FILE: {hold}, CRASH_FILE:"))
+    assert flow("start", str(yml), "--detach", "--name", "tail", home=daemon).returncode == 0
+    wait_for(lambda: "got data" in flow("logs", "tail", "sink", home=daemon).stdout,
+             "the sink never got a value")  # fmt: skip
+    middle = nodes_of(daemon)["middle"]
+    os.kill(middle["pid"], signal.SIGKILL)
+    assert not wait_gone([middle["pid"]], 5)
+    time.sleep(0.3)  # the source goes on sending: those values wait for the next generation
+    (tmp_path / "end").touch()
+    wait_for(lambda: "counter ended" in flow("logs", "tail", "source", home=daemon).stdout,
+             "the source never ended its stream")  # fmt: skip
+    hold.touch()  # within the source's send_timeout_s (10 s): it is still waiting
+    wait_for(lambda: not flow("list", home=daemon).stdout.count("tail"), "the run never ended")
+    nodes = nodes_of(daemon)
+    assert {n: v["status"] for n, v in nodes.items()} == {
+        "source": "succeeded", "middle": "succeeded", "sink": "succeeded"}  # fmt: skip
+    assert nodes["middle"]["generation"] == 2
+    source_log = flow("logs", "tail", "source", home=daemon).stdout
+    sent = int(re.findall(r"counter sent (\d+)", source_log)[0])
+    sink_log = flow("logs", "tail", "sink", home=daemon).stdout
+    values = [int(v) for v in re.findall(r"got data (\d+) seq", sink_log)]
+    middle_log = flow("logs", "tail", "middle", home=daemon).stdout
+    assert values[-1] == sent, sink_log[-500:] + middle_log[-800:]
+    assert "closed data" in sink_log, sink_log[-300:]
 
 
 LINGERER = """

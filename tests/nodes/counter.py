@@ -23,4 +23,5 @@ with Node() as node:
             node.send_output("count", str(sent))
             if limit and sent >= limit and (until is None or until.exists()):
                 break
+    print(f"counter ended at {sent}", flush=True)  # before its end-of-stream is delivered
 print(f"counter sent {sent}", flush=True)

@@ -107,6 +107,10 @@ EDGE = Edge("ipc:///s/x1", "viewer", "in", "backpressure", 3)
             {"t": "upstream_done", "input": "in", "source": "a/out"},
         ),
         (
+            channel.ReceiverDown("viewer", True),
+            {"t": "receiver_down", "node": "viewer", "restarting": True},
+        ),
+        (
             channel.Wire("out", EDGE),
             {"t": "wire", "output": "out", "endpoint": "ipc:///s/x1", "node": "viewer",
              "input": "in", "policy": "backpressure", "queue_size": 3},

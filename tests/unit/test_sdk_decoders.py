@@ -20,11 +20,11 @@ from node_sdk import channel, config, shm, wire
 from node_sdk.errors import NodeError
 
 TYPES = ["hello", "bye", "stats", "attach", "start", "stop", "upstream_done", "wire",
-         "unwire", "add_input", "attached", "refused", "nope"]  # fmt: skip
+         "unwire", "add_input", "attached", "refused", "receiver_down", "nope"]  # fmt: skip
 FIELDS = ["t", "run", "node", "generation", "pid", "dataflow", "input", "source", "output",
           "endpoint", "policy", "queue_size", "sources", "config", "error", "inputs",
           "outputs", "timer_ns", "restarts", "daemon", "descriptor", "shm_threshold",
-          "daemon_grace_s", "run_name"]  # fmt: skip
+          "daemon_grace_s", "run_name", "restarting"]  # fmt: skip
 ODD_NUMBERS = [b"1e400", b"-1e400", b"10" + b"0" * 30, b"NaN", b"Infinity", b"-0", b"1" * 5000]
 
 scalars = st.one_of(
@@ -185,6 +185,7 @@ def test_well_formed_messages_round_trip() -> None:
         channel.UpstreamDone("in", "a/out"), channel.Wire("o", edge), channel.Unwire("o", "e"),
         channel.Stop(restart=True), channel.UpstreamDone("in", "a/out", generation=3),
         channel.AddInput(spec), channel.Attached(cfg), channel.Refused("no"),
+        channel.ReceiverDown("m", True), channel.ReceiverDown("m"),
     ):  # fmt: skip
         assert channel.decode(channel.encode(message)) == message
     assert config.parse(config.dumps(cfg)) == cfg

@@ -1,0 +1,54 @@
+"""What a sender hears of its receivers: one between two generations, or one gone for good.
+
+A sender that ends while a receiver is down cannot tell a receiver that is restarting from
+one that has ended: both are a broken connection (node_sdk/flush.py). The daemon can, so
+it says so with `receiver_down` to every node feeding the receiver, when the receiver's
+restart is decided and when it has finished for good, and to a sender's late generation
+for the receivers that are down when it connects. Dynamic receivers are left out: a
+detached one is unwired from its senders instead (`Run.node_detached`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from daemon.model.descriptor import OutputRef
+from daemon.run.slot import NodeSlot
+from node_sdk import channel
+
+
+class _Run(Protocol):
+    @property
+    def slots(self) -> dict[str, NodeSlot]: ...
+
+    def send_to_node(self, slot: NodeSlot, message: channel.Message) -> None: ...
+
+
+def _sources(slot: NodeSlot) -> set[str]:
+    """The nodes that feed `slot`'s data inputs."""
+    return {i.source.node for i in slot.spec.inputs if isinstance(i.source, OutputRef)}
+
+
+def _senders(run: _Run, receiver: NodeSlot) -> Iterable[NodeSlot]:
+    return (run.slots[name] for name in sorted(_sources(receiver)) if name in run.slots)
+
+
+def tell_senders(run: _Run, receiver: NodeSlot, *, restarting: bool) -> None:
+    """`receiver` is down: its next generation comes (`restarting`), or none will."""
+    if receiver.spec.is_dynamic:
+        return
+    for sender in _senders(run, receiver):
+        run.send_to_node(sender, channel.ReceiverDown(receiver.id, restarting))
+
+
+def tell_late_sender(run: _Run, sender: NodeSlot) -> None:
+    """A generation of `sender` that connected after the start: its receivers that are
+    down now (finished, or between generations)."""
+    for receiver in run.slots.values():
+        if receiver.spec.is_dynamic or sender.id not in _sources(receiver):
+            continue
+        if receiver.finished.is_set():
+            run.send_to_node(sender, channel.ReceiverDown(receiver.id, False))
+        elif not receiver.connected.is_set():
+            run.send_to_node(sender, channel.ReceiverDown(receiver.id, True))
