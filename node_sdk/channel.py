@@ -131,9 +131,12 @@ class Stop:
 
     `restart`: the daemon starts the node's next generation at once (`flow node restart`),
     so its end-of-stream says the generation ends, not the stream (docs/protocol.md).
+    `everyone`: the whole run stops, so no receiver of the node comes back: one that is
+    down is not waited for (node_sdk/flush.py).
     """
 
     restart: bool = False
+    everyone: bool = False
 
 
 @_message
@@ -259,8 +262,9 @@ def to_json(message: Message) -> dict[str, Any]:
         return {**done, "generation": message.generation} if message.generation else done
     if isinstance(message, ReceiverDown):
         return {"t": "receiver_down", "node": message.node, "restarting": message.restarting}
-    if isinstance(message, Stop) and message.restart:
-        return {"t": "stop", "restart": True}
+    if isinstance(message, Stop) and (message.restart or message.everyone):
+        flags = {"restart": message.restart} if message.restart else {}
+        return {"t": "stop", **flags, **({"everyone": True} if message.everyone else {})}
     if isinstance(message, Wire):
         return {"t": "wire", "output": message.output, **_config.edge_json(message.edge)}
     if isinstance(message, Unwire):
@@ -331,7 +335,7 @@ _READERS: Final[dict[str, Callable[[Fields], Message]]] = {
         f.integer("pid", 1, MAX_PID),
     ),
     "start": lambda f: Start(),
-    "stop": lambda f: Stop(f.flag("restart")),
+    "stop": lambda f: Stop(f.flag("restart"), f.flag("everyone")),
     "upstream_done": lambda f: UpstreamDone(
         f.text("input", max_len=MAX_ID),
         f.text("source", max_len=2 * MAX_ID + 1),

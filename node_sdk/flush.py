@@ -13,8 +13,9 @@ failed), or a missing `ipc://` socket file (a receiver that closed its input rem
 say the receiver is down, and a receiver between two generations (killed, its next one not
 bound yet) looks exactly like one gone for good. Only the daemon knows which: it tells each
 sender `receiver_down {node, restarting}` (the receiver thread keeps the word in
-`Sender.receivers`). A down receiver is given up when the daemon says it is gone for good,
-or when the daemon has said nothing of it for `WORD_WAIT_S` (a receiver it does not
+`Sender.receivers`), and a stop of the whole run says it of them all: none comes back. A
+down receiver is given up when the daemon says it is gone for good, or when the daemon
+has said nothing of it for `WORD_WAIT_S` (a receiver it does not
 supervise, an observer, or no daemon at all); one the daemon says is restarting is waited
 for, within the bound, and gets the messages and end-of-stream queued for it once its next
 generation binds. A socket given up before it is closed is closed with no linger, and one
@@ -37,6 +38,8 @@ _STOPPED: Final = zmq.EVENT_MONITOR_STOPPED
 _GONE: Final = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED | zmq.EVENT_CONNECT_RETRIED
 _MONITORS: Final = itertools.count()  # each monitor's own inproc address
 _EVENT: Final = struct.Struct("<H")  # the first two bytes of a monitor event's first frame
+# the daemon's word for every receiver at once: the whole run stops (`stop {everyone}`)
+EVERY_RECEIVER: Final = "*"  # never a node id
 # how long a down receiver is waited for with no word from the daemon: its word follows
 # the receiver's exit by the keeper's report and one message (milliseconds, unless loaded)
 WORD_WAIT_S: Final = 1.0
@@ -134,7 +137,7 @@ class Ending:
         """Its receiver is down and not coming back, as far as this sender can know."""
         if watch.down_at is None:
             return False
-        restarting = self._word.get(watch.node)
+        restarting = self._word.get(watch.node, self._word.get(EVERY_RECEIVER))
         if restarting is None:  # no word (yet): the daemon may not have seen the exit
             return now - watch.down_at >= WORD_WAIT_S
         return not restarting

@@ -26,6 +26,7 @@ from node_sdk import channel
 from node_sdk.config import DataInput, NodeConfig, is_tcp
 from node_sdk.errors import DaemonUnreachable, NodeError
 from node_sdk.events import StopCause
+from node_sdk.flush import EVERY_RECEIVER
 from node_sdk.inbox import Inbox
 from node_sdk.inputs import Inputs
 from node_sdk.leases import Releases
@@ -194,9 +195,7 @@ class Receiver(threading.Thread):
                 log.warning("dropped a message from the daemon: %s", exc)
                 continue
             if isinstance(message, channel.ReceiverDown):
-                if self._hooks is not None and self._hooks.receivers is not None:
-                    # a plain dict write: the node's thread reads it while it ends (flush.py)
-                    self._hooks.receivers[message.node] = message.restarting
+                self._word(message.node, message.restarting)
             elif isinstance(message, channel.LIVE):
                 self.live(message)
             else:
@@ -204,10 +203,18 @@ class Receiver(threading.Thread):
                     if self._hooks.param is not None:
                         self._hooks.param(message)
                 else:
+                    if isinstance(message, channel.Stop) and message.everyone:
+                        self._word(EVERY_RECEIVER, False)  # the run stops: none comes back
                     handle_control(self._inbox, message)
                     if self._owned is not None and self._inbox.backstops:
                         self._inputs.drain_all()  # ours: a backstop closes on an empty read
                 self._wake()
+
+    def _word(self, node: str, restarting: bool) -> None:
+        """The daemon's word on a receiver of the node's outputs (flush.py)."""
+        if self._hooks is not None and self._hooks.receivers is not None:
+            # a plain dict write: the node's thread reads it while it ends
+            self._hooks.receivers[node] = restarting
 
     def _report(self, hooks: ReceiverHooks) -> None:
         """The `stats` report (the heartbeat of a dynamic node)."""

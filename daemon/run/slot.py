@@ -349,8 +349,10 @@ class NodeSlot:
         self._stopping.set()
         if not self.alive or (not self.spec.connects and not self.connected.is_set()):
             return False
-        # a stop for a restart: its end-of-stream ends its generation, not its stream
-        self.run.send_to_node(self, channel.Stop(restart=self.restart_requested))
+        # a stop for a restart: its end-of-stream ends its generation, not its stream; the
+        # whole run's: no receiver of it comes back (node_sdk/flush.py)
+        stop = channel.Stop(restart=self.restart_requested, everyone=self.run.stop_requested)
+        self.run.send_to_node(self, stop)
         return True
 
     async def terminate(self, grace: float, told: bool = False) -> None:

@@ -312,7 +312,7 @@ class Run:
         self.stop_requested = True
         for slot in self.slots.values():
             if slot.attached:  # a dynamic node's process is not ours to signal: STOP only
-                self.send_to_node(slot, channel.Stop())
+                self.send_to_node(slot, channel.Stop(everyone=True))
         # every STOP out before a node can act on its own (receivers first): a node that
         # ends at once must not close its receivers' inputs ahead of their own STOP
         told = {slot.id for slot in reversed(self.spawned) if slot.tell_stop()}

@@ -152,6 +152,28 @@ def test_a_sender_whose_receiver_was_killed_closes_soon(
     assert closed["close_s"] < min(GONE_CLOSE_S, WORD_WAIT_S)  # by the word, not the wait
 
 
+def test_a_sender_of_a_run_that_stops_gives_up_a_killed_receiver_at_once(
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
+) -> None:
+    """A stop of the whole run (`stop {everyone}`) is the word on every receiver: none comes
+    back, so a down one is not waited for, though the daemon has not said it ended."""
+    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir, queue_size=50)
+    marker = tmp_path / "killed"
+    receiver = spawn("receiver", RECEIVER, receiver_cfg, OUT=str(tmp_path / "got.json"),
+                     DELAY="10")  # fmt: skip
+    sender = spawn("sender", SENDER, sender_cfg, N="40", AFTER=str(marker))
+    fake_daemon.wait_for("hello", {"sender", "receiver"})
+    fake_daemon.start_all()
+    time.sleep(0.5)
+    receiver.kill()
+    receiver.communicate(timeout=BOUND_S)
+    fake_daemon.send("sender", {"t": "stop", "everyone": True})
+    marker.touch()
+    closed = json.loads(finish(sender)[0])
+    print(f"close took {closed['close_s']:.3f} s (killed receiver, run stopping)")
+    assert closed["close_s"] < min(GONE_CLOSE_S, WORD_WAIT_S)
+
+
 def test_a_sender_without_word_of_a_killed_receiver_waits_for_it_only_a_moment(
     fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ class Host:
     sent: list[channel.Message] = attrs.field(factory=list)
     connected: list[str] = attrs.field(factory=list)
     detached: list[str] = attrs.field(factory=list)
+    down: list[tuple[str, bool]] = attrs.field(factory=list)  # (node, restarting)
     restart: float | None = None
 
     def spawn(self, slot: NodeSlot) -> None:
@@ -58,6 +59,9 @@ class Host:
 
     def node_detached(self, slot: NodeSlot) -> None:
         self.detached.append(slot.id)
+
+    def receiver_down(self, slot: NodeSlot, *, restarting: bool) -> None:
+        self.down.append((slot.id, restarting))
 
 
 def spec(node: str = "a", path: str = "a.py") -> NodeSpec:
@@ -105,6 +109,7 @@ async def test_a_restart_is_recorded_as_restarting_then_a_new_generation(
             while slot.status is not NodeStatus.RESTARTING:  # noqa: ASYNC110 (a plain field)
                 await trio.sleep(0.1)
         assert host.records[-1] == ("a", {"status": "restarting"})
+        assert host.down == [("a", True)]  # its senders are told to wait for it
         with trio.fail_after(10):
             while slot.generation != 2 or slot.status is not NodeStatus.RUNNING:  # noqa: ASYNC110
                 await trio.sleep(0.1)

@@ -24,7 +24,7 @@ TYPES = ["hello", "bye", "stats", "attach", "start", "stop", "upstream_done", "w
 FIELDS = ["t", "run", "node", "generation", "pid", "dataflow", "input", "source", "output",
           "endpoint", "policy", "queue_size", "sources", "config", "error", "inputs",
           "outputs", "timer_ns", "restarts", "daemon", "descriptor", "shm_threshold",
-          "daemon_grace_s", "run_name", "restarting"]  # fmt: skip
+          "daemon_grace_s", "run_name", "restarting", "everyone"]  # fmt: skip
 ODD_NUMBERS = [b"1e400", b"-1e400", b"10" + b"0" * 30, b"NaN", b"Infinity", b"-0", b"1" * 5000]
 
 scalars = st.one_of(
@@ -186,6 +186,7 @@ def test_well_formed_messages_round_trip() -> None:
         channel.Stop(restart=True), channel.UpstreamDone("in", "a/out", generation=3),
         channel.AddInput(spec), channel.Attached(cfg), channel.Refused("no"),
         channel.ReceiverDown("m", True), channel.ReceiverDown("m"),
+        channel.Stop(everyone=True), channel.Stop(restart=True, everyone=True),
     ):  # fmt: skip
         assert channel.decode(channel.encode(message)) == message
     assert config.parse(config.dumps(cfg)) == cfg
