@@ -13,13 +13,14 @@ failed), or a missing `ipc://` socket file (a receiver that closed its input rem
 say the receiver is down, and a receiver between two generations (killed, its next one not
 bound yet) looks exactly like one gone for good. Only the daemon knows which: it tells each
 sender `receiver_down {node, restarting}` (the receiver thread keeps the word in
-`Sender.receivers`), and a stop of the whole run says it of them all: none comes back. A
-down receiver is given up when the daemon says it is gone for good, or when the daemon
-has said nothing of it for `WORD_WAIT_S` (a receiver it does not
-supervise, an observer, or no daemon at all); one the daemon says is restarting is waited
-for, within the bound, and gets the messages and end-of-stream queued for it once its next
-generation binds. A socket given up before it is closed is closed with no linger, and one
-given up later is left to finish its linger in the background (`Ending.close` says so).
+`Sender.receivers`), and a stop of the whole run says that no receiver that is down comes
+back. A receiver is given up when the daemon says it is gone for good, when it is down and
+the whole run stops, or when it is down and the daemon has said nothing of it for
+`WORD_WAIT_S` (a receiver it does not supervise, an observer, or no daemon at all); one the
+daemon says is restarting is waited for, within the bound, and gets the messages and
+end-of-stream queued for it once its next generation binds. A socket given up before it
+is closed is closed with no linger, and one given up later is left to finish its linger in
+the background (`Ending.close` says so).
 The bound is the node's `send_timeout_s`, the one a blocked send has.
 """
 
@@ -134,13 +135,19 @@ class Ending:
         return any(w.down for w in self._watches)
 
     def _given_up(self, watch: _Watch, now: float) -> bool:
-        """Its receiver is down and not coming back, as far as this sender can know."""
+        """Its receiver is not coming back, as far as this sender can know: the daemon says
+        it ended for good (it need not be seen down yet: what is queued for it cannot be
+        delivered), or it is down and the whole run stops (whatever was said of it before),
+        or it is down and the daemon said nothing of it."""
+        restarting = self._word.get(watch.node)
+        if restarting is False:
+            return True
         if watch.down_at is None:
             return False
-        restarting = self._word.get(watch.node, self._word.get(EVERY_RECEIVER))
-        if restarting is None:  # no word (yet): the daemon may not have seen the exit
-            return now - watch.down_at >= WORD_WAIT_S
-        return not restarting
+        if EVERY_RECEIVER in self._word:
+            return True
+        # no word (yet): the daemon may not have seen the exit
+        return not restarting and now - watch.down_at >= WORD_WAIT_S
 
     def _poll_ms(self, watches: list[_Watch], now: float) -> int:
         """How long to poll: to the bound, or a slice while a down receiver is waited for."""

@@ -169,11 +169,15 @@ class Node(DoraSurface, ParamSurface):
         receiver, events = self._receiver, self._events
         self._params.settle()  # a PARAM event handled last: taken
         events.tell(SEND + channel.encode(channel.Bye()))
-        # what is queued reaches the receivers still there or coming back; the receiver
-        # thread lives meanwhile, as the daemon's word on a down receiver comes to it
-        lingering = self._sender.close()
+        # what is queued reaches the receivers still there or coming back; a static node's
+        # receiver thread lives meanwhile, as the daemon's word on a down receiver comes to
+        # it (flush.py). A dynamic node is detached by its bye: no word comes to it, and no
+        # report of its receiver thread may follow the bye.
+        lingering = self._sender.close() if not self._dynamic else None
         events.tell(QUIT)  # if the receiver is gone already, joining is still bounded
         receiver.join(JOIN_TIMEOUT_S)
+        if lingering is None:
+            lingering = self._sender.close()
         if not receiver.is_alive():
             self._inputs.close()  # else it may still be reading them: the exit closes them
         self._inbox.discard_queued()  # what was never read goes back to its senders

@@ -35,11 +35,13 @@ def _senders(run: _Run, receiver: NodeSlot) -> Iterable[NodeSlot]:
 
 
 def tell_senders(run: _Run, receiver: NodeSlot, *, restarting: bool) -> None:
-    """`receiver` is down: its next generation comes (`restarting`), or none will."""
+    """`receiver` is down: its next generation comes (`restarting`), or none will. Told to
+    the senders alive now; a later generation of one hears it when it connects."""
     if receiver.spec.is_dynamic:
         return
     for sender in _senders(run, receiver):
-        run.send_to_node(sender, channel.ReceiverDown(receiver.id, restarting))
+        if sender.alive:
+            run.send_to_node(sender, channel.ReceiverDown(receiver.id, restarting))
 
 
 def tell_late_sender(run: _Run, sender: NodeSlot) -> None:
@@ -50,5 +52,7 @@ def tell_late_sender(run: _Run, sender: NodeSlot) -> None:
             continue
         if receiver.finished.is_set():
             run.send_to_node(sender, channel.ReceiverDown(receiver.id, False))
-        elif not receiver.connected.is_set():
+        elif not (receiver.alive and receiver.connected.is_set()):
+            # exited and in its restart delay (its last generation's `connected` is still
+            # set), or its next generation not connected yet
             run.send_to_node(sender, channel.ReceiverDown(receiver.id, True))
