@@ -322,8 +322,8 @@ class Run:
 
     def node_finished(self, slot: NodeSlot) -> None:
         """Close the inputs fed by a finished node (SPEC 5). An output whose end-of-stream
-        was sent (the node said goodbye, or the keeper ended its `send_stdout_as` output at
-        its exit) may have ended only its generation (a restartable node's does): its
+        was sent (the node said goodbye or exited 0, or the keeper ended its
+        `send_stdout_as` output at its exit) may have ended only its generation (a restartable node's does): its
         receivers are told now that this generation was its last, and close once that
         end-of-stream is in, after the data before it. That can still be lost, so the inputs
         are closed once more, later: a receiver still waiting for it closes the source once
@@ -347,7 +347,10 @@ class Run:
                 continue
             target = self.slots[edge.target]
             source = f"{slot.id}/{edge.output}"
-            by_eos = at_end and (slot.said_bye or edge.output == slot.spec.send_stdout_as)
+            # a clean exit whose bye is not read yet (the keeper's report of the exit comes
+            # on another socket) ended its stream too: its receivers read it to the end
+            clean = slot.said_bye or slot.exit_code == 0
+            by_eos = at_end and (clean or edge.output == slot.spec.send_stdout_as)
             waits = waits or by_eos
             generation = slot.generation if by_eos else 0
             self.send_to_node(target, channel.UpstreamDone(edge.input, source, generation))

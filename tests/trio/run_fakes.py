@@ -75,6 +75,7 @@ class FakeKeeper:
     processes: list[FakeProcess] = attrs.field(factory=list)
     signals: list[tuple[float, str, signal.Signals]] = attrs.field(factory=list)
     stops: list[tuple[float, str]] = attrs.field(factory=list)
+    sent: list[tuple[str, channel.Message]] = attrs.field(factory=list)  # (node, message)
     quit_sent: bool = False
     _lost: trio.Event = attrs.field(factory=trio.Event)
     _inbox: Inbox = attrs.field(factory=lambda: trio.open_memory_channel[ToKeeper](math.inf))
@@ -109,6 +110,7 @@ class FakeKeeper:
     def to_node(self, identity: bytes, message: channel.Message) -> bool:
         """The run's node-channel sends (`Run.send`): STOP reaches the fake process."""
         node = identity.decode().split("/")[1]
+        self.sent.append((node, message))
         process = self.live(node)
         if isinstance(message, channel.Stop) and process is not None:
             self.stops.append((trio.current_time(), node))
@@ -138,9 +140,9 @@ class FakeKeeper:
             sig = signal.Signals(message.sig)
             node = message.node
             self.signals.append((trio.current_time(), node, sig))
-            process = self.live(node)
-            if process is not None and (sig is signal.SIGKILL or self.behaviours[node].obeys_term):
-                process.end(-int(sig))
+            live = self.live(node)
+            if live is not None and (sig is signal.SIGKILL or self.behaviours[node].obeys_term):
+                live.end(-int(sig))
 
     async def _live_process(self, process: FakeProcess) -> None:
         assert self.run is not None

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import itertools
 import signal
+from functools import partial
 
 import pytest
 import trio
 import trio.testing
-from run_fakes import Behaviour, RunMaker
+from run_fakes import Behaviour, FakeKeeper, RunMaker
 
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run import lifecycle
 from daemon.run.slot import KILL_WAIT_S
 from daemon.run.supervisor import Run
+from node_sdk import channel
 
 TWO = """
 nodes:
@@ -237,3 +239,66 @@ async def test_a_manual_restart_during_the_restart_delay_restarts_at_once(
         await run.done.wait()
     assert slot.status is NodeStatus.STOPPED  # not `restarting`, not `failed`
     assert run.status is RunStatus.STOPPED  # a crash that a restart healed fails nothing
+
+
+CHAIN = """
+nodes:
+  - id: source
+    path: NODES/counter.py
+    inputs:
+      tick: flow/timer/millis/100
+    outputs: [count]
+  - id: sink
+    path: NODES/seqsink.py
+    restart_policy: on-failure
+    restart_delay: 1
+    max_restarts: 1
+    restart_window: 1000
+    inputs:
+      data: source/count
+"""
+
+
+def said_to(keeper: FakeKeeper, node: str, kind: type) -> list[channel.Message]:
+    """What the run sent `node` of one message class, in order."""
+    return [m for n, m in keeper.sent if n == node and isinstance(m, kind)]
+
+
+async def test_a_clean_exit_not_said_goodbye_closes_its_receivers_at_its_end_of_stream(
+    make_run: RunMaker, autojump_clock: trio.testing.MockClock
+) -> None:
+    # the fake processes never say bye, as a real one whose bye the daemon reads after the
+    # keeper's report of its exit: exit 0 still means its end-of-stream was sent
+    run, keeper = make_run(TWO, {"source": Behaviour(exit_after=0.5), "sink": Behaviour()})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(lifecycle.supervise, run, keeper=keeper))
+        await wait_for(lambda: run.slots["source"].finished.is_set())
+        await wait_for(lambda: said_to(keeper, "sink", channel.UpstreamDone))
+        assert said_to(keeper, "sink", channel.UpstreamDone) == [
+            channel.UpstreamDone("data", "source/count", 1)]  # fmt: skip
+        await run.stop(grace=1.0)
+    crashed, keeper = make_run(TWO, {"source": Behaviour(exit_after=0.5, code=1),
+                                     "sink": Behaviour()})  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(lifecycle.supervise, crashed, keeper=keeper))
+        await wait_for(lambda: said_to(keeper, "sink", channel.UpstreamDone))
+        assert said_to(keeper, "sink", channel.UpstreamDone) == [  # at once: it crashed
+            channel.UpstreamDone("data", "source/count", 0)]  # fmt: skip
+        await crashed.stop(grace=1.0)
+
+
+async def test_a_sender_is_told_its_receiver_restarts_then_ends(
+    make_run: RunMaker, autojump_clock: trio.testing.MockClock
+) -> None:
+    run, keeper = make_run(CHAIN, {"source": Behaviour(),
+                                   "sink": Behaviour(exit_after=0.5, code=1)})  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(lifecycle.supervise, run, keeper=keeper))
+        await wait_for(lambda: run.slots["sink"].status is NodeStatus.RESTARTING)
+        assert said_to(keeper, "source", channel.ReceiverDown) == [
+            channel.ReceiverDown("sink", True)]  # fmt: skip
+        await wait_for(lambda: run.slots["sink"].finished.is_set())  # its second crash
+        assert said_to(keeper, "source", channel.ReceiverDown) == [
+            channel.ReceiverDown("sink", True), channel.ReceiverDown("sink", False)]  # fmt: skip
+        await run.stop(grace=1.0)
+    assert channel.Stop(everyone=True) in said_to(keeper, "source", channel.Stop)
