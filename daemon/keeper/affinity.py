@@ -1,10 +1,11 @@
-"""dora's `cpu_affinity`: the CPUs a node's process runs on, set as the keeper starts it."""
+"""dora's `cpu_affinity`: the CPUs a node's process runs on, from its start (a forked node
+pins itself: node_sdk/forkchild.py; an exec'd one inherits them from the keeper)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 def unavailable(cpus: Sequence[int]) -> str | None:
@@ -18,12 +19,23 @@ def unavailable(cpus: Sequence[int]) -> str | None:
     return f"cpu_affinity: CPU {shown} not available here (available: {_ranges(sorted(here))})"
 
 
-def pin(pid: int, cpus: Sequence[int]) -> None:
-    """Pin the just-started process `pid` (it has not started threads yet: they inherit).
-    `unavailable` was asked first, so the one failure left is a process that died at once,
-    which its exit reports."""
-    with contextlib.suppress(ProcessLookupError):
-        os.sched_setaffinity(pid, cpus)
+@contextlib.contextmanager
+def inherited(cpus: Sequence[int] | None) -> Iterator[None]:
+    """Pin the calling thread to `cpus` while the block starts a process (None: leave it
+    as it is): a child inherits the mask of the thread that forked it, so an exec'd node
+    runs on its CPUs from its first instruction. Pinning the child by its pid after the
+    start left it running elsewhere meanwhile, with the threads it started by then. The
+    thread's own mask is put back after (it is per thread: the keeper's others keep theirs);
+    `unavailable` was asked first."""
+    if cpus is None:
+        yield
+        return
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mask)
 
 
 def _ranges(cpus: list[int]) -> str:

@@ -12,6 +12,7 @@ from typing import IO, Any, Protocol
 
 import attrs
 
+from daemon.keeper import affinity
 from daemon.keeper.forking import Forker
 from daemon.keeper.logs import NodeLog
 from daemon.keeper.reaper import die_with_this_thread
@@ -107,16 +108,17 @@ def start_node(
     forked = None if forker is None else forker.fork(argv, env, cwd, in_thread, cpus)
     if forked is not None:
         return forked
-    return subprocess.Popen(
-        list(argv),
-        env=dict(env),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=die_with_this_thread() if in_thread else None,
-    )
+    with affinity.inherited(cpus):
+        return subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=die_with_this_thread() if in_thread else None,
+        )
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> bool:

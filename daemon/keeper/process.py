@@ -293,8 +293,6 @@ class Keeper:
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
             self._send(SpawnFailed(node, generation, str(exc), transient=transient))
             return
-        if cpus is not None:
-            affinity.pin(process.pid, cpus)
         output = self.ended_outputs.output_for(self.context, node, generation, message.stdout_as)
         child = Child(
             node=node, generation=generation, process=process,

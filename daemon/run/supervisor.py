@@ -323,11 +323,12 @@ class Run:
     def node_finished(self, slot: NodeSlot) -> None:
         """Close the inputs fed by a finished node (SPEC 5). An output whose end-of-stream
         was sent (the node said goodbye or exited 0, or the keeper ended its
-        `send_stdout_as` output at its exit) may have ended only its generation (a restartable node's does): its
-        receivers are told now that this generation was its last, and close once that
-        end-of-stream is in, after the data before it. That can still be lost, so the inputs
-        are closed once more, later: a receiver still waiting for it closes the source once
-        its socket is read empty (node_sdk/inbox.py). Its senders stop waiting for it."""
+        `send_stdout_as` output at its exit) may have ended only its generation (a
+        restartable node's does): its receivers are told now that this generation was its
+        last, and close once that end-of-stream is in, after the data before it. That can
+        still be lost, so the inputs are closed once more, later: a receiver still waiting
+        for it closes the source once its socket is read empty (node_sdk/inbox.py). Its
+        senders stop waiting for it."""
         self.receiver_down(slot, restarting=False)
         if not self.released:
             return

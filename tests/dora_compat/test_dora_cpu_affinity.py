@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -35,12 +36,18 @@ def test_the_node_runs_on_the_cpus_listed(flow_home: Path, tmp_path: Path) -> No
             cpu_affinity: [{cpu}]
           - id: free
             path: probe.py
+          - id: execd
+            path: /bin/cat
+            args: /proc/self/status
+            cpu_affinity: [{cpu}]
         """,
         {"probe.py": PROBE},
     )
     out = flow_run_ok(flow_home, yml)
     assert f"main [{cpu}] thread [{cpu}]" in out, out
     assert f"main {here} thread {here}" in out, out  # the node without the key is not pinned
+    # an executable that is not Python reads its mask at once: pinned from its start
+    assert re.search(rf"execd .*Cpus_allowed_list:\s+{cpu}$", out, re.MULTILINE), out
 
 
 def test_cpus_the_machine_lacks_fail_the_node_in_one_line(flow_home: Path, tmp_path: Path) -> None:

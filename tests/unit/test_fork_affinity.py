@@ -1,6 +1,7 @@
-"""A forked node's `cpu_affinity` is set in the node itself, before any of its code runs:
-the keeper pins it again once it has the pid, but the node's code and its first threads
-may run before that. Here no keeper pins it at all: the fork request alone must."""
+"""A node's `cpu_affinity` holds from its first instruction. A forked node pins itself,
+before any of its code runs: here no keeper pins it at all, the fork request alone must.
+An exec'd one inherits the mask of the keeper thread that starts it (daemon/keeper/
+affinity.py); pinned by its pid once started, it ran on every CPU meanwhile."""
 
 from __future__ import annotations
 
@@ -56,3 +57,21 @@ def test_the_fork_request_pins_the_node_and_its_threads(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == f"{expected} {expected}", (cpus, done.stdout)
+
+
+def test_an_execd_node_starts_on_its_cpus_and_the_keeper_keeps_its_own() -> None:
+    from daemon.keeper.children import start_node
+
+    here = sorted(os.sched_getaffinity(0))
+    if len(here) < 2:
+        pytest.skip("needs two CPUs to tell pinned from not")
+    env = {"PATH": os.environ["PATH"]}
+    # not Python: its first instructions read the mask, long before a pin by pid could come
+    node = start_node(["cat", "/proc/self/status"], env, "/", False, None, [here[-1]])
+    assert node.stdout is not None
+    assert node.stderr is not None
+    with node.stdout, node.stderr:
+        status = node.stdout.read().decode()
+    assert node.wait() == 0
+    assert f"Cpus_allowed_list:\t{here[-1]}\n" in status, status
+    assert sorted(os.sched_getaffinity(0)) == here  # the starting thread got its mask back
