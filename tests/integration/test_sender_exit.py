@@ -130,11 +130,23 @@ def test_a_sender_whose_receiver_exited_closes_at_once(
     assert closed["close_s"] < min(GONE_CLOSE_S, WORD_WAIT_S)  # by the word, not the wait
 
 
-def test_a_sender_whose_receiver_was_killed_closes_soon(
-    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
+# what the daemon says of a killed receiver, and whether the sender then waits WORD_WAIT_S
+KILLED_WORDS: dict[str, tuple[dict[str, Any] | None, bool]] = {
+    "gone for good": (GONE_FOR_GOOD, False),
+    "the run stops": ({"t": "stop", "everyone": True}, False),
+    "no word": (None, True),
+}
+
+
+@pytest.mark.parametrize("word", list(KILLED_WORDS))
+def test_a_sender_whose_receiver_was_killed_waits_only_for_the_daemons_word(
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, word: str
 ) -> None:
     """A killed receiver leaves its socket file behind: the sender's reconnection attempts
-    fail, and that is enough to stop waiting."""
+    fail, so it is down. The daemon's word that it ended for good, or that the whole run
+    stops (none comes back), ends the wait at once; with no word (a receiver the daemon
+    does not supervise, or no daemon) the sender gives it up `WORD_WAIT_S` after it saw
+    the connection break, well within its `send_timeout_s` (10 s)."""
     sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir, queue_size=50)
     marker = tmp_path / "killed"
     receiver = spawn("receiver", RECEIVER, receiver_cfg, OUT=str(tmp_path / "got.json"),
@@ -145,55 +157,16 @@ def test_a_sender_whose_receiver_was_killed_closes_soon(
     time.sleep(0.5)
     receiver.kill()
     receiver.communicate(timeout=BOUND_S)
-    fake_daemon.send("sender", GONE_FOR_GOOD)
+    message, waits = KILLED_WORDS[word]
+    if message is not None:
+        fake_daemon.send("sender", message)
     marker.touch()
     closed = json.loads(finish(sender)[0])
-    print(f"close took {closed['close_s']:.3f} s (killed receiver)")
-    assert closed["close_s"] < min(GONE_CLOSE_S, WORD_WAIT_S)  # by the word, not the wait
-
-
-def test_a_sender_of_a_run_that_stops_gives_up_a_killed_receiver_at_once(
-    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
-) -> None:
-    """A stop of the whole run (`stop {everyone}`) is the word on every receiver: none comes
-    back, so a down one is not waited for, though the daemon has not said it ended."""
-    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir, queue_size=50)
-    marker = tmp_path / "killed"
-    receiver = spawn("receiver", RECEIVER, receiver_cfg, OUT=str(tmp_path / "got.json"),
-                     DELAY="10")  # fmt: skip
-    sender = spawn("sender", SENDER, sender_cfg, N="40", AFTER=str(marker))
-    fake_daemon.wait_for("hello", {"sender", "receiver"})
-    fake_daemon.start_all()
-    time.sleep(0.5)
-    receiver.kill()
-    receiver.communicate(timeout=BOUND_S)
-    fake_daemon.send("sender", {"t": "stop", "everyone": True})
-    marker.touch()
-    closed = json.loads(finish(sender)[0])
-    print(f"close took {closed['close_s']:.3f} s (killed receiver, run stopping)")
-    assert closed["close_s"] < min(GONE_CLOSE_S, WORD_WAIT_S)
-
-
-def test_a_sender_without_word_of_a_killed_receiver_waits_for_it_only_a_moment(
-    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path
-) -> None:
-    """No word from the daemon (a receiver it does not supervise, or no daemon): the
-    sender gives the receiver up `WORD_WAIT_S` after it saw the connection break, well
-    within its `send_timeout_s` (10 s)."""
-    sender_cfg, receiver_cfg = node_configs(fake_daemon, sockdir, queue_size=50)
-    marker = tmp_path / "killed"
-    receiver = spawn("receiver", RECEIVER, receiver_cfg, OUT=str(tmp_path / "got.json"),
-                     DELAY="10")  # fmt: skip
-    sender = spawn("sender", SENDER, sender_cfg, N="40", AFTER=str(marker))
-    fake_daemon.wait_for("hello", {"sender", "receiver"})
-    fake_daemon.start_all()
-    time.sleep(0.5)
-    receiver.kill()
-    receiver.communicate(timeout=BOUND_S)
-    marker.touch()
-    closed = json.loads(finish(sender)[0])
-    print(f"close took {closed['close_s']:.3f} s (killed receiver, no word)")
-    assert WORD_WAIT_S <= closed["close_s"] < WORD_WAIT_S + GONE_CLOSE_S
+    print(f"close took {closed['close_s']:.3f} s (killed receiver, {word})")
+    if waits:
+        assert WORD_WAIT_S <= closed["close_s"] < WORD_WAIT_S + GONE_CLOSE_S
+    else:
+        assert closed["close_s"] < min(GONE_CLOSE_S, WORD_WAIT_S)  # by the word, not the wait
 
 
 @pytest.mark.parametrize("policy", ["backpressure", "drop_oldest"])

@@ -241,22 +241,13 @@ async def test_a_manual_restart_during_the_restart_delay_restarts_at_once(
     assert run.status is RunStatus.STOPPED  # a crash that a restart healed fails nothing
 
 
-CHAIN = """
-nodes:
-  - id: source
-    path: NODES/counter.py
-    inputs:
-      tick: flow/timer/millis/100
-    outputs: [count]
-  - id: sink
-    path: NODES/seqsink.py
+# TWO, its sink restarted once after a crash
+CHAIN = TWO.replace("NODES/seqsink.py\n", """NODES/seqsink.py
     restart_policy: on-failure
     restart_delay: 1
     max_restarts: 1
     restart_window: 1000
-    inputs:
-      data: source/count
-"""
+""")
 
 
 def said_to(keeper: FakeKeeper, node: str, kind: type) -> list[channel.Message]:
