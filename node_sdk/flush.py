@@ -20,8 +20,8 @@ the whole run stops, or when it is down and the daemon has said nothing of it fo
 daemon says is restarting is waited for, within the bound, and gets the messages and
 end-of-stream queued for it once its next generation binds. A socket given up before it
 is closed is closed with no linger, and one given up later is left to finish its linger in
-the background (`Ending.close` says so).
-The bound is the node's `send_timeout_s`, the one a blocked send has.
+the background (`Ending.close` says so). The bound is the node's `send_timeout_s`, the one
+a blocked send has.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Ending:
         self._by_edge = {id(w.edge): w for w in self._watches}
 
     @property
-    def any_gone(self) -> bool:
+    def any_down(self) -> bool:
         """A receiver went down (what was in flight to it will not be released)."""
         return any(w.down for w in self._watches)
 

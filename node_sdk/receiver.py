@@ -6,8 +6,8 @@ that hand-off and of credits are in ownership.py. It decodes the daemon's messag
 the node channel's one decoder (channel.py): `stop` and `upstream_done` go to the inbox,
 `add_input` it applies itself (it may own the inputs), `wire`/`unwire` go to the node's
 thread, which owns the outputs (wiring.py), and `receiver_down` is kept for the node's end
-(flush.py). It lives until the node's output sockets have closed, so that word still
-comes in while they deliver what they queued.
+(flush.py). A static node's lives until the node's output sockets have closed, so that
+word still comes in while they deliver what they queued.
 """
 
 from __future__ import annotations

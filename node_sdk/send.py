@@ -385,7 +385,7 @@ class Sender:
         lingering = ending.close()
         if self._pool:
             # a receiver that is gone will not release what it holds: no wait for it
-            self._pool.close(wait_s=0.0) if ending.any_gone else self._pool.close()
+            self._pool.close(wait_s=0.0) if ending.any_down else self._pool.close()
         return lingering
 
     def _end(self) -> Ending:
