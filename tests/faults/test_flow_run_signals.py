@@ -172,18 +172,20 @@ def test_row12_a_sigkilled_flow_run_is_settled_by_the_next(tmp_path: Path, flow_
     out = (tmp_path / "out.txt").open("wb")
     env = {"FLOW_DAEMON_GRACE": "2"}  # its orphaned nodes stop by themselves soon
     killed = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT, env_extra=env)
+    folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
     try:
         deadline = time.monotonic() + EXIT_S
         while b"seq 3\n" not in (tmp_path / "out.txt").read_bytes():
             assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
             time.sleep(0.05)
+        # its folder, which nothing can remove once it is killed but the next `flow run`
+        # (any of this user's: another test's may sweep it first, so it is checked here)
+        assert folder.is_dir()
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=EXIT_S)
     finally:
         killed.kill()
         out.close()
-    folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
-    assert folder.is_dir()  # nothing could remove it
     assert _only_run(flow_home)["status"] == "running"  # the phantom
     finite = tmp_path / "finite.yml"
     finite.write_text(
