@@ -97,6 +97,20 @@ def summarize(
     return out
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of one row as one: the median of each figure (a burst's rate moves by a
+    third from one run to the next on two shared cores), and `lost` summed; `rounds` says
+    how many. A figure that is None in every run stays None."""
+    out: dict[str, Any] = {"lost": sum(run["lost"] for run in runs), "rounds": len(runs)}
+    for phase in (k for k, v in runs[0].items() if isinstance(v, dict)):
+        figures: dict[str, Any] = {}
+        for key in runs[0][phase]:
+            values = [run[phase][key] for run in runs if run[phase][key] is not None]
+            figures[key] = statistics.median(values) if values else None
+        out[phase] = figures
+    return out
+
+
 def children_cpu() -> float:
     """User + system seconds of this process's waited-for children so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

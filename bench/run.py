@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=None, help=f"comma-separated, of {measure.KINDS}")
     parser.add_argument("--meta", default="yes,no", help="with metadata (yes), without (no)")
     parser.add_argument("--scale", type=float, default=1.0, help="message counts times this")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each payload row, alternated; each figure their median")
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="cProfile flow's sender and receiver into DIR (one kind, size)")
     parser.add_argument("--payloads-only", action="store_true",
@@ -283,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", default=None, metavar="LENGTHS",
                         help="comma-separated chain lengths (default 10,50,100,200)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
     bench = Bench(args.quick, not args.no_dora, args.scale)
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     metas = [m == "yes" for m in _csv(args.meta, ["yes", "no"])]
     report: dict[str, Any] = {"dora": {}, "flow": {}, "kinds": {}, "errors": [],
                               "dora_note": bench.dora_note, "quick": args.quick,
-                              "load": os.getloadavg()}  # fmt: skip
+                              "rounds": args.rounds, "load": os.getloadavg()}  # fmt: skip
     errors = report["errors"]
     started = time.perf_counter()
     lengths = start.QUICK_CHAINS if args.quick else start.CHAINS
@@ -315,12 +319,17 @@ def main(argv: list[str] | None = None) -> int:
                     by = rows[measure.label(size)] = {"size": size}
                     extra = [BUFFER] if size >= measure.SHM_THRESHOLD and kind in (
                         "bytes", "numpy") else []  # fmt: skip
-                    for system in systems + extra:
-                        what = f"{system} {name} {measure.label(size)}"
-                        got = _attempt(errors, what, bench.pair, system, kind, meta, size)
-                        if got is not None:
-                            by[system] = got
-                            print(f"bench: {what}: {_brief(got)}", flush=True)
+                    runs: dict[str, list[dict[str, Any]]] = {}
+                    for _ in range(args.rounds):  # alternated: every system once a round
+                        for system in systems + extra:
+                            what = f"{system} {name} {measure.label(size)}"
+                            got = _attempt(errors, what, bench.pair, system, kind, meta, size)
+                            if got is not None:
+                                runs.setdefault(system, []).append(got)
+                                print(f"bench: {what}: {_brief(got)}", flush=True)
+                    for system, got_all in runs.items():
+                        by[system] = got_all[0] if len(got_all) == 1 else measure.median_of(
+                            got_all)  # fmt: skip
         for system in [] if args.payloads_only or args.chains_only else systems[1:]:
             out = report[system]
             out["start_two_s"] = _attempt(errors, f"{system} 2-node", bench.start_two, system)
@@ -355,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(report: dict[str, Any], payloads_only: bool = False) -> str:
-    parts = []
+    rounds = report.get("rounds", 1)
+    parts = [f"Each payload figure is the median of {rounds} alternated runs.", ""] if (
+        rounds > 1) else []  # fmt: skip
     for name, rows in report["kinds"].items():
         parts += [f"### {name}", "", tables.kind_table(rows), ""]
     parts += ["Targets up to 64 KiB (send_output rows, worst over kinds and pacings):"]

@@ -43,3 +43,24 @@ def test_bench_quick_runs_and_accounts_for_every_message(flow_home: Path, tmp_pa
     assert report["flow"]["restart_exec"]["samples"] == 3
     assert "from node_sdk import Node" in report["flow"]["imports_ms"]
     assert "3-node chain run" in done.stdout
+
+
+def test_bench_rounds_report_the_median_of_alternated_runs(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-dora", "--sizes", "8", "--kinds",
+         "bytes", "--meta", "yes", "--payloads-only", "--rounds", "2", "--json", str(out)],
+        cwd=REPO, env=flow_env(flow_home), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = json.loads(out.read_text())["kinds"]["bytes with metadata"]["8 B"]
+    assert row["raw"]["rounds"] == row["flow"]["rounds"] == 2
+    assert row["flow"]["lost"] == 0
+    assert done.stdout.count("bench: flow bytes with metadata 8 B:") == 2
+    assert "the median of 2 alternated runs" in done.stdout
+    refused = subprocess.run([sys.executable, "-m", "bench", "--rounds", "0"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 2
+    assert "--rounds: at least 1" in refused.stderr
