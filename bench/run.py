@@ -327,9 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                             if got is not None:
                                 runs.setdefault(system, []).append(got)
                                 print(f"bench: {what}: {_brief(got)}", flush=True)
-                    for system, got_all in runs.items():
-                        by[system] = got_all[0] if len(got_all) == 1 else measure.median_of(
-                            got_all)  # fmt: skip
+                    by.update({system: measure.median_of(got) for system, got in runs.items()})
         for system in [] if args.payloads_only or args.chains_only else systems[1:]:
             out = report[system]
             out["start_two_s"] = _attempt(errors, f"{system} 2-node", bench.start_two, system)

@@ -262,9 +262,9 @@ def to_json(message: Message) -> dict[str, Any]:
         return {**done, "generation": message.generation} if message.generation else done
     if isinstance(message, ReceiverDown):
         return {"t": "receiver_down", "node": message.node, "restarting": message.restarting}
-    if isinstance(message, Stop) and (message.restart or message.everyone):
-        flags = {"restart": message.restart} if message.restart else {}
-        return {"t": "stop", **flags, **({"everyone": True} if message.everyone else {})}
+    if isinstance(message, Stop):  # a flag only when set: a plain stop is `{"t": "stop"}`
+        flags = (("restart", message.restart), ("everyone", message.everyone))
+        return {"t": "stop", **{name: True for name, on in flags if on}}
     if isinstance(message, Wire):
         return {"t": "wire", "output": message.output, **_config.edge_json(message.edge)}
     if isinstance(message, Unwire):
@@ -317,7 +317,7 @@ def _add_input(f: Fields) -> AddInput:
     return AddInput(_config.data_input(f, f.text("input", max_len=MAX_ID)))
 
 
-_BARE: Final[dict[type, str]] = {Bye: "bye", Start: "start", Stop: "stop"}
+_BARE: Final[dict[type, str]] = {Bye: "bye", Start: "start"}
 _READERS: Final[dict[str, Callable[[Fields], Message]]] = {
     "hello": lambda f: Hello(
         f.text("run", max_len=128),

@@ -89,13 +89,17 @@ class _Watch:
         self.stopped = False
         self.lingers = False  # closed with a linger, and not known to be done with it
 
-    def read(self) -> None:
-        """Take the monitor's events that are in."""
+    @property
+    def down(self) -> bool:
+        return self.down_at is not None
+
+    def look(self) -> None:
+        """Take the monitor's events that are in, and see whether the socket file went away."""
         while True:
             try:
                 frames = self.monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             if not frames or len(frames[0]) < _EVENT.size:
                 continue
             (event,) = _EVENT.unpack_from(frames[0])
@@ -103,14 +107,6 @@ class _Watch:
                 self.stopped = True
             elif event & _GONE and self.down_at is None:
                 self.down_at = time.monotonic()
-
-    @property
-    def down(self) -> bool:
-        return self.down_at is not None
-
-    def look(self) -> None:
-        """Take the monitor's events, and see whether the socket file went away."""
-        self.read()
         if self.down_at is None and socket_file_gone(self.edge.endpoint):
             self.down_at = time.monotonic()
 

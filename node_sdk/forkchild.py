@@ -192,8 +192,8 @@ def _become_process(job: Job) -> None:
     os.close(job.left)
     os.setsid()
     if request.cpus:
-        # here, not only by the keeper once it has the pid: the node's code, and any
-        # thread it starts, may run before that (the keeper pins it again; an error is its)
+        # here, before the node's code and any thread it starts (the keeper checked the
+        # CPUs are there: daemon/keeper/affinity.py)
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, request.cpus)
     null = os.open(os.devnull, os.O_RDONLY)

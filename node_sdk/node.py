@@ -173,10 +173,11 @@ class Node(DoraSurface, ParamSurface):
         # receiver thread lives meanwhile, as the daemon's word on a down receiver comes to
         # it (flush.py). A dynamic node is detached by its bye: no word comes to it, and no
         # report of its receiver thread may follow the bye.
-        lingering = self._sender.close() if not self._dynamic else None
+        outputs_first = not self._dynamic
+        lingering = self._sender.close() if outputs_first else False
         events.tell(QUIT)  # if the receiver is gone already, joining is still bounded
         receiver.join(JOIN_TIMEOUT_S)
-        if lingering is None:
+        if not outputs_first:
             lingering = self._sender.close()
         if not receiver.is_alive():
             self._inputs.close()  # else it may still be reading them: the exit closes them

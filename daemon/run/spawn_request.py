@@ -18,7 +18,7 @@ from node_sdk import channel, dora_compat, paths
 from node_sdk.config import edge_json
 
 
-class Run(Protocol):
+class _Run(Protocol):
     """What a spawn request is made of (the run's `Run`)."""
 
     id: str
@@ -32,7 +32,7 @@ class Run(Protocol):
 
 
 def spawn_request(
-    run: Run, slot: NodeSlot, config: dict[str, Any], endpoints: Mapping[tuple[str, str], str]
+    run: _Run, slot: NodeSlot, config: dict[str, Any], endpoints: Mapping[tuple[str, str], str]
 ) -> Spawn:
     """Start `slot`'s current generation with `config` (its FLOW_NODE_CONFIG); `endpoints`:
     (node, input) -> the endpoint that input binds."""
@@ -58,7 +58,7 @@ def spawn_request(
 
 
 def _stdout_as(
-    run: Run, slot: NodeSlot, endpoints: Mapping[tuple[str, str], str]
+    run: _Run, slot: NodeSlot, endpoints: Mapping[tuple[str, str], str]
 ) -> StdoutAs | None:
     """Where the keeper sends the node's stdout lines, if it has a `send_stdout_as` output."""
     output = slot.spec.send_stdout_as

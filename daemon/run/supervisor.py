@@ -343,14 +343,14 @@ class Run:
         """`upstream_done` to every input `slot` feeds (node `only`'s): at once, or (`at_end`)
         after the end-of-stream of its last generation if one was sent. True if any waits."""
         waits = False
+        # a clean exit whose bye is not read yet (the keeper's report of the exit comes on
+        # another socket) ended its stream too: its receivers read it to the end
+        clean = slot.said_bye or slot.exit_code == 0
         for edge in downstream(self.dataflow, slot.id):
             if only is not None and edge.target != only:
                 continue
             target = self.slots[edge.target]
             source = f"{slot.id}/{edge.output}"
-            # a clean exit whose bye is not read yet (the keeper's report of the exit comes
-            # on another socket) ended its stream too: its receivers read it to the end
-            clean = slot.said_bye or slot.exit_code == 0
             by_eos = at_end and (clean or edge.output == slot.spec.send_stdout_as)
             waits = waits or by_eos
             generation = slot.generation if by_eos else 0
