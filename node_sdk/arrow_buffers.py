@@ -3,14 +3,14 @@
 An array of integers, floats, bool, temporal values, decimals or fixed-size binary
 travels as its validity bitmap and data buffer behind a fixed table (length, null count,
 offset, buffer sizes) and the Arrow IPC schema message of its type (the one kind 4 sends),
-made once per type by the sender and parsed once per schema by the receiver; the receiver
-rebuilds the array with `Array.from_buffers` over the frame, without a copy
-(docs/protocol.md, "Data frames"). Every size is checked against the type before a buffer
-is touched: a frame that does not add up is a NodeError. Anything else (strings, lists,
-structs, dictionaries, chunked arrays...) keeps the Arrow IPC stream (arrow_ipc): a
+made once per type by the sender (arrow_layout) and parsed once per schema by the
+receiver; the receiver rebuilds the array with `Array.from_buffers` over the frame,
+without a copy (docs/protocol.md, "Data frames"). Every size is checked against the type
+before a buffer is touched: a frame that does not add up is a NodeError. Anything else
+(strings, lists, structs, dictionaries...) keeps the Arrow IPC stream (arrow_ipc): a
 struct rebuilt field by field costs more than IPC's one `read_record_batch`
-(docs/performance.md). pyarrow is imported only by a node whose values are of it. A leaf
-beside `arrow_ipc`.
+(docs/performance.md). pyarrow is imported only by a node whose values are of it. Beside
+`arrow_ipc`, over `arrow_layout`.
 """
 
 from __future__ import annotations
@@ -18,26 +18,14 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
+from node_sdk.arrow_layout import Layout, bit_width
 from node_sdk.errors import NodeError
 
 # schema message length, reserved (0), length, null count, offset, validity size, data size
 TABLE: Final = struct.Struct("<IIqqqQQ")
 ABSENT: Final = 0xFFFF_FFFF_FFFF_FFFF  # the size of a validity bitmap not sent (no nulls)
-MAX_LAYOUTS: Final = 64  # types (sender) and schema messages (receiver) remembered
+MAX_LAYOUTS: Final = 64  # schema messages the receiver remembers
 _PAD: Final = tuple(bytes(n) for n in range(8))
-
-
-def bit_width(pa: Any, arrow_type: Any) -> int:
-    """The bit width of a fixed-width type this kind carries (1: bool), else 0."""
-    if arrow_type.num_buffers != 2 or pa.types.is_dictionary(arrow_type):
-        return 0  # strings, lists, structs, unions, nulls... (3 buffers, children, or none)
-    if isinstance(arrow_type, pa.BaseExtensionType):  # uuid, user types: IPC carries them
-        return 0
-    try:
-        width = int(arrow_type.bit_width)
-    except ValueError:  # not fixed width
-        return 0
-    return width if width == 1 or (width >= 8 and width % 8 == 0) else 0
 
 
 class BuffersBody:
@@ -65,25 +53,10 @@ class BuffersBody:
             raise NodeError(f"arrow payload of {at} bytes, {self.nbytes} expected")
 
 
-# sender: type -> (schema message padded to 8 bytes, bit width); width 0: not this kind's
-_SENT: dict[Any, tuple[bytes, int]] = {}
-_OTHER: Final = (b"", 0)
-_LAST: list[Any] = [None, None]  # the last type sent and its layout
-
-
-def encode(pa: Any, array: Any) -> BuffersBody | None:
-    """A pyarrow Array -> its buffers as a payload of this kind, or None: send it as an
-    Arrow IPC stream (not a fixed-width type)."""
-    arrow_type = array.type
-    last_type, layout = _LAST
-    if last_type is None or not arrow_type.equals(last_type):
-        layout = _SENT.get(arrow_type)  # hashing a type costs more than comparing two
-        if layout is None:
-            layout = _learn(pa, arrow_type)
-        _LAST[:] = arrow_type, layout
-    schema, width = layout
-    if not width:
-        return None
+def encode(array: Any, layout: Layout) -> BuffersBody:
+    """A pyarrow Array of a fixed-width type (`layout.width` not 0) -> its buffers as a
+    payload of this kind."""
+    schema, width = layout.buffers_schema, layout.width
     length, offset, nulls = len(array), array.offset, array.null_count
     raw = array.buffers()
     # keep only the offset's bits below a byte (bitmaps then need no shift) and send the
@@ -117,18 +90,6 @@ def encode(pa: Any, array: Any) -> BuffersBody | None:
     nbytes += data_size + pad
     pieces[0] = TABLE.pack(len(schema), 0, length, nulls, shift, validity_size, data_size)
     return BuffersBody(pieces, nbytes)
-
-
-def _learn(pa: Any, arrow_type: Any) -> tuple[bytes, int]:
-    width = bit_width(pa, arrow_type)
-    layout: tuple[bytes, int] = _OTHER
-    if width:
-        schema = pa.schema([pa.field("v", arrow_type)]).serialize().to_pybytes()
-        layout = schema + _PAD[(-len(schema)) & 7], width
-    if len(_SENT) >= MAX_LAYOUTS:
-        _SENT.clear()
-    _SENT[arrow_type] = layout
-    return layout
 
 
 # receiver: schema message -> (type, bit width)

@@ -1,12 +1,12 @@
 """Arrow payloads (kind 4): an Arrow IPC stream of one record batch with one column `v`.
 
 The schema message is the same for every array of a type, so the sender makes it once
-per type and the receiver parses it once per schema; each message only makes and reads
-its batch. The sender's stream is written where it goes: straight into a shared-memory
-segment for a large payload (its one copy), joined for an inline one. A small array's
-batch is serialized at once, its size read from that, rather than measured by one write
-and made by a second. pyarrow is imported only by a node whose values are of it. A leaf
-beside `errors`.
+per type (arrow_layout) and the receiver parses it once per schema; each message only
+makes and reads its batch. The sender's stream is written where it goes: straight into a
+shared-memory segment for a large payload (its one copy), joined for an inline one. A
+small array's batch is serialized at once, its size read from that, rather than measured
+by one write and made by a second. pyarrow is imported only by a node whose values are of
+it. Over `arrow_layout` and `errors`.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
+from node_sdk.arrow_layout import Layout
 from node_sdk.errors import NodeError
 
 # An Arrow IPC stream is the schema message, the batch message, then this end marker.
 _EOS: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 _PREFIX: Final = struct.Struct("<Ii")  # continuation marker, metadata length
-MAX_SCHEMAS: Final = 64
+MAX_SCHEMAS: Final = 64  # schema messages the receiver remembers
 # arrays whose buffers add up to at most this are serialized once, at encode: far below
 # the shared-memory threshold (64 KiB by default), where a batch copied twice costs little
 SERIALIZE_AT_ONCE: Final = 16 << 10
-# sender: array type -> (schema, its IPC message); receiver: schema message -> schema
-_SCHEMAS: dict[Any, tuple[Any, Any]] = {}
-_READ: dict[bytes, Any] = {}
-_LAST: list[Any] = [None, None]  # the sender's last type and its (schema, message)
+_READ: dict[bytes, Any] = {}  # receiver: schema message -> schema
 
 
 class ArrowBody:
@@ -63,28 +61,16 @@ class ArrowBody:
             raise NodeError(f"arrow payload of {sink.tell()} bytes, {self.nbytes} expected")
 
 
-def encode(pa: Any, array: Any) -> ArrowBody:
-    """A pyarrow Array or ChunkedArray -> its stream, not written yet."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    arrow_type = array.type
-    last_type, known = _LAST
-    if last_type is None or not arrow_type.equals(last_type):
-        known = _SCHEMAS.get(arrow_type)  # hashing a struct type costs 1.5 us, comparing 0.04
-        if known is None:  # the schema message is the same for every array of a type
-            import pyarrow.ipc  # noqa: F401  (pa.ipc is a submodule)
-
-            schema = pa.schema([pa.field("v", arrow_type)])
-            if len(_SCHEMAS) >= MAX_SCHEMAS:
-                _SCHEMAS.clear()
-            known = _SCHEMAS[arrow_type] = (schema, schema.serialize())
-        _LAST[:] = arrow_type, known
-    schema, message = known
+def encode(pa: Any, array: Any, layout: Layout) -> ArrowBody:
+    """A pyarrow Array of `layout`'s type -> its stream, not written yet."""
+    schema, message = layout.schema, layout.schema_message
     batch = pa.RecordBatch.from_arrays([array], schema=schema)
     if array.get_total_buffer_size() <= SERIALIZE_AT_ONCE:  # every buffer whole: an upper bound
         serialized = batch.serialize()
         return ArrowBody(schema, message, batch, message.size + serialized.size + len(_EOS),
                          serialized)  # fmt: skip
+    import pyarrow.ipc  # noqa: F401  (pa.ipc is a submodule)
+
     nbytes = message.size + pa.ipc.get_record_batch_size(batch) + len(_EOS)
     return ArrowBody(schema, message, batch, nbytes)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from node_sdk import arrow_buffers, arrow_ipc
+from node_sdk import arrow_buffers, arrow_ipc, arrow_layout
 from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
@@ -268,14 +268,8 @@ def encode_payload(data: object, deferred: bool = False) -> Payload:
             return _encode_numpy(np, data)
     elif module.startswith("pyarrow"):
         pa = sys.modules.get("pyarrow")
-        if pa is not None and isinstance(data, pa.Array):
-            fast = arrow_buffers.encode(pa, data)  # None: not a fixed-width type
-            if fast is not None:
-                body_ = fast if deferred else fast.join()
-                return Payload(KIND_ARROW_BUFFERS, body_, None, fast.nbytes, True)
         if pa is not None and isinstance(data, pa.Array | pa.ChunkedArray):
-            body = arrow_ipc.encode(pa, data)
-            return Payload(KIND_ARROW, body if deferred else body.join(), None, body.nbytes, True)
+            return _encode_arrow(pa, data, deferred)
     if isinstance(data, str):  # a str subclass
         raw = str(data).encode()
         return Payload(KIND_STR, raw, None, len(raw), True)
@@ -291,6 +285,18 @@ def encode_payload(data: object, deferred: bool = False) -> Payload:
         return Payload(KIND_BYTES, view, None, view.nbytes, view.readonly)
     raw = view.tobytes()  # a non-contiguous view: one copy makes it sendable
     return Payload(KIND_BYTES, raw, None, len(raw), True)
+
+
+def _encode_arrow(pa: Any, array: Any, deferred: bool) -> Payload:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    layout = arrow_layout.of(pa, array.type)
+    if layout.width:  # a fixed-width type: its own buffers
+        fast = arrow_buffers.encode(array, layout)
+        body_ = fast if deferred else fast.join()
+        return Payload(KIND_ARROW_BUFFERS, body_, None, fast.nbytes, True)
+    body = arrow_ipc.encode(pa, array, layout)
+    return Payload(KIND_ARROW, body if deferred else body.join(), None, body.nbytes, True)
 
 
 def _encode_numpy(np: Any, array: Any) -> Payload:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from node_sdk import arrow_buffers, arrow_ipc
+from node_sdk import arrow_buffers, arrow_ipc, arrow_layout
 from node_sdk.wire import KIND_ARROW, KIND_BYTES, KIND_NONE, KIND_NUMPY, KIND_STR
 
 SCHEMA_NAME: Final = "flow.Message"
@@ -90,7 +90,8 @@ def arrow_stream(payload: bytes | memoryview) -> bytes:
     kind 4 sends (what a recording holds); NodeError when the payload does not add up."""
     import pyarrow as pa
 
-    return arrow_ipc.encode(pa, arrow_buffers.decode(payload)).join()
+    array = arrow_buffers.decode(payload)
+    return arrow_ipc.encode(pa, array, arrow_layout.of(pa, array.type)).join()
 
 
 def arrow_type(stream: bytes | memoryview) -> str:

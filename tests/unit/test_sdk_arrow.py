@@ -16,7 +16,7 @@ import pytest
 import zmq
 
 from daemon.keeper.shm_cleanup import remove_run_segments
-from node_sdk import NodeError, arrow_buffers, arrow_ipc, wire
+from node_sdk import NodeError, arrow_buffers, arrow_ipc, arrow_layout, wire
 from node_sdk.config import Edge, NodeConfig
 from node_sdk.send import Sender
 
@@ -30,8 +30,8 @@ VALUES = [
     pa.array([], type=pa.float64()),
     pa.array(["x" * 100] * 300),  # above SERIALIZE_AT_ONCE: measured, then written once
 ]  # fmt: skip
-# the values sent as their own buffers (kind 7): fixed-width types, not chunked
-FIXED_WIDTH = {0, 3, 5}
+# the values sent as their own buffers (kind 7): fixed-width types, a chunked one combined
+FIXED_WIDTH = {0, 3, 4, 5}
 
 
 def _plain(value: Any) -> Any:
@@ -75,7 +75,7 @@ def test_the_stream_is_arrows_own_format() -> None:
 
 def _stream(value: Any) -> bytes:
     """The Arrow IPC stream of `value` (what kind 4 sends), whatever its type."""
-    return arrow_ipc.encode(pa, value).join()
+    return arrow_ipc.encode(pa, value, arrow_layout.of(pa, value.type)).join()
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,7 @@ def test_the_schema_caches_are_bounded() -> None:
         value = pa.array([b"x" * width], type=pa.binary(width))
         got = wire.decode_payload(wire.KIND_ARROW, _stream(value), {})
         assert got.type == value.type
-    assert len(arrow_ipc._SCHEMAS) <= arrow_ipc.MAX_SCHEMAS
+    assert len(arrow_layout._KNOWN) <= arrow_layout.MAX_LAYOUTS
     assert len(arrow_ipc._READ) <= arrow_ipc.MAX_SCHEMAS
 
 

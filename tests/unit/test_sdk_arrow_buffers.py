@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from node_sdk import NodeError, arrow_buffers, wire
+from node_sdk import NodeError, arrow_buffers, arrow_layout, wire
 
 N = 37
 
@@ -106,11 +106,19 @@ def test_types_in_turn_on_one_output_each_arrive_as_their_own() -> None:
 def test_strings_structs_dictionaries_and_extensions_keep_the_ipc_stream() -> None:
     others = [pa.array(["a", None]), pa.array([[1], []]), pa.array(["a", "a"]).dictionary_encode(),
               pa.StructArray.from_arrays([pa.array([1], pa.uint32())], names=["x"]),
-              pa.chunked_array([[1], [2]]), pa.nulls(2),
+              pa.nulls(2),
               pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"0" * 16], pa.binary(16))),
               ]  # fmt: skip
     for value in others:
         assert wire.encode_payload(value).kind == wire.KIND_ARROW, value.type
+
+
+def test_a_chunked_array_of_a_fixed_width_type_is_combined_and_sent_as_its_buffers() -> None:
+    value = pa.chunked_array([[1, None], [3]])
+    payload = wire.encode_payload(value)
+    assert payload.kind == wire.KIND_ARROW_BUFFERS
+    got = wire.decode_payload(payload.kind, payload.data, {})
+    assert got.equals(value.combine_chunks())
 
 
 def test_a_large_array_is_written_straight_into_a_segment() -> None:
@@ -180,7 +188,7 @@ def test_the_layout_caches_are_bounded() -> None:
     for width in range(1, arrow_buffers.MAX_LAYOUTS * 2):
         value = pa.array([b"x" * width], type=pa.binary(width))
         assert _round_trip(value).to_pylist() == [b"x" * width]
-    assert len(arrow_buffers._SENT) <= arrow_buffers.MAX_LAYOUTS
+    assert len(arrow_layout._KNOWN) <= arrow_layout.MAX_LAYOUTS
     assert len(arrow_buffers._READ) <= arrow_buffers.MAX_LAYOUTS
 
 

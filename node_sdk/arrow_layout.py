@@ -1,0 +1,63 @@
+"""The sender's layout of an arrow type, made once per type: which arrow kind carries its
+arrays and the schema bytes that kind sends.
+
+A fixed-width type travels as its own buffers (kind 7, arrow_buffers), anything else as an
+Arrow IPC stream (kind 4, arrow_ipc); both send the IPC schema message of a one-column
+schema `v`. One cache serves both kinds, so a send compares its array's type with the last
+one once: a paced message meets that comparison with the core's caches cold, where it
+costs 5 to 11 us (docs/performance.md). pyarrow is handed in by the caller. A leaf.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+MAX_LAYOUTS: Final = 64  # types remembered
+_PAD: Final = tuple(bytes(n) for n in range(8))
+
+
+class Layout:
+    """How arrays of one type are sent."""
+
+    __slots__ = ("buffers_schema", "schema", "schema_message", "width")
+
+    def __init__(self, schema: Any, schema_message: Any, width: int) -> None:
+        self.schema = schema  # the one-column schema (a pyarrow Schema)
+        self.schema_message = schema_message  # its IPC message (a pyarrow Buffer)
+        self.width = width  # bit width of a kind-7 type (1: bool); 0: kind 4
+        # kind 7's copy of the message, padded to 8 bytes so the buffers behind it align
+        raw = schema_message.to_pybytes() if width else b""
+        self.buffers_schema = raw + _PAD[(-len(raw)) & 7]
+
+
+def bit_width(pa: Any, arrow_type: Any) -> int:
+    """The bit width of a fixed-width type kind 7 carries (1: bool), else 0."""
+    if arrow_type.num_buffers != 2 or pa.types.is_dictionary(arrow_type):
+        return 0  # strings, lists, structs, unions, nulls... (3 buffers, children, or none)
+    if isinstance(arrow_type, pa.BaseExtensionType):  # uuid, user types: IPC carries them
+        return 0
+    try:
+        width = int(arrow_type.bit_width)
+    except ValueError:  # not fixed width
+        return 0
+    return width if width == 1 or (width >= 8 and width % 8 == 0) else 0
+
+
+_KNOWN: dict[Any, Layout] = {}
+_LAST: list[Any] = [None, None]  # the last type sent and its layout
+
+
+def of(pa: Any, arrow_type: Any) -> Layout:
+    """The layout of `arrow_type`, made on its first send and remembered (bounded)."""
+    last_type, layout = _LAST
+    if last_type is not None and arrow_type.equals(last_type):
+        return layout  # type: ignore[no-any-return]
+    layout = _KNOWN.get(arrow_type)  # hashing a struct type costs 1.5 us, comparing 0.04
+    if layout is None:
+        schema = pa.schema([pa.field("v", arrow_type)])
+        layout = Layout(schema, schema.serialize(), bit_width(pa, arrow_type))
+        if len(_KNOWN) >= MAX_LAYOUTS:
+            _KNOWN.clear()
+        _KNOWN[arrow_type] = layout
+    _LAST[:] = arrow_type, layout
+    return layout
