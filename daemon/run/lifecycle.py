@@ -26,6 +26,7 @@ from daemon.run.keeper_link import (
     start_keeper_process,
     start_keeper_thread,
 )
+from daemon.run.receiver_word import tell_at_start
 from daemon.run.supervisor import KEEPER_EXIT_S, Run
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ async def start_barrier(run: Run) -> None:
     run.released = True
     for slot in run.spawned:
         run.release(slot)
+    tell_at_start(run)  # of receivers already between generations (flush.py)
     if run.status is RunStatus.STARTING:
         run.set_status(RunStatus.RUNNING)
     for slot in run.spawned:

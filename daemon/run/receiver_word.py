@@ -3,8 +3,9 @@
 A sender that ends while a receiver is down cannot tell a receiver that is restarting from
 one that has ended: both are a broken connection (node_sdk/flush.py). The daemon can, so
 it says so with `receiver_down` to every node feeding the receiver, when the receiver's
-restart is decided and when it has finished for good, and to a sender's late generation
-for the receivers that are down when it connects. Dynamic receivers are left out: a
+restart is decided and when it has finished for good; to every sender, when the start
+barrier lets it go, for the receivers between generations then; and to a sender's late
+generation for the receivers that are down when it connects. Dynamic receivers are left out: a
 detached one is unwired from its senders instead (`Run.node_detached`).
 """
 
@@ -44,15 +45,32 @@ def tell_senders(run: _Run, receiver: NodeSlot, *, restarting: bool) -> None:
             run.send_to_node(sender, channel.ReceiverDown(receiver.id, restarting))
 
 
+def _between_generations(receiver: NodeSlot) -> bool:
+    """Exited and in its restart delay (its last generation's `connected` is still set), or
+    its next generation not connected yet."""
+    return not receiver.finished.is_set() and not (
+        receiver.alive and receiver.connected.is_set()
+    )
+
+
+def tell_at_start(run: _Run) -> None:
+    """The start barrier has let every node go: its senders hear of each receiver that is
+    between generations then. What they were told before they connected was not sent
+    (`Run.send_to_node`); the receivers that finished are told by `Run.node_finished`."""
+    for receiver in run.slots.values():
+        if _between_generations(receiver):
+            tell_senders(run, receiver, restarting=True)
+
+
 def tell_late_sender(run: _Run, sender: NodeSlot) -> None:
     """A generation of `sender` that connected after the start: its receivers that are
     down now (finished, or between generations)."""
     for receiver in run.slots.values():
-        if receiver.spec.is_dynamic or sender.id not in _sources(receiver):
-            continue
         if receiver.finished.is_set():
-            run.send_to_node(sender, channel.ReceiverDown(receiver.id, False))
-        elif not (receiver.alive and receiver.connected.is_set()):
-            # exited and in its restart delay (its last generation's `connected` is still
-            # set), or its next generation not connected yet
-            run.send_to_node(sender, channel.ReceiverDown(receiver.id, True))
+            down = channel.ReceiverDown(receiver.id, False)
+        elif _between_generations(receiver):
+            down = channel.ReceiverDown(receiver.id, True)
+        else:
+            continue
+        if not receiver.spec.is_dynamic and sender.id in _sources(receiver):
+            run.send_to_node(sender, down)

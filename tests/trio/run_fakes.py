@@ -42,6 +42,7 @@ class Behaviour:
     """How one fake node process acts."""
 
     hello: bool = True  # says hello once spawned
+    hello_after: float = 0.01  # this long after its spawn
     exit_after: float | None = None  # ends by itself this long after its spawn
     code: int = 0  # with this exit code
     obeys_stop: bool = True
@@ -148,7 +149,7 @@ class FakeKeeper:
         assert self.run is not None
         behaviour = self.behaviours[process.node]
         if behaviour.hello:
-            await trio.sleep(0.01)
+            await trio.sleep(behaviour.hello_after)
             slot = self.run.slots[process.node]
             if slot.generation == process.generation:
                 slot.hello()

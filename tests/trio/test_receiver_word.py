@@ -10,7 +10,7 @@ import trio
 
 from daemon.model.descriptor import Input, NodeSpec, OutputRef, RestartPolicy
 from daemon.model.keeper_messages import Exited, Spawned
-from daemon.run.receiver_word import tell_late_sender, tell_senders
+from daemon.run.receiver_word import tell_at_start, tell_late_sender, tell_senders
 from daemon.run.slot import NodeSlot
 from node_sdk import channel
 
@@ -84,3 +84,16 @@ async def test_a_late_sender_hears_of_each_receiver_that_is_down_then() -> None:
         ("s", channel.ReceiverDown("pending", True)),
         ("s", channel.ReceiverDown("ended", False)),
     ]
+
+
+async def test_at_the_start_senders_hear_only_of_receivers_between_generations() -> None:
+    run = FakeRun()
+    running(run, spec("s"))
+    running(run, spec("up", "s"))
+    delayed = running(run, spec("delayed", "s"))
+    delayed.on_keeper_event(Exited("delayed", 1, 1))
+    ended = running(run, spec("ended", "s"))
+    ended.finished.set()  # told by `Run.node_finished`, not here
+    running(run, spec("d", "s", dynamic=True)).connected = trio.Event()  # no word: unwired
+    tell_at_start(run)
+    assert run.sent == [("s", channel.ReceiverDown("delayed", True))]

@@ -293,3 +293,19 @@ async def test_a_sender_is_told_its_receiver_restarts_then_ends(
             channel.ReceiverDown("sink", True), channel.ReceiverDown("sink", False)]  # fmt: skip
         await run.stop(grace=1.0)
     assert channel.Stop(everyone=True) in said_to(keeper, "source", channel.Stop)
+
+
+async def test_a_sender_let_go_at_the_start_hears_of_a_receiver_restarting_before_it(
+    make_run: RunMaker, autojump_clock: trio.testing.MockClock
+) -> None:
+    # the sink crashes and waits out its restart delay while the source is still starting:
+    # the word said then was not sent (the source had not connected), so the barrier says it
+    run, keeper = make_run(CHAIN, {"source": Behaviour(hello_after=0.7),
+                                   "sink": Behaviour(exit_after=0.5, code=1)})  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(lifecycle.supervise, run, keeper=keeper))
+        await wait_for(lambda: said_to(keeper, "source", channel.Start))
+        assert run.slots["sink"].status is NodeStatus.RESTARTING
+        assert said_to(keeper, "source", channel.ReceiverDown) == [
+            channel.ReceiverDown("sink", True)]  # fmt: skip
+        await run.stop(grace=1.0)
