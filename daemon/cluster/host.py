@@ -204,6 +204,8 @@ class Host:
                             message.node[:70])  # fmt: skip
                 return
             message = self._localize(run_id, message)
+        elif isinstance(message, km.WireStdout) and message.tcp is not None:
+            message = attrs.evolve(message, tcp=self._own_key(message.tcp))
         hosted.link.send(message)
 
     async def _open(self, nursery: trio.Nursery, run_id: str) -> _Hosted:
@@ -304,8 +306,10 @@ class Host:
         log_path = paths.node_log(self.rt.home, run_id, spawn.node)
         stdout_as = spawn.stdout_as
         if stdout_as is not None and stdout_as.tcp is not None:  # the keeper sends across
-            own_key = str(secret_key_file(self.rt.home, self.keys))
-            stdout_as = attrs.evolve(stdout_as, tcp=attrs.evolve(stdout_as.tcp,
-                                                                 secret_file=own_key))  # fmt: skip
+            stdout_as = attrs.evolve(stdout_as, tcp=self._own_key(stdout_as.tcp))
         return attrs.evolve(spawn, env=env, log=str(log_path), stdout_as=stdout_as)
+
+    def _own_key(self, keys: km.StdoutKeys) -> km.StdoutKeys:
+        """This machine's key file in the keys a keeper sends a node's lines across with."""
+        return attrs.evolve(keys, secret_file=str(secret_key_file(self.rt.home, self.keys)))
 

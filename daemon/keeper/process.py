@@ -54,6 +54,8 @@ from daemon.model.keeper_messages import (
     SpawnFailed,
     State,
     ToKeeper,
+    UnwireStdout,
+    WireStdout,
     decode,
     encode,
 )
@@ -248,8 +250,15 @@ class Keeper:
             child = self.children.get(message.node)
             if child is not None and child.code is None:
                 signal_group(child.pid, signal.Signals(message.sig))
-        elif isinstance(message, Release):
-            self._release(message)
+        elif isinstance(message, Release):  # the start barrier let it go
+            child = self.children.get(message.node)
+            live = child.stdout_output if child is not None else None
+            same = child is not None and child.generation == message.generation
+            self.ended_outputs.release(message.node, live if same else None)
+        elif isinstance(message, WireStdout | UnwireStdout):  # a live edge of the run
+            child = self.children.get(message.node)
+            live = child.stdout_output if child is not None else None
+            self.ended_outputs.rewire(self.context, live, message)
         elif isinstance(message, Quit):
             # normally every node has exited by now; any left is stopped like an orphan
             self.quitting = True
@@ -371,13 +380,6 @@ class Keeper:
         if self.ending_at is None and self.ledger is not None:
             append_exit(self.ledger, child.node, child.generation, child.code)
         self._send(Exited(child.node, child.generation, child.code, tuple(child.tail)))
-
-    def _release(self, message: Release) -> None:
-        """Past the start barrier: the node's held lines go out, an ended one's end too."""
-        self.ended_outputs.release(message.node)
-        child = self.children.get(message.node)
-        if child is not None and child.generation == message.generation and child.stdout_output:
-            child.stdout_output.release()
 
     def _close_child(self, child: Child) -> None:
         if child.stdout_output is not None:  # ended; its sockets serve its next generation

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import zmq
 
-from daemon.model.keeper_messages import StdoutAs, StdoutKeys, converter
+from daemon.model.keeper_messages import (
+    StdoutAs,
+    StdoutKeys,
+    UnwireStdout,
+    WireStdout,
+    converter,
+)
 from daemon.model.logformat import LogRecord, log_entry_json
 from node_sdk.config import TcpSecurity, is_tcp
 from node_sdk.errors import NodeError
@@ -75,29 +81,8 @@ class StdoutOutput:
         held: bool = False,
         keys: StdoutKeys | None = None,
     ) -> StdoutOutput:
-        built = []
         curve = _curve(source, keys) if keys is not None else None
-        for edge in edges:
-            backpressure = edge.get("policy") == "backpressure"
-            # a backpressure input is a ROUTER that pays credits back (node_sdk.wire)
-            socket = context.socket(zmq.DEALER if backpressure else zmq.PUSH)
-            socket.setsockopt(zmq.LINGER, 500)
-            socket.setsockopt(zmq.SNDHWM, SNDHWM)
-            if is_tcp(edge["endpoint"]):  # another machine: CURVE as any node's edge
-                if curve is None:
-                    log.error("%s: no machine key: edge to %s not opened", source,
-                              edge["endpoint"])  # fmt: skip
-                    socket.close()
-                    continue
-                try:
-                    curve.client(socket, edge.get("server_key"), edge["endpoint"])
-                except NodeError as exc:
-                    log.error("%s: %s", source, exc)
-                    socket.close()
-                    continue
-            socket.connect(edge["endpoint"])
-            credits = int(edge.get("queue_size") or 10) if backpressure else None
-            built.append(_Edge(edge["endpoint"], socket, credits))
+        built = [e for e in (_connect(context, source, edge, curve) for edge in edges) if e]
         return cls(
             source=source,
             generation=generation,
@@ -108,6 +93,27 @@ class StdoutOutput:
 
     def endpoints(self) -> list[str]:
         return [edge.endpoint for edge in self.edges]
+
+    def wire(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        edge: dict[str, Any],
+        keys: StdoutKeys | None,
+    ) -> None:
+        """One more receiver, from the next line on (the lines before it are not sent again:
+        an observer or a recorder wired to a running node starts from what it says next)."""
+        if edge["endpoint"] in self.endpoints():
+            return  # wired already: by the spawn, which carries the run's live edges
+        curve = _curve(self.source, keys) if keys is not None and is_tcp(edge["endpoint"]) else None
+        added = _connect(context, self.source, edge, curve)
+        if added is not None:
+            self.edges.append(added)
+
+    def unwire(self, endpoint: str) -> None:
+        """That receiver is gone: its socket closed, what it did not read dropped with it."""
+        for edge in [e for e in self.edges if e.endpoint == endpoint]:
+            self.edges.remove(edge)
+            edge.socket.close(linger=0)
 
     def next_generation(self, generation: int, held: bool) -> StdoutOutput:
         """The output of the node's next generation, from this ended one's sockets (and
@@ -207,10 +213,29 @@ class EndedOutputs:
         output.end()
         self.by_node[node] = output
 
-    def release(self, node: str) -> None:
-        output = self.by_node.get(node)
-        if output is not None:
-            output.release()
+    def release(self, node: str, live: StdoutOutput | None) -> None:
+        """Past the start barrier: the held lines of the node's running generation (`live`)
+        go out, and an ended one's, end included."""
+        for output in (self.by_node.get(node), live):
+            if output is not None:
+                output.release()
+
+    def rewire(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        live: StdoutOutput | None,
+        message: WireStdout | UnwireStdout,
+    ) -> None:
+        """A receiver wired to or unwired from the node's lines while the run goes on: on its
+        running generation's output (`live`), else on its ended one's, which its next
+        generation takes over. A node not spawned yet gets it with its spawn."""
+        output = live if live is not None else self.by_node.get(message.node)
+        if output is None:
+            return
+        if isinstance(message, WireStdout):
+            output.wire(context, converter.unstructure(message.edge), message.tcp)
+        else:
+            output.unwire(message.endpoint)
 
     def output_for(
         self,
@@ -223,7 +248,11 @@ class EndedOutputs:
         it feeds the same inputs, else on new ones."""
         ended = self.by_node.pop(node, None)
         endpoints = [edge.endpoint for edge in stdout_as.edges] if stdout_as else []
-        if ended is not None and stdout_as is not None and ended.endpoints() == endpoints:
+        # the same receivers, whatever their order (a live edge wired to the ended one is
+        # among the spawn's, which carries the run's live edges)
+        if ended is not None and stdout_as is not None and sorted(ended.endpoints()) == sorted(
+            endpoints
+        ):
             return ended.next_generation(generation, stdout_as.held)
         if ended is not None:
             ended.close()
@@ -237,6 +266,35 @@ class EndedOutputs:
         for output in self.by_node.values():
             output.close()
         self.by_node.clear()
+
+
+def _connect(
+    context: zmq.Context[zmq.Socket[bytes]],
+    source: str,
+    edge: dict[str, Any],
+    curve: Curve | None,
+) -> _Edge | None:
+    """The socket of one receiving input, connected; None, with the cause logged, for a
+    tcp:// one that cannot be secured."""
+    backpressure = edge.get("policy") == "backpressure"
+    # a backpressure input is a ROUTER that pays credits back (node_sdk.wire)
+    socket = context.socket(zmq.DEALER if backpressure else zmq.PUSH)
+    socket.setsockopt(zmq.LINGER, 500)
+    socket.setsockopt(zmq.SNDHWM, SNDHWM)
+    if is_tcp(edge["endpoint"]):  # another machine: CURVE as any node's edge
+        if curve is None:
+            log.error("%s: no machine key: edge to %s not opened", source, edge["endpoint"])
+            socket.close()
+            return None
+        try:
+            curve.client(socket, edge.get("server_key"), edge["endpoint"])
+        except NodeError as exc:
+            log.error("%s: %s", source, exc)
+            socket.close()
+            return None
+    socket.connect(edge["endpoint"])
+    credits = int(edge.get("queue_size") or 10) if backpressure else None
+    return _Edge(edge["endpoint"], socket, credits)
 
 
 def _curve(source: str, keys: StdoutKeys) -> Curve | None:

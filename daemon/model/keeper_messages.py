@@ -120,6 +120,24 @@ class Spawn:
 
 
 @attrs.frozen
+class WireStdout:
+    """One more receiver of a `send_stdout_as` output while its node runs: an observer, a
+    recorder, a dynamic node (the daemon's live edges; a later spawn carries them)."""
+
+    node: str
+    edge: Edge
+    tcp: StdoutKeys | None = None  # set when the edge goes to another machine
+
+
+@attrs.frozen
+class UnwireStdout:
+    """That receiver is gone: its socket is closed."""
+
+    node: str
+    endpoint: str
+
+
+@attrs.frozen
 class Release:
     """The run is past its start barrier: send the node's held `send_stdout_as` lines."""
 
@@ -180,14 +198,15 @@ class Degraded:
     dropped: int = 0
 
 
-ToKeeper = Attach | Ping | Quit | Signal | Spawn | Release
+ToKeeper = Attach | Ping | Quit | Signal | Spawn | Release | WireStdout | UnwireStdout
 FromKeeper = Pong | State | Spawned | SpawnFailed | Exited | Degraded
 KeeperMessage = ToKeeper | FromKeeper
 
 TAGS: Final[dict[type[Any], str]] = {
     Attach: "attach", Ping: "ping", Quit: "quit", Signal: "signal", Spawn: "spawn",
-    Release: "release", Pong: "pong", State: "state", Spawned: "spawned",
-    SpawnFailed: "spawn_failed", Exited: "exited", Degraded: "degraded",
+    Release: "release", WireStdout: "wire_stdout", UnwireStdout: "unwire_stdout",
+    Pong: "pong", State: "state", Spawned: "spawned", SpawnFailed: "spawn_failed",
+    Exited: "exited", Degraded: "degraded",
 }  # fmt: skip
 _KINDS: Final = {tag: kind for kind, tag in TAGS.items()}
 

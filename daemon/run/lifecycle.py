@@ -73,9 +73,8 @@ async def supervise(
             nursery.start_soon(health.watch, run)
             state = (await keeper.attach()).nodes
             if run.record is not None:  # wired before anything runs: from the first message
-                # (a process node's `send_stdout_as` edges are fixed at its spawn)
                 started = await recording.start_recording(
-                    run, run.record, recording.recordable_topics(run, None, at_start=True)
+                    run, run.record, recording.recordable_topics(run, None)
                 )
                 nursery.start_soon(recording.watch, run, started)
             for slot in run.spawned:

@@ -69,13 +69,12 @@ class Recording:
         return value
 
 
-def recordable_topics(run: Run, wanted: list[str] | None, *, at_start: bool = False) -> list[str]:
-    """`node/output` of every output flow can observe (nodes that run the SDK, on any
-    machine; `at_start`, before any node is spawned, also the `send_stdout_as` output of
-    a process node, whose keeper gets the recorder's edge with its spawn), or the `wanted`
-    ones, checked; BadRequest names a topic that is not one."""
+def recordable_topics(run: Run, wanted: list[str] | None) -> list[str]:
+    """`node/output` of every output flow can observe (what nodes that run the SDK send, on
+    any machine, and the `send_stdout_as` output of a process node, whose keeper sends its
+    lines), or the `wanted` ones, checked; BadRequest names a topic that is not one."""
     every = [f"{slot.id}/{output}" for slot in run.slots.values()
-             for output in slot.spec.outputs if _sent_by(slot.spec, output, at_start)]  # fmt: skip
+             for output in slot.spec.outputs if _sent(slot.spec, output)]  # fmt: skip
     if not wanted:
         return every
     for topic in wanted:
@@ -84,16 +83,13 @@ def recordable_topics(run: Run, wanted: list[str] | None, *, at_start: bool = Fa
         if slot is None or output not in slot.spec.outputs:
             raise BadRequest(f"no output {topic!r} in run {run.name or run.id} "
                              f"(outputs: {', '.join(every) or 'none'})")  # fmt: skip
-        if not slot.spec.connects:  # its keeper's edges are fixed when it spawns the node
-            raise BadRequest(f"{topic} cannot be recorded by `flow record`: a process node's "
-                             "output (record it from the start with --record)")  # fmt: skip
     return list(dict.fromkeys(wanted))
 
 
-def _sent_by(spec: NodeSpec, output: str, at_start: bool) -> bool:
-    """True when a recorder can be wired to `output`: the SDK sends it, or, from the start,
-    the keeper (a process node's `send_stdout_as`)."""
-    return spec.connects or (at_start and output == spec.send_stdout_as)
+def _sent(spec: NodeSpec, output: str) -> bool:
+    """True when a recorder can be wired to `output`: the SDK sends it, or the keeper (a
+    process node's `send_stdout_as`)."""
+    return spec.connects or output == spec.send_stdout_as
 
 
 def _endpoint(run: Run, token: str, n: int, topic: str) -> str:

@@ -1,5 +1,6 @@
 """The keeper's `Spawn` request for one generation of a node: its argv, environment and
-configuration, and the edges of a `send_stdout_as` output, which the keeper feeds."""
+configuration, and the edges of a `send_stdout_as` output, which the keeper feeds; and
+the `WireStdout` of a live edge added to such an output while its node runs."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Any, Protocol
 
 from daemon.model import routing
 from daemon.model.descriptor import Dataflow
-from daemon.model.keeper_messages import Edge, Spawn, StdoutAs
+from daemon.model.keeper_messages import Edge, Spawn, StdoutAs, WireStdout
 from daemon.model.settings import current as settings
 from daemon.run.placement import PlacedRun
 from daemon.run.slot import NodeSlot
 from node_sdk import channel, dora_compat, paths
+from node_sdk.config import Edge as WireEdge
 from node_sdk.config import edge_json
 
 
@@ -79,3 +81,11 @@ def _stdout_as(
         min_level=slot.spec.logs_level,
         tcp=routing.stdout_keys(slot.spec, lines_to, placement),  # to other machines
     )
+
+
+def stdout_wire(run: _Run, slot: NodeSlot, edge: WireEdge) -> WireStdout:
+    """A live edge (an observer, a recorder, a dynamic node) to the `send_stdout_as` output
+    of `slot`, a process node, for the keeper that sends its lines."""
+    placement = run.placed.placement if run.placed is not None else None
+    raw = edge_json(edge)
+    return WireStdout(slot.id, Edge(**raw), routing.stdout_keys(slot.spec, [raw], placement))

@@ -26,6 +26,7 @@ from daemon.model.keeper_messages import (
     Signal,
     Spawned,
     SpawnFailed,
+    UnwireStdout,
 )
 from daemon.model.restart_policy import decide
 from daemon.model.result import RunEnding, run_result
@@ -35,7 +36,7 @@ from daemon.run.keeper_link import KeeperPort
 from daemon.run.placement import PlacedRun
 from daemon.run.receiver_word import tell_late_sender, tell_senders
 from daemon.run.slot import NodeSlot
-from daemon.run.spawn_request import spawn_request
+from daemon.run.spawn_request import spawn_request, stdout_wire
 from daemon.store import Store
 from node_sdk import channel, paths
 from node_sdk.config import Edge as WireEdge
@@ -218,12 +219,19 @@ class Run:
         """An edge to a dynamic node or an observer: wired now and after every restart."""
         wire = channel.Wire(output, edge)
         self.live_edges.append((sender, wire))
-        self.send_to_node(self.slots[sender], wire)
+        slot = self.slots[sender]
+        if slot.spec.connects:
+            self.send_to_node(slot, wire)
+        elif self.keeper is not None:  # a process node: its keeper sends its lines
+            self.keeper.send(stdout_wire(self, slot, edge))
 
     def remove_live_edge(self, endpoint: str) -> None:
         for sender, wire in [e for e in self.live_edges if e[1].edge.endpoint == endpoint]:
             self.live_edges.remove((sender, wire))
-            self.send_to_node(self.slots[sender], channel.Unwire(wire.output, endpoint))
+            if self.slots[sender].spec.connects:
+                self.send_to_node(self.slots[sender], channel.Unwire(wire.output, endpoint))
+            elif self.keeper is not None:
+                self.keeper.send(UnwireStdout(sender, endpoint))
 
     def release(self, slot: NodeSlot) -> None:
         """Let a node go: `start` (if connected), its held stdout lines, the live edges its

@@ -115,3 +115,36 @@ nodes:
         values = [json.loads(message.data)["value"] for _, _, message in
                   make_reader(file).iter_messages()]  # fmt: skip
     assert values == [str(i) for i in range(1, 61)]
+
+
+def test_flow_record_wires_a_running_remote_process_node_to_the_coordinator(
+    cluster: dict[str, Machine], tmp_path: Path
+) -> None:
+    """`flow record` of a process node on b that runs already: the daemon tells b's keeper
+    of the recorder's tcp:// edge (`wire_stdout`, with b's machine key), and the lines it
+    prints from then on are in the file, without a gap."""
+    a = cluster["a"]
+    tmp_path.chmod(0o755)
+    (tmp_path / "talk.yml").write_text("""
+name: remote-talk
+nodes:
+  - id: talker
+    path: sh
+    args: -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
+    deploy: {machine: b}
+    outputs: [lines]
+    send_stdout_as: lines
+""")
+    wait_for(lambda: connected(a, "b"), "b connected")
+    started = a.flow("start", "--detach", str(tmp_path / "talk.yml"))
+    assert started.returncode == 0, started.stdout + started.stderr
+    rec = tmp_path / "talk.mcap"
+    done = a.flow("record", "remote-talk", "-o", str(rec), "--topics", "talker/lines",
+                  "--duration", "1.5s")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    with rec.open("rb") as file:
+        numbers = [int(json.loads(message.data)["value"].split()[1]) for _, _, message in
+                   make_reader(file).iter_messages()]  # fmt: skip
+    assert len(numbers) > 5, done.stdout  # 1.5 s of a line every 50 ms, on a loaded machine
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    assert a.flow("stop", "remote-talk").returncode == 0

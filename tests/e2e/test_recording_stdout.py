@@ -1,5 +1,6 @@
-"""`--record` of a process node's `send_stdout_as` output (docs/recording.md): its keeper
-gets the recorder's edge with the node's spawn; `flow record` refuses such an output."""
+"""Recording a process node's `send_stdout_as` output (docs/recording.md): `--record` gives
+its keeper the recorder's edge with the node's spawn; `flow record` wires it to the
+keeper's output while the node runs, and unwires it at its end."""
 
 from __future__ import annotations
 
@@ -51,24 +52,42 @@ def test_run_record_has_every_line_a_process_node_sent(flow_home: Path, tmp_path
     assert [m.sequence for _, m in messages] == list(range(1, COUNT + 1))
 
 
-def test_flow_record_refuses_a_process_nodes_output(daemon: Path, tmp_path: Path) -> None:
+def test_flow_record_of_a_running_process_node_has_the_lines_it_prints(
+    daemon: Path, tmp_path: Path
+) -> None:
     yml = write_dataflow(
         tmp_path,
         """
         nodes:
           - id: talker
-            path: sleep
-            args: "3600"  # on past the refused record, however slow; its stop ends it
+            path: sh
+            args: -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
             outputs: [lines]
             send_stdout_as: lines
         """,
         {},
     )
-    started = flow("start", str(yml), "--detach", "--name", "quiet", home=daemon)
+    started = flow("start", str(yml), "--detach", "--name", "talking", home=daemon)
     assert started.returncode == 0, started.stderr
-    refused = flow("record", "quiet", "-o", str(tmp_path / "x.mcap"), "--topics", "talker/lines",
-                   home=daemon)  # fmt: skip
-    assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert refused.stderr.count("\n") == 1, refused.stderr
-    assert "record it from the start with --record" in refused.stderr, refused.stderr
-    assert flow("stop", "quiet", home=daemon).returncode == 0
+    rec = tmp_path / "talk.mcap"
+    recorded = flow("record", "talking", "-o", str(rec), "--topics", "talker/lines",
+                    "--duration", "2s", home=daemon)  # fmt: skip
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    with rec.open("rb") as file:
+        messages = [(channel.topic, json.loads(message.data)) for _, channel, message in
+                    make_reader(file).iter_messages()]  # fmt: skip
+    # a line every 50 ms for 2 s, from the first the node printed once the edge was there
+    assert len(messages) >= 10, recorded.stdout
+    assert {topic for topic, _ in messages} == {"talker/lines"}
+    numbers = [int(record["value"].split()[1]) for _, record in messages]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    # unwired at the record's end: a second record gets what is printed after it started
+    again = tmp_path / "again.mcap"
+    recorded = flow("record", "talking", "-o", str(again), "--topics", "talker/lines",
+                    "--duration", "1s", home=daemon)  # fmt: skip
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    with again.open("rb") as file:
+        later = [json.loads(m.data) for _, _, m in make_reader(file).iter_messages()]
+    assert later, recorded.stdout
+    assert int(later[0]["value"].split()[1]) > numbers[-1], later[:1]
+    assert flow("stop", "talking", home=daemon).returncode == 0

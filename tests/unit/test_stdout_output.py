@@ -9,7 +9,7 @@ import pytest
 import zmq
 
 from daemon.keeper.stdout_output import HELD_LINES, EndedOutputs, StdoutOutput
-from daemon.model.keeper_messages import Edge, StdoutAs
+from daemon.model.keeper_messages import Edge, StdoutAs, UnwireStdout, WireStdout
 from node_sdk.frames import decode_data
 from node_sdk.wire import KIND_EOS
 
@@ -109,3 +109,52 @@ def test_new_receivers_get_new_sockets(context: zmq.Context[zmq.Socket[bytes]]) 
     assert second.endpoints() == [ENDPOINT, "inproc://other"]
     assert first.edges == []  # closed
     second.close()
+
+
+OBSERVER = "inproc://observer"
+
+
+def test_a_receiver_wired_while_the_node_runs_gets_what_follows_until_unwired(
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+) -> None:
+    observer = context.socket(zmq.PULL)
+    observer.bind(OBSERVER)
+    outputs = EndedOutputs()
+    output = outputs.output_for(context, "ticker", 1, stdout_as(held=False))
+    assert output is not None
+    output.send_line("before")
+    edge = Edge(OBSERVER, "observer-ab12cd", "observe", "drop_oldest", 64)
+    for _ in range(2):  # a second wire of the same endpoint is one edge still
+        outputs.rewire(context, output, WireStdout("ticker", edge))
+    output.send_line("watched")
+    assert receive(observer, 1) == [(1, 2, "watched")]
+    outputs.rewire(context, output, UnwireStdout("ticker", OBSERVER))
+    output.send_line("after")
+    assert not observer.poll(200), "a line went to an unwired receiver"
+    assert receive(pull, 3) == [(1, 1, "before"), (1, 2, "watched"), (1, 3, "after")]
+    assert output.endpoints() == [ENDPOINT]
+    output.close()
+    observer.close(linger=0)
+
+
+def test_a_receiver_wired_between_generations_is_kept_by_the_next(
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+) -> None:
+    observer = context.socket(zmq.PULL)
+    observer.bind(OBSERVER)
+    outputs = EndedOutputs()
+    first = outputs.output_for(context, "ticker", 1, stdout_as(held=False))
+    assert first is not None
+    outputs.keep("ticker", first)  # generation 1 ended; the node restarts
+    edge = Edge(OBSERVER, "observer-ab12cd", "observe", "drop_oldest", 64)
+    outputs.rewire(context, None, WireStdout("ticker", edge))  # on the ended output
+    # the next spawn carries the run's live edges: the same receivers, in another order
+    spawn = StdoutAs("ticker/lines", (edge, *stdout_as(held=False).edges), restartable=True)
+    second = outputs.output_for(context, "ticker", 2, spawn)
+    assert second is not None
+    assert sorted(second.endpoints()) == sorted([ENDPOINT, OBSERVER])
+    second.send_line("two")
+    assert receive(observer, 1) == [(2, 1, "two")]  # once: one socket per receiver
+    assert receive(pull, 2) == [(1, 0, "EOS"), (2, 1, "two")]
+    second.close()
+    observer.close(linger=0)
