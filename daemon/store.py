@@ -19,60 +19,14 @@ import attrs
 
 from daemon.model.errors import StateStoreUnusable, StateWriteFailed
 from daemon.model.params import SCHEMA as PARAMS_SCHEMA
+from daemon.store_file import (
+    SCHEMA,
+    connect,
+    identity,
+    is_corruption,
+    move_aside,
+)
 from node_sdk import paths
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT,
-    status TEXT NOT NULL,
-    path TEXT NOT NULL,
-    created REAL NOT NULL,
-    ended REAL,
-    error TEXT,
-    degraded TEXT,
-    origin TEXT NOT NULL DEFAULT 'daemon',
-    env TEXT NOT NULL DEFAULT '{}',
-    recovered INTEGER NOT NULL DEFAULT 0,
-    text TEXT
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    node_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0,
-    pid INTEGER,
-    restarts INTEGER NOT NULL DEFAULT 0,
-    exit_code INTEGER,
-    signal TEXT,
-    stderr_tail TEXT NOT NULL DEFAULT '[]',
-    PRIMARY KEY (run_id, node_id)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT,
-    node_id TEXT,
-    time REAL NOT NULL,
-    kind TEXT NOT NULL,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
-CREATE TABLE IF NOT EXISTS cluster_tokens (
-    id TEXT PRIMARY KEY,
-    admission_key TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    expires REAL NOT NULL,
-    revoked REAL
-);
-CREATE TABLE IF NOT EXISTS cluster_machines (
-    name TEXT PRIMARY KEY,
-    public_key TEXT NOT NULL UNIQUE,
-    address TEXT,
-    admitted REAL NOT NULL,
-    state TEXT NOT NULL
-);
-"""
 
 # the statuses nothing will change any more: what `flow prune` may remove (an interrupted
 # run waits for the next daemon's recovery)
@@ -80,64 +34,6 @@ ENDED_STATUSES = ("succeeded", "stopped", "failed")
 
 NODE_FIELDS = ("status", "generation", "pid", "restarts", "exit_code", "signal", "stderr_tail")
 RUN_FIELDS = ("status", "ended", "error", "degraded", "name", "recovered")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
-    try:
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            raise sqlite3.DatabaseError("database disk image is malformed")
-        db.executescript(SCHEMA + PARAMS_SCHEMA)
-        _migrate(db)
-        db.execute("SELECT count(*) FROM runs").fetchone()
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-# columns added after a store was first made: (table, column, declaration)
-ADDED_COLUMNS = (
-    ("runs", "recovered", "INTEGER NOT NULL DEFAULT 0"),
-    ("runs", "text", "TEXT"),  # the dataflow as started: recovery's second copy
-    ("nodes", "machine", "TEXT"),  # where a placed run's node runs; NULL on one machine
-)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a store made by an older flow up to this schema, keeping its rows."""
-    for table, column, declaration in ADDED_COLUMNS:
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of the file at `path`; None when there is none."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return None
-    return (info.st_dev, info.st_ino)
-
-
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    text = str(exc).lower()
-    return "not a database" in text or "malformed" in text or "corrupt" in text
-
-
-def _move_aside(path: Path) -> Path:
-    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-    path.replace(aside)
-    for suffix in ("-wal", "-shm"):
-        extra = path.with_name(path.name + suffix)
-        if extra.exists():
-            extra.replace(aside.with_name(aside.name + suffix))
-    return aside
 
 
 @attrs.define(eq=False)
@@ -149,12 +45,12 @@ class Store:
     inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the file `db` opened
 
     def __attrs_post_init__(self) -> None:
-        self.inode = _identity(self.path)
+        self.inode = identity(self.path)
 
     def lost(self) -> str | None:
         """Why the file at `path` is no longer the store open here (deleted, replaced)."""
         try:
-            now = _identity(self.path)
+            now = identity(self.path)
         except OSError as exc:
             return f"{self.path} cannot be read: {exc.strerror or exc}"
         if self.inode is None:
@@ -175,12 +71,12 @@ class Store:
             self.db.close()
         stale = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
         with contextlib.suppress(OSError):  # cannot tell: the new connection will say
-            if _identity(self.path) is None:
+            if identity(self.path) is None:
                 for extra in stale:
                     with contextlib.suppress(FileNotFoundError):
                         extra.replace(extra.with_name(f"{extra.name}.lost-{int(time.time())}"))
         try:
-            self.db = _connect(self.path)
+            self.db = connect(self.path)
         except (sqlite3.Error, OSError) as exc:
             # requests and records go on in memory until the file can be made (`lost`)
             self.db = sqlite3.connect(":memory:", isolation_level=None)
@@ -188,7 +84,7 @@ class Store:
             self.db.executescript(SCHEMA + PARAMS_SCHEMA)
             self.inode = None
             raise StateWriteFailed(f"state store {self.path} cannot be created: {exc}") from exc
-        self.inode = _identity(self.path)
+        self.inode = identity(self.path)
 
     @classmethod
     def open(cls, path: Path, on_corrupt: Callable[[str], None] | None = None) -> Store:
@@ -198,16 +94,16 @@ class Store:
         and a new empty store takes its place.
         """
         try:
-            return cls(path=path, db=_connect(path))
+            return cls(path=path, db=connect(path))
         except sqlite3.DatabaseError as exc:
-            if on_corrupt is None or not _is_corruption(exc):
+            if on_corrupt is None or not is_corruption(exc):
                 raise StateStoreUnusable(f"state store {path} cannot be opened: {exc}") from exc
-            aside = _move_aside(path)
+            aside = move_aside(path)
             on_corrupt(f"state store {path} is corrupt ({exc}): moved aside to {aside}")
         except (sqlite3.Error, OSError) as exc:
             raise StateStoreUnusable(f"state store {path} cannot be opened: {exc}") from exc
         try:
-            return cls(path=path, db=_connect(path))
+            return cls(path=path, db=connect(path))
         except (sqlite3.Error, OSError) as exc:
             raise StateStoreUnusable(f"state store {path} cannot be opened: {exc}") from exc
 
