@@ -26,14 +26,17 @@ def node_ending(node: dict[str, Any]) -> str:
     status = str(node.get("status"))
     code = node.get("exit_code")
     sig = node.get("signal")
+    process = bool(node.get("process"))  # a process node gets no STOP: SIGTERM at once
     if status == "killed":
         if sig in (None, "SIGKILL"):
-            return "killed by SIGKILL (it had not ended after STOP and SIGTERM)"
+            asked = "SIGTERM" if process else "STOP and SIGTERM"
+            return f"killed by SIGKILL (it had not ended after {asked})"
         # no grace (`--force`, a second Ctrl-C): SIGTERM and SIGKILL went out together
         return f"ended by {sig} as it was being killed (no grace left)"
     if status == "stopped":
         if sig == "SIGTERM":
-            return "stopped by SIGTERM after the grace (it ignored STOP)"
+            return "stopped by SIGTERM" if process else (
+                "stopped by SIGTERM after the grace (it ignored STOP)")
         if sig:
             return f"stopped (ended by {sig})"
         return "stopped" if code in (0, None) else f"stopped (exited {code})"

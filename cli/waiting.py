@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ def stop_progress(info: dict[str, Any], grace: float, elapsed: float) -> tuple[s
         text = (f"stopping {render.run_label(info)}: waiting for {_names(lost)} on a lost "
                 "machine (until cluster_grace is over)")  # fmt: skip
         return text, text
-    return stopping_text(render.run_label(info), waiting, grace, elapsed)
+    processes = {str(n["id"]) for n in nodes if n.get("process")}
+    return stopping_text(render.run_label(info), waiting, grace, elapsed, processes)
 
 
 def lost_machine_wait(runs: list[dict[str, Any]], read: Callable[[], Settings]) -> float:
@@ -87,13 +88,21 @@ def lost_machine_wait(runs: list[dict[str, Any]], read: Callable[[], Settings]) 
     return settings.cluster_lost_after + settings.cluster_heartbeat + settings.cluster_grace
 
 
-def stopping_text(label: str, waiting: list[str], grace: float, elapsed: float) -> tuple[str, str]:
-    """The words of `stop_progress` for a run called `label` (and its key)."""
+def stopping_text(
+    label: str, waiting: list[str], grace: float, elapsed: float, processes: Collection[str] = ()
+) -> tuple[str, str]:
+    """The words of `stop_progress` for a run called `label` (and its key). A process node
+    (one of `processes`) gets no STOP: SIGTERM at once, SIGKILL after the grace."""
     if not waiting:
         text = f"stopping {label}: recording the result"
         return text, text
     shown = _names(waiting)
-    if elapsed < grace:
+    if all(node in processes for node in waiting):
+        if elapsed < grace:
+            phase, step = "term", f"sent SIGTERM; SIGKILL in {math.ceil(grace - elapsed)}s"
+        else:
+            phase, step = "kill", "sent SIGKILL"
+    elif elapsed < grace:
         phase, step = "stop", f"SIGTERM in {math.ceil(grace - elapsed)}s"
     elif elapsed < grace * 1.5:
         phase, step = "term", f"sent SIGTERM; SIGKILL in {math.ceil(grace * 1.5 - elapsed)}s"

@@ -128,9 +128,10 @@ class Store:
         env: dict[str, str],
         text: str | None = None,
         machines: dict[str, str] | None = None,
+        processes: Collection[str] = (),
     ) -> None:
-        """Record a new run and its nodes (id, initial status, and the machine of each in a
-        run placed on several) in one transaction."""
+        """Record a new run and its nodes (id, initial status, the machine of each in a run
+        placed on several, and which are process nodes) in one transaction."""
         where = machines or {}
         try:
             with self.db:
@@ -141,21 +142,22 @@ class Store:
                     (run_id, name, path, time.time(), origin, json.dumps(env), text),
                 )
                 self.db.executemany(
-                    "INSERT INTO nodes (run_id, node_id, position, status, machine)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO nodes (run_id, node_id, position, status, machine, process)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (run_id, nid, i, status, where.get(nid))
+                        (run_id, nid, i, status, where.get(nid), int(nid in processes))
                         for i, (nid, status) in enumerate(node_ids)
                     ],
                 )
         except sqlite3.Error as exc:
             raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
 
-    def add_node(self, run_id: str, node_id: str, position: int) -> None:
-        """A node added to a running graph."""
+    def add_node(self, run_id: str, node_id: str, position: int, process: bool = False) -> None:
+        """A node added to a running graph (`process`: a process node)."""
         self._write(
-            "INSERT INTO nodes (run_id, node_id, position, status) VALUES (?, ?, ?, 'pending')",
-            [run_id, node_id, position],
+            "INSERT INTO nodes (run_id, node_id, position, status, process)"
+            " VALUES (?, ?, ?, 'pending', ?)",
+            [run_id, node_id, position, int(process)],
         )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -274,6 +276,7 @@ class Store:
                     "signal": n["signal"],
                     "stderr_tail": json.loads(n["stderr_tail"]),
                     "machine": n["machine"],
+                    "process": bool(n["process"]),
                 }
                 for n in nodes
             ],

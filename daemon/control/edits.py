@@ -63,7 +63,7 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
         if isinstance(item.source, OutputRef):
             run.new_input_endpoint(spec.id, item.id)
     slot = NodeSlot(spec=spec, run=run)
-    run.store.add_node(run.id, spec.id, len(run.slots))
+    run.store.add_node(run.id, spec.id, len(run.slots), process=not spec.connects)
     run.start_slot(slot)
     _wire_inputs(run, spec.id)
     # answer once the node listens: a `node connect` sent right after this reply would

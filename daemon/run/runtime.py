@@ -207,6 +207,7 @@ class Runtime:
                 env,
                 text,
                 machines=placed.placement.machine_of if placed is not None else None,
+                processes={n.id for n in dataflow.nodes if not n.connects},
             )
         except BaseException:
             if self.placer is not None:  # nothing of it started: nothing to relay

@@ -61,6 +61,7 @@ def record_again(store: Store, run: Run, origin: str) -> None:
         [(node_id, str(slot.status)) for node_id, slot in run.slots.items()],
         origin,
         run.extra_env,
+        processes={node_id for node_id, slot in run.slots.items() if not slot.spec.connects},
     )
     store.update_run(run.id, status=str(run.status), error=run.error, degraded=run.degraded)
     for node_id, slot in run.slots.items():

@@ -177,6 +177,12 @@ def test_sleep_does_not_hold_the_start_and_stops_cleanly(flow_home: Path, tmp_pa
         nodes = {n["id"]: n for n in info["nodes"]}
         assert nodes["sleeper"]["status"] == "stopped", nodes["sleeper"]
         assert nodes["sleeper"]["signal"] == "SIGTERM", nodes["sleeper"]
+        assert nodes["sleeper"]["process"] is True, nodes["sleeper"]
+        assert nodes["sink"]["process"] is False, nodes["sink"]
+        # its stop was SIGTERM, as a process node's is: it had no STOP to ignore
+        said = stopped.stdout + stopped.stderr
+        assert re.search(r"sleeper\s+stopped by SIGTERM\n", said), said
+        assert "ignored STOP" not in said, said
         assert not alive(sleeper["pid"])
         # a STOP either way: the daemon's, or (a loaded machine: the source's end-of-stream
         # overtook it) the one for its inputs all closed; never none

@@ -49,6 +49,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     ("node_sdk/send.py", "sndtimeo"): "zmq option",
     ("node_sdk/shm.py", "linger"): "zmq option",
     ("daemon/store.py", "row_factory"): "sqlite3 setting",
+    ("daemon/store_file.py", "row_factory"): "sqlite3 setting",
     ("cli/offline_runs.py", "row_factory"): "sqlite3 setting",
     ("cli/render.py", "quiet"): "rich Console setting: print nothing more",
     ("cli/render.py", "on_broken_pipe"): "rich calls it when a write hits a broken pipe",
