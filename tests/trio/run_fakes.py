@@ -77,6 +77,7 @@ class FakeKeeper:
     signals: list[tuple[float, str, signal.Signals]] = attrs.field(factory=list)
     stops: list[tuple[float, str]] = attrs.field(factory=list)
     sent: list[tuple[str, channel.Message]] = attrs.field(factory=list)  # (node, message)
+    received: list[ToKeeper] = attrs.field(factory=list)  # what the run sent the keeper
     quit_sent: bool = False
     _lost: trio.Event = attrs.field(factory=trio.Event)
     _inbox: Inbox = attrs.field(factory=lambda: trio.open_memory_channel[ToKeeper](math.inf))
@@ -84,6 +85,7 @@ class FakeKeeper:
     # ---------------------------------------------------------------- KeeperPort
 
     def send(self, message: ToKeeper) -> None:
+        self.received.append(message)
         self._inbox[0].send_nowait(message)
 
     async def attach(self) -> State:

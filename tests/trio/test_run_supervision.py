@@ -11,12 +11,14 @@ import trio
 import trio.testing
 from run_fakes import Behaviour, FakeKeeper, RunMaker
 
+from daemon.model.keeper_messages import Edge, UnwireStdout, WireStdout
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run import lifecycle
 from daemon.run.slot import KILL_WAIT_S
 from daemon.run.supervisor import Run
 from node_sdk import channel
+from node_sdk.config import Edge as WireEdge
 
 TWO = """
 nodes:
@@ -308,4 +310,43 @@ async def test_a_sender_let_go_at_the_start_hears_of_a_receiver_restarting_befor
         assert run.slots["sink"].status is NodeStatus.RESTARTING
         assert said_to(keeper, "source", channel.ReceiverDown) == [
             channel.ReceiverDown("sink", True)]  # fmt: skip
+        await run.stop(grace=1.0)
+
+
+LINES = """
+nodes:
+  - id: talker
+    path: sleep
+    args: "3600"
+    outputs: [lines]
+    send_stdout_as: lines
+  - id: source
+    path: NODES/counter.py
+    inputs:
+      tick: flow/timer/millis/100
+    outputs: [count]
+"""
+
+
+async def test_a_live_edge_of_a_process_nodes_output_goes_to_its_keeper(
+    make_run: RunMaker, autojump_clock: trio.testing.MockClock
+) -> None:
+    # a process node never connects: its keeper sends its lines, so its keeper is told
+    run, keeper = make_run(LINES, {"talker": Behaviour(hello=False), "source": Behaviour()})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(lifecycle.supervise, run, keeper=keeper))
+        await wait_for(lambda: said_to(keeper, "source", channel.Start))
+        observer = WireEdge("ipc:///tmp/obs-1-abcdef", "observer-ab12cd", "observe",
+                            "drop_oldest", 64)  # fmt: skip
+        run.add_live_edge("talker", "lines", observer)
+        run.add_live_edge("source", "count", observer)  # a node of the SDK: told itself
+        assert [m for m in keeper.received if isinstance(m, WireStdout)] == [
+            WireStdout("talker", Edge(observer.endpoint, "observer-ab12cd", "observe",
+                                      "drop_oldest", 64))]  # fmt: skip
+        assert said_to(keeper, "source", channel.Wire) == [channel.Wire("count", observer)]
+        run.remove_live_edge(observer.endpoint)
+        assert [m for m in keeper.received if isinstance(m, UnwireStdout)] == [
+            UnwireStdout("talker", observer.endpoint)]  # fmt: skip
+        assert said_to(keeper, "source", channel.Unwire) == [
+            channel.Unwire("count", observer.endpoint)]  # fmt: skip
         await run.stop(grace=1.0)
