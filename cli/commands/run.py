@@ -115,7 +115,8 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
             render.warning(said)
 
     timeouts = {n.id: n.connect_timeout or settings.start_timeout for n in dataflow.nodes}
-    progress = Progress(args.name or dataflow.name or "the run", args.grace, timeouts)
+    progress = Progress(args.name or dataflow.name or "the run", args.grace, timeouts,
+                        {n.id for n in dataflow.nodes if not n.connects})  # fmt: skip
     # the daemon's own log lines (`node x ignored SIGTERM: SIGKILL`) would reach stderr raw
     # through logging's last resort: the progress lines and the account below say it all
     logging.getLogger("daemon").addHandler(logging.NullHandler())
@@ -160,12 +161,15 @@ class Progress:
 
     QUIET_S = 1.0  # a start that takes less than this says nothing
 
-    def __init__(self, label: str, grace: float, timeouts: dict[str, float]) -> None:
+    def __init__(
+        self, label: str, grace: float, timeouts: dict[str, float], processes: set[str]
+    ) -> None:
         from cli.waiting import StatusLine
 
         self.label = label
         self.grace = grace
         self.timeouts = timeouts  # how long each node has to connect
+        self.processes = processes  # the process nodes: SIGTERM at once, no STOP
         self.line = StatusLine(live=False)
 
     def __enter__(self) -> Progress:
@@ -183,4 +187,6 @@ class Progress:
                 self.line.update(*starting_text(self.label, waiting, self.timeouts, elapsed))
         else:
             with contextlib.suppress(BrokenPipeError):
-                self.line.update(*stopping_text(self.label, waiting, self.grace, elapsed))
+                self.line.update(
+                    *stopping_text(self.label, waiting, self.grace, elapsed, self.processes)
+                )

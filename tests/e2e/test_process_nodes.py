@@ -290,3 +290,19 @@ def test_restart_policy_applies_and_the_output_closes_at_the_last_end(
     # its consumer's input stayed open across the restarts, closed after the last line
     assert done.stdout.count("closed line") == 1, done.stdout
     assert done.stdout.index("closed line") > done.stdout.index("got generation 3")
+
+
+def test_a_stop_tells_a_process_nodes_steps_as_they_are(daemon: Path, tmp_path: Path) -> None:
+    """A process node gets SIGTERM at once, not STOP: a stop waiting for one that ignores
+    it says SIGKILL comes next, and its ending names only the SIGTERM it ignored."""
+    deaf = "nodes:\n  - id: deaf\n    path: sh\n    args: -c 'trap \"\" TERM; sleep 3600'\n"
+    yml = write_dataflow(tmp_path, deaf, {})
+    started = flow("start", str(yml), "--detach", "--name", "deaf", home=daemon)
+    assert started.returncode == 0, started.stdout + started.stderr
+    stopped = flow("stop", "deaf", "--grace", "1s", home=daemon)  # piped: plain lines
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "waiting for deaf (sent SIGTERM; SIGKILL in 1s)" in stopped.stderr, stopped.stderr
+    assert "(SIGTERM in" not in stopped.stderr, stopped.stderr
+    assert "  deaf  killed by SIGKILL (it had not ended after SIGTERM)" in stopped.stdout, (
+        stopped.stdout
+    )
