@@ -5,6 +5,7 @@ and node_sdk/inputs.py frame by hand).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from node_sdk.wire import (
     FLAG_PACKED,
     GENERATION_END,
     HEADER,
+    HEADER_SEQ_AT,
     HEADER_SIZE,
     KIND_EOS,
     KIND_SHM,
@@ -59,6 +61,14 @@ def encode_data(
         return [b"".join((header, payload.data))]
     header = pack_header(payload.kind, generation, seq, timestamp_ns, extra, FLAG_LARGE)
     return [header, payload.data]
+
+
+def with_seq(frames: list[Any], seq: int) -> list[Any]:
+    """The same message numbered `seq`, for an edge that numbers its messages from its own
+    start (the keeper's live edges): the first frame, which begins with the header, copied."""
+    first = bytearray(frames[0])
+    struct.pack_into("<Q", first, HEADER_SEQ_AT, seq)
+    return [first, *frames[1:]]
 
 
 def encode_eos(

@@ -28,6 +28,7 @@ MAGIC: Final = b"FLW1"
 # magic, kind, flags, reserved, generation, seq, timestamp ns, extra length
 HEADER: Final = struct.Struct("<4sBBHIQQI")
 HEADER_SIZE: Final = HEADER.size  # 32
+HEADER_SEQ_AT: Final = struct.calcsize("<4sBBHI")  # the seq's offset: after the generation
 
 # Backpressure edges: the receiver's ROUTER sends a DEALER sender one frame per batch of
 # credits (magic, count); a sender sends only while it holds credits.

@@ -36,7 +36,7 @@ from daemon.model.keeper_messages import (
 from daemon.model.logformat import LogRecord, log_entry_json
 from node_sdk.config import TcpSecurity, is_tcp
 from node_sdk.errors import NodeError
-from node_sdk.frames import encode_data, encode_eos
+from node_sdk.frames import encode_data, encode_eos, with_seq
 from node_sdk.wire import unpack_credit
 
 if TYPE_CHECKING:
@@ -55,6 +55,18 @@ class _Edge:
     endpoint: str
     socket: zmq.Socket[bytes]
     credits: int | None  # None: drop_oldest, no credit accounting
+    # a live edge (an observer, a recorder...): the lines of each generation printed before
+    # it was wired, which it never gets; it numbers the rest from 1, as the SDK numbers
+    # each of its edges (a receiver counts a gap as messages lost)
+    before: dict[int, int] = attrs.field(factory=dict)
+
+    def numbered(self, generation: int, line: int, frames: list[Any]) -> list[Any] | None:
+        """`frames` (line `line` of `generation`) as this edge numbers it; None: a line
+        printed before it was wired."""
+        skipped = self.before.get(generation, 0)
+        if not skipped:
+            return frames
+        return with_seq(frames, line - skipped) if line > skipped else None
 
 
 @attrs.define(eq=False)
@@ -65,8 +77,9 @@ class StdoutOutput:
     generation: int
     edges: list[_Edge]
     restartable: bool = False  # its node may come back: end-of-stream ends a generation
-    # frames made before `release` (True: an end-of-stream, never dropped); None: released
-    held: deque[tuple[bool, list[Any]]] | None = None
+    # frames made before `release`, as (end-of-stream: never dropped, generation, line,
+    # frames); None: released
+    held: deque[tuple[bool, int, int, list[Any]]] | None = None
     seq: int = 0
     dropped: int = 0
 
@@ -107,6 +120,7 @@ class StdoutOutput:
         curve = _curve(self.source, keys) if keys is not None and is_tcp(edge["endpoint"]) else None
         added = _connect(context, self.source, edge, curve)
         if added is not None:
+            added.before[self.generation] = self.seq
             self.edges.append(added)
 
     def unwire(self, endpoint: str) -> None:
@@ -138,14 +152,14 @@ class StdoutOutput:
             timestamp_ns=time.time_ns(),  # when printed, not when released
         )
         if self.held is None:
-            self._send(frames)
+            self._send(self.generation, self.seq, frames)
             return
-        if sum(not eos for eos, _ in self.held) >= HELD_LINES:
+        if sum(not entry[0] for entry in self.held) >= HELD_LINES:
             self._drop_oldest_line(self.held)
-        self.held.append((False, frames))
+        self.held.append((False, self.generation, self.seq, frames))
 
-    def _drop_oldest_line(self, held: deque[tuple[bool, list[Any]]]) -> None:
-        for index, (eos, _) in enumerate(held):
+    def _drop_oldest_line(self, held: deque[tuple[bool, int, int, list[Any]]]) -> None:
+        for index, (eos, *_) in enumerate(held):
             if not eos:
                 del held[index]  # its number goes with it: the receiver counts a drop
                 self.dropped += 1
@@ -154,11 +168,11 @@ class StdoutOutput:
     def release(self) -> None:
         """The receivers are connected: what was held goes out in order, then each line."""
         held, self.held = self.held, None
-        for eos, frames in held or ():
+        for eos, generation, line, frames in held or ():
             if eos:
-                self._send_eos(frames)
+                self._send_eos(generation, line, frames)
             else:
-                self._send(frames)
+                self._send(generation, line, frames)
 
     def end(self) -> None:
         """The generation ended: its end-of-stream, after what is held."""
@@ -170,12 +184,15 @@ class StdoutOutput:
             generation_end=self.restartable,
         )
         if self.held is not None:
-            self.held.append((True, frames))
+            self.held.append((True, self.generation, self.seq, frames))
         else:
-            self._send_eos(frames)
+            self._send_eos(self.generation, self.seq, frames)
 
-    def _send(self, frames: list[Any]) -> None:
+    def _send(self, generation: int, line: int, frames: list[Any]) -> None:
         for edge in self.edges:
+            numbered = edge.numbered(generation, line, frames)
+            if numbered is None:
+                continue
             if edge.credits is not None:
                 edge.credits += _collect_credits(edge.socket)
                 if edge.credits <= 0:
@@ -183,14 +200,16 @@ class StdoutOutput:
                     continue
                 edge.credits -= 1
             try:
-                edge.socket.send_multipart(frames, flags=zmq.NOBLOCK)
+                edge.socket.send_multipart(numbered, flags=zmq.NOBLOCK)
             except zmq.Again:
                 self.dropped += 1
 
-    def _send_eos(self, frames: list[Any]) -> None:
+    def _send_eos(self, generation: int, last: int, frames: list[Any]) -> None:
         for edge in self.edges:
+            skipped = edge.before.get(generation, 0)  # its last seq is its own
+            numbered = with_seq(frames, last - skipped) if skipped else frames
             try:
-                edge.socket.send_multipart(frames, flags=zmq.NOBLOCK)
+                edge.socket.send_multipart(numbered, flags=zmq.NOBLOCK)
             except zmq.Again:
                 log.warning("%s: end-of-stream dropped (receiver queue full)", self.source)
 
@@ -292,7 +311,12 @@ def _connect(
             log.error("%s: %s", source, exc)
             socket.close()
             return None
-    socket.connect(edge["endpoint"])
+    try:
+        socket.connect(edge["endpoint"])
+    except zmq.ZMQError as exc:  # an endpoint zmq refuses: that edge only
+        log.error("%s: edge to %s not opened: %s", source, edge["endpoint"], exc)
+        socket.close()
+        return None
     credits = int(edge.get("queue_size") or 10) if backpressure else None
     return _Edge(edge["endpoint"], socket, credits)
 

@@ -142,9 +142,11 @@ nodes:
     done = a.flow("record", "remote-talk", "-o", str(rec), "--topics", "talker/lines",
                   "--duration", "1.5s")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "not recorded" not in done.stdout + done.stderr, done.stdout + done.stderr
     with rec.open("rb") as file:
-        numbers = [int(json.loads(message.data)["value"].split()[1]) for _, _, message in
-                   make_reader(file).iter_messages()]  # fmt: skip
+        messages = list(make_reader(file).iter_messages())
+    numbers = [int(json.loads(message.data)["value"].split()[1]) for _, _, message in messages]
     assert len(numbers) > 5, done.stdout  # 1.5 s of a line every 50 ms, on a loaded machine
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    assert [m.sequence for _, _, m in messages] == list(range(1, len(numbers) + 1))
     assert a.flow("stop", "remote-talk").returncode == 0

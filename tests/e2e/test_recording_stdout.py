@@ -73,14 +73,19 @@ def test_flow_record_of_a_running_process_node_has_the_lines_it_prints(
     recorded = flow("record", "talking", "-o", str(rec), "--topics", "talker/lines",
                     "--duration", "2s", home=daemon)  # fmt: skip
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    said = recorded.stdout + recorded.stderr
+    assert "not recorded" not in said, said  # the lines before it are not missed ones
     with rec.open("rb") as file:
-        messages = [(channel.topic, json.loads(message.data)) for _, channel, message in
-                    make_reader(file).iter_messages()]  # fmt: skip
-    # a line every 50 ms for 2 s, from the first the node printed once the edge was there
-    assert len(messages) >= 10, recorded.stdout
-    assert {topic for topic, _ in messages} == {"talker/lines"}
-    numbers = [int(record["value"].split()[1]) for _, record in messages]
+        messages = [(channel.topic, message.sequence, json.loads(message.data)) for _, channel,
+                    message in make_reader(file).iter_messages()]  # fmt: skip
+    # a line every 50 ms for 2 s, from the first the node printed once the edge was there,
+    # numbered on the recorder's edge from 1
+    assert len(messages) >= 10, said
+    assert {topic for topic, _, _ in messages} == {"talker/lines"}
+    assert [seq for _, seq, _ in messages] == list(range(1, len(messages) + 1))
+    numbers = [int(record["value"].split()[1]) for _, _, record in messages]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    assert f"recorded {len(messages)} messages" in recorded.stdout, said
     # unwired at the record's end: a second record gets what is printed after it started
     again = tmp_path / "again.mcap"
     recorded = flow("record", "talking", "-o", str(again), "--topics", "talker/lines",

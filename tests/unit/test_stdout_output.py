@@ -127,7 +127,7 @@ def test_a_receiver_wired_while_the_node_runs_gets_what_follows_until_unwired(
     for _ in range(2):  # a second wire of the same endpoint is one edge still
         outputs.rewire(context, output, WireStdout("ticker", edge))
     output.send_line("watched")
-    assert receive(observer, 1) == [(1, 2, "watched")]
+    assert receive(observer, 1) == [(1, 1, "watched")]  # numbered from its own start
     outputs.rewire(context, output, UnwireStdout("ticker", OBSERVER))
     output.send_line("after")
     assert not observer.poll(200), "a line went to an unwired receiver"
@@ -158,3 +158,44 @@ def test_a_receiver_wired_between_generations_is_kept_by_the_next(
     assert receive(pull, 2) == [(1, 0, "EOS"), (2, 1, "two")]
     second.close()
     observer.close(linger=0)
+
+
+def test_a_live_receivers_numbers_and_end_are_its_own_in_each_generation(
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+) -> None:
+    observer = context.socket(zmq.PULL)
+    observer.bind(OBSERVER)
+    outputs = EndedOutputs()
+    first = outputs.output_for(context, "ticker", 1, stdout_as(held=False))
+    assert first is not None
+    for line in ("one", "two"):
+        first.send_line(line)
+    edge = Edge(OBSERVER, "observer-ab12cd", "observe", "drop_oldest", 64)
+    outputs.rewire(context, first, WireStdout("ticker", edge))
+    first.send_line("three")
+    outputs.keep("ticker", first)  # generation 1 ends: its end-of-stream, after 3 lines
+    spawn = StdoutAs("ticker/lines", (*stdout_as(held=False).edges, edge), restartable=True)
+    second = outputs.output_for(context, "ticker", 2, spawn)
+    assert second is not None
+    second.send_line("again")
+    # the observer's own numbers: 1 line, then an end-of-stream that says 1, then
+    # generation 2 from 1 like every receiver of it
+    assert receive(observer, 3) == [(1, 1, "three"), (1, 1, "EOS"), (2, 1, "again")]
+    assert receive(pull, 5) == [(1, 1, "one"), (1, 2, "two"), (1, 3, "three"), (1, 3, "EOS"),
+                                (2, 1, "again")]  # fmt: skip
+    second.close()
+    observer.close(linger=0)
+
+
+def test_an_endpoint_zmq_refuses_leaves_the_other_edges(
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+) -> None:
+    outputs = EndedOutputs()
+    output = outputs.output_for(context, "ticker", 1, stdout_as(held=False))
+    assert output is not None
+    bad = Edge("nonsense://x", "observer-ab12cd", "observe", "drop_oldest", 64)
+    outputs.rewire(context, output, WireStdout("ticker", bad))
+    assert output.endpoints() == [ENDPOINT]
+    output.send_line("still")
+    assert receive(pull, 1) == [(1, 1, "still")]
+    output.close()
