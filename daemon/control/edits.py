@@ -75,8 +75,9 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
 
 async def _until_settled(slot: NodeSlot, added: str = "") -> None:
     """Wait until a starting node has connected (or ended), within its connect timeout;
-    a dynamic node, which attaches when its own process says so, is not waited for."""
-    if slot.spec.is_dynamic or slot.settled.is_set():
+    a dynamic node, which attaches when its own process says so, and a process node, which
+    never connects (its keeper takes its edges: `Run.wire_sender`), are not waited for."""
+    if slot.spec.is_dynamic or not slot.spec.connects or slot.settled.is_set():
         return
     with trio.move_on_after(connect_timeout(slot, settings().start_timeout)):
         await slot.settled.wait()
@@ -93,7 +94,7 @@ def _wire_inputs(run: Run, node: str) -> None:
         if isinstance(item.source, OutputRef):
             edge = routing.edge_to(node, item, run.input_endpoint(node, item.id))
             sender = run.slots[item.source.node]
-            run.send_to_node(sender, channel.Wire(item.source.output, edge))
+            run.wire_sender(sender, channel.Wire(item.source.output, edge))
 
 
 async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
@@ -104,7 +105,7 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
             endpoint = run.input_endpoint(slot.id, item.id)
             sender = run.slots.get(item.source.node)
             if sender is not None:
-                run.send_to_node(sender, channel.Unwire(item.source.output, endpoint))
+                run.unwire_sender(sender, channel.Unwire(item.source.output, endpoint))
     slot.forget_bye()  # whatever it says, its receivers are closed by the daemon
     await slot.terminate(DEFAULT_GRACE_S)
     await slot.finished.wait()
@@ -156,7 +157,7 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
     else:
         endpoint = run.new_input_endpoint(dst_node, input_id)
     run.send_to_node(receiver, channel.AddInput(routing.data_input(item, source, endpoint)))
-    run.send_to_node(sender, channel.Wire(output, routing.edge_to(dst_node, item, endpoint)))
+    run.wire_sender(sender, channel.Wire(output, routing.edge_to(dst_node, item, endpoint)))
     log.info("run %s: connected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
     return rp.EdgeReply(source=f"{src_node}/{output}", target=f"{dst_node}/{input_id}")
 
@@ -175,7 +176,7 @@ async def node_disconnect(rt: Runtime, req: rq.NodeDisconnect) -> rp.EdgeReply:
     if not matching:
         raise BadRequest(f"{src_node}/{output} is not connected to {dst_node}/{input_id}")
     endpoint = run.input_endpoint(dst_node, input_id)
-    run.send_to_node(run.slots[src_node], channel.Unwire(output, endpoint))
+    run.unwire_sender(run.slots[src_node], channel.Unwire(output, endpoint))
     run.send_to_node(receiver, channel.UpstreamDone(input_id, f"{src_node}/{output}"))
     inputs = tuple(item for item in receiver.spec.inputs if item not in matching)
     _replace_node(run, dst_node, inputs=inputs)

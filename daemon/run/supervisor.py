@@ -219,19 +219,26 @@ class Run:
         """An edge to a dynamic node or an observer: wired now and after every restart."""
         wire = channel.Wire(output, edge)
         self.live_edges.append((sender, wire))
-        slot = self.slots[sender]
-        if slot.spec.connects:
-            self.send_to_node(slot, wire)
-        elif self.keeper is not None:  # a process node: its keeper sends its lines
-            self.keeper.send(stdout_wire(self, slot, edge))
+        self.wire_sender(self.slots[sender], wire)
 
     def remove_live_edge(self, endpoint: str) -> None:
         for sender, wire in [e for e in self.live_edges if e[1].edge.endpoint == endpoint]:
             self.live_edges.remove((sender, wire))
-            if self.slots[sender].spec.connects:
-                self.send_to_node(self.slots[sender], channel.Unwire(wire.output, endpoint))
-            elif self.keeper is not None:
-                self.keeper.send(UnwireStdout(sender, endpoint))
+            self.unwire_sender(self.slots[sender], channel.Unwire(wire.output, endpoint))
+
+    def wire_sender(self, slot: NodeSlot, wire: channel.Wire) -> None:
+        """An edge more for a running sender: told to the node, or for a process node to
+        its keeper, which sends its lines (a later spawn has it among its edges)."""
+        if slot.spec.connects:
+            self.send_to_node(slot, wire)
+        elif self.keeper is not None:
+            self.keeper.send(stdout_wire(self, slot, wire.edge))
+
+    def unwire_sender(self, slot: NodeSlot, unwire: channel.Unwire) -> None:
+        if slot.spec.connects:
+            self.send_to_node(slot, unwire)
+        elif self.keeper is not None:
+            self.keeper.send(UnwireStdout(slot.id, unwire.endpoint))
 
     def release(self, slot: NodeSlot) -> None:
         """Let a node go: `start` (if connected), its held stdout lines, the live edges its
