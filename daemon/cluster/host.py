@@ -197,6 +197,12 @@ class Host:
                 nursery.start_soon(self._close, hosted)
             return
         if hosted is None:
+            if not isinstance(message, km.Attach | km.Spawn):
+                # a late word for a run this machine no longer hosts (an unwire after its
+                # quit): a keeper started for it would serve nothing and never be told to quit
+                log.info("cluster: run %s: a %s for no keeper here: dropped", run_id,
+                         type(message).__name__)  # fmt: skip
+                return
             hosted = await self._open(nursery, run_id)
         if isinstance(message, km.Spawn):
             if _NODE_ID.fullmatch(message.node) is None:
