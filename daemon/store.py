@@ -18,11 +18,10 @@ from typing import Any
 import attrs
 
 from daemon.model.errors import StateStoreUnusable, StateWriteFailed
-from daemon.model.params import SCHEMA as PARAMS_SCHEMA
 from daemon.store_file import (
-    SCHEMA,
     connect,
     identity,
+    in_memory,
     is_corruption,
     move_aside,
 )
@@ -79,9 +78,7 @@ class Store:
             self.db = connect(self.path)
         except (sqlite3.Error, OSError) as exc:
             # requests and records go on in memory until the file can be made (`lost`)
-            self.db = sqlite3.connect(":memory:", isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.executescript(SCHEMA + PARAMS_SCHEMA)
+            self.db = in_memory()
             self.inode = None
             raise StateWriteFailed(f"state store {self.path} cannot be created: {exc}") from exc
         self.inode = identity(self.path)

@@ -124,3 +124,12 @@ def move_aside(path: Path) -> Path:
         if extra.exists():
             extra.replace(aside.with_name(aside.name + suffix))
     return aside
+
+
+def in_memory() -> sqlite3.Connection:
+    """A store in memory, of this schema: where records go while the file cannot be made."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.executescript(SCHEMA + PARAMS_SCHEMA)
+    migrate(db)  # the columns added since are not in SCHEMA
+    return db

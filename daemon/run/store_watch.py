@@ -54,6 +54,10 @@ def _note(rt: Runtime, what: str) -> None:
 
 def record_again(store: Store, run: Run, origin: str) -> None:
     """Write a live run, its nodes and their counters into a new store, from memory."""
+    try:  # recovery's second copy of the dataflow, as the run's start stored it
+        text: str | None = run.descriptor_copy.read_text()
+    except (OSError, UnicodeDecodeError):
+        text = None
     store.create_run(
         run.id,
         run.name,
@@ -61,6 +65,8 @@ def record_again(store: Store, run: Run, origin: str) -> None:
         [(node_id, str(slot.status)) for node_id, slot in run.slots.items()],
         origin,
         run.extra_env,
+        text,
+        machines=run.placed.placement.machine_of if run.placed is not None else None,
         processes={node_id for node_id, slot in run.slots.items() if not slot.spec.connects},
     )
     store.update_run(run.id, status=str(run.status), error=run.error, degraded=run.degraded)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from daemon.model.errors import StateWriteFailed
 from daemon.store import Store
 
 
@@ -19,11 +22,38 @@ def test_store_of_an_older_flow_is_migrated(tmp_path: Path) -> None:
         )
         old.execute("INSERT INTO runs (id, name, status, path, created) VALUES"
                     " ('r1', 'old', 'succeeded', '/x.yml', 1.0)")  # fmt: skip
+        old.execute(
+            "CREATE TABLE nodes (run_id TEXT NOT NULL, node_id TEXT NOT NULL, position INTEGER"
+            " NOT NULL, status TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0, pid"
+            " INTEGER, restarts INTEGER NOT NULL DEFAULT 0, exit_code INTEGER, signal TEXT,"
+            " stderr_tail TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (run_id, node_id))"
+        )
+        old.execute("INSERT INTO nodes (run_id, node_id, position, status) VALUES"
+                    " ('r1', 'cam', 0, 'succeeded')")  # fmt: skip
     store = Store.open(db)
     try:
         [run] = store.runs(include_ended=True)
         assert run["name"] == "old"
         assert run["recovered"] is False
+        [node] = run["nodes"]
+        assert (node["id"], node["machine"], node["process"]) == ("cam", None, False)
+    finally:
+        store.close()
+
+
+def test_a_store_held_in_memory_has_every_column(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state.db")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    store.path = blocker / "state.db"  # where no file can be made
+    with pytest.raises(StateWriteFailed, match="cannot be created"):
+        store.reopen()
+    try:  # records go on in memory, placed runs and process nodes included
+        store.create_run("r2", "placed", "/x.yml", [("cam", "pending"), ("sh", "pending")],
+                         "daemon", {}, machines={"cam": "gpu"}, processes={"sh"})  # fmt: skip
+        nodes = {n["id"]: n for n in store.runs(include_ended=True)[0]["nodes"]}
+        assert (nodes["cam"]["machine"], nodes["cam"]["process"]) == ("gpu", False)
+        assert (nodes["sh"]["machine"], nodes["sh"]["process"]) == (None, True)
     finally:
         store.close()
 
