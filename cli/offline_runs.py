@@ -38,8 +38,7 @@ def resolve(home: Path, ref: str) -> dict[str, Any]:
         ).fetchall()
         run = _pick(ref, [dict(row) for row in rows])
         nodes = db.execute(
-            "SELECT node_id, status, exit_code, signal, stderr_tail FROM nodes "
-            "WHERE run_id = ? ORDER BY position",
+            "SELECT * FROM nodes WHERE run_id = ? ORDER BY position",  # older stores: fewer
             (run["id"],),
         ).fetchall()
     except sqlite3.Error as exc:
@@ -48,9 +47,10 @@ def resolve(home: Path, ref: str) -> dict[str, Any]:
         db.close()
     fields = ("status", "exit_code", "signal")
     run["nodes"] = [
-        {"id": n["node_id"], **{f: n[f] for f in fields}, "stderr_tail": _tail(n["stderr_tail"])}
-        for n in nodes
-    ]
+        {"id": n["node_id"], **{f: n[f] for f in fields}, "stderr_tail": _tail(n["stderr_tail"]),
+         "process": bool(n.get("process"))}  # a column an older store lacks
+        for n in map(dict, nodes)
+    ]  # fmt: skip
     return run
 
 
