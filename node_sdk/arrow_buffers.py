@@ -18,14 +18,13 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from node_sdk.arrow_layout import Layout, bit_width
+from node_sdk.arrow_layout import PAD, Layout, bit_width
 from node_sdk.errors import NodeError
 
 # schema message length, reserved (0), length, null count, offset, validity size, data size
 TABLE: Final = struct.Struct("<IIqqqQQ")
 ABSENT: Final = 0xFFFF_FFFF_FFFF_FFFF  # the size of a validity bitmap not sent (no nulls)
 MAX_LAYOUTS: Final = 64  # schema messages the receiver remembers
-_PAD: Final = tuple(bytes(n) for n in range(8))
 
 
 class BuffersBody:
@@ -72,7 +71,7 @@ def encode(array: Any, layout: Layout) -> BuffersBody:
         pieces.append(validity)
         pad = (-validity_size) & 7
         if pad:
-            pieces.append(_PAD[pad])
+            pieces.append(PAD[pad])
         nbytes += validity_size + pad
     data = raw[1]
     if data is None:  # an empty array may have no data buffer at all
@@ -86,7 +85,7 @@ def encode(array: Any, layout: Layout) -> BuffersBody:
     pieces.append(data)
     pad = (-data_size) & 7
     if pad:
-        pieces.append(_PAD[pad])
+        pieces.append(PAD[pad])
     nbytes += data_size + pad
     pieces[0] = TABLE.pack(len(schema), 0, length, nulls, shift, validity_size, data_size)
     return BuffersBody(pieces, nbytes)

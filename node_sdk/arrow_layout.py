@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 MAX_LAYOUTS: Final = 64  # types remembered
-_PAD: Final = tuple(bytes(n) for n in range(8))
+PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 8
 
 
 class Layout:
@@ -27,7 +27,7 @@ class Layout:
         self.width = width  # bit width of a kind-7 type (1: bool); 0: kind 4
         # kind 7's copy of the message, padded to 8 bytes so the buffers behind it align
         raw = schema_message.to_pybytes() if width else b""
-        self.buffers_schema = raw + _PAD[(-len(raw)) & 7]
+        self.buffers_schema = raw + PAD[(-len(raw)) & 7]
 
 
 def bit_width(pa: Any, arrow_type: Any) -> int:

@@ -250,15 +250,14 @@ class Keeper:
             child = self.children.get(message.node)
             if child is not None and child.code is None:
                 signal_group(child.pid, signal.Signals(message.sig))
-        elif isinstance(message, Release):  # the start barrier let it go
+        elif isinstance(message, Release | WireStdout | UnwireStdout):
             child = self.children.get(message.node)
             live = child.stdout_output if child is not None else None
-            same = child is not None and child.generation == message.generation
-            self.ended_outputs.release(message.node, live if same else None)
-        elif isinstance(message, WireStdout | UnwireStdout):  # a live edge of the run
-            child = self.children.get(message.node)
-            live = child.stdout_output if child is not None else None
-            self.ended_outputs.rewire(self.context, live, message)
+            if isinstance(message, Release):  # the start barrier let it go
+                same = child is not None and child.generation == message.generation
+                self.ended_outputs.release(message.node, live if same else None)
+            else:  # a live edge of the run
+                self.ended_outputs.rewire(self.context, live, message)
         elif isinstance(message, Quit):
             # normally every node has exited by now; any left is stopped like an orphan
             self.quitting = True
