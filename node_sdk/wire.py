@@ -269,8 +269,10 @@ def encode_payload(data: object, deferred: bool = False) -> Payload:
             return _encode_numpy(np, data)
     elif module.startswith("pyarrow"):
         pa = sys.modules.get("pyarrow")
-        if pa is not None and isinstance(data, pa.Array | pa.ChunkedArray):
+        if pa is not None and isinstance(data, pa.Array):  # one class: a union checks slower
             return _encode_arrow(pa, data, deferred)
+        if pa is not None and isinstance(data, pa.ChunkedArray):
+            return _encode_arrow(pa, data.combine_chunks(), deferred)
     if isinstance(data, str):  # a str subclass
         raw = str(data).encode()
         return Payload(KIND_STR, raw, None, len(raw), True)
@@ -289,8 +291,6 @@ def encode_payload(data: object, deferred: bool = False) -> Payload:
 
 
 def _encode_arrow(pa: Any, array: Any, deferred: bool) -> Payload:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
     layout = arrow_layout.of(pa, array.type)
     if layout.width:  # a fixed-width type: its own buffers
         fast = arrow_buffers.encode(array, layout)
