@@ -112,20 +112,27 @@ def test_new_receivers_get_new_sockets(context: zmq.Context[zmq.Socket[bytes]]) 
 
 
 OBSERVER = "inproc://observer"
+OBSERVER_EDGE = Edge(OBSERVER, "observer-ab12cd", "observe", "drop_oldest", 64)
+
+
+@pytest.fixture
+def observer(context: zmq.Context[zmq.Socket[bytes]]) -> Iterator[zmq.Socket[bytes]]:
+    """A receiver wired while the node runs (an observer), bound at OBSERVER."""
+    socket = context.socket(zmq.PULL)
+    socket.bind(OBSERVER)
+    yield socket
+    socket.close(linger=0)
 
 
 def test_a_receiver_wired_while_the_node_runs_gets_what_follows_until_unwired(
-    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes], observer: zmq.Socket[bytes]
 ) -> None:
-    observer = context.socket(zmq.PULL)
-    observer.bind(OBSERVER)
     outputs = EndedOutputs()
     output = outputs.output_for(context, "ticker", 1, stdout_as(held=False))
     assert output is not None
     output.send_line("before")
-    edge = Edge(OBSERVER, "observer-ab12cd", "observe", "drop_oldest", 64)
     for _ in range(2):  # a second wire of the same endpoint is one edge still
-        outputs.rewire(context, output, WireStdout("ticker", edge))
+        outputs.rewire(context, output, WireStdout("ticker", OBSERVER_EDGE))
     output.send_line("watched")
     assert receive(observer, 1) == [(1, 1, "watched")]  # numbered from its own start
     outputs.rewire(context, output, UnwireStdout("ticker", OBSERVER))
@@ -134,22 +141,19 @@ def test_a_receiver_wired_while_the_node_runs_gets_what_follows_until_unwired(
     assert receive(pull, 3) == [(1, 1, "before"), (1, 2, "watched"), (1, 3, "after")]
     assert output.endpoints() == [ENDPOINT]
     output.close()
-    observer.close(linger=0)
 
 
 def test_a_receiver_wired_between_generations_is_kept_by_the_next(
-    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes], observer: zmq.Socket[bytes]
 ) -> None:
-    observer = context.socket(zmq.PULL)
-    observer.bind(OBSERVER)
     outputs = EndedOutputs()
     first = outputs.output_for(context, "ticker", 1, stdout_as(held=False))
     assert first is not None
     outputs.keep("ticker", first)  # generation 1 ended; the node restarts
-    edge = Edge(OBSERVER, "observer-ab12cd", "observe", "drop_oldest", 64)
-    outputs.rewire(context, None, WireStdout("ticker", edge))  # on the ended output
+    outputs.rewire(context, None, WireStdout("ticker", OBSERVER_EDGE))  # on the ended output
     # the next spawn carries the run's live edges: the same receivers, in another order
-    spawn = StdoutAs("ticker/lines", (edge, *stdout_as(held=False).edges), restartable=True)
+    spawn = StdoutAs("ticker/lines", (OBSERVER_EDGE, *stdout_as(held=False).edges),
+                     restartable=True)  # fmt: skip
     second = outputs.output_for(context, "ticker", 2, spawn)
     assert second is not None
     assert sorted(second.endpoints()) == sorted([ENDPOINT, OBSERVER])
@@ -157,24 +161,21 @@ def test_a_receiver_wired_between_generations_is_kept_by_the_next(
     assert receive(observer, 1) == [(2, 1, "two")]  # once: one socket per receiver
     assert receive(pull, 2) == [(1, 0, "EOS"), (2, 1, "two")]
     second.close()
-    observer.close(linger=0)
 
 
 def test_a_live_receivers_numbers_and_end_are_its_own_in_each_generation(
-    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes]
+    context: zmq.Context[zmq.Socket[bytes]], pull: zmq.Socket[bytes], observer: zmq.Socket[bytes]
 ) -> None:
-    observer = context.socket(zmq.PULL)
-    observer.bind(OBSERVER)
     outputs = EndedOutputs()
     first = outputs.output_for(context, "ticker", 1, stdout_as(held=False))
     assert first is not None
     for line in ("one", "two"):
         first.send_line(line)
-    edge = Edge(OBSERVER, "observer-ab12cd", "observe", "drop_oldest", 64)
-    outputs.rewire(context, first, WireStdout("ticker", edge))
+    outputs.rewire(context, first, WireStdout("ticker", OBSERVER_EDGE))
     first.send_line("three")
     outputs.keep("ticker", first)  # generation 1 ends: its end-of-stream, after 3 lines
-    spawn = StdoutAs("ticker/lines", (*stdout_as(held=False).edges, edge), restartable=True)
+    spawn = StdoutAs("ticker/lines", (*stdout_as(held=False).edges, OBSERVER_EDGE),
+                     restartable=True)  # fmt: skip
     second = outputs.output_for(context, "ticker", 2, spawn)
     assert second is not None
     second.send_line("again")
@@ -184,7 +185,6 @@ def test_a_live_receivers_numbers_and_end_are_its_own_in_each_generation(
     assert receive(pull, 5) == [(1, 1, "one"), (1, 2, "two"), (1, 3, "three"), (1, 3, "EOS"),
                                 (2, 1, "again")]  # fmt: skip
     second.close()
-    observer.close(linger=0)
 
 
 def test_an_endpoint_zmq_refuses_leaves_the_other_edges(
