@@ -34,9 +34,10 @@ def node_ending(node: dict[str, Any]) -> str:
         # no grace (`--force`, a second Ctrl-C): SIGTERM and SIGKILL went out together
         return f"ended by {sig} as it was being killed (no grace left)"
     if status == "stopped":
+        if sig == "SIGTERM" and process:
+            return "stopped by SIGTERM"
         if sig == "SIGTERM":
-            return "stopped by SIGTERM" if process else (
-                "stopped by SIGTERM after the grace (it ignored STOP)")
+            return "stopped by SIGTERM after the grace (it ignored STOP)"
         if sig:
             return f"stopped (ended by {sig})"
         return "stopped" if code in (0, None) else f"stopped (exited {code})"
