@@ -29,6 +29,11 @@ def register(sub: Any) -> None:
         help="start the copy stored at RUN's start, not the file as it is now",
     )
     p.add_argument(
+        "--record", metavar="PATH", default=None,
+        help="record the new run's outputs into a new MCAP file (docs/recording.md); a "
+        "recording of RUN ends with it",
+    )  # fmt: skip
+    p.add_argument(
         "--grace",
         type=duration_arg,
         default=None,
@@ -41,10 +46,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.commands.config import load_settings
+    from cli.recording import new_file
     from cli.run_ref import target_run
     from cli.waiting import Background, lost_machine_wait, wait_stopped
     from daemon.model.requests import Restart, Seconds, Wait, YamlText
 
+    record = None if args.record is None else new_file(args.record)  # before anything stops
     old = client.call(Wait(run=target_run(args.run), timeout=Seconds(0.0))).run
     label = render.run_label(old)
     text = None if args.stored else YamlText(validated(str(old["path"])))
@@ -52,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     active = old.get("status") in ("starting", "running")
     grace = DEFAULT_GRACE if args.grace is None else args.grace
     seconds = None if args.grace is None else Seconds(args.grace)
-    request = Restart(run=str(old["id"]), text=text, grace=seconds)
+    request = Restart(run=str(old["id"]), text=text, grace=seconds, record=record)
     budget = grace * 1.5 + START_BUDGET_S + lost_machine_wait([old], load_settings)
     restarting = Background(lambda: client.call(request, timeout=budget).run)
     if active:
@@ -66,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
         render.run_result(client.call(Wait(run=str(old["id"]), timeout=Seconds(0.0))).run)
     # runs started within a minute share their first 8 characters: tell the two apart
     shorts = render.short_ids([str(old["id"]), str(info["id"])])
+    recording = "" if record is None else f", recording into {record}"
     render.info(
         f"started run {render.run_label(info, shorts[str(info['id'])])} from {info['path']} "
-        f"(replacing {shorts[str(old['id'])]})"
+        f"(replacing {shorts[str(old['id'])]}{recording})"
     )
     return 0
 

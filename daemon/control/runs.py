@@ -72,6 +72,8 @@ async def restart(rt: Runtime, req: rq.Restart) -> rp.RunReply:
     before the old run is touched: an invalid file leaves it running) or, without text,
     the copy stored when the old run started."""
     info = rt.resolve(req.run)
+    if req.record is not None and not os.path.isabs(req.record):
+        raise BadRequest(f"record path {req.record!r} must be absolute")
     if req.text is not None:
         text: str = req.text
         await rt.load(info["path"], text)  # DataflowInvalid: nothing stopped, nothing started
@@ -86,7 +88,8 @@ async def restart(rt: Runtime, req: rq.Restart) -> rp.RunReply:
     live = rt.runs.get(info["id"])
     if live is not None and live.status.active:
         await rt.stop_run(live, _grace(req.grace), False)
-    run = await rt.start_run(info["path"], text, info["name"], rt.store.run_env(info["id"]))
+    env = rt.store.run_env(info["id"])
+    run = await rt.start_run(info["path"], text, info["name"], env, req.record)
     return rp.RunReply(run=run.info())
 
 

@@ -98,11 +98,13 @@ class Restart(Request[rp.RunReply]):
     REPLY = rp.RunReply
     DOC = (
         "stop a run if it is active and start a new run of its file; text: the file as it is "
-        "now (validated before anything stops), or null for the copy stored at its start"
+        "now (validated before anything stops), or null for the copy stored at its start; "
+        "record: an absolute path the new run is recorded into (as `start`'s)"
     )
     run: str
     text: YamlText | None = None
     grace: Seconds | None = None
+    record: str | None = None
 
 
 @attrs.frozen

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import flow, flow_run_ok, write_dataflow
+from helpers import flow, flow_run_ok, wait_for, write_dataflow
 from mcap.reader import make_reader
 
 LISTENER = """
@@ -96,3 +96,37 @@ def test_flow_record_of_a_running_process_node_has_the_lines_it_prints(
     assert later, recorded.stdout
     assert int(later[0]["value"].split()[1]) > numbers[-1], later[:1]
     assert flow("stop", "talking", home=daemon).returncode == 0
+
+
+def test_flow_restart_records_the_new_run_when_asked(daemon: Path, tmp_path: Path) -> None:
+    """A recording ends with its run; `flow restart --record PATH` records the new one, and
+    a path it would not write refuses the restart before anything stops."""
+    yml = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: talker
+            path: sh
+            args: -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
+            outputs: [lines]
+            send_stdout_as: lines
+        """,
+        {},
+    )
+    first, second = tmp_path / "first.mcap", tmp_path / "second.mcap"
+    started = flow("start", str(yml), "--detach", "--name", "again", "--record", str(first),
+                   home=daemon)  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    refused = flow("restart", "again", "--record", str(yml), home=daemon)  # it exists
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the file exists (a recording never overwrites one)" in refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    done = flow("restart", "again", "--record", str(second), "--grace", "2s", home=daemon)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"recording into {second})" in done.stdout + done.stderr, done.stdout + done.stderr
+    wait_for(lambda: second.exists() and second.stat().st_size > 0, "the new recording is written")
+    assert flow("stop", "again", home=daemon).returncode == 0
+    for rec in (first, second):  # each run in its own file, from its first line
+        with rec.open("rb") as file:
+            values = [json.loads(m.data)["value"] for _, _, m in make_reader(file).iter_messages()]
+        assert values[:2] == ["line 1", "line 2"], (rec, values[:3])
