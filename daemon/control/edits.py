@@ -23,6 +23,7 @@ from daemon.model.descriptor import Input, OutputRef
 from daemon.model.errors import BadRequest, UnknownNode
 from daemon.model.node_snippet import parse_added_node
 from daemon.model.settings import current as settings
+from daemon.model.states import NodeStatus
 from daemon.run.connect_wait import connect_timeout
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
@@ -107,8 +108,11 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
             if sender is not None:
                 run.unwire_sender(sender, channel.Unwire(item.source.output, endpoint))
     slot.forget_bye()  # whatever it says, its receivers are closed by the daemon
-    await slot.terminate(DEFAULT_GRACE_S)
-    await slot.finished.wait()
+    if slot.spec.is_dynamic:
+        _end_dynamic(run, slot)
+    else:
+        await slot.terminate(DEFAULT_GRACE_S)
+        await slot.finished.wait()
     for edge in [(o, r) for o in slot.spec.outputs for r in _receivers(run, slot.id, o)]:
         output, (receiver, input_id) = edge
         target = run.slots[receiver]
@@ -116,6 +120,16 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
     run.removed.add(slot.id)  # out of `flow node list` and `node info` from now on
     log.info("run %s: node %s removed", run.id, slot.id)
     return rp.NodeIdReply(node=slot.id)
+
+
+def _end_dynamic(run: Run, slot: NodeSlot) -> None:
+    """A dynamic node has no process of the daemon's to wait for (nothing ends its slot):
+    an attached one is told to stop and detached, and its slot ends here, stopped."""
+    if slot.attached:
+        run.send_to_node(slot, channel.Stop())
+        slot.detach("removed from the run")
+    slot.transition(NodeStatus.STOPPED, pid=None)
+    slot.finished.set()
 
 
 def _receivers(run: Run, node: str, output: str) -> list[tuple[str, str]]:

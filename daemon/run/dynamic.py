@@ -53,6 +53,8 @@ def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> tuple[Run
         label = run.name or run.id
         if slot is None:
             raise AttachRefused(f"no node {node} in dataflow {label}")
+        if node in run.removed:
+            raise AttachRefused(f"node {node} was removed from dataflow {label}")
         if not slot.spec.is_dynamic:
             raise AttachRefused(f"node {node} in dataflow {label} is not dynamic")
         return run, slot
@@ -60,6 +62,7 @@ def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> tuple[Run
         (r, r.slots[node])
         for r in rt.runs.values()
         if r.status.active and node in r.slots and r.slots[node].spec.is_dynamic
+        and node not in r.removed
     ]
     if not candidates:
         raise NoSuchNode(f"no running dataflow has a dynamic node {node}")

@@ -89,6 +89,7 @@ class Run:
     record: str | None = None  # `--record PATH`: recorded from its start (run/recording.py)
     recordings: list[Any] = attrs.field(factory=list)  # recording.Recording, live and ended
     _endpoints: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    _added_inputs: int = 0  # endpoints made for inputs added while the run goes on
 
     def __attrs_post_init__(self) -> None:
         placement = self.placed.placement if self.placed is not None else None
@@ -159,7 +160,10 @@ class Run:
 
     def new_input_endpoint(self, node: str, input_id: str) -> str:
         """An endpoint for an input added while the run goes on (never reused)."""
-        endpoint = f"ipc://{self.sockets / f'x{len(self._endpoints)}'}"
+        # numbered by a count of its own: the map's size stays the same when an input
+        # connected again replaces its entry, and a name given twice is one socket for two
+        self._added_inputs += 1
+        endpoint = f"ipc://{self.sockets / f'x{self._added_inputs}'}"
         self._endpoints[(node, input_id)] = endpoint
         return endpoint
 

@@ -142,3 +142,39 @@ def test_sigkill_of_a_dynamic_node_frees_its_slot(daemon: Path, tmp_path: Path) 
 def _status(home: Path, run: str, node: str) -> str:
     done = flow("node", "info", run, node, "--json", home=home)
     return str(json.loads(done.stdout)["status"]) if done.returncode == 0 else "?"
+
+
+def test_node_remove_of_a_dynamic_node_stops_it_and_frees_nothing_for_later(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """A dynamic node has no process of the daemon's: removing one (attached or not) ends
+    its slot at once; an attached one is told to stop, and nothing attaches there again."""
+    start(daemon, tmp_path, "gone")
+    attached = subprocess.Popen(
+        [sys.executable, str(NODES / "viewer.py")], env=flow_env(daemon, {"WANT": "1000000"}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + BOUND_S
+        while "running" not in _viewer_row(daemon, "gone"):
+            assert time.monotonic() < deadline, "the viewer never attached"
+            time.sleep(0.1)
+        removed = flow("node", "remove", "gone", "viewer", home=daemon, timeout=BOUND_S)
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        out, err = attached.communicate(timeout=BOUND_S)  # told to stop: it ends by itself
+        assert attached.returncode == 0, out + err
+        assert "viewer got" in out, out + err
+    finally:
+        if attached.poll() is None:
+            attached.kill()
+            attached.communicate()
+    assert _viewer_row(daemon, "gone") == "", "a removed node is still listed"
+    again = viewer(daemon, WANT="1", VIEWER_RUN="gone")
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert "refused: node viewer was removed from dataflow gone" in again.stdout
+    assert flow("stop", "gone", home=daemon).returncode == 0
+
+
+def _viewer_row(home: Path, run: str) -> str:
+    listed = flow("node", "list", run, home=home)
+    return next((line for line in listed.stdout.splitlines() if line.startswith("viewer")), "")

@@ -350,3 +350,15 @@ async def test_a_live_edge_of_a_process_nodes_output_goes_to_its_keeper(
         assert said_to(keeper, "source", channel.Unwire) == [
             channel.Unwire("count", observer.endpoint)]  # fmt: skip
         await run.stop(grace=1.0)
+
+
+async def test_an_input_added_again_never_shares_a_socket_with_another(
+    make_run: RunMaker,
+) -> None:
+    # an input connected again replaces its entry: the next input added must not get the
+    # name it had (two inputs on one socket: a stale first message, a false drop count)
+    run, _ = make_run(TWO, {"source": Behaviour(), "sink": Behaviour()})
+    first = run.new_input_endpoint("sink", "extra")
+    again = run.new_input_endpoint("sink", "extra")  # `node connect` of it after a disconnect
+    other = run.new_input_endpoint("sink", "more")
+    assert len({first, again, other, run.input_endpoint("sink", "data")}) == 4
