@@ -63,6 +63,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli import render
     from cli.commands import topic_pub, topic_watch
     from cli.errors import BAD_INPUT, CliError
     from cli.run_ref import target_run
@@ -82,9 +83,13 @@ def run(args: argparse.Namespace) -> int:
     if args.verb == "hz" and not args.window > 0:
         raise CliError("--window must be more than 0 (try 5s)", BAD_INPUT)
     with topic_watch.Observer(args.run, args.topic) as observer:
-        if args.verb == "echo":
-            return topic_watch.echo(observer, args.count, args.json)
-        return topic_watch.hertz(observer, args.window, args.duration, args.count)
+        try:
+            if args.verb == "echo":
+                return topic_watch.echo(observer, args.count, args.json)
+            return topic_watch.hertz(observer, args.window, args.duration, args.count)
+        except topic_watch.RunEnded as ended:  # what it had to say was said before
+            render.info(str(ended))
+            return 0
 
 
 def listing(run_ref: str) -> int:

@@ -36,6 +36,10 @@ class Cut:
         return names.get(self.kind, f"kind {self.kind}")
 
 
+class RunEnded(Exception):
+    """The observed run has ended: its observers' leases ended with it."""
+
+
 class Observer:
     """A drop_oldest receiver of one topic, held by a lease the daemon must see renewed."""
 
@@ -63,6 +67,7 @@ class Observer:
         self.since_ns = time.time_ns()
         try:
             reply = client.call(TopicSubscribe(run=run, topic=topic, endpoint=self.endpoint))
+            self.run_id = str(_run_info(run)["id"])  # its name may later be another run's
         except BaseException:
             self._close()
             raise
@@ -94,11 +99,17 @@ class Observer:
         """The next decoded message (a DataMessage, or a str saying why it could not be
         decoded), or None after `timeout` seconds."""
         from cli import client
+        from cli.errors import CliError
         from daemon.model.requests import TopicRenew
         from node_sdk.frames import decode_data
 
         if time.monotonic() - self.renewed > RENEW_S:
-            client.call(TopicRenew(lease=self.lease), timeout=2.0)
+            try:
+                client.call(TopicRenew(lease=self.lease), timeout=2.0)
+            except CliError:
+                if _run_info(self.run_id).get("status") not in ("starting", "running"):
+                    raise RunEnded(f"run {self.run} ended") from None
+                raise
             self.renewed = time.monotonic()
         self.shm.releases.flush()  # the previous message's segment goes back to its sender
         if not self.socket.poll(int(timeout * 1000)):
@@ -128,6 +139,14 @@ class Observer:
         metadata = dict(header.extra.get("m") or {})
         return DataMessage(header, header.extra.get("s"), metadata,
                            Cut(header.kind, size, dict(header.extra)))  # fmt: skip
+
+
+def _run_info(run: str) -> dict[str, Any]:
+    """What the daemon says of the run `run` names now."""
+    from cli import client
+    from daemon.model.requests import Seconds, Wait
+
+    return client.call(Wait(run=run, timeout=Seconds(0.0))).run
 
 
 def describe(value: Any) -> str:

@@ -90,3 +90,19 @@ def test_graph_edits_wire_and_unwire_a_running_process_nodes_lines(
     after = text[text.index("closed first") :]
     assert "first heard" not in after, text  # unwired from the keeper: none came after
     assert flow("stop", "edits", home=daemon).returncode == 0
+
+
+def test_echo_ends_cleanly_when_the_run_ends(daemon: Path, tmp_path: Path) -> None:
+    """The run's end ends its observers' leases: `flow topic echo` says the run ended and
+    exits 0, after what it printed (it said `no such observer lease` and exit 2 before)."""
+    ending = ("nodes:\n  - id: talker\n    path: sh\n    args: -c 'for i in $(seq 1 30); do "
+              "echo \"line $i\"; sleep 0.1; done'\n    outputs: [lines]\n"
+              "    send_stdout_as: lines\n")  # fmt: skip
+    yml = write_dataflow(tmp_path, ending, {})
+    started = flow("start", str(yml), "--detach", "--name", "ends", home=daemon)
+    assert started.returncode == 0, started.stderr
+    echo = flow("topic", "echo", "ends", "talker/lines", home=daemon, timeout=60)
+    assert echo.returncode == 0, echo.stdout + echo.stderr
+    assert "'line 30'" in echo.stdout, echo.stdout
+    assert "run ends ended" in echo.stdout + echo.stderr, echo.stdout + echo.stderr
+    assert "lease" not in echo.stderr, echo.stderr
