@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
     reply = client.call(RecordStart(run=target_run(args.run), path=path, topics=topics),
                         timeout=60.0)  # fmt: skip
-    render.err.print(f"recording {len(reply.topics)} outputs to {path}; Ctrl-C stops",
-                     style="dim", markup=False)  # fmt: skip
+    outputs = "1 output" if len(reply.topics) == 1 else f"{len(reply.topics)} outputs"
+    render.err.print(f"recording {outputs} to {path}; Ctrl-C stops", style="dim", markup=False)
     stops: list[int] = []
     previous = {s: signal.signal(s, lambda n, _: stops.append(n))
                 for s in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip

@@ -236,7 +236,9 @@ async def watch(run: Run, recording: Recording) -> None:
     if process is None or recording.summary is not None:
         return
     await process.wait()
-    if recording.summary is None:  # else a stop ended it (or is ending it)
+    # a stop that has begun ended it (the recorder exits once it has said its tally, maybe
+    # before that stop has read it): only an exit no stop asked for is worth a warning
+    if recording.summary is None and not recording.stopping.locked():
         log.warning("run %s: recorder %s ended on its own (%s)", run.id, recording.id,
                     _exit_text(process.returncode or 0))  # fmt: skip
         await stop_recording(run, recording)
