@@ -99,6 +99,16 @@ def wait_for(check: Callable[[], bool], what: str) -> float:
     return time.monotonic() - start
 
 
+# a dataflow of one process node that prints `line N` every 50 ms, sent as `talker/lines`
+TALKER = """nodes:
+  - id: talker
+    path: sh
+    args: -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
+    outputs: [lines]
+    send_stdout_as: lines
+"""
+
+
 def write_dataflow(tmp_path: Path, yaml_text: str, nodes: dict[str, str]) -> Path:
     """Write `dataflow.yml` and node scripts (name -> source) under tmp_path; return the YAML."""
     for name, source in nodes.items():

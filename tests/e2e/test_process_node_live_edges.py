@@ -10,16 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import NODES, flow, flow_env, wait_for, write_dataflow
+from helpers import NODES, TALKER, flow, flow_env, wait_for, write_dataflow
 
-TALKER = """
-nodes:
-  - id: talker
-    path: sh
-    args: -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
-    outputs: [lines]
-    send_stdout_as: lines
-  - id: viewer
+WITH_VIEWER = TALKER + """  - id: viewer
     path: dynamic
     inputs:
       data: talker/lines
@@ -30,7 +23,7 @@ nodes:
 def test_echo_and_a_dynamic_node_hear_a_running_process_node(
     daemon: Path, tmp_path: Path
 ) -> None:
-    yml = write_dataflow(tmp_path, TALKER, {})
+    yml = write_dataflow(tmp_path, WITH_VIEWER, {})
     started = flow("start", str(yml), "--detach", "--name", "talking", home=daemon)
     assert started.returncode == 0, started.stderr
     echo = flow("topic", "echo", "talking", "talker/lines", "--count", "3", home=daemon,
@@ -64,7 +57,7 @@ with Node() as node:
 def test_graph_edits_wire_and_unwire_a_running_process_nodes_lines(
     daemon: Path, tmp_path: Path
 ) -> None:
-    yml = write_dataflow(tmp_path, TALKER.split("  - id: viewer")[0], {"listener.py": LISTENER})
+    yml = write_dataflow(tmp_path, TALKER, {"listener.py": LISTENER})
     (tmp_path / "listener.yml").write_text(
         f"id: listener\npath: {tmp_path / 'listener.py'}\ninputs:\n  first: talker/lines\n"
         "  keep: talker/lines\n"  # open while `first` is disconnected: the node goes on

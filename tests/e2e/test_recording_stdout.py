@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import flow, flow_run_ok, wait_for, write_dataflow
+from helpers import TALKER, flow, flow_run_ok, wait_for, write_dataflow
 from mcap.reader import make_reader
 
 LISTENER = """
@@ -55,18 +55,7 @@ def test_run_record_has_every_line_a_process_node_sent(flow_home: Path, tmp_path
 def test_flow_record_of_a_running_process_node_has_the_lines_it_prints(
     daemon: Path, tmp_path: Path
 ) -> None:
-    yml = write_dataflow(
-        tmp_path,
-        """
-        nodes:
-          - id: talker
-            path: sh
-            args: -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
-            outputs: [lines]
-            send_stdout_as: lines
-        """,
-        {},
-    )
+    yml = write_dataflow(tmp_path, TALKER, {})
     started = flow("start", str(yml), "--detach", "--name", "talking", home=daemon)
     assert started.returncode == 0, started.stderr
     rec = tmp_path / "talk.mcap"
@@ -101,18 +90,7 @@ def test_flow_record_of_a_running_process_node_has_the_lines_it_prints(
 def test_flow_restart_records_the_new_run_when_asked(daemon: Path, tmp_path: Path) -> None:
     """A recording ends with its run; `flow restart --record PATH` records the new one, and
     a path it would not write refuses the restart before anything stops."""
-    yml = write_dataflow(
-        tmp_path,
-        """
-        nodes:
-          - id: talker
-            path: sh
-            args: -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
-            outputs: [lines]
-            send_stdout_as: lines
-        """,
-        {},
-    )
+    yml = write_dataflow(tmp_path, TALKER, {})
     first, second = tmp_path / "first.mcap", tmp_path / "second.mcap"
     started = flow("start", str(yml), "--detach", "--name", "again", "--record", str(first),
                    home=daemon)  # fmt: skip
