@@ -288,7 +288,10 @@ class Run:
                 "run %s: node %s: %d restarts within %gs: giving up",
                 self.id, slot.id, policy.max_restarts, policy.restart_window,
             )  # fmt: skip
-            slot.transition(NodeStatus.FAILED)
+            # said where its ending is read (`flow list`, a run's result), not only logged
+            cause = (f"gave up after {policy.max_restarts} restarts within "
+                     f"{policy.restart_window:g}s (max_restarts)")  # fmt: skip
+            slot.transition(NodeStatus.FAILED, stderr_tail=[*slot.stderr_tail, cause])
         return decision.delay
 
     def inputs_all_closed(self, slot: NodeSlot) -> bool:

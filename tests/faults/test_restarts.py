@@ -91,3 +91,6 @@ nodes:
     logs = flow("logs", "always", "quitter", home=daemon).stdout
     assert logs.count("counter sent 2") == 3, logs  # the first run and two restarts
     assert started.returncode == 1  # more than max_restarts within the window: failed
+    # and says why, where the run's ending is printed: its last exit was a clean one
+    said = started.stdout + started.stderr
+    assert "gave up after 2 restarts within 60s (max_restarts)" in said, said

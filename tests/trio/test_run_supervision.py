@@ -106,6 +106,9 @@ async def test_restarts_back_off_and_show_restarting(
     assert slot.status is NodeStatus.FAILED
     assert node_row(run, "crasher")["status"] == "failed"
     assert node_row(run, "crasher")["restarts"] == slot.restarts == 3
+    # why it failed for good is where its ending is read, not only in the daemon's log
+    tail = node_row(run, "crasher")["stderr_tail"]
+    assert tail[-1] == "gave up after 3 restarts within 1000s (max_restarts)", tail
     assert run.status is RunStatus.FAILED
 
 
