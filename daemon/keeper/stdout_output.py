@@ -60,13 +60,11 @@ class _Edge:
     # each of its edges (a receiver counts a gap as messages lost)
     before: dict[int, int] = attrs.field(factory=dict)
 
-    def numbered(self, generation: int, line: int, frames: list[Any]) -> list[Any] | None:
-        """`frames` (line `line` of `generation`) as this edge numbers it; None: a line
-        printed before it was wired."""
+    def numbered(self, generation: int, seq: int, frames: list[Any]) -> list[Any]:
+        """`frames` (numbered `seq` in `generation`: a line, or an end-of-stream's last
+        line) as this edge numbers them."""
         skipped = self.before.get(generation, 0)
-        if not skipped:
-            return frames
-        return with_seq(frames, line - skipped) if line > skipped else None
+        return with_seq(frames, seq - skipped) if skipped else frames
 
 
 @attrs.define(eq=False)
@@ -190,9 +188,8 @@ class StdoutOutput:
 
     def _send(self, generation: int, line: int, frames: list[Any]) -> None:
         for edge in self.edges:
-            numbered = edge.numbered(generation, line, frames)
-            if numbered is None:
-                continue
+            if line <= edge.before.get(generation, 0):
+                continue  # printed before it was wired
             if edge.credits is not None:
                 edge.credits += _collect_credits(edge.socket)
                 if edge.credits <= 0:
@@ -200,16 +197,14 @@ class StdoutOutput:
                     continue
                 edge.credits -= 1
             try:
-                edge.socket.send_multipart(numbered, flags=zmq.NOBLOCK)
+                edge.socket.send_multipart(edge.numbered(generation, line, frames), zmq.NOBLOCK)
             except zmq.Again:
                 self.dropped += 1
 
     def _send_eos(self, generation: int, last: int, frames: list[Any]) -> None:
         for edge in self.edges:
-            skipped = edge.before.get(generation, 0)  # its last seq is its own
-            numbered = with_seq(frames, last - skipped) if skipped else frames
             try:
-                edge.socket.send_multipart(numbered, flags=zmq.NOBLOCK)
+                edge.socket.send_multipart(edge.numbered(generation, last, frames), zmq.NOBLOCK)
             except zmq.Again:
                 log.warning("%s: end-of-stream dropped (receiver queue full)", self.source)
 
