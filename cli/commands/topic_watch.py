@@ -67,11 +67,10 @@ class Observer:
         self.since_ns = time.time_ns()
         try:
             reply = client.call(TopicSubscribe(run=run, topic=topic, endpoint=self.endpoint))
-            self.run_id = str(_run_info(run)["id"])  # its name may later be another run's
         except BaseException:
             self._close()
             raise
-        self.lease = reply.lease
+        self.lease, self.run_id = reply.lease, reply.run or run  # "": an older daemon
         self.renewed = time.monotonic()
         self.relay_dropped = 0  # samples a node's machine could not relay (docs/cluster.md)
 
@@ -100,14 +99,15 @@ class Observer:
         decoded), or None after `timeout` seconds."""
         from cli import client
         from cli.errors import CliError
-        from daemon.model.requests import TopicRenew
+        from daemon.model.requests import Seconds, TopicRenew, Wait
         from node_sdk.frames import decode_data
 
         if time.monotonic() - self.renewed > RENEW_S:
             try:
                 client.call(TopicRenew(lease=self.lease), timeout=2.0)
             except CliError:
-                if _run_info(self.run_id).get("status") not in ("starting", "running"):
+                ended = client.call(Wait(run=self.run_id, timeout=Seconds(0.0))).run
+                if ended.get("status") not in ("starting", "running"):
                     raise RunEnded(f"run {self.run} ended") from None
                 raise
             self.renewed = time.monotonic()
@@ -139,14 +139,6 @@ class Observer:
         metadata = dict(header.extra.get("m") or {})
         return DataMessage(header, header.extra.get("s"), metadata,
                            Cut(header.kind, size, dict(header.extra)))  # fmt: skip
-
-
-def _run_info(run: str) -> dict[str, Any]:
-    """What the daemon says of the run `run` names now."""
-    from cli import client
-    from daemon.model.requests import Seconds, Wait
-
-    return client.call(Wait(run=run, timeout=Seconds(0.0))).run
 
 
 def describe(value: Any) -> str:

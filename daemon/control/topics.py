@@ -113,7 +113,7 @@ async def topic_subscribe(rt: Runtime, req: rq.TopicSubscribe) -> rp.LeaseReply:
                 OBSERVER_QUEUE)  # fmt: skip
     run.add_live_edge(node, output, edge)
     log.info("run %s: observer %s on %s/%s", run.id, lease, node, output)
-    return rp.LeaseReply(lease=lease, lease_s=LEASE_S)
+    return rp.LeaseReply(lease=lease, lease_s=LEASE_S, run=run.id)
 
 
 async def topic_renew(rt: Runtime, req: rq.TopicRenew) -> rp.Empty:

@@ -149,6 +149,7 @@ class PublishTarget:
 class LeaseReply:
     lease: str
     lease_s: float
+    run: str = ""  # the id of the run observed (a name may later be another run's)
 
 
 @attrs.frozen
