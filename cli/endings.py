@@ -22,7 +22,13 @@ ENDING_STYLES = {
 
 def node_ending(node: dict[str, Any]) -> str:
     """How one node ended, in words: `exited 0`, `stopped`, `killed by SIGKILL (it had not
-    ended after STOP and SIGTERM)`..."""
+    ended after STOP and SIGTERM)`, `removed from the run (stopped by SIGTERM)`..."""
+    ending = _own_ending(node)
+    # a node `flow node remove`d ended then, not with the run its row stays in
+    return f"removed from the run ({ending})" if node.get("removed") else ending
+
+
+def _own_ending(node: dict[str, Any]) -> str:
     status = str(node.get("status"))
     code = node.get("exit_code")
     sig = node.get("signal")

@@ -48,7 +48,8 @@ def resolve(home: Path, ref: str) -> dict[str, Any]:
     fields = ("status", "exit_code", "signal")
     run["nodes"] = [
         {"id": n["node_id"], **{f: n[f] for f in fields}, "stderr_tail": _tail(n["stderr_tail"]),
-         "process": bool(n.get("process"))}  # a column an older store lacks
+         "process": bool(n.get("process")),  # columns an older store lacks
+         "removed": bool(n.get("removed"))}
         for n in map(dict, nodes)
     ]  # fmt: skip
     return run

@@ -42,6 +42,7 @@ STATUS_STYLES = {
     "failed": "bold red",
     "killed": "bold red",
     "lost": "bold red",
+    "removed": "dim",
 }
 # the head of a log record (time, level, logger) by its level
 LEVEL_STYLES = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
@@ -145,7 +146,8 @@ def node_counts(nodes: Sequence[dict[str, Any]]) -> Text:
     """`3 running` or `2 running, 1 failed`, coloured per status."""
     counts: dict[str, int] = {}
     for node in nodes:
-        counts[str(node.get("status"))] = counts.get(str(node.get("status")), 0) + 1
+        status = "removed" if node.get("removed") else str(node.get("status"))
+        counts[status] = counts.get(status, 0) + 1
     text = Text()
     for i, (status, n) in enumerate(counts.items()):
         if i:

@@ -31,7 +31,9 @@ from node_sdk import paths
 # run waits for the next daemon's recovery)
 ENDED_STATUSES = ("succeeded", "stopped", "failed")
 
-NODE_FIELDS = ("status", "generation", "pid", "restarts", "exit_code", "signal", "stderr_tail")
+NODE_FIELDS = (
+    "status", "generation", "pid", "restarts", "exit_code", "signal", "stderr_tail", "removed"
+)
 RUN_FIELDS = ("status", "ended", "error", "degraded", "name", "recovered")
 
 
@@ -274,6 +276,7 @@ class Store:
                     "stderr_tail": json.loads(n["stderr_tail"]),
                     "machine": n["machine"],
                     "process": bool(n["process"]),
+                    "removed": bool(n["removed"]),
                 }
                 for n in nodes
             ],

@@ -91,6 +91,8 @@ ADDED_COLUMNS = (
     ("nodes", "machine", "TEXT"),  # where a placed run's node runs; NULL on one machine
     # 1: a process node (`connects: false`), stopped by SIGTERM at once rather than STOP
     ("nodes", "process", "INTEGER NOT NULL DEFAULT 0"),
+    # 1: taken out of its live run by `flow node remove` (its row and logs stay)
+    ("nodes", "removed", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

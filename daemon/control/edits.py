@@ -42,9 +42,19 @@ def _ref(text: str, what: str) -> tuple[str, str]:
 
 def _slot(run: Run, node: str) -> NodeSlot:
     slot = run.slots.get(node)
-    if slot is None:
+    if slot is None or node in run.removed:
         raise UnknownNode(run.name or run.id, node)
     return slot
+
+
+def _not_ended(run: Run, slot: NodeSlot, role: str) -> None:
+    """Refuse an edge to or from a node that has ended for good: nothing would ever flow on
+    it, and `flow node restart` takes only a running node, so it would stay dead."""
+    if slot.finished.is_set():
+        raise BadRequest(
+            f"node {slot.id!r} of run {run.name or run.id} has ended ({slot.status.value}):"
+            f" it {role} nothing any more"
+        )
 
 
 def _replace_node(run: Run, node: str, **changes: Any) -> None:
@@ -59,6 +69,9 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
     if not os.path.isabs(req.path):
         raise BadRequest(f"path {req.path!r} must be absolute")
     spec = parse_added_node(run.dataflow, Path(req.path), req.text, machines=served_machines())
+    for item in spec.inputs:  # its senders must still be there to send to it
+        if isinstance(item.source, OutputRef):
+            _not_ended(run, _slot(run, item.source.node), "sends")
     run.dataflow = attrs.evolve(run.dataflow, nodes=(*run.dataflow.nodes, spec))
     for item in spec.inputs:
         if isinstance(item.source, OutputRef):
@@ -118,6 +131,7 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
         target = run.slots[receiver]
         run.send_to_node(target, channel.UpstreamDone(input_id, f"{slot.id}/{output}"))
     run.removed.add(slot.id)  # out of `flow node list` and `node info` from now on
+    run.record_node(slot.id, {"removed": 1})
     log.info("run %s: node %s removed", run.id, slot.id)
     return rp.NodeIdReply(node=slot.id)
 
@@ -152,6 +166,8 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
         raise BadRequest(f"node {src_node!r} has no output {output!r} (declared: {declared})")
     if src_node == dst_node:
         raise BadRequest(f"input {input_id!r} of node {dst_node!r} cannot take its own output")
+    _not_ended(run, sender, "sends")
+    _not_ended(run, receiver, "reads")
     for slot in (sender, receiver):  # an edit racing a node's start must not be lost
         await _until_settled(slot)
     source = OutputRef(node=src_node, output=output)

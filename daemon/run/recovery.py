@@ -105,6 +105,8 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     exits = read_exits(run.run_dir / EXIT_LEDGER) if state is None else {}
     for node in info["nodes"]:
         slot = run.slots.get(node["id"])
+        if node["removed"]:  # `flow node remove`d before the crash: it stays out of sight
+            run.removed.add(node["id"])
         if slot is not None and not slot.spec.is_dynamic:
             generation = int(node["generation"])
             code = exits.get((slot.id, generation), MISSING)

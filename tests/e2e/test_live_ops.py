@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import zmq
-from helpers import NODES, flow, flow_env, start_stream, stream_graph
+from helpers import NODES, TALKER, flow, flow_env, start_stream, stream_graph
 
 from cli import client
 from daemon.model.requests import TopicRenew, TopicSubscribe, TopicUnsubscribe
@@ -219,11 +220,42 @@ def test_graph_edits(daemon: Path, tmp_path: Path) -> None:
     listed = flow("node", "list", "edits", "--json", home=daemon).stdout.splitlines()
     assert "extra" not in [json.loads(line)["id"] for line in listed]
     runs = [json.loads(line) for line in flow("list", "--json", home=daemon).stdout.splitlines()]
-    recorded = {n["id"]: n["status"] for n in runs[0]["nodes"]}
-    assert recorded["extra"] == "stopped"
-    assert flow("stop", "edits", home=daemon).returncode == 0
+    recorded = {n["id"]: (n["status"], n["removed"]) for n in runs[0]["nodes"]}
+    assert recorded["extra"] == ("stopped", True)
+    # a removed node is gone for every edit: removed again, or an edge to it
+    for edit in (("remove", "extra"), ("connect", "counter/count", "extra/data")):
+        refused = flow("node", *edit[:1], "edits", *edit[1:], home=daemon)
+        assert refused.returncode == 1, refused.stdout
+        assert "no node 'extra'" in refused.stderr
+    stopped = flow("stop", "edits", home=daemon)
+    assert stopped.returncode == 0
+    assert re.search(r"extra +removed from the run \(stopped", stopped.stdout), stopped.stdout
     summary = flow("logs", "edits", "sink", home=daemon).stdout.splitlines()[-1]
     assert "gaps=0 repeats=0" in summary  # the rest of the run was never disturbed
+
+
+def test_no_edge_to_or_from_a_node_that_has_ended(daemon: Path, tmp_path: Path) -> None:
+    yml = tmp_path / "ended.yml"
+    yml.write_text(TALKER + "  - id: done\n    path: sh\n    args: -c 'exit 0'\n"
+                   "    outputs: [out]\n")  # fmt: skip
+    assert flow("start", str(yml), "--detach", "--name", "ended", home=daemon).returncode == 0
+    deadline = time.monotonic() + BOUND_S
+    while '"succeeded"' not in flow("node", "info", "ended", "done", "--json", home=daemon).stdout:
+        assert time.monotonic() < deadline, "node done never ended"
+        time.sleep(0.2)
+    into = flow("node", "connect", "ended", "talker/lines", "done/x", home=daemon)
+    assert into.returncode == 2, into.stdout
+    assert "node 'done' of run ended has ended (succeeded): it reads nothing" in into.stderr
+    snippet = tmp_path / "late.yml"
+    snippet.write_text("id: late\npath: sh\nargs: -c 'sleep 60'\ninputs:\n  x: done/out\n")
+    late = flow("node", "add", "ended", str(snippet), home=daemon)
+    assert late.returncode == 2, late.stdout
+    assert "node 'done' of run ended has ended (succeeded): it sends nothing" in late.stderr
+    # refused edits leave the run as it was: the talker still talks, no `late` was added
+    nodes = flow("node", "list", "ended", "--json", home=daemon).stdout.splitlines()
+    assert {json.loads(line)["id"]: json.loads(line)["status"] for line in nodes} == {
+        "talker": "running", "done": "succeeded"}  # fmt: skip
+    assert flow("stop", "ended", home=daemon).returncode == 0
 
 
 def _wait_log(home: Path, run: str, node: str, text: str) -> None:

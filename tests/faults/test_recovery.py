@@ -308,3 +308,34 @@ def adopt_after_give_up(flow_home: Path, tmp_path: Path) -> None:
     pids = {n["id"]: n["pid"] for n in after["nodes"]}
     assert pids["steady"] == next(n["pid"] for n in before["nodes"] if n["id"] == "steady")
     assert spawn_counts(tmp_path) == {"crasher": 2, "sink": 1, "source": 1, "steady": 1}
+
+
+def test_a_removed_node_stays_removed_after_recovery(flow_home: Path, tmp_path: Path) -> None:
+    try:
+        remove_then_crash(flow_home, tmp_path)
+    finally:
+        daemon_down(flow_home)
+
+
+def remove_then_crash(flow_home: Path, tmp_path: Path) -> None:
+    assert flow("up", home=flow_home, env_extra=ENV).returncode == 0
+    yml = graph(tmp_path)
+    spare = tmp_path / "spawns" / "spare"
+    yml.write_text(
+        yml.read_text() + f"  - id: spare\n    path: {NODES}/spawncount.py\n"
+        f"    env: {{SPAWN_FILE: {spare}}}\n"
+    )
+    assert flow("start", str(yml), "--detach", "--name", "cut", home=flow_home).returncode == 0
+    wait_until(lambda: spare.exists(), BOUND_S, "spare never started")
+    assert flow("node", "remove", "cut", "spare", home=flow_home).returncode == 0
+    steady = next(n["pid"] for n in run_info(flow_home, "cut")["nodes"] if n["id"] == "steady")
+    os.kill(daemon_pid(flow_home), signal.SIGKILL)
+    assert not wait_gone([steady], GRACE_S + 12)
+    assert flow("up", home=flow_home, env_extra=ENV).returncode == 0
+    wait_until(lambda: spawn_counts(tmp_path)["steady"] == 2, BOUND_S, "steady never came back")
+    listed = flow("node", "list", "cut", "--json", home=flow_home).stdout.splitlines()
+    assert "spare" not in [json.loads(line)["id"] for line in listed]
+    again = flow("node", "remove", "cut", "spare", home=flow_home)
+    assert again.returncode == 1
+    assert "no node 'spare'" in again.stderr
+    assert spawn_counts(tmp_path)["spare"] == 1  # never started again

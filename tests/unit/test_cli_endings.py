@@ -27,6 +27,7 @@ def node(status: str, code: int | None = None, sig: str | None = None, **extra: 
         (node("killed", -9, "SIGKILL"),
          "killed by SIGKILL (it had not ended after STOP and SIGTERM)"),
         (node("stopped", -15, "SIGTERM", process=True), "stopped by SIGTERM"),
+        (node("stopped", 0, removed=True), "removed from the run (stopped)"),
         (node("killed", -9, "SIGKILL", process=True),
          "killed by SIGKILL (it had not ended after SIGTERM)"),
         (node("killed", -15, "SIGTERM"),
