@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
         verbs, "info", "the node, counts, rate, receivers and queues of NODE/OUTPUT, and the "
         "type and sizes of its messages seen for a moment", "flow topic info demo camera/image",
     )  # fmt: skip
-    echo = _verb(verbs, "echo", "print messages of NODE/OUTPUT as they flow, with their time",
+    echo = _verb(verbs, "echo", "print messages of NODE/OUTPUT as they flow, with their time"
+                 " (what it skips when it falls behind is counted on stderr)",
                  "flow topic echo demo camera/image --count 5 --json")  # fmt: skip
     hz = _verb(verbs, "hz", "rate and intervals of NODE/OUTPUT, from the senders' timestamps",
                "flow topic hz demo camera/image --count 60")  # fmt: skip

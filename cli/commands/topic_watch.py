@@ -209,7 +209,43 @@ def _clock(stamp_ns: int) -> str:
     return dt.datetime.fromtimestamp(stamp_ns / 1e9).strftime("%H:%M:%S.%f")[:-3]
 
 
+class Skipped:
+    """Messages the observer's bounded queue dropped while echo fell behind, read from gaps
+    in each generation's sequence numbers; said at most once a second (and at the end), so
+    that a sender outrunning the terminal does not double what is printed."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.last: tuple[int, int] | None = None  # (generation, seq) of the last one seen
+        self.pending = 0
+        self.said_at = 0.0
+
+    def see(self, generation: int, seq: int) -> None:
+        """Count the gap before the message numbered `seq` of `generation`."""
+        if self.last is not None and self.last[0] == generation and seq > self.last[1] + 1:
+            self.pending += seq - self.last[1] - 1
+        self.last = (generation, seq)
+        if self.pending and time.monotonic() - self.said_at >= 1.0:
+            self.say()
+
+    def say(self) -> None:
+        from cli import render
+
+        if self.pending:
+            render.warning(f"{self.pending} messages of {self.topic} skipped: echo fell "
+                           "behind and its queue keeps only the newest")  # fmt: skip
+            self.pending, self.said_at = 0, time.monotonic()
+
+
 def echo(observer: Observer, count: int, as_json: bool) -> int:
+    skipped = Skipped(observer.topic)
+    try:
+        return _echo(observer, count, as_json, skipped)
+    finally:
+        skipped.say()
+
+
+def _echo(observer: Observer, count: int, as_json: bool, skipped: Skipped) -> int:
     from cli import render
     from node_sdk.wire import KIND_EOS
 
@@ -222,6 +258,8 @@ def echo(observer: Observer, count: int, as_json: bool) -> int:
             render.warning(message)
             continue
         header = message.header
+        # an end-of-stream carries the last seq sent: what follows it is what it ends
+        skipped.see(header.generation, header.seq + (header.kind == KIND_EOS))
         stamp = header.timestamp_ns or time.time_ns()  # 0: a sender that did not stamp it
         meta = {k: v for k, v in message.metadata.items() if k != "timestamp"}
         if header.kind == KIND_EOS:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from helpers import NODES, flow, start_stream
+from helpers import NODES, flow, flow_env, start_stream
 
 BOUND_S = 60.0  # a safety bound on every wait, never an assertion about speed
 
@@ -105,6 +108,38 @@ def test_echo_prints_times_and_json(daemon: Path, tmp_path: Path) -> None:
     assert first["time"][:4].isdigit()  # ISO 8601, local time with its offset
     assert len(first["value"]) == 1024  # a bounded preview of a large array
     assert flow("stop", "echoes", home=daemon).returncode == 0
+
+
+FAST = """
+nodes:
+  - id: fast
+    path: sh
+    args: -c 'i=0; while :; do i=$((i+1)); echo $i; done'
+    send_stdout_as: lines
+    outputs: [lines]
+"""
+
+
+def test_echo_says_how_many_messages_it_skipped_when_it_falls_behind(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """A sender far faster than the terminal: echo's bounded queue keeps the newest, and
+    every message it skipped is said on stderr (the gaps in the printed seqs, no more)."""
+    _start(daemon, tmp_path, "fast", FAST)
+    echo = subprocess.Popen(
+        [sys.executable, "-m", "cli", "topic", "echo", "fast", "fast/lines", "--count", "3000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=flow_env(daemon),
+    )  # fmt: skip
+    time.sleep(3)  # its stdout is not read meanwhile: echo blocks on a full pipe
+    out, err = echo.communicate(timeout=BOUND_S)
+    assert echo.returncode == 0, err
+    seqs = [int(seq) for seq in re.findall(r"seq (\d+):", out)]
+    assert len(seqs) == 3000
+    gaps = sum(b - a - 1 for a, b in itertools.pairwise(seqs))
+    said = [int(n) for n in re.findall(r"warning: (\d+) messages of fast/lines skipped", err)]
+    assert gaps > 0, "echo never fell behind: the test did not test anything"
+    assert sum(said) == gaps, err
+    assert flow("stop", "fast", home=daemon).returncode == 0
 
 
 def test_info_names_receivers_queues_and_what_it_carries(daemon: Path, tmp_path: Path) -> None:

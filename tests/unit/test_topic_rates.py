@@ -1,8 +1,9 @@
-"""`flow topic hz`'s rate window: rates from send stamps, only what was sent after wiring."""
+"""`flow topic hz`'s rate window: rates from send stamps, only what was sent after wiring;
+`flow topic echo`'s count of what it skipped."""
 
 from __future__ import annotations
 
-from cli.commands.topic_watch import RateWindow
+from cli.commands.topic_watch import RateWindow, Skipped
 
 PERIOD_NS = 33_333_333  # 30 Hz
 SINCE_NS = 10**18
@@ -34,3 +35,13 @@ def test_the_window_keeps_only_its_span_and_needs_two_messages() -> None:
     assert rates.total == 90
     rates.trim(200 * PERIOD_NS)  # the sender went quiet: nothing left to time
     assert rates.summary() is None
+
+
+def test_skipped_counts_gaps_within_a_generation_only() -> None:
+    skipped = Skipped("n/out")
+    skipped.said_at = float("inf")  # hold what it counts, to read it here
+    for generation, seq in ((1, 1), (1, 2), (1, 5), (2, 1), (2, 2), (2, 10)):
+        skipped.see(generation, seq)
+    assert skipped.pending == 2 + 7  # a new generation numbers from 1: no gap there
+    skipped.see(2, 11)  # an end-of-stream right after its last message (seq 10 + 1)
+    assert skipped.pending == 9
