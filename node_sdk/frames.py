@@ -63,6 +63,13 @@ def encode_data(
     return [header, payload.data]
 
 
+def payload_bytes(frames: Sequence[Any]) -> int:
+    """The payload's size in the frames `encode_data` made: what follows the header and
+    its extra (the `bytes` an output's statistics count)."""
+    extra_len: int = HEADER.unpack_from(frames[0])[-1]
+    return sum(memoryview(frame).nbytes for frame in frames) - HEADER_SIZE - extra_len
+
+
 def with_seq(frames: list[Any], seq: int) -> list[Any]:
     """The same message numbered `seq`, for an edge that numbers its messages from its own
     start (the keeper's live edges): the first frame, which begins with the header, copied."""
