@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import zmq
 
+from daemon.cluster.host import Host
 from daemon.keeper.process import Keeper
 from daemon.keeper.stdout_output import EndedOutputs
+from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import NodeSpec, RestartPolicy
 from daemon.model.keeper_messages import (
     Edge,
@@ -27,6 +29,7 @@ from daemon.model.keeper_messages import (
     decode,
     encode,
 )
+from daemon.run.placement import RemoteKeeper
 from daemon.run.slot import NodeSlot
 from daemon.run.stdout_stats import merge_stdout_stats, with_stdout_counts
 from node_sdk.channel import Stats
@@ -186,3 +189,19 @@ def test_a_node_with_its_own_report_gets_the_keepers_counts_in_it() -> None:
     )  # fmt: skip
     node.generation = 3  # restarted: the last generation's counts are not this one's
     assert with_stdout_counts(node, own) == own
+
+
+def test_a_member_relays_the_counts_of_its_nodes_to_the_coordinator() -> None:
+    """A node placed on a member: its keeper's report goes over the cluster link as every
+    keeper message but `pong` does, and reaches the run's keeper events on the coordinator."""
+    relayed: list[Carry] = []
+    host = Host(rt=None, keys=None,  # type: ignore[arg-type]  # neither is read here
+                link_send=lambda c: relayed.append(c) is None, connected=lambda: True)  # fmt: skip
+    report = StdoutStats((OutputCounts("talker", 1, "lines", 5, 0, 30),))
+    host._from_keeper("run-1", report)
+    (carry,) = relayed
+    assert (carry.run, carry.kind) == ("run-1", "keeper")
+    heard: list[Any] = []
+    remote = RemoteKeeper("member-1", "run-1", relay=None, on_event=heard.append)  # type: ignore[arg-type]
+    remote.deliver(carry.body)
+    assert heard == [report]
