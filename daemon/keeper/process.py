@@ -247,6 +247,7 @@ class Keeper:
     def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
             self._send(State(nodes=node_states(self.children), degraded=self.degraded))
+            self._report_stats(time.monotonic(), every=True)
         elif isinstance(message, Spawn):
             self._spawn(message)
         elif isinstance(message, Signal):
@@ -363,10 +364,10 @@ class Keeper:
             with contextlib.suppress(OSError):
                 stream.close()
 
-    def _report_stats(self, now: float) -> None:
+    def _report_stats(self, now: float, every: bool = False) -> None:
         self.last_stats = now
         live = [c.stdout_output for c in self.children.values() if c.stdout_output is not None]
-        for report in self.ended_outputs.stats(live):
+        for report in self.ended_outputs.stats(live, every):
             self._send(report)
 
     def _report_exit(self, child: Child) -> None:

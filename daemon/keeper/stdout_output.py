@@ -260,12 +260,13 @@ class EndedOutputs:
         return StdoutOutput.open(context, stdout_as.source, generation, edges,
                                  stdout_as.restartable, stdout_as.held, stdout_as.tcp)  # fmt: skip
 
-    def stats(self, live: Iterable[StdoutOutput]) -> list[StdoutStats]:
+    def stats(self, live: Iterable[StdoutOutput], every: bool = False) -> list[StdoutStats]:
         """The reports of what changed on the running generations' outputs (`live`) and the
         ended ones' (whose held lines may go out after their end), at most MAX_COUNTED
-        outputs each."""
+        outputs each; `every`: of all of them (a daemon that attaches knows none)."""
         outputs = (*live, *self.by_node.values())
-        due = [o.counts.report(o.source, o.generation) for o in outputs if o.counts.due()]
+        due = [o.counts.report(o.source, o.generation)
+               for o in outputs if o.counts.due() or every]  # fmt: skip
         chunks = range(0, len(due), MAX_COUNTED)
         return [StdoutStats(tuple(due[at : at + MAX_COUNTED])) for at in chunks]
 

@@ -19,11 +19,13 @@ from daemon.keeper.stdout_output import EndedOutputs
 from daemon.model.cluster_messages import Carry
 from daemon.model.descriptor import NodeSpec, RestartPolicy
 from daemon.model.keeper_messages import (
+    Attach,
     Edge,
     Exited,
     OutputCounts,
     Quit,
     Spawn,
+    State,
     StdoutAs,
     StdoutStats,
     decode,
@@ -125,6 +127,10 @@ def test_the_keeper_reports_a_nodes_counts_before_its_exit(
         # the last before the exit has both lines: none is left for a report after it
         assert stats[-1].outputs == (OutputCounts("talker", 1, "lines", 2, 0, 8),)
         assert heard.index(stats[-1]) < len(heard) - 1
+        # a daemon that attaches (one back after a crash) is told them again, changed or not
+        daemon.send(encode(Attach()))
+        assert isinstance(decode(daemon.recv()), State)
+        assert decode(daemon.recv()) == stats[-1]
     finally:
         daemon.send(encode(Quit()))
         thread.join(BOUND_MS / 1000)
