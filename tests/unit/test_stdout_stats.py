@@ -35,6 +35,8 @@ from daemon.run.placement import RemoteKeeper
 from daemon.run.slot import NodeSlot
 from daemon.run.stdout_stats import merge_stdout_stats, with_stdout_counts
 from node_sdk.channel import Stats
+from node_sdk.frames import encode_data, payload_bytes
+from node_sdk.wire import encode_payload
 
 BOUND_MS = 10_000
 
@@ -137,6 +139,12 @@ def test_the_keeper_reports_a_nodes_counts_before_its_exit(
         daemon.close(linger=0)
         pull.close(linger=0)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("line", ["", "line 1", "é" * 10, "x" * (1 << 17)], ids=len)
+def test_a_lines_bytes_are_its_payloads_packed_or_not(line: str) -> None:
+    frames = encode_data(line, source="talker/lines", generation=1, seq=1, timestamp_ns=1)
+    assert payload_bytes(frames) == encode_payload(line).nbytes == len(line.encode())
 
 
 # ------------------------------------------------------------------ the daemon's side
