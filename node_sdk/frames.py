@@ -31,6 +31,7 @@ from node_sdk.wire import (
 )
 
 _EMPTY = b""
+_EXTRA_LEN = struct.Struct("<I")  # the header's last field: the length of its extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,15 @@ def encode_data(
         return [b"".join((header, payload.data))]
     header = pack_header(payload.kind, generation, seq, timestamp_ns, extra, FLAG_LARGE)
     return [header, payload.data]
+
+
+def payload_bytes(frames: Sequence[Any]) -> int:
+    """The payload's size in the frames `encode_data` made: what follows the header and
+    its extra (the `bytes` an output's statistics count)."""
+    if len(frames) > 1:  # `[header and extra, payload]`
+        return memoryview(frames[1]).nbytes
+    (extra_len,) = _EXTRA_LEN.unpack_from(frames[0], HEADER_SIZE - _EXTRA_LEN.size)
+    return len(frames[0]) - HEADER_SIZE - int(extra_len)
 
 
 def with_seq(frames: list[Any], seq: int) -> list[Any]:

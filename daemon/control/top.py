@@ -100,7 +100,8 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "rates": rates,
                     # what the node does: messages taken in on every input, and sent on
                     # every output (a source, a camera, only sends); None until two
-                    # reports gave a rate (a node that reports nothing: not an SDK node)
+                    # reports gave a rate (a node that reports nothing: not an SDK node, and
+                    # no `send_stdout_as` output, which its keeper reports)
                     "in_rate": _total(rates, outputs=False),
                     "out_rate": _total(rates, outputs=True),
                     "dropped": sum(i.get("dropped", 0) for i in inputs.values())

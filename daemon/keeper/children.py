@@ -16,8 +16,9 @@ from daemon.keeper import affinity
 from daemon.keeper.forking import Forker
 from daemon.keeper.logs import NodeLog
 from daemon.keeper.reaper import die_with_this_thread
-from daemon.keeper.stdout_output import StdoutOutput
+from daemon.keeper.stdout_output import StdoutOutput, log_entry_value
 from daemon.model.keeper_messages import NodeState
+from daemon.model.logformat import level_number, record_from_output
 
 STDERR_TAIL = 20
 MAX_LINE = 64 * 1024
@@ -62,6 +63,20 @@ class Child:
         if rest:
             self.pending[fd] = rest
         return lines
+
+    def line(self, stream: str, raw: bytes) -> None:
+        """One whole line of its `stream`: into its log (and stderr tail), and sent on its
+        `send_stdout_as` or `send_logs_as` output, if it has one."""
+        record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+        if stream == "stderr":
+            self.tail.append(record.message)
+        output = self.stdout_output
+        if output is not None and self.sends_records:
+            if record.stream == "log" and level_number(record) >= self.records_level:
+                output.send_line(log_entry_value(self.node, record))
+        elif output is not None and stream == "stdout":
+            output.send_line(record.message)
+        self.log.write(record)
 
 
 def node_states(children: Mapping[str, Child]) -> dict[str, NodeState]:

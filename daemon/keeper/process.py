@@ -37,7 +37,7 @@ from daemon.keeper.ledger import append_exit
 from daemon.keeper.logs import NodeLog, Tee
 from daemon.keeper.reaper import Descendants, become_subreaper
 from daemon.keeper.shm_cleanup import remove_run_segments
-from daemon.keeper.stdout_output import EndedOutputs, log_entry_value
+from daemon.keeper.stdout_output import EndedOutputs
 from daemon.model.keeper_messages import (
     Attach,
     Degraded,
@@ -59,7 +59,6 @@ from daemon.model.keeper_messages import (
     decode,
     encode,
 )
-from daemon.model.logformat import level_number, record_from_output
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +68,7 @@ ORPHAN_KILL_S = 5.0  # nodes stopped for a lost daemon get this long before SIGK
 TICK_S = 0.2
 TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
 SCAN_S = 1.0  # how often the run's descendants are looked for (tracked, reaped)
+STATS_S = 1.0  # how often what changed on `send_stdout_as` outputs is reported, as SDK nodes do
 # FLOW_TEST_HOOKS=keeper-raise: the loop raises once a node lives (tests/faults)
 _TEST_FAULT = os.environ.get("FLOW_TEST_HOOKS", "")
 
@@ -97,6 +97,7 @@ class Keeper:
     subreaper: bool = False
     descendants: Descendants = attrs.field(factory=lambda: Descendants(whole_process=False))
     last_scan: float = 0.0
+    last_stats: float = 0.0
     ended_outputs: EndedOutputs = attrs.field(factory=EndedOutputs)
     forker: Forker = attrs.field(factory=Forker)  # Python nodes by fork (a subreaper only)
     _poller: zmq.Poller = attrs.field(factory=zmq.Poller)
@@ -174,6 +175,8 @@ class Keeper:
         now = time.monotonic()
         if self.children and now - self.last_scan >= SCAN_S:
             self._scan(now)
+        if now - self.last_stats >= STATS_S:
+            self._report_stats(now)
         if self.degraded is not None and self._dropped() != self.reported_drops:
             self._report_degraded()  # at most once a tick: the count of lines lost
         if self.ending_at is None and now - self.last_contact > self.grace:
@@ -244,6 +247,7 @@ class Keeper:
     def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
             self._send(State(nodes=node_states(self.children), degraded=self.degraded))
+            self._report_stats(time.monotonic(), every=True)
         elif isinstance(message, Spawn):
             self._spawn(message)
         elif isinstance(message, Signal):
@@ -344,21 +348,9 @@ class Keeper:
             chunk = b""
         stream = child.pipes[fd]
         for line in child.lines(fd, chunk):
-            self._line(child, stream, line)
+            child.line(stream, line)
         if not chunk:
             self._drop_fd(child, fd)
-
-    def _line(self, child: Child, stream: str, raw: bytes) -> None:
-        record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
-        if stream == "stderr":
-            child.tail.append(record.message)
-        output = child.stdout_output  # send_stdout_as or send_logs_as, if the node has one
-        if output is not None and child.sends_records:
-            if record.stream == "log" and level_number(record) >= child.records_level:
-                output.send_line(log_entry_value(child.node, record))
-        elif output is not None and stream == "stdout":
-            output.send_line(record.message)
-        child.log.write(record)
 
     def _drop_fd(self, child: Child, fd: int) -> None:
         with contextlib.suppress(KeyError):
@@ -372,9 +364,16 @@ class Keeper:
             with contextlib.suppress(OSError):
                 stream.close()
 
+    def _report_stats(self, now: float, every: bool = False) -> None:
+        self.last_stats = now
+        live = [c.stdout_output for c in self.children.values() if c.stdout_output is not None]
+        for report in self.ended_outputs.stats(live, every):
+            self._send(report)
+
     def _report_exit(self, child: Child) -> None:
         child.reported = True
         self._close_child(child)
+        self._report_stats(time.monotonic())  # its last lines counted before its exit
         # it ended on its own (or by the daemon), not by us: a later recovery must know
         if self.ending_at is None and self.ledger is not None:
             append_exit(self.ledger, child.node, child.generation, child.code)

@@ -21,50 +21,30 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 import zmq
 
+from daemon.keeper.stdout_counts import SentCounts
+from daemon.keeper.stdout_edges import StdoutEdge, collect_credits, connect, machine_curve
 from daemon.model.keeper_messages import (
+    MAX_COUNTED,
     StdoutAs,
     StdoutKeys,
+    StdoutStats,
     UnwireStdout,
     WireStdout,
     converter,
 )
 from daemon.model.logformat import LogRecord, log_entry_json
-from node_sdk.config import TcpSecurity, is_tcp
-from node_sdk.errors import NodeError
-from node_sdk.frames import encode_data, encode_eos, with_seq
-from node_sdk.wire import unpack_credit
-
-if TYPE_CHECKING:
-    from node_sdk.tcp import Curve
+from node_sdk.config import is_tcp
+from node_sdk.frames import encode_data, encode_eos, payload_bytes
 
 log = logging.getLogger(__name__)
 
-SNDHWM = 1000
 HELD_LINES = 1000  # lines kept for receivers not yet connected (as many as one queue holds)
-
-
-@attrs.define(eq=False)
-class _Edge:
-    """One receiving input: a PUSH, or for a backpressure input a DEALER with credits."""
-
-    endpoint: str
-    socket: zmq.Socket[bytes]
-    credits: int | None  # None: drop_oldest, no credit accounting
-    # a live edge (an observer, a recorder...): the lines of each generation printed before
-    # it was wired, which it never gets; it numbers the rest from 1, as the SDK numbers
-    # each of its edges (a receiver counts a gap as messages lost)
-    before: dict[int, int] = attrs.field(factory=dict)
-
-    def numbered(self, generation: int, seq: int, frames: list[Any]) -> list[Any]:
-        """`frames` (numbered `seq` in `generation`: a line, or an end-of-stream's last
-        line) as this edge numbers them."""
-        skipped = self.before.get(generation, 0)
-        return with_seq(frames, seq - skipped) if skipped else frames
 
 
 @attrs.define(eq=False)
@@ -73,13 +53,13 @@ class StdoutOutput:
 
     source: str  # "node/output"
     generation: int
-    edges: list[_Edge]
+    edges: list[StdoutEdge]
     restartable: bool = False  # its node may come back: end-of-stream ends a generation
     # frames made before `release`, as (end-of-stream: never dropped, generation, line,
     # frames); None: released
     held: deque[tuple[bool, int, int, list[Any]]] | None = None
     seq: int = 0
-    dropped: int = 0
+    counts: SentCounts = attrs.field(factory=SentCounts)  # this generation's (stdout_counts)
 
     @classmethod
     def open(
@@ -92,8 +72,8 @@ class StdoutOutput:
         held: bool = False,
         keys: StdoutKeys | None = None,
     ) -> StdoutOutput:
-        curve = _curve(source, keys) if keys is not None else None
-        built = [e for e in (_connect(context, source, edge, curve) for edge in edges) if e]
+        curve = machine_curve(source, keys) if keys is not None else None
+        built = [e for e in (connect(context, source, edge, curve) for edge in edges) if e]
         return cls(
             source=source,
             generation=generation,
@@ -115,8 +95,9 @@ class StdoutOutput:
         an observer or a recorder wired to a running node starts from what it says next)."""
         if edge["endpoint"] in self.endpoints():
             return  # wired already: by the spawn, which carries the run's live edges
-        curve = _curve(self.source, keys) if keys is not None and is_tcp(edge["endpoint"]) else None
-        added = _connect(context, self.source, edge, curve)
+        tcp = keys is not None and is_tcp(edge["endpoint"])
+        curve = machine_curve(self.source, keys) if keys is not None and tcp else None
+        added = connect(context, self.source, edge, curve)
         if added is not None:
             added.before[self.generation] = self.seq
             self.edges.append(added)
@@ -160,7 +141,7 @@ class StdoutOutput:
         for index, (eos, *_) in enumerate(held):
             if not eos:
                 del held[index]  # its number goes with it: the receiver counts a drop
-                self.dropped += 1
+                self.counts.dropped += 1
                 return
 
     def release(self) -> None:
@@ -187,19 +168,22 @@ class StdoutOutput:
             self._send_eos(self.generation, self.seq, frames)
 
     def _send(self, generation: int, line: int, frames: list[Any]) -> None:
+        self.counts.bytes += payload_bytes(frames)  # once, however many receivers
         for edge in self.edges:
             if line <= edge.before.get(generation, 0):
                 continue  # printed before it was wired
             if edge.credits is not None:
-                edge.credits += _collect_credits(edge.socket)
+                edge.credits += collect_credits(edge.socket)
                 if edge.credits <= 0:
-                    self.dropped += 1  # the keeper never waits on a slow receiver
+                    self.counts.dropped += 1  # the keeper never waits on a slow receiver
                     continue
                 edge.credits -= 1
             try:
                 edge.socket.send_multipart(edge.numbered(generation, line, frames), zmq.NOBLOCK)
             except zmq.Again:
-                self.dropped += 1
+                self.counts.dropped += 1
+            else:
+                self.counts.sent += 1
 
     def _send_eos(self, generation: int, last: int, frames: list[Any]) -> None:
         for edge in self.edges:
@@ -276,68 +260,20 @@ class EndedOutputs:
         return StdoutOutput.open(context, stdout_as.source, generation, edges,
                                  stdout_as.restartable, stdout_as.held, stdout_as.tcp)  # fmt: skip
 
+    def stats(self, live: Iterable[StdoutOutput], every: bool = False) -> list[StdoutStats]:
+        """The reports of what changed on the running generations' outputs (`live`) and the
+        ended ones' (whose held lines may go out after their end), at most MAX_COUNTED
+        outputs each; `every`: of all of them (a daemon that attaches knows none)."""
+        outputs = (*live, *self.by_node.values())
+        due = [o.counts.report(o.source, o.generation)
+               for o in outputs if o.counts.due() or every]  # fmt: skip
+        chunks = range(0, len(due), MAX_COUNTED)
+        return [StdoutStats(tuple(due[at : at + MAX_COUNTED])) for at in chunks]
+
     def close_all(self) -> None:
         for output in self.by_node.values():
             output.close()
         self.by_node.clear()
-
-
-def _connect(
-    context: zmq.Context[zmq.Socket[bytes]],
-    source: str,
-    edge: dict[str, Any],
-    curve: Curve | None,
-) -> _Edge | None:
-    """The socket of one receiving input, connected; None, with the cause logged, for a
-    tcp:// one that cannot be secured."""
-    backpressure = edge.get("policy") == "backpressure"
-    # a backpressure input is a ROUTER that pays credits back (node_sdk.wire)
-    socket = context.socket(zmq.DEALER if backpressure else zmq.PUSH)
-    socket.setsockopt(zmq.LINGER, 500)
-    socket.setsockopt(zmq.SNDHWM, SNDHWM)
-    if is_tcp(edge["endpoint"]):  # another machine: CURVE as any node's edge
-        if curve is None:
-            log.error("%s: no machine key: edge to %s not opened", source, edge["endpoint"])
-            socket.close()
-            return None
-        try:
-            curve.client(socket, edge.get("server_key"), edge["endpoint"])
-        except NodeError as exc:
-            log.error("%s: %s", source, exc)
-            socket.close()
-            return None
-    try:
-        socket.connect(edge["endpoint"])
-    except zmq.ZMQError as exc:  # an endpoint zmq refuses: that edge only
-        log.error("%s: edge to %s not opened: %s", source, edge["endpoint"], exc)
-        socket.close()
-        return None
-    credits = int(edge.get("queue_size") or 10) if backpressure else None
-    return _Edge(edge["endpoint"], socket, credits)
-
-
-def _curve(source: str, keys: StdoutKeys) -> Curve | None:
-    """The machine's CURVE keys for tcp:// edges (a run placed on several machines), or
-    None, with the cause logged, when its key file cannot be used."""
-    from node_sdk.tcp import Curve  # only a keeper sending to another machine pays for it
-
-    security = TcpSecurity(keys.public_key, keys.secret_file, (), keys.heartbeat_ms / 1000,
-                           keys.timeout_ms / 1000)  # fmt: skip
-    try:
-        return Curve(security)
-    except NodeError as exc:
-        log.error("%s: %s", source, exc)
-        return None
-
-
-def _collect_credits(socket: zmq.Socket[bytes]) -> int:
-    """Credit frames the receiver sent back since the last look."""
-    total = 0
-    while True:
-        try:
-            total += unpack_credit(socket.recv(zmq.NOBLOCK))
-        except zmq.Again:
-            return total
 
 
 def log_entry_value(node: str, record: LogRecord) -> object:

@@ -22,6 +22,7 @@ MAX_MESSAGE_BYTES: Final = 4 << 20  # a spawn carries the node's whole environme
 MAX_DEPTH: Final = 8  # the deepest message (state -> nodes -> node -> tail) is 4
 MAX_STRING: Final = 1 << 20
 MAX_INT: Final = 1 << 62
+MAX_COUNTED: Final = 1024  # outputs in one `stdout_stats` (a dataflow holds at most 1024 nodes)
 
 
 class KeeperMessageError(ValueError):
@@ -41,6 +42,11 @@ def _exit_code(instance: object, attribute: attrs.Attribute[int | None], value: 
     """An exit status (0..255) or minus the signal that ended the process."""
     if value is not None and not (0 <= value <= 255 or -value in _SIGNALS):
         raise ValueError(f"{attribute.name} {value} is neither an exit status nor -signal")
+
+
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} {value} is negative")
 
 
 # ------------------------------------------------------------------ daemon -> keeper
@@ -198,15 +204,44 @@ class Degraded:
     dropped: int = 0
 
 
+@attrs.frozen
+class OutputCounts:
+    """What the keeper sent on one node's `send_stdout_as` output in one generation, counted
+    as an SDK node counts an output in its `stats`: messages `sent` (one line to N receivers
+    is N), `dropped` (a full queue, no credit, a full held queue), payload `bytes` (each
+    line once)."""
+
+    node: str
+    generation: int = attrs.field(validator=_count)
+    output: str
+    sent: int = attrs.field(validator=_count)
+    dropped: int = attrs.field(validator=_count)
+    bytes: int = attrs.field(validator=_count)
+
+
+def _counted(instance: object, attribute: attrs.Attribute[tuple[OutputCounts, ...]],
+             value: tuple[OutputCounts, ...]) -> None:  # fmt: skip
+    if len(value) > MAX_COUNTED:
+        raise ValueError(f"{attribute.name}: {len(value)} entries, more than {MAX_COUNTED}")
+
+
+@attrs.frozen
+class StdoutStats:
+    """The counts of the `send_stdout_as` outputs that changed (about once a second while
+    they change, and once more after, so that a rate falls back to 0)."""
+
+    outputs: tuple[OutputCounts, ...] = attrs.field(validator=_counted)
+
+
 ToKeeper = Attach | Ping | Quit | Signal | Spawn | Release | WireStdout | UnwireStdout
-FromKeeper = Pong | State | Spawned | SpawnFailed | Exited | Degraded
+FromKeeper = Pong | State | Spawned | SpawnFailed | Exited | Degraded | StdoutStats
 KeeperMessage = ToKeeper | FromKeeper
 
 TAGS: Final[dict[type[Any], str]] = {
     Attach: "attach", Ping: "ping", Quit: "quit", Signal: "signal", Spawn: "spawn",
     Release: "release", WireStdout: "wire_stdout", UnwireStdout: "unwire_stdout",
     Pong: "pong", State: "state", Spawned: "spawned", SpawnFailed: "spawn_failed",
-    Exited: "exited", Degraded: "degraded",
+    Exited: "exited", Degraded: "degraded", StdoutStats: "stdout_stats",
 }  # fmt: skip
 _KINDS: Final = {tag: kind for kind, tag in TAGS.items()}
 

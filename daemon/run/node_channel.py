@@ -21,6 +21,7 @@ from daemon.model.node_stats import merge_report
 from daemon.model.once import OncePerKey
 from daemon.run import ipc_files
 from daemon.run.slot import NodeSlot
+from daemon.run.stdout_stats import with_stdout_counts
 from daemon.run.zmq_trio import Frames, SocketOwner
 from node_sdk import channel
 from node_sdk.config import MAX_GENERATION, NodeConfig
@@ -120,7 +121,7 @@ class NodeChannel:
             slot.bye()  # a dynamic node's slot is freed with it
         elif isinstance(message, channel.Stats):
             now = time.monotonic()
-            slot.stats = merge_report(slot.stats, message, now)
+            slot.stats = merge_report(slot.stats, with_stdout_counts(slot, message), now)
             slot.active_at = now - message.away_ms / 1000
         elif isinstance(message, channel.ParamAck) and self.param_acks is not None:
             self.param_acks(run_id, node_id, message)

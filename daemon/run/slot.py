@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from daemon.model.descriptor import NodeSpec
-from daemon.model.keeper_messages import Exited, NodeState, Spawned, SpawnFailed
+from daemon.model.keeper_messages import Exited, NodeState, OutputCounts, Spawned, SpawnFailed
 from daemon.model.retry import Backoff, RetryExhausted
 from daemon.model.states import NodeStatus
 from daemon.run.retry import retry_async
@@ -104,7 +104,8 @@ class NodeSlot:
     restart_requested: bool = False  # `flow node restart`: the next generation comes at once
     killed: bool = False
     lost: bool = False  # its machine was lost past the grace: it ends `lost`
-    stats: dict[str, Any] | None = None  # the node's latest statistics report
+    stats: dict[str, Any] | None = None  # its latest statistics (daemon/run/stdout_stats.py)
+    stdout_counts: OutputCounts | None = None  # its keeper's, for its own next `stats` report
     attached: bool = False  # a dynamic node's process is attached (`attach` / `detach`)
     last_seen: float = 0.0  # monotonic time of the node's last message
     active_at: float = 0.0  # when its own thread was last in next() or sending (health.py)
@@ -190,10 +191,8 @@ class NodeSlot:
         """The keeper is gone and its report with it: this generation ends as failed."""
         self.spawn_error = self.spawn_error or cause  # never retried: nothing could spawn it
         self.stderr_tail = [*self.stderr_tail, cause]
-        self.spawned.set()
-        self.exited.set()
-        self.settled.set()
-        self._stopping.set()
+        for event in (self.spawned, self.exited, self.settled, self._stopping):
+            event.set()
 
     def mark_connected(self) -> None:
         self.connected.set()

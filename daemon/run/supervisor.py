@@ -26,6 +26,7 @@ from daemon.model.keeper_messages import (
     Signal,
     Spawned,
     SpawnFailed,
+    StdoutStats,
     UnwireStdout,
 )
 from daemon.model.restart_policy import decide
@@ -37,6 +38,7 @@ from daemon.run.placement import PlacedRun
 from daemon.run.receiver_word import tell_late_sender, tell_senders
 from daemon.run.slot import NodeSlot
 from daemon.run.spawn_request import spawn_request, stdout_wire
+from daemon.run.stdout_stats import merge_stdout_stats
 from daemon.store import Store
 from node_sdk import channel, paths
 from node_sdk.config import Edge as WireEdge
@@ -260,6 +262,8 @@ class Run:
         if isinstance(message, Degraded):
             lost = f" ({message.dropped} log lines dropped)" if message.dropped else ""
             self.mark_degraded(f"{message.what or 'side work'}{lost}")
+        elif isinstance(message, StdoutStats):
+            merge_stdout_stats(self.slots, message)
         elif isinstance(message, Spawned | SpawnFailed | Exited):
             slot = self.slots.get(message.node)
             if slot is not None:

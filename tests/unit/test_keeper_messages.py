@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.model.keeper_messages import (
+    MAX_COUNTED,
     MAX_DEPTH,
     TAGS,
     Attach,
@@ -19,6 +20,7 @@ from daemon.model.keeper_messages import (
     KeeperMessage,
     KeeperMessageError,
     NodeState,
+    OutputCounts,
     Ping,
     Pong,
     Quit,
@@ -30,6 +32,7 @@ from daemon.model.keeper_messages import (
     State,
     StdoutAs,
     StdoutKeys,
+    StdoutStats,
     UnwireStdout,
     WireStdout,
     decode,
@@ -48,6 +51,8 @@ EVERY_KIND: list[KeeperMessage] = [
     State({"a": NodeState(2, 1234, None, True, ("last line",))}, "logs: disk full"),
     Spawned("a", 1, 99), SpawnFailed("a", 1, "no such file"), Exited("a", 1, -9, ("x",)),
     Degraded("logs: disk full", 3),
+    StdoutStats((OutputCounts("talker", 2, "lines", 40, 1, 320),
+                 OutputCounts("b", 1, "o", 0, 0, 0))),
 ]  # fmt: skip
 
 
@@ -107,6 +112,10 @@ JSON = st.recursive(
                 "what",
                 "dropped",
                 "degraded",
+                "outputs",
+                "output",
+                "sent",
+                "bytes",
                 "extra",
             ]
         ),
@@ -136,6 +145,25 @@ def test_structured_garbage_of_every_kind(tag: str, body: dict[str, Any]) -> Non
         b'{"t":"exited","node":"a","generation":1,"code":4611686018427387904,"tail":[]}',
         b'{"t":"exited","node":"a","generation":1,"code":-33,"tail":[]}',
         b'{"t":"ping","more":1}',
+        # stdout_stats: counts are whole numbers, never negative, never coerced
+        b'{"t":"stdout_stats","outputs":{"a":1}}',
+        b'{"t":"stdout_stats","outputs":[[1]]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":1,"output":"o","sent":-1,'
+        b'"dropped":0,"bytes":0}]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":-1,"output":"o","sent":1,'
+        b'"dropped":0,"bytes":0}]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":1,"output":"o","sent":1.5,'
+        b'"dropped":0,"bytes":0}]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":1,"output":"o","sent":"1",'
+        b'"dropped":0,"bytes":0}]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":1,"output":"o","sent":1,'
+        b'"dropped":0}]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":1,"output":"o","sent":1,'
+        b'"dropped":0,"bytes":0,"rate":3}]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":1,"output":"o","sent":true,'
+        b'"dropped":0,"bytes":0}]}',
+        b'{"t":"stdout_stats","outputs":[{"node":"a","generation":1,"output":"o","sent":'
+        + b"9" * 30 + b',"dropped":0,"bytes":0}]}',
         b'{"t":"nothing"}',
         b'{"t":["ping"]}',
         b'"ping"',
@@ -155,3 +183,14 @@ def test_nesting_is_bounded() -> None:
     data = json.dumps({"t": "exited", "node": "a", "generation": 1, "code": 0, "tail": deep})
     with pytest.raises(KeeperMessageError, match="deeper"):
         decode(data.encode())
+
+
+def test_stdout_stats_are_bounded_in_entries() -> None:
+    entry = {"node": "a", "generation": 1, "output": "o", "sent": 1, "dropped": 0, "bytes": 5}
+    fits = json.dumps({"t": "stdout_stats", "outputs": [entry] * MAX_COUNTED}).encode()
+    message = decode(fits)
+    assert isinstance(message, StdoutStats)
+    assert len(message.outputs) == MAX_COUNTED
+    over = json.dumps({"t": "stdout_stats", "outputs": [entry] * (MAX_COUNTED + 1)}).encode()
+    with pytest.raises(KeeperMessageError, match=f"more than {MAX_COUNTED}"):
+        decode(over)

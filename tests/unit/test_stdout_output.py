@@ -57,7 +57,7 @@ def test_held_lines_wait_for_the_release_and_the_oldest_go_first(
     assert output is not None
     for i in range(HELD_LINES + 5):
         output.send_line(f"line {i + 1}")
-    assert output.dropped == 5
+    assert output.counts.dropped == 5
     assert not pull.poll(100), "a held line went out"
     output.release()
     output.send_line("after")
