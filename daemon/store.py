@@ -128,17 +128,19 @@ class Store:
         text: str | None = None,
         machines: dict[str, str] | None = None,
         processes: Collection[str] = (),
+        record: str | None = None,
     ) -> None:
         """Record a new run and its nodes (id, initial status, the machine of each in a run
-        placed on several, and which are process nodes) in one transaction."""
+        placed on several, and which are process nodes) in one transaction; `record`: the
+        file it is recorded into from its start."""
         where = machines or {}
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute(
-                    "INSERT INTO runs (id, name, status, path, created, origin, env, text)"
-                    " VALUES (?, ?, 'starting', ?, ?, ?, ?, ?)",
-                    (run_id, name, path, time.time(), origin, json.dumps(env), text),
+                    "INSERT INTO runs (id, name, status, path, created, origin, env, text,"
+                    " record) VALUES (?, ?, 'starting', ?, ?, ?, ?, ?, ?)",
+                    (run_id, name, path, time.time(), origin, json.dumps(env), text, record),
                 )
                 self.db.executemany(
                     "INSERT INTO nodes (run_id, node_id, position, status, machine, process)"
@@ -264,6 +266,7 @@ class Store:
             "degraded": row["degraded"],
             "origin": row["origin"],
             "recovered": bool(row["recovered"]),
+            "record": row["record"],
             "nodes": [
                 {
                     "id": n["node_id"],

@@ -15,6 +15,7 @@ that failed (everything after a failed write).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -220,7 +221,8 @@ def main() -> int:
     os.nice(10)
     sys.setswitchinterval(0.0005)
     summary = record(json.loads(sys.argv[1]))
-    print(json.dumps(summary), flush=True)
+    with contextlib.suppress(BrokenPipeError):  # the daemon died: nobody left to tell
+        print(json.dumps(summary), flush=True)
     os._exit(0)  # a writer still stuck on a slow disk is not waited for
 
 

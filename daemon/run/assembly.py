@@ -68,7 +68,7 @@ async def open_runtime(
             attach = functools.partial(dynamic.attach, rt) if dynamic_nodes else None
             rt.params = params.ParamDesk(store)
             rt.channel = NodeChannel(
-                owner=owner, find_slot=rt.find_slot, attach=attach,
+                owner=owner, find_slot=rt.find_slot, heard=rt.heard_from, attach=attach,
                 greet=functools.partial(params.greeting, store), param_acks=rt.params.on_ack,
                 route=rt.run_send,
             )  # fmt: skip

@@ -82,6 +82,8 @@ async def supervise(
                 adopted = adopt is not None and slot.id in state and not slot.status.finished
                 if adopted:
                     slot.adopt(state[slot.id])
+                    if slot.spec.connects and state[slot.id].alive:
+                        run.unheard.add(slot.id)  # until its DEALER finds this daemon
                 nursery.start_soon(functools.partial(slot.serve, adopted=adopted))
                 nursery.start_soon(run.watch_slot, slot)
             for slot in run.spawned:

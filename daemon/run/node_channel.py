@@ -70,6 +70,8 @@ class NodeChannel:
     # `greet` gives go there, where the node is (this socket reaches only this machine's)
     route: Callable[[str], Callable[[bytes, channel.Message], bool] | None] | None = None
     attach_elsewhere: AttachElsewhere | None = None
+    # a node of a run was heard from (its run resends what an adopted node missed)
+    heard: Callable[[str, NodeSlot], None] | None = None
 
     def send(self, identity: bytes, message: channel.Message) -> bool:
         """A message to one node (typed: it encodes to what the node decodes). False when
@@ -112,6 +114,8 @@ class NodeChannel:
                 self.send(identity, channel.Stop())
             return
         slot.last_seen = time.monotonic()
+        if self.heard is not None:
+            self.heard(run_id, slot)
         if isinstance(message, channel.Hello):
             send = (self.route(run_id) if self.route is not None else None) or self.send
             for param in self.greet(run_id, slot) if self.greet is not None else ():

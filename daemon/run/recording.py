@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -36,6 +38,8 @@ STOP_S: Final = 20.0  # to drain, write out its queue and finish the file (it bo
 RECORDER_QUEUE: Final = 100  # the live edges' queue size, as an observer's
 LEASE_S: Final = 5.0  # `flow record`: a recording nobody renews this long is stopped
 MAX_LINE: Final = 1 << 20
+MAX_RECOVERED: Final = 1000  # `.recovered-N` names tried for a recovered run's recording
+_RECOVERED_TAIL: Final = re.compile(r"\.recovered-\d+$")
 
 
 @attrs.define(eq=False)
@@ -115,6 +119,21 @@ def _tcp_keys(run: Run) -> dict[str, Any] | None:
         "heartbeat_ivl_s": place.heartbeat_s,
         "heartbeat_timeout_s": place.timeout_s,
     }
+
+
+def recovered_path(path: str) -> str:
+    """Where a run the daemon recovered is recorded again. Its file is finished (a recorder
+    never outlives the daemon that started it) and never written over, so the recording
+    goes on in `NAME.recovered-N.EXT` next to it, N the first free from 1 (an earlier
+    recovery's `.recovered-M` is not stacked on). With none free, `path` itself: the
+    recorder refuses a file that exists, and the run says so in its `degraded:` line."""
+    original = Path(path)
+    stem = _RECOVERED_TAIL.sub("", original.stem)
+    for n in range(1, MAX_RECOVERED + 1):
+        candidate = original.with_name(f"{stem}.recovered-{n}{original.suffix}")
+        if not candidate.exists():
+            return str(candidate)
+    return path
 
 
 async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:

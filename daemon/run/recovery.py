@@ -32,6 +32,7 @@ from daemon.model.errors import FlowError, RecoverableError
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.placement import PlacedRun, read_placement
+from daemon.run.recording import recovered_path
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
 from daemon.store import Store
@@ -94,6 +95,9 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         return
     placed = _readopt(rt, info) if placed_here else None
     run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id), placed)
+    if info["record"]:  # recorded from its start: on from here, in a file of its own
+        run.record = recovered_path(info["record"])
+        log.info("run %s: recording again, into %s", run_id, run.record)
     state = None
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)

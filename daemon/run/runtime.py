@@ -140,6 +140,11 @@ class Runtime:
         run = self.runs.get(run_id)
         return None if run is None else run.slots.get(node_id)
 
+    def heard_from(self, run_id: str, slot: NodeSlot) -> None:
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.heard_from(slot)
+
     def resolve(self, ref: str) -> dict[str, Any]:
         """The run info a RUN argument names: a UUID, a unique prefix, or a name."""
         if not ref or len(ref) > 200:
@@ -208,6 +213,7 @@ class Runtime:
                 text,
                 machines=placed.placement.machine_of if placed is not None else None,
                 processes={n.id for n in dataflow.nodes if not n.connects},
+                record=record,
             )
         except BaseException:
             if self.placer is not None:  # nothing of it started: nothing to relay

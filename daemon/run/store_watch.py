@@ -68,6 +68,7 @@ def record_again(store: Store, run: Run, origin: str) -> None:
         text,
         machines=run.placed.placement.machine_of if run.placed is not None else None,
         processes={node_id for node_id, slot in run.slots.items() if not slot.spec.connects},
+        record=run.record,
     )
     store.update_run(run.id, status=str(run.status), error=run.error, degraded=run.degraded)
     for node_id, slot in run.slots.items():

@@ -29,13 +29,13 @@ from daemon.model.keeper_messages import (
     StdoutStats,
     UnwireStdout,
 )
-from daemon.model.restart_policy import decide
 from daemon.model.result import RunEnding, run_result
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.keeper_link import KeeperPort
 from daemon.run.placement import PlacedRun
 from daemon.run.receiver_word import tell_late_sender, tell_senders
+from daemon.run.restarts import next_delay
 from daemon.run.slot import NodeSlot
 from daemon.run.spawn_request import spawn_request, stdout_wire
 from daemon.run.stdout_stats import merge_stdout_stats
@@ -85,6 +85,7 @@ class Run:
     keeper: KeeperPort | None = None
     keeper_lost: str | None = None  # why the keeper is gone, once it is (the run fails)
     live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
+    unheard: set[str] = attrs.field(factory=set)  # adopted nodes not heard from yet: below
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     placed: PlacedRun | None = None  # nodes on other machines (daemon/run/placement.py)
@@ -251,12 +252,23 @@ class Run:
         config lacks."""
         # live edges first: a node applies the wiring that came before `start` before its
         # first send, so a recorder wired from the start misses nothing
-        for sender, wire in self.live_edges:
-            if sender == slot.id:
-                self.send_to_node(slot, wire)
+        self._wire_live_edges(slot)
         self.send_to_node(slot, channel.Start())
         if slot.spec.send_stdout_as is not None and self.keeper is not None:
             self.keeper.send(Release(slot.id, slot.generation))
+
+    def heard_from(self, slot: NodeSlot) -> None:
+        """A node said something on the node channel. An adopted node's DEALER connects to
+        this daemon by itself, and what was sent to it before that was dropped (a recorder's
+        edge, an observer's): its live edges go again now (a node ignores one it has)."""
+        if slot.id in self.unheard:
+            self.unheard.discard(slot.id)
+            self._wire_live_edges(slot)
+
+    def _wire_live_edges(self, slot: NodeSlot) -> None:
+        for sender, wire in self.live_edges:
+            if sender == slot.id:
+                self.send_to_node(slot, wire)
 
     def on_keeper_event(self, message: FromKeeper) -> None:
         if isinstance(message, Degraded):
@@ -271,37 +283,7 @@ class Run:
 
     def restart_delay(self, slot: NodeSlot) -> float | None:
         """Seconds until the slot's next generation, or None: no more (SPEC 2, 5)."""
-        policy = slot.spec.restart
-        if self.stop_requested:
-            return None
-        if slot.take_restart_request():  # asked for by hand: at once, whatever the policy
-            return 0.0
-        if slot.stop_requested:
-            return None
-        decision = decide(
-            policy,
-            failed=slot.status is NodeStatus.FAILED,
-            can_heal=slot.spawn_error is None,  # a spawn error never heals by retrying
-            inputs_closed=self.inputs_all_closed(slot),
-            history=slot.restart_times,
-            now=trio.current_time(),
-        )
-        slot.restart_times = decision.history
-        if decision.gave_up:
-            log.warning(
-                "run %s: node %s: %d restarts within %gs: giving up",
-                self.id, slot.id, policy.max_restarts, policy.restart_window,
-            )  # fmt: skip
-            # said where its ending is read (`flow list`, a run's result), not only logged
-            cause = (f"gave up after {policy.max_restarts} restarts within "
-                     f"{policy.restart_window:g}s (max_restarts)")  # fmt: skip
-            slot.transition(NodeStatus.FAILED, stderr_tail=[*slot.stderr_tail, cause])
-        return decision.delay
-
-    def inputs_all_closed(self, slot: NodeSlot) -> bool:
-        """True when every upstream node of the slot's data inputs has finished for good."""
-        sources = [i.source for i in slot.spec.inputs if isinstance(i.source, OutputRef)]
-        return bool(sources) and all(self.slots[s.node].finished.is_set() for s in sources)
+        return next_delay(self.id, slot, self.slots, run_stopping=self.stop_requested)
 
     def mark_degraded(self, what: str) -> None:
         """One line per cause (`logs: ...`, `state store: ...`): a later cause (a log line

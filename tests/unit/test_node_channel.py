@@ -160,6 +160,7 @@ class StatsSlot:
     last_seen: float = 0.0
     active_at: float = 0.0
     stats: dict[str, Any] | None = None
+    stdout_counts: Any = None  # a keeper's counts of its `send_stdout_as` lines: none here
 
 
 def test_stats_reach_the_slot_as_plain_counters(make_channel: Channel) -> None:
