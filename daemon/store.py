@@ -191,6 +191,24 @@ class Store:
         env = json.loads(row["env"]) if row is not None else {}
         return {str(k): str(v) for k, v in env.items()}
 
+    def add_edit(self, run_id: str, edit: dict[str, str]) -> None:
+        """One more graph edit in the run's journal (daemon/run/graph_edits.py)."""
+        self._write(
+            "UPDATE runs SET edits = json_insert(COALESCE(edits, '[]'), '$[#]', json(?))"
+            " WHERE id = ?",
+            [json.dumps(edit), run_id],
+        )
+
+    def run_edits(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's graph edits in the order they were made; [] for none, or a journal
+        that does not read as one."""
+        row = self.db.execute("SELECT edits FROM runs WHERE id = ?", (run_id,)).fetchone()
+        try:
+            edits = json.loads(row["edits"]) if row is not None and row["edits"] else []
+        except ValueError:
+            return []
+        return [e for e in edits if isinstance(e, dict)] if isinstance(edits, list) else []
+
     def run_text(self, run_id: str) -> str | None:
         """The dataflow's text as the run was started, if the store kept it."""
         row = self.db.execute("SELECT text FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -11,19 +11,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
-import attrs
 import trio
 
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model import routing
-from daemon.model.descriptor import Input, OutputRef
+from daemon.model.descriptor import OutputRef
 from daemon.model.errors import BadRequest, UnknownNode
 from daemon.model.node_snippet import parse_added_node
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus
+from daemon.run import graph_edits
 from daemon.run.connect_wait import connect_timeout
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
@@ -57,13 +56,6 @@ def _not_ended(run: Run, slot: NodeSlot, role: str) -> None:
         )
 
 
-def _replace_node(run: Run, node: str, **changes: Any) -> None:
-    spec = attrs.evolve(run.slots[node].spec, **changes)
-    run.slots[node].spec = spec
-    nodes = tuple(spec if n.id == node else n for n in run.dataflow.nodes)
-    run.dataflow = attrs.evolve(run.dataflow, nodes=nodes)
-
-
 async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
     run = rt.live_run(req.run)
     if not os.path.isabs(req.path):
@@ -72,12 +64,9 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
     for item in spec.inputs:  # its senders must still be there to send to it
         if isinstance(item.source, OutputRef):
             _not_ended(run, _slot(run, item.source.node), "sends")
-    run.dataflow = attrs.evolve(run.dataflow, nodes=(*run.dataflow.nodes, spec))
-    for item in spec.inputs:
-        if isinstance(item.source, OutputRef):
-            run.new_input_endpoint(spec.id, item.id)
-    slot = NodeSlot(spec=spec, run=run)
+    slot = graph_edits.add_node(run, spec)
     run.store.add_node(run.id, spec.id, len(run.slots), process=not spec.connects)
+    graph_edits.journal(run, {"op": "add", "path": req.path, "text": req.text})
     run.start_slot(slot)
     _wire_inputs(run, spec.id)
     # answer once the node listens: a `node connect` sent right after this reply would
@@ -132,6 +121,7 @@ async def node_remove(rt: Runtime, req: rq.NodeRemove) -> rp.NodeIdReply:
         run.send_to_node(target, channel.UpstreamDone(input_id, f"{slot.id}/{output}"))
     run.removed.add(slot.id)  # out of `flow node list` and `node info` from now on
     run.record_node(slot.id, {"removed": 1})
+    graph_edits.journal(run, {"op": "remove", "node": slot.id})
     log.info("run %s: node %s removed", run.id, slot.id)
     return rp.NodeIdReply(node=slot.id)
 
@@ -179,13 +169,8 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
             f"input {input_id!r} of node {dst_node!r} is a timer ({same[0].source.spec}):"
             " disconnect it first"
         )
-    # a second source on an input (fan-in) joins the input's endpoint and queue
-    item = attrs.evolve(same[0], source=source) if same else Input(id=input_id, source=source)
-    _replace_node(run, dst_node, inputs=(*receiver.spec.inputs, item))
-    if same:
-        endpoint = run.input_endpoint(dst_node, input_id)
-    else:
-        endpoint = run.new_input_endpoint(dst_node, input_id)
+    item, endpoint = graph_edits.connect(run, source, dst_node, input_id)
+    graph_edits.journal(run, {"op": "connect", "source": str(source), "target": req.target})
     run.send_to_node(receiver, channel.AddInput(routing.data_input(item, source, endpoint)))
     run.wire_sender(sender, channel.Wire(output, routing.edge_to(dst_node, item, endpoint)))
     log.info("run %s: connected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
@@ -196,20 +181,14 @@ async def node_disconnect(rt: Runtime, req: rq.NodeDisconnect) -> rp.EdgeReply:
     run = rt.live_run(req.run)
     src_node, output = _ref(req.source, "output")
     dst_node, input_id = _ref(req.target, "input")
-    receiver = _slot(run, dst_node)
-    _slot(run, src_node)
-    matching = [
-        item for item in receiver.spec.inputs
-        if item.id == input_id and isinstance(item.source, OutputRef)
-        and (item.source.node, item.source.output) == (src_node, output)
-    ]  # fmt: skip
-    if not matching:
-        raise BadRequest(f"{src_node}/{output} is not connected to {dst_node}/{input_id}")
+    receiver, sender = _slot(run, dst_node), _slot(run, src_node)
+    source = OutputRef(node=src_node, output=output)
+    if not graph_edits.disconnect(run, source, dst_node, input_id):
+        raise BadRequest(f"{source} is not connected to {dst_node}/{input_id}")
+    graph_edits.journal(run, {"op": "disconnect", "source": str(source), "target": req.target})
     endpoint = run.input_endpoint(dst_node, input_id)
-    run.unwire_sender(run.slots[src_node], channel.Unwire(output, endpoint))
-    run.send_to_node(receiver, channel.UpstreamDone(input_id, f"{src_node}/{output}"))
-    inputs = tuple(item for item in receiver.spec.inputs if item not in matching)
-    _replace_node(run, dst_node, inputs=inputs)
+    run.unwire_sender(sender, channel.Unwire(output, endpoint))
+    run.send_to_node(receiver, channel.UpstreamDone(input_id, str(source)))
     log.info("run %s: disconnected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)
     return rp.EdgeReply(source=f"{src_node}/{output}", target=f"{dst_node}/{input_id}")
 

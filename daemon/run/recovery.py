@@ -30,10 +30,11 @@ from daemon.model import keeper_messages as km
 from daemon.model import pids
 from daemon.model.errors import FlowError, RecoverableError
 from daemon.model.states import NodeStatus, RunStatus
+from daemon.run import graph_edits
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.placement import PlacedRun, read_placement
 from daemon.run.recording import recovered_path
-from daemon.run.runtime import Runtime
+from daemon.run.runtime import Runtime, served_machines
 from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths
@@ -95,6 +96,9 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         return
     placed = _readopt(rt, info) if placed_here else None
     run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id), placed)
+    # its graph edits, made again: the slots and endpoints its adopted nodes were wired with
+    machines = served_machines() | (rt.placer.machines() if rt.placer else frozenset())
+    graph_edits.replay(run, rt.store.run_edits(run_id), machines)
     if info["record"]:  # recorded from its start: on from here, in a file of its own
         run.record = recovered_path(info["record"])
         log.info("run %s: recording again, into %s", run_id, run.record)

@@ -71,6 +71,8 @@ def record_again(store: Store, run: Run, origin: str) -> None:
         record=run.record,
     )
     store.update_run(run.id, status=str(run.status), error=run.error, degraded=run.degraded)
+    for edit in run.edits:
+        store.add_edit(run.id, edit)
     for node_id, slot in run.slots.items():
         store.update_node(
             run.id, node_id, generation=slot.generation, pid=slot.pid, restarts=slot.restarts

@@ -86,6 +86,7 @@ class Run:
     keeper_lost: str | None = None  # why the keeper is gone, once it is (the run fails)
     live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
     unheard: set[str] = attrs.field(factory=set)  # adopted nodes not heard from yet: below
+    edits: list[dict[str, str]] = attrs.field(factory=list)  # its graph edits' journal
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     placed: PlacedRun | None = None  # nodes on other machines (daemon/run/placement.py)

@@ -1,0 +1,106 @@
+"""A running graph's edits as changes of its model, made live and made again after a crash.
+
+`flow node add|remove|connect|disconnect` (daemon/control/edits.py) change the run's
+dataflow model here, then tell its nodes. Each edit is also written to the run's journal in
+the state store (`runs.edits`), so recovery makes the same changes, in the same order, to
+the model it parses from the run's saved dataflow: the same slots, inputs and endpoints the
+nodes it adopts were wired with, and the same configs for the ones it starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from daemon.model.descriptor import Input, NodeSpec, OutputRef
+from daemon.model.errors import FlowError, StateWriteFailed
+from daemon.model.node_snippet import parse_added_node
+from daemon.run.slot import NodeSlot
+from daemon.run.supervisor import Run
+
+log = logging.getLogger(__name__)
+
+
+def add_node(run: Run, spec: NodeSpec) -> NodeSlot:
+    """One more node in the model, its inputs given endpoints; its slot, not started."""
+    run.dataflow = attrs.evolve(run.dataflow, nodes=(*run.dataflow.nodes, spec))
+    for item in spec.inputs:
+        if isinstance(item.source, OutputRef):
+            run.new_input_endpoint(spec.id, item.id)
+    return NodeSlot(spec=spec, run=run)
+
+
+def connect(run: Run, source: OutputRef, node: str, input_id: str) -> tuple[Input, str]:
+    """`source` feeds `node/input_id` (a second source of an input joins its endpoint and
+    queue: fan-in); the input as it is now, and its endpoint."""
+    receiver = run.slots[node]
+    same = [item for item in receiver.spec.inputs if item.id == input_id]
+    item = attrs.evolve(same[0], source=source) if same else Input(id=input_id, source=source)
+    replace_node(run, node, inputs=(*receiver.spec.inputs, item))
+    if same:
+        return item, run.input_endpoint(node, input_id)
+    return item, run.new_input_endpoint(node, input_id)
+
+
+def disconnect(run: Run, source: OutputRef, node: str, input_id: str) -> list[Input]:
+    """`source` no longer feeds `node/input_id`; the inputs taken out (none: not connected)."""
+    receiver = run.slots[node]
+    matching = [
+        item for item in receiver.spec.inputs
+        if item.id == input_id and item.source == source
+    ]  # fmt: skip
+    if matching:
+        kept = tuple(item for item in receiver.spec.inputs if item not in matching)
+        replace_node(run, node, inputs=kept)
+    return matching
+
+
+def replace_node(run: Run, node: str, **changes: Any) -> None:
+    spec = attrs.evolve(run.slots[node].spec, **changes)
+    run.slots[node].spec = spec
+    nodes = tuple(spec if n.id == node else n for n in run.dataflow.nodes)
+    run.dataflow = attrs.evolve(run.dataflow, nodes=nodes)
+
+
+def journal(run: Run, edit: dict[str, str]) -> None:
+    """Keep an edit made live, for a recovery of the run (auxiliary: SPEC 7.3)."""
+    run.edits.append(edit)
+    try:
+        run.store.add_edit(run.id, edit)
+    except StateWriteFailed as exc:
+        run.mark_degraded(f"state store: {exc} (a recovery would not make this edit again)")
+
+
+def replay(run: Run, edits: Sequence[Mapping[str, Any]], machines: frozenset[str]) -> None:
+    """Make a recovered run's journaled edits again, in order, to its model. An edit that
+    no longer applies (its snippet's node path is gone) is left out, and said."""
+    for edit in edits:
+        try:
+            _replay_one(run, edit, machines)
+        except (FlowError, KeyError, ValueError, TypeError) as exc:
+            log.warning("run %s: graph edit %s not made again: %s", run.id, dict(edit), exc)
+            run.mark_degraded(f"recovery: a graph edit ({edit.get('op')}) not made again: {exc}")
+            continue
+        run.edits.append(dict(edit))
+
+
+def _replay_one(run: Run, edit: Mapping[str, Any], machines: frozenset[str]) -> None:
+    op = edit["op"]
+    if op == "add":
+        spec = parse_added_node(run.dataflow, Path(edit["path"]), edit["text"],
+                                machines=machines)  # fmt: skip
+        slot = add_node(run, spec)
+        run.slots[slot.id] = slot
+    elif op == "remove":
+        run.removed.add(run.slots[edit["node"]].id)
+    elif op in ("connect", "disconnect"):
+        node, _, output = str(edit["source"]).partition("/")
+        target, _, input_id = str(edit["target"]).partition("/")
+        change = connect if op == "connect" else disconnect
+        change(run, OutputRef(node=node, output=output), target, input_id)
+    else:
+        raise ValueError(f"unknown edit {op!r}")
