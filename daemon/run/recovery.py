@@ -28,7 +28,7 @@ from daemon.keeper.ledger import EXIT_LEDGER, read_exits
 from daemon.keeper.shm_cleanup import remove_run_segments
 from daemon.model import keeper_messages as km
 from daemon.model import pids
-from daemon.model.errors import FlowError, RecoverableError
+from daemon.model.errors import FlowError, RecoverableError, StateWriteFailed
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run import graph_edits
 from daemon.run.keeper_link import probe_keeper
@@ -53,7 +53,7 @@ async def recover_runs(rt: Runtime) -> None:
             await _recover(rt, info)
         except (FlowError, OSError) as exc:
             log.warning("run %s could not be recovered: %s", info["id"], exc)
-            rt.store.update_run(info["id"], status="failed", error=f"not recovered: {exc}")
+            _settle(rt.store, info["id"], status="failed", error=f"not recovered: {exc}")
             remove_run_segments(info["id"])
     stale = kill_unknown_processes(rt)
     if stale:
@@ -61,6 +61,15 @@ async def recover_runs(rt: Runtime) -> None:
     remove_unknown_socket_folders(rt)
     if rt.placer is not None:
         rt.placer.recovered()
+
+
+def _settle(store: Store, run_id: str, **fields: Any) -> None:
+    """Write how a run that is not coming back ended; a store that cannot take it (a full
+    disk) leaves it for the next start to settle, and says so, rather than end the daemon."""
+    try:
+        store.update_run(run_id, **fields)
+    except StateWriteFailed as exc:
+        log.error("run %s: could not record %s: %s", run_id, fields, exc)
 
 
 def settle_foreground(store: Store, info: dict[str, Any]) -> None:
@@ -73,7 +82,7 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
     origin = str(info["origin"])
     if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
         return  # still running in its own terminal
-    store.update_run(info["id"], status="failed", error="the flow run process exited")
+    _settle(store, info["id"], status="failed", error="the flow run process exited")
     remove_run_segments(info["id"])
 
 
@@ -91,7 +100,7 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     dataflow = await rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
-        rt.store.update_run(run_id, status="failed", error="interrupted (recover: false)")
+        _settle(rt.store, run_id, status="failed", error="interrupted (recover: false)")
         remove_run_segments(run_id)
         return
     placed = _readopt(rt, info) if placed_here else None
@@ -127,7 +136,8 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         log.info("run %s: no keeper: %d stale processes killed; restarting it", run_id, killed)
     else:
         log.info("run %s: adopting its keeper and living nodes", run_id)
-    rt.store.update_run(run_id, status="running", recovered=1, ended=None)
+    # a full disk must not keep the run unsupervised: it goes on, degraded (SPEC 7.3)
+    run.record_run(status="running", recovered=1, ended=None)
     run.status = RunStatus.RUNNING if state is not None else RunStatus.STARTING
     run.released = placed is not None  # past its start barrier already: not run again
     await rt.resume_run(run, state)
@@ -141,8 +151,8 @@ def _fail_placed(rt: Runtime, run_id: str, why: str) -> None:
     log.warning("run %s was placed on several machines: not recovered: %s", run_id, why)
     if rt.placer is not None:
         rt.placer.forget(run_id)
-    rt.store.update_run(run_id, status="failed", error="placed on several machines: not "
-                        f"recovered after the coordinator restarted: {why}")  # fmt: skip
+    _settle(rt.store, run_id, status="failed", error="placed on several machines: not "
+            f"recovered after the coordinator restarted: {why}")  # fmt: skip
     remove_run_segments(run_id)
 
 
