@@ -42,7 +42,7 @@ from daemon.run.node_channel import bind_router
 from daemon.run.peer_outbox import PeerOutbox
 from daemon.run.recovery import recover_runs
 from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
-from daemon.run.store_watch import watch_store
+from daemon.run.store_watch import catch_up, watch_store
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
 from node_sdk import paths, private
@@ -134,6 +134,7 @@ async def _serve_locked(
                     rt.degraded.extend(warnings)  # `flow status` shows them too
                     task_status.started(rt)
             finally:
+                catch_up(rt)  # the runs' last writes, if the store takes them now
                 _remove_pid_file(home)
     finally:
         _remove_sockets(sockets, own)

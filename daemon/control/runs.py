@@ -101,6 +101,7 @@ def _as_seen(rt: Runtime, info: dict[str, Any]) -> dict[str, Any]:
     """A starting run as it is: its spawned nodes that have not connected yet are
     `starting`, not `running` (the store says `running` from the spawn on); once all have,
     the run is released in the same moment, so it shows `running`."""
+    info = rt.as_known(info)
     run = rt.runs.get(info["id"])
     if run is None or run.status is not RunStatus.STARTING or run.stop_requested:
         return info

@@ -44,6 +44,8 @@ from node_sdk.channel import Message as NodeMessage
 
 log = logging.getLogger(__name__)
 
+MAX_UNSAVED = 100  # ended runs held in memory for a store that takes no writes
+
 
 def new_run_id() -> str:
     """A UUID v7: time-ordered, so ids sort by start (SPEC 0)."""
@@ -110,6 +112,9 @@ class Runtime:
     # `flow record`'s recordings by id, with their run: outlive it until their command
     # has read the summary (daemon/control/recordings.py bounds them)
     recordings: dict[str, tuple[Run, Any]] = attrs.field(factory=dict)
+    # ended runs whose last writes the store did not take (a full disk), until it does
+    # (daemon/run/unsaved.py; store_watch retries); the oldest let go past MAX_UNSAVED
+    unsaved: dict[str, Run] = attrs.field(factory=dict)
     started_at: float = attrs.field(factory=time.time)
     base_env: dict[str, str] = attrs.field(factory=lambda: dict(os.environ))
     origin: str = "daemon"
@@ -284,8 +289,13 @@ class Runtime:
             if not started.done:
                 raise  # to the `start` request, as its error reply
         finally:
-            # keep finished runs out of memory; the store has them
+            # keep finished runs out of memory; the store has them (or will: a full disk)
             self.runs.pop(run.id, None)
+            if run.unsaved:
+                self.unsaved[run.id] = run
+                while len(self.unsaved) > MAX_UNSAVED:
+                    lost = self.unsaved.pop(next(iter(self.unsaved)))
+                    log.error("run %s: its end was never written to the store", lost.id)
             if self.placer is not None:
                 self.placer.forget(run.id)
 
@@ -297,7 +307,12 @@ class Runtime:
         info = self.store.run(run_id)
         if info is None:
             raise UnknownRun(run_id)
-        return info
+        return self.as_known(info)
+
+    def as_known(self, info: dict[str, Any]) -> dict[str, Any]:
+        """A stored run's `info` with what the store has not taken yet (a full disk)."""
+        run = self.runs.get(info["id"]) or self.unsaved.get(info["id"])
+        return info if run is None else run.unsaved.over(info)
 
     def active_runs(self) -> list[Run]:
         return [r for r in self.runs.values() if r.status.active or not r.done.is_set()]

@@ -26,12 +26,21 @@ MARK = "state store: "
 
 
 async def watch_store(rt: Runtime) -> None:
-    """Check the store's file every CHECK_S; recreate it when it is gone."""
+    """Check the store's file every CHECK_S; recreate it when it is gone; write what it
+    could not take before (a full disk) once it takes writes again."""
     while True:
         await trio.sleep(CHECK_S)
         cause = rt.store.lost()
         if cause is not None:
             _recreate(rt, cause)
+        catch_up(rt)
+
+
+def catch_up(rt: Runtime) -> None:
+    """Every run's held writes, tried once (daemon/run/unsaved.py)."""
+    for run in [*rt.runs.values(), *rt.unsaved.values()]:
+        if run.unsaved and run.unsaved.catch_up(rt.store, run.id):
+            rt.unsaved.pop(run.id, None)
 
 
 def _recreate(rt: Runtime, cause: str) -> None:

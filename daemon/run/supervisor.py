@@ -39,6 +39,7 @@ from daemon.run.restarts import next_delay
 from daemon.run.slot import NodeSlot
 from daemon.run.spawn_request import spawn_request, stdout_wire
 from daemon.run.stdout_stats import merge_stdout_stats
+from daemon.run.unsaved import Unsaved
 from daemon.store import Store
 from node_sdk import channel, paths
 from node_sdk.config import Edge as WireEdge
@@ -87,6 +88,7 @@ class Run:
     live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
     unheard: set[str] = attrs.field(factory=set)  # adopted nodes not heard from yet: below
     edits: list[dict[str, str]] = attrs.field(factory=list)  # its graph edits' journal
+    unsaved: Unsaved = attrs.field(factory=Unsaved)  # what the store could not take yet
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     placed: PlacedRun | None = None  # nodes on other machines (daemon/run/placement.py)
@@ -187,8 +189,8 @@ class Run:
 
     def record_node(self, node_id: str, fields: dict[str, Any]) -> None:
         try:
-            self.store.update_node(self.id, node_id, **fields)
-        except StateWriteFailed as exc:  # recording is auxiliary (SPEC 7.3)
+            self.unsaved.write_node(self.store, self.id, node_id, fields)
+        except StateWriteFailed as exc:  # recording is auxiliary (SPEC 7.3): held for later
             self.mark_degraded(f"state store: {exc}")
 
     def record_event(self, node_id: str, kind: str, detail: str) -> None:
@@ -199,7 +201,7 @@ class Run:
 
     def record_run(self, **fields: Any) -> None:
         try:
-            self.store.update_run(self.id, **fields)
+            self.unsaved.write_run(self.store, self.id, fields)
         except StateWriteFailed as exc:
             self.mark_degraded(f"state store: {exc}")
 
@@ -300,8 +302,8 @@ class Run:
             self._degraded_warned.add(area)
             log.log(level, "run %s degraded: %s", self.id, what)
             try:
-                self.store.update_run(self.id, degraded=self.degraded)
-            except Exception as exc:  # recording the degradation is itself auxiliary
+                self.unsaved.write_run(self.store, self.id, {"degraded": self.degraded})
+            except StateWriteFailed as exc:  # recording the degradation is itself auxiliary
                 # the store failing is already a cause above, or becomes one at its next write
                 log.debug("could not record degradation of run %s: %s", self.id, exc)
 
@@ -372,6 +374,7 @@ class Run:
         return run_result((s.status for s in self.spawned), ending)
 
     def info(self) -> dict[str, Any]:
+        """The run as stored, with what the store has not taken yet (a full disk)."""
         data = self.store.run(self.id)
         assert data is not None
-        return data
+        return self.unsaved.over(data)
