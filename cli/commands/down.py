@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"the flow daemon (pid {pid}) does not answer: run flow down --force")
         _kill(pid)
         render.info(f"flow daemon killed (pid {pid})")
+        # its runs' keepers would serve them for the grace, and the next daemon bring the
+        # runs back: --force is a stop by request, at once
+        orphans = end_orphaned_runs(home)
+        if orphans:
+            render.info(f"told {orphans} orphaned run keeper(s) to end")
         return 0
     seconds = None if grace is None else Seconds(grace)
     before = client.call(List(), home=home).runs

@@ -1,5 +1,7 @@
 """`flow down` with no daemon alive ends the run keepers a killed daemon left, through the
-daemon's own `python -m daemon end-orphans` (issue 10 defect 9)."""
+daemon's own `python -m daemon end-orphans` (issue 10 defect 9); so does `flow down --force`
+of a daemon that does not answer. Either is a stop by request: the runs are recorded
+`stopped` and the next daemon does not bring them back."""
 
 from __future__ import annotations
 
@@ -35,3 +37,41 @@ def test_down_without_daemon_ends_orphaned_keepers(flow_home: Path, tmp_path: Pa
     assert "told 1 orphaned run keeper(s) to end" in down.stdout
     assert not wait_gone(pids, 20), "flow down left the orphaned nodes running"
     assert not Path(paths.control_endpoint(flow_home).removeprefix("ipc://")).exists()
+    _never_back(flow_home, "orphans")
+
+
+def _never_back(home: Path, name: str) -> None:
+    """The next daemon finds the run stopped, its nodes stopped, and starts nothing."""
+    try:
+        assert flow("up", home=home).returncode == 0
+        listed = [json.loads(line) for line in flow("list", "--all", "--json",
+                                                    home=home).stdout.splitlines()]  # fmt: skip
+        run = next(r for r in listed if r["name"] == name)
+        assert (run["status"], run["recovered"]) == ("stopped", False), run
+        assert {n["status"] for n in run["nodes"]} == {"stopped"}, run["nodes"]
+    finally:
+        flow("down", "--force", home=home)
+
+
+def test_down_force_of_a_frozen_daemon_stops_its_runs(flow_home: Path, tmp_path: Path) -> None:
+    up = flow("up", home=flow_home, env_extra={"FLOW_DAEMON_GRACE": str(GRACE_S)})
+    assert up.returncode == 0, up.stderr
+    yml = tmp_path / "frozen.yml"
+    yml.write_text(stream_graph(tick_ms=10))
+    assert flow("start", str(yml), "--detach", "--name", "frozen", home=flow_home).returncode == 0
+    info = json.loads(flow("list", "--json", home=flow_home).stdout.splitlines()[0])
+    pids = [n["pid"] for n in info["nodes"]]
+    daemon = daemon_pid(flow_home)
+    os.kill(daemon, signal.SIGSTOP)  # alive, but it answers nothing
+    try:
+        refused = flow("down", home=flow_home)
+        assert refused.returncode != 0
+        assert "flow down --force" in refused.stderr
+        down = flow("down", "--force", home=flow_home)
+        assert down.returncode == 0, down.stderr
+        assert "told 1 orphaned run keeper(s) to end" in down.stdout
+    finally:
+        for left in wait_gone([daemon], 0.1):  # none once --force killed it
+            os.kill(left, signal.SIGKILL)
+    assert not wait_gone(pids, 20), "flow down --force left the nodes running"
+    _never_back(flow_home, "frozen")
