@@ -19,6 +19,7 @@ import trio
 from daemon.model import routing
 from daemon.model.descriptor import OutputRef
 from daemon.model.errors import RecoverableError
+from daemon.model.states import NodeStatus
 from daemon.run.node_channel import NoDynamicNode
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
@@ -90,6 +91,27 @@ def attach(rt: Runtime, message: channel.Attach) -> config.NodeConfig:
     return grant(run, slot, message.pid)
 
 
+def readopt(run: Run, slot: NodeSlot, pid: int) -> None:
+    """A process that was attached to `slot` when its daemon died, alive now: attached
+    again with its own generation (its receivers know it; a new attach takes the next),
+    its senders wired to it again. Its heartbeat frees the slot if it is not reporting."""
+    slot.attached = True
+    slot.last_seen = time.monotonic()
+    slot.transition(NodeStatus.RUNNING, pid=pid)
+    slot.connected.set()  # its DEALER connects to this daemon by itself
+    _wire_inputs(run, slot)
+    log.info("run %s: dynamic node %s attached again (pid %d)", run.id, slot.id, pid)
+
+
+def _wire_inputs(run: Run, slot: NodeSlot) -> None:
+    placement = run.placed.placement if run.placed is not None else None
+    for spec in slot.spec.inputs:
+        if isinstance(spec.source, OutputRef):
+            edge = routing.edge_to(slot.id, spec, run.input_endpoint(slot.id, spec.id))
+            edge = routing.keyed_edge(edge, placement)  # on another machine: its key
+            run.add_live_edge(spec.source.node, spec.source.output, edge)
+
+
 def machine_of(run: Run, slot: NodeSlot) -> str | None:
     """The member machine a node of a placed run runs on; None for this daemon's own."""
     placed = run.placed
@@ -103,12 +125,7 @@ def grant(run: Run, slot: NodeSlot, pid: int | None) -> config.NodeConfig:
     if slot.attached:
         raise AttachRefused(f"node {node} in dataflow {run.name or run.id} is already attached")
     slot.attach(pid)
-    placement = run.placed.placement if run.placed is not None else None
-    for spec in slot.spec.inputs:
-        if isinstance(spec.source, OutputRef):
-            edge = routing.edge_to(slot.id, spec, run.input_endpoint(slot.id, spec.id))
-            edge = routing.keyed_edge(edge, placement)  # on another machine: its key
-            run.add_live_edge(spec.source.node, spec.source.output, edge)
+    _wire_inputs(run, slot)
     log.info("run %s: dynamic node %s attached (pid %s)", run.id, slot.id, slot.pid)
     # the daemon's own configuration goes through the shared decoder: a config the node
     # would refuse is refused here, in one line, instead of failing in the node

@@ -30,11 +30,12 @@ from daemon.model import keeper_messages as km
 from daemon.model import pids
 from daemon.model.errors import FlowError, RecoverableError, StateWriteFailed
 from daemon.model.states import NodeStatus, RunStatus
-from daemon.run import graph_edits
+from daemon.run import dynamic, graph_edits
 from daemon.run.keeper_link import probe_keeper
 from daemon.run.placement import PlacedRun, read_placement
 from daemon.run.recording import recovered_path
 from daemon.run.runtime import Runtime, served_machines
+from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths
@@ -124,7 +125,9 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         slot = run.slots.get(node["id"])
         if node["removed"]:  # `flow node remove`d before the crash: it stays out of sight
             run.removed.add(node["id"])
-        if slot is not None and not slot.spec.is_dynamic:
+        if slot is not None and slot.spec.is_dynamic:
+            _restore_dynamic(run, slot, node)
+        elif slot is not None:
             generation = int(node["generation"])
             code = exits.get((slot.id, generation), MISSING)
             ended = ended_status(str(node["status"]), code)
@@ -143,6 +146,19 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     await rt.resume_run(run, state)
     if placed is not None and rt.placer is not None:
         rt.placer.watch_readopted(run_id)
+
+
+def _restore_dynamic(run: Run, slot: NodeSlot, node: dict[str, Any]) -> None:
+    """A dynamic node keeps its generation (a later attach takes the next one, which its
+    receivers take as new); one attached when the daemon died is attached again if its
+    process lives, and shown free (`dynamic`) if not."""
+    slot.restore(int(node["generation"]), int(node["restarts"]))
+    if node["status"] != str(NodeStatus.RUNNING):
+        return
+    if node["pid"] and pids.alive(int(node["pid"])) and node["id"] not in run.removed:
+        dynamic.readopt(run, slot, int(node["pid"]))
+    else:
+        slot.transition(NodeStatus.DYNAMIC, pid=None)
 
 
 def _fail_placed(rt: Runtime, run_id: str, why: str) -> None:
