@@ -23,8 +23,10 @@ def register(sub: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     for verb, text in (
         ("info", "one node in detail: wiring, queues, drops, rates"),
-        ("stop", "stop one node (STOP, grace, SIGTERM, SIGKILL)"),
-        ("restart", "restart one node in its own slot, with a new generation"),
+        ("stop", "stop one node (STOP, grace, SIGTERM, SIGKILL); one waiting out its restart"
+                 " delay is not started again; an attached dynamic one gets STOP and is let go"),
+        ("restart", "restart one node in its own slot, with a new generation (not a dynamic"
+                    " one: its process is not flow's)"),
     ):
         one = _verb(verbs, verb, text)
         add_run_argument(one)

@@ -9,14 +9,16 @@ import trio
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, UnknownNode
-from daemon.model.states import RunStatus
+from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
+from node_sdk import channel
 
 Body = dict[str, Any]
 
 RECORD_WAIT_S = 5.0
+POLL_S = 0.05  # how often a stopped dynamic node's detach is looked for
 
 
 def live_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
@@ -29,8 +31,9 @@ def live_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
 
 
 def _running_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
+    """A node a stop or restart applies to: running, or waiting out its restart delay."""
     run, slot = live_slot(rt, ref, node)
-    if not slot.alive:
+    if not slot.alive and slot.status is not NodeStatus.RESTARTING:
         raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
     return run, slot
 
@@ -69,6 +72,14 @@ async def node_info(rt: Runtime, req: rq.NodeInfo) -> rp.NodeReply:
 
 
 async def node_stop(rt: Runtime, req: rq.NodeStop) -> rp.NodeReply:
+    run, slot = live_slot(rt, req.run, req.node)
+    if slot.attached:  # a dynamic node's process is not flow's to signal: STOP, then its bye
+        run.send_to_node(slot, channel.Stop())
+        with trio.move_on_after(DEFAULT_GRACE_S if req.grace is None else req.grace):
+            # a detach is a state of the slot, with no event of its own: looked for
+            while slot.attached:  # noqa: ASYNC110
+                await trio.sleep(POLL_S)
+        return rp.NodeReply(node=node_detail(run, slot))
     run, slot = _running_slot(rt, req.run, req.node)
     await slot.terminate(DEFAULT_GRACE_S if req.grace is None else req.grace)
     with trio.move_on_after(RECORD_WAIT_S):  # its task records the exit just after
@@ -77,6 +88,10 @@ async def node_stop(rt: Runtime, req: rq.NodeStop) -> rp.NodeReply:
 
 
 async def node_restart(rt: Runtime, req: rq.NodeRestart) -> rp.NodeReply:
+    run, slot = live_slot(rt, req.run, req.node)
+    if slot.spec.is_dynamic:
+        raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is dynamic: its "
+                         "process is not flow's to start (stop it, then attach it again)")
     run, slot = _running_slot(rt, req.run, req.node)
     await slot.restart_now(DEFAULT_GRACE_S if req.grace is None else req.grace)
     return rp.NodeReply(node=node_detail(run, slot))

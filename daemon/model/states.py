@@ -28,6 +28,7 @@ Node:
                              capped at max_restart_delay), at most max_restarts per window
     restarting -> pending    the delay is over: the next generation is spawned
     restarting -> failed     (or stays as it was) the run was stopped during the delay
+    restarting -> stopped    `flow node stop` (or `remove`) of it during the delay
     restarting -> interrupted the daemon went down by a signal during the delay
     dynamic                  `path: dynamic`: never spawned by the daemon
 
@@ -86,3 +87,20 @@ class NodeStatus(StrEnum):
 COMES_BACK = frozenset(
     {NodeStatus.PENDING, NodeStatus.RUNNING, NodeStatus.RESTARTING, NodeStatus.INTERRUPTED}
 )
+
+
+def exit_status(
+    code: int | None, *, lost: bool, stopped: bool, interrupted: bool, killed: bool
+) -> NodeStatus:
+    """How a node's generation ended, from its exit `code` and what flow did to it: its
+    machine `lost`, a stop asked of it (`stopped`), by the daemon going down by a signal
+    (`interrupted`: recovery restarts it), SIGKILL after the grace (`killed`)."""
+    if lost:  # its machine never came back within the grace (docs/cluster.md)
+        return NodeStatus.LOST
+    if stopped and interrupted:
+        return NodeStatus.INTERRUPTED
+    if killed:
+        return NodeStatus.KILLED
+    if stopped:
+        return NodeStatus.STOPPED
+    return NodeStatus.SUCCEEDED if code == 0 else NodeStatus.FAILED

@@ -19,7 +19,7 @@ import trio
 from daemon.model.descriptor import NodeSpec
 from daemon.model.keeper_messages import Exited, NodeState, OutputCounts, Spawned, SpawnFailed
 from daemon.model.retry import Backoff, RetryExhausted
-from daemon.model.states import NodeStatus
+from daemon.model.states import NodeStatus, exit_status
 from daemon.run.retry import retry_async
 from node_sdk import channel
 
@@ -264,7 +264,9 @@ class NodeSlot:
                 # `flow node restart` during the delay wants the next generation now
                 restart = self.take_restart_request()
                 if (self.stop_requested and not restart) or self.run.stop_requested:
-                    # no next generation now: it stays as it ended, or comes back later
+                    # no next generation now: it stays as it ended (a stop of the run), is
+                    # stopped (a stop of it alone), or comes back later (the daemon's end)
+                    ended = ended if self.run.stop_requested else NodeStatus.STOPPED
                     self.transition(NodeStatus.INTERRUPTED if self.run.interrupted else ended)
                     break
                 self.transition(restarts=self.restarts + 1)
@@ -379,18 +381,8 @@ class NodeSlot:
     def _record_exit(self) -> None:
         code = self.exit_code
         signal_name = signal.Signals(-code).name if code is not None and code < 0 else None
-        if self.lost:  # its machine never came back within the grace (docs/cluster.md)
-            status = NodeStatus.LOST
-        elif self.stop_requested and self.run.interrupted:
-            status = NodeStatus.INTERRUPTED  # stopped with the daemon: recovery restarts it
-        elif self.killed:
-            status = NodeStatus.KILLED
-        elif self.stop_requested:
-            status = NodeStatus.STOPPED
-        elif code == 0:
-            status = NodeStatus.SUCCEEDED
-        else:
-            status = NodeStatus.FAILED
+        status = exit_status(code, lost=self.lost, stopped=self.stop_requested,
+                             interrupted=self.run.interrupted, killed=self.killed)  # fmt: skip
         tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
         if self.kill_cause is not None and status is NodeStatus.FAILED:
             tail = [*tail, self.kill_cause]

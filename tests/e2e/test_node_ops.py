@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from helpers import flow, stream_graph
+from helpers import BOUND_S, NODES, flow, flow_env, stream_graph
 
 STREAM = stream_graph(tick_ms=20)
 
@@ -70,3 +72,54 @@ def test_node_stop_ends_one_node_and_closes_downstream(daemon: Path, tmp_path: P
     again = flow("node", "stop", "partial", "counter", home=daemon)
     assert again.returncode in (1, 2)
     assert "is not running" in again.stderr or "not active" in again.stderr
+
+
+def test_node_stop_reaches_a_node_between_restarts_and_a_dynamic_one(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """A node waiting out its restart delay is stopped for good (`stopped`, not the failure
+    it was to be restarted from); an attached dynamic node is told to stop and let go; a
+    dynamic node cannot be restarted by flow, and says why."""
+    yml = tmp_path / "waits.yml"
+    yml.write_text("""
+nodes:
+  - id: crashy
+    path: sh
+    args: -c 'exit 3'
+    restart_policy: on-failure
+    restart_delay: 60
+  - id: steady
+    path: sleep
+    args: "600"
+  - id: viewer
+    path: dynamic
+    inputs:
+      tick: flow/timer/millis/50
+    outputs: [seen]
+""")
+    assert flow("start", str(yml), "--detach", "--name", "waits", home=daemon).returncode == 0
+    deadline = time.monotonic() + BOUND_S
+    while info(daemon, "waits", "crashy")["status"] != "restarting":
+        assert time.monotonic() < deadline, "crashy never waited for its restart"
+        time.sleep(0.2)
+    stopped = flow("node", "stop", "waits", "crashy", home=daemon)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "node crashy: stopped" in stopped.stdout
+    attached = subprocess.Popen([sys.executable, str(NODES / "viewer.py")],
+                                env=flow_env(daemon, {"WANT": "1000000"}), text=True,
+                                stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        while info(daemon, "waits", "viewer")["status"] != "running":
+            assert time.monotonic() < deadline, "the viewer never attached"
+            time.sleep(0.2)
+        again = flow("node", "restart", "waits", "viewer", home=daemon)
+        assert again.returncode == 2
+        assert "is dynamic: its process is not flow's to start" in again.stderr
+        told = flow("node", "stop", "waits", "viewer", home=daemon)
+        assert told.returncode == 0, told.stderr
+        assert "node viewer: dynamic" in told.stdout  # let go: free for another attach
+        assert attached.wait(timeout=BOUND_S) == 0
+    finally:
+        attached.kill()
+        attached.communicate()
+    assert flow("stop", "waits", home=daemon).returncode == 0

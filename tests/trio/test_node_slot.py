@@ -6,6 +6,7 @@ import signal
 from typing import Any
 
 import attrs
+import pytest
 import trio
 import trio.testing
 
@@ -137,9 +138,13 @@ async def test_a_dynamic_slot_attaches_and_detaches_through_its_methods() -> Non
     assert [kind for _, kind in host.events] == ["attach", "detach"]
 
 
+@pytest.mark.parametrize(("whole_run", "ended"),
+                         [(False, NodeStatus.STOPPED), (True, NodeStatus.FAILED)])  # fmt: skip
 async def test_a_stop_ends_a_restart_delay_at_once(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, whole_run: bool, ended: NodeStatus
 ) -> None:
+    """A stop of the node alone (`flow node stop`) leaves it `stopped`; a stop of the whole
+    run leaves it as it ended (the failure it was to be restarted from)."""
     host = Host(restart=30.0)
     slot = NodeSlot(spec=spec(), run=host)
     async with trio.open_nursery() as nursery:
@@ -150,8 +155,9 @@ async def test_a_stop_ends_a_restart_delay_at_once(
             while slot.status is not NodeStatus.RESTARTING:  # noqa: ASYNC110 (a plain field)
                 await trio.sleep(0.1)
         asked = trio.current_time()
+        host.stop_requested = whole_run
         await slot.terminate(grace=10.0)
         await slot.finished.wait()
     assert trio.current_time() - asked < 1.0  # not the 30 s delay
-    assert slot.status is NodeStatus.FAILED  # as it ended: no next generation
-    assert host.records[-1] == ("a", {"status": "failed"})
+    assert slot.status is ended  # no next generation
+    assert host.records[-1] == ("a", {"status": str(ended)})
