@@ -34,7 +34,7 @@ ENDED_STATUSES = ("succeeded", "stopped", "failed")
 NODE_FIELDS = (
     "status", "generation", "pid", "restarts", "exit_code", "signal", "stderr_tail", "removed"
 )
-RUN_FIELDS = ("status", "ended", "error", "degraded", "name", "recovered")
+RUN_FIELDS = ("status", "ended", "error", "degraded", "name", "recovered", "stop_grace")
 
 
 @attrs.define(eq=False)
@@ -285,6 +285,7 @@ class Store:
             "origin": row["origin"],
             "recovered": bool(row["recovered"]),
             "record": row["record"],
+            "stop_grace": row["stop_grace"],
             "nodes": [
                 {
                     "id": n["node_id"],

@@ -90,6 +90,7 @@ ADDED_COLUMNS = (
     ("runs", "text", "TEXT"),  # the dataflow as started: recovery's second copy
     ("runs", "record", "TEXT"),  # its `--record PATH`: a recovered run is recorded again
     ("runs", "edits", "TEXT"),  # a JSON list of its graph edits, which recovery makes again
+    ("runs", "stop_grace", "REAL"),  # a stop asked (`flow stop`): a recovery finishes it
     ("nodes", "machine", "TEXT"),  # where a placed run's node runs; NULL on one machine
     # 1: a process node (`connects: false`), stopped by SIGTERM at once rather than STOP
     ("nodes", "process", "INTEGER NOT NULL DEFAULT 0"),

@@ -121,6 +121,8 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         return
     # without a keeper its reports are gone, but not what it wrote down
     exits = read_exits(run.run_dir / EXIT_LEDGER) if state is None else {}
+    stopping = info["stop_grace"]  # a stop asked before the daemon died: finished, not undone
+    run.stop_requested = stopping is not None and state is None
     for node in info["nodes"]:
         slot = run.slots.get(node["id"])
         if node["removed"]:  # `flow node remove`d before the crash: it stays out of sight
@@ -131,6 +133,8 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
             generation = int(node["generation"])
             code = exits.get((slot.id, generation), MISSING)
             ended = ended_status(str(node["status"]), code)
+            if ended is None and run.stop_requested:  # its keeper stopped it: it stays so
+                ended = NodeStatus.STOPPED
             seen = {"exit_code": code} if code is not MISSING and ended is not None else {}
             slot.restore(generation, int(node["restarts"]), ended, **seen)
     if state is None:
@@ -144,6 +148,9 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     run.status = RunStatus.RUNNING if state is not None else RunStatus.STARTING
     run.released = placed is not None  # past its start barrier already: not run again
     await rt.resume_run(run, state)
+    if stopping is not None and state is not None:  # adopted: the stop goes on from here
+        log.info("run %s: finishing the stop asked before the daemon died", run_id)
+        rt.nursery.start_soon(rt.stop_run, run, float(stopping), False)
     if placed is not None and rt.placer is not None:
         rt.placer.watch_readopted(run_id)
 

@@ -300,6 +300,10 @@ class Runtime:
                 self.placer.forget(run.id)
 
     async def stop_run(self, run: Run, grace: float, force: bool) -> None:
+        """A stop asked of the run; written first, so that a daemon dying before it is
+        done leaves it to the recovery to finish, not to undo."""
+        if not run.interrupted:  # the daemon's own end by a signal: recovery restarts it
+            run.record_run(stop_grace=0.0 if force else grace)
         await run.stop(0.0 if force else grace)
         await run.done.wait()
 
