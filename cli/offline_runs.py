@@ -15,6 +15,7 @@ from typing import Any
 
 from cli.errors import BAD_INPUT, FAILED, CliError
 from daemon.model import pids
+from daemon.model.errors import ambiguous_run
 from node_sdk import paths
 
 ACTIVE = ("starting", "running")
@@ -76,8 +77,7 @@ def _pick(ref: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
         return matches[0]
     if not matches:
         raise CliError(f"no run with ID or name {ref!r}", FAILED)
-    ids = ", ".join(m["id"][:13] for m in matches[:5])
-    raise CliError(f"run reference {ref!r} is ambiguous: {ids}", FAILED)
+    raise CliError(ambiguous_run(ref, [m["id"] for m in matches]), BAD_INPUT)
 
 
 def being_run(run: dict[str, Any]) -> bool:

@@ -47,6 +47,7 @@ class Observer:
         import zmq
 
         from cli import client
+        from cli.errors import DaemonUnreachable
         from daemon.model.requests import TopicSubscribe
         from node_sdk import paths
         from node_sdk.leases import Releases, ShmReader
@@ -60,7 +61,11 @@ class Observer:
         self.socket = self.context.socket(zmq.PULL)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RCVHWM, 100)
-        self.socket.bind(self.endpoint)
+        try:
+            self.socket.bind(self.endpoint)
+        except zmq.ZMQError:  # no socket folder: no daemon made it (or it is gone)
+            self.context.destroy(linger=0)
+            raise DaemonUnreachable(paths.control_endpoint(home)) from None
         self.run, self.topic = run, topic
         self.shm = ShmReader(Releases())  # payloads senders put in shared memory
         # what was sent before this observer was wired is not what it observes

@@ -9,6 +9,7 @@ from typing import Any
 import trio
 
 from daemon import __version__
+from daemon.control.foreground_stop import foreground_pid, stop_foreground
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, BrokenInvariant
@@ -54,6 +55,10 @@ async def start(rt: Runtime, req: rq.Start) -> rp.RunReply:
 
 
 async def stop(rt: Runtime, req: rq.Stop) -> rp.RunReply:
+    info = rt.resolve(req.run)
+    pid = foreground_pid(info)
+    if pid is not None:  # a `flow run`'s: its own process stops it
+        return rp.RunReply(run=await stop_foreground(rt, info, pid, req.force))
     run = rt.live_run(req.run)
     await rt.stop_run(run, _grace(req.grace), req.force)
     return rp.RunReply(run=rt.wait_info(run.id))

@@ -45,6 +45,25 @@ class UnknownRun(RecoverableError):
         super().__init__(detail or f"no run with ID or name {run!r}")
 
 
+def ambiguous_run(ref: str, ids: list[str]) -> str:
+    """The one line for a RUN reference more than one run matches: a few of their ids,
+    long enough to tell them apart (a UUIDv7's first 8 characters are its minute)."""
+    shown = ", ".join(run_id[:13] for run_id in ids[:5])
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    return f"run reference {ref!r} is ambiguous: {shown}{more}"
+
+
+class ForegroundRun(RecoverableError):
+    """A run a `flow run` supervises in its own process: the daemon cannot act on it."""
+
+    def __init__(self, run: str, pid: str) -> None:
+        self.run = run
+        super().__init__(
+            f"run {run} is a foreground `flow run` (pid {pid}): its own process supervises"
+            " it (Ctrl-C there, or `flow stop`); start it with `flow start` for this"
+        )
+
+
 class UnknownNode(RecoverableError):
     """No node of that id in the run."""
 

@@ -24,10 +24,12 @@ from daemon.model.errors import (
     ControlSocketUnavailable,
     DataflowInvalid,
     FatalError,
+    ForegroundRun,
     RecoverableError,
     RunNotActive,
     StateStoreUnusable,
     UnknownRun,
+    ambiguous_run,
 )
 from daemon.model.keeper_messages import State
 from daemon.model.states import RunStatus
@@ -166,12 +168,16 @@ class Runtime:
             return matches[0]
         if not matches:
             raise UnknownRun(ref)
-        ids = ", ".join(m["id"][:13] for m in matches[:5])
-        raise UnknownRun(ref, f"run reference {ref!r} is ambiguous: {ids}")
+        raise BadRequest(ambiguous_run(ref, [m["id"] for m in matches]))
 
     def live_run(self, ref: str) -> Run:
         info = self.resolve(ref)
         run = self.runs.get(info["id"])
+        if run is None and info["status"] in ("starting", "running") and (
+            str(info["origin"]).startswith("foreground")
+        ):
+            pid = str(info["origin"]).partition(":")[2].partition(":")[0]
+            raise ForegroundRun(info["name"] or info["id"], pid)
         if run is None or not run.status.active:
             raise RunNotActive(info["id"], info["status"])
         return run

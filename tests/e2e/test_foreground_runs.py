@@ -1,0 +1,43 @@
+"""A `flow run` next to a daemon: listed by it, stopped through it, and every other command
+says in one line why it cannot reach such a run (it was "not active (it is running)")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import BOUND_S, daemon_down, flow, flow_env, stream_graph, wait_for
+
+
+def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    yml = tmp_path / "fg.yml"
+    yml.write_text(stream_graph(tick_ms=20))
+    echo = flow("topic", "echo", "fg", "counter/count", "--count", "1", home=flow_home)
+    assert echo.returncode == 3, echo.stderr  # no daemon: the usual line, no ZMQError
+    assert echo.stderr.startswith("error: cannot reach the flow daemon"), echo.stderr
+    running = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", str(yml), "--name", "fg"],
+        env=flow_env(flow_home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert flow("up", home=flow_home).returncode == 0
+        wait_for(lambda: "fg" in flow("list", home=flow_home).stdout, "flow list never saw fg")
+        for command in (("param", "list", "fg", "sink"), ("node", "info", "fg", "sink"),
+                        ("topic", "hz", "fg", "counter/count", "--count", "2")):  # fmt: skip
+            refused = flow(*command, home=flow_home)
+            assert refused.returncode == 1, (command, refused.stdout)
+            assert "is a foreground `flow run` (pid" in refused.stderr, refused.stderr
+            assert len(refused.stderr.splitlines()) == 1
+        stopped = flow("stop", "fg", home=flow_home, timeout=BOUND_S)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "run fg" in stopped.stdout
+        assert "stopped" in stopped.stdout.splitlines()[0], stopped.stdout
+        out, _ = running.communicate(timeout=BOUND_S)
+        assert "run fg" in out
+    finally:
+        running.kill()
+        running.communicate()
+        daemon_down(flow_home)
