@@ -13,6 +13,7 @@ from daemon.model.replies import PingReply
 
 # the daemon outlives us: holding its Popen keeps the destructor from warning meanwhile
 _DETACHED: list[subprocess.Popen[bytes]] = []
+_LOG_START: dict[Path, int] = {}  # daemon.log's size when each home's daemon was spawned
 
 START_DEADLINE = 15.0
 
@@ -174,6 +175,7 @@ def spawn_daemon(home: Path, serve_args: list[str] | None = None) -> subprocess.
         paths.daemon_log(home), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
     )
     with open(log_fd, "ab") as log:
+        _LOG_START[home] = os.fstat(log_fd).st_size  # what this start writes comes after
         proc = subprocess.Popen(
             [sys.executable, "-m", "daemon", "serve", "--home", str(home), *(serve_args or [])],
             stdin=subprocess.DEVNULL,
@@ -208,8 +210,11 @@ def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> PingReply:
             info = client.ping(timeout=1.0, home=home)
             if info is not None:
                 return info
+            fatal, tail = start_log(home)
+            if fatal:  # the daemon said why in one line: that is the error
+                raise CliError(f"the flow daemon could not start: {fatal}")
             raise CliError(
-                f"the flow daemon exited with status {code} while starting", details=log_tail(home)
+                f"the flow daemon exited with status {code} while starting", details=tail
             )
         raise _NotUpYet(f"pid {proc.pid} has not answered")
 
@@ -225,7 +230,7 @@ def wait_until_up(proc: subprocess.Popen[bytes], home: Path) -> PingReply:
     except RetryExhausted:
         raise CliError(
             f"the flow daemon (pid {proc.pid}) did not answer within {START_DEADLINE:g} s",
-            details=log_tail(home),
+            details=start_log(home)[1],
         ) from None
 
 
@@ -236,12 +241,18 @@ def daemon_process_alive(home: Path) -> bool:
     return daemon_pid(home) is not None
 
 
-def log_tail(home: Path, lines: int = 15) -> list[str]:
-    """The last lines of daemon.log, to show why the daemon did not start."""
+def start_log(home: Path, lines: int = 15) -> tuple[str | None, list[str]]:
+    """What this start wrote to daemon.log (not what earlier daemons did): its `fatal:`
+    cause, if it logged one, and its last lines, to show why the daemon did not start."""
     from node_sdk import paths
 
     try:
-        text = paths.daemon_log(home).read_text(errors="replace")
+        with paths.daemon_log(home).open("rb") as log:
+            log.seek(_LOG_START.get(home, 0))
+            text = log.read().decode(errors="replace")
     except OSError:
-        return []
-    return text.splitlines()[-lines:]
+        return None, []
+    written = text.splitlines()
+    fatal = [line.split("fatal: ", 1)[1] for line in written if "CRITICAL" in line
+             and "fatal: " in line]  # fmt: skip
+    return (fatal[-1] if fatal else None), written[-lines:]

@@ -150,6 +150,19 @@ def test_a_bad_metrics_address_is_one_line(flow_home: Path) -> None:
         assert "--metrics" in done.stderr
 
 
+def test_a_busy_metrics_port_fails_the_start_in_one_line_of_its_own(flow_home: Path) -> None:
+    """Only this start's cause is told, not earlier daemons' lines in daemon.log."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        for _ in range(2):  # the second start's log holds the first one's fatal line too
+            done = flow("up", "--metrics", address, home=flow_home)
+            assert done.returncode == 1, done.stdout
+            assert done.stderr.count("\n") == 1, done.stderr
+            assert f"could not start: metrics: cannot listen on {address}" in done.stderr
+
+
 class _Collector(http.server.BaseHTTPRequestHandler):
     """An OTLP/HTTP receiver: keeps each POSTed body (protobuf) and answers 200."""
 
