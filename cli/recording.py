@@ -34,6 +34,8 @@ def new_file(text: str, option: str = "--record") -> str:
     if path.is_symlink() and not path.exists():  # the recorder would not follow it either
         raise CliError(f"{option} {text}: a symbolic link to nothing is there (a recording "
                        "never writes through one)", BAD_INPUT)  # fmt: skip
+    if not text.strip() or path.is_dir():
+        raise CliError(f"{option} {text!r}: a folder, not a file to record into", BAD_INPUT)
     if path.exists():
         raise CliError(f"{option} {text}: the file exists (a recording never overwrites one)",
                        BAD_INPUT)  # fmt: skip

@@ -9,6 +9,8 @@ from typing import Any
 from cli.durations import duration_arg
 from cli.run_ref import add_run_argument, target_run
 
+MAX_TIMEOUT_S = 60.0  # the daemon waits no longer (daemon/control/params.py)
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -36,7 +38,7 @@ def register(sub: Any) -> None:
         if verb in ("set", "delete"):
             one.add_argument(
                 "--timeout", type=duration_arg, default=None, metavar="D",
-                help="how long the node has to answer (e.g. 10s; default 5s)",
+                help="how long the node has to answer (e.g. 10s; default 5s; 0 < D <= 60s)",
             )  # fmt: skip
         if verb == "list":
             one.add_argument("--json", action="store_true", help="print one JSON object")
@@ -45,7 +47,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
-    from cli.errors import CliError
+    from cli.errors import BAD_INPUT, CliError
     from daemon.model import replies as rp
     from daemon.model import requests as rq
 
@@ -65,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
             ]
             render.table(["KEY", "VALUE"], rows) if rows else render.info("no parameters")
         return 0
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:
+        raise CliError(f"--timeout {args.timeout:g}s: the node's answer is waited for more than"
+                       f" 0 and at most {MAX_TIMEOUT_S:g} s", BAD_INPUT)  # fmt: skip
     timeout = None if args.timeout is None else rq.Seconds(args.timeout)
     value = rp.ParamText(args.value) if args.verb == "set" else None
     request = rq.ParamSet(run=args.run, node=args.node, key=args.key, value=value, timeout=timeout)
-    wait = 5.0 + (60.0 if timeout is None else min(float(timeout), 60.0))
+    wait = 5.0 + (MAX_TIMEOUT_S if timeout is None else float(timeout))
     values = client.call(request, timeout=wait).params
     if args.verb == "set":
         render.info(f"node {args.node}: {args.key} = {values.get(args.key)} (taken by the node)")

@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     add_run_argument(p)
     p.add_argument("-o", "--output", metavar="PATH", required=True,
                    help="the MCAP file to write (it must not exist)")  # fmt: skip
-    p.add_argument("--topics", metavar="NODE/OUTPUT,...", default="",
+    p.add_argument("--topics", metavar="NODE/OUTPUT,...", default=None,
                    help="record only these outputs (default: every output)")  # fmt: skip
     p.add_argument("--duration", type=duration_arg, default=0.0, metavar="D",
                    help="stop after D (e.g. 30s; default: Ctrl-C or the run's end)")  # fmt: skip
@@ -34,12 +34,16 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from cli.errors import BAD_INPUT, CliError
     from cli.recording import new_file
     from cli.run_ref import target_run
     from daemon.model.requests import RecordRenew, RecordStart, RecordStop
 
     path = new_file(args.output, "-o")
-    topics = [t.strip() for t in args.topics.split(",") if t.strip()]
+    topics = [t.strip() for t in (args.topics or "").split(",") if t.strip()]
+    if args.topics is not None and not topics:  # [] asks the daemon for every output
+        raise CliError(f"--topics {args.topics!r}: no NODE/OUTPUT in it (leave --topics out "
+                       "to record every output)", BAD_INPUT)  # fmt: skip
     reply = client.call(RecordStart(run=target_run(args.run), path=path, topics=topics),
                         timeout=60.0)  # fmt: skip
     outputs = "1 output" if len(reply.topics) == 1 else f"{len(reply.topics)} outputs"

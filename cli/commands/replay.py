@@ -111,7 +111,8 @@ def info(rec: str, contents: Any) -> int:
     render.table(["OUTPUT", "MESSAGES"], rows)
     render.info(f"{holds(contents)} over {contents.duration_s:.3f} s")
     if contents.unfinished:
-        render.warning(f"{rec} was not finished (its recorder ended early): "
+        render.warning(f"{rec} was not finished (still being recorded, or its recorder ended "
+                       "early): "
                        "these are the messages up to where it is cut")  # fmt: skip
     run = contents.metadata.get("flow.run") or {}
     if run:

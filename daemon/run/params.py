@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from daemon.model import params as model
-from daemon.model.errors import BadRequest, ParamNotSet, StateWriteFailed
+from daemon.model.errors import ParamNotSet, StateWriteFailed
 from daemon.run.slot import NodeSlot
 from daemon.run.supervisor import Run
 from daemon.store import Store
@@ -112,7 +112,9 @@ class ParamDesk:
         """Send a change to a running node and store it once taken; ParamNotSet when the
         node refused it (its reason) or did not answer within `timeout_s`."""
         if not slot.spec.connects:
-            raise BadRequest(f"node {slot.id!r} is not an SDK node: it cannot take parameters")
+            # not malformed input (2): a node that cannot take one (1, as one not running)
+            raise ParamNotSet(slot.id, key, "it is a process node, not an SDK node: it "
+                              "cannot take parameters")  # fmt: skip
         if not (slot.alive or slot.attached) or not slot.connected.is_set():
             raise ParamNotSet(slot.id, key, "the node is not running (nothing was sent)")
         self.last_token += 1

@@ -83,6 +83,11 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
     origin = str(info["origin"])
     if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
         return  # still running in its own terminal
+    for node in info["nodes"]:  # they went with it (its keeper thread was theirs)
+        if NodeStatus(node["status"]).comes_back:
+            tail = [*node["stderr_tail"], "ended with its flow run process"]
+            with contextlib.suppress(StateWriteFailed):
+                store.update_node(info["id"], node["id"], status="failed", stderr_tail=tail)
     _settle(store, info["id"], status="failed", error="the flow run process exited")
     remove_run_segments(info["id"])
 

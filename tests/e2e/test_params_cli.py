@@ -122,6 +122,11 @@ def test_a_node_that_does_not_answer_in_time_keeps_nothing(daemon: Path, tmp_pat
     assert blocking.returncode == 0, err
     assert late.returncode != 0
     assert "did not answer within 0.5 s" in late.stderr, late.stderr
+    for bad in ("0", "61s"):  # no wait at all, or longer than the daemon waits: refused
+        refused = flow("param", "set", "busy", "tuner", "gain", "7", "--timeout", bad,
+                       home=daemon)  # fmt: skip
+        assert refused.returncode == 2, refused.stdout
+        assert "at most 60 s" in refused.stderr
     # the node reads the change after the daemon gave up: dropped unseen, never applied
     assert flow("param", "set", "busy", "tuner", "mode", '"slow"', home=daemon).returncode == 0
     assert param_list(daemon, "busy")["gain"] == 1.0
@@ -146,7 +151,7 @@ def test_values_survive_a_restart_and_a_stopped_node_refuses(daemon: Path, tmp_p
     assert "not running" in refused.stderr, refused.stderr
     assert param_list(daemon, "keep")["gain"] == 3
     process = flow("param", "set", "keep", "idle", "gain", "4", home=daemon)
-    assert process.returncode != 0
+    assert process.returncode == 1  # not malformed input: a node that cannot take one
     assert "not an SDK node" in process.stderr, process.stderr
 
 

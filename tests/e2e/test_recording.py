@@ -274,6 +274,8 @@ def test_flow_start_record_and_flow_record_a_live_run(daemon: Path, tmp_path: Pa
     assert said == len(seqs) > 0
     for args, text in (
         (("-o", str(rec)), "the file exists"),
+        (("-o", str(tmp_path)), "a folder, not a file to record into"),
+        (("-o", str(tmp_path / "t.mcap"), "--topics", " , "), "no NODE/OUTPUT in it"),
         (("-o", str(tmp_path / "n.mcap"), "--topics", "counter/nope"), "counter/nope"),
     ):
         refused = flow("record", "live", *args, home=daemon)

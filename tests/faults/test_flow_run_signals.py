@@ -201,4 +201,7 @@ def test_row12_a_sigkilled_flow_run_is_settled_by_the_next(tmp_path: Path, flow_
         store.close()
     assert [r["status"] for r in runs] == ["failed", "succeeded"]
     assert runs[0]["error"] == "the flow run process exited"
+    for node in runs[0]["nodes"]:  # none left "running" with a dead pid
+        assert node["status"] == "failed", node
+        assert node["stderr_tail"][-1] == "ended with its flow run process"
     assert not wait_gone([n["pid"] for n in runs[0]["nodes"] if n.get("pid")], 10.0)
