@@ -50,7 +50,7 @@ def stop_then_crash(home: Path, tmp_path: Path, env: dict[str, str]) -> None:
              "stubborn never ran")  # fmt: skip
     run_id = runs(home)["stub"]["id"]
     stopping = subprocess.Popen(
-        [sys.executable, "-m", "cli", "stop", "stub", "--grace", "10s"],
+        [sys.executable, "-m", "cli", "stop", "stub", "--grace", "4s"],
         env=flow_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     wait_for(lambda: "ignoring STOP" in flow("logs", "stub", "stubborn", home=home).stdout,
@@ -58,6 +58,7 @@ def stop_then_crash(home: Path, tmp_path: Path, env: dict[str, str]) -> None:
     killed = daemon_pid(home)
     os.kill(killed, signal.SIGKILL)  # in the middle of the stop's grace
     assert not wait_gone([killed], 10), "the daemon outlived SIGKILL"
+    assert "stubborn" in node_processes(run_id), "the stop was over before the crash"
     stopping.wait(timeout=BOUND_S)
     if env["FLOW_DAEMON_GRACE"] == "2s":  # its keeper ends the nodes once the grace is over
         wait_for(lambda: not node_processes(run_id), "the keeper left the nodes running")
