@@ -52,7 +52,7 @@ class Lease:
 def _topic(run: Run, text: str) -> tuple[str, str]:
     node, sep, output = text.partition("/")
     slot = run.slots.get(node)
-    if not sep or slot is None:
+    if not sep or slot is None or node in run.removed:
         raise BadRequest(f"no topic {text!r} in run {run.name or run.id}: expected NODE/OUTPUT")
     if output not in slot.spec.outputs:
         declared = ", ".join(slot.spec.outputs) or "none"
@@ -75,12 +75,14 @@ def _remote(rt: Runtime, run: Run, node: str) -> tuple[RemoteWatch, str] | None:
 async def topic_list(rt: Runtime, req: rq.TopicList) -> rp.TopicListReply:
     run = rt.live_run(req.run)
     topics = []
-    for slot in run.slots.values():
+    # a node `flow node remove`d is out of the graph: neither a topic nor a receiver
+    present = [slot for slot in run.slots.values() if slot.id not in run.removed]
+    for slot in present:
         rates = (slot.stats or {}).get("rates") or {}
         for output in slot.spec.outputs:
             receivers = [
                 f"{other.id}/{spec.id}"
-                for other in run.slots.values()
+                for other in present
                 for spec in other.spec.inputs
                 if getattr(spec.source, "node", None) == slot.id
                 and getattr(spec.source, "output", None) == output

@@ -227,6 +227,8 @@ def test_graph_edits(daemon: Path, tmp_path: Path) -> None:
         refused = flow("node", *edit[:1], "edits", *edit[1:], home=daemon)
         assert refused.returncode == 1, refused.stdout
         assert "no node 'extra'" in refused.stderr
+    topics = flow("topic", "list", "edits", home=daemon).stdout
+    assert "extra" not in topics, topics  # neither a topic nor a receiver any more
     stopped = flow("stop", "edits", home=daemon)
     assert stopped.returncode == 0
     assert re.search(r"extra +removed from the run \(stopped", stopped.stdout), stopped.stdout
