@@ -18,7 +18,7 @@ import trio
 
 from daemon.model import routing
 from daemon.model.descriptor import OutputRef
-from daemon.model.errors import RecoverableError
+from daemon.model.errors import RecoverableError, ambiguous_run
 from daemon.model.states import NodeStatus
 from daemon.run.node_channel import NoDynamicNode
 from daemon.run.slot import NodeSlot
@@ -49,7 +49,10 @@ def find_dynamic_slot(rt: Runtime, node: str, dataflow: str | None) -> tuple[Run
         runs = [r for r in rt.runs.values() if r.status.active and _names(r, dataflow)]
         if not runs:
             raise NoSuchNode(f"no running dataflow with ID or name {dataflow}")
-        run = runs[0]
+        exact = [r for r in runs if dataflow in (r.id, r.name)]
+        if len(runs) > 1 and len(exact) != 1:  # as the CLI: a prefix must name one run
+            raise AttachRefused(ambiguous_run(dataflow, [r.id for r in runs]))
+        run = (exact or runs)[0]
         slot = run.slots.get(node)
         label = run.name or run.id
         if slot is None:

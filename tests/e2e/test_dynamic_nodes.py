@@ -92,6 +92,9 @@ def test_every_refusal_is_one_line_and_harms_nothing(daemon: Path, tmp_path: Pat
             "no node ghost in dataflow first": {"VIEWER_RUN": "first", "VIEWER_ID": "ghost"},
             "node viewer in dataflow first is already attached": {"VIEWER_RUN": "first"},
             "node id viewer is dynamic in several running dataflows (": {},
+            # both runs' ids begin with the same minute: a prefix that names both
+            "is ambiguous": {
+                "VIEWER_RUN": os.path.commonprefix(_run_ids(daemon))[:8]},  # noqa: RUF071
         }  # fmt: skip
         for expected, env in cases.items():
             log_before = paths.daemon_log(daemon).read_text().count("dynamic attach refused")
@@ -137,6 +140,11 @@ def test_sigkill_of_a_dynamic_node_frees_its_slot(daemon: Path, tmp_path: Path) 
     again = viewer(daemon, WANT="3")
     assert again.returncode == 0, again.stdout
     assert flow("stop", "crashy", home=daemon).returncode == 0
+
+
+def _run_ids(home: Path) -> list[str]:
+    listed = flow("list", "--json", home=home).stdout.splitlines()
+    return [json.loads(line)["id"] for line in listed]
 
 
 def _status(home: Path, run: str, node: str) -> str:
