@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 Emit = Callable[[str, LogRecord], None]
+AWAY_POLL_S = 0.5  # how often the files and the daemon are looked at while it is gone
 
 
 class _Tail:
@@ -224,10 +225,13 @@ def follow_run(
     With `interrupts`, the first Ctrl-C asks the daemon to stop the run, the second to
     kill it; following goes on until the run has ended.
     """
+    from cli import render
     from cli.client import call
+    from cli.errors import UNREACHABLE, CliError, DaemonUnreachable
     from daemon.model.requests import Logs, Seconds, Wait
 
     refreshed = time.monotonic()
+    away = False
     degraded: str | None = None
     try:
         while True:
@@ -235,13 +239,28 @@ def follow_run(
                 emit(name, record)
             for press in interrupts.new_presses() if interrupts else []:
                 _stop_in_background(run_id, force=press > 1, home=home)
-            reply = call(
-                Wait(run=run_id, timeout=Seconds(interval)), timeout=interval + 10.0, home=home
-            )
+            try:
+                reply = call(
+                    Wait(run=run_id, timeout=Seconds(interval)), timeout=interval + 10.0,
+                    home=home,
+                )  # fmt: skip
+            except DaemonUnreachable:
+                # the daemon died; the run's keeper serves its nodes on for the grace, and
+                # their log files grow: followed until a daemon is back or they have ended
+                away = away or _went_away(run_id)
+                if not _nodes_alive(run_id, home):
+                    for name, record in follower.poll(final=True):
+                        emit(name, record)
+                    raise CliError("the flow daemon went away and the run's nodes have "
+                                   "ended: `flow up` records how", UNREACHABLE) from None
+                time.sleep(AWAY_POLL_S)
+                continue
+            if away:
+                render.info("the flow daemon is back: following the run through it")
+                away = False
             now_degraded = reply.run.get("degraded")
             if now_degraded and _cause(now_degraded) != _cause(degraded):
-                from cli import render  # side work failed: say so now, not only at the end
-
+                # side work failed: say so now, not only at the end
                 render.warning(f"degraded: {now_degraded}")  # once per cause, not per tally
             degraded = now_degraded
             if reply.done:
@@ -257,6 +276,28 @@ def follow_run(
                     follower.add(name, path)
     finally:
         follower.close()
+
+
+def _went_away(run_id: str) -> bool:
+    from cli import render
+
+    render.warning("the flow daemon went away: following the log files until it is back "
+                   "or the run's nodes have ended")  # fmt: skip
+    return True
+
+
+def _nodes_alive(run_id: str, home: Path | None) -> bool:
+    """Whether a node process of the run is alive, by the pids `state.db` has for it."""
+    from cli import client
+    from cli.errors import CliError
+    from cli.offline_runs import resolve
+    from daemon.model.pids import alive
+
+    try:
+        run = resolve(home or client.home_path(), run_id)
+    except CliError:
+        return False
+    return any(node.get("pid") and alive(int(node["pid"])) for node in run["nodes"])
 
 
 def _cause(degraded: str | None) -> str | None:

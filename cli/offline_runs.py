@@ -46,7 +46,7 @@ def resolve(home: Path, ref: str) -> dict[str, Any]:
         raise CliError(f"cannot read the state store {db_path}: {exc}") from None
     finally:
         db.close()
-    fields = ("status", "exit_code", "signal")
+    fields = ("status", "exit_code", "signal", "pid")
     run["nodes"] = [
         {"id": n["node_id"], **{f: n[f] for f in fields}, "stderr_tail": _tail(n["stderr_tail"]),
          "process": bool(n.get("process")),  # columns an older store lacks
