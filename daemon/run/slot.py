@@ -257,7 +257,7 @@ class NodeSlot:
             while (delay := self.run.restart_delay(self)) is not None:
                 log.info("run %s: node %s restarts in %.2fs", self.run.id, self.id, delay)
                 ended = self.status
-                self.transition(NodeStatus.RESTARTING)
+                self.transition(NodeStatus.RESTARTING, pid=None)  # no process meanwhile
                 self.run.receiver_down(self, restarting=True)  # its senders wait for it
                 with trio.move_on_after(delay):
                     await self._stopping.wait()  # a stop ends the delay at once
@@ -282,7 +282,9 @@ class NodeSlot:
         self.exit_code = self.signal_name = self.spawn_error = None
         self.said_bye = self.killed = False
         self.kill_cause = None
-        self.transition(NodeStatus.PENDING, generation=self.generation + 1, pid=None)
+        # the previous generation's ending is not this one's (`flow node info` showed it)
+        self.transition(NodeStatus.PENDING, generation=self.generation + 1, pid=None,
+                        exit_code=None, signal=None)  # fmt: skip
         try:
             await retry_async(self._spawn, what=f"spawning node {self.id}",
                               policy=SPAWN_POLICY, retry_on=(_OutOfResources,))  # fmt: skip

@@ -102,6 +102,8 @@ nodes:
     while info(daemon, "waits", "crashy")["status"] != "restarting":
         assert time.monotonic() < deadline, "crashy never waited for its restart"
         time.sleep(0.2)
+    waiting = info(daemon, "waits", "crashy")
+    assert (waiting["pid"], waiting["exit_code"]) == (None, 3)  # no process; how it ended
     stopped = flow("node", "stop", "waits", "crashy", home=daemon)
     assert stopped.returncode == 0, stopped.stderr
     assert "node crashy: stopped" in stopped.stdout

@@ -109,7 +109,7 @@ async def test_a_restart_is_recorded_as_restarting_then_a_new_generation(
         with trio.fail_after(10):
             while slot.status is not NodeStatus.RESTARTING:  # noqa: ASYNC110 (a plain field)
                 await trio.sleep(0.1)
-        assert host.records[-1] == ("a", {"status": "restarting"})
+        assert host.records[-1] == ("a", {"pid": None, "status": "restarting"})
         assert host.down == [("a", True)]  # its senders are told to wait for it
         with trio.fail_after(10):
             while slot.generation != 2 or slot.status is not NodeStatus.RUNNING:  # noqa: ASYNC110
