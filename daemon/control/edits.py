@@ -18,7 +18,7 @@ from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model import routing
 from daemon.model.descriptor import OutputRef
-from daemon.model.errors import BadRequest, UnknownNode
+from daemon.model.errors import BadRequest, UnknownNode, no_port
 from daemon.model.node_snippet import parse_added_node
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus
@@ -152,8 +152,7 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
     dst_node, input_id = _ref(req.target, "input")
     sender, receiver = _slot(run, src_node), _slot(run, dst_node)
     if output not in sender.spec.outputs:
-        declared = ", ".join(sender.spec.outputs) or "none"
-        raise BadRequest(f"node {src_node!r} has no output {output!r} (declared: {declared})")
+        raise no_port(src_node, "output", output, list(sender.spec.outputs))
     if src_node == dst_node:
         raise BadRequest(f"input {input_id!r} of node {dst_node!r} cannot take its own output")
     _not_ended(run, sender, "sends")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.descriptor import OutputRef
-from daemon.model.errors import BadRequest, UnknownNode
+from daemon.model.errors import BadRequest, UnknownNode, no_port
 
 if TYPE_CHECKING:
     from daemon.run.runtime import Runtime
@@ -40,8 +40,7 @@ async def topic_info(rt: Runtime, req: rq.TopicInfo) -> rp.TopicInfoReply:
     if slot is None:
         raise UnknownNode(run.name or run.id, node)
     if output not in slot.spec.outputs:
-        declared = ", ".join(slot.spec.outputs) or "none"
-        raise BadRequest(f"node {node!r} has no output {output!r} (declared: {declared})")
+        raise no_port(node, "output", output, list(slot.spec.outputs))
     receivers = [
         rp.TopicReceiver(f"{other.id}/{item.id}", item.queue_policy, item.queue_size)
         for other in run.slots.values()
@@ -77,8 +76,7 @@ async def topic_publish(rt: Runtime, req: rq.TopicPublish) -> rp.PublishTarget:
         raise UnknownNode(run.name or run.id, node)
     item = next((i for i in slot.spec.inputs if i.id == input_id), None)
     if item is None:
-        declared = ", ".join(i.id for i in slot.spec.inputs) or "none"
-        raise BadRequest(f"node {node!r} has no input {input_id!r} (declared: {declared})")
+        raise no_port(node, "input", input_id, [i.id for i in slot.spec.inputs])
     if not isinstance(item.source, OutputRef):
         raise BadRequest(f"input {node}/{input_id} is a timer: it takes no messages")
     if not (slot.alive or slot.attached):

@@ -23,7 +23,7 @@ from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model import pids
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.errors import BadRequest
+from daemon.model.errors import BadRequest, no_port
 from node_sdk import paths
 from node_sdk.config import Edge
 
@@ -55,8 +55,7 @@ def _topic(run: Run, text: str) -> tuple[str, str]:
     if not sep or slot is None or node in run.removed:
         raise BadRequest(f"no topic {text!r} in run {run.name or run.id}: expected NODE/OUTPUT")
     if output not in slot.spec.outputs:
-        declared = ", ".join(slot.spec.outputs) or "none"
-        raise BadRequest(f"node {node!r} has no output {output!r} (declared: {declared})")
+        raise no_port(node, "output", output, list(slot.spec.outputs))
     return node, output
 
 

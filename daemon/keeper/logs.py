@@ -61,7 +61,8 @@ class NodeLog:
             if self._size + len(line) > self.max_bytes:
                 handle = self._rotate()
             if self._unmarked:  # writing again: say first what was lost meanwhile
-                note = LogRecord(time.time(), "log", f"{self._unmarked} log lines dropped",
+                lines = "line" if self._unmarked == 1 else "lines"
+                note = LogRecord(time.time(), "log", f"{self._unmarked} log {lines} dropped",
                                  level="WARNING", logger="flow")  # fmt: skip
                 mark = note.to_json() + "\n"
                 handle.write(mark)

@@ -53,6 +53,13 @@ def ambiguous_run(ref: str, ids: list[str]) -> str:
     return f"run reference {ref!r} is ambiguous: {shown}{more}"
 
 
+def no_port(node: str, kind: str, port: str, declared: list[str]) -> BadRequest:
+    """`node 'cam' has no output 'imgae' (declared: image, info)`: one line, whichever
+    command named the port (`kind`: output or input)."""
+    known = f"declared: {', '.join(declared)}" if declared else f"it declares no {kind}s"
+    return BadRequest(f"node {node!r} has no {kind} {port!r} ({known})")
+
+
 class ForegroundRun(RecoverableError):
     """A run a `flow run` supervises in its own process: the daemon cannot act on it."""
 

@@ -275,7 +275,8 @@ class Run:
 
     def on_keeper_event(self, message: FromKeeper) -> None:
         if isinstance(message, Degraded):
-            lost = f" ({message.dropped} log lines dropped)" if message.dropped else ""
+            lines = "line" if message.dropped == 1 else "lines"
+            lost = f" ({message.dropped} log {lines} dropped)" if message.dropped else ""
             self.mark_degraded(f"{message.what or 'side work'}{lost}")
         elif isinstance(message, StdoutStats):
             merge_stdout_stats(self.slots, message)

@@ -56,6 +56,6 @@ def test_row17_the_dropped_count_is_written_when_room_returns(flow_home: Path) -
         log.close()
         records = _records(folder / "n.log")
     assert written_before + dropped_before == 200  # whole lines, each written or counted
-    assert records[-2]["m"] == f"{dropped_before} log lines dropped"
+    assert records[-2]["m"] == f"{dropped_before} log line{'s' * (dropped_before != 1)} dropped"
     assert len(records) == written_before + 2
     assert records[-1]["m"] == "x" * 500
