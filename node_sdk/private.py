@@ -111,7 +111,8 @@ def check_private_dir(folder: Path, what: str = "socket folder") -> None:
 def prepare_home(home: Path) -> None:
     """FLOW_HOME made 0700 (or tightened, with its files 0600); another user's is refused."""
     try:
-        home.parent.mkdir(parents=True, exist_ok=True)
+        # a folder flow makes for it is never writable by others, whatever the umask
+        home.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as exc:
         raise NotPrivate(f"cannot create FLOW_HOME {home}: {exc.strerror or exc}") from None
     loose = ensure_private_dir(home, "FLOW_HOME")
