@@ -28,6 +28,15 @@ def test_a_new_folder_is_0700_whatever_the_umask(tmp_path: Path) -> None:
     assert mode(tmp_path / "s") == 0o700
 
 
+def test_a_new_home_and_the_folder_made_for_it_are_closed_to_others(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        private.prepare_home(tmp_path / "made" / "home")
+    finally:
+        os.umask(old)
+    assert (mode(tmp_path / "made"), mode(tmp_path / "made" / "home")) == (0o755, 0o700)
+
+
 def test_a_loose_folder_of_ours_is_tightened(tmp_path: Path) -> None:
     folder = tmp_path / "s"
     folder.mkdir()
