@@ -154,10 +154,13 @@ class Store:
             raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
 
     def add_node(self, run_id: str, node_id: str, position: int, process: bool = False) -> None:
-        """A node added to a running graph (`process`: a process node)."""
+        """A node added to a running graph (`process`: a process node); the row of a node
+        of that id removed before is taken over (its generation goes on)."""
         self._write(
             "INSERT INTO nodes (run_id, node_id, position, status, process)"
-            " VALUES (?, ?, ?, 'pending', ?)",
+            " VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (run_id, node_id) DO UPDATE SET"
+            " status = 'pending', process = excluded.process, removed = 0, pid = NULL,"
+            " exit_code = NULL, signal = NULL, stderr_tail = '[]', restarts = 0",
             [run_id, node_id, position, int(process)],
         )
 

@@ -41,7 +41,8 @@ def register(sub: Any) -> None:
                 metavar="D",
                 help="how long the node gets after STOP before SIGTERM (e.g. 2s; default 10s)",
             )
-    add = _verb(verbs, "add", "add one node (a YAML file with one node) to a run")
+    add = _verb(verbs, "add", "add one node (a YAML file with one node) to a run (an id removed"
+                " from it before may be added again)")
     add_run_argument(add)
     add.add_argument("file", nargs="?", default=None, metavar="FILE",
                      help="YAML with one node mapping")  # fmt: skip

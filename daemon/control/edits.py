@@ -60,7 +60,8 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
     run = rt.live_run(req.run)
     if not os.path.isabs(req.path):
         raise BadRequest(f"path {req.path!r} must be absolute")
-    spec = parse_added_node(run.dataflow, Path(req.path), req.text, machines=served_machines())
+    spec = parse_added_node(graph_edits.present(run), Path(req.path), req.text,
+                            machines=served_machines())  # fmt: skip
     for item in spec.inputs:  # its senders must still be there to send to it
         if isinstance(item.source, OutputRef):
             _not_ended(run, _slot(run, item.source.node), "sends")

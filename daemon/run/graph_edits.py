@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from daemon.model.descriptor import Input, NodeSpec, OutputRef
+from daemon.model.descriptor import Dataflow, Input, NodeSpec, OutputRef
 from daemon.model.errors import FlowError, StateWriteFailed
 from daemon.model.node_snippet import parse_added_node
 from daemon.run.slot import NodeSlot
@@ -25,13 +25,27 @@ from daemon.run.supervisor import Run
 log = logging.getLogger(__name__)
 
 
+def present(run: Run) -> Dataflow:
+    """The run's model without the nodes removed from it: what an added node joins (an id
+    removed before may be added again)."""
+    nodes = tuple(n for n in run.dataflow.nodes if n.id not in run.removed)
+    return attrs.evolve(run.dataflow, nodes=nodes)
+
+
 def add_node(run: Run, spec: NodeSpec) -> NodeSlot:
-    """One more node in the model, its inputs given endpoints; its slot, not started."""
-    run.dataflow = attrs.evolve(run.dataflow, nodes=(*run.dataflow.nodes, spec))
+    """One more node in the model, its inputs given endpoints; its slot, not started. A
+    node of an id removed before takes its place, and goes on from its generation (its
+    exits are in the keeper's ledger by generation, its messages numbered by it)."""
+    before = run.slots.get(spec.id) if spec.id in run.removed else None
+    run.removed.discard(spec.id)
+    kept = tuple(n for n in run.dataflow.nodes if n.id != spec.id)
+    run.dataflow = attrs.evolve(run.dataflow, nodes=(*kept, spec))
     for item in spec.inputs:
         if isinstance(item.source, OutputRef):
             run.new_input_endpoint(spec.id, item.id)
-    return NodeSlot(spec=spec, run=run)
+    slot = NodeSlot(spec=spec, run=run)
+    slot.generation = before.generation if before is not None else 0
+    return slot
 
 
 def connect(run: Run, source: OutputRef, node: str, input_id: str) -> tuple[Input, str]:
@@ -91,7 +105,7 @@ def replay(run: Run, edits: Sequence[Mapping[str, Any]], machines: frozenset[str
 def _replay_one(run: Run, edit: Mapping[str, Any], machines: frozenset[str]) -> None:
     op = edit["op"]
     if op == "add":
-        spec = parse_added_node(run.dataflow, Path(edit["path"]), edit["text"],
+        spec = parse_added_node(present(run), Path(edit["path"]), edit["text"],
                                 machines=machines)  # fmt: skip
         slot = add_node(run, spec)
         run.slots[slot.id] = slot

@@ -236,6 +236,29 @@ def test_graph_edits(daemon: Path, tmp_path: Path) -> None:
     assert "gaps=0 repeats=0" in summary  # the rest of the run was never disturbed
 
 
+def test_a_removed_node_can_be_added_again(daemon: Path, tmp_path: Path) -> None:
+    """Its id is free once it is removed: the new one takes its place, in a new generation
+    (its receivers and the keeper's ledger tell generations apart), and hears its input."""
+    start(daemon, tmp_path, "again")
+    snippet = tmp_path / "extra.yml"
+    snippet.write_text(f"id: extra\npath: {NODES}/listener.py\ninputs:\n  data: counter/count\n")
+    assert flow("node", "add", "again", str(snippet), home=daemon).returncode == 0
+    _wait_log(daemon, "again", "extra", "input data")
+    assert flow("node", "remove", "again", "extra", home=daemon).returncode == 0
+    readded = flow("node", "add", "again", str(snippet), home=daemon)
+    assert readded.returncode == 0, readded.stderr
+    node = json.loads(flow("node", "info", "again", "extra", "--json", home=daemon).stdout)
+    assert (node["status"], node["generation"], node["removed"]) == ("running", 2, False)
+    heard = flow("logs", "again", "extra", home=daemon).stdout.count("input data")
+    deadline = time.monotonic() + BOUND_S
+    while flow("logs", "again", "extra", home=daemon).stdout.count("input data") < heard + 5:
+        assert time.monotonic() < deadline, "the added-again node hears nothing"
+        time.sleep(0.2)
+    stopped = flow("stop", "again", home=daemon)
+    assert stopped.returncode == 0
+    assert re.search(r"extra +stopped", stopped.stdout), stopped.stdout
+
+
 def test_no_edge_to_or_from_a_node_that_has_ended(daemon: Path, tmp_path: Path) -> None:
     yml = tmp_path / "ended.yml"
     yml.write_text(TALKER + "  - id: done\n    path: sh\n    args: -c 'exit 0'\n"
