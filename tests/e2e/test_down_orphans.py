@@ -18,16 +18,21 @@ from node_sdk import paths
 GRACE_S = 60  # far past what the test waits: only `flow down` can end the nodes in time
 
 
-def test_down_without_daemon_ends_orphaned_keepers(flow_home: Path, tmp_path: Path) -> None:
-    up = flow("up", home=flow_home, env_extra={"FLOW_DAEMON_GRACE": str(GRACE_S)})
+def _running(home: Path, tmp_path: Path, name: str) -> tuple[int, list[int]]:
+    """A daemon with a long grace and a run `name`: its pid, and the run's node pids."""
+    up = flow("up", home=home, env_extra={"FLOW_DAEMON_GRACE": str(GRACE_S)})
     assert up.returncode == 0, up.stderr
-    yml = tmp_path / "orphans.yml"
+    yml = tmp_path / f"{name}.yml"
     yml.write_text(stream_graph(tick_ms=10))
-    assert flow("start", str(yml), "--detach", "--name", "orphans", home=flow_home).returncode == 0
-    info = json.loads(flow("list", "--json", home=flow_home).stdout.splitlines()[0])
+    assert flow("start", str(yml), "--detach", "--name", name, home=home).returncode == 0
+    info = json.loads(flow("list", "--json", home=home).stdout.splitlines()[0])
     pids = [n["pid"] for n in info["nodes"]]
     assert all(pids)
-    daemon = daemon_pid(flow_home)
+    return daemon_pid(home), pids
+
+
+def test_down_without_daemon_ends_orphaned_keepers(flow_home: Path, tmp_path: Path) -> None:
+    daemon, pids = _running(flow_home, tmp_path, "orphans")
     os.kill(daemon, signal.SIGKILL)
     assert not wait_gone([daemon], 10)
     assert wait_gone(pids, 0.5) == pids, "the nodes must outlive the daemon for its grace"
@@ -54,14 +59,7 @@ def _never_back(home: Path, name: str) -> None:
 
 
 def test_down_force_of_a_frozen_daemon_stops_its_runs(flow_home: Path, tmp_path: Path) -> None:
-    up = flow("up", home=flow_home, env_extra={"FLOW_DAEMON_GRACE": str(GRACE_S)})
-    assert up.returncode == 0, up.stderr
-    yml = tmp_path / "frozen.yml"
-    yml.write_text(stream_graph(tick_ms=10))
-    assert flow("start", str(yml), "--detach", "--name", "frozen", home=flow_home).returncode == 0
-    info = json.loads(flow("list", "--json", home=flow_home).stdout.splitlines()[0])
-    pids = [n["pid"] for n in info["nodes"]]
-    daemon = daemon_pid(flow_home)
+    daemon, pids = _running(flow_home, tmp_path, "frozen")
     os.kill(daemon, signal.SIGSTOP)  # alive, but it answers nothing
     try:
         refused = flow("down", home=flow_home)
