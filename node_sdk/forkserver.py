@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import re
+import select
 import socket
 import sys
 from typing import Any, Final
@@ -36,6 +37,7 @@ from node_sdk.strictjson import Fields, loads
 MAX_FRAME: Final = 64 * 1024 * 1024  # an environment may carry a large FLOW_NODE_CONFIG
 MAX_ITEMS: Final = 100_000
 SCRIPT_SCAN: Final = 1024 * 1024  # how much of a script is read to see what it imports
+REAP_S: Final = 0.05  # how often a quiet server looks for its middle processes leaving
 # numpy and pyarrow are imported when a script imports them: what a camera or an arrow
 # node pays for most (a dependency of a module of the script's is not seen)
 _IMPORTS: Final = re.compile(rb"^[ \t]*(?:import|from)[ \t]+(numpy|pyarrow)\b", re.MULTILINE)
@@ -112,6 +114,7 @@ class Server:
         self.bare = bare
         self.base_path = tuple(sys.path[1:])  # [0] is the '' of `-c`
         self.pid = os.getpid()  # a forked process is not the server
+        self.leaving = 0  # middle processes forked and not collected yet
 
     def preloaded(self) -> set[str]:
         """The top-level names imported here that a bare interpreter does not have."""
@@ -120,6 +123,10 @@ class Server:
     def serve(self) -> Job | None:
         """Until the keeper closes the channel (None); in a forked node, its Job."""
         while True:
+            # a middle leaves within milliseconds of its fork: collected while the channel
+            # is quiet, so that none waits as a zombie until the next request
+            while self.leaving and not select.select([self.channel], [], [], REAP_S)[0]:
+                self.leaving -= reap()
             frame = read_frame(self.channel, fds=2)
             if frame is None:
                 return None
@@ -163,6 +170,7 @@ class Server:
                 return None
             if middle == 0:
                 return self._middle(request, stdout, stderr, (left_r, left_w))
+            self.leaving += 1
             os.close(left_r)
             os.close(left_w)
             return None
@@ -170,7 +178,7 @@ class Server:
             if os.getpid() == self.pid:
                 os.close(stdout)
                 os.close(stderr)
-                reap()
+                self.leaving -= reap()
 
     def _middle(
         self, request: ForkRequest, stdout: int, stderr: int, left: tuple[int, int]
@@ -222,11 +230,13 @@ class Server:
             retire_threads()
 
 
-def reap() -> None:
-    """Collect the middle processes that have left (the server's only children)."""
+def reap() -> int:
+    """Collect the middle processes that have left (the server's only children); how many."""
+    collected = 0
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+            collected += 1
+    return collected
 
 
 def retire_threads() -> None:

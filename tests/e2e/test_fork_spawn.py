@@ -8,6 +8,7 @@ endings, logs, restarts and stop.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -219,6 +220,17 @@ def _fork_servers(home: Path) -> list[int]:
     return found
 
 
+def _zombies(parents: list[int]) -> list[int]:
+    found = []
+    for parent in parents:
+        with contextlib.suppress(psutil.NoSuchProcess):  # collected or ended meanwhile
+            for child in psutil.Process(parent).children():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    if child.status() == psutil.STATUS_ZOMBIE:
+                        found.append(child.pid)
+    return found
+
+
 def _start_long(home: Path, tmp_path: Path, name: str, escape: str = "") -> list[int]:
     outs = [tmp_path / f"{name}{n}.txt" for n in range(2)]
     nodes = "".join(
@@ -241,6 +253,9 @@ def _start_long(home: Path, tmp_path: Path, name: str, escape: str = "") -> list
 def test_no_forked_node_outlives_a_stop(daemon: Path, tmp_path: Path) -> None:
     pids = _start_long(daemon, tmp_path, "stopped", escape="1")
     assert _fork_servers(daemon)
+    # the middle processes that forked the nodes are collected, not left as zombies
+    wait_for(lambda: not _zombies(_fork_servers(daemon)),
+             "the fork server's middle processes were never collected")  # fmt: skip
     done = flow("stop", "stopped", "--grace", "1s", home=daemon, timeout=60)
     assert done.returncode == 0, done.stderr
     assert not wait_gone(pids, BOUND_S)
