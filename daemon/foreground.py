@@ -189,10 +189,12 @@ async def _stop_on_signals(
     # SIGPIPE is otherwise ignored by Python: a write to a pipe whose reader left fails
     # with EPIPE in whichever thread wrote, while the run streams on to nobody
     async with trio.open_nursery() as nursery:
+        asked = False  # not run.stop_requested: a second signal may come before it is set
         async for number in signals:
             await ready.wait()  # a signal during the start stops the run once it exists
             run = started[0]
-            first = not run.stop_requested
+            first = not (asked or run.stop_requested)
+            asked = True
             if on_signal is not None:
                 on_signal(signal.Signals(number), first)
             if first:

@@ -194,7 +194,7 @@ class Store:
         env = json.loads(row["env"]) if row is not None else {}
         return {str(k): str(v) for k, v in env.items()}
 
-    def add_edit(self, run_id: str, edit: dict[str, str]) -> None:
+    def add_edit(self, run_id: str, edit: dict[str, Any]) -> None:
         """One more graph edit in the run's journal (daemon/run/graph_edits.py)."""
         self._write(
             "UPDATE runs SET edits = json_insert(COALESCE(edits, '[]'), '$[#]', json(?))"

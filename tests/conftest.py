@@ -44,6 +44,21 @@ def daemon(flow_home: Path) -> Iterator[Path]:
         daemon_down(flow_home)
 
 
+@pytest.fixture(autouse=True)
+def sigint_kept(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the test: Ctrl-C still reaches this process's children. A SIGINT left ignored
+    or blocked here is inherited by every process a later test starts (a pty Ctrl-C test
+    then hangs): it is put back, and the test that left it is named on stderr."""
+    yield
+    handler = signal.getsignal(signal.SIGINT)
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if handler is not signal.default_int_handler or blocked:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+        print(f"\n{request.node.nodeid} left SIGINT {handler!r}, blocked={blocked}",
+              file=sys.__stderr__, flush=True)  # fmt: skip
+
+
 def _processes_of(home: Path) -> dict[int, str]:
     """pid -> cmdline of every process (but this one) whose environment names this home."""
     marker = f"FLOW_HOME={home}".encode()

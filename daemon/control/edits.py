@@ -65,9 +65,17 @@ async def node_add(rt: Runtime, req: rq.NodeAdd) -> rp.NodeIdReply:
     for item in spec.inputs:  # its senders must still be there to send to it
         if isinstance(item.source, OutputRef):
             _not_ended(run, _slot(run, item.source.node), "sends")
-    slot = graph_edits.add_node(run, spec)
+    if run.nursery is None:  # its nodes are still being spawned
+        raise BadRequest(f"run {run.name or run.id} is still starting: add nodes once it runs")
+    # its row first: a store that refuses it (a full disk) refuses the edit, which then
+    # has changed nothing; what was held for a node of that id removed before is dropped
+    run.unsaved.nodes.pop(spec.id, None)
     run.store.add_node(run.id, spec.id, len(run.slots), process=not spec.connects)
-    graph_edits.journal(run, {"op": "add", "path": req.path, "text": req.text})
+    slot = graph_edits.add_node(run, spec)
+    made = {i.id: run.input_endpoint(spec.id, i.id) for i in spec.inputs
+            if isinstance(i.source, OutputRef)}  # fmt: skip
+    graph_edits.journal(run, {"op": "add", "path": req.path, "text": req.text,
+                              "endpoints": made})  # fmt: skip
     run.start_slot(slot)
     _wire_inputs(run, spec.id)
     # answer once the node listens: a `node connect` sent right after this reply would
@@ -170,7 +178,8 @@ async def node_connect(rt: Runtime, req: rq.NodeConnect) -> rp.EdgeReply:
             " disconnect it first"
         )
     item, endpoint = graph_edits.connect(run, source, dst_node, input_id)
-    graph_edits.journal(run, {"op": "connect", "source": str(source), "target": req.target})
+    graph_edits.journal(run, {"op": "connect", "source": str(source), "target": req.target,
+                              "endpoints": {input_id: endpoint}})  # fmt: skip
     run.send_to_node(receiver, channel.AddInput(routing.data_input(item, source, endpoint)))
     run.wire_sender(sender, channel.Wire(output, routing.edge_to(dst_node, item, endpoint)))
     log.info("run %s: connected %s/%s -> %s/%s", run.id, src_node, output, dst_node, input_id)

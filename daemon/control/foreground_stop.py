@@ -25,15 +25,26 @@ POLL_S = 0.2  # the end is a row another process writes: looked for, not awaited
 SECOND_SIGNAL_S = 0.3  # after the first was taken: the second means "no grace"
 
 
-def foreground_pid(info: dict[str, Any]) -> int | None:
-    """The pid of the live `flow run` process supervising this run, or None."""
+def _foreground_tag(info: dict[str, Any]) -> str | None:
+    """The process tag of the `flow run` an active run says supervises it; None if not one."""
     origin = str(info["origin"])
     if not origin.startswith("foreground") or info["status"] not in ("starting", "running"):
         return None
-    tag = origin.partition(":")[2]
-    if not pids.is_tagged_alive(tag, not_after=float(info["created"])):
+    return origin.partition(":")[2]
+
+
+def foreground_pid(info: dict[str, Any]) -> int | None:
+    """The pid of the live `flow run` process supervising this run, or None."""
+    tag = _foreground_tag(info)
+    if tag is None or not pids.is_tagged_alive(tag, not_after=float(info["created"])):
         return None
     return int(tag.partition(":")[0])
+
+
+def is_dead_foreground(info: dict[str, Any]) -> bool:
+    """An active run of a `flow run` whose process is gone (its end never recorded)."""
+    tag = _foreground_tag(info)
+    return tag is not None and not pids.is_tagged_alive(tag, not_after=float(info["created"]))
 
 
 async def stop_foreground(
@@ -41,12 +52,14 @@ async def stop_foreground(
 ) -> dict[str, Any]:
     """Have the `flow run` process `pid` stop its run; the run as it ended (or as it is,
     past FOREGROUND_STOP_S)."""
-    signals = 2 if force else 1
-    for sent in range(signals):
+    # a second, other signal for --force: a pending one of the same number would be taken
+    # as the first again (trio keeps one of each)
+    signals = (signal.SIGTERM, signal.SIGINT) if force else (signal.SIGTERM,)
+    for sent, number in enumerate(signals):
         if sent:
             await trio.sleep(SECOND_SIGNAL_S)
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, number)
         except ProcessLookupError:
             break  # it ended meanwhile: its end is written, or settled at the next start
     log.info("run %s: asked its flow run process (pid %d) to stop it", info["id"], pid)

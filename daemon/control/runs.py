@@ -9,11 +9,12 @@ from typing import Any
 import trio
 
 from daemon import __version__
-from daemon.control.foreground_stop import foreground_pid, stop_foreground
+from daemon.control.foreground_stop import foreground_pid, is_dead_foreground, stop_foreground
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, BrokenInvariant
 from daemon.model.states import RunStatus
+from daemon.run.recovery import settle_foreground
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import DEFAULT_GRACE_S
 from node_sdk import paths
@@ -59,6 +60,9 @@ async def stop(rt: Runtime, req: rq.Stop) -> rp.RunReply:
     pid = foreground_pid(info)
     if pid is not None:  # a `flow run`'s: its own process stops it
         return rp.RunReply(run=await stop_foreground(rt, info, pid, req.force))
+    if is_dead_foreground(info):  # its process died (SIGKILL) without recording its end
+        settle_foreground(rt.store, info)
+        return rp.RunReply(run=rt.wait_info(info["id"]))
     run = rt.live_run(req.run)
     await rt.stop_run(run, _grace(req.grace), req.force)
     return rp.RunReply(run=rt.wait_info(run.id))

@@ -63,12 +63,15 @@ def no_port(node: str, kind: str, port: str, declared: list[str]) -> BadRequest:
 class ForegroundRun(RecoverableError):
     """A run a `flow run` supervises in its own process: the daemon cannot act on it."""
 
-    def __init__(self, run: str, pid: str) -> None:
+    def __init__(self, run: str, pid: str, *, alive: bool = True) -> None:
         self.run = run
         super().__init__(
             f"run {run} is a foreground `flow run` (pid {pid}): its own process supervises"
             " it (Ctrl-C there, or `flow stop`); start it with `flow start` for this"
-        )
+            if alive else
+            f"run {run} was a foreground `flow run` whose process (pid {pid}) is gone:"
+            " `flow stop` records its end"
+        )  # fmt: skip
 
 
 class UnknownNode(RecoverableError):

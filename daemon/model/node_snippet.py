@@ -20,10 +20,16 @@ assert MAX_SNIPPET_BYTES <= MAX_YAML_BYTES
 
 
 def parse_added_node(
-    dataflow: Dataflow, file: Path, text: str, *, machines: frozenset[str] | None = None
+    dataflow: Dataflow,
+    file: Path,
+    text: str,
+    *,
+    machines: frozenset[str] | None = None,
+    check_paths: bool = True,
 ) -> NodeSpec:
     """The node `text` (a node mapping, or a file whose `nodes` list has one) declares,
-    valid as one more node of `dataflow`; raises DataflowInvalid with the snippet's lines."""
+    valid as one more node of `dataflow`; raises DataflowInvalid with the snippet's lines.
+    `check_paths=False`: its executable is not looked for (a recovery making it again)."""
     name = str(file)
     loaded = load_text(name, text, MAX_SNIPPET_BYTES)
     value = loaded.value
@@ -60,7 +66,8 @@ def parse_added_node(
         problems=[(m, line, msg) for w, line, msg in loaded.problems if (m := moved(w))],
     )
     try:
-        return parse_loaded(name, dataflow.path, combined, machines=machines).nodes[-1]
+        return parse_loaded(name, dataflow.path, combined, machines=machines,
+                            check_paths=check_paths).nodes[-1]
     except DataflowInvalid as exc:
         raise DataflowInvalid(_as_snippet(exc.problems, index, prefix)) from None
 

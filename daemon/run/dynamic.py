@@ -101,7 +101,8 @@ def readopt(run: Run, slot: NodeSlot, pid: int) -> None:
     slot.attached = True
     slot.last_seen = time.monotonic()
     slot.transition(NodeStatus.RUNNING, pid=pid)
-    slot.connected.set()  # its DEALER connects to this daemon by itself
+    slot.connected.set()  # its DEALER connects to this daemon by itself, and what it is
+    run.unheard.add(slot.id)  # sent before that is lost: sent again once it is heard from
     _wire_inputs(run, slot)
     log.info("run %s: dynamic node %s attached again (pid %d)", run.id, slot.id, pid)
 

@@ -167,7 +167,10 @@ def _restore_dynamic(run: Run, slot: NodeSlot, node: dict[str, Any]) -> None:
     slot.restore(int(node["generation"]), int(node["restarts"]))
     if node["status"] != str(NodeStatus.RUNNING):
         return
-    if node["pid"] and pids.alive(int(node["pid"])) and node["id"] not in run.removed:
+    # a run whose stop is being finished takes no process back: it is not attached again
+    # (a report of it while the run lasts is refused and answered with STOP)
+    alive = node["pid"] and pids.alive(int(node["pid"]))
+    if alive and node["id"] not in run.removed and not run.stop_requested:
         dynamic.readopt(run, slot, int(node["pid"]))
     else:
         slot.transition(NodeStatus.DYNAMIC, pid=None)

@@ -18,6 +18,7 @@ import zmq
 
 from daemon.files import write_atomic
 from daemon.keeper.logs import Tee
+from daemon.model import pids
 from daemon.model.descriptor import MAX_YAML_BYTES, Dataflow, parse_dataflow
 from daemon.model.errors import (
     BadRequest,
@@ -176,8 +177,9 @@ class Runtime:
         if run is None and info["status"] in ("starting", "running") and (
             str(info["origin"]).startswith("foreground")
         ):
-            pid = str(info["origin"]).partition(":")[2].partition(":")[0]
-            raise ForegroundRun(info["name"] or info["id"], pid)
+            tag = str(info["origin"]).partition(":")[2]
+            alive = pids.is_tagged_alive(tag, not_after=float(info["created"]))
+            raise ForegroundRun(info["name"] or info["id"], tag.partition(":")[0], alive=alive)
         if run is None or not run.status.active:
             raise RunNotActive(info["id"], info["status"])
         return run

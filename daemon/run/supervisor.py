@@ -87,7 +87,7 @@ class Run:
     keeper_lost: str | None = None  # why the keeper is gone, once it is (the run fails)
     live_edges: list[tuple[str, channel.Wire]] = attrs.field(factory=list)  # (sender, wire)
     unheard: set[str] = attrs.field(factory=set)  # adopted nodes not heard from yet: below
-    edits: list[dict[str, str]] = attrs.field(factory=list)  # its graph edits' journal
+    edits: list[dict[str, Any]] = attrs.field(factory=list)  # its graph edits' journal
     unsaved: Unsaved = attrs.field(factory=Unsaved)  # what the store could not take yet
     nursery: trio.Nursery | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
@@ -164,14 +164,23 @@ class Run:
     def input_endpoint(self, node: str, input_id: str) -> str:
         return self._endpoints[(node, input_id)]
 
-    def new_input_endpoint(self, node: str, input_id: str) -> str:
-        """An endpoint for an input added while the run goes on (never reused)."""
+    def new_input_endpoint(self, node: str, input_id: str, given: str | None = None) -> str:
+        """An endpoint for an input added while the run goes on (never reused); `given`:
+        the one it had before a crash (recovery makes the edits again with theirs)."""
         # numbered by a count of its own: the map's size stays the same when an input
         # connected again replaces its entry, and a name given twice is one socket for two
-        self._added_inputs += 1
-        endpoint = f"ipc://{self.sockets / f'x{self._added_inputs}'}"
-        self._endpoints[(node, input_id)] = endpoint
-        return endpoint
+        if given is None:
+            self._added_inputs += 1
+            given = f"ipc://{self.sockets / f'x{self._added_inputs}'}"
+        self.reserve_endpoint(given)
+        self._endpoints[(node, input_id)] = given
+        return given
+
+    def reserve_endpoint(self, endpoint: str) -> None:
+        """Never make an endpoint of `endpoint`'s number again (one made before a crash)."""
+        number = endpoint.rpartition("/x")[2]
+        if number.isdigit():
+            self._added_inputs = max(self._added_inputs, int(number))
 
     def start_slot(self, slot: NodeSlot) -> None:
         """Spawn a node added to the running graph, with its closing watch."""

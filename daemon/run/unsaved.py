@@ -26,9 +26,18 @@ class Unsaved:
 
     run: dict[str, Any] = attrs.field(factory=dict)
     nodes: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    edits: list[dict[str, Any]] = attrs.field(factory=list)  # the journal's, in order
 
     def __bool__(self) -> bool:
-        return bool(self.run or self.nodes)
+        return bool(self.run or self.nodes or self.edits)
+
+    def write_edit(self, store: Store, run_id: str, edit: dict[str, Any] | None) -> None:
+        """A graph edit for the run's journal, after those still held, in their order."""
+        if edit is not None:
+            self.edits.append(edit)
+        while self.edits:
+            store.add_edit(run_id, self.edits[0])
+            del self.edits[0]
 
     def write_run(self, store: Store, run_id: str, fields: dict[str, Any]) -> None:
         """`fields` and what is held for the run, written together; held on failure."""
@@ -49,6 +58,7 @@ class Unsaved:
                 self.write_run(store, run_id, {})
             for node in list(self.nodes):
                 self.write_node(store, run_id, node, {})
+            self.write_edit(store, run_id, None)
         except StateWriteFailed:
             return False
         log.info("run %s: the state store took what it could not before", run_id)

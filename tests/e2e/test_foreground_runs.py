@@ -37,6 +37,21 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
         assert "stopped" in stopped.stdout.splitlines()[0], stopped.stdout
         out, _ = running.communicate(timeout=BOUND_S)
         assert "run fg" in out
+        # one whose process was killed: said so, and `flow stop` records its end
+        killed = subprocess.Popen(
+            [sys.executable, "-m", "cli", "run", str(yml), "--name", "gone"],
+            env=flow_env(flow_home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(lambda: "gone" in flow("list", home=flow_home).stdout, "flow list never saw it")
+        killed.kill()
+        killed.wait()
+        refused = flow("param", "list", "gone", "sink", home=flow_home)
+        assert "whose process (pid" in refused.stderr, refused.stderr
+        settled = flow("stop", "gone", home=flow_home)
+        assert settled.returncode == 0, settled.stderr
+        assert "run gone" in settled.stdout
+        assert "failed" in settled.stdout.splitlines()[0], settled.stdout
+        assert "gone" not in flow("list", home=flow_home).stdout
     finally:
         running.kill()
         running.communicate()

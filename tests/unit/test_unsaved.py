@@ -17,11 +17,17 @@ class FlakyStore:
         self.full = False
         self.runs: list[dict[str, Any]] = []
         self.nodes: list[tuple[str, dict[str, Any]]] = []
+        self.edits: list[dict[str, Any]] = []
 
     def update_run(self, _run_id: str, **fields: Any) -> None:
         if self.full:
             raise StateWriteFailed("database or disk is full")
         self.runs.append(fields)
+
+    def add_edit(self, _run_id: str, edit: dict[str, Any]) -> None:
+        if self.full:
+            raise StateWriteFailed("database or disk is full")
+        self.edits.append(edit)
 
     def update_node(self, _run_id: str, node: str, **fields: Any) -> None:
         if self.full:
@@ -58,3 +64,14 @@ def test_held_writes_show_over_the_stored_run_and_are_written_on_catch_up() -> N
     assert store.runs == [{"status": "stopped"}]
     assert store.nodes == [("cam", {"status": "stopped"})]
     assert unsaved.over(stored) is stored
+
+
+def test_a_held_edit_is_written_before_the_next_one() -> None:
+    store, unsaved = FlakyStore(), Unsaved()
+    store.full = True
+    with pytest.raises(StateWriteFailed):
+        unsaved.write_edit(store, "r", {"op": "add"})  # type: ignore[arg-type]
+    store.full = False
+    unsaved.write_edit(store, "r", {"op": "connect"})  # type: ignore[arg-type]
+    assert store.edits == [{"op": "add"}, {"op": "connect"}]  # the journal's order
+    assert not unsaved
