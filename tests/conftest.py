@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,15 +49,15 @@ def daemon(flow_home: Path) -> Iterator[Path]:
 def sigint_kept(request: pytest.FixtureRequest) -> Iterator[None]:
     """After the test: Ctrl-C still reaches this process's children. A SIGINT left ignored
     or blocked here is inherited by every process a later test starts (a pty Ctrl-C test
-    then hangs): it is put back, and the test that left it is named on stderr."""
+    then hangs): it is put back, and the test that left it is named in a warning."""
     yield
     handler = signal.getsignal(signal.SIGINT)
     blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     if handler is not signal.default_int_handler or blocked:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
-        print(f"\n{request.node.nodeid} left SIGINT {handler!r}, blocked={blocked}",
-              file=sys.__stderr__, flush=True)  # fmt: skip
+        warnings.warn(f"{request.node.nodeid} left SIGINT {handler!r}, blocked={blocked}",
+                      stacklevel=1)  # fmt: skip
 
 
 def _processes_of(home: Path) -> dict[int, str]:
