@@ -185,8 +185,10 @@ def short_ids(ids: Sequence[str], least: int = 8) -> dict[str, str]:
 
 
 def run_label(run: dict[str, Any], short: str | None = None) -> str:
-    """`demo (0190a1b2)` or just the short id when the run has no name."""
-    short = short or str(run.get("id", ""))[:8]
+    """`demo (0190a1b2-c3d4)` or just the short id when the run has no name: the UUIDv7's
+    whole millisecond, so that the id printed names this run (its first 8 characters are
+    shared by every run of the same minute)."""
+    short = short or str(run.get("id", ""))[:13]
     return f"{run['name']} ({short})" if run.get("name") else short
 
 

@@ -45,6 +45,13 @@ def daemon(flow_home: Path) -> Iterator[Path]:
         daemon_down(flow_home)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Ctrl-C reaches the processes tests start: an xdist worker begins with SIGINT ignored
+    (its controller takes Ctrl-C), and an ignored signal stays ignored in every child, so a
+    test's Ctrl-C to a node, `flow top` or `flow run` it started would go unheard."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def sigint_kept(request: pytest.FixtureRequest) -> Iterator[None]:
     """After the test: Ctrl-C still reaches this process's children. A SIGINT left ignored

@@ -205,6 +205,9 @@ class _Parser:
         node_id = f.get_str(report, raw, "id", where, required=True) or ""
         if node_id and not f.ID_RE.fullmatch(node_id):
             report.add((*where, "id"), f"invalid node id '{node_id}': {f.ID_RULE}")
+        elif node_id in f.BUILT_IN_SOURCES:  # `dora/...` and `flow/...` name built-in sources
+            report.add((*where, "id"), f"node id '{node_id}' is reserved: sources that begin "
+                                       f"with '{node_id}/' are timers and logs")  # fmt: skip
         # a dora operator/ros2/... node already got "not supported"; "path missing" is noise
         needs_path = not (raw.keys() & dora.NODE_SOURCES)
         path = f.get_str(report, raw, "path", where, required=needs_path) or ""
@@ -343,6 +346,8 @@ class _Parser:
         try:
             if f.is_timer(spec):
                 source: Timer | OutputRef = Timer(period_ns=f.timer_period_ns(spec), spec=spec)
+            elif spec.partition("/")[0] in f.BUILT_IN_SOURCES:
+                raise f.SourceError(f.built_in_problem(spec))
             else:
                 source = OutputRef(*f.split_source(spec))
         except f.SourceError as exc:

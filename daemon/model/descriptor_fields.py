@@ -21,6 +21,7 @@ TIMER_UNITS: dict[str, int] = {
     "secs": 1_000_000_000, "millis": 1_000_000, "micros": 1_000, "nanos": 1,
 }  # fmt: skip
 TIMER_PREFIXES = ("flow/timer/", "dora/timer/")
+BUILT_IN_SOURCES = frozenset({"flow", "dora"})  # no node may be called so
 
 
 def format_path(path: Path) -> str:
@@ -237,7 +238,7 @@ def timer_period_ns(spec: str) -> int:
         raise SourceError(f"timer interval '{amount}' is not a number") from None
     if not math.isfinite(number) or number <= 0:
         what = "frequency" if unit == "hz" else "interval"
-        raise SourceError(f"timer {what} must be more than 0, got '{amount}'")
+        raise SourceError(f"timer {what} must be a finite number more than 0, got '{amount}'")
     period = 1e9 / number if unit == "hz" else number * TIMER_UNITS[unit]
     if period < 1:
         raise SourceError(f"timer period of '{spec}' is below one nanosecond")
@@ -252,6 +253,14 @@ def split_source(source: str) -> tuple[str, str]:
             f"expected 'node/output' or a timer like 'flow/timer/millis/100', got '{source}'"
         )
     return node, output
+
+
+def built_in_problem(source: str) -> str:
+    """Why `dora/...` or `flow/...` that is neither a timer nor `dora/logs` reads as none."""
+    prefix = source.partition("/")[0]
+    return (f"unknown built-in source '{source}': expected a timer like "
+            f"'{prefix}/timer/millis/100' (units: millis, secs, micros, nanos, hz)"
+            + (" or dora/logs[/LEVEL[/NODE]]" if prefix == "dora" else ""))  # fmt: skip
 
 
 def is_timer(source: str) -> bool:

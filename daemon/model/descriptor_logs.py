@@ -45,7 +45,8 @@ def wire_log_inputs(report: f.Report, nodes: list[tuple[Where, NodeSpec]]) -> No
     by_id = {node.id: node for _, node in nodes}
     for where, node in nodes:
         for item in node.inputs:
-            if not (isinstance(item.source, OutputRef) and item.source.node == SOURCE_NODE):
+            if not (isinstance(item.source, OutputRef) and item.source.node == SOURCE_NODE
+                    and is_logs_source(str(item.source))):  # fmt: skip
                 continue
             parts = item.source.output.split("/")[1:]
             level = LEVELS[parts[0].lower()] if parts else 0

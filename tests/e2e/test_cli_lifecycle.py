@@ -62,7 +62,7 @@ def test_restart_rereads_the_file_refuses_an_invalid_one_and_says_what_it_does(
     done = flow("restart", home=daemon)  # RUN omitted: the only active run
     assert done.returncode == 0, done.stderr
     said = done.stdout + done.stderr
-    assert f"restarting rr ({first[:8]}): stopping it, then starting {yml}" in said
+    assert f"restarting rr ({first[:13]}): stopping it, then starting {yml}" in said
     assert "started run rr (" in said
     assert "replacing" in said
     assert "  counter  stopped" in done.stdout  # how the old run's nodes ended
@@ -120,7 +120,7 @@ def test_stop_and_down_name_the_node_they_wait_for_and_how_each_ended(
         encoding="utf-8",
     )  # fmt: skip
     try:
-        child.expect(r"stopping tty \(\w+\): waiting for stubborn")
+        child.expect(r"stopping tty \([\w-]+\): waiting for stubborn")
         child.expect("killed by SIGKILL")
         child.expect(pexpect.EOF)
         child.close()
@@ -175,7 +175,7 @@ def test_flow_run_ctrl_c_says_what_it_waits_for_and_how_each_node_ended(
     finally:
         if child.isalive():
             child.terminate(force=True)
-    assert re.search(r"run fg \(\w+\) \S*stopped", text), text
+    assert re.search(r"run fg \([\w-]+\) \S*stopped", text), text
     assert "killed by SIGKILL (it had not ended after STOP and SIGTERM)" in text, text
     assert "counter" in text
     assert "stopped" in text
@@ -396,7 +396,7 @@ nodes:
         env=env, timeout=BOUND_S * 2, encoding="utf-8",
     )  # fmt: skip
     try:
-        child.expect(r"starting att \(\w+\): waiting for slow to connect \(\d+s so far")
+        child.expect(r"starting att \([\w-]+\): waiting for slow to connect \(\d+s so far")
         (tmp_path / "connect").touch()  # slow connects once the wait was said, not before
         child.expect("slowstart: connected")  # the log follows once the barrier is released
         child.sendintr()
@@ -407,6 +407,6 @@ nodes:
         if child.isalive():
             child.terminate(force=True)
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # the terminal's colours
-    assert re.search(r"run att \(\w+\) stopped", plain), plain
+    assert re.search(r"run att \([\w-]+\) stopped", plain), plain
     assert "slow     stopped" in plain
     assert "counter  stopped" in plain

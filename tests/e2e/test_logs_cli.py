@@ -328,7 +328,7 @@ def test_follow_ends_with_the_runs_result(daemon: Path, tmp_path: Path) -> None:
     assert followed.returncode == 1, followed.stdout + followed.stderr
     out = followed.stdout.splitlines()
     assert any(line.endswith("tick 10") for line in out), out
-    ended = [i for i, line in enumerate(out) if re.fullmatch(r"run quits \(\w+\) failed", line)]
+    ended = [i for i, line in enumerate(out) if re.fullmatch(r"run quits \([\w-]+\) failed", line)]
     assert ended, out  # the result, then how each node ended
     assert out[ended[0] + 1 :] == ["  quitter  exited 3"], out
     as_json = flow("logs", "quits", "-f", "--json", home=daemon)

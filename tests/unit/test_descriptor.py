@@ -69,15 +69,27 @@ def test_timers_become_periods_in_ns(tmp_path: Path, source: str, period_ns: int
             "dora/timer/hours/1",
             "unknown timer unit 'hours' (use millis, secs, micros, nanos or hz)",
         ),
-        ("flow/timer/millis/0", "timer interval must be more than 0, got '0'"),
-        ("flow/timer/secs/-1", "timer interval must be more than 0, got '-1'"),
-        ("flow/timer/hz/0", "timer frequency must be more than 0, got '0'"),
+        ("flow/timer/millis/0", "timer interval must be a finite number more than 0, got '0'"),
+        ("flow/timer/secs/-1", "timer interval must be a finite number more than 0, got '-1'"),
+        ("flow/timer/hz/0", "timer frequency must be a finite number more than 0, got '0'"),
         ("flow/timer/millis/ten", "timer interval 'ten' is not a number"),
-        ("flow/timer/millis/nan", "timer interval must be more than 0, got 'nan'"),
+        ("flow/timer/millis/nan", "timer interval must be a finite number more than 0, got 'nan'"),
         (
             "flow/timer/millis",
             "expected a timer like 'flow/timer/millis/100', got 'flow/timer/millis'",
         ),
+        ("flow/timer/millis/inf", "timer interval must be a finite number more than 0, got 'inf'"),
+        # a built-in source mistyped: not a node's output (it was wired to the logs, or a
+        # KeyError in the checker)
+        ("dora/timer", "unknown built-in source 'dora/timer': expected a timer like "
+                       "'dora/timer/millis/100' (units: millis, secs, micros, nanos, hz) or "
+                       "dora/logs[/LEVEL[/NODE]]"),
+        ("dora/timers/millis/30", "unknown built-in source 'dora/timers/millis/30': expected a"
+                                  " timer like 'dora/timer/millis/100' (units: millis, secs, "
+                                  "micros, nanos, hz) or dora/logs[/LEVEL[/NODE]]"),
+        ("flow/timers/hz/30", "unknown built-in source 'flow/timers/hz/30': expected a timer "
+                              "like 'flow/timer/millis/100' (units: millis, secs, micros, nanos,"
+                              " hz)"),
     ],
 )
 def test_bad_timers(tmp_path: Path, source: str, cause: str) -> None:
@@ -85,6 +97,13 @@ def test_bad_timers(tmp_path: Path, source: str, cause: str) -> None:
         tmp_path, f"nodes:\n  - id: a\n    path: dynamic\n    inputs:\n      t: {source}\n"
     )
     assert problems(path) == [f"{path}:5: nodes[0].inputs.t: {cause}"]
+
+
+@pytest.mark.parametrize("reserved", ["dora", "flow"])
+def test_a_node_may_not_be_called_as_the_built_in_sources(tmp_path: Path, reserved: str) -> None:
+    path = write(tmp_path, f"nodes:\n  - id: {reserved}\n    path: dynamic\n")
+    assert problems(path) == [f"{path}:2: nodes[0].id: node id '{reserved}' is reserved: "
+                              f"sources that begin with '{reserved}/' are timers and logs"]
 
 
 def test_dora_webcam_yolo_example_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
