@@ -96,7 +96,8 @@ def journal(run: Run, edit: dict[str, Any]) -> None:
 
 def replay(run: Run, edits: Sequence[Mapping[str, Any]], machines: frozenset[str]) -> None:
     """Make a recovered run's journaled edits again, in order, to its model. An edit that
-    no longer applies (its snippet's node path is gone) is left out, and said."""
+    no longer applies (a node it names is not there) is left out, and said; the endpoints
+    it made are never given to another input."""
     for edit in edits:
         try:
             _replay_one(run, edit, machines)
