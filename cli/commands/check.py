@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.commands.graph import load
     from cli.errors import dataflow_invalid
     from cli.render import info
+    from daemon.model.python_scripts import python_syntax_problems
 
     single = _node_file(Path(args.file))
     if single is not None:
@@ -47,38 +48,6 @@ def run(args: argparse.Namespace) -> int:
     n, m = len(dataflow.nodes), dataflow.connections
     info(f"ok: {n} node{'' if n == 1 else 's'}, {m} connection{'' if m == 1 else 's'}")
     return OK
-
-
-def python_syntax_problems(dataflow: Dataflow) -> list[str]:
-    """One line per Python node that does not compile: `script:LINE: ...`, as an editor
-    or a terminal jumps to it."""
-    problems = []
-    for node in dataflow.nodes:
-        if node.executable is None or not node.executable.endswith(".py"):
-            continue
-        problem = _compile_problem(Path(node.executable))
-        if problem is not None:
-            problems.append(f"{problem} (node {node.id!r})")
-    return problems
-
-
-def _compile_problem(script: Path) -> str | None:
-    """Why `script` does not compile, or None; it is compiled, never run."""
-    import warnings
-
-    try:
-        source = script.read_bytes()
-    except OSError as exc:
-        return f"{script}:1: cannot read: {exc.strerror or exc}"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an invalid escape warns: not our concern here
-            compile(source, str(script), "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        return f"{script}:{exc.lineno or 1}: syntax error: {exc.msg}"
-    except ValueError as exc:  # null bytes, an undecodable source
-        return f"{script}:1: cannot compile: {exc}"
-    return None
 
 
 def _node_file(file: Path) -> Dataflow | None:

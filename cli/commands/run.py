@@ -88,6 +88,7 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     from daemon.model.descriptor import parse_dataflow
     from daemon.model.errors import DataflowInvalid, FatalError
     from daemon.model.logformat import LogRecord
+    from daemon.model.python_scripts import python_syntax_problems
 
     settings = load_settings()  # read once, before anything runs: a bad setting is bad input
     env = parse_env(args.env)
@@ -96,6 +97,9 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
         dataflow = parse_dataflow(path, text)
     except DataflowInvalid as exc:
         raise dataflow_invalid(exc.problems) from None
+    problems = python_syntax_problems(dataflow)  # as `flow check`: before anything runs
+    if problems:
+        raise dataflow_invalid(problems)
     width = max((len(n.id) for n in dataflow.nodes), default=0)
     stdout = StdoutTee(render.out.print)
     signals: list[signal.Signals] = []

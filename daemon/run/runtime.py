@@ -33,6 +33,7 @@ from daemon.model.errors import (
     ambiguous_run,
 )
 from daemon.model.keeper_messages import State
+from daemon.model.python_scripts import python_syntax_problems
 from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise
 from daemon.run.limits import FD_RESERVE, FDS_PER_NODE, fds_left
@@ -200,6 +201,10 @@ class Runtime:
         """Validate, record, and start a run; returns once every node is spawned.
         `record`: an MCAP file to record every output into (run/recording.py)."""
         dataflow = await self.load(path, text)
+        # a Python node that cannot even compile fails nothing later: the start is refused
+        problems = await trio.to_thread.run_sync(python_syntax_problems, dataflow)
+        if problems:
+            raise DataflowInvalid(problems)
         left, needed = fds_left(), FD_RESERVE + FDS_PER_NODE * len(dataflow.nodes)
         if left < needed:
             # libzmq aborts the daemon on EMFILE in accept: refuse work before it comes to that

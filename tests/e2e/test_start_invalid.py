@@ -32,3 +32,25 @@ def test_bad_files_are_refused_while_a_run_streams(daemon: Path, tmp_path: Path)
     assert flow("stop", "steady", home=daemon).returncode == 0
     sink = flow("logs", "steady", "sink", home=daemon).stdout
     assert "gaps=0 repeats=0" in sink
+
+
+def test_a_node_script_that_does_not_compile_is_refused_before_anything_runs(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """`flow start` and `flow run` refuse it in one `script:LINE:` line, as `flow check`
+    does; nothing is spawned (before, every node ran and the broken one died with a
+    SyntaxError traceback in its log)."""
+    (tmp_path / "broken.py").write_text("from node_sdk import Node\nfor e in Node()\n    pass\n")
+    (tmp_path / "fine.py").write_text("from node_sdk import Node\nfor e in Node():\n    pass\n")
+    yml = tmp_path / "syntax.yml"
+    yml.write_text("nodes:\n  - id: fine\n    path: fine.py\n    inputs:\n"
+                   "      tick: flow/timer/millis/100\n"
+                   "  - id: broken\n    path: broken.py\n")  # fmt: skip
+    expected = f"{tmp_path / 'broken.py'}:2: syntax error: expected ':' (node 'broken')"
+    for command in (("start", str(yml), "--detach", "--name", "syntax"), ("run", str(yml))):
+        done = flow(*command, home=daemon)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert expected in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+    listed = flow("list", "--all", "--json", home=daemon).stdout.splitlines()
+    assert [json.loads(line)["name"] for line in listed] == []  # none recorded, none spawned
