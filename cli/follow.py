@@ -247,7 +247,10 @@ def follow_run(
             except DaemonUnreachable:
                 # the daemon died; the run's keeper serves its nodes on for the grace, and
                 # their log files grow: followed until a daemon is back or they have ended
-                away = away or _went_away(run_id)
+                if not away:
+                    render.warning("the flow daemon went away: following the log files "
+                                   "until it is back or the run's nodes have ended")
+                    away = True
                 if not _nodes_alive(run_id, home):
                     for name, record in follower.poll(final=True):
                         emit(name, record)
@@ -276,14 +279,6 @@ def follow_run(
                     follower.add(name, path)
     finally:
         follower.close()
-
-
-def _went_away(run_id: str) -> bool:
-    from cli import render
-
-    render.warning("the flow daemon went away: following the log files until it is back "
-                   "or the run's nodes have ended")  # fmt: skip
-    return True
 
 
 def _nodes_alive(run_id: str, home: Path | None) -> bool:

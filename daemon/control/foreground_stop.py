@@ -15,7 +15,6 @@ from typing import Any
 
 import trio
 
-from daemon.model import pids
 from daemon.run.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -23,28 +22,6 @@ log = logging.getLogger(__name__)
 FOREGROUND_STOP_S = 60.0  # its own grace (10 s by default), SIGKILL, its result written
 POLL_S = 0.2  # the end is a row another process writes: looked for, not awaited
 SECOND_SIGNAL_S = 0.3  # after the first was taken: the second means "no grace"
-
-
-def _foreground_tag(info: dict[str, Any]) -> str | None:
-    """The process tag of the `flow run` an active run says supervises it; None if not one."""
-    origin = str(info["origin"])
-    if not origin.startswith("foreground") or info["status"] not in ("starting", "running"):
-        return None
-    return origin.partition(":")[2]
-
-
-def foreground_pid(info: dict[str, Any]) -> int | None:
-    """The pid of the live `flow run` process supervising this run, or None."""
-    tag = _foreground_tag(info)
-    if tag is None or not pids.is_tagged_alive(tag, not_after=float(info["created"])):
-        return None
-    return int(tag.partition(":")[0])
-
-
-def is_dead_foreground(info: dict[str, Any]) -> bool:
-    """An active run of a `flow run` whose process is gone (its end never recorded)."""
-    tag = _foreground_tag(info)
-    return tag is not None and not pids.is_tagged_alive(tag, not_after=float(info["created"]))
 
 
 async def stop_foreground(

@@ -9,7 +9,8 @@ from typing import Any
 import trio
 
 from daemon import __version__
-from daemon.control.foreground_stop import foreground_pid, is_dead_foreground, stop_foreground
+from daemon.control.foreground_stop import stop_foreground
+from daemon.model import pids
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, BrokenInvariant
@@ -57,11 +58,12 @@ async def start(rt: Runtime, req: rq.Start) -> rp.RunReply:
 
 async def stop(rt: Runtime, req: rq.Stop) -> rp.RunReply:
     info = rt.resolve(req.run)
-    pid = foreground_pid(info)
-    if pid is not None:  # a `flow run`'s: its own process stops it
-        return rp.RunReply(run=await stop_foreground(rt, info, pid, req.force))
-    if is_dead_foreground(info):  # its process died (SIGKILL) without recording its end
-        settle_foreground(rt.store, info)
+    foreground = pids.foreground_process(info)
+    if foreground is not None:
+        pid, alive = foreground
+        if alive:  # a `flow run`'s: its own process stops it
+            return rp.RunReply(run=await stop_foreground(rt, info, pid, req.force))
+        settle_foreground(rt.store, info)  # it died (SIGKILL) without recording its end
         return rp.RunReply(run=rt.wait_info(info["id"]))
     run = rt.live_run(req.run)
     await rt.stop_run(run, _grace(req.grace), req.force)

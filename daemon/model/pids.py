@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -20,6 +22,7 @@ __all__ = [
     "cpu_seconds",
     "create_time",
     "daemon_pid",
+    "foreground_process",
     "is_flow_daemon",
     "is_tagged_alive",
     "rss_bytes",
@@ -83,6 +86,19 @@ def is_tagged_alive(text: str, not_after: float | None = None) -> bool:
     except ValueError:
         return False
     return abs(started - recorded) <= SAME_START_S
+
+
+def foreground_process(info: Mapping[str, Any]) -> tuple[int, bool] | None:
+    """For an active run a `flow run` supervises (its origin `foreground:PID:START`): that
+    process's pid, and whether it still lives; None for any other run."""
+    origin = str(info["origin"])
+    if not origin.startswith("foreground") or info["status"] not in ("starting", "running"):
+        return None
+    tag = origin.partition(":")[2]
+    pid = tag.partition(":")[0]
+    if not pid.isdigit():
+        return None
+    return int(pid), is_tagged_alive(tag, not_after=float(info["created"]))
 
 
 def is_flow_daemon(pid: int) -> bool:

@@ -175,12 +175,10 @@ class Runtime:
     def live_run(self, ref: str) -> Run:
         info = self.resolve(ref)
         run = self.runs.get(info["id"])
-        if run is None and info["status"] in ("starting", "running") and (
-            str(info["origin"]).startswith("foreground")
-        ):
-            tag = str(info["origin"]).partition(":")[2]
-            alive = pids.is_tagged_alive(tag, not_after=float(info["created"]))
-            raise ForegroundRun(info["name"] or info["id"], tag.partition(":")[0], alive=alive)
+        foreground = pids.foreground_process(info) if run is None else None
+        if foreground is not None:
+            pid, alive = foreground
+            raise ForegroundRun(info["name"] or info["id"], str(pid), alive=alive)
         if run is None or not run.status.active:
             raise RunNotActive(info["id"], info["status"])
         return run
