@@ -1,16 +1,17 @@
-"""Arrow payloads of a fixed-width type (kind 7): the array's own buffers, no IPC batch.
+"""Arrow payloads of a fixed-width type or a struct of them (kind 7): the array's own
+buffers, no IPC batch.
 
 An array of integers, floats, bool, temporal values, decimals or fixed-size binary
 travels as its validity bitmap and data buffer behind a fixed table (length, null count,
 offset, buffer sizes) and the Arrow IPC schema message of its type (the one kind 4 sends),
 made once per type by the sender (arrow_layout) and parsed once per schema by the
 receiver; the receiver rebuilds the array with `Array.from_buffers` over the frame,
-without a copy (docs/protocol.md, "Data frames"). Every size is checked against the type
-before a buffer is touched: a frame that does not add up is a NodeError. Anything else
-(strings, lists, structs, dictionaries...) keeps the Arrow IPC stream (arrow_ipc): a
-struct rebuilt field by field costs more than IPC's one `read_record_batch`
-(docs/performance.md). pyarrow is imported only by a node whose values are of it. Beside
-`arrow_ipc`, over `arrow_layout`.
+without a copy (docs/protocol.md, "Data frames"). A struct whose fields are all of such
+types travels as its own bitmap and then each field the same way, behind a table of its
+own. Every size is checked against the type before a buffer is touched: a frame that does
+not add up is a NodeError. Anything else (strings, lists, nested structs, dictionaries...)
+keeps the Arrow IPC stream (arrow_ipc). pyarrow is imported only by a node whose values
+are of it. Beside `arrow_ipc`, over `arrow_layout`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from node_sdk.arrow_layout import PAD, Layout, bit_width
+from node_sdk.arrow_layout import PAD, Layout, bit_width, field_widths
 from node_sdk.errors import NodeError
 
-# schema message length, reserved (0), length, null count, offset, validity size, data size
+# schema message length, fields (0: not a struct), length, null count, offset, validity
+# size, data size (0 for a struct)
 TABLE: Final = struct.Struct("<IIqqqQQ")
+# before each field of a struct: its null count, offset, validity size, data size (its
+# length is the struct's)
+FIELD: Final = struct.Struct("<qqQQ")
 ABSENT: Final = 0xFFFF_FFFF_FFFF_FFFF  # the size of a validity bitmap not sent (no nulls)
 MAX_LAYOUTS: Final = 64  # schema messages the receiver remembers
 
@@ -52,19 +57,52 @@ class BuffersBody:
             raise NodeError(f"arrow payload of {at} bytes, {self.nbytes} expected")
 
 
-def encode(array: Any, layout: Layout) -> BuffersBody:
-    """A pyarrow Array of a fixed-width type (`layout.width` not 0) -> its buffers as a
-    payload of this kind."""
-    schema, width = layout.buffers_schema, layout.width
+def encode(array: Any, layout: Layout) -> BuffersBody | None:
+    """A pyarrow Array of a type kind 7 carries (`layout.width` or `layout.fields` set) ->
+    its buffers as a payload of this kind; None for a struct with nulls at an offset off a
+    byte (its bitmap would need a shift: kind 4 carries it)."""
+    schema = layout.buffers_schema
+    pieces: list[Any] = [None, schema]
+    length = len(array)
+    if not layout.fields:
+        nulls, shift, validity_size, data_size, nbytes = _leaf(
+            array, layout.width, pieces, TABLE.size + len(schema)
+        )
+        pieces[0] = TABLE.pack(len(schema), 0, length, nulls, shift, validity_size, data_size)
+        return BuffersBody(pieces, nbytes)
+    nulls = array.null_count
+    validity_size = ABSENT
+    nbytes = TABLE.size + len(schema)
+    if nulls:
+        offset = array.offset
+        if offset & 7:
+            return None
+        validity = array.buffers()[0].slice(offset >> 3, (length + 7) >> 3)
+        validity_size = len(validity)
+        pad = (-validity_size) & 7
+        pieces += (validity, PAD[pad]) if pad else (validity,)
+        nbytes += validity_size + pad
+    for index, width in enumerate(layout.fields):
+        at = len(pieces)
+        pieces.append(None)
+        field_nulls, shift, field_validity, field_data, nbytes = _leaf(
+            array.field(index), width, pieces, nbytes + FIELD.size
+        )
+        pieces[at] = FIELD.pack(field_nulls, shift, field_validity, field_data)
+    pieces[0] = TABLE.pack(len(schema), len(layout.fields), length, nulls, 0, validity_size, 0)
+    return BuffersBody(pieces, nbytes)
+
+
+def _leaf(array: Any, width: int, pieces: list[Any], nbytes: int) -> tuple[int, int, int, int, int]:
+    """Append a fixed-width array's bitmap and data to `pieces`, each padded to 8 bytes ->
+    (null count, offset, validity size, data size, `nbytes` with them)."""
     length, offset, nulls = len(array), array.offset, array.null_count
     raw = array.buffers()
     # keep only the offset's bits below a byte (bitmaps then need no shift) and send the
     # bytes from there: a slice of a large array sends only what it holds
     shift = offset & 7 if nulls or width == 1 else 0
     start, end = offset - shift, offset + length
-    pieces: list[Any] = [None, schema]
     validity_size = ABSENT
-    nbytes = TABLE.size + len(schema)
     if nulls:
         validity = raw[0].slice(start >> 3, ((end + 7) >> 3) - (start >> 3))
         validity_size = len(validity)
@@ -86,13 +124,11 @@ def encode(array: Any, layout: Layout) -> BuffersBody:
     pad = (-data_size) & 7
     if pad:
         pieces.append(PAD[pad])
-    nbytes += data_size + pad
-    pieces[0] = TABLE.pack(len(schema), 0, length, nulls, shift, validity_size, data_size)
-    return BuffersBody(pieces, nbytes)
+    return nulls, shift, validity_size, data_size, nbytes + data_size + pad
 
 
-# receiver: schema message -> (type, bit width)
-_READ: dict[bytes, tuple[Any, int]] = {}
+# receiver: schema message -> (type, bit width, (field type, bit width) of a struct's fields)
+_READ: dict[bytes, tuple[Any, int, tuple[tuple[Any, int], ...]]] = {}
 
 
 def decode(data: Any) -> Any:
@@ -102,7 +138,7 @@ def decode(data: Any) -> Any:
     total = view.nbytes
     if total < TABLE.size:
         raise NodeError(f"arrow buffers payload of {total} bytes")
-    schema_size, _, length, nulls, offset, validity_size, data_size = TABLE.unpack_from(view)
+    schema_size, fields, length, nulls, offset, validity_size, data_size = TABLE.unpack_from(view)
     at = TABLE.size + schema_size
     if at > total:
         raise NodeError(f"arrow buffers payload of {total} bytes, schema of {schema_size}")
@@ -110,7 +146,50 @@ def decode(data: Any) -> Any:
     layout = _READ.get(key)
     if layout is None:
         layout = _parse(key)
-    arrow_type, width = layout
+    arrow_type, width, struct_fields = layout
+    if fields != len(struct_fields):
+        raise NodeError(f"arrow buffers payload of {fields} fields for type {arrow_type}")
+    at += (-schema_size) & 7
+    import pyarrow as pa
+
+    if not fields:
+        array, at = _leaf_array(pa, view, at, arrow_type, width,
+                                (length, nulls, offset, validity_size, data_size))  # fmt: skip
+    else:
+        if length < 0 or not 0 <= nulls <= length or offset or data_size:
+            raise NodeError(f"arrow buffers payload: a struct of {length} values, {nulls} "
+                            f"null, at {offset}, data of {data_size} bytes")  # fmt: skip
+        validity = None
+        if validity_size != ((length + 7) >> 3 if nulls else ABSENT):
+            raise NodeError(f"arrow buffers payload: a bitmap of {validity_size} bytes for "
+                            f"a struct of {length} values, {nulls} null")  # fmt: skip
+        if nulls:
+            if at + validity_size > total:
+                raise NodeError(f"arrow buffers payload of {total} bytes, cut in a bitmap")
+            validity = pa.py_buffer(view[at : at + validity_size])
+            at += validity_size + ((-validity_size) & 7)
+        children = []
+        for field_type, field_width in struct_fields:
+            if at + FIELD.size > total:
+                raise NodeError(f"arrow buffers payload of {total} bytes, cut in a field")
+            field_nulls, field_offset, field_validity, field_data = FIELD.unpack_from(view, at)
+            child, at = _leaf_array(pa, view, at + FIELD.size, field_type, field_width,
+                                    (length, field_nulls, field_offset, field_validity,
+                                     field_data))  # fmt: skip
+            children.append(child)
+        array = _built(pa, arrow_type, length, [validity], nulls, 0, children)
+    if at != total:
+        raise NodeError(f"arrow buffers payload of {total} bytes, its table says {at}")
+    return array
+
+
+def _leaf_array(
+    pa: Any, view: memoryview, at: int, arrow_type: Any, width: int,
+    table: tuple[int, int, int, int, int],
+) -> tuple[Any, int]:  # fmt: skip
+    """The fixed-width array whose padded buffers start at `at` in `view`, as `table`
+    (length, null count, offset, validity size, data size) says -> (it, where it ends)."""
+    length, nulls, offset, validity_size, data_size = table
     if length < 0 or not 0 <= nulls <= length or not 0 <= offset < 8:
         raise NodeError(f"arrow buffers payload: {length} values, {nulls} null, at {offset}")
     bitmap = (offset + length + 7) >> 3
@@ -120,25 +199,29 @@ def decode(data: Any) -> Any:
             f"arrow buffers payload: buffers of {validity_size} and {data_size} bytes for "
             f"{length} values of {arrow_type} at {offset}"
         )
-    at += (-schema_size) & 7
     data_at = at + (validity_size + ((-validity_size) & 7) if nulls else 0)
     end = data_at + data_size
-    if end + ((-data_size) & 7) != total:
-        raise NodeError(f"arrow buffers payload of {total} bytes, its table says "
-                        f"{end + ((-data_size) & 7)}")  # fmt: skip
-    import pyarrow as pa
-
+    after = end + ((-data_size) & 7)
+    if after > view.nbytes:
+        raise NodeError(f"arrow buffers payload of {view.nbytes} bytes, its table says {after}")
     validity = pa.py_buffer(view[at : at + validity_size]) if nulls else None
+    data = pa.py_buffer(view[data_at:end])
+    return _built(pa, arrow_type, length, [validity, data], nulls, offset), after
+
+
+def _built(
+    pa: Any, arrow_type: Any, length: int, buffers: list[Any], nulls: int, offset: int,
+    children: list[Any] | None = None,
+) -> Any:  # fmt: skip
     try:
-        return pa.Array.from_buffers(
-            arrow_type, length, [validity, pa.py_buffer(view[data_at:end])], nulls, offset
-        )
+        return pa.Array.from_buffers(arrow_type, length, buffers, nulls, offset, children)
     except (pa.ArrowException, ValueError, TypeError) as exc:  # never: the sizes are checked
         raise NodeError(f"arrow buffers payload that Arrow refuses: {exc}") from None
 
 
-def _parse(key: bytes) -> tuple[Any, int]:
-    """A schema message -> (type, bit width), cached, bounded; NodeError for anything else."""
+def _parse(key: bytes) -> tuple[Any, int, tuple[tuple[Any, int], ...]]:
+    """A schema message -> (type, bit width, a struct's fields), cached, bounded; NodeError
+    for anything else."""
     import pyarrow as pa
     import pyarrow.ipc  # pa.ipc is a submodule
 
@@ -150,9 +233,13 @@ def _parse(key: bytes) -> tuple[Any, int]:
         raise NodeError(f"arrow buffers payload of {len(schema)} columns (expected 1)")
     arrow_type = schema.field(0).type
     width = bit_width(pa, arrow_type)
-    if not width:
-        raise NodeError(f"arrow buffers payload of type {arrow_type}: not a fixed-width type")
+    widths = field_widths(pa, arrow_type)
+    if not width and not widths:
+        raise NodeError(f"arrow buffers payload of type {arrow_type}: not a fixed-width type "
+                        "nor a struct of them")  # fmt: skip
+    struct_fields = tuple((arrow_type.field(index).type, field_width)
+                          for index, field_width in enumerate(widths))  # fmt: skip
     if len(_READ) >= MAX_LAYOUTS:
         _READ.clear()
-    layout = _READ[key] = (arrow_type, width)
+    layout = _READ[key] = (arrow_type, width, struct_fields)
     return layout

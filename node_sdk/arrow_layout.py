@@ -1,11 +1,12 @@
 """The sender's layout of an arrow type, made once per type: which arrow kind carries its
 arrays and the schema bytes that kind sends.
 
-A fixed-width type travels as its own buffers (kind 7, arrow_buffers), anything else as an
-Arrow IPC stream (kind 4, arrow_ipc); both send the IPC schema message of a one-column
-schema `v`. One cache serves both kinds, so a send compares its array's type with the last
-one once: a paced message meets that comparison with the core's caches cold, where it
-costs 5 to 11 us (docs/performance.md). pyarrow is handed in by the caller. A leaf.
+A fixed-width type, or a struct of fixed-width fields, travels as its own buffers (kind 7,
+arrow_buffers), anything else as an Arrow IPC stream (kind 4, arrow_ipc); both send the
+IPC schema message of a one-column schema `v`. One cache serves both kinds, so a send
+compares its array's type with the last one once: a paced message meets that comparison
+with the core's caches cold, where it costs 5 to 11 us (docs/performance.md). pyarrow is
+handed in by the caller. A leaf.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 
 class Layout:
     """How arrays of one type are sent."""
 
-    __slots__ = ("buffers_schema", "schema", "schema_message", "width")
+    __slots__ = ("buffers_schema", "fields", "schema", "schema_message", "width")
 
-    def __init__(self, schema: Any, schema_message: Any, width: int) -> None:
+    def __init__(
+        self, schema: Any, schema_message: Any, width: int, fields: tuple[int, ...] = ()
+    ) -> None:
         self.schema = schema  # the one-column schema (a pyarrow Schema)
         self.schema_message = schema_message  # its IPC message (a pyarrow Buffer)
-        self.width = width  # bit width of a kind-7 type (1: bool); 0: kind 4
+        self.width = width  # bit width of a kind-7 type (1: bool); 0: a struct or kind 4
+        self.fields = fields  # bit width of each field of a kind-7 struct; (): not one
         # kind 7's copy of the message, padded to 8 bytes so the buffers behind it align
-        raw = schema_message.to_pybytes() if width else b""
+        raw = schema_message.to_pybytes() if width or fields else b""
         self.buffers_schema = raw + PAD[(-len(raw)) & 7]
 
 
@@ -43,6 +47,15 @@ def bit_width(pa: Any, arrow_type: Any) -> int:
     return width if width == 1 or (width >= 8 and width % 8 == 0) else 0
 
 
+def field_widths(pa: Any, arrow_type: Any) -> tuple[int, ...]:
+    """The bit width of each field of a struct kind 7 carries (every field of a fixed-width
+    type), else (): a struct of strings, lists or structs keeps kind 4."""
+    if not pa.types.is_struct(arrow_type) or not arrow_type.num_fields:
+        return ()
+    widths = tuple(bit_width(pa, field.type) for field in arrow_type)
+    return widths if all(widths) else ()
+
+
 _KNOWN: dict[Any, Layout] = {}
 _LAST: list[Any] = [None, None]  # the last type sent and its layout
 
@@ -55,7 +68,8 @@ def of(pa: Any, arrow_type: Any) -> Layout:
     layout = _KNOWN.get(arrow_type)  # hashing a struct type costs 1.5 us, comparing 0.04
     if layout is None:
         schema = pa.schema([pa.field("v", arrow_type)])
-        layout = Layout(schema, schema.serialize(), bit_width(pa, arrow_type))
+        layout = Layout(schema, schema.serialize(), bit_width(pa, arrow_type),
+                        field_widths(pa, arrow_type))  # fmt: skip
         if len(_KNOWN) >= MAX_LAYOUTS:
             _KNOWN.clear()
         _KNOWN[arrow_type] = layout

@@ -292,10 +292,11 @@ def encode_payload(data: object, deferred: bool = False) -> Payload:
 
 def _encode_arrow(pa: Any, array: Any, deferred: bool) -> Payload:
     layout = arrow_layout.of(pa, array.type)
-    if layout.width:  # a fixed-width type: its own buffers
+    if layout.width or layout.fields:  # a fixed-width type or a struct of them: its buffers
         fast = arrow_buffers.encode(array, layout)
-        body_ = fast if deferred else fast.join()
-        return Payload(KIND_ARROW_BUFFERS, body_, None, fast.nbytes, True)
+        if fast is not None:
+            body_ = fast if deferred else fast.join()
+            return Payload(KIND_ARROW_BUFFERS, body_, None, fast.nbytes, True)
     body = arrow_ipc.encode(pa, array, layout)
     return Payload(KIND_ARROW, body if deferred else body.join(), None, body.nbytes, True)
 

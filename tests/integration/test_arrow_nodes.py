@@ -24,9 +24,13 @@ VALUES = [
     pa.array([True, None, False] * 5).slice(1, 9),
     pa.array(["a", None, "c"]),  # a string: an IPC stream
     pa.StructArray.from_arrays([pa.array([1, 2], pa.uint32()), pa.array([3, 4], pa.uint32())],
-                               names=["x", "y"]),  # a struct: an IPC stream
+                               names=["x", "y"]),  # a struct of fixed-width fields: its buffers
     pa.array(np.arange(100_000, dtype=np.uint16)),  # shared memory
     base.cast(pa.int32()).view(pa.date32()),
+    pa.StructArray.from_arrays([pa.array(["a", "b"]), base.slice(1, 2)],
+                               names=["s", "i"]),  # a struct with a string: an IPC stream
+    pa.StructArray.from_arrays([pa.array(np.arange(5000), mask=np.arange(5000) % 7 == 0),
+                                pa.array(np.ones(5000))], names=["i", "f"]),  # shared memory
 ]
 """
 
@@ -75,7 +79,7 @@ def test_arrow_arrays_of_types_in_turn_cross_processes_exact(
         remove_run_segments(str(sender_cfg["run"]))
     events = records(out)
     inputs = [e for e in events if e["type"] == "INPUT"]
-    count = 8
+    count = 10
     assert [e["seq"] for e in inputs] == list(range(1, 2 * count + 1))
     for n, event in enumerate(inputs):
         assert event["same"], (n, event)
@@ -84,6 +88,6 @@ def test_arrow_arrays_of_types_in_turn_cross_processes_exact(
         assert event["i"] == (i if (i + round_) % 2 else None), (n, event)
     assert [e["arrow"] for e in inputs[:count]] == [
         "uint8", "int64", "float", "bool", "string", "struct<x: uint32, y: uint32>", "uint16",
-        "date32[day]",
+        "date32[day]", "struct<s: string, i: int64>", "struct<i: int64, f: double>",
     ]
     assert [e["type"] for e in events[len(inputs) :]] == ["INPUT_CLOSED", "STOP"]
