@@ -152,9 +152,10 @@ def decode(data: Any) -> Any:
     at += (-schema_size) & 7
     import pyarrow as pa
 
+    whole = pa.py_buffer(view)  # each buffer a slice of it: the frame's memory, no copy
     if not fields:
-        array, at = _leaf_array(pa, view, at, arrow_type, width,
-                                (length, nulls, offset, validity_size, data_size))  # fmt: skip
+        array, at = _leaf_array(pa, whole, at, arrow_type, width, length, nulls, offset,
+                                validity_size, data_size)  # fmt: skip
     else:
         if length < 0 or not 0 <= nulls <= length or offset or data_size:
             raise NodeError(f"arrow buffers payload: a struct of {length} values, {nulls} "
@@ -166,16 +167,16 @@ def decode(data: Any) -> Any:
         if nulls:
             if at + validity_size > total:
                 raise NodeError(f"arrow buffers payload of {total} bytes, cut in a bitmap")
-            validity = pa.py_buffer(view[at : at + validity_size])
+            validity = whole.slice(at, validity_size)
             at += validity_size + ((-validity_size) & 7)
         children = []
         for field_type, field_width in struct_fields:
             if at + FIELD.size > total:
                 raise NodeError(f"arrow buffers payload of {total} bytes, cut in a field")
             field_nulls, field_offset, field_validity, field_data = FIELD.unpack_from(view, at)
-            child, at = _leaf_array(pa, view, at + FIELD.size, field_type, field_width,
-                                    (length, field_nulls, field_offset, field_validity,
-                                     field_data))  # fmt: skip
+            child, at = _leaf_array(pa, whole, at + FIELD.size, field_type, field_width,
+                                    length, field_nulls, field_offset, field_validity,
+                                    field_data)  # fmt: skip
             children.append(child)
         array = _built(pa, arrow_type, length, [validity], nulls, 0, children)
     if at != total:
@@ -184,12 +185,11 @@ def decode(data: Any) -> Any:
 
 
 def _leaf_array(
-    pa: Any, view: memoryview, at: int, arrow_type: Any, width: int,
-    table: tuple[int, int, int, int, int],
+    pa: Any, whole: Any, at: int, arrow_type: Any, width: int,
+    length: int, nulls: int, offset: int, validity_size: int, data_size: int,
 ) -> tuple[Any, int]:  # fmt: skip
-    """The fixed-width array whose padded buffers start at `at` in `view`, as `table`
-    (length, null count, offset, validity size, data size) says -> (it, where it ends)."""
-    length, nulls, offset, validity_size, data_size = table
+    """The fixed-width array whose padded buffers start at `at` in `whole` (the payload as
+    a pyarrow Buffer), as its table says -> (it, where it ends)."""
     if length < 0 or not 0 <= nulls <= length or not 0 <= offset < 8:
         raise NodeError(f"arrow buffers payload: {length} values, {nulls} null, at {offset}")
     bitmap = (offset + length + 7) >> 3
@@ -202,10 +202,10 @@ def _leaf_array(
     data_at = at + (validity_size + ((-validity_size) & 7) if nulls else 0)
     end = data_at + data_size
     after = end + ((-data_size) & 7)
-    if after > view.nbytes:
-        raise NodeError(f"arrow buffers payload of {view.nbytes} bytes, its table says {after}")
-    validity = pa.py_buffer(view[at : at + validity_size]) if nulls else None
-    data = pa.py_buffer(view[data_at:end])
+    if after > whole.size:
+        raise NodeError(f"arrow buffers payload of {whole.size} bytes, its table says {after}")
+    validity = whole.slice(at, validity_size) if nulls else None
+    data = whole.slice(data_at, data_size)
     return _built(pa, arrow_type, length, [validity, data], nulls, offset), after
 
 
