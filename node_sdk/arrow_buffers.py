@@ -70,19 +70,30 @@ def encode(array: Any, layout: Layout) -> BuffersBody | None:
         )
         pieces[0] = TABLE.pack(len(schema), 0, length, nulls, shift, validity_size, data_size)
         return BuffersBody(pieces, nbytes)
-    nulls = array.null_count
+    nulls, offset = array.null_count, array.offset
+    raw = array.buffers()  # the struct's bitmap, then each field's bitmap and data, unsliced
     validity_size = ABSENT
     nbytes = TABLE.size + len(schema)
     if nulls:
-        offset = array.offset
         if offset & 7:
             return None
-        validity = array.buffers()[0].slice(offset >> 3, (length + 7) >> 3)
+        validity = raw[0].slice(offset >> 3, (length + 7) >> 3)
         validity_size = len(validity)
         pad = (-validity_size) & 7
         pieces += (validity, PAD[pad]) if pad else (validity,)
         nbytes += validity_size + pad
     for index, width in enumerate(layout.fields):
+        data = raw[2 + 2 * index]
+        if not offset and width >= 8 and raw[1 + 2 * index] is None and data is not None \
+                and data.size == length * (width >> 3):  # fmt: skip
+            # a whole field without nulls (the usual struct, made of whole arrays): a
+            # data buffer of exactly its values has offset 0, so it is sent as it is,
+            # without the 0.5 us `field()` costs
+            pad = (-data.size) & 7
+            pieces.append(FIELD.pack(0, 0, ABSENT, data.size))
+            pieces += (data, PAD[pad]) if pad else (data,)
+            nbytes += FIELD.size + data.size + pad
+            continue
         at = len(pieces)
         pieces.append(None)
         field_nulls, shift, field_validity, field_data, nbytes = _leaf(

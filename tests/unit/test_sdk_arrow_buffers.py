@@ -144,6 +144,19 @@ def test_a_struct_of_fixed_width_fields_travels_as_its_buffers_exact_and_sliced(
     assert _round_trip(one).to_pylist() == [{"x": 7, "y": 1}]
 
 
+def test_a_struct_of_whole_or_sliced_fields_without_nulls_arrives_exact() -> None:
+    big = pa.array(np.arange(100, dtype=np.int16))
+    for first, second in [(big.slice(0, 9), big.slice(50, 9)), (big.slice(3, 9), big.slice(0, 9)),
+                          (pa.array(np.arange(9.0)), pa.array(np.arange(9, dtype=np.uint8))),
+                          (big.slice(91), pa.array([True] * 9))]:  # fmt: skip
+        value = pa.StructArray.from_arrays([first, second], names=["a", "b"])
+        _round_trip(value)
+        for offset in range(4):
+            _round_trip(value.slice(offset, 5))
+        payload = wire.encode_payload(value)
+        assert payload.nbytes < 600  # a field sliced from a larger array sends its part only
+
+
 def test_a_struct_is_built_over_the_frame_without_a_copy() -> None:
     value = pa.StructArray.from_arrays([pa.array(np.arange(1000, dtype=np.int32)),
                                         pa.array(np.ones(1000))], names=["i", "f"])  # fmt: skip
