@@ -189,7 +189,7 @@ def decode(data: Any) -> Any:
                                     length, field_nulls, field_offset, field_validity,
                                     field_data)  # fmt: skip
             children.append(child)
-        array = _built(pa, arrow_type, length, [validity], nulls, 0, children)
+        array = _built(pa, arrow_type, length, [validity], -1 if nulls else 0, 0, children)
     if at != total:
         raise NodeError(f"arrow buffers payload of {total} bytes, its table says {at}")
     return array
@@ -217,7 +217,10 @@ def _leaf_array(
         raise NodeError(f"arrow buffers payload of {whole.size} bytes, its table says {after}")
     validity = whole.slice(at, validity_size) if nulls else None
     data = whole.slice(data_at, data_size)
-    return _built(pa, arrow_type, length, [validity, data], nulls, offset), after
+    # with a bitmap, Arrow counts its nulls when asked (-1): a count from the frame that
+    # the bitmap contradicts would leave an array its own validation refuses
+    array = _built(pa, arrow_type, length, [validity, data], -1 if nulls else 0, offset)
+    return array, after
 
 
 def _built(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import decimal
 import mmap
+import random
 import struct
 from typing import Any
 
@@ -298,3 +299,43 @@ def test_the_table_is_little_endian_and_fixed() -> None:
     data_at = arrow_buffers.TABLE.size + schema_size + (-schema_size) % 8 + 8
     assert frame[data_at : data_at + 16] == struct.pack("<4i", 1, 0, 3, 4)
     assert len(frame) == data_at + 16
+
+
+def test_a_null_count_the_bitmap_contradicts_leaves_a_consistent_array() -> None:
+    # each says 2 or 3 nulls where its bitmap has 1
+    for lying in (_table(_good(), nulls=3), _table(_good_struct(), nulls=2),
+                  _field_table(_good_struct(), 0, nulls=2)):  # fmt: skip
+        got = wire.decode_payload(wire.KIND_ARROW_BUFFERS, lying, {})
+        got.validate(full=True)  # Arrow counts the nulls from the bitmap itself
+        assert got.null_count == 1
+
+
+def test_mutated_frames_are_refused_or_arrive_as_arrays_arrow_validates() -> None:
+    rng = random.Random(14)
+    values = [pa.StructArray.from_arrays([pa.array([1, None, 3], pa.int32()), pa.array([1.5] * 3),
+                                          pa.array([True, None, False])], names=["i", "f", "b"],
+                                         mask=pa.array([False, False, True])),
+              pa.StructArray.from_arrays([pa.array(np.arange(20, dtype=np.uint16)),
+                                          pa.array(np.arange(20.0))], names=["a", "b"]).slice(3),
+              pa.array([1, None, 3, 4], pa.int64()).slice(1),
+              pa.array([True, False, None] * 4)]  # fmt: skip
+    frames = [bytes(wire.encode_payload(value).data) for value in values]
+    accepted = 0
+    for _ in range(3000):
+        frame = bytearray(rng.choice(frames))
+        for _ in range(rng.randint(1, 3)):
+            if rng.random() < 0.6:  # a byte of a table (most of them early) or of anything
+                at = rng.randrange(48) if rng.random() < 0.5 else rng.randrange(len(frame))
+                frame[at] = rng.randrange(256)
+            elif rng.random() < 0.5:  # an aligned 8-byte field set to a small number
+                at = rng.randrange(len(frame) - 7) & ~7
+                frame[at : at + 8] = struct.pack("<q", rng.randint(-2, 70))
+            else:  # cut, or lengthened
+                frame = frame[: rng.randrange(49, len(frame))] + bytes(rng.randrange(12))
+        try:
+            got = wire.decode_payload(wire.KIND_ARROW_BUFFERS, bytes(frame), {})
+        except NodeError:
+            continue
+        got.validate(full=True)
+        accepted += 1
+    assert accepted  # some mutations leave a frame that adds up (a value byte changed)
