@@ -95,11 +95,16 @@ def arrow_stream(payload: bytes | memoryview) -> bytes:
 
 
 def arrow_type(stream: bytes | memoryview) -> str:
-    """The type of the one column of an Arrow IPC stream, as Arrow spells it."""
+    """The type of the one column of an Arrow IPC stream, as Arrow spells it; ValueError
+    for bytes that are not one (a peer's bug or a hostile one)."""
     import pyarrow as pa
     import pyarrow.ipc  # pa.ipc is a submodule
 
-    return str(pa.ipc.open_stream(pa.py_buffer(stream)).schema.field(0).type)
+    try:
+        return str(pa.ipc.open_stream(pa.py_buffer(stream)).schema.field(0).type)
+    except Exception as exc:  # Arrow raises OSError, IndexError, ArrowInvalid... here
+        # never an OSError out of here: the recorder reads that as its disk failing
+        raise ValueError(f"arrow payload that is not an Arrow IPC stream: {exc!r}") from None
 
 
 def decode_message(data: bytes | memoryview) -> tuple[Any, dict[str, Any], int]:

@@ -13,15 +13,19 @@ from helpers import flow_run_ok, write_dataflow
 # a well-formed header (so the frame is taken) in front of a payload that does not decode:
 # a numpy payload of the wrong size, garbage as an Arrow stream, as arrow buffers, as a
 # shared-memory descriptor, a kind no flow node sends, a str that is not UTF-8, metadata
-# that is not an object; and a source that is not a name
+# that is not an object, an Arrow stream Arrow reads whose string offsets point 1 GiB past
+# its data (taken, it crashed the process that printed it); and a source that is not a name
 SENDER = """
-import json, os, time
+import json, os, struct, time
+import pyarrow as pa
 import zmq
-from node_sdk import Node
+from node_sdk import Node, wire
 from node_sdk.wire import FLAG_PACKED, HEADER, MAGIC
 
 node = Node()
 endpoint = json.loads(os.environ["FLOW_NODE_CONFIG"])["outputs"]["out"][0]["endpoint"]
+offsets = pa.py_buffer(struct.pack("<4i", 0, 1 << 30, 2, 3))
+past_its_data = pa.Array.from_buffers(pa.string(), 3, [None, offsets, pa.py_buffer(b"abc")])
 bad = [
     (3, {"dt": "<u8", "sh": [4]}, b"abc"),
     (4, {}, b"\\xff\\xff\\xff\\xff\\x10\\x00\\x00\\x00not arrow at all"),
@@ -30,6 +34,7 @@ bad = [
     (99, {}, b"?"),
     (2, {}, b"\\xff\\xfe not UTF-8"),
     (1, {"m": [1, 2]}, b"metadata that is not an object"),
+    (4, {}, bytes(wire.encode_payload(past_its_data).data)),
 ]
 ctx = zmq.Context()
 push = ctx.socket(zmq.PUSH)
@@ -85,7 +90,7 @@ def test_undecodable_payloads_are_refused_and_the_node_goes_on(
     logs = flow_run_ok(flow_home, yml)
     result = json.loads(out.read_text())
     assert result["got"] == list(range(1, 21))
-    assert result["refused"] == 7  # each bad one, whether decoded or refused as from before
+    assert result["refused"] == 8  # each bad one, whether decoded or refused as from before
     assert "cannot be decoded, the last from 'sender/out'" in logs, logs[-3000:]
 
 

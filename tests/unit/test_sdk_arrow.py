@@ -6,6 +6,8 @@ the others as an Arrow IPC stream (kind 4)."""
 from __future__ import annotations
 
 import mmap
+import random
+import struct
 import uuid
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,33 @@ def test_a_failed_write_into_a_segment_gives_it_back(
     finally:
         context.destroy(linger=0)
         remove_run_segments(run)
+
+
+def test_mutated_streams_are_refused_or_arrive_whole_and_safe_to_read() -> None:
+    """A peer's stream whose offsets point past its data, or whose names are not UTF-8,
+    crashed the reader's process (a segfault in `to_pylist`) or raised other errors than
+    NodeError out of `next()`: each is now a NodeError, or an array Arrow validates."""
+    rng = random.Random(4)
+    values = [pa.array(["a", None, "ccc", "dddd"]), pa.array([[1, 2], None, [3]]),
+              pa.StructArray.from_arrays([pa.array(["x", "yy"]), pa.array([1, 2])],
+                                         names=["s", "i"]),
+              pa.array(["a", "b", "a"]).dictionary_encode()]  # fmt: skip
+    frames = [bytes(wire.encode_payload(value).data) for value in values]
+    accepted = 0
+    for _ in range(3000):
+        frame = bytearray(rng.choice(frames))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(frame))
+            if rng.random() < 0.5:
+                frame[at] = rng.randrange(256)
+            else:  # an offset, a length or an index set to a small number
+                at &= ~3
+                frame[at : at + 4] = struct.pack("<i", rng.randint(-5, 300))
+        try:
+            got = wire.decode_payload(wire.KIND_ARROW, bytes(frame), {})
+        except NodeError:
+            continue
+        got.validate(full=True)
+        str(got)  # every value read: an offset out of bounds crashed here
+        accepted += 1
+    assert accepted
