@@ -8,7 +8,6 @@ of `flow logs` without a daemon reads a store the real daemon wrote).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,52 +15,67 @@ from typing import Any
 from cli.errors import BAD_INPUT, FAILED, CliError
 from daemon.model import pids
 from daemon.model.errors import ambiguous_run
+from daemon.model.run_rows import ACTIVE_STATUSES, run_info
 from node_sdk import paths
 
-ACTIVE = ("starting", "running")
+ACTIVE = ACTIVE_STATUSES
 
 
-def resolve(home: Path, ref: str) -> dict[str, Any]:
-    """The run a RUN argument names (a UUID, a unique prefix or a name), as the daemon would."""
+def _open(home: Path) -> sqlite3.Connection | None:
+    """The state store, read-only; None when there is none yet."""
     db_path = paths.state_db(home)
     if not db_path.exists():
-        raise CliError(f"no run with ID or name {ref!r}: no state store at {db_path}", FAILED)
+        return None
     try:
         db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True, timeout=5.0)
     except sqlite3.Error as exc:
         raise CliError(f"cannot read the state store {db_path}: {exc}") from None
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def _with_nodes(db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    return [
+        run_info(row, db.execute(
+            "SELECT * FROM nodes WHERE run_id = ? ORDER BY position", (row["id"],)
+        ).fetchall())
+        for row in rows
+    ]  # fmt: skip
+
+
+def runs(home: Path, *, include_ended: bool) -> list[dict[str, Any]]:
+    """Every run the store holds (the active ones unless `include_ended`), oldest first, as
+    the daemon's `flow list` gives them."""
+    db = _open(home)
+    if db is None:
+        return []
+    where = "" if include_ended else f"WHERE status IN {ACTIVE!r}"
     try:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(
-            "SELECT id, name, status, ended, error, degraded, origin FROM runs "
-            "WHERE id = ? OR name = ? OR id LIKE ? ORDER BY created DESC",
-            (ref, ref, ref.replace("%", "").replace("_", "") + "%"),
-        ).fetchall()
-        run = _pick(ref, [dict(row) for row in rows])
-        nodes = db.execute(
-            "SELECT * FROM nodes WHERE run_id = ? ORDER BY position",  # older stores: fewer
-            (run["id"],),
-        ).fetchall()
+        rows = db.execute(f"SELECT * FROM runs {where} ORDER BY created").fetchall()
+        return _with_nodes(db, rows)
     except sqlite3.Error as exc:
-        raise CliError(f"cannot read the state store {db_path}: {exc}") from None
+        raise CliError(f"cannot read the state store {paths.state_db(home)}: {exc}") from None
     finally:
         db.close()
-    fields = ("status", "exit_code", "signal", "pid")
-    run["nodes"] = [
-        {"id": n["node_id"], **{f: n[f] for f in fields}, "stderr_tail": _tail(n["stderr_tail"]),
-         "process": bool(n.get("process")),  # columns an older store lacks
-         "removed": bool(n.get("removed"))}
-        for n in map(dict, nodes)
-    ]  # fmt: skip
-    return run
 
 
-def _tail(text: str) -> list[str]:
+def resolve(home: Path, ref: str) -> dict[str, Any]:
+    """The run a RUN argument names (a UUID, a unique prefix or a name), as the daemon would."""
+    db = _open(home)
+    if db is None:
+        raise CliError(
+            f"no run with ID or name {ref!r}: no state store at {paths.state_db(home)}", FAILED
+        )
     try:
-        tail = json.loads(text)
-    except ValueError:
-        return []
-    return [str(line) for line in tail] if isinstance(tail, list) else []
+        rows = db.execute(
+            "SELECT * FROM runs WHERE id = ? OR name = ? OR id LIKE ? ORDER BY created DESC",
+            (ref, ref, ref.replace("%", "").replace("_", "") + "%"),
+        ).fetchall()
+        return _pick(ref, _with_nodes(db, rows))
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot read the state store {paths.state_db(home)}: {exc}") from None
+    finally:
+        db.close()
 
 
 def _pick(ref: str, matches: list[dict[str, Any]]) -> dict[str, Any]:

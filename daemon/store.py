@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from daemon.model.errors import StateStoreUnusable, StateWriteFailed
+from daemon.model.run_rows import run_info
 from daemon.store_file import (
     connect,
     identity,
@@ -276,36 +277,7 @@ class Store:
         nodes = self.db.execute(
             "SELECT * FROM nodes WHERE run_id = ? ORDER BY position", (row["id"],)
         ).fetchall()
-        return {
-            "id": row["id"],
-            "name": row["name"],
-            "status": row["status"],
-            "path": row["path"],
-            "created": row["created"],
-            "ended": row["ended"],
-            "error": row["error"],
-            "degraded": row["degraded"],
-            "origin": row["origin"],
-            "recovered": bool(row["recovered"]),
-            "record": row["record"],
-            "stop_grace": row["stop_grace"],
-            "nodes": [
-                {
-                    "id": n["node_id"],
-                    "status": n["status"],
-                    "pid": n["pid"],
-                    "generation": n["generation"],
-                    "restarts": n["restarts"],
-                    "exit_code": n["exit_code"],
-                    "signal": n["signal"],
-                    "stderr_tail": json.loads(n["stderr_tail"]),
-                    "machine": n["machine"],
-                    "process": bool(n["process"]),
-                    "removed": bool(n["removed"]),
-                }
-                for n in nodes
-            ],
-        }
+        return run_info(row, nodes)
 
 
 def remove_run_folders(home: Path, run_ids: Iterable[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -13,7 +14,8 @@ def register(sub: Any) -> None:
         "list",
         help="list runs (active ones unless --all)",
         description="List the daemon's runs as a table (or JSON lines): name, id, status, "
-        "node counts and age; failures and degradations under each run.",
+        "node counts and age; failures and degradations under each run. With no daemon "
+        "running, the runs as the state store last recorded them (`flow run`s included).",
     )
     p.add_argument("--all", action="store_true", help="include ended runs")
     p.add_argument("--json", action="store_true", help="one RunInfo JSON object per line")
@@ -29,9 +31,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client
+    from cli.errors import DaemonUnreachable
     from daemon.model.requests import List
 
-    runs = client.call(List(all=args.all)).runs
+    try:
+        runs = client.call(List(all=args.all)).runs
+    except DaemonUnreachable:  # `flow run`s may be running: the store is there to read
+        runs = _from_the_store(client.home_path(), args.all)
     if args.limit is not None:
         runs = runs[-args.limit :]  # oldest first: the newest N are the last N
     if args.json:
@@ -42,6 +48,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_table(runs)
     return 0
+
+
+def _from_the_store(home: Path, include_ended: bool) -> list[dict[str, Any]]:
+    """The runs as the state store last recorded them, said to be so (on stderr, so that
+    `--json` stays JSON): a daemon run still marked active is settled by the next `flow up`.
+    """
+    from cli import offline_runs, render
+
+    runs = offline_runs.runs(home, include_ended=include_ended)
+    orphaned = [r for r in runs if r["status"] in offline_runs.ACTIVE
+                and not offline_runs.being_run(r)]  # fmt: skip
+    note = "the flow daemon is not running: runs as the state store last recorded them"
+    if orphaned:
+        note += (f"; {len(orphaned)} daemon run(s) marked active with no daemon to supervise "
+                 "them (the next flow up settles them)")  # fmt: skip
+    render.err.print(note, style="dim")
+    return runs
 
 
 def _positive(text: str) -> int:

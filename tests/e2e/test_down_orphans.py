@@ -36,6 +36,12 @@ def test_down_without_daemon_ends_orphaned_keepers(flow_home: Path, tmp_path: Pa
     os.kill(daemon, signal.SIGKILL)
     assert not wait_gone([daemon], 10)
     assert wait_gone(pids, 0.5) == pids, "the nodes must outlive the daemon for its grace"
+    # no daemon: `flow list` reads the store, and says the run waits for a daemon
+    listed = flow("list", home=flow_home)
+    assert listed.returncode == 0, listed.stderr
+    assert "orphans" in listed.stdout, listed.stdout
+    assert "running" in listed.stdout, listed.stdout
+    assert "1 daemon run(s) marked active with no daemon to supervise them" in listed.stderr
 
     down = flow("down", home=flow_home)
     assert down.returncode == 0, down.stderr

@@ -1,8 +1,10 @@
-"""A `flow run` next to a daemon: listed by it, stopped through it, and every other command
-says in one line why it cannot reach such a run (it was "not active (it is running)")."""
+"""A `flow run` next to a daemon: listed by it (and by `flow list` with no daemon at all),
+stopped through it, and every other command says in one line why it cannot reach such a
+run (it was "not active (it is running)")."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,15 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
         env=flow_env(flow_home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
+        # no daemon yet: `flow list` reads the store, where the `flow run` records its run
+        wait_for(lambda: "fg" in flow("list", home=flow_home).stdout, "flow list never saw fg")
+        alone = flow("list", "--json", home=flow_home)
+        assert alone.returncode == 0, alone.stderr
+        (info,) = [json.loads(line) for line in alone.stdout.splitlines()]
+        assert (info["name"], info["status"]) == ("fg", "running"), info
+        assert info["origin"].startswith("foreground:"), info
+        assert alone.stderr.startswith("the flow daemon is not running: runs as"), alone.stderr
+        assert "marked active" not in alone.stderr  # its `flow run` runs it
         assert flow("up", home=flow_home).returncode == 0
         wait_for(lambda: "fg" in flow("list", home=flow_home).stdout, "flow list never saw fg")
         for command in (("param", "list", "fg", "sink"), ("node", "info", "fg", "sink"),

@@ -1,0 +1,59 @@
+"""A run's row and its nodes' rows in the state store -> the run as every reader shows it:
+the daemon's store, and the CLI's read-only look at the store when no daemon answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+# the runs a daemon (or a `flow run`) is still responsible for
+ACTIVE_STATUSES = ("starting", "running")
+
+
+def run_info(row: Any, node_rows: Iterable[Any]) -> dict[str, Any]:
+    """A `runs` row and its `nodes` rows (sqlite3.Row, or any mapping) -> the run's info.
+
+    A column a store of an older flow lacks (the CLI reads a store no daemon has migrated
+    yet) reads as its default."""
+    run = dict(row)
+    nodes = [dict(node) for node in node_rows]
+    return {
+        "id": run["id"],
+        "name": run["name"],
+        "status": run["status"],
+        "path": run["path"],
+        "created": run["created"],
+        "ended": run["ended"],
+        "error": run["error"],
+        "degraded": run["degraded"],
+        "origin": run.get("origin", "daemon"),
+        "recovered": bool(run.get("recovered")),
+        "record": run.get("record"),
+        "stop_grace": run.get("stop_grace"),
+        "nodes": [
+            {
+                "id": n["node_id"],
+                "status": n["status"],
+                "pid": n["pid"],
+                "generation": n["generation"],
+                "restarts": n["restarts"],
+                "exit_code": n["exit_code"],
+                "signal": n["signal"],
+                "stderr_tail": _tail(n["stderr_tail"]),
+                "machine": n.get("machine"),
+                "process": bool(n.get("process")),
+                "removed": bool(n.get("removed")),
+            }
+            for n in nodes
+        ],
+    }
+
+
+def _tail(text: str) -> list[str]:
+    """The stored JSON list of a node's last stderr lines; [] for anything else."""
+    try:
+        tail = json.loads(text)
+    except ValueError:
+        return []
+    return [str(line) for line in tail] if isinstance(tail, list) else []
