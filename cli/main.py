@@ -104,9 +104,16 @@ def _dispatch(argv: list[str] | None) -> int:
         return _unknown_command(command)
     parser = build_parser(command if command in COMMANDS else None)
     try:
-        args = parser.parse_args(args_in)
+        args, extras = parser.parse_known_args(args_in)
     except SystemExit as exc:  # --help, --version, usage errors (argparse exits 2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if extras:  # argparse's own words for it are its usage and `unrecognized arguments`
+        from cli import render
+        from cli.errors import BAD_INPUT
+        from cli.spelling import unrecognized
+
+        render.error(unrecognized(parser, args_in, extras))
+        return BAD_INPUT
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
@@ -114,24 +121,12 @@ def _dispatch(argv: list[str] | None) -> int:
     return cast(Callable[[argparse.Namespace], int], func)(args)
 
 
-def unknown_command_message(command: str) -> str:
-    """One line: the word is no command, and the commands it most likely meant."""
-    import difflib
-
-    starting = [name for name in COMMANDS if name.startswith(command)]
-    close = difflib.get_close_matches(command, COMMANDS, n=3, cutoff=0.6)
-    guesses = list(dict.fromkeys([*starting, *close]))[:3]
-    message = f"unknown command {command!r}"
-    if guesses:
-        message += f"; did you mean {' or '.join(repr(g) for g in guesses)}?"
-    return message + " (flow --help lists the commands)"
-
-
 def _unknown_command(command: str) -> int:
     from cli import render
     from cli.errors import BAD_INPUT
+    from cli.spelling import unknown_command
 
-    render.error(unknown_command_message(command))
+    render.error(unknown_command(command, COMMANDS))
     return BAD_INPUT
 
 

@@ -74,6 +74,23 @@ def test_an_unknown_command_gets_did_you_mean(flow_home: Path) -> None:
     assert len(nothing_close.stderr.strip().splitlines()) == 1
 
 
+def test_a_dora_verb_and_a_mistyped_option_get_one_line_saying_what_is_meant(
+    flow_home: Path,
+) -> None:
+    for argv, line in [
+        (("ps",), "error: unknown command 'ps': dora's `ps` is `flow list` here"),
+        (("destroy",), "error: unknown command 'destroy': dora's `destroy` is `flow down` here"),
+        (("start", "--atach", "x.yml"), "error: flow start: unrecognized option '--atach'; "
+         "did you mean '--attach' or '--detach'? (flow start --help)"),
+        (("topic", "echo", "r", "n/o", "--cont", "3"), "error: flow topic echo: unrecognized "
+         "option '--cont'; did you mean '--count'? (flow topic echo --help)"),
+        (("list", "extra"), "error: flow list: unrecognized argument 'extra' (flow list --help)"),
+    ]:  # fmt: skip
+        done = flow(*argv, home=flow_home)
+        assert (done.returncode, done.stdout) == (2, ""), argv
+        assert done.stderr.strip().splitlines() == [line]
+
+
 def test_help_shows_examples(flow_home: Path) -> None:
     done = flow("topic", "echo", "--help", home=flow_home)
     assert done.returncode == 0, done.stderr

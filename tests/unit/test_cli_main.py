@@ -36,7 +36,7 @@ def test_version_imports_neither_trio_nor_rich_nor_zmq() -> None:
 
 
 def test_no_daemon_exits_3_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["list"]) == 3
+    assert main(["node", "list", "r"]) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
@@ -49,7 +49,7 @@ def test_subprocess_error_has_no_traceback(flow_home: Path) -> None:
     env = dict(os.environ, FLOW_HOME=str(flow_home))
     env.pop("FLOW_DEBUG", None)
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "list"],
+        [sys.executable, "-m", "cli", "node", "list", "r"],
         env=env,
         capture_output=True,
         text=True,
@@ -65,7 +65,7 @@ def test_flow_debug_shows_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FLOW_DEBUG", "1")
-    assert main(["list"]) == 3
+    assert main(["node", "list", "r"]) == 3
     assert "Traceback" in capsys.readouterr().err
 
 
