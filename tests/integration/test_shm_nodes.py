@@ -42,6 +42,9 @@ with Node() as node:
             buf[:] = b"\\x05" * 100_000
         with node.send_output_buffer("out", 4 * 30_000, dtype="<f4", shape=(300, 100)) as buf:
             np.frombuffer(buf, dtype="<f4")[:] = 2.5
+        # a struct of fixed-width fields: its own buffers (kind 7) in the segment
+        node.send_output("out", pa.StructArray.from_arrays(
+            [pa.array(range(5000), pa.int64()), pa.array([1.5] * 5000)], names=["i", "f"]))
         with node.send_output_buffer("out", 10) as buf:  # below the threshold: inline
             buf[:] = b"0123456789"
     elif mode == "numbered":
@@ -148,7 +151,7 @@ def test_every_kind_round_trips_through_shared_memory(
     info, [events], run = _run(fake_daemon, sockdir, spawn, tmp_path, "kinds", cleanup)
     assert info["segments"] >= 1
     assert info["fallbacks"] == 0
-    assert info["stats"] == {"out": [11, 0]}
+    assert info["stats"] == {"out": [12, 0]}
     values = [e["value"] for e in events]
     import hashlib
 
@@ -173,7 +176,9 @@ def test_every_kind_round_trips_through_shared_memory(
     assert events[8]["meta"]["raw"] is True
     assert values[9] == {"kind": "numpy", "dtype": "<f4", "shape": [300, 100], "writeable": False,
                          "md5": md5(np.full(30_000, 2.5, np.float32).tobytes())}  # fmt: skip
-    assert values[10]["md5"] == md5(b"0123456789")
+    assert values[10] == {"kind": "arrow", "type": "struct<i: int64, f: double>", "n": 5000,
+                          "head": [{"i": 0, "f": 1.5}, {"i": 1, "f": 1.5}]}  # fmt: skip
+    assert values[11]["md5"] == md5(b"0123456789")  # the last: the receiver holds no segment
     assert _segments(run) == []  # every segment was released, so the sender unlinked it
 
 
