@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import itertools
 import json
 import os
@@ -47,7 +48,7 @@ class Observer:
         import zmq
 
         from cli import client
-        from cli.errors import DaemonUnreachable
+        from cli.errors import CliError, DaemonUnreachable
         from daemon.model.requests import TopicSubscribe
         from node_sdk import paths
         from node_sdk.leases import Releases, ShmReader
@@ -63,9 +64,12 @@ class Observer:
         self.socket.setsockopt(zmq.RCVHWM, 100)
         try:
             self.socket.bind(self.endpoint)
-        except zmq.ZMQError:  # no socket folder: no daemon made it (or it is gone)
+        except zmq.ZMQError as exc:
             self.context.destroy(linger=0)
-            raise DaemonUnreachable(paths.control_endpoint(home)) from None
+            if exc.errno == errno.ENOENT:  # no socket folder: no daemon made it (or it is gone)
+                raise DaemonUnreachable(paths.control_endpoint(home)) from None
+            # a full file table, a folder made unwritable...: said as it is
+            raise CliError(f"cannot listen on {self.endpoint} for the topic: {exc}") from None
         self.run, self.topic = run, topic
         self.shm = ShmReader(Releases())  # payloads senders put in shared memory
         # what was sent before this observer was wired is not what it observes
