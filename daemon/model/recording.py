@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from node_sdk import arrow_buffers, arrow_ipc, arrow_layout
-from node_sdk.wire import KIND_ARROW, KIND_BYTES, KIND_NONE, KIND_NUMPY, KIND_STR
+from node_sdk.errors import NodeError
+from node_sdk.wire import KIND_ARROW, KIND_BYTES, KIND_NONE, KIND_NUMPY, KIND_STR, decode_payload
 
 SCHEMA_NAME: Final = "flow.Message"
 MESSAGE_ENCODING: Final = "json"
@@ -108,28 +109,30 @@ def arrow_type(stream: bytes | memoryview) -> str:
 
 
 def decode_message(data: bytes | memoryview) -> tuple[Any, dict[str, Any], int]:
-    """A record's JSON -> (the value of its exact kind, its metadata, its seq)."""
-    record = json.loads(bytes(data))
-    kind = record.get("kind")
-    metadata = dict(record.get("metadata") or {})
-    seq = int(record.get("seq", 0))
-    if kind == "none":
-        return None, metadata, seq
-    if kind == "str":
-        return str(record["value"]), metadata, seq
-    raw = base64.b64decode(record["data"])
-    if kind == "bytes":
-        return raw, metadata, seq
-    if kind == "numpy":
-        import numpy as np
-
-        array = np.frombuffer(raw, dtype=np.dtype(record["dtype"])).reshape(record["shape"])
-        return array, metadata, seq
-    if kind == "arrow":
-        import pyarrow as pa
-        import pyarrow.ipc
-
-        return pa.ipc.open_stream(pa.py_buffer(raw)).read_next_batch().column(0), metadata, seq
+    """A record's JSON -> (the value of its exact kind, its metadata, its seq); ValueError
+    for a record that is not one flow writes, or whose value does not decode (a numpy
+    dtype with no raw layout, an Arrow stream that fails Arrow's validation...)."""
+    try:
+        record = json.loads(bytes(data))
+        kind = record.get("kind")
+        metadata = dict(record.get("metadata") or {})
+        seq = int(record.get("seq", 0))
+        if kind == "none":
+            return None, metadata, seq
+        if kind == "str":
+            return str(record["value"]), metadata, seq
+        raw = base64.b64decode(record["data"], validate=True)
+        if kind == "bytes":
+            return raw, metadata, seq
+        if kind == "numpy":  # the receiver's own checks: dtype, shape, size
+            fields = {"dt": record.get("dtype"), "sh": record.get("shape")}
+            return decode_payload(KIND_NUMPY, raw, fields), metadata, seq
+        if kind == "arrow":  # validated in full, as a receiver does
+            return decode_payload(KIND_ARROW, raw, {}), metadata, seq
+    except NodeError as exc:
+        raise ValueError(str(exc)) from None
+    except (AttributeError, KeyError, TypeError, RecursionError) as exc:  # not a record
+        raise ValueError(f"a recorded message that is not flow's: {exc!r}") from None
     raise ValueError(f"a recorded message of unknown kind {kind!r}")
 
 

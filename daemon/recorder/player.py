@@ -44,20 +44,35 @@ def wait_until(node: Node, due: float) -> bool:
             return False
 
 
-def play(node: Node, args: argparse.Namespace, outputs: list[str]) -> int:
-    """Send the recording once (or, looping, until STOP); how many messages were sent."""
-    sent = 0
+class Played:
+    """How many records were sent, and how many could not be read (skipped)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.skipped = 0
+
+
+def play(node: Node, args: argparse.Namespace, outputs: list[str], played: Played) -> None:
+    """Send the recording once (or, looping, until STOP), counting into `played`. A record
+    that does not decode (a damaged or crafted file) is skipped, its first cause said."""
     while True:
         started, first = time.monotonic(), None
         for output, log_time, data in recorded(args.recording, args.node, outputs):
             first = log_time if first is None else first
             if not wait_until(node, started + (log_time - first) / 1e9 / args.speed):
-                return sent
-            value, metadata, _ = decode_message(data)
+                return
+            try:
+                value, metadata, _ = decode_message(data)
+            except ValueError as exc:
+                if not played.skipped:
+                    print(f"skipped a record of {args.node}/{output} that cannot be read: "
+                          f"{exc}", file=sys.stderr, flush=True)  # fmt: skip
+                played.skipped += 1
+                continue
             node.send_output(output, value, metadata)
-            sent += 1
+            played.sent += 1
         if not args.loop or first is None:
-            return sent
+            return
 
 
 def main(argv: list[str]) -> int:
@@ -68,9 +83,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--loop", action="store_true")
     args = parser.parse_args(argv)
+    played = Played()
     with Node() as node:
-        sent = play(node, args, args.outputs.split(","))
-    print(f"replayed {sent} messages of {args.node} from {args.recording}", flush=True)
+        play(node, args, args.outputs.split(","), played)
+    skipped = f" ({played.skipped} unreadable records skipped)" if played.skipped else ""
+    print(f"replayed {played.sent} messages of {args.node} from {args.recording}{skipped}",
+          flush=True)  # fmt: skip
     return 0
 
 

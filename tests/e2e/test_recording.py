@@ -167,6 +167,68 @@ def test_replay_keeps_the_recorded_timing_scaled_by_speed(flow_home: Path, tmp_p
     assert stamps[-1] - stamps[0] >= 2 * recorded_s * 0.9, (stamps, recorded_s)
 
 
+def _damaged_copy(rec: Path, into: Path, damage: dict[str, bytes]) -> None:
+    """`rec` copied into `into` with the first record of each topic in `damage` replaced
+    (the schema, channels, attachments and metadata as they were), by the mcap library."""
+    from mcap.writer import Writer
+
+    with rec.open("rb") as source, into.open("wb") as target:
+        reader = make_reader(source)
+        summary = reader.get_summary()
+        assert summary is not None
+        writer = Writer(target)
+        writer.start(profile="flow", library="test")
+        schemas = {sid: writer.register_schema(name=s.name, encoding=s.encoding, data=s.data)
+                   for sid, s in summary.schemas.items()}  # fmt: skip
+        channels = {cid: writer.register_channel(topic=c.topic, message_encoding=c.message_encoding,
+                                                 schema_id=schemas[c.schema_id])
+                    for cid, c in summary.channels.items()}  # fmt: skip
+        for attachment in reader.iter_attachments():
+            writer.add_attachment(attachment.log_time, attachment.create_time, attachment.name,
+                                  attachment.media_type, attachment.data)  # fmt: skip
+        for metadata in reader.iter_metadata():
+            writer.add_metadata(metadata.name, dict(metadata.metadata))
+        for _, channel, message in reader.iter_messages(log_time_order=True):
+            data = damage.pop(channel.topic, message.data)
+            writer.add_message(channels[channel.id], message.log_time, data,
+                               message.publish_time, message.sequence)  # fmt: skip
+        writer.finish()
+
+
+def test_replay_skips_records_that_cannot_be_read_and_says_how_many(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """A damaged or crafted recording: a record that is not JSON, a numpy record of an
+    object dtype, an Arrow stream whose string offsets point past its data (the player sent
+    it on, or crashed) are skipped, counted, the first cause said; the rest is played."""
+    yml = tmp_path / "kinds.yml"
+    yml.write_text(GRAPH)
+    rec = tmp_path / "kinds.mcap"
+    flow_run_ok(flow_home, yml, "--record", str(rec), timeout=BOUND_S)
+    by_topic, _ = _read(rec)
+    offsets = pa.py_buffer(np.array([0, 1 << 30, 2, 3], dtype=np.int32).tobytes())
+    past = pa.Array.from_buffers(pa.string(), 3, [None, offsets, pa.py_buffer(b"abc")])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, pa.schema([pa.field("v", pa.string())])) as writer:
+        writer.write_batch(pa.RecordBatch.from_arrays([past], names=["v"]))
+    table = {**by_topic["src/table"][0][2], "arrow_type": "string",
+             "data": base64.b64encode(sink.getvalue().to_pybytes()).decode()}  # fmt: skip
+    array = {**by_topic["src/array"][0][2], "dtype": "|O"}
+    damaged = tmp_path / "damaged.mcap"
+    _damaged_copy(rec, damaged, {"src/text": b"{not json",
+                                 "src/table": json.dumps(table).encode(),
+                                 "src/array": json.dumps(array).encode()})  # fmt: skip
+    replay = flow("replay", str(damaged), "--replace", "src", "--speed", "4", home=flow_home,
+                  timeout=BOUND_S)  # fmt: skip
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    played = COUNT * len(KINDS) - 3
+    assert f"replayed {played} messages of src" in replay.stdout, replay.stdout
+    assert "(3 unreadable records skipped)" in replay.stdout
+    assert "skipped a record of src/" in replay.stdout  # the player's stderr, in its log
+    lines = _sink_lines(replay.stdout)
+    assert [len(lines[k]) for k in ("text", "array", "table")] == [COUNT - 1] * 3, lines
+
+
 def test_replay_refuses_bad_input_in_one_line(flow_home: Path, tmp_path: Path) -> None:
     not_mcap = tmp_path / "x.mcap"
     not_mcap.write_bytes(b"not an mcap file")
