@@ -129,7 +129,8 @@ def _leaf(array: Any, width: int, pieces: list[Any], nbytes: int) -> tuple[int, 
         data = data.slice(start >> 3, ((end + 7) >> 3) - (start >> 3))
     else:
         step = width >> 3
-        data = data.slice(start * step, (end - start) * step)
+        if start or data.size != length * step:  # whole already (the usual): no slice
+            data = data.slice(start * step, (end - start) * step)
     data_size = len(data)
     pieces.append(data)
     pad = (-data_size) & 7
