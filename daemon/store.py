@@ -111,10 +111,16 @@ class Store:
         self.db.close()
 
     def _write(self, sql: str, params: Iterable[Any]) -> None:
+        values = tuple(params)
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                self.db.execute(sql, tuple(params))
+                self.db.execute(sql, values)
+        except UnicodeEncodeError:
+            # a text with a lone surrogate (a name or path that was not UTF-8) that got
+            # past the doors: written with it replaced, never a failed write, let alone
+            # an exception in the daemon's nursery
+            self._write(sql, [_utf8(value) for value in values])
         except sqlite3.Error as exc:
             raise StateWriteFailed(f"state store {self.path} write failed: {exc}") from exc
 
@@ -278,6 +284,11 @@ class Store:
             "SELECT * FROM nodes WHERE run_id = ? ORDER BY position", (row["id"],)
         ).fetchall()
         return run_info(row, nodes)
+
+
+def _utf8(value: Any) -> Any:
+    """`value`, a str with each character UTF-8 cannot encode replaced by `?`."""
+    return value.encode("utf-8", "replace").decode() if isinstance(value, str) else value
 
 
 def remove_run_folders(home: Path, run_ids: Iterable[str]) -> list[str]:

@@ -40,6 +40,34 @@ def _no_constant(text: str) -> NoReturn:
 _DECODER: Final = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
 
 
+# a `\uD800`-`\uDFFF` escape: how JSON text (UTF-8 itself cannot) carries a surrogate
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def lone_surrogate(data: bytes | str, obj: Any) -> bool:
+    """Whether `obj`, parsed from `data`, holds a string with a lone surrogate (`"\ud800"`):
+    valid JSON, a Python str that cannot be encoded, so a store write, a log line or a
+    reply made of it raises. Only text with a surrogate escape is looked at further (a
+    pair of them is one character: fine)."""
+    raw = data.encode() if isinstance(data, str) else data
+    if _SURROGATE_ESCAPE.search(raw) is None:
+        return False
+    stack = [obj]  # as deep as the text's nesting, which every caller has bounded
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)  # its keys
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 def depth(data: bytes) -> int:
     """The deepest nesting of `[`/`{` in JSON text, strings left out (not checked for
     balance: the parser does that). C-speed iteration all the way: a hostile megabyte of
@@ -61,9 +89,12 @@ def loads(data: bytes | str, what: str, *, max_bytes: int, max_depth: int) -> An
     if depth(raw) > max_depth:
         raise NodeError(f"{what}: nested deeper than {max_depth}")
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        obj = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise NodeError(f"{what}: not JSON ({exc})") from None
+    if lone_surrogate(raw, obj):
+        raise NodeError(f"{what}: a string that is not valid Unicode (a lone surrogate)")
+    return obj
 
 
 class Fields:

@@ -23,6 +23,7 @@ from node_sdk import arrow_buffers, arrow_ipc, arrow_layout
 from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
+from node_sdk.strictjson import lone_surrogate
 
 MAGIC: Final = b"FLW1"
 # magic, kind, flags, reserved, generation, seq, timestamp ns, extra length
@@ -200,6 +201,8 @@ def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
         raise NodeError(f"data frame extra is not JSON: {exc!r}") from None
     if end != len(text) or not isinstance(extra, dict):
         raise NodeError("data frame extra is not one JSON object")
+    if lone_surrogate(text, extra):  # a relay sending its metadata on would raise then
+        raise NodeError("data frame extra with a string that is not valid Unicode")
     source = extra.get("s")
     if source is not None and type(source) is not str:
         raise NodeError("data frame extra names a source that is not a string")

@@ -62,10 +62,15 @@ def read_dataflow(file: str) -> tuple[Path, str]:
     from cli.errors import BAD_INPUT, CliError
     from daemon.model.descriptor import MAX_YAML_BYTES
 
+    if not file.isascii() and not _utf8(file):
+        raise CliError(f"{file!r}: a path that is not valid UTF-8 (flow keeps paths as text)",
+                       BAD_INPUT)  # fmt: skip
     path = Path(file).expanduser().absolute()
     try:
-        if not path.is_file():
+        if not path.exists():
             raise CliError(f"no such dataflow file: {file}", BAD_INPUT)
+        if not path.is_file():  # a folder, a FIFO, a device
+            raise CliError(f"{file}: not a regular file", BAD_INPUT)
         if path.stat().st_size > MAX_YAML_BYTES:
             raise CliError(f"{file} is larger than 1 MiB", BAD_INPUT)
         return path, path.read_bytes().decode("utf-8")
@@ -73,6 +78,16 @@ def read_dataflow(file: str) -> tuple[Path, str]:
         raise CliError(f"{file} is not UTF-8 text", BAD_INPUT) from None
     except OSError as exc:
         raise CliError(f"cannot read {file}: {exc.strerror}", BAD_INPUT) from None
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` encodes as UTF-8: a command-line argument that is not UTF-8 holds
+    surrogates (Python's surrogateescape), which no request or store can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from typing import Any, Final
 import attrs
 import cattrs
 
-from node_sdk.strictjson import depth
+from node_sdk.strictjson import depth, lone_surrogate
 
 MAX_MESSAGE_BYTES: Final = 16 * 1024
 # a relayed run message (`Carry`): a node's spawn carries its FLOW_NODE_CONFIG; still below
@@ -245,6 +245,8 @@ def decode(data: bytes) -> LinkMessage:
         raise LinkMessageError(f"not JSON: {type(exc).__name__}") from None
     if not isinstance(raw, dict):
         raise LinkMessageError("not a JSON object")
+    if lone_surrogate(data, raw):
+        raise LinkMessageError("a string that is not valid Unicode (a lone surrogate)")
     kind = _KINDS.get(raw.pop("t", None)) if isinstance(raw.get("t"), str) else None
     if kind is None:
         raise LinkMessageError("no known message kind in `t`")

@@ -16,7 +16,7 @@ from typing import Any, Final, get_args, get_origin
 import attrs
 import cattrs
 
-from node_sdk.strictjson import depth
+from node_sdk.strictjson import depth, lone_surrogate
 
 MAX_MESSAGE_BYTES: Final = 4 << 20  # a spawn carries the node's whole environment
 MAX_DEPTH: Final = 8  # the deepest message (state -> nodes -> node -> tail) is 4
@@ -319,6 +319,8 @@ def decode(data: bytes) -> KeeperMessage:
         raise KeeperMessageError(f"not JSON: {type(exc).__name__}") from None
     if not isinstance(raw, dict):
         raise KeeperMessageError("not a JSON object")
+    if lone_surrogate(data, raw):
+        raise KeeperMessageError("a string that is not valid Unicode (a lone surrogate)")
     kind = _KINDS.get(raw.pop("t", None)) if isinstance(raw.get("t"), str) else None
     if kind is None:
         raise KeeperMessageError("no known message kind in `t`")

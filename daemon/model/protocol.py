@@ -23,7 +23,7 @@ from daemon.model import requests as rq
 from daemon.model.convert import OutOfRange, structure, unstructure
 from daemon.model.errors import BadRequest, FlowError
 from daemon.model.parts import MAX_REQUEST_BYTES
-from node_sdk.strictjson import depth
+from node_sdk.strictjson import depth, lone_surrogate
 
 __all__ = [
     "MAX_DEPTH",
@@ -132,6 +132,8 @@ def decode_request(data: bytes, *, hooks: bool = False) -> Decoded:
     request_id = obj.get("id")
     if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID_CHARS:
         raise Garbage("no request id")
+    if not request_id.isascii():  # our ids are hex; nothing else is echoed back
+        raise Garbage("a request id that is not ASCII")
     version = obj.get("v")
     if type(version) is not int or version != VERSION:
         raise _bad(
@@ -148,6 +150,9 @@ def decode_request(data: bytes, *, hooks: bool = False) -> Decoded:
         body = structure(obj.get("body", {}), cls)
     except BadRequest as exc:
         raise _bad(request_id, str(exc)) from None
+    if lone_surrogate(data, obj):  # it would end in a store write or a log line that raises
+        raise _bad(request_id, "a string in the request is not valid Unicode (a lone "
+                               "surrogate; a path or name that is not UTF-8?)")  # fmt: skip
     return Decoded(id=request_id, body=body)
 
 

@@ -7,7 +7,7 @@ import json
 import threading
 from pathlib import Path
 
-from helpers import flow
+from helpers import flow, stream_graph
 from procs import RawClient, daemon_pid
 
 from daemon.model.pids import alive
@@ -78,3 +78,47 @@ def test_garbage_frames_are_answered_or_dropped_with_one_line(daemon: Path) -> N
     assert all("control:" in line for line in lines if "WARNING" in line or "ERROR" in line)
     assert not [line for line in lines if "Traceback" in line or "CRITICAL" in line]
     assert json.loads(flow("list", "--json", "--all", home=daemon).stdout or "null") is None
+
+
+def test_strings_that_are_not_unicode_are_refused_and_nothing_is_lost(
+    daemon: Path, tmp_path: Path
+) -> None:
+    """A lone surrogate (`"\\ud800"`: valid JSON, a str nothing can encode) in a request:
+    a `record_start` path of one used to end the daemon (its store write raised in the
+    nursery), a `restart --record` of one stopped the run and then failed. Each is refused
+    by name, and the daemon and its run go on."""
+    yml = tmp_path / "live.yml"
+    yml.write_text(stream_graph(tick_ms=50))
+    assert flow("start", str(yml), "--detach", "--name", "live", home=daemon).returncode == 0
+    pid = daemon_pid(daemon)
+    client = RawClient(daemon)
+    try:
+        bodies = [
+            b'{"v":1,"id":"s1","type":"record_start","body":{"run":"live","path":"/tmp/r\\ud800.mcap"}}',
+            b'{"v":1,"id":"s2","type":"stop","body":{"run":"\\udc80"}}',
+            b'{"v":1,"id":"s3","type":"start","body":{"path":"/tmp/x.yml","text":"nodes: []",'
+            b'"name":"\\ud800"}}',
+        ]  # fmt: skip
+        for body in bodies:
+            client.send_raw(body)
+            reply = client.receive()
+            assert reply is not None, body
+            assert reply["ok"] is False, reply
+            assert "not valid Unicode (a lone surrogate" in reply["error"]["message"], reply
+    finally:
+        client.close()
+    # from the CLI, a path that is not UTF-8 (surrogateescape): refused before it is sent
+    restart = flow("restart", "live", "--record", f"{tmp_path}/r\udcff.mcap", home=daemon)
+    assert restart.returncode == 2, restart.stderr
+    assert restart.stderr.strip().splitlines() == [
+        f"error: --record '{tmp_path}/r\\udcff.mcap': a path that is not valid UTF-8 (flow "
+        "keeps paths as text)"
+    ]
+    started = flow("start", f"{tmp_path}/d\udcff.yml", home=daemon)
+    assert started.returncode == 2, started.stderr
+    assert "a path that is not valid UTF-8" in started.stderr
+    assert alive(pid)
+    listed = json.loads(flow("list", "--json", home=daemon).stdout.splitlines()[0])
+    assert (listed["name"], listed["status"]) == ("live", "running"), listed
+    assert "Traceback" not in paths.daemon_log(daemon).read_text()
+    assert flow("stop", "live", home=daemon).returncode == 0

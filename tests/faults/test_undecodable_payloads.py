@@ -14,7 +14,9 @@ from helpers import flow_run_ok, write_dataflow
 # a numpy payload of the wrong size, garbage as an Arrow stream, as arrow buffers, as a
 # shared-memory descriptor, a kind no flow node sends, a str that is not UTF-8, metadata
 # that is not an object, an Arrow stream Arrow reads whose string offsets point 1 GiB past
-# its data (taken, it crashed the process that printed it); and a source that is not a name
+# its data (taken, it crashed the process that printed it); and, malformed, dropped before
+# they are queued, a source that is not a name and metadata with a lone surrogate (taken, a
+# relay sending it on died)
 SENDER = """
 import json, os, struct, time
 import pyarrow as pa
@@ -35,6 +37,7 @@ bad = [
     (2, {}, b"\\xff\\xfe not UTF-8"),
     (1, {"m": [1, 2]}, b"metadata that is not an object"),
     (4, {}, bytes(wire.encode_payload(past_its_data).data)),
+    (1, {"m": {"note": "\\ud800"}}, b"metadata no relay could send on"),
 ]
 ctx = zmq.Context()
 push = ctx.socket(zmq.PUSH)

@@ -81,3 +81,16 @@ def test_prune_takes_only_ended_runs_that_ended_before_the_cutoff(tmp_path: Path
             assert count.fetchone()[0] == 0
     finally:
         store.close()
+
+
+def test_a_text_that_is_not_unicode_is_written_replaced_never_raised(tmp_path: Path) -> None:
+    """A lone surrogate (a path that was not UTF-8) in a degraded text raised
+    UnicodeEncodeError out of the write, in the daemon's nursery: the daemon died."""
+    store = Store.open(tmp_path / "state.db")
+    try:
+        store.create_run("r1", "live", "/x.yml", [("a", "running")], "daemon", {})
+        store.update_run("r1", degraded="recording: /tmp/r\ud800.mcap: the recorder did not start")
+        [run] = store.runs(include_ended=True)
+        assert run["degraded"] == "recording: /tmp/r?.mcap: the recorder did not start"
+    finally:
+        store.db.close()
