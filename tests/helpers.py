@@ -155,3 +155,22 @@ def flow_run_ok(home: Path, yml: Path, *options: str, timeout: float = 120) -> s
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     return out
+
+
+def write_module_fan_out(folder: Path, per_level: int = 20, levels: int = 8) -> Path:
+    """A dataflow whose module nodes fan out: `per_level` module nodes a file, `levels` files
+    deep, a plain node at the bottom (per_level**levels nodes once expanded, from a few
+    small files); returns the top file."""
+    def module_nodes(target: str) -> str:
+        return "".join(f"  - id: m{i}\n    module: {target}\n" for i in range(per_level))
+
+    top = folder / "dataflow.yml"
+    top.write_text("nodes:\n" + module_nodes("l1.yml"))
+    for level in range(1, levels):
+        (folder / f"l{level}.yml").write_text(
+            f"module:\n  name: l{level}\nnodes:\n" + module_nodes(f"l{level + 1}.yml")
+        )
+    (folder / f"l{levels}.yml").write_text(
+        f"module:\n  name: l{levels}\nnodes:\n  - id: x\n    path: x.py\n"
+    )
+    return top

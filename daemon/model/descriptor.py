@@ -16,6 +16,7 @@ from daemon.model.descriptor_connects import node_connects
 from daemon.model.descriptor_links import check_links
 from daemon.model.descriptor_logs import check_logs_source, is_logs_source, wire_log_inputs
 from daemon.model.descriptor_model import (
+    MAX_NODES,
     Dataflow,
     Input,
     NodeSpec,
@@ -28,6 +29,7 @@ from daemon.model.errors import DataflowInvalid
 from daemon.model.yaml_lines import Loaded, YamlSyntaxError, load
 
 __all__ = [
+    "MAX_NODES",
     "MAX_YAML_BYTES",
     "Dataflow",
     "Input",
@@ -58,8 +60,6 @@ RESTART_POLICIES = ("never", "on-failure", "always")
 QUEUE_POLICIES = ("drop_oldest", "backpressure")
 SPAWN_MODES = ("fork", "exec")  # a Python node from the run's fork server, or exec'd
 MAX_QUEUE_SIZE = 1_000_000
-# Validation is linear, but a daemon should not spend seconds on one hostile file.
-MAX_NODES = 1024
 
 Where = tuple[str | int, ...]  # a place in the file, e.g. ("nodes", 2, "inputs", "tick")
 

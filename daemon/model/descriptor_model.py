@@ -8,6 +8,10 @@ from typing import Any
 
 import attrs
 
+# Validation is linear, but a daemon should not spend seconds on one hostile file; module
+# expansion (descriptor_modules) counts against it too, as it goes.
+MAX_NODES = 1024
+
 
 @attrs.frozen
 class Timer:
