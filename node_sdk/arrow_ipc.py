@@ -31,18 +31,22 @@ class ArrowBody:
     """An arrow payload not written yet: the stream's bytes are made where they go (into a
     shared-memory segment: the one copy of the data), or joined for an inline send."""
 
-    __slots__ = ("batch", "nbytes", "schema", "schema_message", "serialized")
+    __slots__ = ("batch", "nbytes", "schema", "schema_message", "serialized", "stream")
 
     def __init__(
-        self, schema: Any, schema_message: Any, batch: Any, nbytes: int, serialized: Any = None
-    ) -> None:
+        self, schema: Any, schema_message: Any, batch: Any, nbytes: int, serialized: Any = None,
+        stream: Any = None,
+    ) -> None:  # fmt: skip
         self.schema = schema
         self.schema_message = schema_message
         self.batch = batch
         self.nbytes = nbytes
         self.serialized = serialized  # the batch message, when made at encode (a small one)
+        self.stream = stream  # the whole stream, made at encode (a type with dictionaries)
 
-    def join(self) -> bytes:
+    def join(self) -> Any:
+        if self.stream is not None:
+            return self.stream
         batch = self.batch.serialize() if self.serialized is None else self.serialized
         return b"".join((self.schema_message, batch, _EOS))
 
@@ -51,8 +55,8 @@ class ArrowBody:
         import pyarrow as pa
         import pyarrow.ipc  # pa.ipc is a submodule
 
-        if self.serialized is not None:  # a small batch in a segment: a low threshold
-            memoryview(target)[: self.nbytes] = self.join()
+        if self.serialized is not None or self.stream is not None:  # made already
+            memoryview(target).cast("B")[: self.nbytes] = memoryview(self.join()).cast("B")
             return
         sink = pa.FixedSizeBufferWriter(pa.py_buffer(target))
         with pa.ipc.new_stream(sink, self.schema) as writer:
@@ -65,6 +69,14 @@ def encode(pa: Any, array: Any, layout: Layout) -> ArrowBody:
     """A pyarrow Array of `layout`'s type -> its stream, not written yet."""
     schema, message = layout.schema, layout.schema_message
     batch = pa.RecordBatch.from_arrays([array], schema=schema)
+    if layout.dictionaries:  # the dictionary batches go between schema and record batch
+        import pyarrow.ipc  # pa.ipc is a submodule
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, schema) as writer:
+            writer.write_batch(batch)
+        stream = sink.getvalue()
+        return ArrowBody(schema, message, batch, stream.size, stream=stream)
     if array.get_total_buffer_size() <= SERIALIZE_AT_ONCE:  # every buffer whole: an upper bound
         serialized = batch.serialize()
         return ArrowBody(schema, message, batch, message.size + serialized.size + len(_EOS),
@@ -93,7 +105,10 @@ def decode(data: Any) -> Any:
                     _READ.clear()
                 _READ[key] = schema
             message = pa.ipc.read_message(buffer.slice(8 + length))
-            batch = pa.ipc.read_record_batch(message, schema)
+            if message.type == "record batch":
+                batch = pa.ipc.read_record_batch(message, schema)
+            else:  # dictionary batches first: Arrow's stream reader keeps them for the batch
+                batch = pa.ipc.open_stream(buffer).read_next_batch()
         else:  # not the framing flow writes: let Arrow's own stream reader judge it
             reader = pa.ipc.open_stream(buffer)
             _schema(reader.schema)

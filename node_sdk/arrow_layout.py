@@ -20,15 +20,20 @@ PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 
 class Layout:
     """How arrays of one type are sent."""
 
-    __slots__ = ("buffers_schema", "fields", "schema", "schema_message", "width")
+    __slots__ = ("buffers_schema", "dictionaries", "fields", "schema", "schema_message",
+                 "width")  # fmt: skip
 
     def __init__(
-        self, schema: Any, schema_message: Any, width: int, fields: tuple[int, ...] = ()
-    ) -> None:
+        self, schema: Any, schema_message: Any, width: int, fields: tuple[int, ...] = (),
+        dictionaries: bool = False,
+    ) -> None:  # fmt: skip
         self.schema = schema  # the one-column schema (a pyarrow Schema)
         self.schema_message = schema_message  # its IPC message (a pyarrow Buffer)
         self.width = width  # bit width of a kind-7 type (1: bool); 0: a struct or kind 4
         self.fields = fields  # bit width of each field of a kind-7 struct; (): not one
+        # a dictionary anywhere in the type: its values travel in dictionary batches before
+        # the record batch, so kind 4 sends Arrow's whole stream for it
+        self.dictionaries = dictionaries
         # kind 7's copy of the message, padded to 8 bytes so the buffers behind it align
         raw = schema_message.to_pybytes() if width or fields else b""
         self.buffers_schema = raw + PAD[(-len(raw)) & 7]
@@ -56,6 +61,17 @@ def field_widths(pa: Any, arrow_type: Any) -> tuple[int, ...]:
     return widths if all(widths) else ()
 
 
+def has_dictionary(pa: Any, arrow_type: Any) -> bool:
+    """Whether a dictionary type is anywhere in `arrow_type` (a struct's or a list's too)."""
+    types = [arrow_type]
+    while types:
+        current = types.pop()
+        if pa.types.is_dictionary(current):
+            return True
+        types.extend(current.field(i).type for i in range(current.num_fields))
+    return False
+
+
 _KNOWN: dict[Any, Layout] = {}
 _LAST: list[Any] = [None, None]  # the last type sent and its layout
 
@@ -69,7 +85,7 @@ def of(pa: Any, arrow_type: Any) -> Layout:
     if layout is None:
         schema = pa.schema([pa.field("v", arrow_type)])
         layout = Layout(schema, schema.serialize(), bit_width(pa, arrow_type),
-                        field_widths(pa, arrow_type))  # fmt: skip
+                        field_widths(pa, arrow_type), has_dictionary(pa, arrow_type))  # fmt: skip
         if len(_KNOWN) >= MAX_LAYOUTS:
             _KNOWN.clear()
         _KNOWN[arrow_type] = layout

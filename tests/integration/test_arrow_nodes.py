@@ -31,6 +31,7 @@ VALUES = [
                                names=["s", "i"]),  # a struct with a string: an IPC stream
     pa.StructArray.from_arrays([pa.array(np.arange(5000), mask=np.arange(5000) % 7 == 0),
                                 pa.array(np.ones(5000))], names=["i", "f"]),  # shared memory
+    pa.array(["cat", "dog", "cat", None]).dictionary_encode(),  # its dictionary with it
 ]
 """
 
@@ -79,7 +80,7 @@ def test_arrow_arrays_of_types_in_turn_cross_processes_exact(
         remove_run_segments(str(sender_cfg["run"]))
     events = records(out)
     inputs = [e for e in events if e["type"] == "INPUT"]
-    count = 10
+    count = 11
     assert [e["seq"] for e in inputs] == list(range(1, 2 * count + 1))
     for n, event in enumerate(inputs):
         assert event["same"], (n, event)
@@ -89,5 +90,6 @@ def test_arrow_arrays_of_types_in_turn_cross_processes_exact(
     assert [e["arrow"] for e in inputs[:count]] == [
         "uint8", "int64", "float", "bool", "string", "struct<x: uint32, y: uint32>", "uint16",
         "date32[day]", "struct<s: string, i: int64>", "struct<i: int64, f: double>",
+        "dictionary<values=string, indices=int32, ordered=0>",
     ]
     assert [e["type"] for e in events[len(inputs) :]] == ["INPUT_CLOSED", "STOP"]
