@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from node_sdk.arrow_layout import PAD, Layout, bit_width, field_widths
+from node_sdk.arrow_layout import PAD, Layout, bit_width, field_widths, readable
 from node_sdk.errors import NodeError
 
 # schema message length, fields (0: not a struct), length, null count, offset, validity
@@ -193,6 +193,11 @@ def decode(data: Any) -> Any:
         array = _built(pa, arrow_type, length, [validity], -1 if nulls else 0, 0, children)
     if at != total:
         raise NodeError(f"arrow buffers payload of {total} bytes, its table says {at}")
+    try:  # the sizes are checked; the values are Arrow's to judge (a decimal past its
+        # precision, a time of day past a day): O(1) for integers and floats
+        array.validate(full=True)
+    except pa.ArrowException as exc:
+        raise NodeError(f"arrow buffers payload of values Arrow refuses: {exc}") from None
     return array
 
 
@@ -241,9 +246,9 @@ def _parse(key: bytes) -> tuple[Any, int, tuple[tuple[Any, int], ...]]:
     import pyarrow.ipc  # pa.ipc is a submodule
 
     try:
-        schema = pa.ipc.read_schema(pa.py_buffer(key))
-    except (pa.ArrowException, ValueError, OSError) as exc:
-        raise NodeError(f"arrow buffers payload whose schema is not Arrow's: {exc}") from None
+        schema = readable(pa, pa.ipc.read_schema(pa.py_buffer(key)))
+    except Exception as exc:  # pyarrow on a hostile schema: ArrowInvalid, OSError, ...
+        raise NodeError(f"arrow buffers payload whose schema is not Arrow's: {exc!r}") from None
     if len(schema) != 1:
         raise NodeError(f"arrow buffers payload of {len(schema)} columns (expected 1)")
     arrow_type = schema.field(0).type

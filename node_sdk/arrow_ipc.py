@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from node_sdk.arrow_layout import Layout
+from node_sdk.arrow_layout import Layout, readable
 from node_sdk.errors import NodeError
 
 # An Arrow IPC stream is the schema message, the batch message, then this end marker.
@@ -100,7 +100,7 @@ def decode(data: Any) -> Any:
             key = bytes(memoryview(data)[: 8 + length])
             schema = _READ.get(key)
             if schema is None:
-                schema = _schema(pa.ipc.read_schema(pa.py_buffer(key)))
+                schema = readable(pa, pa.ipc.read_schema(pa.py_buffer(key)))
                 if len(_READ) >= MAX_SCHEMAS:
                     _READ.clear()
                 _READ[key] = schema
@@ -111,7 +111,7 @@ def decode(data: Any) -> Any:
                 batch = pa.ipc.open_stream(buffer).read_next_batch()
         else:  # not the framing flow writes: let Arrow's own stream reader judge it
             reader = pa.ipc.open_stream(buffer)
-            _schema(reader.schema)
+            readable(pa, reader.schema)
             batch = reader.read_next_batch()
         if batch.num_columns != 1:
             raise NodeError(f"arrow payload of {batch.num_columns} columns (expected 1)")
@@ -126,23 +126,3 @@ def decode(data: Any) -> Any:
     except Exception as exc:  # pyarrow on a hostile stream: ArrowInvalid, EOFError, ...
         raise NodeError(f"arrow payload that is not a valid Arrow IPC stream: {exc!r}") from None
     return array
-
-
-def _schema(schema: Any) -> Any:
-    """`schema`, once every field name in it (nested ones too) has been read as UTF-8: a
-    name that is not raises here, not later in the user's code."""
-    types = []
-    for index in range(len(schema)):
-        field = schema.field(index)
-        field.name  # noqa: B018  (reading it is the check: pyarrow decodes it then)
-        types.append(field.type)
-    while types:  # Arrow's reader bounds the nesting
-        arrow_type = types.pop()
-        for index in range(arrow_type.num_fields):
-            field = arrow_type.field(index)
-            field.name  # noqa: B018
-            types.append(field.type)
-        value_type = getattr(arrow_type, "value_type", None)  # a dictionary's values
-        if value_type is not None:
-            types.append(value_type)
-    return schema

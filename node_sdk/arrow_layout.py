@@ -72,6 +72,29 @@ def has_dictionary(pa: Any, arrow_type: Any) -> bool:
     return False
 
 
+def readable(pa: Any, schema: Any) -> Any:
+    """`schema` (a peer's), once every text in it that pyarrow decodes when asked (a field
+    name, nested ones too; a timestamp's time zone) has been read: one that is not UTF-8
+    raises here, where the caller refuses the payload, not later in the user's code."""
+    types = []
+    for index in range(len(schema)):
+        field = schema.field(index)
+        field.name  # noqa: B018  (reading it is the check: pyarrow decodes it then)
+        types.append(field.type)
+    while types:  # Arrow's reader bounds the nesting
+        arrow_type = types.pop()
+        for index in range(arrow_type.num_fields):
+            field = arrow_type.field(index)
+            field.name  # noqa: B018
+            types.append(field.type)
+        if pa.types.is_timestamp(arrow_type):
+            arrow_type.tz  # noqa: B018
+        value_type = getattr(arrow_type, "value_type", None)  # a dictionary's values
+        if value_type is not None:
+            types.append(value_type)
+    return schema
+
+
 _KNOWN: dict[Any, Layout] = {}
 _LAST: list[Any] = [None, None]  # the last type sent and its layout
 

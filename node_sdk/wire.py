@@ -336,6 +336,7 @@ def write_payload(target: Any, body: Any, nbytes: int) -> Any:
 
 
 _ARRAY_LAYOUTS: dict[tuple[Any, ...], tuple[Any, tuple[int, ...], int]] = {}
+MAX_DIMS: Final = 64  # numpy's limit on an array's dimensions
 _MAX_ARRAY_LAYOUTS: Final = 256
 
 
@@ -359,6 +360,8 @@ def _array_layout(extra: Mapping[str, Any]) -> tuple[Any, tuple[int, ...], int]:
     if dtype.hasobject or dtype.fields is not None or dtype.itemsize == 0:
         raise NodeError(f"numpy payload of dtype {dtype}: no raw layout")
     shape = tuple(sh)  # type: ignore[arg-type]
+    if len(shape) > MAX_DIMS:  # numpy's own bound: reshape would raise ValueError
+        raise NodeError(f"numpy payload of {len(shape)} dimensions (at most {MAX_DIMS})")
     nbytes = dtype.itemsize
     for dim in shape:
         if type(dim) is not int or dim < 0:
@@ -388,8 +391,14 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
         import numpy as np
 
         array = np.frombuffer(data, dtype=dtype)
+        if dtype.kind == "U" and nbytes and int(array.view(dtype.str[0] + "u4").max()) > 0x10FFFF:
+            # past Unicode: numpy makes such an element a str only by failing (SystemError)
+            raise NodeError("numpy payload of str elements with code points past U+10FFFF")
         if len(shape) != 1:
-            array = array.reshape(shape)
+            try:
+                array = array.reshape(shape)
+            except ValueError as exc:  # a shape numpy refuses (too big, even of 0 bytes)
+                raise NodeError(f"numpy payload with a shape numpy refuses: {exc}") from None
         if type(data) is not memoryview or not data.readonly:
             array.flags.writeable = False  # bytes and read-only views make a read-only array
         return array

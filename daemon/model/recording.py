@@ -92,7 +92,7 @@ def arrow_stream(payload: bytes | memoryview) -> bytes:
     import pyarrow as pa
 
     array = arrow_buffers.decode(payload)
-    return arrow_ipc.encode(pa, array, arrow_layout.of(pa, array.type)).join()
+    return bytes(arrow_ipc.encode(pa, array, arrow_layout.of(pa, array.type)).join())
 
 
 def arrow_type(stream: bytes | memoryview) -> str:

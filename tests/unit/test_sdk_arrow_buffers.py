@@ -339,3 +339,30 @@ def test_mutated_frames_are_refused_or_arrive_as_arrays_arrow_validates() -> Non
         got.validate(full=True)
         accepted += 1
     assert accepted  # some mutations leave a frame that adds up (a value byte changed)
+
+
+def _renamed(value: Any, old: str, new: bytes) -> bytes:
+    """`value`'s payload with the text `old` in its schema replaced by the bytes `new`."""
+    payload = wire.encode_payload(value)
+    frame = bytes(payload.data)
+    assert frame.count(old.encode()) == 1
+    return frame.replace(old.encode(), new)
+
+
+def test_texts_that_are_not_utf8_and_values_arrow_refuses_are_node_errors() -> None:
+    """A struct field name or a time zone that is not UTF-8, in kind 7 and kind 4, raised
+    UnicodeDecodeError in the user's `to_pylist`; a decimal past its precision passed."""
+    named = pa.array([{"\u00e9\u00e9": 1}], pa.struct([("\u00e9\u00e9", pa.int32())]))
+    zoned = pa.array([0], pa.timestamp("s", tz="UTC"))
+    zoned_strings = pa.StructArray.from_arrays([pa.array(["a"]), zoned], names=["s", "t"])
+    for value, old in ((named, "\u00e9\u00e9"), (zoned, "UTC"), (zoned_strings, "UTC")):
+        frame = _renamed(value, old, b"\xff\xfe\xff\xfe"[: len(old.encode())])
+        kind = wire.encode_payload(value).kind
+        with pytest.raises(NodeError, match="UnicodeDecodeError"):
+            wire.decode_payload(kind, frame, {})
+    decimal_type = pa.decimal128(4, 2)
+    raw = pa.array([decimal.Decimal("12.34")], decimal_type)
+    frame = bytes(wire.encode_payload(raw).data)
+    frame = frame.replace((1234).to_bytes(16, "little"), (10**7).to_bytes(16, "little"))
+    with pytest.raises(NodeError, match="values Arrow refuses"):
+        wire.decode_payload(wire.KIND_ARROW_BUFFERS, frame, {})

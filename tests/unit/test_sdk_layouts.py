@@ -85,9 +85,21 @@ def test_bad_metadata_is_named_on_the_cached_path() -> None:
         ({"dt": "<u8", "sh": [2]}, bytes(8), "8 bytes for 16"),
         ({"dt": "<u8", "sh": [1]}, bytes(7), "7 bytes for 8"),
         ({"dt": "<u4", "sh": [2**40, 2**40]}, bytes(8), "bytes for"),
+        # numpy's own refusals, which raised ValueError out of next() and ended the node
+        ({"dt": "<f8", "sh": [1] * 65}, bytes(8), "65 dimensions"),
+        ({"dt": "<f8", "sh": [2**62, 0]}, b"", "a shape numpy refuses"),
+        # an element past Unicode: reading it raised SystemError in the user's code
+        ({"dt": "<U1", "sh": [2]}, b"\xff\xff\xff\xffA\x00\x00\x00", "past U\\+10FFFF"),
     ],
 )
 def test_hostile_layouts_are_node_errors(extra: dict[str, Any], data: bytes, match: str) -> None:
     for _ in range(2):  # and again, once a refusal could have been cached
         with pytest.raises(NodeError, match=match):
             wire.decode_payload(wire.KIND_NUMPY, data, extra)
+
+
+def test_str_elements_within_unicode_arrive() -> None:
+    for dtype in ("<U3", ">U3"):
+        value = np.array(["a\u00e9\U0001f600", "xyz"], dtype=dtype)
+        got = wire.decode_payload(wire.KIND_NUMPY, value.tobytes(), {"dt": dtype, "sh": [2]})
+        assert got.tolist() == value.tolist()
