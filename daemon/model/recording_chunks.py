@@ -3,15 +3,15 @@
 The `mcap` library decompresses a chunk whole, into memory: zstd to the size the chunk
 declares, or the size its zstd frame declares when it has one (which wins); lz4 with no
 bound at all (it stops at a frame's declared size only after writing everything). A
-crafted file of a few KiB can so make a reader use GiBs and minutes. This walk reads only
-record headers (seeking over their data), so it costs a few reads a chunk, whatever the
-file's size, and decompresses nothing.
+crafted file of a few KiB can so make a reader use GiBs and minutes. This check
+decompresses nothing.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import IO, Final
+from collections.abc import Iterator
+from typing import IO, Any, Final
 
 # flow's recorder writes uncompressed chunks of ~1 MiB (mcap's default chunk_size) closed
 # after the message that passes it; an inline message is at most 64 MiB
@@ -21,9 +21,6 @@ from typing import IO, Final
 MAX_CHUNK_BYTES: Final = 128 << 20
 # lz4 writes a run of 255 more output bytes per input byte at most (its length bytes)
 LZ4_MAX_RATIO: Final = 256
-MAGIC: Final = b"\x89MCAP0\r\n"
-OP_FOOTER: Final = 0x02
-OP_CHUNK: Final = 0x06
 CHUNK_FIXED: Final = struct.Struct("<QQQII")  # start, end, uncompressed size, crc, name length
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 ZSTD_SIZE_UNKNOWN: Final = (1 << 64) - 1
@@ -35,51 +32,87 @@ class UnboundedChunk(ValueError):
 
 
 def check_chunks(path: str) -> None:
-    """UnboundedChunk (one line, naming the chunk's byte offset) for the first compressed
-    chunk of `path` that may decompress to more than MAX_CHUNK_BYTES. A file that is not
-    MCAP, or is cut, is left to the reader to describe."""
+    """UnboundedChunk (one line, naming the chunk) for the first compressed chunk of `path`
+    that may decompress to more than MAX_CHUNK_BYTES. A file that is not MCAP, or is cut,
+    is left to the reader to describe.
+
+    Both ways the `mcap` library finds chunks are checked, on the bytes it would read: the
+    chunks the summary's indexes point to (the seeking reader's), and the chunk records met
+    reading the file in order (the streaming reader's, which flow uses when there is no
+    summary or it cannot be read). The second goes through the library's own StreamReader
+    with `emit_chunks`, so a record whose fields run past its declared length cannot make
+    the check and the reader see different records: it reads the file once, each record in
+    memory in turn (never more than the file holds), decompressing nothing."""
     with open(path, "rb") as stream:
-        if stream.read(len(MAGIC)) != MAGIC:
-            return
-        offset = len(MAGIC)
-        while True:
-            head = stream.read(9)
-            if len(head) < 9 or head[0] == OP_FOOTER:
-                return
-            length = int.from_bytes(head[1:], "little")
-            if head[0] == OP_CHUNK:
-                reason = _chunk_reason(stream, length)
-                if reason is not None:
-                    raise UnboundedChunk(f"{path}: the chunk at byte {offset} {reason}: "
-                                         "refused before decompressing it")  # fmt: skip
-            offset += 9 + length
-            stream.seek(offset)
+        for offset in _indexed_chunks(stream):
+            stream.seek(offset + 9)  # where the seeking reader reads the chunk, whatever is there
+            fixed = stream.read(CHUNK_FIXED.size)
+            if len(fixed) < CHUNK_FIXED.size:
+                continue
+            _, _, declared, _, name_length = CHUNK_FIXED.unpack(fixed)
+            compression = stream.read(min(name_length, MAX_COMPRESSION_NAME + 1))
+            if name_length > MAX_COMPRESSION_NAME:
+                continue  # not a name the reader knows: it takes such data as it is
+            size = int.from_bytes(stream.read(8), "little")
+            where = f"at byte {offset} (as the summary indexes it)"
+            _refuse(path, where, compression, declared, size, stream.read(18))
+        stream.seek(0)
+        for number, chunk in enumerate(_streamed_chunks(stream), start=1):
+            _refuse(path, f"number {number} of the file", chunk.compression.encode(),
+                    chunk.uncompressed_size, len(chunk.data), bytes(chunk.data[:18]))  # fmt: skip
 
 
-def _chunk_reason(stream: IO[bytes], length: int) -> str | None:
-    """Why this chunk record (the stream just after its opcode and length) is refused."""
-    fixed = stream.read(CHUNK_FIXED.size)
-    if len(fixed) < CHUNK_FIXED.size:
-        return None  # cut: the reader says so
-    _, _, declared, _, name_length = CHUNK_FIXED.unpack(fixed)
-    if name_length == 0:
-        return None  # uncompressed (flow's own): its data is used as it is in the file
-    if name_length > MAX_COMPRESSION_NAME or name_length + CHUNK_FIXED.size + 8 > length:
-        return None  # not a name the reader knows: it takes such data as it is too
-    compression = stream.read(name_length)
-    data_length = int.from_bytes(stream.read(8), "little")
+def _indexed_chunks(stream: IO[bytes]) -> list[int]:
+    """The offsets of the chunks the summary indexes (none without a readable summary)."""
+    from mcap.exceptions import McapError
+    from mcap.reader import SeekingReader
+
+    try:
+        summary = SeekingReader(stream).get_summary()
+    except (OSError, McapError, ValueError, EOFError, KeyError, struct.error):
+        return []
+    return [index.chunk_start_offset for index in summary.chunk_indexes] if summary else []
+
+
+def _streamed_chunks(stream: IO[bytes]) -> Iterator[Any]:
+    """The chunk records read in order, up to where the file cannot be read further."""
+    from mcap.exceptions import McapError
+    from mcap.records import Chunk
+    from mcap.stream_reader import StreamReader
+
+    records = StreamReader(stream, emit_chunks=True, validate_crcs=False).records
+    try:
+        for record in records:
+            if isinstance(record, Chunk):
+                yield record
+    except (OSError, McapError, ValueError, EOFError, KeyError, struct.error):
+        return  # the reader stops there too
+
+
+def _refuse(path: str, which: str, compression: bytes, declared: int, size: int,
+            head: bytes) -> None:  # fmt: skip
+    reason = _chunk_reason(compression, declared, size, head)
+    if reason is not None:
+        raise UnboundedChunk(f"{path}: the chunk {which} {reason}: "
+                             "refused before decompressing it")  # fmt: skip
+
+
+def _chunk_reason(compression: bytes, declared: int, size: int, head: bytes) -> str | None:
+    """Why a chunk (its compression, declared uncompressed size, compressed size and first
+    bytes) is refused; None when its decompression stays under the bound. Uncompressed
+    chunks (flow's own) and unknown names pass: the reader uses their data as it is."""
     if compression not in (b"zstd", b"lz4"):
         return None
     bound = _mib(MAX_CHUNK_BYTES)
     if declared > MAX_CHUNK_BYTES:
         return f"declares {declared} bytes uncompressed, over flow's bound of {bound}"
     if compression == b"lz4":
-        if data_length * LZ4_MAX_RATIO > MAX_CHUNK_BYTES:
-            return (f"holds {data_length} bytes of lz4, which may decompress to "
+        if size * LZ4_MAX_RATIO > MAX_CHUNK_BYTES:
+            return (f"holds {size} bytes of lz4, which may decompress to "
                     f"{LZ4_MAX_RATIO} times that (lz4 is not bounded by the declared size), "
                     f"over flow's bound of {bound}")  # fmt: skip
         return None
-    framed = _zstd_frame_size(stream.read(18))
+    framed = _zstd_frame_size(head)
     if framed is None:
         return "has zstd data that does not start with a zstd frame header"
     if framed != ZSTD_SIZE_UNKNOWN and framed > declared:

@@ -69,3 +69,32 @@ def test_the_player_refuses_a_bomb_by_itself(tmp_path: Path) -> None:
     path = _file(tmp_path / "bomb.mcap", b"zstd", chunks.MAX_CHUNK_BYTES + 1, b"\x28\xb5\x2f\xfd")
     with pytest.raises(UnboundedChunk, match="over flow's bound of 128 MiB"):
         next(recorded(str(path), "src", ["text"]))
+
+
+def test_a_bomb_the_summary_points_into_an_attachment_is_refused(tmp_path: Path) -> None:
+    """The seeking reader reads a chunk where the summary's index says, whatever record
+    is there: a bomb hidden in an attachment's data (no chunk in file order) is refused."""
+    from mcap.data_stream import RecordBuilder
+    from mcap.records import Attachment, ChunkIndex, DataEnd, Footer, Header
+
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(4096))
+    hidden = _record(6, struct.pack("<QQQI", 0, 0, chunks.MAX_CHUNK_BYTES + 1, 0)
+                     + _text(b"zstd") + struct.pack("<Q", len(frame)) + frame)  # fmt: skip
+    builder = RecordBuilder()
+    builder.write(MAGIC)
+    Header(profile="", library="x").write(builder)
+    at = builder.count + 1 + 8 + 8 + 8 + 4 + 1 + 4 + 1 + 8  # the attachment's data
+    Attachment(create_time=0, log_time=0, name="a", media_type="b", data=hidden).write(builder)
+    DataEnd(data_section_crc=0).write(builder)
+    summary_start = builder.count
+    ChunkIndex(message_start_time=0, message_end_time=0, chunk_start_offset=at,
+               chunk_length=len(hidden), message_index_offsets={}, message_index_length=0,
+               compression="zstd", compressed_size=len(frame),
+               uncompressed_size=4096).write(builder)  # fmt: skip
+    Footer(summary_start=summary_start, summary_offset_start=0, summary_crc=0).write(builder)
+    builder.write(MAGIC)
+    path = tmp_path / "hidden.mcap"
+    path.write_bytes(builder.end())
+    assert path.read_bytes()[at : at + len(hidden)] == hidden
+    with pytest.raises(UnboundedChunk, match=f"chunk at byte {at} \\(as the summary indexes"):
+        check_chunks(str(path))
