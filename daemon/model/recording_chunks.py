@@ -9,6 +9,7 @@ decompresses nothing.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from typing import IO, Any, Final
@@ -44,7 +45,10 @@ def check_chunks(path: str) -> None:
     the check and the reader see different records: it reads the file once, each record in
     memory in turn (never more than the file holds), decompressing nothing."""
     with open(path, "rb") as stream:
+        end = os.fstat(stream.fileno()).st_size
         for offset in _indexed_chunks(stream):
+            if offset + 9 >= end:
+                continue  # nothing there to read (the reader fails on it, decompressing nothing)
             stream.seek(offset + 9)  # where the seeking reader reads the chunk, whatever is there
             fixed = stream.read(CHUNK_FIXED.size)
             if len(fixed) < CHUNK_FIXED.size:
