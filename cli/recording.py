@@ -88,9 +88,11 @@ def read_contents(path: str) -> Contents:
     from mcap.reader import make_reader
 
     from daemon.model.recording import DATAFLOW_ATTACHMENT
+    from daemon.model.recording_chunks import UnboundedChunk, check_chunks
 
     contents = Contents()
     try:
+        check_chunks(path)  # before the reader decompresses anything (a chunk bomb)
         with open(path, "rb") as stream:
             reader = make_reader(stream)
             summary = reader.get_summary()
@@ -112,6 +114,8 @@ def read_contents(path: str) -> Contents:
                 contents.metadata[record.name] = dict(record.metadata)
     except FileNotFoundError:
         raise CliError(f"no such recording: {path}", BAD_INPUT) from None
+    except UnboundedChunk as exc:
+        raise CliError(str(exc), BAD_INPUT) from None
     except OSError as exc:
         if exc.errno == errno.EINVAL:  # mcap seeks before the start of a file that short
             raise CliError(f"{path} is not a readable MCAP file: too short to be one",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 from daemon.model.recording import decode_message
+from daemon.model.recording_chunks import UnboundedChunk, check_chunks
 from node_sdk import Node
 
 
@@ -22,6 +23,7 @@ def recorded(path: str, node_id: str, outputs: list[str]) -> Iterator[tuple[str,
     """(output, log time, record) of the node's recorded outputs, in log time order."""
     from mcap.reader import make_reader
 
+    check_chunks(path)  # again: the file may have changed since `flow replay` checked it
     topics = [f"{node_id}/{output}" for output in outputs]
     with open(path, "rb") as stream:
         reader = make_reader(stream)
@@ -85,7 +87,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     played = Played()
     with Node() as node:
-        play(node, args, args.outputs.split(","), played)
+        try:
+            play(node, args, args.outputs.split(","), played)
+        except UnboundedChunk as exc:  # nothing of that file is decompressed
+            print(f"not replayed: {exc}", file=sys.stderr, flush=True)
+            return 2
     skipped = f" ({played.skipped} unreadable records skipped)" if played.skipped else ""
     print(f"replayed {played.sent} messages of {args.node} from {args.recording}{skipped}",
           flush=True)  # fmt: skip
