@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from node_sdk import arrow_buffers, arrow_ipc, arrow_layout
+from node_sdk import arrow_buffers, arrow_ipc, arrow_layout, numpy_payload
 from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
@@ -335,44 +335,6 @@ def write_payload(target: Any, body: Any, nbytes: int) -> Any:
     return body
 
 
-_ARRAY_LAYOUTS: dict[tuple[Any, ...], tuple[Any, tuple[int, ...], int]] = {}
-MAX_DIMS: Final = 64  # numpy's limit on an array's dimensions
-_MAX_ARRAY_LAYOUTS: Final = 256
-
-
-def _array_layout(extra: Mapping[str, Any]) -> tuple[Any, tuple[int, ...], int]:
-    """(dtype, shape, byte size) of a numpy payload's `dt`/`sh`, parsed once per layout: a
-    receiver gets the same few layouts again and again. NodeError for anything else."""
-    dt, sh = extra.get("dt"), extra.get("sh")
-    try:
-        key = (dt, *sh)  # type: ignore[misc]
-        known = _ARRAY_LAYOUTS.get(key)
-    except TypeError:  # no shape, or an unhashable one
-        raise NodeError(f"numpy payload without a valid dtype and shape: {dt!r}, {sh!r}") from None
-    if known is not None:
-        return known
-    import numpy as np
-
-    try:
-        dtype = np.dtype(dt)
-    except (TypeError, ValueError) as exc:
-        raise NodeError(f"numpy payload with a bad dtype {str(dt)[:80]!r}: {exc}") from None
-    if dtype.hasobject or dtype.fields is not None or dtype.itemsize == 0:
-        raise NodeError(f"numpy payload of dtype {dtype}: no raw layout")
-    shape = tuple(sh)  # type: ignore[arg-type]
-    if len(shape) > MAX_DIMS:  # numpy's own bound: reshape would raise ValueError
-        raise NodeError(f"numpy payload of {len(shape)} dimensions (at most {MAX_DIMS})")
-    nbytes = dtype.itemsize
-    for dim in shape:
-        if type(dim) is not int or dim < 0:
-            raise NodeError(f"numpy payload with a bad shape {str(sh)[:80]}")
-        nbytes *= dim
-    if len(_ARRAY_LAYOUTS) >= _MAX_ARRAY_LAYOUTS:
-        _ARRAY_LAYOUTS.clear()
-    known = _ARRAY_LAYOUTS[key] = (dtype, shape, nbytes)
-    return known
-
-
 def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
     """Bytes of a payload frame -> the value; read-only views, no copy."""
     if kind == KIND_BYTES:
@@ -385,23 +347,7 @@ def decode_payload(kind: int, data: Any, extra: Mapping[str, Any]) -> Any:
         except UnicodeDecodeError as exc:
             raise NodeError(f"str payload that is not UTF-8: {exc}") from None
     if kind == KIND_NUMPY:
-        dtype, shape, nbytes = _array_layout(extra)
-        if len(data) != nbytes:
-            raise NodeError(f"numpy payload of {len(data)} bytes for {nbytes} ({dtype}, {shape})")
-        import numpy as np
-
-        array = np.frombuffer(data, dtype=dtype)
-        if dtype.kind == "U" and nbytes and int(array.view(dtype.str[0] + "u4").max()) > 0x10FFFF:
-            # past Unicode: numpy makes such an element a str only by failing (SystemError)
-            raise NodeError("numpy payload of str elements with code points past U+10FFFF")
-        if len(shape) != 1:
-            try:
-                array = array.reshape(shape)
-            except ValueError as exc:  # a shape numpy refuses (too big, even of 0 bytes)
-                raise NodeError(f"numpy payload with a shape numpy refuses: {exc}") from None
-        if type(data) is not memoryview or not data.readonly:
-            array.flags.writeable = False  # bytes and read-only views make a read-only array
-        return array
+        return numpy_payload.decode(data, extra)
     if kind == KIND_ARROW_BUFFERS:
         return arrow_buffers.decode(data)
     if kind == KIND_ARROW:
