@@ -27,6 +27,7 @@ FLUSH_AT: Final = 16  # release notices queued before they are sent without wait
 # ... or notices of this many payload bytes: a sender's pool must not run dry of large ones
 FLUSH_BYTES: Final = 2 << 20
 _LEASE_TYPES_MAX: Final = 64
+_KIND_ARROW_IPC: Final = 4  # node_sdk.wire.KIND_ARROW (a leaf: wire is not imported here)
 
 
 class Releases:
@@ -157,6 +158,14 @@ class ShmReader:
         lease._flow_note = (self.releases, endpoint, number, use, nbytes)
         view = memoryview(lease).cast("B").toreadonly()
         del lease  # the view holds it now
+        if kind == _KIND_ARROW_IPC:
+            # an IPC stream's offsets are checked once (full validation), then read by the
+            # user's code: its sender rewriting the segment in between would move them past
+            # the data. Strings, lists and dictionaries are copied out (the lease goes back
+            # at once); fixed-width arrays and numpy have no offsets to move.
+            data = bytes(view)
+            del view
+            return decode(kind, data, extra)
         return decode(kind, view, extra)
 
     def discard(self, frame: Any) -> None:

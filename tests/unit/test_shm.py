@@ -168,6 +168,24 @@ def test_arrow_array_keeps_the_lease(pool: shm.Pool, reader: ShmReader) -> None:
     wait_free(pool, reader)
 
 
+def test_an_arrow_ipc_stream_is_copied_out_and_its_segment_goes_back_at_once(
+    pool: shm.Pool, reader: ShmReader
+) -> None:
+    """Strings have offsets: validated, then read by the user, they must not be the sender's
+    to rewrite in between (a string offset moved 1 GiB past its data crashed the node)."""
+    pa = pytest.importorskip("pyarrow")
+    from node_sdk.wire import encode_payload
+
+    value = pa.array([f"name {i}" for i in range(20_000)])
+    payload = encode_payload(value)
+    got = receive(reader, send(pool, bytes(memoryview(payload.data)), kind=payload.kind))
+    wait_free(pool, reader)  # while the array is still held: it is no view of the segment
+    segment = pool._segments[0]
+    segment.map[:] = b"\xff" * len(segment.map)  # the sender writes its segment again
+    assert got.equals(value)
+    assert str(got)  # every value read, offsets intact
+
+
 def test_cap_falls_back_to_inline(run_id: str, tmp_path: Path) -> None:
     ctx: zmq.Context[Any] = zmq.Context()
     small = shm.Pool(ctx, run_id, "t2g1", f"ipc://{tmp_path}/r2", 64 * 1024, cap_bytes=256 * 1024)
