@@ -44,12 +44,13 @@ def _with_nodes(db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dict[st
 
 
 def runs(home: Path, *, include_ended: bool) -> list[dict[str, Any]]:
-    """Every run the store holds (the active ones unless `include_ended`), oldest first, as
-    the daemon's `flow list` gives them."""
+    """Every run the store holds (unless `include_ended`, the active and interrupted ones),
+    oldest first, as the daemon's `flow list` gives them."""
     db = _open(home)
     if db is None:
         return []
-    where = "" if include_ended else f"WHERE status IN {ACTIVE!r}"
+    # an interrupted run (its daemon was stopped) is brought back by the next daemon
+    where = "" if include_ended else f"WHERE status IN {(*ACTIVE, 'interrupted')!r}"
     try:
         rows = db.execute(f"SELECT * FROM runs {where} ORDER BY created").fetchall()
         return _with_nodes(db, rows)

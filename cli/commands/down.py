@@ -75,7 +75,14 @@ def run(args: argparse.Namespace) -> int:
             render.info(f"told {orphans} orphaned run keeper(s) to end")
         return 0
     seconds = None if grace is None else Seconds(grace)
-    before = client.call(List(), home=home).runs
+    listed = client.call(List(), home=home).runs
+    # a `flow run` is its own process's, not the daemon's: the daemon's stop leaves it be
+    foreground = [r for r in listed if str(r.get("origin") or "").startswith("foreground:")]
+    before = [r for r in listed if r not in foreground]
+    if foreground:
+        names = ", ".join(render.run_label(r) for r in foreground)
+        render.warning(f"left running: {len(foreground)} foreground flow run(s) ({names}); "
+                       "stop one with flow stop RUN or Ctrl-C in its terminal")  # fmt: skip
     budget = (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
     budget += lost_machine_wait(before, load_settings)  # a lost machine: until its grace
     shutting: Background[object] = Background(

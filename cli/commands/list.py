@@ -57,12 +57,11 @@ def _from_the_store(home: Path, include_ended: bool) -> list[dict[str, Any]]:
     from cli import offline_runs, render
 
     runs = offline_runs.runs(home, include_ended=include_ended)
-    orphaned = [r for r in runs if r["status"] in offline_runs.ACTIVE
-                and not offline_runs.being_run(r)]  # fmt: skip
+    waiting = [r for r in runs if r["status"] == "interrupted" or (
+        r["status"] in offline_runs.ACTIVE and not offline_runs.being_run(r))]  # fmt: skip
     note = "the flow daemon is not running: runs as the state store last recorded them"
-    if orphaned:
-        note += (f"; {len(orphaned)} daemon run(s) marked active with no daemon to supervise "
-                 "them (the next flow up settles them)")  # fmt: skip
+    if waiting:  # settled (left marked running) or brought back (interrupted) by the daemon
+        note += f"; {len(waiting)} daemon run(s) wait for the next flow up"
     render.err.print(note, style="dim")
     return runs
 

@@ -41,7 +41,7 @@ def test_down_without_daemon_ends_orphaned_keepers(flow_home: Path, tmp_path: Pa
     assert listed.returncode == 0, listed.stderr
     assert "orphans" in listed.stdout, listed.stdout
     assert "running" in listed.stdout, listed.stdout
-    assert "1 daemon run(s) marked active with no daemon to supervise them" in listed.stderr
+    assert "1 daemon run(s) wait for the next flow up" in listed.stderr
 
     down = flow("down", home=flow_home)
     assert down.returncode == 0, down.stderr

@@ -33,7 +33,7 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
         assert (info["name"], info["status"]) == ("fg", "running"), info
         assert info["origin"].startswith("foreground:"), info
         assert alone.stderr.startswith("the flow daemon is not running: runs as"), alone.stderr
-        assert "marked active" not in alone.stderr  # its `flow run` runs it
+        assert "wait for the next flow up" not in alone.stderr  # its `flow run` runs it
         assert flow("up", home=flow_home).returncode == 0
         wait_for(lambda: "fg" in flow("list", home=flow_home).stdout, "flow list never saw fg")
         for command in (("param", "list", "fg", "sink"), ("node", "info", "fg", "sink"),
@@ -63,6 +63,20 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
         assert "run gone" in settled.stdout
         assert "failed" in settled.stdout.splitlines()[0], settled.stdout
         assert "gone" not in flow("list", home=flow_home).stdout
+        # `flow down` stops the daemon's runs: a `flow run` is said to be left running (it
+        # printed `stopping fg2: waiting for ...`, and the run went on)
+        running = subprocess.Popen(
+            [sys.executable, "-m", "cli", "run", str(yml), "--name", "fg2"],
+            env=flow_env(flow_home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        wait_for(lambda: "fg2" in flow("list", home=flow_home).stdout, "flow list never saw fg2")
+        down = flow("down", home=flow_home, timeout=BOUND_S)
+        assert down.returncode == 0, down.stderr
+        assert "left running: 1 foreground flow run(s) (fg2" in down.stderr, down.stderr
+        assert "stopping fg2" not in down.stderr
+        assert running.poll() is None  # still running, its nodes too
+        fg2 = json.loads(flow("list", "--json", home=flow_home).stdout.splitlines()[0])
+        assert (fg2["name"], fg2["status"]) == ("fg2", "running"), fg2
     finally:
         running.kill()
         running.communicate()

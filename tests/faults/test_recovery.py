@@ -135,6 +135,10 @@ def recover_after(flow_home: Path, tmp_path: Path, sig: signal.Signals) -> None:
         recorded = stored_run(flow_home, before["id"])
         assert recorded["status"] == "interrupted"
         assert statuses(recorded) == {**ENDED, "steady": "interrupted"}
+        listed = flow("list", home=flow_home)  # no daemon: the store, the run waiting in it
+        assert "cron" in listed.stdout, listed.stdout
+        assert "interrupted" in listed.stdout, listed.stdout
+        assert "1 daemon run(s) wait for the next flow up" in listed.stderr, listed.stderr
     assert flow("up", home=flow_home, env_extra=ENV).returncode == 0
     seen: dict[str, set[int]] = {}
     deadline = time.monotonic() + 2.0
