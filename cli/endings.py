@@ -42,8 +42,8 @@ def _own_ending(node: dict[str, Any]) -> str:
     if status == "stopped":
         if sig == "SIGTERM" and process:
             return "stopped by SIGTERM"
-        if sig == "SIGTERM":
-            return "stopped by SIGTERM after the grace (it ignored STOP)"
+        if sig == "SIGTERM":  # a node that had not connected yet is sent no STOP either
+            return "stopped by SIGTERM (STOP did not end it in its grace, or it never connected)"
         if sig:
             return f"stopped (ended by {sig})"
         return "stopped" if code in (0, None) else f"stopped (exited {code})"

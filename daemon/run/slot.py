@@ -347,10 +347,11 @@ class NodeSlot:
                 await self._spawn_answered.wait()
 
     def tell_stop(self) -> bool:
-        """Send STOP now (False: not alive, or a process node, which gets SIGTERM)."""
+        """Send STOP now (False: not alive, or not connected: a process node, or a node
+        that has not connected yet, which gets SIGTERM)."""
         self.stop_requested = True
         self._stopping.set()
-        if not self.alive or (not self.spec.connects and not self.connected.is_set()):
+        if not self.alive or not self.connected.is_set():
             return False
         # a stop for a restart: its end-of-stream ends its generation, not its stream; the
         # whole run's: no receiver of it comes back (node_sdk/flush.py)
@@ -360,8 +361,9 @@ class NodeSlot:
 
     async def terminate(self, grace: float, told: bool = False) -> None:
         """STOP (unless `told`), grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5); a
-        process node (`connects: false`) gets no STOP: SIGTERM at once, the whole grace."""
-        process_node = not self.spec.connects and not self.connected.is_set()
+        node not connected (a process node, `connects: false`, or one that has not
+        connected yet: a STOP would reach no one) gets SIGTERM at once, the whole grace."""
+        process_node = not self.connected.is_set()
         if told or self.tell_stop():
             with trio.move_on_after(grace):
                 await self.exited.wait()

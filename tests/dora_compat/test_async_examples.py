@@ -234,7 +234,7 @@ def test_a_stop_request_ends_async_for(flow_home: Path, tmp_path: Path) -> None:
     assert "ticker ended on STOP STOP_REQUESTED after" in out, out[-3000:]
     ticks = int(out.split("ticker ended on STOP STOP_REQUESTED after ")[1].split()[0])
     assert ticks >= 1
-    # the node's ending: "stopped", not "stopped by SIGTERM after the grace (it ignored STOP)"
+    # the node's ending: "stopped", not "stopped by SIGTERM (STOP did not end it ...)"
     assert re.search(r"ticker +stopped\n", out), out[-3000:]
 
 

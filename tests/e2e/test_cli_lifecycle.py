@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -310,6 +311,33 @@ nodes:
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.count("slowstart: connected") == 2
+
+
+def test_ctrl_c_while_a_node_has_not_connected_sends_it_sigterm_at_once(
+    tmp_path: Path, flow_home: Path
+) -> None:
+    """A node that has not connected cannot be sent STOP: it was, and got SIGTERM only
+    after the whole grace (600 s here; 10 s by default), said to have `ignored STOP`."""
+    script = tmp_path / "quiet.sh"
+    script.write_text("#!/bin/sh\necho started\nexec sleep 100\n")  # never connects
+    script.chmod(0o755)
+    yml = tmp_path / "quiet.yml"
+    yml.write_text(f"nodes:\n  - id: quiet\n    path: {script}\n"
+                   "    inputs: {t: flow/timer/millis/100}\n")  # fmt: skip
+    running = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", str(yml), "--grace", "600s"],
+        env=flow_env(flow_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert running.stdout is not None
+        assert "started" in running.stdout.readline()  # it runs, and waits to be connected
+        time.sleep(0.5)  # the start barrier is waiting for it
+        running.send_signal(signal.SIGINT)
+        out, err = running.communicate(timeout=BOUND_S)
+    finally:
+        running.kill()
+    assert re.search(r"quiet +stopped by SIGTERM \(STOP did not end it in its grace, or it "
+                     r"never connected\)", out), out + err  # fmt: skip
 
 
 DYNAMIC = f"""
