@@ -119,7 +119,8 @@ class Node(DoraSurface, ParamSurface):
         commands.connect(wake_endpoint)
         self._sender.connect()
         timers = Timers(first_at_once=self.first_tick_at_once)
-        timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
+        if early is not None:  # None: STOP came before start, and no tick may come before it
+            timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
         inputs = self._inputs = Inputs(self._inbox, pulls)
         inputs.links = self._links
         ownership = Ownership()
@@ -139,7 +140,7 @@ class Node(DoraSurface, ParamSurface):
             self._inbox, inputs, ownership, dealer, theirs, self._shm.releases, hooks,
             self._links,
         )  # fmt: skip
-        for message in early:
+        for message in early or ():
             self._receiver.live(message)  # not started yet: this thread may act for it
         self._receiver.start()
 

@@ -273,10 +273,12 @@ def await_start(
     inbox: Inbox,
     timeout_s: float,
     on_param: Callable[[channel.Param], None] | None = None,
-) -> list[channel.Wire | channel.Unwire | channel.AddInput]:
+) -> list[channel.Wire | channel.Unwire | channel.AddInput] | None:
     """Say hello on `dealer`, wait for `start`; the live wiring messages that came before it
-    (the node applies them once its receiver exists). Parameters go to `on_param` at once
-    (the current values come before `start`). Before the thread starts."""
+    (the node applies them once its receiver exists), or None when STOP came instead (the
+    run stops before it started: the node's first event is STOP, and no timer of its
+    ticks). Parameters go to `on_param` at once (the current values come before `start`).
+    Before the thread starts."""
     early: list[channel.Wire | channel.Unwire | channel.AddInput] = []
     dealer.send(channel.encode(channel.Hello(cfg.run, cfg.node, cfg.generation, os.getpid())))
     deadline = time.monotonic() + timeout_s
@@ -300,4 +302,4 @@ def await_start(
             continue
         handle_control(inbox, message)
         if isinstance(message, channel.Stop):
-            return early  # the run is stopping before it started: the node sees STOP first
+            return None  # the run is stopping before it started: the node sees STOP first

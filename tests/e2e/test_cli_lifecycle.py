@@ -340,6 +340,28 @@ def test_ctrl_c_while_a_node_has_not_connected_sends_it_sigterm_at_once(
                      r"never connected\)", out), out + err  # fmt: skip
 
 
+def test_a_start_that_fails_gives_the_nodes_that_came_stop_before_any_tick(
+    tmp_path: Path, flow_home: Path
+) -> None:
+    """A node driving hardware must not act in a start that failed: dora's API ticks a timer
+    at once, and that tick came before the STOP (`INPUT t`, `INPUT t`, then STOP)."""
+    (tmp_path / "never.py").write_text("import time\nprint('never connects', flush=True)\n"
+                                       "time.sleep(100)\n")  # fmt: skip
+    (tmp_path / "act.py").write_text(
+        "from dora import Node\nnode = Node()\nfor event in node:\n"
+        "    print('act event', event['type'], flush=True)\n"
+    )
+    yml = tmp_path / "failing.yml"
+    yml.write_text(f"nodes:\n  - id: never\n    path: {tmp_path}/never.py\n"
+                   "    inputs: {t: dora/timer/millis/10}\n    connect_timeout: 2s\n"
+                   f"  - id: act\n    path: {tmp_path}/act.py\n"
+                   "    inputs: {t: dora/timer/millis/10}\n")  # fmt: skip
+    done = flow("run", str(yml), home=flow_home, timeout=BOUND_S * 2)
+    assert done.returncode == 1, done.stdout + done.stderr
+    events = re.findall(r"act event (\S+)", done.stdout)
+    assert events == ["STOP"], done.stdout
+
+
 DYNAMIC = f"""
 nodes:
   - id: counter
