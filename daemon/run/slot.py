@@ -256,7 +256,6 @@ class NodeSlot:
                 await self._run_generation()
             while (delay := self.run.restart_delay(self)) is not None:
                 log.info("run %s: node %s restarts in %.2fs", self.run.id, self.id, delay)
-                ended = self.status
                 self.transition(NodeStatus.RESTARTING, pid=None)  # no process meanwhile
                 self.run.receiver_down(self, restarting=True)  # its senders wait for it
                 with trio.move_on_after(delay):
@@ -264,10 +263,13 @@ class NodeSlot:
                 # `flow node restart` during the delay wants the next generation now
                 restart = self.take_restart_request()
                 if (self.stop_requested and not restart) or self.run.stop_requested:
-                    # no next generation now: it stays as it ended (a stop of the run), is
-                    # stopped (a stop of it alone), or comes back later (the daemon's end)
-                    ended = ended if self.run.stop_requested else NodeStatus.STOPPED
-                    self.transition(NodeStatus.INTERRUPTED if self.run.interrupted else ended)
+                    # no next generation now: it is stopped (a stop of it alone or of the
+                    # run: the crash was one its policy took in hand, and a stop a moment
+                    # later would have found it running), or comes back later (the
+                    # daemon's own end); its last exit code stays
+                    self.transition(
+                        NodeStatus.INTERRUPTED if self.run.interrupted else NodeStatus.STOPPED
+                    )
                     break
                 self.transition(restarts=self.restarts + 1)
                 await self._run_generation()

@@ -88,6 +88,11 @@ nodes:
     args: -c 'exit 3'
     restart_policy: on-failure
     restart_delay: 60
+  - id: crashy2
+    path: sh
+    args: -c 'exit 3'
+    restart_policy: on-failure
+    restart_delay: 60
   - id: steady
     path: sleep
     args: "600"
@@ -124,4 +129,11 @@ nodes:
     finally:
         attached.kill()
         attached.communicate()
+    # a stop of the run finds crashy2 in its restart delay: stopped, and so is the run (it
+    # stayed `failed` as it had ended, and so the run failed)
+    assert info(daemon, "waits", "crashy2")["status"] == "restarting"
     assert flow("stop", "waits", home=daemon).returncode == 0
+    ended = json.loads(flow("list", "--all", "--json", home=daemon).stdout.splitlines()[-1])
+    assert ended["status"] == "stopped", ended
+    crashy2 = next(n for n in ended["nodes"] if n["id"] == "crashy2")
+    assert (crashy2["status"], crashy2["exit_code"]) == ("stopped", 3), crashy2
