@@ -41,10 +41,10 @@ NAME_PREFIX: Final = "flow-"
 DEFAULT_CAP_BYTES: Final = 1 << 30  # mapped by one sender's pool, in flight or free
 MAX_SEGMENTS: Final = 256
 CLOSE_WAIT_S: Final = 0.5  # close waits this long for receivers to release in-flight segments
-# descriptor: magic, inner kind, segment number, use count, payload size
+# descriptor: magic, inner kind, segment number, use token, payload size
 DESCRIPTOR: Final = struct.Struct("<4sBxxxIIQ")
 DESCRIPTOR_MAGIC: Final = b"FLWS"
-RELEASE: Final = struct.Struct("<II")  # segment number, use count; a frame holds 1 or more
+RELEASE: Final = struct.Struct("<II")  # segment number, use token; a frame holds 1 or more
 MAX_NOTICES: Final = 1024  # notices in one release frame (the PULL refuses larger frames)
 MAX_TAIL: Final = 4096  # segment name and release endpoint, in a descriptor
 # A size class grows freely up to this many segments (a sender may run that far ahead of
