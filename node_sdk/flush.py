@@ -50,7 +50,7 @@ WORD_POLL_S: Final = 0.02
 
 
 class EdgeSocket(Protocol):
-    """What this module needs of a sender's edge (send.py's `_Edge`)."""
+    """What this module needs of a sender's edge (outputs.py's `SendEdge`)."""
 
     sock: zmq.Socket[Any]
     endpoint: str

@@ -109,7 +109,7 @@ class Node(DoraSurface, ParamSurface):
         dealer.linger = 0  # raised to a bounded linger once the hello is through
         dealer.identity = f"{cfg.run}/{cfg.node}/{cfg.generation}".encode()
         dealer.connect(cfg.daemon)
-        early = await_start(dealer, cfg, self._inbox, start_timeout_s, self._on_param)
+        early, started = await_start(dealer, cfg, self._inbox, start_timeout_s, self._on_param)
         wake_endpoint = f"inproc://flow-commands-{id(self)}"
         theirs = ctx.socket(zmq.PAIR)
         theirs.linger = 0
@@ -119,7 +119,7 @@ class Node(DoraSurface, ParamSurface):
         commands.connect(wake_endpoint)
         self._sender.connect()
         timers = Timers(first_at_once=self.first_tick_at_once)
-        if early is not None:  # None: STOP came before start, and no tick may come before it
+        if started:  # else STOP came before start, and no tick may come before it
             timers.start((t.id, t.period_ns) for t in cfg.timer_inputs)
         inputs = self._inputs = Inputs(self._inbox, pulls)
         inputs.links = self._links
@@ -140,7 +140,7 @@ class Node(DoraSurface, ParamSurface):
             self._inbox, inputs, ownership, dealer, theirs, self._shm.releases, hooks,
             self._links,
         )  # fmt: skip
-        for message in early or ():
+        for message in early:
             self._receiver.live(message)  # not started yet: this thread may act for it
         self._receiver.start()
 

@@ -6,8 +6,9 @@ that hand-off and of credits are in ownership.py. It decodes the daemon's messag
 the node channel's one decoder (channel.py): `stop` and `upstream_done` go to the inbox,
 `add_input` it applies itself (it may own the inputs), `wire`/`unwire` go to the node's
 thread, which owns the outputs (wiring.py), and `receiver_down` is kept for the node's end
-(flush.py). A static node's lives until the node's output sockets have closed, so that
-word still comes in while they deliver what they queued.
+(flush.py); one gone for good also goes to the node's thread, which gives its edges up. A
+static node's lives until the node's output sockets have closed, so that word still comes
+in while they deliver what they queued.
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ class Receiver(threading.Thread):
                 log.warning("dropped a message from the daemon: %s", exc)
                 continue
             if isinstance(message, channel.ReceiverDown):
-                self._word(message.node, message.restarting)
+                self.word(message)
             elif isinstance(message, channel.LIVE):
                 self.live(message)
             else:
@@ -216,6 +217,13 @@ class Receiver(threading.Thread):
             # a plain dict write: the node's thread reads it while it ends
             self._hooks.receivers[node] = restarting
 
+    def word(self, message: channel.ReceiverDown) -> None:
+        """`receiver_down`: kept for the node's end; one gone for good also goes to the
+        node's thread, which gives its edges up (wiring.py), as it applies `unwire`."""
+        self._word(message.node, message.restarting)
+        if not message.restarting and self._hooks is not None:
+            self._hooks.rewires.append(message)
+
     def _report(self, hooks: ReceiverHooks) -> None:
         """The `stats` report (the heartbeat of a dynamic node)."""
         report, now, own = hooks.report(), time.monotonic(), self._ownership
@@ -228,8 +236,14 @@ class Receiver(threading.Thread):
         with contextlib.suppress(zmq.Again):
             self._dealer.send(channel.encode(message), zmq.NOBLOCK)
 
-    def live(self, message: channel.Wire | channel.Unwire | channel.AddInput) -> None:
-        """`add_input` here; `wire`/`unwire` to the node's thread, which owns the outputs."""
+    def live(
+        self, message: channel.Wire | channel.Unwire | channel.AddInput | channel.ReceiverDown
+    ) -> None:
+        """`add_input` here; `wire`/`unwire` to the node's thread, which owns the outputs;
+        a `receiver_down` that came before `start` as it would have after."""
+        if isinstance(message, channel.ReceiverDown):
+            self.word(message)
+            return
         hooks = self._hooks
         if hooks is None:
             return
@@ -273,13 +287,13 @@ def await_start(
     inbox: Inbox,
     timeout_s: float,
     on_param: Callable[[channel.Param], None] | None = None,
-) -> list[channel.Wire | channel.Unwire | channel.AddInput] | None:
-    """Say hello on `dealer`, wait for `start`; the live wiring messages that came before it
-    (the node applies them once its receiver exists), or None when STOP came instead (the
-    run stops before it started: the node's first event is STOP, and no timer of its
+) -> tuple[list[channel.Wire | channel.Unwire | channel.AddInput | channel.ReceiverDown], bool]:
+    """Say hello on `dealer`, wait for `start` -> the live wiring messages that came before
+    it (the node applies them once its receiver exists), and False when STOP came instead
+    (the run stops before it started: the node's first event is STOP, and no timer of its
     ticks). Parameters go to `on_param` at once (the current values come before `start`).
     Before the thread starts."""
-    early: list[channel.Wire | channel.Unwire | channel.AddInput] = []
+    early: list[channel.Wire | channel.Unwire | channel.AddInput | channel.ReceiverDown] = []
     dealer.send(channel.encode(channel.Hello(cfg.run, cfg.node, cfg.generation, os.getpid())))
     deadline = time.monotonic() + timeout_s
     while True:
@@ -292,8 +306,8 @@ def await_start(
             log.warning("dropped a message from the daemon: %s", exc)
             continue
         if isinstance(message, channel.Start):
-            return early
-        if isinstance(message, channel.LIVE):
+            return early, True
+        if isinstance(message, (*channel.LIVE, channel.ReceiverDown)):
             early.append(message)
             continue
         if isinstance(message, channel.Param):
@@ -302,4 +316,4 @@ def await_start(
             continue
         handle_control(inbox, message)
         if isinstance(message, channel.Stop):
-            return None  # the run is stopping before it started: the node sees STOP first
+            return early, False  # the run stops before it started: the node sees STOP first

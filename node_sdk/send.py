@@ -22,11 +22,12 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import wiring
-from node_sdk.channel import Rewire
+from node_sdk.channel import ReceiverDown, Rewire
 from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
 from node_sdk.flush import Ending
-from node_sdk.layouts import Layouts, numpy_fields
+from node_sdk.layouts import numpy_fields
+from node_sdk.outputs import Output, SendEdge
 from node_sdk.wire import (
     DEFERRED_BODIES,
     FLAG_LARGE,
@@ -44,14 +45,14 @@ from node_sdk.wire import (
     ZERO_COPY_MIN,
     encode_extra,
     encode_payload,
-    metadata_extra,
-    source_tail,
     unpack_credit,
-    validate_metadata,
     write_payload,
 )
 
 DROP_OLDEST_SNDHWM: Final = 1000
+# a send waiting for a credit looks this often for the daemon's word that its receiver
+# ended for good (then it stops waiting: no SendTimeout for a receiver that never comes)
+GIVE_UP_POLL_S: Final = 0.05
 # zmq's own send, under pyzmq's Python one (which adds only routing ids and groups): half
 # a microsecond less per small message, the largest piece of the send path after zmq itself
 _SEND: Final = zmq.backend.Socket.send
@@ -65,50 +66,6 @@ class OutputStatistics:
     dropped: int
 
 
-class _Edge:
-    """Send-side state of one (output, receiving input) pair, precomputed once."""
-
-    __slots__ = ("backpressure", "credits", "endpoint", "first_flags", "last_flags", "link",
-                 "packed_flags", "receiver", "sent", "seq", "sock")  # fmt: skip
-
-    def __init__(
-        self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int,
-        endpoint: str = "", link: Any = None,
-    ) -> None:  # fmt: skip
-        self.sock = sock
-        self.receiver = receiver
-        self.endpoint = endpoint  # live `unwire` finds the edge by it
-        self.backpressure = backpressure
-        self.credits = window  # backpressure: messages the receiver has room for
-        self.link = link  # tcp.Reconnects of a tcp:// backpressure edge, else None
-        # drop_oldest never blocks; backpressure blocks up to SNDTIMEO (set on the socket)
-        self.first_flags = zmq.SNDMORE if backpressure else zmq.SNDMORE | zmq.NOBLOCK
-        self.last_flags = 0 if backpressure else zmq.NOBLOCK
-        self.packed_flags = self.last_flags  # a packed message is one frame
-        self.seq = 0
-        self.sent = 0
-
-
-class _Output:
-    __slots__ = ("edges", "id", "layouts", "plain_extra", "source", "source_tail")
-
-    def __init__(self, output_id: str, source: str, edges: list[_Edge]) -> None:
-        self.id = output_id
-        self.source = source
-        self.plain_extra = encode_extra(source)  # the header extra when no metadata
-        self.source_tail = source_tail(source)  # the end of one with metadata
-        self.layouts = Layouts(source)  # numpy arrays: the extra per (dtype, shape)
-        self.edges = edges
-
-    def extra(self, metadata: dict[str, Any] | None, fields: dict[str, Any] | None) -> bytes:
-        """The header extra of one message (validating `metadata`; NodeError names a key)."""
-        if not metadata:
-            return self.plain_extra if not fields else encode_extra(self.source, None, fields)
-        if fields is None:
-            return metadata_extra(self.source_tail, metadata)
-        return encode_extra(self.source, validate_metadata(metadata), fields)
-
-
 class Sender:
     """The outputs of one node (its own thread only)."""
 
@@ -120,11 +77,12 @@ class Sender:
         self._cfg = cfg
         self._gen = cfg.generation
         self.send_timeout_s = send_timeout_s
-        self.outputs: dict[str, _Output] = {}
+        self.outputs: dict[str, Output] = {}
         self.drops: dict[str, int] = {}
         self.bytes_sent: dict[str, int] = {}  # payload bytes per output, each message once
-        # live `wire`/`unwire` from the receiver thread, applied before the next send
-        self.rewires: deque[Rewire] = deque()
+        # live `wire`/`unwire` from the receiver thread, applied before the next send, and
+        # `receiver_down` of a receiver gone for good: its edges are given up (wiring.py)
+        self.rewires: deque[Rewire | ReceiverDown] = deque()
         self.retired: dict[str, int] = {}  # messages sent on edges unwired since
         self.closed = False
         self._ending: Ending | None = None  # once the node ends (flush.py)
@@ -138,9 +96,9 @@ class Sender:
     def connect(self) -> None:
         for output_id, edges in self._cfg.outputs.items():
             built = [self._connect_edge(edge) for edge in edges]
-            self.outputs[output_id] = _Output(output_id, f"{self._cfg.node}/{output_id}", built)
+            self.outputs[output_id] = Output(output_id, f"{self._cfg.node}/{output_id}", built)
 
-    def _connect_edge(self, edge: Edge) -> _Edge:
+    def _connect_edge(self, edge: Edge) -> SendEdge:
         """One connected edge (at start, and for a live `wire`)."""
         backpressure = edge.policy == "backpressure"
         # backpressure: a DEALER, to read the receiver's credits on the same link
@@ -159,10 +117,17 @@ class Sender:
             if backpressure:
                 link = self._curve.reconnects(sock, edge.queue_size)
         sock.connect(edge.endpoint)
-        return _Edge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint, link)
+        return SendEdge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint, link)
 
     def apply_rewires(self) -> None:
-        wiring.apply_rewires(self.rewires, self.outputs, self._connect_edge, self.retired)
+        wiring.apply_rewires(
+            self.rewires, self.outputs, self._connect_edge, self.retired, self._forget
+        )
+
+    def _forget(self, node: str) -> None:
+        """`node` ended for good: the segments only it held come back to the pool."""
+        if self._pool:
+            self._pool.forget(node)
 
     # ------------------------------------------------------------ sending
 
@@ -250,7 +215,7 @@ class Sender:
             value.flags.writeable = False
         self.send_output(output_id, value, metadata)
 
-    def _shm_segment(self, output: _Output, nbytes: int) -> Any:
+    def _shm_segment(self, output: Output, nbytes: int) -> Any:
         """A pool segment for a payload of `nbytes`, or None: send it inline."""
         pool = self._pool
         if pool is None:
@@ -265,39 +230,50 @@ class Sender:
         return pool.acquire(nbytes)
 
     def _send_shared(
-        self, output: _Output, segment: Any, kind: int, nbytes: int, extra: bytes,
+        self, output: Output, segment: Any, kind: int, nbytes: int, extra: bytes,
         body: Any, copy: bool,
     ) -> None:  # fmt: skip
         """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
         self.bytes_sent[output.id] = self.bytes_sent.get(output.id, 0) + nbytes
         pool = self._pool
-        holders = 0
         try:  # a failure anywhere gives the segment back (no holder)
             if body is not segment.map:  # send_output: the one copy, which receivers map
                 body = write_payload(segment.map, body, nbytes)
                 copy |= body is segment.map  # the segment is reused: zmq must not keep it
-            descriptor = pool.descriptor(segment, kind, nbytes)
             stamp = time.time_ns()
             for edge in output.edges:
                 if edge.endpoint.startswith("ipc://"):
-                    holders += self._push(
-                        output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
-                    )
+                    # each receiver its own token: the pool knows who still holds it
+                    token = pool.hold(segment, edge.node)
+                    descriptor = pool.descriptor(segment, kind, nbytes, token)
+                    sent = False
+                    try:
+                        sent = self._push(
+                            output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
+                        )
+                    finally:
+                        if not sent:
+                            pool.unhold(segment, token)
                 else:  # a receiver on another machine gets the bytes
                     flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
                     inline = memoryview(body)[:nbytes]
                     self._push(output.id, edge, kind, flags, stamp, extra, inline, copy)
         finally:
-            pool.publish(segment, holders)  # back to the pool once every holder released it
+            pool.publish(segment)  # back to the pool once every holder released it
 
     def _push(
-        self, output_id: str, edge: _Edge, kind: int, flags: int, stamp: int, extra: bytes,
+        self, output_id: str, edge: SendEdge, kind: int, flags: int, stamp: int, extra: bytes,
         body: Any, copy: bool = True,
     ) -> bool:  # fmt: skip
-        """One message on one edge, `[header, body]` unless packed; False if dropped."""
+        """One message on one edge, `[header, body]` unless packed; False if dropped, or if
+        its receiver was given up (while this send waited for a credit, or another edge's)."""
+        if edge.gone:
+            return False
         if edge.backpressure:
             if edge.credits <= 0:
                 self._await_credit(output_id, edge)
+                if edge.gone:
+                    return False  # its receiver ended for good meanwhile: not a drop
             edge.credits -= 1
         edge.seq += 1
         header = HEADER.pack(MAGIC, kind, flags, 0, self._gen, edge.seq, stamp, len(extra))
@@ -322,10 +298,16 @@ class Sender:
         edge.sent += 1
         return True
 
-    def _await_credit(self, output_id: str, edge: _Edge) -> None:
-        """Block until the receiver has room again, at most `FLOW_SEND_TIMEOUT`."""
+    def _await_credit(self, output_id: str, edge: SendEdge) -> None:
+        """Block until the receiver has room again, at most `FLOW_SEND_TIMEOUT`, or until
+        the daemon says it ended for good (`edge.gone`: the receiver thread's word is looked
+        at every `GIVE_UP_POLL_S`)."""
         deadline = time.monotonic() + self.send_timeout_s
         while edge.credits <= 0:
+            if self.rewires:
+                self.apply_rewires()
+                if edge.gone:
+                    return
             try:
                 edge.credits += unpack_credit(edge.sock.recv(zmq.NOBLOCK))
                 continue
@@ -337,6 +319,7 @@ class Sender:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SendTimeout(output_id, edge.receiver, self.send_timeout_s)
+            remaining = min(remaining, GIVE_UP_POLL_S)
             if edge.link is None:
                 edge.sock.poll(int(remaining * 1000) + 1, zmq.POLLIN)
             else:

@@ -5,8 +5,10 @@ A sender writes a large payload into a segment of its own pool (files under /dev
 prefix however the run ends) and sends a descriptor frame (kind 6) instead of the bytes.
 A receiver maps the segment once and hands out read-only views backed by a *lease*; when
 the last view of a lease is gone, a release notice (`<seg, use>`) goes back to the
-sender's release PULL. A segment whose every receiver released it goes back to the free
-list; nothing here ever blocks: a pool at its cap, or a /dev/shm that is full, makes the
+sender's release PULL. Each receiver's descriptor carries a `use` token of its own, so the
+pool knows which receivers still hold a segment: one whose every receiver released it
+goes back to the free list, and so do the ones only a receiver gone for good still holds
+(`Pool.forget`); nothing here ever blocks: a pool at its cap, or a /dev/shm that is full, makes the
 sender fall back to sending the bytes inline (`acquire` returns None).
 
 Python 3.11 has no `__buffer__`, so a lease is a ctypes array laid over the receiver's
@@ -22,6 +24,7 @@ import logging
 import math
 import mmap
 import os
+import random
 import select
 import struct
 import time
@@ -39,10 +42,10 @@ NAME_PREFIX: Final = "flow-"
 DEFAULT_CAP_BYTES: Final = 1 << 30  # mapped by one sender's pool, in flight or free
 MAX_SEGMENTS: Final = 256
 CLOSE_WAIT_S: Final = 0.5  # close waits this long for receivers to release in-flight segments
-# descriptor: magic, inner kind, segment number, use count, payload size
+# descriptor: magic, inner kind, segment number, use token, payload size
 DESCRIPTOR: Final = struct.Struct("<4sBxxxIIQ")
 DESCRIPTOR_MAGIC: Final = b"FLWS"
-RELEASE: Final = struct.Struct("<II")  # segment number, use count; a frame holds 1 or more
+RELEASE: Final = struct.Struct("<II")  # segment number, use token; a frame holds 1 or more
 MAX_NOTICES: Final = 1024  # notices in one release frame (the PULL refuses larger frames)
 MAX_TAIL: Final = 4096  # segment name and release endpoint, in a descriptor
 # A size class grows freely up to this many segments (a sender may run that far ahead of
@@ -78,7 +81,7 @@ def _size_class(nbytes: int, minimum: int) -> int:
 class Segment:
     """One shared-memory file of a sender's pool, mapped read-write."""
 
-    __slots__ = ("map", "name", "number", "pending", "size", "tail", "use")
+    __slots__ = ("holders", "map", "name", "number", "out", "size", "tail")
 
     def __init__(
         self, number: int, name: str, size: int, mapping: mmap.mmap, endpoint: str
@@ -88,8 +91,10 @@ class Segment:
         self.size = size
         self.map = mapping
         self.tail = f"{name}\n{endpoint}".encode()  # the descriptor's constant part
-        self.use = 0  # bumped at every acquire: a late notice of an older use is ignored
-        self.pending = 0  # receivers that have not released it yet
+        # use token -> receiver node, for each receiver that has not released it yet; a
+        # notice of a token not here (an older use, a repeat, a forgotten one) is ignored
+        self.holders: dict[int, str] = {}
+        self.out = False  # acquired and not published yet: the sender is writing or sending it
 
 
 class Pool:
@@ -110,13 +115,17 @@ class Pool:
         self._threshold = threshold
         self._cap = cap_bytes
         self._mapped = 0
-        self._segments: list[Segment] = []
+        self._segments: dict[int, Segment] = {}  # by number (never reused: names are unique)
+        self._numbers = 0  # segments ever made: the next one's number
         self._free: dict[int, list[Segment]] = {}
         self._made: dict[int, int] = {}  # segments of each size class
         self._cost: dict[int, float] = {}  # seconds to make one of each size class (EWMA)
         self._pull: zmq.Socket[Any] | None = None
         self._broken = False  # binding failed once: inline from now on
         self.fallbacks = 0  # large payloads sent inline because no segment was available
+        # use tokens: seeded here, in the node's own process (a fork server's children
+        # share its state), fast (one per receiver per message), seen by no other process
+        self._tokens = random.Random(os.urandom(16))
 
     def acquire(self, nbytes: int) -> Segment | None:
         """A free segment of at least `nbytes`, or None (send inline): never blocks."""
@@ -137,23 +146,72 @@ class Pool:
                 self.fallbacks += 1
                 return None
             segment = made
-        segment.use = (segment.use + 1) & 0xFFFFFFFF
+        segment.out = True
         return segment
 
-    def descriptor(self, segment: Segment, kind: int, nbytes: int) -> bytes:
-        """The payload frame that stands for `nbytes` of `segment` (inner `kind`)."""
-        head = DESCRIPTOR.pack(DESCRIPTOR_MAGIC, kind, segment.number, segment.use, nbytes)
+    def hold(self, segment: Segment, receiver: str) -> int:
+        """A use token of `segment` for one message to `receiver` (a node id): it holds the
+        segment until a notice of that token comes back, or it is forgotten."""
+        # random, not counted: any process of this user can reach the release socket, and
+        # a forged notice must guess a token it never saw (a counter is guessed in a few
+        # hundred tries, and the sender then reuses a segment a receiver still reads)
+        token = self._tokens.getrandbits(32)
+        while token in segment.holders:
+            token = self._tokens.getrandbits(32)
+        segment.holders[token] = receiver
+        return token
+
+    def unhold(self, segment: Segment, token: int) -> None:
+        """The message of `token` was not sent after all (dropped, or a send failed)."""
+        segment.holders.pop(token, None)
+
+    def descriptor(self, segment: Segment, kind: int, nbytes: int, token: int) -> bytes:
+        """The payload frame that stands for `nbytes` of `segment` (inner `kind`), for the
+        receiver of `token`."""
+        head = DESCRIPTOR.pack(DESCRIPTOR_MAGIC, kind, segment.number, token, nbytes)
         return head + segment.tail
 
-    def publish(self, segment: Segment, receivers: int) -> None:
-        """`segment` went to `receivers` receivers; with none it is free again now."""
-        segment.pending = receivers
-        if receivers <= 0:
+    def publish(self, segment: Segment) -> None:
+        """`segment` went to its holders; with none it is free again now."""
+        segment.out = False
+        if not segment.holders:
             self._free.setdefault(segment.size, []).append(segment)
 
     def give_back(self, segment: Segment) -> None:
         """An acquired segment that was never sent."""
-        self.publish(segment, 0)
+        segment.holders.clear()
+        self.publish(segment)
+
+    def forget(self, receiver: str) -> int:
+        """`receiver` (a node id) is gone for good: it will release nothing more. The
+        segments only it still held are free again, and past the working set of their size
+        class they are unlinked and unmapped (a receiver that died with the pool at its cap
+        must not leave it all mapped); how many segments it held alone."""
+        self.poll_releases()  # notices it sent before it went are honoured first
+        freed = 0
+        for segment in self._segments.values():
+            holders = segment.holders
+            if receiver not in holders.values():
+                continue
+            for token in [t for t, node in holders.items() if node == receiver]:
+                del holders[token]
+            if not holders and not segment.out:
+                self._free.setdefault(segment.size, []).append(segment)
+                freed += 1
+        for free in self._free.values():
+            while len(free) > WORKING_SET:
+                self._remove(free.pop(0))
+        return freed
+
+    def _remove(self, segment: Segment) -> None:
+        """Unlink and unmap a free segment for good."""
+        del self._segments[segment.number]
+        self._mapped -= segment.size
+        self._made[segment.size] -= 1
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(SHM_DIR, segment.name))
+        with contextlib.suppress(BufferError, ValueError):
+            segment.map.close()  # a user's send buffer may still export it
 
     def poll_releases(self) -> int:
         """Take every release notice that arrived; how many segments became free."""
@@ -170,13 +228,10 @@ class Pool:
             if not note or len(note) % RELEASE.size:
                 continue
             for number, use in RELEASE.iter_unpack(note):
-                if number >= len(segments):
-                    continue
-                segment = segments[number]
-                if segment.use != use or segment.pending <= 0:
-                    continue  # a notice of an older use, or a repeat
-                segment.pending -= 1
-                if segment.pending == 0:
+                segment = segments.get(number)
+                if segment is None or segment.holders.pop(use, None) is None:
+                    continue  # a notice of an older use, a repeat, or a forgotten holder
+                if not segment.holders and not segment.out:
                     self._free.setdefault(segment.size, []).append(segment)
                     freed += 1
 
@@ -209,7 +264,7 @@ class Pool:
 
     @property
     def in_flight(self) -> int:
-        return sum(1 for s in self._segments if s.pending > 0)
+        return sum(1 for s in self._segments.values() if s.holders)
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Unlink every segment no receiver holds; wait a little for the ones in flight.
@@ -224,8 +279,8 @@ class Pool:
             if remaining <= 0 or not self.in_flight:
                 break
             self._pull.poll(int(remaining * 1000) + 1, zmq.POLLIN)
-        for segment in self._segments:
-            if segment.pending <= 0:
+        for segment in self._segments.values():
+            if not segment.holders:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(SHM_DIR, segment.name))
             with contextlib.suppress(BufferError, ValueError):
@@ -256,7 +311,7 @@ class Pool:
             self.poll_releases()
             return None
         started = time.perf_counter()
-        number = len(self._segments)
+        number = self._numbers
         name = f"{self.prefix}{number}"
         path = os.path.join(SHM_DIR, name)
         try:
@@ -275,7 +330,8 @@ class Pool:
         finally:
             os.close(fd)
         segment = Segment(number, name, size, mapping, self.endpoint)
-        self._segments.append(segment)
+        self._segments[number] = segment
+        self._numbers += 1
         self._mapped += size
         self._made[size] = self._made.get(size, 0) + 1
         # its pages are touched by the first write, not here: count that in (about 2x)

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import zmq
 
-from node_sdk.channel import Param, Rewire, Stats, Wire
+from node_sdk.channel import Param, ReceiverDown, Rewire, Stats, Wire
 from node_sdk.config import DataInput, Edge
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ REPORT_EVERY_S: Final = 1.0
 class _SendEdge(Protocol):
     sent: int
     link: Any  # tcp.Reconnects of a tcp:// backpressure edge, or None
+    gone: bool  # given up: its receiver ended for good
+
+    @property
+    def node(self) -> str: ...
 
     @property
     def sock(self) -> zmq.Socket[Any]: ...
@@ -51,18 +55,26 @@ class _Statistics(Protocol):
 
 
 def apply_rewires(
-    pending: deque[Rewire],
+    pending: deque[Rewire | ReceiverDown],
     outputs: Mapping[str, _SendOutput],
     connect: Callable[[Edge], _SendEdge],
     retired: MutableMapping[str, int],
+    forget: Callable[[str], None],
 ) -> None:
     """Apply every pending change to the output edges (the node's own thread only).
 
     An output's edge list is replaced, never changed in place, so the receiver thread can
-    sum its counters while this runs.
+    sum its counters while this runs. A receiver gone for good (`receiver_down` with
+    `restarting: false`) loses its edges, as an `unwire` would, and `forget` gets back the
+    shared memory only it held.
     """
     while pending:
         change = pending.popleft()
+        if isinstance(change, ReceiverDown):
+            for output_id, its in outputs.items():
+                _drop(output_id, its, retired, node=change.node)
+            forget(change.node)
+            continue
         output = outputs.get(change.output)
         if output is None:
             log.warning("%s for unknown output %r ignored", _verb(change), change.output)
@@ -73,16 +85,30 @@ def apply_rewires(
                 continue  # wired already (the daemon repeats live edges after a restart)
             output.edges = [*edges, connect(change.edge)]
             continue
-        kept = [e for e in edges if e.endpoint != change.endpoint]
-        if len(kept) == len(edges):
-            continue
-        output.edges = kept
-        for gone in edges:
-            if gone.endpoint == change.endpoint:
-                retired[change.output] = retired.get(change.output, 0) + gone.sent
-                gone.sock.close(linger=0)  # no end-of-stream: the daemon closes that input
-                if gone.link is not None:
-                    gone.link.close()
+        _drop(change.output, output, retired, endpoint=change.endpoint)
+
+
+def _drop(
+    output_id: str,
+    output: _SendOutput,
+    retired: MutableMapping[str, int],
+    *,
+    node: str | None = None,
+    endpoint: str | None = None,
+) -> None:
+    """Close the edges of `output` to `node` (or the one to `endpoint`), with what zmq
+    still queues on them."""
+    edges: list[_SendEdge] = output.edges
+    dropped = [e for e in edges if e.node == node or e.endpoint == endpoint]
+    if not dropped:
+        return
+    output.edges = [e for e in edges if e not in dropped]
+    for gone in dropped:
+        gone.gone = True  # a send waiting on it, or looping over the old list, skips it
+        retired[output_id] = retired.get(output_id, 0) + gone.sent
+        gone.sock.close(linger=0)  # no end-of-stream: the daemon closes that input
+        if gone.link is not None:
+            gone.link.close()
 
 
 def _verb(change: Rewire) -> str:
@@ -109,7 +135,9 @@ class ReceiverHooks:
     """What the receiver thread needs from its node for live wiring and the report."""
 
     report: Callable[[], Stats]  # the `stats` message, built in the receiver thread
-    rewires: deque[Rewire]  # handed to the node's thread, applied before its next send
+    # handed to the node's thread, applied before its next send (and by a send waiting for
+    # a credit): `wire`, `unwire`, and `receiver_down` of a receiver gone for good
+    rewires: deque[Rewire | ReceiverDown]
     bind_input: Callable[[DataInput], zmq.Socket[Any]]  # a new input's socket, bound
     param: Callable[[Param], None] | None = None  # a `param` message (node_sdk/params.py)
     # receiver node -> restarting: the daemon's `receiver_down` word, read at the node's end

@@ -6,7 +6,9 @@ it says so with `receiver_down` to every node feeding the receiver, when the rec
 restart is decided and when it has finished for good; to every sender, when the start
 barrier lets it go, for the receivers between generations then; and to a sender's late
 generation for the receivers that are down when it connects. Dynamic receivers are left out: a
-detached one is unwired from its senders instead (`Run.node_detached`).
+detached one is unwired from its senders instead (`Run.node_detached`). A running sender
+gives a receiver gone for good up at once (its edges, what they queued, the shared memory
+only it held: node_sdk/wiring.py); one restarting keeps its edges for the next generation.
 """
 
 from __future__ import annotations

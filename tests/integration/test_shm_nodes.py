@@ -26,8 +26,8 @@ from node_sdk import shm
 mode, n, size = os.environ["MODE"], int(os.environ.get("N", "0")), int(os.environ.get("SIZE", "0"))
 published = []  # the receiver count of each segment published: one per message, shared
 publish = shm.Pool.publish
-shm.Pool.publish = lambda pool, segment, receivers: (
-    published.append(receivers), publish(pool, segment, receivers))[1]
+shm.Pool.publish = lambda pool, segment: (
+    published.append(len(segment.holders)), publish(pool, segment))[1]
 with Node() as node:
     if mode == "kinds":
         node.send_output("out", bytes(range(256)) * 400, {"k": 1})

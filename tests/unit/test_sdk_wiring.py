@@ -18,7 +18,7 @@ from node_sdk import (
     StopCause,
     channel,
 )
-from node_sdk.channel import AddInput, Rewire, Unwire, Wire
+from node_sdk.channel import AddInput, ReceiverDown, Rewire, Unwire, Wire
 from node_sdk.config import DataInput, Edge
 from node_sdk.inbox import Frame, Inbox
 from node_sdk.receiver import handle_control
@@ -101,8 +101,10 @@ class FakeSock:
 
 
 class FakeEdge:
-    def __init__(self, endpoint: str, sent: int = 0) -> None:
+    def __init__(self, endpoint: str, sent: int = 0, node: str = "v") -> None:
         self.endpoint = endpoint
+        self.node = node
+        self.gone = False
         self.sent = sent
         self.seq = 0
         self.sock = FakeSock()
@@ -125,7 +127,8 @@ def test_rewires_change_the_edges_of_an_output(caplog: pytest.LogCaptureFixture)
         return FakeEdge(edge.endpoint)
 
     retired: dict[str, int] = {}
-    pending: deque[Rewire] = deque(
+    forgotten: list[str] = []
+    pending: deque[Rewire | ReceiverDown] = deque(
         [
             Wire("out", Edge("ipc:///s/b", "v", "in", "drop_oldest", 10)),
             Wire("out", Edge("ipc:///s/b", "v", "in", "drop_oldest", 10)),  # repeated
@@ -138,7 +141,7 @@ def test_rewires_change_the_edges_of_an_output(caplog: pytest.LogCaptureFixture)
     )
     before = out.edges
     with caplog.at_level(logging.WARNING, logger="node_sdk.wiring"):
-        apply_rewires(pending, outputs, connect, retired)  # type: ignore[arg-type]
+        apply_rewires(pending, outputs, connect, retired, forgotten.append)  # type: ignore[arg-type]
     assert not pending
     assert [e.endpoint for e in out.edges] == ["ipc:///s/b"]
     assert out.edges[0].seq == 0  # its own sequence: the first message sent is seq 1
@@ -147,9 +150,29 @@ def test_rewires_change_the_edges_of_an_output(caplog: pytest.LogCaptureFixture)
     assert retired == {"out": 7}  # what it sent still counts in the output's statistics
     assert [e.endpoint for e in before] == ["ipc:///s/a"]  # replaced, never changed in place
     assert outputs["other"].edges == []
+    assert forgotten == []  # an unwire gives no receiver up
     warnings = [r.getMessage() for r in caplog.records]
     assert warnings == ["wire for unknown output 'nope' ignored",
                         "unwire for unknown output 'nope' ignored"]  # fmt: skip
+
+
+def test_a_receiver_gone_for_good_loses_its_edges_on_every_output() -> None:
+    """`receiver_down` with `restarting: false`, applied as an unwire of each of its edges;
+    the pool is told to forget it; a restarting receiver never comes this way (receiver.py)."""
+    to_dead = [FakeEdge("ipc:///s/a", sent=3, node="dead"), FakeEdge("ipc:///s/b", node="dead")]
+    kept = FakeEdge("ipc:///s/c", node="live")
+    outputs = {"one": FakeOutput([to_dead[0], kept]), "two": FakeOutput([to_dead[1]])}
+    retired: dict[str, int] = {}
+    forgotten: list[str] = []
+    pending: deque[Rewire | ReceiverDown] = deque([ReceiverDown("dead", False)])
+    apply_rewires(pending, outputs, FakeEdge, retired, forgotten.append)  # type: ignore[arg-type]
+    assert outputs["one"].edges == [kept]
+    assert outputs["two"].edges == []
+    assert all(e.gone and e.sock.closed_with == 0 for e in to_dead)  # queued messages dropped
+    assert not kept.gone
+    assert kept.sock.closed_with is None
+    assert retired == {"one": 3, "two": 0}
+    assert forgotten == ["dead"]
 
 
 def _frame(source: str, seq: int, kind: int = KIND_BYTES) -> Frame:

@@ -51,13 +51,20 @@ def pool(run_id: str, tmp_path: Path, reader: ShmReader) -> Iterator[shm.Pool]:
     ctx.term()
 
 
-def send(pool: shm.Pool, data: bytes, receivers: int = 1, kind: int = KIND_BYTES) -> bytes:
+def send_to(
+    pool: shm.Pool, data: bytes, receivers: list[str], kind: int = KIND_BYTES
+) -> list[bytes]:
+    """One message to each of `receivers` (node ids): a descriptor each, as send.py does."""
     segment = pool.acquire(len(data))
     assert segment is not None
     segment.map[: len(data)] = data
-    descriptor = pool.descriptor(segment, kind, len(data))
-    pool.publish(segment, receivers)
-    return descriptor
+    tokens = [pool.hold(segment, receiver) for receiver in receivers]
+    pool.publish(segment)
+    return [pool.descriptor(segment, kind, len(data), token) for token in tokens]
+
+
+def send(pool: shm.Pool, data: bytes, kind: int = KIND_BYTES) -> bytes:
+    return send_to(pool, data, ["r"], kind)[0]
 
 
 def receive(reader: ShmReader, descriptor: bytes, extra: dict[str, Any] | None = None) -> Any:
@@ -118,8 +125,8 @@ def test_released_segments_are_reused(pool: shm.Pool, reader: ShmReader) -> None
 def test_fan_out_returns_the_segment_after_every_receiver(
     pool: shm.Pool, reader: ShmReader
 ) -> None:
-    descriptor = send(pool, b"x" * 80_000, receivers=3)
-    views = [receive(reader, descriptor) for _ in range(3)]
+    descriptors = send_to(pool, b"x" * 80_000, ["a", "b", "c"])
+    views = [receive(reader, descriptor) for descriptor in descriptors]
     assert all(bytes(v) == b"x" * 80_000 for v in views)
     views.pop()
     views.pop()
@@ -287,8 +294,9 @@ def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
     assert segment is not None
     assert waits, "the sender never waited for a release"
     assert len(pool._segments) == shm.WORKING_SET  # the released one was taken: no new one
-    pool.publish(segment, 1)
-    held.append(receive(reader, pool.descriptor(segment, KIND_BYTES, size)))
+    token = pool.hold(segment, "r")
+    pool.publish(segment)
+    held.append(receive(reader, pool.descriptor(segment, KIND_BYTES, size, token)))
     # every segment held and no release coming: after the wait (short here), one is made
     pool._cost[size_class] = 0.001
     waits.clear()
@@ -315,3 +323,56 @@ def test_a_new_generation_removes_its_nodes_segments_older_than_the_last(run_id:
     assert left == sorted([f"{stem}3-0", f"{stem}3-1", f"{stem}4-0", f"{stem}4-1", other,
                            f"{stem}12-0"])  # fmt: skip
     remove_run_segments(run_id)
+
+
+def test_a_receiver_gone_for_good_gives_back_what_it_alone_held(
+    pool: shm.Pool, reader: ShmReader
+) -> None:
+    """`forget`: the segments only that receiver held are free again, the ones past the
+    working set unlinked; a segment another receiver still holds stays out of the pool."""
+    count = shm.WORKING_SET + 6
+    for i in range(count):  # never read by "dead": it holds each of them
+        send_to(pool, bytes([i]) * 70_000, ["dead"])
+    shared = send_to(pool, b"s" * 70_000, ["dead", "live"])
+    view = receive(reader, shared[1])  # "live" reads its copy, and holds it
+    names = [s.name for s in pool._segments.values()]
+    assert pool.in_flight == count + 1
+    assert pool.forget("dead") == count
+    assert pool.in_flight == 1  # the one "live" holds
+    assert len(pool._segments) == shm.WORKING_SET + 1
+    on_disk = [n for n in names if os.path.exists(os.path.join(shm.SHM_DIR, n))]
+    assert len(on_disk) == shm.WORKING_SET + 1  # the rest unlinked at once
+    late = send_to(pool, b"l" * 70_000, ["live"])[0]  # a freed segment is reused, intact view
+    assert bytes(view) == b"s" * 70_000
+    del view
+    reader.discard(late)
+    wait_free(pool, reader)
+
+
+def test_forged_release_notices_do_not_free_a_held_segment(
+    pool: shm.Pool, reader: ShmReader, tmp_path: Path
+) -> None:
+    """Any process of this user can reach a sender's release socket: with counted use tokens
+    a few hundred forged notices freed a segment a receiver still read, and the sender wrote
+    the next message over it. Tokens are random: guessing one is 1 in 2^32 per notice."""
+    [descriptor] = send_to(pool, b"\x01" * (100 * 1024), ["r"])
+    got = receive(reader, descriptor)
+    ctx: Any = zmq.Context()
+    forger = ctx.socket(zmq.PUSH)
+    try:
+        forger.connect(pool.endpoint)
+        half = shm.MAX_NOTICES // 2  # two segment numbers a frame
+        for start in range(0, 8192, half):  # every token a counter would have handed out
+            uses = range(start, start + half)
+            forger.send(b"".join(shm.RELEASE.pack(n, use) for n in range(2) for use in uses))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            pool.poll_releases()
+            time.sleep(0.01)
+        assert pool.in_flight == 1  # still held: the receiver's view is intact
+        assert bytes(got[:4]) == b"\x01" * 4
+    finally:
+        forger.close(linger=0)
+        ctx.term()
+    del got
+    wait_free(pool, reader)
