@@ -127,7 +127,7 @@ def rows(snapshot: dict[str, Any]) -> list[list[str]]:
                     "-" if rss is None else f"{rss / (1 << 20):.1f}M",
                     _rate(node.get("in_rate")),
                     _rate(node.get("out_rate")),
-                    str(node.get("queued", 0)),
+                    "-" if node.get("queued") is None else str(node["queued"]),
                     str(node.get("dropped", 0)),
                     latency_text(node.get("latency_p50_us")),
                     latency_text(node.get("latency_p99_us")),

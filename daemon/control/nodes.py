@@ -49,7 +49,7 @@ def node_detail(run: Run, slot: NodeSlot) -> Body:
         "run": run.id,
         "inputs": {i.id: _source_text(i.source) for i in slot.spec.inputs},
         "outputs": list(slot.spec.outputs),
-        "stats": slot.stats,
+        "stats": slot.current_stats,
     }
 
 

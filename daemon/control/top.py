@@ -84,7 +84,7 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
             elif slot.pid is not None and (slot.alive or slot.attached):
                 cpu = cpu_percent(slot.pid, now, previous, rt.cpu_samples)
                 rss = rss_bytes(slot.pid)
-            stats = slot.stats or {}
+            stats = slot.current_stats or {}  # an ended generation's: totals only
             inputs = stats.get("inputs") or {}
             outputs = stats.get("outputs") or {}
             rates = stats.get("rates") or {}
@@ -93,7 +93,7 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "id": slot.id,
                     "machine": machine,  # None in a run on one machine
                     "status": str(slot.status),
-                    "pid": slot.pid,
+                    "pid": slot.pid if slot.live else None,  # a dead one is no one's
                     "generation": slot.generation,
                     "cpu_percent": cpu,
                     "rss_bytes": rss,
@@ -106,7 +106,9 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "out_rate": _total(rates, outputs=True),
                     "dropped": sum(i.get("dropped", 0) for i in inputs.values())
                     + sum(o.get("dropped", 0) for o in outputs.values()),
-                    "queued": sum(i.get("queued", 0) for i in inputs.values()),
+                    # what waits now; None once the generation ended (its queues went with it)
+                    "queued": sum(i.get("queued", 0) for i in inputs.values())
+                    if slot.live else None,
                     # send-to-receive latency over the node's last report interval, of its
                     # slowest input (node_sdk/latency.py); None when nothing came in
                     "latency_p50_us": _worst(inputs, "latency_p50_us"),

@@ -35,3 +35,20 @@ def merge_report(previous: dict[str, Any] | None, report: Stats, now: float) -> 
 def _copy(section: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
     """Plain dicts: the stored statistics are served as JSON (`flow node info`, `flow top`)."""
     return {key: dict(counters) for key, counters in section.items()}
+
+
+# a figure of the live process: over its last report interval (latency), or its state now
+# (a queue): meaningless once the generation ended, unlike the totals that stay true
+_CURRENT_INPUT_FIGURES = ("queued", "latency_count", "latency_p50_us", "latency_p99_us")
+
+
+def ended(stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The statistics of a generation that has ended: its totals (messages, bytes, drops),
+    without a rate, a latency or a queue, which would be read as current (`flow top`)."""
+    if stats is None:
+        return None
+    inputs = {
+        input_id: {k: v for k, v in counters.items() if k not in _CURRENT_INPUT_FIGURES}
+        for input_id, counters in stats["inputs"].items()
+    }
+    return {**stats, "inputs": inputs, "outputs": _copy(stats["outputs"]), "rates": {}}

@@ -18,6 +18,7 @@ import trio
 
 from daemon.model.descriptor import NodeSpec
 from daemon.model.keeper_messages import Exited, NodeState, OutputCounts, Spawned, SpawnFailed
+from daemon.model.node_stats import ended
 from daemon.model.retry import Backoff, RetryExhausted
 from daemon.model.states import NodeStatus, exit_status
 from daemon.run.retry import retry_async
@@ -128,6 +129,18 @@ class NodeSlot:
     @property
     def alive(self) -> bool:
         return self.spawned.is_set() and self.pid is not None and not self.exited.is_set()
+
+    @property
+    def live(self) -> bool:
+        """A generation of it runs now: its process, or (dynamic) an attached one."""
+        return self.attached or self.alive
+
+    @property
+    def current_stats(self) -> dict[str, Any] | None:
+        """Its statistics as every reader shows them: once its generation ended (exited,
+        failed, stopped, or a dynamic node detached), its totals only, no rate, latency or
+        queue, which would be read as what it does now."""
+        return self.stats if self.live else ended(self.stats)
 
     def identity(self) -> bytes:
         return f"{self.run.id}/{self.id}/{self.generation}".encode()
@@ -388,6 +401,7 @@ class NodeSlot:
         tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
         if self.kill_cause is not None and status is NodeStatus.FAILED:
             tail = [*tail, self.kill_cause]
-        self.transition(status, exit_code=code, signal=signal_name, stderr_tail=tail)
+        # its process is gone: a pid kept would be shown as its (and may be another's soon)
+        self.transition(status, pid=None, exit_code=code, signal=signal_name, stderr_tail=tail)
         self.run.record_event(self.id, "exit", f"{self.status} code {code}")
         log.info("run %s: node %s %s (exit %s)", self.run.id, self.id, self.status, code)
