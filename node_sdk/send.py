@@ -122,7 +122,9 @@ class Sender:
         self.send_timeout_s = send_timeout_s
         self.outputs: dict[str, _Output] = {}
         self.drops: dict[str, int] = {}
-        self.bytes_sent: dict[str, int] = {}  # payload bytes per output, each message once
+        # payload bytes per output of the messages `sent` counts: summed over its edges, a
+        # message dropped on one not counted there (node info: MESSAGES and BYTES agree)
+        self.bytes_sent: dict[str, int] = {}
         # live `wire`/`unwire` from the receiver thread, applied before the next send
         self.rewires: deque[Rewire] = deque()
         self.retired: dict[str, int] = {}  # messages sent on edges unwired since
@@ -201,11 +203,10 @@ class Sender:
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
         if type(body) in DEFERRED_BODIES:
             body = body.join()  # an arrow payload sent inline (an exact type check: cheap)
-        self.bytes_sent[output_id] = self.bytes_sent.get(output_id, 0) + nbytes
         stamp = time.time_ns()
         flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED
         for edge in output.edges:
-            self._push(output_id, edge, kind, flags, stamp, extra, body, copy)
+            self._push(output_id, edge, kind, flags, stamp, extra, body, nbytes, copy)
 
     @contextlib.contextmanager
     def send_buffer(
@@ -269,7 +270,6 @@ class Sender:
         body: Any, copy: bool,
     ) -> None:  # fmt: skip
         """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
-        self.bytes_sent[output.id] = self.bytes_sent.get(output.id, 0) + nbytes
         pool = self._pool
         holders = 0
         try:  # a failure anywhere gives the segment back (no holder)
@@ -281,20 +281,21 @@ class Sender:
             for edge in output.edges:
                 if edge.endpoint.startswith("ipc://"):
                     holders += self._push(
-                        output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
+                        output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor, nbytes
                     )
                 else:  # a receiver on another machine gets the bytes
                     flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
                     inline = memoryview(body)[:nbytes]
-                    self._push(output.id, edge, kind, flags, stamp, extra, inline, copy)
+                    self._push(output.id, edge, kind, flags, stamp, extra, inline, nbytes, copy)
         finally:
             pool.publish(segment, holders)  # back to the pool once every holder released it
 
     def _push(
         self, output_id: str, edge: _Edge, kind: int, flags: int, stamp: int, extra: bytes,
-        body: Any, copy: bool = True,
+        body: Any, nbytes: int, copy: bool = True,
     ) -> bool:  # fmt: skip
-        """One message on one edge, `[header, body]` unless packed; False if dropped."""
+        """One message of `nbytes` payload bytes on one edge, `[header, body]` unless packed;
+        False if dropped."""
         if edge.backpressure:
             if edge.credits <= 0:
                 self._await_credit(output_id, edge)
@@ -320,6 +321,7 @@ class Sender:
             # zmq takes a multipart message whole once its first part is in
             edge.sock.send(body, edge.last_flags, copy=copy)
         edge.sent += 1
+        self.bytes_sent[output_id] = self.bytes_sent.get(output_id, 0) + nbytes
         return True
 
     def _await_credit(self, output_id: str, edge: _Edge) -> None:

@@ -152,7 +152,9 @@ def print_detail(node: dict[str, Any]) -> None:
         rate = (stats.get("rates") or {}).get(input_id)
         rows.append(
             (
-                [f"in  {input_id}", source, str(one.get("received", "-")),
+                # MESSAGES and BYTES: handed to the node's code (a node too old to say
+                # `delivered`: what arrived); DROPPED and QUEUED are apart from them
+                [f"in  {input_id}", source, str(one.get("delivered", one.get("received", "-"))),
                  str(one.get("bytes", "-")), str(one.get("dropped", "-")),
                  str(one.get("queued", "-")), "-" if rate is None else f"{rate:.1f}",
                  latency_text(one.get("latency_p50_us")),

@@ -7,14 +7,19 @@ from typing import Any
 
 from node_sdk.channel import Stats
 
+# what an input's rate counts: the messages handed to the node's code (node_sdk/latency.py),
+# not those that arrived, some of which a full queue then drops (they are in `dropped`)
+_IN = "delivered"
+
 
 def merge_report(previous: dict[str, Any] | None, report: Stats, now: float) -> dict[str, Any]:
     """The stored statistics after `report` arrived at `now` (seconds, monotonic).
 
     `report` is the node's `stats` message, already bounded and checked by the channel's
-    decoder: `inputs: {id: {received, dropped, queued, refused}}`, `outputs: {id: {sent,
-    dropped, bytes}}`. Rates are per second since the last report: inputs by id, outputs as
-    `out:<id>`.
+    decoder: `inputs: {id: {received, delivered, bytes, dropped, queued, refused, latency_*}}`,
+    `outputs: {id: {sent, dropped, bytes}}`. Rates are per second since the last report:
+    inputs by id (messages `delivered` to the node's code, the ones its `bytes` count;
+    `received` from a node too old to say), outputs as `out:<id>` (`sent`).
     """
     inputs = _copy(report.inputs)
     outputs = _copy(report.outputs)
@@ -23,7 +28,8 @@ def merge_report(previous: dict[str, Any] | None, report: Stats, now: float) -> 
         span = now - previous["at"]
         for input_id, counters in inputs.items():
             before = previous["inputs"].get(input_id, {})
-            delta = counters.get("received", 0) - before.get("received", 0)
+            key = _IN if _IN in counters else "received"
+            delta = counters.get(key, 0) - before.get(key, 0)
             rates[input_id] = round(max(delta, 0) / span, 2)
         for output_id, counters in outputs.items():
             before = previous["outputs"].get(output_id, {})

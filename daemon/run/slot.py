@@ -131,16 +131,9 @@ class NodeSlot:
         return self.spawned.is_set() and self.pid is not None and not self.exited.is_set()
 
     @property
-    def live(self) -> bool:
-        """A generation of it runs now: its process, or (dynamic) an attached one."""
-        return self.attached or self.alive
-
-    @property
     def current_stats(self) -> dict[str, Any] | None:
-        """Its statistics as every reader shows them: once its generation ended (exited,
-        failed, stopped, or a dynamic node detached), its totals only, no rate, latency or
-        queue, which would be read as what it does now."""
-        return self.stats if self.live else ended(self.stats)
+        """Its statistics as shown: once its generation ended, its totals only (node_stats)."""
+        return self.stats if self.attached or self.alive else ended(self.stats)
 
     def identity(self) -> bytes:
         return f"{self.run.id}/{self.id}/{self.generation}".encode()
@@ -399,9 +392,9 @@ class NodeSlot:
         status = exit_status(code, lost=self.lost, stopped=self.stop_requested,
                              interrupted=self.run.interrupted, killed=self.killed)  # fmt: skip
         tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
+        # pid=None: its process is gone (a pid kept is shown as its, and may be another's)
         if self.kill_cause is not None and status is NodeStatus.FAILED:
             tail = [*tail, self.kill_cause]
-        # its process is gone: a pid kept would be shown as its (and may be another's soon)
         self.transition(status, pid=None, exit_code=code, signal=signal_name, stderr_tail=tail)
         self.run.record_event(self.id, "exit", f"{self.status} code {code}")
         log.info("run %s: node %s %s (exit %s)", self.run.id, self.id, self.status, code)

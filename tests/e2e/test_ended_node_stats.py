@@ -80,6 +80,8 @@ def test_a_failed_receiver_shows_its_totals_but_no_rate_latency_or_pid(
     assert "pid:" not in text, text
     row = next(line for line in text.splitlines() if line.strip().startswith("in  x"))
     assert row.split()[-4:] == ["-", "-", "-", "-"], text  # QUEUED, RATE/S, P50, P99
+    # MESSAGES: the messages handed to its code, the ones BYTES counts
+    assert row.split()[3:5] == [str(x["delivered"]), str(x["bytes"])], text
 
     listed = flow("node", "list", "held", home=daemon).stdout
     holder = next(line for line in listed.splitlines() if line.startswith("holder"))

@@ -47,3 +47,13 @@ def test_an_ended_generation_keeps_its_totals_and_nothing_current() -> None:
     assert shown["outputs"] == {"out": {"sent": 25, "dropped": 0}}
     assert live["rates"] == {"data": 25.0, "out:out": 10.0}  # the live ones are kept as they are
     assert ended(None) is None
+
+
+def test_an_input_rate_counts_the_messages_delivered_when_the_node_says() -> None:
+    """Not those that arrived: a full queue drops some of them (`dropped` has those)."""
+    def counted(received: int, delivered: int) -> Stats:
+        return Stats({"data": {"received": received, "delivered": delivered}}, {})
+
+    first = merge_report(None, counted(10, 10), now=100.0)
+    second = merge_report(first, counted(110, 30), now=102.0)
+    assert second["rates"] == {"data": 10.0}
