@@ -44,6 +44,8 @@ def node_detail(run: Run, slot: NodeSlot) -> Body:
     waited_for = run.status is RunStatus.STARTING and not slot.settled.is_set()
     if waited_for and stored["status"] == "running":  # spawned, not connected yet
         stored = {**stored, "status": "starting"}
+    if not (slot.alive or slot.attached):  # the store keeps its last pid: not shown as live
+        stored = {**stored, "pid": None}
     return {
         **stored,
         "run": run.id,

@@ -392,9 +392,8 @@ class NodeSlot:
         status = exit_status(code, lost=self.lost, stopped=self.stop_requested,
                              interrupted=self.run.interrupted, killed=self.killed)  # fmt: skip
         tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
-        # pid=None: its process is gone (a pid kept is shown as its, and may be another's)
         if self.kill_cause is not None and status is NodeStatus.FAILED:
             tail = [*tail, self.kill_cause]
-        self.transition(status, pid=None, exit_code=code, signal=signal_name, stderr_tail=tail)
+        self.transition(status, exit_code=code, signal=signal_name, stderr_tail=tail)
         self.run.record_event(self.id, "exit", f"{self.status} code {code}")
         log.info("run %s: node %s %s (exit %s)", self.run.id, self.id, self.status, code)
