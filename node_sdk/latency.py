@@ -1,4 +1,5 @@
-"""What each input received, measured in the node: bytes, and send-to-receive latency.
+"""What each input delivered to the node's code, measured there: messages, their bytes, and
+send-to-receive latency.
 
 The latency of a message is the receiving node's wall clock when the message is handed to
 user code minus the sender's `timestamp` (both `time.time_ns()`: one host's clock; across
@@ -34,14 +35,16 @@ def upper_edge(index: int) -> int:
 
 
 class Traffic:
-    """Per input: the latency histogram and bytes of the interval (one list), and bytes
-    since the start. `note` runs on the node's thread; `report` (the receiver thread) swaps
-    the lists out whole, so at most a message in flight is counted in the next interval."""
+    """Per input: the latency histogram and bytes of the interval (one list), and messages
+    and bytes since the start. `note` runs on the node's thread; `report` (the receiver
+    thread) swaps the lists out whole, so at most a message in flight is counted in the next
+    interval."""
 
-    __slots__ = ("bytes", "histograms")
+    __slots__ = ("bytes", "delivered", "histograms")
 
     def __init__(self) -> None:
         self.bytes: dict[str, int] = {}  # written by `report` only
+        self.delivered: dict[str, int] = {}  # likewise: messages (the histograms' counts)
         self.histograms: dict[str, list[int]] = {}
 
     def note(self, input_id: str, stamp: int, kind: int, payload: Any) -> None:
@@ -62,17 +65,22 @@ class Traffic:
             histogram[BYTES] += len(payload)
 
     def report(self) -> dict[str, dict[str, int]]:
-        """Per input: `bytes` since the start, and over the last interval `latency_count`
-        and, when it is not 0, `latency_p50_us` and `latency_p99_us` (the node channel's
-        integer counters)."""
+        """Per input: `delivered` (messages handed to the node's code) and their `bytes`
+        since the start, and over the last interval `latency_count` and, when it is not 0,
+        `latency_p50_us` and `latency_p99_us` (the node channel's integer counters)."""
         histograms, self.histograms = self.histograms, {}
-        totals = self.bytes
+        totals, delivered = self.bytes, self.delivered
+        counts = {input_id: sum(h) - h[BYTES] for input_id, h in histograms.items()}
         for input_id, histogram in histograms.items():
             totals[input_id] = totals.get(input_id, 0) + histogram[BYTES]
-        out = {input_id: {"bytes": total} for input_id, total in totals.items()}
+            delivered[input_id] = delivered.get(input_id, 0) + counts[input_id]
+        out = {
+            input_id: {"delivered": delivered[input_id], "bytes": total}
+            for input_id, total in totals.items()
+        }
         for input_id, histogram in histograms.items():
             entry = out[input_id]
-            count = sum(histogram) - histogram[BYTES]
+            count = counts[input_id]
             entry["latency_count"] = count
             if count:
                 entry["latency_p50_us"] = _quantile(histogram, count, 0.5) // 1000

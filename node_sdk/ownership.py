@@ -282,7 +282,6 @@ class Events:
 
     def input_event(self, input_id: str, item: Item) -> Event:
         seq, stamp, kind, extra, payload = item
-        self.traffic.note(input_id, stamp, kind, payload)  # bytes, latency (latency.py)
         if kind == KIND_BYTES:
             # a packed payload is a read-only view of the frame's bytes already
             value: Any = payload if type(payload) is memoryview else memoryview(payload)
@@ -300,4 +299,7 @@ class Events:
             if type(user) is not dict:  # a peer's bug, or a hostile one: refused (`_wait`)
                 raise NodeError(f"metadata that is not a JSON object: {type(user).__name__}")
             metadata.update(user)  # a user's own `timestamp` key wins: user keys are kept
+        # delivered: counted with its bytes and latency once it decoded (one that does not
+        # is `refused` instead, never both)
+        self.traffic.note(input_id, stamp, kind, payload)
         return _new_event(Event, (_INPUT, input_id, value, metadata, None, seq))

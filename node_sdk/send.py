@@ -79,7 +79,9 @@ class Sender:
         self.send_timeout_s = send_timeout_s
         self.outputs: dict[str, Output] = {}
         self.drops: dict[str, int] = {}
-        self.bytes_sent: dict[str, int] = {}  # payload bytes per output, each message once
+        # payload bytes per output of the messages `sent` counts: summed over its edges, a
+        # message dropped on one not counted there (node info: MESSAGES and BYTES agree)
+        self.bytes_sent: dict[str, int] = {}
         # live `wire`/`unwire` from the receiver thread, applied before the next send, and
         # `receiver_down` of a receiver gone for good: its edges are given up (wiring.py)
         self.rewires: deque[Rewire | ReceiverDown] = deque()
@@ -166,11 +168,10 @@ class Sender:
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
         if type(body) in DEFERRED_BODIES:
             body = body.join()  # an arrow payload sent inline (an exact type check: cheap)
-        self.bytes_sent[output_id] = self.bytes_sent.get(output_id, 0) + nbytes
         stamp = time.time_ns()
         flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED
         for edge in output.edges:
-            self._push(output_id, edge, kind, flags, stamp, extra, body, copy)
+            self._push(output_id, edge, kind, flags, stamp, extra, body, nbytes, copy)
 
     @contextlib.contextmanager
     def send_buffer(
@@ -234,7 +235,6 @@ class Sender:
         body: Any, copy: bool,
     ) -> None:  # fmt: skip
         """Send a descriptor of `segment` to local receivers, the bytes to remote ones."""
-        self.bytes_sent[output.id] = self.bytes_sent.get(output.id, 0) + nbytes
         pool = self._pool
         try:  # a failure anywhere gives the segment back (no holder)
             if body is not segment.map:  # send_output: the one copy, which receivers map
@@ -249,7 +249,8 @@ class Sender:
                     sent = False
                     try:
                         sent = self._push(
-                            output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
+                            output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor,
+                            nbytes,
                         )
                     finally:
                         if not sent:
@@ -257,16 +258,17 @@ class Sender:
                 else:  # a receiver on another machine gets the bytes
                     flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
                     inline = memoryview(body)[:nbytes]
-                    self._push(output.id, edge, kind, flags, stamp, extra, inline, copy)
+                    self._push(output.id, edge, kind, flags, stamp, extra, inline, nbytes, copy)
         finally:
             pool.publish(segment)  # back to the pool once every holder released it
 
     def _push(
         self, output_id: str, edge: SendEdge, kind: int, flags: int, stamp: int, extra: bytes,
-        body: Any, copy: bool = True,
+        body: Any, nbytes: int, copy: bool = True,
     ) -> bool:  # fmt: skip
-        """One message on one edge, `[header, body]` unless packed; False if dropped, or if
-        its receiver was given up (while this send waited for a credit, or another edge's)."""
+        """One message of `nbytes` payload bytes on one edge, `[header, body]` unless packed;
+        False if dropped, or if its receiver was given up (while this send waited for a
+        credit, or another edge's)."""
         if edge.gone:
             return False
         if edge.backpressure:
@@ -296,6 +298,7 @@ class Sender:
             # zmq takes a multipart message whole once its first part is in
             edge.sock.send(body, edge.last_flags, copy=copy)
         edge.sent += 1
+        self.bytes_sent[output_id] = self.bytes_sent.get(output_id, 0) + nbytes
         return True
 
     def _await_credit(self, output_id: str, edge: SendEdge) -> None:

@@ -92,13 +92,15 @@ def run(args: argparse.Namespace) -> int:
     grace = None if args.grace is None else rq.Seconds(args.grace)
     node = client.call(verb(run=args.run, node=args.node, grace=grace), timeout=120.0).node
     render.info(
-        f"node {node['id']}: {node['status']} (generation {node['generation']}, pid {node['pid']})"
+        f"node {node['id']}: {node['status']} (generation {node['generation']}, "
+        f"pid {node['pid'] or '-'})"
     )
     return 0
 
 
 def input_summary(node: dict[str, Any]) -> str:
-    """`data: 3 queued, 0 dropped, 98.0/s; tick: timer`."""
+    """`data: 3 queued, 0 dropped, 98.0/s; tick: timer` (`-` for a figure not known, or not
+    current: a node that is not running)."""
     stats = (node.get("stats") or {}).get("inputs") or {}
     rates = (node.get("stats") or {}).get("rates") or {}
     parts = []
@@ -106,10 +108,11 @@ def input_summary(node: dict[str, Any]) -> str:
         one = stats.get(input_id)
         if one is None:
             parts.append(f"{input_id} <- {source}")
-        else:
+        else:  # queue and rate: `-` once its generation ended (daemon/model/node_stats.py)
             rate = rates.get(input_id)
-            text = f"{input_id}: {one['queued']} queued, {one['dropped']} dropped"
-            parts.append(text + (f", {rate:.1f}/s" if rate is not None else ""))
+            queued = one.get("queued", "-")
+            text = f"{input_id}: {queued} queued, {one.get('dropped', 0)} dropped, "
+            parts.append(text + ("-" if rate is None else f"{rate:.1f}") + "/s")
     return "; ".join(parts) or "-"
 
 
@@ -149,7 +152,9 @@ def print_detail(node: dict[str, Any]) -> None:
         rate = (stats.get("rates") or {}).get(input_id)
         rows.append(
             (
-                [f"in  {input_id}", source, str(one.get("received", "-")),
+                # MESSAGES and BYTES: handed to the node's code (a node too old to say
+                # `delivered`: what arrived); DROPPED and QUEUED are apart from them
+                [f"in  {input_id}", source, str(one.get("delivered", one.get("received", "-"))),
                  str(one.get("bytes", "-")), str(one.get("dropped", "-")),
                  str(one.get("queued", "-")), "-" if rate is None else f"{rate:.1f}",
                  latency_text(one.get("latency_p50_us")),

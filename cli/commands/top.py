@@ -25,11 +25,14 @@ def register(sub: Any) -> None:
         "top",
         help="live CPU, memory, message rates and drops of every node",
         description="A live table of every node of every run: status, pid, CPU, memory, "
-        "messages received per second (IN/S, all inputs) and sent per second (OUT/S, all "
-        "outputs; `-` until the node has reported twice), queued and dropped messages, the "
-        "latency from send to receive over the last second (P50, P99: the slowest input's; "
-        "`-` when nothing came in); with nodes on other machines (flow cluster), each node's "
-        "MACHINE, its CPU and memory measured there. On a terminal it refreshes until `q` or "
+        "messages taken in per second (IN/S: handed to its code, all inputs) and sent per "
+        "second (OUT/S, all outputs; `-` until the node has reported twice), queued and "
+        "dropped messages, the latency from send to receive over the last second (P50, P99: "
+        "the slowest input's; `-` when nothing came in). A node that is not running (ended, "
+        "failed, stopped, waiting to restart, a dynamic one detached) shows `-` for its pid, "
+        "rates, queue and latency: only its totals stay. With nodes on other machines "
+        "(flow cluster), each node's MACHINE, its CPU and memory measured there. On a "
+        "terminal it refreshes until `q` or "
         "Ctrl-C, and a narrow one shows fewer columns (PID, P99, RSS, QUEUED give way, in "
         "that order); piped, it prints one plain table and exits.",
         epilog="example: flow top --interval 2s",
@@ -127,7 +130,7 @@ def rows(snapshot: dict[str, Any]) -> list[list[str]]:
                     "-" if rss is None else f"{rss / (1 << 20):.1f}M",
                     _rate(node.get("in_rate")),
                     _rate(node.get("out_rate")),
-                    str(node.get("queued", 0)),
+                    "-" if node.get("queued") is None else str(node["queued"]),
                     str(node.get("dropped", 0)),
                     latency_text(node.get("latency_p50_us")),
                     latency_text(node.get("latency_p99_us")),

@@ -44,12 +44,14 @@ def node_detail(run: Run, slot: NodeSlot) -> Body:
     waited_for = run.status is RunStatus.STARTING and not slot.settled.is_set()
     if waited_for and stored["status"] == "running":  # spawned, not connected yet
         stored = {**stored, "status": "starting"}
+    if not (slot.alive or slot.attached):  # the store keeps its last pid: not shown as live
+        stored = {**stored, "pid": None}
     return {
         **stored,
         "run": run.id,
         "inputs": {i.id: _source_text(i.source) for i in slot.spec.inputs},
         "outputs": list(slot.spec.outputs),
-        "stats": slot.stats,
+        "stats": slot.current_stats,
     }
 
 

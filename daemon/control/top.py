@@ -78,13 +78,14 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
         nodes = []
         for slot in run.slots.values():
             cpu = rss = None
+            running = slot.alive or slot.attached  # else its generation ended: no pid
             machine = run.placed.placement.machine_of.get(slot.id) if run.placed else None
             if run.placed is not None and run.placed.is_remote(slot.id):
                 cpu, rss = remote.get((run.id, str(machine)), {}).get(slot.id, (None, None))
-            elif slot.pid is not None and (slot.alive or slot.attached):
+            elif slot.pid is not None and running:
                 cpu = cpu_percent(slot.pid, now, previous, rt.cpu_samples)
                 rss = rss_bytes(slot.pid)
-            stats = slot.stats or {}
+            stats = slot.current_stats or {}  # an ended generation's: totals only
             inputs = stats.get("inputs") or {}
             outputs = stats.get("outputs") or {}
             rates = stats.get("rates") or {}
@@ -93,7 +94,7 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "id": slot.id,
                     "machine": machine,  # None in a run on one machine
                     "status": str(slot.status),
-                    "pid": slot.pid,
+                    "pid": slot.pid if running else None,
                     "generation": slot.generation,
                     "cpu_percent": cpu,
                     "rss_bytes": rss,
@@ -106,7 +107,9 @@ async def top(rt: Runtime, req: rq.Top) -> rp.TopReply:
                     "out_rate": _total(rates, outputs=True),
                     "dropped": sum(i.get("dropped", 0) for i in inputs.values())
                     + sum(o.get("dropped", 0) for o in outputs.values()),
-                    "queued": sum(i.get("queued", 0) for i in inputs.values()),
+                    # what waits now; None once the generation ended (its queues went with it)
+                    "queued": sum(i.get("queued", 0) for i in inputs.values())
+                    if running else None,
                     # send-to-receive latency over the node's last report interval, of its
                     # slowest input (node_sdk/latency.py); None when nothing came in
                     "latency_p50_us": _worst(inputs, "latency_p50_us"),

@@ -53,7 +53,7 @@ async def topic_info(rt: Runtime, req: rq.TopicInfo) -> rp.TopicInfoReply:
         for sender, wire in run.live_edges
         if (sender, wire.output) == (node, output) and wire.edge.node.startswith(OBSERVER_PREFIX)
     )
-    stats = slot.stats or {}
+    stats = slot.current_stats or {}
     counts = (stats.get("outputs") or {}).get(output)
     rate = (stats.get("rates") or {}).get(f"out:{output}")
     return rp.TopicInfoReply(

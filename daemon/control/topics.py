@@ -77,7 +77,7 @@ async def topic_list(rt: Runtime, req: rq.TopicList) -> rp.TopicListReply:
     # a node `flow node remove`d is out of the graph: neither a topic nor a receiver
     present = [slot for slot in run.slots.values() if slot.id not in run.removed]
     for slot in present:
-        rates = (slot.stats or {}).get("rates") or {}
+        rates = (slot.current_stats or {}).get("rates") or {}
         for output in slot.spec.outputs:
             receivers = [
                 f"{other.id}/{spec.id}"

@@ -16,7 +16,8 @@ from daemon.model.keeper_messages import OutputCounts
 
 @attrs.define
 class SentCounts:
-    """Messages sent (one line to N receivers is N), dropped, payload bytes (each line once)."""
+    """Messages sent (one line to N receivers is N), dropped, and the payload bytes of the
+    messages sent (summed likewise)."""
 
     sent: int = 0
     dropped: int = 0

@@ -168,7 +168,7 @@ class StdoutOutput:
             self._send_eos(self.generation, self.seq, frames)
 
     def _send(self, generation: int, line: int, frames: list[Any]) -> None:
-        self.counts.bytes += payload_bytes(frames)  # once, however many receivers
+        size = payload_bytes(frames)
         for edge in self.edges:
             if line <= edge.before.get(generation, 0):
                 continue  # printed before it was wired
@@ -184,6 +184,7 @@ class StdoutOutput:
                 self.counts.dropped += 1
             else:
                 self.counts.sent += 1
+                self.counts.bytes += size  # the bytes of the messages `sent` counts
 
     def _send_eos(self, generation: int, last: int, frames: list[Any]) -> None:
         for edge in self.edges:

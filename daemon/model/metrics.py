@@ -98,6 +98,7 @@ class NodeFacts:
 # input counter -> (metric name, scale): counters end in `_total` in the exposition
 INPUT_COUNTERS: Final = {
     "received": ("input_messages", 1.0),
+    "delivered": ("input_delivered", 1.0),
     "bytes": ("input_bytes", 1.0),
     "dropped": ("input_dropped", 1.0),
 }
@@ -147,13 +148,14 @@ HELP: Final = {
     "node_restarts": "restarts of the node in this run",
     "node_cpu_percent": "CPU of the node's process since the last sample, percent of one core",
     "node_memory_bytes": "resident memory of the node's process",
-    "input_messages": "messages received on the input (this generation of the node)",
-    "input_bytes": "payload bytes handed to the node on the input",
+    "input_messages": "messages that arrived on the input (this generation of the node)",
+    "input_delivered": "messages handed to the node's code on the input (input_bytes: theirs)",
+    "input_bytes": "payload bytes of the messages handed to the node's code on the input",
     "input_dropped": "messages lost on the input (queue overflow, gaps upstream)",
     "input_queue_depth": "messages waiting in the input's queue",
     "input_latency_p50_seconds": "median send-to-receive latency over the last report interval",
     "input_latency_p99_seconds": "99th percentile send-to-receive latency, last report interval",
     "output_messages": "messages sent on the output, summed over its edges",
-    "output_bytes": "payload bytes sent on the output, each message once",
+    "output_bytes": "payload bytes of the messages sent on the output, summed over its edges",
     "output_dropped": "messages the output dropped, summed over its edges",
 }

@@ -166,7 +166,7 @@ class MetricsServer:
                 yield model.NodeFacts(
                     run=run.id, run_name=run.name or "", node=slot.id, running=running,
                     restarts=slot.restarts, cpu_percent=cpu, rss_bytes=rss, sources=sources,
-                    stats=slot.stats,
+                    stats=slot.current_stats,
                 )  # fmt: skip
 
     async def _client(self, stream: trio.SocketStream) -> None:

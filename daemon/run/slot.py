@@ -18,6 +18,7 @@ import trio
 
 from daemon.model.descriptor import NodeSpec
 from daemon.model.keeper_messages import Exited, NodeState, OutputCounts, Spawned, SpawnFailed
+from daemon.model.node_stats import ended
 from daemon.model.retry import Backoff, RetryExhausted
 from daemon.model.states import NodeStatus, exit_status
 from daemon.run.retry import retry_async
@@ -128,6 +129,11 @@ class NodeSlot:
     @property
     def alive(self) -> bool:
         return self.spawned.is_set() and self.pid is not None and not self.exited.is_set()
+
+    @property
+    def current_stats(self) -> dict[str, Any] | None:
+        """Its statistics as shown: once its generation ended, its totals only (node_stats)."""
+        return self.stats if self.attached or self.alive else ended(self.stats)
 
     def identity(self) -> bytes:
         return f"{self.run.id}/{self.id}/{self.generation}".encode()
@@ -263,13 +269,10 @@ class NodeSlot:
                 # `flow node restart` during the delay wants the next generation now
                 restart = self.take_restart_request()
                 if (self.stop_requested and not restart) or self.run.stop_requested:
-                    # no next generation now: it is stopped (a stop of it alone or of the
-                    # run: the crash was one its policy took in hand, and a stop a moment
-                    # later would have found it running), or comes back later (the
-                    # daemon's own end); its last exit code stays
-                    self.transition(
-                        NodeStatus.INTERRUPTED if self.run.interrupted else NodeStatus.STOPPED
-                    )
+                    # stopped, its exit code kept (its policy had the crash in hand: a stop
+                    # a moment later finds it running), or back later (the daemon's end)
+                    interrupted = self.run.interrupted
+                    self.transition(NodeStatus.INTERRUPTED if interrupted else NodeStatus.STOPPED)
                     break
                 self.transition(restarts=self.restarts + 1)
                 await self._run_generation()

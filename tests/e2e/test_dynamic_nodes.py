@@ -53,9 +53,20 @@ def viewer(home: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_attach_receive_detach_reattach(daemon: Path, tmp_path: Path) -> None:
     start(daemon, tmp_path, "live")
-    first = viewer(daemon, WANT="20")
+    # 150 messages of a 20 ms counter: at least 3 s, so it reported a rate (two reports)
+    first = viewer(daemon, WANT="150")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "viewer got 20" in first.stdout
+    assert "viewer got 150" in first.stdout
+    # detached: its totals stay, nothing of it is shown as current (rate, latency, pid)
+    info = json.loads(flow("node", "info", "live", "viewer", "--json", home=daemon).stdout)
+    assert (info["status"], info["pid"]) == ("dynamic", None), info
+    assert info["stats"]["rates"] == {}, info
+    assert info["stats"]["inputs"]["data"]["received"] > 0, info  # as of its last report
+    assert "latency_p50_us" not in info["stats"]["inputs"]["data"], info
+    assert re.search(r"data: - queued, \d+ dropped, -/s", _viewer_row(daemon, "live"))
+    top = json.loads(flow("top", "--once", home=daemon).stdout)["runs"][0]["nodes"]
+    shown = next(n for n in top if n["id"] == "viewer")
+    assert (shown["in_rate"], shown["latency_p50_us"], shown["pid"]) == (None,) * 3, shown
     second = viewer(daemon, WANT="20", VIEWER_RUN="live")
     assert second.returncode == 0, second.stdout + second.stderr
     match = re.search(r"got 20 ticks (\d+) in ([\d.]+)s", second.stdout)

@@ -67,8 +67,10 @@ with Node() as node:
         if event.type == "INPUT":
             got.append(int.from_bytes(event.value, "little"))
     refused = node.statistics().inputs["in"].refused
+    # what its `stats` report counts as delivered (node_sdk/latency.py), since the start
+    delivered = node._events.traffic.report()["in"]["delivered"]
 with open(os.environ["OUT"], "w") as out:
-    json.dump({"got": got, "refused": refused}, out)
+    json.dump({"got": got, "refused": refused, "delivered": delivered}, out)
 """
 
 YAML = """
@@ -94,6 +96,7 @@ def test_undecodable_payloads_are_refused_and_the_node_goes_on(
     result = json.loads(out.read_text())
     assert result["got"] == list(range(1, 21))
     assert result["refused"] == 8  # each bad one, whether decoded or refused as from before
+    assert result["delivered"] == 20  # a refused one is not also counted as delivered
     assert "cannot be decoded, the last from 'sender/out'" in logs, logs[-3000:]
 
 

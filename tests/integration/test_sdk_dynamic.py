@@ -215,9 +215,9 @@ def test_dynamic_node_attaches_and_is_rewired_live(
     assert set(report) == {"t", "inputs", "outputs"}
     assert set(report["inputs"]) == {"in", "extra"}
     counters = set(report["inputs"]["extra"])
-    assert {"received", "dropped", "queued", "refused", "bytes"} <= counters  # and latency:
-    assert counters <= {"received", "dropped", "queued", "refused", "bytes", "latency_count",
-                        "latency_p50_us", "latency_p99_us"}  # fmt: skip
+    assert {"received", "delivered", "dropped", "queued", "refused", "bytes"} <= counters
+    assert counters <= {"received", "delivered", "dropped", "queued", "refused", "bytes",
+                        "latency_count", "latency_p50_us", "latency_p99_us"}  # and latency
     assert report["inputs"]["extra"]["received"] == 3
     assert set(report["outputs"]) == {"seen"}
     assert all(type(v) is int for v in report["outputs"]["seen"].values())

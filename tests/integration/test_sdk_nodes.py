@@ -50,7 +50,7 @@ with open(os.environ["OUT"], "w") as out, Node() as node:
 """
 
 SENDER = """
-import dataclasses, json, os
+import dataclasses, json, os, time
 from node_sdk import Node
 
 mode = os.environ["MODE"]
@@ -80,6 +80,7 @@ with Node() as node:
     elif mode == "burst":
         for i in range(int(os.environ["N"])):
             node.send_output("out", i.to_bytes(4, "little"))
+        time.sleep(float(os.environ.get("LINGER", "0")))  # a report of it is sent meanwhile
     elif mode == "paced":
         import time
         for i in range(int(os.environ["N"])):
@@ -319,9 +320,19 @@ def test_a_dead_receiver_never_blocks_a_drop_oldest_sender(
 ) -> None:
     sent = 3000  # more than the send high-water mark: the rest must be dropped, not waited on
     sender_cfg, _ = node_configs(fake_daemon, sockdir, receiver_bound=False)
-    sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent))
+    sender = spawn("sender", SENDER, sender_cfg, MODE="burst", N=str(sent), LINGER="2")
     fake_daemon.wait_for("hello", {"sender"})
     fake_daemon.start_all()
+
+    def burst_reported() -> bool:
+        reports = fake_daemon.stats.get("sender") or [{"outputs": {}}]
+        out = reports[-1]["outputs"].get("out", {})
+        return bool(out) and out["sent"] + out["dropped"] == sent
+
+    fake_daemon.pump(burst_reported, "a report of the whole burst")
+    reported = fake_daemon.stats["sender"][-1]["outputs"]["out"]
+    # its bytes are those of the messages `sent` counts (4 each), not of the dropped ones
+    assert reported["bytes"] == 4 * reported["sent"], reported
     stats = json.loads(finish(sender)[0])["out"]
     assert stats["sent"] + stats["dropped"] == sent
     assert stats["dropped"] > 0

@@ -37,6 +37,7 @@ def test_percentiles_bytes_and_intervals() -> None:
     traffic.note("other", now + 10**9, KIND_BYTES, b"")  # a clock ahead: counted as 0
     report = traffic.report()
     assert report["in"]["bytes"] == 1000
+    assert report["in"]["delivered"] == 100  # the messages `bytes` counts
     assert report["in"]["latency_count"] == 100
     # a bucket's upper edge (within 25% above), and on a loaded machine the time the loop
     # itself took (the delays are measured at each call): one more bucket of room
@@ -48,7 +49,8 @@ def test_percentiles_bytes_and_intervals() -> None:
     again = traffic.report()
     assert again["in"]["bytes"] == 1002
     assert again["in"]["latency_count"] == 1
-    assert traffic.report() == {"in": {"bytes": 1002}, "other": {"bytes": 0}}
+    assert traffic.report() == {"in": {"delivered": 101, "bytes": 1002},
+                                "other": {"delivered": 1, "bytes": 0}}  # fmt: skip
 
 
 def test_bucket_edges_are_ordered_and_cover_every_delay() -> None:

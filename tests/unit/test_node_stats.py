@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 
-from daemon.model.node_stats import merge_report
+from daemon.model.node_stats import ended, merge_report
 from node_sdk.channel import Stats
 
 
@@ -35,3 +35,25 @@ def test_counters_are_copied_into_plain_dicts() -> None:
     assert merged["inputs"] == {"x": {"received": 3}}
     assert merged["outputs"] == {}
     json.dumps(merged)
+
+
+def test_an_ended_generation_keeps_its_totals_and_nothing_current() -> None:
+    live = merge_report(merge_report(None, report(10, 5), 100.0), report(60, 25), 102.0)
+    live["inputs"]["data"] |= {"latency_count": 50, "latency_p50_us": 300, "latency_p99_us": 900}
+    shown = ended(live)
+    assert shown is not None
+    assert shown["rates"] == {}
+    assert shown["inputs"] == {"data": {"received": 60, "dropped": 1, "refused": 0}}
+    assert shown["outputs"] == {"out": {"sent": 25, "dropped": 0}}
+    assert live["rates"] == {"data": 25.0, "out:out": 10.0}  # the live ones are kept as they are
+    assert ended(None) is None
+
+
+def test_an_input_rate_counts_the_messages_delivered_when_the_node_says() -> None:
+    """Not those that arrived: a full queue drops some of them (`dropped` has those)."""
+    def counted(received: int, delivered: int) -> Stats:
+        return Stats({"data": {"received": received, "delivered": delivered}}, {})
+
+    first = merge_report(None, counted(10, 10), now=100.0)
+    second = merge_report(first, counted(110, 30), now=102.0)
+    assert second["rates"] == {"data": 10.0}

@@ -77,16 +77,18 @@ def test_lines_are_counted_per_receiver_with_their_bytes_and_drops(
         arrived(pull, 4)
     counts = output.counts
     # one line to three receivers is three sent (as an SDK node counts), less the two that
-    # found no credit; each line's payload counted once
-    assert (counts.sent, counts.dropped, counts.bytes) == (4 * 2 + 2, 2, 1 + 2 + 3 + 4)
+    # found no credit; the bytes are those of the messages sent: every line to both pulls,
+    # `a` and `bb` to the slow one (`ccc` and `dddd`, dropped there, are not counted)
+    sent_bytes = 2 * (1 + 2 + 3 + 4) + 1 + 2
+    assert (counts.sent, counts.dropped, counts.bytes) == (4 * 2 + 2, 2, sent_bytes)
     (report,) = ended.stats([output])
-    assert report == StdoutStats((OutputCounts("talker", 1, "lines", 10, 2, 10),))
+    assert report == StdoutStats((OutputCounts("talker", 1, "lines", 10, 2, sent_bytes),))
     # unchanged: reported once more (the daemon's rate falls to 0), then no more
     assert ended.stats([output]) == [report]
     assert ended.stats([output]) == []
     output.send_line("e")
     (after,) = ended.stats([output])
-    assert (after.outputs[0].sent, after.outputs[0].bytes) == (12, 11)
+    assert (after.outputs[0].sent, after.outputs[0].bytes) == (12, sent_bytes + 2)  # to 2
 
     # the node exits and comes back: its next generation counts from 0, as an SDK node's
     # new process does, on the same sockets; the ended one's last counts are reported first
@@ -98,7 +100,7 @@ def test_lines_are_counted_per_receiver_with_their_bytes_and_drops(
     assert ended.stats([following]) == [fresh]
     following.send_line("again")
     (second,) = ended.stats([following])
-    assert second.outputs == (OutputCounts("talker", 2, "lines", 2, 1, 5),)
+    assert second.outputs == (OutputCounts("talker", 2, "lines", 2, 1, 2 * 5),)  # sent twice
     following.close()
     for socket in (*pulls, router):
         socket.close(linger=0)
