@@ -18,6 +18,28 @@ REPO = Path(__file__).resolve().parent.parent
 NODES = REPO / "tests" / "nodes"  # the test node scripts
 
 
+KINDS = ("text", "raw", "array", "table", "big", "empty")  # tests/nodes/kinds.py's outputs
+
+
+def kinds_graph(count: int, queue_size: int) -> str:
+    """`src` (tests/nodes/kinds.py) sends `count` messages of every payload kind, one kind
+    per output, to `sink` (kindsink.py), each input `queue_size` deep."""
+    inputs = "".join(f"      {k}: {{source: src/{k}, queue_size: {queue_size}}}\n" for k in KINDS)
+    return f"""
+nodes:
+  - id: src
+    path: {NODES}/kinds.py
+    inputs:
+      tick: flow/timer/millis/30
+    outputs: [{", ".join(KINDS)}]
+    env:
+      COUNT: "{count}"
+  - id: sink
+    path: {NODES}/kindsink.py
+    inputs:
+{inputs}"""
+
+
 def stream_graph(tick_ms: int) -> str:
     """The test stream: `counter` counts timer ticks, `sink` checks their seqs (lossless)."""
     return f"""

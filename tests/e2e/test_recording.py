@@ -18,28 +18,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from helpers import NODES, flow, flow_env, flow_run_ok, stream_graph, wait_for
+from helpers import KINDS, flow, flow_env, flow_run_ok, kinds_graph, stream_graph, wait_for
 from mcap.reader import make_reader
 
 from node_sdk import paths
 
 BOUND_S = 60.0  # a safety bound on every wait, never an assertion about speed
 COUNT = 12
-KINDS = ("text", "raw", "array", "table", "big", "empty")
-
-GRAPH = f"""
-nodes:
-  - id: src
-    path: {NODES}/kinds.py
-    inputs:
-      tick: flow/timer/millis/30
-    outputs: [{", ".join(KINDS)}]
-    env:
-      COUNT: "{COUNT}"
-  - id: sink
-    path: {NODES}/kindsink.py
-    inputs:
-{"".join(f"      {k}: {{source: src/{k}, queue_size: 1000}}{chr(10)}" for k in KINDS)}"""
+GRAPH = kinds_graph(COUNT, 1000)
 
 
 def _read(path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:

@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 import zstandard
-from helpers import NODES, flow, flow_run_ok
+from helpers import KINDS, flow, flow_run_ok, kinds_graph
 from mcap.reader import make_reader
 from mcap.records import Chunk
 from mcap.stream_reader import StreamReader
@@ -19,20 +19,7 @@ from daemon.model.recording_chunks import MAX_CHUNK_BYTES
 
 BOUND_S = 60.0  # a safety bound on every wait, never an assertion about speed
 COUNT = 5
-KINDS = ("text", "raw", "array", "table", "big", "empty")
-GRAPH = f"""
-nodes:
-  - id: src
-    path: {NODES}/kinds.py
-    inputs:
-      tick: flow/timer/millis/30
-    outputs: [{", ".join(KINDS)}]
-    env:
-      COUNT: "{COUNT}"
-  - id: sink
-    path: {NODES}/kindsink.py
-    inputs:
-{"".join(f"      {k}: {{source: src/{k}, queue_size: 100}}{chr(10)}" for k in KINDS)}"""
+GRAPH = kinds_graph(COUNT, 100)
 
 
 def _record(op: int, body: bytes) -> bytes:

@@ -154,10 +154,15 @@ def test_row15_kill_9_during_rapid_writes_leaves_a_whole_store(
     try:
         assert flow("start", str(yml), "--detach", "--name", "w", home=flow_home).returncode == 0
         spawns = tmp_path / "spawns"
-        for _ in range(3):
+        for kill in range(3):
             seen = len(spawns.read_text().splitlines()) if spawns.exists() else 0
-            wait_for(lambda s=seen: spawns.exists() and len(spawns.read_text().splitlines())
-                     > s + 2, 20, "no writes")  # fmt: skip
+            try:
+                wait_for(lambda s=seen: spawns.exists() and len(spawns.read_text().splitlines())
+                         > s + 2, 20, "no writes")  # fmt: skip
+            except AssertionError:  # what the daemon and the keeper said, to tell why
+                logs = [paths.daemon_log(flow_home), *flow_home.glob("runs/*/keeper.log")]
+                said = "\n".join(f"--- {p}\n{p.read_text()[-4000:]}" for p in logs)
+                raise AssertionError(f"no new spawns after kill {kill}\n{said}") from None
             os.kill(daemon_pid(flow_home), signal.SIGKILL)
             daemon_up(flow_home)
             with contextlib.closing(sqlite3.connect(paths.state_db(flow_home))) as conn:
