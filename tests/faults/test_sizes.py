@@ -68,9 +68,14 @@ def test_item10_a_10000_node_file_does_not_block_the_daemon(daemon: Path, tmp_pa
     yml = tmp_path / "huge.yml"
     yml.write_text("\n".join(lines) + "\n")
     result: list[int] = []
-    starter = threading.Thread(
-        target=lambda: result.append(flow("start", str(yml), "--detach", home=daemon).returncode)
-    )
+    took: list[float] = []
+
+    def start() -> None:
+        began = time.monotonic()
+        result.append(flow("start", str(yml), "--detach", home=daemon).returncode)
+        took.append(time.monotonic() - began)
+
+    starter = threading.Thread(target=start)
     client = RawClient(daemon)
     try:
         assert client.request("ping", {}, id_="warm")["ok"] is True
@@ -88,4 +93,7 @@ def test_item10_a_10000_node_file_does_not_block_the_daemon(daemon: Path, tmp_pa
         client.close()
     assert result == [2], result  # refused: more nodes than a dataflow may hold
     assert count >= 5, count
-    assert worst < 0.5, f"a ping waited {worst:.2f}s while the file was validated"
+    # a daemon blocked by the check answers no ping until it is done: the worst wait is then
+    # the whole check; a loaded machine stalls any process now and then, for well under
+    # half of it
+    assert worst < max(0.5, took[0] / 2), f"a ping waited {worst:.2f}s of {took[0]:.2f}s"

@@ -158,7 +158,7 @@ def test_row15_kill_9_during_rapid_writes_leaves_a_whole_store(
             seen = len(spawns.read_text().splitlines()) if spawns.exists() else 0
             try:
                 wait_for(lambda s=seen: spawns.exists() and len(spawns.read_text().splitlines())
-                         > s + 2, 20, "no writes")  # fmt: skip
+                         > s + 2, 45, "no writes")  # fmt: skip  (a bound, not a speed)
             except AssertionError:  # what the daemon and the keeper said, to tell why
                 logs = [paths.daemon_log(flow_home), *flow_home.glob("runs/*/keeper.log")]
                 said = "\n".join(f"--- {p}\n{p.read_text()[-4000:]}" for p in logs)
