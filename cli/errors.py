@@ -65,3 +65,15 @@ def _invalid_summary(n: int) -> str:
 def dataflow_invalid(problems: list[str]) -> CliError:
     """The error of an invalid dataflow, worded as `flow start` reports the daemon's."""
     return CliError(_invalid_summary(len(problems)), BAD_INPUT, details=problems)
+
+
+def path_text(path: str, shown: str = "") -> str:
+    """`path`, refused (BAD_INPUT) when it is not UTF-8: a command-line argument that is not
+    holds surrogates (Python's surrogateescape), which no request or store can carry.
+    `shown` goes before it in the error (an option's name)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CliError(f"{shown}{path!r}: a path that is not valid UTF-8 (flow keeps paths "
+                       "as text)", BAD_INPUT) from None  # fmt: skip
+    return path

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli.errors import BAD_INPUT, CliError
+from cli.errors import BAD_INPUT, CliError, path_text
 
 INSTALL_HINT = (  # the distribution's name (pyproject.toml): `flow` on PyPI is another one
     "install the record extra: pip install 'flow-runtime[record]' (in a clone: "
@@ -30,11 +30,7 @@ def new_file(text: str, option: str = "--record") -> str:
     """The absolute path `option` names: a file that does not exist yet, in a folder that
     does (a recording never overwrites one)."""
     need_mcap()
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # an argument that is not UTF-8: surrogateescape
-        raise CliError(f"{option} {text!r}: a path that is not valid UTF-8 (flow keeps paths "
-                       "as text)", BAD_INPUT) from None  # fmt: skip
+    path_text(text, f"{option} ")
     path = Path(text).expanduser().absolute()
     if path.is_symlink() and not path.exists():  # the recorder would not follow it either
         raise CliError(f"{option} {text}: a symbolic link to nothing is there (a recording "

@@ -42,6 +42,7 @@ _DECODER: Final = json.JSONDecoder(parse_float=_finite, parse_constant=_no_const
 
 # a `\uD800`-`\uDFFF` escape: how JSON text (UTF-8 itself cannot) carries a surrogate
 _SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_SURROGATE_ESCAPE_TEXT: Final = re.compile(_SURROGATE_ESCAPE.pattern.decode())
 
 
 def lone_surrogate(data: bytes | str, obj: Any) -> bool:
@@ -49,8 +50,10 @@ def lone_surrogate(data: bytes | str, obj: Any) -> bool:
     valid JSON, a Python str that cannot be encoded, so a store write, a log line or a
     reply made of it raises. Only text with a surrogate escape is looked at further (a
     pair of them is one character: fine)."""
-    raw = data.encode() if isinstance(data, str) else data
-    if _SURROGATE_ESCAPE.search(raw) is None:
+    # text is searched as it is: a data frame's extra is text already, and encoding it
+    # again would cost every received message a copy
+    escape = _SURROGATE_ESCAPE_TEXT if isinstance(data, str) else _SURROGATE_ESCAPE
+    if escape.search(data) is None:  # type: ignore[arg-type]  # the pattern fits the type
         return False
     stack = [obj]  # as deep as the text's nesting, which every caller has bounded
     while stack:

@@ -59,12 +59,10 @@ def env_pair(text: str) -> tuple[str, str]:
 
 def read_dataflow(file: str) -> tuple[Path, str]:
     """The file's absolute path and text; a missing, huge or undecodable file is bad input."""
-    from cli.errors import BAD_INPUT, CliError
+    from cli.errors import BAD_INPUT, CliError, path_text
     from daemon.model.descriptor import MAX_YAML_BYTES
 
-    if not file.isascii() and not _utf8(file):
-        raise CliError(f"{file!r}: a path that is not valid UTF-8 (flow keeps paths as text)",
-                       BAD_INPUT)  # fmt: skip
+    path_text(file)
     path = Path(file).expanduser().absolute()
     try:
         if not path.exists():
@@ -78,16 +76,6 @@ def read_dataflow(file: str) -> tuple[Path, str]:
         raise CliError(f"{file} is not UTF-8 text", BAD_INPUT) from None
     except OSError as exc:
         raise CliError(f"cannot read {file}: {exc.strerror}", BAD_INPUT) from None
-
-
-def _utf8(text: str) -> bool:
-    """Whether `text` encodes as UTF-8: a command-line argument that is not UTF-8 holds
-    surrogates (Python's surrogateescape), which no request or store can carry."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def run(args: argparse.Namespace) -> int:

@@ -368,17 +368,17 @@ class NodeSlot:
         """STOP (unless `told`), grace, SIGTERM to the group, grace / 2, SIGKILL (SPEC 5); a
         node not connected (a process node, `connects: false`, or one that has not
         connected yet: a STOP would reach no one) gets SIGTERM at once, the whole grace."""
-        process_node = not self.connected.is_set()
+        unreachable = not self.connected.is_set()  # no STOP can reach it
         if told or self.tell_stop():
             with trio.move_on_after(grace):
                 await self.exited.wait()
         elif not self.alive:
             return
         if not self.exited.is_set():
-            if not process_node:
+            if not unreachable:
                 log.info("run %s: node %s: SIGTERM after %.1fs", self.run.id, self.id, grace)
             self.run.signal_node(self, signal.SIGTERM)
-            with trio.move_on_after(grace if process_node else grace / 2):
+            with trio.move_on_after(grace if unreachable else grace / 2):
                 await self.exited.wait()
         if not self.exited.is_set():
             log.warning("run %s: node %s ignored SIGTERM: SIGKILL", self.run.id, self.id)
