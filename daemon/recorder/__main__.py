@@ -6,7 +6,11 @@ to it as a live drop_oldest edge, like a `flow topic echo` observer, so a slow o
 recorder never slows a sender. It stops when its stdin closes (the daemon closes it when
 the recording ends, and so does the daemon's death) or on SIGTERM: it reads what is still
 in flight, finishes the file, and prints one JSON summary line (per topic recorded and
-missed, the first error) before it exits.
+missed, the first error) before it exits. Before closing stdin the daemon may write one
+line, `{"ends": [topics]}`: outputs whose nodes have ended, whose end-of-stream is on its
+way; what is in flight is then read until each of them has come (a node on another machine
+may print and exit before its keeper's tcp:// edge has even finished its handshake), not
+only until the sockets are quiet.
 
 Missed messages are counted three ways: gaps in an edge's sequence numbers (the sender
 dropped them: the recorder fell behind), the recorder's own drop-oldest queue, and writes
@@ -46,6 +50,7 @@ RCVHWM: Final = 100  # like an observer's queue: the sender drops (counted) past
 BATCH: Final = 64  # messages read off one socket before looking at the others
 QUIET_S: Final = 0.2  # stopping: in-flight messages are read until the sockets are this quiet
 DRAIN_MAX_S: Final = 3.0  # and for no longer than this
+MAX_CUE: Final = 1 << 16  # bytes of the stop line kept
 FINISH_MAX_S: Final = 10.0  # writing out the queue and the file's summary, at most
 
 _stopping = False
@@ -76,6 +81,7 @@ class Recorder:
             self.endpoints[topic] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.tallies = Tallies({topic: Tally() for topic in topics})
         self.last_seq: dict[tuple[str, int], int] = {}  # (topic, generation) -> seq
+        self.ended: set[str] = set()  # topics whose last message was an end-of-stream
         self.shm = ShmReader(Releases())
         self.undecodable = 0
 
@@ -109,7 +115,9 @@ class Recorder:
         self.tallies.missed(topic, header.seq - last - (header.kind != KIND_EOS))
         self.last_seq[key] = max(last, header.seq)
         if header.kind == KIND_EOS:
+            self.ended.add(topic)
             return None
+        self.ended.discard(topic)  # a restarted node's next generation
         if header.flags & FLAG_PACKED:
             size = HEADER.unpack_from(frames[0])[-1]
             body: bytes = frames[0][HEADER_SIZE + size :]
@@ -151,15 +159,33 @@ def _copy(kind: int, view: Any, extra: Mapping[str, Any]) -> tuple[int, bytes]:
     return kind, bytes(view)
 
 
-def _stdin_closed() -> bool:
-    """True once the daemon closed our stdin (or died): the recording ends."""
-    readable, _, _ = select.select([0], [], [], 0)
-    if not readable:
-        return False
-    try:
-        return not os.read(0, 4096)
-    except OSError:
-        return True
+class StopCue:
+    """Our stdin: closed by the daemon (or its death) to end the recording, after at most
+    one line naming the topics whose end-of-stream is to be waited for."""
+
+    def __init__(self) -> None:
+        self.said = b""
+        self.closed = False
+
+    def read(self) -> bool:
+        """True once stdin is closed: the recording ends."""
+        while not self.closed and select.select([0], [], [], 0)[0]:
+            try:
+                chunk = os.read(0, 4096)
+            except OSError:
+                chunk = b""
+            self.closed = not chunk
+            self.said = (self.said + chunk)[-MAX_CUE:]  # bounded: one short line is expected
+        return self.closed
+
+    def ends(self, topics: Mapping[str, str]) -> set[str]:
+        """The recorded topics the daemon said have ended; none if it said nothing usable."""
+        try:
+            said = json.loads(self.said.splitlines()[-1]) if self.said.strip() else {}
+        except ValueError:
+            return set()
+        named = said.get("ends") if isinstance(said, dict) else None
+        return {t for t in named if isinstance(t, str) and t in topics} if named else set()
 
 
 def record(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,11 +213,15 @@ def record(config: Mapping[str, Any]) -> dict[str, Any]:
     writer.start()
     print(json.dumps({"ready": True, "error": error, "endpoints": recorder.endpoints}),
           flush=True)  # fmt: skip
+    cue = StopCue()
     try:
-        while not _stopping and not _stdin_closed():
+        while not _stopping and not cue.read():
             recorder.read_ready(recorder.poll(0.2), writer)
+        ends = cue.ends(topics)
         deadline = time.monotonic() + DRAIN_MAX_S
-        while time.monotonic() < deadline and recorder.read_ready(recorder.poll(QUIET_S), writer):
+        while time.monotonic() < deadline and (
+            recorder.read_ready(recorder.poll(QUIET_S), writer) or not ends <= recorder.ended
+        ):
             pass
     finally:
         recorder.close()

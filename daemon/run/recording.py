@@ -26,6 +26,7 @@ import trio
 
 from daemon.model.descriptor import NodeSpec
 from daemon.model.errors import BadRequest
+from daemon.model.states import NodeStatus
 from node_sdk.config import Edge
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Recording:
     # One stop at a time: `flow record`'s stop, its lease running out and the run's end
     # may all stop it at once, and two readers of the recorder's stdout is a trio error.
     stopping: trio.Lock = attrs.field(factory=trio.Lock)
+    # nodes that had ended when it began: no end-of-stream of theirs will reach it
+    ended_before: frozenset[str] = frozenset()
     _lines: bytes = b""
 
     async def read_line(self) -> dict[str, Any]:
@@ -141,7 +144,8 @@ async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
     does not start leaves the run as it was, degraded: its Recording has a summary."""
     token = secrets.token_hex(4)
     endpoints = {t: _endpoint(run, token, n, t) for n, t in enumerate(topics)}
-    recording = Recording(token, path, endpoints)
+    ended = frozenset(node for node, slot in run.slots.items() if slot.status.finished)
+    recording = Recording(token, path, endpoints, ended_before=ended)
     run.recordings.append(recording)
     async with recording.stopping:  # a run ending now stops it once it started
         config: dict[str, Any] = {
@@ -216,6 +220,8 @@ async def _stop(run: Run, recording: Recording) -> dict[str, Any]:
         with trio.move_on_after(STOP_S):
             try:
                 if recording.process.stdin is not None:
+                    ends = json.dumps({"ends": ended_topics(run, recording)})
+                    await recording.process.stdin.send_all(ends.encode() + b"\n")
                     await recording.process.stdin.aclose()  # the recorder's cue to finish
                 summary = await recording.read_line()
             except (OSError, ValueError, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -239,6 +245,24 @@ async def _stop(run: Run, recording: Recording) -> dict[str, Any]:
         run.mark_degraded(f"recording: {recording.path}: {said}")
     log.info("run %s: recording %s ended: %s", run.id, recording.id, summary)
     return summary
+
+
+def ended_topics(run: Run, recording: Recording) -> list[str]:
+    """The recorded outputs whose end-of-stream is on its way: a node's stdout lines once it
+    has ended (its keeper ends them, however it exited), any output of a node that
+    succeeded (the SDK ends its outputs as the node closes), if it ended while recorded.
+    The recorder waits for those (bounded) before it finishes the file."""
+    ended = []
+    for topic in recording.topics:
+        node, _, output = topic.partition("/")
+        slot = run.slots.get(node)
+        if slot is None or node in recording.ended_before:
+            continue
+        if not slot.status.finished or slot.status is NodeStatus.LOST:
+            continue
+        if output == slot.spec.send_stdout_as or slot.status is NodeStatus.SUCCEEDED:
+            ended.append(topic)
+    return ended
 
 
 async def stop_all(run: Run) -> None:
