@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, NoReturn
 
+from node_sdk import uncaught
+
 _PR_SET_PDEATHSIG: Final = 1
 REPARENT_S: Final = 5.0
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)  # made once in the server, not per node
@@ -293,4 +295,4 @@ def _excepthook(
     while tb is not None and tb.tb_frame.f_code.co_filename in _OURS:
         tb = tb.tb_next
     # the default hook prints the exception's own traceback when it has one
-    sys.__excepthook__(kind, value.with_traceback(tb), tb)
+    uncaught.excepthook(kind, value.with_traceback(tb), tb)

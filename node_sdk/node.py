@@ -31,6 +31,7 @@ from node_sdk.receiver import Receiver, await_start
 from node_sdk.send import OutputStatistics, Sender
 from node_sdk.surface import DoraSurface
 from node_sdk.timers import Timers
+from node_sdk.uncaught import install as _install_excepthook
 
 # Inputs are drained all the time, so this is not a queue bound (the inbox is): it must be
 # high, because zmq throws away what is in flight on a connection whose receiving side is
@@ -38,6 +39,8 @@ from node_sdk.timers import Timers
 # messages and its end-of-stream. Credits bound backpressure inputs well below it.
 INPUT_RCVHWM: Final = 50_000
 JOIN_TIMEOUT_S: Final = 5.0
+
+_install_excepthook()  # a NodeError nobody caught: one line naming the author's call
 
 __all__ = ["Node", "NodeStatistics", "OutputStatistics"]
 
