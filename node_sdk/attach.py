@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import time
-from types import TracebackType
 from typing import Final
 
 import zmq
 
-from node_sdk import channel, paths, private
+from node_sdk import channel, paths, private, uncaught
 from node_sdk import config as _config
 from node_sdk.errors import NodeError
 
@@ -28,7 +26,7 @@ def attach(
     node_id: str, dataflow: str | None = None, *, timeout_s: float = ATTACH_TIMEOUT_S
 ) -> _config.NodeConfig:
     """The configuration the daemon grants to `node_id`; NodeError with its one-line refusal."""
-    quiet_ctrl_c(node_id)
+    uncaught.quiet_ctrl_c(node_id)
     if dataflow is None:
         dataflow = os.environ.get(DATAFLOW_ENV) or None
     home = paths.flow_home()
@@ -68,21 +66,3 @@ def attach(
                 return reply.config
     finally:
         ctx.destroy(linger=0)
-
-
-def quiet_ctrl_c(node_id: str) -> None:
-    """A dynamic node is a script run from a terminal: Ctrl-C ends it with one line, not a
-    traceback through the SDK's internals. Only the uncaught KeyboardInterrupt is quieted
-    (the process still ends as Ctrl-C ends it: status 130), and only while nobody else
-    replaced `sys.excepthook`; everything else goes to the hook that was there."""
-    previous = sys.excepthook
-    if previous is not sys.__excepthook__:
-        return
-
-    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        if issubclass(kind, KeyboardInterrupt):
-            sys.stderr.write(f"node {node_id}: interrupted (Ctrl-C)\n")
-            return
-        previous(kind, exc, tb)
-
-    sys.excepthook = hook
