@@ -98,6 +98,9 @@ def _run(code: types.CodeType, namespace: dict[str, object]) -> int | None:
     except SystemExit as exc:
         return exit_status(exc.code)
     except BaseException as exc:  # what the interpreter would print and exit 1 for
+        # kept where the interpreter keeps an uncaught exception, for the exit's handlers
+        # (Node.close: a parameter change being handled was not taken)
+        sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return None if isinstance(exc, KeyboardInterrupt) else 1
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,8 +158,11 @@ class Node(DoraSurface, ParamSurface):
         """A bound socket for one input (also called by the receiver thread for `add_input`)."""
         return bind_input(self._ctx, spec, INPUT_RCVHWM, self._curve)
 
-    def close(self) -> None:
-        """End-of-stream on every output, `bye` to the daemon, sockets closed; idempotent."""
+    def close(self, error: BaseException | None = None) -> None:
+        """End-of-stream on every output, `bye` to the daemon, sockets closed; idempotent.
+        `error`: what the node closes on (`with` passes it; at exit, an uncaught one)."""
+        if error is None:  # at the interpreter's exit after an exception nobody caught
+            error = getattr(sys, "last_value", None)
         if self._closed:
             return
         self._end_async()  # a worker thread of recv_async must leave the sockets first
@@ -171,7 +175,7 @@ class Node(DoraSurface, ParamSurface):
             may_return = self._cfg.restartable or self._inbox.restart_requested
             self._sender.send_eos(final=not may_return)
         receiver, events = self._receiver, self._events
-        self._params.settle()  # a PARAM event handled last: taken
+        self._params.settle(error)  # a PARAM event handled last: taken, unless it raised
         events.tell(SEND + channel.encode(channel.Bye()))
         # what is queued reaches the receivers still there or coming back; a static node's
         # receiver thread lives meanwhile, as the daemon's word on a down receiver comes to
@@ -202,7 +206,7 @@ class Node(DoraSurface, ParamSurface):
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(exc)
 
     # ------------------------------------------------------------ sending
 

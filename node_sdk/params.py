@@ -5,7 +5,9 @@ The daemon sends each parameter as a `param` message: the current values before 
 event that the daemon waits to hear answered. The receiver thread queues the event; the
 node's thread, when it hands the event out, asks the validator, applies the value and
 answers once user code comes back for the next event (or closes): taken, or refused with
-the reason given to `reject_param` meanwhile, in which case the old value is put back. An
+the reason given to `reject_param` meanwhile, in which case the old value is put back.
+A node that closes on an exception raised meanwhile (`with Node()` left by it, or the
+interpreter's exit after an uncaught one) refuses the change with that exception's line. An
 event read after the daemon stopped waiting is dropped unseen and never applied, so what
 `flow param get` says and what the node holds do not part.
 """
@@ -27,6 +29,7 @@ from node_sdk.strictjson import loads
 log = logging.getLogger(__name__)
 
 MAX_DEPTH: Final = 16
+MAX_REASON: Final = 1000  # characters of an exception's first line sent as a refusal
 _ABSENT: Final = object()
 
 Validator = Callable[[str, Any], "str | None"]
@@ -93,12 +96,23 @@ class Params:
         self._apply(key, present, value)
         return event
 
-    def settle(self) -> None:
-        """The handled change is taken: say so (the node came back for more, or closes)."""
-        if self.handling is not None:
-            token = self.handling[0]
+    def settle(self, error: BaseException | None = None) -> None:
+        """The handled change is taken: say so (the node came back for more, or closes);
+        not if the node closes on `error`, an exception from its handling: refused then."""
+        if self.handling is None:
+            return
+        if isinstance(error, SystemExit) and error.code in (0, None):
+            error = None  # a clean exit: the change was handled
+        if error is not None:
+            token, key, old = self.handling
             self.handling = None
-            self.answer(_ack(token, None))
+            self._apply(key, old is not _ABSENT, old)
+            said = f"{type(error).__name__}: {error}".splitlines()[0][:MAX_REASON]
+            self.answer(_ack(token, f"the node raised {said}"))
+            return
+        token = self.handling[0]
+        self.handling = None
+        self.answer(_ack(token, None))
 
     def reject(self, key: str, reason: str) -> None:
         """Refuse the change being handled: the old value is back, the daemon hears why."""

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import BOUND_S, NODES, flow, flow_env, records, wait_for
 
 
-def start_tuner(home: Path, tmp_path: Path, name: str) -> Path:
-    """Start a run whose `tuner` node logs its parameters; the log's path."""
+def start_tuner(home: Path, tmp_path: Path, name: str, env: str = "") -> Path:
+    """Start a run whose `tuner` node logs its parameters; the log's path. `env`: more
+    lines of its `env:` block."""
     log = tmp_path / "params.jsonl"
     yml = tmp_path / "params.yml"
     yml.write_text(
@@ -27,7 +29,7 @@ nodes:
     env:
       PARAM_LOG: {log}
       UNBLOCK_FILE: {tmp_path / "unblock"}
-  - id: idle
+{env}  - id: idle
     path: sleep  # keeps the run going when tuner is stopped; a process node
     args: "3600"  # on past every step of the test, however slow; its stop ends it
 """
@@ -165,3 +167,22 @@ def test_a_node_that_dies_before_answering_fails_the_set_at_once(
     assert "node tuner exited (code 1) before it took the value" in done.stderr, done.stderr
     assert "did not answer" not in done.stderr
     assert entries(log, "param")[-1]["param"] == "crash"
+
+
+@pytest.mark.parametrize("closed_by", ["with", "exit", "exit-exec"])
+def test_a_node_that_raises_handling_a_change_refuses_it(
+    daemon: Path, tmp_path: Path, closed_by: str
+) -> None:
+    """The node raised out of its PARAM event (out of `with Node()`, or out of the script,
+    the interpreter's exit closing it): not taken, and the command says what it raised."""
+    env = "      NO_WITH: '1'\n" if closed_by.startswith("exit") else ""
+    env += "      FLOW_SPAWN: exec\n" if closed_by == "exit-exec" else ""  # not forked
+    log = start_tuner(daemon, tmp_path, "raises", env)
+    done = flow("param", "set", "raises", "tuner", "raise", "5", home=daemon)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the node raised ValueError: cannot apply raise=5" in done.stderr, done.stderr
+    assert "taken" not in done.stdout + done.stderr
+    assert entries(log, "param")[-1]["param"] == "raise"
+    wait_for(lambda: flow("list", home=daemon).returncode == 0, "flow list")
+    listed = flow("param", "list", "raises", "tuner", "--json", home=daemon)
+    assert "raise" not in listed.stdout, listed.stdout  # the daemon kept nothing
