@@ -145,10 +145,30 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def signal_node(child: Child, sig: signal.Signals) -> bool:
+    """Signal a live node's process group; False when it is gone.
+
+    A forked node has no group of its own until it has left the fork server's (its
+    `setsid`, node_sdk/forkchild.py, after it was handed to the keeper): a stop that comes
+    meanwhile (a run stopped as it starts) found no group and was lost, and the node ran on
+    to its SIGKILL. The process itself gets it then, through its pidfd, which no other
+    process can take over; it has started nothing of its own yet.
+    """
+    if signal_group(child.pid, sig):
+        return True
+    if child.code is not None:
+        return False
+    try:
+        signal.pidfd_send_signal(child.pidfd, sig)
+    except OSError:  # it has just exited: nothing left to signal
+        return False
+    return True
+
+
 def stop_children(children: Sequence[Child], kill_after: float) -> None:
     """SIGTERM each child's group, SIGKILL what is left of them after `kill_after` s."""
     for child in children:
-        signal_group(child.pid, signal.SIGTERM)
+        signal_node(child, signal.SIGTERM)
     deadline = time.monotonic() + kill_after
     live = list(children)
     while live and time.monotonic() < deadline:

@@ -29,6 +29,7 @@ from daemon.keeper.children import (
     Child,
     node_states,
     signal_group,
+    signal_node,
     start_node,
     stop_children,
 )
@@ -184,7 +185,7 @@ class Keeper:
             self._end_all()
         if self.ending_at is not None and now - self.ending_at > ORPHAN_KILL_S:
             for child in self._live():
-                signal_group(child.pid, signal.SIGKILL)
+                signal_node(child, signal.SIGKILL)
         for child in list(self.children.values()):
             if child.code is not None and not child.reported:
                 if child.kill_at is not None and now >= child.kill_at:
@@ -201,7 +202,7 @@ class Keeper:
         if self.ending_at is None:
             self.ending_at = time.monotonic()
             for child in self._live():
-                signal_group(child.pid, signal.SIGTERM)
+                signal_node(child, signal.SIGTERM)
 
     def _live(self) -> list[Child]:
         return [c for c in self.children.values() if c.code is None]
@@ -253,7 +254,7 @@ class Keeper:
         elif isinstance(message, Signal):
             child = self.children.get(message.node)
             if child is not None and child.code is None:
-                signal_group(child.pid, signal.Signals(message.sig))
+                signal_node(child, signal.Signals(message.sig))
         elif isinstance(message, Release | WireStdout | UnwireStdout):
             child = self.children.get(message.node)
             live = child.stdout_output if child is not None else None
