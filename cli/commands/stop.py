@@ -34,6 +34,25 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli import render
+    from cli.errors import DaemonUnreachable
+    from cli.foreground_stop import stop_without_daemon
+    from node_sdk import paths
+
+    try:
+        return _through_daemon(args)
+    except DaemonUnreachable:
+        # no daemon: a run a `flow run` process supervises is stopped by asking it
+        runs = stop_without_daemon(paths.flow_home(), args.run, every=args.all,
+                                   force=args.force)  # fmt: skip
+        if runs is None:
+            raise
+    for info in runs:
+        render.run_result(info)
+    return 0
+
+
+def _through_daemon(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.commands.config import load_settings
     from cli.errors import BAD_INPUT, CliError

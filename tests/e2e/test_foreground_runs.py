@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import BOUND_S, daemon_down, flow, flow_env, stream_graph, wait_for
+from helpers import BOUND_S, daemon_down, daemon_up, flow, flow_env, stream_graph, wait_for
 
 
 def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
@@ -98,3 +98,35 @@ def test_a_run_stopped_as_it_starts_stops_every_node_without_sigkill(
         said = done.stdout + done.stderr
         assert done.returncode == 0, f"attempt {attempt}: {said}"
         assert "SIGKILL" not in said, f"attempt {attempt}: {said}"
+
+
+def test_flow_stop_without_a_daemon_asks_the_flow_run_process(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """`flow down` leaves a foreground run running and says `flow stop RUN` stops it; with
+    the daemon gone that said `cannot reach the flow daemon`. It asks the `flow run` now."""
+    yml = tmp_path / "fg.yml"
+    yml.write_text(stream_graph(tick_ms=20))
+    daemon_up(flow_home)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", str(yml), "--name", "fgs"],
+        env=flow_env(flow_home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "running" in flow("list", home=flow_home).stdout, "fgs never ran")
+        down = flow("down", home=flow_home)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "flow stop RUN" in down.stdout + down.stderr, down.stdout + down.stderr
+        stopped = flow("stop", "fgs", home=flow_home)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "run fgs (" in stopped.stdout, stopped.stdout
+        assert ") stopped" in stopped.stdout, stopped.stdout
+        out, _ = running.communicate(timeout=BOUND_S)
+        assert running.returncode == 143, out  # as a shell reports SIGTERM's end
+        again = flow("stop", "fgs", home=flow_home)  # ended: nothing to ask, no daemon
+        assert again.returncode == 3, again.stdout + again.stderr
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+        daemon_down(flow_home)
