@@ -1,5 +1,6 @@
 """The start barrier's wait: each node connects within its own `connect_timeout` (or the
-`start_timeout` setting), and a miss names the node and the two ways to give it longer."""
+`start_timeout` setting), and a miss names the node and the two ways to give it longer;
+a node that ended well without ever connecting is named too."""
 
 from __future__ import annotations
 
@@ -37,7 +38,19 @@ def late_message(late: Sequence[NodeSlot], default: float) -> str:
         groups.setdefault(connect_timeout(slot, default), []).append(slot.id)
     missed = "; ".join(f"within {t:g}s: {', '.join(ids)}" for t, ids in groups.items())
     return (
-        f"nodes did not connect {missed} (give a node longer with `connect_timeout: 60s` in "
-        "its YAML, or every node with the start_timeout setting: FLOW_START_TIMEOUT=60s or "
-        "start_timeout in $FLOW_HOME/config.toml; see flow config)"
+        f"nodes did not connect {missed} (a node connects when it creates its Node(): a "
+        "program that never does wants `connects: false` in its YAML; give a slow node longer "
+        "with `connect_timeout: 60s`, or every node with the start_timeout setting: "
+        "FLOW_START_TIMEOUT=60s or start_timeout in $FLOW_HOME/config.toml; see flow config)"
     )
+
+
+def ended_unconnected(slot: NodeSlot) -> str | None:
+    """Why a node that exited 0 without ever connecting is worth a word (a Python script
+    that forgot its Node(): its run succeeded and its receivers got nothing); else None."""
+    if not slot.spec.connects or slot.spec.is_dynamic or slot.connected.is_set():
+        return None
+    if slot.exit_code != 0 or slot.stop_requested:
+        return None
+    return (f"node {slot.id}: ended without connecting (a node connects when it creates "
+            "its Node(); a program that is not a node wants `connects: false`)")  # fmt: skip

@@ -32,6 +32,7 @@ from daemon.model.keeper_messages import (
 from daemon.model.result import RunEnding, run_result
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
+from daemon.run.connect_wait import ended_unconnected
 from daemon.run.keeper_link import KeeperPort
 from daemon.run.placement import PlacedRun
 from daemon.run.receiver_word import tell_late_sender, tell_senders
@@ -351,6 +352,8 @@ class Run:
         for it closes the source once its socket is read empty (node_sdk/inbox.py). Its
         senders stop waiting for it."""
         self.receiver_down(slot, restarting=False)
+        if (unconnected := ended_unconnected(slot)) is not None:
+            self.mark_degraded(unconnected)
         if not self.released:
             return
         if self._close_downstream(slot, at_end=True) and self.nursery is not None:

@@ -298,7 +298,9 @@ nodes:
     done = flow("run", str(yml), home=flow_home, env_extra={"FLOW_START_TIMEOUT": "2s"})
     assert done.returncode == 1, done.stdout + done.stderr
     # the patient node's own connect_timeout kept it out of the late ones
-    assert "nodes did not connect within 2s: slow (give a node longer with" in done.stderr
+    assert "nodes did not connect within 2s: slow (a node connects when it creates its Node()" \
+        in done.stderr  # fmt: skip
+    assert "wants `connects: false` in its YAML; give a slow node longer with" in done.stderr
     assert "`connect_timeout: 60s`" in done.stderr
     assert "FLOW_START_TIMEOUT" in done.stderr
     assert "waiting for slow, patient to connect" in done.stderr  # said while it waited

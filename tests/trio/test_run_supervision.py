@@ -74,7 +74,8 @@ async def test_a_late_node_fails_the_start_barrier(
     assert run.late == ["sink"]
     timeout = settings().start_timeout
     assert run.error is not None
-    assert run.error.startswith(f"nodes did not connect within {timeout:g}s: sink (give a node")
+    late = f"nodes did not connect within {timeout:g}s: sink (a node connects when"
+    assert run.error.startswith(late)
     assert trio.current_time() - began >= timeout
     assert run.slots["sink"].status is NodeStatus.FAILED
     assert node_row(run, "sink")["status"] == "failed"  # memory and the store agree
