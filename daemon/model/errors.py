@@ -93,10 +93,11 @@ class UnknownParam(RecoverableError):
 class RunNotActive(RecoverableError):
     """The run has already ended."""
 
-    def __init__(self, run: str, status: str) -> None:
+    def __init__(self, run: str, status: str, name: str | None = None) -> None:
         self.run = run
         self.status = status
-        super().__init__(f"run {run} is not active (it is {status})")
+        label = f"{name} ({run[:13]})" if name else run
+        super().__init__(f"run {label} is not active: it has ended ({status})")
 
 
 class DataflowInvalid(RecoverableError):

@@ -180,7 +180,7 @@ class Runtime:
             pid, alive = foreground
             raise ForegroundRun(info["name"] or info["id"], str(pid), alive=alive)
         if run is None or not run.status.active:
-            raise RunNotActive(info["id"], info["status"])
+            raise RunNotActive(info["id"], info["status"], info["name"])
         return run
 
     async def load(self, path: str, text: str) -> Dataflow:

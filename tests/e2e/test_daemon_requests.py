@@ -53,7 +53,7 @@ def test_burst_of_bad_requests_is_answered_and_runs_go_on(daemon: Path, tmp_path
         client.close()
     expected = {
         "unknown run": "no run with ID or name 'no-such-run'",
-        "finished run": "is not active",
+        "finished run": ") is not active: it has ended (succeeded)",
         "wrong version": "protocol version 99 not supported",
         "unknown type": "unknown request type 'explode'",
         "bad field": "field 'run': expected a string",
