@@ -184,8 +184,10 @@ class Sender:
         output = self.outputs.get(output_id)
         if output is None:
             raise NodeError(self.undeclared(output_id))
-        if nbytes < 0:
-            raise NodeError(f"output {output_id!r}: a buffer of {nbytes} bytes")
+        if type(nbytes) is not int or nbytes < 0:  # bool is not a size either
+            got = f"{type(nbytes).__name__} {nbytes!r:.40}"
+            raise NodeError(f"output {output_id!r}: a buffer's size must be a count of bytes "
+                            f"(an int >= 0), got {got}")  # fmt: skip
         kind, fields = KIND_BYTES, None
         if dtype is not None:
             kind, fields = KIND_NUMPY, numpy_fields(dtype, shape, nbytes)

@@ -342,6 +342,17 @@ def _():
     handler.send()  # still sendable: the block did not send it
 
 
+@case("a size that is not a count of bytes is one clear error")
+def _():
+    for size in (b"abc", 2.5, True, -1):
+        try:
+            node.send_output_raw("data", size)
+        except Exception as exc:
+            assert "a buffer's size must be a count of bytes" in str(exc), repr(exc)
+        else:
+            raise AssertionError(f"took a size {size!r}")
+
+
 @case("last: a marked buffer arrives")
 def _():
     with node.send_output_raw("data", 8) as buf:
@@ -384,7 +395,7 @@ def test_zero_copy_send_contract(flow_home: Path, tmp_path: Path) -> None:
         {"contract.py": CONTRACT_NODE, "sink.py": CONTRACT_SINK},
     )
     out = flow_run_ok(flow_home, yml)
-    assert "7/7 contract cases passed" in out
+    assert "8/8 contract cases passed" in out
     big, small = 128 * 1024, 64
     # what was sent, in order: each case's one sent buffer; the refused `with` sends none
     assert f"sink sizes {[big, small, big, small, big, 8]} last [42, 42]" in out
