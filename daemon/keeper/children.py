@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import signal
 import subprocess
@@ -22,6 +23,8 @@ from daemon.model.logformat import level_number, record_from_output
 
 STDERR_TAIL = 20
 MAX_LINE = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
 @attrs.define(eq=False)
@@ -45,6 +48,7 @@ class Child:
     code: int | None = None
     kill_at: float | None = None  # group SIGKILL deadline once the leader has exited
     reported: bool = False
+    unhandled: int = 0  # lines of it that could not be handled (`line`)
 
     @property
     def pid(self) -> int:
@@ -66,7 +70,18 @@ class Child:
 
     def line(self, stream: str, raw: bytes) -> None:
         """One whole line of its `stream`: into its log (and stderr tail), and sent on its
-        `send_stdout_as` or `send_logs_as` output, if it has one."""
+        `send_stdout_as` or `send_logs_as` output, if it has one. What the node wrote is
+        untrusted: a line that cannot be handled is dropped (counted, the first logged),
+        never the end of the keeper and so of every node of the run."""
+        try:
+            self._line(stream, raw)
+        except Exception as exc:
+            if not self.unhandled:
+                log.warning("node %s: a %s line dropped: %r", self.node, stream, exc)
+            self.unhandled += 1
+            self.log.dropped += 1
+
+    def _line(self, stream: str, raw: bytes) -> None:
         record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
         if stream == "stderr":
             self.tail.append(record.message)

@@ -10,6 +10,7 @@ carries the node, the time and the level, so grepping by any of them finds all o
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from typing import Any, NamedTuple
 import attrs
 
 LOG_MARKER = "\x1eFLOWLOG"
+MAX_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: the last second datetime shows
+MAX_LEVEL_DIGITS = 6  # a numeric level ("25"); more digits are no level logging knows
 
 # the level a line without one counts as for `--level`: what a program writes on stderr
 # is its diagnostics, so `--level WARNING` keeps it and hides plain stdout chatter
@@ -48,6 +51,17 @@ class LogRecord:
         return json.dumps(data, ensure_ascii=False)
 
 
+def _sane_time(value: object, default: float) -> float:
+    """A record's time as a node or a file says it, if it is one a clock can show (finite,
+    from 1970 to the year 9999); else `default`. A node's `1e300` raised OverflowError in
+    the keeper, which ended its run, and in every `flow logs` of it after."""
+    try:
+        stamp = float(value)  # type: ignore[arg-type]  # anything JSON holds: refused below
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return stamp if math.isfinite(stamp) and 0.0 <= stamp <= MAX_TIME else default
+
+
 def record_from_output(stream: str, line: str, now: float | None = None) -> LogRecord:
     """Turn one captured stdout/stderr line (no trailing newline) into a record."""
     stamp = time.time() if now is None else now
@@ -55,7 +69,7 @@ def record_from_output(stream: str, line: str, now: float | None = None) -> LogR
         try:
             data = json.loads(line[len(LOG_MARKER) :])
             return LogRecord(
-                time=float(data.get("t", stamp)),
+                time=_sane_time(data.get("t", stamp), stamp),
                 stream="log",
                 message=str(data.get("m", "")),
                 level=str(data.get("lvl", "INFO")),
@@ -76,7 +90,7 @@ def parse_line(line: str) -> LogRecord:
     try:
         data = json.loads(line)
         return LogRecord(
-            time=float(data["t"]),
+            time=_sane_time(data["t"], 0.0),
             stream=str(data["s"]),
             message=str(data["m"]),
             level=data.get("lvl"),
@@ -90,7 +104,7 @@ def level_number(record: LogRecord) -> int:
     """The record's severity for `--level`; a stdout line is INFO, a stderr line WARNING."""
     name = record.level if record.stream == "log" else STREAM_LEVELS.get(record.stream)
     name = (name or "INFO").upper()
-    if name.isdigit():
+    if name.isascii() and name.isdigit() and len(name) <= MAX_LEVEL_DIGITS:  # "²" is a digit
         return int(name)
     return LEVEL_NUMBERS.get(name, LEVEL_NUMBERS["INFO"])
 
