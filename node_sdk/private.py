@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -115,13 +115,44 @@ def prepare_home(home: Path) -> None:
         home.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as exc:
         raise NotPrivate(f"cannot create FLOW_HOME {home}: {exc.strerror or exc}") from None
+    _refuse_a_shared_folder(home)
     loose = ensure_private_dir(home, "FLOW_HOME")
     # once the home is ours and 0700 nobody else can reach inside; a home that was open
-    # (made by an older flow) has its whole tree tightened, once
-    _tighten(home, recurse=loose)
+    # (made by an older flow) has its whole tree tightened, once: flow's own entries only
+    _tighten(home, recurse=loose, only=_is_flows)
 
 
-def _tighten(folder: Path, *, recurse: bool) -> None:
+def _is_flows(name: str) -> bool:
+    """Whether a FLOW_HOME entry is one flow makes (node_sdk/paths.py, the cluster keys,
+    config.toml, a state store moved aside)."""
+    return name in _FLOW_ENTRIES or name.startswith(("state.db", "daemon."))
+
+
+_FLOW_ENTRIES = frozenset({"runs", "cluster", "config.toml"})
+
+
+def _refuse_a_shared_folder(home: Path) -> None:
+    """A FLOW_HOME that other users can read and that holds what flow did not make (a slip:
+    FLOW_HOME=$HOME, =., =/srv) is refused untouched: flow would make it 0700 (it used to
+    make its whole tree private, every file of it)."""
+    try:
+        info = os.lstat(home)
+        if not stat.S_ISDIR(info.st_mode) or not info.st_mode & 0o077:
+            return  # not a folder (said later, as such), or private already
+        foreign = sorted(name for name in os.listdir(home) if not _is_flows(name))
+    except OSError:
+        return  # missing (made next), or unreadable (said by ensure_private_dir)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        mode = f"{stat.S_IMODE(info.st_mode):o}"
+        raise NotPrivate(
+            f"FLOW_HOME {home} is not a flow home: it holds {shown} and other users can "
+            f"read it (mode {mode}); flow makes its home private (0700): point FLOW_HOME at "
+            f"a folder of its own, e.g. {home / 'flow'}"
+        )
+
+
+def _tighten(folder: Path, *, recurse: bool, only: Callable[[str], bool] | None = None) -> None:
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
@@ -129,6 +160,8 @@ def _tighten(folder: Path, *, recurse: bool) -> None:
     except OSError as exc:
         raise NotPrivate(f"cannot read {folder}: {exc.strerror or exc}") from None
     for entry in entries:
+        if only is not None and not only(entry.name):
+            continue  # not flow's: left as it is
         try:
             _tighten_entry(entry, recurse)
         except FileNotFoundError:

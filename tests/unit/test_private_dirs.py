@@ -95,7 +95,7 @@ def test_a_loose_home_is_tightened_links_left_alone(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.write_text("")
     outside.chmod(0o644)
-    (home / "link").symlink_to(outside)
+    (logs / "link.log").symlink_to(outside)
     for path in (home, home / "runs", home / "runs" / "r", logs):
         path.chmod(0o755)
     for path in (logs / "n.log", home / "state.db"):
@@ -104,6 +104,38 @@ def test_a_loose_home_is_tightened_links_left_alone(tmp_path: Path) -> None:
     assert [mode(p) for p in (home, home / "runs", home / "runs" / "r", logs)] == [0o700] * 4
     assert mode(logs / "n.log") == mode(home / "state.db") == 0o600
     assert mode(outside) == 0o644
+
+
+def test_a_shared_folder_is_no_flow_home_and_is_left_as_it_is(tmp_path: Path) -> None:
+    """FLOW_HOME=$HOME, =., =/srv: a folder other users read, holding what flow did not
+    make. Its whole tree was made private (every folder 0700, every file 0600)."""
+    home = tmp_path / "srv"
+    (home / "www").mkdir(parents=True)
+    (home / "www" / "index.html").write_text("hi")
+    (home / "state.db").write_text("")  # flow's, beside the rest: still not a flow home
+    for path, loose in ((home, 0o755), (home / "www", 0o755), (home / "www" / "index.html",
+                        0o644), (home / "state.db", 0o644)):  # fmt: skip
+        path.chmod(loose)
+    with pytest.raises(private.NotPrivate, match=r"is not a flow home: it holds www and"):
+        private.prepare_home(home)
+    assert [mode(p) for p in (home, home / "www", home / "www" / "index.html")] == [
+        0o755, 0o755, 0o644,
+    ]  # fmt: skip
+
+
+def test_a_private_home_leaves_what_is_not_flows_alone(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "notes").mkdir(parents=True)
+    (home / "notes" / "todo.txt").write_text("x")
+    (home / "notes" / "todo.txt").chmod(0o644)
+    (home / "notes").chmod(0o755)
+    (home / "config.toml").write_text("")
+    (home / "config.toml").chmod(0o644)
+    home.chmod(0o700)
+    private.prepare_home(home)
+    assert mode(home / "config.toml") == 0o600  # flow's own
+    assert mode(home / "notes") == 0o755  # the user's, as they made it
+    assert mode(home / "notes" / "todo.txt") == 0o644
 
 
 def test_a_stale_socket_is_unlinked(tmp_path: Path) -> None:
