@@ -77,12 +77,18 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
     """A `flow run` that died without recording its end is recorded as failed.
 
     Its origin names the process by pid and create time: a pid alone may be another
-    process's by now, and would keep a dead run listed as running forever. The daemon
-    does this at its start, and so does the next `flow run`.
+    process's by now, and would keep a dead run listed as running forever. What its nodes
+    left running is killed. The daemon does this at its start, and so does the next
+    `flow run`.
     """
     origin = str(info["origin"])
     if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
         return  # still running in its own terminal
+    # its nodes went with it (they die with its keeper thread), not what they started in
+    # a session of their own (setsid, a double fork): nothing else would ever end those
+    left = _kill_groups(lambda environ, cmdline: environ.get("FLOW_DATAFLOW") == info["id"])
+    if left:
+        log.warning("run %s: killed %d processes its dead flow run left", info["id"], left)
     for node in info["nodes"]:  # they went with it (its keeper thread was theirs)
         if NodeStatus(node["status"]).comes_back:
             tail = [*node["stderr_tail"], "ended with its flow run process"]
@@ -286,10 +292,16 @@ def _kill_groups(matches: Callable[[dict[str, str], str], bool]) -> int:
             cmdline = "\0".join(process.cmdline())
         except (psutil.Error, OSError):
             continue  # gone meanwhile, or another user's: not ours either way
-        if matches(environ, cmdline):
-            with contextlib.suppress(OSError):
-                os.killpg(process.pid, signal.SIGKILL)
-                killed += 1
+        if not matches(environ, cmdline):
+            continue
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # no group of its own (a node's child in the node's):
+            with contextlib.suppress(psutil.Error):  # itself, if it is still that process
+                process.kill()
+        except OSError:
+            continue
+        killed += 1
     return killed
 
 
