@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of a run in the foreground (`flow run`, `flow replay`)."""
-    parser.add_argument("--name", default=None, help="a name for the run (default: the file's)")
+    parser.add_argument("--name", default=None,
+                        help="a name for the run (default: the YAML's `name:`, else none)")
     parser.add_argument(
         "--stop-after",
         metavar="D",
