@@ -122,6 +122,8 @@ def read_contents(path: str) -> Contents:
         if scanned is not None:
             return scanned
         reason = str(exc) or "it ends too early (empty or cut off)"
+        if _mcap_magic(path) is False:  # a YAML file, a log: not a recording at all
+            reason = "it does not start as one (a recording is the .mcap file flow record wrote)"
         raise CliError(f"{path} is not a readable MCAP file: {reason}", BAD_INPUT) from None
     return contents
 
@@ -193,3 +195,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  {topic}: {counts.get('recorded', 0)} recorded"
                      + (f", {missed} not recorded" if missed else ""))  # fmt: skip
     return lines
+
+
+def _mcap_magic(path: str) -> bool | None:
+    """Whether the file starts with MCAP's magic bytes; None when it cannot be read."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(8) == b"\x89MCAP0\r\n"
+    except OSError:
+        return None

@@ -220,7 +220,8 @@ def test_replay_refuses_bad_input_in_one_line(flow_home: Path, tmp_path: Path) -
     not_mcap.write_bytes(b"not an mcap file")
     for args, text in (
         ((str(tmp_path / "none.mcap"),), "no such recording"),
-        ((str(not_mcap),), "not a readable MCAP file"),
+        ((str(not_mcap),), "not a readable MCAP file: it does not start as one (a recording "
+                           "is the .mcap file flow record wrote)"),  # not `invalid magic: (110,`
     ):
         done = flow("replay", *args, home=flow_home)
         assert done.returncode == 2, done.stdout
