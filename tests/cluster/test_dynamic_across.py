@@ -22,7 +22,8 @@ nodes:
   - id: viewer
     path: dynamic
     deploy: {{machine: b}}
-    inputs: {{data: counter/count}}
+    # a queue no loaded machine fills: the test looks for gaps on the wire, not drops
+    inputs: {{data: {{source: counter/count, queue_size: 1000}}}}
     outputs: [seen]
   - id: here
     path: dynamic

@@ -47,9 +47,14 @@ def _home(tmp_path: Path, name: str) -> Path:
     return home
 
 
+# the member's goodbye goes out as its context ends, which blocks this one loop the
+# coordinator shares for up to its linger: a 0.6 s silence then read as `lost` first
+LEAVING = Timing(heartbeat=0.1, lost_after=2.0)
+
+
 async def test_join_connect_leave_and_remove(tmp_path: Path, store: FlakyStore) -> None:
     listen = parse_listen(f"tcp://127.0.0.1:{_free_port()}")
-    coordinator = Coordinator(store, "a", listen, machine_keys(_home(tmp_path, "a")), TIMING)
+    coordinator = Coordinator(store, "a", listen, machine_keys(_home(tmp_path, "a")), LEAVING)
     member_home = _home(tmp_path, "b")
     async with trio.open_nursery() as nursery:
         await nursery.start(coordinator.serve)
@@ -61,7 +66,7 @@ async def test_join_connect_leave_and_remove(tmp_path: Path, store: FlakyStore) 
         with pytest.raises(JoinRefused, match="already admitted with another key"):
             await trio.to_thread.run_sync(join, _home(tmp_path, "c"), "b", token)
 
-        member = Member(member_home, membership, machine_keys(member_home), TIMING)
+        member = Member(member_home, membership, machine_keys(member_home), LEAVING)
         async with trio.open_nursery() as link:
             link.start_soon(member.serve)
             await _until(lambda: coordinator.peers["b"].state == "connected", "b connected")
@@ -69,7 +74,7 @@ async def test_join_connect_leave_and_remove(tmp_path: Path, store: FlakyStore) 
             link.cancel_scope.cancel()  # the member goes silent, without a goodbye
         await _until(lambda: coordinator.peers["b"].state == "lost", "b lost")
 
-        member = Member(member_home, membership, machine_keys(member_home), TIMING)
+        member = Member(member_home, membership, machine_keys(member_home), LEAVING)
         async with trio.open_nursery() as link:
             link.start_soon(member.serve)
             await _until(lambda: coordinator.peers["b"].state == "connected", "b back")
