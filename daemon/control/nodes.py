@@ -8,7 +8,7 @@ import trio
 
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.errors import BadRequest, UnknownNode
+from daemon.model.errors import BadRequest, NodeNotRunning, UnknownNode
 from daemon.model.states import NodeStatus, RunStatus
 from daemon.run.runtime import Runtime
 from daemon.run.slot import NodeSlot
@@ -34,7 +34,14 @@ def _running_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
     """A node a stop or restart applies to: running, or waiting out its restart delay."""
     run, slot = live_slot(rt, ref, node)
     if not slot.alive and slot.status is not NodeStatus.RESTARTING:
-        raise BadRequest(f"node {slot.id!r} of run {run.name or run.id} is not running")
+        label = run.name or run.id
+        if slot.status.finished:  # a failed operation (exit 1), not bad input
+            raise NodeNotRunning(
+                f"node {slot.id!r} of run {label} is not running: it has ended ({slot.status}); "
+                f"an ended node is not started again in its run (its inputs closed): "
+                f"`flow restart {label}` starts the whole run again"
+            )
+        raise BadRequest(f"node {slot.id!r} of run {label} is not running")
     return run, slot
 
 

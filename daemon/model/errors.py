@@ -7,6 +7,7 @@
     │   ├── UnknownNode        no node of that id in the run
     │   ├── UnknownParam       no parameter of that key on the node
     │   ├── RunNotActive       the run has already ended
+    │   ├── NodeNotRunning     a stop or restart of a node that has ended for good
     │   ├── DataflowInvalid    the YAML file failed validation (carries every problem)
     │   ├── NodeSpawnFailed    one node could not be started
     │   ├── ParamNotSet        a node refused a parameter or did not answer in time
@@ -35,6 +36,10 @@ class RecoverableError(FlowError):
 
 class BadRequest(RecoverableError):
     """A control request that cannot be understood."""
+
+
+class NodeNotRunning(RecoverableError):
+    """A stop or a restart of a node that has ended for good."""
 
 
 class UnknownRun(RecoverableError):

@@ -74,6 +74,24 @@ def test_node_stop_ends_one_node_and_closes_downstream(daemon: Path, tmp_path: P
     assert "is not running" in again.stderr or "not active" in again.stderr
 
 
+def test_an_ended_node_is_not_restarted_and_the_answer_says_what_does(
+    daemon: Path, tmp_path: Path
+) -> None:
+    yml = tmp_path / "ended.yml"
+    yml.write_text("nodes:\n  - id: brief\n    path: sh\n    args: -c 'exit 3'\n"
+                   "  - id: idle\n    path: sleep\n    args: '3600'\n")  # fmt: skip
+    assert flow("start", str(yml), "--detach", "--name", "ended", home=daemon).returncode == 0
+    deadline = time.monotonic() + 15  # a bound on a loaded machine
+    while '"failed"' not in flow("node", "info", "ended", "brief", "--json", home=daemon).stdout:
+        assert time.monotonic() < deadline, "brief never ended"
+        time.sleep(0.1)
+    restart = flow("node", "restart", "ended", "brief", home=daemon)
+    assert restart.returncode == 1, restart.stderr  # a failed operation, not bad input
+    assert "node 'brief' of run ended is not running: it has ended (failed)" in restart.stderr
+    assert "`flow restart ended` starts the whole run again" in restart.stderr
+    assert flow("stop", "ended", home=daemon).returncode == 0
+
+
 def test_node_stop_reaches_a_node_between_restarts_and_a_dynamic_one(
     daemon: Path, tmp_path: Path
 ) -> None:
