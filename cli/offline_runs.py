@@ -114,6 +114,7 @@ def log_files(home: Path, run: dict[str, Any], node: str | None) -> dict[str, st
     node_ids = [n["id"] for n in run["nodes"]]
     if node is not None:
         if node not in node_ids:
-            raise CliError(f"no node {node!r} in run {run['name'] or run['id']}", BAD_INPUT)
+            # a failed lookup (exit 1), as the daemon answers one for `flow param`, `node`
+            raise CliError(f"no node {node!r} in run {run['name'] or run['id']}", FAILED)
         node_ids = [node]
     return {n: str(paths.node_log(home, run["id"], n)) for n in node_ids}

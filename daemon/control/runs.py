@@ -13,7 +13,7 @@ from daemon.control.foreground_stop import stop_foreground
 from daemon.model import pids
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.errors import BadRequest, BrokenInvariant
+from daemon.model.errors import BadRequest, BrokenInvariant, UnknownNode
 from daemon.model.states import RunStatus
 from daemon.run.recovery import settle_foreground
 from daemon.run.runtime import Runtime
@@ -129,7 +129,7 @@ async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:
     node_ids = [n["id"] for n in info["nodes"]]
     if req.node is not None:
         if req.node not in node_ids:
-            raise BadRequest(f"no node {req.node!r} in run {info['name'] or info['id']}")
+            raise UnknownNode(info["name"] or info["id"], req.node)  # exit 1, as `flow node`
         node_ids = [req.node]
     files = {n: str(paths.node_log(rt.home, info["id"], n)) for n in node_ids}
     placer = rt.placer

@@ -288,6 +288,9 @@ def test_dynamic_node_prints_readable_lines_and_stores_them(daemon: Path, tmp_pa
     again = flow("logs", "dyn", "viewer", "--grep", "saw an input", home=daemon).stdout
     assert len(again.splitlines()) == 2, again  # both attachments' records are stored
     logs = flow("logs", "dyn", "viewer", home=daemon)
+    no_node = flow("logs", "dyn", "nosuchnode", home=daemon)
+    assert no_node.returncode == 1, no_node.stderr  # a failed lookup, as `flow node`'s
+    assert "no node 'nosuchnode'" in no_node.stderr
     assert flow("stop", "dyn", home=daemon).returncode == 0
     down = flow("down", home=daemon)
     assert down.returncode == 0, down.stderr
@@ -296,6 +299,9 @@ def test_dynamic_node_prints_readable_lines_and_stores_them(daemon: Path, tmp_pa
     assert offline.returncode == 0, offline.stderr
     assert offline.stdout == logs.stdout
     missing = flow("logs", "nosuchrun", home=daemon)
+    no_node = flow("logs", "dyn", "nosuchnode", home=daemon)
+    assert no_node.returncode == 1, no_node.stderr
+    assert "no node 'nosuchnode' in run dyn" in no_node.stderr
     assert missing.returncode == 1
     assert "no run with ID or name 'nosuchrun'" in missing.stderr
 
