@@ -40,6 +40,11 @@ def parse_added_node(
     if not isinstance(value, dict):
         raise DataflowInvalid([f"{name}:1: expected one node (a mapping with id, path, ...)"])
     node = dict(value)
+    if isinstance(node.get("id"), str) and any(n.id == node["id"] for n in dataflow.nodes):
+        line = loaded.lines.get((*prefix, "id"), 1)
+        said = f"node '{node['id']}' is already in the run"
+        raise DataflowInvalid([f"{name}:{line}: id: {said} (flow node remove it first, or "
+                               "give this one another id)"])  # fmt: skip
     inputs = node.get("inputs")
     for input_id, spec in (inputs.items() if isinstance(inputs, dict) else ()):
         source = spec.get("source") if isinstance(spec, dict) else spec
