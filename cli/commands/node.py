@@ -179,19 +179,15 @@ def print_detail(node: dict[str, Any]) -> None:
 
 def edit(args: argparse.Namespace) -> int:
     """`add`, `remove`, `connect`, `disconnect`: validated by the daemon, then applied."""
-    from pathlib import Path
 
     from cli import client, render
-    from cli.errors import BAD_INPUT, CliError
+    from cli.commands.start import read_dataflow
     from daemon.model import requests as rq
 
     if args.verb in ("add", "remove"):
         if args.verb == "add":
-            path = Path(args.file).resolve()
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CliError(f"cannot read {args.file}: {exc}", BAD_INPUT) from exc
+            # as `flow start` reads a file: missing, a FIFO, huge or not UTF-8, in one line
+            path, text = read_dataflow(args.file)
             request: Any = rq.NodeAdd(run=args.run, path=str(path), text=rq.YamlText(text))
         else:
             request = rq.NodeRemove(run=args.run, node=args.node)

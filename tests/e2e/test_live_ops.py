@@ -197,6 +197,11 @@ def test_graph_edits(daemon: Path, tmp_path: Path) -> None:
     assert dup.returncode == 2
     assert f"{snippet}:1: id: node 'extra' is already in the run (flow node remove it" \
         in dup.stderr  # not `duplicate node id` with a line of the run's file  # fmt: skip
+    for wrong, said in ((tmp_path / "none.yml", "no such dataflow file: "),
+                        (tmp_path, ": not a regular file")):  # fmt: skip
+        refused = flow("node", "add", "edits", str(wrong), home=daemon)
+        assert refused.returncode == 2, refused.stderr
+        assert said in refused.stderr, refused.stderr  # as `flow start` says it
     ghost = tmp_path / "ghost.yml"
     ghost.write_text(f"id: ghost\npath: {NODES}/listener.py\ninputs:\n  x: nobody/out\n")
     assert flow("node", "add", "edits", str(ghost), home=daemon).returncode == 2
