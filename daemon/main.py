@@ -73,7 +73,7 @@ def hold_home_lock(home: Path) -> Iterator[None]:
     try:
         fd = lock_home(home)
     except OSError as exc:
-        raise StateStoreUnusable(f"cannot open {path}: {exc.strerror or exc}") from None
+        raise StateStoreUnusable(private.open_failure(path, exc)) from None
     except HomeLocked as exc:
         raise ControlSocketUnavailable(
             f"another flow daemon (pid {exc.holder}) holds {path}: it serves {home}"

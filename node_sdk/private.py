@@ -11,6 +11,7 @@ between the check and the use.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -106,6 +107,16 @@ def check_private_dir(folder: Path, what: str = "socket folder") -> None:
     if info.st_mode & 0o022:  # another user could have put a socket of theirs in it
         mode = f"{stat.S_IMODE(info.st_mode):o}"
         raise NotPrivate(f"{what} {folder} is writable by other users (mode {mode}): {_fix(what)}")
+
+
+def open_failure(path: Path, exc: OSError) -> str:
+    """The one line for a file of the home flow cannot open: a symbolic link planted where
+    flow writes (opened with O_NOFOLLOW: ELOOP) said as such, not `Too many levels of
+    symbolic links`."""
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a symbolic link, not a file flow made: remove it (flow never " \
+            "writes through one)"  # fmt: skip
+    return f"cannot open {path}: {exc.strerror or exc}"
 
 
 def prepare_home(home: Path) -> None:

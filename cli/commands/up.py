@@ -171,9 +171,12 @@ def spawn_daemon(home: Path, serve_args: list[str] | None = None) -> subprocess.
     except private.NotPrivate as exc:
         raise CliError(str(exc)) from None
     env = dict(os.environ, FLOW_HOME=str(home))
-    log_fd = os.open(
-        paths.daemon_log(home), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
-    )
+    try:
+        log_fd = os.open(
+            paths.daemon_log(home), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
+    except OSError as exc:
+        raise CliError(private.open_failure(paths.daemon_log(home), exc)) from None
     with open(log_fd, "ab") as log:
         _LOG_START[home] = os.fstat(log_fd).st_size  # what this start writes comes after
         proc = subprocess.Popen(

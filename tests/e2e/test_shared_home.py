@@ -33,3 +33,20 @@ def test_flow_run_and_up_refuse_a_shared_folder_as_home(tmp_path: Path) -> None:
         assert "Traceback" not in done.stderr
     assert [_mode(p) for p in (shared, shared / "www", page)] == [0o755, 0o755, 0o644]
     assert sorted(p.name for p in shared.iterdir()) == ["www"]  # nothing of flow's made
+
+
+def test_a_link_planted_where_flow_writes_is_said_to_be_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere"
+    for name in ("daemon.log", "daemon.lock"):
+        link = home / name
+        link.symlink_to(target)
+        done = flow("up", home=home)
+        assert done.returncode != 0, done.stdout + done.stderr
+        said = f"{link} is a symbolic link, not a file flow made: remove it"
+        assert said in done.stderr, done.stderr  # not `Too many levels of symbolic links`
+        assert "OSError" not in done.stderr
+        assert not target.exists()  # nothing written through it
+        link.unlink()
+    flow("down", "--force", home=home)
