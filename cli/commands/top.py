@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         if first["runs"]:
             render.table(headers(first), [(row, []) for row in rows(first)])
         else:
-            render.info(NO_RUNS)
+            render.info(empty_text())
         return 0
     return _watch(first, interval)
 
@@ -92,7 +92,8 @@ def _watch(first: dict[str, Any], interval: float) -> int:
     try:
         with QuitKeys() as keys, Live(console=render.out, auto_refresh=False) as live:
             while True:
-                live.update(table(snapshot), refresh=True)
+                empty = None if snapshot["runs"] else empty_text()
+                live.update(table(snapshot, empty=empty), refresh=True)
                 if keys.wait(interval):
                     return 0
                 snapshot = unstructure(client.call(Top()))
@@ -155,8 +156,24 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def table(snapshot: dict[str, Any], width: int | None = None) -> Any:
-    """The live view's table, fitted to `width` columns (the terminal's by default)."""
+def empty_text() -> str:
+    """What an empty table says: no run of the daemon's, and the `flow run`s in their own
+    terminals, which it does not supervise (their nodes report to that process)."""
+    from cli import client
+    from daemon.model.requests import List
+
+    foreground = [r for r in client.call(List()).runs
+                  if str(r.get("origin") or "").startswith("foreground:")]  # fmt: skip
+    if not foreground:
+        return NO_RUNS
+    names = ", ".join(str(r["name"] or str(r["id"])[:13]) for r in foreground)
+    return (f"no live runs of the daemon; {len(foreground)} foreground flow run(s) ({names}) "
+            "show their nodes in their own terminals")  # fmt: skip
+
+
+def table(snapshot: dict[str, Any], width: int | None = None, empty: str | None = None) -> Any:
+    """The live view's table, fitted to `width` columns (the terminal's by default);
+    `empty`: what a table without runs says."""
     from rich.table import Table
 
     from cli import render
@@ -165,7 +182,8 @@ def table(snapshot: dict[str, Any], width: int | None = None) -> Any:
     keep = fitted(names, cells, render.out.width if width is None else width)
     view = Table(
         title=time.strftime("flow top  %H:%M:%S"),
-        caption="q or Ctrl-C quits" if snapshot["runs"] else f"{NO_RUNS}; q or Ctrl-C quits",
+        caption="q or Ctrl-C quits" if snapshot["runs"] else
+        f"{empty or NO_RUNS}; q or Ctrl-C quits",
         box=None, padding=(0, GAP // 2), pad_edge=False, expand=True, header_style="bold",
     )  # fmt: skip
     for index in keep:

@@ -42,6 +42,10 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
             assert refused.returncode == 1, (command, refused.stdout)
             assert "is a foreground `flow run` (pid" in refused.stderr, refused.stderr
             assert len(refused.stderr.splitlines()) == 1
+        top = flow("top", home=flow_home)  # piped: one table, or what an empty one says
+        assert top.returncode == 0, top.stderr
+        assert "no live runs of the daemon; 1 foreground flow run(s) (fg) show their nodes " \
+            "in their own terminals" in top.stdout + top.stderr, top  # fmt: skip
         stopped = flow("stop", "fg", home=flow_home, timeout=BOUND_S)
         assert stopped.returncode == 0, stopped.stderr
         assert "run fg" in stopped.stdout
