@@ -24,7 +24,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "top",
         help="live CPU, memory, message rates and drops of every node",
-        description="A live table of every node of every run: status, pid, CPU, memory, "
+        description="A live table of every node of every run the daemon supervises (a "
+        "foreground `flow run` shows its nodes in its own terminal; an empty table names such "
+        "runs): status, pid, CPU, memory, "
         "messages taken in per second (IN/S: handed to its code, all inputs) and sent per "
         "second (OUT/S, all outputs; `-` until the node has reported twice), queued and "
         "dropped messages, the latency from send to receive over the last second (P50, P99: "
