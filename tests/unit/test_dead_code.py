@@ -22,6 +22,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     ("node_sdk/node.py", "timed_out"): "SDK API: says why next() returned None",
     ("node_sdk/node.py", "tb"): "the __exit__ signature",
     ("node_sdk/forkchild.py", "orig_argv"): "sys.orig_argv, read by the node's own code",
+    ("node_sdk/forkchild.py", "last_traceback"): "set as the interpreter sets it (pdb.pm())",
     ("node_sdk/surface.py", "log_error"): "SDK API (dora's name)",
     ("node_sdk/surface.py", "log_warn"): "SDK API (dora's name)",
     ("node_sdk/surface.py", "log_info"): "SDK API (dora's name)",
