@@ -7,6 +7,7 @@ body (`daemon.model.replies`), structured by the same converter the daemon uses.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -35,8 +36,12 @@ def home_path(home: Path | None = None) -> Path:
     return home if home is not None else paths.flow_home()
 
 
-def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None) -> R:
-    """Send one request and return its typed reply body.
+def call(
+    req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None,
+    sent: Callable[[], None] | None = None,
+) -> R:  # fmt: skip
+    """Send one request and return its typed reply body; `sent` is called once the request
+    is on its way (queued on the socket), before the reply is awaited.
 
     Raises `DaemonUnreachable` when the socket file is missing or no reply comes within
     `timeout` seconds, `DaemonError` when the daemon answers `ok: false`, and `CliError`
@@ -58,6 +63,8 @@ def call(req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None)
         sock.connect(endpoint)
         for message in split_request(frame):  # a large request goes in parts
             sock.send_multipart([b"", *message])
+        if sent is not None:
+            sent()
         data = _await_reply(sock, req_id, timeout, folder)
     finally:
         sock.close()

@@ -177,30 +177,42 @@ class LinePrinter:
 
 
 class Interrupts:
-    """Counts Ctrl-C presses instead of raising, so a loop can turn them into requests.
+    """Counts Ctrl-C presses (and whichever other `signals`) instead of raising, so a loop
+    can turn them into requests.
 
-    The `limit`-th press raises KeyboardInterrupt after all.
+    The `limit`-th press raises KeyboardInterrupt after all, unless `holding`: while the
+    caller cannot yet act on a press (an attached `flow start` waiting for the run's id),
+    every press is only counted, for it to act on once it can, and `on_held` (when set)
+    says so at once with the signal and the press number.
     """
 
-    def __init__(self, limit: int = 3) -> None:
+    def __init__(
+        self, limit: int = 3, signals: tuple[signal.Signals, ...] = (signal.SIGINT,)
+    ) -> None:
         self.limit = limit
+        self.signals = signals
         self.count = 0
+        self.holding = False
+        self.on_held: Callable[[signal.Signals, int], None] | None = None
         self._seen = 0
-        self._old: Any = None
+        self._old: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            for number in self.signals:
+                self._old[number] = signal.signal(number, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
+        for number, old in self._old.items():
+            signal.signal(number, old)
+        self._old = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
-        if self.count >= self.limit:
+        if self.holding and self.on_held is not None:
+            self.on_held(signal.Signals(signum), self.count)
+        elif self.count >= self.limit and not self.holding:
             raise KeyboardInterrupt
 
     def new_presses(self) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Any
 from cli.errors import BAD_INPUT, FAILED, CliError
 from daemon.model import pids
 from daemon.model.errors import ambiguous_run
+from daemon.model.run_names import pick_run
 from daemon.model.run_rows import ACTIVE_STATUSES, run_info
 from node_sdk import paths
 
@@ -80,19 +81,13 @@ def resolve(home: Path, ref: str) -> dict[str, Any]:
 
 
 def _pick(ref: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
-    """The daemon's rule (daemon/run/runtime.py `resolve`): id, then name, then one prefix."""
-    exact = [m for m in matches if m["id"] == ref]
-    if exact:
-        return exact[0]
-    named = [m for m in matches if m["name"] == ref]
-    if named:
-        active = [m for m in named if m["status"] in ACTIVE]
-        return (active or named)[0]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
+    """The daemon's rule (daemon/run/runtime.py `resolve`): `pick_run`'s."""
+    picked = pick_run(ref, matches, ACTIVE)
+    if isinstance(picked, dict):
+        return picked
+    if not picked:
         raise CliError(f"no run with ID or name {ref!r}", FAILED)
-    raise CliError(ambiguous_run(ref, [m["id"] for m in matches]), BAD_INPUT)
+    raise CliError(ambiguous_run(ref, picked), BAD_INPUT)
 
 
 def being_run(run: dict[str, Any]) -> bool:

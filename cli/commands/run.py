@@ -30,8 +30,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of a run in the foreground (`flow run`, `flow replay`)."""
-    parser.add_argument("--name", default=None,
-                        help="a name for the run (default: the YAML's `name:`, else none)")
+    parser.add_argument(
+        "--name", default=None,
+        help="a name for the run (default: the YAML's `name:`): printable, not the start of a "
+        "run id",
+    )  # fmt: skip
     parser.add_argument(
         "--stop-after",
         metavar="D",
@@ -82,7 +85,7 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     `flow replay` runs its rewritten dataflow through here too."""
     from cli import render
     from cli.commands.config import load_settings
-    from cli.errors import dataflow_invalid
+    from cli.errors import dataflow_invalid, run_name
     from cli.recording import report
     from cli.tee import StdoutTee
     from daemon.foreground import run_foreground_sync
@@ -91,6 +94,7 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     from daemon.model.logformat import LogRecord
     from daemon.model.python_scripts import python_syntax_problems
 
+    run_name(args.name)
     settings = load_settings()  # read once, before anything runs: a bad setting is bad input
     env = parse_env(args.env)
     stop_after: float | None = args.stop_after

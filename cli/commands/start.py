@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ def register(sub: Any) -> None:
         "Attached, stream its nodes' logs until it ends and exit with its result.",
     )
     p.add_argument("file", metavar="FILE", help="the dataflow YAML file")
-    p.add_argument("--name", default=None, help="a name for the run")
+    p.add_argument(
+        "--name", default=None,
+        help="a name for the run: printable, not the start of a run id",
+    )  # fmt: skip
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--attach",
@@ -80,9 +84,12 @@ def read_dataflow(file: str) -> tuple[Path, str]:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
+    from cli.errors import run_name
+    from cli.follow import Interrupts
     from cli.recording import new_file, report
-    from daemon.model.requests import Env, Start, YamlText
+    from daemon.model.requests import Env, Name, Start, YamlText
 
+    name = run_name(args.name)
     path, text = read_dataflow(args.file)
     if args.probe:
         from cli.link_probe import probe_before_start
@@ -90,34 +97,95 @@ def run(args: argparse.Namespace) -> int:
         if not probe_before_start(path, text):
             return 1
     record = None if args.record is None else new_file(args.record)
-    request = Start(path=str(path), text=YamlText(text), name=args.name, env=Env(dict(args.env)),
-                    record=record)  # fmt: skip
-    info = client.call(request, timeout=60.0).run
+    request = Start(path=str(path), text=YamlText(text), env=Env(dict(args.env)), record=record,
+                    name=None if name is None else Name(name))  # fmt: skip
     attach = sys.stdin.isatty() if args.attach is None else args.attach
     if not attach:
-        render.info(f"{info['id']} {info['name']}" if info.get("name") else str(info["id"]))
+        started = client.call(request, timeout=60.0).run
+        render.info(f"{started['id']} {started['name']}" if started.get("name")
+                    else str(started["id"]))  # fmt: skip
         return 0
-    render.err.print(
-        f"started run {render.run_label(info)}; Ctrl-C stops it", style="dim", markup=False
-    )
-    status = attached(str(info["id"]))
+    # from before the request goes out: a Ctrl-C (or SIGTERM) at any moment after it stops
+    # the run it starts, never leaves it running unseen (SIGTERM counts as a Ctrl-C)
+    with Interrupts(signals=(signal.SIGINT, signal.SIGTERM)) as interrupts:
+        info = start_held(request, interrupts)
+        if info is None:
+            return INTERRUPTED
+        if interrupts.count >= interrupts.limit:
+            return kill_and_leave(str(info["id"]))
+        status = attached(str(info["id"]), interrupts)
     if record is not None:
         report(record)
     return status
 
 
-def attached(run_id: str, home: Path | None = None) -> int:
-    """Follow every node's log until the run ends; print the result; its exit status."""
+INTERRUPTED = 130  # docs/cli-reference.md: interrupted (Ctrl-C)
+
+
+def start_held(request: Any, interrupts: Any) -> dict[str, Any] | None:
+    """Send the `Start` request with every press held (counted, never raised) until its
+    reply names the run: the follow loop then turns them into its stop, as if they came
+    after. None, and nothing sent, when a press came before the request could go."""
     from cli import client, render
-    from cli.follow import Interrupts, LinePrinter, LogFollower, follow_run
+
+    if interrupts.count:
+        render.warning("interrupted before the start was asked: nothing was started")
+        return None
+    interrupts.holding, interrupts.on_held = True, _held
+    try:
+        info: dict[str, Any] = client.call(request, timeout=60.0, sent=_sent_hook()).run
+    finally:
+        interrupts.holding, interrupts.on_held = False, None
+    render.err.print(
+        f"started run {render.run_label(info)}; Ctrl-C stops it", style="dim", markup=False
+    )
+    return info
+
+
+def _held(sig: signal.Signals, press: int) -> None:
+    """A press while the daemon starts the run: what will be done once it has."""
+    from cli import render
+
+    what = ("stop the run", "kill the run", "kill the run and detach")[min(press, 3) - 1]
+    name = "Ctrl-C" if sig is signal.SIGINT else sig.name
+    render.warning(f"{name}: will {what} as soon as the daemon has started it")
+
+
+def kill_and_leave(run_id: str) -> int:
+    """Three presses before the run was known: kill it (grace 0), then detach, as the third
+    press does later (docs/cli-reference.md)."""
+    from cli import client, render
+    from daemon.model.requests import Seconds, Stop
+
+    render.warning("killing the run (Ctrl-C three times) and detaching")
+    client.call(Stop(run=run_id, grace=Seconds(0.0), force=True), timeout=60.0)
+    return INTERRUPTED
+
+
+def _sent_hook() -> Any:
+    """FLOW_TEST_HOOKS=start-sent: say when the start request has gone out, so a test can
+    interrupt while the daemon holds it (tests/e2e/test_start_interrupt.py)."""
+    import os
+
+    if "start-sent" not in os.environ.get("FLOW_TEST_HOOKS", "").split(","):
+        return None
+    from cli import render
+
+    return lambda: render.err.print("test hook: start request sent", markup=False)
+
+
+def attached(run_id: str, interrupts: Any, home: Path | None = None) -> int:
+    """Follow every node's log until the run ends; print the result; its exit status.
+    `interrupts` (entered by the caller) turns Ctrl-C into a stop, then a kill."""
+    from cli import client, render
+    from cli.follow import LinePrinter, LogFollower, follow_run
     from daemon.model.requests import Logs
 
     files = client.call(Logs(run=run_id, follow=True), home=home).files
     follower = LogFollower(files)
     printer = LinePrinter(files)
-    with Interrupts() as interrupts:
-        wait_connected(run_id, interrupts, home)
-        final = follow_run(run_id, follower, printer, home=home, interrupts=interrupts)
+    wait_connected(run_id, interrupts, home)
+    final = follow_run(run_id, follower, printer, home=home, interrupts=interrupts)
     return render.run_result(final)
 
 

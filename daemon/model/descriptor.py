@@ -163,7 +163,7 @@ class _Parser:
                                     + dora.TOP["_unstable_deploy"])  # fmt: skip
         self.loaded = expand_modules(report, self.loaded, self.path.parent)
         top = self.loaded.value
-        name = f.get_str(report, top, "name", ())
+        name = f.get_run_name(report, top)
         recover = f.get_bool(report, top, "recover", (), default=True)
         env = f.env_map(report, top.get("env"), ("env",), self.loaded.texts)
         nodes = self._nodes(top)

@@ -34,6 +34,7 @@ from daemon.model.errors import (
 )
 from daemon.model.keeper_messages import State
 from daemon.model.python_scripts import python_syntax_problems
+from daemon.model.run_names import pick_run
 from daemon.model.states import RunStatus
 from daemon.run.lifecycle import supervise
 from daemon.run.limits import FD_RESERVE, FDS_PER_NODE, fds_left
@@ -155,22 +156,16 @@ class Runtime:
             run.heard_from(slot)
 
     def resolve(self, ref: str) -> dict[str, Any]:
-        """The run info a RUN argument names: a UUID, a unique prefix, or a name."""
+        """The run info a RUN argument names: a UUID, a unique prefix, or a name (an id
+        wins over a name: `pick_run`)."""
         if not ref or len(ref) > 200:
             raise BadRequest("a run reference must be 1 to 200 characters")
-        matches = self.store.find_runs(ref)
-        exact = [m for m in matches if m["id"] == ref]
-        if exact:
-            return exact[0]
-        named = [m for m in matches if m["name"] == ref]
-        if named:
-            active = [m for m in named if m["status"] in ("starting", "running")]
-            return (active or named)[0]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
+        picked = pick_run(ref, self.store.find_runs(ref), ("starting", "running"))
+        if isinstance(picked, dict):
+            return picked
+        if not picked:
             raise UnknownRun(ref)
-        raise BadRequest(ambiguous_run(ref, [m["id"] for m in matches]))
+        raise BadRequest(ambiguous_run(ref, picked))
 
     def live_run(self, ref: str) -> Run:
         info = self.resolve(ref)
