@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from cli.errors import CliError, DaemonError, DaemonUnreachable
+from cli.errors import CliError, DaemonError, DaemonNoReply, DaemonUnreachable
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.parts import END, is_part, split_request
-from daemon.model.pids import daemon_is_gone
+from daemon.model.pids import daemon_is_gone, is_flow_daemon, recorded_pid
 from daemon.model.protocol import (
     ErrorReply,
     MalformedReply,
@@ -29,6 +29,9 @@ R = TypeVar("R")
 
 # How often a waiting request checks that the daemon is still alive.
 LIVENESS_CHECK_S = 0.25
+# what `_await_reply` returns for a reply in parts the daemon ended early (it drops the
+# rest of a reply its client does not read fast enough: daemon.run.peer_outbox)
+_CUT = b""
 
 
 def home_path(home: Path | None = None) -> Path:
@@ -43,7 +46,8 @@ def call(
     """Send one request and return its typed reply body; `sent` is called once the request
     is on its way (queued on the socket), before the reply is awaited.
 
-    Raises `DaemonUnreachable` when the socket file is missing or no reply comes within
+    Raises `DaemonUnreachable` when the socket file is missing or the daemon is gone,
+    `DaemonNoReply` (a DaemonUnreachable) when it is alive but no whole reply comes within
     `timeout` seconds, `DaemonError` when the daemon answers `ok: false`, and `CliError`
     when the reply is malformed.
     """
@@ -68,8 +72,12 @@ def call(
         data = _await_reply(sock, req_id, timeout, folder)
     finally:
         sock.close()
-    if data is None:
-        raise DaemonUnreachable(endpoint)
+    if data is None or data is _CUT:
+        if not _daemon_alive(folder):  # nothing says it is there: as if there were none
+            raise DaemonUnreachable(endpoint)
+        why = (f"its reply to {req.TYPE} was cut short (too large to hold for this client)"
+               if data is _CUT else f"did not answer {req.TYPE} within {timeout:g} s")  # fmt: skip
+        raise DaemonNoReply(endpoint, why)
     try:
         reply = decode_reply(data, req.REPLY)
     except MalformedReply as exc:
@@ -77,6 +85,12 @@ def call(
     if isinstance(reply, ErrorReply):
         raise DaemonError(reply.kind, reply.message)
     return cast(R, reply)
+
+
+def _daemon_alive(home: Path) -> bool:
+    """daemon.pid names a live flow daemon."""
+    pid = recorded_pid(home)
+    return pid is not None and is_flow_daemon(pid)
 
 
 def check_socket_folder(home: Path) -> None:
@@ -88,7 +102,8 @@ def check_socket_folder(home: Path) -> None:
 
 
 def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | None:
-    """The reply whose id matches ours; None when the daemon dies or `timeout` passes."""
+    """The reply whose id matches ours; None when the daemon dies or `timeout` passes,
+    _CUT when the daemon ended our reply in parts before its end."""
     import zmq
 
     deadline = time.monotonic() + timeout
@@ -109,6 +124,8 @@ def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | 
         try:
             answers = reply_id(frame)
         except MalformedReply:
+            if is_part(frames):  # ours, ended early: nothing else is in flight here
+                return _CUT
             continue
         if answers in (req_id, None):
             # an id of null is an error the daemon could not attribute: it is for us, as

@@ -2,6 +2,7 @@
 
 CliError                 exit `status` (1 failed, 2 bad input)
 ├── DaemonUnreachable    exit 3: no socket, or no reply in time
+│   └── DaemonNoReply    the daemon is running, but its reply did not come in time
 └── DaemonError          exit 1, or 2 for `BadRequest` / `DataflowInvalid` replies
 """
 
@@ -14,6 +15,7 @@ __all__ = [
     "UNREACHABLE",
     "CliError",
     "DaemonError",
+    "DaemonNoReply",
     "DaemonUnreachable",
     "dataflow_invalid",
 ]
@@ -43,6 +45,16 @@ class DaemonUnreachable(CliError):
     def __init__(self, endpoint: str):
         super().__init__(f"cannot reach the flow daemon at {endpoint}: run flow up", UNREACHABLE)
         self.endpoint = endpoint
+
+
+class DaemonNoReply(DaemonUnreachable):
+    """The daemon's process is alive, but no reply (or only a cut one) came in time: a
+    command that reads the store instead when no daemon runs must not do so then."""
+
+    def __init__(self, endpoint: str, why: str):
+        super().__init__(endpoint)
+        self.message = f"the flow daemon is running but {why}: see flow status and its log"
+        self.args = (self.message,)
 
 
 class DaemonError(CliError):

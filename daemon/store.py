@@ -19,6 +19,7 @@ import attrs
 
 from daemon.model.errors import StateStoreUnusable, StateWriteFailed
 from daemon.model.run_rows import run_info
+from daemon.model.stderr_tail import bound_tail
 from daemon.store_file import (
     connect,
     identity,
@@ -183,7 +184,7 @@ class Store:
         if unknown:
             raise ValueError(f"unknown node fields {sorted(unknown)}")
         if "stderr_tail" in fields:
-            fields["stderr_tail"] = json.dumps(list(fields["stderr_tail"]))
+            fields["stderr_tail"] = json.dumps(bound_tail(fields["stderr_tail"]))
         sets = ", ".join(f"{k} = ?" for k in fields)
         self._write(
             f"UPDATE nodes SET {sets} WHERE run_id = ? AND node_id = ?",

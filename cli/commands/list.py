@@ -30,14 +30,23 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import client
-    from cli.errors import DaemonUnreachable
+    from cli import client, render
+    from cli.errors import DaemonNoReply, DaemonUnreachable
     from daemon.model.requests import List
+    from daemon.model.run_rows import LIST_REPLY_BYTES
 
     try:
-        runs = client.call(List(all=args.all)).runs
+        reply = client.call(List(all=args.all))
+    except DaemonNoReply:  # it runs: the store would show its runs as they are not
+        raise
     except DaemonUnreachable:  # `flow run`s may be running: the store is there to read
         runs = _from_the_store(client.home_path(), args.all)
+    else:
+        runs = reply.runs
+        if reply.omitted and (args.limit is None or args.limit > len(runs)):
+            render.err.print(f"{reply.omitted} older run(s) left out: a list is bounded to "
+                             f"{LIST_REPLY_BYTES >> 20} MiB (flow prune deletes old runs)",
+                             style="dim")  # fmt: skip
     if args.limit is not None:
         runs = runs[-args.limit :]  # oldest first: the newest N are the last N
     if args.json:

@@ -15,6 +15,7 @@ from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, BrokenInvariant, UnknownNode
 from daemon.model.run_names import run_name_problem, shown
+from daemon.model.run_rows import newest_within
 from daemon.model.states import RunStatus
 from daemon.run.recovery import settle_foreground
 from daemon.run.runtime import Runtime
@@ -109,7 +110,10 @@ async def restart(rt: Runtime, req: rq.Restart) -> rp.RunReply:
 
 
 async def list_runs(rt: Runtime, req: rq.List) -> rp.RunsReply:
-    return rp.RunsReply(runs=[_as_seen(rt, info) for info in rt.store.runs(include_ended=req.all)])
+    """The runs, the newest that fit in LIST_REPLY_BYTES: a larger reply would be dropped."""
+    runs = [_as_seen(rt, info) for info in rt.store.runs(include_ended=req.all)]
+    kept = newest_within(runs)
+    return rp.RunsReply(runs=kept, omitted=len(runs) - len(kept))
 
 
 def _as_seen(rt: Runtime, info: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from daemon.keeper.reaper import die_with_this_thread
 from daemon.keeper.stdout_output import StdoutOutput, log_entry_value
 from daemon.model.keeper_messages import NodeState
 from daemon.model.logformat import level_number, record_from_output
+from daemon.model.stderr_tail import TAIL_LINES, bound_tail, cut_line
 
-STDERR_TAIL = 20
 MAX_LINE = 64 * 1024
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Child:
     files: dict[int, IO[bytes]] = attrs.field(factory=dict)  # fd -> its owning file object
     pending: dict[int, bytes] = attrs.field(factory=dict)
     tail: collections.deque[str] = attrs.field(
-        factory=lambda: collections.deque(maxlen=STDERR_TAIL)
+        factory=lambda: collections.deque(maxlen=TAIL_LINES)
     )
     code: int | None = None
     kill_at: float | None = None  # group SIGKILL deadline once the leader has exited
@@ -53,6 +53,10 @@ class Child:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def stderr_tail(self) -> tuple[str, ...]:
+        """Its last stderr lines, bounded (`daemon.model.stderr_tail`), as it reports them."""
+        return tuple(bound_tail(self.tail))
 
     def lines(self, fd: int, chunk: bytes) -> list[bytes]:
         """The whole lines `chunk` completes on pipe `fd` (an empty chunk: the pipe's end,
@@ -84,7 +88,7 @@ class Child:
     def _line(self, stream: str, raw: bytes) -> None:
         record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
         if stream == "stderr":
-            self.tail.append(record.message)
+            self.tail.append(cut_line(record.message))  # the whole line is in its log
         output = self.stdout_output
         if output is not None and self.sends_records:
             if record.stream == "log" and level_number(record) >= self.records_level:
@@ -102,7 +106,7 @@ def node_states(children: Mapping[str, Child]) -> dict[str, NodeState]:
             pid=c.pid,
             code=c.code if c.reported else None,
             alive=not c.reported,
-            tail=tuple(c.tail),
+            tail=c.stderr_tail(),
         )
         for node, c in children.items()
     }

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import attrs
 
@@ -39,7 +39,7 @@ class NodeLog:
     tee: Tee | None = None
     max_bytes: int = attrs.field(factory=lambda: settings().log_max_bytes)
     dropped: int = 0
-    _file: TextIO | None = None
+    _file: BinaryIO | None = None
     _size: int = 0
     _failed_at: float | None = None
     _causes: OncePerKey = attrs.field(factory=OncePerKey)  # a full disk fails every retry
@@ -51,42 +51,52 @@ class NodeLog:
                 self.tee(self.node_id, record)
             except Exception as exc:  # a broken terminal must not stop the node
                 self.on_failure(f"streaming: {exc}")
-        line = record.to_json() + "\n"
+        line = self._fitted(record)
         try:
             handle = self._open()
             if handle is None:
                 self.dropped += 1
                 self._unmarked += 1
                 return
-            if self._size + len(line) > self.max_bytes:
-                handle = self._rotate()
             if self._unmarked:  # writing again: say first what was lost meanwhile
                 lines = "line" if self._unmarked == 1 else "lines"
                 note = LogRecord(time.time(), "log", f"{self._unmarked} log {lines} dropped",
                                  level="WARNING", logger="flow")  # fmt: skip
-                mark = note.to_json() + "\n"
-                handle.write(mark)
-                handle.flush()
-                self._size += len(mark)
-                self._unmarked = 0
+                line = _encoded(note) + line
+            if self._size and self._size + len(line) > self.max_bytes:  # never an empty one
+                handle = self._rotate()
             handle.write(line)
             handle.flush()
             self._size += len(line)
+            self._unmarked = 0
         except OSError as exc:
             self._fail(exc)
 
-    def _open(self) -> TextIO | None:
+    def _fitted(self, record: LogRecord) -> bytes:
+        """`record`'s line, in bytes as written; a line that alone is over `max_bytes` has
+        its message cut to fit (MAX_LINE bytes of emoji or control characters take 4 or 6
+        times as many in JSON), so no file is over the setting."""
+        line = _encoded(record)
+        message = record.message
+        while len(line) > self.max_bytes and message:
+            # as many characters as the bytes left would hold at this line's bytes per one
+            message = message[: len(message) * max(0, self.max_bytes - 128) // len(line)]
+            cut = f"{message} [… cut: over the log's {self.max_bytes} bytes]"
+            line = _encoded(attrs.evolve(record, message=cut))
+        return line
+
+    def _open(self) -> BinaryIO | None:
         if self._file is not None:
             return self._file
         if self._failed_at is not None and time.monotonic() - self._failed_at < REOPEN_AFTER_S:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8", errors="replace")
+        self._file = self.path.open("ab")
         self._size = self._file.tell()
         self._failed_at = None
         return self._file
 
-    def _rotate(self) -> TextIO:
+    def _rotate(self) -> BinaryIO:
         self.close()
         for index in range(BACKUPS - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{index}")
@@ -115,3 +125,8 @@ class NodeLog:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+
+
+def _encoded(record: LogRecord) -> bytes:
+    """One line of the log file as written: its size is what `log_max_bytes` bounds."""
+    return (record.to_json() + "\n").encode("utf-8", errors="replace")

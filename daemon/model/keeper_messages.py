@@ -16,6 +16,7 @@ from typing import Any, Final, get_args, get_origin
 import attrs
 import cattrs
 
+from daemon.model.stderr_tail import bound_tail
 from node_sdk.strictjson import depth, lone_surrogate
 
 MAX_MESSAGE_BYTES: Final = 4 << 20  # a spawn carries the node's whole environment
@@ -42,6 +43,11 @@ def _exit_code(instance: object, attribute: attrs.Attribute[int | None], value: 
     """An exit status (0..255) or minus the signal that ended the process."""
     if value is not None and not (0 <= value <= 255 or -value in _SIGNALS):
         raise ValueError(f"{attribute.name} {value} is neither an exit status nor -signal")
+
+
+def _tail(lines: tuple[str, ...]) -> tuple[str, ...]:
+    """A node's stderr tail within its bounds, however long what a keeper sent."""
+    return tuple(bound_tail(lines))
 
 
 def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -165,7 +171,7 @@ class NodeState:
     pid: int
     code: int | None = attrs.field(validator=_exit_code)
     alive: bool
-    tail: tuple[str, ...]
+    tail: tuple[str, ...] = attrs.field(converter=_tail)
 
 
 @attrs.frozen
@@ -195,7 +201,7 @@ class Exited:
     node: str
     generation: int
     code: int | None = attrs.field(validator=_exit_code)
-    tail: tuple[str, ...] = ()
+    tail: tuple[str, ...] = attrs.field(default=(), converter=_tail)
 
 
 @attrs.frozen

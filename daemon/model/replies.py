@@ -47,9 +47,11 @@ class RunReply:
 
 @attrs.frozen
 class RunsReply:
-    """RunInfo of several runs (`list`, `stop_all`)."""
+    """RunInfo of several runs (`list`, `stop_all`); `omitted`: the older runs a `list`
+    left out to stay within LIST_REPLY_BYTES."""
 
     runs: list[Json]
+    omitted: int = 0
 
 
 @attrs.frozen

@@ -7,8 +7,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from daemon.model.stderr_tail import bound_tail
+
 # the runs a daemon (or a `flow run`) is still responsible for
 ACTIVE_STATUSES = ("starting", "running")
+# a `list` reply's runs, in JSON: a reply is sent whole or not at all, and the daemon holds
+# at most 4 MiB of replies a client has not read yet (daemon.run.peer_outbox.PEER_BYTES)
+LIST_REPLY_BYTES = 2 << 20
 
 
 def run_info(row: Any, node_rows: Iterable[Any]) -> dict[str, Any]:
@@ -51,9 +56,23 @@ def run_info(row: Any, node_rows: Iterable[Any]) -> dict[str, Any]:
 
 
 def _tail(text: str) -> list[str]:
-    """The stored JSON list of a node's last stderr lines; [] for anything else."""
+    """The stored JSON list of a node's last stderr lines, within its bounds (a store an
+    older flow wrote holds lines of up to 64 KiB); [] for anything else."""
     try:
         tail = json.loads(text)
     except ValueError:
         return []
-    return [str(line) for line in tail] if isinstance(tail, list) else []
+    return bound_tail(tail) if isinstance(tail, list) else []
+
+
+def newest_within(runs: list[dict[str, Any]], budget: int = LIST_REPLY_BYTES) -> list[Any]:
+    """The newest of `runs` (oldest first, as the store lists them) whose JSON fits in
+    `budget` together, oldest first; the newest run always."""
+    kept: list[dict[str, Any]] = []
+    for info in reversed(runs):
+        budget -= len(json.dumps(info))
+        if kept and budget < 0:
+            break
+        kept.append(info)
+    kept.reverse()
+    return kept
