@@ -46,34 +46,54 @@ class NodeLog:
     _unmarked: int = 0  # lines dropped since the log was last written
 
     def write(self, record: LogRecord) -> None:
+        self.write_all([record])
+
+    def write_all(self, records: list[LogRecord]) -> None:
+        """Append `records` (what one read of a pipe held) with one write and one flush
+        (a flush a line cost the keeper a syscall a line), rotating where one would pass
+        `max_bytes`; what a failed write took, whole lines only, is counted as dropped."""
+        if not records:
+            return
         if self.tee is not None:
-            try:
-                self.tee(self.node_id, record)
-            except Exception as exc:  # a broken terminal must not stop the node
-                self.on_failure(f"streaming: {exc}")
-        line = record.to_json() + "\n"
+            for record in records:
+                try:
+                    self.tee(self.node_id, record)
+                except Exception as exc:  # a broken terminal must not stop the node
+                    self.on_failure(f"streaming: {exc}")
+        lines = [record.to_json() + "\n" for record in records]
+        written = 0
         try:
             handle = self._open()
             if handle is None:
-                self.dropped += 1
-                self._unmarked += 1
+                self._drop(len(lines))
                 return
-            if self._size + len(line) > self.max_bytes:
-                handle = self._rotate()
             if self._unmarked:  # writing again: say first what was lost meanwhile
-                lines = "line" if self._unmarked == 1 else "lines"
-                note = LogRecord(time.time(), "log", f"{self._unmarked} log {lines} dropped",
+                word = "line" if self._unmarked == 1 else "lines"
+                note = LogRecord(time.time(), "log", f"{self._unmarked} log {word} dropped",
                                  level="WARNING", logger="flow")  # fmt: skip
-                mark = note.to_json() + "\n"
-                handle.write(mark)
-                handle.flush()
-                self._size += len(mark)
+                self._put(handle, [note.to_json() + "\n"])
                 self._unmarked = 0
-            handle.write(line)
-            handle.flush()
-            self._size += len(line)
+            while written < len(lines):
+                if self._size + len(lines[written]) > self.max_bytes:
+                    handle = self._rotate()
+                end, size = written + 1, self._size + len(lines[written])
+                while end < len(lines) and size + len(lines[end]) <= self.max_bytes:
+                    size += len(lines[end])
+                    end += 1
+                self._put(handle, lines[written:end])
+                written = end
         except OSError as exc:
-            self._fail(exc)
+            self._fail(exc, len(lines) - written)
+
+    def _put(self, handle: TextIO, lines: list[str]) -> None:
+        text = "".join(lines)
+        handle.write(text)
+        handle.flush()
+        self._size += len(text)
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        self._unmarked += count
 
     def _open(self) -> TextIO | None:
         if self._file is not None:
@@ -98,9 +118,8 @@ class NodeLog:
         assert handle is not None  # _failed_at was clear: _open opens
         return handle
 
-    def _fail(self, exc: OSError) -> None:
-        self.dropped += 1
-        self._unmarked += 1
+    def _fail(self, exc: OSError, lines: int) -> None:
+        self._drop(lines)
         self.close()
         # a line the disk took only part of is cut off again: the log holds whole lines
         with contextlib.suppress(OSError):
