@@ -84,6 +84,7 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     process until it ends, with `args`' name, env, stop-after and grace; its exit status.
     `flow replay` runs its rewritten dataflow through here too."""
     from cli import render
+    from cli.bulk_lines import BulkLines
     from cli.commands.config import load_settings
     from cli.errors import dataflow_invalid, run_name
     from cli.recording import report
@@ -106,11 +107,13 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     if problems:
         raise dataflow_invalid(problems)
     width = max((len(n.id) for n in dataflow.nodes), default=0)
-    stdout = StdoutTee(render.out.print)
+    # the keeper thread only hands each record over, stamped when it was read: rendering
+    # and writing are the writer thread's, a batch at a time
+    stdout = StdoutTee(BulkLines(render.out, width).write)
     signals: list[signal.Signals] = []
 
     def tee(node: str, entry: LogRecord) -> None:
-        stdout.put(render.log_text(node, entry, width))
+        stdout.put((node, entry))
 
     def on_signal(sig: signal.Signals, first: bool) -> None:
         signals.append(sig)

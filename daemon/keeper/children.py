@@ -19,7 +19,7 @@ from daemon.keeper.logs import NodeLog
 from daemon.keeper.reaper import die_with_this_thread
 from daemon.keeper.stdout_output import StdoutOutput, log_entry_value
 from daemon.model.keeper_messages import NodeState
-from daemon.model.logformat import level_number, record_from_output
+from daemon.model.logformat import LogRecord, level_number, record_from_output
 from daemon.model.stderr_tail import TAIL_LINES, bound_tail, cut_line
 
 MAX_LINE = 64 * 1024
@@ -72,21 +72,32 @@ class Child:
             self.pending[fd] = rest
         return lines
 
-    def line(self, stream: str, raw: bytes) -> None:
-        """One whole line of its `stream`: into its log (and stderr tail), and sent on its
-        `send_stdout_as` or `send_logs_as` output, if it has one. What the node wrote is
-        untrusted: a line that cannot be handled is dropped (counted, the first logged),
-        never the end of the keeper and so of every node of the run."""
+    def take(self, fd: int, chunk: bytes, now: float) -> None:
+        """What one read of pipe `fd` at `now` gave (empty: its end): its whole lines, each
+        stamped `now`, into the log in one write. One stamp a read, taken before it, so a
+        line is never stamped later than a record the node wrote after it (stamps taken
+        line by line fell behind by as long as a chunk took)."""
+        stream = self.pipes[fd]
+        records = [self.line(stream, raw, now) for raw in self.lines(fd, chunk)]
+        self.log.write_all([record for record in records if record is not None])
+
+    def line(self, stream: str, raw: bytes, now: float) -> LogRecord | None:
+        """One whole line of its `stream`, read at `now`: its log record (and its stderr
+        tail), sent on its `send_stdout_as` or `send_logs_as` output, if it has one. What
+        the node wrote is untrusted: a line that cannot be handled is dropped (None,
+        counted, the first logged), never the end of the keeper and so of every node."""
         try:
-            self._line(stream, raw)
+            return self._line(stream, raw, now)
         except Exception as exc:
             if not self.unhandled:
                 log.warning("node %s: a %s line dropped: %r", self.node, stream, exc)
             self.unhandled += 1
             self.log.dropped += 1
+            return None
 
-    def _line(self, stream: str, raw: bytes) -> None:
-        record = record_from_output(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+    def _line(self, stream: str, raw: bytes, now: float) -> LogRecord:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        record = record_from_output(stream, text, now)
         if stream == "stderr":
             self.tail.append(cut_line(record.message))  # the whole line is in its log
         output = self.stdout_output
@@ -95,7 +106,7 @@ class Child:
                 output.send_line(log_entry_value(self.node, record))
         elif output is not None and stream == "stdout":
             output.send_line(record.message)
-        self.log.write(record)
+        return record
 
 
 def node_states(children: Mapping[str, Child]) -> dict[str, NodeState]:

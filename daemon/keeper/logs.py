@@ -46,31 +46,55 @@ class NodeLog:
     _unmarked: int = 0  # lines dropped since the log was last written
 
     def write(self, record: LogRecord) -> None:
+        self.write_all([record])
+
+    def write_all(self, records: list[LogRecord]) -> None:
+        """Append `records` (what one read of a pipe held) with one write and one flush
+        (a flush a line cost the keeper a syscall a line), rotating where one would pass
+        `max_bytes` (in bytes as written, never an empty file); what a failed write took,
+        whole lines only, is counted as dropped."""
+        if not records:
+            return
         if self.tee is not None:
-            try:
-                self.tee(self.node_id, record)
-            except Exception as exc:  # a broken terminal must not stop the node
-                self.on_failure(f"streaming: {exc}")
-        line = self._fitted(record)
+            for record in records:
+                try:
+                    self.tee(self.node_id, record)
+                except Exception as exc:  # a broken terminal must not stop the node
+                    self.on_failure(f"streaming: {exc}")
+        lines = [self._fitted(record) for record in records]
+        written = 0
         try:
             handle = self._open()
             if handle is None:
-                self.dropped += 1
-                self._unmarked += 1
+                self._drop(len(lines))
                 return
             if self._unmarked:  # writing again: say first what was lost meanwhile
-                lines = "line" if self._unmarked == 1 else "lines"
-                note = LogRecord(time.time(), "log", f"{self._unmarked} log {lines} dropped",
+                word = "line" if self._unmarked == 1 else "lines"
+                note = LogRecord(time.time(), "log", f"{self._unmarked} log {word} dropped",
                                  level="WARNING", logger="flow")  # fmt: skip
-                line = _encoded(note) + line
-            if self._size and self._size + len(line) > self.max_bytes:  # never an empty one
-                handle = self._rotate()
-            handle.write(line)
-            handle.flush()
-            self._size += len(line)
-            self._unmarked = 0
+                lines[0] = _encoded(note) + lines[0]
+            while written < len(lines):
+                if self._size and self._size + len(lines[written]) > self.max_bytes:
+                    handle = self._rotate()
+                end, size = written + 1, self._size + len(lines[written])
+                while end < len(lines) and size + len(lines[end]) <= self.max_bytes:
+                    size += len(lines[end])
+                    end += 1
+                self._put(handle, lines[written:end])
+                written = end
+                self._unmarked = 0
         except OSError as exc:
-            self._fail(exc)
+            self._fail(exc, len(lines) - written)
+
+    def _put(self, handle: BinaryIO, lines: list[bytes]) -> None:
+        data = b"".join(lines)
+        handle.write(data)
+        handle.flush()
+        self._size += len(data)
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        self._unmarked += count
 
     def _fitted(self, record: LogRecord) -> bytes:
         """`record`'s line, in bytes as written; a line that alone is over `max_bytes` has
@@ -108,9 +132,8 @@ class NodeLog:
         assert handle is not None  # _failed_at was clear: _open opens
         return handle
 
-    def _fail(self, exc: OSError) -> None:
-        self.dropped += 1
-        self._unmarked += 1
+    def _fail(self, exc: OSError, lines: int) -> None:
+        self._drop(lines)
         self.close()
         # a line the disk took only part of is cut off again: the log holds whole lines
         with contextlib.suppress(OSError):

@@ -341,15 +341,14 @@ class Keeper:
             signal_group(child.pid, signal.SIGTERM)
             child.kill_at = time.monotonic() + GROUP_TERM_S
             return
+        now = time.time()  # before the read: no line is stamped later than it was written
         try:
             chunk = os.read(fd, READ_CHUNK)
         except BlockingIOError:
             return
         except OSError:
             chunk = b""
-        stream = child.pipes[fd]
-        for line in child.lines(fd, chunk):
-            child.line(stream, line)
+        child.take(fd, chunk, now)
         if not chunk:
             self._drop_fd(child, fd)
 
