@@ -134,7 +134,7 @@ class Node(DoraSurface, ParamSurface):
         self._params.answer = lambda frame: self._events.tell(SEND + frame)
         traffic = self._events.traffic.report
         report = lambda: wiring.stats_message(  # noqa: E731
-            self.statistics(), traffic(), self._sender.bytes_sent
+            self.statistics(), traffic(), self._sender.bytes_sent()
         )
         hooks = wiring.ReceiverHooks(
             report, self._sender.rewires, self._bind_input, param=self._on_param,

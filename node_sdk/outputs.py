@@ -1,8 +1,8 @@
 """A sender's outputs and their edges: the state send.py precomputes once for each.
 
 An edge is one (output, receiving input) pair with its own socket and sequence numbers;
-an output holds its edges (a list replaced, never changed in place: wiring.py) and the
-header extras its messages share.
+an output holds its edges (a list replaced, never changed in place: wiring.py), the
+header extras its messages share, and what it sent.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class SendEdge:
     """Send-side state of one (output, receiving input) pair, precomputed once."""
 
     __slots__ = ("backpressure", "credits", "endpoint", "first_flags", "gone", "last_flags",
-                 "link", "node", "packed_flags", "receiver", "sent", "seq", "sock")  # fmt: skip
+                 "link", "node", "packed_flags", "receiver", "seq", "sock")  # fmt: skip
 
     def __init__(
         self, sock: zmq.Socket[Any], receiver: str, backpressure: bool, window: int,
@@ -38,13 +38,20 @@ class SendEdge:
         self.last_flags = 0 if backpressure else zmq.NOBLOCK
         self.packed_flags = self.last_flags  # a packed message is one frame
         self.seq = 0
-        self.sent = 0
 
 
 class Output:
-    """One output of a node: its edges, and its header extras made once."""
+    """One output of a node: its edges, its header extras made once, and its counters.
 
-    __slots__ = ("edges", "id", "layouts", "plain_extra", "source", "source_tail")
+    `sent` and `bytes` count each message the node sent once, however many edges it went
+    out on (one more receiver, an observer or a recorder, must not change them); a message
+    that went out on none (no receiver, or every edge dropped it) is not sent. `dropped`
+    counts per edge: a message that two full queues refused is two. Plain ints, read
+    racily by the receiver thread for the `stats` report.
+    """
+
+    __slots__ = ("bytes", "dropped", "edges", "id", "layouts", "plain_extra", "sent", "source",
+                 "source_tail")  # fmt: skip
 
     def __init__(self, output_id: str, source: str, edges: list[SendEdge]) -> None:
         self.id = output_id
@@ -53,6 +60,9 @@ class Output:
         self.source_tail = source_tail(source)  # the end of one with metadata
         self.layouts = Layouts(source)  # numpy arrays: the extra per (dtype, shape)
         self.edges = edges
+        self.sent = 0
+        self.bytes = 0  # payload bytes of the messages `sent` counts
+        self.dropped = 0
 
     def extra(self, metadata: dict[str, Any] | None, fields: dict[str, Any] | None) -> bytes:
         """The header extra of one message (validating `metadata`; NodeError names a key)."""

@@ -60,7 +60,8 @@ _SEND: Final = zmq.backend.Socket.send
 
 @dataclass(frozen=True, slots=True)
 class OutputStatistics:
-    """A snapshot of one output, summed over its edges (one message to N receivers is N)."""
+    """A snapshot of one output: messages `sent`, each once however many edges it went out
+    on; `dropped` summed over its edges (one message two full queues refused is two)."""
 
     sent: int
     dropped: int
@@ -77,15 +78,10 @@ class Sender:
         self._cfg = cfg
         self._gen = cfg.generation
         self.send_timeout_s = send_timeout_s
-        self.outputs: dict[str, Output] = {}
-        self.drops: dict[str, int] = {}
-        # payload bytes per output of the messages `sent` counts: summed over its edges, a
-        # message dropped on one not counted there (node info: MESSAGES and BYTES agree)
-        self.bytes_sent: dict[str, int] = {}
+        self.outputs: dict[str, Output] = {}  # each counts what it sent (outputs.py)
         # live `wire`/`unwire` from the receiver thread, applied before the next send, and
         # `receiver_down` of a receiver gone for good: its edges are given up (wiring.py)
         self.rewires: deque[Rewire | ReceiverDown] = deque()
-        self.retired: dict[str, int] = {}  # messages sent on edges unwired since
         self.closed = False
         self._ending: Ending | None = None  # once the node ends (flush.py)
         self.receivers: dict[str, bool] = {}  # the daemon's word: node -> restarting (flush.py)
@@ -122,9 +118,7 @@ class Sender:
         return SendEdge(sock, edge.receiver, backpressure, edge.queue_size, edge.endpoint, link)
 
     def apply_rewires(self) -> None:
-        wiring.apply_rewires(
-            self.rewires, self.outputs, self._connect_edge, self.retired, self._forget
-        )
+        wiring.apply_rewires(self.rewires, self.outputs, self._connect_edge, self._forget)
 
     def _forget(self, node: str) -> None:
         """`node` ended for good: the segments only it held come back to the pool."""
@@ -170,8 +164,12 @@ class Sender:
             body = body.join()  # an arrow payload sent inline (an exact type check: cheap)
         stamp = time.time_ns()
         flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED
+        went = False
         for edge in output.edges:
-            self._push(output_id, edge, kind, flags, stamp, extra, body, nbytes, copy)
+            went |= self._push(output, edge, kind, flags, stamp, extra, body, copy)
+        if went:  # once per message, not per edge: a receiver more (an observer, a
+            output.sent += 1  # recorder) must not make the node look faster
+            output.bytes += nbytes
 
     @contextlib.contextmanager
     def send_buffer(
@@ -243,6 +241,7 @@ class Sender:
                 body = write_payload(segment.map, body, nbytes)
                 copy |= body is segment.map  # the segment is reused: zmq must not keep it
             stamp = time.time_ns()
+            went = False
             for edge in output.edges:
                 if edge.endpoint.startswith("ipc://"):
                     # each receiver its own token: the pool knows who still holds it
@@ -251,31 +250,34 @@ class Sender:
                     sent = False
                     try:
                         sent = self._push(
-                            output.id, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor,
-                            nbytes,
+                            output, edge, KIND_SHM, FLAG_PACKED, stamp, extra, descriptor
                         )
                     finally:
                         if not sent:
                             pool.unhold(segment, token)
+                    went |= sent
                 else:  # a receiver on another machine gets the bytes
                     flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else 0
                     inline = memoryview(body)[:nbytes]
-                    self._push(output.id, edge, kind, flags, stamp, extra, inline, nbytes, copy)
+                    went |= self._push(output, edge, kind, flags, stamp, extra, inline, copy)
+            if went:  # once per message, as send_output counts
+                output.sent += 1
+                output.bytes += nbytes
         finally:
             pool.publish(segment)  # back to the pool once every holder released it
 
     def _push(
-        self, output_id: str, edge: SendEdge, kind: int, flags: int, stamp: int, extra: bytes,
-        body: Any, nbytes: int, copy: bool = True,
+        self, output: Output, edge: SendEdge, kind: int, flags: int, stamp: int, extra: bytes,
+        body: Any, copy: bool = True,
     ) -> bool:  # fmt: skip
-        """One message of `nbytes` payload bytes on one edge, `[header, body]` unless packed;
-        False if dropped, or if its receiver was given up (while this send waited for a
-        credit, or another edge's)."""
+        """One message on one edge, `[header, body]` unless packed; False if dropped (counted
+        in `output.dropped`), or if its receiver was given up (while this send waited for a
+        credit, or another edge's). The caller counts the message sent once, if an edge took it."""
         if edge.gone:
             return False
         if edge.backpressure:
             if edge.credits <= 0:
-                self._await_credit(output_id, edge)
+                self._await_credit(output.id, edge)
                 if edge.gone:
                     return False  # its receiver ended for good meanwhile: not a drop
             edge.credits -= 1
@@ -291,16 +293,14 @@ class Sender:
             if edge.backpressure:
                 edge.seq -= 1  # nothing went out: no gap on a lossless edge
                 edge.credits += 1
-                raise SendTimeout(output_id, edge.receiver, self.send_timeout_s) from None
-            self.drops[output_id] = self.drops.get(output_id, 0) + 1
+                raise SendTimeout(output.id, edge.receiver, self.send_timeout_s) from None
+            output.dropped += 1
             return False  # the seq stays used: the receiver counts the gap as a drop
         except zmq.ZMQError as exc:
-            raise NodeError(f"output {output_id!r}: cannot send: {exc}") from None
+            raise NodeError(f"output {output.id!r}: cannot send: {exc}") from None
         if not packed:
             # zmq takes a multipart message whole once its first part is in
             edge.sock.send(body, edge.last_flags, copy=copy)
-        edge.sent += 1
-        self.bytes_sent[output_id] = self.bytes_sent.get(output_id, 0) + nbytes
         return True
 
     def _await_credit(self, output_id: str, edge: SendEdge) -> None:
@@ -375,6 +375,8 @@ class Sender:
         return self._ending
 
     def statistics(self) -> dict[str, OutputStatistics]:
-        return {oid: OutputStatistics(sum(e.sent for e in out.edges) + self.retired.get(oid, 0),
-                                      self.drops.get(oid, 0))
-                for oid, out in self.outputs.items()}  # fmt: skip
+        return {oid: OutputStatistics(out.sent, out.dropped) for oid, out in self.outputs.items()}
+
+    def bytes_sent(self) -> dict[str, int]:
+        """Payload bytes per output of the messages `sent` counts (each message once)."""
+        return {oid: out.bytes for oid, out in self.outputs.items()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol
 
@@ -28,7 +28,6 @@ REPORT_EVERY_S: Final = 1.0
 
 
 class _SendEdge(Protocol):
-    sent: int
     link: Any  # tcp.Reconnects of a tcp:// backpressure edge, or None
     gone: bool  # given up: its receiver ended for good
 
@@ -58,21 +57,21 @@ def apply_rewires(
     pending: deque[Rewire | ReceiverDown],
     outputs: Mapping[str, _SendOutput],
     connect: Callable[[Edge], _SendEdge],
-    retired: MutableMapping[str, int],
     forget: Callable[[str], None],
 ) -> None:
     """Apply every pending change to the output edges (the node's own thread only).
 
-    An output's edge list is replaced, never changed in place, so the receiver thread can
-    sum its counters while this runs. A receiver gone for good (`receiver_down` with
+    An output's edge list is replaced, never changed in place, so a send looping over the
+    old list is not disturbed. The output's counters are its own, not its edges', so an
+    edge removed takes nothing of them away. A receiver gone for good (`receiver_down` with
     `restarting: false`) loses its edges, as an `unwire` would, and `forget` gets back the
     shared memory only it held.
     """
     while pending:
         change = pending.popleft()
         if isinstance(change, ReceiverDown):
-            for output_id, its in outputs.items():
-                _drop(output_id, its, retired, node=change.node)
+            for its in outputs.values():
+                _drop(its, node=change.node)
             forget(change.node)
             continue
         output = outputs.get(change.output)
@@ -85,13 +84,11 @@ def apply_rewires(
                 continue  # wired already (the daemon repeats live edges after a restart)
             output.edges = [*edges, connect(change.edge)]
             continue
-        _drop(change.output, output, retired, endpoint=change.endpoint)
+        _drop(output, endpoint=change.endpoint)
 
 
 def _drop(
-    output_id: str,
     output: _SendOutput,
-    retired: MutableMapping[str, int],
     *,
     node: str | None = None,
     endpoint: str | None = None,
@@ -105,7 +102,6 @@ def _drop(
     output.edges = [e for e in edges if e not in dropped]
     for gone in dropped:
         gone.gone = True  # a send waiting on it, or looping over the old list, skips it
-        retired[output_id] = retired.get(output_id, 0) + gone.sent
         gone.sock.close(linger=0)  # no end-of-stream: the daemon closes that input
         if gone.link is not None:
             gone.link.close()
@@ -122,7 +118,7 @@ def stats_message(
 ) -> Stats:
     """The `stats` report of the node channel from a `Node.statistics()` snapshot, with
     each input's bytes and latency (`latency.Traffic.report`) added to its counters, and
-    each output's payload bytes (`Sender.bytes_sent`, read racily like its counts)."""
+    each output's payload bytes (`Sender.bytes_sent()`, read racily like its counts)."""
     extra, sent = traffic or {}, bytes_sent or {}
     return Stats(
         {k: {**asdict(v), **extra.get(k, {})} for k, v in statistics.inputs.items()},

@@ -175,6 +175,10 @@ def print_detail(node: dict[str, Any]) -> None:
     if rows:
         render.table(["PORT", "SOURCE", "MESSAGES", "BYTES", "DROPPED", "QUEUED", "RATE/S",
                       "P50", "P99"], rows)  # fmt: skip
+    outputs = (stats.get("outputs") or {}).values()
+    if any(one.get("dropped") for one in outputs):
+        render.info("an output's MESSAGES counts each message once, its DROPPED each edge "
+                    "that missed one (summed over its edges)")
 
 
 def edit(args: argparse.Namespace) -> int:

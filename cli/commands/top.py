@@ -28,15 +28,16 @@ def register(sub: Any) -> None:
         "foreground `flow run` shows its nodes in its own terminal; an empty table names such "
         "runs): status, pid, CPU, memory, "
         "messages taken in per second (IN/S: handed to its code, all inputs) and sent per "
-        "second (OUT/S, all outputs; `-` until the node has reported twice), queued and "
-        "dropped messages, the latency from send to receive over the last second (P50, P99: "
-        "the slowest input's; `-` when nothing came in). A node that is not running (ended, "
-        "failed, stopped, waiting to restart, a dynamic one detached) shows `-` for its pid, "
-        "rates, queue and latency: only its totals stay. With nodes on other machines "
-        "(flow cluster), each node's MACHINE, its CPU and memory measured there. On a "
-        "terminal it refreshes until `q` or "
-        "Ctrl-C, and a narrow one shows fewer columns (PID, P99, RSS, QUEUED give way, in "
-        "that order); piped, it prints one plain table and exits.",
+        "second (OUT/S, all outputs, each message once however many receivers it went to; "
+        "`-` until the node has reported twice), queued and dropped messages (an output's "
+        "drops once per edge that missed one), the latency from send to receive over the "
+        "last second (P50, P99: the slowest input's; `-` when nothing came in). A node that "
+        "is not running (ended, failed, stopped, waiting to restart, a dynamic one detached) "
+        "shows `-` for its pid, rates, queue and latency: only its totals stay. With nodes on "
+        "other machines (flow cluster), each node's MACHINE, its CPU and memory measured "
+        "there. On a terminal it refreshes until `q` or Ctrl-C, and a narrow one shows fewer "
+        "columns (PID, P99, RSS, QUEUED give way, in that order); piped, it prints one plain "
+        "table and exits.",
         epilog="example: flow top --interval 2s",
     )
     p.add_argument("--once", action="store_true", help="print one JSON snapshot and exit")

@@ -130,7 +130,8 @@ def info(run_ref: str, topic: str, sample_s: float, as_json: bool) -> int:
         ("topic", facts["topic"]),
         ("node", f"{reply.topic.split('/')[0]} ({reply.node_status})"),
         ("rate", "- (no report yet)" if rate is None else f"{rate:.1f}/s (reported by the node)"),
-        ("sent", f"{sent}  dropped {dropped}"),
+        # each message once, however many receivers; a drop once per edge that missed it
+        ("sent", f"{sent}  dropped {dropped} (summed over its edges)"),
         ("observers", str(facts["observers"])),
     ]
     receivers = facts["receivers"] or [None]

@@ -16,8 +16,9 @@ from daemon.model.keeper_messages import OutputCounts
 
 @attrs.define
 class SentCounts:
-    """Messages sent (one line to N receivers is N), dropped, and the payload bytes of the
-    messages sent (summed likewise)."""
+    """Messages sent (each line once, however many edges it went out on), the payload bytes
+    of those messages (each once), and dropped, summed over the receivers (a line that two
+    full queues refused is two)."""
 
     sent: int = 0
     dropped: int = 0

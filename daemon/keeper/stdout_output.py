@@ -138,10 +138,13 @@ class StdoutOutput:
         self.held.append((False, self.generation, self.seq, frames))
 
     def _drop_oldest_line(self, held: deque[tuple[bool, int, int, list[Any]]]) -> None:
-        for index, (eos, *_) in enumerate(held):
+        for index, (eos, generation, line, _) in enumerate(held):
             if not eos:
                 del held[index]  # its number goes with it: the receiver counts a drop
-                self.counts.dropped += 1
+                # once per receiver that would have had it, as `_send` counts
+                self.counts.dropped += sum(
+                    line > edge.before.get(generation, 0) for edge in self.edges
+                )
                 return
 
     def release(self) -> None:
@@ -168,7 +171,9 @@ class StdoutOutput:
             self._send_eos(self.generation, self.seq, frames)
 
     def _send(self, generation: int, line: int, frames: list[Any]) -> None:
-        size = payload_bytes(frames)
+        """One line to every receiver; counted sent once if it went out, however many it
+        went to (as an SDK node counts a message), and dropped once per edge that missed it."""
+        went = False
         for edge in self.edges:
             if line <= edge.before.get(generation, 0):
                 continue  # printed before it was wired
@@ -183,8 +188,10 @@ class StdoutOutput:
             except zmq.Again:
                 self.counts.dropped += 1
             else:
-                self.counts.sent += 1
-                self.counts.bytes += size  # the bytes of the messages `sent` counts
+                went = True
+        if went:
+            self.counts.sent += 1
+            self.counts.bytes += payload_bytes(frames)  # of the messages `sent` counts
 
     def _send_eos(self, generation: int, last: int, frames: list[Any]) -> None:
         for edge in self.edges:

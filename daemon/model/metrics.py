@@ -155,7 +155,7 @@ HELP: Final = {
     "input_queue_depth": "messages waiting in the input's queue",
     "input_latency_p50_seconds": "median send-to-receive latency over the last report interval",
     "input_latency_p99_seconds": "99th percentile send-to-receive latency, last report interval",
-    "output_messages": "messages sent on the output, summed over its edges",
-    "output_bytes": "payload bytes of the messages sent on the output, summed over its edges",
-    "output_dropped": "messages the output dropped, summed over its edges",
+    "output_messages": "messages the node sent on the output, each once however many edges",
+    "output_bytes": "payload bytes of the messages sent on the output, each message once",
+    "output_dropped": "messages not sent on an edge whose queue was full, summed over edges",
 }

@@ -101,11 +101,10 @@ class FakeSock:
 
 
 class FakeEdge:
-    def __init__(self, endpoint: str, sent: int = 0, node: str = "v") -> None:
+    def __init__(self, endpoint: str, node: str = "v") -> None:
         self.endpoint = endpoint
         self.node = node
         self.gone = False
-        self.sent = sent
         self.seq = 0
         self.sock = FakeSock()
         self.link = None  # a tcp:// backpressure edge's reconnect watch
@@ -117,7 +116,7 @@ class FakeOutput:
 
 
 def test_rewires_change_the_edges_of_an_output(caplog: pytest.LogCaptureFixture) -> None:
-    first = FakeEdge("ipc:///s/a", sent=7)
+    first = FakeEdge("ipc:///s/a")
     out = FakeOutput([first])
     outputs = {"out": out, "other": FakeOutput([])}
     connected: list[Edge] = []
@@ -126,7 +125,6 @@ def test_rewires_change_the_edges_of_an_output(caplog: pytest.LogCaptureFixture)
         connected.append(edge)
         return FakeEdge(edge.endpoint)
 
-    retired: dict[str, int] = {}
     forgotten: list[str] = []
     pending: deque[Rewire | ReceiverDown] = deque(
         [
@@ -141,13 +139,12 @@ def test_rewires_change_the_edges_of_an_output(caplog: pytest.LogCaptureFixture)
     )
     before = out.edges
     with caplog.at_level(logging.WARNING, logger="node_sdk.wiring"):
-        apply_rewires(pending, outputs, connect, retired, forgotten.append)  # type: ignore[arg-type]
+        apply_rewires(pending, outputs, connect, forgotten.append)  # type: ignore[arg-type]
     assert not pending
     assert [e.endpoint for e in out.edges] == ["ipc:///s/b"]
     assert out.edges[0].seq == 0  # its own sequence: the first message sent is seq 1
     assert [e.endpoint for e in connected] == ["ipc:///s/b"]
     assert first.sock.closed_with == 0  # closed at once, no end-of-stream
-    assert retired == {"out": 7}  # what it sent still counts in the output's statistics
     assert [e.endpoint for e in before] == ["ipc:///s/a"]  # replaced, never changed in place
     assert outputs["other"].edges == []
     assert forgotten == []  # an unwire gives no receiver up
@@ -159,19 +156,17 @@ def test_rewires_change_the_edges_of_an_output(caplog: pytest.LogCaptureFixture)
 def test_a_receiver_gone_for_good_loses_its_edges_on_every_output() -> None:
     """`receiver_down` with `restarting: false`, applied as an unwire of each of its edges;
     the pool is told to forget it; a restarting receiver never comes this way (receiver.py)."""
-    to_dead = [FakeEdge("ipc:///s/a", sent=3, node="dead"), FakeEdge("ipc:///s/b", node="dead")]
+    to_dead = [FakeEdge("ipc:///s/a", node="dead"), FakeEdge("ipc:///s/b", node="dead")]
     kept = FakeEdge("ipc:///s/c", node="live")
     outputs = {"one": FakeOutput([to_dead[0], kept]), "two": FakeOutput([to_dead[1]])}
-    retired: dict[str, int] = {}
     forgotten: list[str] = []
     pending: deque[Rewire | ReceiverDown] = deque([ReceiverDown("dead", False)])
-    apply_rewires(pending, outputs, FakeEdge, retired, forgotten.append)  # type: ignore[arg-type]
+    apply_rewires(pending, outputs, FakeEdge, forgotten.append)  # type: ignore[arg-type]
     assert outputs["one"].edges == [kept]
     assert outputs["two"].edges == []
     assert all(e.gone and e.sock.closed_with == 0 for e in to_dead)  # queued messages dropped
     assert not kept.gone
     assert kept.sock.closed_with is None
-    assert retired == {"one": 3, "two": 0}
     assert forgotten == ["dead"]
 
 

@@ -60,7 +60,7 @@ def arrived(socket: zmq.Socket[bytes], count: int) -> None:
         socket.recv_multipart()
 
 
-def test_lines_are_counted_per_receiver_with_their_bytes_and_drops(
+def test_lines_are_counted_once_with_their_bytes_and_drops_per_edge(
     context: zmq.Context[zmq.Socket[bytes]],
 ) -> None:
     pulls = [bound(context, zmq.PULL, f"inproc://pull{i}") for i in range(2)]
@@ -76,19 +76,18 @@ def test_lines_are_counted_per_receiver_with_their_bytes_and_drops(
     for pull in pulls:
         arrived(pull, 4)
     counts = output.counts
-    # one line to three receivers is three sent (as an SDK node counts), less the two that
-    # found no credit; the bytes are those of the messages sent: every line to both pulls,
-    # `a` and `bb` to the slow one (`ccc` and `dddd`, dropped there, are not counted)
-    sent_bytes = 2 * (1 + 2 + 3 + 4) + 1 + 2
-    assert (counts.sent, counts.dropped, counts.bytes) == (4 * 2 + 2, 2, sent_bytes)
+    # one line to three receivers is one sent (as an SDK node counts), and its bytes once;
+    # the two that found no credit on the slow edge are its drops (they went to the pulls)
+    sent_bytes = 1 + 2 + 3 + 4
+    assert (counts.sent, counts.dropped, counts.bytes) == (4, 2, sent_bytes)
     (report,) = ended.stats([output])
-    assert report == StdoutStats((OutputCounts("talker", 1, "lines", 10, 2, sent_bytes),))
+    assert report == StdoutStats((OutputCounts("talker", 1, "lines", 4, 2, sent_bytes),))
     # unchanged: reported once more (the daemon's rate falls to 0), then no more
     assert ended.stats([output]) == [report]
     assert ended.stats([output]) == []
     output.send_line("e")
     (after,) = ended.stats([output])
-    assert (after.outputs[0].sent, after.outputs[0].bytes) == (12, sent_bytes + 2)  # to 2
+    assert (after.outputs[0].sent, after.outputs[0].bytes) == (5, sent_bytes + 1)  # once
 
     # the node exits and comes back: its next generation counts from 0, as an SDK node's
     # new process does, on the same sockets; the ended one's last counts are reported first
@@ -100,7 +99,7 @@ def test_lines_are_counted_per_receiver_with_their_bytes_and_drops(
     assert ended.stats([following]) == [fresh]
     following.send_line("again")
     (second,) = ended.stats([following])
-    assert second.outputs == (OutputCounts("talker", 2, "lines", 2, 1, 2 * 5),)  # sent twice
+    assert second.outputs == (OutputCounts("talker", 2, "lines", 1, 1, 5),)  # sent once
     following.close()
     for socket in (*pulls, router):
         socket.close(linger=0)
