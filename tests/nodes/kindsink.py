@@ -2,9 +2,17 @@
 
 The description is exact for small values (numpy dtype, shape and items; arrow type and
 items; bytes in hex) and a checksum for large ones, so two runs' lines can be compared.
+With SINK_TIMES set, it also appends `INPUT MONOTONIC` to that file as each value comes
+(its own clock: a log line's stamp is when the keeper read it, which a loaded machine
+delays for several lines at once).
 """
 
+import os
+import time
+
 from node_sdk import Node
+
+TIMES = os.environ.get("SINK_TIMES")
 
 
 def describe(value: object) -> str:
@@ -27,4 +35,7 @@ with Node() as node:
     for event in node:
         if event["type"] == "INPUT":
             meta = event["metadata"].get("i")
+            if TIMES:
+                with open(TIMES, "a") as times:
+                    times.write(f"{event['id']} {time.monotonic()}\n")
             print(f"got {event['id']} {describe(event['value'])} meta={meta}", flush=True)
