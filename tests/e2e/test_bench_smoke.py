@@ -14,18 +14,18 @@ def test_bench_quick_runs_and_accounts_for_every_message(flow_home: Path, tmp_pa
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--no-dora", "--sizes", "8,1048576",
-         "--kinds", "numpy,struct", "--meta", "yes", "--json", str(out)],
+         "--kinds", "numpy", "--meta", "yes", "--json", str(out)],
         cwd=REPO, env=flow_env(flow_home), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert report["errors"] == []
-    assert set(report["kinds"]) == {"numpy with metadata", "struct with metadata"}
+    # one kind (the others take the same paths of the bench: 36 s -> 15 s of the suite)
+    assert set(report["kinds"]) == {"numpy with metadata"}
     numpy = report["kinds"]["numpy with metadata"]
     assert set(numpy["8 B"]) == {"size", "raw", "flow"}
     # at or above the shared-memory threshold: also flow writing in place
     assert set(numpy["1 MiB"]) == {"size", "raw", "flow", "flow-buffer"}
-    assert set(report["kinds"]["struct with metadata"]["1 MiB"]) == {"size", "raw", "flow"}
     for rows in report["kinds"].values():
         for by in rows.values():
             for system in ("raw", "flow"):
