@@ -196,3 +196,18 @@ def write_module_fan_out(folder: Path, per_level: int = 20, levels: int = 8) -> 
         f"module:\n  name: l{levels}\nnodes:\n  - id: x\n    path: x.py\n"
     )
     return top
+
+
+def pty_ended(child: Any) -> tuple[int | None, str]:
+    """Wait (bounded by its timeout) for a pexpect child to exit: its exit status and what
+    it printed since the last match; killed if it is still there after all."""
+    import pexpect
+
+    try:
+        child.expect(pexpect.EOF)
+        text = str(child.before or "")
+        child.close()
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    return child.exitstatus, text

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
-from helpers import BOUND_S, NODES, flow, flow_env, stream_graph, wait_for
+from helpers import BOUND_S, NODES, flow, flow_env, pty_ended, stream_graph, wait_for
 
 STUBBORN = f"""
 nodes:
@@ -170,9 +170,7 @@ def test_flow_run_ctrl_c_says_what_it_waits_for_and_how_each_node_ended(
         child.expect("SIGINT: stopping the run")
         child.expect(r"stopping fg: waiting for stubborn \(SIGTERM in 30s\)")
         child.sendintr()
-        child.expect(pexpect.EOF)
-        text = child.before or ""
-        child.close()
+        _, text = pty_ended(child)
     finally:
         if child.isalive():
             child.terminate(force=True)
@@ -412,9 +410,7 @@ def test_ctrl_c_ends_a_dynamic_node_script_without_a_traceback(
     try:
         child.expect("dynstop: attached")
         child.sendintr()
-        child.expect(pexpect.EOF)
-        text = child.before or ""
-        child.close()
+        _, text = pty_ended(child)
     finally:
         if child.isalive():
             child.terminate(force=True)
@@ -452,9 +448,7 @@ nodes:
         (tmp_path / "connect").touch()  # slow connects once the wait was said, not before
         child.expect("slowstart: connected")  # the log follows once the barrier is released
         child.sendintr()
-        child.expect(pexpect.EOF)
-        text = child.before or ""
-        child.close()
+        _, text = pty_ended(child)
     finally:
         if child.isalive():
             child.terminate(force=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pexpect
 import pytest
-from helpers import BOUND_S, NODES, flow, flow_env, wait_for
+from helpers import BOUND_S, NODES, flow, flow_env, pty_ended, wait_for
 
 COUNTER = f"""
 nodes:
@@ -59,14 +59,8 @@ def daemon_held(home: Path) -> Iterator[None]:
 
 def ended(child: pexpect.spawn) -> tuple[int | None, str]:
     """Wait for the CLI to exit: its exit status and its output without colours."""
-    try:
-        child.expect(pexpect.EOF)
-        text = child.before or ""
-        child.close()
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
-    return child.exitstatus, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    status, text = pty_ended(child)
+    return status, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
 def no_run_left(home: Path, name: str) -> None:
