@@ -149,30 +149,31 @@ BAD_NAMES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "why"), BAD_NAMES)
-def test_a_bad_run_name_is_refused_in_one_line(
-    daemon: Path, tmp_path: Path, name: str, why: str
-) -> None:
+def test_a_bad_run_name_is_refused_in_one_line(daemon: Path, tmp_path: Path) -> None:
+    """Each of BAD_NAMES, one daemon for them all (a daemon each cost a start apiece)."""
     yml = tmp_path / "counter.yml"
     yml.write_text(COUNTER)
-    for argv in (["start", str(yml), "--detach"], ["run", str(yml), "--stop-after", "1s"]):
-        done = flow(*argv, "--name", name, home=daemon)
-        assert done.returncode == 2, (argv, done.stdout, done.stderr)
-        assert done.stderr.count("\n") == 1, done.stderr
-        assert done.stderr.startswith("error: --name "), done.stderr
-        assert why in done.stderr, done.stderr
-        assert "\x1b" not in done.stderr
-        assert "\u202e" not in done.stderr
     named = tmp_path / "named.yml"
-    named.write_text(f"name: {json.dumps(name)}\n" + COUNTER)
-    for argv in (["start", str(named), "--detach"], ["check", str(named)]):
-        done = flow(*argv, home=daemon)
-        assert done.returncode == 2, (argv, done.stdout, done.stderr)
-        problems = [line for line in done.stderr.splitlines() if "named.yml:1: name:" in line]
-        assert len(problems) == 1, done.stderr
-        assert why in problems[0]
-        assert "\x1b" not in done.stderr
-        assert "\u202e" not in done.stderr
+    for name, why in BAD_NAMES:
+        for argv in (["start", str(yml), "--detach"], ["run", str(yml), "--stop-after", "1s"]):
+            done = flow(*argv, "--name", name, home=daemon)
+            said = (name, argv, done.stdout, done.stderr)
+            assert done.returncode == 2, said
+            assert done.stderr.count("\n") == 1, said
+            assert done.stderr.startswith("error: --name "), said
+            assert why in done.stderr, said
+            assert "\x1b" not in done.stderr
+            assert "\u202e" not in done.stderr
+        named.write_text(f"name: {json.dumps(name)}\n" + COUNTER)
+        for argv in (["start", str(named), "--detach"], ["check", str(named)]):
+            done = flow(*argv, home=daemon)
+            said = (name, argv, done.stdout, done.stderr)
+            assert done.returncode == 2, said
+            problems = [line for line in done.stderr.splitlines() if "named.yml:1: name:" in line]
+            assert len(problems) == 1, said
+            assert why in problems[0], said
+            assert "\x1b" not in done.stderr
+            assert "\u202e" not in done.stderr
     assert active(daemon) == []
 
 
