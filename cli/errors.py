@@ -94,9 +94,8 @@ def path_text(path: str, shown: str = "") -> str:
 def run_name(name: str | None) -> str | None:
     """`--name`'s value, refused (BAD_INPUT) when it cannot be a run name: terminal escapes,
     newlines, an empty or blank name, or one that reads as a run id (run_names.py)."""
-    from daemon.model.run_names import run_name_problem, shown
+    from daemon.model.run_names import refusal
 
-    problem = None if name is None else run_name_problem(name)
-    if name is not None and problem is not None:
-        raise CliError(f"--name {shown(name)} {problem}", BAD_INPUT)
+    if (why := refusal(name)) is not None:
+        raise CliError(f"--name {why}", BAD_INPUT)
     return name

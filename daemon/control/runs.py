@@ -14,7 +14,7 @@ from daemon.model import pids
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest, BrokenInvariant, UnknownNode
-from daemon.model.run_names import run_name_problem, shown
+from daemon.model.run_names import refusal
 from daemon.model.run_rows import newest_within
 from daemon.model.states import RunStatus
 from daemon.run.recovery import settle_foreground
@@ -54,9 +54,8 @@ async def start(rt: Runtime, req: rq.Start) -> rp.RunReply:
         raise BadRequest(f"path {req.path!r} must be absolute")
     if req.record is not None and not os.path.isabs(req.record):
         raise BadRequest(f"record path {req.record!r} must be absolute")
-    problem = None if req.name is None else run_name_problem(req.name)
-    if req.name is not None and problem is not None:
-        raise BadRequest(f"run name {shown(req.name)} {problem}")
+    if (why := refusal(req.name)) is not None:
+        raise BadRequest(f"run name {why}")
     run = await rt.start_run(req.path, req.text, req.name, dict(req.env), req.record)
     return rp.RunReply(run=run.info())
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from daemon.model.run_names import run_name_problem, shown
+from daemon.model.run_names import refusal
 from daemon.model.units import DurationError, parse_duration
 from daemon.model.yaml_lines import Path
 
@@ -135,9 +135,8 @@ def get_run_name(report: Report, top: Mapping[str, Any]) -> str | None:
     """The top-level `name`: the run's default name, refused as `--name` is when it could
     inject into a terminal or read as a run id (daemon/model/run_names.py)."""
     name = get_str(report, top, "name", ())
-    problem = None if name is None else run_name_problem(name)
-    if name is not None and problem is not None:
-        report.add(("name",), f"run name {shown(name)} {problem}")
+    if (why := refusal(name)) is not None:
+        report.add(("name",), f"run name {why}")
         return None
     return name
 

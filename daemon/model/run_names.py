@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 __all__ = [
-    "MAX_RUN_NAME_CHARS", "looks_like_id", "pick_run", "run_name_problem", "shown",
+    "MAX_RUN_NAME_CHARS", "looks_like_id", "pick_run", "refusal", "run_name_problem", "shown",
 ]  # fmt: skip
 
 MAX_RUN_NAME_CHARS = 256  # requests.MAX_NAME_CHARS, the bound of a name on the wire
@@ -43,6 +43,13 @@ def run_name_problem(name: str) -> str | None:
     if looks_like_id(name):
         return "reads as the start of a run id (hex digits from 0): add a letter, as in run-0042"
     return None
+
+
+def refusal(name: str | None) -> str | None:
+    """`'NAME' PROBLEM` for a name that cannot be a run's, as every entry point words it
+    after its own lead (`--name`, `run name`); None for no name or a good one."""
+    problem = None if name is None else run_name_problem(name)
+    return None if name is None or problem is None else f"{shown(name)} {problem}"
 
 
 def shown(name: str) -> str:
