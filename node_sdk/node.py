@@ -161,10 +161,10 @@ class Node(DoraSurface, ParamSurface):
     def close(self, error: BaseException | None = None) -> None:
         """End-of-stream on every output, `bye` to the daemon, sockets closed; idempotent.
         `error`: what the node closes on (`with` passes it; at exit, an uncaught one)."""
-        if error is None:  # at the interpreter's exit after an exception nobody caught
-            error = getattr(sys, "last_value", None)
         if self._closed:
             return
+        if error is None:  # at the interpreter's exit after an exception nobody caught
+            error = getattr(sys, "last_value", None)
         self._end_async()  # a worker thread of recv_async must leave the sockets first
         self._closed = True
         self._events.ended = True

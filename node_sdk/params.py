@@ -104,11 +104,8 @@ class Params:
         if isinstance(error, SystemExit) and error.code in (0, None):
             error = None  # a clean exit: the change was handled
         if error is not None:
-            token, key, old = self.handling
-            self.handling = None
-            self._apply(key, old is not _ABSENT, old)
             said = f"{type(error).__name__}: {error}".splitlines()[0][:MAX_REASON]
-            self.answer(_ack(token, f"the node raised {said}"))
+            self.reject(self.handling[1], f"the node raised {said}")
             return
         token = self.handling[0]
         self.handling = None
