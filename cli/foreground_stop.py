@@ -10,16 +10,12 @@ the run's end in `state.db`, where this reads it.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from cli.errors import BAD_INPUT, FAILED, CliError
-
-STOP_WAIT_S = 60.0  # its own grace (10 s by default), SIGKILL, its result written
-POLL_S = 0.2
-SECOND_SIGNAL_S = 0.3  # after the first was taken: the second means "no grace"
+from daemon.model import pids
 
 
 def foreground_runs(home: Path) -> list[dict[str, Any]]:
@@ -60,15 +56,12 @@ def stop_without_daemon(
 
 
 def _ask(info: dict[str, Any], force: bool) -> None:
-    from daemon.model.pids import foreground_process
-
-    found = foreground_process(info)
+    found = pids.foreground_process(info)
     if found is None or not found[1]:
         return  # it ended meanwhile
-    signals = (signal.SIGTERM, signal.SIGINT) if force else (signal.SIGTERM,)
-    for sent, number in enumerate(signals):
+    for sent, number in enumerate(pids.foreground_stop_signals(force)):
         if sent:
-            time.sleep(SECOND_SIGNAL_S)
+            time.sleep(pids.SECOND_SIGNAL_S)
         try:
             os.kill(found[0], number)
         except ProcessLookupError:
@@ -81,10 +74,10 @@ def _ask(info: dict[str, Any], force: bool) -> None:
 def _wait_ended(home: Path, info: dict[str, Any]) -> dict[str, Any]:
     from cli import offline_runs
 
-    deadline = time.monotonic() + STOP_WAIT_S
+    deadline = time.monotonic() + pids.FOREGROUND_STOP_S
     while time.monotonic() < deadline:
         info = offline_runs.resolve(home, str(info["id"]))
         if info["status"] not in offline_runs.ACTIVE or not offline_runs.being_run(info):
             return info
-        time.sleep(POLL_S)
+        time.sleep(pids.FOREGROUND_POLL_S)
     return info

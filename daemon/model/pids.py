@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,20 @@ def is_tagged_alive(text: str, not_after: float | None = None) -> bool:
     except ValueError:
         return False
     return abs(started - recorded) <= SAME_START_S
+
+
+# asking a `flow run` process to stop its run, as the daemon's `flow stop` and one with no
+# daemon up both do (daemon/control/foreground_stop.py, cli/foreground_stop.py)
+FOREGROUND_STOP_S = 60.0  # its own grace (10 s by default), SIGKILL, its result written
+FOREGROUND_POLL_S = 0.2  # the end is a row another process writes: looked for, not awaited
+SECOND_SIGNAL_S = 0.3  # after the first was taken: the second means "no grace"
+
+
+def foreground_stop_signals(force: bool) -> tuple[signal.Signals, ...]:
+    """What to send it, SECOND_SIGNAL_S apart: SIGTERM (its stop, as Ctrl-C), and for
+    `--force` a second, other signal (a pending one of the same number would be taken as
+    the first again: trio keeps one of each)."""
+    return (signal.SIGTERM, signal.SIGINT) if force else (signal.SIGTERM,)
 
 
 def foreground_process(info: Mapping[str, Any]) -> tuple[int, bool] | None:
