@@ -20,7 +20,7 @@ from daemon.keeper.reaper import die_with_this_thread
 from daemon.keeper.stdout_output import StdoutOutput, log_entry_value
 from daemon.model.keeper_messages import NodeState
 from daemon.model.logformat import LogRecord, level_number, record_from_output
-from daemon.model.stderr_tail import TAIL_LINES, bound_tail, cut_line
+from daemon.model.stderr_tail import TAIL_LINES, cut_line
 
 MAX_LINE = 64 * 1024
 
@@ -53,10 +53,6 @@ class Child:
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    def stderr_tail(self) -> tuple[str, ...]:
-        """Its last stderr lines, bounded (`daemon.model.stderr_tail`), as it reports them."""
-        return tuple(bound_tail(self.tail))
 
     def lines(self, fd: int, chunk: bytes) -> list[bytes]:
         """The whole lines `chunk` completes on pipe `fd` (an empty chunk: the pipe's end,
@@ -117,7 +113,7 @@ def node_states(children: Mapping[str, Child]) -> dict[str, NodeState]:
             pid=c.pid,
             code=c.code if c.reported else None,
             alive=not c.reported,
-            tail=c.stderr_tail(),
+            tail=tuple(c.tail),  # bounded as a NodeState is made (keeper_messages)
         )
         for node, c in children.items()
     }

@@ -377,7 +377,7 @@ class Keeper:
         # it ended on its own (or by the daemon), not by us: a later recovery must know
         if self.ending_at is None and self.ledger is not None:
             append_exit(self.ledger, child.node, child.generation, child.code)
-        self._send(Exited(child.node, child.generation, child.code, child.stderr_tail()))
+        self._send(Exited(child.node, child.generation, child.code, tuple(child.tail)))
 
     def _close_child(self, child: Child) -> None:
         if child.stdout_output is not None:  # ended; its sockets serve its next generation

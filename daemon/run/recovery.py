@@ -84,8 +84,8 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
     origin = str(info["origin"])
     if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
         return  # still running in its own terminal
-    # its nodes went with it (they die with its keeper thread), not what they started in
-    # a session of their own (setsid, a double fork): nothing else would ever end those
+    # not what its nodes started in a session of their own (setsid, a double fork) or
+    # left in theirs: nothing else would ever end those
     left = _kill_groups(lambda environ, cmdline: environ.get("FLOW_DATAFLOW") == info["id"])
     if left:
         log.warning("run %s: killed %d processes its dead flow run left", info["id"], left)
