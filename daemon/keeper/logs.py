@@ -45,9 +45,6 @@ class NodeLog:
     _causes: OncePerKey = attrs.field(factory=OncePerKey)  # a full disk fails every retry
     _unmarked: int = 0  # lines dropped since the log was last written
 
-    def write(self, record: LogRecord) -> None:
-        self.write_all([record])
-
     def write_all(self, records: list[LogRecord]) -> None:
         """Append `records` (what one read of a pipe held) with one write and one flush
         (a flush a line cost the keeper a syscall a line), rotating where one would pass

@@ -46,13 +46,13 @@ def test_row17_the_dropped_count_is_written_when_room_returns(flow_home: Path) -
         log = NodeLog(path=folder / "n.log", node_id="n", on_failure=lambda _: None)
         line = LogRecord(time.time(), "stdout", "x" * 500)
         for _ in range(200):  # far more than the 64 KiB left
-            log.write(line)
+            log.write_all([line])
         assert log.dropped > 0
         written_before = len(_records(folder / "n.log"))
         dropped_before = log.dropped
         filler.unlink()
         time.sleep(REOPEN_AFTER_S + 0.1)  # writing is tried again after this long
-        log.write(line)
+        log.write_all([line])
         log.close()
         records = _records(folder / "n.log")
     assert written_before + dropped_before == 200  # whole lines, each written or counted

@@ -67,8 +67,8 @@ def test_a_log_rotates_at_its_size_in_bytes(tmp_path: Path) -> None:
     log = NodeLog(path=tmp_path / "n.log", node_id="n", on_failure=lambda _: None,
                   max_bytes=4096)  # fmt: skip
     for _ in range(100):
-        log.write(LogRecord(1.0, "stdout", "\U0001f600" * 100 + "\ufffd" * 50))
-    log.write(LogRecord(1.0, "stdout", "\x01" * 65536))  # 393 KiB of JSON alone: cut
+        log.write_all([LogRecord(1.0, "stdout", "\U0001f600" * 100 + "\ufffd" * 50)])
+    log.write_all([LogRecord(1.0, "stdout", "\x01" * 65536)])  # 393 KiB of JSON alone: cut
     log.close()
     files = sorted(tmp_path.iterdir())
     assert [f.name for f in files] == ["n.log", "n.log.1", "n.log.2", "n.log.3"]
