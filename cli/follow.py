@@ -180,10 +180,10 @@ class Interrupts:
     """Counts Ctrl-C presses (and whichever other `signals`) instead of raising, so a loop
     can turn them into requests.
 
-    The `limit`-th press raises KeyboardInterrupt after all, unless `holding`: while the
-    caller cannot yet act on a press (an attached `flow start` waiting for the run's id),
-    every press is only counted, for it to act on once it can, and `on_held` (when set)
-    says so at once with the signal and the press number.
+    The `limit`-th press raises KeyboardInterrupt after all, unless `on_held` is set: while
+    the caller cannot yet act on a press (an attached `flow start` waiting for the run's
+    id), every press is only counted, for it to act on once it can, and `on_held` says so
+    at once with the signal and the press number.
     """
 
     def __init__(
@@ -192,7 +192,6 @@ class Interrupts:
         self.limit = limit
         self.signals = signals
         self.count = 0
-        self.holding = False
         self.on_held: Callable[[signal.Signals, int], None] | None = None
         self._seen = 0
         self._old: dict[signal.Signals, Any] = {}
@@ -210,9 +209,9 @@ class Interrupts:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
-        if self.holding and self.on_held is not None:
+        if self.on_held is not None:  # held: acted on once the caller can
             self.on_held(signal.Signals(signum), self.count)
-        elif self.count >= self.limit and not self.holding:
+        elif self.count >= self.limit:
             raise KeyboardInterrupt
 
     def new_presses(self) -> list[int]:

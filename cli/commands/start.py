@@ -131,11 +131,11 @@ def start_held(request: Any, interrupts: Any) -> dict[str, Any] | None:
     if interrupts.count:
         render.warning("interrupted before the start was asked: nothing was started")
         return None
-    interrupts.holding, interrupts.on_held = True, _held
+    interrupts.on_held = _held
     try:
         info: dict[str, Any] = client.call(request, timeout=60.0, sent=_sent_hook()).run
     finally:
-        interrupts.holding, interrupts.on_held = False, None
+        interrupts.on_held = None
     render.err.print(
         f"started run {render.run_label(info)}; Ctrl-C stops it", style="dim", markup=False
     )
