@@ -8,6 +8,12 @@ from typing import Any
 RUN_HELP = "run id, id prefix or name (default: the only active run)"
 
 
+def foreground(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs a `flow run` process supervises (origin `foreground:PID:START`), which the
+    daemon lists but does not run."""
+    return [r for r in runs if str(r.get("origin") or "").startswith("foreground:")]
+
+
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
     """An optional positional RUN, resolved later by `target_run`."""
     parser.add_argument("run", nargs="?", default=None, metavar="RUN", help=RUN_HELP)

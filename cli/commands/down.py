@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import client, render
+    from cli import client, render, run_ref
     from cli.commands.config import load_settings
     from cli.errors import CliError, DaemonUnreachable
     from cli.waiting import Background, lost_machine_wait, wait_stopped
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = None if grace is None else Seconds(grace)
     listed = client.call(List(), home=home).runs
     # a `flow run` is its own process's, not the daemon's: the daemon's stop leaves it be
-    foreground = [r for r in listed if str(r.get("origin") or "").startswith("foreground:")]
+    foreground = run_ref.foreground(listed)
     before = [r for r in listed if r not in foreground]
     if foreground:
         names = ", ".join(render.run_label(r) for r in foreground)

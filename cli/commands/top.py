@@ -162,11 +162,10 @@ def _rate(value: float | None) -> str:
 def empty_text() -> str:
     """What an empty table says: no run of the daemon's, and the `flow run`s in their own
     terminals, which it does not supervise (their nodes report to that process)."""
-    from cli import client
+    from cli import client, run_ref
     from daemon.model.requests import List
 
-    foreground = [r for r in client.call(List()).runs
-                  if str(r.get("origin") or "").startswith("foreground:")]  # fmt: skip
+    foreground = run_ref.foreground(client.call(List()).runs)
     if not foreground:
         return NO_RUNS
     names = ", ".join(str(r["name"] or str(r["id"])[:13]) for r in foreground)
