@@ -17,7 +17,7 @@ are of it. Beside `arrow_ipc`, over `arrow_layout`.
 from __future__ import annotations
 
 import struct
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from node_sdk.arrow_layout import PAD, Layout, bit_width, field_widths, readable
 from node_sdk.errors import NodeError
@@ -62,8 +62,18 @@ def encode(array: Any, layout: Layout) -> BuffersBody | None:
     its buffers as a payload of this kind; None for a struct with nulls at an offset off a
     byte (its bitmap would need a shift: kind 4 carries it)."""
     schema = layout.buffers_schema
-    pieces: list[Any] = [None, schema]
     length = len(array)
+    width = layout.width
+    if width >= 8 and not array.null_count and not array.offset:
+        # the usual array (whole, no nulls): its data buffer as it is, `_leaf` inline
+        data = array.buffers()[1]
+        size = length * (width >> 3)
+        if data is not None and data.size == size:
+            table = TABLE.pack(len(schema), 0, length, 0, 0, ABSENT, size)
+            pad = (-size) & 7
+            whole = [table, schema, data, PAD[pad]] if pad else [table, schema, data]
+            return BuffersBody(whole, TABLE.size + len(schema) + size + pad)
+    pieces: list[Any] = [None, schema]
     if not layout.fields:
         nulls, shift, validity_size, data_size, nbytes = _leaf(
             array, layout.width, pieces, TABLE.size + len(schema)
@@ -139,26 +149,41 @@ def _leaf(array: Any, width: int, pieces: list[Any], nbytes: int) -> tuple[int, 
     return nulls, shift, validity_size, data_size, nbytes + data_size + pad
 
 
-# receiver: schema message -> (type, bit width, (field type, bit width) of a struct's fields)
-_READ: dict[bytes, tuple[Any, int, tuple[tuple[Any, int], ...]]] = {}
+class _Reading(NamedTuple):
+    """How the receiver rebuilds arrays of one schema message, made once per message."""
+
+    arrow_type: Any
+    width: int  # bit width of a plain fixed-width type; 0 for a struct
+    fields: tuple[tuple[Any, int], ...]  # a struct's (field type, bit width)
+    # Arrow's full validation is needed: a type some values of which it refuses (a decimal
+    # past its precision, a time of day past a day). An integer, float, bool or fixed-size
+    # binary has none: every bit pattern is a value, and the sizes are checked here.
+    values_checked: bool
+
+
+_READ: dict[bytes, _Reading] = {}  # schema message -> its reading, bounded
+_TABLE_SIZE: Final = TABLE.size
+_FIELD_SIZE: Final = FIELD.size
 
 
 def decode(data: Any) -> Any:
     """A payload of this kind -> the array, over `data`'s own memory (no copy). NodeError
     for a payload whose sizes do not add up to its type's buffers."""
-    view = memoryview(data).cast("B")
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:  # frames and segments are bytes already
+        view = view.cast("B")
     total = view.nbytes
-    if total < TABLE.size:
+    if total < _TABLE_SIZE:
         raise NodeError(f"arrow buffers payload of {total} bytes")
     schema_size, fields, length, nulls, offset, validity_size, data_size = TABLE.unpack_from(view)
-    at = TABLE.size + schema_size
+    at = _TABLE_SIZE + schema_size
     if at > total:
         raise NodeError(f"arrow buffers payload of {total} bytes, schema of {schema_size}")
-    key = bytes(view[TABLE.size : at])
-    layout = _READ.get(key)
-    if layout is None:
-        layout = _parse(key)
-    arrow_type, width, struct_fields = layout
+    key = bytes(view[_TABLE_SIZE:at])
+    reading = _READ.get(key)
+    if reading is None:
+        reading = _parse(key)
+    arrow_type, width, struct_fields, values_checked = reading
     if fields != len(struct_fields):
         raise NodeError(f"arrow buffers payload of {fields} fields for type {arrow_type}")
     at += (-schema_size) & 7
@@ -166,39 +191,70 @@ def decode(data: Any) -> Any:
 
     whole = pa.py_buffer(view)  # each buffer a slice of it: the frame's memory, no copy
     if not fields:
-        array, at = _leaf_array(pa, whole, at, arrow_type, width, length, nulls, offset,
-                                validity_size, data_size)  # fmt: skip
+        if not (nulls or offset) and validity_size == ABSENT and width >= 8:
+            array, at = _plain_array(pa, whole, at, arrow_type, width, length, data_size)
+        else:
+            array, at = _leaf_array(pa, whole, at, arrow_type, width, length, nulls, offset,
+                                    validity_size, data_size)  # fmt: skip
     else:
-        if length < 0 or not 0 <= nulls <= length or offset or data_size:
-            raise NodeError(f"arrow buffers payload: a struct of {length} values, {nulls} "
-                            f"null, at {offset}, data of {data_size} bytes")  # fmt: skip
-        validity = None
-        if validity_size != ((length + 7) >> 3 if nulls else ABSENT):
-            raise NodeError(f"arrow buffers payload: a bitmap of {validity_size} bytes for "
-                            f"a struct of {length} values, {nulls} null")  # fmt: skip
-        if nulls:
-            if at + validity_size > total:
-                raise NodeError(f"arrow buffers payload of {total} bytes, cut in a bitmap")
-            validity = whole.slice(at, validity_size)
-            at += validity_size + ((-validity_size) & 7)
-        children = []
-        for field_type, field_width in struct_fields:
-            if at + FIELD.size > total:
-                raise NodeError(f"arrow buffers payload of {total} bytes, cut in a field")
-            field_nulls, field_offset, field_validity, field_data = FIELD.unpack_from(view, at)
-            child, at = _leaf_array(pa, whole, at + FIELD.size, field_type, field_width,
-                                    length, field_nulls, field_offset, field_validity,
-                                    field_data)  # fmt: skip
-            children.append(child)
-        array = _built(pa, arrow_type, length, [validity], -1 if nulls else 0, 0, children)
+        array, at = _struct_array(pa, view, whole, at, reading, length, nulls, offset,
+                                  validity_size, data_size)  # fmt: skip
     if at != total:
         raise NodeError(f"arrow buffers payload of {total} bytes, its table says {at}")
-    try:  # the sizes are checked; the values are Arrow's to judge (a decimal past its
-        # precision, a time of day past a day): O(1) for integers and floats
-        array.validate(full=True)
-    except pa.ArrowException as exc:
-        raise NodeError(f"arrow buffers payload of values Arrow refuses: {exc}") from None
+    if values_checked:
+        try:  # the sizes are checked; the values are Arrow's to judge
+            array.validate(full=True)
+        except pa.ArrowException as exc:
+            raise NodeError(f"arrow buffers payload of values Arrow refuses: {exc}") from None
     return array
+
+
+def _struct_array(
+    pa: Any, view: memoryview, whole: Any, at: int, reading: _Reading,
+    length: int, nulls: int, offset: int, validity_size: int, data_size: int,
+) -> tuple[Any, int]:  # fmt: skip
+    """The struct whose bitmap (if any) and fields start at `at` -> (it, where it ends)."""
+    total = whole.size
+    if length < 0 or not 0 <= nulls <= length or offset or data_size:
+        raise NodeError(f"arrow buffers payload: a struct of {length} values, {nulls} "
+                        f"null, at {offset}, data of {data_size} bytes")  # fmt: skip
+    validity = None
+    if validity_size != ((length + 7) >> 3 if nulls else ABSENT):
+        raise NodeError(f"arrow buffers payload: a bitmap of {validity_size} bytes for "
+                        f"a struct of {length} values, {nulls} null")  # fmt: skip
+    if nulls:
+        if at + validity_size > total:
+            raise NodeError(f"arrow buffers payload of {total} bytes, cut in a bitmap")
+        validity = whole.slice(at, validity_size)
+        at += validity_size + ((-validity_size) & 7)
+    children = []
+    for field_type, field_width in reading.fields:
+        if at + _FIELD_SIZE > total:
+            raise NodeError(f"arrow buffers payload of {total} bytes, cut in a field")
+        field_nulls, field_offset, field_validity, field_data = FIELD.unpack_from(view, at)
+        at += _FIELD_SIZE
+        if not (field_nulls or field_offset) and field_validity == ABSENT and field_width >= 8:
+            child, at = _plain_array(pa, whole, at, field_type, field_width, length, field_data)
+            children.append(child)
+            continue
+        child, at = _leaf_array(pa, whole, at, field_type, field_width, length, field_nulls,
+                                field_offset, field_validity, field_data)  # fmt: skip
+        children.append(child)
+    array = _built(pa, reading.arrow_type, length, [validity], -1 if nulls else 0, 0, children)
+    return array, at
+
+
+def _plain_array(
+    pa: Any, whole: Any, at: int, arrow_type: Any, width: int, length: int, data_size: int
+) -> tuple[Any, int]:
+    """The usual fixed-width array (whole bytes, no nulls, no offset) whose data starts at
+    `at` in `whole` -> (it, where it ends): `_leaf_array`'s checks for that case alone."""
+    end = at + data_size
+    after = end + ((-data_size) & 7)
+    if data_size != length * (width >> 3) or after > whole.size:  # a length < 0 too
+        raise NodeError(f"arrow buffers payload: {data_size} bytes of data for {length} "
+                        f"values of {arrow_type}, {whole.size - at} left")  # fmt: skip
+    return _built(pa, arrow_type, length, [None, whole.slice(at, data_size)], 0, 0), after
 
 
 def _leaf_array(
@@ -239,9 +295,8 @@ def _built(
         raise NodeError(f"arrow buffers payload that Arrow refuses: {exc}") from None
 
 
-def _parse(key: bytes) -> tuple[Any, int, tuple[tuple[Any, int], ...]]:
-    """A schema message -> (type, bit width, a struct's fields), cached, bounded; NodeError
-    for anything else."""
+def _parse(key: bytes) -> _Reading:
+    """A schema message -> its reading, cached, bounded; NodeError for anything else."""
     import pyarrow as pa
     import pyarrow.ipc  # pa.ipc is a submodule
 
@@ -259,7 +314,21 @@ def _parse(key: bytes) -> tuple[Any, int, tuple[tuple[Any, int], ...]]:
                         "nor a struct of them")  # fmt: skip
     struct_fields = tuple((arrow_type.field(index).type, field_width)
                           for index, field_width in enumerate(widths))  # fmt: skip
+    types = [field_type for field_type, _ in struct_fields] or [arrow_type]
+    checked = not all(_any_bits_a_value(pa, each) for each in types)
     if len(_READ) >= MAX_LAYOUTS:
         _READ.clear()
-    layout = _READ[key] = (arrow_type, width, struct_fields)
-    return layout
+    reading = _READ[key] = _Reading(arrow_type, width, struct_fields, checked)
+    return reading
+
+
+def _any_bits_a_value(pa: Any, arrow_type: Any) -> bool:
+    """Whether every bit pattern of its width is a value of `arrow_type` (nothing for
+    Arrow's full validation to refuse)."""
+    types = pa.types
+    return bool(
+        types.is_integer(arrow_type)
+        or types.is_floating(arrow_type)
+        or types.is_boolean(arrow_type)
+        or types.is_fixed_size_binary(arrow_type)
+    )

@@ -29,6 +29,7 @@ from node_sdk.flush import Ending
 from node_sdk.layouts import numpy_fields
 from node_sdk.outputs import Output, SendEdge
 from node_sdk.wire import (
+    ARROW_KINDS,
     DEFERRED_BODIES,
     FLAG_LARGE,
     FLAG_PACKED,
@@ -43,6 +44,7 @@ from node_sdk.wire import (
     MAX_EXTRA_BYTES,
     MAX_INLINE_BYTES,
     ZERO_COPY_MIN,
+    encode_arrow_array,
     encode_extra,
     encode_payload,
     unpack_credit,
@@ -90,6 +92,9 @@ class Sender:
         self._shm_threshold = cfg.shm_threshold if cfg.shm_threshold > 0 else 1 << 62
         self._pool: Any = None
         self._ndarray: type[Any] = type(None)  # numpy.ndarray once sent (None is tested first)
+        # the pyarrow Array classes sent so far (a few of pyarrow's own): their arrays skip
+        # the general encoder's type checks, half a microsecond a message
+        self._arrow_classes: set[type[Any]] = set()
 
     def connect(self) -> None:
         for output_id, edges in self._cfg.outputs.items():
@@ -146,11 +151,16 @@ class Sender:
         elif kind_of is self._ndarray:  # the header extra is made once per array layout
             kind = KIND_NUMPY
             body, nbytes, safe, extra = output.layouts.encode(data, metadata)
+        elif kind_of in self._arrow_classes:
+            kind, body, _, nbytes, safe = encode_arrow_array(data)
+            extra = output.extra(metadata, None)
         else:
             kind, body, fields, nbytes, safe = encode_payload(data, True)
             extra = output.extra(metadata, fields)
             if kind == KIND_NUMPY:  # numpy is imported: its arrays take the path above
                 self._ndarray = sys.modules["numpy"].ndarray
+            elif kind in ARROW_KINDS and isinstance(data, sys.modules["pyarrow"].Array):
+                self._arrow_classes.add(kind_of)  # not a ChunkedArray: it is combined first
         copy = not (safe and nbytes >= ZERO_COPY_MIN)
         if nbytes >= self._shm_threshold:
             segment = self._shm_segment(output, nbytes)

@@ -44,6 +44,7 @@ KIND_ARROW: Final = 4
 KIND_EOS: Final = 5
 KIND_SHM: Final = 6  # a shared-memory descriptor (node_sdk/shm.py); the inner kind in it
 KIND_ARROW_BUFFERS: Final = 7  # a fixed-width (or struct of them) array's own buffers
+ARROW_KINDS: Final = (KIND_ARROW, KIND_ARROW_BUFFERS)
 # The extra key of an end-of-stream that ends one generation of its sender, not its stream:
 # the sender may be restarted, and only the daemon knows when it has ended for good.
 GENERATION_END: Final = {"ge": 1}
@@ -291,6 +292,12 @@ def encode_payload(data: object, deferred: bool = False) -> Payload:
         return Payload(KIND_BYTES, view, None, view.nbytes, view.readonly)
     raw = view.tobytes()  # a non-contiguous view: one copy makes it sendable
     return Payload(KIND_BYTES, raw, None, len(raw), True)
+
+
+def encode_arrow_array(array: Any) -> Payload:
+    """`encode_payload(array, deferred=True)` of a pyarrow Array whose class a sender has
+    seen `encode_payload` take (its type checks are not made again)."""
+    return _encode_arrow(sys.modules["pyarrow"], array, True)
 
 
 def _encode_arrow(pa: Any, array: Any, deferred: bool) -> Payload:
