@@ -1,10 +1,11 @@
 """Node log lines in bulk: what `render.log_lines` prints, built as one string per batch.
 
 Rich renders a line in about 75 us (about 7.5 s of CPU for 100,000 lines), which held
-`flow run`'s keeper thread back from its nodes' pipes. A line with no control character
-(nearly all) is built here as plain text wrapped in the console's own colour codes,
-which rich itself renders once per style; any other line (a node's ANSI colours, a tab,
-a lone CR) is still printed by rich, in its place. The output is the same either way.
+`flow run`'s keeper thread back from its nodes' pipes, and `flow logs` as long. A line
+with no control character (nearly all) is built here as plain text wrapped in the
+console's own colour codes, which rich itself renders once per style; any other line (a
+node's ANSI colours, a tab, a lone CR) is still printed by rich, in its place. The output
+is the same either way. `flow logs --json` lines go the same way, with no styles.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from rich.console import Console
 from rich.text import Text
 
 from cli import render
-from daemon.model.logformat import LogRecord, line_parts
+from daemon.model.logformat import LineParts, LogRecord, line_parts
 
 Item = tuple[str, LogRecord]  # (node id, record)
+# a line to show: (node id, its record, one of its lines or the record's JSON line)
+Shown = tuple[str, LogRecord, LineParts | str]
 
 
 class BulkLines:
@@ -31,18 +34,30 @@ class BulkLines:
 
     def write(self, items: Sequence[Item]) -> None:
         """Print `items` in order; BrokenPipeError once the reader has left."""
+        width = self.width
+        self.write_shown([(node, record, part) for node, record in items
+                          for part in line_parts(record, node, width)])  # fmt: skip
+
+    def write_shown(self, lines: Sequence[Shown]) -> None:
+        """Print `lines` (each a record's line, or its JSON line) in order."""
         chunk: list[str] = []
-        for node, record in items:
+        for node, record, part in lines:
+            if type(part) is str:  # a JSON line: no styles
+                if part.isprintable():
+                    chunk += (part, "\n")
+                else:
+                    self._flush(chunk)
+                    self.console.print(Text(part))
+                continue
+            assert isinstance(part, LineParts)
+            if not (part.prefix + part.head + part.text).isprintable():
+                self._flush(chunk)
+                self.console.print(render.log_line(node, record, part))
+                continue
             node_style = self._nodes.get(node) or self._node_style(node)
             head_style = self._style(render.LEVEL_STYLES.get(str(record.level), ""))
-            parts = line_parts(record, node, self.width)
-            if not all((p.prefix + p.head + p.text).isprintable() for p in parts):
-                self._flush(chunk)
-                self.console.print(render.log_text(node, record, self.width))
-                continue
-            for part in parts:
-                chunk += (node_style[0], part.prefix, node_style[1])
-                chunk += (head_style[0], part.head, head_style[1], part.text, "\n")
+            chunk += (node_style[0], part.prefix, node_style[1])
+            chunk += (head_style[0], part.head, head_style[1], part.text, "\n")
         self._flush(chunk)
 
     def _flush(self, chunk: list[str]) -> None:

@@ -11,7 +11,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -21,14 +21,16 @@ from daemon.model.logformat import (
     format_lines,
     json_line,
     level_number,
+    line_parts,
     parse_line,
     strip_ansi,
 )
 
 if TYPE_CHECKING:
-    from rich.text import Text
+    from cli.bulk_lines import BulkLines, Shown
 
-Emit = Callable[[str, LogRecord], None]
+Entry = tuple[str, LogRecord]  # (node id, record)
+Emit = Callable[[Sequence[Entry]], None]  # prints a batch of records
 AWAY_POLL_S = 0.5  # how often the files and the daemon are looked at while it is gone
 
 
@@ -146,34 +148,45 @@ class LinePrinter:
         self.since = since
         self.level = level
         self.as_json = as_json
+        self._bulk: BulkLines | None = None
 
     def accepts(self, record: LogRecord) -> bool:
         if self.since is not None and record.time and record.time < self.since:
             return False
         return self.level is None or level_number(record) >= self.level
 
-    def lines(self, node: str, record: LogRecord) -> list[Text]:
-        """What the record shows as, once filtered: its lines, or its one JSON line."""
-        from rich.text import Text
-
+    def shown(self, entries: Iterable[Entry]) -> list[Shown]:
+        """The lines `entries` show as once filtered, in order: each record's lines, or
+        its one JSON line."""
         from cli import render
 
-        if not self.accepts(record):
-            return []
-        self.width = max(self.width, len(node))
-        if self.as_json:  # the record whole, when any line it shows as holds `grep`
-            shown = (strip_ansi(line) for line in format_lines(record, node))
-            if self.grep is not None and not any(self.grep in line for line in shown):
-                return []
-            return [Text(json_line(node, record, keep_ansi=render.out.is_terminal))]
-        lines = render.log_lines(node, record, self.width)
-        return [line for line in lines if self.grep is None or self.grep in line.plain]
+        lines: list[Shown] = []
+        keep_ansi = render.out.is_terminal
+        for node, record in entries:
+            if not self.accepts(record):
+                continue
+            self.width = max(self.width, len(node))
+            if self.as_json:  # the record whole, when any line it shows as holds `grep`
+                shown = (strip_ansi(line) for line in format_lines(record, node))
+                if self.grep is None or any(self.grep in line for line in shown):
+                    lines.append((node, record, json_line(node, record, keep_ansi=keep_ansi)))
+                continue
+            for part in line_parts(record, node, self.width):
+                if self.grep is None or self.grep in render.plain(part):
+                    lines.append((node, record, part))
+        return lines
 
-    def __call__(self, node: str, record: LogRecord) -> None:
-        from cli import render
+    def write_shown(self, lines: Sequence[Shown]) -> None:
+        """Print lines `shown` gave, in one write for the most of them (bulk_lines.py)."""
+        if self._bulk is None:
+            from cli import render
+            from cli.bulk_lines import BulkLines
 
-        for line in self.lines(node, record):
-            render.out.print(line)
+            self._bulk = BulkLines(render.out)
+        self._bulk.write_shown(lines)
+
+    def __call__(self, entries: Sequence[Entry]) -> None:
+        self.write_shown(self.shown(entries))
 
 
 class Interrupts:
@@ -246,8 +259,7 @@ def follow_run(
     degraded: str | None = None
     try:
         while True:
-            for name, record in follower.poll():
-                emit(name, record)
+            emit(follower.poll())
             for press in interrupts.new_presses() if interrupts else []:
                 _stop_in_background(run_id, force=press > 1, home=home)
             try:
@@ -263,8 +275,7 @@ def follow_run(
                                    "until it is back or the run's nodes have ended")
                     away = True
                 if not _nodes_alive(run_id, home):
-                    for name, record in follower.poll(final=True):
-                        emit(name, record)
+                    emit(follower.poll(final=True))
                     raise CliError("the flow daemon went away and the run's nodes have "
                                    "ended: `flow up` records how", UNREACHABLE) from None
                 time.sleep(AWAY_POLL_S)
@@ -278,8 +289,7 @@ def follow_run(
                 render.warning(f"degraded: {now_degraded}")  # once per cause, not per tally
             degraded = now_degraded
             if reply.done:
-                for name, record in follower.poll(final=True):
-                    emit(name, record)
+                emit(follower.poll(final=True))
                 return reply.run
             if time.monotonic() - refreshed > 2.0:
                 # dynamic nodes may attach later: pick up log files that appeared; the

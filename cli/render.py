@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from daemon.model.logformat import LogRecord, line_parts
+from daemon.model.logformat import LineParts, LogRecord, line_parts
 
 
 class _Console(Console):
@@ -98,14 +98,22 @@ def log_lines(node: str, record: LogRecord, width: int = 0) -> list[Text]:
     The `node | ` prefix is coloured per node; a node's own ANSI colours become rich
     styles, so they show on a terminal and are left out when stdout is piped.
     """
-    lines = []
-    for part in line_parts(record, node, width):
-        text = Text()  # not Text(prefix, style=...): that would colour the whole line
-        text.append(part.prefix, style=node_colour(node))
-        text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
-        text.append_text(Text.from_ansi(part.text) if "\x1b" in part.text else Text(part.text))
-        lines.append(text)
-    return lines
+    return [log_line(node, record, part) for part in line_parts(record, node, width)]
+
+
+def log_line(node: str, record: LogRecord, part: LineParts) -> Text:
+    """One line of `log_lines`."""
+    text = Text()  # not Text(prefix, style=...): that would colour the whole line
+    text.append(part.prefix, style=node_colour(node))
+    text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
+    text.append_text(Text.from_ansi(part.text) if "\x1b" in part.text else Text(part.text))
+    return text
+
+
+def plain(part: LineParts) -> str:
+    """What a line of `log_lines` reads as, without its styles (a node's colours too)."""
+    text = Text.from_ansi(part.text).plain if "\x1b" in part.text else part.text
+    return part.prefix + part.head + text
 
 
 def log_text(node: str, record: LogRecord, width: int = 0) -> Text:

@@ -14,9 +14,7 @@ from cli.run_ref import add_run_argument
 from daemon.model.logformat import LEVEL_NUMBERS, LogRecord, parse_line
 
 if TYPE_CHECKING:
-    from cli.follow import LinePrinter, LogFollower
-
-Entry = tuple[str, LogRecord]
+    from cli.follow import Entry, LinePrinter, LogFollower
 
 
 def register(sub: Any) -> None:
@@ -73,7 +71,7 @@ def level_arg(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import client, render
+    from cli import client
     from cli.errors import BAD_INPUT, CliError, DaemonUnreachable
     from cli.follow import LinePrinter, LogFollower
     from daemon.model.requests import Logs
@@ -103,11 +101,10 @@ def run(args: argparse.Namespace) -> int:
             {node: rotated_records(Path(path)) for node, path in files.items()},
             follower.poll(final=not args.follow),
         )
-        shown = [line for node, record in history for line in printer.lines(node, record)]
+        shown = printer.shown(history)
         if args.tail is not None:
             shown = shown[len(shown) - args.tail :] if args.tail else []
-        for line in shown:
-            render.out.print(line)
+        printer.write_shown(shown)
         if not args.follow:
             return 0
         if info.get("ended") is None:
@@ -149,12 +146,10 @@ def follow(
 
     home = client.home_path()
     while True:
-        for name, record in follower.poll():
-            printer(name, record)
+        printer(follower.poll())
         info = offline_runs.resolve(home, run_id)
         if info.get("ended") is not None or not offline_runs.being_run(info):
-            for name, record in follower.poll(final=True):
-                printer(name, record)
+            printer(follower.poll(final=True))
             if info["status"] in offline_runs.ACTIVE:
                 render.warning(
                     f"run {render.run_label(info)} is recorded as {info['status']} but no "

@@ -29,6 +29,8 @@ RECORDS = [
     ("camera", LogRecord(T, "stdout", "over\rwrite")),
     ("camera", LogRecord(T, "stdout", "bell\x07")),
     ("camera", LogRecord(T, "stdout", "after")),
+    # a record of several lines, one of them for rich: each line still prints the same
+    ("plan", LogRecord(T, "log", "first\nsec\tond\nthird", level="INFO", logger="l")),
 ]
 
 
