@@ -1,4 +1,4 @@
-"""Node log lines in bulk: what `render.log_lines` prints, built as one string per batch.
+"""Node log lines in bulk: what `render.log_line` prints, built as one string per batch.
 
 Rich renders a line in about 75 us (about 7.5 s of CPU for 100,000 lines), which held
 `flow run`'s keeper thread back from its nodes' pipes, and `flow logs` as long. A line

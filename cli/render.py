@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from daemon.model.logformat import LineParts, LogRecord, line_parts
+from daemon.model.logformat import LineParts, LogRecord
 
 
 class _Console(Console):
@@ -92,17 +92,13 @@ def prefixed(node: str, line: str, width: int = 0) -> Text:
     return text
 
 
-def log_lines(node: str, record: LogRecord, width: int = 0) -> list[Text]:
-    """A node's log record as `flow run`, `flow start` and `flow logs` all print it.
+def log_line(node: str, record: LogRecord, part: LineParts) -> Text:
+    """One line of a node's log record (`line_parts`) as `flow run`, `flow start` and
+    `flow logs` all print it (bulk_lines.py prints most of them without rich, the same).
 
     The `node | ` prefix is coloured per node; a node's own ANSI colours become rich
     styles, so they show on a terminal and are left out when stdout is piped.
     """
-    return [log_line(node, record, part) for part in line_parts(record, node, width)]
-
-
-def log_line(node: str, record: LogRecord, part: LineParts) -> Text:
-    """One line of `log_lines`."""
     text = Text()  # not Text(prefix, style=...): that would colour the whole line
     text.append(part.prefix, style=node_colour(node))
     text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
@@ -111,14 +107,9 @@ def log_line(node: str, record: LogRecord, part: LineParts) -> Text:
 
 
 def plain(part: LineParts) -> str:
-    """What a line of `log_lines` reads as, without its styles (a node's colours too)."""
+    """What a `log_line` reads as, without its styles (a node's colours too)."""
     text = Text.from_ansi(part.text).plain if "\x1b" in part.text else part.text
     return part.prefix + part.head + text
-
-
-def log_text(node: str, record: LogRecord, width: int = 0) -> Text:
-    """`log_lines` as one Text (one write, so a record's lines stay together)."""
-    return Text("\n").join(log_lines(node, record, width))
 
 
 Cell = str | Text

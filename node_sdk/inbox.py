@@ -193,6 +193,14 @@ class Inbox:
                     state.stale += 1
                     state.dropped += 1
 
+    def at_rest(self, input_id: str, source: str) -> bool:
+        """Whether `source` has nothing more on its way: its stream is closed, or its
+        latest generation ended only itself (a restart or a new attach may follow) and no
+        later one has sent since."""
+        state = self._inputs.get(input_id)
+        src = state.sources.get(source) if state is not None else None
+        return src is not None and (src.closed or src.ended >= src.generation > 0)
+
     def _heard(self, state: _Input) -> None:
         state.heard_at = time.monotonic()
         if state.broken:

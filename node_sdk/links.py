@@ -124,6 +124,11 @@ class Links:
             if late is not None and self._accepts.get(late[0], 0) != late[1]:
                 self._where[key] = late[0]  # it came on a newer connection after all
                 continue
+            if self._inbox.at_rest(*key):
+                # its stream or its generation ended before the connection closed (a
+                # dynamic node detached, a node stopped for a restart, the run stopping):
+                # nothing broke, and what follows is a next generation's or the daemon's word
+                continue
             log.warning("input %r: source %s closed: its tcp:// link broke", *key)
             self._inbox.close_source(*key)
             closed = True

@@ -169,11 +169,12 @@ class Node(DoraSurface, ParamSurface):
         self._closed = True
         self._events.ended = True
         atexit.unregister(self.close)
-        if not self._dynamic:
-            # a dynamic node's downstream inputs stay open while it is detached (SPEC 6); a
-            # node that may come back ends only its generation: its receivers stay open
-            may_return = self._cfg.restartable or self._inbox.restart_requested
-            self._sender.send_eos(final=not may_return)
+        # a node that may come back ends only its generation: its receivers stay open, and
+        # a dynamic node always may (its downstream inputs stay open while it is detached,
+        # SPEC 6); they know then that nothing more of it is on the way (a tcp:// link
+        # closing next is no broken link, links.py)
+        may_return = self._dynamic or self._cfg.restartable or self._inbox.restart_requested
+        self._sender.send_eos(final=not may_return)
         receiver, events = self._receiver, self._events
         self._params.settle(error)  # a PARAM event handled last: taken, unless it raised
         events.tell(SEND + channel.encode(channel.Bye()))

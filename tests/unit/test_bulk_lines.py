@@ -7,10 +7,11 @@ import io
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from cli import render
 from cli.bulk_lines import BulkLines
-from daemon.model.logformat import LogRecord
+from daemon.model.logformat import LogRecord, line_parts
 
 T = 1_700_000_000.25
 RECORDS = [
@@ -43,7 +44,9 @@ def test_bulk_lines_print_what_rich_prints(colours: str | None) -> None:
     by_rich, in_bulk = io.StringIO(), io.StringIO()
     rich_console = console(by_rich)
     for node, record in RECORDS:
-        rich_console.print(render.log_text(node, record, 6))
+        # a record whole, as flow printed it through rich before it printed in bulk
+        lines = [render.log_line(node, record, p) for p in line_parts(record, node, 6)]
+        rich_console.print(Text("\n").join(lines))
     bulk = BulkLines(console(in_bulk), 6)
     bulk.write(RECORDS[:5])
     bulk.write(RECORDS[5:])

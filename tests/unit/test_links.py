@@ -14,13 +14,18 @@ from node_sdk.links import EVENT, Links
 
 
 class Closes:
-    """The inbox's `close_source`, recorded."""
+    """The inbox's `close_source`, recorded; `ended`: the sources at rest (closed, or
+    between generations)."""
 
     def __init__(self) -> None:
         self.closed: list[tuple[str, str]] = []
+        self.ended: set[tuple[str, str]] = set()
 
     def close_source(self, input_id: str, source: str, generation: int = 0) -> None:
         self.closed.append((input_id, source))
+
+    def at_rest(self, input_id: str, source: str) -> bool:
+        return (input_id, source) in self.ended
 
 
 @pytest.fixture
@@ -70,6 +75,22 @@ def test_a_broken_connection_closes_the_sources_heard_on_it(wired: Any) -> None:
     assert watched.settle("in")
     assert closes.closed == [("in", "a/out")]  # b's connection is alive
     assert watched.next_deadline() is None
+
+
+def test_a_source_whose_stream_ended_before_its_connection_closed_is_not_broken(
+    wired: Any,
+) -> None:
+    """A dynamic node that detached, a node stopped for a restart, a run's stop: the stream
+    or its generation ended first, and its connection closing is no broken link (no
+    warning says one is)."""
+    watched, closes, event = wired
+    event(zmq.EVENT_ACCEPTED, 13)
+    watched.heard("in", "a/out", 13)
+    watched.heard("in", "b/out", 13)
+    closes.ended.add(("in", "a/out"))
+    event(zmq.EVENT_DISCONNECTED, 13)
+    assert watched.settle("in")
+    assert closes.closed == [("in", "b/out")]
 
 
 def test_a_source_heard_on_a_new_connection_is_not_closed(graced: Any) -> None:

@@ -143,6 +143,21 @@ def test_a_generations_end_keeps_the_input_open_for_the_next_one() -> None:
     assert (stats.received, stats.dropped, stats.refused) == (4, 0, 0)
 
 
+def test_a_source_is_at_rest_between_generations_and_once_closed() -> None:
+    inbox = make_inbox([spec("in")])
+    assert not inbox.at_rest("in", "s0/out")  # not heard yet
+    inbox.push("in", [frame(1)])
+    assert not inbox.at_rest("in", "s0/out")
+    inbox.push("in", [generation_end(1, 1)])
+    assert inbox.at_rest("in", "s0/out")  # a restart may follow
+    inbox.push("in", [frame(1, generation=2)])
+    assert not inbox.at_rest("in", "s0/out")
+    inbox.push("in", [("s0/out", 2, 2, 0, KIND_EOS, {}, None, None)])  # its stream's end
+    assert inbox.at_rest("in", "s0/out")
+    assert not inbox.at_rest("in", "nobody/out")
+    assert not inbox.at_rest("nothing", "s0/out")
+
+
 def test_the_daemon_closes_a_source_after_its_last_generations_end() -> None:
     inbox = make_inbox([spec("in")])
     inbox.push("in", [frame(1, generation=2)])
