@@ -35,7 +35,7 @@ from daemon.model.errors import (
 from daemon.model.metrics import Telemetry
 from daemon.model.parts import CONTROL_FRAME_BYTES
 from daemon.model.requests import Seconds, StopAll
-from daemon.run import ipc_files
+from daemon.run import ipc_files, store_reserve
 from daemon.run.assembly import open_runtime
 from daemon.run.limits import fd_limit_refusal, trim_memory
 from daemon.run.node_channel import bind_router
@@ -109,6 +109,7 @@ async def _serve_locked(
         raise ControlSocketUnavailable(f"another flow daemon (pid {other}) serves {home}")
     warnings: list[str] = []
     store = Store.open(paths.state_db(home), on_corrupt=warnings.append)
+    store_reserve.keep(home)  # room for the writes a full disk would refuse later
     for warning in warnings:
         _say(home, "error", warning)
     sockets = paths.socket_dir(home)
@@ -120,7 +121,7 @@ async def _serve_locked(
             control = _bind_control(rt, home, sockets)
             control_path = sockets / paths.CONTROL_SOCKET
             own[control_path] = ipc_files.identity(control_path)
-            paths.daemon_pid_file(home).write_text(f"{os.getpid()}\n")
+            _write_pid_file(home)
             try:
                 async with trio.open_nursery() as root:
                     rt.cluster = await start_cluster(root, rt, cluster)
@@ -134,7 +135,11 @@ async def _serve_locked(
                     rt.degraded.extend(warnings)  # `flow status` shows them too
                     task_status.started(rt)
             finally:
-                catch_up(rt)  # the runs' last writes, if the store takes them now
+                held = catch_up(rt)  # the runs' last writes, if the store takes them now
+                if held:  # not even with the reserve freed: said where it is looked for
+                    log.error("state store: the last writes of %d run(s) could not be saved "
+                              "(FLOW_HOME full): a run stopped meanwhile comes back at the "
+                              "next start, to be stopped again", held)  # fmt: skip
                 _remove_pid_file(home)
     finally:
         _remove_sockets(sockets, own)
@@ -223,6 +228,18 @@ def _remove_sockets(sockets: Path, own: dict[Path, ipc_files.Identity | None]) -
         ipc_files.remove_own(path, identity)
     with contextlib.suppress(OSError):  # not empty: what is left is not ours to remove
         sockets.rmdir()
+
+
+def _write_pid_file(home: Path) -> None:
+    """daemon.pid, how clients tell a live daemon from a socket file left behind; a home
+    that cannot take it (a full disk) is a state store that cannot be used."""
+    path = paths.daemon_pid_file(home)
+    try:
+        path.write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()  # not left empty: the home lock says no other daemon wrote it
+        raise StateStoreUnusable(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _remove_pid_file(home: Path) -> None:

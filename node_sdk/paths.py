@@ -112,6 +112,11 @@ def state_db(home: Path) -> Path:
     return home / "state.db"
 
 
+def state_reserve(home: Path) -> Path:
+    """Room kept for the state store's writes on a full disk (daemon/run/store_reserve.py)."""
+    return home / "state.reserve"
+
+
 def daemon_log(home: Path) -> Path:
     return home / "daemon.log"
 

@@ -136,7 +136,7 @@ def prepare_home(home: Path) -> None:
 def _is_flows(name: str) -> bool:
     """Whether a FLOW_HOME entry is one flow makes (node_sdk/paths.py, the cluster keys,
     config.toml, a state store moved aside)."""
-    return name in _FLOW_ENTRIES or name.startswith(("state.db", "daemon."))
+    return name in _FLOW_ENTRIES or name.startswith(("state.db", "state.reserve", "daemon."))
 
 
 _FLOW_ENTRIES = frozenset({"runs", "cluster", "config.toml"})

@@ -15,6 +15,7 @@ import sqlite3
 import trio
 
 from daemon.model.errors import StateWriteFailed
+from daemon.run import store_reserve
 from daemon.run.runtime import Runtime
 from daemon.run.supervisor import Run
 from daemon.store import Store
@@ -27,20 +28,35 @@ MARK = "state store: "
 
 async def watch_store(rt: Runtime) -> None:
     """Check the store's file every CHECK_S; recreate it when it is gone; write what it
-    could not take before (a full disk) once it takes writes again."""
+    could not take before (a full disk) once it takes writes again, freeing the store's
+    reserve for them if need be, and make the reserve again once there is room."""
     while True:
         await trio.sleep(CHECK_S)
         cause = rt.store.lost()
         if cause is not None:
             _recreate(rt, cause)
-        catch_up(rt)
+        if not catch_up(rt):
+            store_reserve.keep(rt.home)
 
 
-def catch_up(rt: Runtime) -> None:
-    """Every run's held writes, tried once (daemon/run/unsaved.py)."""
+def catch_up(rt: Runtime) -> int:
+    """Every run's held writes, tried (daemon/run/unsaved.py); when some are refused, the
+    store's reserve is freed and they are tried once more -> how many runs still hold some."""
+    held = _catch_up_once(rt)
+    if held and store_reserve.release(rt.home):
+        log.warning("state store: writes of %d run(s) refused (a full disk?): its reserve "
+                    "freed for them", held)  # fmt: skip
+        held = _catch_up_once(rt)
+    return held
+
+
+def _catch_up_once(rt: Runtime) -> int:
+    held = 0
     for run in [*rt.runs.values(), *rt.unsaved.values()]:
         if run.unsaved and run.unsaved.catch_up(rt.store, run.id):
             rt.unsaved.pop(run.id, None)
+        held += bool(run.unsaved)
+    return held
 
 
 def _recreate(rt: Runtime, cause: str) -> None:

@@ -3,7 +3,8 @@
 A daemon that comes back to a full disk cannot write the run's `running (recovered)`: it
 adopts the run anyway, degraded, rather than dying of a traceback at its start and leaving
 the run to its keeper's grace. A stop the store cannot take is told as it is, held, and
-written once there is room, so the stopped run never comes back at the next start.
+written at once in the room the store's reserve held for it, so the stopped run never
+comes back at the next start.
 """
 
 from __future__ import annotations
@@ -75,12 +76,16 @@ def stop_while_full(home: Path, tmp_path: Path) -> None:
     assert "stopped" in stopped.stdout.splitlines()[0], stopped.stdout
     assert "still running" not in stopped.stdout, stopped.stdout
     assert runs(home)["full"]["status"] == "stopped"
-    filler.unlink()  # room again: the daemon writes what it held within a second or so
+    # the disk still full: the daemon frees the store's reserve for what it held, and
+    # writes it within a second or so
     wait_for(lambda: stored_status(home, "full") == "stopped", "the stop was never written")
+    assert not paths.state_reserve(home).exists()
     assert flow("down", home=home).returncode == 0
-    up(home, ADOPT_GRACE)  # and a stopped run never comes back (C6)
+    up(home, ADOPT_GRACE)  # still full, and a stopped run never comes back (C6)
     assert runs(home)["full"]["status"] == "stopped"
     assert not runs(home)["full"]["recovered"]
+    filler.unlink()  # room again: the reserve is made again
+    wait_for(lambda: paths.state_reserve(home).exists(), "the reserve was not made again")
 
 
 def stored_status(home: Path, name: str) -> str:
@@ -91,3 +96,23 @@ def stored_status(home: Path, name: str) -> str:
     finally:
         db.close()
     return str(row[0])
+
+
+def test_flow_up_that_cannot_write_its_pid_file_says_which_and_why(flow_home: Path) -> None:
+    """Its pid file refused (ENOSPC when the disk filled between the store and it), the
+    daemon exited with the repr of a trio ExceptionGroup as the reason `flow up` gave. A
+    folder in the way refuses it here, as a full disk did."""
+    home = flow_home / "home"
+    up(home)
+    assert flow("down", home=home).returncode == 0
+    paths.daemon_pid_file(home).mkdir()
+    try:
+        refused = flow("up", home=home)
+        assert refused.returncode != 0
+        assert f"cannot write {paths.daemon_pid_file(home)}: Is a directory" in refused.stderr, (
+            refused.stderr)  # fmt: skip
+        assert "ExceptionGroup" not in refused.stderr
+        assert "Traceback" not in refused.stderr
+    finally:
+        paths.daemon_pid_file(home).rmdir()
+        daemon_down(home)
