@@ -44,6 +44,7 @@ HEARTBEAT_S = 1.0
 KEEPER_SILENCE_S = 4.0
 ATTACH_ANSWER_S = 0.25
 ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
+EXPECTED_MISSES = 2  # asks of a new keeper logged at DEBUG (its start takes them)
 # re-adoption asks briefly: a keeper that is gone stays gone
 PROBE_POLICY = Backoff(attempts=4, initial=0.05, max_delay=0.2, deadline=1.5)
 
@@ -146,6 +147,9 @@ class KeeperLink:
                 what="reaching the run keeper",
                 policy=policy or ATTACH_POLICY,
                 retry_on=(KeeperSilent,),
+                # a keeper just spawned answers once its interpreter has started: about
+                # 0.3 s, past the first asks
+                expected_misses=EXPECTED_MISSES,
             )
         except RetryExhausted as exc:
             raise NodeSpawnFailed("keeper", f"the run keeper did not answer: {exc}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -18,11 +19,14 @@ async def retry_async(
     what: str,
     policy: Backoff,
     retry_on: tuple[type[BaseException], ...],
+    expected_misses: int = 0,
 ) -> T:
     """Await `operation` until it succeeds, under `policy`; trio's clock for the waits.
 
     The deadline bounds the attempt in flight too: an attempt still running when it passes is
     cancelled, and the helper raises `RetryExhausted` at the deadline, not after the attempt.
+    The first `expected_misses` retries are logged at DEBUG: misses that are the usual (a
+    process just started), not something to act on.
     """
     end = trio.current_time() + policy.deadline
     delays = policy.delays()
@@ -38,6 +42,7 @@ async def retry_async(
             delay = next(delays, None)
             if delay is None or trio.current_time() + delay > end:
                 raise RetryExhausted(f"{what}: gave up after {attempt} attempts: {exc}") from exc
-            log_retry(what, attempt, policy, exc, delay)
+            level = logging.DEBUG if attempt <= expected_misses else logging.WARNING
+            log_retry(what, attempt, policy, exc, delay, level)
             await trio.sleep(delay)
             attempt += 1

@@ -64,6 +64,20 @@ async def test_exhaustion_raises_with_the_last_cause(
     ]
 
 
+async def test_expected_misses_are_logged_at_debug_and_later_ones_warned(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def never() -> None:
+        raise NotYet("no answer")
+
+    caplog.set_level(logging.DEBUG, logger="daemon.model.retry")
+    policy = Backoff(attempts=4, initial=0.5, jitter=0.0, deadline=100)
+    with pytest.raises(RetryExhausted):
+        await retry_async(never, what="a keeper", policy=policy, retry_on=(NotYet,),
+                          expected_misses=2)  # fmt: skip
+    assert [r.levelname for r in caplog.records] == ["DEBUG", "DEBUG", "WARNING"]
+
+
 async def test_deadline_bounds_the_attempt_in_flight(autojump_clock: trio.abc.Clock) -> None:
     attempts = 0
 
