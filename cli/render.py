@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from cli.terminal_text import displayable
 from daemon.model.logformat import LineParts, LogRecord
 
 
@@ -102,13 +103,16 @@ def log_line(node: str, record: LogRecord, part: LineParts) -> Text:
     text = Text()  # not Text(prefix, style=...): that would colour the whole line
     text.append(part.prefix, style=node_colour(node))
     text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
-    text.append_text(Text.from_ansi(part.text) if "\x1b" in part.text else Text(part.text))
+    shown = part.text if part.text.isprintable() else displayable(part.text)
+    text.append_text(Text.from_ansi(shown) if "\x1b" in shown else Text(shown))
     return text
 
 
 def plain(part: LineParts) -> str:
     """What a `log_line` reads as, without its styles (a node's colours too)."""
-    text = Text.from_ansi(part.text).plain if "\x1b" in part.text else part.text
+    text = part.text if part.text.isprintable() else displayable(part.text)
+    if "\x1b" in text:
+        text = Text.from_ansi(text).plain
     return part.prefix + part.head + text
 
 

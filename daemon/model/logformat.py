@@ -163,8 +163,11 @@ def json_line(node: str, record: LogRecord, *, keep_ansi: bool = False) -> str:
         "logger": record.logger,
         "message": message,
     }
-    return json.dumps(data, ensure_ascii=False)
+    # DEL and C1 as JSON escapes too (json leaves them raw): a terminal acts on \x9b
+    return json.dumps(data, ensure_ascii=False).translate(_JSON_C1)
 
+
+_JSON_C1 = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
 # Python's level names as dora writes them in a log entry
 _DORA_LEVELS = {"WARNING": "warn", "CRITICAL": "error"}

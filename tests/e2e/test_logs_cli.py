@@ -38,6 +38,8 @@ with Node() as node:
             log.warning("careful")
             log.debug("hidden at INFO")
             print("\\x1b[31mred\\x1b[0m text", flush=True)
+            # a title (OSC ended by BEL), a C1 CSI clearing the screen, a CR hiding text
+            print("A \\x1b]0;title\\x07 B \\x9b2J C over\\rwrite", flush=True)
             print("plain err", file=sys.stderr, flush=True)
             break
 """
@@ -148,6 +150,11 @@ def test_grep_level_json_and_colour_only_on_a_terminal(flow_home: Path, tmp_path
     piped = flow("logs", run_id, "talker", home=flow_home).stdout
     assert "red text" in piped
     assert "\x1b" not in piped
+    # every character the node printed is shown, none of its control codes acts
+    shown = "A  B \\x9b2J C over\\rwrite"
+    assert shown in piped
+    assert "\x9b" not in piped
+    assert "\r" not in piped
     # on a terminal the node's own colour is kept
     child = pexpect.spawn(
         sys.executable, ["-m", "cli", "logs", run_id, "talker"],
@@ -158,6 +165,9 @@ def test_grep_level_json_and_colour_only_on_a_terminal(flow_home: Path, tmp_path
     child.close()
     assert child.exitstatus == 0, child.before
     assert re.search(r"\x1b\[31mred\x1b\[0m text", str(child.before)), repr(child.before)
+    assert shown in str(child.before), repr(child.before)
+    assert "\x1b]" not in str(child.before)
+    assert "\x9b" not in str(child.before)
 
 
 def test_respects_the_programs_logging_configuration(flow_home: Path, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ RECORDS = [
     ("camera", LogRecord(T, "stdout", "over\rwrite")),
     ("camera", LogRecord(T, "stdout", "bell\x07")),
     ("camera", LogRecord(T, "stdout", "after")),
+    ("camera", LogRecord(T, "stdout", "A \x1b]0;t\x07 B \x9b2J C \x1bP+q\x1b\\ D")),
     # a record of several lines, one of them for rich: each line still prints the same
     ("plan", LogRecord(T, "log", "first\nsec\tond\nthird", level="INFO", logger="l")),
 ]
