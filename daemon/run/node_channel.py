@@ -18,7 +18,7 @@ import zmq
 
 from daemon.model.errors import RecoverableError
 from daemon.model.node_stats import merge_report
-from daemon.model.once import OncePerKey
+from daemon.model.once import OncePerInterval, OncePerKey
 from daemon.run import ipc_files
 from daemon.run.slot import NodeSlot
 from daemon.run.stdout_stats import with_stdout_counts
@@ -32,13 +32,20 @@ log = logging.getLogger(__name__)
 FindSlot = Callable[[str, str], NodeSlot | None]
 Attach = Callable[[channel.Attach], NodeConfig]
 MAX_IDENTITY = 256  # `run/node/generation` or `attach/<pid>/<hex>`
-# zmq drops a peer that sends more than this outright (the control socket's bound too);
-# below it, `channel.decode` refuses what is over its own MAX_FRAME
-MAX_MSG_BYTES = 16 << 20
+# zmq drops a peer that sends more than `channel.decode` takes (MAX_FRAME) outright; and
+# holds at most RCVHWM messages a connection sent that the daemon has not read yet: a
+# node sends a few a second (the rest wait in its own queue), so one that floods the
+# channel costs the daemon at most RCVHWM frames of MAX_FRAME, not a thousand of 16 MiB
+MAX_MSG_BYTES = channel.MAX_FRAME
+RCVHWM = 16
 # ROUTER_MANDATORY: a message to a node whose pipe is full (a node that does not read its
 # channel: stopped, or its receiver thread starved) is refused, not dropped silently, and
 # waits in the channel's PeerOutbox within its byte bounds; one to a node gone is counted
-OPTIONS: dict[int, int] = {zmq.MAXMSGSIZE: MAX_MSG_BYTES, zmq.ROUTER_MANDATORY: 1}
+OPTIONS: dict[int, int] = {
+    zmq.MAXMSGSIZE: MAX_MSG_BYTES,
+    zmq.RCVHWM: RCVHWM,
+    zmq.ROUTER_MANDATORY: 1,
+}
 
 
 class NoDynamicNode(RecoverableError):
@@ -60,6 +67,8 @@ class NodeChannel:
     # late messages (a run or node that has ended, an older generation) come in floods:
     # one WARNING per sender, then DEBUG (fault matrix row 30, D4)
     late: OncePerKey = attrs.field(factory=OncePerKey)
+    # malformed frames: any sender, any bytes (one WARNING per 10 s, with the count)
+    malformed: OncePerInterval = attrs.field(factory=OncePerInterval)
     # a member's: frames of the nodes it hosts for a coordinator go there (True: taken)
     relay: Callable[[str, bytes, bytes], bool] | None = None
     # parameters (daemon/run/params.py): the values a node gets between hello and `start`,
@@ -80,7 +89,7 @@ class NodeChannel:
 
     def on_message(self, frames: Frames) -> None:
         if len(frames) != 2 or len(frames[0]) > MAX_IDENTITY:
-            log.warning("node channel: dropped a message of %d frames", len(frames))
+            self._malformed(f"a message of {len(frames)} frames")
             return
         identity, payload = frames
         if identity.startswith(b"attach/"):
@@ -90,7 +99,7 @@ class NodeChannel:
             message = channel.decode(payload)
             run_id, node_id, generation = _identity(identity)
         except NodeError as exc:
-            log.warning("node channel: dropped a malformed message: %s", exc)
+            self._malformed(f"a malformed message: {exc}")
             return
         if self.relay is not None and self.relay(run_id, identity, payload):
             return
@@ -100,6 +109,11 @@ class NodeChannel:
             level = self.late.level(("unknown", run_id, node_id))
             log.log(level, "node channel: %s from unknown node %s of run %s (ended?)%s",
                     kind, node_id, run_id, _more(level))  # fmt: skip
+            return
+        if not slot.spec.connects:  # a process node never speaks here: another process
+            level = self.late.level(("process", run_id, node_id))
+            log.log(level, "node channel: %s in the name of process node %s of run %s "
+                    "(connects: false) refused%s", kind, node_id, run_id, _more(level))  # fmt: skip
             return
         detached = slot.spec.is_dynamic and not slot.attached
         if detached or generation != slot.generation:
@@ -132,6 +146,11 @@ class NodeChannel:
         else:
             log.warning("run %s: node %s: unexpected message %r", run_id, node_id, kind)
 
+    def _malformed(self, what: str) -> None:
+        level, quiet = self.malformed.level()
+        since = f" ({quiet} more since the last said)" if quiet else ""
+        log.log(level, "node channel: dropped %s%s", what, since)
+
     def _attach(self, identity: bytes, payload: bytes) -> None:
         """A process asks to become a dynamic node: grant it or refuse it in one line."""
         reply: channel.Message
@@ -151,7 +170,7 @@ class NodeChannel:
             log.warning("dynamic attach refused: %s", exc)
             reply = channel.Refused(str(exc))
         except NodeError as exc:
-            log.warning("node channel: refused a malformed attach: %s", exc)
+            self._malformed(f"a malformed attach: {exc}")
             reply = channel.Refused(f"malformed attach request: {exc}")
         self.send(identity, reply)
 

@@ -74,7 +74,7 @@ def dealer(daemon: Path) -> Iterator[Dealer]:
 
 @pytest.mark.parametrize("name", list(HOSTILE_ATTACHES))
 def test_a_hostile_attach_is_refused_in_one_line(daemon: Path, dealer: Dealer, name: str) -> None:
-    before = _log_count(daemon, "refused a malformed attach")
+    before = _log_count(daemon, "node channel: dropped a malformed attach")
     sock = dealer(f"attach/{os.getpid()}/{secrets.token_hex(4)}".encode())
     sock.send(HOSTILE_ATTACHES[name])
     assert sock.poll(int(BOUND_S * 1000)), "no answer to a malformed attach"
@@ -82,19 +82,25 @@ def test_a_hostile_attach_is_refused_in_one_line(daemon: Path, dealer: Dealer, n
     assert reply["t"] == "refused"
     assert reply["error"].startswith("malformed attach request: ")
     assert "\n" not in reply["error"]
-    assert _wait_count(daemon, "refused a malformed attach", before + 1) == before + 1
+    assert _wait_count(daemon, "node channel: dropped a malformed attach", before + 1) == before + 1
     _assert_daemon_serves(daemon)
 
 
-def test_a_nested_frame_from_a_node_identity_is_dropped_in_one_line(
+def test_malformed_frames_from_a_node_identity_are_dropped_in_one_line_a_flood_too(
     daemon: Path, dealer: Dealer
 ) -> None:
+    """One WARNING, then DEBUG for the next 10 s: a flood of them (an attacker's 100,000
+    frames added 8.5 MB to daemon.log) adds one line."""
     text = "node channel: dropped a malformed message"
-    before = _log_count(daemon, text)
     sock = dealer(b"0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000/ghost/1")
-    for frame in (NESTED, b'{"t":"hello","run":"r","node":"n","generation":1,"pid":1e400}'):
-        sock.send(frame)
-    assert _wait_count(daemon, text, before + 2) == before + 2
+    sock.send(NESTED)
+    assert _wait_count(daemon, text, 1) == 1
+    for _ in range(300):
+        sock.send(b'{"t":"hello","run":"r","node":"n","generation":1,"pid":1e400}')
+    # a well-formed frame last: its own warning says the flood before it was read
+    sock.send(b'{"t":"hello","run":"r","node":"n","generation":1,"pid":1}')
+    assert _wait_count(daemon, "hello from unknown node ghost", 1) == 1
+    assert _log_count(daemon, text) == 1
     assert not sock.poll(200), "a dropped frame is not answered"
     _assert_daemon_serves(daemon)
 
@@ -104,3 +110,29 @@ def _assert_daemon_serves(home: Path) -> None:
     assert "Traceback" not in paths.daemon_log(home).read_text(errors="replace")
     status = flow("status", home=home)
     assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_messages_in_the_name_of_a_process_node_are_refused(
+    daemon: Path, dealer: Dealer, tmp_path: Path
+) -> None:
+    """A process node (`connects: false`) never speaks on the channel: another process of
+    the user that takes its identity (an attacker's flood of 860 KB stats frames) is
+    refused before its counters reach the run."""
+    script = tmp_path / "sleeper.sh"
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o755)
+    graph = tmp_path / "sleep.yml"
+    graph.write_text(f"nodes:\n  - id: sleeper\n    path: {script}\n")
+    started = flow("start", str(graph), "--detach", "--name", "s", home=daemon)
+    assert started.returncode == 0, started.stderr
+    listed = json.loads(flow("list", "--json", home=daemon).stdout.splitlines()[0])
+    full_id = str(listed["id"])
+    sock = dealer(f"{full_id}/sleeper/1".encode())
+    stats = {"t": "stats", "inputs": {}, "outputs": {"forged": {"sent": 10**9}}}
+    for _ in range(3):
+        sock.send(json.dumps(stats).encode())
+    text = "in the name of process node sleeper"
+    assert _wait_count(daemon, text, 1) == 1  # once, then DEBUG
+    info = flow("node", "info", "s", "sleeper", "--json", home=daemon)
+    assert "forged" not in info.stdout, info.stdout
+    _assert_daemon_serves(daemon)

@@ -148,6 +148,7 @@ def test_an_edge_carries_its_inputs_queue_policy_and_size() -> None:
 @attrs.frozen
 class StaticSpec:
     is_dynamic: bool = False
+    connects: bool = True  # an SDK node: it speaks on the channel
 
 
 @attrs.define
