@@ -34,11 +34,13 @@ def _own_ending(node: dict[str, Any]) -> str:
     sig = node.get("signal")
     process = bool(node.get("process"))  # a process node gets no STOP: SIGTERM at once
     if status == "killed":
-        if sig in (None, "SIGKILL"):
+        if sig == "SIGKILL" or (sig is None and code is None):
             asked = "SIGTERM" if process else "STOP and SIGTERM"
             return f"killed by SIGKILL (it had not ended after {asked})"
-        # no grace (`--force`, a second Ctrl-C): SIGTERM and SIGKILL went out together
-        return f"ended by {sig} as it was being killed (no grace left)"
+        # no grace (`--force`, a second Ctrl-C): STOP, SIGTERM and SIGKILL went out
+        # together, and the node ended of one of the first two before the last landed
+        how = f"ended by {sig}" if sig else f"exited {code}"
+        return f"{how} as it was being killed (no grace left)"
     if status == "stopped":
         if sig == "SIGTERM" and process:
             return "stopped by SIGTERM"

@@ -160,20 +160,15 @@ def node_counts(nodes: Sequence[dict[str, Any]]) -> Text:
 
 
 def node_failure(node: dict[str, Any]) -> str | None:
-    """`node X exited 3: <last stderr line>` for a failed node, else None."""
+    """`node X exited 3: <last stderr line>` for a failed node, else None; in the words of
+    `endings.node_ending`, as every command says how a node ended."""
+    from cli.endings import node_ending
+
     if node.get("status") not in ("failed", "killed"):
         return None
-    line = f"node {node.get('id')} {exit_reason(node)}"
+    line = f"node {node.get('id')} {node_ending(node)}"
     tail = [t for t in node.get("stderr_tail") or [] if t.strip()]
     return f"{line}: {tail[-1]}" if tail else line
-
-
-def exit_reason(node: dict[str, Any]) -> str:
-    if node.get("signal"):
-        return f"was killed by {node['signal']}"
-    if node.get("exit_code") is not None:
-        return f"exited {node['exit_code']}"
-    return str(node.get("status"))
 
 
 def short_ids(ids: Sequence[str], least: int = 8) -> dict[str, str]:

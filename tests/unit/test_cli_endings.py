@@ -33,6 +33,8 @@ def node(status: str, code: int | None = None, sig: str | None = None, **extra: 
          "killed by SIGKILL (it had not ended after SIGTERM)"),
         (node("killed", -15, "SIGTERM"),
          "ended by SIGTERM as it was being killed (no grace left)"),
+        # it ended of STOP before the SIGKILL that went with it landed: not killed by it
+        (node("killed", 0, None), "exited 0 as it was being killed (no grace left)"),
         (node("dynamic"), "dynamic, not attached"),
         (node("pending"), "never started"),
         (node("lost", -9, "SIGKILL"),
