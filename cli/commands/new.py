@@ -109,6 +109,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="dataflow",
         help="a runnable dataflow folder (the default) or one node template",
     )
+    parser.add_argument(
+        "--lang",
+        choices=("python",),
+        default="python",
+        help="the nodes' language (dora's option: flow writes Python nodes)",
+    )
     parser.set_defaults(func=run)
 
 

@@ -21,9 +21,12 @@ def register(sub: Any) -> None:
         "half that again; wait until it has ended.",
     )
     add_run_argument(p)
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="the run to stop, by its name (dora's spelling of RUN)")  # fmt: skip
     p.add_argument("--all", action="store_true", help="stop every active run")
     p.add_argument(
         "--grace",
+        "--grace-duration",  # dora's
         type=duration_arg,
         default=None,
         metavar="D",
@@ -35,10 +38,14 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import render
-    from cli.errors import DaemonUnreachable
+    from cli.errors import BAD_INPUT, CliError, DaemonUnreachable
     from cli.foreground_stop import stop_without_daemon
     from node_sdk import paths
 
+    if args.name is not None:  # dora's `stop --name N`: the run named N
+        if args.run is not None and args.run != args.name:
+            raise CliError("give RUN or --name, not both", BAD_INPUT)
+        args.run = args.name
     try:
         return _through_daemon(args)
     except DaemonUnreachable:
