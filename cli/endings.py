@@ -65,3 +65,10 @@ def _own_ending(node: dict[str, Any]) -> str:
     if status == "lost":  # a run's result: its machine did not come back in time
         return "lost with its machine (not back within cluster_grace; never started elsewhere)"
     return f"still {status}"
+
+
+def failed_line(node: dict[str, Any]) -> str:
+    """What `flow run` and a followed run say the moment a node fails for good while the
+    rest of the run goes on (its end says it again, with the rest)."""
+    return f"node {node.get('id')} {node_ending(node)}: the rest of the run goes on " \
+        "(Ctrl-C stops it)"  # fmt: skip

@@ -257,6 +257,7 @@ def follow_run(
     refreshed = time.monotonic()
     away = False
     degraded: str | None = None
+    failed: set[str] = set()  # the nodes said to have failed while the run went on
     try:
         while True:
             emit(follower.poll())
@@ -288,6 +289,8 @@ def follow_run(
                 # side work failed: say so now, not only at the end
                 render.warning(f"degraded: {now_degraded}")  # once per cause, not per tally
             degraded = now_degraded
+            if not reply.done:
+                _say_failures(reply.run, failed)
             if reply.done:
                 emit(follower.poll(final=True))
                 return reply.run
@@ -300,6 +303,24 @@ def follow_run(
                     follower.add(name, path)
     finally:
         follower.close()
+
+
+def _say_failures(info: dict[str, Any], said: set[str]) -> None:
+    """A line for each node that failed for good since the last look while another still
+    runs (a node's traceback alone looked like a hang: the run goes on)."""
+    from cli import render
+    from cli.endings import failed_line
+
+    nodes = info.get("nodes") or []
+    if not any(node.get("status") in _GOING for node in nodes):
+        return  # the run is ending: its account says it
+    for node in nodes:
+        if node.get("status") == "failed" and str(node.get("id")) not in said:
+            said.add(str(node.get("id")))
+            render.warning(failed_line(node))
+
+
+_GOING = frozenset({"pending", "starting", "running", "restarting"})
 
 
 def _nodes_alive(run_id: str, home: Path | None) -> bool:

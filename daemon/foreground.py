@@ -20,6 +20,7 @@ import trio
 
 from daemon.keeper.logs import Tee
 from daemon.model import pids
+from daemon.model.states import NodeStatus
 from daemon.run.assembly import open_runtime
 from daemon.run.recovery import settle_foreground
 from daemon.run.runtime import prepare_private_home, prepare_socket_dir
@@ -31,6 +32,8 @@ OnSignal = Callable[[signal.Signals, bool], None]
 # (phase, node ids awaited, seconds since the phase began): `start` while nodes connect,
 # `stop` while they end after a stop; called every PROGRESS_EVERY_S while that lasts
 OnProgress = Callable[[str, list[str], float], None]
+# a node failed for good while the rest of the run goes on: its RunInfo node
+OnFailed = Callable[[dict[str, Any]], None]
 PROGRESS_EVERY_S = 0.5
 
 
@@ -73,6 +76,7 @@ def run_foreground_sync(
     name: str | None = None,
     on_progress: OnProgress | None = None,
     record: str | None = None,
+    on_failed: OnFailed | None = None,
 ) -> dict[str, Any]:
     """`flow run`'s one entry: run one dataflow to its end under its own trio loop; returns
     its run info. Ctrl-C stops it (twice: at once).
@@ -84,7 +88,7 @@ def run_foreground_sync(
     `path` must be absolute (the caller resolves it, outside the event loop); so must
     `record`, an MCAP file every output is recorded into.
     """
-    hooks = _Hooks(on_signal, on_progress, record)
+    hooks = _Hooks(on_signal, on_progress, record, on_failed)
     return trio.run(_watched, path, text, env, stop_after, tee, grace, name, hooks)
 
 
@@ -93,6 +97,7 @@ class _Hooks:
     on_signal: OnSignal | None
     on_progress: OnProgress | None
     record: str | None = None
+    on_failed: OnFailed | None = None
 
 
 async def _watched(
@@ -143,7 +148,7 @@ async def _run(
             started.append(run)
             ready.set()
             if hooks.on_progress is not None:
-                nursery.start_soon(_report_progress, run, hooks.on_progress)
+                nursery.start_soon(_report_progress, run, hooks.on_progress, hooks.on_failed)
             if stop_after is not None:
                 nursery.start_soon(_stop_after, run, stop_after, grace)
             await run.done.wait()
@@ -156,12 +161,16 @@ async def _run(
         store.close()
 
 
-async def _report_progress(run: Run, report: OnProgress) -> None:
-    """Say which nodes the start barrier, then a stop, waits for, while it waits (the
-    nursery is cancelled when the run has ended)."""
+async def _report_progress(run: Run, report: OnProgress, on_failed: OnFailed | None) -> None:
+    """Say which nodes the start barrier, then a stop, waits for, while it waits, and each
+    node that failed for good while the others go on (the nursery is cancelled when the
+    run has ended)."""
     began = trio.current_time()
     stop_began: float | None = None
+    told: set[str] = set()
     while True:
+        if on_failed is not None:
+            _tell_failures(run, told, on_failed)
         now = trio.current_time()
         if run.stop_requested:
             stop_began = now if stop_began is None else stop_began
@@ -172,6 +181,18 @@ async def _report_progress(run: Run, report: OnProgress) -> None:
             if waiting:
                 report("start", waiting, now - began)
         await trio.sleep(PROGRESS_EVERY_S)
+
+
+def _tell_failures(run: Run, told: set[str], on_failed: OnFailed) -> None:
+    """The nodes that failed since the last look, while another is still running: the
+    run goes on, and its end would be the first word of them."""
+    failed = [s for s in run.spawned if s.status is NodeStatus.FAILED and s.id not in told]
+    if not failed or all(s.finished.is_set() for s in run.spawned):
+        return
+    nodes = {str(node["id"]): node for node in run.info().get("nodes", [])}
+    for slot in failed:
+        told.add(slot.id)
+        on_failed(nodes.get(slot.id) or {"id": slot.id, "status": str(slot.status)})
 
 
 async def _stop_after(run: Run, delay: float, grace: float) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 from cli.durations import duration_arg
 from cli.errors import BAD_INPUT, CliError
@@ -86,6 +87,7 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     from cli import render
     from cli.bulk_lines import BulkLines
     from cli.commands.config import load_settings
+    from cli.endings import failed_line
     from cli.errors import dataflow_invalid, run_name
     from cli.recording import report
     from cli.tee import StdoutTee
@@ -126,6 +128,10 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
         with contextlib.suppress(BrokenPipeError):  # stderr's reader may have left too
             render.warning(said)
 
+    def say_failed(node: dict[str, Any]) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            render.warning(failed_line(node))
+
     timeouts = {n.id: n.connect_timeout or settings.start_timeout for n in dataflow.nodes}
     progress = Progress(args.name or dataflow.name or "the run", args.grace, timeouts,
                         {n.id for n in dataflow.nodes if not n.connects})  # fmt: skip
@@ -145,6 +151,7 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
                 name=args.name,
                 on_progress=progress.report,
                 record=record,
+                on_failed=say_failed,
             )
     except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
         stdout.close()
