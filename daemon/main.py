@@ -136,7 +136,7 @@ async def _serve_locked(
                     task_status.started(rt)
             finally:
                 held = catch_up(rt)  # the runs' last writes, if the store takes them now
-                if held:  # not even with the reserve freed: said where it is looked for
+                if held:  # not even with the reserve freed: daemon.log says what follows
                     log.error("state store: the last writes of %d run(s) could not be saved "
                               "(FLOW_HOME full): a run stopped meanwhile comes back at the "
                               "next start, to be stopped again", held)  # fmt: skip
