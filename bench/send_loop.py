@@ -1,11 +1,15 @@
 """`python -m bench.send_loop`: what one small message costs flow's sender in a loop, against
 raw pyzmq's `send_multipart` on the same kind of socket, both to a PULL another process drains
-(docs/performance.md, "A small message's send")."""
+(docs/performance.md, "A small message's send"). `--kind arrow|struct` sends a pyarrow
+uint8 array or a struct of two uint32 fields (raw pyzmq: its buffers), `--meta` a small
+metadata dict with each (raw: as JSON in a first frame), as the bench's senders do."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
+import json
 import shutil
 import statistics
 import subprocess
@@ -58,11 +62,33 @@ def per_message_us(send: Callable[[], None], count: int) -> float:
     return (time.perf_counter() - began) / count * 1e6
 
 
-def measure(count: int, size: int) -> dict[str, list[float]]:
+KINDS = ("bytes", "arrow", "struct")
+STAMP = 1_700_000_000_000_000_000  # a metadata timestamp's size
+
+
+def value_of(kind: str, size: int) -> Any:
+    """One value of `kind` and about `size` bytes, made before the timing (as the bench's
+    payload kinds, bench/nodes/common.py)."""
+    if kind == "bytes":
+        return bytes(size)
+    import numpy as np
+    import pyarrow as pa
+
+    if kind == "arrow":
+        return pa.array(np.zeros(size, dtype=np.uint8))
+    rows = max(size // 8, 1)
+    fields = [pa.array(np.zeros(rows, dtype=np.uint32)), pa.array(np.ones(rows, dtype=np.uint32))]
+    return pa.StructArray.from_arrays(fields, names=["x", "y"])
+
+
+def measure(
+    count: int, size: int, kind: str = "bytes", meta: bool = False
+) -> dict[str, list[float]]:
     """Microseconds per message of each side, one figure per round."""
     ctx: zmq.Context[Any] = zmq.Context()
     figures: dict[str, list[float]] = {"flow send_output": [], "raw send_multipart": []}
-    payload = bytes(size)
+    payload = value_of(kind, size)
+    seqs = itertools.count()
     try:
         with drained() as endpoint:
             edge = {"endpoint": endpoint, "node": "r", "input": "i", "policy": "drop_oldest",
@@ -77,12 +103,23 @@ def measure(count: int, size: int) -> dict[str, list[float]]:
             push.connect(endpoint)
             time.sleep(0.2)  # both connected
             send_output = sender.send_output
+
+            def flow_send() -> None:
+                metadata = {"seq": next(seqs), "t": STAMP, "p": 2} if meta else None
+                send_output("out", payload, metadata)
+
+            def raw_send() -> None:  # the buffers as they are, as bench/nodes/raw_peer.py
+                frames = [payload] if kind == "bytes" else [
+                    buffer for buffer in payload.buffers() if buffer is not None]  # fmt: skip
+                if meta:
+                    head = json.dumps({"seq": next(seqs), "t": STAMP, "p": 2}).encode()
+                    frames = [head, *frames]
+                push.send_multipart(frames)
+
             for _ in range(ROUNDS):
-                figures["flow send_output"].append(
-                    per_message_us(lambda: send_output("out", payload), count))
+                figures["flow send_output"].append(per_message_us(flow_send, count))
                 time.sleep(0.2)  # the reader catches up
-                figures["raw send_multipart"].append(
-                    per_message_us(lambda: push.send_multipart([payload]), count))
+                figures["raw send_multipart"].append(per_message_us(raw_send, count))
                 time.sleep(0.2)
             push.close(linger=0)
             for output in sender.outputs.values():
@@ -97,9 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.send_loop", description=__doc__)
     parser.add_argument("--count", type=int, default=100_000, help="messages per round")
     parser.add_argument("--size", type=int, default=8, help="payload bytes")
+    parser.add_argument("--kind", choices=KINDS, default="bytes", help="the payload kind")
+    parser.add_argument("--meta", action="store_true", help="a small metadata dict with each")
     args = parser.parse_args()
-    figures = measure(args.count, args.size)
-    print(f"{args.size} B, {args.count} messages a round, {ROUNDS} rounds alternated")
+    figures = measure(args.count, args.size, args.kind, args.meta)
+    what = "" if args.kind == "bytes" else f" {args.kind}"
+    what += " with metadata" if args.meta else ""
+    print(f"{args.size} B{what}, {args.count} messages a round, {ROUNDS} rounds alternated")
     print("| side | median us | rounds, us |\n|---|---|---|")
     for name, values in figures.items():
         shown = ", ".join(f"{v:.2f}" for v in values)

@@ -17,6 +17,12 @@ def test_both_sides_are_timed_in_every_round() -> None:
     assert all(len(v) == send_loop.ROUNDS and min(v) > 0 for v in figures.values())
 
 
+def test_arrow_and_struct_with_metadata_are_timed_on_both_sides() -> None:
+    for kind in ("arrow", "struct"):
+        figures = send_loop.measure(count=500, size=64, kind=kind, meta=True)
+        assert all(len(v) == send_loop.ROUNDS and min(v) > 0 for v in figures.values())
+
+
 def test_the_table_is_printed() -> None:
     argv = [sys.executable, "-m", "bench.send_loop", "--count", "1000", "--size", "16"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
