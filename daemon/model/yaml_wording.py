@@ -13,6 +13,12 @@ __all__ = ["plain_yaml_error"]
 
 NEAR_CHARS = 40
 
+_SECOND_COLON = "a second `: ` on one line: quote a value that contains `: `"
+# the same error for a line with one `: `: a key indented deeper than the key above it,
+# which YAML reads as more of that key's value
+_INDENTED = ("a key indented deeper than the key above it (or a value with `: ` in it: "
+             "quote it)")  # fmt: skip
+
 # (words in the parser's problem or context, the plain wording, use the context's line)
 # the context's line is where the construct began: the key missing its `:`, the quote
 # never closed, the `[` never matched
@@ -23,11 +29,7 @@ _RULES: tuple[tuple[tuple[str, ...], str, bool], ...] = (
     (("flow sequence",), "a `[` list that is not closed with `]` (or a missing `,`)", True),
     (("flow mapping",), "a `{` mapping that is not closed with `}` (or a missing `,`)", True),
     (("flow node",), "an empty key or value inside `{...}` or `[...]`", False),
-    (
-        ("mapping values are not allowed",),
-        "a second `: ` on one line: quote a value that contains `: `",
-        False,
-    ),
+    (("mapping values are not allowed",), _SECOND_COLON, False),
     (("undefined alias",), "an alias `*name` with no `&name` anchor before it", False),
     (
         ("block collection", "block mapping", "block end", "expected key", "indicator"),
@@ -46,6 +48,8 @@ def plain_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
             mark = exc.context_mark if at_context and exc.context_mark else exc.problem_mark
             line = _line_of(mark)
             near = _text_near(text, line)
+            if plain is _SECOND_COLON and near.count(": ") + near.endswith(":") < 2:
+                plain = _INDENTED  # one `: ` on the line: the key is where the trouble is
             return line, f"invalid YAML: {plain}" + (f" near `{near}`" if near else "")
     parts = [part for part in (problem, context) if part]
     line = _line_of(exc.problem_mark or exc.context_mark)

@@ -59,6 +59,13 @@ def test_a_yaml_structure_error_speaks_plainly(flow_home: Path, tmp_path: Path) 
         "dataflow.yml:3: invalid YAML: a key without its `:` (write `key: value`) "
         "near `path dynamic`"
     )
+    # a key indented deeper than the one above it (a new user's): no second `: ` there
+    yml.write_text("nodes:\n  - id: a\n      path: dynamic\n")
+    deeper = flow("check", "dataflow.yml", home=flow_home, cwd=tmp_path)
+    assert deeper.stderr.splitlines()[1] == (
+        "dataflow.yml:3: invalid YAML: a key indented deeper than the key above it (or a "
+        "value with `: ` in it: quote it) near `path: dynamic`"
+    )
 
 
 def test_check_compiles_python_nodes(flow_home: Path, tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ CASES = [
     ("nodes:\n  - id: [a\n    path: a.py\n", 2, "a `[` list that is not closed with `]`"),
     ("nodes:\n  - id: a\n    inputs: {x: b/y\n", 3, "a `{` mapping that is not closed"),
     ("nodes:\n  - id: a\n    args: a: b\n", 3, "a second `: ` on one line"),
+    # one `: ` on the line: the key is indented deeper than `id` above it
+    ("nodes:\n  - id: a\n      path: a.py\n", 3, "a key indented deeper than the key above it"),
     ("nodes:\n  - id: a\n    path: *x\n", 3, "an alias `*name` with no `&name` anchor"),
     ("nodes:\n  - id: a\n\tpath: a.py\n", 3, "a tab in the indentation"),
 ]
