@@ -175,6 +175,11 @@ def print_detail(node: dict[str, Any]) -> None:
     if rows:
         render.table(["PORT", "SOURCE", "MESSAGES", "BYTES", "DROPPED", "QUEUED", "RATE/S",
                       "P50", "P99"], rows)  # fmt: skip
+    for input_id, one in (stats.get("inputs") or {}).items():
+        if one.get("refused"):  # repeats, an older generation's, or frames that do not add up
+            render.info(f"in {input_id}: {one['refused']} refused (a repeat, an older "
+                        "generation's, after its source closed, or a frame that did not "
+                        "add up)")  # fmt: skip
     outputs = (stats.get("outputs") or {}).values()
     if any(one.get("dropped") for one in outputs):
         render.info("an output's MESSAGES counts each message once, its DROPPED each edge "

@@ -190,7 +190,36 @@ def test_pub_sends_into_an_input_that_stays_open(daemon: Path, tmp_path: Path) -
         assert bad.returncode in (1, 2), (args, bad.stderr)
         assert text in bad.stderr, (args, bad.stderr)
         assert bad.stderr.count("\n") == 1, bad.stderr
+    # a message sent twice (the same source and sequence number) is refused, and `flow node
+    # info` says how many were (its JSON had the count, its table did not)
+    _send_twice(daemon, "pubs")
+    deadline = time.monotonic() + 15
+    while "in data: 1 refused" not in (info := flow("node", "info", "pubs", "listener",
+                                                    home=daemon).stdout):  # fmt: skip
+        assert time.monotonic() < deadline, info
+        time.sleep(0.3)
     assert flow("stop", "pubs", home=daemon).returncode == 0
+
+
+def _send_twice(home: Path, run: str) -> None:
+    """One data frame to listener/data (node 1, input 0) twice, from a source of its own."""
+    import zmq
+
+    from node_sdk import paths, wire
+
+    run_id = json.loads(flow("list", "--json", home=home).stdout.splitlines()[0])["id"]
+    endpoint = paths.run_socket_dir(paths.socket_dir(home), run_id) / "n1i0"
+    extra = wire.encode_extra("~pub-twice")
+    frame = wire.pack_header(wire.KIND_BYTES, 1, 1, time.time_ns(), extra, wire.FLAG_PACKED)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"ipc://{endpoint}")
+        for _ in range(2):
+            push.send(frame + b"again")
+        push.close(linger=5000)
+    finally:
+        ctx.term()
 
 
 def test_pub_into_a_backpressure_input_waits_for_its_credits(
