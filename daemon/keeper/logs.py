@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 BACKUPS = 3
 REOPEN_AFTER_S = 2.0
+# how often an open log is looked at: a file (or the run's log folder) deleted while it is
+# written would take every later line into a file no one can read
+CHECK_GONE_S = 1.0
 
 Degrade = Callable[[str], None]
 Tee = Callable[[str, LogRecord], None]
@@ -44,6 +47,7 @@ class NodeLog:
     _failed_at: float | None = None
     _causes: OncePerKey = attrs.field(factory=OncePerKey)  # a full disk fails every retry
     _unmarked: int = 0  # lines dropped since the log was last written
+    _checked_at: float = 0.0  # when the open file was last looked at (CHECK_GONE_S)
 
     def write_all(self, records: list[LogRecord]) -> None:
         """Append `records` (what one read of a pipe held) with one write and one flush
@@ -61,6 +65,7 @@ class NodeLog:
         lines = [self._fitted(record) for record in records]
         written = 0
         try:
+            self._check_gone()
             handle = self._open()
             if handle is None:
                 self._drop(len(lines))
@@ -82,6 +87,21 @@ class NodeLog:
                 self._unmarked = 0
         except OSError as exc:
             self._fail(exc, len(lines) - written)
+
+    def _check_gone(self) -> None:
+        """A log file deleted while open (its run's folder removed) is closed, to be made
+        again with its folder by the next `_open`; the run is marked degraded, since what
+        was written since is lost."""
+        now = time.monotonic()
+        if self._file is None or now - self._checked_at < CHECK_GONE_S:
+            return
+        self._checked_at = now
+        if os.fstat(self._file.fileno()).st_nlink:
+            return
+        self.close()
+        log.warning("log %s was deleted while written: made again", self.path)
+        self.on_failure(f"logs: {self.path} was deleted while written (made again; lines "
+                        f"of up to {CHECK_GONE_S:g} s before lost)")  # fmt: skip
 
     def _put(self, handle: BinaryIO, lines: list[bytes]) -> None:
         data = b"".join(lines)

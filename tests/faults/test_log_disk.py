@@ -4,6 +4,7 @@ either written or counted dropped, and the count written once there is room agai
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -59,3 +60,35 @@ def test_row17_the_dropped_count_is_written_when_room_returns(flow_home: Path) -
     assert records[-2]["m"] == f"{dropped_before} log line{'s' * (dropped_before != 1)} dropped"
     assert len(records) == written_before + 2
     assert records[-1]["m"] == "x" * 500
+
+
+@pytest.mark.usefixtures("daemon")
+def test_a_log_folder_deleted_while_written_is_made_again_and_said(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """An attacker's finding: the keeper wrote on into the deleted files, `flow logs` showed
+    nothing and the run looked healthy."""
+    talker = tmp_path / "talker.sh"
+    talker.write_text("#!/bin/sh\ni=0\nwhile [ $i -lt 400 ]; do echo line $i; i=$((i+1)); "
+                      "sleep 0.05; done\n")  # fmt: skip
+    talker.chmod(0o755)
+    yml = tmp_path / "talk.yml"
+    yml.write_text(f"nodes:\n  - id: talker\n    path: {talker}\n")
+    assert flow("start", str(yml), "--detach", "--name", "t", home=flow_home).returncode == 0
+    try:
+        logs = next(iter((flow_home / "runs").glob("*/logs")), None)
+        deadline = time.monotonic() + 15
+        while logs is None or not (logs / "talker.log").exists():
+            assert time.monotonic() < deadline, "no log"
+            time.sleep(0.1)
+            logs = next(iter((flow_home / "runs").glob("*/logs")), None)
+        shutil.rmtree(logs)
+        while not (logs / "talker.log").exists() or "degraded" not in runs(flow_home)["t"]:
+            assert time.monotonic() < deadline + 15, "the log was not made again"
+            time.sleep(0.2)
+        assert "talker.log was deleted while written" in str(runs(flow_home)["t"]["degraded"])
+        shown = flow("logs", "t", home=flow_home).stdout
+        assert "talker | " in shown  # what came since is shown
+        assert "line " in shown
+    finally:
+        flow("stop", "t", "--force", home=flow_home)
