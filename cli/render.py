@@ -103,17 +103,19 @@ def log_line(node: str, record: LogRecord, part: LineParts) -> Text:
     text = Text()  # not Text(prefix, style=...): that would colour the whole line
     text.append(part.prefix, style=node_colour(node))
     text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
-    shown = part.text if part.text.isprintable() else displayable(part.text)
-    text.append_text(Text.from_ansi(shown) if "\x1b" in shown else Text(shown))
+    text.append_text(_node_text(part.text))
     return text
 
 
 def plain(part: LineParts) -> str:
     """What a `log_line` reads as, without its styles (a node's colours too)."""
-    text = part.text if part.text.isprintable() else displayable(part.text)
-    if "\x1b" in text:
-        text = Text.from_ansi(text).plain
-    return part.prefix + part.head + text
+    return part.prefix + part.head + _node_text(part.text).plain
+
+
+def _node_text(text: str) -> Text:
+    """A node's own text: its colours as styles, nothing else a terminal would act on."""
+    shown = text if text.isprintable() else displayable(text)
+    return Text.from_ansi(shown) if "\x1b" in shown else Text(shown)
 
 
 Cell = str | Text

@@ -191,11 +191,8 @@ def decode(data: Any) -> Any:
 
     whole = pa.py_buffer(view)  # each buffer a slice of it: the frame's memory, no copy
     if not fields:
-        if not (nulls or offset) and validity_size == ABSENT and width >= 8:
-            array, at = _plain_array(pa, whole, at, arrow_type, width, length, data_size)
-        else:
-            array, at = _leaf_array(pa, whole, at, arrow_type, width, length, nulls, offset,
-                                    validity_size, data_size)  # fmt: skip
+        array, at = _leaf_array(pa, whole, at, arrow_type, width, length, nulls, offset,
+                                validity_size, data_size)  # fmt: skip
     else:
         array, at = _struct_array(pa, view, whole, at, reading, length, nulls, offset,
                                   validity_size, data_size)  # fmt: skip
@@ -232,29 +229,11 @@ def _struct_array(
         if at + _FIELD_SIZE > total:
             raise NodeError(f"arrow buffers payload of {total} bytes, cut in a field")
         field_nulls, field_offset, field_validity, field_data = FIELD.unpack_from(view, at)
-        at += _FIELD_SIZE
-        if not (field_nulls or field_offset) and field_validity == ABSENT and field_width >= 8:
-            child, at = _plain_array(pa, whole, at, field_type, field_width, length, field_data)
-            children.append(child)
-            continue
-        child, at = _leaf_array(pa, whole, at, field_type, field_width, length, field_nulls,
-                                field_offset, field_validity, field_data)  # fmt: skip
+        child, at = _leaf_array(pa, whole, at + _FIELD_SIZE, field_type, field_width, length,
+                                field_nulls, field_offset, field_validity, field_data)  # fmt: skip
         children.append(child)
     array = _built(pa, reading.arrow_type, length, [validity], -1 if nulls else 0, 0, children)
     return array, at
-
-
-def _plain_array(
-    pa: Any, whole: Any, at: int, arrow_type: Any, width: int, length: int, data_size: int
-) -> tuple[Any, int]:
-    """The usual fixed-width array (whole bytes, no nulls, no offset) whose data starts at
-    `at` in `whole` -> (it, where it ends): `_leaf_array`'s checks for that case alone."""
-    end = at + data_size
-    after = end + ((-data_size) & 7)
-    if data_size != length * (width >> 3) or after > whole.size:  # a length < 0 too
-        raise NodeError(f"arrow buffers payload: {data_size} bytes of data for {length} "
-                        f"values of {arrow_type}, {whole.size - at} left")  # fmt: skip
-    return _built(pa, arrow_type, length, [None, whole.slice(at, data_size)], 0, 0), after
 
 
 def _leaf_array(
