@@ -310,17 +310,10 @@ def _say_failures(info: dict[str, Any], said: set[str]) -> None:
     runs (a node's traceback alone looked like a hang: the run goes on)."""
     from cli import render
     from cli.endings import failed_line
+    from daemon.model.run_rows import failed_while_going
 
-    nodes = info.get("nodes") or []
-    if not any(node.get("status") in _GOING for node in nodes):
-        return  # the run is ending: its account says it
-    for node in nodes:
-        if node.get("status") == "failed" and str(node.get("id")) not in said:
-            said.add(str(node.get("id")))
-            render.warning(failed_line(node))
-
-
-_GOING = frozenset({"pending", "starting", "running", "restarting"})
+    for node in failed_while_going(info.get("nodes") or [], said):
+        render.warning(failed_line(node))
 
 
 def _nodes_alive(run_id: str, home: Path | None) -> bool:

@@ -20,6 +20,7 @@ import trio
 
 from daemon.keeper.logs import Tee
 from daemon.model import pids
+from daemon.model.run_rows import failed_while_going
 from daemon.model.states import NodeStatus
 from daemon.run.assembly import open_runtime
 from daemon.run.recovery import settle_foreground
@@ -184,15 +185,11 @@ async def _report_progress(run: Run, report: OnProgress, on_failed: OnFailed | N
 
 
 def _tell_failures(run: Run, told: set[str], on_failed: OnFailed) -> None:
-    """The nodes that failed since the last look, while another is still running: the
-    run goes on, and its end would be the first word of them."""
-    failed = [s for s in run.spawned if s.status is NodeStatus.FAILED and s.id not in told]
-    if not failed or all(s.finished.is_set() for s in run.spawned):
-        return
-    nodes = {str(node["id"]): node for node in run.info().get("nodes", [])}
-    for slot in failed:
-        told.add(slot.id)
-        on_failed(nodes.get(slot.id) or {"id": slot.id, "status": str(slot.status)})
+    """The nodes that failed since the last look while another still runs (the run's
+    info read only once a slot has)."""
+    if any(s.status is NodeStatus.FAILED and s.id not in told for s in run.spawned):
+        for node in failed_while_going(run.info().get("nodes", []), told):
+            on_failed(node)
 
 
 async def _stop_after(run: Run, delay: float, grace: float) -> None:

@@ -76,3 +76,19 @@ def newest_within(runs: list[dict[str, Any]], budget: int = LIST_REPLY_BYTES) ->
         kept.append(info)
     kept.reverse()
     return kept
+
+
+# a node's statuses while it runs or will run again (as RunInfo has them)
+GOING_STATUSES = frozenset({"pending", "starting", "running", "restarting"})
+
+
+def failed_while_going(nodes: list[dict[str, Any]], told: set[str]) -> list[dict[str, Any]]:
+    """A run's nodes (RunInfo's) that failed for good since `told` (which this updates)
+    while another still runs: the run goes on, and its end would be the first word of them
+    (`flow run`, a followed run)."""
+    if not any(node.get("status") in GOING_STATUSES for node in nodes):
+        return []  # the run is ending: its account says it
+    failed = [node for node in nodes
+              if node.get("status") == "failed" and str(node.get("id")) not in told]  # fmt: skip
+    told.update(str(node.get("id")) for node in failed)
+    return failed
