@@ -58,6 +58,7 @@ from node_sdk.inbox import Inbox, Item
 from node_sdk.inputs import Inputs
 from node_sdk.latency import Traffic
 from node_sdk.leases import Releases, ShmReader
+from node_sdk.log_rate import LogRate
 from node_sdk.params import Params
 from node_sdk.timers import Timers
 from node_sdk.wire import KIND_BYTES, KIND_NONE, KIND_SHM, decode_payload
@@ -155,8 +156,7 @@ class Events:
         self._poll_version = -1
         self._poll_owned: list[tuple[Any, int]] = []
         self._poll_waiting: list[tuple[Any, int]] = [(commands, zmq.POLLIN)]
-        self._undecodable = 0  # payloads dropped since the last log line about them
-        self._undecodable_logged = -UNDECODABLE_LOG_S
+        self._undecodable = LogRate(UNDECODABLE_LOG_S)  # payloads dropped, logged seldom
 
     def tell(self, command: bytes) -> None:
         """A command to the receiver thread; never blocks, which a PAIR whose peer has gone
@@ -272,13 +272,11 @@ class Events:
         and counted on its input, logged at most once per UNDECODABLE_LOG_S, never raised
         into the node's loop: one bad message must not end a node."""
         self.inbox.refuse(input_id)
-        self._undecodable += 1
-        now = time.monotonic()
-        if now - self._undecodable_logged >= UNDECODABLE_LOG_S:
+        count = self._undecodable.tick()
+        if count:
             # the source the last one named (a hostile peer may name any): where to look
             log.warning("input %r: dropped %d message(s) that cannot be decoded, the last "
-                        "from %r: %s", input_id, self._undecodable, source, exc)  # fmt: skip
-            self._undecodable, self._undecodable_logged = 0, now
+                        "from %r: %s", input_id, count, source, exc)  # fmt: skip
 
     def input_event(self, input_id: str, item: Item) -> Event:
         seq, stamp, kind, extra, payload = item

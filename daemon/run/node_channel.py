@@ -18,7 +18,7 @@ import zmq
 
 from daemon.model.errors import RecoverableError
 from daemon.model.node_stats import merge_report
-from daemon.model.once import OncePerInterval, OncePerKey
+from daemon.model.once import OncePerKey
 from daemon.run import ipc_files
 from daemon.run.slot import NodeSlot
 from daemon.run.stdout_stats import with_stdout_counts
@@ -26,6 +26,7 @@ from daemon.run.zmq_trio import Frames, SocketOwner
 from node_sdk import channel
 from node_sdk.config import MAX_GENERATION, NodeConfig
 from node_sdk.errors import NodeError
+from node_sdk.log_rate import LogRate
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ MAX_IDENTITY = 256  # `run/node/generation` or `attach/<pid>/<hex>`
 # channel costs the daemon at most RCVHWM frames of MAX_FRAME, not a thousand of 16 MiB
 MAX_MSG_BYTES = channel.MAX_FRAME
 RCVHWM = 16
+MALFORMED_LOG_S = 10.0  # malformed frames: at most one WARNING this often
 # ROUTER_MANDATORY: a message to a node whose pipe is full (a node that does not read its
 # channel: stopped, or its receiver thread starved) is refused, not dropped silently, and
 # waits in the channel's PeerOutbox within its byte bounds; one to a node gone is counted
@@ -68,7 +70,7 @@ class NodeChannel:
     # one WARNING per sender, then DEBUG (fault matrix row 30, D4)
     late: OncePerKey = attrs.field(factory=OncePerKey)
     # malformed frames: any sender, any bytes (one WARNING per 10 s, with the count)
-    malformed: OncePerInterval = attrs.field(factory=OncePerInterval)
+    malformed: LogRate = attrs.field(factory=lambda: LogRate(MALFORMED_LOG_S))
     # a member's: frames of the nodes it hosts for a coordinator go there (True: taken)
     relay: Callable[[str, bytes, bytes], bool] | None = None
     # parameters (daemon/run/params.py): the values a node gets between hello and `start`,
@@ -147,9 +149,10 @@ class NodeChannel:
             log.warning("run %s: node %s: unexpected message %r", run_id, node_id, kind)
 
     def _malformed(self, what: str) -> None:
-        level, quiet = self.malformed.level()
-        since = f" ({quiet} more since the last said)" if quiet else ""
-        log.log(level, "node channel: dropped %s%s", what, since)
+        count = self.malformed.tick()
+        since = f" ({count - 1} more since the last said)" if count > 1 else ""
+        log.log(logging.WARNING if count else logging.DEBUG, "node channel: dropped %s%s",
+                what, since)  # fmt: skip
 
     def _attach(self, identity: bytes, payload: bytes) -> None:
         """A process asks to become a dynamic node: grant it or refuse it in one line."""

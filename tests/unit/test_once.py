@@ -1,12 +1,13 @@
 """`OncePerKey`: WARNING for the first occurrence of a key, DEBUG after; bounded memory.
-`OncePerInterval`: WARNING at most once per interval, with the count of those between."""
+`LogRate`: a line at most once per interval, with the count of those it stands for."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from daemon.model.once import OncePerInterval, OncePerKey
+from daemon.model.once import OncePerKey
+from node_sdk.log_rate import LogRate
 
 
 def test_first_of_each_key_warns_then_debug() -> None:
@@ -23,10 +24,10 @@ def test_a_flood_of_keys_stays_bounded() -> None:
     assert len(once._seen) <= 10
 
 
-def test_once_per_interval_warns_again_after_it_with_the_count_between() -> None:
-    once = OncePerInterval(interval_s=0.2)
-    assert once.level() == (logging.WARNING, 0)
-    assert [once.level() for _ in range(3)] == [(logging.DEBUG, 0)] * 3
+def test_a_log_rate_says_again_after_its_interval_with_the_count_between() -> None:
+    rate = LogRate(interval_s=0.2)
+    assert rate.tick() == 1  # the first at once
+    assert [rate.tick() for _ in range(3)] == [0, 0, 0]
     time.sleep(0.25)
-    assert once.level() == (logging.WARNING, 3)  # the three it did not warn of
-    assert once.level() == (logging.DEBUG, 0)
+    assert rate.tick() == 4  # the three it did not say, and this one
+    assert rate.tick() == 0
