@@ -247,7 +247,9 @@ class Keeper:
 
     def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
-            self._send(State(nodes=node_states(self.children), degraded=self.degraded))
+            # a thread keeper's pid is its daemon's: the daemon watches its thread instead
+            pid = 0 if self.in_thread else os.getpid()
+            self._send(State(nodes=node_states(self.children), degraded=self.degraded, pid=pid))
             self._report_stats(time.monotonic(), every=True)
         elif isinstance(message, Spawn):
             self._spawn(message)

@@ -178,6 +178,7 @@ class NodeState:
 class State:
     nodes: dict[str, NodeState]
     degraded: str | None = None
+    pid: int = 0  # the keeper's process: the daemon watches an adopted keeper's by it
 
 
 @attrs.frozen

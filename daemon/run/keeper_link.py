@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 import attrs
+import psutil
 import trio
 import zmq
 
@@ -39,9 +41,14 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 # The keeper answers every ping: silent for this long (three missed beats and a margin),
-# it is taken as dead or hung and its run fails. A keeper process that exits is noticed
-# at once (`lifecycle` waits on it); this bound covers an adopted or hung keeper.
+# it is taken as dead and its run fails, unless its process is known to live. A keeper
+# process that exits is noticed at once (`lifecycle` waits on it); this bound covers a
+# keeper whose process cannot be watched.
 KEEPER_SILENCE_S = 4.0
+# A keeper whose process lives but does not answer is stalled (a machine under heavy load,
+# a log filesystem that blocks its writes, SIGSTOP): its nodes run on, talking to each other
+# directly, so the run waits this long for it before it takes the keeper as hung and fails.
+KEEPER_HUNG_S = 30.0
 ATTACH_ANSWER_S = 0.25
 ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
 EXPECTED_MISSES = 2  # asks of a new keeper logged at DEBUG (its start takes them)
@@ -54,6 +61,7 @@ class KeeperSilent(Exception):
 
 
 OnEvent = Callable[[FromKeeper], None]
+Alive = Callable[[], bool]
 
 
 class KeeperPort(Protocol):
@@ -82,6 +90,10 @@ class KeeperLink:
     attached: trio.Event = attrs.field(factory=trio.Event)
     last_heard: float | None = None  # trio time of the keeper's last message
     unanswered: int = 0  # pings sent since then
+    # whether the keeper's process still lives: set for one this daemon started, or from
+    # the pid an adopted one tells in its State; None: unknown, silence alone decides
+    alive: Alive | None = None
+    stalled: bool = False  # silent past KEEPER_SILENCE_S with its process alive
 
     @classmethod
     def connect(
@@ -106,10 +118,16 @@ class KeeperLink:
         if not isinstance(message, FromKeeper):
             log.warning("keeper link: dropped a %s, which only a daemon sends", type(message))
             return
-        self.last_heard = trio.current_time()
+        now = trio.current_time()
+        if self.stalled and self.last_heard is not None:
+            self.stalled = False
+            log.warning("run keeper answers again after %.1fs", now - self.last_heard)
+        self.last_heard = now
         self.unanswered = 0
         if isinstance(message, State):
             self.state = message
+            if self.alive is None and message.pid > 0:
+                self.alive = functools.partial(pid_alive, message.pid)
             self.attached.set()
         self.on_event(message)
 
@@ -127,7 +145,20 @@ class KeeperLink:
                 silent = trio.current_time() - self.last_heard
                 # both: a daemon loop that stalled sent no pings, so it blames no keeper
                 if silent > KEEPER_SILENCE_S and self.unanswered > KEEPER_SILENCE_S / HEARTBEAT_S:
-                    raise KeeperLost(f"run keeper lost: no answer for {silent:.1f}s")
+                    self._judge_silence(silent)
+
+    def _judge_silence(self, silent: float) -> None:
+        """A keeper silent past KEEPER_SILENCE_S: lost, unless its process lives; then
+        stalled, and hung (lost too) only past KEEPER_HUNG_S."""
+        if self.alive is None or not self.alive():
+            raise KeeperLost(f"run keeper lost: no answer for {silent:.1f}s")
+        if silent > KEEPER_HUNG_S:
+            raise KeeperLost(f"run keeper hung: its process lives but gave no answer for "
+                             f"{silent:.1f}s")  # fmt: skip
+        if not self.stalled:
+            self.stalled = True
+            log.warning("run keeper silent for %.1fs, its process alive: waiting for it up "
+                        "to %.0fs (its nodes run on)", silent, KEEPER_HUNG_S)  # fmt: skip
 
     async def attach(self, policy: Backoff | None = None) -> State:
         """Ask for the keeper's state until it answers (SPEC 7.5); raise when it never does."""
@@ -185,6 +216,14 @@ async def start_keeper_process(
     finally:
         if log_file is not None:
             log_file.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` lives (stopped counts: it may go on; a zombie does not)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def start_keeper_thread(

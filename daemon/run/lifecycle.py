@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import threading
+from collections.abc import Callable
 
 import trio
 
@@ -64,7 +65,9 @@ async def supervise(
                     run.run_dir / "keeper.log",
                     run.run_dir / EXIT_LEDGER,
                 )
-            keeper = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
+            link = KeeperLink.connect(run.context, run.keeper_endpoint, run.on_keeper_event)
+            link.alive = _handle_alive(handle)  # None when adopted: its State tells its pid
+            keeper = link
             if run.placed is not None:  # and the keepers of the run's other machines
                 keeper = run.placed.keeper(keeper, run.on_keeper_event)
         run.keeper = keeper
@@ -146,6 +149,15 @@ def lose_keeper(run: Run, cause: str) -> None:
 def _first_leaf(group: BaseExceptionGroup[KeeperLost]) -> BaseException:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _handle_alive(handle: KeeperHandle | None) -> Callable[[], bool] | None:
+    """Whether the keeper this daemon started still lives (None: it did not start one)."""
+    if isinstance(handle, threading.Thread):
+        return handle.is_alive
+    if isinstance(handle, trio.Process):
+        return lambda: handle.returncode is None
+    return None
 
 
 async def _keeper_exit(process: trio.Process) -> None:

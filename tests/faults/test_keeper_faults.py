@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fault_tools import STREAM, diagnostics, run_info, start
-from helpers import NODES, flow
+from helpers import NODES, flow, wait_for
 from procs import node_processes, wait_gone
 
 from daemon.model.pids import alive
@@ -18,6 +18,8 @@ from node_sdk import paths
 # the keeper is noticed at once when it exits (KEEPER_SILENCE_S bounds a silent one)
 NOTICED_S = 10.0
 ANSWER_S = 5.0  # `flow stop` / `flow down` on a run whose keeper is gone: at once
+# a keeper stopped this long is past KEEPER_SILENCE_S (4 s) and well within KEEPER_HUNG_S
+STALL_S = 7.0
 
 
 def keeper_pid(home: Path, run_id: str) -> int:
@@ -82,3 +84,32 @@ def test_a_keeper_that_raises_stops_its_children_first(flow_home: Path, tmp_path
     keeper_log = (paths.run_dir(flow_home, ended["id"]) / "keeper.log").read_text()
     assert "test fault: keeper raised" in keeper_log
     assert_run_cleaned(flow_home, ended)
+
+
+def test_a_stalled_keeper_is_waited_for_and_its_run_goes_on(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    assert flow("up", home=flow_home).returncode == 0
+    info = start(flow_home, tmp_path, "stalled")
+    keeper = keeper_pid(flow_home, info["id"])
+    os.kill(keeper, signal.SIGSTOP)  # alive, answering nothing: a keeper under heavy load
+    try:
+        time.sleep(STALL_S)
+        during = run_info(flow_home, "stalled")
+    finally:
+        os.kill(keeper, signal.SIGCONT)
+    assert during["status"] == "running", diagnostics(flow_home)
+    daemon_log = paths.daemon_log(flow_home)
+    wait_for(lambda: "run keeper answers again" in daemon_log.read_text(), "the keeper's answer")
+    assert "its process alive: waiting for it" in daemon_log.read_text()
+    after = run_info(flow_home, "stalled")
+    assert after["status"] == "running", diagnostics(flow_home)
+    for old, new in zip(info["nodes"], after["nodes"], strict=True):
+        assert (new["pid"], new["restarts"]) == (old["pid"], 0), diagnostics(flow_home)
+    assert flow("stop", "stalled", home=flow_home).returncode == 0
+    log = flow("logs", "stalled", "sink", home=flow_home).stdout
+    summary = [line for line in log.splitlines() if "summary" in line]
+    assert summary, log[-2000:]
+    assert "gaps=0 repeats=0" in summary[-1], summary[-1]
+    assert not node_processes(info["id"])
+    assert flow("down", home=flow_home).returncode == 0
