@@ -6,6 +6,7 @@ the files it writes. `follow_run` drives it against a daemon run until the run e
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from daemon.model.logformat import (
     json_line,
     level_number,
     line_parts,
+    merge_times,
     parse_line,
     strip_ansi,
 )
@@ -111,12 +113,8 @@ class LogFollower:
         batch: list[tuple[float, str, LogRecord]] = []
         for node, tail in self._tails.items():
             lines = tail.read() + (tail.flush() if final else [])
-            last = 0.0
-            for line in lines:
-                record = parse_line(line)
-                # a line that is not a record sorts with the record before it
-                last = record.time or last
-                batch.append((last, node, record))
+            records = [parse_line(line) for line in lines]
+            batch += zip(merge_times(records), itertools.repeat(node), records, strict=False)
         if len(self._tails) > 1:
             batch.sort(key=lambda item: item[0])  # stable: one file's order is kept
         return [(node, record) for _, node, record in batch]

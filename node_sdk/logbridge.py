@@ -1,7 +1,9 @@
 """Python `logging` -> the node's log: marked lines the keeper stores, or a dynamic node's file.
 
-A spawned node's record is one stderr line: `LOG_MARKER` then JSON with `t` (epoch s),
-`lvl`, `lg` (logger), `m` (message, with any traceback). A dynamic node's stderr is a
+A spawned node's record is one stdout line: `LOG_MARKER` then JSON with `t` (epoch s),
+`lvl`, `lg` (logger), `m` (message, with any traceback). On stdout, the pipe its `print`s
+take, so the keeper reads them in the order the node wrote them (on two pipes, a read of
+one could come before a read of the other that was written first). A dynamic node's stderr is a
 terminal nobody records: it prints readable lines there and appends its records to the
 run's log file itself. `daemon/model/logformat.py` reads both; node_sdk imports nothing
 of ours, so the formats are duplicated here (unit tests check they agree).
@@ -30,7 +32,7 @@ logging.addLevelName(TRACE, "TRACE")
 
 
 class FlowLogHandler(logging.Handler):
-    """A spawned node: writes each record as one marked JSON line on stderr (the keeper's)."""
+    """A spawned node: writes each record as one marked JSON line on stdout (the keeper's)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
@@ -43,7 +45,7 @@ class FlowLogHandler(logging.Handler):
                  "m": _message(record)},
                 ensure_ascii=False,
             )  # fmt: skip
-            stream = self._stream or sys.stderr  # looked up late: tests swap sys.stderr
+            stream = self._stream or sys.stdout  # looked up late: tests swap sys.stdout
             stream.write(f"{LOG_MARKER}{line}\n")
             stream.flush()
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import time
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.durations import since_arg
 from cli.run_ref import add_run_argument
-from daemon.model.logformat import LEVEL_NUMBERS, LogRecord, parse_line
+from daemon.model.logformat import LEVEL_NUMBERS, LogRecord, merge_times, parse_line
 
 if TYPE_CHECKING:
     from cli.follow import Entry, LinePrinter, LogFollower
@@ -200,10 +201,7 @@ def merge(older: dict[str, list[LogRecord]], current: list[Entry]) -> list[Entry
         per_node.setdefault(node, []).append(record)
     keyed: list[tuple[float, str, LogRecord]] = []
     for node, records in per_node.items():
-        last = 0.0
-        for record in records:
-            last = record.time or last
-            keyed.append((last, node, record))
+        keyed += zip(merge_times(records), itertools.repeat(node), records, strict=False)
     if len(per_node) > 1:
         keyed.sort(key=lambda item: item[0])
     return [(node, record) for _, node, record in keyed]

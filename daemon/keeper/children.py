@@ -94,14 +94,15 @@ class Child:
     def _line(self, stream: str, raw: bytes, now: float) -> LogRecord:
         text = raw.decode("utf-8", errors="replace").rstrip("\r")
         record = record_from_output(stream, text, now)
-        if stream == "stderr":
+        is_record = record.stream == "log"  # the SDK's logging: on stdout, with its prints
+        if stream == "stderr" or is_record:  # what a failed node's ending shows
             self.tail.append(cut_line(record.message))  # the whole line is in its log
         output = self.stdout_output
         if output is not None and self.sends_records:
-            if record.stream == "log" and level_number(record) >= self.records_level:
+            if is_record and level_number(record) >= self.records_level:
                 output.send_line(log_entry_value(self.node, record))
-        elif output is not None and stream == "stdout":
-            output.send_line(record.message)
+        elif output is not None and stream == "stdout" and not is_record:
+            output.send_line(record.message)  # its prints only: a record is not data
         return record
 
 

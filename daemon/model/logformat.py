@@ -1,10 +1,12 @@
 """Node log records: one JSON object per line in `runs/<uuid>/logs/<node>.log`; pure.
 
-A node's stdout and stderr lines are recorded as they come. A line on stderr that starts
-with `LOG_MARKER` is a structured record from the SDK's logging bridge and keeps its level
-and logger. `line_parts` / `format_lines` render a record the one way `flow run`, an
-attached `flow start` and `flow logs` all show it: every line of a multi-line record
-carries the node, the time and the level, so grepping by any of them finds all of it.
+A node's stdout and stderr lines are recorded as they come. A line that starts with
+`LOG_MARKER` is a structured record from the SDK's logging bridge and keeps its level and
+logger (the bridge writes them on stdout, with the node's prints: their order is kept;
+an older SDK wrote them on stderr). `line_parts` / `format_lines` render a record the one
+way `flow run`, an attached `flow start` and `flow logs` all show it: every line of a
+multi-line record carries the node, the time and the level, so grepping by any of them
+finds all of it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -65,7 +68,7 @@ def _sane_time(value: object, default: float) -> float:
 def record_from_output(stream: str, line: str, now: float | None = None) -> LogRecord:
     """Turn one captured stdout/stderr line (no trailing newline) into a record."""
     stamp = time.time() if now is None else now
-    if stream == "stderr" and line.startswith(LOG_MARKER):
+    if line.startswith(LOG_MARKER):
         try:
             data = json.loads(line[len(LOG_MARKER) :])
             return LogRecord(
@@ -98,6 +101,18 @@ def parse_line(line: str) -> LogRecord:
         )
     except (ValueError, KeyError, TypeError):
         return LogRecord(time=0.0, stream="stdout", message=line.rstrip("\n"))
+
+
+def merge_times(records: Iterable[LogRecord]) -> Iterator[float]:
+    """Each record's time for merging one node's log with others': its own, or the latest
+    before it when that is later, so a sort keeps the node's own order. A print is stamped
+    when the keeper reads it, a logging record when the node made it: a record written
+    after a print can carry the earlier time. A line that is no record (time 0) goes with
+    the one before it."""
+    last = 0.0
+    for record in records:
+        last = max(last, record.time)
+        yield last
 
 
 def level_number(record: LogRecord) -> int:

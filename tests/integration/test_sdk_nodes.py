@@ -238,7 +238,7 @@ def test_upstream_done_closes_the_input_while_timers_tick(
     assert rest == [("INPUT_CLOSED", "in"), ("STOP", "ALL_INPUTS_CLOSED"), ("END", None)]
 
 
-def test_logging_goes_to_stderr_as_records(
+def test_logging_goes_to_stdout_as_records_in_order_with_prints(
     fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any
 ) -> None:
     _, receiver_cfg = node_configs(fake_daemon, sockdir)
@@ -256,12 +256,13 @@ def test_logging_goes_to_stderr_as_records(
     fake_daemon.wait_for("hello", {"receiver"})
     fake_daemon.start_all()
     out, err = finish(child)
-    assert out == "plain stdout\n"
+    assert err == ""
     # split on "\n" only: str.splitlines also splits at the marker's \x1e
-    logs = [record_from_output("stderr", line) for line in err.split("\n") if line]
+    logs = [record_from_output("stdout", line) for line in out.split("\n") if line]
     assert [(r.stream, r.level, r.logger, r.message) for r in logs] == [
         ("log", "INFO", "recv", "hello world"),
         ("log", "WARNING", "receiver", "direct"),
+        ("stdout", None, None, "plain stdout"),
     ]
 
 

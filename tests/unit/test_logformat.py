@@ -13,6 +13,7 @@ from daemon.model.logformat import (
     format_lines,
     json_line,
     level_number,
+    merge_times,
     parse_line,
     strip_ansi,
 )
@@ -107,3 +108,15 @@ def test_readable_lines_repeat_the_head() -> None:
     assert logbridge.readable(record) == (
         "12:00:01.250 WARNING viewer: one\n12:00:01.250 WARNING viewer: two\n"
     )
+
+
+def test_merge_times_keep_a_nodes_own_order() -> None:
+    # a print stamped at its read (2.0) before a record the node made at 1.5, after it
+    records = [
+        LogRecord(1.0, "stdout", "a"),
+        LogRecord(2.0, "stdout", "print"),
+        LogRecord(1.5, "log", "record", level="INFO"),
+        LogRecord(0.0, "stdout", "not a record"),
+        LogRecord(3.0, "stdout", "later"),
+    ]
+    assert list(merge_times(records)) == [1.0, 2.0, 2.0, 2.0, 3.0]
