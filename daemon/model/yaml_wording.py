@@ -7,12 +7,15 @@ Both loaders' wordings are covered: `flow` uses libyaml when it is there, PyYAML
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 __all__ = ["plain_yaml_error"]
 
 NEAR_CHARS = 40
 
+_BAD_INDENT = "bad indentation or a missing `-`/`:`"
 _SECOND_COLON = "a second `: ` on one line: quote a value that contains `: `"
 # the same error for a line with one `: `: a key indented deeper than the key above it,
 # which YAML reads as more of that key's value
@@ -33,10 +36,11 @@ _RULES: tuple[tuple[tuple[str, ...], str, bool], ...] = (
     (("undefined alias",), "an alias `*name` with no `&name` anchor before it", False),
     (
         ("block collection", "block mapping", "block end", "expected key", "indicator"),
-        "bad indentation or a missing `-`/`:`",
+        _BAD_INDENT,
         False,
     ),
 )
+_KEY = re.compile(r"([\w.-]+):(\s|$)")
 
 
 def plain_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
@@ -50,10 +54,37 @@ def plain_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
             near = _text_near(text, line)
             if plain is _SECOND_COLON and near.count(": ") + near.endswith(":") < 2:
                 plain = _INDENTED  # one `: ` on the line: the key is where the trouble is
+            elif plain is _BAD_INDENT and (dedented := _dedented_key(text, line)):
+                return line, f"invalid YAML: {dedented}"
             return line, f"invalid YAML: {plain}" + (f" near `{near}`" if near else "")
     parts = [part for part in (problem, context) if part]
     line = _line_of(exc.problem_mark or exc.context_mark)
     return line, "invalid YAML: " + ("; ".join(parts) if parts else "cannot parse")
+
+
+def _dedented_key(text: str, line: int) -> str | None:
+    """The plain words for a key left of the key above it (a node's `inputs:` dedented
+    to the list's `-`), or None when `line` is not that."""
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return None
+    here = lines[line - 1]
+    key = _KEY.match(here.lstrip())
+    for above in range(line - 2, -1, -1):
+        text_above = lines[above].lstrip()
+        if text_above and not text_above.startswith("#"):
+            break
+    else:
+        return None
+    above_key = _KEY.match(text_above.removeprefix("- ").lstrip())
+    indent = len(here) - len(here.lstrip())
+    indent_above = len(lines[above]) - len(text_above)
+    if text_above.startswith("- "):  # `- id: a`: its key starts after the `- `
+        indent_above += len(text_above) - len(text_above.removeprefix("- ").lstrip())
+    if key is None or above_key is None or indent >= indent_above:
+        return None
+    return (f"bad indentation: `{key.group(1)}:` is left of `{above_key.group(1)}:` on line "
+            f"{above + 1} (the keys of one node line up; a new node starts with `- `)")  # fmt: skip
 
 
 def _line_of(mark: yaml.Mark | None) -> int:

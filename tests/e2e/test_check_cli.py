@@ -51,7 +51,8 @@ def test_a_yaml_structure_error_speaks_plainly(flow_home: Path, tmp_path: Path) 
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "error: the dataflow is invalid (1 problem)",
-        "dataflow.yml:5: invalid YAML: bad indentation or a missing `-`/`:` near `path: c`",
+        "dataflow.yml:5: invalid YAML: bad indentation: `path:` is left of `id:` on line 4 "
+        "(the keys of one node line up; a new node starts with `- `)",
     ]
     yml.write_text("nodes:\n  - id: a\n    path dynamic\n    outputs: [x]\n")
     colon = flow("check", "dataflow.yml", home=flow_home, cwd=tmp_path)

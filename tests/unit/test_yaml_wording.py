@@ -18,13 +18,23 @@ CASES = [
     (
         "nodes:\n  - id: a\n    path: a.py\n    id: b\n  path: c\n",
         5,
-        "bad indentation or a missing `-`/`:` near `path: c`",
+        "bad indentation: `path:` is left of `id:` on line 4 (the keys of one node line up",
     ),
     (
         "nodes:\n  - id: a\n    path: a.py\n   inputs:\n      x: b/y\n",
         4,
-        "bad indentation or a missing `-`/`:` near `inputs:`",
+        "bad indentation: `inputs:` is left of `path:` on line 3",
     ),
+    # a node's `inputs:` dedented to its `- `, a comment and a blank line between
+    (
+        "nodes:\n  - id: a\n    path: a.py\n\n    # its inputs\n  inputs:\n    x: b/y\n",
+        6,
+        "bad indentation: `inputs:` is left of `path:` on line 3",
+    ),
+    # a `- ` item's first key counts where it starts, after the `- `
+    ("nodes:\n  - id: a\n  path: a.py\n", 3, "bad indentation: `path:` is left of `id:` on line 2"),
+    # a line that is no key keeps the general words
+    ("nodes:\n  - id: a\n    path: a.py\n  ? x\n", 4, "bad indentation or a missing `-`/`:`"),
     ("nodes:\n  - id: a\n    path a.py\n    inputs: {}\n", 3, "a key without its `:`"),
     ("nodes:\n  - id: a\n    args: \"open\n    path: a.py\n", 3, "a quote that is never closed"),
     ("nodes:\n  - id: [a\n    path: a.py\n", 2, "a `[` list that is not closed with `]`"),
