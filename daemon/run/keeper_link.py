@@ -121,7 +121,7 @@ class KeeperLink:
         now = trio.current_time()
         if self.stalled and self.last_heard is not None:
             self.stalled = False
-            log.warning("run keeper answers again after %.1fs", now - self.last_heard)
+            log.info("run keeper answers again after %.1fs", now - self.last_heard)
         self.last_heard = now
         self.unanswered = 0
         if isinstance(message, State):

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Callable
 
 import trio
 
@@ -22,6 +21,7 @@ from daemon.model.states import NodeStatus, RunStatus
 from daemon.run import health, recording
 from daemon.run.connect_wait import late_message, wait_connected
 from daemon.run.keeper_link import (
+    Alive,
     KeeperLink,
     KeeperPort,
     start_keeper_process,
@@ -151,7 +151,7 @@ def _first_leaf(group: BaseExceptionGroup[KeeperLost]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _handle_alive(handle: KeeperHandle | None) -> Callable[[], bool] | None:
+def _handle_alive(handle: KeeperHandle | None) -> Alive | None:
     """Whether the keeper this daemon started still lives (None: it did not start one)."""
     if isinstance(handle, threading.Thread):
         return handle.is_alive
