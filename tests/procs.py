@@ -27,6 +27,21 @@ def daemon_pid(home: Path) -> int:
     return int(paths.daemon_pid_file(home).read_text())
 
 
+def keeper_pid(home: Path, run_id: str) -> int:
+    """The pid of the run's keeper process (found by its socket folder on its command line)."""
+    folder = str(paths.run_socket_dir(paths.socket_dir(home), run_id)).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"daemon.keeper" in cmdline and folder in cmdline and alive(int(entry)):
+            return int(entry)
+    raise AssertionError(f"no keeper process for run {run_id}")
+
+
 def node_processes(run_id: str) -> dict[str, list[int]]:
     """node id -> pids of live processes that are that node of that run."""
     found: dict[str, list[int]] = {}

@@ -34,6 +34,7 @@ from daemon.model.errors import KeeperLost
 from daemon.model.settings import current as settings
 from daemon.run.keeper_link import KeeperLink, start_keeper_process
 from daemon.run.runtime import Runtime
+from daemon.run.stale_processes import kill_run_processes
 from node_sdk import paths
 
 log = logging.getLogger(__name__)
@@ -248,6 +249,9 @@ class Host:
                 await hosted.link.serve()
         except* KeeperLost as group:  # raised from inside the link's own nursery
             self._lose_keeper(hosted, str(group.exceptions[0]))
+            # what its nodes moved out of their groups, as for a local run (lifecycle)
+            sockets = str(paths.run_socket_dir(self.rt.socket_dir, hosted.run_id))
+            await trio.to_thread.run_sync(kill_run_processes, hosted.run_id, sockets)
         finally:
             hosted.served.set()
 

@@ -28,6 +28,7 @@ from daemon.run.keeper_link import (
     start_keeper_thread,
 )
 from daemon.run.receiver_word import tell_at_start
+from daemon.run.stale_processes import kill_run_processes
 from daemon.run.supervisor import KEEPER_EXIT_S, Run
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,23 @@ async def supervise(
 
 async def _watch_keeper(run: Run, keeper: KeeperPort, handle: KeeperHandle | None) -> None:
     """Serve the keeper link; a keeper that exits or falls silent fails its run, only it."""
+    cause: str | None = None
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(keeper.serve)
             if isinstance(handle, trio.Process):
                 nursery.start_soon(_keeper_exit, handle)
     except* KeeperLost as group:
-        lose_keeper(run, str(_first_leaf(group)))
+        cause = str(_first_leaf(group))
+    if cause is None:
+        return
+    lose_keeper(run, cause)
+    # what its nodes moved out of their groups (setsid, a double fork) would have been
+    # ended by the keeper, which is gone (or hung: it goes too); psutil reads every
+    # process's environment, so not in the loop
+    left = await trio.to_thread.run_sync(kill_run_processes, run.id, str(run.sockets))
+    if left:
+        log.warning("run %s: killed %d processes its lost keeper left", run.id, left)
 
 
 def lose_keeper(run: Run, cause: str) -> None:

@@ -15,13 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import signal
-from collections.abc import Callable
 from typing import Any
-
-import psutil
 
 from daemon.files import write_atomic
 from daemon.keeper.ledger import EXIT_LEDGER, read_exits
@@ -36,6 +31,7 @@ from daemon.run.placement import PlacedRun, read_placement
 from daemon.run.recording import recovered_path
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
+from daemon.run.stale_processes import kill_groups, kill_run_processes
 from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths
@@ -86,7 +82,7 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
         return  # still running in its own terminal
     # not what its nodes started in a session of their own (setsid, a double fork) or
     # left in theirs: nothing else would ever end those
-    left = _kill_groups(lambda environ, cmdline: environ.get("FLOW_DATAFLOW") == info["id"])
+    left = kill_groups(lambda environ, cmdline: environ.get("FLOW_DATAFLOW") == info["id"])
     if left:
         log.warning("run %s: killed %d processes its dead flow run left", info["id"], left)
     for node in info["nodes"]:  # they went with it (its keeper thread was theirs)
@@ -251,13 +247,7 @@ def ended_status(recorded: str, exit_code: object) -> NodeStatus | None:
 
 def kill_stale_processes(run: Run) -> int:
     """SIGKILL the process groups of anything still running for this run; how many."""
-    keeper_mark = str(run.sockets)
-    return _kill_groups(
-        lambda environ, cmdline: (
-            environ.get("FLOW_DATAFLOW") == run.id
-            or ("daemon.keeper" in cmdline and keeper_mark in cmdline)
-        )
-    )
+    return kill_run_processes(run.id, str(run.sockets))
 
 
 def kill_unknown_processes(rt: Runtime) -> int:
@@ -277,32 +267,7 @@ def kill_unknown_processes(rt: Runtime) -> int:
         run = environ.get("FLOW_DATAFLOW")
         return run is not None and run not in live
 
-    return _kill_groups(unknown)
-
-
-def _kill_groups(matches: Callable[[dict[str, str], str], bool]) -> int:
-    """SIGKILL the process group led by each process `matches(environ, cmdline)` picks."""
-    me = os.getpid()
-    killed = 0
-    for process in psutil.process_iter():
-        if process.pid == me:
-            continue
-        try:
-            environ = process.environ()
-            cmdline = "\0".join(process.cmdline())
-        except (psutil.Error, OSError):
-            continue  # gone meanwhile, or another user's: not ours either way
-        if not matches(environ, cmdline):
-            continue
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:  # no group of its own (a node's child in the node's):
-            with contextlib.suppress(psutil.Error):  # itself, if it is still that process
-                process.kill()
-        except OSError:
-            continue
-        killed += 1
-    return killed
+    return kill_groups(unknown)
 
 
 def remove_unknown_socket_folders(rt: Runtime) -> None:

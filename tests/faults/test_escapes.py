@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
 import psutil
 from helpers import NODES, flow
-from procs import node_processes, wait_gone
+from procs import keeper_pid, node_processes, wait_gone
 
 
 def _escaper(tmp_path: Path) -> tuple[Path, Path]:
@@ -74,3 +75,18 @@ def test_row11_setsid_descendants_end_with_flow_run(flow_home: Path, tmp_path: P
     assert done.returncode == 0, done.stderr
     escaped = _escaped(pid_file, None)
     assert not wait_gone(escaped, 5), "a setsid descendant outlived flow run"
+
+
+def test_row11_setsid_descendants_end_with_a_sigkilled_keeper(
+    daemon: Path, tmp_path: Path
+) -> None:
+    yml, pid_file = _escaper(tmp_path)
+    assert flow("start", str(yml), "--detach", "--name", "esc", home=daemon).returncode == 0
+    run_id = _run_id(daemon, "esc")
+    escaped = _escaped(pid_file, _node_pid(run_id))
+    # it cannot end what it tracked: the daemon finds them by their FLOW_DATAFLOW
+    os.kill(keeper_pid(daemon, run_id), signal.SIGKILL)
+    assert not wait_gone(escaped, 10), "a setsid descendant outlived its SIGKILLed keeper"
+    assert node_processes(run_id) == {}
+    log = (daemon / "daemon.log").read_text()
+    assert "processes its lost keeper left" in log

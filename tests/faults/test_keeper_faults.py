@@ -10,9 +10,8 @@ from typing import Any
 
 from fault_tools import STREAM, diagnostics, run_info, start
 from helpers import NODES, flow, wait_for
-from procs import node_processes, wait_gone
+from procs import keeper_pid, node_processes, wait_gone
 
-from daemon.model.pids import alive
 from node_sdk import paths
 
 # the keeper is noticed at once when it exits (KEEPER_SILENCE_S bounds a silent one)
@@ -20,20 +19,6 @@ NOTICED_S = 10.0
 ANSWER_S = 5.0  # `flow stop` / `flow down` on a run whose keeper is gone: at once
 # a keeper stopped this long is past KEEPER_SILENCE_S (4 s) and well within KEEPER_HUNG_S
 STALL_S = 7.0
-
-
-def keeper_pid(home: Path, run_id: str) -> int:
-    folder = str(paths.run_socket_dir(paths.socket_dir(home), run_id)).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"daemon.keeper" in cmdline and folder in cmdline and alive(int(entry)):
-            return int(entry)
-    raise AssertionError(f"no keeper process for run {run_id}")
 
 
 def wait_ended(home: Path, name: str, timeout: float) -> dict[str, Any]:
