@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,22 @@ class _Console(Console):
 
 out = _Console(highlight=False, soft_wrap=True)
 err = _Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def silence_terminal() -> None:
+    """stdout and stderr, where they are the terminal, to /dev/null: it closed (SIGHUP),
+    and a write to it would fail (EIO) in whichever thread made it. A file or a pipe
+    keeps what is written to it."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for console, fd in ((out, 1), (err, 2)):
+                # not isatty(): a terminal that hung up answers its ioctl with EIO
+                if stat.S_ISCHR(os.fstat(fd).st_mode):
+                    console.quiet = True
+                    os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
 
 STATUS_STYLES = {
     "starting": "cyan",

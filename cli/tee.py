@@ -77,5 +77,6 @@ class StdoutTee(Generic[Item]):
                 continue
             try:
                 self._write(batch)
-            except (BrokenPipeError, ValueError):  # ValueError: stdout closed in-process
+            # ValueError: stdout closed in-process; EIO: its terminal closed (SIGHUP)
+            except (OSError, ValueError):
                 self.broken = True

@@ -82,7 +82,8 @@ def run_foreground_sync(
     """`flow run`'s one entry: run one dataflow to its end under its own trio loop; returns
     its run info. Ctrl-C stops it (twice: at once).
 
-    SIGINT, SIGTERM and SIGPIPE (stdout's reader left) all stop the run the same way;
+    SIGINT, SIGTERM, SIGPIPE (stdout's reader left) and SIGHUP (its terminal closed; not
+    when ignored, as `nohup` does) all stop the run the same way;
     `on_signal(sig, first)` hears of each, `first` False once a stop is under way.
     `on_progress` hears which nodes a start or a stop is waiting for (see `OnProgress`).
 
@@ -111,7 +112,11 @@ async def _watched(
     name: str | None,
     hooks: _Hooks,
 ) -> dict[str, Any]:
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)
+    stops = [signal.SIGINT, signal.SIGTERM, signal.SIGPIPE]
+    # the terminal closed (a window, an ssh session): as SIGTERM, unless `nohup` (or the
+    # caller) set it ignored, which asks the run to live on without a terminal
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        stops.append(signal.SIGHUP)
     # opened first: no signal finds the socket folder made or a node spawned, unwatched
     with trio.open_signal_receiver(*stops) as signals:
         return await _run(path, text, env, signals, stop_after, tee, grace, name, hooks)

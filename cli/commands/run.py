@@ -56,8 +56,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 # a run stopped by a signal exits as a shell reports a process that signal ended
-# (Ctrl-C 130, SIGTERM 143, a reader that left 141), unless the run failed: then 1
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
+# (Ctrl-C 130, SIGTERM 143, a reader that left 141, a terminal that closed 129), unless
+# the run failed: then 1
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141, signal.SIGHUP: 129}
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -119,7 +120,9 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
 
     def on_signal(sig: signal.Signals, first: bool) -> None:
         signals.append(sig)
-        if sig is signal.SIGPIPE:
+        if sig is signal.SIGHUP:
+            render.silence_terminal()  # it is gone: a write to it fails (EIO), none is seen
+        if sig in (signal.SIGPIPE, signal.SIGHUP):
             return  # nobody reads stdout any more; stderr may still be seen
         if first:
             said = f"{sig.name}: stopping the run (grace {args.grace:g}s); again to kill"

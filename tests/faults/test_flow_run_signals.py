@@ -7,6 +7,7 @@ a real pseudo-terminal for Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -205,3 +206,50 @@ def test_row12_a_sigkilled_flow_run_is_settled_by_the_next(tmp_path: Path, flow_
         assert node["status"] == "failed", node
         assert node["stderr_tail"][-1] == "ended with its flow run process"
     assert not wait_gone([n["pid"] for n in runs[0]["nodes"] if n.get("pid")], 10.0)
+
+
+def test_flow_run_whose_terminal_closes_stops_the_run_and_exits_129(
+    tmp_path: Path, flow_home: Path
+) -> None:
+    yml = tmp_path / "stream.yml"
+    yml.write_text(stream_graph(20))
+    child = pexpect.spawn(
+        sys.executable, ["-m", "cli", "run", str(yml)], env=flow_env(flow_home), timeout=EXIT_S
+    )
+    try:
+        child.expect(b"seq 5\r\n")
+        # the window or the ssh session goes: the kernel hangs the terminal up, SIGHUP
+        child.ptyproc.fileobj.close()  # the pty's master end
+        child.ptyproc.closed = True  # pexpect must not close it again (or signal the child)
+        _, status = os.waitpid(child.pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+    assert os.waitstatus_to_exitcode(status) == 129
+    _assert_stopped_cleanly(flow_home, child.pid)
+
+
+def test_flow_run_under_nohup_lives_on_past_a_hangup(tmp_path: Path, flow_home: Path) -> None:
+    yml = tmp_path / "stream.yml"
+    yml.write_text(stream_graph(20))
+    out = (tmp_path / "out.txt").open("wb")
+    flow_run = _flow_run(
+        yml, flow_home, stdout=out, stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # as nohup does
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + EXIT_S
+        while b"seq 5\n" not in (tmp_path / "out.txt").read_bytes():
+            assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
+            time.sleep(0.05)
+        flow_run.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert flow_run.poll() is None, (tmp_path / "out.txt").read_text()
+        assert _only_run(flow_home)["status"] == "running"
+        flow_run.send_signal(signal.SIGTERM)
+        status = flow_run.wait(timeout=EXIT_S)
+    finally:
+        flow_run.kill()
+        out.close()
+    assert status == 143, (tmp_path / "out.txt").read_text()
+    _assert_stopped_cleanly(flow_home, flow_run.pid)
