@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from daemon.model import pids
 from daemon.model.run_rows import failed_while_going
 from daemon.model.states import NodeStatus
 from daemon.run.assembly import open_runtime
-from daemon.run.recovery import settle_foreground
+from daemon.run.recovery import settle_foreground, sweep_dead_foreground_dirs
 from daemon.run.runtime import prepare_private_home, prepare_socket_dir
 from daemon.run.supervisor import DEFAULT_GRACE_S, Run
 from daemon.store import Store
@@ -41,28 +40,6 @@ PROGRESS_EVERY_S = 0.5
 def foreground_socket_dir() -> Path:
     # per process, so a foreground run never collides with a daemon or another `flow run`
     return Path("/tmp") / f"flow-{os.getuid()}-fg{os.getpid()}"
-
-
-def sweep_dead_foreground_dirs() -> int:
-    """Remove the socket folders of `flow run`s of this user that died (SIGKILL): how many.
-
-    A folder is only removed when it is a real folder of ours (never a symlink or another
-    user's) and no process has its pid; a reused pid keeps a dead folder, which is harmless.
-    """
-    removed = 0
-    prefix = f"flow-{os.getuid()}-fg"
-    for folder in Path("/tmp").glob(f"{prefix}*"):
-        pid_text = folder.name.removeprefix(prefix)
-        if not pid_text.isdigit() or pids.alive(int(pid_text)):
-            continue
-        try:
-            info = folder.lstat()
-        except OSError:
-            continue
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
-    return removed
 
 
 def run_foreground_sync(

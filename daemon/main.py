@@ -40,7 +40,7 @@ from daemon.run.assembly import open_runtime
 from daemon.run.limits import fd_limit_refusal, trim_memory
 from daemon.run.node_channel import bind_router
 from daemon.run.peer_outbox import PeerOutbox
-from daemon.run.recovery import recover_runs
+from daemon.run.recovery import recover_runs, settle_dead_foreground_runs
 from daemon.run.runtime import Runtime, prepare_private_home, prepare_socket_dir, serve_nursery
 from daemon.run.store_watch import catch_up, watch_store
 from daemon.run.zmq_trio import SocketOwner
@@ -187,6 +187,7 @@ async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[by
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)
+    root.start_soon(settle_dead_foreground_runs, rt)  # a `flow run` SIGKILLed from now on
     root.start_soon(control_owner.serve, server.on_message)
     log.info("flow daemon %d serving %s", os.getpid(), rt.home)
 

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
+import sqlite3
+import stat
+from pathlib import Path
 from typing import Any
+
+import trio
 
 from daemon.files import write_atomic
 from daemon.keeper.ledger import EXIT_LEDGER, read_exits
@@ -37,6 +43,8 @@ from daemon.store import Store
 from node_sdk import paths
 
 log = logging.getLogger(__name__)
+
+FOREGROUND_CHECK_S = 5.0  # how often a serving daemon looks for `flow run`s that died
 
 
 async def recover_runs(rt: Runtime) -> None:
@@ -69,8 +77,9 @@ def _settle(store: Store, run_id: str, **fields: Any) -> None:
         log.error("run %s: could not record %s: %s", run_id, fields, exc)
 
 
-def settle_foreground(store: Store, info: dict[str, Any]) -> None:
-    """A `flow run` that died without recording its end is recorded as failed.
+def settle_foreground(store: Store, info: dict[str, Any]) -> bool:
+    """A `flow run` that died without recording its end is recorded as failed; whether
+    it had (False: it still runs).
 
     Its origin names the process by pid and create time: a pid alone may be another
     process's by now, and would keep a dead run listed as running forever. What its nodes
@@ -79,7 +88,7 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
     """
     origin = str(info["origin"])
     if pids.is_tagged_alive(origin.partition(":")[2], not_after=float(info["created"])):
-        return  # still running in its own terminal
+        return False  # still running in its own terminal
     # not what its nodes started in a session of their own (setsid, a double fork) or
     # left in theirs: nothing else would ever end those
     left = kill_groups(lambda environ, cmdline: environ.get("FLOW_DATAFLOW") == info["id"])
@@ -92,6 +101,45 @@ def settle_foreground(store: Store, info: dict[str, Any]) -> None:
                 store.update_node(info["id"], node["id"], status="failed", stderr_tail=tail)
     _settle(store, info["id"], status="failed", error="the flow run process exited")
     remove_run_segments(info["id"])
+    return True
+
+
+def sweep_dead_foreground_dirs() -> int:
+    """Remove the socket folders of `flow run`s of this user that died (SIGKILL): how many.
+
+    A folder is only removed when it is a real folder of ours (never a symlink or another
+    user's) and no process has its pid; a reused pid keeps a dead folder, which is harmless.
+    """
+    removed = 0
+    prefix = f"flow-{os.getuid()}-fg"
+    for folder in Path("/tmp").glob(f"{prefix}*"):
+        pid_text = folder.name.removeprefix(prefix)
+        if not pid_text.isdigit() or pids.alive(int(pid_text)):
+            continue
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+async def settle_dead_foreground_runs(rt: Runtime) -> None:
+    """While the daemon serves: a `flow run` killed meanwhile (SIGKILL: it could not clean
+    up) is settled within FOREGROUND_CHECK_S, as the next `flow run` would settle it: its
+    record, what its nodes left running, its segments and its socket folder."""
+    while True:
+        await trio.sleep(FOREGROUND_CHECK_S)
+        try:
+            active = rt.store.interrupted_runs()
+        except sqlite3.Error as exc:  # the store's own watch says what is wrong with it
+            log.debug("foreground runs not checked: %s", exc)
+            continue
+        foreground = [info for info in active if str(info["origin"]).startswith("foreground")]
+        if sum(settle_foreground(rt.store, info) for info in foreground):
+            sweep_dead_foreground_dirs()
 
 
 async def _recover(rt: Runtime, info: dict[str, Any]) -> None:

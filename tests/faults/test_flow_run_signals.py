@@ -22,8 +22,10 @@ import pytest
 from helpers import NODES, flow_env, stream_graph
 from procs import wait_gone
 
+from daemon.run.recovery import FOREGROUND_CHECK_S
 from daemon.store import Store
 from node_sdk import paths
+from node_sdk.shm import SHM_DIR, run_prefix
 
 EXIT_S = 15.0
 
@@ -253,3 +255,42 @@ def test_flow_run_under_nohup_lives_on_past_a_hangup(tmp_path: Path, flow_home: 
         out.close()
     assert status == 143, (tmp_path / "out.txt").read_text()
     _assert_stopped_cleanly(flow_home, flow_run.pid)
+
+
+def test_a_sigkilled_flow_run_is_settled_by_a_serving_daemon(
+    tmp_path: Path, flow_home: Path, daemon: Path
+) -> None:
+    """No next `flow run` needed: the daemon settles it, and removes the shared-memory
+    segments its nodes were sending through."""
+    yml = tmp_path / "camera.yml"
+    yml.write_text(
+        f"nodes:\n  - id: camera\n    path: {NODES}/camera.py\n"
+        "    inputs: {tick: flow/timer/millis/20}\n    outputs: [image]\n"
+        f"  - id: sink\n    path: {NODES}/seqsink.py\n    inputs: {{image: camera/image}}\n"
+    )
+    out = (tmp_path / "out.txt").open("wb")
+    killed = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT)
+    folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
+    try:
+        deadline = time.monotonic() + EXIT_S
+        while b"seq 3\n" not in (tmp_path / "out.txt").read_bytes():
+            assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
+            time.sleep(0.05)
+        run_id = _only_run(flow_home)["id"]
+        prefix = run_prefix(run_id)
+        assert any(name.startswith(prefix) for name in os.listdir(SHM_DIR))
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=EXIT_S)
+    finally:
+        killed.kill()
+        out.close()
+    deadline = time.monotonic() + FOREGROUND_CHECK_S + EXIT_S
+    while _only_run(flow_home)["status"] == "running":
+        assert time.monotonic() < deadline, "the daemon never settled the dead flow run"
+        time.sleep(0.2)
+    run = _only_run(flow_home)
+    assert run["status"] == "failed", run
+    assert run["error"] == "the flow run process exited"
+    assert not [name for name in os.listdir(SHM_DIR) if name.startswith(prefix)]
+    assert not folder.exists()
+    assert not wait_gone([n["pid"] for n in run["nodes"] if n.get("pid")], 10.0)
