@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # a path is made only for a dynamic node: pathlib stays out o
     from pathlib import Path
 
 LOG_MARKER: Final = "\x1eFLOWLOG"
+# a record's line, under the keeper's MAX_LINE (64 KiB, daemon/keeper/children.py)
+MAX_RECORD_BYTES: Final = 60 * 1024
+MAX_NAME_CHARS: Final = 256  # of a record's level and logger name
 LEVEL_ENV: Final = "FLOW_LOG_LEVEL"
 MAX_LOG_BYTES: Final = 16 << 20  # the daemon's default `log_max_bytes`
 LOG_BACKUPS: Final = 3  # as the keeper's node logs (daemon/keeper/logs.py)
@@ -40,16 +43,34 @@ class FlowLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = json.dumps(
-                {"t": record.created, "lvl": record.levelname, "lg": record.name,
-                 "m": _message(record)},
-                ensure_ascii=False,
-            )  # fmt: skip
-            stream = self._stream or sys.stdout  # looked up late: tests swap sys.stdout
+            line = record_line(record.created, record.levelname, record.name, _message(record))
+            # the process's stdout, not one the program swapped in (`redirect_stdout`):
+            # the keeper reads that one
+            stream = self._stream or sys.__stdout__ or sys.stdout
             stream.write(f"{LOG_MARKER}{line}\n")
             stream.flush()
         except Exception:
             self.handleError(record)
+
+
+def record_line(created: float, level: str, logger: str, message: str) -> str:
+    """One record as the keeper reads it, cut to MAX_RECORD_BYTES of UTF-8: the keeper cuts
+    a longer line into pieces, which would no longer be one record (and on a node's
+    `send_stdout_as` output, the pieces would go out as its data)."""
+    level, logger = level[:MAX_NAME_CHARS], logger[:MAX_NAME_CHARS]  # names, not texts
+    text = message
+    line = json.dumps({"t": created, "lvl": level, "lg": logger, "m": text}, ensure_ascii=False)
+    # a character of the line is at most 4 bytes of UTF-8
+    size = len(line) if len(line) * 4 <= MAX_RECORD_BYTES else len(line.encode())
+    for _ in range(4):  # each cut aims below the bound: one or two do
+        if size <= MAX_RECORD_BYTES:
+            break
+        keep = max(0, len(text) * (MAX_RECORD_BYTES - 256) // size)
+        text = f"{message[:keep]} ... ({len(message) - keep} characters cut)"
+        line = json.dumps({"t": created, "lvl": level, "lg": logger, "m": text},
+                          ensure_ascii=False)  # fmt: skip
+        size = len(line.encode())
+    return line
 
 
 class RunLogFile:

@@ -19,10 +19,11 @@ from daemon.keeper.logs import NodeLog
 from daemon.keeper.reaper import die_with_this_thread
 from daemon.keeper.stdout_output import StdoutOutput, log_entry_value
 from daemon.model.keeper_messages import NodeState
-from daemon.model.logformat import LogRecord, level_number, record_from_output
+from daemon.model.logformat import LOG_MARKER, LogRecord, level_number, record_from_output
 from daemon.model.stderr_tail import TAIL_LINES, cut_line
 
 MAX_LINE = 64 * 1024
+_MARKER = LOG_MARKER.encode()
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,33 @@ class Child:
         line is never stamped later than a record the node wrote after it (stamps taken
         line by line fell behind by as long as a chunk took)."""
         stream = self.pipes[fd]
-        records = [self.line(stream, raw, now) for raw in self.lines(fd, chunk)]
+        raws = self.lines(fd, chunk)
+        if stream == "stdout":
+            raws = self._unmixed(fd, raws, final=not chunk)
+        records = [self.line(stream, raw, now) for raw in raws]
         self.log.write_all([record for record in records if record is not None])
+
+    def _unmixed(self, fd: int, raws: list[bytes], *, final: bool) -> list[bytes]:
+        """Stdout lines with each logging record taken out of a line it was written into:
+        `print` writes its text and its newline apart, so another thread's record can land
+        between them (`text<record>\n` then `\n`). The record is a line of its own; the
+        text goes before the next line, which the print's newline ends."""
+        out: list[bytes] = []
+        carry = b""
+        for raw in raws:
+            raw = carry + raw
+            at = raw.find(_MARKER, 1)
+            if at < 0:
+                out.append(raw)
+                carry = b""
+                continue
+            out.append(raw[at:])
+            carry = raw[:at]
+        if carry and final:  # the pipe's end: no line is coming to end it
+            out.append(carry)
+        elif carry:  # the next line is still to come: the text goes before it
+            self.pending[fd] = carry + self.pending.get(fd, b"")
+        return out
 
     def line(self, stream: str, raw: bytes, now: float) -> LogRecord | None:
         """One whole line of its `stream`, read at `now`: its log record (and its stderr

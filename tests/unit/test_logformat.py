@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from daemon.keeper.children import MAX_LINE
 from daemon.model.logformat import (
     LogRecord,
     format_lines,
@@ -15,6 +18,7 @@ from daemon.model.logformat import (
     level_number,
     merge_times,
     parse_line,
+    record_from_output,
     strip_ansi,
 )
 from node_sdk import logbridge
@@ -120,3 +124,19 @@ def test_merge_times_keep_a_nodes_own_order() -> None:
         LogRecord(3.0, "stdout", "later"),
     ]
     assert list(merge_times(records)) == [1.0, 2.0, 2.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["x" * 1_000_000, "€" * 300_000, "a" * 50_000 + "\U0001d11e" * 50_000, "\n" * 200_000],
+    ids=["ascii", "3-byte", "ascii-then-4-byte", "escaped"],
+)
+def test_a_record_line_fits_one_keeper_line(message: str) -> None:
+    assert logbridge.MAX_RECORD_BYTES < MAX_LINE  # the keeper never cuts a record
+    line = logbridge.record_line(1.5, "W" * 10_000, "L" * 10_000, message)
+    assert len(line.encode()) <= logbridge.MAX_RECORD_BYTES
+    record = record_from_output("stdout", logbridge.LOG_MARKER + line, 2.0)
+    assert record.stream == "log"
+    assert record.time == 1.5
+    assert record.message.startswith(message[:100])
+    assert record.message.endswith("characters cut)")
