@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cli.terminal_text import displayable
+
 # the style a node's line is coloured with, by its status
 ENDING_STYLES = {
     "succeeded": "green",
@@ -55,7 +57,7 @@ def _own_ending(node: dict[str, Any]) -> str:
         if code is not None:
             return f"exited {code}"
         causes = [t for t in node.get("stderr_tail") or [] if t.strip()]
-        return causes[-1] if causes else status
+        return displayable(causes[-1]) if causes else status  # the node's own text
     if status == "interrupted":
         return "interrupted with the daemon (recovery starts it again)"
     if status == "dynamic":

@@ -106,7 +106,7 @@ def status_text(status: str) -> Text:
 def prefixed(node: str, line: str, width: int = 0) -> Text:
     """`node | line` with the prefix coloured per node."""
     text = Text(f"{node:<{width}} | ", style=node_colour(node))
-    text.append(line)
+    text.append_text(_node_text(line))  # a node's text: nothing a terminal acts on
     return text
 
 
@@ -119,14 +119,15 @@ def log_line(node: str, record: LogRecord, part: LineParts) -> Text:
     """
     text = Text()  # not Text(prefix, style=...): that would colour the whole line
     text.append(part.prefix, style=node_colour(node))
-    text.append(part.head, style=LEVEL_STYLES.get(str(record.level), ""))
+    # a record's level and logger are the node's text too
+    text.append(_node_text(part.head).plain, style=LEVEL_STYLES.get(str(record.level), ""))
     text.append_text(_node_text(part.text))
     return text
 
 
 def plain(part: LineParts) -> str:
     """What a `log_line` reads as, without its styles (a node's colours too)."""
-    return part.prefix + part.head + _node_text(part.text).plain
+    return part.prefix + _node_text(part.head).plain + _node_text(part.text).plain
 
 
 def _node_text(text: str) -> Text:
@@ -187,7 +188,7 @@ def node_failure(node: dict[str, Any]) -> str | None:
         return None
     line = f"node {node.get('id')} {node_ending(node)}"
     tail = [t for t in node.get("stderr_tail") or [] if t.strip()]
-    return f"{line}: {tail[-1]}" if tail else line
+    return f"{line}: {displayable(tail[-1])}" if tail else line
 
 
 def short_ids(ids: Sequence[str], least: int = 8) -> dict[str, str]:

@@ -89,3 +89,33 @@ def test_a_terminal_shows_flow_run_lines_as_flow_logs_shows_them(
     assert sorted(ran) == sorted(logs)  # byte for byte, colour codes and all
     assert ran[0].startswith("\x1b["), ran[0]  # the node's name in its colour
     assert "\x1b[32mgreen" in "\n".join(ran)  # a node's own colours kept on a terminal
+
+
+# a node whose failure, and a record's level and logger, carry what would drive a terminal
+HOSTILE = r"""#!/bin/sh
+printf '\036FLOWLOG{"t": 1700000000, "lvl": "X\\u009b2J", '
+printf '"lg": "L\\u001b]0;TITLE\\u0007", "m": "forged"}\n'
+printf 'boom \033]0;PWNED-TITLE\007 \302\233 2J \033[2J cleared\n' >&2
+exit 4
+"""
+
+
+def test_a_failed_nodes_tail_and_a_records_head_never_drive_the_terminal(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    yml = write_dataflow(tmp_path, GRAPH.replace("flood.py", "hostile.sh"),
+                         {"hostile.sh": HOSTILE})  # fmt: skip
+    env = {**flow_env(flow_home), "TERM": "xterm-256color", "COLUMNS": "200"}
+    shown = {}
+    for args in (["run", str(yml), "--name", "h"], ["logs", "h"], ["list", "--all"]):
+        child = pexpect.spawn(sys.executable, ["-m", "cli", *args], env=env,
+                              timeout=BOUND_S * 4, encoding="utf-8")  # fmt: skip
+        child.expect(pexpect.EOF)
+        child.close()
+        shown[args[0]] = str(child.before)
+    for command, text in shown.items():
+        for driver in ("\x9b", "\x1b]0;", "\x1b[2J"):
+            assert driver not in text, (command, driver, text[-600:])
+    assert "boom" in shown["run"]  # the tail is shown, made safe
+    assert "exited 4" in shown["run"]
+    assert "forged" in shown["logs"]
