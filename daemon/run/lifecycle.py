@@ -178,14 +178,16 @@ async def _keeper_exit(process: trio.Process) -> None:
 
 
 async def _wait_keeper(keeper: KeeperHandle) -> None:
+    if isinstance(keeper, threading.Thread):  # a thread cannot be cancelled: its own bound
+        await trio.to_thread.run_sync(functools.partial(keeper.join, KEEPER_EXIT_S))
+        return
     with trio.move_on_after(KEEPER_EXIT_S):
-        if isinstance(keeper, threading.Thread):
-            await trio.to_thread.run_sync(keeper.join)
-        else:
-            await keeper.wait()
-    if isinstance(keeper, trio.Process) and keeper.returncode is None:
+        await keeper.wait()
+    if keeper.returncode is None:
         log.error("run keeper %d did not exit: killing it", keeper.pid)
         keeper.kill()
+        with trio.move_on_after(KEEPER_EXIT_S):  # collected, not left a zombie
+            await keeper.wait()
 
 
 def _prepare_folders(run: Run) -> None:

@@ -13,6 +13,7 @@ import zmq
 
 from daemon.model.errors import KeeperLost
 from daemon.model.keeper_messages import FromKeeper, Ping, Pong, State, decode, encode
+from daemon.run import lifecycle
 from daemon.run.keeper_link import HEARTBEAT_S, KEEPER_HUNG_S, KEEPER_SILENCE_S, KeeperLink
 
 
@@ -167,3 +168,13 @@ async def test_a_stalled_daemon_loop_blames_no_keeper(
     finally:
         link.owner.socket.close(linger=0)
         router.close(linger=0)
+
+
+async def test_a_keeper_that_does_not_exit_is_killed_and_collected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lifecycle, "KEEPER_EXIT_S", 0.2)
+    keeper = await trio.lowlevel.open_process(["sleep", "30"])  # deaf to the quit
+    await lifecycle._wait_keeper(keeper)
+    # killed, and waited for: no zombie left in the process table
+    assert not await trio.Path(f"/proc/{keeper.pid}").exists()
