@@ -97,8 +97,11 @@ def _through_daemon(args: argparse.Namespace) -> int:
 
 
 def request_budget(grace: float | None) -> float:
-    """How long a stop may take: the grace, half of it again for SIGTERM, and slack."""
-    return (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
+    """How long a stop may take: the grace, half of it again for SIGTERM, and slack; and
+    as long as the daemon waits for a stalled keeper, whose nodes' ends it reports."""
+    from daemon.model.keeper_messages import KEEPER_HUNG_S
+
+    return (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0 + KEEPER_HUNG_S
 
 
 def wait_done(info: dict[str, Any], budget: float, home: Path | None = None) -> dict[str, Any]:

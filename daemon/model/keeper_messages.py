@@ -24,6 +24,11 @@ MAX_DEPTH: Final = 8  # the deepest message (state -> nodes -> node -> tail) is 
 MAX_STRING: Final = 1 << 20
 MAX_INT: Final = 1 << 62
 MAX_COUNTED: Final = 1024  # outputs in one `stdout_stats` (a dataflow holds at most 1024 nodes)
+# A keeper whose process lives but does not answer is stalled (a machine under heavy load,
+# a log filesystem that blocks its writes, SIGSTOP): its nodes run on, talking to each other
+# directly, so its run waits this long for it before it takes the keeper as hung and fails
+# (daemon/run/keeper_link.py); a stop may wait as long (`flow stop`'s budget)
+KEEPER_HUNG_S: Final = 30.0
 
 
 class KeeperMessageError(ValueError):

@@ -22,6 +22,7 @@ from daemon.keeper.logs import Tee
 from daemon.keeper.process import Keeper
 from daemon.model.errors import KeeperLost, NodeSpawnFailed
 from daemon.model.keeper_messages import (
+    KEEPER_HUNG_S,
     Attach,
     FromKeeper,
     KeeperMessageError,
@@ -45,10 +46,6 @@ HEARTBEAT_S = 1.0
 # process that exits is noticed at once (`lifecycle` waits on it); this bound covers a
 # keeper whose process cannot be watched.
 KEEPER_SILENCE_S = 4.0
-# A keeper whose process lives but does not answer is stalled (a machine under heavy load,
-# a log filesystem that blocks its writes, SIGSTOP): its nodes run on, talking to each other
-# directly, so the run waits this long for it before it takes the keeper as hung and fails.
-KEEPER_HUNG_S = 30.0
 ATTACH_ANSWER_S = 0.25
 ATTACH_POLICY = Backoff(attempts=20, initial=0.02, max_delay=0.5, deadline=10.0)
 EXPECTED_MISSES = 2  # asks of a new keeper logged at DEBUG (its start takes them)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from fault_tools import STREAM, diagnostics, run_info, start
-from helpers import NODES, flow, wait_for
+from helpers import NODES, flow, flow_env, wait_for
 from procs import keeper_pid, node_processes, wait_gone
 
 from node_sdk import paths
@@ -19,6 +21,7 @@ NOTICED_S = 10.0
 ANSWER_S = 5.0  # `flow stop` / `flow down` on a run whose keeper is gone: at once
 # a keeper stopped this long is past KEEPER_SILENCE_S (4 s) and well within KEEPER_HUNG_S
 STALL_S = 7.0
+STOP_STALL_S = 14.0
 
 
 def wait_ended(home: Path, name: str, timeout: float) -> dict[str, Any]:
@@ -96,5 +99,29 @@ def test_a_stalled_keeper_is_waited_for_and_its_run_goes_on(
     summary = [line for line in log.splitlines() if "summary" in line]
     assert summary, log[-2000:]
     assert "gaps=0 repeats=0" in summary[-1], summary[-1]
+    assert not node_processes(info["id"])
+    assert flow("down", home=flow_home).returncode == 0
+
+
+def test_a_stop_waits_for_a_stalled_keeper(flow_home: Path, tmp_path: Path) -> None:
+    """`flow stop` waits as long as the daemon waits for a stalled keeper: the stop ends
+    when the keeper answers again, not with `did not answer` at the stop's own bound."""
+    assert flow("up", home=flow_home).returncode == 0
+    info = start(flow_home, tmp_path, "stalled-stop")
+    keeper = keeper_pid(flow_home, info["id"])
+    os.kill(keeper, signal.SIGSTOP)
+    try:
+        stopping = subprocess.Popen(
+            [sys.executable, "-m", "cli", "stop", "stalled-stop", "--grace", "1"],
+            env=flow_env(flow_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(STOP_STALL_S)  # past the 11.5 s a 1 s grace's stop once waited
+    finally:
+        os.kill(keeper, signal.SIGCONT)
+    _, err = stopping.communicate(timeout=30)
+    assert stopping.returncode == 0, err
+    assert "did not answer" not in err
+    ended = run_info(flow_home, "stalled-stop")
+    assert ended["status"] == "stopped", diagnostics(flow_home)
     assert not node_processes(info["id"])
     assert flow("down", home=flow_home).returncode == 0

@@ -12,9 +12,17 @@ import trio.testing
 import zmq
 
 from daemon.model.errors import KeeperLost
-from daemon.model.keeper_messages import FromKeeper, Ping, Pong, State, decode, encode
+from daemon.model.keeper_messages import (
+    KEEPER_HUNG_S,
+    FromKeeper,
+    Ping,
+    Pong,
+    State,
+    decode,
+    encode,
+)
 from daemon.run import lifecycle
-from daemon.run.keeper_link import HEARTBEAT_S, KEEPER_HUNG_S, KEEPER_SILENCE_S, KeeperLink
+from daemon.run.keeper_link import HEARTBEAT_S, KEEPER_SILENCE_S, KeeperLink
 
 
 async def _answer_once_then_hang(
