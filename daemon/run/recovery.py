@@ -37,7 +37,7 @@ from daemon.run.placement import PlacedRun, read_placement
 from daemon.run.recording import recovered_path
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
-from daemon.run.stale_processes import kill_groups, kill_run_processes
+from daemon.run.stale_processes import keeper_alive, kill_groups, kill_run_processes
 from daemon.run.supervisor import Run
 from daemon.store import Store
 from node_sdk import paths
@@ -45,27 +45,55 @@ from node_sdk import paths
 log = logging.getLogger(__name__)
 
 FOREGROUND_CHECK_S = 5.0  # how often a serving daemon looks for `flow run`s that died
+STALLED_PROBE_S = 1.0  # how often a stalled keeper is asked again after the daemon's start
 
 
 async def recover_runs(rt: Runtime) -> None:
-    """Bring back every interrupted run of this home; each failure stays that run's."""
+    """Bring back every interrupted run of this home; each failure stays that run's. A run
+    whose keeper lives but does not answer (stalled) is recovered once it answers, while
+    the daemon serves (`_recover_stalled`)."""
+    stalled: list[dict[str, Any]] = []
     for info in rt.store.interrupted_runs():
         origin = str(info["origin"])
         if origin.startswith("foreground"):
             settle_foreground(rt.store, info)
             continue
-        try:
-            await _recover(rt, info)
-        except (FlowError, OSError) as exc:
-            log.warning("run %s could not be recovered: %s", info["id"], exc)
-            _settle(rt.store, info["id"], status="failed", error=f"not recovered: {exc}")
-            remove_run_segments(info["id"])
-    stale = kill_unknown_processes(rt)
+        if not await _recover_or_settle(rt, info, wait_stalled=True):
+            stalled.append(info)
+    waiting = {str(info["id"]) for info in stalled}  # their processes and folders stay
+    stale = kill_unknown_processes(rt, waiting)
     if stale:
         log.warning("killed %d stale processes that belong to no known run", stale)
-    remove_unknown_socket_folders(rt)
+    remove_unknown_socket_folders(rt, waiting)
+    for info in stalled:
+        rt.nursery.start_soon(_recover_stalled, rt, info)
     if rt.placer is not None:
         rt.placer.recovered()
+
+
+async def _recover_or_settle(rt: Runtime, info: dict[str, Any], *, wait_stalled: bool) -> bool:
+    """`_recover`, or the run recorded failed when it cannot be; False: its keeper is
+    stalled, and `wait_stalled` leaves the run to `_recover_stalled`."""
+    try:
+        return await _recover(rt, info, wait_stalled=wait_stalled)
+    except (FlowError, OSError) as exc:
+        log.warning("run %s could not be recovered: %s", info["id"], exc)
+        _settle(rt.store, info["id"], status="failed", error=f"not recovered: {exc}")
+        remove_run_segments(info["id"])
+        return True
+
+
+async def _recover_stalled(rt: Runtime, info: dict[str, Any]) -> None:
+    """A run whose keeper lived but did not answer at the daemon's start: asked again
+    until it answers, its process ends, or km.KEEPER_HUNG_S has passed; then recovered as any
+    other (adopted, or started again without the keeper, which goes with its nodes)."""
+    sockets = paths.run_socket_dir(rt.socket_dir, info["id"])
+    deadline = trio.current_time() + km.KEEPER_HUNG_S
+    while trio.current_time() < deadline and keeper_alive(str(sockets)):
+        if await probe_keeper(rt.context, f"ipc://{sockets / 'keeper'}") is not None:
+            break
+        await trio.sleep(STALLED_PROBE_S)
+    await _recover_or_settle(rt, info, wait_stalled=False)
 
 
 def _settle(store: Store, run_id: str, **fields: Any) -> None:
@@ -142,7 +170,9 @@ async def settle_dead_foreground_runs(rt: Runtime) -> None:
             sweep_dead_foreground_dirs()
 
 
-async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
+async def _recover(rt: Runtime, info: dict[str, Any], *, wait_stalled: bool) -> bool:
+    """Adopt the run's living keeper and nodes, or start it again without them; False when
+    its keeper lives but does not answer and `wait_stalled` says to wait for it."""
     run_id = info["id"]
     placed_here = any(node.get("machine") for node in info["nodes"])
     if placed_here and (rt.placer is None or info["status"] != "running"):
@@ -151,14 +181,14 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         why = "it was stopped with the daemon" if info["status"] == "interrupted" else (
             "this daemon does not coordinate" if rt.placer is None else "it was starting")
         _fail_placed(rt, run_id, why)
-        return
+        return True
     text = _dataflow_text(rt, run_id)
     dataflow = await rt.load(info["path"], text)
     if not dataflow.recover:
         log.info("run %s: recover: false, not recovered", run_id)
         _settle(rt.store, run_id, status="failed", error="interrupted (recover: false)")
         remove_run_segments(run_id)
-        return
+        return True
     placed = _readopt(rt, info) if placed_here else None
     run = rt.make_run(run_id, info["name"], dataflow, rt.store.run_env(run_id), placed)
     # its graph edits, made again: the slots and endpoints its adopted nodes were wired with
@@ -170,10 +200,14 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
     state = None
     if info["status"] != "interrupted":
         state = await probe_keeper(rt.context, run.keeper_endpoint)
+    if state is None and placed is None and wait_stalled and keeper_alive(str(run.sockets)):
+        log.warning("run %s: its keeper lives but does not answer: waiting for it up to "
+                    "%.0fs, its nodes running on", run_id, km.KEEPER_HUNG_S)  # fmt: skip
+        return False
     if placed is not None and state is None:
         killed = kill_stale_processes(run)
         _fail_placed(rt, run_id, f"its keeper here is gone ({killed} stale processes killed)")
-        return
+        return True
     # without a keeper its reports are gone, but not what it wrote down
     exits = read_exits(run.run_dir / EXIT_LEDGER) if state is None else {}
     stopping = info["stop_grace"]  # a stop asked before the daemon died: finished, not undone
@@ -208,6 +242,7 @@ async def _recover(rt: Runtime, info: dict[str, Any]) -> None:
         rt.nursery.start_soon(rt.stop_run, run, float(stopping), False)
     if placed is not None and rt.placer is not None:
         rt.placer.watch_readopted(run_id)
+    return True
 
 
 def _restore_dynamic(run: Run, slot: NodeSlot, node: dict[str, Any]) -> None:
@@ -298,14 +333,15 @@ def kill_stale_processes(run: Run) -> int:
     return kill_run_processes(run.id, str(run.sockets))
 
 
-def kill_unknown_processes(rt: Runtime) -> int:
-    """SIGKILL nodes and keepers of this home that belong to no live run (a lost store)."""
+def kill_unknown_processes(rt: Runtime, waiting: set[str]) -> int:
+    """SIGKILL nodes and keepers of this home that belong to no live run (a lost store);
+    `waiting`: runs whose stalled keeper is waited for, alive too."""
     home = str(rt.home)
     sockets_mark = str(rt.socket_dir)
-    live = {run.id for run in rt.runs.values()}
+    live = {run.id for run in rt.runs.values()} | waiting
     # a `flow run` in some terminal owns its nodes: never ours to kill
     live |= {r["id"] for r in rt.store.runs(include_ended=True) if r["origin"] != "daemon"}
-    live_sockets = {str(run.sockets) for run in rt.runs.values()}
+    live_sockets = {str(paths.run_socket_dir(rt.socket_dir, run_id)) for run_id in live}
 
     def unknown(environ: dict[str, str], cmdline: str) -> bool:
         if "daemon.keeper" in cmdline and sockets_mark in cmdline:
@@ -318,9 +354,11 @@ def kill_unknown_processes(rt: Runtime) -> int:
     return kill_groups(unknown)
 
 
-def remove_unknown_socket_folders(rt: Runtime) -> None:
-    """Socket folders of runs that are gone (their keeper was killed) are removed."""
+def remove_unknown_socket_folders(rt: Runtime, waiting: set[str]) -> None:
+    """Socket folders of runs that are gone (their keeper was killed) are removed; those
+    of `waiting` runs (a stalled keeper) stay."""
     live = {run.sockets for run in rt.runs.values()}
+    live |= {paths.run_socket_dir(rt.socket_dir, run_id) for run_id in waiting}
     for folder in rt.socket_dir.iterdir():
         if folder.is_dir() and not folder.is_symlink() and folder not in live:
             shutil.rmtree(folder, ignore_errors=True)

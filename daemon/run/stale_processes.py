@@ -28,6 +28,19 @@ def kill_run_processes(run_id: str, keeper_mark: str) -> int:
     )
 
 
+def keeper_alive(keeper_mark: str) -> bool:
+    """Whether a keeper process whose command line holds `keeper_mark` (its run's socket
+    folder) lives (stopped counts; a zombie does not)."""
+    for process in psutil.process_iter():
+        try:
+            cmdline = "\0".join(process.cmdline())
+            if "daemon.keeper" in cmdline and keeper_mark in cmdline:
+                return bool(process.status() != psutil.STATUS_ZOMBIE)
+        except (psutil.Error, OSError):
+            continue
+    return False
+
+
 def kill_groups(matches: Matches) -> int:
     """SIGKILL the process group led by each process `matches(environ, cmdline)` picks."""
     me = os.getpid()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fault_tools import ADOPT_GRACE, GRACE, diagnostics, run_info, start, up
 from helpers import flow
-from procs import daemon_pid, node_processes, wait_gone
+from procs import daemon_pid, keeper_pid, node_processes, wait_gone
 
 
 def sink_summary(home: Path, name: str) -> str:
@@ -91,4 +91,34 @@ def test_sigterm_interrupts_and_the_run_comes_back(flow_home: Path, tmp_path: Pa
     up(flow_home)
     assert run_info(flow_home, "resumable")["status"] == "stopped"
     assert flow("list", home=flow_home).stdout.count("resumable") == 0
+    assert flow("down", home=flow_home).returncode == 0
+
+
+def test_a_keeper_stalled_across_a_daemon_restart_is_waited_for_and_adopted(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    up(flow_home, ADOPT_GRACE)
+    before = start(flow_home, tmp_path, "stalled")
+    wait_for_values(flow_home, "stalled", 5)
+    keeper = keeper_pid(flow_home, before["id"])
+    os.kill(keeper, signal.SIGSTOP)  # it answers no one, the new daemon included
+    try:
+        os.kill(daemon_pid(flow_home), signal.SIGKILL)
+        started = time.monotonic()
+        up(flow_home, ADOPT_GRACE)
+        assert time.monotonic() - started < 15.0  # the daemon serves while it waits
+        time.sleep(3.0)
+    finally:
+        os.kill(keeper, signal.SIGCONT)
+    deadline = time.monotonic() + 20.0
+    while not (after := run_info(flow_home, "stalled"))["recovered"]:
+        assert time.monotonic() < deadline, diagnostics(flow_home)
+        time.sleep(0.2)
+    assert after["status"] == "running"
+    for old, new in zip(before["nodes"], after["nodes"], strict=True):
+        assert (new["pid"], new["generation"]) == (old["pid"], 1), diagnostics(flow_home)
+    log = (flow_home / "daemon.log").read_text()
+    assert "its keeper lives but does not answer" in log
+    assert flow("stop", "stalled", home=flow_home).returncode == 0
+    assert "gaps=0 repeats=0" in sink_summary(flow_home, "stalled")
     assert flow("down", home=flow_home).returncode == 0
