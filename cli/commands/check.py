@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.render import info
     from daemon.model.python_scripts import python_syntax_problems
 
-    single = _node_file(Path(args.file))
+    single = node_file(Path(args.file))
     if single is not None:
         problems = python_syntax_problems(single)
         if problems:
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     return OK
 
 
-def _node_file(file: Path) -> Dataflow | None:
+def node_file(file: Path) -> Dataflow | None:
     """A file holding one node mapping (dora's `node add --from-yaml` file), checked as the
     node it adds, to a graph of stand-ins for the nodes its inputs name (those are checked
     against the run it joins); None for anything else."""

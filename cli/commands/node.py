@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from cli.durations import duration_arg
@@ -197,6 +198,7 @@ def edit(args: argparse.Namespace) -> int:
         if args.verb == "add":
             # as `flow start` reads a file: missing, a FIFO, huge or not UTF-8, in one line
             path, text = read_dataflow(args.file)
+            _refuse_syntax_errors(path)
             request: Any = rq.NodeAdd(run=args.run, path=str(path), text=rq.YamlText(text))
         else:
             request = rq.NodeRemove(run=args.run, node=args.node)
@@ -208,6 +210,19 @@ def edit(args: argparse.Namespace) -> int:
     arrow = "->" if args.verb == "connect" else "-/->"
     render.info(f"{args.verb}ed {reply.source} {arrow} {reply.target}")
     return 0
+
+
+def _refuse_syntax_errors(path: Path) -> None:
+    """A node whose Python script does not compile is refused before the run is touched,
+    as `flow start` refuses a dataflow with one (a failed node would fail the run)."""
+    from cli.commands.check import node_file
+    from cli.errors import dataflow_invalid
+    from daemon.model.python_scripts import python_syntax_problems
+
+    single = node_file(path)
+    problems = python_syntax_problems(single) if single is not None else []
+    if problems:
+        raise dataflow_invalid(problems)
 
 
 def _dataflow_alias(parser: Any) -> None:

@@ -38,6 +38,15 @@ def test_node_add_keeps_yaml_12_scalars_and_file_lines(daemon: Path, tmp_path: P
     assert refused.returncode == 2, refused.stderr
     assert f"{bad}:5: bogus: unknown key" in refused.stderr, refused.stderr
 
+    # a script that does not compile: refused before the run is touched, as `flow start`
+    (tmp_path / "broken.py").write_text("from node_sdk import Node\nwith Node() as node\n")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("id: broken\npath: broken.py\ninputs:\n  tick: flow/timer/secs/1\n")
+    refused = flow("node", "add", "edit", str(broken), home=daemon)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{tmp_path / 'broken.py'}:2: syntax error" in refused.stderr, refused.stderr
+    assert "broken" not in flow("node", "list", "edit", home=daemon).stdout
+
     good = tmp_path / "probe.yml"
     good.write_text("id: probe\npath: probe.py\nenv:\n  MODE: on\n  VERSION: 1.10\n")
     added = flow("node", "add", "edit", str(good), home=daemon)
@@ -48,4 +57,7 @@ def test_node_add_keeps_yaml_12_scalars_and_file_lines(daemon: Path, tmp_path: P
         time.sleep(0.2)
         logs = flow("logs", "edit", "probe", home=daemon).stdout
     assert "MODE=on VERSION=1.10" in logs, logs
-    assert flow("stop", "edit", home=daemon).returncode == 0
+    stopped = flow("stop", "edit", home=daemon)
+    assert stopped.returncode == 0
+    assert "run edit" in stopped.stdout
+    assert "failed" not in stopped.stdout, stopped.stdout  # nothing of the broken node
