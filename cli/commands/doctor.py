@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "doctor",
         help="check this machine and flow's state for problems",
-        description="Check the Python and flow versions, whether the daemon answers, that the "
+        description="Check the Python and flow versions, the settings (config.toml and FLOW_* "
+        "variables, as flow up reads them), whether the daemon answers, that the "
         "socket folder and FLOW_HOME are private, that /dev/shm is usable (and its size), the "
         "open-file limit and the state store's integrity (read only). Each check prints OK, "
         "WARN or FAIL with the fix. Exit status: 1 when a check fails, else 0. With "
@@ -215,9 +216,23 @@ def check_store(home: Path) -> Check:
     return Check("state store", OK, f"{db_path} (integrity ok)")
 
 
+def check_settings(home: Path) -> Check:
+    """`config.toml` and the FLOW_* variables as `flow up` and `flow run` read them."""
+    from daemon.model import settings
+
+    try:
+        loaded = settings.load(home)
+    except settings.SettingsError as exc:
+        fix = "correct it: every key and its kind in docs/operations.md, Settings"
+        return Check("settings", FAIL, str(exc), fix)
+    where = loaded.config_file or f"defaults (no {home / settings.CONFIG_FILE})"
+    return Check("settings", OK, f"from {where}")
+
+
 CHECKS: tuple[Callable[[Path], Check], ...] = (
     check_python,
     check_flow,
+    check_settings,
     check_daemon,
     check_home,
     check_sockets,

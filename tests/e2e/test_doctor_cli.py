@@ -24,7 +24,7 @@ def test_doctor_with_the_daemon_up(daemon: Path) -> None:
     status, checks = _checks(daemon)
     assert status == 0, checks
     assert set(checks) == {
-        "python", "flow", "daemon", "FLOW_HOME", "socket folder", "/dev/shm", "open files",
+        "python", "flow", "settings", "daemon", "FLOW_HOME", "socket folder", "/dev/shm", "open files",
         "state store",
     }  # fmt: skip
     assert checks["daemon"]["status"] == "OK"
@@ -44,6 +44,17 @@ def test_doctor_without_a_daemon_warns_and_names_the_fix(flow_home: Path) -> Non
     assert checks["daemon"]["status"] == "WARN"
     assert checks["daemon"]["detail"] == "not running"
     assert "flow up" in checks["daemon"]["fix"]
+
+
+def test_doctor_fails_on_a_setting_flow_up_would_refuse(flow_home: Path) -> None:
+    status, checks = _checks(flow_home)
+    assert checks["settings"]["status"] == "OK"
+    (flow_home / "config.toml").write_text('start_timeout = "forever"\n')
+    status, checks = _checks(flow_home)
+    assert status == 1
+    assert checks["settings"]["status"] == "FAIL"
+    assert "config.toml: start_timeout: expected a duration" in checks["settings"]["detail"]
+    assert flow("up", home=flow_home).returncode == 2  # what the check foretold
 
 
 def test_doctor_fails_on_a_corrupt_state_store(flow_home: Path) -> None:
