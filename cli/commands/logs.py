@@ -51,7 +51,8 @@ def register(sub: Any) -> None:
         default=None,
         metavar="L",
         help="only records of level L or above (DEBUG, INFO, WARNING, ERROR, CRITICAL); "
-        "a stdout line counts as INFO, a stderr line as WARNING",
+        "a stdout line counts as INFO, a stderr line as WARNING, a Python traceback's "
+        "lines on stderr as ERROR",
     )
     p.add_argument(
         "--json",

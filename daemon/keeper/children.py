@@ -19,7 +19,13 @@ from daemon.keeper.logs import NodeLog
 from daemon.keeper.reaper import die_with_this_thread
 from daemon.keeper.stdout_output import StdoutOutput, log_entry_value
 from daemon.model.keeper_messages import NodeState
-from daemon.model.logformat import LOG_MARKER, LogRecord, level_number, record_from_output
+from daemon.model.logformat import (
+    LOG_MARKER,
+    LogRecord,
+    TracebackLevels,
+    level_number,
+    record_from_output,
+)
 from daemon.model.stderr_tail import TAIL_LINES, cut_line
 
 MAX_LINE = 64 * 1024
@@ -50,6 +56,7 @@ class Child:
     kill_at: float | None = None  # group SIGKILL deadline once the leader has exited
     reported: bool = False
     unhandled: int = 0  # lines of it that could not be handled (`line`)
+    tracebacks: TracebackLevels = attrs.field(factory=TracebackLevels)  # on its stderr
 
     @property
     def pid(self) -> int:
@@ -120,6 +127,8 @@ class Child:
     def _line(self, stream: str, raw: bytes, now: float) -> LogRecord:
         text = raw.decode("utf-8", errors="replace").rstrip("\r")
         record = record_from_output(stream, text, now)
+        if record.stream == "stderr" and (level := self.tracebacks.level(text)) is not None:
+            record = attrs.evolve(record, level=level)
         is_record = record.stream == "log"  # the SDK's logging: on stdout, with its prints
         if stream == "stderr" or is_record:  # what a failed node's ending shows
             self.tail.append(cut_line(record.message))  # the whole line is in its log

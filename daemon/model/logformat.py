@@ -88,6 +88,37 @@ def record_from_output(stream: str, line: str, now: float | None = None) -> LogR
     return LogRecord(time=stamp, stream=stream, message=line)
 
 
+TRACEBACK = "Traceback (most recent call last):"
+
+
+class TracebackLevels:
+    """The lines of a Python traceback on one stderr stream, told apart as ERROR: from its
+    `Traceback (most recent call last):` (or an exception group's, indented) through its
+    indented frames and chained tracebacks to the first line back at the margin, the
+    exception itself. An uncaught exception is what `--level ERROR` looks for."""
+
+    def __init__(self) -> None:
+        self.inside = False
+
+    def level(self, line: str) -> str | None:
+        """ERROR for a line of a traceback, None for any other; lines in the order read."""
+        head = line[: -len(TRACEBACK)].strip(" +|").removesuffix("Exception Group").strip()
+        if line.endswith(TRACEBACK) and not head:
+            self.inside = True
+            return "ERROR"
+        if not self.inside:
+            return None
+        if line and not line[0].isspace() and line not in _CHAINED:
+            self.inside = False  # the exception's own line ends it
+        return "ERROR"
+
+
+_CHAINED = frozenset({
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+})  # fmt: skip
+
+
 def parse_line(line: str) -> LogRecord:
     """Read one line of a log file back; a line that is not a record is kept as text."""
     try:
@@ -116,8 +147,9 @@ def merge_times(records: Iterable[LogRecord]) -> Iterator[float]:
 
 
 def level_number(record: LogRecord) -> int:
-    """The record's severity for `--level`; a stdout line is INFO, a stderr line WARNING."""
-    name = record.level if record.stream == "log" else STREAM_LEVELS.get(record.stream)
+    """The record's severity for `--level`; a stdout line is INFO, a stderr line WARNING
+    (a Python traceback's lines ERROR, `TracebackLevels`)."""
+    name = record.level or STREAM_LEVELS.get(record.stream)
     name = (name or "INFO").upper()
     if name.isascii() and name.isdigit() and len(name) <= MAX_LEVEL_DIGITS:  # "²" is a digit
         return int(name)
@@ -166,14 +198,15 @@ def strip_ansi(text: str) -> str:
 def json_line(node: str, record: LogRecord, *, keep_ansi: bool = False) -> str:
     """`flow logs --json`: one object with time (ISO 8601, UTC), node, level, stream, message.
 
-    `level` is null for a plain stdout/stderr line; `message` keeps its newlines.
+    `level` is null for a plain stdout/stderr line (ERROR for a traceback's lines on
+    stderr); `message` keeps its newlines.
     """
     message = record.message if keep_ansi else strip_ansi(record.message)
     stamp = datetime.fromtimestamp(record.time, UTC).isoformat(timespec="milliseconds")
     data = {
         "time": stamp.replace("+00:00", "Z") if record.time else None,
         "node": node,
-        "level": record.level if record.stream == "log" else None,
+        "level": record.level,
         "stream": record.stream,
         "logger": record.logger,
         "message": message,

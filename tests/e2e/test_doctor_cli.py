@@ -24,8 +24,8 @@ def test_doctor_with_the_daemon_up(daemon: Path) -> None:
     status, checks = _checks(daemon)
     assert status == 0, checks
     assert set(checks) == {
-        "python", "flow", "settings", "daemon", "FLOW_HOME", "socket folder", "/dev/shm", "open files",
-        "state store",
+        "python", "flow", "settings", "daemon", "FLOW_HOME", "socket folder", "/dev/shm",
+        "open files", "state store",
     }  # fmt: skip
     assert checks["daemon"]["status"] == "OK"
     assert checks["daemon"]["detail"].startswith("running (pid ")

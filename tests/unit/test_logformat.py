@@ -13,6 +13,7 @@ import pytest
 from daemon.keeper.children import MAX_LINE
 from daemon.model.logformat import (
     LogRecord,
+    TracebackLevels,
     format_lines,
     json_line,
     level_number,
@@ -140,3 +141,28 @@ def test_a_record_line_fits_one_keeper_line(message: str) -> None:
     assert record.time == 1.5
     assert record.message.startswith(message[:100])
     assert record.message.endswith("characters cut)")
+
+
+def test_a_tracebacks_lines_are_errors_and_nothing_around_them() -> None:
+    lines = [
+        "a warning of its own",
+        "Traceback (most recent call last):",
+        '  File "node.py", line 3, in <module>',
+        "    1 / 0",
+        "ZeroDivisionError: division by zero",
+        "",
+        "During handling of the above exception, another exception occurred:",
+        "",
+        "Traceback (most recent call last):",
+        '  File "node.py", line 5, in <module>',
+        "RuntimeError: again",
+        "after it",
+        "  + Exception Group Traceback (most recent call last):",
+        "  | ExceptionGroup: two (2 sub-exceptions)",
+        "the end of the group",
+        "not one: Traceback (most recent call last):",
+    ]
+    levels = TracebackLevels()
+    got = [levels.level(line) for line in lines]
+    assert got == [None, *["ERROR"] * 4, None, None, None,
+                   *["ERROR"] * 3, None, *["ERROR"] * 3, None]  # fmt: skip
