@@ -202,7 +202,10 @@ def json_line(node: str, record: LogRecord, *, keep_ansi: bool = False) -> str:
     stderr); `message` keeps its newlines.
     """
     message = record.message if keep_ansi else strip_ansi(record.message)
-    stamp = datetime.fromtimestamp(record.time, UTC).isoformat(timespec="milliseconds")
+    # rounded to the millisecond as `clock` rounds it: both say the same time of a line
+    millis = round(record.time * 1000)
+    stamp = datetime.fromtimestamp(millis // 1000, UTC).isoformat(timespec="seconds")
+    stamp = stamp.replace("+00:00", f".{millis % 1000:03d}+00:00")
     data = {
         "time": stamp.replace("+00:00", "Z") if record.time else None,
         "node": node,
