@@ -43,7 +43,10 @@ def register(sub: Any) -> None:
         help="only lines newer than a duration ago (10m) or a time (ISO)",
     )
     p.add_argument(
-        "--grep", default=None, metavar="S", help="only lines containing S (as shown: node, time, level, text)"
+        "--grep",
+        default=None,
+        metavar="S",
+        help="only lines containing S (as shown: node, time, level, text)",
     )
     p.add_argument(
         "--level",
