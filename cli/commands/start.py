@@ -73,6 +73,9 @@ def read_dataflow(file: str) -> tuple[Path, str]:
             raise CliError(f"no such dataflow file: {file}", BAD_INPUT)
         if not path.is_file():  # a folder, a FIFO, a device
             raise CliError(f"{file}: not a regular file", BAD_INPUT)
+        if path.suffix == ".py":  # a node's script given for its dataflow
+            raise CliError(f"{file} is a Python script: give the dataflow's YAML file, whose "
+                           "nodes name their scripts in `path:`", BAD_INPUT)  # fmt: skip
         if path.stat().st_size > MAX_YAML_BYTES:
             raise CliError(f"{file} is larger than 1 MiB", BAD_INPUT)
         return path, path.read_bytes().decode("utf-8")

@@ -86,3 +86,16 @@ def test_check_compiles_python_nodes(flow_home: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "__pycache__").exists()  # compiled in memory, nothing written
     (tmp_path / "bad.py").write_text("print('fixed')\n")
     assert flow("check", str(yml), home=flow_home).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["check", "run", "start"])
+def test_a_nodes_script_given_for_the_dataflow_says_so(
+    flow_home: Path, tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "talker.py").write_text("print('hello')\n")
+    done = flow(command, "talker.py", home=flow_home, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: talker.py is a Python script: give the dataflow's YAML file, whose nodes "
+        "name their scripts in `path:`"
+    ]
