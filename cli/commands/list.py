@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         for info in runs:
             sys.stdout.write(json.dumps(info) + "\n")
         return 0
-    print_table(runs)
+    print_table(runs, include_ended=args.all)
     return 0
 
 
@@ -96,14 +96,15 @@ def _status(info: dict[str, Any]) -> Any:
     return text
 
 
-def print_table(runs: list[dict[str, Any]]) -> None:
+def print_table(runs: list[dict[str, Any]], *, include_ended: bool) -> None:
     from rich.text import Text
 
     from cli import render
     from cli.durations import human_age
 
     if not runs:
-        render.err.print("no runs", style="dim")
+        said = "no runs" if include_ended else "no runs running (flow list --all shows ended ones)"
+        render.err.print(said, style="dim")
         return
     now = time.time()
     shorts = render.short_ids([str(info.get("id", "")) for info in runs])

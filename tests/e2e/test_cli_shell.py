@@ -104,3 +104,10 @@ def test_status_without_a_daemon_says_not_running(flow_home: Path) -> None:
     assert done.stdout.splitlines() == [
         f"flow daemon not running (home {flow_home}); start it with flow up"
     ]
+
+
+def test_an_empty_list_points_at_the_ended_runs(daemon: Path, tmp_path: Path) -> None:
+    listed = flow("list", home=daemon)
+    assert listed.returncode == 0
+    assert listed.stderr.strip() == "no runs running (flow list --all shows ended ones)"
+    assert flow("list", "--all", home=daemon).stderr.strip() == "no runs"
