@@ -56,7 +56,10 @@ def register(sub: Any) -> None:
     _dataflow_alias(remove)
     for verb, text in (("connect", "map SRC/OUTPUT to NODE/INPUT (a second source on "
                                    "an input joins it: fan-in)"),
-                       ("disconnect", "remove the mapping SRC/OUTPUT -> NODE/INPUT")):  # fmt: skip
+                       ("disconnect", "remove the mapping SRC/OUTPUT -> NODE/INPUT (a node "
+                                      "whose last data input it was gets ALL_INPUTS_CLOSED "
+                                      "and, as most do, ends: to move an input to another "
+                                      "source, connect the new one first)")):  # fmt: skip
         edit = _verb(verbs, verb, text)
         add_run_argument(edit)
         edit.add_argument("source", metavar="SRC/OUTPUT", help="the sending output")
