@@ -14,7 +14,7 @@ from typing import Any
 
 from cli.errors import BAD_INPUT, FAILED, CliError
 from daemon.model import pids
-from daemon.model.errors import ambiguous_run
+from daemon.model.errors import ambiguous_run, did_you_mean
 from daemon.model.run_names import pick_run
 from daemon.model.run_rows import ACTIVE_STATUSES, run_info
 from node_sdk import paths
@@ -110,6 +110,7 @@ def log_files(home: Path, run: dict[str, Any], node: str | None) -> dict[str, st
     if node is not None:
         if node not in node_ids:
             # a failed lookup (exit 1), as the daemon answers one for `flow param`, `node`
-            raise CliError(f"no node {node!r} in run {run['name'] or run['id']}", FAILED)
+            hint = did_you_mean(node, node_ids)
+            raise CliError(f"no node {node!r} in run {run['name'] or run['id']}{hint}", FAILED)
         node_ids = [node]
     return {n: str(paths.node_log(home, run["id"], n)) for n in node_ids}

@@ -42,7 +42,7 @@ def _ref(text: str, what: str) -> tuple[str, str]:
 def _slot(run: Run, node: str) -> NodeSlot:
     slot = run.slots.get(node)
     if slot is None or node in run.removed:
-        raise UnknownNode(run.name or run.id, node)
+        raise UnknownNode(run.name or run.id, node, run.visible_ids())
     return slot
 
 

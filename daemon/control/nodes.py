@@ -26,7 +26,7 @@ def live_slot(rt: Runtime, ref: str, node: str) -> tuple[Run, NodeSlot]:
     run = rt.live_run(ref)
     slot = run.slots.get(node)
     if slot is None or node in run.removed:
-        raise UnknownNode(run.name or run.id, node)
+        raise UnknownNode(run.name or run.id, node, run.visible_ids())
     return run, slot
 
 

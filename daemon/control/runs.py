@@ -136,7 +136,7 @@ async def logs(rt: Runtime, req: rq.Logs) -> rp.LogsReply:
     node_ids = [n["id"] for n in info["nodes"]]
     if req.node is not None:
         if req.node not in node_ids:
-            raise UnknownNode(info["name"] or info["id"], req.node)  # exit 1, as `flow node`
+            raise UnknownNode(info["name"] or info["id"], req.node, node_ids)  # exit 1
         node_ids = [req.node]
     files = {n: str(paths.node_log(rt.home, info["id"], n)) for n in node_ids}
     placer = rt.placer

@@ -38,7 +38,7 @@ async def topic_info(rt: Runtime, req: rq.TopicInfo) -> rp.TopicInfoReply:
     node, output = _port(req.topic, "output")
     slot = run.slots.get(node)
     if slot is None:
-        raise UnknownNode(run.name or run.id, node)
+        raise UnknownNode(run.name or run.id, node, run.visible_ids())
     if output not in slot.spec.outputs:
         raise no_port(node, "output", output, list(slot.spec.outputs))
     receivers = [
@@ -73,7 +73,7 @@ async def topic_publish(rt: Runtime, req: rq.TopicPublish) -> rp.PublishTarget:
     node, input_id = _port(req.target, "input")
     slot = run.slots.get(node)
     if slot is None:
-        raise UnknownNode(run.name or run.id, node)
+        raise UnknownNode(run.name or run.id, node, run.visible_ids())
     item = next((i for i in slot.spec.inputs if i.id == input_id), None)
     if item is None:
         raise no_port(node, "input", input_id, [i.id for i in slot.spec.inputs])

@@ -3,12 +3,10 @@ both ends declare a type (dora's `output_types` / `input_types`), the types fit.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
-
 from daemon.model import descriptor_dora as dora
 from daemon.model import descriptor_fields as f
 from daemon.model.descriptor_model import NodeSpec, OutputRef
+from daemon.model.errors import did_you_mean
 from daemon.model.yaml_lines import Path as Where
 
 
@@ -23,7 +21,7 @@ def check_links(report: f.Report, nodes: list[tuple[Where, NodeSpec]]) -> None:
             ref, at = item.source, (*where, "inputs", item.id)
             upstream = by_id.get(ref.node)
             if upstream is None:
-                report.add(at, f"unknown node '{ref.node}'" + _hint(ref.node, by_id))
+                report.add(at, f"unknown node '{ref.node}'" + did_you_mean(ref.node, by_id))
             elif upstream.raw.keys() & dora.NODE_SOURCES:
                 continue  # an operator/ros2/... node, already refused: its outputs are unknown
             elif upstream is node and ref.output in node.outputs:
@@ -45,6 +43,3 @@ def _check_types(report: f.Report, at: Where, node: NodeSpec, input_id: str,
                    f"{node.id}/{input_id} takes {wanted} (input_types)")  # fmt: skip
 
 
-def _hint(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""

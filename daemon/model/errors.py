@@ -25,6 +25,15 @@ point in `daemon.main` reads); anything else is recoverable.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the known name closest to a mistyped one, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
 
 class FlowError(Exception):
     """Root of every error flow raises on purpose."""
@@ -80,12 +89,12 @@ class ForegroundRun(RecoverableError):
 
 
 class UnknownNode(RecoverableError):
-    """No node of that id in the run."""
+    """No node of that id in the run; `known`, its nodes, give a did-you-mean."""
 
-    def __init__(self, run: str, node: str) -> None:
+    def __init__(self, run: str, node: str, known: Iterable[str] = ()) -> None:
         self.run = run
         self.node = node
-        super().__init__(f"no node {node!r} in dataflow {run}")
+        super().__init__(f"no node {node!r} in dataflow {run}{did_you_mean(node, known)}")
 
 
 class UnknownParam(RecoverableError):

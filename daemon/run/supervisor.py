@@ -124,6 +124,10 @@ class Run:
         in_process = f"inproc://keeper-{self.id}"
         return in_process if self.in_process else f"ipc://{self.sockets / 'keeper'}"
 
+    def visible_ids(self) -> list[str]:
+        """The ids of its nodes a user can name (not those `flow node remove` took out)."""
+        return [node for node in self.slots if node not in self.removed]
+
     @property
     def spawned(self) -> list[NodeSlot]:
         return [s for s in self.slots.values() if not s.spec.is_dynamic]

@@ -111,3 +111,15 @@ def test_an_empty_list_points_at_the_ended_runs(daemon: Path, tmp_path: Path) ->
     assert listed.returncode == 0
     assert listed.stderr.strip() == "no runs running (flow list --all shows ended ones)"
     assert flow("list", "--all", home=daemon).stderr.strip() == "no runs"
+
+
+def test_a_mistyped_node_gets_the_closest_name(daemon: Path, tmp_path: Path) -> None:
+    yml = tmp_path / "one.yml"
+    yml.write_text("nodes:\n  - id: talker\n    path: sleep\n    args: '30'\n")
+    assert flow("start", str(yml), "--detach", "--name", "one", home=daemon).returncode == 0
+    for command in (["logs", "one", "talkr"], ["node", "info", "one", "talkr"]):
+        done = flow(*command, home=daemon)
+        assert done.returncode == 1, done.stderr
+        assert "no node 'talkr'" in done.stderr
+        assert "(did you mean 'talker'?)" in done.stderr, (command, done.stderr)
+    assert flow("stop", "one", "--grace", "0s", home=daemon).returncode == 0
