@@ -85,8 +85,8 @@ async def _recover_or_settle(rt: Runtime, info: dict[str, Any], *, wait_stalled:
 
 async def _recover_stalled(rt: Runtime, info: dict[str, Any]) -> None:
     """A run whose keeper lived but did not answer at the daemon's start: asked again
-    until it answers, its process ends, or km.KEEPER_HUNG_S has passed; then recovered as any
-    other (adopted, or started again without the keeper, which goes with its nodes)."""
+    until it answers, its process ends, or KEEPER_HUNG_S has passed; then recovered as
+    any other (adopted, or started again without the keeper, which goes with its nodes)."""
     sockets = paths.run_socket_dir(rt.socket_dir, info["id"])
     deadline = trio.current_time() + km.KEEPER_HUNG_S
     while trio.current_time() < deadline and keeper_alive(str(sockets)):
@@ -198,9 +198,11 @@ async def _recover(rt: Runtime, info: dict[str, Any], *, wait_stalled: bool) -> 
         run.record = recovered_path(info["record"])
         log.info("run %s: recording again, into %s", run_id, run.record)
     state = None
-    if info["status"] != "interrupted":
+    adoptable = info["status"] != "interrupted"  # a run the daemon stopped has no keeper
+    if adoptable:
         state = await probe_keeper(rt.context, run.keeper_endpoint)
-    if state is None and placed is None and wait_stalled and keeper_alive(str(run.sockets)):
+    stalled = adoptable and state is None and placed is None and wait_stalled
+    if stalled and keeper_alive(str(run.sockets)):
         log.warning("run %s: its keeper lives but does not answer: waiting for it up to "
                     "%.0fs, its nodes running on", run_id, km.KEEPER_HUNG_S)  # fmt: skip
         return False
