@@ -49,6 +49,14 @@ def _only_run(home: Path) -> dict[str, Any]:
     return runs[0]
 
 
+def _wait_for_line(out: Path, line: bytes) -> None:
+    """Until `flow run`'s output (a file) holds `line`; bounded."""
+    deadline = time.monotonic() + EXIT_S
+    while line not in out.read_bytes():
+        assert time.monotonic() < deadline, out.read_text()
+        time.sleep(0.05)
+
+
 def _sink_lines(home: Path, run_id: str) -> str:
     return (home / "runs" / run_id / "logs" / "sink.log").read_text()
 
@@ -108,11 +116,7 @@ def test_row12_flow_run_sigterm_stops_the_run_and_exits_143(
     out = (tmp_path / "out.txt").open("wb")
     flow_run = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + EXIT_S
-        while b"seq 5\n" not in (tmp_path / "out.txt").read_bytes():
-            assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
-            assert flow_run.poll() is None, (tmp_path / "out.txt").read_text()
-            time.sleep(0.05)
+        _wait_for_line(tmp_path / "out.txt", b"seq 5\n")
         flow_run.send_signal(signal.SIGTERM)
         status = flow_run.wait(timeout=EXIT_S)
     finally:
@@ -177,10 +181,7 @@ def test_row12_a_sigkilled_flow_run_is_settled_by_the_next(tmp_path: Path, flow_
     killed = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT, env_extra=env)
     folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
     try:
-        deadline = time.monotonic() + EXIT_S
-        while b"seq 3\n" not in (tmp_path / "out.txt").read_bytes():
-            assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
-            time.sleep(0.05)
+        _wait_for_line(tmp_path / "out.txt", b"seq 3\n")
         # its folder, which nothing can remove once it is killed but the next `flow run`
         # (any of this user's: another test's may sweep it first, so it is checked here)
         assert folder.is_dir()
@@ -240,10 +241,7 @@ def test_flow_run_under_nohup_lives_on_past_a_hangup(tmp_path: Path, flow_home: 
         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # as nohup does
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + EXIT_S
-        while b"seq 5\n" not in (tmp_path / "out.txt").read_bytes():
-            assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
-            time.sleep(0.05)
+        _wait_for_line(tmp_path / "out.txt", b"seq 5\n")
         flow_run.send_signal(signal.SIGHUP)
         time.sleep(1.0)
         assert flow_run.poll() is None, (tmp_path / "out.txt").read_text()
@@ -272,10 +270,7 @@ def test_a_sigkilled_flow_run_is_settled_by_a_serving_daemon(
     killed = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT)
     folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
     try:
-        deadline = time.monotonic() + EXIT_S
-        while b"seq 3\n" not in (tmp_path / "out.txt").read_bytes():
-            assert time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
-            time.sleep(0.05)
+        _wait_for_line(tmp_path / "out.txt", b"seq 3\n")
         run_id = _only_run(flow_home)["id"]
         prefix = run_prefix(run_id)
         assert any(name.startswith(prefix) for name in os.listdir(SHM_DIR))
