@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render, run_ref
     from cli.commands.config import load_settings
+    from cli.commands.stop import request_budget
     from cli.errors import CliError, DaemonUnreachable
     from cli.waiting import Background, lost_machine_wait, wait_stopped
     from daemon.model.requests import List, Seconds, Shutdown
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(render.run_label(r) for r in foreground)
         render.warning(f"left running: {len(foreground)} foreground flow run(s) ({names}); "
                        "stop one with flow stop RUN or Ctrl-C in its terminal")  # fmt: skip
-    budget = (DEFAULT_GRACE if grace is None else grace) * 1.5 + 10.0
+    budget = request_budget(grace)  # as `flow stop`'s: a stalled keeper's wait included
     budget += lost_machine_wait(before, load_settings)  # a lost machine: until its grace
     shutting: Background[object] = Background(
         lambda: client.call(Shutdown(grace=seconds), timeout=budget, home=home)

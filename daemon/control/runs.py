@@ -69,12 +69,14 @@ async def stop(rt: Runtime, req: rq.Stop) -> rp.RunReply:
             return rp.RunReply(run=await stop_foreground(rt, info, pid, req.force))
         settle_foreground(rt.store, info)  # it died (SIGKILL) without recording its end
         return rp.RunReply(run=rt.wait_info(info["id"]))
+    await rt.recovered(info["id"])  # its keeper stalled across a restart: adopted first
     run = rt.live_run(req.run)
     await rt.stop_run(run, _grace(req.grace), req.force)
     return rp.RunReply(run=rt.wait_info(run.id))
 
 
 async def stop_all(rt: Runtime, req: rq.StopAll) -> rp.RunsReply:
+    await rt.recovered()  # a run whose stalled keeper is waited for is stopped too
     runs = rt.active_runs()
     async with trio.open_nursery() as nursery:
         for run in runs:

@@ -66,6 +66,7 @@ async def recover_runs(rt: Runtime) -> None:
         log.warning("killed %d stale processes that belong to no known run", stale)
     remove_unknown_socket_folders(rt, waiting)
     for info in stalled:
+        rt.recovering[info["id"]] = trio.Event()
         rt.nursery.start_soon(_recover_stalled, rt, info)
     if rt.placer is not None:
         rt.placer.recovered()
@@ -89,11 +90,20 @@ async def _recover_stalled(rt: Runtime, info: dict[str, Any]) -> None:
     any other (adopted, or started again without the keeper, which goes with its nodes)."""
     sockets = paths.run_socket_dir(rt.socket_dir, info["id"])
     deadline = trio.current_time() + km.KEEPER_HUNG_S
-    while trio.current_time() < deadline and keeper_alive(str(sockets)):
-        if await probe_keeper(rt.context, f"ipc://{sockets / 'keeper'}") is not None:
-            break
-        await trio.sleep(STALLED_PROBE_S)
-    await _recover_or_settle(rt, info, wait_stalled=False)
+    try:
+        while trio.current_time() < deadline and await _keeper_alive(sockets):
+            if await probe_keeper(rt.context, f"ipc://{sockets / 'keeper'}") is not None:
+                break
+            await trio.sleep(STALLED_PROBE_S)
+        # as it is now: a stop asked meanwhile waited for this (`Runtime.recovered`)
+        await _recover_or_settle(rt, rt.store.run(info["id"]) or info, wait_stalled=False)
+    finally:
+        rt.recovering.pop(info["id"]).set()
+
+
+async def _keeper_alive(sockets: Path) -> bool:
+    """`keeper_alive` in a worker thread: psutil reads every process's command line."""
+    return await trio.to_thread.run_sync(keeper_alive, str(sockets))
 
 
 def _settle(store: Store, run_id: str, **fields: Any) -> None:

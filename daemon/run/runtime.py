@@ -134,6 +134,9 @@ class Runtime:
     placer: Placer | None = None  # the coordinator's: nodes placed on other machines
     params: ParamDesk | None = None  # parameter changes waiting for their node's answer
     metrics_url: str | None = None  # where `flow up --metrics` serves (daemon/run/metrics.py)
+    # runs whose keeper was stalled at this daemon's start, recovered once it answers
+    # (daemon/run/recovery.py): each set when its recovery is over; a stop waits for it
+    recovering: dict[str, trio.Event] = attrs.field(factory=dict)
 
     def note_drops(self, socket: str, count: int) -> None:
         """A socket dropped outgoing messages: one line per socket in `flow status`."""
@@ -154,6 +157,14 @@ class Runtime:
         run = self.runs.get(run_id)
         if run is not None:
             run.heard_from(slot)
+
+    async def recovered(self, run_id: str | None = None) -> None:
+        """Once the recovery of `run_id` (of every run, with None) that waits for a stalled
+        keeper is over: bounded by KEEPER_HUNG_S and a probe, as that recovery is."""
+        waits = self.recovering if run_id is None else {
+            run_id: self.recovering[run_id]} if run_id in self.recovering else {}  # fmt: skip
+        for done in list(waits.values()):
+            await done.wait()
 
     def resolve(self, ref: str) -> dict[str, Any]:
         """The run info a RUN argument names: a UUID, a unique prefix, or a name (an id

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from fault_tools import ADOPT_GRACE, GRACE, diagnostics, run_info, start, up
-from helpers import flow
+from helpers import flow, flow_env
 from procs import daemon_pid, keeper_pid, node_processes, wait_gone
 
 
@@ -121,4 +123,32 @@ def test_a_keeper_stalled_across_a_daemon_restart_is_waited_for_and_adopted(
     assert "its keeper lives but does not answer" in log
     assert flow("stop", "stalled", home=flow_home).returncode == 0
     assert "gaps=0 repeats=0" in sink_summary(flow_home, "stalled")
+    assert flow("down", home=flow_home).returncode == 0
+
+
+def test_flow_down_while_a_stalled_keeper_is_waited_for_stops_its_run(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """`flow down` waits for the recovery of a run whose keeper stalled across a restart,
+    then stops it: the run does not come back at the next `flow up`."""
+    up(flow_home, ADOPT_GRACE)
+    before = start(flow_home, tmp_path, "downed")
+    wait_for_values(flow_home, "downed", 3)
+    keeper = keeper_pid(flow_home, before["id"])
+    os.kill(keeper, signal.SIGSTOP)
+    try:
+        os.kill(daemon_pid(flow_home), signal.SIGKILL)
+        up(flow_home, ADOPT_GRACE)
+        down = subprocess.Popen([sys.executable, "-m", "cli", "down", "--grace", "2s"],
+                                env=flow_env(flow_home), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(2.0)
+    finally:
+        os.kill(keeper, signal.SIGCONT)
+    _, err = down.communicate(timeout=60)
+    assert down.returncode == 0, err
+    assert not wait_gone([n["pid"] for n in before["nodes"]], 5.0), diagnostics(flow_home)
+    assert not node_processes(before["id"])
+    up(flow_home, ADOPT_GRACE)
+    assert run_info(flow_home, "downed")["status"] == "stopped", diagnostics(flow_home)
     assert flow("down", home=flow_home).returncode == 0
