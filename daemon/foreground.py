@@ -199,5 +199,8 @@ async def _stop_on_signals(
                 on_signal(signal.Signals(number), first)
             if first:
                 nursery.start_soon(run.stop, grace)
-            elif number != signal.SIGPIPE:  # a second Ctrl-C or SIGTERM: no more grace
+            # a second Ctrl-C or SIGTERM: no more grace; a terminal that goes sends SIGHUP
+            # more than once (the kernel, the shell to its jobs), and a reader that left
+            # says nothing of hurry
+            elif number not in (signal.SIGPIPE, signal.SIGHUP):
                 nursery.start_soon(run.stop, 0.0)

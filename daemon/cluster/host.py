@@ -251,7 +251,8 @@ class Host:
             self._lose_keeper(hosted, str(group.exceptions[0]))
             # what its nodes moved out of their groups, as for a local run (lifecycle)
             sockets = str(paths.run_socket_dir(self.rt.socket_dir, hosted.run_id))
-            await trio.to_thread.run_sync(kill_run_processes, hosted.run_id, sockets)
+            home = str(self.rt.home)
+            await trio.to_thread.run_sync(kill_run_processes, hosted.run_id, sockets, home)
         finally:
             hosted.served.set()
 

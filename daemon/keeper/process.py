@@ -181,6 +181,10 @@ class Keeper:
         if self.degraded is not None and self._dropped() != self.reported_drops:
             self._report_degraded()  # at most once a tick: the count of lines lost
         if self.ending_at is None and now - self.last_contact > self.grace:
+            # what the daemon sent while this keeper itself stood still (stopped, a write
+            # to a stalled log filesystem) is read first: its silence may be our own
+            self._read_daemon()
+        if self.ending_at is None and now - self.last_contact > self.grace:
             log.warning("keeper: no daemon for %.0fs: stopping every node", self.grace)
             self._end_all()
         if self.ending_at is not None and now - self.ending_at > ORPHAN_KILL_S:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import IO, Protocol
 
 import attrs
-import psutil
 import trio
 import zmq
 
 from daemon.keeper.logs import Tee
 from daemon.keeper.process import Keeper
+from daemon.model import pids
 from daemon.model.errors import KeeperLost, NodeSpawnFailed
 from daemon.model.keeper_messages import (
     KEEPER_HUNG_S,
@@ -124,7 +124,7 @@ class KeeperLink:
         if isinstance(message, State):
             self.state = message
             if self.alive is None and message.pid > 0:
-                self.alive = functools.partial(pid_alive, message.pid)
+                self.alive = functools.partial(pids.alive, message.pid)
             self.attached.set()
         self.on_event(message)
 
@@ -213,14 +213,6 @@ async def start_keeper_process(
     finally:
         if log_file is not None:
             log_file.close()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` lives (stopped counts: it may go on; a zombie does not)."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
 
 
 def start_keeper_thread(

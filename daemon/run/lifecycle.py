@@ -134,7 +134,9 @@ async def _watch_keeper(run: Run, keeper: KeeperPort, handle: KeeperHandle | Non
     # what its nodes moved out of their groups (setsid, a double fork) would have been
     # ended by the keeper, which is gone (or hung: it goes too); psutil reads every
     # process's environment, so not in the loop
-    left = await trio.to_thread.run_sync(kill_run_processes, run.id, str(run.sockets))
+    left = await trio.to_thread.run_sync(
+        kill_run_processes, run.id, str(run.sockets), str(run.home)
+    )
     if left:
         log.warning("run %s: killed %d processes its lost keeper left", run.id, left)
 

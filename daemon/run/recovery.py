@@ -175,9 +175,17 @@ async def settle_dead_foreground_runs(rt: Runtime) -> None:
         except sqlite3.Error as exc:  # the store's own watch says what is wrong with it
             log.debug("foreground runs not checked: %s", exc)
             continue
-        foreground = [info for info in active if str(info["origin"]).startswith("foreground")]
-        if sum(settle_foreground(rt.store, info) for info in foreground):
-            sweep_dead_foreground_dirs()
+        # only a pid that is gone: the start-time tag that tells a reused pid apart moves
+        # with a stepped wall clock, which must not end a `flow run` that still runs (a
+        # reused pid's run is settled at the next start, by the tag)
+        gone = [info for info in active if _foreground_pid_gone(info)]
+        if sum(settle_foreground(rt.store, info) for info in gone):
+            await trio.to_thread.run_sync(sweep_dead_foreground_dirs)
+
+
+def _foreground_pid_gone(info: dict[str, Any]) -> bool:
+    process = pids.foreground_process(info)
+    return process is not None and not pids.alive(process[0])
 
 
 async def _recover(rt: Runtime, info: dict[str, Any], *, wait_stalled: bool) -> bool:
@@ -342,7 +350,7 @@ def ended_status(recorded: str, exit_code: object) -> NodeStatus | None:
 
 def kill_stale_processes(run: Run) -> int:
     """SIGKILL the process groups of anything still running for this run; how many."""
-    return kill_run_processes(run.id, str(run.sockets))
+    return kill_run_processes(run.id, str(run.sockets), str(run.home))
 
 
 def kill_unknown_processes(rt: Runtime, waiting: set[str]) -> int:

@@ -17,12 +17,14 @@ import psutil
 Matches = Callable[[dict[str, str], str], bool]  # (environ, cmdline joined by NUL)
 
 
-def kill_run_processes(run_id: str, keeper_mark: str) -> int:
-    """SIGKILL the process groups of anything still running for run `run_id` (its
-    keeper's command line holds `keeper_mark`, its socket folder); how many."""
+def kill_run_processes(run_id: str, keeper_mark: str, home: str) -> int:
+    """SIGKILL the process groups of anything still running for run `run_id` of FLOW_HOME
+    `home` (its keeper's command line holds `keeper_mark`, its socket folder); how many.
+    The home too: a run placed on several machines has one id on each of them (a process
+    without FLOW_HOME is a `flow run`'s of the default home, whose nodes carry none)."""
     return kill_groups(
         lambda environ, cmdline: (
-            environ.get("FLOW_DATAFLOW") == run_id
+            (environ.get("FLOW_DATAFLOW") == run_id and environ.get("FLOW_HOME", home) == home)
             or ("daemon.keeper" in cmdline and keeper_mark in cmdline)
         )
     )

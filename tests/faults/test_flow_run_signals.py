@@ -224,7 +224,12 @@ def test_flow_run_whose_terminal_closes_stops_the_run_and_exits_129(
         # the window or the ssh session goes: the kernel hangs the terminal up, SIGHUP
         child.ptyproc.fileobj.close()  # the pty's master end
         child.ptyproc.closed = True  # pexpect must not close it again (or signal the child)
-        _, status = os.waitpid(child.pid, 0)
+        os.kill(child.pid, signal.SIGHUP)  # as a shell sends its jobs: still graceful
+        deadline = time.monotonic() + EXIT_S
+        while not (ended := os.waitpid(child.pid, os.WNOHANG))[0]:
+            assert time.monotonic() < deadline, "flow run did not end on its terminal's hangup"
+            time.sleep(0.05)
+        status = ended[1]
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signal.SIGKILL)
@@ -286,6 +291,9 @@ def test_a_sigkilled_flow_run_is_settled_by_a_serving_daemon(
     run = _only_run(flow_home)
     assert run["status"] == "failed", run
     assert run["error"] == "the flow run process exited"
-    assert not [name for name in os.listdir(SHM_DIR) if name.startswith(prefix)]
-    assert not folder.exists()
+    # its segments and folder go right after its record is written: waited for, bounded
+    deadline = time.monotonic() + EXIT_S
+    while folder.exists() or [name for name in os.listdir(SHM_DIR) if name.startswith(prefix)]:
+        assert time.monotonic() < deadline, "its segments or socket folder were left"
+        time.sleep(0.1)
     assert not wait_gone([n["pid"] for n in run["nodes"] if n.get("pid")], 10.0)
