@@ -93,23 +93,34 @@ TRACEBACK = "Traceback (most recent call last):"
 
 class TracebackLevels:
     """The lines of a Python traceback on one stderr stream, told apart as ERROR: from its
-    `Traceback (most recent call last):` (or an exception group's, indented) through its
-    indented frames and chained tracebacks to the first line back at the margin, the
-    exception itself. An uncaught exception is what `--level ERROR` looks for."""
+    `Traceback (most recent call last):` (an exception group's is indented and barred)
+    through its indented frames to the exception's own line, and on through the chained
+    tracebacks after it (`During handling of the above exception...`). An uncaught
+    exception is what `--level ERROR` looks for. A message's second line is not told."""
 
     def __init__(self) -> None:
-        self.inside = False
+        self.inside = False  # in a traceback's frames
+        self.after = False  # just past its exception (or a group's closing bar)
 
     def level(self, line: str) -> str | None:
         """ERROR for a line of a traceback, None for any other; lines in the order read."""
         head = line[: -len(TRACEBACK)].strip(" +|").removesuffix("Exception Group").strip()
         if line.endswith(TRACEBACK) and not head:
-            self.inside = True
+            self.inside, self.after = True, False
             return "ERROR"
+        indented = line[:1].isspace()
+        if self.after:
+            if not line or line in _CHAINED:  # a chain goes on
+                return "ERROR"
+            if indented and line.lstrip()[:1] in ("|", "+"):  # a group's next exception
+                self.inside, self.after = True, False
+                return "ERROR"
+            self.after = False
+            return None
         if not self.inside:
             return None
-        if line and not line[0].isspace() and line not in _CHAINED:
-            self.inside = False  # the exception's own line ends it
+        if not indented or _GROUP_END.fullmatch(line):  # its exception, or a group's end
+            self.inside, self.after = False, True
         return "ERROR"
 
 
@@ -117,6 +128,7 @@ _CHAINED = frozenset({
     "During handling of the above exception, another exception occurred:",
     "The above exception was the direct cause of the following exception:",
 })  # fmt: skip
+_GROUP_END = re.compile(r"\s*\+-+")
 
 
 def parse_line(line: str) -> LogRecord:
