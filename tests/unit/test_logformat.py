@@ -163,4 +163,5 @@ def test_a_tracebacks_lines_are_errors_and_nothing_around_them(program: str) -> 
     levels = TracebackLevels()
     lines = ["a warning of its own", *traceback, "after it", "not one: " + traceback[0]]
     got = [levels.level(line) for line in lines]
-    assert got == [None] + ["ERROR"] * len(traceback) + [None, None], list(zip(lines, got, strict=True))
+    expected = [None] + ["ERROR"] * len(traceback) + [None, None]
+    assert got == expected, list(zip(lines, got, strict=True))
