@@ -69,7 +69,10 @@ class Child:
         if not chunk:
             return [data] if data else []
         *lines, rest = data.split(b"\n")
-        while len(rest) > MAX_LINE:  # a huge line with no newline: cut it
+        # a record (at most 60 KiB) written into a half-printed line still to be ended
+        # makes it longer: room for both, or its cut pieces would be lines (and data)
+        limit = 2 * MAX_LINE if len(rest) > MAX_LINE and _MARKER in rest else MAX_LINE
+        while len(rest) > limit:  # a huge line with no newline: cut it
             lines.append(rest[:MAX_LINE])
             rest = rest[MAX_LINE:]
         if rest:
