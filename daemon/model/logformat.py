@@ -23,6 +23,7 @@ import attrs
 
 LOG_MARKER = "\x1eFLOWLOG"
 MAX_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: the last second datetime shows
+MAX_AHEAD_S = 60.0  # how far ahead of now a record's time may move a node's later lines
 MAX_LEVEL_DIGITS = 6  # a numeric level ("25"); more digits are no level logging knows
 
 # the level a line without one counts as for `--level`: what a program writes on stderr
@@ -153,8 +154,10 @@ def merge_times(records: Iterable[LogRecord]) -> Iterator[float]:
     after a print can carry the earlier time. A line that is no record (time 0) goes with
     the one before it."""
     last = 0.0
+    horizon = time.time() + MAX_AHEAD_S  # a time past it (a wrong clock, a forged record)
     for record in records:
-        last = max(last, record.time)
+        if record.time <= horizon:  # ... must not drag every later line along with it
+            last = max(last, record.time)
         yield last
 
 

@@ -157,7 +157,7 @@ class KeeperLink:
             log.warning("run keeper silent for %.1fs, its process alive: waiting for it up "
                         "to %.0fs (its nodes run on)", silent, KEEPER_HUNG_S)  # fmt: skip
 
-    async def attach(self, policy: Backoff | None = None) -> State:
+    async def attach(self, policy: Backoff | None = None, *, quiet: bool = False) -> State:
         """Ask for the keeper's state until it answers (SPEC 7.5); raise when it never does."""
         self.attached = trio.Event()
 
@@ -177,7 +177,7 @@ class KeeperLink:
                 retry_on=(KeeperSilent,),
                 # a keeper just spawned answers once its interpreter has started: about
                 # 0.3 s, past the first asks
-                expected_misses=EXPECTED_MISSES,
+                expected_misses=(policy or ATTACH_POLICY).attempts if quiet else EXPECTED_MISSES,
             )
         except RetryExhausted as exc:
             raise NodeSpawnFailed("keeper", f"the run keeper did not answer: {exc}") from exc
@@ -226,14 +226,17 @@ def start_keeper_thread(
     return thread
 
 
-async def probe_keeper(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> State | None:
-    """The state of a keeper that outlived a daemon, or None when none answers."""
+async def probe_keeper(
+    context: zmq.Context[zmq.Socket[bytes]], endpoint: str, *, quiet: bool = False
+) -> State | None:
+    """The state of a keeper that outlived a daemon, or None when none answers; `quiet`:
+    its misses at DEBUG (a stalled keeper asked again and again)."""
     link = KeeperLink.connect(context, endpoint, on_event=lambda message: None)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.owner.serve, link._on_frames)
             try:
-                state: State | None = await link.attach(PROBE_POLICY)
+                state: State | None = await link.attach(PROBE_POLICY, quiet=quiet)
             except NodeSpawnFailed:
                 state = None
             nursery.cancel_scope.cancel()

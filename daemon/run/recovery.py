@@ -92,7 +92,8 @@ async def _recover_stalled(rt: Runtime, info: dict[str, Any]) -> None:
     deadline = trio.current_time() + km.KEEPER_HUNG_S
     try:
         while trio.current_time() < deadline and await _keeper_alive(sockets):
-            if await probe_keeper(rt.context, f"ipc://{sockets / 'keeper'}") is not None:
+            endpoint = f"ipc://{sockets / 'keeper'}"
+            if await probe_keeper(rt.context, endpoint, quiet=True) is not None:
                 break
             await trio.sleep(STALLED_PROBE_S)
         # as it is now: a stop asked meanwhile waited for this (`Runtime.recovered`)

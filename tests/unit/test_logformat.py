@@ -126,6 +126,10 @@ def test_merge_times_keep_a_nodes_own_order() -> None:
         LogRecord(3.0, "stdout", "later"),
     ]
     assert list(merge_times(records)) == [1.0, 2.0, 2.0, 2.0, 3.0]
+    # a time far ahead of now (a wrong clock, a forged record) drags nothing after it
+    future = [LogRecord(1.0, "stdout", "a"), LogRecord(4e11, "log", "far"),
+              LogRecord(2.0, "stdout", "b")]  # fmt: skip
+    assert list(merge_times(future)) == [1.0, 1.0, 2.0]
 
 
 @pytest.mark.parametrize(
