@@ -50,6 +50,7 @@ def silence_terminal() -> None:
         finally:
             os.close(devnull)
 
+
 STATUS_STYLES = {
     "starting": "cyan",
     "pending": "cyan",

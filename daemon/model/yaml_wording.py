@@ -63,28 +63,32 @@ def plain_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
 
 
 def _dedented_key(text: str, line: int) -> str | None:
-    """The plain words for a key left of the key above it (a node's `inputs:` dedented
-    to the list's `-`), or None when `line` is not that."""
+    """The plain words for a key left of the keys it belongs with (a node's `inputs:`
+    dedented to the list's `-`), or None when `line` is not that. Its would-be sibling is
+    the least indented key above it, up to the first line indented no deeper than it."""
     lines = text.splitlines()
     if not 0 < line <= len(lines):
         return None
     here = lines[line - 1]
     key = _KEY.match(here.lstrip())
+    indent = len(here) - len(here.lstrip())
+    sibling: tuple[int, int, str] | None = None  # (its key's indent, its line, its key)
     for above in range(line - 2, -1, -1):
         text_above = lines[above].lstrip()
-        if text_above and not text_above.startswith("#"):
+        if not text_above or text_above.startswith("#"):
+            continue
+        item = text_above.removeprefix("- ").lstrip()  # `- id: a`: its key after the `- `
+        at = len(lines[above]) - len(item)
+        if at <= indent:
             break
-    else:
+        found = _KEY.match(item)
+        if found is not None and (sibling is None or at < sibling[0]):  # the nearest
+            sibling = (at, above + 1, found.group(1))
+    if key is None or sibling is None:
         return None
-    above_key = _KEY.match(text_above.removeprefix("- ").lstrip())
-    indent = len(here) - len(here.lstrip())
-    indent_above = len(lines[above]) - len(text_above)
-    if text_above.startswith("- "):  # `- id: a`: its key starts after the `- `
-        indent_above += len(text_above) - len(text_above.removeprefix("- ").lstrip())
-    if key is None or above_key is None or indent >= indent_above:
-        return None
-    return (f"bad indentation: `{key.group(1)}:` is left of `{above_key.group(1)}:` on line "
-            f"{above + 1} (the keys of one node line up; a new node starts with `- `)")  # fmt: skip
+    return (f"bad indentation: `{key.group(1)}:` is left of `{sibling[2]}:` on line "
+            f"{sibling[1]} (the keys of one mapping line up; a new list item starts with "
+            "`- `)")  # fmt: skip
 
 
 def _line_of(mark: yaml.Mark | None) -> int:

@@ -52,7 +52,7 @@ def test_a_yaml_structure_error_speaks_plainly(flow_home: Path, tmp_path: Path) 
     assert done.stderr.splitlines() == [
         "error: the dataflow is invalid (1 problem)",
         "dataflow.yml:5: invalid YAML: bad indentation: `path:` is left of `id:` on line 4 "
-        "(the keys of one node line up; a new node starts with `- `)",
+        "(the keys of one mapping line up; a new list item starts with `- `)",
     ]
     yml.write_text("nodes:\n  - id: a\n    path dynamic\n    outputs: [x]\n")
     colon = flow("check", "dataflow.yml", home=flow_home, cwd=tmp_path)

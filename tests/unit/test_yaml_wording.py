@@ -18,7 +18,7 @@ CASES = [
     (
         "nodes:\n  - id: a\n    path: a.py\n    id: b\n  path: c\n",
         5,
-        "bad indentation: `path:` is left of `id:` on line 4 (the keys of one node line up",
+        "bad indentation: `path:` is left of `id:` on line 4 (the keys of one mapping line up",
     ),
     (
         "nodes:\n  - id: a\n    path: a.py\n   inputs:\n      x: b/y\n",
@@ -35,6 +35,12 @@ CASES = [
     ("nodes:\n  - id: a\n  path: a.py\n", 3, "bad indentation: `path:` is left of `id:` on line 2"),
     # a line that is no key keeps the general words
     ("nodes:\n  - id: a\n    path: a.py\n  ? x\n", 4, "bad indentation or a missing `-`/`:`"),
+    # the key it belongs with, not a nested block's
+    (
+        "nodes:\n  - id: a\n    inputs:\n      x: b/y\n   outputs: [z]\n",
+        5,
+        "bad indentation: `outputs:` is left of `inputs:` on line 3",
+    ),
     ("nodes:\n  - id: a\n    path a.py\n    inputs: {}\n", 3, "a key without its `:`"),
     ("nodes:\n  - id: a\n    args: \"open\n    path: a.py\n", 3, "a quote that is never closed"),
     ("nodes:\n  - id: [a\n    path: a.py\n", 2, "a `[` list that is not closed with `]`"),
