@@ -206,11 +206,13 @@ class ShmReader:
             raise NodeError(f"shared-memory descriptor names a bad segment {name[:80]!r}")
         if not endpoint.startswith("ipc://"):  # a sender on this machine: never elsewhere
             raise NodeError(f"shared-memory descriptor names a release endpoint {endpoint[:80]!r}")
-        try:
-            fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
+        try:  # never through a link another user put there
+            fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_NOFOLLOW)
         except (OSError, ValueError) as exc:
             raise NodeError(f"shared-memory segment {name[:80]} cannot be opened: {exc}") from None
         try:
+            if (owner := os.fstat(fd).st_uid) != os.getuid():  # only a sender of ours made it
+                raise NodeError(f"shared-memory segment {name[:80]} belongs to uid {owner}")
             mapping = mmap.mmap(fd, 0)
         except (OSError, ValueError) as exc:
             raise NodeError(f"shared-memory segment {name[:80]} cannot be mapped: {exc}") from None

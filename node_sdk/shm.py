@@ -34,14 +34,20 @@ import zmq
 
 from node_sdk import paths
 from node_sdk.errors import NodeError
+from node_sdk.log_rate import LogRate
+from node_sdk.shm_names import NAME_PREFIX as NAME_PREFIX
+from node_sdk.shm_names import SHM_DIR as SHM_DIR
+from node_sdk.shm_names import remove_older_generations
+from node_sdk.shm_names import run_prefix as run_prefix
+from node_sdk.shm_names import sender_tag as sender_tag
 
 log = logging.getLogger(__name__)
 
-SHM_DIR: Final = "/dev/shm"
-NAME_PREFIX: Final = "flow-"
 DEFAULT_CAP_BYTES: Final = 1 << 30  # mapped by one sender's pool, in flight or free
 MAX_SEGMENTS: Final = 256
 CLOSE_WAIT_S: Final = 0.5  # close waits this long for receivers to release in-flight segments
+CREATE_TRIES: Final = 16  # names in a row found taken (another process's) before giving up
+WARN_S: Final = 10.0  # a segment that cannot be made is said at most this often
 # descriptor: magic, inner kind, segment number, use token, payload size
 DESCRIPTOR: Final = struct.Struct("<4sBxxxIIQ")
 DESCRIPTOR_MAGIC: Final = b"FLWS"
@@ -57,18 +63,6 @@ MAX_WAIT_S: Final = 0.005
 SELECT_FD_LIMIT: Final = 1024  # FD_SETSIZE: select refuses a higher descriptor
 _EVENTS: Final = int(zmq.EVENTS)  # plain ints: an enum member costs a conversion per call
 _POLLIN: Final = int(zmq.POLLIN)
-
-
-def run_prefix(run_id: str) -> str:
-    """The name prefix of every segment of a run (the daemon removes them by it)."""
-    return f"{NAME_PREFIX}{paths.run_short_id(run_id)}-"
-
-
-def sender_tag(node_id: str, generation: int) -> str:
-    """A short, path-safe tag of one generation of one node."""
-    import hashlib  # a sender's first large payload only
-
-    return f"{hashlib.sha1(node_id.encode()).hexdigest()[:8]}g{generation}"
 
 
 def _size_class(nbytes: int, minimum: int) -> int:
@@ -122,6 +116,7 @@ class Pool:
         self._cost: dict[int, float] = {}  # seconds to make one of each size class (EWMA)
         self._pull: zmq.Socket[Any] | None = None
         self._broken = False  # binding failed once: inline from now on
+        self._failures = LogRate(WARN_S)  # a full /dev/shm fails every large send
         self.fallbacks = 0  # large payloads sent inline because no segment was available
         # use tokens: seeded here, in the node's own process (a fork server's children
         # share its state), fast (one per receiver per message), seen by no other process
@@ -311,13 +306,20 @@ class Pool:
             self.poll_releases()
             return None
         started = time.perf_counter()
-        number = self._numbers
-        name = f"{self.prefix}{number}"
-        path = os.path.join(SHM_DIR, name)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as exc:
-            log.warning("shared memory: cannot create %s: %s", path, exc)
+        for _ in range(CREATE_TRIES):  # a name another process took: the next number's
+            number = self._numbers
+            name = f"{self.prefix}{number}"
+            path = os.path.join(SHM_DIR, name)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                break
+            except FileExistsError:
+                self._numbers += 1
+            except OSError as exc:
+                self._warn("cannot create %s: %s", path, exc)
+                return None
+        else:
+            self._warn("cannot create %s: %d names in a row taken", path, CREATE_TRIES)
             return None
         try:
             # reserve the pages now: a full /dev/shm is an error here, not a SIGBUS later
@@ -325,7 +327,7 @@ class Pool:
             mapping = mmap.mmap(fd, size)
         except OSError as exc:
             os.unlink(path)
-            log.warning("shared memory: cannot allocate %d bytes in %s: %s", size, path, exc)
+            self._warn("cannot allocate %d bytes in %s: %s", size, path, exc)
             return None
         finally:
             os.close(fd)
@@ -339,6 +341,13 @@ class Pool:
         cost = self._cost.get(size)
         self._cost[size] = spent if cost is None else 0.75 * cost + 0.25 * spent
         return segment
+
+
+    def _warn(self, what: str, *args: object) -> None:
+        """A segment not made (the payload goes inline): said once per WARN_S, counted."""
+        if count := self._failures.tick():
+            log.warning("shared memory: " + what + " (%d times since the last line)", *args,
+                        count)  # fmt: skip
 
 
 def parse_descriptor(frame: Any) -> tuple[int, int, int, int, bytes]:
@@ -373,26 +382,3 @@ def pool_for(
     folder = run_dir if os.path.isdir(run_dir) else sockdir
     remove_older_generations(run_id, tag, generation)
     return Pool(ctx, run_id, tag, f"ipc://{folder}/r{tag}", threshold)
-
-
-def remove_older_generations(run_id: str, tag: str, generation: int) -> int:
-    """Unlink this node's segments of every generation before its last one; how many.
-
-    A generation that crashed never unlinks its segments, and the daemon removes a run's
-    only when the run ends: a node that crashes again and again would fill /dev/shm. The
-    previous generation's are left alone, as a receiver may not have mapped them yet (one
-    that is still that far behind after two restarts gets those messages refused, counted).
-    """
-    stem = f"{run_prefix(run_id)}{tag[: tag.rindex('g') + 1]}"  # up to the generation
-    try:
-        names = os.listdir(SHM_DIR)
-    except OSError:
-        return 0
-    removed = 0
-    for name in names:
-        number, dash, _ = name[len(stem) :].partition("-")
-        if name.startswith(stem) and dash and number.isdigit() and int(number) < generation - 1:
-            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
-                os.unlink(os.path.join(SHM_DIR, name))
-                removed += 1
-    return removed

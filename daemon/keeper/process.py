@@ -181,12 +181,10 @@ class Keeper:
         if self.degraded is not None and self._dropped() != self.reported_drops:
             self._report_degraded()  # at most once a tick: the count of lines lost
         if self.ending_at is None and now - self.last_contact > self.grace:
-            # what the daemon sent while this keeper itself stood still (stopped, a write
-            # to a stalled log filesystem) is read first: its silence may be our own
-            self._read_daemon()
-        if self.ending_at is None and now - self.last_contact > self.grace:
-            log.warning("keeper: no daemon for %.0fs: stopping every node", self.grace)
-            self._end_all()
+            self._read_daemon()  # sent while this keeper stood still: the silence was ours
+            if now - self.last_contact > self.grace:
+                log.warning("keeper: no daemon for %.0fs: stopping every node", self.grace)
+                self._end_all()
         if self.ending_at is not None and now - self.ending_at > ORPHAN_KILL_S:
             for child in self._live():
                 signal_node(child, signal.SIGKILL)
@@ -236,9 +234,8 @@ class Keeper:
         live = {node for node, child in self.children.items() if not child.reported}
         self.forker.prefetch([m for _, m in batch if isinstance(m, Spawn)], live, self.in_thread)
         for identity, message in batch:
-            # the daemon is whoever attached last (a daemon back after a crash attaches
-            # first); another peer's ping is answered to it, and redirects nothing: the
-            # exit reports meant for the daemon never go to a stranger
+            # the daemon is whoever attached last (one back after a crash attaches first);
+            # another peer's ping is answered to it: exit reports never go to a stranger
             if isinstance(message, Attach) or self.daemon is None:
                 self.daemon = identity
             if identity == self.daemon:
@@ -251,8 +248,7 @@ class Keeper:
 
     def _handle(self, message: ToKeeper, sender: bytes) -> None:
         if isinstance(message, Attach):
-            # a thread keeper's pid is its daemon's: the daemon watches its thread instead
-            pid = 0 if self.in_thread else os.getpid()
+            pid = 0 if self.in_thread else os.getpid()  # a thread's: the daemon watches it
             self._send(State(nodes=node_states(self.children), degraded=self.degraded, pid=pid))
             self._report_stats(time.monotonic(), every=True)
         elif isinstance(message, Spawn):

@@ -18,6 +18,7 @@ import zmq
 
 from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import shm
+from node_sdk.errors import NodeError
 from node_sdk.leases import Releases, ShmReader
 from node_sdk.wire import KIND_BYTES, KIND_NUMPY, decode_payload
 
@@ -376,3 +377,43 @@ def test_forged_release_notices_do_not_free_a_held_segment(
         ctx.term()
     del got
     wait_free(pool, reader)
+
+
+def test_names_another_process_took_are_skipped_not_retried(
+    pool: shm.Pool, reader: ShmReader, caplog: pytest.LogCaptureFixture
+) -> None:
+    # another user's process made the names the pool would make next (it can guess them)
+    taken = [Path(shm.SHM_DIR) / f"{pool.prefix}{n}" for n in range(3)]
+    for path in taken:
+        path.write_bytes(b"theirs")
+    try:
+        data = os.urandom(100_000)
+        view = receive(reader, send(pool, data))
+        assert bytes(view) == data  # through a segment of its own, past the taken names
+        assert not caplog.records  # nothing to say: a taken name is only skipped
+        del view
+        wait_free(pool, reader)
+    finally:
+        for path in taken:
+            path.unlink()
+
+
+@pytest.mark.parametrize("planted", ["link", "other user"])
+def test_a_receiver_maps_no_segment_another_user_planted(
+    pool: shm.Pool, reader: ShmReader, tmp_path: Path, planted: str
+) -> None:
+    descriptor = send(pool, os.urandom(100_000))
+    segment = Path(shm.SHM_DIR) / next(s.name for s in pool._segments.values())
+    bait = tmp_path / "bait"
+    bait.write_bytes(bytes(100_000))
+    segment.unlink()  # its sender gone: the name is free for anyone to make again
+    if planted == "link":
+        segment.symlink_to(bait)
+    else:
+        segment.write_bytes(bytes(100_000))
+        os.chown(segment, 1001, 1001)
+    try:
+        with pytest.raises(NodeError, match=r"cannot be opened|belongs to uid 1001"):
+            receive(reader, descriptor)
+    finally:
+        segment.unlink()
