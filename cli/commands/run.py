@@ -94,7 +94,7 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     from cli.tee import StdoutTee
     from daemon.foreground import run_foreground_sync
     from daemon.model.descriptor import parse_dataflow
-    from daemon.model.errors import DataflowInvalid, FatalError
+    from daemon.model.errors import DataflowInvalid, FatalError, RecoverableError
     from daemon.model.logformat import LogRecord
     from daemon.model.python_scripts import python_syntax_problems
 
@@ -159,6 +159,14 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
         stdout.close()
         raise CliError(str(exc)) from None
+    except BaseExceptionGroup as group:  # a start refused in its nursery (descriptors)
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        if not isinstance(leaf, RecoverableError):
+            raise
+        stdout.close()
+        raise CliError(str(leaf)) from None
     try:
         if not stdout.close():
             render.warning("stdout is not being read: the last lines were not shown")

@@ -212,7 +212,9 @@ class Runtime:
         left, needed = fds_left(), FD_RESERVE + FDS_PER_NODE * len(dataflow.nodes)
         if left < needed:
             # libzmq aborts the daemon on EMFILE in accept: refuse work before it comes to that
-            raise BadRequest(f"daemon busy: {left} file descriptors left, a start needs {needed}")
+            busy = "daemon busy" if self.origin == "daemon" else "cannot start"  # `flow run`
+            raise BadRequest(f"{busy}: {left} file descriptors left, a start needs {needed} "
+                             "(the open-file limit: ulimit -n)")  # fmt: skip
         run_name = name or dataflow.name
         twins = [r for r in self.runs.values() if r.name == run_name and r.status.active]
         if run_name and twins:  # a name must say which active run it means

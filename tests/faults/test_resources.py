@@ -209,6 +209,21 @@ def test_item9_a_start_is_refused_while_few_fds_are_left(flow_home: Path, tmp_pa
         daemon_down(flow_home)
 
 
+def test_a_flow_run_with_too_few_fds_says_so_in_one_line(flow_home: Path, tmp_path: Path) -> None:
+    yml = tmp_path / "one.yml"
+    yml.write_text("nodes:\n  - id: s\n    path: sleep\n    args: '1'\n")
+    done = subprocess.run(
+        ["prlimit", "--nofile=64:64", sys.executable, "-m", "cli", "run", str(yml)],
+        env=flow_env(flow_home), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: cannot start: "), lines
+    assert "file descriptors left" in lines[0]
+    assert "ulimit -n" in lines[0]
+
+
 # (request bytes, rounds, sent in parts): small requests; requests near the 1 MiB request
 # limit as one frame each (cut off at the frame limit); the same in parts (joined within
 # the budget). Each round, each of the 1000 connections sends one request.
