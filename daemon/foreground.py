@@ -8,6 +8,7 @@ handed to `tee` as it comes.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -38,8 +39,9 @@ PROGRESS_EVERY_S = 0.5
 
 
 def foreground_socket_dir() -> Path:
-    # per process, so a foreground run never collides with a daemon or another `flow run`
-    return Path("/tmp") / f"flow-{os.getuid()}-fg{os.getpid()}"
+    # per process, so a foreground run never collides with a daemon or another `flow run`;
+    # a random part, so that another user cannot make it first (a pid is easy to guess)
+    return Path("/tmp") / f"flow-{os.getuid()}-fg{os.getpid()}-{secrets.token_hex(6)}"
 
 
 def run_foreground_sync(

@@ -152,7 +152,7 @@ def sweep_dead_foreground_dirs() -> int:
     removed = 0
     prefix = f"flow-{os.getuid()}-fg"
     for folder in Path("/tmp").glob(f"{prefix}*"):
-        pid_text = folder.name.removeprefix(prefix)
+        pid_text = folder.name.removeprefix(prefix).partition("-")[0]  # `fg<pid>-<random>`
         if not pid_text.isdigit() or pids.alive(int(pid_text)):
             continue
         try:

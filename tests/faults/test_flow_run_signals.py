@@ -57,6 +57,11 @@ def _wait_for_line(out: Path, line: bytes) -> None:
         time.sleep(0.05)
 
 
+def _socket_folders(pid: int) -> list[Path]:
+    """The socket folders of the `flow run` of that pid (its name ends in a random part)."""
+    return list(Path("/tmp").glob(f"flow-{os.getuid()}-fg{pid}-*"))
+
+
 def _sink_lines(home: Path, run_id: str) -> str:
     return (home / "runs" / run_id / "logs" / "sink.log").read_text()
 
@@ -71,7 +76,7 @@ def _assert_stopped_cleanly(home: Path, pid: int) -> dict[str, Any]:
     }
     assert all(n["exit_code"] == 0 for n in run["nodes"]), run["nodes"]  # STOP, not a signal
     assert not wait_gone([n["pid"] for n in run["nodes"] if n.get("pid")], 2.0)
-    assert not Path(f"/tmp/flow-{os.getuid()}-fg{pid}").exists()  # its socket folder
+    assert not _socket_folders(pid)
     sink = _sink_lines(home, run["id"])
     # its own STOP, or the counter's end-of-stream first (every node gets STOP at once)
     assert re.search(r"stop (STOP_REQUESTED|ALL_INPUTS_CLOSED)", sink), sink[-500:]
@@ -179,12 +184,11 @@ def test_row12_a_sigkilled_flow_run_is_settled_by_the_next(tmp_path: Path, flow_
     out = (tmp_path / "out.txt").open("wb")
     env = {"FLOW_DAEMON_GRACE": "2"}  # its orphaned nodes stop by themselves soon
     killed = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT, env_extra=env)
-    folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
     try:
         _wait_for_line(tmp_path / "out.txt", b"seq 3\n")
         # its folder, which nothing can remove once it is killed but the next `flow run`
         # (any of this user's: another test's may sweep it first, so it is checked here)
-        assert folder.is_dir()
+        (folder,) = _socket_folders(killed.pid)
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=EXIT_S)
     finally:
@@ -273,9 +277,9 @@ def test_a_sigkilled_flow_run_is_settled_by_a_serving_daemon(
     )
     out = (tmp_path / "out.txt").open("wb")
     killed = _flow_run(yml, flow_home, stdout=out, stderr=subprocess.STDOUT)
-    folder = Path(f"/tmp/flow-{os.getuid()}-fg{killed.pid}")
     try:
         _wait_for_line(tmp_path / "out.txt", b"seq 3\n")
+        (folder,) = _socket_folders(killed.pid)
         run_id = _only_run(flow_home)["id"]
         prefix = run_prefix(run_id)
         assert any(name.startswith(prefix) for name in os.listdir(SHM_DIR))

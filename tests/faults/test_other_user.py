@@ -261,6 +261,23 @@ def test_item2_flow_run_keeps_flow_home_private(flow_home: Path, tmp_path: Path)
     assert_unreadable_by_nobody(flow_home / "runs" / "old" / "logs" / "n.log")
 
 
+def test_item2_another_user_cannot_take_flow_runs_socket_folder_first(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    # the names `flow run` would take for the next pids, made first by another user
+    after = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+    taken = [Path(f"/tmp/flow-{os.getuid()}-fg{pid}") for pid in range(after + 1, after + 400)]
+    for folder in taken:
+        folder.mkdir(mode=0o777, exist_ok=True)
+        os.chown(folder, NOBODY, NOBODY)
+    try:
+        done = flow("run", str(write_graph(tmp_path)), "--stop-after", "1s", home=flow_home)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        for folder in taken:
+            folder.rmdir()
+
+
 def test_item2_flow_up_and_start_keep_flow_home_private(flow_home: Path, tmp_path: Path) -> None:
     loosen(flow_home)
     yml = write_graph(tmp_path)
