@@ -27,6 +27,7 @@ a blocked send has.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import struct
 import time
@@ -34,6 +35,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, Protocol
 
 import zmq
+
+log = logging.getLogger(__name__)
 
 _STOPPED: Final = zmq.EVENT_MONITOR_STOPPED
 _GONE: Final = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED | zmq.EVENT_CONNECT_RETRIED
@@ -78,10 +81,17 @@ class _Watch:
         # an address of its own: the handshake monitor's (pyzmq names it by the socket) may
         # still be bound for a moment after it gave way, and a second bind would fail
         address = f"inproc://flow-ending-{os.getpid()}-{next(_MONITORS)}"
-        sock.monitor(address, _STOPPED | _GONE)
-        self.monitor = sock.context.socket(zmq.PAIR)
-        self.monitor.linger = 0
-        self.monitor.connect(address)
+        self.monitor: zmq.Socket[bytes] | None = None
+        try:
+            sock.monitor(address, _STOPPED | _GONE)
+            self.monitor = sock.context.socket(zmq.PAIR)
+            self.monitor.linger = 0
+            self.monitor.connect(address)
+        except zmq.ZMQError as exc:  # out of descriptors: its end waits out the bound unseen
+            if self.monitor is not None:
+                self.monitor.close(linger=0)
+                self.monitor = None
+            log.warning("the end of the edge to %s is not watched: %s", edge.receiver, exc)
         # when its connection was first seen broken (monotonic), or None: not seen so
         self.down_at: float | None = None
         if socket_file_gone(edge.endpoint):
@@ -95,7 +105,7 @@ class _Watch:
 
     def look(self) -> None:
         """Take the monitor's events that are in, and see whether the socket file went away."""
-        while True:
+        while self.monitor is not None:
             try:
                 frames = self.monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -167,7 +177,7 @@ class Ending:
             now = time.monotonic()
             if now >= self.deadline or self._given_up(watch, now):
                 return False  # the daemon closes that input (upstream_done)
-            items = [(sock, zmq.POLLOUT), (watch.monitor, zmq.POLLIN)]
+            items = [(sock, zmq.POLLOUT), *_monitors([watch])]
             zmq.zmq_poll(items, self._poll_ms([watch], now))
 
     def close(self) -> bool:
@@ -186,13 +196,19 @@ class Ending:
             now = time.monotonic()
             if now >= self.deadline:
                 break
-            zmq.zmq_poll([(w.monitor, zmq.POLLIN) for w in waiting], self._poll_ms(waiting, now))
+            zmq.zmq_poll(_monitors(waiting), self._poll_ms(waiting, now))
             now = time.monotonic()
             for watch in waiting:
                 watch.look()
                 watch.lingers = not watch.stopped
             waiting = [w for w in waiting if w.lingers and not self._given_up(w, now)]
         for watch in self._watches:
-            watch.monitor.close(linger=0)
+            if watch.monitor is not None:
+                watch.monitor.close(linger=0)
         # past the bound, a linger ends with it; a receiver down meanwhile leaves one running
         return any(w.lingers and w.down for w in self._watches)
+
+
+def _monitors(watches: list[_Watch]) -> list[tuple[Any, int]]:
+    """The poll items of the watches' monitors (one out of descriptors has none)."""
+    return [(w.monitor, zmq.POLLIN) for w in watches if w.monitor is not None]

@@ -14,7 +14,16 @@ from pathlib import Path
 import psutil
 import pytest
 import zmq
-from helpers import BOUND_S, NODES, daemon_down, daemon_up, flow, flow_env, stream_graph
+from helpers import (
+    BOUND_S,
+    NODES,
+    daemon_down,
+    daemon_up,
+    flow,
+    flow_env,
+    stream_graph,
+    write_dataflow,
+)
 from procs import RawClient, daemon_pid, node_processes, receive_reply
 
 from daemon.model.parts import split_request
@@ -424,3 +433,47 @@ def test_row20_one_client_at_its_in_flight_limit_leaves_ping_and_stop(
     finally:
         hog.close()
         other.close()
+
+
+LOW_FDS = """\
+import os
+import resource
+
+from node_sdk import Node
+
+with Node() as node:
+    for i, event in enumerate(node):
+        if event["type"] == "INPUT":
+            node.send_output("out", b"x")
+            if i >= 3:  # no descriptor left for anything new: its end must still be one line
+                fds = len(os.listdir("/proc/self/fd"))
+                resource.setrlimit(resource.RLIMIT_NOFILE, (fds, fds))
+                break
+"""
+
+
+SINK = """\
+from node_sdk import Node
+
+with Node() as node:
+    for _event in node:
+        pass
+"""
+
+
+def test_a_node_out_of_descriptors_ends_with_one_line(flow_home: Path, tmp_path: Path) -> None:
+    yml = write_dataflow(tmp_path, """\
+        nodes:
+          - id: low
+            path: low.py
+            inputs: {tick: flow/timer/millis/50}
+            outputs: [out]
+          - id: sink
+            path: sink.py
+            inputs: {x: low/out}
+        """, {"low.py": LOW_FDS, "sink.py": SINK})  # fmt: skip
+    done = flow("run", str(yml), home=flow_home, timeout=60)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    assert "Traceback" not in said
+    assert "is not watched: Too many open files" in said
