@@ -3,8 +3,10 @@ put back as it was on the way out, whatever ends the view."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import signal
 import sys
 import time
 from typing import Any
@@ -19,6 +21,7 @@ class QuitKeys:
     def __init__(self) -> None:
         self._fd: int | None = None
         self._saved: list[Any] | None = None
+        self._handlers: dict[int, Any] = {}
 
     def __enter__(self) -> QuitKeys:
         import termios
@@ -32,13 +35,20 @@ class QuitKeys:
             self._saved = termios.tcgetattr(fd)
             tty.setcbreak(fd)
         self._fd = fd
+        # SIGTERM and SIGHUP end the view as Ctrl-C does, through every `with` on the way
+        # out (the terminal's mode, the cursor); their default would leave both as they are
+        self._handlers = {sig: signal.signal(sig, _leave) for sig in (signal.SIGTERM,
+                                                                       signal.SIGHUP)}  # fmt: skip
         return self
 
     def __exit__(self, *exc: object) -> None:
         import termios
 
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
         if self._fd is not None and self._saved is not None:
-            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            with contextlib.suppress(termios.error, OSError):  # a terminal that hung up
+                termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
 
     def wait(self, seconds: float) -> bool:
         """Wait up to `seconds` for a quit key; True once one was pressed."""
@@ -56,3 +66,12 @@ class QuitKeys:
             elif QUIT_KEYS.intersection(data):
                 return True
         return False
+
+
+def _leave(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP in a live view: out through its `with` blocks, exit 128 + signal."""
+    if signum == signal.SIGHUP:  # the terminal is gone: what is still written goes nowhere
+        from cli import render
+
+        render.silence_terminal()
+    raise SystemExit(128 + signum)

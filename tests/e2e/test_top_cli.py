@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
+import psutil
 from helpers import REPO, flow, flow_env, start_stream
 
 BOUND_S = 60.0  # a safety bound on every wait, never an assertion about speed
@@ -82,9 +83,9 @@ def _top_on_a_terminal(home: Path, columns: int = 160) -> Iterator[pexpect.spawn
             child.terminate(force=True)
 
 
-def _ended_cleanly(child: pexpect.spawn) -> None:
+def _ended_cleanly(child: pexpect.spawn, status: int = 0) -> None:
     child.expect(r"exit=(\d+)")
-    assert child.match.group(1) == "0", child.before
+    assert child.match.group(1) == str(status), child.before
     child.expect(pexpect.EOF)
     settings = child.before.split()
     # cooked again: line editing and echo back on (cbreak mode turns both off)
@@ -105,6 +106,16 @@ def test_q_quits_top_and_restores_the_terminal(daemon: Path, tmp_path: Path) -> 
         child.send("q")
         _ended_cleanly(child)
     assert flow("stop", "live", home=daemon).returncode == 0
+
+
+def test_sigterm_ends_top_and_restores_the_terminal(daemon: Path) -> None:
+    with _top_on_a_terminal(daemon) as child:
+        child.expect("no live runs")
+        (top,) = psutil.Process(child.pid).children()
+        top.terminate()  # SIGTERM: a window manager, a `kill`
+        child.expect_exact("\x1b[?25h")  # the cursor shown again
+        _ended_cleanly(child, 143)
+        assert "Traceback" not in child.before
 
 
 def test_ctrl_c_quits_top_cleanly_and_no_runs_is_shown(daemon: Path) -> None:
