@@ -120,25 +120,13 @@ async def supervise(
 
 async def _watch_keeper(run: Run, keeper: KeeperPort, handle: KeeperHandle | None) -> None:
     """Serve the keeper link; a keeper that exits or falls silent fails its run, only it."""
-    cause: str | None = None
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(keeper.serve)
             if isinstance(handle, trio.Process):
                 nursery.start_soon(_keeper_exit, handle)
     except* KeeperLost as group:
-        cause = str(_first_leaf(group))
-    if cause is None:
-        return
-    lose_keeper(run, cause)
-    # what its nodes moved out of their groups (setsid, a double fork) would have been
-    # ended by the keeper, which is gone (or hung: it goes too); psutil reads every
-    # process's environment, so not in the loop
-    left = await trio.to_thread.run_sync(
-        kill_run_processes, run.id, str(run.sockets), str(run.home)
-    )
-    if left:
-        log.warning("run %s: killed %d processes its lost keeper left", run.id, left)
+        lose_keeper(run, str(_first_leaf(group)))
 
 
 def lose_keeper(run: Run, cause: str) -> None:
@@ -157,6 +145,13 @@ def lose_keeper(run: Run, cause: str) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(slot.pid, signal.SIGKILL)
         slot.lose_process(cause)
+    # what its nodes moved out of their groups (setsid, a double fork) would have been
+    # ended by the keeper, which is gone (or hung: it goes too). A psutil scan of every
+    # process's environment, in the loop: once per lost keeper, milliseconds, and a
+    # worker thread would let the run's end wait on it
+    left = kill_run_processes(run.id, str(run.sockets), str(run.home))
+    if left:
+        log.warning("run %s: killed %d processes its lost keeper left", run.id, left)
 
 
 def _first_leaf(group: BaseExceptionGroup[KeeperLost]) -> BaseException:
