@@ -342,10 +342,12 @@ class Pool:
         self._cost[size] = spent if cost is None else 0.75 * cost + 0.25 * spent
         return segment
 
-
     def _warn(self, what: str, *args: object) -> None:
         """A segment not made (the payload goes inline): said once per WARN_S, counted."""
-        if count := self._failures.tick():
+        count = self._failures.tick()
+        if count == 1:
+            log.warning("shared memory: " + what, *args)
+        elif count:
             log.warning("shared memory: " + what + " (%d times since the last line)", *args,
                         count)  # fmt: skip
 
