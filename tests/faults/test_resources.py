@@ -452,26 +452,17 @@ with Node() as node:
 """
 
 
-SINK = """\
-from node_sdk import Node
-
-with Node() as node:
-    for _event in node:
-        pass
-"""
-
-
 def test_a_node_out_of_descriptors_ends_with_one_line(flow_home: Path, tmp_path: Path) -> None:
-    yml = write_dataflow(tmp_path, """\
+    yml = write_dataflow(tmp_path, f"""\
         nodes:
           - id: low
             path: low.py
-            inputs: {tick: flow/timer/millis/50}
+            inputs: {{tick: flow/timer/millis/50}}
             outputs: [out]
           - id: sink
-            path: sink.py
-            inputs: {x: low/out}
-        """, {"low.py": LOW_FDS, "sink.py": SINK})  # fmt: skip
+            path: {NODES}/listener.py
+            inputs: {{x: low/out}}
+        """, {"low.py": LOW_FDS})  # fmt: skip
     done = flow("run", str(yml), home=flow_home, timeout=60)
     said = done.stdout + done.stderr
     assert done.returncode == 0, said
