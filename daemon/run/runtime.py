@@ -161,10 +161,9 @@ class Runtime:
     async def recovered(self, run_id: str | None = None) -> None:
         """Once the recovery of `run_id` (of every run, with None) that waits for a stalled
         keeper is over: bounded by KEEPER_HUNG_S and a probe, as that recovery is."""
-        waits = self.recovering if run_id is None else {
-            run_id: self.recovering[run_id]} if run_id in self.recovering else {}  # fmt: skip
-        for done in list(waits.values()):
-            await done.wait()
+        for waiting, done in list(self.recovering.items()):
+            if run_id is None or waiting == run_id:
+                await done.wait()
 
     def resolve(self, ref: str) -> dict[str, Any]:
         """The run info a RUN argument names: a UUID, a unique prefix, or a name (an id

@@ -25,9 +25,14 @@ def kill_run_processes(run_id: str, keeper_mark: str, home: str) -> int:
     return kill_groups(
         lambda environ, cmdline: (
             (environ.get("FLOW_DATAFLOW") == run_id and environ.get("FLOW_HOME", home) == home)
-            or ("daemon.keeper" in cmdline and keeper_mark in cmdline)
+            or _is_keeper(cmdline, keeper_mark)
         )
     )
+
+
+def _is_keeper(cmdline: str, keeper_mark: str) -> bool:
+    """Whether a command line is the keeper's of the run whose socket folder is the mark."""
+    return "daemon.keeper" in cmdline and keeper_mark in cmdline
 
 
 def keeper_alive(keeper_mark: str) -> bool:
@@ -35,8 +40,7 @@ def keeper_alive(keeper_mark: str) -> bool:
     folder) lives (stopped counts; a zombie does not)."""
     for process in psutil.process_iter():
         try:
-            cmdline = "\0".join(process.cmdline())
-            if "daemon.keeper" in cmdline and keeper_mark in cmdline:
+            if _is_keeper("\0".join(process.cmdline()), keeper_mark):
                 return bool(process.status() != psutil.STATUS_ZOMBIE)
         except (psutil.Error, OSError):
             continue
