@@ -20,6 +20,7 @@ import trio
 
 from daemon.keeper.logs import Tee
 from daemon.model import pids
+from daemon.model.errors import FlowError, first_leaf
 from daemon.model.run_rows import failed_while_going
 from daemon.model.states import NodeStatus
 from daemon.run.assembly import open_runtime
@@ -98,7 +99,13 @@ async def _watched(
         stops.append(signal.SIGHUP)
     # opened first: no signal finds the socket folder made or a node spawned, unwatched
     with trio.open_signal_receiver(*stops) as signals:
-        return await _run(path, text, env, signals, stop_after, tee, grace, name, hooks)
+        try:
+            return await _run(path, text, env, signals, stop_after, tee, grace, name, hooks)
+        except BaseExceptionGroup as group:  # the run's nursery: an error of flow's that
+            leaf = first_leaf(group)  # ends it (a start refused: too few descriptors) alone
+            if isinstance(leaf, FlowError):
+                raise leaf from None
+            raise
 
 
 async def _run(

@@ -156,17 +156,11 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
                 record=record,
                 on_failed=say_failed,
             )
-    except FatalError as exc:  # a home or socket folder not ours: one line, nothing ran
+    # a home or socket folder not ours, a start refused (too few descriptors): one line,
+    # nothing ran
+    except (FatalError, RecoverableError) as exc:
         stdout.close()
         raise CliError(str(exc)) from None
-    except BaseExceptionGroup as group:  # a start refused in its nursery (descriptors)
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup):
-            leaf = leaf.exceptions[0]
-        if not isinstance(leaf, RecoverableError):
-            raise
-        stdout.close()
-        raise CliError(str(leaf)) from None
     try:
         if not stdout.close():
             render.warning("stdout is not being read: the last lines were not shown")

@@ -27,6 +27,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
+
+
+def first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first exception that is no group, however deep a nursery nested it."""
+    first = group.exceptions[0]
+    return first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

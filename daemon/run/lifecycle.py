@@ -14,7 +14,7 @@ import trio
 
 from daemon.keeper.ledger import EXIT_LEDGER
 from daemon.keeper.shm_cleanup import remove_run_segments
-from daemon.model.errors import KeeperLost
+from daemon.model.errors import KeeperLost, first_leaf
 from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
@@ -126,7 +126,7 @@ async def _watch_keeper(run: Run, keeper: KeeperPort, handle: KeeperHandle | Non
             if isinstance(handle, trio.Process):
                 nursery.start_soon(_keeper_exit, handle)
     except* KeeperLost as group:
-        lose_keeper(run, str(_first_leaf(group)))
+        lose_keeper(run, str(first_leaf(group)))
 
 
 def lose_keeper(run: Run, cause: str) -> None:
@@ -152,11 +152,6 @@ def lose_keeper(run: Run, cause: str) -> None:
     left = kill_run_processes(run.id, str(run.sockets), str(run.home))
     if left:
         log.warning("run %s: killed %d processes its lost keeper left", run.id, left)
-
-
-def _first_leaf(group: BaseExceptionGroup[KeeperLost]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _handle_alive(handle: KeeperHandle | None) -> Alive | None:
