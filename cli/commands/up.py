@@ -16,6 +16,7 @@ _DETACHED: list[subprocess.Popen[bytes]] = []
 _LOG_START: dict[Path, int] = {}  # daemon.log's size when each home's daemon was spawned
 
 START_DEADLINE = 15.0
+JOIN_SLACK_S = 10.0  # the join process's start and end, beyond its wait for an answer
 
 
 def register(sub: Any) -> None:
@@ -139,6 +140,7 @@ def join_cluster(home: Path, machine: str, token: str) -> None:
     """`python -m daemon join`: admitted, or one line and exit 1 (the token goes on stdin)."""
     from cli import render
     from cli.errors import CliError
+    from daemon.model.cluster import JOIN_TIMEOUT_S
     from node_sdk import private
 
     if token == "-":
@@ -147,14 +149,20 @@ def join_cluster(home: Path, machine: str, token: str) -> None:
         private.prepare_home(home)
     except private.NotPrivate as exc:
         raise CliError(str(exc)) from None
-    done = subprocess.run(
-        [sys.executable, "-m", "daemon", "join", "--home", str(home), "--machine", machine],
-        input=token.strip() + "\n",
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, FLOW_HOME=str(home)),
-        check=False,
-    )
+    bound = JOIN_TIMEOUT_S + JOIN_SLACK_S
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "daemon", "join", "--home", str(home), "--machine", machine],
+            input=token.strip() + "\n",
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, FLOW_HOME=str(home)),
+            check=False,
+            timeout=bound,  # a join that hangs is killed: `flow up` never waits unbounded
+        )
+    except subprocess.TimeoutExpired:
+        raise CliError(f"the join did not end within {bound:g} s and was stopped; "
+                       "nothing was started: try again") from None  # fmt: skip
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"join exited {done.returncode}"]
         raise CliError(lines[-1].removeprefix("flow: error: "))

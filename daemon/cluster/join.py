@@ -17,9 +17,7 @@ from zmq.utils.monitor import recv_monitor_message
 from daemon.cluster.keys import Membership, machine_keys, write_membership
 from daemon.cluster.link import Timing, client_socket
 from daemon.model import cluster_messages as msg
-from daemon.model.cluster import check_machine_name, parse_token
-
-JOIN_TIMEOUT_S = 10.0
+from daemon.model.cluster import JOIN_TIMEOUT_S, check_machine_name, parse_token
 
 
 class JoinRefused(Exception):
@@ -40,10 +38,17 @@ def join(home: Path, name: str, token_text: str, timeout: float = JOIN_TIMEOUT_S
             secret_key=None if token.plain else token.admission_secret,
         )
         monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        sock.connect(token.address)
-        admission = admission_public if token.plain else ""
-        sock.send(msg.encode(msg.Join(name=name, public_key=keys.public, admission=admission)))
-        reply = _await_reply(sock, monitor, token.address, timeout)
+        try:
+            sock.connect(token.address)
+            admission = admission_public if token.plain else ""
+            sock.send(msg.encode(msg.Join(name=name, public_key=keys.public, admission=admission)))
+            reply = _await_reply(sock, monitor, token.address, timeout)
+        finally:
+            # stop the monitor and close both sockets, in order, before the context ends:
+            # libzmq has hung terminating a context after a socket monitor (libzmq#1279)
+            sock.disable_monitor()
+            monitor.close(linger=0)
+            sock.close(linger=0)
     finally:
         context.destroy(linger=0)
     if isinstance(reply, msg.Refused):

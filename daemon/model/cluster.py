@@ -24,6 +24,7 @@ MAX_TOKEN_CHARS: Final = 1024
 ZAP_DOMAIN: Final = "flow-cluster"
 DEFAULT_TOKEN_TTL_S: Final = 3600.0  # an unused token stops admitting after an hour
 MAX_TOKEN_TTL_S: Final = 30 * 86400.0
+JOIN_TIMEOUT_S: Final = 10.0  # a join waits this long for the coordinator's answer
 _Z85_RE: Final = re.compile(r"[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
 _BASE64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 _ADDRESS_RE: Final = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-*]+):([0-9]{1,5})")

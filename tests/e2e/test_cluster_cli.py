@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
+import psutil
 import pytest
+import zmq
 from helpers import BOUND_S, daemon_down, flow
+
+from cli.commands import up
+from cli.errors import CliError
+from daemon.model import cluster as cluster_model
 
 
 def _free_port() -> int:
@@ -84,3 +91,31 @@ def test_an_address_not_of_this_host_fails_the_start_in_one_line(flow_home: Path
     assert done.returncode == 1
     assert "cannot listen on tcp://192.0.2.1:7890" in done.stderr
     assert flow("status", home=flow_home).returncode == 3
+
+
+def test_a_join_that_does_not_end_is_stopped_within_its_bound(
+    flow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a coordinator that takes the TCP connection and never speaks: the join process waits
+    # its own 10 s for an answer; `flow up` stops it at its bound (shortened here)
+    monkeypatch.setattr(cluster_model, "JOIN_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(up, "JOIN_SLACK_S", 1.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        server_key, _ = zmq.curve_keypair()
+        _, admission = zmq.curve_keypair()
+        token = cluster_model.JoinToken(
+            address=f"tcp://127.0.0.1:{silent.getsockname()[1]}",
+            server_key=server_key.decode(),
+            admission_secret=admission.decode(),
+        )
+        started = time.monotonic()
+        with pytest.raises(CliError, match=r"the join did not end within 1\.5 s") as refused:
+            up.join_cluster(flow_home, "b", token.text())
+        took = time.monotonic() - started
+    assert len(str(refused.value).splitlines()) == 1
+    assert took < 1.5 + BOUND_S / 2, took
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if "join" in p.cmdline()]  # fmt: skip
+    assert flow("status", home=flow_home).returncode == 3  # nothing was started
