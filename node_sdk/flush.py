@@ -53,12 +53,20 @@ WORD_POLL_S: Final = 0.02
 
 
 class EdgeSocket(Protocol):
-    """What this module needs of a sender's edge (outputs.py's `SendEdge`)."""
+    """What this module needs of a sender's edge (outputs.py's `SendEdge`, and the keeper's
+    `StdoutEdge` for a `send_stdout_as` output)."""
 
-    sock: zmq.Socket[Any]
-    endpoint: str
-    receiver: str  # "node/input"
-    link: Any  # tcp.Reconnects of a tcp:// backpressure edge, else None
+    @property
+    def sock(self) -> zmq.Socket[Any]: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def receiver(self) -> str: ...  # "node/input"
+
+    @property
+    def link(self) -> Any: ...  # tcp.Reconnects of a tcp:// backpressure edge, else None
 
 
 def socket_file_gone(endpoint: str) -> bool:

@@ -31,6 +31,7 @@ class StdoutEdge:
     endpoint: str
     socket: zmq.Socket[bytes]
     credits: int | None  # None: drop_oldest, no credit accounting
+    receiver: str = ""  # "node/input", as node_sdk.flush names an edge's receiver
     # a live edge (an observer, a recorder...): the lines of each generation printed before
     # it was wired, which it never gets; it numbers the rest from 1, as the SDK numbers
     # each of its edges (a receiver counts a gap as messages lost)
@@ -41,6 +42,14 @@ class StdoutEdge:
         line) as this edge numbers them."""
         skipped = self.before.get(generation, 0)
         return with_seq(frames, seq - skipped) if skipped else frames
+
+    @property
+    def sock(self) -> zmq.Socket[bytes]:  # node_sdk.flush.EdgeSocket's name for it
+        return self.socket
+
+    @property
+    def link(self) -> None:  # a keeper waits for no credit at its end: no handshake watch
+        return None
 
 
 def connect(
@@ -74,7 +83,7 @@ def connect(
         socket.close()
         return None
     credits = int(edge.get("queue_size") or 10) if backpressure else None
-    return StdoutEdge(edge["endpoint"], socket, credits)
+    return StdoutEdge(edge["endpoint"], socket, credits, f"{edge['node']}/{edge['input']}")
 
 
 def machine_curve(source: str, keys: StdoutKeys) -> Curve | None:

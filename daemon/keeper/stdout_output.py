@@ -13,7 +13,8 @@ held node that ends has its end-of-stream queued behind its lines.
 A generation's sockets stay open after it ended: its node's next generation goes on from
 them, so that the receivers get every generation in order (a second set of sockets would
 race the first, which may still be reconnecting to a receiver that was not bound yet, or
-delivering its end-of-stream). They are closed with the keeper.
+delivering its end-of-stream). They are closed with the keeper, once what they queued is
+delivered (within END_BOUND_S; node_sdk.flush, as an SDK node's edges end).
 """
 
 from __future__ import annotations
@@ -40,11 +41,14 @@ from daemon.model.keeper_messages import (
 )
 from daemon.model.logformat import LogRecord, log_entry_json
 from node_sdk.config import is_tcp
+from node_sdk.flush import EVERY_RECEIVER, Ending
 from node_sdk.frames import encode_data, encode_eos, payload_bytes
 
 log = logging.getLogger(__name__)
 
 HELD_LINES = 1000  # lines kept for receivers not yet connected (as many as one queue holds)
+# at the keeper's end, how long a receiver that is there is given to take what was sent
+END_BOUND_S = 2.0
 
 
 @attrs.define(eq=False)
@@ -278,10 +282,19 @@ class EndedOutputs:
         chunks = range(0, len(due), MAX_COUNTED)
         return [StdoutStats(tuple(due[at : at + MAX_COUNTED])) for at in chunks]
 
-    def close_all(self) -> None:
+    def close_all(self, bound_s: float = END_BOUND_S) -> None:
+        """The keeper's end: what is held goes out, then each socket closes once it
+        delivered what it queued, its receiver is down, or `bound_s` is over. A fixed
+        linger would throw away the lines of a receiver that is there but still taking the
+        connection (a recorder on another machine whose handshake is slow under load)."""
+        edges: list[StdoutEdge] = []
         for output in self.by_node.values():
-            output.close()
+            output.release()
+            edges += output.edges
+            output.edges = []
         self.by_node.clear()
+        # the run ends: a receiver that is down does not come back (nothing restarts it)
+        Ending(edges, bound_s, {EVERY_RECEIVER: True}).close()
 
 
 def log_entry_value(node: str, record: LogRecord) -> object:

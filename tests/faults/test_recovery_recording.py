@@ -18,6 +18,8 @@ from helpers import daemon_down, flow, stream_graph, wait_for
 from mcap.reader import make_reader
 from procs import daemon_pid, wait_gone
 
+from daemon.recorder.__main__ import DRAIN_MAX_S
+
 ADOPT = {"FLOW_DAEMON_GRACE": "60s"}  # the keeper waits for the new daemon: adopted
 
 
@@ -53,6 +55,7 @@ def record_through_a_crash(flow_home: Path, tmp_path: Path) -> None:
     wait_for(lambda: "sink" in flow("logs", "rec", "sink", home=flow_home).stdout, "no data")
     killed = daemon_pid(flow_home)
     os.kill(killed, signal.SIGKILL)
+    crashed = time.monotonic()
     assert not wait_gone([killed], 10), "the daemon outlived SIGKILL"
     assert flow("up", home=flow_home, env_extra=ADOPT).returncode == 0
     again = tmp_path / "run.recovered-1.mcap"
@@ -61,7 +64,9 @@ def record_through_a_crash(flow_home: Path, tmp_path: Path) -> None:
     assert listed["recovered"] is True
     assert listed["record"] == str(first)  # the path it was started with
     wait_for(lambda: again.stat().st_size > 0, "nothing recorded after the recovery")
-    time.sleep(2)  # the second file takes more than the first recorder's last drain
+    # the second file takes more than the first recorder's last drain, which reads on for
+    # up to DRAIN_MAX_S after the crash while the adopted counter still sends to it
+    time.sleep(max(2.0, crashed + DRAIN_MAX_S + 1.0 - time.monotonic()))
     stopped = flow("stop", "rec", home=flow_home)
     assert stopped.returncode == 0, stopped.stderr
     before, after = counts(first), counts(again)
@@ -70,7 +75,7 @@ def record_through_a_crash(flow_home: Path, tmp_path: Path) -> None:
     assert before == list(range(before[0], before[0] + len(before)))
     assert after == list(range(after[0], after[0] + len(after)))
     # the adopted counter went on: the second file follows (the first recorder drains what
-    # was in flight for up to 3 s after the crash, so the two may overlap that long)
+    # was in flight for up to DRAIN_MAX_S after the crash, so the two may overlap that long)
     assert before[0] < after[0]
     assert after[-1] > before[-1]
     for log in flow_home.glob("runs/*/recorder-*.log"):  # the first had no daemon to tell

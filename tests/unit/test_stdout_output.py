@@ -3,13 +3,23 @@ across generations."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import zmq
 
-from daemon.keeper.stdout_output import HELD_LINES, EndedOutputs, StdoutOutput
-from daemon.model.keeper_messages import Edge, StdoutAs, UnwireStdout, WireStdout
+from daemon.keeper.stdout_output import END_BOUND_S, HELD_LINES, EndedOutputs, StdoutOutput
+from daemon.model.keeper_messages import (
+    Edge,
+    StdoutAs,
+    StdoutKeys,
+    UnwireStdout,
+    WireStdout,
+)
 from node_sdk.frames import decode_data
 from node_sdk.wire import KIND_EOS
 
@@ -199,3 +209,60 @@ def test_an_endpoint_zmq_refuses_leaves_the_other_edges(
     output.send_line("still")
     assert receive(pull, 1) == [(1, 1, "still")]
     output.close()
+
+
+class SlowZap(threading.Thread):
+    """A receiver context's ZAP handler that admits every peer after `delay_s`: a receiver
+    that is there but slow to take a connection (a loaded machine)."""
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], delay_s: float) -> None:
+        super().__init__(daemon=True)
+        self.socket = context.socket(zmq.REP)
+        self.socket.bind("inproc://zeromq.zap.01")
+        self.delay_s = delay_s
+
+    def run(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):  # the socket closed under it: the test ended
+            while True:
+                version, sequence, *_ = self.socket.recv_multipart()
+                time.sleep(self.delay_s)
+                self.socket.send_multipart([version, sequence, b"200", b"OK", b"peer", b""])
+
+
+def test_the_keepers_end_waits_for_a_receiver_still_taking_the_connection(
+    context: zmq.Context[zmq.Socket[bytes]], tmp_path: Path
+) -> None:
+    """A tcp:// receiver whose handshake takes longer than a fixed linger (0.5 s) still gets
+    every line and the end-of-stream when the keeper ends right after its node."""
+    server_public, server_secret = zmq.curve_keypair()
+    public, secret = zmq.curve_keypair()
+    (tmp_path / "machine.key").write_bytes(secret)
+    (tmp_path / "machine.key").chmod(0o600)
+    receiving: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    zap = SlowZap(receiving, delay_s=1.0)
+    zap.start()
+    pull = receiving.socket(zmq.PULL)
+    try:
+        pull.curve_server = True
+        pull.curve_secretkey = server_secret
+        pull.zap_domain = b"flow"
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        edge = Edge(f"tcp://127.0.0.1:{port}", "recorder", "lines", "drop_oldest", 100,
+                    server_key=server_public.decode())  # fmt: skip
+        keys = StdoutKeys(public.decode(), str(tmp_path / "machine.key"), 1000, 5000)
+        outputs = EndedOutputs()
+        output = outputs.output_for(
+            context, "counting", 1, StdoutAs("counting/lines", (edge,), tcp=keys)
+        )
+        assert output is not None
+        for line in ("1", "2", "3"):
+            output.send_line(line)
+        outputs.keep("counting", output)  # the node ended: its end-of-stream is queued
+        started = time.monotonic()
+        outputs.close_all()
+        assert time.monotonic() - started < END_BOUND_S + 0.5
+        assert receive(pull, 4) == [(1, 1, "1"), (1, 2, "2"), (1, 3, "3"), (1, 3, "EOS")]
+    finally:
+        pull.close(linger=0)
+        zap.socket.close(linger=0)
+        receiving.destroy(linger=0)
