@@ -146,3 +146,8 @@ def log_dir(home: Path, run_id: str) -> Path:
 def node_log(home: Path, run_id: str, node_id: str) -> Path:
     # node ids are validated against [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, so they cannot escape
     return log_dir(home, run_id) / f"{node_id}.log"
+
+
+def home_of_node_log(path: Path) -> Path:
+    """The FLOW_HOME a `node_log` path is in (a shorter path: its own folder)."""
+    return path.parents[3] if len(path.parents) > 3 else path.parent

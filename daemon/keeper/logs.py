@@ -2,12 +2,16 @@
 
 A write that fails (disk full, permission) never reaches the node or the run's result: the
 line is counted as dropped, the run is marked degraded, and writing is retried later.
+Node logs leave the last STORE_ROOM_BYTES of the state store's filesystem to the store:
+a node that prints without pause would otherwise take the room a full disk's stop is
+written in (daemon/run/store_reserve.py), and the stopped run would come back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -19,6 +23,7 @@ import attrs
 from daemon.model.logformat import LogRecord
 from daemon.model.once import OncePerKey
 from daemon.model.settings import current as settings
+from node_sdk import paths
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +33,59 @@ REOPEN_AFTER_S = 2.0
 # written would take every later line into a file no one can read
 CHECK_GONE_S = 1.0
 
+# what node logs leave free where the state store is: four times the store's reserve, the
+# room with which the daemon makes that reserve again (store_reserve.SPARE_FACTOR)
+STORE_ROOM_BYTES = 1024 * 1024
+ROOM_CHECK_S = 1.0  # how often that room is looked at (one statvfs per home, not per line)
+ROOM_CHECK_BYTES = STORE_ROOM_BYTES // 4  # and after this much was written since
+
 Degrade = Callable[[str], None]
 Tee = Callable[[str, LogRecord], None]
+
+
+@attrs.define(eq=False)
+class StoreRoom:
+    """Whether the filesystem of a FLOW_HOME's state store has less than STORE_ROOM_BYTES
+    free, looked at for every log of that home once per ROOM_CHECK_S, and whenever they
+    wrote ROOM_CHECK_BYTES since (a node printing without pause writes megabytes a second)."""
+
+    home: Path
+    _short: bool = False
+    _device: int = -1
+    _checked_at: float = -math.inf
+    _written: int = 0  # bytes written into the home's logs since the last look
+
+    def short_for(self, folder: Path, nbytes: int) -> bool:
+        """True while `nbytes` more of node logs in `folder` would take the store's last
+        room (they are counted either way: a paused log looks again as often)."""
+        now = time.monotonic()
+        self._written += nbytes
+        if now - self._checked_at >= ROOM_CHECK_S or self._written >= ROOM_CHECK_BYTES:
+            self._checked_at, self._written = now, nbytes
+            try:
+                free = os.statvfs(self.home)
+                self._short = free.f_bavail * free.f_frsize < STORE_ROOM_BYTES
+                self._device = os.stat(self.home).st_dev
+            except OSError:  # a home gone or unreadable: nothing to keep room for
+                self._short = False
+        if not self._short:
+            return False
+        try:  # logs on a filesystem of their own (runs/ mounted apart) take none of it
+            return os.stat(folder).st_dev == self._device
+        except OSError:
+            return True  # the folder is to be made in the home: on its filesystem
+
+
+_ROOMS: dict[Path, StoreRoom] = {}  # by home: a keeper serves one
+
+
+def store_room(log_path: Path) -> StoreRoom:
+    """The store room of the home a node log is in (`<home>/runs/<run>/logs/<node>.log`)."""
+    home = paths.home_of_node_log(log_path)
+    room = _ROOMS.get(home)
+    if room is None:
+        room = _ROOMS[home] = StoreRoom(home)
+    return room
 
 
 @attrs.define(eq=False)
@@ -48,6 +104,9 @@ class NodeLog:
     _causes: OncePerKey = attrs.field(factory=OncePerKey)  # a full disk fails every retry
     _unmarked: int = 0  # lines dropped since the log was last written
     _checked_at: float = 0.0  # when the open file was last looked at (CHECK_GONE_S)
+    room: StoreRoom = attrs.field(
+        default=attrs.Factory(lambda self: store_room(self.path), takes_self=True)
+    )
 
     def write_all(self, records: list[LogRecord]) -> None:
         """Append `records` (what one read of a pipe held) with one write and one flush
@@ -63,6 +122,11 @@ class NodeLog:
                 except Exception as exc:  # a broken terminal must not stop the node
                     self.on_failure(f"streaming: {exc}")
         lines = [self._fitted(record) for record in records]
+        if self.room.short_for(self.path.parent, sum(map(len, lines))):
+            self._drop(len(lines))
+            self.on_failure(f"logs: paused while less than {STORE_ROOM_BYTES >> 20} MiB is "
+                            "free where the state store is")  # fmt: skip
+            return
         written = 0
         try:
             self._check_gone()

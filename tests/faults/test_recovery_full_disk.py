@@ -19,6 +19,7 @@ from fault_tools import ADOPT_GRACE, diagnostics, runs, start, tmpfs, up
 from helpers import daemon_down, flow, wait_for
 from procs import daemon_pid, node_processes, wait_gone
 
+from daemon.keeper.logs import STORE_ROOM_BYTES
 from node_sdk import paths
 
 
@@ -116,3 +117,42 @@ def test_flow_up_that_cannot_write_its_pid_file_says_which_and_why(flow_home: Pa
     finally:
         paths.daemon_pid_file(home).rmdir()
         daemon_down(home)
+
+
+DISK_BYTES = 4 * 1024 * 1024
+NOISY = """
+nodes:
+  - id: noisy
+    path: sh
+    args: -c 'while true; do echo "a line of a node that prints without a pause, again"; done'
+"""
+
+
+def test_a_node_printing_without_pause_leaves_the_store_its_room(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """Its log stops short of the last MiB where the state store is: the run says so
+    (degraded), the store's reserve is never needed, and a stop is written at once."""
+    home = flow_home / "home"
+    with tmpfs(home, f"size={DISK_BYTES},mode=0700"):
+        try:
+            keep_room(home, tmp_path)
+        finally:
+            daemon_down(home)
+
+
+def keep_room(home: Path, tmp_path: Path) -> None:
+    up(home)
+    (tmp_path / "noisy.yml").write_text(NOISY)
+    noisy = flow("start", str(tmp_path / "noisy.yml"), "--detach", "--name", "noisy", home=home)
+    assert noisy.returncode == 0, noisy.stderr
+    start(home, tmp_path, "quiet")
+    wait_for(lambda: "paused" in (runs(home)["noisy"]["degraded"] or ""), "logs never paused")
+    logged = sum(log.stat().st_size for log in home.glob("runs/*/logs/noisy.log*"))
+    assert logged <= DISK_BYTES - STORE_ROOM_BYTES, logged  # short of the store's last MiB
+    stopped = flow("stop", "quiet", home=home)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stored_status(home, "quiet") == "stopped"  # written at once: no room was missing
+    assert paths.state_reserve(home).exists()  # nor was the reserve freed for it
+    assert runs(home)["noisy"]["status"] == "running"
+    assert "log lines dropped" in runs(home)["noisy"]["degraded"]
