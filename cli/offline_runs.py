@@ -23,14 +23,19 @@ ACTIVE = ACTIVE_STATUSES
 
 
 def _open(home: Path) -> sqlite3.Connection | None:
-    """The state store, read-only; None when there is none yet."""
+    """The state store, read-only; None when there is none yet, or only its empty file (a
+    start that found FLOW_HOME full made the file and could write nothing into it)."""
     db_path = paths.state_db(home)
     if not db_path.exists():
         return None
     try:
         db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+        made = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
     except sqlite3.Error as exc:
         raise CliError(f"cannot read the state store {db_path}: {exc}") from None
+    if made is None:
+        db.close()
+        return None
     db.row_factory = sqlite3.Row
     return db
 

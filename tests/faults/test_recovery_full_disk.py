@@ -120,6 +120,12 @@ def test_flow_up_that_cannot_write_its_pid_file_says_which_and_why(flow_home: Pa
 
 
 DISK_BYTES = 4 * 1024 * 1024
+ONE_LINE = """
+nodes:
+  - id: hello
+    path: sh
+    args: -c 'echo said hello'
+"""
 NOISY = """
 nodes:
   - id: noisy
@@ -156,3 +162,30 @@ def keep_room(home: Path, tmp_path: Path) -> None:
     assert paths.state_reserve(home).exists()  # nor was the reserve freed for it
     assert runs(home)["noisy"]["status"] == "running"
     assert "log lines dropped" in runs(home)["noisy"]["degraded"]
+
+
+def test_flow_run_on_a_full_home_refuses_in_one_line_and_leaves_no_broken_store(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """The store cannot be made: one line, exit 1; the empty file that start left is read as
+    no store at all (not `no such table: runs`), and once there is room flow runs."""
+    home = flow_home / "home"
+    yml = tmp_path / "short.yml"
+    yml.write_text(ONE_LINE)
+    with tmpfs(home, "size=1m,mode=0700"):
+        filler = home / "filler"
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True,
+                       check=False)  # fmt: skip  (until the disk is full)
+        refused = flow("run", str(yml), home=home)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            f"error: state store {paths.state_db(home)} cannot be opened: database or disk is "
+            "full"
+        ]
+        filler.unlink()
+        listed = flow("list", "--all", home=home)
+        assert listed.returncode == 0, listed.stderr
+        assert "no such table" not in listed.stderr
+        ran = flow("run", str(yml), home=home)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "said hello" in ran.stdout
