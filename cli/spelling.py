@@ -8,14 +8,22 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-# dora's verbs with another name here (docs/coming-from-dora.md)
-DORA_VERBS: Final = {
-    "ps": "list",
-    "destroy": "down",
-    "inspect": "top",
-    "validate": "check",
-    "clean": "prune",
-    "system": "status",
+# dora's verbs with another name here, and those flow has no equivalent of (None)
+# (docs/coming-from-dora.md)
+DORA_VERBS: Final[dict[str, str | None]] = {
+    "ps": "`flow list`",
+    "destroy": "`flow down`",
+    "inspect": "`flow top`",
+    "validate": "`flow check`",
+    "clean": "`flow prune`",
+    "system": "`flow status`",
+    "daemon": "`flow up` (`--machine NAME --join TOKEN` on a cluster's machine)",
+    "coordinator": "`flow up --machine NAME --listen tcp://ADDR:PORT`",
+    "expand": "`flow check` (it expands modules and checks the result)",
+    "trace": None,
+    "hub": None,
+    "self": None,
+    "runtime": None,
 }
 
 
@@ -30,9 +38,11 @@ def _guesses(word: str, names: Iterable[str], cutoff: float = 0.6) -> list[str]:
 def unknown_command(command: str, commands: Sequence[str]) -> str:
     """One line: the word is no command, and the commands it most likely meant."""
     message = f"unknown command {command!r}"
-    dora = DORA_VERBS.get(command)
-    if dora is not None:
-        return f"{message}: dora's `{command}` is `flow {dora}` here"
+    if command in DORA_VERBS:
+        flows = DORA_VERBS[command]
+        if flows is None:
+            return f"{message}: dora's `{command}` has no equivalent in flow"
+        return f"{message}: dora's `{command}` is {flows} here"
     guesses = _guesses(command, commands)
     if guesses:
         message += f"; did you mean {' or '.join(repr(g) for g in guesses)}?"

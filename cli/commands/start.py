@@ -71,7 +71,11 @@ def read_dataflow(file: str) -> tuple[Path, str]:
     try:
         if not path.exists():
             raise CliError(f"no such dataflow file: {file}", BAD_INPUT)
-        if not path.is_file():  # a folder, a FIFO, a device
+        if path.is_dir():  # the folder `flow new NAME` made, most likely
+            found = sorted(p.name for p in path.glob("*.y*ml") if p.suffix in (".yml", ".yaml"))
+            hint = f"; did you mean {Path(file) / found[0]}?" if found else ""
+            raise CliError(f"{file} is a folder{hint}", BAD_INPUT)
+        if not path.is_file():  # a FIFO, a device
             raise CliError(f"{file}: not a regular file", BAD_INPUT)
         if path.suffix == ".py":  # a node's script given for its dataflow
             raise CliError(f"{file} is a Python script: give the dataflow's YAML file, whose "

@@ -223,9 +223,9 @@ class _Parser:
                 (*where, key),
                 f"'{send_stdout_as}' is not one of the node's outputs (declare it in outputs)",
             )
-        executable = (
+        executable = (  # a refused node's path is not looked for either: one cause is enough
             executables.resolve(report, self.path.parent, path, (*where, "path"), self.check_paths)
-            if path
+            if path and needs_path
             else None
         )
         args = self._args(raw.get("args"), (*where, "args"))

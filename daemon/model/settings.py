@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from daemon.model.errors import did_you_mean
 from daemon.model.units import UnitError, format_duration, format_size, parse_duration, parse_size
 
 __all__ = [
@@ -176,8 +177,8 @@ def load(home: Path, environ: Mapping[str, str] | None = None) -> Settings:
         for name, raw in table.items():
             key = _BY_NAME.get(name)
             if key is None:
-                known = ", ".join(_BY_NAME)
-                problems.append(f"{path}: unknown key {name!r} (known: {known})")
+                hint = did_you_mean(name, _BY_NAME) or f" (known: {', '.join(_BY_NAME)})"
+                problems.append(f"{path}: unknown key {name!r}{hint}")
                 continue
             try:
                 values[name] = _from_toml(key, raw)

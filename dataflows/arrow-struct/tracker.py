@@ -11,6 +11,7 @@ for event in node:
         batch = event["value"]  # a pyarrow StructArray, type as sent
         kept = [d for d in batch.to_pylist() if d["score"] >= THRESHOLD]
         labels = ", ".join(f"{d['label']} {d['score']:.2f}" for d in kept) or "nothing"
-        print(f"batch {event['metadata'].get('batch')}: {len(batch)} detections, kept {labels}")
+        found = f"{len(batch)} detection" + ("" if len(batch) == 1 else "s")
+        print(f"batch {event['metadata'].get('batch')}: {found}, kept {labels}")
     elif event["type"] == "STOP":
         break

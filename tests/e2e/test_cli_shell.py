@@ -80,6 +80,9 @@ def test_a_dora_verb_and_a_mistyped_option_get_one_line_saying_what_is_meant(
     for argv, line in [
         (("ps",), "error: unknown command 'ps': dora's `ps` is `flow list` here"),
         (("destroy",), "error: unknown command 'destroy': dora's `destroy` is `flow down` here"),
+        (("daemon",), "error: unknown command 'daemon': dora's `daemon` is `flow up` "
+         "(`--machine NAME --join TOKEN` on a cluster's machine) here"),
+        (("hub",), "error: unknown command 'hub': dora's `hub` has no equivalent in flow"),
         (("start", "--atach", "x.yml"), "error: flow start: unrecognized option '--atach'; "
          "did you mean '--attach' or '--detach'? (flow start --help)"),
         (("topic", "echo", "r", "n/o", "--cont", "3"), "error: flow topic echo: unrecognized "

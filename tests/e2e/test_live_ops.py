@@ -198,7 +198,7 @@ def test_graph_edits(daemon: Path, tmp_path: Path) -> None:
     assert f"{snippet}:1: id: node 'extra' is already in the run (flow node remove it" \
         in dup.stderr  # not `duplicate node id` with a line of the run's file  # fmt: skip
     for wrong, said in ((tmp_path / "none.yml", "no such dataflow file: "),
-                        (tmp_path, ": not a regular file")):  # fmt: skip
+                        (tmp_path, " is a folder; did you mean ")):  # fmt: skip
         refused = flow("node", "add", "edits", str(wrong), home=daemon)
         assert refused.returncode == 2, refused.stderr
         assert said in refused.stderr, refused.stderr  # as `flow start` says it

@@ -19,6 +19,9 @@ def test_new_dataflow_scaffolds_a_valid_folder(tmp_path: Path, flow_home: Path) 
     assert "flow run demo/dataflow.yml" in done.stdout
     checked = flow("check", "demo/dataflow.yml", home=flow_home, cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    folder_given = flow("run", "demo", home=flow_home, cwd=tmp_path)  # its folder, not its file
+    assert folder_given.returncode == 2
+    assert folder_given.stderr.strip() == "error: demo is a folder; did you mean demo/dataflow.yml?"
 
 
 def test_new_dataflow_runs_and_ends_by_itself(tmp_path: Path, flow_home: Path) -> None:

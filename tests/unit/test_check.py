@@ -113,3 +113,22 @@ def test_graph_of_a_bad_file_prints_problems(capsys: pytest.CaptureFixture[str])
     status, _, err = check("graph", str(BAD / "timer_unit.yml"), capsys=capsys)
     assert status == 2
     assert "unknown timer unit 'hours'" in err
+
+
+def test_a_node_refused_as_a_whole_is_not_also_reported_for_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dora.yml"
+    path.write_text(
+        "nodes:\n"
+        "  - id: rust-node\n"
+        "    git: https://github.com/dora-rs/dora.git\n"  # 3
+        "    path: target/debug/rust-dataflow-example-node\n"
+        "  - id: cam\n"
+        "    hub: opencv-video-capture\n"  # 6
+        "    path: opencv-video-capture\n"
+    )
+    status, _, err = check("check", str(path), capsys=capsys)
+    assert status == 2
+    _, *lines = err.splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["nodes[0].git", "nodes[1].hub"], lines

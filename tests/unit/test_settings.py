@@ -137,7 +137,8 @@ def test_the_size_the_old_parser_refused_is_accepted(tmp_path: Path) -> None:
         ("start_timeout = true\n", "start_timeout: expected a duration like 30s, got bool True"),
         ("log_max_bytes = 1.5\n", "log_max_bytes: expected a size like 16MiB, got 1.5"),
         ("daemon_log_level = 10\n", "daemon_log_level: expected a log level"),
-        ("start_timout = 5\n", "unknown key 'start_timout' (known: start_timeout,"),
+        ("start_timout = 5\n", "unknown key 'start_timout' (did you mean 'start_timeout'?)"),
+        ("zzz = 5\n", "unknown key 'zzz' (known: start_timeout,"),
         ("start_timeout = [\n", "not valid TOML"),
     ],
 )
