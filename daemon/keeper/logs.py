@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import BinaryIO
 
 import attrs
 
+from daemon.model.keeper_messages import Spawn
 from daemon.model.logformat import LogRecord
 from daemon.model.once import OncePerKey
 from daemon.model.settings import current as settings
@@ -108,6 +110,14 @@ class NodeLog:
         default=attrs.Factory(lambda self: store_room(self.path), takes_self=True)
     )
 
+    @classmethod
+    def for_spawn(cls, message: Spawn, on_failure: Degrade, tee: Tee | None) -> NodeLog:
+        """The log of the generation `message` spawns, at the node's own rotation size."""
+        node_log = cls(Path(message.log), message.node, on_failure=on_failure, tee=tee)
+        if message.log_max_bytes is not None:
+            node_log.max_bytes = message.log_max_bytes
+        return node_log
+
     def write_all(self, records: list[LogRecord]) -> None:
         """Append `records` (what one read of a pipe held) with one write and one flush
         (a flush a line cost the keeper a syscall a line), rotating where one would pass
@@ -151,6 +161,22 @@ class NodeLog:
                 self._unmarked = 0
         except OSError as exc:
             self._fail(exc, len(lines) - written)
+
+    def note_restart(self, generation: int, code: int | None) -> None:
+        """The first line of a node's next generation, saying how the last one ended: in
+        `flow run`'s output and `flow logs`, where one generation ends and the next begins."""
+        if code is None:
+            ended = "ended"
+        elif code < 0:
+            try:
+                ended = f"ended by {signal.Signals(-code).name}"
+            except ValueError:  # a signal without a name (SIGRTMIN + n)
+                ended = f"ended by signal {-code}"
+        else:
+            ended = f"exited {code}"
+        said = f"restarted as generation {generation} (generation {generation - 1} {ended})"
+        level = "INFO" if code == 0 else "WARNING"
+        self.write_all([LogRecord(time.time(), "log", said, level, "flow")])
 
     def _check_gone(self) -> None:
         """A log file deleted while open (its run's folder removed) is closed, to be made

@@ -295,10 +295,9 @@ class Keeper:
         if cpus is not None and (refused := affinity.unavailable(cpus)) is not None:
             self._send(SpawnFailed(node, generation, refused))
             return
-        node_log = NodeLog(path=Path(message.log), node_id=node, on_failure=self._degrade,
-                           tee=self.tee)  # fmt: skip
-        if message.log_max_bytes is not None:
-            node_log.max_bytes = message.log_max_bytes
+        node_log = NodeLog.for_spawn(message, self._degrade, self.tee)
+        if old is not None:  # a generation after one this keeper ran: the log says so
+            node_log.note_restart(generation, old.code)
         try:
             forker = self.forker if message.fork else None  # `spawn: exec` asks for exec
             process = start_node(message.argv, message.env, message.cwd, self.in_thread, forker,

@@ -50,6 +50,7 @@ nodes:
     assert info["crasher"]["generation"] == 5
     logged = flow("logs", "loop", "crasher", home=daemon).stdout
     assert logged.count("crasher: crashing") == 5
+    assert logged.count("WARNING flow: restarted as generation ") == 4, logged
     starts = [line.split() for line in crashes.read_text().splitlines()]
     assert [count for count, _ in starts] == ["0", "1", "2", "3", "4"]  # restart_count()
     times = [float(stamp) for _, stamp in starts]
@@ -90,6 +91,10 @@ nodes:
     started = flow("start", str(yml), "--attach", "--name", "always", home=daemon, timeout=60)
     logs = flow("logs", "always", "quitter", home=daemon).stdout
     assert logs.count("counter sent 2") == 3, logs  # the first run and two restarts
+    # where one generation ends and the next begins, in the attached output and the log
+    for restart in ("generation 2 (generation 1 exited 0)", "generation 3 (generation 2 exited 0)"):
+        assert f"INFO flow: restarted as {restart}" in started.stdout, started.stdout
+        assert f"INFO flow: restarted as {restart}" in logs, logs
     assert started.returncode == 1  # more than max_restarts within the window: failed
     # and says why, where the run's ending is printed: its last exit was a clean one
     said = started.stdout + started.stderr

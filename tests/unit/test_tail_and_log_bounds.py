@@ -76,3 +76,20 @@ def test_a_log_rotates_at_its_size_in_bytes(tmp_path: Path) -> None:
     last = json.loads((tmp_path / "n.log").read_text().splitlines()[-1])
     assert last["m"].startswith("\x01" * 400)
     assert last["m"].endswith("[… cut: over the log's 4096 bytes]")
+
+
+def test_a_restart_is_one_line_of_the_log_saying_how_the_last_generation_ended(
+    tmp_path: Path,
+) -> None:
+    log = NodeLog(tmp_path / "n.log", "n", on_failure=lambda cause: None)
+    for generation, code in ((2, 1), (3, -11), (4, -40), (5, 0), (6, None)):
+        log.note_restart(generation, code)
+    log.close()
+    lines = [json.loads(line) for line in (tmp_path / "n.log").read_text().splitlines()]
+    assert [(line["lvl"], line["lg"], line["m"]) for line in lines] == [
+        ("WARNING", "flow", "restarted as generation 2 (generation 1 exited 1)"),
+        ("WARNING", "flow", "restarted as generation 3 (generation 2 ended by SIGSEGV)"),
+        ("WARNING", "flow", "restarted as generation 4 (generation 3 ended by signal 40)"),
+        ("INFO", "flow", "restarted as generation 5 (generation 4 exited 0)"),
+        ("WARNING", "flow", "restarted as generation 6 (generation 5 ended)"),
+    ]
