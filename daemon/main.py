@@ -196,6 +196,7 @@ async def _watch_signals(rt: Runtime) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("received %s: stopping every run", signal.Signals(signum).name)
+            rt.shutting_down = True
             for run in rt.active_runs():
                 run.interrupted = True  # recovered at the next start (SPEC 7.4)
             await stop_all(rt, StopAll(grace=Seconds(SHUTDOWN_GRACE_S)))

@@ -6,6 +6,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ _DETACHED: list[subprocess.Popen[bytes]] = []
 _LOG_START: dict[Path, int] = {}  # daemon.log's size when each home's daemon was spawned
 
 START_DEADLINE = 15.0
+SHUTDOWN_WAIT_S = 120.0  # a `flow down` under way: its runs' grace, and their SIGKILL
 JOIN_SLACK_S = 10.0  # the join process's start and end, beyond its wait for an answer
 
 
@@ -57,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     serve_args = cluster_arguments(args) + metrics_arguments(args)
     # a pid file naming a live daemon is worth a ping; otherwise none can answer
     info = client.ping(timeout=2.0, home=home) if daemon_process_alive(home) else None
+    if info is not None and info.stopping:  # a `flow down` under way: the next daemon is ours
+        wait_shutdown(info.pid)
+        info = None
     if info is not None:
         render.info(f"flow daemon already running (pid {info.pid})")
         if serve_args:
@@ -71,6 +76,22 @@ def run(args: argparse.Namespace) -> int:
     verb = "started" if info.pid == proc.pid else "already running"
     render.info(f"flow daemon {verb} (pid {info.pid})")
     return 0
+
+
+def wait_shutdown(pid: int) -> None:
+    """Wait for a daemon that is shutting down to end, at most SHUTDOWN_WAIT_S: it stops
+    its runs within their grace, and starts nothing new meanwhile."""
+    from cli import render
+    from cli.errors import CliError
+    from daemon.model import pids
+
+    render.info(f"the flow daemon (pid {pid}) is shutting down: waiting for it to end")
+    deadline = time.monotonic() + SHUTDOWN_WAIT_S
+    while pids.alive(pid):
+        if time.monotonic() >= deadline:
+            raise CliError(f"the flow daemon (pid {pid}) is still shutting down after "
+                           f"{SHUTDOWN_WAIT_S:g} s: run flow up once it has ended")  # fmt: skip
+        time.sleep(0.05)
 
 
 def cluster_arguments(args: argparse.Namespace) -> list[str]:

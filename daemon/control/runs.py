@@ -30,7 +30,8 @@ def _grace(value: float | None) -> float:
 
 
 async def ping(rt: Runtime, req: rq.Ping) -> rp.PingReply:
-    return rp.PingReply(pid=os.getpid(), version=__version__, home=str(rt.home))
+    return rp.PingReply(pid=os.getpid(), version=__version__, home=str(rt.home),
+                        stopping=rt.shutting_down)  # fmt: skip
 
 
 async def status(rt: Runtime, req: rq.Status) -> rp.StatusReply:
@@ -170,6 +171,7 @@ async def wait(rt: Runtime, req: rq.Wait) -> rp.WaitReply:
 
 async def shutdown(rt: Runtime, req: rq.Shutdown) -> rp.Empty:
     grace = _grace(req.grace)
+    rt.shutting_down = True
     await stop_all(rt, rq.StopAll(grace=rq.Seconds(grace), force=grace == 0))
     rt.shutdown_requested.set()
     return rp.Empty()

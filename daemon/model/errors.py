@@ -58,6 +58,14 @@ class NodeNotRunning(RecoverableError):
     """A stop or a restart of a node that has ended for good."""
 
 
+class ShuttingDown(RecoverableError):
+    """A start asked of a daemon that is stopping every run to end (`flow down`, SIGTERM)."""
+
+    def __init__(self) -> None:
+        super().__init__("the flow daemon is shutting down: nothing new starts now; run "
+                         "`flow up` once it has stopped")  # fmt: skip
+
+
 class UnknownRun(RecoverableError):
     """No run matches the given id, prefix or name."""
 

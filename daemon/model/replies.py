@@ -25,6 +25,7 @@ class PingReply:
     pid: int
     version: str
     home: str
+    stopping: bool = False  # shutting down (`flow down`, SIGTERM): it starts nothing new
 
 
 @attrs.frozen

@@ -28,6 +28,7 @@ from daemon.model.errors import (
     ForegroundRun,
     RecoverableError,
     RunNotActive,
+    ShuttingDown,
     StateStoreUnusable,
     UnknownRun,
     ambiguous_run,
@@ -126,6 +127,7 @@ class Runtime:
     tee: Tee | None = None
     degraded: list[str] = attrs.field(factory=list)
     shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
+    shutting_down: bool = False  # set when that stop of every run begins: no start after it
     leases: dict[str, Any] = attrs.field(factory=dict)  # observer leases (daemon/control/topics.py)
     cpu_samples: dict[int, tuple[float | None, float]] = attrs.field(factory=dict)  # flow top
     # this daemon's cluster role (daemon/cluster: a Coordinator, a Member), None alone; typed
@@ -224,6 +226,8 @@ class Runtime:
         run_id = new_run_id()
         placed = None if self.placer is None else await self.placer.place(run_id, dataflow)
         try:
+            if self.shutting_down:  # its stop of every run has begun: this one would outlive it
+                raise ShuttingDown()
             run = self.make_run(run_id, run_name, dataflow, env, placed)
             run.record = record
             self.store.create_run(
