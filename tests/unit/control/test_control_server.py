@@ -47,7 +47,7 @@ async def test_each_message_gets_one_line(
     h.request("top", {}, "e")
     await trio.testing.wait_all_tasks_blocked()
     replies = {r["id"]: r for r in h.owner.replies()}
-    assert replies["a"]["body"] == {"pid": 1, "version": "v", "home": "/h"}
+    assert replies["a"]["body"] == {"pid": 1, "version": "v", "home": "/h", "stopping": False}
     assert replies["b"]["error"] == {
         "kind": "UnknownRun",
         "message": "no run with ID or name 'nope'",
