@@ -10,25 +10,61 @@ It ends (end-of-stream on each output) when the recording does, or on STOP.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import struct
 import sys
 import time
 from collections.abc import Iterator
+from typing import Final
 
 from daemon.model.recording import decode_message
 from daemon.model.recording_chunks import UnboundedChunk, check_chunks
 from node_sdk import Node
 
+# what reading a damaged or cut-off file raises (mcap's own errors, and what its parsers
+# let through on bytes they do not expect)
+READ_ERRORS: Final = (OSError, ValueError, EOFError, KeyError, struct.error)
+
 
 def recorded(path: str, node_id: str, outputs: list[str]) -> Iterator[tuple[str, int, bytes]]:
-    """(output, log time, record) of the node's recorded outputs, in log time order."""
+    """(output, log time, record) of the node's recorded outputs, in log time order; for a
+    file its recorder never finished (killed: no summary to seek with), in the order
+    written, up to the cut."""
+    from mcap.exceptions import McapError
     from mcap.reader import make_reader
 
     check_chunks(path)  # again: the file may have changed since `flow replay` checked it
     topics = [f"{node_id}/{output}" for output in outputs]
+    try:
+        with open(path, "rb") as stream:
+            finished = make_reader(stream).get_summary() is not None
+    except (McapError, *READ_ERRORS):
+        finished = False
+    if not finished:
+        print(f"{path} was not finished (its recorder ended before writing its end): its "
+              "records up to the cut are replayed, in the order written", file=sys.stderr,
+              flush=True)  # fmt: skip
+        yield from _written(path, topics)
+        return
     with open(path, "rb") as stream:
         reader = make_reader(stream)
         for _, channel, message in reader.iter_messages(topics=topics, log_time_order=True):
             yield channel.topic.partition("/")[2], message.log_time, message.data
+
+
+def _written(path: str, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
+    """The records of `topics` in a file read from its start, up to its first damaged one."""
+    from mcap.exceptions import McapError
+    from mcap.records import Channel, Message
+    from mcap.stream_reader import StreamReader
+
+    wanted: dict[int, str] = {}
+    with contextlib.suppress(McapError, *READ_ERRORS), open(path, "rb") as stream:
+        for record in StreamReader(stream, validate_crcs=False).records:
+            if isinstance(record, Channel) and record.topic in topics:
+                wanted[record.id] = record.topic.partition("/")[2]
+            elif isinstance(record, Message) and record.channel_id in wanted:
+                yield wanted[record.channel_id], record.log_time, record.data
 
 
 def wait_until(node: Node, due: float) -> bool:
@@ -85,12 +121,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--loop", action="store_true")
     args = parser.parse_args(argv)
+    from mcap.exceptions import McapError  # the record extra: `flow replay` checked it is in
+
     played = Played()
     with Node() as node:
         try:
             play(node, args, args.outputs.split(","), played)
         except UnboundedChunk as exc:  # nothing of that file is decompressed
             print(f"not replayed: {exc}", file=sys.stderr, flush=True)
+            return 2
+        except (*READ_ERRORS, McapError) as exc:  # damaged past its summary's checks
+            print(f"not replayed on: {args.recording} could not be read after {played.sent} "
+                  f"messages: {exc}", file=sys.stderr, flush=True)  # fmt: skip
             return 2
     skipped = f" ({played.skipped} unreadable records skipped)" if played.skipped else ""
     print(f"replayed {played.sent} messages of {args.node} from {args.recording}{skipped}",

@@ -215,6 +215,28 @@ def test_replay_skips_records_that_cannot_be_read_and_says_how_many(
     assert [len(lines[k]) for k in ("text", "array", "table")] == [COUNT - 1] * 3, lines
 
 
+def test_replay_of_a_cut_off_recording_plays_what_comes_before_the_cut(
+    flow_home: Path, tmp_path: Path
+) -> None:
+    """A recording without its end (its recorder killed, a copy cut short) has no summary
+    to seek with: its player read it as a finished one and ended in a traceback."""
+    yml = tmp_path / "kinds.yml"
+    yml.write_text(GRAPH)
+    rec = tmp_path / "kinds.mcap"
+    flow_run_ok(flow_home, yml, "--record", str(rec), timeout=BOUND_S)
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(rec.read_bytes()[: rec.stat().st_size * 2 // 3])
+    replay = flow("replay", str(cut), "--replace", "src", "--speed", "4", home=flow_home,
+                  timeout=BOUND_S)  # fmt: skip
+    said = replay.stdout + replay.stderr
+    assert replay.returncode == 0, said
+    assert "Traceback" not in said
+    assert "was not finished (its recorder ended before writing its end)" in said, said
+    played = re.search(r"replayed (\d+) messages of src", said)
+    assert played is not None, said
+    assert 0 < int(played.group(1)) < COUNT * len(KINDS)
+
+
 def test_replay_refuses_bad_input_in_one_line(flow_home: Path, tmp_path: Path) -> None:
     not_mcap = tmp_path / "x.mcap"
     not_mcap.write_bytes(b"not an mcap file")
