@@ -78,6 +78,7 @@ HANDED: Final = b"h"
 
 _new_event = tuple.__new__  # the hot path builds events without the keyword layer
 _INPUT: Final = EventType.INPUT
+MAX_POLL_MS: Final = 86_400_000  # one day: what one zmq_poll of a long wait waits at most
 UNDECODABLE_LOG_S: Final = 10.0  # at most one log line per this long for undecodable payloads
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,8 @@ class Events:
             items = self._poll_owned
         else:
             items = self._poll_waiting
-        timeout_ms = -1 if seconds is None else math.ceil(seconds * 1000)
+        # a longer wait (a timeout of years) is several polls: zmq_poll takes a C long
+        timeout_ms = -1 if seconds is None else min(math.ceil(seconds * 1000), MAX_POLL_MS)
         commands = self.commands
         said = False
         # zmq_poll itself: zmq.Poller rebuilds its item list and result list on every call

@@ -107,7 +107,7 @@ class Node(node_sdk.Node):
         check = self._type_checks.get(output_id)
         if check is not None:
             check(data)
-        if metadata and isinstance(metadata.get("timestamp"), datetime.datetime):
+        if isinstance(metadata, dict) and isinstance(metadata.get("timestamp"), datetime.datetime):
             metadata = {k: v for k, v in metadata.items() if k != "timestamp"}
         try:
             self._send(output_id, data, metadata)
