@@ -54,7 +54,8 @@ class Key:
     kind: Kind
     default: Value
     help: str
-    minimum: float = 0.0  # exclusive for durations, inclusive for sizes
+    minimum: float = 0.0  # inclusive; a duration of 0 or less is refused whatever it says
+    why_minimum: str = ""  # what a shorter value would do, said with the refusal
     maximum: float = 0.0
 
     def render(self, value: Value) -> str:
@@ -82,6 +83,9 @@ KEYS: Final[tuple[Key, ...]] = (
         "duration",
         30.0,
         "how long nodes and run keepers outlive a daemon that stopped answering",
+        minimum=2.0,
+        why_minimum=" (a run keeper hears from its daemon every second: a shorter grace "
+        "would take it for gone and stop every node)",
         maximum=86400.0,
     ),
     Key(
@@ -107,6 +111,8 @@ KEYS: Final[tuple[Key, ...]] = (
         "duration",
         1.0,
         "how often machines of a cluster send each other a heartbeat (docs/cluster.md)",
+        minimum=0.05,
+        why_minimum=" (more often, the heartbeats alone would keep the link busy)",
         maximum=60.0,
     ),
     Key(
@@ -288,6 +294,9 @@ def _check(key: Key, number: float) -> Value:
     if number != number or number in (float("inf"), float("-inf")):
         raise SettingsError(f"expected {_expected(key)}")
     if key.kind == "duration":
+        if key.minimum and not key.minimum <= number <= key.maximum:
+            raise SettingsError(f"must be at least {key.render(key.minimum)} and at most "
+                                f"{key.render(key.maximum)}{key.why_minimum}")  # fmt: skip
         if not 0 < number <= key.maximum:
             raise SettingsError(f"must be more than 0s and at most {key.render(key.maximum)}")
         return float(number)

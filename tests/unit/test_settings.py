@@ -104,8 +104,14 @@ def test_an_empty_variable_is_unset(tmp_path: Path) -> None:
             "FLOW_LOG_MAX_BYTES=16Q (environment): expected a size like 16MiB",
         ),
         (
-            {"FLOW_DAEMON_GRACE": "0"},
-            "FLOW_DAEMON_GRACE=0 (environment): must be more than 0s and at most 24h",
+            {"FLOW_START_TIMEOUT": "0"},
+            "FLOW_START_TIMEOUT=0 (environment): must be more than 0s and at most 1h",
+        ),
+        (
+            {"FLOW_DAEMON_GRACE": "100ms"},
+            "FLOW_DAEMON_GRACE=100ms (environment): must be at least 2s and at most 24h (a run "
+            "keeper hears from its daemon every second: a shorter grace would take it for gone "
+            "and stop every node)",
         ),
         (
             {"FLOW_LOG_MAX_BYTES": "100"},
