@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,8 @@ def read_contents(path: str) -> Contents:
 
     contents = Contents()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would hold every read below
+            raise CliError(f"{path}: not a regular file", BAD_INPUT)
         check_chunks(path)  # before the reader decompresses anything (a chunk bomb)
         with open(path, "rb") as stream:
             reader = make_reader(stream)

@@ -9,6 +9,7 @@ the run keeper through its argument, nodes through `FLOW_NODE_CONFIG`.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib  # flow needs Python >= 3.11; `tomli` is declared for older ones
 from collections.abc import Mapping
 from pathlib import Path
@@ -248,12 +249,20 @@ def current() -> Settings:
 
 def _read_config(path: Path) -> dict[str, Any] | None:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        # O_NONBLOCK: a FIFO put there is opened without waiting for a writer, then refused
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device
+            raise SettingsError(f"{path}: not a regular file")
+        data = os.read(fd, MAX_CONFIG_BYTES + 1)  # one read: a regular file gives it all
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_CONFIG_BYTES:
         raise SettingsError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
@@ -262,6 +271,8 @@ def _read_config(path: Path) -> dict[str, Any] | None:
         raise SettingsError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # arrays nested hundreds deep: tomllib recurses per level
+        raise SettingsError(f"{path}: not valid TOML: nested too deep") from None
 
 
 def _from_toml(key: Key, raw: object) -> Value:

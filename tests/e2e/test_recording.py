@@ -240,7 +240,11 @@ def test_replay_of_a_cut_off_recording_plays_what_comes_before_the_cut(
 def test_replay_refuses_bad_input_in_one_line(flow_home: Path, tmp_path: Path) -> None:
     not_mcap = tmp_path / "x.mcap"
     not_mcap.write_bytes(b"not an mcap file")
+    fifo = tmp_path / "fifo.mcap"
+    os.mkfifo(fifo)  # read, it would hold the command until something writes it
     for args, text in (
+        ((str(fifo), "--info"), f"{fifo}: not a regular file"),
+        ((str(fifo), "--replace", "src"), f"{fifo}: not a regular file"),
         ((str(tmp_path / "none.mcap"),), "no such recording"),
         ((str(not_mcap),), "not a readable MCAP file: it does not start as one (a recording "
                            "is the .mcap file flow record wrote)"),  # not `invalid magic: (110,`

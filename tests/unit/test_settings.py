@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,7 @@ def test_the_size_the_old_parser_refused_is_accepted(tmp_path: Path) -> None:
         ("start_timout = 5\n", "unknown key 'start_timout' (did you mean 'start_timeout'?)"),
         ("zzz = 5\n", "unknown key 'zzz' (known: start_timeout,"),
         ("start_timeout = [\n", "not valid TOML"),
+        ("x = " + "[" * 500 + "]" * 500 + "\n", "not valid TOML: nested too deep"),
     ],
 )
 def test_a_bad_config_file_is_one_line_naming_file_and_key(
@@ -158,6 +160,12 @@ def test_a_bad_config_file_is_one_line_naming_file_and_key(
     assert message.startswith(f"{tmp_path / 'config.toml'}: ")
     assert tail in message
     assert "\n" not in message
+
+
+def test_a_fifo_in_place_of_the_config_file_is_refused_without_waiting(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "config.toml")  # opened plainly, it waits for a writer for ever
+    with pytest.raises(SettingsError, match=r"config\.toml: not a regular file$"):
+        load(tmp_path, {})
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -190,7 +198,7 @@ def test_current_reads_flow_home_once_when_none_was_installed(
 
 def test_an_unreadable_or_oversized_config_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "config.toml").mkdir()
-    with pytest.raises(SettingsError, match=r"config\.toml: cannot read: "):
+    with pytest.raises(SettingsError, match=r"config\.toml: not a regular file$"):
         load(tmp_path, {})
     (tmp_path / "config.toml").rmdir()
     (tmp_path / "config.toml").write_text("# padding\n" * 10_000)
