@@ -31,10 +31,14 @@ class SendTimeout(NodeError):
 class MessageTooLarge(NodeError):
     """A message larger than receivers accept inline (`node_sdk.wire.MAX_FRAME_BYTES`)."""
 
-    def __init__(self, output_id: str, nbytes: int, limit: int) -> None:
+    def __init__(self, output_id: str, nbytes: int, limit: int, metadata: bool = False) -> None:
         self.output_id = output_id
         self.nbytes = nbytes
         self.limit = limit
+        if metadata:  # the header's part, which never goes through shared memory
+            super().__init__(f"output {output_id!r}: metadata of {nbytes} bytes (as sent) is "
+                             f"larger than the {limit} bytes a receiver accepts")  # fmt: skip
+            return
         super().__init__(
             f"output {output_id!r}: a message of {nbytes} bytes is larger than the "
             f"{limit} bytes a receiver accepts inline (no shared-memory segment for it)"

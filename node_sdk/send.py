@@ -161,13 +161,15 @@ class Sender:
                 self._ndarray = sys.modules["numpy"].ndarray
             elif kind in ARROW_KINDS and isinstance(data, sys.modules["pyarrow"].Array):
                 self._arrow_classes.add(kind_of)  # not a ChunkedArray: it is combined first
+        if len(extra) > MAX_EXTRA_BYTES:  # receivers refuse a larger header, on either path
+            raise MessageTooLarge(output_id, len(extra), MAX_EXTRA_BYTES, metadata=True)
         copy = not (safe and nbytes >= ZERO_COPY_MIN)
         if nbytes >= self._shm_threshold:
             segment = self._shm_segment(output, nbytes)
             if segment is not None:
                 self._send_shared(output, segment, kind, nbytes, extra, body, copy)
                 return
-        if nbytes > MAX_INLINE_BYTES or len(extra) > MAX_EXTRA_BYTES:
+        if nbytes > MAX_INLINE_BYTES:
             # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
         if type(body) in DEFERRED_BODIES:

@@ -11,7 +11,7 @@ from node_sdk.config import DataInput, Edge, NodeConfig
 from node_sdk.errors import MessageTooLarge
 from node_sdk.inputs import bind_input
 from node_sdk.send import Sender
-from node_sdk.wire import MAX_FRAME_BYTES, MAX_INLINE_BYTES
+from node_sdk.wire import MAX_EXTRA_BYTES, MAX_FRAME_BYTES, MAX_INLINE_BYTES
 
 
 def test_an_inline_payload_past_the_bound_raises_message_too_large(tmp_path: Path) -> None:
@@ -29,6 +29,10 @@ def test_an_inline_payload_past_the_bound_raises_message_too_large(tmp_path: Pat
         sender.send_output("out", b"x" * 1024)  # within bounds: sent
         with pytest.raises(MessageTooLarge, match="'out'"):
             sender.send_output("out", bytes(MAX_INLINE_BYTES + 1))
+        # metadata past its own bound is said to be the metadata, whatever the payload
+        with pytest.raises(MessageTooLarge, match=r"'out': metadata of \d+ bytes \(as sent\) "
+                           r"is larger than the 1048576 bytes a receiver accepts$"):  # fmt: skip
+            sender.send_output("out", b"x", {"big": "y" * (MAX_EXTRA_BYTES + 1)})
         for output in sender.outputs.values():
             for edge in output.edges:
                 edge.sock.close(linger=0)
