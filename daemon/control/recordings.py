@@ -37,7 +37,7 @@ async def record_start(rt: Runtime, req: rq.RecordStart) -> rp.RecordReply:
         raise BadRequest(f"run {run.name or run.id} has no output flow can record")
     if run.nursery is None or not run.status.active:
         raise BadRequest(f"run {run.name or run.id} is not running")
-    recording = await rec.start_recording(run, req.path, topics)
+    recording = await rec.start_recording(run, req.path, topics, refuse=True)
     recording.expires = time.monotonic() + rec.LEASE_S
     _forget_ended(rt)
     rt.recordings[recording.id] = (run, recording)

@@ -139,9 +139,13 @@ def recovered_path(path: str) -> str:
     return path
 
 
-async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
+async def start_recording(
+    run: Run, path: str, topics: list[str], *, refuse: bool = False
+) -> Recording:
     """Start a recorder for `topics` into `path` and wire the outputs to it. A recorder that
-    does not start leaves the run as it was, degraded: its Recording has a summary."""
+    does not start leaves the run as it was, degraded: its Recording has a summary.
+    `refuse` (`flow record`): one that cannot write its file is ended and BadRequest raised,
+    the run left as it was; a run's own recording goes on, counting what it cannot write."""
     token = secrets.token_hex(4)
     endpoints = {t: _endpoint(run, token, n, t) for n, t in enumerate(topics)}
     ended = frozenset(node for node, slot in run.slots.items() if slot.status.finished)
@@ -174,6 +178,10 @@ async def start_recording(run: Run, path: str, topics: list[str]) -> Recording:
         finally:
             if errors is not None:
                 errors.close()  # the child has its own copy
+        if ready.get("error") and refuse:
+            await _end(recording, kill=True)
+            run.recordings.remove(recording)
+            raise BadRequest(f"cannot record: {ready['error']}")
         if ready.get("error"):
             run.mark_degraded(f"recording: {ready['error']}")
         bound = ready.get("endpoints")

@@ -326,6 +326,11 @@ def _recorders(home: Path, path: Path) -> list[int]:
     return found
 
 
+def runs_of(home: Path) -> dict[str, dict[str, Any]]:
+    listed = flow("list", "--all", "--json", home=home).stdout.splitlines()
+    return {run["name"]: run for run in map(json.loads, listed)}
+
+
 def test_flow_start_record_and_flow_record_a_live_run(daemon: Path, tmp_path: Path) -> None:
     """`flow start --record` records a daemon's run from its first message to its stop;
     `flow record RUN -o PATH --topics` records it from now on, contiguous from seq 1, and
@@ -352,11 +357,16 @@ def test_flow_start_record_and_flow_record_a_live_run(daemon: Path, tmp_path: Pa
         (("-o", str(tmp_path)), "a folder, not a file to record into"),
         (("-o", str(tmp_path / "t.mcap"), "--topics", " , "), "no NODE/OUTPUT in it"),
         (("-o", str(tmp_path / "n.mcap"), "--topics", "counter/nope"), "counter/nope"),
+        # past the CLI's own checks (root may write in /proc, says access()): the recorder
+        # cannot make it, and the command fails at once instead of recording nothing
+        (("-o", "/proc/flow-test.mcap", "--duration", "30s"),
+         "cannot record: cannot write /proc/flow-test.mcap"),
     ):
         refused = flow("record", "live", *args, home=daemon)
         assert refused.returncode == 2, refused.stdout
         assert refused.stderr.count("\n") == 1, refused.stderr
         assert text in refused.stderr
+    assert runs_of(daemon)["live"]["degraded"] is None  # a refused `flow record` is not the run's
     killed = tmp_path / "k.mcap"
     held = subprocess.Popen(
         [sys.executable, "-m", "cli", "record", "live", "-o", str(killed)],
