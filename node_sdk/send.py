@@ -202,6 +202,8 @@ class Sender:
         if dtype is not None:
             kind, fields = KIND_NUMPY, numpy_fields(dtype, shape, nbytes)
         segment = self._shm_segment(output, nbytes) if nbytes >= self._shm_threshold else None
+        if segment is None and nbytes > MAX_INLINE_BYTES:  # a buffer that could never go out
+            raise MessageTooLarge(output_id, nbytes, MAX_INLINE_BYTES)
         private = bytearray(nbytes) if segment is None else None
         view = memoryview(private if private is not None else segment.map)[:nbytes]  # type: ignore[union-attr]
         try:

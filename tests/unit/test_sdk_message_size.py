@@ -33,6 +33,10 @@ def test_an_inline_payload_past_the_bound_raises_message_too_large(tmp_path: Pat
         with pytest.raises(MessageTooLarge, match=r"'out': metadata of \d+ bytes \(as sent\) "
                            r"is larger than the 1048576 bytes a receiver accepts$"):  # fmt: skip
             sender.send_output("out", b"x", {"big": "y" * (MAX_EXTRA_BYTES + 1)})
+        # a buffer asked for that could never be sent: refused before it is allocated
+        with pytest.raises(MessageTooLarge, match="'out': a message of 4611686018427387904"), \
+                sender.send_buffer("out", 1 << 62, None, None, None):  # fmt: skip
+            pass
         for output in sender.outputs.values():
             for edge in output.edges:
                 edge.sock.close(linger=0)
