@@ -53,7 +53,7 @@ def publish(args: Any) -> int:
     values = [_value(text, args.kind) for text in args.values]
     metadata = _metadata(args.meta)
     target = client.call(TopicPublish(run=args.run, target=args.target))
-    sent = _send(target, values * args.repeat, metadata, args.every)
+    sent = _send(target, values * args.repeat, metadata, args.every, args.target)
     render.info(f"sent {sent} message{'s' if sent != 1 else ''} to {args.target}")
     return 0
 
@@ -93,8 +93,10 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
         raise CliError(f"--meta: {exc}", BAD_INPUT) from None
 
 
-def _send(target: Any, values: list[Any], metadata: dict[str, Any] | None, every: float) -> int:
-    """Send `values` then end-of-stream; the number sent."""
+def _send(
+    target: Any, values: list[Any], metadata: dict[str, Any] | None, every: float, name: str
+) -> int:
+    """Send `values` then end-of-stream to the input `name` (NODE/INPUT); the number sent."""
     import zmq
 
     from node_sdk.errors import NodeError
@@ -108,7 +110,7 @@ def _send(target: Any, values: list[Any], metadata: dict[str, Any] | None, every
     sock.setsockopt(zmq.SNDHWM, max(target.queue_size + 1, 1000))
     sock.setsockopt(zmq.SNDTIMEO, int(CREDIT_WAIT_S * 1000))
     credits = target.queue_size  # a backpressure receiver has room for this many at first
-    seq = 0
+    seq = sent = 0
     try:
         sock.connect(target.endpoint)
         for value in values:
@@ -116,8 +118,8 @@ def _send(target: Any, values: list[Any], metadata: dict[str, Any] | None, every
                 while credits <= 0:
                     if not sock.poll(int(CREDIT_WAIT_S * 1000)):
                         raise CliError(
-                            f"{target.endpoint}: the receiver took nothing for "
-                            f"{CREDIT_WAIT_S:g}s (sent {seq})", FAILED,
+                            f"input {name} took nothing for {CREDIT_WAIT_S:g}s after {seq} "
+                            "message(s): its node or its run ended, or it is stuck", FAILED,
                         )  # fmt: skip
                     credits += unpack_credit(sock.recv())
                 credits -= 1
@@ -128,11 +130,13 @@ def _send(target: Any, values: list[Any], metadata: dict[str, Any] | None, every
             except NodeError as exc:
                 raise CliError(f"message {seq}: {exc}", BAD_INPUT) from None
             sock.send_multipart(frames)
+            sent = seq
             if every and seq < len(values):
                 time.sleep(every)
         sock.send_multipart(encode_eos(target.source, 1, seq, time.time_ns()))
     except zmq.Again:
-        raise CliError(f"{target.endpoint}: the receiver took nothing (sent {seq})") from None
+        raise CliError(f"input {name} took nothing for {CREDIT_WAIT_S:g}s after {sent} "
+                       "message(s): its node or its run ended, or it is stuck", FAILED) from None
     finally:
         sock.close()  # lingers: what is queued still goes out
         context.term()
