@@ -13,6 +13,9 @@ from pathlib import Path
 
 from daemon.model.params import SCHEMA as PARAMS_SCHEMA
 
+WAL_CHECKPOINT_PAGES = 64  # 256 KiB of 4 KiB pages
+WAL_LIMIT_BYTES = 512 * 1024  # the WAL file is cut back to this after a checkpoint
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -73,6 +76,10 @@ def connect(path: Path) -> sqlite3.Connection:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        # the WAL file stays small (its default lets it grow to 4 MiB before it is reused):
+        # on a full disk the store needs no more room than node logs leave it (1 MiB)
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise sqlite3.DatabaseError("database disk image is malformed")
         db.executescript(SCHEMA + PARAMS_SCHEMA)

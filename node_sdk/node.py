@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import math
 import sys
 import threading
 from collections.abc import Iterator
@@ -245,8 +244,6 @@ class Node(DoraSurface, ParamSurface):
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event; None after the stream ended, or on timeout (`timed_out` says which)."""
         self.timed_out = False
-        if timeout is not None:
-            timeout = _seconds(timeout)
         event = self._events.next(timeout)
         if event is None and not self._events.ended:
             self.timed_out = True
@@ -301,12 +298,3 @@ class Node(DoraSurface, ParamSurface):
 
     def __repr__(self) -> str:
         return f"<Node {self.node_id!r} of run {self._cfg.run}>"
-
-
-def _seconds(timeout: object) -> float | None:
-    """`next(timeout=...)` as seconds to wait (None: as long as it takes), or a NodeError
-    for what is no duration (a str, NaN) rather than an error from deep in the wait."""
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout):
-        raise NodeError(f"next(timeout=...): expected seconds (a number) or None, got "
-                        f"{type(timeout).__name__} {timeout!r:.40}")  # fmt: skip
-    return None if timeout == math.inf else float(timeout)

@@ -170,6 +170,8 @@ class Events:
             yield event
 
     def next(self, timeout: float | None) -> Event | None:
+        if timeout is not None:
+            timeout = _seconds(timeout)
         if self.ended:
             return None
         if self.params.handling is not None:
@@ -303,3 +305,12 @@ class Events:
         # is `refused` instead, never both)
         self.traffic.note(input_id, stamp, kind, payload)
         return _new_event(Event, (_INPUT, input_id, value, metadata, None, seq))
+
+
+def _seconds(timeout: object) -> float | None:
+    """`next(timeout=...)` as seconds to wait (None: as long as it takes), or a NodeError
+    for what is no duration (a str, NaN) rather than an error from deep in the wait."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout):
+        raise NodeError(f"next(timeout=...): expected seconds (a number) or None, got "
+                        f"{type(timeout).__name__} {timeout!r:.40}")  # fmt: skip
+    return None if timeout == math.inf else float(timeout)
