@@ -21,7 +21,7 @@ daemon says is restarting is waited for, within the bound, and gets the messages
 end-of-stream queued for it once its next generation binds. A socket given up before it
 is closed is closed with no linger, and one given up later is left to finish its linger in
 the background (`Ending.close` says so). The bound is the node's `send_timeout_s`, the one
-a blocked send has.
+a blocked send has (a keeper's `send_stdout_as` sockets at its end: `END_BOUND_S`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 import zmq
 
 from daemon.keeper.process import Keeper
+from daemon.keeper.stdout_output import end_context
 from daemon.model import settings
 
 
@@ -42,7 +43,7 @@ def main() -> int:
         print(f"keeper: cannot bind {config['endpoint']}: {exc}", file=sys.stderr)
         return 1
     keeper.serve()
-    context.destroy(linger=1000)
+    end_context(context, keeper.ended_outputs.lingering)
     return 0
 
 

@@ -20,6 +20,7 @@ delivered (within END_BOUND_S; node_sdk.flush, as an SDK node's edges end).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -218,6 +219,9 @@ class EndedOutputs:
     taken over by its next generation (same receivers), closed at the keeper's end."""
 
     by_node: dict[str, StdoutOutput] = attrs.field(factory=dict)
+    # set by `close_all`: a receiver went down while its lines waited, and its socket still
+    # lingers (up to END_BOUND_S): the context's end need not wait it out (`end_context`)
+    lingering: bool = False
 
     def keep(self, node: str, output: StdoutOutput) -> None:
         output.end()
@@ -294,7 +298,19 @@ class EndedOutputs:
             output.edges = []
         self.by_node.clear()
         # the run ends: a receiver that is down does not come back (nothing restarts it)
-        Ending(edges, bound_s, {EVERY_RECEIVER: True}).close()
+        self.lingering = Ending(edges, bound_s, {EVERY_RECEIVER: True}).close()
+
+
+def end_context(context: zmq.Context[zmq.Socket[bytes]], lingering: bool) -> None:
+    """The keeper's context, ended: its own socket's last messages get up to 1 s; with a
+    socket still lingering to a receiver that went down (`EndedOutputs.lingering`), the
+    end runs in a thread given that 1 s, not the rest of the linger (the process exits)."""
+    if not lingering:
+        context.destroy(linger=1000)
+        return
+    ender = threading.Thread(target=context.destroy, kwargs={"linger": 1000}, daemon=True)
+    ender.start()
+    ender.join(1.0)
 
 
 def log_entry_value(node: str, record: LogRecord) -> object:

@@ -4,6 +4,7 @@ across generations."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,13 @@ from pathlib import Path
 import pytest
 import zmq
 
-from daemon.keeper.stdout_output import END_BOUND_S, HELD_LINES, EndedOutputs, StdoutOutput
+from daemon.keeper.stdout_output import (
+    END_BOUND_S,
+    HELD_LINES,
+    EndedOutputs,
+    StdoutOutput,
+    end_context,
+)
 from daemon.model.keeper_messages import (
     Edge,
     StdoutAs,
@@ -222,11 +229,14 @@ class SlowZap(threading.Thread):
         self.delay_s = delay_s
 
     def run(self) -> None:
-        with contextlib.suppress(zmq.ZMQError):  # the socket closed under it: the test ended
-            while True:
-                version, sequence, *_ = self.socket.recv_multipart()
-                time.sleep(self.delay_s)
-                self.socket.send_multipart([version, sequence, b"200", b"OK", b"peer", b""])
+        try:  # until its context is terminated (ETERM): its socket is closed by this thread
+            with contextlib.suppress(zmq.ZMQError):
+                while True:
+                    version, sequence, *_ = self.socket.recv_multipart()
+                    time.sleep(self.delay_s)
+                    self.socket.send_multipart([version, sequence, b"200", b"OK", b"peer", b""])
+        finally:
+            self.socket.close(linger=0)
 
 
 def test_the_keepers_end_waits_for_a_receiver_still_taking_the_connection(
@@ -264,5 +274,26 @@ def test_the_keepers_end_waits_for_a_receiver_still_taking_the_connection(
         assert receive(pull, 4) == [(1, 1, "1"), (1, 2, "2"), (1, 3, "3"), (1, 3, "EOS")]
     finally:
         pull.close(linger=0)
-        zap.socket.close(linger=0)
-        receiving.destroy(linger=0)
+        receiving.term()  # wakes the handler's thread, which closes its socket
+        zap.join()
+
+
+def test_the_keepers_end_does_not_wait_out_the_linger_of_a_receiver_that_is_gone(
+    context: zmq.Context[zmq.Socket[bytes]], tmp_path: Path
+) -> None:
+    """A receiver killed with its socket file left: its edge lingers while no one takes its
+    lines; the keeper's context ends without waiting that linger out (END_BOUND_S)."""
+    stale = tmp_path / "gone"
+    with socket.socket(socket.AF_UNIX) as killed:
+        killed.bind(str(stale))  # closed without unlinking: the file stays, nobody listens
+    ending: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    outputs = EndedOutputs()
+    edge = Edge(f"ipc://{stale}", "sink", "lines", "drop_oldest", 100)
+    output = outputs.output_for(ending, "counting", 1, StdoutAs("counting/lines", (edge,)))
+    assert output is not None
+    output.send_line("1")
+    outputs.keep("counting", output)
+    started = time.monotonic()
+    outputs.close_all()
+    end_context(ending, outputs.lingering)
+    assert time.monotonic() - started < END_BOUND_S * 0.75
