@@ -179,7 +179,8 @@ async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[by
         nursery=requests_nursery,
         hooks=os.environ.get("FLOW_TEST_HOOKS") == "1",
     )
-    root.start_soon(_watch_signals, rt)
+    recovered = trio.Event()  # a signal during recovery waits for it: no run resumes after
+    root.start_soon(_watch_signals, rt, recovered)
     root.start_soon(topics.expire_leases, rt)
     root.start_soon(watch_store, rt)
     root.start_soon(trim_memory)
@@ -187,16 +188,18 @@ async def _serve_control(root: trio.Nursery, rt: Runtime, control: zmq.Socket[by
     root.start_soon(_shutdown_when_asked, rt, root)
     # requests wait until recovery is done, so `flow up` returns on a settled state
     await recover_runs(rt)
+    recovered.set()
     root.start_soon(settle_dead_foreground_runs, rt)  # a `flow run` SIGKILLed from now on
     root.start_soon(control_owner.serve, server.on_message)
     log.info("flow daemon %d serving %s", os.getpid(), rt.home)
 
 
-async def _watch_signals(rt: Runtime) -> None:
+async def _watch_signals(rt: Runtime, recovered: trio.Event) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("received %s: stopping every run", signal.Signals(signum).name)
             rt.shutting_down = True
+            await recovered.wait()  # the runs it resumes are among those stopped
             for run in rt.active_runs():
                 run.interrupted = True  # recovered at the next start (SPEC 7.4)
             await stop_all(rt, StopAll(grace=Seconds(SHUTDOWN_GRACE_S)))

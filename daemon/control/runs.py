@@ -13,7 +13,7 @@ from daemon.control.foreground_stop import stop_foreground
 from daemon.model import pids
 from daemon.model import replies as rp
 from daemon.model import requests as rq
-from daemon.model.errors import BadRequest, BrokenInvariant, UnknownNode
+from daemon.model.errors import BadRequest, BrokenInvariant, ShuttingDown, UnknownNode
 from daemon.model.run_names import refusal
 from daemon.model.run_rows import newest_within
 from daemon.model.states import RunStatus
@@ -103,6 +103,8 @@ async def restart(rt: Runtime, req: rq.Restart) -> rp.RunReply:
             raise BadRequest(
                 f"run {info['id']}: cannot read its dataflow copy {copy}: {exc}"
             ) from None
+    if rt.shutting_down:  # refused before the old run's grace is waited, not after it
+        raise ShuttingDown()
     live = rt.runs.get(info["id"])
     if live is not None and live.status.active:
         await rt.stop_run(live, _grace(req.grace), False)
@@ -172,7 +174,11 @@ async def wait(rt: Runtime, req: rq.Wait) -> rp.WaitReply:
 async def shutdown(rt: Runtime, req: rq.Shutdown) -> rp.Empty:
     grace = _grace(req.grace)
     rt.shutting_down = True
-    await stop_all(rt, rq.StopAll(grace=rq.Seconds(grace), force=grace == 0))
+    try:
+        await stop_all(rt, rq.StopAll(grace=rq.Seconds(grace), force=grace == 0))
+    except BaseException:  # the daemon goes on serving, as before the request: it starts again
+        rt.shutting_down = False
+        raise
     rt.shutdown_requested.set()
     return rp.Empty()
 

@@ -44,6 +44,9 @@ def test_a_start_during_flow_down_is_refused_and_flow_up_waits_for_the_end(
             "error: the flow daemon is shutting down: nothing new starts now; run `flow up` "
             "once it has stopped"
         ]
+        restarted = flow("restart", "held", home=daemon)  # refused before any grace is waited
+        assert restarted.returncode == 1, restarted.stdout + restarted.stderr
+        assert "error: the flow daemon is shutting down" in restarted.stderr, restarted.stderr
         up = flow("up", home=daemon)
         assert up.returncode == 0, up.stderr
         assert f"the flow daemon (pid {old.pid}) is shutting down: waiting" in up.stdout
