@@ -78,7 +78,7 @@ HANDED: Final = b"h"
 
 _new_event = tuple.__new__  # the hot path builds events without the keyword layer
 _INPUT: Final = EventType.INPUT
-MAX_POLL_MS: Final = 86_400_000  # one day: what one zmq_poll of a long wait waits at most
+MAX_POLL_S: Final = 86_400.0  # one day: what one zmq_poll of a long wait waits at most
 UNDECODABLE_LOG_S: Final = 10.0  # at most one log line per this long for undecodable payloads
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ class Events:
         else:
             items = self._poll_waiting
         # a longer wait (a timeout of years) is several polls: zmq_poll takes a C long
-        timeout_ms = -1 if seconds is None else min(math.ceil(seconds * 1000), MAX_POLL_MS)
+        timeout_ms = -1 if seconds is None else math.ceil(min(seconds, MAX_POLL_S) * 1000)
         commands = self.commands
         said = False
         # zmq_poll itself: zmq.Poller rebuilds its item list and result list on every call
@@ -310,7 +310,9 @@ class Events:
 def _seconds(timeout: object) -> float | None:
     """`next(timeout=...)` as seconds to wait (None: as long as it takes), or a NodeError
     for what is no duration (a str, NaN) rather than an error from deep in the wait."""
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout):
+    if type(timeout) is int:  # an int past any float: as long as it takes, or not at all
+        return float(timeout) if abs(timeout) < 1 << 60 else (None if timeout > 0 else 0.0)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or math.isnan(timeout):
         raise NodeError(f"next(timeout=...): expected seconds (a number) or None, got "
                         f"{type(timeout).__name__} {timeout!r:.40}")  # fmt: skip
     return None if timeout == math.inf else float(timeout)

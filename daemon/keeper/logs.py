@@ -72,10 +72,14 @@ class StoreRoom:
                 self._short = False
         if not self._short:
             return False
-        try:  # logs on a filesystem of their own (runs/ mounted apart) take none of it
-            return os.stat(folder).st_dev == self._device
-        except OSError:
-            return True  # the folder is to be made in the home: on its filesystem
+        # logs on a filesystem of their own (runs/ mounted apart) take none of it; a folder
+        # not made yet is where its nearest existing parent is
+        for place in (folder, *folder.parents):
+            try:
+                return os.stat(place).st_dev == self._device
+            except OSError:
+                continue
+        return True
 
 
 _ROOMS: dict[Path, StoreRoom] = {}  # by home: a keeper serves one
@@ -162,9 +166,10 @@ class NodeLog:
         except OSError as exc:
             self._fail(exc, len(lines) - written)
 
-    def note_restart(self, generation: int, code: int | None) -> None:
-        """The first line of a node's next generation, saying how the last one ended: in
-        `flow run`'s output and `flow logs`, where one generation ends and the next begins."""
+    def note_restart(self, generation: int, last: int, code: int | None) -> None:
+        """The first line of a node's next generation, saying how the last one (`last`,
+        ended with `code`) ended: in `flow run`'s output and `flow logs`, where one
+        generation ends and the next begins."""
         if code is None:
             ended = "ended"
         elif code < 0:
@@ -174,7 +179,7 @@ class NodeLog:
                 ended = f"ended by signal {-code}"
         else:
             ended = f"exited {code}"
-        said = f"restarted as generation {generation} (generation {generation - 1} {ended})"
+        said = f"restarted as generation {generation} (generation {last} {ended})"
         level = "INFO" if code == 0 else "WARNING"
         self.write_all([LogRecord(time.time(), "log", said, level, "flow")])
 

@@ -296,8 +296,6 @@ class Keeper:
             self._send(SpawnFailed(node, generation, refused))
             return
         node_log = NodeLog.for_spawn(message, self._degrade, self.tee)
-        if old is not None:  # a generation after one this keeper ran: the log says so
-            node_log.note_restart(generation, old.code)
         try:
             forker = self.forker if message.fork else None  # `spawn: exec` asks for exec
             process = start_node(message.argv, message.env, message.cwd, self.in_thread, forker,
@@ -307,6 +305,8 @@ class Keeper:
             transient = isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
             self._send(SpawnFailed(node, generation, str(exc), transient=transient))
             return
+        if old is not None:  # before anything it prints: where the last generation ended
+            node_log.note_restart(generation, old.generation, old.code)
         output = self.ended_outputs.output_for(self.context, node, generation, message.stdout_as)
         child = Child(
             node=node, generation=generation, process=process,

@@ -24,6 +24,7 @@ from node_sdk import Node
 # what reading a damaged or cut-off file raises (mcap's own errors, and what its parsers
 # let through on bytes they do not expect)
 READ_ERRORS: Final = (OSError, ValueError, EOFError, KeyError, struct.error)
+_SAID_UNFINISHED: set[str] = set()  # the recordings said to be unfinished (one per player)
 
 
 def recorded(path: str, node_id: str, outputs: list[str]) -> Iterator[tuple[str, int, bytes]]:
@@ -41,9 +42,11 @@ def recorded(path: str, node_id: str, outputs: list[str]) -> Iterator[tuple[str,
     except (McapError, *READ_ERRORS):
         finished = False
     if not finished:
-        print(f"{path} was not finished (its recorder ended before writing its end): its "
-              "records up to the cut are replayed, in the order written", file=sys.stderr,
-              flush=True)  # fmt: skip
+        if path not in _SAID_UNFINISHED:  # once, not on every round of a --loop
+            _SAID_UNFINISHED.add(path)
+            print(f"{path} was not finished (its recorder ended before writing its end): its "
+                  "records up to the cut are replayed, in the order written", file=sys.stderr,
+                  flush=True)  # fmt: skip
         yield from _written(path, topics)
         return
     with open(path, "rb") as stream:

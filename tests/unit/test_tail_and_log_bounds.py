@@ -83,7 +83,7 @@ def test_a_restart_is_one_line_of_the_log_saying_how_the_last_generation_ended(
 ) -> None:
     log = NodeLog(tmp_path / "n.log", "n", on_failure=lambda cause: None)
     for generation, code in ((2, 1), (3, -11), (4, -40), (5, 0), (6, None)):
-        log.note_restart(generation, code)
+        log.note_restart(generation, generation - 1, code)
     log.close()
     lines = [json.loads(line) for line in (tmp_path / "n.log").read_text().splitlines()]
     assert [(line["lvl"], line["lg"], line["m"]) for line in lines] == [
