@@ -25,6 +25,7 @@ import zmq
 from daemon.cluster import records
 from daemon.cluster.keys import KeyPair
 from daemon.cluster.link import Timing, link_options
+from daemon.cluster.listen_guard import LISTEN_BACKLOG, guard_listen
 from daemon.model import cluster_messages as msg
 from daemon.model import replies as rp
 from daemon.model.cluster import (
@@ -135,6 +136,7 @@ class Coordinator:
                 router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
                 # no ZAP answer (the handler gone) is a refusal, never an open door
                 router.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+            router.setsockopt(zmq.BACKLOG, LISTEN_BACKLOG)
             try:
                 router.bind(self.listen.endpoint)
             except zmq.ZMQError as exc:
@@ -148,6 +150,7 @@ class Coordinator:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.owner.serve_frames, self.on_message)
                 nursery.start_soon(self._watch)
+                nursery.start_soon(guard_listen, router, self.listen.endpoint)
                 task_status.started()
         finally:
             # the router first: the handler outlives the socket it guards (and with no

@@ -12,6 +12,7 @@ from daemon.model import settings
 from daemon.model.cluster_messages import MAX_MESSAGE_BYTES
 
 MIN_HEARTBEATS_PER_LOSS: Final = 2  # never `lost` after fewer than two missed heartbeats
+MIN_HANDSHAKE_S: Final = 2.0  # a CURVE handshake across a slow network gets at least this
 
 
 @attrs.frozen
@@ -39,6 +40,9 @@ def link_options(timing: Timing) -> dict[int, int]:
         zmq.HEARTBEAT_IVL: _ms(timing.heartbeat),
         zmq.HEARTBEAT_TIMEOUT: _ms(timing.lost_after),
         zmq.HEARTBEAT_TTL: _ms(timing.lost_after),
+        # a connection that has not finished its handshake by then is dropped: a silent one
+        # (anyone can open them) holds a descriptor that long at most (listen_guard.py)
+        zmq.HANDSHAKE_IVL: _ms(max(timing.lost_after, MIN_HANDSHAKE_S)),
         zmq.MAXMSGSIZE: 4 * MAX_MESSAGE_BYTES,  # over it, libzmq drops the connection
         zmq.RECONNECT_IVL: 100,
         zmq.RECONNECT_IVL_MAX: _ms(max(timing.heartbeat, 0.5)),

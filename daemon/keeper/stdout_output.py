@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 HELD_LINES = 1000  # lines kept for receivers not yet connected (as many as one queue holds)
 # at the keeper's end, how long a receiver that is there is given to take what was sent
 END_BOUND_S = 2.0
+LINGERING_END_S = 0.5  # what the keeper's context's end is given then (a fixed linger's)
 
 
 @attrs.define(eq=False)
@@ -304,13 +305,14 @@ class EndedOutputs:
 def end_context(context: zmq.Context[zmq.Socket[bytes]], lingering: bool) -> None:
     """The keeper's context, ended: its own socket's last messages get up to 1 s; with a
     socket still lingering to a receiver that went down (`EndedOutputs.lingering`), the
-    end runs in a thread given that 1 s, not the rest of the linger (the process exits)."""
+    end runs in a thread given LINGERING_END_S, not the rest of that linger (the process
+    exits; its own messages went out long before, as they were sent)."""
     if not lingering:
         context.destroy(linger=1000)
         return
     ender = threading.Thread(target=context.destroy, kwargs={"linger": 1000}, daemon=True)
     ender.start()
-    ender.join(1.0)
+    ender.join(LINGERING_END_S)
 
 
 def log_entry_value(node: str, record: LogRecord) -> object:
