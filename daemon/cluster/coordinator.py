@@ -42,6 +42,7 @@ from daemon.model.cluster import (
     parse_token,
 )
 from daemon.model.errors import BadRequest, ControlSocketUnavailable, StateWriteFailed
+from daemon.run.runtime import served_machines
 from daemon.run.zmq_trio import SocketOwner
 from daemon.store import Store
 
@@ -274,6 +275,8 @@ class Coordinator:
             return "the machine's public key is not a 40-character Z85 key of its own"
         if name == self.name:
             return f"machine name {name} is the coordinator's own"
+        if name in served_machines():  # a dataflow's `deploy: {machine: NAME}` means it
+            return f"machine name {name} names the coordinator in a dataflow's deploy"
         known = self.peers.get(name)
         if known is not None and known.public_key != public_key:
             return (f"machine {name} is already admitted with another key; "

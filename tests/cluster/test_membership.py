@@ -119,6 +119,10 @@ def test_bad_and_revoked_tokens_are_refused_in_one_line(cluster: dict[str, Machi
     assert taken.returncode == 1
     assert "already admitted with another key" in taken.stderr
     assert len(taken.stderr.strip().splitlines()) == 1, taken.stderr
+    # a name a dataflow's deploy gives the coordinator: a member must not take its nodes
+    local = c.flow("up", "--machine", "local", "--join", live)
+    assert local.returncode == 1
+    assert "machine name local names the coordinator in a dataflow's deploy" in local.stderr
     assert a.flow("cluster", "token", "--revoke", token_id).returncode == 0
     # an expired token: refused like a revoked one (within a heartbeat of its expiry)
     time.sleep(max(0.0, issued + 1.0 + 2 * HEARTBEAT_S - time.monotonic()))
