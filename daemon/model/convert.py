@@ -81,7 +81,8 @@ def _structure_seconds(value: Any, _: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise FieldError("expected a non-negative number")
     if value > rq.MAX_SECONDS:
-        raise FieldError(f"expected at most {rq.MAX_SECONDS:g} seconds")
+        raise FieldError(f"expected at most {rq.MAX_SECONDS:g} seconds ({rq.MAX_SECONDS / 86400:g} "
+                         "days)")  # fmt: skip
     return float(value)
 
 

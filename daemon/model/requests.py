@@ -21,7 +21,7 @@ MAX_TEXT_CHARS = 1 << 20  # a YAML file's text (descriptor.MAX_YAML_BYTES bounds
 MAX_ENV_ENTRIES = 1024
 MAX_ENV_VALUE_CHARS = 64 * 1024
 MAX_PARAM_CHARS = 64 * 1024  # daemon.model.params bounds its bytes
-MAX_SECONDS = 1e6  # graces, timeouts, samples: about eleven days
+MAX_SECONDS = 31 * 86400.0  # graces, timeouts, samples, a join token's ttl (30 days at most)
 
 Seconds = NewType("Seconds", float)
 """A non-negative duration in seconds, at most MAX_SECONDS."""

@@ -125,6 +125,17 @@ def test_numbers_out_of_range_are_refused_by_field(token: str, field: str) -> No
         decode_request(frame)
 
 
+def test_a_join_tokens_ttl_may_be_the_30_days_its_help_says() -> None:
+    def token(ttl: float) -> bytes:
+        return json.dumps({"v": 1, "id": "x", "type": "cluster_token", "body": {"ttl": ttl}}
+                          ).encode()  # fmt: skip
+
+    assert decode_request(token(30 * 86400)).body == rq.ClusterToken(ttl=rq.Seconds(2592000.0))
+    with pytest.raises(BadRequest, match=r"field 'ttl': expected at most 2\.6784e\+06 seconds "
+                       r"\(31 days\)"):  # fmt: skip
+        decode_request(token(32 * 86400))
+
+
 @pytest.mark.parametrize("env", [{"A=B": "x"}, {"": "x"}, {"A": "x\u0000y"}, {"A": "\ud800"}])
 def test_a_start_env_the_os_cannot_pass_is_refused(env: dict[str, str]) -> None:
     body = {"path": "/x.yml", "text": "nodes: []", "env": env}
