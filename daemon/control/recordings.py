@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.errors import BadRequest
+from daemon.model.states import NodeStatus
 from daemon.run import recording as rec
 
 if TYPE_CHECKING:
@@ -37,6 +38,12 @@ async def record_start(rt: Runtime, req: rq.RecordStart) -> rp.RecordReply:
         raise BadRequest(f"run {run.name or run.id} has no output flow can record")
     if run.nursery is None or not run.status.active:
         raise BadRequest(f"run {run.name or run.id} is not running")
+    # a node whose machine is not connected cannot be wired to the recorder now (its wire
+    # is lost, not held): refused, as `flow topic` refuses it, rather than recording nothing
+    lost = [t for t in topics if run.slots[t.partition("/")[0]].status is NodeStatus.LOST]
+    if lost:
+        raise BadRequest(f"cannot record {', '.join(lost)} now: its machine is not connected "
+                         "(flow cluster status); --topics may leave it out")  # fmt: skip
     recording = await rec.start_recording(run, req.path, topics, refuse=True)
     recording.expires = time.monotonic() + rec.LEASE_S
     _forget_ended(rt)

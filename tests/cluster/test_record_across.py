@@ -149,4 +149,17 @@ nodes:
     assert len(numbers) > 5, done.stdout  # 1.5 s of a line every 50 ms, on a loaded machine
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
     assert [m.sequence for _, _, m in messages] == list(range(1, len(numbers) + 1))
+    # b cut off: its node cannot be wired to a recorder now, and is refused in one line
+    # (it recorded nothing, and said so only as `0 recorded`, exit 0)
+    cluster["b"].link(False)
+    try:
+        wait_for(lambda: '"status": "lost"' in a.flow("list", "--json").stdout, "talker lost")
+        refused = a.flow("record", "remote-talk", "-o", str(tmp_path / "cut.mcap"))
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            "error: cannot record talker/lines now: its machine is not connected (flow cluster "
+            "status); --topics may leave it out"
+        ]
+    finally:
+        cluster["b"].link(True)
     assert a.flow("stop", "remote-talk").returncode == 0
