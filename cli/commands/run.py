@@ -161,6 +161,8 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     except (FatalError, RecoverableError) as exc:
         stdout.close()
         raise CliError(str(exc)) from None
+    if signal.SIGHUP in signals:  # the terminal went: a late second hangup (the shell's to
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # its jobs) must not cut the exit short
     try:
         if not stdout.close():
             render.warning("stdout is not being read: the last lines were not shown")
