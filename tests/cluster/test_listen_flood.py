@@ -42,7 +42,7 @@ def test_a_connection_flood_closes_the_port_for_a_while_and_the_daemon_lives(
     subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={LIMIT}:{LIMIT}"], check=True)
     log = a.home / "daemon.log"
     flood = subprocess.Popen(c.argv([sys.executable, "-c", FLOOD, a.address, str(PORT),
-                                     str(2 * LIMIT), "6"]))  # fmt: skip
+                                     str(2 * LIMIT), "3"]))  # fmt: skip
     try:
         wait_for(lambda: "closed to new connections" in log.read_text(), "the port never closed")
         status = a.flow("cluster", "status", "--json")  # an ipc:// accept while it is short
