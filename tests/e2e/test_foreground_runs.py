@@ -63,9 +63,11 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
         refused = flow("param", "list", "gone", "sink", home=flow_home)
         assert "whose process (pid" in refused.stderr, refused.stderr
         settled = flow("stop", "gone", home=flow_home)
-        assert settled.returncode == 0, settled.stderr
-        assert "run gone" in settled.stdout
-        assert "failed" in settled.stdout.splitlines()[0], settled.stdout
+        if settled.returncode == 0:  # the stop recorded its end
+            assert "run gone" in settled.stdout
+            assert "failed" in settled.stdout.splitlines()[0], settled.stdout
+        else:  # the serving daemon settled it first (it looks every 5 s): ended all the same
+            assert "is not active: it has ended (failed)" in settled.stderr, settled.stderr
         assert "gone" not in flow("list", home=flow_home).stdout
         # `flow down` stops the daemon's runs: a `flow run` is said to be left running (it
         # printed `stopping fg2: waiting for ...`, and the run went on)
