@@ -97,9 +97,10 @@ def play(node: Node, args: argparse.Namespace, outputs: list[str], played: Playe
     """Send the recording once (or, looping, until STOP), counting into `played`. A record
     that does not decode (a damaged or crafted file) is skipped, its first cause said."""
     while True:
-        started, first = time.monotonic(), None
+        started, first = 0.0, None
         for output, log_time, data in recorded(args.recording, args.node, outputs):
-            first = log_time if first is None else first
+            if first is None:  # the clock starts at the first record, once the file is open
+                started, first = time.monotonic(), log_time
             if not wait_until(node, started + (log_time - first) / 1e9 / args.speed):
                 return
             try:
