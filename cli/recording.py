@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -134,30 +133,27 @@ def read_contents(path: str) -> Contents:
 def _scan_unfinished(path: str) -> Contents | None:
     """The records of a file cut off before its end, read in order up to the first damaged
     one (the reader that seeks needs the footer); None when not even its start is MCAP."""
-    from mcap.exceptions import McapError
     from mcap.records import Attachment, Message, Metadata
     from mcap.records import Channel as McapChannel
-    from mcap.stream_reader import StreamReader
 
     from daemon.model.recording import DATAFLOW_ATTACHMENT
+    from daemon.model.recording_chunks import records_to_cut
 
     contents, started = Contents(unfinished=True), False
     topics: dict[int, str] = {}
     # the cut ends the read: what came before it is what the file holds
-    errors = (OSError, McapError, ValueError, EOFError, KeyError, struct.error)
-    with contextlib.suppress(*errors), open(path, "rb") as stream:
-        for record in StreamReader(stream, validate_crcs=False).records:
-            started = True
-            if isinstance(record, McapChannel):
-                topics[record.id] = record.topic
-            elif isinstance(record, Message) and record.channel_id in topics:
-                _count(contents, topics[record.channel_id], record.log_time)
-            elif isinstance(record, Attachment):
-                contents.attachments.append(record.name)
-                if record.name == DATAFLOW_ATTACHMENT:
-                    contents.dataflow = bytes(record.data).decode("utf-8", "replace")
-            elif isinstance(record, Metadata):
-                contents.metadata[record.name] = dict(record.metadata)
+    for record in records_to_cut(path):
+        started = True
+        if isinstance(record, McapChannel):
+            topics[record.id] = record.topic
+        elif isinstance(record, Message) and record.channel_id in topics:
+            _count(contents, topics[record.channel_id], record.log_time)
+        elif isinstance(record, Attachment):
+            contents.attachments.append(record.name)
+            if record.name == DATAFLOW_ATTACHMENT:
+                contents.dataflow = bytes(record.data).decode("utf-8", "replace")
+        elif isinstance(record, Metadata):
+            contents.metadata[record.name] = dict(record.metadata)
     return contents if started else None
 
 

@@ -144,3 +144,21 @@ def _zstd_frame_size(header: bytes) -> int | None:
 
 def _mib(count: int) -> str:
     return f"{count >> 20} MiB"
+
+
+# what reading a damaged or cut-off file raises (mcap's own errors aside: what its parsers
+# let through on bytes they do not expect)
+READ_ERRORS: Final = (OSError, ValueError, EOFError, KeyError, struct.error)
+
+
+def records_to_cut(path: str) -> Iterator[Any]:
+    """The records of an MCAP file read in order from its start, up to its first damaged
+    one: all a file cut off before its end (its recorder killed) holds, with no summary or
+    footer to seek with."""
+    import contextlib
+
+    from mcap.exceptions import McapError
+    from mcap.stream_reader import StreamReader
+
+    with contextlib.suppress(McapError, *READ_ERRORS), open(path, "rb") as stream:
+        yield from StreamReader(stream, validate_crcs=False).records

@@ -10,20 +10,19 @@ It ends (end-of-stream on each output) when the recording does, or on STOP.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import struct
 import sys
 import time
 from collections.abc import Iterator
-from typing import Final
 
 from daemon.model.recording import decode_message
-from daemon.model.recording_chunks import UnboundedChunk, check_chunks
+from daemon.model.recording_chunks import (
+    READ_ERRORS,
+    UnboundedChunk,
+    check_chunks,
+    records_to_cut,
+)
 from node_sdk import Node
 
-# what reading a damaged or cut-off file raises (mcap's own errors, and what its parsers
-# let through on bytes they do not expect)
-READ_ERRORS: Final = (OSError, ValueError, EOFError, KeyError, struct.error)
 _SAID_UNFINISHED: set[str] = set()  # the recordings said to be unfinished (one per player)
 
 
@@ -57,17 +56,14 @@ def recorded(path: str, node_id: str, outputs: list[str]) -> Iterator[tuple[str,
 
 def _written(path: str, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
     """The records of `topics` in a file read from its start, up to its first damaged one."""
-    from mcap.exceptions import McapError
     from mcap.records import Channel, Message
-    from mcap.stream_reader import StreamReader
 
     wanted: dict[int, str] = {}
-    with contextlib.suppress(McapError, *READ_ERRORS), open(path, "rb") as stream:
-        for record in StreamReader(stream, validate_crcs=False).records:
-            if isinstance(record, Channel) and record.topic in topics:
-                wanted[record.id] = record.topic.partition("/")[2]
-            elif isinstance(record, Message) and record.channel_id in wanted:
-                yield wanted[record.channel_id], record.log_time, record.data
+    for record in records_to_cut(path):
+        if isinstance(record, Channel) and record.topic in topics:
+            wanted[record.id] = record.topic.partition("/")[2]
+        elif isinstance(record, Message) and record.channel_id in wanted:
+            yield wanted[record.channel_id], record.log_time, record.data
 
 
 def wait_until(node: Node, due: float) -> bool:
