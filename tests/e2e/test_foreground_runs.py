@@ -26,7 +26,9 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
     )  # fmt: skip
     try:
         # no daemon yet: `flow list` reads the store, where the `flow run` records its run
-        wait_for(lambda: "fg" in flow("list", home=flow_home).stdout, "flow list never saw fg")
+        # (it is `starting` until its nodes are up: under load that may outlast the first look)
+        wait_for(lambda: '"running"' in flow("list", "--json", home=flow_home).stdout,
+                 "flow list never saw fg running")  # fmt: skip
         alone = flow("list", "--json", home=flow_home)
         assert alone.returncode == 0, alone.stderr
         (info,) = [json.loads(line) for line in alone.stdout.splitlines()]
