@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from node_sdk.arrow_layout import Layout, readable
+from node_sdk.arrow_layout import Layout, has_dictionary, readable
 from node_sdk.errors import NodeError
 
 # An Arrow IPC stream is the schema message, the batch message, then this end marker.
@@ -24,7 +24,8 @@ MAX_SCHEMAS: Final = 64  # schema messages the receiver remembers
 # arrays whose buffers add up to at most this are serialized once, at encode: far below
 # the shared-memory threshold (64 KiB by default), where a batch copied twice costs little
 SERIALIZE_AT_ONCE: Final = 16 << 10
-_READ: dict[bytes, Any] = {}  # receiver: schema message -> schema
+_READ: dict[bytes, tuple[Any, bool]] = {}  # receiver: schema message -> (schema, dictionaries)
+_ARROW: list[Any] = []  # receiver: pyarrow and pyarrow.ipc, once imported
 
 
 class ArrowBody:
@@ -90,31 +91,27 @@ def encode(pa: Any, array: Any, layout: Layout) -> ArrowBody:
 def decode(data: Any) -> Any:
     """An Arrow IPC stream of one batch of one column -> that column, without a copy; the
     schema message is parsed once per schema. NodeError for anything else."""
-    import pyarrow as pa
-    import pyarrow.ipc  # pa.ipc is a submodule
-
+    pa, ipc = _ARROW or _import()
     try:
-        buffer = pa.py_buffer(data)
-        marker, length = _PREFIX.unpack_from(data) if len(buffer) >= 8 else (0, 0)
-        if marker == 0xFFFFFFFF and 0 < length <= len(buffer) - 8:
-            key = bytes(memoryview(data)[: 8 + length])
-            schema = _READ.get(key)
-            if schema is None:
-                schema = readable(pa, pa.ipc.read_schema(pa.py_buffer(key)))
-                if len(_READ) >= MAX_SCHEMAS:
-                    _READ.clear()
-                _READ[key] = schema
-            message = pa.ipc.read_message(buffer.slice(8 + length))
-            if message.type == "record batch":
-                batch = pa.ipc.read_record_batch(message, schema)
+        marker, length = _PREFIX.unpack_from(data) if len(data) >= 8 else (0, 0)
+        if marker == 0xFFFFFFFF and 0 < length <= len(data) - 8:
+            end = 8 + length
+            view = memoryview(data)
+            key = bytes(view[:end])
+            reading = _READ.get(key)
+            if reading is None:
+                reading = _parse(pa, ipc, key)
+            schema, dictionaries = reading
+            if not dictionaries:  # the usual: the record batch follows the schema
+                batch = ipc.read_record_batch(ipc.read_message(pa.py_buffer(view[end:])), schema)
             else:  # dictionary batches first: Arrow's stream reader keeps them for the batch
-                batch = pa.ipc.open_stream(buffer).read_next_batch()
+                batch = ipc.open_stream(pa.py_buffer(data)).read_next_batch()
         else:  # not the framing flow writes: let Arrow's own stream reader judge it
-            reader = pa.ipc.open_stream(buffer)
+            reader = ipc.open_stream(pa.py_buffer(data))
             readable(pa, reader.schema)
             batch = reader.read_next_batch()
-        if batch.num_columns != 1:
-            raise NodeError(f"arrow payload of {batch.num_columns} columns (expected 1)")
+            if batch.num_columns != 1:
+                raise NodeError(f"arrow payload of {batch.num_columns} columns (expected 1)")
         array = batch.column(0)
         # Arrow's reader checks the buffers' sizes only: an offset past a string's data, a
         # wrong dictionary index... would make a read out of bounds later, in the user's
@@ -126,3 +123,24 @@ def decode(data: Any) -> Any:
     except Exception as exc:  # pyarrow on a hostile stream: ArrowInvalid, EOFError, ...
         raise NodeError(f"arrow payload that is not a valid Arrow IPC stream: {exc!r}") from None
     return array
+
+
+def _parse(pa: Any, ipc: Any, key: bytes) -> tuple[Any, bool]:
+    """A schema message -> (its schema, whether a dictionary is in it), cached, bounded."""
+    schema = readable(pa, ipc.read_schema(pa.py_buffer(key)))
+    if len(schema) != 1:
+        raise NodeError(f"arrow payload of {len(schema)} columns (expected 1)")
+    if len(_READ) >= MAX_SCHEMAS:
+        _READ.clear()
+    reading = _READ[key] = (schema, has_dictionary(pa, schema.field(0).type))
+    return reading
+
+
+def _import() -> list[Any]:
+    """pyarrow and its IPC module, imported at the first payload of this kind (an import
+    statement per message costs a receiver a few tenths of a microsecond)."""
+    import pyarrow as pa
+    import pyarrow.ipc  # pa.ipc is a submodule
+
+    _ARROW[:] = pa, pa.ipc
+    return _ARROW

@@ -2,11 +2,12 @@
 arrays and the schema bytes that kind sends.
 
 A fixed-width type, or a struct of fixed-width fields, travels as its own buffers (kind 7,
-arrow_buffers), anything else as an Arrow IPC stream (kind 4, arrow_ipc); both send the
-IPC schema message of a one-column schema `v`. One cache serves both kinds, so a send
-compares its array's type with the last one once: a paced message meets that comparison
-with the core's caches cold, where it costs 5 to 11 us (docs/performance.md). pyarrow is
-handed in by the caller. A leaf.
+arrow_buffers), but a whole struct of byte-wide fields without nulls as an Arrow IPC stream
+whose batch message flow writes (kind 4, arrow_batch), anything else as Arrow's IPC stream
+(kind 4, arrow_ipc); all send the IPC schema message of a one-column schema `v`. One
+cache serves every kind, so a send compares its array's type with the last one once: a
+paced message meets that comparison with the core's caches cold, where it costs 5 to 11 us
+(docs/performance.md). pyarrow is handed in by the caller. A leaf.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 
 class Layout:
     """How arrays of one type are sent."""
 
-    __slots__ = ("buffers_schema", "dictionaries", "fields", "schema", "schema_message",
-                 "width")  # fmt: skip
+    __slots__ = ("batches", "buffers_schema", "dictionaries", "fields", "schema",
+                 "schema_message", "width")  # fmt: skip
 
     def __init__(
         self, schema: Any, schema_message: Any, width: int, fields: tuple[int, ...] = (),
@@ -37,6 +38,11 @@ class Layout:
         # kind 7's copy of the message, padded to 8 bytes so the buffers behind it align
         raw = schema_message.to_pybytes() if width or fields else b""
         self.buffers_schema = raw + PAD[(-len(raw)) & 7]
+        # a struct of byte-wide fields: its record batch message per length, which
+        # arrow_batch writes itself (None: not such a struct)
+        self.batches: dict[int, bytes] | None = (
+            {} if fields and all(field >= 8 for field in fields) else None
+        )
 
 
 def bit_width(pa: Any, arrow_type: Any) -> int:

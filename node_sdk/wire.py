@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from node_sdk import arrow_buffers, arrow_ipc, arrow_layout, numpy_payload
+from node_sdk import arrow_batch, arrow_buffers, arrow_ipc, arrow_layout, numpy_payload
 from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
@@ -302,6 +302,11 @@ def encode_arrow_array(array: Any) -> Payload:
 
 def _encode_arrow(pa: Any, array: Any, deferred: bool) -> Payload:
     layout = arrow_layout.of(pa, array.type)
+    if layout.batches is not None:  # a struct of byte-wide fields: the batch flow writes
+        written = arrow_batch.encode(array, layout)
+        if written is not None:
+            return Payload(KIND_ARROW, written if deferred else written.join(), None,
+                           written.nbytes, True)  # fmt: skip
     if layout.width or layout.fields:  # a fixed-width type or a struct of them: its buffers
         fast = arrow_buffers.encode(array, layout)
         if fast is not None:
