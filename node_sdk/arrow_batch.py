@@ -7,9 +7,10 @@ sender writes the message once per layout and length (Arrow's flatbuffer format,
 fixed table layout, below) and sends each struct as that message and the fields' own
 buffers, with no pyarrow call per message; the receiver reads it with Arrow's IPC reader
 (`pa.ipc.read_record_batch`), which rebuilds a struct in half the time of kind 7's three
-`Array.from_buffers` (docs/performance.md). Anything else (nulls, slices, bool fields)
-keeps kind 7 (arrow_buffers). The flatbuffers package would build the same bytes at
-Python speed per field, which is what a template avoids. Over `arrow_layout`.
+`Array.from_buffers` (docs/performance.md). Anything else (nulls, slices, bool fields,
+more than 16 KiB of values) keeps kind 7 (arrow_buffers). The flatbuffers package would
+build the same bytes at Python speed per field, which is what a template avoids. Over
+`arrow_layout`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.arrow_layout import PAD, Layout
 
 EOS: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # an Arrow IPC stream's end marker
+# a larger struct keeps kind 7: its per-message cost is small beside its bytes, and a
+# receiver reads kind 7 out of a shared-memory segment without a copy, where a kind 4
+# stream is copied out before it is validated (node_sdk/leases.py)
+MAX_DATA_BYTES: Final = 16 << 10
 MAX_LENGTHS: Final = 16  # batch messages remembered per layout (one per struct length)
 _PREFIX: Final = struct.Struct("<Ii")  # continuation marker, flatbuffer length
 _METADATA_V5: Final = 4  # Arrow's MetadataVersion.V5
@@ -76,10 +81,11 @@ def batch_message(length: int, widths: tuple[int, ...]) -> bytes:
 
 def encode(array: Any, layout: Layout) -> BuffersBody | None:
     """A struct array of `layout` (`layout.batches` set) -> its stream as kind 4, not joined
-    yet; None unless it is whole and without nulls (kind 7 carries it then)."""
-    if array.null_count or array.offset:
-        return None
+    yet; None unless it is whole, without nulls and at most MAX_DATA_BYTES of values (kind 7
+    carries it then)."""
     length = len(array)
+    if array.null_count or array.offset or length * sum(layout.fields) > MAX_DATA_BYTES * 8:
+        return None
     raw = array.buffers()  # the struct's bitmap, then each field's bitmap and data
     pieces: list[Any] = [layout.schema_message, None]
     nbytes = 0

@@ -55,7 +55,8 @@ def test_every_byte_wide_field_type_and_length_arrives_exact() -> None:
         for value in (pa.StructArray.from_arrays(fields, names=names),
                       pa.StructArray.from_arrays(fields[:1], names=names[:1])):  # fmt: skip
             kind, frame = _sent(value)
-            assert kind == wire.KIND_ARROW, (value.type, length)
+            small = value.nbytes <= arrow_batch.MAX_DATA_BYTES  # larger: kind 7, zero-copy
+            assert kind == (wire.KIND_ARROW if small else wire.KIND_ARROW_BUFFERS), value.type
             got = wire.decode_payload(kind, memoryview(frame).toreadonly(), {})
             got.validate(full=True)
             assert got.type == value.type
@@ -95,6 +96,15 @@ def test_structs_with_nulls_slices_or_bool_fields_keep_their_buffers_kind() -> N
         kind, frame = _sent(value)
         assert kind == wire.KIND_ARROW_BUFFERS, value
         assert wire.decode_payload(kind, frame, {}).equals(value)
+
+
+def test_a_struct_past_the_bound_keeps_its_buffers_kind() -> None:
+    rows = arrow_batch.MAX_DATA_BYTES // 8  # two uint32 fields: exactly the bound
+    for length, kind in ((rows, wire.KIND_ARROW), (rows + 1, wire.KIND_ARROW_BUFFERS)):
+        value = pa.StructArray.from_arrays([_values(pa.uint32(), length)] * 2, names=["x", "y"])
+        sent, frame = _sent(value)
+        assert sent == kind
+        assert wire.decode_payload(sent, frame, {}).equals(value)
 
 
 def test_the_message_is_remembered_per_length_and_bounded() -> None:
