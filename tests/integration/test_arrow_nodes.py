@@ -24,7 +24,7 @@ VALUES = [
     pa.array([True, None, False] * 5).slice(1, 9),
     pa.array(["a", None, "c"]),  # a string: an IPC stream
     pa.StructArray.from_arrays([pa.array([1, 2], pa.uint32()), pa.array([3, 4], pa.uint32())],
-                               names=["x", "y"]),  # a struct of fixed-width fields: its buffers
+                               names=["x", "y"]),  # the batch message flow writes (kind 4)
     pa.array(np.arange(100_000, dtype=np.uint16)),  # shared memory
     base.cast(pa.int32()).view(pa.date32()),
     pa.StructArray.from_arrays([pa.array(["a", "b"]), base.slice(1, 2)],
@@ -32,6 +32,10 @@ VALUES = [
     pa.StructArray.from_arrays([pa.array(np.arange(5000), mask=np.arange(5000) % 7 == 0),
                                 pa.array(np.ones(5000))], names=["i", "f"]),  # shared memory
     pa.array(["cat", "dog", "cat", None]).dictionary_encode(),  # its dictionary with it
+    pa.StructArray.from_arrays([pa.array(np.arange(1024)), pa.array(np.ones(1024))],
+                               names=["i", "f"]),  # 16 KiB of values: the batch flow writes
+    pa.StructArray.from_arrays([pa.array(np.arange(9000)), pa.array(np.ones(9000))],
+                               names=["i", "f"]),  # past that, in shared memory: its buffers
     # after an int64 array (the sender skips the type checks of a class it has seen): a
     # chunked array is still combined, and an int64 array after it is still sent as one
     pa.chunked_array([[1, 2], [None]], pa.int64()),
@@ -86,7 +90,7 @@ def test_arrow_arrays_of_types_in_turn_cross_processes_exact(
         remove_run_segments(str(sender_cfg["run"]))
     events = records(out)
     inputs = [e for e in events if e["type"] == "INPUT"]
-    count = 13
+    count = 15
     assert [e["seq"] for e in inputs] == list(range(1, 2 * count + 1))
     for n, event in enumerate(inputs):
         assert event["same"], (n, event)
@@ -96,6 +100,7 @@ def test_arrow_arrays_of_types_in_turn_cross_processes_exact(
     assert [e["arrow"] for e in inputs[:count]] == [
         "uint8", "int64", "float", "bool", "string", "struct<x: uint32, y: uint32>", "uint16",
         "date32[day]", "struct<s: string, i: int64>", "struct<i: int64, f: double>",
-        "dictionary<values=string, indices=int32, ordered=0>", "int64", "int64",
+        "dictionary<values=string, indices=int32, ordered=0>", "struct<i: int64, f: double>",
+        "struct<i: int64, f: double>", "int64", "int64",
     ]
     assert [e["type"] for e in events[len(inputs) :]] == ["INPUT_CLOSED", "STOP"]
