@@ -115,7 +115,7 @@ def test_a_killed_receiver_gives_back_its_shared_memory(daemon: Path, tmp_path: 
     killed_at = _sent(files)
     # held by the dead receiver, each of these would keep a segment (up to the pool's cap)
     wait_for(lambda: _sent(files) >= killed_at + 60, "the sender goes on sending")
-    wait_for(lambda: _segments(run) <= shm.WORKING_SET + 2, "the segments come back")
+    wait_for(lambda: _segments(run) <= shm.working_set(128 * 1024) + 2, "the segments come back")
     assert _node_status(daemon, "s") == "running"
     _stop(daemon)
 

@@ -271,8 +271,10 @@ def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
     pool: shm.Pool, reader: ShmReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     size = 70_000
-    held = [receive(reader, send(pool, b"w" * size)) for _ in range(shm.WORKING_SET)]
-    assert len(pool._segments) == shm.WORKING_SET  # up to it, the pool grows at once
+    limit = _working_set(pool, size)
+    assert limit == shm.MAX_WORKING_SET  # a small class: as many as the bytes allow
+    held = [receive(reader, send(pool, b"w" * size)) for _ in range(limit)]
+    assert len(pool._segments) == limit  # up to it, the pool grows at once
     size_class = pool._segments[0].size
     # a wait as long as a loaded machine may need, so only the release can end it
     monkeypatch.setattr(shm, "MAX_WAIT_S", BOUND_S)
@@ -294,7 +296,7 @@ def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
     segment = pool.acquire(size)
     assert segment is not None
     assert waits, "the sender never waited for a release"
-    assert len(pool._segments) == shm.WORKING_SET  # the released one was taken: no new one
+    assert len(pool._segments) == limit  # the released one was taken: no new one
     token = pool.hold(segment, "r")
     pool.publish(segment)
     held.append(receive(reader, pool.descriptor(segment, KIND_BYTES, size, token)))
@@ -304,10 +306,21 @@ def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
     segment = pool.acquire(size)
     assert segment is not None
     assert waits  # it waited first
-    assert len(pool._segments) == shm.WORKING_SET + 1
+    assert len(pool._segments) == limit + 1
     pool.give_back(segment)
     held.clear()
     wait_free(pool, reader)
+
+
+def _working_set(pool: shm.Pool, nbytes: int) -> int:
+    return shm.working_set(shm._size_class(nbytes, pool._threshold))
+
+
+def test_the_working_set_holds_more_small_segments_than_large_ones() -> None:
+    assert shm.working_set(64 << 10) == shm.MAX_WORKING_SET
+    assert shm.working_set(1 << 20) == shm.MAX_WORKING_SET
+    assert shm.working_set(2 << 20) == shm.WORKING_SET
+    assert shm.working_set(64 << 20) == shm.WORKING_SET  # a 40 MB payload's class
 
 
 def test_a_new_generation_removes_its_nodes_segments_older_than_the_last(run_id: str) -> None:
@@ -331,7 +344,8 @@ def test_a_receiver_gone_for_good_gives_back_what_it_alone_held(
 ) -> None:
     """`forget`: the segments only that receiver held are free again, the ones past the
     working set unlinked; a segment another receiver still holds stays out of the pool."""
-    count = shm.WORKING_SET + 6
+    limit = _working_set(pool, 70_000)
+    count = limit + 6
     for i in range(count):  # never read by "dead": it holds each of them
         send_to(pool, bytes([i]) * 70_000, ["dead"])
     shared = send_to(pool, b"s" * 70_000, ["dead", "live"])
@@ -340,9 +354,9 @@ def test_a_receiver_gone_for_good_gives_back_what_it_alone_held(
     assert pool.in_flight == count + 1
     assert pool.forget("dead") == count
     assert pool.in_flight == 1  # the one "live" holds
-    assert len(pool._segments) == shm.WORKING_SET + 1
+    assert len(pool._segments) == limit + 1
     on_disk = [n for n in names if os.path.exists(os.path.join(shm.SHM_DIR, n))]
-    assert len(on_disk) == shm.WORKING_SET + 1  # the rest unlinked at once
+    assert len(on_disk) == limit + 1  # the rest unlinked at once
     late = send_to(pool, b"l" * 70_000, ["live"])[0]  # a freed segment is reused, intact view
     assert bytes(view) == b"s" * 70_000
     del view
