@@ -26,7 +26,9 @@ EOS: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # an Arrow IPC stream's end ma
 # receiver reads kind 7 out of a shared-memory segment without a copy, where a kind 4
 # stream is copied out before it is validated (node_sdk/leases.py)
 MAX_DATA_BYTES: Final = 16 << 10
-MAX_LENGTHS: Final = 16  # batch messages remembered per layout (one per struct length)
+# batch messages remembered per layout, one per struct length (about 48 bytes a field):
+# a node sending a varying number of rows (detections per frame) meets each length again
+MAX_LENGTHS: Final = 256
 _PREFIX: Final = struct.Struct("<Ii")  # continuation marker, flatbuffer length
 _METADATA_V5: Final = 4  # Arrow's MetadataVersion.V5
 _RECORD_BATCH: Final = 3  # MessageHeader.RecordBatch
@@ -38,8 +40,9 @@ _RECORD_BATCH: Final = 3  # MessageHeader.RecordBatch
 #  16  RecordBatch vtable: size 10, table size 20, length@8 nodes@4 buffers@16
 #  32  Message table: soffset to its vtable, header uoffset, bodyLength, version, header_type
 #  56  RecordBatch table: soffset, nodes uoffset, length, buffers uoffset
-#  84  nodes: count, then (length, null count) pairs from 88; then buffers: count, then
-#      (offset, length) pairs, 8-aligned
+#  84  nodes: count, then (length, null count) pairs from 88; 4 bytes of padding; buffers:
+#      count, then (offset, length) pairs (each vector's pairs 8-aligned, as Arrow's own
+#      writer places them and strict flatbuffer verifiers, nanoarrow's, require)
 _MESSAGE_VTABLE: Final = (4, struct.Struct("<HHHHHH"), (12, 20, 16, 18, 4, 8))
 _BATCH_VTABLE: Final = (16, struct.Struct("<HHHHH"), (10, 20, 8, 4, 16))
 _MESSAGE_AT: Final = 32
@@ -61,7 +64,7 @@ def batch_message(length: int, widths: tuple[int, ...]) -> bytes:
         size = length * (width >> 3)
         buffers += [(body, 0), (body, size)]  # the field's bitmap (none) and its data
         body += size + ((-size) & 7)
-    buffers_at = _NODES_AT + 4 + 16 * len(nodes)
+    buffers_at = _NODES_AT + 4 + 16 * len(nodes) + 4  # its count, then pairs 8-aligned
     end = buffers_at + 4 + 16 * len(buffers)
     flat = bytearray(end + ((-end) & 7))
     _COUNT.pack_into(flat, 0, _MESSAGE_AT)

@@ -19,7 +19,14 @@ from __future__ import annotations
 import struct
 from typing import Any, Final, NamedTuple
 
-from node_sdk.arrow_layout import PAD, Layout, bit_width, field_widths, readable
+from node_sdk.arrow_layout import (
+    MAX_CACHED_SCHEMA,
+    PAD,
+    Layout,
+    bit_width,
+    field_widths,
+    readable,
+)
 from node_sdk.errors import NodeError
 
 # schema message length, fields (0: not a struct), length, null count, offset, validity
@@ -295,9 +302,11 @@ def _parse(key: bytes) -> _Reading:
                           for index, field_width in enumerate(widths))  # fmt: skip
     types = [field_type for field_type, _ in struct_fields] or [arrow_type]
     checked = not all(_any_bits_a_value(pa, each) for each in types)
-    if len(_READ) >= MAX_LAYOUTS:
-        _READ.clear()
-    reading = _READ[key] = _Reading(arrow_type, width, struct_fields, checked)
+    reading = _Reading(arrow_type, width, struct_fields, checked)
+    if len(key) <= MAX_CACHED_SCHEMA:  # a peer's padded message is parsed, never kept
+        if len(_READ) >= MAX_LAYOUTS:
+            _READ.clear()
+        _READ[key] = reading
     return reading
 
 

@@ -15,6 +15,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 MAX_LAYOUTS: Final = 64  # types remembered
+# a receiver keeps a peer's schema message parsed up to this size (a schema of thousands
+# of fields): a larger one, padded by a hostile peer, is parsed each time, so the caches
+# (64 each) never pin more than 16 MiB
+MAX_CACHED_SCHEMA: Final = 256 << 10
 PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 8
 
 

@@ -27,8 +27,11 @@ def test_flow_stop_reaches_a_foreground_run_and_others_say_why_not(
     try:
         # no daemon yet: `flow list` reads the store, where the `flow run` records its run
         # (it is `starting` until its nodes are up: under load that may outlast the first look)
-        wait_for(lambda: '"running"' in flow("list", "--json", home=flow_home).stdout,
-                 "flow list never saw fg running")  # fmt: skip
+        def listed_running() -> bool:
+            listed = flow("list", "--json", home=flow_home).stdout.splitlines()
+            return [json.loads(line)["status"] for line in listed] == ["running"]
+
+        wait_for(listed_running, "flow list never saw fg running")
         alone = flow("list", "--json", home=flow_home)
         assert alone.returncode == 0, alone.stderr
         (info,) = [json.loads(line) for line in alone.stdout.splitlines()]

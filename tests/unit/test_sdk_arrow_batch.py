@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from node_sdk import NodeError, arrow_batch, arrow_layout, wire
+from node_sdk import NodeError, arrow_batch, arrow_ipc, arrow_layout, wire
 
 FIELD_TYPES = [
     pa.int8(), pa.uint16(), pa.int32(), pa.uint64(), pa.float16(), pa.float64(), pa.date32(),
@@ -117,6 +117,7 @@ def test_the_message_is_remembered_per_length_and_bounded() -> None:
         assert wire.decode_payload(kind, frame, {}).equals(part)
         assert len(layout.batches) <= arrow_batch.MAX_LENGTHS
     first = layout.batches.get(arrow_batch.MAX_LENGTHS * 3 - 1)
+    assert first is not None
     _sent(pa.StructArray.from_arrays([_values(pa.uint8(), arrow_batch.MAX_LENGTHS * 3 - 1)],
                                      names=["a"]))  # fmt: skip
     assert layout.batches.get(arrow_batch.MAX_LENGTHS * 3 - 1) is first  # made once
@@ -129,8 +130,8 @@ def test_a_tampered_batch_message_is_refused_or_safe_to_read() -> None:
     schema_size = 8 + struct.unpack_from("<i", frame, 4)[0]
     message_size = 8 + struct.unpack_from("<i", frame, schema_size + 4)[0]
     refused = 0
-    # every 8-byte word of the batch message (counts, lengths, null counts, offsets,
-    # sizes, table offsets) set to values a hostile peer would send
+    # every 4-byte word of the batch message (counts, halves of lengths, null counts,
+    # offsets and sizes, table offsets) set to values a hostile peer would send
     for at in range(schema_size + 8, schema_size + message_size, 4):
         for word in (0, 1, 2**31 - 1, 2**32 - 1, 4096):
             bad = bytearray(frame)
@@ -143,3 +144,43 @@ def test_a_tampered_batch_message_is_refused_or_safe_to_read() -> None:
             got.validate(full=True)
             got.to_pylist()  # readable to its last value: nothing out of bounds
     assert refused > 0
+
+
+def _table(flat: bytes, at: int) -> dict[int, int]:
+    """A flatbuffer table's present fields -> where each is (from the buffer's start)."""
+    vtable = at - struct.unpack_from("<i", flat, at)[0]
+    size = struct.unpack_from("<H", flat, vtable)[0]
+    slots = struct.unpack_from(f"<{(size - 4) // 2}H", flat, vtable + 4)
+    return {field: at + slot for field, slot in enumerate(slots) if slot}
+
+
+def test_the_batch_message_places_its_vectors_as_arrows_writer_does() -> None:
+    for fields in ((32, 64), (8,), tuple(range(8, 136, 8))):
+        message = arrow_batch.batch_message(5, fields)
+        assert len(message) % 8 == 0
+        flat = message[8:]  # after the continuation marker and the length
+        root = struct.unpack_from("<I", flat, 0)[0]
+        header_at = _table(flat, root)[2]  # Message.header
+        batch = header_at + struct.unpack_from("<I", flat, header_at)[0]
+        slots = _table(flat, batch)
+        assert struct.unpack_from("<q", flat, slots[0])[0] == 5  # RecordBatch.length
+        assert slots[0] % 8 == 0
+        for field, count in ((1, 1 + len(fields)), (2, 1 + 2 * len(fields))):
+            vector = slots[field] + struct.unpack_from("<I", flat, slots[field])[0]
+            assert struct.unpack_from("<I", flat, vector)[0] == count
+            # FieldNode and Buffer are structs of two int64: 8-aligned, as Arrow writes them
+            # (nanoarrow's verifier refuses them otherwise; pyarrow does not look)
+            assert (vector + 4) % 8 == 0, (fields, field)
+
+
+def test_a_peers_padded_schema_message_is_read_but_not_kept() -> None:
+    value = pa.StructArray.from_arrays([_values(pa.uint32(), 3)], names=["x"])
+    _, frame = _sent(value)
+    length = struct.unpack_from("<i", frame, 4)[0]
+    pad = 300 << 10  # past MAX_CACHED_SCHEMA: a peer holding the cache's memory
+    padded = struct.pack("<Ii", 0xFFFFFFFF, length + pad) + frame[8 : 8 + length] + \
+        bytes(pad) + frame[8 + length :]  # fmt: skip
+    before = dict(arrow_ipc._READ)
+    for _ in range(3):
+        assert wire.decode_payload(wire.KIND_ARROW, padded, {}).equals(value)
+    assert dict(arrow_ipc._READ) == before

@@ -381,3 +381,20 @@ def test_texts_that_are_not_utf8_and_values_arrow_refuses_are_node_errors() -> N
     frame = frame.replace((1234).to_bytes(16, "little"), (10**7).to_bytes(16, "little"))
     with pytest.raises(NodeError, match="values Arrow refuses"):
         wire.decode_payload(wire.KIND_ARROW_BUFFERS, frame, {})
+
+
+def test_a_peers_padded_schema_message_is_read_but_not_kept() -> None:
+    frame = _good()
+    expected = wire.decode_payload(wire.KIND_ARROW_BUFFERS, frame, {})  # its schema cached
+    schema_size = arrow_buffers.TABLE.unpack_from(frame)[0]
+    at = arrow_buffers.TABLE.size
+    length = struct.unpack_from("<i", frame, at + 4)[0]
+    pad = 300 << 10  # past MAX_CACHED_SCHEMA: a peer holding the cache's memory
+    schema = struct.pack("<Ii", 0xFFFFFFFF, length + pad) + \
+        frame[at + 8 : at + 8 + length] + bytes(pad)  # fmt: skip
+    rest = frame[at + schema_size + (-schema_size) % 8 :]
+    padded = _table(frame, schema=len(schema))[:at] + schema + bytes(-len(schema) % 8) + rest
+    before = dict(arrow_buffers._READ)
+    for _ in range(3):
+        assert wire.decode_payload(wire.KIND_ARROW_BUFFERS, padded, {}).equals(expected)
+    assert dict(arrow_buffers._READ) == before
