@@ -30,8 +30,10 @@ def test_a_start_during_flow_down_is_refused_and_flow_up_waits_for_the_end(
     assert started.returncode == 0, started.stderr
     old = client.ping(timeout=2.0, home=daemon)
     assert old is not None
-    down = subprocess.Popen(  # stubborn holds the shutdown for its 2 s grace
-        [sys.executable, "-m", "cli", "down", "--grace", "2s"], env=flow_env(daemon),
+    # stubborn holds the shutdown for its grace: long enough for the three commands below
+    # to find it still under way on a loaded machine (2 s was not, in CI)
+    down = subprocess.Popen(
+        [sys.executable, "-m", "cli", "down", "--grace", "6s"], env=flow_env(daemon),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
