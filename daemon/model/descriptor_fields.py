@@ -6,11 +6,13 @@ import difflib
 import math
 import re
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.model.run_names import refusal
 from daemon.model.units import DurationError, parse_duration
-from daemon.model.yaml_lines import Path
+
+if TYPE_CHECKING:  # a type only: the CLI's request models import this module, not YAML
+    from daemon.model.yaml_lines import Path
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ID_RULE = "use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
