@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 NODES = REPO / "tests" / "nodes"  # the test node scripts
 
 
-KINDS = ("text", "raw", "array", "table", "big", "empty")  # tests/nodes/kinds.py's outputs
+# tests/nodes/kinds.py's outputs
+KINDS = ("text", "raw", "array", "table", "big", "empty", "point")
 
 
 def kinds_graph(count: int, queue_size: int) -> str:

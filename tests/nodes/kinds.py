@@ -1,7 +1,8 @@
 """Test node: at each tick send one message of every payload kind, with metadata, until COUNT.
 
 `text` str, `raw` bytes, `array` a 2x3 float32 numpy array, `table` a pyarrow int64 array
-with a null, `big` a 1 MiB uint8 numpy array (it travels in shared memory), `empty` None.
+with a null, `big` a 1 MiB uint8 numpy array (it travels in shared memory), `empty` None,
+`point` a pyarrow struct of two rows (uint32 x, float64 y: the batch flow writes, kind 4).
 Each value is made from the tick's number, so a receiver can tell them apart.
 """
 
@@ -24,6 +25,9 @@ def send_round(node: Node, n: int) -> None:
     node.send_output("table", pa.array([n, None, -n], type=pa.int64()), meta)
     node.send_output("big", np.full(1 << 20, n % 256, dtype=np.uint8), meta)
     node.send_output("empty", None, meta)
+    x = pa.array(np.array([n, n + 1], dtype=np.uint32))
+    y = pa.array(np.array([n / 2, -n / 2]))
+    node.send_output("point", pa.StructArray.from_arrays([x, y], names=["x", "y"]), meta)
 
 
 with Node() as node:
