@@ -64,7 +64,10 @@ def _own_ending(node: dict[str, Any]) -> str:
         return "dynamic, not attached"
     if status == "pending":
         return "never started"
-    if status == "lost":  # a run's result: its machine did not come back in time
+    if status == "lost":  # a run's result: its machine left, or did not come back in time
+        causes = node.get("stderr_tail") or []
+        if causes and " left (" in str(causes[-1]):  # loss.py's cause of a machine that left
+            return "lost with its machine (it left: its daemon stopped; never started elsewhere)"
         return "lost with its machine (not back within cluster_grace; never started elsewhere)"
     return f"still {status}"
 

@@ -57,6 +57,9 @@ async def lost_machine(run: Run, machine_of: dict[str, str], machine: str,
         log.info("run %s: machine %s back within the grace: its nodes re-adopted", run.id,
                  machine)  # fmt: skip
         return
+    slots = [slot for slot in slots if not slot.exited.is_set()]
+    if not slots:  # ended meanwhile (their machine said it left: lost at once)
+        return
     cause = f"machine {machine} lost for more than cluster_grace ({grace:g} s)"
     log.warning("run %s: %s: its nodes are lost for good", run.id, cause)
     lose_for_good(slots, cause)

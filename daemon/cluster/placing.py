@@ -231,14 +231,24 @@ class ClusterPlacer:
         return await self.logs.copy(run_id, machine, node_id, follow=follow)
 
     def on_state(self, machine: str, state: str) -> None:
-        """A machine was lost (or left): its nodes are `lost` for the grace; back: re-adopted."""
+        """A machine was lost: its nodes are `lost` for the grace; back: re-adopted. One that
+        left (`flow down` there, which stops its nodes) has them lost for good at once."""
         self.logs.on_state(machine, state)
         for run_id, placed in list(self.runs.items()):
             run = self.find_run(run_id)
             if run is None or machine not in placed.remotes:
                 continue
             key = (run_id, machine)
-            if state in (LOST, LEFT):
+            if state == LEFT:
+                slots = live_on(run, placed.placement.machine_of, machine)
+                if slots:
+                    cause = f"machine {machine} left (its daemon stopped, and its nodes)"
+                    log.warning("run %s: %s: nodes %s lost", run.id, cause,
+                                ", ".join(slot.id for slot in slots))  # fmt: skip
+                    for slot in slots:
+                        run.record_event(slot.id, "lost", cause)
+                    lose_for_good(slots, cause)
+            elif state == LOST:
                 self._watch(run, placed, machine, "lost")
             elif state == CONNECTED and key in self._lost:
                 self._lost.pop(key).set()

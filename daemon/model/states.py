@@ -87,6 +87,9 @@ class NodeStatus(StrEnum):
 COMES_BACK = frozenset(
     {NodeStatus.PENDING, NodeStatus.RUNNING, NodeStatus.RESTARTING, NodeStatus.INTERRUPTED}
 )
+# the ends whose record keeps the node's stderr tail: a failure's last lines, and a lost
+# node's cause (its machine left, or was not back within the grace)
+KEEPS_TAIL = frozenset({NodeStatus.FAILED, NodeStatus.LOST})
 
 
 def exit_status(

@@ -20,7 +20,7 @@ from daemon.model.descriptor import NodeSpec
 from daemon.model.keeper_messages import Exited, NodeState, OutputCounts, Spawned, SpawnFailed
 from daemon.model.node_stats import ended
 from daemon.model.retry import Backoff, RetryExhausted
-from daemon.model.states import NodeStatus, exit_status
+from daemon.model.states import KEEPS_TAIL, NodeStatus, exit_status
 from daemon.run.retry import retry_async
 from node_sdk import channel
 
@@ -392,7 +392,7 @@ class NodeSlot:
         signal_name = signal.Signals(-code).name if code is not None and code < 0 else None
         status = exit_status(code, lost=self.lost, stopped=self.stop_requested,
                              interrupted=self.run.interrupted, killed=self.killed)  # fmt: skip
-        tail = self.stderr_tail if status is NodeStatus.FAILED else []  # a failure's only
+        tail = self.stderr_tail if status in KEEPS_TAIL else []
         if self.kill_cause is not None and status is NodeStatus.FAILED:
             tail = [*tail, self.kill_cause]
         self.transition(status, exit_code=code, signal=signal_name, stderr_tail=tail)

@@ -39,6 +39,8 @@ def node(status: str, code: int | None = None, sig: str | None = None, **extra: 
         (node("pending"), "never started"),
         (node("lost", -9, "SIGKILL"),
          "lost with its machine (not back within cluster_grace; never started elsewhere)"),
+        ({**node("lost"), "stderr_tail": ["machine b left (its daemon stopped, and its nodes)"]},
+         "lost with its machine (it left: its daemon stopped; never started elsewhere)"),
         (node("running"), "still running"),
     ],
 )  # fmt: skip
