@@ -87,8 +87,11 @@ class RemoteKeeper:
     def send(self, message: km.ToKeeper) -> None:
         body = km.encode(message).decode()
         if not self.relay.send_carry(self.machine, Carry(self.run_id, "keeper", body)):
-            log.error("run %s: a %s for machine %s's keeper was not sent", self.run_id,
-                      type(message).__name__, self.machine)  # fmt: skip
+            # the machine is not connected (lost, or it left): it stops what it hosts by
+            # itself past its cluster_grace, so this is said, not an error
+            log.warning("run %s: a %s for machine %s's keeper was not sent: the machine is "
+                        "not connected", self.run_id, type(message).__name__,
+                        self.machine)  # fmt: skip
 
     def deliver(self, body: str) -> None:
         """A keeper message relayed back by the member (decoded by the keeper's decoder)."""
