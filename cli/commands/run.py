@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,18 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
         with contextlib.suppress(BrokenPipeError):  # stderr's reader may have left too
             render.warning(said)
 
+    def late_hangup(signum: int, frame: object) -> None:
+        """A hangup outside the run's own signal handling (trio's, which puts this one back
+        as it ends): after the first one stopped the run, a second (the shell's to its
+        jobs) must not cut the exit short; any other goes as if never caught."""
+        if signal.SIGHUP in signals:
+            return
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup it stays ignored
+        signal.signal(signal.SIGHUP, late_hangup)
+
     def say_failed(node: dict[str, Any]) -> None:
         with contextlib.suppress(BrokenPipeError):
             render.warning(failed_line(node))
@@ -161,8 +174,6 @@ def foreground(path: Path, text: str, args: argparse.Namespace, record: str | No
     except (FatalError, RecoverableError) as exc:
         stdout.close()
         raise CliError(str(exc)) from None
-    if signal.SIGHUP in signals:  # the terminal went: a late second hangup (the shell's to
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # its jobs) must not cut the exit short
     try:
         if not stdout.close():
             render.warning("stdout is not being read: the last lines were not shown")

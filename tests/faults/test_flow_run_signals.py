@@ -229,11 +229,14 @@ def test_flow_run_whose_terminal_closes_stops_the_run_and_exits_129(
         # the window or the ssh session goes: the kernel hangs the terminal up, SIGHUP
         child.ptyproc.fileobj.close()  # the pty's master end
         child.ptyproc.closed = True  # pexpect must not close it again (or signal the child)
-        os.kill(child.pid, signal.SIGHUP)  # as a shell sends its jobs: still graceful
         deadline = time.monotonic() + EXIT_S
+        # as a shell sends its jobs, and again until it ends: a late one (as the run's own
+        # signal handling ends) must not cut its exit short (it died of one, in CI)
         while not (ended := os.waitpid(child.pid, os.WNOHANG))[0]:
             assert time.monotonic() < deadline, "flow run did not end on its terminal's hangup"
-            time.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGHUP)
+            time.sleep(0.01)
         status = ended[1]
     finally:
         with contextlib.suppress(ProcessLookupError):
