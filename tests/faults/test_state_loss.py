@@ -42,7 +42,8 @@ def fill(folder: Path) -> Path:
     filler = folder / "filler"
     chunk = b"\0" * 65536
     try:
-        out = filler.open("wb")
+        # unbuffered: nothing is left to flush at close, which met ENOSPC in CI
+        out = filler.open("wb", buffering=0)
     except OSError as exc:  # full already (the nodes' logs got there first): that will do
         if exc.errno != errno.ENOSPC:
             raise
@@ -51,7 +52,6 @@ def fill(folder: Path) -> Path:
         for _ in range(100_000):  # bounded: far more than the tmpfs holds
             try:
                 out.write(chunk)
-                out.flush()
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
