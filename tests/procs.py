@@ -14,6 +14,9 @@ from daemon.model.parts import END
 from daemon.model.pids import alive
 from node_sdk import paths
 
+# how long a process that was killed, or told to end, may take to be gone: a safety bound,
+# not a speed test (a SIGKILLed node outlasted 5 s once on a loaded CI machine)
+GONE_S = 30.0
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:
     """Wait (bounded) for the processes to exit; the ones still alive."""

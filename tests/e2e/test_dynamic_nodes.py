@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 from helpers import BOUND_S, NODES, flow, flow_env
-from procs import daemon_pid, wait_gone
+from procs import GONE_S, daemon_pid, wait_gone
 
 from node_sdk import paths
 
@@ -141,7 +141,7 @@ def test_sigkill_of_a_dynamic_node_frees_its_slot(daemon: Path, tmp_path: Path) 
         time.sleep(0.1)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    assert not wait_gone([victim.pid], 5)
+    assert not wait_gone([victim.pid], GONE_S)
     # freed by the heartbeat bound (3 s of silence, checked twice a second); BOUND_S, as
     # each look is a CLI start that a loaded machine can make take seconds
     deadline = time.monotonic() + BOUND_S

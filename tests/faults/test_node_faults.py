@@ -16,7 +16,7 @@ import psutil
 import pytest
 import zmq
 from helpers import NODES, flow, stream_graph
-from procs import RawClient, alive, daemon_pid, node_processes, wait_gone
+from procs import GONE_S, RawClient, alive, daemon_pid, node_processes, wait_gone
 
 from node_sdk import paths
 
@@ -89,7 +89,7 @@ def test_child_left_behind_by_a_node_is_reaped(daemon: Path, tmp_path: Path) -> 
     done = flow("start", str(yml), "--attach", "--name", "forks", home=daemon, timeout=60)
     assert done.returncode == 0, done.stderr
     child = int(child_file.read_text())
-    assert not wait_gone([child], 5), "the forked child outlived its node"
+    assert not wait_gone([child], GONE_S), "the forked child outlived its node"
 
 
 def test_control_flood_while_a_run_streams(daemon: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import NODES, flow
-from procs import node_processes, wait_gone
+from procs import GONE_S, node_processes, wait_gone
 
 GRAPH = f"""
 nodes:
@@ -42,7 +42,7 @@ def test_c5_sigterm_from_outside_restarts_that_node_only(daemon: Path, tmp_path:
     before = _wait_running(daemon, generation=1, run_id=run_id)
     time.sleep(0.5)
     os.kill(before["counter"]["pid"], signal.SIGTERM)  # not flow's: someone else's kill
-    assert not wait_gone([before["counter"]["pid"]], 5)
+    assert not wait_gone([before["counter"]["pid"]], GONE_S)
     after = _wait_running(daemon, generation=2, run_id=run_id)
     assert after["counter"]["restarts"] == 1
     assert after["sink"]["pid"] == before["sink"]["pid"]  # the rest was not relaunched

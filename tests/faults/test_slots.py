@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import NODES, flow
-from procs import alive, node_processes, wait_gone
+from procs import GONE_S, alive, node_processes, wait_gone
 
 
 def nodes_of(home: Path, name: str) -> dict[str, dict[str, Any]]:
@@ -119,7 +119,7 @@ def test_c5_sigterm_from_outside_follows_the_nodes_own_policy(daemon: Path, tmp_
     before = nodes_of(daemon, "term")
     for victim in ("again", "once"):
         os.kill(before[victim]["pid"], signal.SIGTERM)
-    assert not wait_gone([before["again"]["pid"], before["once"]["pid"]], 5)
+    assert not wait_gone([before["again"]["pid"], before["once"]["pid"]], GONE_S)
     deadline = time.monotonic() + 10
     while nodes_of(daemon, "term")["again"]["status"] != "running" or len(spawns(counts)) < 3:
         assert time.monotonic() < deadline
