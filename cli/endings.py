@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.terminal_text import displayable
+from daemon.model.cluster import is_left_cause
 
 # the style a node's line is coloured with, by its status
 ENDING_STYLES = {
@@ -66,7 +67,7 @@ def _own_ending(node: dict[str, Any]) -> str:
         return "never started"
     if status == "lost":  # a run's result: its machine left, or did not come back in time
         causes = node.get("stderr_tail") or []
-        if causes and " left (" in str(causes[-1]):  # loss.py's cause of a machine that left
+        if causes and is_left_cause(str(causes[-1])):
             return "lost with its machine (it left: its daemon stopped; never started elsewhere)"
         return "lost with its machine (not back within cluster_grace; never started elsewhere)"
     return f"still {status}"

@@ -1,4 +1,5 @@
-"""A lost machine's nodes in a run: `lost` for the grace, then lost for good (docs/cluster.md).
+"""A lost machine's nodes in a run: `lost` for the grace, then lost for good; a machine
+that left: lost for good at once (docs/cluster.md).
 
 They are never started anywhere else: the slot of a node lost for good ends `lost`, with no
 restart, and the run's result counts it as failed. A machine back within the grace finds
@@ -11,6 +12,7 @@ import logging
 
 import trio
 
+from daemon.model.cluster import left_cause
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus
 from daemon.run.slot import NodeSlot
@@ -33,6 +35,19 @@ def lose_for_good(slots: list[NodeSlot], cause: str) -> None:
         if not slot.exited.is_set():
             slot.lost = slot.stop_requested = True
             slot.lose_process(cause)
+
+
+def left_machine(run: Run, machine_of: dict[str, str], machine: str) -> None:
+    """`machine` said goodbye (`flow down` there, which stops the nodes it hosts): its live
+    nodes of `run` end `lost` at once, with no grace to wait out."""
+    slots = live_on(run, machine_of, machine)
+    if not slots:
+        return
+    cause = left_cause(machine)
+    for slot in slots:
+        run.record_event(slot.id, "lost", cause)
+    log.warning("run %s: %s: nodes %s lost", run.id, cause, ", ".join(s.id for s in slots))
+    lose_for_good(slots, cause)
 
 
 async def lost_machine(run: Run, machine_of: dict[str, str], machine: str,

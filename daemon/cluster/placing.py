@@ -20,7 +20,7 @@ import trio
 from daemon.cluster.coordinator import CONNECTED, LEFT, LOST, Coordinator
 from daemon.cluster.keys import secret_key_file
 from daemon.cluster.link import free_ports
-from daemon.cluster.loss import live_on, lose_for_good, lost_machine
+from daemon.cluster.loss import left_machine, live_on, lose_for_good, lost_machine
 from daemon.cluster.remote_logs import RemoteLogs
 from daemon.cluster.remote_watch import RemoteWatch
 from daemon.model.cluster_messages import Carry
@@ -240,14 +240,7 @@ class ClusterPlacer:
                 continue
             key = (run_id, machine)
             if state == LEFT:
-                slots = live_on(run, placed.placement.machine_of, machine)
-                if slots:
-                    cause = f"machine {machine} left (its daemon stopped, and its nodes)"
-                    log.warning("run %s: %s: nodes %s lost", run.id, cause,
-                                ", ".join(slot.id for slot in slots))  # fmt: skip
-                    for slot in slots:
-                        run.record_event(slot.id, "lost", cause)
-                    lose_for_good(slots, cause)
+                left_machine(run, placed.placement.machine_of, machine)
             elif state == LOST:
                 self._watch(run, placed, machine, "lost")
             elif state == CONNECTED and key in self._lost:

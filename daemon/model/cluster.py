@@ -25,6 +25,8 @@ ZAP_DOMAIN: Final = "flow-cluster"
 DEFAULT_TOKEN_TTL_S: Final = 3600.0  # an unused token stops admitting after an hour
 MAX_TOKEN_TTL_S: Final = 30 * 86400.0
 JOIN_TIMEOUT_S: Final = 10.0  # a join waits this long for the coordinator's answer
+# the cause a node of a machine that left (said goodbye) ends `lost` with, in its record
+_LEFT_TAIL: Final = " left (its daemon stopped, and its nodes)"
 _Z85_RE: Final = re.compile(r"[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
 _BASE64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 _ADDRESS_RE: Final = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-*]+):([0-9]{1,5})")
@@ -139,3 +141,13 @@ def parse_token(text: str) -> JoinToken:
             "may listen without CURVE"
         )
     return JoinToken(address=address, server_key=server_key, admission_secret=secret, plain=plain)
+
+
+def left_cause(machine: str) -> str:
+    """The recorded cause of a node lost because its machine left (`flow down` there)."""
+    return f"machine {machine}{_LEFT_TAIL}"
+
+
+def is_left_cause(line: str) -> bool:
+    """Whether a node record's last line is `left_cause`'s."""
+    return line.startswith("machine ") and line.endswith(_LEFT_TAIL)

@@ -9,6 +9,7 @@ decompresses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -155,8 +156,6 @@ def records_to_cut(path: str) -> Iterator[Any]:
     """The records of an MCAP file read in order from its start, up to its first damaged
     one: all a file cut off before its end (its recorder killed) holds, with no summary or
     footer to seek with."""
-    import contextlib
-
     from mcap.exceptions import McapError
     from mcap.stream_reader import StreamReader
 
