@@ -87,7 +87,7 @@ def encode(array: Any, layout: Layout) -> BuffersBody | None:
     yet; None unless it is whole, without nulls and at most MAX_DATA_BYTES of values (kind 7
     carries it then)."""
     length = len(array)
-    if array.null_count or array.offset or length * sum(layout.fields) > MAX_DATA_BYTES * 8:
+    if array.null_count or array.offset or length * layout.row_bits > MAX_DATA_BYTES * 8:
         return None
     raw = array.buffers()  # the struct's bitmap, then each field's bitmap and data
     pieces: list[Any] = [layout.schema_message, None]

@@ -25,7 +25,7 @@ PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 
 class Layout:
     """How arrays of one type are sent."""
 
-    __slots__ = ("batches", "buffers_schema", "dictionaries", "fields", "schema",
+    __slots__ = ("batches", "buffers_schema", "dictionaries", "fields", "row_bits", "schema",
                  "schema_message", "width")  # fmt: skip
 
     def __init__(
@@ -36,6 +36,7 @@ class Layout:
         self.schema_message = schema_message  # its IPC message (a pyarrow Buffer)
         self.width = width  # bit width of a kind-7 type (1: bool); 0: a struct or kind 4
         self.fields = fields  # bit width of each field of a kind-7 struct; (): not one
+        self.row_bits = sum(fields)  # a struct row's bits: its size, without a sum per send
         # a dictionary anywhere in the type: its values travel in dictionary batches before
         # the record batch, so kind 4 sends Arrow's whole stream for it
         self.dictionaries = dictionaries
