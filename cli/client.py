@@ -15,7 +15,7 @@ from cli.errors import CliError, DaemonError, DaemonNoReply, DaemonUnreachable
 from daemon.model import replies as rp
 from daemon.model import requests as rq
 from daemon.model.parts import END, is_part, split_request
-from daemon.model.pids import daemon_is_gone, is_flow_daemon, recorded_pid
+from daemon.model.pids import daemon_exited, daemon_is_gone, is_flow_daemon, recorded_pid
 from daemon.model.protocol import (
     ErrorReply,
     MalformedReply,
@@ -57,8 +57,9 @@ def call(
     endpoint = paths.control_endpoint(folder)
     check_socket_folder(folder)
     # A SIGKILLed daemon leaves its socket file behind: its pid file says at once that
-    # nobody is there, where waiting for a reply would take the whole timeout.
-    if not Path(endpoint.removeprefix("ipc://")).exists() or daemon_is_gone(folder):
+    # nobody is there, where waiting for a reply would take the whole timeout (a pid taken
+    # again since is found while the reply is awaited, by _await_reply's liveness check).
+    if not Path(endpoint.removeprefix("ipc://")).exists() or daemon_exited(folder):
         raise DaemonUnreachable(endpoint)
     req_id, frame = encode_request(req)
     sock: Any = zmq.Context.instance().socket(zmq.DEALER)

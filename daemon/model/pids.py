@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from node_sdk import paths
 
 __all__ = [
     "alive",
     "cpu_seconds",
     "create_time",
+    "daemon_exited",
     "daemon_pid",
     "foreground_process",
     "is_flow_daemon",
@@ -37,25 +36,37 @@ __all__ = [
 SAME_START_S = 2.0
 # A bare pid's record time is only compared against its start: one tick of rounding.
 TICK_S = 0.01
-_GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
+
+
+# psutil is imported where it is asked (about 15 ms): every `flow` command imports this
+# module, and the one check each makes before its request needs no psutil (daemon_exited)
+def _gone() -> tuple[type[BaseException], ...]:
+    """What psutil raises for a process that is gone or not ours to read."""
+    import psutil
+
+    return (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
 
 def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
+    import psutil
+
     try:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except _GONE:
+    except _gone():
         return False
 
 
 def create_time(pid: int) -> float | None:
     """When the process started (epoch seconds); None when it is gone or a zombie."""
+    import psutil
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return None
         return float(process.create_time())
-    except _GONE:
+    except _gone():
         return None
 
 
@@ -118,12 +129,14 @@ def foreground_process(info: Mapping[str, Any]) -> tuple[int, bool] | None:
 
 def is_flow_daemon(pid: int) -> bool:
     """Whether pid is alive and runs `python -m daemon` (guards against a reused pid)."""
+    import psutil
+
     try:
         process = psutil.Process(pid)
         argv = process.cmdline()
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
-    except _GONE:
+    except _gone():
         return False
     return any(a == "-m" and b == "daemon" for a, b in itertools.pairwise(argv))
 
@@ -142,6 +155,25 @@ def daemon_pid(home: Path) -> int | None:
     return pid if pid is not None and is_flow_daemon(pid) else None
 
 
+def daemon_exited(home: Path) -> bool:
+    """True when daemon.pid names a pid no process has any more (signal 0 finds none).
+
+    The cheap check a client makes before each request: a SIGKILLed daemon leaves its
+    socket file behind, and this says so at once without psutil. A pid another process took
+    since passes here; `daemon_is_gone` tells that one while the client waits.
+    """
+    pid = recorded_pid(home)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process took it
+        return False
+    return False
+
+
 def daemon_is_gone(home: Path) -> bool:
     """True when daemon.pid names a process that is no longer a live flow daemon.
 
@@ -154,9 +186,11 @@ def daemon_is_gone(home: Path) -> bool:
 
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process, in seconds; None when it is gone."""
+    import psutil
+
     try:
         times = psutil.Process(pid).cpu_times()
-    except _GONE:
+    except _gone():
         return None
     return float(times.user + times.system)
 
@@ -179,7 +213,9 @@ def cpu_percent(
 
 def rss_bytes(pid: int) -> int | None:
     """Resident memory of a process; None when it is gone."""
+    import psutil
+
     try:
         return int(psutil.Process(pid).memory_info().rss)
-    except _GONE:
+    except _gone():
         return None

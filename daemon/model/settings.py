@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib  # flow needs Python >= 3.11; `tomli` is declared for older ones
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -265,6 +264,9 @@ def _read_config(path: Path) -> dict[str, Any] | None:
         os.close(fd)
     if len(data) > MAX_CONFIG_BYTES:
         raise SettingsError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+    # only when there is a file (about 10 ms): every daemon, keeper and node reads settings
+    import tomllib  # flow needs Python >= 3.11
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:

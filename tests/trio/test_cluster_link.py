@@ -78,6 +78,7 @@ async def test_join_connect_leave_and_remove(tmp_path: Path, store: FlakyStore) 
         async with trio.open_nursery() as link:
             link.start_soon(member.serve)
             await _until(lambda: coordinator.peers["b"].state == "connected", "b back")
+            await _until(lambda: member.link == "connected", "b sees the link again")
             member.leaving = True
             link.cancel_scope.cancel()
         await _until(lambda: coordinator.peers["b"].state == "left", "b left")

@@ -6,10 +6,14 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 
 from daemon.model import pids
+from node_sdk import paths
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _dead_pid() -> int:
@@ -75,3 +79,21 @@ def test_usage_and_daemon_check_of_this_process() -> None:
     assert rss is not None
     assert rss > 1 << 20
     assert not pids.is_flow_daemon(me)  # pytest, not `python -m daemon`
+
+
+def test_a_clients_check_before_its_request_finds_a_dead_daemon_without_psutil(
+    tmp_path: Path,
+) -> None:
+    """`daemon_exited`: a recorded pid no process has is gone; this one, or none recorded,
+    is not; and `flow`'s own start (which makes that check) leaves psutil unimported."""
+    assert not pids.daemon_exited(tmp_path)  # no daemon.pid: a daemon may be starting
+    pid_file = paths.daemon_pid_file(tmp_path)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{_dead_pid()}\n")
+    assert pids.daemon_exited(tmp_path)
+    pid_file.write_text(f"{os.getpid()}\n")
+    assert not pids.daemon_exited(tmp_path)
+    code = "import sys, cli.client; print('psutil' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=REPO)  # fmt: skip
+    assert done.stdout.strip() == "False"
