@@ -1,7 +1,8 @@
 """A blocking control-protocol client: one DEALER per request, polled with a timeout.
 
-Requests are the typed classes of `daemon.model.requests`; `call` returns the typed reply
-body (`daemon.model.replies`), structured by the same converter the daemon uses.
+Requests are the typed classes of `daemon.model.requests_*` (a command imports the module
+of the one it sends); `call` returns the typed reply body (`daemon.model.replies_*`),
+structured by the same converter the daemon uses.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from cli.errors import CliError, DaemonError, DaemonNoReply, DaemonUnreachable
-from daemon.model import replies as rp
-from daemon.model import requests as rq
 from daemon.model.parts import END, is_part, split_request
 from daemon.model.pids import daemon_exited, daemon_is_gone, is_flow_daemon, recorded_pid
 from daemon.model.protocol import (
@@ -23,6 +22,9 @@ from daemon.model.protocol import (
     encode_request,
     reply_id,
 )
+from daemon.model.replies_runs import PingReply
+from daemon.model.requests_base import Request
+from daemon.model.requests_runs import Ping
 from node_sdk import paths, private
 
 R = TypeVar("R")
@@ -40,7 +42,7 @@ def home_path(home: Path | None = None) -> Path:
 
 
 def call(
-    req: rq.Request[R], *, timeout: float = 10.0, home: Path | None = None,
+    req: Request[R], *, timeout: float = 10.0, home: Path | None = None,
     sent: Callable[[], None] | None = None,
 ) -> R:  # fmt: skip
     """Send one request and return its typed reply body; `sent` is called once the request
@@ -135,9 +137,9 @@ def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | 
     return None
 
 
-def ping(*, timeout: float = 2.0, home: Path | None = None) -> rp.PingReply | None:
+def ping(*, timeout: float = 2.0, home: Path | None = None) -> PingReply | None:
     """The daemon's `ping` reply, or None when it does not answer."""
     try:
-        return call(rq.Ping(), timeout=timeout, home=home)
+        return call(Ping(), timeout=timeout, home=home)
     except DaemonUnreachable:
         return None

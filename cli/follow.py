@@ -250,7 +250,8 @@ def follow_run(
     from cli import render
     from cli.client import call
     from cli.errors import UNREACHABLE, CliError, DaemonUnreachable
-    from daemon.model.requests import Logs, Seconds, Wait
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_runs import Logs, Wait
 
     refreshed = time.monotonic()
     away = False
@@ -347,7 +348,8 @@ def _stop_in_background(run_id: str, *, force: bool, home: Path | None) -> None:
     def send() -> None:
         from cli.client import call
         from cli.errors import CliError
-        from daemon.model.requests import Seconds, Stop
+        from daemon.model.requests_base import Seconds
+        from daemon.model.requests_runs import Stop
 
         try:
             grace = Seconds(0.0) if force else None

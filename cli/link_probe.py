@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from daemon.model.replies import LinkProbeReply
+    from daemon.model.replies_cluster import LinkProbeReply
 
 # The daemon bounds every probe (each message, each machine's answer); the whole matrix
 # takes as long as its links, which only the daemon knows: the client waits for it as
@@ -19,11 +19,12 @@ def probe_before_start(path: Path, text: str) -> bool:
     False (each failing link said on stderr) when one fails. Nothing on stdout, which
     `--detach` keeps for the run id."""
     from cli import client, render
-    from daemon.model import requests as rq
     from daemon.model.cluster_probe import DEFAULT_TIMEOUT_S, LARGE_BYTES
+    from daemon.model.requests_base import Seconds, YamlText
+    from daemon.model.requests_cluster import ClusterProbe
 
-    request = rq.ClusterProbe(path=str(path), text=rq.YamlText(text), large=LARGE_BYTES,
-                              timeout=rq.Seconds(DEFAULT_TIMEOUT_S))  # fmt: skip
+    request = ClusterProbe(path=str(path), text=YamlText(text), large=LARGE_BYTES,
+                              timeout=Seconds(DEFAULT_TIMEOUT_S))  # fmt: skip
     reply = client.call(request, timeout=CALL_TIMEOUT_S)
     failed = say_failed(reply)
     probed = sum(not link.local for link in reply.links)

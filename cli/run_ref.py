@@ -31,7 +31,7 @@ def only_active_run(*, all_hint: bool = False) -> dict[str, Any]:
     """The RunInfo of the one active run; none or several is a one-line error."""
     from cli import client, render
     from cli.errors import BAD_INPUT, CliError
-    from daemon.model.requests import List
+    from daemon.model.requests_runs import List
 
     runs = client.call(List()).runs
     if not runs:

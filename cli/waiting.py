@@ -172,7 +172,8 @@ def wait_stopped(
     of each run."""
     from cli import client
     from cli.errors import DaemonUnreachable
-    from daemon.model.requests import Seconds, Wait
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_runs import Wait
 
     started = time.monotonic()
     latest = list(infos)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cli.render import Cell
-    from daemon.model.replies import ClusterStatusReply
+    from daemon.model.replies_cluster import ClusterStatusReply
 
 
 def register(sub: Any) -> None:
@@ -46,15 +46,21 @@ def _duration(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
-    from daemon.model import requests as rq
+    from daemon.model.requests_base import Name, Seconds
+    from daemon.model.requests_cluster import (
+        ClusterRemove,
+        ClusterRevoke,
+        ClusterStatus,
+        ClusterToken,
+    )
 
     if args.verb == "token":
         if args.revoke is not None:
-            client.call(rq.ClusterRevoke(token=args.revoke))
+            client.call(ClusterRevoke(token=args.revoke))
             render.info("token revoked: it admits no machine from now on")
             return 0
-        ttl = None if args.ttl is None else rq.Seconds(args.ttl)
-        issued = client.call(rq.ClusterToken(ttl=ttl))
+        ttl = None if args.ttl is None else Seconds(args.ttl)
+        issued = client.call(ClusterToken(ttl=ttl))
         render.out.print(issued.token, markup=False, highlight=False, soft_wrap=True)
         # on stderr: `TOKEN=$(flow cluster token)` takes the token alone
         render.err.print(f"token {issued.id}: on the new machine, flow up --machine NAME "
@@ -62,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
                          markup=False, highlight=False)  # fmt: skip
         return 0
     if args.verb == "remove":
-        client.call(rq.ClusterRemove(name=rq.Name(args.name)))
+        client.call(ClusterRemove(name=Name(args.name)))
         render.info(f"machine {args.name} removed: its key is refused from now on")
         return 0
-    reply = client.call(rq.ClusterStatus())
+    reply = client.call(ClusterStatus())
     if args.json:
         from daemon.model.convert import unstructure
 

@@ -10,7 +10,7 @@ from cli.durations import duration_arg
 
 if TYPE_CHECKING:
     from cli.render import Cell
-    from daemon.model.replies import LinkProbeReply, LinkRow
+    from daemon.model.replies_cluster import LinkProbeReply, LinkRow
 
 MIB = float(1 << 20)
 
@@ -50,16 +50,17 @@ def run(args: argparse.Namespace) -> int:
     from cli import client
     from cli.commands.start import read_dataflow
     from cli.link_probe import CALL_TIMEOUT_S, say_failed
-    from daemon.model import requests as rq
     from daemon.model.cluster_probe import DEFAULT_TIMEOUT_S, LARGE_BYTES
+    from daemon.model.requests_base import Seconds, YamlText
+    from daemon.model.requests_cluster import ClusterProbe
 
-    request = rq.ClusterProbe(
+    request = ClusterProbe(
         large=LARGE_BYTES if args.large is None else args.large,
-        timeout=rq.Seconds(DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout),
+        timeout=Seconds(DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout),
     )  # fmt: skip
     if args.cluster:
         path, text = read_dataflow(args.cluster)
-        request = rq.ClusterProbe(path=str(path), text=rq.YamlText(text), large=request.large,
+        request = ClusterProbe(path=str(path), text=YamlText(text), large=request.large,
                                   timeout=request.timeout)  # fmt: skip
     reply = client.call(request, timeout=CALL_TIMEOUT_S)
     if args.json:

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from cli.commands.stop import request_budget
     from cli.errors import CliError, DaemonUnreachable
     from cli.waiting import Background, lost_machine_wait, wait_stopped
-    from daemon.model.requests import List, Seconds, Shutdown
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_runs import List, Shutdown
 
     home = client.home_path()
     grace = 0.0 if args.force else args.grace

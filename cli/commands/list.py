@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import DaemonNoReply, DaemonUnreachable
-    from daemon.model.requests import List
+    from daemon.model.requests_runs import List
     from daemon.model.run_rows import LIST_REPLY_BYTES
 
     try:

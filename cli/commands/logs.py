@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from cli import client
     from cli.errors import BAD_INPUT, CliError, DaemonUnreachable
     from cli.follow import LinePrinter, LogFollower
-    from daemon.model.requests import Logs
+    from daemon.model.requests_runs import Logs
 
     if args.tail is not None and args.tail < 0:
         raise CliError("--tail must be 0 or more", BAD_INPUT)
@@ -124,7 +124,7 @@ def which_run_and_node(run: str | None, node: str | None) -> tuple[str, str | No
     lone word that names no run but a node of the only active run is that node."""
     from cli import client
     from cli.run_ref import target_run
-    from daemon.model.requests import List
+    from daemon.model.requests_runs import List
 
     if run is None:
         return target_run(None), node

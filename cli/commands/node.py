@@ -70,7 +70,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
-    from daemon.model import requests as rq
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_nodes import (
+        NodeInfo,
+        NodeList,
+        NodeRestart,
+        NodeStop,
+    )
 
     if args.verb in ("add", "remove", "connect", "disconnect"):
         _apply_aliases(args)
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verb in ("add", "remove", "connect", "disconnect"):
         return edit(args)
     if args.verb == "list":
-        reply = client.call(rq.NodeList(run=args.run))
+        reply = client.call(NodeList(run=args.run))
         if args.json:
             for node in reply.nodes:
                 render.out.print(json.dumps(node), markup=False, highlight=False)
@@ -86,14 +92,14 @@ def run(args: argparse.Namespace) -> int:
             print_nodes(reply.nodes)
         return 0
     if args.verb == "info":
-        node = client.call(rq.NodeInfo(run=args.run, node=args.node)).node
+        node = client.call(NodeInfo(run=args.run, node=args.node)).node
         if args.json:
             render.out.print(json.dumps(node), markup=False, highlight=False)
         else:
             print_detail(node)
         return 0
-    verb = rq.NodeStop if args.verb == "stop" else rq.NodeRestart
-    grace = None if args.grace is None else rq.Seconds(args.grace)
+    verb = NodeStop if args.verb == "stop" else NodeRestart
+    grace = None if args.grace is None else Seconds(args.grace)
     node = client.call(verb(run=args.run, node=args.node, grace=grace), timeout=120.0).node
     render.info(
         f"node {node['id']}: {node['status']} (generation {node['generation']}, "
@@ -195,20 +201,26 @@ def edit(args: argparse.Namespace) -> int:
 
     from cli import client, render
     from cli.commands.start import read_dataflow
-    from daemon.model import requests as rq
+    from daemon.model.requests_base import YamlText
+    from daemon.model.requests_nodes import (
+        NodeAdd,
+        NodeConnect,
+        NodeDisconnect,
+        NodeRemove,
+    )
 
     if args.verb in ("add", "remove"):
         if args.verb == "add":
             # as `flow start` reads a file: missing, a FIFO, huge or not UTF-8, in one line
             path, text = read_dataflow(args.file)
             _refuse_syntax_errors(path)
-            request: Any = rq.NodeAdd(run=args.run, path=str(path), text=rq.YamlText(text))
+            request: Any = NodeAdd(run=args.run, path=str(path), text=YamlText(text))
         else:
-            request = rq.NodeRemove(run=args.run, node=args.node)
+            request = NodeRemove(run=args.run, node=args.node)
         node = client.call(request, timeout=60.0).node
         render.info(f"node {node} {'added' if args.verb == 'add' else 'removed'}")
         return 0
-    cls = rq.NodeConnect if args.verb == "connect" else rq.NodeDisconnect
+    cls = NodeConnect if args.verb == "connect" else NodeDisconnect
     reply = client.call(cls(run=args.run, source=args.source, target=args.target), timeout=60.0)
     arrow = "->" if args.verb == "connect" else "-/->"
     render.info(f"{args.verb}ed {reply.source} {arrow} {reply.target}")

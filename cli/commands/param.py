@@ -48,12 +48,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import BAD_INPUT, CliError
-    from daemon.model import replies as rp
-    from daemon.model import requests as rq
+    from daemon.model.replies_base import ParamText
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_nodes import ParamList, ParamSet
 
     args.run = target_run(args.run)
     if args.verb in ("list", "get"):
-        values = client.call(rq.ParamList(run=args.run, node=args.node)).params
+        values = client.call(ParamList(run=args.run, node=args.node)).params
         if args.verb == "get":
             if args.key not in values:
                 raise CliError(f"node {args.node!r} has no parameter {args.key!r}")
@@ -70,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:
         raise CliError(f"--timeout {args.timeout:g}s: the node's answer is waited for more than"
                        f" 0 and at most {MAX_TIMEOUT_S:g} s", BAD_INPUT)  # fmt: skip
-    timeout = None if args.timeout is None else rq.Seconds(args.timeout)
-    value = rp.ParamText(args.value) if args.verb == "set" else None
-    request = rq.ParamSet(run=args.run, node=args.node, key=args.key, value=value, timeout=timeout)
+    timeout = None if args.timeout is None else Seconds(args.timeout)
+    value = ParamText(args.value) if args.verb == "set" else None
+    request = ParamSet(run=args.run, node=args.node, key=args.key, value=value, timeout=timeout)
     wait = 5.0 + (MAX_TIMEOUT_S if timeout is None else float(timeout))
     values = client.call(request, timeout=wait).params
     if args.verb == "set":

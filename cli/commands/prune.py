@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.errors import DaemonUnreachable
-    from daemon.model.requests import Prune
+    from daemon.model.requests_runs import Prune
 
     try:
         gone = client.call(Prune(older_than=args.older_than, dry_run=args.dry_run)).runs

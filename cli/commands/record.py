@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.errors import BAD_INPUT, CliError
     from cli.recording import new_file
     from cli.run_ref import target_run
-    from daemon.model.requests import RecordRenew, RecordStart, RecordStop
+    from daemon.model.requests_watch import RecordRenew, RecordStart, RecordStop
 
     path = new_file(args.output, "-o")
     topics = [t.strip() for t in (args.topics or "").split(",") if t.strip()]

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from cli.recording import new_file
     from cli.run_ref import target_run
     from cli.waiting import Background, lost_machine_wait, wait_stopped
-    from daemon.model.requests import Restart, Seconds, Wait, YamlText
+    from daemon.model.requests_base import Seconds, YamlText
+    from daemon.model.requests_runs import Restart, Wait
 
     record = None if args.record is None else new_file(args.record)  # before anything stops
     old = client.call(Wait(run=target_run(args.run), timeout=Seconds(0.0))).run

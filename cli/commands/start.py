@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from cli.errors import run_name
     from cli.follow import Interrupts
     from cli.recording import new_file, report
-    from daemon.model.requests import Env, Name, Start, YamlText
+    from daemon.model.requests_base import Env, Name, YamlText
+    from daemon.model.requests_runs import Start
 
     name = run_name(args.name)
     path, text = read_dataflow(args.file)
@@ -162,7 +163,8 @@ def kill_and_leave(run_id: str) -> int:
     """Three presses before the run was known: kill it (grace 0), then detach, as the third
     press does later (docs/cli-reference.md)."""
     from cli import client, render
-    from daemon.model.requests import Seconds, Stop
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_runs import Stop
 
     render.warning("killing the run (Ctrl-C three times) and detaching")
     client.call(Stop(run=run_id, grace=Seconds(0.0), force=True), timeout=60.0)
@@ -186,7 +188,7 @@ def attached(run_id: str, interrupts: Any, home: Path | None = None) -> int:
     `interrupts` (entered by the caller) turns Ctrl-C into a stop, then a kill."""
     from cli import client, render
     from cli.follow import LinePrinter, LogFollower, follow_run
-    from daemon.model.requests import Logs
+    from daemon.model.requests_runs import Logs
 
     files = client.call(Logs(run=run_id, follow=True), home=home).files
     follower = LogFollower(files)
@@ -207,7 +209,7 @@ def wait_connected(run_id: str, interrupts: Any, home: Path | None) -> None:
 
     from cli import client, render
     from cli.waiting import StatusLine, starting_text
-    from daemon.model.requests import List
+    from daemon.model.requests_runs import List
 
     began = time.monotonic()
     with StatusLine() as line:

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from cli.durations import human_age
     from cli.errors import UNREACHABLE, DaemonUnreachable
-    from daemon.model.requests import Status
+    from daemon.model.requests_runs import Status
 
     try:
         info = client.call(Status())

@@ -65,7 +65,8 @@ def _through_daemon(args: argparse.Namespace) -> int:
     from cli.errors import BAD_INPUT, CliError
     from cli.run_ref import target_run
     from cli.waiting import Background, lost_machine_wait, wait_stopped
-    from daemon.model.requests import List, Seconds, Stop, StopAll, Wait
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_runs import List, Stop, StopAll, Wait
 
     grace = 0.0 if args.force else args.grace
     seconds = None if grace is None else Seconds(grace)
@@ -107,7 +108,8 @@ def request_budget(grace: float | None) -> float:
 def wait_done(info: dict[str, Any], budget: float, home: Path | None = None) -> dict[str, Any]:
     """The run's RunInfo once it has ended (or as it is when the budget runs out)."""
     from cli import client
-    from daemon.model.requests import Seconds, Wait
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_runs import Wait
 
     deadline = time.monotonic() + budget
     while info.get("ended") is None and info.get("status") in ("starting", "running"):

@@ -51,7 +51,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import client, render
     from daemon.model.convert import unstructure
-    from daemon.model.requests import Seconds, Top
+    from daemon.model.requests_base import Seconds
+    from daemon.model.requests_runs import Top
 
     interval = _interval(args.interval)
     if args.once:
@@ -89,7 +90,7 @@ def _watch(first: dict[str, Any], interval: float) -> int:
     from cli import client, render
     from cli.keys import QuitKeys
     from daemon.model.convert import unstructure
-    from daemon.model.requests import Top
+    from daemon.model.requests_runs import Top
 
     snapshot = first
     try:
@@ -163,7 +164,7 @@ def empty_text() -> str:
     """What an empty table says: no run of the daemon's, and the `flow run`s in their own
     terminals, which it does not supervise (their nodes report to that process)."""
     from cli import client, run_ref
-    from daemon.model.requests import List
+    from daemon.model.requests_runs import List
 
     foreground = run_ref.foreground(client.call(List()).runs)
     if not foreground:

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def listing(run_ref: str) -> int:
     from cli import client, render
-    from daemon.model.requests import TopicList
+    from daemon.model.requests_watch import TopicList
 
     reply = client.call(TopicList(run=run_ref))
     rows: list[tuple[list[render.Cell], list[render.Cell]]] = []
@@ -115,7 +115,7 @@ def listing(run_ref: str) -> int:
 def info(run_ref: str, topic: str, sample_s: float, as_json: bool) -> int:
     from cli import client, render
     from daemon.model.convert import unstructure
-    from daemon.model.requests import TopicInfo
+    from daemon.model.requests_watch import TopicInfo
 
     reply = client.call(TopicInfo(run=run_ref, topic=topic))
     facts = unstructure(reply)

@@ -43,7 +43,7 @@ def add_arguments(pub: Any) -> None:
 
 def publish(args: Any) -> int:
     from cli import client, render
-    from daemon.model.requests import TopicPublish
+    from daemon.model.requests_watch import TopicPublish
 
     if args.repeat < 1:
         raise CliError(f"--repeat must be 1 or more (got {args.repeat})", BAD_INPUT)

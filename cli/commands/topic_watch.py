@@ -49,7 +49,7 @@ class Observer:
 
         from cli import client
         from cli.errors import CliError, DaemonUnreachable
-        from daemon.model.requests import TopicSubscribe
+        from daemon.model.requests_watch import TopicSubscribe
         from node_sdk import paths
         from node_sdk.leases import Releases, ShmReader
 
@@ -89,7 +89,7 @@ class Observer:
     def __exit__(self, *exc: object) -> None:
         from cli import client
         from cli.errors import CliError
-        from daemon.model.requests import TopicUnsubscribe
+        from daemon.model.requests_watch import TopicUnsubscribe
 
         with contextlib.suppress(CliError):  # if not, the lease expires by itself
             client.call(TopicUnsubscribe(lease=self.lease), timeout=2.0)
@@ -108,7 +108,9 @@ class Observer:
         decoded), or None after `timeout` seconds."""
         from cli import client
         from cli.errors import CliError
-        from daemon.model.requests import Seconds, TopicRenew, Wait
+        from daemon.model.requests_base import Seconds
+        from daemon.model.requests_runs import Wait
+        from daemon.model.requests_watch import TopicRenew
         from node_sdk.frames import decode_data
 
         if time.monotonic() - self.renewed > RENEW_S:

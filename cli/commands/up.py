@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.model.replies import PingReply
+from daemon.model.replies_runs import PingReply
 
 # the daemon outlives us: holding its Popen keeps the destructor from warning meanwhile
 _DETACHED: list[subprocess.Popen[bytes]] = []

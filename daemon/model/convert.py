@@ -1,7 +1,7 @@
 """The control protocol's cattrs converter: strict, bounded, and naming the bad field.
 
 No coercion (`"5"` is not a number, `1` is not `true`, `[1]` is not a string), no unknown
-keys, every value within the bounds of `daemon.model.requests`; a failure becomes one line
+keys, every value within the bounds of `daemon.model.requests_base`; a failure becomes one line
 per field, `field 'grace': expected a non-negative number`. cattrs is imported on first
 use, so what imports the protocol only for its constants never pays for it.
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from daemon.model import replies as rp
-from daemon.model import requests as rq
+from daemon.model import replies_base as rp
+from daemon.model import requests_base as rq
 from daemon.model.descriptor_fields import env_name_problem, env_value_problem
 from daemon.model.errors import BadRequest
 

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import attrs
 
-from daemon.model import requests as rq
 from daemon.model.convert import OutOfRange, structure, unstructure
 from daemon.model.errors import BadRequest, FlowError
 from daemon.model.parts import MAX_REQUEST_BYTES
+from daemon.model.requests_base import Request
 from node_sdk.strictjson import depth, lone_surrogate
 
 __all__ = [
@@ -67,7 +67,7 @@ class Decoded:
     """One decoded control request: its id and its typed body."""
 
     id: str
-    body: rq.Request[Any]
+    body: Request[Any]
 
 
 def new_request_id() -> str:
@@ -112,7 +112,7 @@ def _loads(data: bytes) -> Any:
 # --- requests -----------------------------------------------------------------------------
 
 
-def encode_request(body: rq.Request[Any], request_id: str | None = None) -> tuple[str, bytes]:
+def encode_request(body: Request[Any], request_id: str | None = None) -> tuple[str, bytes]:
     """A request frame and its id."""
     request_id = request_id or new_request_id()
     payload = {"v": VERSION, "id": request_id, "type": body.TYPE, "body": unstructure(body)}
@@ -139,8 +139,12 @@ def decode_request(data: bytes, *, hooks: bool = False) -> Decoded:
         raise _bad(
             request_id, f"protocol version {version!r:.40} not supported (daemon speaks {VERSION})"
         )
+    # the registry defines every request class: only the daemon decodes requests, and a
+    # `flow` command (which imports this module to encode one) never pays for the rest
+    from daemon.model.requests import REQUESTS
+
     type_ = obj.get("type")
-    cls = rq.REQUESTS.get(type_) if isinstance(type_, str) else None
+    cls = REQUESTS.get(type_) if isinstance(type_, str) else None
     if cls is None or (cls.HOOK and not hooks):
         raise _bad(request_id, f"unknown request type {type_!r:.80}")
     extra = set(obj) - {"v", "id", "type", "body"}

@@ -56,7 +56,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     ("cli/render.py", "on_broken_pipe"): "rich calls it when a write hits a broken pipe",
     ("cli/examples.py", "formatter_class"): "argparse setting: how a parser prints its help",
     # fields of frozen snapshots and replies: read by the CLI, tests and users as data
-    ("daemon/model/replies.py", "lease_s"): "reply field the observer may read",
+    ("daemon/model/replies_watch.py", "lease_s"): "reply field the observer may read",
     ("daemon/run/zmq_trio.py", "queued"): "statistics() snapshot field",
     ("node_sdk/inbox.py", "queued"): "InputStatistics field",
     ("node_sdk/wire.py", "zero_copy_safe"): "unpacked by position in send.py",
