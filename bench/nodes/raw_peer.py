@@ -3,7 +3,8 @@
 The sender builds each value as the bench's flow and dora senders do (common.Values) and
 sends its buffers as they are (multipart, no serialization, no copy from 64 KiB on); a
 metadata run adds the same small dict as JSON in a first frame. The receiver takes the
-frames, turns a numpy payload back into an array, and keeps what receiver.py keeps.
+frames, turns them back into the value that was sent (a numpy or pyarrow array, as flow's
+and dora's receivers get one: `Values.rebuild`), and keeps what receiver.py keeps.
 Over ipc for `python -m bench`; over tcp with CURVE for `python -m bench.cluster`, which
 passes the keys in BENCH_CURVE (JSON: the server's public and secret keys, Z85).
 """
@@ -54,9 +55,7 @@ if role == "send":
     write_result({"sdk": "raw", "stamps": stamps, "cpu_s": cpu})
     sock.close(linger=30_000)
 else:
-    import numpy as np
-
-    Values(kind, size)  # the kind's modules are imported before the first message
+    values = Values(kind, size)  # the kind's modules are imported before the first message
     sock = ctx.socket(zmq.PULL)
     # zmq throws away what is in flight on a connection held back by the receiver's HWM
     # when the sender disconnects (the end of a burst): flow's inputs avoid it the same way
@@ -82,13 +81,14 @@ else:
             break  # the sender is done: what never came is counted as lost
         copy = size < 65536
         frames = sock.recv_multipart(copy=copy)
+        # stamped once the value and its metadata are the receiver's to use, as flow's and
+        # dora's receivers stamp an event their SDK has decoded
+        values.rebuild(frames)
+        meta = json.loads(frames[0] if copy else frames[0].bytes) if with_meta else None
         t = now()
-        if with_meta:
-            seq = json.loads(frames[0] if copy else frames[0].bytes)["seq"]
-            gaps += seq - last - 1
-            last = seq
-        if kind == "numpy":
-            np.frombuffer(frames[-1], dtype=np.uint64)
+        if meta is not None:
+            gaps += meta["seq"] - last - 1
+            last = meta["seq"]
         stamps.append(t)
         if got in edges:
             cpu_at[got] = cpu_s()
