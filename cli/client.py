@@ -31,6 +31,7 @@ R = TypeVar("R")
 
 # How often a waiting request checks that the daemon is still alive.
 LIVENESS_CHECK_S = 0.25
+PSUTIL_CHECK_AFTER_S = 1.0  # of waiting for a reply, before the daemon's pid is looked at closely
 # what `_await_reply` returns for a reply in parts the daemon ended early (it drops the
 # rest of a reply its client does not read fast enough: daemon.run.peer_outbox)
 _CUT = b""
@@ -113,8 +114,12 @@ def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | 
     chunks: list[bytes] = []
     while (left := deadline - time.monotonic()) > 0:
         if not sock.poll(int(min(left, LIVENESS_CHECK_S) * 1000) + 1, zmq.POLLIN):
-            if daemon_is_gone(home):
-                return None  # it died while we waited: say so now, not at the timeout
+            # it died while we waited: say so now, not at the timeout. A pid gone is seen at
+            # once; a zombie or a pid taken again needs psutil, whose import (25 ms) a
+            # request answered within a second (a start, a stop) is spared
+            waited = timeout - left
+            if daemon_exited(home) or (waited >= PSUTIL_CHECK_AFTER_S and daemon_is_gone(home)):
+                return None
             continue
         frames = sock.recv_multipart()
         if is_part(frames):  # a reply over 32 KiB comes in parts, one right after another
