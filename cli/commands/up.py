@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.model.replies_runs import PingReply
+if TYPE_CHECKING:  # every `flow` command imports this module to build its parser
+    from daemon.model.replies_runs import PingReply
 
 # the daemon outlives us: holding its Popen keeps the destructor from warning meanwhile
 _DETACHED: list[subprocess.Popen[bytes]] = []
