@@ -31,7 +31,7 @@ R = TypeVar("R")
 
 # How often a waiting request checks that the daemon is still alive.
 LIVENESS_CHECK_S = 0.25
-PSUTIL_CHECK_AFTER_S = 1.0  # of waiting for a reply, before the daemon's pid is looked at closely
+PSUTIL_CHECK_AFTER_S = 0.5  # of waiting for a reply, before the daemon's pid is looked at closely
 # what `_await_reply` returns for a reply in parts the daemon ended early (it drops the
 # rest of a reply its client does not read fast enough: daemon.run.peer_outbox)
 _CUT = b""
@@ -115,9 +115,9 @@ def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | 
     while (left := deadline - time.monotonic()) > 0:
         if not sock.poll(int(min(left, LIVENESS_CHECK_S) * 1000) + 1, zmq.POLLIN):
             # it died while we waited: say so now, not at the timeout. A pid gone is seen at
-            # once; a zombie or a pid taken again needs psutil, whose import (25 ms) a
-            # request answered within a second (a start, a stop) is spared
-            waited = timeout - left
+            # once; a zombie not reaped yet or a pid taken again needs psutil, whose import
+            # (25 ms) a request answered within half a second is spared
+            waited = timeout - (deadline - time.monotonic())
             if daemon_exited(home) or (waited >= PSUTIL_CHECK_AFTER_S and daemon_is_gone(home)):
                 return None
             continue

@@ -24,7 +24,7 @@ def probe_before_start(path: Path, text: str) -> bool:
     from daemon.model.requests_cluster import ClusterProbe
 
     request = ClusterProbe(path=str(path), text=YamlText(text), large=LARGE_BYTES,
-                              timeout=Seconds(DEFAULT_TIMEOUT_S))  # fmt: skip
+                           timeout=Seconds(DEFAULT_TIMEOUT_S))  # fmt: skip
     reply = client.call(request, timeout=CALL_TIMEOUT_S)
     failed = say_failed(reply)
     probed = sum(not link.local for link in reply.links)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,13 @@ from node_sdk import paths
 # how long a process that was killed, or told to end, may take to be gone: a safety bound,
 # not a speed test (a SIGKILLed node outlasted 5 s once on a loaded CI machine)
 GONE_S = 30.0
+
+def dead_pid() -> int:
+    """The pid of a process that has ended and been reaped (no process has it, for now)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:
     """Wait (bounded) for the processes to exit; the ones still alive."""

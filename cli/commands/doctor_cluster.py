@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cluster:
         path, text = read_dataflow(args.cluster)
         request = ClusterProbe(path=str(path), text=YamlText(text), large=request.large,
-                                  timeout=request.timeout)  # fmt: skip
+                               timeout=request.timeout)  # fmt: skip
     reply = client.call(request, timeout=CALL_TIMEOUT_S)
     if args.json:
         _print_json(reply)

@@ -159,9 +159,7 @@ class Member:
             if not self.welcomed.is_set():
                 raise LinkDown(f"no welcome within {self.timing.lost_after:g} s")
         except BaseException:
-            # a daemon going down while its link opens still says goodbye: the coordinator
-            # may have its hello already, and would otherwise find it lost, not left
-            session.close(goodbye=self.leaving)
+            session.close(goodbye=False)
             raise
         return session
 

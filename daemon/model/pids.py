@@ -159,12 +159,16 @@ def daemon_exited(home: Path) -> bool:
     """True when daemon.pid names a pid no process has any more (signal 0 finds none).
 
     The cheap check a client makes before each request: a SIGKILLed daemon leaves its
-    socket file behind, and this says so at once without psutil. A pid another process took
-    since passes here; `daemon_is_gone` tells that one while the client waits.
+    socket file behind, and once it is reaped this says so at once without psutil. A zombie
+    not reaped yet (an orphan waits for init, a second or more on some machines) and a pid
+    another process took since pass here; `daemon_is_gone` tells those while the client
+    waits.
     """
     pid = recorded_pid(home)
     if pid is None:
         return False
+    if pid <= 0:  # no process's: signal 0 to it would reach a whole process group
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

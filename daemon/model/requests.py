@@ -5,8 +5,9 @@ daemon's handlers (`daemon.control.registry`) are keyed by these classes, and
 docs/protocol.md's request table is generated from `REQUESTS`, so the list of request
 types is written exactly once: here. The classes live in four modules by what they are
 about (`requests_runs`, `requests_nodes`, `requests_watch`, `requests_cluster`): a `flow`
-command imports the one it sends, about a third of the classes, where this module defines
-every one (tens of milliseconds of each command's start). Every name is also here.
+command imports the one it sends, about a third of the classes, where importing this
+module builds every one (attrs makes each class's methods: tens of milliseconds of each
+command's start). Every name is also here.
 """
 
 from __future__ import annotations

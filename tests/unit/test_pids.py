@@ -9,17 +9,12 @@ import time
 from pathlib import Path
 
 import psutil
+from procs import dead_pid
 
 from daemon.model import pids
 from node_sdk import paths
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def test_this_process_is_alive_and_tagged() -> None:
@@ -48,7 +43,7 @@ def test_a_bare_pid_counts_only_for_a_process_older_than_the_record() -> None:
 
 
 def test_gone_processes() -> None:
-    dead = _dead_pid()
+    dead = dead_pid()
     assert not pids.alive(dead)
     assert pids.create_time(dead) is None
     assert not pids.is_tagged_alive(f"{dead}:1.0")
@@ -89,7 +84,7 @@ def test_a_clients_check_before_its_request_finds_a_dead_daemon_without_psutil(
     assert not pids.daemon_exited(tmp_path)  # no daemon.pid: a daemon may be starting
     pid_file = paths.daemon_pid_file(tmp_path)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{_dead_pid()}\n")
+    pid_file.write_text(f"{dead_pid()}\n")
     assert pids.daemon_exited(tmp_path)
     pid_file.write_text(f"{os.getpid()}\n")
     assert not pids.daemon_exited(tmp_path)
