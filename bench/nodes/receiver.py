@@ -25,8 +25,8 @@ profile = Profile("receiver")
 for event in node:
     if event["type"] != "INPUT":
         continue
+    touch(kind, event["value"])  # a dora numpy user's to_numpy(): part of having the value
     t = now()
-    touch(kind, event["value"])
     meta = event["metadata"]
     seq = meta.get("seq") if meta else None
     if seq is not None:
