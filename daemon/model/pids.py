@@ -38,8 +38,8 @@ SAME_START_S = 2.0
 TICK_S = 0.01
 
 
-# psutil is imported where it is asked (about 15 ms): every `flow` command imports this
-# module, and the one check each makes before its request needs no psutil (daemon_exited)
+# psutil is imported where it is asked (15-25 ms with what it pulls in): every `flow` command
+# imports this module, and the check each makes before its request needs none (daemon_exited)
 def _gone() -> tuple[type[BaseException], ...]:
     """What psutil raises for a process that is gone or not ours to read."""
     import psutil
