@@ -19,14 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final, NamedTuple
 
-from node_sdk.arrow_layout import (
-    MAX_CACHED_SCHEMA,
-    PAD,
-    Layout,
-    bit_width,
-    field_widths,
-    readable,
-)
+from node_sdk.arrow_layout import PAD, Layout, bit_width, field_widths, keep_parsed, readable
 from node_sdk.errors import NodeError
 
 # schema message length, fields (0: not a struct), length, null count, offset, validity
@@ -303,10 +296,7 @@ def _parse(key: bytes) -> _Reading:
     types = [field_type for field_type, _ in struct_fields] or [arrow_type]
     checked = not all(_any_bits_a_value(pa, each) for each in types)
     reading = _Reading(arrow_type, width, struct_fields, checked)
-    if len(key) <= MAX_CACHED_SCHEMA:  # a peer's padded message is parsed, never kept
-        if len(_READ) >= MAX_LAYOUTS:
-            _READ.clear()
-        _READ[key] = reading
+    keep_parsed(_READ, key, reading, MAX_LAYOUTS)
     return reading
 
 

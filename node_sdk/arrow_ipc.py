@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from node_sdk.arrow_layout import MAX_CACHED_SCHEMA, Layout, has_dictionary, readable
+from node_sdk.arrow_layout import Layout, has_dictionary, keep_parsed, readable
 from node_sdk.errors import NodeError
 
 # An Arrow IPC stream is the schema message, the batch message, then this end marker.
@@ -131,10 +131,7 @@ def _parse(pa: Any, ipc: Any, key: bytes) -> tuple[Any, bool]:
     if len(schema) != 1:
         raise NodeError(f"arrow payload of {len(schema)} columns (expected 1)")
     reading = (schema, has_dictionary(pa, schema.field(0).type))
-    if len(key) <= MAX_CACHED_SCHEMA:  # a peer's padded message is parsed, never kept
-        if len(_READ) >= MAX_SCHEMAS:
-            _READ.clear()
-        _READ[key] = reading
+    keep_parsed(_READ, key, reading, MAX_SCHEMAS)
     return reading
 
 

@@ -106,6 +106,16 @@ def readable(pa: Any, schema: Any) -> Any:
     return schema
 
 
+def keep_parsed(cache: dict[bytes, Any], key: bytes, reading: Any, most: int) -> None:
+    """Remember a peer's schema message parsed (`cache` holds at most `most`, emptied when
+    full), unless it is over MAX_CACHED_SCHEMA: a padded one is parsed each time, not kept."""
+    if len(key) > MAX_CACHED_SCHEMA:
+        return
+    if len(cache) >= most:
+        cache.clear()
+    cache[key] = reading
+
+
 _KNOWN: dict[Any, Layout] = {}
 _LAST: list[Any] = [None, None]  # the last type sent and its layout
 
