@@ -2,18 +2,20 @@
 
 A class's `TYPE` is its name on the wire and `REPLY` the class of its reply body; the
 daemon's handlers (`daemon.control.registry`) are keyed by these classes, and
-docs/protocol.md's request table is generated from `REQUESTS`, so the list of request
-types is written exactly once: here. The classes live in four modules by what they are
-about (`requests_runs`, `requests_nodes`, `requests_watch`, `requests_cluster`): a `flow`
-command imports the one it sends, about a third of the classes, where importing this
-module builds every one (attrs makes each class's methods: tens of milliseconds of each
-command's start). Every name is also here.
+docs/protocol.md's request table is generated from `REQUESTS`, which holds every request
+class the four modules by what they are about define (`requests_runs`, `requests_nodes`,
+`requests_watch`, `requests_cluster`): a request type is written once, as its class. A
+`flow` command imports the module of the one it sends, about a third of the classes, where
+importing this module builds every one (attrs makes each class's methods: tens of
+milliseconds of each command's start). Every name is also here.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
+from daemon.model import requests_cluster, requests_nodes, requests_runs, requests_watch
 from daemon.model.requests_base import (
     MAX_ENV_ENTRIES,
     MAX_ENV_VALUE_CHARS,
@@ -130,14 +132,19 @@ __all__ = [
 ]
 
 
-REQUESTS: dict[str, type[Request[Any]]] = {
-    cls.TYPE: cls
-    for cls in (
-        Ping, Status, Start, Stop, StopAll, Restart, List, Logs, Wait, Shutdown,
-        NodeList, NodeInfo, NodeStop, NodeRestart, NodeAdd, NodeRemove, NodeConnect,
-        NodeDisconnect, TopicList, TopicSubscribe, TopicRenew, TopicUnsubscribe, Top,
-        Prune, TopicInfo, TopicPublish, ClusterToken, ClusterRevoke, ClusterStatus,
-        ClusterRemove, ClusterProbe, ParamList, ParamSet,
-        RecordStart, RecordRenew, RecordStop, InjectFatal,
-    )
-}  # fmt: skip
+
+def _defined_in(*modules: ModuleType) -> dict[str, type[Request[Any]]]:
+    """Every request class the modules define, by its `TYPE`, in the order they define them:
+    a new request is registered by being written in one of them."""
+    return {
+        value.TYPE: value
+        for module in modules
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Request)
+        and value.__module__ == module.__name__
+    }
+
+
+REQUESTS: dict[str, type[Request[Any]]] = _defined_in(
+    requests_runs, requests_nodes, requests_watch, requests_cluster
+)
