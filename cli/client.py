@@ -110,14 +110,15 @@ def _await_reply(sock: Any, req_id: str, timeout: float, home: Path) -> bytes | 
     _CUT when the daemon ended our reply in parts before its end."""
     import zmq
 
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     chunks: list[bytes] = []
     while (left := deadline - time.monotonic()) > 0:
         if not sock.poll(int(min(left, LIVENESS_CHECK_S) * 1000) + 1, zmq.POLLIN):
             # it died while we waited: say so now, not at the timeout. A pid gone is seen at
             # once; a zombie not reaped yet or a pid taken again needs psutil, whose import
             # (25 ms) a request answered within half a second is spared
-            waited = timeout - (deadline - time.monotonic())
+            waited = time.monotonic() - started
             if daemon_exited(home) or (waited >= PSUTIL_CHECK_AFTER_S and daemon_is_gone(home)):
                 return None
             continue
