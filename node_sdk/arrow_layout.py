@@ -25,8 +25,8 @@ PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 
 class Layout:
     """How arrays of one type are sent."""
 
-    __slots__ = ("batches", "buffers_schema", "dictionaries", "fields", "row_bits", "schema",
-                 "schema_message", "width")  # fmt: skip
+    __slots__ = ("batches", "buffers_schema", "dictionaries", "fields", "prefixes", "row_bits",
+                 "schema", "schema_message", "width")  # fmt: skip
 
     def __init__(
         self, schema: Any, schema_message: Any, width: int, fields: tuple[int, ...] = (),
@@ -43,6 +43,9 @@ class Layout:
         # kind 7's copy of the message, padded to 8 bytes so the buffers behind it align
         raw = schema_message.to_pybytes() if width or fields else b""
         self.buffers_schema = raw + PAD[(-len(raw)) & 7]
+        # kind 7's table and schema per length of a whole array without nulls (the usual),
+        # which arrow_buffers makes once per length
+        self.prefixes: dict[int, bytes] = {}
         # a struct of byte-wide fields: its record batch message per length, which
         # arrow_batch writes itself (None: not such a struct)
         self.batches: dict[int, bytes] | None = (

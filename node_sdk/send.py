@@ -22,6 +22,7 @@ from typing import Any, Final
 import zmq
 
 from node_sdk import wiring
+from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.channel import ReceiverDown, Rewire
 from node_sdk.config import Edge, NodeConfig, is_tcp
 from node_sdk.errors import MessageTooLarge, NodeError, SendTimeout
@@ -152,7 +153,8 @@ class Sender:
             kind = KIND_NUMPY
             body, nbytes, safe, extra = output.layouts.encode(data, metadata)
         elif kind_of in self._arrow_classes:
-            kind, body, _, nbytes, safe = encode_arrow_array(data)
+            kind, body, nbytes = encode_arrow_array(data)
+            safe = True
             extra = output.extra(metadata, None)
         else:
             kind, body, fields, nbytes, safe = encode_payload(data, True)
@@ -172,8 +174,9 @@ class Sender:
         if nbytes > MAX_INLINE_BYTES:
             # receivers cut off a larger frame (MAXMSGSIZE): refuse it here, with the cause
             raise MessageTooLarge(output_id, nbytes + len(extra), MAX_INLINE_BYTES)
-        if type(body) in DEFERRED_BODIES:
-            body = body.join()  # an arrow payload sent inline (an exact type check: cheap)
+        if type(body) in DEFERRED_BODIES:  # an arrow payload sent inline (an exact check)
+            small = type(body) is BuffersBody and nbytes < ZERO_COPY_MIN  # joined in `_push`
+            body = body.pieces if small else body.join()
         stamp = time.time_ns()
         flags = FLAG_LARGE if nbytes >= ZERO_COPY_MIN else FLAG_PACKED
         went = False
@@ -299,8 +302,9 @@ class Sender:
         header = HEADER.pack(MAGIC, kind, flags, 0, self._gen, edge.seq, stamp, len(extra))
         packed = flags & FLAG_PACKED
         try:
-            if packed:
-                _SEND(edge.sock, b"".join((header, extra, body)), edge.packed_flags)
+            if packed:  # `body` a list: a small arrow payload's pieces, joined once here
+                parts = (header, extra, *body) if type(body) is list else (header, extra, body)
+                _SEND(edge.sock, b"".join(parts), edge.packed_flags)
             else:
                 edge.sock.send(header + extra, edge.first_flags)
         except zmq.Again:

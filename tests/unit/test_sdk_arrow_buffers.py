@@ -100,6 +100,32 @@ def test_the_array_is_built_over_the_frame_without_a_copy() -> None:
     assert got.to_numpy()[999] == 999
 
 
+def test_frames_of_a_known_layout_arrive_exact_and_a_frame_off_it_is_still_refused() -> None:
+    """The second frame of a whole array's prefix skips the checks (`_PLAIN`); a frame of
+    that prefix and another size, or of a type Arrow validates, is checked whole."""
+    arrow_buffers._PLAIN.clear()
+    values = [pa.array(np.arange(n, n + 100, dtype=np.uint16)) for n in range(3)]
+    frames = [bytes(wire.encode_payload(value).data) for value in values]
+    for value, frame in zip(values, frames, strict=True):
+        got = wire.decode_payload(wire.KIND_ARROW_BUFFERS, memoryview(frame), {})
+        assert got.equals(value)
+        assert got.type == pa.uint16()
+        start = pa.py_buffer(frame).address  # over the frame, read-only, as the first was
+        assert start <= got.buffers()[1].address < start + len(frame)
+        assert not got.buffers()[1].is_mutable
+    assert len(arrow_buffers._PLAIN) == 1  # one prefix: same type and length
+    for off in (frames[0][:-8], frames[0] + bytes(8), frames[0][:-1]):
+        with pytest.raises(NodeError, match="arrow buffers payload"):
+            wire.decode_payload(wire.KIND_ARROW_BUFFERS, off, {})
+    decimal_type = pa.decimal128(4, 2)
+    good = bytes(wire.encode_payload(pa.array([decimal.Decimal("12.34")], decimal_type)).data)
+    wire.decode_payload(wire.KIND_ARROW_BUFFERS, good, {})
+    past = good.replace((1234).to_bytes(16, "little"), (10**7).to_bytes(16, "little"))
+    with pytest.raises(NodeError, match="values Arrow refuses"):  # validated every time
+        wire.decode_payload(wire.KIND_ARROW_BUFFERS, past, {})
+    assert len(arrow_buffers._PLAIN) == 1
+
+
 def test_types_in_turn_on_one_output_each_arrive_as_their_own() -> None:
     values = [pa.array([1, 2, 3], pa.uint8()), pa.array([1.5, None]), pa.array([True, None]),
               pa.array([1, 2, 3], pa.uint8()).slice(1), pa.array(["a"]),
@@ -304,6 +330,7 @@ def test_the_layout_caches_are_bounded() -> None:
         assert _round_trip(value).to_pylist() == [b"x" * width]
     assert len(arrow_layout._KNOWN) <= arrow_layout.MAX_LAYOUTS
     assert len(arrow_buffers._READ) <= arrow_buffers.MAX_LAYOUTS
+    assert len(arrow_buffers._PLAIN) <= arrow_buffers.MAX_LAYOUTS
 
 
 def test_the_table_is_little_endian_and_fixed() -> None:
