@@ -333,6 +333,16 @@ def test_the_layout_caches_are_bounded() -> None:
     assert len(arrow_buffers._PLAIN) <= arrow_buffers.MAX_LAYOUTS
 
 
+def test_a_senders_tables_per_length_are_bounded_and_each_its_own() -> None:
+    layout = arrow_layout.of(pa, pa.uint32())
+    for length in range(arrow_buffers.MAX_PREFIXES + 40):
+        value = pa.array(np.arange(length, dtype=np.uint32))
+        assert _round_trip(value).equals(value)
+        assert len(layout.prefixes) <= arrow_buffers.MAX_PREFIXES
+    again = pa.array(np.arange(3, dtype=np.uint32))  # a length made again after the clear
+    assert _round_trip(again).equals(again)
+
+
 def test_the_table_is_little_endian_and_fixed() -> None:
     frame = _good()
     schema_size = struct.unpack_from("<I", frame)[0]
