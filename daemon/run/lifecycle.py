@@ -18,7 +18,7 @@ from daemon.model.errors import KeeperLost, first_leaf
 from daemon.model.keeper_messages import State
 from daemon.model.settings import current as settings
 from daemon.model.states import NodeStatus, RunStatus
-from daemon.run import health, recording
+from daemon.run import health, recording, slot_restore
 from daemon.run.connect_wait import late_message, wait_connected
 from daemon.run.keeper_link import (
     Alive,
@@ -85,7 +85,7 @@ async def supervise(
                 # a node that had ended before the daemon went away stays ended
                 adopted = adopt is not None and slot.id in state and not slot.status.finished
                 if adopted:
-                    slot.adopt(state[slot.id])
+                    slot_restore.adopt(slot, state[slot.id])
                     if slot.spec.connects and state[slot.id].alive:
                         run.unheard.add(slot.id)  # until its DEALER finds this daemon
                 nursery.start_soon(functools.partial(slot.serve, adopted=adopted))

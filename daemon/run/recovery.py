@@ -37,6 +37,7 @@ from daemon.run.placement import PlacedRun, read_placement
 from daemon.run.recording import recovered_path
 from daemon.run.runtime import Runtime, served_machines
 from daemon.run.slot import NodeSlot
+from daemon.run.slot_restore import restore
 from daemon.run.stale_processes import keeper_alive, kill_groups, kill_run_processes
 from daemon.run.supervisor import Run
 from daemon.store import Store
@@ -246,7 +247,7 @@ async def _recover(rt: Runtime, info: dict[str, Any], *, wait_stalled: bool) -> 
             if ended is None and run.stop_requested:  # its keeper stopped it: it stays so
                 ended = NodeStatus.STOPPED
             seen = {"exit_code": code} if code is not MISSING and ended is not None else {}
-            slot.restore(generation, int(node["restarts"]), ended, **seen)
+            restore(slot, generation, int(node["restarts"]), ended, **seen)
     if state is None:
         killed = kill_stale_processes(run)
         remove_run_segments(run_id)
@@ -270,7 +271,7 @@ def _restore_dynamic(run: Run, slot: NodeSlot, node: dict[str, Any]) -> None:
     """A dynamic node keeps its generation (a later attach takes the next one, which its
     receivers take as new); one attached when the daemon died is attached again if its
     process lives, and shown free (`dynamic`) if not."""
-    slot.restore(int(node["generation"]), int(node["restarts"]))
+    restore(slot, int(node["generation"]), int(node["restarts"]))
     if node["status"] != str(NodeStatus.RUNNING):
         return
     # a run whose stop is being finished takes no process back: it is not attached again

@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from daemon.model.descriptor import NodeSpec
-from daemon.model.keeper_messages import Exited, NodeState, OutputCounts, Spawned, SpawnFailed
+from daemon.model.keeper_messages import Exited, OutputCounts, Spawned, SpawnFailed
 from daemon.model.node_stats import ended
 from daemon.model.retry import Backoff, RetryExhausted
 from daemon.model.states import KEEPS_TAIL, NodeStatus, exit_status
@@ -121,6 +121,7 @@ class NodeSlot:
     finished: trio.Event = attrs.field(factory=trio.Event)  # no more generations will come
     _spawn_answered: trio.Event = attrs.field(factory=trio.Event)  # replaced on each answer
     _stopping: trio.Event = attrs.field(factory=trio.Event)  # a stop or a lost keeper: for good
+    _held: dict[str, Any] = attrs.field(factory=dict)  # store fields `transition` holds back
 
     @property
     def id(self) -> str:
@@ -138,11 +139,17 @@ class NodeSlot:
     def identity(self) -> bytes:
         return f"{self.run.id}/{self.id}/{self.generation}".encode()
 
-    def transition(self, status: NodeStatus | None = None, **fields: Any) -> None:
+    def transition(
+        self, status: NodeStatus | None = None, hold: bool = False, **fields: Any
+    ) -> None:
         """The one writer of node state: memory and the store together, so they agree.
 
         `fields` are store columns (`generation`, `pid`, `restarts`, `exit_code`,
-        `signal`, `stderr_tail`); the mirrored ones are set on the slot first.
+        `signal`, `stderr_tail`); the mirrored ones are set on the slot first. `hold`:
+        memory now, the store with the next transition, in the same write: a generation's
+        end goes down with what its restart policy made of it (`serve`), so a daemon killed
+        between the two never leaves a node that was to restart recorded as ended for good
+        (recovery would never start it again).
         """
         for column, value in fields.items():
             if column in _MIRRORED:
@@ -150,6 +157,11 @@ class NodeSlot:
         if status is not None:
             self.status = status
             fields["status"] = str(status)
+        if hold:
+            self._held.update(fields)
+            return
+        if self._held:
+            fields, self._held = {**self._held, **fields}, {}
         self.run.record_node(self.id, fields)
 
     # ---------------------------------------------------------------- node channel
@@ -223,34 +235,6 @@ class NodeSlot:
 
     # ---------------------------------------------------------------- the task
 
-    def restore(
-        self, generation: int, restarts: int, ended: NodeStatus | None = None, **exit: Any
-    ) -> None:
-        """Its counters as the store kept them, for a run recovered after a daemon restart.
-
-        `ended`: the node had ended for good before the daemon went away (`exit`: with
-        this `exit_code`, when only its keeper saw it); it keeps that status and is never
-        started again (the Cronicle lesson, fault matrix C6).
-        """
-        self.generation, self.restarts = generation, restarts
-        if ended is not None:
-            self.transition(ended, **exit)
-
-    def adopt(self, state: NodeState) -> None:
-        """Take over a generation a keeper kept alive through a daemon restart (SPEC 7.4)."""
-        self.spawned.set()
-        self.first_spawn.set()
-        self.settled.set()
-        if state.alive:
-            self.transition(NodeStatus.RUNNING, generation=state.generation, pid=state.pid)
-            if self.spec.connects:  # a process node never did: a stop SIGTERMs it
-                self.connected.set()  # its DEALER reconnects to the new daemon by itself
-        else:  # `_record_exit` writes its end
-            self.transition(generation=state.generation, pid=state.pid)
-            self.exit_code = state.code
-            self.stderr_tail = list(state.tail)
-            self.exited.set()
-
     async def serve(self, *, adopted: bool = False) -> None:
         """Run generations until the restart policy says no more; stop them if cancelled."""
         try:
@@ -277,6 +261,8 @@ class NodeSlot:
                 self.transition(restarts=self.restarts + 1)
                 await self._run_generation()
         finally:
+            if self._held:  # a generation's end that no restart followed
+                self.transition()
             self.first_spawn.set()
             self.settled.set()
             self.finished.set()
@@ -395,6 +381,7 @@ class NodeSlot:
         tail = self.stderr_tail if status in KEEPS_TAIL else []
         if self.kill_cause is not None and status is NodeStatus.FAILED:
             tail = [*tail, self.kill_cause]
-        self.transition(status, exit_code=code, signal=signal_name, stderr_tail=tail)
+        # held: written with the restart decision `serve` takes next, without an await
+        self.transition(status, hold=True, exit_code=code, signal=signal_name, stderr_tail=tail)
         self.run.record_event(self.id, "exit", f"{self.status} code {code}")
         log.info("run %s: node %s %s (exit %s)", self.run.id, self.id, self.status, code)

@@ -109,7 +109,12 @@ async def test_a_restart_is_recorded_as_restarting_then_a_new_generation(
         with trio.fail_after(10):
             while slot.status is not NodeStatus.RESTARTING:  # noqa: ASYNC110 (a plain field)
                 await trio.sleep(0.1)
-        assert host.records[-1] == ("a", {"pid": None, "status": "restarting"})
+        # its end written with the decision, in one write: never `failed` on the way (a
+        # daemon killed in between would leave it ended for good: recovery.py)
+        assert host.records[-1] == ("a", {"exit_code": 1, "signal": None,
+                                          "stderr_tail": ["boom"], "pid": None,
+                                          "status": "restarting"})  # fmt: skip
+        assert all(fields.get("status") != "failed" for _, fields in host.records)
         assert host.down == [("a", True)]  # its senders are told to wait for it
         with trio.fail_after(10):
             while slot.generation != 2 or slot.status is not NodeStatus.RUNNING:  # noqa: ASYNC110
@@ -119,6 +124,21 @@ async def test_a_restart_is_recorded_as_restarting_then_a_new_generation(
         await slot.finished.wait()
     assert slot.status is NodeStatus.FAILED
     assert slot.stderr_tail[-1] == "run keeper lost: test"
+
+
+async def test_an_end_no_restart_follows_is_written_when_the_slot_finishes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    host = Host()  # no restart
+    slot = NodeSlot(spec=spec(), run=host)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slot.serve)
+        await slot.first_spawn.wait()
+        slot.on_keeper_event(Exited("a", 1, 3, ("bad",)))
+        await slot.finished.wait()
+    assert host.records[-1] == ("a", {"status": "failed", "exit_code": 3, "signal": None,
+                                      "stderr_tail": ["bad"]})  # fmt: skip
+    assert (slot.status, slot.exit_code) == (NodeStatus.FAILED, 3)
 
 
 async def test_a_dynamic_slot_attaches_and_detaches_through_its_methods() -> None:
