@@ -23,20 +23,25 @@ ENDING_STYLES = {
 }
 
 
-def node_ending(node: dict[str, Any]) -> str:
+def node_ending(node: dict[str, Any], forced: bool = False) -> str:
     """How one node ended, in words: `exited 0`, `stopped`, `killed by SIGKILL (it had not
-    ended after STOP and SIGTERM)`, `removed from the run (stopped by SIGTERM)`..."""
-    ending = _own_ending(node)
+    ended after STOP and SIGTERM)`, `removed from the run (stopped by SIGTERM)`...
+
+    `forced`: its run's stop was forced (`--force`, a second Ctrl-C: the run's
+    `stop_grace` 0), so a SIGKILL did not wait for the grace to run out."""
+    ending = _own_ending(node, forced)
     # a node `flow node remove`d ended then, not with the run its row stays in
     return f"removed from the run ({ending})" if node.get("removed") else ending
 
 
-def _own_ending(node: dict[str, Any]) -> str:
+def _own_ending(node: dict[str, Any], forced: bool) -> str:
     status = str(node.get("status"))
     code = node.get("exit_code")
     sig = node.get("signal")
     process = bool(node.get("process"))  # a process node gets no STOP: SIGTERM at once
     if status == "killed":
+        if forced and (sig == "SIGKILL" or (sig is None and code is None)):
+            return "killed by SIGKILL (no grace left)"
         if sig == "SIGKILL" or (sig is None and code is None):
             asked = "SIGTERM" if process else "STOP and SIGTERM"
             return f"killed by SIGKILL (it had not ended after {asked})"

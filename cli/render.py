@@ -228,9 +228,11 @@ def run_result(run: dict[str, Any]) -> int:
         warning(f"degraded: {run['degraded']}")
     nodes = run.get("nodes") or []
     width = max((len(str(n.get("id"))) for n in nodes), default=0)
+    forced = run.get("stop_grace") == 0  # `--force`, a second Ctrl-C: no grace was waited
     for node in nodes:
         line = Text(f"  {node.get('id')!s:<{width}}  ")
-        line.append(node_ending(node), style=ENDING_STYLES.get(str(node.get("status")), ""))
+        ending = node_ending(node, forced)
+        line.append(ending, style=ENDING_STYLES.get(str(node.get("status")), ""))
         out.print(line)
     for node in nodes:
         if node.get("status") == "failed" and node.get("exit_code") is not None:

@@ -212,4 +212,5 @@ async def _stop_on_signals(
             # more than once (the kernel, the shell to its jobs), and a reader that left
             # says nothing of hurry
             elif number not in (signal.SIGPIPE, signal.SIGHUP):
+                run.record_run(stop_grace=0.0)  # forced: how its nodes ended is said so
                 nursery.start_soon(run.stop, 0.0)

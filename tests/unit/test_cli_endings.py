@@ -46,3 +46,13 @@ def node(status: str, code: int | None = None, sig: str | None = None, **extra: 
 )  # fmt: skip
 def test_each_ending_in_words(info: dict, words: str) -> None:
     assert node_ending(info) == words
+
+
+def test_a_forced_stops_sigkill_is_not_said_to_have_waited_for_the_grace() -> None:
+    """`--force`, a second Ctrl-C (the run's `stop_grace` 0): the SIGKILL came at once."""
+    for killed in (node("killed", -9, "SIGKILL"), node("killed", -9, "SIGKILL", process=True),
+                   node("killed")):  # fmt: skip
+        assert node_ending(killed, forced=True) == "killed by SIGKILL (no grace left)"
+    assert node_ending(node("killed", -15, "SIGTERM"), forced=True) == (
+        "ended by SIGTERM as it was being killed (no grace left)")
+    assert node_ending(node("stopped", 0), forced=True) == "stopped"
