@@ -100,10 +100,10 @@ def test_the_array_is_built_over_the_frame_without_a_copy() -> None:
     assert got.to_numpy()[999] == 999
 
 
-def test_frames_of_a_known_layout_arrive_exact_and_a_frame_off_it_is_still_refused() -> None:
-    """The second frame of a whole array's prefix skips the checks (`_PLAIN`); a frame of
-    that prefix and another size, or of a type Arrow validates, is checked whole."""
-    arrow_buffers._PLAIN.clear()
+def test_whole_arrays_arrive_exact_and_a_frame_off_their_layout_is_still_refused() -> None:
+    """A whole array without nulls of a type Arrow need not validate is built without
+    `_leaf_array` (`decode`): its frames arrive exact, over the frame; a frame of its
+    table whose size is off, or a decimal past its precision, is still refused."""
     values = [pa.array(np.arange(n, n + 100, dtype=np.uint16)) for n in range(3)]
     frames = [bytes(wire.encode_payload(value).data) for value in values]
     for value, frame in zip(values, frames, strict=True):
@@ -113,7 +113,6 @@ def test_frames_of_a_known_layout_arrive_exact_and_a_frame_off_it_is_still_refus
         start = pa.py_buffer(frame).address  # over the frame, read-only, as the first was
         assert start <= got.buffers()[1].address < start + len(frame)
         assert not got.buffers()[1].is_mutable
-    assert len(arrow_buffers._PLAIN) == 1  # one prefix: same type and length
     for off in (frames[0][:-8], frames[0] + bytes(8), frames[0][:-1]):
         with pytest.raises(NodeError, match="arrow buffers payload"):
             wire.decode_payload(wire.KIND_ARROW_BUFFERS, off, {})
@@ -123,7 +122,6 @@ def test_frames_of_a_known_layout_arrive_exact_and_a_frame_off_it_is_still_refus
     past = good.replace((1234).to_bytes(16, "little"), (10**7).to_bytes(16, "little"))
     with pytest.raises(NodeError, match="values Arrow refuses"):  # validated every time
         wire.decode_payload(wire.KIND_ARROW_BUFFERS, past, {})
-    assert len(arrow_buffers._PLAIN) == 1
 
 
 def test_types_in_turn_on_one_output_each_arrive_as_their_own() -> None:
@@ -330,7 +328,6 @@ def test_the_layout_caches_are_bounded() -> None:
         assert _round_trip(value).to_pylist() == [b"x" * width]
     assert len(arrow_layout._KNOWN) <= arrow_layout.MAX_LAYOUTS
     assert len(arrow_buffers._READ) <= arrow_buffers.MAX_LAYOUTS
-    assert len(arrow_buffers._PLAIN) <= arrow_buffers.MAX_LAYOUTS
 
 
 def test_a_senders_tables_per_length_are_bounded_and_each_its_own() -> None:
