@@ -180,14 +180,14 @@ def node_counts(nodes: Sequence[dict[str, Any]]) -> Text:
     return text if counts else Text("0")
 
 
-def node_failure(node: dict[str, Any]) -> str | None:
+def node_failure(node: dict[str, Any], forced: bool = False) -> str | None:
     """`node X exited 3: <last stderr line>` for a failed node, else None; in the words of
     `endings.node_ending`, as every command says how a node ended."""
     from cli.endings import node_ending
 
     if node.get("status") not in ("failed", "killed"):
         return None
-    line = f"node {node.get('id')} {node_ending(node)}"
+    line = f"node {node.get('id')} {node_ending(node, forced)}"
     tail = [t for t in node.get("stderr_tail") or [] if t.strip()]
     return f"{line}: {displayable(tail[-1])}" if tail else line
 
@@ -216,6 +216,11 @@ def print_run_status(run: dict[str, Any]) -> None:
     out.print(Text(f"run {run_label(run)} ").append_text(status_text(str(run.get("status")))))
 
 
+def stop_forced(run: dict[str, Any]) -> bool:
+    """The run's stop waited no grace (`--force`, a second Ctrl-C: its `stop_grace` 0)."""
+    return run.get("stop_grace") == 0
+
+
 def run_result(run: dict[str, Any]) -> int:
     """Print how a finished run ended: its status, one line per node saying how it ended
     (cli/endings.py), each failure's stderr tail; its exit status (1 when it failed)."""
@@ -228,7 +233,7 @@ def run_result(run: dict[str, Any]) -> int:
         warning(f"degraded: {run['degraded']}")
     nodes = run.get("nodes") or []
     width = max((len(str(n.get("id"))) for n in nodes), default=0)
-    forced = run.get("stop_grace") == 0  # `--force`, a second Ctrl-C: no grace was waited
+    forced = stop_forced(run)
     for node in nodes:
         line = Text(f"  {node.get('id')!s:<{width}}  ")
         ending = node_ending(node, forced)

@@ -122,7 +122,7 @@ def print_table(runs: list[dict[str, Any]], *, include_ended: bool) -> None:
         ]
         notes: list[render.Cell] = []
         for node in info.get("nodes") or []:
-            failure = render.node_failure(node)
+            failure = render.node_failure(node, render.stop_forced(info))
             if failure:
                 notes.append(Text(failure, style="red"))
         if info.get("error"):

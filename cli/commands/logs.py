@@ -176,7 +176,8 @@ def show_result(info: dict[str, Any], *, as_json: bool) -> int:
     result = {key: info.get(key) for key in ("id", "name", "status", "error", "degraded")}
     nodes = info.get("nodes") or []
     failed = [node for node in nodes if node.get("status") in ("failed", "killed")]
-    result["failed_nodes"] = {str(n.get("id")): node_ending(n) for n in failed}
+    forced = render.stop_forced(info)
+    result["failed_nodes"] = {str(n.get("id")): node_ending(n, forced) for n in failed}
     render.out.print(Text(json.dumps({"run": result}, ensure_ascii=False)))
     return 1 if info.get("status") == "failed" else 0
 

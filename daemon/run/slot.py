@@ -261,11 +261,13 @@ class NodeSlot:
                 self.transition(restarts=self.restarts + 1)
                 await self._run_generation()
         finally:
-            if self._held:  # a generation's end that no restart followed
-                self.transition()
-            self.first_spawn.set()
-            self.settled.set()
-            self.finished.set()
+            try:
+                if self._held:  # a generation's end that no restart followed
+                    self.transition()
+            finally:  # whatever the write did: a supervisor waits for these
+                self.first_spawn.set()
+                self.settled.set()
+                self.finished.set()
 
     async def _run_generation(self) -> None:
         run = self.run
