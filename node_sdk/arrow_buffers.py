@@ -19,7 +19,16 @@ from __future__ import annotations
 import struct
 from typing import Any, Final, NamedTuple
 
-from node_sdk.arrow_layout import PAD, Layout, bit_width, field_widths, keep_parsed, readable
+from node_sdk.arrow_layout import (
+    PAD,
+    PYARROW,
+    Layout,
+    bit_width,
+    field_widths,
+    keep_parsed,
+    pyarrow_modules,
+    readable,
+)
 from node_sdk.errors import NodeError
 
 # schema message length, fields (0: not a struct), length, null count, offset, validity
@@ -182,7 +191,6 @@ class _Reading(NamedTuple):
 _READ: dict[bytes, _Reading] = {}  # schema message -> its reading, bounded
 _TABLE_SIZE: Final = TABLE.size
 _FIELD_SIZE: Final = FIELD.size
-_pyarrow: Any = None  # pyarrow, once `_parse` imported it: `decode` imports nothing per message
 
 
 def decode(data: Any) -> Any:
@@ -213,7 +221,7 @@ def decode(data: Any) -> Any:
         # these say is all `_leaf_array` would check of it (data_size, unsigned, makes the
         # length >= 0), so it is built as raw pyzmq's receiver builds it (a 1 KiB uint8
         # array 2.8 -> 2.3 us, docs/performance.md)
-        pa = _pyarrow
+        pa = PYARROW[0]  # imported by `_parse`, which made `reading`
         return pa.Array.from_buffers(reading.arrow_type, length, [None, pa.py_buffer(view[at:end])])
     return _checked(view, total, at, reading, length, nulls, offset, validity_size, data_size)
 
@@ -224,7 +232,7 @@ def _checked(
 ) -> Any:  # fmt: skip
     """`decode` of any other frame: every size checked, the values by Arrow where needed."""
     arrow_type, width, struct_fields, values_checked, _ = reading
-    pa = _pyarrow
+    pa = PYARROW[0]
     whole = pa.py_buffer(view)  # each buffer a slice of it: the frame's memory, no copy
     if not struct_fields:
         array, at = _leaf_array(pa, whole, at, arrow_type, width, length, nulls, offset,
@@ -312,12 +320,7 @@ def _built(
 
 def _parse(key: bytes) -> _Reading:
     """A schema message -> its reading, cached, bounded; NodeError for anything else."""
-    global _pyarrow
-    import pyarrow as pa
-    import pyarrow.ipc  # pa.ipc is a submodule
-
-    _pyarrow = pa
-
+    pa, _ = pyarrow_modules()
     try:
         schema = readable(pa, pa.ipc.read_schema(pa.py_buffer(key)))
     except Exception as exc:  # pyarrow on a hostile schema: ArrowInvalid, OSError, ...

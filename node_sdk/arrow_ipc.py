@@ -14,7 +14,14 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from node_sdk.arrow_layout import Layout, has_dictionary, keep_parsed, readable
+from node_sdk.arrow_layout import (
+    PYARROW,
+    Layout,
+    has_dictionary,
+    keep_parsed,
+    pyarrow_modules,
+    readable,
+)
 from node_sdk.errors import NodeError
 
 # An Arrow IPC stream is the schema message, the batch message, then this end marker.
@@ -25,7 +32,6 @@ MAX_SCHEMAS: Final = 64  # schema messages the receiver remembers
 # the shared-memory threshold (64 KiB by default), where a batch copied twice costs little
 SERIALIZE_AT_ONCE: Final = 16 << 10
 _READ: dict[bytes, tuple[Any, bool]] = {}  # receiver: schema message -> (schema, dictionaries)
-_ARROW: list[Any] = []  # receiver: pyarrow and pyarrow.ipc, once imported
 
 
 class ArrowBody:
@@ -91,7 +97,7 @@ def encode(pa: Any, array: Any, layout: Layout) -> ArrowBody:
 def decode(data: Any) -> Any:
     """An Arrow IPC stream of one batch of one column -> that column, without a copy; the
     schema message is parsed once per schema. NodeError for anything else."""
-    pa, ipc = _ARROW or _import()
+    pa, ipc = PYARROW or pyarrow_modules()
     try:
         marker, length = _PREFIX.unpack_from(data) if len(data) >= 8 else (0, 0)
         if marker == 0xFFFFFFFF and 0 < length <= len(data) - 8:
@@ -135,11 +141,3 @@ def _parse(pa: Any, ipc: Any, key: bytes) -> tuple[Any, bool]:
     return reading
 
 
-def _import() -> list[Any]:
-    """pyarrow and its IPC module, imported at the first payload of this kind (an import
-    statement per message costs a receiver a few tenths of a microsecond)."""
-    import pyarrow as pa
-    import pyarrow.ipc  # pa.ipc is a submodule
-
-    _ARROW[:] = pa, pa.ipc
-    return _ARROW

@@ -20,6 +20,9 @@ MAX_LAYOUTS: Final = 64  # types remembered
 # (64 each) never pin more than 16 MiB
 MAX_CACHED_SCHEMA: Final = 256 << 10
 PAD: Final = tuple(bytes(n) for n in range(8))  # zeros to the next multiple of 8
+# a receiver's pyarrow and pyarrow.ipc, once its first arrow payload imported them
+# (`pyarrow_modules`): an import statement per message costs a few tenths of a microsecond
+PYARROW: list[Any] = []
 
 
 class Layout:
@@ -107,6 +110,16 @@ def readable(pa: Any, schema: Any) -> Any:
         if value_type is not None:
             types.append(value_type)
     return schema
+
+
+def pyarrow_modules() -> list[Any]:
+    """`PYARROW`, imported the first time (by the receivers of kind 4 and kind 7 alike)."""
+    if not PYARROW:
+        import pyarrow as pa
+        import pyarrow.ipc  # pa.ipc is a submodule
+
+        PYARROW[:] = pa, pa.ipc
+    return PYARROW
 
 
 def keep_parsed(cache: dict[bytes, Any], key: bytes, reading: Any, most: int) -> None:
