@@ -2,8 +2,9 @@
 
 A receiver maps a segment once and hands out read-only views backed by a *lease*; when the
 last view of a lease is gone, its `__del__` queues a release notice (`<seg, use>`) for
-the sender's release PULL (node_sdk/shm.py has the format and the sender's pool). The node
-owns one `Releases` queue and one `ShmReader`: there is no module-level state.
+the sender's release PULL (node_sdk/shm_format.py has the format, node_sdk/shm.py the
+sender's pool). The node owns one `Releases` queue and one `ShmReader`: there is no
+module-level state.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any, Final
 import zmq
 
 from node_sdk.errors import NodeError
+from node_sdk.shm_format import MAX_NOTICES, RELEASE, parse_descriptor
 
-# node_sdk.shm (the format, and the sender's pool) is imported at the first notice or
-# descriptor, not with this module: every node makes a `Releases`, few see a large payload
+# node_sdk.shm (the sender's pool) is imported at the first segment mapped, not with this
+# module: every node makes a `Releases`, few see a large payload (the format is a leaf)
 
 FLUSH_AT: Final = 16  # release notices queued before they are sent without waiting for more
 # ... or notices of this many payload bytes: a sender's pool must not run dry of large ones
@@ -57,8 +59,6 @@ class Releases:
     def note(self, endpoint: str, number: int, use: int, nbytes: int = 0) -> None:
         if self.closed:
             return
-        from node_sdk.shm import RELEASE
-
         queue = self.queue
         queue.append((endpoint, RELEASE.pack(number, use)))
         self._held += nbytes
@@ -69,8 +69,6 @@ class Releases:
         if not self.queue or not self._lock.acquire(blocking=False):
             return
         try:
-            from node_sdk.shm import MAX_NOTICES
-
             self._held = 0
             batches: dict[str, list[bytes]] = {}
             queue = self.queue
@@ -143,8 +141,6 @@ class ShmReader:
         """A descriptor frame -> the value (`decode` of the inner kind), backed by the segment
         without a copy. The lease is released (and the sender told) when the last view of it
         is gone: at once for a `str` (decoding copies) or an empty payload."""
-        from node_sdk.shm import parse_descriptor
-
         kind, number, use, nbytes, tail = parse_descriptor(frame)
         try:
             mapping, endpoint = self._mapping(tail)
@@ -170,8 +166,6 @@ class ShmReader:
 
     def discard(self, frame: Any) -> None:
         """Release a descriptor that will never be read (dropped or refused by the inbox)."""
-        from node_sdk.shm import parse_descriptor
-
         try:
             _, number, use, nbytes, tail = parse_descriptor(frame)
         except NodeError:

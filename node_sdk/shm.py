@@ -26,15 +26,18 @@ import mmap
 import os
 import random
 import select
-import struct
 import time
 from typing import Any, Final
 
 import zmq
 
 from node_sdk import paths
-from node_sdk.errors import NodeError
 from node_sdk.log_rate import LogRate
+from node_sdk.shm_format import DESCRIPTOR as DESCRIPTOR
+from node_sdk.shm_format import DESCRIPTOR_MAGIC as DESCRIPTOR_MAGIC
+from node_sdk.shm_format import MAX_NOTICES as MAX_NOTICES
+from node_sdk.shm_format import RELEASE as RELEASE
+from node_sdk.shm_format import parse_descriptor as parse_descriptor
 from node_sdk.shm_names import NAME_PREFIX as NAME_PREFIX
 from node_sdk.shm_names import SHM_DIR as SHM_DIR
 from node_sdk.shm_names import remove_older_generations
@@ -48,12 +51,6 @@ MAX_SEGMENTS: Final = 256
 CLOSE_WAIT_S: Final = 0.5  # close waits this long for receivers to release in-flight segments
 CREATE_TRIES: Final = 16  # names in a row found taken (another process's) before giving up
 WARN_S: Final = 10.0  # a segment that cannot be made is said at most this often
-# descriptor: magic, inner kind, segment number, use token, payload size
-DESCRIPTOR: Final = struct.Struct("<4sBxxxIIQ")
-DESCRIPTOR_MAGIC: Final = b"FLWS"
-RELEASE: Final = struct.Struct("<II")  # segment number, use token; a frame holds 1 or more
-MAX_NOTICES: Final = 1024  # notices in one release frame (the PULL refuses larger frames)
-MAX_TAIL: Final = 4096  # segment name and release endpoint, in a descriptor
 # A size class grows freely up to its working set (a sender may run that far ahead of its
 # receivers); past it, a send with none free first waits for a release for at most what
 # making a segment costs (measured per class), so a burst reuses instead of growing. The
@@ -360,22 +357,6 @@ class Pool:
         elif count:
             log.warning("shared memory: " + what + " (%d times since the last line)", *args,
                         count)  # fmt: skip
-
-
-def parse_descriptor(frame: Any) -> tuple[int, int, int, int, bytes]:
-    """(inner kind, segment number, use, nbytes, tail naming the segment and its sender);
-    NodeError for anything that is not a descriptor."""
-    try:
-        size = len(frame)
-        if size <= DESCRIPTOR.size or size > DESCRIPTOR.size + MAX_TAIL:
-            raise NodeError(f"shared-memory descriptor of {size} bytes")
-        magic, kind, number, use, nbytes = DESCRIPTOR.unpack_from(frame)
-        tail = bytes(frame[DESCRIPTOR.size :])
-    except (TypeError, struct.error):
-        raise NodeError("shared-memory descriptor that is not bytes") from None
-    if magic != DESCRIPTOR_MAGIC:
-        raise NodeError("shared-memory descriptor with a bad magic")
-    return kind, number, use, nbytes, tail
 
 
 def pool_for(

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from node_sdk.errors import NodeError
-from node_sdk.shm import parse_descriptor
+from node_sdk.shm_format import parse_descriptor
 from node_sdk.wire import (
     FLAG_PACKED,
     HEADER,
