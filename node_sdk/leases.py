@@ -13,6 +13,7 @@ import contextlib
 import mmap
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -29,6 +30,9 @@ FLUSH_AT: Final = 16  # release notices queued before they are sent without wait
 # ... or notices of this many payload bytes: a sender's pool must not run dry of large ones
 FLUSH_BYTES: Final = 2 << 20
 _LEASE_TYPES_MAX: Final = 64
+# how often a receiver about to wait looks for segments their senders removed (shm.py's
+# TRIM_IDLE_S): its cached mapping would keep their memory
+SWEEP_S: Final = 1.0
 _KIND_ARROW_IPC: Final = 4  # node_sdk.wire.KIND_ARROW (a leaf: wire is not imported here)
 
 
@@ -131,6 +135,20 @@ class ShmReader:
         # descriptor tail (segment name, release endpoint) -> (mapping, endpoint)
         self._maps: dict[bytes, tuple[mmap.mmap, str]] = {}
         self._lease_types: dict[int, type[Any]] = {}
+        self._next_sweep = 0.0
+
+    def sweep(self) -> None:
+        """Forget the mappings of segments their senders removed, at most once per SWEEP_S
+        (the node's thread, about to wait). A lease keeps its own mapping alive."""
+        if not self._maps or (now := time.monotonic()) < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_S
+        from node_sdk.shm_names import SHM_DIR  # imported with the first mapping already
+
+        for tail in list(self._maps):
+            name = tail.partition(b"\n")[0].decode()  # checked when it was mapped
+            if not os.path.exists(os.path.join(SHM_DIR, name)):
+                del self._maps[tail]
 
     def open_payload(
         self,

@@ -231,6 +231,7 @@ class Events:
                 drained = True
                 continue
             self.releases.flush()  # before idling: what was let go of goes out
+            self.shm.sweep()
             wait = timers.seconds_to_next()
             if deadline is not None:
                 left = deadline - time.monotonic()

@@ -62,6 +62,14 @@ MAX_WORKING_SET: Final = 8
 WORKING_SET_BYTES: Final = 8 << 20
 MIN_WAIT_S: Final = 20e-6
 MAX_WAIT_S: Final = 0.005
+# Past the working set a class grows while its receivers lag; once they caught up, a
+# segment of that excess left free this long is removed, one per acquire.
+TRIM_IDLE_S: Final = 1.0
+# A class whose segments pass this many bytes in all reads the notices at each send, so the
+# segment let go of last (on top) is taken next, still in the caches: read only once the
+# list ran dry, every segment went round, each copy into one the caches had lost (a 1 MiB
+# burst's sender: a quarter more CPU), and none stayed idle. A smaller class skips the look.
+EAGER_BYTES: Final = 1 << 20
 SELECT_FD_LIMIT: Final = 1024  # FD_SETSIZE: select refuses a higher descriptor
 _EVENTS: Final = int(zmq.EVENTS)  # plain ints: an enum member costs a conversion per call
 _POLLIN: Final = int(zmq.POLLIN)
@@ -82,7 +90,7 @@ def _size_class(nbytes: int, minimum: int) -> int:
 class Segment:
     """One shared-memory file of a sender's pool, mapped read-write."""
 
-    __slots__ = ("holders", "map", "name", "number", "out", "size", "tail")
+    __slots__ = ("freed", "holders", "map", "name", "number", "out", "size", "tail")
 
     def __init__(
         self, number: int, name: str, size: int, mapping: mmap.mmap, endpoint: str
@@ -96,6 +104,7 @@ class Segment:
         # notice of a token not here (an older use, a repeat, a forgotten one) is ignored
         self.holders: dict[int, str] = {}
         self.out = False  # acquired and not published yet: the sender is writing or sending it
+        self.freed = 0.0  # when it last went back to the free list (time.monotonic)
 
 
 class Pool:
@@ -135,13 +144,17 @@ class Pool:
             return None
         size = _size_class(nbytes, self._threshold)
         free = self._free.get(size)
-        if not free:
+        if not free or self._made[size] * size > EAGER_BYTES:
             self.poll_releases()
             free = self._free.get(size)
             if not free and self._made.get(size, 0) >= working_set(size):
                 free = self._await_release(size)
         if free:
             segment = free.pop()
+            # the list is in the order its segments came back: the first, idle longest
+            if (free and self._made[size] > working_set(size)
+                    and time.monotonic() - free[0].freed >= TRIM_IDLE_S):  # fmt: skip
+                self._remove(free.pop(0))
         else:
             made = self._create(size)
             if made is None:
@@ -177,7 +190,13 @@ class Pool:
         """`segment` went to its holders; with none it is free again now."""
         segment.out = False
         if not segment.holders:
-            self._free.setdefault(segment.size, []).append(segment)
+            self._free_up(segment)
+
+    def _free_up(self, segment: Segment) -> None:
+        """`segment` is free again: on top of its class's list, the next one taken (the
+        one most likely still in the caches)."""
+        segment.freed = time.monotonic()
+        self._free.setdefault(segment.size, []).append(segment)
 
     def give_back(self, segment: Segment) -> None:
         """An acquired segment that was never sent."""
@@ -198,7 +217,7 @@ class Pool:
             for token in [t for t, node in holders.items() if node == receiver]:
                 del holders[token]
             if not holders and not segment.out:
-                self._free.setdefault(segment.size, []).append(segment)
+                self._free_up(segment)
                 freed += 1
         for size, free in self._free.items():
             while len(free) > working_set(size):
@@ -217,16 +236,18 @@ class Pool:
 
     def poll_releases(self) -> int:
         """Take every release notice that arrived; how many segments became free."""
-        pull = self._pull
+        pull: Any = self._pull  # its EVENTS an int
         if pull is None:
             return 0
         freed = 0
         segments = self._segments
-        while True:
+        # a look at the socket's events costs half of a `recv` that raises Again: at every
+        # large send, most often with nothing there
+        while pull.get(_EVENTS) & _POLLIN:
             try:
                 note = pull.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return freed
+                break
             if not note or len(note) % RELEASE.size:
                 continue
             for number, use in RELEASE.iter_unpack(note):
@@ -234,8 +255,9 @@ class Pool:
                 if segment is None or segment.holders.pop(use, None) is None:
                     continue  # a notice of an older use, a repeat, or a forgotten holder
                 if not segment.holders and not segment.out:
-                    self._free.setdefault(segment.size, []).append(segment)
+                    self._free_up(segment)
                     freed += 1
+        return freed
 
     def _await_release(self, size: int) -> list[Segment] | None:
         """Wait for a segment of `size` to come back, at most what making one costs.

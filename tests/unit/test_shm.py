@@ -312,6 +312,47 @@ def test_past_its_working_set_a_burst_waits_for_a_release_instead_of_growing(
     wait_free(pool, reader)
 
 
+def test_a_bursts_excess_is_removed_once_idle_and_its_receivers_unmap_it(
+    pool: shm.Pool, reader: ShmReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = 70_000
+    limit = _working_set(pool, size)
+    monkeypatch.setattr(shm, "MAX_WAIT_S", 0.001)  # no release comes while all are held
+    held = [receive(reader, send(pool, bytes([i]) * size)) for i in range(limit + 4)]
+    assert len(pool._segments) == limit + 4  # a lagging receiver: the class grew past its set
+    assert len(reader._maps) == limit + 4
+    held.clear()
+    wait_free(pool, reader)
+
+    def cycle() -> None:
+        """One message sent, read and let go, as a steady stream does."""
+        view = receive(reader, send(pool, b"s" * size))
+        assert bytes(view[:1]) == b"s"
+        del view
+        wait_free(pool, reader)
+
+    def files() -> int:
+        return sum(1 for name in os.listdir(shm.SHM_DIR) if name.startswith(pool.prefix))
+
+    for _ in range(8):
+        cycle()
+    assert len(pool._segments) == limit + 4 == files()  # freed just now: not idle yet
+    reader.sweep()
+    assert len(reader._maps) == limit + 4  # every segment is still there: all kept
+    monkeypatch.setattr(shm, "TRIM_IDLE_S", 0.0)  # every free one past the set is idle now
+    for _ in range(limit):
+        cycle()
+    assert len(pool._segments) == limit == files()  # one removed per acquire, down to the set
+    # the receiver, about to wait, forgets the mappings of the removed ones (their memory)
+    reader.sweep()
+    assert len(reader._maps) == limit + 4  # looked at once per SWEEP_S, not at every wait
+    reader._next_sweep = 0.0
+    reader.sweep()
+    assert sorted(reader._maps) == sorted(segment.tail for segment in pool._segments.values())
+    cycle()  # what is left is still read through the cache
+    assert len(reader._maps) == limit
+
+
 def _working_set(pool: shm.Pool, nbytes: int) -> int:
     return shm.working_set(shm._size_class(nbytes, pool._threshold))
 
