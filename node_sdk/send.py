@@ -211,6 +211,7 @@ class Sender:
         view = memoryview(private if private is not None else segment.map)[:nbytes]  # type: ignore[union-attr]
         try:
             yield view
+            extra = output.extra(metadata, fields)  # read now: refused, the segment goes back
         except BaseException:
             if segment is not None:
                 self._pool.give_back(segment)
@@ -218,7 +219,6 @@ class Sender:
         finally:
             with contextlib.suppress(BufferError):
                 view.release()  # a numpy array the user made of it may still export it
-        extra = output.extra(metadata, fields)
         if segment is not None:
             self._send_shared(output, segment, kind, nbytes, extra, segment.map, True)
             return

@@ -62,8 +62,8 @@ MAX_WORKING_SET: Final = 8
 WORKING_SET_BYTES: Final = 8 << 20
 MIN_WAIT_S: Final = 20e-6
 MAX_WAIT_S: Final = 0.005
-# Past the working set a class grows while its receivers lag; once they caught up, a
-# segment of that excess left free this long is removed, one per acquire.
+# Past the working set a class grows while its receivers lag; once they caught up, a segment
+# of that excess left free while others went round this long is removed, one per acquire.
 TRIM_IDLE_S: Final = 1.0
 # A class whose segments pass this many bytes in all reads the notices at each send, so the
 # segment let go of last (on top) is taken next, still in the caches: read only once the
@@ -151,9 +151,10 @@ class Pool:
                 free = self._await_release(size)
         if free:
             segment = free.pop()
-            # the list is in the order its segments came back: the first, idle longest
+            # in the order they came back: the first was not taken while the top went round
+            # that long (wall time would, after a pause, remove what the next burst needs)
             if (free and self._made[size] > working_set(size)
-                    and time.monotonic() - free[0].freed >= TRIM_IDLE_S):  # fmt: skip
+                    and segment.freed - free[0].freed >= TRIM_IDLE_S):  # fmt: skip
                 self._remove(free.pop(0))
         else:
             made = self._create(size)

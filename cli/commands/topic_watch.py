@@ -123,6 +123,7 @@ class Observer:
                 raise
             self.renewed = time.monotonic()
         self.shm.releases.flush()  # the previous message's segment goes back to its sender
+        self.shm.sweep()  # the ones senders removed are unmapped
         if not self.socket.poll(int(timeout * 1000)):
             return None
         frames = self.socket.recv_multipart()

@@ -100,6 +100,7 @@ class Recorder:
                 if message is not None:
                     writer.put(message)
         self.shm.releases.flush()  # the segments just copied go back to their senders
+        self.shm.sweep()  # and the ones their senders removed are unmapped
         return count
 
     def _received(self, topic: str, frames: list[bytes]) -> Received | None:

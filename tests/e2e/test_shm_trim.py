@@ -1,7 +1,7 @@
 """A sender's pool grows past its working set while a receiver stalls, and once the
 receiver has caught up that excess is removed (node_sdk/shm.py, TRIM_IDLE_S) and the
-receiver unmaps it (node_sdk/leases.py, `ShmReader.sweep`): a burst's segments are not
-kept until the node ends, by the sender nor by the receiver."""
+receiver and the run's recorder unmap it (node_sdk/leases.py, `ShmReader.sweep`): a
+burst's segments are not kept until the node ends, by the sender nor by its readers."""
 
 from __future__ import annotations
 
@@ -74,18 +74,34 @@ def _removed_but_mapped(pid: int) -> list[str]:
                 if segment in line and line.endswith("(deleted)\n")]  # fmt: skip
 
 
+def _recorder(path: Path) -> int | None:
+    """The pid of the recorder writing `path` (its command line carries its config)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"daemon.recorder" in cmdline and str(path).encode() in cmdline:
+            return int(pid)
+    return None
+
+
 def test_a_stalls_excess_segments_go_once_the_receiver_caught_up(
     daemon: Path, tmp_path: Path
 ) -> None:
-    run_file, pid_file = tmp_path / "run", tmp_path / "pid"
+    run_file, pid_file, rec = tmp_path / "run", tmp_path / "pid", tmp_path / "trim.mcap"
     yml = write_dataflow(
         tmp_path, YAML.format(run=run_file, pid=pid_file, size=SIZE, burst=BURST),
         {"sender.py": SENDER, "receiver.py": RECEIVER},
     )  # fmt: skip
-    done = flow("start", str(yml), "--detach", "--name", "trim", home=daemon)
+    done = flow("start", str(yml), "--detach", "--name", "trim", "--record", str(rec),
+                home=daemon)  # fmt: skip
     assert done.returncode == 0, done.stderr
     wait_for(lambda: run_file.exists() and pid_file.exists(), "both nodes running")
     run, receiver = run_file.read_text(), int(pid_file.read_text())
+    wait_for(lambda: _recorder(rec) is not None, "the recorder running")
+    recorder = _recorder(rec)
+    assert recorder is not None
     working_set = shm.working_set(256 * 1024)
     most = [0]
 
@@ -96,6 +112,7 @@ def test_a_stalls_excess_segments_go_once_the_receiver_caught_up(
     wait_for(grew, "the pool grows past its working set while the receiver stalls")
     wait_for(lambda: _segments(run) <= working_set, "the excess is removed once idle")
     wait_for(lambda: not _removed_but_mapped(receiver), "the receiver unmaps what was removed")
+    wait_for(lambda: not _removed_but_mapped(recorder), "the recorder unmaps what was removed")
     assert _segments(run) > 0  # the working set itself stays, in use
     stopped = flow("stop", "trim", home=daemon, timeout=BOUND_S * 4)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr

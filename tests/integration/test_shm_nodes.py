@@ -52,6 +52,15 @@ with Node() as node:
             with node.send_output_buffer("out", size) as buf:
                 buf[:8] = i.to_bytes(8, "little")
                 buf[size - 8:] = i.to_bytes(8, "little")
+    elif mode == "refused":  # metadata refused once the block ends: the segment goes back
+        for i in range(n):
+            try:
+                with node.send_output_buffer("out", size, {"x": object()}) as buf:
+                    buf[:8] = i.to_bytes(8, "little")
+            except Exception as exc:
+                published.append(type(exc).__name__)
+        with node.send_output_buffer("out", size) as buf:  # then one that goes
+            buf[:8] = buf[size - 8:] = (0).to_bytes(8, "little")
     pool = node._sender._pool
     info = {"segments": len(pool._segments) if pool else 0,
             "fallbacks": pool.fallbacks if pool else 0, "published": published,
@@ -180,6 +189,19 @@ def test_every_kind_round_trips_through_shared_memory(
                           "head": [{"i": 0, "f": 1.5}, {"i": 1, "f": 1.5}]}  # fmt: skip
     assert values[11]["md5"] == md5(b"0123456789")  # the last: the receiver holds no segment
     assert _segments(run) == []  # every segment was released, so the sender unlinked it
+
+
+def test_a_buffer_whose_metadata_is_refused_gives_its_segment_back(
+    fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
+) -> None:
+    tries = 2 * shm.MAX_WORKING_SET
+    info, [events], _ = _run(fake_daemon, sockdir, spawn, tmp_path, "refused", cleanup,
+                             N=str(tries), SIZE=str(96 * 1024))  # fmt: skip
+    # each refused block's segment given back (published to no one), then one sent
+    assert info["published"] == [0, "NodeError"] * tries + [1]
+    assert info["segments"] == 1  # each refused block's segment was taken again
+    assert events[-1]["seqs"] == [1]
+    assert events[-1]["bad"] == []
 
 
 def test_a_held_view_stays_intact_while_1000_more_arrive(

@@ -17,7 +17,7 @@ import pytest
 import zmq
 
 from daemon.keeper.shm_cleanup import remove_run_segments
-from node_sdk import shm
+from node_sdk import leases, shm
 from node_sdk.errors import NodeError
 from node_sdk.leases import Releases, ShmReader
 from node_sdk.wire import KIND_BYTES, KIND_NUMPY, decode_payload
@@ -318,6 +318,8 @@ def test_a_bursts_excess_is_removed_once_idle_and_its_receivers_unmap_it(
     size = 70_000
     limit = _working_set(pool, size)
     monkeypatch.setattr(shm, "MAX_WAIT_S", 0.001)  # no release comes while all are held
+    monkeypatch.setattr(shm, "TRIM_IDLE_S", 3600.0)  # not idle yet, however slow this runs
+    monkeypatch.setattr(leases, "SWEEP_S", 3600.0)  # one look, however slow this runs
     held = [receive(reader, send(pool, bytes([i]) * size)) for i in range(limit + 4)]
     assert len(pool._segments) == limit + 4  # a lagging receiver: the class grew past its set
     assert len(reader._maps) == limit + 4
@@ -336,7 +338,7 @@ def test_a_bursts_excess_is_removed_once_idle_and_its_receivers_unmap_it(
 
     for _ in range(8):
         cycle()
-    assert len(pool._segments) == limit + 4 == files()  # freed just now: not idle yet
+    assert len(pool._segments) == limit + 4 == files()  # not left out long enough yet
     reader.sweep()
     assert len(reader._maps) == limit + 4  # every segment is still there: all kept
     monkeypatch.setattr(shm, "TRIM_IDLE_S", 0.0)  # every free one past the set is idle now
@@ -351,6 +353,40 @@ def test_a_bursts_excess_is_removed_once_idle_and_its_receivers_unmap_it(
     assert sorted(reader._maps) == sorted(segment.tail for segment in pool._segments.values())
     cycle()  # what is left is still read through the cache
     assert len(reader._maps) == limit
+
+
+def test_after_a_pause_the_next_burst_keeps_the_segments_it_needs(
+    pool: shm.Pool, reader: ShmReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = 70_000
+    limit = _working_set(pool, size)
+    monkeypatch.setattr(shm, "MAX_WAIT_S", 0.001)
+    for _ in range(2):  # two bursts past the working set, a pause of 10 s between them
+        held = [receive(reader, send(pool, b"b" * size)) for _ in range(limit + 4)]
+        held.clear()
+        wait_free(pool, reader)
+        for segment in pool._segments.values():
+            segment.freed -= 10.0
+    assert pool._numbers == limit + 4  # the second burst made none again: none was removed
+
+
+def test_a_large_class_takes_the_segment_let_go_of_last(pool: shm.Pool, reader: ShmReader) -> None:
+    size = 300_000  # a 512 KiB class: its working set passes EAGER_BYTES
+    limit = _working_set(pool, size)
+    assert limit * shm._size_class(size, pool._threshold) > shm.EAGER_BYTES
+    held = [receive(reader, send(pool, b"w" * size)) for _ in range(limit)]
+    held.clear()
+    wait_free(pool, reader)
+    assert pool._pull is not None
+    used = []
+    for _ in range(5):
+        descriptor = send(pool, b"x" * size)
+        used.append(shm.parse_descriptor(descriptor)[1])
+        receive(reader, descriptor)  # read and let go at once
+        reader.releases.flush()
+        assert pool._pull.poll(int(BOUND_S * 1000), zmq.POLLIN)  # its notice came, unread
+    assert len(set(used)) == 1  # each send took the one just let go of, still in the caches
+    wait_free(pool, reader)
 
 
 def _working_set(pool: shm.Pool, nbytes: int) -> int:
