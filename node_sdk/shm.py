@@ -68,7 +68,7 @@ TRIM_IDLE_S: Final = 1.0
 # A class whose segments pass this many bytes in all reads the notices at each send, so the
 # segment let go of last (on top) is taken next, still in the caches: read only once the
 # list ran dry, every segment went round, each copy into one the caches had lost (a 1 MiB
-# burst's sender: a quarter more CPU), and none stayed idle. A smaller class skips the look.
+# burst's sender: up to a third more CPU), and none stayed idle. A smaller class skips it.
 EAGER_BYTES: Final = 1 << 20
 SELECT_FD_LIMIT: Final = 1024  # FD_SETSIZE: select refuses a higher descriptor
 _EVENTS: Final = int(zmq.EVENTS)  # plain ints: an enum member costs a conversion per call
