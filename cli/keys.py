@@ -1,5 +1,6 @@
 """Single keys from the terminal for live views (`flow top`): `q` quits, the terminal is
-put back as it was on the way out, whatever ends the view."""
+put back as it was on the way out, whatever ends the view; SIGTERM and SIGHUP end a live
+view (`flow top`, `flow topic echo|hz`) as Ctrl-C does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 QUIT_KEYS = frozenset(b"qQ")
@@ -66,6 +68,19 @@ class QuitKeys:
             elif QUIT_KEYS.intersection(data):
                 return True
         return False
+
+
+@contextlib.contextmanager
+def signals_end_the_view() -> Iterator[None]:
+    """While entered, SIGTERM and SIGHUP leave through every `with` on the way out (an
+    observer's socket file and subscription, the terminal's mode): their default would
+    leave them as they are."""
+    saved = {sig: signal.signal(sig, _leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _leave(signum: int, frame: object) -> None:

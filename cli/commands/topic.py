@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--count must be 0 (no limit) or more (got {args.count})", BAD_INPUT)
     if args.verb == "hz" and not args.window > 0:
         raise CliError("--window must be more than 0 (try 5s)", BAD_INPUT)
-    with topic_watch.Observer(args.run, args.topic) as observer:
+    from cli.keys import signals_end_the_view
+
+    with signals_end_the_view(), topic_watch.Observer(args.run, args.topic) as observer:
         try:
             if args.verb == "echo":
                 return topic_watch.echo(observer, args.count, args.json)
