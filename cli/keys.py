@@ -1,6 +1,6 @@
 """Single keys from the terminal for live views (`flow top`): `q` quits, the terminal is
 put back as it was on the way out, whatever ends the view; SIGTERM and SIGHUP end a live
-view (`flow top`, `flow topic echo|hz`) as Ctrl-C does."""
+view (`flow top`, `flow topic echo|hz|info`) as Ctrl-C does."""
 
 from __future__ import annotations
 

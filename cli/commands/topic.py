@@ -166,12 +166,13 @@ def _sample(run_ref: str, topic: str, sample_s: float) -> dict[str, Any]:
     """Watch the topic for `sample_s`: how many messages, of which encodings, how large,
     and whether they came inline or in shared memory."""
     from cli.commands.topic_watch import Observer, encoding
+    from cli.keys import signals_end_the_view
     from node_sdk.wire import KIND_EOS, KIND_SHM
 
     encodings: list[str] = []
     transport: set[str] = set()
     sizes: list[int] = []
-    with Observer(run_ref, topic) as observer:
+    with signals_end_the_view(), Observer(run_ref, topic) as observer:
         deadline = time.monotonic() + sample_s
         while len(sizes) < INFO_SAMPLE_MAX and (left := deadline - time.monotonic()) > 0:
             message = observer.next(min(left, 0.5))
