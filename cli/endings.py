@@ -40,9 +40,9 @@ def _own_ending(node: dict[str, Any], forced: bool) -> str:
     sig = node.get("signal")
     process = bool(node.get("process"))  # a process node gets no STOP: SIGTERM at once
     if status == "killed":
-        if forced and (sig == "SIGKILL" or (sig is None and code is None)):
-            return "killed by SIGKILL (no grace left)"
         if sig == "SIGKILL" or (sig is None and code is None):
+            if forced:
+                return "killed by SIGKILL (no grace left)"
             asked = "SIGTERM" if process else "STOP and SIGTERM"
             return f"killed by SIGKILL (it had not ended after {asked})"
         # no grace (`--force`, a second Ctrl-C): STOP, SIGTERM and SIGKILL went out

@@ -23,7 +23,7 @@ class QuitKeys:
     def __init__(self) -> None:
         self._fd: int | None = None
         self._saved: list[Any] | None = None
-        self._handlers: dict[int, Any] = {}
+        self._signals = contextlib.ExitStack()
 
     def __enter__(self) -> QuitKeys:
         import termios
@@ -37,17 +37,15 @@ class QuitKeys:
             self._saved = termios.tcgetattr(fd)
             tty.setcbreak(fd)
         self._fd = fd
-        # SIGTERM and SIGHUP end the view as Ctrl-C does, through every `with` on the way
-        # out (the terminal's mode, the cursor); their default would leave both as they are
-        self._handlers = {sig: signal.signal(sig, _leave) for sig in (signal.SIGTERM,
-                                                                       signal.SIGHUP)}  # fmt: skip
+        # SIGTERM and SIGHUP end the view as Ctrl-C does: the terminal's mode and the cursor
+        # are put back on the way out
+        self._signals.enter_context(signals_end_the_view())
         return self
 
     def __exit__(self, *exc: object) -> None:
         import termios
 
-        for sig, handler in self._handlers.items():
-            signal.signal(sig, handler)
+        self._signals.close()
         if self._fd is not None and self._saved is not None:
             with contextlib.suppress(termios.error, OSError):  # a terminal that hung up
                 termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
