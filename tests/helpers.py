@@ -212,3 +212,11 @@ def pty_ended(child: Any) -> tuple[int | None, str]:
         if child.isalive():
             child.terminate(force=True)
     return child.exitstatus, text
+
+
+def run_segments(run_id: str) -> list[str]:
+    """The names of a run's shared-memory segments in /dev/shm now."""
+    from node_sdk import shm
+
+    prefix = shm.run_prefix(run_id)
+    return [name for name in os.listdir(shm.SHM_DIR) if name.startswith(prefix)]

@@ -10,7 +10,7 @@ import os
 import signal
 from pathlib import Path
 
-from helpers import BOUND_S, flow, wait_for, write_dataflow
+from helpers import BOUND_S, flow, run_segments, wait_for, write_dataflow
 
 from node_sdk import shm
 
@@ -89,11 +89,6 @@ def _sent(files: dict[str, Path]) -> int:
         return 0
 
 
-def _segments(run: str) -> int:
-    prefix = shm.run_prefix(run)
-    return sum(1 for name in os.listdir(shm.SHM_DIR) if name.startswith(prefix))
-
-
 def _node_status(home: Path, node: str) -> str:
     done = flow("node", "info", "gone", node, "--json", home=home)
     assert done.returncode == 0, done.stderr
@@ -110,12 +105,13 @@ def test_a_killed_receiver_gives_back_its_shared_memory(daemon: Path, tmp_path: 
     files = _start(daemon, tmp_path, size=128 * 1024, policy="drop_oldest")
     run = files["run"].read_text()
     wait_for(lambda: _sent(files) >= 20, "the sender sends through shared memory")
-    assert _segments(run) > 0
+    assert run_segments(run)
     os.kill(int(files["pid"].read_text()), signal.SIGKILL)  # restart_policy never: for good
     killed_at = _sent(files)
     # held by the dead receiver, each of these would keep a segment (up to the pool's cap)
     wait_for(lambda: _sent(files) >= killed_at + 60, "the sender goes on sending")
-    wait_for(lambda: _segments(run) <= shm.working_set(128 * 1024) + 2, "the segments come back")
+    wait_for(lambda: len(run_segments(run)) <= shm.working_set(128 * 1024) + 2,
+             "the segments come back")  # fmt: skip
     assert _node_status(daemon, "s") == "running"
     _stop(daemon)
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import BOUND_S, flow, flow_env, wait_for, write_dataflow
+from helpers import BOUND_S, flow, flow_env, run_segments, wait_for, write_dataflow
 
 from node_sdk import shm
 
@@ -65,11 +65,6 @@ nodes:
     inputs: {{x: {{source: s/out, queue_size: 100}}}}
     env: {{PID: '{pid}', GO: '{go}'}}
 """
-
-
-def _segments(run: str) -> int:
-    prefix = shm.run_prefix(run)
-    return sum(1 for name in os.listdir(shm.SHM_DIR) if name.startswith(prefix))
 
 
 def _removed_but_mapped(pid: int) -> list[str]:
@@ -133,12 +128,12 @@ def _trimmed(run: str, readers: list[int]) -> None:
     most = [0]
 
     def grew() -> bool:
-        most[0] = max(most[0], _segments(run))
+        most[0] = max(most[0], len(run_segments(run)))
         return most[0] > working_set
 
     wait_for(grew, "the pool grows past its working set while the receiver stalls")
-    wait_for(lambda: _segments(run) <= working_set, "the excess is removed once idle")
+    wait_for(lambda: len(run_segments(run)) <= working_set, "the excess is removed once idle")
     for pid in readers:
         wait_for(lambda pid=pid: not _removed_but_mapped(pid),  # type: ignore[misc]
                  f"reader {pid} unmaps what was removed")  # fmt: skip
-    assert _segments(run) > 0  # the working set itself stays, in use
+    assert run_segments(run)  # the working set itself stays, in use

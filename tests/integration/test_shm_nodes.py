@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import FakeNodeRouter, node_configs
-from helpers import finish, records
+from helpers import finish, records, run_segments
 
 from daemon.keeper.shm_cleanup import remove_run_segments
 from node_sdk import shm
@@ -158,10 +157,6 @@ def _run(
     return info, [records(out) for out in outs], run
 
 
-def _segments(run: str) -> list[str]:
-    return [n for n in os.listdir(shm.SHM_DIR) if n.startswith(shm.run_prefix(run))]
-
-
 def test_every_kind_round_trips_through_shared_memory(
     fake_daemon: FakeNodeRouter, sockdir: Path, spawn: Any, tmp_path: Path, cleanup: list[str]
 ) -> None:
@@ -196,7 +191,7 @@ def test_every_kind_round_trips_through_shared_memory(
     assert values[10] == {"kind": "arrow", "type": "struct<i: int64, f: double>", "n": 5000,
                           "head": [{"i": 0, "f": 1.5}, {"i": 1, "f": 1.5}]}  # fmt: skip
     assert values[11]["md5"] == md5(b"0123456789")  # the last: the receiver holds no segment
-    assert _segments(run) == []  # every segment was released, so the sender unlinked it
+    assert run_segments(run) == []  # every segment was released, so the sender unlinked it
 
 
 def test_a_buffer_whose_metadata_is_refused_gives_its_segment_back(
@@ -229,7 +224,7 @@ def test_a_held_view_stays_intact_while_1000_more_arrive(
     assert 2 <= info["segments"] < 50  # released segments were reused, the held one never
     # the sender exited while the receiver still held the first view: that segment is left
     # in place (never unlinked under a reader) for the daemon's cleanup at the run's end
-    assert 1 <= len(_segments(run)) <= 2
+    assert 1 <= len(run_segments(run)) <= 2
 
 
 def test_fan_out_shares_one_segment_per_message(
@@ -251,7 +246,7 @@ def test_fan_out_shares_one_segment_per_message(
     # (a loaded machine) makes one more, so the count is a bound, far below one a message
     assert info["segments"] < sent // 2
     # each receiver still held its first and its last message when the sender exited
-    assert 1 <= len(_segments(run)) <= 7
+    assert 1 <= len(run_segments(run)) <= 7
 
 
 def test_drop_oldest_gives_back_the_segments_it_drops(
@@ -269,7 +264,7 @@ def test_drop_oldest_gives_back_the_segments_it_drops(
     assert info["fallbacks"] == 0
     # dropped ones were given back too, and unlinked by the sender as it closed: only the
     # held first and the last (still referenced when the receiver closed) are left
-    assert len(_segments(run)) <= 2 < info["segments"]
+    assert len(run_segments(run)) <= 2 < info["segments"]
 
 
 def test_the_fake_daemon_removes_what_a_sender_left_at_close(
@@ -283,7 +278,7 @@ def test_the_fake_daemon_removes_what_a_sender_left_at_close(
         _, _, run = _run(
             router, sockdir, spawn, tmp_path, "numbered", cleanup, N="1", SIZE=str(96 * 1024)
         )
-        assert _segments(run)  # the held first view: the sender left its segment in place
+        assert run_segments(run)  # the held first view: the sender left its segment in place
     finally:
         router.close()
-    assert _segments(run) == []
+    assert run_segments(run) == []
