@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import zmq
 
-from node_sdk import channel, logbridge, wiring
+from node_sdk import channel, extra_json, logbridge, wiring
 from node_sdk import config as _config
 from node_sdk.errors import NodeError
 from node_sdk.events import Event
@@ -42,6 +42,7 @@ INPUT_RCVHWM: Final = 50_000
 JOIN_TIMEOUT_S: Final = 5.0
 
 _install_excepthook()  # a NodeError nobody caught: one line naming the author's call
+extra_json.load()  # msgspec at import (the fork server's, before it forks), not at a message
 
 __all__ = ["Node", "NodeStatistics", "OutputStatistics"]
 
@@ -255,10 +256,7 @@ class Node(DoraSurface, ParamSurface):
 
     def drain(self) -> list[Event]:
         """Every event that is ready now."""
-        events = []
-        while (event := self._events.next(0)) is not None:
-            events.append(event)
-        return events
+        return list(iter(self.try_recv, None))
 
     def __iter__(self) -> Iterator[Event]:
         return self._events.iterate()

@@ -10,20 +10,23 @@ can only exist once its module is in `sys.modules`, so detection needs no import
 
 from __future__ import annotations
 
-import json
-import json.encoder
-import json.scanner
 import struct
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from node_sdk import arrow_batch, arrow_buffers, arrow_ipc, arrow_layout, numpy_payload
+from node_sdk import (
+    arrow_batch,
+    arrow_buffers,
+    arrow_ipc,
+    arrow_layout,
+    extra_json,
+    numpy_payload,
+)
 from node_sdk.arrow_buffers import BuffersBody
 from node_sdk.arrow_ipc import ArrowBody
 from node_sdk.errors import NodeError
-from node_sdk.strictjson import lone_surrogate
 
 MAGIC: Final = b"FLW1"
 # magic, kind, flags, reserved, generation, seq, timestamp ns, extra length
@@ -67,7 +70,6 @@ MAX_EXTRA_BYTES: Final = 1 << 20  # the header's extra (metadata and type fields
 MAX_FRAME_BYTES: Final = HEADER_SIZE + MAX_EXTRA_BYTES + MAX_INLINE_BYTES
 
 _EMPTY: Final = b""
-_JSON_SEPARATORS: Final = (",", ":")
 _METADATA_SCALARS: Final = (str, int, float, bool, type(None))
 
 
@@ -126,32 +128,6 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     return checked
 
 
-_FLAT: Final = frozenset({str, int, float, bool, type(None)})  # exact types: the fast path
-
-
-def _refuse(value: object) -> None:
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _json_encoder() -> Callable[[Any], str]:
-    """obj -> compact JSON text: the C encoder made once. `json.dumps` makes one per call,
-    which is most of what a small dict costs."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the C accelerator
-        return json.JSONEncoder(separators=_JSON_SEPARATORS, ensure_ascii=False).encode
-    # markers None: no cycle check, the values are flat; the rest are json.dumps's defaults
-    chunks = make(None, _refuse, json.encoder.encode_basestring, None, ":", ",",
-                  False, False, True)  # fmt: skip
-    return lambda obj: "".join(chunks(obj, 0))
-
-
-_encode_json = _json_encoder()
-# the scanner itself: JSONDecoder.decode adds two regex matches for surrounding whitespace
-_scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
-    json.JSONDecoder()  # type: ignore[arg-type]  # typeshed types the argument wrongly
-)
-
-
 def encode_extra(
     source: str | None,
     metadata: Mapping[str, Any] | None = None,
@@ -167,28 +143,24 @@ def encode_extra(
         extra.update(fields)
     if not extra:
         return _EMPTY
-    return _encode_json(extra).encode()
+    return extra_json.dumps(extra)
 
 
 def metadata_extra(source_tail: bytes, metadata: Mapping[str, Any]) -> bytes:
     """`encode_extra(source, metadata)` for a sender that has `source_tail(source)`.
 
-    Flat metadata of exact scalar types (nearly all of it) is checked with one loop and
-    encoded by the C encoder; anything else takes `validate_metadata`, which names the
-    key at fault.
+    Flat metadata of exact scalar types and finite floats (nearly all of it) is checked
+    with one loop and encoded by msgspec; anything else takes `validate_metadata`, which
+    names the key at fault, and the standard library's encoder.
     """
-    if type(metadata) is dict:
-        for key, value in metadata.items():
-            if type(key) is not str or type(value) not in _FLAT:
-                break
-        else:
-            return b'{"m":' + _encode_json(metadata).encode() + source_tail
-    return b'{"m":' + _encode_json(validate_metadata(metadata)).encode() + source_tail
+    if type(metadata) is dict and extra_json.is_finite_flat(metadata):
+        return b'{"m":' + extra_json.dumps_finite(metadata) + source_tail
+    return b'{"m":' + extra_json.dumps(validate_metadata(metadata)) + source_tail
 
 
 def source_tail(source: str) -> bytes:
     """The end of an extra with metadata: the source key and the closing brace."""
-    return b',"s":' + _encode_json(source).encode() + b"}"
+    return b',"s":' + extra_json.dumps(source) + b"}"
 
 
 def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
@@ -196,14 +168,11 @@ def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        text = str(raw, "utf-8")
-        extra, end = _scan_json(text, 0)
-    except (ValueError, StopIteration, RecursionError) as exc:  # bounded by the C scanner
-        raise NodeError(f"data frame extra is not JSON: {exc!r}") from None
-    if end != len(text) or not isinstance(extra, dict):
+        extra = extra_json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # bounded: both readers stop at the limit
+        raise NodeError(f"data frame extra is not valid JSON: {exc}") from None
+    if type(extra) is not dict:
         raise NodeError("data frame extra is not one JSON object")
-    if lone_surrogate(text, extra):  # a relay sending its metadata on would raise then
-        raise NodeError("data frame extra with a string that is not valid Unicode")
     source = extra.get("s")
     if source is not None and type(source) is not str:
         raise NodeError("data frame extra names a source that is not a string")
