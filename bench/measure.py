@@ -75,6 +75,7 @@ def summarize(
         lat: list[int] = []
         recv_cpu: list[float] = []
         rates: list[float] = []
+        delivered: list[float] = []
         for recv in recvs:
             got = recv["stamps"]
             lat.extend(got[i] - sent[i] for i in range(start, min(end, len(got), len(sent))))
@@ -84,6 +85,13 @@ def summarize(
             if name == "burst" and len(got) >= end and count:
                 seconds = (got[end - 1] - sent[start]) / 1e9
                 rates.append(count / seconds if seconds > 0 else 0.0)
+                delivered.append(rates[-1])
+            elif name == "burst" and count and len(sent) > start:
+                # lost some: what arrived after the burst's first send is the burst's (the
+                # paced phases ended an interval before it), whichever messages were lost
+                came = [t for t in got if t >= sent[start]]
+                seconds = (came[-1] - sent[start]) / 1e9 if came else 0.0
+                delivered.append(len(came) / seconds if seconds > 0 else 0.0)
         lat.sort()
         out[name] = {
             "p50_us": statistics.median(lat) / 1000 if lat else None,
@@ -93,6 +101,8 @@ def summarize(
         }
         if name == "burst":
             out[name]["msgs_per_s"] = min(rates) if rates else None  # the slowest receiver
+            # the same where nothing was lost; where something was, the rate of what came
+            out[name]["delivered_per_s"] = min(delivered) if delivered else None
         start = end
     return out
 

@@ -367,7 +367,9 @@ def render(report: dict[str, Any], payloads_only: bool = False) -> str:
         rounds > 1) else []  # fmt: skip
     for name, rows in report["kinds"].items():
         parts += [f"### {name}", "", tables.kind_table(rows), ""]
-    parts += ["Targets up to 64 KiB (send_output rows, worst over kinds and pacings):"]
+    parts += ["A burst rate in parentheses is of a system that lost messages: the rate of what"
+              " came.", "", "Targets up to 64 KiB (send_output rows, worst over kinds and "
+              "pacings; against dora up to 1 KiB):"]  # fmt: skip
     parts += [*tables.targets(report), ""]
     if not payloads_only:
         parts.append(tables.other_table(report, START_RUNS))
