@@ -104,8 +104,8 @@ def targets(report: dict[str, Any]) -> list[str]:
                 note("lost (0)", flow["lost"], f"{kind} {size_label}", True)
             if by.get("size", 0) <= KIB:
                 dora = by.get("dora")
-                lossy = " (dora lost messages: its rate of what came)" if dora and dora.get(
-                    "lost") else ""  # fmt: skip
+                lossy = " (dora lost messages in a run: the rate of what came)" if dora and \
+                    dora.get("lost") else ""  # fmt: skip
                 note("burst rate flow/dora (>= 5)", _div(flow, dora, "burst", "delivered_per_s"),
                      f"{kind} {size_label}{lossy}", False)  # fmt: skip
     return [f"- worst {name}: {value:.2f} ({where})" for name, (value, where) in worst.items()]
