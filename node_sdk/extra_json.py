@@ -48,7 +48,7 @@ _std_scan: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scan
     json.JSONDecoder()  # type: ignore[arg-type]  # typeshed types the argument wrongly
 )
 
-# msgspec's, once loaded; until then the standard library's stand in (`load` swaps them)
+# msgspec's, made by `load` (at the first encode or decode at the latest)
 _fast_encode: Callable[[Any], bytes] | None = None
 _fast_decode: Callable[[bytes | memoryview], Any] | None = None
 _fast_refusals: tuple[type[BaseException], ...] = (RecursionError,)
