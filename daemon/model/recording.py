@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from daemon.model import recording_floats
 from node_sdk import arrow_buffers, arrow_ipc, arrow_layout
 from node_sdk.errors import NodeError
 from node_sdk.wire import KIND_ARROW, KIND_BYTES, KIND_NONE, KIND_NUMPY, KIND_STR, decode_payload
@@ -45,6 +46,9 @@ SCHEMA: Final[dict[str, Any]] = {
         "dtype": {"type": "string", "description": "numpy dtype (e.g. <f4)"},
         "shape": {"type": "array", "items": {"type": "integer"}},
         "arrow_type": {"type": "string", "description": "the Arrow array's type"},
+        "nonfinite": {"type": "array", "items": {"type": "array"},
+                      "description": "metadata places ([key] or [key, index]) of floats "
+                                     "written as \"NaN\", \"Infinity\" or \"-Infinity\""},
     },
     "required": ["seq", "generation", "metadata", "kind"],
 }  # fmt: skip
@@ -70,8 +74,11 @@ def encode_message(
     name = KIND_NAMES.get(kind)
     if name is None:
         raise ValueError(f"payload kind {kind} cannot be recorded")
+    spelled, nonfinite = recording_floats.written(metadata)
     record: dict[str, Any] = {"seq": seq, "generation": generation,
-                              "metadata": dict(metadata), "kind": name}  # fmt: skip
+                              "metadata": spelled, "kind": name}  # fmt: skip
+    if nonfinite:
+        record["nonfinite"] = nonfinite
     if kind == KIND_STR:
         record["value"] = str(payload, "utf-8")
     if kind == KIND_NUMPY:
@@ -116,6 +123,8 @@ def decode_message(data: bytes | memoryview) -> tuple[Any, dict[str, Any], int]:
         record = json.loads(bytes(data))
         kind = record.get("kind")
         metadata = dict(record.get("metadata") or {})
+        if "nonfinite" in record:
+            recording_floats.read(metadata, record["nonfinite"])
         seq = int(record.get("seq", 0))
         if kind == "none":
             return None, metadata, seq

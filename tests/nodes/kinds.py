@@ -3,9 +3,11 @@
 `text` str, `raw` bytes, `array` a 2x3 float32 numpy array, `table` a pyarrow int64 array
 with a null, `big` a 1 MiB uint8 numpy array (it travels in shared memory), `empty` None,
 `point` a pyarrow struct of two rows (uint32 x, float64 y: the batch flow writes, kind 4).
-Each value is made from the tick's number, so a receiver can tell them apart.
+Each value is made from the tick's number, so a receiver can tell them apart; the
+metadata holds a NaN and an infinity too (a recording keeps them as standard JSON).
 """
 
+import math
 import os
 
 import numpy as np
@@ -18,7 +20,7 @@ sent = 0
 
 
 def send_round(node: Node, n: int) -> None:
-    meta = {"i": n, "tag": f"m{n}"}
+    meta = {"i": n, "tag": f"m{n}", "q": [n / 2, math.nan], "top": math.inf}
     node.send_output("text", f"hello {n}", meta)
     node.send_output("raw", bytes([n % 256, 0, 255]), meta)
     node.send_output("array", np.arange(6, dtype=np.float32).reshape(2, 3) + n, meta)

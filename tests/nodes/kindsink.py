@@ -1,4 +1,5 @@
-"""Test node: print each value it gets as `got INPUT KIND DESCRIPTION meta=I`, one line each.
+"""Test node: print each value it gets as `got INPUT KIND DESCRIPTION meta=I q=Q top=T`,
+one line each (I, Q, T: metadata keys).
 
 The description is exact for small values (numpy dtype, shape and items; arrow type and
 items; bytes in hex) and a checksum for large ones, so two runs' lines can be compared.
@@ -34,7 +35,8 @@ def describe(value: object) -> str:
 with Node() as node:
     for event in node:
         if event["type"] == "INPUT":
-            meta = event["metadata"].get("i")
+            extra = event["metadata"]
+            meta = f"{extra.get('i')} q={extra.get('q')!r} top={extra.get('top')!r}"
             if TIMES:
                 with open(TIMES, "a") as times:
                     times.write(f"{event['id']} {time.monotonic()}\n")
