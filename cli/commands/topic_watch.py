@@ -7,6 +7,7 @@ import datetime as dt
 import errno
 import itertools
 import json
+import math
 import os
 import secrets
 import time
@@ -304,8 +305,23 @@ def _echo(observer: Observer, count: int, as_json: bool, skipped: Skipped) -> in
 def _json_line(record: dict[str, Any]) -> None:
     from cli import render
 
-    text = json.dumps(record, default=str)  # metadata values are JSON already; be safe
+    try:  # metadata values are JSON already; `default` to be safe
+        text = json.dumps(record, default=str, allow_nan=False)
+    except ValueError:  # a NaN or an infinity: a bare token no reader but Python's takes
+        text = json.dumps(_spelled(record), default=str, allow_nan=False)
     render.out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _spelled(value: Any) -> Any:
+    """`value` with each NaN and infinity as the string JSON mappings use ("NaN",
+    "Infinity", "-Infinity"; as docs/recording.md), through dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _spelled(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_spelled(item) for item in value]
+    return value
 
 
 class RateWindow:

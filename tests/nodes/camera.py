@@ -1,5 +1,8 @@
 """Test node: a camera; sends a 240x320 RGB frame (above the shared-memory threshold) on
-`image` at every tick, with its number in the metadata."""
+`image` at every tick, with its number in the metadata (and a NaN, as a
+camera without an exposure reading might send)."""
+
+import math
 
 import numpy as np
 
@@ -12,4 +15,4 @@ with Node() as node:
         if event["type"] == "INPUT":
             sent += 1
             frame[0, 0, 0] = sent % 256
-            node.send_output("image", frame, {"frame": sent})
+            node.send_output("image", frame, {"frame": sent, "exposure": math.nan})
