@@ -42,8 +42,17 @@ def test_quickstart_runs_in_the_foreground(flow_home: Path) -> None:
     assert "succeeded" in done.stdout
 
 
-def test_up_start_list_logs_stop_down(daemon: Path) -> None:
-    yml = REPO / "dataflows/quickstart/dataflow.yml"
+def test_up_start_list_logs_stop_down(daemon: Path, tmp_path: Path) -> None:
+    # the quickstart, counting long enough that a loaded machine's slow CLI steps cannot
+    # see it end by itself (5 s) before `flow stop`
+    folder = REPO / "dataflows/quickstart"
+    text = (folder / "dataflow.yml").read_text()
+    for script in ("source.py", "transform.py", "sink.py"):
+        text = text.replace(f"path: {script}", f"path: {folder / script}")
+    counter = "outputs:\n      - counter\n"
+    text = text.replace(counter, counter + "    env: {COUNT: '100000'}\n")
+    yml = tmp_path / "dataflow.yml"
+    yml.write_text(text)
     started = flow("start", str(yml), "--detach", "--name", "demo", home=daemon)
     assert started.returncode == 0, started.stderr
     wait_for_log(daemon, "demo", "sink", "sink received")
