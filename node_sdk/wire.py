@@ -169,7 +169,7 @@ def decode_extra(raw: bytes | memoryview) -> dict[str, Any]:
         return {}
     try:
         extra = extra_json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # bounded: both readers stop at the limit
+    except (ValueError, RecursionError) as exc:  # bounded: extra_json.loads says how
         raise NodeError(f"data frame extra is not valid JSON: {exc}") from None
     if type(extra) is not dict:
         raise NodeError("data frame extra is not one JSON object")

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,3 +80,32 @@ def test_the_standard_librarys_readings_are_kept() -> None:
 def test_a_hostile_extra_is_refused_with_a_reason(raw: bytes, problem: str) -> None:
     with pytest.raises(NodeError, match=problem):
         wire.decode_extra(raw)
+
+
+@pytest.mark.parametrize("number", [19446744073709551617, -19446744073709551617, 2**64, -(2**63)])
+def test_integers_past_64_bits_read_back_exactly(number: int) -> None:
+    # msgspec 0.18 read the first two as 1000000000000000001 (its issue 701): >= 0.19 here
+    extra = wire.decode_extra(wire.metadata_extra(wire.source_tail("a/out"), {"id": number}))
+    assert extra["m"]["id"] == number
+
+
+def test_surrounding_whitespace_reads_on_either_path() -> None:
+    assert extra_json.loads(b' {"a":1}\n') == {"a": 1}
+    assert math.isnan(extra_json.loads(b' {"a":NaN}\n')["a"])  # the standard library's path
+
+
+def test_deep_nesting_under_a_raised_recursion_limit_is_refused_not_a_crash() -> None:
+    # msgspec takes more C stack per level than json's scanner: many brackets go to the
+    # latter, which stops at the limit before the C stack (a segfault) on an 8 MiB stack
+    code = (
+        "import sys; sys.setrecursionlimit(30_000)\n"
+        "from node_sdk import NodeError, wire\n"
+        "try:\n"
+        "    wire.decode_extra(b'{\"m\":' + b'[' * 500_000 + b']' * 500_000 + b'}')\n"
+        "except NodeError as exc:\n"
+        "    print('refused', exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=Path(wire.__file__).parents[1])  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.startswith("refused"), done.stdout
