@@ -24,7 +24,10 @@ from typing import Any, Final
 from node_sdk.strictjson import lone_surrogate
 
 _FLAT: Final = frozenset({str, int, float, bool, type(None)})  # exact types: the fast path
-# a flow sender's extra has at most three levels and a bracket pair per list of metadata
+# msgspec reads an extra this short whole (at most 2048 levels: well under 1 MiB of C
+# stack), or one with this few brackets (a flow sender's has three levels, and a pair per
+# list in its metadata); any other goes to the standard library (see `loads`)
+FAST_BYTES: Final = 4096
 MAX_FAST_BRACKETS: Final = 64
 _JSON_SPACE: Final = " \t\n\r"
 
@@ -102,13 +105,14 @@ def loads(raw: bytes | memoryview) -> Any:
     """The one JSON value in `raw`, read as `json.loads` reads it.
 
     ValueError when `raw` is not UTF-8, not JSON, more than one value, or holds a lone
-    surrogate; RecursionError when nested past the interpreter's limit. Text with more
-    than `MAX_FAST_BRACKETS` brackets goes to the standard library's scanner whole: msgspec
-    takes about 2.5 times its C stack per level of nesting, so under a recursion limit a
-    node raised, a hostile frame's nesting could exhaust the C stack before either stops.
+    surrogate; RecursionError when nested past the interpreter's limit. Text past
+    `FAST_BYTES` with more than `MAX_FAST_BRACKETS` brackets goes to the standard library's
+    scanner whole: msgspec takes about 2.5 times its C stack per level of nesting, so under
+    a recursion limit a node raised, a hostile frame's nesting could exhaust the C stack
+    before either reader stops.
     """
     data = raw if type(raw) is bytes else bytes(raw)
-    if data.count(b"[") + data.count(b"{") <= MAX_FAST_BRACKETS:
+    if len(data) <= FAST_BYTES or data.count(b"[") + data.count(b"{") <= MAX_FAST_BRACKETS:
         decode = _fast_decode
         if decode is None:
             load()
