@@ -46,7 +46,7 @@ _SURROGATE_ESCAPE_TEXT: Final = re.compile(_SURROGATE_ESCAPE.pattern.decode())
 
 
 def lone_surrogate(data: bytes | str, obj: Any) -> bool:
-    """Whether `obj`, parsed from `data`, holds a string with a lone surrogate (`"\ud800"`):
+    """Whether `obj`, parsed from `data`, holds a string with a lone surrogate (`"\\ud800"`):
     valid JSON, a Python str that cannot be encoded, so a store write, a log line or a
     reply made of it raises. Only text with a surrogate escape is looked at further (a
     pair of them is one character: fine)."""
