@@ -54,16 +54,28 @@ _std_scan: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scan
     json.JSONDecoder()  # type: ignore[arg-type]  # typeshed types the argument wrongly
 )
 
-# msgspec's, made by `load` (at the first encode or decode at the latest)
-_fast_encode: Callable[[Any], bytes] | None = None
-_fast_decode: Callable[[bytes | memoryview], Any] | None = None
+
+
+def _encode_first(obj: Any) -> bytes:
+    load()  # replaces `_fast_encode` by msgspec's
+    return _fast_encode(obj)
+
+
+def _decode_first(data: bytes) -> Any:
+    load()  # replaces `_fast_decode` by msgspec's
+    return _fast_decode(data)
+
+
+# msgspec's once `load` made them; until then, stand-ins that call `load` first
+_fast_encode: Callable[[Any], bytes] = _encode_first
+_fast_decode: Callable[[bytes], Any] = _decode_first
 _fast_refusals: tuple[type[BaseException], ...] = (RecursionError,)
 
 
 def load() -> None:
     """Import msgspec and make its encoder and decoder (once)."""
     global _fast_encode, _fast_decode, _fast_refusals
-    if _fast_decode is not None:
+    if _fast_decode is not _decode_first:
         return
     import msgspec.json  # deferred: see the docstring above
 
@@ -87,12 +99,7 @@ def is_finite_flat(mapping: dict[Any, Any]) -> bool:
 def dumps_finite(obj: Any) -> bytes:
     """`obj` as compact UTF-8 JSON, by msgspec: only for values without a NaN or an
     infinity in them (a str with a lone surrogate raises UnicodeEncodeError, as `dumps`)."""
-    encode = _fast_encode
-    if encode is None:
-        load()
-        encode = _fast_encode
-        assert encode is not None
-    return encode(obj)
+    return _fast_encode(obj)
 
 
 def dumps(obj: Any) -> bytes:
@@ -113,15 +120,15 @@ def loads(raw: bytes | memoryview) -> Any:
     """
     data = raw if type(raw) is bytes else bytes(raw)
     if len(data) <= FAST_BYTES or data.count(b"[") + data.count(b"{") <= MAX_FAST_BRACKETS:
-        decode = _fast_decode
-        if decode is None:
-            load()
-            decode = _fast_decode
-            assert decode is not None
         try:
-            return decode(data)
-        except _fast_refusals:
-            pass  # the standard library reads it (NaN, Infinity), or says what is wrong
+            return _fast_decode(data)
+        except _fast_refusals:  # NaN or Infinity, or not JSON: the standard library says
+            return _std_loads(data)
+    return _std_loads(data)
+
+
+def _std_loads(data: bytes) -> Any:
+    """`loads` by the standard library's scanner alone."""
     text = str(data, "utf-8").strip(_JSON_SPACE)  # as msgspec and json.loads, around it
     try:
         value, end = _std_scan(text, 0)

@@ -15,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.model.recording_floats import spelled
+
 RENEW_S = 1.0
 JSON_ITEMS = 1024  # arrays up to this many elements are given whole in --json, else a preview
 PREVIEW_BYTES = 32
@@ -313,10 +315,10 @@ def _json_line(record: dict[str, Any]) -> None:
 
 
 def _spelled(value: Any) -> Any:
-    """`value` with each NaN and infinity as the string JSON mappings use ("NaN",
-    "Infinity", "-Infinity"; as docs/recording.md), through dicts and lists."""
+    """`value` with each NaN and infinity spelled as a recording spells it, through dicts
+    and lists."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return spelled(value)
     if isinstance(value, dict):
         return {key: _spelled(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

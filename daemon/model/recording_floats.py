@@ -19,7 +19,8 @@ _SPELLING: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.in
 MAX_NONFINITE: Final = 1 << 16  # a hostile file's list is refused past this many entries
 
 
-def _spelled(value: float) -> str:
+def spelled(value: float) -> str:
+    """A NaN or an infinity as JSON mappings write it (also `flow topic echo --json`)."""
     if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
@@ -35,13 +36,13 @@ def written(metadata: Mapping[str, Any]) -> tuple[dict[str, Any], list[list[Any]
     where: list[list[Any]] = []
     for key, value in metadata.items():
         if _nonfinite(value):
-            out[key] = _spelled(value)
+            out[key] = spelled(value)
             where.append([key])
         elif type(value) is list and any(_nonfinite(item) for item in value):
             items = list(value)
             for index, item in enumerate(items):
                 if _nonfinite(item):
-                    items[index] = _spelled(item)
+                    items[index] = spelled(item)
                     where.append([key, index])
             out[key] = items
         else:
@@ -65,8 +66,8 @@ def read(metadata: dict[str, Any], where: object) -> dict[str, Any]:
                 raise ValueError(f"a recorded message with a `nonfinite` place {place!r:.60}")
         elif not isinstance(key, str) or key not in metadata:
             raise ValueError(f"a recorded message with a `nonfinite` place {place!r:.60}")
-        spelled = holder[key]
-        if not isinstance(spelled, str) or spelled not in _SPELLING:
+        text = holder[key]
+        if not isinstance(text, str) or text not in _SPELLING:
             raise ValueError(f"a recorded message whose `nonfinite` {place!r:.60} is not one")
-        holder[key] = _SPELLING[spelled]
+        holder[key] = _SPELLING[text]
     return metadata
